@@ -1,0 +1,40 @@
+# latentlab developer commands. `make demo` and `make test` set up .venv first if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.latentlab-installed
+# torch for this machine: these releases install from a local copy here (CPU use; the
+# torchvision that open_clip needs breaks beside other torch wheels). Override on your own
+# machine, e.g. `make TORCH="torch torchvision" test`.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: help setup demo test test-fast bench clean
+
+help:
+	@echo "make demo   - set up .venv if needed, render a morph on the embedded model (renders/demo/)"
+	@echo "make test   - set up .venv if needed, run the test suite"
+	@echo "make bench  - run the CPU benchmarks"
+	@echo "make clean  - remove renders/ and caches (keeps .venv)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m latentlab.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -x -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/render_speed.py --tiny
+
+clean:
+	rm -rf renders .pytest_cache .hypothesis

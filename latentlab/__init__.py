@@ -1,0 +1,91 @@
+"""latentlab: explore CLIP latent space the DALL-E 2 way.
+
+Encode images and texts into a CLIP space, compose trajectories with slerp, text diffs and
+embedding arithmetic, render every point with an unCLIP decoder and assemble videos::
+
+    import latentlab as ll
+    enc = ll.create_encoder("mini")
+    dec = ll.create_decoder("mini")
+    z_img = enc.encode_image(["phone.png"])
+    z_src, z_dst = enc.encode_text(["a mobile phone", "an old telephone"]).split(1)
+    path = ll.Trajectory.text_diff(z_img, z_src, z_dst, frames=48)
+    frames = dec.render(path, seed=0)
+    ll.write_video(frames, "morph.mp4", fps=24)
+
+Heavy libraries (open_clip, diffusers, imageio) load on first use, so importing is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpaceError, SpecError
+from .presets import create_decoder, create_encoder, create_prior, get_preset, list_presets
+from .space import space_of, tag
+
+# name -> module that defines it; imported on first attribute access (PEP 562)
+_LAZY = {
+    # operators
+    "lerp": "ops",
+    "nlerp": "ops",
+    "slerp": "ops",
+    "text_diff": "ops",
+    "text_diff_direction": "ops",
+    "arithmetic": "ops",
+    "spherical_mean": "ops",
+    "project_out": "ops",
+    "amplify": "ops",
+    "cosine": "ops",
+    "similarity_matrix": "ops",
+    # trajectories and specs
+    "Trajectory": "trajectory",
+    "Segment": "trajectory",
+    "Spec": "spec",
+    "load_spec": "spec",
+    # rendering
+    "render": "render",
+    "render_spec": "jobs",
+    "RenderResult": "jobs",
+    # assembler
+    "write_video": "video",
+    "contact_sheet": "video",
+    "read_video": "video",
+    "save_image": "video",
+    "load_image": "video",
+    # stages
+    "Encoder": "encoders",
+    "EmbeddingCache": "encoders",
+    "Decoder": "decoders.base",
+}
+
+__all__ = [
+    "__version__",
+    "LatentlabError",
+    "ArgumentError",
+    "SpaceError",
+    "SpecError",
+    "ModelNotAvailableError",
+    "create_encoder",
+    "create_decoder",
+    "create_prior",
+    "get_preset",
+    "list_presets",
+    "space_of",
+    "tag",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latentlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,220 @@
+"""``latentlab``: the command line, a thin front over :func:`latentlab.render_spec`.
+
+Every rendering verb builds a render spec and renders it, so anything the CLI does can be
+written as a spec file (``--save-spec``) and replayed with ``latentlab render SPEC``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import LatentlabError
+
+EPILOG = """\
+examples:
+  latentlab presets
+  latentlab morph phone.png --to "an old telephone" --from "a mobile phone"
+  latentlab interpolate starry.png dogs.png --frames 72 --easing ease-in-out
+  latentlab interpolate cat.png "text:a watercolor painting of a cat"
+  latentlab variations cat.png -n 8
+  latentlab render examples/morph.toml
+
+Output: frames, embeddings and manifest.json go into the render folder (renders/<name>/ by
+default), the video next to it (renders/<name>.mp4). Run the same command again after an
+interruption and it resumes where it stopped.
+"""
+
+
+def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
+    g = p.add_argument_group("model and sampling")
+    g.add_argument("--preset", default=None, help="model preset (see `latentlab presets`); default: mini")
+    g.add_argument("--seed", type=int, default=None, help="seed of the starting noise (default 0)")
+    g.add_argument("--noise", choices=("shared", "per-frame"), default=None, help="shared noise (no flicker, default) or per-frame")
+    g.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
+    g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
+    g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    if frames:
+        g.add_argument("--frames", type=int, default=None, help="frames per segment, end keyframe excluded (default 48)")
+        g.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out"), default=None)
+    o = p.add_argument_group("output")
+    o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
+    o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
+    o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None, help="video format (default mp4)")
+    o.add_argument("--fps", type=float, default=None, help="frames per second (default 24)")
+    o.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE for the video")
+    o.add_argument("--hold-first", type=int, default=None, help="extra frames showing the first frame")
+    o.add_argument("--hold-last", type=int, default=None, help="extra frames showing the last frame")
+    o.add_argument("--pingpong", action="store_true", default=None, help="play forwards then backwards")
+    o.add_argument("--name", default=None, help="name of the render (folder and video file names)")
+    o.add_argument("--overwrite", action="store_true", help="replace a different render found in --out-dir")
+    o.add_argument("--save-spec", default=None, metavar="PATH", help="also write the spec (.toml/.json) to PATH")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+SPEC_KEYS = (
+    "preset", "seed", "noise", "steps", "guidance_scale", "batch_size", "frames", "easing",
+    "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
+)  # fmt: skip
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in SPEC_KEYS if getattr(args, k, None) is not None}
+
+
+def _keyframe(arg: str) -> dict[str, Any]:
+    if arg.startswith("text:"):
+        return {"text": arg[5:]}
+    return {"image": str(Path(arg).expanduser().resolve())}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentlab",
+        description="Explore CLIP latent space: morphs, interpolations and variations rendered by unCLIP decoders.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"latentlab {__import__('latentlab').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("presets", help="list the model presets and whether their weights are here")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser(
+        "morph",
+        help="edit an image with a DALL-E 2 text diff (e.g. a phone turning into an old telephone)",
+        description="Slerp an image's embedding towards the text diff normalize(to - from). "
+        "theta is the fraction of the way to the text-diff direction: 0.25-0.5 is usual; beyond "
+        "about 0.5 the image's identity is lost.",
+    )
+    p.add_argument("image", help="path of the starting image")
+    p.add_argument("--to", required=True, help="caption of where to go, e.g. 'an old telephone'")
+    p.add_argument("--from", dest="source", default=None, help="caption of the image (default: 'a photo')")
+    p.add_argument("--theta", type=float, default=0.5, help="how far to go, in [0, 1] (default 0.5)")
+    _common(p)
+
+    p = sub.add_parser(
+        "interpolate",
+        help="morph through two or more keyframes (images, or text:CAPTION via the prior)",
+        description="Slerp between keyframes. A keyframe is an image path, or text:CAPTION, "
+        "which the preset's prior turns into an image embedding.",
+    )
+    p.add_argument("keyframes", nargs="+", help="image paths or text:CAPTION, at least two")
+    _common(p)
+
+    p = sub.add_parser("variations", help="decode one image's embedding with N different noises")
+    p.add_argument("image", help="path of the image")
+    p.add_argument("-n", "--num", type=int, default=8, help="number of variations (default 8)")
+    _common(p, frames=False)
+
+    p = sub.add_parser("render", help="render a spec file (.toml or .json)")
+    p.add_argument("spec", help="path of the spec file")
+    _common(p)
+    return parser
+
+
+def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
+    from .jobs import render_spec
+    from .spec import load_spec
+
+    spec = load_spec(spec_dict, **_overrides(args))
+    if args.save_spec:
+        spec.save(args.save_spec)
+    out_dir = args.out_dir
+    try:
+        result = render_spec(
+            spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device
+        )
+    except KeyboardInterrupt:
+        from .jobs import default_out_dir
+
+        where = out_dir or default_out_dir(spec)
+        print(f"\ninterrupted: finished frames are kept in {where}/; run the same command again to resume.", file=sys.stderr)
+        return 130
+    print(f"video:         {result.video}")
+    print(f"contact sheet: {result.contact_sheet}")
+    print(f"frames:        {result.out_dir}/ ({len(result.frames)} frames, manifest.json)")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    import json
+
+    from .presets import PRESETS, weights_status
+
+    rows = []
+    for p in PRESETS.values():
+        rows.append(
+            {
+                "name": p.name,
+                "space": p.space,
+                "dim": p.dim,
+                "resolution": p.resolution,
+                "prior": p.prior is not None,
+                "licence": p.licence,
+                "download_gb": p.download_gb,
+                "gpu_memory_gb": p.gpu_memory_gb,
+                "weights": weights_status(p),
+                "description": p.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = ("preset", "CLIP space", "dim", "px", "prior", "download", "GPU mem", "weights", "licence")
+    table = [
+        (
+            r["name"], r["space"], str(r["dim"]), str(r["resolution"]), "yes" if r["prior"] else "no",
+            f"{r['download_gb']:.1f} GB" if r["download_gb"] else "-",
+            f"{r['gpu_memory_gb']:.0f} GB" if r["gpu_memory_gb"] else "-",
+            r["weights"], r["licence"],
+        )  # fmt: skip
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *table)]
+    for line in (head, *table):
+        print("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "presets":
+            return _presets(args)
+        if args.command == "morph":
+            td: dict[str, Any] = {"to": args.to, "theta": args.theta}
+            if args.source is not None:
+                td["from"] = args.source
+            return _run_spec({"keyframes": [_keyframe(args.image), {"text_diff": td}]}, args)
+        if args.command == "interpolate":
+            if len(args.keyframes) < 2:
+                parser.error("interpolate needs at least two keyframes")
+            return _run_spec({"keyframes": [_keyframe(k) for k in args.keyframes]}, args)
+        if args.command == "variations":
+            if args.num < 2:
+                parser.error("--num must be at least 2")
+            kf = _keyframe(args.image)
+            spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2}
+            if args.noise == "shared":
+                parser.error("variations need --noise per-frame (the default here)")
+            return _run_spec(spec, args)
+        if args.command == "render":
+            return _run_spec(args.spec, args)
+    except LatentlabError as exc:
+        print(f"latentlab: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

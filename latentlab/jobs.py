@@ -1,0 +1,120 @@
+"""Render a spec end to end: the one job behind the CLI, the notebooks and ``make demo``.
+
+spec -> encoder (+ prior) -> trajectory -> decoder -> render directory -> video + contact sheet.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ArgumentError
+from .spec import Spec, load_spec
+
+__all__ = ["RenderResult", "render_spec", "resize_frames", "default_out_dir"]
+
+
+@dataclass
+class RenderResult:
+    """What :func:`render_spec` produced."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3), at the decoder's native size
+    out_dir: Path  # the render directory (frames, embeddings.npy, manifest.json)
+    video: Path  # the assembled video
+    contact_sheet: Path  # a grid PNG of evenly spaced frames
+    spec: Spec
+    trajectory: Any
+
+    def __repr__(self) -> str:
+        return f"RenderResult(frames={self.frames.shape}, video={str(self.video)!r}, out_dir={str(self.out_dir)!r})"
+
+
+def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
+    """Resize square uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them."""
+    if size is None or (frames.shape[1] == size and frames.shape[2] == size):
+        return frames
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.LANCZOS)) for f in frames])
+
+
+def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
+    """``renders/<name>``; the name is the spec's ``name`` or one made from its keyframes."""
+    import re
+
+    name = spec.name or "-".join(spec.labels())
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "render"
+    return Path(root) / slug
+
+
+def render_spec(
+    spec: str | os.PathLike | dict[str, Any] | Spec,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    encoder: Any = None,
+    decoder: Any = None,
+    prior: Any = None,
+    device: str = "cpu",
+    sheet_frames: int = 12,
+) -> RenderResult:
+    """Render ``spec`` (a path, dict or :class:`Spec`) into ``out_dir`` and assemble the video.
+
+    Interrupted renders resume when called again with the same spec and ``out_dir``.
+    ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models).
+
+    >>> import latentlab as ll                                  # doctest: +SKIP
+    >>> result = ll.render_spec("examples/phone.toml")          # doctest: +SKIP
+    >>> result.video                                            # doctest: +SKIP
+    PosixPath('renders/phone/../phone.mp4')
+    """
+    from .presets import create_decoder, create_encoder, create_prior, get_preset
+    from .render import render
+    from .video import contact_sheet, save_image, write_video
+
+    s = load_spec(spec)
+    preset = get_preset(s.preset)
+    directory = Path(out_dir) if out_dir is not None else default_out_dir(s)
+    video = Path(output) if output is not None else (Path(s.resolve_path(s.output)) if s.output else directory.with_suffix(f".{s.format}"))
+    if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
+        raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
+    if video.exists() and video.is_dir():
+        raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
+    encoder = encoder if encoder is not None else create_encoder(preset, device=device)
+    if prior is None and s.needs_prior():
+        prior = create_prior(preset, device=device)
+    decoder = decoder if decoder is not None else create_decoder(preset, device=device)
+    trajectory = s.resolve(encoder, prior)
+    frames = render(
+        trajectory,
+        decoder,
+        seed=s.seed,
+        noise=s.noise,
+        steps=s.steps,
+        guidance_scale=s.guidance_scale,
+        batch_size=s.batch_size,
+        out_dir=directory,
+        overwrite=overwrite,
+        spec=s.to_dict(),
+        callback=callback,
+        progress=progress,
+    )
+    shown = resize_frames(frames, s.size)
+    write_video(
+        shown,
+        video,
+        fps=s.fps,
+        hold_first=s.hold_first,
+        hold_last=s.hold_last,
+        pingpong=s.pingpong,
+    )
+    sheet_path = directory / "contact_sheet.png"
+    save_image(contact_sheet(shown, max_frames=sheet_frames), sheet_path)
+    return RenderResult(frames, directory, video, sheet_path, s, trajectory)

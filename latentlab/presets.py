@@ -1,0 +1,214 @@
+"""The preset registry: one entry per CLIP space, pairing an encoder with the decoder (and
+prior) trained in that space. Entries are data; :func:`create_encoder`,
+:func:`create_decoder` and :func:`create_prior` turn them into objects through a builder
+chosen by each part's ``kind``. Adding a model of a known family is a new registry entry,
+not a code change.
+
+>>> from latentlab.presets import list_presets, get_preset
+>>> "tiny" in list_presets()
+True
+>>> get_preset("tiny").dim
+32
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from .errors import ArgumentError
+
+__all__ = [
+    "Preset",
+    "PRESETS",
+    "register_preset",
+    "list_presets",
+    "get_preset",
+    "create_encoder",
+    "create_decoder",
+    "create_prior",
+    "register_encoder_builder",
+    "register_decoder_builder",
+    "register_prior_builder",
+    "weights_status",
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An encoder and decoder (and optional prior) that share one CLIP space."""
+
+    name: str
+    space: str  # name of the CLIP space; embeddings are tagged with it
+    dim: int  # embedding size d
+    resolution: int  # native output size, pixels
+    encoder: dict[str, Any]  # {"kind": ..., builder arguments...}
+    decoder: dict[str, Any]
+    prior: dict[str, Any] | None = None
+    description: str = ""
+    licence: str = ""
+    download_gb: float = 0.0  # approximate size of the weights to download
+    gpu_memory_gb: float = 0.0  # approximate GPU memory to render in fp16
+    hub_repos: tuple[str, ...] = ()  # Hugging Face repos whose presence in the cache we report
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
+    """Add ``preset`` to the registry (refuses to replace one unless ``overwrite``)."""
+    if preset.name in PRESETS and not overwrite:
+        raise ArgumentError(f"preset {preset.name!r} is already registered; pass overwrite=True to replace it.")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def list_presets() -> list[str]:
+    """Names of every registered preset."""
+    return list(PRESETS)
+
+
+def get_preset(name: str | Preset) -> Preset:
+    """The preset called ``name``; a clear error listing the known ones if there is none."""
+    if isinstance(name, Preset):
+        return name
+    if not isinstance(name, str) or name not in PRESETS:
+        close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ArgumentError(
+            f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}. "
+            "Run `latentlab presets` to see them all."
+        )
+    return PRESETS[name]
+
+
+# -- builders, chosen by each part's "kind" ---------------------------------------------
+
+_ENCODER_BUILDERS: dict[str, Callable[..., Any]] = {}
+_DECODER_BUILDERS: dict[str, Callable[..., Any]] = {}
+_PRIOR_BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_encoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Encoder`` builds encoders of ``kind``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _ENCODER_BUILDERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def register_decoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Decoder`` builds decoders of ``kind``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _DECODER_BUILDERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def register_prior_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Prior`` builds priors of ``kind``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _PRIOR_BUILDERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset: Preset) -> Callable[..., Any]:
+    _load_builders()
+    if kind not in table:
+        raise ArgumentError(f"preset {preset.name!r} names {what} kind {kind!r}, which no builder handles.")
+    return table[kind]
+
+
+def create_encoder(preset: str | Preset = "mini", **kwargs: Any):
+    """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
+    p = get_preset(preset)
+    spec = dict(p.encoder)
+    return _builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p)(p, **spec, **kwargs)
+
+
+def create_decoder(preset: str | Preset = "mini", **kwargs: Any):
+    """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
+    p = get_preset(preset)
+    spec = dict(p.decoder)
+    return _builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p)(p, **spec, **kwargs)
+
+
+def create_prior(preset: str | Preset = "mini", **kwargs: Any):
+    """Build the prior (text embedding -> image embedding) of ``preset``; an error if it has none."""
+    p = get_preset(preset)
+    if p.prior is None:
+        raise ArgumentError(
+            f"preset {p.name!r} has no prior, so text keyframes cannot become image embeddings. "
+            "Use image keyframes (text can still steer them with text_diff), or a preset with a prior."
+        )
+    spec = dict(p.prior)
+    return _builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p)(p, **spec, **kwargs)
+
+
+_LOADED = False
+
+
+def _load_builders() -> None:
+    """Register the builders lazily so that importing latentlab stays fast."""
+    global _LOADED
+    if _LOADED:
+        return
+    from . import builders  # noqa: F401  (registers into the tables above)
+
+    _LOADED = True
+
+
+# -- the registry ------------------------------------------------------------------------
+
+register_preset(
+    Preset(
+        name="tiny",
+        space="tiny-random",
+        dim=32,
+        resolution=64,
+        encoder={"kind": "open_clip_tiny", "seed": 0},
+        decoder={"kind": "stable_unclip_tiny", "seed": 0},
+        prior={"kind": "identity"},
+        description="Tiny random open_clip + Stable unCLIP components built in-process. "
+        "For tests and smoke runs: its frames are structured noise, not pictures.",
+        licence="n/a (random weights)",
+        notes="prior is the identity: text embeddings are used as image embeddings.",
+    )
+)
+
+
+def weights_status(preset: str | Preset) -> str:
+    """Whether the weights of ``preset`` are on this machine: "built in", "cached",
+    "partly cached", "not downloaded" or "missing (train it)" (never touches the network)."""
+    import os
+    from pathlib import Path
+
+    p = get_preset(preset)
+    if p.encoder.get("kind") == "open_clip_tiny":
+        return "built in (random)"
+    files = [v for part in (p.encoder, p.decoder, p.prior or {}) for k, v in part.items() if k in ("checkpoint", "weights")]
+    if files:
+        here = Path(__file__).parent
+        ok = all((here / f).exists() for f in files)
+        return "built in" if ok else "missing (train it)"
+    if not p.hub_repos:
+        return "unknown"
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
+    )
+    found = [Path(hub, "models--" + r.replace("/", "--"), "snapshots").is_dir() for r in p.hub_repos]
+    if all(found):
+        return "cached"
+    return "partly cached" if any(found) else "not downloaded"

@@ -1,0 +1,117 @@
+"""Embeddings and the CLIP space they live in.
+
+An embedding batch is a plain ``torch.Tensor`` of shape ``(n, d)``, float32 and unit-norm.
+The name of the CLIP space it lives in (``"mini"``, ``"openai/ViT-L-14"``, ...) travels
+beside it as a tag set with :func:`tag` and read with :func:`space_of`. Encoders tag what
+they return, operators propagate the tag and refuse to mix two spaces, decoders refuse an
+embedding from another space. A tensor without a tag (one you built yourself) is accepted
+wherever its size fits.
+
+>>> import torch
+>>> z = tag(torch.nn.functional.normalize(torch.randn(2, 8), dim=-1), "mini")
+>>> space_of(z)
+'mini'
+>>> space_of(z * 2) is None   # a new tensor carries no tag until an operator sets one
+True
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ArgumentError, SpaceError
+
+__all__ = ["tag", "space_of", "common_space", "check_embeddings", "normalize"]
+
+_ATTR = "_latentlab_space"
+
+
+def tag(z: torch.Tensor, space: str | None) -> torch.Tensor:
+    """Mark ``z`` as living in CLIP space ``space`` (in place) and return it."""
+    if space is not None:
+        setattr(z, _ATTR, str(space))
+    return z
+
+
+def space_of(z: object) -> str | None:
+    """The CLIP space ``z`` was tagged with, or ``None`` if it carries no tag."""
+    return getattr(z, _ATTR, None)
+
+
+def common_space(*zs: object, names: tuple[str, ...] | None = None) -> str | None:
+    """The one space shared by the tagged tensors among ``zs``; raise :class:`SpaceError` if two differ.
+
+    ``names`` (argument names, same order as ``zs``) make the error message precise.
+    """
+    found: dict[str, str] = {}
+    for i, z in enumerate(zs):
+        s = space_of(z)
+        if s is None:
+            continue
+        name = names[i] if names and i < len(names) else f"argument {i}"
+        found.setdefault(s, name)
+    if len(found) > 1:
+        desc = ", ".join(f"{name} is in {space!r}" for space, name in found.items())
+        raise SpaceError(
+            f"embeddings from different CLIP spaces cannot be mixed: {desc}. "
+            "Encode every input with the same encoder (one preset), or re-encode the odd one out."
+        )
+    return next(iter(found), None)
+
+
+def normalize(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Scale each row of ``z`` (..., d) to unit L2 norm, computing in float32 at least."""
+    work = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+    out = work / work.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return out.to(z.dtype)
+
+
+def check_embeddings(
+    z: object,
+    *,
+    name: str = "embeddings",
+    dim: int | None = None,
+    space: str | None = None,
+    allow_1d: bool = True,
+) -> torch.Tensor:
+    """Validate an embedding batch at an API boundary and return it as ``(n, d)``.
+
+    Checks that ``z`` is a floating tensor of shape ``(n, d)`` (or ``(d,)`` if
+    ``allow_1d``, which becomes ``(1, d)``), non-empty, finite, of size ``dim`` if given and
+    not tagged with a space other than ``space``. Errors name ``name`` and the fix.
+    The returned tensor keeps ``z``'s tag (or gets ``space``'s if it had none).
+    """
+    if not isinstance(z, torch.Tensor):
+        raise ArgumentError(
+            f"{name} must be a torch.Tensor of shape (n, d), got {type(z).__name__}. "
+            "Encode inputs with an Encoder (encode_image / encode_text) first."
+        )
+    own = space_of(z)
+    if z.ndim == 1 and allow_1d:
+        z = z.unsqueeze(0)
+    if z.ndim != 2:
+        raise ArgumentError(
+            f"{name} must have shape (n, d), got {tuple(z.shape)}. "
+            "Stack single embeddings with torch.cat, or flatten extra batch dimensions."
+        )
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ArgumentError(f"{name} is empty (shape {tuple(z.shape)}); pass at least one embedding.")
+    if not torch.is_floating_point(z):
+        raise ArgumentError(f"{name} must be a floating tensor, got dtype {z.dtype}.")
+    if dim is not None and z.shape[1] != dim:
+        raise SpaceError(
+            f"{name} has size {z.shape[1]} but {dim} is expected here (shape {tuple(z.shape)}). "
+            "It probably comes from another CLIP model: encode with the encoder of the same preset."
+        )
+    if space is not None and own is not None and own != space:
+        raise SpaceError(
+            f"{name} lives in CLIP space {own!r} but {space!r} is expected. "
+            "Encode with the encoder of the same preset as the decoder."
+        )
+    if not torch.isfinite(z).all():
+        bad = (~torch.isfinite(z)).any(dim=-1).nonzero().flatten().tolist()
+        raise ArgumentError(
+            f"{name} contains NaN or infinite values (rows {bad[:10]}{'...' if len(bad) > 10 else ''}). "
+            "Check the operator that produced them, e.g. a slerp between antipodal embeddings."
+        )
+    return tag(z, own or space)

@@ -1,0 +1,401 @@
+"""The render spec: one scripting format shared by the CLI, notebooks and the Python API.
+
+A spec names a preset, keyframes (images, texts, text diffs, mixes), how many frames each
+segment takes, and the render and video settings. It is a JSON or TOML file, or a dict::
+
+    preset = "mini"
+    seed = 0
+    fps = 24
+    frames = 48                 # default frames per segment
+
+    [[keyframes]]
+    image = "phone.png"         # paths are relative to the spec file
+
+    [[keyframes]]
+    text_diff = { from = "a mobile phone", to = "an old telephone", theta = 0.5 }
+    easing = "ease-in-out"      # segment settings go on the keyframe the segment ends at
+
+Keyframe kinds (exactly one per keyframe):
+
+- ``image = "path.png"``: the CLIP image embedding of a picture.
+- ``text = "a cat"``: a caption, turned into an image embedding by the preset's prior.
+- ``text_diff = {from, to, theta}``: applies the DALL-E 2 text diff to the previous keyframe;
+  ``from`` defaults to the neutral caption ``"a photo"``, ``theta`` to 0.5.
+- ``mix = [{image|text, weight}, ...]``: weighted spherical mean of images and (raw) texts.
+- ``sum = [{image|text, weight}, ...]``: embedding arithmetic, e.g. weights 1, -1, 1 for
+  "a - b + c", renormalised.
+
+Segment settings on a keyframe (for the segment that ends there): ``frames``, ``easing``,
+``method``, ``hold``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ArgumentError, SpecError
+
+__all__ = ["Spec", "load_spec", "load_file", "dump_file", "NEUTRAL_CAPTION"]
+
+NEUTRAL_CAPTION = "a photo"
+"""Caption used as the text diff's source when none is given (DALL-E 2 paper, footnote)."""
+
+KEYFRAME_KINDS = ("image", "text", "text_diff", "mix", "sum")
+SEGMENT_KEYS = ("frames", "easing", "method", "hold")
+NOISE_MODES = ("shared", "per-frame")
+FORMATS = ("mp4", "gif", "webp")
+
+
+# -- files -----------------------------------------------------------------------------
+
+
+def load_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON or TOML file into a dict; :class:`SpecError` names the file and the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file {str(p)!r} does not exist (or is not a file). Check the path.")
+    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib  # type: ignore[import-not-found]
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise SpecError(f"spec file {str(p)!r} must end in .json or .toml, not {suffix or '(no suffix)'!r}.")
+    except SpecError:
+        raise
+    except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
+        raise SpecError(f"spec file {str(p)!r} is not valid {suffix[1:].upper()}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"spec file {str(p)!r} must hold a table/object at the top level.")
+    return data
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
+    raise SpecError(f"cannot write {type(v).__name__} to TOML.")
+
+
+def _toml(data: dict[str, Any]) -> str:
+    lines, tables = [], []
+    for k, v in data.items():
+        if v is None:
+            continue
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            tables.append((k, v))
+        else:
+            lines.append(f"{json.dumps(k)} = {_toml_value(v)}")
+    for k, items in tables:
+        for item in items:
+            lines.append(f"\n[[{json.dumps(k)}]]")
+            lines.extend(f"{json.dumps(ik)} = {_toml_value(iv)}" for ik, iv in item.items() if iv is not None)
+    return "\n".join(lines) + "\n"
+
+
+def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as JSON or TOML (by suffix), atomically."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(data, indent=2) + "\n"
+    elif suffix == ".toml":
+        text = _toml(data)
+    else:
+        raise ArgumentError(f"path {str(p)!r} must end in .json or .toml.")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
+    return p
+
+
+# -- the spec --------------------------------------------------------------------------
+
+
+@dataclass
+class Spec:
+    """A validated render spec. Build with :func:`load_spec` (file or dict) or directly.
+
+    Attributes (defaults in brackets):
+        keyframes: list of keyframe tables (see the module docstring); at least two.
+        preset: preset name ["mini"].
+        seed: base seed of the starting noise [0].
+        noise: "shared" (one starting noise for every frame: no flicker) or "per-frame" ["shared"].
+        frames: default frame count of each segment, its end keyframe excluded [48].
+        easing / method: defaults for segments ["linear" / "slerp"].
+        steps / guidance_scale: sampler settings [the decoder's defaults].
+        batch_size: frames per decoder call [the decoder's default].
+        fps, format, size, hold_first, hold_last, pingpong: video settings [24, "mp4", native, 0, 0, false].
+        output: video path [<out_dir>.<format>]; relative paths resolve against ``base_dir``.
+        base_dir: directory that relative image paths are resolved against [the spec file's directory].
+    """
+
+    keyframes: list[dict[str, Any]]
+    preset: str = "mini"
+    seed: int = 0
+    noise: str = "shared"
+    frames: int = 48
+    easing: str = "linear"
+    method: str = "slerp"
+    steps: int | None = None
+    guidance_scale: float | None = None
+    batch_size: int | None = None
+    fps: float = 24
+    format: str = "mp4"
+    size: int | None = None
+    hold_first: int = 0
+    hold_last: int = 0
+    pingpong: bool = False
+    output: str | None = None
+    name: str | None = None
+    base_dir: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation ------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every field; raise :class:`SpecError` naming the field and the fix."""
+        from .trajectory import EASINGS, METHODS
+
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise SpecError(msg)
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        need(isinstance(self.preset, str) and bool(self.preset), "'preset' must be a preset name, e.g. \"mini\".")
+        need(is_int(self.seed), f"'seed' must be an integer, got {self.seed!r}.")
+        need(self.noise in NOISE_MODES, f"'noise' must be one of {NOISE_MODES}, got {self.noise!r}.")
+        need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")
+        need(self.easing in EASINGS, f"'easing' must be one of {tuple(EASINGS)}, got {self.easing!r}.")
+        need(self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")
+        need(self.steps is None or (is_int(self.steps) and self.steps >= 1), f"'steps' must be an integer >= 1, got {self.steps!r}.")
+        need(
+            self.guidance_scale is None or (isinstance(self.guidance_scale, (int, float)) and not isinstance(self.guidance_scale, bool) and self.guidance_scale >= 0),
+            f"'guidance_scale' must be a number >= 0, got {self.guidance_scale!r}.",
+        )
+        need(self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1), f"'batch_size' must be an integer >= 1, got {self.batch_size!r}.")
+        need(isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool) and 0 < self.fps <= 240, f"'fps' must be a number in (0, 240], got {self.fps!r}.")
+        need(self.format in FORMATS, f"'format' must be one of {FORMATS}, got {self.format!r}.")
+        need(self.size is None or (is_int(self.size) and 8 <= self.size <= 4096), f"'size' must be an integer in [8, 4096], got {self.size!r}.")
+        for k in ("hold_first", "hold_last"):
+            v = getattr(self, k)
+            need(is_int(v) and v >= 0, f"'{k}' must be an integer >= 0 (frames), got {v!r}.")
+        need(isinstance(self.pingpong, bool), f"'pingpong' must be true or false, got {self.pingpong!r}.")
+        need(self.output is None or isinstance(self.output, str), "'output' must be a path string.")
+        need(isinstance(self.keyframes, list), "'keyframes' must be a list of tables ([[keyframes]] in TOML).")
+        need(len(self.keyframes) >= 2, f"'keyframes' needs at least two entries, got {len(self.keyframes)}.")
+        for i, kf in enumerate(self.keyframes):
+            self._validate_keyframe(i, kf, EASINGS, METHODS)
+
+    def _validate_keyframe(self, i: int, kf: Any, easings: Any, methods: Any) -> None:
+        where = f"keyframes[{i}]"
+        if not isinstance(kf, dict):
+            raise SpecError(f"{where} must be a table like {{image = \"a.png\"}} or {{text = \"a cat\"}}.")
+        kinds = [k for k in KEYFRAME_KINDS if k in kf]
+        unknown = set(kf) - set(KEYFRAME_KINDS) - set(SEGMENT_KEYS) - {"label", "seed"}
+        if unknown:
+            raise SpecError(
+                f"{where} has unknown field(s) {sorted(unknown)}; keyframe kinds are {KEYFRAME_KINDS}, "
+                f"segment settings are {SEGMENT_KEYS}."
+            )
+        if len(kinds) != 1:
+            raise SpecError(f"{where} must have exactly one of {KEYFRAME_KINDS}, found {kinds or 'none'}.")
+        kind = kinds[0]
+        v = kf[kind]
+        if kind in ("image", "text"):
+            if not isinstance(v, str) or (kind == "image" and not v):
+                raise SpecError(f"{where}.{kind} must be a {'path' if kind == 'image' else 'caption'} string.")
+            if kind == "image":
+                p = self.resolve_path(v)
+                if not p.is_file():
+                    raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path (relative paths start at the spec file's folder).")
+        elif kind == "text_diff":
+            if i == 0:
+                raise SpecError(f"{where}: a text_diff edits the previous keyframe, so it cannot come first.")
+            if not isinstance(v, dict) or "to" not in v or not isinstance(v["to"], str):
+                raise SpecError(f"{where}.text_diff must be a table with a 'to' caption, e.g. {{to = \"an old telephone\", theta = 0.5}}.")
+            extra = set(v) - {"from", "to", "theta"}
+            if extra:
+                raise SpecError(f"{where}.text_diff has unknown field(s) {sorted(extra)}; use from, to, theta.")
+            if "from" in v and not isinstance(v["from"], str):
+                raise SpecError(f"{where}.text_diff.from must be a caption string.")
+            th = v.get("theta", 0.5)
+            if not isinstance(th, (int, float)) or isinstance(th, bool) or not (0 <= th <= 1):
+                raise SpecError(f"{where}.text_diff.theta must be a number in [0, 1] (usually 0.25-0.5), got {th!r}.")
+        else:  # mix / sum
+            if not isinstance(v, list) or not v:
+                raise SpecError(f"{where}.{kind} must be a non-empty list of {{image|text, weight}} tables.")
+            for j, item in enumerate(v):
+                w = f"{where}.{kind}[{j}]"
+                if not isinstance(item, dict):
+                    raise SpecError(f"{w} must be a table {{image = ..., weight = ...}} or {{text = ..., weight = ...}}.")
+                ik = [k for k in ("image", "text") if k in item]
+                if len(ik) != 1 or set(item) - {"image", "text", "weight"}:
+                    raise SpecError(f"{w} must have exactly one of image/text and optionally weight.")
+                if not isinstance(item[ik[0]], str):
+                    raise SpecError(f"{w}.{ik[0]} must be a string.")
+                if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
+                    raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}.")
+                wt = item.get("weight", 1.0)
+                if not isinstance(wt, (int, float)) or isinstance(wt, bool):
+                    raise SpecError(f"{w}.weight must be a number, got {wt!r}.")
+                if kind == "mix" and wt < 0:
+                    raise SpecError(f"{w}.weight must be >= 0 in a mix (use 'sum' for negative weights).")
+        if "frames" in kf and (not isinstance(kf["frames"], int) or isinstance(kf["frames"], bool) or kf["frames"] < 1):
+            raise SpecError(f"{where}.frames must be an integer >= 1, got {kf['frames']!r}.")
+        if "easing" in kf and kf["easing"] not in easings:
+            raise SpecError(f"{where}.easing must be one of {tuple(easings)}, got {kf['easing']!r}.")
+        if "method" in kf and kf["method"] not in methods:
+            raise SpecError(f"{where}.method must be one of {methods}, got {kf['method']!r}.")
+        if "hold" in kf and (not isinstance(kf["hold"], int) or kf["hold"] < 0):
+            raise SpecError(f"{where}.hold must be an integer >= 0, got {kf['hold']!r}.")
+
+    # -- helpers ---------------------------------------------------------------------
+    def resolve_path(self, p: str) -> Path:
+        """A path from the spec, resolved against ``base_dir`` when relative."""
+        path = Path(os.path.expanduser(p))
+        if not path.is_absolute() and self.base_dir:
+            path = Path(self.base_dir) / path
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (what manifests record and :func:`load_spec` reads back)."""
+        out = {}
+        for f in fields(self):
+            if f.name == "base_dir":
+                continue
+            v = getattr(self, f.name)
+            if v is not None:
+                out[f.name] = v
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the spec as JSON or TOML (by suffix)."""
+        return dump_file(self.to_dict(), path)
+
+    def labels(self) -> list[str]:
+        """A short human label for each keyframe (for plots, contact sheets, manifests)."""
+        out = []
+        for kf in self.keyframes:
+            if "label" in kf:
+                out.append(str(kf["label"]))
+            elif "image" in kf:
+                out.append(Path(kf["image"]).name)
+            elif "text" in kf:
+                out.append(kf["text"])
+            elif "text_diff" in kf:
+                td = kf["text_diff"]
+                out.append(f"{td.get('from', NEUTRAL_CAPTION)} -> {td['to']}")
+            else:
+                kind = "mix" if "mix" in kf else "sum"
+                out.append(f"{kind}({len(kf[kind])})")
+        return out
+
+    def needs_prior(self) -> bool:
+        """Whether some keyframe is a plain text that only a prior can turn into an image embedding."""
+        return any("text" in kf for kf in self.keyframes)
+
+    def resolve(self, encoder: Any, prior: Any = None) -> "Trajectory":
+        """Encode the keyframes and build the :class:`~latentlab.Trajectory` they describe."""
+        import torch
+
+        from . import ops
+        from .trajectory import Segment, Trajectory
+
+        def embed_item(item: dict[str, Any]) -> torch.Tensor:
+            if "image" in item:
+                return encoder.encode_image([str(self.resolve_path(item["image"]))])
+            return encoder.encode_text([item["text"]])
+
+        kfs: list[torch.Tensor] = []
+        for i, kf in enumerate(self.keyframes):
+            if "image" in kf:
+                z = embed_item(kf)
+            elif "text" in kf:
+                if prior is None:
+                    raise SpecError(
+                        f"keyframes[{i}] is a text keyframe, which needs a prior, and preset {self.preset!r} "
+                        "has none. Use an image keyframe, or a text_diff from the previous keyframe."
+                    )
+                z = prior(encoder.encode_text([kf["text"]]), seed=int(kf.get("seed", self.seed)))
+            elif "text_diff" in kf:
+                td = kf["text_diff"]
+                src, dst = encoder.encode_text([td.get("from", NEUTRAL_CAPTION), td["to"]]).split(1)
+                z = ops.text_diff(kfs[-1], src, dst, float(td.get("theta", 0.5)))
+            else:
+                kind = "mix" if "mix" in kf else "sum"
+                pts = torch.cat([embed_item(it) for it in kf[kind]])
+                w = torch.tensor([float(it.get("weight", 1.0)) for it in kf[kind]])
+                if kind == "mix":
+                    z = ops.spherical_mean(pts, w).reshape(1, -1)
+                else:
+                    z = ops.arithmetic([(float(wi), pts[j : j + 1]) for j, wi in enumerate(w)])
+            kfs.append(z)
+        segs = []
+        for kf in self.keyframes[1:]:
+            segs.append(
+                Segment(
+                    int(kf.get("frames", self.frames)),
+                    easing=kf.get("easing", self.easing),
+                    method=kf.get("method", self.method),
+                    hold=int(kf.get("hold", 0)),
+                )
+            )
+        space = getattr(encoder, "space", None)
+        return Trajectory(torch.cat(kfs), segs, labels=self.labels(), space=space)
+
+
+def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: Any) -> Spec:
+    """A :class:`Spec` from a file path (JSON/TOML), a dict, or a Spec; ``overrides`` replace fields.
+
+    >>> s = load_spec({"keyframes": [{"text": "a red circle"}, {"text": "a blue square"}], "preset": "tiny"})
+    >>> s.frames, s.noise
+    (48, 'shared')
+    """
+    if isinstance(source, Spec):
+        data = source.to_dict()
+        base = source.base_dir
+    elif isinstance(source, dict):
+        data, base = dict(source), None
+    elif isinstance(source, (str, os.PathLike)):
+        data = load_file(source)
+        base = str(Path(source).resolve().parent)
+    else:
+        raise ArgumentError(f"spec must be a path, a dict or a Spec, got {type(source).__name__}.")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if "base_dir" in data:
+        base = data.pop("base_dir")
+    allowed = {f.name for f in fields(Spec)} - {"base_dir"}
+    unknown = set(data) - allowed
+    if unknown:
+        import difflib
+
+        hints = [f"{u!r} (did you mean {difflib.get_close_matches(u, allowed, 1)[0]!r}?)" if difflib.get_close_matches(u, allowed, 1) else repr(u) for u in sorted(unknown)]
+        raise SpecError(f"unknown spec field(s): {', '.join(hints)}. Allowed: {', '.join(sorted(allowed))}.")
+    if "keyframes" not in data:
+        raise SpecError("the spec needs 'keyframes': at least two [[keyframes]] tables.")
+    return Spec(**data, base_dir=base)

@@ -1,0 +1,368 @@
+"""Trajectories: keyframe embeddings plus how to travel between them.
+
+A :class:`Trajectory` is data, not a render loop: ``K`` keyframes ``(K, d)`` and ``K - 1``
+:class:`Segment` s, each saying how many frames it takes, along which path (``slerp``,
+``nlerp``, ``lerp``) and with which easing. :meth:`Trajectory.embeddings` samples it to a
+``(T, d)`` tensor, ``T = hold + sum(segment frames) + 1`` (the last keyframe closes the
+path). It saves to and loads from JSON or TOML.
+
+>>> import torch
+>>> from latentlab.trajectory import Trajectory
+>>> a, b = torch.eye(4)[:1], torch.eye(4)[1:2]
+>>> path = Trajectory.interpolate(a, b, frames=5)
+>>> path.embeddings().shape
+torch.Size([5, 4])
+>>> [round(float(x), 3) for x in path.embeddings()[2]]
+[0.707, 0.707, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .errors import ArgumentError, SpecError
+from .space import check_embeddings, common_space, space_of, tag
+
+__all__ = ["Segment", "Trajectory", "EASINGS", "ease", "split_frames"]
+
+
+def _linear(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _ease_in(t: torch.Tensor) -> torch.Tensor:
+    return 1 - torch.cos(t * math.pi / 2)
+
+
+def _ease_out(t: torch.Tensor) -> torch.Tensor:
+    return torch.sin(t * math.pi / 2)
+
+
+def _ease_in_out(t: torch.Tensor) -> torch.Tensor:
+    return 0.5 - 0.5 * torch.cos(t * math.pi)
+
+
+EASINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "linear": _linear,
+    "ease-in": _ease_in,
+    "ease-out": _ease_out,
+    "ease-in-out": _ease_in_out,
+}
+"""Easing curves: maps from uniform time in [0, 1] to path parameter in [0, 1]."""
+
+METHODS = ("slerp", "nlerp", "lerp")
+
+
+def ease(t: torch.Tensor, easing: str) -> torch.Tensor:
+    """Apply the named easing curve to ``t`` (values in [0, 1])."""
+    if easing not in EASINGS:
+        raise ArgumentError(f"unknown easing {easing!r}; choose one of {', '.join(EASINGS)}.")
+    return EASINGS[easing](t)
+
+
+def split_frames(total: int, segments: int) -> list[int]:
+    """Split ``total`` frames (including the final keyframe) over ``segments`` segments as
+    evenly as possible; returns each segment's own frame count (which excludes its end point).
+
+    >>> split_frames(48, 1)
+    [47]
+    >>> split_frames(10, 3)
+    [3, 3, 3]
+    """
+    if segments < 1:
+        raise ArgumentError("a trajectory needs at least two keyframes (one segment).")
+    if total < segments + 1:
+        raise ArgumentError(
+            f"frames={total} is too few for {segments} segment(s): give at least {segments + 1} "
+            "(one per keyframe)."
+        )
+    moving = total - 1
+    base, extra = divmod(moving, segments)
+    return [base + (1 if i < extra else 0) for i in range(segments)]
+
+
+@dataclass
+class Segment:
+    """How to travel from one keyframe to the next.
+
+    Attributes:
+        frames: frames sampled from the start keyframe (included) towards the end keyframe
+            (excluded; the next segment or the closing frame shows it). At least 1.
+        easing: name of the easing curve (see :data:`EASINGS`).
+        method: ``"slerp"`` (great circle, the default), ``"nlerp"`` or ``"lerp"``.
+        hold: extra copies of the start keyframe shown before the motion begins.
+        ts: explicit path parameters in [0, 1) overriding ``frames`` and ``easing``
+            (used by pacing, which places frames by how much the picture changes).
+    """
+
+    frames: int
+    easing: str = "linear"
+    method: str = "slerp"
+    hold: int = 0
+    ts: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ts is not None:
+            self.ts = [float(x) for x in self.ts]
+            if not self.ts or any(not (0.0 <= x < 1.0) for x in self.ts):
+                raise ArgumentError("Segment.ts must be a non-empty list of parameters in [0, 1).")
+            self.frames = len(self.ts)
+        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
+            raise ArgumentError(f"Segment.frames must be an integer >= 1, got {self.frames!r}.")
+        if self.easing not in EASINGS:
+            raise ArgumentError(f"unknown easing {self.easing!r}; choose one of {', '.join(EASINGS)}.")
+        if self.method not in METHODS:
+            raise ArgumentError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
+        if not isinstance(self.hold, int) or self.hold < 0:
+            raise ArgumentError(f"Segment.hold must be an integer >= 0, got {self.hold!r}.")
+
+    def params(self) -> torch.Tensor:
+        """Path parameters of this segment's frames, ``(hold + frames,)`` in [0, 1)."""
+        if self.ts is not None:
+            t = torch.tensor(self.ts, dtype=torch.float64)
+        else:
+            t = ease(torch.arange(self.frames, dtype=torch.float64) / self.frames, self.easing)
+        return torch.cat([torch.zeros(self.hold, dtype=torch.float64), t])
+
+
+class Trajectory:
+    """Keyframes ``(K, d)`` and the ``K - 1`` segments between them.
+
+    Build one with :meth:`interpolate`, :meth:`text_diff` or :meth:`chain`, or directly::
+
+        Trajectory(keyframes, [Segment(24), Segment(24, easing="ease-in-out")])
+    """
+
+    def __init__(
+        self,
+        keyframes: torch.Tensor,
+        segments: Sequence[Segment] | None = None,
+        *,
+        frames: int | None = None,
+        easing: str = "linear",
+        method: str = "slerp",
+        labels: Sequence[str] | None = None,
+        space: str | None = None,
+    ) -> None:
+        kf = check_embeddings(keyframes, name="keyframes", space=space)
+        if kf.shape[0] < 2:
+            raise ArgumentError(
+                f"a trajectory needs at least two keyframes, got {kf.shape[0]}. "
+                "Stack them as (K, d) with K >= 2, e.g. torch.cat([a, b])."
+            )
+        self.space = space or space_of(kf)
+        self.keyframes = tag(kf.detach().to("cpu", torch.float32), self.space)
+        n_seg = kf.shape[0] - 1
+        if segments is None:
+            counts = split_frames(48 if frames is None else frames, n_seg)
+            segments = [Segment(c, easing=easing, method=method) for c in counts]
+        segments = list(segments)
+        if len(segments) != n_seg:
+            raise ArgumentError(f"{kf.shape[0]} keyframes need {n_seg} segments, got {len(segments)}.")
+        for i, s in enumerate(segments):
+            if not isinstance(s, Segment):
+                raise ArgumentError(f"segments[{i}] must be a Segment, got {type(s).__name__}.")
+        self.segments = segments
+        if labels is not None and len(labels) != kf.shape[0]:
+            raise ArgumentError(f"labels has {len(labels)} entries for {kf.shape[0]} keyframes.")
+        self.labels = [str(x) for x in labels] if labels is not None else None
+
+    # -- constructors ---------------------------------------------------------------
+    @classmethod
+    def interpolate(
+        cls,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        *,
+        frames: int = 48,
+        easing: str = "linear",
+        method: str = "slerp",
+        labels: Sequence[str] | None = None,
+    ) -> "Trajectory":
+        """From ``a`` (1, d) to ``b`` (1, d) in ``frames`` frames, both ends included."""
+        return cls.chain([a, b], frames=frames, easing=easing, method=method, labels=labels)
+
+    @classmethod
+    def chain(
+        cls,
+        keyframes: Sequence[torch.Tensor],
+        *,
+        frames: int | Sequence[int] = 48,
+        easing: str | Sequence[str] = "linear",
+        method: str = "slerp",
+        labels: Sequence[str] | None = None,
+    ) -> "Trajectory":
+        """Through every keyframe in order. ``frames`` is the total (an int, split evenly) or
+        one count per segment (each excluding its end keyframe)."""
+        if isinstance(keyframes, torch.Tensor):
+            keyframes = list(keyframes)
+        items = [check_embeddings(k, name=f"keyframes[{i}]") for i, k in enumerate(keyframes)]
+        for i, k in enumerate(items):
+            if k.shape[0] != 1:
+                raise ArgumentError(f"keyframes[{i}] must be one embedding (1, d), got {tuple(k.shape)}.")
+        space = common_space(*items, names=tuple(f"keyframes[{i}]" for i in range(len(items))))
+        dims = {k.shape[1] for k in items}
+        if len(dims) > 1:
+            from .errors import SpaceError
+
+            raise SpaceError(f"keyframes have different sizes {sorted(dims)}; encode them all with one encoder.")
+        if len(items) < 2:
+            raise ArgumentError(f"a trajectory needs at least two keyframes, got {len(items)}.")
+        n_seg = len(items) - 1
+        counts = split_frames(frames, n_seg) if isinstance(frames, int) else [int(f) for f in frames]
+        if len(counts) != n_seg:
+            raise ArgumentError(f"frames has {len(counts)} entries for {n_seg} segments; give one per segment.")
+        easings = [easing] * n_seg if isinstance(easing, str) else list(easing)
+        if len(easings) != n_seg:
+            raise ArgumentError(f"easing has {len(easings)} entries for {n_seg} segments.")
+        segs = [Segment(c, easing=e, method=method) for c, e in zip(counts, easings)]
+        kf = tag(torch.cat([k.float() for k in items]), space)
+        return cls(kf, segs, labels=labels, space=space)
+
+    @classmethod
+    def text_diff(
+        cls,
+        image: torch.Tensor,
+        source: torch.Tensor | None,
+        target: torch.Tensor,
+        *,
+        theta: float = 0.5,
+        frames: int = 48,
+        easing: str = "linear",
+        labels: Sequence[str] | None = None,
+    ) -> "Trajectory":
+        """The DALL-E 2 text diff (Ramesh et al. 2022, sec. 3.3): from the image embedding
+        towards the text-diff direction ``normalize(target - source)``, slerping by angle
+        fraction ``theta`` (usually 0.25-0.5; beyond ~0.5 the image's identity is lost).
+
+        ``source`` is the embedding of a caption of the image; when you have none, encode a
+        neutral caption such as ``"a photo"``, which the paper reports works. The end
+        keyframe is ``slerp(image, z_d, theta)``; frames along the great circle between the
+        two are exactly ``slerp(image, z_d, t * theta)``.
+        """
+        from .ops import text_diff as _text_diff
+
+        if source is None:
+            raise ArgumentError(
+                "text_diff needs the source caption's embedding; with no caption, encode a neutral one: "
+                "source = encoder.encode_text('a photo')."
+            )
+        img = check_embeddings(image, name="image")
+        if img.shape[0] != 1:
+            raise ArgumentError(f"image must be one embedding (1, d), got {tuple(img.shape)}.")
+        end = _text_diff(img, source, target, float(theta))
+        return cls.chain([img, end], frames=frames, easing=easing, labels=labels)
+
+    # -- sampling -------------------------------------------------------------------
+    def params(self) -> list[tuple[int, float]]:
+        """(segment index, path parameter) of every frame; the closing frame is (K-2, 1.0)."""
+        out: list[tuple[int, float]] = []
+        for i, s in enumerate(self.segments):
+            out.extend((i, float(t)) for t in s.params())
+        out.append((len(self.segments) - 1, 1.0))
+        return out
+
+    def __len__(self) -> int:
+        return sum(s.hold + s.frames for s in self.segments) + 1
+
+    @property
+    def num_frames(self) -> int:
+        return len(self)
+
+    @property
+    def dim(self) -> int:
+        return int(self.keyframes.shape[1])
+
+    def keyframe_indices(self) -> list[int]:
+        """Frame index at which each keyframe is shown exactly (after its hold)."""
+        idx, pos = [], 0
+        for s in self.segments:
+            idx.append(pos + s.hold)
+            pos += s.hold + s.frames
+        idx.append(pos)
+        return idx
+
+    def embeddings(self) -> torch.Tensor:
+        """Sample every frame: ``(T, d)`` float32, unit norm (for slerp/nlerp), tagged."""
+        from . import ops
+
+        chunks = []
+        for i, s in enumerate(self.segments):
+            a, b = self.keyframes[i : i + 1], self.keyframes[i + 1 : i + 2]
+            t = s.params().to(torch.float32)
+            fn = {"slerp": ops.slerp, "nlerp": ops.nlerp, "lerp": ops.lerp}[s.method]
+            chunks.append(fn(a, b, t))
+        last = self.keyframes[-1:]
+        if self.segments[-1].method != "lerp":
+            last = last / last.norm(dim=-1, keepdim=True)
+        chunks.append(last)
+        return tag(torch.cat(chunks).float(), self.space)
+
+    # -- serialisation --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/TOML-serialisable description (keyframes as lists of floats)."""
+        d: dict[str, Any] = {
+            "format": "latentlab.trajectory/1",
+            "space": self.space,
+            "dim": self.dim,
+            "keyframes": [[float(x) for x in row] for row in self.keyframes],
+            "segments": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.segments],
+        }
+        if self.labels is not None:
+            d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Trajectory":
+        """Inverse of :meth:`to_dict`; raises :class:`SpecError` on malformed input."""
+        if not isinstance(d, dict) or "keyframes" not in d or "segments" not in d:
+            raise SpecError("a trajectory file needs 'keyframes' (list of vectors) and 'segments' (list of tables).")
+        try:
+            kf = torch.tensor(d["keyframes"], dtype=torch.float32)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"trajectory 'keyframes' must be a list of equal-length number lists ({exc}).") from None
+        segs = []
+        for i, s in enumerate(d["segments"]):
+            if not isinstance(s, dict):
+                raise SpecError(f"segments[{i}] must be a table, got {type(s).__name__}.")
+            unknown = set(s) - {"frames", "easing", "method", "hold", "ts"}
+            if unknown:
+                raise SpecError(f"segments[{i}] has unknown field(s) {sorted(unknown)}.")
+            try:
+                segs.append(Segment(**s))
+            except (ArgumentError, TypeError) as exc:
+                raise SpecError(f"segments[{i}]: {exc}") from None
+        return cls(kf, segs, labels=d.get("labels"), space=d.get("space"))
+
+    def save(self, path: str | Path) -> Path:
+        """Write as JSON (``.json``) or TOML (``.toml``)."""
+        from .spec import dump_file
+
+        return dump_file(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Trajectory":
+        """Read a file written by :meth:`save`."""
+        from .spec import load_file
+
+        return cls.from_dict(load_file(path))
+
+    def fingerprint(self) -> str:
+        """sha256 of the sampled embeddings and the space: equal paths, equal fingerprints."""
+        z = self.embeddings().contiguous()
+        h = hashlib.sha256(str(self.space).encode())
+        h.update(z.numpy().tobytes())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        return (
+            f"Trajectory(keyframes={self.keyframes.shape[0]}, frames={len(self)}, dim={self.dim}, "
+            f"space={self.space!r})"
+        )

@@ -1,0 +1,59 @@
+"""Shared test fixtures: offline, seeded, tiny models built in-process."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+# never reach for a model hub from the test suite
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    import latentlab as ll
+
+    return ll.create_encoder("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder():
+    import latentlab as ll
+
+    return ll.create_decoder("tiny")
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Three small distinct PNGs on disk: a red disc, a blue square, a green gradient."""
+    from PIL import Image, ImageDraw
+
+    paths = []
+    for name, draw_fn in (
+        ("red_disc.png", lambda d: d.ellipse((16, 16, 48, 48), fill=(220, 30, 30))),
+        ("blue_square.png", lambda d: d.rectangle((12, 12, 52, 52), fill=(30, 40, 220))),
+    ):
+        im = Image.new("RGB", (64, 64), (255, 255, 255))
+        draw_fn(ImageDraw.Draw(im))
+        p = tmp_path / name
+        im.save(p)
+        paths.append(p)
+    grad = np.zeros((64, 64, 3), np.uint8)
+    grad[..., 1] = np.linspace(0, 255, 64, dtype=np.uint8)[None, :]
+    p = tmp_path / "green_gradient.png"
+    Image.fromarray(grad).save(p)
+    paths.append(p)
+    return paths
