@@ -57,3 +57,42 @@ def images(tmp_path):
     Image.fromarray(grad).save(p)
     paths.append(p)
     return paths
+
+
+class FakeDecoder:
+    """A deterministic stand-in decoder for render-loop tests: the frame's colour comes from
+    the embedding, its texture from the starting noise. Counts the frames it decodes."""
+
+    def __new__(cls, *args, **kwargs):
+        from latentlab.decoders.base import Decoder
+
+        class _Fake(Decoder):
+            name = "fake"
+            space = "fake-space"
+            dim = 8
+            resolution = 8
+            default_steps = 1
+            default_guidance = 1.0
+            default_batch_size = 3
+
+            def __init__(self):
+                self.calls: list[int] = []
+
+            def noise_shape(self):
+                return (1, 8, 8)
+
+            def _decode(self, embeddings, noise, *, seeds, steps, guidance_scale):
+                import torch
+
+                self.calls.append(embeddings.shape[0])
+                base = (embeddings[:, :3] * 0.5 + 0.5)[:, :, None, None]  # (b, 3, 1, 1) in [0, 1]
+                tex = torch.tanh(noise) * 0.1  # (b, 1, 8, 8)
+                img = (base + tex).clamp(0, 1).permute(0, 2, 3, 1)
+                return (img.numpy() * 255).round().astype("uint8")
+
+        return _Fake()
+
+
+@pytest.fixture
+def fake_decoder():
+    return FakeDecoder()

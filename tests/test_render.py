@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.errors import ArgumentError, LatentlabError, SpaceError
+from latentlab.render import MANIFEST, frame_seeds, make_noise, render
+from latentlab.space import tag
+from latentlab.trajectory import Trajectory
+
+
+def path8(frames=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.nn.functional.normalize(torch.randn(2, 8, generator=g), dim=-1).split(1)
+    return Trajectory.interpolate(a, b, frames=frames)
+
+
+def test_frames_follow_embeddings_and_are_deterministic(fake_decoder):
+    p = path8()
+    f1 = render(p, fake_decoder, seed=1, progress=False)
+    f2 = render(p, fake_decoder, seed=1, progress=False)
+    assert f1.shape == (7, 8, 8, 3) and f1.dtype == np.uint8
+    assert np.array_equal(f1, f2)
+    assert not np.array_equal(f1[0], f1[-1])  # different embeddings, different frames
+
+
+def test_shared_noise_does_not_flicker_per_frame_noise_does(fake_decoder):
+    z = torch.nn.functional.normalize(torch.ones(5, 8), dim=-1)  # a constant trajectory
+    shared = render(z, fake_decoder, noise="shared", progress=False).astype(int)
+    per = render(z, fake_decoder, noise="per-frame", progress=False).astype(int)
+    assert np.abs(np.diff(shared, axis=0)).max() == 0
+    assert np.abs(np.diff(per, axis=0)).mean() > 1
+
+
+def test_batch_size_never_changes_a_frame(fake_decoder):
+    p = path8(frames=9)
+    ref = render(p, fake_decoder, batch_size=1, noise="per-frame", progress=False)
+    for bs in (2, 4, 9):
+        assert np.array_equal(render(p, fake_decoder, batch_size=bs, noise="per-frame", progress=False), ref)
+
+
+def test_noise_is_per_seed_not_per_batch():
+    a = make_noise((2, 3), [5, 6, 5])
+    assert torch.equal(a[0], a[2]) and not torch.equal(a[0], a[1])
+    assert torch.equal(make_noise((2, 3), [6])[0], a[1])
+    assert frame_seeds(3, 10, "per-frame") == [10, 11, 12]
+    assert frame_seeds(3, 10, "shared") == [10, 10, 10]
+
+
+def test_interrupted_render_resumes_without_redoing_frames(tmp_path, fake_decoder):
+    p = path8(frames=10)
+    out = tmp_path / "r"
+    seen = []
+
+    def stop_after_four(info):
+        seen.append(info["frame"])
+        if info["frame"] == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(p, fake_decoder, out_dir=out, batch_size=2, callback=stop_after_four, progress=False)
+    written = sorted(f.name for f in out.glob("frame_*.png"))
+    assert written == [f"frame_{k:05d}.png" for k in range(5)]
+    assert json.loads((out / MANIFEST).read_text())["complete"] is False
+    mtimes = {f: (out / f).stat().st_mtime_ns for f in written}
+
+    fake_decoder.calls.clear()
+    resumed_info = []
+    frames = render(p, fake_decoder, out_dir=out, batch_size=2, progress=False, callback=resumed_info.append)
+    assert sum(fake_decoder.calls) == 5  # only the missing frames were decoded
+    assert [i["resumed"] for i in resumed_info] == [True] * 5 + [False] * 5
+    assert {f: (out / f).stat().st_mtime_ns for f in written} == mtimes  # finished frames untouched
+    assert np.array_equal(frames, render(p, fake_decoder, progress=False))
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["complete"] is True and manifest["frames"] == 10
+    assert manifest["decoder"]["name"] == "fake" and "torch" in manifest["versions"]
+    assert np.allclose(np.load(out / "embeddings.npy"), p.embeddings().numpy())
+
+
+def test_damaged_frame_is_rendered_again(tmp_path, fake_decoder):
+    p = path8(frames=4)
+    out = tmp_path / "r"
+    ref = render(p, fake_decoder, out_dir=out, progress=False)
+    (out / "frame_00002.png").write_bytes(b"not a png")
+    fake_decoder.calls.clear()
+    again = render(p, fake_decoder, out_dir=out, progress=False)
+    assert sum(fake_decoder.calls) == 1 and np.array_equal(again, ref)
+
+
+def test_a_different_render_in_the_folder_is_refused(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
+    with pytest.raises(ArgumentError, match="holds a different render"):
+        render(path8(seed=1), fake_decoder, out_dir=out, progress=False)
+    with pytest.raises(ArgumentError, match="holds a different render"):
+        render(path8(seed=0), fake_decoder, out_dir=out, seed=5, progress=False)
+    frames = render(path8(seed=1), fake_decoder, out_dir=out, overwrite=True, progress=False)
+    assert np.array_equal(frames, render(path8(seed=1), fake_decoder, progress=False))
+
+
+def test_untracked_frames_are_refused(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "frame_00000.png").write_bytes(b"x")
+    with pytest.raises(ArgumentError, match="no manifest.json"):
+        render(path8(), fake_decoder, out_dir=out, progress=False)
+
+
+def test_bad_embeddings_fail_before_anything_is_written(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    with pytest.raises(SpaceError, match="size 9"):
+        render(torch.ones(3, 9), fake_decoder, out_dir=out, progress=False)
+    with pytest.raises(SpaceError, match="'other'"):
+        render(tag(torch.ones(3, 8), "other"), fake_decoder, out_dir=out, progress=False)
+    with pytest.raises(ArgumentError, match="NaN"):
+        render(torch.full((3, 8), float("nan")), fake_decoder, out_dir=out, progress=False)
+    with pytest.raises(ArgumentError, match="batch_size"):
+        render(torch.ones(3, 8), fake_decoder, batch_size=0, out_dir=out, progress=False)
+    assert not out.exists()
+
+
+def test_unwritable_out_dir(tmp_path, fake_decoder):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ArgumentError, match="cannot be created"):
+        render(path8(), fake_decoder, out_dir=blocker / "sub", progress=False)
+
+
+def test_decoder_returning_garbage_is_reported(fake_decoder):
+    fake_decoder._decode = lambda *a, **k: np.zeros((1, 8, 8, 3), np.float32)
+    with pytest.raises(LatentlabError, match="expected uint8"):
+        render(path8(), fake_decoder, progress=False)

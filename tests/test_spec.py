@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from latentlab import ops
+from latentlab.errors import SpecError
+from latentlab.space import tag
+from latentlab.spec import NEUTRAL_CAPTION, Spec, load_spec
+
+
+class HashEncoder:
+    """Deterministic stand-in encoder: each text/image maps to a fixed random unit vector."""
+
+    space = "hash-space"
+    dim = 16
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def _vec(self, key: str) -> torch.Tensor:
+        seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+        g = torch.Generator().manual_seed(seed)
+        return torch.nn.functional.normalize(torch.randn(1, self.dim, generator=g), dim=-1)
+
+    def encode_text(self, texts):
+        self.texts.extend(texts)
+        return tag(torch.cat([self._vec("t:" + t) for t in texts]), self.space)
+
+    def encode_image(self, images):
+        from pathlib import Path
+
+        return tag(torch.cat([self._vec("i:" + Path(p).name) for p in images]), self.space)
+
+
+class DoublingPrior:
+    def __call__(self, z, *, seed=0):
+        return tag(torch.nn.functional.normalize(z + 0.1 * seed, dim=-1), "hash-space")
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_toml_spec_with_relative_paths_and_defaults(tmp_path, images):
+    (tmp_path / "sub").mkdir()
+    img = images[0]
+    spec_file = write(
+        tmp_path / "sub",
+        "s.toml",
+        f"""
+preset = "tiny"
+seed = 3
+[[keyframes]]
+image = "../{img.name}"
+[[keyframes]]
+text_diff = {{ to = "a blue square", theta = 0.3 }}
+frames = 10
+easing = "ease-in-out"
+""",
+    )
+    s = load_spec(spec_file)
+    assert s.seed == 3 and s.frames == 48 and s.noise == "shared" and s.format == "mp4"
+    assert s.resolve_path(s.keyframes[0]["image"]).resolve() == img.resolve()
+    enc = HashEncoder()
+    path = s.resolve(enc)
+    assert len(path) == 11
+    assert path.segments[0].easing == "ease-in-out"
+    # the text diff uses the neutral caption when "from" is absent, exactly as the op does
+    assert enc.texts == [NEUTRAL_CAPTION, "a blue square"]
+    src, dst = enc.encode_text([NEUTRAL_CAPTION, "a blue square"]).split(1)
+    expected_end = ops.text_diff(enc.encode_image([img]), src, dst, 0.3)
+    assert torch.allclose(path.keyframes[1:2], expected_end, atol=1e-6)
+    assert path.labels[1] == "a photo -> a blue square"
+
+
+def test_mix_sum_and_text_keyframes(images):
+    s = load_spec(
+        {
+            "base_dir": str(images[0].parent),
+            "keyframes": [
+                {"mix": [{"image": images[0].name, "weight": 1}, {"text": "x", "weight": 3}]},
+                {"sum": [{"image": images[1].name}, {"text": "a", "weight": -1}, {"text": "b"}]},
+                {"text": "a cat", "seed": 2},
+            ],
+        }
+    )
+    enc = HashEncoder()
+    path = s.resolve(enc, prior=DoublingPrior())
+    i0, i1 = enc.encode_image([images[0]]), enc.encode_image([images[1]])
+    tx, ta, tb, cat = enc.encode_text(["x", "a", "b", "a cat"]).split(1)
+    mix = ops.spherical_mean(torch.cat([i0, tx]), torch.tensor([1.0, 3.0]))
+    assert torch.allclose(path.keyframes[0], mix.reshape(-1), atol=1e-5)
+    arith = ops.arithmetic([(1.0, i1), (-1.0, ta), (1.0, tb)])
+    assert torch.allclose(path.keyframes[1:2], arith, atol=1e-5)
+    assert torch.allclose(path.keyframes[2:3], DoublingPrior()(cat, seed=2), atol=1e-6)
+
+
+def test_text_keyframe_without_prior_is_refused(images):
+    s = load_spec({"keyframes": [{"image": str(images[0])}, {"text": "a cat"}]})
+    with pytest.raises(SpecError, match="needs a prior"):
+        s.resolve(HashEncoder(), prior=None)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"keyframes": [{"text": "a"}]}, "at least two"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "fsp": 3}, "unknown spec field.*'fps'"),
+        ({}, "needs 'keyframes'"),
+        ({"keyframes": [{"text_diff": {"to": "x"}}, {"text": "b"}]}, "cannot come first"),
+        ({"keyframes": [{"image": "/no/such/file.png"}, {"text": "b"}]}, "no such file"),
+        ({"keyframes": [{"text": "a"}, {"text_diff": {"to": "x", "theta": 3}}]}, "theta"),
+        ({"keyframes": [{"text": "a"}, {"text_diff": {"too": "x"}}]}, "'to' caption"),
+        ({"keyframes": [{"text": "a", "image": "b"}, {"text": "b"}]}, "exactly one"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "colour": 1}]}, "unknown field"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "format": "avi"}, "'format'"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "fps": 0}, "'fps'"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "seed": "x"}, "'seed'"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "noise": "fresh"}, "'noise'"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "frames": 0}]}, "frames"),
+        ({"keyframes": [{"text": "a"}, {"mix": [{"text": "b", "weight": -1}]}]}, "mix"),
+        ({"keyframes": "a"}, "list of tables"),
+    ],
+)
+def test_malformed_specs_name_the_field(bad, match):
+    with pytest.raises(SpecError, match=match):
+        load_spec(bad)
+
+
+def test_malformed_files(tmp_path):
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(write(tmp_path, "a.toml", "preset = [unclosed"))
+    with pytest.raises(SpecError, match="not valid JSON"):
+        load_spec(write(tmp_path, "a.json", "{preset: }"))
+    with pytest.raises(SpecError, match=r"\.json or \.toml"):
+        load_spec(write(tmp_path, "a.yaml", "preset: mini"))
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_spec_save_load_round_trip(tmp_path, suffix, images):
+    s = load_spec(
+        {
+            "preset": "tiny",
+            "fps": 12.5,
+            "pingpong": True,
+            "keyframes": [
+                {"image": str(images[0]), "label": "start"},
+                {"text_diff": {"from": "a \"quoted\" thing", "to": "b", "theta": 0.25}, "easing": "ease-in"},
+                {"mix": [{"text": "c", "weight": 0.5}, {"image": str(images[1])}]},
+            ],
+        }
+    )
+    back = load_spec(s.save(tmp_path / f"spec{suffix}"))
+    assert back.to_dict() == s.to_dict()
+
+
+def test_overrides_replace_fields(images):
+    s = load_spec({"keyframes": [{"image": str(images[0])}, {"text": "b"}]}, seed=9, fps=None)
+    assert s.seed == 9 and s.fps == 24
+    assert isinstance(s, Spec)

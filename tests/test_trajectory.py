@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import latentlab as ll
+from latentlab import ops
+from latentlab.errors import ArgumentError, SpaceError, SpecError
+from latentlab.space import space_of, tag
+from latentlab.trajectory import Segment, Trajectory, split_frames
+
+
+def unit(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(*shape, generator=g), dim=-1)
+
+
+def test_interpolate_endpoints_count_and_norm():
+    a, b = unit(1, 16, seed=1), unit(1, 16, seed=2)
+    z = Trajectory.interpolate(a, b, frames=10).embeddings()
+    assert z.shape == (10, 16)
+    assert torch.allclose(z[0], a[0], atol=1e-6)
+    assert torch.allclose(z[-1], b[0], atol=1e-6)
+    assert torch.allclose(z.norm(dim=-1), torch.ones(10), atol=1e-5)
+
+
+def test_interpolate_constant_angular_steps():
+    a, b = unit(1, 16, seed=3), unit(1, 16, seed=4)
+    z = Trajectory.interpolate(a, b, frames=9).embeddings()
+    steps = torch.acos((z[1:] * z[:-1]).sum(-1).clamp(-1, 1))
+    assert torch.allclose(steps, steps.mean().expand_as(steps), atol=1e-4)
+
+
+def test_text_diff_path_follows_the_paper():
+    img, src, dst = unit(1, 32, seed=5), unit(1, 32, seed=6), unit(1, 32, seed=7)
+    theta = 0.4
+    path = Trajectory.text_diff(img, src, dst, theta=theta, frames=11)
+    z = path.embeddings()
+    z_d = torch.nn.functional.normalize(dst - src, dim=-1)
+    expected = ops.slerp(img, z_d, torch.linspace(0, 1, 11) * theta)
+    assert torch.allclose(z, expected, atol=1e-5)
+    # the similarity to the diff direction rises monotonically
+    sims = (z @ z_d.T).flatten()
+    assert (sims[1:] > sims[:-1]).all()
+
+
+def test_text_diff_needs_a_source_caption():
+    with pytest.raises(ArgumentError, match="a photo"):
+        Trajectory.text_diff(unit(1, 8), None, unit(1, 8, seed=1))
+
+
+def test_chain_frames_and_keyframe_indices():
+    kfs = [unit(1, 8, seed=i) for i in range(4)]
+    path = Trajectory.chain(kfs, frames=[3, 5, 2])
+    assert len(path) == 3 + 5 + 2 + 1
+    z = path.embeddings()
+    assert path.keyframe_indices() == [0, 3, 8, 10]
+    for i, k in zip(path.keyframe_indices(), kfs):
+        assert torch.allclose(z[i], k[0], atol=1e-6)
+
+
+def test_total_frames_split_evenly():
+    assert split_frames(48, 1) == [47]
+    assert split_frames(11, 3) == [4, 3, 3]
+    assert sum(split_frames(100, 7)) == 99
+    with pytest.raises(ArgumentError, match="too few"):
+        split_frames(2, 3)
+
+
+def test_easing_slows_the_ends():
+    a, b = unit(1, 8, seed=1), unit(1, 8, seed=2)
+    z = Trajectory.interpolate(a, b, frames=21, easing="ease-in-out").embeddings()
+    steps = torch.acos((z[1:] * z[:-1]).sum(-1).clamp(-1, 1))
+    assert steps[0] < steps[10] / 3 and steps[-1] < steps[10] / 3
+    # the angles still add up to the whole arc
+    assert math.isclose(float(steps.sum()), float(torch.acos((a * b).sum())), rel_tol=1e-4)
+
+
+def test_hold_repeats_the_start_keyframe():
+    a, b = unit(1, 8, seed=1), unit(1, 8, seed=2)
+    path = Trajectory(torch.cat([a, b]), [Segment(4, hold=3)])
+    z = path.embeddings()
+    assert len(path) == 8 and z.shape[0] == 8
+    assert torch.allclose(z[:4], a.expand(4, -1), atol=1e-6)
+    assert path.keyframe_indices() == [3, 7]
+
+
+def test_explicit_ts_override_frames():
+    a, b = unit(1, 8, seed=1), unit(1, 8, seed=2)
+    path = Trajectory(torch.cat([a, b]), [Segment(1, ts=[0.0, 0.1, 0.5])])
+    assert len(path) == 4
+    assert torch.allclose(path.embeddings()[2], ops.slerp(a, b, 0.5)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_save_load_round_trip(tmp_path, suffix):
+    kfs = [tag(unit(1, 12, seed=i), "space-x") for i in range(3)]
+    path = Trajectory.chain(kfs, frames=[4, 6], easing=["linear", "ease-in"], labels=["a", "b", "c"])
+    f = path.save(tmp_path / f"path{suffix}")
+    back = Trajectory.load(f)
+    assert back.space == "space-x" and back.labels == ["a", "b", "c"]
+    assert torch.equal(back.embeddings(), path.embeddings())
+    assert back.fingerprint() == path.fingerprint()
+    assert space_of(back.embeddings()) == "space-x"
+
+
+def test_fingerprint_changes_with_content():
+    a, b, c = unit(1, 8, seed=1), unit(1, 8, seed=2), unit(1, 8, seed=3)
+    assert Trajectory.interpolate(a, b).fingerprint() != Trajectory.interpolate(a, c).fingerprint()
+    assert Trajectory.interpolate(a, b, frames=5).fingerprint() != Trajectory.interpolate(a, b, frames=6).fingerprint()
+
+
+def test_errors_are_clear():
+    a = unit(1, 8)
+    with pytest.raises(ArgumentError, match="at least two keyframes"):
+        Trajectory(a)
+    with pytest.raises(SpaceError, match="different CLIP spaces"):
+        Trajectory.interpolate(tag(unit(1, 8), "x"), tag(unit(1, 8, seed=1), "y"))
+    with pytest.raises(SpaceError, match="sizes"):
+        Trajectory.interpolate(unit(1, 8), unit(1, 9))
+    with pytest.raises(ArgumentError, match="easing"):
+        Trajectory.interpolate(a, unit(1, 8, seed=1), easing="bouncy")
+    with pytest.raises(ArgumentError, match="NaN"):
+        Trajectory.interpolate(a, torch.full((1, 8), float("nan")))
+    with pytest.raises(SpecError, match="keyframes"):
+        Trajectory.from_dict({"segments": []})
+
+
+def test_top_level_api_exposes_trajectory():
+    assert ll.Trajectory is Trajectory
