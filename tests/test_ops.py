@@ -1,0 +1,494 @@
+"""Tests for latentlab.ops: interpolation, text diffs, arithmetic, spherical means."""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from latentlab import ops
+from latentlab.errors import ArgumentError, SpaceError
+from latentlab.ops import (
+    amplify,
+    arithmetic,
+    combine,
+    cosine,
+    lerp,
+    nlerp,
+    project_out,
+    similarity_matrix,
+    slerp,
+    spherical_mean,
+    text_diff,
+    text_diff_direction,
+)
+from latentlab.space import normalize, space_of, tag
+
+PROPS = settings(max_examples=50, deadline=None, derandomize=True)
+
+seeds = st.integers(0, 2**31 - 1)
+dims = st.integers(2, 48)
+ts = st.floats(-1.0, 2.0, allow_nan=False)
+
+
+def randn(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+def unit(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return normalize(randn(seed, *shape, dtype=torch.float64)).to(dtype)
+
+
+def angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Accurate angle between rows (float64)."""
+    a, b = normalize(a.double()), normalize(b.double())
+    return 2 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))
+
+
+def not_antipodal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool((cosine(a.double(), b.double()) > -0.99).all())
+
+
+# ----------------------------------------------------------------------------------
+# slerp geometry
+# ----------------------------------------------------------------------------------
+@PROPS
+@given(seed=seeds, d=dims, n=st.integers(1, 4))
+def test_slerp_exact_endpoints(seed, d, n):
+    a, b = 3.0 * randn(seed, n, d), 0.5 * randn(seed + 1, n, d)
+    assume(not_antipodal(a, b))
+    torch.testing.assert_close(slerp(a, b, 0.0), normalize(a), atol=1e-6, rtol=0)
+    torch.testing.assert_close(slerp(a, b, 1.0), normalize(b), atol=1e-6, rtol=0)
+
+
+@PROPS
+@given(seed=seeds, d=dims, t=ts)
+def test_slerp_keeps_unit_norm(seed, d, t):
+    a, b = randn(seed, 3, d), randn(seed + 1, 3, d)
+    assume(not_antipodal(a, b))
+    out = slerp(a, b, t)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(3), atol=1e-5, rtol=0)
+
+
+@PROPS
+@given(seed=seeds, d=dims, t=ts)
+def test_slerp_symmetry(seed, d, t):
+    a, b = randn(seed, 2, d), randn(seed + 1, 2, d)
+    assume(not_antipodal(a, b))
+    torch.testing.assert_close(slerp(a, b, t), slerp(b, a, 1.0 - t), atol=2e-5, rtol=0)
+
+
+@PROPS
+@given(seed=seeds, d=dims, steps=st.integers(3, 12))
+def test_slerp_constant_angular_speed(seed, d, steps):
+    a, b = randn(seed, 1, d, dtype=torch.float64), randn(seed + 1, 1, d, dtype=torch.float64)
+    assume(not_antipodal(a, b))
+    path = slerp(a, b, torch.linspace(0, 1, steps, dtype=torch.float64))
+    assert path.shape == (steps, d)
+    gaps = angle(path[:-1], path[1:])
+    total = angle(a, b)
+    torch.testing.assert_close(gaps, (total / (steps - 1)).expand(steps - 1), atol=1e-9, rtol=0)
+    # every point lies on the great circle: angle from a plus angle to b equals the total
+    torch.testing.assert_close(angle(a, path) + angle(path, b), total.expand(steps), atol=1e-9, rtol=0)
+
+
+def test_slerp_known_values_and_extrapolation():
+    a = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[math.cos(0.3), math.sin(0.3)]], dtype=torch.float64)
+    for t in (-1.0, 0.25, 0.5, 2.0, 3.0):
+        expected = torch.tensor([[math.cos(0.3 * t), math.sin(0.3 * t)]], dtype=torch.float64)
+        torch.testing.assert_close(slerp(a, b, t), expected, atol=1e-12, rtol=0)
+
+
+def test_slerp_row_wise_angle_regression_against_elementwise_acos():
+    """The community unCLIP interpolation scripts took acos element-wise; that leaves the sphere."""
+
+    def slerp_elementwise_acos(a, b, t):  # the wrong variant, kept here as a witness
+        a, b = normalize(a), normalize(b)
+        omega = torch.acos((a * b).clamp(-1, 1))  # element-wise: wrong
+        so = torch.sin(omega)
+        return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+    d = 64
+    a = unit(0, 1, d, dtype=torch.float64)
+    r = normalize(randn(1, 1, d, dtype=torch.float64) - (randn(1, 1, d, dtype=torch.float64) * a).sum() * a)
+    r = normalize(r - (r * a).sum() * a)  # orthogonal to a
+    b = 0.8 * a + 0.6 * r  # cosine(a, b) = 0.8
+    assert cosine(a, b).item() == pytest.approx(0.8, abs=1e-9)
+    wrong = slerp_elementwise_acos(a, b, 0.5)
+    assert abs(wrong.norm().item() - 1.0) > 0.1  # the broken variant leaves the sphere
+    good = slerp(a, b, 0.5)
+    assert good.norm().item() == pytest.approx(1.0, abs=1e-12)
+    assert angle(a, good).item() == pytest.approx(math.acos(0.8) / 2, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------
+# broadcasting, dtypes, degenerate inputs
+# ----------------------------------------------------------------------------------
+def test_broadcast_shapes_and_values():
+    d = 8
+    a1, b1 = unit(0, 1, d), unit(1, 1, d)
+    assert slerp(a1, b1, torch.linspace(0, 1, 5)).shape == (5, d)
+    assert slerp(a1[0], b1[0], 0.3).shape == (d,)
+    an, bn = unit(2, 4, d), unit(3, 4, d)
+    assert slerp(an, b1, 0.3).shape == (4, d)
+    assert slerp(an, bn, torch.rand(4)).shape == (4, d)
+    grid = slerp(an, bn, torch.linspace(0, 1, 3)[:, None])
+    assert grid.shape == (3, 4, d)
+    torch.testing.assert_close(grid[1, 2], slerp(an[2], bn[2], 0.5))
+    torch.testing.assert_close(slerp(an, b1, 0.3)[3], slerp(an[3], b1[0], 0.3))
+    assert lerp(an, bn, torch.linspace(0, 1, 3)[:, None]).shape == (3, 4, d)
+    assert nlerp(a1, b1, torch.linspace(0, 1, 7)).shape == (7, d)
+    assert text_diff(an, b1, a1, torch.linspace(0, 0.5, 6)[:, None]).shape == (6, 4, d)
+    assert amplify(an, b1, torch.tensor([[0.0], [1.0]])).shape == (2, 4, d)
+    assert cosine(an, b1).shape == (4,)
+    assert similarity_matrix(an, unit(4, 3, d)).shape == (4, 3)
+    with pytest.raises(ArgumentError, match=r"\(4, 8\).*\(3, 8\)"):
+        slerp(an, unit(5, 3, d), 0.5)
+    with pytest.raises(ArgumentError, match="t of shape"):
+        slerp(an, bn, torch.rand(3))
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
+def test_low_precision_preserves_dtype_and_matches_fp32(dtype, atol):
+    d = 32
+    a, b, c = (unit(s, 3, d).to(dtype) for s in range(3))
+    af, bf, cf = a.float(), b.float(), c.float()
+    cases = [
+        (lerp(a, b, 0.3), lerp(af, bf, 0.3)),
+        (nlerp(a, b, 0.3), nlerp(af, bf, 0.3)),
+        (slerp(a, b, torch.linspace(0, 1, 5)[:, None]), slerp(af, bf, torch.linspace(0, 1, 5)[:, None])),
+        (text_diff(a, b, c, 0.3), text_diff(af, bf, cf, 0.3)),
+        (arithmetic([(1.0, a), (-1.0, b), (1.0, c)]), arithmetic([(1.0, af), (-1.0, bf), (1.0, cf)])),
+        (spherical_mean(torch.stack([a, b, c], dim=1)), spherical_mean(torch.stack([af, bf, cf], dim=1))),
+        (project_out(a, b), project_out(af, bf)),
+        (amplify(a, b, 0.5), amplify(af, bf, 0.5)),
+        (cosine(a, b), cosine(af, bf)),
+        (similarity_matrix(a, b), similarity_matrix(af, bf)),
+    ]
+    for low, ref in cases:
+        assert low.dtype == dtype
+        torch.testing.assert_close(low.float(), ref, atol=atol, rtol=0)
+
+
+def test_float64_stays_float64_and_mixed_dtypes_promote():
+    a, b = unit(0, 2, 8, dtype=torch.float64), unit(1, 2, 8)
+    assert slerp(a, b, 0.5).dtype == torch.float64
+    assert slerp(b.half(), b, 0.5).dtype == torch.float32
+
+
+@PROPS
+@given(seed=seeds, d=dims, t=st.floats(0.0, 1.0))
+def test_slerp_near_parallel_falls_back_cleanly(seed, d, t):
+    a = unit(seed, 2, d)
+    b = a + 1e-7 * randn(seed + 1, 2, d)
+    for out in (slerp(a, b, t), slerp(a, a, t), slerp(a, a.clone() * 2.0, t)):
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out.norm(dim=-1), torch.ones(2), atol=1e-6, rtol=0)
+        torch.testing.assert_close(out, a, atol=1e-5, rtol=0)
+
+
+def test_slerp_antipodal_raises():
+    a = unit(0, 3, 16)
+    b = a.clone()
+    b[1] = -a[1]
+    with pytest.raises(ArgumentError, match=r"antipodal.*rows \[1\].*third keyframe"):
+        slerp(a, b, 0.5)
+    nearly = normalize(-a[0] + 1e-3 * unit(1, 16))  # cosine about -1 + 5e-7
+    with pytest.raises(ArgumentError, match="antipodal"):
+        slerp(a[0], nearly, 0.2)
+    # well away from antipodal is fine
+    assert torch.isfinite(slerp(a[0], normalize(-a[0] + 0.1 * unit(1, 16)), 0.5)).all()
+
+
+def test_bad_inputs_raise_argument_errors():
+    a = unit(0, 2, 8)
+    with pytest.raises(ArgumentError, match="must be a torch.Tensor"):
+        slerp(a.tolist(), a, 0.5)
+    with pytest.raises(ArgumentError, match="floating"):
+        slerp(torch.ones(2, 8, dtype=torch.long), a, 0.5)
+    bad = a.clone()
+    bad[1, 3] = float("nan")
+    with pytest.raises(ArgumentError, match=r"b contains NaN.*rows \[1\]"):
+        slerp(a, bad, 0.5)
+    with pytest.raises(ArgumentError, match=r"a is the zero vector.*rows \[0\]"):
+        slerp(torch.zeros(1, 8), a, 0.5)
+    with pytest.raises(ArgumentError, match="t contains NaN"):
+        slerp(a, a, float("nan"))
+    with pytest.raises(ArgumentError, match="t must be a float or a tensor"):
+        slerp(a, a, "half")
+    with pytest.raises(ArgumentError, match="zero vector"):
+        nlerp(a[0], -a[0], 0.5)
+
+
+# ----------------------------------------------------------------------------------
+# CLIP space tags and sizes
+# ----------------------------------------------------------------------------------
+def _embedding_ops(a, b, c):
+    return {
+        "lerp": lambda: lerp(a, b, 0.5),
+        "nlerp": lambda: nlerp(a, b, 0.5),
+        "slerp": lambda: slerp(a, b, 0.5),
+        "text_diff": lambda: text_diff(a, b, c, 0.3),
+        "text_diff_direction": lambda: text_diff_direction(b, c),
+        "arithmetic": lambda: arithmetic([(1.0, a), (-1.0, b), (1.0, c)]),
+        "combine": lambda: combine((1.0, a), (1.0, b)),
+        "spherical_mean": lambda: spherical_mean(tag(torch.stack([a, b], dim=1), space_of(a))),
+        "project_out": lambda: project_out(a, b),
+        "amplify": lambda: amplify(a, b, 0.5),
+    }
+
+
+def test_space_tags_propagate():
+    a, b, c = (tag(unit(s, 3, 8), "mini") for s in range(3))
+    for name, fn in _embedding_ops(a, b, c).items():
+        assert space_of(fn()) == "mini", name
+    # an untagged input takes the tag of the tagged one
+    assert space_of(slerp(unit(5, 3, 8), b, 0.5)) == "mini"
+    assert space_of(slerp(unit(5, 3, 8), unit(6, 3, 8), 0.5)) is None
+
+
+def test_space_mismatch_raises_space_error():
+    a, c = tag(unit(0, 3, 8), "mini"), tag(unit(2, 3, 8), "mini")
+    b = tag(unit(1, 3, 8), "openai/ViT-L-14")
+    for name, fn in _embedding_ops(a, b, c).items():
+        if name == "spherical_mean":
+            continue  # one input: nothing to mix
+        with pytest.raises(SpaceError, match="different CLIP spaces"):
+            fn()
+    with pytest.raises(SpaceError):
+        cosine(a, b)
+    with pytest.raises(SpaceError):
+        similarity_matrix(a, b)
+
+
+def test_dim_mismatch_raises_space_error_naming_shapes():
+    a, b = unit(0, 3, 8), unit(1, 3, 12)
+    with pytest.raises(SpaceError, match=r"\(3, 8\).*\(3, 12\)"):
+        slerp(a, b, 0.5)
+    with pytest.raises(SpaceError, match=r"\(3, 8\).*\(3, 12\)"):
+        text_diff(a, a[:1] * 0.5, b, 0.5)
+    with pytest.raises(SpaceError):
+        arithmetic([(1.0, a), (1.0, b)])
+    with pytest.raises(SpaceError):
+        similarity_matrix(a, b)
+    with pytest.raises(SpaceError):
+        project_out(a, b)
+
+
+# ----------------------------------------------------------------------------------
+# spherical mean
+# ----------------------------------------------------------------------------------
+@PROPS
+@given(seed=seeds, d=dims, s=st.floats(0.0, 1.0))
+def test_spherical_mean_of_two_points_is_slerp(seed, d, s):
+    a, b = unit(seed, d), unit(seed + 1, d)
+    assume(not_antipodal(a, b) and cosine(a, b).item() > -0.9)
+    mean = spherical_mean(torch.stack([a, b]), torch.tensor([1.0 - s, s]))
+    torch.testing.assert_close(mean, slerp(a, b, s), atol=2e-5, rtol=0)
+
+
+def test_spherical_mean_of_symmetric_set_is_its_centre():
+    d = 10
+    centre = unit(0, d, dtype=torch.float64)
+    pts = []
+    for k in range(3):  # pairs mirrored through the centre, at different angles
+        off = normalize(randn(k + 1, d, dtype=torch.float64))
+        off = normalize(off - (off * centre).sum() * centre)
+        ang = 0.3 + 0.4 * k
+        pts += [math.cos(ang) * centre + math.sin(ang) * off, math.cos(ang) * centre - math.sin(ang) * off]
+    mean = spherical_mean(torch.stack(pts))
+    torch.testing.assert_close(mean, centre, atol=1e-10, rtol=0)
+    # the Euclidean mean direction differs from the Karcher mean for unequal weights;
+    # the Karcher mean satisfies the stationarity condition sum_i w_i log_q(p_i) = 0
+    w = torch.tensor([1.0, 2.0, 0.5, 0.1, 3.0, 1.0], dtype=torch.float64)
+    q = spherical_mean(torch.stack(pts), w)
+    P = torch.stack(pts)
+    theta = angle(P, q.expand_as(P))
+    logs = (P - (P @ q)[:, None] * q) * (theta / torch.sin(theta))[:, None]
+    assert (w[:, None] * logs).sum(0).norm().item() < 1e-9
+    assert (q - normalize((w[:, None] * P).sum(0))).norm().item() > 1e-4
+
+
+@PROPS
+@given(seed=seeds, d=dims, k=st.integers(1, 6), scale=st.floats(1e-3, 1e3))
+def test_spherical_mean_invariant_to_weight_scaling(seed, d, k, scale):
+    pts = normalize(unit(seed, d) + 0.8 * randn(seed + 1, k, d))
+    w = torch.rand(k, generator=torch.Generator().manual_seed(seed)) + 0.05
+    torch.testing.assert_close(
+        spherical_mean(pts, w), spherical_mean(pts, w * scale), atol=1e-5, rtol=0
+    )
+
+
+def test_spherical_mean_batched_matches_rows_and_ignores_zero_weights():
+    pts = normalize(unit(0, 1, 1, 12) + 0.7 * randn(1, 4, 3, 12))  # (4, 3, 12)
+    w = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, 1.0], [5.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    batched = spherical_mean(pts, w)
+    assert batched.shape == (4, 12)
+    for i in range(4):
+        torch.testing.assert_close(batched[i], spherical_mean(pts[i], w[i]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(batched[1], slerp(pts[1, 1], pts[1, 2], 0.5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(batched[2], pts[2, 0], atol=1e-6, rtol=0)
+    # shared weights (K,) broadcast over a batch of point sets
+    assert spherical_mean(pts, w[0]).shape == (4, 12)
+    torch.testing.assert_close(spherical_mean(pts[:1]), spherical_mean(pts[0])[None], atol=1e-6, rtol=0)
+
+
+def test_spherical_mean_errors():
+    pts = unit(0, 3, 8)
+    with pytest.raises(ArgumentError, match="non-negative"):
+        spherical_mean(pts, torch.tensor([1.0, -0.5, 1.0]))
+    with pytest.raises(ArgumentError, match="all zero"):
+        spherical_mean(pts, torch.zeros(3))
+    with pytest.raises(ArgumentError, match="K=3"):
+        spherical_mean(pts, torch.ones(4))
+    with pytest.raises(ArgumentError, match=r"\(K, d\)"):
+        spherical_mean(pts[0])
+    with pytest.raises(ArgumentError, match="cancel out"):
+        spherical_mean(torch.stack([pts[0], -pts[0]]))
+
+
+# ----------------------------------------------------------------------------------
+# arithmetic and directions
+# ----------------------------------------------------------------------------------
+def test_arithmetic_of_known_vectors():
+    a, b, c = torch.eye(3)
+    expected = torch.tensor([1.0, -1.0, 1.0]) / math.sqrt(3)
+    torch.testing.assert_close(arithmetic([(1.0, a), (-1.0, b), (1.0, c)]), expected)
+    torch.testing.assert_close(combine((1.0, a), (-1.0, b), (1.0, c)), expected)
+    torch.testing.assert_close(arithmetic([(3.0, a), (4.0, b)]), torch.tensor([0.6, 0.8, 0.0]))
+    torch.testing.assert_close(arithmetic(iter([(2.0, c)])), c)
+    # per-row tensor weights
+    out = arithmetic([(torch.tensor([1.0, 0.0]), a), (torch.tensor([0.0, 2.0]), b)])
+    torch.testing.assert_close(out, torch.stack([a, b]))
+    with pytest.raises(ArgumentError, match="cancel out"):
+        arithmetic([(1.0, a), (-1.0, a)])
+    with pytest.raises(ArgumentError, match="empty"):
+        arithmetic([])
+    with pytest.raises(ArgumentError, match=r"terms\[1\].*\(weight, embedding\)"):
+        arithmetic([(1.0, a), b])
+    with pytest.raises(ArgumentError, match=r"\(weight, embedding\)"):
+        arithmetic([(a, 1.0)])
+
+
+@PROPS
+@given(seed=seeds, d=dims)
+def test_project_out_removes_the_component(seed, d):
+    z, u = unit(seed, 3, d), 5.0 * randn(seed + 1, 3, d)
+    out = project_out(z, u)
+    torch.testing.assert_close((out * normalize(u)).sum(-1), torch.zeros(3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(3), atol=1e-6, rtol=0)
+    # what remains is the old orthogonal part: cosine(out, z) = sin(angle(z, u))
+    expected = torch.sin(angle(z, u)).float()
+    torch.testing.assert_close(cosine(out, z), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(amplify(z, u, -1.0), out, atol=1e-6, rtol=0)
+
+
+def test_project_out_and_direction_errors():
+    z = unit(0, 8)
+    with pytest.raises(ArgumentError, match="parallel"):
+        project_out(z, 3.0 * z)
+    with pytest.raises(ArgumentError, match="direction is the zero vector"):
+        project_out(z, torch.zeros(8))
+
+
+def test_amplify_definition():
+    z = unit(0, 2, 16)
+    u = unit(1, 16)
+    torch.testing.assert_close(amplify(z, u, 0.0), z, atol=1e-6, rtol=0)
+    amounts = torch.tensor([-0.9, -0.5, 0.0, 1.0, 3.0])[:, None]
+    cos_u = cosine(amplify(z, u, amounts), u)  # (5, 2)
+    sign = torch.sign(cosine(z, u))
+    assert ((sign * cos_u).diff(dim=0) > 0).all()  # larger amount, more of u
+    # the component along u is scaled by (1 + amount) before renormalising
+    alpha = (z * u).sum(-1, keepdim=True)
+    torch.testing.assert_close(amplify(z, u, 2.0), normalize(z + 2.0 * alpha * u))
+    flipped = amplify(z, u, -2.0)  # reflection through the hyperplane orthogonal to u
+    torch.testing.assert_close(cosine(flipped, u), -cosine(z, u), atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------------
+# text diffs
+# ----------------------------------------------------------------------------------
+def test_text_diff_theta_zero_returns_image_and_one_returns_direction():
+    image, src, tgt = unit(0, 4, 16), unit(1, 1, 16), unit(2, 1, 16)
+    torch.testing.assert_close(text_diff(image, src, tgt, 0.0), image, atol=1e-6, rtol=0)
+    z_d = text_diff_direction(src, tgt)
+    torch.testing.assert_close(z_d, normalize(tgt - src))
+    torch.testing.assert_close(text_diff(image, src, tgt, 1.0), z_d.expand(4, 16), atol=1e-6, rtol=0)
+    torch.testing.assert_close(text_diff(image, src, tgt, 0.3), slerp(image, z_d, 0.3))
+
+
+@PROPS
+@given(seed=seeds, d=st.integers(3, 48))
+def test_text_diff_moves_monotonically_towards_the_diff(seed, d):
+    image, src, tgt = unit(seed, 2, d), unit(seed + 1, 2, d), unit(seed + 2, 2, d)
+    z_d = text_diff_direction(src, tgt)
+    assume(bool((cosine(image, z_d) > -0.99).all()))
+    thetas = torch.linspace(0, 1, 11)[:, None]
+    cos = cosine(text_diff(image, src, tgt, thetas), z_d)  # (11, 2)
+    assert (cos.diff(dim=0) > 0).all()
+    # and away from the original image
+    assert (cosine(text_diff(image, src, tgt, thetas), image).diff(dim=0) < 0).all()
+
+
+def test_text_diff_errors():
+    image, cap = unit(0, 2, 8), unit(1, 1, 8)
+    with pytest.raises(ArgumentError, match="encode.*a photo"):
+        text_diff(image, None, cap, 0.3)
+    with pytest.raises(ArgumentError, match="same caption"):
+        text_diff(image, cap, cap.clone(), 0.3)
+    with pytest.raises(ArgumentError, match="same caption"):
+        text_diff_direction(cap, cap)
+    z_d = text_diff_direction(cap, unit(2, 1, 8))
+    with pytest.raises(ArgumentError, match="antipodal"):
+        text_diff(-z_d, cap, unit(2, 1, 8), 0.3)
+
+
+# ----------------------------------------------------------------------------------
+# similarities, lerp, nlerp
+# ----------------------------------------------------------------------------------
+def test_cosine_and_similarity_matrix_values():
+    a, b = randn(0, 5, 12), randn(1, 3, 12)
+    ref = torch.nn.functional.cosine_similarity(a[:, None, :], b[None, :, :], dim=-1)
+    torch.testing.assert_close(similarity_matrix(a, b), ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(cosine(a[:3], b), ref.diagonal()[:3], atol=1e-6, rtol=0)
+    torch.testing.assert_close(cosine(a, b[0]), ref[:, 0], atol=1e-6, rtol=0)
+    assert similarity_matrix(a[0], b).shape == (1, 3)
+    assert space_of(cosine(tag(a, "mini"), b[0])) is None  # a similarity is not an embedding
+
+
+def test_lerp_and_nlerp_values():
+    a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    torch.testing.assert_close(lerp(a, b, 0.25), torch.tensor([[1.5, 0.25]]))
+    torch.testing.assert_close(lerp(a, b, torch.tensor([0.0, 1.0])), torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(nlerp(a, b, 0.25), normalize(torch.tensor([[1.5, 0.25]])))
+    # nlerp and slerp agree at the midpoint of unit vectors, differ elsewhere
+    ua, ub = unit(0, 1, 8), unit(1, 1, 8)
+    torch.testing.assert_close(nlerp(ua, ub, 0.5), slerp(ua, ub, 0.5), atol=1e-6, rtol=0)
+    assert (nlerp(ua, ub, 0.2) - slerp(ua, ub, 0.2)).abs().max() > 1e-4
+
+
+def test_docstring_examples():
+    result = doctest.testmod(ops, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10
+    assert result.failed == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_device_follows_inputs_on_cuda():
+    a, b = unit(0, 3, 16).cuda(), unit(1, 3, 16).cuda()
+    t = torch.linspace(0, 1, 4)[:, None]  # a CPU t is moved to the inputs' device
+    out = slerp(a, b, t)
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out.cpu(), slerp(a.cpu(), b.cpu(), t), atol=1e-6, rtol=0)
+    assert spherical_mean(torch.stack([a, b], 1)).device.type == "cuda"
+    assert text_diff(a, b, b.flip(0), 0.3).device.type == "cuda"
+    with pytest.raises(ArgumentError, match="device"):
+        slerp(a, b.cpu(), 0.5)
