@@ -1,0 +1,778 @@
+"""The assembler: frames in, files out (mp4, gif, webp, png) and back.
+
+Frames are uint8 RGB arrays of shape ``(T, H, W, 3)``. Every function here also accepts a
+list of ``(H, W, 3)`` arrays (or PIL images, or CPU torch tensors) and float frames with
+values in ``[0, 1]``, which are converted with ``round(x * 255)``. Anything else raises
+:class:`~latentlab.errors.ArgumentError` naming the shape/dtype found and the fix.
+
+Every file is written to a temporary name next to its target and renamed with
+:func:`os.replace` once complete, so an interrupted write never leaves a broken file under
+the final name (a hidden ``.<name>.<random>.tmp.<ext>`` may remain after a hard kill).
+
+imageio, imageio-ffmpeg and Pillow are imported lazily, inside the functions that use them.
+
+>>> import numpy as np, tempfile, pathlib
+>>> frames = np.zeros((4, 32, 32, 3), np.uint8); frames[:, :, :16] = 255
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "clip.gif"
+>>> write_video(frames, out, fps=8, pingpong=True).name
+'clip.gif'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ArgumentError
+
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "write_video",
+    "read_video",
+    "sequence",
+    "contact_sheet",
+    "save_image",
+    "load_image",
+    "save_frames",
+]
+
+#: Container formats :func:`write_video` can write.
+SUPPORTED_FORMATS: tuple[str, ...] = ("mp4", "gif", "webp")
+
+# GIF stores frame delays in hundredths of a second and browsers stretch delays under
+# 2/100 s to 1/10 s, so a GIF cannot play faster than this.
+_GIF_MAX_FPS = 50.0
+_DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
+_DEFAULT_WEBP_QUALITY = 90
+
+
+# ------------------------------------------------------------------------------------
+# input validation
+# ------------------------------------------------------------------------------------
+def _to_numpy(x: Any) -> np.ndarray:
+    """ndarray view of an array-like, torch tensor or PIL image (no dtype change)."""
+    if type(x).__module__.split(".")[0] == "torch":
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
+    """Convert one array of any supported dtype to uint8 (values checked, never wrapped)."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_ or not (
+        np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+    ):
+        raise ArgumentError(
+            f"{what} has dtype {a.dtype}; expected uint8 in [0, 255] or float in [0, 1]. "
+            "Fix: convert it, e.g. frames.astype(np.uint8) or frames.astype(np.float32)."
+        )
+    if a.size == 0:
+        return a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise ArgumentError(
+                f"{what} has integer dtype {a.dtype} with values in [{lo}, {hi}]; "
+                "expected [0, 255]. Fix: rescale/clip to [0, 255] before passing it."
+            )
+        return a.astype(np.uint8)
+    # floating point: [0, 1] expected
+    a = a.astype(np.float32, copy=False)
+    if not np.isfinite(a).all():
+        raise ArgumentError(
+            f"{what} is a float array containing NaN or inf. "
+            "Fix: check the decoder output, e.g. np.nan_to_num(frames)."
+        )
+    lo, hi = float(a.min()), float(a.max())
+    tol = 1e-3
+    if lo < -tol or hi > 1 + tol:
+        hint = (
+            "it looks like [-1, 1]: pass (frames + 1) / 2"
+            if lo >= -1 - tol and hi <= 1 + tol
+            else "it looks like [0, 255]: pass frames.astype(np.uint8)"
+            if lo >= -tol and hi <= 255 + tol
+            else "rescale it to [0, 1]"
+        )
+        raise ArgumentError(
+            f"{what} is a float array with values in [{lo:.4g}, {hi:.4g}]; float frames "
+            f"must be in [0, 1]. Fix: {hint}."
+        )
+    return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _shape_fix(shape: tuple[int, ...]) -> str:
+    """A hint for a frame-batch shape that is not (T, H, W, 3)."""
+    if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
+        return "it looks channels-first: pass frames.transpose(0, 2, 3, 1) (numpy) or frames.permute(0, 2, 3, 1) (torch)"
+    if len(shape) >= 1 and shape[-1] == 4:
+        return "drop the alpha channel: frames[..., :3]"
+    if len(shape) >= 1 and shape[-1] == 1:
+        return "repeat the grey channel: np.repeat(frames, 3, axis=-1)"
+    if len(shape) == 3 and shape[-1] == 3:
+        return "this is a single (H, W, 3) image: pass frames[None] (or [frame]) for a 1-frame video"
+    if len(shape) == 3:
+        return "grey frames need a channel axis: np.repeat(frames[..., None], 3, axis=-1)"
+    return "pass a uint8 array of shape (T, H, W, 3) or a list of (H, W, 3) arrays"
+
+
+def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
+    """Validate and convert ``frames`` to a C-contiguous uint8 array (T, H, W, 3)."""
+    if isinstance(frames, (str, bytes, os.PathLike)):
+        raise ArgumentError(
+            f"{name} is a path ({frames!r}), not pixel data. "
+            "Fix: load it first with read_video(path) or load_image(path)."
+        )
+    if isinstance(frames, (list, tuple)):
+        if len(frames) == 0:
+            raise ArgumentError(f"{name} is an empty list. Fix: pass at least one frame.")
+        arrays = []
+        for i, f in enumerate(frames):
+            a = _to_numpy(f)
+            if a.ndim != 3 or a.shape[-1] != 3:
+                raise ArgumentError(
+                    f"{name}[{i}] has shape {tuple(a.shape)} (dtype {a.dtype}); each frame "
+                    f"must be (H, W, 3) RGB. Fix: {_shape_fix((1, *a.shape))}."
+                )
+            if arrays and a.shape != arrays[0].shape:
+                raise ArgumentError(
+                    f"{name}[{i}] has shape {tuple(a.shape)} but {name}[0] has "
+                    f"{tuple(arrays[0].shape)}; all frames must share one size. "
+                    "Fix: resize them to a common size first."
+                )
+            arrays.append(_to_uint8(a, f"{name}[{i}]"))
+        out = np.stack(arrays)
+    else:
+        a = _to_numpy(frames)
+        if a.ndim != 4 or a.shape[-1] != 3:
+            raise ArgumentError(
+                f"{name} has shape {tuple(a.shape)} (dtype {a.dtype}); expected "
+                f"(T, H, W, 3) RGB frames. Fix: {_shape_fix(tuple(a.shape))}."
+            )
+        out = _to_uint8(a, name)
+    if 0 in out.shape:
+        raise ArgumentError(
+            f"{name} has shape {tuple(out.shape)}: no pixels. "
+            "Fix: pass at least one frame of at least 1x1 pixels."
+        )
+    return np.ascontiguousarray(out)
+
+
+def _as_image(array: Any, name: str = "array") -> np.ndarray:
+    """Validate and convert one image to uint8 (H, W, 3)."""
+    a = _to_numpy(array)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        if a.ndim == 4 and a.shape[-1] == 3:
+            fix = f"take one frame: {name}[0]"
+        elif a.ndim == 3:
+            fix = _shape_fix((1, *a.shape))
+        elif a.ndim == 2:
+            fix = f"grey images need a channel axis: np.repeat({name}[..., None], 3, axis=-1)"
+        else:
+            fix = "pass a (H, W, 3) uint8 array"
+        raise ArgumentError(
+            f"{name} has shape {tuple(a.shape)} (dtype {a.dtype}); expected one (H, W, 3) "
+            f"RGB image. Fix: {fix}."
+        )
+    if 0 in a.shape:
+        raise ArgumentError(f"{name} has shape {tuple(a.shape)}: no pixels.")
+    return np.ascontiguousarray(_to_uint8(a, name))
+
+
+def _check_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ArgumentError(
+            f"{name}={value!r}; expected a whole number of frames >= 0. Fix: e.g. {name}=12."
+        )
+    return int(value)
+
+
+def _check_fps(fps: Any) -> float:
+    try:
+        f = float(fps)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if isinstance(fps, bool) or not math.isfinite(f) or f <= 0:
+        raise ArgumentError(f"fps={fps!r}; expected a positive number. Fix: e.g. fps=24.")
+    return f
+
+
+# ------------------------------------------------------------------------------------
+# atomic writes
+# ------------------------------------------------------------------------------------
+def _prepare_target(path: Any, name: str = "path") -> Path:
+    """Check ``path`` can be written: create parent dirs; refuse directories."""
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ArgumentError(
+            f"{name} {str(target)!r} is a directory. Fix: give a file name inside it, "
+            f"e.g. {str(target / ('out' + (target.suffix or '.mp4')))!r}."
+        )
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise ArgumentError(
+            f"cannot create the directory for {name} {str(target)!r}: a path component "
+            f"is an existing file ({e.filename or parent}). Fix: choose another location."
+        ) from None
+    except OSError as e:
+        raise ArgumentError(
+            f"cannot create the directory {str(parent)!r} for {name} {str(target)!r}: "
+            f"{e.strerror or e}. Fix: choose a writable location or fix its permissions."
+        ) from None
+    return target
+
+
+def _temp_path(target: Path, ext: str | None = None) -> Path:
+    """A fresh hidden name next to ``target`` that keeps a recognisable extension."""
+    ext = ext if ext is not None else target.suffix.lstrip(".")
+    suffix = f".{ext}" if ext else ""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | None = None,
+                  name: str = "path") -> Path:
+    """Run ``write(tmp)`` on a temp file next to ``target`` then rename it into place.
+
+    Any failure (or KeyboardInterrupt) removes the temp file and leaves ``target``
+    untouched."""
+    tmp = _temp_path(target, ext)
+    try:
+        # Creating the file ourselves turns permission problems into a clear error here,
+        # instead of a message from deep inside ffmpeg or Pillow.
+        with open(tmp, "xb"):
+            pass
+    except OSError as e:
+        raise ArgumentError(
+            f"cannot write {name} {str(target)!r}: {e.strerror or e}. "
+            "Fix: choose a writable location or fix its permissions."
+        ) from None
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    return target
+
+
+# ------------------------------------------------------------------------------------
+# frame ordering
+# ------------------------------------------------------------------------------------
+def _sequence_indices(n: int, hold_first: int, hold_last: int, pingpong: bool) -> np.ndarray:
+    """Indices into n frames implementing :func:`sequence` (int64 array)."""
+    if n == 1:
+        return np.zeros(1 + hold_first + hold_last, dtype=np.int64)
+    forward = np.concatenate([
+        np.zeros(hold_first + 1, np.int64),
+        np.arange(1, n - 1, dtype=np.int64),
+        np.full(hold_last + 1, n - 1, np.int64),
+    ])
+    if not pingpong:
+        return forward
+    back = np.arange(n - 2, 0, -1, dtype=np.int64)
+    return np.concatenate([forward, back])
+
+
+def sequence(frames: Any, *, hold_first: int = 0, hold_last: int = 0,
+             pingpong: bool = False) -> np.ndarray:
+    """The frame order :func:`write_video` writes: holds and ping-pong applied.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` (or a list of ``(H, W, 3)``, or float in [0, 1]).
+        hold_first: extra copies of the first frame (counted in frames, so at 24 fps
+            ``hold_first=24`` shows it one second longer).
+        hold_last: extra copies of the last frame (the turning frame when ``pingpong``).
+        pingpong: after the forward pass, play the frames backwards, leaving out both
+            turning frames so that a looping player shows every frame once per pass:
+            ``0 1 2 3 4`` becomes ``0 1 2 3 4 3 2 1`` (and then loops back to 0). The held
+            copies stay where they are: the first frame's before the forward pass, the last
+            frame's at the turn.
+
+    Returns:
+        uint8 array ``(T', H, W, 3)`` with
+        ``T' = T + hold_first + hold_last + (max(T - 2, 0) if pingpong else 0)``.
+
+    >>> import numpy as np
+    >>> f = np.arange(4, dtype=np.uint8)[:, None, None, None].repeat(3, -1)  # (4, 1, 1, 3)
+    >>> sequence(f, hold_first=1, hold_last=2, pingpong=True)[:, 0, 0, 0].tolist()
+    [0, 0, 1, 2, 3, 3, 3, 2, 1]
+    """
+    arr = _as_frames(frames)
+    idx = _sequence_indices(len(arr), _check_count(hold_first, "hold_first"),
+                            _check_count(hold_last, "hold_last"), bool(pingpong))
+    return arr[idx]
+
+
+# ------------------------------------------------------------------------------------
+# writers
+# ------------------------------------------------------------------------------------
+def _resolve_format(format: str | None, target: Path) -> str:
+    if format is not None:
+        if not isinstance(format, str):
+            raise ArgumentError(
+                f"format={format!r}; expected one of {', '.join(map(repr, SUPPORTED_FORMATS))}."
+            )
+        fmt = format.lower().lstrip(".")
+        if fmt not in SUPPORTED_FORMATS:
+            raise ArgumentError(
+                f"unknown video format {format!r}; supported formats: "
+                f"{', '.join(SUPPORTED_FORMATS)}. Fix: pass format='mp4' (or 'gif', 'webp')."
+            )
+        return fmt
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in SUPPORTED_FORMATS:
+        found = repr(target.suffix) if target.suffix else "no suffix"
+        raise ArgumentError(
+            f"unknown video format for path {str(target)!r} ({found}); supported formats: "
+            f"{', '.join(SUPPORTED_FORMATS)}. Fix: end the path with .mp4, .gif or .webp, "
+            "or pass format=..."
+        )
+    return fmt
+
+
+def _check_quality(quality: Any) -> int | None:
+    if quality is None:
+        return None
+    if isinstance(quality, bool) or not isinstance(quality, (int, float, np.number)) \
+            or not 0 <= float(quality) <= 100:
+        raise ArgumentError(
+            f"quality={quality!r}; expected a number in [0, 100] (higher is better) or None "
+            "for the format's default. Fix: e.g. quality=80."
+        )
+    return int(round(float(quality)))
+
+
+def _frame_durations_ms(count: int, fps: float, unit_ms: int) -> list[int]:
+    """Per-frame durations in ms, multiples of ``unit_ms``, whose running sum tracks
+    ``k / fps`` (so 24 fps in 10 ms units plays 40, 40, 40, 50, ... and never drifts)."""
+    ticks = np.rint(np.arange(count + 1) * (1000.0 / fps) / unit_ms).astype(np.int64)
+    d = np.diff(ticks)
+    d = np.maximum(d, 1)  # never a zero delay
+    return [int(x) * unit_ms for x in d]
+
+
+def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
+               quality: int | None) -> None:
+    import imageio_ffmpeg
+
+    h, w = frames.shape[1:3]
+    ph, pw = h % 2, w % 2  # yuv420p needs even sides: edge-replicate one row/column
+    q = _DEFAULT_MP4_QUALITY if quality is None else quality
+    crf = int(round(51 * (100 - q) / 100))
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp), (w + pw, h + ph), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
+        codec="libx264", quality=None, macro_block_size=1,
+        output_params=["-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
+    )
+    writer.send(None)
+    try:
+        for i in idx:
+            f = frames[i]
+            if ph or pw:
+                f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
+            writer.send(np.ascontiguousarray(f))
+    finally:
+        writer.close()
+
+
+def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int) -> None:
+    import imageio.v3 as iio
+
+    seq = frames[idx]
+    durations = _frame_durations_ms(len(seq), fps, 10)
+    iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
+                duration=durations, loop=loop)
+
+
+def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int,
+                quality: int | None) -> None:
+    from PIL import Image
+
+    q = _DEFAULT_WEBP_QUALITY if quality is None else quality
+    images = [Image.fromarray(frames[i]) for i in idx]
+    durations = _frame_durations_ms(len(images), fps, 1)
+    images[0].save(tmp, format="WEBP", save_all=True, append_images=images[1:],
+                   duration=durations, loop=loop, quality=q, lossless=(q >= 100), method=4)
+
+
+def write_video(
+    frames: Any,
+    path: str | os.PathLike[str],
+    *,
+    fps: float = 24,
+    format: str | None = None,
+    hold_first: int = 0,
+    hold_last: int = 0,
+    pingpong: bool = False,
+    quality: float | None = None,
+    loop: int = 0,
+) -> Path:
+    """Write frames to an mp4, gif or animated webp file, atomically.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` RGB, a list of ``(H, W, 3)``, or float in [0, 1].
+        path: output file; missing parent directories are created.
+        fps: frames per second (> 0; at most 50 for gif, whose delays are in 1/100 s -
+            gif frame delays are rounded to 10 ms with no drift, e.g. 24 fps -> 40/50 ms).
+        format: ``"mp4"``, ``"gif"`` or ``"webp"``; by default the path's suffix.
+        hold_first, hold_last, pingpong: frame ordering, see :func:`sequence`.
+        quality: 0-100, higher is better; ``None`` for the format's default.
+            mp4: H.264 CRF ``round(51 * (100 - quality) / 100)``, default 65 (CRF 18).
+            webp: Pillow's lossy quality, default 90; 100 writes lossless.
+            gif: ignored (GIF is always 256-colour palettised).
+        loop: times an animated gif/webp plays; 0 (default) loops forever. Ignored for mp4.
+
+    mp4 is H.264 with ``yuv420p`` pixels, which needs even sides: an odd height or width
+    is padded by one edge-replicated row/column at the bottom/right (never resized), so
+    :func:`read_video` gives back ``(H + H % 2, W + W % 2)``. GIF and WebP encoders merge
+    identical consecutive frames into one longer frame (playback timing is unchanged), so
+    reading those back may give fewer frames than were written when holds are used.
+
+    Returns:
+        ``pathlib.Path`` of the written file.
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> t = np.linspace(0, 1, 8, dtype=np.float32)[:, None, None, None]
+    >>> frames = np.broadcast_to(t, (8, 16, 16, 3))            # a fade from black to white
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "fade.mp4"
+    >>> write_video(frames, out, fps=8, hold_last=4).exists()
+    True
+    """
+    fps_f = _check_fps(fps)
+    hf = _check_count(hold_first, "hold_first")
+    hl = _check_count(hold_last, "hold_last")
+    loop_n = _check_count(loop, "loop")
+    q = _check_quality(quality)
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
+    fmt = _resolve_format(format, Path(path))
+    if fmt == "gif" and fps_f > _GIF_MAX_FPS:
+        raise ArgumentError(
+            f"fps={fps} is too fast for gif (delays are stored in 1/100 s and browsers slow "
+            f"anything above {_GIF_MAX_FPS:g} fps down to 10 fps). Fix: use fps <= 50, or "
+            "write mp4/webp."
+        )
+    arr = _as_frames(frames)
+    idx = _sequence_indices(len(arr), hf, hl, bool(pingpong))
+    target = _prepare_target(path)
+
+    def write(tmp: Path) -> None:
+        if fmt == "mp4":
+            _write_mp4(arr, idx, tmp, fps_f, q)
+        elif fmt == "gif":
+            _write_gif(arr, idx, tmp, fps_f, loop_n)
+        else:
+            _write_webp(arr, idx, tmp, fps_f, loop_n, q)
+
+    return _atomic_write(target, write, ext=fmt)
+
+
+# ------------------------------------------------------------------------------------
+# readers
+# ------------------------------------------------------------------------------------
+def _existing_file(path: Any, name: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ArgumentError(f"{name} {str(p)!r} does not exist. Fix: check the path.")
+    if p.is_dir():
+        raise ArgumentError(f"{name} {str(p)!r} is a directory, not a file.")
+    return p
+
+
+def read_video(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read every frame of a video or animated image as uint8 ``(T, H, W, 3)`` RGB.
+
+    gif/webp/png (and other still-image formats) are read with imageio's Pillow plugin;
+    mp4 and other containers with ffmpeg (imageio-ffmpeg).
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.gif"
+    >>> _ = write_video(np.zeros((3, 8, 8, 3), np.uint8) + np.arange(3, dtype=np.uint8)[:, None, None, None] * 100, out, fps=10)
+    >>> read_video(out).shape
+    (3, 8, 8, 3)
+    """
+    p = _existing_file(path)
+    from PIL import Image
+
+    if p.suffix.lower().lstrip(".") in {e.lstrip(".") for e in Image.registered_extensions()}:
+        import imageio.v3 as iio
+
+        try:
+            arr = iio.imread(p, plugin="pillow", index=..., mode="RGB")
+        except Exception as e:  # unreadable / corrupt file
+            raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}") from None
+        return arr[None] if arr.ndim == 3 else arr
+    import imageio_ffmpeg
+
+    # imageio-ffmpeg leaves the pipes of an ffmpeg that already exited to the garbage
+    # collector (a harmless ResourceWarning); drop the generator while that is muted.
+    error = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24")
+        try:
+            meta = next(gen)
+            w, h = meta["size"]
+            frames = [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
+        except (OSError, RuntimeError, StopIteration) as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            error = " | ".join(lines[-3:]) or type(e).__name__  # skip ffmpeg's banner
+        finally:
+            gen.close()
+            del gen
+    if error is not None:
+        raise ArgumentError(f"cannot read {str(p)!r} as a video: {error}")
+    if not frames:
+        return np.zeros((0, h, w, 3), np.uint8)
+    return np.stack(frames)
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Load an image file as uint8 ``(H, W, 3)`` RGB (EXIF rotation applied, alpha dropped).
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = save_image(np.full((4, 6, 3), 7, np.uint8), pathlib.Path(tempfile.mkdtemp()) / "x.png")
+    >>> load_image(p).shape, int(load_image(p)[0, 0, 0])
+    ((4, 6, 3), 7)
+    """
+    p = _existing_file(path)
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}") from None
+
+
+# ------------------------------------------------------------------------------------
+# still images
+# ------------------------------------------------------------------------------------
+def _pil_format(target: Path, name: str) -> str:
+    from PIL import Image
+
+    ext = target.suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ArgumentError(
+            f"{name} {str(target)!r}: cannot tell an image format from suffix "
+            f"{target.suffix or '(none)'!r}. Fix: end the file name with .png (or .jpg, .webp)."
+        )
+    return fmt
+
+
+def save_image(array: Any, path: str | os.PathLike[str]) -> Path:
+    """Write one uint8 ``(H, W, 3)`` (or float [0, 1]) image atomically; returns its path.
+
+    The format comes from the suffix (PNG for ``.png``; anything Pillow writes works).
+
+    >>> import numpy as np, tempfile, pathlib
+    >>> save_image(np.zeros((4, 4, 3), np.uint8), pathlib.Path(tempfile.mkdtemp()) / "a.png").suffix
+    '.png'
+    """
+    img = _as_image(array)
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
+    fmt = _pil_format(Path(path), "path")
+    target = _prepare_target(path)
+    from PIL import Image
+
+    def write(tmp: Path) -> None:
+        Image.fromarray(img).save(tmp, format=fmt)
+
+    return _atomic_write(target, write)
+
+
+def save_frames(
+    frames: Any,
+    directory: str | os.PathLike[str],
+    *,
+    start: int = 0,
+    pattern: str = "frame_{:05d}.png",
+) -> list[Path]:
+    """Write each frame as its own image file (atomically), named ``pattern.format(k)``
+    for ``k = start, start + 1, ...``; creates ``directory``. Returns the paths in order.
+
+    >>> import numpy as np, tempfile
+    >>> [p.name for p in save_frames(np.zeros((2, 4, 4, 3), np.uint8), tempfile.mkdtemp(), start=7)]
+    ['frame_00007.png', 'frame_00008.png']
+    """
+    arr = _as_frames(frames)
+    start = _check_count(start, "start")
+    if not isinstance(pattern, str):
+        raise ArgumentError(f"pattern={pattern!r}; expected a str such as 'frame_{{:05d}}.png'.")
+    try:
+        names = [pattern.format(start), pattern.format(start + 1)]
+    except (IndexError, KeyError, ValueError) as e:
+        raise ArgumentError(
+            f"pattern={pattern!r} cannot be formatted with a frame number ({e}). "
+            "Fix: use one positional field, e.g. 'frame_{:05d}.png'."
+        ) from None
+    if names[0] == names[1]:
+        raise ArgumentError(
+            f"pattern={pattern!r} gives the same name to every frame. "
+            "Fix: include a field for the frame number, e.g. 'frame_{:05d}.png'."
+        )
+    if any(sep in names[0] for sep in (os.sep, "/")):
+        raise ArgumentError(
+            f"pattern={pattern!r} contains a path separator. Fix: put folders in directory=."
+        )
+    if not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
+        raise ArgumentError(f"directory={directory!r}; expected a folder path.")
+    d = Path(directory).expanduser()
+    if d.exists() and not d.is_dir():
+        raise ArgumentError(
+            f"directory {str(d)!r} is an existing file. Fix: choose a folder path."
+        )
+    _pil_format(d / names[0], "pattern")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArgumentError(
+            f"cannot create directory {str(d)!r}: {e.strerror or e}. "
+            "Fix: choose a writable location."
+        ) from None
+    return [save_image(f, d / pattern.format(start + k)) for k, f in enumerate(arr)]
+
+
+# ------------------------------------------------------------------------------------
+# contact sheet
+# ------------------------------------------------------------------------------------
+def _pick_evenly(n: int, k: int) -> np.ndarray:
+    """``k`` distinct, evenly spaced indices into ``range(n)``, first and last included."""
+    if k >= n:
+        return np.arange(n)
+    if k == 1:
+        return np.zeros(1, np.int64)
+    # step (n-1)/(k-1) > 1, so floor(x + 0.5) keeps them distinct and ends on n - 1
+    return np.floor(np.linspace(0, n - 1, k) + 0.5).astype(np.int64)
+
+
+def _rgb(value: Any, name: str) -> tuple[int, int, int]:
+    v = value
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = (v, v, v)
+    try:
+        t = tuple(int(c) for c in v)
+        ok = len(t) == 3 and all(0 <= c <= 255 for c in t) and all(
+            float(c) == int(c) for c in v)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ArgumentError(
+            f"{name}={value!r}; expected a grey level 0-255 or an (r, g, b) tuple of 0-255. "
+            f"Fix: e.g. {name}=255 (white) or {name}=(0, 0, 0)."
+        )
+    return t  # type: ignore[return-value]
+
+
+def contact_sheet(
+    frames: Any,
+    *,
+    columns: int | None = None,
+    max_frames: int | None = None,
+    labels: Sequence[Any] | None = None,
+    pad: int = 2,
+    background: int | tuple[int, int, int] = 255,
+) -> np.ndarray:
+    """Lay frames out on a grid, row by row, for a quick look at a trajectory.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` (or list / float [0, 1]).
+        columns: tiles per row; default ``ceil(sqrt(n))``; capped at ``n``.
+        max_frames: show at most this many frames, evenly spaced, always including the
+            first and last (``max_frames=1`` shows the first).
+        labels: one caption per shown frame, or one per input frame (``T`` of them; the
+            shown frames' labels are picked). Drawn with PIL's default font in a strip
+            under each tile, so the tiles' pixels are never covered.
+        pad: gap in pixels between tiles and around the border.
+        background: grey level or ``(r, g, b)`` of the gaps (and of label strips).
+
+    With ``n`` shown frames, ``c`` columns, ``r = ceil(n / c)`` rows and ``L`` the label
+    strip height (0 without labels) the sheet is uint8
+    ``(r * (H + L) + (r + 1) * pad, c * W + (c + 1) * pad, 3)``; tile ``(i, j)`` starts
+    at ``(pad + i * (H + L + pad), pad + j * (W + pad))``.
+
+    >>> import numpy as np
+    >>> contact_sheet(np.zeros((10, 8, 8, 3), np.uint8), columns=3, max_frames=6, pad=1).shape
+    (19, 28, 3)
+    """
+    arr = _as_frames(frames)
+    T, H, W, _ = arr.shape
+    if max_frames is not None:
+        if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) \
+                or max_frames < 1:
+            raise ArgumentError(
+                f"max_frames={max_frames!r}; expected an int >= 1 or None. Fix: e.g. max_frames=16."
+            )
+        sel = _pick_evenly(T, int(max_frames))
+    else:
+        sel = np.arange(T)
+    n = len(sel)
+    if columns is None:
+        cols = math.ceil(math.sqrt(n))
+    elif isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+        raise ArgumentError(f"columns={columns!r}; expected an int >= 1 or None. Fix: e.g. columns=4.")
+    else:
+        cols = min(int(columns), n)
+    rows = math.ceil(n / cols)
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ArgumentError(f"pad={pad!r}; expected an int >= 0 (pixels). Fix: e.g. pad=2.")
+    pad = int(pad)
+    bg = _rgb(background, "background")
+
+    texts: list[str] | None = None
+    if labels is not None:
+        if isinstance(labels, str):
+            raise ArgumentError(
+                "labels is a single str; expected one label per frame. Fix: pass a list of str."
+            )
+        labels = list(labels)
+        if len(labels) == n:
+            texts = [str(x) for x in labels]
+        elif len(labels) == T:
+            texts = [str(labels[i]) for i in sel]
+        else:
+            raise ArgumentError(
+                f"labels has {len(labels)} entries but {n} frames are shown (of {T}). "
+                f"Fix: pass {n} labels (one per shown frame) or {T} (one per input frame)."
+            )
+
+    font = label_h = None
+    if texts is not None:
+        from PIL import Image, ImageDraw, ImageFont
+
+        font = ImageFont.load_default()
+        top, bottom = font.getbbox("Ag")[1::2]
+        label_h = int(bottom) + max(int(top), 0) + 4
+    L = label_h or 0
+
+    sheet = np.empty((rows * (H + L) + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3),
+                     np.uint8)
+    sheet[...] = bg
+    fg = (0, 0, 0) if sum(bg) / 3 >= 128 else (255, 255, 255)
+    for k, i in enumerate(sel):
+        r, c = divmod(k, cols)
+        y, x = pad + r * (H + L + pad), pad + c * (W + pad)
+        sheet[y:y + H, x:x + W] = arr[i]
+        if texts is not None:
+            strip = Image.new("RGB", (W, L), bg)
+            ImageDraw.Draw(strip).text((2, 2), texts[k], fill=fg, font=font)
+            sheet[y + H:y + H + L, x:x + W] = np.asarray(strip)
+    return sheet

@@ -1,0 +1,532 @@
+"""Tests for latentlab.video: frame ordering, encoders' round trips, contact sheets, atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from latentlab import video
+from latentlab.errors import ArgumentError, LatentlabError
+from latentlab.video import (
+    contact_sheet,
+    load_image,
+    read_video,
+    save_frames,
+    save_image,
+    sequence,
+    write_video,
+)
+
+
+# ------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------
+def numbered(n: int, h: int = 2, w: int = 3) -> np.ndarray:
+    """n frames whose every pixel holds the frame's index (so order is readable)."""
+    return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, h, w, 3)).copy()
+
+
+def smooth(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth moving colour gradient, easy on lossy codecs."""
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 2 * np.pi, size=3)
+    t = np.arange(n)[:, None, None, None]
+    y = np.arange(h)[None, :, None, None] / h
+    x = np.arange(w)[None, None, :, None] / w
+    c = np.arange(3)[None, None, None, :]
+    v = 0.5 + 0.4 * np.sin(2 * np.pi * (x + 0.5 * y) + 0.4 * t + phase[c] + c)
+    return np.rint(v * 255).astype(np.uint8)
+
+
+def flat_colours(n: int, h: int, w: int) -> np.ndarray:
+    """n frames, each one flat distinct colour (lossless through a GIF palette)."""
+    cols = np.array([[(37 * k) % 256, (91 * k + 40) % 256, (150 - 13 * k) % 256] for k in range(n)],
+                    np.uint8)
+    return np.broadcast_to(cols[:, None, None, :], (n, h, w, 3)).copy()
+
+
+def leftovers(d) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if ".tmp" in p.name)
+
+
+# ------------------------------------------------------------------------------------
+# sequence: holds and pingpong
+# ------------------------------------------------------------------------------------
+def order(frames: np.ndarray) -> list[int]:
+    return frames[:, 0, 0, 0].tolist()
+
+
+@pytest.mark.parametrize(
+    "n, kw, expected",
+    [
+        (5, {}, [0, 1, 2, 3, 4]),
+        (5, {"pingpong": True}, [0, 1, 2, 3, 4, 3, 2, 1]),
+        (5, {"hold_first": 2}, [0, 0, 0, 1, 2, 3, 4]),
+        (5, {"hold_last": 3}, [0, 1, 2, 3, 4, 4, 4, 4]),
+        (4, {"hold_first": 1, "hold_last": 2, "pingpong": True}, [0, 0, 1, 2, 3, 3, 3, 2, 1]),
+        (2, {"pingpong": True}, [0, 1]),
+        (2, {"pingpong": True, "hold_last": 1}, [0, 1, 1]),
+        (1, {"pingpong": True, "hold_first": 1, "hold_last": 2}, [0, 0, 0, 0]),
+        (3, {"pingpong": True}, [0, 1, 2, 1]),
+    ],
+)
+def test_sequence_order(n, kw, expected):
+    assert order(sequence(numbered(n), **kw)) == expected
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+@pytest.mark.parametrize("hf, hl", [(0, 0), (1, 0), (0, 4), (3, 2)])
+@pytest.mark.parametrize("pingpong", [False, True])
+def test_sequence_length_formula(n, hf, hl, pingpong):
+    out = sequence(numbered(n), hold_first=hf, hold_last=hl, pingpong=pingpong)
+    assert len(out) == n + hf + hl + (max(n - 2, 0) if pingpong else 0)
+    assert out.dtype == np.uint8 and out.shape[1:] == (2, 3, 3)
+
+
+def test_sequence_pixels_are_the_frames():
+    f = smooth(4, 5, 6)
+    out = sequence(f, pingpong=True)
+    np.testing.assert_array_equal(out, f[[0, 1, 2, 3, 2, 1]])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_sequence_rejects_bad_holds(bad):
+    with pytest.raises(ArgumentError, match="hold_first"):
+        sequence(numbered(3), hold_first=bad)
+
+
+# ------------------------------------------------------------------------------------
+# input conversion and validation
+# ------------------------------------------------------------------------------------
+def test_float_frames_are_converted():
+    f = np.array([0.0, 0.5, 1.0, 0.2], np.float32)[None, None, :, None].repeat(3, -1)
+    out = sequence(f)
+    assert out.dtype == np.uint8
+    assert out[0, 0, :, 0].tolist() == [0, 128, 255, 51]
+
+
+def test_float64_and_int_and_list_inputs_agree():
+    u8 = smooth(3, 4, 5)
+    np.testing.assert_array_equal(sequence(u8.astype(np.float64) / 255), u8)
+    np.testing.assert_array_equal(sequence(u8.astype(np.int64)), u8)
+    np.testing.assert_array_equal(sequence(list(u8)), u8)
+
+
+def test_torch_tensor_input():
+    torch = pytest.importorskip("torch")
+    u8 = smooth(2, 4, 4)
+    np.testing.assert_array_equal(sequence(torch.from_numpy(u8)), u8)
+    np.testing.assert_array_equal(sequence(torch.from_numpy(u8).float() / 255), u8)
+
+
+@pytest.mark.parametrize(
+    "frames, match",
+    [
+        (np.zeros((4, 4, 3), np.uint8), r"\(4, 4, 3\).*frames\[None\]"),  # one image, no T axis
+        (np.zeros((2, 4, 4), np.uint8), r"\(2, 4, 4\)"),
+        (np.zeros((1, 2, 4, 4, 3), np.uint8), r"\(1, 2, 4, 4, 3\)"),
+        (np.zeros((2, 4, 4, 4), np.uint8), r"alpha"),
+        (np.zeros((2, 4, 4, 1), np.uint8), r"\(2, 4, 4, 1\)"),
+        (np.zeros((2, 3, 8, 8), np.uint8), r"channels-first"),
+        (np.zeros((0, 4, 4, 3), np.uint8), r"no pixels"),
+        (np.zeros((2, 4, 4, 3), np.float32) - 1, r"\[0, 1\]"),
+        (np.full((2, 4, 4, 3), 200.0), r"astype\(np.uint8\)"),
+        (np.linspace(-1, 1, 96).reshape(2, 4, 4, 3), r"\(frames \+ 1\) / 2"),
+        (np.full((1, 2, 2, 3), np.nan), r"NaN"),
+        (np.full((1, 2, 2, 3), 300, np.int32), r"\[300, 300\]"),
+        (np.zeros((1, 2, 2, 3), bool), r"dtype bool"),
+        ([], r"empty"),
+        ([np.zeros((4, 4, 3)), np.zeros((4, 5, 3))], r"frames\[1\].*\(4, 5, 3\)"),
+        ([np.zeros((4, 4, 3)), np.zeros((4, 4))], r"frames\[1\]"),
+        ("clip.mp4", r"path"),
+    ],
+)
+def test_bad_frames_raise_argument_error(frames, match):
+    with pytest.raises(ArgumentError, match=match):
+        sequence(frames)
+
+
+def test_bad_frames_rejected_by_write_video_before_touching_disk(tmp_path):
+    with pytest.raises(ArgumentError, match="dtype"):
+        write_video(np.zeros((2, 4, 4, 3), np.complex64), tmp_path / "sub" / "a.gif")
+    assert not (tmp_path / "sub").exists()
+
+
+# ------------------------------------------------------------------------------------
+# write_video: argument errors
+# ------------------------------------------------------------------------------------
+def test_unknown_format_names_it_and_lists_supported(tmp_path):
+    with pytest.raises(ArgumentError, match=r"'avi'.*mp4, gif, webp"):
+        write_video(numbered(2), tmp_path / "a.mp4", format="avi")
+    with pytest.raises(ArgumentError, match=r"'\.avi'.*mp4, gif, webp"):
+        write_video(numbered(2), tmp_path / "a.avi")
+    with pytest.raises(ArgumentError, match=r"no suffix"):
+        write_video(numbered(2), tmp_path / "noext")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_path_under_a_regular_file_is_rejected(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    target = blocker / "out" / "clip.gif"
+    with pytest.raises(ArgumentError, match=r"file\.txt.*Fix"):
+        write_video(numbered(2), target)
+    with pytest.raises(ArgumentError, match=r"file\.txt"):
+        save_image(numbered(1)[0], blocker / "a.png")
+    assert blocker.read_text() == "x"
+
+
+def test_path_that_is_a_directory_is_rejected(tmp_path):
+    d = tmp_path / "clip.mp4"
+    d.mkdir()
+    with pytest.raises(ArgumentError, match=r"is a directory"):
+        write_video(numbered(2), d)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores directory permissions")
+def test_read_only_directory_is_rejected(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        with pytest.raises(ArgumentError, match=r"cannot write.*permissions"):
+            write_video(numbered(2), d / "a.gif")
+    finally:
+        d.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"fps": 0}, "fps"),
+        ({"fps": -3}, "fps"),
+        ({"fps": float("nan")}, "fps"),
+        ({"fps": "24"}, None),  # a numeric string is fine
+        ({"quality": 101}, "quality"),
+        ({"quality": -1}, "quality"),
+        ({"loop": -1}, "loop"),
+        ({"hold_last": -2}, "hold_last"),
+        ({"fps": 60}, "too fast for gif"),
+    ],
+)
+def test_write_video_checks_options(tmp_path, kw, match):
+    if match is None:
+        assert write_video(numbered(2, 4, 4), tmp_path / "a.gif", **kw).exists()
+        return
+    with pytest.raises(ArgumentError, match=match):
+        write_video(numbered(2, 4, 4), tmp_path / "a.gif", **kw)
+
+
+def test_argument_error_is_a_value_error():
+    assert issubclass(ArgumentError, ValueError) and issubclass(ArgumentError, LatentlabError)
+
+
+# ------------------------------------------------------------------------------------
+# round trips
+# ------------------------------------------------------------------------------------
+def test_mp4_round_trip(tmp_path):
+    f = smooth(6, 32, 48)
+    kw = dict(hold_first=1, hold_last=2, pingpong=True)
+    out = write_video(f, tmp_path / "nested" / "clip.mp4", fps=12, **kw)
+    assert out == tmp_path / "nested" / "clip.mp4" and out.is_file()
+    with open(out, "rb") as fh:
+        assert fh.read(12)[4:8] == b"ftyp"  # an MP4 container
+    back = read_video(out)
+    expect = sequence(f, **kw)
+    assert back.shape == expect.shape == (6 + 1 + 2 + 4, 32, 48, 3)
+    diff = np.abs(back.astype(np.int16) - expect.astype(np.int16))
+    assert diff.mean() < 10
+    # the order survived: each decoded frame is nearest to the frame it should be
+    d = np.abs(back[:, None].astype(np.int16) - f[None].astype(np.int16)).mean(axis=(2, 3, 4))
+    assert d.argmin(axis=1).tolist() == [0, 0, 1, 2, 3, 4, 5, 5, 5, 4, 3, 2, 1]
+    assert leftovers(out.parent) == []
+
+
+def test_mp4_quality_changes_fidelity(tmp_path):
+    f = smooth(4, 32, 32, seed=1)
+    rng = np.random.default_rng(0)
+    f = np.clip(f.astype(np.int16) + rng.integers(-20, 21, f.shape), 0, 255).astype(np.uint8)
+    err = {}
+    for q in (20, 95):
+        back = read_video(write_video(f, tmp_path / f"q{q}.mp4", fps=8, quality=q))
+        err[q] = np.abs(back.astype(np.int16) - f.astype(np.int16)).mean()
+    assert err[95] < err[20]
+
+
+@pytest.mark.parametrize("h, w", [(31, 33), (17, 20), (1, 1)])
+def test_mp4_odd_sizes_are_edge_padded(tmp_path, h, w, recwarn):
+    f = smooth(3, h, w)
+    back = read_video(write_video(f, tmp_path / "odd.mp4", fps=8))
+    H, W = h + h % 2, w + w % 2
+    assert back.shape == (3, H, W, 3)
+    if h > 2 and w > 2:
+        assert np.abs(back[:, :h, :w].astype(np.int16) - f.astype(np.int16)).mean() < 10
+        # the added row/column copies the edge (up to codec error)
+        if h % 2:
+            assert np.abs(back[:, h].astype(np.int16) - back[:, h - 1].astype(np.int16)).mean() < 8
+        if w % 2:
+            assert np.abs(back[:, :, w].astype(np.int16) - back[:, :, w - 1].astype(np.int16)).mean() < 8
+    assert not [w_ for w_ in recwarn if "macro_block_size" in str(w_.message)]
+
+
+def test_gif_round_trip(tmp_path):
+    from PIL import Image
+
+    f = flat_colours(5, 12, 10)
+    out = write_video(f, tmp_path / "a.gif", fps=24, pingpong=True)
+    back = read_video(out)
+    expect = sequence(f, pingpong=True)
+    assert back.shape == expect.shape == (8, 12, 10, 3)
+    np.testing.assert_array_equal(back, expect)  # flat colours survive the palette exactly
+    with Image.open(out) as im:
+        assert im.format == "GIF" and im.n_frames == 8
+        assert im.info["loop"] == 0  # loops forever by default
+        durations = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            durations.append(im.info["duration"])
+    assert set(durations) <= {40, 50} and abs(sum(durations) - 8 * 1000 / 24) <= 10
+
+
+def test_gif_loop_count_and_smooth_content(tmp_path):
+    from PIL import Image
+
+    f = smooth(3, 16, 16)
+    out = write_video(f, tmp_path / "b.gif", fps=10, loop=3)
+    back = read_video(out)
+    assert back.shape == (3, 16, 16, 3)
+    assert np.abs(back.astype(np.int16) - f.astype(np.int16)).mean() < 10
+    with Image.open(out) as im:
+        assert im.info["loop"] == 3 and im.info["duration"] == 100
+
+
+def test_webp_round_trip(tmp_path):
+    from PIL import Image
+
+    f = smooth(4, 16, 24)
+    out = write_video(f, tmp_path / "a.webp", fps=20, hold_first=0, pingpong=True)
+    back = read_video(out)
+    expect = sequence(f, pingpong=True)
+    assert back.shape == expect.shape == (6, 16, 24, 3)
+    assert np.abs(back.astype(np.int16) - expect.astype(np.int16)).mean() < 10
+    with Image.open(out) as im:
+        assert im.format == "WEBP" and im.is_animated and im.n_frames == 6
+        im.load()
+        assert im.info.get("loop") == 0 and im.info.get("duration") == 50
+
+
+def test_webp_quality_100_is_lossless(tmp_path):
+    f = smooth(3, 8, 8, seed=3)
+    back = read_video(write_video(f, tmp_path / "l.webp", fps=5, quality=100))
+    np.testing.assert_array_equal(back, f)
+
+
+def test_format_argument_overrides_suffix(tmp_path):
+    out = write_video(flat_colours(3, 8, 8), tmp_path / "clip.bin", format="GIF", fps=10)
+    assert out.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    out = write_video(smooth(2, 8, 8), tmp_path / "clip.video", format=".mp4", fps=10)
+    assert out.read_bytes()[4:8] == b"ftyp"
+    assert leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------
+# atomic writes
+# ------------------------------------------------------------------------------------
+def test_successful_writes_leave_only_targets(tmp_path):
+    write_video(flat_colours(2, 4, 4), tmp_path / "a.gif")
+    write_video(smooth(2, 4, 4), tmp_path / "a.webp")
+    save_image(smooth(1, 4, 4)[0], tmp_path / "a.png")
+    save_frames(smooth(2, 4, 4), tmp_path / "frames")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.png", "a.webp", "frames"]
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
+        "frame_00000.png", "frame_00001.png"]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("encoder died"), KeyboardInterrupt()])
+def test_interrupted_write_keeps_old_file_and_no_temp(tmp_path, monkeypatch, exc):
+    target = tmp_path / "clip.gif"
+    target.write_bytes(b"old")
+    seen = {}
+
+    def half_write(frames, idx, tmp, fps, loop):
+        seen["tmp"] = tmp
+        assert tmp.parent == tmp_path and tmp != target  # written beside, not onto, the target
+        tmp.write_bytes(b"partial")
+        raise exc
+
+    monkeypatch.setattr(video, "_write_gif", half_write)
+    with pytest.raises(type(exc)):
+        write_video(numbered(3), target)
+    assert target.read_bytes() == b"old"
+    assert not seen["tmp"].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
+
+
+def test_overwrite_replaces_existing_file(tmp_path):
+    target = tmp_path / "x.gif"
+    write_video(flat_colours(2, 4, 4), target)
+    write_video(flat_colours(3, 4, 4), target)
+    assert len(read_video(target)) == 3
+    assert leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------
+# still images
+# ------------------------------------------------------------------------------------
+def test_save_and_load_image_round_trip(tmp_path):
+    img = smooth(1, 7, 9)[0]
+    p = save_image(img, tmp_path / "deep" / "er" / "img.png")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(load_image(p), img)
+    # float input and read back through read_video as a 1-frame "video"
+    save_image(img.astype(np.float32) / 255, p)
+    np.testing.assert_array_equal(load_image(p), img)
+    np.testing.assert_array_equal(read_video(p), img[None])
+
+
+def test_load_image_drops_alpha(tmp_path):
+    from PIL import Image
+
+    rgba = np.zeros((3, 3, 4), np.uint8)
+    rgba[..., 0] = 10
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    out = load_image(tmp_path / "a.png")
+    assert out.shape == (3, 3, 3) and out[..., 0].max() == 10
+
+
+def test_image_errors(tmp_path):
+    with pytest.raises(ArgumentError, match="does not exist"):
+        load_image(tmp_path / "missing.png")
+    with pytest.raises(ArgumentError, match="does not exist"):
+        read_video(tmp_path / "missing.mp4")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(ArgumentError, match="cannot read"):
+        load_image(tmp_path / "junk.png")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    with pytest.raises(ArgumentError, match="cannot read"):
+        read_video(tmp_path / "junk.mp4")
+    with pytest.raises(ArgumentError, match=r"array\[0\]"):
+        save_image(np.zeros((2, 4, 4, 3), np.uint8), tmp_path / "a.png")
+    with pytest.raises(ArgumentError, match=r"\(4, 4\)"):
+        save_image(np.zeros((4, 4), np.uint8), tmp_path / "a.png")
+    with pytest.raises(ArgumentError, match=r"suffix"):
+        save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "a.unknownext")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.mp4", "junk.png"]
+
+
+def test_save_frames(tmp_path):
+    f = smooth(3, 5, 6)
+    paths = save_frames(f, tmp_path / "out", start=10)
+    assert [p.name for p in paths] == ["frame_00010.png", "frame_00011.png", "frame_00012.png"]
+    for p, frame in zip(paths, f):
+        np.testing.assert_array_equal(load_image(p), frame)
+    paths = save_frames(list(f[:2]), tmp_path / "out2", pattern="{}.png")
+    assert [p.name for p in paths] == ["0.png", "1.png"]
+
+
+@pytest.mark.parametrize("pattern, match", [
+    ("frame.png", "same name"),
+    ("frame_{name}.png", "cannot be formatted"),
+    ("sub/{:03d}.png", "separator"),
+    ("{:03d}.nope", "suffix"),
+])
+def test_save_frames_bad_pattern(tmp_path, pattern, match):
+    with pytest.raises(ArgumentError, match=match):
+        save_frames(numbered(2), tmp_path / "o", pattern=pattern)
+    assert not (tmp_path / "o").exists()
+
+
+def test_save_frames_directory_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ArgumentError, match="existing file"):
+        save_frames(numbered(2), tmp_path / "f")
+
+
+# ------------------------------------------------------------------------------------
+# contact sheet
+# ------------------------------------------------------------------------------------
+def test_contact_sheet_layout_and_tiles():
+    T, H, W, pad = 7, 5, 4, 2
+    f = smooth(T, H, W)
+    sheet = contact_sheet(f, columns=3, pad=pad, background=(1, 2, 3))
+    rows, cols = 3, 3
+    assert sheet.shape == (rows * H + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3)
+    assert sheet.dtype == np.uint8
+    for k in range(T):
+        r, c = divmod(k, cols)
+        y, x = pad + r * (H + pad), pad + c * (W + pad)
+        np.testing.assert_array_equal(sheet[y:y + H, x:x + W], f[k])
+    # gaps and the two empty cells are background
+    np.testing.assert_array_equal(sheet[:pad], np.broadcast_to([1, 2, 3], (pad, sheet.shape[1], 3)))
+    y, x = pad + 2 * (H + pad), pad + 1 * (W + pad)
+    assert (sheet[y:y + H, x:] == [1, 2, 3]).all()
+
+
+def test_contact_sheet_default_columns_and_no_pad():
+    f = numbered(10, 3, 3)
+    sheet = contact_sheet(f, pad=0)  # ceil(sqrt(10)) = 4 columns, 3 rows
+    assert sheet.shape == (9, 12, 3)
+    assert sheet[3, 0, 0] == 4 and sheet[3, 3, 0] == 5  # second row: frames 4, 5, ...
+    assert contact_sheet(numbered(2, 3, 3), columns=10, pad=0).shape == (3, 6, 3)  # capped at n
+
+
+@pytest.mark.parametrize("T, k, expected", [
+    (10, 4, [0, 3, 6, 9]),
+    (9, 3, [0, 4, 8]),
+    (100, 2, [0, 99]),
+    (5, 1, [0]),
+    (3, 8, [0, 1, 2]),
+    (7, 7, [0, 1, 2, 3, 4, 5, 6]),
+    (7, 6, [0, 1, 2, 4, 5, 6]),
+])
+def test_contact_sheet_max_frames_picks_evenly(T, k, expected):
+    sheet = contact_sheet(numbered(T, 1, 1), columns=1000, max_frames=k, pad=0)
+    assert sheet[0, :, 0].tolist() == expected
+
+
+@pytest.mark.parametrize("T", range(2, 40, 3))
+def test_max_frames_distinct_and_includes_ends(T):
+    for k in range(2, T + 1):
+        idx = video._pick_evenly(T, k)
+        assert len(set(idx.tolist())) == k and idx[0] == 0 and idx[-1] == T - 1
+        assert (np.diff(idx) > 0).all()
+
+
+def test_contact_sheet_labels_go_below_tiles():
+    f = smooth(4, 20, 30)
+    plain = contact_sheet(f, columns=2, pad=3)
+    sheet = contact_sheet(f, columns=2, pad=3, labels=["a", "bb", "ccc", "dddd"])
+    L = (sheet.shape[0] - plain.shape[0]) // 2  # two rows of label strips
+    assert L > 5 and sheet.shape == (plain.shape[0] + 2 * L, plain.shape[1], 3)
+    for k in range(4):
+        r, c = divmod(k, 2)
+        y, x = 3 + r * (20 + L + 3), 3 + c * (30 + 3)
+        np.testing.assert_array_equal(sheet[y:y + 20, x:x + 30], f[k])
+        strip = sheet[y + 20:y + 20 + L, x:x + 30]
+        assert (strip < 128).any()  # dark text drawn on the white background
+    # labels for every input frame are subsampled along with max_frames
+    s2 = contact_sheet(f, max_frames=2, columns=2, pad=3, labels=["a", "bb", "ccc", "dddd"])
+    s3 = contact_sheet(f[[0, 3]], columns=2, pad=3, labels=["a", "dddd"])
+    np.testing.assert_array_equal(s2, s3)
+
+
+def test_contact_sheet_errors():
+    f = numbered(4)
+    with pytest.raises(ArgumentError, match="labels has 3"):
+        contact_sheet(f, labels=["a", "b", "c"])
+    with pytest.raises(ArgumentError, match="single str"):
+        contact_sheet(f, labels="abcd")
+    with pytest.raises(ArgumentError, match="columns"):
+        contact_sheet(f, columns=0)
+    with pytest.raises(ArgumentError, match="max_frames"):
+        contact_sheet(f, max_frames=0)
+    with pytest.raises(ArgumentError, match="pad"):
+        contact_sheet(f, pad=-1)
+    with pytest.raises(ArgumentError, match="background"):
+        contact_sheet(f, background=(0, 0, 300))
+    with pytest.raises(ArgumentError, match="background"):
+        contact_sheet(f, background="white")
