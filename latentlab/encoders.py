@@ -1,0 +1,1141 @@
+"""The encoder stage: images and texts -> unit-norm CLIP embeddings.
+
+A thin adapter over `open_clip <https://github.com/mlfoundations/open_clip>`_. An
+:class:`Encoder` wraps an open_clip model, its evaluation transform and its tokenizer, and
+turns images (paths, PIL images, numpy arrays, torch tensors) and texts into float32
+``(n, d)`` CPU tensors of unit L2 norm, tagged with the name of their CLIP space
+(:func:`latentlab.space.tag`).
+
+Encoders are built from presets (:func:`latentlab.presets.create_encoder`) through the
+builders registered here:
+
+* ``"open_clip"``: any open_clip architecture with a pretrained tag, a local checkpoint
+  file and/or a model-config JSON (the embedded ``mini`` model ships its own);
+* ``"open_clip_tiny"``: a tiny random open_clip model built in-process, for tests.
+
+or directly with :meth:`Encoder.from_open_clip`. An optional on-disk
+:class:`EmbeddingCache` makes re-encoding the same files and prompts free.
+
+>>> from latentlab.presets import create_encoder
+>>> enc = create_encoder("tiny")
+>>> z = enc.encode_text(["a red apple", "a green pear"])
+>>> z.shape, z.dtype
+(torch.Size([2, 32]), torch.float32)
+>>> from latentlab.space import space_of
+>>> space_of(z)
+'tiny-random'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError
+from .presets import Preset, register_encoder_builder
+from .space import normalize, tag
+
+__all__ = ["Encoder", "EmbeddingCache", "ImageInput"]
+
+#: What :meth:`Encoder.encode_image` accepts as one image (or a list of them).
+ImageInput = Union[str, os.PathLike, "PIL.Image.Image", np.ndarray, torch.Tensor]  # noqa: F821
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_TRUE = {"1", "on", "yes", "true", "y", "t"}
+
+
+# ======================================================================================
+# on-disk embedding cache
+# ======================================================================================
+
+
+class EmbeddingCache:
+    """A directory of cached embeddings, one small ``.npy`` file (float32, ``(d,)``) per entry.
+
+    Keys are hex sha256 digests made by :meth:`make_key` from the encoder's
+    :meth:`Encoder.fingerprint`, the kind of input (``"image"`` / ``"text"``) and its
+    content: the file bytes for image paths (so a renamed or copied file still hits), the
+    RGB pixel bytes and size for in-memory images, the UTF-8 string for texts. Entries are
+    written atomically (temporary file + :func:`os.replace`), so concurrent processes can
+    share a directory. A corrupt or mismatched entry counts as a miss.
+
+    >>> import tempfile, torch
+    >>> cache = EmbeddingCache(tempfile.mkdtemp())
+    >>> key = EmbeddingCache.make_key("my-model", "text", "a cat")
+    >>> cache.put(key, torch.ones(4) / 2)
+    >>> cache.get(key)
+    tensor([0.5000, 0.5000, 0.5000, 0.5000])
+    >>> len(cache), cache.hits, cache.misses
+    (1, 1, 0)
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        if not isinstance(directory, (str, os.PathLike)):
+            raise ArgumentError(
+                f"EmbeddingCache directory must be a path (str or os.PathLike), got {type(directory).__name__}."
+            )
+        self.directory = Path(directory).expanduser()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ArgumentError(
+                f"EmbeddingCache directory {str(self.directory)!r} exists and is not a directory; "
+                "pass the path of a (new or existing) folder."
+            )
+        self.hits = 0
+        self.misses = 0
+        self._warned = False
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCache({str(self.directory)!r})"
+
+    # -- keys ---------------------------------------------------------------------------
+
+    @staticmethod
+    def make_key(fingerprint: str, kind: str, content: bytes | str | Iterable[bytes]) -> str:
+        """sha256 hex digest of ``fingerprint``, ``kind`` and ``content`` (bytes, str or chunks)."""
+        h = hashlib.sha256()
+        h.update(fingerprint.encode("utf-8") + b"\0" + kind.encode("utf-8") + b"\0")
+        if isinstance(content, str):
+            h.update(content.encode("utf-8"))
+        elif isinstance(content, (bytes, bytearray, memoryview)):
+            h.update(content)
+        else:
+            for chunk in content:
+                h.update(chunk)
+        return h.hexdigest()
+
+    def path(self, key: str) -> Path:
+        """File that holds (or would hold) entry ``key``."""
+        return self.directory / key[:2] / f"{key}.npy"
+
+    # -- access -------------------------------------------------------------------------
+
+    def get(self, key: str, dim: int | None = None) -> torch.Tensor | None:
+        """The cached float32 ``(d,)`` embedding for ``key``, or ``None`` (a miss).
+
+        An entry that cannot be read, is not 1-D float or (if ``dim`` is given) has another
+        size counts as a miss.
+        """
+        p = self.path(key)
+        vec = None
+        if p.is_file():
+            try:
+                arr = np.load(p, allow_pickle=False)
+                if arr.ndim == 1 and np.issubdtype(arr.dtype, np.floating) and (dim is None or arr.shape[0] == dim):
+                    vec = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+            except (OSError, ValueError, EOFError):
+                vec = None
+        if vec is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return vec
+
+    def put(self, key: str, vec: torch.Tensor | np.ndarray) -> None:
+        """Store the 1-D embedding ``vec`` under ``key`` (atomically; errors become a warning)."""
+        arr = vec.detach().float().cpu().numpy() if isinstance(vec, torch.Tensor) else np.asarray(vec, np.float32)
+        arr = np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
+        final = self.path(key)
+        tmp = None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{key[:8]}-", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+            os.replace(tmp, final)
+            tmp = None
+        except OSError as exc:
+            if not self._warned:
+                warnings.warn(
+                    f"could not write to the embedding cache {str(self.directory)!r} ({exc}); "
+                    "embeddings are still returned but not cached.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self._warned = True
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.path(key).is_file()
+
+    def __len__(self) -> int:
+        if not self.directory.is_dir():
+            return 0
+        return sum(1 for _ in self.directory.glob("??/*.npy"))
+
+    def clear(self) -> None:
+        """Delete every entry (the directory itself is kept)."""
+        if self.directory.is_dir():
+            for p in self.directory.glob("??/*.npy"):
+                p.unlink(missing_ok=True)
+
+
+def _as_cache(cache: object, name: str = "cache") -> EmbeddingCache | None:
+    if cache is None or isinstance(cache, EmbeddingCache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        return EmbeddingCache(cache)
+    raise ArgumentError(
+        f"{name} must be an EmbeddingCache, a directory path or None, got {type(cache).__name__}. "
+        "Pass e.g. cache=EmbeddingCache('~/.cache/latentlab/embeddings')."
+    )
+
+
+# ======================================================================================
+# image inputs
+# ======================================================================================
+
+
+class _Image:
+    """One validated image: a file path (decoded lazily) or an RGB PIL image."""
+
+    __slots__ = ("label", "path", "pil")
+
+    def __init__(self, label: str, path: Path | None = None, pil: Any = None) -> None:
+        self.label, self.path, self.pil = label, path, pil
+
+    def content(self) -> Iterable[bytes]:
+        """Bytes that identify the picture, for cache keys."""
+        if self.path is not None:
+            yield b"file\0"
+            with open(self.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+        else:
+            yield f"pixels\0{self.pil.width}x{self.pil.height}\0".encode()
+            yield self.pil.tobytes()
+
+    def load(self) -> Any:
+        """The picture as an RGB PIL image."""
+        if self.pil is not None:
+            return self.pil
+        from PIL import Image
+
+        try:
+            with Image.open(self.path) as im:
+                im.load()
+                return _to_rgb(im)
+        except Exception as exc:  # PIL raises many types for bad files
+            raise ArgumentError(
+                f"{self.label}: could not read image file {str(self.path)!r} ({type(exc).__name__}: {exc}). "
+                "The file is corrupt, truncated or not an image; re-export it as PNG or JPEG."
+            ) from exc
+
+
+def _to_rgb(im: Any) -> Any:
+    """``im`` (any PIL mode) as an RGB image: EXIF orientation applied, alpha composited on white."""
+    from PIL import Image, ImageOps
+
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    if orientation not in (1, None):
+        im = ImageOps.exif_transpose(im)
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
+        a = np.asarray(im, dtype=np.float64)
+        if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
+            a = a / 257.0
+        elif mode == "F" and a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), mode="L")
+        mode = "L"
+    if mode == "P" or "transparency" in im.info:
+        im = im.convert("RGBA")  # opaque pixels stay as they are once composited on white
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return im.convert("RGB")
+
+
+def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
+    """Validated ``(H, W)`` / ``(H, W, C)`` array (uint8 or float in [0, 1]) -> RGB PIL image."""
+    from PIL import Image
+
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ArgumentError(f"{label}: empty image of shape {layout}; pass a picture at least 1x1 pixels.")
+    if a.dtype == np.uint8:
+        u8 = a
+    elif np.issubdtype(a.dtype, np.floating):
+        af = a.astype(np.float32, copy=False)
+        if not np.isfinite(af).all():
+            raise ArgumentError(f"{label}: image contains NaN or infinite values; clean the array first.")
+        lo, hi = float(af.min()), float(af.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            if lo >= 0 and hi <= 255:
+                fix = "it looks like 0..255: divide by 255 or convert to uint8"
+            elif lo >= -1 - 1e-3 and hi <= 1 + 1e-3:
+                fix = "it looks like [-1, 1]: use (x + 1) / 2"
+            else:
+                fix = "rescale it to [0, 1]"
+            raise ArgumentError(
+                f"{label}: float image values must lie in [0, 1], got min {lo:.4g}, max {hi:.4g}; {fix}."
+            )
+        u8 = np.clip(np.round(af * 255.0), 0, 255).astype(np.uint8)
+    else:
+        raise ArgumentError(
+            f"{label}: image arrays must be uint8 (0..255) or float (0..1), got dtype {a.dtype}. "
+            "Convert with .astype(np.uint8) for 0..255 data, or divide by the maximum for other ranges."
+        )
+    u8 = np.ascontiguousarray(u8)
+    if u8.ndim == 2:
+        return Image.fromarray(u8, mode="L").convert("RGB")
+    if u8.shape[2] == 3:
+        return Image.fromarray(u8, mode="RGB")
+    return _to_rgb(Image.fromarray(u8, mode="RGBA"))  # 4 channels: alpha on white
+
+
+def _check_hwc(shape: tuple[int, ...], label: str, kind: str) -> None:
+    if len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4)):
+        return
+    hint = ""
+    if len(shape) == 3 and shape[0] in (1, 3, 4):
+        hint = " It looks channels-first: use a.transpose(1, 2, 0)."
+    raise ArgumentError(
+        f"{label}: a {kind} image must have shape (H, W), (H, W, 3) or (H, W, 4) (or (n, H, W, C) for a batch), "
+        f"got {shape}.{hint}"
+    )
+
+
+def _tensor_to_pils(t: torch.Tensor, label: str) -> list[_Image]:
+    shape = tuple(t.shape)
+    if t.ndim == 2:
+        chw = t.unsqueeze(0).unsqueeze(0)
+    elif t.ndim == 3 and shape[0] in (1, 3, 4):
+        chw = t.unsqueeze(0)
+    elif t.ndim == 4 and shape[1] in (1, 3, 4):
+        chw = t
+    else:
+        hint = ""
+        if t.ndim in (3, 4) and shape[-1] in (1, 3, 4):
+            hint = " It looks channels-last: use t.permute(2, 0, 1) (or t.permute(0, 3, 1, 2) for a batch)."
+        raise ArgumentError(
+            f"{label}: an image tensor must have shape (3, H, W) or (n, 3, H, W) with values in [0, 1] "
+            f"(1 or 4 channels also work), got {shape}.{hint}"
+        )
+    if chw.shape[0] == 0:
+        raise ArgumentError(f"{label}: the image batch tensor is empty (shape {shape}); pass at least one image.")
+    if not (t.dtype == torch.uint8 or torch.is_floating_point(t)):
+        raise ArgumentError(
+            f"{label}: image tensors must be float (0..1) or uint8 (0..255), got dtype {t.dtype}. "
+            "Convert with t.float() / 255 or t.to(torch.uint8)."
+        )
+    chw = chw.detach().cpu()
+    if chw.dtype != torch.uint8:
+        chw = chw.float()
+    arr = chw.permute(0, 2, 3, 1).numpy()
+    batch = t.ndim == 4
+    return [
+        _Image(f"{label}[{i}]" if batch else label, pil=_array_to_pil(arr[i], f"{label}[{i}]" if batch else label, str(shape)))
+        for i in range(arr.shape[0])
+    ]
+
+
+def _one_image(x: object, label: str) -> list[_Image]:
+    """Validate one input item (which may be a batch array/tensor) into ``_Image`` s."""
+    from PIL import Image
+
+    if isinstance(x, (str, os.PathLike)):
+        p = Path(x).expanduser()
+        if not p.exists():
+            raise ArgumentError(f"{label}: image file not found: {str(p)!r}. Check the path (relative to {os.getcwd()!r}).")
+        if not p.is_file():
+            raise ArgumentError(f"{label}: {str(p)!r} is not a file; pass the path of an image file (PNG, JPEG, ...).")
+        try:
+            with Image.open(p) as im:  # header only: cheap, catches non-images up front
+                im.size  # noqa: B018
+        except Exception as exc:
+            raise ArgumentError(
+                f"{label}: could not read image file {str(p)!r} ({type(exc).__name__}: {exc}). "
+                "The file is corrupt or not an image; re-export it as PNG or JPEG."
+            ) from exc
+        return [_Image(label, path=p)]
+    if isinstance(x, Image.Image):
+        if x.width == 0 or x.height == 0:
+            raise ArgumentError(f"{label}: empty PIL image of size {x.size}; pass a picture at least 1x1 pixels.")
+        try:
+            return [_Image(label, pil=_to_rgb(x))]
+        except Exception as exc:
+            raise ArgumentError(f"{label}: could not convert PIL image (mode {x.mode!r}) to RGB: {exc}.") from exc
+    if isinstance(x, np.ndarray):
+        shape = tuple(x.shape)
+        if x.ndim == 4:
+            _check_hwc(shape[1:], label, "numpy")
+            if shape[0] == 0:
+                raise ArgumentError(f"{label}: the image batch array is empty (shape {shape}); pass at least one image.")
+            return [_Image(f"{label}[{i}]", pil=_array_to_pil(x[i], f"{label}[{i}]", str(shape))) for i in range(shape[0])]
+        _check_hwc(shape, label, "numpy")
+        return [_Image(label, pil=_array_to_pil(x, label, str(shape)))]
+    if isinstance(x, torch.Tensor):
+        return _tensor_to_pils(x, label)
+    raise ArgumentError(
+        f"{label}: unsupported image type {type(x).__name__}. Pass a file path, a PIL.Image, a numpy array "
+        "(H, W, 3) uint8 or float in [0, 1], a torch tensor (3, H, W) / (n, 3, H, W) in [0, 1], or a list of them."
+    )
+
+
+def _image_items(images: object) -> list[_Image]:
+    from PIL import Image
+
+    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)):
+        return _one_image(images, "images")
+    if isinstance(images, (bytes, bytearray, dict)) or not isinstance(images, Iterable):
+        return _one_image(images, "images")  # raises the unsupported-type error
+    seq = list(images)
+    if not seq:
+        raise ArgumentError("images is an empty list; pass at least one image (a path, PIL image, array or tensor).")
+    items: list[_Image] = []
+    for i, x in enumerate(seq):
+        items.extend(_one_image(x, f"images[{i}]"))
+    return items
+
+
+def _text_items(texts: object) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise ArgumentError(
+            f"texts must be a string or a list of strings, got {type(texts).__name__}. "
+            "Pass e.g. encode_text('a photo of a cat') or encode_text(['a cat', 'a dog'])."
+        )
+    seq = list(texts)
+    if not seq:
+        raise ArgumentError("texts is an empty list; pass at least one prompt (\"\" is the unconditional caption).")
+    for i, t in enumerate(seq):
+        if not isinstance(t, str):
+            raise ArgumentError(f"texts[{i}] must be a string, got {type(t).__name__} ({t!r:.60}).")
+    return [str(t) for t in seq]
+
+
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ArgumentError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    return int(batch_size)
+
+
+# ======================================================================================
+# device / dtype
+# ======================================================================================
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}  # fmt: skip
+_PRECISION = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def _resolve_dtype(dtype: object) -> torch.dtype:
+    if isinstance(dtype, str):
+        dtype = _DTYPES.get(dtype.lower().removeprefix("torch."), dtype)
+    if dtype not in _PRECISION:
+        raise ArgumentError(
+            f"dtype must be torch.float32, torch.float16 or torch.bfloat16 (or 'fp32'/'fp16'/'bf16'), got {dtype!r}."
+        )
+    return dtype  # type: ignore[return-value]
+
+
+def _resolve_device(device: object) -> torch.device:
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (TypeError, RuntimeError) as exc:
+        raise ArgumentError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"device={device!r} but CUDA is not available on this machine; use device='cpu'.")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ArgumentError(f"device={device!r} but MPS is not available on this machine; use device='cpu'.")
+    return dev
+
+
+# ======================================================================================
+# the encoder
+# ======================================================================================
+
+
+class Encoder:
+    """Images and texts -> unit-norm float32 ``(n, d)`` CLIP embeddings, tagged with ``space``.
+
+    Wraps an open_clip model (anything with ``encode_image(x, normalize=...)`` and
+    ``encode_text(tokens, normalize=...)``), its evaluation ``preprocess`` transform
+    (PIL image -> ``(3, S, S)`` tensor) and its ``tokenizer`` (list of str -> ``(n, ctx)``
+    token ids). Build one with :func:`latentlab.presets.create_encoder` or
+    :meth:`from_open_clip` rather than by hand.
+
+    Attributes: ``name`` (preset or model id), ``space`` (CLIP space name), ``dim`` (d),
+    ``image_size`` (input resolution of the vision tower), ``device``, ``dtype`` (of the
+    model; outputs are always float32 on CPU), ``cache`` (an :class:`EmbeddingCache` or
+    ``None``; assign a directory path to enable one).
+
+    >>> from latentlab.presets import create_encoder
+    >>> import numpy as np
+    >>> enc = create_encoder("tiny")
+    >>> z = enc.encode_image(np.full((40, 40, 3), 0.5, dtype=np.float32))
+    >>> tuple(z.shape), round(float(z.norm()), 4)
+    ((1, 32), 1.0)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocess: Callable[[Any], torch.Tensor],
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        *,
+        name: str,
+        space: str,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        dim: int | None = None,
+        image_size: int | None = None,
+        fingerprint: str | Callable[[], str] | None = None,
+        info: dict[str, Any] | None = None,
+        cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.name = str(name)
+        self.space = str(space)
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype)
+        self._info = dict(info or {})
+        self._fingerprint = fingerprint
+        self._fingerprint_value: str | None = None
+        self.cache = cache  # type: ignore[assignment]  (property converts paths)
+        self.image_size = int(image_size) if image_size is not None else _infer_image_size(model)
+        self.dim = int(dim) if dim is not None else self._infer_dim()
+
+    def __repr__(self) -> str:
+        return (
+            f"Encoder(name={self.name!r}, space={self.space!r}, dim={self.dim}, image_size={self.image_size}, "
+            f"device={str(self.device)!r}, dtype={self.dtype})"
+        )
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_open_clip(
+        cls,
+        model_name: str,
+        pretrained: str | None = None,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
+        config: str | os.PathLike[str] | None = None,
+        space: str | None = None,
+        name: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> Encoder:
+        """An encoder for any open_clip model: a pretrained tag, a local checkpoint or an ``hf-hub:`` id.
+
+        Args:
+            model_name: open_clip architecture (``"ViT-B-32"``, ``"ViT-L-14"``, ...; see
+                ``open_clip.list_models()``) or ``"hf-hub:org/repo"``.
+            pretrained: open_clip pretrained tag (``open_clip.list_pretrained()``); weights are
+                downloaded once into the Hugging Face cache (``cache_dir``, ``HF_HUB_CACHE`` or
+                ``HF_HOME``). Raises :class:`ModelNotAvailableError` when they are missing and
+                cannot be fetched (offline, ``HF_HUB_OFFLINE=1``).
+            checkpoint: local weights file (``.safetensors`` preferred; ``.pt``/``.bin`` are
+                loaded with ``weights_only=True``), instead of ``pretrained``.
+            config: open_clip model-config JSON registering ``model_name`` (custom models).
+            space: CLIP space tag; defaults to ``f"open_clip/{model_name}/{pretrained}"``
+                (or the checkpoint's file name).
+            name: name reported in manifests; defaults to ``model_name`` (+ ``/pretrained``).
+            device, dtype: where and in which precision the model runs (outputs are float32 CPU).
+            cache: an :class:`EmbeddingCache` or directory for cached embeddings.
+
+        >>> enc = Encoder.from_open_clip("ViT-B-32", "laion2b_s34b_b79k")  # doctest: +SKIP
+        >>> enc.encode_text("a diagram").shape                              # doctest: +SKIP
+        torch.Size([1, 512])
+        """
+        loaded = _load_open_clip(
+            model_name, pretrained=pretrained, checkpoint=checkpoint, config=config,
+            device=device, dtype=dtype, cache_dir=cache_dir,
+        )  # fmt: skip
+        if space is None:
+            suffix = pretrained if pretrained else (Path(checkpoint).name if checkpoint else "hub")
+            space = f"open_clip/{model_name}/{suffix}"
+        if name is None:
+            name = f"{model_name}/{pretrained}" if pretrained else model_name
+        return cls(
+            loaded["model"], loaded["preprocess"], loaded["tokenizer"], name=name, space=space,
+            device=device, dtype=dtype, fingerprint=loaded["fingerprint"], info=loaded["info"], cache=cache,
+        )  # fmt: skip
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def cache(self) -> EmbeddingCache | None:
+        """The on-disk :class:`EmbeddingCache` used by ``encode_*`` (``None``: no caching)."""
+        return self._cache
+
+    @cache.setter
+    def cache(self, value: EmbeddingCache | str | os.PathLike[str] | None) -> None:
+        self._cache = _as_cache(value)
+
+    def fingerprint(self) -> str:
+        """A stable id of the weights: ``"open_clip:<model>:<tag>"``, ``"sha256:<hex>"`` of the
+        checkpoint file, or ``"tiny-seed<k>"``. Cache keys are derived from it."""
+        if self._fingerprint_value is None:
+            fp = self._fingerprint
+            if callable(fp):
+                fp = fp()
+            self._fingerprint_value = str(fp) if fp else f"unknown:{self.name}:{self.space}"
+        return self._fingerprint_value
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description for manifests: class, name, space, dim, model, weights..."""
+        d: dict[str, Any] = {
+            "class": type(self).__name__,
+            "name": self.name,
+            "space": self.space,
+            "dim": self.dim,
+            "image_size": self.image_size,
+        }
+        d.update(self._info)
+        d.update({"device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+                  "fingerprint": self.fingerprint()})  # fmt: skip
+        return json.loads(json.dumps(d, default=str))
+
+    # -- encoding -----------------------------------------------------------------------
+
+    def encode_image(self, images: Any, *, batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+        """Embed images: returns float32 ``(n, dim)`` on CPU, unit norm, tagged with ``self.space``.
+
+        ``images`` is one item or a list of: file paths (str / PathLike), PIL images (any
+        mode; alpha is composited on white, EXIF orientation applied), numpy arrays
+        ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (uint8 or float in [0, 1]; ``(n, H, W, C)``
+        batches expand), torch tensors ``(3, H, W)`` or ``(n, 3, H, W)`` in [0, 1] (or uint8).
+        Every image goes through the model's own open_clip transform (resize, centre crop,
+        normalise), so the same picture gives the same embedding whatever its container.
+
+        >>> from latentlab.presets import create_encoder
+        >>> import torch
+        >>> enc = create_encoder("tiny")
+        >>> enc.encode_image(torch.rand(5, 3, 48, 48), batch_size=2).shape
+        torch.Size([5, 32])
+        """
+        bs = _check_batch_size(batch_size)
+        items = _image_items(images)
+
+        def key(it: _Image) -> str:
+            return EmbeddingCache.make_key(self.fingerprint(), "image", it.content())
+
+        def run(batch: list[_Image]) -> torch.Tensor:
+            x = torch.stack([self.preprocess(it.load()) for it in batch])
+            return self.model.encode_image(x.to(self.device, self.dtype), normalize=True)
+
+        return self._encode(items, key, run, bs, progress, "images", "img")
+
+    def encode_text(self, texts: str | Sequence[str], *, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """Embed prompts: returns float32 ``(n, dim)`` on CPU, unit norm, tagged with ``self.space``.
+
+        ``texts`` is a string or a list of strings, tokenized with the model's open_clip
+        tokenizer (long prompts are truncated to its context length). ``""`` is allowed (the
+        unconditional caption); an empty list is an error.
+
+        >>> from latentlab.presets import create_encoder
+        >>> enc = create_encoder("tiny")
+        >>> z = enc.encode_text(["a cat", "a dog", "a cat"])
+        >>> bool((z[0] == z[2]).all()), bool((z[0] == z[1]).all())
+        (True, False)
+        """
+        bs = _check_batch_size(batch_size)
+        items = _text_items(texts)
+
+        def key(t: str) -> str:
+            return EmbeddingCache.make_key(self.fingerprint(), "text", t)
+
+        def run(batch: list[str]) -> torch.Tensor:
+            tokens = self.tokenizer(batch)
+            return self.model.encode_text(tokens.to(self.device), normalize=True)
+
+        return self._encode(items, key, run, bs, progress, "texts", "text")
+
+    def _encode(
+        self,
+        items: list[Any],
+        key: Callable[[Any], str],
+        run: Callable[[list[Any]], torch.Tensor],
+        batch_size: int,
+        progress: bool,
+        what: str,
+        unit: str,
+    ) -> torch.Tensor:
+        n = len(items)
+        out = torch.empty(n, self.dim, dtype=torch.float32)
+        cache = self.cache
+        keys: list[str | None] = [None] * n
+        todo = list(range(n))
+        if cache is not None:
+            todo = []
+            for i, it in enumerate(items):
+                keys[i] = key(it)
+                hit = cache.get(keys[i], dim=self.dim)  # type: ignore[arg-type]
+                if hit is None:
+                    todo.append(i)
+                else:
+                    out[i] = hit
+        if todo:
+            from tqdm.auto import tqdm
+
+            with tqdm(total=len(todo), desc=f"encode {what}", unit=unit, disable=not progress) as bar:
+                for start in range(0, len(todo), batch_size):
+                    idx = todo[start : start + batch_size]
+                    with torch.no_grad():
+                        z = run([items[i] for i in idx])
+                    z = normalize(z.detach().float().cpu())
+                    if z.shape != (len(idx), self.dim):
+                        raise LatentlabError(
+                            f"the model returned embeddings of shape {tuple(z.shape)} for {len(idx)} {what}, "
+                            f"expected ({len(idx)}, {self.dim}); the model does not match this encoder's dim."
+                        )
+                    out[idx] = z
+                    if cache is not None:
+                        for j, i in enumerate(idx):
+                            cache.put(keys[i], z[j])  # type: ignore[arg-type]
+                    bar.update(len(idx))
+        return tag(out, self.space)
+
+    def _infer_dim(self) -> int:
+        visual = getattr(self.model, "visual", None)
+        d = getattr(visual, "output_dim", None)
+        if isinstance(d, int) and d > 0:
+            return d
+        proj = getattr(self.model, "text_projection", None)
+        if isinstance(proj, torch.Tensor) and proj.ndim == 2:
+            return int(proj.shape[1])
+        with torch.no_grad():  # last resort: embed one empty prompt
+            return int(self.model.encode_text(self.tokenizer([""]).to(self.device)).shape[-1])
+
+
+def _infer_image_size(model: torch.nn.Module) -> int:
+    visual = getattr(model, "visual", None)
+    cfg = getattr(visual, "preprocess_cfg", None) or {}
+    size = cfg.get("size", getattr(visual, "image_size", 224))
+    if isinstance(size, (tuple, list)):
+        size = max(size)
+    return int(size)
+
+
+# ======================================================================================
+# loading open_clip models
+# ======================================================================================
+
+
+def _hub_offline() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+        return True
+    if os.environ.get("TRANSFORMERS_OFFLINE", "").strip().lower() in _TRUE:
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:
+        return False
+
+
+def _hub_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
+    """The Hugging Face hub cache to use, read from the environment *now* (so that setting
+    ``HF_HOME`` / ``HF_HUB_CACHE`` after import is respected)."""
+    if cache_dir:
+        return str(Path(cache_dir).expanduser())
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.path.expandvars(os.environ["HF_HUB_CACHE"]))
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.path.expandvars(os.environ["HF_HOME"])), "hub")
+    return None
+
+
+def _local_path(p: str | os.PathLike[str], what: str) -> Path:
+    """``p`` as an existing file: as given, else relative to the latentlab package (for presets)."""
+    path = Path(p).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute() and (_PACKAGE_DIR / path).is_file():
+        return _PACKAGE_DIR / path
+    raise ModelNotAvailableError(
+        f"{what} file not found: {str(path)!r} (also looked in {str(_PACKAGE_DIR)!r}). "
+        f"Check the path, or reinstall latentlab if it is one of its bundled files."
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _register_config(config: str | os.PathLike[str], model_name: str) -> dict[str, Any]:
+    """Register an open_clip model-config JSON under ``model_name``; return its preprocess overrides.
+
+    Accepts open_clip's plain format (``embed_dim``, ``vision_cfg``, ``text_cfg``) or the
+    hub format ``{"model_cfg": ..., "preprocess_cfg": ...}``.
+    """
+    import open_clip
+
+    path = _local_path(config, "open_clip model config")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"config {str(path)!r} is not a readable JSON file ({exc}); fix or replace it.") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"config {str(path)!r} must hold a JSON object, got {type(data).__name__}.")
+    model_cfg = data.get("model_cfg", data)
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if not isinstance(model_cfg, dict) or k not in model_cfg]
+    if missing:
+        raise SpecError(
+            f"config {str(path)!r} is not an open_clip model config: it lacks {', '.join(missing)}. "
+            "See open_clip/model_configs/*.json for the format."
+        )
+    _add_model_config(model_name, model_cfg)
+    pp = data.get("preprocess_cfg", {}) if "model_cfg" in data else {}
+    return {k: pp[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pp}
+
+
+def _add_model_config(model_name: str, model_cfg: dict[str, Any]) -> None:
+    """Make ``model_name`` known to open_clip's config registry (a no-op if it already is, identically)."""
+    import open_clip
+
+    if open_clip.get_model_config(model_name) == model_cfg:
+        return
+    # open_clip registers configs from files named <model>.json; the registry keeps the
+    # parsed dict, so the temporary file can go once it has been scanned.
+    with tempfile.TemporaryDirectory(prefix="latentlab-open_clip-") as d:
+        p = Path(d) / f"{model_name}.json"
+        p.write_text(json.dumps(model_cfg), encoding="utf-8")
+        open_clip.add_model_config(p)
+    if open_clip.get_model_config(model_name) is None:  # pragma: no cover - defensive
+        raise SpecError(f"open_clip refused the model config for {model_name!r}; check its fields.")
+
+
+def _not_available(model_name: str, pretrained: str, repo: str | None, files: list[str], where: str | None,
+                   reason: str) -> ModelNotAvailableError:  # fmt: skip
+    loc = f"Hugging Face repo {repo!r}, file {' or '.join(files)}" if repo else f"file {' or '.join(files)}"
+    get = (
+        f"run once with internet access (unset HF_HUB_OFFLINE), or `huggingface-cli download {repo} {files[-1]}`"
+        if repo
+        else "run once with internet access"
+    )
+    return ModelNotAvailableError(
+        f"open_clip weights for model {model_name!r} (pretrained={pretrained!r}; {loc}) are not in the cache "
+        f"{where or 'default Hugging Face cache'} and cannot be downloaded: {reason}. "
+        f"To get them, {get} (set HF_HOME or cache_dir= to use another cache), or pass checkpoint='/path/to/weights.safetensors'."
+    )
+
+
+def _resolve_pretrained(model_name: str, pretrained: str, cache_dir: str | os.PathLike[str] | None) -> tuple[str, dict[str, Any]]:
+    """Local path of the weights for open_clip tag ``pretrained`` (downloading them if allowed), and the tag's config."""
+    import open_clip
+    from open_clip import pretrained as oc_pretrained
+
+    clean = model_name.replace("/", "-")
+    cfg = open_clip.get_pretrained_cfg(clean, pretrained) or {}
+    if not cfg:
+        if os.path.isfile(pretrained):
+            return pretrained, {}
+        tags = open_clip.list_pretrained_tags_by_model(clean)
+        raise ArgumentError(
+            f"pretrained={pretrained!r} is neither an open_clip pretrained tag of {model_name!r} nor a file. "
+            f"Known tags for {model_name!r}: {', '.join(tags) if tags else 'none (random init only)'}; "
+            "or pass checkpoint= with a local weights file."
+        )
+    if cfg.get("file"):
+        return str(cfg["file"]), cfg
+    hf = cfg.get("hf_hub", "")
+    url = cfg.get("url", "")
+    offline = _hub_offline()
+    if hf and oc_pretrained.has_hf_hub():
+        from huggingface_hub import hf_hub_download
+
+        repo, filename = os.path.split(hf)  # "org/repo/" (default file) or "org/repo/file.bin"
+        filename = filename or oc_pretrained.HF_WEIGHTS_NAME
+        candidates = [*oc_pretrained._get_safe_alternatives(filename), filename]
+        hub = _hub_cache_dir(cache_dir)
+        for fn in candidates:  # already cached: no network at all
+            try:
+                return hf_hub_download(repo, fn, cache_dir=hub, local_files_only=True), cfg
+            except Exception:
+                pass
+        if offline:
+            raise _not_available(model_name, pretrained, repo, candidates, hub, "offline mode is on (HF_HUB_OFFLINE=1)")
+        last: Exception | None = None
+        for fn in candidates:
+            try:
+                return hf_hub_download(repo, fn, cache_dir=hub), cfg
+            except Exception as exc:
+                last = exc
+        raise _not_available(model_name, pretrained, repo, candidates, hub, f"{type(last).__name__}: {last}") from last
+    if url:
+        target_dir = str(Path(cache_dir).expanduser()) if cache_dir else os.path.expanduser("~/.cache/clip")
+        target = os.path.join(target_dir, os.path.basename(url))
+        if offline and not os.path.isfile(target):
+            raise _not_available(model_name, pretrained, None, [target], target_dir, "offline mode is on (HF_HUB_OFFLINE=1)")
+        try:
+            return oc_pretrained.download_pretrained_from_url(url, cache_dir=target_dir), cfg
+        except Exception as exc:
+            raise _not_available(model_name, pretrained, None, [url], target_dir, f"{type(exc).__name__}: {exc}") from exc
+    raise ModelNotAvailableError(
+        f"open_clip has no download source for {model_name!r} / {pretrained!r}; pass checkpoint= with a local file."
+    )
+
+
+def _load_open_clip(
+    model_name: str,
+    *,
+    pretrained: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    cache_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Create an open_clip model, transform and tokenizer; errors become latentlab errors.
+
+    With ``seed`` and neither ``pretrained`` nor ``checkpoint``, the weights are random,
+    drawn under ``torch.manual_seed(seed)`` without touching the global RNG.
+    """
+    import open_clip
+
+    if not isinstance(model_name, str) or not model_name:
+        raise ArgumentError(f"model must be an open_clip model name such as 'ViT-B-32', got {model_name!r}.")
+    dev = _resolve_device(device)
+    dt = _resolve_dtype(dtype)
+    if pretrained is not None and checkpoint is not None:
+        raise ArgumentError("pass either pretrained= (an open_clip tag) or checkpoint= (a local file), not both.")
+    is_hub = model_name.startswith(("hf-hub:", "local-dir:"))
+    overrides: dict[str, Any] = {}
+    if config is not None:
+        if is_hub:
+            raise ArgumentError(f"config= cannot be combined with model={model_name!r}, which brings its own config.")
+        overrides = _register_config(config, model_name)
+    elif not is_hub and open_clip.get_model_config(model_name.replace("/", "-")) is None:
+        raise ArgumentError(
+            f"unknown open_clip model {model_name!r}. Pick one of open_clip.list_models() "
+            f"(e.g. 'ViT-B-32', 'ViT-L-14', 'ViT-H-14'), or pass config= with a model-config JSON."
+        )
+
+    weights: str | None = None
+    info: dict[str, Any] = {"model": model_name, "pretrained": pretrained, "checkpoint": None}
+    fingerprint: str | Callable[[], str]
+    tag_cfg: dict[str, Any] = {}
+    if checkpoint is not None:
+        ckpt = _local_path(checkpoint, "checkpoint")
+        if ckpt.suffix not in (".safetensors", ".pt", ".pth", ".bin", ".ckpt"):
+            raise ArgumentError(
+                f"checkpoint {str(ckpt)!r} has an unknown extension; use a .safetensors file (or .pt/.pth/.bin)."
+            )
+        weights = str(ckpt)
+        info["checkpoint"] = weights
+        fingerprint = lambda: _file_sha256(ckpt)  # noqa: E731  (hashed on first use only)
+    elif pretrained is not None:
+        if is_hub:
+            raise ArgumentError(f"pretrained= is ignored by open_clip for {model_name!r}; drop it.")
+        weights, tag_cfg = _resolve_pretrained(model_name, pretrained, cache_dir)
+        fingerprint = f"open_clip:{model_name}:{pretrained}" if tag_cfg else (lambda: _file_sha256(Path(weights)))
+    elif is_hub:
+        fingerprint = f"open_clip:{model_name}"
+        if model_name.startswith("hf-hub:") and _hub_offline():
+            _check_hub_model_cached(model_name[len("hf-hub:"):], cache_dir)
+    elif seed is not None:
+        fingerprint = f"random:{model_name}:seed{seed}"
+    else:
+        raise ArgumentError(
+            f"no weights for {model_name!r}: pass pretrained= (an open_clip tag, see "
+            f"open_clip.list_pretrained_tags_by_model({model_name!r})) or checkpoint= (a local file). "
+            "For a tiny random model use the 'tiny' preset."
+        )
+    for k in ("mean", "std", "interpolation", "resize_mode"):
+        if k in tag_cfg:
+            overrides.setdefault(k, tag_cfg[k])
+    if tag_cfg and bool(tag_cfg.get("quick_gelu", False)) != bool(
+        (open_clip.get_model_config(model_name.replace("/", "-")) or {}).get("quick_gelu", False)
+    ):
+        warnings.warn(
+            f"pretrained={pretrained!r} was trained with quick_gelu={tag_cfg.get('quick_gelu', False)} but "
+            f"{model_name!r} uses the other activation; use the '-quickgelu' variant of the model name for exact embeddings.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    kwargs = {f"image_{k}": v for k, v in overrides.items()}
+    hub = _hub_cache_dir(cache_dir)
+    try:
+        if seed is not None and weights is None and not is_hub:
+            with torch.random.fork_rng(devices=[]), _quiet_random_init():
+                torch.manual_seed(seed)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name, pretrained=None, precision=_PRECISION[dt], device="cpu", **kwargs
+                )
+            model = model.to(dev)
+        else:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
+                cache_dir=hub, weights_only=True, **kwargs,
+            )  # fmt: skip
+    except LatentlabError:
+        raise
+    except Exception as exc:
+        where = f"weights {weights!r}" if weights else f"model {model_name!r}"
+        if weights and not is_hub:
+            fix = "the file does not match this architecture, or is corrupt: check model= and checkpoint="
+        else:
+            fix = "check the model name, and that its files are downloaded (run once online)"
+        raise ModelNotAvailableError(f"open_clip could not create {where}: {type(exc).__name__}: {exc}. Fix: {fix}.") from exc
+    try:
+        tokenizer = open_clip.get_tokenizer(model_name, cache_dir=hub)
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"the tokenizer of open_clip model {model_name!r} could not be loaded ({type(exc).__name__}: {exc}). "
+            "Its files may need downloading: run once with internet access."
+        ) from exc
+    return {"model": model, "preprocess": preprocess, "tokenizer": tokenizer, "info": info, "fingerprint": fingerprint}
+
+
+class _quiet_random_init:
+    """Silence open_clip's "initialized randomly" log line: random weights are intended here."""
+
+    @staticmethod
+    def filter(record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in str(record.msg)
+
+    def __enter__(self) -> None:
+        logging.getLogger().addFilter(self.filter)
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeFilter(self.filter)
+
+
+def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    from huggingface_hub import hf_hub_download
+
+    hub = _hub_cache_dir(cache_dir)
+    try:
+        hf_hub_download(repo, "open_clip_config.json", cache_dir=hub, local_files_only=True)
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"open_clip model 'hf-hub:{repo}' is not in the cache {hub or 'default Hugging Face cache'} and offline "
+            f"mode is on (HF_HUB_OFFLINE=1). Run once with internet access, or `huggingface-cli download {repo}`."
+        ) from exc
+
+
+# ======================================================================================
+# preset builders
+# ======================================================================================
+
+
+def _reject_unknown(kind: str, kw: dict[str, Any], accepted: str) -> None:
+    if kw:
+        raise ArgumentError(
+            f"unexpected argument(s) for an {kind!r} encoder: {', '.join(sorted(kw))}. Accepted: {accepted}."
+        )
+
+
+def _check_dim(enc: Encoder, preset: Preset) -> Encoder:
+    if enc.dim != preset.dim:
+        raise SpecError(
+            f"preset {preset.name!r} declares dim={preset.dim} but its encoder produces {enc.dim}-d embeddings; "
+            "fix the preset's dim or its encoder model."
+        )
+    return enc
+
+
+@register_encoder_builder("open_clip")
+def _build_open_clip(
+    preset: Preset,
+    *,
+    model: str,
+    pretrained: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **kw: Any,
+) -> Encoder:
+    """Encoder of a preset whose encoder spec is ``{"kind": "open_clip", "model": ..., ...}``.
+
+    ``config``/``checkpoint`` may be relative to the latentlab package (bundled files).
+    """
+    _reject_unknown("open_clip", kw, "device, dtype, cache, cache_dir (and the preset's model/pretrained/checkpoint/config)")
+    loaded = _load_open_clip(
+        model, pretrained=pretrained, checkpoint=checkpoint, config=config, device=device, dtype=dtype, cache_dir=cache_dir
+    )
+    enc = Encoder(
+        loaded["model"], loaded["preprocess"], loaded["tokenizer"], name=preset.name, space=preset.space,
+        device=device, dtype=dtype, fingerprint=loaded["fingerprint"], info=loaded["info"], cache=cache,
+    )  # fmt: skip
+    return _check_dim(enc, preset)
+
+
+def _tiny_config(dim: int) -> dict[str, Any]:
+    return {
+        "embed_dim": int(dim),
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    }
+
+
+@register_encoder_builder("open_clip_tiny")
+def _build_tiny(
+    preset: Preset,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,  # accepted for symmetry; nothing is downloaded
+    **kw: Any,
+) -> Encoder:
+    """A tiny random open_clip ViT (image 32 px, patch 8, width 32, 2+2 layers, embed ``preset.dim``).
+
+    Built in-process, no download; the same ``seed`` gives identical weights, and the global
+    RNG is left untouched. Its embeddings carry no meaning: for tests and smoke runs.
+
+    >>> from latentlab.presets import create_encoder
+    >>> a, b = create_encoder("tiny"), create_encoder("tiny")
+    >>> bool((a.encode_text("x") == b.encode_text("x")).all())
+    True
+    """
+    _reject_unknown("open_clip_tiny", kw, "seed, device, dtype, cache")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    dim = int(preset.dim)
+    model_name = f"latentlab-tiny-{dim}"
+    _add_model_config(model_name, _tiny_config(dim))
+    loaded = _load_open_clip(model_name, device=device, dtype=dtype, seed=int(seed))
+    fingerprint = f"tiny-seed{seed}" if dim == 32 else f"tiny{dim}-seed{seed}"
+    info = {"model": model_name, "pretrained": None, "checkpoint": None, "seed": int(seed)}
+    enc = Encoder(
+        loaded["model"], loaded["preprocess"], loaded["tokenizer"], name=preset.name, space=preset.space,
+        device=device, dtype=dtype, fingerprint=fingerprint, info=info, cache=cache,
+    )  # fmt: skip
+    return _check_dim(enc, preset)
