@@ -1,0 +1,762 @@
+"""Stable unCLIP as a latentlab decoder: CLIP image embeddings in, frames out.
+
+:class:`StableUnCLIPDecoder` is a thin adapter over diffusers'
+``StableUnCLIPImg2ImgPipeline``. The pipeline accepts ``image_embeds=`` directly, so no
+image is needed: the decoder hands it the (rescaled) latentlab embedding, the starting
+latents the render loop chose and one CPU generator per frame, and returns uint8 frames.
+
+:func:`tiny_stable_unclip_pipeline` builds the same pipeline from tiny random components
+in-process (no download); the ``"tiny"`` preset uses it for tests and smoke runs.
+
+Builders registered here (see :mod:`latentlab.presets`):
+
+* ``"stable_unclip"``: :meth:`StableUnCLIPDecoder.from_pretrained` with the preset's
+  ``repo`` and ``embed_scale`` plus user keywords (``device``, ``dtype``, ``variant``,
+  ``cpu_offload``, ``cache_dir``, ``local_files_only``, ...).
+* ``"stable_unclip_tiny"``: the tiny random pipeline.
+
+>>> import torch, latentlab.presets as P                    # doctest: +SKIP
+>>> dec = P.create_decoder("tiny")                           # doctest: +SKIP
+>>> z = torch.nn.functional.normalize(torch.randn(2, dec.dim), dim=-1)  # doctest: +SKIP
+>>> noise = torch.randn(2, *dec.noise_shape())               # doctest: +SKIP
+>>> dec.decode(z, noise, seeds=[0, 1], steps=4).shape        # doctest: +SKIP
+(2, 64, 64, 3)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ArgumentError, ModelNotAvailableError, SpaceError
+from ..presets import register_decoder_builder
+from .base import Decoder
+
+__all__ = [
+    "StableUnCLIPDecoder",
+    "tiny_stable_unclip_pipeline",
+    "tiny_clip_tokenizer",
+]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ArgumentError(f"dtype must be float32, float16 or bfloat16, got {dtype}.")
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise ArgumentError(
+            f"dtype {dtype!r} is not understood; use torch.float32 (default), torch.float16 or torch.bfloat16."
+        )
+    return _DTYPES[key]
+
+
+def _as_device(device: torch.device | str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ArgumentError(f"device {device!r} is not a torch device ({exc}); use 'cpu', 'cuda' or 'cuda:1'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu'.")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ArgumentError(f"device {device!r} was asked for but MPS is not available here; use device='cpu'.")
+    return dev
+
+
+# -- the decoder ---------------------------------------------------------------------------
+
+
+class StableUnCLIPDecoder(Decoder):
+    """Decode CLIP image embeddings with a diffusers ``StableUnCLIPImg2ImgPipeline``.
+
+    **Scale convention.** latentlab embeddings are unit-norm. The pipeline's own image
+    path (``_encode_image``) feeds the UNet ``CLIPVisionModelWithProjection(...).image_embeds``
+    *unnormalised*: it passes them through ``noise_image_embeddings`` (standardise with the
+    ``image_normalizer`` mean/std, add ``noise_level`` noise, unstandardise, append a
+    sinusoidal embedding of ``noise_level``) and on to the UNet as ``class_labels``; an
+    ``image_embeds=`` argument takes exactly the same route. So this adapter passes
+    ``embeddings * embed_scale``, where ``embed_scale`` is the typical norm of the
+    pipeline's image-encoder output (a preset property; :meth:`calibrate_embed_scale`
+    measures it on your images). A unit embedding ``e / |e|`` of an image embedded by the
+    pipeline's encoder, decoded with ``embed_scale = |e|``, reproduces what the pipeline
+    does with ``image=`` for that image.
+
+    **Determinism.** The sampler is DDIM with ``eta = 0`` unless ``scheduler=None`` keeps the
+    pipeline's own, so the only randomness beyond the starting latents is the
+    ``noise_level`` noise added to the embeddings, drawn per frame from
+    ``torch.Generator("cpu").manual_seed(seed)``: a frame depends on its embedding, noise
+    and seed only, never on the other frames of its batch, and reproduces on any device.
+    The empty-prompt text embedding is computed once and reused.
+
+    Args:
+        pipe: a loaded ``StableUnCLIPImg2ImgPipeline``.
+        name: preset or model id recorded in manifests.
+        space: CLIP space of the embeddings it accepts (e.g. ``"laion2b/ViT-H-14"``).
+        dim: embedding size ``d``; must match the pipeline's image normaliser.
+        resolution: side of the square output frames, pixels (a multiple of 8 and of the
+            VAE scale factor).
+        embed_scale: norm given to the unit embeddings before they reach the pipeline (> 0).
+        noise_level: image-embedding noise level, ``0 <= noise_level < 1000`` (0: faithful).
+        device, dtype: where and in which precision the pipeline runs (moved there here,
+            CPU/float32 by default, never moved to CUDA unless asked).
+        cpu_offload: enable diffusers' model CPU offload onto ``device`` instead of moving
+            the whole pipeline there (saves GPU memory).
+        scheduler: ``"ddim"`` (default) replaces the pipeline's sampler with a DDIM scheduler
+            of the same config; ``None`` keeps the pipeline's own.
+        default_steps, default_guidance, default_batch_size: defaults of :meth:`decode`.
+        source: where the weights came from (repo id or folder), for :meth:`describe`.
+
+    Example:
+        >>> from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+        >>> pipe = tiny_stable_unclip_pipeline(embed_dim=32)
+        >>> dec = StableUnCLIPDecoder(pipe, name="tiny", space="tiny-random", dim=32,
+        ...                           resolution=64, embed_scale=1.0)
+        >>> dec.noise_shape()
+        (4, 16, 16)
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        name: str,
+        space: str | None,
+        dim: int,
+        resolution: int,
+        embed_scale: float = 1.0,
+        noise_level: int = 0,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        cpu_offload: bool = False,
+        scheduler: str | None = "ddim",
+        default_steps: int | None = None,
+        default_guidance: float | None = None,
+        default_batch_size: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        for attr in ("unet", "vae", "image_normalizer", "image_noising_scheduler", "image_encoder", "scheduler"):
+            if not hasattr(pipe, attr):
+                raise ArgumentError(
+                    f"pipe must be a diffusers StableUnCLIPImg2ImgPipeline, got {type(pipe).__name__} "
+                    f"(it has no {attr!r}). Load one with StableUnCLIPDecoder.from_pretrained(...)."
+                )
+        self.pipe = pipe
+        self.name = str(name)
+        self.space = space
+        self.dim = int(dim)
+        self.resolution = int(resolution)
+        self.device = _as_device(device)
+        self.dtype = _as_dtype(dtype)
+        self.cpu_offload = bool(cpu_offload)
+        self.source = source
+
+        pipe_dim = int(pipe.image_normalizer.mean.shape[-1])
+        if self.dim != pipe_dim:
+            raise SpaceError(
+                f"dim={self.dim} but this pipeline's image embeddings have size {pipe_dim}; "
+                "pass the dim of the CLIP model the pipeline was trained with (check the preset)."
+            )
+        scale = int(pipe.vae_scale_factor)
+        if self.resolution <= 0 or self.resolution % 8 or self.resolution % scale:
+            raise ArgumentError(
+                f"resolution must be a positive multiple of 8 and of the VAE scale factor {scale}, "
+                f"got {resolution}. Use e.g. {max(8, scale) * max(1, round(self.resolution / max(8, scale)))}."
+            )
+        self.embed_scale = self._check_scale(embed_scale)
+        n_train = int(pipe.image_noising_scheduler.config.num_train_timesteps)
+        if not (isinstance(noise_level, (int, np.integer)) and 0 <= int(noise_level) < n_train):
+            raise ArgumentError(f"noise_level must be an integer in [0, {n_train - 1}], got {noise_level!r}.")
+        self.noise_level = int(noise_level)
+
+        if scheduler is not None:
+            if str(scheduler).lower() != "ddim":
+                raise ArgumentError(f"scheduler must be 'ddim' or None (keep the pipeline's own), got {scheduler!r}.")
+            from diffusers import DDIMScheduler
+
+            if not isinstance(pipe.scheduler, DDIMScheduler):
+                pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+
+        if self.cpu_offload:
+            if self.device.type == "cpu":
+                raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+            import importlib.util
+
+            if importlib.util.find_spec("accelerate") is None:
+                raise ArgumentError("cpu_offload=True needs the `accelerate` package: pip install accelerate.")
+        if pipe.dtype != self.dtype:  # (a no-op cast would only trigger a diffusers warning)
+            pipe.to(dtype=self.dtype)
+        if self.cpu_offload:
+            pipe.enable_model_cpu_offload(device=self.device)
+        elif pipe.device != self.device:
+            pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+
+        if default_steps is not None:
+            self.default_steps = int(default_steps)
+        if default_guidance is not None:
+            self.default_guidance = float(default_guidance)
+        if default_batch_size is not None:
+            self.default_batch_size = int(default_batch_size)
+        self._prompt_cache: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+    @staticmethod
+    def _check_scale(embed_scale: float) -> float:
+        try:
+            s = float(embed_scale)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"embed_scale must be a positive number, got {embed_scale!r}.") from None
+        if not math.isfinite(s) or s <= 0:
+            raise ArgumentError(
+                f"embed_scale must be a finite number > 0, got {embed_scale!r}. "
+                "Measure it with decoder.calibrate_embed_scale(images)."
+            )
+        return s
+
+    # -- Decoder contract ------------------------------------------------------------
+    def noise_shape(self) -> tuple[int, ...]:
+        """``(unet.in_channels, resolution / vae_scale, resolution / vae_scale)``."""
+        side = self.resolution // int(self.pipe.vae_scale_factor)
+        return (int(self.pipe.unet.config.in_channels), side, side)
+
+    def _empty_prompt_embeds(self, device: torch.device) -> torch.Tensor:
+        """The text embedding of ``""`` (1, L, C), computed once per device and dtype."""
+        key = (str(device), self.dtype)
+        if key not in self._prompt_cache:
+            with torch.no_grad():
+                emb, _ = self.pipe.encode_prompt(
+                    prompt="", device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+                )
+            self._prompt_cache[key] = emb.detach()
+        return self._prompt_cache[key]
+
+    def _render(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        seeds: Sequence[int],
+        steps: int,
+        guidance_scale: float,
+    ) -> np.ndarray:
+        """Run the pipeline once for the batch; float32 frames (b, H, W, 3) in [0, 1]."""
+        if not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ArgumentError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}.")
+        n_train = int(self.pipe.scheduler.config.num_train_timesteps)
+        if steps > n_train:
+            raise ArgumentError(f"steps must be <= {n_train} (the sampler's training timesteps), got {steps}.")
+        pipe = self.pipe
+        exec_device = pipe._execution_device
+        b = embeddings.shape[0]
+        prompt = self._empty_prompt_embeds(exec_device).repeat(b, 1, 1)
+        extra: dict[str, Any] = {"prompt_embeds": prompt}
+        if guidance_scale > 1.0:
+            extra["negative_prompt_embeds"] = prompt
+        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        with torch.no_grad():
+            out = pipe(
+                image_embeds=(embeddings * self.embed_scale).to(exec_device, self.dtype),
+                latents=noise.to(exec_device, self.dtype),
+                height=self.resolution,
+                width=self.resolution,
+                num_inference_steps=int(steps),
+                guidance_scale=float(guidance_scale),
+                noise_level=self.noise_level,
+                eta=0.0,
+                generator=generators,
+                output_type="np",
+                **extra,
+            ).images
+        return np.asarray(out, dtype=np.float32)
+
+    def _decode(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        seeds: Sequence[int],
+        steps: int,
+        guidance_scale: float,
+    ) -> np.ndarray:
+        frames = self._render(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+        return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(
+            {
+                "source": self.source,
+                "embed_scale": self.embed_scale,
+                "noise_level": self.noise_level,
+                "scheduler": type(self.pipe.scheduler).__name__,
+                "device": str(self.device),
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "cpu_offload": self.cpu_offload,
+            }
+        )
+        return d
+
+    def __repr__(self) -> str:
+        return (
+            f"StableUnCLIPDecoder(name={self.name!r}, space={self.space!r}, dim={self.dim}, "
+            f"resolution={self.resolution}, embed_scale={self.embed_scale:.4g}, device={str(self.device)!r})"
+        )
+
+    # -- the pipeline's own image encoder -----------------------------------------------
+    def image_encoder_embeds(self, images: Any) -> torch.Tensor:
+        """Embed ``images`` with the pipeline's own image encoder, *unnormalised*.
+
+        ``images``: a PIL image, a list of them, or uint8 RGB arrays/tensors ``(H, W, 3)`` or
+        ``(n, H, W, 3)``. Returns float32 ``(n, d)`` on the CPU: exactly the
+        ``image_embeds`` the pipeline computes for ``image=`` (before noising).
+
+        >>> e = dec.image_encoder_embeds(np.zeros((1, 64, 64, 3), np.uint8))  # doctest: +SKIP
+        """
+        batch = _as_image_list(images)
+        pixels = self.pipe.feature_extractor(images=batch, return_tensors="pt").pixel_values
+        enc = self.pipe.image_encoder
+        dtype = next(enc.parameters()).dtype
+        with torch.no_grad():
+            emb = enc(pixels.to(self.pipe._execution_device, dtype)).image_embeds
+        return emb.detach().to("cpu", torch.float32)
+
+    def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:
+        """Mean norm of the pipeline's image-encoder embeddings of ``images`` (see
+        :meth:`image_encoder_embeds` for accepted inputs); sets ``embed_scale`` to it unless
+        ``update=False``. Calibrate on a few dozen natural images of the kind you render.
+
+        >>> dec.calibrate_embed_scale(my_pil_images)   # doctest: +SKIP
+        17.3
+        """
+        scale = float(self.image_encoder_embeds(images).norm(dim=-1).mean())
+        scale = self._check_scale(scale)
+        if update:
+            self.embed_scale = scale
+        return scale
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        repo_or_dir: str | os.PathLike[str],
+        *,
+        name: str,
+        space: str | None,
+        dim: int,
+        resolution: int,
+        embed_scale: float,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        variant: str | None = None,
+        cpu_offload: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        revision: str | None = None,
+        **decoder_kwargs: Any,
+    ) -> "StableUnCLIPDecoder":
+        """Load a Stable unCLIP pipeline (safetensors only) from the Hub cache or a folder.
+
+        ``repo_or_dir``: a Hugging Face repo id (``"stabilityai/stable-diffusion-2-1-unclip"``)
+        or a local folder holding ``model_index.json`` and the component folders.
+        ``variant``: e.g. ``"fp16"`` to load half-precision weight files. The Hub cache is
+        ``cache_dir``, else ``$HF_HUB_CACHE``, else ``$HF_HOME/hub`` (read at call time);
+        ``local_files_only`` defaults to ``$HF_HUB_OFFLINE``. When the weights are missing and
+        cannot be fetched, raises :class:`~latentlab.errors.ModelNotAvailableError` naming
+        the repo, what is missing and how to get it. Other keywords (``noise_level``,
+        ``scheduler``, ``default_steps``, ``default_guidance``, ...) go to the constructor.
+
+        >>> dec = StableUnCLIPDecoder.from_pretrained(                  # doctest: +SKIP
+        ...     "stabilityai/stable-diffusion-2-1-unclip", name="sd21-unclip",
+        ...     space="laion2b/ViT-H-14", dim=1024, resolution=768, embed_scale=20.0,
+        ...     device="cuda", dtype=torch.float16)
+        """
+        dev = _as_device(device)
+        dt = _as_dtype(dtype)
+        src = os.fspath(repo_or_dir)
+        offline_env = _env_flag("HF_HUB_OFFLINE")
+        if local_files_only is None:
+            local_files_only = offline_env
+        cache = os.fspath(cache_dir) if cache_dir is not None else _hub_cache_dir()
+
+        path = Path(src).expanduser()
+        is_dir = path.is_dir()
+        if not is_dir and (src.startswith((".", "/", "~", "\\")) or not _is_repo_id(src)):
+            raise ModelNotAvailableError(
+                f"no Stable unCLIP pipeline folder at {src!r} (it does not exist). Pass a folder holding "
+                "model_index.json and the component folders, or a Hugging Face repo id such as "
+                "'stabilityai/stable-diffusion-2-1-unclip'."
+            )
+
+        from diffusers import StableUnCLIPImg2ImgPipeline
+
+        load_kwargs: dict[str, Any] = {"variant": variant, "use_safetensors": True}
+        load_kwargs[_dtype_kwarg()] = dt
+        if not is_dir:
+            load_kwargs.update(cache_dir=cache, local_files_only=bool(local_files_only), revision=revision)
+        try:
+            pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(str(path) if is_dir else src, **load_kwargs)
+        except Exception as exc:  # turn "not there / not reachable" into one clear error
+            if type(exc).__name__ == "HFValidationError":
+                raise ArgumentError(
+                    f"repo_or_dir {src!r} is neither an existing folder nor a valid Hugging Face repo id "
+                    "('owner/name', e.g. 'stabilityai/stable-diffusion-2-1-unclip')."
+                ) from None
+            if not _is_unavailable(exc):
+                raise
+            raise ModelNotAvailableError(
+                _unavailable_message(src, is_dir, cache, bool(local_files_only), offline_env, variant, exc)
+            ) from None
+        return cls(
+            pipe,
+            name=name,
+            space=space,
+            dim=dim,
+            resolution=resolution,
+            embed_scale=embed_scale,
+            device=dev,
+            dtype=dt,
+            cpu_offload=cpu_offload,
+            source=src,
+            **decoder_kwargs,
+        )
+
+
+# -- loading helpers --------------------------------------------------------------------------
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_cache_dir() -> str:
+    """The Hugging Face Hub cache folder as the environment says now (not at import time)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME")
+    if not home:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        home = os.path.join(xdg, "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def _is_repo_id(s: str) -> bool:
+    parts = s.split("/")
+    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
+
+
+def _dtype_kwarg() -> str:
+    """``dtype`` on diffusers versions that deprecate ``torch_dtype``, else ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+
+        return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+    except ImportError:
+        return "torch_dtype"
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
+        return True
+    try:
+        from huggingface_hub import errors as hf_errors
+
+        if isinstance(exc, hf_errors.EntryNotFoundError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    mod = type(exc).__module__ or ""
+    if mod.split(".")[0].startswith(("httpx", "requests", "urllib3")):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, ValueError) and ("safetensors" in msg or "variant" in msg)
+
+
+def _unavailable_message(
+    src: str, is_dir: bool, cache: str, local_only: bool, offline_env: bool, variant: str | None, exc: BaseException
+) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    cause = f"{type(exc).__name__}: {first}"
+    want = "safetensors weights" + (f" (variant {variant!r})" if variant else "")
+    if is_dir:
+        return (
+            f"the folder {src!r} does not hold a complete Stable unCLIP pipeline with {want} ({cause}). "
+            "It needs model_index.json and the folders feature_extractor, image_encoder, image_normalizer, "
+            "image_noising_scheduler, tokenizer, text_encoder, unet, scheduler and vae. Save one with "
+            "pipe.save_pretrained(folder, safe_serialization=True) or download a repo with "
+            "`hf download <repo> --local-dir <folder>`."
+        )
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached_index = isinstance(try_to_load_from_cache(src, "model_index.json", cache_dir=cache), str)
+    except Exception:  # noqa: BLE001  (an invalid repo id, an unreadable cache: say nothing is cached)
+        cached_index = False
+    if cached_index:
+        missing = f"the cache holds only part of it; some component files ({want}) are missing"
+    else:
+        missing = f"nothing of it is in the Hugging Face cache ({cache})"
+    if local_only:
+        why = "HF_HUB_OFFLINE is set" if offline_env else "local_files_only=True"
+        how = f"downloads are off ({why})"
+    else:
+        how = "the Hugging Face Hub could not be reached or refused the download"
+    gated = " If the repo is gated, accept its licence on huggingface.co and log in (`hf auth login`)." if (
+        "401" in first or "403" in first or "gated" in first.lower()
+    ) else ""
+    return (
+        f"Stable unCLIP weights {src!r} are not available on this machine: {missing}, and {how}. "
+        f"Fix: on a connected machine run `huggingface-cli download {src}` (or `hf download {src}`) "
+        "and copy the cache folder (HF_HOME, e.g. ~/.cache/huggingface) here, or point HF_HOME/HF_HUB_CACHE "
+        f"(or cache_dir=) at a cache that has it, or pass a local pipeline folder instead of the repo id.{gated} "
+        f"[{cause}]"
+    )
+
+
+# -- images for the pipeline's own encoder ----------------------------------------------------
+
+
+def _as_image_list(images: Any) -> list[Any]:
+    """PIL image(s) or uint8 RGB (H, W, 3) / (n, H, W, 3) arrays or tensors -> a list for the processor."""
+    import PIL.Image
+
+    if isinstance(images, PIL.Image.Image):
+        return [images.convert("RGB")]
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ArgumentError("images is empty; pass at least one image.")
+        out: list[Any] = []
+        for item in images:
+            out.extend(_as_image_list(item))
+        return out
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise ArgumentError(
+                f"images must be uint8 RGB in [0, 255], got dtype {images.dtype}; "
+                "convert with (x * 255).round().clip(0, 255).astype(np.uint8)."
+            )
+        if images.ndim == 3 and images.shape[-1] == 3:
+            return [images]
+        if images.ndim == 4 and images.shape[-1] == 3 and images.shape[0] > 0:
+            return list(images)
+        raise ArgumentError(f"images must have shape (H, W, 3) or (n, H, W, 3), got {images.shape}.")
+    raise ArgumentError(
+        f"images must be PIL images or uint8 RGB arrays (H, W, 3) / (n, H, W, 3), got {type(images).__name__}."
+    )
+
+
+# -- tiny random components --------------------------------------------------------------------
+
+
+def tiny_clip_tokenizer(model_max_length: int = 16) -> Any:
+    """A working ``CLIPTokenizer`` built offline: the 256 byte-level symbols (alone and as
+    word ends) plus the two special tokens, no merges (514 tokens; text becomes one token per
+    byte). Enough for a random text encoder; not the real CLIP vocabulary."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
+    symbols = sorted(ByteLevel.alphabet())
+    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for s in symbols:
+        vocab[s] = len(vocab)
+    for s in symbols:
+        vocab[s + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def tiny_stable_unclip_pipeline(*, embed_dim: int = 32, resolution: int = 64, seed: int = 0) -> Any:
+    """A ``StableUnCLIPImg2ImgPipeline`` of tiny random components, built in-process (no download).
+
+    Image embeddings have size ``embed_dim``; frames are ``resolution`` pixels square
+    (a multiple of 8; the VAE downsamples by 4, so the latents are ``(4, r/4, r/4)``). The
+    weights come from a forked RNG seeded with ``seed``: the same seed gives the same
+    pipeline and the caller's global RNG is untouched. CPU, float32. The sampler is DDIM
+    (v-prediction, like Stable Diffusion 2.1), the embedding noiser a cosine DDPM schedule.
+
+    >>> pipe = tiny_stable_unclip_pipeline(embed_dim=32, resolution=64, seed=0)
+    >>> pipe.unet.config.projection_class_embeddings_input_dim
+    64
+    """
+    embed_dim, resolution = int(embed_dim), int(resolution)
+    if embed_dim < 2 or embed_dim % 2:
+        raise ArgumentError(f"embed_dim must be an even integer >= 2, got {embed_dim}.")
+    if resolution < 32 or resolution % 32:
+        raise ArgumentError(f"resolution must be a multiple of 32 (>= 32) for the tiny pipeline, got {resolution}.")
+
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableUnCLIPImg2ImgPipeline,
+        UNet2DConditionModel,
+    )
+    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    text_len = 16
+    tokenizer = tiny_clip_tokenizer(text_len)
+    vae_blocks = (32, 32, 64)  # three blocks: latents are resolution / 4
+    latent = resolution // 2 ** (len(vae_blocks) - 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=32,
+                intermediate_size=37,
+                projection_dim=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=text_len,
+                bos_token_id=0,
+                eos_token_id=1,
+                pad_token_id=1,
+            )
+        ).eval()
+        image_encoder = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=32,
+                intermediate_size=37,
+                projection_dim=embed_dim,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                image_size=32,
+                patch_size=4,
+            )
+        ).eval()
+        unet = UNet2DConditionModel(
+            sample_size=latent,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            norm_num_groups=8,
+            attention_head_dim=(2, 4),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+            class_embed_type="projection",
+            projection_class_embeddings_input_dim=2 * embed_dim,  # embedding + noise-level embedding
+            upcast_attention=True,
+            use_linear_projection=True,
+        ).eval()
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=vae_blocks,
+            down_block_types=("DownEncoderBlock2D",) * len(vae_blocks),
+            up_block_types=("UpDecoderBlock2D",) * len(vae_blocks),
+            latent_channels=4,
+            norm_num_groups=8,
+            sample_size=resolution,
+        ).eval()
+        image_normalizer = StableUnCLIPImageNormalizer(embedding_dim=embed_dim)
+
+    pipe = StableUnCLIPImg2ImgPipeline(
+        feature_extractor=CLIPImageProcessor(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32}),
+        image_encoder=image_encoder,
+        image_normalizer=image_normalizer,
+        image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        unet=unet,
+        scheduler=DDIMScheduler(
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            prediction_type="v_prediction",
+            set_alpha_to_one=False,
+            steps_offset=1,
+            clip_sample=False,
+        ),
+        vae=vae,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# -- builders ------------------------------------------------------------------------------------
+
+
+@register_decoder_builder("stable_unclip")
+def _build_stable_unclip(preset: Any, *, repo: str, embed_scale: float | str = "auto", **kwargs: Any) -> StableUnCLIPDecoder:
+    """Preset decoder spec ``{"kind": "stable_unclip", "repo": ..., "embed_scale": ...}``.
+
+    ``embed_scale="auto"`` (the default) measures it once at load: the mean norm of the
+    pipeline's own image-encoder embeddings of 8 fixed synthetic images
+    (:func:`latentlab.hf_clip.synthetic_images`); a number skips the measurement.
+    """
+    auto = isinstance(embed_scale, str)
+    if auto and embed_scale != "auto":
+        raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+    dec = StableUnCLIPDecoder.from_pretrained(
+        kwargs.pop("repo_or_dir", repo),
+        name=preset.name,
+        space=preset.space,
+        dim=preset.dim,
+        resolution=kwargs.pop("resolution", preset.resolution),
+        embed_scale=1.0 if auto else embed_scale,
+        **kwargs,
+    )
+    if auto:
+        from ..hf_clip import synthetic_images
+
+        dec.calibrate_embed_scale(synthetic_images(8, size=224))
+    return dec
+
+
+@register_decoder_builder("stable_unclip_tiny")
+def _build_stable_unclip_tiny(
+    preset: Any,
+    *,
+    seed: int = 0,
+    embed_scale: float | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    **kwargs: Any,
+) -> StableUnCLIPDecoder:
+    """Tiny random pipeline. ``embed_scale`` defaults to the mean norm its own image encoder
+    gives 4 seeded random images, so the convention matches the real decoders'."""
+    kwargs.setdefault("default_steps", 10)
+    kwargs.setdefault("default_guidance", 1.0)
+    pipe = tiny_stable_unclip_pipeline(embed_dim=preset.dim, resolution=preset.resolution, seed=seed)
+    dec = StableUnCLIPDecoder(
+        pipe,
+        name=preset.name,
+        space=preset.space,
+        dim=preset.dim,
+        resolution=preset.resolution,
+        embed_scale=1.0 if embed_scale is None else embed_scale,
+        device=device,
+        dtype=dtype,
+        source=f"tiny-random(seed={seed})",
+        **kwargs,
+    )
+    if embed_scale is None:
+        gen = torch.Generator("cpu").manual_seed(int(seed))
+        images = torch.randint(0, 256, (4, 48, 48, 3), generator=gen, dtype=torch.uint8)
+        dec.calibrate_embed_scale(images)
+    return dec

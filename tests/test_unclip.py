@@ -1,0 +1,424 @@
+"""Stable unCLIP decoder (tiny random pipeline, offline) and priors."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.errors import ArgumentError, ModelNotAvailableError, SpaceError
+from latentlab.presets import create_decoder, create_prior, get_preset
+from latentlab.space import space_of, tag
+
+REAL_REPO = "stabilityai/stable-diffusion-2-1-unclip"
+
+
+def unit(n: int, d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator("cpu").manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1)
+
+
+def noise_for(dec, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator("cpu").manual_seed(seed)
+    return torch.randn(n, *dec.noise_shape(), generator=g)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tiny convolutions run fastest on one thread, and on a CPU shared with other jobs
+    multi-threaded OpenMP can be ~10x slower; restore the caller's setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dec():
+    torch.manual_seed(0)
+    return create_decoder("tiny")
+
+
+@pytest.fixture(scope="module")
+def batch(dec):
+    """Eight frames rendered together (and reused by several tests)."""
+    z = tag(unit(8, dec.dim, 1), dec.space)
+    noise = noise_for(dec, 8, 2)
+    seeds = list(range(100, 108))
+    frames = dec.decode(z, noise, seeds=seeds, steps=6)
+    return z, noise, seeds, frames
+
+
+# -- decoder contract -------------------------------------------------------------------------
+
+
+def test_tiny_decoder_matches_preset(dec):
+    p = get_preset("tiny")
+    assert (dec.dim, dec.space, dec.resolution) == (p.dim, p.space, p.resolution)
+    assert dec.noise_shape() == (4, 16, 16)
+    assert dec.pipe.unet.config.projection_class_embeddings_input_dim == 2 * p.dim
+    d = dec.describe()
+    assert d["class"] == "StableUnCLIPDecoder" and d["scheduler"] == "DDIMScheduler"
+    assert d["device"] == "cpu" and d["dtype"] == "float32"
+    # the tiny builder calibrates embed_scale on its own image encoder: a real, non-unit norm
+    assert 0.5 < d["embed_scale"] < 100 and d["embed_scale"] != 1.0
+
+
+def test_output_dtype_shape_range(batch):
+    _, _, _, frames = batch
+    assert isinstance(frames, np.ndarray)
+    assert frames.shape == (8, 64, 64, 3) and frames.dtype == np.uint8
+    assert frames.std() > 5  # not a constant image
+    assert len(np.unique(frames)) > 50  # uses a range of levels, not only 0/255
+
+
+def test_same_seed_is_identical(dec, batch):
+    z, noise, seeds, frames = batch
+    first = dec.decode(z[:3], noise[:3], seeds=seeds[:3], steps=6)
+    again = dec.decode(z[:3], noise[:3], seeds=seeds[:3], steps=6)
+    np.testing.assert_array_equal(again, first)
+    assert np.abs(first.astype(int) - frames[:3].astype(int)).max() <= 1  # batch of 3 vs batch of 8
+
+
+def test_batch_invariance(dec, batch):
+    z, noise, seeds, frames = batch
+    for k in (0, 5):
+        alone = dec.decode(z[k : k + 1], noise[k : k + 1], seeds=[seeds[k]], steps=6)
+        assert np.abs(alone[0].astype(int) - frames[k].astype(int)).max() <= 1
+    # float pixel space, at guidance > 1 too (the unconditional half joins the batch)
+    full = dec._render(z[:4], noise[:4], seeds=seeds[:4], steps=4, guidance_scale=3.0)
+    alone = dec._render(z[2:3], noise[2:3], seeds=[seeds[2]], steps=4, guidance_scale=3.0)
+    np.testing.assert_allclose(alone[0], full[2], atol=1e-4)
+
+
+def test_noise_level_uses_per_frame_seed(dec):
+    """With noise_level > 0 the embedding noise comes from each frame's seed only."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    noisy = StableUnCLIPDecoder(
+        dec.pipe, name="t", space=dec.space, dim=dec.dim, resolution=dec.resolution,
+        embed_scale=dec.embed_scale, noise_level=500,
+    )
+    z, noise = unit(3, dec.dim, 7), noise_for(dec, 3, 8)
+    full = noisy._render(z, noise, seeds=[1, 2, 3], steps=3, guidance_scale=1.0)
+    alone = noisy._render(z[1:2], noise[1:2], seeds=[2], steps=3, guidance_scale=1.0)
+    np.testing.assert_allclose(alone[0], full[1], atol=1e-4)
+    other_seed = noisy._render(z[1:2], noise[1:2], seeds=[99], steps=3, guidance_scale=1.0)
+    assert np.abs(other_seed[0] - full[1]).max() > 1e-3
+
+
+def test_different_embeddings_give_different_frames(dec, batch):
+    z, noise, seeds, frames = batch
+    same_noise = noise[:1].repeat(2, 1, 1, 1)
+    zz = torch.cat([z[:1], z[1:2]])
+    out = dec.decode(zz, same_noise, seeds=[seeds[0], seeds[0]], steps=6)
+    assert np.abs(out[0].astype(int) - out[1].astype(int)).mean() > 2.0
+    # and the embedding really is what differs: same embedding + same noise -> same frame
+    assert np.abs(out[0].astype(int) - frames[0].astype(int)).max() <= 1
+
+
+def test_different_noise_gives_different_frames(dec, batch):
+    z, noise, seeds, frames = batch
+    out = dec.decode(z[:1], noise[1:2], seeds=seeds[:1], steps=6)
+    assert np.abs(out[0].astype(int) - frames[0].astype(int)).mean() > 2.0
+
+
+def test_guidance_above_one(dec, batch):
+    z, noise, seeds, frames = batch
+    guided = dec.decode(z[:2], noise[:2], seeds=seeds[:2], steps=6, guidance_scale=4.0)
+    assert guided.shape == (2, 64, 64, 3) and guided.dtype == np.uint8
+    assert np.abs(guided.astype(int) - frames[:2].astype(int)).mean() > 0.5
+    # the unconditional branch sees zero image embeddings, as the pipeline does
+    seen = []
+    hook = dec.pipe.unet.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["class_labels"].clone()), with_kwargs=True
+    )
+    try:
+        dec.decode(z[:2], noise[:2], seeds=seeds[:2], steps=1, guidance_scale=4.0)
+    finally:
+        hook.remove()
+    labels = seen[0]  # (2b, 2d): [negative; positive], each = embedding ++ noise-level embedding
+    assert labels.shape == (4, 2 * dec.dim)
+    assert torch.count_nonzero(labels[:2, : dec.dim]) == 0
+    assert torch.count_nonzero(labels[2:, : dec.dim]) > 0
+
+
+def test_embeddings_are_normalised_before_scaling(dec, batch):
+    z, noise, seeds, frames = batch
+    out = dec.decode(z[:1] * 3.5, noise[:1], seeds=seeds[:1], steps=6)
+    assert np.abs(out[0].astype(int) - frames[0].astype(int)).max() <= 1
+
+
+# -- boundary checks (Decoder.decode) through the tiny decoder --------------------------------
+
+
+def test_dim_mismatch_is_space_error(dec):
+    with pytest.raises(SpaceError, match="size 16"):
+        dec.decode(unit(1, 16, 0), noise_for(dec, 1, 0))
+
+
+def test_wrong_space_is_space_error(dec):
+    z = tag(unit(1, dec.dim, 0), "openai/ViT-L-14")
+    with pytest.raises(SpaceError, match="ViT-L-14"):
+        dec.decode(z, noise_for(dec, 1, 0))
+
+
+def test_nan_is_argument_error(dec):
+    z = unit(2, dec.dim, 0)
+    z[1, 3] = float("nan")
+    with pytest.raises(ArgumentError, match="NaN"):
+        dec.decode(z, noise_for(dec, 2, 0))
+
+
+def test_bad_noise_and_arguments(dec):
+    z = unit(1, dec.dim, 0)
+    with pytest.raises(ArgumentError, match="noise must have shape"):
+        dec.decode(z, torch.randn(1, 4, 8, 8))
+    with pytest.raises(ArgumentError, match="guidance_scale"):
+        dec.decode(z, noise_for(dec, 1, 0), guidance_scale=float("inf"))
+    with pytest.raises(ArgumentError, match="steps"):
+        dec.decode(z, noise_for(dec, 1, 0), steps=5000)
+
+
+def test_constructor_checks(dec):
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    common = dict(name="t", space="s", resolution=64)
+    with pytest.raises(SpaceError, match="size 32"):
+        StableUnCLIPDecoder(dec.pipe, dim=48, embed_scale=1.0, **common)
+    with pytest.raises(ArgumentError, match="embed_scale"):
+        StableUnCLIPDecoder(dec.pipe, dim=32, embed_scale=0.0, **common)
+    with pytest.raises(ArgumentError, match="noise_level"):
+        StableUnCLIPDecoder(dec.pipe, dim=32, embed_scale=1.0, noise_level=1000, **common)
+    with pytest.raises(ArgumentError, match="resolution"):
+        StableUnCLIPDecoder(dec.pipe, name="t", space="s", dim=32, resolution=60, embed_scale=1.0)
+    with pytest.raises(ArgumentError, match="StableUnCLIPImg2ImgPipeline"):
+        StableUnCLIPDecoder(object(), dim=32, embed_scale=1.0, **common)
+
+
+def test_tiny_pipeline_is_seeded_and_leaves_global_rng_alone():
+    from latentlab.decoders.unclip import tiny_stable_unclip_pipeline
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = tiny_stable_unclip_pipeline(embed_dim=16, resolution=32, seed=5)
+    assert torch.equal(torch.rand(3), expected)
+    b = tiny_stable_unclip_pipeline(embed_dim=16, resolution=32, seed=5)
+    c = tiny_stable_unclip_pipeline(embed_dim=16, resolution=32, seed=6)
+    wa, wb, wc = (p.unet.conv_in.weight for p in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+    assert a.image_encoder.config.projection_dim == 16
+    ids = a.tokenizer("a cat").input_ids
+    assert ids[0] == a.tokenizer.bos_token_id and ids[-1] == a.tokenizer.eos_token_id and len(ids) == 6
+
+
+# -- the embed_scale convention ---------------------------------------------------------------
+
+
+def test_embed_scale_convention_reproduces_image_path(dec):
+    """Unit embedding x the image's own norm == what the pipeline does with ``image=``."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    g = torch.Generator("cpu").manual_seed(3)
+    image = torch.randint(0, 256, (1, 40, 48, 3), generator=g, dtype=torch.uint8).numpy()
+    raw = dec.image_encoder_embeds(image)  # (1, d), unnormalised
+    norm = float(raw.norm())
+    assert abs(norm - 1.0) > 0.05  # the pipeline's encoder output is not unit-norm
+    z = raw / norm
+
+    scaled = StableUnCLIPDecoder(
+        dec.pipe, name="t", space=dec.space, dim=dec.dim, resolution=dec.resolution, embed_scale=norm
+    )
+    noise = noise_for(dec, 1, 4)
+    seen: list[torch.Tensor] = []
+    hook = dec.pipe.unet.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["class_labels"].clone()), with_kwargs=True
+    )
+    try:
+        ours = scaled._render(z, noise, seeds=[11], steps=3, guidance_scale=1.0)
+        pixels = dec.pipe.feature_extractor(images=list(image), return_tensors="pt").pixel_values
+        theirs = dec.pipe(
+            image=pixels,
+            prompt="",
+            latents=noise.clone(),
+            height=64,
+            width=64,
+            num_inference_steps=3,
+            guidance_scale=1.0,
+            generator=[torch.Generator("cpu").manual_seed(11)],
+            output_type="np",
+        ).images
+    finally:
+        hook.remove()
+    assert len(seen) == 6
+    for a, b in zip(seen[:3], seen[3:]):  # what the UNet is conditioned on, step by step
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    # and a wrong scale would not reproduce it
+    off = StableUnCLIPDecoder(
+        dec.pipe, name="t", space=dec.space, dim=dec.dim, resolution=dec.resolution, embed_scale=1.0
+    )
+    assert np.abs(off._render(z, noise, seeds=[11], steps=3, guidance_scale=1.0) - theirs).max() > 1e-3
+
+
+def test_calibrate_embed_scale(dec):
+    g = torch.Generator("cpu").manual_seed(9)
+    imgs = torch.randint(0, 256, (3, 32, 32, 3), generator=g, dtype=torch.uint8)
+    expected = float(dec.image_encoder_embeds(imgs).norm(dim=-1).mean())
+    before = dec.embed_scale
+    assert dec.calibrate_embed_scale(imgs, update=False) == pytest.approx(expected)
+    assert dec.embed_scale == before
+    with pytest.raises(ArgumentError, match="uint8"):
+        dec.image_encoder_embeds(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(ArgumentError, match="shape"):
+        dec.image_encoder_embeds(np.zeros((8, 8), np.uint8))
+
+
+# -- loading real checkpoints -----------------------------------------------------------------
+
+
+def _no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_from_pretrained_offline_raises_model_not_available(monkeypatch, tmp_path):
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    _no_network(monkeypatch)
+    with pytest.raises(ModelNotAvailableError) as info:
+        StableUnCLIPDecoder.from_pretrained(
+            REAL_REPO, name="sd21-unclip", space="laion2b/ViT-H-14", dim=1024, resolution=768, embed_scale=20.0
+        )
+    msg = str(info.value)
+    assert REAL_REPO in msg
+    assert f"huggingface-cli download {REAL_REPO}" in msg
+    assert str(tmp_path) in msg  # names the (empty) cache it looked in
+    assert "HF_HUB_OFFLINE" in msg and "nothing of it" in msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no connection traceback
+
+
+def test_from_pretrained_local_folder_errors(monkeypatch, tmp_path):
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    _no_network(monkeypatch)
+    kw = dict(name="x", space="s", dim=32, resolution=64, embed_scale=1.0)
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        StableUnCLIPDecoder.from_pretrained(str(tmp_path / "missing"), **kw)
+    with pytest.raises(ModelNotAvailableError, match="model_index.json"):
+        StableUnCLIPDecoder.from_pretrained(tmp_path, **kw)  # exists, but empty
+
+
+def test_from_pretrained_local_folder_roundtrip(dec, monkeypatch, tmp_path):
+    """Real loading code (safetensors, dtype) on a saved tiny pipeline gives the same frames."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    _no_network(monkeypatch)
+    folder = tmp_path / "tiny-unclip"
+    dec.pipe.save_pretrained(folder, safe_serialization=True)
+    loaded = StableUnCLIPDecoder.from_pretrained(
+        folder, name="loaded", space=dec.space, dim=dec.dim, resolution=dec.resolution, embed_scale=dec.embed_scale
+    )
+    assert loaded.describe()["source"] == str(folder)
+    z, noise = unit(2, dec.dim, 21), noise_for(dec, 2, 22)
+    a = dec._render(z, noise, seeds=[0, 1], steps=3, guidance_scale=2.0)
+    b = loaded._render(z, noise, seeds=[0, 1], steps=3, guidance_scale=2.0)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_builder_passes_preset_args(monkeypatch):
+    """The "stable_unclip" builder hands the preset's repo/embed_scale and user kwargs to from_pretrained."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+    from latentlab.presets import Preset
+
+    calls = {}
+
+    def fake(cls, repo, **kwargs):
+        calls.update(kwargs, repo=repo)
+        return "decoder"
+
+    monkeypatch.setattr(StableUnCLIPDecoder, "from_pretrained", classmethod(fake))
+    p = Preset(
+        name="fake", space="sp", dim=1024, resolution=768, encoder={"kind": "none"},
+        decoder={"kind": "stable_unclip", "repo": "org/model", "embed_scale": 17.5},
+    )
+    assert create_decoder(p, device="cpu", variant="fp16", cpu_offload=False) == "decoder"
+    assert calls["repo"] == "org/model" and calls["embed_scale"] == 17.5
+    assert (calls["name"], calls["space"], calls["dim"], calls["resolution"]) == ("fake", "sp", 1024, 768)
+    assert calls["variant"] == "fp16" and calls["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_real_checkpoint_if_cached():
+    from huggingface_hub import try_to_load_from_cache
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, _hub_cache_dir
+
+    if not isinstance(try_to_load_from_cache(REAL_REPO, "model_index.json", cache_dir=_hub_cache_dir()), str):
+        pytest.skip(f"{REAL_REPO} is not in the local Hugging Face cache (run `hf download {REAL_REPO}`)")
+    cuda = torch.cuda.is_available()
+    dec = StableUnCLIPDecoder.from_pretrained(
+        REAL_REPO, name="sd21-unclip", space="laion2b/ViT-H-14", dim=1024, resolution=256, embed_scale=1.0,
+        device="cuda" if cuda else "cpu", dtype=torch.float16 if cuda else torch.float32, local_files_only=True,
+    )
+    g = torch.Generator("cpu").manual_seed(0)
+    dec.calibrate_embed_scale(torch.randint(0, 256, (2, 224, 224, 3), generator=g, dtype=torch.uint8))
+    frames = dec.decode(unit(1, 1024, 0), noise_for(dec, 1, 0), seeds=[0], steps=2, guidance_scale=1.0)
+    assert frames.shape == (1, 256, 256, 3) and frames.dtype == np.uint8 and frames.std() > 1
+
+
+# -- priors ---------------------------------------------------------------------------------------
+
+
+def test_identity_prior_values():
+    from latentlab.priors import IdentityPrior
+
+    prior = create_prior("tiny")
+    assert isinstance(prior, IdentityPrior)
+    assert (prior.dim, prior.space) == (32, "tiny-random")
+    g = torch.Generator("cpu").manual_seed(0)
+    text = torch.randn(3, 32, generator=g) * 4.0  # not unit-norm on purpose
+    out = prior(tag(text, "tiny-random"), seed=5)
+    expected = text / text.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(out, expected)
+    assert space_of(out) == "tiny-random" and out.dtype == torch.float32
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(3))
+
+    many = prior(text, num_samples=2)
+    assert many.shape == (6, 32)
+    torch.testing.assert_close(many[0::2], expected)  # samples of row i are contiguous
+    torch.testing.assert_close(many[1::2], expected)
+    one = prior(text[0])  # a single (d,) embedding
+    assert one.shape == (1, 32)
+    d = prior.describe()
+    assert d["class"] == "IdentityPrior" and d["space"] == "tiny-random"
+
+
+def test_identity_prior_checks():
+    prior = create_prior("tiny")
+    with pytest.raises(SpaceError):
+        prior(torch.randn(2, 16))
+    with pytest.raises(SpaceError):
+        prior(tag(torch.randn(2, 32), "other"))
+    bad = torch.randn(2, 32)
+    bad[0, 0] = float("inf")
+    with pytest.raises(ArgumentError, match="NaN or infinite"):
+        prior(bad)
+    with pytest.raises(ArgumentError, match="num_samples"):
+        prior(torch.randn(1, 32), num_samples=0)
+
+
+def test_prior_output_decodes(dec):
+    """Text keyframes -> identity prior -> tiny decoder."""
+    z = create_prior("tiny")(tag(torch.randn(2, 32, generator=torch.Generator().manual_seed(1)), "tiny-random"))
+    frames = dec.decode(z, noise_for(dec, 2, 1), seeds=[0, 1], steps=2)
+    assert frames.shape == (2, 64, 64, 3)
