@@ -1,0 +1,792 @@
+"""Kandinsky 2.2 as a latentlab decoder and prior (diffusers ``KandinskyV22Pipeline`` /
+``KandinskyV22PriorPipeline`` components).
+
+Kandinsky 2.2 is an unCLIP model in the CLIP space of its own image encoder, a ViT-bigG/14
+(1280-d) shipped in ``kandinsky-community/kandinsky-2-2-prior`` (subfolder ``image_encoder``;
+see :mod:`latentlab.hf_clip` for the encoder and for how sure we are that it equals
+open_clip's ``ViT-bigG-14`` / ``laion2b_s39b_b160k``).
+
+* :class:`KandinskyDecoder`: image embeddings -> frames with the decoder
+  (``kandinsky-community/kandinsky-2-2-decoder``: ``unet`` + ``scheduler`` + ``movq``).
+  The UNet is conditioned on ``image_embeds`` only (no text); classifier-free guidance
+  contrasts them with ``negative_image_embeds``, which the Kandinsky prior pipeline sets to
+  the image encoder's embedding of an all-zero (normalised) pixel tensor: this adapter
+  computes that "zero embedding" once, at load.
+* :class:`KandinskyPrior`: texts -> image embeddings with the prior
+  (``kandinsky-community/kandinsky-2-2-prior``: ``prior`` + ``text_encoder`` + ``tokenizer`` +
+  ``scheduler``). The prior attends to the text encoder's per-token hidden states, not only
+  to the pooled text embedding, so it needs the texts: use :meth:`KandinskyPrior.from_texts`
+  (or call it with strings). Calling it with embeddings raises a clear ArgumentError.
+
+:func:`sample_unclip_prior` runs the DALL-E 2 style prior loop (``PriorTransformer`` +
+``UnCLIPScheduler`` + CLIP text tower) shared by the Kandinsky and Karlo priors; it needs
+only the four components, so the prior does not load the 7 GB bigG image tower.
+
+Builders: decoders ``"kandinsky"`` / ``"kandinsky_tiny"``, priors ``"kandinsky"`` /
+``"kandinsky_tiny"`` (tiny random components built in-process, for tests).
+
+>>> import torch                                                           # doctest: +SKIP
+>>> from latentlab.decoders.kandinsky import KandinskyDecoder, KandinskyPrior  # doctest: +SKIP
+>>> prior = KandinskyPrior.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
+>>> dec = KandinskyDecoder.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
+>>> z = prior.from_texts(["a red fox in the snow"], seed=0)                # doctest: +SKIP
+>>> frames = dec.decode(z, torch.randn(1, *dec.noise_shape()), seeds=[0])  # doctest: +SKIP
+>>> frames.shape                                                           # doctest: +SKIP
+(1, 768, 768, 3)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ArgumentError, SpaceError
+from ..hf_clip import (
+    as_device,
+    as_dtype,
+    diffusers_dtype_key,
+    hub_source,
+    load_component,
+    load_kwargs,
+    synthetic_images,
+    tiny_hf_clip_towers,
+    transformers_dtype_key,
+)
+from ..presets import register_decoder_builder, register_prior_builder
+from ..priors import Prior
+from ..space import check_embeddings, normalize, tag
+from .base import Decoder
+
+__all__ = [
+    "KandinskyDecoder",
+    "KandinskyPrior",
+    "UnCLIPDiffusionPrior",
+    "sample_unclip_prior",
+    "tiny_kandinsky_pipeline",
+    "tiny_unclip_prior_components",
+    "KANDINSKY_SPACE",
+    "KANDINSKY_DECODER_REPO",
+    "KANDINSKY_PRIOR_REPO",
+]
+
+KANDINSKY_SPACE = "kandinsky-2.2/ViT-bigG-14"
+KANDINSKY_DECODER_REPO = "kandinsky-community/kandinsky-2-2-decoder"
+KANDINSKY_PRIOR_REPO = "kandinsky-community/kandinsky-2-2-prior"
+
+
+# ======================================================================================
+# shared helpers
+# ======================================================================================
+
+
+def _to_uint8(frames: Any) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(frames, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_guidance(guidance_scale: float) -> float:
+    g = float(guidance_scale)
+    if not math.isfinite(g) or g < 0:
+        raise ArgumentError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}.")
+    return g
+
+
+def _place(module: Any, device: torch.device | str, dtype: torch.dtype) -> Any:
+    """Move a module (or pipeline) to ``device``, casting only when its dtype differs (diffusers
+    warns on every dtype cast)."""
+    params = module.components.values() if hasattr(module, "components") else [module]
+    current = {p.dtype for m in params if isinstance(m, torch.nn.Module) for p in m.parameters()}
+    if current and current != {dtype}:
+        return module.to(device, dtype)
+    return module.to(device)
+
+
+def _zero_embed(vision: torch.nn.Module) -> torch.Tensor:
+    """The vision tower's embedding of an all-zero normalised pixel tensor, ``(d,)`` float32
+    CPU: what diffusers' Kandinsky prior pipeline passes as ``negative_image_embeds``."""
+    size = int(vision.config.image_size)
+    p = next(vision.parameters())
+    with torch.no_grad():
+        z = vision(pixel_values=torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype)).image_embeds
+    return z[0].detach().to("cpu", torch.float32)
+
+
+def _mean_norm(vision: torch.nn.Module, processor: Any, images: Any) -> float:
+    """Mean norm of the vision tower's *unnormalised* embeddings of ``images``."""
+    from ..encoders import _image_items
+
+    pils = [it.load() for it in _image_items(images)]
+    p = next(vision.parameters())
+    pixels = processor(images=pils, return_tensors="pt").pixel_values.to(p.device, p.dtype)
+    with torch.no_grad():
+        emb = vision(pixel_values=pixels).image_embeds.float()
+    return float(emb.norm(dim=-1).mean())
+
+
+def _check_scale(scale: float) -> float:
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {scale!r}.") from None
+    if not math.isfinite(s) or s <= 0:
+        raise ArgumentError(f"embed_scale must be a positive finite number or 'auto', got {scale!r}.")
+    return s
+
+
+def _texts(texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (list, tuple)) and texts and all(isinstance(t, str) for t in texts):
+        return list(texts)
+    raise ArgumentError(
+        f"texts must be a string or a non-empty list of strings, got {type(texts).__name__}. "
+        "Pass e.g. prior.from_texts(['a red fox', 'a lighthouse at dusk'])."
+    )
+
+
+# ======================================================================================
+# the prior loop shared by Kandinsky 2.2 and Karlo
+# ======================================================================================
+
+
+def sample_unclip_prior(
+    prior: torch.nn.Module,
+    scheduler: Any,
+    text_encoder: torch.nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    seed: int = 0,
+    num_samples: int = 1,
+    steps: int = 25,
+    guidance_scale: float = 4.0,
+) -> torch.Tensor:
+    """Sample image embeddings for ``texts`` with a DALL-E 2 style diffusion prior.
+
+    The same loop as the prior stage of diffusers' ``UnCLIPPipeline`` (Karlo) and
+    ``KandinskyV22PriorPipeline``: the CLIP text tower gives the pooled ``text_embeds`` and
+    the per-token hidden states (+ padding mask), the ``PriorTransformer`` denoises an
+    embedding with an ``UnCLIPScheduler``, classifier-free guidance contrasts with the empty
+    prompt, and ``prior.post_process_latents`` undoes the prior's standardisation.
+
+    Randomness is per output row: row ``i * num_samples + j`` (sample ``j`` of text ``i``)
+    draws its starting latents and every scheduler step's noise from
+    ``torch.Generator("cpu").manual_seed(seed + j)``, so a text's samples do not depend on
+    the other texts of the batch and reproduce on any device.
+
+    Returns float32 ``(len(texts) * num_samples, d)`` on the CPU, *unnormalised* (the scale
+    of the family's image encoder).
+
+    >>> from latentlab.decoders.kandinsky import sample_unclip_prior, tiny_unclip_prior_components
+    >>> parts = tiny_unclip_prior_components(dim=32, seed=0)
+    >>> sample_unclip_prior(*parts, ["a cat", "a dog"], num_samples=2, steps=2).shape
+    torch.Size([4, 32])
+    """
+    texts = _texts(list(texts) if isinstance(texts, tuple) else texts)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ArgumentError(f"steps must be an integer >= 1, got {steps!r}.")
+    guidance = _check_guidance(guidance_scale)
+    cfg = guidance > 1.0
+    p = next(prior.parameters())
+    device, dtype = p.device, p.dtype
+    t_dev = next(text_encoder.parameters()).device
+
+    def encode(batch: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tok = tokenizer(batch, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt")  # fmt: skip
+        out = text_encoder(tok.input_ids.to(t_dev))
+        return (out.text_embeds.to(device, dtype), out.last_hidden_state.to(device, dtype),
+                tok.attention_mask.bool().to(device))  # fmt: skip
+
+    n, k = len(texts), num_samples
+    b = n * k
+    with torch.no_grad():
+        emb, hid, mask = (x.repeat_interleave(k, dim=0) for x in encode(texts))
+        if cfg:
+            u_emb, u_hid, u_mask = (x.expand(b, *x.shape[1:]) for x in encode([""]))
+            emb, hid, mask = torch.cat([u_emb, emb]), torch.cat([u_hid, hid]), torch.cat([u_mask, mask])
+        gens = [torch.Generator("cpu").manual_seed(seed + j) for _ in range(n) for j in range(k)]
+        d = int(prior.config.embedding_dim)
+        latents = torch.stack([torch.randn(d, generator=g) for g in gens]).to(device, dtype)
+        scheduler.set_timesteps(steps, device=device)
+        latents = latents * scheduler.init_noise_sigma
+        timesteps = scheduler.timesteps
+        for i, t in enumerate(timesteps):
+            x = torch.cat([latents, latents]) if cfg else latents
+            pred = prior(x, timestep=t, proj_embedding=emb, encoder_hidden_states=hid, attention_mask=mask).predicted_image_embedding
+            if cfg:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + guidance * (cond - uncond)
+            prev = None if i + 1 == len(timesteps) else timesteps[i + 1]
+            latents = _scheduler_step(scheduler, pred, t, latents, prev, gens)
+        out = prior.post_process_latents(latents)
+    return out.detach().to("cpu", torch.float32)
+
+
+def _scheduler_step(scheduler: Any, pred: torch.Tensor, t: Any, latents: torch.Tensor, prev: Any,
+                    gens: list[torch.Generator]) -> torch.Tensor:
+    """One ``UnCLIPScheduler`` step with its variance noise drawn row by row from CPU generators."""
+    # UnCLIPScheduler draws randn_tensor(shape, generator=list) itself, one row per
+    # generator, on the generators' (CPU) device: frame-independent and device-independent.
+    return scheduler.step(pred, timestep=t, sample=latents, generator=gens, prev_timestep=prev).prev_sample
+
+
+class UnCLIPDiffusionPrior(Prior):
+    """A DALL-E 2 style diffusion prior (``PriorTransformer`` + ``UnCLIPScheduler`` + the
+    family's CLIP text tower and tokenizer) as a latentlab :class:`~latentlab.priors.Prior`.
+
+    **It needs texts.** The prior attends to the text tower's per-token hidden states; a
+    pooled text embedding (what encoders return) does not carry them. So:
+
+    * ``prior.from_texts(texts, seed=0, num_samples=1)`` -> ``(n * num_samples, d)``;
+    * ``prior(texts, ...)`` with a string / list of strings does the same;
+    * ``prior(text_embeddings)`` raises :class:`~latentlab.errors.ArgumentError` saying so.
+
+    ``needs_texts = True`` lets callers (``Spec.resolve``) pick :meth:`from_texts`.
+    Outputs are unit-norm float32 CPU tensors tagged with :attr:`space`. See
+    :func:`sample_unclip_prior` for the seeding (sample ``j`` of every text uses ``seed + j``).
+    """
+
+    needs_texts = True
+    family = "unCLIP"
+
+    def __init__(
+        self,
+        prior: torch.nn.Module,
+        scheduler: Any,
+        text_encoder: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        name: str,
+        space: str | None,
+        dim: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        cpu_offload: bool = False,
+        default_steps: int = 25,
+        default_guidance: float = 4.0,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(name=name, space=space, dim=int(dim))
+        got = int(prior.config.embedding_dim)
+        if got != self.dim:
+            raise SpaceError(f"dim={self.dim} but this prior produces {got}-d image embeddings; check the preset's dim.")
+        self.device, self.dtype = as_device(device), as_dtype(dtype)
+        self.cpu_offload = bool(cpu_offload)
+        if self.cpu_offload and self.device.type == "cpu":
+            raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+        # without offload, everything lives on `device`; with it, the prior runs on `device`
+        # and the text tower stays on the CPU (it runs once per call)
+        self.prior = _place(prior, self.device, self.dtype).eval()
+        self.text_encoder = _place(text_encoder, "cpu" if self.cpu_offload else self.device, self.dtype).eval()
+        self.scheduler = scheduler
+        self.tokenizer = tokenizer
+        self.default_steps = int(default_steps)
+        self.default_guidance = float(default_guidance)
+        self.source = source
+
+    def from_texts(
+        self,
+        texts: str | Sequence[str],
+        *,
+        seed: int = 0,
+        num_samples: int = 1,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+    ) -> torch.Tensor:
+        """Image embeddings for ``texts``: unit-norm float32 ``(len(texts) * num_samples, d)``
+        on the CPU tagged with :attr:`space`; rows ``i * num_samples ...`` are text ``i``'s.
+
+        >>> z = prior.from_texts(["a red fox", "a lighthouse"], seed=0, num_samples=2)  # doctest: +SKIP
+        >>> z.shape                                                                     # doctest: +SKIP
+        torch.Size([4, 1280])
+        """
+        out = sample_unclip_prior(
+            self.prior, self.scheduler, self.text_encoder, self.tokenizer, _texts(texts), seed=seed,
+            num_samples=num_samples, steps=self.default_steps if steps is None else steps,
+            guidance_scale=self.default_guidance if guidance_scale is None else guidance_scale,
+        )  # fmt: skip
+        if not torch.isfinite(out).all():
+            raise ArgumentError("the prior produced NaN/inf embeddings; try dtype=torch.float32 or fewer steps.")
+        return tag(normalize(out), self.space)
+
+    def __call__(self, text_embeddings: Any, *, seed: int = 0, num_samples: int = 1) -> torch.Tensor:  # type: ignore[override]
+        """``prior(texts)`` == ``prior.from_texts(texts)``; embeddings are refused (see class doc)."""
+        if isinstance(text_embeddings, str) or (
+            isinstance(text_embeddings, (list, tuple)) and text_embeddings and all(isinstance(t, str) for t in text_embeddings)
+        ):
+            return self.from_texts(text_embeddings, seed=seed, num_samples=num_samples)
+        if isinstance(text_embeddings, torch.Tensor):
+            check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space)
+        raise ArgumentError(
+            f"the {self.family} prior conditions on the CLIP text encoder's per-token hidden states, which "
+            f"pooled text embeddings (shape {tuple(getattr(text_embeddings, 'shape', ()))}) do not carry. "
+            "Pass the prompts instead: prior.from_texts(['a red fox'], seed=0) (or prior(['a red fox']))."
+        )
+
+    def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
+        raise ArgumentError(f"the {self.family} prior needs texts; use from_texts(texts).")
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({
+            "source": self.source, "needs_texts": True, "steps": self.default_steps,
+            "guidance_scale": self.default_guidance, "scheduler": type(self.scheduler).__name__,
+            "seeding": "sample j of each text: torch.Generator('cpu').manual_seed(seed + j)",
+            "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+        })  # fmt: skip
+        return d
+
+    @classmethod
+    def _load_parts(
+        cls,
+        repo_or_dir: str | os.PathLike[str],
+        *,
+        scheduler_subfolder: str,
+        what: str,
+        example: str,
+        dtype: torch.dtype,
+        variant: str | None,
+        cache_dir: str | os.PathLike[str] | None,
+        local_files_only: bool | None,
+        revision: str | None,
+    ) -> tuple[str, tuple[Any, Any, Any, Any]]:
+        from diffusers import PriorTransformer, UnCLIPScheduler
+        from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+        src, is_dir = hub_source(repo_or_dir, what, example)
+        common = dict(is_dir=is_dir, variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision)
+        d_kw = load_kwargs(dtype=dtype, dtype_key=diffusers_dtype_key(), **common)
+        t_kw = load_kwargs(dtype=dtype, dtype_key=transformers_dtype_key(), **common)
+        plain = {k: v for k, v in t_kw.items() if k in ("cache_dir", "local_files_only", "revision")}
+        prior = load_component(PriorTransformer, src, subfolder="prior", what=what, is_dir=is_dir, kwargs=d_kw)
+        text = load_component(CLIPTextModelWithProjection, src, subfolder="text_encoder", what=what, is_dir=is_dir, kwargs=t_kw)
+        tok = load_component(CLIPTokenizer, src, subfolder="tokenizer", what=what, is_dir=is_dir, kwargs=plain)
+        sched = load_component(UnCLIPScheduler, src, subfolder=scheduler_subfolder, what=what, is_dir=is_dir, kwargs=plain)
+        return src, (prior, sched, text, tok)
+
+
+class KandinskyPrior(UnCLIPDiffusionPrior):
+    """The Kandinsky 2.2 prior: texts -> ViT-bigG/14 image embeddings (1280-d).
+
+    Loaded from ``kandinsky-community/kandinsky-2-2-prior`` (``prior``, ``text_encoder``,
+    ``tokenizer``, ``scheduler``; the 7 GB ``image_encoder`` is not needed here). Defaults
+    follow diffusers' ``KandinskyV22PriorPipeline``: 25 steps, guidance 4. Needs texts:
+    see :class:`UnCLIPDiffusionPrior`.
+
+    >>> from latentlab.decoders.kandinsky import KandinskyPrior, tiny_unclip_prior_components
+    >>> p = KandinskyPrior(*tiny_unclip_prior_components(dim=32), name="t", space="s", dim=32)
+    >>> p.from_texts("a red fox", seed=0, steps=2).shape
+    torch.Size([1, 32])
+    """
+
+    family = "Kandinsky 2.2"
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        repo_or_dir: str | os.PathLike[str] = KANDINSKY_PRIOR_REPO,
+        *,
+        name: str = "kandinsky-2.2",
+        space: str | None = KANDINSKY_SPACE,
+        dim: int = 1280,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        variant: str | None = None,
+        cpu_offload: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        revision: str | None = None,
+        **prior_kwargs: Any,
+    ) -> KandinskyPrior:
+        """Load the Kandinsky 2.2 prior (safetensors only) from the Hub cache or a folder;
+        :class:`~latentlab.errors.ModelNotAvailableError` when its files are missing
+        offline (``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` read at call time).
+
+        >>> prior = KandinskyPrior.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
+        """
+        dev, dt = as_device(device), as_dtype(dtype)
+        src, parts = cls._load_parts(
+            repo_or_dir, scheduler_subfolder="scheduler", what="Kandinsky 2.2 prior", example=KANDINSKY_PRIOR_REPO,
+            dtype=dt, variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision,
+        )  # fmt: skip
+        return cls(*parts, name=name, space=space, dim=dim, device=dev, dtype=dt, cpu_offload=cpu_offload,
+                   source=src, **prior_kwargs)  # fmt: skip
+
+
+# ======================================================================================
+# the decoder
+# ======================================================================================
+
+
+class KandinskyDecoder(Decoder):
+    """Decode CLIP image embeddings with a diffusers ``KandinskyV22Pipeline``.
+
+    **Scale convention.** The decoder was trained on the *unnormalised* ``image_embeds`` of
+    its image encoder; latentlab embeddings are unit norm, so the adapter passes
+    ``embeddings * embed_scale``. ``embed_scale="auto"`` calibrates it once, at load, as
+    the mean norm the family's own image encoder gives 8 fixed synthetic images
+    (:func:`latentlab.hf_clip.synthetic_images`); :meth:`calibrate_embed_scale` re-measures
+    it on your images. ``negative_image_embeds`` (used when ``guidance_scale > 1``) are the
+    image encoder's embedding of an all-zero pixel tensor, as in diffusers' prior pipeline,
+    used as is (unnormalised), computed once.
+
+    **Determinism.** The sampler is DDIM (``eta = 0``) built from the pipeline's scheduler
+    config (``scheduler=None`` keeps the pipeline's own DDPM, which draws fresh noise each
+    step from the per-frame generators). Starting latents are the render loop's ``noise``;
+    each frame gets ``torch.Generator("cpu").manual_seed(seed)``, so frame k rendered alone
+    equals frame k in a batch (up to float rounding) on any device.
+
+    Args:
+        pipe: a ``KandinskyV22Pipeline`` (``unet``, ``scheduler``, ``movq``).
+        name, space, dim: preset name, CLIP space, embedding size (must equal the UNet's
+            ``encoder_hid_dim``).
+        resolution: output side in pixels, a multiple of ``movq_scale_factor ** 2`` (64 for
+            the real model; the native size is 768).
+        embed_scale: a positive number, or ``"auto"`` (needs ``image_encoder``).
+        image_encoder: ``(CLIPVisionModelWithProjection, CLIPImageProcessor)`` of the family
+            (e.g. ``(towers.vision, processor)`` from :mod:`latentlab.hf_clip`); used at load for the
+            scale and the zero embedding, then dropped unless ``keep_image_encoder``.
+        negative_embeds: ``(d,)`` negative image embedding, instead of the zero embedding.
+        device, dtype, cpu_offload: where / in which precision it runs (CPU float32 default).
+        scheduler: ``"ddim"`` (default) or ``None``.
+        default_steps, default_guidance, default_batch_size: defaults of :meth:`decode`.
+
+    >>> from latentlab.decoders.kandinsky import KandinskyDecoder, tiny_kandinsky_pipeline
+    >>> from latentlab.hf_clip import tiny_hf_clip_towers
+    >>> towers, processor, _ = tiny_hf_clip_towers(dim=32)
+    >>> dec = KandinskyDecoder(tiny_kandinsky_pipeline(dim=32), name="t", space="s", dim=32,
+    ...                        resolution=32, image_encoder=(towers.vision, processor))
+    >>> dec.noise_shape()
+    (4, 16, 16)
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        name: str,
+        space: str | None,
+        dim: int,
+        resolution: int,
+        embed_scale: float | str = "auto",
+        image_encoder: tuple[Any, Any] | None = None,
+        negative_embeds: torch.Tensor | None = None,
+        keep_image_encoder: bool = False,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        cpu_offload: bool = False,
+        scheduler: str | None = "ddim",
+        default_steps: int = 50,
+        default_guidance: float = 4.0,
+        default_batch_size: int = 4,
+        source: str | None = None,
+    ) -> None:
+        for attr in ("unet", "movq", "scheduler", "movq_scale_factor"):
+            if not hasattr(pipe, attr):
+                raise ArgumentError(
+                    f"pipe must be a diffusers KandinskyV22Pipeline, got {type(pipe).__name__} (no {attr!r}). "
+                    "Load one with KandinskyDecoder.from_pretrained(...)."
+                )
+        self.pipe = pipe
+        self.name, self.space, self.dim = str(name), space, int(dim)
+        self.resolution = int(resolution)
+        self.device, self.dtype = as_device(device), as_dtype(dtype)
+        self.cpu_offload = bool(cpu_offload)
+        self.source = source
+        self.default_steps, self.default_guidance = int(default_steps), float(default_guidance)
+        self.default_batch_size = int(default_batch_size)
+        pipe_dim = int(pipe.unet.config.encoder_hid_dim or 0)
+        if pipe_dim != self.dim:
+            raise SpaceError(
+                f"dim={self.dim} but this Kandinsky UNet takes {pipe_dim}-d image embeddings; "
+                "pass the dim of the family's image encoder (1280 for Kandinsky 2.2)."
+            )
+        sf = int(pipe.movq_scale_factor)
+        if self.resolution <= 0 or self.resolution % (sf * sf):
+            raise ArgumentError(
+                f"resolution must be a positive multiple of {sf * sf} (the MoVQ scale factor {sf}, squared), "
+                f"got {resolution}. Use e.g. {sf * sf * max(1, round(self.resolution / (sf * sf)))}."
+            )
+        if scheduler is not None:
+            if str(scheduler).lower() != "ddim":
+                raise ArgumentError(f"scheduler must be 'ddim' or None (keep the pipeline's own), got {scheduler!r}.")
+            from diffusers import DDIMScheduler
+
+            if not isinstance(pipe.scheduler, DDIMScheduler):
+                # drop variance_type: DDIM has no learned variance, and the pipeline must split
+                # the UNet's (mean, variance) output before stepping
+                cfg = {k: v for k, v in dict(pipe.scheduler.config).items() if k != "variance_type" and not k.startswith("_")}
+                pipe.scheduler = DDIMScheduler.from_config(cfg)
+        pipe.set_progress_bar_config(disable=True)
+
+        # the image encoder: scale calibration and the zero embedding, before moving the pipe
+        self._vision = self._processor = None
+        if image_encoder is not None:
+            vision, processor = image_encoder
+            self._vision = _place(vision, self.device if not self.cpu_offload else "cpu", self.dtype).eval()
+            self._processor = processor
+        if negative_embeds is None:
+            if self._vision is None:
+                raise ArgumentError(
+                    "KandinskyDecoder needs image_encoder=(vision_model, processor) to compute the negative "
+                    "(zero-image) embedding, or negative_embeds=<(d,) tensor>."
+                )
+            negative_embeds = _zero_embed(self._vision)
+        neg = torch.as_tensor(negative_embeds).detach().to("cpu", torch.float32).reshape(-1)
+        if neg.numel() != self.dim or not torch.isfinite(neg).all():
+            raise ArgumentError(f"negative_embeds must be a finite ({self.dim},) tensor, got shape {tuple(neg.shape)}.")
+        self.negative_embeds = neg
+        self.embed_scale_source = "given"
+        if isinstance(embed_scale, str):
+            if embed_scale != "auto":
+                raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+            if self._vision is None:
+                raise ArgumentError("embed_scale='auto' needs image_encoder=(vision_model, processor); or pass a number.")
+            size = int(self._vision.config.image_size)
+            self.embed_scale = _check_scale(_mean_norm(self._vision, self._processor, synthetic_images(8, size=max(size, 64))))
+            self.embed_scale_source = "auto (8 synthetic images)"
+        else:
+            self.embed_scale = _check_scale(embed_scale)
+        if not keep_image_encoder:
+            self._vision = None
+
+        if self.cpu_offload:
+            if self.device.type == "cpu":
+                raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+            _place(pipe, "cpu", self.dtype)
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            _place(pipe, self.device, self.dtype)
+
+    # -- the decoder contract ------------------------------------------------------------
+    def noise_shape(self) -> tuple[int, ...]:
+        """``(unet.in_channels, r / sf, r / sf)`` for resolution ``r`` and MoVQ scale factor ``sf``."""
+        sf = int(self.pipe.movq_scale_factor)
+        side = self.resolution // sf
+        return (int(self.pipe.unet.config.in_channels), side, side)
+
+    def _decode(self, embeddings: torch.Tensor, noise: torch.Tensor, *, seeds: Sequence[int], steps: int,
+                guidance_scale: float) -> np.ndarray:  # fmt: skip
+        guidance = _check_guidance(guidance_scale)
+        pipe = self.pipe
+        dev = pipe._execution_device
+        b = embeddings.shape[0]
+        pos = (embeddings * self.embed_scale).to(dev, self.dtype)
+        neg = self.negative_embeds.to(dev, self.dtype).expand(b, -1).contiguous()
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        with torch.no_grad():
+            out = pipe(
+                image_embeds=pos, negative_image_embeds=neg, height=self.resolution, width=self.resolution,
+                num_inference_steps=int(steps), guidance_scale=guidance, generator=gens,
+                latents=noise.to(dev, self.dtype), output_type="np",
+            ).images  # fmt: skip
+        return _to_uint8(out)
+
+    # -- scale ---------------------------------------------------------------------------
+    def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:
+        """Mean norm of the family image encoder's embeddings of ``images`` (paths, PIL,
+        arrays, tensors); sets ``embed_scale`` unless ``update=False``. Needs the decoder
+        loaded with ``keep_image_encoder=True``.
+
+        >>> dec.calibrate_embed_scale(my_images)   # doctest: +SKIP
+        """
+        if self._vision is None:
+            raise ArgumentError("no image encoder is kept; load the decoder with keep_image_encoder=True.")
+        scale = _check_scale(_mean_norm(self._vision, self._processor, images))
+        if update:
+            self.embed_scale, self.embed_scale_source = scale, "calibrated"
+        return scale
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({
+            "source": self.source, "embed_scale": self.embed_scale, "embed_scale_source": self.embed_scale_source,
+            "negative": "image encoder's zero-image embedding", "scheduler": type(self.pipe.scheduler).__name__,
+            "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."), "cpu_offload": self.cpu_offload,
+        })  # fmt: skip
+        return d
+
+    def __repr__(self) -> str:
+        return (f"KandinskyDecoder(name={self.name!r}, space={self.space!r}, dim={self.dim}, "
+                f"resolution={self.resolution}, embed_scale={self.embed_scale:.4g}, device={str(self.device)!r})")  # fmt: skip
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        repo_or_dir: str | os.PathLike[str] = KANDINSKY_DECODER_REPO,
+        *,
+        image_encoder_repo: str | os.PathLike[str] | None = KANDINSKY_PRIOR_REPO,
+        name: str = "kandinsky-2.2",
+        space: str | None = KANDINSKY_SPACE,
+        dim: int = 1280,
+        resolution: int = 768,
+        embed_scale: float | str = "auto",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        variant: str | None = None,
+        cpu_offload: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        revision: str | None = None,
+        **decoder_kwargs: Any,
+    ) -> KandinskyDecoder:
+        """Load the Kandinsky 2.2 decoder (safetensors only) from the Hub cache or a folder.
+
+        ``repo_or_dir``: the decoder (``unet``, ``scheduler``, ``movq``). ``image_encoder_repo``:
+        where the family's image encoder lives (subfolders ``image_encoder`` and
+        ``image_processor``), used at load for ``embed_scale="auto"`` and the negative
+        embedding, then freed (``None`` to skip: then pass ``negative_embeds`` and a number).
+        Cache: ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``; ``local_files_only``
+        defaults to ``$HF_HUB_OFFLINE``. Missing files raise
+        :class:`~latentlab.errors.ModelNotAvailableError` naming the repo and the fix.
+
+        >>> dec = KandinskyDecoder.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
+        """
+        from diffusers import KandinskyV22Pipeline
+        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+        dev, dt = as_device(device), as_dtype(dtype)
+        what = "Kandinsky 2.2 decoder"
+        src, is_dir = hub_source(repo_or_dir, what, KANDINSKY_DECODER_REPO)
+        common = dict(variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision)
+        pipe = load_component(KandinskyV22Pipeline, src, subfolder=None, what=what, is_dir=is_dir,
+                              kwargs=load_kwargs(is_dir=is_dir, dtype=dt, dtype_key=diffusers_dtype_key(), **common))  # fmt: skip
+        image_encoder = None
+        if image_encoder_repo is not None:
+            isrc, idir = hub_source(image_encoder_repo, "Kandinsky 2.2 image encoder", KANDINSKY_PRIOR_REPO)
+            t_kw = load_kwargs(is_dir=idir, dtype=dt, dtype_key=transformers_dtype_key(), **common)
+            plain = {k: v for k, v in t_kw.items() if k in ("cache_dir", "local_files_only", "revision")}
+            vision = load_component(CLIPVisionModelWithProjection, isrc, subfolder="image_encoder",
+                                    what="Kandinsky 2.2 image encoder", is_dir=idir, kwargs=t_kw)  # fmt: skip
+            processor = load_component(CLIPImageProcessor, isrc, subfolder="image_processor",
+                                       what="Kandinsky 2.2 image encoder", is_dir=idir, kwargs=plain)  # fmt: skip
+            image_encoder = (vision, processor)
+        return cls(pipe, name=name, space=space, dim=dim, resolution=resolution, embed_scale=embed_scale,
+                   image_encoder=image_encoder, device=dev, dtype=dt, cpu_offload=cpu_offload, source=src,
+                   **decoder_kwargs)  # fmt: skip
+
+
+# ======================================================================================
+# tiny random components
+# ======================================================================================
+
+
+def tiny_kandinsky_pipeline(*, dim: int = 32, seed: int = 0) -> Any:
+    """A ``KandinskyV22Pipeline`` of tiny random components built in-process (no download).
+
+    UNet: image-conditioned (``encoder_hid_dim_type="image_proj"``,
+    ``addition_embed_type="image"``, ``encoder_hid_dim=dim``), 4 latent channels, 8 output
+    channels (mean + learned variance, like the real one); MoVQ (``VQModel``) with two blocks,
+    scale factor 2, so a 32 px frame has (4, 16, 16) latents; scheduler DDPM with learned
+    variance (the decoder converts it to DDIM). Seeded forked RNG, CPU float32.
+
+    >>> pipe = tiny_kandinsky_pipeline(dim=32)
+    >>> pipe.movq_scale_factor, pipe.unet.config.encoder_hid_dim
+    (2, 32)
+    """
+    from diffusers import DDPMScheduler, KandinskyV22Pipeline, UNet2DConditionModel, VQModel
+
+    dim = int(dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        unet = UNet2DConditionModel(
+            in_channels=4, out_channels=8, addition_embed_type="image", encoder_hid_dim=dim,
+            encoder_hid_dim_type="image_proj", cross_attention_dim=32, attention_head_dim=4,
+            down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+            up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+            mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64), layers_per_block=1,
+            norm_num_groups=8, resnet_time_scale_shift="scale_shift", class_embed_type=None,
+        ).eval()  # fmt: skip
+        movq = VQModel(
+            block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+            up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"], in_channels=3, out_channels=3,
+            latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+            num_vq_embeddings=12, vq_embed_dim=4,
+        ).eval()  # fmt: skip
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+        prediction_type="epsilon", variance_type="learned_range", steps_offset=1,
+    )  # fmt: skip
+    pipe = KandinskyV22Pipeline(unet=unet, scheduler=scheduler, movq=movq)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_unclip_prior_components(*, dim: int = 32, seed: int = 0) -> tuple[Any, Any, Any, Any]:
+    """``(prior, scheduler, text_encoder, tokenizer)``: a tiny random ``PriorTransformer``
+    (1 layer) with an ``UnCLIPScheduler`` and the text tower / tokenizer of
+    :func:`~latentlab.hf_clip.tiny_hf_clip_towers` (same ``dim`` and ``seed``: the
+    ``hf_clip_tiny`` encoder's own). ``clip_std`` is set to ones, as real priors have it.
+
+    >>> prior, scheduler, text_encoder, tokenizer = tiny_unclip_prior_components(dim=32)
+    >>> prior.config.embedding_dim, prior.config.num_embeddings
+    (32, 16)
+    """
+    from diffusers import PriorTransformer, UnCLIPScheduler
+
+    towers, _, tokenizer = tiny_hf_clip_towers(dim=dim, seed=seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) + 1)
+        prior = PriorTransformer(
+            num_attention_heads=2, attention_head_dim=12, embedding_dim=int(dim), num_layers=1,
+            num_embeddings=int(tokenizer.model_max_length),
+        ).eval()  # fmt: skip
+        with torch.no_grad():
+            prior.clip_std.fill_(1.0)
+            prior.clip_mean.normal_(0.0, 0.1)
+    scheduler = UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", num_train_timesteps=1000,
+                                clip_sample=True, clip_sample_range=10.0)  # fmt: skip
+    return prior, scheduler, towers.text, tokenizer
+
+
+# ======================================================================================
+# builders
+# ======================================================================================
+
+
+@register_decoder_builder("kandinsky")
+def _build_kandinsky(preset: Any, *, repo: str = KANDINSKY_DECODER_REPO,
+                     image_encoder_repo: str | None = KANDINSKY_PRIOR_REPO, **kwargs: Any) -> KandinskyDecoder:  # fmt: skip
+    """Preset decoder spec ``{"kind": "kandinsky", "repo": ..., "image_encoder_repo": ..., "embed_scale": ...}``;
+    user keywords: ``repo_or_dir``, ``device``, ``dtype``, ``variant``, ``cpu_offload``, ``cache_dir``, ..."""
+    kwargs.setdefault("resolution", preset.resolution)
+    return KandinskyDecoder.from_pretrained(
+        kwargs.pop("repo_or_dir", repo), image_encoder_repo=image_encoder_repo, name=preset.name,
+        space=preset.space, dim=preset.dim, **kwargs,
+    )  # fmt: skip
+
+
+@register_decoder_builder("kandinsky_tiny")
+def _build_kandinsky_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KandinskyDecoder:
+    """Tiny random pipeline; its image encoder is the ``hf_clip_tiny`` towers of the same seed."""
+    towers, processor, _ = tiny_hf_clip_towers(dim=preset.dim, seed=seed)
+    kwargs.setdefault("default_steps", 4)
+    kwargs.setdefault("default_guidance", 1.0)
+    kwargs.setdefault("resolution", preset.resolution)
+    return KandinskyDecoder(tiny_kandinsky_pipeline(dim=preset.dim, seed=seed), name=preset.name,
+                            space=preset.space, dim=preset.dim, image_encoder=(towers.vision, processor),
+                            source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
+
+
+@register_prior_builder("kandinsky")
+def _build_kandinsky_prior(preset: Any, *, repo: str = KANDINSKY_PRIOR_REPO, **kwargs: Any) -> KandinskyPrior:
+    """Preset prior spec ``{"kind": "kandinsky", "repo": ...}``; user keywords as for the decoder."""
+    return KandinskyPrior.from_pretrained(kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space,
+                                          dim=preset.dim, **kwargs)  # fmt: skip
+
+
+@register_prior_builder("kandinsky_tiny")
+def _build_kandinsky_prior_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KandinskyPrior:
+    """Tiny random prior over the ``hf_clip_tiny`` text tower of the same seed (4 steps)."""
+    kwargs.setdefault("default_steps", 4)
+    return KandinskyPrior(*tiny_unclip_prior_components(dim=preset.dim, seed=seed), name=preset.name,
+                          space=preset.space, dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip

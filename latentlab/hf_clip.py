@@ -1,0 +1,597 @@
+"""A model family's own transformers CLIP towers as a latentlab encoder (kind ``"hf_clip"``).
+
+Some unCLIP families ship the exact CLIP towers their decoder and prior were trained with
+as ``transformers`` models inside their repos, e.g. Kandinsky 2.2
+(``kandinsky-community/kandinsky-2-2-prior``, subfolders ``image_encoder``, ``text_encoder``,
+``tokenizer``, ``image_processor``) or Karlo (``kakaobrain/karlo-v1-alpha-image-variations``,
+subfolders ``image_encoder``, ``feature_extractor``, ``text_encoder``, ``tokenizer``).
+:class:`HFCLIPEncoder` wraps a ``CLIPVisionModelWithProjection`` + ``CLIPTextModelWithProjection``
++ ``CLIPImageProcessor`` + ``CLIPTokenizer`` behind the same interface as
+:class:`latentlab.encoders.Encoder` (it *is* one: same input handling, embedding cache,
+``describe()`` and ``fingerprint()``), so embeddings are float32 ``(n, d)`` CPU tensors,
+unit-norm, tagged with the preset's space.
+
+Which open_clip model reproduces these towers? The Kandinsky 2.2 towers are reported to be
+LAION's CLIP ViT-bigG/14 (``laion/CLIP-ViT-bigG-14-laion2B-39B-b160k``, open_clip
+``ViT-bigG-14`` / ``laion2b_s39b_b160k``; vision width 1664, 48 layers, 1280-d projection).
+We could not verify offline that the weights are bit-identical (the repo configs are not in
+the installed packages), so the ``kandinsky-2.2`` preset uses this wrapper over the family's
+own files and a space name of its own. Karlo's towers are OpenAI CLIP ViT-L/14
+(``openai/clip-vit-large-patch14``), which open_clip's ``ViT-L-14`` / ``openai`` reproduces.
+
+Builders registered here (see :mod:`latentlab.presets`):
+
+* ``"hf_clip"``: :meth:`HFCLIPEncoder.from_pretrained` with the spec's ``repo`` (and
+  subfolder names) plus user keywords (``device``, ``dtype``, ``variant``, ``cache_dir``, ...);
+* ``"hf_clip_tiny"``: :func:`tiny_hf_clip_towers`, tiny random towers built in-process.
+
+>>> from latentlab.hf_clip import HFCLIPEncoder, tiny_hf_clip_towers
+>>> enc = HFCLIPEncoder(*tiny_hf_clip_towers(dim=32, seed=0), name="t", space="tiny-hf")
+>>> z = enc.encode_text(["a red cube", "a blue ball"])
+>>> tuple(z.shape), round(float(z[0].norm()), 4)
+((2, 32), 1.0)
+
+The module also holds the loading helpers the Kandinsky and Karlo adapters share
+(safetensors only, ``HF_HOME``/``HF_HUB_CACHE``/``HF_HUB_OFFLINE`` read at call time,
+:class:`~latentlab.errors.ModelNotAvailableError` when weights are missing).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .encoders import EmbeddingCache, Encoder
+from .errors import ArgumentError, ModelNotAvailableError, SpecError
+from .presets import register_encoder_builder
+
+__all__ = ["HFCLIPEncoder", "HFCLIPTowers", "tiny_hf_clip_towers", "hub_source"]
+
+_TRUE = {"1", "on", "yes", "true", "y", "t"}
+
+
+# ======================================================================================
+# loading helpers shared by hf_clip, decoders.kandinsky and decoders.karlo
+# ======================================================================================
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}  # fmt: skip
+
+
+def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``torch.float32`` / ``float16`` / ``bfloat16`` (or their names) -> the torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float16, torch.bfloat16):
+            return dtype
+    elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.lower().removeprefix("torch.")]
+    raise ArgumentError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16 (or 'fp16', ...), got {dtype!r}.")
+
+
+def as_device(device: torch.device | str) -> torch.device:
+    """A validated torch device; CUDA/MPS only when present (never chosen silently)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ArgumentError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:1'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu'.")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ArgumentError(f"device {device!r} was asked for but MPS is not available here; use device='cpu'.")
+    return dev
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as set *now*."""
+    return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """The Hub cache folder: ``cache_dir``, else ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub`` (read at call time, not import time)."""
+    if cache_dir is not None:
+        return os.path.expanduser(os.fspath(cache_dir))
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME")
+    if not home:
+        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def hub_source(repo_or_dir: str | os.PathLike[str], what: str, example: str) -> tuple[str, bool]:
+    """``(source, is_local_dir)`` for ``repo_or_dir``; a clear error for a missing folder or a
+    string that is neither a folder nor an ``owner/name`` repo id."""
+    src = os.fspath(repo_or_dir)
+    path = Path(src).expanduser()
+    if path.is_dir():
+        return str(path), True
+    parts = src.split("/")
+    looks_like_path = src.startswith((".", "/", "~", "\\")) or len(parts) > 2
+    if looks_like_path or not all(p and not p.startswith(".") for p in parts):
+        raise ModelNotAvailableError(
+            f"no {what} folder at {src!r} (it does not exist). Pass a folder saved with save_pretrained, "
+            f"or a Hugging Face repo id such as {example!r}."
+        )
+    return src, False
+
+
+def load_kwargs(
+    *,
+    is_dir: bool,
+    dtype: torch.dtype,
+    variant: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool | None,
+    revision: str | None,
+    dtype_key: str = "torch_dtype",
+) -> dict[str, Any]:
+    """``from_pretrained`` keywords: safetensors only, the dtype, and for a repo id the cache,
+    revision and ``local_files_only`` (default: ``$HF_HUB_OFFLINE``)."""
+    kw: dict[str, Any] = {"use_safetensors": True, dtype_key: dtype}
+    if variant is not None:
+        kw["variant"] = variant
+    if not is_dir:
+        kw["cache_dir"] = hub_cache_dir(cache_dir)
+        kw["local_files_only"] = hub_offline() if local_files_only is None else bool(local_files_only)
+        if revision is not None:
+            kw["revision"] = revision
+    return kw
+
+
+def transformers_dtype_key() -> str:
+    """``dtype`` on transformers >= 4.56 (which deprecates ``torch_dtype``), else ``torch_dtype``."""
+    import transformers
+
+    try:
+        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    except ValueError:  # pragma: no cover  (a dev version string)
+        return "dtype"
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+def diffusers_dtype_key() -> str:
+    """``dtype`` on diffusers versions that deprecate ``torch_dtype``, else ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+
+        return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+    except ImportError:  # pragma: no cover
+        return "torch_dtype"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised by a ``from_pretrained``) means "the files are not here"."""
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
+        return True
+    try:
+        from huggingface_hub import errors as hf_errors
+
+        if isinstance(exc, (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError)):
+            return True
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
+    mod = type(exc).__module__ or ""
+    if mod.split(".")[0] in ("httpx", "requests", "urllib3"):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, ValueError) and ("safetensors" in msg or "variant" in msg or "no file named" in msg)
+
+
+def unavailable_error(
+    what: str,
+    src: str,
+    *,
+    is_dir: bool,
+    needs: str,
+    kwargs: dict[str, Any],
+    exc: BaseException,
+) -> ModelNotAvailableError:
+    """A :class:`ModelNotAvailableError` naming the repo/folder, what is missing and the fix."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    cause = f"{type(exc).__name__}: {first}"
+    want = "safetensors weights" + (f" (variant {kwargs['variant']!r})" if kwargs.get("variant") else "")
+    if is_dir:
+        return ModelNotAvailableError(
+            f"the folder {src!r} does not hold a complete {what} with {want}: it needs {needs}. "
+            "Save one with save_pretrained(folder, safe_serialization=True), or download the repo with "
+            f"`huggingface-cli download <repo> --local-dir {src}`. [{cause}]"
+        )
+    cache = kwargs.get("cache_dir") or hub_cache_dir()
+    if kwargs.get("local_files_only"):
+        how = "downloads are off (" + ("HF_HUB_OFFLINE is set" if hub_offline() else "local_files_only=True") + ")"
+    else:
+        how = "the Hugging Face Hub could not be reached or refused the download"
+    return ModelNotAvailableError(
+        f"{what} weights {src!r} are not available on this machine: {needs} is missing from the Hugging Face "
+        f"cache ({cache}) and {how}. Fix: on a connected machine run `huggingface-cli download {src}` and copy "
+        "the cache folder (HF_HOME, e.g. ~/.cache/huggingface) here, point HF_HOME / HF_HUB_CACHE (or cache_dir=) "
+        f"at a cache that has it, or pass a local folder instead of the repo id. [{cause}]"
+    )
+
+
+def load_component(
+    cls: Any,
+    src: str,
+    *,
+    subfolder: str | None,
+    what: str,
+    is_dir: bool,
+    kwargs: dict[str, Any],
+) -> Any:
+    """``cls.from_pretrained(src, subfolder=..., **kwargs)`` with missing files turned into
+    :class:`ModelNotAvailableError` (``kwargs`` from :func:`load_kwargs`)."""
+    sub = {"subfolder": subfolder} if subfolder else {}
+    try:
+        return cls.from_pretrained(src, **sub, **kwargs)
+    except Exception as exc:
+        if type(exc).__name__ == "HFValidationError":
+            raise ArgumentError(
+                f"{src!r} is neither an existing folder nor a valid Hugging Face repo id ('owner/name')."
+            ) from None
+        if not is_unavailable(exc):
+            raise
+        needs = f"{cls.__name__} in {subfolder}/" if subfolder else f"the {cls.__name__} (model_index.json and its component folders)"
+        raise unavailable_error(what, src, is_dir=is_dir, needs=needs, kwargs=kwargs, exc=exc) from None
+
+
+def synthetic_images(n: int = 8, size: int = 224, seed: int = 0) -> list[Any]:
+    """``n`` fixed synthetic RGB PIL images (smooth colour gradients with a disc), the same
+    on every machine: what ``embed_scale="auto"`` calibrates on."""
+    import numpy as np
+    from PIL import Image
+
+    g = torch.Generator("cpu").manual_seed(int(seed))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    out = []
+    for _ in range(n):
+        c0, c1, c2 = (torch.rand(3, 3, generator=g).numpy() * 255.0)
+        cx, cy, r = (torch.rand(3, generator=g).numpy() * np.array([0.6, 0.6, 0.25]) + np.array([0.2, 0.2, 0.1]))
+        img = c0[None, None] * (1 - xx[..., None]) + c1[None, None] * xx[..., None]
+        img = img * (1 - 0.5 * yy[..., None]) + 0.5 * yy[..., None] * c1[None, None][..., ::-1]
+        disc = ((xx - cx) ** 2 + (yy - cy) ** 2) < r**2
+        img[disc] = c2
+        out.append(Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB"))
+    return out
+
+
+# ======================================================================================
+# the encoder
+# ======================================================================================
+
+
+class HFCLIPTowers(torch.nn.Module):
+    """The two transformers towers behind open_clip's ``encode_image`` / ``encode_text``
+    interface, so :class:`~latentlab.encoders.Encoder` can drive them.
+
+    ``encode_image(pixel_values (n, 3, S, S)) -> (n, d)``; ``encode_text(input_ids (n, L)) -> (n, d)``
+    (the projected ``image_embeds`` / ``text_embeds``; unit-norm when ``normalize=True``).
+    Either tower may be ``None`` (then that direction raises a clear error).
+    """
+
+    def __init__(self, vision: torch.nn.Module | None, text: torch.nn.Module | None) -> None:
+        super().__init__()
+        if vision is None and text is None:
+            raise ArgumentError("HFCLIPTowers needs at least one of vision / text.")
+        self.vision = vision
+        self.text = text
+
+    def encode_image(self, pixel_values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        if self.vision is None:
+            raise ArgumentError("this encoder was loaded without an image tower; load it with an image_subfolder.")
+        z = self.vision(pixel_values=pixel_values).image_embeds
+        return torch.nn.functional.normalize(z.float(), dim=-1) if normalize else z
+
+    def encode_text(self, input_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        if self.text is None:
+            raise ArgumentError("this encoder was loaded without a text tower; load it with a text_subfolder.")
+        z = self.text(input_ids=input_ids).text_embeds
+        return torch.nn.functional.normalize(z.float(), dim=-1) if normalize else z
+
+
+class _Preprocess:
+    """PIL image -> ``(3, S, S)`` float tensor through a ``CLIPImageProcessor``."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        return self.processor(images=image, return_tensors="pt").pixel_values[0]
+
+
+class _Tokenize:
+    """list of str -> ``(n, L)`` token ids through a ``CLIPTokenizer`` (padded to its max length)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        tok = self.tokenizer
+        return tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+
+
+def _processor_size(processor: Any) -> int:
+    """Side of the square the processor crops to (``crop_size``, else ``size``; 224 if unknown)."""
+    for attr in ("crop_size", "size"):
+        val = getattr(processor, attr, None)
+        if isinstance(val, int):
+            return val
+        if val is None:
+            continue
+        items = val.items() if hasattr(val, "items") else vars(val).items() if hasattr(val, "__dict__") else []
+        ints = [v for k, v in items if isinstance(v, int) and k in ("height", "width", "shortest_edge")]
+        if ints:
+            return int(max(ints))
+    return 224
+
+
+class HFCLIPEncoder(Encoder):
+    """Images and texts -> unit-norm float32 ``(n, d)`` embeddings with a family's own
+    transformers CLIP towers, tagged with ``space``.
+
+    Same interface as :class:`~latentlab.encoders.Encoder` (``encode_image``, ``encode_text``,
+    ``name``, ``space``, ``dim``, ``image_size``, ``describe()``, ``fingerprint()``, ``cache``).
+    Images go through the family's ``CLIPImageProcessor`` (resize, centre crop, normalise);
+    texts through its ``CLIPTokenizer`` (padded / truncated to ``model_max_length``).
+
+    Args:
+        towers: an :class:`HFCLIPTowers` (vision and/or text ``...WithProjection`` model).
+        processor: the ``CLIPImageProcessor`` (may be ``None`` without a vision tower).
+        tokenizer: the ``CLIPTokenizer`` (may be ``None`` without a text tower).
+        name, space: preset name and CLIP space tag.
+        device, dtype: where the towers run (moved there here); outputs are float32 CPU.
+        fingerprint: stable id of the weights (cache keys); default ``"hf_clip:<source>"``.
+        info: extra entries for :meth:`describe`.
+        cache: an :class:`~latentlab.encoders.EmbeddingCache` or a directory.
+
+    >>> from latentlab.hf_clip import HFCLIPEncoder, tiny_hf_clip_towers
+    >>> enc = HFCLIPEncoder(*tiny_hf_clip_towers(dim=16), name="t", space="s")
+    >>> enc.dim, enc.image_size
+    (16, 32)
+    """
+
+    def __init__(
+        self,
+        towers: HFCLIPTowers,
+        processor: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        space: str,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        fingerprint: str | Callable[[], str] | None = None,
+        info: dict[str, Any] | None = None,
+        cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    ) -> None:
+        if not isinstance(towers, HFCLIPTowers):
+            raise ArgumentError(f"towers must be an HFCLIPTowers, got {type(towers).__name__}.")
+        dev, dt = as_device(device), as_dtype(dtype)
+        towers = towers.to(dev, dt).eval()
+        dim = _tower_dim(towers)
+        image_size = _processor_size(processor) if processor is not None else 224
+        preprocess = _Preprocess(processor) if processor is not None else _missing("image processor")
+        tokenize = _Tokenize(tokenizer) if tokenizer is not None else _missing("tokenizer")
+        super().__init__(
+            towers, preprocess, tokenize, name=name, space=space, device=dev, dtype=dt, dim=dim,
+            image_size=image_size, fingerprint=fingerprint or f"hf_clip:{name}", info=info, cache=cache,
+        )  # fmt: skip
+        self.towers = towers
+        self.processor = processor
+        self.hf_tokenizer = tokenizer
+
+    def __repr__(self) -> str:
+        return "HF" + super().__repr__().replace("Encoder(", "CLIPEncoder(", 1)
+
+    def image_embeds(self, images: Any) -> torch.Tensor:
+        """The vision tower's *unnormalised* projected embeddings of ``images`` (any input
+        :meth:`encode_image` accepts): float32 ``(n, d)`` on the CPU, no cache. Their norm
+        is the scale an unCLIP decoder of the family was trained on."""
+        from .encoders import _image_items
+
+        items = _image_items(images)
+        x = torch.stack([self.preprocess(it.load()) for it in items]).to(self.device, self.dtype)
+        with torch.no_grad():
+            return self.towers.encode_image(x).detach().to("cpu", torch.float32)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        repo_or_dir: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        space: str | None = None,
+        image_subfolder: str | None = "image_encoder",
+        text_subfolder: str | None = "text_encoder",
+        processor_subfolder: str | Sequence[str] | None = ("image_processor", "feature_extractor"),
+        tokenizer_subfolder: str | None = "tokenizer",
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        variant: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        revision: str | None = None,
+        cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    ) -> HFCLIPEncoder:
+        """Load the towers from a repo (or a local folder) that keeps them in subfolders.
+
+        ``repo_or_dir``: e.g. ``"kandinsky-community/kandinsky-2-2-prior"`` (Kandinsky 2.2:
+        ``image_encoder``, ``text_encoder``, ``tokenizer``, ``image_processor``) or
+        ``"kakaobrain/karlo-v1-alpha-image-variations"`` (``feature_extractor`` for the
+        processor). Set a subfolder to ``None`` to skip that part (an image-only encoder).
+        Safetensors only; the cache is ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``;
+        ``local_files_only`` defaults to ``$HF_HUB_OFFLINE``. Missing weights raise
+        :class:`~latentlab.errors.ModelNotAvailableError` naming the repo, the missing part
+        and how to get it (``huggingface-cli download <repo>`` on a connected machine).
+
+        >>> enc = HFCLIPEncoder.from_pretrained("kandinsky-community/kandinsky-2-2-prior",  # doctest: +SKIP
+        ...                                     space="kandinsky-2.2/ViT-bigG-14", device="cuda",
+        ...                                     dtype=torch.float16)
+        >>> enc.encode_text("a red fox").shape                                              # doctest: +SKIP
+        torch.Size([1, 1280])
+        """
+        from transformers import CLIPImageProcessor, CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+
+        dev, dt = as_device(device), as_dtype(dtype)
+        src, is_dir = hub_source(repo_or_dir, "CLIP towers", "kandinsky-community/kandinsky-2-2-prior")
+        if image_subfolder is None and text_subfolder is None:
+            raise ArgumentError("image_subfolder and text_subfolder are both None; load at least one tower.")
+        kw = load_kwargs(is_dir=is_dir, dtype=dt, variant=variant, cache_dir=cache_dir,
+                         local_files_only=local_files_only, revision=revision,
+                         dtype_key=transformers_dtype_key())  # fmt: skip
+        plain = {k: v for k, v in kw.items() if k in ("cache_dir", "local_files_only", "revision")}
+        what = "CLIP encoder"
+        vision = text = processor = tokenizer = None
+        if image_subfolder is not None:
+            vision = load_component(CLIPVisionModelWithProjection, src, subfolder=image_subfolder, what=what, is_dir=is_dir, kwargs=kw)
+            subs = [processor_subfolder] if isinstance(processor_subfolder, str) else list(processor_subfolder or [])
+            err: BaseException | None = None
+            for sub in subs:
+                try:
+                    processor = load_component(CLIPImageProcessor, src, subfolder=sub, what=what, is_dir=is_dir, kwargs=plain)
+                    break
+                except ModelNotAvailableError as exc:
+                    err = exc
+            if processor is None:
+                if err is not None:
+                    raise err
+                processor = CLIPImageProcessor()  # OpenAI CLIP defaults, 224 px
+        if text_subfolder is not None:
+            text = load_component(CLIPTextModelWithProjection, src, subfolder=text_subfolder, what=what, is_dir=is_dir, kwargs=kw)
+            tokenizer = load_component(CLIPTokenizer, src, subfolder=tokenizer_subfolder, what=what, is_dir=is_dir, kwargs=plain)
+        name = name or src
+        info = {"source": src, "image_subfolder": image_subfolder, "text_subfolder": text_subfolder,
+                "revision": revision, "variant": variant}  # fmt: skip
+        return cls(
+            HFCLIPTowers(vision, text), processor, tokenizer, name=name, space=space or f"hf_clip/{src}",
+            device=dev, dtype=dt, fingerprint=f"hf_clip:{src}@{revision or 'main'}", info=info, cache=cache,
+        )  # fmt: skip
+
+
+def _missing(what: str) -> Callable[..., Any]:
+    def fail(*_: Any) -> Any:
+        raise ArgumentError(f"this encoder was loaded without a {what}; load it with the matching subfolder.")
+
+    return fail
+
+
+def _tower_dim(towers: HFCLIPTowers) -> int:
+    dims = {
+        int(t.config.projection_dim) for t in (towers.vision, towers.text) if t is not None
+    }
+    if len(dims) != 1:
+        raise SpecError(f"the image and text towers project to different sizes {sorted(dims)}; they are not one CLIP model.")
+    return dims.pop()
+
+
+# ======================================================================================
+# tiny random towers
+# ======================================================================================
+
+
+def tiny_hf_clip_towers(
+    *, dim: int = 32, seed: int = 0, hidden_size: int | None = None, text_len: int = 16
+) -> tuple[HFCLIPTowers, Any, Any]:
+    """``(towers, processor, tokenizer)`` of tiny random transformers CLIP towers, built in-process.
+
+    Vision: 32 px images, patch 4, 2 layers; text: byte-level tokenizer of ``text_len`` tokens,
+    2 layers; both project to ``dim``. ``hidden_size`` (default ``dim``) is the towers' width:
+    the Kandinsky/Karlo priors and Karlo's text projection need the text hidden size to equal
+    ``dim``, as in the real models. Weights come from a forked RNG seeded with ``seed`` (the
+    caller's global RNG is untouched): the same seed gives the same towers. CPU float32.
+
+    >>> towers, processor, tokenizer = tiny_hf_clip_towers(dim=32, seed=0)
+    >>> towers.text.config.projection_dim, tokenizer.model_max_length
+    (32, 16)
+    """
+    from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from .decoders.unclip import tiny_clip_tokenizer
+
+    dim = int(dim)
+    if dim < 4 or dim % 4:
+        raise ArgumentError(f"dim must be a multiple of 4 (>= 4) for the tiny towers, got {dim}.")
+    width = int(hidden_size or dim)
+    tokenizer = tiny_clip_tokenizer(int(text_len))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        text = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width, projection_dim=dim,
+                num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=int(text_len),
+                bos_token_id=0, eos_token_id=1, pad_token_id=1,
+            )
+        ).eval()  # fmt: skip
+        vision = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(
+                hidden_size=width, intermediate_size=2 * width, projection_dim=dim, num_hidden_layers=2,
+                num_attention_heads=4, image_size=32, patch_size=4,
+            )
+        ).eval()  # fmt: skip
+    processor = CLIPImageProcessor(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32})
+    return HFCLIPTowers(vision, text), processor, tokenizer
+
+
+# ======================================================================================
+# preset builders
+# ======================================================================================
+
+
+@register_encoder_builder("hf_clip")
+def _build_hf_clip(
+    preset: Any,
+    *,
+    repo: str,
+    image_subfolder: str | None = "image_encoder",
+    text_subfolder: str | None = "text_encoder",
+    processor_subfolder: str | Sequence[str] | None = ("image_processor", "feature_extractor"),
+    tokenizer_subfolder: str | None = "tokenizer",
+    **kwargs: Any,
+) -> HFCLIPEncoder:
+    """Preset encoder spec ``{"kind": "hf_clip", "repo": ..., "image_subfolder": ..., ...}``;
+    user keywords: ``repo_or_dir`` (a local folder instead), ``device``, ``dtype``, ``variant``,
+    ``cache_dir``, ``local_files_only``, ``revision``, ``cache``."""
+    enc = HFCLIPEncoder.from_pretrained(
+        kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space, image_subfolder=image_subfolder,
+        text_subfolder=text_subfolder, processor_subfolder=processor_subfolder,
+        tokenizer_subfolder=tokenizer_subfolder, **kwargs,
+    )  # fmt: skip
+    return _check_dim(enc, preset)
+
+
+@register_encoder_builder("hf_clip_tiny")
+def _build_hf_clip_tiny(
+    preset: Any,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,  # accepted for symmetry; nothing is downloaded
+) -> HFCLIPEncoder:
+    """Tiny random towers of size ``preset.dim`` (see :func:`tiny_hf_clip_towers`); the
+    ``kandinsky_tiny`` / ``karlo_tiny`` decoders and priors built with the same ``seed``
+    use the very same towers, so their scale calibration matches this encoder."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    towers, processor, tokenizer = tiny_hf_clip_towers(dim=preset.dim, seed=seed)
+    enc = HFCLIPEncoder(
+        towers, processor, tokenizer, name=preset.name, space=preset.space, device=device, dtype=dtype,
+        fingerprint=f"hf_clip_tiny{preset.dim}-seed{seed}", info={"source": f"tiny-random(seed={seed})"}, cache=cache,
+    )  # fmt: skip
+    return _check_dim(enc, preset)
+
+
+def _check_dim(enc: HFCLIPEncoder, preset: Any) -> HFCLIPEncoder:
+    if enc.dim != preset.dim:
+        raise SpecError(
+            f"preset {preset.name!r} declares dim={preset.dim} but its encoder produces {enc.dim}-d embeddings; "
+            "fix the preset's dim or its encoder repo."
+        )
+    return enc

@@ -1,0 +1,119 @@
+"""Priors: CLIP text embeddings -> CLIP image embeddings of the same space.
+
+unCLIP decoders are conditioned on *image* embeddings. A prior turns the embedding of a
+caption into a plausible image embedding, so that text keyframes can be decoded. Every
+prior is called as ``prior(text_embeddings, seed=..., num_samples=...)`` and returns
+``(n * num_samples, d)`` unit-norm embeddings tagged with its space, the samples of input
+row ``i`` at rows ``i * num_samples ... (i + 1) * num_samples - 1``.
+
+* :class:`IdentityPrior` (kind ``"identity"``) returns the normalised text embeddings
+  themselves. CLIP's contrastive training puts a caption and its images near each other,
+  but text and image embeddings occupy distinct regions of the sphere (the "modality
+  gap": their cosine similarity is typically only ~0.3), so this is a crude approximation.
+  Decoders render it, but expect weaker, vaguer pictures than from a real prior. The
+  ``"tiny"`` preset uses it.
+
+Room left for diffusion priors (a later task): the Karlo unCLIP prior
+(``kakaobrain/karlo-v1-alpha``, diffusers ``PriorTransformer`` in OpenAI ViT-L/14 space,
+pairing with ``stable-diffusion-2-1-unclip-small``) and the Kandinsky 2.2 prior
+(``kandinsky-community/kandinsky-2-2-prior``, ViT-bigG/14). They will subclass
+:class:`Prior`, register with ``@register_prior_builder("karlo")`` /
+``("kandinsky")``, draw their noise from ``torch.Generator("cpu").manual_seed(seed + k)``
+per sample, and rescale/normalise their output to the unit-norm convention.
+
+>>> import torch
+>>> from latentlab.priors import IdentityPrior
+>>> prior = IdentityPrior(name="tiny", space="tiny-random", dim=4)
+>>> prior(torch.tensor([[3.0, 0.0, 0.0, 4.0]])).tolist()
+[[0.6000000238418579, 0.0, 0.0, 0.800000011920929]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .errors import ArgumentError
+from .presets import register_prior_builder
+from .space import check_embeddings, normalize, tag
+
+__all__ = ["Prior", "IdentityPrior"]
+
+
+class Prior:
+    """Base class of priors: text embeddings ``(n, d)`` -> image embeddings ``(n * num_samples, d)``.
+
+    Subclasses implement :meth:`_sample`; :meth:`__call__` validates the input (size,
+    space, finiteness), normalises, and tags the output with :attr:`space`.
+
+    Attributes:
+        name: preset or model id, recorded in manifests.
+        space: CLIP space of both its inputs and its outputs.
+        dim: embedding size ``d``.
+    """
+
+    name: str = "prior"
+    space: str | None = None
+    dim: int = 0
+
+    def __init__(self, *, name: str, space: str | None, dim: int) -> None:
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise ArgumentError(f"dim must be a positive integer, got {dim!r}.")
+        self.name = str(name)
+        self.space = space
+        self.dim = dim
+
+    def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
+        """``text_embeddings`` (n, d) float32 unit-norm on the CPU -> (n * num_samples, d)."""
+        raise NotImplementedError
+
+    def __call__(self, text_embeddings: torch.Tensor, *, seed: int = 0, num_samples: int = 1) -> torch.Tensor:
+        """Map text embeddings ``(n, d)`` (or ``(d,)``) to unit-norm image embeddings
+        ``(n * num_samples, d)`` float32, tagged with this prior's space.
+
+        >>> z_img = prior(encoder.encode_text(["a red cube"]), seed=0)   # doctest: +SKIP
+        """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+        z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space)
+        z = normalize(z.detach().to("cpu", torch.float32))
+        out = self._sample(z, seed=seed, num_samples=num_samples)
+        return tag(normalize(out.to(torch.float32)), self.space)
+
+    def describe(self) -> dict[str, Any]:
+        """What a render manifest records about this prior (JSON-serialisable)."""
+        return {"class": type(self).__name__, "name": self.name, "space": self.space, "dim": self.dim}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, space={self.space!r}, dim={self.dim})"
+
+
+class IdentityPrior(Prior):
+    """Use the normalised text embedding as the image embedding (deterministic; every
+    sample is the same). A crude approximation: see the module docstring on the modality gap.
+
+    >>> import torch
+    >>> p = IdentityPrior(name="tiny", space="tiny-random", dim=2)
+    >>> p(torch.tensor([[0.0, 2.0]]), num_samples=2).tolist()
+    [[0.0, 1.0], [0.0, 1.0]]
+    """
+
+    def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
+        return text_embeddings.repeat_interleave(num_samples, dim=0).clone()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["note"] = "identity: text embeddings used as image embeddings (crude; modality gap)"
+        return d
+
+
+@register_prior_builder("identity")
+def _build_identity(
+    preset: Any, *, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None
+) -> IdentityPrior:
+    """``{"kind": "identity"}``. ``device`` / ``dtype`` are accepted for a uniform builder
+    signature and ignored: the identity has no weights and returns CPU float32."""
+    return IdentityPrior(name=preset.name, space=preset.space, dim=preset.dim)

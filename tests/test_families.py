@@ -1,0 +1,410 @@
+"""Kandinsky 2.2 and Karlo adapters and the hf_clip encoder, with tiny random components
+built in-process (offline, seeded). Real-weight tests are marked slow and skip unless the
+weights are in the local Hugging Face cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpaceError
+from latentlab.presets import Preset, create_decoder, create_encoder, create_prior
+from latentlab.space import space_of, tag
+
+kandinsky = pytest.importorskip("latentlab.decoders.kandinsky")
+karlo = pytest.importorskip("latentlab.decoders.karlo")
+hf_clip = pytest.importorskip("latentlab.hf_clip")
+
+DIM = 32
+
+
+def _preset(family: str) -> Preset:
+    return Preset(
+        name=f"{family}-tiny",
+        space=f"tiny-{family}",
+        dim=DIM,
+        resolution=32,
+        encoder={"kind": "hf_clip_tiny", "seed": 0},
+        decoder={"kind": f"{family}_tiny", "seed": 0},
+        prior={"kind": f"{family}_tiny", "seed": 0},
+    )
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return create_encoder(_preset("kandinsky"))
+
+
+_DECODERS: dict[str, object] = {}
+
+
+def _decoder(name: str):
+    """The tiny decoder of ``name``, built once per test session."""
+    if name not in _DECODERS:
+        _DECODERS[name] = create_decoder(_preset(name))
+    return _DECODERS[name]
+
+
+@pytest.fixture(scope="module", params=["kandinsky", "karlo"])
+def family(request):
+    return request.param, _preset(request.param), _decoder(request.param)
+
+
+@pytest.fixture(scope="module", params=["kandinsky", "karlo"])
+def prior(request):
+    return create_prior(_preset(request.param))
+
+
+def _unit(n: int, seed: int, space: str | None = None) -> torch.Tensor:
+    g = torch.Generator("cpu").manual_seed(seed)
+    return tag(torch.nn.functional.normalize(torch.randn(n, DIM, generator=g), dim=-1), space)
+
+
+def _noise(dec, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator("cpu").manual_seed(seed)
+    return torch.randn(n, *dec.noise_shape(), generator=g)
+
+
+# -- hf_clip encoder ------------------------------------------------------------------------
+
+
+def test_hf_clip_tiny_encoder(encoder):
+    assert (encoder.dim, encoder.image_size, encoder.space) == (DIM, 32, "tiny-kandinsky")
+    zt = encoder.encode_text(["a red cube", "a blue ball", "a red cube"])
+    zi = encoder.encode_image(np.stack([np.zeros((40, 40, 3), np.uint8), np.full((40, 40, 3), 200, np.uint8)]))
+    for z in (zt, zi):
+        assert z.dtype == torch.float32 and z.device.type == "cpu"
+        assert torch.allclose(z.norm(dim=-1), torch.ones(len(z)), atol=1e-5)
+        assert space_of(z) == "tiny-kandinsky"
+    assert torch.equal(zt[0], zt[2]) and not torch.allclose(zt[0], zt[1], atol=1e-3)
+    assert not torch.allclose(zi[0], zi[1], atol=1e-3)
+    # same seed, same towers; another seed, other towers
+    again = create_encoder(_preset("kandinsky"))
+    assert torch.allclose(again.encode_text("a red cube"), zt[:1], atol=1e-6)
+    other = hf_clip.HFCLIPEncoder(*hf_clip.tiny_hf_clip_towers(dim=DIM, seed=1), name="o", space="o")
+    assert not torch.allclose(other.encode_text("a red cube"), zt[:1], atol=1e-3)
+    d = encoder.describe()
+    assert d["class"] == "HFCLIPEncoder" and d["dim"] == DIM and d["fingerprint"] == encoder.fingerprint()
+
+
+def test_hf_clip_matches_raw_towers(encoder):
+    """The wrapper returns exactly the normalised image_embeds / text_embeds of the towers."""
+    from PIL import Image
+
+    img = Image.fromarray(np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3))
+    towers, processor, tokenizer = hf_clip.tiny_hf_clip_towers(dim=DIM, seed=0)
+    with torch.no_grad():
+        raw_i = towers.vision(pixel_values=processor(images=img, return_tensors="pt").pixel_values).image_embeds
+        ids = tokenizer(["a fox"], padding="max_length", max_length=16, truncation=True, return_tensors="pt").input_ids
+        raw_t = towers.text(input_ids=ids).text_embeds
+    assert torch.allclose(encoder.encode_image(img), torch.nn.functional.normalize(raw_i, dim=-1), atol=1e-5)
+    assert torch.allclose(encoder.encode_text("a fox"), torch.nn.functional.normalize(raw_t, dim=-1), atol=1e-5)
+    assert torch.allclose(encoder.image_embeds(img), raw_i, atol=1e-5)
+
+
+def test_synthetic_images_are_fixed():
+    a, b = hf_clip.synthetic_images(3, size=48), hf_clip.synthetic_images(3, size=48)
+    assert [np.asarray(x).tolist() for x in a] == [np.asarray(x).tolist() for x in b]
+    assert np.asarray(a[0]).shape == (48, 48, 3) and not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
+
+
+# -- decoders: the shared contract ----------------------------------------------------------
+
+
+def test_decoder_matches_preset(family):
+    name, p, dec = family
+    assert (dec.dim, dec.space, dec.resolution) == (DIM, p.space, 32)
+    expected = (4, 16, 16) if name == "kandinsky" else (3, 16, 16)
+    assert dec.noise_shape() == expected
+    d = dec.describe()
+    assert d["dim"] == DIM and d["embed_scale"] == pytest.approx(dec.embed_scale)
+
+
+def test_auto_embed_scale_is_image_encoder_norm(family, encoder):
+    """'auto' = mean norm of the family's own image encoder on the fixed synthetic images."""
+    _, _, dec = family
+    expected = float(encoder.image_embeds(hf_clip.synthetic_images(8, size=64)).norm(dim=-1).mean())
+    assert dec.embed_scale == pytest.approx(expected, rel=1e-5)
+
+
+def test_encode_decode_shape_dtype_range(family, encoder):
+    _, p, dec = family
+    z = encoder.encode_image([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 255, np.uint8)])
+    z = tag(z.clone(), p.space)
+    frames = dec.decode(z, _noise(dec, 2, 0), seeds=[0, 1], steps=2)
+    assert frames.shape == (2, 32, 32, 3) and frames.dtype == np.uint8
+    assert frames.std() > 1.0  # not a constant image
+
+
+def test_seed_determinism(family):
+    _, _, dec = family
+    z, x = _unit(2, 1), _noise(dec, 2, 1)
+    a = dec.decode(z, x, seeds=[5, 6], steps=2)
+    b = dec.decode(z, x, seeds=[5, 6], steps=2)
+    assert np.array_equal(a, b)
+
+
+def test_batch_equals_one_by_one(family):
+    _, _, dec = family
+    z, x = _unit(3, 2), _noise(dec, 3, 2)
+    batch = dec.decode(z, x, seeds=[3, 4, 5], steps=2, guidance_scale=3.0)
+    for k in range(3):
+        alone = dec.decode(z[k : k + 1], x[k : k + 1], seeds=[3 + k], steps=2, guidance_scale=3.0)
+        assert np.abs(alone[0].astype(int) - batch[k].astype(int)).max() <= 1
+
+
+def test_different_embeddings_differ(family):
+    _, _, dec = family
+    z, x = _unit(2, 3), _noise(dec, 1, 3)
+    f = dec.decode(z, x.repeat(2, 1, 1, 1), seeds=[0, 0], steps=2)
+    assert np.abs(f[0].astype(int) - f[1].astype(int)).mean() > 1.0
+
+
+def test_dtype_casting(family):
+    _, _, dec = family
+    z, x = _unit(1, 4), _noise(dec, 1, 4)
+    ref = dec.decode(z, x, seeds=[0], steps=2)
+    f64 = dec.decode(z.double(), x.double(), seeds=[0], steps=2)
+    f16 = dec.decode(z.half(), x.half(), seeds=[0], steps=2)
+    assert np.abs(f64.astype(int) - ref).max() <= 1
+    assert f16.shape == ref.shape and np.abs(f16.astype(int) - ref).mean() < 8  # fp16 rounding of the inputs
+
+
+def test_guidance_changes_frames(family):
+    _, _, dec = family
+    z, x = _unit(1, 5), _noise(dec, 1, 5)
+    a = dec.decode(z, x, seeds=[0], steps=2, guidance_scale=1.0)
+    b = dec.decode(z, x, seeds=[0], steps=2, guidance_scale=6.0)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
+
+
+def test_space_and_dim_mismatch(family):
+    _, _, dec = family
+    with pytest.raises(SpaceError, match="size 16"):
+        dec.decode(torch.nn.functional.normalize(torch.randn(1, 16), dim=-1), _noise(dec, 1, 0))
+    with pytest.raises(SpaceError, match="other-space"):
+        dec.decode(_unit(1, 0, "other-space"), _noise(dec, 1, 0))
+    with pytest.raises(ArgumentError, match="noise must have shape"):
+        dec.decode(_unit(1, 0), torch.zeros(1, 2, 3, 4))
+
+
+def test_wrong_dim_at_construction():
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    with pytest.raises(SpaceError, match="1280"):
+        kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space="s", dim=1280,
+                                   resolution=32, image_encoder=(towers.vision, processor))  # fmt: skip
+    with pytest.raises(SpaceError, match="768"):
+        karlo.KarloDecoder(karlo.tiny_karlo_pipeline(dim=DIM), name="x", space="s", dim=768)
+
+
+# -- Kandinsky specifics ---------------------------------------------------------------------
+
+
+def test_kandinsky_scheduler_and_negative():
+    from diffusers import DDIMScheduler
+
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    pipe = kandinsky.tiny_kandinsky_pipeline(dim=DIM)
+    dec = kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=32, embed_scale=2.5,
+                                     image_encoder=(towers.vision, processor))  # fmt: skip
+    assert isinstance(pipe.scheduler, DDIMScheduler) and not hasattr(pipe.scheduler.config, "variance_type")
+    assert dec.embed_scale == 2.5
+    with torch.no_grad():
+        zero = towers.vision(pixel_values=torch.zeros(1, 3, 32, 32)).image_embeds[0]
+    assert torch.allclose(dec.negative_embeds, zero, atol=1e-5)
+    with pytest.raises(ArgumentError, match="multiple of 4"):
+        kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=30, negative_embeds=zero, embed_scale=1.0)
+    with pytest.raises(ArgumentError, match="image_encoder"):
+        kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=32)
+    with pytest.raises(ArgumentError, match="image_encoder"):
+        kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=32, negative_embeds=zero)
+
+
+# -- Karlo specifics ---------------------------------------------------------------------------
+
+
+def test_karlo_super_res_noise_from_seed():
+    dec = _decoder("karlo")
+    assert karlo.super_res_seed(3) == karlo.super_res_seed(3) != karlo.super_res_seed(4)
+    a, b = dec.super_res_noise([3, 4]), dec.super_res_noise([3])
+    assert a.shape == (2, 3, 32, 32) and torch.equal(a[0], b[0]) and not torch.equal(a[0], a[1])
+    # the stochastic scheduler uses the frame seed: same embedding and noise, other seed -> other frame
+    z, x = _unit(1, 7), _noise(dec, 1, 7)
+    f0, f1 = dec.decode(z, x, seeds=[0], steps=2), dec.decode(z, x, seeds=[1], steps=2)
+    assert np.abs(f0.astype(int) - f1.astype(int)).mean() > 0.5
+
+
+def test_karlo_missing_pipelines_is_clear(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake(name, *args, **kwargs):
+        if "unclip" in name or (name == "diffusers" and "UnCLIPImageVariationPipeline" in (args[2] if len(args) > 2 and args[2] else ())):
+            raise ImportError(f"no {name}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(LatentlabError, match="no longer ships the Karlo"):
+        karlo.unclip_pipeline_classes()
+
+
+# -- priors ------------------------------------------------------------------------------------
+
+
+def test_prior_output(prior):
+    z = prior.from_texts(["a red fox", "a lighthouse"], seed=0, num_samples=2, steps=3)
+    assert z.shape == (4, DIM) and z.dtype == torch.float32
+    assert torch.allclose(z.norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert space_of(z) == prior.space
+    assert not torch.allclose(z[0], z[2], atol=1e-3)  # different texts
+    assert not torch.allclose(z[0], z[1], atol=1e-5)  # different samples
+    again = prior(["a red fox", "a lighthouse"], seed=0, num_samples=2)
+    assert again.shape == (4, DIM)
+    # a text's samples do not depend on the other texts of the batch
+    alone = prior.from_texts(["a lighthouse"], seed=0, num_samples=2, steps=3)
+    assert torch.allclose(alone, z[2:], atol=1e-5)
+    assert torch.equal(prior.from_texts("a red fox", seed=0, steps=3), prior.from_texts("a red fox", seed=0, steps=3))
+    other = prior.from_texts("a red fox", seed=1, steps=3)
+    assert not torch.allclose(other[0], z[0], atol=1e-5)
+    assert prior.describe()["needs_texts"] is True
+
+
+def test_prior_refuses_embeddings(prior, encoder):
+    assert prior.needs_texts
+    with pytest.raises(ArgumentError, match="from_texts"):
+        prior(_unit(1, 0))
+    with pytest.raises(SpaceError):
+        prior(_unit(1, 0, "other-space"))
+    with pytest.raises(ArgumentError):
+        prior.from_texts([], seed=0)
+    with pytest.raises(ArgumentError, match="num_samples"):
+        prior.from_texts("x", num_samples=0)
+
+
+def test_prior_output_decodes(family):
+    name, p, dec = family
+    z = create_prior(p).from_texts("a cat", seed=0, steps=2)
+    f = dec.decode(z, _noise(dec, 1, 0), seeds=[0], steps=2)
+    assert f.shape == (1, 32, 32, 3)
+
+
+# -- loading: offline errors and local folders ---------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "load, repo",
+    [
+        (lambda: kandinsky.KandinskyDecoder.from_pretrained(), "kandinsky-community/kandinsky-2-2-decoder"),
+        (lambda: kandinsky.KandinskyPrior.from_pretrained(), "kandinsky-community/kandinsky-2-2-prior"),
+        (lambda: karlo.KarloDecoder.from_pretrained(), "kakaobrain/karlo-v1-alpha-image-variations"),
+        (lambda: karlo.KarloPrior.from_pretrained(), "kakaobrain/karlo-v1-alpha"),
+        (lambda: hf_clip.HFCLIPEncoder.from_pretrained("kandinsky-community/kandinsky-2-2-prior"),
+         "kandinsky-community/kandinsky-2-2-prior"),
+    ],
+)
+def test_offline_missing_weights(offline, load, repo):
+    with pytest.raises(ModelNotAvailableError) as info:
+        load()
+    msg = str(info.value)
+    assert repo in msg and "huggingface-cli download" in msg and "HF_HUB_OFFLINE" in msg
+    assert str(offline / "hf") in msg
+
+
+def test_missing_local_folder(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        kandinsky.KandinskyDecoder.from_pretrained(str(tmp_path / "nope"))
+    with pytest.raises(ModelNotAvailableError, match="needs"):
+        karlo.KarloPrior.from_pretrained(str(tmp_path))  # exists, but empty
+
+
+def test_local_folder_roundtrip(tmp_path, encoder):
+    """from_pretrained on folders written by save_pretrained (the real loading code, offline)."""
+    towers, processor, tokenizer = hf_clip.tiny_hf_clip_towers(dim=DIM, seed=0)
+    prior_dir = tmp_path / "prior"
+    towers.vision.save_pretrained(prior_dir / "image_encoder")
+    towers.text.save_pretrained(prior_dir / "text_encoder")
+    processor.save_pretrained(prior_dir / "image_processor")
+    tokenizer.save_pretrained(prior_dir / "tokenizer")
+    p, sched, _, _ = kandinsky.tiny_unclip_prior_components(dim=DIM, seed=0)
+    p.save_pretrained(prior_dir / "prior")
+    sched.save_pretrained(prior_dir / "scheduler")
+    kandinsky.tiny_kandinsky_pipeline(dim=DIM, seed=0).save_pretrained(tmp_path / "decoder")
+
+    enc = hf_clip.HFCLIPEncoder.from_pretrained(prior_dir, space="tiny-kandinsky")
+    assert torch.allclose(enc.encode_text("a fox"), encoder.encode_text("a fox"), atol=1e-5)
+    assert enc.image_size == 32 and enc.describe()["source"] == str(prior_dir)
+
+    dec = kandinsky.KandinskyDecoder.from_pretrained(tmp_path / "decoder", image_encoder_repo=prior_dir,
+                                                     space="tiny-kandinsky", dim=DIM, resolution=32)  # fmt: skip
+    ref = create_decoder(_preset("kandinsky"))
+    assert dec.embed_scale == pytest.approx(ref.embed_scale, rel=1e-5)
+    z, x = _unit(1, 9), _noise(dec, 1, 9)
+    a, b = dec.decode(z, x, seeds=[0], steps=2, guidance_scale=1.0), ref.decode(z, x, seeds=[0], steps=2, guidance_scale=1.0)
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+    pr = kandinsky.KandinskyPrior.from_pretrained(prior_dir, space="tiny-kandinsky", dim=DIM, default_steps=3)
+    ref_prior = create_prior(_preset("kandinsky"))
+    assert torch.allclose(pr.from_texts("a fox", seed=0), ref_prior.from_texts("a fox", seed=0, steps=3), atol=1e-5)
+
+    karlo_dir = tmp_path / "karlo"
+    karlo.tiny_karlo_pipeline(dim=DIM, seed=0).save_pretrained(karlo_dir)
+    kd = karlo.KarloDecoder.from_pretrained(karlo_dir, space="tiny-karlo", dim=DIM, super_res_steps=2)
+    assert kd.resolution == 32 and kd.noise_shape() == (3, 16, 16)
+    ref = _decoder("karlo")
+    assert kd.embed_scale == pytest.approx(ref.embed_scale, rel=1e-5)
+    z, x = _unit(1, 10), _noise(kd, 1, 10)
+    a, b = kd.decode(z, x, seeds=[2], steps=2, guidance_scale=1.0), ref.decode(z, x, seeds=[2], steps=2, guidance_scale=1.0)
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_cpu_offload_needs_accelerator():
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    with pytest.raises(ArgumentError, match="cpu_offload"):
+        kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space="s", dim=DIM,
+                                   resolution=32, image_encoder=(towers.vision, processor), cpu_offload=True)  # fmt: skip
+    with pytest.raises(ArgumentError, match="cpu_offload"):
+        kandinsky.KandinskyPrior(*kandinsky.tiny_unclip_prior_components(dim=DIM), name="x", space="s", dim=DIM,
+                                 cpu_offload=True)  # fmt: skip
+
+
+# -- real weights (slow; skipped unless cached) ---------------------------------------------------
+
+
+def _cached(repo: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo, "model_index.json"), str)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", ["kandinsky", "karlo"])
+def test_real_weights_if_cached(family_name):
+    repos = (
+        (kandinsky.KANDINSKY_DECODER_REPO, kandinsky.KANDINSKY_PRIOR_REPO)
+        if family_name == "kandinsky"
+        else (karlo.KARLO_VARIATIONS_REPO, karlo.KARLO_REPO)
+    )
+    missing = [r for r in repos if not _cached(r)]
+    if missing:
+        pytest.skip(f"weights not in the local Hugging Face cache: {', '.join(missing)}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    mod = kandinsky if family_name == "kandinsky" else karlo
+    Dec = mod.KandinskyDecoder if family_name == "kandinsky" else mod.KarloDecoder
+    Pri = mod.KandinskyPrior if family_name == "kandinsky" else mod.KarloPrior
+    prior = Pri.from_pretrained(device=device, dtype=dtype)
+    z = prior.from_texts(["a red apple on a table"], seed=0)
+    assert z.shape == (1, prior.dim) and torch.isfinite(z).all()
+    dec = Dec.from_pretrained(device=device, dtype=dtype)
+    frames = dec.decode(z, torch.randn(1, *dec.noise_shape(), generator=torch.Generator().manual_seed(0)), seeds=[0], steps=10)
+    assert frames.shape == (1, dec.resolution, dec.resolution, 3) and frames.std() > 5
