@@ -1,0 +1,202 @@
+"""Measure the bars of the mini unCLIP stack and write them into docs/mini.md.
+
+    python -m latentlab.mini.evaluate [--weights DIR] [--n 48] [--steps 25] [--no-write]
+
+Bars (all on fresh held-out scenes, seeds disjoint from training):
+
+- CLIP zero-shot: accuracy of ``argmax_prompt cos(image, "a {colour} {shape}")`` over the
+  48 colour x shape prompts, on single-object scenes (colour, shape, both).
+- Decoder round trip: cosine between a scene's CLIP image embedding and the embedding of
+  its decode (and, for scale, the mean cosine between unrelated scenes' embeddings).
+- Pixel checker on decodes: colour / shape / both read off the decoded pixels agree with
+  the source scene.
+- Prior + decoder: for each "a {colour} {shape}" prompt, text embedding -> prior sample ->
+  decode; the pixel checker and CLIP zero-shot read the intended colour and shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import shapes
+from .models import SPACE, WEIGHTS_DIR, create_clip
+
+__all__ = ["evaluate", "main", "BARS"]
+
+#: targets: metric -> minimum value
+BARS = {
+    "zero_shot_both": 0.95,
+    "roundtrip_cosine": 0.80,
+    "decode_checker_both": 0.80,
+    "prior_checker_both": 0.70,
+}
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "mini.md"
+_START, _END = "<!-- evaluate:start -->", "<!-- evaluate:end -->"
+
+
+def _prompt(c: str, s: str) -> str:
+    return f"{'an' if c[0] in 'aeiou' else 'a'} {c} {s}"
+
+
+@torch.no_grad()
+def evaluate(
+    weights_dir: str | Path | None = None,
+    *,
+    n: int = 48,
+    steps: int = 25,
+    guidance_scale: float | None = None,
+    prior_guidance: float | None = None,
+    seed: int = 9000,
+) -> dict[str, Any]:
+    """Compute every bar with the weights in ``weights_dir`` (the shipped ones by default)."""
+    from .runtime import MiniDecoder, MiniPrior
+    from .train import _prepare, zero_shot_accuracy
+
+    wd = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    torch.manual_seed(0)
+    model, pre, tok = create_clip(wd / "mini_clip.safetensors")
+    model.eval()
+    res: dict[str, Any] = {}
+    t0 = time.time()
+    res.update(zero_shot_accuracy(model, pre, tok, n=max(240, n), seed=seed))
+
+    combos = [(c, s) for c in shapes.COLOURS for s in shapes.SHAPES]
+    prompt_emb = torch.nn.functional.normalize(model.encode_text(tok([_prompt(c, s) for c, s in combos])).float(), dim=-1)
+
+    def encode(images: np.ndarray) -> torch.Tensor:
+        x, _ = _prepare(list(images), pre)
+        return torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1)
+
+    def zero_shot(z: torch.Tensor) -> list[tuple[str, str]]:
+        return [combos[i] for i in (z @ prompt_emb.T).argmax(-1).tolist()]
+
+    dec = MiniDecoder.from_pretrained(wd)
+    g_dec = dec.default_guidance if guidance_scale is None else guidance_scale
+    # decoder round trip on held-out single-object scenes
+    scenes = shapes.sample_scenes(seed + 1, n, n_objects=1)
+    z = encode(np.stack([shapes.render_scene(s) for s in scenes]))
+    noise = torch.randn(n, *dec.noise_shape(), generator=torch.Generator().manual_seed(seed))
+    frames = np.concatenate([dec.decode(z[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
+                             for a in range(0, n, 16)])  # fmt: skip
+    z2 = encode(frames)
+    res["roundtrip_cosine"] = float((z * z2).sum(-1).mean())
+    off = z @ z.T
+    res["unrelated_cosine"] = float(off[~torch.eye(n, dtype=torch.bool)].mean())
+    agree = [shapes.check_agreement(f, s) for f, s in zip(frames, scenes)]
+    for k in ("colour", "shape", "both"):
+        res[f"decode_checker_{k}"] = float(np.mean([a[k] for a in agree]))
+    zs = zero_shot(z2)
+    res["decode_zero_shot_both"] = float(np.mean([p == (s.objects[0].colour, s.objects[0].shape)
+                                                  for p, s in zip(zs, scenes)]))  # fmt: skip
+
+    # prior + decoder from "a {colour} {shape}"
+    prior = MiniPrior.from_pretrained(wd, steps=steps)
+    if prior_guidance is not None:
+        prior.guidance_scale = float(prior_guidance)
+    from ..space import tag
+
+    zi = prior(tag(prompt_emb.clone(), SPACE), seed=seed, num_samples=1)
+    noise = torch.randn(len(combos), *dec.noise_shape(), generator=torch.Generator().manual_seed(seed + 2))
+    pframes = np.concatenate([dec.decode(zi[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
+                              for a in range(0, len(combos), 16)])  # fmt: skip
+    hits = {"colour": [], "shape": [], "both": []}
+    for f, (c, s) in zip(pframes, combos):
+        found = shapes.check_image(f, max_objects=1)
+        got = (found[0]["colour"], found[0]["shape"]) if found else (None, None)
+        hits["colour"].append(got[0] == c)
+        hits["shape"].append(got[1] == s)
+        hits["both"].append(got == (c, s))
+    for k, v in hits.items():
+        res[f"prior_checker_{k}"] = float(np.mean(v))
+    res["prior_zero_shot_both"] = float(np.mean([p == c for p, c in zip(zero_shot(encode(pframes)), combos)]))
+    res["prior_image_text_cosine"] = float((zi * prompt_emb).sum(-1).mean())
+    res["settings"] = {"n": n, "steps": steps, "decoder_guidance": g_dec, "prior_guidance": prior.guidance_scale,
+                       "seed": seed, "seconds": round(time.time() - t0, 1)}  # fmt: skip
+    res["_frames"] = (frames, pframes)
+    return res
+
+
+def _table(res: dict[str, Any]) -> str:
+    rows = [
+        ("CLIP zero-shot colour+shape (single objects)", "zero_shot_both", ">= 0.95"),
+        ("CLIP zero-shot colour", "zero_shot_colour", ""),
+        ("CLIP zero-shot shape", "zero_shot_shape", ""),
+        ("decoder round-trip cosine (embedding vs. embedding of its decode)", "roundtrip_cosine", ">= 0.80"),
+        ("  for scale: mean cosine between unrelated scenes", "unrelated_cosine", ""),
+        ("pixel checker on decodes: colour", "decode_checker_colour", ""),
+        ("pixel checker on decodes: shape", "decode_checker_shape", ""),
+        ("pixel checker on decodes: colour+shape", "decode_checker_both", ">= 0.80"),
+        ("CLIP zero-shot on decodes: colour+shape", "decode_zero_shot_both", ""),
+        ('prior+decoder "a {colour} {shape}": checker colour', "prior_checker_colour", ""),
+        ('prior+decoder "a {colour} {shape}": checker shape', "prior_checker_shape", ""),
+        ('prior+decoder "a {colour} {shape}": checker colour+shape', "prior_checker_both", ">= 0.70"),
+        ('prior+decoder "a {colour} {shape}": CLIP zero-shot colour+shape', "prior_zero_shot_both", ""),
+    ]
+    lines = ["| bar | value | target | met |", "|---|---|---|---|"]
+    for label, key, target in rows:
+        met = ""
+        if key in BARS:
+            met = "yes" if res[key] >= BARS[key] else "**no**"
+        lines.append(f"| {label} | {res[key]:.3f} | {target} | {met} |")
+    st = res["settings"]
+    lines.append("")
+    lines.append(
+        f"Measured by `python -m latentlab.mini.evaluate` on {time.strftime('%Y-%m-%d', time.gmtime())}: "
+        f"{st['n']} held-out scenes (240 for zero-shot), 48 prompts, DDIM {st['steps']} steps, decoder guidance "
+        f"{st['decoder_guidance']}, prior guidance {st['prior_guidance']}, seed {st['seed']}, {st['seconds']} s on the CPU."
+    )
+    return "\n".join(lines)
+
+
+def write_doc(res: dict[str, Any], doc: Path = DOC) -> None:
+    """Replace the block between the evaluate markers of docs/mini.md with the results table."""
+    text = doc.read_text() if doc.is_file() else f"# mini\n\n{_START}\n{_END}\n"
+    if _START not in text:
+        text += f"\n{_START}\n{_END}\n"
+    block = f"{_START}\n{_table(res)}\n{_END}"
+    text = re.sub(re.escape(_START) + ".*?" + re.escape(_END), lambda _: block, text, flags=re.S)
+    doc.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=None, help="weights folder (default: the shipped latentlab/mini/weights/)")
+    ap.add_argument("--n", type=int, default=48, help="held-out scenes for the decoder bars")
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--guidance", type=float, default=None, help="decoder guidance (default: MiniDecoder's)")
+    ap.add_argument("--prior-guidance", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/mini.md alone")
+    ap.add_argument("--grid", default=None, help="save a PNG grid of the decodes here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = evaluate(args.weights, n=args.n, steps=args.steps, guidance_scale=args.guidance,
+                   prior_guidance=args.prior_guidance)  # fmt: skip
+    frames, pframes = res.pop("_frames")
+    if args.grid:
+        from PIL import Image
+
+        def grid(fs: np.ndarray, cols: int = 8) -> np.ndarray:
+            rows = [np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs) - cols + 1, cols)]
+            return np.concatenate(rows, axis=0)
+
+        Image.fromarray(np.concatenate([grid(frames), grid(pframes)], axis=0)).save(args.grid)
+    print(_table(res))
+    print(json.dumps(res, indent=2))
+    if not args.no_write:
+        write_doc(res)
+    return res
+
+
+if __name__ == "__main__":
+    main()

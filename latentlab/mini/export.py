@@ -1,0 +1,172 @@
+"""Export a training run's weights into the package (``latentlab/mini/weights/``).
+
+    python -m latentlab.mini.export --from .cache/mini/run [--to DIR] [--fp32]
+
+Writes ``mini_clip.safetensors`` (loadable by ``open_clip.create_model_and_transforms(
+"mini_clip", pretrained=...)`` once ``configs/mini_clip.json`` is registered),
+``mini_decoder.safetensors`` + ``.json`` (the EMA weights) and ``mini_prior.safetensors`` +
+``.json``, plus ``manifest.json`` (sizes, dtypes, training steps). Each file is stored in
+float16 when that is lossless enough (outputs of the fp16-rounded model within tolerance of
+the fp32 one on fixed probe inputs), else float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ArgumentError
+from .models import (
+    CLIP_CONFIG,
+    WEIGHTS_DIR,
+    DecoderConfig,
+    MiniDecoderNet,
+    MiniPriorNet,
+    PriorConfig,
+    create_clip,
+    save_module,
+)
+
+__all__ = ["export", "main", "CLIP_FILE"]
+
+CLIP_FILE = "mini_clip.safetensors"
+
+
+def _half_roundtrip(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: (v.half().float() if v.is_floating_point() else v) for k, v in sd.items()}
+
+
+@torch.no_grad()
+def _clip_fp16_ok(sd: dict[str, torch.Tensor], tol: float) -> tuple[bool, float]:
+    from . import shapes
+    from .train import _prepare
+
+    torch.manual_seed(0)
+    a, pre, tok = create_clip(None)
+    b, _, _ = create_clip(None)
+    a.load_state_dict(sd)
+    b.load_state_dict(_half_roundtrip(sd))
+    a.eval(), b.eval()
+    x, _ = _prepare([shapes.render_scene(s) for s in shapes.sample_scenes(777, 32)], pre)
+    t = tok([shapes.caption(s, k % shapes.N_TEMPLATES) for k, s in enumerate(shapes.sample_scenes(778, 32))])
+    cos = []
+    for f in ("encode_image", "encode_text"):
+        inp = x if f == "encode_image" else t
+        za = torch.nn.functional.normalize(getattr(a, f)(inp), dim=-1)
+        zb = torch.nn.functional.normalize(getattr(b, f)(inp), dim=-1)
+        cos.append(float((za * zb).sum(-1).min()))
+    worst = min(cos)
+    return worst > 1 - tol, worst
+
+
+@torch.no_grad()
+def _net_fp16_ok(net: torch.nn.Module, probe: tuple, tol: float) -> tuple[bool, float]:
+    net.eval()
+    ref = net(*probe)
+    half = type(net)(net.config)
+    half.load_state_dict(_half_roundtrip(net.state_dict()))
+    half.eval()
+    out = half(*probe)
+    rel = float((out - ref).norm() / ref.norm().clamp_min(1e-12))
+    return rel < tol, rel
+
+
+def _load_sd(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ArgumentError(f"{path} does not exist: train that stage first (python -m latentlab.mini.train).")
+    return load_file(str(path))
+
+
+def _state_step(stage_dir: Path) -> int | None:
+    p = stage_dir / "state.pt"
+    if not p.is_file():
+        return None
+    return int(torch.load(p, map_location="cpu", weights_only=True)["step"])
+
+
+def export(
+    from_dir: str | Path,
+    to_dir: str | Path | None = None,
+    *,
+    fp16: bool = True,
+    tol: float = 1e-3,
+    stages: tuple[str, ...] = ("clip", "decoder", "prior"),
+) -> dict[str, Any]:
+    """Write the shipped weights from run folder ``from_dir`` into ``to_dir`` (the package's
+    ``weights/`` by default). Returns the manifest it writes."""
+    src = Path(from_dir)
+    dst = Path(to_dir) if to_dir is not None else WEIGHTS_DIR
+    dst.mkdir(parents=True, exist_ok=True)
+    manifest_path = dst / "manifest.json"
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest.setdefault("files", {})
+    torch.manual_seed(0)
+    if "clip" in stages:
+        from safetensors.torch import save_file
+
+        sd = _load_sd(src / "clip" / "model.safetensors")
+        ok, worst = _clip_fp16_ok(sd, tol) if fp16 else (False, 1.0)
+        dtype = torch.float16 if ok else torch.float32
+        out = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+        save_file(out, str(dst / CLIP_FILE))
+        # the acid test: it must load through open_clip's own code path
+        create_clip(dst / CLIP_FILE)
+        manifest["files"][CLIP_FILE] = {"dtype": str(dtype), "fp16_min_cosine": worst,
+                                        "step": _state_step(src / "clip"), "config": CLIP_CONFIG.name}  # fmt: skip
+    for kind in ("decoder", "prior"):
+        if kind not in stages:
+            continue
+        d = src / kind
+        cfg_dict = json.loads((d / "config.json").read_text())
+        sd = _load_sd(d / "ema.safetensors" if (d / "ema.safetensors").is_file() else d / "model.safetensors")
+        g = torch.Generator().manual_seed(0)
+        if kind == "decoder":
+            cfg = DecoderConfig.from_dict(cfg_dict)
+            net: torch.nn.Module = MiniDecoderNet(cfg)
+            s = cfg.image_size
+            probe = (torch.randn(4, 3, s, s, generator=g), torch.tensor([10, 200, 500, 900]),
+                     torch.nn.functional.normalize(torch.randn(4, cfg.embed_dim, generator=g), dim=-1))  # fmt: skip
+        else:
+            cfg = PriorConfig.from_dict(cfg_dict)
+            net = MiniPriorNet(cfg)
+            probe = (torch.randn(4, cfg.embed_dim, generator=g), torch.tensor([10, 200, 500, 900]),
+                     torch.nn.functional.normalize(torch.randn(4, cfg.embed_dim, generator=g), dim=-1))  # fmt: skip
+        net.load_state_dict(sd)
+        ok, rel = _net_fp16_ok(net, probe, 1e-2) if fp16 else (False, 0.0)
+        dtype = torch.float16 if ok else torch.float32
+        name = f"mini_{kind}.safetensors"
+        save_module(net, dst / name, config=cfg, dtype=dtype)
+        manifest["files"][name] = {"dtype": str(dtype), "fp16_rel_error": rel, "step": _state_step(d),
+                                   "weights": "ema" if (d / "ema.safetensors").is_file() else "raw"}  # fmt: skip
+    total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
+    manifest["total_mb"] = round(total / 2**20, 2)
+    manifest["exported_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    manifest["source_run_config"] = json.loads((src / "config.json").read_text()) if (src / "config.json").is_file() else None
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    if total > 40 * 2**20:
+        print(f"WARNING: shipped weights are {total / 2**20:.1f} MB, over the 40 MB budget")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.export", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--from", dest="src", required=True, help="training run folder (--out of latentlab.mini.train)")
+    ap.add_argument("--to", dest="dst", default=None, help="destination (default: latentlab/mini/weights/)")
+    ap.add_argument("--fp32", action="store_true", help="store float32 even where float16 would do")
+    ap.add_argument("--stages", default="clip,decoder,prior", help="comma-separated subset to export")
+    args = ap.parse_args(argv)
+    m = export(args.src, args.dst, fp16=not args.fp32, stages=tuple(s for s in args.stages.split(",") if s))
+    print(json.dumps(m["files"], indent=2))
+    print(f"total {m['total_mb']} MB")
+    return m
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""The networks of the embedded ``mini`` unCLIP stack and how to build, save and load them.
+
+- CLIP: a plain open_clip model described by ``configs/mini_clip.json`` (loaded through
+  open_clip's own ``create_model_and_transforms``, exactly like a downloaded model).
+- Decoder: a pixel-space ``diffusers.UNet2DConditionModel`` conditioned on the CLIP image
+  embedding the unCLIP way: projected into the timestep embedding
+  (``class_embed_type="projection"``) and as a few extra context tokens for cross-attention.
+  A learned null embedding stands in for "no embedding" (classifier-free guidance).
+- Prior: a small diffusion model over the embedding (a residual MLP denoiser that predicts
+  the clean image embedding from a noisy one, the timestep and the text embedding).
+
+>>> import torch
+>>> from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+>>> net = MiniDecoderNet(DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4))
+>>> net(torch.zeros(1, 3, 32, 32), torch.tensor([10]), torch.zeros(1, 16)).shape
+torch.Size([1, 3, 32, 32])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ArgumentError, ModelNotAvailableError
+
+__all__ = [
+    "MINI_DIR",
+    "WEIGHTS_DIR",
+    "CLIP_CONFIG",
+    "CLIP_MODEL_NAME",
+    "SPACE",
+    "DecoderConfig",
+    "PriorConfig",
+    "MiniDecoderNet",
+    "MiniPriorNet",
+    "make_scheduler",
+    "sample_decoder",
+    "sample_prior",
+    "register_clip_config",
+    "create_clip",
+    "save_module",
+    "load_module",
+    "weights_path",
+]
+
+MINI_DIR = Path(__file__).resolve().parent
+WEIGHTS_DIR = MINI_DIR / "weights"
+CLIP_CONFIG = MINI_DIR / "configs" / "mini_clip.json"
+CLIP_MODEL_NAME = "mini_clip"  # open_clip names a config by its file stem
+SPACE = "latentlab-mini"
+
+TRAIN_HINT = (
+    "Train and export them with `python -m latentlab.mini.train --stage all --config cpu --out .cache/mini/run` "
+    "then `python -m latentlab.mini.export --from .cache/mini/run` (see docs/mini.md)."
+)
+
+
+# -- configs ------------------------------------------------------------------------------
+
+
+class _Config:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - names
+        if unknown:
+            raise ArgumentError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(names)}.")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class DecoderConfig(_Config):
+    """Architecture and noise schedule of the pixel-space unCLIP decoder."""
+
+    image_size: int = 32  # native side in pixels (frames are resized to the preset resolution)
+    embed_dim: int = 128  # CLIP embedding size d
+    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    layers_per_block: int = 1
+    attention_heads: int = 4  # attention only at the lowest resolution (and in the mid block)
+    cross_attention_dim: int = 64
+    context_tokens: int = 4  # the embedding becomes this many cross-attention tokens
+    norm_num_groups: int = 8
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "epsilon"
+
+
+@dataclass(frozen=True)
+class PriorConfig(_Config):
+    """Architecture and noise schedule of the diffusion prior (text embedding -> image embedding)."""
+
+    embed_dim: int = 128
+    width: int = 512
+    depth: int = 4
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"  # predicts the clean embedding, as DALL-E 2's prior does
+
+
+# -- networks -----------------------------------------------------------------------------
+
+
+class MiniDecoderNet(nn.Module):
+    """UNet2DConditionModel + the embedding-to-context projection + a learned null embedding.
+
+    ``forward(x (b,3,H,W), t (b,), emb (b,d) unit-norm, drop (b,) bool or None)`` -> model
+    output (b,3,H,W). Rows with ``drop`` True use the null embedding instead of ``emb``.
+    """
+
+    def __init__(self, config: DecoderConfig):
+        super().__init__()
+        from diffusers import UNet2DConditionModel
+
+        self.config = config
+        n = len(config.block_out_channels)
+        down = ["DownBlock2D"] * (n - 1) + ["CrossAttnDownBlock2D"]
+        up = ["CrossAttnUpBlock2D"] + ["UpBlock2D"] * (n - 1)
+        self.unet = UNet2DConditionModel(
+            sample_size=config.image_size,
+            in_channels=3,
+            out_channels=3,
+            down_block_types=tuple(down),
+            up_block_types=tuple(up),
+            block_out_channels=tuple(config.block_out_channels),
+            layers_per_block=config.layers_per_block,
+            norm_num_groups=config.norm_num_groups,
+            cross_attention_dim=config.cross_attention_dim,
+            attention_head_dim=config.attention_heads,  # diffusers' (legacy) name for the number of heads
+            class_embed_type="projection",
+            projection_class_embeddings_input_dim=config.embed_dim,
+        )
+        self.to_context = nn.Linear(config.embed_dim, config.context_tokens * config.cross_attention_dim)
+        self.null_embedding = nn.Parameter(torch.zeros(config.embed_dim))
+
+    def condition(self, emb: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        if drop is not None:
+            emb = torch.where(drop[:, None], self.null_embedding.to(emb.dtype).expand_as(emb), emb)
+        return emb
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, drop: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        emb = self.condition(emb, drop)
+        c = self.config
+        ctx = self.to_context(emb).view(emb.shape[0], c.context_tokens, c.cross_attention_dim)
+        return self.unet(x, t, encoder_hidden_states=ctx, class_labels=emb).sample
+
+
+def _timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    ang = t.float()[:, None] * freqs[None]
+    return torch.cat([ang.sin(), ang.cos()], dim=-1)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.mod = nn.Linear(width, 2 * width)  # scale/shift from the condition (adaLN)
+        self.fc1 = nn.Linear(width, 2 * width)
+        self.fc2 = nn.Linear(2 * width, width)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.mod(cond).chunk(2, dim=-1)
+        y = self.norm(h) * (1 + scale) + shift
+        return h + self.fc2(torch.nn.functional.silu(self.fc1(y)))
+
+
+class MiniPriorNet(nn.Module):
+    """Residual MLP denoiser over embeddings.
+
+    ``forward(x_t (b,d), t (b,), text (b,d), drop (b,) bool or None)`` -> prediction (b,d)
+    (the clean image embedding times sqrt(d) for ``prediction_type="sample"``). Embeddings
+    are handled scaled by ``sqrt(d)`` so each coordinate has roughly unit variance.
+    """
+
+    def __init__(self, config: PriorConfig):
+        super().__init__()
+        self.config = config
+        d, w = config.embed_dim, config.width
+        self.null_text = nn.Parameter(torch.zeros(d))
+        self.in_proj = nn.Linear(2 * d, w)
+        self.cond = nn.Sequential(nn.Linear(d + w, w), nn.SiLU(), nn.Linear(w, w))
+        self.blocks = nn.ModuleList([_ResBlock(w) for _ in range(config.depth)])
+        self.out_norm = nn.LayerNorm(w)
+        self.out = nn.Linear(w, d)
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, drop: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        d = self.config.embed_dim
+        text = text * math.sqrt(d)
+        if drop is not None:
+            text = torch.where(drop[:, None], self.null_text.expand_as(text), text)
+        cond = self.cond(torch.cat([text, _timestep_features(t, self.config.width)], dim=-1))
+        h = self.in_proj(torch.cat([x, text], dim=-1))
+        for blk in self.blocks:
+            h = blk(h, cond)
+        return self.out(self.out_norm(h))
+
+
+# -- schedulers and samplers --------------------------------------------------------------
+
+
+def make_scheduler(config: DecoderConfig | PriorConfig, kind: str = "ddim"):
+    """A diffusers DDPMScheduler (training) or DDIMScheduler (sampling) for ``config``."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    kw = dict(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        prediction_type=config.prediction_type,
+        # pixel-space decoder: clamp the predicted clean image to [-1, 1] at every step (static
+        # thresholding, as unCLIP decoders do); it also keeps the epsilon -> x0 conversion at
+        # the noisiest steps (alpha_bar ~ 0) from amplifying rounding errors
+        clip_sample=isinstance(config, DecoderConfig),
+        clip_sample_range=1.0,
+    )
+    if kind == "ddpm":
+        return DDPMScheduler(**kw)
+    if kind == "ddim":
+        return DDIMScheduler(**kw, set_alpha_to_one=True, timestep_spacing="trailing")
+    raise ArgumentError(f"kind must be 'ddpm' or 'ddim', got {kind!r}.")
+
+
+@torch.no_grad()
+def sample_decoder(
+    net: MiniDecoderNet,
+    emb: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    steps: int = 25,
+    guidance_scale: float = 3.0,
+) -> torch.Tensor:
+    """Deterministic DDIM (eta=0) from ``noise`` (b,3,H,W) conditioned on ``emb`` (b,d).
+
+    Returns images (b,3,H,W) in [-1, 1] (float32, on ``noise``'s device).
+    """
+    sched = make_scheduler(net.config, "ddim")
+    sched.set_timesteps(int(steps))
+    x = noise.clone()
+    b = x.shape[0]
+    use_cfg = guidance_scale != 1.0
+    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x.device)
+    for t in sched.timesteps:
+        tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
+        if use_cfg:
+            out = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop)
+            cond, uncond = out.chunk(2)
+            out = uncond + guidance_scale * (cond - uncond)
+        else:
+            out = net(x, tt, emb)
+        x = sched.step(out, t, x, eta=0.0).prev_sample
+    return x.clamp(-1, 1)
+
+
+@torch.no_grad()
+def sample_prior(
+    net: MiniPriorNet,
+    text: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    steps: int = 25,
+    guidance_scale: float = 2.0,
+) -> torch.Tensor:
+    """Deterministic DDIM from ``noise`` (b,d) conditioned on text embeddings ``text`` (b,d).
+
+    Returns unit-norm image embeddings (b,d) float32.
+    """
+    sched = make_scheduler(net.config, "ddim")
+    sched.set_timesteps(int(steps))
+    x = noise.clone()
+    b = x.shape[0]
+    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x.device)
+    for t in sched.timesteps:
+        tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
+        out = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([text, text]), drop)
+        cond, uncond = out.chunk(2)
+        out = uncond + guidance_scale * (cond - uncond)
+        x = sched.step(out, t, x, eta=0.0).prev_sample
+    return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+# -- CLIP through open_clip ---------------------------------------------------------------
+
+_CLIP_REGISTERED = False
+
+
+def register_clip_config() -> str:
+    """Make open_clip know the model ``mini_clip`` (idempotent); return its name."""
+    global _CLIP_REGISTERED
+    if not _CLIP_REGISTERED:
+        import open_clip
+
+        open_clip.add_model_config(CLIP_CONFIG)
+        _CLIP_REGISTERED = True
+    return CLIP_MODEL_NAME
+
+
+def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.device = "cpu"):
+    """``(model, preprocess, tokenizer)`` of the mini CLIP through open_clip.
+
+    ``checkpoint`` a safetensors file (``None``: random initialisation from the current torch
+    seed, for training and tests).
+    """
+    import logging
+
+    import open_clip
+
+    name = register_clip_config()
+    prev = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # silence "No pretrained weights loaded"
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=str(checkpoint) if checkpoint else None, device=device
+        )
+    finally:
+        logging.getLogger().setLevel(prev)
+    tokenizer = open_clip.get_tokenizer(name)
+    return model, preprocess, tokenizer
+
+
+# -- saving and loading -------------------------------------------------------------------
+
+
+def weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
+    """Path of a shipped file, e.g. ``weights_path("mini_decoder.safetensors")``."""
+    return (Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR) / name
+
+
+def save_module(module: nn.Module, path: str | Path, *, config: _Config | None = None, dtype=None) -> None:
+    """Write ``module``'s state dict to ``path`` (safetensors) and its config to ``path`` with ``.json``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
+          for k, v in module.state_dict().items()}  # fmt: skip
+    save_file(sd, str(path))
+    if config is not None:
+        path.with_suffix(".json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Build a ``"decoder"`` or ``"prior"`` net from ``path`` (.safetensors beside its .json), float32."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    cfg_path = path.with_suffix(".json")
+    if not path.is_file() or not cfg_path.is_file():
+        raise ModelNotAvailableError(
+            f"the mini {kind} weights are not on this machine (looked for {path} and {cfg_path}). " + TRAIN_HINT
+        )
+    cfg_dict = json.loads(cfg_path.read_text())
+    if kind == "decoder":
+        net: nn.Module = MiniDecoderNet(DecoderConfig.from_dict(cfg_dict))
+    elif kind == "prior":
+        net = MiniPriorNet(PriorConfig.from_dict(cfg_dict))
+    else:
+        raise ArgumentError(f"kind must be 'decoder' or 'prior', got {kind!r}.")
+    sd = {k: v.float() for k, v in load_file(str(path)).items()}
+    net.load_state_dict(sd)
+    return net.to(device).eval()

@@ -1,0 +1,254 @@
+"""Runtime classes of the embedded ``mini`` unCLIP stack and their preset builders.
+
+- :class:`MiniDecoder`: CLIP image embeddings (b, d) -> uint8 frames, by deterministic DDIM
+  in pixel space from the starting noise the render loop gives it.
+- :class:`MiniPrior`: text embeddings -> image embeddings, sampled from a small diffusion
+  prior (so repeated samples differ).
+
+Both load the weights shipped in ``latentlab/mini/weights/`` (no network); when those are
+missing, :class:`~latentlab.errors.ModelNotAvailableError` says how to train and export them.
+
+>>> import latentlab as ll                                 # doctest: +SKIP
+>>> dec = ll.create_decoder("mini")                         # doctest: +SKIP
+>>> frames = dec.decode(z, torch.randn(len(z), *dec.noise_shape()))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..decoders.base import Decoder
+from ..errors import ArgumentError
+from ..presets import register_decoder_builder, register_prior_builder
+from .models import SPACE, MiniDecoderNet, MiniPriorNet, load_module, sample_decoder, sample_prior, weights_path
+
+from ..priors import Prior
+
+__all__ = ["MiniDecoder", "MiniPrior", "build_mini_decoder", "build_mini_prior", "DECODER_FILE", "PRIOR_FILE"]
+
+DECODER_FILE = "mini_decoder.safetensors"
+PRIOR_FILE = "mini_prior.safetensors"
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def _check_dtype_device(device: Any, dtype: Any) -> tuple[torch.device, torch.dtype]:
+    device = "cpu" if device is None else device
+    dtype = torch.float32 if dtype is None else _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ArgumentError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from exc
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ArgumentError(f"dtype must be torch.float32, float16 or bfloat16, got {dtype!r}.")
+    if dev.type == "cpu" and dtype == torch.float16:
+        raise ArgumentError("dtype=torch.float16 is not supported on the CPU; use torch.float32 (the default).")
+    return dev, dtype
+
+
+class MiniDecoder(Decoder):
+    """The mini unCLIP decoder: a small pixel-space UNet conditioned on CLIP image embeddings.
+
+    Args:
+        net: a :class:`~latentlab.mini.models.MiniDecoderNet` (trained, or random for tests).
+        resolution: side of the returned frames; the native ``net.config.image_size`` output
+            is resized to it with a Lanczos filter (64 by default; native is 32).
+        space: CLIP space name the embeddings must come from.
+        device, dtype: where and in what precision the UNet runs (CPU/float32 by default).
+
+    ``decode(z (b, d), noise (b, 3, s, s))`` -> uint8 ``(b, resolution, resolution, 3)``;
+    deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch.
+
+    >>> import torch
+    >>> from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+    >>> cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4)
+    >>> dec = MiniDecoder(MiniDecoderNet(cfg), resolution=32)
+    >>> z = torch.nn.functional.normalize(torch.randn(2, 16), dim=-1)
+    >>> dec.decode(z, torch.randn(2, *dec.noise_shape()), steps=2).shape
+    (2, 32, 32, 3)
+    """
+
+    name = "mini"
+    default_steps = 25
+    default_guidance = 3.0
+    default_batch_size = 16
+
+    def __init__(
+        self,
+        net: MiniDecoderNet,
+        *,
+        resolution: int = 64,
+        space: str | None = SPACE,
+        name: str = "mini",
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        if not isinstance(net, MiniDecoderNet):
+            raise ArgumentError(f"net must be a MiniDecoderNet, got {type(net).__name__}.")
+        if not isinstance(resolution, int) or resolution < 8:
+            raise ArgumentError(f"resolution must be an int >= 8, got {resolution!r}.")
+        self.device, self.dtype = _check_dtype_device(device, dtype)
+        self.net = net.to(self.device, self.dtype).eval()
+        self.config = net.config
+        self.dim = net.config.embed_dim
+        self.resolution = resolution
+        self.space = space
+        self.name = name
+
+    @classmethod
+    def from_pretrained(
+        cls, weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu", dtype=torch.float32, **kw
+    ) -> MiniDecoder:
+        """Load the shipped decoder (``latentlab/mini/weights/`` unless ``weights_dir``)."""
+        net = load_module("decoder", weights_path(DECODER_FILE, weights_dir))
+        return cls(net, device=device, dtype=dtype, **kw)
+
+    def noise_shape(self) -> tuple[int, ...]:
+        s = self.config.image_size
+        return (3, s, s)
+
+    def _decode(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        seeds: Sequence[int],
+        steps: int,
+        guidance_scale: float,
+    ) -> np.ndarray:
+        z = embeddings.to(self.device, self.dtype)
+        x = noise.to(self.device, self.dtype)
+        with torch.inference_mode():
+            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale)
+        u8 = ((img.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        if u8.shape[1] == self.resolution:
+            return np.ascontiguousarray(u8)
+        from PIL import Image
+
+        r = self.resolution
+        return np.stack([np.asarray(Image.fromarray(f).resize((r, r), Image.Resampling.LANCZOS)) for f in u8])
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0",
+                 default_steps=self.default_steps, default_guidance=self.default_guidance)  # fmt: skip
+        return d
+
+
+class MiniPrior(Prior):
+    """The mini diffusion prior: CLIP text embeddings -> CLIP image embeddings.
+
+    ``prior(text (n, d), seed=0, num_samples=k)`` -> ``(n*k, d)`` unit-norm, tagged with the
+    space; rows ``i*k .. i*k+k-1`` are the samples for text ``i``. Sample ``j`` starts from
+    noise seeded by ``(seed, j)`` (a CPU generator), so results do not depend on the batch and
+    different ``seed`` / ``j`` give different embeddings.
+
+    >>> import torch
+    >>> from latentlab.mini.models import PriorConfig, MiniPriorNet
+    >>> prior = MiniPrior(MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=1)), steps=2)
+    >>> prior(torch.nn.functional.normalize(torch.randn(2, 16), dim=-1), num_samples=3).shape
+    torch.Size([6, 16])
+    """
+
+    def __init__(
+        self,
+        net: MiniPriorNet,
+        *,
+        space: str | None = SPACE,
+        name: str = "mini",
+        steps: int = 25,
+        guidance_scale: float = 2.0,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        if not isinstance(net, MiniPriorNet):
+            raise ArgumentError(f"net must be a MiniPriorNet, got {type(net).__name__}.")
+        super().__init__(name=name, space=space, dim=net.config.embed_dim)
+        self.device, self.dtype = _check_dtype_device(device, dtype)
+        self.net = net.to(self.device, self.dtype).eval()
+        self.steps = int(steps)
+        self.guidance_scale = float(guidance_scale)
+
+    @classmethod
+    def from_pretrained(
+        cls, weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu", dtype=torch.float32, **kw
+    ) -> MiniPrior:
+        """Load the shipped prior (``latentlab/mini/weights/`` unless ``weights_dir``)."""
+        net = load_module("prior", weights_path(PRIOR_FILE, weights_dir))
+        return cls(net, device=device, dtype=dtype, **kw)
+
+    def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
+        t = text_embeddings
+        n, k = t.shape[0], num_samples
+        noise = torch.empty(k, self.dim)
+        for j in range(k):
+            state = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, j]).generate_state(1, np.uint64)[0])
+            g = torch.Generator().manual_seed(state % (2**63))
+            noise[j] = torch.randn(self.dim, generator=g)
+        text_rep = t.repeat_interleave(k, dim=0)
+        noise_rep = noise.repeat(n, 1)
+        with torch.inference_mode():
+            z = sample_prior(
+                self.net,
+                text_rep.to(self.device, self.dtype),
+                noise_rep.to(self.device, self.dtype),
+                steps=self.steps,
+                guidance_scale=self.guidance_scale,
+            )
+        return torch.nn.functional.normalize(z.float().cpu(), dim=-1).clone()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(kind="diffusion prior (residual MLP denoiser, DDIM eta=0)", steps=self.steps,
+                 guidance_scale=self.guidance_scale)  # fmt: skip
+        return d
+
+
+def _check_preset(obj: Any, preset: Any, what: str) -> None:
+    dim = getattr(preset, "dim", None)
+    if dim is not None and dim != obj.dim:
+        raise ArgumentError(
+            f"preset {getattr(preset, 'name', preset)!r} says dim={dim} but the mini {what} weights have {obj.dim}; "
+            "re-export the weights or fix the preset."
+        )
+
+
+@register_decoder_builder("mini")
+def build_mini_decoder(
+    preset: Any,
+    *,
+    weights: str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    **kwargs: Any,
+) -> MiniDecoder:
+    """Preset builder: the shipped :class:`MiniDecoder` (``weights`` overrides the folder)."""
+    res = getattr(preset, "resolution", 64)
+    kw = {"resolution": int(res), "space": getattr(preset, "space", SPACE), "name": getattr(preset, "name", "mini")}
+    kw.update(kwargs)
+    dec = MiniDecoder.from_pretrained(weights, device=device, dtype=dtype, **kw)
+    _check_preset(dec, preset, "decoder")
+    return dec
+
+
+@register_prior_builder("mini")
+def build_mini_prior(
+    preset: Any,
+    *,
+    weights: str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    **kwargs: Any,
+) -> MiniPrior:
+    """Preset builder: the shipped :class:`MiniPrior` (``weights`` overrides the folder)."""
+    kw = {"space": getattr(preset, "space", SPACE), "name": getattr(preset, "name", "mini")}
+    kw.update(kwargs)
+    prior = MiniPrior.from_pretrained(weights, device=device, dtype=dtype, **kw)
+    _check_preset(prior, preset, "prior")
+    return prior

@@ -1,0 +1,553 @@
+"""Train the embedded ``mini`` unCLIP stack: CLIP, then the decoder and the prior.
+
+One reproducible entry point::
+
+    python -m latentlab.mini.train --stage {clip,cache,decoder,prior,all} \\
+        --config {smoke,cpu,gpu | path.json} --out DIR [--resume] [--set decoder.steps=2000 ...]
+
+Stages and what they write under ``DIR`` (make it a git-ignored folder such as ``.cache/``):
+
+- ``clip``: an open_clip model (``configs/mini_clip.json``) trained contrastively on
+  shapes-world scenes rendered on the fly -> ``clip/model.safetensors``.
+- ``cache``: renders ``cache.n_images`` scenes once and encodes them (image and caption
+  embeddings) with the trained mini CLIP -> ``cache/cache.safetensors`` (the decoder and prior
+  stages build it if it is missing).
+- ``prior``: diffusion prior text embedding -> image embedding -> ``prior/``.
+- ``decoder``: pixel-space unCLIP decoder -> ``decoder/``.
+
+Every stage writes ``model.safetensors`` (and ``ema.safetensors``), ``state.pt`` (optimizer
+state and step; loaded with ``weights_only=True``) every ``ckpt_every`` steps and at the end,
+and logs to ``log.jsonl``. ``--resume`` continues from ``state.pt`` with the step count
+going on; batches and noise are drawn from generators seeded by ``(seed, step)`` so a resumed
+run sees the data an uninterrupted one would. A stage also stops (after checkpointing) once
+``max_minutes`` have passed. Then ``python -m latentlab.mini.export --from DIR``.
+
+>>> from latentlab.mini.train import main
+>>> main(["--stage", "clip", "--config", "smoke", "--out", "/tmp/mini-smoke"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ArgumentError
+from . import shapes
+from .models import (
+    DecoderConfig,
+    MiniDecoderNet,
+    MiniPriorNet,
+    PriorConfig,
+    create_clip,
+    make_scheduler,
+)
+
+__all__ = ["TrainConfig", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder", "train_prior"]
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+@dataclass
+class ClipStage:
+    steps: int = 900  # optimizer steps
+    batch_size: int = 128  # scenes per step (contrastive batch)
+    lr: float = 1e-3  # peak AdamW learning rate (linear warmup, cosine decay to 10%)
+    weight_decay: float = 0.05
+    warmup: int = 50
+    max_minutes: float = 20.0  # stop (and checkpoint) after this much wall time
+    log_every: int = 10
+    ckpt_every: int = 100
+    eval_every: int = 100  # zero-shot colour+shape accuracy on held-out scenes
+    eval_scenes: int = 240
+    group: int = 4  # scenes per hard-negative group (see _clip_batch); 1 = plain random batches
+
+
+@dataclass
+class CacheStage:
+    n_images: int = 8000  # scenes rendered and encoded once for the decoder and prior
+    batch_size: int = 256
+
+
+@dataclass
+class DecoderStage:
+    steps: int = 2000
+    batch_size: int = 48
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup: int = 100
+    ema_decay: float = 0.999  # EMA of the weights (with 1 - (1+step)/(10+step) warm-up); exported
+    cond_drop: float = 0.1  # probability of the null embedding (classifier-free guidance)
+    max_minutes: float = 50.0
+    log_every: int = 10
+    ckpt_every: int = 100
+    arch: dict = field(default_factory=lambda: {"block_out_channels": (32, 64, 64)})  # DecoderConfig fields
+
+
+@dataclass
+class PriorStage:
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup: int = 100
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1
+    max_minutes: float = 5.0
+    log_every: int = 50
+    ckpt_every: int = 500
+    arch: dict = field(default_factory=lambda: {"width": 256, "depth": 4})  # PriorConfig fields
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0  # everything (scenes, init, noise) derives from it
+    threads: int = 1  # torch.set_num_threads; 1 for background CPU training
+    device: str = "cpu"
+    render_size: int = 64  # scenes are rendered at this size, then CLIP's preprocess resizes them
+    clip: ClipStage = field(default_factory=ClipStage)
+    cache: CacheStage = field(default_factory=CacheStage)
+    decoder: DecoderStage = field(default_factory=DecoderStage)
+    prior: PriorStage = field(default_factory=PriorStage)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _update(obj: Any, d: dict[str, Any], where: str = "config") -> None:
+    names = {f.name: f for f in fields(obj)}
+    for k, v in d.items():
+        if k not in names:
+            raise ArgumentError(f"unknown field {where}.{k}; known: {sorted(names)}.")
+        cur = getattr(obj, k)
+        if is_dataclass(cur):
+            if not isinstance(v, dict):
+                raise ArgumentError(f"{where}.{k} must be an object, got {v!r}.")
+            _update(cur, v, f"{where}.{k}")
+        else:
+            setattr(obj, k, type(cur)(v) if isinstance(cur, (int, float, str)) and not isinstance(cur, bool) else v)
+
+
+def _smoke() -> TrainConfig:
+    c = TrainConfig(threads=1)
+    c.clip = ClipStage(steps=3, batch_size=8, warmup=1, log_every=1, ckpt_every=2, eval_every=3, eval_scenes=8)
+    c.cache = CacheStage(n_images=16, batch_size=16)
+    tiny = {"block_out_channels": (8, 16, 16), "norm_num_groups": 4, "cross_attention_dim": 16, "attention_heads": 2}
+    c.decoder = DecoderStage(steps=3, batch_size=4, warmup=1, log_every=1, ckpt_every=2, arch=tiny)
+    c.prior = PriorStage(steps=3, batch_size=8, warmup=1, log_every=1, ckpt_every=2, arch={"width": 32, "depth": 1})
+    return c
+
+
+def _cpu() -> TrainConfig:
+    return TrainConfig()
+
+
+def _gpu() -> TrainConfig:
+    c = TrainConfig(threads=8, device="cuda")
+    c.clip = ClipStage(steps=6000, batch_size=512, lr=1e-3, warmup=300, max_minutes=120, ckpt_every=500, eval_every=500)
+    c.cache = CacheStage(n_images=100_000, batch_size=1024)
+    c.decoder = DecoderStage(
+        steps=60_000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9999, max_minutes=600, ckpt_every=2000,
+        arch={"block_out_channels": (64, 128, 256), "layers_per_block": 2, "image_size": 64},
+    )
+    c.prior = PriorStage(steps=50_000, batch_size=1024, lr=3e-4, max_minutes=120, ckpt_every=5000,
+                         arch={"width": 512, "depth": 6})  # fmt: skip
+    return c
+
+
+#: named configurations: ``smoke`` (seconds, for tests), ``cpu`` (what ships; ~75 min on 1 thread), ``gpu``
+CONFIGS = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu}
+
+
+def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainConfig:
+    """A named config (``smoke``, ``cpu``, ``gpu``) or a JSON file of overrides on ``cpu``'s,
+    then ``key.sub=value`` overrides (values parsed as JSON when they parse)."""
+    if name_or_path in CONFIGS:
+        cfg = CONFIGS[name_or_path]()
+    else:
+        p = Path(name_or_path)
+        if not p.is_file():
+            raise ArgumentError(f"--config must be one of {list(CONFIGS)} or a JSON file, got {name_or_path!r}.")
+        cfg = _cpu()
+        _update(cfg, json.loads(p.read_text()))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ArgumentError(f"--set takes key=value (e.g. decoder.steps=2000), got {item!r}.")
+        key, raw = item.split("=", 1)
+        try:
+            val = json.loads(raw)
+        except json.JSONDecodeError:
+            val = raw
+        d: Any = val
+        for part in reversed(key.split(".")):
+            d = {part: d}
+        _update(cfg, d)
+    return cfg
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _gen(seed: int, step: int, salt: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + salt * 7919 + step) % (2**63))
+
+
+def _lr(step: int, peak: float, warmup: int, total: int, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 10% over whichever budget (steps or time) ends first."""
+    if step < warmup:
+        return peak * (step + 1) / max(1, warmup)
+    frac = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+class _Logger:
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, **rec: Any) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
+               ema: dict[str, torch.Tensor] | None = None, elapsed_s: float = 0.0) -> None:  # fmt: skip
+    from safetensors.torch import save_file
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(stage_dir / "model.tmp"))
+    (stage_dir / "model.tmp").replace(stage_dir / "model.safetensors")
+    if ema is not None:
+        save_file({k: v.contiguous().cpu() for k, v in ema.items()}, str(stage_dir / "ema.tmp"))
+        (stage_dir / "ema.tmp").replace(stage_dir / "ema.safetensors")
+    torch.save({"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict()}, stage_dir / "state.tmp")
+    (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
+
+
+def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+               ema: dict[str, torch.Tensor] | None = None) -> tuple[int, float]:  # fmt: skip
+    from safetensors.torch import load_file
+
+    state_path = stage_dir / "state.pt"
+    if not state_path.is_file():
+        raise ArgumentError(f"--resume: no checkpoint at {state_path}; run the stage without --resume first.")
+    model.load_state_dict(load_file(str(stage_dir / "model.safetensors")))
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    opt.load_state_dict(state["optimizer"])
+    if ema is not None and (stage_dir / "ema.safetensors").is_file():
+        ema.update(load_file(str(stage_dir / "ema.safetensors")))
+    return int(state["step"]), float(state.get("elapsed_s", 0.0))
+
+
+def _progress(total: int, start: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc=desc, mininterval=10.0, dynamic_ncols=True)
+
+
+def _prepare(images: list[np.ndarray], preprocess) -> tuple[torch.Tensor, np.ndarray]:
+    """CLIP inputs (b,3,s,s) through open_clip's own preprocess, and the same pixels as uint8 (b,s,s,3)."""
+    from PIL import Image
+
+    x = torch.stack([preprocess(Image.fromarray(im)) for im in images])
+    norm = preprocess.transforms[-1]
+    mean = torch.tensor(norm.mean).view(1, 3, 1, 1)
+    std = torch.tensor(norm.std).view(1, 3, 1, 1)
+    u8 = ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return x, u8
+
+
+def _variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[shapes.Scene]:
+    """``scene`` and ``k - 1`` hard negatives: the same scene with one object's shape (or,
+    for the last one, colour) changed, so captions differ in a single word."""
+    from dataclasses import replace
+
+    out = [scene]
+    for j in range(1, k):
+        i = int(rng.integers(len(scene.objects)))
+        o = scene.objects[i]
+        other = scene.objects[1 - i] if len(scene.objects) == 2 else None
+        for _ in range(20):
+            if j < k - 1:
+                new = replace(o, shape=shapes.SHAPES[int(rng.integers(len(shapes.SHAPES)))])
+            else:
+                new = replace(o, colour=list(shapes.COLOURS)[int(rng.integers(len(shapes.COLOURS)))])
+            if new != o and all(new != x.objects[i] for x in out) and (other is None or
+                                                                     (new.shape, new.colour) != (other.shape, other.colour)):
+                break
+        objs = list(scene.objects)
+        objs[i] = new
+        out.append(replace(scene, objects=tuple(objs)))
+    return out
+
+
+def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokenizer):
+    """Groups of ``clip_group`` scenes that differ in one object's shape (or colour): with
+    random scenes alone, colour and background almost always tell a batch's captions apart
+    and the contrastive loss gives shape next to no gradient."""
+    rng = np.random.default_rng([cfg.seed, 1, step])
+    k = max(1, min(cfg.clip.group, batch_size))
+    scenes, texts = [], []
+    while len(scenes) < batch_size:
+        template = int(rng.integers(shapes.N_TEMPLATES))
+        for s in _variants(shapes.sample_scene(rng), rng, k)[: batch_size - len(scenes)]:
+            scenes.append(s)
+            texts.append(shapes.caption(s, template))
+    x, _ = _prepare([shapes.render_scene(s, cfg.render_size) for s in scenes], preprocess)
+    return x, tokenizer(texts), texts
+
+
+@torch.no_grad()
+def zero_shot_accuracy(model, preprocess, tokenizer, *, n: int = 240, seed: int = 12345, device="cpu") -> dict:
+    """Zero-shot accuracy on fresh single-object scenes against the prompts "a {colour} {shape}"."""
+    model.eval()
+    combos = [(c, s) for c in shapes.COLOURS for s in shapes.SHAPES]
+    prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {s}" for c, s in combos]
+    t = torch.nn.functional.normalize(model.encode_text(tokenizer(prompts).to(device)).float(), dim=-1)
+    scenes = shapes.sample_scenes(seed, n, n_objects=1)
+    x, _ = _prepare([shapes.render_scene(s, 64) for s in scenes], preprocess)
+    i = torch.nn.functional.normalize(model.encode_image(x.to(device)).float(), dim=-1)
+    pred = (i @ t.T).argmax(-1).cpu().tolist()
+    both = colour = shape = 0
+    for s, p in zip(scenes, pred):
+        c, sh = combos[p]
+        colour += c == s.objects[0].colour
+        shape += sh == s.objects[0].shape
+        both += (c, sh) == (s.objects[0].colour, s.objects[0].shape)
+    model.train()
+    return {"zero_shot_both": both / n, "zero_shot_colour": colour / n, "zero_shot_shape": shape / n}
+
+
+# -- stages -------------------------------------------------------------------------------
+
+
+def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False) -> dict:
+    sc = cfg.clip
+    torch.manual_seed(cfg.seed)
+    model, preprocess, tokenizer = create_clip(None, device=cfg.device)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": sc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=sc.lr, betas=(0.9, 0.98), eps=1e-6)  # fmt: skip
+    d = out / "clip"
+    step, spent = _load_ckpt(d, model, opt) if resume else (0, 0.0)
+    log = _Logger(d / "log.jsonl")
+    t0 = time.time() - spent
+    bar = _progress(sc.steps, step, "clip")
+    metrics: dict = {}
+    while step < sc.steps:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, sc.lr, sc.warmup, sc.steps, (time.time() - t0) / 60 / sc.max_minutes)
+        x, tok, texts = _clip_batch(cfg, step, sc.batch_size, preprocess, tokenizer)
+        img, txt, scale = model(x.to(cfg.device), tok.to(cfg.device))
+        logits = scale * img @ txt.T
+        # identical captions in a batch are all positives (soft targets), not false negatives
+        same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32, device=logits.device)
+        target = same / same.sum(-1, keepdim=True)
+        loss = 0.5 * (torch.sum(-target * logits.log_softmax(-1), -1).mean()
+                      + torch.sum(-target * logits.T.log_softmax(-1), -1).mean())  # fmt: skip
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        step += 1
+        bar.update(1)
+        timed_out = (time.time() - t0) / 60 > sc.max_minutes
+        if step % sc.log_every == 0 or step == sc.steps:
+            log(stage="clip", step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
+                scale=float(scale.detach()), elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+        if step % sc.eval_every == 0 or step == sc.steps or timed_out:
+            metrics = zero_shot_accuracy(model, preprocess, tokenizer, n=sc.eval_scenes, device=cfg.device)
+            log(stage="clip", step=step, **metrics)
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['zero_shot_both']:.2f}")
+        if step % sc.ckpt_every == 0 or step == sc.steps or timed_out:
+            _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+        if timed_out:
+            break
+    bar.close()
+    _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+    return {"step": step, **metrics}
+
+
+@torch.no_grad()
+def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str, torch.Tensor]:
+    """Render ``cache.n_images`` scenes, encode them with the trained mini CLIP, save, return."""
+    from safetensors.torch import load_file, save_file
+
+    path = out / "cache" / "cache.safetensors"
+    clip_ckpt = out / "clip" / "model.safetensors"
+    if not clip_ckpt.is_file():
+        raise ArgumentError(f"no trained mini CLIP at {clip_ckpt}: run `--stage clip --out {out}` first.")
+    meta_path = path.with_suffix(".json")
+    clip_mtime = clip_ckpt.stat().st_mtime
+    if path.is_file() and not force and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime:
+            return load_file(str(path))
+    model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
+    model.eval()
+    n, bs = cfg.cache.n_images, cfg.cache.batch_size
+    rng = np.random.default_rng([cfg.seed, 2])
+    scenes = [shapes.sample_scene(rng) for _ in range(n)]
+    texts = [shapes.caption(s, int(rng.integers(shapes.N_TEMPLATES))) for s in scenes]
+    imgs, iemb, temb = [], [], []
+    for a in range(0, n, bs):
+        x, u8 = _prepare([shapes.render_scene(s, cfg.render_size) for s in scenes[a : a + bs]], preprocess)
+        imgs.append(torch.from_numpy(u8))
+        iemb.append(torch.nn.functional.normalize(model.encode_image(x.to(cfg.device)).float(), dim=-1).cpu())
+        tok = tokenizer(texts[a : a + bs]).to(cfg.device)
+        temb.append(torch.nn.functional.normalize(model.encode_text(tok).float(), dim=-1).cpu())
+    data = {"images": torch.cat(imgs), "image_embeds": torch.cat(iemb), "text_embeds": torch.cat(temb)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(data, str(path))
+    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, "captions": texts}))
+    return data
+
+
+def _ema_init(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            ema[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
+        else:
+            ema[k].copy_(v)
+
+
+def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False) -> dict:
+    stage = cfg.decoder if kind == "decoder" else cfg.prior
+    data = build_cache(cfg, out)
+    d_emb = data["image_embeds"].shape[1]
+    torch.manual_seed(cfg.seed + (1 if kind == "decoder" else 2))
+    if kind == "decoder":
+        arch = DecoderConfig.from_dict({"embed_dim": d_emb, **stage.arch})
+        model: torch.nn.Module = MiniDecoderNet(arch)
+        if arch.image_size != data["images"].shape[1]:
+            raise ArgumentError(
+                f"decoder.arch.image_size={arch.image_size} but the cache holds {data['images'].shape[1]} px images "
+                "(CLIP's input size); they must match."
+            )
+    else:
+        arch = PriorConfig.from_dict({"embed_dim": d_emb, **stage.arch})
+        model = MiniPriorNet(arch)
+    model.to(cfg.device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
+    ema = _ema_init(model)
+    d = out / kind
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text(json.dumps(arch.to_dict(), indent=2) + "\n")
+    step, spent = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0)
+    sched = make_scheduler(arch, "ddpm")
+    alphas = sched.alphas_cumprod.float()
+    log = _Logger(d / "log.jsonl")
+    n = data["images"].shape[0]
+    t0 = time.time() - spent
+    bar = _progress(stage.steps, step, kind)
+    loss_avg = None
+    salt = 3 if kind == "decoder" else 4
+    while step < stage.steps:
+        g = _gen(cfg.seed, step, salt)
+        for grp in opt.param_groups:
+            grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, (time.time() - t0) / 60 / stage.max_minutes)
+        idx = torch.randint(0, n, (stage.batch_size,), generator=g)
+        emb = data["image_embeds"][idx]
+        if kind == "decoder":
+            x0 = data["images"][idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            cond = emb
+        else:
+            x0 = emb * math.sqrt(d_emb)
+            cond = data["text_embeds"][idx]
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, arch.num_train_timesteps, (stage.batch_size,), generator=g)
+        drop = torch.rand(stage.batch_size, generator=g) < stage.cond_drop
+        a = alphas[t].view(-1, *([1] * (x0.ndim - 1)))
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        if arch.prediction_type == "epsilon":
+            target = noise
+        elif arch.prediction_type == "sample":
+            target = x0
+        else:  # v_prediction
+            target = a.sqrt() * noise - (1 - a).sqrt() * x0
+        dev = cfg.device
+        pred = model(xt.to(dev), t.to(dev), cond.to(dev), drop.to(dev))
+        loss = torch.nn.functional.mse_loss(pred.float(), target.to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
+        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+        bar.update(1)
+        timed_out = (time.time() - t0) / 60 > stage.max_minutes
+        if step % stage.log_every == 0 or step == stage.steps:
+            log(stage=kind, step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
+                elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+            bar.set_postfix(loss=f"{loss_avg:.4f}")
+        if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+        if timed_out:
+            break
+    bar.close()
+    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+    return {"step": step, "loss_avg": loss_avg}
+
+
+def train_decoder(cfg: TrainConfig, out: Path, *, resume: bool = False) -> dict:
+    return _train_diffusion("decoder", cfg, out, resume=resume)
+
+
+def train_prior(cfg: TrainConfig, out: Path, *, resume: bool = False) -> dict:
+    return _train_diffusion("prior", cfg, out, resume=resume)
+
+
+# -- CLI ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "all"], required=True)
+    ap.add_argument("--config", default="cpu", help="smoke | cpu | gpu | path to a JSON file of overrides")
+    ap.add_argument("--smoke", action="store_true", help="same as --config smoke")
+    ap.add_argument("--out", required=True, help="run folder (put it under a git-ignored dir such as .cache/)")
+    ap.add_argument("--resume", action="store_true", help="continue each stage from its state.pt")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. decoder.steps=2000")
+    args = ap.parse_args(argv)
+    cfg = get_config("smoke" if args.smoke else args.config, args.set)
+    torch.set_num_threads(cfg.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    results: dict[str, Any] = {}
+    stages = ["clip", "cache", "prior", "decoder"] if args.stage == "all" else [args.stage]
+    for st in stages:
+        t0 = time.time()
+        if st == "clip":
+            results[st] = train_clip(cfg, out, resume=args.resume and (out / "clip" / "state.pt").is_file())
+        elif st == "cache":
+            build_cache(cfg, out, force=args.stage == "cache")
+            results[st] = {"n_images": cfg.cache.n_images}
+        elif st == "decoder":
+            results[st] = train_decoder(cfg, out, resume=args.resume and (out / "decoder" / "state.pt").is_file())
+        else:
+            results[st] = train_prior(cfg, out, resume=args.resume and (out / "prior" / "state.pt").is_file())
+        results[st]["seconds"] = round(time.time() - t0, 1)
+        print(json.dumps({st: results[st]}), flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

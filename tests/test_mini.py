@@ -1,0 +1,316 @@
+"""Tests of the embedded mini unCLIP stack (latentlab/mini): shapes world, pixel checker,
+training smoke runs with checkpoint/resume, export, and the runtime decoder and prior built
+from small random weights. Tests that need the shipped trained weights skip without them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.errors import ArgumentError, ModelNotAvailableError, SpaceError
+from latentlab.mini import shapes, weights_available
+from latentlab.presets import Preset
+from latentlab.space import space_of, tag
+
+# -- shapes world --------------------------------------------------------------------------
+
+
+def test_scene_sampling_and_rendering_are_deterministic():
+    a, b = shapes.sample_scene(11), shapes.sample_scene(11)
+    assert a == b
+    assert np.array_equal(shapes.render_scene(a), shapes.render_scene(b))
+    others = [shapes.sample_scene(s) for s in range(12, 20)]
+    assert any(o != a for o in others)
+    assert shapes.sample_scenes(3, 5)[2] == shapes.sample_scenes(3, 10)[2]  # slices reproduce
+
+
+def test_render_has_background_and_object_colours():
+    s = shapes.Scene((shapes.ShapeObject("square", "blue", "filled", 0.5, 0.5, 0.5),), "white")
+    img = shapes.render_scene(s, size=64)
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    assert tuple(img[0, 0]) == (255, 255, 255)
+    assert tuple(img[32, 32]) == shapes.COLOURS["blue"]
+    # the filled square covers a quarter of the image (antialiased edges aside)
+    blue = (np.abs(img.astype(int) - shapes.COLOURS["blue"]).sum(-1) < 10).mean()
+    assert abs(blue - 0.25) < 0.03
+
+
+def test_captions_from_templates():
+    s = shapes.Scene((shapes.ShapeObject("circle", "orange", "outline", 0.5, 0.5, 0.5),), "black")
+    assert shapes.caption(s) == "an orange circle"
+    assert shapes.caption(s, 1) == "an orange circle on a black background"
+    assert shapes.caption(s, 2) == "an outlined orange circle"
+    two = shapes.Scene(
+        (
+            shapes.ShapeObject("circle", "red", "filled", 0.5, 0.25, 0.3),
+            shapes.ShapeObject("square", "blue", "filled", 0.5, 0.75, 0.3),
+        ),
+        "white",
+        "above",
+    )
+    assert shapes.caption(two, 1) == "a red circle above a blue square on a white background"
+    assert len(set(shapes.captions_for(two))) == shapes.N_TEMPLATES
+
+
+@pytest.mark.parametrize("relation", shapes.RELATIONS)
+def test_two_object_scenes_respect_their_relation(relation):
+    for seed in range(40):
+        s = shapes.sample_scene(seed, n_objects=2)
+        if s.relation != relation:
+            continue
+        a, b = s.objects
+        assert (a.shape, a.colour) != (b.shape, b.colour)
+        gap = {"above": b.cy - a.cy, "below": a.cy - b.cy, "left of": b.cx - a.cx, "right of": a.cx - b.cx}[relation]
+        assert gap >= (a.size + b.size) / 2  # separated along the relation's axis: no overlap
+
+
+def test_bad_arguments_are_reported():
+    with pytest.raises(ArgumentError, match="n_objects"):
+        shapes.sample_scene(0, n_objects=3)
+    with pytest.raises(ArgumentError, match="image must be an RGB array"):
+        shapes.check_image(np.zeros((8, 8)))
+
+
+def test_checker_agrees_with_ground_truth_on_clean_single_object_renders():
+    n = 150
+    hits = sum(
+        shapes.check_agreement(shapes.render_scene(s), s)["both"]
+        for s in shapes.sample_scenes(101, n, n_objects=1)
+    )
+    assert hits / n >= 0.95
+
+
+def test_checker_reads_two_objects():
+    n = 60
+    hits = sum(
+        shapes.check_agreement(shapes.render_scene(s), s)["both"]
+        for s in shapes.sample_scenes(202, n, n_objects=2)
+    )
+    assert hits / n >= 0.85
+
+
+def test_checker_rejects_wrong_answers():
+    s = shapes.Scene((shapes.ShapeObject("triangle", "green", "filled", 0.5, 0.5, 0.5),), "gray")
+    res = shapes.check_agreement(shapes.render_scene(s), s)
+    assert res == {"colour": True, "shape": True, "both": True}
+    wrong = shapes.Scene((shapes.ShapeObject("star", "pink", "filled", 0.5, 0.5, 0.5),), "gray")
+    assert shapes.check_agreement(shapes.render_scene(s), wrong) == {"colour": False, "shape": False, "both": False}
+    assert shapes.check_image(np.full((64, 64, 3), 255, np.uint8)) == []
+
+
+# -- training smoke runs -------------------------------------------------------------------
+
+
+def _log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    from latentlab.mini.train import main
+
+    out = tmp_path_factory.mktemp("mini-smoke")
+    res = main(["--stage", "all", "--config", "smoke", "--out", str(out)])
+    return out, res
+
+
+def test_smoke_training_runs_every_stage(smoke_run):
+    out, res = smoke_run
+    assert [res[k]["step"] for k in ("clip", "prior", "decoder")] == [3, 3, 3]
+    for stage in ("clip", "prior", "decoder"):
+        d = out / stage
+        assert (d / "model.safetensors").is_file() and (d / "state.pt").is_file()
+        losses = [r["loss"] for r in _log(d / "log.jsonl") if "loss" in r]
+        assert losses and all(math.isfinite(x) for x in losses)
+        state = torch.load(d / "state.pt", weights_only=True)
+        assert state["step"] == 3
+    assert (out / "cache" / "cache.safetensors").is_file()
+
+
+def test_resume_continues_the_step_count(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=5"])
+    steps = [r["step"] for r in _log(out / "decoder" / "log.jsonl")]
+    assert steps == [1, 2, 3, 4, 5]
+    assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 5
+
+
+def test_config_overrides_and_errors():
+    from latentlab.mini.train import get_config
+
+    cfg = get_config("smoke", ["decoder.steps=7", "clip.lr=0.01"])
+    assert cfg.decoder.steps == 7 and cfg.clip.lr == 0.01
+    with pytest.raises(ArgumentError, match="unknown field"):
+        get_config("smoke", ["decoder.nope=1"])
+    with pytest.raises(ArgumentError, match="--config"):
+        get_config("no-such-config")
+
+
+def test_export_writes_loadable_weights(smoke_run, tmp_path):
+    import open_clip
+
+    from latentlab.mini.export import export
+    from latentlab.mini.models import CLIP_MODEL_NAME, create_clip, register_clip_config
+    from latentlab.mini.runtime import MiniDecoder, MiniPrior
+
+    out = tmp_path / "weights"
+    m = export(smoke_run[0], out)
+    assert m["total_mb"] < 40
+    assert set(m["files"]) == {"mini_clip.safetensors", "mini_decoder.safetensors", "mini_prior.safetensors"}
+    # the CLIP loads through open_clip's own code path
+    register_clip_config()
+    model, _, _ = open_clip.create_model_and_transforms(CLIP_MODEL_NAME, pretrained=str(out / "mini_clip.safetensors"))
+    ref, _, tok = create_clip(smoke_run[0] / "clip" / "model.safetensors")
+    t = tok(["a red circle", "a blue star"])
+    with torch.no_grad():
+        za = torch.nn.functional.normalize(model.encode_text(t), dim=-1)
+        zb = torch.nn.functional.normalize(ref.encode_text(t), dim=-1)
+    assert float((za * zb).sum(-1).min()) > 0.999
+    dec = MiniDecoder.from_pretrained(out, resolution=32)
+    assert dec.config.block_out_channels == (8, 16, 16)
+    assert MiniPrior.from_pretrained(out, steps=2).dim == 128
+
+
+# -- runtime with random weights -----------------------------------------------------------
+
+
+def _tiny_decoder(resolution=32, space="latentlab-mini"):
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+    from latentlab.mini.runtime import MiniDecoder
+
+    torch.manual_seed(0)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2)  # fmt: skip
+    net = MiniDecoderNet(cfg)
+    with torch.no_grad():  # random (not zero) conditioning weights, so the embedding matters
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    return MiniDecoder(net, resolution=resolution, space=space)
+
+
+def _unit(n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1)
+
+
+def test_mini_decoder_shapes_dtype_and_determinism():
+    dec = _tiny_decoder()
+    assert dec.noise_shape() == (3, 32, 32)
+    z = _unit(3, 16, 0)
+    noise = torch.randn(3, *dec.noise_shape(), generator=torch.Generator().manual_seed(1))
+    a = dec.decode(z, noise, steps=3)
+    b = dec.decode(z, noise, steps=3)
+    assert a.shape == (3, 32, 32, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    c = dec.decode(z, torch.randn(3, *dec.noise_shape(), generator=torch.Generator().manual_seed(2)), steps=3)
+    assert not np.array_equal(a, c)
+    assert a.std() > 1  # not a constant image
+
+
+def test_mini_decoder_batch_invariance_and_guidance():
+    dec = _tiny_decoder()
+    z = _unit(3, 16, 3)
+    noise = torch.randn(3, *dec.noise_shape(), generator=torch.Generator().manual_seed(4))
+    full = dec.decode(z, noise, steps=3)
+    single = dec.decode(z[1:2], noise[1:2], steps=3)
+    assert np.abs(full[1].astype(int) - single[0].astype(int)).max() <= 1
+    g1 = dec.decode(z[:1], noise[:1], steps=3, guidance_scale=1.0)
+    g5 = dec.decode(z[:1], noise[:1], steps=3, guidance_scale=5.0)
+    assert not np.array_equal(g1, g5)
+
+
+def test_mini_decoder_resizes_to_its_resolution_and_checks_inputs():
+    dec = _tiny_decoder(resolution=64)
+    z = _unit(2, 16, 5)
+    frames = dec.decode(z, torch.randn(2, 3, 32, 32), steps=2)
+    assert frames.shape == (2, 64, 64, 3)
+    with pytest.raises(SpaceError):
+        dec.decode(_unit(2, 8, 0), torch.randn(2, 3, 32, 32))
+    with pytest.raises(SpaceError):
+        dec.decode(tag(_unit(2, 16, 0), "openai/ViT-L-14"), torch.randn(2, 3, 32, 32))
+    with pytest.raises(ArgumentError, match="noise"):
+        dec.decode(z, torch.randn(2, 3, 64, 64))
+    assert dec.describe()["native_resolution"] == 32
+
+
+def _tiny_prior():
+    from latentlab.mini.models import MiniPriorNet, PriorConfig
+    from latentlab.mini.runtime import MiniPrior
+
+    torch.manual_seed(0)
+    net = MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=2))
+    with torch.no_grad():
+        for blk in net.blocks:
+            blk.fc2.weight.normal_(0, 0.1)
+    return MiniPrior(net, steps=4)
+
+
+def test_mini_prior_samples_differ_and_reproduce():
+    prior = _tiny_prior()
+    t = _unit(2, 16, 7)
+    z = prior(t, seed=0, num_samples=3)
+    assert z.shape == (6, 16) and z.dtype == torch.float32
+    assert torch.allclose(z.norm(dim=-1), torch.ones(6), atol=1e-5)
+    assert space_of(z) == "latentlab-mini"
+    assert float((z[0] - z[1]).abs().max()) > 1e-3  # repeated samples differ
+    assert torch.equal(z, prior(t, seed=0, num_samples=3))
+    assert not torch.allclose(z, prior(t, seed=1, num_samples=3))
+    alone = prior(t[1:], seed=0, num_samples=3)
+    assert torch.allclose(alone, z[3:], atol=1e-5)  # independent of the batch
+    with pytest.raises(ArgumentError, match="num_samples"):
+        prior(t, num_samples=0)
+    with pytest.raises(SpaceError):
+        prior(_unit(1, 8, 0))
+
+
+def test_builders_raise_model_not_available_without_weights(tmp_path):
+    from latentlab.mini.runtime import build_mini_decoder, build_mini_prior
+
+    p = Preset(name="mini-test", space="latentlab-mini", dim=128, resolution=64, encoder={}, decoder={})
+    with pytest.raises(ModelNotAvailableError, match="latentlab.mini.train"):
+        build_mini_decoder(p, weights=tmp_path)
+    with pytest.raises(ModelNotAvailableError, match="latentlab.mini.export"):
+        build_mini_prior(p, weights=tmp_path)
+
+
+# -- with the shipped trained weights ------------------------------------------------------
+
+needs_weights = pytest.mark.skipif(
+    not weights_available(),
+    reason="latentlab/mini/weights/ holds no trained weights yet: run python -m latentlab.mini.train "
+    "and python -m latentlab.mini.export (see docs/mini.md)",
+)
+
+
+@needs_weights
+def test_shipped_clip_zero_shot_reads_colour_and_shape():
+    from latentlab.mini.models import WEIGHTS_DIR, create_clip
+    from latentlab.mini.train import zero_shot_accuracy
+
+    torch.manual_seed(0)
+    model, pre, tok = create_clip(WEIGHTS_DIR / "mini_clip.safetensors")
+    acc = zero_shot_accuracy(model, pre, tok, n=96, seed=4242)
+    # the shipped CPU run is undertrained on shape (docs/mini.md): these bars are what it
+    # reaches (colour ~1.0, shape ~0.57), set so that a broken loader or preprocess fails
+    assert acc["zero_shot_colour"] >= 0.95
+    assert acc["zero_shot_both"] >= 0.4
+
+
+@needs_weights
+def test_shipped_decoder_and_prior_load_and_run():
+    from latentlab.mini.runtime import MiniDecoder, MiniPrior
+
+    dec = MiniDecoder.from_pretrained()
+    prior = MiniPrior.from_pretrained(steps=5)
+    z = prior(_unit(2, dec.dim, 0), seed=0, num_samples=1)
+    frames = dec.decode(z, torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(0)), steps=5)
+    assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
+    assert frames.std() > 5
