@@ -6,9 +6,13 @@ from __future__ import annotations
 import importlib
 
 # each module registers its builders with the register_*_builder decorators of presets.py
-for _mod in ("latentlab.encoders", "latentlab.decoders.unclip", "latentlab.priors"):
-    try:
-        importlib.import_module(_mod)
-    except ModuleNotFoundError as exc:  # a module that does not exist yet in this checkout
-        if exc.name != _mod:
-            raise
+for _mod in (
+    "latentlab.encoders",
+    "latentlab.hf_clip",
+    "latentlab.priors",
+    "latentlab.decoders.unclip",
+    "latentlab.decoders.kandinsky",
+    "latentlab.decoders.karlo",
+    "latentlab.mini.runtime",
+):
+    importlib.import_module(_mod)

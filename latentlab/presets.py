@@ -78,7 +78,7 @@ def get_preset(name: str | Preset) -> Preset:
     if isinstance(name, Preset):
         return name
     if not isinstance(name, str) or name not in PRESETS:
-        close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+        close = difflib.get_close_matches(str(name), list(PRESETS), n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ArgumentError(
             f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}. "
@@ -135,14 +135,14 @@ def create_encoder(preset: str | Preset = "mini", **kwargs: Any):
     """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
     p = get_preset(preset)
     spec = dict(p.encoder)
-    return _builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p)(p, **spec, **kwargs)
+    return _builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p)(p, **{**spec, **kwargs})
 
 
 def create_decoder(preset: str | Preset = "mini", **kwargs: Any):
     """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
     p = get_preset(preset)
     spec = dict(p.decoder)
-    return _builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p)(p, **spec, **kwargs)
+    return _builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p)(p, **{**spec, **kwargs})
 
 
 def create_prior(preset: str | Preset = "mini", **kwargs: Any):
@@ -154,7 +154,7 @@ def create_prior(preset: str | Preset = "mini", **kwargs: Any):
             "Use image keyframes (text can still steer them with text_diff), or a preset with a prior."
         )
     spec = dict(p.prior)
-    return _builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p)(p, **spec, **kwargs)
+    return _builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p)(p, **{**spec, **kwargs})
 
 
 _LOADED = False
@@ -185,6 +185,112 @@ register_preset(
         "For tests and smoke runs: its frames are structured noise, not pictures.",
         licence="n/a (random weights)",
         notes="prior is the identity: text embeddings are used as image embeddings.",
+    )
+)
+
+
+register_preset(
+    Preset(
+        name="mini",
+        space="latentlab-mini",
+        dim=128,
+        resolution=64,
+        encoder={
+            "kind": "open_clip",
+            "model": "mini_clip",
+            "config": "mini/configs/mini_clip.json",
+            "checkpoint": "mini/weights/mini_clip.safetensors",
+        },
+        decoder={"kind": "mini"},
+        prior={"kind": "mini"},
+        description="latentlab's own small unCLIP stack (CLIP + diffusion prior + pixel decoder), "
+        "trained in this repo on a procedural shapes world and shipped in the package (~31 MB).",
+        licence="MIT (trained here; see docs/mini.md)",
+        notes="undertrained CPU run: knows only coloured shapes; see docs/mini.md for measured quality.",
+    )
+)
+
+register_preset(
+    Preset(
+        name="sd21-unclip-h",
+        space="laion2b_s32b_b79k/ViT-H-14",
+        dim=1024,
+        resolution=768,
+        encoder={"kind": "open_clip", "model": "ViT-H-14", "pretrained": "laion2b_s32b_b79k"},
+        decoder={"kind": "stable_unclip", "repo": "stabilityai/stable-diffusion-2-1-unclip", "embed_scale": "auto"},
+        prior=None,
+        description="Stable Diffusion 2.1 unCLIP, conditioned on OpenCLIP ViT-H/14 image embeddings.",
+        licence="CreativeML Open RAIL++-M",
+        download_gb=8.5,
+        gpu_memory_gb=8.0,
+        hub_repos=("stabilityai/stable-diffusion-2-1-unclip", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"),
+        notes="no public prior in this space: text can steer image keyframes (text_diff), "
+        "but plain text keyframes need an image.",
+    )
+)
+
+register_preset(
+    Preset(
+        name="sd21-unclip-l",
+        space="openai/ViT-L-14",
+        dim=768,
+        resolution=768,
+        encoder={"kind": "open_clip", "model": "ViT-L-14", "pretrained": "openai"},
+        decoder={"kind": "stable_unclip", "repo": "stabilityai/stable-diffusion-2-1-unclip-small", "embed_scale": "auto"},
+        prior={"kind": "karlo", "repo": "kakaobrain/karlo-v1-alpha"},
+        description="Stable Diffusion 2.1 unCLIP-small, conditioned on OpenAI CLIP ViT-L/14 image "
+        "embeddings; Karlo's prior (same CLIP space) turns texts into image embeddings.",
+        licence="CreativeML Open RAIL++-M (decoder); CreativeML Open RAIL-M (Karlo prior)",
+        download_gb=9.5,
+        gpu_memory_gb=8.0,
+        hub_repos=(
+            "stabilityai/stable-diffusion-2-1-unclip-small",
+            "timm/vit_large_patch14_clip_224.openai",
+            "kakaobrain/karlo-v1-alpha",
+        ),
+        notes="the Karlo prior loads from diffusers' deprecated unCLIP pipelines (supported while diffusers ships them).",
+    )
+)
+
+register_preset(
+    Preset(
+        name="kandinsky-2.2",
+        space="kandinsky-2.2/ViT-bigG-14",
+        dim=1280,
+        resolution=768,
+        encoder={"kind": "hf_clip", "repo": "kandinsky-community/kandinsky-2-2-prior"},
+        decoder={"kind": "kandinsky", "repo": "kandinsky-community/kandinsky-2-2-decoder"},
+        prior={"kind": "kandinsky", "repo": "kandinsky-community/kandinsky-2-2-prior"},
+        description="Kandinsky 2.2: prior + image-embedding decoder in the space of its own ViT-bigG/14 "
+        "image encoder (wrapped through the same Encoder interface).",
+        licence="Apache-2.0",
+        download_gb=13.0,
+        gpu_memory_gb=12.0,
+        hub_repos=("kandinsky-community/kandinsky-2-2-prior", "kandinsky-community/kandinsky-2-2-decoder"),
+    )
+)
+
+register_preset(
+    Preset(
+        name="karlo",
+        space="openai/ViT-L-14",
+        dim=768,
+        resolution=256,
+        encoder={"kind": "open_clip", "model": "ViT-L-14", "pretrained": "openai"},
+        decoder={"kind": "karlo", "repo": "kakaobrain/karlo-v1-alpha-image-variations"},
+        prior={"kind": "karlo", "repo": "kakaobrain/karlo-v1-alpha"},
+        description="Kakao Brain's Karlo v1 alpha, an unCLIP reproduction in OpenAI CLIP ViT-L/14 space "
+        "(64 px decoder + 256 px super-resolution).",
+        licence="CreativeML Open RAIL-M",
+        download_gb=7.0,
+        gpu_memory_gb=6.0,
+        hub_repos=(
+            "kakaobrain/karlo-v1-alpha-image-variations",
+            "kakaobrain/karlo-v1-alpha",
+            "timm/vit_large_patch14_clip_224.openai",
+        ),
+        notes="diffusers keeps Karlo's pipelines under its deprecated pipelines: supported while diffusers ships them. "
+        "Its scheduler is stochastic (reproducible per frame from the seed).",
     )
 )
 

@@ -341,7 +341,11 @@ class Spec:
                         f"keyframes[{i}] is a text keyframe, which needs a prior, and preset {self.preset!r} "
                         "has none. Use an image keyframe, or a text_diff from the previous keyframe."
                     )
-                z = prior(encoder.encode_text([kf["text"]]), seed=int(kf.get("seed", self.seed)))
+                seed = int(kf.get("seed", self.seed))
+                if getattr(prior, "needs_texts", False):  # e.g. Karlo/Kandinsky priors read token states
+                    z = prior.from_texts([kf["text"]], seed=seed)
+                else:
+                    z = prior(encoder.encode_text([kf["text"]]), seed=seed)
             elif "text_diff" in kf:
                 td = kf["text_diff"]
                 src, dst = encoder.encode_text([td.get("from", NEUTRAL_CAPTION), td["to"]]).split(1)

@@ -13,6 +13,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+def pytest_configure(config):
+    import torch
+
+    # the models under test are tiny: one thread avoids oversubscription on small CI machines
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

@@ -1,0 +1,125 @@
+"""The command line and the spec job, end to end on the tiny random preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latentlab.cli import main
+from latentlab.render import MANIFEST
+
+FAST = ["--preset", "tiny", "--steps", "2", "-q"]
+
+
+def test_help_mentions_every_verb(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("presets", "morph", "interpolate", "variations", "render", "resumes"):
+        assert verb in out
+
+
+def test_presets_lists_tiny(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "tiny-random" in out and "built in" in out
+    assert main(["presets", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name": "tiny", "dim": 32}.items() <= next(r for r in rows if r["name"] == "tiny").items()
+
+
+def test_morph_writes_video_sheet_frames_and_spec(tmp_path, images, capsys):
+    out_dir, video, spec = tmp_path / "r", tmp_path / "m.gif", tmp_path / "s.toml"
+    rc = main(
+        ["morph", str(images[0]), "--to", "a blue square", "--theta", "0.3", "--frames", "4",
+         "--out-dir", str(out_dir), "-o", str(video), "--save-spec", str(spec), *FAST]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert str(video) in printed and "contact_sheet.png" in printed
+    from latentlab.video import read_video
+
+    assert read_video(video).shape[0] == 5
+    assert len(list(out_dir.glob("frame_*.png"))) == 5
+    assert (out_dir / "contact_sheet.png").exists()
+    manifest = json.loads((out_dir / MANIFEST).read_text())
+    assert manifest["complete"] and manifest["spec"]["keyframes"][1]["text_diff"]["theta"] == 0.3
+    # the saved spec replays the same render: nothing is re-rendered
+    mtimes = sorted(p.stat().st_mtime_ns for p in out_dir.glob("frame_*.png"))
+    assert main(["render", str(spec), "--out-dir", str(out_dir), "-o", str(video), "-q"]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in out_dir.glob("frame_*.png")) == mtimes
+
+
+def test_interpolate_and_variations(tmp_path, images):
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "3",
+                 "--out-dir", str(tmp_path / "i"), "-o", str(tmp_path / "i.mp4"), *FAST]) == 0  # fmt: skip
+    assert len(list((tmp_path / "i").glob("frame_*.png"))) == 4
+    assert main(["variations", str(images[0]), "-n", "3",
+                 "--out-dir", str(tmp_path / "v"), "-o", str(tmp_path / "v.gif"), *FAST]) == 0  # fmt: skip
+    frames = np.stack([np.asarray(__import__("PIL.Image").Image.open(p)) for p in sorted((tmp_path / "v").glob("frame_*.png"))])
+    assert frames.shape[0] == 3
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 1  # new noise, new picture
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["morph", "/no/such.png", "--to", "x"], "no such file"),
+        (["interpolate", "IMG", "IMG", "--preset", "nope"], "unknown preset 'nope'"),
+        (["interpolate", "IMG", "IMG", "--preset", "tyni"], "Did you mean 'tiny'"),
+        (["morph", "IMG", "--to", "x", "--theta", "2"], "theta"),
+        (["render", "/no/spec.toml"], "does not exist"),
+        (["interpolate", "IMG", "IMG", "--preset", "tiny", "-o", "/proc/x/y.mp4", "--frames", "1", "--steps", "1"], "y.mp4"),
+        (["interpolate", "IMG", "IMG", "--preset", "tiny", "-o", "out.avi"], "must end in .mp4, .gif or .webp"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(argv, message, images, tmp_path, capsys):
+    argv = [str(images[0]) if a == "IMG" else a for a in argv]
+    assert main([*argv, "--out-dir", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentlab: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_malformed_spec_file(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('preset = "tiny"\n[[keyframes]]\ntext = "a"\n')
+    assert main(["render", str(spec)]) == 2
+    assert "at least two" in capsys.readouterr().err
+
+
+def test_killed_render_resumes_without_losing_frames(tmp_path, images):
+    """SIGKILL a CLI render mid-way, run the same command again: finished frames are kept
+    untouched and only the rest are rendered."""
+    out_dir = tmp_path / "r"
+    cmd = [sys.executable, "-m", "latentlab", "interpolate", str(images[0]), str(images[1]), "--frames", "23",
+           "--batch-size", "1", "--steps", "6", "--preset", "tiny", "--out-dir", str(out_dir),
+           "-o", str(tmp_path / "r.mp4"), "-q"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while len(list(out_dir.glob("frame_*.png"))) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "the render did not start in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in out_dir.glob("frame_*.png")}
+    assert 3 <= len(done) < 24, "kill came too late to test resuming"
+    assert not json.loads((out_dir / MANIFEST).read_text())["complete"]
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in out_dir.glob("frame_*.png")}
+    assert len(after) == 24
+    assert {k: after[k] for k in done} == done  # finished frames were not redone
+    assert json.loads((out_dir / MANIFEST).read_text())["complete"]
+    assert (tmp_path / "r.mp4").stat().st_size > 0
