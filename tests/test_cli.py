@@ -104,7 +104,7 @@ def test_killed_render_resumes_without_losing_frames(tmp_path, images):
     cmd = [sys.executable, "-m", "latentlab", "interpolate", str(images[0]), str(images[1]), "--frames", "23",
            "--batch-size", "1", "--steps", "6", "--preset", "tiny", "--out-dir", str(out_dir),
            "-o", str(tmp_path / "r.mp4"), "-q"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while len(list(out_dir.glob("frame_*.png"))) < 3:
