@@ -1,0 +1,127 @@
+"""The preset registry: every shipped preset is buildable by a registered builder, reports
+its weights honestly, and fails with a clear, actionable error when its weights are absent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import latentlab as ll
+from latentlab import presets
+from latentlab.errors import ArgumentError, ModelNotAvailableError
+
+REAL = ["sd21-unclip-h", "sd21-unclip-l", "kandinsky-2.2", "karlo"]
+
+
+def test_every_preset_part_has_a_builder():
+    presets._load_builders()
+    tables = {"encoder": presets._ENCODER_BUILDERS, "decoder": presets._DECODER_BUILDERS, "prior": presets._PRIOR_BUILDERS}
+    for name in presets.list_presets():
+        p = presets.get_preset(name)
+        for part, table in tables.items():
+            spec = getattr(p, part)
+            if spec is None:
+                continue
+            assert spec["kind"] in table, f"{name}: no builder for {part} kind {spec['kind']!r}"
+
+
+def test_shipped_presets_are_listed_with_their_space():
+    names = presets.list_presets()
+    for n in ["mini", "tiny", *REAL]:
+        assert n in names
+    # one CLIP space per encoder family: Karlo and SD 2.1 unCLIP-L share OpenAI ViT-L/14
+    assert presets.get_preset("karlo").space == presets.get_preset("sd21-unclip-l").space
+    assert presets.get_preset("sd21-unclip-h").space != presets.get_preset("sd21-unclip-l").space
+    assert presets.get_preset("sd21-unclip-h").dim == 1024 and presets.get_preset("kandinsky-2.2").dim == 1280
+
+
+def test_user_kwargs_override_preset_arguments():
+    a = ll.create_encoder("tiny")
+    b = ll.create_encoder("tiny", seed=1)  # the preset says seed=0
+    assert not torch.equal(a.encode_text(["x"]), b.encode_text(["x"]))
+
+
+def test_weights_status_reads_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert presets.weights_status("karlo") == "not downloaded"
+    (tmp_path / "models--kakaobrain--karlo-v1-alpha" / "snapshots").mkdir(parents=True)
+    assert presets.weights_status("karlo") == "partly cached"
+    for repo in presets.get_preset("karlo").hub_repos:
+        (tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots").mkdir(parents=True, exist_ok=True)
+    assert presets.weights_status("karlo") == "cached"
+    assert presets.weights_status("mini") == "built in"
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_absent_weights_raise_an_actionable_error(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    p = presets.get_preset(name)
+    for part in ("encoder", "decoder", "prior"):
+        if getattr(p, part) is None:
+            with pytest.raises(ArgumentError, match="no prior"):
+                ll.create_prior(name)
+            continue
+        with pytest.raises(ModelNotAvailableError) as info:
+            getattr(ll, f"create_{part}")(name)
+        msg = str(info.value)
+        assert "download" in msg.lower(), msg  # says how to get them
+        assert any(repo in msg for repo in p.hub_repos), msg  # names what is missing
+
+
+def test_presets_cli_json_lists_every_column():
+    out = subprocess.run([sys.executable, "-m", "latentlab", "presets", "--json"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) >= {"mini", *REAL}
+    for r in rows.values():
+        assert {"space", "dim", "resolution", "prior", "licence", "download_gb", "gpu_memory_gb", "weights"} <= set(r)
+    assert rows["sd21-unclip-h"]["prior"] is False and rows["karlo"]["prior"] is True
+    assert rows["mini"]["weights"] == "built in"
+
+
+def test_mini_preset_end_to_end(tmp_path):
+    """encode -> operators -> decode -> video on the embedded model, through the registry."""
+    from latentlab.mini import shapes
+
+    enc, dec, prior = ll.create_encoder("mini"), ll.create_decoder("mini"), ll.create_prior("mini")
+    img = shapes.render_scene(shapes.sample_scene(3, n_objects=1))
+    z_img = enc.encode_image([img])
+    src, dst = enc.encode_text(["a photo", "a blue square"]).split(1)
+    assert ll.space_of(z_img) == "latentlab-mini" and z_img.shape == (1, 128)
+    z_txt = prior(dst, seed=0)
+    path = ll.Trajectory.chain([z_img, ll.text_diff(z_img, src, dst, 0.4), z_txt], frames=[2, 2])
+    frames = dec.render(path, seed=0, steps=4, progress=False)
+    assert frames.shape == (len(path), 64, 64, 3) and frames.dtype == np.uint8
+    again = dec.render(path, seed=0, steps=4, progress=False)
+    assert np.array_equal(frames, again)  # seed determinism
+    ll.write_video(frames, tmp_path / "m.mp4", fps=4)
+    assert (tmp_path / "m.mp4").stat().st_size > 0
+
+
+def test_mixing_spaces_is_refused():
+    z_tiny = ll.create_encoder("tiny").encode_text(["x"])
+    dec = ll.create_decoder("mini")
+    with pytest.raises(ll.SpaceError):
+        dec.render(ll.Trajectory.interpolate(z_tiny, z_tiny, frames=2), steps=2, progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", ["stable_unclip_tiny", "kandinsky_tiny", "karlo_tiny"])
+def test_cpu_offload_matches_plain_gpu(family):
+    """Model CPU offload (accelerate) gives the frames the resident model gives."""
+    pytest.importorskip("accelerate")
+    enc_kind = "open_clip_tiny" if family == "stable_unclip_tiny" else "hf_clip_tiny"
+    p = presets.Preset(name=f"offload-{family}", space=f"tiny-{family}", dim=32, resolution=64 if family == "stable_unclip_tiny" else 32,
+                       encoder={"kind": enc_kind, "seed": 0}, decoder={"kind": family, "seed": 0})  # fmt: skip
+    z = ll.create_encoder(p).encode_text(["a", "b"])
+    plain = ll.create_decoder(p, device="cuda").render(ll.Trajectory.interpolate(z[:1], z[1:], frames=3), progress=False)
+    off = ll.create_decoder(p, device="cuda", cpu_offload=True).render(
+        ll.Trajectory.interpolate(z[:1], z[1:], frames=3), progress=False
+    )
+    assert np.abs(plain.astype(int) - off.astype(int)).max() <= 2
