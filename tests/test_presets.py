@@ -125,3 +125,38 @@ def test_cpu_offload_matches_plain_gpu(family):
         ll.Trajectory.interpolate(z[:1], z[1:], frames=3), progress=False
     )
     assert np.abs(plain.astype(int) - off.astype(int)).max() <= 2
+
+
+def _vision_tower(dec):
+    """The decoder pipeline's own image encoder and processor (what it was trained against)."""
+    if hasattr(dec, "_vision"):  # Kandinsky keeps it apart from its pipeline
+        return dec._vision, dec._processor
+    return dec.pipe.image_encoder, dec.pipe.feature_extractor
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REAL)
+def test_real_preset_encoder_matches_its_decoder(name):
+    """With the released weights: the preset's encoder gives, up to scale, the embeddings
+    the decoder's own image encoder gives, and those decode. Skipped unless cached."""
+    from latentlab.hf_clip import synthetic_images
+    from latentlab.space import normalize
+
+    status = presets.weights_status(name)
+    if status != "cached":
+        pytest.skip(f"{name}: weights {status}; download them with `huggingface-cli download` "
+                    f"({', '.join(presets.get_preset(name).hub_repos)})")  # fmt: skip
+    cuda = torch.cuda.is_available()
+    kw = {"device": "cuda" if cuda else "cpu", "dtype": torch.float16 if cuda else torch.float32}
+    enc = ll.create_encoder(name, **kw)
+    dec = ll.create_decoder(name, **kw, **({"keep_image_encoder": True} if name == "kandinsky-2.2" else {}))
+    images = synthetic_images(4, size=224)
+    vision, processor = _vision_tower(dec)
+    p = next(vision.parameters())
+    with torch.no_grad():
+        ref = vision(pixel_values=processor(images=images, return_tensors="pt").pixel_values.to(p.device, p.dtype))
+    ref = normalize(ref.image_embeds.float().cpu())
+    ours = enc.encode_image(images)
+    assert (ref * ours).sum(-1).min() > 0.98
+    frames = dec.render(ll.Trajectory.interpolate(ours[:1], ours[1:2], frames=2), steps=10, progress=False)
+    assert frames.shape[1:] == (dec.resolution, dec.resolution, 3) and frames.std() > 5
