@@ -165,3 +165,19 @@ def test_overrides_replace_fields(images):
     s = load_spec({"keyframes": [{"image": str(images[0])}, {"text": "b"}]}, seed=9, fps=None)
     assert s.seed == 9 and s.fps == 24
     assert isinstance(s, Spec)
+
+
+def test_shipped_examples_are_valid_specs():
+    from pathlib import Path
+
+    from latentlab.spec import load_spec
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+    assert len(examples) >= 2
+    for path in examples:
+        spec = load_spec(path)
+        for kf in spec.keyframes:
+            items = kf.get("mix") or kf.get("sum") or [kf]
+            for it in items:
+                if "image" in it:
+                    assert spec.resolve_path(it["image"]).is_file(), (path.name, it["image"])
