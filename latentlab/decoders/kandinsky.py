@@ -344,6 +344,48 @@ class UnCLIPDiffusionPrior(Prior):
         })  # fmt: skip
         return d
 
+    #: what subclasses set: the default repo, preset name, space and size, and the scheduler's folder
+    default_repo: str = ""
+    default_name: str = "unclip-prior"
+    default_space: str | None = None
+    default_dim: int = 0
+    scheduler_subfolder: str = "scheduler"
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        repo_or_dir: str | os.PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        space: str | None = None,
+        dim: int | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        variant: str | None = None,
+        cpu_offload: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        revision: str | None = None,
+        **prior_kwargs: Any,
+    ) -> "UnCLIPDiffusionPrior":
+        """Load the prior (safetensors only) from the Hub cache or a folder (default: the
+        family's repo); :class:`~latentlab.errors.ModelNotAvailableError` when its files are
+        missing offline (``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` read at call time).
+
+        >>> prior = KandinskyPrior.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
+        """
+        repo = cls.default_repo if repo_or_dir is None else repo_or_dir
+        dev, dt = as_device(device), as_dtype(dtype)
+        src, parts = cls._load_parts(
+            repo, scheduler_subfolder=cls.scheduler_subfolder, what=f"{cls.family} prior", example=cls.default_repo,
+            dtype=dt, variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision,
+        )  # fmt: skip
+        return cls(
+            *parts, name=cls.default_name if name is None else name, space=cls.default_space if space is None else space,
+            dim=cls.default_dim if dim is None else dim, device=dev, dtype=dt, cpu_offload=cpu_offload, source=src,
+            **prior_kwargs,
+        )  # fmt: skip
+
     @classmethod
     def _load_parts(
         cls,
@@ -388,37 +430,11 @@ class KandinskyPrior(UnCLIPDiffusionPrior):
     """
 
     family = "Kandinsky 2.2"
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        repo_or_dir: str | os.PathLike[str] = KANDINSKY_PRIOR_REPO,
-        *,
-        name: str = "kandinsky-2.2",
-        space: str | None = KANDINSKY_SPACE,
-        dim: int = 1280,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype | str = torch.float32,
-        variant: str | None = None,
-        cpu_offload: bool = False,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool | None = None,
-        revision: str | None = None,
-        **prior_kwargs: Any,
-    ) -> KandinskyPrior:
-        """Load the Kandinsky 2.2 prior (safetensors only) from the Hub cache or a folder;
-        :class:`~latentlab.errors.ModelNotAvailableError` when its files are missing
-        offline (``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` read at call time).
-
-        >>> prior = KandinskyPrior.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
-        """
-        dev, dt = as_device(device), as_dtype(dtype)
-        src, parts = cls._load_parts(
-            repo_or_dir, scheduler_subfolder="scheduler", what="Kandinsky 2.2 prior", example=KANDINSKY_PRIOR_REPO,
-            dtype=dt, variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision,
-        )  # fmt: skip
-        return cls(*parts, name=name, space=space, dim=dim, device=dev, dtype=dt, cpu_offload=cpu_offload,
-                   source=src, **prior_kwargs)  # fmt: skip
+    default_repo = KANDINSKY_PRIOR_REPO
+    default_name = "kandinsky-2.2"
+    default_space = KANDINSKY_SPACE
+    default_dim = 1280
+    scheduler_subfolder = "scheduler"
 
 
 # ======================================================================================

@@ -351,36 +351,11 @@ class KarloPrior(UnCLIPDiffusionPrior):
     """
 
     family = "Karlo"
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        repo_or_dir: str | os.PathLike[str] = KARLO_REPO,
-        *,
-        name: str = "karlo",
-        space: str | None = KARLO_SPACE,
-        dim: int = 768,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype | str = torch.float32,
-        variant: str | None = None,
-        cpu_offload: bool = False,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool | None = None,
-        revision: str | None = None,
-        **prior_kwargs: Any,
-    ) -> KarloPrior:
-        """Load Karlo's prior (safetensors only); :class:`~latentlab.errors.ModelNotAvailableError`
-        when its files are missing offline.
-
-        >>> prior = KarloPrior.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
-        """
-        dev, dt = as_device(device), as_dtype(dtype)
-        src, parts = cls._load_parts(
-            repo_or_dir, scheduler_subfolder="prior_scheduler", what="Karlo prior", example=KARLO_REPO, dtype=dt,
-            variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision,
-        )  # fmt: skip
-        return cls(*parts, name=name, space=space, dim=dim, device=dev, dtype=dt, cpu_offload=cpu_offload,
-                   source=src, **prior_kwargs)  # fmt: skip
+    default_repo = KARLO_REPO
+    default_name = "karlo"
+    default_space = KARLO_SPACE
+    default_dim = 768
+    scheduler_subfolder = "prior_scheduler"
 
 
 # ======================================================================================
