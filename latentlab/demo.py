@@ -2,7 +2,7 @@
 
 Uses the embedded ``mini`` preset when its weights are in the package, and otherwise the
 ``tiny`` preset of random weights (then the video shows structured noise, not pictures, and
-the demo says so). Output: ``renders/demo.mp4``, ``renders/demo/contact_sheet.png`` and the
+the demo says so). Output: ``renders/demo.mp4``, ``renders/demo.gif`` (128 px), ``renders/demo/contact_sheet.png`` and the
 frames with their manifest in ``renders/demo/``.
 
 Run it with ``python -m latentlab.demo [--preset NAME] [--out-dir DIR]``.
@@ -105,8 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latentlab demo: error: {exc}", file=sys.stderr)
         return 2
     dt = time.perf_counter() - t0
+    from .jobs import resize_frames
+    from .video import write_video
+
+    spec = demo_spec(inputs, preset)
+    gif = write_video(resize_frames(result.frames, 128), out_dir.with_suffix(".gif"), fps=spec["fps"],
+                      hold_first=spec["hold_first"], hold_last=spec["hold_last"])  # fmt: skip
     print(f"preset:        {preset}")
+    if preset == "mini":
+        print("               (the embedded model is small and undertrained: it draws coloured shapes; see docs/mini.md)")
     print(f"video:         {result.video}  ({len(result.frames)} frames rendered in {dt:.1f} s)")
+    print(f"gif:           {gif}")
     print(f"contact sheet: {result.contact_sheet}")
     print(f"frames:        {result.out_dir}/  (manifest.json describes the render; rerun to resume)")
     return 0
