@@ -4,7 +4,8 @@ trained in this repository on a procedural shapes world, shipped in ``weights/``
 Submodules: :mod:`~latentlab.mini.shapes` (scenes, captions, pixel checker),
 :mod:`~latentlab.mini.models` (networks), :mod:`~latentlab.mini.runtime` (``MiniDecoder``,
 ``MiniPrior`` and their preset builders), :mod:`~latentlab.mini.train`,
-:mod:`~latentlab.mini.export`, :mod:`~latentlab.mini.evaluate`. Heavy modules load lazily.
+:mod:`~latentlab.mini.export`, :mod:`~latentlab.mini.evaluate`, :mod:`~latentlab.mini.data`
+(the optional emoji / clip-art data: fetch, index, loader; see ``NOTICE``). Heavy modules load lazily.
 
 >>> from latentlab.mini import shapes
 >>> shapes.caption(shapes.sample_scene(0, n_objects=1)).startswith("a")

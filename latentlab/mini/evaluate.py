@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch
 from . import shapes
 from .models import SPACE, WEIGHTS_DIR, create_clip
 
-__all__ = ["evaluate", "main", "BARS"]
+__all__ = ["evaluate", "emoji_retrieval", "main", "BARS"]
 
 #: targets: metric -> minimum value
 BARS = {
@@ -123,6 +124,93 @@ def evaluate(
                        "seed": seed, "seconds": round(time.time() - t0, 1)}  # fmt: skip
     res["_frames"] = (frames, pframes)
     return res
+
+
+def _chance_at_k(n: int, r: int, k: int) -> float:
+    """Probability that a random ranking of ``n`` items puts one of ``r`` relevant ones in the top ``k``."""
+    if r <= 0:
+        return 0.0
+    if n - r < k:
+        return 1.0
+    return 1.0 - math.comb(n - r, k) / math.comb(n, k)
+
+
+@torch.no_grad()
+def emoji_retrieval(
+    model,
+    preprocess,
+    tokenizer,
+    index=None,
+    *,
+    k: int = 5,
+    device: str = "cpu",
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Text -> image retrieval on the held-out emoji / clip art of :mod:`latentlab.mini.data`.
+
+    Each distinct name among the images of ``index`` (a ``DataIndex``; by default the
+    ``held-out`` split of ``.cache/mini/data/index.jsonl``) is a query, captioned with the
+    style-free template ("a mobile phone"). It ranks every image of the index by cosine with
+    ``model.encode_text``; it is a hit at ``k`` if one of the ``k`` best images bears that
+    name, in any style. ``model`` is an open_clip model (or anything with ``encode_image`` and
+    ``encode_text``), ``preprocess`` maps a PIL image to a ``(3, s, s)`` tensor, ``tokenizer``
+    a list of strings to token ids.
+
+    Returns ``{"top1", "top5" (top-k), "chance_top5", "n_queries", "n_images", "by_style":
+    {style: top-k with queries and gallery of that style only}}``; values in [0, 1].
+
+    >>> res = emoji_retrieval(*create_clip(WEIGHTS_DIR / "mini_clip.safetensors"))  # doctest: +SKIP
+    """
+    from PIL import Image
+
+    from . import data
+
+    if index is None:
+        index = data.load_index(split="held-out")
+    if len(index) == 0:
+        from ..errors import ArgumentError
+
+        raise ArgumentError("emoji_retrieval needs a non-empty index (check the split and sources).")
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    names = [e["name"] for e in index.entries]
+    styles = [e["style"] for e in index.entries]
+    queries = sorted(set(names))
+    feats = []
+    for a in range(0, len(index), batch_size):
+        ims = [index.image(i) for i in range(a, min(a + batch_size, len(index)))]
+        x = torch.stack([preprocess(Image.fromarray(im)) for im in ims])
+        feats.append(torch.nn.functional.normalize(model.encode_image(x.to(device)).float(), dim=-1).cpu())
+    img = torch.cat(feats)
+    texts = [data.noun_phrase(q) for q in queries]
+    tfeats = []
+    for a in range(0, len(texts), batch_size):
+        tok = tokenizer(texts[a : a + batch_size]).to(device)
+        tfeats.append(torch.nn.functional.normalize(model.encode_text(tok).float(), dim=-1).cpu())
+    txt = torch.cat(tfeats)
+    name_of = np.array([queries.index(n) for n in names])
+    sims = txt @ img.T  # (queries, images)
+
+    def score(q_sel: np.ndarray, i_sel: np.ndarray, kk: int) -> tuple[float, float]:
+        sub = sims[q_sel][:, i_sel]
+        top = sub.topk(min(kk, sub.shape[1]), dim=1).indices.numpy()
+        hits = [(name_of[i_sel][row] == q).any() for row, q in zip(top, q_sel)]
+        chance = [_chance_at_k(len(i_sel), int((name_of[i_sel] == q).sum()), kk) for q in q_sel]
+        return float(np.mean(hits)), float(np.mean(chance))
+
+    all_q, all_i = np.arange(len(queries)), np.arange(len(index))
+    top1, _ = score(all_q, all_i, 1)
+    topk, chance = score(all_q, all_i, k)
+    by_style = {}
+    for st in sorted(set(styles)):
+        i_sel = np.array([i for i, s in enumerate(styles) if s == st])
+        q_sel = np.unique(name_of[i_sel])
+        by_style[st] = score(q_sel, i_sel, k)[0]
+    if was_training and hasattr(model, "train"):
+        model.train()
+    return {"top1": top1, f"top{k}": topk, f"chance_top{k}": chance, "n_queries": len(queries),
+            "n_images": len(index), "by_style": by_style}  # fmt: skip
 
 
 def _table(res: dict[str, Any]) -> str:

@@ -50,7 +50,8 @@ from .models import (
     make_scheduler,
 )
 
-__all__ = ["TrainConfig", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder", "train_prior"]
+__all__ = ["TrainConfig", "DataStage", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder",
+           "train_prior"]  # fmt: skip
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -108,6 +109,16 @@ class PriorStage:
 
 
 @dataclass
+class DataStage:
+    # fraction of each CLIP batch and of the cache drawn from the emoji / clip-art index
+    # (latentlab.mini.data); 0 = the shapes world only, exactly as before the index existed
+    emoji_fraction: float = 0.0
+    index: str = ".cache/mini/data/index.jsonl"  # `python -m latentlab.mini.data fetch`, then `... index`
+    sources: list = field(default_factory=list)  # restrict to these sources (noto, twemoji, ...); empty = all
+    eval_retrieval: bool = True  # log held-out emoji text->image retrieval at CLIP eval steps (when fraction > 0)
+
+
+@dataclass
 class TrainConfig:
     seed: int = 0  # everything (scenes, init, noise) derives from it
     threads: int = 1  # torch.set_num_threads; 1 for background CPU training
@@ -117,6 +128,7 @@ class TrainConfig:
     cache: CacheStage = field(default_factory=CacheStage)
     decoder: DecoderStage = field(default_factory=DecoderStage)
     prior: PriorStage = field(default_factory=PriorStage)
+    data: DataStage = field(default_factory=DataStage)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,8 +175,21 @@ def _gpu() -> TrainConfig:
     return c
 
 
-#: named configurations: ``smoke`` (seconds, for tests), ``cpu`` (what ships; ~75 min on 1 thread), ``gpu``
-CONFIGS = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu}
+def _cpu_emoji() -> TrainConfig:
+    c = _cpu()
+    c.data.emoji_fraction = 0.3
+    return c
+
+
+def _gpu_emoji() -> TrainConfig:
+    c = _gpu()
+    c.data.emoji_fraction = 0.3
+    return c
+
+
+#: named configurations: ``smoke`` (seconds, for tests), ``cpu`` (what ships; ~75 min on 1 thread), ``gpu``;
+#: ``cpu-emoji`` / ``gpu-emoji`` draw 30% of the images from the emoji / clip-art index (latentlab.mini.data)
+CONFIGS = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu, "cpu-emoji": _cpu_emoji, "gpu-emoji": _gpu_emoji}
 
 
 def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainConfig:
@@ -190,6 +215,9 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         for part in reversed(key.split(".")):
             d = {part: d}
         _update(cfg, d)
+    f = cfg.data.emoji_fraction
+    if not (0.0 <= f <= 1.0):
+        raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
     return cfg
 
 
@@ -289,19 +317,56 @@ def _variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[sha
     return out
 
 
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def _emoji_data(cfg: TrainConfig, split: str = "train"):
+    """The emoji / clip-art index of ``cfg.data`` (a torch-free ``DataIndex``), loaded once per process."""
+    from . import data
+
+    p = Path(cfg.data.index)
+    if not p.is_file():
+        raise ArgumentError(
+            f"data.emoji_fraction={cfg.data.emoji_fraction} needs the data index {p}: run "
+            "`python -m latentlab.mini.data fetch` and `python -m latentlab.mini.data index` "
+            "(or set data.index=PATH, or data.emoji_fraction=0)."
+        )
+    key = (str(p.resolve()), p.stat().st_mtime, split, tuple(cfg.data.sources), cfg.render_size)
+    if key not in _DATA_CACHE:
+        idx = data.load_index(p, split=split, sources=cfg.data.sources or None, size=cfg.render_size)
+        if len(idx) == 0:
+            raise ArgumentError(f"the data index {p} has no {split!r} images for sources {cfg.data.sources or 'all'}.")
+        _DATA_CACHE[key] = idx
+    return _DATA_CACHE[key]
+
+
+def _n_emoji(cfg: TrainConfig, n: int) -> int:
+    """How many of ``n`` images come from the emoji index (0 when ``data.emoji_fraction`` is 0)."""
+    return int(round(cfg.data.emoji_fraction * n)) if cfg.data.emoji_fraction > 0 else 0
+
+
 def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokenizer):
     """Groups of ``clip_group`` scenes that differ in one object's shape (or colour): with
     random scenes alone, colour and background almost always tell a batch's captions apart
-    and the contrastive loss gives shape next to no gradient."""
+    and the contrastive loss gives shape next to no gradient. With ``data.emoji_fraction > 0``
+    that fraction of the batch is emoji / clip-art pairs drawn from a generator of its own, so
+    the shapes part is drawn exactly as before (and is bit-identical when the fraction is 0)."""
     rng = np.random.default_rng([cfg.seed, 1, step])
     k = max(1, min(cfg.clip.group, batch_size))
+    n_emoji = _n_emoji(cfg, batch_size)
+    n_shapes = batch_size - n_emoji
     scenes, texts = [], []
-    while len(scenes) < batch_size:
+    while len(scenes) < n_shapes:
         template = int(rng.integers(shapes.N_TEMPLATES))
-        for s in _variants(shapes.sample_scene(rng), rng, k)[: batch_size - len(scenes)]:
+        for s in _variants(shapes.sample_scene(rng), rng, k)[: n_shapes - len(scenes)]:
             scenes.append(s)
             texts.append(shapes.caption(s, template))
-    x, _ = _prepare([shapes.render_scene(s, cfg.render_size) for s in scenes], preprocess)
+    images = [shapes.render_scene(s, cfg.render_size) for s in scenes]
+    if n_emoji:
+        e_images, e_texts = _emoji_data(cfg).sample(np.random.default_rng([cfg.seed, 5, step]), n_emoji)
+        images += e_images
+        texts += e_texts
+    x, _ = _prepare(images, preprocess)
     return x, tokenizer(texts), texts
 
 
@@ -368,6 +433,12 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False) -> dict:
                 scale=float(scale.detach()), elapsed_s=round(time.time() - t0, 1))  # fmt: skip
         if step % sc.eval_every == 0 or step == sc.steps or timed_out:
             metrics = zero_shot_accuracy(model, preprocess, tokenizer, n=sc.eval_scenes, device=cfg.device)
+            if cfg.data.emoji_fraction > 0 and cfg.data.eval_retrieval:
+                from .evaluate import emoji_retrieval
+
+                r = emoji_retrieval(model, preprocess, tokenizer, _emoji_data(cfg, "held-out"), device=cfg.device)
+                metrics.update({f"emoji_{k}": v for k, v in r.items() if k in ("top1", "top5", "chance_top5")})
+                model.train()
             log(stage="clip", step=step, **metrics)
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['zero_shot_both']:.2f}")
         if step % sc.ckpt_every == 0 or step == sc.steps or timed_out:
@@ -390,19 +461,34 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         raise ArgumentError(f"no trained mini CLIP at {clip_ckpt}: run `--stage clip --out {out}` first.")
     meta_path = path.with_suffix(".json")
     clip_mtime = clip_ckpt.stat().st_mtime
+    n, bs = cfg.cache.n_images, cfg.cache.batch_size
+    n_emoji = _n_emoji(cfg, n)
+    emoji = _emoji_data(cfg) if n_emoji else None
+    data_meta = {"emoji_fraction": cfg.data.emoji_fraction, "data_index": emoji.fingerprint()} if emoji else {}
     if path.is_file() and not force and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime:
+        same_data = (meta.get("emoji_fraction", 0.0) == cfg.data.emoji_fraction
+                     and meta.get("data_index") == data_meta.get("data_index"))  # fmt: skip
+        if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
     model.eval()
-    n, bs = cfg.cache.n_images, cfg.cache.batch_size
     rng = np.random.default_rng([cfg.seed, 2])
-    scenes = [shapes.sample_scene(rng) for _ in range(n)]
+    scenes = [shapes.sample_scene(rng) for _ in range(n - n_emoji)]
     texts = [shapes.caption(s, int(rng.integers(shapes.N_TEMPLATES))) for s in scenes]
+    e_images: list[np.ndarray] = []
+    if emoji is not None:  # emoji pairs after the scenes, from a generator of their own
+        e_images, e_texts = emoji.sample(np.random.default_rng([cfg.seed, 6]), n_emoji, replace=n_emoji > len(emoji))
+        texts += e_texts
+
+    def render(a: int, b: int) -> list[np.ndarray]:
+        """Images ``a:b`` of the cache: scenes first, then emoji."""
+        k = len(scenes)
+        return [shapes.render_scene(s, cfg.render_size) for s in scenes[a:b]] + e_images[max(0, a - k) : max(0, b - k)]
+
     imgs, iemb, temb = [], [], []
     for a in range(0, n, bs):
-        x, u8 = _prepare([shapes.render_scene(s, cfg.render_size) for s in scenes[a : a + bs]], preprocess)
+        x, u8 = _prepare(render(a, a + bs), preprocess)
         imgs.append(torch.from_numpy(u8))
         iemb.append(torch.nn.functional.normalize(model.encode_image(x.to(cfg.device)).float(), dim=-1).cpu())
         tok = tokenizer(texts[a : a + bs]).to(cfg.device)
@@ -410,7 +496,7 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     data = {"images": torch.cat(imgs), "image_embeds": torch.cat(iemb), "text_embeds": torch.cat(temb)}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(data, str(path))
-    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, "captions": texts}))
+    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, **data_meta, "captions": texts}))
     return data
 
 
@@ -520,7 +606,8 @@ def train_prior(cfg: TrainConfig, out: Path, *, resume: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "all"], required=True)
-    ap.add_argument("--config", default="cpu", help="smoke | cpu | gpu | path to a JSON file of overrides")
+    ap.add_argument("--config", default="cpu",
+                    help="smoke | cpu | gpu | cpu-emoji | gpu-emoji | path to a JSON file of overrides")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="same as --config smoke")
     ap.add_argument("--out", required=True, help="run folder (put it under a git-ignored dir such as .cache/)")
     ap.add_argument("--resume", action="store_true", help="continue each stage from its state.pt")
