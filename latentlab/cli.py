@@ -32,7 +32,11 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
     g = p.add_argument_group("model and sampling")
     g.add_argument("--preset", default=None, help="model preset (see `latentlab presets`); default: mini")
     g.add_argument("--seed", type=int, default=None, help="seed of the starting noise (default 0)")
-    g.add_argument("--noise", choices=("shared", "per-frame"), default=None, help="shared noise (no flicker, default) or per-frame")
+    g.add_argument(
+        "--noise", choices=("shared", "per-frame", "slerp", "inverted"), default=None,
+        help="starting noise: shared (no flicker, default), per-frame, slerp (each keyframe its own, slerped "
+        "between) or inverted (image keyframes' DDIM-inverted noise: faithful end frames)",
+    )  # fmt: skip
     g.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
     g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
     g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
@@ -40,6 +44,11 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
     if frames:
         g.add_argument("--frames", type=int, default=None, help="frames per segment, end keyframe excluded (default 48)")
         g.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out"), default=None)
+        g.add_argument(
+            "--pacing", choices=("uniform", "even"), default=None,
+            help="uniform path steps (default) or even: measure a coarse pass and space frames so the picture changes evenly",
+        )  # fmt: skip
+        g.add_argument("--pacing-metric", choices=("clip", "pixel"), default=None, help="what even pacing equalises (default clip)")
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
     o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
@@ -56,7 +65,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
 
 
 SPEC_KEYS = (
-    "preset", "seed", "noise", "steps", "guidance_scale", "batch_size", "frames", "easing",
+    "preset", "seed", "noise", "pacing", "pacing_metric", "steps", "guidance_scale", "batch_size", "frames", "easing",
     "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
 )  # fmt: skip
 
@@ -204,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error("--num must be at least 2")
             kf = _keyframe(args.image)
             spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2}
-            if args.noise == "shared":
+            if args.noise not in (None, "per-frame"):
                 parser.error("variations need --noise per-frame (the default here)")
             return _run_spec(spec, args)
         if args.command == "render":

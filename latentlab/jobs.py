@@ -15,7 +15,7 @@ import numpy as np
 from .errors import ArgumentError
 from .spec import Spec, load_spec
 
-__all__ = ["RenderResult", "render_spec", "resize_frames", "default_out_dir"]
+__all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
 
 
 @dataclass
@@ -28,6 +28,7 @@ class RenderResult:
     contact_sheet: Path  # a grid PNG of evenly spaced frames
     spec: Spec
     trajectory: Any
+    pacing: Any = None  # the latentlab.pacing.Pacing when the spec asks for pacing = "even"
 
     def __repr__(self) -> str:
         return f"RenderResult(frames={self.frames.shape}, video={str(self.video)!r}, out_dir={str(self.out_dir)!r})"
@@ -49,6 +50,79 @@ def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     name = spec.name or "-".join(spec.labels())
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "render"
     return Path(root) / slug
+
+
+def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any) -> Any:
+    """The ``(K, *noise_shape)`` keyframe noises of ``noise = "inverted"``: image keyframes get
+    their DDIM-inverted noise (``decoder.invert`` with the render's steps, guidance 1),
+    other keyframes noise seeded by :meth:`Spec.keyframe_seeds`."""
+    from .render import make_noise
+    from .video import load_image
+
+    if not getattr(decoder, "supports_inversion", False):
+        raise ArgumentError(
+            f"noise = \"inverted\" needs a decoder that can invert images; {type(decoder).__name__} "
+            f"({getattr(decoder, 'name', '?')!r}) cannot. Use noise = \"slerp\"."
+        )
+    kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
+    for i, kf in enumerate(spec.keyframes):
+        if "image" in kf:
+            img = load_image(spec.resolve_path(kf["image"]))
+            kn[i] = decoder.invert(img, trajectory.keyframes[i : i + 1], steps=spec.steps)[0]
+    return kn
+
+
+def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
+    import hashlib
+    import json
+
+    h = hashlib.sha256(trajectory.fingerprint().encode())
+    settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale")}
+    settings["keyframe_seeds"] = spec.keyframe_seeds()
+    settings["decoder"] = decoder.describe()
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    if kn is not None:
+        h.update(kn.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyframe_noise: Any = None,
+              directory: Path | None = None, progress: bool = False) -> Any:  # fmt: skip
+    """:func:`latentlab.even_pacing` with the spec's settings; with a ``directory`` the result
+    is kept in ``pacing.json`` there, so resuming a render does not measure again."""
+    import json
+
+    from .pacing import Pacing, even_pacing
+
+    key = _pacing_key(spec, trajectory, decoder, keyframe_noise)
+    cached = directory / "pacing.json" if directory is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            data = json.loads(cached.read_text(encoding="utf-8"))
+            if data.get("key") == key:
+                return Pacing.from_dict(data)
+        except (OSError, ValueError, KeyError):
+            pass
+    result = even_pacing(
+        trajectory,
+        encoder,
+        decoder,
+        metric=spec.pacing_metric,
+        seed=spec.seed,
+        noise=spec.noise,
+        keyframe_seeds=spec.keyframe_seeds() if spec.noise == "slerp" else None,
+        keyframe_noise=keyframe_noise,
+        steps=spec.steps,
+        guidance_scale=spec.guidance_scale,
+        batch_size=spec.batch_size,
+        progress=progress,
+    )
+    if cached is not None:
+        from .render import _write_json
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(cached, {"key": key, **result.to_dict()})
+    return result
 
 
 def render_spec(
@@ -92,11 +166,18 @@ def render_spec(
         prior = create_prior(preset, device=device)
     decoder = decoder if decoder is not None else create_decoder(preset, device=device)
     trajectory = s.resolve(encoder, prior)
+    kn = keyframe_noise(s, trajectory, decoder) if s.noise == "inverted" else None
+    pacing = None
+    if s.pacing == "even":
+        pacing = pace_spec(s, trajectory, encoder, decoder, keyframe_noise=kn, directory=directory, progress=progress)
+        trajectory = pacing.trajectory
     frames = render(
         trajectory,
         decoder,
         seed=s.seed,
         noise=s.noise,
+        keyframe_seeds=s.keyframe_seeds() if s.noise == "slerp" else None,
+        keyframe_noise=kn,
         steps=s.steps,
         guidance_scale=s.guidance_scale,
         batch_size=s.batch_size,
@@ -117,4 +198,4 @@ def render_spec(
     )
     sheet_path = directory / "contact_sheet.png"
     save_image(contact_sheet(shown, max_frames=sheet_frames), sheet_path)
-    return RenderResult(frames, directory, video, sheet_path, s, trajectory)
+    return RenderResult(frames, directory, video, sheet_path, s, trajectory, pacing)

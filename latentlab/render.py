@@ -24,11 +24,24 @@ import torch
 from .errors import ArgumentError, LatentlabError
 from .space import check_embeddings
 
-__all__ = ["render", "make_noise", "frame_seeds", "versions", "FRAME_PATTERN", "MANIFEST"]
+__all__ = [
+    "render",
+    "make_noise",
+    "frame_seeds",
+    "slerp_noise",
+    "path_noise",
+    "versions",
+    "NOISE_MODES",
+    "FRAME_PATTERN",
+    "MANIFEST",
+]
 
 FRAME_PATTERN = "frame_{:05d}.png"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "latentlab.render/1"
+
+NOISE_MODES = ("shared", "per-frame", "slerp", "inverted")
+"""How each frame's starting noise is chosen (see :func:`render`)."""
 
 
 def versions() -> dict[str, str]:
@@ -49,13 +62,14 @@ def versions() -> dict[str, str]:
 
 
 def frame_seeds(num_frames: int, seed: int, noise: str) -> list[int]:
-    """Seed of each frame's extra randomness: the same for every frame with shared noise,
+    """Seed of each frame's extra randomness: the same for every frame with shared noise
+    (and with ``"slerp"`` / ``"inverted"``, whose starting noise follows the path instead),
     ``seed + k`` for frame ``k`` with per-frame noise."""
-    if noise == "shared":
+    if noise in ("shared", "slerp", "inverted"):
         return [int(seed)] * num_frames
     if noise == "per-frame":
         return [int(seed) + k for k in range(num_frames)]
-    raise ArgumentError(f"noise must be 'shared' or 'per-frame', got {noise!r}.")
+    raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
 
 
 def make_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
@@ -69,6 +83,103 @@ def make_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
             cache[s] = torch.randn(shape, generator=g, dtype=torch.float32)
         out.append(cache[s])
     return torch.stack(out)
+
+
+def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors ``a``, ``b`` (same shape ``S``) at
+    parameters ``t`` (a float or ``(n,)``): returns ``(n, *S)`` (or ``S`` for a float).
+
+    The direction moves along the great circle between ``a`` and ``b`` (flattened) and the
+    norm is interpolated linearly, so two Gaussian noises of equal norm give noises of that
+    same norm all the way: unlike ``lerp``, whose midpoint of two independent noises has
+    only ``1/sqrt(2)`` of their norm (a washed-out, low-contrast decode). ``t = 0`` and
+    ``t = 1`` return ``a`` and ``b`` exactly.
+
+    >>> a, b = torch.randn(2, 3, 8, 8).unbind()
+    >>> mid = slerp_noise(a, b, 0.5)
+    >>> abs(float(mid.norm() - (a.norm() + b.norm()) / 2)) < 1e-3
+    True
+    """
+    if a.shape != b.shape:
+        raise ArgumentError(f"slerp_noise needs a and b of one shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+    scalar = not isinstance(t, torch.Tensor) or t.ndim == 0
+    tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1, 1)
+    af, bf = a.reshape(1, -1).double(), b.reshape(1, -1).double()
+    na, nb = af.norm(), bf.norm()
+    ua, ub = af / na.clamp_min(1e-12), bf / nb.clamp_min(1e-12)
+    omega = torch.arccos((ua * ub).sum().clamp(-1.0, 1.0))
+    if float(omega) < 1e-4:  # (nearly) parallel: the chord is the arc
+        u = (1 - tt) * ua + tt * ub
+    else:
+        so = torch.sin(omega)
+        u = torch.sin((1 - tt) * omega) / so * ua + torch.sin(tt * omega) / so * ub
+    u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    out = u * ((1 - tt) * na + tt * nb)
+    # exact endpoints, whatever the rounding
+    out = torch.where(tt == 0, af, torch.where(tt == 1, bf, out))
+    out = out.to(a.dtype).reshape(-1, *a.shape)
+    return out[0] if scalar else out
+
+
+def path_noise(params: list[tuple[int, float]], keyframe_noise: torch.Tensor) -> torch.Tensor:
+    """Starting noise of frames placed at ``params`` (``(segment, t)`` pairs, see
+    :meth:`Trajectory.params`) along a path whose keyframe ``i`` has noise
+    ``keyframe_noise[i]``: frame ``(i, t)`` gets ``slerp_noise(kn[i], kn[i + 1], t)``.
+    Returns ``(len(params), *S)``.
+
+    >>> kn = torch.randn(3, 2, 4, 4)
+    >>> x = path_noise([(0, 0.0), (0, 0.5), (1, 0.0), (1, 1.0)], kn)
+    >>> bool(torch.equal(x[0], kn[0])) and bool(torch.equal(x[2], kn[1])) and bool(torch.equal(x[3], kn[2]))
+    True
+    """
+    K = keyframe_noise.shape[0]
+    out = torch.empty(len(params), *keyframe_noise.shape[1:], dtype=keyframe_noise.dtype)
+    for j, (i, t) in enumerate(params):
+        if not 0 <= i < K - 1:
+            raise ArgumentError(f"params[{j}] names segment {i}, but {K} keyframe noises make {K - 1} segments.")
+        out[j] = slerp_noise(keyframe_noise[i], keyframe_noise[i + 1], float(t))
+    return out
+
+
+def keyframe_noise_for(
+    num_keyframes: int,
+    shape: tuple[int, ...],
+    *,
+    seed: int = 0,
+    keyframe_seeds: list[int] | None = None,
+    keyframe_noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The ``(K, *shape)`` keyframe noises of the ``"slerp"`` / ``"inverted"`` modes: the given
+    ``keyframe_noise`` (e.g. from :meth:`Decoder.invert`), else noise seeded
+    ``keyframe_seeds[i]`` (default ``seed + i``) for keyframe ``i``."""
+    if keyframe_noise is not None:
+        kn = keyframe_noise
+        if not isinstance(kn, torch.Tensor) or tuple(kn.shape) != (num_keyframes, *shape):
+            got = tuple(kn.shape) if isinstance(kn, torch.Tensor) else type(kn).__name__
+            raise ArgumentError(
+                f"keyframe_noise must have shape {(num_keyframes, *shape)} (one noise per keyframe), got {got}."
+            )
+        return kn.detach().to("cpu", torch.float32)
+    seeds = [int(seed) + i for i in range(num_keyframes)] if keyframe_seeds is None else [int(s) for s in keyframe_seeds]
+    if len(seeds) != num_keyframes:
+        raise ArgumentError(f"keyframe_seeds has {len(seeds)} entries for {num_keyframes} keyframes; give one per keyframe.")
+    return make_noise(tuple(shape), seeds)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator out-of-memory error (CUDA, MPS or XPU)."""
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
@@ -144,6 +255,8 @@ def render(
     *,
     seed: int = 0,
     noise: str = "shared",
+    keyframe_seeds: list[int] | None = None,
+    keyframe_noise: torch.Tensor | None = None,
     steps: int | None = None,
     guidance_scale: float | None = None,
     batch_size: int | None = None,
@@ -160,7 +273,16 @@ def render(
         decoder: a :class:`~latentlab.decoders.Decoder` of the same CLIP space.
         seed: base seed of the starting noise (CPU generator: same frames on any device).
         noise: ``"shared"``, one starting noise for every frame, so a morph does not
-            flicker; or ``"per-frame"``, noise seeded ``seed + k`` for frame ``k``.
+            flicker; ``"per-frame"``, noise seeded ``seed + k`` for frame ``k`` (flickers:
+            for variations); ``"slerp"``, every keyframe has its own noise (seeded
+            ``keyframe_seeds[i]``, default ``seed + i``) and frame ``(segment i, t)`` starts
+            from ``slerp_noise(noise_i, noise_{i+1}, t)``, so each keyframe is rendered from
+            its own noise and the noise moves smoothly in between; ``"inverted"``, the same
+            with ``keyframe_noise`` given (e.g. from :meth:`Decoder.invert`, so both ends
+            reproduce their input images). The last two need a :class:`Trajectory`.
+        keyframe_seeds: ``"slerp"`` mode: one seed per keyframe.
+        keyframe_noise: ``"slerp"`` / ``"inverted"`` mode: ``(K, *decoder.noise_shape())``
+            noise of each keyframe (required for ``"inverted"``).
         steps, guidance_scale: sampler settings (decoder defaults when ``None``).
         batch_size: frames per decoder call (decoder default when ``None``). Frame ``k`` does
             not depend on the batch it is rendered in.
@@ -180,10 +302,17 @@ def render(
     """
     from .trajectory import Trajectory
 
+    if noise not in NOISE_MODES:
+        raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
     if isinstance(trajectory, Trajectory):
         z = trajectory.embeddings()
         traj_dict: dict[str, Any] | None = trajectory.to_dict()
     else:
+        if noise in ("slerp", "inverted"):
+            raise ArgumentError(
+                f"noise={noise!r} follows the keyframes of the path, so trajectory must be a Trajectory, "
+                "not an embedding tensor. Build one with Trajectory.interpolate/chain, or use noise='shared'."
+            )
         z = check_embeddings(trajectory, name="trajectory")
         traj_dict = None
     z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space)
@@ -193,9 +322,30 @@ def render(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     seeds = frame_seeds(T, seed, noise)
+    kn: torch.Tensor | None = None
+    params: list[tuple[int, float]] = []
+    extra: dict[str, Any] = {}
+    if noise in ("slerp", "inverted"):
+        if noise == "inverted" and keyframe_noise is None:
+            raise ArgumentError(
+                "noise='inverted' needs keyframe_noise: the (K, *noise_shape) noises of the keyframes from "
+                "decoder.invert(images, embeddings) (render_spec computes them for image keyframes)."
+            )
+        K = trajectory.keyframes.shape[0]
+        kn = keyframe_noise_for(
+            K, tuple(decoder.noise_shape()), seed=seed, keyframe_seeds=keyframe_seeds, keyframe_noise=keyframe_noise
+        )
+        params = trajectory.params()
+        if keyframe_noise is None:
+            extra["keyframe_seeds"] = [int(seed) + i for i in range(K)] if keyframe_seeds is None else [int(x) for x in keyframe_seeds]
+        else:
+            extra["keyframe_noise_sha256"] = hashlib.sha256(kn.contiguous().numpy().tobytes()).hexdigest()
+    elif keyframe_seeds is not None or keyframe_noise is not None:
+        raise ArgumentError(f"keyframe_seeds / keyframe_noise apply to noise='slerp' or 'inverted', not {noise!r}.")
     settings = {
         "seed": int(seed),
         "noise": noise,
+        **extra,
         "steps": steps if steps is not None else decoder.default_steps,
         "guidance_scale": guidance_scale if guidance_scale is not None else decoder.default_guidance,
         "decoder": decoder.describe(),
@@ -233,12 +383,34 @@ def render(
         for k in range(T):
             if frames[k] is not None:
                 callback({"frame": k, "frames": T, "image": frames[k], "resumed": True})
+    from concurrent.futures import ThreadPoolExecutor
+
+    # PNGs are written on a background thread while the next batch renders; every write is
+    # atomic and the pool is drained before returning (or re-raising), so nothing is lost
+    writer = ThreadPoolExecutor(max_workers=1) if directory is not None else None
+    pending: list[Any] = []
+    pos = 0
     try:
-        for start in range(0, len(todo), batch_size):
-            idx = todo[start : start + batch_size]
+        while pos < len(todo):
+            idx = todo[pos : pos + batch_size]
             batch_seeds = [seeds[k] for k in idx]
-            x = make_noise(tuple(decoder.noise_shape()), batch_seeds)
-            out = decoder.decode(z[idx], x, seeds=batch_seeds, steps=steps, guidance_scale=guidance_scale)
+            if kn is None:
+                x = make_noise(tuple(decoder.noise_shape()), batch_seeds)
+            else:
+                x = path_noise([params[k] for k in idx], kn)
+            try:
+                out = decoder.decode(z[idx], x, seeds=batch_seeds, steps=steps, guidance_scale=guidance_scale)
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                if len(idx) == 1:
+                    raise LatentlabError(
+                        "out of memory rendering a single frame. Free GPU memory, use dtype=torch.float16, "
+                        "a smaller resolution, or load the decoder with cpu_offload=True."
+                    ) from exc
+                _free_accelerator_memory()
+                batch_size = max(1, len(idx) // 2)  # retry this batch smaller; finished frames are kept
+                continue
             if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 4 or out.shape[0] != len(idx):
                 raise LatentlabError(
                     f"decoder {type(decoder).__name__} returned {getattr(out, 'shape', type(out))} "
@@ -246,13 +418,21 @@ def render(
                 )
             for j, k in enumerate(idx):
                 frames[k] = out[j]
-                if directory is not None:
-                    _save_png(out[j], directory / FRAME_PATTERN.format(k))
+                if writer is not None:
+                    pending.append(writer.submit(_save_png, out[j], directory / FRAME_PATTERN.format(k)))
                 if callback is not None:
                     callback({"frame": k, "frames": T, "image": out[j], "resumed": False})
+            for f in [f for f in pending if f.done()]:
+                f.result()  # surface a failed write now, not at the end
+            pending = [f for f in pending if not f.done()]
             bar.update(len(idx))
+            pos += len(idx)
     finally:
         bar.close()
+        if writer is not None:
+            writer.shutdown(wait=True)
+    for f in pending:
+        f.result()  # re-raise a failed write
     if directory is not None:
         manifest["complete"] = True
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -26,7 +26,13 @@ Keyframe kinds (exactly one per keyframe):
   "a - b + c", renormalised.
 
 Segment settings on a keyframe (for the segment that ends there): ``frames``, ``easing``,
-``method``, ``hold``.
+``method``, ``hold``. A keyframe's ``seed`` picks its prior sample and, with ``noise = "slerp"``
+or ``"inverted"``, its own starting noise (default ``seed + i`` for keyframe ``i``).
+
+Quality settings: ``noise = "slerp"`` gives each keyframe its own noise and slerps between
+them; ``noise = "inverted"`` uses each image keyframe's DDIM-inverted noise, so the morph
+starts and ends on faithful redraws of its input images; ``pacing = "even"`` re-places the
+frames so the picture changes by equal steps (:func:`latentlab.even_pacing`).
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ NEUTRAL_CAPTION = "a photo"
 
 KEYFRAME_KINDS = ("image", "text", "text_diff", "mix", "sum")
 SEGMENT_KEYS = ("frames", "easing", "method", "hold")
-NOISE_MODES = ("shared", "per-frame")
+NOISE_MODES = ("shared", "per-frame", "slerp", "inverted")
+PACING_MODES = ("uniform", "even")
+PACING_METRICS = ("clip", "pixel")
 FORMATS = ("mp4", "gif", "webp")
 
 
@@ -141,7 +149,12 @@ class Spec:
         keyframes: list of keyframe tables (see the module docstring); at least two.
         preset: preset name ["mini"].
         seed: base seed of the starting noise [0].
-        noise: "shared" (one starting noise for every frame: no flicker) or "per-frame" ["shared"].
+        noise: "shared" (one starting noise for every frame: no flicker), "per-frame", "slerp"
+            (each keyframe its own noise, slerped between) or "inverted" (image keyframes'
+            DDIM-inverted noise, slerped between) ["shared"].
+        pacing: "uniform" (frames at the segments' eased parameters) or "even" (re-placed so
+            the picture changes evenly, :func:`latentlab.even_pacing`) ["uniform"].
+        pacing_metric: the distance "even" pacing equalises, "clip" or "pixel" ["clip"].
         frames: default frame count of each segment, its end keyframe excluded [48].
         easing / method: defaults for segments ["linear" / "slerp"].
         steps / guidance_scale: sampler settings [the decoder's defaults].
@@ -155,6 +168,8 @@ class Spec:
     preset: str = "mini"
     seed: int = 0
     noise: str = "shared"
+    pacing: str = "uniform"
+    pacing_metric: str = "clip"
     frames: int = 48
     easing: str = "linear"
     method: str = "slerp"
@@ -189,6 +204,16 @@ class Spec:
         need(isinstance(self.preset, str) and bool(self.preset), "'preset' must be a preset name, e.g. \"mini\".")
         need(is_int(self.seed), f"'seed' must be an integer, got {self.seed!r}.")
         need(self.noise in NOISE_MODES, f"'noise' must be one of {NOISE_MODES}, got {self.noise!r}.")
+        need(self.pacing in PACING_MODES, f"'pacing' must be one of {PACING_MODES}, got {self.pacing!r}.")
+        need(
+            self.pacing_metric in PACING_METRICS,
+            f"'pacing_metric' must be one of {PACING_METRICS}, got {self.pacing_metric!r}.",
+        )
+        need(
+            not (self.pacing == "even" and self.noise == "per-frame"),
+            "'pacing' = \"even\" needs noise that follows the path (\"shared\", \"slerp\" or \"inverted\"); "
+            "with \"per-frame\" noise every frame changes anyway.",
+        )
         need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")
         need(self.easing in EASINGS, f"'easing' must be one of {tuple(EASINGS)}, got {self.easing!r}.")
         need(self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")
@@ -271,6 +296,8 @@ class Spec:
             raise SpecError(f"{where}.easing must be one of {tuple(easings)}, got {kf['easing']!r}.")
         if "method" in kf and kf["method"] not in methods:
             raise SpecError(f"{where}.method must be one of {methods}, got {kf['method']!r}.")
+        if "seed" in kf and (not isinstance(kf["seed"], int) or isinstance(kf["seed"], bool)):
+            raise SpecError(f"{where}.seed must be an integer, got {kf['seed']!r}.")
         if "hold" in kf and (not isinstance(kf["hold"], int) or kf["hold"] < 0):
             raise SpecError(f"{where}.hold must be an integer >= 0, got {kf['hold']!r}.")
 
@@ -314,6 +341,11 @@ class Spec:
                 kind = "mix" if "mix" in kf else "sum"
                 out.append(f"{kind}({len(kf[kind])})")
         return out
+
+    def keyframe_seeds(self) -> list[int]:
+        """Seed of each keyframe's own noise (``noise = "slerp"`` / ``"inverted"``): its
+        ``seed`` field, else ``seed + i``."""
+        return [int(kf.get("seed", self.seed + i)) for i, kf in enumerate(self.keyframes)]
 
     def needs_prior(self) -> bool:
         """Whether some keyframe is a plain text that only a prior can turn into an image embedding."""

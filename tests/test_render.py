@@ -11,6 +11,8 @@ from latentlab.render import MANIFEST, frame_seeds, make_noise, render
 from latentlab.space import tag
 from latentlab.trajectory import Trajectory
 
+from conftest import FakeDecoder
+
 
 def path8(frames=7, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -133,3 +135,45 @@ def test_decoder_returning_garbage_is_reported(fake_decoder):
     fake_decoder._decode = lambda *a, **k: np.zeros((1, 8, 8, 3), np.float32)
     with pytest.raises(LatentlabError, match="expected uint8"):
         render(path8(), fake_decoder, progress=False)
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_finished_frames(tmp_path, fake_decoder):
+    """A batch that does not fit is retried at half the size; frames already rendered stay."""
+    inner = fake_decoder._decode
+    fake_decoder.calls, fits = [], 2
+
+    def decode(embeddings, noise, **kw):
+        if embeddings.shape[0] > fits:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return inner(embeddings, noise, **kw)
+
+    fake_decoder._decode = decode
+    p = path8(frames=9)
+    frames = render(p, fake_decoder, batch_size=8, out_dir=tmp_path / "r", progress=False)
+    ref = render(p, FakeDecoder(), batch_size=1, progress=False)
+    assert np.array_equal(frames, ref)
+    assert fake_decoder.calls and max(fake_decoder.calls) <= fits and sum(fake_decoder.calls) == len(p)
+    assert len(list((tmp_path / "r").glob("frame_*.png"))) == len(p)
+
+    fits = 0  # not even one frame fits: a clear error, not a loop
+    with pytest.raises(LatentlabError, match="cpu_offload"):
+        render(p, fake_decoder, batch_size=4, progress=False)
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory(fake_decoder):
+    def decode(embeddings, noise, **kw):
+        raise RuntimeError("shape mismatch")
+
+    fake_decoder._decode = decode
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        render(path8(), fake_decoder, batch_size=4, progress=False)
+
+
+def test_ll_render_stays_the_function_after_the_submodule_is_imported():
+    import importlib
+    import sys
+
+    import latentlab as ll
+
+    importlib.import_module("latentlab.render")  # importing the submodule used to rebind ll.render to it
+    assert ll.render is sys.modules["latentlab.render"].render

@@ -58,6 +58,29 @@ class Decoder:
         Returns uint8 (b, H, W, 3)."""
         raise NotImplementedError
 
+    def _invert(
+        self,
+        images: np.ndarray,
+        embeddings: torch.Tensor,
+        *,
+        steps: int,
+        guidance_scale: float,
+    ) -> torch.Tensor:
+        """Invert a validated batch: ``images`` uint8 (b, H, W, 3), ``embeddings`` (b, d)
+        unit-norm float32 on the CPU -> starting noise (b, *noise_shape) float32 on the CPU.
+        Decoders that can run their sampler backwards (DDIM) override this."""
+        from ..errors import LatentlabError
+
+        raise LatentlabError(
+            f"decoder {type(self).__name__} ({self.name!r}) cannot invert images to their starting noise; "
+            "use noise='slerp' or 'shared' instead of 'inverted'."
+        )
+
+    @property
+    def supports_inversion(self) -> bool:
+        """Whether :meth:`invert` is implemented (e.g. by DDIM inversion)."""
+        return type(self)._invert is not Decoder._invert
+
     def describe(self) -> dict[str, Any]:
         """What a render manifest records about this decoder (JSON-serialisable)."""
         return {
@@ -99,6 +122,62 @@ class Decoder:
             z, noise.detach().to("cpu", torch.float32), seeds=seeds, steps=steps, guidance_scale=guidance
         )
         return frames
+
+    def invert(
+        self,
+        images: Any,
+        embeddings: torch.Tensor,
+        *,
+        steps: int | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """The starting noise from which this decoder redraws ``images``: DDIM inversion.
+
+        ``images``: uint8 ``(b, H, W, 3)`` or ``(H, W, 3)`` arrays (any size; resized to the
+        decoder's native size), or a list of them. ``embeddings``: ``(b, d)``, normally each
+        image's own CLIP image embedding. Returns float32 noise ``(b, *noise_shape())`` such
+        that ``decode(embeddings, noise, steps=steps)`` reproduces the images as closely as
+        the sampler allows. Decode with the same ``steps`` (the decoder's default when
+        ``None``, as in a render).
+
+        ``guidance_scale`` of the inversion defaults to 1 (no classifier-free guidance), the
+        usual choice: guidance amplifies the mismatch between the inverted and the sampled
+        path (Mokady et al. 2022, "Null-text Inversion"). Decoding may still use the
+        decoder's guidance; docs/quality.md measures both.
+
+        >>> dec = ll.create_decoder("mini")                               # doctest: +SKIP
+        >>> noise = dec.invert(image, enc.encode_image(image))            # doctest: +SKIP
+        >>> again = dec.decode(enc.encode_image(image), noise)            # doctest: +SKIP
+        """
+        from ..errors import ArgumentError
+
+        if isinstance(images, (list, tuple)):
+            if not images:
+                raise ArgumentError("images is an empty list; give at least one uint8 (H, W, 3) image.")
+            images = np.stack([np.asarray(im) for im in images])
+        if isinstance(images, torch.Tensor):
+            images = images.detach().cpu().numpy()
+        if not isinstance(images, np.ndarray):
+            raise ArgumentError(f"images must be uint8 arrays (b, H, W, 3), got {type(images).__name__}.")
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ArgumentError(
+                f"images must be uint8 (b, H, W, 3) RGB, got {images.dtype} {tuple(images.shape)}; "
+                "load files with ll.load_image(path)."
+            )
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+        z = z.detach().to("cpu", torch.float32)
+        z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        if z.shape[0] != images.shape[0]:
+            raise ArgumentError(f"embeddings has {z.shape[0]} rows for {images.shape[0]} images; give one per image.")
+        steps = self.default_steps if steps is None else int(steps)
+        if steps < 1:
+            raise ArgumentError(f"steps must be >= 1, got {steps}.")
+        guidance = float(guidance_scale)
+        if guidance < 0:
+            raise ArgumentError(f"guidance_scale must be >= 0, got {guidance}.")
+        return self._invert(np.ascontiguousarray(images), z, steps=steps, guidance_scale=guidance)
 
     def render(
         self,

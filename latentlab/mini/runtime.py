@@ -28,7 +28,16 @@ from .models import SPACE, MiniDecoderNet, MiniPriorNet, load_module, sample_dec
 
 from ..priors import Prior
 
-__all__ = ["MiniDecoder", "MiniPrior", "build_mini_decoder", "build_mini_prior", "DECODER_FILE", "PRIOR_FILE"]
+__all__ = [
+    "MiniDecoder",
+    "MiniPrior",
+    "build_mini_decoder",
+    "build_mini_prior",
+    "ddim_invert",
+    "sample_decoder_eta",
+    "DECODER_FILE",
+    "PRIOR_FILE",
+]
 
 DECODER_FILE = "mini_decoder.safetensors"
 PRIOR_FILE = "mini_prior.safetensors"
@@ -52,6 +61,102 @@ def _check_dtype_device(device: Any, dtype: Any) -> tuple[torch.device, torch.dt
     return dev, dtype
 
 
+def _guided_eps(net: MiniDecoderNet, x: torch.Tensor, t: int, emb: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    """The model output the sampler (``sample_decoder``) uses at step ``t``, guidance included."""
+    b = x.shape[0]
+    tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
+    if guidance_scale == 1.0:
+        return net(x, tt, emb)
+    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x.device)
+    out = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop)
+    cond, uncond = out.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
+
+
+@torch.no_grad()
+def ddim_invert(
+    net: MiniDecoderNet,
+    emb: torch.Tensor,
+    image: torch.Tensor,
+    *,
+    steps: int = 25,
+    guidance_scale: float = 1.0,
+    iterations: int = 1,
+    inset: float = 0.98,
+) -> torch.Tensor:
+    """DDIM inversion (Song et al. 2021, "Denoising Diffusion Implicit Models", sec. 4.3):
+    the starting noise ``(b, 3, s, s)`` from which the deterministic sampler
+    (:func:`~latentlab.mini.models.sample_decoder`, same ``steps`` and ``guidance_scale``)
+    redraws ``image`` ``(b, 3, s, s)`` in [-1, 1], conditioned on ``emb`` ``(b, d)``.
+
+    The sampler's steps are undone one at a time, last first. Each step of the sampler maps
+    ``x_t`` to ``x_prev`` through the model's noise estimate at ``x_t``, which inversion does
+    not know yet, so each step is refined by fixed-point iteration (``iterations`` extra
+    model calls per step, re-evaluating the model at the current estimate of ``x_t``; 0
+    gives plain DDIM inversion, which evaluates it at ``x_prev`` instead). The sampler clamps its predicted clean image to [-1, 1]; where that
+    clamp binds, the step is inverted in closed form for the clamped value, so the fixed
+    point reproduces the sampler's step exactly, clamp included. The target is inset to
+    ``inset`` x [-1, 1] so that pure white or black pixels stay inside the clamp (a 1% inset
+    shifts them by under 3 of 255 levels).
+    """
+    from .models import make_scheduler
+
+    sched = make_scheduler(net.config, "ddim")
+    sched.set_timesteps(int(steps))
+    ac = sched.alphas_cumprod.to(image.device, image.dtype)
+    ratio = sched.config.num_train_timesteps // sched.num_inference_steps
+    one = torch.tensor(1.0, device=image.device, dtype=image.dtype)
+    x = image.clamp(-1, 1) * inset
+    for t in [int(v) for v in sched.timesteps][::-1]:
+        prev = t - ratio
+        a_t, a_p = ac[t], (ac[prev] if prev >= 0 else one)
+        eps = _guided_eps(net, x, t, emb, guidance_scale)
+        xt = a_t.sqrt() * (x - (1 - a_p).sqrt() * eps) / a_p.sqrt() + (1 - a_t).sqrt() * eps  # plain DDIM inversion
+        for _ in range(int(iterations)):
+            eps = _guided_eps(net, xt, t, emb, guidance_scale)
+            x0 = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            free = a_t.sqrt() * (x - (1 - a_p).sqrt() * eps) / a_p.sqrt() + (1 - a_t).sqrt() * eps
+            if prev >= 0:  # where the sampler clamps x0 to c = +-1: x_prev = sqrt(a_p) c + sqrt((1-a_p)/(1-a_t)) (x_t - sqrt(a_t) c)
+                c = x0.clamp(-1, 1).sign()
+                clamped = a_t.sqrt() * c + ((1 - a_t) / (1 - a_p)).sqrt() * (x - a_p.sqrt() * c)
+                xt = torch.where(x0.abs() > 1, clamped, free)
+            else:  # the last sampler step returns the clamped x0 itself: stay inside the clamp
+                xt = free
+        x = xt
+    return x
+
+
+@torch.no_grad()
+def sample_decoder_eta(
+    net: MiniDecoderNet,
+    emb: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    seeds: Sequence[int],
+    eta: float,
+    steps: int = 25,
+    guidance_scale: float = 3.0,
+) -> torch.Tensor:
+    """DDIM with ``eta`` > 0 (Song et al. 2021, eq. 16: ``eta = 1`` is DDPM-like): the sampler
+    of :func:`~latentlab.mini.models.sample_decoder` plus fresh noise at every step, drawn for
+    row ``i`` from a CPU generator seeded ``seeds[i]`` (so a row never depends on its batch).
+    ``eta = 0`` is exactly ``sample_decoder``. Returns images (b, 3, H, W) in [-1, 1]."""
+    from .models import make_scheduler
+
+    sched = make_scheduler(net.config, "ddim")
+    sched.set_timesteps(int(steps))
+    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    x = noise.clone()
+    for t in sched.timesteps:
+        out = _guided_eps(net, x, int(t), emb, guidance_scale)
+        if eta > 0:
+            var = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(x.device, x.dtype)
+            x = sched.step(out, t, x, eta=float(eta), variance_noise=var).prev_sample
+        else:
+            x = sched.step(out, t, x, eta=0.0).prev_sample
+    return x.clamp(-1, 1)
+
+
 class MiniDecoder(Decoder):
     """The mini unCLIP decoder: a small pixel-space UNet conditioned on CLIP image embeddings.
 
@@ -64,6 +169,8 @@ class MiniDecoder(Decoder):
 
     ``decode(z (b, d), noise (b, 3, s, s))`` -> uint8 ``(b, resolution, resolution, 3)``;
     deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch.
+    ``invert(images, z)`` runs the sampler backwards (:func:`ddim_invert`): the noise from
+    which ``decode`` redraws the images.
 
     >>> import torch
     >>> from latentlab.mini.models import DecoderConfig, MiniDecoderNet
@@ -126,6 +233,44 @@ class MiniDecoder(Decoder):
         x = noise.to(self.device, self.dtype)
         with torch.inference_mode():
             img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale)
+        return self._to_frames(img)
+
+    def decode_eta(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        eta: float,
+        seeds: Sequence[int] | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+    ) -> np.ndarray:
+        """Like :meth:`decode`, with DDIM ``eta`` > 0: fresh noise at every step (row ``i``
+        seeded ``seeds[i]``), so one starting noise gives different pictures for different
+        seeds, all near the ``eta = 0`` decode for small ``eta``. Used for variations
+        around an inverted image (:func:`latentlab.variations`)."""
+        from ..space import check_embeddings
+
+        if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 <= eta <= 1:
+            raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+        z = torch.nn.functional.normalize(z.detach().to("cpu", torch.float32), dim=-1)
+        shape = (z.shape[0], *self.noise_shape())
+        if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
+            raise ArgumentError(f"noise must have shape {shape}, got {getattr(noise, 'shape', type(noise).__name__)}.")
+        seeds = list(range(z.shape[0])) if seeds is None else [int(s) for s in seeds]
+        if len(seeds) != z.shape[0]:
+            raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per row.")
+        steps = self.default_steps if steps is None else int(steps)
+        guidance = self.default_guidance if guidance_scale is None else float(guidance_scale)
+        with torch.inference_mode():
+            img = sample_decoder_eta(
+                self.net, z.to(self.device, self.dtype), noise.to(self.device, self.dtype), seeds=seeds, eta=float(eta),
+                steps=steps, guidance_scale=guidance,
+            )  # fmt: skip
+        return self._to_frames(img)
+
+    def _to_frames(self, img: torch.Tensor) -> np.ndarray:
         u8 = ((img.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         if u8.shape[1] == self.resolution:
             return np.ascontiguousarray(u8)
@@ -133,6 +278,30 @@ class MiniDecoder(Decoder):
 
         r = self.resolution
         return np.stack([np.asarray(Image.fromarray(f).resize((r, r), Image.Resampling.LANCZOS)) for f in u8])
+
+    inversion_iterations = 1
+    """Fixed-point iterations per step of :func:`ddim_invert` (0: plain DDIM inversion). One
+    is the measured best on the shipped weights: more iterations oscillate rather than
+    converge where the clamp switches on and off (docs/quality.md)."""
+
+    def _native(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size (area resampling,
+        the counterpart of the Lanczos upsampling that ``decode`` applies)."""
+        from PIL import Image
+
+        s = self.config.image_size
+        if images.shape[1:3] != (s, s):
+            images = np.stack([np.asarray(Image.fromarray(f).resize((s, s), Image.Resampling.BOX)) for f in images])
+        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
+        x = self._native(images).to(self.device, self.dtype)
+        z = embeddings.to(self.device, self.dtype)
+        with torch.inference_mode():
+            noise = ddim_invert(
+                self.net, z, x, steps=steps, guidance_scale=guidance_scale, iterations=self.inversion_iterations
+            )
+        return noise.float().cpu().clone()
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

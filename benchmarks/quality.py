@@ -1,0 +1,268 @@
+"""Morph quality on the embedded ``mini`` model: pacing, flicker and faithfulness, side by side.
+
+A fixed set of morphs between shapes-world scenes (``latentlab.mini.shapes``) is rendered
+on the CPU in each mode, and the table compares:
+
+- **pacing**: uniform path parameters against :func:`latentlab.even_pacing`: the coefficient
+  of variation (CV) of consecutive-frame distances and the largest step over the median
+  step (goals: CV <= 0.15, max jump <= 2x median). Distances in ``--metric`` (``clip``: the
+  angle between the frames' CLIP image embeddings; ``pixel``: RMS pixel difference);
+  pacing equalises the same metric it is judged by.
+- **flicker**: a constant embedding rendered with shared, per-frame and slerp noise: the
+  mean consecutive-frame distance (CLIP angle and pixel RMS).
+- **faithfulness**: frame 0 of a morph against its input image, PSNR (dB) and CLIP cosine,
+  with shared noise and with the input's DDIM-inverted noise (goal: cosine >= 0.95).
+
+Contact sheets of every mode go to ``--out`` (default ``.cache/quality/``, git-ignored)::
+
+    python benchmarks/quality.py                          # 10 morphs (minutes on a CPU)
+    python benchmarks/quality.py --metric pixel           # pace and judge by pixels
+    python benchmarks/quality.py --quick                  # 2 small morphs (tested in CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import latentlab as ll  # noqa: E402
+from latentlab.mini.shapes import caption, render_scene, sample_scene  # noqa: E402
+from latentlab.pacing import frame_distances, pacing_stats  # noqa: E402
+from latentlab.render import render  # noqa: E402
+from latentlab.trajectory import Segment, Trajectory  # noqa: E402
+
+GOALS = {"cv": 0.15, "max_jump_over_median": 2.0, "inverted_cos": 0.95}
+
+#: (seed of scene A, seed of scene B, objects per scene): one- and two-object scenes
+MORPHS = [(100 + 2 * k, 101 + 2 * k, 1 if k < 7 else 2) for k in range(10)]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images."""
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+
+
+def sheet_rows(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """One labelled row of frames per mode, stacked, as a PNG."""
+    from latentlab.video import contact_sheet, save_image
+
+    n = max(f.shape[0] for _, f in rows)
+    sheets = [contact_sheet(f, columns=n, labels=[name] + [""] * (f.shape[0] - 1)) for name, f in rows]
+    width = max(s.shape[1] for s in sheets)
+    padded = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
+    save_image(np.concatenate(padded), path)
+
+
+def one_morph(k: int, spec: tuple[int, int, int], enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> dict:
+    sa, sb, n_obj = spec
+    scene_a, scene_b = sample_scene(sa, n_objects=n_obj), sample_scene(sb, n_objects=n_obj)
+    img = np.stack([render_scene(scene_a), render_scene(scene_b)])
+    za, zb = enc.encode_image(img).split(1)
+    kw = dict(seed=args.seed, steps=args.steps, progress=False)
+    path = Trajectory.interpolate(za, zb, frames=args.frames)
+    t0 = time.perf_counter()
+
+    # pacing: uniform against even
+    uniform = render(path, dec, **kw)
+    paced = ll.even_pacing(path, enc, dec, metric=args.metric, seed=args.seed, steps=args.steps, coarse=args.coarse,
+                           passes=args.passes)  # fmt: skip
+    even = render(paced.trajectory, dec, **kw)
+    judge = dict(metric=args.metric, encoder=enc)
+    su, se = pacing_stats(uniform, **judge), pacing_stats(even, **judge)
+
+    # flicker: one embedding, three noise modes
+    still = Trajectory(torch.cat([za, za]), [Segment(args.flicker_frames - 1)])
+    flicker: dict[str, dict[str, float]] = {}
+    still_frames = {}
+    for mode in ("shared", "per-frame", "slerp"):
+        f = render(still, dec, noise=mode, **kw)
+        still_frames[mode] = f
+        flicker[mode] = {
+            "clip": float(frame_distances(f, metric="clip", encoder=enc).mean()),
+            "pixel": float(frame_distances(f, metric="pixel").mean()),
+        }
+
+    # faithfulness: frame 0 against the input, shared noise vs inverted noise
+    noise = dec.invert(img, torch.cat([za, zb]), steps=args.steps)
+    redrawn = dec.decode(torch.cat([za, zb]), noise, steps=args.steps)
+    inverted = render(path, dec, noise="inverted", keyframe_noise=noise, **kw)
+
+    def cos(frame: np.ndarray, z: torch.Tensor) -> float:
+        return float((enc.encode_image(frame) * z).sum())
+
+    faith = {
+        "shared_psnr": psnr(uniform[0], img[0]),
+        "shared_cos": cos(uniform[0], za),
+        "inverted_psnr": psnr(redrawn[0], img[0]),
+        "inverted_cos": cos(redrawn[0], za),
+        # both ends of the inverted morph, for the record
+        "inverted_morph_end_psnr": psnr(inverted[-1], img[1]),
+        "inverted_morph_end_cos": cos(inverted[-1], zb),
+    }
+    seconds = time.perf_counter() - t0
+
+    name = f"morph{k:02d}"
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    sheet_rows(
+        [("input A|B", img), ("uniform", uniform), (f"even ({args.metric})", even), ("inverted", inverted)],
+        d / "modes.png",
+    )
+    sheet_rows([(m, f) for m, f in still_frames.items()], d / "flicker.png")
+    return {
+        "name": name,
+        "a": caption(scene_a),
+        "b": caption(scene_b),
+        "frames": int(uniform.shape[0]),
+        "even_frames": int(even.shape[0]),
+        "uniform": su,
+        "even": se,
+        "pacing_decodes": paced.decodes,
+        "pacing_ts": paced.trajectory.segments[0].ts,
+        "flicker": flicker,
+        "faithfulness": faith,
+        "seconds": seconds,
+    }
+
+
+def summarise(rows: list[dict]) -> dict[str, Any]:
+    def col(f):
+        return np.array([f(r) for r in rows], dtype=np.float64)
+
+    s: dict[str, Any] = {}
+    for key, f in {
+        "uniform_cv": lambda r: r["uniform"]["cv"],
+        "even_cv": lambda r: r["even"]["cv"],
+        "uniform_max_jump": lambda r: r["uniform"]["max_jump_over_median"],
+        "even_max_jump": lambda r: r["even"]["max_jump_over_median"],
+        "flicker_shared_clip": lambda r: r["flicker"]["shared"]["clip"],
+        "flicker_per_frame_clip": lambda r: r["flicker"]["per-frame"]["clip"],
+        "flicker_slerp_clip": lambda r: r["flicker"]["slerp"]["clip"],
+        "shared_psnr": lambda r: r["faithfulness"]["shared_psnr"],
+        "inverted_psnr": lambda r: r["faithfulness"]["inverted_psnr"],
+        "shared_cos": lambda r: r["faithfulness"]["shared_cos"],
+        "inverted_cos": lambda r: r["faithfulness"]["inverted_cos"],
+    }.items():
+        v = col(f)
+        s[key] = {"mean": float(v.mean()), "median": float(np.median(v))}
+    s["even_better_cv"] = int(sum(r["even"]["cv"] < r["uniform"]["cv"] for r in rows))
+    s["goal_cv_met"] = {m: int(sum(r[m]["cv"] <= GOALS["cv"] for r in rows)) for m in ("uniform", "even")}
+    s["goal_jump_met"] = {
+        m: int(sum(r[m]["max_jump_over_median"] <= GOALS["max_jump_over_median"] for r in rows)) for m in ("uniform", "even")
+    }
+    s["goal_cos_met"] = {
+        m: int(sum(r["faithfulness"][f"{m}_cos"] >= GOALS["inverted_cos"] for r in rows)) for m in ("shared", "inverted")
+    }
+    return s
+
+
+def table(rows: list[dict], summary: dict, metric: str) -> str:
+    head = (
+        f"| morph | CV uniform | CV even | max/med uniform | max/med even | flicker shared | flicker per-frame "
+        f"| flicker slerp | PSNR shared | PSNR inverted | cos shared | cos inverted |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        fl, fa = r["flicker"], r["faithfulness"]
+        lines.append(
+            f"| {r['name']} | {r['uniform']['cv']:.3f} | {r['even']['cv']:.3f} | "
+            f"{r['uniform']['max_jump_over_median']:.2f} | {r['even']['max_jump_over_median']:.2f} | "
+            f"{fl['shared']['clip']:.4f} | {fl['per-frame']['clip']:.4f} | {fl['slerp']['clip']:.4f} | "
+            f"{fa['shared_psnr']:.1f} | {fa['inverted_psnr']:.1f} | {fa['shared_cos']:.3f} | {fa['inverted_cos']:.3f} |"
+        )
+    m = {k: v["mean"] for k, v in summary.items() if isinstance(v, dict) and "mean" in v}
+    lines.append(
+        f"| **mean** | {m['uniform_cv']:.3f} | {m['even_cv']:.3f} | {m['uniform_max_jump']:.2f} | {m['even_max_jump']:.2f} | "
+        f"{m['flicker_shared_clip']:.4f} | {m['flicker_per_frame_clip']:.4f} | {m['flicker_slerp_clip']:.4f} | "
+        f"{m['shared_psnr']:.1f} | {m['inverted_psnr']:.1f} | {m['shared_cos']:.3f} | {m['inverted_cos']:.3f} |"
+    )
+    n = len(rows)
+    lines.append("")
+    lines.append(
+        f"pacing metric {metric}; even pacing lowered the CV in {summary['even_better_cv']}/{n} morphs; "
+        f"CV <= {GOALS['cv']}: uniform {summary['goal_cv_met']['uniform']}/{n}, even {summary['goal_cv_met']['even']}/{n}; "
+        f"max jump <= {GOALS['max_jump_over_median']}x median: uniform {summary['goal_jump_met']['uniform']}/{n}, "
+        f"even {summary['goal_jump_met']['even']}/{n}; cosine >= {GOALS['inverted_cos']}: shared "
+        f"{summary['goal_cos_met']['shared']}/{n}, inverted {summary['goal_cos_met']['inverted']}/{n}. "
+        "Flicker: mean CLIP angle (radians) between consecutive frames of a constant embedding."
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="2 morphs, 7 frames, 4 steps: a smoke run (about a minute)")
+    p.add_argument("--morphs", type=int, default=None, help=f"how many of the {len(MORPHS)} morphs (default all; quick 2)")
+    p.add_argument("--frames", type=int, default=None, help="frames per morph (default 13; quick 7)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 10; quick 4)")
+    p.add_argument("--flicker-frames", type=int, default=None, help="frames of the flicker test (default 6; quick 3)")
+    p.add_argument("--metric", choices=("clip", "pixel"), default="clip", help="what pacing equalises and is judged by")
+    p.add_argument("--coarse", type=int, default=None, help="even pacing: coarse sample intervals (default half the frames)")
+    p.add_argument("--passes", type=int, default=1, help="even pacing: measurement passes (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="mini")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--out", default=".cache/quality", help="contact sheets and results.json (default .cache/quality)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.morphs = args.morphs or (2 if q else len(MORPHS))
+    args.frames = args.frames or (7 if q else 13)
+    args.steps = args.steps or (4 if q else 10)
+    args.flicker_frames = args.flicker_frames or (3 if q else 6)
+    if not 1 <= args.morphs <= len(MORPHS):
+        p.error(f"--morphs must be in [1, {len(MORPHS)}]")
+    if args.frames < 3 or args.flicker_frames < 2:
+        p.error("--frames must be >= 3 and --flicker-frames >= 2")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    enc, dec = ll.create_encoder(args.preset), ll.create_decoder(args.preset)
+    load_s = time.perf_counter() - t0
+    rows = []
+    for k, spec in enumerate(MORPHS[: args.morphs]):
+        rows.append(one_morph(k, spec, enc, dec, args, out))
+        print(f"{rows[-1]['name']}: {rows[-1]['a']} -> {rows[-1]['b']} ({rows[-1]['seconds']:.0f} s)", file=sys.stderr)
+    summary = summarise(rows)
+    total_s = time.perf_counter() - t0
+    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = {
+        "command": command.strip(),
+        "settings": {k: getattr(args, k) for k in ("quick", "morphs", "frames", "steps", "flicker_frames", "metric", "coarse",
+                                                   "passes", "seed", "preset", "threads")},
+        "goals": GOALS,
+        "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "torch": torch.__version__},  # fmt: skip
+        "load_seconds": load_s,
+        "total_seconds": total_s,
+        "rows": rows,
+        "summary": summary,
+    }
+    print(table(rows, summary, args.metric))
+    print(f"\n{len(rows)} morphs x {args.frames} frames, {args.steps} DDIM steps, guidance {dec.default_guidance}, "
+          f"seed {args.seed}; {total_s:.0f} s in all on {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s). "
+          f"Contact sheets: {out}/")  # fmt: skip
+    text = json.dumps(result, indent=2, default=float) + "\n"
+    (out / "results.json").write_text(text, encoding="utf-8")
+    if args.json:
+        Path(args.json).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

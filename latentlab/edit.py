@@ -1,0 +1,210 @@
+"""Edits that go through the decoder and back: iterative text diffs and variations.
+
+A single DALL-E 2 text diff slerps an image embedding towards ``normalize(z_to - z_from)``
+once. :func:`iterative_text_diff` applies it in small steps and, between steps, *decodes and
+re-encodes*: each step starts from the embedding of the picture actually drawn, so the edit
+follows what the decoder can show rather than drifting off in embedding space. It stops
+when the picture's CLIP similarity to the destination caption reaches ``target``.
+
+>>> import latentlab as ll                                                   # doctest: +SKIP
+>>> enc, dec = ll.create_encoder("mini"), ll.create_decoder("mini")           # doctest: +SKIP
+>>> run = ll.iterative_text_diff(enc, dec, "red_circle.png", "a red circle", "a blue circle",
+...                              theta_step=0.2, target=0.3, max_steps=6)      # doctest: +SKIP
+>>> run.frames.shape, run.similarity                                         # doctest: +SKIP
+
+:func:`variations` draws one embedding several times: with fresh starting noise
+(``"reroll"``: different pictures of the same CLIP content), or around an image, from its
+DDIM-inverted noise with a little fresh noise at every sampler step (``"inverted"``,
+DDIM ``eta`` > 0: pictures that stay centred on the input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ArgumentError
+
+__all__ = ["IterativeEdit", "iterative_text_diff", "variations", "VARIATION_MODES"]
+
+VARIATION_MODES = ("reroll", "inverted")
+
+
+@dataclass
+class IterativeEdit:
+    """What :func:`iterative_text_diff` produced.
+
+    Attributes:
+        frames: uint8 ``(n + 1, H, W, 3)``; frame 0 is the decode of the start embedding.
+        embeddings: ``(n + 1, d)`` the embeddings decoded: row 0 the start, row ``k`` the text
+            diff applied to the re-encoded frame ``k - 1``.
+        similarity: ``n + 1`` cosines between each frame's CLIP image embedding and the
+            destination caption's text embedding.
+        reached: whether ``similarity`` reached ``target`` (``False`` without a target).
+    """
+
+    frames: np.ndarray
+    embeddings: torch.Tensor
+    similarity: list[float]
+    reached: bool
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def _start_embedding(encoder: Any, image_or_embedding: Any) -> torch.Tensor:
+    if isinstance(image_or_embedding, torch.Tensor) and image_or_embedding.ndim == 2 and image_or_embedding.dtype.is_floating_point:
+        z = image_or_embedding
+        if z.shape[0] != 1:
+            raise ArgumentError(f"image_or_embedding must be one embedding (1, d), got {tuple(z.shape)}.")
+        if z.shape[1] != encoder.dim:
+            raise ArgumentError(f"the embedding has d={z.shape[1]} but the encoder's space has d={encoder.dim}.")
+        from .space import tag
+
+        return tag(torch.nn.functional.normalize(z.detach().float().cpu(), dim=-1), encoder.space)
+    z = encoder.encode_image(image_or_embedding)
+    if z.shape[0] != 1:
+        raise ArgumentError(f"image_or_embedding must be one image, got {z.shape[0]}.")
+    return z
+
+
+def iterative_text_diff(
+    encoder: Any,
+    decoder: Any,
+    image_or_embedding: Any,
+    src_text: str | None,
+    dst_text: str,
+    *,
+    theta_step: float = 0.15,
+    target: float | None = None,
+    max_steps: int = 8,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+) -> IterativeEdit:
+    """Apply a text diff in steps, decoding and re-encoding between them.
+
+    Args:
+        encoder, decoder: of one CLIP space.
+        image_or_embedding: the start: an image (path, PIL, uint8 array) or an embedding (1, d).
+        src_text: a caption of the start (``None``: the neutral ``"a photo"``).
+        dst_text: the caption to move towards.
+        theta_step: the text diff's angle fraction per step (small: 0.1-0.3).
+        target: stop once a frame's cosine to ``dst_text`` reaches this (``None``: run
+            ``max_steps``). The scale depends on the CLIP model; read it off a first run.
+        max_steps: at most this many text-diff steps (frames: ``max_steps + 1``).
+        seed: seed of the one starting noise every step shares (so changes come from the
+            embedding, not the noise).
+        steps, guidance_scale: decoder settings.
+
+    Returns:
+        an :class:`IterativeEdit` (frames, embeddings, similarity curve, reached).
+    """
+    from .ops import text_diff
+    from .render import make_noise
+    from .spec import NEUTRAL_CAPTION
+
+    if not isinstance(dst_text, str):
+        raise ArgumentError(f"dst_text must be a caption string, got {type(dst_text).__name__}.")
+    if src_text is not None and not isinstance(src_text, str):
+        raise ArgumentError(f"src_text must be a caption string or None, got {type(src_text).__name__}.")
+    if not isinstance(theta_step, (int, float)) or isinstance(theta_step, bool) or not 0 < theta_step <= 1:
+        raise ArgumentError(f"theta_step must be a number in (0, 1], got {theta_step!r}.")
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
+        raise ArgumentError(f"max_steps must be an integer >= 0, got {max_steps!r}.")
+    if target is not None and (not isinstance(target, (int, float)) or isinstance(target, bool)):
+        raise ArgumentError(f"target must be a number (a cosine) or None, got {target!r}.")
+    if getattr(encoder, "space", None) != getattr(decoder, "space", None) or encoder.dim != decoder.dim:
+        from .errors import SpaceError
+
+        raise SpaceError(
+            f"encoder space {getattr(encoder, 'space', None)!r} (d={encoder.dim}) and decoder space "
+            f"{getattr(decoder, 'space', None)!r} (d={decoder.dim}) differ; use the encoder and decoder of one preset."
+        )
+    z = _start_embedding(encoder, image_or_embedding)
+    src, dst = encoder.encode_text([src_text if src_text is not None else NEUTRAL_CAPTION, dst_text]).split(1)
+    noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
+
+    def draw(e: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, float]:
+        frame = decoder.decode(e, noise, seeds=[int(seed)], steps=steps, guidance_scale=guidance_scale)
+        back = encoder.encode_image(frame)
+        return frame[0], back, float((back * dst).sum())
+
+    frame, back, sim = draw(z)
+    frames, embs, sims = [frame], [z], [sim]
+    reached = target is not None and sim >= target
+    for _ in range(max_steps):
+        if reached:
+            break
+        z = text_diff(back, src, dst, float(theta_step))
+        frame, back, sim = draw(z)
+        frames.append(frame)
+        embs.append(z)
+        sims.append(sim)
+        reached = target is not None and sim >= target
+    from .space import tag
+
+    return IterativeEdit(np.stack(frames), tag(torch.cat(embs), encoder.space), sims, bool(reached))
+
+
+def variations(
+    decoder: Any,
+    embedding: torch.Tensor,
+    *,
+    n: int = 8,
+    image: Any = None,
+    mode: str | None = None,
+    eta: float = 0.3,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+) -> np.ndarray:
+    """``n`` variations of one embedding ``(1, d)``: uint8 ``(n, H, W, 3)``.
+
+    Args:
+        decoder: the decoder of the embedding's CLIP space.
+        embedding: ``(1, d)``, e.g. ``encoder.encode_image(image)``.
+        n: how many.
+        image: the picture the embedding came from (uint8 ``(H, W, 3)``); needed by
+            ``mode="inverted"``.
+        mode: ``"reroll"``: variation ``k`` starts from noise seeded ``seed + k`` (what the
+            DALL-E 2 paper shows as variations); ``"inverted"``: every variation starts from
+            the image's DDIM-inverted noise and the sampler adds fresh noise at each step
+            (DDIM ``eta``), seeded ``seed + k``, so the variations stay centred on the
+            input. Default: ``"inverted"`` when an ``image`` is given, else ``"reroll"``.
+        eta: ``"inverted"`` mode: how far variations stray, in (0, 1] (0 would redraw the
+            image n times; 1 is DDPM-like).
+        seed, steps, guidance_scale: seeds and decoder settings.
+
+    >>> frames = ll.variations(dec, enc.encode_image(img), image=img, n=4, eta=0.3)  # doctest: +SKIP
+    """
+    from .render import make_noise
+
+    mode = mode if mode is not None else ("inverted" if image is not None else "reroll")
+    if mode not in VARIATION_MODES:
+        raise ArgumentError(f"mode must be one of {VARIATION_MODES}, got {mode!r}.")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ArgumentError(f"n must be an integer >= 1, got {n!r}.")
+    z = embedding
+    if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != 1:
+        raise ArgumentError(f"embedding must be one embedding (1, d), got {getattr(z, 'shape', type(z).__name__)}.")
+    seeds = [int(seed) + k for k in range(n)]
+    zs = z.expand(n, -1)
+    if mode == "reroll":
+        noise = make_noise(tuple(decoder.noise_shape()), seeds)
+        return decoder.decode(zs, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+    if image is None:
+        raise ArgumentError("mode='inverted' needs image= (the picture the embedding came from), to invert it.")
+    if not getattr(decoder, "supports_inversion", False) or not hasattr(decoder, "decode_eta"):
+        raise ArgumentError(
+            f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
+            f"{type(decoder).__name__} does not. Use mode='reroll'."
+        )
+    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta <= 1:
+        raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
+    start = decoder.invert(image, z, steps=steps)
+    return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
+                              steps=steps, guidance_scale=guidance_scale)  # fmt: skip

@@ -1,0 +1,434 @@
+"""Even pacing: place a trajectory's frames so that the *picture* changes by the same amount
+from each frame to the next.
+
+Uniform steps in CLIP space do not give uniform change on screen: a decoder holds one
+picture for a while and then snaps to the next, so a morph with evenly spaced embeddings
+crawls and then jumps. :func:`even_pacing` measures the change instead of assuming it:
+
+1. **Coarse pass.** Decode each segment at evenly spaced path parameters (half as many
+   as its frames, or ``coarse=``), with the same starting noise the render will use.
+2. **Distance.** Measure the change between neighbouring samples with an offline
+   perceptual distance, ``metric=``:
+
+   - ``"clip"`` (default): the angle, in radians, between the CLIP image embeddings of the
+     two decoded pictures (``arccos`` of their cosine similarity), computed with the given
+     encoder. The angle rather than ``1 - cos``: angles add up along a path (``1 - cos``
+     grows with the square of the step, so halving a step would quarter it), and pacing
+     relies on distances adding up.
+   - ``"pixel"``: root-mean-square difference of the two pictures, pixel values in [0, 1].
+     Needs no encoder; follows colour and layout, blind to meaning.
+
+3. **Refine by bisection.** Wherever one sample interval changes more than ``1 + tol``
+   times the mean interval of the coarse pass (a sudden transition hides there), decode
+   its midpoint and split it; repeat until no interval is that large, a split would make
+   halves narrower than a quarter of a uniform frame step, or ``max_samples`` extra decodes
+   are spent.
+4. **Reparametrise.** The cumulative distance along each segment is piecewise linear
+   between the samples; its inverse places the segment's frames at equal distance
+   increments. The frame budget is kept (per segment, or re-split across segments in
+   proportion to their measured length when ``frames=`` is given).
+5. **Optional passes** (``passes=2, 3, ...``): decode the paced frames, measure their
+   consecutive distances, solve again from those.
+
+The result is an ordinary :class:`~latentlab.Trajectory` whose segments carry explicit
+path parameters (:attr:`Segment.ts`): render it like any other. Everything is
+deterministic (fixed noise, no sampling), so the same inputs give the same pacing.
+
+>>> import latentlab as ll                                                  # doctest: +SKIP
+>>> enc, dec = ll.create_encoder("mini"), ll.create_decoder("mini")          # doctest: +SKIP
+>>> paced = ll.even_pacing(path, enc, dec, seed=0)                          # doctest: +SKIP
+>>> frames = dec.render(paced.trajectory, seed=0)                           # doctest: +SKIP
+>>> ll.pacing_stats(frames, encoder=enc)["cv"]                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ArgumentError
+
+__all__ = ["even_pacing", "pacing_stats", "frame_distances", "Pacing", "PACING_METRICS", "PACING_MODES"]
+
+PACING_METRICS = ("clip", "pixel")
+"""Perceptual distances :func:`even_pacing` can equalise (see the module docstring)."""
+
+PACING_MODES = ("uniform", "even")
+"""``"uniform"``: frames at the segments' own (eased) parameters; ``"even"``: :func:`even_pacing`."""
+
+
+# -- distances and statistics ------------------------------------------------------------
+
+
+def _check_frames(frames: Any, name: str = "frames") -> np.ndarray:
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
+        got = getattr(frames, "shape", type(frames).__name__)
+        raise ArgumentError(f"{name} must be uint8 frames (T, H, W, 3), got {got}.")
+    if frames.dtype != np.uint8:
+        raise ArgumentError(f"{name} must be uint8 (as decoders return them), got {frames.dtype}.")
+    return frames
+
+
+def _clip_angles(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    cos = (torch.nn.functional.normalize(a.double(), dim=-1) * torch.nn.functional.normalize(b.double(), dim=-1)).sum(-1)
+    return torch.arccos(cos.clamp(-1.0, 1.0)).numpy()
+
+
+def _pixel_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    diff = a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0
+    return np.sqrt((diff**2).reshape(diff.shape[0], -1).mean(axis=1))
+
+
+def frame_distances(frames: Any, *, metric: str = "clip", encoder: Any = None) -> np.ndarray:
+    """Distances between consecutive frames ``(T, H, W, 3)`` uint8 -> ``(T - 1,)`` float64.
+
+    ``metric="clip"``: angle in radians between the frames' CLIP image embeddings
+    (``encoder`` required); ``"pixel"``: RMS difference with pixel values in [0, 1].
+
+    >>> f = np.zeros((3, 4, 4, 3), np.uint8); f[1] = 255; f[2] = 255
+    >>> frame_distances(f, metric="pixel").tolist()
+    [1.0, 0.0]
+    """
+    f = _check_frames(frames)
+    if f.shape[0] < 2:
+        raise ArgumentError(f"frames needs at least two frames to measure a change, got {f.shape[0]}.")
+    if metric == "pixel":
+        return _pixel_rms(f[1:], f[:-1])
+    if metric == "clip":
+        if encoder is None:
+            raise ArgumentError("metric='clip' needs encoder= (a latentlab Encoder); or use metric='pixel'.")
+        z = encoder.encode_image(f)
+        return _clip_angles(z[1:], z[:-1])
+    raise ArgumentError(f"metric must be one of {PACING_METRICS}, got {metric!r}.")
+
+
+def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder: Any = None) -> dict[str, float]:
+    """How even a sequence of frames is: statistics of its consecutive-frame distances.
+
+    ``frames_or_distances``: uint8 frames ``(T, H, W, 3)`` (measured with ``metric``, which
+    defaults to ``"clip"`` when an ``encoder`` is given and ``"pixel"`` otherwise) or the
+    distances themselves ``(T - 1,)``.
+
+    Returns ``cv`` (coefficient of variation: standard deviation / mean; 0 is perfectly
+    even), ``max_jump_over_median`` (the largest step over the median step), and ``mean``,
+    ``median``, ``max``, ``n``. A sequence with no change at all has ``cv = 0`` and
+    ``max_jump_over_median = 1``.
+
+    >>> s = pacing_stats(np.array([1.0, 1.0, 1.0, 3.0]))
+    >>> round(s["cv"], 3), s["max_jump_over_median"]
+    (0.577, 3.0)
+    """
+    x = frames_or_distances
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x, dtype=np.float64)
+    if isinstance(x, np.ndarray) and x.ndim == 4:
+        d = frame_distances(x, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
+    elif isinstance(x, np.ndarray) and x.ndim == 1:
+        d = x.astype(np.float64)
+    else:
+        got = getattr(x, "shape", type(x).__name__)
+        raise ArgumentError(f"frames_or_distances must be frames (T, H, W, 3) or distances (T - 1,), got {got}.")
+    if d.size == 0:
+        raise ArgumentError("frames_or_distances holds no distances; give at least two frames.")
+    if not np.isfinite(d).all() or (d < 0).any():
+        raise ArgumentError("distances must be finite and >= 0.")
+    mean, med, mx = float(d.mean()), float(np.median(d)), float(d.max())
+    if mx == 0.0:
+        return {"cv": 0.0, "max_jump_over_median": 1.0, "mean": 0.0, "median": 0.0, "max": 0.0, "n": int(d.size)}
+    return {
+        "cv": float(d.std() / mean),
+        "max_jump_over_median": float(mx / med) if med > 0 else math.inf,
+        "mean": mean,
+        "median": med,
+        "max": mx,
+        "n": int(d.size),
+    }
+
+
+# -- even pacing -------------------------------------------------------------------------
+
+
+@dataclass
+class Pacing:
+    """What :func:`even_pacing` measured and built.
+
+    Attributes:
+        trajectory: the re-paced :class:`~latentlab.Trajectory` (same keyframes; segments with
+            explicit ``ts``); render it like any other.
+        samples: per segment, the sorted path parameters that were decoded, ``0`` to ``1``.
+        distances: per segment, the measured distance between consecutive samples
+            (``len(samples[i]) - 1`` values, in the metric's unit).
+        metric: ``"clip"`` (radians) or ``"pixel"`` (RMS in [0, 1]).
+        lengths: per segment, the total measured change (sum of its distances).
+        decodes: how many pictures were decoded to measure (coarse pass + refinement).
+        coarse_stats: :func:`pacing_stats` of the coarse pass, i.e. of uniformly spaced
+            parameters: how uneven the uniform path is at that resolution.
+    """
+
+    trajectory: Any
+    samples: list[np.ndarray]
+    distances: list[np.ndarray]
+    metric: str
+    lengths: list[float] = field(default_factory=list)
+    decodes: int = 0
+    coarse_stats: dict[str, float] = field(default_factory=dict)
+
+    def __iter__(self):  # ``paced, distances = even_pacing(...)``
+        return iter((self.trajectory, self.distances))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable record (what ``render_spec`` stores as ``pacing.json``)."""
+        return {
+            "format": "latentlab.pacing/1",
+            "metric": self.metric,
+            "trajectory": self.trajectory.to_dict(),
+            "samples": [s.tolist() for s in self.samples],
+            "distances": [d.tolist() for d in self.distances],
+            "lengths": list(self.lengths),
+            "decodes": self.decodes,
+            "coarse_stats": dict(self.coarse_stats),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Pacing":
+        from .trajectory import Trajectory
+
+        return cls(
+            trajectory=Trajectory.from_dict(d["trajectory"]),
+            samples=[np.asarray(s, dtype=np.float64) for s in d["samples"]],
+            distances=[np.asarray(x, dtype=np.float64) for x in d["distances"]],
+            metric=d["metric"],
+            lengths=[float(x) for x in d.get("lengths", [])],
+            decodes=int(d.get("decodes", 0)),
+            coarse_stats=dict(d.get("coarse_stats", {})),
+        )
+
+
+def _split_budget(moving: int, lengths: Sequence[float]) -> list[int]:
+    """``moving`` frames over segments in proportion to ``lengths``, each at least 1
+    (largest remainders)."""
+    n = len(lengths)
+    if moving < n:
+        raise ArgumentError(f"frames leaves {moving} moving frames for {n} segments; give at least one per segment.")
+    L = np.asarray(lengths, dtype=np.float64)
+    L = np.full(n, 1.0) if L.sum() <= 0 else np.maximum(L, 1e-9)
+    share = 1 + L / L.sum() * (moving - n)
+    counts = np.floor(share).astype(int)
+    rest = moving - counts.sum()
+    for j in np.argsort(-(share - counts), kind="stable")[:rest]:
+        counts[j] += 1
+    return [int(c) for c in counts]
+
+
+def _inverse_cumulative(samples: np.ndarray, dist: np.ndarray, n: int) -> list[float]:
+    """``n`` parameters in [0, 1) at equal increments of the piecewise-linear cumulative
+    distance through ``(samples, cumsum(dist))``; the first is 0."""
+    total = float(dist.sum())
+    if total <= 0:
+        return [k / n for k in range(n)]
+    d = np.maximum(dist, total * 1e-6)  # strictly increasing, so the inverse is a function
+    cum = np.concatenate([[0.0], np.cumsum(d)])
+    targets = cum[-1] * np.arange(n) / n
+    ts = np.interp(targets, cum, samples)
+    ts[0] = 0.0
+    ts = np.minimum(ts, np.nextafter(1.0, 0.0))
+    return [float(t) for t in ts]
+
+
+def even_pacing(
+    trajectory: Any,
+    encoder: Any,
+    decoder: Any,
+    *,
+    frames: int | None = None,
+    coarse: int | None = None,
+    metric: str = "clip",
+    tol: float = 0.25,
+    max_samples: int | None = None,
+    passes: int = 1,
+    seed: int = 0,
+    noise: str = "shared",
+    keyframe_seeds: list[int] | None = None,
+    keyframe_noise: torch.Tensor | None = None,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> Pacing:
+    """Re-pace ``trajectory`` so consecutive frames differ by equal perceptual distances.
+
+    Args:
+        trajectory: a :class:`~latentlab.Trajectory` (keyframes, segments, methods and holds
+            are kept; easings are replaced by measured parameters).
+        encoder: the :class:`~latentlab.Encoder` of the decoder's CLIP space (used by
+            ``metric="clip"``; may be ``None`` with ``metric="pixel"``).
+        decoder: the :class:`~latentlab.decoders.Decoder` that will render the frames.
+        frames: total frame budget; ``None`` keeps every segment's frame count, an int
+            re-splits the moving frames across segments in proportion to their measured change.
+        coarse: sample intervals per segment in the coarse pass; default half the
+            segment's frames (at least 2). More samples measure the change more finely
+            (the CLIP angle between nearby frames is noisy) at the cost of more decodes.
+        metric: ``"clip"`` (CLIP image-embedding angle, radians) or ``"pixel"`` (RMS).
+        tol: bisect sample intervals larger than ``(1 + tol)`` x the coarse pass's mean.
+        max_samples: cap on extra (bisection) decodes, in all; default the frame budget.
+        passes: ``1`` stops after the coarse pass and bisection; each further pass decodes
+            the paced frames themselves, measures their consecutive distances and solves
+            again from those (about one frame budget of decodes per pass).
+        seed, noise, keyframe_seeds, keyframe_noise: the starting noise, exactly as the
+            render will use it (``"shared"``, ``"slerp"`` or ``"inverted"``; ``"per-frame"``
+            noise changes every frame regardless of the path and cannot be paced).
+        steps, guidance_scale, batch_size: decoder settings (use the render's).
+        progress: show a progress bar over the decodes.
+
+    Returns:
+        a :class:`Pacing`: ``.trajectory`` (the re-paced path, same frame budget) and the
+        measured ``.samples`` / ``.distances``; ``paced, distances = even_pacing(...)`` also
+        works.
+    """
+    from . import ops
+    from .render import NOISE_MODES, keyframe_noise_for, make_noise, path_noise
+    from .trajectory import Segment, Trajectory
+
+    if not isinstance(trajectory, Trajectory):
+        raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}.")
+    if metric not in PACING_METRICS:
+        raise ArgumentError(f"metric must be one of {PACING_METRICS}, got {metric!r}.")
+    if metric == "clip" and encoder is None:
+        raise ArgumentError("metric='clip' needs the encoder of the decoder's CLIP space; or use metric='pixel'.")
+    if noise not in NOISE_MODES:
+        raise ArgumentError(f"noise must be one of {NOISE_MODES}, got {noise!r}.")
+    if noise == "per-frame":
+        raise ArgumentError(
+            "noise='per-frame' changes every frame whatever the path, so there is no change along the path to "
+            "even out; pace with noise='shared' (or 'slerp' / 'inverted')."
+        )
+    if noise == "inverted" and keyframe_noise is None:
+        raise ArgumentError("noise='inverted' needs keyframe_noise (from decoder.invert).")
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or tol < 0:
+        raise ArgumentError(f"tol must be a number >= 0, got {tol!r}.")
+    if trajectory.dim != decoder.dim:
+        raise ArgumentError(f"trajectory has dim {trajectory.dim} but the decoder expects {decoder.dim}.")
+    segs = trajectory.segments
+    n_seg = len(segs)
+    holds = sum(s.hold for s in segs)
+    if frames is not None:
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < n_seg + 1 + holds:
+            raise ArgumentError(
+                f"frames must be an integer >= {n_seg + 1 + holds} (one per segment, the closing frame and "
+                f"{holds} hold frames), got {frames!r}."
+            )
+    if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
+        raise ArgumentError(f"passes must be an integer >= 1, got {passes!r}.")
+    if coarse is not None and (not isinstance(coarse, int) or isinstance(coarse, bool) or coarse < 1):
+        raise ArgumentError(f"coarse must be an integer >= 1 (sample intervals per segment), got {coarse!r}.")
+    budget = len(trajectory) if frames is None else frames
+    if max_samples is None:
+        max_samples = budget
+    bs = decoder.default_batch_size if batch_size is None else int(batch_size)
+
+    shape = tuple(decoder.noise_shape())
+    kn = None
+    if noise in ("slerp", "inverted"):
+        kn = keyframe_noise_for(
+            trajectory.keyframes.shape[0], shape, seed=seed, keyframe_seeds=keyframe_seeds, keyframe_noise=keyframe_noise
+        )
+    base_noise = make_noise(shape, [int(seed)])[0]
+    kf = trajectory.keyframes
+    fns = {"slerp": ops.slerp, "nlerp": ops.nlerp, "lerp": ops.lerp}
+
+    def key(i: int, t: float) -> tuple[int, float]:
+        return (i + 1, 0.0) if t >= 1.0 and i + 1 < n_seg else (i, float(t))
+
+    cache: dict[tuple[int, float], Any] = {}
+    count = [0]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="pacing", unit="frame", disable=not progress)
+
+    def measure(points: list[tuple[int, float]]) -> None:
+        todo = sorted({key(i, t) for i, t in points} - set(cache))
+        for start in range(0, len(todo), bs):
+            chunk = todo[start : start + bs]
+            z = torch.cat([fns[segs[i].method](kf[i : i + 1], kf[i + 1 : i + 2], float(t)) for i, t in chunk])
+            x = base_noise.expand(len(chunk), *shape).clone() if kn is None else path_noise(chunk, kn)
+            out = decoder.decode(z, x, seeds=[int(seed)] * len(chunk), steps=steps, guidance_scale=guidance_scale)
+            desc: Any = encoder.encode_image(out) if metric == "clip" else out
+            for j, p in enumerate(chunk):
+                cache[p] = desc[j : j + 1]
+            count[0] += len(chunk)
+            bar.update(len(chunk))
+
+    def dist(p: tuple[int, float], q: tuple[int, float]) -> float:
+        a, b = cache[key(*p)], cache[key(*q)]
+        return float((_clip_angles(a, b) if metric == "clip" else _pixel_rms(a, b))[0])
+
+    # 1. coarse pass: uniform parameters
+    samples: list[list[float]] = []
+    for s in segs:
+        c = coarse if coarse is not None else max(2, math.ceil(s.frames / 2))
+        samples.append([j / c for j in range(c + 1)])
+    try:
+        measure([(i, t) for i, ts in enumerate(samples) for t in ts])
+        dists = [[dist((i, ts[j]), (i, ts[j + 1])) for j in range(len(ts) - 1)] for i, ts in enumerate(samples)]
+        coarse_all = np.concatenate([np.asarray(d) for d in dists])
+        coarse_stats = pacing_stats(coarse_all)
+        thresholds = [(1 + tol) * (sum(d) / len(d)) for d in dists]
+        frame_counts = [s.frames for s in segs]
+
+        # 2. refine by bisection where an interval changes much more than the mean
+        spent = 0
+        while spent < max_samples:
+            cand = []
+            for i, (ts, d) in enumerate(zip(samples, dists)):
+                min_width = 0.5 / max(frame_counts[i], 1)  # halves no narrower than 1/4 frame step
+                for j, dj in enumerate(d):
+                    if dj > thresholds[i] and ts[j + 1] - ts[j] > min_width:
+                        cand.append((dj, i, j))
+            if not cand:
+                break
+            cand.sort(key=lambda c: -c[0])
+            cand = cand[: max_samples - spent]
+            mids = [(i, (samples[i][j] + samples[i][j + 1]) / 2) for _, i, j in cand]
+            measure(mids)
+            spent += len(mids)
+            for i, m in mids:
+                ts = samples[i]
+                j = int(np.searchsorted(ts, m))
+                ts.insert(j, m)
+                d = dists[i]
+                d[j - 1 : j] = [dist((i, ts[j - 1]), (i, m)), dist((i, m), (i, ts[j + 1]))]
+
+        # 3. reparametrise each segment by the inverse of its cumulative distance
+        lengths = [float(sum(d)) for d in dists]
+        if frames is not None:
+            frame_counts = _split_budget(frames - 1 - holds, lengths)
+        params = [_inverse_cumulative(np.asarray(samples[i]), np.asarray(dists[i]), frame_counts[i]) for i in range(n_seg)]
+        # 4. optional further passes: measure at the frames themselves, re-solve
+        for _ in range(passes - 1):
+            samples = [ts + [1.0] for ts in params]
+            measure([(i, t) for i, ts in enumerate(samples) for t in ts])
+            dists = [[dist((i, ts[j]), (i, ts[j + 1])) for j in range(len(ts) - 1)] for i, ts in enumerate(samples)]
+            lengths = [float(sum(d)) for d in dists]
+            params = [_inverse_cumulative(np.asarray(samples[i]), np.asarray(dists[i]), frame_counts[i]) for i in range(n_seg)]
+    finally:
+        bar.close()
+    new_segs = [Segment(len(ts), method=s.method, hold=s.hold, ts=ts) for ts, s in zip(params, segs)]
+    paced = Trajectory(kf, new_segs, labels=trajectory.labels, space=trajectory.space)
+    return Pacing(
+        trajectory=paced,
+        samples=[np.asarray(ts, dtype=np.float64) for ts in samples],
+        distances=[np.asarray(d, dtype=np.float64) for d in dists],
+        metric=metric,
+        lengths=lengths,
+        decodes=count[0],
+        coarse_stats=coarse_stats,
+    )
