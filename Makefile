@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.latentlab-installed
 # machine, e.g. `make TORCH="torch torchvision" test`.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: help setup demo test test-fast bench clean
+.PHONY: help setup demo test test-fast bench docs docs-serve clean
 
 help:
 	@echo "make demo   - set up .venv if needed, render a morph on the embedded model (renders/demo/)"
 	@echo "make test   - set up .venv if needed, run the test suite"
 	@echo "make bench  - run the CPU benchmarks"
+	@echo "make docs   - build the documentation site into build/site/ (docs-serve: preview it)"
 	@echo "make clean  - remove renders/ and caches (keeps .venv)"
 
 setup: $(STAMP)
@@ -35,6 +36,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render_speed.py --tiny
+
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/python -m mkdocs serve
 
 clean:
 	rm -rf renders .pytest_cache .hypothesis

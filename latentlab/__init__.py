@@ -26,6 +26,10 @@ from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, Space
 from .presets import create_decoder, create_encoder, create_prior, get_preset, list_presets
 from .space import space_of, tag
 
+# eager, not lazy: importing the submodule latentlab.render (e.g. via Decoder.render) would
+# otherwise bind the *module* to ``latentlab.render`` and shadow the function
+from .render import render
+
 # name -> module that defines it; imported on first attribute access (PEP 562)
 _LAZY = {
     # operators
@@ -46,8 +50,16 @@ _LAZY = {
     "Spec": "spec",
     "load_spec": "spec",
     # rendering
-    "render": "render",
     "render_spec": "jobs",
+    "slerp_noise": "render",
+    # quality: pacing, inversion, iterative edits
+    "even_pacing": "pacing",
+    "pacing_stats": "pacing",
+    "frame_distances": "pacing",
+    "Pacing": "pacing",
+    "iterative_text_diff": "edit",
+    "IterativeEdit": "edit",
+    "variations": "edit",
     "RenderResult": "jobs",
     # assembler
     "write_video": "video",
@@ -55,6 +67,26 @@ _LAZY = {
     "read_video": "video",
     "save_image": "video",
     "load_image": "video",
+    # notebooks: inline views, scrubber, live preview
+    "show": "notebook",
+    "show_video": "notebook",
+    "scrub": "notebook",
+    "Scrubber": "notebook",
+    "LivePreview": "notebook",
+    # exploration
+    "nearest_neighbours": "explore",
+    "nearest_words": "explore",
+    "nearest_images": "explore",
+    "fit_pca": "explore",
+    "pca_probe": "explore",
+    "what_changed": "explore",
+    "consecutive_distances": "explore",
+    # plots (matplotlib)
+    "plot_similarity": "plots",
+    "plot_similarity_matrix": "plots",
+    "plot_pca_map": "plots",
+    "plot_pacing": "plots",
+    "plot_word_changes": "plots",
     # stages
     "Encoder": "encoders",
     "EmbeddingCache": "encoders",
@@ -75,6 +107,7 @@ __all__ = [
     "list_presets",
     "space_of",
     "tag",
+    "render",
     *_LAZY,
 ]
 

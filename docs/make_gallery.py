@@ -1,0 +1,94 @@
+"""Render the GIFs of the docs gallery (docs/gallery.md) with the embedded model.
+
+    python docs/make_gallery.py                      # mini, 25 steps -> docs/gallery/
+    python docs/make_gallery.py --preset tiny --steps 2 --out /tmp/gallery   # a quick check
+
+Deterministic: the same weights give the same GIFs. Each GIF is written at the model's
+native size (64 px for mini; the page scales it up) and the total is kept small (the
+script prints the sizes and fails above --budget-kb). Rerun it after the mini weights
+change, and commit docs/gallery/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+def _picture(colour: str, shape: str) -> np.ndarray:
+    from latentlab.mini.shapes import Scene, ShapeObject, render_scene
+
+    return render_scene(Scene((ShapeObject(shape, colour, "filled", 0.5, 0.5, 0.55),), "white"))
+
+
+def make_gallery(
+    out: Path, *, preset: str = "mini", steps: int | None = None, seed: int = 0, encoder=None, decoder=None
+) -> dict[str, Path]:
+    """Render every gallery item into ``out``; returns ``{name: path}``. ``encoder`` and
+    ``decoder`` default to the preset's."""
+    import latentlab as ll
+    from latentlab.render import render
+
+    out.mkdir(parents=True, exist_ok=True)
+    enc = encoder if encoder is not None else ll.create_encoder(preset)
+    dec = decoder if decoder is not None else ll.create_decoder(preset)
+    pics = {k: _picture(*k.split("_")) for k in ("red_circle", "blue_square", "green_triangle", "yellow_star")}
+    z = dict(zip(pics, enc.encode_image(list(pics.values())).split(1)))
+    items: dict[str, Path] = {}
+
+    def gif(name: str, frames: np.ndarray, fps: float, **kw) -> None:
+        items[name] = ll.write_video(frames, out / f"{name}.gif", fps=fps, **kw)
+
+    # 1. an interpolation between two pictures, eased, played forth and back
+    path = ll.Trajectory.interpolate(z["red_circle"], z["blue_square"], frames=8, easing="ease-in-out")
+    gif("interpolation", render(path, dec, seed=seed, steps=steps, progress=False), 8, pingpong=True)
+
+    # 2. a DALL-E 2 text diff: "a red circle" -> "a blue circle", theta 0.5
+    src, dst = enc.encode_text(["a red circle", "a blue circle"]).split(1)
+    path = ll.Trajectory.text_diff(z["red_circle"], src, dst, theta=0.5, frames=8)
+    gif("text_diff", render(path, dec, seed=seed, steps=steps, progress=False), 8, pingpong=True)
+
+    # 3. a loop through four pictures
+    loop = ll.Trajectory.chain(
+        [z["red_circle"], z["blue_square"], z["green_triangle"], z["yellow_star"], z["red_circle"]],
+        frames=[3, 3, 3, 3], easing="ease-in-out",
+    )  # fmt: skip
+    gif("chain_loop", render(loop, dec, seed=seed, steps=steps, progress=False)[:-1], 6)
+
+    # 4. variations: one embedding, a different starting noise for each frame
+    same = ll.Trajectory.interpolate(z["green_triangle"], z["green_triangle"], frames=6)
+    gif("variations", render(same, dec, seed=seed, noise="per-frame", steps=steps, progress=False), 2)
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="mini")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "gallery")
+    p.add_argument("--budget-kb", type=float, default=300.0, help="fail if the GIFs take more than this")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    items = make_gallery(args.out, preset=args.preset, steps=args.steps, seed=args.seed)
+    total = sum(path.stat().st_size for path in items.values())
+    for name, path in items.items():
+        print(f"{path}  {path.stat().st_size / 1024:.0f} KB")
+    print(f"{len(items)} GIFs, {total / 1024:.0f} KB in all, {time.perf_counter() - start:.0f} s")
+    if total > args.budget_kb * 1024:
+        print(f"over the budget of {args.budget_kb:g} KB: use fewer frames", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

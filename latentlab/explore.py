@@ -1,0 +1,675 @@
+"""Exploration tools: what is near an embedding, what a path changes, what PCA keeps.
+
+Pure computations on embeddings (plus, for :func:`pca_probe`, one decoder call); the
+notebook views (:mod:`latentlab.notebook`) and plots (:mod:`latentlab.plots`) draw what
+these return. Every result is plain data (numpy arrays, tensors, lists) with an HTML view
+for notebooks.
+
+* :func:`nearest_neighbours`, :func:`nearest_words`, :func:`nearest_images`: the ``k``
+  most similar entries (cosine) of a bank of texts or images to each query embedding.
+* :func:`fit_pca` / :class:`PCA`, :func:`pca_probe`: the DALL-E 2 PCA probe (Ramesh et al.
+  2022, sec. 4, "Probing the CLIP latent space"): decode an embedding rebuilt from only its
+  top-``k`` principal components, to see which components carry which attributes.
+* :func:`what_changed`: the words whose similarity to a path moves most from its start to
+  its end: what a text diff or an interpolation adds and removes.
+* :func:`consecutive_distances`: how far each frame is from the previous one (pacing).
+
+>>> import torch
+>>> from latentlab.space import tag
+>>> bank = tag(torch.eye(3), "demo")
+>>> nn = nearest_neighbours(tag(torch.tensor([[0.9, 0.1, 0.0]]), "demo"), bank, k=2, labels=["x", "y", "z"])
+>>> [(label, round(score, 3)) for label, score in nn[0]]
+[('x', 0.994), ('y', 0.11)]
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ArgumentError, SpaceError
+from .space import check_embeddings, space_of, tag
+
+__all__ = [
+    "Neighbours",
+    "nearest_neighbours",
+    "nearest_words",
+    "nearest_images",
+    "list_images",
+    "PCA",
+    "fit_pca",
+    "Probe",
+    "pca_probe",
+    "WordChanges",
+    "what_changed",
+    "consecutive_distances",
+    "path_embeddings",
+    "IMAGE_SUFFIXES",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+"""File suffixes :func:`list_images` picks up in a folder (case-insensitive)."""
+
+
+# ----------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------
+def path_embeddings(path: Any, *, name: str = "path") -> torch.Tensor:
+    """The ``(T, d)`` embeddings of a :class:`~latentlab.Trajectory`, or ``path`` itself
+    validated as an ``(n, d)`` embedding batch (a ``(d,)`` vector becomes ``(1, d)``)."""
+    from .trajectory import Trajectory
+
+    if isinstance(path, Trajectory):
+        return path.embeddings()
+    return check_embeddings(path, name=name)
+
+
+def _unit_rows(z: torch.Tensor) -> torch.Tensor:
+    return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _check_k(k: Any, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ArgumentError(f"{name} must be an integer >= 1, got {k!r}.")
+    return int(k)
+
+
+def _png_data_uri(image: np.ndarray) -> str:
+    from .notebook import png_bytes
+
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+# ----------------------------------------------------------------------------------
+# nearest neighbours
+# ----------------------------------------------------------------------------------
+@dataclass(repr=False)
+class Neighbours:
+    """The ``k`` nearest bank entries of each of ``n`` queries, best first.
+
+    Attributes:
+        indices: ``(n, k)`` int, rows of the bank.
+        scores: ``(n, k)`` float, cosine similarities in [-1, 1], descending along each row.
+        labels: one label per bank entry (``m`` of them).
+        query_labels: one label per query, or ``None``.
+        images: one uint8 ``(H, W, 3)`` thumbnail per bank entry (image banks), or ``None``.
+
+    ``neighbours[i]`` is the list of ``(label, score)`` pairs of query ``i``. In a notebook
+    the object shows as a table (with thumbnails for image banks).
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    labels: list[str]
+    query_labels: list[str] | None = None
+    images: list[np.ndarray] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __getitem__(self, i: int) -> list[tuple[str, float]]:
+        return [(self.labels[j], float(s)) for j, s in zip(self.indices[i], self.scores[i])]
+
+    def top(self, i: int = 0) -> str:
+        """The label of the best match of query ``i``."""
+        return self.labels[int(self.indices[i, 0])]
+
+    def _query_name(self, i: int) -> str:
+        return self.query_labels[i] if self.query_labels is not None else f"query {i}"
+
+    def __str__(self) -> str:
+        lines = []
+        for i in range(len(self)):
+            items = ", ".join(f"{lab} ({s:.3f})" for lab, s in self[i])
+            lines.append(f"{self._query_name(i)}: {items}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for i in range(len(self)):
+            cells = []
+            for j, s in zip(self.indices[i], self.scores[i]):
+                lab = html.escape(self.labels[int(j)])
+                thumb = ""
+                if self.images is not None:
+                    thumb = (
+                        f'<img src="{_png_data_uri(self.images[int(j)])}" width="48" '
+                        'style="image-rendering: pixelated; display: block; margin: auto"/>'
+                    )
+                cells.append(f'<td style="text-align: center">{thumb}{lab}<br/><small>{s:.3f}</small></td>')
+            rows.append(f"<tr><th>{html.escape(self._query_name(i))}</th>{''.join(cells)}</tr>")
+        head = "".join(f"<th>#{r + 1}</th>" for r in range(self.indices.shape[1]))
+        return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def nearest_neighbours(
+    query: Any,
+    bank: torch.Tensor,
+    *,
+    k: int = 5,
+    labels: Sequence[str] | None = None,
+    query_labels: Sequence[str] | None = None,
+    images: Sequence[np.ndarray] | None = None,
+) -> Neighbours:
+    """The ``k`` entries of ``bank`` most similar (cosine) to each query, best first.
+
+    Args:
+        query: ``(n, d)`` embeddings (or ``(d,)``, or a :class:`~latentlab.Trajectory`, whose
+            every frame is a query).
+        bank: ``(m, d)`` embeddings of the same CLIP space (``SpaceError`` otherwise).
+        k: neighbours per query; capped at ``m``.
+        labels: ``m`` labels of the bank entries (default ``"#0"``, ``"#1"``, ...).
+        query_labels: ``n`` labels of the queries, for display.
+        images: ``m`` thumbnails of the bank entries, for display.
+
+    Returns:
+        :class:`Neighbours` with ``(n, min(k, m))`` indices and scores. Ties keep bank order.
+
+    >>> import torch
+    >>> bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    >>> nearest_neighbours(torch.tensor([0.6, 0.8]), bank, k=2).indices.tolist()
+    [[1, 0]]
+    """
+    from .ops import similarity_matrix
+
+    q = path_embeddings(query, name="query")
+    b = check_embeddings(bank, name="bank")
+    k = _check_k(k)
+    m = b.shape[0]
+    if labels is None:
+        labels = [f"#{j}" for j in range(m)]
+    labels = [str(x) for x in labels]
+    if len(labels) != m:
+        raise ArgumentError(f"labels has {len(labels)} entries for a bank of {m} embeddings; give one per row.")
+    if query_labels is not None:
+        query_labels = [str(x) for x in query_labels]
+        if len(query_labels) != q.shape[0]:
+            raise ArgumentError(f"query_labels has {len(query_labels)} entries for {q.shape[0]} queries.")
+    if images is not None:
+        images = list(images)
+        if len(images) != m:
+            raise ArgumentError(f"images has {len(images)} entries for a bank of {m} embeddings.")
+    sim = similarity_matrix(q, b).double().numpy()  # (n, m); raises SpaceError on mixed spaces
+    order = np.argsort(-sim, axis=1, kind="stable")[:, : min(k, m)]
+    scores = np.take_along_axis(sim, order, axis=1)
+    return Neighbours(order.astype(np.int64), scores, labels, query_labels, images)
+
+
+def nearest_words(
+    query: Any,
+    encoder: Any,
+    words: Sequence[str],
+    *,
+    k: int = 5,
+    template: str = "{}",
+    query_labels: Sequence[str] | None = None,
+) -> Neighbours:
+    """The ``k`` words (or captions) whose text embedding is closest to each query.
+
+    Args:
+        query: ``(n, d)`` embeddings of ``encoder``'s space (image or text embeddings).
+        encoder: the :class:`~latentlab.Encoder` that encodes ``words``.
+        words: the vocabulary, e.g. ``["red", "blue", "circle", "square"]``.
+        template: how a word becomes a caption, e.g. ``"a {} shape"``; ``"{}"`` uses it as is.
+
+    >>> import latentlab as ll                                              # doctest: +SKIP
+    >>> enc = ll.create_encoder("mini")                                     # doctest: +SKIP
+    >>> nearest_words(enc.encode_text("a red circle"), enc, ["red", "blue"], k=1).top()  # doctest: +SKIP
+    'red'
+    """
+    if isinstance(words, str) or not words:
+        raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    if "{}" not in template:
+        raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
+    bank = encoder.encode_text([template.format(w) for w in words])
+    return nearest_neighbours(query, bank, k=k, labels=list(words), query_labels=query_labels)
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted by name."""
+    d = Path(folder).expanduser()
+    if not d.is_dir():
+        raise ArgumentError(f"folder {str(d)!r} is not a directory. Pass a folder of images or a list of paths.")
+    found = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise ArgumentError(f"folder {str(d)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    return found
+
+
+def nearest_images(
+    query: Any,
+    encoder: Any,
+    images: str | os.PathLike[str] | Sequence[Any] | np.ndarray,
+    *,
+    k: int = 5,
+    labels: Sequence[str] | None = None,
+    query_labels: Sequence[str] | None = None,
+    thumbnail: int = 64,
+) -> Neighbours:
+    """The ``k`` images whose CLIP embedding is closest to each query.
+
+    Args:
+        query: ``(n, d)`` embeddings of ``encoder``'s space.
+        encoder: the :class:`~latentlab.Encoder` that encodes ``images``.
+        images: a folder (every image file in it, sorted by name), a list of paths or
+            uint8 ``(H, W, 3)`` arrays, or a uint8 ``(m, H, W, 3)`` array.
+        labels: one label per image (default: file names, or ``"#j"`` for arrays).
+        thumbnail: side of the thumbnails kept for display, in pixels.
+
+    >>> import latentlab as ll                                              # doctest: +SKIP
+    >>> enc = ll.create_encoder("mini")                                     # doctest: +SKIP
+    >>> nearest_images(enc.encode_text("a red circle"), enc, "images/", k=3)  # doctest: +SKIP
+    """
+    from .video import load_image
+
+    if isinstance(images, (str, os.PathLike)):
+        items: list[Any] = list(list_images(images))
+    elif isinstance(images, np.ndarray) and images.ndim == 4:
+        items = list(images)
+    elif isinstance(images, (list, tuple)) and images:
+        items = list(images)
+    else:
+        raise ArgumentError(
+            "images must be a folder, a non-empty list of paths or (H, W, 3) arrays, or an (m, H, W, 3) array."
+        )
+    if labels is None:
+        labels = [Path(x).name if isinstance(x, (str, os.PathLike)) else f"#{j}" for j, x in enumerate(items)]
+    pixels = [load_image(x) if isinstance(x, (str, os.PathLike)) else np.asarray(x) for x in items]
+    bank = encoder.encode_image([str(x) if isinstance(x, (str, os.PathLike)) else x for x in items])
+    thumbs = [_thumbnail(p, thumbnail) for p in pixels]
+    return nearest_neighbours(query, bank, k=k, labels=labels, query_labels=query_labels, images=thumbs)
+
+
+def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = np.rint(np.clip(a.astype(np.float32), 0, 1) * 255).astype(np.uint8)
+    im = Image.fromarray(a[..., :3] if a.ndim == 3 else a).convert("RGB")
+    if max(im.size) > size:
+        im.thumbnail((size, size), Image.LANCZOS)
+    return np.asarray(im)
+
+
+# ----------------------------------------------------------------------------------
+# PCA
+# ----------------------------------------------------------------------------------
+@dataclass
+class PCA:
+    """Principal components of a set of embeddings (see :func:`fit_pca`).
+
+    Attributes:
+        mean: ``(d,)`` the mean embedding (zeros when fitted with ``center=False``).
+        components: ``(r, d)`` orthonormal rows, by decreasing variance; ``r`` is the rank
+            of the (centred) set, at most ``min(n - 1, d)``.
+        explained_variance: ``(r,)`` variance of the set along each component.
+        space: the CLIP space of the embeddings it was fitted on.
+    """
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    explained_variance: torch.Tensor
+    space: str | None = None
+
+    @property
+    def rank(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def explained_ratio(self) -> torch.Tensor:
+        """``(r,)`` fraction of the total variance along each component (sums to 1)."""
+        total = self.explained_variance.sum()
+        return self.explained_variance / total if total > 0 else self.explained_variance
+
+    def _check(self, z: Any, name: str) -> torch.Tensor:
+        z = path_embeddings(z, name=name)
+        own = space_of(z)
+        if own is not None and self.space is not None and own != self.space:
+            raise SpaceError(
+                f"{name} lives in CLIP space {own!r} but the PCA was fitted in {self.space!r}; "
+                "use embeddings of the same encoder."
+            )
+        if z.shape[1] != self.mean.shape[0]:
+            raise SpaceError(
+                f"{name} has size {z.shape[1]} but the PCA was fitted on size {self.mean.shape[0]}; "
+                "use embeddings of the same encoder."
+            )
+        return z.to(torch.float64)
+
+    def _check_k(self, k: Any) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.rank:
+            raise ArgumentError(
+                f"k must be an integer in [0, {self.rank}] (the number of components this PCA has), got {k!r}. "
+                "For more components fit the PCA on more embeddings."
+            )
+        return int(k)
+
+    def project(self, z: Any, k: int | None = None) -> torch.Tensor:
+        """Coordinates ``(n, k)`` of ``z`` (``(n, d)``, or a Trajectory) on the first ``k``
+        components (all when ``None``), float32."""
+        zz = self._check(z, "z")
+        k = self.rank if k is None else self._check_k(k)
+        return ((zz - self.mean.double()) @ self.components[:k].double().T).float()
+
+    def reconstruct(self, z: Any, k: int) -> torch.Tensor:
+        """``z`` rebuilt from the mean and its first ``k`` components, renormalised: unit-norm
+        ``(n, d)`` float32 tagged with the space. ``k = rank`` gives back (the direction of)
+        ``z`` when ``z`` lies in the fitted span, ``k = 0`` the mean direction.
+
+        Raises :class:`ArgumentError` where the rebuilt vector is zero (fit with
+        ``center=True`` on embeddings whose mean is not zero to avoid it).
+        """
+        zz = self._check(z, "z")
+        k = self._check_k(k)
+        c = self.components[:k].double()
+        mu = self.mean.double()
+        out = mu + ((zz - mu) @ c.T) @ c
+        n = out.norm(dim=-1, keepdim=True)
+        if (n < 1e-9).any():
+            raise ArgumentError(
+                f"the reconstruction from {k} component(s) is the zero vector; use more components "
+                "or fit the PCA with center=True."
+            )
+        return tag((out / n).float(), self.space or space_of(z))
+
+
+def fit_pca(embeddings: Any, *, center: bool = True) -> PCA:
+    """Principal component analysis of ``(n, d)`` embeddings (SVD, float64).
+
+    Args:
+        embeddings: ``(n, d)`` with ``n >= 2`` (or a Trajectory: its frames).
+        center: subtract the mean first (standard PCA); ``False`` analyses the raw vectors.
+
+    Returns:
+        :class:`PCA`. Component signs are fixed (each component's largest-magnitude
+        coordinate is positive), so the same input gives the same components.
+
+    >>> import torch
+    >>> z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.6, 0.8, 0.0]])
+    >>> pca = fit_pca(z)
+    >>> pca.rank, [round(float(x), 3) for x in pca.explained_ratio]
+    (2, [0.951, 0.049])
+    """
+    z = path_embeddings(embeddings, name="embeddings")
+    if z.shape[0] < 2:
+        raise ArgumentError(f"fit_pca needs at least two embeddings, got {tuple(z.shape)}.")
+    x = z.to(torch.float64)
+    mean = x.mean(dim=0) if center else torch.zeros(x.shape[1], dtype=torch.float64)
+    xc = x - mean
+    _, s, vh = torch.linalg.svd(xc, full_matrices=False)
+    # singular values below the input's own rounding level are numerical noise, not directions
+    eps = torch.finfo(z.dtype if z.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) else torch.float32).eps
+    tol = max(s.max().item(), 1e-300) * max(x.shape) * eps
+    keep = s > tol
+    comps = vh[keep]
+    big = comps.abs().argmax(dim=1)
+    signs = torch.sign(comps[torch.arange(comps.shape[0]), big])
+    comps = comps * signs[:, None]
+    var = s[keep] ** 2 / max(x.shape[0] - (1 if center else 0), 1)
+    return PCA(mean.float(), comps.float(), var.float(), space_of(z))
+
+
+@dataclass(repr=False)
+class Probe:
+    """The result of :func:`pca_probe`: one decoded frame per component count.
+
+    Attributes:
+        frames: uint8 ``(len(ks), H, W, 3)``; the last is the full embedding when
+            ``ks`` ends with ``None``.
+        ks: component counts (``None`` = the full embedding).
+        embeddings: ``(len(ks), d)`` the decoded embeddings.
+        cosine: ``(len(ks),)`` cosine of each to the full embedding.
+    """
+
+    frames: np.ndarray
+    ks: list[int | None]
+    embeddings: torch.Tensor
+    cosine: np.ndarray
+
+    @property
+    def labels(self) -> list[str]:
+        return [("full" if k is None else f"k={k}") for k in self.ks]
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{lab}: cos {c:.3f}" for lab, c in zip(self.labels, self.cosine))
+        return f"Probe({items})"
+
+    def _repr_html_(self) -> str:
+        from .notebook import show
+
+        return show(self.frames, labels=self.labels, columns=len(self.ks))._repr_html_()
+
+    def _repr_png_(self) -> bytes:
+        from .notebook import show
+
+        return show(self.frames, labels=self.labels, columns=len(self.ks))._repr_png_()
+
+
+def pca_probe(
+    z: torch.Tensor,
+    decoder: Any,
+    basis: Any,
+    ks: Sequence[int | None] = (1, 2, 4, 8, 16, None),
+    *,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    center: bool = True,
+    progress: bool = False,
+) -> Probe:
+    """The DALL-E 2 PCA probe: decode ``z`` rebuilt from its top-``k`` principal components.
+
+    Ramesh et al. (2022, sec. 4) fit PCA to a set of CLIP image embeddings and decode an
+    embedding reconstructed from more and more components: the first few already fix the
+    coarse attributes (colour, layout), later ones add detail. Every frame starts from the
+    same noise (seeded ``seed``), so the only difference between frames is the embedding.
+
+    Args:
+        z: one embedding ``(1, d)`` (or ``(d,)``) of the decoder's space.
+        decoder: a :class:`~latentlab.decoders.Decoder`.
+        basis: ``(n, d)`` embeddings to fit the PCA on (e.g. many encoded images), or a
+            fitted :class:`PCA`. ``k`` can be at most its rank (``n - 1`` for centred data).
+        ks: component counts to decode, in order; ``None`` decodes ``z`` itself.
+        seed, steps, guidance_scale: sampler settings (decoder defaults when ``None``).
+        center: centre the PCA (when ``basis`` is embeddings).
+
+    Returns:
+        :class:`Probe` (frames, ks, embeddings, cosine to ``z``); it shows as a labelled
+        strip in a notebook.
+
+    >>> import latentlab as ll                                              # doctest: +SKIP
+    >>> probe = pca_probe(z, ll.create_decoder("mini"), bank, ks=(1, 4, 16, None))  # doctest: +SKIP
+    """
+    from .render import render
+
+    zz = check_embeddings(z, name="z")
+    if zz.shape[0] != 1:
+        raise ArgumentError(f"z must be one embedding (1, d), got {tuple(zz.shape)}.")
+    pca = basis if isinstance(basis, PCA) else fit_pca(basis, center=center)
+    ks = list(ks)
+    if not ks:
+        raise ArgumentError("ks is empty; pass component counts, e.g. (1, 4, 16, None).")
+    rows = [_unit_rows(zz.float()) if k is None else pca.reconstruct(zz, k) for k in ks]
+    emb = tag(torch.cat(rows), space_of(zz) or pca.space)
+    frames = render(
+        emb, decoder, seed=seed, noise="shared", steps=steps, guidance_scale=guidance_scale, progress=progress
+    )
+    cos = (emb.double() @ _unit_rows(zz.double()).T).squeeze(1).numpy()
+    return Probe(frames, ks, emb, cos)
+
+
+# ----------------------------------------------------------------------------------
+# what changed along a path
+# ----------------------------------------------------------------------------------
+@dataclass(repr=False)
+class WordChanges:
+    """How similar each frame of a path is to each word (see :func:`what_changed`).
+
+    Attributes:
+        words: ``W`` words.
+        similarity: ``(T, W)`` cosine of frame ``t`` to word ``w``.
+        delta: ``(W,)`` end minus start similarity (> 0: the path moves towards the word).
+        swing: ``(W,)`` largest minus smallest similarity along the path.
+    """
+
+    words: list[str]
+    similarity: np.ndarray
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self.similarity[-1] - self.similarity[0]
+
+    @property
+    def swing(self) -> np.ndarray:
+        return self.similarity.max(axis=0) - self.similarity.min(axis=0)
+
+    def ranked(self, n: int | None = None) -> list[tuple[str, float]]:
+        """``(word, delta)`` by decreasing ``|delta|``: the words that change most."""
+        order = np.argsort(-np.abs(self.delta), kind="stable")
+        return [(self.words[i], float(self.delta[i])) for i in order[: None if n is None else n]]
+
+    def gained(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` words the path moves towards most (largest positive delta)."""
+        order = np.argsort(-self.delta, kind="stable")
+        return [(self.words[i], float(self.delta[i])) for i in order[:n] if self.delta[i] > 0]
+
+    def lost(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` words the path moves away from most (most negative delta)."""
+        order = np.argsort(self.delta, kind="stable")
+        return [(self.words[i], float(self.delta[i])) for i in order[:n] if self.delta[i] < 0]
+
+    def __str__(self) -> str:
+        g = ", ".join(f"{w} (+{d:.3f})" for w, d in self.gained())
+        lo = ", ".join(f"{w} ({d:.3f})" for w, d in self.lost())
+        return f"gained: {g or '-'}\nlost:   {lo or '-'}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self, n: int = 10) -> str:
+        rows = []
+        scale = max(float(np.abs(self.delta).max()), 1e-12)
+        for w, d in self.ranked(n):
+            i = self.words.index(w)
+            colour = "#2a7" if d > 0 else "#c33"
+            bar = f'<div style="background:{colour}; height:0.8em; width:{60 * abs(d) / scale:.0f}px"></div>'
+            rows.append(
+                f"<tr><td>{html.escape(w)}</td><td>{self.similarity[0, i]:.3f}</td>"
+                f"<td>{self.similarity[-1, i]:.3f}</td><td>{d:+.3f}</td><td>{bar}</td></tr>"
+            )
+        return (
+            "<table><tr><th>word</th><th>start</th><th>end</th><th>change</th><th></th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+
+
+def what_changed(
+    path: Any,
+    encoder: Any,
+    words: Sequence[str],
+    *,
+    frames: np.ndarray | None = None,
+    template: str = "{}",
+) -> WordChanges:
+    """Which words a path moves towards and away from.
+
+    Measures the cosine of every frame to the text embedding of every word and reports,
+    per word, its similarity curve and its change from the first to the last frame.
+
+    Args:
+        path: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings (``T >= 2``).
+        encoder: the :class:`~latentlab.Encoder` of the path's space (encodes ``words``,
+            and ``frames`` when given).
+        words: the vocabulary to score, e.g. colours and shape names.
+        frames: rendered frames ``(T, H, W, 3)``; when given, their CLIP image embeddings
+            are measured instead of the path's: what changed in the *pictures*.
+        template: how a word becomes a caption, e.g. ``"a {} shape"``.
+
+    Returns:
+        :class:`WordChanges`; ``.ranked()``, ``.gained()``, ``.lost()``; it shows as a table.
+
+    >>> import latentlab as ll                                              # doctest: +SKIP
+    >>> what_changed(path, enc, ["red", "blue", "circle", "square"]).gained(2)  # doctest: +SKIP
+    [('blue', 0.21), ('square', 0.05)]
+    """
+    from .ops import similarity_matrix
+
+    if isinstance(words, str) or not words:
+        raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    if "{}" not in template:
+        raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
+    if frames is not None:
+        z = encoder.encode_image(np.asarray(frames))
+    else:
+        z = path_embeddings(path)
+    if z.shape[0] < 2:
+        raise ArgumentError(f"the path needs at least two frames to change, got {z.shape[0]}.")
+    text = encoder.encode_text([template.format(w) for w in words])
+    sim = similarity_matrix(z, text).double().numpy()
+    return WordChanges([str(w) for w in words], sim)
+
+
+# ----------------------------------------------------------------------------------
+# pacing
+# ----------------------------------------------------------------------------------
+def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = None) -> np.ndarray:
+    """How far each frame is from the previous one: ``(T - 1,)`` float64.
+
+    Args:
+        x: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings: the angle in radians
+            between consecutive embeddings; or uint8 frames ``(T, H, W, 3)``: measured with
+            ``metric``; or already computed distances ``(T - 1,)``, returned as they are.
+        metric: for frames, ``"pixel"`` (RMS difference with values in [0, 1], the default
+            without an encoder) or ``"clip"`` (angle between the frames' CLIP image
+            embeddings, the default with ``encoder``).
+        encoder: the :class:`~latentlab.Encoder` for ``metric="clip"``.
+
+    Evenly paced frames give a flat sequence; a spike is a jump on screen.
+
+    >>> import torch
+    >>> from latentlab.ops import slerp
+    >>> path = slerp(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.linspace(0, 1, 4))
+    >>> consecutive_distances(path).round(4).tolist()
+    [0.5236, 0.5236, 0.5236]
+    """
+    from .trajectory import Trajectory
+
+    if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
+        z = _unit_rows(path_embeddings(x).double())
+        if z.shape[0] < 2:
+            raise ArgumentError(f"need at least two embeddings to measure steps, got {z.shape[0]}.")
+        a, b = z[1:], z[:-1]
+        return (2.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))).numpy()
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if arr.ndim == 1:
+        d = arr.astype(np.float64)
+        if not np.isfinite(d).all() or (d < 0).any():
+            raise ArgumentError("distances must be finite and >= 0.")
+        return d
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ArgumentError(
+            f"x must be a Trajectory, (T, d) embeddings, (T, H, W, 3) frames or (T - 1,) distances; "
+            f"got shape {tuple(arr.shape)}."
+        )
+    if arr.shape[0] < 2:
+        raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
+    metric = metric or ("clip" if encoder is not None else "pixel")
+    if metric == "pixel":
+        f = arr.astype(np.float64) / (255.0 if arr.dtype == np.uint8 else 1.0)
+        return np.sqrt(((f[1:] - f[:-1]) ** 2).mean(axis=(1, 2, 3)))
+    if metric == "clip":
+        if encoder is None:
+            raise ArgumentError("metric='clip' needs encoder= (a latentlab Encoder); or use metric='pixel'.")
+        return consecutive_distances(encoder.encode_image(arr))
+    raise ArgumentError(f"metric must be 'pixel' or 'clip', got {metric!r}.")

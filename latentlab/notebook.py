@@ -1,0 +1,569 @@
+"""Notebook views: frames, contact sheets and videos inline, a frame scrubber, live previews.
+
+Everything here returns plain objects with ``_repr_html_`` / ``_repr_png_`` (the protocol
+Jupyter, VS Code and nbconvert all understand), so this module imports and works without
+IPython; IPython and ipywidgets are imported only when a view is displayed.
+
+* :func:`show` - one image, a contact sheet of frames, a video file or a render result.
+* :func:`show_video` - frames (or a file) as an inline, looping video.
+* :class:`Scrubber` / :func:`scrub` - a slider over a trajectory that renders the frame
+  under it on demand, with an in-memory cache; without ipywidgets it shows a static
+  contact sheet and says how to get the slider.
+* :class:`LivePreview` - a render callback that shows the latest frame while
+  :func:`latentlab.render` runs (beside its tqdm progress bar).
+
+Tiny frames (the ``mini`` model renders 64 px) are scaled up by an integer factor with
+nearest-neighbour sampling (``image-rendering: pixelated``), so pixels stay sharp.
+
+>>> import numpy as np
+>>> view = show(np.zeros((4, 16, 16, 3), np.uint8), columns=4)
+>>> view.array.shape, view._repr_png_()[:4]
+((20, 74, 3), b'\\x89PNG')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ArgumentError
+
+__all__ = [
+    "ImageView",
+    "VideoView",
+    "show",
+    "show_video",
+    "Scrubber",
+    "scrub",
+    "LivePreview",
+    "display",
+    "png_bytes",
+    "WIDGETS_HINT",
+]
+
+WIDGETS_HINT = "pip install ipywidgets (or latentlab[notebook])"
+"""How to get the interactive scrubber, quoted by the static fallback."""
+
+_VIDEO_SUFFIXES = {".mp4": "video/mp4", ".webm": "video/webm", ".gif": "image/gif", ".webp": "image/webp"}
+_PIXELATED = "image-rendering: crisp-edges; image-rendering: pixelated"
+
+
+# ----------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------
+def display(*objs: Any) -> None:
+    """``IPython.display.display`` when IPython is there; otherwise print each object."""
+    try:
+        from IPython.display import display as _display
+    except ImportError:  # plain Python: the text form is all we can show
+        for o in objs:
+            print(o)
+        return
+    _display(*objs)
+
+
+def png_bytes(image: Any) -> bytes:
+    """Encode one uint8 ``(H, W, 3)`` image (or float in [0, 1]) as PNG bytes."""
+    from PIL import Image
+
+    from .video import _as_image
+
+    buf = io.BytesIO()
+    Image.fromarray(_as_image(image, "image")).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_scale(scale: Any) -> int | None:
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ArgumentError(f"scale must be an integer >= 1 (display zoom) or None for automatic, got {scale!r}.")
+    return int(scale)
+
+
+def _auto_scale(tile: int, width: int, *, target: int = 128, max_width: int = 1024) -> int:
+    """Integer zoom so a tile of side ``tile`` px shows at about ``target`` px, without the
+    whole picture (``width`` px wide) passing ``max_width``."""
+    s = max(1, target // max(tile, 1))
+    return max(1, min(s, max_width // max(width, 1)))
+
+
+def _img_tag(src: str, width: int, alt: str = "") -> str:
+    return f'<img src="{src}" width="{width}" alt="{html.escape(alt)}" style="{_PIXELATED}"/>'
+
+
+def _caption(text: str | None) -> str:
+    return f'<div style="font-size: smaller; color: #555">{html.escape(text)}</div>' if text else ""
+
+
+# ----------------------------------------------------------------------------------
+# views
+# ----------------------------------------------------------------------------------
+class ImageView:
+    """One image for inline display (``_repr_html_``, scaled; ``_repr_png_``, native size).
+
+    Attributes: ``array`` (uint8 ``(H, W, 3)``), ``scale`` (display zoom), ``caption``.
+    """
+
+    def __init__(self, image: Any, *, scale: int | None = None, caption: str | None = None, tile: int | None = None):
+        from .video import _as_image
+
+        self.array = _as_image(image, "image")
+        h, w = self.array.shape[:2]
+        self.scale = _check_scale(scale) or _auto_scale(tile or max(h, w), w)
+        self.caption = caption
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self.array)
+
+    def _repr_html_(self) -> str:
+        src = "data:image/png;base64," + base64.b64encode(self._repr_png_()).decode("ascii")
+        w = self.array.shape[1] * self.scale
+        return f"<div>{_img_tag(src, w, self.caption or '')}{_caption(self.caption)}</div>"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the image (native size) to ``path`` (format from the suffix)."""
+        from .video import save_image
+
+        return save_image(self.array, path)
+
+    def __repr__(self) -> str:
+        h, w = self.array.shape[:2]
+        return f"ImageView({h}x{w} px, scale={self.scale}{f', caption={self.caption!r}' if self.caption else ''})"
+
+
+class VideoView:
+    """A video for inline display: an animated GIF/WebP in an ``<img>``, or an mp4 in a
+    looping ``<video>``; the file's bytes are embedded in the notebook (base64).
+
+    Build it with :func:`show_video`. Attributes: ``data`` (bytes, or ``None`` for a large
+    file shown by reference), ``mimetype``, ``width`` (display width in px), ``path``.
+    """
+
+    def __init__(self, data: bytes | None, mimetype: str, *, width: int | None = None,
+                 path: Path | None = None, caption: str | None = None):
+        self.data = data
+        self.mimetype = mimetype
+        self.width = width
+        self.path = path
+        self.caption = caption
+
+    def _src(self) -> str:
+        if self.data is None:
+            return html.escape(str(self.path))
+        return f"data:{self.mimetype};base64," + base64.b64encode(self.data).decode("ascii")
+
+    def _repr_html_(self) -> str:
+        width = f' width="{self.width}"' if self.width else ""
+        if self.mimetype.startswith("image/"):
+            body = _img_tag(self._src(), self.width or 0, self.caption or "") if self.width else \
+                f'<img src="{self._src()}" style="{_PIXELATED}"/>'
+        else:
+            body = (
+                f'<video{width} controls autoplay loop muted playsinline style="{_PIXELATED}">'
+                f'<source src="{self._src()}" type="{self.mimetype}"/>your browser cannot play {self.mimetype}</video>'
+            )
+        return f"<div>{body}{_caption(self.caption)}</div>"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the embedded video to ``path``."""
+        if self.data is None:
+            raise ArgumentError(f"this view shows {str(self.path)!r} by reference; copy that file instead.")
+        p = Path(path)
+        p.write_bytes(self.data)
+        return p
+
+    def __repr__(self) -> str:
+        size = f"{len(self.data)} bytes" if self.data is not None else f"file {str(self.path)!r}"
+        return f"VideoView({self.mimetype}, {size})"
+
+
+def show_video(
+    frames: Any,
+    *,
+    fps: float = 12,
+    format: str | None = None,
+    scale: int | None = None,
+    pingpong: bool = False,
+    hold_first: int = 0,
+    hold_last: int = 0,
+    caption: str | None = None,
+    max_embed_mb: float = 20.0,
+) -> VideoView:
+    """Frames (or a video file) as an inline, looping video.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` frames, or the path of an mp4 / gif / webp file.
+        fps: frames per second (frames only).
+        format: ``"gif"``, ``"webp"`` or ``"mp4"``; default gif for frames up to 256 px (sharp
+            when scaled up), mp4 above.
+        scale: integer display zoom (default: automatic, small frames are enlarged).
+        pingpong, hold_first, hold_last: frame order, see :func:`latentlab.video.sequence`.
+        caption: text under the video.
+        max_embed_mb: files larger than this are shown by reference (their path), not
+            embedded in the notebook.
+
+    >>> import numpy as np
+    >>> v = show_video(np.zeros((3, 8, 8, 3), np.uint8), fps=4)
+    >>> v.mimetype, v.data[:3]
+    ('image/gif', b'GIF')
+    """
+    from .video import _as_frames, write_video
+
+    if isinstance(frames, (str, os.PathLike)):
+        p = Path(frames).expanduser()
+        if not p.is_file():
+            raise ArgumentError(f"video {str(p)!r} does not exist. Check the path.")
+        mime = _VIDEO_SUFFIXES.get(p.suffix.lower())
+        if mime is None:
+            raise ArgumentError(f"cannot show {str(p)!r} as a video: use .mp4, .webm, .gif or .webp.")
+        width = None
+        if scale is not None:
+            from .video import read_video
+
+            width = read_video(p).shape[2] * _check_scale(scale)  # type: ignore[operator]
+        data = p.read_bytes() if p.stat().st_size <= max_embed_mb * 2**20 else None
+        return VideoView(data, mime, width=width, path=p, caption=caption)
+    arr = _as_frames(frames)
+    h, w = arr.shape[1:3]
+    fmt = (format or ("gif" if max(h, w) <= 256 else "mp4")).lower()
+    if fmt not in ("gif", "webp", "mp4"):
+        raise ArgumentError(f"format must be 'gif', 'webp' or 'mp4', got {format!r}.")
+    zoom = _check_scale(scale) or _auto_scale(max(h, w), w, target=256, max_width=768)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = write_video(
+            arr, Path(tmp) / f"view.{fmt}", fps=fps, pingpong=pingpong, hold_first=hold_first, hold_last=hold_last
+        )
+        data = out.read_bytes()
+    mime = {"gif": "image/gif", "webp": "image/webp", "mp4": "video/mp4"}[fmt]
+    return VideoView(data, mime, width=w * zoom, caption=caption)
+
+
+def show(
+    x: Any,
+    *,
+    labels: Sequence[Any] | None = None,
+    columns: int | None = None,
+    max_frames: int | None = None,
+    scale: int | None = None,
+    caption: str | None = None,
+) -> ImageView | VideoView:
+    """An inline view of ``x``: put it last in a cell, or pass it to ``display``.
+
+    ``x`` is one of:
+
+    * one image, uint8 ``(H, W, 3)`` (or float in [0, 1]) -> :class:`ImageView`;
+    * frames ``(T, H, W, 3)`` or a list of images -> a contact sheet
+      (:func:`latentlab.contact_sheet`; ``labels``, ``columns``, ``max_frames`` go to it);
+    * a path: an image file -> :class:`ImageView`; an mp4/gif/webp -> :class:`VideoView`;
+    * a :class:`~latentlab.RenderResult` -> its video.
+
+    Small pictures are scaled up by an integer ``scale`` (default: automatic).
+
+    >>> import numpy as np
+    >>> show(np.full((8, 8, 3), 200, np.uint8)).scale
+    16
+    """
+    from .jobs import RenderResult
+    from .video import contact_sheet, load_image
+
+    if isinstance(x, RenderResult):
+        return show_video(x.video, scale=scale, caption=caption)
+    if isinstance(x, (str, os.PathLike)):
+        p = Path(x)
+        if p.suffix.lower() in _VIDEO_SUFFIXES:
+            return show_video(p, scale=scale, caption=caption)
+        return ImageView(load_image(p), scale=scale, caption=caption)
+    if isinstance(x, (list, tuple)) or (hasattr(x, "ndim") and x.ndim == 4):
+        from .video import _as_frames
+
+        arr = _as_frames(x)
+        sheet = contact_sheet(arr, columns=columns, max_frames=max_frames, labels=labels)
+        return ImageView(sheet, scale=scale, caption=caption, tile=max(arr.shape[1:3]))
+    if labels is not None or columns is not None or max_frames is not None:
+        raise ArgumentError("labels, columns and max_frames apply to frames (T, H, W, 3), not to one image.")
+    return ImageView(x, scale=scale, caption=caption)
+
+
+# ----------------------------------------------------------------------------------
+# the scrubber
+# ----------------------------------------------------------------------------------
+class Scrubber:
+    """A slider over a trajectory; the frame under it is rendered on demand and cached.
+
+    Frame ``k`` is exactly frame ``k`` of ``latentlab.render(path, decoder, seed=seed,
+    noise=noise, ...)`` (same embedding, same starting noise), so scrubbing previews the
+    video you would render. Rendered frames stay in an in-memory cache (least recently
+    used out first when ``cache_size`` is set). Displaying the scrubber shows a play
+    button, the slider, the frame and its label (``ipywidgets``); without ipywidgets it shows
+    a static contact sheet of ``static_frames`` frames and a hint how to get the slider.
+
+    Args:
+        path: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings.
+        decoder: a :class:`~latentlab.decoders.Decoder` of the path's space.
+        seed, noise, steps, guidance_scale: as in :func:`latentlab.render`
+            (``noise`` is ``"shared"`` or ``"per-frame"``).
+        labels: ``T`` frame labels; by default a Trajectory's keyframe labels at its
+            keyframe frames.
+        fps: speed of the play button.
+        scale: integer display zoom (default automatic).
+        cache_size: most frames kept (default: all).
+        static_frames: frames in the fallback contact sheet.
+
+    >>> import latentlab as ll                                              # doctest: +SKIP
+    >>> ll.scrub(path, ll.create_decoder("mini"), steps=10)                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: Any,
+        decoder: Any,
+        *,
+        seed: int = 0,
+        noise: str = "shared",
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        labels: Sequence[str] | None = None,
+        fps: float = 8,
+        scale: int | None = None,
+        cache_size: int | None = None,
+        static_frames: int = 12,
+    ) -> None:
+        from .explore import path_embeddings
+        from .render import frame_seeds
+        from .space import check_embeddings
+        from .trajectory import Trajectory
+
+        if noise not in ("shared", "per-frame"):
+            raise ArgumentError(f"the scrubber supports noise='shared' or 'per-frame', got {noise!r}.")
+        z = path_embeddings(path)
+        self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space)
+        self.decoder = decoder
+        self.seed, self.noise, self.steps, self.guidance_scale = int(seed), noise, steps, guidance_scale
+        T = self.num_frames
+        self.seeds = frame_seeds(T, self.seed, noise)
+        if labels is None:
+            labels = [""] * T
+            if isinstance(path, Trajectory) and path.labels is not None:
+                for i, k in enumerate(path.keyframe_indices()):
+                    labels[k] = path.labels[i]
+        labels = [str(x) for x in labels]
+        if len(labels) != T:
+            raise ArgumentError(f"labels has {len(labels)} entries for {T} frames; give one per frame.")
+        self.labels = labels
+        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
+            raise ArgumentError(f"fps must be a positive number, got {fps!r}.")
+        self.fps = float(fps)
+        self.scale = _check_scale(scale)
+        if cache_size is not None and (isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1):
+            raise ArgumentError(f"cache_size must be an integer >= 1 or None (no limit), got {cache_size!r}.")
+        self.cache_size = cache_size
+        self.static_frames = int(static_frames)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self._widget: Any = None
+        self.slider: Any = None
+        self.view: Any = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def _index(self, k: Any) -> int:
+        T = self.num_frames
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -T <= k < T:
+            raise ArgumentError(f"frame index must be an integer in [0, {T - 1}] (or negative from the end), got {k!r}.")
+        return int(k) % T
+
+    def _decode(self, idx: list[int]) -> np.ndarray:
+        import torch
+
+        from .render import make_noise
+
+        seeds = [self.seeds[k] for k in idx]
+        x = make_noise(tuple(self.decoder.noise_shape()), seeds)
+        with torch.no_grad():
+            return self.decoder.decode(
+                self.embeddings[idx], x, seeds=seeds, steps=self.steps, guidance_scale=self.guidance_scale
+            )
+
+    def _store(self, k: int, image: np.ndarray) -> None:
+        self._cache[k] = image
+        self._cache.move_to_end(k)
+        while self.cache_size is not None and len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def frame(self, k: int) -> np.ndarray:
+        """Frame ``k`` as uint8 ``(H, W, 3)``: from the cache, or rendered now."""
+        k = self._index(k)
+        if k in self._cache:
+            self.hits += 1
+            self._cache.move_to_end(k)
+            return self._cache[k]
+        self.misses += 1
+        image = self._decode([k])[0]
+        self._store(k, image)
+        return image
+
+    def frames(self, indices: Sequence[int] | None = None, *, progress: bool = False) -> np.ndarray:
+        """Frames ``indices`` (default: all) as uint8 ``(n, H, W, 3)``; missing ones are
+        rendered in batches of the decoder's batch size."""
+        from tqdm.auto import tqdm
+
+        idx = list(range(self.num_frames)) if indices is None else [self._index(k) for k in indices]
+        todo = [k for k in dict.fromkeys(idx) if k not in self._cache]
+        self.hits += len(idx) - len(todo)
+        self.misses += len(todo)
+        got: dict[int, np.ndarray] = {}
+        bs = max(1, int(getattr(self.decoder, "default_batch_size", 8)))
+        with tqdm(total=len(todo), desc="rendering", unit="frame", disable=not progress) as bar:
+            for start in range(0, len(todo), bs):
+                batch = todo[start : start + bs]
+                for k, image in zip(batch, self._decode(batch)):
+                    got[k] = image
+                    self._store(k, image)
+                bar.update(len(batch))
+        return np.stack([got[k] if k in got else self._cache[k] for k in idx])
+
+    def cache_info(self) -> dict[str, int]:
+        """``{"hits", "misses", "cached", "frames"}``."""
+        return {"hits": self.hits, "misses": self.misses, "cached": len(self._cache), "frames": self.num_frames}
+
+    def _label(self, k: int) -> str:
+        lab = f" - {self.labels[k]}" if self.labels[k] else ""
+        return f"frame {k} / {self.num_frames - 1}{lab}"
+
+    def _frame_html(self, k: int) -> str:
+        image = self.frame(k)
+        h, w = image.shape[:2]
+        scale = self.scale or _auto_scale(max(h, w), w, target=256, max_width=768)
+        src = "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+        return f"{_img_tag(src, w * scale, self._label(k))}<div>{html.escape(self._label(k))}</div>"
+
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets box (play button, slider, frame); ``None`` without ipywidgets."""
+        if self._widget is not None:
+            return self._widget
+        try:
+            import ipywidgets as w
+        except ImportError:
+            return None
+        T = self.num_frames
+        self.slider = w.IntSlider(value=0, min=0, max=T - 1, description="frame", continuous_update=True,
+                                  layout=w.Layout(width="60%"))  # fmt: skip
+        play = w.Play(value=0, min=0, max=T - 1, interval=max(1, int(1000 / self.fps)), description="play")
+        w.jslink((play, "value"), (self.slider, "value"))
+        self.view = w.HTML(value=self._frame_html(0))
+
+        def on_change(change: dict[str, Any]) -> None:
+            self.view.value = self._frame_html(int(change["new"]))
+
+        self.slider.observe(on_change, names="value")
+        self._widget = w.VBox([w.HBox([play, self.slider]), self.view])
+        return self._widget
+
+    def static_view(self) -> ImageView:
+        """A contact sheet of ``static_frames`` evenly spaced frames (the fallback view)."""
+        from .video import _pick_evenly
+
+        idx = [int(i) for i in _pick_evenly(self.num_frames, max(1, self.static_frames))]
+        labels = [f"{k}" + (f" {self.labels[k]}" if self.labels[k] else "") for k in idx]
+        return show(self.frames(idx), labels=labels, scale=self.scale,
+                    caption=f"static view: {len(idx)} of {self.num_frames} frames; for the slider, {WIDGETS_HINT}")  # fmt: skip
+
+    def _ipython_display_(self) -> None:
+        wdg = self.widget
+        if wdg is not None:
+            display(wdg)
+        else:
+            display(self.static_view())
+
+    def _repr_html_(self) -> str:
+        return self.static_view()._repr_html_()
+
+    def __repr__(self) -> str:
+        c = self.cache_info()
+        return f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r})"
+
+
+def scrub(path: Any, decoder: Any, **kwargs: Any) -> Scrubber:
+    """A :class:`Scrubber` over ``path``; put it last in a cell to display it.
+
+    >>> import latentlab as ll                                              # doctest: +SKIP
+    >>> ll.scrub(ll.Trajectory.interpolate(a, b, frames=24), ll.create_decoder("mini"))  # doctest: +SKIP
+    """
+    return Scrubber(path, decoder, **kwargs)
+
+
+# ----------------------------------------------------------------------------------
+# live preview during a render
+# ----------------------------------------------------------------------------------
+class LivePreview:
+    """A render callback that shows the latest frame while a render runs.
+
+    Pass it as ``callback=`` to :func:`latentlab.render`, :meth:`Decoder.render` or
+    :func:`latentlab.render_spec` (whose ``progress=True`` already draws a tqdm.auto bar).
+    In a notebook it keeps one output updated in place; without IPython it only records.
+
+    Args:
+        every: update the picture every ``every`` frames (and always on the last one).
+        scale: integer display zoom (default automatic).
+        on_frame: another callback to call with every frame's info dict as well.
+
+    Attributes: ``count`` (frames seen), ``resumed`` (of which loaded from a previous run),
+    ``last`` (the latest frame, uint8 ``(H, W, 3)``).
+
+    >>> import numpy as np
+    >>> preview = LivePreview()
+    >>> preview({"frame": 0, "frames": 2, "image": np.zeros((4, 4, 3), np.uint8), "resumed": False})
+    >>> preview.count
+    1
+    """
+
+    def __init__(self, *, every: int = 1, scale: int | None = None,
+                 on_frame: Callable[[dict[str, Any]], None] | None = None) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ArgumentError(f"every must be an integer >= 1, got {every!r}.")
+        self.every = every
+        self.scale = _check_scale(scale)
+        self.on_frame = on_frame
+        self.count = 0
+        self.resumed = 0
+        self.last: np.ndarray | None = None
+        self._handle: Any = None
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        self.count += 1
+        self.resumed += bool(info.get("resumed", False))
+        self.last = info["image"]
+        if self.on_frame is not None:
+            self.on_frame(info)
+        k, T = int(info["frame"]), int(info["frames"])
+        if self.count % self.every and self.count != T:
+            return
+        try:
+            from IPython import get_ipython
+            from IPython.display import display as _display
+        except ImportError:
+            return
+        if get_ipython() is None:  # plain Python: tqdm is the progress display
+            return
+        view = ImageView(self.last, scale=self.scale,
+                         caption=f"frame {k + 1} / {T}{' (resumed)' if info.get('resumed') else ''}")  # fmt: skip
+        if self._handle is None:
+            self._handle = _display(view, display_id=True)
+        else:
+            self._handle.update(view)

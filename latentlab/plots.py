@@ -1,0 +1,337 @@
+"""matplotlib views of embeddings and trajectories.
+
+Every function draws on ``ax`` (a new figure when ``None``) and returns the Axes, so plots
+compose: draw two paths on one PCA map, or the similarity curves of the path and of its
+rendered frames side by side. matplotlib is imported inside the functions.
+
+* :func:`plot_similarity_matrix` - a heatmap of cosines between two sets (images x texts).
+* :func:`plot_similarity` - the similarity of each frame of a path to each keyframe or text.
+* :func:`plot_pca_map` - a 2D PCA map of embeddings with the trajectory drawn through it.
+* :func:`plot_pacing` - consecutive-frame distances: flat is evenly paced, a spike a jump.
+* :func:`plot_word_changes` - the similarity curves of the words a path changes most.
+
+>>> import matplotlib; matplotlib.use("Agg")
+>>> import torch
+>>> from latentlab.ops import slerp
+>>> path = slerp(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]]), torch.linspace(0, 1, 5))
+>>> ax = plot_similarity(path, torch.eye(3)[:2], ["x", "y"])
+>>> [round(float(v), 3) for v in ax.lines[0].get_ydata()]
+[1.0, 0.924, 0.707, 0.383, 0.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ArgumentError
+from .explore import PCA, WordChanges, consecutive_distances, fit_pca, path_embeddings
+
+__all__ = [
+    "plot_similarity_matrix",
+    "plot_similarity",
+    "plot_pca_map",
+    "plot_pacing",
+    "plot_word_changes",
+]
+
+
+def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _labels(labels: Sequence[Any] | None, n: int, what: str, prefix: str) -> list[str]:
+    if labels is None:
+        return [f"{prefix}{i}" for i in range(n)]
+    out = [str(x) for x in labels]
+    if len(out) != n:
+        raise ArgumentError(f"{what} has {len(out)} entries for {n} embeddings; give one per row.")
+    return out
+
+
+def _legend(ax: Any) -> None:
+    """A legend inside the plot for a few entries, beside it for many."""
+    n = len(ax.get_legend_handles_labels()[0])
+    if n > 4:
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize="small", loc="best")
+
+
+def _short(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def plot_similarity_matrix(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    *,
+    ax: Any = None,
+    annotate: bool = True,
+    cmap: str = "viridis",
+    title: str | None = None,
+) -> Any:
+    """Heatmap of ``cosine(a[i], b[j])``, e.g. encoded images (rows) x captions (columns).
+
+    Args:
+        a: ``(n, d)`` embeddings; b: ``(m, d)`` of the same space.
+        row_labels, col_labels: ``n`` and ``m`` labels.
+        annotate: write each value in its cell.
+
+    Returns the Axes; the image is ``ax.images[0]`` (its array is the ``(n, m)`` matrix).
+    """
+    from .ops import similarity_matrix
+
+    s = similarity_matrix(path_embeddings(a, name="a"), path_embeddings(b, name="b")).double().numpy()
+    n, m = s.shape
+    rows = _labels(row_labels, n, "row_labels", "#")
+    cols = _labels(col_labels, m, "col_labels", "#")
+    ax = _axes(ax, (1.6 + 0.75 * m, 1.0 + 0.45 * n))
+    im = ax.imshow(s, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(m), [_short(c) for c in cols], rotation=35, ha="right")
+    ax.set_yticks(range(n), [_short(r) for r in rows])
+    if annotate:
+        mid = (s.max() + s.min()) / 2
+        for i in range(n):
+            for j in range(m):
+                ax.text(j, i, f"{s[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if s[i, j] > mid else "white")  # fmt: skip
+    ax.figure.colorbar(im, ax=ax, label="cosine")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_similarity(
+    path: Any,
+    references: torch.Tensor | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    ax: Any = None,
+    keyframes: Sequence[int] | None = None,
+    linestyle: str = "-",
+    title: str | None = None,
+) -> Any:
+    """The cosine of every frame of ``path`` to each reference embedding, along the path.
+
+    Args:
+        path: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings (for example the
+            CLIP embeddings of rendered frames, to see what the pictures follow).
+        references: ``(K, d)`` embeddings to compare against (keyframes, texts); by default
+            a Trajectory's own keyframes.
+        labels: ``K`` labels (default: the Trajectory's keyframe labels, or ``#k``).
+        keyframes: frame indices to mark with vertical lines (default: a Trajectory's
+            keyframe frames).
+        linestyle: matplotlib line style, e.g. ``"--"`` to overlay a second set of curves.
+
+    Returns the Axes; ``ax.lines[k]`` is the curve of reference ``k`` (``T`` points).
+    """
+    from .ops import similarity_matrix
+    from .trajectory import Trajectory
+
+    z = path_embeddings(path)
+    if references is None:
+        if not isinstance(path, Trajectory):
+            raise ArgumentError("references is required unless path is a Trajectory (whose keyframes are used).")
+        references = path.keyframes
+        if labels is None and path.labels is not None:
+            labels = path.labels
+    refs = path_embeddings(references, name="references")
+    labs = _labels(labels, refs.shape[0], "labels", "#")
+    if keyframes is None and isinstance(path, Trajectory):
+        keyframes = path.keyframe_indices()
+    s = similarity_matrix(z, refs).double().numpy()  # (T, K)
+    ax = _axes(ax, (7, 3.5))
+    x = np.arange(z.shape[0])
+    for k in range(s.shape[1]):
+        ax.plot(x, s[:, k], linestyle, marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
+    for kf in keyframes or ():
+        ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("cosine similarity")
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_pca_map(
+    path: Any | Sequence[Any] | None = None,
+    points: torch.Tensor | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    images: Sequence[np.ndarray] | None = None,
+    pca: PCA | None = None,
+    ax: Any = None,
+    path_labels: Sequence[str] | None = None,
+    zoom: float = 0.5,
+    title: str | None = None,
+) -> Any:
+    """A 2D map of CLIP space (the first two principal components) with trajectories.
+
+    Args:
+        path: a Trajectory or ``(T, d)`` embeddings, or a list of them; each is drawn as
+            a line from its start (circle) to its end (star), coloured along its length,
+            keyframes marked with squares.
+        points: ``(n, d)`` other embeddings to place on the map (images, texts).
+        labels: ``n`` labels written beside the points.
+        images: ``n`` thumbnails drawn at the points instead of dots.
+        pca: the projection to use; by default one fitted on the points and the paths together.
+        path_labels: a legend entry per path.
+        zoom: thumbnail zoom.
+
+    Returns the Axes; ``ax.pca`` is the :class:`~latentlab.explore.PCA` used.
+    """
+    from matplotlib.collections import LineCollection
+
+    from .trajectory import Trajectory
+
+    if path is None:
+        paths: list[Any] = []
+    elif isinstance(path, (list, tuple)):
+        paths = list(path)
+    else:
+        paths = [path]
+    zs = [path_embeddings(p, name=f"path[{i}]") for i, p in enumerate(paths)]
+    pts = path_embeddings(points, name="points") if points is not None else None
+    if not zs and pts is None:
+        raise ArgumentError("plot_pca_map needs a path, points, or both.")
+    if pca is None:
+        pca = fit_pca(torch.cat([*zs, *([pts] if pts is not None else [])]))
+    if pca.rank < 2:
+        raise ArgumentError(f"a 2D map needs a PCA of rank >= 2, got rank {pca.rank}; add more (distinct) embeddings.")
+    ax = _axes(ax, (6, 5))
+    ax.pca = pca
+    ratio = pca.explained_ratio
+    if pts is not None:
+        xy = pca.project(pts, 2).numpy()
+        labs = _labels(labels, xy.shape[0], "labels", "#") if labels is not None else None
+        if images is not None:
+            from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+            if len(images) != xy.shape[0]:
+                raise ArgumentError(f"images has {len(images)} entries for {xy.shape[0]} points.")
+            ax.scatter(xy[:, 0], xy[:, 1], s=0)
+            for (x0, y0), im in zip(xy, images):
+                ab = AnnotationBbox(OffsetImage(np.asarray(im), zoom=zoom), (x0, y0), frameon=True, pad=0.1)
+                ax.add_artist(ab)
+        else:
+            ax.scatter(xy[:, 0], xy[:, 1], s=25, color="0.35", zorder=3)
+        for i, lab in enumerate(labs or ()):
+            ax.annotate(_short(lab, 22), xy[i], textcoords="offset points", xytext=(4, 4), fontsize=8)
+    cmaps = ["viridis", "plasma", "cividis", "magma"]
+    for i, (p, z) in enumerate(zip(paths, zs)):
+        xy = pca.project(z, 2).numpy()
+        cmap = cmaps[i % len(cmaps)]
+        segs = np.stack([xy[:-1], xy[1:]], axis=1)
+        lc = LineCollection(segs, cmap=cmap, linewidths=2.5, zorder=4)
+        lc.set_array(np.linspace(0, 1, len(segs)))
+        ax.add_collection(lc)
+        name = path_labels[i] if path_labels is not None and i < len(path_labels) else f"path {i}"
+        ax.plot(*xy[0], "o", color="black", zorder=5, label=f"{name}: start" if i == 0 else None)
+        ax.plot(*xy[-1], "*", color="black", markersize=12, zorder=5, label=f"{name}: end" if i == 0 else None)
+        if isinstance(p, Trajectory):
+            kxy = xy[p.keyframe_indices()]
+            ax.plot(kxy[:, 0], kxy[:, 1], "s", fillstyle="none", color="black", zorder=5)
+        if path_labels is not None and i < len(path_labels):
+            lc.set_label(path_labels[i])
+    ax.autoscale_view()
+    ax.set_xlabel(f"PC 1 ({100 * float(ratio[0]):.0f}% of variance)")
+    ax.set_ylabel(f"PC 2 ({100 * float(ratio[1]):.0f}%)")
+    ax.grid(alpha=0.3)
+    if paths:
+        ax.legend(fontsize="small", loc="best")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def _unit_of(item: Any, metric: str | None, encoder: Any) -> str:
+    """What :func:`consecutive_distances` measures for ``item``: for the y-axis label."""
+    from .trajectory import Trajectory
+
+    if isinstance(item, Trajectory):
+        return "angle"
+    ndim = item.ndim if isinstance(item, (torch.Tensor, np.ndarray)) else np.ndim(item)
+    if ndim == 4:
+        return metric or ("clip" if encoder is not None else "pixel")
+    return "angle" if ndim == 2 else "given"
+
+
+def plot_pacing(
+    x: Any | Mapping[str, Any],
+    *,
+    metric: str | None = None,
+    encoder: Any = None,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Consecutive-frame distances: how much each frame changes from the previous one.
+
+    Args:
+        x: a Trajectory or ``(T, d)`` embeddings (angle between consecutive embeddings),
+            uint8 frames ``(T, H, W, 3)`` (``metric`` "pixel" or "clip", see
+            :func:`~latentlab.explore.consecutive_distances`), distances ``(T - 1,)``, or a
+            dict ``{label: any of those}`` to compare several sequences on one plot.
+        metric, encoder: how frames are measured.
+
+    Each curve's legend gives its coefficient of variation (std / mean: 0 is perfectly
+    even) and its largest step over the median step. Returns the Axes; ``ax.lines``
+    alternate curve, mean line for each sequence.
+    """
+    series = dict(x) if isinstance(x, Mapping) else {"": x}
+    if not series:
+        raise ArgumentError("x is an empty dict; pass at least one sequence.")
+    ax = _axes(ax, (7, 3))
+    units = set()
+    for name, item in series.items():
+        d = consecutive_distances(item, metric=metric, encoder=encoder)
+        units.add(_unit_of(item, metric, encoder))
+        mean = float(d.mean()) if d.size else 0.0
+        cv = float(d.std() / mean) if mean > 0 else 0.0
+        med = float(np.median(d)) if d.size else 0.0
+        jump = float(d.max() / med) if med > 0 else 1.0
+        label = f"{name + ': ' if name else ''}cv {cv:.2f}, max/median {jump:.1f}"
+        (line,) = ax.plot(np.arange(1, d.size + 1), d, marker="." if d.size <= 60 else None, label=label)
+        ax.axhline(mean, color=line.get_color(), linestyle=":", linewidth=1)
+    what = {"angle": "angle (rad)", "pixel": "pixel RMS change", "clip": "CLIP angle (rad)", "given": "distance"}
+    ax.set_ylabel(" / ".join(what[u] for u in sorted(units)))
+    ax.set_xlabel("frame")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_word_changes(changes: WordChanges, *, top: int = 6, ax: Any = None, title: str | None = None) -> Any:
+    """The similarity curves of the ``top`` words that a path changes most (see
+    :func:`~latentlab.explore.what_changed`): solid for gained, dashed for lost.
+
+    Returns the Axes; ``ax.lines[i]`` is the curve of ``changes.ranked(top)[i]``.
+    """
+    if not isinstance(changes, WordChanges):
+        raise ArgumentError(f"changes must come from latentlab.explore.what_changed, got {type(changes).__name__}.")
+    ax = _axes(ax, (7, 3.5))
+    x = np.arange(changes.similarity.shape[0])
+    for word, d in changes.ranked(top):
+        i = changes.words.index(word)
+        ax.plot(x, changes.similarity[:, i], "-" if d > 0 else "--", label=f"{_short(word)} ({d:+.2f})")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("cosine to the word")
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,99 @@
+"""The documentation site builds cleanly and stays in step with the code."""
+
+from __future__ import annotations
+
+import argparse
+import doctest
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_mkdocs_build_strict(tmp_path):
+    pytest.importorskip("mkdocs", reason="needs mkdocs (pip install -e .[docs])")
+    pytest.importorskip("mkdocstrings", reason="needs mkdocstrings[python] (pip install -e .[docs])")
+    site = tmp_path / "site"
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    for page in ("index.html", "concepts/index.html", "cli/index.html", "api/index.html", "gallery/index.html"):
+        assert (site / page).is_file(), page
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    for name in ("latentlab.ops.slerp", "latentlab.notebook.show", "latentlab.explore.pca_probe", "latentlab.plots.plot_pacing"):
+        assert f'id="{name}"' in api, name
+    assert ":func:" not in api and "<blockquote" not in api  # docstrings rendered as Markdown
+    gallery = (site / "gallery" / "index.html").read_text(encoding="utf-8")
+    for gif in sorted((DOCS / "gallery").glob("*.gif")):
+        assert (site / "gallery" / gif.name).is_file() and f'src="{gif.name}"' in gallery
+
+
+def test_cli_reference_documents_every_command_and_option():
+    from latentlab.cli import build_parser
+
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert re.search(rf"^## {name}$", text, re.M), f"docs/cli.md has no section for `{name}`"
+        for action in p._actions:
+            for opt in action.option_strings:
+                if opt.startswith("--") and opt != "--help":
+                    assert f"`{opt}" in text, f"docs/cli.md does not document {name} {opt}"
+            if action.choices and action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                assert "{" + ",".join(map(str, action.choices)) + "}" in text, (
+                    f"docs/cli.md lists other choices than {action.option_strings[0]} {{{','.join(action.choices)}}}"
+                )
+
+
+def test_notebooks_page_lists_every_notebook():
+    text = (DOCS / "notebooks.md").read_text(encoding="utf-8")
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"`{nb.name}`" in text, nb.name
+
+
+def test_gallery_gifs_are_small_and_referenced():
+    gifs = sorted((DOCS / "gallery").glob("*.gif"))
+    assert gifs, "run python docs/make_gallery.py"
+    assert sum(g.stat().st_size for g in gifs) < 300 * 1024
+    text = (DOCS / "gallery.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\(gallery/([\w.-]+\.gif)\)", text))
+    assert linked == {g.name for g in gifs}
+
+
+def test_gallery_script_runs(tmp_path, tiny_encoder, tiny_decoder, monkeypatch):
+    """docs/make_gallery.py end to end, on the tiny random preset (fast)."""
+    make_gallery = _load(DOCS / "make_gallery.py")
+    items = make_gallery.make_gallery(tmp_path, steps=1, encoder=tiny_encoder, decoder=tiny_decoder)
+    from latentlab.video import read_video
+
+    assert sorted(p.name for p in tmp_path.glob("*.gif")) == sorted(f"{k}.gif" for k in items)
+    assert set(items) == {"chain_loop", "interpolation", "text_diff", "variations"}
+    assert read_video(items["chain_loop"]).shape[0] >= 10  # 4 segments x 3 frames, closing frame dropped
+    # main() reports the sizes and fails over the budget
+    monkeypatch.setattr(make_gallery, "make_gallery", lambda out, **kw: items)
+    assert make_gallery.main(["--out", str(tmp_path), "--budget-kb", "5000"]) == 0
+    assert make_gallery.main(["--out", str(tmp_path), "--budget-kb", "1"]) == 1
+
+
+def test_griffe_extension_doctests():
+    mod = _load(DOCS / "griffe_doctests.py") if importlib.util.find_spec("griffe") else None
+    if mod is None:
+        pytest.skip("needs griffe (pip install -e .[docs])")
+    result = doctest.testmod(mod)
+    assert result.attempted >= 2 and result.failed == 0

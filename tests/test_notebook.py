@@ -1,0 +1,523 @@
+"""Notebook views, the scrubber, live previews, exploration tools and plots (tiny model)."""
+
+from __future__ import annotations
+
+import base64
+import doctest
+import io
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+import latentlab as ll
+from latentlab import explore, notebook, plots
+from latentlab.errors import ArgumentError, SpaceError
+from latentlab.render import render  # not ll.render: once the submodule is imported, that name is the module
+from latentlab.space import space_of, tag
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _frames(T: int = 5, size: int = 8) -> np.ndarray:
+    """T frames, frame k filled with grey level 40 * k and a white top-left pixel."""
+    f = np.zeros((T, size, size, 3), np.uint8)
+    for k in range(T):
+        f[k] = 40 * k
+    f[:, 0, 0] = 255
+    return f
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+class FakeEncoder:
+    """Words -> basis vectors of a 4-d space; images -> their mean colour padded to 4-d."""
+
+    space = "fake4"
+    dim = 4
+
+    def __init__(self, words):
+        self.words = list(words)
+        self.image_calls = 0
+
+    def encode_text(self, texts):
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return tag(torch.stack([torch.eye(4)[self.words.index(t)] for t in texts]), self.space)
+
+    def encode_image(self, images):
+        self.image_calls += 1
+        arr = np.asarray(images, dtype=np.float32)
+        z = torch.zeros(arr.shape[0], 4)
+        z[:, :3] = torch.from_numpy(arr.reshape(arr.shape[0], -1, 3).mean(axis=1)) + 1e-3
+        return tag(z / z.norm(dim=-1, keepdim=True), self.space)
+
+
+# ----------------------------------------------------------------------------------
+# importing without IPython
+# ----------------------------------------------------------------------------------
+def test_modules_import_and_render_html_without_ipython():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('IPython', 'ipywidgets'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import numpy as np\n"
+        "import latentlab as ll\n"
+        "from latentlab import notebook, explore, plots\n"
+        "v = ll.show(np.zeros((3, 8, 8, 3), np.uint8))\n"
+        "assert '<img' in v._repr_html_() and v._repr_png_()[:4] == b'\\x89PNG'\n"
+        "notebook.display(v)\n"
+        "assert 'IPython' not in sys.modules and 'ipywidgets' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+    assert "ImageView(" in out.stdout  # display() fell back to printing
+
+
+def test_public_names_resolve():
+    for name in ("show", "show_video", "scrub", "Scrubber", "LivePreview", "nearest_neighbours", "nearest_words",
+                 "nearest_images", "fit_pca", "pca_probe", "what_changed", "consecutive_distances",
+                 "plot_similarity", "plot_similarity_matrix", "plot_pca_map", "plot_pacing", "plot_word_changes"):  # fmt: skip
+        assert callable(getattr(ll, name)), name
+        assert name in dir(ll)
+
+
+def test_doctests_of_notebook_modules():
+    for mod in (notebook, explore, plots):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, mod.__name__
+
+
+# ----------------------------------------------------------------------------------
+# inline views
+# ----------------------------------------------------------------------------------
+def test_show_one_image_round_trips_and_scales_up():
+    img = _frames(2)[1]
+    view = ll.show(img, caption="grey")
+    assert isinstance(view, notebook.ImageView)
+    np.testing.assert_array_equal(_decode_png(view._repr_png_()), img)
+    assert view.scale == 16  # 8 px tiles shown at 128 px
+    page = view._repr_html_()
+    assert 'width="128"' in page and "pixelated" in page and "grey" in page
+    src = page.split('src="data:image/png;base64,')[1].split('"')[0]
+    np.testing.assert_array_equal(_decode_png(base64.b64decode(src)), img)
+    assert ll.show(img, scale=3).scale == 3
+    with pytest.raises(ArgumentError, match="scale"):
+        ll.show(img, scale=0)
+    with pytest.raises(ArgumentError, match="one image"):
+        ll.show(img, labels=["a"])
+
+
+def test_show_frames_is_the_contact_sheet():
+    f = _frames(5)
+    view = ll.show(f, columns=5, labels=list("abcde"))
+    np.testing.assert_array_equal(view.array, ll.contact_sheet(f, columns=5, labels=list("abcde")))
+    # a list of frames works too, and max_frames picks evenly
+    np.testing.assert_array_equal(ll.show(list(f), max_frames=3).array, ll.contact_sheet(f, max_frames=3))
+
+
+def test_show_video_gif_holds_the_frames():
+    import imageio.v3 as iio
+
+    f = _frames(4)
+    v = ll.show_video(f, fps=5)
+    assert v.mimetype == "image/gif" and v.data[:3] == b"GIF"
+    back = iio.imread(v.data, index=None, extension=".gif")[..., :3]
+    assert back.shape[0] == 4
+    np.testing.assert_allclose(back[:, 4, 4, 0], [0, 40, 80, 120], atol=3)
+    assert "<img" in v._repr_html_() and "image/gif;base64" in v._repr_html_()
+    mp4 = ll.show_video(f, fps=5, format="mp4")
+    assert mp4.mimetype == "video/mp4" and "<video" in mp4._repr_html_() and b"ftyp" in mp4.data[:32]
+    with pytest.raises(ArgumentError, match="format"):
+        ll.show_video(f, format="avi")
+
+
+def test_show_paths_and_files(tmp_path):
+    f = _frames(3)
+    png = ll.save_image(f[2], tmp_path / "a.png")
+    gif = ll.write_video(f, tmp_path / "a.gif", fps=4)
+    iv = ll.show(png)
+    assert isinstance(iv, notebook.ImageView)
+    np.testing.assert_array_equal(iv.array, f[2])
+    vv = ll.show(gif)
+    assert isinstance(vv, notebook.VideoView) and vv.data == gif.read_bytes()
+    # a file too big to embed is shown by reference
+    ref = ll.show_video(gif, max_embed_mb=0)
+    assert ref.data is None and str(gif) in ref._repr_html_()
+    with pytest.raises(ArgumentError, match="does not exist"):
+        ll.show_video(tmp_path / "missing.mp4")
+    out = vv.save(tmp_path / "copy.gif")
+    assert out.read_bytes() == gif.read_bytes()
+
+
+# ----------------------------------------------------------------------------------
+# the scrubber
+# ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_path():
+    enc = ll.create_encoder("tiny")
+    a, b, c = enc.encode_text(["a red circle", "a blue square", "a green star"]).split(1)
+    return ll.Trajectory.chain([a, b, c], frames=7, labels=["red", "blue", "green"])
+
+
+def _fake_path(frames: int = 7) -> ll.Trajectory:
+    z = tag(torch.nn.functional.normalize(torch.randn(3, 8, generator=torch.Generator().manual_seed(0)), dim=-1), "fake-space")
+    return ll.Trajectory(z, frames=frames, labels=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("noise", ["shared", "per-frame"])
+def test_scrubber_frames_equal_the_full_render(fake_decoder, noise):
+    path = _fake_path()
+    full = render(path, fake_decoder, seed=3, noise=noise, progress=False)
+    s = ll.scrub(path, fake_decoder, seed=3, noise=noise)
+    assert len(s) == len(path) == full.shape[0]
+    np.testing.assert_array_equal(s.frame(4), full[4])
+    np.testing.assert_array_equal(s.frame(-1), full[-1])
+    np.testing.assert_array_equal(s.frames(), full)
+    # the noise mode is honoured: frame 0 has seed 3 either way, frame 2 seed 3 or 5
+    other = ll.scrub(path, fake_decoder, seed=3, noise="per-frame" if noise == "shared" else "shared")
+    np.testing.assert_array_equal(other.frame(0), s.frame(0))
+    assert not np.array_equal(other.frame(2), s.frame(2))
+
+
+def test_scrubber_matches_a_real_decoder(tiny_path, tiny_decoder):
+    full = render(tiny_path, tiny_decoder, seed=3, steps=2, progress=False)
+    s = ll.scrub(tiny_path, tiny_decoder, seed=3, steps=2)
+    # one frame alone vs. in a batch of the whole path: equal up to float rounding (1/255)
+    assert np.abs(s.frame(4).astype(int) - full[4]).max() <= 1
+    assert np.abs(s.frame(4).astype(int) - full[0]).max() > 1
+
+
+def test_scrubber_cache_and_lru(tiny_path, tiny_decoder):
+    s = ll.Scrubber(tiny_path, tiny_decoder, steps=2, cache_size=2)
+    a = s.frame(0)
+    assert s.cache_info() == {"hits": 0, "misses": 1, "cached": 1, "frames": len(tiny_path)}
+    assert s.frame(0) is a  # from the cache
+    s.frame(1)
+    s.frame(2)  # evicts frame 0, the least recently used
+    assert s.cache_info()["cached"] == 2 and 0 not in s._cache and {1, 2} <= set(s._cache)
+    s.frame(0)
+    assert s.misses == 4 and s.hits == 1
+    with pytest.raises(ArgumentError, match="frame index"):
+        s.frame(len(tiny_path))
+    with pytest.raises(ArgumentError, match="noise"):
+        ll.Scrubber(tiny_path, tiny_decoder, noise="slerp-ish")
+
+
+def test_scrubber_labels_and_space_checks(tiny_path, tiny_decoder):
+    s = ll.Scrubber(tiny_path, tiny_decoder, steps=2)
+    idx = tiny_path.keyframe_indices()
+    assert [s.labels[k] for k in idx] == ["red", "blue", "green"]
+    assert sum(bool(x) for x in s.labels) == 3
+    assert "red" in s._label(0) and "frame 0 / 6" in s._label(0)
+    bad = tag(torch.nn.functional.normalize(torch.randn(4, 32), dim=-1), "another-space")
+    with pytest.raises(SpaceError):
+        ll.Scrubber(bad, tiny_decoder)
+    with pytest.raises(ArgumentError, match="labels"):
+        ll.Scrubber(tiny_path, tiny_decoder, labels=["x"])
+
+
+def test_scrubber_widget_renders_on_slide(tiny_path, tiny_decoder):
+    pytest.importorskip("ipywidgets")
+    s = ll.Scrubber(tiny_path, tiny_decoder, steps=2)
+    w = s.widget
+    assert w is not None and s.widget is w  # built once
+    assert s.slider.max == len(tiny_path) - 1
+    s.slider.value = 3
+    expected = base64.b64encode(notebook.png_bytes(s.frame(3))).decode("ascii")
+    assert expected in s.view.value and "frame 3 / 6" in s.view.value
+    assert set(s._cache) == {0, 3}
+
+
+def test_scrubber_without_ipywidgets_shows_a_static_sheet(fake_decoder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
+    shown = []
+    monkeypatch.setattr(notebook, "display", lambda *objs: shown.extend(objs))
+    path = _fake_path()
+    s = ll.Scrubber(path, fake_decoder, static_frames=3)
+    assert s.widget is None
+    s._ipython_display_()
+    (view,) = shown
+    assert isinstance(view, notebook.ImageView) and "pip install ipywidgets" in view.caption
+    full = render(path, fake_decoder, progress=False)
+    sheet = ll.contact_sheet(full[[0, 3, 6]], labels=["0 a", "3 b", "6 c"])
+    np.testing.assert_array_equal(view.array, sheet)
+    assert "pip install ipywidgets" in s._repr_html_()
+
+
+# ----------------------------------------------------------------------------------
+# live preview
+# ----------------------------------------------------------------------------------
+def test_live_preview_counts_frames_and_resumed(tiny_path, tiny_decoder, tmp_path):
+    seen = []
+    p = ll.LivePreview(on_frame=lambda info: seen.append(info["frame"]))
+    frames = render(tiny_path, tiny_decoder, steps=2, out_dir=tmp_path / "r", callback=p, progress=False)
+    assert p.count == len(tiny_path) and p.resumed == 0 and sorted(seen) == list(range(len(tiny_path)))
+    np.testing.assert_array_equal(p.last, frames[-1])
+    again = ll.LivePreview()
+    render(tiny_path, tiny_decoder, steps=2, out_dir=tmp_path / "r", callback=again, progress=False)
+    assert again.count == again.resumed == len(tiny_path)
+    with pytest.raises(ArgumentError, match="every"):
+        ll.LivePreview(every=0)
+
+
+def test_live_preview_updates_one_display_in_ipython(monkeypatch):
+    IPython = pytest.importorskip("IPython")
+    import IPython.display
+
+    calls = []
+
+    class Handle:
+        def update(self, obj):
+            calls.append(("update", obj))
+
+    def fake_display(obj, display_id=False):
+        calls.append(("display", obj))
+        return Handle()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    p = ll.LivePreview(every=2)
+    f = _frames(5)
+    for k in range(5):
+        p({"frame": k, "frames": 5, "image": f[k], "resumed": k == 0})
+    # frames 2 and 4 by `every`, 5 as the last: one display, then updates in place
+    assert [c[0] for c in calls] == ["display", "update", "update"]
+    np.testing.assert_array_equal(calls[-1][1].array, f[4])
+    assert calls[-1][1].caption == "frame 5 / 5"
+
+
+# ----------------------------------------------------------------------------------
+# exploration
+# ----------------------------------------------------------------------------------
+def test_nearest_neighbours_orders_by_cosine():
+    bank = tag(torch.nn.functional.normalize(torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 0], [-1, 0, 0]]), dim=-1), "s")
+    q = tag(torch.tensor([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0]]), "s")
+    nn = ll.nearest_neighbours(q, bank, k=3, labels=list("abcd"), query_labels=["q0", "q1"])
+    assert nn.indices.tolist() == [[0, 1, 2], [2, 1, 0]]
+    expected = ll.similarity_matrix(q, bank).numpy()
+    np.testing.assert_allclose(nn.scores, np.take_along_axis(expected, nn.indices, 1), atol=1e-6)
+    assert nn.top(1) == "c" and nn[1][0] == ("c", pytest.approx(1.0))
+    assert "q0: a (" in str(nn) and "<table>" in nn._repr_html_()
+    assert ll.nearest_neighbours(q, bank, k=10).indices.shape == (2, 4)  # capped at the bank size
+    with pytest.raises(SpaceError):
+        ll.nearest_neighbours(tag(q.clone(), "other"), bank)
+    with pytest.raises(ArgumentError, match="labels"):
+        ll.nearest_neighbours(q, bank, labels=["a"])
+    with pytest.raises(ArgumentError, match="k must"):
+        ll.nearest_neighbours(q, bank, k=0)
+
+
+def test_nearest_words_and_images_find_themselves(tiny_encoder, tmp_path):
+    words = ["a red circle", "a blue square", "a green star", "a photo"]
+    nn = ll.nearest_words(tiny_encoder.encode_text(["a green star"]), tiny_encoder, words, k=2)
+    assert nn.top() == "a green star" and nn.scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    nn_t = ll.nearest_words(tiny_encoder.encode_text(["a green star"]), tiny_encoder, ["green star"], template="a {}")
+    assert nn_t.scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ArgumentError, match="template"):
+        ll.nearest_words(tiny_encoder.encode_text(["x"]), tiny_encoder, ["x"], template="no slot")
+
+    from latentlab.mini.shapes import sample_scene, render_scene
+
+    pics = [render_scene(sample_scene(i, n_objects=1)) for i in range(4)]
+    for i, p in enumerate(pics):
+        ll.save_image(p, tmp_path / f"scene_{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    q = tiny_encoder.encode_image([str(tmp_path / "scene_2.png")])
+    nn = ll.nearest_images(q, tiny_encoder, tmp_path, k=3)
+    assert nn.labels == [f"scene_{i}.png" for i in range(4)]
+    assert nn.top() == "scene_2.png" and nn.scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_array_equal(nn.images[2], pics[2])
+    assert nn._repr_html_().count("<img") == 3
+    # arrays work as a bank too
+    assert ll.nearest_images(q, tiny_encoder, np.stack(pics), k=1).top() == "#2"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArgumentError, match="no images"):
+        explore.list_images(tmp_path / "empty")
+    with pytest.raises(ArgumentError, match="not a directory"):
+        explore.list_images(tmp_path / "notes.txt")
+
+
+def test_pca_fits_projects_and_reconstructs():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.nn.functional.normalize(torch.randn(3, 6, generator=g), dim=-1)
+    coeffs = torch.randn(10, 3, generator=g)
+    z = tag(torch.nn.functional.normalize(coeffs @ basis, dim=-1), "s")  # 10 points in a 3-d subspace
+    pca = ll.fit_pca(z)
+    assert pca.rank == 3 and pca.space == "s"  # the centred rank of 10 points spanning 3 dims
+    c = pca.components.double()
+    torch.testing.assert_close(c @ c.T, torch.eye(3, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert (pca.explained_variance[:-1] >= pca.explained_variance[1:]).all()
+    assert float(pca.explained_ratio.sum()) == pytest.approx(1.0)
+    # full rank gives the points back; fewer components lose some of them
+    torch.testing.assert_close(pca.reconstruct(z, 3), z, atol=1e-5, rtol=0)
+    assert space_of(pca.reconstruct(z, 1)) == "s"
+    err1 = (pca.reconstruct(z, 1) - z).norm(dim=-1).mean()
+    err2 = (pca.reconstruct(z, 2) - z).norm(dim=-1).mean()
+    assert err2 < err1
+    mean_dir = torch.nn.functional.normalize(z.mean(0, keepdim=True), dim=-1)
+    torch.testing.assert_close(pca.reconstruct(z[:1], 0), mean_dir, atol=1e-6, rtol=0)
+    # projections: coordinates along the components, variance matching explained_variance
+    coords = pca.project(z)
+    torch.testing.assert_close(coords.var(dim=0), pca.explained_variance, atol=1e-5, rtol=1e-4)
+    # deterministic signs
+    torch.testing.assert_close(ll.fit_pca(z.flip(0)).components, pca.components, atol=1e-5, rtol=0)
+    with pytest.raises(ArgumentError, match=r"\[0, 3\]"):
+        pca.reconstruct(z, 4)
+    with pytest.raises(SpaceError):
+        pca.project(tag(z.clone(), "other"))
+    with pytest.raises(ArgumentError, match="two"):
+        ll.fit_pca(z[:1])
+
+
+def test_pca_probe_decodes_each_reconstruction(tiny_encoder, tiny_decoder):
+    bank = tiny_encoder.encode_text([f"caption {i}" for i in range(12)])
+    z = bank[3:4]
+    probe = ll.pca_probe(z, tiny_decoder, bank, ks=(1, 4, 11, None), steps=2)
+    assert probe.frames.shape == (4, tiny_decoder.resolution, tiny_decoder.resolution, 3)
+    assert probe.labels == ["k=1", "k=4", "k=11", "full"]
+    assert probe.cosine[-1] == pytest.approx(1.0, abs=1e-5) and probe.cosine[2] == pytest.approx(1.0, abs=1e-4)
+    assert probe.cosine[0] < probe.cosine[1] < 1.0
+    # same noise for every frame: the full frame is the plain decode of z
+    np.testing.assert_array_equal(probe.frames[-1], render(z, tiny_decoder, steps=2, progress=False)[0])
+    assert not np.array_equal(probe.frames[0], probe.frames[-1])
+    assert "<img" in probe._repr_html_()
+    with pytest.raises(ArgumentError, match="one embedding"):
+        ll.pca_probe(bank[:2], tiny_decoder, bank)
+
+
+def test_what_changed_ranks_gained_and_lost_words():
+    words = ["red", "blue", "circle", "square"]
+    enc = FakeEncoder(words)
+    red, blue = enc.encode_text(["red", "blue"]).split(1)
+    path = ll.Trajectory.interpolate(red, blue, frames=5)
+    ch = ll.what_changed(path, enc, words)
+    assert ch.similarity.shape == (5, 4)
+    np.testing.assert_allclose(ch.delta, [-1, 1, 0, 0], atol=1e-6)
+    assert [w for w, _ in ch.ranked(2)] == ["red", "blue"]
+    assert ch.gained() == [("blue", pytest.approx(1.0))] and ch.lost() == [("red", pytest.approx(-1.0))]
+    np.testing.assert_allclose(ch.similarity[:, 1], np.sin(np.linspace(0, np.pi / 2, 5)), atol=1e-6)
+    assert "gained: blue" in str(ch) and "<table>" in ch._repr_html_()
+    # measured on rendered frames: the encoder's image embeddings are used
+    frames = np.zeros((3, 4, 4, 3), np.uint8)
+    frames[0, ..., 0] = 255  # red -> blue in the pictures
+    frames[2, ..., 2] = 255
+    ch2 = ll.what_changed(path, enc, words, frames=frames)
+    assert enc.image_calls == 1 and ch2.similarity.shape == (3, 4)
+    assert ch2.gained(1)[0][0] == "circle"  # the fake maps blue pixels to axis 2 (the word "circle")
+    with pytest.raises(ArgumentError, match="words"):
+        ll.what_changed(path, enc, "red")
+
+
+def test_consecutive_distances():
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    path = ll.Trajectory.interpolate(a, b, frames=7)
+    np.testing.assert_allclose(ll.consecutive_distances(path), np.full(6, np.pi / 12), rtol=1e-6)
+    eased = ll.Trajectory.interpolate(a, b, frames=7, easing="ease-in-out")
+    d = ll.consecutive_distances(eased)
+    assert d[0] < d[3] and d.sum() == pytest.approx(np.pi / 2, rel=1e-6)
+    f = _frames(4)
+    np.testing.assert_allclose(ll.consecutive_distances(f), [40 / 255 * np.sqrt(63 / 64)] * 3, rtol=1e-6)
+    np.testing.assert_array_equal(ll.consecutive_distances([0.1, 0.2]), [0.1, 0.2])
+    enc = FakeEncoder(["x"])
+    assert ll.consecutive_distances(f, encoder=enc).shape == (3,) and enc.image_calls == 1
+    with pytest.raises(ArgumentError, match="encoder"):
+        ll.consecutive_distances(f, metric="clip")
+    with pytest.raises(ArgumentError, match="shape"):
+        ll.consecutive_distances(np.zeros((2, 3, 3)))
+
+
+# ----------------------------------------------------------------------------------
+# plots
+# ----------------------------------------------------------------------------------
+def test_plot_similarity_curves_and_keyframes(tiny_path):
+    ax = ll.plot_similarity(tiny_path)  # references default to the keyframes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["red", "blue", "green"]
+    expected = ll.similarity_matrix(tiny_path.embeddings(), tiny_path.keyframes).numpy()
+    curves = [ln for ln in ax.lines if len(ln.get_xdata()) == len(tiny_path)]
+    assert len(curves) == 3
+    for k, ln in enumerate(curves):
+        np.testing.assert_allclose(ln.get_ydata(), expected[:, k], atol=1e-6)
+    # keyframes marked: each curve touches 1 at its keyframe
+    for k, idx in enumerate(tiny_path.keyframe_indices()):
+        assert curves[k].get_ydata()[idx] == pytest.approx(1.0, abs=1e-5)
+    assert len(ax.lines) == 3 + 3  # three curves, three keyframe lines
+    with pytest.raises(ArgumentError, match="references"):
+        ll.plot_similarity(tiny_path.embeddings())
+
+
+def test_plot_similarity_matrix_values():
+    a = tag(torch.eye(3), "s")
+    b = tag(torch.nn.functional.normalize(torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), dim=-1), "s")
+    ax = ll.plot_similarity_matrix(a, b, ["x", "y", "z"], ["xy", "z"])
+    np.testing.assert_allclose(ax.images[0].get_array(), ll.similarity_matrix(a, b).numpy(), atol=1e-6)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["xy", "z"]
+    assert len(ax.texts) == 6
+    with pytest.raises(ArgumentError, match="row_labels"):
+        ll.plot_similarity_matrix(a, b, ["x"])
+
+
+def test_plot_pca_map_draws_the_path_through_the_points(tiny_path):
+    points = tiny_path.keyframes
+    ax = ll.plot_pca_map(tiny_path, points, ["r", "b", "g"], path_labels=["chain"])
+    from matplotlib.collections import LineCollection
+
+    (lc,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    xy = ax.pca.project(tiny_path.embeddings(), 2).numpy()
+    segs = lc.get_segments()
+    assert len(segs) == len(tiny_path) - 1
+    np.testing.assert_allclose(segs[0][0], xy[0], atol=1e-5)
+    np.testing.assert_allclose(segs[-1][1], xy[-1], atol=1e-5)
+    assert [t.get_text() for t in ax.texts] == ["r", "b", "g"]
+    # thumbnails instead of dots
+    ax2 = ll.plot_pca_map(tiny_path, points, images=list(_frames(3)))
+    assert len(ax2.artists) == 3
+    with pytest.raises(ArgumentError, match="needs a path"):
+        ll.plot_pca_map()
+
+
+def test_plot_pacing_reports_evenness():
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    even = ll.Trajectory.interpolate(a, b, frames=9)
+    eased = ll.Trajectory.interpolate(a, b, frames=9, easing="ease-in-out")
+    ax = ll.plot_pacing({"linear": even, "eased": eased})
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[0].startswith("linear: cv 0.00, max/median 1.0")
+    d = ll.consecutive_distances(eased)
+    assert texts[1] == f"eased: cv {d.std() / d.mean():.2f}, max/median {d.max() / np.median(d):.1f}"
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), d)
+    assert ax.get_ylabel() == "angle (rad)"
+    assert ll.plot_pacing(_frames(4)).get_ylabel() == "pixel RMS change"
+
+
+def test_plot_word_changes_draws_the_top_words():
+    words = ["red", "blue", "circle", "square"]
+    enc = FakeEncoder(words)
+    red, blue = enc.encode_text(["red", "blue"]).split(1)
+    ch = ll.what_changed(ll.Trajectory.interpolate(red, blue, frames=4), enc, words)
+    ax = ll.plot_word_changes(ch, top=2)
+    assert len(ax.lines) == 2
+    assert ax.lines[0].get_linestyle() == "--" and ax.lines[1].get_linestyle() == "-"  # red lost, blue gained
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), ch.similarity[:, 1])
+    with pytest.raises(ArgumentError, match="what_changed"):
+        ll.plot_word_changes(np.zeros(3))
