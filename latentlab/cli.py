@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("variations", help="decode one image's embedding with N different noises")
     p.add_argument("image", help="path of the image")
     p.add_argument("-n", "--num", type=int, default=8, help="number of variations (default 8)")
+    p.add_argument(
+        "--eta", type=float, default=None,
+        help="variations centred on the image, as in the DALL-E 2 paper: start from its DDIM-inverted noise "
+        "and let the sampler add noise of this strength, in (0, 1] (e.g. 0.3); needs a decoder that inverts (mini)",
+    )  # fmt: skip
     _common(p, frames=False)
 
     p = sub.add_parser("render", help="render a spec file (.toml or .json)")
@@ -147,6 +152,36 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     print(f"video:         {result.video}")
     print(f"contact sheet: {result.contact_sheet}")
     print(f"frames:        {result.out_dir}/ ({len(result.frames)} frames, manifest.json)")
+    return 0
+
+
+def _inverted_variations(args: argparse.Namespace) -> int:
+    """``variations --eta``: n variations around the image's DDIM-inverted noise (not resumable:
+    one decoder call per variation, written when all are done)."""
+    import latentlab as ll
+
+    from .jobs import resize_frames
+    from .video import contact_sheet, load_image, save_image, write_video
+
+    if not 0 < args.eta <= 1:
+        raise ll.ArgumentError(f"--eta must be in (0, 1], got {args.eta}.")
+    preset = args.preset or "mini"
+    image = load_image(args.image)
+    enc = ll.create_encoder(preset, device=args.device)
+    dec = ll.create_decoder(preset, device=args.device)
+    frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
+                           seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale)  # fmt: skip
+    out_dir = Path(args.out_dir or Path("renders") / f"{Path(args.image).stem}-variations")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k, frame in enumerate(frames):
+        save_image(frame, out_dir / f"frame_{k:05d}.png")
+    shown = resize_frames(frames, args.size)
+    fmt = args.format or "gif"
+    video = write_video(shown, args.output or out_dir.with_suffix("." + fmt), fps=args.fps or 2)
+    sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
+    print(f"video:         {video}")
+    print(f"contact sheet: {sheet}")
+    print(f"frames:        {out_dir}/ ({len(frames)} variations around the inverted noise, eta {args.eta})")
     return 0
 
 
@@ -215,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2}
             if args.noise not in (None, "per-frame"):
                 parser.error("variations need --noise per-frame (the default here)")
+            if args.eta is not None:
+                return _inverted_variations(args)
             return _run_spec(spec, args)
         if args.command == "render":
             return _run_spec(args.spec, args)

@@ -123,3 +123,15 @@ def test_killed_render_resumes_without_losing_frames(tmp_path, images):
     assert {k: after[k] for k in done} == done  # finished frames were not redone
     assert json.loads((out_dir / MANIFEST).read_text())["complete"]
     assert (tmp_path / "r.mp4").stat().st_size > 0
+
+
+def test_variations_around_the_inverted_noise(tmp_path, images):
+    """--eta: variations of the image from its DDIM-inverted noise (mini can invert)."""
+    out = tmp_path / "v"
+    assert main(["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "--steps", "4",
+                 "--out-dir", str(out), "-o", str(tmp_path / "v.gif"), "-q"]) == 0  # fmt: skip
+    frames = [np.asarray(__import__("PIL.Image").Image.open(p)) for p in sorted(out.glob("frame_*.png"))]
+    assert len(frames) == 2 and frames[0].shape == (64, 64, 3)
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 0.5  # eta > 0: they differ
+    assert (tmp_path / "v.gif").stat().st_size > 0 and (out / "contact_sheet.png").is_file()
+    assert main(["variations", str(images[0]), "--eta", "0", "--preset", "mini", "-q"]) == 2
