@@ -297,6 +297,54 @@ class StableUnCLIPDecoder(Decoder):
         frames = self._render(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
         return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
 
+    # -- DDIM inversion ----------------------------------------------------------------------
+    def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
+        """VAE-encode ``images`` (resized to the native resolution) and run DDIM backwards
+        (:meth:`invert_latents`) to the starting latents that redraw them."""
+        from PIL import Image
+
+        side = self.resolution
+        x = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) if im.shape[:2] != (side, side)
+                      else im for im in images])  # fmt: skip
+        pixels = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        vae = self.pipe.vae
+        with torch.no_grad():
+            latents = vae.encode(pixels.to(self.pipe._execution_device, self.dtype)).latent_dist.mean
+        return self.invert_latents(latents * vae.config.scaling_factor, embeddings, steps=steps,
+                                   guidance_scale=guidance_scale)  # fmt: skip
+
+    def invert_latents(
+        self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int, guidance_scale: float = 1.0
+    ) -> torch.Tensor:
+        """DDIM inversion in latent space: the starting latents ``(b, *noise_shape())`` from
+        which DDIM with ``steps`` steps (eta 0, this decoder's conditioning on ``embeddings``)
+        arrives at ``latents``. Uses diffusers' ``DDIMInverseScheduler`` with the sampler's
+        own configuration; the embedding is conditioned at noise level ``noise_level``
+        without the pipeline's random embedding noise."""
+        from diffusers import DDIMInverseScheduler
+
+        pipe = self.pipe
+        dev = pipe._execution_device
+        emb = (embeddings.to(torch.float32) * self.embed_scale).to(dev, self.dtype)
+        cond = pipe.noise_image_embeddings(emb, self.noise_level, noise=torch.zeros_like(emb))
+        prompt = self._empty_prompt_embeds(dev).repeat(emb.shape[0], 1, 1)
+        cfg = guidance_scale > 1.0
+        if cfg:
+            cond = torch.cat([torch.zeros_like(cond), cond])
+            prompt = torch.cat([prompt, prompt])
+        inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+        inverse.set_timesteps(int(steps), device=dev)
+        x = latents.to(dev, self.dtype)
+        with torch.no_grad():
+            for t in inverse.timesteps:
+                inp = torch.cat([x, x]) if cfg else x
+                out = pipe.unet(inverse.scale_model_input(inp, t), t, encoder_hidden_states=prompt, class_labels=cond).sample
+                if cfg:
+                    uncond, text = out.chunk(2)
+                    out = uncond + guidance_scale * (text - uncond)
+                x = inverse.step(out, t, x).prev_sample
+        return (x / pipe.scheduler.init_noise_sigma).detach().to("cpu", torch.float32)
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(
