@@ -664,12 +664,8 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
         )
     if arr.shape[0] < 2:
         raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
-    metric = metric or ("clip" if encoder is not None else "pixel")
-    if metric == "pixel":
-        f = arr.astype(np.float64) / (255.0 if arr.dtype == np.uint8 else 1.0)
-        return np.sqrt(((f[1:] - f[:-1]) ** 2).mean(axis=(1, 2, 3)))
-    if metric == "clip":
-        if encoder is None:
-            raise ArgumentError("metric='clip' needs encoder= (a latentlab Encoder); or use metric='pixel'.")
-        return consecutive_distances(encoder.encode_image(arr))
-    raise ArgumentError(f"metric must be 'pixel' or 'clip', got {metric!r}.")
+    from .pacing import frame_distances  # the one implementation of both frame metrics
+
+    if arr.dtype != np.uint8:  # float frames in [0, 1]
+        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return frame_distances(arr, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
