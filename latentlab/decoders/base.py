@@ -81,6 +81,12 @@ class Decoder:
         """Whether :meth:`invert` is implemented (e.g. by DDIM inversion)."""
         return type(self)._invert is not Decoder._invert
 
+    def __repr__(self) -> str:
+        scale = getattr(self, "embed_scale", None)
+        extra = f", embed_scale={scale:.4g}" if isinstance(scale, (int, float)) else ""
+        return (f"{type(self).__name__}(name={self.name!r}, space={self.space!r}, dim={self.dim}, "
+                f"resolution={self.resolution}{extra}, device={str(getattr(self, 'device', 'cpu'))!r})")  # fmt: skip
+
     def describe(self) -> dict[str, Any]:
         """What a render manifest records about this decoder (JSON-serialisable)."""
         return {

@@ -630,10 +630,6 @@ class KandinskyDecoder(Decoder):
         })  # fmt: skip
         return d
 
-    def __repr__(self) -> str:
-        return (f"KandinskyDecoder(name={self.name!r}, space={self.space!r}, dim={self.dim}, "
-                f"resolution={self.resolution}, embed_scale={self.embed_scale:.4g}, device={str(self.device)!r})")  # fmt: skip
-
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(

@@ -277,10 +277,6 @@ class KarloDecoder(Decoder):
         })  # fmt: skip
         return d
 
-    def __repr__(self) -> str:
-        return (f"KarloDecoder(name={self.name!r}, space={self.space!r}, dim={self.dim}, "
-                f"resolution={self.resolution}, embed_scale={self.embed_scale:.4g}, device={str(self.device)!r})")  # fmt: skip
-
     @classmethod
     def from_pretrained(
         cls,

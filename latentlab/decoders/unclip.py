@@ -360,12 +360,6 @@ class StableUnCLIPDecoder(Decoder):
         )
         return d
 
-    def __repr__(self) -> str:
-        return (
-            f"StableUnCLIPDecoder(name={self.name!r}, space={self.space!r}, dim={self.dim}, "
-            f"resolution={self.resolution}, embed_scale={self.embed_scale:.4g}, device={str(self.device)!r})"
-        )
-
     # -- the pipeline's own image encoder -----------------------------------------------
     def image_encoder_embeds(self, images: Any) -> torch.Tensor:
         """Embed ``images`` with the pipeline's own image encoder, *unnormalised*.
