@@ -314,3 +314,21 @@ def test_shipped_decoder_and_prior_load_and_run():
     frames = dec.decode(z, torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(0)), steps=5)
     assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
     assert frames.std() > 5
+
+
+def test_render_folder_of_other_weights_is_not_resumed(tmp_path):
+    """Frames drawn by other (e.g. retrained) mini weights are never reused by a resumed render."""
+    import latentlab as ll
+    from latentlab.errors import ArgumentError
+
+    enc = ll.create_encoder("mini")
+    z = enc.encode_text(["a red circle", "a blue square"])
+    path = ll.Trajectory.interpolate(z[:1], z[1:], frames=2)
+    dec = ll.create_decoder("mini")
+    assert dec.weights_sha256 and len(dec.weights_sha256) == 16
+    ll.render(path, dec, steps=1, out_dir=tmp_path / "r", progress=False)
+    ll.render(path, ll.create_decoder("mini"), steps=1, out_dir=tmp_path / "r", progress=False)  # same weights: resumes
+    other = ll.create_decoder("mini")
+    other.weights_sha256 = "0" * 16  # stands for retrained weights
+    with pytest.raises(ArgumentError, match="different render"):
+        ll.render(path, other, steps=1, out_dir=tmp_path / "r", progress=False)

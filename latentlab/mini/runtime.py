@@ -207,14 +207,21 @@ class MiniDecoder(Decoder):
         self.resolution = resolution
         self.space = space
         self.name = name
+        self.weights_sha256: str | None = None  # set by from_pretrained; recorded in render manifests
 
     @classmethod
     def from_pretrained(
         cls, weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu", dtype=torch.float32, **kw
     ) -> MiniDecoder:
         """Load the shipped decoder (``latentlab/mini/weights/`` unless ``weights_dir``)."""
-        net = load_module("decoder", weights_path(DECODER_FILE, weights_dir))
-        return cls(net, device=device, dtype=dtype, **kw)
+        import hashlib
+
+        path = weights_path(DECODER_FILE, weights_dir)
+        dec = cls(load_module("decoder", path), device=device, dtype=dtype, **kw)
+        # renders record which weights drew them, so a resumed render never mixes in frames
+        # drawn by other (e.g. retrained) weights
+        dec.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return dec
 
     def noise_shape(self) -> tuple[int, ...]:
         s = self.config.image_size
@@ -306,7 +313,8 @@ class MiniDecoder(Decoder):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0",
-                 default_steps=self.default_steps, default_guidance=self.default_guidance)  # fmt: skip
+                 default_steps=self.default_steps, default_guidance=self.default_guidance,
+                 weights_sha256=self.weights_sha256)  # fmt: skip
         return d
 
 
