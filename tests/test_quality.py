@@ -352,16 +352,18 @@ def test_inversion_is_more_faithful_than_shared_noise_on_inputs(mini):
     assert cos(inverted) > cos(shared)
 
 
-def test_invert_checks_inputs_and_unsupported_decoders(mini, tiny_decoder, tiny_encoder):
+def test_invert_checks_inputs_and_unsupported_decoders(mini, tiny_decoder, fake_decoder):
     enc, dec = mini
     z = enc.encode_image(_scenes(1))
     with pytest.raises(ArgumentError, match="uint8"):
         dec.invert(np.zeros((64, 64, 3), np.float32), z)
     with pytest.raises(ArgumentError, match="rows"):
         dec.invert(np.zeros((2, 64, 64, 3), np.uint8), z)
-    assert dec.supports_inversion and not tiny_decoder.supports_inversion
+    assert dec.supports_inversion and tiny_decoder.supports_inversion  # mini and Stable unCLIP invert
+    assert not fake_decoder.supports_inversion
+    z_fake = torch.nn.functional.normalize(torch.ones(1, 8), dim=-1)
     with pytest.raises(LatentlabError, match="cannot invert"):
-        tiny_decoder.invert(np.zeros((64, 64, 3), np.uint8), tiny_encoder.encode_text(["a"]))
+        fake_decoder.invert(np.zeros((8, 8, 3), np.uint8), ll.tag(z_fake, "fake-space"))
 
 
 def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
@@ -427,7 +429,8 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
         assert ts[0] == 0.0 and all(b > a for a, b in zip(ts, ts[1:]))
         fl = r["flicker"]
         assert fl["shared"]["clip"] < 0.01 < fl["per-frame"]["clip"]  # shared noise does not flicker
-        assert fl["slerp"]["clip"] < fl["per-frame"]["clip"]
+        # (slerp noise vs per-frame: tested in test_flicker_shared_vs_per_frame_vs_slerp_on_tiny; at 7 quick frames a
+        # 15-degree noise step can change a weak decoder's picture as much as fresh noise)
         for k in ("uniform", "even"):
             assert r[k]["cv"] >= 0 and r[k]["max_jump_over_median"] >= 1
         assert all(math.isfinite(v) for v in r["faithfulness"].values())
