@@ -789,16 +789,21 @@ def _build_kandinsky_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> Kandi
                             source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
 
 
-@register_prior_builder("kandinsky")
-def _build_kandinsky_prior(preset: Any, *, repo: str = KANDINSKY_PRIOR_REPO, **kwargs: Any) -> KandinskyPrior:
-    """Preset prior spec ``{"kind": "kandinsky", "repo": ...}``; user keywords as for the decoder."""
-    return KandinskyPrior.from_pretrained(kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space,
-                                          dim=preset.dim, **kwargs)  # fmt: skip
+def register_unclip_prior_builders(kind: str, cls: type[UnCLIPDiffusionPrior]) -> None:
+    """Register the prior builders ``kind`` (released weights, ``{"kind": kind, "repo": ...}``;
+    user keywords as for the decoder) and ``kind + "_tiny"`` (tiny random prior over the
+    ``hf_clip_tiny`` text tower of the same seed, 4 steps) for a DALL-E 2 style prior family."""
+
+    @register_prior_builder(kind)
+    def _build(preset: Any, *, repo: str = cls.default_repo, **kwargs: Any) -> UnCLIPDiffusionPrior:
+        return cls.from_pretrained(kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space,
+                                   dim=preset.dim, **kwargs)  # fmt: skip
+
+    @register_prior_builder(f"{kind}_tiny")
+    def _build_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> UnCLIPDiffusionPrior:
+        kwargs.setdefault("default_steps", 4)
+        return cls(*tiny_unclip_prior_components(dim=preset.dim, seed=seed), name=preset.name, space=preset.space,
+                   dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
 
 
-@register_prior_builder("kandinsky_tiny")
-def _build_kandinsky_prior_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KandinskyPrior:
-    """Tiny random prior over the ``hf_clip_tiny`` text tower of the same seed (4 steps)."""
-    kwargs.setdefault("default_steps", 4)
-    return KandinskyPrior(*tiny_unclip_prior_components(dim=preset.dim, seed=seed), name=preset.name,
-                          space=preset.space, dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
+register_unclip_prior_builders("kandinsky", KandinskyPrior)

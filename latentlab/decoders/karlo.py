@@ -66,7 +66,7 @@ from ..hf_clip import (
     tiny_hf_clip_towers,
     transformers_dtype_key,
 )
-from ..presets import register_decoder_builder, register_prior_builder
+from ..presets import register_decoder_builder
 from .base import Decoder
 from .kandinsky import (
     UnCLIPDiffusionPrior,
@@ -75,7 +75,7 @@ from .kandinsky import (
     _mean_norm,
     _place,
     _to_uint8,
-    tiny_unclip_prior_components,
+    register_unclip_prior_builders,
 )
 
 __all__ = [
@@ -434,16 +434,4 @@ def _build_karlo_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KarloDeco
                         dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
 
 
-@register_prior_builder("karlo")
-def _build_karlo_prior(preset: Any, *, repo: str = KARLO_REPO, **kwargs: Any) -> KarloPrior:
-    """Preset prior spec ``{"kind": "karlo", "repo": ...}``; user keywords as for the decoder."""
-    return KarloPrior.from_pretrained(kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space,
-                                      dim=preset.dim, **kwargs)  # fmt: skip
-
-
-@register_prior_builder("karlo_tiny")
-def _build_karlo_prior_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KarloPrior:
-    """Tiny random prior over the ``hf_clip_tiny`` text tower of the same seed (4 steps)."""
-    kwargs.setdefault("default_steps", 4)
-    return KarloPrior(*tiny_unclip_prior_components(dim=preset.dim, seed=seed), name=preset.name,
-                      space=preset.space, dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
+register_unclip_prior_builders("karlo", KarloPrior)
