@@ -93,6 +93,23 @@ def test_checker_reads_two_objects():
     assert hits / n >= 0.85
 
 
+def test_relation_checker_on_clean_two_object_renders():
+    scenes = [s for s in shapes.sample_scenes(303, 120, n_objects=2) if s.objects[0].colour != s.objects[1].colour]
+    res = [shapes.check_relation(shapes.render_scene(s), s) for s in scenes]
+    assert np.mean([r["relation"] for r in res]) >= 0.95
+    assert np.mean([r["both"] for r in res]) >= 0.85
+    # the same picture with the relation flipped is read as wrong
+    flip = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+    from dataclasses import replace
+
+    wrong = [shapes.check_relation(shapes.render_scene(s), replace(s, relation=flip[s.relation]))["relation"]
+             for s in scenes]  # fmt: skip
+    assert np.mean(wrong) <= 0.05
+    with pytest.raises(ArgumentError, match="two objects"):
+        shapes.check_relation(shapes.render_scene(shapes.sample_scene(np.random.default_rng(0), n_objects=1)),
+                              shapes.sample_scene(np.random.default_rng(0), n_objects=1))  # fmt: skip
+
+
 def test_checker_rejects_wrong_answers():
     s = shapes.Scene((shapes.ShapeObject("triangle", "green", "filled", 0.5, 0.5, 0.5),), "gray")
     res = shapes.check_agreement(shapes.render_scene(s), s)
@@ -144,6 +161,56 @@ def test_resume_continues_the_step_count(smoke_run, tmp_path):
     assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 5
 
 
+def test_warm_start_from_exported_weights(smoke_run, tmp_path):
+    from safetensors.torch import load_file
+
+    from latentlab.mini.export import export
+    from latentlab.mini.train import main
+
+    weights = tmp_path / "weights"
+    export(smoke_run[0], weights)
+    out = tmp_path / "warm"
+    # lr 0: one step must leave the warm-started weights exactly as exported
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--init-from", str(weights),
+          "--set", "decoder.steps=1", "--set", "decoder.lr=0", "--set", "decoder.precision=bf16",
+          "--set", "decoder.min_snr_gamma=5"])  # fmt: skip
+    got, want = load_file(str(out / "decoder" / "model.safetensors")), load_file(str(weights / "mini_decoder.safetensors"))
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k].float()) for k in want)
+    assert json.loads((out / "decoder" / "init.json").read_text())["init_step"] == 3
+    # no CLIP stage ran: the exported CLIP was put in place to encode the cache
+    assert (out / "clip" / "model.safetensors").is_file() and (out / "cache" / "cache.safetensors").is_file()
+    assert all(math.isfinite(r["loss"]) for r in _log(out / "decoder" / "log.jsonl"))
+    # the export counts the warm start's steps and says where they came from
+    m = export(out, tmp_path / "weights2", stages=("decoder",))
+    assert m["files"]["mini_decoder.safetensors"]["step"] == 3 + 1
+    assert m["files"]["mini_decoder.safetensors"]["warm_start"]["init_step"] == 3
+    # an architecture other than the exported one is refused, naming the fix
+    with pytest.raises(ArgumentError, match="architecture.*decoder.arch"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(tmp_path / "other"), "--init-from", str(weights),
+              "--set", 'decoder.arch={"block_out_channels": [8, 8, 16], "norm_num_groups": 4}'])  # fmt: skip
+    with pytest.raises(ArgumentError, match="--init-from"):
+        main(["--stage", "prior", "--config", "smoke", "--out", str(tmp_path / "x"), "--init-from", str(tmp_path)])
+
+
+def test_min_snr_weighting_changes_the_loss(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.train import main
+
+    losses = {}
+    for gamma in (0, 0.01):
+        out = tmp_path / f"g{gamma}"
+        shutil.copytree(smoke_run[0] / "cache", out / "cache")
+        shutil.copytree(smoke_run[0] / "clip", out / "clip")
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set", "decoder.steps=1",
+              "--set", f"decoder.min_snr_gamma={gamma}"])  # fmt: skip
+        losses[gamma] = _log(out / "decoder" / "log.jsonl")[0]["loss"]
+    # same initial weights, batch and noise: the weights min(SNR, gamma) / SNR are <= 1 and
+    # < 1 wherever SNR > gamma (all but the noisiest steps for gamma = 0.01)
+    assert losses[0.01] < losses[0]
+
+
 def test_config_overrides_and_errors():
     from latentlab.mini.train import get_config
 
@@ -153,6 +220,10 @@ def test_config_overrides_and_errors():
         get_config("smoke", ["decoder.nope=1"])
     with pytest.raises(ArgumentError, match="--config"):
         get_config("no-such-config")
+    with pytest.raises(ArgumentError, match="decoder.precision"):
+        get_config("smoke", ["decoder.precision=fp8"])
+    with pytest.raises(ArgumentError, match="prior.min_snr_gamma"):
+        get_config("smoke", ["prior.min_snr_gamma=-1"])
 
 
 def test_export_writes_loadable_weights(smoke_run, tmp_path):
@@ -178,6 +249,25 @@ def test_export_writes_loadable_weights(smoke_run, tmp_path):
     dec = MiniDecoder.from_pretrained(out, resolution=32)
     assert dec.config.block_out_channels == (8, 16, 16)
     assert MiniPrior.from_pretrained(out, steps=2).dim == 128
+
+
+def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path):
+    from latentlab.mini.evaluate import BARS, _table, evaluate, write_doc
+    from latentlab.mini.export import export
+
+    weights = tmp_path / "weights"
+    export(smoke_run[0], weights)
+    res = evaluate(weights, n=4, steps=2)
+    frames, pframes, rframes = res.pop("_frames")
+    assert frames.shape[0] == 4 and pframes.shape[0] == 48 and rframes.shape[0] == 4
+    for key in BARS:
+        assert 0.0 <= res[key] <= 1.0, key
+    assert "relation_checker_relation" in res and "relation_checker_objects" in res
+    doc = tmp_path / "mini.md"
+    write_doc(res, doc)
+    text = doc.read_text()
+    assert text.count("| **no** |") + text.count("| yes |") == len(BARS)
+    assert "above a {colour} {shape}" in _table(res)
 
 
 # -- runtime with random weights -----------------------------------------------------------

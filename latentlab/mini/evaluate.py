@@ -12,6 +12,9 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
   the source scene.
 - Prior + decoder: for each "a {colour} {shape}" prompt, text embedding -> prior sample ->
   decode; the pixel checker and CLIP zero-shot read the intended colour and shape.
+- Prior + decoder with relations: "a {colour} {shape} {above, below, left of, right of} a
+  {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes); the
+  pixel checker (``shapes.check_relation``) reads both objects and where they sit.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ BARS = {
     "roundtrip_cosine": 0.85,
     "decode_checker_both": 0.90,
     "prior_checker_both": 0.85,
+    "relation_checker_both": 0.60,
 }
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mini.md"
@@ -120,9 +124,21 @@ def evaluate(
         res[f"prior_checker_{k}"] = float(np.mean(v))
     res["prior_zero_shot_both"] = float(np.mean([p == c for p, c in zip(zero_shot(encode(pframes)), combos)]))
     res["prior_image_text_cosine"] = float((zi * prompt_emb).sum(-1).mean())
+
+    # prior + decoder from "a {colour} {shape} {relation} a {colour} {shape}"
+    pairs = [sc for sc in shapes.sample_scenes(seed + 3, 4 * n, n_objects=2)
+             if sc.objects[0].colour != sc.objects[1].colour][:n]  # fmt: skip
+    rel_emb = torch.nn.functional.normalize(model.encode_text(tok([shapes.caption(sc, 0) for sc in pairs])).float(), dim=-1)
+    zr = prior(tag(rel_emb, SPACE), seed=seed + 4, num_samples=1)
+    noise = torch.randn(len(pairs), *dec.noise_shape(), generator=torch.Generator().manual_seed(seed + 5))
+    rframes = np.concatenate([dec.decode(zr[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
+                              for a in range(0, len(pairs), 16)])  # fmt: skip
+    rel = [shapes.check_relation(f, sc) for f, sc in zip(rframes, pairs)]
+    for k in ("objects", "relation", "both"):
+        res[f"relation_checker_{k}"] = float(np.mean([r[k] for r in rel]))
     res["settings"] = {"n": n, "steps": steps, "decoder_guidance": g_dec, "prior_guidance": prior.guidance_scale,
                        "seed": seed, "seconds": round(time.time() - t0, 1)}  # fmt: skip
-    res["_frames"] = (frames, pframes)
+    res["_frames"] = (frames, pframes, rframes)
     return res
 
 
@@ -228,6 +244,9 @@ def _table(res: dict[str, Any]) -> str:
         ('prior+decoder "a {colour} {shape}": checker shape', "prior_checker_shape", ""),
         ('prior+decoder "a {colour} {shape}": checker colour+shape', "prior_checker_both", ""),
         ('prior+decoder "a {colour} {shape}": CLIP zero-shot colour+shape', "prior_zero_shot_both", ""),
+        ('prior+decoder "a {colour} {shape} above a {colour} {shape}" (4 relations): both objects', "relation_checker_objects", ""),
+        ("  the same: objects (matched by colour) in the stated relation", "relation_checker_relation", ""),
+        ("  the same: both objects and the relation", "relation_checker_both", ""),
     ]
     lines = ["| bar | value | target | met |", "|---|---|---|---|"]
     for label, key, target in rows:
@@ -240,7 +259,7 @@ def _table(res: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Measured by `python -m latentlab.mini.evaluate` on {time.strftime('%Y-%m-%d', time.gmtime())}: "
-        f"{st['n']} held-out scenes (240 for zero-shot), 48 prompts, DDIM {st['steps']} steps, decoder guidance "
+        f"{st['n']} held-out scenes (240 for zero-shot), 48 single-object prompts, {st['n']} relation prompts, DDIM {st['steps']} steps, decoder guidance "
         f"{st['decoder_guidance']}, prior guidance {st['prior_guidance']}, seed {st['seed']}, {st['seconds']} s on the CPU."
     )
     return "\n".join(lines)
@@ -271,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     res = evaluate(args.weights, n=args.n, steps=args.steps, guidance_scale=args.guidance,
                    prior_guidance=args.prior_guidance)  # fmt: skip
-    frames, pframes = res.pop("_frames")
+    frames, pframes, rframes = res.pop("_frames")
     if args.grid:
         from PIL import Image
 
@@ -279,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows = [np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs) - cols + 1, cols)]
             return np.concatenate(rows, axis=0)
 
-        Image.fromarray(np.concatenate([grid(frames), grid(pframes)], axis=0)).save(args.grid)
+        Image.fromarray(np.concatenate([grid(frames), grid(pframes), grid(rframes)], axis=0)).save(args.grid)
     print(_table(res))
     print(json.dumps(res, indent=2))
     if not args.no_write:

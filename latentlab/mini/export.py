@@ -85,10 +85,24 @@ def _load_sd(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _state_step(stage_dir: Path) -> int | None:
+    """Training steps behind a stage's weights: its own, plus those of the weights it was
+    warm-started from (``train --init-from``, recorded in ``init.json``)."""
     p = stage_dir / "state.pt"
-    if not p.is_file():
-        return None
-    return int(torch.load(p, map_location="cpu", weights_only=True)["step"])
+    own = int(torch.load(p, map_location="cpu", weights_only=True)["step"]) if p.is_file() else None
+    init = _init_record(stage_dir)
+    if init is None or init.get("init_step") is None:
+        return own
+    return int(init["init_step"]) + (own or 0)
+
+
+def _init_record(stage_dir: Path) -> dict[str, Any] | None:
+    p = stage_dir / "init.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _provenance(stage_dir: Path) -> dict[str, Any]:
+    init = _init_record(stage_dir)
+    return {"warm_start": init} if init else {}
 
 
 def export(
@@ -119,7 +133,8 @@ def export(
         # the acid test: it must load through open_clip's own code path
         create_clip(dst / CLIP_FILE)
         manifest["files"][CLIP_FILE] = {"dtype": str(dtype), "fp16_min_cosine": worst,
-                                        "step": _state_step(src / "clip"), "config": CLIP_CONFIG.name}  # fmt: skip
+                                        "step": _state_step(src / "clip"), "config": CLIP_CONFIG.name,
+                                        **_provenance(src / "clip")}  # fmt: skip
     for kind in ("decoder", "prior"):
         if kind not in stages:
             continue
@@ -144,7 +159,8 @@ def export(
         name = f"mini_{kind}.safetensors"
         save_module(net, dst / name, config=cfg, dtype=dtype)
         manifest["files"][name] = {"dtype": str(dtype), "fp16_rel_error": rel, "step": _state_step(d),
-                                   "weights": "ema" if (d / "ema.safetensors").is_file() else "raw"}  # fmt: skip
+                                   "weights": "ema" if (d / "ema.safetensors").is_file() else "raw",
+                                   **_provenance(d)}  # fmt: skip
     total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
     manifest["total_mb"] = round(total / 2**20, 2)
     manifest["exported_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -37,6 +37,7 @@ __all__ = [
     "captions_for",
     "check_image",
     "check_agreement",
+    "check_relation",
 ]
 
 #: shape colours, name -> RGB; chosen far apart in RGB so that a nearest-entry lookup is safe
@@ -403,3 +404,49 @@ def check_agreement(image: object, scene: Scene) -> dict[str, bool]:
     shape_ok = sorted(s for _, s in got) == sorted(s for _, s in want)
     both = sorted(got) == sorted(want)
     return {"colour": colour_ok, "shape": shape_ok, "both": both}
+
+
+def _holds(relation: str, a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether centre ``a`` is ``relation`` centre ``b`` (image coordinates, y down)."""
+    (ax, ay), (bx, by) = a, b
+    if relation == "above":
+        return ay < by
+    if relation == "below":
+        return ay > by
+    if relation == "left of":
+        return ax < bx
+    if relation == "right of":
+        return ax > bx
+    raise ArgumentError(f"relation must be one of {RELATIONS}, got {relation!r}.")
+
+
+def check_relation(image: object, scene: Scene) -> dict[str, bool]:
+    """Whether ``image`` shows ``scene``'s two objects in ``scene.relation`` (the first object
+    relative to the second), read off the pixels with :func:`check_image`.
+
+    Returns ``{"objects", "relation", "both"}``: ``objects`` when both objects are found with
+    the right colour and shape; ``relation`` when the objects matched *by colour* (distinct
+    colours) sit in the stated relation; ``both`` when the two hold at once, the bar of
+    prompts such as "a red circle above a blue square".
+
+    >>> s = Scene((ShapeObject("circle", "red", "filled", .5, .25, .4),
+    ...            ShapeObject("square", "blue", "filled", .5, .75, .4)), "white", "above")
+    >>> check_relation(render_scene(s), s)
+    {'objects': True, 'relation': True, 'both': True}
+    """
+    if len(scene.objects) != 2 or scene.relation is None:
+        raise ArgumentError("scene must hold two objects and a relation (sample_scene(..., n_objects=2)).")
+    found = check_image(image, max_objects=2)
+    want = [(o.colour, o.shape) for o in scene.objects]
+    objects_ok = sorted((f["colour"], f["shape"]) for f in found) == sorted(want)
+
+    def centre(colour: str) -> tuple[float, float] | None:
+        hits = [f for f in found if f["colour"] == colour]
+        if len(hits) != 1:
+            return None
+        x0, y0, x1, y1 = hits[0]["bbox"]
+        return ((x0 + x1) / 2, (y0 + y1) / 2)
+
+    a, b = centre(want[0][0]), centre(want[1][0])
+    relation_ok = want[0][0] != want[1][0] and a is not None and b is not None and _holds(scene.relation, a, b)
+    return {"objects": objects_ok, "relation": bool(relation_ok), "both": bool(objects_ok and relation_ok)}
