@@ -125,6 +125,35 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
     return result
 
 
+def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: bool) -> None:
+    """Refuse, before any work, a folder whose manifest records another spec or decoder.
+
+    :func:`latentlab.render` makes the authoritative check (the fingerprint of the paced
+    embeddings), but even pacing runs first and caches ``pacing.json`` in the folder: this
+    early check keeps a refused folder untouched and saves the pacing pass.
+    """
+    import json
+
+    from .render import MANIFEST
+
+    path = directory / MANIFEST
+    if overwrite or not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: render()'s own check decides
+
+    def plain(x: Any) -> Any:  # as the manifest stores it
+        return json.loads(json.dumps(x, default=str))
+
+    if old.get("spec") != plain(spec.to_dict()) or old.get("decoder") != plain(decoder.describe()):
+        raise ArgumentError(
+            f"out_dir {str(directory)!r} holds a different render (other spec or decoder). Render into a new "
+            "folder, or pass overwrite=True (CLI: --overwrite) to replace its frames."
+        )
+
+
 def render_spec(
     spec: str | os.PathLike | dict[str, Any] | Spec,
     *,
@@ -165,6 +194,7 @@ def render_spec(
     if prior is None and s.needs_prior():
         prior = create_prior(preset, device=device)
     decoder = decoder if decoder is not None else create_decoder(preset, device=device)
+    _refuse_other_render(directory, s, decoder, overwrite)
     trajectory = s.resolve(encoder, prior)
     kn = keyframe_noise(s, trajectory, decoder) if s.noise == "inverted" else None
     pacing = None

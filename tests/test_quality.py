@@ -280,6 +280,11 @@ def test_render_spec_even_pacing_and_resume(tmp_path, images, monkeypatch):
     monkeypatch.setattr(pacing_mod, "even_pacing", lambda *a, **k: calls.append(1))
     again = ll.render_spec(spec, out_dir=out, progress=False)  # resumes: no new measurement
     assert calls == [] and np.array_equal(again.frames, res.frames)
+    # another spec into the same folder is refused before pacing, leaving the folder as it was
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(ArgumentError, match="holds a different render"):
+        ll.render_spec({**spec, "seed": 5}, out_dir=out, progress=False)
+    assert calls == [] and {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 def test_cli_quality_flags():
