@@ -70,6 +70,7 @@ class ClipStage:
     eval_every: int = 100  # zero-shot colour+shape accuracy on held-out scenes
     eval_scenes: int = 240
     group: int = 4  # scenes per hard-negative group (see _clip_batch); 1 = plain random batches
+    precision: str = "fp32"  # "bf16": the towers run under torch.autocast(bfloat16); the loss stays float32
 
 
 @dataclass
@@ -226,11 +227,11 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
     f = cfg.data.emoji_fraction
     if not (0.0 <= f <= 1.0):
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
-    for name in ("decoder", "prior"):
+    for name in ("clip", "decoder", "prior"):
         st = getattr(cfg, name)
         if st.precision not in ("fp32", "bf16"):
             raise ArgumentError(f"{name}.precision must be 'fp32' or 'bf16', got {st.precision!r}.")
-        if st.min_snr_gamma < 0:
+        if name != "clip" and st.min_snr_gamma < 0:
             raise ArgumentError(f"{name}.min_snr_gamma must be >= 0 (0 turns it off), got {st.min_snr_gamma!r}.")
     return cfg
 
@@ -410,7 +411,11 @@ def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokeni
 
 @torch.no_grad()
 def zero_shot_accuracy(model, preprocess, tokenizer, *, n: int = 240, seed: int = 12345, device="cpu") -> dict:
-    """Zero-shot accuracy on fresh single-object scenes against the prompts "a {colour} {shape}"."""
+    """Zero-shot accuracy on fresh single-object scenes against the prompts "a {colour} {shape}".
+
+    Runs in eval mode (the ResNet tower's batch norm uses its running statistics) and leaves
+    the model in the mode it found it in."""
+    was_training = model.training
     model.eval()
     combos = [(c, s) for c in shapes.COLOURS for s in shapes.SHAPES]
     prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {s}" for c, s in combos]
@@ -425,7 +430,7 @@ def zero_shot_accuracy(model, preprocess, tokenizer, *, n: int = 240, seed: int 
         colour += c == s.objects[0].colour
         shape += sh == s.objects[0].shape
         both += (c, sh) == (s.objects[0].colour, s.objects[0].shape)
-    model.train()
+    model.train(was_training)
     return {"zero_shot_both": both / n, "zero_shot_colour": colour / n, "zero_shot_shape": shape / n}
 
 
@@ -453,8 +458,10 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
         for g in opt.param_groups:
             g["lr"] = _lr(step, sc.lr, sc.warmup, sc.steps, (time.time() - t0) / 60 / sc.max_minutes)
         x, tok, texts = _clip_batch(cfg, step, sc.batch_size, preprocess, tokenizer)
-        img, txt, scale = model(x.to(cfg.device), tok.to(cfg.device))
-        logits = scale * img @ txt.T
+        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=sc.precision == "bf16"):
+            img, txt, scale = model(x.to(cfg.device), tok.to(cfg.device))
+        img, txt = torch.nn.functional.normalize(img.float(), dim=-1), torch.nn.functional.normalize(txt.float(), dim=-1)
+        logits = scale.float() * img @ txt.T
         # identical captions in a batch are all positives (soft targets), not false negatives
         same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32, device=logits.device)
         target = same / same.sum(-1, keepdim=True)
