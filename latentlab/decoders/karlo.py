@@ -19,14 +19,43 @@ ViT-L/14** (768-d; open_clip ``ViT-L-14`` / ``openai`` reproduces that model).
 installed diffusers has them, and a :class:`~latentlab.errors.LatentlabError` says so when
 it has dropped them.
 
-**Determinism.** Karlo's ``UnCLIPScheduler`` is stochastic: every step adds fresh noise
-(there is no DDIM-style deterministic sampler for this pipeline, whose decoder predicts a
-learned variance and whose scheduler takes ``prev_timestep``). The adapter makes that noise
-reproducible per frame: each frame gets its own ``torch.Generator("cpu").manual_seed(seed)``
-for every step of both stages, so frame k never depends on its batch. For smooth videos
-render with one fixed seed for all frames (latentlab's default ``noise="fixed"``): then
-the per-step noise is identical across frames too, and a frame depends on its embedding
-only. Per-frame seeds flicker.
+**Determinism.** ``scheduler="ddim"`` (the default) samples both stages with latentlab's
+own deterministic DDIM loop (:func:`ddim_step`, eta 0), reproducing the pipeline's
+conditioning (``text_proj`` extra context tokens and additive time embedding, the
+empty-prompt text states and their attention mask, classifier-free guidance against
+``text_proj``'s learned unconditional embedding, the epsilon half of the decoder's
+(epsilon, learned variance) output, the bicubic-upsampled 64 px image concatenated to the
+super-res input, ``super_res_last`` for the final super-res step). A frame is then a
+function of its embedding, its starting noise and its super-res noise only: a fixed noise
+and a smoothly moving embedding give a smoothly moving video, frame k never depends on its
+batch, and :meth:`KarloDecoder.invert` can run the 64 px stage backwards (DDIM
+inversion). ``scheduler="unclip"`` keeps Karlo's own ``UnCLIPScheduler``, a DDPM-style
+sampler that adds fresh noise at every step of both stages; the adapter makes that noise
+reproducible per frame (each frame gets its own ``torch.Generator("cpu").manual_seed(seed)``),
+so frame k never depends on its batch either, and with one fixed seed for all frames
+(latentlab's default ``noise="fixed"``) the per-step noise is shared across frames too.
+Per-frame seeds flicker with ``"unclip"``; with ``"ddim"`` the seed only picks the
+super-res noise.
+
+**Timesteps (``"ddim"``).** The 64 px stage uses *trailing* spacing (Lin et al. 2023,
+"Common Diffusion Noise Schedules and Sample Steps are Flawed"): ``steps`` evenly spaced
+timesteps ending at the top, ``999, 959, ..., 39`` for 25 steps, the last one stepping to
+the clean image. It starts, like Karlo's own sampler, from the noisiest timestep (the
+render loop's noise is pure N(0, I)) and every model call moves the sample. The predicted
+clean image is clipped to [-1, 1] at every step (the schedulers' ``clip_sample``: a
+pixel-space model), with epsilon re-derived from the clipped image as in OpenAI's
+``improved-diffusion`` DDIM, which Karlo's code base follows. The super-res stage keeps
+Karlo's own timesteps (``round(linspace(999, 0, super_res_steps))``) because its last
+step, at ``t = 0``, belongs to ``super_res_last``, which Karlo fine-tuned for that step
+alone.
+
+**Inversion (``"ddim"``).** :meth:`KarloDecoder.invert` downsamples the image to the
+decoder's size (64 px; area filter), runs the 64 px DDIM stage backwards conditioned on
+the given embedding (guidance 1 by default, as for the other decoders) and returns that
+stage's starting noise. Decoding it with the same embedding and steps redraws the 64 px
+image; the super-res stage is *not* inverted: it re-draws the 256 px detail from the
+seed's super-res noise, so the 256 px frame matches the image in layout and colour, not
+texture by texture.
 
 **Two noise tensors.** :meth:`KarloDecoder.noise_shape` is the decoder's starting latents
 ``(3, 64, 64)``; the super-resolution stage's starting noise ``(3, 256, 256)`` is derived
@@ -79,8 +108,13 @@ from .kandinsky import (
 )
 
 __all__ = [
+    "SCHEDULERS",
     "KarloDecoder",
     "KarloPrior",
+    "ddim_step",
+    "ddim_invert_step",
+    "decoder_timesteps",
+    "super_res_timesteps",
     "super_res_seed",
     "tiny_karlo_pipeline",
     "unclip_pipeline_classes",
@@ -92,6 +126,9 @@ __all__ = [
 KARLO_SPACE = "openai/ViT-L-14"
 KARLO_REPO = "kakaobrain/karlo-v1-alpha"
 KARLO_VARIATIONS_REPO = "kakaobrain/karlo-v1-alpha-image-variations"
+
+#: the samplers :class:`KarloDecoder` can use (``scheduler=``); the first is the default
+SCHEDULERS = ("ddim", "unclip")
 
 
 def unclip_pipeline_classes() -> dict[str, Any]:
@@ -133,14 +170,99 @@ def super_res_seed(seed: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+# ======================================================================================
+# deterministic DDIM, as pure functions
+# ======================================================================================
+
+
+def decoder_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
+    """The 64 px stage's DDIM timesteps, noisiest first, with *trailing* spacing (Lin et
+    al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed", table 2), as
+    diffusers' ``DDIMScheduler(timestep_spacing="trailing")`` sets them.
+
+    >>> decoder_timesteps(4)
+    [999, 749, 499, 249]
+    """
+    ratio = num_train_timesteps / int(steps)
+    return [int(t) for t in np.round(np.arange(num_train_timesteps, 0, -ratio)).astype(np.int64) - 1]
+
+
+def super_res_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
+    """The super-res stage's timesteps, noisiest first: Karlo's own
+    (``UnCLIPScheduler.set_timesteps``), ``round(linspace(T - 1, 0, steps))``. The last one is
+    ``0``, the step of ``super_res_last``.
+
+    >>> super_res_timesteps(7)
+    [999, 832, 666, 500, 333, 166, 0]
+    """
+    if int(steps) < 2:
+        raise ArgumentError(f"super_res_steps must be >= 2 (super_res_first, then super_res_last), got {steps}.")
+    ratio = (num_train_timesteps - 1) / (int(steps) - 1)
+    return [int(t) for t in (np.arange(int(steps)) * ratio).round()[::-1].astype(np.int64)]
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, alpha_t: float, alpha_prev: float, *,
+              clip: float | None = 1.0) -> torch.Tensor:  # fmt: skip
+    """One deterministic DDIM step (Song et al. 2021, "Denoising Diffusion Implicit Models",
+    eq. 12 with eta = 0) from ``x`` at cumulative alpha ``alpha_t`` to ``alpha_prev``.
+
+    ``eps`` is the model's noise estimate for ``x``. With ``clip`` the predicted clean image
+    is clamped to ``[-clip, clip]`` and epsilon re-derived from it (OpenAI
+    ``improved-diffusion``'s ``ddim_sample``), so ``alpha_prev = 1`` returns the clamped
+    clean image. Shapes follow ``x``; any device or dtype.
+
+    >>> x, eps = torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    >>> ddim_step(x, eps, 0.25, 1.0).unique().tolist()      # x0 = (0 - sqrt(.75)) / .5, clamped
+    [-1.0]
+    """
+    x0 = (x - (1.0 - alpha_t) ** 0.5 * eps) / alpha_t**0.5
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        eps = (x - alpha_t**0.5 * x0) / (1.0 - alpha_t) ** 0.5
+    return alpha_prev**0.5 * x0 + (1.0 - alpha_prev) ** 0.5 * eps
+
+
+def ddim_invert_step(x_prev: torch.Tensor, eps: torch.Tensor, alpha_t: float, alpha_prev: float, *,
+                     clip: float | None = 1.0, x_t: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """Undo one :func:`ddim_step` (DDIM inversion, Song et al. 2021, sec. 4.3): the ``x_t``
+    that ``ddim_step(x_t, eps, alpha_t, alpha_prev, clip=clip)`` maps to ``x_prev``, for a
+    given noise estimate ``eps``.
+
+    ``eps`` must be the model's estimate at ``x_t``, which inversion does not know yet:
+    plain DDIM inversion evaluates it at ``x_prev``; a fixed-point refinement re-evaluates it
+    at the previous estimate, passed as ``x_t``, which also tells where the clamp binds.
+    Where it does (``|x0| > clip``), the step is inverted in closed form for the clamped
+    value ``c``: ``x_t = sqrt(a_t) c + sqrt((1 - a_t) / (1 - a_prev)) (x_prev - sqrt(a_prev) c)``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x_t, eps = torch.randn(1, 3, 4, 4, generator=g), torch.randn(1, 3, 4, 4, generator=g)
+    >>> x_prev = ddim_step(x_t, eps, 0.5, 0.9)
+    >>> bool(torch.allclose(ddim_invert_step(x_prev, eps, 0.5, 0.9, x_t=x_t), x_t, atol=1e-5))
+    True
+    """
+    free = alpha_t**0.5 * (x_prev - (1.0 - alpha_prev) ** 0.5 * eps) / alpha_prev**0.5 + (1.0 - alpha_t) ** 0.5 * eps
+    if clip is None or x_t is None or alpha_prev >= 1.0:
+        return free
+    x0 = (x_t - (1.0 - alpha_t) ** 0.5 * eps) / alpha_t**0.5
+    c = x0.clamp(-clip, clip)
+    clamped = alpha_t**0.5 * c + ((1.0 - alpha_t) / (1.0 - alpha_prev)) ** 0.5 * (x_prev - alpha_prev**0.5 * c)
+    return torch.where(x0.abs() > clip, clamped, free)
+
+
+def _frames(images: torch.Tensor) -> np.ndarray:
+    """(b, 3, H, W) in [-1, 1] on any device -> uint8 (b, H, W, 3), as the pipeline's ``output_type="np"``."""
+    return _to_uint8((images.float() * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy())
+
+
 class KarloDecoder(Decoder):
     """Decode OpenAI CLIP ViT-L/14 image embeddings with Karlo (``UnCLIPImageVariationPipeline``).
 
     Two stages: the 64 px decoder (starting latents = the render loop's ``noise``, shape
     :meth:`noise_shape`), then two super-resolution UNets to 256 px (starting noise derived
-    from the frame seed, see :func:`super_res_seed`). Both samplers are Karlo's stochastic
-    ``UnCLIPScheduler``, fed one CPU generator per frame (see the module docstring on
-    continuity).
+    from the frame seed, see :func:`super_res_seed`). Both stages sample with deterministic
+    DDIM (``scheduler="ddim"``, the default; :meth:`invert` works) or with Karlo's
+    stochastic ``UnCLIPScheduler`` fed one CPU generator per frame (``scheduler="unclip"``);
+    see the module docstring on continuity.
 
     **Scale convention.** Karlo's decoder was trained on *unnormalised* ViT-L/14
     ``image_embeds``; the adapter passes ``embeddings * embed_scale``. ``"auto"``
@@ -152,7 +274,12 @@ class KarloDecoder(Decoder):
         name, space, dim: preset name, CLIP space (``"openai/ViT-L-14"``), size (768).
         resolution: must equal the super-res UNets' ``sample_size`` (256); ``None`` reads it.
         embed_scale: a positive number or ``"auto"``.
-        super_res_steps: steps of the super-resolution stage (Karlo's default 7).
+        super_res_steps: steps of the super-resolution stage (Karlo's default 7; >= 2, the
+            last one is ``super_res_last``'s).
+        scheduler: ``"ddim"`` (default): latentlab's deterministic DDIM loop (eta 0) for both
+            stages; frames depend on embedding, noise and super-res noise only, and images
+            can be inverted. ``"unclip"``: the pipeline itself with Karlo's stochastic
+            ``UnCLIPScheduler`` (fresh noise at every step, seeded per frame).
         device, dtype, cpu_offload, default_steps (25), default_guidance (8.0),
         default_batch_size, source: as for the other decoders.
 
@@ -172,6 +299,7 @@ class KarloDecoder(Decoder):
         resolution: int | None = None,
         embed_scale: float | str = "auto",
         super_res_steps: int = 7,
+        scheduler: str = "ddim",
         device: torch.device | str = "cpu",
         dtype: torch.dtype | str = torch.float32,
         cpu_offload: bool = False,
@@ -193,9 +321,19 @@ class KarloDecoder(Decoder):
         self.source = source
         self.default_steps, self.default_guidance = int(default_steps), float(default_guidance)
         self.default_batch_size = int(default_batch_size)
-        if isinstance(super_res_steps, bool) or not isinstance(super_res_steps, int) or super_res_steps < 1:
-            raise ArgumentError(f"super_res_steps must be an integer >= 1, got {super_res_steps!r}.")
+        if isinstance(super_res_steps, bool) or not isinstance(super_res_steps, int) or super_res_steps < 2:
+            raise ArgumentError(
+                f"super_res_steps must be an integer >= 2 (super_res_first's steps, then super_res_last's one), "
+                f"got {super_res_steps!r}."
+            )
         self.super_res_steps = super_res_steps
+        if not isinstance(scheduler, str) or scheduler.lower() not in SCHEDULERS:
+            raise ArgumentError(
+                f"scheduler must be one of {', '.join(repr(k) for k in SCHEDULERS)}, got {scheduler!r}. "
+                "'ddim' (default): deterministic, needed for invert(); 'unclip': Karlo's own stochastic UnCLIPScheduler."
+            )
+        self.scheduler = scheduler.lower()
+        self._prompt_cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         pipe_dim = int(pipe.text_proj.config.clip_embeddings_dim)
         if pipe_dim != self.dim:
             raise SpaceError(
@@ -243,6 +381,8 @@ class KarloDecoder(Decoder):
     def _decode(self, embeddings: torch.Tensor, noise: torch.Tensor, *, seeds: Sequence[int], steps: int,
                 guidance_scale: float) -> np.ndarray:  # fmt: skip
         guidance = _check_guidance(guidance_scale)
+        if self.scheduler == "ddim":
+            return self._decode_ddim(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance)
         pipe = self.pipe
         dev = pipe._execution_device
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -256,6 +396,193 @@ class KarloDecoder(Decoder):
             ).images  # fmt: skip
         return _to_uint8(out)
 
+    # -- the deterministic DDIM path ---------------------------------------------------------
+    def _empty_prompt(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The text tower's view of the empty prompt, as the pipeline conditions on it: pooled
+        ``text_embeds`` (1, D), ``last_hidden_state`` (1, L, C) and the attention mask (1, L)
+        bool; computed once per device and dtype."""
+        key = (str(device), self.dtype)
+        if key not in self._prompt_cache:
+            tok = self.pipe.tokenizer
+            ids = tok([""], padding="max_length", max_length=tok.model_max_length, return_tensors="pt")
+            with torch.no_grad():
+                out = self.pipe.text_encoder(ids.input_ids.to(device))
+            self._prompt_cache[key] = (out.text_embeds, out.last_hidden_state, ids.attention_mask.bool().to(device))
+        return self._prompt_cache[key]
+
+    def _conditioning(self, embeddings: torch.Tensor, guided: bool) -> dict[str, torch.Tensor]:
+        """The 64 px decoder's keyword inputs for ``embeddings`` (b, d) unit-norm: extra context
+        tokens + projected text states (``encoder_hidden_states``), the additive time
+        embedding (``class_labels``) and the attention mask (True for the extra tokens). With
+        ``guided`` the batch is doubled, unconditional rows (``text_proj``'s learned
+        embedding) first, as in the pipeline."""
+        dev = self.pipe._execution_device
+        b = embeddings.shape[0]
+        pooled, states, mask = self._empty_prompt(dev)
+        n = 2 * b if guided else b
+        with torch.no_grad():
+            hidden, additive = self.pipe.text_proj(
+                image_embeddings=(embeddings * self.embed_scale).to(dev, self.dtype),
+                prompt_embeds=pooled.expand(n, -1), text_encoder_hidden_states=states.expand(n, -1, -1),
+                do_classifier_free_guidance=guided,
+            )  # fmt: skip
+        extra = int(self.pipe.text_proj.clip_extra_context_tokens)
+        mask = torch.nn.functional.pad(mask.expand(n, -1), (extra, 0), value=True)
+        return {"encoder_hidden_states": hidden, "class_labels": additive, "attention_mask": mask}
+
+    def _decoder_eps(self, x: torch.Tensor, t: int, cond: dict[str, torch.Tensor], guidance: float) -> torch.Tensor:
+        """The 64 px decoder's noise estimate at ``x`` (b, C, s, s), timestep ``t``: the first
+        ``C`` output channels (the rest are its learned variance), guided when ``cond`` is
+        doubled: ``uncond + guidance * (cond - uncond)``."""
+        guided = cond["class_labels"].shape[0] == 2 * x.shape[0]
+        inp = torch.cat([x, x]) if guided else x
+        out = self.pipe.decoder(sample=inp, timestep=t, **cond).sample[:, : x.shape[1]]
+        if guided:
+            uncond, text = out.chunk(2)
+            out = uncond + guidance * (text - uncond)
+        return out
+
+    def _ddim_schedule(self, steps: int) -> list[tuple[int, float, float]]:
+        """``(t, alpha_bar_t, alpha_bar_prev)`` of each 64 px DDIM step, noisiest first."""
+        ac = self.pipe.decoder_scheduler.alphas_cumprod.double()
+        if steps > len(ac):
+            raise ArgumentError(f"steps must be <= {len(ac)} (the decoder's training timesteps), got {steps}.")
+        ts = decoder_timesteps(steps, len(ac))
+        prev = ts[1:] + [-1]
+        return [(t, float(ac[t]), float(ac[p]) if p >= 0 else 1.0) for t, p in zip(ts, prev)]
+
+    def _clip(self, scheduler: Any) -> float | None:
+        cfg = scheduler.config
+        return float(cfg.get("clip_sample_range", 1.0)) if cfg.get("clip_sample", True) else None
+
+    def _decode_ddim(self, embeddings: torch.Tensor, noise: torch.Tensor, *, seeds: Sequence[int], steps: int,
+                     guidance_scale: float) -> np.ndarray:  # fmt: skip
+        """Both stages with deterministic DDIM; uint8 (b, R, R, 3)."""
+        with torch.no_grad():
+            image = self._super_res(self._sample_base(embeddings, noise, steps=steps, guidance_scale=guidance_scale), seeds)
+        return _frames(image)
+
+    def _sample_base(self, embeddings: torch.Tensor, noise: torch.Tensor, *, steps: int,
+                     guidance_scale: float) -> torch.Tensor:  # fmt: skip
+        """The 64 px stage with deterministic DDIM: (b, 3, s, s) in [-1, 1] on the pipeline's device."""
+        pipe = self.pipe
+        dev = pipe._execution_device
+        clip = self._clip(pipe.decoder_scheduler)
+        with torch.no_grad():
+            cond = self._conditioning(embeddings, guidance_scale > 1.0)
+            x = noise.to(dev, self.dtype)
+            for t, a_t, a_prev in self._ddim_schedule(steps):
+                x = ddim_step(x, self._decoder_eps(x, t, cond, guidance_scale), a_t, a_prev, clip=clip)
+        return x.clamp(-1, 1)
+
+    def decode_base(self, embeddings: torch.Tensor, noise: torch.Tensor, *, steps: int | None = None,
+                    guidance_scale: float | None = None) -> np.ndarray:  # fmt: skip
+        """The 64 px decoder stage alone (no super-resolution), with DDIM: ``embeddings``
+        (b, d) and ``noise`` (b, *noise_shape()) -> uint8 (b, s, s, 3), ``s`` the decoder's
+        size (64). A quick preview, and the scale at which :meth:`invert` is a round trip:
+        ``decode_base(z, invert(image, z))`` redraws ``image`` downsampled to ``s``.
+        Needs ``scheduler="ddim"``.
+
+        >>> small = dec.decode_base(z, dec.invert(image, z))        # doctest: +SKIP
+        """
+        if self.scheduler != "ddim":
+            raise ArgumentError(
+                f"decode_base needs scheduler='ddim', got {self.scheduler!r}: the 'unclip' path runs the whole "
+                "diffusers pipeline. Build the decoder with scheduler='ddim' (the default)."
+            )
+        from ..space import check_embeddings
+
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+        z = torch.nn.functional.normalize(z.detach().to("cpu", torch.float32), dim=-1)
+        shape = (z.shape[0], *self.noise_shape())
+        if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
+            got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+            raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
+        steps = self.default_steps if steps is None else int(steps)
+        if steps < 1:
+            raise ArgumentError(f"steps must be >= 1, got {steps}.")
+        guidance = _check_guidance(self.default_guidance if guidance_scale is None else guidance_scale)
+        x = self._sample_base(z, noise.detach().to("cpu", torch.float32), steps=steps, guidance_scale=guidance)
+        return _frames(x)
+
+    def _super_res(self, small: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        """64 px images (b, 3, s, s) in [-1, 1] -> 256 px (b, 3, R, R): DDIM on Karlo's
+        super-res timesteps from the seeds' super-res noise, each step conditioned on the
+        bicubic upsampled image (concatenated channels), ``super_res_last`` for the last step.
+        No guidance, as in the pipeline."""
+        import inspect
+
+        pipe = self.pipe
+        x = self.super_res_noise(seeds).to(small.device, small.dtype)
+        antialias = {"antialias": True} if "antialias" in inspect.signature(torch.nn.functional.interpolate).parameters else {}
+        up = torch.nn.functional.interpolate(small, size=tuple(x.shape[-2:]), mode="bicubic", align_corners=False, **antialias)
+        ac = pipe.super_res_scheduler.alphas_cumprod.double()
+        clip = self._clip(pipe.super_res_scheduler)
+        ts = super_res_timesteps(self.super_res_steps, len(ac))
+        for i, t in enumerate(ts):
+            last = i == len(ts) - 1
+            unet = pipe.super_res_last if last else pipe.super_res_first
+            eps = unet(sample=torch.cat([x, up], dim=1), timestep=t).sample[:, : x.shape[1]]
+            x = ddim_step(x, eps, float(ac[t]), 1.0 if last else float(ac[ts[i + 1]]), clip=clip)
+        return x
+
+    # -- DDIM inversion of the 64 px stage ---------------------------------------------------
+    inversion_iterations = 1
+    """Fixed-point iterations per step of the inversion (0: plain DDIM inversion), as for
+    ``mini`` (:func:`latentlab.mini.runtime.ddim_invert`): each re-evaluates the model at the
+    current estimate of ``x_t`` and inverts the clamp in closed form (:func:`ddim_invert_step`)."""
+
+    inversion_inset = 0.98
+    """The target image is scaled by this into [-1, 1], so pure white and black stay inside
+    the clamp (a 2% inset moves them by under 3 of 255 levels)."""
+
+    @property
+    def supports_inversion(self) -> bool:
+        """True with ``scheduler="ddim"``: only a deterministic sampler can be run backwards."""
+        return self.scheduler == "ddim"
+
+    def decoder_size_images(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (b, H, W, 3) -> float32 (b, 3, s, s) in [-1, 1] at the 64 px decoder's size
+        (area filter when shrinking, bicubic when enlarging), on the CPU: what :meth:`invert`
+        inverts, and the scale at which to judge a round trip.
+
+        >>> dec.decoder_size_images(np.zeros((1, 256, 256, 3), np.uint8)).shape   # doctest: +SKIP
+        torch.Size([1, 3, 64, 64])
+        """
+        from PIL import Image
+
+        s = int(self.pipe.decoder.config.sample_size)
+        if images.shape[1:3] != (s, s):
+            f = Image.Resampling.BOX if min(images.shape[1:3]) >= s else Image.Resampling.BICUBIC
+            images = np.stack([np.asarray(Image.fromarray(im).resize((s, s), f)) for im in images])
+        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
+        """DDIM inversion of the 64 px stage: the starting noise (b, *noise_shape()) from
+        which the DDIM loop with ``steps`` steps, conditioned on ``embeddings``, redraws
+        ``images`` downsampled to the decoder's size. The super-res stage is not inverted."""
+        if not self.supports_inversion:
+            raise ArgumentError(
+                f"inversion needs scheduler='ddim', but this decoder samples with scheduler={self.scheduler!r}: "
+                "Karlo's UnCLIPScheduler adds fresh noise at every step, so no starting noise redraws an image. "
+                "Build the decoder with scheduler='ddim' (the default) to invert images."
+            )
+        pipe = self.pipe
+        dev = pipe._execution_device
+        guided = guidance_scale > 1.0
+        clip = self._clip(pipe.decoder_scheduler)
+        x = (self.decoder_size_images(images).clamp(-1, 1) * self.inversion_inset).to(dev, self.dtype)
+        with torch.no_grad():
+            cond = self._conditioning(embeddings, guided)
+            for t, a_t, a_prev in reversed(self._ddim_schedule(steps)):
+                eps = self._decoder_eps(x, t, cond, guidance_scale)
+                xt = ddim_invert_step(x, eps, a_t, a_prev, clip=clip)
+                for _ in range(int(self.inversion_iterations)):
+                    eps = self._decoder_eps(xt, t, cond, guidance_scale)
+                    xt = ddim_invert_step(x, eps, a_t, a_prev, clip=clip, x_t=xt)
+                x = xt
+        return x.detach().to("cpu", torch.float32)
+
     def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:
         """Mean norm of the pipeline's ViT-L/14 image-encoder embeddings of ``images``; sets
         ``embed_scale`` unless ``update=False``.
@@ -267,11 +594,17 @@ class KarloDecoder(Decoder):
             self.embed_scale, self.embed_scale_source = scale, "calibrated"
         return scale
 
+    def _sampler_text(self) -> str:
+        if self.scheduler == "unclip":
+            return "UnCLIPScheduler (stochastic, per-frame CPU generators) for both stages"
+        return ("DDIM eta=0, trailing spacing, x0 clipped to [-1, 1]; super-res DDIM eta=0 on Karlo's "
+                "timesteps, super_res_last at t=0")  # fmt: skip
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update({
             "source": self.source, "embed_scale": self.embed_scale, "embed_scale_source": self.embed_scale_source,
-            "super_res_steps": self.super_res_steps, "scheduler": "UnCLIPScheduler (stochastic, per-frame CPU generators)",
+            "super_res_steps": self.super_res_steps, "scheduler": self.scheduler, "sampler": self._sampler_text(),
             "super_res_noise": "torch.Generator('cpu').manual_seed(super_res_seed(frame_seed))",
             "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."), "cpu_offload": self.cpu_offload,
         })  # fmt: skip

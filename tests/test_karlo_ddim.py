@@ -1,0 +1,250 @@
+"""Karlo with deterministic DDIM (``scheduler="ddim"``) and DDIM inversion of its 64 px
+stage, on the tiny random pipeline (offline, seeded, seconds on one CPU thread)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.errors import ArgumentError, LatentlabError
+
+karlo = pytest.importorskip("latentlab.decoders.karlo")
+hf_clip = pytest.importorskip("latentlab.hf_clip")
+
+DIM = 32
+
+
+def _decoder(scheduler: str = "ddim", pipe=None, **kw):
+    kw.setdefault("default_steps", 3)
+    kw.setdefault("default_guidance", 1.0)
+    pipe = karlo.tiny_karlo_pipeline(dim=DIM) if pipe is None else pipe
+    return karlo.KarloDecoder(pipe, name="t", space="tiny", dim=DIM, super_res_steps=2, scheduler=scheduler, **kw)
+
+
+@pytest.fixture(scope="module")
+def dec():
+    return _decoder()
+
+
+def _unit(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator("cpu").manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(n, DIM, generator=g), dim=-1)
+
+
+def _noise(dec, n: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, *dec.noise_shape(), generator=torch.Generator("cpu").manual_seed(seed))
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+# -- the pure pieces ---------------------------------------------------------------------------
+
+
+def test_timesteps_and_step_match_diffusers():
+    """Trailing DDIM timesteps and steps equal diffusers' DDIMScheduler (clip_sample, epsilon
+    re-derived from the clipped x0) where its steps are consistent (``steps`` dividing 1000;
+    otherwise diffusers steps to ``t - 1000 // steps`` instead of the next timestep); the
+    super-res timesteps equal Karlo's UnCLIPScheduler's."""
+    from diffusers import DDIMScheduler, UnCLIPScheduler
+
+    ref = DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=True, set_alpha_to_one=True,
+                        timestep_spacing="trailing")  # fmt: skip
+    ref.set_timesteps(5)
+    assert karlo.decoder_timesteps(5) == ref.timesteps.tolist()
+    unclip = UnCLIPScheduler()
+    assert torch.allclose(ref.alphas_cumprod, unclip.alphas_cumprod)
+    unclip.set_timesteps(7)
+    assert karlo.super_res_timesteps(7) == unclip.timesteps.tolist()
+
+    g = torch.Generator("cpu").manual_seed(0)
+    x = ours = torch.randn(2, 3, 8, 8, generator=g)
+    ts = karlo.decoder_timesteps(5)
+    for i, t in enumerate(ts):
+        eps = torch.tanh(x * 1.5 + t / 500)  # any smooth "model"
+        x = ref.step(eps, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
+        a_prev = float(unclip.alphas_cumprod[ts[i + 1]]) if i + 1 < len(ts) else 1.0
+        ours = karlo.ddim_step(ours, torch.tanh(ours * 1.5 + t / 500), float(unclip.alphas_cumprod[t]), a_prev)
+    assert torch.allclose(ours, x, atol=1e-5) and ours.abs().max() <= 1.0
+
+
+def test_ddim_invert_step_undoes_the_clamped_step():
+    g = torch.Generator("cpu").manual_seed(1)
+    x_t, eps = torch.randn(1, 3, 8, 8, generator=g), torch.randn(1, 3, 8, 8, generator=g)
+    prev = karlo.ddim_step(x_t, eps, 0.3, 0.6)
+    x0 = (x_t - 0.7**0.5 * eps) / 0.3**0.5
+    assert (x0.abs() > 1).any() and (x0.abs() < 1).any()  # both branches are exercised
+    back = karlo.ddim_invert_step(prev, eps, 0.3, 0.6, x_t=x_t)
+    assert torch.allclose(back, x_t, atol=1e-5)
+    plain = karlo.ddim_invert_step(prev, eps, 0.3, 0.6)  # without x_t the clamp is ignored
+    assert not torch.allclose(plain, x_t, atol=1e-3)
+
+
+# -- sampling ----------------------------------------------------------------------------------
+
+
+def test_ddim_is_the_default_and_deterministic(dec):
+    assert dec.scheduler == "ddim" and dec.supports_inversion
+    d = dec.describe()
+    assert d["scheduler"] == "ddim" and "DDIM" in d["sampler"] and "trailing" in d["sampler"]
+    z, x = _unit(2, 0), _noise(dec, 2, 0)
+    a, b = dec.decode(z, x, seeds=[3, 4]), dec.decode(z, x, seeds=[3, 4])
+    assert a.shape == (2, 32, 32, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert a.std() > 5  # not a blank frame
+    # other starting noise: other frame; other seed: only the super-res noise changes
+    assert np.abs(dec.decode(z, _noise(dec, 2, 1), seeds=[3, 4]).astype(int) - a).mean() > 1
+    assert np.abs(dec.decode(z, x, seeds=[5, 6]).astype(int) - a).mean() > 1
+    assert np.array_equal(dec.decode_base(z, x), dec.decode_base(z, x))
+    assert dec.decode_base(z, x).shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 4.0])
+def test_frame_alone_equals_frame_in_batch(dec, guidance):
+    z, x, seeds = _unit(3, 2), _noise(dec, 3, 2), [7, 8, 9]
+    batch = dec.decode(z, x, seeds=seeds, guidance_scale=guidance)
+    alone = dec.decode(z[1:2], x[1:2], seeds=seeds[1:2], guidance_scale=guidance)
+    assert _diff(batch[1:2], alone) <= 1
+    assert _diff(batch[0], batch[1]) > 10  # the rows do differ
+
+
+def test_constant_embedding_and_shared_noise_give_identical_frames(dec):
+    z, x = _unit(1, 3).repeat(4, 1), _noise(dec, 1, 3).repeat(4, 1, 1, 1)
+    frames = dec.decode(z, x, seeds=[11] * 4, guidance_scale=3.0)
+    assert max(_diff(frames[0], f) for f in frames[1:]) <= 1
+
+
+def test_ddim_reproduces_the_pipeline_conditioning():
+    """The first decoder call of latentlab's loop equals the pipeline's (same inputs, same
+    output), with and without guidance; the super-res UNets run at Karlo's timesteps, in the
+    pipeline's order."""
+    dec = _decoder()
+    calls: list = []
+    hooks = [dec.pipe.decoder.register_forward_hook(lambda m, a, kw, out: calls.append(("dec", kw, out.sample)),
+                                                    with_kwargs=True)]  # fmt: skip
+    for name in ("super_res_first", "super_res_last"):
+        hooks.append(getattr(dec.pipe, name).register_forward_hook(
+            lambda m, a, kw, out, name=name: calls.append((name, int(kw["timestep"]), None)), with_kwargs=True))
+    z, x = _unit(2, 4), _noise(dec, 2, 4)
+    try:
+        for guidance in (1.0, 4.0):
+            runs = {}
+            for scheduler in ("unclip", "ddim"):
+                dec.scheduler = scheduler
+                calls.clear()
+                dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=guidance)
+                runs[scheduler] = list(calls)
+            (_, ref_kw, ref_out), (_, kw, out) = runs["unclip"][0], runs["ddim"][0]
+            assert int(ref_kw["timestep"]) == int(kw["timestep"]) == 999
+            for key in ("sample", "encoder_hidden_states", "class_labels", "attention_mask"):
+                assert ref_kw[key].shape == kw[key].shape, key
+                assert torch.allclose(ref_kw[key].float(), kw[key].float(), atol=1e-5), key
+            assert torch.allclose(ref_out, out, atol=1e-4)
+            sr = [c[:2] for c in runs["ddim"] if c[0] != "dec"]
+            assert sr == [c[:2] for c in runs["unclip"] if c[0] != "dec"] == [("super_res_first", 999), ("super_res_last", 0)]
+    finally:
+        dec.scheduler = "ddim"
+        for h in hooks:
+            h.remove()
+
+
+def test_unclip_scheduler_keeps_the_pipeline_path():
+    dec = _decoder("unclip")
+    assert dec.scheduler == "unclip" and not dec.supports_inversion
+    assert dec.describe()["scheduler"] == "unclip" and "UnCLIPScheduler" in dec.describe()["sampler"]
+    z, x = _unit(1, 5), _noise(dec, 1, 5)
+    got = dec.decode(z, x, seeds=[2], steps=3)
+    with torch.no_grad():
+        ref = dec.pipe(
+            image_embeddings=z * dec.embed_scale, decoder_latents=x, super_res_latents=dec.super_res_noise([2]),
+            decoder_num_inference_steps=3, super_res_num_inference_steps=2, decoder_guidance_scale=1.0,
+            generator=[torch.Generator("cpu").manual_seed(2)], output_type="np",
+        ).images  # fmt: skip
+    assert _diff(got, np.clip(np.rint(ref * 255), 0, 255).astype(np.uint8)) == 0
+    # stochastic: same embedding and noise, other seed -> other frame, unlike the decoder stage of DDIM
+    assert np.abs(dec.decode(z, x, seeds=[3], steps=3).astype(int) - got).mean() > 0.5
+    with pytest.raises(ArgumentError, match="scheduler='ddim'"):
+        dec.invert(np.zeros((16, 16, 3), np.uint8), z)
+    with pytest.raises(ArgumentError, match="scheduler='ddim'"):
+        dec.decode_base(z, x)
+
+
+# -- inversion ---------------------------------------------------------------------------------
+
+
+def _images_and_embeddings():
+    enc = hf_clip.HFCLIPEncoder(*hf_clip.tiny_hf_clip_towers(dim=DIM, seed=0), name="e", space="tiny")
+    images = np.stack([np.asarray(im) for im in hf_clip.synthetic_images(2, size=32)])
+    return images, enc.encode_image(images)
+
+
+def _error(dec, frames: np.ndarray, images: np.ndarray) -> float:
+    """Mean absolute error in [-1, 1] units at the decoder's size."""
+    return (dec.decoder_size_images(frames) - dec.decoder_size_images(images)).abs().mean().item()
+
+
+def _gaussian_oracle(dec, s: float = 0.5) -> None:
+    """Give the tiny decoder UNet the exact noise estimate of a known data distribution: each
+    pixel ~ N(mu, s^2), ``mu`` (per image and channel) read from the conditioning. A random
+    UNet cannot tell whether inversion works (it decodes even an all-zero noise closer to
+    any image than a random noise); with this one the sampler is a discretised probability
+    flow ODE that inversion must be able to follow."""
+    ac = dec.pipe.decoder_scheduler.alphas_cumprod.double()
+
+    def forward(sample, timestep, encoder_hidden_states=None, class_labels=None, attention_mask=None, **kw):
+        a = ac[int(timestep)].to(sample.dtype)
+        mu = 0.6 * torch.tanh(3 * class_labels[:, :3, None, None])
+        eps = (1 - a).sqrt() * (sample - a.sqrt() * mu) / (a * s**2 + 1 - a)
+        return SimpleNamespace(sample=torch.cat([eps, torch.randn_like(eps)], 1))  # + a "learned variance"
+
+    dec.pipe.decoder.forward = forward
+
+
+def test_inversion_on_the_random_pipeline(dec):
+    images, z = _images_and_embeddings()
+    noise = dec.invert(images, z, steps=4)
+    assert noise.shape == (2, *dec.noise_shape()) and noise.dtype == torch.float32 and noise.device.type == "cpu"
+    assert torch.equal(noise, dec.invert(list(images), z, steps=4))  # deterministic; lists work
+    assert torch.isfinite(noise).all() and noise.std() > 0.05
+    # the full decode runs from it too (its super-res stage redraws the detail)
+    assert dec.decode(z, noise, seeds=[0, 1], steps=4).shape == (2, 32, 32, 3)
+    # guided inversion (classifier-free guidance as in sampling)
+    assert torch.isfinite(dec.invert(images[:1], z[:1], steps=2, guidance_scale=3.0)).all()
+
+
+def test_inversion_round_trip_beats_random_noise():
+    dec = _decoder()
+    _gaussian_oracle(dec)
+    images, z = _images_and_embeddings()
+    random = _error(dec, dec.decode_base(z, _noise(dec, 2, 0), steps=10), images)
+    errors = {steps: _error(dec, dec.decode_base(z, dec.invert(images, z, steps=steps), steps=steps), images)
+              for steps in (4, 10)}  # fmt: skip
+    assert errors[10] < 0.15 and errors[10] < 0.25 * random, (errors, random)
+    assert errors[10] < errors[4]  # more steps, closer
+    dec.inversion_iterations = 0  # plain DDIM inversion: worse than one fixed-point iteration per step
+    plain = _error(dec, dec.decode_base(z, dec.invert(images, z, steps=10), steps=10), images)
+    assert errors[10] < plain < random
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["ddpm", "DPM++", 3, None])
+def test_bad_scheduler_names_the_argument_and_choices(bad):
+    with pytest.raises(ArgumentError, match=r"scheduler must be one of 'ddim', 'unclip', got"):
+        _decoder(bad)
+
+
+def test_other_errors(dec):
+    assert issubclass(ArgumentError, LatentlabError)
+    with pytest.raises(ArgumentError, match="super_res_steps must be an integer >= 2"):
+        karlo.KarloDecoder(dec.pipe, name="t", space="tiny", dim=DIM, super_res_steps=1, embed_scale=1.0)
+    with pytest.raises(ArgumentError, match="steps must be <= 1000"):
+        dec.decode(_unit(1, 0), _noise(dec, 1, 0), steps=1001)
+    with pytest.raises(ArgumentError, match="noise must have shape"):
+        dec.decode_base(_unit(1, 0), torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ArgumentError, match="guidance_scale"):
+        dec.decode_base(_unit(1, 0), _noise(dec, 1, 0), guidance_scale=-1.0)
