@@ -247,6 +247,10 @@ def sample_decoder(
 ) -> torch.Tensor:
     """Deterministic DDIM (eta=0) from ``noise`` (b,3,H,W) conditioned on ``emb`` (b,d).
 
+    The predicted clean image is clamped to [-1, 1] at every step and the noise estimate
+    re-derived from it (``use_clipped_model_output``), the convention that
+    :func:`~latentlab.mini.runtime.ddim_invert` inverts exactly.
+
     Returns images (b,3,H,W) in [-1, 1] (float32, on ``noise``'s device).
     """
     sched = make_scheduler(net.config, "ddim")
@@ -263,7 +267,9 @@ def sample_decoder(
             out = uncond + guidance_scale * (cond - uncond)
         else:
             out = net(x, tt, emb)
-        x = sched.step(out, t, x, eta=0.0).prev_sample
+        # epsilon re-derived from the clamped clean image (OpenAI improved-diffusion's DDIM):
+        # a step is then a function of (x_t, clamped x0) that ddim_invert undoes exactly
+        x = sched.step(out, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
     return x.clamp(-1, 1)
 
 

@@ -151,9 +151,9 @@ def sample_decoder_eta(
         out = _guided_eps(net, x, int(t), emb, guidance_scale)
         if eta > 0:
             var = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(x.device, x.dtype)
-            x = sched.step(out, t, x, eta=float(eta), variance_noise=var).prev_sample
+            x = sched.step(out, t, x, eta=float(eta), variance_noise=var, use_clipped_model_output=True).prev_sample
         else:
-            x = sched.step(out, t, x, eta=0.0).prev_sample
+            x = sched.step(out, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
     return x.clamp(-1, 1)
 
 
