@@ -1,29 +1,50 @@
 """Render speed: the diffusers per-frame loop against latentlab's renderer, side by side.
 
-Both columns use the very same pipeline object (same weights, scheduler, steps, guidance,
-starting noise), so the frames must agree; the table reports how closely (max absolute
-pixel difference, 0-255) next to the speed::
+Three column groups, one trajectory, the same starting noise for every column:
+
+* **diffusers loop**: what a hand-written notebook does, one ``pipe(image_embeds=...)``
+  call per frame;
+* **latentlab**: the same pipeline object (same weights, scheduler, steps, guidance,
+  noise) through latentlab's batched renderer, so the frames must agree; the table says
+  how closely (max absolute pixel difference, 0-255) next to the speed;
+* **latentlab recommended**: latentlab's recommended settings, DPM-Solver++ with fewer
+  steps (``--recommended``, ``--rec-steps``; default 12 for the reference 20), on the same
+  weights and noise; the table gives its speed and what it costs in output difference
+  against the reference frames (max / mean absolute pixel difference, PSNR)::
 
     python benchmarks/render_speed.py --tiny                     # CPU, seconds (tested in CI)
     python benchmarks/render_speed.py --model sd21-unclip-h --size 768 --frames 16 \\
         --steps 20 --device cuda --dtype float16                 # real-size, random weights
+    python benchmarks/render_speed.py --model kandinsky-2.2 --size 768 --frames 16 \\
+        --steps 20 --device cuda --dtype float16 --channels-last --compile
 
 ``--model sd21-unclip-h`` / ``sd21-unclip-l`` build the real Stable Diffusion 2.1 unCLIP
-architectures (UNet, VAE, OpenCLIP-H text encoder, ViT-H/L image encoder) with random
+architectures (UNet, VAE, OpenCLIP-H text encoder, ViT-H/L image encoder) and
+``--model kandinsky-2.2`` the Kandinsky 2.2 decoder (its UNet and MoVQ) with random
 weights: they cost the same compute as the released checkpoints and need no download.
-``--model mini`` times the embedded model against its own one-frame-at-a-time loop.
+``--model mini`` times the embedded model against its own one-frame-at-a-time loop (its
+recommended column is its own DDIM with fewer steps: it has no other sampler).
+``--tiny`` runs tiny random SD-unCLIP and Kandinsky pipelines and the mini model.
 
-The baseline is what a hand-written notebook does: one ``pipe(image_embeds=...)`` call per
-frame. latentlab renders the same frames in batches of ``--batch-size`` (frames share the
-starting noise, the conditioning is per frame), computes the empty-prompt text
-conditioning once per render, and writes nothing to disk here (the writer thread is
-measured separately by ``--out-dir``).
+latentlab renders the frames in batches of ``--batch-size`` (frames share the starting
+noise, the conditioning is per frame), computes the empty-prompt text conditioning once per
+render, and writes nothing to disk here. ``--channels-last`` / ``--compile`` apply the
+decoder's ``optimize()`` levers (UNet + autoencoder in channels-last memory format;
+``torch.compile`` of the UNet) to latentlab's two columns only: the diffusers loop is timed
+first, on the plain pipeline, and the levers are applied after it (the modules are shared,
+so nothing is copied). With ``--compile`` each latentlab column is run once untimed first,
+so compilation (every batch shape) stays out of the timings.
+
+On random weights the recommended column's pixel difference only shows that it runs and
+how far two samplers drift apart on an untrained UNet; what fewer steps cost in quality has
+to be measured on real weights (``mini`` is trained, so its row is meaningful).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -89,13 +110,70 @@ def real_size_stable_unclip(kind: str, *, size: int, seed: int = 0) -> Any:
     return pipe
 
 
+def real_size_kandinsky(*, size: int, seed: int = 0) -> Any:
+    """A ``KandinskyV22Pipeline`` with the architecture of ``kandinsky-community/kandinsky-2-2-decoder``
+    (its ``unet/config.json``, ``movq/config.json`` and ``scheduler/scheduler_config.json``)
+    and random weights: a 1.2B-parameter image-conditioned UNet (1280-d ViT-bigG/14 image
+    embeddings) and the MoVQ (scale factor 8)."""
+    from diffusers import DDPMScheduler, KandinskyV22Pipeline, UNet2DConditionModel, VQModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        # every value is the released unet/config.json's except sample_size, which was not
+        # pinned down here: it is only a default size and does not change compute
+        unet = UNet2DConditionModel(
+            sample_size=size // 8, in_channels=4, out_channels=8, layers_per_block=3,
+            block_out_channels=(384, 768, 1152, 1536), attention_head_dim=64, cross_attention_dim=768,
+            down_block_types=("ResnetDownsampleBlock2D",) + ("SimpleCrossAttnDownBlock2D",) * 3,
+            up_block_types=("SimpleCrossAttnUpBlock2D",) * 3 + ("ResnetUpsampleBlock2D",),
+            mid_block_type="UNetMidBlock2DSimpleCrossAttn", encoder_hid_dim=1280, encoder_hid_dim_type="image_proj",
+            addition_embed_type="image", addition_embed_type_num_heads=64, class_embed_type=None,
+            resnet_time_scale_shift="scale_shift", norm_num_groups=32, norm_eps=1e-5, cross_attention_norm=None,
+            use_linear_projection=False, upcast_attention=False,
+        ).eval()  # fmt: skip
+        movq = VQModel(
+            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 256, 512),
+            down_block_types=("DownEncoderBlock2D",) * 3 + ("AttnDownEncoderBlock2D",),
+            up_block_types=("AttnUpDecoderBlock2D",) + ("UpDecoderBlock2D",) * 3,
+            norm_num_groups=32, norm_type="spatial", num_vq_embeddings=16384, vq_embed_dim=4, sample_size=32,
+            scaling_factor=0.18215,
+        ).eval()  # fmt: skip
+    # from_config keeps set_alpha_to_one (not a DDPM argument) for the DDIM/DPM samplers built from it
+    scheduler = DDPMScheduler.from_config(dict(
+        num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon", thresholding=False,
+    ))  # fmt: skip
+    pipe = KandinskyV22Pipeline(unet=unet, scheduler=scheduler, movq=movq)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+MODELS = ("tiny", "kandinsky-tiny", "mini", "sd21-unclip-h", "sd21-unclip-l", "kandinsky-2.2")
+TINY = ("tiny", "kandinsky-tiny", "mini")
+
+
 def build_decoder(model: str, *, size: int, device: str, dtype: torch.dtype, seed: int) -> Any:
-    """A latentlab decoder wrapping the benchmark pipeline (or the mini decoder)."""
+    """A latentlab decoder (DDIM) wrapping the benchmark pipeline (or the mini decoder)."""
     import latentlab as ll
+    from latentlab.decoders.kandinsky import KandinskyDecoder, tiny_kandinsky_pipeline
     from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
 
     if model == "mini":
         return ll.create_decoder("mini", device=device, dtype=dtype)
+    if model == "kandinsky-tiny":  # the tiny pipeline and image encoder of tests/test_families.py
+        from latentlab.hf_clip import tiny_hf_clip_towers
+
+        towers, processor, _ = tiny_hf_clip_towers(dim=32, seed=seed)
+        return KandinskyDecoder(tiny_kandinsky_pipeline(dim=32, seed=seed), name=model, space=f"bench-{model}", dim=32,
+                                resolution=size, image_encoder=(towers.vision, processor), default_steps=20,
+                                default_batch_size=8, device=device, dtype=dtype)  # fmt: skip
+    if model == "kandinsky-2.2":
+        # random weights have no image encoder to take the zero-image embedding from: a fixed
+        # random negative embedding costs the same compute
+        negative = torch.randn(1280, generator=torch.Generator("cpu").manual_seed(seed))
+        return KandinskyDecoder(real_size_kandinsky(size=size, seed=seed), name=model, space=f"bench-{model}", dim=1280,
+                                resolution=size, embed_scale=1.0, negative_embeds=negative, device=device,
+                                dtype=dtype)  # fmt: skip
     if model == "tiny":
         pipe, dim = tiny_stable_unclip_pipeline(embed_dim=32, resolution=size, seed=seed), 32
     else:
@@ -103,6 +181,26 @@ def build_decoder(model: str, *, size: int, device: str, dtype: torch.dtype, see
         pipe, dim = real_size_stable_unclip(kind, size=size, seed=seed), {"h": 1024, "l": 768}[kind]
     return StableUnCLIPDecoder(pipe, name=model, space=f"bench-{model}", dim=dim, resolution=size, embed_scale=1.0,
                                device=device, dtype=dtype)  # fmt: skip
+
+
+def sibling(dec: Any, scheduler: str) -> Any:
+    """A decoder over the very same modules as ``dec`` (nothing copied) that samples with
+    ``scheduler``: a new pipeline object from ``dec.pipe.components`` with its own scheduler."""
+    from latentlab.decoders.kandinsky import KandinskyDecoder
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    pipe = type(dec.pipe)(**dec.pipe.components)
+    common = dict(name=dec.name, space=dec.space, dim=dec.dim, resolution=dec.resolution, embed_scale=dec.embed_scale,
+                  device=dec.device, dtype=dec.dtype, scheduler=scheduler, default_steps=dec.default_steps,
+                  default_guidance=dec.default_guidance, default_batch_size=dec.default_batch_size)  # fmt: skip
+    if isinstance(dec, KandinskyDecoder):
+        out = KandinskyDecoder(pipe, negative_embeds=dec.negative_embeds, **common)
+    elif isinstance(dec, StableUnCLIPDecoder):
+        out = StableUnCLIPDecoder(pipe, noise_level=dec.noise_level, **common)
+    else:
+        raise TypeError(f"no sibling for {type(dec).__name__}")
+    out.optimizations = dict(dec.optimizations)
+    return out
 
 
 def trajectory(dec: Any, frames: int, seed: int) -> torch.Tensor:
@@ -114,7 +212,7 @@ def trajectory(dec: Any, frames: int, seed: int) -> torch.Tensor:
     return tag(Trajectory.interpolate(tag(a, dec.space), tag(b, dec.space), frames=frames).embeddings()[:frames], dec.space)
 
 
-# -- the two columns -----------------------------------------------------------------------------
+# -- the columns ---------------------------------------------------------------------------------
 
 
 def _sync(device: str) -> None:
@@ -132,8 +230,12 @@ def _peak_gb(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
 
 
+def _to_uint8(images: Any) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
 def diffusers_loop(dec: Any, z: torch.Tensor, noise: torch.Tensor, *, seed: int, steps: int, guidance: float) -> np.ndarray:
-    """The usual notebook: one pipeline call per frame."""
+    """The usual notebook: one Stable unCLIP pipeline call per frame."""
     pipe = dec.pipe
     dev = pipe._execution_device
     out = []
@@ -145,7 +247,26 @@ def diffusers_loop(dec: Any, z: torch.Tensor, noise: torch.Tensor, *, seed: int,
                 num_inference_steps=steps, guidance_scale=guidance, noise_level=0, eta=0.0,
                 generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
             ).images  # fmt: skip
-        out.append(np.clip(np.rint(np.asarray(img, np.float32) * 255.0), 0, 255).astype(np.uint8))
+        out.append(_to_uint8(img))
+    return np.concatenate(out)
+
+
+def kandinsky_loop(dec: Any, z: torch.Tensor, noise: torch.Tensor, *, seed: int, steps: int, guidance: float) -> np.ndarray:
+    """The usual Kandinsky 2.2 notebook: one ``KandinskyV22Pipeline`` call per frame, with the
+    prior's (here: the decoder's) negative image embedding."""
+    pipe = dec.pipe
+    dev = pipe._execution_device
+    neg = dec.negative_embeds[None]
+    out = []
+    for k in range(z.shape[0]):
+        with torch.no_grad():
+            img = pipe(
+                image_embeds=(z[k : k + 1] * dec.embed_scale).to(dev, dec.dtype), negative_image_embeds=neg.to(dev, dec.dtype),
+                latents=noise[k : k + 1].to(dev, dec.dtype), height=dec.resolution, width=dec.resolution,
+                num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed),
+                output_type="np",
+            ).images  # fmt: skip
+        out.append(_to_uint8(img))
     return np.concatenate(out)
 
 
@@ -167,69 +288,129 @@ def timed(fn: Any, device: str, repeats: int) -> tuple[Any, float]:
     return out, best
 
 
+def frame_difference(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
+    """Max and mean absolute pixel difference (0-255) and PSNR in dB (``None``: identical)."""
+    d = ref.astype(np.float64) - got.astype(np.float64)
+    mse = float((d**2).mean())
+    return {"max": int(np.abs(d).max()), "mean": float(np.abs(d).mean()),
+            "psnr_db": None if mse == 0 else 10 * math.log10(255.0**2 / mse)}  # fmt: skip
+
+
+def recommended_steps(steps: int) -> int:
+    """The recommended column's default steps: 60 % of the reference (20 -> 12)."""
+    return max(1, round(0.6 * steps))
+
+
 def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
-    size = args.size or (64 if model in ("tiny", "mini") else 768)
+    size = args.size or (64 if model in TINY else 768)
     t_build = time.perf_counter()
     dec = build_decoder(model, size=size, device=args.device, dtype=dtype, seed=args.seed)
     build_s = time.perf_counter() - t_build
     steps = args.steps or dec.default_steps
     guidance = args.guidance if args.guidance is not None else dec.default_guidance
-    z = trajectory(dec, args.frames, args.seed)
-    noise = make_noise(tuple(dec.noise_shape()), [args.seed] * args.frames)
-    loop = mini_loop if model == "mini" else diffusers_loop
+    n = args.frames
+    z = trajectory(dec, n, args.seed)
+    noise = make_noise(tuple(dec.noise_shape()), [args.seed] * n)
+    loop = {"mini": mini_loop, "kandinsky-tiny": kandinsky_loop, "kandinsky-2.2": kandinsky_loop}.get(model, diffusers_loop)
 
-    def ours() -> np.ndarray:
-        return render(z, dec, seed=args.seed, steps=steps, guidance_scale=guidance, batch_size=args.batch_size, progress=False)
+    def column(d: Any, k: int) -> Any:
+        return lambda: render(z, d, seed=args.seed, steps=k, guidance_scale=guidance, batch_size=args.batch_size,
+                              progress=False)  # fmt: skip
 
-    # warm-up: kernels, allocator, lazily built prompt conditioning
+    def warm_up(d: Any, k: int) -> None:
+        """Kernels, allocator, lazily built prompt conditioning; with --compile every batch shape."""
+        if "compile" in levers:
+            column(d, k)()
+        else:
+            render(z[:2], d, seed=args.seed, steps=k, guidance_scale=guidance, batch_size=2, progress=False)
+
+    # 1. the diffusers loop, on the plain pipeline
     loop(dec, z[:1], noise[:1], seed=args.seed, steps=steps, guidance=guidance)
-    render(z[:2], dec, seed=args.seed, steps=steps, guidance_scale=guidance, batch_size=2, progress=False)
-
     _reset_peak(args.device)
     ref, t_loop = timed(lambda: loop(dec, z, noise, seed=args.seed, steps=steps, guidance=guidance), args.device, args.repeats)
     peak_loop = _peak_gb(args.device)
+
+    # 2. latentlab, same sampler and steps (+ the levers asked for)
+    levers = [name for name, on in (("channels-last", args.channels_last), ("compile", args.compile)) if on]
+    if levers:
+        if hasattr(dec, "optimize"):
+            dec.optimize(channels_last=args.channels_last, compile=args.compile)
+        else:
+            print(f"{model}: no optimize() levers; timing it without them", file=sys.stderr)
+            levers = []
+    warm_up(dec, steps)
     _reset_peak(args.device)
-    got, t_ours = timed(ours, args.device, args.repeats)
+    got, t_ours = timed(column(dec, steps), args.device, args.repeats)
     peak_ours = _peak_gb(args.device)
-    alone = render(z[args.frames // 2 : args.frames // 2 + 1], dec, seed=args.seed, steps=steps,
-                   guidance_scale=guidance, batch_size=1, progress=False)[0]  # fmt: skip
-    n = args.frames
-    return {
+    alone = render(z[n // 2 : n // 2 + 1], dec, seed=args.seed, steps=steps, guidance_scale=guidance, batch_size=1,
+                   progress=False)[0]  # fmt: skip
+    row: dict[str, Any] = {
         "model": model, "size": size, "frames": n, "steps": steps, "guidance": guidance,
         "batch_size": args.batch_size or dec.default_batch_size, "device": args.device, "dtype": args.dtype,
-        "build_s": round(build_s, 2),
+        "levers": levers, "build_s": round(build_s, 2),
         "loop_s_per_frame": t_loop / n, "ours_s_per_frame": t_ours / n, "speedup": t_loop / t_ours,
         "loop_peak_gb": peak_loop, "ours_peak_gb": peak_ours,
         "max_pixel_diff": int(np.abs(ref.astype(int) - got.astype(int)).max()),
         "alone_vs_batch_max_diff": int(np.abs(alone.astype(int) - got[n // 2].astype(int)).max()),
     }  # fmt: skip
 
+    # 3. latentlab recommended: another sampler / fewer steps, same weights and noise
+    if args.recommended != "off":
+        rec_steps = args.rec_steps or recommended_steps(steps)
+        if model == "mini":  # one sampler only: its own DDIM with fewer steps
+            rec, sampler = dec, "ddim"
+        else:
+            rec, sampler = sibling(dec, args.recommended), args.recommended
+        warm_up(rec, rec_steps)
+        _reset_peak(args.device)
+        fast, t_rec = timed(column(rec, rec_steps), args.device, args.repeats)
+        diff = frame_difference(ref, fast)
+        row.update({
+            "rec_sampler": sampler, "rec_steps": rec_steps, "rec_s_per_frame": t_rec / n, "rec_speedup": t_loop / t_rec,
+            "rec_peak_gb": _peak_gb(args.device), "rec_max_pixel_diff": diff["max"],
+            "rec_mean_pixel_diff": diff["mean"], "rec_psnr_db": diff["psnr_db"],
+        })  # fmt: skip
+    return row
+
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| model | px | frames | steps | batch | diffusers loop s/frame | latentlab s/frame | latentlab frames/s "
-            "| speed-up | peak GB loop / ours | max px diff | frame alone vs in batch |")  # fmt: skip
-    lines = [head, "|" + "---|" * 12]
+    head = ("| model | px | frames | steps | batch | levers | diffusers loop s/frame | latentlab s/frame | latentlab frames/s "
+            "| speed-up | max px diff | frame alone vs in batch | recommended | rec. s/frame | rec. speed-up "
+            "| rec. px diff max / mean | rec. PSNR dB | peak GB loop / ours / rec. |")  # fmt: skip
+    lines = [head, "|" + "---|" * 18]
     for r in rows:
-        peak = "n/a (CPU)" if r["loop_peak_gb"] is None else f"{r['loop_peak_gb']:.1f} / {r['ours_peak_gb']:.1f}"
+        peaks = [r["loop_peak_gb"], r["ours_peak_gb"], r.get("rec_peak_gb")]
+        peak = "n/a (CPU)" if peaks[0] is None else " / ".join("-" if p is None else f"{p:.1f}" for p in peaks)
+        if "rec_steps" in r:
+            psnr = "identical" if r["rec_psnr_db"] is None else f"{r['rec_psnr_db']:.1f}"
+            rec = (f"{r['rec_sampler']} {r['rec_steps']} | {r['rec_s_per_frame']:.3f} | {r['rec_speedup']:.2f}x "
+                   f"| {r['rec_max_pixel_diff']} / {r['rec_mean_pixel_diff']:.1f} | {psnr}")  # fmt: skip
+        else:
+            rec = "off | - | - | - | -"
         lines.append(
-            f"| {r['model']} | {r['size']} | {r['frames']} | {r['steps']} | {r['batch_size']} | {r['loop_s_per_frame']:.3f} "
-            f"| {r['ours_s_per_frame']:.3f} | {1 / r['ours_s_per_frame']:.2f} | {r['speedup']:.2f}x | {peak} "
-            f"| {r['max_pixel_diff']} | {r['alone_vs_batch_max_diff']} |"
+            f"| {r['model']} | {r['size']} | {r['frames']} | {r['steps']} | {r['batch_size']} | {', '.join(r['levers']) or '-'} "
+            f"| {r['loop_s_per_frame']:.3f} | {r['ours_s_per_frame']:.3f} | {1 / r['ours_s_per_frame']:.2f} "
+            f"| {r['speedup']:.2f}x | {r['max_pixel_diff']} | {r['alone_vs_batch_max_diff']} | {rec} | {peak} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tiny", action="store_true", help="CPU smoke run: the tiny random pipeline and the mini model")
-    ap.add_argument("--model", action="append", choices=["tiny", "mini", "sd21-unclip-h", "sd21-unclip-l"],
-                    help="model(s) to time (repeatable); default sd21-unclip-h, or tiny+mini with --tiny")  # fmt: skip
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny random SD-unCLIP and Kandinsky pipelines, mini")
+    ap.add_argument("--model", action="append", choices=MODELS,
+                    help="model(s) to time (repeatable); default sd21-unclip-h, or tiny + kandinsky-tiny + mini with --tiny")  # fmt: skip
     ap.add_argument("--size", type=int, default=None, help="frame size in pixels (default: 64 tiny/mini, 768 real)")
     ap.add_argument("--frames", type=int, default=None, help="frames per trajectory (default 16; 8 with --tiny)")
-    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the decoder's; 20 for real models)")
+    ap.add_argument("--steps", type=int, default=None, help="reference (DDIM) steps (default: the decoder's; 20 for real models)")
     ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the decoder's)")
     ap.add_argument("--batch-size", type=int, default=None, help="latentlab frames per call (default: the decoder's)")
+    ap.add_argument("--recommended", default="dpm++", choices=["dpm++", "ddim", "off"],
+                    help="sampler of the 'latentlab recommended' column (mini: always its own DDIM); off skips it")  # fmt: skip
+    ap.add_argument("--rec-steps", type=int, default=None, help="steps of the recommended column (default: 60%% of --steps)")
+    ap.add_argument("--channels-last", action="store_true", help="latentlab columns: UNet and autoencoder in channels-last")
+    ap.add_argument("--compile", action="store_true", help="latentlab columns: torch.compile the UNet (warm-up untimed)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=1, help="time each column this many times, keep the best")
@@ -239,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = args.model or (["tiny", "mini"] if args.tiny else ["sd21-unclip-h"])
+    models = args.model or (list(TINY) if args.tiny else ["sd21-unclip-h"])
     args.frames = args.frames or (8 if args.tiny else 16)
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
     if not args.tiny and args.steps is None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,17 +22,67 @@ def _load(name: str):
     return mod
 
 
-def test_render_speed_tiny_runs_and_frames_agree(tmp_path, capsys):
-    bench = _load("render_speed")
-    out = tmp_path / "rows.json"
-    assert bench.main(["--tiny", "--model", "tiny", "--frames", "3", "--steps", "2", "--batch-size", "3",
-                       "--json", str(out)]) == 0  # fmt: skip
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["model"] for r in rows] == ["tiny"]
-    r = rows[0]
-    assert r["frames"] == 3 and r["steps"] == 2 and r["batch_size"] == 3
-    assert r["loop_s_per_frame"] > 0 and r["ours_s_per_frame"] > 0
-    assert r["max_pixel_diff"] <= 2  # the batched renderer reproduces the per-frame loop
-    assert r["alone_vs_batch_max_diff"] <= 2
+@pytest.fixture(scope="module")
+def bench():
+    before = torch.get_num_threads()
+    yield _load("render_speed")
+    torch.set_num_threads(before)  # --threads 1 below
+
+
+@pytest.fixture(scope="module")
+def tiny_rows(bench, tmp_path_factory):
+    """One --tiny run of the Stable unCLIP and Kandinsky tiny pipelines, rows and printed table."""
+    out = tmp_path_factory.mktemp("bench") / "rows.json"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert bench.main(["--tiny", "--model", "tiny", "--model", "kandinsky-tiny", "--frames", "3", "--steps", "2",
+                           "--batch-size", "3", "--threads", "1", "--json", str(out)]) == 0  # fmt: skip
+    return json.loads(out.read_text())["rows"], buf.getvalue()
+
+
+def test_render_speed_tiny_runs_and_frames_agree(tiny_rows):
+    rows, printed = tiny_rows
+    assert [r["model"] for r in rows] == ["tiny", "kandinsky-tiny"]
+    for r in rows:
+        assert r["frames"] == 3 and r["steps"] == 2 and r["batch_size"] == 3 and r["levers"] == []
+        assert r["loop_s_per_frame"] > 0 and r["ours_s_per_frame"] > 0
+        assert r["max_pixel_diff"] <= 2  # the batched renderer reproduces the per-frame loop
+        assert r["alone_vs_batch_max_diff"] <= 2
+    assert "| tiny | 64 | 3 | 2 | 3 | - |" in printed
+    assert "| kandinsky-tiny | 64 | 3 | 2 | 3 | - |" in printed  # the Kandinsky 2.2 path of the benchmark
+
+
+def test_render_speed_recommended_column(tiny_rows):
+    rows, printed = tiny_rows
+    assert "| recommended | rec. s/frame | rec. speed-up | rec. px diff max / mean | rec. PSNR dB |" in printed
+    for r in rows:
+        assert r["rec_sampler"] == "dpm++" and r["rec_steps"] == 1  # 60 % of 2 steps
+        assert r["rec_s_per_frame"] > 0 and r["rec_speedup"] > 0
+        assert 0 < r["rec_max_pixel_diff"] <= 255 and 0 < r["rec_mean_pixel_diff"] <= r["rec_max_pixel_diff"]
+        assert r["rec_psnr_db"] is not None and 0 < r["rec_psnr_db"] < 100
+        assert f"| dpm++ 1 | {r['rec_s_per_frame']:.3f} |" in printed
+
+
+def test_render_speed_channels_last_and_mini(bench, capsys):
+    """--channels-last (latentlab's columns only) keeps the frames; mini's recommended column is
+    its own DDIM with fewer steps; --recommended off skips the column."""
+    assert bench.main(["--tiny", "--model", "tiny", "--frames", "2", "--steps", "2", "--batch-size", "2",
+                       "--channels-last", "--recommended", "off", "--threads", "1"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "| tiny | 64 | 3 | 2 | 3 |" in printed
+    row = next(line for line in printed.splitlines() if line.startswith("| tiny |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5] == "channels-last" and int(cells[10]) <= 2 and cells[12] == "off"
+
+
+def test_frame_difference_values(bench):
+    a = np.zeros((2, 4, 4, 3), np.uint8)
+    assert bench.frame_difference(a, a) == {"max": 0, "mean": 0.0, "psnr_db": None}
+    b = a.copy()
+    b[0, 0, 0, 0] = 96  # one channel of one pixel off by 96 out of 96 values
+    d = bench.frame_difference(a, b)
+    assert d["max"] == 96 and d["mean"] == pytest.approx(1.0)
+    assert d["psnr_db"] == pytest.approx(10 * math.log10(255.0**2 / 96.0), rel=1e-9)  # MSE = 96**2 / 96
+    assert bench.recommended_steps(20) == 12 and bench.recommended_steps(1) == 1

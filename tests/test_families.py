@@ -408,3 +408,48 @@ def test_real_weights_if_cached(family_name):
     dec = Dec.from_pretrained(device=device, dtype=dtype)
     frames = dec.decode(z, torch.randn(1, *dec.noise_shape(), generator=torch.Generator().manual_seed(0)), seeds=[0], steps=10)
     assert frames.shape == (1, dec.resolution, dec.resolution, 3) and frames.std() > 5
+
+
+# -- Kandinsky samplers and speed levers ----------------------------------------------------------
+
+
+def _tiny_kandinsky(**kwargs):
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    return kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space=None, dim=DIM,
+                                      resolution=32, image_encoder=(towers.vision, processor), **kwargs)  # fmt: skip
+
+
+def test_kandinsky_dpm_scheduler():
+    """dpm++: DPM-Solver++ from the pipeline's config, without the learned variance (the
+    pipeline then splits the UNet's mean/variance output), deterministic and batch-invariant."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    dec = _tiny_kandinsky(scheduler="dpm++")
+    sched = dec.pipe.scheduler
+    assert isinstance(sched, DPMSolverMultistepScheduler) and sched.config.algorithm_type == "dpmsolver++"
+    assert sched.config.variance_type is None and sched.config.beta_end == 0.012
+    assert dec.describe()["sampler"] == "dpm++"
+    z, x = _unit(3, 30), _noise(dec, 3, 30)
+    batch = dec.decode(z, x, seeds=[3, 4, 5], steps=3, guidance_scale=3.0)
+    assert np.array_equal(batch, dec.decode(z, x, seeds=[3, 4, 5], steps=3, guidance_scale=3.0))
+    for k in range(3):
+        alone = dec.decode(z[k : k + 1], x[k : k + 1], seeds=[3 + k], steps=3, guidance_scale=3.0)
+        assert np.abs(alone[0].astype(int) - batch[k].astype(int)).max() <= 1
+    ddim = _tiny_kandinsky().decode(z, x, seeds=[3, 4, 5], steps=3, guidance_scale=3.0)
+    assert np.abs(ddim.astype(int) - batch.astype(int)).mean() > 1.0  # another sampler, other frames
+
+
+def test_kandinsky_bad_scheduler_names_the_argument():
+    with pytest.raises(ArgumentError, match=r"scheduler must be one of 'ddim', 'dpm\+\+' or None .*got 'ddpm'"):
+        _tiny_kandinsky(scheduler="ddpm")
+
+
+def test_kandinsky_channels_last_frames_agree():
+    plain, fast = _tiny_kandinsky(), _tiny_kandinsky().optimize(channels_last=True)
+    assert fast.pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.pipe.movq.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.describe()["optimizations"]["channels_last"] and not plain.describe()["optimizations"]["channels_last"]
+    z, x = _unit(2, 31), _noise(plain, 2, 31)
+    a = plain.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0)
+    b = fast.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

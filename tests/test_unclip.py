@@ -459,3 +459,101 @@ def test_invert_images_gives_decodable_noise(dec):
     assert frames.shape == (2, dec.resolution, dec.resolution, 3)
     with_cfg = dec.invert(images, z, steps=4, guidance_scale=3.0)
     assert not torch.allclose(with_cfg, noise)
+
+
+# -- samplers and speed levers --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dpm():
+    """The tiny decoder sampling with DPM-Solver++ (its own pipeline: the shared one keeps DDIM)."""
+    return create_decoder("tiny", scheduler="dpm++")
+
+
+def test_dpm_scheduler_is_set_and_described(dpm):
+    from diffusers import DPMSolverMultistepScheduler
+
+    sched = dpm.pipe.scheduler
+    assert isinstance(sched, DPMSolverMultistepScheduler) and sched.config.algorithm_type == "dpmsolver++"
+    assert sched.config.prediction_type == "v_prediction" and sched.config.steps_offset == 1  # from the DDIM config
+    d = dpm.describe()
+    assert d["sampler"] == "dpm++" and d["scheduler"] == "DPMSolverMultistepScheduler"
+    assert create_decoder("tiny").describe()["sampler"] == "ddim"  # ddim stays the default
+
+
+def test_dpm_is_deterministic_and_batch_invariant(dpm):
+    z = tag(unit(3, dpm.dim, 21), dpm.space)
+    noise = noise_for(dpm, 3, 22)
+    frames = dpm.decode(z, noise, seeds=[1, 2, 3], steps=4, guidance_scale=3.0)
+    assert np.array_equal(frames, dpm.decode(z, noise, seeds=[1, 2, 3], steps=4, guidance_scale=3.0))
+    for k in range(3):
+        alone = dpm.decode(z[k : k + 1], noise[k : k + 1], seeds=[k + 1], steps=4, guidance_scale=3.0)
+        assert np.abs(alone[0].astype(int) - frames[k].astype(int)).max() <= 1
+    assert frames.std() > 5
+
+
+def test_dpm_is_another_sampler_than_ddim(dec, dpm):
+    """Same weights, noise and steps: the two samplers give different frames."""
+    z = tag(unit(2, dec.dim, 23), dec.space)
+    noise = noise_for(dec, 2, 24)
+    a = dec.decode(z, noise, seeds=[0, 1], steps=4)
+    b = dpm.decode(z, noise, seeds=[0, 1], steps=4)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0
+
+
+@pytest.mark.parametrize("bad", ["euler", "DPM", "", 3])
+def test_bad_scheduler_names_the_argument(bad):
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    with pytest.raises(ArgumentError, match=r"scheduler must be one of 'ddim', 'dpm\+\+' or None") as info:
+        StableUnCLIPDecoder(tiny_stable_unclip_pipeline(embed_dim=32), name="t", space="s", dim=32, resolution=64,
+                            scheduler=bad)  # fmt: skip
+    assert repr(bad) in str(info.value)
+
+
+def test_scheduler_names_are_case_insensitive_and_none_keeps_the_pipeline_own():
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    dec = StableUnCLIPDecoder(tiny_stable_unclip_pipeline(embed_dim=32), name="t", space="s", dim=32, resolution=64,
+                              scheduler="DPM++")  # fmt: skip
+    assert isinstance(dec.pipe.scheduler, DPMSolverMultistepScheduler) and dec.sampler == "dpm++"
+    own = StableUnCLIPDecoder(tiny_stable_unclip_pipeline(embed_dim=32), name="t", space="s", dim=32, resolution=64,
+                              scheduler=None)  # fmt: skip
+    assert isinstance(own.pipe.scheduler, DDIMScheduler) and own.describe()["sampler"] == "pipeline's own"
+
+
+def test_dpm_refuses_inversion(dpm):
+    """An inverted noise redraws its image only with DDIM: a dpm++ decoder says so instead of inverting."""
+    assert not dpm.supports_inversion
+    z = tag(unit(1, dpm.dim, 25), dpm.space)
+    image = np.zeros((1, 64, 64, 3), np.uint8)
+    with pytest.raises(ArgumentError, match="scheduler='ddim'"):
+        dpm.invert(image, z, steps=2)
+    with pytest.raises(ArgumentError, match="scheduler='ddim'"):
+        dpm.invert_latents(torch.zeros(1, *dpm.noise_shape()), z, steps=2)
+
+
+def test_channels_last_frames_agree():
+    """optimize(channels_last=True) changes the memory format, not the frames."""
+    plain = create_decoder("tiny")
+    fast = create_decoder("tiny").optimize(channels_last=True)
+    conv = fast.pipe.unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert fast.pipe.vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.describe()["optimizations"] == {"channels_last": True, "compile": False}
+    z = tag(unit(3, plain.dim, 26), plain.space)
+    noise = noise_for(plain, 3, 27)
+    a = plain.decode(z, noise, seeds=[0, 1, 2], steps=4, guidance_scale=3.0)
+    b = fast.decode(z, noise, seeds=[0, 1, 2], steps=4, guidance_scale=3.0)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert fast.optimize(channels_last=False).describe()["optimizations"]["channels_last"]  # False does not undo
+
+
+def test_optimize_checks_its_arguments():
+    dec = create_decoder("tiny")
+    with pytest.raises(ArgumentError, match="channels_last must be True or False"):
+        dec.optimize(channels_last="yes")
+    with pytest.raises(ArgumentError, match="compile must be True or False"):
+        dec.optimize(compile=1)

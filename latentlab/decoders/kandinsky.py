@@ -60,6 +60,7 @@ from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import Decoder
+from .unclip import optimize_pipeline, set_scheduler
 
 __all__ = [
     "KandinskyDecoder",
@@ -455,8 +456,9 @@ class KandinskyDecoder(Decoder):
     used as is (unnormalised), computed once.
 
     **Determinism.** The sampler is DDIM (``eta = 0``) built from the pipeline's scheduler
-    config (``scheduler=None`` keeps the pipeline's own DDPM, which draws fresh noise each
-    step from the per-frame generators). Starting latents are the render loop's ``noise``;
+    config, or DPM-Solver++ with ``scheduler="dpm++"`` (deterministic too, similar frames in
+    fewer steps); ``scheduler=None`` keeps the pipeline's own DDPM, which draws fresh noise
+    each step from the per-frame generators. Starting latents are the render loop's ``noise``;
     each frame gets ``torch.Generator("cpu").manual_seed(seed)``, so frame k rendered alone
     equals frame k in a batch (up to float rounding) on any device.
 
@@ -472,7 +474,8 @@ class KandinskyDecoder(Decoder):
             scale and the zero embedding, then dropped unless ``keep_image_encoder``.
         negative_embeds: ``(d,)`` negative image embedding, instead of the zero embedding.
         device, dtype, cpu_offload: where / in which precision it runs (CPU float32 default).
-        scheduler: ``"ddim"`` (default) or ``None``.
+        scheduler: ``"ddim"`` (default), ``"dpm++"`` or ``None`` (see
+            :func:`latentlab.decoders.unclip.set_scheduler`).
         default_steps, default_guidance, default_batch_size: defaults of :meth:`decode`.
 
     >>> from latentlab.decoders.kandinsky import KandinskyDecoder, tiny_kandinsky_pipeline
@@ -531,16 +534,10 @@ class KandinskyDecoder(Decoder):
                 f"resolution must be a positive multiple of {sf * sf} (the MoVQ scale factor {sf}, squared), "
                 f"got {resolution}. Use e.g. {sf * sf * max(1, round(self.resolution / (sf * sf)))}."
             )
-        if scheduler is not None:
-            if str(scheduler).lower() != "ddim":
-                raise ArgumentError(f"scheduler must be 'ddim' or None (keep the pipeline's own), got {scheduler!r}.")
-            from diffusers import DDIMScheduler
-
-            if not isinstance(pipe.scheduler, DDIMScheduler):
-                # drop variance_type: DDIM has no learned variance, and the pipeline must split
-                # the UNet's (mean, variance) output before stepping
-                cfg = {k: v for k, v in dict(pipe.scheduler.config).items() if k != "variance_type" and not k.startswith("_")}
-                pipe.scheduler = DDIMScheduler.from_config(cfg)
+        # (set_scheduler drops variance_type: neither sampler has a learned variance, so the
+        # pipeline splits the UNet's (mean, variance) output before stepping)
+        self.sampler = set_scheduler(pipe, scheduler)
+        self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}
         pipe.set_progress_bar_config(disable=True)
 
         # the image encoder: scale calibration and the zero embedding, before moving the pipe
@@ -621,11 +618,30 @@ class KandinskyDecoder(Decoder):
             self.embed_scale, self.embed_scale_source = scale, "calibrated"
         return scale
 
+    def optimize(self, *, channels_last: bool = True, compile: bool = False,
+                 compile_mode: str | None = None) -> KandinskyDecoder:  # fmt: skip
+        """Apply speed levers to the pipeline in place and return ``self``: the UNet and the
+        MoVQ in ``torch.channels_last`` memory format, and optionally ``torch.compile`` of the
+        UNet (its first call per batch shape compiles; warm up before timing). Frames stay the
+        same up to float rounding. See :func:`latentlab.decoders.unclip.optimize_pipeline`.
+
+        >>> dec = KandinskyDecoder.from_pretrained(device="cuda").optimize()  # doctest: +SKIP
+        """
+        if compile and self.cpu_offload:
+            raise ArgumentError("compile=True does not combine with cpu_offload=True; use one or the other.")
+        done = optimize_pipeline(self.pipe, unet="unet", vae="movq", channels_last=channels_last, compile=compile,
+                                 compile_mode=compile_mode)  # fmt: skip
+        self.optimizations["channels_last"] = self.optimizations["channels_last"] or done["channels_last"]
+        if done["compile"]:
+            self.optimizations.update(compile=True, compile_mode=done["compile_mode"])
+        return self
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update({
             "source": self.source, "embed_scale": self.embed_scale, "embed_scale_source": self.embed_scale_source,
-            "negative": "image encoder's zero-image embedding", "scheduler": type(self.pipe.scheduler).__name__,
+            "negative": "image encoder's zero-image embedding", "sampler": self.sampler or "pipeline's own",
+            "scheduler": type(self.pipe.scheduler).__name__, "optimizations": dict(self.optimizations),
             "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."), "cpu_offload": self.cpu_offload,
         })  # fmt: skip
         return d
