@@ -86,3 +86,18 @@ def test_frame_difference_values(bench):
     assert d["max"] == 96 and d["mean"] == pytest.approx(1.0)
     assert d["psnr_db"] == pytest.approx(10 * math.log10(255.0**2 / 96.0), rel=1e-9)  # MSE = 96**2 / 96
     assert bench.recommended_steps(20) == 12 and bench.recommended_steps(1) == 1
+
+
+def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path):
+    from latentlab.mini import weights_available
+
+    if not weights_available():
+        pytest.skip("the mini weights are not in this checkout")
+    mod = _load("mini_speed")
+    out = tmp_path / "speed.json"
+    res = mod.main(["--frames", "3", "--repeats", "1", "--no-demo", "--json", str(out)])
+    assert res["morph"]["frames"] == 3 and res["morph"]["frame_shape"][1:] == (64, 64, 3)
+    assert res["morph"]["met"] == (res["morph"]["seconds"] <= mod.MORPH_BAR_S)
+    assert "demo" not in res and json.loads(out.read_text())["morph"]["frames"] == 3
+    with pytest.raises(SystemExit, match="--frames"):
+        mod.main(["--frames", "1", "--no-demo"])
