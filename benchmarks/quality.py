@@ -1,7 +1,8 @@
 """Morph quality on the embedded ``mini`` model: pacing, flicker and faithfulness, side by side.
 
-A fixed set of morphs between shapes-world scenes (``latentlab.mini.shapes``) is rendered
-on the CPU in each mode, and the table compares:
+A fixed set of 10 morphs, 7 between shapes-world scenes (``latentlab.mini.shapes``) and 3
+between emoji (mobile phone -> telephone in three drawing styles, ``examples/emoji/``), is
+rendered on the CPU in each mode, and the table compares:
 
 - **pacing**: uniform path parameters against :func:`latentlab.even_pacing`: the coefficient
   of variation (CV) of consecutive-frame distances and the largest step over the median
@@ -45,8 +46,24 @@ from latentlab.trajectory import Segment, Trajectory  # noqa: E402
 
 GOALS = {"cv": 0.15, "max_jump_over_median": 2.0, "inverted_cos": 0.95}
 
-#: (seed of scene A, seed of scene B, objects per scene): one- and two-object scenes
-MORPHS = [(100 + 2 * k, 101 + 2 * k, 1 if k < 7 else 2) for k in range(10)]
+#: shapes-world morphs, (seed of scene A, seed of scene B, objects per scene): one- and
+#: two-object scenes; then emoji morphs, ("emoji", picture A, picture B) in examples/emoji/
+#: (the same emoji in three drawing styles: mobile phone -> telephone)
+MORPHS: list[tuple] = [(100 + 2 * k, 101 + 2 * k, 1 if k < 5 else 2) for k in range(7)] + [
+    ("emoji", f"mobile_phone_{style}", f"telephone_{style}") for style in ("twemoji", "noto", "fluent3d")
+]
+EMOJI_DIR = Path(__file__).resolve().parents[1] / "examples" / "emoji"
+
+
+def morph_inputs(spec: tuple) -> tuple[np.ndarray, str, str]:
+    """The two input pictures (2, 64, 64, 3) of a morph and their captions."""
+    if spec[0] == "emoji":
+        _, a, b = spec
+        img = np.stack([ll.load_image(EMOJI_DIR / f"{name}.png") for name in (a, b)])
+        return img, a.replace("_", " "), b.replace("_", " ")
+    sa, sb, n_obj = spec
+    scene_a, scene_b = sample_scene(sa, n_objects=n_obj), sample_scene(sb, n_objects=n_obj)
+    return np.stack([render_scene(scene_a), render_scene(scene_b)]), caption(scene_a), caption(scene_b)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,10 +83,8 @@ def sheet_rows(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
     save_image(np.concatenate(padded), path)
 
 
-def one_morph(k: int, spec: tuple[int, int, int], enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> dict:
-    sa, sb, n_obj = spec
-    scene_a, scene_b = sample_scene(sa, n_objects=n_obj), sample_scene(sb, n_objects=n_obj)
-    img = np.stack([render_scene(scene_a), render_scene(scene_b)])
+def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> dict:
+    img, cap_a, cap_b = morph_inputs(spec)
     za, zb = enc.encode_image(img).split(1)
     kw = dict(seed=args.seed, steps=args.steps, progress=False)
     path = Trajectory.interpolate(za, zb, frames=args.frames)
@@ -124,8 +139,8 @@ def one_morph(k: int, spec: tuple[int, int, int], enc: Any, dec: Any, args: argp
     sheet_rows([(m, f) for m, f in still_frames.items()], d / "flicker.png")
     return {
         "name": name,
-        "a": caption(scene_a),
-        "b": caption(scene_b),
+        "a": cap_a,
+        "b": cap_b,
         "frames": int(uniform.shape[0]),
         "even_frames": int(even.shape[0]),
         "uniform": su,
@@ -171,8 +186,8 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
 
 def table(rows: list[dict], summary: dict, metric: str) -> str:
     head = (
-        f"| morph | CV uniform | CV even | max/med uniform | max/med even | flicker shared | flicker per-frame "
-        f"| flicker slerp | PSNR shared | PSNR inverted | cos shared | cos inverted |"
+        "| morph | CV uniform | CV even | max/med uniform | max/med even | flicker shared | flicker per-frame "
+        "| flicker slerp | PSNR shared | PSNR inverted | cos shared | cos inverted |"
     )
     lines = [head, "|" + "---|" * 12]
     for r in rows:

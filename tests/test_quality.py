@@ -428,6 +428,9 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
     assert bench.main(["--quick", "--out", str(out), "--json", str(tmp_path / "r.json")]) == 0
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["settings"]["quick"] and len(res["rows"]) == 2 and len(bench.MORPHS) >= 10
+    # the emoji morphs read their pictures from examples/emoji/ (shipped with the repo)
+    emoji = [m for m in bench.MORPHS if m[0] == "emoji"]
+    assert emoji and all(bench.morph_inputs(m)[0].shape == (2, 64, 64, 3) for m in emoji)
     for r in res["rows"]:
         assert r["frames"] == r["even_frames"] == 7  # even pacing keeps the frame budget
         ts = r["pacing_ts"]
