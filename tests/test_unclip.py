@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import numpy as np
@@ -333,6 +334,25 @@ def test_from_pretrained_local_folder_roundtrip(dec, monkeypatch, tmp_path):
     a = dec._render(z, noise, seeds=[0, 1], steps=3, guidance_scale=2.0)
     b = loaded._render(z, noise, seeds=[0, 1], steps=3, guidance_scale=2.0)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_manifest_records_the_hub_snapshot_revision(dec, monkeypatch, tmp_path):
+    """Loaded from a hub-cache snapshot folder, describe() (and so a render manifest) names its commit."""
+    from latentlab.decoders.base import snapshot_revision
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    _no_network(monkeypatch)
+    commit = "0123456789abcdef" * 2 + "01234567"
+    folder = tmp_path / "models--owner--repo" / "snapshots" / commit
+    dec.pipe.save_pretrained(folder, safe_serialization=True)
+    loaded = StableUnCLIPDecoder.from_pretrained(
+        folder, name="loaded", space=dec.space, dim=dec.dim, resolution=dec.resolution, embed_scale=dec.embed_scale
+    )
+    assert loaded.describe()["revision"] == snapshot_revision(loaded.pipe) == commit
+    assert dec.describe()["revision"] is None  # built in memory: no revision
+    out = tmp_path / "render"
+    loaded.render(unit(2, dec.dim, 3), seed=0, steps=2, out_dir=out, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["decoder"]["revision"] == commit
 
 
 def test_builder_passes_preset_args(monkeypatch):

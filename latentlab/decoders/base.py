@@ -7,6 +7,7 @@ progress, so every decoder gets them for free. Subclasses implement :meth:`_deco
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -14,7 +15,36 @@ import torch
 
 from ..space import check_embeddings
 
-__all__ = ["Decoder"]
+__all__ = ["Decoder", "snapshot_revision"]
+
+
+_SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
+
+
+def snapshot_revision(pipe: Any) -> str | None:
+    """The Hugging Face hub commit a diffusers pipeline was loaded from, or ``None``.
+
+    The hub cache keeps each downloaded commit under ``.../snapshots/<40-hex commit>/``, and
+    diffusers records every component's folder in its config (``_name_or_path``); a pipeline
+    loaded from any other folder, or built in memory, has no revision.
+
+    >>> class Unet:
+    ...     config = {"_name_or_path": "/hf/models--o--r/snapshots/" + "ab" * 20 + "/unet"}
+    >>> class Pipe:
+    ...     components = {"unet": Unet()}
+    >>> snapshot_revision(Pipe()) == "ab" * 20
+    True
+    """
+    paths = [getattr(pipe, "name_or_path", None)]
+    for component in (getattr(pipe, "components", None) or {}).values():
+        cfg = getattr(component, "config", None)
+        paths.append(cfg.get("_name_or_path") if isinstance(cfg, dict) else getattr(cfg, "_name_or_path", None))
+        paths.append(getattr(component, "name_or_path", None))
+    for p in paths:
+        m = _SNAPSHOT.search(str(p)) if p else None
+        if m:
+            return m.group(1)
+    return None
 
 
 class Decoder:
@@ -88,14 +118,22 @@ class Decoder:
                 f"resolution={self.resolution}{extra}, device={str(getattr(self, 'device', 'cpu'))!r})")  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
-        """What a render manifest records about this decoder (JSON-serialisable)."""
-        return {
+        """What a render manifest records about this decoder (JSON-serialisable).
+
+        Decoders wrapping a diffusers pipeline (``self.pipe``) also record ``revision``: the
+        Hugging Face hub commit their files were loaded from, when they came from the hub
+        cache (see :func:`snapshot_revision`), so a manifest says which weights drew it."""
+        d = {
             "class": type(self).__name__,
             "name": self.name,
             "space": self.space,
             "dim": self.dim,
             "resolution": self.resolution,
         }
+        pipe = getattr(self, "pipe", None)
+        if pipe is not None:
+            d["revision"] = snapshot_revision(pipe)
+        return d
 
     # -- the public surface ----------------------------------------------------------
     def decode(
