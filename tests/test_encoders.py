@@ -166,7 +166,8 @@ def test_text_encoding(enc: Encoder) -> None:
     z = enc.encode_text(["a cat", "a dog", "a cat"])
     assert torch.equal(z[0], z[2])
     assert float(z[0] @ z[1]) < 1 - 1e-4
-    assert torch.equal(enc.encode_text("a cat"), z[:1])
+    # alone vs in a batch: equal up to float rounding (CPU kernels may differ with batch size)
+    torch.testing.assert_close(enc.encode_text("a cat"), z[:1], atol=1e-6, rtol=0)
     assert enc.encode_text("").shape == (1, 32)  # the unconditional caption is allowed
     assert enc.encode_text(("a", "b")).shape == (2, 32)
 

@@ -399,7 +399,9 @@ def test_pca_probe_decodes_each_reconstruction(tiny_encoder, tiny_decoder):
     assert probe.cosine[-1] == pytest.approx(1.0, abs=1e-5) and probe.cosine[2] == pytest.approx(1.0, abs=1e-4)
     assert probe.cosine[0] < probe.cosine[1] < 1.0
     # same noise for every frame: the full frame is the plain decode of z
-    np.testing.assert_array_equal(probe.frames[-1], render(z, tiny_decoder, steps=2, progress=False)[0])
+    # (the probe decodes its frames in one batch: equal up to one level of float rounding)
+    alone = render(z, tiny_decoder, steps=2, progress=False)[0]
+    assert np.abs(probe.frames[-1].astype(int) - alone.astype(int)).max() <= 1
     assert not np.array_equal(probe.frames[0], probe.frames[-1])
     assert "<img" in probe._repr_html_()
     with pytest.raises(ArgumentError, match="one embedding"):
