@@ -13,6 +13,10 @@ rendered on the CPU in each mode, and the table compares:
   mean consecutive-frame distance (CLIP angle and pixel RMS).
 - **faithfulness**: frame 0 of a morph against its input image, PSNR (dB) and CLIP cosine,
   with shared noise and with the input's DDIM-inverted noise (goal: cosine >= 0.95).
+- **iterative text diffs**: "a red circle" -> "a blue circle" on a red circle and "a mobile
+  phone" -> "a telephone" on the phone emoji, applied in steps of 0.15 rad with
+  re-encoding (:func:`latentlab.iterative_text_diff`) and in one shot at the same angles:
+  the cosine of each decoded frame to the destination caption.
 
 Contact sheets of every mode go to ``--out`` (default ``.cache/quality/``, git-ignored)::
 
@@ -153,6 +157,54 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
     }
 
 
+#: iterative vs one-shot text diffs: (picture, source caption, destination caption)
+EDITS = [
+    ("shape:red:circle", "a red circle", "a blue circle"),
+    ("emoji:mobile_phone_twemoji", "a mobile phone", "a telephone"),
+]
+
+
+def edit_picture(name: str) -> np.ndarray:
+    kind, *rest = name.split(":")
+    if kind == "emoji":
+        return ll.load_image(EMOJI_DIR / f"{rest[0]}.png")
+    from latentlab.mini.shapes import Scene, ShapeObject
+
+    colour, shape = rest
+    return render_scene(Scene((ShapeObject(shape, colour, "filled", 0.5, 0.5, 0.55),), "white"))
+
+
+def iterative_edits(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> list[dict]:
+    """Each edit of :data:`EDITS` as an iterative text diff (``theta_step`` 0.15, up to
+    ``--edit-steps`` steps) and as one-shot text diffs of the same total angle: the cosine of
+    each decoded frame to the destination caption."""
+    rows = []
+    for k, (pic, src_text, dst_text) in enumerate(EDITS):
+        img = edit_picture(pic)
+        z = enc.encode_image(img)
+        run = ll.iterative_text_diff(enc, dec, z, src_text, dst_text, theta_step=0.15, max_steps=args.edit_steps,
+                                     seed=args.seed, steps=args.steps)  # fmt: skip
+        src, dst = enc.encode_text([src_text, dst_text]).split(1)
+        thetas = [0.15 * i for i in range(args.edit_steps + 1)]
+        shots = render(ll.text_diff(z, src, dst, torch.tensor(thetas)), dec, seed=args.seed, steps=args.steps,
+                       progress=False)  # fmt: skip
+        one_shot = (enc.encode_image(shots) * dst).sum(-1).tolist()
+        sheet_rows([("iterative", run.frames), ("one-shot", shots)], out / f"edit{k:02d}.png")
+        rows.append({"picture": pic, "from": src_text, "to": dst_text, "thetas": thetas,
+                     "iterative": [float(v) for v in run.similarity], "one_shot": [float(v) for v in one_shot]})  # fmt: skip
+    return rows
+
+
+def edits_table(rows: list[dict]) -> str:
+    lines = ["| picture | edit | theta | iterative: cos(frame, destination) | one-shot: cos(frame, destination) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        for i, t in enumerate(r["thetas"]):
+            lines.append(f"| {r['picture'] if i == 0 else ''} | {r['from'] + ' -> ' + r['to'] if i == 0 else ''} | "
+                         f"{t:.2f} | {r['iterative'][i]:.3f} | {r['one_shot'][i]:.3f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def summarise(rows: list[dict]) -> dict[str, Any]:
     def col(f):
         return np.array([f(r) for r in rows], dtype=np.float64)
@@ -232,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--out", default=".cache/quality", help="contact sheets and results.json (default .cache/quality)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--edit-steps", type=int, default=None, help="iterative text diff steps (default 5; quick 2; 0 skips)")
     args = p.parse_args(argv)
+    args.edit_steps = (2 if args.quick else 5) if args.edit_steps is None else args.edit_steps
     q = args.quick
     args.morphs = args.morphs or (2 if q else len(MORPHS))
     args.frames = args.frames or (7 if q else 13)
@@ -254,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(one_morph(k, spec, enc, dec, args, out))
         print(f"{rows[-1]['name']}: {rows[-1]['a']} -> {rows[-1]['b']} ({rows[-1]['seconds']:.0f} s)", file=sys.stderr)
     summary = summarise(rows)
+    edits = iterative_edits(enc, dec, args, out) if args.edit_steps > 0 else []
     total_s = time.perf_counter() - t0
     command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {
@@ -267,8 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": total_s,
         "rows": rows,
         "summary": summary,
+        "edits": edits,
     }
     print(table(rows, summary, args.metric))
+    if edits:
+        print("\nIterative vs one-shot text diffs (theta_step 0.15):\n" + edits_table(edits))
     print(f"\n{len(rows)} morphs x {args.frames} frames, {args.steps} DDIM steps, guidance {dec.default_guidance}, "
           f"seed {args.seed}; {total_s:.0f} s in all on {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s). "
           f"Contact sheets: {out}/")  # fmt: skip

@@ -429,6 +429,9 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["settings"]["quick"] and len(res["rows"]) == 2 and len(bench.MORPHS) >= 10
     # the emoji morphs read their pictures from examples/emoji/ (shipped with the repo)
+    assert [e["to"] for e in res["edits"]] == [e[2] for e in bench.EDITS]
+    assert all(len(e["iterative"]) == len(e["one_shot"]) == 3 and all(-1 <= v <= 1 for v in e["iterative"])
+               for e in res["edits"])  # fmt: skip
     emoji = [m for m in bench.MORPHS if m[0] == "emoji"]
     assert emoji and all(bench.morph_inputs(m)[0].shape == (2, 64, 64, 3) for m in emoji)
     for r in res["rows"]:
