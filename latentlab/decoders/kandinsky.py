@@ -60,7 +60,7 @@ from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import Decoder
-from .unclip import optimize_pipeline, set_scheduler
+from .unclip import optimize_decoder, set_scheduler
 
 __all__ = [
     "KandinskyDecoder",
@@ -627,14 +627,7 @@ class KandinskyDecoder(Decoder):
 
         >>> dec = KandinskyDecoder.from_pretrained(device="cuda").optimize()  # doctest: +SKIP
         """
-        if compile and self.cpu_offload:
-            raise ArgumentError("compile=True does not combine with cpu_offload=True; use one or the other.")
-        done = optimize_pipeline(self.pipe, unet="unet", vae="movq", channels_last=channels_last, compile=compile,
-                                 compile_mode=compile_mode)  # fmt: skip
-        self.optimizations["channels_last"] = self.optimizations["channels_last"] or done["channels_last"]
-        if done["compile"]:
-            self.optimizations.update(compile=True, compile_mode=done["compile_mode"])
-        return self
+        return optimize_decoder(self, vae="movq", channels_last=channels_last, compile=compile, compile_mode=compile_mode)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -40,6 +40,7 @@ from .base import Decoder
 __all__ = [
     "SCHEDULERS",
     "StableUnCLIPDecoder",
+    "optimize_decoder",
     "optimize_pipeline",
     "set_scheduler",
     "tiny_stable_unclip_pipeline",
@@ -171,6 +172,21 @@ def optimize_pipeline(
     if compile:
         done["compile_mode"] = compile_mode or "default"
     return done
+
+
+def optimize_decoder(decoder: Any, *, vae: str, channels_last: bool, compile: bool, compile_mode: str | None) -> Any:
+    """The ``optimize()`` of a decoder wrapping a diffusers pipeline (``decoder.pipe``, with
+    its autoencoder at ``pipe.<vae>``): :func:`optimize_pipeline`, refused with CPU offload
+    when compiling, recorded in ``decoder.optimizations`` (for :meth:`describe`). Returns
+    ``decoder``."""
+    if compile and decoder.cpu_offload:
+        raise ArgumentError("compile=True does not combine with cpu_offload=True; use one or the other.")
+    done = optimize_pipeline(decoder.pipe, unet="unet", vae=vae, channels_last=channels_last, compile=compile,
+                             compile_mode=compile_mode)  # fmt: skip
+    decoder.optimizations["channels_last"] = decoder.optimizations["channels_last"] or done["channels_last"]
+    if done["compile"]:
+        decoder.optimizations.update(compile=True, compile_mode=done["compile_mode"])
+    return decoder
 
 
 # -- the decoder ---------------------------------------------------------------------------
@@ -462,14 +478,7 @@ class StableUnCLIPDecoder(Decoder):
 
         >>> dec = create_decoder("tiny").optimize(channels_last=True)    # doctest: +SKIP
         """
-        if compile and self.cpu_offload:
-            raise ArgumentError("compile=True does not combine with cpu_offload=True; use one or the other.")
-        done = optimize_pipeline(self.pipe, unet="unet", vae="vae", channels_last=channels_last, compile=compile,
-                                 compile_mode=compile_mode)  # fmt: skip
-        self.optimizations["channels_last"] = self.optimizations["channels_last"] or done["channels_last"]
-        if done["compile"]:
-            self.optimizations.update(compile=True, compile_mode=done["compile_mode"])
-        return self
+        return optimize_decoder(self, vae="vae", channels_last=channels_last, compile=compile, compile_mode=compile_mode)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
