@@ -427,10 +427,9 @@ def test_shipped_clip_zero_shot_reads_colour_and_shape():
     torch.manual_seed(0)
     model, pre, tok = create_clip(WEIGHTS_DIR / "mini_clip.safetensors")
     acc = zero_shot_accuracy(model, pre, tok, n=96, seed=4242)
-    # the shipped CPU run is undertrained on shape (docs/mini.md): these bars are what it
-    # reaches (colour ~1.0, shape ~0.57), set so that a broken loader or preprocess fails
+    # the bar (docs/mini.md): a broken loader or preprocess fails it
     assert acc["zero_shot_colour"] >= 0.95
-    assert acc["zero_shot_both"] >= 0.4
+    assert acc["zero_shot_both"] >= 0.95
 
 
 @needs_weights

@@ -330,7 +330,10 @@ def test_inversion_redraws_the_decoders_own_pictures(mini):
     other = dec.decode(z, make_noise(dec.noise_shape(), [0, 0]), **kw)
     noise = dec.invert(pictures, z, steps=8)
     assert noise.shape == (2, *dec.noise_shape()) and noise.dtype == torch.float32
-    assert 0.8 < float(noise.std()) < 1.25  # a Gaussian-like starting noise, not a blow-up
+    # a starting noise of sane size, neither a blow-up nor a collapse; narrower than Gaussian
+    # (std about 0.5 on the shipped weights): the first steps are clamped almost everywhere,
+    # and inverting them exactly lands on the smaller noise that the clamp maps to the same step
+    assert 0.3 < float(noise.std()) < 1.25
     again = dec.decode(z, noise, **kw)
     inv = np.mean([_psnr(a, b) for a, b in zip(again, pictures)])
     base = np.mean([_psnr(a, b) for a, b in zip(other, pictures)])

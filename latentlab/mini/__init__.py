@@ -1,11 +1,11 @@
 """The embedded ``mini`` unCLIP stack: a small CLIP, diffusion prior and pixel-space decoder
-trained in this repository on a procedural shapes world, shipped in ``weights/``.
+trained in this repository on a procedural shapes world and emoji, shipped in ``weights/``.
 
 Submodules: :mod:`~latentlab.mini.shapes` (scenes, captions, pixel checker),
 :mod:`~latentlab.mini.models` (networks), :mod:`~latentlab.mini.runtime` (``MiniDecoder``,
 ``MiniPrior`` and their preset builders), :mod:`~latentlab.mini.train`,
 :mod:`~latentlab.mini.export`, :mod:`~latentlab.mini.evaluate`, :mod:`~latentlab.mini.data`
-(the optional emoji / clip-art data: fetch, index, loader; see ``NOTICE``). Heavy modules load lazily.
+(the emoji / clip-art data: fetch, index, loader; see ``NOTICE``). Heavy modules load lazily.
 
 >>> from latentlab.mini import shapes
 >>> shapes.caption(shapes.sample_scene(0, n_objects=1)).startswith("a")
