@@ -21,6 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
+EMOJI = Path(__file__).resolve().parents[1] / "examples" / "emoji"
+
+
 def _picture(colour: str, shape: str) -> np.ndarray:
     from latentlab.mini.shapes import Scene, ShapeObject, render_scene
 
@@ -64,6 +67,12 @@ def make_gallery(
     # 4. variations: one embedding, a different starting noise for each frame
     same = ll.Trajectory.interpolate(z["green_triangle"], z["green_triangle"], frames=6)
     gif("variations", render(same, dec, seed=seed, noise="per-frame", steps=steps, progress=False), 2)
+
+    # 5. the DALL-E 2 "iPhone -> old telephone" text diff on the mobile-phone emoji (examples/emoji/)
+    phone = ll.load_image(EMOJI / "mobile_phone_twemoji.png")
+    src, dst = enc.encode_text(["a mobile phone", "a telephone"]).split(1)
+    path = ll.Trajectory.text_diff(enc.encode_image(phone), src, dst, theta=0.5, frames=8)
+    gif("phone_to_telephone", render(path, dec, seed=seed, steps=steps, progress=False), 8, pingpong=True)
     return items
 
 

@@ -83,7 +83,7 @@ def test_gallery_script_runs(tmp_path, tiny_encoder, tiny_decoder, monkeypatch):
     from latentlab.video import read_video
 
     assert sorted(p.name for p in tmp_path.glob("*.gif")) == sorted(f"{k}.gif" for k in items)
-    assert set(items) == {"chain_loop", "interpolation", "text_diff", "variations"}
+    assert set(items) == {"chain_loop", "interpolation", "text_diff", "variations", "phone_to_telephone"}
     assert read_video(items["chain_loop"]).shape[0] >= 10  # 4 segments x 3 frames, closing frame dropped
     # main() reports the sizes and fails over the budget
     monkeypatch.setattr(make_gallery, "make_gallery", lambda out, **kw: items)
