@@ -22,6 +22,12 @@ going on; batches and noise are drawn from generators seeded by ``(seed, step)``
 run sees the data an uninterrupted one would. A stage also stops (after checkpointing) once
 ``max_minutes`` have passed. Then ``python -m latentlab.mini.export --from DIR``.
 
+``--init-from WEIGHTS_DIR`` warm-starts every stage that has no checkpoint yet from exported
+weights (``latentlab/mini/weights`` or an ``export --to`` folder; run folders are not
+committed, the exported files are), and records the source in ``<stage>/init.json``.
+``*.precision=bf16`` trains under ``torch.autocast(bfloat16)``; ``decoder.min_snr_gamma``
+turns on Min-SNR loss weighting.
+
 >>> from latentlab.mini.train import main
 >>> main(["--stage", "clip", "--config", "smoke", "--out", "/tmp/mini-smoke"])  # doctest: +SKIP
 """
