@@ -90,7 +90,7 @@ def test_ddim_invert_step_undoes_the_clamped_step():
 def test_ddim_is_the_default_and_deterministic(dec):
     assert dec.scheduler == "ddim" and dec.supports_inversion
     d = dec.describe()
-    assert d["scheduler"] == "ddim" and "DDIM" in d["sampler"] and "trailing" in d["sampler"]
+    assert d["sampler"] == "ddim" and "DDIM" in d["sampler_detail"] and "trailing" in d["sampler_detail"]
     z, x = _unit(2, 0), _noise(dec, 2, 0)
     a, b = dec.decode(z, x, seeds=[3, 4]), dec.decode(z, x, seeds=[3, 4])
     assert a.shape == (2, 32, 32, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
@@ -154,7 +154,7 @@ def test_ddim_reproduces_the_pipeline_conditioning():
 def test_unclip_scheduler_keeps_the_pipeline_path():
     dec = _decoder("unclip")
     assert dec.scheduler == "unclip" and not dec.supports_inversion
-    assert dec.describe()["scheduler"] == "unclip" and "UnCLIPScheduler" in dec.describe()["sampler"]
+    assert dec.describe()["sampler"] == "unclip" and "UnCLIPScheduler" in dec.describe()["sampler_detail"]
     z, x = _unit(1, 5), _noise(dec, 1, 5)
     got = dec.decode(z, x, seeds=[2], steps=3)
     with torch.no_grad():

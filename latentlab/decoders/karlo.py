@@ -604,7 +604,7 @@ class KarloDecoder(Decoder):
         d = super().describe()
         d.update({
             "source": self.source, "embed_scale": self.embed_scale, "embed_scale_source": self.embed_scale_source,
-            "super_res_steps": self.super_res_steps, "scheduler": self.scheduler, "sampler": self._sampler_text(),
+            "super_res_steps": self.super_res_steps, "sampler": self.scheduler, "sampler_detail": self._sampler_text(),
             "super_res_noise": "torch.Generator('cpu').manual_seed(super_res_seed(frame_seed))",
             "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."), "cpu_offload": self.cpu_offload,
         })  # fmt: skip

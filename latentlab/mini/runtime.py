@@ -312,7 +312,7 @@ class MiniDecoder(Decoder):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0",
+        d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0, epsilon re-derived from the clamped x0",
                  default_steps=self.default_steps, default_guidance=self.default_guidance,
                  weights_sha256=self.weights_sha256)  # fmt: skip
         return d
