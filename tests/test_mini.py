@@ -211,6 +211,24 @@ def test_min_snr_weighting_changes_the_loss(smoke_run, tmp_path):
     assert losses[0.01] < losses[0]
 
 
+def test_locked_image_tuning_leaves_the_image_tower_bit_identical(tmp_path):
+    from latentlab.mini.models import create_clip
+    from latentlab.mini.train import main
+
+    out = tmp_path / "lit"
+    main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--set", "clip.lock_image=true"])
+    torch.manual_seed(0)  # the smoke config's seed: the same initial weights
+    start = create_clip(None)[0].state_dict()
+    from safetensors.torch import load_file
+
+    end = load_file(str(out / "clip" / "model.safetensors"))
+    visual = [k for k in start if k.startswith("visual.")]
+    text = [k for k in start if not k.startswith("visual.") and start[k].is_floating_point()]
+    assert any("running_mean" in k for k in visual)  # batch-norm statistics are part of the check
+    assert all(torch.equal(start[k], end[k]) for k in visual)
+    assert any(not torch.equal(start[k], end[k]) for k in text)  # the text tower did train
+
+
 def test_config_overrides_and_errors():
     from latentlab.mini.train import get_config
 
@@ -224,6 +242,8 @@ def test_config_overrides_and_errors():
         get_config("smoke", ["decoder.precision=fp8"])
     with pytest.raises(ArgumentError, match="prior.min_snr_gamma"):
         get_config("smoke", ["prior.min_snr_gamma=-1"])
+    with pytest.raises(ArgumentError, match="data.tag_captions"):
+        get_config("smoke", ["data.tag_captions=-0.5"])
 
 
 def test_export_writes_loadable_weights(smoke_run, tmp_path):

@@ -252,6 +252,28 @@ def test_loader_samples_deterministically_and_filters_splits(fake_cache):
         data.load_index(fake_cache, split="test")
 
 
+def test_keyword_captions_replace_names_and_skip_other_images_names(fake_cache):
+    data.build_index(fake_cache, verbose=False)
+    idx = data.load_index(fake_cache / "index.jsonl")
+    # tag_prob=0 draws exactly what the plain call draws
+    assert idx.sample(np.random.default_rng(5), 8)[1] == idx.sample(np.random.default_rng(5), 8, tag_prob=0.0)[1]
+    for e in idx.entries:  # the mobile phone's CLDR keywords include the name of another emoji
+        e["tags"] = ["telephone", "cell", e["name"]] if e["name"] == "mobile phone" else []
+    _, caps = idx.sample(np.random.default_rng(1), 60, tag_prob=1.0, exclude_tags=idx.names())
+    by_style = {s: data.captions_for("cell", s) for s in data.STYLE_TEMPLATES}
+    cell = [c for c in caps if any(c in v for v in by_style.values())]
+    names = {e["name"] for e in idx.entries}
+    assert cell and all(any(data.noun_phrase(n) in c for n in names) for c in caps if c not in cell)
+    assert not any("telephone" in c and "receiver" not in c for c in cell)
+    # every mobile-phone draw was captioned by the keyword; with no exclusions "telephone" shows up too
+    n_phone = sum(1 for c in caps if "mobile phone" in c)
+    assert n_phone == 0
+    _, caps2 = idx.sample(np.random.default_rng(1), 200, tag_prob=1.0)
+    assert any(c in data.captions_for("telephone", s) for s in data.STYLE_TEMPLATES for c in caps2)
+    with pytest.raises(ArgumentError, match="tag_prob"):
+        idx.sample(np.random.default_rng(0), 2, tag_prob=2.0)
+
+
 # -- training wiring ---------------------------------------------------------------------
 
 

@@ -221,7 +221,10 @@ def test_flicker_shared_vs_per_frame_vs_slerp_on_tiny(tiny_encoder, tiny_decoder
     # each keyframe is drawn from its own seed's noise
     x0 = make_noise(tiny_decoder.noise_shape(), [0, 1])
     ends = tiny_decoder.decode(torch.cat([z, z]), x0, seeds=[0, 0], steps=2)
-    assert np.array_equal(slerp[0], ends[0]) and np.array_equal(slerp[-1], ends[1])
+    # (batch sizes differ, 6 frames against 2: CPU kernels may round the last bits differently)
+    diff = lambda a, b: int(np.abs(a.astype(int) - b.astype(int)).max())  # noqa: E731
+    assert diff(slerp[0], ends[0]) <= 2 and diff(slerp[-1], ends[1]) <= 2
+    assert diff(slerp[0], ends[1]) > 20  # the two seeds draw different pictures
 
 
 def test_noise_modes_check_inputs(fake_decoder):

@@ -909,17 +909,46 @@ class DataIndex:
             self._images[i] = arr
         return self._images[i]
 
-    def sample(self, rng: np.random.Generator, n: int, *, replace: bool = True) -> tuple[list[np.ndarray], list[str]]:
+    def sample(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        replace: bool = True,
+        tag_prob: float = 0.0,
+        exclude_tags: Iterable[str] = (),
+    ) -> tuple[list[np.ndarray], list[str]]:
         """``n`` pairs drawn with ``rng`` (with replacement unless ``replace=False`` and
-        ``n <= len``): (images uint8 (size, size, 3), captions with a random template each)."""
+        ``n <= len``): (images uint8 (size, size, 3), captions with a random template each).
+
+        With ``tag_prob > 0`` an image that has keywords (CLDR's, in ``entry["tags"]``) is
+        captioned with probability ``tag_prob`` by one of them instead of its name ("an emoji of
+        a cell" for the mobile phone): single words grounded in pictures, which a text tower
+        can recombine for names it never saw. Keywords in ``exclude_tags`` (e.g. other images'
+        names: "telephone" is a keyword of the mobile phone and the name of ☎) and the image's
+        own name are never used. ``tag_prob=0`` draws exactly what it drew before it existed."""
         if len(self) == 0:
             raise ArgumentError("cannot sample from an empty index (check its split and sources).")
+        if not (0.0 <= tag_prob <= 1.0):
+            raise ArgumentError(f"tag_prob must be in [0, 1], got {tag_prob!r}.")
         if not replace and n <= len(self):
             idx = rng.permutation(len(self))[: int(n)]
         else:
             idx = rng.integers(len(self), size=int(n))
         caps = [self.entries[i]["captions"][int(rng.integers(len(self.entries[i]["captions"])))] for i in idx]
+        if tag_prob > 0:
+            skip = {t.lower() for t in exclude_tags}
+            for j, i in enumerate(idx):
+                e = self.entries[int(i)]
+                tags = [t for t in e.get("tags") or () if t.lower() not in skip and t.lower() != e["name"].lower()]
+                if tags and rng.random() < tag_prob and e.get("style") in STYLE_TEMPLATES:
+                    templates = STYLE_TEMPLATES[e["style"]]
+                    caps[j] = caption_for(tags[int(rng.integers(len(tags)))], e["style"], int(rng.integers(len(templates))))
         return [self.image(int(i)) for i in idx], caps
+
+    def names(self) -> set[str]:
+        """Every image's name, lower-cased."""
+        return {e["name"].lower() for e in self.entries}
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, str, dict[str, Any]]]:
         return self.iter_pairs()

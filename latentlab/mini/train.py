@@ -77,6 +77,10 @@ class ClipStage:
     eval_scenes: int = 240
     group: int = 4  # scenes per hard-negative group (see _clip_batch); 1 = plain random batches
     precision: str = "fp32"  # "bf16": the towers run under torch.autocast(bfloat16); the loss stays float32
+    # freeze the image tower (weights and batch-norm statistics) and train the text tower alone
+    # ("locked-image tuning", Zhai et al. 2022, LiT): the image embeddings, hence the decoder's
+    # conditioning and the cached image embeddings, stay exactly as they were
+    lock_image: bool = False
 
 
 @dataclass
@@ -131,6 +135,9 @@ class DataStage:
     index: str = ".cache/mini/data/index.jsonl"  # `python -m latentlab.mini.data fetch`, then `... index`
     sources: list = field(default_factory=list)  # restrict to these sources (noto, twemoji, ...); empty = all
     eval_retrieval: bool = True  # log held-out emoji text->image retrieval at CLIP eval steps (when fraction > 0)
+    # probability that a CLIP training image with CLDR keywords is captioned by one of them instead
+    # of its name (DataIndex.sample's tag_prob; keywords that are some image's name are never used)
+    tag_captions: float = 0.0
 
 
 @dataclass
@@ -233,6 +240,8 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
     f = cfg.data.emoji_fraction
     if not (0.0 <= f <= 1.0):
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
+    if not (0.0 <= cfg.data.tag_captions <= 1.0):
+        raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
     for name in ("clip", "decoder", "prior"):
         st = getattr(cfg, name)
         if st.precision not in ("fp32", "bf16"):
@@ -385,6 +394,16 @@ def _emoji_data(cfg: TrainConfig, split: str = "train"):
     return _DATA_CACHE[key]
 
 
+def _index_names(cfg: TrainConfig) -> frozenset[str]:
+    """Every image name of the whole index (both splits): keywords never used as captions."""
+    key = ("names", str(Path(cfg.data.index).resolve()), Path(cfg.data.index).stat().st_mtime)
+    if key not in _DATA_CACHE:
+        from . import data
+
+        _DATA_CACHE[key] = frozenset(data.load_index(cfg.data.index).names())
+    return _DATA_CACHE[key]
+
+
 def _n_emoji(cfg: TrainConfig, n: int) -> int:
     """How many of ``n`` images come from the emoji index (0 when ``data.emoji_fraction`` is 0)."""
     return int(round(cfg.data.emoji_fraction * n)) if cfg.data.emoji_fraction > 0 else 0
@@ -408,7 +427,9 @@ def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokeni
             texts.append(shapes.caption(s, template))
     images = [shapes.render_scene(s, cfg.render_size) for s in scenes]
     if n_emoji:
-        e_images, e_texts = _emoji_data(cfg).sample(np.random.default_rng([cfg.seed, 5, step]), n_emoji)
+        tags = cfg.data.tag_captions
+        e_images, e_texts = _emoji_data(cfg).sample(np.random.default_rng([cfg.seed, 5, step]), n_emoji, tag_prob=tags,
+                                                    exclude_tags=_index_names(cfg) if tags > 0 else ())  # fmt: skip
         images += e_images
         texts += e_texts
     x, _ = _prepare(images, preprocess)
@@ -449,9 +470,18 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     model, preprocess, tokenizer = create_clip(None, device=cfg.device)
     if init_from is not None and not resume:
         model.load_state_dict(_init_state(init_from, "clip", out / "clip"))
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+
+    def train_mode() -> None:
+        model.train()
+        if sc.lock_image:  # batch norm keeps its running statistics: the image tower stays bit-identical
+            model.visual.eval()
+
+    if sc.lock_image:
+        model.visual.requires_grad_(False)
+    train_mode()
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": sc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=sc.lr, betas=(0.9, 0.98), eps=1e-6)  # fmt: skip
     d = out / "clip"
@@ -491,7 +521,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
 
                 r = emoji_retrieval(model, preprocess, tokenizer, _emoji_data(cfg, "held-out"), device=cfg.device)
                 metrics.update({f"emoji_{k}": v for k, v in r.items() if k in ("top1", "top5", "chance_top5")})
-                model.train()
+            train_mode()
             log(stage="clip", step=step, **metrics)
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['zero_shot_both']:.2f}")
         if step % sc.ckpt_every == 0 or step == sc.steps or timed_out:
