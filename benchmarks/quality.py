@@ -14,9 +14,13 @@ rendered on the CPU in each mode, and the table compares:
 - **faithfulness**: frame 0 of a morph against its input image, PSNR (dB) and CLIP cosine,
   with shared noise and with the input's DDIM-inverted noise (goal: cosine >= 0.95).
 - **iterative text diffs**: "a red circle" -> "a blue circle" on a red circle and "a mobile
-  phone" -> "a telephone" on the phone emoji, applied in steps of 0.15 rad with
-  re-encoding (:func:`latentlab.iterative_text_diff`) and in one shot at the same angles:
-  the cosine of each decoded frame to the destination caption.
+  phone" -> "a telephone" on the phone emoji, applied with re-encoding
+  (:func:`latentlab.iterative_text_diff`) in fixed steps of 0.15 and with the adaptive step,
+  and in one shot at the fixed run's angles: the cosine of each decoded frame to the
+  destination caption.
+- **variations** (:func:`latentlab.variations`) of three pictures: from the DDIM-inverted
+  noise with ``eta`` 0.1-1.0, and with re-rolled noise: PSNR against the inverted redraw and
+  against the input, CLIP cosine against the input.
 
 Contact sheets of every mode go to ``--out`` (default ``.cache/quality/``, git-ignored)::
 
@@ -175,33 +179,94 @@ def edit_picture(name: str) -> np.ndarray:
 
 
 def iterative_edits(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> list[dict]:
-    """Each edit of :data:`EDITS` as an iterative text diff (``theta_step`` 0.15, up to
-    ``--edit-steps`` steps) and as one-shot text diffs of the same total angle: the cosine of
-    each decoded frame to the destination caption."""
+    """Each edit of :data:`EDITS` three ways, with the cosine of each decoded frame to the
+    destination caption: iterative with fixed steps (``theta_step`` 0.15, ``adaptive=False``,
+    ``--edit-steps`` steps), iterative with the adaptive step (the default; up to twice as many
+    tries, since a stalled try is not kept), and one-shot text diffs at the fixed run's angles
+    (0, 0.15, 0.30, ...)."""
     rows = []
+    n = args.edit_steps
     for k, (pic, src_text, dst_text) in enumerate(EDITS):
         img = edit_picture(pic)
         z = enc.encode_image(img)
-        run = ll.iterative_text_diff(enc, dec, z, src_text, dst_text, theta_step=0.15, max_steps=args.edit_steps,
-                                     seed=args.seed, steps=args.steps)  # fmt: skip
+        kw = dict(theta_step=0.15, seed=args.seed, steps=args.steps)
+        fixed = ll.iterative_text_diff(enc, dec, z, src_text, dst_text, max_steps=n, adaptive=False, **kw)
+        adapt = ll.iterative_text_diff(enc, dec, z, src_text, dst_text, max_steps=2 * n, **kw)
         src, dst = enc.encode_text([src_text, dst_text]).split(1)
-        thetas = [0.15 * i for i in range(args.edit_steps + 1)]
+        thetas = [0.15 * i for i in range(n + 1)]
         shots = render(ll.text_diff(z, src, dst, torch.tensor(thetas)), dec, seed=args.seed, steps=args.steps,
                        progress=False)  # fmt: skip
         one_shot = (enc.encode_image(shots) * dst).sum(-1).tolist()
-        sheet_rows([("iterative", run.frames), ("one-shot", shots)], out / f"edit{k:02d}.png")
+        sheet_rows([("iterative, fixed", fixed.frames), ("iterative, adaptive", adapt.frames), ("one-shot", shots)],
+                   out / f"edit{k:02d}.png")  # fmt: skip
         rows.append({"picture": pic, "from": src_text, "to": dst_text, "thetas": thetas,
-                     "iterative": [float(v) for v in run.similarity], "one_shot": [float(v) for v in one_shot]})  # fmt: skip
+                     "iterative": [float(v) for v in fixed.similarity],
+                     "adaptive": [float(v) for v in adapt.similarity],
+                     "adaptive_thetas": [float(t) for t in adapt.thetas],
+                     "adaptive_decodes": 1 + len(adapt.tries),
+                     "one_shot": [float(v) for v in one_shot]})  # fmt: skip
     return rows
 
 
 def edits_table(rows: list[dict]) -> str:
-    lines = ["| picture | edit | theta | iterative: cos(frame, destination) | one-shot: cos(frame, destination) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| picture | edit | step | iterative, fixed 0.15: cos | iterative, adaptive: angle of the step, cos | "
+             "one-shot at 0.15 x step: cos |", "|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        for i, t in enumerate(r["thetas"]):
+        n = max(len(r["thetas"]), len(r["adaptive"]))
+        for i in range(n):
+            fixed = f"{r['iterative'][i]:.3f}" if i < len(r["iterative"]) else ""
+            adapt = f"{r['adaptive_thetas'][i]:.2f}, {r['adaptive'][i]:.3f}" if i < len(r["adaptive"]) else ""
+            shot = f"{r['one_shot'][i]:.3f}" if i < len(r["one_shot"]) else ""
             lines.append(f"| {r['picture'] if i == 0 else ''} | {r['from'] + ' -> ' + r['to'] if i == 0 else ''} | "
-                         f"{t:.2f} | {r['iterative'][i]:.3f} | {r['one_shot'][i]:.3f} |")  # fmt: skip
+                         f"{i} | {fixed} | {adapt} | {shot} |")  # fmt: skip
+        lines.append(f"| | | decodes | {len(r['iterative'])} | {r['adaptive_decodes']} | {len(r['one_shot'])} |")
+    return "\n".join(lines)
+
+
+#: variations: the first picture of these morphs (a one-object scene, a two-object scene, an emoji)
+VARIATION_MORPHS = (0, 5, 7)
+ETAS = (0.1, 0.3, 0.6, 1.0)
+
+
+def variation_stats(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> list[dict]:
+    """:func:`latentlab.variations` of input pictures, ``--variations`` of each: from the
+    inverted noise with DDIM ``eta`` in :data:`ETAS`, and with re-rolled noise. Per mode, the
+    range over pictures and variations of: PSNR against the inverted redraw (eta 0), PSNR
+    against the input, CLIP cosine against the input."""
+    rows = []
+    pics = [morph_inputs(MORPHS[k])[0][0] for k in VARIATION_MORPHS[: 1 if args.quick else None]]
+    kw = dict(n=args.variations, seed=args.seed, steps=args.steps)
+    per_mode: dict[str, list[tuple[float, float, float]]] = {}
+    sheet = []
+    for j, img in enumerate(pics):
+        z = enc.encode_image(img)
+        redraw = dec.decode(z, dec.invert(img, z, steps=args.steps), steps=args.steps)[0]
+        for mode in [f"eta {e}" for e in ETAS] + ["re-rolled noise"]:
+            if mode.startswith("eta"):
+                v = ll.variations(dec, z, image=img, eta=float(mode.split()[1]), **kw)
+            else:
+                v = ll.variations(dec, z, mode="reroll", **kw)
+            sims = (enc.encode_image(v) * z).sum(-1).tolist()
+            per_mode.setdefault(mode, []).extend(
+                (psnr(f, redraw), psnr(f, img), float(c)) for f, c in zip(v, sims)
+            )
+            sheet.append((f"{j}: {mode}", np.concatenate([img[None], v])))
+    sheet_rows(sheet, out / "variations.png")
+    for mode, vals in per_mode.items():
+        a = np.array(vals)
+        rows.append({"mode": mode, "n": len(vals), "psnr_redraw": [a[:, 0].min(), a[:, 0].max()],
+                     "psnr_input": [a[:, 1].min(), a[:, 1].max()], "cos_input": [a[:, 2].min(), a[:, 2].max()],
+                     "cos_input_mean": a[:, 2].mean()})  # fmt: skip
+    return rows
+
+
+def variations_table(rows: list[dict]) -> str:
+    lines = ["| variations | PSNR vs the inverted redraw (dB) | PSNR vs the input (dB) | CLIP cosine vs the input, range (mean) |",
+             "|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        red = "" if r["mode"].startswith("re-rolled") else f"{r['psnr_redraw'][0]:.0f}-{r['psnr_redraw'][1]:.0f}"
+        lines.append(f"| {r['mode']} | {red} | {r['psnr_input'][0]:.0f}-{r['psnr_input'][1]:.0f} | "
+                     f"{r['cos_input'][0]:.2f}-{r['cos_input'][1]:.2f} ({r['cos_input_mean']:.2f}) |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -285,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=".cache/quality", help="contact sheets and results.json (default .cache/quality)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--edit-steps", type=int, default=None, help="iterative text diff steps (default 5; quick 2; 0 skips)")
+    p.add_argument("--variations", type=int, default=None,
+                   help="variations per picture and mode (default 3; quick 2; 0 skips)")  # fmt: skip
     args = p.parse_args(argv)
     args.edit_steps = (2 if args.quick else 5) if args.edit_steps is None else args.edit_steps
+    args.variations = (2 if args.quick else 3) if args.variations is None else args.variations
     q = args.quick
     args.morphs = args.morphs or (2 if q else len(MORPHS))
     args.frames = args.frames or (7 if q else 13)
@@ -309,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rows[-1]['name']}: {rows[-1]['a']} -> {rows[-1]['b']} ({rows[-1]['seconds']:.0f} s)", file=sys.stderr)
     summary = summarise(rows)
     edits = iterative_edits(enc, dec, args, out) if args.edit_steps > 0 else []
+    var = variation_stats(enc, dec, args, out) if args.variations > 0 else []
     total_s = time.perf_counter() - t0
     command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {
@@ -323,10 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "summary": summary,
         "edits": edits,
+        "variations": var,
     }
     print(table(rows, summary, args.metric))
     if edits:
-        print("\nIterative vs one-shot text diffs (theta_step 0.15):\n" + edits_table(edits))
+        print("\nIterative (fixed and adaptive step) vs one-shot text diffs:\n" + edits_table(edits))
+    if var:
+        print(f"\nVariations ({args.variations} per picture and mode):\n" + variations_table(var))
     print(f"\n{len(rows)} morphs x {args.frames} frames, {args.steps} DDIM steps, guidance {dec.default_guidance}, "
           f"seed {args.seed}; {total_s:.0f} s in all on {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s). "
           f"Contact sheets: {out}/")  # fmt: skip

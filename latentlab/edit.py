@@ -4,7 +4,9 @@ A single DALL-E 2 text diff slerps an image embedding towards ``normalize(z_to -
 once. :func:`iterative_text_diff` applies it in small steps and, between steps, *decodes and
 re-encodes*: each step starts from the embedding of the picture actually drawn, so the edit
 follows what the decoder can show rather than drifting off in embedding space. It stops
-when the picture's CLIP similarity to the destination caption reaches ``target``.
+when the picture's CLIP similarity to the destination caption reaches ``target``. A step
+too small to change the picture (the decoder redraws what it drew before) is not kept: the
+next try from the same picture takes a larger angle (``adaptive``).
 
 >>> import latentlab as ll                                                   # doctest: +SKIP
 >>> enc, dec = ll.create_encoder("mini"), ll.create_decoder("mini")           # doctest: +SKIP
@@ -20,7 +22,7 @@ DDIM ``eta`` > 0: pictures that stay centred on the input).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,12 +46,17 @@ class IterativeEdit:
         similarity: ``n + 1`` cosines between each frame's CLIP image embedding and the
             destination caption's text embedding.
         reached: whether ``similarity`` reached ``target`` (``False`` without a target).
+        thetas: ``n + 1`` text-diff angles (fractions, as ``theta_step``) that produced each
+            frame from the one before (0 for frame 0).
+        tries: every text-diff step tried, kept or not: ``(theta, similarity, kept)``.
     """
 
     frames: np.ndarray
     embeddings: torch.Tensor
     similarity: list[float]
     reached: bool
+    thetas: list[float] = field(default_factory=list)
+    tries: list[tuple[float, float, bool]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -84,6 +91,9 @@ def iterative_text_diff(
     seed: int = 0,
     steps: int | None = None,
     guidance_scale: float | None = None,
+    adaptive: bool = True,
+    grow: float = 1.6,
+    min_gain: float = 0.01,
 ) -> IterativeEdit:
     """Apply a text diff in steps, decoding and re-encoding between them.
 
@@ -95,10 +105,19 @@ def iterative_text_diff(
         theta_step: the text diff's angle fraction per step (small: 0.1-0.3).
         target: stop once a frame's cosine to ``dst_text`` reaches this (``None``: run
             ``max_steps``). The scale depends on the CLIP model; read it off a first run.
-        max_steps: at most this many text-diff steps (frames: ``max_steps + 1``).
+        max_steps: at most this many text-diff steps tried, i.e. decodes after the first
+            (frames: at most ``max_steps + 1``).
         seed: seed of the one starting noise every step shares (so changes come from the
             embedding, not the noise).
         steps, guidance_scale: decoder settings.
+        adaptive: keep a step only if its frame's cosine to ``dst_text`` rose by at least
+            ``min_gain``; otherwise try again from the same frame with the angle times
+            ``grow`` (at most 1), and go back to ``theta_step`` after a kept step. A decoder
+            redraws the picture it drew until the embedding leaves that picture's basin, so
+            fixed small steps can stall for good; this finds the smallest angle (on the
+            ladder ``theta_step * grow**k``) that moves it. It stops early when even the
+            full angle does not help. ``False``: every step is kept at ``theta_step``.
+        grow, min_gain: see ``adaptive``.
 
     Returns:
         an :class:`IterativeEdit` (frames, embeddings, similarity curve, reached).
@@ -117,6 +136,10 @@ def iterative_text_diff(
         raise ArgumentError(f"max_steps must be an integer >= 0, got {max_steps!r}.")
     if target is not None and (not isinstance(target, (int, float)) or isinstance(target, bool)):
         raise ArgumentError(f"target must be a number (a cosine) or None, got {target!r}.")
+    if not isinstance(grow, (int, float)) or isinstance(grow, bool) or grow <= 1:
+        raise ArgumentError(f"grow must be a number > 1 (the factor a stalled step's angle grows by), got {grow!r}.")
+    if not isinstance(min_gain, (int, float)) or isinstance(min_gain, bool) or min_gain < 0:
+        raise ArgumentError(f"min_gain must be a number >= 0 (a rise in cosine), got {min_gain!r}.")
     if getattr(encoder, "space", None) != getattr(decoder, "space", None) or encoder.dim != decoder.dim:
         from .errors import SpaceError
 
@@ -134,20 +157,32 @@ def iterative_text_diff(
         return frame[0], back, float((back * dst).sum())
 
     frame, back, sim = draw(z)
-    frames, embs, sims = [frame], [z], [sim]
+    frames, embs, sims, thetas = [frame], [z], [sim], [0.0]
+    tries: list[tuple[float, float, bool]] = []
     reached = target is not None and sim >= target
+    theta = float(theta_step)
     for _ in range(max_steps):
         if reached:
             break
-        z = text_diff(back, src, dst, float(theta_step))
-        frame, back, sim = draw(z)
-        frames.append(frame)
-        embs.append(z)
-        sims.append(sim)
-        reached = target is not None and sim >= target
+        z_try = text_diff(back, src, dst, theta)
+        frame_try, back_try, sim_try = draw(z_try)
+        kept = not adaptive or sim_try >= sims[-1] + min_gain
+        tries.append((theta, sim_try, kept))
+        if kept:
+            frames.append(frame_try)
+            embs.append(z_try)
+            sims.append(sim_try)
+            thetas.append(theta)
+            back = back_try
+            theta = float(theta_step)
+            reached = target is not None and sim_try >= target
+        elif theta >= 1.0:  # the whole diff from this picture does not move it: nothing left to try
+            break
+        else:
+            theta = min(1.0, theta * grow)
     from .space import tag
 
-    return IterativeEdit(np.stack(frames), tag(torch.cat(embs), encoder.space), sims, bool(reached))
+    return IterativeEdit(np.stack(frames), tag(torch.cat(embs), encoder.space), sims, bool(reached), thetas, tries)
 
 
 def variations(

@@ -403,7 +403,7 @@ def test_iterative_text_diff_re_encodes_between_steps(tiny_encoder, tiny_decoder
 
     img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     run = ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, "a photo", "a drawing", theta_step=0.3,
-                                 max_steps=3, steps=2)  # fmt: skip
+                                 max_steps=3, steps=2, adaptive=False)  # fmt: skip
     assert run.frames.shape == (4, 64, 64, 3) and run.embeddings.shape == (4, 32) and len(run.similarity) == 4
     assert not run.reached
     src, dst = tiny_encoder.encode_text(["a photo", "a drawing"]).split(1)
@@ -417,6 +417,61 @@ def test_iterative_text_diff_re_encodes_between_steps(tiny_encoder, tiny_decoder
     assert len(early) == 1 and early.reached and np.array_equal(early.frames[0], run.frames[0])
     with pytest.raises(ArgumentError, match="theta_step"):
         ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, None, "x", theta_step=0)
+    for bad in ({"grow": 1.0}, {"min_gain": -0.1}):
+        with pytest.raises(ArgumentError, match=next(iter(bad))):
+            ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, None, "x", **bad)
+
+
+class _AngleEncoder:
+    """A 2-d CLIP space: captions "a" (angle 0) and "b" (90 degrees); a picture's value
+    encodes its angle (255 = 90 degrees)."""
+
+    space, dim = "angles", 2
+
+    def encode_text(self, texts):
+        from latentlab.space import tag
+
+        return tag(torch.tensor([[1.0, 0.0] if t == "a" else [0.0, 1.0] for t in texts]), self.space)
+
+    def encode_image(self, frames):
+        from latentlab.space import tag
+
+        a = torch.as_tensor(np.asarray(frames)[..., 0, 0, 0], dtype=torch.float64) / 255 * (math.pi / 2)
+        return tag(torch.stack([a.cos(), a.sin()], -1).float().reshape(-1, 2), self.space)
+
+
+class _BasinDecoder:
+    """Draws the embedding's angle rounded *down* to a multiple of 22.5 degrees: the picture
+    holds until the embedding crosses the next level, as real decoders hold a picture."""
+
+    space, dim = "angles", 2
+
+    def noise_shape(self):
+        return (1,)
+
+    def decode(self, z, noise, seeds=None, steps=None, guidance_scale=None):
+        ang = torch.atan2(z[:, 1].double(), z[:, 0].double()).clamp(0, math.pi / 2)
+        level = torch.floor(ang / (math.pi / 8) + 1e-6) * (math.pi / 8)
+        v = (level / (math.pi / 2) * 255).round().to(torch.uint8).numpy()
+        return np.broadcast_to(v[:, None, None, None], (len(v), 4, 4, 3)).copy()
+
+
+def test_iterative_text_diff_grows_a_stalled_step_until_the_picture_moves():
+    enc, dec = _AngleEncoder(), _BasinDecoder()
+    z0 = enc.encode_text(["a"])
+    # fixed steps of 0.15 (20 degrees of the 135 to the diff direction) never leave the first picture
+    fixed = ll.iterative_text_diff(enc, dec, z0, "a", "b", theta_step=0.15, max_steps=4, adaptive=False)
+    assert len(fixed) == 5 and len({f.tobytes() for f in fixed.frames}) == 1
+    run = ll.iterative_text_diff(enc, dec, z0, "a", "b", theta_step=0.15, max_steps=8)
+    # tried: 0.15 (stalls), 0.24 (moves to 22.5 degrees), then again 0.15 (stalls), 0.24 (45 degrees), ...
+    assert [round(t, 2) for t, _, _ in run.tries[:4]] == [0.15, 0.24, 0.15, 0.24]
+    assert [k for _, _, k in run.tries[:4]] == [False, True, False, True]
+    assert len(run) == 1 + sum(k for _, _, k in run.tries) and run.thetas[0] == 0.0
+    assert all(b >= a + 0.01 for a, b in zip(run.similarity, run.similarity[1:]))  # every kept frame moved
+    assert run.similarity[-1] > math.sin(math.radians(60))  # got well past where the fixed run stalled
+    levels = [int(f[0, 0, 0]) for f in run.frames]
+    assert levels == sorted(set(levels))
+    assert ll.iterative_text_diff(enc, dec, z0, "a", "b", target=0.6, max_steps=8).similarity[-1] >= 0.6
 
 
 # -- the quality benchmark ---------------------------------------------------------------------
@@ -438,6 +493,13 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
     assert [e["to"] for e in res["edits"]] == [e[2] for e in bench.EDITS]
     assert all(len(e["iterative"]) == len(e["one_shot"]) == 3 and all(-1 <= v <= 1 for v in e["iterative"])
                for e in res["edits"])  # fmt: skip
+    for e in res["edits"]:  # the adaptive run: up to 2 x 2 tries, and each kept frame moved towards the caption
+        assert 1 <= len(e["adaptive"]) <= e["adaptive_decodes"] <= 5 and len(e["adaptive_thetas"]) == len(e["adaptive"])
+        assert all(b >= a + 0.01 for a, b in zip(e["adaptive"], e["adaptive"][1:]))
+    var = {v["mode"]: v for v in res["variations"]}
+    assert set(var) == {f"eta {e}" for e in bench.ETAS} | {"re-rolled noise"} and all(v["n"] == 2 for v in var.values())
+    # variations from the inverted noise stay closer to the input than re-rolled ones
+    assert var["eta 0.1"]["psnr_input"][0] > var["re-rolled noise"]["psnr_input"][1]
     emoji = [m for m in bench.MORPHS if m[0] == "emoji"]
     assert emoji and all(bench.morph_inputs(m)[0].shape == (2, 64, 64, 3) for m in emoji)
     for r in res["rows"]:
