@@ -253,6 +253,7 @@ def even_pacing(
     metric: str = "clip",
     tol: float = 0.25,
     max_samples: int | None = None,
+    min_width: float | None = None,
     passes: int = 1,
     seed: int = 0,
     noise: str = "shared",
@@ -279,6 +280,10 @@ def even_pacing(
         metric: ``"clip"`` (CLIP image-embedding angle, radians) or ``"pixel"`` (RMS).
         tol: bisect sample intervals larger than ``(1 + tol)`` x the coarse pass's mean.
         max_samples: cap on extra (bisection) decodes, in all; default the frame budget.
+        min_width: the narrowest interval bisection makes, as a fraction of a segment's
+            parameter range; default a quarter of a frame step (``0.5 / frames`` per half).
+            Smaller values let bisection find a sudden change ("snap") narrower than that,
+            so pacing can put frames inside it, at the cost of more decodes.
         passes: ``1`` stops after the coarse pass and bisection; each further pass decodes
             the paced frames themselves, measures their consecutive distances and solves
             again from those (about one frame budget of decodes per pass).
@@ -327,6 +332,9 @@ def even_pacing(
             )
     if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
         raise ArgumentError(f"passes must be an integer >= 1, got {passes!r}.")
+    if min_width is not None and (not isinstance(min_width, (int, float)) or isinstance(min_width, bool)
+                                  or not 0 < min_width < 1):  # fmt: skip
+        raise ArgumentError(f"min_width must be a number in (0, 1) (a fraction of a segment), got {min_width!r}.")
     if coarse is not None and (not isinstance(coarse, int) or isinstance(coarse, bool) or coarse < 1):
         raise ArgumentError(f"coarse must be an integer >= 1 (sample intervals per segment), got {coarse!r}.")
     budget = len(trajectory) if frames is None else frames
@@ -389,9 +397,10 @@ def even_pacing(
         while spent < max_samples:
             cand = []
             for i, (ts, d) in enumerate(zip(samples, dists)):
-                min_width = 0.5 / max(frame_counts[i], 1)  # halves no narrower than 1/4 frame step
+                # halves no narrower than min_width (default 1/4 frame step)
+                narrowest = 0.5 / max(frame_counts[i], 1) if min_width is None else 2 * float(min_width)
                 for j, dj in enumerate(d):
-                    if dj > thresholds[i] and ts[j + 1] - ts[j] > min_width:
+                    if dj > thresholds[i] and ts[j + 1] - ts[j] > narrowest:
                         cand.append((dj, i, j))
             if not cand:
                 break

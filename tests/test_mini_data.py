@@ -409,6 +409,19 @@ def test_emoji_retrieval_on_a_toy_model(fake_cache):
     assert res["top1"] == 1.0 and res["top5"] == 1.0 and set(res["by_style"]) == {"flat", "3d"}
     bad = emoji_retrieval(_ToyClip(colours, shuffle=True), preprocess, tokenizer, idx, k=1)
     assert bad["top1"] == 0.0
+    # queries split by whether every word of the name was read in training
+    from latentlab.mini.evaluate import name_words
+
+    assert name_words(["flag: Solomon Islands", "e-mail"]) == {"flag", "solomon", "islands", "e", "mail"}
+    assert "known_fraction" not in res
+    split = emoji_retrieval(_ToyClip(colours, shuffle=True), preprocess, tokenizer, idx, k=1,
+                            known_words={"telephone", "mobile", "phone"})  # fmt: skip
+    names = sorted(colours)
+    known = [n for n in names if n in ("telephone", "mobile phone")]
+    assert split["known_fraction"] == pytest.approx(len(known) / len(names)) and len(known) == 2
+    assert split["top1_known"] == 0.0 and split["top1_novel"] == 0.0
+    every = emoji_retrieval(good, preprocess, tokenizer, idx, known_words=name_words(names))
+    assert every["known_fraction"] == 1.0 and every["top5_known"] == 1.0 and every["top5_novel"] is None
     assert 0 < res["chance_top5"] < 1
     assert _chance_at_k(10, 1, 5) == pytest.approx(0.5) and _chance_at_k(10, 0, 5) == 0.0 and _chance_at_k(6, 2, 5) == 1.0
 

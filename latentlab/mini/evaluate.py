@@ -215,8 +215,18 @@ def _emoji_retrieval_bar(model, preprocess, tokenizer) -> dict[str, Any]:
         return {}
     if len(index) == 0:
         return {}
-    r = emoji_retrieval(model, preprocess, tokenizer, index)
-    return {"emoji_top5": float(r["top5"]), "emoji_chance_top5": float(r["chance_top5"])}
+    train = data.load_index(split="train")
+    r = emoji_retrieval(model, preprocess, tokenizer, index, known_words=name_words(e["name"] for e in train.entries))
+    return {"emoji_top5": float(r["top5"]), "emoji_chance_top5": float(r["chance_top5"]),
+            "emoji_known_fraction": r["known_fraction"], "emoji_top5_known": r["top5_known"],
+            "emoji_top5_novel": r["top5_novel"]}  # fmt: skip
+
+
+def name_words(names) -> set[str]:
+    """The lower-cased words of ``names`` ("flag: Solomon Islands" -> flag, solomon, islands)."""
+    import re
+
+    return {w for n in names for w in re.findall(r"[a-z0-9]+", n.lower())}
 
 
 def _chance_at_k(n: int, r: int, k: int) -> float:
@@ -238,6 +248,7 @@ def emoji_retrieval(
     k: int = 5,
     device: str = "cpu",
     batch_size: int = 256,
+    known_words: set[str] | None = None,
 ) -> dict[str, Any]:
     """Text -> image retrieval on the held-out emoji / clip art of :mod:`latentlab.mini.data`.
 
@@ -250,7 +261,11 @@ def emoji_retrieval(
     a list of strings to token ids.
 
     Returns ``{"top1", "top5" (top-k), "chance_top5", "n_queries", "n_images", "by_style":
-    {style: top-k with queries and gallery of that style only}}``; values in [0, 1].
+    {style: top-k with queries and gallery of that style only}}``; values in [0, 1]. With
+    ``known_words`` (e.g. :func:`name_words` of the training names) it also splits the queries
+    into those whose every word is known and the rest (a word the text tower never read, such
+    as "parrot", cannot be retrieved by name): ``known_fraction``, ``top5_known``,
+    ``top5_novel`` (``None`` where a part is empty).
 
     >>> res = emoji_retrieval(*create_clip(WEIGHTS_DIR / "mini_clip.safetensors"))  # doctest: +SKIP
     """
@@ -302,8 +317,14 @@ def emoji_retrieval(
         by_style[st] = score(q_sel, i_sel, k)[0]
     if was_training and hasattr(model, "train"):
         model.train()
-    return {"top1": top1, f"top{k}": topk, f"chance_top{k}": chance, "n_queries": len(queries),
-            "n_images": len(index), "by_style": by_style}  # fmt: skip
+    out = {"top1": top1, f"top{k}": topk, f"chance_top{k}": chance, "n_queries": len(queries),
+           "n_images": len(index), "by_style": by_style}  # fmt: skip
+    if known_words is not None:
+        known = np.array([name_words([q]) <= set(known_words) for q in queries])
+        out["known_fraction"] = float(known.mean())
+        for key, sel in (("known", known), ("novel", ~known)):
+            out[f"top{k}_{key}"] = score(np.flatnonzero(sel), all_i, k)[0] if sel.any() else None
+    return out
 
 
 def _table(res: dict[str, Any]) -> str:
@@ -313,6 +334,9 @@ def _table(res: dict[str, Any]) -> str:
         ("CLIP zero-shot shape", "zero_shot_shape", ""),
         ("CLIP text->image retrieval on held-out emoji: top-5", "emoji_top5", ""),
         ("  for scale: chance top-5", "emoji_chance_top5", ""),
+        ("  share of the queries whose every word occurs in a training name", "emoji_known_fraction", ""),
+        ("  top-5 on those queries", "emoji_top5_known", ""),
+        ("  top-5 on the others (a word never read in training)", "emoji_top5_novel", ""),
         ("decoder round-trip cosine (embedding vs. embedding of its decode)", "roundtrip_cosine", ""),
         ("  for scale: mean cosine between unrelated scenes", "unrelated_cosine", ""),
         ("pixel checker on decodes: colour", "decode_checker_colour", ""),
@@ -333,6 +357,9 @@ def _table(res: dict[str, Any]) -> str:
     for label, key, target in rows:
         if key not in res:
             lines.append(f"| {label} | unmeasured (no emoji data index) | | |")
+            continue
+        if res[key] is None:
+            lines.append(f"| {label} | n/a (no such queries) | | |")
             continue
         met = ""
         if key in BARS:
