@@ -295,7 +295,7 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     write_doc(res, doc)
     text = doc.read_text()
     assert text.count("| **no** |") + text.count("| yes |") == len(BARS) - len(needs_data)
-    assert text.count("unmeasured (no emoji data index)") == 3  # the two bars and the chance level
+    assert text.count("unmeasured (no emoji data index)") == 6  # the two bars, the chance level, the known/novel split
     assert "above a {colour} {shape}" in _table(res)
 
 
