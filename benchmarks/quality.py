@@ -27,6 +27,8 @@ Contact sheets of every mode go to ``--out`` (default ``.cache/quality/``, git-i
     python benchmarks/quality.py                          # 10 morphs (minutes on a CPU)
     python benchmarks/quality.py --metric pixel           # pace and judge by pixels
     python benchmarks/quality.py --quick                  # 2 small morphs (tested in CI)
+    python benchmarks/quality.py --coarse 12 --passes 3 --tol 0.1 --max-samples 39 --min-width 0.001
+                                                          # pacing that bisects down into sudden changes
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
     # pacing: uniform against even
     uniform = render(path, dec, **kw)
     paced = ll.even_pacing(path, enc, dec, metric=args.metric, seed=args.seed, steps=args.steps, coarse=args.coarse,
-                           passes=args.passes)  # fmt: skip
+                           passes=args.passes, tol=args.tol, max_samples=args.max_samples,
+                           min_width=args.min_width)  # fmt: skip
     even = render(paced.trajectory, dec, **kw)
     judge = dict(metric=args.metric, encoder=enc)
     su, se = pacing_stats(uniform, **judge), pacing_stats(even, **judge)
@@ -344,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", choices=("clip", "pixel"), default="clip", help="what pacing equalises and is judged by")
     p.add_argument("--coarse", type=int, default=None, help="even pacing: coarse sample intervals (default half the frames)")
     p.add_argument("--passes", type=int, default=1, help="even pacing: measurement passes (default 1)")
+    p.add_argument("--tol", type=float, default=0.25, help="even pacing: bisect intervals above (1 + tol) x mean")
+    p.add_argument("--max-samples", type=int, default=None, help="even pacing: cap on bisection decodes (default frames)")
+    p.add_argument("--min-width", type=float, default=None,
+                   help="even pacing: narrowest bisection interval, fraction of the path (default 1/4 frame step)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mini")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -383,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": command.strip(),
         "settings": {k: getattr(args, k) for k in ("quick", "morphs", "frames", "steps", "flicker_frames", "metric", "coarse",
-                                                   "passes", "seed", "preset", "threads")},
+                                                   "passes", "tol", "max_samples", "min_width", "seed", "preset",
+                                                   "threads")},
         "goals": GOALS,
         "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "torch": torch.__version__},  # fmt: skip

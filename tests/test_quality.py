@@ -122,6 +122,22 @@ def test_even_pacing_evens_out_a_snapping_morph():
     assert paced.coarse_stats["cv"] > 1.0
 
 
+def test_min_width_lets_bisection_reach_into_a_narrow_snap():
+    dec = SnapDecoder(sharpness=400.0)  # the picture flips within about 1/100 of the path
+    path = snap_path(frames=13)
+    kw = dict(metric="pixel", max_samples=39, tol=0.1)
+    default = even_pacing(path, None, dec, **kw)
+    fine = even_pacing(path, None, dec, min_width=1 / 1024, **kw)
+    # default bisection stops at a quarter of a frame step; min_width goes much narrower
+    assert np.diff(default.samples[0]).min() >= 0.5 / 12 / 2 - 1e-9
+    assert np.diff(fine.samples[0]).min() < 1 / 256
+    st = {k: pacing_stats(render(p.trajectory, dec, progress=False)) for k, p in (("default", default), ("fine", fine))}
+    assert st["default"]["cv"] > 1.0  # the snap stays between two frames
+    assert st["fine"]["cv"] < 0.2 and st["fine"]["max_jump_over_median"] < 2.0  # frames placed inside it
+    with pytest.raises(ArgumentError, match="min_width"):
+        even_pacing(path, None, dec, metric="pixel", min_width=1.5)
+
+
 def test_even_pacing_is_deterministic_and_serialisable(tmp_path):
     path = snap_path(frames=13)
     a = even_pacing(path, None, SnapDecoder(), metric="pixel", seed=3)
