@@ -798,8 +798,6 @@ def _register_config(config: str | os.PathLike[str], model_name: str) -> dict[st
     Accepts open_clip's plain format (``embed_dim``, ``vision_cfg``, ``text_cfg``) or the
     hub format ``{"model_cfg": ..., "preprocess_cfg": ...}``.
     """
-    import open_clip
-
     path = _local_path(config, "open_clip model config")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

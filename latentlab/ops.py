@@ -36,7 +36,7 @@ from typing import Iterable, Sequence, Union
 import torch
 
 from .errors import ArgumentError, SpaceError
-from .space import common_space, normalize, tag
+from .space import common_space, tag
 
 __all__ = [
     "lerp",

@@ -41,9 +41,12 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError, SpecError
+
+if TYPE_CHECKING:
+    from .trajectory import Trajectory
 
 __all__ = ["Spec", "load_spec", "load_file", "dump_file", "NEUTRAL_CAPTION"]
 
