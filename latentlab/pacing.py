@@ -281,7 +281,7 @@ def even_pacing(
         tol: bisect sample intervals larger than ``(1 + tol)`` x the coarse pass's mean.
         max_samples: cap on extra (bisection) decodes, in all; default the frame budget.
         min_width: the narrowest interval bisection makes, as a fraction of a segment's
-            parameter range; default a quarter of a frame step (``0.5 / frames`` per half).
+            parameter range; default a quarter of a frame step (``0.25 / frames``).
             Smaller values let bisection find a sudden change ("snap") narrower than that,
             so pacing can put frames inside it, at the cost of more decodes.
         passes: ``1`` stops after the coarse pass and bisection; each further pass decodes
