@@ -320,7 +320,8 @@ def emoji_retrieval(
     out = {"top1": top1, f"top{k}": topk, f"chance_top{k}": chance, "n_queries": len(queries),
            "n_images": len(index), "by_style": by_style}  # fmt: skip
     if known_words is not None:
-        known = np.array([name_words([q]) <= set(known_words) for q in queries])
+        vocab = set(known_words)
+        known = np.array([name_words([q]) <= vocab for q in queries])
         out["known_fraction"] = float(known.mean())
         for key, sel in (("known", known), ("novel", ~known)):
             out[f"top{k}_{key}"] = score(np.flatnonzero(sel), all_i, k)[0] if sel.any() else None
