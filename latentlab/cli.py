@@ -49,6 +49,14 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
             help="uniform path steps (default) or even: measure a coarse pass and space frames so the picture changes evenly",
         )  # fmt: skip
         g.add_argument("--pacing-metric", choices=("clip", "pixel"), default=None, help="what even pacing equalises (default clip)")
+        g.add_argument("--pacing-coarse", type=int, default=None, metavar="N", help="even pacing: sample intervals per segment in the coarse pass (default: half its frames)")
+        g.add_argument("--pacing-passes", type=int, default=None, metavar="N", help="even pacing: measure-and-solve passes (default 1)")
+        g.add_argument("--pacing-tol", type=float, default=None, help="even pacing: bisect intervals above (1 + tol) x the mean (default 0.25)")
+        g.add_argument("--pacing-max-samples", type=int, default=None, metavar="N", help="even pacing: extra decodes for bisection (default: the frame budget)")
+        g.add_argument("--pacing-min-width", type=float, default=None, metavar="W",
+                       help="even pacing: narrowest bisected interval, a fraction of a segment (default a quarter frame step)")  # fmt: skip
+        g.add_argument("--invert-refine", type=int, default=None, metavar="N",
+                       help="--noise inverted: gradient steps refining each image keyframe's noise (default: the decoder's, 20 for mini; 0 = off)")  # fmt: skip
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
     o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
@@ -65,8 +73,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
 
 
 SPEC_KEYS = (
-    "preset", "seed", "noise", "pacing", "pacing_metric", "steps", "guidance_scale", "batch_size", "frames", "easing",
-    "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
+    "preset", "seed", "noise", "pacing", "pacing_metric", "pacing_coarse", "pacing_passes", "pacing_tol",
+    "pacing_max_samples", "pacing_min_width", "invert_refine", "steps", "guidance_scale", "batch_size", "frames",
+    "easing", "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
 )  # fmt: skip
 
 

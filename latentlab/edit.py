@@ -196,6 +196,7 @@ def variations(
     seed: int = 0,
     steps: int | None = None,
     guidance_scale: float | None = None,
+    refine: int | None = None,
 ) -> np.ndarray:
     """``n`` variations of one embedding ``(1, d)``: uint8 ``(n, H, W, 3)``.
 
@@ -213,6 +214,9 @@ def variations(
         eta: ``"inverted"`` mode: how far variations stray, in (0, 1] (0 would redraw the
             image n times; 1 is DDPM-like).
         seed, steps, guidance_scale: seeds and decoder settings.
+        refine: ``"inverted"`` mode: gradient steps refining the inverted noise for
+            ``guidance_scale`` (``refine`` of :meth:`Decoder.invert`; ``None``: the decoder's
+            default).
 
     >>> frames = ll.variations(dec, enc.encode_image(img), image=img, n=4, eta=0.3)  # doctest: +SKIP
     """
@@ -240,6 +244,6 @@ def variations(
         )
     if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta <= 1:
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
-    start = decoder.invert(image, z, steps=steps)
+    start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
     return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
                               steps=steps, guidance_scale=guidance_scale)  # fmt: skip

@@ -54,8 +54,9 @@ def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
 
 def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any) -> Any:
     """The ``(K, *noise_shape)`` keyframe noises of ``noise = "inverted"``: image keyframes get
-    their DDIM-inverted noise (``decoder.invert`` with the render's steps, guidance 1),
-    other keyframes noise seeded by :meth:`Spec.keyframe_seeds`."""
+    their DDIM-inverted noise (``decoder.invert`` with the render's steps, guidance 1, refined
+    for the render's guidance by ``invert_refine`` gradient steps), other keyframes noise
+    seeded by :meth:`Spec.keyframe_seeds`."""
     from .render import make_noise
     from .video import load_image
 
@@ -68,7 +69,8 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any) -> Any:
     for i, kf in enumerate(spec.keyframes):
         if "image" in kf:
             img = load_image(spec.resolve_path(kf["image"]))
-            kn[i] = decoder.invert(img, trajectory.keyframes[i : i + 1], steps=spec.steps)[0]
+            kn[i] = decoder.invert(img, trajectory.keyframes[i : i + 1], steps=spec.steps, refine=spec.invert_refine,
+                                   decode_guidance=spec.guidance_scale)[0]  # fmt: skip
     return kn
 
 
@@ -77,7 +79,9 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     import json
 
     h = hashlib.sha256(trajectory.fingerprint().encode())
-    settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale")}
+    settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale",
+                                              "pacing_coarse", "pacing_passes", "pacing_tol", "pacing_max_samples",
+                                              "pacing_min_width")}  # fmt: skip
     settings["keyframe_seeds"] = spec.keyframe_seeds()
     settings["decoder"] = decoder.describe()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -108,6 +112,11 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
         encoder,
         decoder,
         metric=spec.pacing_metric,
+        coarse=spec.pacing_coarse,
+        passes=spec.pacing_passes,
+        tol=spec.pacing_tol,
+        max_samples=spec.pacing_max_samples,
+        min_width=spec.pacing_min_width,
         seed=spec.seed,
         noise=spec.noise,
         keyframe_seeds=spec.keyframe_seeds() if spec.noise == "slerp" else None,

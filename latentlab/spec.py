@@ -158,6 +158,13 @@ class Spec:
         pacing: "uniform" (frames at the segments' eased parameters) or "even" (re-placed so
             the picture changes evenly, :func:`latentlab.even_pacing`) ["uniform"].
         pacing_metric: the distance "even" pacing equalises, "clip" or "pixel" ["clip"].
+        pacing_coarse, pacing_passes, pacing_tol, pacing_max_samples, pacing_min_width: the
+            finer settings of "even" pacing, passed to :func:`latentlab.even_pacing` as
+            ``coarse``, ``passes``, ``tol``, ``max_samples`` and ``min_width``
+            [its defaults: None, 1, 0.25, None, None].
+        invert_refine: gradient steps that refine each image keyframe's inverted noise
+            (``noise = "inverted"``; ``refine`` of :meth:`Decoder.invert`) [None: the
+            decoder's default, 20 for mini].
         frames: default frame count of each segment, its end keyframe excluded [48].
         easing / method: defaults for segments ["linear" / "slerp"].
         steps / guidance_scale: sampler settings [the decoder's defaults].
@@ -173,6 +180,12 @@ class Spec:
     noise: str = "shared"
     pacing: str = "uniform"
     pacing_metric: str = "clip"
+    pacing_coarse: int | None = None
+    pacing_passes: int = 1
+    pacing_tol: float = 0.25
+    pacing_max_samples: int | None = None
+    pacing_min_width: float | None = None
+    invert_refine: int | None = None
     frames: int = 48
     easing: str = "linear"
     method: str = "slerp"
@@ -217,6 +230,19 @@ class Spec:
             "'pacing' = \"even\" needs noise that follows the path (\"shared\", \"slerp\" or \"inverted\"); "
             "with \"per-frame\" noise every frame changes anyway.",
         )
+        need(self.pacing_coarse is None or (is_int(self.pacing_coarse) and self.pacing_coarse >= 1),
+             f"'pacing_coarse' must be an integer >= 1 (sample intervals per segment), got {self.pacing_coarse!r}.")  # fmt: skip
+        need(is_int(self.pacing_passes) and self.pacing_passes >= 1,
+             f"'pacing_passes' must be an integer >= 1, got {self.pacing_passes!r}.")  # fmt: skip
+        need(isinstance(self.pacing_tol, (int, float)) and not isinstance(self.pacing_tol, bool) and self.pacing_tol >= 0,
+             f"'pacing_tol' must be a number >= 0, got {self.pacing_tol!r}.")  # fmt: skip
+        need(self.pacing_max_samples is None or (is_int(self.pacing_max_samples) and self.pacing_max_samples >= 0),
+             f"'pacing_max_samples' must be an integer >= 0 (extra decodes), got {self.pacing_max_samples!r}.")  # fmt: skip
+        need(self.pacing_min_width is None or (isinstance(self.pacing_min_width, (int, float))
+                                               and not isinstance(self.pacing_min_width, bool) and 0 < self.pacing_min_width < 1),
+             f"'pacing_min_width' must be a number in (0, 1) (a fraction of a segment), got {self.pacing_min_width!r}.")  # fmt: skip
+        need(self.invert_refine is None or (is_int(self.invert_refine) and self.invert_refine >= 0),
+             f"'invert_refine' must be an integer >= 0 (gradient steps), got {self.invert_refine!r}.")  # fmt: skip
         need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")
         need(self.easing in EASINGS, f"'easing' must be one of {tuple(EASINGS)}, got {self.easing!r}.")
         need(self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")

@@ -486,3 +486,43 @@ def test_render_folder_of_other_weights_is_not_resumed(tmp_path):
     other.weights_sha256 = "0" * 16  # stands for retrained weights
     with pytest.raises(ArgumentError, match="different render"):
         ll.render(path, other, steps=1, out_dir=tmp_path / "r", progress=False)
+
+
+def test_word_vectors_set_and_freeze_the_whole_word_rows(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from latentlab.mini import data
+    from latentlab.mini.models import create_clip
+    from latentlab.mini.train import main
+
+    words = ["red", "blue", "circle", "square", "a", "of", "parrot"]  # in the smoke run's captions, and one not
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(len(words), 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    seen = {}
+
+    def fake(vocab, cache_dir):
+        ids = np.array([vocab[w + "</w>"] for w in words])
+        seen["ids"] = ids
+        return ids, vecs
+
+    monkeypatch.setattr(data, "token_word_vectors", fake)
+    out = tmp_path / "wv"
+    main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--set", "clip.word_vectors=true"])
+    torch.manual_seed(0)
+    start = create_clip(None)[0].state_dict()["token_embedding.weight"]
+    end = load_file(str(out / "clip" / "model.safetensors"))["token_embedding.weight"]
+    rows = torch.from_numpy(seen["ids"])
+    got = end[rows].double()
+    # the rows keep the vectors' angles (an orthonormal map) at the table's mean row length
+    np.testing.assert_allclose((got @ got.T / got.norm(dim=1).outer(got.norm(dim=1))).numpy(), vecs @ vecs.T, atol=1e-5)
+    np.testing.assert_allclose(got.norm(dim=1).numpy(), start.norm(dim=1).mean().item(), rtol=1e-4)
+    # frozen through training, while the rows of other caption tokens did train
+    others = torch.ones(len(end), dtype=torch.bool)
+    others[rows] = False
+    assert not torch.equal(start[others], end[others])
+    # resuming keeps them frozen and does not write them again
+    main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--resume", "--set", "clip.word_vectors=true",
+          "--set", "clip.steps=4"])  # fmt: skip
+    again = load_file(str(out / "clip" / "model.safetensors"))["token_embedding.weight"]
+    assert torch.equal(again[rows], end[rows])

