@@ -12,7 +12,9 @@ rendered on the CPU in each mode, and the table compares:
 - **flicker**: a constant embedding rendered with shared, per-frame and slerp noise: the
   mean consecutive-frame distance (CLIP angle and pixel RMS).
 - **faithfulness**: frame 0 of a morph against its input image, PSNR (dB) and CLIP cosine,
-  with shared noise and with the input's DDIM-inverted noise (goal: cosine >= 0.95).
+  with shared noise, with the input's DDIM-inverted noise alone (``refine=0``) and with that
+  noise refined by gradient steps (``--invert-refine``, default: the decoder's, 20 for mini)
+  (goal: cosine >= 0.95). The inverted morph uses the refined noise.
 - **iterative text diffs**: "a red circle" -> "a blue circle" on a red circle and "a mobile
   phone" -> "a telephone" on the phone emoji, applied with re-encoding
   (:func:`latentlab.iterative_text_diff`) in fixed steps of 0.15 and with the adaptive step,
@@ -121,8 +123,12 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
             "pixel": float(frame_distances(f, metric="pixel").mean()),
         }
 
-    # faithfulness: frame 0 against the input, shared noise vs inverted noise
-    noise = dec.invert(img, torch.cat([za, zb]), steps=args.steps)
+    # faithfulness: frame 0 against the input, shared noise vs inverted noise (DDIM alone, then refined)
+    plain = dec.invert(img, torch.cat([za, zb]), steps=args.steps, refine=0)
+    ddim = dec.decode(torch.cat([za, zb]), plain, steps=args.steps)
+    t1 = time.perf_counter()
+    noise = dec.invert(img, torch.cat([za, zb]), steps=args.steps, refine=args.invert_refine)
+    invert_s = time.perf_counter() - t1
     redrawn = dec.decode(torch.cat([za, zb]), noise, steps=args.steps)
     inverted = render(path, dec, noise="inverted", keyframe_noise=noise, **kw)
 
@@ -132,6 +138,8 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
     faith = {
         "shared_psnr": psnr(uniform[0], img[0]),
         "shared_cos": cos(uniform[0], za),
+        "ddim_psnr": psnr(ddim[0], img[0]),
+        "ddim_cos": cos(ddim[0], za),
         "inverted_psnr": psnr(redrawn[0], img[0]),
         "inverted_cos": cos(redrawn[0], za),
         # both ends of the inverted morph, for the record
@@ -160,6 +168,7 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
         "pacing_ts": paced.trajectory.segments[0].ts,
         "flicker": flicker,
         "faithfulness": faith,
+        "invert_seconds": invert_s,  # two images, with refinement
         "seconds": seconds,
     }
 
@@ -243,10 +252,10 @@ def variation_stats(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> 
     sheet = []
     for j, img in enumerate(pics):
         z = enc.encode_image(img)
-        redraw = dec.decode(z, dec.invert(img, z, steps=args.steps), steps=args.steps)[0]
+        redraw = dec.decode(z, dec.invert(img, z, steps=args.steps, refine=args.invert_refine), steps=args.steps)[0]
         for mode in [f"eta {e}" for e in ETAS] + ["re-rolled noise"]:
             if mode.startswith("eta"):
-                v = ll.variations(dec, z, image=img, eta=float(mode.split()[1]), **kw)
+                v = ll.variations(dec, z, image=img, eta=float(mode.split()[1]), refine=args.invert_refine, **kw)
             else:
                 v = ll.variations(dec, z, mode="reroll", **kw)
             sims = (enc.encode_image(v) * z).sum(-1).tolist()
@@ -290,6 +299,9 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
         "inverted_psnr": lambda r: r["faithfulness"]["inverted_psnr"],
         "shared_cos": lambda r: r["faithfulness"]["shared_cos"],
         "inverted_cos": lambda r: r["faithfulness"]["inverted_cos"],
+        "ddim_psnr": lambda r: r["faithfulness"]["ddim_psnr"],
+        "ddim_cos": lambda r: r["faithfulness"]["ddim_cos"],
+        "invert_seconds": lambda r: r["invert_seconds"],
     }.items():
         v = col(f)
         s[key] = {"mean": float(v.mean()), "median": float(np.median(v))}
@@ -299,7 +311,7 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
         m: int(sum(r[m]["max_jump_over_median"] <= GOALS["max_jump_over_median"] for r in rows)) for m in ("uniform", "even")
     }
     s["goal_cos_met"] = {
-        m: int(sum(r["faithfulness"][f"{m}_cos"] >= GOALS["inverted_cos"] for r in rows)) for m in ("shared", "inverted")
+        m: int(sum(r["faithfulness"][f"{m}_cos"] >= GOALS["inverted_cos"] for r in rows)) for m in ("shared", "ddim", "inverted")
     }
     return s
 
@@ -307,22 +319,24 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
 def table(rows: list[dict], summary: dict, metric: str) -> str:
     head = (
         "| morph | CV uniform | CV even | max/med uniform | max/med even | flicker shared | flicker per-frame "
-        "| flicker slerp | PSNR shared | PSNR inverted | cos shared | cos inverted |"
+        "| flicker slerp | PSNR shared | PSNR DDIM | PSNR refined | cos shared | cos DDIM | cos refined |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         fl, fa = r["flicker"], r["faithfulness"]
         lines.append(
             f"| {r['name']} | {r['uniform']['cv']:.3f} | {r['even']['cv']:.3f} | "
             f"{r['uniform']['max_jump_over_median']:.2f} | {r['even']['max_jump_over_median']:.2f} | "
             f"{fl['shared']['clip']:.4f} | {fl['per-frame']['clip']:.4f} | {fl['slerp']['clip']:.4f} | "
-            f"{fa['shared_psnr']:.1f} | {fa['inverted_psnr']:.1f} | {fa['shared_cos']:.3f} | {fa['inverted_cos']:.3f} |"
+            f"{fa['shared_psnr']:.1f} | {fa['ddim_psnr']:.1f} | {fa['inverted_psnr']:.1f} | "
+            f"{fa['shared_cos']:.3f} | {fa['ddim_cos']:.3f} | {fa['inverted_cos']:.3f} |"
         )
     m = {k: v["mean"] for k, v in summary.items() if isinstance(v, dict) and "mean" in v}
     lines.append(
         f"| **mean** | {m['uniform_cv']:.3f} | {m['even_cv']:.3f} | {m['uniform_max_jump']:.2f} | {m['even_max_jump']:.2f} | "
         f"{m['flicker_shared_clip']:.4f} | {m['flicker_per_frame_clip']:.4f} | {m['flicker_slerp_clip']:.4f} | "
-        f"{m['shared_psnr']:.1f} | {m['inverted_psnr']:.1f} | {m['shared_cos']:.3f} | {m['inverted_cos']:.3f} |"
+        f"{m['shared_psnr']:.1f} | {m['ddim_psnr']:.1f} | {m['inverted_psnr']:.1f} | "
+        f"{m['shared_cos']:.3f} | {m['ddim_cos']:.3f} | {m['inverted_cos']:.3f} |"
     )
     n = len(rows)
     lines.append("")
@@ -331,7 +345,8 @@ def table(rows: list[dict], summary: dict, metric: str) -> str:
         f"CV <= {GOALS['cv']}: uniform {summary['goal_cv_met']['uniform']}/{n}, even {summary['goal_cv_met']['even']}/{n}; "
         f"max jump <= {GOALS['max_jump_over_median']}x median: uniform {summary['goal_jump_met']['uniform']}/{n}, "
         f"even {summary['goal_jump_met']['even']}/{n}; cosine >= {GOALS['inverted_cos']}: shared "
-        f"{summary['goal_cos_met']['shared']}/{n}, inverted {summary['goal_cos_met']['inverted']}/{n}. "
+        f"{summary['goal_cos_met']['shared']}/{n}, DDIM-inverted {summary['goal_cos_met']['ddim']}/{n}, "
+        f"refined {summary['goal_cos_met']['inverted']}/{n} ({m['invert_seconds']:.1f} s per two refined inversions). "
         "Flicker: mean CLIP angle (radians) between consecutive frames of a constant embedding."
     )
     return "\n".join(lines)
@@ -339,7 +354,8 @@ def table(rows: list[dict], summary: dict, metric: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="2 morphs, 7 frames, 4 steps: a smoke run (about a minute)")
+    p.add_argument("--quick", action="store_true",
+                   help="2 morphs, 7 frames, 4 steps, 3 refinement steps: a smoke run (about a minute)")  # fmt: skip
     p.add_argument("--morphs", type=int, default=None, help=f"how many of the {len(MORPHS)} morphs (default all; quick 2)")
     p.add_argument("--frames", type=int, default=None, help="frames per morph (default 13; quick 7)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 10; quick 4)")
@@ -351,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-samples", type=int, default=None, help="even pacing: cap on bisection decodes (default frames)")
     p.add_argument("--min-width", type=float, default=None,
                    help="even pacing: narrowest bisection interval, fraction of the path (default 1/4 frame step)")  # fmt: skip
+    p.add_argument("--invert-refine", type=int, default=None,
+                   help="gradient steps refining the inverted noise (default: the decoder's, 20 for mini; 0 = DDIM alone)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mini")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -363,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     args.edit_steps = (2 if args.quick else 5) if args.edit_steps is None else args.edit_steps
     args.variations = (2 if args.quick else 3) if args.variations is None else args.variations
     q = args.quick
+    if q and args.invert_refine is None:
+        args.invert_refine = 3  # a smoke run: a few refinement steps, not the decoder's 20
     args.morphs = args.morphs or (2 if q else len(MORPHS))
     args.frames = args.frames or (7 if q else 13)
     args.steps = args.steps or (4 if q else 10)
@@ -390,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": command.strip(),
         "settings": {k: getattr(args, k) for k in ("quick", "morphs", "frames", "steps", "flicker_frames", "metric", "coarse",
-                                                   "passes", "tol", "max_samples", "min_width", "seed", "preset",
+                                                   "passes", "tol", "max_samples", "min_width", "invert_refine", "seed", "preset",
                                                    "threads")},
         "goals": GOALS,
         "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

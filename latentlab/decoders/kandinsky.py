@@ -462,6 +462,11 @@ class KandinskyDecoder(Decoder):
     each frame gets ``torch.Generator("cpu").manual_seed(seed)``, so frame k rendered alone
     equals frame k in a batch (up to float rounding) on any device.
 
+    **Inversion** (``scheduler="ddim"`` only): :meth:`invert` encodes the image with the MoVQ
+    encoder (the latents before quantisation, which the pipeline's decoder quantises itself)
+    and runs DDIM backwards (:meth:`invert_latents`) on the image's embedding, the UNet's
+    learned-variance half dropped as the pipeline drops it.
+
     Args:
         pipe: a ``KandinskyV22Pipeline`` (``unet``, ``scheduler``, ``movq``).
         name, space, dim: preset name, CLIP space, embedding size (must equal the UNet's
@@ -602,6 +607,68 @@ class KandinskyDecoder(Decoder):
                 latents=noise.to(dev, self.dtype), output_type="np",
             ).images  # fmt: skip
         return _to_uint8(out)
+
+    # -- inversion -----------------------------------------------------------------------
+    @property
+    def supports_inversion(self) -> bool:
+        """True with ``scheduler="ddim"``: an inverted noise redraws its image only under DDIM
+        (not under DPM-Solver++ nor the pipeline's own stochastic DDPM)."""
+        return self.sampler == "ddim"
+
+    def _check_invertible(self) -> None:
+        if not self.supports_inversion:
+            raise ArgumentError(
+                f"inversion needs scheduler='ddim', but this decoder samples with scheduler={self.sampler!r}: "
+                "a DDIM-inverted noise redraws its image only under DDIM. Build the decoder with "
+                "scheduler='ddim' (the default) to invert images."
+            )
+
+    def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
+        """MoVQ-encode ``images`` (resized to the resolution) and run DDIM backwards
+        (:meth:`invert_latents`) to the starting latents that redraw them."""
+        from PIL import Image
+
+        self._check_invertible()
+        side = self.resolution
+        x = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) if im.shape[:2] != (side, side)
+                      else im for im in images])  # fmt: skip
+        pixels = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        with torch.no_grad():
+            latents = self.pipe.movq.encode(pixels.to(self.pipe._execution_device, self.dtype)).latents
+        return self.invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+
+    def invert_latents(
+        self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int, guidance_scale: float = 1.0
+    ) -> torch.Tensor:
+        """DDIM inversion in latent space: the starting latents ``(b, *noise_shape())`` from
+        which DDIM with ``steps`` steps (eta 0, conditioned as :meth:`decode` conditions on
+        ``embeddings``) arrives at ``latents``. Uses diffusers' ``DDIMInverseScheduler`` with
+        the sampler's own configuration; with ``guidance_scale > 1`` the negative embedding
+        is the decoder's, as in a render."""
+        from diffusers import DDIMInverseScheduler
+
+        self._check_invertible()
+        pipe = self.pipe
+        dev = pipe._execution_device
+        b = embeddings.shape[0]
+        cond = (embeddings.to(torch.float32) * self.embed_scale).to(dev, self.dtype)
+        cfg = guidance_scale > 1.0
+        if cfg:
+            cond = torch.cat([self.negative_embeds.to(dev, self.dtype).expand(b, -1), cond])
+        inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+        inverse.set_timesteps(int(steps), device=dev)
+        x = latents.to(dev, self.dtype)
+        channels = x.shape[1]
+        with torch.no_grad():
+            for t in inverse.timesteps:
+                inp = torch.cat([x, x]) if cfg else x
+                out = pipe.unet(sample=inp, timestep=t, encoder_hidden_states=None,
+                                added_cond_kwargs={"image_embeds": cond}, return_dict=False)[0][:, :channels]  # fmt: skip
+                if cfg:
+                    uncond, pos = out.chunk(2)
+                    out = uncond + guidance_scale * (pos - uncond)
+                x = inverse.step(out, t, x).prev_sample
+        return (x / pipe.scheduler.init_noise_sigma).detach().to("cpu", torch.float32)
 
     # -- scale ---------------------------------------------------------------------------
     def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:
