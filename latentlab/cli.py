@@ -41,6 +41,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
     g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
     g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    g.add_argument("--invert-refine", type=int, default=None, metavar="N",
+                   help="--noise inverted / variations --eta: gradient steps refining each inverted noise "
+                   "(default: the decoder's, 20 for mini; 0 = DDIM inversion alone)")  # fmt: skip
     if frames:
         g.add_argument("--frames", type=int, default=None, help="frames per segment, end keyframe excluded (default 48)")
         g.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out"), default=None)
@@ -55,8 +58,6 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
         g.add_argument("--pacing-max-samples", type=int, default=None, metavar="N", help="even pacing: extra decodes for bisection (default: the frame budget)")
         g.add_argument("--pacing-min-width", type=float, default=None, metavar="W",
                        help="even pacing: narrowest bisected interval, a fraction of a segment (default a quarter frame step)")  # fmt: skip
-        g.add_argument("--invert-refine", type=int, default=None, metavar="N",
-                       help="--noise inverted: gradient steps refining each image keyframe's noise (default: the decoder's, 20 for mini; 0 = off)")  # fmt: skip
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
     o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
@@ -179,7 +180,8 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     enc = ll.create_encoder(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device)
     frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
-                           seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale)  # fmt: skip
+                           seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
+                           refine=args.invert_refine)  # fmt: skip
     out_dir = Path(args.out_dir or Path("renders") / f"{Path(args.image).stem}-variations")
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, frame in enumerate(frames):

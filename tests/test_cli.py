@@ -125,11 +125,16 @@ def test_killed_render_resumes_without_losing_frames(tmp_path, images):
     assert (tmp_path / "r.mp4").stat().st_size > 0
 
 
-def test_variations_around_the_inverted_noise(tmp_path, images):
+def test_variations_around_the_inverted_noise(tmp_path, images, monkeypatch):
     """--eta: variations of the image from its DDIM-inverted noise (mini can invert)."""
+    import latentlab as ll
+
     out = tmp_path / "v"
+    real, seen = ll.variations, []
+    monkeypatch.setattr(ll, "variations", lambda *a, **k: seen.append(k) or real(*a, **k))
     assert main(["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "--steps", "4",
-                 "--out-dir", str(out), "-o", str(tmp_path / "v.gif"), "-q"]) == 0  # fmt: skip
+                 "--invert-refine", "2", "--out-dir", str(out), "-o", str(tmp_path / "v.gif"), "-q"]) == 0  # fmt: skip
+    assert seen[0]["refine"] == 2 and seen[0]["mode"] == "inverted"
     frames = [np.asarray(__import__("PIL.Image").Image.open(p)) for p in sorted(out.glob("frame_*.png"))]
     assert len(frames) == 2 and frames[0].shape == (64, 64, 3)
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 0.5  # eta > 0: they differ
