@@ -52,7 +52,7 @@ def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     return Path(root) / slug
 
 
-def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any) -> Any:
+def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False) -> Any:
     """The ``(K, *noise_shape)`` keyframe noises of ``noise = "inverted"``: image keyframes get
     their DDIM-inverted noise (``decoder.invert`` with the render's steps, guidance 1, refined
     for the render's guidance by ``invert_refine`` gradient steps), other keyframes noise
@@ -65,12 +65,16 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any) -> Any:
             f"noise = \"inverted\" needs a decoder that can invert images; {type(decoder).__name__} "
             f"({getattr(decoder, 'name', '?')!r}) cannot. Use noise = \"slerp\"."
         )
+    from tqdm.auto import tqdm
+
     kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
-    for i, kf in enumerate(spec.keyframes):
-        if "image" in kf:
-            img = load_image(spec.resolve_path(kf["image"]))
+    todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
+    with tqdm(total=len(todo), desc="invert keyframes", unit="image", disable=not progress) as bar:
+        for i in todo:
+            img = load_image(spec.resolve_path(spec.keyframes[i]["image"]))
             kn[i] = decoder.invert(img, trajectory.keyframes[i : i + 1], steps=spec.steps, refine=spec.invert_refine,
                                    decode_guidance=spec.guidance_scale)[0]  # fmt: skip
+            bar.update(1)
     return kn
 
 
@@ -205,7 +209,7 @@ def render_spec(
     decoder = decoder if decoder is not None else create_decoder(preset, device=device)
     _refuse_other_render(directory, s, decoder, overwrite)
     trajectory = s.resolve(encoder, prior)
-    kn = keyframe_noise(s, trajectory, decoder) if s.noise == "inverted" else None
+    kn = keyframe_noise(s, trajectory, decoder, progress=progress) if s.noise == "inverted" else None
     pacing = None
     if s.pacing == "even":
         pacing = pace_spec(s, trajectory, encoder, decoder, keyframe_noise=kn, directory=directory, progress=progress)
