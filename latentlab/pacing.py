@@ -27,8 +27,9 @@ crawls and then jumps. :func:`even_pacing` measures the change instead of assumi
    between the samples; its inverse places the segment's frames at equal distance
    increments. The frame budget is kept (per segment, or re-split across segments in
    proportion to their measured length when ``frames=`` is given).
-5. **Optional passes** (``passes=2, 3, ...``): decode the paced frames, measure their
-   consecutive distances, solve again from those.
+5. **Optional passes** (``passes=2, 3, ...``): decode the paced frames, add them to the
+   samples measured so far (coarse pass, bisection, earlier passes) and solve again from all
+   of them.
 
 The result is an ordinary :class:`~latentlab.Trajectory` whose segments carry explicit
 path parameters (:attr:`Segment.ts`): render it like any other. Everything is
@@ -285,8 +286,8 @@ def even_pacing(
             Smaller values let bisection find a sudden change ("snap") narrower than that,
             so pacing can put frames inside it, at the cost of more decodes.
         passes: ``1`` stops after the coarse pass and bisection; each further pass decodes
-            the paced frames themselves, measures their consecutive distances and solves
-            again from those (about one frame budget of decodes per pass).
+            the paced frames themselves, adds them to every sample measured so far and
+            solves again from all of them (at most one frame budget of decodes per pass).
         seed, noise, keyframe_seeds, keyframe_noise: the starting noise, exactly as the
             render will use it (``"shared"``, ``"slerp"`` or ``"inverted"``; ``"per-frame"``
             noise changes every frame regardless of the path and cannot be paced).
@@ -422,8 +423,10 @@ def even_pacing(
             frame_counts = _split_budget(frames - 1 - holds, lengths)
         params = [_inverse_cumulative(np.asarray(samples[i]), np.asarray(dists[i]), frame_counts[i]) for i in range(n_seg)]
         # 4. optional further passes: measure at the frames themselves, re-solve
+        # (every parameter measured so far stays a sample: the paced frames add to the coarse
+        # and bisection samples, they do not replace them)
         for _ in range(passes - 1):
-            samples = [ts + [1.0] for ts in params]
+            samples = [sorted(set(old) | set(ts) | {1.0}) for ts, old in zip(params, samples)]
             measure([(i, t) for i, ts in enumerate(samples) for t in ts])
             dists = [[dist((i, ts[j]), (i, ts[j + 1])) for j in range(len(ts) - 1)] for i, ts in enumerate(samples)]
             lengths = [float(sum(d)) for d in dists]

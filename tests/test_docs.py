@@ -70,7 +70,7 @@ def test_notebooks_page_lists_every_notebook():
 def test_gallery_gifs_are_small_and_referenced():
     gifs = sorted((DOCS / "gallery").glob("*.gif"))
     assert gifs, "run python docs/make_gallery.py"
-    assert sum(g.stat().st_size for g in gifs) < 300 * 1024
+    assert sum(g.stat().st_size for g in gifs) < 400 * 1024
     text = (DOCS / "gallery.md").read_text(encoding="utf-8")
     linked = set(re.findall(r"\(gallery/([\w.-]+\.gif)\)", text))
     assert linked == {g.name for g in gifs}
@@ -83,7 +83,8 @@ def test_gallery_script_runs(tmp_path, tiny_encoder, tiny_decoder, monkeypatch):
     from latentlab.video import read_video
 
     assert sorted(p.name for p in tmp_path.glob("*.gif")) == sorted(f"{k}.gif" for k in items)
-    assert set(items) == {"chain_loop", "interpolation", "text_diff", "variations", "phone_to_telephone"}
+    assert set(items) == {"chain_loop", "interpolation", "text_diff", "variations", "phone_to_telephone",
+                          "phone_to_telephone_inverted"}  # fmt: skip
     assert read_video(items["chain_loop"]).shape[0] >= 10  # 4 segments x 3 frames, closing frame dropped
     # main() reports the sizes and fails over the budget
     monkeypatch.setattr(make_gallery, "make_gallery", lambda out, **kw: items)

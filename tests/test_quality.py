@@ -141,6 +141,20 @@ def test_min_width_lets_bisection_reach_into_a_narrow_snap():
         even_pacing(path, None, dec, metric="pixel", min_width=1.5)
 
 
+def test_further_passes_keep_every_sample_measured_so_far():
+    dec = SnapDecoder(sharpness=60.0)
+    path = snap_path(frames=13)
+    one = even_pacing(path, None, dec, metric="pixel", coarse=6)
+    dec.decoded = 0
+    two = even_pacing(path, None, dec, metric="pixel", coarse=6, passes=2)
+    s1, s2 = set(one.samples[0].tolist()), set(two.samples[0].tolist())
+    assert s1 <= s2  # the coarse and bisection samples are still there
+    assert set(one.trajectory.segments[0].ts) <= s2  # and the first pass's frames joined them
+    assert len(s2) > len(s1) and two.decodes == dec.decoded == len(s2)  # each measured once
+    d = two.distances[0]
+    assert d.shape == (len(s2) - 1,) and np.all(d >= 0)
+
+
 def test_even_pacing_is_deterministic_and_serialisable(tmp_path):
     path = snap_path(frames=13)
     a = even_pacing(path, None, SnapDecoder(), metric="pixel", seed=3)
