@@ -60,7 +60,7 @@ from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import Decoder
-from .unclip import optimize_decoder, set_scheduler
+from .unclip import optimize_decoder, require_ddim, set_scheduler, signed_pixels
 
 __all__ = [
     "KandinskyDecoder",
@@ -615,24 +615,11 @@ class KandinskyDecoder(Decoder):
         (not under DPM-Solver++ nor the pipeline's own stochastic DDPM)."""
         return self.sampler == "ddim"
 
-    def _check_invertible(self) -> None:
-        if not self.supports_inversion:
-            raise ArgumentError(
-                f"inversion needs scheduler='ddim', but this decoder samples with scheduler={self.sampler!r}: "
-                "a DDIM-inverted noise redraws its image only under DDIM. Build the decoder with "
-                "scheduler='ddim' (the default) to invert images."
-            )
-
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
         """MoVQ-encode ``images`` (resized to the resolution) and run DDIM backwards
         (:meth:`invert_latents`) to the starting latents that redraw them."""
-        from PIL import Image
-
-        self._check_invertible()
-        side = self.resolution
-        x = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) if im.shape[:2] != (side, side)
-                      else im for im in images])  # fmt: skip
-        pixels = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        require_ddim(self)
+        pixels = signed_pixels(images, self.resolution)
         with torch.no_grad():
             latents = self.pipe.movq.encode(pixels.to(self.pipe._execution_device, self.dtype)).latents
         return self.invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
@@ -647,7 +634,7 @@ class KandinskyDecoder(Decoder):
         is the decoder's, as in a render."""
         from diffusers import DDIMInverseScheduler
 
-        self._check_invertible()
+        require_ddim(self)
         pipe = self.pipe
         dev = pipe._execution_device
         b = embeddings.shape[0]

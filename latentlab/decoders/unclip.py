@@ -135,6 +135,27 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> str | None:
     return name
 
 
+def signed_pixels(images: np.ndarray, side: int) -> torch.Tensor:
+    """uint8 ``(b, H, W, 3)`` -> float32 ``(b, 3, side, side)`` in [-1, 1], the input of a
+    diffusers VAE / MoVQ encoder; images of another size are resized (bicubic)."""
+    from PIL import Image
+
+    x = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) if im.shape[:2] != (side, side)
+                  else im for im in images])  # fmt: skip
+    return torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def require_ddim(decoder: Any) -> None:
+    """Raise unless ``decoder`` (with a ``sampler`` name) can invert: only DDIM redraws an
+    image from its DDIM-inverted noise."""
+    if not decoder.supports_inversion:
+        raise ArgumentError(
+            f"inversion needs scheduler='ddim', but this decoder samples with scheduler={decoder.sampler!r}: "
+            "a DDIM-inverted noise redraws its image only under DDIM. Build the decoder with "
+            "scheduler='ddim' (the default) to invert images."
+        )
+
+
 def optimize_pipeline(
     pipe: Any,
     *,
@@ -410,13 +431,8 @@ class StableUnCLIPDecoder(Decoder):
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
         """VAE-encode ``images`` (resized to the native resolution) and run DDIM backwards
         (:meth:`invert_latents`) to the starting latents that redraw them."""
-        from PIL import Image
-
         self._check_invertible()
-        side = self.resolution
-        x = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) if im.shape[:2] != (side, side)
-                      else im for im in images])  # fmt: skip
-        pixels = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        pixels = signed_pixels(images, self.resolution)
         vae = self.pipe.vae
         with torch.no_grad():
             latents = vae.encode(pixels.to(self.pipe._execution_device, self.dtype)).latent_dist.mean
@@ -462,12 +478,7 @@ class StableUnCLIPDecoder(Decoder):
         return self.sampler != "dpm++"
 
     def _check_invertible(self) -> None:
-        if not self.supports_inversion:
-            raise ArgumentError(
-                f"inversion needs scheduler='ddim', but this decoder samples with scheduler={self.sampler!r}: "
-                "a DDIM-inverted noise redraws its image only under DDIM. Build the decoder with "
-                "scheduler='ddim' (the default) to invert images."
-            )
+        require_ddim(self)
 
     def optimize(self, *, channels_last: bool = True, compile: bool = False,
                  compile_mode: str | None = None) -> "StableUnCLIPDecoder":  # fmt: skip
