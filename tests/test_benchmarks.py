@@ -101,3 +101,9 @@ def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path):
     assert "demo" not in res and json.loads(out.read_text())["morph"]["frames"] == 3
     with pytest.raises(SystemExit, match="--frames"):
         mod.main(["--frames", "1", "--no-demo"])
+
+
+def test_render_speed_compile_mode_needs_compile(bench, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--tiny", "--compile-mode", "reduce-overhead"])
+    assert exc.value.code == 2 and "--compile-mode needs --compile" in capsys.readouterr().err
