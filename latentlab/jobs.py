@@ -111,16 +111,14 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
                 return Pacing.from_dict(data)
         except (OSError, ValueError, KeyError):
             pass
+    finer = {"coarse": spec.pacing_coarse, "passes": spec.pacing_passes, "tol": spec.pacing_tol,
+             "max_samples": spec.pacing_max_samples, "min_width": spec.pacing_min_width}  # None: even_pacing's default
     result = even_pacing(
         trajectory,
         encoder,
         decoder,
         metric=spec.pacing_metric,
-        coarse=spec.pacing_coarse,
-        passes=spec.pacing_passes,
-        tol=spec.pacing_tol,
-        max_samples=spec.pacing_max_samples,
-        min_width=spec.pacing_min_width,
+        **{k: v for k, v in finer.items() if v is not None},
         seed=spec.seed,
         noise=spec.noise,
         keyframe_seeds=spec.keyframe_seeds() if spec.noise == "slerp" else None,

@@ -161,7 +161,8 @@ class Spec:
         pacing_coarse, pacing_passes, pacing_tol, pacing_max_samples, pacing_min_width: the
             finer settings of "even" pacing, passed to :func:`latentlab.even_pacing` as
             ``coarse``, ``passes``, ``tol``, ``max_samples`` and ``min_width``
-            [its defaults: None, 1, 0.25, None, None].
+            [None each: even_pacing's defaults; unset fields stay out of ``to_dict()``, so
+            manifests of older renders still match].
         invert_refine: gradient steps that refine each image keyframe's inverted noise
             (``noise = "inverted"``; ``refine`` of :meth:`Decoder.invert`) [None: the
             decoder's default, 20 for mini].
@@ -181,8 +182,8 @@ class Spec:
     pacing: str = "uniform"
     pacing_metric: str = "clip"
     pacing_coarse: int | None = None
-    pacing_passes: int = 1
-    pacing_tol: float = 0.25
+    pacing_passes: int | None = None
+    pacing_tol: float | None = None
     pacing_max_samples: int | None = None
     pacing_min_width: float | None = None
     invert_refine: int | None = None
@@ -232,9 +233,10 @@ class Spec:
         )
         need(self.pacing_coarse is None or (is_int(self.pacing_coarse) and self.pacing_coarse >= 1),
              f"'pacing_coarse' must be an integer >= 1 (sample intervals per segment), got {self.pacing_coarse!r}.")  # fmt: skip
-        need(is_int(self.pacing_passes) and self.pacing_passes >= 1,
+        need(self.pacing_passes is None or (is_int(self.pacing_passes) and self.pacing_passes >= 1),
              f"'pacing_passes' must be an integer >= 1, got {self.pacing_passes!r}.")  # fmt: skip
-        need(isinstance(self.pacing_tol, (int, float)) and not isinstance(self.pacing_tol, bool) and self.pacing_tol >= 0,
+        need(self.pacing_tol is None or (isinstance(self.pacing_tol, (int, float)) and not isinstance(self.pacing_tol, bool)
+                                         and self.pacing_tol >= 0),
              f"'pacing_tol' must be a number >= 0, got {self.pacing_tol!r}.")  # fmt: skip
         need(self.pacing_max_samples is None or (is_int(self.pacing_max_samples) and self.pacing_max_samples >= 0),
              f"'pacing_max_samples' must be an integer >= 0 (extra decodes), got {self.pacing_max_samples!r}.")  # fmt: skip

@@ -286,6 +286,9 @@ def test_spec_quality_fields(images):
     s = ll.load_spec({"keyframes": kfs, "preset": "tiny", "noise": "slerp", "pacing": "even", "seed": 2})
     assert s.pacing == "even" and s.pacing_metric == "clip" and s.keyframe_seeds() == [2, 7]
     assert ll.load_spec({"keyframes": kfs}).pacing == "uniform"
+    # the finer pacing fields stay out of a spec's data unless set (manifests of older renders still match)
+    assert not {k for k in ll.load_spec({"keyframes": kfs}).to_dict() if k.startswith("pacing_") and k != "pacing_metric"}
+    assert "invert_refine" not in ll.load_spec({"keyframes": kfs}).to_dict()
     for bad, field in (
         ({"pacing": "fast"}, "'pacing'"),
         ({"pacing_metric": "lpips"}, "'pacing_metric'"),
