@@ -20,6 +20,8 @@ rendered on the CPU in each mode, and the table compares:
   (:func:`latentlab.iterative_text_diff`) in fixed steps of 0.15 and with the adaptive step,
   and in one shot at the fixed run's angles: the cosine of each decoded frame to the
   destination caption.
+- **chain**: a three-keyframe chain whose segments change by very different amounts, paced
+  through ``render_spec`` per segment and over the whole path (``pacing_scope``).
 - **variations** (:func:`latentlab.variations`) of three pictures: from the DDIM-inverted
   noise with ``eta`` 0.1-1.0, and with re-rolled noise: PSNR against the inverted redraw and
   against the input, CLIP cosine against the input.
@@ -282,6 +284,42 @@ def variations_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: a chain whose first segment changes little (a red circle shrinks) and whose second changes
+#: a lot (it becomes a blue square): (colour, shape, size) of each keyframe picture
+CHAIN = [("red", "circle", 0.55), ("red", "circle", 0.45), ("blue", "square", 0.55)]
+
+
+def chain_stats(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> list[dict]:
+    """Even pacing of a chain (:data:`CHAIN`) through ``render_spec``, within each segment
+    (``pacing_scope = "segment"``) and over the whole path (``"path"``: the frames re-split by
+    measured change), with the benchmark's pacing settings; uniform t for scale."""
+    from latentlab.mini.shapes import Scene, ShapeObject
+
+    pics = [render_scene(Scene((ShapeObject(sh, c, "filled", 0.5, 0.5, size),), "white")) for c, sh, size in CHAIN]
+    paths = [str(ll.save_image(p, out / f"chain_key{i}.png")) for i, p in enumerate(pics)]
+    finer = {"pacing_coarse": args.coarse, "pacing_passes": args.passes, "pacing_tol": args.tol,
+             "pacing_max_samples": args.max_samples, "pacing_min_width": args.min_width}  # fmt: skip
+    base = {"keyframes": [{"image": p} for p in paths], "steps": args.steps, "frames": 4 if args.quick else 8,
+            "seed": args.seed, "format": "gif"}  # fmt: skip
+    rows = []
+    for mode, extra in (("uniform t", {}), ("even, per segment", {"pacing": "even", **finer}),
+                        ("even, whole path", {"pacing": "even", "pacing_scope": "path", **finer})):  # fmt: skip
+        res = ll.render_spec({**base, **{k: v for k, v in extra.items() if v is not None}},
+                             out_dir=out / f"chain_{len(rows)}", overwrite=True, progress=False, encoder=enc, decoder=dec)  # fmt: skip
+        st = pacing_stats(res.frames, encoder=enc)
+        rows.append({"mode": mode, "cv": st["cv"], "max_jump_over_median": st["max_jump_over_median"],
+                     "segment_frames": [sg.frames for sg in res.trajectory.segments],
+                     "decodes": res.pacing.decodes if res.pacing else 0})  # fmt: skip
+    return rows
+
+
+def chain_table(rows: list[dict]) -> str:
+    lines = ["| chain | CV | max/median | frames per segment | pacing decodes |", "|---|---|---|---|---|"]
+    lines += [f"| {r['mode']} | {r['cv']:.3f} | {r['max_jump_over_median']:.2f} | {r['segment_frames']} | {r['decodes']} |"
+              for r in rows]  # fmt: skip
+    return "\n".join(lines)
+
+
 def summarise(rows: list[dict]) -> dict[str, Any]:
     def col(f):
         return np.array([f(r) for r in rows], dtype=np.float64)
@@ -367,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-samples", type=int, default=None, help="even pacing: cap on bisection decodes (default frames)")
     p.add_argument("--min-width", type=float, default=None,
                    help="even pacing: narrowest bisection interval, fraction of the path (default 1/4 frame step)")  # fmt: skip
+    p.add_argument("--no-chain", dest="chain", action="store_false",
+                   help="skip the chain section (even pacing per segment vs over the whole path)")  # fmt: skip
     p.add_argument("--invert-refine", type=int, default=None,
                    help="gradient steps refining the inverted noise (default: the decoder's, 20 for mini; 0 = DDIM alone)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
@@ -405,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows)
     edits = iterative_edits(enc, dec, args, out) if args.edit_steps > 0 else []
     var = variation_stats(enc, dec, args, out) if args.variations > 0 else []
+    chains = chain_stats(enc, dec, args, out) if args.chain else []
     total_s = time.perf_counter() - t0
     command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {
@@ -421,12 +462,16 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "edits": edits,
         "variations": var,
+        "chain": chains,
     }
     print(table(rows, summary, args.metric))
     if edits:
         print("\nIterative (fixed and adaptive step) vs one-shot text diffs:\n" + edits_table(edits))
     if var:
         print(f"\nVariations ({args.variations} per picture and mode):\n" + variations_table(var))
+    if chains:
+        print("\nA chain, red circle -> smaller red circle -> blue square, paced per segment and over the whole path:\n"
+              + chain_table(chains))
     print(f"\n{len(rows)} morphs x {args.frames} frames, {args.steps} DDIM steps, guidance {dec.default_guidance}, "
           f"seed {args.seed}; {total_s:.0f} s in all on {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s). "
           f"Contact sheets: {out}/")  # fmt: skip

@@ -52,6 +52,8 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
             help="uniform path steps (default) or even: measure a coarse pass and space frames so the picture changes evenly",
         )  # fmt: skip
         g.add_argument("--pacing-metric", choices=("clip", "pixel"), default=None, help="what even pacing equalises (default clip)")
+        g.add_argument("--pacing-scope", choices=("segment", "path"), default=None,
+                       help="even pacing: within each segment (default) or over the whole path, re-splitting a chain's frames across its segments")  # fmt: skip
         g.add_argument("--pacing-coarse", type=int, default=None, metavar="N", help="even pacing: sample intervals per segment in the coarse pass (default: half its frames)")
         g.add_argument("--pacing-passes", type=int, default=None, metavar="N", help="even pacing: measure-and-solve passes (default 1)")
         g.add_argument("--pacing-tol", type=float, default=None, help="even pacing: bisect intervals above (1 + tol) x the mean (default 0.25)")
@@ -74,7 +76,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
 
 
 SPEC_KEYS = (
-    "preset", "seed", "noise", "pacing", "pacing_metric", "pacing_coarse", "pacing_passes", "pacing_tol",
+    "preset", "seed", "noise", "pacing", "pacing_metric", "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
     "pacing_max_samples", "pacing_min_width", "invert_refine", "steps", "guidance_scale", "batch_size", "frames",
     "easing", "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
 )  # fmt: skip

@@ -58,6 +58,7 @@ SEGMENT_KEYS = ("frames", "easing", "method", "hold")
 NOISE_MODES = ("shared", "per-frame", "slerp", "inverted")
 PACING_MODES = ("uniform", "even")
 PACING_METRICS = ("clip", "pixel")
+PACING_SCOPES = ("segment", "path")
 FORMATS = ("mp4", "gif", "webp")
 
 
@@ -158,6 +159,9 @@ class Spec:
         pacing: "uniform" (frames at the segments' eased parameters) or "even" (re-placed so
             the picture changes evenly, :func:`latentlab.even_pacing`) ["uniform"].
         pacing_metric: the distance "even" pacing equalises, "clip" or "pixel" ["clip"].
+        pacing_scope: "segment" (each segment keeps its frames and is paced evenly within) or
+            "path" (a chain's frames are pooled and re-split across its segments in proportion
+            to how much each one changes, so the whole video is evenly paced) [None: "segment"].
         pacing_coarse, pacing_passes, pacing_tol, pacing_max_samples, pacing_min_width: the
             finer settings of "even" pacing, passed to :func:`latentlab.even_pacing` as
             ``coarse``, ``passes``, ``tol``, ``max_samples`` and ``min_width``
@@ -181,6 +185,7 @@ class Spec:
     noise: str = "shared"
     pacing: str = "uniform"
     pacing_metric: str = "clip"
+    pacing_scope: str | None = None
     pacing_coarse: int | None = None
     pacing_passes: int | None = None
     pacing_tol: float | None = None
@@ -231,6 +236,8 @@ class Spec:
             "'pacing' = \"even\" needs noise that follows the path (\"shared\", \"slerp\" or \"inverted\"); "
             "with \"per-frame\" noise every frame changes anyway.",
         )
+        need(self.pacing_scope is None or self.pacing_scope in PACING_SCOPES,
+             f"'pacing_scope' must be one of {PACING_SCOPES}, got {self.pacing_scope!r}.")  # fmt: skip
         need(self.pacing_coarse is None or (is_int(self.pacing_coarse) and self.pacing_coarse >= 1),
              f"'pacing_coarse' must be an integer >= 1 (sample intervals per segment), got {self.pacing_coarse!r}.")  # fmt: skip
         need(self.pacing_passes is None or (is_int(self.pacing_passes) and self.pacing_passes >= 1),

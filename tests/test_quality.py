@@ -141,6 +141,26 @@ def test_min_width_lets_bisection_reach_into_a_narrow_snap():
         even_pacing(path, None, dec, metric="pixel", min_width=1.5)
 
 
+def test_pacing_scope_path_resplits_a_chains_frames_by_measured_change():
+    from latentlab.jobs import pace_spec
+    from latentlab.spec import load_spec
+
+    e = tag(torch.eye(8)[:2], "snap-space")
+    chain = Trajectory.chain([e[:1], e[:1], e[1:]], frames=[6, 6])  # a still segment, then the snap
+    base = {"keyframes": [{"text": "x"}, {"text": "y"}, {"text": "z"}], "pacing": "even", "pacing_metric": "pixel"}
+    per_segment = pace_spec(load_spec(base), chain, None, SnapDecoder())
+    whole = pace_spec(load_spec({**base, "pacing_scope": "path"}), chain, None, SnapDecoder())
+    assert [s.frames for s in per_segment.trajectory.segments] == [6, 6]
+    counts = [s.frames for s in whole.trajectory.segments]
+    assert sum(counts) == 12 and counts[0] == 1  # the still segment keeps one frame, the snap gets the rest
+    assert len(whole.trajectory) == len(chain)
+    st = {k: pacing_stats(render(p.trajectory, SnapDecoder(), progress=False)) for k, p in
+          (("segment", per_segment), ("path", whole))}  # fmt: skip
+    assert st["path"]["max_jump_over_median"] < st["segment"]["max_jump_over_median"]
+    with pytest.raises(SpecError, match="'pacing_scope'"):
+        load_spec({**base, "pacing_scope": "chain"})
+
+
 def test_further_passes_keep_every_sample_measured_so_far():
     dec = SnapDecoder(sharpness=60.0)
     path = snap_path(frames=13)
@@ -355,6 +375,7 @@ def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_pa
     key = _pacing_key(s, res.trajectory, dec, None)
     assert key != _pacing_key(load_spec({**spec, "pacing_passes": 3}), res.trajectory, dec, None)
     assert key != _pacing_key(load_spec({**spec, "pacing_min_width": 0.02}), res.trajectory, dec, None)
+    assert key != _pacing_key(load_spec({**spec, "pacing_scope": "path"}), res.trajectory, dec, None)
 
 
 def test_cli_quality_flags():
@@ -368,10 +389,10 @@ def test_cli_quality_flags():
     assert _overrides(args)["noise"] == "inverted" and _overrides(args)["invert_refine"] == 0
     args = build_parser().parse_args(
         ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-coarse", "12", "--pacing-passes", "3",
-         "--pacing-tol", "0.1", "--pacing-max-samples", "39", "--pacing-min-width", "0.001"]
+         "--pacing-tol", "0.1", "--pacing-max-samples", "39", "--pacing-min-width", "0.001", "--pacing-scope", "path"]
     )  # fmt: skip
     assert _overrides(args) == {"pacing": "even", "pacing_coarse": 12, "pacing_passes": 3, "pacing_tol": 0.1,
-                                "pacing_max_samples": 39, "pacing_min_width": 0.001}  # fmt: skip
+                                "pacing_max_samples": 39, "pacing_min_width": 0.001, "pacing_scope": "path"}  # fmt: skip
 
 
 # -- DDIM inversion on the embedded mini decoder ---------------------------------------------
@@ -609,6 +630,11 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
     assert set(var) == {f"eta {e}" for e in bench.ETAS} | {"re-rolled noise"} and all(v["n"] == 2 for v in var.values())
     # variations from the inverted noise stay closer to the input than re-rolled ones
     assert var["eta 0.1"]["psnr_input"][0] > var["re-rolled noise"]["psnr_input"][1]
+    chain = {c["mode"]: c for c in res["chain"]}
+    assert set(chain) == {"uniform t", "even, per segment", "even, whole path"}
+    assert chain["even, per segment"]["segment_frames"] == [4, 4]  # kept per segment
+    assert sum(chain["even, whole path"]["segment_frames"]) == 8  # re-split, same budget
+    assert chain["uniform t"]["decodes"] == 0 < chain["even, whole path"]["decodes"]
     emoji = [m for m in bench.MORPHS if m[0] == "emoji"]
     assert emoji and all(bench.morph_inputs(m)[0].shape == (2, 64, 64, 3) for m in emoji)
     for r in res["rows"]:
