@@ -84,7 +84,7 @@ class ClipStage:
     # replace the token embedding of every whole-word token that has a GloVe vector (`data fetch
     # --sources glove`) by a fixed projection of that vector and keep those rows frozen: words that
     # no training caption contains ("parrot") then sit near the words they resemble ("bird"), which
-    # the text tower did learn to read
+    # the text tower did learn to read. Tried once for held-out retrieval, without gain (docs/mini.md)
     word_vectors: bool = False
 
 
