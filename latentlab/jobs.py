@@ -52,11 +52,21 @@ def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     return Path(root) / slug
 
 
-def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False) -> Any:
+def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False,
+                   directory: Path | None = None) -> Any:  # fmt: skip
     """The ``(K, *noise_shape)`` keyframe noises of ``noise = "inverted"``: image keyframes get
     their DDIM-inverted noise (``decoder.invert`` with the render's steps, guidance 1, refined
     for the render's guidance by ``invert_refine`` gradient steps), other keyframes noise
-    seeded by :meth:`Spec.keyframe_seeds`."""
+    seeded by :meth:`Spec.keyframe_seeds`.
+
+    With a ``directory`` the noises are kept in ``keyframe_noise.pt`` there, keyed by
+    everything they depend on (the pictures' bytes, their embeddings, the settings and the
+    decoder), so a resumed render does not invert again."""
+    import hashlib
+    import json
+
+    import torch
+
     from .render import make_noise
     from .video import load_image
 
@@ -67,14 +77,34 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
         )
     from tqdm.auto import tqdm
 
-    kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
+    paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
+    h = hashlib.sha256(json.dumps({"steps": spec.steps, "guidance_scale": spec.guidance_scale, "seeds": spec.keyframe_seeds(),
+                                   "invert_refine": spec.invert_refine, "decoder": decoder.describe()},
+                                  sort_keys=True, default=str).encode())  # fmt: skip
+    h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
+    for i in todo:
+        h.update(Path(paths[i]).read_bytes())
+    key = h.hexdigest()
+    cached = directory / "keyframe_noise.pt" if directory is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            data = torch.load(cached, map_location="cpu", weights_only=True)
+            if data.get("key") == key:
+                return data["noise"]
+        except (OSError, RuntimeError, ValueError, KeyError, AttributeError):
+            pass
+    kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
     with tqdm(total=len(todo), desc="invert keyframes", unit="image", disable=not progress) as bar:
         for i in todo:
-            img = load_image(spec.resolve_path(spec.keyframes[i]["image"]))
-            kn[i] = decoder.invert(img, trajectory.keyframes[i : i + 1], steps=spec.steps, refine=spec.invert_refine,
-                                   decode_guidance=spec.guidance_scale)[0]  # fmt: skip
+            kn[i] = decoder.invert(load_image(paths[i]), trajectory.keyframes[i : i + 1], steps=spec.steps,
+                                   refine=spec.invert_refine, decode_guidance=spec.guidance_scale)[0]  # fmt: skip
             bar.update(1)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.tmp")
+        torch.save({"key": key, "noise": kn}, tmp)
+        os.replace(tmp, cached)
     return kn
 
 
@@ -209,7 +239,7 @@ def render_spec(
     decoder = decoder if decoder is not None else create_decoder(preset, device=device)
     _refuse_other_render(directory, s, decoder, overwrite)
     trajectory = s.resolve(encoder, prior)
-    kn = keyframe_noise(s, trajectory, decoder, progress=progress) if s.noise == "inverted" else None
+    kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
     pacing = None
     if s.pacing == "even":
         pacing = pace_spec(s, trajectory, encoder, decoder, keyframe_noise=kn, directory=directory, progress=progress)

@@ -523,6 +523,24 @@ def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
         assert np.abs(res.frames[k].astype(int) - alone.astype(int)).max() <= 2  # batch rounding only
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["noise"] == "inverted" and len(manifest["keyframe_noise_sha256"]) == 64
+    # a rerun (resume) reads the inverted noise back instead of inverting again
+    assert (tmp_path / "r" / "keyframe_noise.pt").is_file()
+    calls.clear()
+    dec.invert = lambda *a, **k: calls.append(k) or real(*a, **k)
+    try:
+        again = ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+        assert calls == [] and np.array_equal(again.frames, res.frames)
+        # another refinement is another noise: inverted again, and the folder refuses the other render
+        with pytest.raises(ArgumentError, match="different render"):
+            ll.render_spec({**spec, "invert_refine": 1}, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+        from latentlab.jobs import keyframe_noise
+        from latentlab.spec import load_spec
+
+        s1 = load_spec({**spec, "invert_refine": 1})
+        keyframe_noise(s1, res.trajectory, dec, directory=tmp_path / "r")
+        assert len(calls) == 2
+    finally:
+        del dec.invert
 
 
 # -- iterative text diff ----------------------------------------------------------------------
