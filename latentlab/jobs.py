@@ -56,8 +56,10 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
                    directory: Path | None = None) -> Any:  # fmt: skip
     """The ``(K, *noise_shape)`` keyframe noises of ``noise = "inverted"``: image keyframes get
     their DDIM-inverted noise (``decoder.invert`` with the render's steps, guidance 1, refined
-    for the render's guidance by ``invert_refine`` gradient steps), other keyframes noise
-    seeded by :meth:`Spec.keyframe_seeds`.
+    for the render's guidance by ``invert_refine`` gradient steps); a ``text_diff`` keyframe
+    without a ``seed`` of its own shares the noise of the keyframe it edits, so a text diff of
+    a picture keeps the picture's inverted noise all the way, as the DALL-E 2 paper's text
+    diffs do; other keyframes get noise seeded by :meth:`Spec.keyframe_seeds`.
 
     With a ``directory`` the noises are kept in ``keyframe_noise.pt`` there, keyed by
     everything they depend on (the pictures' bytes, their embeddings, the settings and the
@@ -80,8 +82,8 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
     paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
     h = hashlib.sha256(json.dumps({"steps": spec.steps, "guidance_scale": spec.guidance_scale, "seeds": spec.keyframe_seeds(),
-                                   "invert_refine": spec.invert_refine, "decoder": decoder.describe()},
-                                  sort_keys=True, default=str).encode())  # fmt: skip
+                                   "invert_refine": spec.invert_refine, "decoder": decoder.describe(),
+                                   "keyframes": spec.keyframes}, sort_keys=True, default=str).encode())  # fmt: skip
     h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
     for i in todo:
         h.update(Path(paths[i]).read_bytes())
@@ -100,6 +102,9 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
             kn[i] = decoder.invert(load_image(paths[i]), trajectory.keyframes[i : i + 1], steps=spec.steps,
                                    refine=spec.invert_refine, decode_guidance=spec.guidance_scale)[0]  # fmt: skip
             bar.update(1)
+    for i, kf in enumerate(spec.keyframes):
+        if i > 0 and "text_diff" in kf and "seed" not in kf:
+            kn[i] = kn[i - 1]
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{cached.name}.tmp")

@@ -31,7 +31,8 @@ or ``"inverted"``, its own starting noise (default ``seed + i`` for keyframe ``i
 
 Quality settings: ``noise = "slerp"`` gives each keyframe its own noise and slerps between
 them; ``noise = "inverted"`` uses each image keyframe's DDIM-inverted noise, so the morph
-starts and ends on faithful redraws of its input images; ``pacing = "even"`` re-places the
+starts and ends on faithful redraws of its input images (a text diff of a picture keeps the
+picture's noise); ``pacing = "even"`` re-places the
 frames so the picture changes by equal steps (:func:`latentlab.even_pacing`).
 """
 

@@ -543,6 +543,23 @@ def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
         del dec.invert
 
 
+def test_inverted_text_diff_keeps_the_pictures_noise(mini, tmp_path):
+    from latentlab.jobs import keyframe_noise
+    from latentlab.spec import load_spec
+    from latentlab.video import save_image
+
+    enc, dec = mini
+    path = save_image(_scenes(1)[0], tmp_path / "k.png")
+    td = {"text_diff": {"from": "a red circle", "to": "a blue circle", "theta": 0.4}}
+    spec = load_spec({"preset": "mini", "steps": 3, "noise": "inverted", "invert_refine": 0,
+                      "keyframes": [{"image": str(path)}, td, {**td, "seed": 9}]})  # fmt: skip
+    traj = spec.resolve(enc)
+    kn = keyframe_noise(spec, traj, dec)
+    assert torch.equal(kn[0], dec.invert(ll.load_image(path), traj.keyframes[:1], steps=3, refine=0)[0])
+    assert torch.equal(kn[1], kn[0])  # the text diff of the picture keeps its inverted noise
+    assert torch.equal(kn[2], make_noise(dec.noise_shape(), [9])[0])  # a keyframe with its own seed keeps it
+
+
 # -- iterative text diff ----------------------------------------------------------------------
 
 
