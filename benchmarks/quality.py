@@ -197,7 +197,9 @@ def iterative_edits(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> 
     destination caption: iterative with fixed steps (``theta_step`` 0.15, ``adaptive=False``,
     ``--edit-steps`` steps), iterative with the adaptive step (the default; up to twice as many
     tries, since a stalled try is not kept), and one-shot text diffs at the fixed run's angles
-    (0, 0.15, 0.30, ...)."""
+    (0, 0.15, 0.30, ...); then the adaptive and the one-shot runs again from the picture's
+    inverted noise (``noise="inverted"``, refined by ``--invert-refine``), as the DALL-E 2
+    paper makes its text diffs."""
     rows = []
     n = args.edit_steps
     for k, (pic, src_text, dst_text) in enumerate(EDITS):
@@ -211,29 +213,46 @@ def iterative_edits(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> 
         shots = render(ll.text_diff(z, src, dst, torch.tensor(thetas)), dec, seed=args.seed, steps=args.steps,
                        progress=False)  # fmt: skip
         one_shot = (enc.encode_image(shots) * dst).sum(-1).tolist()
-        sheet_rows([("iterative, fixed", fixed.frames), ("iterative, adaptive", adapt.frames), ("one-shot", shots)],
-                   out / f"edit{k:02d}.png")  # fmt: skip
+        adapt_inv = ll.iterative_text_diff(enc, dec, img, src_text, dst_text, max_steps=2 * n, noise="inverted",
+                                           refine=args.invert_refine, **kw)  # fmt: skip
+        kn = dec.invert(img, z, steps=args.steps, refine=args.invert_refine)
+        shots_inv = dec.decode(ll.text_diff(z, src, dst, torch.tensor(thetas)), kn.expand(len(thetas), *kn.shape[1:]),
+                               steps=args.steps)  # fmt: skip
+        one_shot_inv = (enc.encode_image(shots_inv) * dst).sum(-1).tolist()
+        sheet_rows([("input", img[None]), ("iterative, fixed", fixed.frames), ("iterative, adaptive", adapt.frames),
+                    ("one-shot", shots), ("iterative, adaptive, inverted", adapt_inv.frames),
+                    ("one-shot, inverted", shots_inv)], out / f"edit{k:02d}.png")  # fmt: skip
         rows.append({"picture": pic, "from": src_text, "to": dst_text, "thetas": thetas,
                      "iterative": [float(v) for v in fixed.similarity],
                      "adaptive": [float(v) for v in adapt.similarity],
                      "adaptive_thetas": [float(t) for t in adapt.thetas],
                      "adaptive_decodes": 1 + len(adapt.tries),
-                     "one_shot": [float(v) for v in one_shot]})  # fmt: skip
+                     "one_shot": [float(v) for v in one_shot],
+                     "adaptive_inverted": [float(v) for v in adapt_inv.similarity],
+                     "adaptive_inverted_thetas": [float(t) for t in adapt_inv.thetas],
+                     "adaptive_inverted_decodes": 1 + len(adapt_inv.tries),
+                     "one_shot_inverted": [float(v) for v in one_shot_inv]})  # fmt: skip
     return rows
 
 
 def edits_table(rows: list[dict]) -> str:
     lines = ["| picture | edit | step | iterative, fixed 0.15: cos | iterative, adaptive: angle of the step, cos | "
-             "one-shot at 0.15 x step: cos |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "one-shot at 0.15 x step: cos | inverted noise: iterative, adaptive: angle, cos | inverted noise: one-shot: cos |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        n = max(len(r["thetas"]), len(r["adaptive"]))
+        n = max(len(r["thetas"]), len(r["adaptive"]), len(r["adaptive_inverted"]))
+
+        def cell(key: str, i: int, angles: str | None = None) -> str:
+            if i >= len(r[key]):
+                return ""
+            return f"{r[angles][i]:.2f}, {r[key][i]:.3f}" if angles else f"{r[key][i]:.3f}"
+
         for i in range(n):
-            fixed = f"{r['iterative'][i]:.3f}" if i < len(r["iterative"]) else ""
-            adapt = f"{r['adaptive_thetas'][i]:.2f}, {r['adaptive'][i]:.3f}" if i < len(r["adaptive"]) else ""
-            shot = f"{r['one_shot'][i]:.3f}" if i < len(r["one_shot"]) else ""
-            lines.append(f"| {r['picture'] if i == 0 else ''} | {r['from'] + ' -> ' + r['to'] if i == 0 else ''} | "
-                         f"{i} | {fixed} | {adapt} | {shot} |")  # fmt: skip
-        lines.append(f"| | | decodes | {len(r['iterative'])} | {r['adaptive_decodes']} | {len(r['one_shot'])} |")
+            lines.append(f"| {r['picture'] if i == 0 else ''} | {r['from'] + ' -> ' + r['to'] if i == 0 else ''} | {i} | "
+                         f"{cell('iterative', i)} | {cell('adaptive', i, 'adaptive_thetas')} | {cell('one_shot', i)} | "
+                         f"{cell('adaptive_inverted', i, 'adaptive_inverted_thetas')} | {cell('one_shot_inverted', i)} |")  # fmt: skip
+        lines.append(f"| | | decodes | {len(r['iterative'])} | {r['adaptive_decodes']} | {len(r['one_shot'])} | "
+                     f"{r['adaptive_inverted_decodes']} (+ inversion) | {len(r['one_shot_inverted'])} (+ inversion) |")
     return "\n".join(lines)
 
 

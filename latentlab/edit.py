@@ -94,6 +94,8 @@ def iterative_text_diff(
     adaptive: bool = True,
     grow: float = 1.6,
     min_gain: float = 0.01,
+    noise: str = "shared",
+    refine: int | None = None,
 ) -> IterativeEdit:
     """Apply a text diff in steps, decoding and re-encoding between them.
 
@@ -118,6 +120,13 @@ def iterative_text_diff(
             ladder ``theta_step * grow**k``) that moves it. It stops early when even the
             full angle does not help. ``False``: every step is kept at ``theta_step``.
         grow, min_gain: see ``adaptive``.
+        noise: ``"shared"``: every step starts from the noise seeded ``seed``.
+            ``"inverted"``: every step starts from the start picture's DDIM-inverted noise
+            (``image_or_embedding`` must then be a picture, and the decoder able to invert),
+            so frame 0 redraws the picture and the edits keep its layout, as the DALL-E 2
+            paper's text diffs do.
+        refine: ``noise="inverted"``: gradient steps refining the inverted noise
+            (``refine`` of :meth:`Decoder.invert`; ``None``: the decoder's default).
 
     Returns:
         an :class:`IterativeEdit` (frames, embeddings, similarity curve, reached).
@@ -147,9 +156,25 @@ def iterative_text_diff(
             f"encoder space {getattr(encoder, 'space', None)!r} (d={encoder.dim}) and decoder space "
             f"{getattr(decoder, 'space', None)!r} (d={decoder.dim}) differ; use the encoder and decoder of one preset."
         )
+    if noise not in ("shared", "inverted"):
+        raise ArgumentError(f"noise must be 'shared' or 'inverted', got {noise!r}.")
     z = _start_embedding(encoder, image_or_embedding)
     src, dst = encoder.encode_text([src_text if src_text is not None else NEUTRAL_CAPTION, dst_text]).split(1)
-    noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
+    if noise == "inverted":
+        if isinstance(image_or_embedding, torch.Tensor) and image_or_embedding.ndim == 2:
+            raise ArgumentError("noise='inverted' needs the start picture (an image, not an embedding), to invert it.")
+        if not getattr(decoder, "supports_inversion", False):
+            raise ArgumentError(f"noise='inverted' needs a decoder that inverts images; {type(decoder).__name__} does not.")
+        from .encoders import _image_items
+
+        items = _image_items(image_or_embedding)  # a path, PIL image, array or tensor, as encode_image takes
+        if len(items) != 1:
+            raise ArgumentError(f"image_or_embedding must be one picture, got {len(items)}.")
+        picture = np.asarray(items[0].load(), dtype=np.uint8)
+        start_noise = decoder.invert(picture, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
+    else:
+        start_noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
+    noise = start_noise
 
     def draw(e: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, float]:
         frame = decoder.decode(e, noise, seeds=[int(seed)], steps=steps, guidance_scale=guidance_scale)

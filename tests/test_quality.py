@@ -661,6 +661,8 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
     for e in res["edits"]:  # the adaptive run: up to 2 x 2 tries, and each kept frame moved towards the caption
         assert 1 <= len(e["adaptive"]) <= e["adaptive_decodes"] <= 5 and len(e["adaptive_thetas"]) == len(e["adaptive"])
         assert all(b >= a + 0.01 for a, b in zip(e["adaptive"], e["adaptive"][1:]))
+        assert len(e["one_shot_inverted"]) == len(e["thetas"]) and 1 <= len(e["adaptive_inverted"]) <= 5
+        assert all(b >= a + 0.01 for a, b in zip(e["adaptive_inverted"], e["adaptive_inverted"][1:]))
     var = {v["mode"]: v for v in res["variations"]}
     assert set(var) == {f"eta {e}" for e in bench.ETAS} | {"re-rolled noise"} and all(v["n"] == 2 for v in var.values())
     # variations from the inverted noise stay closer to the input than re-rolled ones
@@ -718,3 +720,19 @@ def test_variations_reroll_and_inverted(mini):
         ll.variations(dec, z, mode="inverted")
     with pytest.raises(ArgumentError, match="eta"):
         ll.variations(dec, z, image=image, eta=0)
+
+
+def test_iterative_text_diff_from_the_inverted_noise(mini):
+    enc, dec = mini
+    img = _scenes(1)[0]
+    kw = dict(max_steps=1, steps=6, adaptive=False, theta_step=0.5)
+    run = ll.iterative_text_diff(enc, dec, img, "a red circle", "a blue circle", noise="inverted", refine=3, **kw)
+    z = enc.encode_image(img)
+    noise = dec.invert(img, z, steps=6, refine=3)
+    assert np.array_equal(run.frames[0], dec.decode(z, noise, steps=6)[0])  # frame 0 redraws the picture
+    shared = ll.iterative_text_diff(enc, dec, img, "a red circle", "a blue circle", **kw)
+    assert _psnr(run.frames[0], img) > _psnr(shared.frames[0], img)
+    with pytest.raises(ArgumentError, match="noise"):
+        ll.iterative_text_diff(enc, dec, img, None, "a blue circle", noise="slerp")
+    with pytest.raises(ArgumentError, match="picture"):
+        ll.iterative_text_diff(enc, dec, z, None, "a blue circle", noise="inverted")
