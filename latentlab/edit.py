@@ -174,10 +174,9 @@ def iterative_text_diff(
         start_noise = decoder.invert(picture, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
     else:
         start_noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
-    noise = start_noise
 
     def draw(e: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, float]:
-        frame = decoder.decode(e, noise, seeds=[int(seed)], steps=steps, guidance_scale=guidance_scale)
+        frame = decoder.decode(e, start_noise, seeds=[int(seed)], steps=steps, guidance_scale=guidance_scale)
         back = encoder.encode_image(frame)
         return frame[0], back, float((back * dst).sum())
 
