@@ -112,6 +112,8 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
     even = render(paced.trajectory, dec, **kw)
     judge = dict(metric=args.metric, encoder=enc)
     su, se = pacing_stats(uniform, **judge), pacing_stats(even, **judge)
+    other = "pixel" if args.metric == "clip" else "clip"  # the same frames judged by the other distance
+    cross = {m: pacing_stats(f, metric=other, encoder=enc) for m, f in (("uniform", uniform), ("even", even))}
 
     # flicker: one embedding, three noise modes
     still = Trajectory(torch.cat([za, za]), [Segment(args.flicker_frames - 1)])
@@ -166,6 +168,7 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
         "even_frames": int(even.shape[0]),
         "uniform": su,
         "even": se,
+        "other_metric": {"metric": other, **cross},
         "pacing_decodes": paced.decodes,
         "pacing_ts": paced.trajectory.segments[0].ts,
         "flicker": flicker,
@@ -349,6 +352,8 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
         "even_cv": lambda r: r["even"]["cv"],
         "uniform_max_jump": lambda r: r["uniform"]["max_jump_over_median"],
         "even_max_jump": lambda r: r["even"]["max_jump_over_median"],
+        "uniform_cv_other_metric": lambda r: r["other_metric"]["uniform"]["cv"],
+        "even_cv_other_metric": lambda r: r["other_metric"]["even"]["cv"],
         "flicker_shared_clip": lambda r: r["flicker"]["shared"]["clip"],
         "flicker_per_frame_clip": lambda r: r["flicker"]["per-frame"]["clip"],
         "flicker_slerp_clip": lambda r: r["flicker"]["slerp"]["clip"],
@@ -404,6 +409,8 @@ def table(rows: list[dict], summary: dict, metric: str) -> str:
         f"even {summary['goal_jump_met']['even']}/{n}; cosine >= {GOALS['inverted_cos']}: shared "
         f"{summary['goal_cos_met']['shared']}/{n}, DDIM-inverted {summary['goal_cos_met']['ddim']}/{n}, "
         f"refined {summary['goal_cos_met']['inverted']}/{n} ({m['invert_seconds']:.1f} s per two refined inversions). "
+        f"Judged by the other distance ({rows[0]['other_metric']['metric'] if rows else '-'}), the same frames' mean CV: "
+        f"uniform {m['uniform_cv_other_metric']:.3f}, even {m['even_cv_other_metric']:.3f}. "
         "Flicker: mean CLIP angle (radians) between consecutive frames of a constant embedding."
     )
     return "\n".join(lines)

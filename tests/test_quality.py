@@ -684,6 +684,7 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
         # 15-degree noise step can change a weak decoder's picture as much as fresh noise)
         for k in ("uniform", "even"):
             assert r[k]["cv"] >= 0 and r[k]["max_jump_over_median"] >= 1
+            assert r["other_metric"]["metric"] == "pixel" and r["other_metric"][k]["cv"] >= 0  # judged both ways
         assert all(math.isfinite(v) for v in r["faithfulness"].values())
         assert (out / r["name"] / "modes.png").is_file() and (out / r["name"] / "flicker.png").is_file()
     # inversion is more faithful than shared noise, on average over the quick morphs
