@@ -431,7 +431,7 @@ class StableUnCLIPDecoder(Decoder):
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
         """VAE-encode ``images`` (resized to the native resolution) and run DDIM backwards
         (:meth:`invert_latents`) to the starting latents that redraw them."""
-        self._check_invertible()
+        require_ddim(self)
         pixels = signed_pixels(images, self.resolution)
         vae = self.pipe.vae
         with torch.no_grad():
@@ -449,7 +449,7 @@ class StableUnCLIPDecoder(Decoder):
         without the pipeline's random embedding noise."""
         from diffusers import DDIMInverseScheduler
 
-        self._check_invertible()
+        require_ddim(self)
         pipe = self.pipe
         dev = pipe._execution_device
         emb = (embeddings.to(torch.float32) * self.embed_scale).to(dev, self.dtype)
@@ -476,9 +476,6 @@ class StableUnCLIPDecoder(Decoder):
     def supports_inversion(self) -> bool:
         """True unless the sampler is ``"dpm++"`` (an inverted noise redraws its image only with DDIM)."""
         return self.sampler != "dpm++"
-
-    def _check_invertible(self) -> None:
-        require_ddim(self)
 
     def optimize(self, *, channels_last: bool = True, compile: bool = False,
                  compile_mode: str | None = None) -> "StableUnCLIPDecoder":  # fmt: skip
