@@ -108,7 +108,7 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
     uniform = render(path, dec, **kw)
     paced = ll.even_pacing(path, enc, dec, metric=args.metric, seed=args.seed, steps=args.steps, coarse=args.coarse,
                            passes=args.passes, tol=args.tol, max_samples=args.max_samples,
-                           min_width=args.min_width)  # fmt: skip
+                           min_width=args.min_width, relax=args.relax)  # fmt: skip
     even = render(paced.trajectory, dec, **kw)
     judge = dict(metric=args.metric, encoder=enc)
     su, se = pacing_stats(uniform, **judge), pacing_stats(even, **judge)
@@ -320,7 +320,8 @@ def chain_stats(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> list
     pics = [render_scene(Scene((ShapeObject(sh, c, "filled", 0.5, 0.5, size),), "white")) for c, sh, size in CHAIN]
     paths = [str(ll.save_image(p, out / f"chain_key{i}.png")) for i, p in enumerate(pics)]
     finer = {"pacing_coarse": args.coarse, "pacing_passes": args.passes, "pacing_tol": args.tol,
-             "pacing_max_samples": args.max_samples, "pacing_min_width": args.min_width}  # fmt: skip
+             "pacing_max_samples": args.max_samples, "pacing_min_width": args.min_width,
+             "pacing_relax": args.relax or None}  # fmt: skip
     base = {"keyframes": [{"image": p} for p in paths], "steps": args.steps, "frames": 4 if args.quick else 8,
             "seed": args.seed, "format": "gif"}  # fmt: skip
     rows = []
@@ -431,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-samples", type=int, default=None, help="even pacing: cap on bisection decodes (default frames)")
     p.add_argument("--min-width", type=float, default=None,
                    help="even pacing: narrowest bisection interval, fraction of the path (default 1/4 frame step)")  # fmt: skip
+    p.add_argument("--relax", type=int, default=0,
+                   help="even pacing: rounds that measure the paced frames and move them (default 0)")
     p.add_argument("--no-chain", dest="chain", action="store_false",
                    help="skip the chain section (even pacing per segment vs over the whole path)")  # fmt: skip
     p.add_argument("--invert-refine", type=int, default=None,
@@ -477,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": command.strip(),
         "settings": {k: getattr(args, k) for k in ("quick", "morphs", "frames", "steps", "flicker_frames", "metric", "coarse",
-                                                   "passes", "tol", "max_samples", "min_width", "invert_refine", "seed", "preset",
+                                                   "passes", "tol", "max_samples", "min_width", "relax", "invert_refine", "seed", "preset",
                                                    "threads")},
         "goals": GOALS,
         "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -60,6 +60,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
         g.add_argument("--pacing-max-samples", type=int, default=None, metavar="N", help="even pacing: extra decodes for bisection (default: the frame budget)")
         g.add_argument("--pacing-min-width", type=float, default=None, metavar="W",
                        help="even pacing: narrowest bisected interval, a fraction of a segment (default a quarter frame step)")  # fmt: skip
+        g.add_argument("--pacing-relax", type=int, default=None, metavar="N",
+                       help="even pacing: rounds that measure the paced frames and move them until they differ evenly "
+                       "(default 0; each decodes up to one frame budget)")  # fmt: skip
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
     o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
@@ -77,7 +80,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
 
 SPEC_KEYS = (
     "preset", "seed", "noise", "pacing", "pacing_metric", "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
-    "pacing_max_samples", "pacing_min_width", "invert_refine", "steps", "guidance_scale", "batch_size", "frames",
+    "pacing_max_samples", "pacing_min_width", "pacing_relax", "invert_refine", "steps", "guidance_scale", "batch_size", "frames",
     "easing", "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
 )  # fmt: skip
 

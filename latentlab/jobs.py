@@ -121,6 +121,8 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale",
                                               "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
                                               "pacing_max_samples", "pacing_min_width")}  # fmt: skip
+    if spec.pacing_relax is not None:  # only when set, so caches of older renders stay valid
+        settings["pacing_relax"] = spec.pacing_relax
     settings["keyframe_seeds"] = spec.keyframe_seeds()
     settings["decoder"] = decoder.describe()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -147,7 +149,7 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
         except (OSError, ValueError, KeyError):
             pass
     finer = {"coarse": spec.pacing_coarse, "passes": spec.pacing_passes, "tol": spec.pacing_tol,
-             "max_samples": spec.pacing_max_samples, "min_width": spec.pacing_min_width}  # None: even_pacing's default
+             "max_samples": spec.pacing_max_samples, "min_width": spec.pacing_min_width, "relax": spec.pacing_relax}  # None: even_pacing's default
     if spec.pacing_scope == "path":  # the chain's frames, re-split across its segments by measured change
         finer["frames"] = len(trajectory)
     result = even_pacing(

@@ -172,6 +172,9 @@ class Pacing:
         decodes: how many pictures were decoded to measure (coarse pass + refinement).
         coarse_stats: :func:`pacing_stats` of the coarse pass, i.e. of uniformly spaced
             parameters: how uneven the uniform path is at that resolution.
+        frame_distances: with ``relax``, per segment, the measured distances between the
+            paced frames themselves (what the render will show); empty without.
+        frame_stats: :func:`pacing_stats` of all of ``frame_distances`` (empty without ``relax``).
     """
 
     trajectory: Any
@@ -181,6 +184,8 @@ class Pacing:
     lengths: list[float] = field(default_factory=list)
     decodes: int = 0
     coarse_stats: dict[str, float] = field(default_factory=dict)
+    frame_distances: list[np.ndarray] = field(default_factory=list)
+    frame_stats: dict[str, float] = field(default_factory=dict)
 
     def __iter__(self):  # ``paced, distances = even_pacing(...)``
         return iter((self.trajectory, self.distances))
@@ -196,6 +201,8 @@ class Pacing:
             "lengths": list(self.lengths),
             "decodes": self.decodes,
             "coarse_stats": dict(self.coarse_stats),
+            "frame_distances": [d.tolist() for d in self.frame_distances],
+            "frame_stats": dict(self.frame_stats),
         }
 
     @classmethod
@@ -210,6 +217,8 @@ class Pacing:
             lengths=[float(x) for x in d.get("lengths", [])],
             decodes=int(d.get("decodes", 0)),
             coarse_stats=dict(d.get("coarse_stats", {})),
+            frame_distances=[np.asarray(x, dtype=np.float64) for x in d.get("frame_distances", [])],
+            frame_stats=dict(d.get("frame_stats", {})),
         )
 
 
@@ -244,6 +253,36 @@ def _inverse_cumulative(samples: np.ndarray, dist: np.ndarray, n: int) -> list[f
     return [float(t) for t in ts]
 
 
+#: how far a relaxation round moves each frame towards its new place (1 = all the way);
+#: all the way overshoots and oscillates on mini's morphs, 0.6 settled best of the two tried
+#: (docs/quality.md)
+RELAX_STEP = 0.6
+
+
+def _relax(frame_ts: Sequence[float], frame_dist: np.ndarray, samples: np.ndarray, dist: np.ndarray) -> list[float]:
+    """New parameters for a segment's frames (``frame_ts``: its frames' parameters and the
+    closing ``1.0``; ``frame_dist``: the measured distance between consecutive frames).
+
+    The change inside each frame interval is spread in the shape the samples measured there,
+    but scaled to add up to the distance measured between the two frames themselves, so the
+    re-solve equalises what the video shows (a distance between frames is not the sum of the
+    distances between the samples inside: the metric is not additive). Returns the moving
+    frames' parameters, the first 0.
+    """
+    frame_ts = np.asarray(frame_ts, dtype=np.float64)
+    pts = np.union1d(samples, frame_ts)
+    width = np.diff(samples)
+    density = np.where(width > 0, dist / np.maximum(width, 1e-12), 0.0)
+    mid = (pts[:-1] + pts[1:]) / 2
+    sub = density[np.clip(np.searchsorted(samples, mid) - 1, 0, len(dist) - 1)] * np.diff(pts)
+    owner = np.clip(np.searchsorted(frame_ts, mid, side="right") - 1, 0, len(frame_dist) - 1)
+    for k, dk in enumerate(frame_dist):
+        inside = owner == k
+        total = sub[inside].sum()
+        sub[inside] = dk * (sub[inside] / total if total > 0 else 1.0 / max(int(inside.sum()), 1))
+    return _inverse_cumulative(pts, sub, len(frame_dist))
+
+
 def even_pacing(
     trajectory: Any,
     encoder: Any,
@@ -256,6 +295,7 @@ def even_pacing(
     max_samples: int | None = None,
     min_width: float | None = None,
     passes: int = 1,
+    relax: int = 0,
     seed: int = 0,
     noise: str = "shared",
     keyframe_seeds: list[int] | None = None,
@@ -288,6 +328,12 @@ def even_pacing(
         passes: ``1`` stops after the coarse pass and bisection; each further pass decodes
             the paced frames themselves, adds them to every sample measured so far and
             solves again from all of them (at most one frame budget of decodes per pass).
+        relax: rounds that judge the frames themselves, after the passes: decode the paced
+            frames, measure the distance between each pair of consecutive frames (what the
+            video shows) and move every frame part of the way (:data:`RELAX_STEP`) towards
+            where those distances come out equal; the most even placement measured (lowest
+            coefficient of variation, per segment) is kept, so a round never makes it worse.
+            Each round decodes up to one frame budget; ``.frame_stats`` reports the kept frames.
         seed, noise, keyframe_seeds, keyframe_noise: the starting noise, exactly as the
             render will use it (``"shared"``, ``"slerp"`` or ``"inverted"``; ``"per-frame"``
             noise changes every frame regardless of the path and cannot be paced).
@@ -333,6 +379,8 @@ def even_pacing(
             )
     if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
         raise ArgumentError(f"passes must be an integer >= 1, got {passes!r}.")
+    if not isinstance(relax, int) or isinstance(relax, bool) or relax < 0:
+        raise ArgumentError(f"relax must be an integer >= 0 (rounds), got {relax!r}.")
     if min_width is not None and (not isinstance(min_width, (int, float)) or isinstance(min_width, bool)
                                   or not 0 < min_width < 1):  # fmt: skip
         raise ArgumentError(f"min_width must be a number in (0, 1) (a fraction of a segment), got {min_width!r}.")
@@ -431,6 +479,23 @@ def even_pacing(
             dists = [[dist((i, ts[j]), (i, ts[j + 1])) for j in range(len(ts) - 1)] for i, ts in enumerate(samples)]
             lengths = [float(sum(d)) for d in dists]
             params = [_inverse_cumulative(np.asarray(samples[i]), np.asarray(dists[i]), frame_counts[i]) for i in range(n_seg)]
+        # 5. optional relaxation: measure the frames themselves and move them, keeping the best
+        frame_dists: list[np.ndarray] = []
+        if relax > 0:
+            best: list[tuple[float, list[float], np.ndarray]] = [(math.inf, ts, np.zeros(0)) for ts in params]
+            for r in range(relax + 1):
+                measure([(i, t) for i, ts in enumerate(params) for t in ts + [1.0]])
+                for i, ts in enumerate(params):
+                    full = ts + [1.0]
+                    d = np.asarray([dist((i, full[j]), (i, full[j + 1])) for j in range(len(ts))])
+                    cv = pacing_stats(d)["cv"]
+                    if cv < best[i][0]:
+                        best[i] = (cv, ts, d)
+                    if r < relax:
+                        target = _relax(full, d, np.asarray(samples[i]), np.asarray(dists[i]))
+                        params[i] = [a + RELAX_STEP * (b - a) for a, b in zip(ts, target)]
+            params = [b[1] for b in best]
+            frame_dists = [b[2] for b in best]
     finally:
         bar.close()
     new_segs = [Segment(len(ts), method=s.method, hold=s.hold, ts=ts) for ts, s in zip(params, segs)]
@@ -443,4 +508,6 @@ def even_pacing(
         lengths=lengths,
         decodes=count[0],
         coarse_stats=coarse_stats,
+        frame_distances=frame_dists,
+        frame_stats=pacing_stats(np.concatenate(frame_dists)) if frame_dists else {},
     )

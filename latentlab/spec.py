@@ -168,6 +168,9 @@ class Spec:
             ``coarse``, ``passes``, ``tol``, ``max_samples`` and ``min_width``
             [None each: even_pacing's defaults; unset fields stay out of ``to_dict()``, so
             manifests of older renders still match].
+        pacing_relax: rounds of :func:`latentlab.even_pacing`'s ``relax`` (measure the paced
+            frames themselves and move them until consecutive frames differ evenly; each
+            round decodes up to one frame budget) [None: 0].
         invert_refine: gradient steps that refine each image keyframe's inverted noise
             (``noise = "inverted"``; ``refine`` of :meth:`Decoder.invert`) [None: the
             decoder's default, 20 for mini].
@@ -192,6 +195,7 @@ class Spec:
     pacing_tol: float | None = None
     pacing_max_samples: int | None = None
     pacing_min_width: float | None = None
+    pacing_relax: int | None = None
     invert_refine: int | None = None
     frames: int = 48
     easing: str = "linear"
@@ -251,6 +255,8 @@ class Spec:
         need(self.pacing_min_width is None or (isinstance(self.pacing_min_width, (int, float))
                                                and not isinstance(self.pacing_min_width, bool) and 0 < self.pacing_min_width < 1),
              f"'pacing_min_width' must be a number in (0, 1) (a fraction of a segment), got {self.pacing_min_width!r}.")  # fmt: skip
+        need(self.pacing_relax is None or (is_int(self.pacing_relax) and self.pacing_relax >= 0),
+             f"'pacing_relax' must be an integer >= 0 (rounds), got {self.pacing_relax!r}.")  # fmt: skip
         need(self.invert_refine is None or (is_int(self.invert_refine) and self.invert_refine >= 0),
              f"'invert_refine' must be an integer >= 0 (gradient steps), got {self.invert_refine!r}.")  # fmt: skip
         need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")

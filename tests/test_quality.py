@@ -175,6 +175,56 @@ def test_further_passes_keep_every_sample_measured_so_far():
     assert d.shape == (len(s2) - 1,) and np.all(d >= 0)
 
 
+class SlideDecoder(ll.Decoder):
+    """A 4-px bar slides 24 px across, most of the way in the middle of the path. Pixel RMS
+    between two frames saturates once the bar has moved past its own width, so distances do
+    not add up along the path: a frame-to-frame distance is less than the sum of the sample
+    distances between them, which misleads a solve from the samples alone."""
+
+    name = "slide"
+    space = "snap-space"
+    dim = 8
+    resolution = 32
+    default_steps = 1
+    default_guidance = 1.0
+    default_batch_size = 8
+
+    def noise_shape(self):
+        return (1, 32, 32)
+
+    def _decode(self, embeddings, noise, *, seeds, steps, guidance_scale):
+        s = torch.sigmoid(10.0 * (embeddings[:, 0] - embeddings[:, 1]))
+        x = 2 + (1 - s) * 24
+        cols = torch.arange(32.0)[None]
+        bar = (cols + 1 - x[:, None]).clamp(0, 1) - (cols - 3 - x[:, None]).clamp(0, 1)  # anti-aliased edges
+        return (bar[:, None, :, None].expand(-1, 32, -1, 3).numpy() * 255).astype(np.uint8)
+
+
+def test_relax_evens_out_the_frames_themselves_and_keeps_the_best_round():
+    dec = SlideDecoder()
+    path = snap_path(frames=13)
+    plain = even_pacing(path, None, dec, metric="pixel")
+    relaxed = even_pacing(path, None, dec, metric="pixel", relax=4)
+    st = {k: pacing_stats(render(p.trajectory, dec, progress=False)) for k, p in (("plain", plain), ("relaxed", relaxed))}
+    assert st["plain"]["cv"] > 0.1  # the sample solve is off: the distances do not add up
+    assert st["relaxed"]["cv"] < 0.5 * st["plain"]["cv"]
+    assert st["relaxed"]["max_jump_over_median"] < st["plain"]["max_jump_over_median"]
+    # what it reports is what the render shows
+    assert relaxed.frame_stats["cv"] == pytest.approx(st["relaxed"]["cv"], abs=1e-9)
+    assert np.allclose(relaxed.frame_distances[0], frame_distances(render(relaxed.trajectory, dec, progress=False), metric="pixel"))
+    assert plain.frame_stats == {} and plain.frame_distances == []
+    # the sample solve is round 0, and the most even round is kept: never worse than it
+    one = even_pacing(path, None, dec, metric="pixel", relax=1)
+    assert one.frame_stats["cv"] <= st["plain"]["cv"] + 1e-12
+    assert relaxed.decodes <= plain.decodes + 5 * len(path)
+    ts = relaxed.trajectory.segments[0].ts
+    assert len(ts) == 12 and ts[0] == 0.0 and all(b > a for a, b in zip(ts, ts[1:])) and ts[-1] < 1
+    again = ll.Pacing.from_dict(json.loads(json.dumps(relaxed.to_dict())))
+    assert again.frame_stats == relaxed.frame_stats and np.array_equal(again.frame_distances[0], relaxed.frame_distances[0])
+    with pytest.raises(ArgumentError, match="relax"):
+        even_pacing(path, None, dec, metric="pixel", relax=-1)
+
+
 def test_even_pacing_is_deterministic_and_serialisable(tmp_path):
     path = snap_path(frames=13)
     a = even_pacing(path, None, SnapDecoder(), metric="pixel", seed=3)
@@ -318,6 +368,7 @@ def test_spec_quality_fields(images):
         ({"pacing_tol": -1}, "'pacing_tol'"),
         ({"pacing_max_samples": 1.5}, "'pacing_max_samples'"),
         ({"pacing_min_width": 1.0}, "'pacing_min_width'"),
+        ({"pacing_relax": -1}, "'pacing_relax'"),
         ({"invert_refine": -2}, "'invert_refine'"),
     ):
         with pytest.raises(SpecError, match=field):
@@ -355,7 +406,8 @@ def test_render_spec_even_pacing_and_resume(tmp_path, images, monkeypatch):
 def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_path, images, monkeypatch):
     import latentlab.pacing as pacing_mod
 
-    fine = {"pacing_coarse": 3, "pacing_passes": 2, "pacing_tol": 0.1, "pacing_max_samples": 5, "pacing_min_width": 0.01}
+    fine = {"pacing_coarse": 3, "pacing_passes": 2, "pacing_tol": 0.1, "pacing_max_samples": 5, "pacing_min_width": 0.01,
+            "pacing_relax": 1}  # fmt: skip
     spec = {
         "preset": "tiny", "steps": 2, "frames": 4, "format": "gif", "pacing": "even", **fine,
         "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}],
@@ -364,9 +416,12 @@ def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_pa
     monkeypatch.setattr(pacing_mod, "even_pacing", lambda *a, **k: seen.append(k) or real(*a, **k))
     out = tmp_path / "r"
     res = ll.render_spec(spec, out_dir=out, progress=False)
-    assert {k: seen[0][k] for k in ("coarse", "passes", "tol", "max_samples", "min_width")} == {
+    assert {k: seen[0][k] for k in ("coarse", "passes", "tol", "max_samples", "min_width", "relax")} == {
         k.removeprefix("pacing_"): v for k, v in fine.items()}  # fmt: skip
     assert res.pacing.decodes > 3 + 1  # the coarse pass, then a second pass
+    assert res.pacing.frame_stats["n"] == 4  # the relaxation round measured the frames themselves
+    saved = json.loads((out / "pacing.json").read_text())
+    assert saved["frame_stats"] == res.pacing.frame_stats
     from latentlab.jobs import _pacing_key
     from latentlab.spec import load_spec
 
@@ -376,6 +431,7 @@ def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_pa
     assert key != _pacing_key(load_spec({**spec, "pacing_passes": 3}), res.trajectory, dec, None)
     assert key != _pacing_key(load_spec({**spec, "pacing_min_width": 0.02}), res.trajectory, dec, None)
     assert key != _pacing_key(load_spec({**spec, "pacing_scope": "path"}), res.trajectory, dec, None)
+    assert key != _pacing_key(load_spec({**spec, "pacing_relax": 2}), res.trajectory, dec, None)
 
 
 def test_cli_quality_flags():
@@ -389,10 +445,12 @@ def test_cli_quality_flags():
     assert _overrides(args)["noise"] == "inverted" and _overrides(args)["invert_refine"] == 0
     args = build_parser().parse_args(
         ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-coarse", "12", "--pacing-passes", "3",
-         "--pacing-tol", "0.1", "--pacing-max-samples", "39", "--pacing-min-width", "0.001", "--pacing-scope", "path"]
+         "--pacing-tol", "0.1", "--pacing-max-samples", "39", "--pacing-min-width", "0.001", "--pacing-scope", "path",
+         "--pacing-relax", "6"]
     )  # fmt: skip
     assert _overrides(args) == {"pacing": "even", "pacing_coarse": 12, "pacing_passes": 3, "pacing_tol": 0.1,
-                                "pacing_max_samples": 39, "pacing_min_width": 0.001, "pacing_scope": "path"}  # fmt: skip
+                                "pacing_max_samples": 39, "pacing_min_width": 0.001, "pacing_scope": "path",
+                                "pacing_relax": 6}  # fmt: skip
 
 
 # -- DDIM inversion on the embedded mini decoder ---------------------------------------------
