@@ -167,7 +167,22 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     print(f"video:         {result.video}")
     print(f"contact sheet: {result.contact_sheet}")
     print(f"frames:        {result.out_dir}/ ({len(result.frames)} frames, manifest.json)")
+    if result.pacing is not None:
+        print(f"pacing:        {_pacing_line(result.pacing)}")
     return 0
+
+
+def _pacing_line(p: Any) -> str:
+    """What even pacing measured, in one line: how uneven uniform steps were, and (with
+    relaxation) how even the paced frames came out."""
+    unit = "CLIP angle" if p.metric == "clip" else "pixel change"
+    parts = [f"even by {unit}, {p.decodes} decodes"]
+    if p.coarse_stats:
+        parts.append(f"uniform steps CV {p.coarse_stats['cv']:.2f}")
+    if p.frame_stats:
+        parts.append(f"paced frames CV {p.frame_stats['cv']:.2f}, largest step "
+                     f"{p.frame_stats['max_jump_over_median']:.2f}x the median")  # fmt: skip
+    return "; ".join(parts)
 
 
 def _inverted_variations(args: argparse.Namespace) -> int:

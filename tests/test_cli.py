@@ -70,6 +70,18 @@ def test_interpolate_and_variations(tmp_path, images):
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 1  # new noise, new picture
 
 
+def test_interpolate_reports_what_even_pacing_measured(tmp_path, images, capsys):
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "4", "--pacing", "even",
+            "--out-dir", str(tmp_path / "p"), "-o", str(tmp_path / "p.gif"), *FAST]  # fmt: skip
+    assert main([*argv, "--pacing-relax", "1"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("pacing:")]
+    assert len(line) == 1 and "even by CLIP angle" in line[0] and "uniform steps CV" in line[0]
+    assert "paced frames CV" in line[0] and "x the median" in line[0]
+    assert main([*argv, "--out-dir", str(tmp_path / "q")]) == 0  # no relaxation: the frames were not measured
+    out = capsys.readouterr().out
+    assert "pacing:" in out and "paced frames" not in out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
