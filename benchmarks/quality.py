@@ -306,6 +306,64 @@ def variations_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: DDIM eta of the whole-path variations (``noise = "inverted"``, one seed per variation)
+PATH_ETAS = (0.1, 0.3)
+
+
+def path_variation_stats(enc: Any, dec: Any, args: argparse.Namespace, out: Path) -> list[dict]:
+    """Variations of a whole morph (the morphs of :data:`VARIATION_MORPHS`): rendered from the
+    inverted noise with DDIM ``eta`` in :data:`PATH_ETAS` (``render(..., eta=)``, seeds
+    ``seed + 1 ...``), and with re-rolled shared noise (seeds ``seed + 1 ...``). Per mode: PSNR
+    of each frame against the same frame of the mode's base render (eta 0 / seed ``seed``),
+    the end frames' CLIP cosine to the two inputs, and the CV of consecutive-frame CLIP angles
+    (how evenly the video moves: a variation that flickered would raise it)."""
+    per_mode: dict[str, list[tuple[float, float, float]]] = {}
+    sheet = []
+    for j, k in enumerate(VARIATION_MORPHS[: 1 if args.quick else None]):
+        img, _, _ = morph_inputs(MORPHS[k])
+        z = enc.encode_image(img)
+        path = Trajectory.interpolate(z[:1], z[1:], frames=args.frames)
+        kn = dec.invert(img, z, steps=args.steps, refine=args.invert_refine)
+        inv = dict(noise="inverted", keyframe_noise=kn, steps=args.steps, progress=False)
+        bases = {"inverted": render(path, dec, seed=args.seed, **inv),
+                 "shared": render(path, dec, seed=args.seed, steps=args.steps, progress=False)}  # fmt: skip
+        sheet += [(f"{j}: eta 0", bases["inverted"]), (f"{j}: shared, seed {args.seed}", bases["shared"])]
+        for mode in [f"eta {e}" for e in PATH_ETAS] + ["re-rolled shared noise"]:
+            for v in range(args.variations):
+                seed = args.seed + 1 + v
+                if mode.startswith("eta"):
+                    frames, base = render(path, dec, seed=seed, eta=float(mode.split()[1]), **inv), bases["inverted"]
+                else:
+                    frames, base = render(path, dec, seed=seed, steps=args.steps, progress=False), bases["shared"]
+                e = enc.encode_image(frames)
+                ends = (e[[0, -1]] * z).sum(-1).mean().item()
+                per_mode.setdefault(mode, []).append(
+                    (float(np.mean([psnr(a, b) for a, b in zip(frames, base)])), ends,
+                     pacing_stats(frames, encoder=enc)["cv"])
+                )  # fmt: skip
+                if v == 0:
+                    sheet.append((f"{j}: {mode}, seed {seed}", frames))
+        for name, base in bases.items():
+            per_mode.setdefault(f"base ({name})", []).append(
+                (math.inf, (enc.encode_image(base[[0, -1]]) * z).sum(-1).mean().item(), pacing_stats(base, encoder=enc)["cv"]))
+    sheet_rows(sheet, out / "path_variations.png")
+    rows = []
+    for mode, vals in per_mode.items():
+        a = np.array(vals)
+        rows.append({"mode": mode, "n": len(vals), "psnr_base": float(a[:, 0].mean()), "end_cos": float(a[:, 1].mean()),
+                     "cv": float(a[:, 2].mean())})  # fmt: skip
+    return rows
+
+
+def path_variations_table(rows: list[dict]) -> str:
+    lines = ["| whole-path variations | PSNR vs the base render, frame by frame (dB) | end frames' CLIP cosine to the inputs | CV of consecutive CLIP angles |",
+             "|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        ps = "" if math.isinf(r["psnr_base"]) else f"{r['psnr_base']:.1f}"
+        lines.append(f"| {r['mode']} | {ps} | {r['end_cos']:.3f} | {r['cv']:.3f} |")
+    return "\n".join(lines)
+
+
 #: a chain whose first segment changes little (a red circle shrinks) and whose second changes
 #: a lot (it becomes a blue square): (colour, shape, size) of each keyframe picture
 CHAIN = [("red", "circle", 0.55), ("red", "circle", 0.45), ("blue", "square", 0.55)]
@@ -474,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows)
     edits = iterative_edits(enc, dec, args, out) if args.edit_steps > 0 else []
     var = variation_stats(enc, dec, args, out) if args.variations > 0 else []
+    path_var = path_variation_stats(enc, dec, args, out) if args.variations > 0 else []
     chains = chain_stats(enc, dec, args, out) if args.chain else []
     total_s = time.perf_counter() - t0
     command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -491,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "edits": edits,
         "variations": var,
+        "path_variations": path_var,
         "chain": chains,
     }
     print(table(rows, summary, args.metric))
@@ -498,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nIterative (fixed and adaptive step) vs one-shot text diffs:\n" + edits_table(edits))
     if var:
         print(f"\nVariations ({args.variations} per picture and mode):\n" + variations_table(var))
+    if path_var:
+        print(f"\nVariations of a whole morph ({args.variations} per morph and mode; base: eta 0 from the inverted "
+              f"noise, and shared noise of seed {args.seed}):\n" + path_variations_table(path_var))  # fmt: skip
     if chains:
         print("\nA chain, red circle -> smaller red circle -> blue square, paced per segment and over the whole path:\n"
               + chain_table(chains))

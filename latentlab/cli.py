@@ -44,7 +44,10 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
     g.add_argument("--invert-refine", type=int, default=None, metavar="N",
                    help="--noise inverted / variations --eta: gradient steps refining each inverted noise "
                    "(default: the decoder's, 20 for mini; 0 = DDIM inversion alone)")  # fmt: skip
-    if frames:
+    if frames:  # (variations has an --eta of its own)
+        g.add_argument("--eta", type=float, default=None,
+                       help="DDIM eta in [0, 1] (mini): > 0 renders one coherent variation of the whole video, "
+                       "a new one per --seed (default 0)")  # fmt: skip
         g.add_argument("--frames", type=int, default=None, help="frames per segment, end keyframe excluded (default 48)")
         g.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out"), default=None)
         g.add_argument(
@@ -80,7 +83,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
 
 SPEC_KEYS = (
     "preset", "seed", "noise", "pacing", "pacing_metric", "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
-    "pacing_max_samples", "pacing_min_width", "pacing_relax", "invert_refine", "steps", "guidance_scale", "batch_size", "frames",
+    "pacing_max_samples", "pacing_min_width", "pacing_relax", "invert_refine", "steps", "guidance_scale", "eta", "batch_size", "frames",
     "easing", "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
 )  # fmt: skip
 

@@ -121,8 +121,9 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale",
                                               "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
                                               "pacing_max_samples", "pacing_min_width")}  # fmt: skip
-    if spec.pacing_relax is not None:  # only when set, so caches of older renders stay valid
-        settings["pacing_relax"] = spec.pacing_relax
+    for k in ("pacing_relax", "eta"):  # only when set, so caches of older renders stay valid
+        if getattr(spec, k) is not None:
+            settings[k] = getattr(spec, k)
     settings["keyframe_seeds"] = spec.keyframe_seeds()
     settings["decoder"] = decoder.describe()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -165,6 +166,7 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
         steps=spec.steps,
         guidance_scale=spec.guidance_scale,
         batch_size=spec.batch_size,
+        eta=spec.eta or 0.0,
         progress=progress,
     )
     if cached is not None:
@@ -245,6 +247,9 @@ def render_spec(
         prior = create_prior(preset, device=device)
     decoder = decoder if decoder is not None else create_decoder(preset, device=device)
     _refuse_other_render(directory, s, decoder, overwrite)
+    from .render import check_eta
+
+    check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
     trajectory = s.resolve(encoder, prior)
     kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
     pacing = None
@@ -261,6 +266,7 @@ def render_spec(
         steps=s.steps,
         guidance_scale=s.guidance_scale,
         batch_size=s.batch_size,
+        eta=s.eta or 0.0,
         out_dir=directory,
         overwrite=overwrite,
         spec=s.to_dict(),

@@ -303,6 +303,7 @@ def even_pacing(
     steps: int | None = None,
     guidance_scale: float | None = None,
     batch_size: int | None = None,
+    eta: float = 0.0,
     progress: bool = False,
 ) -> Pacing:
     """Re-pace ``trajectory`` so consecutive frames differ by equal perceptual distances.
@@ -337,7 +338,7 @@ def even_pacing(
         seed, noise, keyframe_seeds, keyframe_noise: the starting noise, exactly as the
             render will use it (``"shared"``, ``"slerp"`` or ``"inverted"``; ``"per-frame"``
             noise changes every frame regardless of the path and cannot be paced).
-        steps, guidance_scale, batch_size: decoder settings (use the render's).
+        steps, guidance_scale, batch_size, eta: decoder settings (use the render's).
         progress: show a progress bar over the decodes.
 
     Returns:
@@ -346,7 +347,7 @@ def even_pacing(
         works.
     """
     from . import ops
-    from .render import NOISE_MODES, keyframe_noise_for, make_noise, path_noise
+    from .render import NOISE_MODES, check_eta, decode_frames, keyframe_noise_for, make_noise, path_noise
     from .trajectory import Segment, Trajectory
 
     if not isinstance(trajectory, Trajectory):
@@ -379,6 +380,7 @@ def even_pacing(
             )
     if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
         raise ArgumentError(f"passes must be an integer >= 1, got {passes!r}.")
+    check_eta(eta, decoder)
     if not isinstance(relax, int) or isinstance(relax, bool) or relax < 0:
         raise ArgumentError(f"relax must be an integer >= 0 (rounds), got {relax!r}.")
     if min_width is not None and (not isinstance(min_width, (int, float)) or isinstance(min_width, bool)
@@ -417,7 +419,8 @@ def even_pacing(
             chunk = todo[start : start + bs]
             z = torch.cat([fns[segs[i].method](kf[i : i + 1], kf[i + 1 : i + 2], float(t)) for i, t in chunk])
             x = base_noise.expand(len(chunk), *shape).clone() if kn is None else path_noise(chunk, kn)
-            out = decoder.decode(z, x, seeds=[int(seed)] * len(chunk), steps=steps, guidance_scale=guidance_scale)
+            out = decode_frames(decoder, z, x, seeds=[int(seed)] * len(chunk), steps=steps, guidance_scale=guidance_scale,
+                                eta=eta)  # fmt: skip
             desc: Any = encoder.encode_image(out) if metric == "clip" else out
             for j, p in enumerate(chunk):
                 cache[p] = desc[j : j + 1]

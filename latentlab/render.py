@@ -166,6 +166,26 @@ def keyframe_noise_for(
     return make_noise(tuple(shape), seeds)
 
 
+def check_eta(eta: Any, decoder: Any) -> None:
+    """Refuse an ``eta`` outside [0, 1], or above 0 for a decoder without ``decode_eta``."""
+    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 <= eta <= 1:
+        raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
+    if eta > 0 and not hasattr(decoder, "decode_eta"):
+        raise ArgumentError(
+            f"eta > 0 needs a decoder that samples with DDIM eta (mini); {type(decoder).__name__} does not. "
+            "Use eta=0 and vary the seed instead."
+        )
+
+
+def decode_frames(decoder: Any, z: torch.Tensor, noise: torch.Tensor, *, seeds: list[int], steps: int | None,
+                  guidance_scale: float | None, eta: float = 0.0) -> np.ndarray:  # fmt: skip
+    """``decoder.decode``, or ``decoder.decode_eta`` when ``eta > 0``: one place, so that even
+    pacing measures exactly the frames the render will draw."""
+    if eta > 0:
+        return decoder.decode_eta(z, noise, eta=float(eta), seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+    return decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+
+
 def _is_oom(exc: BaseException) -> bool:
     """Whether ``exc`` is an accelerator out-of-memory error (CUDA, MPS or XPU)."""
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
@@ -260,6 +280,7 @@ def render(
     steps: int | None = None,
     guidance_scale: float | None = None,
     batch_size: int | None = None,
+    eta: float = 0.0,
     out_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
     spec: dict[str, Any] | None = None,
@@ -286,6 +307,11 @@ def render(
         steps, guidance_scale: sampler settings (decoder defaults when ``None``).
         batch_size: frames per decoder call (decoder default when ``None``). Frame ``k`` does
             not depend on the batch it is rendered in.
+        eta: DDIM ``eta`` of the sampler (decoders with ``decode_eta``, i.e. mini): above 0
+            the sampler adds fresh noise at every step, seeded by the frame's seed, which with
+            ``"shared"``, ``"slerp"`` and ``"inverted"`` noise is ``seed`` for every frame, so
+            the whole video strays from the ``eta = 0`` render in one coherent way; another
+            ``seed`` gives another variation of the whole trajectory.
         out_dir: render directory; frames are written there as they finish and a rerun
             resumes. ``None`` renders in memory only.
         overwrite: replace a different render found in ``out_dir`` instead of refusing.
@@ -321,6 +347,7 @@ def render(
     batch_size = decoder.default_batch_size if batch_size is None else batch_size
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    check_eta(eta, decoder)
     seeds = frame_seeds(T, seed, noise)
     kn: torch.Tensor | None = None
     params: list[tuple[int, float]] = []
@@ -348,6 +375,7 @@ def render(
         **extra,
         "steps": steps if steps is not None else decoder.default_steps,
         "guidance_scale": guidance_scale if guidance_scale is not None else decoder.default_guidance,
+        **({"eta": float(eta)} if eta > 0 else {}),  # only when set: renders from before still resume
         "decoder": decoder.describe(),
     }
     frames: list[np.ndarray | None] = [None] * T
@@ -399,7 +427,7 @@ def render(
             else:
                 x = path_noise([params[k] for k in idx], kn)
             try:
-                out = decoder.decode(z[idx], x, seeds=batch_seeds, steps=steps, guidance_scale=guidance_scale)
+                out = decode_frames(decoder, z[idx], x, seeds=batch_seeds, steps=steps, guidance_scale=guidance_scale, eta=eta)
             except Exception as exc:
                 if not _is_oom(exc):
                     raise

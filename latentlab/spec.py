@@ -177,6 +177,11 @@ class Spec:
         frames: default frame count of each segment, its end keyframe excluded [48].
         easing / method: defaults for segments ["linear" / "slerp"].
         steps / guidance_scale: sampler settings [the decoder's defaults].
+        eta: DDIM eta of the sampler, in [0, 1] (mini only): above 0 every frame gets fresh
+            noise at each step, seeded by ``seed`` and the same for every frame, so the whole
+            video is one coherent variation of the ``eta = 0`` render; change ``seed`` for
+            another (with ``noise = "inverted"`` the end frames stay near their pictures)
+            [None: 0].
         batch_size: frames per decoder call [the decoder's default].
         fps, format, size, hold_first, hold_last, pingpong: video settings [24, "mp4", native, 0, 0, false].
         output: video path [<out_dir>.<format>]; relative paths resolve against ``base_dir``.
@@ -202,6 +207,7 @@ class Spec:
     method: str = "slerp"
     steps: int | None = None
     guidance_scale: float | None = None
+    eta: float | None = None
     batch_size: int | None = None
     fps: float = 24
     format: str = "mp4"
@@ -262,6 +268,8 @@ class Spec:
         need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")
         need(self.easing in EASINGS, f"'easing' must be one of {tuple(EASINGS)}, got {self.easing!r}.")
         need(self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")
+        need(self.eta is None or (isinstance(self.eta, (int, float)) and not isinstance(self.eta, bool) and 0 <= self.eta <= 1),
+             f"'eta' must be a number in [0, 1], got {self.eta!r}.")  # fmt: skip
         need(self.steps is None or (is_int(self.steps) and self.steps >= 1), f"'steps' must be an integer >= 1, got {self.steps!r}.")
         need(
             self.guidance_scale is None or (isinstance(self.guidance_scale, (int, float)) and not isinstance(self.guidance_scale, bool) and self.guidance_scale >= 0),

@@ -369,6 +369,7 @@ def test_spec_quality_fields(images):
         ({"pacing_max_samples": 1.5}, "'pacing_max_samples'"),
         ({"pacing_min_width": 1.0}, "'pacing_min_width'"),
         ({"pacing_relax": -1}, "'pacing_relax'"),
+        ({"eta": 1.5}, "'eta'"),
         ({"invert_refine": -2}, "'invert_refine'"),
     ):
         with pytest.raises(SpecError, match=field):
@@ -441,8 +442,9 @@ def test_cli_quality_flags():
         ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-metric", "pixel", "--noise", "slerp"]
     )
     assert _overrides(args) == {"pacing": "even", "pacing_metric": "pixel", "noise": "slerp"}
-    args = build_parser().parse_args(["render", "s.toml", "--noise", "inverted", "--invert-refine", "0"])
+    args = build_parser().parse_args(["render", "s.toml", "--noise", "inverted", "--invert-refine", "0", "--eta", "0.3"])
     assert _overrides(args)["noise"] == "inverted" and _overrides(args)["invert_refine"] == 0
+    assert _overrides(args)["eta"] == 0.3
     args = build_parser().parse_args(
         ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-coarse", "12", "--pacing-passes", "3",
          "--pacing-tol", "0.1", "--pacing-max-samples", "39", "--pacing-min-width", "0.001", "--pacing-scope", "path",
@@ -725,6 +727,12 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
     assert set(var) == {f"eta {e}" for e in bench.ETAS} | {"re-rolled noise"} and all(v["n"] == 2 for v in var.values())
     # variations from the inverted noise stay closer to the input than re-rolled ones
     assert var["eta 0.1"]["psnr_input"][0] > var["re-rolled noise"]["psnr_input"][1]
+    pv = {v["mode"]: v for v in res["path_variations"]}
+    assert set(pv) == {f"eta {e}" for e in bench.PATH_ETAS} | {"re-rolled shared noise", "base (inverted)", "base (shared)"}
+    # whole-morph variations from the inverted noise stay near their eta-0 render and keep the
+    # end frames on the inputs; re-rolled shared noise does neither
+    assert pv["eta 0.1"]["psnr_base"] > pv["re-rolled shared noise"]["psnr_base"] + 10
+    assert pv["eta 0.1"]["end_cos"] > pv["re-rolled shared noise"]["end_cos"]
     chain = {c["mode"]: c for c in res["chain"]}
     assert set(chain) == {"uniform t", "even, per segment", "even, whole path"}
     assert chain["even, per segment"]["segment_frames"] == [4, 4]  # kept per segment
@@ -779,6 +787,43 @@ def test_variations_reroll_and_inverted(mini):
         ll.variations(dec, z, mode="inverted")
     with pytest.raises(ArgumentError, match="eta"):
         ll.variations(dec, z, image=image, eta=0)
+
+
+def test_eta_renders_coherent_variations_of_a_whole_path(mini, tiny_decoder, tmp_path):
+    enc, dec = mini
+    pics = _scenes(2)
+    z = enc.encode_image(pics)
+    kn = dec.invert(pics, z, steps=6, refine=1)
+    kw = dict(noise="inverted", keyframe_noise=kn, steps=6, progress=False)
+    # a path whose embedding stays put: every frame of a variation is the same picture
+    still = Trajectory(torch.cat([z[:1], z[:1]]), [Segment(3)])
+    kn_still = torch.cat([kn[:1], kn[:1]])
+    v = {s: render(still, dec, **{**kw, "keyframe_noise": kn_still}, seed=s, eta=0.5) for s in (0, 1)}
+    spread = lambda f: max(int(np.abs(f[0].astype(int) - x.astype(int)).max()) for x in f)  # noqa: E731
+    assert spread(v[0]) <= 2 and spread(v[1]) <= 2  # (float rounding of the slerps)
+    assert np.abs(v[0][0].astype(int) - v[1][0].astype(int)).mean() > 2  # another seed, another variation
+    # a morph: one variation per seed, near the eta = 0 render, frame k the same in any batch
+    path = Trajectory.interpolate(z[:1], z[1:], frames=4)
+    base = render(path, dec, **kw)
+    var = render(path, dec, **kw, seed=3, eta=0.3)
+    alone = render(path, dec, **kw, seed=3, eta=0.3, batch_size=1)  # (CPU kernels round a batch differently)
+    assert np.abs(alone.astype(int) - var.astype(int)).max() <= 2
+    assert not np.array_equal(var, base)
+    assert np.mean([_psnr(a, b) for a, b in zip(var, base)]) > 15
+    # even pacing measures the frames the render draws with the same eta
+    paced = even_pacing(path, enc, dec, coarse=2, relax=1, seed=3, eta=0.3, **{k: kw[k] for k in ("noise", "keyframe_noise", "steps")})
+    frames = render(paced.trajectory, dec, **kw, seed=3, eta=0.3)
+    assert paced.frame_stats["cv"] == pytest.approx(pacing_stats(frames, encoder=enc)["cv"], abs=1e-6)
+    # the manifest records eta only when it is set, so renders from before still resume
+    render(path, dec, **kw, out_dir=tmp_path / "r")
+    assert "eta" not in json.loads((tmp_path / "r" / "manifest.json").read_text())
+    render(path, dec, **kw, seed=3, eta=0.3, out_dir=tmp_path / "v")
+    assert json.loads((tmp_path / "v" / "manifest.json").read_text())["eta"] == 0.3
+    with pytest.raises(ArgumentError, match="eta"):
+        render(path, dec, **kw, eta=1.5)
+    with pytest.raises(ArgumentError, match="DDIM eta"):
+        render(Trajectory.interpolate(*tag(torch.eye(32)[:2], "tiny-random").split(1), frames=2), tiny_decoder, eta=0.3,
+               progress=False)  # fmt: skip
 
 
 def test_iterative_text_diff_from_the_inverted_noise(mini):
