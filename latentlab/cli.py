@@ -51,8 +51,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
         g.add_argument("--frames", type=int, default=None, help="frames per segment, end keyframe excluded (default 48)")
         g.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out"), default=None)
         g.add_argument(
-            "--pacing", choices=("uniform", "even"), default=None,
-            help="uniform path steps (default) or even: measure a coarse pass and space frames so the picture changes evenly",
+            "--pacing", choices=("uniform", "even", "fine"), default=None,
+            help="uniform path steps (default); even: measure a coarse pass and space frames so the picture changes "
+            "evenly; fine: the same, measured finely and relaxed (about ten decodes per frame, evenest)",
         )  # fmt: skip
         g.add_argument("--pacing-metric", choices=("clip", "pixel"), default=None, help="what even pacing equalises (default clip)")
         g.add_argument("--pacing-scope", choices=("segment", "path"), default=None,

@@ -28,7 +28,7 @@ class RenderResult:
     contact_sheet: Path  # a grid PNG of evenly spaced frames
     spec: Spec
     trajectory: Any
-    pacing: Any = None  # the latentlab.pacing.Pacing when the spec asks for pacing = "even"
+    pacing: Any = None  # the latentlab.pacing.Pacing when the spec asks for pacing = "even" or "fine"
 
     def __repr__(self) -> str:
         return f"RenderResult(frames={self.frames.shape}, video={str(self.video)!r}, out_dir={str(self.out_dir)!r})"
@@ -121,6 +121,8 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale",
                                               "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
                                               "pacing_max_samples", "pacing_min_width")}  # fmt: skip
+    if spec.pacing == "fine":  # "even" stays out, so caches of older renders stay valid
+        settings["pacing"] = spec.pacing
     for k in ("pacing_relax", "eta"):  # only when set, so caches of older renders stay valid
         if getattr(spec, k) is not None:
             settings[k] = getattr(spec, k)
@@ -151,6 +153,10 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
             pass
     finer = {"coarse": spec.pacing_coarse, "passes": spec.pacing_passes, "tol": spec.pacing_tol,
              "max_samples": spec.pacing_max_samples, "min_width": spec.pacing_min_width, "relax": spec.pacing_relax}  # None: even_pacing's default
+    if spec.pacing == "fine":  # the measured recipe, under the fields the spec sets
+        from .pacing import fine_pacing_settings
+
+        finer = {**fine_pacing_settings(trajectory), **{k: v for k, v in finer.items() if v is not None}}
     if spec.pacing_scope == "path":  # the chain's frames, re-split across its segments by measured change
         finer["frames"] = len(trajectory)
     result = even_pacing(
@@ -253,7 +259,7 @@ def render_spec(
     trajectory = s.resolve(encoder, prior)
     kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
     pacing = None
-    if s.pacing == "even":
+    if s.pacing != "uniform":
         pacing = pace_spec(s, trajectory, encoder, decoder, keyframe_noise=kn, directory=directory, progress=progress)
         trajectory = pacing.trajectory
     frames = render(

@@ -33,7 +33,8 @@ Quality settings: ``noise = "slerp"`` gives each keyframe its own noise and sler
 them; ``noise = "inverted"`` uses each image keyframe's DDIM-inverted noise, so the morph
 starts and ends on faithful redraws of its input images (a text diff of a picture keeps the
 picture's noise); ``pacing = "even"`` re-places the
-frames so the picture changes by equal steps (:func:`latentlab.even_pacing`).
+frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), and ``pacing =
+"fine"`` does it with the finer, costlier settings that came out evenest.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ NEUTRAL_CAPTION = "a photo"
 KEYFRAME_KINDS = ("image", "text", "text_diff", "mix", "sum")
 SEGMENT_KEYS = ("frames", "easing", "method", "hold")
 NOISE_MODES = ("shared", "per-frame", "slerp", "inverted")
-PACING_MODES = ("uniform", "even")
+PACING_MODES = ("uniform", "even", "fine")
 PACING_METRICS = ("clip", "pixel")
 PACING_SCOPES = ("segment", "path")
 FORMATS = ("mp4", "gif", "webp")
@@ -157,8 +158,11 @@ class Spec:
         noise: "shared" (one starting noise for every frame: no flicker), "per-frame", "slerp"
             (each keyframe its own noise, slerped between) or "inverted" (image keyframes'
             DDIM-inverted noise, slerped between) ["shared"].
-        pacing: "uniform" (frames at the segments' eased parameters) or "even" (re-placed so
-            the picture changes evenly, :func:`latentlab.even_pacing`) ["uniform"].
+        pacing: "uniform" (frames at the segments' eased parameters), "even" (re-placed so
+            the picture changes evenly, :func:`latentlab.even_pacing`, one coarse pass) or
+            "fine" (the same with :func:`latentlab.pacing.fine_pacing_settings`: about ten
+            decodes per frame, the evenest measured; a ``pacing_*`` field set here overrides
+            its value) ["uniform"].
         pacing_metric: the distance "even" pacing equalises, "clip" or "pixel" ["clip"].
         pacing_scope: "segment" (each segment keeps its frames and is paced evenly within) or
             "path" (a chain's frames are pooled and re-split across its segments in proportion
@@ -243,8 +247,8 @@ class Spec:
             f"'pacing_metric' must be one of {PACING_METRICS}, got {self.pacing_metric!r}.",
         )
         need(
-            not (self.pacing == "even" and self.noise == "per-frame"),
-            "'pacing' = \"even\" needs noise that follows the path (\"shared\", \"slerp\" or \"inverted\"); "
+            not (self.pacing != "uniform" and self.noise == "per-frame"),
+            f"'pacing' = {self.pacing!r} needs noise that follows the path (\"shared\", \"slerp\" or \"inverted\"); "
             "with \"per-frame\" noise every frame changes anyway.",
         )
         need(self.pacing_scope is None or self.pacing_scope in PACING_SCOPES,

@@ -435,6 +435,31 @@ def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_pa
     assert key != _pacing_key(load_spec({**spec, "pacing_relax": 2}), res.trajectory, dec, None)
 
 
+def test_fine_pacing_uses_the_measured_recipe_under_the_specs_own_fields(tmp_path, images, monkeypatch):
+    import latentlab.pacing as pacing_mod
+    from latentlab.jobs import _pacing_key
+    from latentlab.pacing import fine_pacing_settings
+    from latentlab.spec import load_spec
+
+    spec = {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif", "pacing": "fine",
+            "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]}  # fmt: skip
+    real, seen = pacing_mod.even_pacing, []
+    monkeypatch.setattr(pacing_mod, "even_pacing", lambda *a, **k: seen.append(k) or real(*a, **k))
+    res = ll.render_spec({**spec, "pacing_relax": 1, "pacing_max_samples": 4}, out_dir=tmp_path / "r", progress=False)
+    recipe = fine_pacing_settings(Trajectory.interpolate(*torch.eye(2).split(1), frames=3))
+    assert recipe == {"coarse": 12, "passes": 3, "tol": 0.1, "max_samples": 39, "min_width": 0.001, "relax": 6}
+    # the recipe, with the two fields the spec sets in its place
+    assert {k: seen[0][k] for k in recipe} == {**recipe, "relax": 1, "max_samples": 4}
+    assert res.pacing.frame_stats["n"] == 3 and len(res.trajectory) == 4
+    assert fine_pacing_settings(Trajectory(torch.eye(2), [Segment(24)]))["coarse"] == 24  # one sample per frame
+    # "fine" and "even" measure differently, so their caches differ; per-frame noise is refused
+    dec = ll.create_decoder("tiny")
+    fine, even = load_spec(spec), load_spec({**spec, "pacing": "even"})
+    assert _pacing_key(fine, res.trajectory, dec, None) != _pacing_key(even, res.trajectory, dec, None)
+    with pytest.raises(SpecError, match="per-frame"):
+        load_spec({**spec, "noise": "per-frame"})
+
+
 def test_cli_quality_flags():
     from latentlab.cli import _overrides, build_parser
 
@@ -442,6 +467,7 @@ def test_cli_quality_flags():
         ["interpolate", "a.png", "b.png", "--pacing", "even", "--pacing-metric", "pixel", "--noise", "slerp"]
     )
     assert _overrides(args) == {"pacing": "even", "pacing_metric": "pixel", "noise": "slerp"}
+    assert _overrides(build_parser().parse_args(["render", "s.toml", "--pacing", "fine"])) == {"pacing": "fine"}
     args = build_parser().parse_args(["render", "s.toml", "--noise", "inverted", "--invert-refine", "0", "--eta", "0.3"])
     assert _overrides(args)["noise"] == "inverted" and _overrides(args)["invert_refine"] == 0
     assert _overrides(args)["eta"] == 0.3
