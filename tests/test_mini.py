@@ -526,3 +526,17 @@ def test_word_vectors_set_and_freeze_the_whole_word_rows(tmp_path, monkeypatch):
           "--set", "clip.steps=4"])  # fmt: skip
     again = load_file(str(out / "clip" / "model.safetensors"))["token_embedding.weight"]
     assert torch.equal(again[rows], end[rows])
+
+
+def test_gpu_decoder_fits_the_shipped_weight_budget():
+    """The ``gpu`` configuration's decoder, exported in fp16, must fit beside the shipped CLIP
+    and prior under the issue's ~40 MB, or a GPU run could never ship."""
+    from latentlab.mini.models import WEIGHTS_DIR, DecoderConfig, MiniDecoderNet
+    from latentlab.mini.train import CONFIGS
+
+    others = sum((WEIGHTS_DIR / f).stat().st_size for f in ("mini_clip.safetensors", "mini_prior.safetensors")
+                 if (WEIGHTS_DIR / f).is_file())  # fmt: skip
+    cfg = CONFIGS["gpu"]().decoder.arch
+    params = sum(p.numel() for p in MiniDecoderNet(DecoderConfig(**cfg)).parameters())
+    assert cfg["image_size"] == 64
+    assert others + 2 * params <= 40e6, f"{(others + 2 * params) / 1e6:.1f} MB"

@@ -195,7 +195,10 @@ def _gpu() -> TrainConfig:
     c.cache = CacheStage(n_images=100_000, batch_size=1024)
     c.decoder = DecoderStage(
         steps=60_000, batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9999, max_minutes=600, ckpt_every=2000,
-        arch={"block_out_channels": (64, 128, 256), "layers_per_block": 2, "image_size": 64},
+        # 4.7M parameters, 9.4 MB in fp16: the shipped files must stay under about 40 MB (CLIP and
+        # prior take 28.6), and a run's weights must travel back to a lent GPU beside the checkout
+        # (64 MiB in all) to resume there; docs/mini.md
+        arch={"block_out_channels": (48, 96, 96), "layers_per_block": 2, "image_size": 64},
     )
     c.prior = PriorStage(steps=50_000, batch_size=1024, lr=3e-4, max_minutes=120, ckpt_every=5000,
                          arch={"width": 512, "depth": 6})  # fmt: skip
