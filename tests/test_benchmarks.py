@@ -107,3 +107,28 @@ def test_render_speed_compile_mode_needs_compile(bench, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(["--tiny", "--compile-mode", "reduce-overhead"])
     assert exc.value.code == 2 and "--compile-mode needs --compile" in capsys.readouterr().err
+
+
+def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
+    """benchmarks/gpu_session.sh is only ever run on a rare lent GPU: this runs its training
+    part with the smoke configuration, twice (the second warm-starts from what the first
+    exported, as a later session would), so the script cannot rot unseen."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    env = {**os.environ, "CONFIG": "smoke", "MINUTES": "0.05", "N_IMAGES": "16", "BENCH": "0", "PYTHON": sys.executable}
+    first = {**env, "OUT": str(tmp_path / "out1"), "RUN": str(tmp_path / "run1")}
+    subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=first, check=True, capture_output=True)
+    out = tmp_path / "out1"
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["decoder/manifest.json", "decoder/mini_decoder.json", "decoder/mini_decoder.safetensors",
+                     "decoder/run_config.json", "hardware.txt", "train.log"]  # fmt: skip
+    assert len(files) + 1 <= 8  # with render_speed.txt: within what $OUT brings back
+    second = {**env, "OUT": str(tmp_path / "out2"), "RUN": str(tmp_path / "run2"), "INIT": str(out / "decoder")}
+    subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=second, check=True, capture_output=True)
+    init = json.loads((tmp_path / "run2" / "decoder" / "init.json").read_text())
+    assert init["init_from"] == str(out / "decoder" / "mini_decoder.safetensors")
