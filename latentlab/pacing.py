@@ -70,8 +70,8 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
     """The finer :func:`even_pacing` settings that docs/quality.md measured evenest (10 of 10
     benchmark morphs at CV <= 0.15, there with 12 moving frames: ``coarse=12``,
     ``max_samples=39``), scaled to ``trajectory``: one coarse sample per frame of its longest
-    segment (at least 12), three bisection decodes per moving frame, three passes,
-    ``tol=0.1``, ``min_width=0.001`` and six relaxation rounds.
+    segment (at least 12), three bisection decodes per frame of the path (at least 39), three
+    passes, ``tol=0.1``, ``min_width=0.001`` and six relaxation rounds.
 
     >>> from latentlab.trajectory import Segment, Trajectory
     >>> fine_pacing_settings(Trajectory(torch.eye(2), [Segment(24)]))["coarse"]
@@ -189,7 +189,8 @@ class Pacing:
             (``len(samples[i]) - 1`` values, in the metric's unit).
         metric: ``"clip"`` (radians) or ``"pixel"`` (RMS in [0, 1]).
         lengths: per segment, the total measured change (sum of its distances).
-        decodes: how many pictures were decoded to measure (coarse pass + refinement).
+        decodes: how many pictures were decoded to measure (coarse pass, bisection, further
+            passes and relaxation rounds together).
         coarse_stats: :func:`pacing_stats` of the coarse pass, i.e. of uniformly spaced
             parameters: how uneven the uniform path is at that resolution.
         frame_distances: with ``relax``, per segment, the measured distances between the
