@@ -540,3 +540,25 @@ def test_gpu_decoder_fits_the_shipped_weight_budget():
     params = sum(p.numel() for p in MiniDecoderNet(DecoderConfig(**cfg)).parameters())
     assert cfg["image_size"] == 64
     assert others + 2 * params <= 40e6, f"{(others + 2 * params) / 1e6:.1f} MB"
+
+
+def test_relation_negatives_swap_places_and_colours_of_two_objects():
+    from latentlab.mini.train import _relation_variants
+
+    for seed in range(20):
+        scene = shapes.sample_scene(seed, n_objects=2)
+        a, b = scene.objects
+        group = _relation_variants(scene, np.random.default_rng(seed), 4)
+        assert len(group) == 4 and group[0] == scene
+        flipped = group[1]
+        assert flipped.relation != scene.relation
+        assert [(o.shape, o.colour) for o in flipped.objects] == [(a.shape, a.colour), (b.shape, b.colour)]
+        assert (flipped.objects[0].cx, flipped.objects[0].cy) == (b.cx, b.cy)
+        # the caption changes in the relation alone, and it is true of the flipped picture
+        assert shapes.caption(flipped).replace(flipped.relation, scene.relation) == shapes.caption(scene)
+        if a.colour != b.colour:  # the checker matches objects by colour: the flipped picture shows its caption
+            assert shapes.check_relation(shapes.render_scene(flipped), flipped)["relation"]
+            assert not shapes.check_relation(shapes.render_scene(flipped), scene)["relation"]
+        if a.colour != b.colour:
+            assert [o.colour for o in group[2].objects] == [b.colour, a.colour]
+        assert len({shapes.caption(s) for s in group}) == 4  # four different captions

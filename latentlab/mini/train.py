@@ -86,6 +86,10 @@ class ClipStage:
     # no training caption contains ("parrot") then sit near the words they resemble ("bird"), which
     # the text tower did learn to read. Tried once for held-out retrieval, without gain (docs/mini.md)
     word_vectors: bool = False
+    # share of hard-negative groups built around a two-object scene whose negatives swap the two
+    # objects' places (so the caption's relation word is wrong) and their colours (so colour binds
+    # to the wrong shape): the shipped CLIP reads "above" / "left of" at chance (docs/mini.md)
+    relation_negatives: float = 0.0
 
 
 @dataclass
@@ -379,6 +383,22 @@ def _variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[sha
     return out
 
 
+def _relation_variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[shapes.Scene]:
+    """A two-object ``scene`` and ``k - 1`` hard negatives that keep both objects: the two
+    swapped in place (its caption's relation is then the opposite one), then their colours
+    swapped (when they differ), then :func:`_variants`' one-object changes."""
+    from dataclasses import replace
+
+    a, b = scene.objects
+    opposite = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+    out = [scene, replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)),
+                          relation=opposite[scene.relation])]  # fmt: skip
+    if a.colour != b.colour:
+        out.append(replace(scene, objects=(replace(a, colour=b.colour), replace(b, colour=a.colour))))
+    out += _variants(scene, rng, k)[1:]
+    return out[:k]
+
+
 _DATA_CACHE: dict[tuple, Any] = {}
 
 
@@ -428,9 +448,14 @@ def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokeni
     n_emoji = _n_emoji(cfg, batch_size)
     n_shapes = batch_size - n_emoji
     scenes, texts = [], []
+    rel = np.random.default_rng([cfg.seed, 7, step])  # its own stream: with relation_negatives 0 nothing changes
     while len(scenes) < n_shapes:
         template = int(rng.integers(shapes.N_TEMPLATES))
-        for s in _variants(shapes.sample_scene(rng), rng, k)[: n_shapes - len(scenes)]:
+        if cfg.clip.relation_negatives > 0 and k > 1 and rel.random() < cfg.clip.relation_negatives:
+            group = _relation_variants(shapes.sample_scene(rel, n_objects=2), rel, k)
+        else:
+            group = _variants(shapes.sample_scene(rng), rng, k)
+        for s in group[: n_shapes - len(scenes)]:
             scenes.append(s)
             texts.append(shapes.caption(s, template))
     images = [shapes.render_scene(s, cfg.render_size) for s in scenes]
