@@ -291,12 +291,30 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     for key in set(BARS) - needs_data:
         assert 0.0 <= res[key] <= 1.0, key
     assert "relation_checker_relation" in res and "relation_checker_objects" in res
+    assert 0.0 <= res["clip_relation"] <= 1.0 and 0.0 <= res["clip_colour_binding"] <= 1.0
     doc = tmp_path / "mini.md"
     write_doc(res, doc)
     text = doc.read_text()
     assert text.count("| **no** |") + text.count("| yes |") == len(BARS) - len(needs_data)
     assert text.count("unmeasured (no emoji data index)") == 6  # the two bars, the chance level, the known/novel split
     assert "above a {colour} {shape}" in _table(res)
+
+
+def test_relation_accuracy_needs_word_order_and_keeps_the_model_mode(smoke_run):
+    from latentlab.mini.models import create_clip
+    from latentlab.mini.train import relation_accuracy
+
+    model, pre, tok = create_clip(smoke_run[0] / "clip" / "model.safetensors")
+    res = relation_accuracy(model, pre, tok, n=40)
+    assert set(res) == {"clip_relation", "clip_colour_binding"}
+    # with the words of every caption sorted (a bag of words), the colour-swapped caption reads
+    # exactly as the true one, so it can never score higher: binding is 0, not chance
+    bag = lambda texts: tok([" ".join(sorted(t.split())) for t in texts])  # noqa: E731
+    blind = relation_accuracy(model, pre, bag, n=40)
+    assert blind["clip_colour_binding"] == 0.0  # identical texts never score strictly higher
+    model.train(True)
+    relation_accuracy(model, pre, tok, n=4)
+    assert model.training  # leaves the mode alone
 
 
 def test_zero_shot_accuracy_leaves_the_model_mode_alone(smoke_run):

@@ -78,7 +78,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Compute every bar with the weights in ``weights_dir`` (the shipped ones by default)."""
     from .runtime import MiniDecoder, MiniPrior
-    from .train import _prepare, zero_shot_accuracy
+    from .train import _prepare, relation_accuracy, zero_shot_accuracy
 
     wd = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     torch.manual_seed(0)
@@ -87,6 +87,7 @@ def evaluate(
     res: dict[str, Any] = {}
     t0 = time.time()
     res.update(zero_shot_accuracy(model, pre, tok, n=max(240, n), seed=seed))
+    res.update(relation_accuracy(model, pre, tok))
 
     combos = [(c, s) for c in shapes.COLOURS for s in shapes.SHAPES]
     prompt_emb = torch.nn.functional.normalize(model.encode_text(tok([_prompt(c, s) for c, s in combos])).float(), dim=-1)
@@ -333,6 +334,8 @@ def _table(res: dict[str, Any]) -> str:
         ("CLIP zero-shot colour+shape (single objects)", "zero_shot_both", ""),
         ("CLIP zero-shot colour", "zero_shot_colour", ""),
         ("CLIP zero-shot shape", "zero_shot_shape", ""),
+        ("CLIP on two-object scenes: true caption over the opposite relation (chance 0.5)", "clip_relation", ""),
+        ("CLIP on two-object scenes: true caption over the colours swapped (chance 0.5)", "clip_colour_binding", ""),
         ("CLIP text->image retrieval on held-out emoji: top-5", "emoji_top5", ""),
         ("  for scale: chance top-5", "emoji_chance_top5", ""),
         ("  share of the queries whose every word occurs in a training name", "emoji_known_fraction", ""),

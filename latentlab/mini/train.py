@@ -470,6 +470,33 @@ def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokeni
 
 
 @torch.no_grad()
+def relation_accuracy(model, preprocess, tokenizer, *, n: int = 300, seed: int = 900_000, device="cpu") -> dict:
+    """How well the CLIP reads two-object scenes: on ``n`` fresh two-object scenes, the share
+    where the image's true caption scores above the same caption with the opposite relation
+    (``clip_relation``; "left of" for "right of") and above the caption with the two colours
+    swapped (``clip_colour_binding``, scenes whose colours differ). 0.5 is chance."""
+    from dataclasses import replace
+
+    opposite = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+    was_training = model.training
+    model.eval()
+    scenes = [shapes.sample_scene(seed + i, n_objects=2) for i in range(n)]
+    x, _ = _prepare([shapes.render_scene(s, 64) for s in scenes], preprocess)
+    img = torch.nn.functional.normalize(model.encode_image(x.to(device)).float(), dim=-1)
+    rel, col = [], []
+    for s, z in zip(scenes, img):
+        a, b = s.objects
+        texts = [shapes.caption(s), shapes.caption(replace(s, relation=opposite[s.relation])),
+                 shapes.caption(replace(s, objects=(replace(a, colour=b.colour), replace(b, colour=a.colour))))]  # fmt: skip
+        sims = (torch.nn.functional.normalize(model.encode_text(tokenizer(texts).to(device)).float(), dim=-1) @ z).tolist()
+        rel.append(sims[0] > sims[1])
+        if a.colour != b.colour:
+            col.append(sims[0] > sims[2])
+    model.train(was_training)
+    return {"clip_relation": float(np.mean(rel)), "clip_colour_binding": float(np.mean(col))}
+
+
+@torch.no_grad()
 def zero_shot_accuracy(model, preprocess, tokenizer, *, n: int = 240, seed: int = 12345, device="cpu") -> dict:
     """Zero-shot accuracy on fresh single-object scenes against the prompts "a {colour} {shape}".
 
