@@ -203,6 +203,7 @@ def _gpu() -> TrainConfig:
         # prior take 28.6), and a run's weights must travel back to a lent GPU beside the checkout
         # (64 MiB in all) to resume there; docs/mini.md
         arch={"block_out_channels": (48, 96, 96), "layers_per_block": 2, "image_size": 64},
+        precision="bf16", min_snr_gamma=5.0,  # what made the shipped decoder's CPU runs pay off
     )
     c.prior = PriorStage(steps=50_000, batch_size=1024, lr=3e-4, max_minutes=120, ckpt_every=5000,
                          arch={"width": 512, "depth": 6})  # fmt: skip
