@@ -384,6 +384,10 @@ def _variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[sha
     return out
 
 
+#: each relation of the shapes world and its opposite ("a above b" shows the same as "b below a")
+_OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+
+
 def _relation_variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[shapes.Scene]:
     """A two-object ``scene`` and ``k - 1`` hard negatives that keep both objects: the two
     swapped in place (its caption's relation is then the opposite one), then their colours
@@ -391,9 +395,8 @@ def _relation_variants(scene: shapes.Scene, rng: np.random.Generator, k: int) ->
     from dataclasses import replace
 
     a, b = scene.objects
-    opposite = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
     out = [scene, replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)),
-                          relation=opposite[scene.relation])]  # fmt: skip
+                          relation=_OPPOSITE[scene.relation])]  # fmt: skip
     if a.colour != b.colour:
         out.append(replace(scene, objects=(replace(a, colour=b.colour), replace(b, colour=a.colour))))
     out += _variants(scene, rng, k)[1:]
@@ -478,7 +481,6 @@ def relation_accuracy(model, preprocess, tokenizer, *, n: int = 300, seed: int =
     swapped (``clip_colour_binding``, scenes whose colours differ). 0.5 is chance."""
     from dataclasses import replace
 
-    opposite = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
     was_training = model.training
     model.eval()
     scenes = [shapes.sample_scene(seed + i, n_objects=2) for i in range(n)]
@@ -487,7 +489,7 @@ def relation_accuracy(model, preprocess, tokenizer, *, n: int = 300, seed: int =
     rel, col = [], []
     for s, z in zip(scenes, img):
         a, b = s.objects
-        texts = [shapes.caption(s), shapes.caption(replace(s, relation=opposite[s.relation])),
+        texts = [shapes.caption(s), shapes.caption(replace(s, relation=_OPPOSITE[s.relation])),
                  shapes.caption(replace(s, objects=(replace(a, colour=b.colour), replace(b, colour=a.colour))))]  # fmt: skip
         sims = (torch.nn.functional.normalize(model.encode_text(tokenizer(texts).to(device)).float(), dim=-1) @ z).tolist()
         rel.append(sims[0] > sims[1])
