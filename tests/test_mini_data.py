@@ -425,6 +425,39 @@ def test_emoji_retrieval_on_a_toy_model(fake_cache):
     assert _chance_at_k(10, 1, 5) == pytest.approx(0.5) and _chance_at_k(10, 0, 5) == 0.0 and _chance_at_k(6, 2, 5) == 1.0
 
 
+def test_retrieval_bar_reports_emoji_and_clip_art_apart(fake_cache):
+    """With clip art held out beside the emoji, the bar is measured on both, and on each alone."""
+    import torch
+
+    from latentlab.mini.evaluate import _emoji_retrieval_bar, emoji_retrieval
+
+    def preprocess(im):
+        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+
+    path = data.build_index(fake_cache, verbose=False)
+    rows = _rows(path)
+    colours = {r["name"]: _COLOURS[r["codepoints"].lower().split("-")[0].lstrip("0")] for r in rows}
+    toy = _ToyClip(colours, shuffle=True)
+
+    def tokenizer(texts):
+        return torch.tensor([toy.vocab[t] for t in texts])
+
+    only_emoji = _emoji_retrieval_bar(toy, preprocess, tokenizer, path)
+    assert "retrieval_clipart_top5" not in only_emoji and "retrieval_emoji_top5" not in only_emoji
+    for r in rows:  # every image held out; the Fluent 3D ones stand in for clip art
+        r["split"] = "held-out"
+        if r["source"] == "fluent3d":
+            r["source"], r["style"] = "openclipart", "clipart"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = _emoji_retrieval_bar(toy, preprocess, tokenizer, path)
+    alone = {w: emoji_retrieval(toy, preprocess, tokenizer, data.load_index(path, sources=[src]))["top5"]
+             for w, src in (("emoji", "twemoji"), ("clipart", "openclipart"))}  # fmt: skip
+    assert res["retrieval_emoji_top5"] == alone["emoji"] and res["retrieval_clipart_top5"] == alone["clipart"]
+    assert res["emoji_top5"] == emoji_retrieval(toy, preprocess, tokenizer, data.load_index(path))["top5"]
+    assert res["emoji_known_fraction"] == 0.0  # nothing left in the train split to have read
+    assert _emoji_retrieval_bar(toy, preprocess, tokenizer, fake_cache / "nowhere.jsonl") == {}
+
+
 # -- the real downloaded data (skipped without it) ----------------------------------------
 
 

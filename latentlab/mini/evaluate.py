@@ -6,8 +6,8 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
 
 - CLIP zero-shot: accuracy of ``argmax_prompt cos(image, "a {colour} {shape}")`` over the
   48 colour x shape prompts, on single-object scenes (colour, shape, both).
-- CLIP retrieval: text -> image top-5 on the held-out emoji (:func:`emoji_retrieval`; only
-  when the data index exists).
+- CLIP retrieval: text -> image top-5 on the held-out emoji and clip art
+  (:func:`emoji_retrieval`; only when the data index exists), and on each apart.
 - Decoder round trip: cosine between a scene's CLIP image embedding and the embedding of
   its decode (and, for scale, the mean cosine between unrelated scenes' embeddings).
 - Pixel checker on decodes: colour / shape / both read off the decoded pixels agree with
@@ -206,21 +206,32 @@ def text_diff_bar(model, preprocess, tokenizer, decoder, *, steps: int = 25, gui
     return {"text_diff_phone_met": float(np.mean([c["met"] for c in curves.values()])), "text_diff_phone": curves}
 
 
-def _emoji_retrieval_bar(model, preprocess, tokenizer) -> dict[str, Any]:
-    """``emoji_top5`` (and its chance level) on the held-out emoji, or ``{}`` without a data index."""
+def _emoji_retrieval_bar(model, preprocess, tokenizer, path: str | Path | None = None) -> dict[str, Any]:
+    """``emoji_top5`` (and its chance level) on every held-out image of the data index (emoji
+    and, when it was indexed, clip art), with the emoji and the clip art apart as well
+    (``retrieval_emoji_top5``, ``retrieval_clipart_top5``, each against its own images only);
+    ``{}`` without a data index. ``path``: the index (default: :func:`data.load_index`'s)."""
     from . import data
 
+    path = path or f"{data.DEFAULT_CACHE}/index.jsonl"
     try:
-        index = data.load_index(split="held-out")
+        index = data.load_index(path, split="held-out")
     except Exception:  # no data fetched: unmeasured, not failed
         return {}
     if len(index) == 0:
         return {}
-    train = data.load_index(split="train")
-    r = emoji_retrieval(model, preprocess, tokenizer, index, known_words=name_words(e["name"] for e in train.entries))
-    return {"emoji_top5": float(r["top5"]), "emoji_chance_top5": float(r["chance_top5"]),
-            "emoji_known_fraction": r["known_fraction"], "emoji_top5_known": r["top5_known"],
-            "emoji_top5_novel": r["top5_novel"]}  # fmt: skip
+    known = name_words(e["name"] for e in data.load_index(path, split="train").entries)
+    r = emoji_retrieval(model, preprocess, tokenizer, index, known_words=known)
+    out = {"emoji_top5": float(r["top5"]), "emoji_chance_top5": float(r["chance_top5"]),
+           "emoji_known_fraction": r["known_fraction"], "emoji_top5_known": r["top5_known"],
+           "emoji_top5_novel": r["top5_novel"]}  # fmt: skip
+    worlds = {"emoji": [s for s in data.IMAGE_SOURCES if s != "openclipart"], "clipart": ["openclipart"]}
+    present = {w: [s for s in srcs if any(e["source"] == s for e in index.entries)] for w, srcs in worlds.items()}
+    if all(present.values()):  # both worlds held out: each apart too
+        for w, srcs in present.items():
+            sub = data.load_index(path, split="held-out", sources=srcs)
+            out[f"retrieval_{w}_top5"] = float(emoji_retrieval(model, preprocess, tokenizer, sub)["top5"])
+    return out
 
 
 def name_words(names) -> set[str]:
@@ -336,11 +347,13 @@ def _table(res: dict[str, Any]) -> str:
         ("CLIP zero-shot shape", "zero_shot_shape", ""),
         ("CLIP on two-object scenes: true caption over the opposite relation (chance 0.5)", "clip_relation", ""),
         ("CLIP on two-object scenes: true caption over the colours swapped (chance 0.5)", "clip_colour_binding", ""),
-        ("CLIP text->image retrieval on held-out emoji: top-5", "emoji_top5", ""),
+        ("CLIP text->image retrieval on the held-out emoji and clip art: top-5", "emoji_top5", ""),
         ("  for scale: chance top-5", "emoji_chance_top5", ""),
         ("  share of the queries whose every word occurs in a training name", "emoji_known_fraction", ""),
         ("  top-5 on those queries", "emoji_top5_known", ""),
         ("  top-5 on the others (a word never read in training)", "emoji_top5_novel", ""),
+        ("  the held-out emoji alone (queries and images): top-5", "retrieval_emoji_top5", ""),
+        ("  the held-out clip art alone: top-5", "retrieval_clipart_top5", ""),
         ("decoder round-trip cosine (embedding vs. embedding of its decode)", "roundtrip_cosine", ""),
         ("  for scale: mean cosine between unrelated scenes", "unrelated_cosine", ""),
         ("pixel checker on decodes: colour", "decode_checker_colour", ""),
@@ -359,6 +372,8 @@ def _table(res: dict[str, Any]) -> str:
     ]
     lines = ["| bar | value | target | met |", "|---|---|---|---|"]
     for label, key, target in rows:
+        if key not in res and key.startswith("retrieval_"):
+            continue  # each world apart: only when the index holds out both
         if key not in res:
             lines.append(f"| {label} | unmeasured (no emoji data index) | | |")
             continue
