@@ -701,7 +701,10 @@ def _clipart_name(title: str, stem: str, shared: bool) -> str | None:
     'microphone stand'
     >>> _clipart_name("AIGA Symbol Signs", "aiga_toilets1", True)
     'aiga toilets'
+    >>> _clipart_name("Grampa&#39;n Gramma", "grampa", False)  # escaped twice in the SVG
+    "Grampa'n Gramma"
     """
+    title = html.unescape(title)
     t = re.sub(r"^clip ?art by [^-]+- *", "", " ".join(title.replace("_", " ").split()), flags=re.I).strip(" .")
     if shared or t.lower() in _BAD_TITLES or len(t) > 50 or not re.search(r"[A-Za-z]{3}", t):
         words = [re.sub(r"\d+", "", w) for w in re.split(r"[_\-\s.]+", stem)]
