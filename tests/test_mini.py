@@ -185,6 +185,11 @@ def test_warm_start_from_exported_weights(smoke_run, tmp_path):
     m = export(out, tmp_path / "weights2", stages=("decoder",))
     assert m["files"]["mini_decoder.safetensors"]["step"] == 3 + 1
     assert m["files"]["mini_decoder.safetensors"]["warm_start"]["init_step"] == 3
+    # and what each stage ran with, not the run folder's last config.json
+    rc = m["files"]["mini_decoder.safetensors"]["run_config"]
+    assert rc["config"]["decoder"]["lr"] == 0 and "decoder.lr=0" in rc["argv"]
+    first = json.loads((weights / "manifest.json").read_text())["files"]["mini_clip.safetensors"]["run_config"]
+    assert first["argv"][:2] == ["--stage", "all"] and first["config"]["clip"]["steps"] == 3
     # an architecture other than the exported one is refused, naming the fix
     with pytest.raises(ArgumentError, match="architecture.*decoder.arch"):
         main(["--stage", "decoder", "--config", "smoke", "--out", str(tmp_path / "other"), "--init-from", str(weights),

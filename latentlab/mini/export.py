@@ -101,8 +101,11 @@ def _init_record(stage_dir: Path) -> dict[str, Any] | None:
 
 
 def _provenance(stage_dir: Path) -> dict[str, Any]:
+    """The warm start (``init.json``) and the command line and config the stage last ran with
+    (``run_config.json``), where the run folder has them."""
     init = _init_record(stage_dir)
-    return {"warm_start": init} if init else {}
+    rc = stage_dir / "run_config.json"
+    return {**({"warm_start": init} if init else {}), **({"run_config": json.loads(rc.read_text())} if rc.is_file() else {})}
 
 
 def export(

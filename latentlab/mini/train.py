@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -825,6 +826,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     for st in stages:
         t0 = time.time()
+        if st != "cache":  # what this stage ran with (the run's config.json is the last invocation's)
+            (out / st).mkdir(parents=True, exist_ok=True)
+            record = {"argv": list(argv) if argv is not None else sys.argv[1:], "config": cfg.to_dict()}
+            (out / st / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
         if st == "clip":
             results[st] = train_clip(cfg, out, resume=resuming(st), init_from=init)
         elif st == "cache":
