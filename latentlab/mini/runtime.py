@@ -313,9 +313,9 @@ class MiniDecoder(Decoder):
     default_inversion_refine = 20
     refine_lr = 0.05
     """Adam's learning rate in :meth:`_refine`, in units of the noise (whose entries have
-    standard deviation near 1). On the shipped weights 0.05 with 20 steps took the quality
-    benchmark's inputs from a mean redraw cosine of 0.960 to 0.983 (30 steps: 0.986); 0.15
-    overshot (docs/quality.md)."""
+    standard deviation near 1). On the third session's weights 0.05 with 20 steps took the
+    quality benchmark's inputs from a mean redraw cosine of 0.960 to 0.983 (30 steps: 0.986;
+    0.15 overshot), on the seventh session's (shipped) from 0.941 to 0.981 (docs/quality.md)."""
 
     def _refine(
         self,
