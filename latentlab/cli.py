@@ -53,7 +53,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
         g.add_argument(
             "--pacing", choices=("uniform", "even", "fine"), default=None,
             help="uniform path steps (default); even: measure a coarse pass and space frames so the picture changes "
-            "evenly; fine: the same, measured finely and relaxed (about ten decodes per frame, evenest)",
+            "evenly; fine: the same, measured finely and relaxed (about ten decodes per frame; docs/quality.md)",
         )  # fmt: skip
         g.add_argument("--pacing-metric", choices=("clip", "pixel"), default=None, help="what even pacing equalises (default clip)")
         g.add_argument("--pacing-scope", choices=("segment", "path"), default=None,

@@ -62,8 +62,8 @@ PACING_METRICS = ("clip", "pixel")
 PACING_MODES = ("uniform", "even", "fine")
 """``"uniform"``: frames at the segments' own (eased) parameters; ``"even"``: :func:`even_pacing`
 with its defaults (one coarse pass); ``"fine"``: :func:`even_pacing` with
-:func:`fine_pacing_settings` (about ten decodes per frame; what meets the smoothness goals of
-docs/quality.md)."""
+:func:`fine_pacing_settings` (about ten decodes per frame; how often it meets the smoothness
+goals is measured in docs/quality.md)."""
 
 
 def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ them; ``noise = "inverted"`` uses each image keyframe's DDIM-inverted noise, so 
 starts and ends on faithful redraws of its input images (a text diff of a picture keeps the
 picture's noise); ``pacing = "even"`` re-places the
 frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), and ``pacing =
-"fine"`` does it with the finer, costlier settings that came out evenest.
+"fine"`` does it with finer, costlier settings (docs/quality.md measures both).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class Spec:
         pacing: "uniform" (frames at the segments' eased parameters), "even" (re-placed so
             the picture changes evenly, :func:`latentlab.even_pacing`, one coarse pass) or
             "fine" (the same with :func:`latentlab.pacing.fine_pacing_settings`: about ten
-            decodes per frame, the evenest measured; a ``pacing_*`` field set here overrides
+            decodes per frame, measured in docs/quality.md; a ``pacing_*`` field set here overrides
             its value) ["uniform"].
         pacing_metric: the distance "even" pacing equalises, "clip" or "pixel" ["clip"].
         pacing_scope: "segment" (each segment keeps its frames and is paced evenly within) or
