@@ -52,8 +52,8 @@ if [ "$TRAIN" = 1 ]; then
         "$PY" -m latentlab.mini.train --stage decoder --config "$CONFIG" --out "$RUN" ${INIT:+--init-from "$INIT"} \
             --set cache.n_images="$N_IMAGES" --set decoder.max_minutes="$MINUTES" $(for s in ${SETS:-}; do printf -- '--set %s ' "$s"; done)
         # 3. its EMA weights in fp16 (one file of about 9.4 MB for the gpu configuration)
+        #    (its manifest.json records the stage's command line and config)
         "$PY" -m latentlab.mini.export --from "$RUN" --to "$OUT/decoder" --stages decoder
-        cp "$RUN/config.json" "$OUT/decoder/run_config.json"
         echo "training part: $(( $(date +%s) - start )) s"
     } > "$OUT/train.log" 2>&1 || { tail -n 40 "$OUT/train.log"; exit 1; }
     tail -n 3 "$OUT/train.log"

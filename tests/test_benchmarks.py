@@ -126,7 +126,9 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     out = tmp_path / "out1"
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["decoder/manifest.json", "decoder/mini_decoder.json", "decoder/mini_decoder.safetensors",
-                     "decoder/run_config.json", "hardware.txt", "train.log"]  # fmt: skip
+                     "hardware.txt", "train.log"]  # fmt: skip
+    rc = json.loads((out / "decoder" / "manifest.json").read_text())["files"]["mini_decoder.safetensors"]["run_config"]
+    assert rc["config"]["decoder"]["max_minutes"] == 0.05 and rc["argv"][:2] == ["--stage", "decoder"]
     assert len(files) + 1 <= 8  # with render_speed.txt: within what $OUT brings back
     second = {**env, "OUT": str(tmp_path / "out2"), "RUN": str(tmp_path / "run2"), "INIT": str(out / "decoder")}
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=second, check=True, capture_output=True)
