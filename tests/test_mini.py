@@ -582,6 +582,5 @@ def test_relation_negatives_swap_places_and_colours_of_two_objects():
         if a.colour != b.colour:  # the checker matches objects by colour: the flipped picture shows its caption
             assert shapes.check_relation(shapes.render_scene(flipped), flipped)["relation"]
             assert not shapes.check_relation(shapes.render_scene(flipped), scene)["relation"]
-        if a.colour != b.colour:
             assert [o.colour for o in group[2].objects] == [b.colour, a.colour]
         assert len({shapes.caption(s) for s in group}) == 4  # four different captions
