@@ -152,3 +152,17 @@ def test_variations_around_the_inverted_noise(tmp_path, images, monkeypatch):
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 0.5  # eta > 0: they differ
     assert (tmp_path / "v.gif").stat().st_size > 0 and (out / "contact_sheet.png").is_file()
     assert main(["variations", str(images[0]), "--eta", "0", "--preset", "mini", "-q"]) == 2
+
+
+def test_cli_choices_are_the_specs_own():
+    """The CLI spells its choices out (it imports nothing heavy to parse): they must stay the
+    spec's, and the spec's pacing constants those of latentlab.pacing (which needs torch)."""
+    from latentlab import pacing, spec
+    from latentlab.cli import build_parser
+
+    render = next(a for a in build_parser()._actions if a.dest == "command").choices["render"]
+    choices = {a.dest: tuple(a.choices) for a in render._actions if a.choices}
+    assert choices["noise"] == spec.NOISE_MODES and choices["pacing"] == spec.PACING_MODES
+    assert choices["pacing_metric"] == spec.PACING_METRICS and choices["pacing_scope"] == spec.PACING_SCOPES
+    assert choices["format"] == spec.FORMATS
+    assert pacing.PACING_MODES == spec.PACING_MODES and pacing.PACING_METRICS == spec.PACING_METRICS
