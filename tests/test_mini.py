@@ -297,12 +297,35 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
         assert 0.0 <= res[key] <= 1.0, key
     assert "relation_checker_relation" in res and "relation_checker_objects" in res
     assert 0.0 <= res["clip_relation"] <= 1.0 and 0.0 <= res["clip_colour_binding"] <= 1.0
+    for key in ("relation_ceiling_both", "relation_oracle_objects", "relation_oracle_both",
+                "probe_layout_axis", "probe_layout_objects"):  # fmt: skip
+        assert 0.0 <= res[key] <= 1.0, key
     doc = tmp_path / "mini.md"
     write_doc(res, doc)
     text = doc.read_text()
     assert text.count("| **no** |") + text.count("| yes |") == len(BARS) - len(needs_data)
     assert text.count("unmeasured (no emoji data index)") == 6  # the two bars, the chance level, the known/novel split
     assert "above a {colour} {shape}" in _table(res)
+
+
+def test_layout_probe_reads_layout_only_where_the_embedding_holds_it():
+    from latentlab.mini.evaluate import layout_probe
+    from latentlab.mini.models import create_clip
+
+    _, pre, _ = create_clip(None)
+
+    class Pixels(torch.nn.Module):  # an "embedding" that keeps a coarse 4x4 grid of colours
+        def encode_image(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+
+    class MeanColour(Pixels):  # one that keeps no position at all
+        def encode_image(self, x):
+            return torch.cat([x.mean((2, 3)), 0.01 * torch.randn(len(x), 45, generator=torch.Generator().manual_seed(0))], 1)
+
+    kw = {"n_train": 600, "n_test": 300, "seed": 5}
+    seen, blind = layout_probe(Pixels(), pre, **kw), layout_probe(MeanColour(), pre, **kw)
+    assert set(seen) == set(blind) == {"probe_layout_axis", "probe_layout_objects"}
+    assert seen["probe_layout_axis"] > 0.75 and blind["probe_layout_axis"] < 0.65, (seen, blind)
 
 
 def test_relation_accuracy_needs_word_order_and_keeps_the_model_mode(smoke_run):

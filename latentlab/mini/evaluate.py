@@ -23,6 +23,10 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
 - Prior + decoder with relations: "a {colour} {shape} {above, below, left of, right of} a
   {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes); the
   pixel checker (``shapes.check_relation``) reads both objects and where they sit.
+  Beside it, to tell apart where relations get lost: the checker on the real scenes shrunk
+  to the decoder's resolution (its ceiling there), the decoder from the real scenes' image
+  embeddings (no prior), and linear probes (:func:`layout_probe`) of what the CLIP image
+  embedding of a two-object scene holds about its layout.
 """
 
 from __future__ import annotations
@@ -151,12 +155,93 @@ def evaluate(
     rel = [shapes.check_relation(f, sc) for f, sc in zip(rframes, pairs)]
     for k in ("objects", "relation", "both"):
         res[f"relation_checker_{k}"] = float(np.mean([r[k] for r in rel]))
+    # where relations get lost: the checker at the decoder's resolution, the decoder without the prior
+    real = [shapes.render_scene(sc) for sc in pairs]
+    side = real[0].shape[0]
+    shrunk = [_resize(_resize(im, dec.config.image_size), side) for im in real]
+    res["relation_ceiling_both"] = float(np.mean([shapes.check_relation(f, sc)["both"] for f, sc in zip(shrunk, pairs)]))
+    zreal = encode(np.stack(real))
+    oframes = np.concatenate([dec.decode(zreal[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
+                              for a in range(0, len(pairs), 16)])  # fmt: skip
+    orel = [shapes.check_relation(f, sc) for f, sc in zip(oframes, pairs)]
+    for k in ("objects", "both"):
+        res[f"relation_oracle_{k}"] = float(np.mean([r[k] for r in orel]))
+    res.update(layout_probe(model, pre, n_train=40 * n, n_test=10 * n, seed=seed + 6))
     res.update(text_diff_bar(model, pre, tok, dec, steps=steps, guidance_scale=g_dec, seed=seed))
     res.update(_emoji_retrieval_bar(model, pre, tok))
     res["settings"] = {"n": n, "steps": steps, "decoder_guidance": g_dec, "prior_guidance": prior.guidance_scale,
                        "seed": seed, "seconds": round(time.time() - t0, 1)}  # fmt: skip
     res["_frames"] = (frames, pframes, rframes)
     return res
+
+
+def _resize(image: np.ndarray, side: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((side, side), Image.LANCZOS))
+
+
+def _layout_targets(scene: shapes.Scene) -> tuple[int, int, int]:
+    """(vertical, colour+shape index of the top or left object, of the other) of a two-object scene."""
+    a, b = scene.objects
+    first, second = (a, b) if scene.relation in ("above", "left of") else (b, a)
+    n_s = len(shapes.SHAPES)
+    colours = list(shapes.COLOURS)
+    code = [colours.index(o.colour) * n_s + shapes.SHAPES.index(o.shape) for o in (first, second)]
+    return int(scene.relation in ("above", "below")), code[0], code[1]
+
+
+@torch.no_grad()
+def _encode_scenes(model, preprocess, scenes: list[shapes.Scene], batch: int = 250) -> torch.Tensor:
+    from .train import _prepare
+
+    out = []
+    for a in range(0, len(scenes), batch):
+        x, _ = _prepare([shapes.render_scene(s) for s in scenes[a : a + batch]], preprocess)
+        out.append(torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1))
+    return torch.cat(out)
+
+
+def layout_probe(model, preprocess, *, n_train: int = 1920, n_test: int = 480, seed: int = 9006,
+                 hidden: int = 256, iters: int = 300) -> dict[str, float]:  # fmt: skip
+    """What the CLIP image embedding of a two-object scene holds about its layout, read by
+    probes (a one-hidden-layer MLP of width ``hidden`` on the embedding, trained on ``n_train``
+    fresh scenes, scored on ``n_test`` others):
+
+    - ``probe_layout_axis``: whether the two objects sit one above the other or side by side
+      (chance 0.5);
+    - ``probe_layout_objects``: the colour and shape of the top (or left) object and of the
+      other one, both right (one probe per position; chance 1/48 each).
+
+    A decoder can only draw what the embedding holds: where these are low, the relation
+    prompts fail whatever the decoder.
+    """
+    was_training = model.training
+    model.eval()
+    scenes = shapes.sample_scenes(seed, n_train + n_test, n_objects=2)
+    z = _encode_scenes(model, preprocess, scenes)
+    z = z * math.sqrt(z.shape[1])
+    y = torch.tensor([_layout_targets(s) for s in scenes])
+    model.train(was_training)
+    tr, te = slice(0, n_train), slice(n_train, None)
+    n_codes = len(shapes.COLOURS) * len(shapes.SHAPES)
+    right = []
+    state = torch.random.get_rng_state()  # restored below: the probes' seed stays local
+    torch.manual_seed(seed)
+    for col, k in ((0, 2), (1, n_codes), (2, n_codes)):
+        probe = torch.nn.Sequential(torch.nn.Linear(z.shape[1], hidden), torch.nn.GELU(), torch.nn.Linear(hidden, k))
+        opt = torch.optim.Adam(probe.parameters(), lr=3e-3, weight_decay=1e-4)
+        with torch.enable_grad():  # evaluate() runs under no_grad
+            for _ in range(iters):
+                loss = torch.nn.functional.cross_entropy(probe(z[tr]), y[tr, col])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            right.append(probe(z[te]).argmax(-1) == y[te, col])
+    torch.random.set_rng_state(state)
+    return {"probe_layout_axis": float(right[0].float().mean()),
+            "probe_layout_objects": float((right[1] & right[2]).float().mean())}  # fmt: skip
 
 
 @torch.no_grad()
@@ -374,6 +459,14 @@ def _table(res: dict[str, Any]) -> str:
         ('prior+decoder "a {colour} {shape} above a {colour} {shape}" (4 relations): both objects', "relation_checker_objects", ""),
         ("  the same: objects (matched by colour) in the stated relation", "relation_checker_relation", ""),
         ("  the same: both objects and the relation", "relation_checker_both", ""),
+        ("  for scale: the checker on the real scenes shrunk to the decoder's resolution: both objects and the relation",
+         "relation_ceiling_both", ""),
+        ("  the decoder from the real scenes' image embeddings (no prior): both objects", "relation_oracle_objects", ""),
+        ("  the same: both objects and the relation", "relation_oracle_both", ""),
+        ("probe (small MLP) of the CLIP image embedding of two-object scenes: layout axis (chance 0.5)",
+         "probe_layout_axis", ""),
+        ("  the same: colour and shape of both objects by position (top or left, the other; chance 0.0004)",
+         "probe_layout_objects", ""),
         ('text diff "a mobile phone" -> "a telephone" on the mobile-phone emoji: styles meeting the bar',
          "text_diff_phone_met", ""),
     ]
