@@ -161,6 +161,33 @@ def test_resume_continues_the_step_count(smoke_run, tmp_path):
     assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 5
 
 
+def test_decoder_trains_at_or_below_the_cache_resolution(smoke_run, tmp_path, monkeypatch):
+    import shutil
+
+    from latentlab.mini import train
+    from latentlab.mini.train import _shrink, main
+
+    sides = []
+    monkeypatch.setattr(train, "_shrink", lambda images, side: sides.append((images.shape[1], side)) or _shrink(images, side))
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    tiny = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "cross_attention_dim": 16, "attention_heads": 2}
+    # the smoke CLIP's cache holds 32 px images: a 16 px decoder trains on them shrunk
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out),
+          "--set", f"decoder.arch={json.dumps({**tiny, 'image_size': 16})}", "--set", "decoder.steps=1"])
+    assert json.loads((out / "decoder" / "config.json").read_text())["image_size"] == 16
+    assert sides == [(32, 16)]
+    with pytest.raises(ArgumentError, match="decoder.arch.image_size=64"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set",
+              f"decoder.arch={json.dumps({**tiny, 'image_size': 64})}", "--set", "decoder.steps=1"])
+    cache = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    small = _shrink(cache, 16)
+    assert small.shape == (3, 16, 16, 3) and small.dtype == torch.uint8
+    flat = torch.full((1, 32, 32, 3), 77, dtype=torch.uint8)
+    assert (_shrink(flat, 16) == 77).all()
+
+
 def test_warm_start_from_exported_weights(smoke_run, tmp_path):
     from safetensors.torch import load_file
 

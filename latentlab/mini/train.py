@@ -676,6 +676,16 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     return data
 
 
+def _shrink(images: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 ``(n, H, W, 3)`` cache images at ``side`` px, resized as open_clip's preprocess
+    resizes (bicubic, antialiased): the pixels a decoder trained on a smaller CLIP's cache saw."""
+    from PIL import Image
+
+    bicubic = Image.Resampling.BICUBIC
+    return torch.from_numpy(np.stack([np.asarray(Image.fromarray(im).resize((side, side), bicubic))
+                                      for im in images.numpy()]))  # fmt: skip
+
+
 def _ema_init(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().float() for k, v in model.state_dict().items()}
 
@@ -698,11 +708,15 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     if kind == "decoder":
         arch = DecoderConfig.from_dict({"embed_dim": d_emb, **stage.arch})
         model: torch.nn.Module = MiniDecoderNet(arch)
-        if arch.image_size != data["images"].shape[1]:
+        side = data["images"].shape[1]
+        if arch.image_size > side:
             raise ArgumentError(
-                f"decoder.arch.image_size={arch.image_size} but the cache holds {data['images'].shape[1]} px images "
-                "(CLIP's input size); they must match."
+                f"decoder.arch.image_size={arch.image_size} but the cache holds {side} px images (the CLIP's "
+                f"input size): a decoder cannot learn detail the cache does not hold; set decoder.arch.image_size "
+                f"<= {side} or train a CLIP with a larger vision image_size."
             )
+        if arch.image_size < side:
+            data = {**data, "images": _shrink(data["images"], arch.image_size)}
     else:
         arch = PriorConfig.from_dict({"embed_dim": d_emb, **stage.arch})
         model = MiniPriorNet(arch)
