@@ -188,6 +188,46 @@ def test_decoder_trains_at_or_below_the_cache_resolution(smoke_run, tmp_path, mo
     assert (_shrink(flat, 16) == 77).all()
 
 
+def test_upcycle_copies_a_half_size_decoder_into_the_lower_levels(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.export import export
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+    from latentlab.mini.train import _upcycle_decoder, main
+
+    small = DecoderConfig(image_size=16, block_out_channels=(8, 16, 16), norm_num_groups=4, cross_attention_dim=16,
+                          attention_heads=2)  # fmt: skip
+    big = DecoderConfig(**{**small.to_dict(), "image_size": 32, "block_out_channels": (8, 8, 16, 16)})
+    theirs = MiniDecoderNet(small).state_dict()
+    fresh = MiniDecoderNet(big).state_dict()
+    state, frac = _upcycle_decoder(theirs, small, big, fresh)
+    assert 0.5 < frac < 1.0 and set(state) == set(fresh)
+    assert torch.equal(state["unet.down_blocks.1.resnets.0.conv1.weight"], theirs["unet.down_blocks.0.resnets.0.conv1.weight"])
+    assert torch.equal(state["unet.mid_block.attentions.0.proj_in.weight"], theirs["unet.mid_block.attentions.0.proj_in.weight"])
+    assert torch.equal(state["to_context.weight"], theirs["to_context.weight"])
+    assert torch.equal(state["unet.down_blocks.0.resnets.0.conv1.weight"], fresh["unet.down_blocks.0.resnets.0.conv1.weight"])
+    assert torch.equal(state["unet.up_blocks.3.resnets.0.conv1.weight"], fresh["unet.up_blocks.3.resnets.0.conv1.weight"])
+    with pytest.raises(ArgumentError, match="decoder.upcycle"):
+        _upcycle_decoder(theirs, small, DecoderConfig(**{**big.to_dict(), "block_out_channels": (16, 8, 16, 16)}), fresh)
+
+    # through the training entry point: a 16 px decoder exported, then upcycled into a 32 px one
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    arch = {k: small.to_dict()[k] for k in ("image_size", "block_out_channels", "norm_num_groups",
+                                            "cross_attention_dim", "attention_heads")}  # fmt: skip
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set", f"decoder.arch={json.dumps(arch)}",
+          "--set", "decoder.steps=1"])  # fmt: skip
+    export(out, tmp_path / "w16")
+    big_arch = json.dumps({**arch, "image_size": 32, "block_out_channels": [8, 8, 16, 16]})
+    args = ["--stage", "decoder", "--config", "smoke", "--out", str(tmp_path / "up"), "--init-from", str(tmp_path / "w16"),
+            "--set", f"decoder.arch={big_arch}", "--set", "decoder.steps=1", "--set", "decoder.lr=0"]  # fmt: skip
+    with pytest.raises(ArgumentError, match="has architecture"):
+        main(args)  # without decoder.upcycle the architectures must match
+    main([*args, "--set", "decoder.upcycle=true"])
+    init = json.loads((tmp_path / "up" / "decoder" / "init.json").read_text())
+    assert init["upcycled_from"]["image_size"] == 16 and 0.5 < init["copied_fraction"] < 1.0
+
+
 def test_warm_start_from_exported_weights(smoke_run, tmp_path):
     from safetensors.torch import load_file
 

@@ -115,6 +115,10 @@ class DecoderStage:
     # "bf16": forward and backward under torch.autocast(bfloat16), weights and optimizer in float32
     # (about 1.5x faster per step on CPUs with AMX/AVX512-BF16, and on GPUs); "fp32": no autocast
     precision: str = "fp32"
+    # with --init-from a decoder of half this image_size whose channels this one's extend by one
+    # leading level: copy its weights into this one's lower levels, the new top level starts
+    # fresh (_upcycle_decoder); False: the architectures must match
+    upcycle: bool = False
     # Min-SNR-gamma loss weighting (Hang et al. 2023): weight each sample by min(SNR, gamma) / SNR
     # (epsilon prediction), so the nearly noise-free steps stop dominating; 0 = plain MSE
     min_snr_gamma: float = 0.0
@@ -341,6 +345,40 @@ def _init_state(init_from: Path, kind: str, stage_dir: Path) -> dict[str, torch.
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     (stage_dir / "init.json").write_text(json.dumps({"init_from": str(path), "init_step": step, "sha256": sha}) + "\n")
     return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+
+
+def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch: DecoderConfig,
+                     fresh: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:  # fmt: skip
+    """A decoder of twice ``theirs``' image size, warm-started from ``state`` (``theirs``).
+
+    ``arch`` must be ``theirs`` with ``image_size`` doubled and one more leading level of
+    ``block_out_channels[0]`` channels. Its down blocks 1.. are their down blocks 0.., every
+    other tensor of the same name and shape (conv_in, time and embedding projections, the mid
+    block, the up blocks but the new last one and the upsampler before it, the output
+    convolution) is theirs; the rest keeps ``fresh``'s initialisation. Each level so sees
+    features of the scale it was trained on, one downsampling later. Returns the state and
+    the fraction of parameters copied.
+    """
+    import re
+    from dataclasses import replace
+
+    ch = tuple(theirs.block_out_channels)
+    want = replace(theirs, image_size=2 * theirs.image_size, block_out_channels=(ch[0], *ch))
+    if arch != want:
+        raise ArgumentError(
+            f"decoder.upcycle: the decoder in --init-from ({theirs.to_dict()}) can warm-start only "
+            f"decoder.arch={{'image_size': {want.image_size}, 'block_out_channels': {list(want.block_out_channels)}}} "
+            "with its other fields; this run builds " + str(arch.to_dict()) + "."
+        )
+    out, copied, total = dict(fresh), 0, 0
+    for k, v in fresh.items():
+        m = re.match(r"unet\.down_blocks\.(\d+)\.(.*)", k)
+        src = (None if m[1] == "0" else f"unet.down_blocks.{int(m[1]) - 1}.{m[2]}") if m else k
+        total += v.numel()
+        if src in state and state[src].shape == v.shape:
+            out[k] = state[src]
+            copied += v.numel()
+    return out, copied / total
 
 
 def _progress(total: int, start: int, desc: str):
@@ -724,12 +762,18 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     if init_from is not None and not resume:
         init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
         theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
-        if theirs != arch:
+        if theirs != arch and not (kind == "decoder" and stage.upcycle and theirs is not None):
             raise ArgumentError(
                 f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
                 f"builds {arch.to_dict()}; set {kind}.arch to match (--set {kind}.arch='{{...}}') or leave out --init-from."
             )
-        model.load_state_dict(_init_state(init_from, kind, d))
+        state = _init_state(init_from, kind, d)
+        if theirs != arch:
+            state, copied = _upcycle_decoder(state, theirs, arch, model.state_dict())
+            init = json.loads((d / "init.json").read_text())
+            (d / "init.json").write_text(json.dumps({**init, "upcycled_from": theirs.to_dict(), "copied_fraction":
+                                                     round(copied, 4)}) + "\n")  # fmt: skip
+        model.load_state_dict(state)
     model.to(cfg.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     ema = _ema_init(model)
