@@ -228,6 +228,21 @@ def test_upcycle_copies_a_half_size_decoder_into_the_lower_levels(smoke_run, tmp
     assert init["upcycled_from"]["image_size"] == 16 and 0.5 < init["copied_fraction"] < 1.0
 
 
+def test_cache_share_of_two_object_scenes(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    related = {}
+    for p_two in (0.0, 1.0):
+        main(["--stage", "cache", "--config", "smoke", "--out", str(out), "--set", f"cache.p_two={p_two}"])
+        captions = json.loads((out / "cache" / "cache.json").read_text())["captions"]
+        related[p_two] = [any(f" {r} " in c for r in shapes.RELATIONS) for c in captions]
+    assert not any(related[0.0]) and all(related[1.0])
+
+
 def test_warm_start_from_exported_weights(smoke_run, tmp_path):
     from safetensors.torch import load_file
 

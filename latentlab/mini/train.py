@@ -97,6 +97,7 @@ class ClipStage:
 class CacheStage:
     n_images: int = 8000  # scenes rendered and encoded once for the decoder and prior
     batch_size: int = 256
+    p_two: float = 0.4  # share of two-object scenes among the cache's shapes scenes (shapes.sample_scene)
 
 
 @dataclass
@@ -683,12 +684,13 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         meta = json.loads(meta_path.read_text())
         same_data = (meta.get("emoji_fraction", 0.0) == cfg.data.emoji_fraction
                      and meta.get("data_index") == data_meta.get("data_index"))  # fmt: skip
-        if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data:
+        same_scenes = meta.get("p_two", 0.4) == cfg.cache.p_two
+        if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data and same_scenes:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
     model.eval()
     rng = np.random.default_rng([cfg.seed, 2])
-    scenes = [shapes.sample_scene(rng) for _ in range(n - n_emoji)]
+    scenes = [shapes.sample_scene(rng, p_two=cfg.cache.p_two) for _ in range(n - n_emoji)]
     texts = [shapes.caption(s, int(rng.integers(shapes.N_TEMPLATES))) for s in scenes]
     e_images: list[np.ndarray] = []
     if emoji is not None:  # emoji pairs after the scenes, from a generator of their own
@@ -710,7 +712,8 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     data = {"images": torch.cat(imgs), "image_embeds": torch.cat(iemb), "text_embeds": torch.cat(temb)}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(data, str(path))
-    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, **data_meta, "captions": texts}))
+    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, "p_two": cfg.cache.p_two, **data_meta,
+                                     "captions": texts}))  # fmt: skip
     return data
 
 
