@@ -243,6 +243,33 @@ def test_cache_share_of_two_object_scenes(smoke_run, tmp_path):
     assert not any(related[0.0]) and all(related[1.0])
 
 
+def test_clip_warm_start_fits_the_attention_pool_grid(tmp_path):
+    from latentlab.mini.train import _ATTNPOOL_POS, _fit_attnpool_grid
+
+    class Wants:  # a model whose tower runs at another image size: only the grid differs
+        def __init__(self, rows, width=6):
+            self.rows, self.width = rows, width
+
+        def state_dict(self):
+            return {_ATTNPOOL_POS: torch.zeros(self.rows, self.width), "other": torch.zeros(3)}
+
+    pooled, cell = torch.randn(1, 6), torch.randn(1, 6)
+    state = {_ATTNPOOL_POS: torch.cat([pooled, cell]), "other": torch.ones(3)}
+    (tmp_path / "init.json").write_text(json.dumps({"init_step": 7}) + "\n")
+    grown = _fit_attnpool_grid(state, Wants(5), tmp_path)  # 32 px tower (1x1 grid) -> 64 px (2x2)
+    assert grown[_ATTNPOOL_POS].shape == (5, 6) and torch.equal(grown["other"], state["other"])
+    assert torch.equal(grown[_ATTNPOOL_POS][0], pooled[0]) and torch.equal(grown[_ATTNPOOL_POS][1:], cell.expand(4, 6))
+    assert json.loads((tmp_path / "init.json").read_text()) == {"init_step": 7, "attnpool_grid": [1, 2]}
+    # a 2x2 grid of four different cells keeps its layout when it grows to 4x4
+    cells = torch.arange(4.0)[:, None].expand(4, 6)
+    big = _fit_attnpool_grid({_ATTNPOOL_POS: torch.cat([pooled, cells])}, Wants(17), tmp_path)[_ATTNPOOL_POS]
+    grid = big[1:, 0].reshape(4, 4)
+    assert grid[0, 0] < grid[0, 3] and grid[0, 0] < grid[3, 0] and grid[3, 3] == grid.max()
+    assert _fit_attnpool_grid(state, Wants(2), tmp_path) is state  # fits already
+    with pytest.raises(ArgumentError, match="positional_embedding"):
+        _fit_attnpool_grid(state, Wants(5, width=8), tmp_path)
+
+
 def test_warm_start_from_exported_weights(smoke_run, tmp_path):
     from safetensors.torch import load_file
 

@@ -348,6 +348,37 @@ def _init_state(init_from: Path, kind: str, stage_dir: Path) -> dict[str, torch.
     return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
 
 
+_ATTNPOOL_POS = "visual.attnpool.positional_embedding"
+
+
+def _fit_attnpool_grid(state: dict[str, torch.Tensor], model: torch.nn.Module, stage_dir: Path) -> dict[str, torch.Tensor]:
+    """``state`` of a CLIP whose ModifiedResNet tower ran at another image size, made to fit
+    ``model``: the attention pool's position embedding (one row for the pooled token, then
+    one per cell of the last feature map, image_size / 32 on a side) is resized to the
+    model's grid, bicubic as open_clip resizes position embeddings (a 1x1 grid, the 32 px
+    tower's, is repeated exactly). Everything else in the tower is convolutional and loads
+    as it is. Records the change in ``stage_dir/init.json``; a state that fits is returned as it is."""
+    want = model.state_dict().get(_ATTNPOOL_POS)
+    have = state.get(_ATTNPOOL_POS)
+    if want is None or have is None or have.shape == want.shape:
+        return state
+    g_have, g_want = math.isqrt(have.shape[0] - 1), math.isqrt(want.shape[0] - 1)
+    if g_have**2 + 1 != have.shape[0] or g_want**2 + 1 != want.shape[0] or have.shape[1] != want.shape[1]:
+        raise ArgumentError(f"--init-from: the CLIP's {_ATTNPOOL_POS} has shape {tuple(have.shape)}, this model's "
+                            f"{tuple(want.shape)}; only the grid of a ModifiedResNet tower can be resized.")  # fmt: skip
+    grid = have[1:].T.reshape(1, -1, g_have, g_have)
+    if g_have == 1:
+        grid = grid.expand(1, -1, g_want, g_want)
+    else:
+        grid = torch.nn.functional.interpolate(grid, size=(g_want, g_want), mode="bicubic", align_corners=False)
+    out = {**state, _ATTNPOOL_POS: torch.cat([have[:1], grid.reshape(have.shape[1], -1).T]).contiguous()}
+    init_json = stage_dir / "init.json"
+    if init_json.is_file():
+        rec = json.loads(init_json.read_text())
+        init_json.write_text(json.dumps({**rec, "attnpool_grid": [g_have, g_want]}) + "\n")
+    return out
+
+
 def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch: DecoderConfig,
                      fresh: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:  # fmt: skip
     """A decoder of twice ``theirs``' image size, warm-started from ``state`` (``theirs``).
@@ -599,7 +630,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     torch.manual_seed(cfg.seed)
     model, preprocess, tokenizer = create_clip(None, device=cfg.device)
     if init_from is not None and not resume:
-        model.load_state_dict(_init_state(init_from, "clip", out / "clip"))
+        model.load_state_dict(_fit_attnpool_grid(_init_state(init_from, "clip", out / "clip"), model, out / "clip"))
     if sc.word_vectors:
         word_vector_rows(model, tokenizer, cfg, write=not resume)
 
