@@ -173,14 +173,14 @@ def test_decoder_trains_at_or_below_the_cache_resolution(smoke_run, tmp_path, mo
     out = tmp_path / "run"
     shutil.copytree(smoke_run[0], out)
     tiny = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "cross_attention_dim": 16, "attention_heads": 2}
-    # the smoke CLIP's cache holds 32 px images: a 16 px decoder trains on them shrunk
+    # the cache holds the 64 px renders (the smoke CLIP reads them at 32): a 16 px decoder trains on them shrunk
     main(["--stage", "decoder", "--config", "smoke", "--out", str(out),
           "--set", f"decoder.arch={json.dumps({**tiny, 'image_size': 16})}", "--set", "decoder.steps=1"])
     assert json.loads((out / "decoder" / "config.json").read_text())["image_size"] == 16
-    assert sides == [(32, 16)]
-    with pytest.raises(ArgumentError, match="decoder.arch.image_size=64"):
+    assert sides == [(64, 16)]
+    with pytest.raises(ArgumentError, match="decoder.arch.image_size=128"):
         main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set",
-              f"decoder.arch={json.dumps({**tiny, 'image_size': 64})}", "--set", "decoder.steps=1"])
+              f"decoder.arch={json.dumps({**tiny, 'image_size': 128})}", "--set", "decoder.steps=1"])
     cache = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
     small = _shrink(cache, 16)
     assert small.shape == (3, 16, 16, 3) and small.dtype == torch.uint8

@@ -356,7 +356,7 @@ def test_cache_stage_mixes_emoji_and_rebuilds_when_the_fraction_changes(fake_cac
     cfg = get_config("smoke", ["cache.n_images=8", "data.emoji_fraction=0.5", f"data.index={fake_cache / 'index.jsonl'}"])
     d = build_cache(cfg, tmp_path / "run")
     meta = json.loads((tmp_path / "run" / "cache" / "cache.json").read_text())
-    assert meta["emoji_fraction"] == 0.5 and d["images"].shape == (8, 32, 32, 3)
+    assert meta["emoji_fraction"] == 0.5 and d["images"].shape == (8, 64, 64, 3)  # the renders, at render_size
     emoji_caps = {c for e in data.load_index(fake_cache, split="train").entries for c in e["captions"]}
     assert all(c in emoji_caps for c in meta["captions"][4:]) and not any(c in emoji_caps for c in meta["captions"][:4])
     # the shapes-only cache is rebuilt as before (same captions) once the fraction is back to 0

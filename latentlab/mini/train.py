@@ -698,7 +698,11 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
 
 @torch.no_grad()
 def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str, torch.Tensor]:
-    """Render ``cache.n_images`` scenes, encode them with the trained mini CLIP, save, return."""
+    """Render ``cache.n_images`` scenes, encode them with the trained mini CLIP, save, return.
+
+    The images are kept at ``render_size`` whatever the CLIP's input size, so one cache serves
+    a decoder of any size up to it (the decoder stage shrinks them as the CLIP's preprocess
+    does). Caches written before the eighth session hold the CLIP's 32 px input instead."""
     from safetensors.torch import load_file, save_file
 
     path = out / "cache" / "cache.safetensors"
@@ -735,8 +739,9 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
 
     imgs, iemb, temb = [], [], []
     for a in range(0, n, bs):
-        x, u8 = _prepare(render(a, a + bs), preprocess)
-        imgs.append(torch.from_numpy(u8))
+        batch = render(a, a + bs)
+        x, _ = _prepare(batch, preprocess)
+        imgs.append(torch.from_numpy(np.stack(batch)))  # the renders themselves: a decoder shrinks them to its size
         iemb.append(torch.nn.functional.normalize(model.encode_image(x.to(cfg.device)).float(), dim=-1).cpu())
         tok = tokenizer(texts[a : a + bs]).to(cfg.device)
         temb.append(torch.nn.functional.normalize(model.encode_text(tok).float(), dim=-1).cpu())
@@ -783,9 +788,9 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         side = data["images"].shape[1]
         if arch.image_size > side:
             raise ArgumentError(
-                f"decoder.arch.image_size={arch.image_size} but the cache holds {side} px images (the CLIP's "
-                f"input size): a decoder cannot learn detail the cache does not hold; set decoder.arch.image_size "
-                f"<= {side} or train a CLIP with a larger vision image_size."
+                f"decoder.arch.image_size={arch.image_size} but the cache holds {side} px images: a decoder cannot "
+                f"learn detail the cache does not hold; set decoder.arch.image_size <= {side}, or render_size >= "
+                f"{arch.image_size} and build the cache again (--stage cache)."
             )
         if arch.image_size < side:
             data = {**data, "images": _shrink(data["images"], arch.image_size)}
