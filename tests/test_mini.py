@@ -178,6 +178,10 @@ def test_decoder_trains_at_or_below_the_cache_resolution(smoke_run, tmp_path, mo
           "--set", f"decoder.arch={json.dumps({**tiny, 'image_size': 16})}", "--set", "decoder.steps=1"])
     assert json.loads((out / "decoder" / "config.json").read_text())["image_size"] == 16
     assert sides == [(64, 16)]
+    # the gpu config's 64 px decoder trains on the same cache, beside a CLIP that reads 32 px
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out),
+          "--set", f"decoder.arch={json.dumps({**tiny, 'image_size': 64})}", "--set", "decoder.steps=1"])
+    assert sides == [(64, 16)] and json.loads((out / "decoder" / "config.json").read_text())["image_size"] == 64
     with pytest.raises(ArgumentError, match="decoder.arch.image_size=128"):
         main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set",
               f"decoder.arch={json.dumps({**tiny, 'image_size': 128})}", "--set", "decoder.steps=1"])
