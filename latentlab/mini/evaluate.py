@@ -158,7 +158,8 @@ def evaluate(
     # where relations get lost: the checker at the decoder's resolution, the decoder without the prior
     real = [shapes.render_scene(sc) for sc in pairs]
     side = real[0].shape[0]
-    shrunk = [_resize(_resize(im, dec.config.image_size), side) for im in real]
+    # down as the decoder's training images were made (bicubic), up as its frames are (Lanczos)
+    shrunk = [_resize(_resize(im, dec.config.image_size, "BICUBIC"), side) for im in real]
     res["relation_ceiling_both"] = float(np.mean([shapes.check_relation(f, sc)["both"] for f, sc in zip(shrunk, pairs)]))
     zreal = encode(np.stack(real))
     oframes = np.concatenate([dec.decode(zreal[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
@@ -175,10 +176,10 @@ def evaluate(
     return res
 
 
-def _resize(image: np.ndarray, side: int) -> np.ndarray:
+def _resize(image: np.ndarray, side: int, resample: str = "LANCZOS") -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.fromarray(image).resize((side, side), Image.LANCZOS))
+    return np.asarray(Image.fromarray(image).resize((side, side), getattr(Image.Resampling, resample)))
 
 
 def _layout_targets(scene: shapes.Scene) -> tuple[int, int, int]:
