@@ -25,7 +25,7 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
   pixel checker (``shapes.check_relation``) reads both objects and where they sit.
   Beside it, to tell apart where relations get lost: the checker on the real scenes shrunk
   to the decoder's resolution (its ceiling there), the decoder from the real scenes' image
-  embeddings (no prior), and linear probes (:func:`layout_probe`) of what the CLIP image
+  embeddings (no prior), and small probes (:func:`layout_probe`) of what the CLIP image
   embedding of a two-object scene holds about its layout.
 """
 

@@ -755,7 +755,7 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
 
 def _shrink(images: torch.Tensor, side: int) -> torch.Tensor:
     """uint8 ``(n, H, W, 3)`` cache images at ``side`` px, resized as open_clip's preprocess
-    resizes (bicubic, antialiased): the pixels a decoder trained on a smaller CLIP's cache saw."""
+    resizes (bicubic): for a 32 px decoder, the pixels the caches of the 32 px CLIP held."""
     from PIL import Image
 
     bicubic = Image.Resampling.BICUBIC
