@@ -719,7 +719,7 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         meta = json.loads(meta_path.read_text())
         same_data = (meta.get("emoji_fraction", 0.0) == cfg.data.emoji_fraction
                      and meta.get("data_index") == data_meta.get("data_index"))  # fmt: skip
-        same_scenes = meta.get("p_two", 0.4) == cfg.cache.p_two
+        same_scenes = meta.get("p_two", CacheStage.p_two) == cfg.cache.p_two  # older caches: the default
         if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data and same_scenes:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
