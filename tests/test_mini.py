@@ -458,6 +458,20 @@ def test_relation_accuracy_needs_word_order_and_keeps_the_model_mode(smoke_run):
     assert model.training  # leaves the mode alone
 
 
+def test_create_clip_encodes_each_image_independently_of_its_batch(smoke_run):
+    from latentlab.mini.models import create_clip
+
+    for ckpt in (None, smoke_run[0] / "clip" / "model.safetensors"):
+        torch.manual_seed(0)
+        model, _, _ = create_clip(ckpt)
+        x = torch.rand(4, 3, 32, 32)
+        x[1:] *= 0.2  # darker companions: in train mode the batch norms would shift image 0
+        with torch.no_grad():
+            alone, batched = model.encode_image(x[:1]), model.encode_image(x)[:1]
+        assert not model.training
+        torch.testing.assert_close(alone, batched, atol=1e-5, rtol=1e-4)
+
+
 def test_zero_shot_accuracy_leaves_the_model_mode_alone(smoke_run):
     from latentlab.mini.models import create_clip
     from latentlab.mini.train import zero_shot_accuracy

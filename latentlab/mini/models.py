@@ -321,7 +321,9 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
     """``(model, preprocess, tokenizer)`` of the mini CLIP through open_clip.
 
     ``checkpoint`` a safetensors file (``None``: random initialisation from the current torch
-    seed, for training and tests).
+    seed, for training and tests). The model comes in eval mode, ready to encode: in train
+    mode its batch norms would use each batch's statistics, so an image's embedding would
+    depend on the images encoded beside it. Training calls ``model.train()`` itself.
     """
     import logging
 
@@ -337,7 +339,7 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
     finally:
         logging.getLogger().setLevel(prev)
     tokenizer = open_clip.get_tokenizer(name)
-    return model, preprocess, tokenizer
+    return model.eval(), preprocess, tokenizer
 
 
 # -- saving and loading -------------------------------------------------------------------
