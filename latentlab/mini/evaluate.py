@@ -87,7 +87,6 @@ def evaluate(
     wd = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     torch.manual_seed(0)
     model, pre, tok = create_clip(wd / "mini_clip.safetensors")
-    model.eval()
     res: dict[str, Any] = {}
     t0 = time.time()
     res.update(zero_shot_accuracy(model, pre, tok, n=max(240, n), seed=seed))

@@ -51,7 +51,6 @@ def _clip_fp16_ok(sd: dict[str, torch.Tensor], tol: float) -> tuple[bool, float]
     b, _, _ = create_clip(None)
     a.load_state_dict(sd)
     b.load_state_dict(_half_roundtrip(sd))
-    a.eval(), b.eval()
     x, _ = _prepare([shapes.render_scene(s) for s in shapes.sample_scenes(777, 32)], pre)
     t = tok([shapes.caption(s, k % shapes.N_TEMPLATES) for k, s in enumerate(shapes.sample_scenes(778, 32))])
     cos = []

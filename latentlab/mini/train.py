@@ -723,7 +723,6 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data and same_scenes:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
-    model.eval()
     rng = np.random.default_rng([cfg.seed, 2])
     scenes = [shapes.sample_scene(rng, p_two=cfg.cache.p_two) for _ in range(n - n_emoji)]
     texts = [shapes.caption(s, int(rng.integers(shapes.N_TEMPLATES))) for s in scenes]
