@@ -389,6 +389,61 @@ def test_export_writes_loadable_weights(smoke_run, tmp_path):
     assert MiniPrior.from_pretrained(out, steps=2).dim == 128
 
 
+def test_upscaler_stage_trains_resumes_and_exports_beside_the_decoder(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.export import export
+    from latentlab.mini.runtime import MiniDecoder
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    res = main(["--stage", "upscaler", "--config", "smoke", "--out", str(out)])
+    assert res["upscaler"]["step"] == 3 and math.isfinite(res["upscaler"]["loss_avg"])
+    main(["--stage", "upscaler", "--config", "smoke", "--out", str(out), "--resume", "--set", "upscaler.steps=5"])
+    assert [r["step"] for r in _log(out / "upscaler" / "log.jsonl")] == [1, 2, 3, 4, 5]
+    assert torch.load(out / "upscaler" / "state.pt", weights_only=True)["step"] == 5
+    # the export takes the upscaler when the run trained one; the decoder then uses it
+    weights = tmp_path / "weights"
+    m = export(out, weights)
+    assert m["files"]["mini_upscaler.safetensors"]["step"] == 5
+    dec = MiniDecoder.from_pretrained(weights)
+    assert dec.upscaler is not None and "learned 2x" in dec.describe()["upscaler"]
+    plain = MiniDecoder.from_pretrained(weights, upscale=False)
+    assert plain.upscaler is None and plain.weights_sha256 != dec.weights_sha256
+    z = _unit(2, dec.dim, 1)
+    noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
+    a, b = dec.decode(z, noise, steps=2), plain.decode(z, noise, steps=2)
+    assert a.shape == b.shape == (2, 64, 64, 3) and not np.array_equal(a, b)
+    # resolution at or below the native size: the upscaler is not run
+    assert np.array_equal(MiniDecoder.from_pretrained(weights, resolution=32).decode(z, noise, steps=2),
+                          MiniDecoder.from_pretrained(weights, resolution=32, upscale=False).decode(z, noise, steps=2))
+    # warm-starting from weights with an upscaler starts there (lr 0: exactly there)
+    warm = tmp_path / "warm"
+    main(["--stage", "upscaler", "--config", "smoke", "--out", str(warm), "--init-from", str(weights),
+          "--set", "upscaler.steps=1", "--set", "upscaler.lr=0"])  # fmt: skip
+    from safetensors.torch import load_file
+
+    got, want = load_file(str(warm / "upscaler" / "model.safetensors")), load_file(str(weights / "mini_upscaler.safetensors"))
+    assert all(torch.equal(got[k], want[k].float()) for k in want)
+    # a folder without an upscaler: upscale=None goes without, upscale=True says how to get one
+    export(out, tmp_path / "no-up", stages=("clip", "decoder", "prior"))
+    assert MiniDecoder.from_pretrained(tmp_path / "no-up").upscaler is None
+    # and warm-starting from it trains an upscaler from scratch (its CLIP still encodes the cache)
+    res = main(["--stage", "upscaler", "--config", "smoke", "--out", str(tmp_path / "fresh"),
+                "--init-from", str(tmp_path / "no-up")])  # fmt: skip
+    assert res["upscaler"]["step"] == 3 and not (tmp_path / "fresh" / "upscaler" / "init.json").exists()
+    with pytest.raises(ModelNotAvailableError, match="--stage upscaler"):
+        MiniDecoder.from_pretrained(tmp_path / "no-up", upscale=True)
+    with pytest.raises(ArgumentError, match="upscale must be"):
+        MiniDecoder.from_pretrained(weights, upscale="yes")
+    with pytest.raises(ArgumentError, match="stages: unknown"):
+        export(out, tmp_path / "x", stages=("decoder", "upsampler"))
+    # it cannot learn detail the cache does not hold
+    with pytest.raises(ArgumentError, match="upscaler.in_size"):
+        main(["--stage", "upscaler", "--config", "smoke", "--out", str(out), "--set", "upscaler.in_size=48"])
+
+
 def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, monkeypatch):
     from latentlab.mini import data
     from latentlab.mini.evaluate import BARS, _table, evaluate, write_doc
@@ -567,6 +622,48 @@ def test_mini_decoder_resizes_to_its_resolution_and_checks_inputs():
     with pytest.raises(ArgumentError, match="noise"):
         dec.decode(z, torch.randn(2, 3, 64, 64))
     assert dec.describe()["native_resolution"] == 32
+
+
+def _tiny_upscaler(in_size=32, perturb=True):
+    from latentlab.mini.models import MiniUpscalerNet, UpscalerConfig
+
+    torch.manual_seed(0)
+    net = MiniUpscalerNet(UpscalerConfig(in_size=in_size, channels=(8, 8), norm_num_groups=4))
+    if perturb:  # a trained net's last layer is not zero
+        with torch.no_grad():
+            net.out[2].weight.normal_(0, 0.05)
+    return net
+
+
+def test_upscaler_starts_as_bicubic_and_doubles_the_side():
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        y0 = _tiny_upscaler(perturb=False)(x)
+        y1 = _tiny_upscaler()(x)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    assert y0.shape == (2, 3, 64, 64)
+    assert torch.equal(y0, bicubic)  # the zero-initialised residual adds nothing
+    assert (y1 - bicubic).abs().max() > 1e-3
+
+
+def test_mini_decoder_with_an_upscaler_checks_it_and_stays_batch_independent():
+    from latentlab.mini.runtime import MiniDecoder
+
+    dec = _tiny_decoder(resolution=64)
+    up = MiniDecoder(dec.net, resolution=64, space=dec.space, upscaler=_tiny_upscaler())
+    z = _unit(3, 16, 7)
+    noise = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(8))
+    full = up.decode(z, noise, steps=2)
+    single = up.decode(z[2:], noise[2:], steps=2)
+    assert full.shape == (3, 64, 64, 3)
+    assert np.abs(full[2].astype(int) - single[0].astype(int)).max() <= 1
+    assert not np.array_equal(full, dec.decode(z, noise, steps=2))  # learned 2x, not Lanczos
+    # 96 px: upscaled to 64, then resized
+    assert MiniDecoder(dec.net, resolution=96, upscaler=_tiny_upscaler()).decode(z[:1], noise[:1], steps=2).shape == (1, 96, 96, 3)
+    with pytest.raises(ArgumentError, match="in_size is 16"):
+        MiniDecoder(dec.net, upscaler=_tiny_upscaler(in_size=16))
+    with pytest.raises(ArgumentError, match="upscaler must be"):
+        MiniDecoder(dec.net, upscaler=dec.net)
 
 
 def _tiny_prior():

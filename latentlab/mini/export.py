@@ -5,7 +5,8 @@
 Writes ``mini_clip.safetensors`` (loadable by ``open_clip.create_model_and_transforms(
 "mini_clip", pretrained=...)`` once ``configs/mini_clip.json`` is registered),
 ``mini_decoder.safetensors`` + ``.json`` (the EMA weights) and ``mini_prior.safetensors`` +
-``.json``, plus ``manifest.json`` (sizes, dtypes, training steps). Each file is stored in
+``.json``, ``mini_upscaler.safetensors`` + ``.json`` when the run trained one (stage
+``upscaler``; ``--stages upscaler`` exports it alone), plus ``manifest.json`` (sizes, dtypes, training steps). Each file is stored in
 float16 when that is lossless enough (outputs of the fp16-rounded model within tolerance of
 the fp32 one on fixed probe inputs), else float32.
 """
@@ -27,7 +28,9 @@ from .models import (
     DecoderConfig,
     MiniDecoderNet,
     MiniPriorNet,
+    MiniUpscalerNet,
     PriorConfig,
+    UpscalerConfig,
     create_clip,
     save_module,
 )
@@ -113,11 +116,17 @@ def export(
     *,
     fp16: bool = True,
     tol: float = 1e-3,
-    stages: tuple[str, ...] = ("clip", "decoder", "prior"),
+    stages: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Write the shipped weights from run folder ``from_dir`` into ``to_dir`` (the package's
-    ``weights/`` by default). Returns the manifest it writes."""
+    ``weights/`` by default). ``stages`` defaults to clip, decoder and prior, plus the upscaler
+    when the run has one. Returns the manifest it writes."""
     src = Path(from_dir)
+    if stages is None:
+        stages = ("clip", "decoder", "prior") + (("upscaler",) if (src / "upscaler").is_dir() else ())
+    unknown = set(stages) - {"clip", "decoder", "prior", "upscaler"}
+    if unknown:
+        raise ArgumentError(f"stages: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler.")
     dst = Path(to_dir) if to_dir is not None else WEIGHTS_DIR
     dst.mkdir(parents=True, exist_ok=True)
     manifest_path = dst / "manifest.json"
@@ -137,7 +146,7 @@ def export(
         manifest["files"][CLIP_FILE] = {"dtype": str(dtype), "fp16_min_cosine": worst,
                                         "step": _state_step(src / "clip"), "config": CLIP_CONFIG.name,
                                         **_provenance(src / "clip")}  # fmt: skip
-    for kind in ("decoder", "prior"):
+    for kind in ("decoder", "prior", "upscaler"):
         if kind not in stages:
             continue
         d = src / kind
@@ -150,11 +159,15 @@ def export(
             s = cfg.image_size
             probe = (torch.randn(4, 3, s, s, generator=g), torch.tensor([10, 200, 500, 900]),
                      torch.nn.functional.normalize(torch.randn(4, cfg.embed_dim, generator=g), dim=-1))  # fmt: skip
-        else:
+        elif kind == "prior":
             cfg = PriorConfig.from_dict(cfg_dict)
             net = MiniPriorNet(cfg)
             probe = (torch.randn(4, cfg.embed_dim, generator=g), torch.tensor([10, 200, 500, 900]),
                      torch.nn.functional.normalize(torch.randn(4, cfg.embed_dim, generator=g), dim=-1))  # fmt: skip
+        else:
+            cfg = UpscalerConfig.from_dict(cfg_dict)
+            net = MiniUpscalerNet(cfg)
+            probe = (torch.rand(4, 3, cfg.in_size, cfg.in_size, generator=g) * 2 - 1,)
         net.load_state_dict(sd)
         ok, rel = _net_fp16_ok(net, probe, 1e-2) if fp16 else (False, 0.0)
         dtype = torch.float16 if ok else torch.float32
@@ -178,9 +191,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--from", dest="src", required=True, help="training run folder (--out of latentlab.mini.train)")
     ap.add_argument("--to", dest="dst", default=None, help="destination (default: latentlab/mini/weights/)")
     ap.add_argument("--fp32", action="store_true", help="store float32 even where float16 would do")
-    ap.add_argument("--stages", default="clip,decoder,prior", help="comma-separated subset to export")
+    ap.add_argument("--stages", default=None,
+                    help="comma-separated subset to export (default: clip,decoder,prior and upscaler if the run has one)")
     args = ap.parse_args(argv)
-    m = export(args.src, args.dst, fp16=not args.fp32, stages=tuple(s for s in args.stages.split(",") if s))
+    stages = tuple(s for s in args.stages.split(",") if s) if args.stages else None
+    m = export(args.src, args.dst, fp16=not args.fp32, stages=stages)
     print(json.dumps(m["files"], indent=2))
     print(f"total {m['total_mb']} MB")
     return m

@@ -37,8 +37,10 @@ __all__ = [
     "SPACE",
     "DecoderConfig",
     "PriorConfig",
+    "UpscalerConfig",
     "MiniDecoderNet",
     "MiniPriorNet",
+    "MiniUpscalerNet",
     "make_scheduler",
     "sample_decoder",
     "sample_prior",
@@ -105,6 +107,17 @@ class PriorConfig(_Config):
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "sample"  # predicts the clean embedding, as DALL-E 2's prior does
+
+
+@dataclass(frozen=True)
+class UpscalerConfig(_Config):
+    """Architecture of the 2x upscaler: a small residual UNet that adds detail to the
+    bicubic-upsampled decoder output (deterministic: no noise, no embedding)."""
+
+    in_size: int = 32  # side of the images it upsamples (the decoder's image_size)
+    channels: tuple[int, ...] = (48, 64, 96)  # widths at 1, 1/2, 1/4 of the input side
+    blocks: int = 1  # residual blocks per level on the way down and on the way up
+    norm_num_groups: int = 8
 
 
 # -- networks -----------------------------------------------------------------------------
@@ -210,6 +223,75 @@ class MiniPriorNet(nn.Module):
         for blk in self.blocks:
             h = blk(h, cond)
         return self.out(self.out_norm(h))
+
+
+class _ConvBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with a residual (1x1 conv where the width changes)."""
+
+    def __init__(self, c_in: int, c_out: int, groups: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
+            nn.GroupNorm(groups, c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1),
+        )  # fmt: skip
+        self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.skip(h) + self.body(h)
+
+
+class MiniUpscalerNet(nn.Module):
+    """Deterministic 2x super-resolution: ``forward(x (b,3,s,s) in [-1,1])`` -> ``(b,3,2s,2s)``.
+
+    The output is the bicubic upsampling of ``x`` plus a residual that a small UNet computes
+    at the input's size (levels at 1, 1/2, 1/4 of it, skip connections) and a pixel shuffle
+    lays out at twice the size (ESPCN, Shi et al. 2016), so the costly convolutions never run
+    at the output size. The residual's last layer starts at zero: an untrained net upsamples
+    bicubically. Not clamped (callers clamp). Trained with an L1 loss on the cache's renders
+    shrunk as the decoder's training images are (``latentlab.mini.train``, stage ``upscaler``).
+
+    >>> import torch
+    >>> from latentlab.mini.models import MiniUpscalerNet, UpscalerConfig
+    >>> net = MiniUpscalerNet(UpscalerConfig(in_size=8, channels=(8, 8), norm_num_groups=4))
+    >>> net(torch.zeros(1, 3, 8, 8)).shape
+    torch.Size([1, 3, 16, 16])
+    """
+
+    def __init__(self, config: UpscalerConfig):
+        super().__init__()
+        self.config = config
+        ch, g, k = tuple(config.channels), config.norm_num_groups, config.blocks
+        self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.pool = nn.ModuleList()
+        for i, c in enumerate(ch):
+            prev = ch[max(i - 1, 0)]
+            self.down.append(nn.Sequential(*[_ConvBlock(prev if j == 0 else c, c, g) for j in range(k)]))
+            self.pool.append(nn.Conv2d(c, c, 3, stride=2, padding=1) if i < len(ch) - 1 else nn.Identity())
+        self.mid = _ConvBlock(ch[-1], ch[-1], g)
+        self.up = nn.ModuleList()
+        for i in reversed(range(len(ch))):
+            c_below = ch[min(i + 1, len(ch) - 1)]  # what comes up from the level below (or the middle)
+            self.up.append(nn.Sequential(*[_ConvBlock((c_below + ch[i]) if j == 0 else ch[i], ch[i], g) for j in range(k)]))
+        self.out = nn.Sequential(nn.GroupNorm(g, ch[0]), nn.SiLU(), nn.Conv2d(ch[0], 3 * 4, 3, padding=1), nn.PixelShuffle(2))
+        nn.init.zeros_(self.out[2].weight)
+        nn.init.zeros_(self.out[2].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        base = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        h = self.conv_in(x)
+        skips = []
+        for blocks, pool in zip(self.down, self.pool):
+            h = blocks(h)
+            skips.append(h)
+            h = pool(h)
+        h = self.mid(h)
+        for blocks in self.up:
+            skip = skips.pop()
+            if h.shape[-1] != skip.shape[-1]:
+                h = torch.nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = blocks(torch.cat([h, skip], dim=1))
+        return base + self.out(h)
 
 
 # -- schedulers and samplers --------------------------------------------------------------
@@ -364,22 +446,29 @@ def save_module(module: nn.Module, path: str | Path, *, config: _Config | None =
 
 
 def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
-    """Build a ``"decoder"`` or ``"prior"`` net from ``path`` (.safetensors beside its .json), float32."""
+    """Build a ``"decoder"``, ``"prior"`` or ``"upscaler"`` net from ``path`` (.safetensors beside its .json), float32."""
     from safetensors.torch import load_file
 
     path = Path(path)
     cfg_path = path.with_suffix(".json")
     if not path.is_file() or not cfg_path.is_file():
+        hint = TRAIN_HINT
+        if kind == "upscaler":
+            hint = ("Train and export it with `python -m latentlab.mini.train --stage upscaler --config cpu-emoji --out RUN "
+                    "--init-from latentlab/mini/weights` then `python -m latentlab.mini.export --from RUN --stages upscaler` "
+                    "(see docs/mini.md), or pass upscale=False.")  # fmt: skip
         raise ModelNotAvailableError(
-            f"the mini {kind} weights are not on this machine (looked for {path} and {cfg_path}). " + TRAIN_HINT
+            f"the mini {kind} weights are not on this machine (looked for {path} and {cfg_path}). " + hint
         )
     cfg_dict = json.loads(cfg_path.read_text())
     if kind == "decoder":
         net: nn.Module = MiniDecoderNet(DecoderConfig.from_dict(cfg_dict))
     elif kind == "prior":
         net = MiniPriorNet(PriorConfig.from_dict(cfg_dict))
+    elif kind == "upscaler":
+        net = MiniUpscalerNet(UpscalerConfig.from_dict(cfg_dict))
     else:
-        raise ArgumentError(f"kind must be 'decoder' or 'prior', got {kind!r}.")
+        raise ArgumentError(f"kind must be 'decoder', 'prior' or 'upscaler', got {kind!r}.")
     sd = {k: v.float() for k, v in load_file(str(path)).items()}
     net.load_state_dict(sd)
     return net.to(device).eval()

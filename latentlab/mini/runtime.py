@@ -24,7 +24,16 @@ import torch
 from ..decoders.base import Decoder
 from ..errors import ArgumentError
 from ..presets import register_decoder_builder, register_prior_builder
-from .models import SPACE, MiniDecoderNet, MiniPriorNet, load_module, sample_decoder, sample_prior, weights_path
+from .models import (
+    SPACE,
+    MiniDecoderNet,
+    MiniPriorNet,
+    MiniUpscalerNet,
+    load_module,
+    sample_decoder,
+    sample_prior,
+    weights_path,
+)
 
 from ..priors import Prior
 
@@ -37,10 +46,12 @@ __all__ = [
     "sample_decoder_eta",
     "DECODER_FILE",
     "PRIOR_FILE",
+    "UPSCALER_FILE",
 ]
 
 DECODER_FILE = "mini_decoder.safetensors"
 PRIOR_FILE = "mini_prior.safetensors"
+UPSCALER_FILE = "mini_upscaler.safetensors"
 
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
@@ -162,8 +173,12 @@ class MiniDecoder(Decoder):
 
     Args:
         net: a :class:`~latentlab.mini.models.MiniDecoderNet` (trained, or random for tests).
-        resolution: side of the returned frames; the native ``net.config.image_size`` output
-            is resized to it with a Lanczos filter (64 by default; native is 32).
+        resolution: side of the returned frames (64 by default; native is 32). Where it is
+            larger than the native ``net.config.image_size``, the ``upscaler`` (if any) doubles
+            the native output first; what remains is resized with a Lanczos filter.
+        upscaler: a :class:`~latentlab.mini.models.MiniUpscalerNet` whose ``in_size`` is the
+            native size, or ``None`` (Lanczos only). Deterministic, so a frame still depends on
+            its embedding and noise only.
         space: CLIP space name the embeddings must come from.
         device, dtype: where and in what precision the UNet runs (CPU/float32 by default).
 
@@ -193,6 +208,7 @@ class MiniDecoder(Decoder):
         resolution: int = 64,
         space: str | None = SPACE,
         name: str = "mini",
+        upscaler: MiniUpscalerNet | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ):
@@ -200,8 +216,17 @@ class MiniDecoder(Decoder):
             raise ArgumentError(f"net must be a MiniDecoderNet, got {type(net).__name__}.")
         if not isinstance(resolution, int) or resolution < 8:
             raise ArgumentError(f"resolution must be an int >= 8, got {resolution!r}.")
+        if upscaler is not None:
+            if not isinstance(upscaler, MiniUpscalerNet):
+                raise ArgumentError(f"upscaler must be a MiniUpscalerNet or None, got {type(upscaler).__name__}.")
+            if upscaler.config.in_size != net.config.image_size:
+                raise ArgumentError(
+                    f"upscaler.config.in_size is {upscaler.config.in_size} but the decoder draws "
+                    f"{net.config.image_size} px images; pass the upscaler trained for this decoder, or upscaler=None."
+                )
         self.device, self.dtype = _check_dtype_device(device, dtype)
         self.net = net.to(self.device, self.dtype).eval()
+        self.upscaler = upscaler.to(self.device, self.dtype).eval() if upscaler is not None else None
         self.config = net.config
         self.dim = net.config.embed_dim
         self.resolution = resolution
@@ -211,16 +236,33 @@ class MiniDecoder(Decoder):
 
     @classmethod
     def from_pretrained(
-        cls, weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu", dtype=torch.float32, **kw
+        cls,
+        weights_dir: str | Path | None = None,
+        *,
+        upscale: bool | None = None,
+        device: str | torch.device = "cpu",
+        dtype=torch.float32,
+        **kw,
     ) -> MiniDecoder:
-        """Load the shipped decoder (``latentlab/mini/weights/`` unless ``weights_dir``)."""
+        """Load the shipped decoder (``latentlab/mini/weights/`` unless ``weights_dir``).
+
+        ``upscale``: ``None`` (default) uses the 2x upscaler ``mini_upscaler.safetensors`` when
+        the folder has one, ``True`` requires it, ``False`` resizes with Lanczos only."""
         import hashlib
 
+        if upscale not in (None, True, False):
+            raise ArgumentError(f"upscale must be None, True or False, got {upscale!r}.")
         path = weights_path(DECODER_FILE, weights_dir)
-        dec = cls(load_module("decoder", path), device=device, dtype=dtype, **kw)
+        up_path = weights_path(UPSCALER_FILE, weights_dir)
+        use_up = upscale is True or (upscale is None and up_path.is_file())
+        upscaler = load_module("upscaler", up_path) if use_up else None
+        dec = cls(load_module("decoder", path), upscaler=upscaler, device=device, dtype=dtype, **kw)
         # renders record which weights drew them, so a resumed render never mixes in frames
-        # drawn by other (e.g. retrained) weights
-        dec.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        # drawn by other (e.g. retrained) weights, or drawn with and without the upscaler
+        h = hashlib.sha256(path.read_bytes())
+        if upscaler is not None:
+            h.update(up_path.read_bytes())
+        dec.weights_sha256 = h.hexdigest()[:16]
         return dec
 
     def noise_shape(self) -> tuple[int, ...]:
@@ -278,6 +320,10 @@ class MiniDecoder(Decoder):
         return self._to_frames(img)
 
     def _to_frames(self, img: torch.Tensor) -> np.ndarray:
+        """Images (b,3,s,s) in [-1, 1] at the native size -> uint8 frames at ``resolution``."""
+        if self.upscaler is not None and self.resolution > img.shape[-1]:
+            with torch.inference_mode():
+                img = self.upscaler(img.to(self.device, self.dtype)).clamp(-1, 1)
         u8 = ((img.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         if u8.shape[1] == self.resolution:
             return np.ascontiguousarray(u8)
@@ -292,13 +338,15 @@ class MiniDecoder(Decoder):
     converge where the clamp switches on and off (docs/quality.md)."""
 
     def _native(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size (area resampling,
-        the counterpart of the Lanczos upsampling that ``decode`` applies)."""
+        """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size: the counterpart of
+        what ``decode`` applies, so area resampling after Lanczos upsampling, bicubic (the
+        shrinking the upscaler learned to undo) with the upscaler."""
         from PIL import Image
 
         s = self.config.image_size
         if images.shape[1:3] != (s, s):
-            images = np.stack([np.asarray(Image.fromarray(f).resize((s, s), Image.Resampling.BOX)) for f in images])
+            f = Image.Resampling.BICUBIC if self.upscaler is not None else Image.Resampling.BOX
+            images = np.stack([np.asarray(Image.fromarray(im).resize((s, s), f)) for im in images])
         return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
@@ -361,6 +409,7 @@ class MiniDecoder(Decoder):
         d = super().describe()
         d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0, epsilon re-derived from the clamped x0",
                  default_steps=self.default_steps, default_guidance=self.default_guidance,
+                 upscaler="learned 2x (mini_upscaler)" if self.upscaler is not None else "none (Lanczos resize)",
                  weights_sha256=self.weights_sha256)  # fmt: skip
         return d
 

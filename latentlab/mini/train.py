@@ -2,7 +2,7 @@
 
 One reproducible entry point::
 
-    python -m latentlab.mini.train --stage {clip,cache,decoder,prior,all} \\
+    python -m latentlab.mini.train --stage {clip,cache,decoder,prior,upscaler,all} \\
         --config {smoke,cpu,gpu | path.json} --out DIR [--resume] [--set decoder.steps=2000 ...]
 
 Stages and what they write under ``DIR`` (make it a git-ignored folder such as ``.cache/``):
@@ -14,6 +14,9 @@ Stages and what they write under ``DIR`` (make it a git-ignored folder such as `
   stages build it if it is missing).
 - ``prior``: diffusion prior text embedding -> image embedding -> ``prior/``.
 - ``decoder``: pixel-space unCLIP decoder -> ``decoder/``.
+- ``upscaler``: deterministic 2x super-resolution of the decoder's output (the cache's renders
+  shrunk to the decoder's size -> the renders themselves) -> ``upscaler/``. Not part of
+  ``all``: it needs no CLIP embedding, only the cache's images.
 
 Every stage writes ``model.safetensors`` (and ``ema.safetensors``), ``state.pt`` (optimizer
 state and step; loaded with ``weights_only=True``) every ``ckpt_every`` steps and at the end,
@@ -52,13 +55,15 @@ from .models import (
     DecoderConfig,
     MiniDecoderNet,
     MiniPriorNet,
+    MiniUpscalerNet,
     PriorConfig,
+    UpscalerConfig,
     create_clip,
     make_scheduler,
 )
 
 __all__ = ["TrainConfig", "DataStage", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder",
-           "train_prior", "word_vector_rows"]  # fmt: skip
+           "train_prior", "train_upscaler", "word_vector_rows"]  # fmt: skip
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -143,6 +148,26 @@ class PriorStage:
 
 
 @dataclass
+class UpscalerStage:
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 100
+    ema_decay: float = 0.999
+    max_minutes: float = 30.0
+    log_every: int = 10
+    ckpt_every: int = 250
+    in_size: int = 32  # the side it upsamples from (the decoder's image_size); it outputs twice that
+    arch: dict = field(default_factory=lambda: {"channels": (48, 64, 96)})  # UpscalerConfig fields but in_size
+    precision: str = "fp32"  # as DecoderStage.precision
+    # the low-resolution input gets Gaussian noise of a standard deviation drawn uniformly from
+    # [0, noise_aug] (pixel values in [-1, 1]), so the net learns to keep, not sharpen, the small
+    # errors of a decoded image (noise-conditioning augmentation, as cascaded diffusion models use)
+    noise_aug: float = 0.04
+
+
+@dataclass
 class DataStage:
     # fraction of each CLIP batch and of the cache drawn from the emoji / clip-art index
     # (latentlab.mini.data); 0 = the shapes world only, exactly as before the index existed
@@ -165,6 +190,7 @@ class TrainConfig:
     cache: CacheStage = field(default_factory=CacheStage)
     decoder: DecoderStage = field(default_factory=DecoderStage)
     prior: PriorStage = field(default_factory=PriorStage)
+    upscaler: UpscalerStage = field(default_factory=UpscalerStage)
     data: DataStage = field(default_factory=DataStage)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,6 +218,8 @@ def _smoke() -> TrainConfig:
     tiny = {"block_out_channels": (8, 16, 16), "norm_num_groups": 4, "cross_attention_dim": 16, "attention_heads": 2}
     c.decoder = DecoderStage(steps=3, batch_size=4, warmup=1, log_every=1, ckpt_every=2, arch=tiny)
     c.prior = PriorStage(steps=3, batch_size=8, warmup=1, log_every=1, ckpt_every=2, arch={"width": 32, "depth": 1})
+    c.upscaler = UpscalerStage(steps=3, batch_size=4, warmup=1, log_every=1, ckpt_every=2, in_size=32,
+                               arch={"channels": (8, 8), "norm_num_groups": 4})  # fmt: skip
     return c
 
 
@@ -261,11 +289,11 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
     if not (0.0 <= cfg.data.tag_captions <= 1.0):
         raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
-    for name in ("clip", "decoder", "prior"):
+    for name in ("clip", "decoder", "prior", "upscaler"):
         st = getattr(cfg, name)
         if st.precision not in ("fp32", "bf16"):
             raise ArgumentError(f"{name}.precision must be 'fp32' or 'bf16', got {st.precision!r}.")
-        if name != "clip" and st.min_snr_gamma < 0:
+        if name in ("decoder", "prior") and st.min_snr_gamma < 0:
             raise ArgumentError(f"{name}.min_snr_gamma must be >= 0 (0 turns it off), got {st.min_snr_gamma!r}.")
     return cfg
 
@@ -325,7 +353,8 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
 
 
 #: exported file of each stage in a weights folder (``latentlab/mini/weights/`` or ``export --to``)
-_EXPORTED = {"clip": "mini_clip.safetensors", "decoder": "mini_decoder.safetensors", "prior": "mini_prior.safetensors"}
+_EXPORTED = {"clip": "mini_clip.safetensors", "decoder": "mini_decoder.safetensors", "prior": "mini_prior.safetensors",
+             "upscaler": "mini_upscaler.safetensors"}  # fmt: skip
 
 
 def _init_state(init_from: Path, kind: str, stage_dir: Path) -> dict[str, torch.Tensor]:
@@ -887,12 +916,82 @@ def train_prior(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from:
     return _train_diffusion("prior", cfg, out, resume=resume, init_from=init_from)
 
 
+def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
+    """Train the 2x upscaler (L1) on the cache's renders: the input is each render shrunk to
+    ``upscaler.in_size`` as the decoder's training images are (plus a little Gaussian noise,
+    ``noise_aug``), the target the render shrunk to twice that."""
+    stage = cfg.upscaler
+    data = build_cache(cfg, out)
+    side = data["images"].shape[1]
+    lo, hi = stage.in_size, 2 * stage.in_size
+    if hi > side:
+        raise ArgumentError(
+            f"upscaler.in_size={lo} upsamples to {hi} px but the cache holds {side} px images; set "
+            f"upscaler.in_size <= {side // 2}, or render_size >= {hi} and build the cache again (--stage cache)."
+        )
+    target = data["images"] if hi == side else _shrink(data["images"], hi)
+    source = _shrink(data["images"], lo)
+    torch.manual_seed(cfg.seed + 5)
+    arch = UpscalerConfig.from_dict({**stage.arch, "in_size": lo})
+    model = MiniUpscalerNet(arch)
+    d = out / "upscaler"
+    if init_from is not None and not resume:
+        if (Path(init_from) / _EXPORTED["upscaler"]).is_file():
+            model.load_state_dict(_init_state(init_from, "upscaler", d))
+        else:  # --init-from names the weights whose CLIP encodes the cache; they need not hold an upscaler
+            print(f"upscaler: {init_from} has no {_EXPORTED['upscaler']}; training one from scratch", file=sys.stderr)
+    model.to(cfg.device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
+    ema = _ema_init(model)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text(json.dumps(arch.to_dict(), indent=2) + "\n")
+    step, spent = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0)
+    log = _Logger(d / "log.jsonl")
+    n = source.shape[0]
+    t0 = time.time() - spent
+    bar = _progress(stage.steps, step, "upscaler")
+    loss_avg = None
+    dev = cfg.device
+    while step < stage.steps:
+        g = _gen(cfg.seed, step, 5)
+        for grp in opt.param_groups:
+            grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, (time.time() - t0) / 60 / stage.max_minutes)
+        idx = torch.randint(0, n, (stage.batch_size,), generator=g)
+        x = source[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        y = target[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        sigma = torch.rand(stage.batch_size, 1, 1, 1, generator=g) * stage.noise_aug
+        x = x + sigma * torch.randn(x.shape, generator=g)
+        with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
+            pred = model(x.to(dev))
+        loss = (pred.float() - y.to(dev)).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
+        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+        bar.update(1)
+        timed_out = (time.time() - t0) / 60 > stage.max_minutes
+        if step % stage.log_every == 0 or step == stage.steps:
+            log(stage="upscaler", step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
+                elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+            bar.set_postfix(loss=f"{loss_avg:.4f}")
+        if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+        if timed_out:
+            break
+    bar.close()
+    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+    return {"step": step, "loss_avg": loss_avg}
+
+
 # -- CLI ----------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "all"], required=True)
+    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "all"], required=True)
     ap.add_argument("--config", default="cpu",
                     help="smoke | cpu | gpu | cpu-emoji | gpu-emoji | path to a JSON file of overrides")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="same as --config smoke")
@@ -933,6 +1032,8 @@ def main(argv: list[str] | None = None) -> dict:
             results[st] = {"n_images": cfg.cache.n_images}
         elif st == "decoder":
             results[st] = train_decoder(cfg, out, resume=resuming(st), init_from=init)
+        elif st == "upscaler":
+            results[st] = train_upscaler(cfg, out, resume=resuming(st), init_from=init)
         else:
             results[st] = train_prior(cfg, out, resume=resuming(st), init_from=init)
         results[st]["seconds"] = round(time.time() - t0, 1)
