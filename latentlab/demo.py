@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                       hold_first=spec["hold_first"], hold_last=spec["hold_last"])  # fmt: skip
     print(f"preset:        {preset}")
     if preset == "mini":
-        print("               (the embedded model is small: it draws coloured shapes, rough emoji and clip art at 32 px; see docs/mini.md)")
+        print("               (the embedded model is small: it draws coloured shapes, rough emoji and clip art at 32 px, upscaled to 64; see docs/mini.md)")
     print(f"video:         {result.video}  ({len(result.frames)} frames rendered in {dt:.1f} s)")
     print(f"gif:           {gif}")
     print(f"contact sheet: {result.contact_sheet}")

@@ -24,7 +24,8 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
   {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes); the
   pixel checker (``shapes.check_relation``) reads both objects and where they sit.
   Beside it, to tell apart where relations get lost: the checker on the real scenes shrunk
-  to the decoder's resolution (its ceiling there), the decoder from the real scenes' image
+  to the decoder's resolution and brought back to the frames' size as decodes are (the
+  learned upscaler where the weights have one, else Lanczos; its ceiling there), the decoder from the real scenes' image
   embeddings (no prior), and small probes (:func:`layout_probe`) of what the CLIP image
   embedding of a two-object scene holds about its layout.
 """
@@ -156,9 +157,10 @@ def evaluate(
         res[f"relation_checker_{k}"] = float(np.mean([r[k] for r in rel]))
     # where relations get lost: the checker at the decoder's resolution, the decoder without the prior
     real = [shapes.render_scene(sc) for sc in pairs]
-    side = real[0].shape[0]
-    # down as the decoder's training images were made (bicubic), up as its frames are (Lanczos)
-    shrunk = [_resize(_resize(im, dec.config.image_size, "BICUBIC"), side) for im in real]
+    # down as the decoder's training images were made (bicubic), up as its frames are made
+    # (the learned upscaler where the weights have one, else Lanczos)
+    small = np.stack([_resize(im, dec.config.image_size, "BICUBIC") for im in real])
+    shrunk = list(dec._to_frames(torch.from_numpy(small).permute(0, 3, 1, 2).float() / 127.5 - 1))
     res["relation_ceiling_both"] = float(np.mean([shapes.check_relation(f, sc)["both"] for f, sc in zip(shrunk, pairs)]))
     zreal = encode(np.stack(real))
     oframes = np.concatenate([dec.decode(zreal[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
@@ -459,7 +461,8 @@ def _table(res: dict[str, Any]) -> str:
         ('prior+decoder "a {colour} {shape} above a {colour} {shape}" (4 relations): both objects', "relation_checker_objects", ""),
         ("  the same: objects (matched by colour) in the stated relation", "relation_checker_relation", ""),
         ("  the same: both objects and the relation", "relation_checker_both", ""),
-        ("  for scale: the checker on the real scenes shrunk to the decoder's resolution: both objects and the relation",
+        ("  for scale: the checker on the real scenes shrunk to the decoder's resolution and brought back to 64 px "
+         "as its frames are: both objects and the relation",
          "relation_ceiling_both", ""),
         ("  the decoder from the real scenes' image embeddings (no prior): both objects", "relation_oracle_objects", ""),
         ("  the same: both objects and the relation", "relation_oracle_both", ""),

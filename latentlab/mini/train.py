@@ -160,7 +160,7 @@ class UpscalerStage:
     ckpt_every: int = 250
     in_size: int = 32  # the side it upsamples from (the decoder's image_size); it outputs twice that
     arch: dict = field(default_factory=lambda: {"channels": (48, 64, 96)})  # UpscalerConfig fields but in_size
-    precision: str = "fp32"  # as DecoderStage.precision
+    precision: str = "fp32"  # as DecoderStage.precision; bf16 autocast ran these convolutions >10x slower on a CPU
     # the low-resolution input gets Gaussian noise of a standard deviation drawn uniformly from
     # [0, noise_aug] (pixel values in [-1, 1]), so the net learns to keep, not sharpen, the small
     # errors of a decoded image (noise-conditioning augmentation, as cascaded diffusion models use)
