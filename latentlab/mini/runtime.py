@@ -338,9 +338,9 @@ class MiniDecoder(Decoder):
     converge where the clamp switches on and off (docs/quality.md)."""
 
     def _native(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size: the counterpart of
-        what ``decode`` applies, so area resampling after Lanczos upsampling, bicubic (the
-        shrinking the upscaler learned to undo) with the upscaler."""
+        """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size, the counterpart of
+        what ``decode`` applies: with the upscaler a bicubic shrink (what it learned to undo),
+        without it area resampling (the counterpart of the Lanczos upsampling)."""
         from PIL import Image
 
         s = self.config.image_size
