@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import LatentlabError
+from .errors import ArgumentError, LatentlabError
 
 EPILOG = """\
 examples:
@@ -41,6 +41,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
     g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
     g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    g.add_argument("--no-upscale", dest="upscale", action="store_const", const=False, default=None,
+                   help="mini: bring the 32 px decodes to the frame size with a Lanczos resize instead of the "
+                   "learned 2x upscaler (as mini rendered before 2026-12-02)")  # fmt: skip
     g.add_argument("--invert-refine", type=int, default=None, metavar="N",
                    help="--noise inverted / variations --eta: gradient steps refining each inverted noise "
                    "(default: the decoder's, 20 for mini; 0 = DDIM inversion alone)")  # fmt: skip
@@ -150,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _decoder_options(preset: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``create_decoder`` from the flags that choose a decoder's options."""
+    if args.upscale is None:
+        return {}
+    from .presets import get_preset
+
+    if get_preset(preset).decoder.get("kind") != "mini":
+        raise ArgumentError(
+            f"--no-upscale applies to the mini preset only (its learned upscaler); preset {preset!r} has none. Drop the flag."
+        )
+    return {"upscale": args.upscale}
+
+
 def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     from .jobs import render_spec
     from .spec import load_spec
@@ -158,10 +174,17 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     if args.save_spec:
         spec.save(args.save_spec)
     out_dir = args.out_dir
+    options = _decoder_options(spec.preset, args)
+    decoder = None
+    if options:
+        from .presets import create_decoder
+
+        decoder = create_decoder(spec.preset, device=args.device, **options)
     try:
         result = render_spec(
-            spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device
-        )
+            spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
+            decoder=decoder,
+        )  # fmt: skip
     except KeyboardInterrupt:
         from .jobs import default_out_dir
 
@@ -202,7 +225,7 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     preset = args.preset or "mini"
     image = load_image(args.image)
     enc = ll.create_encoder(preset, device=args.device)
-    dec = ll.create_decoder(preset, device=args.device)
+    dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
     frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
                            seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
                            refine=args.invert_refine)  # fmt: skip

@@ -154,6 +154,28 @@ def test_variations_around_the_inverted_noise(tmp_path, images, monkeypatch):
     assert main(["variations", str(images[0]), "--eta", "0", "--preset", "mini", "-q"]) == 2
 
 
+def test_no_upscale_renders_mini_with_lanczos_and_is_refused_elsewhere(tmp_path, images, capsys):
+    """--no-upscale: mini's frames come from a Lanczos resize (the render's manifest records
+    the decoder without its upscaler, and the frames differ); other presets refuse the flag."""
+    frames = {}
+    for flag in ([], ["--no-upscale"]):
+        out = tmp_path / ("lanczos" if flag else "learned")
+        assert main(["interpolate", str(images[0]), str(images[1]), "--preset", "mini", "--frames", "1", "--steps", "2",
+                     "--out-dir", str(out), "-o", str(out) + ".gif", "-q", *flag]) == 0  # fmt: skip
+        described = json.loads((out / MANIFEST).read_text())["decoder"]
+        assert described["upscaler"] == ("none (Lanczos resize)" if flag else "learned 2x (mini_upscaler)")
+        frames[bool(flag)] = np.asarray(__import__("PIL.Image").Image.open(out / "frame_00000.png")).astype(int)
+    assert frames[True].shape == frames[False].shape == (64, 64, 3)
+    assert np.abs(frames[True] - frames[False]).mean() > 0.5
+    capsys.readouterr()
+    # the Lanczos render's folder refuses to resume with the upscaler: frames of the two never mix
+    assert main(["interpolate", str(images[0]), str(images[1]), "--preset", "mini", "--frames", "1", "--steps", "2",
+                 "--out-dir", str(tmp_path / "lanczos"), "-q"]) == 2  # fmt: skip
+    assert "holds a different render" in capsys.readouterr().err
+    assert main(["interpolate", str(images[0]), str(images[1]), *FAST, "--no-upscale", "--out-dir", str(tmp_path / "t")]) == 2
+    assert "--no-upscale applies to the mini preset only" in capsys.readouterr().err
+
+
 def test_cli_choices_are_the_specs_own():
     """The CLI spells its choices out (it imports nothing heavy to parse): they must stay the
     spec's, and the spec's pacing constants those of latentlab.pacing (which needs torch)."""
