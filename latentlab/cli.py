@@ -217,7 +217,8 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     one decoder call per variation, written when all are done)."""
     import latentlab as ll
 
-    from .jobs import resize_frames
+    from .jobs import resize_frames, slug
+    from .render import MANIFEST
     from .video import contact_sheet, load_image, save_image, write_video
 
     if not 0 < args.eta <= 1:
@@ -229,7 +230,15 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
                            seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
                            refine=args.invert_refine)  # fmt: skip
-    out_dir = Path(args.out_dir or Path("renders") / f"{Path(args.image).stem}-variations")
+    out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
+    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy") if p.is_file()]]
+    if old and not args.overwrite:  # never mix these frames with those of another render
+        raise ll.ArgumentError(
+            f"{out_dir} already holds a render ({len(old)} files: frames, manifest.json, embeddings.npy). Choose another "
+            "--out-dir or --name, or pass --overwrite to replace them."
+        )
+    for p in old:
+        p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, frame in enumerate(frames):
         save_image(frame, out_dir / f"frame_{k:05d}.png")
@@ -305,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.num < 2:
                 parser.error("--num must be at least 2")
             kf = _keyframe(args.image)
-            spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2}
+            spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2,
+                    "name": f"{Path(args.image).stem}-variations"}  # fmt: skip
             if args.noise not in (None, "per-frame"):
                 parser.error("variations need --noise per-frame (the default here)")
             if args.eta is not None:

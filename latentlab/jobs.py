@@ -45,11 +45,18 @@ def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
 
 def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     """``renders/<name>``; the name is the spec's ``name`` or one made from its keyframes."""
+    return Path(root) / slug(spec.name or "-".join(spec.labels()))
+
+
+def slug(name: str) -> str:
+    """A render's name as a folder name: lower-case letters, digits and dashes, at most 60.
+
+    >>> slug("Starry Night.png -> two dogs")
+    'starry-night-png-two-dogs'
+    """
     import re
 
-    name = spec.name or "-".join(spec.labels())
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "render"
-    return Path(root) / slug
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "render"
 
 
 def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False,

@@ -154,6 +154,28 @@ def test_variations_around_the_inverted_noise(tmp_path, images, monkeypatch):
     assert main(["variations", str(images[0]), "--eta", "0", "--preset", "mini", "-q"]) == 2
 
 
+def test_variations_name_their_folder_after_the_image(tmp_path, images, monkeypatch, capsys):
+    """renders/<image>-variations (with --eta: -variations-eta<eta>), or --name's; the --eta
+    form refuses a folder that holds another render's frames unless --overwrite."""
+    monkeypatch.chdir(tmp_path)
+    stem = "red-disc"  # red_disc.png
+    assert main(["variations", str(images[0]), "-n", "2", *FAST]) == 0
+    assert sorted(p.name for p in (tmp_path / "renders").iterdir()) == [f"{stem}-variations", f"{stem}-variations.gif"]
+    eta = ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "--steps", "2", "--invert-refine", "0", "-q"]
+    assert main(eta) == 0
+    assert len(list((tmp_path / "renders" / f"{stem}-variations-eta0-5").glob("frame_*.png"))) == 2
+    assert main([*eta, "--name", "Mine"]) == 0 and (tmp_path / "renders" / "mine.gif").is_file()
+    capsys.readouterr()
+    taken = ["--out-dir", str(tmp_path / "renders" / f"{stem}-variations")]  # the per-frame render's folder
+    assert main([*eta, *taken]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "renders" / f"{stem}-variations" / "frame_00002.png").exists()
+    assert main([*eta, "-n", "3", *taken, "--overwrite"]) == 0
+    folder = tmp_path / "renders" / f"{stem}-variations"
+    assert len(list(folder.glob("frame_*.png"))) == 3
+    assert not (folder / MANIFEST).exists() and not (folder / "embeddings.npy").exists()
+
+
 def test_no_upscale_renders_mini_with_lanczos_and_is_refused_elsewhere(tmp_path, images, capsys):
     """--no-upscale: mini's frames come from a Lanczos resize (the render's manifest records
     the decoder without its upscaler, and the frames differ); other presets refuse the flag."""
