@@ -223,6 +223,13 @@ def _inverted_variations(args: argparse.Namespace) -> int:
 
     if not 0 < args.eta <= 1:
         raise ll.ArgumentError(f"--eta must be in (0, 1], got {args.eta}.")
+    out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
+    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy") if p.is_file()]]
+    if old and not args.overwrite:  # never mix these frames with those of another render; refused before any work
+        raise ll.ArgumentError(
+            f"{out_dir} already holds a render ({len(old)} files: frames, manifest.json, embeddings.npy). Choose another "
+            "--out-dir or --name, or pass --overwrite to replace them."
+        )
     preset = args.preset or "mini"
     image = load_image(args.image)
     enc = ll.create_encoder(preset, device=args.device)
@@ -230,14 +237,7 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
                            seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
                            refine=args.invert_refine)  # fmt: skip
-    out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
-    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy") if p.is_file()]]
-    if old and not args.overwrite:  # never mix these frames with those of another render
-        raise ll.ArgumentError(
-            f"{out_dir} already holds a render ({len(old)} files: frames, manifest.json, embeddings.npy). Choose another "
-            "--out-dir or --name, or pass --overwrite to replace them."
-        )
-    for p in old:
+    for p in old:  # only now that the new frames exist
         p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, frame in enumerate(frames):

@@ -167,7 +167,9 @@ def test_variations_name_their_folder_after_the_image(tmp_path, images, monkeypa
     assert main([*eta, "--name", "Mine"]) == 0 and (tmp_path / "renders" / "mine.gif").is_file()
     capsys.readouterr()
     taken = ["--out-dir", str(tmp_path / "renders" / f"{stem}-variations")]  # the per-frame render's folder
-    assert main([*eta, *taken]) == 2
+    with monkeypatch.context() as m:  # refused before any decoding
+        m.setattr(__import__("latentlab"), "variations", lambda *a, **k: pytest.fail("decoded before refusing"))
+        assert main([*eta, *taken]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert not (tmp_path / "renders" / f"{stem}-variations" / "frame_00002.png").exists()
     assert main([*eta, "-n", "3", *taken, "--overwrite"]) == 0
