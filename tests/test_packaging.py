@@ -1,0 +1,36 @@
+"""What a user's ``pip install`` gets: the wheel holds every file of the package, the embedded
+model's weights, config and NOTICE included, and the ``latentlab`` command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_holds_the_whole_package_and_the_command(tmp_path):
+    pytest.importorskip("setuptools", reason="builds the wheel with this interpreter's setuptools (no network)")
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "latentlab", src / "latentlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("latentlab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = {p.relative_to(src).as_posix() for p in (src / "latentlab").rglob("*") if p.is_file()}
+    assert package - names == set(), "files of the package missing from the wheel (see [tool.setuptools.package-data])"
+    for needed in ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_prior.safetensors", "mini_upscaler.safetensors"):
+        assert f"latentlab/mini/weights/{needed}" in names
+    assert "latentlab/mini/configs/mini_clip.json" in names and "latentlab/mini/NOTICE" in names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "latentlab = latentlab.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
