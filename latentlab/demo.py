@@ -69,7 +69,7 @@ def demo_spec(inputs: list[Path], preset: str) -> dict:
         "keyframes": [
             {"image": str(inputs[0]), "label": "red circle"},
             {"image": str(inputs[1]), "label": "blue triangle", "frames": 24, "easing": "ease-in-out"},
-            {"text_diff": {"from": "a blue triangle", "to": "a green square", "theta": 0.5}, "frames": 23},
+            {"text_diff": {"from": "a blue triangle", "to": "a green square", "theta": 0.35}, "frames": 23},
         ],
     }
 
