@@ -3,6 +3,8 @@ prints, resumes, and on the embedded model shows what the README says it shows."
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,19 @@ def test_demo_keyframes_on_mini_are_what_the_readme_shows(tmp_path):
     assert len(frames) == 3
     read = [[(o["colour"], o["shape"]) for o in check_image(np.asarray(f))] for f in frames]
     assert read == [[("red", "circle")], [("blue", "triangle")], [("green", "square")]]
+
+
+def test_docs_quote_the_demo_spec_as_it_is():
+    """docs/spec.md shows "the spec `make demo` renders": it must be the one latentlab/demo.py builds."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text(encoding="utf-8")
+    block = text.split('name = "circle-to-square"', 1)[1].split("```", 1)[0]
+    quoted = tomllib.loads('name = "circle-to-square"' + block)
+    spec = demo.demo_spec(["red_circle.png", "blue_triangle.png"], "mini")
+    for key in ("preset", "seed", "fps", "size", "hold_first", "hold_last"):
+        assert quoted[key] == spec[key], key
+    assert quoted["keyframes"][2]["text_diff"] == spec["keyframes"][2]["text_diff"]
+    assert [k.get("frames") for k in quoted["keyframes"]] == [k.get("frames") for k in spec["keyframes"]]
