@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,38 @@ def test_griffe_extension_doctests():
         pytest.skip("needs griffe (pip install -e .[docs])")
     result = doctest.testmod(mod)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_whole_python_examples_run_as_written(page, tmp_path, monkeypatch):
+    """The README's and the docs home page's Python examples, run as printed on the embedded
+    model (the README's phone.png is the Twemoji phone shipped in examples/emoji/)."""
+    import shutil
+
+    import latentlab as ll
+
+    if ll.presets.weights_status("mini") != "built in":
+        pytest.skip("the mini weights are not in this checkout")
+    (block,) = _python_blocks(ROOT / page)
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "examples" / "emoji" / "mobile_phone_twemoji.png", tmp_path / "phone.png")
+    scope: dict = {}
+    exec(compile(block, f"{page} (python example)", "exec"), scope)
+    frames = scope["frames"]
+    assert frames.dtype == np.uint8 and frames.shape[0] == len(scope["path"]) and frames.shape[-1] == 3
+    assert (tmp_path / "morph.mp4").stat().st_size > 0
+
+
+def test_custom_preset_example_registers_as_written(monkeypatch):
+    """docs/models.md's register_preset example (the other one needs downloaded weights)."""
+    from latentlab import presets
+
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    block = next(b for b in _python_blocks(DOCS / "models.md") if "register_preset" in b)
+    exec(compile(block, "docs/models.md (python example)", "exec"), {})
+    assert presets.PRESETS["my-unclip"].space == "openai/ViT-L-14"
