@@ -7,6 +7,7 @@ written as a spec file (``--save-spec``) and replayed with ``latentlab render SP
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -224,11 +225,13 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     if not 0 < args.eta <= 1:
         raise ll.ArgumentError(f"--eta must be in (0, 1], got {args.eta}.")
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
-    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy") if p.is_file()]]
-    if old and not args.overwrite:  # never mix these frames with those of another render; refused before any work
+    mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
+    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
+    if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
+        what = [f"{sum(p.name.startswith('frame_') for p in old)} frames", *(p.name for p in old if not p.name.startswith("frame_"))]
         raise ll.ArgumentError(
-            f"{out_dir} already holds a render ({len(old)} files: frames, manifest.json, embeddings.npy). Choose another "
-            "--out-dir or --name, or pass --overwrite to replace them."
+            f"{out_dir} already holds another render ({', '.join(what)}). Choose another --out-dir or --name, "
+            "or pass --overwrite to replace it."
         )
     preset = args.preset or "mini"
     image = load_image(args.image)
@@ -242,6 +245,10 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, frame in enumerate(frames):
         save_image(frame, out_dir / f"frame_{k:05d}.png")
+    settings = {"image": str(Path(args.image).resolve()), "preset": preset, "num": args.num, "eta": args.eta,
+                "seed": args.seed or 0, "steps": args.steps, "guidance_scale": args.guidance_scale,
+                "invert_refine": args.invert_refine}  # fmt: skip
+    mark.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     shown = resize_frames(frames, args.size)
     fmt = args.format or "gif"
     video = write_video(shown, args.output or out_dir.with_suffix("." + fmt), fps=args.fps or 2)
@@ -253,8 +260,6 @@ def _inverted_variations(args: argparse.Namespace) -> int:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    import json
-
     from .presets import PRESETS, weights_status
 
     rows = []

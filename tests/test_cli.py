@@ -162,8 +162,10 @@ def test_variations_name_their_folder_after_the_image(tmp_path, images, monkeypa
     assert main(["variations", str(images[0]), "-n", "2", *FAST]) == 0
     assert sorted(p.name for p in (tmp_path / "renders").iterdir()) == [f"{stem}-variations", f"{stem}-variations.gif"]
     eta = ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "--steps", "2", "--invert-refine", "0", "-q"]
-    assert main(eta) == 0
-    assert len(list((tmp_path / "renders" / f"{stem}-variations-eta0-5").glob("frame_*.png"))) == 2
+    assert main([*eta, "-n", "3"]) == 0
+    assert main(eta) == 0  # its own earlier output is replaced, with no frame of it left over
+    own = tmp_path / "renders" / f"{stem}-variations-eta0-5"
+    assert len(list(own.glob("frame_*.png"))) == 2 and json.loads((own / "variations.json").read_text())["num"] == 2
     assert main([*eta, "--name", "Mine"]) == 0 and (tmp_path / "renders" / "mine.gif").is_file()
     capsys.readouterr()
     taken = ["--out-dir", str(tmp_path / "renders" / f"{stem}-variations")]  # the per-frame render's folder
