@@ -168,14 +168,16 @@ def test_variations_name_their_folder_after_the_image(tmp_path, images, monkeypa
     assert len(list(own.glob("frame_*.png"))) == 2 and json.loads((own / "variations.json").read_text())["num"] == 2
     assert main([*eta, "--name", "Mine"]) == 0 and (tmp_path / "renders" / "mine.gif").is_file()
     capsys.readouterr()
-    taken = ["--out-dir", str(tmp_path / "renders" / f"{stem}-variations")]  # the per-frame render's folder
+    folder = tmp_path / "renders" / f"{stem}-variations"  # the per-frame render's folder
+    taken = ["--out-dir", str(folder)]
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     with monkeypatch.context() as m:  # refused before any decoding
         m.setattr(__import__("latentlab"), "variations", lambda *a, **k: pytest.fail("decoded before refusing"))
         assert main([*eta, *taken]) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert not (tmp_path / "renders" / f"{stem}-variations" / "frame_00002.png").exists()
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "2 frames" in err and "manifest.json" in err
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # the render it refused is untouched
     assert main([*eta, "-n", "3", *taken, "--overwrite"]) == 0
-    folder = tmp_path / "renders" / f"{stem}-variations"
     assert len(list(folder.glob("frame_*.png"))) == 3
     assert not (folder / MANIFEST).exists() and not (folder / "embeddings.npy").exists()
 

@@ -21,10 +21,11 @@ def test_wheel_holds_the_whole_package_and_the_command(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "latentlab", src / "latentlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
-        check=True, capture_output=True,
+        capture_output=True, text=True,
     )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("latentlab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     package = {p.relative_to(src).as_posix() for p in (src / "latentlab").rglob("*") if p.is_file()}
