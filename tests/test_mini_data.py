@@ -325,6 +325,36 @@ def test_emoji_fraction_zero_leaves_clip_batches_unchanged(fake_cache, preproces
     assert texts == _clip_batch(cfg, 7, 12, preprocess, tok)[2]  # deterministic
 
 
+def test_augment_moves_only_the_index_images_and_keeps_their_colours(fake_cache, preprocess):
+    import numpy as np
+    import torch
+
+    from latentlab.mini.train import _clip_batch, augment_image, get_config
+
+    def tok(texts):
+        return list(texts)
+
+    # the augmentation itself: same size, identity at zoom 1 and no shift, background filled
+    im = np.full((32, 32, 3), 255, np.uint8)
+    im[8:24, 10:22] = (200, 30, 40)
+    assert np.array_equal(augment_image(im, np.random.default_rng(0), zoom=(1, 1), shift=0), im)
+    small = augment_image(im, np.random.default_rng(0), zoom=(0.5, 0.5), shift=0)
+    assert small.shape == im.shape and small.dtype == np.uint8
+    assert (small == 255).all(-1).sum() > (im == 255).all(-1).sum()  # zoomed out: more background
+    assert (small[..., 0] >= small[..., 1]).all()  # red and white only: no new colours
+    shifted = augment_image(im, np.random.default_rng(1), zoom=(1, 1), shift=0.2)
+    assert not np.array_equal(shifted, im) and (shifted == (200, 30, 40)).all(-1).sum() > 0
+    # in a batch: the shapes part and the captions are untouched, the index images change
+    data.build_index(fake_cache, verbose=False)
+    base = ["data.emoji_fraction=0.5", f"data.index={fake_cache / 'index.jsonl'}"]
+    x0, _, t0 = _clip_batch(get_config("smoke", base), 7, 12, preprocess, tok)
+    x1, _, t1 = _clip_batch(get_config("smoke", [*base, "data.augment=1"]), 7, 12, preprocess, tok)
+    assert t0 == t1 and torch.equal(x0[:6], x1[:6]) and not torch.equal(x0[6:], x1[6:])
+    assert torch.equal(x1, _clip_batch(get_config("smoke", [*base, "data.augment=1"]), 7, 12, preprocess, tok)[0])
+    with pytest.raises(ArgumentError, match="data.augment"):
+        get_config("smoke", ["data.augment=2"])
+
+
 def test_emoji_configs_and_errors(tmp_path):
     from latentlab.mini.train import _clip_batch, get_config
 

@@ -178,6 +178,11 @@ class DataStage:
     # probability that a CLIP training image with CLDR keywords is captioned by one of them instead
     # of its name (DataIndex.sample's tag_prob; keywords that are some image's name are never used)
     tag_captions: float = 0.0
+    # probability that an emoji / clip-art image in a CLIP batch is randomly zoomed (0.75-1.15x)
+    # and shifted (up to 8% of its side), the uncovered border filled with its corner colour:
+    # the CLIP then has to read the drawing rather than memorise its exact pixels. 0 = none
+    # (batches are exactly what they were before it existed); shapes scenes are never changed.
+    augment: float = 0.0
 
 
 @dataclass
@@ -289,6 +294,8 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
     if not (0.0 <= cfg.data.tag_captions <= 1.0):
         raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
+    if not (0.0 <= cfg.data.augment <= 1.0):
+        raise ArgumentError(f"data.augment must be in [0, 1], got {cfg.data.augment!r}.")
     for name in ("clip", "decoder", "prior", "upscaler"):
         st = getattr(cfg, name)
         if st.precision not in ("fp32", "bf16"):
@@ -541,6 +548,24 @@ def _n_emoji(cfg: TrainConfig, n: int) -> int:
     return int(round(cfg.data.emoji_fraction * n)) if cfg.data.emoji_fraction > 0 else 0
 
 
+def augment_image(image: np.ndarray, rng: np.random.Generator, *, zoom=(0.75, 1.15), shift: float = 0.08) -> np.ndarray:
+    """``image`` (uint8 ``(s, s, 3)``) zoomed by a random factor in ``zoom`` about its centre and
+    shifted by up to ``shift`` of its side each way, the uncovered border filled with its
+    top-left pixel's colour (the drawings' background). Same size and dtype; colours unchanged."""
+    from PIL import Image
+
+    s = image.shape[0]
+    z = float(rng.uniform(*zoom))
+    dx, dy = rng.uniform(-shift, shift, size=2) * s
+    c = (s - 1) / 2
+    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f)
+    coeffs = (1 / z, 0.0, c - (c + dx) / z, 0.0, 1 / z, c - (c + dy) / z)
+    fill = tuple(int(v) for v in image[0, 0])
+    out = Image.fromarray(image).transform((s, s), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR,
+                                           fillcolor=fill)  # fmt: skip
+    return np.asarray(out)
+
+
 def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokenizer):
     """Groups of ``clip_group`` scenes that differ in one object's shape (or colour): with
     random scenes alone, colour and background almost always tell a batch's captions apart
@@ -567,6 +592,9 @@ def _clip_batch(cfg: TrainConfig, step: int, batch_size: int, preprocess, tokeni
         tags = cfg.data.tag_captions
         e_images, e_texts = _emoji_data(cfg).sample(np.random.default_rng([cfg.seed, 5, step]), n_emoji, tag_prob=tags,
                                                     exclude_tags=_index_names(cfg) if tags > 0 else ())  # fmt: skip
+        if cfg.data.augment > 0:
+            aug = np.random.default_rng([cfg.seed, 9, step])
+            e_images = [augment_image(im, aug) if aug.random() < cfg.data.augment else im for im in e_images]
         images += e_images
         texts += e_texts
     x, _ = _prepare(images, preprocess)
