@@ -39,6 +39,7 @@ _LAZY = {
     "text_diff": "ops",
     "text_diff_direction": "ops",
     "arithmetic": "ops",
+    "combine": "ops",
     "spherical_mean": "ops",
     "project_out": "ops",
     "amplify": "ops",

@@ -278,7 +278,7 @@ def _slerp_unit(
         )
     omega = _angle(a, b)  # (lead_ab,), equal to acos(cos) but accurate near 0
     sin_omega = torch.sin(omega)
-    parallel = sin_omega < eps
+    parallel = sin_omega < max(eps, torch.finfo(sin_omega.dtype).tiny)  # eps=0 must not divide by zero
     safe_sin = torch.where(parallel, torch.ones_like(sin_omega), sin_omega)
     ca = torch.sin((1.0 - t) * omega) / safe_sin
     cb = torch.sin(t * omega) / safe_sin

@@ -89,6 +89,8 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
 def _check_frames(frames: Any, name: str = "frames") -> np.ndarray:
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().numpy()
+    if isinstance(frames, (list, tuple)) and frames and all(isinstance(f, np.ndarray) for f in frames):
+        frames = np.stack(frames)  # a list of (H, W, 3) frames, as collected in a loop
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
         got = getattr(frames, "shape", type(frames).__name__)
         raise ArgumentError(f"{name} must be uint8 frames (T, H, W, 3), got {got}.")
@@ -149,8 +151,8 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
     x = frames_or_distances
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    if isinstance(x, (list, tuple)):
-        x = np.asarray(x, dtype=np.float64)
+    if isinstance(x, (list, tuple)):  # frames keep their dtype (uint8); distances become float64
+        x = np.stack(x) if x and all(isinstance(f, np.ndarray) and f.ndim == 3 for f in x) else np.asarray(x, dtype=np.float64)
     if isinstance(x, np.ndarray) and x.ndim == 4:
         d = frame_distances(x, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
     elif isinstance(x, np.ndarray) and x.ndim == 1:

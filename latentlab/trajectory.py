@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
+import operator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -66,6 +68,27 @@ def ease(t: torch.Tensor, easing: str) -> torch.Tensor:
     return EASINGS[easing](t)
 
 
+def _is_int(x: object) -> bool:
+    """True for Python, numpy and 0-d tensor integers (not bool, not float)."""
+    if isinstance(x, bool):
+        return False
+    try:
+        operator.index(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _frame_count(x: object, name: str = "frames") -> int:
+    """``x`` as a plain int, or an :class:`ArgumentError` naming ``name``."""
+    if not _is_int(x):
+        raise ArgumentError(
+            f"{name} must be an int (the total, both ends included) or a list of per-segment ints, "
+            f"got {x!r} ({type(x).__name__}). Pass e.g. frames=48."
+        )
+    return operator.index(x)
+
+
 def split_frames(total: int, segments: int) -> list[int]:
     """Split ``total`` frames (including the final keyframe) over ``segments`` segments as
     evenly as possible; returns each segment's own frame count (which excludes its end point).
@@ -75,6 +98,7 @@ def split_frames(total: int, segments: int) -> list[int]:
     >>> split_frames(10, 3)
     [3, 3, 3]
     """
+    total = _frame_count(total)
     if segments < 1:
         raise ArgumentError("a trajectory needs at least two keyframes (one segment).")
     if total < segments + 1:
@@ -112,7 +136,14 @@ class Segment:
             self.ts = [float(x) for x in self.ts]
             if not self.ts or any(not (0.0 <= x < 1.0) for x in self.ts):
                 raise ArgumentError("Segment.ts must be a non-empty list of parameters in [0, 1).")
+            if self.ts[0] != 0.0 or any(b < a for a, b in zip(self.ts, self.ts[1:])):
+                raise ArgumentError(
+                    f"Segment.ts must start at 0 (the start keyframe) and never decrease, got {self.ts[:6]}"
+                    f"{'...' if len(self.ts) > 6 else ''}. Sort them and put 0 first."
+                )
             self.frames = len(self.ts)
+        if _is_int(self.frames) and not isinstance(self.frames, int):
+            self.frames = operator.index(self.frames)  # numpy / tensor integers
         if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
             raise ArgumentError(f"Segment.frames must be an integer >= 1, got {self.frames!r}.")
         if self.easing not in EASINGS:
@@ -157,10 +188,11 @@ class Trajectory:
                 "Stack them as (K, d) with K >= 2, e.g. torch.cat([a, b])."
             )
         self.space = space or space_of(kf)
-        self.keyframes = tag(kf.detach().to("cpu", torch.float32), self.space)
+        # a copy: changing the caller's tensor later must not change the trajectory (or its fingerprint)
+        self.keyframes = tag(kf.detach().to("cpu", torch.float32, copy=True), self.space)
         n_seg = kf.shape[0] - 1
         if segments is None:
-            counts = split_frames(48 if frames is None else frames, n_seg)
+            counts = split_frames(48 if frames is None else _frame_count(frames), n_seg)
             segments = [Segment(c, easing=easing, method=method) for c in counts]
         segments = list(segments)
         if len(segments) != n_seg:
@@ -200,8 +232,8 @@ class Trajectory:
     ) -> "Trajectory":
         """Through every keyframe in order. ``frames`` is the total (an int, split evenly) or
         one count per segment (each excluding its end keyframe)."""
-        if isinstance(keyframes, torch.Tensor):
-            keyframes = list(keyframes)
+        if isinstance(keyframes, torch.Tensor):  # (K, d): its rows, each keeping the tensor's space
+            keyframes = [tag(k.unsqueeze(0), space_of(keyframes)) for k in keyframes]
         items = [check_embeddings(k, name=f"keyframes[{i}]") for i, k in enumerate(keyframes)]
         for i, k in enumerate(items):
             if k.shape[0] != 1:
@@ -215,7 +247,10 @@ class Trajectory:
         if len(items) < 2:
             raise ArgumentError(f"a trajectory needs at least two keyframes, got {len(items)}.")
         n_seg = len(items) - 1
-        counts = split_frames(frames, n_seg) if isinstance(frames, int) else [int(f) for f in frames]
+        if isinstance(frames, (list, tuple)):
+            counts = [_frame_count(f, f"frames[{i}]") for i, f in enumerate(frames)]
+        else:
+            counts = split_frames(_frame_count(frames), n_seg)
         if len(counts) != n_seg:
             raise ArgumentError(f"frames has {len(counts)} entries for {n_seg} segments; give one per segment.")
         easings = [easing] * n_seg if isinstance(easing, str) else list(easing)
@@ -244,7 +279,8 @@ class Trajectory:
         ``source`` is the embedding of a caption of the image; when you have none, encode a
         neutral caption such as ``"a photo"``, which the paper reports works. The end
         keyframe is ``slerp(image, z_d, theta)``; frames along the great circle between the
-        two are exactly ``slerp(image, z_d, t * theta)``.
+        two are exactly ``slerp(image, z_d, t * theta)`` (``theta`` must lie in [0, 1], as
+        in a spec file; past ``theta = 1`` the path would overshoot ``z_d``).
         """
         from .ops import text_diff as _text_diff
 
@@ -254,8 +290,19 @@ class Trajectory:
                 "source = encoder.encode_text('a photo')."
             )
         img = check_embeddings(image, name="image")
-        if img.shape[0] != 1:
-            raise ArgumentError(f"image must be one embedding (1, d), got {tuple(img.shape)}.")
+        for name, z in (("image", img), ("source", source), ("target", target)):
+            if isinstance(z, torch.Tensor) and (z.ndim != 2 or z.shape[0] != 1):
+                raise ArgumentError(
+                    f"{name} must be one embedding (1, d), got {tuple(z.shape)}; "
+                    f"for a batch, make one trajectory per row ({name}[i : i + 1])."
+                )
+        if isinstance(theta, torch.Tensor) and theta.numel() == 1:
+            theta = theta.item()
+        if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not 0.0 <= float(theta) <= 1.0:
+            raise ArgumentError(
+                f"theta must be one number in [0, 1] (usually 0.25-0.5), got {theta!r}. "
+                "For several edit strengths, make one trajectory each, or use ops.text_diff with a tensor of thetas."
+            )
         end = _text_diff(img, source, target, float(theta))
         return cls.chain([img, end], frames=frames, easing=easing, labels=labels)
 
@@ -288,6 +335,14 @@ class Trajectory:
         idx.append(pos)
         return idx
 
+    def _keyframe_names(self, i: int) -> tuple[str, str]:
+        """How an error names segment ``i``'s two keyframes (with their labels if any)."""
+        out = []
+        for k in (i, i + 1):
+            label = f" {self.labels[k]!r}" if self.labels else ""
+            out.append(f"keyframes[{k}]{label}")
+        return out[0], out[1]
+
     def embeddings(self) -> torch.Tensor:
         """Sample every frame: ``(T, d)`` float32, unit norm (for slerp/nlerp), tagged."""
         from . import ops
@@ -297,7 +352,11 @@ class Trajectory:
             a, b = self.keyframes[i : i + 1], self.keyframes[i + 1 : i + 2]
             t = s.params().to(torch.float32)
             fn = {"slerp": ops.slerp, "nlerp": ops.nlerp, "lerp": ops.lerp}[s.method]
-            chunks.append(fn(a, b, t))
+            try:
+                chunks.append(fn(a, b, t))
+            except ArgumentError as exc:  # e.g. antipodal keyframes: say which segment, not "rows [0]"
+                names = self._keyframe_names(i)
+                raise ArgumentError(f"segment {i} ({names[0]} -> {names[1]}) cannot be {s.method}ed: {exc}") from None
         last = self.keyframes[-1:]
         if self.segments[-1].method != "lerp":
             last = last / last.norm(dim=-1, keepdim=True)
@@ -327,6 +386,12 @@ class Trajectory:
             kf = torch.tensor(d["keyframes"], dtype=torch.float32)
         except (TypeError, ValueError) as exc:
             raise SpecError(f"trajectory 'keyframes' must be a list of equal-length number lists ({exc}).") from None
+        if kf.ndim != 2 or kf.shape[0] == 0:
+            raise SpecError(f"trajectory 'keyframes' must be a non-empty list of vectors, got shape {tuple(kf.shape)}.")
+        if d.get("dim") is not None and d["dim"] != kf.shape[1]:
+            raise SpecError(f"trajectory 'dim' is {d['dim']!r} but its keyframes have {kf.shape[1]} numbers each.")
+        if not isinstance(d["segments"], list):
+            raise SpecError(f"trajectory 'segments' must be a list of tables, got {type(d['segments']).__name__}.")
         segs = []
         for i, s in enumerate(d["segments"]):
             if not isinstance(s, dict):
@@ -338,7 +403,10 @@ class Trajectory:
                 segs.append(Segment(**s))
             except (ArgumentError, TypeError) as exc:
                 raise SpecError(f"segments[{i}]: {exc}") from None
-        return cls(kf, segs, labels=d.get("labels"), space=d.get("space"))
+        try:
+            return cls(kf, segs, labels=d.get("labels"), space=d.get("space"))
+        except ArgumentError as exc:
+            raise SpecError(f"trajectory: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
         """Write as JSON (``.json``) or TOML (``.toml``)."""

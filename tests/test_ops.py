@@ -193,6 +193,14 @@ def test_slerp_near_parallel_falls_back_cleanly(seed, d, t):
         torch.testing.assert_close(out, a, atol=1e-5, rtol=0)
 
 
+def test_slerp_with_eps_zero_stays_finite_on_identical_rows():
+    a = unit(0, 2, 8)
+    out = slerp(a, a, torch.tensor([0.0, 0.5, 1.0]).view(3, 1))
+    out0 = slerp(a, a, torch.tensor([0.0, 0.5, 1.0]).view(3, 1), eps=0.0)
+    assert torch.isfinite(out0).all()
+    torch.testing.assert_close(out0, out, atol=1e-6, rtol=0)
+
+
 def test_slerp_antipodal_raises():
     a = unit(0, 3, 16)
     b = a.clone()

@@ -72,6 +72,13 @@ def test_pacing_stats_values():
         pacing_stats(np.zeros((2, 2)))
     with pytest.raises(ArgumentError, match=">= 0"):
         pacing_stats(np.array([1.0, -1.0]))
+    # a list of uint8 frames, as collected in a loop, is measured like the stacked array
+    frames = [np.full((4, 4, 3), v, np.uint8) for v in (0, 255, 255, 0)]
+    assert frame_distances(frames, metric="pixel").tolist() == [1.0, 0.0, 1.0]
+    assert pacing_stats(frames) == pacing_stats(np.stack(frames))
+    from latentlab import ops
+
+    assert ll.combine is ops.combine  # listed in ops.__all__, reachable from the top level too
 
 
 def test_frame_distances_pixel_and_clip(tiny_encoder):

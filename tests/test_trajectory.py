@@ -128,5 +128,67 @@ def test_errors_are_clear():
         Trajectory.from_dict({"segments": []})
 
 
+def test_a_trajectory_owns_its_keyframes_and_keeps_their_space():
+    kf = unit(2, 8)
+    path = Trajectory(kf, frames=5, space="mini")
+    fp, before = path.fingerprint(), path.embeddings().clone()
+    kf[1] = -kf[1]  # the caller reuses its tensor
+    assert path.fingerprint() == fp and torch.equal(path.embeddings(), before)
+    z = tag(unit(3, 8), "mini")
+    chained = Trajectory.chain(z, frames=10)  # a (K, d) tensor, not a list of rows
+    assert chained.space == "mini" and space_of(chained.embeddings()) == "mini"
+    from latentlab.space import check_embeddings
+
+    with pytest.raises(SpaceError, match="CLIP space"):  # so a decoder of another space refuses it
+        check_embeddings(chained.embeddings(), space="other")
+
+
+def test_frame_counts_accept_numpy_and_tensor_integers_only():
+    import numpy as np
+
+    a, b = unit(1, 8), unit(1, 8, seed=1)
+    for n in (np.int64(10), torch.tensor(10)):
+        assert len(Trajectory.interpolate(a, b, frames=n)) == 10
+        assert len(Trajectory(torch.cat([a, b]), frames=n)) == 10
+    assert len(Trajectory.chain([a, b, a], frames=[np.int64(3), 4])) == 8
+    for bad in (10.0, "10", True):
+        with pytest.raises(ArgumentError, match=r"frames must be an int .*frames=48"):
+            Trajectory.interpolate(a, b, frames=bad)
+
+
+def test_an_antipodal_segment_is_named_by_its_keyframes():
+    e = torch.eye(4)
+    path = Trajectory(torch.cat([e[:1], e[1:2], -e[1:2]]), frames=9, labels=["x", "y", "z"])
+    with pytest.raises(ArgumentError, match=r"segment 1 \(keyframes\[1\] 'y' -> keyframes\[2\] 'z'\).*antipodal"):
+        path.embeddings()
+
+
+def test_text_diff_checks_theta_and_one_row_inputs():
+    import numpy as np
+
+    e = torch.eye(4)
+    img, src, dst = e[:1], e[2:3], e[3:4]
+    assert len(Trajectory.text_diff(img, src, dst, theta=np.float32(0.3), frames=5)) == 5
+    assert len(Trajectory.text_diff(img, src, dst, theta=torch.tensor(0.3), frames=5)) == 5
+    for bad in (2.5, -0.1, torch.tensor([0.1, 0.2]), "0.3"):
+        with pytest.raises(ArgumentError, match=r"theta must be one number in \[0, 1\]"):
+            Trajectory.text_diff(img, src, dst, theta=bad, frames=5)
+    with pytest.raises(ArgumentError, match=r"source must be one embedding \(1, d\), got \(2, 4\)"):
+        Trajectory.text_diff(img, e[2:4], dst, frames=5)
+
+
+def test_from_dict_raises_spec_errors_and_checks_dim():
+    two = [[1, 0, 0, 0], [0, 1, 0, 0]]
+    with pytest.raises(SpecError, match="at least two keyframes"):
+        Trajectory.from_dict({"keyframes": [[1, 0, 0, 0]], "segments": []})
+    with pytest.raises(SpecError, match="'dim' is 768"):
+        Trajectory.from_dict({"dim": 768, "keyframes": two, "segments": [{"frames": 3}]})
+    with pytest.raises(SpecError, match="labels"):
+        Trajectory.from_dict({"keyframes": two, "segments": [{"frames": 3}], "labels": ["a"]})
+    with pytest.raises(SpecError, match="start at 0"):
+        Trajectory.from_dict({"keyframes": two, "segments": [{"frames": 2, "ts": [0.7, 0.2]}]})
+    assert len(Trajectory.from_dict({"dim": 4, "keyframes": two, "segments": [{"frames": 3}]})) == 4
+
+
 def test_top_level_api_exposes_trajectory():
     assert ll.Trajectory is Trajectory
