@@ -26,8 +26,9 @@ Keyframe kinds (exactly one per keyframe):
   "a - b + c", renormalised.
 
 Segment settings on a keyframe (for the segment that ends there): ``frames``, ``easing``,
-``method``, ``hold``. A keyframe's ``seed`` picks its prior sample and, with ``noise = "slerp"``
-or ``"inverted"``, its own starting noise (default ``seed + i`` for keyframe ``i``).
+``method``, ``hold``. A keyframe's ``seed`` picks its prior sample (text keyframes; default the
+spec's ``seed``) and, with ``noise = "slerp"`` or ``"inverted"``, its own starting noise (default
+``seed + i`` for keyframe ``i``).
 
 Quality settings: ``noise = "slerp"`` gives each keyframe its own noise and slerps between
 them; ``noise = "inverted"`` uses each image keyframe's DDIM-inverted noise, so the morph
@@ -39,6 +40,7 @@ frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), an
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field, fields
@@ -94,17 +96,23 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def _toml_str(v: str) -> str:
+    """A TOML basic string: JSON's escapes, but characters outside the BMP (emoji) written as
+    they are, since TOML refuses the surrogate pairs ``json.dumps`` would give them; DEL escaped."""
+    return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a valid TOML basic string
+        return _toml_str(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
+        return "{ " + ", ".join(f"{_toml_str(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
     raise SpecError(f"cannot write {type(v).__name__} to TOML.")
 
 
@@ -116,11 +124,11 @@ def _toml(data: dict[str, Any]) -> str:
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             tables.append((k, v))
         else:
-            lines.append(f"{json.dumps(k)} = {_toml_value(v)}")
+            lines.append(f"{_toml_str(k)} = {_toml_value(v)}")
     for k, items in tables:
         for item in items:
-            lines.append(f"\n[[{json.dumps(k)}]]")
-            lines.extend(f"{json.dumps(ik)} = {_toml_value(iv)}" for ik, iv in item.items() if iv is not None)
+            lines.append(f"\n[[{_toml_str(k)}]]")
+            lines.extend(f"{_toml_str(ik)} = {_toml_value(iv)}" for ik, iv in item.items() if iv is not None)
     return "\n".join(lines) + "\n"
 
 
@@ -288,6 +296,8 @@ class Spec:
             need(is_int(v) and v >= 0, f"'{k}' must be an integer >= 0 (frames), got {v!r}.")
         need(isinstance(self.pingpong, bool), f"'pingpong' must be true or false, got {self.pingpong!r}.")
         need(self.output is None or isinstance(self.output, str), "'output' must be a path string.")
+        need(self.name is None or (isinstance(self.name, str) and bool(self.name.strip())),
+             f"'name' must be a non-empty string (the render folder's name), got {self.name!r}.")  # fmt: skip
         need(isinstance(self.keyframes, list), "'keyframes' must be a list of tables ([[keyframes]] in TOML).")
         need(len(self.keyframes) >= 2, f"'keyframes' needs at least two entries, got {len(self.keyframes)}.")
         for i, kf in enumerate(self.keyframes):
@@ -306,6 +316,12 @@ class Spec:
             )
         if len(kinds) != 1:
             raise SpecError(f"{where} must have exactly one of {KEYFRAME_KINDS}, found {kinds or 'none'}.")
+        if i == 0 and set(kf) & set(SEGMENT_KEYS):
+            raise SpecError(
+                f"{where} has segment setting(s) {sorted(set(kf) & set(SEGMENT_KEYS))}, but no segment ends at the "
+                "first keyframe: put them on keyframes[1] (a segment's settings sit on the keyframe it ends at), "
+                "or use the top-level 'frames', 'easing', 'method' and 'hold_first'."
+            )
         kind = kinds[0]
         v = kf[kind]
         if kind in ("image", "text"):
@@ -347,6 +363,8 @@ class Spec:
                     raise SpecError(f"{w}.weight must be a number, got {wt!r}.")
                 if kind == "mix" and wt < 0:
                     raise SpecError(f"{w}.weight must be >= 0 in a mix (use 'sum' for negative weights).")
+            if kind == "mix" and not sum(float(it.get("weight", 1.0)) for it in v) > 0:
+                raise SpecError(f"{where}.mix has weights that are all 0: give at least one a positive weight.")
         if "frames" in kf and (not isinstance(kf["frames"], int) or isinstance(kf["frames"], bool) or kf["frames"] < 1):
             raise SpecError(f"{where}.frames must be an integer >= 1, got {kf['frames']!r}.")
         if "easing" in kf and kf["easing"] not in easings:
@@ -355,7 +373,7 @@ class Spec:
             raise SpecError(f"{where}.method must be one of {methods}, got {kf['method']!r}.")
         if "seed" in kf and (not isinstance(kf["seed"], int) or isinstance(kf["seed"], bool)):
             raise SpecError(f"{where}.seed must be an integer, got {kf['seed']!r}.")
-        if "hold" in kf and (not isinstance(kf["hold"], int) or kf["hold"] < 0):
+        if "hold" in kf and (not isinstance(kf["hold"], int) or isinstance(kf["hold"], bool) or kf["hold"] < 0):
             raise SpecError(f"{where}.hold must be an integer >= 0, got {kf['hold']!r}.")
 
     # -- helpers ---------------------------------------------------------------------
@@ -374,12 +392,33 @@ class Spec:
                 continue
             v = getattr(self, f.name)
             if v is not None:
-                out[f.name] = v
+                out[f.name] = copy.deepcopy(v)  # a copy: editing it must not edit the spec
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the spec as JSON or TOML (by suffix)."""
-        return dump_file(self.to_dict(), path)
+        """Write the spec as JSON or TOML (by suffix).
+
+        Relative paths (``image`` keyframes, also inside ``mix`` / ``sum``, and ``output``)
+        are rewritten relative to the file's folder when that is not ``base_dir``, so the
+        saved spec loads from where it was written and points at the same files."""
+        data = self.to_dict()
+        here = Path(self.base_dir or os.getcwd()).resolve()
+        there = Path(path).expanduser().resolve().parent
+        if here != there:
+
+            def moved(p: str) -> str:
+                if p.startswith("~") or Path(p).is_absolute():
+                    return p
+                return Path(os.path.relpath(here / p, there)).as_posix()
+
+            for kf in data["keyframes"]:  # validated: tables, their image paths strings
+                items = [kf, *kf.get("mix", ()), *kf.get("sum", ())]
+                for item in items:
+                    if "image" in item:
+                        item["image"] = moved(item["image"])
+            if data.get("output"):
+                data["output"] = moved(data["output"])
+        return dump_file(data, path)
 
     def labels(self) -> list[str]:
         """A short human label for each keyframe (for plots, contact sheets, manifests)."""
@@ -470,10 +509,10 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
     (48, 'shared')
     """
     if isinstance(source, Spec):
-        data = source.to_dict()
+        data = source.to_dict()  # a deep copy
         base = source.base_dir
-    elif isinstance(source, dict):
-        data, base = dict(source), None
+    elif isinstance(source, dict):  # a deep copy: the caller may edit and reuse its dict
+        data, base = copy.deepcopy(dict(source)), None
     elif isinstance(source, (str, os.PathLike)):
         data = load_file(source)
         base = str(Path(source).resolve().parent)

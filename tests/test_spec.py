@@ -161,6 +161,64 @@ def test_spec_save_load_round_trip(tmp_path, suffix, images):
     assert back.to_dict() == s.to_dict()
 
 
+def test_saved_spec_keeps_emoji_and_finds_its_images_from_another_folder(tmp_path, images, monkeypatch):
+    import shutil
+
+    src = tmp_path / "project"
+    (src / "pics").mkdir(parents=True)
+    for p in images:
+        shutil.copy(p, src / "pics" / p.name)
+    spec_file = write(src, "morph.toml", f"""
+name = "phone \U0001f4f1"
+output = "out/video.mp4"
+[[keyframes]]
+image = "pics/{images[0].name}"
+label = "\U0001f4f1 phone"
+[[keyframes]]
+mix = [{{ image = "pics/{images[1].name}" }}, {{ text = "a \u260e telephone\\u007f" }}]
+""")
+    s = load_spec(spec_file)
+    for suffix in (".toml", ".json"):
+        back = load_spec(s.save(tmp_path / "elsewhere" / "deeper" / f"copy{suffix}"))
+        assert back.name == "phone \U0001f4f1" and back.keyframes[0]["label"] == "\U0001f4f1 phone"
+        assert back.keyframes[1]["mix"][1]["text"] == "a \u260e telephone\u007f"
+        assert back.resolve_path(back.keyframes[0]["image"]).resolve() == (src / "pics" / images[0].name)
+        assert back.resolve_path(back.keyframes[1]["mix"][0]["image"]).resolve() == (src / "pics" / images[1].name)
+        assert back.resolve_path(back.output).resolve() == src / "out" / "video.mp4"
+    same = load_spec(s.save(src / "again.toml"))  # the same folder: paths stay as written
+    assert same.to_dict() == s.to_dict()
+    # a dict spec's relative paths are relative to the working directory
+    monkeypatch.chdir(src)
+    d = load_spec({"keyframes": [{"image": f"pics/{images[0].name}"}, {"text": "b"}]})
+    moved = load_spec(d.save(tmp_path / "x" / "d.json"))
+    assert moved.resolve_path(moved.keyframes[0]["image"]).resolve() == src / "pics" / images[0].name
+
+
+def test_load_spec_copies_its_input(images):
+    d = {"keyframes": [{"image": str(images[0])}, {"text_diff": {"to": "x", "theta": 0.4}}]}
+    specs = []
+    for colour in ("green", "purple"):
+        d["keyframes"][1]["text_diff"]["to"] = f"a {colour} circle"
+        specs.append(load_spec(d, name=f"to-{colour}"))
+    assert [s.keyframes[1]["text_diff"]["to"] for s in specs] == ["a green circle", "a purple circle"]
+    s2 = load_spec(specs[0], seed=3)
+    s2.keyframes[1]["frames"] = 10
+    specs[0].to_dict()["keyframes"][1]["easing"] = "ease-in"
+    assert specs[0].keyframes[1] == {"text_diff": {"to": "a green circle", "theta": 0.4}}
+
+
+def test_validation_catches_what_would_fail_later(images):
+    img = str(images[0])
+    with pytest.raises(SpecError, match="'name' must be a non-empty string"):
+        load_spec({"name": 3, "keyframes": [{"image": img}, {"text": "b"}]})
+    with pytest.raises(SpecError, match=r"keyframes\[0\] has segment setting\(s\) \['frames'\]"):
+        load_spec({"keyframes": [{"image": img, "frames": 5}, {"text": "b"}]})
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.mix has weights that are all 0"):
+        load_spec({"keyframes": [{"image": img}, {"mix": [{"text": "a", "weight": 0}, {"image": img, "weight": 0}]}]})
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.hold"):
+        load_spec({"keyframes": [{"image": img}, {"text": "b", "hold": True}]})
+
+
 def test_overrides_replace_fields(images):
     s = load_spec({"keyframes": [{"image": str(images[0])}, {"text": "b"}]}, seed=9, fps=None)
     assert s.seed == 9 and s.fps == 24
