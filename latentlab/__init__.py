@@ -92,6 +92,11 @@ _LAZY = {
     "Encoder": "encoders",
     "EmbeddingCache": "encoders",
     "Decoder": "decoders.base",
+    "Prior": "priors",
+    # presets beyond the create_* functions (docs/models.md, notebook 05)
+    "Preset": "presets",
+    "register_preset": "presets",
+    "weights_status": "presets",
 }
 
 __all__ = [

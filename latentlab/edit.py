@@ -22,6 +22,8 @@ DDIM ``eta`` > 0: pictures that stay centred on the input).
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,8 +230,8 @@ def variations(
         decoder: the decoder of the embedding's CLIP space.
         embedding: ``(1, d)``, e.g. ``encoder.encode_image(image)``.
         n: how many.
-        image: the picture the embedding came from (uint8 ``(H, W, 3)``); needed by
-            ``mode="inverted"``.
+        image: the picture the embedding came from (uint8 ``(H, W, 3)``, or a path to it);
+            needed by ``mode="inverted"``.
         mode: ``"reroll"``: variation ``k`` starts from noise seeded ``seed + k`` (what the
             DALL-E 2 paper shows as variations); ``"inverted"``: every variation starts from
             the image's DDIM-inverted noise and the sampler adds fresh noise at each step
@@ -268,6 +270,10 @@ def variations(
         )
     if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta <= 1:
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
+    if isinstance(image, (str, os.PathLike)):
+        from .video import load_image
+
+        image = load_image(image)
     start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
     return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
                               steps=steps, guidance_scale=guidance_scale)  # fmt: skip

@@ -645,6 +645,8 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
     """
     from .trajectory import Trajectory
 
+    if isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
+        x = torch.from_numpy(x)  # (T, d) embeddings saved with np.save (a render's embeddings.npy)
     if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
         z = _unit_rows(path_embeddings(x).double())
         if z.shape[0] < 2:

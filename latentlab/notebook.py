@@ -519,7 +519,8 @@ class LivePreview:
     In a notebook it keeps one output updated in place; without IPython it only records.
 
     Args:
-        every: update the picture every ``every`` frames (and always on the last one).
+        every: update the picture every ``every`` frames (and always on the last one). A preview
+            passed to several renders counts each afresh and shows each in a new output.
         scale: integer display zoom (default automatic).
         on_frame: another callback to call with every frame's info dict as well.
 
@@ -544,6 +545,8 @@ class LivePreview:
         self.resumed = 0
         self.last: np.ndarray | None = None
         self._handle: Any = None
+        self._n = 0  # frames seen of the current render (count spans every render it watched)
+        self._T: int | None = None
 
     def __call__(self, info: dict[str, Any]) -> None:
         self.count += 1
@@ -552,7 +555,10 @@ class LivePreview:
         if self.on_frame is not None:
             self.on_frame(info)
         k, T = int(info["frame"]), int(info["frames"])
-        if self.count % self.every and self.count != T:
+        if T != self._T or self._n >= T:  # a new render: count afresh, show it in a new output
+            self._n, self._T, self._handle = 0, T, None
+        self._n += 1
+        if self._n % self.every and self._n != T:
             return
         try:
             from IPython import get_ipython

@@ -154,7 +154,7 @@ def plot_similarity(
     x = np.arange(z.shape[0])
     for k in range(s.shape[1]):
         ax.plot(x, s[:, k], linestyle, marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
-    for kf in keyframes or ():
+    for kf in () if keyframes is None else [int(k) for k in keyframes]:  # a list, array or tensor
         ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
     ax.set_xlabel("frame")
     ax.set_ylabel("cosine similarity")

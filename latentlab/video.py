@@ -393,8 +393,9 @@ def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop:
 
     seq = frames[idx]
     durations = _frame_durations_ms(len(seq), fps, 10)
+    # Pillow's writer takes a list of durations only for several frames; one frame gets a number
     iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
-                duration=durations, loop=loop)
+                duration=durations if len(seq) > 1 else durations[0], loop=loop)
 
 
 def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int,

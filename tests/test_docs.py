@@ -62,6 +62,27 @@ def test_cli_reference_documents_every_command_and_option():
                 )
 
 
+def test_api_page_names_exist_where_it_says():
+    import importlib
+
+    import latentlab as ll
+
+    text = (DOCS / "api.md").read_text()
+    blocks = re.findall(r":::\s*(latentlab[\w.]*)\s*\n\s*options:\s*\n\s*members:\s*\[([^\]]*)\]", text)
+    assert len(blocks) >= 4
+    for target, members in blocks:
+        mod_name, _, cls = target.rpartition(".") if target.split(".")[-1][0].isupper() else (target, "", "")
+        owner = getattr(importlib.import_module(mod_name), cls) if cls else importlib.import_module(mod_name)
+        for m in (x.strip() for x in members.split(",")):
+            assert hasattr(owner, m), f"{target}.{m} is listed in docs/api.md but does not exist"
+    # the names the page shows as top-level (ll.x) are; those it says are only in modules are not
+    for m in set(re.findall(r"ll\.(\w+)", text)) - {"__all__"}:
+        assert hasattr(ll, m) and m in ll.__all__, m
+    helpers = re.search(r"helpers such as (.*?) are\s+only in their modules", text, re.S).group(1)
+    for m in re.findall(r"`(\w+)`", helpers):
+        assert not hasattr(ll, m), m
+
+
 def test_notebooks_page_lists_every_notebook():
     text = (DOCS / "notebooks.md").read_text(encoding="utf-8")
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):

@@ -305,6 +305,13 @@ def test_live_preview_updates_one_display_in_ipython(monkeypatch):
     assert [c[0] for c in calls] == ["display", "update", "update"]
     np.testing.assert_array_equal(calls[-1][1].array, f[4])
     assert calls[-1][1].caption == "frame 5 / 5"
+    # the same preview on a second render (in another cell): counted afresh, its own display,
+    # and its last frame shown
+    calls.clear()
+    for k in range(5):
+        p({"frame": k, "frames": 5, "image": f[k], "resumed": False})
+    assert [c[0] for c in calls] == ["display", "update", "update"] and calls[-1][1].caption == "frame 5 / 5"
+    assert p.count == 10
 
 
 # ----------------------------------------------------------------------------------
@@ -441,6 +448,8 @@ def test_consecutive_distances():
     f = _frames(4)
     np.testing.assert_allclose(ll.consecutive_distances(f), [40 / 255 * np.sqrt(63 / 64)] * 3, rtol=1e-6)
     np.testing.assert_array_equal(ll.consecutive_distances([0.1, 0.2]), [0.1, 0.2])
+    as_numpy = ll.consecutive_distances(path.embeddings().numpy())  # e.g. a render's embeddings.npy
+    np.testing.assert_allclose(as_numpy, np.full(6, np.pi / 12), rtol=1e-6)
     enc = FakeEncoder(["x"])
     assert ll.consecutive_distances(f, encoder=enc).shape == (3,) and enc.image_calls == 1
     with pytest.raises(ArgumentError, match="encoder"):
@@ -466,6 +475,9 @@ def test_plot_similarity_curves_and_keyframes(tiny_path):
     assert len(ax.lines) == 3 + 3  # three curves, three keyframe lines
     with pytest.raises(ArgumentError, match="references"):
         ll.plot_similarity(tiny_path.embeddings())
+    for marks in (np.array([0, 5]), torch.tensor([0, 5])):  # keyframes as an array or a tensor
+        ax = ll.plot_similarity(tiny_path.embeddings(), tiny_path.keyframes, keyframes=marks)
+        assert sorted(ln.get_xdata()[0] for ln in ax.lines if len(ln.get_xdata()) == 2) == [0, 5]
 
 
 def test_plot_similarity_matrix_values():

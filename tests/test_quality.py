@@ -798,7 +798,7 @@ def test_quality_benchmark_quick(mini, tmp_path, capsys):
 # -- variations -------------------------------------------------------------------------------
 
 
-def test_variations_reroll_and_inverted(mini):
+def test_variations_reroll_and_inverted(mini, tmp_path):
     enc, dec = mini
     image = _scenes(1)[0]
     z = enc.encode_image(image)
@@ -816,6 +816,9 @@ def test_variations_reroll_and_inverted(mini):
     assert to_redraw(near) > to_redraw(reroll) + 5
     assert to_redraw(near) > to_redraw(far) + 3
     assert np.array_equal(ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4, refine=1), near)
+    ll.save_image(image, tmp_path / "in.png")  # a path to the picture works as well
+    from_path = ll.variations(dec, z, image=str(tmp_path / "in.png"), n=3, eta=0.1, steps=6, seed=4, refine=1)
+    assert np.array_equal(from_path, near)
     with pytest.raises(ArgumentError, match="image="):
         ll.variations(dec, z, mode="inverted")
     with pytest.raises(ArgumentError, match="eta"):

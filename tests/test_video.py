@@ -291,6 +291,13 @@ def test_gif_round_trip(tmp_path):
     assert set(durations) <= {40, 50} and abs(sum(durations) - 8 * 1000 / 24) <= 10
 
 
+@pytest.mark.parametrize("fmt", ["gif", "webp", "mp4"])
+def test_a_single_frame_writes_in_every_format(tmp_path, fmt):
+    f = flat_colours(1, 16, 16)
+    back = read_video(write_video(f, tmp_path / f"one.{fmt}"))
+    assert back.shape == (1, 16, 16, 3)
+
+
 def test_gif_loop_count_and_smooth_content(tmp_path):
     from PIL import Image
 
