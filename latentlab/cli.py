@@ -167,10 +167,20 @@ def _decoder_options(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"upscale": args.upscale}
 
 
+def _check_output_format(args: argparse.Namespace) -> None:
+    """``--format`` and an ``-o`` of another suffix contradict each other: say so, before any work."""
+    if args.format and args.output and Path(args.output).suffix.lower().lstrip(".") != args.format:
+        raise ArgumentError(
+            f"-o {args.output} and --format {args.format} disagree: the video's format follows -o's suffix. "
+            f"Drop --format, or give -o a .{args.format} name."
+        )
+
+
 def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     from .jobs import render_spec
     from .spec import load_spec
 
+    _check_output_format(args)
     spec = load_spec(spec_dict, **_overrides(args))
     if args.save_spec:
         spec.save(args.save_spec)
@@ -213,17 +223,31 @@ def _pacing_line(p: Any) -> str:
     return "; ".join(parts)
 
 
-def _inverted_variations(args: argparse.Namespace) -> int:
+def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) -> int:
     """``variations --eta``: n variations around the image's DDIM-inverted noise (not resumable:
-    one decoder call per variation, written when all are done)."""
+    one decoder call for all of them, written when all are done). ``spec_dict`` is what plain
+    ``variations`` would render: the output options are checked against it before any work."""
     import latentlab as ll
 
-    from .jobs import resize_frames, slug
+    from .jobs import resize_frames, slug, video_path
     from .render import MANIFEST
-    from .video import contact_sheet, load_image, save_image, write_video
+    from .spec import load_spec
+    from .video import check_gif_fps, contact_sheet, load_image, save_image, write_video
 
     if not 0 < args.eta <= 1:
         raise ll.ArgumentError(f"--eta must be in (0, 1], got {args.eta}.")
+    for flag, value in (("--save-spec", args.save_spec), ("--batch-size", args.batch_size)):
+        if value is not None:
+            raise ll.ArgumentError(
+                f"variations --eta takes no {flag}: it is not a spec render (no spec to save) and decodes all "
+                f"variations in one call. Drop {flag}, or drop --eta for variations from rerolled noise."
+            )
+    _check_output_format(args)
+    out = load_spec(spec_dict, **_overrides(args))  # fps, format, size, holds: checked as any render's
+    fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else out.format
+    if fmt not in ("mp4", "gif", "webp"):
+        raise ll.ArgumentError(f"-o {args.output} must end in .mp4, .gif or .webp.")
+    check_gif_fps(out.fps, fmt)
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
     old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
@@ -237,9 +261,14 @@ def _inverted_variations(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     enc = ll.create_encoder(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
-    frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
-                           seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
-                           refine=args.invert_refine)  # fmt: skip
+    try:
+        frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
+                               seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
+                               refine=args.invert_refine)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: nothing was written ({out_dir}/ is as it was); variations --eta writes its frames "
+              "when all are done, so run it again to start over.", file=sys.stderr)  # fmt: skip
+        return 130
     for p in old:  # only now that the new frames exist
         p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -249,9 +278,9 @@ def _inverted_variations(args: argparse.Namespace) -> int:
                 "seed": args.seed or 0, "steps": args.steps, "guidance_scale": args.guidance_scale,
                 "invert_refine": args.invert_refine}  # fmt: skip
     mark.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    shown = resize_frames(frames, args.size)
-    fmt = args.format or "gif"
-    video = write_video(shown, args.output or out_dir.with_suffix("." + fmt), fps=args.fps or 2)
+    shown = resize_frames(frames, out.size)
+    video = write_video(shown, args.output or video_path(out_dir, fmt), fps=out.fps, hold_first=out.hold_first,
+                        hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
     sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
     print(f"video:         {video}")
     print(f"contact sheet: {sheet}")
@@ -324,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.noise not in (None, "per-frame"):
                 parser.error("variations need --noise per-frame (the default here)")
             if args.eta is not None:
-                return _inverted_variations(args)
+                return _inverted_variations(args, spec)
             return _run_spec(spec, args)
         if args.command == "render":
             return _run_spec(args.spec, args)

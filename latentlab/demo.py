@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     from .video import write_video
 
     spec = demo_spec(inputs, preset)
-    gif = write_video(resize_frames(result.frames, 128), out_dir.with_suffix(".gif"), fps=spec["fps"],
+    from .jobs import video_path
+
+    gif = write_video(resize_frames(result.frames, 128), video_path(out_dir, "gif"), fps=spec["fps"],
                       hold_first=spec["hold_first"], hold_last=spec["hold_last"])  # fmt: skip
     print(f"preset:        {preset}")
     if preset == "mini":

@@ -48,6 +48,33 @@ def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     return Path(root) / slug(spec.name or "-".join(spec.labels()))
 
 
+def video_path(directory: str | os.PathLike, fmt: str) -> Path:
+    """The default video file of a render folder: ``<folder>.<fmt>`` next to it.
+
+    >>> video_path("renders/v1.2", "mp4").as_posix()
+    'renders/v1.2.mp4'
+    """
+    d = Path(directory)
+    if not d.name:  # ".": the folder's own name
+        d = d.resolve()
+    if not d.name:
+        raise ArgumentError(f"out_dir {str(directory)!r} has no name to call its video by; pass output= (CLI: -o).")
+    return d.with_name(f"{d.name}.{fmt}")  # not with_suffix: "v1.2" must not become "v1.mp4"
+
+
+#: spec fields that change only the video, never a frame: a folder rendered with other values
+#: is the same render (a new fps or format re-encodes it; another batch size resumes it)
+OUTPUT_ONLY_FIELDS = ("fps", "format", "size", "hold_first", "hold_last", "pingpong", "output", "name", "batch_size")
+
+
+def _frame_settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields; eta 0 and unset alike."""
+    out = {k: v for k, v in spec.items() if k not in OUTPUT_ONLY_FIELDS}
+    if not out.get("eta"):
+        out.pop("eta", None)
+    return out
+
+
 def slug(name: str) -> str:
     """A render's name as a folder name: lower-case letters, digits and dashes, at most 60.
 
@@ -212,10 +239,12 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     def plain(x: Any) -> Any:  # as the manifest stores it
         return json.loads(json.dumps(x, default=str))
 
-    if old.get("spec") != plain(spec.to_dict()) or old.get("decoder") != plain(decoder.describe()):
+    same_spec = _frame_settings(old.get("spec") or {}) == _frame_settings(plain(spec.to_dict()))
+    if not same_spec or old.get("decoder") != plain(decoder.describe()):
         raise ArgumentError(
-            f"out_dir {str(directory)!r} holds a different render (other spec or decoder). Render into a new "
-            "folder, or pass overwrite=True (CLI: --overwrite) to replace its frames."
+            f"out_dir {str(directory)!r} holds a different render (other keyframes, sampling settings or decoder; "
+            "video settings such as fps, format or size may change freely). Render into a new folder (CLI: "
+            "--out-dir or --name), or pass overwrite=True (CLI: --overwrite) to replace its frames."
         )
 
 
@@ -250,9 +279,12 @@ def render_spec(
     s = load_spec(spec)
     preset = get_preset(s.preset)
     directory = Path(out_dir) if out_dir is not None else default_out_dir(s)
-    video = Path(output) if output is not None else (Path(s.resolve_path(s.output)) if s.output else directory.with_suffix(f".{s.format}"))
+    video = Path(output) if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
     if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
+    from .video import check_gif_fps
+
+    check_gif_fps(s.fps, video.suffix.lower().lstrip("."))  # before any decoding, not after the render
     if video.exists() and video.is_dir():
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     encoder = encoder if encoder is not None else create_encoder(preset, device=device)

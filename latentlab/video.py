@@ -388,6 +388,17 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
         writer.close()
 
 
+def check_gif_fps(fps: float, fmt: str) -> None:
+    """Refuse a gif faster than 50 fps (what :func:`write_video` refuses), so that a render
+    can check it before any decoding."""
+    if fmt == "gif" and float(fps) > _GIF_MAX_FPS:
+        raise ArgumentError(
+            f"fps={fps:g} is too fast for gif (delays are stored in 1/100 s and browsers slow "
+            f"anything above {_GIF_MAX_FPS:g} fps down to 10 fps). Fix: use fps <= 50 (CLI: --fps 50), "
+            "or write mp4/webp."
+        )
+
+
 def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int) -> None:
     import imageio.v3 as iio
 
@@ -460,12 +471,7 @@ def write_video(
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
     fmt = _resolve_format(format, Path(path))
-    if fmt == "gif" and fps_f > _GIF_MAX_FPS:
-        raise ArgumentError(
-            f"fps={fps} is too fast for gif (delays are stored in 1/100 s and browsers slow "
-            f"anything above {_GIF_MAX_FPS:g} fps down to 10 fps). Fix: use fps <= 50, or "
-            "write mp4/webp."
-        )
+    check_gif_fps(fps, fmt)
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), hf, hl, bool(pingpong))
     target = _prepare_target(path)

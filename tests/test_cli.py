@@ -216,3 +216,50 @@ def test_cli_choices_are_the_specs_own():
     assert choices["pacing_metric"] == spec.PACING_METRICS and choices["pacing_scope"] == spec.PACING_SCOPES
     assert choices["format"] == spec.FORMATS
     assert pacing.PACING_MODES == spec.PACING_MODES and pacing.PACING_METRICS == spec.PACING_METRICS
+
+
+def test_video_settings_alone_keep_a_folder_the_same_render(tmp_path, images, capsys, monkeypatch):
+    """Another fps, format, size, hold or batch size re-encodes (or resumes) the render in its
+    folder without decoding again; another sampling setting is still a different render."""
+    out = tmp_path / "take.1"  # a dot in the folder name: the video is take.1.mp4, not take.mp4
+    base = ["interpolate", str(images[0]), str(images[1]), "--frames", "3", "--out-dir", str(out), *FAST]
+    assert main(base) == 0 and (tmp_path / "take.1.mp4").is_file() and not (tmp_path / "take.mp4").exists()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")}
+    for extra in (["--fps", "12", "--format", "gif"], ["--size", "32", "--hold-last", "2", "--batch-size", "1"]):
+        assert main([*base, *extra]) == 0
+        assert {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")} == mtimes  # nothing decoded again
+    assert (tmp_path / "take.1.gif").is_file()
+    capsys.readouterr()
+    assert main([*base, "--seed", "3"]) == 2 and "different render" in capsys.readouterr().err
+
+
+def test_output_options_are_checked_before_any_decoding(tmp_path, images, capsys, monkeypatch):
+    import importlib
+
+    import latentlab as ll
+
+    render_module = importlib.import_module("latentlab.render")  # (ll.render is the function)
+    monkeypatch.setattr(render_module, "render", lambda *a, **k: pytest.fail("rendered before refusing"))
+    monkeypatch.setattr(ll, "variations", lambda *a, **k: pytest.fail("decoded before refusing"))
+    base = ["interpolate", str(images[0]), str(images[1]), "--frames", "3", "--out-dir", str(tmp_path / "r"), *FAST]
+    assert main([*base, "--format", "gif", "--fps", "60"]) == 2
+    assert "too fast for gif" in capsys.readouterr().err
+    assert main([*base, "--format", "gif", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "disagree" in capsys.readouterr().err
+    eta = ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--out-dir", str(tmp_path / "v"), *FAST]
+    for extra, message in ((["--fps", "0"], "'fps'"), (["--size", "7"], "'size'"), (["-o", "v.avi"], "-o v.avi"),
+                           (["--save-spec", "v.toml"], "takes no --save-spec"), (["--batch-size", "2"], "takes no --batch-size")):  # fmt: skip
+        assert main([*eta, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "v").exists() and not (tmp_path / "v.toml").exists()
+
+
+def test_variations_eta_writes_holds_and_pingpong(tmp_path, images):
+    from latentlab.video import read_video, sequence
+
+    out = tmp_path / "v"
+    assert main(["variations", str(images[0]), "-n", "3", "--eta", "0.5", "--preset", "mini", "--steps", "2",
+                 "--invert-refine", "0", "--out-dir", str(out), "--format", "mp4", "--fps", "4", "--hold-last", "2",
+                 "--pingpong", "-q"]) == 0  # fmt: skip
+    expected = sequence(np.zeros((3, 2, 2, 3), np.uint8), hold_last=2, pingpong=True)  # 3 variations, held, back
+    assert read_video(tmp_path / "v.mp4").shape[0] == len(expected) > 3
