@@ -973,17 +973,24 @@ def _load_open_clip(
     for k in ("mean", "std", "interpolation", "resize_mode"):
         if k in tag_cfg:
             overrides.setdefault(k, tag_cfg[k])
-    if tag_cfg and bool(tag_cfg.get("quick_gelu", False)) != bool(
-        (open_clip.get_model_config(model_name.replace("/", "-")) or {}).get("quick_gelu", False)
-    ):
-        warnings.warn(
-            f"pretrained={pretrained!r} was trained with quick_gelu={tag_cfg.get('quick_gelu', False)} but "
-            f"{model_name!r} uses the other activation; use the '-quickgelu' variant of the model name for exact embeddings.",
-            UserWarning,
-            stacklevel=3,
-        )
+    kwargs: dict[str, Any] = {f"image_{k}": v for k, v in overrides.items()}
+    model_qg = bool((open_clip.get_model_config(model_name.replace("/", "-")) or {}).get("quick_gelu", False))
+    if tag_cfg and bool(tag_cfg.get("quick_gelu", False)) != model_qg:
+        if tag_cfg.get("quick_gelu") and not model_qg:
+            # e.g. ViT-L-14 with the OpenAI weights, trained with QuickGELU: the weights are
+            # resolved to a file here, so open_clip never sees the tag and would build GELU
+            kwargs["force_quick_gelu"] = True
+            info["quick_gelu"] = "forced (the weights' activation)"
+            if isinstance(fingerprint, str):  # embeddings cached with GELU are not reused
+                fingerprint = f"open_clip:{model_name}:{pretrained}:quickgelu"
+        else:
+            warnings.warn(
+                f"pretrained={pretrained!r} was trained with quick_gelu=False but {model_name!r} uses QuickGELU; "
+                "drop '-quickgelu' from the model name for exact embeddings.",
+                UserWarning,
+                stacklevel=3,
+            )
 
-    kwargs = {f"image_{k}": v for k, v in overrides.items()}
     hub = _hub_cache_dir(cache_dir)
     try:
         if seed is not None and weights is None and not is_hub:

@@ -135,14 +135,14 @@ def create_encoder(preset: str | Preset = "mini", **kwargs: Any):
     """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
     p = get_preset(preset)
     spec = dict(p.encoder)
-    return _builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p)(p, **{**spec, **kwargs})
+    return _build(_builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p), "encoder", p, spec, kwargs)
 
 
 def create_decoder(preset: str | Preset = "mini", **kwargs: Any):
     """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
     p = get_preset(preset)
     spec = dict(p.decoder)
-    return _builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p)(p, **{**spec, **kwargs})
+    return _build(_builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p), "decoder", p, spec, kwargs)
 
 
 def create_prior(preset: str | Preset = "mini", **kwargs: Any):
@@ -154,7 +154,24 @@ def create_prior(preset: str | Preset = "mini", **kwargs: Any):
             "Use image keyframes (text can still steer them with text_diff), or a preset with a prior."
         )
     spec = dict(p.prior)
-    return _builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p)(p, **{**spec, **kwargs})
+    return _build(_builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p), "prior", p, spec, kwargs)
+
+
+def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """``fn(p, **spec, **kwargs)``; a keyword this part of the preset does not take is an
+    :class:`ArgumentError` naming it (not Python's bare ``TypeError``)."""
+    import re
+
+    try:
+        return fn(p, **{**spec, **kwargs})
+    except TypeError as exc:
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if m is None or m.group(1) not in kwargs:
+            raise
+        raise ArgumentError(
+            f"the {what} of preset {p.name!r} takes no {m.group(1)}= (a loading option of other parts or "
+            f"presets; docs/models.md, 'Loading options', says which takes what). Drop it from create_{what}()."
+        ) from None
 
 
 _LOADED = False
@@ -235,7 +252,7 @@ register_preset(
         space="openai/ViT-L-14",
         dim=768,
         resolution=768,
-        encoder={"kind": "open_clip", "model": "ViT-L-14", "pretrained": "openai"},
+        encoder={"kind": "open_clip", "model": "ViT-L-14-quickgelu", "pretrained": "openai"},
         decoder={"kind": "stable_unclip", "repo": "stabilityai/stable-diffusion-2-1-unclip-small", "embed_scale": "auto"},
         prior={"kind": "karlo", "repo": "kakaobrain/karlo-v1-alpha"},
         description="Stable Diffusion 2.1 unCLIP-small, conditioned on OpenAI CLIP ViT-L/14 image "
@@ -276,7 +293,7 @@ register_preset(
         space="openai/ViT-L-14",
         dim=768,
         resolution=256,
-        encoder={"kind": "open_clip", "model": "ViT-L-14", "pretrained": "openai"},
+        encoder={"kind": "open_clip", "model": "ViT-L-14-quickgelu", "pretrained": "openai"},
         decoder={"kind": "karlo", "repo": "kakaobrain/karlo-v1-alpha-image-variations"},
         prior={"kind": "karlo", "repo": "kakaobrain/karlo-v1-alpha"},
         description="Kakao Brain's Karlo v1 alpha, an unCLIP reproduction in OpenAI CLIP ViT-L/14 space "
@@ -298,7 +315,6 @@ register_preset(
 def weights_status(preset: str | Preset) -> str:
     """Whether the weights of ``preset`` are on this machine: "built in", "cached",
     "partly cached", "not downloaded" or "missing (train it)" (never touches the network)."""
-    import os
     from pathlib import Path
 
     p = get_preset(preset)
@@ -311,9 +327,9 @@ def weights_status(preset: str | Preset) -> str:
         return "built in" if ok else "missing (train it)"
     if not p.hub_repos:
         return "unknown"
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub"
-    )
+    from .hf_clip import hub_cache_dir
+
+    hub = hub_cache_dir()  # where the loaders look ($HF_HUB_CACHE, $HF_HOME, $XDG_CACHE_HOME, ~ expanded)
     found = [Path(hub, "models--" + r.replace("/", "--"), "snapshots").is_dir() for r in p.hub_repos]
     if all(found):
         return "cached"

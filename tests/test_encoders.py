@@ -361,6 +361,36 @@ def test_pretrained_tag_offline_raises_model_not_available(tmp_path: Path, monke
         Encoder.from_open_clip("ViT-B-32")
 
 
+def test_openai_weights_get_their_quickgelu_activation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OpenAI ViT-L/14 weights were trained with QuickGELU. The tag is resolved to a local
+    file here, so open_clip never sees it: the loader must ask for QuickGELU itself, or the
+    embeddings differ from those the Karlo / SD unCLIP-L decoders were trained on."""
+    import open_clip
+
+    import latentlab.encoders as E
+    from latentlab.presets import get_preset
+
+    for name in ("karlo", "sd21-unclip-l"):
+        cfg = get_preset(name).encoder
+        assert open_clip.get_model_config(cfg["model"])["quick_gelu"] is True, name
+    seen: list[dict] = []
+
+    def stop(name, **kwargs):
+        seen.append({"name": name, **kwargs})
+        raise RuntimeError("stop before loading")
+
+    fake = tmp_path / "w.safetensors"
+    monkeypatch.setattr(E, "_resolve_pretrained", lambda m, p, c: (str(fake), open_clip.get_pretrained_cfg(m, p)))
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", stop)
+    for model in ("ViT-L-14", "ViT-L-14-quickgelu"):
+        with pytest.raises(ModelNotAvailableError):
+            Encoder.from_open_clip(model, "openai")
+    assert [s.get("force_quick_gelu", False) for s in seen] == [True, False]  # the -quickgelu config has it already
+    with pytest.raises(ModelNotAvailableError):
+        Encoder.from_open_clip("ViT-B-32", "laion2b_s34b_b79k")  # trained with GELU: nothing forced
+    assert "force_quick_gelu" not in seen[-1]
+
+
 def _save_tiny(enc: Encoder, tmp_path: Path, name: str) -> tuple[Path, Path]:
     from safetensors.torch import save_file
 

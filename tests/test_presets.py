@@ -55,6 +55,14 @@ def test_weights_status_reads_the_hub_cache(tmp_path, monkeypatch):
         (tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots").mkdir(parents=True, exist_ok=True)
     assert presets.weights_status("karlo") == "cached"
     assert presets.weights_status("mini") == "built in"
+    # the same folder the loaders use: XDG_CACHE_HOME counts when HF_HUB_CACHE and HF_HOME are unset
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert presets.weights_status("karlo") == "not downloaded"
+    (tmp_path / "xdg" / "huggingface").mkdir(parents=True)
+    (tmp_path / "xdg" / "huggingface" / "hub").symlink_to(tmp_path)
+    assert presets.weights_status("karlo") == "cached"
 
 
 @pytest.mark.parametrize("name", REAL)
@@ -160,3 +168,12 @@ def test_real_preset_encoder_matches_its_decoder(name):
     assert (ref * ours).sum(-1).min() > 0.98
     frames = dec.render(ll.Trajectory.interpolate(ours[:1], ours[1:2], frames=2), steps=10, progress=False)
     assert frames.shape[1:] == (dec.resolution, dec.resolution, 3) and frames.std() > 5
+
+
+def test_a_loading_option_a_part_does_not_take_is_named():
+    """Passing the same loading options to every create_* call is a natural mistake: the part
+    that does not take one says so, naming it (not Python's bare TypeError)."""
+    with pytest.raises(ArgumentError, match=r"the decoder of preset 'tiny' takes no variant="):
+        presets.create_decoder("tiny", variant="fp16")
+    with pytest.raises(ArgumentError, match=r"the prior of preset 'tiny' takes no variant="):
+        presets.create_prior("tiny", variant="fp16")

@@ -555,6 +555,46 @@ def test_dpm_refuses_inversion(dpm):
         dpm.invert_latents(torch.zeros(1, *dpm.noise_shape()), z, steps=2)
 
 
+def test_a_pipeline_own_non_ddim_scheduler_refuses_inversion():
+    """scheduler=None keeps the pipeline's own sampler: it inverts only if that one is DDIM."""
+    from diffusers import EulerDiscreteScheduler
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    pipe = tiny_stable_unclip_pipeline(embed_dim=32)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    own = StableUnCLIPDecoder(pipe, name="t", space="s", dim=32, resolution=64, scheduler=None)
+    assert not own.supports_inversion
+    with pytest.raises(ArgumentError, match=r"scheduler=None \(EulerDiscreteScheduler\).*scheduler='ddim'"):
+        own.invert_latents(torch.zeros(1, *own.noise_shape()), tag(unit(1, 32, 3), "s"), steps=2)
+    ddim_own = StableUnCLIPDecoder(tiny_stable_unclip_pipeline(embed_dim=32), name="t", space="s", dim=32,
+                                   resolution=64, scheduler=None)  # fmt: skip
+    assert ddim_own.supports_inversion
+
+
+def test_real_stable_unclip_presets_guide_as_the_pipeline_does(monkeypatch):
+    """The SD 2.1 unCLIP presets default to guidance 10, StableUnCLIPImg2ImgPipeline's own
+    default (1.0 would be no classifier-free guidance at all)."""
+    import inspect
+
+    from diffusers import StableUnCLIPImg2ImgPipeline
+
+    from latentlab.decoders import unclip
+
+    seen = {}
+
+    def fake(repo, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop before loading")
+
+    monkeypatch.setattr(unclip.StableUnCLIPDecoder, "from_pretrained", staticmethod(fake))
+    for name in ("sd21-unclip-l", "sd21-unclip-h"):
+        with pytest.raises(RuntimeError, match="stop"):
+            create_decoder(name)
+        assert seen["default_guidance"] == 10.0
+    assert inspect.signature(StableUnCLIPImg2ImgPipeline.__call__).parameters["guidance_scale"].default == 10
+
+
 def test_channels_last_frames_agree():
     """optimize(channels_last=True) changes the memory format, not the frames."""
     plain = create_decoder("tiny")

@@ -149,8 +149,10 @@ def require_ddim(decoder: Any) -> None:
     """Raise unless ``decoder`` (with a ``sampler`` name) can invert: only DDIM redraws an
     image from its DDIM-inverted noise."""
     if not decoder.supports_inversion:
+        pipe = getattr(decoder, "pipe", None)
+        used = f"scheduler={decoder.sampler!r}" + (f" ({type(pipe.scheduler).__name__})" if pipe is not None else "")
         raise ArgumentError(
-            f"inversion needs scheduler='ddim', but this decoder samples with scheduler={decoder.sampler!r}: "
+            f"inversion needs scheduler='ddim', but this decoder samples with {used}: "
             "a DDIM-inverted noise redraws its image only under DDIM. Build the decoder with "
             "scheduler='ddim' (the default) to invert images."
         )
@@ -474,8 +476,12 @@ class StableUnCLIPDecoder(Decoder):
 
     @property
     def supports_inversion(self) -> bool:
-        """True unless the sampler is ``"dpm++"`` (an inverted noise redraws its image only with DDIM)."""
-        return self.sampler != "dpm++"
+        """True when the pipeline samples with DDIM (an inverted noise redraws its image only
+        with DDIM): ``scheduler="ddim"``, or ``scheduler=None`` on a pipeline whose own
+        scheduler is DDIM."""
+        from diffusers import DDIMScheduler
+
+        return isinstance(self.pipe.scheduler, DDIMScheduler)
 
     def optimize(self, *, channels_last: bool = True, compile: bool = False,
                  compile_mode: str | None = None) -> "StableUnCLIPDecoder":  # fmt: skip
@@ -899,6 +905,7 @@ def _build_stable_unclip(preset: Any, *, repo: str, embed_scale: float | str = "
     auto = isinstance(embed_scale, str)
     if auto and embed_scale != "auto":
         raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+    kwargs.setdefault("default_guidance", 10.0)  # StableUnCLIPImg2ImgPipeline's own default; 1.0 is no guidance
     dec = StableUnCLIPDecoder.from_pretrained(
         kwargs.pop("repo_or_dir", repo),
         name=preset.name,
