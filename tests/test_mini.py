@@ -161,6 +161,24 @@ def test_resume_continues_the_step_count(smoke_run, tmp_path):
     assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 5
 
 
+def test_a_finished_run_resumed_keeps_its_clip_and_cache(smoke_run, tmp_path, capsys):
+    """--stage all --resume on a finished run trains nothing more: the CLIP file is not saved
+    again, so the cache keyed on it is not rebuilt; a stage with no checkpoint says so."""
+    import shutil
+
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    files = [out / "clip" / "model.safetensors", out / "cache" / "cache.safetensors"]
+    before = [p.stat().st_mtime_ns for p in files]
+    main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume"])
+    assert [p.stat().st_mtime_ns for p in files] == before
+    capsys.readouterr()
+    main(["--stage", "clip", "--config", "smoke", "--out", str(tmp_path / "typo"), "--resume"])
+    assert "has no checkpoint (state.pt); training clip from the start" in capsys.readouterr().err
+
+
 def test_decoder_trains_at_or_below_the_cache_resolution(smoke_run, tmp_path, monkeypatch):
     import shutil
 
@@ -362,6 +380,14 @@ def test_config_overrides_and_errors():
         get_config("smoke", ["prior.min_snr_gamma=-1"])
     with pytest.raises(ArgumentError, match="data.tag_captions"):
         get_config("smoke", ["data.tag_captions=-0.5"])
+    # a field of a dict-valued setting changes that field only
+    arch = get_config("cpu", ["decoder.arch.image_size=32"]).decoder.arch
+    assert arch == {**get_config("cpu").decoder.arch, "image_size": 32}
+    # list settings take a bare or comma-separated string; names are checked
+    assert get_config("cpu", ["data.sources=noto"]).data.sources == ["noto"]
+    assert get_config("cpu", ["data.sources=noto,twemoji"]).data.sources == ["noto", "twemoji"]
+    with pytest.raises(ArgumentError, match=r"data.sources: unknown \['noot'\]"):
+        get_config("cpu", ["data.sources=noot"])
 
 
 def test_export_writes_loadable_weights(smoke_run, tmp_path):
@@ -426,6 +452,17 @@ def test_upscaler_stage_trains_resumes_and_exports_beside_the_decoder(smoke_run,
 
     got, want = load_file(str(warm / "upscaler" / "model.safetensors")), load_file(str(weights / "mini_upscaler.safetensors"))
     assert all(torch.equal(got[k], want[k].float()) for k in want)
+    from latentlab.mini.models import WEIGHTS_DIR
+
+    with pytest.raises(ArgumentError, match=r"upscaler in .* has architecture .*set upscaler.arch"):
+        main(["--stage", "upscaler", "--config", "smoke", "--out", str(tmp_path / "other-arch"), "--init-from", str(WEIGHTS_DIR)])
+    # exporting that upscaler-only run takes the upscaler alone (not the CLIP put in place for
+    # its cache); a stage it lacks is refused before anything is written
+    alone = tmp_path / "alone"
+    assert set(export(warm, alone)["files"]) == {"mini_upscaler.safetensors"}
+    with pytest.raises(ArgumentError, match=r"no trained decoder .*--stages clip,upscaler"):
+        export(warm, tmp_path / "refused", stages=("clip", "decoder", "upscaler"))
+    assert not (tmp_path / "refused").exists()
     # a folder without an upscaler: upscale=None goes without, upscale=True says how to get one
     export(out, tmp_path / "no-up", stages=("clip", "decoder", "prior"))
     assert MiniDecoder.from_pretrained(tmp_path / "no-up").upscaler is None
@@ -450,7 +487,7 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     from latentlab.mini.export import export
 
     def no_index(*args, **kwargs):
-        raise FileNotFoundError("no emoji data index")
+        raise data.DataFetchError("no emoji data index")
 
     # as on a fresh clone: no emoji data fetched, so the two emoji bars are unmeasured
     monkeypatch.setattr(data, "load_index", no_index)
@@ -474,6 +511,22 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     assert text.count("| **no** |") + text.count("| yes |") == len(BARS) - len(needs_data)
     assert text.count("unmeasured (no emoji data index)") == 6  # the two bars, the chance level, the known/novel split
     assert "above a {colour} {shape}" in _table(res)
+    # the command never writes such a table over docs/mini.md's measured one (run elsewhere, or
+    # without the data, it says so and leaves the file alone)
+    import latentlab.mini.evaluate as ev
+
+    written = []
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {**res, "_frames": (frames, pframes, rframes)})
+    monkeypatch.setattr(ev, "write_doc", lambda r, *a: written.append(r))
+    ev.main(["--weights", str(weights)])
+    assert written == []
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {**res, "emoji_top5": 0.3, "_frames": (frames, pframes, rframes)})
+    ev.main(["--weights", str(weights)])
+    assert len(written) == 1
+    # a broken index is an error, not "unmeasured"
+    monkeypatch.setattr(data, "load_index", lambda *a, **k: (_ for _ in ()).throw(ValueError("corrupt line 3")))
+    with pytest.raises(ValueError, match="corrupt"):
+        ev._emoji_retrieval_bar(None, None, None)
 
 
 def test_layout_probe_reads_layout_only_where_the_embedding_holds_it():
@@ -608,6 +661,9 @@ def test_mini_decoder_batch_invariance_and_guidance():
     g1 = dec.decode(z[:1], noise[:1], steps=3, guidance_scale=1.0)
     g5 = dec.decode(z[:1], noise[:1], steps=3, guidance_scale=5.0)
     assert not np.array_equal(g1, g5)
+    for bad in ({"steps": 0}, {"steps": -3}, {"guidance_scale": -1.0}):  # decode_eta checks them as decode does
+        with pytest.raises(ArgumentError, match=next(iter(bad))):
+            dec.decode_eta(z[:1], noise[:1], eta=0.3, **bad)
 
 
 def test_mini_decoder_resizes_to_its_resolution_and_checks_inputs():
@@ -692,6 +748,7 @@ def test_mini_prior_samples_differ_and_reproduce():
     assert torch.allclose(alone, z[3:], atol=1e-5)  # independent of the batch
     with pytest.raises(ArgumentError, match="num_samples"):
         prior(t, num_samples=0)
+    assert not torch.allclose(z, prior(t, seed=2**32, num_samples=3))  # seeds are not taken mod 2**32
     with pytest.raises(SpaceError):
         prior(_unit(1, 8, 0))
 

@@ -591,6 +591,8 @@ def test_refined_inversion_redraws_inputs_closer_at_the_render_guidance(mini):
     assert torch.allclose(refined.flatten(1).norm(dim=1), plain.flatten(1).norm(dim=1), rtol=1e-4)
     # refining for another guidance gives another noise
     assert not torch.equal(refined, dec.invert(images, z, steps=6, refine=6, decode_guidance=1.0))
+    # an image's refined noise does not depend on the images inverted with it
+    assert torch.equal(refined[1:2], dec.invert(images[1:2], z[1:2], steps=6, refine=6))
 
 
 def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):

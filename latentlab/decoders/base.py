@@ -268,10 +268,17 @@ class Decoder:
         if dg < 0:
             raise ArgumentError(f"decode_guidance must be >= 0, got {dg}.")
         images = np.ascontiguousarray(images)
-        noise = self._invert(images, z, steps=steps, guidance_scale=guidance)
-        if n > 0:
-            noise = self._refine(images, z, noise, iterations=n, steps=steps, guidance_scale=dg)
-        return noise
+        if n == 0:
+            return self._invert(images, z, steps=steps, guidance_scale=guidance)
+        # refined image by image: in one batch, the UNet's last-bit differences between batch
+        # sizes flip the optimiser's early sign-like steps where a gradient is near zero, and an
+        # image's refined noise would depend on the images inverted with it
+        out = []
+        for i in range(images.shape[0]):
+            im, zi = images[i : i + 1], z[i : i + 1]
+            start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
+            out.append(self._refine(im, zi, start, iterations=n, steps=steps, guidance_scale=dg))
+        return torch.cat(out)
 
     def render(
         self,

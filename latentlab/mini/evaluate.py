@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def text_diff_bar(model, preprocess, tokenizer, decoder, *, steps: int = 25, gui
     if index is None:
         try:
             index = data.load_index(split="train")
-        except Exception:  # no data fetched: unmeasured, not failed
+        except data.DataFetchError:  # no data fetched: unmeasured, not failed (a broken index still raises)
             return {}
     picks = [i for i, e in enumerate(index.entries) if e.get("key") == f"emoji:{PHONE_KEY}"]
     if not picks:
@@ -303,7 +304,7 @@ def _emoji_retrieval_bar(model, preprocess, tokenizer, path: str | Path | None =
     path = path or f"{data.DEFAULT_CACHE}/index.jsonl"
     try:
         index = data.load_index(path, split="held-out")
-    except Exception:  # no data fetched: unmeasured, not failed
+    except data.DataFetchError:  # no data fetched: unmeasured, not failed (a broken index still raises)
         return {}
     if len(index) == 0:
         return {}
@@ -492,7 +493,7 @@ def _table(res: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Measured by `python -m latentlab.mini.evaluate` on {time.strftime('%Y-%m-%d', time.gmtime())}: "
-        f"{st['n']} held-out scenes (240 for zero-shot), 48 single-object prompts, {st['n']} relation prompts, DDIM {st['steps']} steps, decoder guidance "
+        f"{st['n']} held-out scenes ({max(240, st['n'])} for zero-shot), 48 single-object prompts, {st['n']} relation prompts, DDIM {st['steps']} steps, decoder guidance "
         f"{st['decoder_guidance']}, prior guidance {st['prior_guidance']}, seed {st['seed']}, {st['seconds']} s on the CPU."
     )
     return "\n".join(lines)
@@ -534,7 +535,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         Image.fromarray(np.concatenate([grid(frames), grid(pframes), grid(rframes)], axis=0)).save(args.grid)
     print(_table(res))
     print(json.dumps(res, indent=2))
-    if not args.no_write:
+    if not args.no_write and "emoji_top5" not in res:
+        from . import data
+
+        print(f"not writing {DOC}: the emoji bars were not measured (no data index at {data.DEFAULT_CACHE}/index.jsonl, "
+              "relative to the working directory); run from the repository root after `python -m latentlab.mini.data "
+              "fetch` and `... index`, or pass --no-write", file=sys.stderr)  # fmt: skip
+    elif not args.no_write:
         write_doc(res)
     return res
 

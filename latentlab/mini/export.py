@@ -119,14 +119,29 @@ def export(
     stages: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Write the shipped weights from run folder ``from_dir`` into ``to_dir`` (the package's
-    ``weights/`` by default). ``stages`` defaults to clip, decoder and prior, plus the upscaler
-    when the run has one. Returns the manifest it writes."""
+    ``weights/`` by default). ``stages`` defaults to every stage the run trained (those of
+    clip, decoder, prior and upscaler whose files it has); a stage asked for that the run lacks
+    is refused before anything is written. Returns the manifest it writes."""
     src = Path(from_dir)
-    if stages is None:
-        stages = ("clip", "decoder", "prior") + (("upscaler",) if (src / "upscaler").is_dir() else ())
-    unknown = set(stages) - {"clip", "decoder", "prior", "upscaler"}
+    needs = {"clip": "model.safetensors", "decoder": "config.json", "prior": "config.json", "upscaler": "config.json"}
+
+    def trained(kind: str) -> bool:
+        return (src / kind / needs[kind]).is_file()
+
+    if stages is None:  # every stage the run trained (e.g. the upscaler alone, from the shipped files:
+        # the CLIP that --init-from put in place to encode its cache has no state.pt, and is not re-exported)
+        stages = tuple(k for k in needs if trained(k) and (k != "clip" or (src / "clip" / "state.pt").is_file()))
+        if not stages:
+            raise ArgumentError(f"{str(src)!r} holds no trained stage (clip/, decoder/, prior/ or upscaler/): check --from.")
+    unknown = set(stages) - set(needs)
     if unknown:
         raise ArgumentError(f"stages: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler.")
+    missing = [k for k in stages if not trained(k)]
+    if missing:  # checked before anything is written
+        raise ArgumentError(
+            f"{str(src)!r} has no trained {', '.join(missing)} ({', '.join(f'{k}/{needs[k]}' for k in missing)} missing); "
+            f"export the stages it has with --stages {','.join(k for k in needs if trained(k)) or '...'}."
+        )
     dst = Path(to_dir) if to_dir is not None else WEIGHTS_DIR
     dst.mkdir(parents=True, exist_ok=True)
     manifest_path = dst / "manifest.json"
@@ -192,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--to", dest="dst", default=None, help="destination (default: latentlab/mini/weights/)")
     ap.add_argument("--fp32", action="store_true", help="store float32 even where float16 would do")
     ap.add_argument("--stages", default=None,
-                    help="comma-separated subset to export (default: clip,decoder,prior and upscaler if the run has one)")
+                    help="comma-separated subset to export (default: every stage the run trained)")
     args = ap.parse_args(argv)
     stages = tuple(s for s in args.stages.split(",") if s) if args.stages else None
     m = export(args.src, args.dst, fp16=not args.fp32, stages=stages)

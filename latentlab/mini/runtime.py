@@ -311,7 +311,11 @@ class MiniDecoder(Decoder):
         if len(seeds) != z.shape[0]:
             raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per row.")
         steps = self.default_steps if steps is None else int(steps)
+        if steps < 1:
+            raise ArgumentError(f"steps must be >= 1, got {steps}.")
         guidance = self.default_guidance if guidance_scale is None else float(guidance_scale)
+        if guidance < 0:
+            raise ArgumentError(f"guidance_scale must be >= 0, got {guidance}.")
         with torch.inference_mode():
             img = sample_decoder_eta(
                 self.net, z.to(self.device, self.dtype), noise.to(self.device, self.dtype), seeds=seeds, eta=float(eta),
@@ -461,7 +465,8 @@ class MiniPrior(Prior):
         n, k = t.shape[0], num_samples
         noise = torch.empty(k, self.dim)
         for j in range(k):
-            state = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, j]).generate_state(1, np.uint64)[0])
+            # seed mod 2**64, not 2**32: seeds 0 and 2**32 must not draw the same samples (0 <= seed < 2**32 unchanged)
+            state = int(np.random.SeedSequence([int(seed) % 2**64, j]).generate_state(1, np.uint64)[0])
             g = torch.Generator().manual_seed(state % (2**63))
             noise[j] = torch.randn(self.dim, generator=g)
         text_rep = t.repeat_interleave(k, dim=0)

@@ -212,6 +212,10 @@ def _update(obj: Any, d: dict[str, Any], where: str = "config") -> None:
             if not isinstance(v, dict):
                 raise ArgumentError(f"{where}.{k} must be an object, got {v!r}.")
             _update(cur, v, f"{where}.{k}")
+        elif isinstance(cur, dict) and isinstance(v, dict):  # e.g. decoder.arch.image_size=32: the other keys stay
+            setattr(obj, k, {**cur, **v})
+        elif isinstance(cur, list) and isinstance(v, str):  # data.sources=noto,twemoji
+            setattr(obj, k, [x.strip() for x in v.split(",") if x.strip()])
         else:
             setattr(obj, k, type(cur)(v) if isinstance(cur, (int, float, str)) and not isinstance(cur, bool) else v)
 
@@ -296,6 +300,11 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
     if not (0.0 <= cfg.data.augment <= 1.0):
         raise ArgumentError(f"data.augment must be in [0, 1], got {cfg.data.augment!r}.")
+    from .data import IMAGE_SOURCES
+
+    bad = [x for x in cfg.data.sources if x not in IMAGE_SOURCES]
+    if bad:
+        raise ArgumentError(f"data.sources: unknown {bad}; choose from {list(IMAGE_SOURCES)} (e.g. data.sources=noto,twemoji).")
     for name in ("clip", "decoder", "prior", "upscaler"):
         st = getattr(cfg, name)
         if st.precision not in ("fp32", "bf16"):
@@ -710,6 +719,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     t0 = time.time() - spent
     bar = _progress(sc.steps, step, "clip")
     metrics: dict = {}
+    start = step
     while step < sc.steps:
         for g in opt.param_groups:
             g["lr"] = _lr(step, sc.lr, sc.warmup, sc.steps, (time.time() - t0) / 60 / sc.max_minutes)
@@ -749,7 +759,8 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
         if timed_out:
             break
     bar.close()
-    _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+    if step > start:  # a resume with nothing left to train leaves the file (and the cache keyed on it) alone
+        _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
     return {"step": step, **metrics}
 
 
@@ -965,6 +976,14 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     d = out / "upscaler"
     if init_from is not None and not resume:
         if (Path(init_from) / _EXPORTED["upscaler"]).is_file():
+            init_cfg = Path(init_from) / _EXPORTED["upscaler"].replace(".safetensors", ".json")
+            theirs = UpscalerConfig.from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
+            if theirs != arch:
+                raise ArgumentError(
+                    f"--init-from: the upscaler in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
+                    f"builds {arch.to_dict()}; set upscaler.arch (and upscaler.in_size) to match, e.g. "
+                    "--set upscaler.arch.channels=[48,64,96], or leave out --init-from."
+                )
             model.load_state_dict(_init_state(init_from, "upscaler", d))
         else:  # --init-from names the weights whose CLIP encodes the cache; they need not hold an upscaler
             print(f"upscaler: {init_from} has no {_EXPORTED['upscaler']}; training one from scratch", file=sys.stderr)
@@ -1045,7 +1064,10 @@ def main(argv: list[str] | None = None) -> dict:
         save_file({k: v.contiguous() for k, v in _init_state(init, "clip", out / "clip").items()}, str(clip_ckpt))
 
     def resuming(st: str) -> bool:
-        return args.resume and (out / st / "state.pt").is_file()
+        found = (out / st / "state.pt").is_file()
+        if args.resume and not found:  # e.g. a mistyped --out: say so rather than quietly start over
+            print(f"--resume: {out / st} has no checkpoint (state.pt); training {st} from the start", file=sys.stderr)
+        return args.resume and found
 
     for st in stages:
         t0 = time.time()
