@@ -326,6 +326,19 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """A spec error names a spec field ('hold_first'); on the command line, name its flag too."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    verb = sub.choices.get(command) if sub is not None else None
+    if verb is None:
+        return message
+    for action in verb._actions:
+        quoted = f"'{action.dest}'"
+        if action.dest in SPEC_KEYS and quoted in message and action.option_strings:
+            message = message.replace(quoted, f"{quoted} ({action.option_strings[-1]})", 1)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -358,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             return _run_spec(args.spec, args)
     except LatentlabError as exc:
-        print(f"latentlab: error: {exc}", file=sys.stderr)
+        print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
     return 2

@@ -263,3 +263,11 @@ def test_variations_eta_writes_holds_and_pingpong(tmp_path, images):
                  "--pingpong", "-q"]) == 0  # fmt: skip
     expected = sequence(np.zeros((3, 2, 2, 3), np.uint8), hold_last=2, pingpong=True)  # 3 variations, held, back
     assert read_video(tmp_path / "v.mp4").shape[0] == len(expected) > 3
+
+
+def test_spec_errors_name_the_flag_too(tmp_path, images, capsys):
+    base = ["interpolate", str(images[0]), str(images[1]), "--out-dir", str(tmp_path / "r"), *FAST]
+    assert main([*base, "--hold-first", "-1"]) == 2
+    assert "'hold_first' (--hold-first) must be an integer >= 0" in capsys.readouterr().err
+    assert main([*base, "--guidance", "-2"]) == 2
+    assert "'guidance_scale' (--guidance) must be a number >= 0" in capsys.readouterr().err
