@@ -67,11 +67,16 @@ def video_path(directory: str | os.PathLike, fmt: str) -> Path:
 OUTPUT_ONLY_FIELDS = ("fps", "format", "size", "hold_first", "hold_last", "pingpong", "output", "name", "batch_size")
 
 
-def _frame_settings(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields; eta 0 and unset alike."""
+def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]:
+    """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields; eta 0 and
+    unset alike, and steps / guidance unset alike with the decoder's defaults (3 and 3.0 alike)."""
     out = {k: v for k, v in spec.items() if k not in OUTPUT_ONLY_FIELDS}
     if not out.get("eta"):
         out.pop("eta", None)
+    if decoder is not None:
+        out["steps"] = int(out.get("steps") or decoder.default_steps)
+        g = out.get("guidance_scale")
+        out["guidance_scale"] = float(decoder.default_guidance if g is None else g)
     return out
 
 
@@ -115,7 +120,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
     paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
-    h = hashlib.sha256(json.dumps({"steps": spec.steps, "guidance_scale": spec.guidance_scale, "seeds": spec.keyframe_seeds(),
+    h = hashlib.sha256(json.dumps({**_sampling(spec, decoder), "seeds": spec.keyframe_seeds(),
                                    "invert_refine": spec.invert_refine, "decoder": decoder.describe(),
                                    "keyframes": spec.keyframes}, sort_keys=True, default=str).encode())  # fmt: skip
     h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
@@ -128,7 +133,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
             data = torch.load(cached, map_location="cpu", weights_only=True)
             if data.get("key") == key:
                 return data["noise"]
-        except (OSError, RuntimeError, ValueError, KeyError, AttributeError):
+        except Exception:  # unreadable (empty after a power cut, corrupt, another format): compute it again
             pass
     kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
     with tqdm(total=len(todo), desc="invert keyframes", unit="image", disable=not progress) as bar:
@@ -147,19 +152,30 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     return kn
 
 
+def _sampling(spec: Spec, decoder: Any) -> dict[str, Any]:
+    """The spec's steps and guidance as the decoder will run them (unset: its defaults; 3 and
+    3.0 alike), for cache keys that do not tell one way of writing them from another."""
+    g = spec.guidance_scale
+    return {"steps": int(spec.steps or decoder.default_steps),
+            "guidance_scale": float(decoder.default_guidance if g is None else g)}  # fmt: skip
+
+
 def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     import hashlib
     import json
 
     h = hashlib.sha256(trajectory.fingerprint().encode())
-    settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric", "steps", "guidance_scale",
+    settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric",
                                               "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
                                               "pacing_max_samples", "pacing_min_width")}  # fmt: skip
+    settings.update(_sampling(spec, decoder))
     if spec.pacing == "fine":  # "even" stays out, so caches of older renders stay valid
         settings["pacing"] = spec.pacing
     for k in ("pacing_relax", "eta"):  # only when set, so caches of older renders stay valid
         if getattr(spec, k) is not None:
             settings[k] = getattr(spec, k)
+    if spec.eta:
+        settings["eta_noise"] = "own stream"  # as render()'s fingerprint: eta decodes changed on 2026-12-05
     settings["keyframe_seeds"] = spec.keyframe_seeds()
     settings["decoder"] = decoder.describe()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -183,7 +199,7 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
             data = json.loads(cached.read_text(encoding="utf-8"))
             if data.get("key") == key:
                 return Pacing.from_dict(data)
-        except (OSError, ValueError, KeyError):
+        except Exception:  # unreadable or not a pacing record: measure again
             pass
     finer = {"coarse": spec.pacing_coarse, "passes": spec.pacing_passes, "tol": spec.pacing_tol,
              "max_samples": spec.pacing_max_samples, "min_width": spec.pacing_min_width, "relax": spec.pacing_relax}  # None: even_pacing's default
@@ -239,13 +255,41 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     def plain(x: Any) -> Any:  # as the manifest stores it
         return json.loads(json.dumps(x, default=str))
 
-    same_spec = _frame_settings(old.get("spec") or {}) == _frame_settings(plain(spec.to_dict()))
+    same_spec = _frame_settings(old.get("spec") or {}, decoder) == _frame_settings(plain(spec.to_dict()), decoder)
     if not same_spec or old.get("decoder") != plain(decoder.describe()):
         raise ArgumentError(
             f"out_dir {str(directory)!r} holds a different render (other keyframes, sampling settings or decoder; "
             "video settings such as fps, format or size may change freely). Render into a new folder (CLI: "
             "--out-dir or --name), or pass overwrite=True (CLI: --overwrite) to replace its frames."
         )
+
+
+KEYFRAMES_FILE = "keyframes.json"
+
+
+def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -> None:
+    """Refuse a folder whose render was of other keyframe embeddings (an image changed under the
+    same path, say) before the inversion and pacing caches are recomputed and written over; then
+    record this render's (``keyframes.json``, the unpaced trajectory's fingerprint)."""
+    import json
+
+    from .render import MANIFEST, _write_json
+
+    path = directory / KEYFRAMES_FILE
+    fp = trajectory.fingerprint()
+    if not overwrite and path.is_file() and (directory / MANIFEST).is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            old = None  # unreadable: render()'s own check decides
+        if old is not None and old != fp:
+            raise ArgumentError(
+                f"out_dir {str(directory)!r} holds a render of other keyframes (the same spec, but an image or the "
+                "model reads differently now). Render into a new folder (CLI: --out-dir or --name), or pass "
+                "overwrite=True (CLI: --overwrite) to replace its frames."
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {"fingerprint": fp})
 
 
 def render_spec(
@@ -296,6 +340,7 @@ def render_spec(
 
     check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
     trajectory = s.resolve(encoder, prior)
+    _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
     kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
     pacing = None
     if s.pacing != "uniform":

@@ -210,7 +210,10 @@ def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut leaves one or the other
     os.replace(tmp, path)
 
 
@@ -244,7 +247,13 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            old = {}
+            old = None
+        if not isinstance(old, dict) and not overwrite:
+            raise ArgumentError(
+                f"out_dir {str(out_dir)!r} has an unreadable {MANIFEST} (empty or corrupt), so its frames cannot be "
+                "trusted. Render into a new folder, or pass overwrite=True (CLI: --overwrite) to replace them."
+            )
+        old = old if isinstance(old, dict) else {}
         if old.get("fingerprint") != manifest["fingerprint"]:
             if not overwrite:
                 raise ArgumentError(
@@ -375,9 +384,12 @@ def render(
         "seed": int(seed),
         "noise": noise,
         **extra,
-        "steps": steps if steps is not None else decoder.default_steps,
-        "guidance_scale": guidance_scale if guidance_scale is not None else decoder.default_guidance,
-        **({"eta": float(eta)} if eta > 0 else {}),  # only when set: renders from before still resume
+        # as numbers of one type: guidance 3 and 3.0 are the same render
+        "steps": int(steps if steps is not None else decoder.default_steps),
+        "guidance_scale": float(guidance_scale if guidance_scale is not None else decoder.default_guidance),
+        # only when set, so renders from before still resume; "eta_noise" marks the step noise's own
+        # stream (before 2026-12-05 its first draw repeated the starting noise), so no older eta render resumes
+        **({"eta": float(eta), "eta_noise": "own stream"} if eta > 0 else {}),
         "decoder": decoder.describe(),
     }
     frames: list[np.ndarray | None] = [None] * T

@@ -666,6 +666,36 @@ def test_mini_decoder_batch_invariance_and_guidance():
             dec.decode_eta(z[:1], noise[:1], eta=0.3, **bad)
 
 
+def test_mini_decoder_names_a_precision_that_changes_its_frames():
+    """A render folder's fingerprint holds decoder.describe(): a bf16 decoder's frames (many
+    levels off float32's) must never resume a float32 render, nor the reverse."""
+    plain, half = _tiny_decoder().describe(), type(_tiny_decoder())(_tiny_decoder().net, resolution=32,
+                                                                       dtype=torch.bfloat16).describe()  # fmt: skip
+    assert "dtype" not in plain and half["dtype"] == "bfloat16"  # older float32 folders still resume
+
+
+def test_eta_step_noise_is_not_the_starting_noise(monkeypatch):
+    """With shared noise a frame's seed also draws its starting noise: the sampler's fresh
+    noise at each step must come from a stream of its own, not repeat the starting noise."""
+    from diffusers import DDIMScheduler
+
+    from latentlab.render import make_noise
+
+    dec = _tiny_decoder()
+    seen = []
+    real = DDIMScheduler.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("variance_noise"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DDIMScheduler, "step", spy)
+    x = make_noise(dec.noise_shape(), [5])
+    dec.decode_eta(_unit(1, 16, 0), x, eta=0.5, seeds=[5], steps=3)
+    assert len(seen) == 3 and all(v is not None for v in seen)
+    assert all(not torch.allclose(v[0].float(), x[0], atol=1e-3) for v in seen)
+
+
 def test_mini_decoder_resizes_to_its_resolution_and_checks_inputs():
     dec = _tiny_decoder(resolution=64)
     z = _unit(2, 16, 5)

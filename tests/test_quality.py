@@ -409,6 +409,15 @@ def test_render_spec_even_pacing_and_resume(tmp_path, images, monkeypatch):
     with pytest.raises(ArgumentError, match="holds a different render"):
         ll.render_spec({**spec, "seed": 5}, out_dir=out, progress=False)
     assert calls == [] and {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # the same settings written another way are the same render: no refusal, nothing decoded again
+    assert ll.render_spec({**spec, "guidance_scale": 1}, out_dir=out, progress=False).frames.shape[0] == 7
+    assert calls == []
+    # the same spec with a picture changed under its path: refused before pacing, caches kept
+    ll.save_image(np.full((64, 64, 3), 90, np.uint8), images[1])
+    with pytest.raises(ArgumentError, match="render of other keyframes"):
+        ll.render_spec(spec, out_dir=out, progress=False)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert calls == [] and after["pacing.json"] == before["pacing.json"]
 
 
 def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_path, images, monkeypatch):
@@ -878,3 +887,15 @@ def test_iterative_text_diff_from_the_inverted_noise(mini):
         ll.iterative_text_diff(enc, dec, img, None, "a blue circle", noise="slerp")
     with pytest.raises(ArgumentError, match="picture"):
         ll.iterative_text_diff(enc, dec, z, None, "a blue circle", noise="inverted")
+
+
+def test_an_empty_keyframe_noise_cache_is_computed_again(tmp_path, images):
+    spec = {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif", "noise": "inverted",
+            "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]}  # fmt: skip
+    out = tmp_path / "r"
+    first = ll.render_spec(spec, out_dir=out, progress=False).frames
+    (out / "keyframe_noise.pt").write_bytes(b"")  # as a power cut could leave it
+    for p in out.glob("frame_*.png"):
+        p.unlink()
+    again = ll.render_spec(spec, out_dir=out, progress=False).frames
+    assert np.array_equal(first, again) and (out / "keyframe_noise.pt").stat().st_size > 0

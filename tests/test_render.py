@@ -177,3 +177,20 @@ def test_ll_render_stays_the_function_after_the_submodule_is_imported():
 
     importlib.import_module("latentlab.render")  # importing the submodule used to rebind ll.render to it
     assert ll.render is sys.modules["latentlab.render"].render
+
+
+def test_an_unreadable_manifest_is_named_not_called_another_render(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    render(path8(), fake_decoder, out_dir=out, progress=False)
+    (out / MANIFEST).write_text("")  # what a power cut during a write could leave
+    with pytest.raises(ArgumentError, match="unreadable manifest.json"):
+        render(path8(), fake_decoder, out_dir=out, progress=False)
+    assert render(path8(), fake_decoder, out_dir=out, overwrite=True, progress=False).shape[0] == 7
+
+
+def test_guidance_written_as_an_int_is_the_same_render(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    first = render(path8(), fake_decoder, out_dir=out, guidance_scale=3, progress=False)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")}
+    again = render(path8(), fake_decoder, out_dir=out, guidance_scale=3.0, progress=False)
+    assert np.array_equal(first, again) and {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")} == mtimes

@@ -137,6 +137,12 @@ def ddim_invert(
     return x
 
 
+def _eta_stream(seed: int) -> int:
+    """The generator seed of the step noise for frame seed ``seed`` (independent of the
+    starting noise that :func:`latentlab.render.make_noise` draws from ``seed``)."""
+    return int(np.random.SeedSequence([int(seed) % 2**64, 0xE7A]).generate_state(1, np.uint64)[0]) % 2**63
+
+
 @torch.no_grad()
 def sample_decoder_eta(
     net: MiniDecoderNet,
@@ -156,7 +162,9 @@ def sample_decoder_eta(
 
     sched = make_scheduler(net.config, "ddim")
     sched.set_timesteps(int(steps))
-    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    # a stream of its own: seeded by the seed itself, the first draw would repeat a starting noise
+    # made from the same seed (shared noise), and the first step's noise would not be fresh
+    gens = [torch.Generator("cpu").manual_seed(_eta_stream(s)) for s in seeds]
     x = noise.clone()
     for t in sched.timesteps:
         out = _guided_eps(net, x, int(t), emb, guidance_scale)
@@ -415,6 +423,12 @@ class MiniDecoder(Decoder):
                  default_steps=self.default_steps, default_guidance=self.default_guidance,
                  upscaler="learned 2x (mini_upscaler)" if self.upscaler is not None else "none (Lanczos resize)",
                  weights_sha256=self.weights_sha256)  # fmt: skip
+        # where it runs changes the frames (bf16 by many levels): named when not the default CPU
+        # float32, so a render folder of another precision is never resumed (and older ones still are)
+        if self.device.type != "cpu":
+            d["device"] = str(self.device)
+        if self.dtype != torch.float32:
+            d["dtype"] = str(self.dtype).removeprefix("torch.")
         return d
 
 
