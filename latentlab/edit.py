@@ -22,7 +22,6 @@ DDIM ``eta`` > 0: pictures that stay centred on the input).
 
 from __future__ import annotations
 
-import os
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +70,9 @@ def _start_embedding(encoder: Any, image_or_embedding: Any) -> torch.Tensor:
             raise ArgumentError(f"image_or_embedding must be one embedding (1, d), got {tuple(z.shape)}.")
         if z.shape[1] != encoder.dim:
             raise ArgumentError(f"the embedding has d={z.shape[1]} but the encoder's space has d={encoder.dim}.")
-        from .space import tag
+        from .space import check_embeddings, tag
+
+        check_embeddings(z, name="image_or_embedding", dim=encoder.dim, space=encoder.space)  # not another space's
 
         return tag(torch.nn.functional.normalize(z.detach().float().cpu(), dim=-1), encoder.space)
     z = encoder.encode_image(image_or_embedding)
@@ -192,7 +193,8 @@ def iterative_text_diff(
             break
         z_try = text_diff(back, src, dst, theta)
         frame_try, back_try, sim_try = draw(z_try)
-        kept = not adaptive or sim_try >= sims[-1] + min_gain
+        hit = target is not None and sim_try >= target  # reaching the target is progress enough
+        kept = not adaptive or hit or sim_try >= sims[-1] + min_gain
         tries.append((theta, sim_try, kept))
         if kept:
             frames.append(frame_try)
@@ -256,8 +258,11 @@ def variations(
     z = embedding
     if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != 1:
         raise ArgumentError(f"embedding must be one embedding (1, d), got {getattr(z, 'shape', type(z).__name__)}.")
+    from .space import check_embeddings, space_of, tag
+
+    check_embeddings(z, name="embedding", dim=decoder.dim, space=decoder.space)  # refused as decode refuses it
     seeds = [int(seed) + k for k in range(n)]
-    zs = z.expand(n, -1)
+    zs = tag(z.expand(n, -1), space_of(z))  # (expand makes a new tensor: keep the space for decode's check)
     if mode == "reroll":
         noise = make_noise(tuple(decoder.noise_shape()), seeds)
         return decoder.decode(zs, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
@@ -270,10 +275,13 @@ def variations(
         )
     if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta <= 1:
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
-    if isinstance(image, (str, os.PathLike)):
-        from .video import load_image
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        from .encoders import _image_items  # a path, PIL image, float or RGBA array, as encode_image takes
 
-        image = load_image(image)
+        items = _image_items(image)
+        if len(items) != 1:
+            raise ArgumentError(f"image must be one picture (the one the embedding came from), got {len(items)}.")
+        image = np.asarray(items[0].load(), dtype=np.uint8)
     start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
     return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
                               steps=steps, guidance_scale=guidance_scale)  # fmt: skip

@@ -550,7 +550,9 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Load an image file as uint8 ``(H, W, 3)`` RGB (EXIF rotation applied, alpha dropped).
+    """Load an image file as uint8 ``(H, W, 3)`` RGB: EXIF rotation applied, alpha composited on
+    white, 16-bit and float images scaled, exactly as the encoders read a file, so a picture
+    inverted or shown is the one that was encoded.
 
     >>> import numpy as np, tempfile, pathlib
     >>> p = save_image(np.full((4, 6, 3), 7, np.uint8), pathlib.Path(tempfile.mkdtemp()) / "x.png")
@@ -562,8 +564,10 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
     try:
         with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            im.load()
+            from .encoders import _to_rgb
+
+            return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError) as e:
         raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}") from None
 

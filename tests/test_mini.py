@@ -71,6 +71,8 @@ def test_two_object_scenes_respect_their_relation(relation):
 def test_bad_arguments_are_reported():
     with pytest.raises(ArgumentError, match="n_objects"):
         shapes.sample_scene(0, n_objects=3)
+    with pytest.raises(ArgumentError, match="unknown style 'dotted'"):
+        shapes.sample_scene(0, styles=("dotted",))
     with pytest.raises(ArgumentError, match="image must be an RGB array"):
         shapes.check_image(np.zeros((8, 8)))
 

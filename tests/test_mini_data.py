@@ -172,6 +172,11 @@ def test_build_index_on_a_fake_source_tree(fake_cache, capsys):
     # images: 64 px RGB on white, the disc's colour in the middle
     img = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(fake_cache / phone["path"]))
     assert img.shape == (64, 64, 3) and tuple(img[0, 0]) == (255, 255, 255) and tuple(img[32, 32]) == (30, 60, 220)
+    # rebuilt at another --size, the images are normalised again (not the 64 px ones reused)
+    data.build_index(fake_cache, size=32, verbose=False)
+    small = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(fake_cache / phone["path"]))
+    assert small.shape == (32, 32, 3)
+    data.build_index(fake_cache, verbose=False)  # and back, for the checks below
     # every style of one emoji shares its split
     for r in rows:
         assert r["split"] == data.split_of(r["key"])

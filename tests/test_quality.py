@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import latentlab as ll
-from latentlab.errors import ArgumentError, LatentlabError, SpecError
+from latentlab.errors import ArgumentError, LatentlabError, SpaceError, SpecError
 from latentlab.pacing import _inverse_cumulative, even_pacing, frame_distances, pacing_stats
 from latentlab.render import make_noise, path_noise, render, slerp_noise
 from latentlab.space import tag
@@ -741,6 +741,9 @@ def test_iterative_text_diff_grows_a_stalled_step_until_the_picture_moves():
     levels = [int(f[0, 0, 0]) for f in run.frames]
     assert levels == sorted(set(levels))
     assert ll.iterative_text_diff(enc, dec, z0, "a", "b", target=0.6, max_steps=8).similarity[-1] >= 0.6
+    # a try that reaches the target is kept and ends the run, however little it gained
+    hit = ll.iterative_text_diff(enc, dec, z0, "a", "b", target=run.similarity[1], min_gain=5.0, max_steps=8)
+    assert hit.reached and len(hit) == 2 and hit.similarity[-1] >= run.similarity[1]
 
 
 # -- the quality benchmark ---------------------------------------------------------------------
@@ -827,9 +830,14 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
     assert to_redraw(near) > to_redraw(reroll) + 5
     assert to_redraw(near) > to_redraw(far) + 3
     assert np.array_equal(ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4, refine=1), near)
-    ll.save_image(image, tmp_path / "in.png")  # a path to the picture works as well
+    ll.save_image(image, tmp_path / "in.png")  # a path to the picture works as well, and a PIL image
     from_path = ll.variations(dec, z, image=str(tmp_path / "in.png"), n=3, eta=0.1, steps=6, seed=4, refine=1)
     assert np.array_equal(from_path, near)
+    from PIL import Image
+
+    assert np.array_equal(ll.variations(dec, z, image=Image.fromarray(image), n=3, eta=0.1, steps=6, seed=4, refine=1), near)
+    with pytest.raises(SpaceError, match="embedding lives in CLIP space"):  # as decode refuses it
+        ll.variations(dec, tag(z.clone(), "other-space"), n=2, steps=2)
     with pytest.raises(ArgumentError, match="image="):
         ll.variations(dec, z, mode="inverted")
     with pytest.raises(ArgumentError, match="eta"):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from latentlab import video
 from latentlab.errors import ArgumentError, LatentlabError
@@ -394,7 +395,7 @@ def test_save_and_load_image_round_trip(tmp_path):
     np.testing.assert_array_equal(read_video(p), img[None])
 
 
-def test_load_image_drops_alpha(tmp_path):
+def test_load_image_reads_a_file_as_the_encoders_do(tmp_path):
     from PIL import Image
 
     rgba = np.zeros((3, 3, 4), np.uint8)
@@ -403,6 +404,18 @@ def test_load_image_drops_alpha(tmp_path):
     Image.fromarray(rgba).save(tmp_path / "a.png")
     out = load_image(tmp_path / "a.png")
     assert out.shape == (3, 3, 3) and out[..., 0].max() == 10
+    # transparent pixels come out white, as the encoders see them (not black), and 16-bit
+    # grey is scaled, not clipped: the picture inverted is the picture encoded
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "t.png")
+    assert load_image(tmp_path / "t.png")[0, 0].tolist() == [255, 255, 255]
+    Image.fromarray(np.full((2, 2), 32896, np.uint16)).save(tmp_path / "g16.png")
+    assert load_image(tmp_path / "g16.png")[0, 0].tolist() == [128, 128, 128]
+    import latentlab as ll
+
+    enc = ll.create_encoder("tiny")
+    for name in ("t.png", "g16.png"):
+        assert torch.equal(enc.encode_image(tmp_path / name), enc.encode_image(load_image(tmp_path / name)))
 
 
 def test_image_errors(tmp_path):

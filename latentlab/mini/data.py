@@ -849,6 +849,8 @@ def build_index(
             if limit is not None and n >= limit:
                 break
             dest = out_dir / f"{item.uid}.png"
+            if dest.is_file() and _png_size(dest) != (size, size):  # normalised at another --size: redo it
+                dest.unlink()
             if not dest.is_file():
                 try:
                     arr = normalise_image(item.load(), size)
@@ -886,6 +888,17 @@ def build_index(
     tmp.replace(path)
     _log(f"wrote {path} ({len(rows)} images)", verbose)
     return path
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image file, or None if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:
+        return None
 
 
 class DataIndex:

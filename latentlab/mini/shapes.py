@@ -124,6 +124,9 @@ def sample_scene(
     for b in bgs:
         if b not in BACKGROUNDS:
             raise ArgumentError(f"unknown background {b!r}; choose from {list(BACKGROUNDS)}.")
+    for st in sts:
+        if st not in STYLES:
+            raise ArgumentError(f"unknown style {st!r}; choose from {list(STYLES)}.")
     background = bgs[rng.integers(len(bgs))]
     colours = list(COLOURS)
 
