@@ -404,9 +404,12 @@ def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop:
 
     seq = frames[idx]
     durations = _frame_durations_ms(len(seq), fps, 10)
+    # a gif's loop count is the repeats after the first play (0: forever; none: plays once),
+    # where ``loop`` counts the plays, as webp's does
+    repeat = {"loop": 0} if loop == 0 else ({} if loop == 1 else {"loop": loop - 1})
     # Pillow's writer takes a list of durations only for several frames; one frame gets a number
     iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
-                duration=durations if len(seq) > 1 else durations[0], loop=loop)
+                duration=durations if len(seq) > 1 else durations[0], **repeat)
 
 
 def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int,
@@ -445,7 +448,7 @@ def write_video(
             mp4: H.264 CRF ``round(51 * (100 - quality) / 100)``, default 65 (CRF 18).
             webp: Pillow's lossy quality, default 90; 100 writes lossless.
             gif: ignored (GIF is always 256-colour palettised).
-        loop: times an animated gif/webp plays; 0 (default) loops forever. Ignored for mp4.
+        loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
 
     mp4 is H.264 with ``yuv420p`` pixels, which needs even sides: an odd height or width
     is padded by one edge-replicated row/column at the bottom/right (never resized), so

@@ -307,8 +307,12 @@ def test_gif_loop_count_and_smooth_content(tmp_path):
     back = read_video(out)
     assert back.shape == (3, 16, 16, 3)
     assert np.abs(back.astype(np.int16) - f.astype(np.int16)).mean() < 10
-    with Image.open(out) as im:
-        assert im.info["loop"] == 3 and im.info["duration"] == 100
+    with Image.open(out) as im:  # the gif's count is the repeats after the first play: 3 plays in all
+        assert im.info["loop"] == 2 and im.info["duration"] == 100
+    with Image.open(write_video(f, tmp_path / "once.gif", fps=10, loop=1)) as im:
+        assert "loop" not in im.info  # no loop block: it plays once
+    with Image.open(write_video(f, tmp_path / "forever.gif", fps=10)) as im:
+        assert im.info["loop"] == 0
 
 
 def test_webp_round_trip(tmp_path):
