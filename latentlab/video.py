@@ -519,7 +519,9 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
     p = _existing_file(path)
     from PIL import Image
 
-    if p.suffix.lower().lstrip(".") in {e.lstrip(".") for e in Image.registered_extensions()}:
+    # Pillow's MPEG plugin only identifies a file, it decodes nothing: .mpg / .mpeg go to ffmpeg
+    pillow_reads = {e.lstrip(".") for e, fmt in Image.registered_extensions().items() if fmt != "MPEG"}
+    if p.suffix.lower().lstrip(".") in pillow_reads:
         import imageio.v3 as iio
 
         try:

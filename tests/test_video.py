@@ -246,6 +246,16 @@ def test_mp4_round_trip(tmp_path):
     assert leftovers(out.parent) == []
 
 
+def test_an_mpeg_file_is_read_with_ffmpeg(tmp_path):
+    import shutil
+
+    f = flat_colours(4, 16, 16)
+    mp4 = write_video(f, tmp_path / "a.mp4", fps=8)
+    for suffix in (".mpg", ".mpeg"):  # Pillow registers these but cannot decode them
+        shutil.copy(mp4, tmp_path / f"a{suffix}")
+        assert np.array_equal(read_video(tmp_path / f"a{suffix}"), read_video(mp4))
+
+
 def test_mp4_quality_changes_fidelity(tmp_path):
     f = smooth(4, 32, 32, seed=1)
     rng = np.random.default_rng(0)
