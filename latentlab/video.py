@@ -375,7 +375,10 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
     writer = imageio_ffmpeg.write_frames(
         str(tmp), (w + pw, h + ph), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
         codec="libx264", quality=None, macro_block_size=1,
-        output_params=["-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
+        # the BT.709 matrix, and the stream says so: untagged, players guess (BT.709 for HD, BT.601
+        # for SD), and an HD video's colours shifted in those that guessed otherwise
+        output_params=["-vf", "scale=out_color_matrix=bt709:out_range=tv", "-colorspace", "bt709",
+                       "-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
     )
     writer.send(None)
     try:

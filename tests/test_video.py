@@ -246,6 +246,18 @@ def test_mp4_round_trip(tmp_path):
     assert leftovers(out.parent) == []
 
 
+def test_mp4_says_its_colour_matrix_and_reads_back_true(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    f = flat_colours(3, 32, 48)
+    out = write_video(f, tmp_path / "c.mp4", fps=4, quality=100)
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True).stderr
+    assert "bt709" in next(line for line in info.splitlines() if "Video:" in line)
+    assert np.abs(read_video(out).astype(int) - f.astype(int)).max() <= 3
+
+
 def test_an_mpeg_file_is_read_with_ffmpeg(tmp_path):
     import shutil
 
