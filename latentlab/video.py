@@ -568,7 +568,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     ((4, 6, 3), 7)
     """
     p = _existing_file(path)
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(p) as im:
