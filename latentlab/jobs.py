@@ -74,9 +74,9 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
     if not out.get("eta"):
         out.pop("eta", None)
     if decoder is not None:
-        out["steps"] = int(out.get("steps") or decoder.default_steps)
-        g = out.get("guidance_scale")
-        out["guidance_scale"] = float(decoder.default_guidance if g is None else g)
+        from .render import sampling_settings
+
+        out.update(sampling_settings(out.get("steps"), out.get("guidance_scale"), decoder))
     return out
 
 
@@ -108,7 +108,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
 
     import torch
 
-    from .render import make_noise
+    from .render import make_noise, sampling_settings
     from .video import load_image
 
     if not getattr(decoder, "supports_inversion", False):
@@ -120,7 +120,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
     paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
-    h = hashlib.sha256(json.dumps({**_sampling(spec, decoder), "seeds": spec.keyframe_seeds(),
+    h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, decoder), "seeds": spec.keyframe_seeds(),
                                    "invert_refine": spec.invert_refine, "decoder": decoder.describe(),
                                    "keyframes": spec.keyframes}, sort_keys=True, default=str).encode())  # fmt: skip
     h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
@@ -152,23 +152,17 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     return kn
 
 
-def _sampling(spec: Spec, decoder: Any) -> dict[str, Any]:
-    """The spec's steps and guidance as the decoder will run them (unset: its defaults; 3 and
-    3.0 alike), for cache keys that do not tell one way of writing them from another."""
-    g = spec.guidance_scale
-    return {"steps": int(spec.steps or decoder.default_steps),
-            "guidance_scale": float(decoder.default_guidance if g is None else g)}  # fmt: skip
-
-
 def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     import hashlib
     import json
+
+    from .render import sampling_settings
 
     h = hashlib.sha256(trajectory.fingerprint().encode())
     settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric",
                                               "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
                                               "pacing_max_samples", "pacing_min_width")}  # fmt: skip
-    settings.update(_sampling(spec, decoder))
+    settings.update(sampling_settings(spec.steps, spec.guidance_scale, decoder))
     if spec.pacing == "fine":  # "even" stays out, so caches of older renders stay valid
         settings["pacing"] = spec.pacing
     for k in ("pacing_relax", "eta"):  # only when set, so caches of older renders stay valid

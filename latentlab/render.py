@@ -202,6 +202,13 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: Any) -> dict[str, Any]:
+    """Steps and guidance as ``decoder`` will run them: unset means its defaults, and numbers of
+    one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key."""
+    return {"steps": int(steps if steps is not None else decoder.default_steps),
+            "guidance_scale": float(guidance_scale if guidance_scale is not None else decoder.default_guidance)}  # fmt: skip
+
+
 def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
     h = hashlib.sha256(z.contiguous().numpy().astype(np.float32).tobytes())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -384,9 +391,7 @@ def render(
         "seed": int(seed),
         "noise": noise,
         **extra,
-        # as numbers of one type: guidance 3 and 3.0 are the same render
-        "steps": int(steps if steps is not None else decoder.default_steps),
-        "guidance_scale": float(guidance_scale if guidance_scale is not None else decoder.default_guidance),
+        **sampling_settings(steps, guidance_scale, decoder),
         # only when set, so renders from before still resume; "eta_noise" marks the step noise's own
         # stream (before 2026-12-05 its first draw repeated the starting noise), so no older eta render resumes
         **({"eta": float(eta), "eta_noise": "own stream"} if eta > 0 else {}),
