@@ -56,6 +56,24 @@ def test_split_is_deterministic_about_ten_percent_and_pins_the_phones():
     assert data.split_of("emoji:1f300", fraction=0.0) == "train"
 
 
+def test_grouped_split_holds_out_a_group_only_when_every_key_in_it_is_held_out():
+    held, train = ["emoji:1f305", "emoji:1f30c", "emoji:1f310", "emoji:1f317"], ["emoji:1f300", "emoji:1f301"]
+    assert all(data.split_of(k) == "held-out" for k in held) and all(data.split_of(k) == "train" for k in train)
+    rows = [  # (key, name, pixel digest)
+        (held[0], "an ant", "d0"), (train[0], "An  ant", "d1"),  # one name, two files: both train
+        (held[1], "a bee", "d2"), (train[1], "a wasp", "d2"),  # one picture filed twice: both train
+        (held[2], "a cactus", "d3"), (held[2], "a cactus", "d4"),  # one emoji in two styles: held out
+        (held[3], "a rose", "d5"), (held[3], "a rose", "d2"),  # joined to the bee's group through its pixels
+    ]  # fmt: skip
+    got = data.grouped_splits(*zip(*rows))
+    assert got == ["train", "train", "train", "train", "held-out", "held-out", "train", "train"]
+    # never holds out more than the per-key split, and no name or picture lies on both sides
+    for (k, _, _), sp in zip(rows, got):
+        assert sp == "train" or data.split_of(k) == "held-out"
+    with pytest.raises(ArgumentError, match="one entry per image"):
+        data.grouped_splits(["a"], [], ["d"])
+
+
 def test_font_glyph_codepoints_resolves_nested_ligatures_and_ignores_private_use():
     cmap = {0x1F468: "man", 0x200D: "zwj", 0x1F469: "woman", 0x1F466: "boy", 0x2640: "uni2640",
             0x1F1EA: "rE", 0x1F1F8: "rS", 0x1F1E6: "rA", 0xFE4EB: "flagES"}  # fmt: skip
@@ -155,7 +173,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_build_index_on_a_fake_source_tree(fake_cache, capsys):
+def test_build_index_on_a_fake_source_tree(fake_cache, capsys, monkeypatch):
     path = data.build_index(fake_cache, verbose=False)
     rows = _rows(path)
     by = {(r["source"], r["codepoints"]): r for r in rows}
@@ -180,6 +198,20 @@ def test_build_index_on_a_fake_source_tree(fake_cache, capsys):
     # every style of one emoji shares its split
     for r in rows:
         assert r["split"] == data.split_of(r["key"])
+    # the split is by group: a picture identical to a training image's is not held out
+    everything = _rows(data.build_index(fake_cache, held_out_fraction=0.999, verbose=False))
+    assert {r["name"] for r in everything if r["split"] == "train"} == {"mobile phone", "telephone", "telephone receiver"}
+    real_digest = data._pixel_digest
+    phone_path = str(fake_cache / phone["path"])
+
+    def digest(path):  # the grinning face's pictures are the phone's
+        return real_digest(phone_path if "1f600" in str(path) else path)
+
+    monkeypatch.setattr(data, "_pixel_digest", digest)
+    joined = _rows(data.build_index(fake_cache, held_out_fraction=0.999, verbose=False))
+    assert {r["name"] for r in joined if r["split"] == "train"} == {"mobile phone", "telephone", "telephone receiver",
+                                                                     "grinning face"}  # fmt: skip
+    monkeypatch.undo()
     # skin tones on request; a second run reuses the normalised images
     rows2 = _rows(data.build_index(fake_cache, ["twemoji"], skin_tones=True, verbose=False))
     assert {r["codepoints"] for r in rows2} >= {"1F44D-1F3FB", "1F44D"}

@@ -22,10 +22,12 @@ templates per style, in the manner of :mod:`~latentlab.mini.shapes`::
 
 Every image is normalised once to 64 px RGB on white (alpha composited, padded to a
 square) and written under ``images/``; ``index.jsonl`` lists one image per line with its
-path, captions, source, style, licence and split. The split is by emoji (code points with
-skin tones and variation selectors removed) or clip-art file, deterministic: about 10% is
-``held-out`` (for the retrieval bar) and the rest ``train``; all styles of one emoji share
-its split.
+path, captions, source, style, licence and split. The split is deterministic and by group:
+images that share an emoji (code points with skin tones and variation selectors removed) or
+clip-art file, a name, or their pixels form one group, which is ``held-out`` (for the
+retrieval bar) only when every emoji / file in it falls in the held-out 10% (:func:`split_of`),
+else ``train`` (:func:`grouped_splits`). So all styles of one emoji share a split, and no
+held-out image has a pixel copy or a name among the training images; about 8% is held out.
 
     python -m latentlab.mini.data fetch [--sources noto twemoji ...]   # downloads, extracts
     python -m latentlab.mini.data index [--skin-tones] [--limit N]     # normalises, writes index
@@ -89,6 +91,7 @@ __all__ = [
     "noun_phrase",
     "emoji_key",
     "split_of",
+    "grouped_splits",
     "font_glyph_codepoints",
     "stats",
     "token_word_vectors",
@@ -410,6 +413,43 @@ def split_of(key: str, fraction: float = HELD_OUT_FRACTION) -> str:
         return "train"
     h = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
     return "held-out" if h / 2**64 < fraction else "train"
+
+
+def grouped_splits(
+    keys: Sequence[str], names: Sequence[str], digests: Sequence[str], fraction: float = HELD_OUT_FRACTION
+) -> list[str]:
+    """The split of each image when images that share a key, a name (case and spacing aside)
+    or a pixel digest form one group: ``"held-out"`` only where every key of its group is
+    held out by :func:`split_of`, else ``"train"``. Without grouping, Open Clip Art's copies
+    of one drawing filed twice, Noto's flags drawn with one glyph and names shared by two
+    files land on both sides, and retrieval of a held-out name finds a picture or reads a
+    caption the CLIP was trained on. A held-out image here is held out by ``split_of`` too.
+
+    >>> grouped_splits(["a", "b", "c"], ["ant", "Ant", "bee"], ["1", "2", "3"], fraction=0.999)
+    ['held-out', 'held-out', 'held-out']
+    """
+    if not len(keys) == len(names) == len(digests):
+        raise ArgumentError(f"keys, names and digests must have one entry per image, got {len(keys)}, "
+                            f"{len(names)} and {len(digests)}.")  # fmt: skip
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, (k, n, d) in enumerate(zip(keys, names, digests)):
+        for tag in (("key", k), ("name", " ".join(n.lower().split())), ("pixels", d)):
+            j = first.setdefault(tag, i)
+            if j != i:
+                parent[root(i)] = root(j)
+    held = {}
+    for i, k in enumerate(keys):
+        r = root(i)
+        held[r] = held.get(r, True) and split_of(k, fraction) == "held-out"
+    return ["held-out" if held[root(i)] else "train" for i in range(len(keys))]
 
 
 def _has_article(text: str) -> bool:
@@ -867,11 +907,10 @@ def build_index(
                 Image.fromarray(arr).save(tmp, format="PNG", optimize=False)
                 tmp.replace(dest)
                 n_new += 1
-            split = split_of(item.key, held_out_fraction)
             rows.append({
                 "id": f"{s}/{item.uid}", "path": str(dest.relative_to(cache)), "source": s, "style": src.style,
                 "licence": src.licence, "name": item.name, "captions": captions_for(item.name, src.style),
-                "key": item.key, "split": split, "codepoints": item.codepoints, "category": item.category,
+                "key": item.key, "split": None, "codepoints": item.codepoints, "category": item.category,
                 "tags": list(item.tags), "raw": item.raw,
             })  # fmt: skip
             n += 1
@@ -880,6 +919,10 @@ def build_index(
         _log(f"[{s}] {n} images ({n_new} newly normalised, {n_bad} skipped) in {time.time() - t0:.1f} s", verbose)
     if not rows:
         raise DataFetchError(f"no images found under {cache}/raw: run `python -m latentlab.mini.data fetch` first.")
+    digests = [_pixel_digest(cache / r["path"]) for r in rows]
+    splits = grouped_splits([r["key"] for r in rows], [r["name"] for r in rows], digests, held_out_fraction)
+    for r, sp in zip(rows, splits):
+        r["split"] = sp
     path = cache / "index.jsonl"
     tmp = path.with_suffix(".tmp")
     with tmp.open("w") as f:
@@ -888,6 +931,15 @@ def build_index(
     tmp.replace(path)
     _log(f"wrote {path} ({len(rows)} images)", verbose)
     return path
+
+
+def _pixel_digest(path: Path) -> str:
+    """SHA-256 of an image's decoded RGB pixels (two files of the same picture match)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    return hashlib.sha256(arr.tobytes() + str(arr.shape).encode()).hexdigest()
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
