@@ -946,3 +946,119 @@ def test_relation_negatives_swap_places_and_colours_of_two_objects():
             assert not shapes.check_relation(shapes.render_scene(flipped), scene)["relation"]
             assert [o.colour for o in group[2].objects] == [b.colour, a.colour]
         assert len({shapes.caption(s) for s in group}) == 4  # four different captions
+
+
+# -- a decoder that reads captions (DALL-E 2's decoder conditioning) -----------------------
+
+
+def _caption_net(text_dim=12):
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+
+    torch.manual_seed(0)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2, text_dim=text_dim)  # fmt: skip
+    net = MiniDecoderNet(cfg).eval()
+    with torch.no_grad():
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    return net
+
+
+def test_caption_tokens_masked_out_leave_the_decoder_as_it_was():
+    net = _caption_net()
+    x, t, z = torch.randn(3, 3, 32, 32), torch.tensor([10, 500, 990]), _unit(3, 16, 0)
+    text = torch.randn(3, 7, 12)
+    with torch.no_grad():
+        alone = net(x, t, z)
+        masked = net(x, t, z, None, text, torch.zeros(3, 7, dtype=torch.bool))
+        read = net(x, t, z, None, text)
+        mask = torch.ones(3, 7, dtype=torch.bool)
+        mask[0, 3:] = False
+        part = net(x, t, z, None, text, mask)
+        changed = text.clone()
+        changed[0, 3:] = 50.0  # only masked tokens change
+        part2 = net(x, t, z, None, changed, mask)
+    assert torch.allclose(alone, masked, atol=1e-6)
+    assert (alone - read).abs().max() > 1e-3  # the caption tokens are read
+    assert torch.allclose(part, part2, atol=1e-6)
+    with pytest.raises(ArgumentError, match="text must be"):
+        net(x, t, z, None, torch.randn(3, 7, 5))
+    with pytest.raises(ArgumentError, match="reads no caption"):
+        _caption_net(0)(x, t, z, None, text)
+
+
+def test_text_token_states_pool_to_the_text_embedding(smoke_run):
+    from latentlab.mini.models import create_clip, text_token_states
+
+    model, _, tok = create_clip(smoke_run[0] / "clip" / "model.safetensors")
+    tokens = tok(["a red circle above a blue square", "a phone"])
+    with torch.no_grad():
+        states, mask = text_token_states(model, tokens)
+        pooled = states[torch.arange(2), tokens.argmax(-1)] @ model.text_projection
+        want = model.encode_text(tokens)
+    assert states.shape == (2, tokens.shape[1], model.transformer.width)
+    assert mask.sum(1).tolist() == [9, 4]  # start, words, end; no padding
+    assert torch.allclose(pooled, want, atol=1e-5)
+
+
+def test_caption_decoder_trains_warm_from_one_without_and_exports(smoke_run, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from latentlab.mini import data
+
+    from latentlab.mini.export import export
+    from latentlab.mini.runtime import MiniDecoder
+    from latentlab.mini.train import main
+
+    weights = tmp_path / "weights"
+    export(smoke_run[0], weights)
+    out = tmp_path / "cap"
+    args = ["--stage", "decoder", "--config", "smoke", "--out", str(out), "--init-from", str(weights),
+            "--set", "decoder.arch.text_dim=128"]  # fmt: skip
+    main([*args, "--set", "decoder.lr=0", "--set", "decoder.steps=1"])
+    got, want = load_file(str(out / "decoder" / "model.safetensors")), load_file(str(weights / "mini_decoder.safetensors"))
+    new = set(got) - set(want)
+    assert new and all(k.startswith("text_proj.") for k in new)  # only the caption projection is fresh
+    assert all(torch.equal(got[k], want[k].float()) for k in want)
+    main([*args, "--resume", "--set", "decoder.steps=3"])
+    assert all(math.isfinite(r["loss"]) for r in _log(out / "decoder" / "log.jsonl"))
+    export(out, weights, stages=("decoder",))
+    dec = MiniDecoder.from_pretrained(weights, resolution=32)
+    assert dec.config.text_dim == 128 and dec.describe()["reads_captions"]
+    from latentlab.space import tag
+
+    z = tag(_unit(2, 128, 1), "latentlab-mini")
+    noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
+    plain = dec.decode(z, noise, steps=2)
+    assert np.array_equal(plain, dec.decode(z, noise, steps=2))
+    capped = dec.decode(z, noise, steps=2, captions=["a red circle above a blue square", "a phone"])
+    assert capped.shape == plain.shape and not np.array_equal(plain, capped)
+    # each row reads its own caption: changing one leaves the other frame alone
+    other = dec.decode(z, noise, steps=2, captions=["a red circle above a blue square", "a green star"])
+    assert np.array_equal(capped[0], other[0]) and not np.array_equal(capped[1], other[1])
+    with pytest.raises(ArgumentError, match="one per row"):
+        dec.decode(z, noise, steps=2, captions=["a phone"])
+    with pytest.raises(ArgumentError, match="list of strings"):
+        dec.decode(z, noise, steps=2, captions="a phone")
+    # evaluate gives such a decoder the prompts, and measures the relation prompts without them too
+    from latentlab.mini.evaluate import _table, evaluate
+
+    monkeypatch.setattr(data, "load_index", lambda *a, **k: (_ for _ in ()).throw(data.DataFetchError("no index")))
+    res = evaluate(weights, n=4, steps=2)
+    res.pop("_frames")
+    assert res["decoder_reads_captions"] and 0.0 <= res["relation_nocaption_both"] <= 1.0
+    assert "decoded without their prompts" in _table(res) and "The decoder reads captions" in _table(res)
+    # a text_dim other than the CLIP text tower's width is refused, naming the fix
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    shutil.rmtree(run / "decoder")
+    with pytest.raises(ArgumentError, match="decoder.arch.text_dim=128"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(run), "--set", "decoder.arch.text_dim=64"])
+
+
+def test_a_decoder_without_caption_input_refuses_captions():
+    dec = _tiny_decoder()
+    z = _unit(1, 16, 0)
+    with pytest.raises(ArgumentError, match="reads no captions"):
+        dec.decode(z, torch.randn(1, *dec.noise_shape()), steps=2, captions=["a red circle"])

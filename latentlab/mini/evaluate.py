@@ -13,7 +13,8 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
 - Pixel checker on decodes: colour / shape / both read off the decoded pixels agree with
   the source scene.
 - Prior + decoder: for each "a {colour} {shape}" prompt, text embedding -> prior sample ->
-  decode; the pixel checker and CLIP zero-shot read the intended colour and shape.
+  decode (a decoder that reads captions, ``config.text_dim > 0``, is given the prompt too,
+  as DALL-E 2's decoder is); the pixel checker and CLIP zero-shot read the intended colour and shape.
 - Text diff "a mobile phone" -> "a telephone" on the mobile-phone emoji (U+1F4F1, each
   style in the data index; measured only when ``python -m latentlab.mini.data index`` has
   been run): along a decoded text-diff trajectory, the similarity of the re-encoded frames
@@ -22,7 +23,8 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
   style meets it.
 - Prior + decoder with relations: "a {colour} {shape} {above, below, left of, right of} a
   {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes); the
-  pixel checker (``shapes.check_relation``) reads both objects and where they sit.
+  pixel checker (``shapes.check_relation``) reads both objects and where they sit (with
+  the prompt given to a decoder that reads captions, and then also without it).
   Beside it, to tell apart where relations get lost: the checker on the real scenes shrunk
   to the decoder's resolution and brought back to the frames' size as decodes are (the
   learned upscaler where the weights have one, else Lanczos; its ceiling there), the decoder from the real scenes' image
@@ -129,10 +131,20 @@ def evaluate(
         prior.guidance_scale = float(prior_guidance)
     from ..space import tag
 
+    # a decoder that reads captions (config.text_dim > 0) gets the prompt beside the prior's
+    # sample, as DALL-E 2's decoder does; None: the embedding alone
+    reads = dec.config.text_dim > 0
+    res["decoder_reads_captions"] = reads
+
+    def decode(z: torch.Tensor, noise: torch.Tensor, captions: list[str] | None = None) -> np.ndarray:
+        return np.concatenate([dec.decode(z[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec,
+                                          **({"captions": captions[a : a + 16]} if captions is not None else {}))
+                               for a in range(0, len(z), 16)])  # fmt: skip
+
+    prompts = [_prompt(c, s) for c, s in combos]
     zi = prior(tag(prompt_emb.clone(), SPACE), seed=seed, num_samples=1)
     noise = torch.randn(len(combos), *dec.noise_shape(), generator=torch.Generator().manual_seed(seed + 2))
-    pframes = np.concatenate([dec.decode(zi[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
-                              for a in range(0, len(combos), 16)])  # fmt: skip
+    pframes = decode(zi, noise, prompts if reads else None)
     hits = {"colour": [], "shape": [], "both": []}
     for f, (c, s) in zip(pframes, combos):
         found = shapes.check_image(f, max_objects=1)
@@ -148,14 +160,18 @@ def evaluate(
     # prior + decoder from "a {colour} {shape} {relation} a {colour} {shape}"
     pairs = [sc for sc in shapes.sample_scenes(seed + 3, 4 * n, n_objects=2)
              if sc.objects[0].colour != sc.objects[1].colour][:n]  # fmt: skip
-    rel_emb = torch.nn.functional.normalize(model.encode_text(tok([shapes.caption(sc, 0) for sc in pairs])).float(), dim=-1)
+    rel_prompts = [shapes.caption(sc, 0) for sc in pairs]
+    rel_emb = torch.nn.functional.normalize(model.encode_text(tok(rel_prompts)).float(), dim=-1)
     zr = prior(tag(rel_emb, SPACE), seed=seed + 4, num_samples=1)
     noise = torch.randn(len(pairs), *dec.noise_shape(), generator=torch.Generator().manual_seed(seed + 5))
-    rframes = np.concatenate([dec.decode(zr[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
-                              for a in range(0, len(pairs), 16)])  # fmt: skip
+    rframes = decode(zr, noise, rel_prompts if reads else None)
     rel = [shapes.check_relation(f, sc) for f, sc in zip(rframes, pairs)]
     for k in ("objects", "relation", "both"):
         res[f"relation_checker_{k}"] = float(np.mean([r[k] for r in rel]))
+    if reads:  # the same samples and noise, the caption left out: what reading it adds
+        nframes = decode(zr, noise)
+        res["relation_nocaption_both"] = float(np.mean([shapes.check_relation(f, sc)["both"]
+                                                        for f, sc in zip(nframes, pairs)]))  # fmt: skip
     # where relations get lost: the checker at the decoder's resolution, the decoder without the prior
     real = [shapes.render_scene(sc) for sc in pairs]
     # down as the decoder's training images were made (bicubic), up as its frames are made
@@ -164,8 +180,7 @@ def evaluate(
     shrunk = list(dec._to_frames(torch.from_numpy(small).permute(0, 3, 1, 2).float() / 127.5 - 1))
     res["relation_ceiling_both"] = float(np.mean([shapes.check_relation(f, sc)["both"] for f, sc in zip(shrunk, pairs)]))
     zreal = encode(np.stack(real))
-    oframes = np.concatenate([dec.decode(zreal[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec)
-                              for a in range(0, len(pairs), 16)])  # fmt: skip
+    oframes = decode(zreal, noise)
     orel = [shapes.check_relation(f, sc) for f, sc in zip(oframes, pairs)]
     for k in ("objects", "both"):
         res[f"relation_oracle_{k}"] = float(np.mean([r[k] for r in orel]))
@@ -462,6 +477,8 @@ def _table(res: dict[str, Any]) -> str:
         ('prior+decoder "a {colour} {shape} above a {colour} {shape}" (4 relations): both objects', "relation_checker_objects", ""),
         ("  the same: objects (matched by colour) in the stated relation", "relation_checker_relation", ""),
         ("  the same: both objects and the relation", "relation_checker_both", ""),
+        ("  the same prior samples decoded without their prompts (a decoder that reads captions only): both objects "
+         "and the relation", "relation_nocaption_both", ""),
         ("  for scale: the checker on the real scenes shrunk to the decoder's resolution and brought back to 64 px "
          "as its frames are: both objects and the relation",
          "relation_ceiling_both", ""),
@@ -476,8 +493,8 @@ def _table(res: dict[str, Any]) -> str:
     ]
     lines = ["| bar | value | target | met |", "|---|---|---|---|"]
     for label, key, target in rows:
-        if key not in res and key.startswith("retrieval_"):
-            continue  # each world apart: only when the index holds out both
+        if key not in res and (key.startswith("retrieval_") or key == "relation_nocaption_both"):
+            continue  # each world apart: only when the index holds out both; the other only with captions
         if key not in res:
             lines.append(f"| {label} | unmeasured (no emoji data index) | | |")
             continue
@@ -495,6 +512,8 @@ def _table(res: dict[str, Any]) -> str:
         f"Measured by `python -m latentlab.mini.evaluate` on {time.strftime('%Y-%m-%d', time.gmtime())}: "
         f"{st['n']} held-out scenes ({max(240, st['n'])} for zero-shot), 48 single-object prompts, {st['n']} relation prompts, DDIM {st['steps']} steps, decoder guidance "
         f"{st['decoder_guidance']}, prior guidance {st['prior_guidance']}, seed {st['seed']}, {st['seconds']} s on the CPU."
+        + (" The decoder reads captions: the prior+decoder rows give it the prompt beside the prior's sample."
+           if res.get("decoder_reads_captions") else "")
     )
     return "\n".join(lines)
 

@@ -46,6 +46,7 @@ __all__ = [
     "sample_prior",
     "register_clip_config",
     "create_clip",
+    "text_token_states",
     "save_module",
     "load_module",
     "weights_path",
@@ -91,6 +92,11 @@ class DecoderConfig(_Config):
     attention_heads: int = 4  # attention only at the lowest resolution (and in the mid block)
     cross_attention_dim: int = 64
     context_tokens: int = 4  # the embedding becomes this many cross-attention tokens
+    # > 0: the decoder also reads the caption, as DALL-E 2's decoder does: the mini CLIP text
+    # tower's token states (this wide) are projected into further cross-attention tokens. A
+    # caption is optional at sampling time (without one, only the embedding's tokens are
+    # attended to); 0: the embedding alone (every decoder before the fifteenth session)
+    text_dim: int = 0
     norm_num_groups: int = 8
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -128,6 +134,12 @@ class MiniDecoderNet(nn.Module):
 
     ``forward(x (b,3,H,W), t (b,), emb (b,d) unit-norm, drop (b,) bool or None)`` -> model
     output (b,3,H,W). Rows with ``drop`` True use the null embedding instead of ``emb``.
+
+    With ``config.text_dim > 0`` it also takes ``text`` (b, L, text_dim), the caption's token
+    states (:func:`text_token_states`), and ``text_mask`` (b, L) bool, the tokens to attend to;
+    a row whose mask is all False reads no caption, exactly as if ``text`` were not given
+    (masked tokens get no attention weight), which is how the caption is dropped in training
+    and in the unconditional half of classifier-free guidance.
     """
 
     def __init__(self, config: DecoderConfig):
@@ -154,6 +166,8 @@ class MiniDecoderNet(nn.Module):
         )
         self.to_context = nn.Linear(config.embed_dim, config.context_tokens * config.cross_attention_dim)
         self.null_embedding = nn.Parameter(torch.zeros(config.embed_dim))
+        if config.text_dim > 0:
+            self.text_proj = nn.Sequential(nn.LayerNorm(config.text_dim), nn.Linear(config.text_dim, config.cross_attention_dim))
 
     def condition(self, emb: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         if drop is not None:
@@ -161,12 +175,30 @@ class MiniDecoderNet(nn.Module):
         return emb
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, drop: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        emb: torch.Tensor,
+        drop: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         emb = self.condition(emb, drop)
         c = self.config
         ctx = self.to_context(emb).view(emb.shape[0], c.context_tokens, c.cross_attention_dim)
-        return self.unet(x, t, encoder_hidden_states=ctx, class_labels=emb).sample
+        mask = None
+        if text is not None:
+            if c.text_dim <= 0:
+                raise ArgumentError("this decoder reads no caption (config.text_dim is 0); leave text out.")
+            if text.ndim != 3 or text.shape[0] != emb.shape[0] or text.shape[2] != c.text_dim:
+                raise ArgumentError(f"text must be (b, L, {c.text_dim}) token states with b={emb.shape[0]}, "
+                                    f"got {tuple(text.shape)}.")  # fmt: skip
+            if text_mask is None:
+                text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+            ctx = torch.cat([ctx, self.text_proj(text.to(ctx.dtype))], dim=1)
+            keep = torch.ones(emb.shape[0], c.context_tokens, dtype=torch.bool, device=ctx.device)
+            mask = torch.cat([keep, text_mask.to(ctx.device, torch.bool)], dim=1)
+        return self.unet(x, t, encoder_hidden_states=ctx, class_labels=emb, encoder_attention_mask=mask).sample
 
 
 def _timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -325,8 +357,13 @@ def sample_decoder(
     *,
     steps: int = 25,
     guidance_scale: float = 3.0,
+    text: torch.Tensor | None = None,
+    text_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Deterministic DDIM (eta=0) from ``noise`` (b,3,H,W) conditioned on ``emb`` (b,d).
+    """Deterministic DDIM (eta=0) from ``noise`` (b,3,H,W) conditioned on ``emb`` (b,d), and
+    on a caption's token states ``text`` / ``text_mask`` where the decoder reads captions
+    (``config.text_dim > 0``; the unconditional half of guidance then reads neither the
+    embedding nor the caption, as DALL-E 2's decoder is guided).
 
     The predicted clean image is clamped to [-1, 1] at every step and the noise estimate
     re-derived from it (``use_clipped_model_output``), the convention that
@@ -342,14 +379,20 @@ def sample_decoder(
     b = x.shape[0]
     use_cfg = guidance_scale != 1.0
     drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x.device)
+    text2 = mask2 = None
+    if text is not None:
+        if text_mask is None:
+            text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+        text2 = torch.cat([text, text])
+        mask2 = torch.cat([text_mask.bool(), torch.zeros_like(text_mask, dtype=torch.bool)])
     for t in sched.timesteps:
         tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
         if use_cfg:
-            out = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop)
+            out = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop, text2, mask2)
             cond, uncond = out.chunk(2)
             out = uncond + guidance_scale * (cond - uncond)
         else:
-            out = net(x, tt, emb)
+            out = net(x, tt, emb, None, text, text_mask)
         # epsilon re-derived from the clamped clean image (OpenAI improved-diffusion's DDIM):
         # a step is then a function of (x_t, clamped x0) that ddim_invert undoes exactly
         x = sched.step(out, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
@@ -386,6 +429,18 @@ def sample_prior(
 # -- CLIP through open_clip ---------------------------------------------------------------
 
 _CLIP_REGISTERED = False
+
+
+def text_token_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token states of an open_clip text tower: what ``model.encode_text`` computes
+    before it pools the end-of-text token and projects it, ``(b, L, width)`` (after
+    ``ln_final``), and the mask of real tokens ``(b, L)`` (padding, token id 0, is False).
+    Causal attention makes each state read only the tokens before it, so the last ones hold
+    the whole caption. A decoder with ``text_dim > 0`` reads these."""
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding.to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+    return x, tokens != 0
 
 
 def register_clip_config() -> str:

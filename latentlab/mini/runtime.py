@@ -36,10 +36,12 @@ from .models import (
 )
 
 from ..priors import Prior
+from .export import CLIP_FILE
 
 __all__ = [
     "MiniDecoder",
     "MiniPrior",
+    "CaptionStates",
     "build_mini_decoder",
     "build_mini_prior",
     "ddim_invert",
@@ -189,11 +191,17 @@ class MiniDecoder(Decoder):
             its embedding and noise only.
         space: CLIP space name the embeddings must come from.
         device, dtype: where and in what precision the UNet runs (CPU/float32 by default).
+        text_encoder: for a decoder that reads captions too (``net.config.text_dim > 0``): a
+            callable ``list[str] -> (token states (b, L, text_dim), mask (b, L))``, such as
+            :class:`CaptionStates` (``from_pretrained`` sets it to the mini CLIP's text tower).
 
     ``decode(z (b, d), noise (b, 3, s, s))`` -> uint8 ``(b, resolution, resolution, 3)``;
     deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch.
     ``invert(images, z)`` runs the sampler backwards (:func:`ddim_invert`): the noise from
-    which ``decode`` redraws the images.
+    which ``decode`` redraws the images. A decoder that reads captions
+    (``config.text_dim > 0``) also takes ``decode(z, noise, captions=[...])``, the captions
+    the embeddings came from (through the prior), as DALL-E 2's decoder does; without
+    captions it draws from the embeddings alone (renders, variations, inversion).
 
     >>> import torch
     >>> from latentlab.mini.models import DecoderConfig, MiniDecoderNet
@@ -219,6 +227,7 @@ class MiniDecoder(Decoder):
         upscaler: MiniUpscalerNet | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        text_encoder: Any = None,
     ):
         if not isinstance(net, MiniDecoderNet):
             raise ArgumentError(f"net must be a MiniDecoderNet, got {type(net).__name__}.")
@@ -241,6 +250,8 @@ class MiniDecoder(Decoder):
         self.space = space
         self.name = name
         self.weights_sha256: str | None = None  # set by from_pretrained; recorded in render manifests
+        self.text_encoder = text_encoder
+        self._text: tuple[torch.Tensor, torch.Tensor] | None = None  # the captions of the decode() in progress
 
     @classmethod
     def from_pretrained(
@@ -264,7 +275,10 @@ class MiniDecoder(Decoder):
         up_path = weights_path(UPSCALER_FILE, weights_dir)
         use_up = upscale is True or (upscale is None and up_path.is_file())
         upscaler = load_module("upscaler", up_path) if use_up else None
-        dec = cls(load_module("decoder", path), upscaler=upscaler, device=device, dtype=dtype, **kw)
+        net = load_module("decoder", path)
+        if net.config.text_dim > 0 and "text_encoder" not in kw:
+            kw["text_encoder"] = CaptionStates(weights_path(CLIP_FILE, weights_dir), device=device)
+        dec = cls(net, upscaler=upscaler, device=device, dtype=dtype, **kw)
         # renders record which weights drew them, so a resumed render never mixes in frames
         # drawn by other (e.g. retrained) weights, or drawn with and without the upscaler
         h = hashlib.sha256(path.read_bytes())
@@ -277,6 +291,38 @@ class MiniDecoder(Decoder):
         s = self.config.image_size
         return (3, s, s)
 
+    def decode(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        seeds: Sequence[int] | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        captions: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Render one batch (see :meth:`Decoder.decode`). ``captions``: one caption per row,
+        read beside the embeddings by a decoder with ``config.text_dim > 0`` (e.g. the prompts
+        a prior turned into ``embeddings``); ``None`` draws from the embeddings alone."""
+        if captions is None:
+            return super().decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+        if self.config.text_dim <= 0:
+            raise ArgumentError("captions: this decoder reads no captions (its config.text_dim is 0); leave captions out.")
+        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+            raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
+        n = len(embeddings)
+        if len(captions) != n:
+            raise ArgumentError(f"captions has {len(captions)} entries for {n} embeddings; give one per row.")
+        if self.text_encoder is None:
+            raise ArgumentError("captions: this decoder has no text_encoder; pass text_encoder=CaptionStates(<mini CLIP "
+                                "file>) when building it, or load it with MiniDecoder.from_pretrained.")  # fmt: skip
+        states, mask = self.text_encoder(list(captions))
+        self._text = (states, mask)
+        try:
+            return super().decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+        finally:
+            self._text = None
+
     def _decode(
         self,
         embeddings: torch.Tensor,
@@ -288,8 +334,11 @@ class MiniDecoder(Decoder):
     ) -> np.ndarray:
         z = embeddings.to(self.device, self.dtype)
         x = noise.to(self.device, self.dtype)
+        text = mask = None
+        if self._text is not None:
+            text, mask = self._text[0].to(self.device, self.dtype), self._text[1].to(self.device)
         with torch.inference_mode():
-            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale)
+            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale, text=text, text_mask=mask)
         return self._to_frames(img)
 
     def decode_eta(
@@ -423,6 +472,8 @@ class MiniDecoder(Decoder):
                  default_steps=self.default_steps, default_guidance=self.default_guidance,
                  upscaler="learned 2x (mini_upscaler)" if self.upscaler is not None else "none (Lanczos resize)",
                  weights_sha256=self.weights_sha256)  # fmt: skip
+        if self.config.text_dim > 0:  # renders draw from embeddings alone; decode(captions=...) reads captions too
+            d["reads_captions"] = True
         # where it runs changes the frames (bf16 by many levels): named when not the default CPU
         # float32, so a render folder of another precision is never resumed (and older ones still are)
         if self.device.type != "cpu":
@@ -430,6 +481,31 @@ class MiniDecoder(Decoder):
         if self.dtype != torch.float32:
             d["dtype"] = str(self.dtype).removeprefix("torch.")
         return d
+
+
+class CaptionStates:
+    """Captions -> the mini CLIP text tower's token states, what a decoder with
+    ``config.text_dim > 0`` reads (:func:`~latentlab.mini.models.text_token_states`).
+    The CLIP is loaded from ``clip_file`` on first use.
+
+    ``CaptionStates(file)(["a red circle"])`` -> ``(states (1, L, width) float32, mask (1, L) bool)``.
+    """
+
+    def __init__(self, clip_file: str | Path, *, device: str | torch.device = "cpu"):
+        self.clip_file = Path(clip_file)
+        self.device = device
+        self._clip: tuple[Any, Any] | None = None
+
+    def __call__(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        from .models import create_clip, text_token_states
+
+        if self._clip is None:
+            model, _, tokenizer = create_clip(self.clip_file, device=self.device)
+            self._clip = (model, tokenizer)
+        model, tokenizer = self._clip
+        with torch.inference_mode():
+            states, mask = text_token_states(model, tokenizer(captions).to(self.device))
+        return states.float(), mask
 
 
 class MiniPrior(Prior):

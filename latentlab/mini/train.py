@@ -42,7 +42,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from .models import (
     UpscalerConfig,
     create_clip,
     make_scheduler,
+    text_token_states,
 )
 
 __all__ = ["TrainConfig", "DataStage", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder",
@@ -128,6 +129,10 @@ class DecoderStage:
     # Min-SNR-gamma loss weighting (Hang et al. 2023): weight each sample by min(SNR, gamma) / SNR
     # (epsilon prediction), so the nearly noise-free steps stop dominating; 0 = plain MSE
     min_snr_gamma: float = 0.0
+    # with arch.text_dim > 0 (a decoder that reads the caption's token states too): probability
+    # that a training row reads no caption, independently of cond_drop (DALL-E 2 drops the
+    # caption 50% of the time), so the decoder also works from an embedding alone
+    text_drop: float = 0.5
 
 
 @dataclass
@@ -298,6 +303,8 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
     if not (0.0 <= cfg.data.tag_captions <= 1.0):
         raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
+    if not (0.0 <= cfg.decoder.text_drop <= 1.0):
+        raise ArgumentError(f"decoder.text_drop must be in [0, 1], got {cfg.decoder.text_drop!r}.")
     if not (0.0 <= cfg.data.augment <= 1.0):
         raise ArgumentError(f"data.augment must be in [0, 1], got {cfg.data.augment!r}.")
     from .data import IMAGE_SOURCES
@@ -437,7 +444,6 @@ def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch
     the fraction of parameters copied.
     """
     import re
-    from dataclasses import replace
 
     ch = tuple(theirs.block_out_channels)
     want = replace(theirs, image_size=2 * theirs.image_size, block_out_channels=(ch[0], *ch))
@@ -479,7 +485,6 @@ def _prepare(images: list[np.ndarray], preprocess) -> tuple[torch.Tensor, np.nda
 def _variants(scene: shapes.Scene, rng: np.random.Generator, k: int) -> list[shapes.Scene]:
     """``scene`` and ``k - 1`` hard negatives: the same scene with one object's shape (or,
     for the last one, colour) changed, so captions differ in a single word."""
-    from dataclasses import replace
 
     out = [scene]
     for j in range(1, k):
@@ -508,7 +513,6 @@ def _relation_variants(scene: shapes.Scene, rng: np.random.Generator, k: int) ->
     """A two-object ``scene`` and ``k - 1`` hard negatives that keep both objects: the two
     swapped in place (its caption's relation is then the opposite one), then their colours
     swapped (when they differ), then :func:`_variants`' one-object changes."""
-    from dataclasses import replace
 
     a, b = scene.objects
     out = [scene, replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)),
@@ -616,7 +620,6 @@ def relation_accuracy(model, preprocess, tokenizer, *, n: int = 300, seed: int =
     where the image's true caption scores above the same caption with the opposite relation
     (``clip_relation``; "left of" for "right of") and above the caption with the two colours
     swapped (``clip_colour_binding``, scenes whose colours differ). 0.5 is chance."""
-    from dataclasses import replace
 
     was_training = model.training
     model.eval()
@@ -843,6 +846,28 @@ def _ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: flo
             ema[k].copy_(v)
 
 
+def _caption_states(cfg: TrainConfig, out: Path, n: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token states ``(n, L, width)`` (float16) and masks ``(n, L)`` of the cache's captions,
+    from the run's CLIP text tower (``text_token_states``): what a decoder with
+    ``text_dim > 0`` reads beside the image embedding."""
+    captions = json.loads((out / "cache" / "cache.json").read_text()).get("captions")
+    if not captions or len(captions) != n:
+        raise ArgumentError(f"{out / 'cache' / 'cache.json'} lists no captions for its {n} images (an older cache); "
+                            "build it again with `--stage cache`.")  # fmt: skip
+    model, _, tokenizer = create_clip(out / "clip" / "model.safetensors", device=cfg.device)
+    got = model.transformer.width
+    if got != width:
+        raise ArgumentError(f"decoder.arch.text_dim={width} but the run's CLIP text tower is {got} wide; "
+                            f"set decoder.arch.text_dim={got}.")  # fmt: skip
+    states, masks = [], []
+    with torch.inference_mode():
+        for a in range(0, n, 512):
+            st, m = text_token_states(model, tokenizer(captions[a : a + 512]).to(cfg.device))
+            states.append(st.half().cpu())
+            masks.append(m.cpu())
+    return torch.cat(states), torch.cat(masks)
+
+
 def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False,
                      init_from: Path | None = None) -> dict:  # fmt: skip
     stage = cfg.decoder if kind == "decoder" else cfg.prior
@@ -868,13 +893,19 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     if init_from is not None and not resume:
         init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
         theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
-        if theirs != arch and not (kind == "decoder" and stage.upcycle and theirs is not None):
+        # a decoder that reads captions warm-starts from the same decoder without: all but the
+        # new caption projection is copied (masked-out captions leave it computing what it did)
+        adds_text = (kind == "decoder" and theirs is not None and getattr(theirs, "text_dim", 0) == 0
+                     and arch.text_dim > 0 and replace(arch, text_dim=0) == theirs)  # fmt: skip
+        if theirs != arch and not adds_text and not (kind == "decoder" and stage.upcycle and theirs is not None):
             raise ArgumentError(
                 f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
                 f"builds {arch.to_dict()}; set {kind}.arch to match (--set {kind}.arch='{{...}}') or leave out --init-from."
             )
         state = _init_state(init_from, kind, d)
-        if theirs != arch:
+        if adds_text:
+            state = {**model.state_dict(), **state}
+        elif theirs != arch:
             state, copied = _upcycle_decoder(state, theirs, arch, model.state_dict())
             init = json.loads((d / "init.json").read_text())
             (d / "init.json").write_text(json.dumps({**init, "upcycled_from": theirs.to_dict(), "copied_fraction":
@@ -890,6 +921,9 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     alphas = sched.alphas_cumprod.float()
     log = _Logger(d / "log.jsonl")
     n = data["images"].shape[0]
+    text_dim = getattr(arch, "text_dim", 0) if kind == "decoder" else 0
+    if text_dim:
+        states, masks = _caption_states(cfg, out, n, text_dim)
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
     loss_avg = None
@@ -918,8 +952,12 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         else:  # v_prediction
             target = a.sqrt() * noise - (1 - a).sqrt() * x0
         dev = cfg.device
+        text = tmask = None
+        if text_dim:  # drawn after the draws above, so runs without captions keep their exact stream
+            text = states[idx].float().to(dev)
+            tmask = (masks[idx] & (torch.rand(stage.batch_size, generator=g) >= stage.text_drop)[:, None]).to(dev)
         with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
-            pred = model(xt.to(dev), t.to(dev), cond.to(dev), drop.to(dev))
+            pred = model(xt.to(dev), t.to(dev), cond.to(dev), drop.to(dev), *((text, tmask) if text_dim else ()))
         err = (pred.float() - target.to(dev)).pow(2).flatten(1).mean(1)
         if stage.min_snr_gamma > 0 and arch.prediction_type == "epsilon":
             snr = (a / (1 - a)).flatten()
