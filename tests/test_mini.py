@@ -158,9 +158,11 @@ def test_resume_continues_the_step_count(smoke_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(smoke_run[0], out)
     main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=5"])
-    steps = [r["step"] for r in _log(out / "decoder" / "log.jsonl")]
-    assert steps == [1, 2, 3, 4, 5]
+    recs = _log(out / "decoder" / "log.jsonl")
+    assert [r["step"] for r in recs] == [1, 2, 3, 4, 5]
     assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 5
+    # the running mean of the loss carries on across the resume rather than restarting at step 4's loss
+    assert recs[3]["loss_avg"] == pytest.approx(0.95 * recs[2]["loss_avg"] + 0.05 * recs[3]["loss"])
 
 
 def test_a_finished_run_resumed_keeps_its_clip_and_cache(smoke_run, tmp_path, capsys):

@@ -347,7 +347,8 @@ class _Logger:
 
 
 def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
-               ema: dict[str, torch.Tensor] | None = None, elapsed_s: float = 0.0) -> None:  # fmt: skip
+               ema: dict[str, torch.Tensor] | None = None, elapsed_s: float = 0.0,
+               loss_avg: float | None = None) -> None:  # fmt: skip
     from safetensors.torch import save_file
 
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -356,7 +357,10 @@ def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     if ema is not None:
         save_file({k: v.contiguous().cpu() for k, v in ema.items()}, str(stage_dir / "ema.tmp"))
         (stage_dir / "ema.tmp").replace(stage_dir / "ema.safetensors")
-    torch.save({"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict()}, stage_dir / "state.tmp")
+    state = {"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict()}
+    if loss_avg is not None:  # the logged running mean carries on across a resume
+        state["loss_avg"] = float(loss_avg)
+    torch.save(state, stage_dir / "state.tmp")
     (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
 
 
@@ -373,6 +377,12 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     if ema is not None and (stage_dir / "ema.safetensors").is_file():
         ema.update(load_file(str(stage_dir / "ema.safetensors")))
     return int(state["step"]), float(state.get("elapsed_s", 0.0))
+
+
+def _ckpt_loss_avg(stage_dir: Path) -> float | None:
+    """The running mean of the loss saved with ``stage_dir``'s checkpoint (None before it was saved)."""
+    v = torch.load(stage_dir / "state.pt", map_location="cpu", weights_only=True).get("loss_avg")
+    return None if v is None else float(v)
 
 
 #: exported file of each stage in a weights folder (``latentlab/mini/weights/`` or ``export --to``)
@@ -926,7 +936,7 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         states, masks = _caption_states(cfg, out, n, text_dim)
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
-    loss_avg = None
+    loss_avg = _ckpt_loss_avg(d) if resume else None
     salt = 3 if kind == "decoder" else 4
     while step < stage.steps:
         g = _gen(cfg.seed, step, salt)
@@ -977,11 +987,11 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
                 elapsed_s=round(time.time() - t0, 1))  # fmt: skip
             bar.set_postfix(loss=f"{loss_avg:.4f}")
         if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
-            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
         if timed_out:
             break
     bar.close()
-    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
     return {"step": step, "loss_avg": loss_avg}
 
 
@@ -1035,7 +1045,7 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     n = source.shape[0]
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, "upscaler")
-    loss_avg = None
+    loss_avg = _ckpt_loss_avg(d) if resume else None
     dev = cfg.device
     while step < stage.steps:
         g = _gen(cfg.seed, step, 5)
@@ -1063,11 +1073,11 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
                 elapsed_s=round(time.time() - t0, 1))  # fmt: skip
             bar.set_postfix(loss=f"{loss_avg:.4f}")
         if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
-            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
         if timed_out:
             break
     bar.close()
-    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0)
+    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
     return {"step": step, "loss_avg": loss_avg}
 
 
