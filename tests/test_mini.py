@@ -1023,7 +1023,13 @@ def test_caption_decoder_trains_warm_from_one_without_and_exports(smoke_run, tmp
     assert all(torch.equal(got[k], want[k].float()) for k in want)
     main([*args, "--resume", "--set", "decoder.steps=3"])
     assert all(math.isfinite(r["loss"]) for r in _log(out / "decoder" / "log.jsonl"))
+    import latentlab.mini.export as ex
+
+    probes = []
+    real_check = ex._net_fp16_ok
+    monkeypatch.setattr(ex, "_net_fp16_ok", lambda net, probe, tol: probes.append(probe) or real_check(net, probe, tol))
     export(out, weights, stages=("decoder",))
+    assert probes[0][4].shape[-1] == 128  # the fp16 check runs the caption path too
     dec = MiniDecoder.from_pretrained(weights, resolution=32)
     assert dec.config.text_dim == 128 and dec.describe()["reads_captions"]
     from latentlab.space import tag

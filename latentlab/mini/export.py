@@ -174,6 +174,8 @@ def export(
             s = cfg.image_size
             probe = (torch.randn(4, 3, s, s, generator=g), torch.tensor([10, 200, 500, 900]),
                      torch.nn.functional.normalize(torch.randn(4, cfg.embed_dim, generator=g), dim=-1))  # fmt: skip
+            if cfg.text_dim > 0:  # the caption path is checked in fp16 too
+                probe = (*probe, None, torch.randn(4, 8, cfg.text_dim, generator=g))
         elif kind == "prior":
             cfg = PriorConfig.from_dict(cfg_dict)
             net = MiniPriorNet(cfg)
