@@ -134,3 +134,7 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=second, check=True, capture_output=True)
     init = json.loads((tmp_path / "run2" / "decoder" / "init.json").read_text())
     assert init["init_from"] == str(out / "decoder" / "mini_decoder.safetensors")
+    # SETS reaches the decoder stage: a decoder that reads captions, warm-started from one that does not
+    third = {**second, "OUT": str(tmp_path / "out3"), "RUN": str(tmp_path / "run3"), "SETS": "decoder.arch.text_dim=128"}
+    subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=third, check=True, capture_output=True)
+    assert json.loads((tmp_path / "out3" / "decoder" / "mini_decoder.json").read_text())["text_dim"] == 128
