@@ -1047,6 +1047,8 @@ def test_caption_decoder_trains_warm_from_one_without_and_exports(smoke_run, tmp
         dec.decode(z, noise, steps=2, captions=["a phone"])
     with pytest.raises(ArgumentError, match="list of strings"):
         dec.decode(z, noise, steps=2, captions="a phone")
+    with pytest.raises(ArgumentError, match="noise must have shape"):  # checked as decode checks it
+        dec.decode(z, noise[:1], steps=2, captions=["a phone", "a cat"])
     # evaluate gives such a decoder the prompts, and measures the relation prompts without them too
     from latentlab.mini.evaluate import _table, evaluate
 

@@ -174,6 +174,20 @@ class Decoder:
         guidance_scale: float | None = None,
     ) -> np.ndarray:
         """Render one batch: ``embeddings`` (b, d) and ``noise`` (b, *noise_shape()) -> uint8 (b, H, W, 3)."""
+        z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
+        return self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance)
+
+    def _checked_batch(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        seeds: Sequence[int] | None,
+        steps: int | None,
+        guidance_scale: float | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int], int, float]:
+        """:meth:`decode`'s arguments checked and completed: unit-norm CPU float32 embeddings
+        of this decoder's space, CPU float32 noise of the batch's shape, one seed per row, and
+        the steps and guidance (the decoder's defaults where ``None``)."""
         from ..errors import ArgumentError
 
         z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
@@ -190,10 +204,7 @@ class Decoder:
         if steps < 1:
             raise ArgumentError(f"steps must be >= 1, got {steps}.")
         guidance = self.default_guidance if guidance_scale is None else float(guidance_scale)
-        frames = self._decode(
-            z, noise.detach().to("cpu", torch.float32), seeds=seeds, steps=steps, guidance_scale=guidance
-        )
-        return frames
+        return z, noise.detach().to("cpu", torch.float32), seeds, steps, guidance
 
     def invert(
         self,

@@ -251,7 +251,6 @@ class MiniDecoder(Decoder):
         self.name = name
         self.weights_sha256: str | None = None  # set by from_pretrained; recorded in render manifests
         self.text_encoder = text_encoder
-        self._text: tuple[torch.Tensor, torch.Tensor] | None = None  # the captions of the decode() in progress
 
     @classmethod
     def from_pretrained(
@@ -310,18 +309,13 @@ class MiniDecoder(Decoder):
             raise ArgumentError("captions: this decoder reads no captions (its config.text_dim is 0); leave captions out.")
         if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
             raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
-        n = len(embeddings)
-        if len(captions) != n:
-            raise ArgumentError(f"captions has {len(captions)} entries for {n} embeddings; give one per row.")
+        z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
+        if len(captions) != len(z):
+            raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
         if self.text_encoder is None:
             raise ArgumentError("captions: this decoder has no text_encoder; pass text_encoder=CaptionStates(<mini CLIP "
                                 "file>) when building it, or load it with MiniDecoder.from_pretrained.")  # fmt: skip
-        states, mask = self.text_encoder(list(captions))
-        self._text = (states, mask)
-        try:
-            return super().decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
-        finally:
-            self._text = None
+        return self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance, text=self.text_encoder(list(captions)))
 
     def _decode(
         self,
@@ -331,14 +325,15 @@ class MiniDecoder(Decoder):
         seeds: Sequence[int],
         steps: int,
         guidance_scale: float,
+        text: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> np.ndarray:
         z = embeddings.to(self.device, self.dtype)
         x = noise.to(self.device, self.dtype)
-        text = mask = None
-        if self._text is not None:
-            text, mask = self._text[0].to(self.device, self.dtype), self._text[1].to(self.device)
+        states = mask = None
+        if text is not None:  # (token states, mask) of one caption per row
+            states, mask = text[0].to(self.device, self.dtype), text[1].to(self.device)
         with torch.inference_mode():
-            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale, text=text, text_mask=mask)
+            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale, text=states, text_mask=mask)
         return self._to_frames(img)
 
     def decode_eta(
@@ -355,22 +350,9 @@ class MiniDecoder(Decoder):
         seeded ``seeds[i]``), so one starting noise gives different pictures for different
         seeds, all near the ``eta = 0`` decode for small ``eta``. Used for variations
         around an inverted image (:func:`latentlab.variations`)."""
-        from ..space import check_embeddings
-
         if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 <= eta <= 1:
             raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
-        z = torch.nn.functional.normalize(z.detach().to("cpu", torch.float32), dim=-1)
-        shape = (z.shape[0], *self.noise_shape())
-        if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
-            raise ArgumentError(f"noise must have shape {shape}, got {getattr(noise, 'shape', type(noise).__name__)}.")
-        seeds = list(range(z.shape[0])) if seeds is None else [int(s) for s in seeds]
-        if len(seeds) != z.shape[0]:
-            raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per row.")
-        steps = self.default_steps if steps is None else int(steps)
-        if steps < 1:
-            raise ArgumentError(f"steps must be >= 1, got {steps}.")
-        guidance = self.default_guidance if guidance_scale is None else float(guidance_scale)
+        z, noise, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
         if guidance < 0:
             raise ArgumentError(f"guidance_scale must be >= 0, got {guidance}.")
         with torch.inference_mode():
