@@ -365,7 +365,7 @@ def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
 
 
 def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
-               ema: dict[str, torch.Tensor] | None = None) -> tuple[int, float]:  # fmt: skip
+               ema: dict[str, torch.Tensor] | None = None) -> tuple[int, float, float | None]:  # fmt: skip
     from safetensors.torch import load_file
 
     state_path = stage_dir / "state.pt"
@@ -376,13 +376,8 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     opt.load_state_dict(state["optimizer"])
     if ema is not None and (stage_dir / "ema.safetensors").is_file():
         ema.update(load_file(str(stage_dir / "ema.safetensors")))
-    return int(state["step"]), float(state.get("elapsed_s", 0.0))
-
-
-def _ckpt_loss_avg(stage_dir: Path) -> float | None:
-    """The running mean of the loss saved with ``stage_dir``'s checkpoint (None before it was saved)."""
-    v = torch.load(stage_dir / "state.pt", map_location="cpu", weights_only=True).get("loss_avg")
-    return None if v is None else float(v)
+    loss_avg = state.get("loss_avg")  # the logged running mean (checkpoints before it was saved: None)
+    return int(state["step"]), float(state.get("elapsed_s", 0.0)), None if loss_avg is None else float(loss_avg)
 
 
 #: exported file of each stage in a weights folder (``latentlab/mini/weights/`` or ``export --to``)
@@ -727,7 +722,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": sc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=sc.lr, betas=(0.9, 0.98), eps=1e-6)  # fmt: skip
     d = out / "clip"
-    step, spent = _load_ckpt(d, model, opt) if resume else (0, 0.0)
+    step, spent, _ = _load_ckpt(d, model, opt) if resume else (0, 0.0, None)
     log = _Logger(d / "log.jsonl")
     t0 = time.time() - spent
     bar = _progress(sc.steps, step, "clip")
@@ -905,8 +900,8 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
         # a decoder that reads captions warm-starts from the same decoder without: all but the
         # new caption projection is copied (masked-out captions leave it computing what it did)
-        adds_text = (kind == "decoder" and theirs is not None and getattr(theirs, "text_dim", 0) == 0
-                     and arch.text_dim > 0 and replace(arch, text_dim=0) == theirs)  # fmt: skip
+        adds_text = (kind == "decoder" and theirs is not None and theirs.text_dim == 0 and arch.text_dim > 0
+                     and replace(arch, text_dim=0) == theirs)  # fmt: skip
         if theirs != arch and not adds_text and not (kind == "decoder" and stage.upcycle and theirs is not None):
             raise ArgumentError(
                 f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
@@ -926,17 +921,16 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     ema = _ema_init(model)
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(json.dumps(arch.to_dict(), indent=2) + "\n")
-    step, spent = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0)
+    step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
     sched = make_scheduler(arch, "ddpm")
     alphas = sched.alphas_cumprod.float()
     log = _Logger(d / "log.jsonl")
     n = data["images"].shape[0]
-    text_dim = getattr(arch, "text_dim", 0) if kind == "decoder" else 0
+    text_dim = arch.text_dim if kind == "decoder" else 0
     if text_dim:
         states, masks = _caption_states(cfg, out, n, text_dim)
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
-    loss_avg = _ckpt_loss_avg(d) if resume else None
     salt = 3 if kind == "decoder" else 4
     while step < stage.steps:
         g = _gen(cfg.seed, step, salt)
@@ -1040,12 +1034,11 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     ema = _ema_init(model)
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(json.dumps(arch.to_dict(), indent=2) + "\n")
-    step, spent = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0)
+    step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
     log = _Logger(d / "log.jsonl")
     n = source.shape[0]
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, "upscaler")
-    loss_avg = _ckpt_loss_avg(d) if resume else None
     dev = cfg.device
     while step < stage.steps:
         g = _gen(cfg.seed, step, 5)
