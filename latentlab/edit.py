@@ -22,7 +22,6 @@ DDIM ``eta`` > 0: pictures that stay centred on the input).
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass, field
 from typing import Any
 
