@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -242,6 +243,30 @@ def _load_png(path: Path) -> np.ndarray | None:
         return None
 
 
+def _note_version_change(out_dir: Path, old: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Resuming a render whose finished frames came from other library versions: the same
+    seeds and settings may give slightly different pixels, so say which changed (a warning,
+    not a refusal: an upgrade should not cost a half-done render) and keep the old versions
+    in the manifest (``earlier_versions``) so a mixed render is on record."""
+    before, now = old.get("versions"), manifest["versions"]
+    earlier = [v for v in old.get("earlier_versions", []) if isinstance(v, dict)]
+    if isinstance(before, dict) and before != now:
+        if not earlier or earlier[-1] != before:
+            earlier.append(before)
+        if any(out_dir.glob("frame_*.png")):
+            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            diff = ", ".join(f"{k} {before.get(k, 'absent')} -> {now.get(k, 'absent')}" for k in changed)
+            warnings.warn(
+                f"out_dir {str(out_dir)!r}: resuming a render whose finished frames were made with other "
+                f"library versions ({diff}); new frames may differ slightly from those. Pass overwrite=True "
+                "(CLI: --overwrite) to render every frame with these versions.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    if earlier:
+        manifest["earlier_versions"] = earlier
+
+
 def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -272,6 +297,7 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
                 f.unlink()
         else:
             manifest["created"] = old.get("created", manifest["created"])
+            _note_version_change(out_dir, old, manifest)
     else:
         stale = list(out_dir.glob("frame_*.png"))
         if stale and not overwrite:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -80,6 +81,31 @@ def test_interrupted_render_resumes_without_redoing_frames(tmp_path, fake_decode
     assert manifest["complete"] is True and manifest["frames"] == 10
     assert manifest["decoder"]["name"] == "fake" and "torch" in manifest["versions"]
     assert np.allclose(np.load(out / "embeddings.npy"), p.embeddings().numpy())
+
+
+def test_resuming_under_other_library_versions_warns_and_keeps_them_on_record(tmp_path, fake_decoder):
+    p = path8(frames=6)
+    out = tmp_path / "r"
+
+    def stop_after_two(info):
+        if info["frame"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(p, fake_decoder, out_dir=out, batch_size=1, callback=stop_after_two, progress=False)
+    m = json.loads((out / MANIFEST).read_text())
+    now = dict(m["versions"])
+    m["versions"]["torch"] = "1.0.0"  # as if the first frames came from an older torch
+    (out / MANIFEST).write_text(json.dumps(m))
+    with pytest.warns(RuntimeWarning, match=r"torch 1\.0\.0 -> "):
+        render(p, fake_decoder, out_dir=out, progress=False)
+    m = json.loads((out / MANIFEST).read_text())
+    assert m["complete"] is True and m["versions"] == now
+    assert [v["torch"] for v in m["earlier_versions"]] == ["1.0.0"]
+    with warnings.catch_warnings():  # same versions again: no warning, the record stays
+        warnings.simplefilter("error")
+        render(p, fake_decoder, out_dir=out, progress=False)
+    assert json.loads((out / MANIFEST).read_text())["earlier_versions"] == m["earlier_versions"]
 
 
 def test_damaged_frame_is_rendered_again(tmp_path, fake_decoder):
