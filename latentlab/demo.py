@@ -61,7 +61,9 @@ def demo_spec(inputs: list[Path], preset: str) -> dict:
     return {
         "name": "demo",
         "preset": preset,
-        "seed": 0,
+        # seed 1, not 0: with the decoder shipped since the sixteenth session, seed 0 draws the red
+        # circle as a squashed oval and the last square as a wide bar (docs/mini.md says so)
+        "seed": 1,
         "fps": 12,
         "size": 256,
         "hold_first": 6,
