@@ -249,20 +249,20 @@ def _note_version_change(out_dir: Path, old: dict[str, Any], manifest: dict[str,
     not a refusal: an upgrade should not cost a half-done render) and keep the old versions
     in the manifest (``earlier_versions``) so a mixed render is on record."""
     before, now = old.get("versions"), manifest["versions"]
-    earlier = [v for v in old.get("earlier_versions", []) if isinstance(v, dict)]
-    if isinstance(before, dict) and before != now:
+    kept = old.get("earlier_versions")
+    earlier = [v for v in kept if isinstance(v, dict)] if isinstance(kept, list) else []
+    if isinstance(before, dict) and before != now and any(out_dir.glob("frame_*.png")):
         if not earlier or earlier[-1] != before:
             earlier.append(before)
-        if any(out_dir.glob("frame_*.png")):
-            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            diff = ", ".join(f"{k} {before.get(k, 'absent')} -> {now.get(k, 'absent')}" for k in changed)
-            warnings.warn(
-                f"out_dir {str(out_dir)!r}: resuming a render whose finished frames were made with other "
-                f"library versions ({diff}); new frames may differ slightly from those. Pass overwrite=True "
-                "(CLI: --overwrite) to render every frame with these versions.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        diff = ", ".join(f"{k} {before.get(k, 'absent')} -> {now.get(k, 'absent')}" for k in changed)
+        warnings.warn(
+            f"out_dir {str(out_dir)!r}: resuming a render whose finished frames were made with other "
+            f"library versions ({diff}); new frames may differ slightly from those. Pass overwrite=True "
+            "(CLI: --overwrite) to render every frame with these versions.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     if earlier:
         manifest["earlier_versions"] = earlier
 
