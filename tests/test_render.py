@@ -96,7 +96,7 @@ def test_resuming_under_other_library_versions_warns_and_keeps_them_on_record(tm
     m = json.loads((out / MANIFEST).read_text())
     now = dict(m["versions"])
     m["versions"]["torch"] = "1.0.0"  # as if the first frames came from an older torch
-    m["earlier_versions"] = "not a list"  # a hand-edited manifest is read, not trusted
+    m["earlier_versions"] = 42  # a hand-edited manifest is read, not trusted
     (out / MANIFEST).write_text(json.dumps(m))
     with pytest.warns(RuntimeWarning, match=r"torch 1\.0\.0 -> "):
         render(p, fake_decoder, out_dir=out, progress=False)
