@@ -500,7 +500,11 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     export(smoke_run[0], weights)
     res = evaluate(weights, n=4, steps=2)
     frames, pframes, rframes = res.pop("_frames")
-    assert frames.shape[0] == 4 and pframes.shape[0] == 48 and rframes.shape[0] == 4
+    # relation prompts default to 4 x n, so that one prompt weighs less in the relation bar
+    assert frames.shape[0] == 4 and pframes.shape[0] == 48 and rframes.shape[0] == 16
+    assert res["settings"]["n_relation"] == 16 and "16 relation prompts" in _table(res)
+    with pytest.raises(ArgumentError, match="n_relation"):
+        evaluate(weights, n=4, steps=2, n_relation=0)
     assert needs_data <= set(BARS) and not needs_data & set(res)
     for key in set(BARS) - needs_data:
         assert 0.0 <= res[key] <= 1.0, key
@@ -1053,8 +1057,9 @@ def test_caption_decoder_trains_warm_from_one_without_and_exports(smoke_run, tmp
     from latentlab.mini.evaluate import _table, evaluate
 
     monkeypatch.setattr(data, "load_index", lambda *a, **k: (_ for _ in ()).throw(data.DataFetchError("no index")))
-    res = evaluate(weights, n=4, steps=2)
+    res = evaluate(weights, n=4, steps=2, n_relation=4)
     res.pop("_frames")
+    assert res["settings"]["n_relation"] == 4
     assert res["decoder_reads_captions"] and 0.0 <= res["relation_nocaption_both"] <= 1.0
     assert "decoded without their prompts" in _table(res) and "The decoder reads captions" in _table(res)
     # a text_dim other than the CLIP text tower's width is refused, naming the fix

@@ -1,6 +1,6 @@
 """Measure the bars of the mini unCLIP stack and write them into docs/mini.md.
 
-    python -m latentlab.mini.evaluate [--weights DIR] [--n 48] [--steps 25] [--no-write]
+    python -m latentlab.mini.evaluate [--weights DIR] [--n 48] [--n-relation 192] [--steps 25] [--no-write]
 
 Bars (all on fresh held-out scenes, seeds disjoint from training):
 
@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from . import shapes
+from ..errors import ArgumentError
 from .models import SPACE, WEIGHTS_DIR, create_clip
 
 __all__ = ["evaluate", "emoji_retrieval", "main", "BARS"]
@@ -83,11 +84,18 @@ def evaluate(
     guidance_scale: float | None = None,
     prior_guidance: float | None = None,
     seed: int = 9000,
+    n_relation: int | None = None,
 ) -> dict[str, Any]:
-    """Compute every bar with the weights in ``weights_dir`` (the shipped ones by default)."""
+    """Compute every bar with the weights in ``weights_dir`` (the shipped ones by default).
+
+    ``n`` held-out scenes for the decoder bars; ``n_relation`` relation prompts (default
+    ``4 * n``: one prompt moves the relation bar by 1/192 rather than 1/48)."""
     from .runtime import MiniDecoder, MiniPrior
     from .train import _prepare, relation_accuracy, zero_shot_accuracy
 
+    n_rel = 4 * n if n_relation is None else int(n_relation)
+    if n < 1 or n_rel < 1:
+        raise ArgumentError(f"n and n_relation must be >= 1, got n={n}, n_relation={n_relation}.")
     wd = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     torch.manual_seed(0)
     model, pre, tok = create_clip(wd / "mini_clip.safetensors")
@@ -158,8 +166,8 @@ def evaluate(
     res["prior_image_text_cosine"] = float((zi * prompt_emb).sum(-1).mean())
 
     # prior + decoder from "a {colour} {shape} {relation} a {colour} {shape}"
-    pairs = [sc for sc in shapes.sample_scenes(seed + 3, 4 * n, n_objects=2)
-             if sc.objects[0].colour != sc.objects[1].colour][:n]  # fmt: skip
+    pairs = [sc for sc in shapes.sample_scenes(seed + 3, 4 * n_rel, n_objects=2)
+             if sc.objects[0].colour != sc.objects[1].colour][:n_rel]  # fmt: skip
     rel_prompts = [shapes.caption(sc, 0) for sc in pairs]
     rel_emb = torch.nn.functional.normalize(model.encode_text(tok(rel_prompts)).float(), dim=-1)
     zr = prior(tag(rel_emb, SPACE), seed=seed + 4, num_samples=1)
@@ -187,7 +195,7 @@ def evaluate(
     res.update(layout_probe(model, pre, n_train=40 * n, n_test=10 * n, seed=seed + 6))
     res.update(text_diff_bar(model, pre, tok, dec, steps=steps, guidance_scale=g_dec, seed=seed))
     res.update(_emoji_retrieval_bar(model, pre, tok))
-    res["settings"] = {"n": n, "steps": steps, "decoder_guidance": g_dec, "prior_guidance": prior.guidance_scale,
+    res["settings"] = {"n": n, "n_relation": len(pairs), "steps": steps, "decoder_guidance": g_dec, "prior_guidance": prior.guidance_scale,
                        "seed": seed, "seconds": round(time.time() - t0, 1)}  # fmt: skip
     res["_frames"] = (frames, pframes, rframes)
     return res
@@ -510,7 +518,7 @@ def _table(res: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Measured by `python -m latentlab.mini.evaluate` on {time.strftime('%Y-%m-%d', time.gmtime())}: "
-        f"{st['n']} held-out scenes ({max(240, st['n'])} for zero-shot), 48 single-object prompts, {st['n']} relation prompts, DDIM {st['steps']} steps, decoder guidance "
+        f"{st['n']} held-out scenes ({max(240, st['n'])} for zero-shot), 48 single-object prompts, {st.get('n_relation', st['n'])} relation prompts, DDIM {st['steps']} steps, decoder guidance "
         f"{st['decoder_guidance']}, prior guidance {st['prior_guidance']}, seed {st['seed']}, {st['seconds']} s on the CPU."
         + (" The decoder reads captions: the prior+decoder rows give it the prompt beside the prior's sample."
            if res.get("decoder_reads_captions") else "")
@@ -532,6 +540,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped latentlab/mini/weights/)")
     ap.add_argument("--n", type=int, default=48, help="held-out scenes for the decoder bars")
+    ap.add_argument("--n-relation", type=int, default=None, help="relation prompts (default: 4 x --n)")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--guidance", type=float, default=None, help="decoder guidance (default: MiniDecoder's)")
     ap.add_argument("--prior-guidance", type=float, default=None)
@@ -542,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = evaluate(args.weights, n=args.n, steps=args.steps, guidance_scale=args.guidance,
-                   prior_guidance=args.prior_guidance)  # fmt: skip
+                   prior_guidance=args.prior_guidance, n_relation=args.n_relation)  # fmt: skip
     frames, pframes, rframes = res.pop("_frames")
     if args.grid:
         from PIL import Image
