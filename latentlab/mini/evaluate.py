@@ -22,7 +22,8 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
   first) and ends above their similarity to "a mobile phone"; the bar is met when every
   style meets it.
 - Prior + decoder with relations: "a {colour} {shape} {above, below, left of, right of} a
-  {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes); the
+  {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes;
+  ``n_relation`` of them, 4 x ``n`` = 192 by default); the
   pixel checker (``shapes.check_relation``) reads both objects and where they sit (with
   the prompt given to a decoder that reads captions, and then also without it).
   Beside it, to tell apart where relations get lost: the checker on the real scenes shrunk
@@ -46,8 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import shapes
 from ..errors import ArgumentError
+from . import shapes
 from .models import SPACE, WEIGHTS_DIR, create_clip
 
 __all__ = ["evaluate", "emoji_retrieval", "main", "BARS"]
