@@ -96,7 +96,7 @@ def evaluate(
 
     n_rel = 4 * n if n_relation is None else int(n_relation)
     if n < 1 or n_rel < 1:
-        raise ArgumentError(f"n and n_relation must be >= 1, got n={n}, n_relation={n_relation}.")
+        raise ArgumentError(f"n (--n) and n_relation (--n-relation) must be >= 1, got n={n}, n_relation={n_relation}.")
     wd = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     torch.manual_seed(0)
     model, pre, tok = create_clip(wd / "mini_clip.safetensors")
