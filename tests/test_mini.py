@@ -1072,6 +1072,65 @@ def test_caption_decoder_trains_warm_from_one_without_and_exports(smoke_run, tmp
         main(["--stage", "decoder", "--config", "smoke", "--out", str(run), "--set", "decoder.arch.text_dim=64"])
 
 
+# -- a decoder that reads pixel coordinates (CoordConv) ----------------------------------
+
+
+def test_coordinate_channels_tell_the_decoder_where_each_pixel_is():
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet, _coord_grid
+
+    grid = _coord_grid(torch.zeros(2, 3, 4, 6))
+    assert grid.shape == (2, 2, 4, 6)
+    assert grid[0, 0, 0].tolist() == pytest.approx([-1, -0.6, -0.2, 0.2, 0.6, 1])  # x along a row
+    assert grid[1, 1, :, 5].tolist() == pytest.approx([-1, -1 / 3, 1 / 3, 1])  # y down a column
+    torch.manual_seed(0)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2, coords=True)  # fmt: skip
+    net = MiniDecoderNet(cfg).eval()
+    assert net.unet.conv_in.weight.shape[1] == 5
+    with torch.no_grad():
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    # a flat input: a net without coordinates gives the same output at every pixel away from the
+    # zero-padded border; with them, the top and bottom rows differ
+    x, t, z = torch.zeros(1, 3, 32, 32), torch.tensor([500]), _unit(1, 16, 0)
+    with torch.no_grad():
+        out = net(x, t, z)
+        net.unet.conv_in.weight[:, 3:] = 0
+        flat = net(x, t, z)
+    assert (out[..., 10, 16] - out[..., 22, 16]).abs().max() > 1e-3
+    assert not torch.allclose(out, flat)
+
+
+def test_decoder_warm_starts_with_coordinates_from_one_without(smoke_run, tmp_path):
+    from safetensors.torch import load_file
+
+    from latentlab.mini.export import export
+    from latentlab.mini.runtime import MiniDecoder
+    from latentlab.mini.train import main
+
+    weights = tmp_path / "weights"
+    export(smoke_run[0], weights)
+    out = tmp_path / "xy"
+    args = ["--stage", "decoder", "--config", "smoke", "--out", str(out), "--init-from", str(weights),
+            "--set", "decoder.arch.coords=true", "--set", "decoder.arch.text_dim=128"]  # fmt: skip
+    main([*args, "--set", "decoder.lr=0", "--set", "decoder.steps=1"])
+    got, want = load_file(str(out / "decoder" / "model.safetensors")), load_file(str(weights / "mini_decoder.safetensors"))
+    w = got.pop("unet.conv_in.weight")
+    assert torch.equal(w[:, :3], want.pop("unet.conv_in.weight").float()) and not w[:, 3:].any()
+    assert all(torch.equal(got[k], want[k].float()) for k in want)
+    assert {k for k in got if k not in want} == {k for k in got if k.startswith("text_proj.")}
+    main([*args, "--resume", "--set", "decoder.steps=3"])
+    export(out, weights, stages=("decoder",))
+    dec = MiniDecoder.from_pretrained(weights, resolution=32)
+    assert dec.config.coords and dec.net.unet.conv_in.weight.shape[1] == 5
+    z = _unit(2, 128, 1)
+    noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
+    assert dec.decode(z, noise, steps=2, captions=["a red circle above a blue square", "a phone"]).shape == (2, 32, 32, 3)
+    # the way back, a decoder without coordinates from one with them, is refused, naming the setting
+    with pytest.raises(ArgumentError, match="decoder.arch"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(tmp_path / "back"), "--init-from", str(weights),
+              "--set", "decoder.arch.text_dim=128"])  # fmt: skip
+
+
 def test_a_decoder_without_caption_input_refuses_captions():
     dec = _tiny_decoder()
     z = _unit(1, 16, 0)

@@ -97,6 +97,11 @@ class DecoderConfig(_Config):
     # caption is optional at sampling time (without one, only the embedding's tokens are
     # attended to); 0: the embedding alone (every decoder before the fifteenth session)
     text_dim: int = 0
+    # True: two more input channels hold each pixel's x and y (CoordConv, Liu et al. 2018), so the
+    # UNet, whose convolutions and attention otherwise learn where a pixel is only from the zero
+    # padding, can place "a red circle above a blue square" in the top half; False: the image alone
+    # (every decoder before the eighteenth session)
+    coords: bool = False
     norm_num_groups: int = 8
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -152,7 +157,7 @@ class MiniDecoderNet(nn.Module):
         up = ["CrossAttnUpBlock2D"] + ["UpBlock2D"] * (n - 1)
         self.unet = UNet2DConditionModel(
             sample_size=config.image_size,
-            in_channels=3,
+            in_channels=5 if config.coords else 3,
             out_channels=3,
             down_block_types=tuple(down),
             up_block_types=tuple(up),
@@ -198,7 +203,18 @@ class MiniDecoderNet(nn.Module):
             ctx = torch.cat([ctx, self.text_proj(text.to(ctx.dtype))], dim=1)
             keep = torch.ones(emb.shape[0], c.context_tokens, dtype=torch.bool, device=ctx.device)
             mask = torch.cat([keep, text_mask.to(ctx.device, torch.bool)], dim=1)
+        if c.coords:
+            x = torch.cat([x, _coord_grid(x)], dim=1)
         return self.unet(x, t, encoder_hidden_states=ctx, class_labels=emb, encoder_attention_mask=mask).sample
+
+
+def _coord_grid(x: torch.Tensor) -> torch.Tensor:
+    """(b, 2, H, W): each pixel's x and y in [-1, 1] (left/top -1), in ``x``'s dtype and device."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+    grid = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)])
+    return grid[None].expand(b, 2, h, w)
 
 
 def _timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:

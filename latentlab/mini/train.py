@@ -436,6 +436,14 @@ def _fit_attnpool_grid(state: dict[str, torch.Tensor], model: torch.nn.Module, s
     return out
 
 
+def _add_coords(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A decoder's state with its input convolution widened for the two coordinate channels
+    (``DecoderConfig.coords``), their weights zero, so that it computes what it did until
+    training teaches it to read them."""
+    w = state["unet.conv_in.weight"]
+    return {**state, "unet.conv_in.weight": torch.cat([w, w.new_zeros(w.shape[0], 2, *w.shape[2:])], dim=1)}
+
+
 def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch: DecoderConfig,
                      fresh: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:  # fmt: skip
     """A decoder of twice ``theirs``' image size, warm-started from ``state`` (``theirs``).
@@ -898,18 +906,20 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     if init_from is not None and not resume:
         init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
         theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
-        # a decoder that reads captions warm-starts from the same decoder without: all but the
-        # new caption projection is copied (masked-out captions leave it computing what it did)
-        adds_text = (kind == "decoder" and theirs is not None and theirs.text_dim == 0 and arch.text_dim > 0
-                     and replace(arch, text_dim=0) == theirs)  # fmt: skip
-        if theirs != arch and not adds_text and not (kind == "decoder" and stage.upcycle and theirs is not None):
+        # a decoder that reads captions or pixel coordinates warm-starts from the same decoder
+        # without: all but the new caption projection is copied (masked-out captions leave it
+        # computing what it did), and the coordinates' input weights start at zero (_add_coords)
+        widens = (kind == "decoder" and theirs is not None and theirs != arch
+                  and replace(arch, text_dim=theirs.text_dim, coords=theirs.coords) == theirs
+                  and theirs.text_dim in (0, arch.text_dim) and theirs.coords <= arch.coords)  # fmt: skip
+        if theirs != arch and not widens and not (kind == "decoder" and stage.upcycle and theirs is not None):
             raise ArgumentError(
                 f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
                 f"builds {arch.to_dict()}; set {kind}.arch to match (--set {kind}.arch='{{...}}') or leave out --init-from."
             )
         state = _init_state(init_from, kind, d)
-        if adds_text:
-            state = {**model.state_dict(), **state}
+        if widens:
+            state = {**model.state_dict(), **(_add_coords(state) if arch.coords and not theirs.coords else state)}
         elif theirs != arch:
             state, copied = _upcycle_decoder(state, theirs, arch, model.state_dict())
             init = json.loads((d / "init.json").read_text())
