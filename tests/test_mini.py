@@ -1115,7 +1115,9 @@ def test_decoder_warm_starts_with_coordinates_from_one_without(smoke_run, tmp_pa
     main([*args, "--set", "decoder.lr=0", "--set", "decoder.steps=1"])
     got, want = load_file(str(out / "decoder" / "model.safetensors")), load_file(str(weights / "mini_decoder.safetensors"))
     w = got.pop("unet.conv_in.weight")
-    assert torch.equal(w[:, :3], want.pop("unet.conv_in.weight").float()) and not w[:, 3:].any()
+    # the image's input weights are copied; the coordinates' start from a fresh initialisation, not
+    # zero (zero weights on an input the decoder has no use for yet get no steady gradient)
+    assert torch.equal(w[:, :3], want.pop("unet.conv_in.weight").float()) and w[:, 3:].abs().mean() > 0.01
     assert all(torch.equal(got[k], want[k].float()) for k in want)
     assert {k for k in got if k not in want} == {k for k in got if k.startswith("text_proj.")}
     main([*args, "--resume", "--set", "decoder.steps=3"])

@@ -436,12 +436,17 @@ def _fit_attnpool_grid(state: dict[str, torch.Tensor], model: torch.nn.Module, s
     return out
 
 
-def _add_coords(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _add_coords(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A decoder's state with its input convolution widened for the two coordinate channels
-    (``DecoderConfig.coords``), their weights zero, so that it computes what it did until
-    training teaches it to read them."""
+    (``DecoderConfig.coords``), their weights taken from ``fresh`` (a new model's initialisation).
+
+    Not zero: a decoder that has never known where a pixel is has no use for the coordinates
+    yet, so zero weights get no steady gradient (a run of 4,000 CPU steps so started left them
+    near 0.001 and its layouts unchanged); random ones put a position pattern into every
+    feature map from the first step, which the embedding's and caption's scale and shift can
+    then turn into "in the top half"."""
     w = state["unet.conv_in.weight"]
-    return {**state, "unet.conv_in.weight": torch.cat([w, w.new_zeros(w.shape[0], 2, *w.shape[2:])], dim=1)}
+    return {**state, "unet.conv_in.weight": torch.cat([w, fresh["unet.conv_in.weight"][:, w.shape[1]:].to(w.dtype)], dim=1)}
 
 
 def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch: DecoderConfig,
@@ -907,8 +912,8 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
         theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
         # a decoder that reads captions or pixel coordinates warm-starts from the same decoder
-        # without: all but the new caption projection is copied (masked-out captions leave it
-        # computing what it did), and the coordinates' input weights start at zero (_add_coords)
+        # without: all but the new caption projection and the coordinates' input weights
+        # (_add_coords) is copied (masked-out captions leave it computing what it did)
         widens = (kind == "decoder" and theirs is not None and theirs != arch
                   and replace(arch, text_dim=theirs.text_dim, coords=theirs.coords) == theirs
                   and theirs.text_dim in (0, arch.text_dim) and theirs.coords <= arch.coords)  # fmt: skip
@@ -919,7 +924,8 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
             )
         state = _init_state(init_from, kind, d)
         if widens:
-            state = {**model.state_dict(), **(_add_coords(state) if arch.coords and not theirs.coords else state)}
+            fresh = model.state_dict()
+            state = {**fresh, **(_add_coords(state, fresh) if arch.coords and not theirs.coords else state)}
         elif theirs != arch:
             state, copied = _upcycle_decoder(state, theirs, arch, model.state_dict())
             init = json.loads((d / "init.json").read_text())
