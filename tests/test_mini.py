@@ -1100,7 +1100,38 @@ def test_coordinate_channels_tell_the_decoder_where_each_pixel_is():
     assert not torch.allclose(out, flat)
 
 
-def test_decoder_warm_starts_with_coordinates_from_one_without(smoke_run, tmp_path):
+def test_caption_transformer_starts_as_identity_and_skips_rows_without_a_caption():
+    from dataclasses import replace
+
+    from latentlab.mini.models import MiniDecoderNet
+
+    plain = _caption_net()
+    net = MiniDecoderNet(replace(plain.config, text_layers=2)).eval()
+    net.load_state_dict({**net.state_dict(), **plain.state_dict()})
+    x, t, z = torch.randn(3, 3, 32, 32), torch.tensor([10, 500, 990]), _unit(3, 16, 0)
+    text, mask = torch.randn(3, 7, 12), torch.ones(3, 7, dtype=torch.bool)
+    mask[1], mask[2, 4:] = False, False  # row 1 reads no caption, row 2 its first 4 tokens
+    with torch.no_grad():
+        assert torch.equal(net(x, t, z, None, text, mask), plain(x, t, z, None, text, mask))  # zero branches
+        for blk in net.text_encoder.layers:
+            blk.linear2.weight.normal_(0, 0.3)
+            blk.self_attn.out_proj.weight.normal_(0, 0.3)
+        out = net(x, t, z, None, text, mask)
+        assert torch.isfinite(out).all() and not torch.allclose(out[0], plain(x, t, z, None, text, mask)[0])
+        assert torch.allclose(out[1], net(x, t, z)[1], atol=1e-6)  # as if no caption were given
+        changed = text.clone()
+        changed[2, 5] = 9.0  # a masked token of row 2
+        assert torch.allclose(out, net(x, t, z, None, changed, mask), atol=1e-6)
+        # bidirectional: the first token's state reads the tokens after it
+        first = net.text_encoder(net.text_proj(text))[0, 0]
+        changed = text.clone()
+        changed[0, 5, :6] += 2.0  # (a shift of all its features the layer norm would undo)
+        assert not torch.allclose(first, net.text_encoder(net.text_proj(changed))[0, 0])
+    with pytest.raises(ArgumentError, match="text_dim > 0"):
+        MiniDecoderNet(replace(plain.config, text_dim=0, text_layers=1))
+
+
+def test_decoder_warm_starts_with_coordinates_and_caption_layers_from_one_without(smoke_run, tmp_path):
     from safetensors.torch import load_file
 
     from latentlab.mini.export import export
@@ -1111,7 +1142,8 @@ def test_decoder_warm_starts_with_coordinates_from_one_without(smoke_run, tmp_pa
     export(smoke_run[0], weights)
     out = tmp_path / "xy"
     args = ["--stage", "decoder", "--config", "smoke", "--out", str(out), "--init-from", str(weights),
-            "--set", "decoder.arch.coords=true", "--set", "decoder.arch.text_dim=128"]  # fmt: skip
+            "--set", "decoder.arch.coords=true", "--set", "decoder.arch.text_dim=128",
+            "--set", "decoder.arch.text_layers=1"]  # fmt: skip
     main([*args, "--set", "decoder.lr=0", "--set", "decoder.steps=1"])
     got, want = load_file(str(out / "decoder" / "model.safetensors")), load_file(str(weights / "mini_decoder.safetensors"))
     w = got.pop("unet.conv_in.weight")
@@ -1119,11 +1151,12 @@ def test_decoder_warm_starts_with_coordinates_from_one_without(smoke_run, tmp_pa
     # zero (zero weights on an input the decoder has no use for yet get no steady gradient)
     assert torch.equal(w[:, :3], want.pop("unet.conv_in.weight").float()) and w[:, 3:].abs().mean() > 0.01
     assert all(torch.equal(got[k], want[k].float()) for k in want)
-    assert {k for k in got if k not in want} == {k for k in got if k.startswith("text_proj.")}
+    assert {k for k in got if k not in want} == {k for k in got if k.startswith(("text_proj.", "text_encoder."))}
+    assert not got["text_encoder.layers.0.linear2.weight"].any()  # its residual branches start at zero
     main([*args, "--resume", "--set", "decoder.steps=3"])
     export(out, weights, stages=("decoder",))
     dec = MiniDecoder.from_pretrained(weights, resolution=32)
-    assert dec.config.coords and dec.net.unet.conv_in.weight.shape[1] == 5
+    assert dec.config.coords and dec.net.unet.conv_in.weight.shape[1] == 5 and dec.config.text_layers == 1
     z = _unit(2, 128, 1)
     noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
     assert dec.decode(z, noise, steps=2, captions=["a red circle above a blue square", "a phone"]).shape == (2, 32, 32, 3)

@@ -102,6 +102,12 @@ class DecoderConfig(_Config):
     # padding, can place "a red circle above a blue square" in the top half; False: the image alone
     # (every decoder before the eighteenth session)
     coords: bool = False
+    # > 0 (with text_dim > 0): this many bidirectional transformer layers of the decoder's own
+    # run over the projected caption tokens before cross-attention, as GLIDE's (and so DALL-E 2's)
+    # decoder encodes its caption with a transformer trained with it; the frozen CLIP text tower is
+    # causal, so the state of "red" in "a red circle below a blue square" cannot know it is the
+    # lower object. Residual branches start at zero (a warm start computes what it did)
+    text_layers: int = 0
     norm_num_groups: int = 8
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -173,6 +179,17 @@ class MiniDecoderNet(nn.Module):
         self.null_embedding = nn.Parameter(torch.zeros(config.embed_dim))
         if config.text_dim > 0:
             self.text_proj = nn.Sequential(nn.LayerNorm(config.text_dim), nn.Linear(config.text_dim, config.cross_attention_dim))
+        if config.text_layers > 0:
+            if config.text_dim <= 0:
+                raise ArgumentError("text_layers > 0 needs a decoder that reads captions (text_dim > 0).")
+            w = config.cross_attention_dim
+            layer = nn.TransformerEncoderLayer(w, config.attention_heads, 4 * w, dropout=0.0, activation="gelu",
+                                               batch_first=True, norm_first=True)  # fmt: skip
+            self.text_encoder = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
+            for blk in self.text_encoder.layers:
+                for lin in (blk.self_attn.out_proj, blk.linear2):
+                    nn.init.zeros_(lin.weight)
+                    nn.init.zeros_(lin.bias)
 
     def condition(self, emb: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         if drop is not None:
@@ -200,7 +217,14 @@ class MiniDecoderNet(nn.Module):
                                     f"got {tuple(text.shape)}.")  # fmt: skip
             if text_mask is None:
                 text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
-            ctx = torch.cat([ctx, self.text_proj(text.to(ctx.dtype))], dim=1)
+            tokens = self.text_proj(text.to(ctx.dtype))
+            if c.text_layers > 0:
+                # a row that reads no caption attends over all its (masked-out) tokens, not none,
+                # which would give NaN; cross-attention gives those tokens no weight either way
+                pad = ~text_mask.to(tokens.device, torch.bool)
+                pad = pad & pad.logical_not().any(1, keepdim=True)
+                tokens = self.text_encoder(tokens, src_key_padding_mask=pad)
+            ctx = torch.cat([ctx, tokens], dim=1)
             keep = torch.ones(emb.shape[0], c.context_tokens, dtype=torch.bool, device=ctx.device)
             mask = torch.cat([keep, text_mask.to(ctx.device, torch.bool)], dim=1)
         if c.coords:
