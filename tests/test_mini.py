@@ -112,6 +112,30 @@ def test_relation_checker_on_clean_two_object_renders():
                               shapes.sample_scene(np.random.default_rng(0), n_objects=1))  # fmt: skip
 
 
+def test_layout_check_tells_a_missed_axis_from_a_swapped_order():
+    from dataclasses import replace
+
+    scenes = [s for s in shapes.sample_scenes(304, 80, n_objects=2) if s.objects[0].colour != s.objects[1].colour]
+    flip = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+    turn = {"above": "left of", "below": "right of", "left of": "above", "right of": "below"}
+    same, flipped, turned = ([shapes.check_layout(shapes.render_scene(s), replace(s, relation=m.get(s.relation, s.relation)))
+                              for s in scenes] for m in ({}, flip, turn))  # fmt: skip
+    found = [i for i, r in enumerate(same) if r["found"]]
+    along = [i for i in found if same[i]["axis"]]
+    assert len(found) >= 0.95 * len(scenes)
+    # the scenes place the objects in opposite halves along the axis, anywhere across it, so a
+    # few lie farther apart across it than along it (5% of 352 such scenes, seed 304)
+    assert len(along) >= 0.9 * len(found) and all(same[i]["order"] for i in along)
+    assert all(flipped[i]["axis"] and not flipped[i]["order"] for i in along)  # placed, but swapped
+    assert sum(turned[i]["axis"] for i in found) <= 0.1 * len(found)  # the other axis
+    assert not any(turned[i]["order"] and not turned[i]["axis"] for i in found)
+    one = shapes.Scene((shapes.ShapeObject("circle", "red", "filled", .5, .5, .4),), "white")
+    two = shapes.Scene((*one.objects, shapes.ShapeObject("square", "blue", "filled", .5, .8, .2)), "white", "above")
+    assert shapes.check_layout(shapes.render_scene(one), two) == {"found": False, "axis": False, "order": False}
+    with pytest.raises(ArgumentError, match="two objects"):
+        shapes.check_layout(shapes.render_scene(one), one)
+
+
 def test_checker_rejects_wrong_answers():
     s = shapes.Scene((shapes.ShapeObject("triangle", "green", "filled", 0.5, 0.5, 0.5),), "gray")
     res = shapes.check_agreement(shapes.render_scene(s), s)
@@ -513,6 +537,9 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     for key in ("relation_ceiling_both", "relation_oracle_objects", "relation_oracle_both",
                 "probe_layout_axis", "probe_layout_objects"):  # fmt: skip
         assert 0.0 <= res[key] <= 1.0, key
+    for key in ("relation_axis", "relation_order", "relation_oracle_axis", "relation_ceiling_axis"):  # None: none found
+        assert res[key] is None or 0.0 <= res[key] <= 1.0, key
+    assert "along the stated axis (chance about 0.5)" in _table(res)
     doc = tmp_path / "mini.md"
     write_doc(res, doc)
     text = doc.read_text()

@@ -25,7 +25,9 @@ Bars (all on fresh held-out scenes, seeds disjoint from training):
   {colour} {shape}" prompts (two distinct colours, from held-out two-object scenes;
   ``n_relation`` of them, 4 x ``n`` = 192 by default); the
   pixel checker (``shapes.check_relation``) reads both objects and where they sit (with
-  the prompt given to a decoder that reads captions, and then also without it).
+  the prompt given to a decoder that reads captions, and then also without it), and
+  ``shapes.check_layout`` how it fails: whether the two objects lie along the stated axis
+  at all (chance about 0.5), and whether, along it, they come in the stated order.
   Beside it, to tell apart where relations get lost: the checker on the real scenes shrunk
   to the decoder's resolution and brought back to the frames' size as decodes are (the
   learned upscaler where the weights have one, else Lanczos; its ceiling there), the decoder from the real scenes' image
@@ -177,6 +179,7 @@ def evaluate(
     rel = [shapes.check_relation(f, sc) for f, sc in zip(rframes, pairs)]
     for k in ("objects", "relation", "both"):
         res[f"relation_checker_{k}"] = float(np.mean([r[k] for r in rel]))
+    res.update(_layout_rates("relation", rframes, pairs))
     if reads:  # the same samples and noise, the caption left out: what reading it adds
         nframes = decode(zr, noise)
         res["relation_nocaption_both"] = float(np.mean([shapes.check_relation(f, sc)["both"]
@@ -188,11 +191,13 @@ def evaluate(
     small = np.stack([_resize(im, dec.config.image_size, "BICUBIC") for im in real])
     shrunk = list(dec._to_frames(torch.from_numpy(small).permute(0, 3, 1, 2).float() / 127.5 - 1))
     res["relation_ceiling_both"] = float(np.mean([shapes.check_relation(f, sc)["both"] for f, sc in zip(shrunk, pairs)]))
+    res["relation_ceiling_axis"] = _layout_rates("relation_ceiling", shrunk, pairs)["relation_ceiling_axis"]
     zreal = encode(np.stack(real))
     oframes = decode(zreal, noise)
     orel = [shapes.check_relation(f, sc) for f, sc in zip(oframes, pairs)]
     for k in ("objects", "both"):
         res[f"relation_oracle_{k}"] = float(np.mean([r[k] for r in orel]))
+    res.update(_layout_rates("relation_oracle", oframes, pairs))
     res.update(layout_probe(model, pre, n_train=40 * n, n_test=10 * n, seed=seed + 6))
     res.update(text_diff_bar(model, pre, tok, dec, steps=steps, guidance_scale=g_dec, seed=seed))
     res.update(_emoji_retrieval_bar(model, pre, tok))
@@ -227,6 +232,17 @@ def _encode_scenes(model, preprocess, scenes: list[shapes.Scene], batch: int = 2
         x, _ = _prepare([shapes.render_scene(s) for s in scenes[a : a + batch]], preprocess)
         out.append(torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1))
     return torch.cat(out)
+
+
+def _layout_rates(prefix: str, frames, scenes) -> dict[str, float | None]:
+    """``shapes.check_layout`` over frames: of those where both colours are found, the share
+    along the stated axis (``{prefix}_axis``, chance about 0.5), and of those, the share in the
+    stated order (``{prefix}_order``, chance 0.5); None where there are none to count."""
+    lay = [shapes.check_layout(f, sc) for f, sc in zip(frames, scenes)]
+    found = [r for r in lay if r["found"]]
+    along = [r for r in found if r["axis"]]
+    return {f"{prefix}_axis": float(np.mean([r["axis"] for r in found])) if found else None,
+            f"{prefix}_order": float(np.mean([r["order"] for r in along])) if along else None}  # fmt: skip
 
 
 def layout_probe(model, preprocess, *, n_train: int = 1920, n_test: int = 480, seed: int = 9006,
@@ -486,13 +502,20 @@ def _table(res: dict[str, Any]) -> str:
         ('prior+decoder "a {colour} {shape} above a {colour} {shape}" (4 relations): both objects', "relation_checker_objects", ""),
         ("  the same: objects (matched by colour) in the stated relation", "relation_checker_relation", ""),
         ("  the same: both objects and the relation", "relation_checker_both", ""),
+        ("  the same, where both colours are found: the two along the stated axis (chance about 0.5)",
+         "relation_axis", ""),
+        ("  the same, where also along it: in the stated order (chance 0.5)", "relation_order", ""),
         ("  the same prior samples decoded without their prompts (a decoder that reads captions only): both objects "
          "and the relation", "relation_nocaption_both", ""),
         ("  for scale: the checker on the real scenes shrunk to the decoder's resolution and brought back to 64 px "
          "as its frames are: both objects and the relation",
          "relation_ceiling_both", ""),
+        ("  the same real scenes, where both colours are found: the two along the stated axis (the scenes place "
+         "the objects anywhere across it)", "relation_ceiling_axis", ""),
         ("  the decoder from the real scenes' image embeddings (no prior): both objects", "relation_oracle_objects", ""),
         ("  the same: both objects and the relation", "relation_oracle_both", ""),
+        ("  the same, where both colours are found: the two along the stated axis (chance about 0.5)",
+         "relation_oracle_axis", ""),
         ("probe (small MLP) of the CLIP image embedding of two-object scenes: layout axis (chance 0.5)",
          "probe_layout_axis", ""),
         ("  the same: colour and shape of both objects by position (top or left, the other; chance 0.0004)",
@@ -508,7 +531,7 @@ def _table(res: dict[str, Any]) -> str:
             lines.append(f"| {label} | unmeasured (no emoji data index) | | |")
             continue
         if res[key] is None:
-            lines.append(f"| {label} | n/a (no such queries) | | |")
+            lines.append(f"| {label} | n/a (none to count) | | |")
             continue
         met = ""
         if key in BARS:

@@ -38,6 +38,7 @@ __all__ = [
     "check_image",
     "check_agreement",
     "check_relation",
+    "check_layout",
 ]
 
 #: shape colours, name -> RGB; chosen far apart in RGB so that a nearest-entry lookup is safe
@@ -453,3 +454,30 @@ def check_relation(image: object, scene: Scene) -> dict[str, bool]:
     a, b = centre(want[0][0]), centre(want[1][0])
     relation_ok = want[0][0] != want[1][0] and a is not None and b is not None and _holds(scene.relation, a, b)
     return {"objects": objects_ok, "relation": bool(relation_ok), "both": bool(objects_ok and relation_ok)}
+
+
+def check_layout(image: object, scene: Scene) -> dict[str, bool]:
+    """Where ``image`` puts ``scene``'s two colours, split the way a relation can fail:
+    ``found`` when each of the two (distinct) colours is found in exactly one object;
+    ``axis`` when, found, the two lie along the relation's axis (farther apart vertically
+    than horizontally for "above" / "below", the other way for "left of" / "right of");
+    ``order`` when, on that axis, the first object is on the stated side. Shapes are not
+    read: this tells a decoder that draws both objects but ignores "above" (``axis`` right
+    about half the time, by chance) from one that places them and swaps them.
+
+    >>> s = Scene((ShapeObject("circle", "red", "filled", .5, .25, .4),
+    ...            ShapeObject("square", "blue", "filled", .5, .75, .4)), "white", "above")
+    >>> check_layout(render_scene(s), s), check_layout(render_scene(s), Scene(s.objects, "white", "below"))
+    ({'found': True, 'axis': True, 'order': True}, {'found': True, 'axis': True, 'order': False})
+    """
+    if len(scene.objects) != 2 or scene.relation is None:
+        raise ArgumentError("scene must hold two objects and a relation (sample_scene(..., n_objects=2)).")
+    found = check_image(image, max_objects=2)
+    hits = [[f for f in found if f["colour"] == o.colour] for o in scene.objects]
+    if scene.objects[0].colour == scene.objects[1].colour or not all(len(h) == 1 for h in hits):
+        return {"found": False, "axis": False, "order": False}
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = hits[0][0]["bbox"], hits[1][0]["bbox"]
+    a, b = ((ax0 + ax1) / 2, (ay0 + ay1) / 2), ((bx0 + bx1) / 2, (by0 + by1) / 2)
+    vertical = abs(b[1] - a[1]) > abs(b[0] - a[0])
+    axis = vertical == (scene.relation in ("above", "below"))
+    return {"found": True, "axis": axis, "order": axis and _holds(scene.relation, a, b)}
