@@ -442,7 +442,7 @@ def _add_coords(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) 
 
     Not zero: a decoder that has never known where a pixel is has no use for the coordinates
     yet, so zero weights get no steady gradient (a run of 4,000 CPU steps so started left them
-    near 0.001 and its layouts unchanged); random ones put a position pattern into every
+    near 0.0015 and its layouts unchanged); random ones put a position pattern into every
     feature map from the first step, which the embedding's and caption's scale and shift can
     then turn into "in the top half"."""
     w = state["unet.conv_in.weight"]
