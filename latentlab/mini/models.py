@@ -101,7 +101,7 @@ class DecoderConfig(_Config):
     # UNet, whose convolutions and attention otherwise learn where a pixel is only from the zero
     # padding, can place "a red circle above a blue square" in the top half; False: the image alone
     # (every decoder before the eighteenth session). Neither this nor text_layers has yet been shown
-    # to make a decoder place objects: 12,000 CPU steps with both did not (docs/mini.md)
+    # to make a decoder place objects: 16,000 CPU steps with both did not (docs/mini.md)
     coords: bool = False
     # > 0 (with text_dim > 0): this many bidirectional transformer layers of the decoder's own
     # run over the projected caption tokens before cross-attention, as GLIDE's (and so DALL-E 2's)
