@@ -1116,15 +1116,17 @@ def test_coordinate_channels_tell_the_decoder_where_each_pixel_is():
     assert net.unet.conv_in.weight.shape[1] == 5
     with torch.no_grad():
         net.unet.conv_out.weight.normal_(0, 0.2)
-    # a flat input: a net without coordinates gives the same output at every pixel away from the
-    # zero-padded border; with them, the top and bottom rows differ
-    x, t, z = torch.zeros(1, 3, 32, 32), torch.tensor([500]), _unit(1, 16, 0)
+    # the UNet's input convolution sees the image and then the grid, for every row of the batch
+    seen = []
+    hook = net.unet.conv_in.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    x, t, z = torch.randn(2, 3, 32, 32), torch.tensor([500, 500]), _unit(2, 16, 0)
     with torch.no_grad():
         out = net(x, t, z)
+        hook.remove()
+        assert torch.equal(seen[0][:, :3], x) and torch.equal(seen[0][:, 3:], _coord_grid(x))
         net.unet.conv_in.weight[:, 3:] = 0
-        flat = net(x, t, z)
-    assert (out[..., 10, 16] - out[..., 22, 16]).abs().max() > 1e-3
-    assert not torch.allclose(out, flat)
+        blind = net(x, t, z)
+    assert (out - blind).abs().max() > 1e-3  # the coordinates' weights are read
 
 
 def test_caption_transformer_starts_as_identity_and_skips_rows_without_a_caption():
@@ -1156,6 +1158,8 @@ def test_caption_transformer_starts_as_identity_and_skips_rows_without_a_caption
         assert not torch.allclose(first, net.text_encoder(net.text_proj(changed))[0, 0])
     with pytest.raises(ArgumentError, match="text_dim > 0"):
         MiniDecoderNet(replace(plain.config, text_dim=0, text_layers=1))
+    with pytest.raises(ArgumentError, match="divisible by attention_heads"):
+        MiniDecoderNet(replace(plain.config, text_layers=1, attention_heads=3))
 
 
 def test_decoder_warm_starts_with_coordinates_and_caption_layers_from_one_without(smoke_run, tmp_path):
