@@ -184,6 +184,9 @@ class MiniDecoderNet(nn.Module):
             if config.text_dim <= 0:
                 raise ArgumentError("text_layers > 0 needs a decoder that reads captions (text_dim > 0).")
             w = config.cross_attention_dim
+            if w % config.attention_heads:
+                raise ArgumentError(f"text_layers > 0 needs cross_attention_dim ({w}) divisible by attention_heads "
+                                    f"({config.attention_heads}): its layers split that width among the heads.")  # fmt: skip
             layer = nn.TransformerEncoderLayer(w, config.attention_heads, 4 * w, dropout=0.0, activation="gelu",
                                                batch_first=True, norm_first=True)  # fmt: skip
             self.text_encoder = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
