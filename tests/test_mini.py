@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -357,22 +358,54 @@ def test_warm_start_from_exported_weights(smoke_run, tmp_path):
         main(["--stage", "prior", "--config", "smoke", "--out", str(tmp_path / "x"), "--init-from", str(tmp_path)])
 
 
-def test_min_snr_weighting_changes_the_loss(smoke_run, tmp_path):
+def _decoder_run(smoke_run, out, *sets: str) -> Path:
+    """A decoder stage of the smoke configuration in ``out`` on the smoke run's cache and CLIP."""
     import shutil
 
     from latentlab.mini.train import main
 
+    shutil.copytree(smoke_run[0] / "cache", out / "cache")
+    shutil.copytree(smoke_run[0] / "clip", out / "clip")
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out)] + [a for kv in sets for a in ("--set", kv)])
+    return out
+
+
+def test_min_snr_weighting_changes_the_loss(smoke_run, tmp_path):
     losses = {}
     for gamma in (0, 0.01):
-        out = tmp_path / f"g{gamma}"
-        shutil.copytree(smoke_run[0] / "cache", out / "cache")
-        shutil.copytree(smoke_run[0] / "clip", out / "clip")
-        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set", "decoder.steps=1",
-              "--set", f"decoder.min_snr_gamma={gamma}"])  # fmt: skip
+        out = _decoder_run(smoke_run, tmp_path / f"g{gamma}", "decoder.steps=1", f"decoder.min_snr_gamma={gamma}")
         losses[gamma] = _log(out / "decoder" / "log.jsonl")[0]["loss"]
     # same initial weights, batch and noise: the weights min(SNR, gamma) / SNR are <= 1 and
     # < 1 wherever SNR > gamma (all but the noisiest steps for gamma = 0.01)
     assert losses[0.01] < losses[0]
+
+
+def test_low_snr_weights_floor_the_clean_image_error_where_noise_dominates():
+    from latentlab.mini.train import _eps_loss_weights
+
+    snr = torch.tensor([1e-5, 0.001, 0.01, 0.1, 1.0, 10.0])
+    plain = _eps_loss_weights(snr, 5.0)
+    assert torch.allclose(plain, snr.clamp(max=5.0) / snr)  # Min-SNR-5 alone, as before
+    w = _eps_loss_weights(snr, 5.0, 0.5, 100.0)
+    # the clean image's error (epsilon weight x SNR) counts 0.5 down to SNR 0.005, where the
+    # epsilon weight reaches the cap of 100; above SNR 0.5, Min-SNR's weight is the larger
+    assert torch.allclose(w * snr, torch.tensor([1e-3, 0.1, 0.5, 0.5, 1.0, 5.0]))
+    assert torch.equal(_eps_loss_weights(snr, 0.0, 0.0), torch.ones_like(snr))
+    assert torch.allclose(_eps_loss_weights(snr, 0.0, 0.5, 100.0), torch.tensor([100.0, 100.0, 50.0, 5.0, 1.0, 1.0]))
+
+
+def test_low_snr_weighting_changes_the_loss_and_needs_epsilon(smoke_run, tmp_path):
+    losses = {}
+    for floor in (0, 1):
+        out = _decoder_run(smoke_run, tmp_path / f"f{floor}", "decoder.steps=1", "decoder.min_snr_gamma=5",
+                           f"decoder.low_snr_weight={floor}")  # fmt: skip
+        losses[floor] = _log(out / "decoder" / "log.jsonl")[0]["loss"]
+    # same initial weights, batch and noise: the floor only raises weights, and raises every
+    # weight of a step with SNR < 1
+    assert losses[1] > losses[0]
+    with pytest.raises(ArgumentError, match="decoder.low_snr_weight"):
+        _decoder_run(smoke_run, tmp_path / "v", "decoder.steps=1", "decoder.low_snr_weight=0.5",
+                     "decoder.arch.prediction_type=sample")  # fmt: skip
 
 
 def test_locked_image_tuning_leaves_the_image_tower_bit_identical(tmp_path):
@@ -406,6 +439,10 @@ def test_config_overrides_and_errors():
         get_config("smoke", ["decoder.precision=fp8"])
     with pytest.raises(ArgumentError, match="prior.min_snr_gamma"):
         get_config("smoke", ["prior.min_snr_gamma=-1"])
+    with pytest.raises(ArgumentError, match="decoder.low_snr_weight"):
+        get_config("smoke", ["decoder.low_snr_weight=-1"])
+    with pytest.raises(ArgumentError, match="decoder.low_snr_max"):
+        get_config("smoke", ["decoder.low_snr_max=0.5"])
     with pytest.raises(ArgumentError, match="data.tag_captions"):
         get_config("smoke", ["data.tag_captions=-0.5"])
     # a field of a dict-valued setting changes that field only

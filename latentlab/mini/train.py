@@ -29,7 +29,8 @@ run sees the data an uninterrupted one would. A stage also stops (after checkpoi
 weights (``latentlab/mini/weights`` or an ``export --to`` folder; run folders are not
 committed, the exported files are), and records the source in ``<stage>/init.json``.
 ``*.precision=bf16`` trains under ``torch.autocast(bfloat16)``; ``decoder.min_snr_gamma``
-turns on Min-SNR loss weighting.
+turns on Min-SNR loss weighting, ``decoder.low_snr_weight`` a floor on it at the noisiest
+steps, where a decoder decides where objects go.
 
 >>> from latentlab.mini.train import main
 >>> main(["--stage", "clip", "--config", "smoke", "--out", "/tmp/mini-smoke"])  # doctest: +SKIP
@@ -129,6 +130,12 @@ class DecoderStage:
     # Min-SNR-gamma loss weighting (Hang et al. 2023): weight each sample by min(SNR, gamma) / SNR
     # (epsilon prediction), so the nearly noise-free steps stop dominating; 0 = plain MSE
     min_snr_gamma: float = 0.0
+    # > 0: a floor on each sample's weight counted on the clean image's error (epsilon prediction
+    # weighs that error by SNR, so the noisiest steps, where a decoder decides where objects go,
+    # got almost none: see docs/mini.md, "Nineteenth session"); the epsilon loss of a sample is
+    # weighted by max(its Min-SNR weight, min(low_snr_weight / SNR, low_snr_max)); 0 = off
+    low_snr_weight: float = 0.0
+    low_snr_max: float = 100.0  # cap on the epsilon weight the floor asks for (it grows as 1 / SNR)
     # with arch.text_dim > 0 (a decoder that reads the caption's token states too): probability
     # that a training row reads no caption, independently of cond_drop (DALL-E 2 drops the
     # caption 50% of the time), so the decoder also works from an embedding alone
@@ -305,6 +312,10 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
     if not (0.0 <= cfg.decoder.text_drop <= 1.0):
         raise ArgumentError(f"decoder.text_drop must be in [0, 1], got {cfg.decoder.text_drop!r}.")
+    if cfg.decoder.low_snr_weight < 0:
+        raise ArgumentError(f"decoder.low_snr_weight must be >= 0 (0 turns it off), got {cfg.decoder.low_snr_weight!r}.")
+    if cfg.decoder.low_snr_max < 1:
+        raise ArgumentError(f"decoder.low_snr_max must be >= 1 (it caps an epsilon weight), got {cfg.decoder.low_snr_max!r}.")
     if not (0.0 <= cfg.data.augment <= 1.0):
         raise ArgumentError(f"data.augment must be in [0, 1], got {cfg.data.augment!r}.")
     from .data import IMAGE_SOURCES
@@ -851,6 +862,23 @@ def _shrink(images: torch.Tensor, side: int) -> torch.Tensor:
                                       for im in images.numpy()]))  # fmt: skip
 
 
+def _eps_loss_weights(snr: torch.Tensor, gamma: float, low_snr: float = 0.0, low_snr_max: float = 100.0) -> torch.Tensor:
+    """Per-sample weights of an epsilon-prediction loss at signal-to-noise ratios ``snr``.
+
+    An epsilon loss counts the clean image's error times SNR. Min-SNR-gamma (``gamma > 0``)
+    caps that at ``gamma``: weight ``min(SNR, gamma) / SNR``; ``gamma = 0``: weight 1. With
+    ``low_snr > 0`` the image's error counts at least ``low_snr`` times wherever that needs an
+    epsilon weight of at most ``low_snr_max``: weight ``max(w, min(low_snr / SNR, low_snr_max))``.
+
+    >>> _eps_loss_weights(torch.tensor([0.01, 1.0, 10.0]), 5.0, 0.5).tolist()
+    [50.0, 1.0, 0.5]
+    """
+    w = snr.clamp(max=gamma) / snr if gamma > 0 else torch.ones_like(snr)
+    if low_snr > 0:
+        w = torch.maximum(w, (low_snr / snr).clamp(max=low_snr_max))
+    return w
+
+
 def _ema_init(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().float() for k, v in model.state_dict().items()}
 
@@ -947,6 +975,10 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     text_dim = arch.text_dim if kind == "decoder" else 0
     if text_dim:
         states, masks = _caption_states(cfg, out, n, text_dim)
+    low_snr = getattr(stage, "low_snr_weight", 0.0)  # decoders only
+    if low_snr > 0 and arch.prediction_type != "epsilon":
+        raise ArgumentError(f"{kind}.low_snr_weight weighs an epsilon-prediction loss, but this {kind} predicts "
+                            f"{arch.prediction_type!r}; set {kind}.low_snr_weight=0.")  # fmt: skip
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
     salt = 3 if kind == "decoder" else 4
@@ -981,9 +1013,9 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
             pred = model(xt.to(dev), t.to(dev), cond.to(dev), drop.to(dev), *((text, tmask) if text_dim else ()))
         err = (pred.float() - target.to(dev)).pow(2).flatten(1).mean(1)
-        if stage.min_snr_gamma > 0 and arch.prediction_type == "epsilon":
+        if arch.prediction_type == "epsilon" and (stage.min_snr_gamma > 0 or low_snr > 0):
             snr = (a / (1 - a)).flatten()
-            err = err * (snr.clamp(max=stage.min_snr_gamma) / snr).to(dev)
+            err = err * _eps_loss_weights(snr, stage.min_snr_gamma, low_snr, getattr(stage, "low_snr_max", 1.0)).to(dev)
         loss = err.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
