@@ -1199,6 +1199,34 @@ def test_caption_transformer_starts_as_identity_and_skips_rows_without_a_caption
         MiniDecoderNet(replace(plain.config, text_layers=1, attention_heads=3))
 
 
+def test_pooled_caption_starts_at_zero_and_adds_each_rows_last_token_to_the_embedding():
+    from dataclasses import replace
+
+    from latentlab.mini.models import MiniDecoderNet
+
+    plain = _caption_net()
+    net = MiniDecoderNet(replace(plain.config, text_pooled=True)).eval()
+    net.load_state_dict({**net.state_dict(), **plain.state_dict()})
+    x, t, z = torch.randn(3, 3, 32, 32), torch.tensor([10, 500, 990]), _unit(3, 16, 0)
+    text, mask = torch.randn(3, 7, 12), torch.ones(3, 7, dtype=torch.bool)
+    mask[1], mask[2, 4:] = False, False  # row 1 reads no caption, row 2 its first 4 tokens
+    seen = []
+    net.unet.class_embedding.register_forward_hook(lambda mod, args, out: seen.append(args[0].clone()))
+    with torch.no_grad():
+        assert torch.equal(net(x, t, z, None, text, mask), plain(x, t, z, None, text, mask))  # zero projection
+        net.text_pool_proj[1].weight.normal_(0, 0.5)
+        out = net(x, t, z, None, text, mask)
+        proj = net.text_pool_proj
+        # what the UNet adds to its timestep embedding: the embedding plus the last real token's projection
+        assert torch.allclose(seen[-1][0], z[0] + proj(text[0, 6]), atol=1e-6)
+        assert torch.allclose(seen[-1][2], z[2] + proj(text[2, 3]), atol=1e-6)
+        assert torch.equal(seen[-1][1], z[1])  # no caption: nothing added
+        assert not torch.allclose(out[0], plain(x, t, z, None, text, mask)[0])
+        assert torch.allclose(out[1], net(x, t, z)[1], atol=1e-6)
+    with pytest.raises(ArgumentError, match="text_dim > 0"):
+        MiniDecoderNet(replace(plain.config, text_dim=0, text_pooled=True))
+
+
 def test_decoder_warm_starts_with_coordinates_and_caption_layers_from_one_without(smoke_run, tmp_path):
     from safetensors.torch import load_file
 
@@ -1211,7 +1239,7 @@ def test_decoder_warm_starts_with_coordinates_and_caption_layers_from_one_withou
     out = tmp_path / "xy"
     args = ["--stage", "decoder", "--config", "smoke", "--out", str(out), "--init-from", str(weights),
             "--set", "decoder.arch.coords=true", "--set", "decoder.arch.text_dim=128",
-            "--set", "decoder.arch.text_layers=1"]  # fmt: skip
+            "--set", "decoder.arch.text_layers=1", "--set", "decoder.arch.text_pooled=true"]  # fmt: skip
     main([*args, "--set", "decoder.lr=0", "--set", "decoder.steps=1"])
     got, want = load_file(str(out / "decoder" / "model.safetensors")), load_file(str(weights / "mini_decoder.safetensors"))
     w = got.pop("unet.conv_in.weight")
@@ -1219,12 +1247,15 @@ def test_decoder_warm_starts_with_coordinates_and_caption_layers_from_one_withou
     # zero (zero weights on an input the decoder has no use for yet get no steady gradient)
     assert torch.equal(w[:, :3], want.pop("unet.conv_in.weight").float()) and w[:, 3:].abs().mean() > 0.01
     assert all(torch.equal(got[k], want[k].float()) for k in want)
-    assert {k for k in got if k not in want} == {k for k in got if k.startswith(("text_proj.", "text_encoder."))}
+    new = ("text_proj.", "text_encoder.", "text_pool_proj.")
+    assert {k for k in got if k not in want} == {k for k in got if k.startswith(new)}
     assert not got["text_encoder.layers.0.linear2.weight"].any()  # its residual branches start at zero
+    assert not got["text_pool_proj.1.weight"].any()  # and so does the pooled caption's projection
     main([*args, "--resume", "--set", "decoder.steps=3"])
     export(out, weights, stages=("decoder",))
     dec = MiniDecoder.from_pretrained(weights, resolution=32)
     assert dec.config.coords and dec.net.unet.conv_in.weight.shape[1] == 5 and dec.config.text_layers == 1
+    assert dec.config.text_pooled
     z = _unit(2, 128, 1)
     noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
     assert dec.decode(z, noise, steps=2, captions=["a red circle above a blue square", "a phone"]).shape == (2, 32, 32, 3)

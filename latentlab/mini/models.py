@@ -109,6 +109,13 @@ class DecoderConfig(_Config):
     # causal, so the state of "red" in "a red circle below a blue square" cannot know it is the
     # lower object. Residual branches start at zero (a warm start computes what it did)
     text_layers: int = 0
+    # True (with text_dim > 0): the caption's last token state (its end-of-text token, which has
+    # read the whole caption, "below" included) is projected and added to the embedding the UNet
+    # adds to its timestep embedding, so the caption also scales and shifts every residual
+    # block, as GLIDE adds its caption's last token to the timestep embedding; with coords, a
+    # block can then switch a feature on in one half of the picture for one relation. The
+    # projection starts at zero (a warm start computes what it did)
+    text_pooled: bool = False
     norm_num_groups: int = 8
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -195,6 +202,13 @@ class MiniDecoderNet(nn.Module):
                     nn.init.zeros_(lin.weight)
                     nn.init.zeros_(lin.bias)
 
+        if config.text_pooled:
+            if config.text_dim <= 0:
+                raise ArgumentError("text_pooled needs a decoder that reads captions (text_dim > 0).")
+            self.text_pool_proj = nn.Sequential(nn.LayerNorm(config.text_dim), nn.Linear(config.text_dim, config.embed_dim))
+            nn.init.zeros_(self.text_pool_proj[1].weight)
+            nn.init.zeros_(self.text_pool_proj[1].bias)
+
     def condition(self, emb: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         if drop is not None:
             emb = torch.where(drop[:, None], self.null_embedding.to(emb.dtype).expand_as(emb), emb)
@@ -213,6 +227,7 @@ class MiniDecoderNet(nn.Module):
         c = self.config
         ctx = self.to_context(emb).view(emb.shape[0], c.context_tokens, c.cross_attention_dim)
         mask = None
+        cls = emb
         if text is not None:
             if c.text_dim <= 0:
                 raise ArgumentError("this decoder reads no caption (config.text_dim is 0); leave text out.")
@@ -229,11 +244,17 @@ class MiniDecoderNet(nn.Module):
                 pad = pad & pad.logical_not().any(1, keepdim=True)
                 tokens = self.text_encoder(tokens, src_key_padding_mask=pad)
             ctx = torch.cat([ctx, tokens], dim=1)
+            if c.text_pooled:
+                # the last real token of each row (end of text); a row that reads no caption adds nothing
+                m = text_mask.to(text.device, torch.bool)
+                last = text[torch.arange(text.shape[0], device=text.device), (m.sum(1) - 1).clamp(min=0)]
+                pooled = self.text_pool_proj(last.to(emb.dtype)) * m.any(1, keepdim=True).to(emb.dtype)
+                cls = emb + pooled
             keep = torch.ones(emb.shape[0], c.context_tokens, dtype=torch.bool, device=ctx.device)
             mask = torch.cat([keep, text_mask.to(ctx.device, torch.bool)], dim=1)
         if c.coords:
             x = torch.cat([x, _coord_grid(x)], dim=1)
-        return self.unet(x, t, encoder_hidden_states=ctx, class_labels=emb, encoder_attention_mask=mask).sample
+        return self.unet(x, t, encoder_hidden_states=ctx, class_labels=cls, encoder_attention_mask=mask).sample
 
 
 def _coord_grid(x: torch.Tensor) -> torch.Tensor:

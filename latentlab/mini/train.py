@@ -939,14 +939,15 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     if init_from is not None and not resume:
         init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
         theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
-        # a decoder that reads captions, pixel coordinates or its own caption transformer
-        # warm-starts from the same decoder without: all but the new caption projection, the
-        # coordinates' input weights (_add_coords) and the caption transformer (whose residual
-        # branches start at zero) is copied
+        # a decoder that reads captions, pixel coordinates, its own caption transformer or the
+        # pooled caption warm-starts from the same decoder without: all but the new caption
+        # projection, the coordinates' input weights (_add_coords), the caption transformer
+        # (whose residual branches start at zero) and the pooled caption's projection (zero) is copied
         widens = (kind == "decoder" and theirs is not None and theirs != arch
-                  and replace(arch, text_dim=theirs.text_dim, coords=theirs.coords, text_layers=theirs.text_layers) == theirs
+                  and replace(arch, text_dim=theirs.text_dim, coords=theirs.coords, text_layers=theirs.text_layers,
+                              text_pooled=theirs.text_pooled) == theirs
                   and theirs.text_dim in (0, arch.text_dim) and theirs.coords <= arch.coords
-                  and theirs.text_layers in (0, arch.text_layers))  # fmt: skip
+                  and theirs.text_layers in (0, arch.text_layers) and theirs.text_pooled <= arch.text_pooled)  # fmt: skip
         if theirs != arch and not widens and not (kind == "decoder" and stage.upcycle and theirs is not None):
             raise ArgumentError(
                 f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
