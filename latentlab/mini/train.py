@@ -314,6 +314,10 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"decoder.text_drop must be in [0, 1], got {cfg.decoder.text_drop!r}.")
     if cfg.decoder.low_snr_weight < 0:
         raise ArgumentError(f"decoder.low_snr_weight must be >= 0 (0 turns it off), got {cfg.decoder.low_snr_weight!r}.")
+    predicts = cfg.decoder.arch.get("prediction_type", DecoderConfig.prediction_type)
+    if cfg.decoder.low_snr_weight > 0 and predicts != "epsilon":
+        raise ArgumentError(f"decoder.low_snr_weight weighs an epsilon-prediction loss, but decoder.arch.prediction_type "
+                            f"is {predicts!r}; set decoder.low_snr_weight=0.")  # fmt: skip
     if cfg.decoder.low_snr_max < 1:
         raise ArgumentError(f"decoder.low_snr_max must be >= 1 (it caps an epsilon weight), got {cfg.decoder.low_snr_max!r}.")
     if not (0.0 <= cfg.data.augment <= 1.0):
@@ -920,6 +924,7 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     data = build_cache(cfg, out)
     d_emb = data["image_embeds"].shape[1]
     torch.manual_seed(cfg.seed + (1 if kind == "decoder" else 2))
+    low_snr = getattr(stage, "low_snr_weight", 0.0)  # decoders only
     if kind == "decoder":
         arch = DecoderConfig.from_dict({"embed_dim": d_emb, **stage.arch})
         model: torch.nn.Module = MiniDecoderNet(arch)
@@ -976,10 +981,6 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     text_dim = arch.text_dim if kind == "decoder" else 0
     if text_dim:
         states, masks = _caption_states(cfg, out, n, text_dim)
-    low_snr = getattr(stage, "low_snr_weight", 0.0)  # decoders only
-    if low_snr > 0 and arch.prediction_type != "epsilon":
-        raise ArgumentError(f"{kind}.low_snr_weight weighs an epsilon-prediction loss, but this {kind} predicts "
-                            f"{arch.prediction_type!r}; set {kind}.low_snr_weight=0.")  # fmt: skip
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
     salt = 3 if kind == "decoder" else 4
