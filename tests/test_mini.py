@@ -1269,3 +1269,207 @@ def test_a_decoder_without_caption_input_refuses_captions():
     z = _unit(1, 16, 0)
     with pytest.raises(ArgumentError, match="reads no captions"):
         dec.decode(z, torch.randn(1, *dec.noise_shape()), steps=2, captions=["a red circle"])
+
+
+# -- a layout expert for the noisiest steps (eDiff-I's ensemble of denoisers) ------------
+
+
+def _expert_net(seed=1, text_dim=12, **kw):
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+
+    torch.manual_seed(seed)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2, text_dim=text_dim, coords=True, text_layers=1, text_pooled=True, **kw)  # fmt: skip
+    net = MiniDecoderNet(cfg).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # random everywhere (the pooled projection starts at zero)
+            p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
+def _recorder(net, calls, who):
+    return net.register_forward_pre_hook(lambda m, args: calls.append((who, int(args[1][0]), args[3])))
+
+
+@pytest.mark.parametrize("reads_embedding", [False, True])
+def test_sample_decoder_hands_the_noisiest_steps_to_the_expert(reads_embedding):
+    from latentlab.mini.models import ExpertConfig, sample_decoder
+
+    net, expert = _caption_net(), _expert_net()
+    z, x = _unit(2, 16, 0), torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    text, mask = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(2)), torch.ones(2, 5, dtype=torch.bool)
+    calls = []
+    hooks = [_recorder(net, calls, "net"), _recorder(expert, calls, "expert")]
+    cfg = ExpertConfig(t_min=700, reads_embedding=reads_embedding)
+    with torch.no_grad():
+        got = sample_decoder(net, z, x, steps=10, text=text, text_mask=mask, expert=expert, expert_config=cfg)
+        assert [(w, t) for w, t, _ in calls] == [("expert" if t >= 700 else "net", t) for _, t, _ in calls]
+        assert {w for w, _, _ in calls} == {"net", "expert"}
+        cond_half = torch.tensor([False, False, True, True])
+        for who, _, drop in calls:  # the conditional half reads the embedding unless the expert was trained without
+            assert torch.equal(drop, torch.ones(4, dtype=torch.bool) if who == "expert" and not reads_embedding else cond_half)
+        for h in hooks:
+            h.remove()
+        plain = sample_decoder(net, z, x, steps=10, text=text, text_mask=mask)
+        assert not torch.equal(got, plain)
+        # an expert that takes no step changes nothing; without guidance it is called as the decoder is
+        never = sample_decoder(net, z, x, steps=10, text=text, text_mask=mask, expert=expert,
+                               expert_config=ExpertConfig(t_min=1000))  # fmt: skip
+        assert torch.equal(never, plain)
+        one = sample_decoder(net, z, x, steps=4, guidance_scale=1.0, text=text, text_mask=mask, expert=expert,
+                             expert_config=cfg)  # fmt: skip
+        assert one.shape == x.shape and not torch.equal(one, sample_decoder(net, z, x, steps=4, guidance_scale=1.0,
+                                                                            text=text, text_mask=mask))  # fmt: skip
+
+
+def test_mini_decoder_uses_the_expert_for_captioned_draws_only():
+    from latentlab.mini.models import ExpertConfig
+    from latentlab.mini.runtime import MiniDecoder
+
+    enc = lambda caps: (torch.randn(len(caps), 5, 12, generator=torch.Generator().manual_seed(len(caps[0]))),
+                        torch.ones(len(caps), 5, dtype=torch.bool))  # fmt: skip
+    plain = MiniDecoder(_caption_net(), resolution=32, text_encoder=enc)
+    with_ex = MiniDecoder(_caption_net(), resolution=32, text_encoder=enc, expert=_expert_net(),
+                          expert_config=ExpertConfig(t_min=500))  # fmt: skip
+    z, noise = _unit(2, 16, 3), torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    # renders (no captions) never use it, so their frames and the description resumed renders check are unchanged
+    assert np.array_equal(plain.decode(z, noise, steps=3), with_ex.decode(z, noise, steps=3))
+    assert plain.describe() == with_ex.describe()
+    caps = ["a red circle above a blue square", "a phone"]
+    assert not np.array_equal(plain.decode(z, noise, steps=3, captions=caps), with_ex.decode(z, noise, steps=3, captions=caps))
+    with pytest.raises(ArgumentError, match="expert_config"):
+        MiniDecoder(_caption_net(), expert=_expert_net())
+    with pytest.raises(ArgumentError, match="reads captions"):  # a decoder without caption input cannot hand over
+        MiniDecoder(_tiny_decoder().net, expert=_expert_net(), expert_config=ExpertConfig())
+    with pytest.raises(ArgumentError, match="16 px"):
+        MiniDecoder(_caption_net(), expert=_expert_net(image_size=16), expert_config=ExpertConfig())
+    with pytest.raises(ArgumentError, match="expert must be a MiniDecoderNet"):
+        MiniDecoder(_caption_net(), expert="expert.safetensors", expert_config=ExpertConfig())
+
+
+def test_relation_rows_pick_two_object_captions_with_a_relation():
+    from latentlab.mini.train import _relation_rows
+
+    caps = ["a red circle above a blue square", "a mobile phone", "a green star", "the sun above the clouds",
+            "a picture of a cyan cross left of an orange star on a white background"]  # fmt: skip
+    assert _relation_rows(caps).tolist() == [0, 4]
+
+
+def test_expert_stage_trains_on_the_noisiest_steps_from_captions_and_exports(smoke_run, tmp_path, monkeypatch):
+    import shutil
+
+    from latentlab.mini import train
+    from latentlab.mini.export import export
+    from latentlab.mini.models import ExpertConfig, MiniDecoderNet, load_expert
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    captions = json.loads((run / "cache" / "cache.json").read_text())["captions"]
+    pool = set(train._relation_rows(captions).tolist())
+    assert pool and len(pool) < len(captions)
+    seen = []
+
+    class Recording(MiniDecoderNet):
+        def forward(self, x, t, emb, drop=None, text=None, mask=None):
+            seen.append((t.clone(), drop.clone(), text[:, 0, 0].clone()))
+            return super().forward(x, t, emb, drop, text, mask)
+
+    monkeypatch.setattr(train, "MiniDecoderNet", Recording)
+    real_states = train._caption_states
+
+    def tagged(cfg, out, n, width):  # each row's first state names its row, so the batch's rows can be read back
+        states, masks = real_states(cfg, out, n, width)
+        states[:, 0, 0] = torch.arange(n, dtype=states.dtype)
+        return states, masks
+
+    monkeypatch.setattr(train, "_caption_states", tagged)
+    res = train.main(["--stage", "expert", "--config", "smoke", "--out", str(run), "--set", "expert.steps=4",
+                      "--set", "expert.relations_first=3", "--set", "expert.t_min=600"])  # fmt: skip
+    assert res["expert"]["step"] == 4 and len(seen) == 4
+    for k, (t, drop, rows) in enumerate(seen):
+        assert int(t.min()) >= 600 and drop.all()  # the noisiest steps only, from the caption alone
+        if k < 3:
+            assert set(rows.round().long().tolist()) <= pool  # relation scenes first
+    assert json.loads((run / "expert" / "config.json").read_text())["expert"] == {"t_min": 600, "reads_embedding": False}
+    monkeypatch.undo()
+    weights = tmp_path / "weights"
+    m = export(run, weights, stages=("expert",))
+    assert set(m["files"]) == {"mini_expert.safetensors"} and m["files"]["mini_expert.safetensors"]["step"] == 4
+    net, cfg = load_expert(weights / "mini_expert.safetensors")
+    assert cfg == ExpertConfig(t_min=600, reads_embedding=False) and net.config.coords and net.config.text_pooled
+    from safetensors.torch import load_file
+
+    sd = load_file(str(run / "expert" / "ema.safetensors"))
+    assert all(torch.allclose(net.state_dict()[k], v.float(), atol=1e-2, rtol=1e-2) for k, v in sd.items())
+    # --init-from supplies only the CLIP unless expert.warm_start: then the expert continues from the file
+    fresh = tmp_path / "fresh"
+    shutil.copytree(smoke_run[0] / "cache", fresh / "cache")
+    shutil.copytree(smoke_run[0] / "clip", fresh / "clip")
+    export(run, weights, stages=("clip", "decoder", "prior"))
+    train.main(["--stage", "expert", "--config", "smoke", "--out", str(fresh), "--init-from", str(weights),
+                "--set", "expert.steps=1", "--set", "expert.lr=0"])  # fmt: skip
+    assert not (fresh / "expert" / "init.json").exists()
+    warm = tmp_path / "warm"
+    shutil.copytree(smoke_run[0] / "cache", warm / "cache")
+    shutil.copytree(smoke_run[0] / "clip", warm / "clip")
+    train.main(["--stage", "expert", "--config", "smoke", "--out", str(warm), "--init-from", str(weights),
+                "--set", "expert.steps=1", "--set", "expert.lr=0", "--set", "expert.warm_start=true",
+                "--set", "expert.t_min=600"])  # fmt: skip
+    assert json.loads((warm / "expert" / "init.json").read_text())["init_step"] == 4
+    got = load_file(str(warm / "expert" / "model.safetensors"))
+    assert all(torch.equal(got[k], v.float()) for k, v in load_file(str(weights / "mini_expert.safetensors")).items())
+    with pytest.raises(ArgumentError, match="architecture"):  # a warm start needs the same net
+        train.main(["--stage", "expert", "--config", "smoke", "--out", str(tmp_path / "other"), "--init-from",
+                    str(weights), "--set", "expert.warm_start=true", "--set", "expert.arch.text_layers=2"])  # fmt: skip
+
+
+def test_expert_config_errors(tmp_path):
+    from latentlab.mini.models import load_expert
+    from latentlab.mini.train import get_config
+
+    for bad, name in (("expert.t_min=1000", "expert.t_min"), ("expert.t_min=-1", "expert.t_min"),
+                      ("expert.relations_first=-1", "expert.relations_first"),
+                      ("expert.arch.text_dim=0", "expert.arch.text_dim"), ("expert.cond_drop=2", "expert.cond_drop"),
+                      ("expert.low_snr_weight=-1", "expert.low_snr_weight"), ("expert.precision=fp8", "expert.precision"),
+                      ("expert.text_drop=1.5", "expert.text_drop")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=name):
+            get_config("smoke", [bad])
+    with pytest.raises(ModelNotAvailableError, match="--stage expert"):
+        load_expert(tmp_path / "mini_expert.safetensors")
+    from latentlab.mini.models import save_module
+
+    save_module(_expert_net(), tmp_path / "mini_expert.safetensors", config=_expert_net().config)
+    with pytest.raises(ArgumentError, match="'arch' and 'expert'"):  # a plain decoder file is not an expert
+        load_expert(tmp_path / "mini_expert.safetensors")
+
+
+def test_from_pretrained_loads_an_expert_beside_a_caption_decoder(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.export import export
+    from latentlab.mini.runtime import MiniDecoder
+    from latentlab.mini.train import main
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    shutil.rmtree(run / "decoder")
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(run), "--set", "decoder.steps=1",
+          "--set", "decoder.arch.text_dim=128"])  # fmt: skip
+    main(["--stage", "expert", "--config", "smoke", "--out", str(run), "--set", "expert.steps=1"])
+    weights = tmp_path / "weights"
+    export(run, weights)  # every stage the run trained, the expert included
+    dec = MiniDecoder.from_pretrained(weights, resolution=32)
+    alone = MiniDecoder.from_pretrained(weights, resolution=32, expert=False)
+    assert dec.expert is not None and dec.expert_config.t_min == 750 and alone.expert is None
+    assert dec.expert_sha256 and alone.expert_sha256 is None and dec.weights_sha256 == alone.weights_sha256
+    z, noise = tag(_unit(1, 128, 5), "latentlab-mini"), torch.randn(1, *dec.noise_shape())
+    assert np.array_equal(dec.decode(z, noise, steps=2), alone.decode(z, noise, steps=2))
+    caps = ["a red circle above a blue square"]
+    assert not np.array_equal(dec.decode(z, noise, steps=2, captions=caps), alone.decode(z, noise, steps=2, captions=caps))
+    for f in weights.glob("mini_expert.*"):
+        f.unlink()
+    assert MiniDecoder.from_pretrained(weights, resolution=32).expert is None
+    with pytest.raises(ModelNotAvailableError, match="mini_expert"):
+        MiniDecoder.from_pretrained(weights, expert=True)
+    with pytest.raises(ArgumentError, match="expert must be None, True or False"):
+        MiniDecoder.from_pretrained(weights, expert="yes")

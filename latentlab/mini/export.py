@@ -6,7 +6,8 @@ Writes ``mini_clip.safetensors`` (loadable by ``open_clip.create_model_and_trans
 "mini_clip", pretrained=...)`` once ``configs/mini_clip.json`` is registered),
 ``mini_decoder.safetensors`` + ``.json`` (the EMA weights) and ``mini_prior.safetensors`` +
 ``.json``, ``mini_upscaler.safetensors`` + ``.json`` when the run trained one (stage
-``upscaler``; ``--stages upscaler`` exports it alone), plus ``manifest.json`` (sizes, dtypes, training steps). Each file is stored in
+``upscaler``; ``--stages upscaler`` exports it alone), ``mini_expert.safetensors`` + ``.json``
+likewise (stage ``expert``, the layout expert), plus ``manifest.json`` (sizes, dtypes, training steps). Each file is stored in
 float16 when that is lossless enough (outputs of the fp16-rounded model within tolerance of
 the fp32 one on fixed probe inputs), else float32.
 """
@@ -26,12 +27,14 @@ from .models import (
     CLIP_CONFIG,
     WEIGHTS_DIR,
     DecoderConfig,
+    ExpertConfig,
     MiniDecoderNet,
     MiniPriorNet,
     MiniUpscalerNet,
     PriorConfig,
     UpscalerConfig,
     create_clip,
+    save_expert,
     save_module,
 )
 
@@ -123,7 +126,8 @@ def export(
     clip, decoder, prior and upscaler whose files it has); a stage asked for that the run lacks
     is refused before anything is written. Returns the manifest it writes."""
     src = Path(from_dir)
-    needs = {"clip": "model.safetensors", "decoder": "config.json", "prior": "config.json", "upscaler": "config.json"}
+    needs = {"clip": "model.safetensors", "decoder": "config.json", "prior": "config.json", "upscaler": "config.json",
+             "expert": "config.json"}  # fmt: skip
 
     def trained(kind: str) -> bool:
         return (src / kind / needs[kind]).is_file()
@@ -132,10 +136,11 @@ def export(
         # the CLIP that --init-from put in place to encode its cache has no state.pt, and is not re-exported)
         stages = tuple(k for k in needs if trained(k) and (k != "clip" or (src / "clip" / "state.pt").is_file()))
         if not stages:
-            raise ArgumentError(f"{str(src)!r} holds no trained stage (clip/, decoder/, prior/ or upscaler/): check --from.")
+            raise ArgumentError(f"{str(src)!r} holds no trained stage (clip/, decoder/, prior/, upscaler/ or expert/): "
+                                "check --from.")  # fmt: skip
     unknown = set(stages) - set(needs)
     if unknown:
-        raise ArgumentError(f"stages: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler.")
+        raise ArgumentError(f"stages: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler, expert.")
     missing = [k for k in stages if not trained(k)]
     if missing:  # checked before anything is written
         raise ArgumentError(
@@ -161,14 +166,17 @@ def export(
         manifest["files"][CLIP_FILE] = {"dtype": str(dtype), "fp16_min_cosine": worst,
                                         "step": _state_step(src / "clip"), "config": CLIP_CONFIG.name,
                                         **_provenance(src / "clip")}  # fmt: skip
-    for kind in ("decoder", "prior", "upscaler"):
+    for kind in ("decoder", "prior", "upscaler", "expert"):
         if kind not in stages:
             continue
         d = src / kind
         cfg_dict = json.loads((d / "config.json").read_text())
+        expert = None
+        if kind == "expert":  # {"arch": ..., "expert": ...}: a decoder, and when it takes over
+            expert, cfg_dict = ExpertConfig.from_dict(cfg_dict["expert"]), cfg_dict["arch"]
         sd = _load_sd(d / "ema.safetensors" if (d / "ema.safetensors").is_file() else d / "model.safetensors")
         g = torch.Generator().manual_seed(0)
-        if kind == "decoder":
+        if kind in ("decoder", "expert"):
             cfg = DecoderConfig.from_dict(cfg_dict)
             net: torch.nn.Module = MiniDecoderNet(cfg)
             s = cfg.image_size
@@ -189,7 +197,10 @@ def export(
         ok, rel = _net_fp16_ok(net, probe, 1e-2) if fp16 else (False, 0.0)
         dtype = torch.float16 if ok else torch.float32
         name = f"mini_{kind}.safetensors"
-        save_module(net, dst / name, config=cfg, dtype=dtype)
+        if expert is not None:
+            save_expert(net, dst / name, expert, dtype=dtype)
+        else:
+            save_module(net, dst / name, config=cfg, dtype=dtype)
         manifest["files"][name] = {"dtype": str(dtype), "fp16_rel_error": rel, "step": _state_step(d),
                                    "weights": "ema" if (d / "ema.safetensors").is_file() else "raw",
                                    **_provenance(d)}  # fmt: skip

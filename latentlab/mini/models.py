@@ -36,6 +36,7 @@ __all__ = [
     "CLIP_MODEL_NAME",
     "SPACE",
     "DecoderConfig",
+    "ExpertConfig",
     "PriorConfig",
     "UpscalerConfig",
     "MiniDecoderNet",
@@ -49,6 +50,9 @@ __all__ = [
     "text_token_states",
     "save_module",
     "load_module",
+    "save_expert",
+    "load_expert",
+    "check_expert",
     "weights_path",
 ]
 
@@ -425,11 +429,18 @@ def sample_decoder(
     guidance_scale: float = 3.0,
     text: torch.Tensor | None = None,
     text_mask: torch.Tensor | None = None,
+    expert: MiniDecoderNet | None = None,
+    expert_config: ExpertConfig | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM (eta=0) from ``noise`` (b,3,H,W) conditioned on ``emb`` (b,d), and
     on a caption's token states ``text`` / ``text_mask`` where the decoder reads captions
     (``config.text_dim > 0``; the unconditional half of guidance then reads neither the
     embedding nor the caption, as DALL-E 2's decoder is guided).
+
+    ``expert``: a layout expert (eDiff-I's ensemble of denoisers, Balaji et al. 2022) that
+    denoises the steps ``t >= expert_config.t_min`` in place of ``net``, where a picture's
+    layout is decided; it reads the same caption, and the embedding only where
+    ``expert_config.reads_embedding`` (else the null embedding in both halves of guidance).
 
     The predicted clean image is clamped to [-1, 1] at every step and the noise estimate
     re-derived from it (``use_clipped_model_output``), the convention that
@@ -451,14 +462,21 @@ def sample_decoder(
             text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
         text2 = torch.cat([text, text])
         mask2 = torch.cat([text_mask.bool(), torch.zeros_like(text_mask, dtype=torch.bool)])
+    if expert is not None:
+        check_expert(net, expert, expert_config)
     for t in sched.timesteps:
         tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
+        by, drop_t = net, drop
+        if expert is not None and int(t) >= expert_config.t_min:
+            by = expert
+            if not expert_config.reads_embedding:
+                drop_t = torch.ones(2 * b, dtype=torch.bool, device=x.device)
         if use_cfg:
-            out = net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop, text2, mask2)
+            out = by(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop_t, text2, mask2)
             cond, uncond = out.chunk(2)
             out = uncond + guidance_scale * (cond - uncond)
         else:
-            out = net(x, tt, emb, None, text, text_mask)
+            out = by(x, tt, emb, None if drop_t is drop else drop_t[:b], text, text_mask)
         # epsilon re-derived from the clamped clean image (OpenAI improved-diffusion's DDIM):
         # a step is then a function of (x_t, clamped x0) that ddim_invert undoes exactly
         x = sched.step(out, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
@@ -564,6 +582,53 @@ def save_module(module: nn.Module, path: str | Path, *, config: _Config | None =
     save_file(sd, str(path))
     if config is not None:
         path.with_suffix(".json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class ExpertConfig(_Config):
+    """How a layout expert shares the sampling with its decoder (``sample_decoder(expert=...)``)."""
+
+    t_min: int = 750  # the expert denoises the steps t >= t_min (of num_train_timesteps)
+    reads_embedding: bool = False  # False: trained on the caption alone (the null embedding always)
+
+
+def check_expert(net: MiniDecoderNet, expert: Any, expert_config: Any) -> None:
+    """Refuse (ArgumentError) a layout expert that cannot take over ``net``'s noisiest steps."""
+    if not isinstance(expert, MiniDecoderNet):
+        raise ArgumentError(f"expert must be a MiniDecoderNet or None, got {type(expert).__name__}.")
+    if not isinstance(expert_config, ExpertConfig):
+        raise ArgumentError("expert_config: pass the ExpertConfig the expert was trained with (load_expert returns both).")
+    a, b = expert.config, net.config
+    if (a.image_size, a.text_dim, a.num_train_timesteps, a.beta_schedule, a.prediction_type) != \
+            (b.image_size, b.text_dim, b.num_train_timesteps, b.beta_schedule, b.prediction_type) or b.text_dim <= 0:
+        raise ArgumentError(f"expert: it draws {a.image_size} px from {a.text_dim}-wide captions on a {a.beta_schedule} "
+                            f"{a.prediction_type} schedule, the decoder {b.image_size} px from {b.text_dim}-wide ones on "
+                            f"{b.beta_schedule} {b.prediction_type} (an expert needs a decoder that reads captions); "
+                            "pass the expert trained for this decoder, or expert=None.")  # fmt: skip
+
+
+def save_expert(net: MiniDecoderNet, path: str | Path, expert: ExpertConfig, *, dtype=None) -> None:
+    """Write a layout expert: its weights to ``path`` and ``{"arch": ..., "expert": ...}`` beside it (.json)."""
+    save_module(net, path, dtype=dtype)
+    Path(path).with_suffix(".json").write_text(json.dumps({"arch": net.config.to_dict(), "expert": expert.to_dict()},
+                                                          indent=2) + "\n")  # fmt: skip
+
+
+def load_expert(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[MiniDecoderNet, ExpertConfig]:
+    """The layout expert at ``path`` (written by :func:`save_expert`), float32, and its :class:`ExpertConfig`."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    cfg_path = path.with_suffix(".json")
+    if not path.is_file() or not cfg_path.is_file():
+        raise ModelNotAvailableError(f"no layout expert at {path} (with {cfg_path}); train one with `python -m "
+                                     "latentlab.mini.train --stage expert` and export it (docs/mini.md).")  # fmt: skip
+    d = json.loads(cfg_path.read_text())
+    if set(d) != {"arch", "expert"}:
+        raise ArgumentError(f"{cfg_path} must hold exactly 'arch' and 'expert', got {sorted(d)}.")
+    net = MiniDecoderNet(DecoderConfig.from_dict(d["arch"]))
+    net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    return net.to(device).eval(), ExpertConfig.from_dict(d["expert"])
 
 
 def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:

@@ -29,6 +29,9 @@ from .models import (
     MiniDecoderNet,
     MiniPriorNet,
     MiniUpscalerNet,
+    ExpertConfig,
+    check_expert,
+    load_expert,
     load_module,
     sample_decoder,
     sample_prior,
@@ -49,11 +52,13 @@ __all__ = [
     "DECODER_FILE",
     "PRIOR_FILE",
     "UPSCALER_FILE",
+    "EXPERT_FILE",
 ]
 
 DECODER_FILE = "mini_decoder.safetensors"
 PRIOR_FILE = "mini_prior.safetensors"
 UPSCALER_FILE = "mini_upscaler.safetensors"
+EXPERT_FILE = "mini_expert.safetensors"  # optional layout expert (train --stage expert)
 
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
@@ -194,6 +199,12 @@ class MiniDecoder(Decoder):
         text_encoder: for a decoder that reads captions too (``net.config.text_dim > 0``): a
             callable ``list[str] -> (token states (b, L, text_dim), mask (b, L))``, such as
             :class:`CaptionStates` (``from_pretrained`` sets it to the mini CLIP's text tower).
+        expert, expert_config: an optional layout expert (a ``MiniDecoderNet`` trained on the
+            noisiest steps only, ``train --stage expert``) and its
+            :class:`~latentlab.mini.models.ExpertConfig`: ``decode(..., captions=...)`` hands it
+            the steps ``t >= expert_config.t_min``, where a picture's layout is decided (eDiff-I's
+            ensemble of expert denoisers). Draws without captions (renders, variations,
+            inversion) never use it, so their frames do not depend on it.
 
     ``decode(z (b, d), noise (b, 3, s, s))`` -> uint8 ``(b, resolution, resolution, 3)``;
     deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch.
@@ -228,9 +239,13 @@ class MiniDecoder(Decoder):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         text_encoder: Any = None,
+        expert: MiniDecoderNet | None = None,
+        expert_config: ExpertConfig | None = None,
     ):
         if not isinstance(net, MiniDecoderNet):
             raise ArgumentError(f"net must be a MiniDecoderNet, got {type(net).__name__}.")
+        if expert is not None:
+            check_expert(net, expert, expert_config)
         if not isinstance(resolution, int) or resolution < 8:
             raise ArgumentError(f"resolution must be an int >= 8, got {resolution!r}.")
         if upscaler is not None:
@@ -251,6 +266,9 @@ class MiniDecoder(Decoder):
         self.name = name
         self.weights_sha256: str | None = None  # set by from_pretrained; recorded in render manifests
         self.text_encoder = text_encoder
+        self.expert = expert.to(self.device, self.dtype).eval() if expert is not None else None
+        self.expert_config = expert_config if expert is not None else None
+        self.expert_sha256: str | None = None  # set by from_pretrained when it loads an expert
 
     @classmethod
     def from_pretrained(
@@ -258,6 +276,7 @@ class MiniDecoder(Decoder):
         weights_dir: str | Path | None = None,
         *,
         upscale: bool | None = None,
+        expert: bool | None = None,
         device: str | torch.device = "cpu",
         dtype=torch.float32,
         **kw,
@@ -265,11 +284,18 @@ class MiniDecoder(Decoder):
         """Load the shipped decoder (``latentlab/mini/weights/`` unless ``weights_dir``).
 
         ``upscale``: ``None`` (default) uses the 2x upscaler ``mini_upscaler.safetensors`` when
-        the folder has one, ``True`` requires it, ``False`` resizes with Lanczos only."""
+        the folder has one, ``True`` requires it, ``False`` resizes with Lanczos only.
+        ``expert``: likewise for the layout expert ``mini_expert.safetensors`` (used by
+        ``decode(..., captions=...)`` only); ``False`` leaves it out."""
         import hashlib
 
         if upscale not in (None, True, False):
             raise ArgumentError(f"upscale must be None, True or False, got {upscale!r}.")
+        if expert not in (None, True, False):
+            raise ArgumentError(f"expert must be None, True or False, got {expert!r}.")
+        ex_path = weights_path(EXPERT_FILE, weights_dir)
+        if expert is True or (expert is None and ex_path.is_file()):
+            kw["expert"], kw["expert_config"] = load_expert(ex_path)
         path = weights_path(DECODER_FILE, weights_dir)
         up_path = weights_path(UPSCALER_FILE, weights_dir)
         use_up = upscale is True or (upscale is None and up_path.is_file())
@@ -284,6 +310,8 @@ class MiniDecoder(Decoder):
         if upscaler is not None:
             h.update(up_path.read_bytes())
         dec.weights_sha256 = h.hexdigest()[:16]
+        if dec.expert is not None:  # not in weights_sha256: renders (which record that) never use it
+            dec.expert_sha256 = hashlib.sha256(ex_path.read_bytes()).hexdigest()[:16]
         return dec
 
     def noise_shape(self) -> tuple[int, ...]:
@@ -333,7 +361,8 @@ class MiniDecoder(Decoder):
         if text is not None:  # (token states, mask) of one caption per row
             states, mask = text[0].to(self.device, self.dtype), text[1].to(self.device)
         with torch.inference_mode():
-            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale, text=states, text_mask=mask)
+            img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale, text=states, text_mask=mask,
+                                 **({"expert": self.expert, "expert_config": self.expert_config} if text is not None else {}))
         return self._to_frames(img)
 
     def decode_eta(

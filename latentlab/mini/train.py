@@ -2,7 +2,7 @@
 
 One reproducible entry point::
 
-    python -m latentlab.mini.train --stage {clip,cache,decoder,prior,upscaler,all} \\
+    python -m latentlab.mini.train --stage {clip,cache,decoder,prior,upscaler,expert,all} \\
         --config {smoke,cpu,gpu | path.json} --out DIR [--resume] [--set decoder.steps=2000 ...]
 
 Stages and what they write under ``DIR`` (make it a git-ignored folder such as ``.cache/``):
@@ -17,6 +17,9 @@ Stages and what they write under ``DIR`` (make it a git-ignored folder such as `
 - ``upscaler``: deterministic 2x super-resolution of the decoder's output (the cache's renders
   shrunk to the decoder's size -> the renders themselves) -> ``upscaler/``. Not part of
   ``all``: it needs no CLIP embedding, only the cache's images.
+- ``expert``: a layout expert, a decoder trained from scratch on the noisiest steps only
+  (``expert.t_min``), from the caption alone; ``MiniDecoder.decode(..., captions=...)`` hands
+  it those steps -> ``expert/``. Not part of ``all``; it needs the decoder's cache and CLIP.
 
 Every stage writes ``model.safetensors`` (and ``ema.safetensors``), ``state.pt`` (optimizer
 state and step; loaded with ``weights_only=True``) every ``ckpt_every`` steps and at the end,
@@ -54,6 +57,7 @@ from ..errors import ArgumentError
 from . import shapes
 from .models import (
     DecoderConfig,
+    ExpertConfig,
     MiniDecoderNet,
     MiniPriorNet,
     MiniUpscalerNet,
@@ -65,7 +69,7 @@ from .models import (
 )
 
 __all__ = ["TrainConfig", "DataStage", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder",
-           "train_prior", "train_upscaler", "word_vector_rows"]  # fmt: skip
+           "train_expert", "train_prior", "train_upscaler", "word_vector_rows"]  # fmt: skip
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -142,6 +146,40 @@ class DecoderStage:
     text_drop: float = 0.5
 
 
+def _expert_arch() -> dict:
+    return {"block_out_channels": (32, 64, 64), "text_dim": 128, "coords": True, "text_layers": 2, "text_pooled": True}
+
+
+@dataclass
+class ExpertStage(DecoderStage):
+    """A layout expert (eDiff-I's ensemble of expert denoisers): a decoder trained only on the
+    noisiest steps ``t >= t_min``, where a picture's layout is decided (docs/mini.md,
+    "Nineteenth session"), from the caption alone by default (``cond_drop=1``: the null
+    embedding always), from scratch. ``MiniDecoder.decode(..., captions=...)`` hands it those
+    steps. The defaults are the twentieth session's run (docs/mini.md)."""
+
+    steps: int = 9000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    cond_drop: float = 1.0  # 1: trained on the caption alone (ExpertConfig.reads_embedding=False)
+    max_minutes: float = 60.0
+    ckpt_every: int = 250
+    arch: dict = field(default_factory=_expert_arch)  # DecoderConfig fields
+    precision: str = "bf16"
+    min_snr_gamma: float = 5.0
+    low_snr_weight: float = 1.0  # the clean image's error counts at least once at every step it sees
+    text_drop: float = 0.1  # rows with no caption, for guidance against none
+    t_min: int = 750  # sampled steps t in [t_min, num_train_timesteps)
+    # the first this many steps draw only two-object scenes whose caption names their relation
+    # (a from-scratch expert learned where objects go from those in ~3,500 steps; on the whole
+    # mixture it had not in 4,000), then every row of the cache
+    relations_first: int = 4200
+    # with --init-from: True warm-starts from the folder's mini_expert.safetensors; False (default)
+    # starts from scratch, the folder then only supplies the CLIP that encodes the cache
+    warm_start: bool = False
+
+
 @dataclass
 class PriorStage:
     steps: int = 3000
@@ -208,6 +246,7 @@ class TrainConfig:
     decoder: DecoderStage = field(default_factory=DecoderStage)
     prior: PriorStage = field(default_factory=PriorStage)
     upscaler: UpscalerStage = field(default_factory=UpscalerStage)
+    expert: ExpertStage = field(default_factory=ExpertStage)
     data: DataStage = field(default_factory=DataStage)
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,6 +280,8 @@ def _smoke() -> TrainConfig:
     c.prior = PriorStage(steps=3, batch_size=8, warmup=1, log_every=1, ckpt_every=2, arch={"width": 32, "depth": 1})
     c.upscaler = UpscalerStage(steps=3, batch_size=4, warmup=1, log_every=1, ckpt_every=2, in_size=32,
                                arch={"channels": (8, 8), "norm_num_groups": 4})  # fmt: skip
+    c.expert = ExpertStage(steps=3, batch_size=4, warmup=1, log_every=1, ckpt_every=2, relations_first=2,
+                           arch={**tiny, "text_dim": 128, "coords": True, "text_layers": 1, "text_pooled": True})  # fmt: skip
     return c
 
 
@@ -310,16 +351,29 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
     if not (0.0 <= cfg.data.tag_captions <= 1.0):
         raise ArgumentError(f"data.tag_captions must be in [0, 1], got {cfg.data.tag_captions!r}.")
-    if not (0.0 <= cfg.decoder.text_drop <= 1.0):
-        raise ArgumentError(f"decoder.text_drop must be in [0, 1], got {cfg.decoder.text_drop!r}.")
-    if cfg.decoder.low_snr_weight < 0:
-        raise ArgumentError(f"decoder.low_snr_weight must be >= 0 (0 turns it off), got {cfg.decoder.low_snr_weight!r}.")
-    predicts = cfg.decoder.arch.get("prediction_type", DecoderConfig.prediction_type)
-    if cfg.decoder.low_snr_weight > 0 and predicts != "epsilon":
-        raise ArgumentError(f"decoder.low_snr_weight weighs an epsilon-prediction loss, but decoder.arch.prediction_type "
-                            f"is {predicts!r}; set decoder.low_snr_weight=0.")  # fmt: skip
-    if cfg.decoder.low_snr_max < 1:
-        raise ArgumentError(f"decoder.low_snr_max must be >= 1 (it caps an epsilon weight), got {cfg.decoder.low_snr_max!r}.")
+    for name in ("decoder", "expert"):
+        st = getattr(cfg, name)
+        if not (0.0 <= st.text_drop <= 1.0):
+            raise ArgumentError(f"{name}.text_drop must be in [0, 1], got {st.text_drop!r}.")
+        if st.low_snr_weight < 0:
+            raise ArgumentError(f"{name}.low_snr_weight must be >= 0 (0 turns it off), got {st.low_snr_weight!r}.")
+        predicts = st.arch.get("prediction_type", DecoderConfig.prediction_type)
+        if st.low_snr_weight > 0 and predicts != "epsilon":
+            raise ArgumentError(f"{name}.low_snr_weight weighs an epsilon-prediction loss, but {name}.arch.prediction_type "
+                                f"is {predicts!r}; set {name}.low_snr_weight=0.")  # fmt: skip
+        if st.low_snr_max < 1:
+            raise ArgumentError(f"{name}.low_snr_max must be >= 1 (it caps an epsilon weight), got {st.low_snr_max!r}.")
+    ex = cfg.expert
+    steps_total = ex.arch.get("num_train_timesteps", DecoderConfig.num_train_timesteps)
+    if not (0 <= ex.t_min < steps_total):
+        raise ArgumentError(f"expert.t_min must be in [0, {steps_total}) (the steps the expert takes over), got {ex.t_min!r}.")
+    if ex.relations_first < 0:
+        raise ArgumentError(f"expert.relations_first must be >= 0 (0: every row from the start), got {ex.relations_first!r}.")
+    if ex.arch.get("text_dim", 0) <= 0:
+        raise ArgumentError("expert.arch.text_dim must be > 0: an expert reads the caption (set it to the CLIP text "
+                            "tower's width, 128 for the mini CLIP).")  # fmt: skip
+    if not (0.0 <= ex.cond_drop <= 1.0):
+        raise ArgumentError(f"expert.cond_drop must be in [0, 1] (1: the caption alone), got {ex.cond_drop!r}.")
     if not (0.0 <= cfg.data.augment <= 1.0):
         raise ArgumentError(f"data.augment must be in [0, 1], got {cfg.data.augment!r}.")
     from .data import IMAGE_SOURCES
@@ -327,11 +381,11 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
     bad = [x for x in cfg.data.sources if x not in IMAGE_SOURCES]
     if bad:
         raise ArgumentError(f"data.sources: unknown {bad}; choose from {list(IMAGE_SOURCES)} (e.g. data.sources=noto,twemoji).")
-    for name in ("clip", "decoder", "prior", "upscaler"):
+    for name in ("clip", "decoder", "prior", "upscaler", "expert"):
         st = getattr(cfg, name)
         if st.precision not in ("fp32", "bf16"):
             raise ArgumentError(f"{name}.precision must be 'fp32' or 'bf16', got {st.precision!r}.")
-        if name in ("decoder", "prior") and st.min_snr_gamma < 0:
+        if name in ("decoder", "prior", "expert") and st.min_snr_gamma < 0:
             raise ArgumentError(f"{name}.min_snr_gamma must be >= 0 (0 turns it off), got {st.min_snr_gamma!r}.")
     return cfg
 
@@ -397,7 +451,7 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
 
 #: exported file of each stage in a weights folder (``latentlab/mini/weights/`` or ``export --to``)
 _EXPORTED = {"clip": "mini_clip.safetensors", "decoder": "mini_decoder.safetensors", "prior": "mini_prior.safetensors",
-             "upscaler": "mini_upscaler.safetensors"}  # fmt: skip
+             "upscaler": "mini_upscaler.safetensors", "expert": "mini_expert.safetensors"}  # fmt: skip
 
 
 def _init_state(init_from: Path, kind: str, stage_dir: Path) -> dict[str, torch.Tensor]:
@@ -920,12 +974,13 @@ def _caption_states(cfg: TrainConfig, out: Path, n: int, width: int) -> tuple[to
 
 def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False,
                      init_from: Path | None = None) -> dict:  # fmt: skip
-    stage = cfg.decoder if kind == "decoder" else cfg.prior
+    stage = {"decoder": cfg.decoder, "expert": cfg.expert, "prior": cfg.prior}[kind]
+    pixels = kind in ("decoder", "expert")  # a pixel-space decoder (the expert is one, for the noisiest steps)
     data = build_cache(cfg, out)
     d_emb = data["image_embeds"].shape[1]
-    torch.manual_seed(cfg.seed + (1 if kind == "decoder" else 2))
+    torch.manual_seed(cfg.seed + {"decoder": 1, "prior": 2, "expert": 5}[kind])
     low_snr = getattr(stage, "low_snr_weight", 0.0)  # decoders only
-    if kind == "decoder":
+    if pixels:
         arch = DecoderConfig.from_dict({"embed_dim": d_emb, **stage.arch})
         model: torch.nn.Module = MiniDecoderNet(arch)
         side = data["images"].shape[1]
@@ -941,9 +996,12 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         arch = PriorConfig.from_dict({"embed_dim": d_emb, **stage.arch})
         model = MiniPriorNet(arch)
     d = out / kind
-    if init_from is not None and not resume:
+    if init_from is not None and not resume and (kind != "expert" or stage.warm_start):
         init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
-        theirs = type(arch).from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
+        theirs_d = json.loads(init_cfg.read_text()) if init_cfg.is_file() else None
+        if kind == "expert" and theirs_d is not None:  # {"arch": ..., "expert": ...} (models.save_expert)
+            theirs_d = theirs_d.get("arch")
+        theirs = type(arch).from_dict(theirs_d) if theirs_d is not None else None
         # a decoder that reads captions, pixel coordinates, its own caption transformer or the
         # pooled caption warm-starts from the same decoder without: all but the new caption
         # projection, the coordinates' input weights (_add_coords), the caption transformer
@@ -972,32 +1030,45 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     ema = _ema_init(model)
     d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text(json.dumps(arch.to_dict(), indent=2) + "\n")
+    conf = arch.to_dict()
+    if kind == "expert":  # what export writes beside the weights (models.save_expert / load_expert)
+        conf = {"arch": conf, "expert": ExpertConfig(t_min=stage.t_min, reads_embedding=stage.cond_drop < 1).to_dict()}
+    (d / "config.json").write_text(json.dumps(conf, indent=2) + "\n")
     step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
     sched = make_scheduler(arch, "ddpm")
     alphas = sched.alphas_cumprod.float()
     log = _Logger(d / "log.jsonl")
     n = data["images"].shape[0]
-    text_dim = arch.text_dim if kind == "decoder" else 0
+    text_dim = arch.text_dim if pixels else 0
     if text_dim:
         states, masks = _caption_states(cfg, out, n, text_dim)
+    t_lo, first, pool = 0, 0, None
+    if kind == "expert":
+        t_lo, first = stage.t_min, stage.relations_first
+        pool = _relation_rows(json.loads((out / "cache" / "cache.json").read_text())["captions"])
+        if first and not len(pool):
+            raise ArgumentError("expert.relations_first: the cache holds no two-object scenes with a relation; build "
+                                "it with cache.p_two > 0 (e.g. --set cache.p_two=0.75), or set expert.relations_first=0.")  # fmt: skip
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
-    salt = 3 if kind == "decoder" else 4
+    salt = {"decoder": 3, "prior": 4, "expert": 5}[kind]
     while step < stage.steps:
         g = _gen(cfg.seed, step, salt)
         for grp in opt.param_groups:
             grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, (time.time() - t0) / 60 / stage.max_minutes)
-        idx = torch.randint(0, n, (stage.batch_size,), generator=g)
+        if step < first:  # the expert's first steps: two-object scenes with a relation only
+            idx = pool[torch.randint(0, len(pool), (stage.batch_size,), generator=g)]
+        else:
+            idx = torch.randint(0, n, (stage.batch_size,), generator=g)
         emb = data["image_embeds"][idx]
-        if kind == "decoder":
+        if pixels:
             x0 = data["images"][idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
             cond = emb
         else:
             x0 = emb * math.sqrt(d_emb)
             cond = data["text_embeds"][idx]
         noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, arch.num_train_timesteps, (stage.batch_size,), generator=g)
+        t = torch.randint(t_lo, arch.num_train_timesteps, (stage.batch_size,), generator=g)
         drop = torch.rand(stage.batch_size, generator=g) < stage.cond_drop
         a = alphas[t].view(-1, *([1] * (x0.ndim - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
@@ -1043,6 +1114,17 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
 
 def train_decoder(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
     return _train_diffusion("decoder", cfg, out, resume=resume, init_from=init_from)
+
+
+def _relation_rows(captions: list[str]) -> torch.Tensor:
+    """Indices of the captions that state a shapes-world relation between two objects."""
+    rel = tuple(f" {r} " for r in shapes.RELATIONS)
+    return torch.tensor([i for i, c in enumerate(captions) if any(r in c for r in rel)
+                         and sum(c.count(f" {x}") for x in shapes.SHAPES) >= 2], dtype=torch.long)  # fmt: skip
+
+
+def train_expert(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
+    return _train_diffusion("expert", cfg, out, resume=resume, init_from=init_from)
 
 
 def train_prior(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
@@ -1131,7 +1213,7 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "all"], required=True)
+    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "expert", "all"], required=True)
     ap.add_argument("--config", default="cpu",
                     help="smoke | cpu | gpu | cpu-emoji | gpu-emoji | path to a JSON file of overrides")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="same as --config smoke")
@@ -1177,6 +1259,8 @@ def main(argv: list[str] | None = None) -> dict:
             results[st] = train_decoder(cfg, out, resume=resuming(st), init_from=init)
         elif st == "upscaler":
             results[st] = train_upscaler(cfg, out, resume=resuming(st), init_from=init)
+        elif st == "expert":
+            results[st] = train_expert(cfg, out, resume=resuming(st), init_from=init)
         else:
             results[st] = train_prior(cfg, out, resume=resuming(st), init_from=init)
         results[st]["seconds"] = round(time.time() - t0, 1)
