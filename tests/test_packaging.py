@@ -30,7 +30,8 @@ def test_wheel_holds_the_whole_package_and_the_command(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     package = {p.relative_to(src).as_posix() for p in (src / "latentlab").rglob("*") if p.is_file()}
     assert package - names == set(), "files of the package missing from the wheel (see [tool.setuptools.package-data])"
-    for needed in ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_prior.safetensors", "mini_upscaler.safetensors"):
+    for needed in ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_prior.safetensors", "mini_upscaler.safetensors",
+                   "mini_expert.safetensors", "mini_expert.json"):
         assert f"latentlab/mini/weights/{needed}" in names
     assert "latentlab/mini/configs/mini_clip.json" in names and "latentlab/mini/NOTICE" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -146,6 +146,8 @@ def evaluate(
     # sample, as DALL-E 2's decoder does; None: the embedding alone
     reads = dec.config.text_dim > 0
     res["decoder_reads_captions"] = reads
+    if dec.expert is not None:  # given the prompts, the decoder hands the noisiest steps to it
+        res["layout_expert_t_min"] = dec.expert_config.t_min
 
     def decode(z: torch.Tensor, noise: torch.Tensor, captions: list[str] | None = None) -> np.ndarray:
         return np.concatenate([dec.decode(z[a : a + 16], noise[a : a + 16], steps=steps, guidance_scale=g_dec,
@@ -505,8 +507,8 @@ def _table(res: dict[str, Any]) -> str:
         ("  the same, where both colours are found: the two along the stated axis (chance about 0.5)",
          "relation_axis", ""),
         ("  the same, where also along it: in the stated order (chance 0.5)", "relation_order", ""),
-        ("  the same prior samples decoded without their prompts (a decoder that reads captions only): both objects "
-         "and the relation", "relation_nocaption_both", ""),
+        ("  the same prior samples decoded without their prompts (and so without a layout expert; a decoder that "
+         "reads captions only): both objects and the relation", "relation_nocaption_both", ""),
         ("  for scale: the checker on the real scenes shrunk to the decoder's resolution and brought back to 64 px "
          "as its frames are: both objects and the relation",
          "relation_ceiling_both", ""),
@@ -546,6 +548,8 @@ def _table(res: dict[str, Any]) -> str:
         f"{st['decoder_guidance']}, prior guidance {st['prior_guidance']}, seed {st['seed']}, {st['seconds']} s on the CPU."
         + (" The decoder reads captions: the prior+decoder rows give it the prompt beside the prior's sample."
            if res.get("decoder_reads_captions") else "")
+        + (f" Given a prompt, the decoder hands the DDIM steps t >= {res['layout_expert_t_min']} to the layout expert "
+           "(mini_expert.safetensors)." if res.get("layout_expert_t_min") is not None else "")
     )
     return "\n".join(lines)
 
