@@ -103,6 +103,25 @@ def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path):
         mod.main(["--frames", "1", "--no-demo"])
 
 
+def test_layout_expert_benchmark_compares_both_ways_on_the_same_prompts(tmp_path):
+    from latentlab.mini import weights_available
+
+    if not weights_available():
+        pytest.skip("the mini weights are not in this checkout")
+    mod = _load("layout_expert")
+    out = tmp_path / "expert.json"
+    res = mod.main(["--sets", "7000", "--n", "3", "--steps", "2", "--threads", "1", "--json", str(out)])
+    for name in ("alone", "expert"):
+        r = res[name]
+        assert r["relation_prompts"] == 3 and r["single_prompts"] == 3 and r["seconds_per_frame"] > 0
+        assert 0 <= r["relation_both"] <= 3 and 0 <= r["axis"] <= r["found"] <= 3 and 0 <= r["single_right"] <= 3
+    assert res["settings"]["t_min"] == 750 and json.loads(out.read_text())["settings"]["steps"] == 2
+    assert res["cost_ratio_expert_over_alone"] == pytest.approx(res["expert"]["seconds_per_frame"] /
+                                                                res["alone"]["seconds_per_frame"])  # fmt: skip
+    with pytest.raises(SystemExit, match="--sets"):
+        mod.main(["--sets", "a,b"])
+
+
 def test_render_speed_compile_mode_needs_compile(bench, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(["--tiny", "--compile-mode", "reduce-overhead"])

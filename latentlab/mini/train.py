@@ -172,8 +172,8 @@ class ExpertStage(DecoderStage):
     text_drop: float = 0.1  # rows with no caption, for guidance against none
     t_min: int = 750  # sampled steps t in [t_min, num_train_timesteps)
     # the first this many steps draw only two-object scenes whose caption names their relation
-    # (a from-scratch expert learned where objects go from those in ~3,500 steps; on the whole
-    # mixture it had not in 4,000), then every row of the cache
+    # (a from-scratch expert learned where objects go from those in ~3,500 steps; one on the
+    # whole mixture, reading the embedding too, had not in 4,000), then every row of the cache
     relations_first: int = 4200
     # with --init-from: True warm-starts from the folder's mini_expert.safetensors; False (default)
     # starts from scratch, the folder then only supplies the CLIP that encodes the cache

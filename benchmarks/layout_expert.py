@@ -1,0 +1,120 @@
+"""Does the mini decoder's layout expert earn its place? Side by side in one run, with and without it.
+
+    python benchmarks/layout_expert.py [--weights DIR] [--sets 7000,7100,7200,7300] [--n 48]
+                                       [--single-seed 8100] [--steps 25] [--threads 2] [--json FILE]
+
+``DIR`` must hold ``mini_expert.safetensors`` beside the decoder (``latentlab/mini/weights`` by
+default). Prompts go through the prior (one sample per prompt) and the decoder with the
+prompts as captions, two ways on the same prior samples and noise: **alone**
+(``MiniDecoder.from_pretrained(expert=False)``) and **expert** (the default, which hands the
+noisiest DDIM steps to the layout expert):
+
+1. *Relation prompts*: for each seed in ``--sets``, the first ``--n`` fresh two-object scenes
+   of two colours, captioned "a {colour} {shape} {relation} a {colour} {shape}". The pixel
+   checker reads both objects and the relation (``shapes.check_relation``), and
+   ``shapes.check_layout`` whether the two lie along the stated axis (of the frames where both
+   colours are found).
+2. *Single-object prompts*: ``--n`` fresh one-object scenes (``--single-seed``): right by the
+   checker (``shapes.check_agreement``), and frames where it finds more than one object.
+3. *Cost*: seconds per frame of the relation prompts' decodes (batches of 16).
+
+docs/mini.md ("Twentieth session") has the figures of the shipped weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _prompts(seed: int, n: int, two: bool):
+    from latentlab.mini import shapes
+
+    if two:
+        scenes = [s for s in shapes.sample_scenes(seed, 4 * n, n_objects=2) if s.objects[0].colour != s.objects[1].colour]
+    else:
+        scenes = shapes.sample_scenes(seed, n, n_objects=1)
+    return scenes[:n], [shapes.caption(s, 0) for s in scenes[:n]]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=None, help="weights folder with mini_expert (default: the shipped one)")
+    ap.add_argument("--sets", default="7000,7100,7200,7300", help="seeds of the relation prompt sets")
+    ap.add_argument("--n", type=int, default=48, help="prompts per set, and single-object prompts")
+    ap.add_argument("--single-seed", type=int, default=8100)
+    ap.add_argument("--steps", type=int, default=None, help="decoder steps (default: the decoder's, 25)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.n < 1:
+        raise SystemExit(f"--n must be >= 1, got {args.n}")
+    try:
+        sets = [int(s) for s in args.sets.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--sets takes comma-separated integer seeds, got {args.sets!r}") from None
+    torch.set_num_threads(args.threads)
+    from latentlab.mini import shapes
+    from latentlab.mini.models import SPACE, create_clip, weights_path
+    from latentlab.mini.runtime import MiniDecoder, MiniPrior
+    from latentlab.space import tag
+
+    model, _, tok = create_clip(weights_path("mini_clip.safetensors", args.weights))
+    decs = {"alone": MiniDecoder.from_pretrained(args.weights, expert=False),
+            "expert": MiniDecoder.from_pretrained(args.weights, expert=True)}  # fmt: skip
+    prior = MiniPrior.from_pretrained(args.weights, steps=25)
+    steps = args.steps or decs["alone"].default_steps
+
+    def draw(prompts: list[str], seed: int) -> dict[str, tuple[np.ndarray, float]]:
+        with torch.no_grad():
+            emb = torch.nn.functional.normalize(model.encode_text(tok(prompts)).float(), dim=-1)
+        z = prior(tag(emb, SPACE), seed=seed + 1, num_samples=1).float()
+        noise = torch.randn(len(prompts), *decs["alone"].noise_shape(), generator=torch.Generator().manual_seed(seed + 2))
+        out = {}
+        for name, dec in decs.items():
+            t0 = time.perf_counter()
+            frames = np.concatenate([dec.decode(tag(z[a : a + 16], SPACE), noise[a : a + 16], steps=steps,
+                                                captions=prompts[a : a + 16]) for a in range(0, len(prompts), 16)])  # fmt: skip
+            out[name] = (frames, time.perf_counter() - t0)
+        return out
+
+    res: dict = {"settings": {"sets": sets, "n": args.n, "single_seed": args.single_seed, "steps": steps,
+                              "threads": args.threads, "t_min": decs["expert"].expert_config.t_min}}  # fmt: skip
+    rows = {k: {"relation_both": 0, "axis": 0, "found": 0, "seconds": 0.0, "frames": 0} for k in decs}
+    for seed in sets:
+        scenes, prompts = _prompts(seed, args.n, two=True)
+        for name, (frames, sec) in draw(prompts, seed).items():
+            lay = [shapes.check_layout(f, s) for f, s in zip(frames, scenes)]
+            r = rows[name]
+            r["relation_both"] += sum(shapes.check_relation(f, s)["both"] for f, s in zip(frames, scenes))
+            r["axis"] += sum(x["axis"] for x in lay)
+            r["found"] += sum(x["found"] for x in lay)
+            r["seconds"] += sec
+            r["frames"] += len(frames)
+    scenes, prompts = _prompts(args.single_seed, args.n, two=False)
+    for name, (frames, _) in draw(prompts, args.single_seed).items():
+        rows[name]["single_right"] = sum(shapes.check_agreement(f, s)["both"] for f, s in zip(frames, scenes))
+        rows[name]["single_more_than_one"] = sum(len(shapes.check_image(f, max_objects=3)) > 1 for f in frames)
+    for name, r in rows.items():
+        r["relation_prompts"] = r.pop("frames")
+        r["seconds_per_frame"] = r.pop("seconds") / max(1, r["relation_prompts"])
+        r["single_prompts"] = args.n
+    res.update(rows)
+    res["cost_ratio_expert_over_alone"] = rows["expert"]["seconds_per_frame"] / rows["alone"]["seconds_per_frame"]
+    for name, r in rows.items():
+        print(f"{name:>6}: relation {r['relation_both']}/{r['relation_prompts']}, axis {r['axis']}/{r['found']}, "
+              f"single right {r['single_right']}/{args.n} (more than one object {r['single_more_than_one']}), "
+              f"{r['seconds_per_frame']:.3f} s per frame")  # fmt: skip
+    print(f"cost ratio expert / alone: {res['cost_ratio_expert_over_alone']:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()
