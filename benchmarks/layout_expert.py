@@ -1,7 +1,8 @@
 """Does the mini decoder's layout expert earn its place? Side by side in one run, with and without it.
 
     python benchmarks/layout_expert.py [--weights DIR] [--sets 7000,7100,7200,7300] [--n 48]
-                                       [--single-seed 8100] [--steps 25] [--threads 2] [--json FILE]
+                                       [--single-seed 8100] [--emoji 96] [--steps 25] [--threads 2]
+                                       [--json FILE]
 
 ``DIR`` must hold ``mini_expert.safetensors`` beside the decoder (``latentlab/mini/weights`` by
 default). Prompts go through the prior (one sample per prompt) and the decoder with the
@@ -16,7 +17,13 @@ noisiest DDIM steps to the layout expert):
    colours are found).
 2. *Single-object prompts*: ``--n`` fresh one-object scenes (``--single-seed``): right by the
    checker (``shapes.check_agreement``), and frames where it finds more than one object.
-3. *Cost*: seconds per frame of the relation prompts' decodes (batches of 16).
+3. *Emoji and clip-art prompts* (when the data index exists, ``python -m latentlab.mini.data
+   fetch`` and ``index``): ``--emoji`` pictures of the training split drawn with a fixed seed,
+   each prompted by its first caption. The decodes are encoded again by the mini CLIP: their
+   mean cosine to their own prompt's text embedding, and how often their own prompt ranks
+   first / in the top 5 among the ``--emoji`` prompts (the expert draws the coarse picture
+   from the caption alone, and these pictures it learned from their names only).
+4. *Cost*: seconds per frame of the relation prompts' decodes (batches of 16).
 
 docs/mini.md ("Twentieth session") has the figures of the shipped weights.
 """
@@ -42,12 +49,28 @@ def _prompts(seed: int, n: int, two: bool):
     return scenes[:n], [shapes.caption(s, 0) for s in scenes[:n]]
 
 
+def _emoji_prompts(n: int) -> list[str]:
+    """The first captions of ``n`` pictures of the data index's training split (seeded), or [] without an index."""
+    from latentlab.mini import data
+
+    if n <= 0:
+        return []
+    try:
+        index = data.load_index(split="train")
+    except data.DataFetchError:
+        print("no data index: emoji / clip-art prompts skipped (python -m latentlab.mini.data fetch, then index)")
+        return []
+    picks = np.random.default_rng(0).permutation(len(index))[:n]
+    return [index[int(i)]["captions"][0] for i in picks]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder with mini_expert (default: the shipped one)")
     ap.add_argument("--sets", default="7000,7100,7200,7300", help="seeds of the relation prompt sets")
     ap.add_argument("--n", type=int, default=48, help="prompts per set, and single-object prompts")
     ap.add_argument("--single-seed", type=int, default=8100)
+    ap.add_argument("--emoji", type=int, default=96, help="emoji / clip-art prompts (0: none)")
     ap.add_argument("--steps", type=int, default=None, help="decoder steps (default: the decoder's, 25)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -64,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     from latentlab.mini.runtime import MiniDecoder, MiniPrior
     from latentlab.space import tag
 
-    model, _, tok = create_clip(weights_path("mini_clip.safetensors", args.weights))
+    model, preprocess, tok = create_clip(weights_path("mini_clip.safetensors", args.weights))
     decs = {"alone": MiniDecoder.from_pretrained(args.weights, expert=False),
             "expert": MiniDecoder.from_pretrained(args.weights, expert=True)}  # fmt: skip
     prior = MiniPrior.from_pretrained(args.weights, steps=25)
@@ -100,6 +123,20 @@ def main(argv: list[str] | None = None) -> dict:
     for name, (frames, _) in draw(prompts, args.single_seed).items():
         rows[name]["single_right"] = sum(shapes.check_agreement(f, s)["both"] for f, s in zip(frames, scenes))
         rows[name]["single_more_than_one"] = sum(len(shapes.check_image(f, max_objects=3)) > 1 for f in frames)
+    emoji = _emoji_prompts(args.emoji)
+    if emoji:
+        from latentlab.mini.train import _prepare
+
+        with torch.no_grad():
+            txt = torch.nn.functional.normalize(model.encode_text(tok(emoji)).float(), dim=-1)
+        for name, (frames, _) in draw(emoji, 8200).items():
+            x, _ = _prepare(list(frames), preprocess)
+            with torch.no_grad():
+                img = torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1)
+            sim = img @ txt.T  # (frames, prompts)
+            rank = (sim > sim.diag()[:, None]).sum(1)  # prompts scoring above a frame's own
+            rows[name].update(emoji_prompts=len(emoji), emoji_cosine=float(sim.diag().mean()),
+                              emoji_top1=float((rank < 1).float().mean()), emoji_top5=float((rank < 5).float().mean()))  # fmt: skip
     for name, r in rows.items():
         r["relation_prompts"] = r.pop("frames")
         r["seconds_per_frame"] = r.pop("seconds") / max(1, r["relation_prompts"])
@@ -110,6 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:>6}: relation {r['relation_both']}/{r['relation_prompts']}, axis {r['axis']}/{r['found']}, "
               f"single right {r['single_right']}/{args.n} (more than one object {r['single_more_than_one']}), "
               f"{r['seconds_per_frame']:.3f} s per frame")  # fmt: skip
+        if "emoji_prompts" in r:
+            print(f"        {r['emoji_prompts']} emoji / clip-art prompts: cosine to their prompt {r['emoji_cosine']:.3f}, "
+                  f"own prompt first {r['emoji_top1']:.3f}, in the top 5 {r['emoji_top5']:.3f}")  # fmt: skip
     print(f"cost ratio expert / alone: {res['cost_ratio_expert_over_alone']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

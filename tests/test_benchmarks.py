@@ -110,11 +110,13 @@ def test_layout_expert_benchmark_compares_both_ways_on_the_same_prompts(tmp_path
         pytest.skip("the mini weights are not in this checkout")
     mod = _load("layout_expert")
     out = tmp_path / "expert.json"
-    res = mod.main(["--sets", "7000", "--n", "3", "--steps", "2", "--threads", "1", "--json", str(out)])
+    res = mod.main(["--sets", "7000", "--n", "3", "--emoji", "4", "--steps", "2", "--threads", "1", "--json", str(out)])
     for name in ("alone", "expert"):
         r = res[name]
         assert r["relation_prompts"] == 3 and r["single_prompts"] == 3 and r["seconds_per_frame"] > 0
         assert 0 <= r["relation_both"] <= 3 and 0 <= r["axis"] <= r["found"] <= 3 and 0 <= r["single_right"] <= 3
+        if "emoji_prompts" in r:  # only where the data index was fetched
+            assert r["emoji_prompts"] == 4 and 0 <= r["emoji_top1"] <= r["emoji_top5"] <= 1 and -1 <= r["emoji_cosine"] <= 1
     assert res["settings"]["t_min"] == 750 and json.loads(out.read_text())["settings"]["steps"] == 2
     assert res["cost_ratio_expert_over_alone"] == pytest.approx(res["expert"]["seconds_per_frame"] /
                                                                 res["alone"]["seconds_per_frame"])  # fmt: skip
