@@ -105,8 +105,8 @@ class DecoderConfig(_Config):
     # UNet, whose convolutions and attention otherwise learn where a pixel is only from the zero
     # padding, can place "a red circle above a blue square" in the top half; False: the image alone
     # (every decoder before the eighteenth session). Warm-started, neither this nor text_layers has
-    # made a decoder place objects (16,000 CPU steps with both did not); a layout expert trained
-    # from scratch with both and text_pooled did, in a one-off not yet shipped (docs/mini.md)
+    # made a decoder place objects (16,000 CPU steps with both did not); the shipped layout expert
+    # (mini_expert, trained from scratch on the noisiest steps) has both, and places them (docs/mini.md)
     coords: bool = False
     # > 0 (with text_dim > 0): this many bidirectional transformer layers of the decoder's own
     # run over the projected caption tokens before cross-attention, as GLIDE's (and so DALL-E 2's)
