@@ -42,11 +42,8 @@ import torch
 def _prompts(seed: int, n: int, two: bool):
     from latentlab.mini import shapes
 
-    if two:
-        scenes = [s for s in shapes.sample_scenes(seed, 4 * n, n_objects=2) if s.objects[0].colour != s.objects[1].colour]
-    else:
-        scenes = shapes.sample_scenes(seed, n, n_objects=1)
-    return scenes[:n], [shapes.caption(s, 0) for s in scenes[:n]]
+    scenes = shapes.relation_scenes(seed, n) if two else shapes.sample_scenes(seed, n, n_objects=1)
+    return scenes, [shapes.caption(s, 0) for s in scenes]
 
 
 def _emoji_prompts(n: int) -> list[str]:

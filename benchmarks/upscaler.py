@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. reconstruction of held-out images
     sheet_cols: list[list[np.ndarray]] = []
     one = shapes.sample_scenes(args.seed, args.n, n_objects=1)
-    two = [sc for sc in shapes.sample_scenes(args.seed + 1, 4 * args.n, n_objects=2)
-           if sc.objects[0].colour != sc.objects[1].colour][: args.n]  # fmt: skip
+    two = shapes.relation_scenes(args.seed + 1, args.n)
     groups = {"shapes_one": [shapes.render_scene(sc, big) for sc in one],
               "shapes_two": [shapes.render_scene(sc, big) for sc in two]}  # fmt: skip
     try:

@@ -69,6 +69,16 @@ def test_two_object_scenes_respect_their_relation(relation):
         assert gap >= (a.size + b.size) / 2  # separated along the relation's axis: no overlap
 
 
+def test_relation_scenes_hold_two_objects_of_two_colours():
+    scenes = shapes.relation_scenes(5, 40)
+    assert len(scenes) == 40 and scenes == shapes.relation_scenes(5, 40)
+    assert all(len(sc.objects) == 2 and sc.objects[0].colour != sc.objects[1].colour and sc.relation for sc in scenes)
+    # drawn in order from the plain two-object scenes, skipping those of one colour
+    pool = shapes.sample_scenes(5, 160, n_objects=2)
+    assert scenes[0] == next(sc for sc in pool if sc.objects[0].colour != sc.objects[1].colour)
+    assert any(sc.objects[0].colour == sc.objects[1].colour for sc in pool)  # so the filter has work to do
+
+
 def test_bad_arguments_are_reported():
     with pytest.raises(ArgumentError, match="n_objects"):
         shapes.sample_scene(0, n_objects=3)
@@ -911,7 +921,7 @@ def test_shipped_layout_expert_puts_related_objects_in_place():
     alone = MiniDecoder.from_pretrained(expert=False)
     prior = MiniPrior.from_pretrained(steps=10)
     model, _, tok = create_clip(WEIGHTS_DIR / "mini_clip.safetensors")
-    scenes = [s for s in shapes.sample_scenes(31_000, 64, n_objects=2) if s.objects[0].colour != s.objects[1].colour][:16]
+    scenes = shapes.relation_scenes(31_000, 16)
     prompts = [shapes.caption(s, 0) for s in scenes]
     with torch.no_grad():
         emb = torch.nn.functional.normalize(model.encode_text(tok(prompts)).float(), dim=-1)

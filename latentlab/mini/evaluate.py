@@ -171,8 +171,7 @@ def evaluate(
     res["prior_image_text_cosine"] = float((zi * prompt_emb).sum(-1).mean())
 
     # prior + decoder from "a {colour} {shape} {relation} a {colour} {shape}"
-    pairs = [sc for sc in shapes.sample_scenes(seed + 3, 4 * n_rel, n_objects=2)
-             if sc.objects[0].colour != sc.objects[1].colour][:n_rel]  # fmt: skip
+    pairs = shapes.relation_scenes(seed + 3, n_rel)
     rel_prompts = [shapes.caption(sc, 0) for sc in pairs]
     rel_emb = torch.nn.functional.normalize(model.encode_text(tok(rel_prompts)).float(), dim=-1)
     zr = prior(tag(rel_emb, SPACE), seed=seed + 4, num_samples=1)

@@ -32,6 +32,7 @@ __all__ = [
     "Scene",
     "sample_scene",
     "sample_scenes",
+    "relation_scenes",
     "render_scene",
     "caption",
     "captions_for",
@@ -173,6 +174,14 @@ def sample_scene(
 def sample_scenes(seed: int, n: int, **kwargs) -> list[Scene]:
     """``n`` scenes; scene ``i`` is ``sample_scene(seed * 1_000_003 + i)`` so any slice reproduces."""
     return [sample_scene(int(seed) * 1_000_003 + i, **kwargs) for i in range(int(n))]
+
+
+def relation_scenes(seed: int, n: int) -> list[Scene]:
+    """Up to ``n`` two-object scenes of two different colours, what a relation prompt needs (the
+    checker tells the objects apart by colour): the first such among ``sample_scenes(seed, 4 * n,
+    n_objects=2)``, as evaluate and the benchmarks draw their relation prompts."""
+    scenes = sample_scenes(seed, 4 * int(n), n_objects=2)
+    return [sc for sc in scenes if sc.objects[0].colour != sc.objects[1].colour][: int(n)]
 
 
 # -- rendering ----------------------------------------------------------------------------
