@@ -464,13 +464,13 @@ def sample_decoder(
         mask2 = torch.cat([text_mask.bool(), torch.zeros_like(text_mask, dtype=torch.bool)])
     if expert is not None:
         check_expert(net, expert, expert_config)
+        # an expert trained on the caption alone reads the null embedding in both halves
+        expert_drop = drop if expert_config.reads_embedding else torch.ones(2 * b, dtype=torch.bool, device=x.device)
     for t in sched.timesteps:
         tt = torch.full((b,), int(t), device=x.device, dtype=torch.long)
         by, drop_t = net, drop
         if expert is not None and int(t) >= expert_config.t_min:
-            by = expert
-            if not expert_config.reads_embedding:
-                drop_t = torch.ones(2 * b, dtype=torch.bool, device=x.device)
+            by, drop_t = expert, expert_drop
         if use_cfg:
             out = by(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([emb, emb]), drop_t, text2, mask2)
             cond, uncond = out.chunk(2)
