@@ -1446,6 +1446,9 @@ def test_expert_stage_trains_on_the_noisiest_steps_from_captions_and_exports(smo
     train.main(["--stage", "expert", "--config", "smoke", "--out", str(fresh), "--init-from", str(weights),
                 "--set", "expert.steps=1", "--set", "expert.lr=0"])  # fmt: skip
     assert not (fresh / "expert" / "init.json").exists()
+    exported = {k: v.float() for k, v in load_file(str(weights / "mini_expert.safetensors")).items()}
+    scratch = load_file(str(fresh / "expert" / "model.safetensors"))  # lr 0: the fresh initialisation itself
+    assert not all(torch.equal(scratch[k], v) for k, v in exported.items())
     warm = tmp_path / "warm"
     shutil.copytree(smoke_run[0] / "cache", warm / "cache")
     shutil.copytree(smoke_run[0] / "clip", warm / "clip")
@@ -1454,7 +1457,7 @@ def test_expert_stage_trains_on_the_noisiest_steps_from_captions_and_exports(smo
                 "--set", "expert.t_min=600"])  # fmt: skip
     assert json.loads((warm / "expert" / "init.json").read_text())["init_step"] == 4
     got = load_file(str(warm / "expert" / "model.safetensors"))
-    assert all(torch.equal(got[k], v.float()) for k, v in load_file(str(weights / "mini_expert.safetensors")).items())
+    assert all(torch.equal(got[k], v) for k, v in exported.items())
     with pytest.raises(ArgumentError, match="architecture"):  # a warm start needs the same net
         train.main(["--stage", "expert", "--config", "smoke", "--out", str(tmp_path / "other"), "--init-from",
                     str(weights), "--set", "expert.warm_start=true", "--set", "expert.arch.text_layers=2"])  # fmt: skip
