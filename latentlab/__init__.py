@@ -61,6 +61,7 @@ _LAZY = {
     "iterative_text_diff": "edit",
     "IterativeEdit": "edit",
     "variations": "edit",
+    "generate": "edit",
     "RenderResult": "jobs",
     # assembler
     "write_video": "video",

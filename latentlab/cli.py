@@ -21,6 +21,7 @@ examples:
   latentlab interpolate starry.png dogs.png --frames 72 --easing ease-in-out
   latentlab interpolate cat.png "text:a watercolor painting of a cat"
   latentlab variations cat.png -n 8
+  latentlab generate "a red circle above a blue square" -n 8
   latentlab render examples/morph.toml
 
 Output: frames, embeddings and manifest.json go into the render folder (renders/<name>/ by
@@ -147,6 +148,36 @@ def build_parser() -> argparse.ArgumentParser:
         "and let the sampler add noise of this strength, in (0, 1] (e.g. 0.3); needs a decoder that inverts (mini)",
     )  # fmt: skip
     _common(p, frames=False)
+
+    p = sub.add_parser(
+        "generate",
+        help="draw N pictures of a caption through the prior and decoder (DALL-E 2's text-to-image)",
+        description="The prior turns the caption into N image embeddings (picture k: seed + k), and the decoder "
+        "draws each; a decoder that reads captions (mini) is given the caption too, as DALL-E 2's decoder is "
+        "(mini then lets its layout expert place the objects the caption names). Writes the pictures, "
+        "generate.json and a contact sheet into the output folder; run it again after an interruption to "
+        "draw only the missing pictures.",
+    )
+    p.add_argument("prompt", help="the caption, e.g. 'a red circle above a blue square'")
+    p.add_argument("-n", "--num", type=int, default=8, help="number of pictures (default 8)")
+    g = p.add_argument_group("model and sampling")
+    g.add_argument("--preset", default=None, help="model preset with a prior (see `latentlab presets`); default: mini")
+    g.add_argument("--seed", type=int, default=None, help="seed of picture 0; picture k uses seed + k (default 0)")
+    g.add_argument("--steps", type=int, default=None, help="decoder sampler steps (default: the preset's)")
+    g.add_argument("--guidance", dest="guidance_scale", type=float, default=None,
+                   help="decoder classifier-free guidance scale (default: the preset's)")  # fmt: skip
+    g.add_argument("--batch-size", type=int, default=None, help="pictures per decoder call (default 8)")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    g.add_argument("--no-captions", dest="captions", action="store_false",
+                   help="draw from the prior's embeddings alone, as a render does, even where the decoder reads captions")  # fmt: skip
+    g.add_argument("--no-upscale", dest="upscale", action="store_const", const=False, default=None,
+                   help="mini: a Lanczos resize instead of the learned 2x upscaler")  # fmt: skip
+    o = p.add_argument_group("output")
+    o.add_argument("--out-dir", default=None, help="output folder (default renders/<name>)")
+    o.add_argument("--name", default=None, help="name of the output folder (default: made from the prompt)")
+    o.add_argument("--size", type=int, default=None, help="resize the contact sheet's pictures to SIZE x SIZE")
+    o.add_argument("--overwrite", action="store_true", help="replace other pictures found in --out-dir")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("render", help="render a spec file (.toml or .json)")
     p.add_argument("spec", help="path of the spec file")
@@ -288,6 +319,100 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    """``generate``: ``ll.generate`` batch by batch, each picture written as soon as it is drawn;
+    a folder whose ``generate.json`` holds the same settings is resumed (only missing pictures
+    are drawn), any other contents are refused unless ``--overwrite``."""
+    import numpy as np
+
+    import latentlab as ll
+
+    from .jobs import resize_frames, slug
+    from .render import MANIFEST
+    from .video import contact_sheet, load_image, save_image
+
+    if args.num < 1:
+        raise ll.ArgumentError(f"--num must be at least 1, got {args.num}.")
+    if not args.prompt.strip():
+        raise ll.ArgumentError("the prompt is empty; give a caption, e.g. 'a red circle above a blue square'.")
+    batch = 8 if args.batch_size is None else args.batch_size
+    if batch < 1:
+        raise ll.ArgumentError(f"--batch-size must be at least 1, got {batch}.")
+    if args.size is not None and args.size < 8:
+        raise ll.ArgumentError(f"--size must be at least 8, got {args.size}.")
+    preset = args.preset or "mini"
+    if ll.get_preset(preset).prior is None:
+        raise ll.ArgumentError(
+            f"preset {preset!r} has no prior, so it cannot draw from text. Choose a preset whose `prior` column "
+            "in `latentlab presets` says yes."
+        )
+    out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or args.prompt)
+    seed = args.seed or 0
+    enc = ll.create_encoder(preset, device=args.device)
+    prior = ll.create_prior(preset, device=args.device)
+    dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
+    captions = bool(args.captions and dec.reads_captions)
+    settings = {"prompt": args.prompt, "preset": preset, "seed": seed, "steps": args.steps,
+                "guidance_scale": args.guidance_scale, "decoder_reads_prompt": captions,
+                "decoder": dec.describe(), "prior": prior.describe()}  # fmt: skip
+    settings = json.loads(json.dumps(settings))  # as generate.json holds it (tuples as lists)
+    mark = out_dir / "generate.json"
+    frame_path = out_dir.joinpath("frame_{:05d}.png").as_posix()
+    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
+    same = False
+    if mark.is_file():
+        try:
+            was = json.loads(mark.read_text(encoding="utf-8"))
+        except ValueError:
+            was = None
+        same = isinstance(was, dict) and {k: v for k, v in was.items() if k != "num"} == settings
+    if old and not same:
+        if not args.overwrite:
+            what = [f"{sum(p.name.startswith('frame_') for p in old)} frames", *(p.name for p in old if not p.name.startswith("frame_"))]
+            raise ll.ArgumentError(
+                f"{out_dir} already holds other pictures ({', '.join(what)}). Choose another --out-dir or --name, "
+                "or pass --overwrite to replace them."
+            )
+        for p in old:
+            p.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mark.write_text(json.dumps({**settings, "num": args.num}, indent=2) + "\n", encoding="utf-8")
+    todo = [k for k in range(args.num) if not Path(frame_path.format(k)).is_file()]
+    calls: list[list[int]] = []  # runs of consecutive missing pictures, at most --batch-size each (picture k: seed + k)
+    for k in todo:
+        if calls and k == calls[-1][-1] + 1 and len(calls[-1]) < batch:
+            calls[-1].append(k)
+        else:
+            calls.append([k])
+    bar = None
+    if calls and not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="generating", unit="picture")
+    try:
+        for ks in calls:
+            frames = ll.generate(enc, prior, dec, args.prompt, n=len(ks), seed=seed + ks[0], steps=args.steps,
+                                 guidance_scale=args.guidance_scale, captions=captions, batch_size=len(ks))  # fmt: skip
+            for k, frame in zip(ks, frames):
+                save_image(frame, frame_path.format(k))
+            if bar is not None:
+                bar.update(len(ks))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished pictures are kept in {out_dir}/; run the same command again to draw the rest.",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    frames = np.stack([load_image(frame_path.format(k)) for k in range(args.num)])
+    sheet = save_image(contact_sheet(resize_frames(frames, args.size)), out_dir / "contact_sheet.png")
+    how = ("the decoder read the prompt too" if captions
+           else "drawn from the prior's embeddings alone" + ("" if dec.reads_captions else ": this decoder reads no captions"))
+    print(f"contact sheet: {sheet}")
+    print(f"pictures:      {out_dir}/ ({args.num}, seeds {seed}-{seed + args.num - 1}; {how})")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from .presets import PRESETS, weights_status
 
@@ -370,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_spec(spec, args)
         if args.command == "render":
             return _run_spec(args.spec, args)
+        if args.command == "generate":
+            return _generate(args)
     except LatentlabError as exc:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2

@@ -18,6 +18,10 @@ next try from the same picture takes a larger angle (``adaptive``).
 (``"reroll"``: different pictures of the same CLIP content), or around an image, from its
 DDIM-inverted noise with a little fresh noise at every sampler step (``"inverted"``,
 DDIM ``eta`` > 0: pictures that stay centred on the input).
+
+:func:`generate` is DALL-E 2's text-to-image: the prior draws ``n`` image embeddings for one
+caption, and the decoder draws each; a decoder that reads captions (``mini``) is given the
+caption too, as DALL-E 2's decoder is.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import torch
 
 from .errors import ArgumentError
 
-__all__ = ["IterativeEdit", "iterative_text_diff", "variations", "VARIATION_MODES"]
+__all__ = ["IterativeEdit", "iterative_text_diff", "variations", "generate", "VARIATION_MODES"]
 
 VARIATION_MODES = ("reroll", "inverted")
 
@@ -284,3 +288,80 @@ def variations(
     start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
     return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
                               steps=steps, guidance_scale=guidance_scale)  # fmt: skip
+
+
+def generate(
+    encoder: Any,
+    prior: Any,
+    decoder: Any,
+    prompt: str,
+    *,
+    n: int = 8,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    captions: bool | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> np.ndarray:
+    """``n`` pictures of ``prompt``, as DALL-E 2 draws them from text: uint8 ``(n, H, W, 3)``.
+
+    The prompt's text embedding goes through ``prior`` to an image embedding, which
+    ``decoder`` draws. Picture ``k`` has the prior sample and the starting noise of seed
+    ``seed + k``, so ``generate(..., seed=s + k, n=1)`` redraws picture ``k`` of
+    ``generate(..., seed=s)`` alone (up to floating-point rounding across batch sizes).
+
+    Args:
+        encoder, prior, decoder: the preset's models (``ll.create_encoder(p)``,
+            ``ll.create_prior(p)``, ``ll.create_decoder(p)``).
+        prompt: the caption, e.g. ``"a red circle above a blue square"``.
+        n: how many pictures.
+        seed: seed of picture 0 (prior sample and starting noise).
+        steps, guidance_scale: the decoder's settings (its defaults when ``None``).
+        captions: give the decoder the prompt too. ``None`` (default): when the decoder reads
+            captions (``decoder.reads_captions``; mini does, and then hands the noisiest
+            steps to its layout expert, which places the objects the prompt names, see
+            docs/mini.md); ``True``: require it; ``False``: draw from the embeddings alone,
+            as a render does.
+        batch_size: pictures per decoder call.
+        progress: a progress bar over the batches.
+
+    >>> frames = ll.generate(enc, prior, dec, "a red circle above a blue square", n=8)  # doctest: +SKIP
+    """
+    from .render import make_noise
+    from .space import tag
+
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ArgumentError(f"prompt must be a non-empty string, got {prompt!r}.")
+    for name, value, least in (("n", n, 1), ("batch_size", batch_size, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ArgumentError(f"{name} must be an integer >= {least}, got {value!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    if prior is None:
+        raise ArgumentError("prior is None: generating from text needs the preset's prior (ll.create_prior(preset)).")
+    reads = bool(getattr(decoder, "reads_captions", False))
+    if captions is None:
+        captions = reads
+    elif not isinstance(captions, bool):
+        raise ArgumentError(f"captions must be True, False or None, got {captions!r}.")
+    elif captions and not reads:
+        raise ArgumentError(
+            f"captions=True: decoder {type(decoder).__name__} ({getattr(decoder, 'name', '?')!r}) reads no captions; "
+            "pass captions=None or False to draw from the prior's embeddings alone."
+        )
+    z_text = encoder.encode_text([prompt])
+    starts = range(0, n, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="generating", unit="batch")
+    out = []
+    for a in starts:
+        seeds = [int(seed) + k for k in range(a, min(n, a + batch_size))]
+        z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
+        z = tag(z, getattr(prior, "space", None))
+        noise = make_noise(tuple(decoder.noise_shape()), seeds)
+        kw = {"captions": [prompt] * len(seeds)} if captions else {}
+        out.append(decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, **kw))
+    return np.concatenate(out)

@@ -24,7 +24,7 @@ def test_help_mentions_every_verb(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for verb in ("presets", "morph", "interpolate", "variations", "render", "resumes"):
+    for verb in ("presets", "morph", "interpolate", "variations", "generate", "render", "resumes"):
         assert verb in out
 
 
@@ -180,6 +180,73 @@ def test_variations_name_their_folder_after_the_image(tmp_path, images, monkeypa
     assert main([*eta, "-n", "3", *taken, "--overwrite"]) == 0
     assert len(list(folder.glob("frame_*.png"))) == 3
     assert not (folder / MANIFEST).exists() and not (folder / "embeddings.npy").exists()
+
+
+def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, monkeypatch, capsys):
+    """``generate``: pictures, generate.json and a contact sheet; a rerun of the same settings
+    draws only the missing pictures; other settings are refused unless --overwrite; an
+    interruption keeps the pictures already drawn."""
+    import latentlab as ll
+
+    monkeypatch.chdir(tmp_path)
+    real, calls = ll.generate, []
+    monkeypatch.setattr(ll, "generate", lambda *a, **k: calls.append((k["seed"], k["n"])) or real(*a, **k))
+    argv = ["generate", "a red cat", "-n", "5", "--batch-size", "2", *FAST]
+    assert main(argv) == 0
+    out = tmp_path / "renders" / "a-red-cat"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"frame_{k:05d}.png" for k in range(5)), "contact_sheet.png", "generate.json"])
+    assert calls == [(0, 2), (2, 2), (4, 1)]
+    meta = json.loads((out / "generate.json").read_text())
+    assert meta["prompt"] == "a red cat" and meta["num"] == 5 and meta["decoder_reads_prompt"] is False
+    assert "reads no captions" in capsys.readouterr().out  # tiny's decoder draws from the embeddings alone
+    before = {k: (out / f"frame_{k:05d}.png").read_bytes() for k in range(5)}
+    for k in (1, 2, 4):
+        (out / f"frame_{k:05d}.png").unlink()
+    calls.clear()
+    assert main(argv) == 0
+    assert calls == [(1, 2), (4, 1)]  # runs of consecutive missing pictures, seed + k each
+    from latentlab.video import load_image
+
+    for k in range(5):
+        assert np.abs(load_image(out / f"frame_{k:05d}.png").astype(int) - load_image(_png(before[k], tmp_path)).astype(int)).max() <= 2
+    calls.clear()
+    assert main([*argv[:3], "6", *argv[4:]]) == 0 and calls == [(5, 1)]  # more of the same: only the new one
+    assert main([*argv, "--seed", "3"]) == 2 and "already holds other pictures" in capsys.readouterr().err
+    assert main([*argv, "--seed", "3", "--overwrite"]) == 0
+    assert len(list(out.glob("frame_*.png"))) == 5 and json.loads((out / "generate.json").read_text())["seed"] == 3
+    # interrupted after the first call: its pictures stay, the rerun draws the rest
+    def stop(*a, **k):
+        if k["seed"] > 0:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(ll, "generate", stop)
+    assert main(["generate", "a blue dog", "-n", "4", "--batch-size", "2", *FAST]) == 130
+    assert "run the same command again" in capsys.readouterr().err
+    assert len(list((tmp_path / "renders" / "a-blue-dog").glob("frame_*.png"))) == 2
+
+
+def _png(data: bytes, tmp: Path) -> Path:
+    p = tmp / "_was.png"
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "a cat", "--preset", "sd21-unclip-h"], "has no prior"),
+        (["generate", " ", "--preset", "tiny"], "prompt is empty"),
+        (["generate", "a cat", "-n", "0", "--preset", "tiny"], "--num must be"),
+        (["generate", "a cat", "--batch-size", "0", "--preset", "tiny"], "--batch-size must"),
+    ],
+)
+def test_generate_refuses_bad_input_in_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "renders").exists()
 
 
 def test_no_upscale_renders_mini_with_lanczos_and_is_refused_elsewhere(tmp_path, images, capsys):

@@ -844,6 +844,52 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
         ll.variations(dec, z, image=image, eta=0)
 
 
+def test_generate_draws_prior_samples_and_gives_the_decoder_the_prompt(mini):
+    """ll.generate: picture k is the prior's sample and the noise of seed + k, drawn with the
+    prompt where the decoder reads captions (mini), so its layout expert places the objects."""
+    from latentlab.mini import shapes
+
+    enc, dec = mini
+    prior = ll.create_prior("mini")
+    prompt = "a red circle above a blue square"
+    got = ll.generate(enc, prior, dec, prompt, n=3, seed=5, steps=6)
+    assert got.shape == (3, 64, 64, 3) and got.dtype == np.uint8
+    z = torch.cat([prior(enc.encode_text([prompt]), seed=s) for s in (5, 6, 7)])
+    noise = make_noise(dec.noise_shape(), [5, 6, 7])
+    expected = dec.decode(tag(z, "latentlab-mini"), noise, steps=6, captions=[prompt] * 3)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+    alone = ll.generate(enc, prior, dec, prompt, n=3, seed=5, steps=6, captions=False)
+    assert np.abs(alone.astype(int) - dec.decode(tag(z, "latentlab-mini"), noise, steps=6).astype(int)).max() <= 2
+    assert np.abs(alone.astype(int) - got.astype(int)).mean() > 2  # the prompt changes the pictures
+    one = ll.generate(enc, prior, dec, prompt, n=1, seed=6, steps=6, batch_size=1)  # picture 1 alone
+    assert np.abs(one[0].astype(int) - got[1].astype(int)).max() <= 2
+    # what the prompt is for: relation prompts, one picture each (measured: 6 of 8 right with it, 0 without)
+    scenes = shapes.relation_scenes(32_000, 8)
+    right = {c: sum(shapes.check_relation(ll.generate(enc, prior, dec, shapes.caption(sc, 0), n=1, seed=k, captions=c)[0],
+                                           sc)["both"] for k, sc in enumerate(scenes))
+             for c in (None, False)}  # fmt: skip
+    assert right[None] >= 5 and right[None] >= right[False] + 3, right
+    for kw, match in ((dict(n=0), "n must be"), (dict(batch_size=0), "batch_size"), (dict(captions="yes"), "captions must"),
+                      (dict(seed=1.5), "seed must")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            ll.generate(enc, prior, dec, prompt, **kw)
+    with pytest.raises(ArgumentError, match="prompt must"):
+        ll.generate(enc, prior, dec, "  ")
+    with pytest.raises(ArgumentError, match="needs the preset's prior"):
+        ll.generate(enc, None, dec, prompt)
+
+
+def test_generate_with_a_decoder_that_reads_no_captions(tiny_encoder, tiny_decoder):
+    prior = ll.create_prior("tiny")
+    assert not tiny_decoder.reads_captions
+    got = ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=3, seed=2, steps=2, batch_size=2)
+    z = torch.cat([prior(tiny_encoder.encode_text(["a cat"]), seed=s) for s in (2, 3, 4)])
+    expected = tiny_decoder.decode(tag(z, tiny_decoder.space), make_noise(tiny_decoder.noise_shape(), [2, 3, 4]), steps=2)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+    with pytest.raises(ArgumentError, match="reads no captions"):
+        ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, steps=2, captions=True)
+
+
 def test_eta_renders_coherent_variations_of_a_whole_path(mini, tiny_decoder, tmp_path):
     enc, dec = mini
     pics = _scenes(2)

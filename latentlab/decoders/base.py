@@ -135,6 +135,13 @@ class Decoder:
         return type(self)._invert is not Decoder._invert
 
     @property
+    def reads_captions(self) -> bool:
+        """Whether :meth:`decode` also takes ``captions=[...]``, one per row, which the
+        decoder reads beside the embeddings, as DALL-E 2's decoder reads its caption
+        (:func:`latentlab.generate` passes the prompt when it does). Renders never pass them."""
+        return False
+
+    @property
     def supports_refine(self) -> bool:
         """Whether :meth:`invert` can refine its noise by gradient steps (``refine > 0``)."""
         return type(self)._refine is not Decoder._refine

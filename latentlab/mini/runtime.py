@@ -318,6 +318,12 @@ class MiniDecoder(Decoder):
         s = self.config.image_size
         return (3, s, s)
 
+    @property
+    def reads_captions(self) -> bool:
+        """Whether :meth:`decode` takes ``captions``: a net that reads them
+        (``config.text_dim > 0``) and a ``text_encoder`` to encode them."""
+        return self.config.text_dim > 0 and self.text_encoder is not None
+
     def decode(
         self,
         embeddings: torch.Tensor,
