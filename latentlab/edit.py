@@ -319,9 +319,10 @@ def generate(
         seed: seed of picture 0 (prior sample and starting noise).
         steps, guidance_scale: the decoder's settings (its defaults when ``None``).
         captions: give the decoder the prompt too. ``None`` (default): when the decoder reads
-            captions (``decoder.reads_captions``; mini does, and then hands the noisiest
+            captions (``decoder.reads_captions``: mini does, and then hands the noisiest
             steps to its layout expert, which places the objects the prompt names, see
-            docs/mini.md); ``True``: require it; ``False``: draw from the embeddings alone,
+            docs/mini.md; Karlo with DDIM does, as its text-to-image pipeline does); ``True``:
+            require it; ``False``: draw from the embeddings alone,
             as a render does.
         batch_size: pictures per decoder call.
         progress: a progress bar over the batches.

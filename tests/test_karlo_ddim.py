@@ -151,6 +151,57 @@ def test_ddim_reproduces_the_pipeline_conditioning():
             h.remove()
 
 
+def test_captions_condition_the_decoder_as_the_text_to_image_pipeline_does():
+    """decode(captions=...): the 64 px decoder gets what UnCLIPPipeline's decoder stage gives it
+    for those prompts (its _encode_prompt's states, the empty prompt for the unconditional half,
+    through text_proj), with and without guidance; a frame alone equals it in a batch."""
+    dec = _decoder()
+    assert dec.reads_captions and not _decoder("unclip").reads_captions
+    ref_pipe = karlo.unclip_pipeline_classes()["UnCLIPPipeline"]
+    z, x = _unit(2, 6), _noise(dec, 2, 6)
+    prompts = ["a red cat", "a blue dog sitting on a very long and winding road by the sea"]
+    extra = int(dec.pipe.text_proj.clip_extra_context_tokens)
+    for guided in (False, True):
+        got = dec._conditioning(z, guided, captions=prompts)
+        with torch.no_grad():
+            pe, hid, mask = ref_pipe._encode_prompt(dec.pipe, prompts, torch.device("cpu"), 1, guided)
+            ref_hidden, ref_add = dec.pipe.text_proj(image_embeddings=z * dec.embed_scale, prompt_embeds=pe,
+                                                     text_encoder_hidden_states=hid, do_classifier_free_guidance=guided)  # fmt: skip
+        assert torch.allclose(got["encoder_hidden_states"], ref_hidden, atol=1e-6)
+        assert torch.allclose(got["class_labels"], ref_add, atol=1e-6)
+        assert torch.equal(got["attention_mask"], torch.nn.functional.pad(mask, (extra, 0), value=True))
+    plain = dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0)
+    read = dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0, captions=prompts)
+    assert np.abs(read.astype(int) - plain.astype(int)).mean() > 0.5  # the caption changes the picture
+    alone = dec.decode(z[1:], x[1:], seeds=[1], steps=3, guidance_scale=3.0, captions=prompts[1:])
+    assert _diff(alone[0], read[1]) <= 1
+    assert np.array_equal(dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0, captions=None), plain)
+    with pytest.raises(ArgumentError, match="one per row"):
+        dec.decode(z, x, captions=["a red cat"])
+    with pytest.raises(ArgumentError, match="list of strings"):
+        dec.decode(z, x, captions="a red cat")
+    with pytest.raises(ArgumentError, match="scheduler='ddim'"):
+        _decoder("unclip").decode(z, x, captions=prompts)
+
+
+def test_generate_gives_karlo_the_prompt():
+    """ll.generate on Karlo: the prior's samples drawn with the prompt (Karlo reads captions)."""
+    import latentlab as ll
+    from latentlab.priors import IdentityPrior
+    from latentlab.render import make_noise
+    from latentlab.space import tag
+
+    dec = _decoder()
+    prior = IdentityPrior(name="id", space="tiny", dim=DIM)
+    enc = SimpleNamespace(encode_text=lambda texts: tag(_unit(len(texts), 9), "tiny"))
+    got = ll.generate(enc, prior, dec, "a red cat", n=2, seed=3, steps=3, guidance_scale=3.0)
+    z = tag(_unit(1, 9).expand(2, -1).contiguous(), "tiny")
+    noise = make_noise(dec.noise_shape(), [3, 4])
+    expected = dec.decode(z, noise, seeds=[3, 4], steps=3, guidance_scale=3.0, captions=["a red cat"] * 2)
+    assert _diff(got, expected) <= 1
+    assert np.abs(got.astype(int) - dec.decode(z, noise, seeds=[3, 4], steps=3, guidance_scale=3.0).astype(int)).mean() > 0.5
+
+
 def test_unclip_scheduler_keeps_the_pipeline_path():
     dec = _decoder("unclip")
     assert dec.scheduler == "unclip" and not dec.supports_inversion

@@ -37,6 +37,11 @@ so frame k never depends on its batch either, and with one fixed seed for all fr
 Per-frame seeds flicker with ``"unclip"``; with ``"ddim"`` the seed only picks the
 super-res noise.
 
+**Captions.** With ``"ddim"``, ``decode(..., captions=[...])`` gives the 64 px decoder each
+row's caption in place of the empty prompt, as Karlo's text-to-image ``UnCLIPPipeline``
+gives it the prompt (the unconditional half of guidance keeps the empty prompt):
+:func:`latentlab.generate` does this with the prior's samples. Renders never pass captions.
+
 **Timesteps (``"ddim"``).** The 64 px stage uses *trailing* spacing (Lin et al. 2023,
 "Common Diffusion Noise Schedules and Sample Steps are Flawed"): ``steps`` evenly spaced
 timesteps ending at the top, ``999, 959, ..., 39`` for 25 steps, the last one stepping to
@@ -366,6 +371,39 @@ class KarloDecoder(Decoder):
         else:
             self.embed_scale = _check_scale(embed_scale)
 
+    @property
+    def reads_captions(self) -> bool:
+        """With ``scheduler="ddim"`` (the default), :meth:`decode` also takes ``captions``: the
+        64 px decoder then reads each row's caption as Karlo's text-to-image pipeline gives it
+        the prompt (``"unclip"`` runs the image-variation pipeline, which has no prompt)."""
+        return self.scheduler == "ddim"
+
+    def decode(
+        self,
+        embeddings: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        seeds: Sequence[int] | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        captions: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Render one batch (see :meth:`Decoder.decode`). ``captions``: one caption per row (e.g.
+        the prompts a prior turned into ``embeddings``), read by the 64 px decoder beside the
+        embeddings, as ``UnCLIPPipeline`` reads its prompt; ``None``: the empty prompt, as the
+        image-variation pipeline and every render use. Needs ``scheduler="ddim"``."""
+        if captions is None:
+            return super().decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+        if not self.reads_captions:
+            raise ArgumentError(f"captions need scheduler='ddim' (this decoder runs {self.scheduler!r}: the image-variation "
+                                "pipeline, which reads no prompt); create it with scheduler='ddim' or leave captions out.")  # fmt: skip
+        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+            raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
+        z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
+        if len(captions) != len(z):
+            raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
+        return self._decode_ddim(z, x, seeds=seeds, steps=steps, guidance_scale=_check_guidance(guidance), captions=captions)
+
     def noise_shape(self) -> tuple[int, ...]:
         """The 64 px decoder's starting latents ``(in_channels, sample_size, sample_size)``."""
         cfg = self.pipe.decoder.config
@@ -410,24 +448,42 @@ class KarloDecoder(Decoder):
             self._prompt_cache[key] = (out.text_embeds, out.last_hidden_state, ids.attention_mask.bool().to(device))
         return self._prompt_cache[key]
 
-    def _conditioning(self, embeddings: torch.Tensor, guided: bool) -> dict[str, torch.Tensor]:
+    def _prompt_states(self, prompts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``prompts``' pooled ``text_embeds`` (b, D), ``last_hidden_state`` (b, L, C) and attention
+        mask (b, L) bool, tokenised as Karlo's text-to-image pipeline tokenises them (padded to the
+        tokenizer's length, truncated beyond it)."""
+        tok = self.pipe.tokenizer
+        ids = tok(list(prompts), padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+        with torch.no_grad():
+            out = self.pipe.text_encoder(ids.input_ids.to(device))
+        return out.text_embeds, out.last_hidden_state, ids.attention_mask.bool().to(device)
+
+    def _conditioning(self, embeddings: torch.Tensor, guided: bool, captions: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """The 64 px decoder's keyword inputs for ``embeddings`` (b, d) unit-norm: extra context
         tokens + projected text states (``encoder_hidden_states``), the additive time
         embedding (``class_labels``) and the attention mask (True for the extra tokens). With
         ``guided`` the batch is doubled, unconditional rows (``text_proj``'s learned
-        embedding) first, as in the pipeline."""
+        embedding) first, as in the pipeline. The text states are the empty prompt's (as the
+        image-variation pipeline conditions), or with ``captions`` each row's caption, the
+        unconditional rows keeping the empty prompt (as the text-to-image ``UnCLIPPipeline``
+        conditions its decoder)."""
         dev = self.pipe._execution_device
         b = embeddings.shape[0]
         pooled, states, mask = self._empty_prompt(dev)
         n = 2 * b if guided else b
+        pooled, states, mask = pooled.expand(n, -1), states.expand(n, -1, -1), mask.expand(n, -1)
+        if captions is not None:
+            cp, cs, cm = self._prompt_states(list(captions), dev)
+            if guided:  # unconditional rows first: the empty prompt
+                cp, cs, cm = torch.cat([pooled[:b], cp]), torch.cat([states[:b], cs]), torch.cat([mask[:b], cm])
+            pooled, states, mask = cp, cs, cm
         with torch.no_grad():
             hidden, additive = self.pipe.text_proj(
                 image_embeddings=(embeddings * self.embed_scale).to(dev, self.dtype),
-                prompt_embeds=pooled.expand(n, -1), text_encoder_hidden_states=states.expand(n, -1, -1),
-                do_classifier_free_guidance=guided,
+                prompt_embeds=pooled, text_encoder_hidden_states=states, do_classifier_free_guidance=guided,
             )  # fmt: skip
         extra = int(self.pipe.text_proj.clip_extra_context_tokens)
-        mask = torch.nn.functional.pad(mask.expand(n, -1), (extra, 0), value=True)
+        mask = torch.nn.functional.pad(mask, (extra, 0), value=True)
         return {"encoder_hidden_states": hidden, "class_labels": additive, "attention_mask": mask}
 
     def _decoder_eps(self, x: torch.Tensor, t: int, cond: dict[str, torch.Tensor], guidance: float) -> torch.Tensor:
@@ -456,20 +512,21 @@ class KarloDecoder(Decoder):
         return float(cfg.get("clip_sample_range", 1.0)) if cfg.get("clip_sample", True) else None
 
     def _decode_ddim(self, embeddings: torch.Tensor, noise: torch.Tensor, *, seeds: Sequence[int], steps: int,
-                     guidance_scale: float) -> np.ndarray:  # fmt: skip
+                     guidance_scale: float, captions: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
         """Both stages with deterministic DDIM; uint8 (b, R, R, 3)."""
         with torch.no_grad():
-            image = self._super_res(self._sample_base(embeddings, noise, steps=steps, guidance_scale=guidance_scale), seeds)
+            base = self._sample_base(embeddings, noise, steps=steps, guidance_scale=guidance_scale, captions=captions)
+            image = self._super_res(base, seeds)
         return _frames(image)
 
     def _sample_base(self, embeddings: torch.Tensor, noise: torch.Tensor, *, steps: int,
-                     guidance_scale: float) -> torch.Tensor:  # fmt: skip
+                     guidance_scale: float, captions: Sequence[str] | None = None) -> torch.Tensor:  # fmt: skip
         """The 64 px stage with deterministic DDIM: (b, 3, s, s) in [-1, 1] on the pipeline's device."""
         pipe = self.pipe
         dev = pipe._execution_device
         clip = self._clip(pipe.decoder_scheduler)
         with torch.no_grad():
-            cond = self._conditioning(embeddings, guidance_scale > 1.0)
+            cond = self._conditioning(embeddings, guidance_scale > 1.0, captions)
             x = noise.to(dev, self.dtype)
             for t, a_t, a_prev in self._ddim_schedule(steps):
                 x = ddim_step(x, self._decoder_eps(x, t, cond, guidance_scale), a_t, a_prev, clip=clip)
