@@ -888,6 +888,8 @@ def test_generate_with_a_decoder_that_reads_no_captions(tiny_encoder, tiny_decod
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
     with pytest.raises(ArgumentError, match="reads no captions"):
         ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, steps=2, captions=True)
+    with pytest.raises(ArgumentError, match="decoder .* reads no captions; leave captions out"):
+        tiny_decoder.decode(tag(z[:1], tiny_decoder.space), make_noise(tiny_decoder.noise_shape(), [0]), captions=["a cat"])
 
 
 def test_eta_renders_coherent_variations_of_a_whole_path(mini, tiny_decoder, tmp_path):

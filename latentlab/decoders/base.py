@@ -138,7 +138,8 @@ class Decoder:
     def reads_captions(self) -> bool:
         """Whether :meth:`decode` also takes ``captions=[...]``, one per row, which the
         decoder reads beside the embeddings, as DALL-E 2's decoder reads its caption
-        (:func:`latentlab.generate` passes the prompt when it does). Renders never pass them."""
+        (:func:`latentlab.generate` passes the prompt when it does; subclasses that do
+        implement ``_decode_captioned``). Renders never pass them."""
         return False
 
     @property
@@ -179,10 +180,37 @@ class Decoder:
         seeds: Sequence[int] | None = None,
         steps: int | None = None,
         guidance_scale: float | None = None,
+        captions: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """Render one batch: ``embeddings`` (b, d) and ``noise`` (b, *noise_shape()) -> uint8 (b, H, W, 3)."""
+        """Render one batch: ``embeddings`` (b, d) and ``noise`` (b, *noise_shape()) -> uint8 (b, H, W, 3).
+
+        ``captions``: one caption per row (e.g. the prompts a prior turned into
+        ``embeddings``), read beside the embeddings by a decoder that reads captions
+        (:attr:`reads_captions`), as DALL-E 2's decoder reads its caption; ``None`` (as every
+        render) draws from the embeddings alone."""
+        from ..errors import ArgumentError
+
+        if captions is not None:
+            if not self.reads_captions:
+                raise ArgumentError(self._no_captions_reason())
+            if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+                raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
         z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
-        return self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance)
+        if captions is None:
+            return self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance)
+        if len(captions) != len(z):
+            raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
+        return self._decode_captioned(z, x, list(captions), seeds=seeds, steps=steps, guidance_scale=guidance)
+
+    def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
+                          seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
+        """:meth:`_decode` with one caption per row; decoders whose :attr:`reads_captions` can be
+        True implement it (arguments checked as :meth:`_decode`'s, ``captions`` as many as rows)."""
+        raise NotImplementedError
+
+    def _no_captions_reason(self) -> str:
+        """Why :meth:`decode` refuses captions (when :attr:`reads_captions` is False), with the fix."""
+        return f"captions: decoder {type(self).__name__} ({self.name!r}) reads no captions; leave captions out."
 
     def _checked_batch(
         self,

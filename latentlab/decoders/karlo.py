@@ -378,31 +378,16 @@ class KarloDecoder(Decoder):
         the prompt (``"unclip"`` runs the image-variation pipeline, which has no prompt)."""
         return self.scheduler == "ddim"
 
-    def decode(
-        self,
-        embeddings: torch.Tensor,
-        noise: torch.Tensor,
-        *,
-        seeds: Sequence[int] | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        captions: Sequence[str] | None = None,
-    ) -> np.ndarray:
-        """Render one batch (see :meth:`Decoder.decode`). ``captions``: one caption per row (e.g.
-        the prompts a prior turned into ``embeddings``), read by the 64 px decoder beside the
-        embeddings, as ``UnCLIPPipeline`` reads its prompt; ``None``: the empty prompt, as the
-        image-variation pipeline and every render use. Needs ``scheduler="ddim"``."""
-        if captions is None:
-            return super().decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
-        if not self.reads_captions:
-            raise ArgumentError(f"captions need scheduler='ddim' (this decoder runs {self.scheduler!r}: the image-variation "
-                                "pipeline, which reads no prompt); create it with scheduler='ddim' or leave captions out.")  # fmt: skip
-        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
-            raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
-        z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
-        if len(captions) != len(z):
-            raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
-        return self._decode_ddim(z, x, seeds=seeds, steps=steps, guidance_scale=_check_guidance(guidance), captions=captions)
+    def _no_captions_reason(self) -> str:
+        return (f"captions need scheduler='ddim' (this decoder runs {self.scheduler!r}: the image-variation pipeline, "
+                "which reads no prompt); create it with scheduler='ddim' or leave captions out.")  # fmt: skip
+
+    def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
+                          seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
+        """Each row's caption in place of the empty prompt, as ``UnCLIPPipeline`` reads its
+        prompt (see :meth:`_conditioning`); DDIM only."""
+        return self._decode_ddim(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=_check_guidance(guidance_scale),
+                                 captions=captions)  # fmt: skip
 
     def noise_shape(self) -> tuple[int, ...]:
         """The 64 px decoder's starting latents ``(in_channels, sample_size, sample_size)``."""

@@ -324,32 +324,18 @@ class MiniDecoder(Decoder):
         (``config.text_dim > 0``) and a ``text_encoder`` to encode them."""
         return self.config.text_dim > 0 and self.text_encoder is not None
 
-    def decode(
-        self,
-        embeddings: torch.Tensor,
-        noise: torch.Tensor,
-        *,
-        seeds: Sequence[int] | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        captions: Sequence[str] | None = None,
-    ) -> np.ndarray:
-        """Render one batch (see :meth:`Decoder.decode`). ``captions``: one caption per row,
-        read beside the embeddings by a decoder with ``config.text_dim > 0`` (e.g. the prompts
-        a prior turned into ``embeddings``); ``None`` draws from the embeddings alone."""
-        if captions is None:
-            return super().decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+    def _no_captions_reason(self) -> str:
         if self.config.text_dim <= 0:
-            raise ArgumentError("captions: this decoder reads no captions (its config.text_dim is 0); leave captions out.")
-        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
-            raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
-        z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
-        if len(captions) != len(z):
-            raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
-        if self.text_encoder is None:
-            raise ArgumentError("captions: this decoder has no text_encoder; pass text_encoder=CaptionStates(<mini CLIP "
-                                "file>) when building it, or load it with MiniDecoder.from_pretrained.")  # fmt: skip
-        return self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance, text=self.text_encoder(list(captions)))
+            return "captions: this decoder reads no captions (its config.text_dim is 0); leave captions out."
+        return ("captions: this decoder has no text_encoder; pass text_encoder=CaptionStates(<mini CLIP file>) when "
+                "building it, or load it with MiniDecoder.from_pretrained.")  # fmt: skip
+
+    def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
+                          seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
+        """Each row read with its caption (the caption tokens of a decoder with
+        ``config.text_dim > 0``; the layout expert, when loaded, takes the noisiest steps)."""
+        return self._decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale,
+                            text=self.text_encoder(captions))  # fmt: skip
 
     def _decode(
         self,
