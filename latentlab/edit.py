@@ -321,9 +321,8 @@ def generate(
         captions: give the decoder the prompt too. ``None`` (default): when the decoder reads
             captions (``decoder.reads_captions``: mini does, and then hands the noisiest
             steps to its layout expert, which places the objects the prompt names, see
-            docs/mini.md; Karlo with DDIM does, as its text-to-image pipeline does); ``True``:
-            require it; ``False``: draw from the embeddings alone,
-            as a render does.
+            docs/mini.md; Karlo with DDIM does, as its text-to-image pipeline does);
+            ``True``: require it; ``False``: draw from the embeddings alone, as a render does.
         batch_size: pictures per decoder call.
         progress: a progress bar over the batches.
 
