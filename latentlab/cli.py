@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate",
         help="draw N pictures of a caption through the prior and decoder (DALL-E 2's text-to-image)",
         description="The prior turns the caption into N image embeddings (picture k: seed + k), and the decoder "
-        "draws each; a decoder that reads captions (mini) is given the caption too, as DALL-E 2's decoder is "
+        "draws each; a decoder that reads captions (mini, karlo) is given the caption too, as DALL-E 2's decoder is "
         "(mini then lets its layout expert place the objects the caption names). Writes the pictures, "
         "generate.json and a contact sheet into the output folder; run it again after an interruption to "
         "draw only the missing pictures.",
