@@ -254,6 +254,21 @@ def _pacing_line(p: Any) -> str:
     return "; ".join(parts)
 
 
+def _other_contents(out_dir: Path, mark: Path) -> list[Path]:
+    """What a folder holds that a non-spec command (``variations --eta``, ``generate``) would
+    replace or mix with: frames, a render's manifest and embeddings, the command's own ``mark``."""
+    from .render import MANIFEST
+
+    return [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
+
+
+def _refuse_other(out_dir: Path, old: list[Path], held: str) -> ArgumentError:
+    """The error for a folder holding ``old`` (``held``: "another render", "other pictures")."""
+    what = [f"{sum(p.name.startswith('frame_') for p in old)} frames", *(p.name for p in old if not p.name.startswith("frame_"))]
+    return ArgumentError(f"{out_dir} already holds {held} ({', '.join(what)}). Choose another --out-dir or --name, "
+                         "or pass --overwrite to replace it.")  # fmt: skip
+
+
 def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) -> int:
     """``variations --eta``: n variations around the image's DDIM-inverted noise (not resumable:
     one decoder call for all of them, written when all are done). ``spec_dict`` is what plain
@@ -261,7 +276,6 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     import latentlab as ll
 
     from .jobs import resize_frames, slug, video_path
-    from .render import MANIFEST
     from .spec import load_spec
     from .video import check_gif_fps, contact_sheet, load_image, save_image, write_video
 
@@ -281,13 +295,9 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     check_gif_fps(out.fps, fmt)
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
-    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
+    old = _other_contents(out_dir, mark)
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
-        what = [f"{sum(p.name.startswith('frame_') for p in old)} frames", *(p.name for p in old if not p.name.startswith("frame_"))]
-        raise ll.ArgumentError(
-            f"{out_dir} already holds another render ({', '.join(what)}). Choose another --out-dir or --name, "
-            "or pass --overwrite to replace it."
-        )
+        raise _refuse_other(out_dir, old, "another render")
     preset = args.preset or "mini"
     image = load_image(args.image)
     enc = ll.create_encoder(preset, device=args.device)
@@ -328,7 +338,6 @@ def _generate(args: argparse.Namespace) -> int:
     import latentlab as ll
 
     from .jobs import resize_frames, slug
-    from .render import MANIFEST
     from .video import contact_sheet, load_image, save_image
 
     if args.num < 1:
@@ -348,33 +357,28 @@ def _generate(args: argparse.Namespace) -> int:
         )
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or args.prompt)
     seed = args.seed or 0
+    mark = out_dir / "generate.json"
+    old = _other_contents(out_dir, mark)
+    try:
+        was = json.loads(mark.read_text(encoding="utf-8")) if mark.is_file() else None
+    except ValueError:
+        was = None
+    given = {"prompt": args.prompt, "preset": preset, "seed": seed, "steps": args.steps, "guidance_scale": args.guidance_scale}
+    resumable = isinstance(was, dict) and all(was.get(k) == v for k, v in given.items())
+    if old and not resumable and not args.overwrite:  # refused before the models load
+        raise _refuse_other(out_dir, old, "other pictures")
     enc = ll.create_encoder(preset, device=args.device)
     prior = ll.create_prior(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
     captions = bool(args.captions and dec.reads_captions)
-    settings = {"prompt": args.prompt, "preset": preset, "seed": seed, "steps": args.steps,
-                "guidance_scale": args.guidance_scale, "decoder_reads_prompt": captions,
-                "decoder": dec.describe(), "prior": prior.describe()}  # fmt: skip
+    settings = {**given, "decoder_reads_prompt": captions, "decoder": dec.describe(), "prior": prior.describe()}
     settings = json.loads(json.dumps(settings))  # as generate.json holds it (tuples as lists)
-    mark = out_dir / "generate.json"
-    frame_path = out_dir.joinpath("frame_{:05d}.png").as_posix()
-    old = [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
-    same = False
-    if mark.is_file():
-        try:
-            was = json.loads(mark.read_text(encoding="utf-8"))
-        except ValueError:
-            was = None
-        same = isinstance(was, dict) and {k: v for k, v in was.items() if k != "num"} == settings
-    if old and not same:
-        if not args.overwrite:
-            what = [f"{sum(p.name.startswith('frame_') for p in old)} frames", *(p.name for p in old if not p.name.startswith("frame_"))]
-            raise ll.ArgumentError(
-                f"{out_dir} already holds other pictures ({', '.join(what)}). Choose another --out-dir or --name, "
-                "or pass --overwrite to replace them."
-            )
+    if old and not (resumable and {k: v for k, v in was.items() if k != "num"} == settings):
+        if not args.overwrite:  # same prompt and seed, but another model or --no-captions
+            raise _refuse_other(out_dir, old, "other pictures")
         for p in old:
             p.unlink()
+    frame_path = out_dir.joinpath("frame_{:05d}.png").as_posix()
     out_dir.mkdir(parents=True, exist_ok=True)
     mark.write_text(json.dumps({**settings, "num": args.num}, indent=2) + "\n", encoding="utf-8")
     todo = [k for k in range(args.num) if not Path(frame_path.format(k)).is_file()]

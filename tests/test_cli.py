@@ -211,7 +211,12 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
         assert np.abs(load_image(out / f"frame_{k:05d}.png").astype(int) - load_image(_png(before[k], tmp_path)).astype(int)).max() <= 2
     calls.clear()
     assert main([*argv[:3], "6", *argv[4:]]) == 0 and calls == [(5, 1)]  # more of the same: only the new one
-    assert main([*argv, "--seed", "3"]) == 2 and "already holds other pictures" in capsys.readouterr().err
+    with monkeypatch.context() as m:  # another seed: refused before any model loads
+        m.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+        assert main([*argv, "--seed", "3"]) == 2 and "already holds other pictures" in capsys.readouterr().err
+    # the same prompt and seed drawn by another model (its description differs): refused once the models load
+    (out / "generate.json").write_text(json.dumps({**json.loads((out / "generate.json").read_text()), "prior": {}}))
+    assert main(argv) == 2 and "already holds other pictures" in capsys.readouterr().err
     assert main([*argv, "--seed", "3", "--overwrite"]) == 0
     assert len(list(out.glob("frame_*.png"))) == 5 and json.loads((out / "generate.json").read_text())["seed"] == 3
     # interrupted after the first call: its pictures stay, the rerun draws the rest
