@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence, Union
 
+import numpy as np
 import torch
 
 from .errors import ArgumentError, SpaceError
@@ -499,6 +500,40 @@ def combine(*pairs: tuple[Scalar, torch.Tensor]) -> torch.Tensor:
     return arithmetic(pairs)
 
 
+def _outside_open_hemisphere(p: torch.Tensor, w: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``(...)`` bool: True where the points ``p`` ``(..., K, d)`` of positive weight ``w``
+    ``(..., K)`` do not lie in one open hemisphere, i.e. no direction ``v`` has ``v . p_i > 0``
+    for all of them (equivalently, the origin is in their convex hull).
+
+    ``q`` ``(..., d)`` is tried as ``v`` first, which settles the usual case; the other rows
+    solve the linear programme ``max s`` subject to ``p_i . v >= s``, ``|v_j| <= 1``.
+    """
+    pos = w > 0
+    ok = (((p * q.unsqueeze(-2)).sum(dim=-1) > 0) | ~pos).all(dim=-1)
+    outside = torch.zeros_like(ok)
+    if bool(ok.all()):
+        return outside
+    from scipy.optimize import linprog
+
+    k, d = p.shape[-2:]
+    flat_p = p.reshape(-1, k, d).double().cpu().numpy()
+    flat_pos = pos.reshape(-1, k).cpu().numpy()
+    flat_out = outside.reshape(-1).clone()
+    for row in (~ok).reshape(-1).nonzero().flatten().tolist():
+        pts = flat_p[row][flat_pos[row]]
+        # variables (v_1..v_d, s): minimise -s subject to s - p_i . v <= 0
+        a_ub = np.concatenate([-pts, np.ones((len(pts), 1))], axis=1)
+        res = linprog(
+            np.r_[np.zeros(d), -1.0],
+            A_ub=a_ub,
+            b_ub=np.zeros(len(pts)),
+            bounds=[(-1.0, 1.0)] * d + [(None, 1.0)],
+            method="highs",
+        )
+        flat_out[row] = not (res.status == 0 and -res.fun > 1e-6)
+    return flat_out.reshape(outside.shape)
+
+
 def spherical_mean(
     points: torch.Tensor,
     weights: torch.Tensor | Sequence[float] | None = None,
@@ -529,7 +564,9 @@ def spherical_mean(
 
     Raises:
         ArgumentError: negative or all-zero weights, a weights size other than K, or points
-            that cancel out (not in one open hemisphere: the mean is not unique).
+            of positive weight that do not lie in one open hemisphere (two opposite points, or
+            points ringing the sphere), where the mean may not be unique and the iteration is
+            not guaranteed to find it.
 
     >>> import torch
     >>> spherical_mean(torch.eye(2), torch.tensor([1.0, 1.0]))
@@ -603,6 +640,14 @@ def spherical_mean(
             "unique. Drop or reweight opposing points."
         )
     q = q / qn
+    outside = _outside_open_hemisphere(p, w.squeeze(-1), q)
+    if outside.any():
+        raise ArgumentError(
+            f"the points with positive weight do not lie in one open hemisphere{_fmt_rows(outside)} "
+            "(some of them are opposite, or they ring the sphere): their spherical mean may not be "
+            "unique and the iteration can stop short of it. Drop or reweight opposing points, or "
+            "use arithmetic() for a plain weighted sum."
+        )
     for _ in range(iters):
         qe = q.unsqueeze(-2)  # (..., 1, d)
         cos = (p * qe).sum(dim=-1, keepdim=True)  # (..., K, 1)

@@ -361,6 +361,39 @@ def test_spherical_mean_errors():
         spherical_mean(torch.stack([pts[0], -pts[0]]))
 
 
+def test_spherical_mean_refuses_points_outside_an_open_hemisphere():
+    f64 = torch.float64
+    e1, e2 = torch.eye(3, dtype=f64)[:2]
+    # opposite points with unequal weights: the weighted sum does not cancel, but the
+    # iteration would stop at the heavier point (a zero tangent for the opposite one)
+    with pytest.raises(ArgumentError, match="open hemisphere"):
+        spherical_mean(torch.stack([e1, -e1]), torch.tensor([0.7, 0.3], dtype=f64))
+    # three points 120 degrees apart on a great circle: the start is a saddle
+    ring = torch.stack([math.cos(a) * e1 + math.sin(a) * e2 for a in (0.0, 2 * math.pi / 3, 4 * math.pi / 3)])
+    with pytest.raises(ArgumentError, match="open hemisphere"):
+        spherical_mean(ring, torch.tensor([0.4, 0.3, 0.3], dtype=f64))
+    # the offending batch row is named
+    batch = torch.stack([torch.stack([e1, e2]), torch.stack([e1, -e1])])
+    with pytest.raises(ArgumentError, match=r"open hemisphere \(rows \[1\]\)"):
+        spherical_mean(batch, torch.tensor([[1.0, 1.0], [0.6, 0.4]], dtype=f64))
+    # inside an open hemisphere, however close to its edge, the mean is found: two points
+    # 179 degrees apart with weights (0.99, 0.01) give slerp at 0.01
+    far = math.cos(math.radians(179)) * e1 + math.sin(math.radians(179)) * e2
+    torch.testing.assert_close(
+        spherical_mean(torch.stack([e1, far]), torch.tensor([0.99, 0.01], dtype=f64)),
+        slerp(e1, far, 0.01),
+        atol=1e-10,
+        rtol=0,
+    )
+    # a point of zero weight does not count
+    torch.testing.assert_close(
+        spherical_mean(torch.stack([e1, -e1, e2]), torch.tensor([1.0, 0.0, 1.0], dtype=f64)),
+        slerp(e1, e2, 0.5),
+        atol=1e-10,
+        rtol=0,
+    )
+
+
 # ----------------------------------------------------------------------------------
 # arithmetic and directions
 # ----------------------------------------------------------------------------------
