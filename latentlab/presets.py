@@ -221,7 +221,8 @@ register_preset(
         decoder={"kind": "mini"},
         prior={"kind": "mini"},
         description="latentlab's own small unCLIP stack (CLIP + diffusion prior + pixel decoder), "
-        "trained in this repo on a procedural shapes world and emoji, shipped in the package (~32 MB).",
+        "trained in this repo on a procedural shapes world, emoji and clip art, shipped in the "
+        "package (~37 MB).",
         licence="MIT (trained here; see docs/mini.md)",
         notes="small CPU run, 32 px decoder + learned 2x upscaler: clean coloured shapes, rough emoji and clip art; see docs/mini.md for measured quality.",
     )
