@@ -6,6 +6,9 @@ the fix. Catch :class:`LatentlabError` to catch them all.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 __all__ = [
     "LatentlabError",
     "ArgumentError",
@@ -33,3 +36,30 @@ class SpecError(ArgumentError):
 
 class ModelNotAvailableError(LatentlabError):
     """A model's weights are not on this machine and cannot be fetched."""
+
+
+def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (not a bool, not a float such as 1.7) of at
+    least ``minimum``; else an :class:`ArgumentError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ArgumentError(f"{name} must be an integer{bound}, got {value!r}.")
+    return int(value)
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A random seed: an integer in [-2**63, 2**63) (what a torch generator takes, with room
+    for the per-frame ``seed + k``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**63) <= value < 2**63:
+        raise ArgumentError(f"{name} must be an integer in [-2**63, 2**63), got {value!r}.")
+    return int(value)
+
+
+def check_number(value: object, name: str, *, minimum: float | None = None) -> float:
+    """``value`` as a ``float`` if it is a finite real number of at least ``minimum``; else an
+    :class:`ArgumentError` naming ``name``."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ArgumentError(f"{name} must be a finite number{bound}, got {value!r}.")
+    return float(value)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError
+from .errors import ArgumentError, LatentlabError, check_int, check_number, check_seed
 from .space import check_embeddings
 
 __all__ = [
@@ -206,8 +206,9 @@ def _free_accelerator_memory() -> None:
 def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: Any) -> dict[str, Any]:
     """Steps and guidance as ``decoder`` will run them: unset means its defaults, and numbers of
     one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key."""
-    return {"steps": int(steps if steps is not None else decoder.default_steps),
-            "guidance_scale": float(guidance_scale if guidance_scale is not None else decoder.default_guidance)}  # fmt: skip
+    return {"steps": check_int(steps if steps is not None else decoder.default_steps, "steps", minimum=1),
+            "guidance_scale": check_number(guidance_scale if guidance_scale is not None else decoder.default_guidance,
+                                           "guidance_scale", minimum=0)}  # fmt: skip
 
 
 def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
@@ -374,6 +375,12 @@ def render(
 
     if noise not in NOISE_MODES:
         raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
+    seed = check_seed(seed)
+    if not all(hasattr(decoder, a) for a in ("decode", "dim", "space", "noise_shape")):
+        raise ArgumentError(
+            f"decoder must be a latentlab Decoder, got {type(decoder).__name__}; "
+            "create one with ll.create_decoder(preset), e.g. ll.create_decoder('mini')."
+        )
     if isinstance(trajectory, Trajectory):
         z = trajectory.embeddings()
         traj_dict: dict[str, Any] | None = trajectory.to_dict()

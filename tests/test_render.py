@@ -221,3 +221,40 @@ def test_guidance_written_as_an_int_is_the_same_render(tmp_path, fake_decoder):
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")}
     again = render(path8(), fake_decoder, out_dir=out, guidance_scale=3.0, progress=False)
     assert np.array_equal(first, again) and {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")} == mtimes
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": "x"}, r"seed must be an integer"),
+        ({"seed": 1.5}, r"seed must be an integer"),
+        ({"seed": 2**64}, r"seed must be an integer in \[-2\*\*63"),
+        ({"steps": 1.7}, r"steps must be an integer >= 1, got 1.7"),
+        ({"steps": 0}, r"steps must be an integer >= 1"),
+        ({"guidance_scale": -3}, r"guidance_scale must be a finite number >= 0"),
+        ({"guidance_scale": float("nan")}, r"guidance_scale must be a finite number"),
+    ],
+)
+@pytest.mark.parametrize("preset", ["tiny", "mini"])
+def test_render_and_decode_refuse_bad_sampler_settings(kwargs, message, preset):
+    import latentlab as ll
+
+    dec = ll.create_decoder(preset)
+    z = ll.create_encoder(preset).encode_text(["a", "b"])
+    with pytest.raises(ArgumentError, match=message):
+        dec.render(z, progress=False, **kwargs)
+    # the decoder's own entry point checks them too
+    settings = {k.replace("seed", "seeds"): ([v, v] if k == "seed" else v) for k, v in kwargs.items()}
+    with pytest.raises(ArgumentError, match=message.replace("seed must", r"seeds\[...\] must")):
+        dec.decode(z, make_noise(tuple(dec.noise_shape()), [0, 1]), **settings)
+
+
+def test_render_accepts_numpy_integers_and_names_a_missing_decoder():
+    import latentlab as ll
+
+    dec = ll.create_decoder("tiny")
+    z = ll.create_encoder("tiny").encode_text(["a", "b"])
+    out = dec.render(z, seed=np.int64(3), steps=np.int64(2), guidance_scale=np.float32(2.0), progress=False)
+    np.testing.assert_array_equal(out, dec.render(z, seed=3, steps=2, guidance_scale=2.0, progress=False))
+    with pytest.raises(ArgumentError, match="decoder must be a latentlab Decoder, got NoneType"):
+        render(z, None)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..errors import check_int, check_number, check_seed
 from ..space import check_embeddings
 
 __all__ = ["Decoder", "snapshot_revision"]
@@ -232,13 +233,11 @@ class Decoder:
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
             raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
-        seeds = list(range(z.shape[0])) if seeds is None else [int(s) for s in seeds]
+        seeds = list(range(z.shape[0])) if seeds is None else [check_seed(s, "seeds[...]") for s in seeds]
         if len(seeds) != z.shape[0]:
             raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per frame.")
-        steps = self.default_steps if steps is None else int(steps)
-        if steps < 1:
-            raise ArgumentError(f"steps must be >= 1, got {steps}.")
-        guidance = self.default_guidance if guidance_scale is None else float(guidance_scale)
+        steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
+        guidance = check_number(self.default_guidance if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0)
         return z, noise.detach().to("cpu", torch.float32), seeds, steps, guidance
 
     def invert(
