@@ -18,6 +18,7 @@ Heavy libraries (open_clip, diffusers, imageio) load on first use, so importing 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -124,6 +125,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)  # a submodule: ll.pacing.RELAX_STEP
     raise AttributeError(f"module 'latentlab' has no attribute {name!r}")
 
 

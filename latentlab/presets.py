@@ -78,7 +78,8 @@ def get_preset(name: str | Preset) -> Preset:
     if isinstance(name, Preset):
         return name
     if not isinstance(name, str) or name not in PRESETS:
-        close = difflib.get_close_matches(str(name), list(PRESETS), n=1, cutoff=0.5)
+        lower = {p.lower(): p for p in PRESETS}
+        close = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.5)]
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ArgumentError(
             f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}. "

@@ -177,3 +177,18 @@ def test_a_loading_option_a_part_does_not_take_is_named():
         presets.create_decoder("tiny", variant="fp16")
     with pytest.raises(ArgumentError, match=r"the prior of preset 'tiny' takes no variant="):
         presets.create_prior("tiny", variant="fp16")
+
+
+@pytest.mark.parametrize("typed, meant", [("MINI", "mini"), ("minii", "mini"), ("SD21-UNCLIP-H", "sd21-unclip-h")])
+def test_an_unknown_preset_suggests_the_nearest_name_in_any_case(typed, meant):
+    with pytest.raises(ArgumentError, match=f"Did you mean '{meant}'"):
+        presets.get_preset(typed)
+
+
+def test_submodules_are_reachable_from_a_fresh_import():
+    # docs cite ll.pacing.RELAX_STEP and ll.pacing.fine_pacing_settings: they must work
+    # before anything else has imported latentlab.pacing
+    code = "import latentlab as ll; print(ll.pacing.RELAX_STEP, ll.ops.slerp.__name__); ll.not_a_name"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["0.6", "slerp"], out.stderr
+    assert "module 'latentlab' has no attribute 'not_a_name'" in out.stderr
