@@ -39,7 +39,23 @@ __all__ = ["IterativeEdit", "iterative_text_diff", "variations", "generate", "VA
 VARIATION_MODES = ("reroll", "inverted")
 
 
-@dataclass
+_MODEL_PARTS = {
+    "encoder": (("encode_text", "encode_image"), "Encoder", "ll.create_encoder(preset)"),
+    "decoder": (("decode", "noise_shape"), "Decoder", "ll.create_decoder(preset)"),
+    "prior": (("__call__", "dim", "space"), "Prior", "ll.create_prior(preset)"),
+}
+
+
+def _check_parts(call: str, **parts: Any) -> None:
+    """Each of ``parts`` (encoder=, decoder=, prior=) must look like that kind of model; the
+    error names the argument, what it got and ``call``'s argument order."""
+    for name, obj in parts.items():
+        needs, kind, make = _MODEL_PARTS[name]
+        if obj is None or isinstance(obj, (torch.Tensor, np.ndarray, str)) or not all(hasattr(obj, a) for a in needs):
+            raise ArgumentError(f"{name} must be a latentlab {kind} ({make}), got {type(obj).__name__}; the call is {call}.")
+
+
+@dataclass(repr=False)
 class IterativeEdit:
     """What :func:`iterative_text_diff` produced.
 
@@ -64,6 +80,18 @@ class IterativeEdit:
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
+
+    def __repr__(self) -> str:
+        sims = ", ".join(f"{s:.3f}" for s in self.similarity)
+        return (
+            f"IterativeEdit({len(self)} frames of {self.frames.shape[2]}x{self.frames.shape[1]}, "
+            f"reached={self.reached}, similarity=[{sims}], {len(self.tries)} steps tried)"
+        )
+
+    def _repr_html_(self) -> str:
+        from .notebook import show
+
+        return show(self.frames, labels=[f"cos {s:.3f}" for s in self.similarity])._repr_html_()
 
 
 def _start_embedding(encoder: Any, image_or_embedding: Any) -> torch.Tensor:
@@ -155,6 +183,7 @@ def iterative_text_diff(
         raise ArgumentError(f"grow must be a number > 1 (the factor a stalled step's angle grows by), got {grow!r}.")
     if not isinstance(min_gain, (int, float)) or isinstance(min_gain, bool) or min_gain < 0:
         raise ArgumentError(f"min_gain must be a number >= 0 (a rise in cosine), got {min_gain!r}.")
+    _check_parts("iterative_text_diff(encoder, decoder, image_or_embedding, src_text, dst_text, ...)", encoder=encoder, decoder=decoder)
     if getattr(encoder, "space", None) != getattr(decoder, "space", None) or encoder.dim != decoder.dim:
         from .errors import SpaceError
 
@@ -253,6 +282,7 @@ def variations(
     """
     from .render import make_noise
 
+    _check_parts("variations(decoder, embedding, n=..., ...)", decoder=decoder)
     mode = mode if mode is not None else ("inverted" if image is not None else "reroll")
     if mode not in VARIATION_MODES:
         raise ArgumentError(f"mode must be one of {VARIATION_MODES}, got {mode!r}.")
@@ -340,6 +370,7 @@ def generate(
         raise ArgumentError(f"seed must be an integer, got {seed!r}.")
     if prior is None:
         raise ArgumentError("prior is None: generating from text needs the preset's prior (ll.create_prior(preset)).")
+    _check_parts("generate(encoder, prior, decoder, prompt, ...)", encoder=encoder, prior=prior, decoder=decoder)
     reads = bool(getattr(decoder, "reads_captions", False))
     if captions is None:
         captions = reads

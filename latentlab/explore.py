@@ -70,6 +70,44 @@ def path_embeddings(path: Any, *, name: str = "path") -> torch.Tensor:
     return check_embeddings(path, name=name)
 
 
+def same_space(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
+    """Raise a :class:`~latentlab.errors.SpaceError` naming ``a_name`` and ``b_name`` when the
+    two embedding batches differ in size or carry different CLIP-space tags."""
+    if a.shape[-1] != b.shape[-1]:
+        raise SpaceError(
+            f"{a_name} has size {a.shape[-1]} but {b_name} has size {b.shape[-1]}: they come from "
+            "different CLIP models. Encode both with the same encoder."
+        )
+    sa, sb = space_of(a), space_of(b)
+    if sa is not None and sb is not None and sa != sb:
+        raise SpaceError(
+            f"{a_name} lives in CLIP space {sa!r} but {b_name} in {sb!r}. Encode both with the same encoder."
+        )
+
+
+def _encoder_space(z: torch.Tensor, name: str, encoder: Any) -> None:
+    """``z`` must be in ``encoder``'s space (its size and tag): a SpaceError naming both."""
+    dim, space = getattr(encoder, "dim", None), getattr(encoder, "space", None)
+    if dim is not None and z.shape[-1] != dim:
+        raise SpaceError(
+            f"{name} has size {z.shape[-1]} but encoder's CLIP space {space!r} has size {dim}. "
+            "Pass the encoder that made them."
+        )
+    own = space_of(z)
+    if space is not None and own is not None and own != space:
+        raise SpaceError(f"{name} lives in CLIP space {own!r} but encoder in {space!r}. Pass the encoder that made them.")
+
+
+def _words(words: Any) -> list[str]:
+    """``words`` as a non-empty list (a generator is read once)."""
+    if isinstance(words, str) or words is None:
+        raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    words = list(words)
+    if not words:
+        raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    return words
+
+
 def _unit_rows(z: torch.Tensor) -> torch.Tensor:
     return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
@@ -199,7 +237,8 @@ def nearest_neighbours(
         images = list(images)
         if len(images) != m:
             raise ArgumentError(f"images has {len(images)} entries for a bank of {m} embeddings.")
-    sim = similarity_matrix(q, b).double().numpy()  # (n, m); raises SpaceError on mixed spaces
+    same_space(q, "query", b, "bank")
+    sim = similarity_matrix(q, b).double().numpy()  # (n, m)
     order = np.argsort(-sim, axis=1, kind="stable")[:, : min(k, m)]
     scores = np.take_along_axis(sim, order, axis=1)
     return Neighbours(order.astype(np.int64), scores, labels, query_labels, images)
@@ -227,12 +266,12 @@ def nearest_words(
     >>> nearest_words(enc.encode_text("a red circle"), enc, ["red", "blue"], k=1).top()  # doctest: +SKIP
     'red'
     """
-    if isinstance(words, str) or not words:
-        raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    words = _words(words)
     if "{}" not in template:
         raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
+    _encoder_space(path_embeddings(query, name="query"), "query", encoder)
     bank = encoder.encode_text([template.format(w) for w in words])
-    return nearest_neighbours(query, bank, k=k, labels=list(words), query_labels=query_labels)
+    return nearest_neighbours(query, bank, k=k, labels=words, query_labels=query_labels)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -305,7 +344,7 @@ def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # PCA
 # ----------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)
 class PCA:
     """Principal components of a set of embeddings (see :func:`fit_pca`).
 
@@ -325,6 +364,11 @@ class PCA:
     @property
     def rank(self) -> int:
         return int(self.components.shape[0])
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{r:.3f}" for r in self.explained_ratio[:5].tolist())
+        more = ", ..." if self.rank > 5 else ""
+        return f"PCA(rank={self.rank}, d={self.components.shape[-1]}, space={self.space!r}, explained_ratio=[{top}{more}])"
 
     @property
     def explained_ratio(self) -> torch.Tensor:
@@ -605,14 +649,19 @@ def what_changed(
     """
     from .ops import similarity_matrix
 
-    if isinstance(words, str) or not words:
-        raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    words = _words(words)
     if "{}" not in template:
         raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
+    z = path_embeddings(path)
+    _encoder_space(z, "path", encoder)
     if frames is not None:
-        z = encoder.encode_image(np.asarray(frames))
-    else:
-        z = path_embeddings(path)
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[0] != z.shape[0]:
+            raise ArgumentError(
+                f"frames must be the path's {z.shape[0]} rendered frames (T, H, W, 3), got shape "
+                f"{tuple(frames.shape)}; render the whole path, e.g. dec.render(path)."
+            )
+        z = encoder.encode_image(frames)
     if z.shape[0] < 2:
         raise ArgumentError(f"the path needs at least two frames to change, got {z.shape[0]}.")
     text = encoder.encode_text([template.format(w) for w in words])

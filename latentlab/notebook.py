@@ -299,9 +299,10 @@ def show(
 class Scrubber:
     """A slider over a trajectory; the frame under it is rendered on demand and cached.
 
-    Frame ``k`` is exactly frame ``k`` of ``latentlab.render(path, decoder, seed=seed,
-    noise=noise, ...)`` (same embedding, same starting noise), so scrubbing previews the
-    video you would render. Rendered frames stay in an in-memory cache (least recently
+    Frame ``k`` is frame ``k`` of ``latentlab.render(path, decoder, seed=seed,
+    noise=noise, ...)`` (same embedding, same starting noise; it is decoded alone, so a few
+    pixel values may differ by one level from the batched render, as ``render`` documents),
+    so scrubbing previews the video you would render. Rendered frames stay in an in-memory cache (least recently
     used out first when ``cache_size`` is set). Displaying the scrubber shows a play
     button, the slider, the frame and its label (``ipywidgets``); without ipywidgets it shows
     a static contact sheet of ``static_frames`` frames and a hint how to get the slider.

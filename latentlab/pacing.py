@@ -180,7 +180,7 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
 # -- even pacing -------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class Pacing:
     """What :func:`even_pacing` measured and built.
 
@@ -210,6 +210,15 @@ class Pacing:
     coarse_stats: dict[str, float] = field(default_factory=dict)
     frame_distances: list[np.ndarray] = field(default_factory=list)
     frame_stats: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        frames = self.trajectory.num_frames if hasattr(self.trajectory, "num_frames") else "?"
+        cvs = [f"{what} {stats['cv']:.3f}" for what, stats in (("uniform", self.coarse_stats), ("paced frames", self.frame_stats)) if "cv" in stats]
+        return (
+            f"Pacing({len(self.samples)} segment(s), {frames} frames, metric={self.metric!r}, decodes={self.decodes}"
+            + (f", step CV: {', '.join(cvs)}" if cvs else "")
+            + ")"
+        )
 
     def __iter__(self):  # ``paced, distances = even_pacing(...)``
         return iter((self.trajectory, self.distances))

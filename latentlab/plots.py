@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError
-from .explore import PCA, WordChanges, consecutive_distances, fit_pca, path_embeddings
+from .explore import PCA, WordChanges, consecutive_distances, fit_pca, path_embeddings, same_space
 
 __all__ = [
     "plot_similarity_matrix",
@@ -91,7 +91,9 @@ def plot_similarity_matrix(
     """
     from .ops import similarity_matrix
 
-    s = similarity_matrix(path_embeddings(a, name="a"), path_embeddings(b, name="b")).double().numpy()
+    za, zb = path_embeddings(a, name="a"), path_embeddings(b, name="b")
+    same_space(za, "a", zb, "b")
+    s = similarity_matrix(za, zb).double().numpy()
     n, m = s.shape
     rows = _labels(row_labels, n, "row_labels", "#")
     cols = _labels(col_labels, m, "col_labels", "#")
@@ -149,6 +151,7 @@ def plot_similarity(
     labs = _labels(labels, refs.shape[0], "labels", "#")
     if keyframes is None and isinstance(path, Trajectory):
         keyframes = path.keyframe_indices()
+    same_space(z, "path", refs, "references")
     s = similarity_matrix(z, refs).double().numpy()  # (T, K)
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])
@@ -206,6 +209,9 @@ def plot_pca_map(
     pts = path_embeddings(points, name="points") if points is not None else None
     if not zs and pts is None:
         raise ArgumentError("plot_pca_map needs a path, points, or both.")
+    named = [(z, f"path[{i}]" if len(zs) > 1 else "path") for i, z in enumerate(zs)] + ([(pts, "points")] if pts is not None else [])
+    for z, name in named[1:]:
+        same_space(named[0][0], named[0][1], z, name)
     if pca is None:
         pca = fit_pca(torch.cat([*zs, *([pts] if pts is not None else [])]))
     if pca.rank < 2:

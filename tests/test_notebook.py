@@ -428,11 +428,11 @@ def test_what_changed_ranks_gained_and_lost_words():
     np.testing.assert_allclose(ch.similarity[:, 1], np.sin(np.linspace(0, np.pi / 2, 5)), atol=1e-6)
     assert "gained: blue" in str(ch) and "<table>" in ch._repr_html_()
     # measured on rendered frames: the encoder's image embeddings are used
-    frames = np.zeros((3, 4, 4, 3), np.uint8)
+    frames = np.zeros((5, 4, 4, 3), np.uint8)
     frames[0, ..., 0] = 255  # red -> blue in the pictures
-    frames[2, ..., 2] = 255
+    frames[4, ..., 2] = 255
     ch2 = ll.what_changed(path, enc, words, frames=frames)
-    assert enc.image_calls == 1 and ch2.similarity.shape == (3, 4)
+    assert enc.image_calls == 1 and ch2.similarity.shape == (5, 4)
     assert ch2.gained(1)[0][0] == "circle"  # the fake maps blue pixels to axis 2 (the word "circle")
     with pytest.raises(ArgumentError, match="words"):
         ll.what_changed(path, enc, "red")
@@ -535,3 +535,52 @@ def test_plot_word_changes_draws_the_top_words():
     np.testing.assert_allclose(ax.lines[1].get_ydata(), ch.similarity[:, 1])
     with pytest.raises(ArgumentError, match="what_changed"):
         ll.plot_word_changes(np.zeros(3))
+
+
+def test_exploration_and_plots_name_the_arguments_whose_spaces_differ(tiny_encoder):
+    tiny_path = ll.Trajectory.interpolate(tiny_encoder.encode_text("a red circle"), tiny_encoder.encode_text("a blue square"), frames=5)
+    assert tiny_path.space == "tiny-random"
+    other = tag(torch.nn.functional.normalize(torch.randn(6, 32, generator=torch.Generator().manual_seed(1)), dim=-1), "other")
+    smaller = torch.randn(6, 16)
+    with pytest.raises(SpaceError, match="path lives in CLIP space 'tiny-random' but points in 'other'"):
+        plots.plot_pca_map(tiny_path, other)
+    with pytest.raises(SpaceError, match="path has size 32 but points has size 16"):
+        plots.plot_pca_map(tiny_path, smaller)
+    with pytest.raises(SpaceError, match="path lives in .* but references in 'other'"):
+        plots.plot_similarity(tiny_path, other)
+    with pytest.raises(SpaceError, match="a has size 32 but b has size 16"):
+        plots.plot_similarity_matrix(tiny_path, smaller)
+    with pytest.raises(SpaceError, match="query has size 32 but bank has size 16"):
+        explore.nearest_neighbours(tiny_path, smaller)
+    fake = _fake_path()  # size 8, space "fake-space"
+    with pytest.raises(SpaceError, match="query has size 8 but encoder's CLIP space 'tiny-random' has size 32"):
+        explore.nearest_words(fake, tiny_encoder, ["red"])
+    with pytest.raises(SpaceError, match="path has size 8 but encoder's"):
+        explore.what_changed(fake, tiny_encoder, ["red"])
+    same_size = tag(tiny_path.embeddings().clone(), "other")
+    with pytest.raises(SpaceError, match="path lives in CLIP space 'other' but encoder in 'tiny-random'"):
+        explore.what_changed(same_size, tiny_encoder, ["red"])
+
+
+def test_what_changed_and_nearest_words_take_generators_and_check_frames(tiny_path, tiny_encoder):
+    words = ["red", "blue", "green", "star"]
+    from_list = explore.what_changed(tiny_path, tiny_encoder, words)
+    from_gen = explore.what_changed(tiny_path, tiny_encoder, (w for w in words))
+    assert from_gen.words == words
+    np.testing.assert_allclose(from_gen.similarity, from_list.similarity)
+    assert "gained" in repr(from_gen)
+    near = explore.nearest_words(tiny_path, tiny_encoder, (w for w in words), k=2)
+    assert near.labels == words
+    with pytest.raises(ArgumentError, match="words must be a non-empty list"):
+        explore.what_changed(tiny_path, tiny_encoder, iter(()))
+    # frames must be the path's frames, all of them
+    with pytest.raises(ArgumentError, match=f"frames must be the path's {len(tiny_path)} rendered frames"):
+        explore.what_changed(tiny_path, tiny_encoder, words, frames=_frames(T=2, size=16))
+
+
+def test_results_show_briefly_in_a_notebook(tiny_encoder):
+    z = tiny_encoder.encode_text([f"caption {i}" for i in range(8)])
+    pca = explore.fit_pca(z)
+    text = repr(pca)
+    assert text.startswith(f"PCA(rank={pca.rank}, d=32, space='tiny-random', explained_ratio=[")
+    assert len(text) < 200 and "\n" not in text

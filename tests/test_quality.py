@@ -120,6 +120,10 @@ def test_even_pacing_evens_out_a_snapping_morph():
     assert even["max_jump_over_median"] < 0.5 * uniform["max_jump_over_median"]
     # the frame budget is kept and the parameters are a monotone reparametrisation
     assert len(paced.trajectory) == len(path) == frames.shape[0]
+    assert repr(paced) == (
+        f"Pacing(1 segment(s), {len(path)} frames, metric='pixel', decodes={paced.decodes}, "
+        f"step CV: uniform {paced.coarse_stats['cv']:.3f})"
+    )
     ts = paced.trajectory.segments[0].ts
     assert ts[0] == 0.0 and all(0 <= t < 1 for t in ts) and all(b > a for a, b in zip(ts, ts[1:]))
     # frames bunch up where the picture snaps (the middle), spread out where it is still
@@ -689,6 +693,20 @@ def test_iterative_text_diff_re_encodes_between_steps(tiny_encoder, tiny_decoder
     for bad in ({"grow": 1.0}, {"min_gain": -0.1}):
         with pytest.raises(ArgumentError, match=next(iter(bad))):
             ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, None, "x", **bad)
+    # results read briefly in a notebook: no pixel arrays in the repr, a picture as HTML
+    assert repr(run) == f"IterativeEdit(4 frames of 64x64, reached=False, similarity=[{', '.join(f'{s:.3f}' for s in run.similarity)}], 3 steps tried)"
+    assert "<img" in run._repr_html_()
+
+
+def test_edits_name_a_model_passed_in_the_wrong_place(tiny_encoder, tiny_decoder):
+    z = tiny_encoder.encode_text("a photo")
+    prior = ll.create_prior("tiny")
+    with pytest.raises(ArgumentError, match=r"encoder must be a latentlab Encoder .* got Tensor; the call is iterative_text_diff\(encoder, decoder"):
+        ll.iterative_text_diff(z, tiny_encoder, tiny_decoder, "a photo", "a drawing")
+    with pytest.raises(ArgumentError, match=r"prior must be a latentlab Prior .* got StableUnCLIPDecoder; the call is generate\(encoder, prior, decoder"):
+        ll.generate(tiny_encoder, tiny_decoder, prior, "a photo")
+    with pytest.raises(ArgumentError, match=r"decoder must be a latentlab Decoder .* got Tensor; the call is variations\(decoder, embedding"):
+        ll.variations(z, tiny_decoder)
 
 
 class _AngleEncoder:
