@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, LatentlabError
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -373,7 +373,7 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
     q = _DEFAULT_MP4_QUALITY if quality is None else quality
     crf = int(round(51 * (100 - q) / 100))
     writer = imageio_ffmpeg.write_frames(
-        str(tmp), (w + pw, h + ph), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
+        _ffmpeg_path(tmp), (w + pw, h + ph), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
         codec="libx264", quality=None, macro_block_size=1,
         # the BT.709 matrix, and the stream says so: untagged, players guess (BT.709 for HD, BT.601
         # for SD), and an HD video's colours shifted in those that guessed otherwise
@@ -389,6 +389,14 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
             writer.send(np.ascontiguousarray(f))
     finally:
         writer.close()
+    if tmp.stat().st_size == 0:  # imageio-ffmpeg does not check ffmpeg's exit status
+        raise LatentlabError(f"ffmpeg wrote no video to {str(tmp)!r}; the frames were not saved as mp4.")
+
+
+def _ffmpeg_path(path: Path) -> str:
+    """``path`` as ffmpeg reads it: absolute, with ffmpeg's ``file:`` protocol, so that a name
+    with a colon ("take:2.mp4") is not taken for a protocol ("take:")."""
+    return "file:" + str(Path(path).resolve())
 
 
 def check_gif_fps(fps: float, fmt: str) -> None:
@@ -539,7 +547,7 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
     error = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24")
+        gen = imageio_ffmpeg.read_frames(_ffmpeg_path(p), pix_fmt="rgb24")
         try:
             meta = next(gen)
             w, h = meta["size"]

@@ -246,6 +246,20 @@ def test_mp4_round_trip(tmp_path):
     assert leftovers(out.parent) == []
 
 
+def test_an_mp4_name_with_a_colon_is_a_file_not_an_ffmpeg_protocol(tmp_path, monkeypatch):
+    # "render-12:30.mp4" in the current folder: ffmpeg took "render-12" for a protocol, wrote
+    # nothing, and the empty temp file replaced the video already there
+    f = smooth(3, 16, 16)
+    monkeypatch.chdir(tmp_path)
+    name = "render-2024-06-01T12:30.mp4"
+    write_video(f, tmp_path / name, fps=10)
+    good = (tmp_path / name).read_bytes()
+    write_video(f, name, fps=10)
+    assert (tmp_path / name).read_bytes() == good
+    assert read_video(name).shape == (3, 16, 16, 3)
+    assert leftovers(tmp_path) == []
+
+
 def test_mp4_says_its_colour_matrix_and_reads_back_true(tmp_path):
     import subprocess
 
