@@ -249,7 +249,19 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     def plain(x: Any) -> Any:  # as the manifest stores it
         return json.loads(json.dumps(x, default=str))
 
-    same_spec = _frame_settings(old.get("spec") or {}, decoder) == _frame_settings(plain(spec.to_dict()), decoder)
+    def pathless(d: dict[str, Any]) -> dict[str, Any]:
+        # image paths are spelt relative to each spec's own folder (a spec saved elsewhere spells
+        # the same file differently), so they are not compared here: the pictures themselves are,
+        # by the keyframes' fingerprint (_refuse_other_keyframes) and by render()'s own check
+        for kf in d.get("keyframes") or ():
+            for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())] if isinstance(kf, dict) else ():
+                if isinstance(item, dict) and "image" in item:
+                    item["image"] = "<image>"
+        return d
+
+    same_spec = pathless(_frame_settings(old.get("spec") or {}, decoder)) == pathless(
+        _frame_settings(plain(spec.to_dict()), decoder)
+    )
     if not same_spec or old.get("decoder") != plain(decoder.describe()):
         raise ArgumentError(
             f"out_dir {str(directory)!r} holds a different render (other keyframes, sampling settings or decoder; "

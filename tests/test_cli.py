@@ -59,6 +59,27 @@ def test_morph_writes_video_sheet_frames_and_spec(tmp_path, images, capsys):
     assert sorted(p.stat().st_mtime_ns for p in out_dir.glob("frame_*.png")) == mtimes
 
 
+def test_a_spec_saved_in_another_folder_replays_into_the_same_render(tmp_path, images, monkeypatch, capsys):
+    # the saved spec spells the images relative to its own folder ("../red_disc.png"): the
+    # same pictures, so the render resumes instead of being refused as a different one
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(
+        'preset = "tiny"\nsteps = 2\nframes = 2\n[[keyframes]]\nimage = "red_disc.png"\n[[keyframes]]\nimage = "blue_square.png"\n'
+    )
+    assert main(["render", "s.toml", "--out-dir", "r", "--save-spec", "saved/s2.toml", "-q"]) == 0
+    assert '"../red_disc.png"' in (tmp_path / "saved" / "s2.toml").read_text()
+    mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png"))
+    assert main(["render", "saved/s2.toml", "--out-dir", "r", "-q"]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png")) == mtimes
+    # other pictures under the same spelling are still another render
+    (tmp_path / "saved" / "s3.toml").write_text(
+        (tmp_path / "saved" / "s2.toml").read_text().replace("../red_disc.png", "../blue_square.png", 1)
+    )
+    capsys.readouterr()
+    assert main(["render", "saved/s3.toml", "--out-dir", "r", "-q"]) == 2
+    assert "holds a render of other keyframes" in capsys.readouterr().err
+
+
 def test_interpolate_and_variations(tmp_path, images):
     assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "3",
                  "--out-dir", str(tmp_path / "i"), "-o", str(tmp_path / "i.mp4"), *FAST]) == 0  # fmt: skip
