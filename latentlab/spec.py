@@ -74,8 +74,13 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"spec file {str(p)!r} does not exist (or is not a file). Check the path.")
-    text = p.read_text(encoding="utf-8")
     suffix = p.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise SpecError(f"spec file {str(p)!r} must end in .json or .toml, not {suffix or '(no suffix)'!r}.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     try:
         if suffix == ".toml":
             try:
@@ -83,12 +88,8 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
         else:
-            raise SpecError(f"spec file {str(p)!r} must end in .json or .toml, not {suffix or '(no suffix)'!r}.")
-    except SpecError:
-        raise
+            data = json.loads(text)
     except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
         raise SpecError(f"spec file {str(p)!r} is not valid {suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):

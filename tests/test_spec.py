@@ -141,6 +141,13 @@ def test_malformed_files(tmp_path):
         load_spec(write(tmp_path, "a.yaml", "preset: mini"))
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "missing.toml")
+    # an image given where a spec belongs: the suffix is named before the bytes are read
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(SpecError, match=r"must end in \.json or \.toml, not '\.png'"):
+        load_spec(tmp_path / "picture.png")
+    (tmp_path / "latin1.toml").write_bytes('preset = "mini" # caf\xe9'.encode("latin-1"))
+    with pytest.raises(SpecError, match="is not UTF-8 text"):
+        load_spec(tmp_path / "latin1.toml")
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
