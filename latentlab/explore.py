@@ -677,8 +677,10 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
 
     Args:
         x: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings: the angle in radians
-            between consecutive embeddings; or uint8 frames ``(T, H, W, 3)``: measured with
-            ``metric``; or already computed distances ``(T - 1,)``, returned as they are.
+            between consecutive embeddings; or uint8 frames ``(T, H, W, 3)`` (or float in
+            [0, 1], as :func:`latentlab.write_video` takes them: other ranges and NaN are
+            refused): measured with ``metric``; or already computed distances ``(T - 1,)``,
+            returned as they are.
         metric: for frames, ``"pixel"`` (RMS difference with values in [0, 1], the default
             without an encoder) or ``"clip"`` (angle between the frames' CLIP image
             embeddings, the default with ``encoder``).
@@ -717,6 +719,7 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
         raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
     from .pacing import frame_distances  # the one implementation of both frame metrics
 
-    if arr.dtype != np.uint8:  # float frames in [0, 1]
-        arr = np.clip(np.rint(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    from .video import _to_uint8  # float frames in [0, 1] as the video functions take them, checked the same way
+
+    arr = _to_uint8(arr, "frames")
     return frame_distances(arr, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)

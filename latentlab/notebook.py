@@ -203,8 +203,9 @@ def show_video(
     Args:
         frames: uint8 ``(T, H, W, 3)`` frames, or the path of an mp4 / gif / webp file.
         fps: frames per second (frames only).
-        format: ``"gif"``, ``"webp"`` or ``"mp4"``; default gif for frames up to 256 px (sharp
-            when scaled up), mp4 above.
+        format: ``"gif"``, ``"webp"`` or ``"mp4"``; by default gif for frames up to 256 px (sharp
+            when scaled up), or lossless webp (as sharp) where ``fps`` is above the 50 a gif can
+            play, and mp4 above 256 px. A gif asked for explicitly is refused above 50 fps.
         scale: integer display zoom (default: automatic, small frames are enlarged).
         pingpong, hold_first, hold_last: frame order, see :func:`latentlab.video.sequence`.
         caption: text under the video.
@@ -216,7 +217,7 @@ def show_video(
     >>> v.mimetype, v.data[:3]
     ('image/gif', b'GIF')
     """
-    from .video import _as_frames, write_video
+    from .video import _GIF_MAX_FPS, _as_frames, _check_fps, write_video
 
     if isinstance(frames, (str, os.PathLike)):
         p = Path(frames).expanduser()
@@ -234,13 +235,22 @@ def show_video(
         return VideoView(data, mime, width=width, path=p, caption=caption)
     arr = _as_frames(frames)
     h, w = arr.shape[1:3]
-    fmt = (format or ("gif" if max(h, w) <= 256 else "mp4")).lower()
+    quality = None
+    if not format:
+        fmt = "gif" if max(h, w) <= 256 else "mp4"
+        if fmt == "gif" and _check_fps(fps) > _GIF_MAX_FPS:  # too fast for a gif: webp, lossless as sharp
+            fmt, quality = "webp", 100
+    elif isinstance(format, str):
+        fmt = format.lower()
+    else:
+        fmt = ""
     if fmt not in ("gif", "webp", "mp4"):
         raise ArgumentError(f"format must be 'gif', 'webp' or 'mp4', got {format!r}.")
     zoom = _check_scale(scale) or _auto_scale(max(h, w), w, target=256, max_width=768)
     with tempfile.TemporaryDirectory() as tmp:
         out = write_video(
-            arr, Path(tmp) / f"view.{fmt}", fps=fps, pingpong=pingpong, hold_first=hold_first, hold_last=hold_last
+            arr, Path(tmp) / f"view.{fmt}", fps=fps, pingpong=pingpong, hold_first=hold_first, hold_last=hold_last,
+            quality=quality,
         )
         data = out.read_bytes()
     mime = {"gif": "image/gif", "webp": "image/webp", "mp4": "video/mp4"}[fmt]
@@ -420,14 +430,18 @@ class Scrubber:
 
     def frames(self, indices: Sequence[int] | None = None, *, progress: bool = False) -> np.ndarray:
         """Frames ``indices`` (default: all) as uint8 ``(n, H, W, 3)``; missing ones are
-        rendered in batches of the decoder's batch size."""
+        rendered in batches of the decoder's batch size. All are returned whatever the
+        ``cache_size``; the cache keeps the most recently used of them."""
         from tqdm.auto import tqdm
 
         idx = list(range(self.num_frames)) if indices is None else [self._index(k) for k in indices]
-        todo = [k for k in dict.fromkeys(idx) if k not in self._cache]
+        # the cached ones are taken now: rendering the others may evict them (cache_size < len(idx))
+        got = {k: self._cache[k] for k in dict.fromkeys(idx) if k in self._cache}
+        todo = [k for k in dict.fromkeys(idx) if k not in got]
+        for k in got:
+            self._cache.move_to_end(k)  # used now
         self.hits += len(idx) - len(todo)
         self.misses += len(todo)
-        got: dict[int, np.ndarray] = {}
         bs = max(1, int(getattr(self.decoder, "default_batch_size", 8)))
         with tqdm(total=len(todo), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(todo), bs):
@@ -436,7 +450,7 @@ class Scrubber:
                     got[k] = image
                     self._store(k, image)
                 bar.update(len(batch))
-        return np.stack([got[k] if k in got else self._cache[k] for k in idx])
+        return np.stack([got[k] for k in idx])
 
     def cache_info(self) -> dict[str, int]:
         """``{"hits", "misses", "cached", "frames"}``."""
@@ -521,7 +535,10 @@ class LivePreview:
 
     Args:
         every: update the picture every ``every`` frames (and always on the last one). A preview
-            passed to several renders counts each afresh and shows each in a new output.
+            passed to several renders counts each afresh and shows each in a new output: a
+            render is new when a frame already shown comes again (a rerun, or a render resumed
+            after an interrupted one, which first reports the frames it kept), when a kept
+            frame follows a drawn one, or when the number of frames changes.
         scale: integer display zoom (default automatic).
         on_frame: another callback to call with every frame's info dict as well.
 
@@ -546,7 +563,8 @@ class LivePreview:
         self.resumed = 0
         self.last: np.ndarray | None = None
         self._handle: Any = None
-        self._n = 0  # frames seen of the current render (count spans every render it watched)
+        self._seen: set[int] = set()  # frames of the current render (count spans every render it watched)
+        self._drawn = False  # whether the current render has reported a frame it drew (not kept)
         self._T: int | None = None
 
     def __call__(self, info: dict[str, Any]) -> None:
@@ -556,10 +574,15 @@ class LivePreview:
         if self.on_frame is not None:
             self.on_frame(info)
         k, T = int(info["frame"]), int(info["frames"])
-        if T != self._T or self._n >= T:  # a new render: count afresh, show it in a new output
-            self._n, self._T, self._handle = 0, T, None
-        self._n += 1
-        if self._n % self.every and self._n != T:
+        resumed = bool(info.get("resumed", False))
+        # render reports each frame once, the kept (resumed) ones first: a frame seen again, or a
+        # kept one after a drawn one, is a new render (count afresh, show it in a new output)
+        if T != self._T or k in self._seen or (resumed and self._drawn):
+            self._seen, self._drawn, self._T, self._handle = set(), False, T, None
+        self._seen.add(k)
+        self._drawn = self._drawn or not resumed
+        n = len(self._seen)
+        if n % self.every and n != T:
             return
         try:
             from IPython import get_ipython

@@ -234,14 +234,39 @@ def _save_png(frame: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load_png(path: Path) -> np.ndarray | None:
+def _load_png(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """A finished frame, or ``None`` (to render it again) for a file that is not one of this
+    render's frames: damaged, not RGB (render writes RGB only), or not of ``shape``."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            if im.mode != "RGB":
+                return None
+            image = np.asarray(im)
     except Exception:  # a damaged file is rendered again
         return None
+    return image if shape is None or image.shape == tuple(shape) else None
+
+
+def _frame_shape(recorded: Any, decoder: Any) -> tuple[int, ...] | None:
+    """The ``(H, W, 3)`` of the frames ``decoder`` returns, before decoding any: as recorded in
+    the manifest of this render, else from the decoder's ``resolution`` (square frames), else
+    ``None`` (unknown until the first batch is decoded)."""
+    if isinstance(recorded, list) and len(recorded) == 3 and all(type(x) is int and x > 0 for x in recorded):
+        return tuple(recorded)
+    r = getattr(decoder, "resolution", None)
+    if isinstance(r, int) and not isinstance(r, bool) and r > 0:
+        return (r, r, 3)
+    return None
+
+
+def _made_with_other_versions(old: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    """Whether some finished frames of ``old`` (the same render) came from other library
+    versions: its versions differ, or it was already resumed across an upgrade."""
+    kept = old.get("earlier_versions")
+    mixed = isinstance(kept, list) and any(isinstance(v, dict) for v in kept)
+    return old.get("versions") != manifest["versions"] or mixed
 
 
 def _note_version_change(out_dir: Path, old: dict[str, Any], manifest: dict[str, Any]) -> None:
@@ -259,13 +284,22 @@ def _note_version_change(out_dir: Path, old: dict[str, Any], manifest: dict[str,
         diff = ", ".join(f"{k} {before.get(k, 'absent')} -> {now.get(k, 'absent')}" for k in changed)
         warnings.warn(
             f"out_dir {str(out_dir)!r}: resuming a render whose finished frames were made with other "
-            f"library versions ({diff}); new frames may differ slightly from those. Pass overwrite=True "
-            "(CLI: --overwrite) to render every frame with these versions.",
+            f"library versions ({diff}); new frames may differ slightly from those. To render every frame "
+            "again with these versions, run it again with overwrite=True (CLI: --overwrite).",
             RuntimeWarning,
             stacklevel=4,
         )
     if earlier:
         manifest["earlier_versions"] = earlier
+
+
+def untracked_frames_error(out_dir: Path) -> ArgumentError:
+    """The refusal of a folder holding frames but no manifest (another tool's, or a
+    ``variations --eta`` run's): nothing says what they are."""
+    return ArgumentError(
+        f"out_dir {str(out_dir)!r} has frames but no {MANIFEST}, so they cannot be trusted. "
+        "Render into a new folder, or pass overwrite=True (CLI: --overwrite) to replace them."
+    )
 
 
 def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
@@ -297,15 +331,21 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
             for f in out_dir.glob("frame_*.png"):
                 f.unlink()
         else:
-            manifest["created"] = old.get("created", manifest["created"])
-            _note_version_change(out_dir, old, manifest)
+            shape = _frame_shape(old.get("frame_shape"), None)
+            if shape is not None:
+                manifest["frame_shape"] = list(shape)
+            if overwrite and _made_with_other_versions(old, manifest):
+                # the same render, but (some of) its frames came from other library versions:
+                # overwrite renders them all again, as the version warning advises
+                for f in out_dir.glob("frame_*.png"):
+                    f.unlink()
+            else:
+                manifest["created"] = old.get("created", manifest["created"])
+                _note_version_change(out_dir, old, manifest)
     else:
         stale = list(out_dir.glob("frame_*.png"))
         if stale and not overwrite:
-            raise ArgumentError(
-                f"out_dir {str(out_dir)!r} has frames but no {MANIFEST}, so they cannot be trusted. "
-                "Render into a new folder, or pass overwrite=True to replace them."
-            )
+            raise untracked_frames_error(out_dir)
         for f in stale:
             f.unlink()
     _write_json(path, manifest)
@@ -359,7 +399,9 @@ def render(
             ``seed`` gives another variation of the whole trajectory.
         out_dir: render directory; frames are written there as they finish and a rerun
             resumes. ``None`` renders in memory only.
-        overwrite: replace a different render found in ``out_dir`` instead of refusing.
+        overwrite: replace a different render found in ``out_dir`` instead of refusing, and
+            render every frame again when some of this render's finished frames were made
+            with other library versions; the same render under the same versions resumes.
         spec: the render spec (as a dict) to record in the manifest.
         callback: called after each frame with ``{"frame": k, "frames": T, "image": (H, W, 3)
             uint8, "resumed": bool}``, e.g. for live previews in a notebook.
@@ -450,11 +492,14 @@ def render(
         }
         manifest = _prepare_dir(directory, manifest, overwrite)
         np.save(directory / "embeddings.npy", z.numpy())
+        # a file of another size or mode (not this decoder's frame) is rendered again, as a damaged one is
+        expected = _frame_shape(manifest.get("frame_shape"), decoder)
         for k in range(T):
             p = directory / FRAME_PATTERN.format(k)
             if p.exists():
-                frames[k] = _load_png(p)
+                frames[k] = _load_png(p, expected)
     todo = [k for k in range(T) if frames[k] is None]
+    shape: tuple[int, ...] | None = None  # of the frames the decoder returns, from its first batch
 
     from tqdm.auto import tqdm
 
@@ -496,6 +541,22 @@ def render(
                     f"decoder {type(decoder).__name__} returned {getattr(out, 'shape', type(out))} "
                     f"{getattr(out, 'dtype', '')}; expected uint8 ({len(idx)}, H, W, 3)."
                 )
+            if shape is None:
+                shape = tuple(out.shape[1:])
+                if directory is not None and manifest.get("frame_shape") != list(shape):
+                    manifest["frame_shape"] = list(shape)  # so a resumed render checks its frames before decoding
+                    _write_json(directory / MANIFEST, manifest)
+                # kept frames of another size (where neither the manifest nor the decoder's
+                # resolution said the size beforehand) are rendered again
+                stale = [k for k in range(T) if frames[k] is not None and frames[k].shape != shape]
+                for k in stale:
+                    frames[k] = None
+                todo.extend(stale)
+            elif tuple(out.shape[1:]) != shape:
+                raise LatentlabError(
+                    f"decoder {type(decoder).__name__} returned frames of shape {tuple(out.shape[1:])} after "
+                    f"frames of {shape}; the frames of one render must share one size."
+                )
             for j, k in enumerate(idx):
                 frames[k] = out[j]
                 if writer is not None:
@@ -513,6 +574,15 @@ def render(
             writer.shutdown(wait=True)
     for f in pending:
         f.result()  # re-raise a failed write
+    sizes = [f.shape for f in frames]  # type: ignore[union-attr]
+    if len(set(sizes)) > 1:  # only frames kept from before, of a size nothing said in advance
+        common = max(set(sizes), key=sizes.count)
+        odd = [FRAME_PATTERN.format(k) for k, s in enumerate(sizes) if s != common]
+        raise LatentlabError(
+            f"out_dir {str(directory)!r} holds frames of different sizes: {', '.join(odd[:5])}"
+            f"{' ...' if len(odd) > 5 else ''} differ from the other frames' {common}. Delete the files that "
+            "are not this render's and run it again: the missing frames are rendered."
+        )
     if directory is not None:
         manifest["complete"] = True
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

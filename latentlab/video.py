@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import struct
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -48,6 +49,8 @@ SUPPORTED_FORMATS: tuple[str, ...] = ("mp4", "gif", "webp")
 # GIF stores frame delays in hundredths of a second and browsers stretch delays under
 # 2/100 s to 1/10 s, so a GIF cannot play faster than this.
 _GIF_MAX_FPS = 50.0
+# ... and as a 16-bit count, so one picture shows at most 655.35 s
+_GIF_MAX_DELAY_CS = 65535
 _DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
 _DEFAULT_WEBP_QUALITY = 90
 
@@ -402,9 +405,9 @@ def _ffmpeg_path(path: Path) -> str:
 def check_gif_fps(fps: float, fmt: str) -> None:
     """Refuse a gif faster than 50 fps (what :func:`write_video` refuses), so that a render
     can check it before any decoding."""
-    if fmt == "gif" and float(fps) > _GIF_MAX_FPS:
+    if fmt == "gif" and _check_fps(fps) > _GIF_MAX_FPS:  # a number, or a numeric string, as write_video takes
         raise ArgumentError(
-            f"fps={fps:g} is too fast for gif (delays are stored in 1/100 s and browsers slow "
+            f"fps={_check_fps(fps):g} is too fast for gif (delays are stored in 1/100 s and browsers slow "
             f"anything above {_GIF_MAX_FPS:g} fps down to 10 fps). Fix: use fps <= 50 (CLI: --fps 50), "
             "or write mp4/webp."
         )
@@ -418,9 +421,18 @@ def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop:
     # a gif's loop count is the repeats after the first play (0: forever; none: plays once),
     # where ``loop`` counts the plays, as webp's does
     repeat = {"loop": 0} if loop == 0 else ({} if loop == 1 else {"loop": loop - 1})
-    # Pillow's writer takes a list of durations only for several frames; one frame gets a number
-    iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
-                duration=durations if len(seq) > 1 else durations[0], **repeat)
+    try:
+        # Pillow's writer takes a list of durations only for several frames; one frame gets a number
+        iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
+                    duration=durations if len(seq) > 1 else durations[0], **repeat)
+    except (OverflowError, struct.error):
+        # Pillow merges identical consecutive frames (a hold) into one, whose delay a gif stores
+        # in a 16-bit count of 1/100 s
+        raise ArgumentError(
+            f"a gif shows one picture for at most {_GIF_MAX_DELAY_CS / 100:g} s, and a hold or a frame at fps={fps:g} "
+            "lasts longer (identical frames in a row count as one). Fix: shorten hold_first / hold_last "
+            "(CLI: --hold-first / --hold-last), raise fps, or write mp4/webp."
+        ) from None
 
 
 def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int,

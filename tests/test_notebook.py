@@ -152,6 +152,26 @@ def test_show_video_gif_holds_the_frames():
         ll.show_video(f, format="avi")
 
 
+def test_show_video_picks_a_format_that_plays_the_fps():
+    from PIL import Image
+
+    f = _frames(4)
+    v = ll.show_video(f, fps=60)  # gif cannot play 60 fps: lossless webp, as sharp
+    assert v.mimetype == "image/webp" and v.data[8:12] == b"WEBP"
+    with Image.open(io.BytesIO(v.data)) as im:
+        back, durations = [], []
+        for k in range(im.n_frames):
+            im.seek(k)
+            back.append(np.asarray(im.convert("RGB")))
+            durations.append(im.info["duration"])
+    np.testing.assert_array_equal(np.stack(back), f)
+    assert abs(sum(durations) - 4000 / 60) <= 1
+    assert ll.show_video(f, fps=50).mimetype == "image/gif"  # as fast as a gif plays: still a gif
+    assert ll.show_video(np.zeros((2, 300, 300, 3), np.uint8), fps=60).mimetype == "video/mp4"
+    with pytest.raises(ArgumentError, match="too fast for gif"):  # a gif asked for is not swapped
+        ll.show_video(f, fps=60, format="gif")
+
+
 def test_show_paths_and_files(tmp_path):
     f = _frames(3)
     png = ll.save_image(f[2], tmp_path / "a.png")
@@ -222,6 +242,20 @@ def test_scrubber_cache_and_lru(tiny_path, tiny_decoder):
         s.frame(len(tiny_path))
     with pytest.raises(ArgumentError, match="noise"):
         ll.Scrubber(tiny_path, tiny_decoder, noise="slerp-ish")
+
+
+def test_scrubber_frames_beyond_the_cache_size(fake_decoder):
+    # frames counted as cached were evicted while the others rendered: KeyError
+    path = _fake_path(12)
+    full = render(path, fake_decoder, progress=False)
+    s = ll.scrub(path, fake_decoder, cache_size=2)
+    s.frame(0)
+    s.frame(11)
+    np.testing.assert_array_equal(s.frames([0, 11, 3, 4]), full[[0, 11, 3, 4]])
+    assert s.cache_info() == {"hits": 2, "misses": 4, "cached": 2, "frames": 12}
+    assert set(s._cache) == {3, 4}
+    np.testing.assert_array_equal(s.frames([4, 5, 6, 4, 7]), full[[4, 5, 6, 4, 7]])
+    assert "static view: 12 of 12 frames" in ll.scrub(path, fake_decoder, cache_size=1)._repr_html_()
 
 
 def test_scrubber_labels_and_space_checks(tiny_path, tiny_decoder):
@@ -312,6 +346,49 @@ def test_live_preview_updates_one_display_in_ipython(monkeypatch):
         p({"frame": k, "frames": 5, "image": f[k], "resumed": False})
     assert [c[0] for c in calls] == ["display", "update", "update"] and calls[-1][1].caption == "frame 5 / 5"
     assert p.count == 10
+
+
+def test_live_preview_shows_a_resumed_render_in_a_new_output(tmp_path, fake_decoder, monkeypatch):
+    IPython = pytest.importorskip("IPython")
+    import IPython.display
+
+    calls = []
+
+    class Handle:
+        def update(self, obj):
+            calls.append(("update", obj.caption))
+
+    def fake_display(obj, display_id=False):
+        calls.append(("display", obj.caption))
+        return Handle()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    path = _fake_path(10)
+
+    def stop_at_four(info):
+        if info["frame"] == 4 and not info["resumed"]:
+            raise KeyboardInterrupt
+
+    p = ll.LivePreview(every=3, on_frame=stop_at_four)
+    with pytest.raises(KeyboardInterrupt):
+        render(path, fake_decoder, out_dir=tmp_path / "r", batch_size=1, callback=p, progress=False)
+    assert calls == [("display", "frame 3 / 10")]
+    calls.clear()
+    render(path, fake_decoder, out_dir=tmp_path / "r", batch_size=1, callback=p, progress=False)
+    # the resumed render: frames 0-4 kept (4 was saved before the interrupt), 5-9 drawn; in its own
+    # output, counted from its first frame (it used to go on in the old one, then start another at frame 5)
+    assert calls == [("display", "frame 3 / 10 (resumed)"), ("update", "frame 6 / 10"),
+                     ("update", "frame 9 / 10"), ("update", "frame 10 / 10")]
+    assert p.count == 5 + 10 and p.resumed == 5
+    calls.clear()
+    # a render that keeps frames 0-9 but follows frames of a render it did not finish: new output too
+    q = ll.LivePreview(every=4)
+    for k in range(3):
+        q({"frame": k + 5, "frames": 10, "image": _frames(1)[0], "resumed": False})
+    for k in range(4):
+        q({"frame": k, "frames": 10, "image": _frames(1)[0], "resumed": True})
+    assert [c[0] for c in calls] == ["display"] and calls[0][1] == "frame 4 / 10 (resumed)"
 
 
 # ----------------------------------------------------------------------------------
@@ -456,6 +533,22 @@ def test_consecutive_distances():
         ll.consecutive_distances(f, metric="clip")
     with pytest.raises(ArgumentError, match="shape"):
         ll.consecutive_distances(np.zeros((2, 3, 3)))
+
+
+def test_consecutive_distances_checks_float_frames_as_the_video_functions_do():
+    f = _frames(4)
+    as_float = f.astype(np.float32) / 255
+    np.testing.assert_allclose(ll.consecutive_distances(as_float), ll.consecutive_distances(f))
+    with_nan = as_float.copy()
+    with_nan[2, 3, 3, 0] = np.nan  # was cast to 0 without a word
+    with pytest.raises(ArgumentError, match="NaN"):
+        ll.consecutive_distances(with_nan)
+    with pytest.raises(ArgumentError, match=r"looks like \[0, 255\]"):  # was clipped to white
+        ll.consecutive_distances(f.astype(np.float64))
+    with pytest.raises(ArgumentError, match="NaN"):
+        ll.plot_pacing(with_nan)
+    # integer frames of another dtype are pixel values, not fractions of 1
+    np.testing.assert_allclose(ll.consecutive_distances(f.astype(np.int64)), ll.consecutive_distances(f))
 
 
 # ----------------------------------------------------------------------------------

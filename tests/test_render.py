@@ -258,3 +258,94 @@ def test_render_accepts_numpy_integers_and_names_a_missing_decoder():
     np.testing.assert_array_equal(out, dec.render(z, seed=3, steps=2, guidance_scale=2.0, progress=False))
     with pytest.raises(ArgumentError, match="decoder must be a latentlab Decoder, got NoneType"):
         render(z, None)
+
+
+def _interrupt_at(p, decoder, out, frame):
+    def stop(info):
+        if info["frame"] == frame:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(p, decoder, out_dir=out, batch_size=1, callback=stop, progress=False)
+
+
+def _age_versions(out):
+    """Make the manifest say its frames came from an older torch."""
+    m = json.loads((out / MANIFEST).read_text())
+    m["versions"]["torch"] = "1.0.0"
+    (out / MANIFEST).write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("resumed_first", [False, True])
+def test_overwrite_renders_again_every_frame_other_versions_made(tmp_path, fake_decoder, resumed_first):
+    # the version warning advises overwrite=True; it used to keep the old frames (only a different
+    # fingerprint, which versions are not part of, made overwrite act)
+    p = path8(frames=6)
+    out = tmp_path / "r"
+    ref = render(p, fake_decoder, progress=False)
+    _interrupt_at(p, fake_decoder, out, 2)
+    _age_versions(out)
+    if resumed_first:  # the usual path: the warning comes while the render goes on, then the user follows it
+        with pytest.warns(RuntimeWarning, match=r"torch 1\.0\.0 -> .*overwrite=True \(CLI: --overwrite\)"):
+            render(p, fake_decoder, out_dir=out, progress=False)
+        assert json.loads((out / MANIFEST).read_text())["earlier_versions"][0]["torch"] == "1.0.0"
+    fake_decoder.calls.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frames = render(p, fake_decoder, out_dir=out, overwrite=True, progress=False)
+    assert sum(fake_decoder.calls) == 6 and np.array_equal(frames, ref)  # every frame rendered again
+    m = json.loads((out / MANIFEST).read_text())
+    assert m["complete"] is True and "earlier_versions" not in m
+    # nothing changed since: overwrite=True resumes (here: nothing left to draw), frames untouched
+    mtimes = {f.name: f.stat().st_mtime_ns for f in out.glob("frame_*.png")}
+    fake_decoder.calls.clear()
+    again = render(p, fake_decoder, out_dir=out, overwrite=True, progress=False)
+    assert sum(fake_decoder.calls) == 0 and np.array_equal(again, ref)
+    assert {f.name: f.stat().st_mtime_ns for f in out.glob("frame_*.png")} == mtimes
+
+
+def test_refusals_name_the_cli_flag_too(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
+    with pytest.raises(ArgumentError, match=r"overwrite=True \(CLI: --overwrite\)"):
+        render(path8(seed=1), fake_decoder, out_dir=out, progress=False)
+    (out / MANIFEST).unlink()
+    with pytest.raises(ArgumentError, match=r"no manifest\.json.*overwrite=True \(CLI: --overwrite\)"):
+        render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
+
+
+@pytest.mark.parametrize("size_known", [True, False])
+def test_a_foreign_png_in_the_folder_is_rendered_again(tmp_path, fake_decoder, size_known):
+    from PIL import Image
+
+    if not size_known:  # neither the decoder's resolution nor the manifest says the size beforehand
+        fake_decoder.resolution = 0
+    p = path8(frames=4)
+    out = tmp_path / "r"
+    ref = render(p, fake_decoder, out_dir=out, progress=False)
+    if not size_known:
+        m = json.loads((out / MANIFEST).read_text())
+        del m["frame_shape"]
+        (out / MANIFEST).write_text(json.dumps(m))
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(out / "frame_00002.png")  # valid PNG, wrong size
+    Image.new("RGBA", (8, 8), (250, 0, 0, 128)).save(out / "frame_00001.png")  # right size, not RGB
+    fake_decoder.calls.clear()
+    frames = render(p, fake_decoder, out_dir=out, progress=False)
+    assert sum(fake_decoder.calls) == 2 and np.array_equal(frames, ref)
+    with Image.open(out / "frame_00002.png") as im:
+        assert im.size == (8, 8)
+
+
+def test_frames_of_mixed_sizes_with_nothing_to_draw_are_named(tmp_path, fake_decoder):
+    from PIL import Image
+
+    fake_decoder.resolution = 0  # the size cannot be known without decoding
+    p = path8(frames=4)
+    out = tmp_path / "r"
+    render(p, fake_decoder, out_dir=out, progress=False)
+    m = json.loads((out / MANIFEST).read_text())
+    del m["frame_shape"]
+    (out / MANIFEST).write_text(json.dumps(m))
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(out / "frame_00002.png")
+    with pytest.raises(LatentlabError, match=r"frame_00002\.png differ"):
+        render(p, fake_decoder, out_dir=out, progress=False)

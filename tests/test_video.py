@@ -211,6 +211,8 @@ def test_read_only_directory_is_rejected(tmp_path):
         ({"loop": -1}, "loop"),
         ({"hold_last": -2}, "hold_last"),
         ({"fps": 60}, "too fast for gif"),
+        ({"fps": "60"}, "fps=60 is too fast for gif"),  # a numeric string, as fps="24" is taken
+        ({"fps": "fast"}, "expected a positive number"),
     ],
 )
 def test_write_video_checks_options(tmp_path, kw, match):
@@ -219,6 +221,13 @@ def test_write_video_checks_options(tmp_path, kw, match):
         return
     with pytest.raises(ArgumentError, match=match):
         write_video(numbered(2, 4, 4), tmp_path / "a.gif", **kw)
+
+
+@pytest.mark.parametrize("fps, match", [("60", "fps=60 is too fast"), ("fast", "fps='fast'"), (None, "fps=None")])
+def test_check_gif_fps_refuses_cleanly(fps, match):
+    with pytest.raises(ArgumentError, match=match):
+        video.check_gif_fps(fps, "gif")
+    video.check_gif_fps(60, "mp4")  # only gif is limited
 
 
 def test_argument_error_is_a_value_error():
@@ -326,6 +335,23 @@ def test_gif_round_trip(tmp_path):
             im.seek(k)
             durations.append(im.info["duration"])
     assert set(durations) <= {40, 50} and abs(sum(durations) - 8 * 1000 / 24) <= 10
+
+
+@pytest.mark.parametrize(
+    "n, kw",
+    [
+        (3, {"fps": 24, "hold_last": 16000}),  # 16000 copies of the last frame at 24 fps: 666.7 s
+        (3, {"fps": 0.001}),  # 1000 s a frame
+    ],
+)
+def test_a_gif_picture_longer_than_a_gif_delay_is_refused(tmp_path, n, kw):
+    # a gif delay is a 16-bit count of 1/100 s: Pillow raised a bare OverflowError
+    with pytest.raises(ArgumentError, match=r"at most 655.35 s, .* Fix: shorten hold_first"):
+        write_video(flat_colours(n, 6, 5), tmp_path / "long.gif", **kw)
+    assert leftovers(tmp_path) == []
+    # within the limit it is written
+    out = write_video(flat_colours(2, 6, 5), tmp_path / "ok.gif", fps=0.01, loop=3, pingpong=True, hold_first=1)
+    assert read_video(out).shape[0] == 2
 
 
 @pytest.mark.parametrize("fmt", ["gif", "webp", "mp4"])
