@@ -20,8 +20,8 @@ DDIM-inverted noise with a little fresh noise at every sampler step (``"inverted
 DDIM ``eta`` > 0: pictures that stay centred on the input).
 
 :func:`generate` is DALL-E 2's text-to-image: the prior draws ``n`` image embeddings for one
-caption, and the decoder draws each; a decoder that reads captions (``mini``) is given the
-caption too, as DALL-E 2's decoder is.
+caption, and the decoder draws each; a decoder that reads captions (``mini``, Karlo, Stable
+unCLIP) is given the caption too, as DALL-E 2's decoder is.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ VARIATION_MODES = ("reroll", "inverted")
 
 
 _MODEL_PARTS = {
-    "encoder": (("encode_text", "encode_image"), "Encoder", "ll.create_encoder(preset)"),
+    "encoder": (("encode_text",), "Encoder", "ll.create_encoder(preset)"),
     "decoder": (("decode", "noise_shape"), "Decoder", "ll.create_decoder(preset)"),
     "prior": (("__call__", "dim", "space"), "Prior", "ll.create_prior(preset)"),
 }
@@ -351,7 +351,8 @@ def generate(
         captions: give the decoder the prompt too. ``None`` (default): when the decoder reads
             captions (``decoder.reads_captions``: mini does, and then hands the noisiest
             steps to its layout expert, which places the objects the prompt names, see
-            docs/mini.md; Karlo with DDIM does, as its text-to-image pipeline does);
+            docs/mini.md; Karlo with DDIM and Stable unCLIP do, as their text-to-image
+            pipelines do; Kandinsky does not);
             ``True``: require it; ``False``: draw from the embeddings alone, as a render does.
         batch_size: pictures per decoder call.
         progress: a progress bar over the batches.

@@ -897,8 +897,22 @@ def test_generate_draws_prior_samples_and_gives_the_decoder_the_prompt(mini):
         ll.generate(enc, None, dec, prompt)
 
 
+def _reading_no_captions(dec):
+    """``dec`` as a decoder that reads no captions (as Kandinsky's): the base Decoder's own
+    ``reads_captions`` (False) and refusal, the rest of ``dec`` unchanged."""
+    import copy
+
+    from latentlab.decoders.base import Decoder
+
+    cls = type(f"NoCaptions{type(dec).__name__}", (type(dec),), {"reads_captions": Decoder.reads_captions})
+    out = copy.copy(dec)
+    out.__class__ = cls
+    return out
+
+
 def test_generate_with_a_decoder_that_reads_no_captions(tiny_encoder, tiny_decoder):
     prior = ll.create_prior("tiny")
+    tiny_decoder = _reading_no_captions(tiny_decoder)
     assert not tiny_decoder.reads_captions
     got = ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=3, seed=2, steps=2, batch_size=2)
     z = torch.cat([prior(tiny_encoder.encode_text(["a cat"]), seed=s) for s in (2, 3, 4)])

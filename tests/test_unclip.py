@@ -396,6 +396,141 @@ def test_real_checkpoint_if_cached():
     assert frames.shape == (1, 256, 256, 3) and frames.dtype == np.uint8 and frames.std() > 1
 
 
+# -- captions: the text-to-image pipeline's prompt conditioning ----------------------------------
+
+PROMPTS = ["a red cat", "a blue dog sitting on a long road by the sea"]  # the second is truncated (16 tokens)
+
+
+def _text_to_image_pipeline(dec):
+    """diffusers' text-to-image ``StableUnCLIPPipeline`` around ``dec``'s own components, with a
+    tiny random prior whose output is then replaced by ``dec``'s scaled embeddings (set
+    ``pipe.image_embeds`` before a call): its decoder stage, prompt encoding included, is
+    the reference. The prior samples with DDIM (eta 0), so it draws nothing from the
+    generators and the embedding noise gets the same random numbers as the decoder's."""
+    from diffusers import DDIMScheduler, PriorTransformer, StableUnCLIPPipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from latentlab.decoders.unclip import tiny_clip_tokenizer
+
+    p = dec.pipe
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        prior_tokenizer = tiny_clip_tokenizer(16)
+        prior_text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=len(prior_tokenizer), hidden_size=dec.dim, intermediate_size=37, projection_dim=dec.dim,
+            num_hidden_layers=1, num_attention_heads=4, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+            pad_token_id=1)).eval()  # fmt: skip
+        prior = PriorTransformer(num_attention_heads=2, attention_head_dim=8, num_layers=1, embedding_dim=dec.dim,
+                                 num_embeddings=16).eval()  # fmt: skip
+    pipe = StableUnCLIPPipeline(
+        prior_tokenizer=prior_tokenizer, prior_text_encoder=prior_text_encoder, prior=prior,
+        prior_scheduler=DDIMScheduler(prediction_type="sample", clip_sample=False),
+        image_normalizer=p.image_normalizer, image_noising_scheduler=p.image_noising_scheduler,
+        tokenizer=p.tokenizer, text_encoder=p.text_encoder, unet=p.unet, scheduler=p.scheduler, vae=p.vae,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    prior.post_process_latents = lambda latents: pipe.image_embeds  # the prior's sample -> the given embeddings
+    return pipe
+
+
+def _unet_inputs(pipe):
+    """A list that collects the UNet's text conditioning (encoder_hidden_states) at each call, and its hook."""
+    seen: list[torch.Tensor] = []
+    hook = pipe.unet.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["encoder_hidden_states"].clone()), with_kwargs=True
+    )
+    return seen, hook
+
+
+def test_captions_condition_the_unet_as_the_text_to_image_pipeline_does(dec):
+    """decode(captions=...) draws what diffusers' StableUnCLIPPipeline draws for those prompts
+    and the same image embeddings, latents, noise level and seeds: the UNet reads each
+    caption's text embedding (its encode_prompt, truncation included) with the empty prompt
+    as the unconditional half of guidance."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    noisy = StableUnCLIPDecoder(dec.pipe, name="t", space=dec.space, dim=dec.dim, resolution=dec.resolution,
+                                embed_scale=dec.embed_scale, noise_level=100)  # fmt: skip
+    assert dec.reads_captions and noisy.reads_captions
+    ref = _text_to_image_pipeline(noisy)
+    z, x = tag(unit(2, dec.dim, 30), dec.space), noise_for(dec, 2, 31)
+    for guidance in (1.0, 3.0):
+        seen, hook = _unet_inputs(dec.pipe)
+        try:
+            ours = noisy._render(z, x, seeds=[5, 6], steps=3, guidance_scale=guidance, captions=PROMPTS)
+            ref.image_embeds = z * noisy.embed_scale
+            theirs = ref(
+                prompt=PROMPTS, latents=x.clone(), prior_latents=torch.zeros(2, dec.dim), prior_num_inference_steps=1,
+                prior_guidance_scale=1.0, height=64, width=64, num_inference_steps=3, guidance_scale=guidance,
+                noise_level=100, eta=0.0, generator=[torch.Generator("cpu").manual_seed(s) for s in (5, 6)],
+                output_type="np",
+            ).images  # fmt: skip
+        finally:
+            hook.remove()
+        assert len(seen) == 6
+        with torch.no_grad():
+            cond, uncond = ref.encode_prompt(PROMPTS, torch.device("cpu"), 1, guidance > 1.0)
+        want = torch.cat([uncond, cond]) if guidance > 1.0 else cond
+        assert not torch.allclose(want[-2], want[-1], atol=1e-3)  # two different captions
+        torch.testing.assert_close(seen[0], want, atol=1e-5, rtol=1e-5)  # the text conditioning
+        for a, b in zip(seen[:3], seen[3:]):  # ours and the pipeline's, step by step
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_captions_change_the_frames_and_none_keeps_the_empty_prompt(dec):
+    """Captions change the frames (a frame alone equals it in a batch); captions=None draws as
+    before, from the empty prompt as the image-variation pipeline does; an empty caption
+    draws the same as none."""
+    z, x = tag(unit(2, dec.dim, 32), dec.space), noise_for(dec, 2, 33)
+    plain = dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0)
+    with torch.no_grad():
+        variation = dec.pipe(image_embeds=z * dec.embed_scale, prompt=["", ""], latents=x.clone(), height=64,
+                             width=64, num_inference_steps=3, guidance_scale=3.0, noise_level=0, eta=0.0,
+                             generator=[torch.Generator("cpu").manual_seed(s) for s in (0, 1)],
+                             output_type="np").images  # fmt: skip
+    assert np.abs(plain.astype(int) - np.rint(variation * 255).astype(int)).max() <= 1
+    assert np.array_equal(dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0, captions=None), plain)
+    read = dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0, captions=PROMPTS)
+    for k in (0, 1):
+        assert np.abs(read[k].astype(int) - plain[k].astype(int)).mean() > 0.5  # the caption changes the picture
+    alone = dec.decode(z[1:], x[1:], seeds=[1], steps=3, guidance_scale=3.0, captions=PROMPTS[1:])
+    assert np.abs(alone[0].astype(int) - read[1].astype(int)).max() <= 1
+    empty = dec.decode(z, x, seeds=[0, 1], steps=3, guidance_scale=3.0, captions=["", ""])
+    assert np.abs(empty.astype(int) - plain.astype(int)).max() <= 1
+
+
+def test_wrong_captions_are_argument_errors(dec):
+    z, x = tag(unit(2, dec.dim, 34), dec.space), noise_for(dec, 2, 35)
+    with pytest.raises(ArgumentError, match="captions has 1 entries for 2 embeddings; give one per row"):
+        dec.decode(z, x, steps=1, captions=["a red cat"])
+    with pytest.raises(ArgumentError, match="captions has 3 entries"):
+        dec.decode(z, x, steps=1, captions=["a", "b", "c"])
+    with pytest.raises(ArgumentError, match="list of strings"):
+        dec.decode(z, x, steps=1, captions="a red cat")
+    with pytest.raises(ArgumentError, match="list of strings"):
+        dec.decode(z, x, steps=1, captions=["a red cat", 3])
+
+
+def test_generate_gives_stable_unclip_the_prompt(dec):
+    """ll.generate on the tiny Stable unCLIP decoder: the prior's samples drawn with the prompt."""
+    from types import SimpleNamespace
+
+    import latentlab as ll
+    from latentlab.priors import IdentityPrior
+    from latentlab.render import make_noise
+
+    prior = IdentityPrior(name="id", space=dec.space, dim=dec.dim)
+    text = tag(unit(1, dec.dim, 36), dec.space)
+    enc = SimpleNamespace(encode_text=lambda texts: text, encode_image=None)
+    got = ll.generate(enc, prior, dec, "a red cat", n=2, seed=3, steps=3, guidance_scale=3.0)
+    z, noise = tag(text.expand(2, -1).contiguous(), dec.space), make_noise(dec.noise_shape(), [3, 4])
+    expected = dec.decode(z, noise, seeds=[3, 4], steps=3, guidance_scale=3.0, captions=["a red cat"] * 2)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    plain = dec.decode(z, noise, seeds=[3, 4], steps=3, guidance_scale=3.0)
+    assert np.abs(got.astype(int) - plain.astype(int)).mean() > 0.5
+
+
 # -- priors ---------------------------------------------------------------------------------------
 
 

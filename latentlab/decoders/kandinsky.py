@@ -463,9 +463,14 @@ class KandinskyDecoder(Decoder):
     equals frame k in a batch (up to float rounding) on any device.
 
     **Inversion** (``scheduler="ddim"`` only): :meth:`invert` encodes the image with the MoVQ
-    encoder (the latents before quantisation, which the pipeline's decoder quantises itself)
-    and runs DDIM backwards (:meth:`invert_latents`) on the image's embedding, the UNet's
-    learned-variance half dropped as the pipeline drops it.
+    encoder (``movq.encode(...).latents``: the continuous latents after ``quant_conv``, never
+    quantised) and runs DDIM backwards (:meth:`invert_latents`) on the image's embedding, the
+    UNet's learned-variance half dropped as the pipeline drops it. Decoding quantises
+    nothing either: the pipeline decodes its latents with
+    ``movq.decode(latents, force_not_quantize=True)``, which for Kandinsky's MoVQ
+    (``lookup_from_codebook`` False, the default) skips the vector quantiser and decodes the
+    latents as they are: the UNet samples, and inversion starts from, the same continuous
+    latent space.
 
     Args:
         pipe: a ``KandinskyV22Pipeline`` (``unet``, ``scheduler``, ``movq``).

@@ -4,6 +4,9 @@
 ``StableUnCLIPImg2ImgPipeline``. The pipeline accepts ``image_embeds=`` directly, so no
 image is needed: the decoder hands it the (rescaled) latentlab embedding, the starting
 latents the render loop chose and one CPU generator per frame, and returns uint8 frames.
+The UNet reads the empty prompt, as in image variations, or with ``decode(...,
+captions=[...])`` each row's caption, as the text-to-image ``StableUnCLIPPipeline`` gives
+it the prompt.
 
 :func:`tiny_stable_unclip_pipeline` builds the same pipeline from tiny random components
 in-process (no download); the ``"tiny"`` preset uses it for tests and smoke runs.
@@ -238,6 +241,15 @@ class StableUnCLIPDecoder(Decoder):
     and seed only, never on the other frames of its batch, and reproduces on any device.
     The empty-prompt text embedding is computed once and reused.
 
+    **Captions.** Without captions (every render) the UNet reads the empty prompt, as the
+    image-variation pipeline (``StableUnCLIPImg2ImgPipeline``) conditions it.
+    ``decode(..., captions=[...])`` gives it each row's caption instead, encoded by the
+    pipeline's own ``encode_prompt`` (its tokenizer, padded to ``model_max_length`` and
+    truncated beyond it, and its text encoder), with the empty prompt as the unconditional
+    half of classifier-free guidance: what the text-to-image ``StableUnCLIPPipeline`` gives
+    the UNet for its prompt and the prior's image embedding. :func:`latentlab.generate`
+    does this with the prior's samples.
+
     Args:
         pipe: a loaded ``StableUnCLIPImg2ImgPipeline``.
         name: preset or model id recorded in manifests.
@@ -378,6 +390,31 @@ class StableUnCLIPDecoder(Decoder):
             self._prompt_cache[key] = emb.detach()
         return self._prompt_cache[key]
 
+    def _caption_embeds(self, captions: Sequence[str], device: torch.device) -> torch.Tensor:
+        """The text embeddings (b, L, C) of ``captions``, one per row, as the text-to-image
+        ``StableUnCLIPPipeline`` encodes its prompt: the pipeline's own ``encode_prompt``
+        (padded to the tokenizer's ``model_max_length``, truncated beyond it, with the
+        pipeline's warning)."""
+        with torch.no_grad():
+            emb, _ = self.pipe.encode_prompt(
+                prompt=list(captions), device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            )
+        return emb.detach()
+
+    @property
+    def reads_captions(self) -> bool:
+        """True: :meth:`decode` also takes ``captions``, which the UNet then reads in place of
+        the empty prompt, as the text-to-image ``StableUnCLIPPipeline`` gives it the prompt
+        (the unconditional half of guidance keeps the empty prompt)."""
+        return True
+
+    def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
+                          seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
+        """:meth:`_decode` with each row's caption in place of the empty prompt."""
+        frames = self._render(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale,
+                              captions=captions)  # fmt: skip
+        return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+
     def _render(
         self,
         embeddings: torch.Tensor,
@@ -386,8 +423,11 @@ class StableUnCLIPDecoder(Decoder):
         seeds: Sequence[int],
         steps: int,
         guidance_scale: float,
+        captions: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """Run the pipeline once for the batch; float32 frames (b, H, W, 3) in [0, 1]."""
+        """Run the pipeline once for the batch; float32 frames (b, H, W, 3) in [0, 1]. The UNet
+        reads the empty prompt, or with ``captions`` (one per row) each row's caption, the
+        unconditional half of guidance keeping the empty prompt."""
         if not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise ArgumentError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}.")
         n_train = int(self.pipe.scheduler.config.num_train_timesteps)
@@ -396,10 +436,11 @@ class StableUnCLIPDecoder(Decoder):
         pipe = self.pipe
         exec_device = pipe._execution_device
         b = embeddings.shape[0]
-        prompt = self._empty_prompt_embeds(exec_device).repeat(b, 1, 1)
+        empty = self._empty_prompt_embeds(exec_device).repeat(b, 1, 1)
+        prompt = empty if captions is None else self._caption_embeds(captions, exec_device)
         extra: dict[str, Any] = {"prompt_embeds": prompt}
-        if guidance_scale > 1.0:
-            extra["negative_prompt_embeds"] = prompt
+        if guidance_scale > 1.0:  # the unconditional half: the empty prompt, as StableUnCLIPPipeline's negative ""
+            extra["negative_prompt_embeds"] = empty
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         with torch.no_grad():
             out = pipe(
