@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,15 +31,18 @@ interruption and it resumes where it stopped.
 """
 
 
-def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str, str] = ("mp4", "24")) -> None:
+    """The options every rendering verb shares; ``frames=False`` (variations) leaves out the path
+    and noise options, ``video`` is the (format, fps) the verb defaults to."""
     g = p.add_argument_group("model and sampling")
     g.add_argument("--preset", default=None, help="model preset (see `latentlab presets`); default: mini")
     g.add_argument("--seed", type=int, default=None, help="seed of the starting noise (default 0)")
-    g.add_argument(
-        "--noise", choices=("shared", "per-frame", "slerp", "inverted"), default=None,
-        help="starting noise: shared (no flicker, default), per-frame, slerp (each keyframe its own, slerped "
-        "between) or inverted (image keyframes' DDIM-inverted noise: faithful end frames)",
-    )  # fmt: skip
+    if frames:  # (variations always draw each picture from its own noise)
+        g.add_argument(
+            "--noise", choices=("shared", "per-frame", "slerp", "inverted"), default=None,
+            help="starting noise: shared (no flicker, default), per-frame, slerp (each keyframe its own, slerped "
+            "between) or inverted (image keyframes' DDIM-inverted noise: faithful end frames)",
+        )  # fmt: skip
     g.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
     g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
     g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
@@ -75,14 +79,15 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
     o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
-    o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None, help="video format (default mp4)")
-    o.add_argument("--fps", type=float, default=None, help="frames per second (default 24)")
+    o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None, help=f"video format (default {video[0]})")
+    o.add_argument("--fps", type=float, default=None, help=f"frames per second (default {video[1]})")
     o.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE for the video")
     o.add_argument("--hold-first", type=int, default=None, help="extra frames showing the first frame")
     o.add_argument("--hold-last", type=int, default=None, help="extra frames showing the last frame")
     o.add_argument("--pingpong", action="store_true", default=None, help="play forwards then backwards")
     o.add_argument("--name", default=None, help="name of the render (folder and video file names)")
-    o.add_argument("--overwrite", action="store_true", help="replace a different render found in --out-dir")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace a different render found in --out-dir (and render again frames made with other library versions)")  # fmt: skip
     o.add_argument("--save-spec", default=None, metavar="PATH", help="also write the spec (.toml/.json) to PATH")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -147,13 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="variations centred on the image, as in the DALL-E 2 paper: start from its DDIM-inverted noise "
         "and let the sampler add noise of this strength, in (0, 1] (e.g. 0.3); needs a decoder that inverts (mini)",
     )  # fmt: skip
-    _common(p, frames=False)
+    _common(p, frames=False, video=("gif", "2"))
 
     p = sub.add_parser(
         "generate",
         help="draw N pictures of a caption through the prior and decoder (DALL-E 2's text-to-image)",
         description="The prior turns the caption into N image embeddings (picture k: seed + k), and the decoder "
-        "draws each; a decoder that reads captions (mini, karlo) is given the caption too, as DALL-E 2's decoder is "
+        "draws each; a decoder that reads captions (mini, karlo, sd21-unclip-l) is given the caption too, as DALL-E 2's decoder is "
         "(mini then lets its layout expert place the objects the caption names). Writes the pictures, "
         "generate.json and a contact sheet into the output folder; run it again after an interruption to "
         "draw only the missing pictures.",
@@ -347,8 +352,15 @@ def _generate(args: argparse.Namespace) -> int:
     batch = 8 if args.batch_size is None else args.batch_size
     if batch < 1:
         raise ll.ArgumentError(f"--batch-size must be at least 1, got {batch}.")
-    if args.size is not None and args.size < 8:
-        raise ll.ArgumentError(f"--size must be at least 8, got {args.size}.")
+    if args.size is not None and not 8 <= args.size <= 4096:
+        raise ll.ArgumentError(f"--size must be in [8, 4096] (as a spec's size), got {args.size}.")
+    if args.steps is not None and args.steps < 1:
+        raise ll.ArgumentError(f"--steps must be at least 1, got {args.steps}.")
+    if args.guidance_scale is not None and not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 0):
+        raise ll.ArgumentError(f"--guidance must be a finite number >= 0, got {args.guidance_scale}.")
+    seed = args.seed or 0
+    if not -(2**63) <= seed or not seed + args.num <= 2**63:
+        raise ll.ArgumentError(f"--seed must be in [-2**63, 2**63 - N) (picture k uses seed + k), got {seed}.")
     preset = args.preset or "mini"
     if ll.get_preset(preset).prior is None:
         raise ll.ArgumentError(
@@ -356,9 +368,10 @@ def _generate(args: argparse.Namespace) -> int:
             "in `latentlab presets` says yes."
         )
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or args.prompt)
-    seed = args.seed or 0
     mark = out_dir / "generate.json"
     old = _other_contents(out_dir, mark)
+    if old == [mark]:  # settings of a run that drew no picture (stopped early): nothing to keep
+        old = []
     try:
         was = json.loads(mark.read_text(encoding="utf-8")) if mark.is_file() else None
     except ValueError:
@@ -484,16 +497,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_spec({"keyframes": [_keyframe(args.image), {"text_diff": td}]}, args)
         if args.command == "interpolate":
             if len(args.keyframes) < 2:
-                parser.error("interpolate needs at least two keyframes")
+                raise ArgumentError(
+                    f"interpolate needs at least two keyframes (images or text:CAPTION), got {len(args.keyframes)}; "
+                    "for one image, try `latentlab morph` or `latentlab variations`."
+                )
             return _run_spec({"keyframes": [_keyframe(k) for k in args.keyframes]}, args)
         if args.command == "variations":
             if args.num < 2:
-                parser.error("--num must be at least 2")
+                raise ArgumentError(f"--num must be at least 2 for variations, got {args.num}.")
+            if args.eta is not None and args.image.startswith("text:"):
+                raise ArgumentError(
+                    f"variations --eta start from an image's inverted noise, so they need an image, got {args.image!r}. "
+                    f"Drop --eta, or for pictures of a caption use `latentlab generate {args.image[5:]!r}`."
+                )
             kf = _keyframe(args.image)
             spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2,
                     "name": f"{Path(args.image).stem}-variations"}  # fmt: skip
-            if args.noise not in (None, "per-frame"):
-                parser.error("variations need --noise per-frame (the default here)")
             if args.eta is not None:
                 return _inverted_variations(args, spec)
             return _run_spec(spec, args)
@@ -501,6 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_spec(args.spec, args)
         if args.command == "generate":
             return _generate(args)
+    except KeyboardInterrupt:  # e.g. while models load; the verbs say what they kept when they were drawing
+        print("\ninterrupted.", file=sys.stderr)
+        return 130
     except LatentlabError as exc:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2

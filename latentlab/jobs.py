@@ -236,10 +236,14 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     """
     import json
 
-    from .render import MANIFEST
+    from .render import MANIFEST, untracked_frames_error
 
     path = directory / MANIFEST
-    if overwrite or not path.is_file():
+    if overwrite:
+        return
+    if not path.is_file():
+        if any(directory.glob("frame_*.png")):  # before keyframes.json or any cache is written there
+            raise untracked_frames_error(directory)
         return
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -337,6 +341,8 @@ def render_spec(
     check_gif_fps(s.fps, video.suffix.lower().lstrip("."))  # before any decoding, not after the render
     if video.exists() and video.is_dir():
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
+    if prior is None and s.needs_prior() and preset.prior is None:
+        raise s.no_prior_error()  # before any model loads
     encoder = encoder if encoder is not None else create_encoder(preset, device=device)
     if prior is None and s.needs_prior():
         prior = create_prior(preset, device=device)

@@ -276,6 +276,11 @@ class Spec:
              f"'pacing_min_width' must be a number in (0, 1) (a fraction of a segment), got {self.pacing_min_width!r}.")  # fmt: skip
         need(self.pacing_relax is None or (is_int(self.pacing_relax) and self.pacing_relax >= 0),
              f"'pacing_relax' must be an integer >= 0 (rounds), got {self.pacing_relax!r}.")  # fmt: skip
+        if self.pacing == "uniform":
+            given = [f for f in ("pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol", "pacing_max_samples",
+                                 "pacing_min_width", "pacing_relax") if getattr(self, f) is not None]  # fmt: skip
+            need(not given, f"'{given[0] if given else ''}' applies to pacing = 'even' or 'fine' only, and pacing is "
+                 "'uniform' (the default), so it would be ignored. Set 'pacing' (CLI: --pacing even), or drop it.")  # fmt: skip
         need(self.invert_refine is None or (is_int(self.invert_refine) and self.invert_refine >= 0),
              f"'invert_refine' must be an integer >= 0 (gradient steps), got {self.invert_refine!r}.")  # fmt: skip
         need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")
@@ -326,8 +331,11 @@ class Spec:
         kind = kinds[0]
         v = kf[kind]
         if kind in ("image", "text"):
-            if not isinstance(v, str) or (kind == "image" and not v):
-                raise SpecError(f"{where}.{kind} must be a {'path' if kind == 'image' else 'caption'} string.")
+            if not isinstance(v, str) or not v.strip():
+                raise SpecError(
+                    f"{where}.{kind} must be a non-empty {'path' if kind == 'image' else 'caption'} string, got {v!r}"
+                    + ("." if kind == "image" else " (CLI: text:CAPTION, e.g. 'text:a red circle').")
+                )
             if kind == "image":
                 p = self.resolve_path(v)
                 if not p.is_file():
@@ -335,13 +343,13 @@ class Spec:
         elif kind == "text_diff":
             if i == 0:
                 raise SpecError(f"{where}: a text_diff edits the previous keyframe, so it cannot come first.")
-            if not isinstance(v, dict) or "to" not in v or not isinstance(v["to"], str):
-                raise SpecError(f"{where}.text_diff must be a table with a 'to' caption, e.g. {{to = \"an old telephone\", theta = 0.5}}.")
+            if not isinstance(v, dict) or not isinstance(v.get("to"), str) or not v["to"].strip():
+                raise SpecError(f"{where}.text_diff must be a table with a non-empty 'to' caption (CLI: --to), e.g. {{to = \"an old telephone\", theta = 0.5}}.")
             extra = set(v) - {"from", "to", "theta"}
             if extra:
                 raise SpecError(f"{where}.text_diff has unknown field(s) {sorted(extra)}; use from, to, theta.")
-            if "from" in v and not isinstance(v["from"], str):
-                raise SpecError(f"{where}.text_diff.from must be a caption string.")
+            if "from" in v and (not isinstance(v["from"], str) or not v["from"].strip()):
+                raise SpecError(f"{where}.text_diff.from must be a non-empty caption string (CLI: --from); leave it out for the neutral {NEUTRAL_CAPTION!r}.")
             th = v.get("theta", 0.5)
             if not isinstance(th, (int, float)) or isinstance(th, bool) or not (0 <= th <= 1):
                 raise SpecError(f"{where}.text_diff.theta must be a number in [0, 1] (usually 0.25-0.5), got {th!r}.")
@@ -355,8 +363,8 @@ class Spec:
                 ik = [k for k in ("image", "text") if k in item]
                 if len(ik) != 1 or set(item) - {"image", "text", "weight"}:
                     raise SpecError(f"{w} must have exactly one of image/text and optionally weight.")
-                if not isinstance(item[ik[0]], str):
-                    raise SpecError(f"{w}.{ik[0]} must be a string.")
+                if not isinstance(item[ik[0]], str) or not item[ik[0]].strip():
+                    raise SpecError(f"{w}.{ik[0]} must be a non-empty string.")
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
                     raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}.")
                 wt = item.get("weight", 1.0)
@@ -448,6 +456,14 @@ class Spec:
         """Whether some keyframe is a plain text that only a prior can turn into an image embedding."""
         return any("text" in kf for kf in self.keyframes)
 
+    def no_prior_error(self) -> SpecError:
+        """The error for a spec whose text keyframes meet a preset without a prior."""
+        i = next(i for i, kf in enumerate(self.keyframes) if "text" in kf)
+        return SpecError(
+            f"keyframes[{i}] is a text keyframe, which needs a prior, and preset {self.preset!r} "
+            "has none. Use an image keyframe, or a text_diff from the previous keyframe."
+        )
+
     def resolve(self, encoder: Any, prior: Any = None) -> "Trajectory":
         """Encode the keyframes and build the :class:`~latentlab.Trajectory` they describe."""
         import torch
@@ -466,10 +482,7 @@ class Spec:
                 z = embed_item(kf)
             elif "text" in kf:
                 if prior is None:
-                    raise SpecError(
-                        f"keyframes[{i}] is a text keyframe, which needs a prior, and preset {self.preset!r} "
-                        "has none. Use an image keyframe, or a text_diff from the previous keyframe."
-                    )
+                    raise self.no_prior_error()
                 seed = int(kf.get("seed", self.seed))
                 if getattr(prior, "needs_texts", False):  # e.g. Karlo/Kandinsky priors read token states
                     z = prior.from_texts([kf["text"]], seed=seed)

@@ -218,8 +218,8 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
     assert sorted(p.name for p in out.iterdir()) == sorted([*(f"frame_{k:05d}.png" for k in range(5)), "contact_sheet.png", "generate.json"])
     assert calls == [(0, 2), (2, 2), (4, 1)]
     meta = json.loads((out / "generate.json").read_text())
-    assert meta["prompt"] == "a red cat" and meta["num"] == 5 and meta["decoder_reads_prompt"] is False
-    assert "reads no captions" in capsys.readouterr().out  # tiny's decoder draws from the embeddings alone
+    assert meta["prompt"] == "a red cat" and meta["num"] == 5 and meta["decoder_reads_prompt"] is True
+    assert "the decoder read the prompt too" in capsys.readouterr().out  # tiny's Stable unCLIP decoder reads it
     before = {k: (out / f"frame_{k:05d}.png").read_bytes() for k in range(5)}
     for k in (1, 2, 4):
         (out / f"frame_{k:05d}.png").unlink()
@@ -265,14 +265,95 @@ def _png(data: bytes, tmp: Path) -> Path:
         (["generate", " ", "--preset", "tiny"], "prompt is empty"),
         (["generate", "a cat", "-n", "0", "--preset", "tiny"], "--num must be"),
         (["generate", "a cat", "--batch-size", "0", "--preset", "tiny"], "--batch-size must"),
+        (["generate", "a cat", "--steps", "0", "--preset", "tiny"], "--steps must be at least 1"),
+        (["generate", "a cat", "--guidance", "-1", "--preset", "tiny"], "--guidance must be a finite number >= 0"),
+        (["generate", "a cat", "--seed", str(2**64), "--preset", "tiny"], "--seed must be in"),
+        (["generate", "a cat", "--size", "5000", "--preset", "tiny"], "--size must be in [8, 4096]"),
     ],
 )
 def test_generate_refuses_bad_input_in_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    """Refused before any model loads and before anything is written (a generate.json left by
+    a refused run had blocked the next run of other settings)."""
+    import latentlab as ll
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "renders").exists()
+
+
+def test_a_folder_holding_only_the_settings_of_a_run_that_drew_nothing_is_reused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "g"
+    out.mkdir()
+    (out / "generate.json").write_text(json.dumps({"prompt": "another prompt", "num": 2}))
+    assert main(["generate", "a cat", "-n", "1", "--out-dir", "g", *FAST]) == 0
+    assert json.loads((out / "generate.json").read_text())["prompt"] == "a cat"
+    assert (out / "frame_00000.png").is_file()
+
+
+def test_ctrl_c_while_models_load_is_a_clean_exit(tmp_path, images, monkeypatch, capsys):
+    import latentlab as ll
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ll, "create_encoder", interrupted)
+    assert main(["generate", "a cat", "-n", "1", *FAST]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted."
+
+
+def test_text_keyframes_on_a_preset_without_prior_are_refused_before_loading(tmp_path, images, monkeypatch, capsys):
+    from latentlab import presets
+
+    monkeypatch.setattr(presets, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    argv = ["interpolate", str(images[0]), "text:a cat", "--preset", "sd21-unclip-h", "--out-dir", str(tmp_path / "r"), "-q"]
+    assert main(argv) == 2
+    assert "keyframes[1] is a text keyframe, which needs a prior, and preset 'sd21-unclip-h' has none" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["morph", "IMG", "--to", ""], "non-empty 'to' caption (CLI: --to)"),
+        (["morph", "IMG", "--to", "x", "--from", " "], "text_diff.from must be a non-empty caption string (CLI: --from)"),
+        (["interpolate", "IMG", "text:"], "keyframes[1].text must be a non-empty caption string"),
+        (["interpolate", "IMG", "IMG", "--pacing-relax", "3"], "'pacing_relax' (--pacing-relax) applies to pacing = 'even' or 'fine' only"),
+        (["interpolate", "IMG"], "interpolate needs at least two keyframes"),
+        (["variations", "IMG", "-n", "1"], "--num must be at least 2 for variations"),
+        (["variations", "text:a cat", "--eta", "0.3"], "variations --eta start from an image's inverted noise"),
+        (["render", "IMG"], "must end in .json or .toml, not '.png'"),
+    ],
+)
+def test_usage_mistakes_are_one_line_errors_naming_the_flag(argv, message, tmp_path, images, monkeypatch, capsys):
+    from latentlab import presets
+
+    monkeypatch.setattr(presets, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    argv = [str(images[0]) if a == "IMG" else a for a in argv]
+    assert main([*argv, "--out-dir", str(tmp_path / "r"), "--preset", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("latentlab: error:")
+    assert not (tmp_path / "r").exists()
+
+
+def test_variations_help_says_its_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["variations", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default gif)" in out and "(default 2)" in out and "--noise {" not in out
+
+
+def test_a_render_into_a_folder_of_untracked_frames_is_refused_before_writing_there(tmp_path, images, capsys):
+    out = tmp_path / "v"
+    out.mkdir()
+    (out / "frame_00000.png").write_bytes((images[0]).read_bytes())  # e.g. left by variations --eta
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["variations", str(images[0]), "-n", "2", "--out-dir", str(out), *FAST]) == 2
+    assert "has frames but no manifest.json" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before  # no keyframes.json written into it
 
 
 def test_no_upscale_renders_mini_with_lanczos_and_is_refused_elsewhere(tmp_path, images, capsys):
