@@ -842,8 +842,8 @@ def _not_available(model_name: str, pretrained: str, repo: str | None, files: li
         else "run once with internet access"
     )
     return ModelNotAvailableError(
-        f"open_clip weights for model {model_name!r} (pretrained={pretrained!r}; {loc}) are not in the cache "
-        f"{where or 'default Hugging Face cache'} and cannot be downloaded: {reason}. "
+        f"open_clip weights for model {model_name!r} (pretrained={pretrained!r}; {loc}) are not in "
+        f"{f'the cache {where}' if where else 'the default Hugging Face cache'} and cannot be downloaded: {reason}. "
         f"To get them, {get} (set HF_HOME or cache_dir= to use another cache), or pass checkpoint='/path/to/weights.safetensors'."
     )
 
@@ -1046,7 +1046,7 @@ def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None)
         hf_hub_download(repo, "open_clip_config.json", cache_dir=hub, local_files_only=True)
     except Exception as exc:
         raise ModelNotAvailableError(
-            f"open_clip model 'hf-hub:{repo}' is not in the cache {hub or 'default Hugging Face cache'} and offline "
+            f"open_clip model 'hf-hub:{repo}' is not in {f'the cache {hub}' if hub else 'the default Hugging Face cache'} and offline "
             f"mode is on (HF_HUB_OFFLINE=1). Run once with internet access, or `huggingface-cli download {repo}`."
         ) from exc
 

@@ -174,7 +174,7 @@ def check_eta(eta: Any, decoder: Any) -> None:
     if eta > 0 and not hasattr(decoder, "decode_eta"):
         raise ArgumentError(
             f"eta > 0 needs a decoder that samples with DDIM eta (mini); {type(decoder).__name__} does not. "
-            "Use eta=0 and vary the seed instead."
+            "Use eta=0 (CLI: leave --eta out) and vary the seed instead."
         )
 
 

@@ -449,3 +449,12 @@ def test_bad_checkpoints(enc: Encoder, tmp_path: Path) -> None:
 def test_tiny_preset_is_registered() -> None:
     p = get_preset("tiny")
     assert p.encoder["kind"] == "open_clip_tiny" and p.dim == 32
+
+
+def test_missing_weights_message_says_which_cache():
+    from latentlab.encoders import _not_available
+
+    default = str(_not_available("ViT-L-14", "openai", "timm/x", ["open_clip_model.safetensors"], None, "offline"))
+    assert "are not in the default Hugging Face cache and cannot be downloaded" in default
+    given = str(_not_available("ViT-L-14", "openai", "timm/x", ["open_clip_model.safetensors"], "/data/hf", "offline"))
+    assert "are not in the cache /data/hf and cannot be downloaded" in given

@@ -80,6 +80,8 @@ def test_absent_weights_raise_an_actionable_error(name, tmp_path, monkeypatch):
         msg = str(info.value)
         assert "download" in msg.lower(), msg  # says how to get them
         assert any(repo in msg for repo in p.hub_repos), msg  # names what is missing
+        assert "the cache default" not in msg, msg  # (it had read "not in the cache default Hugging Face cache")
+        assert str(tmp_path) in msg, msg  # names where it looked
 
 
 def test_presets_cli_json_lists_every_column():
