@@ -81,14 +81,17 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
 
 
 def slug(name: str) -> str:
-    """A render's name as a folder name: lower-case letters, digits and dashes, at most 60.
+    """A render's name as a folder name: lower-case letters (of any script), digits and dashes,
+    at most 60.
 
     >>> slug("Starry Night.png -> two dogs")
     'starry-night-png-two-dogs'
+    >>> slug("café 🐱"), slug("猫")
+    ('café', '猫')
     """
     import re
 
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60] or "render"
+    return re.sub(r"[\W_]+", "-", name).strip("-").lower()[:60] or "render"
 
 
 def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False,
@@ -256,12 +259,18 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     def pathless(d: dict[str, Any]) -> dict[str, Any]:
         # image paths are spelt relative to each spec's own folder (a spec saved elsewhere spells
         # the same file differently), so they are not compared here: the pictures themselves are,
-        # by the keyframes' fingerprint (_refuse_other_keyframes) and by render()'s own check
+        # by the keyframes' fingerprint (_refuse_other_keyframes) and by render()'s own check.
+        # Labels draw nothing, and a segment setting equal to the spec's default is the default.
+        defaults = {"frames": d.get("frames"), "easing": d.get("easing"), "method": d.get("method"), "hold": 0}
+        kfs = []
         for kf in d.get("keyframes") or ():
-            for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())] if isinstance(kf, dict) else ():
-                if isinstance(item, dict) and "image" in item:
-                    item["image"] = "<image>"
-        return d
+            if isinstance(kf, dict):
+                kf = {k: v for k, v in kf.items() if k != "label" and not (k in defaults and v == defaults[k])}
+                for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
+                    if isinstance(item, dict) and "image" in item:
+                        item["image"] = "<image>"
+            kfs.append(kf)
+        return {**d, "keyframes": kfs}
 
     same_spec = pathless(_frame_settings(old.get("spec") or {}, decoder)) == pathless(
         _frame_settings(plain(spec.to_dict()), decoder)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -64,6 +65,15 @@ PACING_MODES = ("uniform", "even", "fine")
 PACING_METRICS = ("clip", "pixel")
 PACING_SCOPES = ("segment", "path")
 FORMATS = ("mp4", "gif", "webp")
+MAX_FRAMES = 100_000
+"""The most frames a spec's ``frames`` (or a segment's) may ask for: more is a typo, not a video."""
+MIN_FPS = 0.01
+"""The slowest video a spec may ask for (100 s a frame): mp4 and webp writers fail far below it."""
+
+
+def _is_seed(v: Any) -> bool:
+    """An integer seed that a torch generator takes, with room for ``seed + k`` per frame."""
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 - MAX_FRAMES
 
 
 # -- files -----------------------------------------------------------------------------
@@ -89,12 +99,24 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
                 import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
         else:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except SpecError:
+        raise
     except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
         raise SpecError(f"spec file {str(p)!r} is not valid {suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(f"spec file {str(p)!r} must hold a table/object at the top level.")
     return data
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (TOML refuses it too; JSON would keep the last)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise SpecError(f"the key {k!r} is given twice in one object; keep one.")
+        out[k] = v
+    return out
 
 
 def _toml_str(v: str) -> str:
@@ -146,7 +168,14 @@ def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # e.g. a lone surrogate read from a JSON escape
+            raise ArgumentError(
+                f"cannot write {str(p)!r}: a string holds {text[exc.start:exc.end]!r}, which is not a character "
+                "(half of a surrogate pair). Fix the string."
+            ) from None
+        tmp.write_bytes(encoded)
         os.replace(tmp, p)
     except OSError as exc:
         raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
@@ -248,7 +277,7 @@ class Spec:
             return isinstance(v, int) and not isinstance(v, bool)
 
         need(isinstance(self.preset, str) and bool(self.preset), "'preset' must be a preset name, e.g. \"mini\".")
-        need(is_int(self.seed), f"'seed' must be an integer, got {self.seed!r}.")
+        need(_is_seed(self.seed), f"'seed' must be an integer in [-2**63, 2**63 - {MAX_FRAMES}), got {self.seed!r}.")
         need(self.noise in NOISE_MODES, f"'noise' must be one of {NOISE_MODES}, got {self.noise!r}.")
         need(self.pacing in PACING_MODES, f"'pacing' must be one of {PACING_MODES}, got {self.pacing!r}.")
         need(
@@ -283,18 +312,20 @@ class Spec:
                  "'uniform' (the default), so it would be ignored. Set 'pacing' (CLI: --pacing even), or drop it.")  # fmt: skip
         need(self.invert_refine is None or (is_int(self.invert_refine) and self.invert_refine >= 0),
              f"'invert_refine' must be an integer >= 0 (gradient steps), got {self.invert_refine!r}.")  # fmt: skip
-        need(is_int(self.frames) and self.frames >= 1, f"'frames' must be an integer >= 1, got {self.frames!r}.")
-        need(self.easing in EASINGS, f"'easing' must be one of {tuple(EASINGS)}, got {self.easing!r}.")
-        need(self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")
+        need(is_int(self.frames) and 1 <= self.frames <= MAX_FRAMES, f"'frames' must be an integer in [1, {MAX_FRAMES}], got {self.frames!r}.")
+        need(isinstance(self.easing, str) and self.easing in EASINGS, f"'easing' must be one of {tuple(EASINGS)}, got {self.easing!r}.")
+        need(isinstance(self.method, str) and self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")
         need(self.eta is None or (isinstance(self.eta, (int, float)) and not isinstance(self.eta, bool) and 0 <= self.eta <= 1),
              f"'eta' must be a number in [0, 1], got {self.eta!r}.")  # fmt: skip
         need(self.steps is None or (is_int(self.steps) and self.steps >= 1), f"'steps' must be an integer >= 1, got {self.steps!r}.")
         need(
-            self.guidance_scale is None or (isinstance(self.guidance_scale, (int, float)) and not isinstance(self.guidance_scale, bool) and self.guidance_scale >= 0),
-            f"'guidance_scale' must be a number >= 0, got {self.guidance_scale!r}.",
+            self.guidance_scale is None or (isinstance(self.guidance_scale, (int, float)) and not isinstance(self.guidance_scale, bool)
+                                            and math.isfinite(self.guidance_scale) and self.guidance_scale >= 0),
+            f"'guidance_scale' must be a finite number >= 0, got {self.guidance_scale!r}.",
         )
         need(self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1), f"'batch_size' must be an integer >= 1, got {self.batch_size!r}.")
-        need(isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool) and 0 < self.fps <= 240, f"'fps' must be a number in (0, 240], got {self.fps!r}.")
+        need(isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool) and MIN_FPS <= self.fps <= 240,
+             f"'fps' must be a number in [{MIN_FPS:g}, 240], got {self.fps!r}.")  # fmt: skip
         need(self.format in FORMATS, f"'format' must be one of {FORMATS}, got {self.format!r}.")
         need(self.size is None or (is_int(self.size) and 8 <= self.size <= 4096), f"'size' must be an integer in [8, 4096], got {self.size!r}.")
         for k in ("hold_first", "hold_last"):
@@ -368,20 +399,22 @@ class Spec:
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
                     raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}.")
                 wt = item.get("weight", 1.0)
-                if not isinstance(wt, (int, float)) or isinstance(wt, bool):
-                    raise SpecError(f"{w}.weight must be a number, got {wt!r}.")
+                if not isinstance(wt, (int, float)) or isinstance(wt, bool) or not math.isfinite(wt):
+                    raise SpecError(f"{w}.weight must be a finite number, got {wt!r}.")
                 if kind == "mix" and wt < 0:
                     raise SpecError(f"{w}.weight must be >= 0 in a mix (use 'sum' for negative weights).")
             if kind == "mix" and not sum(float(it.get("weight", 1.0)) for it in v) > 0:
                 raise SpecError(f"{where}.mix has weights that are all 0: give at least one a positive weight.")
-        if "frames" in kf and (not isinstance(kf["frames"], int) or isinstance(kf["frames"], bool) or kf["frames"] < 1):
-            raise SpecError(f"{where}.frames must be an integer >= 1, got {kf['frames']!r}.")
-        if "easing" in kf and kf["easing"] not in easings:
+        if "frames" in kf and (not isinstance(kf["frames"], int) or isinstance(kf["frames"], bool) or not 1 <= kf["frames"] <= MAX_FRAMES):
+            raise SpecError(f"{where}.frames must be an integer in [1, {MAX_FRAMES}], got {kf['frames']!r}.")
+        if "easing" in kf and not (isinstance(kf["easing"], str) and kf["easing"] in easings):
             raise SpecError(f"{where}.easing must be one of {tuple(easings)}, got {kf['easing']!r}.")
-        if "method" in kf and kf["method"] not in methods:
+        if "method" in kf and not (isinstance(kf["method"], str) and kf["method"] in methods):
             raise SpecError(f"{where}.method must be one of {methods}, got {kf['method']!r}.")
-        if "seed" in kf and (not isinstance(kf["seed"], int) or isinstance(kf["seed"], bool)):
-            raise SpecError(f"{where}.seed must be an integer, got {kf['seed']!r}.")
+        if "seed" in kf and not _is_seed(kf["seed"]):
+            raise SpecError(f"{where}.seed must be an integer in [-2**63, 2**63 - {MAX_FRAMES}), got {kf['seed']!r}.")
+        if "label" in kf and not isinstance(kf["label"], str):
+            raise SpecError(f"{where}.label must be a string, got {kf['label']!r}.")
         if "hold" in kf and (not isinstance(kf["hold"], int) or isinstance(kf["hold"], bool) or kf["hold"] < 0):
             raise SpecError(f"{where}.hold must be an integer >= 0, got {kf['hold']!r}.")
 

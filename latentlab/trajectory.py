@@ -133,7 +133,10 @@ class Segment:
 
     def __post_init__(self) -> None:
         if self.ts is not None:
-            self.ts = [float(x) for x in self.ts]
+            try:
+                self.ts = [float(x) for x in self.ts]
+            except (TypeError, ValueError):
+                raise ArgumentError(f"Segment.ts must be a list of numbers in [0, 1), got {self.ts!r}.") from None
             if not self.ts or any(not (0.0 <= x < 1.0) for x in self.ts):
                 raise ArgumentError("Segment.ts must be a non-empty list of parameters in [0, 1).")
             if self.ts[0] != 0.0 or any(b < a for a, b in zip(self.ts, self.ts[1:])):
@@ -146,11 +149,11 @@ class Segment:
             self.frames = operator.index(self.frames)  # numpy / tensor integers
         if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
             raise ArgumentError(f"Segment.frames must be an integer >= 1, got {self.frames!r}.")
-        if self.easing not in EASINGS:
+        if not isinstance(self.easing, str) or self.easing not in EASINGS:
             raise ArgumentError(f"unknown easing {self.easing!r}; choose one of {', '.join(EASINGS)}.")
-        if self.method not in METHODS:
+        if not isinstance(self.method, str) or self.method not in METHODS:
             raise ArgumentError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
-        if not isinstance(self.hold, int) or self.hold < 0:
+        if not isinstance(self.hold, int) or isinstance(self.hold, bool) or self.hold < 0:
             raise ArgumentError(f"Segment.hold must be an integer >= 0, got {self.hold!r}.")
 
     def params(self) -> torch.Tensor:
@@ -201,8 +204,11 @@ class Trajectory:
             if not isinstance(s, Segment):
                 raise ArgumentError(f"segments[{i}] must be a Segment, got {type(s).__name__}.")
         self.segments = segments
-        if labels is not None and len(labels) != kf.shape[0]:
-            raise ArgumentError(f"labels has {len(labels)} entries for {kf.shape[0]} keyframes.")
+        if labels is not None:
+            if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+                raise ArgumentError(f"labels must be a list of {kf.shape[0]} strings, one per keyframe, got {labels!r}.")
+            if len(labels) != kf.shape[0]:
+                raise ArgumentError(f"labels has {len(labels)} entries for {kf.shape[0]} keyframes.")
         self.labels = [str(x) for x in labels] if labels is not None else None
 
     # -- constructors ---------------------------------------------------------------
@@ -403,6 +409,8 @@ class Trajectory:
                 segs.append(Segment(**s))
             except (ArgumentError, TypeError) as exc:
                 raise SpecError(f"segments[{i}]: {exc}") from None
+        if d.get("space") is not None and not isinstance(d["space"], str):
+            raise SpecError(f"trajectory 'space' must be a CLIP space name (a string), got {d['space']!r}.")
         try:
             return cls(kf, segs, labels=d.get("labels"), space=d.get("space"))
         except ArgumentError as exc:

@@ -444,4 +444,20 @@ def test_spec_errors_name_the_flag_too(tmp_path, images, capsys):
     assert main([*base, "--hold-first", "-1"]) == 2
     assert "'hold_first' (--hold-first) must be an integer >= 0" in capsys.readouterr().err
     assert main([*base, "--guidance", "-2"]) == 2
-    assert "'guidance_scale' (--guidance) must be a number >= 0" in capsys.readouterr().err
+    assert "'guidance_scale' (--guidance) must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_a_label_or_an_explicit_default_does_not_make_another_render(tmp_path, images, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = 'preset = "tiny"\nsteps = 2\nframes = 2\n[[keyframes]]\nimage = "red_disc.png"\n[[keyframes]]\nimage = "blue_square.png"\n'
+    (tmp_path / "s.toml").write_text(spec)
+    assert main(["render", "s.toml", "--out-dir", "r", "-q"]) == 0
+    mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png"))
+    edited = spec.replace('image = "red_disc.png"', 'image = "red_disc.png"\nlabel = "the red one"').replace(
+        'image = "blue_square.png"', 'image = "blue_square.png"\nframes = 2\nhold = 0\neasing = "linear"'
+    )
+    (tmp_path / "s.toml").write_text(edited)
+    assert main(["render", "s.toml", "--out-dir", "r", "-q"]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png")) == mtimes
+    (tmp_path / "s.toml").write_text(edited.replace("frames = 2\nhold", "frames = 3\nhold"))
+    assert main(["render", "s.toml", "--out-dir", "r", "-q"]) == 2  # a real change is still another render

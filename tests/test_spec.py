@@ -125,6 +125,19 @@ def test_text_keyframe_without_prior_is_refused(images):
         ({"keyframes": [{"text": "a"}, {"text": "b", "frames": 0}]}, "frames"),
         ({"keyframes": [{"text": "a"}, {"mix": [{"text": "b", "weight": -1}]}]}, "mix"),
         ({"keyframes": "a"}, "list of tables"),
+        # found by an audit: each of these had passed, then failed late or as a bare TypeError
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "easing": ["linear"]}, "'easing' must be one of"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "easing": {"a": 1}}]}, r"keyframes\[1\].easing must be one of"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "method": ["slerp"]}]}, r"keyframes\[1\].method must be one of"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "guidance_scale": float("inf")}, "'guidance_scale' must be a finite number"),
+        ({"keyframes": [{"text": "a"}, {"sum": [{"text": "b", "weight": float("nan")}]}]}, r"sum\[0\].weight must be a finite number"),
+        ({"keyframes": [{"text": "a"}, {"mix": [{"text": "b", "weight": float("inf")}]}]}, r"mix\[0\].weight must be a finite number"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "seed": 2**64}, r"'seed' must be an integer in \[-2\*\*63"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "seed": 2**63 - 1}]}, r"keyframes\[1\].seed must be an integer in"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "frames": 100_000_000}, r"'frames' must be an integer in \[1, 100000\]"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "frames": 100_001}]}, r"keyframes\[1\].frames must be an integer in"),
+        ({"keyframes": [{"text": "a", "label": None}, {"text": "b"}]}, r"keyframes\[0\].label must be a string"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "fps": 1e-7}, r"'fps' must be a number in \[0.01, 240\]"),
     ],
 )
 def test_malformed_specs_name_the_field(bad, match):
@@ -141,6 +154,9 @@ def test_malformed_files(tmp_path):
         load_spec(write(tmp_path, "a.yaml", "preset: mini"))
     with pytest.raises(SpecError, match="does not exist"):
         load_spec(tmp_path / "missing.toml")
+    # JSON keeps the last of a key given twice; a spec refuses it, as TOML does
+    with pytest.raises(SpecError, match="'fps' is given twice"):
+        load_spec(write(tmp_path, "twice.json", '{"keyframes": [{"text": "a"}, {"text": "b"}], "fps": 8, "fps": 30}'))
     # an image given where a spec belongs: the suffix is named before the bytes are read
     (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(SpecError, match=r"must end in \.json or \.toml, not '\.png'"):
@@ -246,3 +262,13 @@ def test_shipped_examples_are_valid_specs():
             for it in items:
                 if "image" in it:
                     assert spec.resolve_path(it["image"]).is_file(), (path.name, it["image"])
+
+
+def test_a_string_that_is_not_text_is_refused_when_saved_as_toml(tmp_path):
+    from latentlab.errors import ArgumentError
+
+    s = load_spec({"keyframes": [{"text": "a \ud83d cat"}, {"text": "b"}]})  # a lone surrogate, e.g. from a JSON escape
+    with pytest.raises(ArgumentError, match="half of a surrogate pair"):
+        s.save(tmp_path / "s.toml")
+    assert not list(tmp_path.iterdir())  # no temp file left
+    assert s.save(tmp_path / "s.json").is_file()  # JSON escapes it

@@ -192,3 +192,22 @@ def test_from_dict_raises_spec_errors_and_checks_dim():
 
 def test_top_level_api_exposes_trajectory():
     assert ll.Trajectory is Trajectory
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"segments": [{"frames": 2, "ts": "ab"}]}, r"segments\[0\]: Segment.ts must be a list of numbers"),
+        ({"segments": [{"frames": 2, "hold": True}]}, r"segments\[0\]: Segment.hold must be an integer"),
+        ({"segments": [{"frames": 2, "easing": ["linear"]}]}, r"segments\[0\]: unknown easing"),
+        ({"labels": 5}, "labels must be a list of 2 strings"),
+        ({"labels": "ab"}, "labels must be a list of 2 strings"),
+        ({"space": 5}, "'space' must be a CLIP space name"),
+    ],
+)
+def test_from_dict_names_what_is_malformed(change, match):
+    from latentlab.errors import SpecError
+
+    d = {"keyframes": [[1.0, 0.0], [0.0, 1.0]], "segments": [{"frames": 2}], **change}
+    with pytest.raises(SpecError, match=match):
+        Trajectory.from_dict(d)
