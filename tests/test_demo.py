@@ -56,10 +56,10 @@ def test_docs_quote_the_demo_spec_as_it_is():
     tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text(encoding="utf-8")
-    block = text.split('name = "circle-to-square"', 1)[1].split("```", 1)[0]
-    quoted = tomllib.loads('name = "circle-to-square"' + block)
+    block = text.split('name = "demo"\npreset', 1)[1].split("```", 1)[0]
+    quoted = tomllib.loads('name = "demo"\npreset' + block)
     spec = demo.demo_spec(["red_circle.png", "blue_triangle.png"], "mini")
-    for key in ("preset", "seed", "fps", "size", "hold_first", "hold_last"):
+    for key in ("name", "preset", "seed", "fps", "size", "hold_first", "hold_last"):
         assert quoted[key] == spec[key], key
     assert quoted["keyframes"][2]["text_diff"] == spec["keyframes"][2]["text_diff"]
     assert [k.get("frames") for k in quoted["keyframes"]] == [k.get("frames") for k in spec["keyframes"]]
