@@ -200,6 +200,105 @@ def test_resume_continues_the_step_count(smoke_run, tmp_path):
     assert recs[3]["loss_avg"] == pytest.approx(0.95 * recs[2]["loss_avg"] + 0.05 * recs[3]["loss"])
 
 
+def test_resume_into_another_architecture_is_refused_and_leaves_the_run_alone(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    before = _tree(out)
+    with pytest.raises(ArgumentError, match=r"decoder.arch.block_out_channels: checkpoint \[8, 16, 16\]"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume",
+              "--set", "decoder.arch.block_out_channels=[8,16,32]", "--set", "decoder.steps=4"])  # fmt: skip
+    assert _tree(out) == before
+
+
+def test_resume_keeps_each_invocations_settings_and_warns_of_changes(smoke_run, tmp_path, capsys):
+    import shutil
+
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    capsys.readouterr()
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=4",
+          "--set", "decoder.lr=0.001"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "decoder.lr 0.0005 -> 0.001" in err and "decoder.steps 3 -> 4" in err
+    rc = json.loads((out / "decoder" / "run_config.json").read_text())
+    assert [h["from_step"] for h in rc["history"]] == [0, 3]
+    assert [h["config"]["decoder"]["lr"] for h in rc["history"]] == [5e-4, 1e-3]  # what the earlier steps used
+    assert "--stage" in rc["history"][0]["argv"] and "decoder.lr=0.001" in rc["history"][1]["argv"]
+    assert rc["config"]["decoder"]["lr"] == 1e-3
+    # without --resume a stage with a checkpoint is refused, not started over beside its log
+    log = (out / "decoder" / "log.jsonl").read_text()
+    with pytest.raises(ArgumentError, match=r"already holds a checkpoint; pass --resume .* another --out"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out)])
+    assert (out / "decoder" / "log.jsonl").read_text() == log
+
+
+def test_ctrl_c_saves_a_checkpoint_and_a_resume_keeps_one_log_series(smoke_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from latentlab.mini import train
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    shutil.rmtree(out / "decoder")
+    real_gen = train._gen
+
+    def ctrl_c(seed, step, salt):  # Ctrl-C as the second step (of the decoder, salt 3) starts
+        if step == 1 and salt == 3:
+            raise KeyboardInterrupt
+        return real_gen(seed, step, salt)
+
+    monkeypatch.setattr(train, "_gen", ctrl_c)
+    args = ["--stage", "decoder", "--config", "smoke", "--out", str(out)]
+    capsys.readouterr()
+    with pytest.raises((SystemExit, KeyboardInterrupt)) as e:
+        train.main(args)
+    assert isinstance(e.value, SystemExit) and e.value.code == 130
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("interrupted")]
+    assert len(err) == 1 and "step 1" in err[0] and str(out / "decoder") in err[0] and "--resume" in err[0]
+    assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 1  # ckpt_every is 2
+    monkeypatch.undo()
+    train.main([*args, "--resume"])
+    assert [r["step"] for r in _log(out / "decoder" / "log.jsonl")] == [1, 2, 3]
+    # records logged after the last checkpoint (a run killed between the two) are dropped on resume
+    with (out / "decoder" / "log.jsonl").open("a") as f:
+        f.write(json.dumps({"stage": "decoder", "step": 4, "loss": 1.0}) + "\n")
+    train.main([*args, "--resume", "--set", "decoder.steps=5"])
+    assert [r["step"] for r in _log(out / "decoder" / "log.jsonl")] == [1, 2, 3, 4, 5]
+
+
+def test_a_stage_out_of_time_says_so(smoke_run, tmp_path, capsys):
+    import shutil
+
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    shutil.rmtree(out / "prior")
+    capsys.readouterr()
+    res = main(["--stage", "prior", "--config", "smoke", "--out", str(out), "--set", "prior.max_minutes=1e-9"])
+    assert res["prior"]["step"] == 1
+    assert "prior: max_minutes=1e-09 reached at step 1 of 3" in capsys.readouterr().err
+
+
+def test_cache_is_built_again_for_another_seed_or_render_size(smoke_run, tmp_path):
+    import shutil
+
+    from latentlab.mini.train import build_cache, get_config
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    same = build_cache(get_config("smoke"), out)
+    other = build_cache(get_config("smoke", ["seed=1"]), out)
+    assert not torch.equal(same["images"], other["images"])
+    assert build_cache(get_config("smoke", ["seed=1", "render_size=32"]), out)["images"].shape[1] == 32
+
+
 def test_a_finished_run_resumed_keeps_its_clip_and_cache(smoke_run, tmp_path, capsys):
     """--stage all --resume on a finished run trains nothing more: the CLIP file is not saved
     again, so the cache keyed on it is not rebuilt; a stage with no checkpoint says so."""
@@ -231,14 +330,17 @@ def test_decoder_trains_at_or_below_the_cache_resolution(smoke_run, tmp_path, mo
     shutil.copytree(smoke_run[0], out)
     tiny = {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "cross_attention_dim": 16, "attention_heads": 2}
     # the cache holds the 64 px renders (the smoke CLIP reads them at 32): a 16 px decoder trains on them shrunk
+    shutil.rmtree(out / "decoder")  # a stage with a checkpoint is only resumed
     main(["--stage", "decoder", "--config", "smoke", "--out", str(out),
           "--set", f"decoder.arch={json.dumps({**tiny, 'image_size': 16})}", "--set", "decoder.steps=1"])
     assert json.loads((out / "decoder" / "config.json").read_text())["image_size"] == 16
     assert sides == [(64, 16)]
     # the gpu config's 64 px decoder trains on the same cache, beside a CLIP that reads 32 px
+    shutil.rmtree(out / "decoder")
     main(["--stage", "decoder", "--config", "smoke", "--out", str(out),
           "--set", f"decoder.arch={json.dumps({**tiny, 'image_size': 64})}", "--set", "decoder.steps=1"])
     assert sides == [(64, 16)] and json.loads((out / "decoder" / "config.json").read_text())["image_size"] == 64
+    shutil.rmtree(out / "decoder")
     with pytest.raises(ArgumentError, match="decoder.arch.image_size=128"):
         main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set",
               f"decoder.arch={json.dumps({**tiny, 'image_size': 128})}", "--set", "decoder.steps=1"])
@@ -274,6 +376,7 @@ def test_upcycle_copies_a_half_size_decoder_into_the_lower_levels(smoke_run, tmp
     # through the training entry point: a 16 px decoder exported, then upcycled into a 32 px one
     out = tmp_path / "run"
     shutil.copytree(smoke_run[0], out)
+    shutil.rmtree(out / "decoder")  # a stage with a checkpoint is only resumed
     arch = {k: small.to_dict()[k] for k in ("image_size", "block_out_channels", "norm_num_groups",
                                             "cross_attention_dim", "attention_heads")}  # fmt: skip
     main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--set", f"decoder.arch={json.dumps(arch)}",
@@ -464,6 +567,65 @@ def test_config_overrides_and_errors():
         get_config("cpu", ["data.sources=noot"])
 
 
+def test_set_values_are_parsed_by_the_type_of_their_default():
+    from latentlab.mini.train import get_config
+
+    for raw, want in (("False", False), ("false", False), ("0", False), ("TRUE", True), ("1", True)):
+        assert get_config("smoke", [f"clip.lock_image={raw}"]).clip.lock_image is want
+    with pytest.raises(ArgumentError, match="clip.lock_image"):
+        get_config("smoke", ["clip.lock_image=yes"])
+    for raw in ("2.7", "abc", "true"):
+        with pytest.raises(ArgumentError, match="decoder.steps must be a whole number"):
+            get_config("smoke", [f"decoder.steps={raw}"])
+    assert get_config("smoke", ["decoder.steps=1e3"]).decoder.steps == 1000
+    with pytest.raises(ArgumentError, match="clip.lr must be a number"):
+        get_config("smoke", ["clip.lr=fast"])
+    for raw in ("null", "None"):
+        assert get_config("smoke", [f"prior.max_minutes={raw}"]).prior.max_minutes is None
+    with pytest.raises(ArgumentError, match="decoder.steps cannot be null"):
+        get_config("smoke", ["decoder.steps=null"])
+    for bad in ("decoder.steps=0", "clip.batch_size=0", "prior.ckpt_every=0", "upscaler.log_every=0",
+                "decoder.max_minutes=0", "decoder.cond_drop=1.5", "prior.cond_drop=-0.1", "threads=0"):  # fmt: skip
+        with pytest.raises(ArgumentError, match=bad.split("=")[0].replace(".", r"\.")):
+            get_config("smoke", [bad])
+
+
+def test_commands_report_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300)
+
+    for args, what in ((("latentlab.mini.train", "--stage", "clip", "--config", "smoke", "--out", str(tmp_path / "r"),
+                         "--set", "clip.steps=2.7"), "clip.steps"),
+                       (("latentlab.mini.export", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "w")),
+                        "holds no trained stage"),
+                       (("latentlab.mini.evaluate", "--weights", str(tmp_path), "--no-write"), "has no mini_clip")):  # fmt: skip
+        p = run(*args)
+        assert p.returncode == 2 and p.stderr.startswith("error: ") and what in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_evaluate_grid_takes_any_count_of_frames(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import latentlab.mini.evaluate as ev
+
+    def frames(k, v):
+        return np.full((k, 4, 4, 3), v, dtype=np.uint8)
+
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"_frames": (frames(3, 10), frames(3, 20), frames(9, 30))})
+    monkeypatch.setattr(ev, "_table", lambda res: "")
+    ev.main(["--n", "3", "--n-relation", "9", "--no-write", "--grid", str(tmp_path / "g.png")])
+    g = np.asarray(Image.open(tmp_path / "g.png"))
+    assert g.shape == (4 * 4, 8 * 4, 3)  # rows of 8: 3 + 3 + 9 frames -> 1 + 1 + 2 rows
+    assert (g[:4, :12] == 10).all() and (g[:4, 12:] == 255).all() and (g[8:12] == 30).all()
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"_frames": (frames(1, 10), frames(1, 20), frames(2, 30))})
+    ev.main(["--n", "1", "--n-relation", "2", "--no-write", "--grid", str(tmp_path / "h.png")])
+    assert np.asarray(Image.open(tmp_path / "h.png")).shape == (3 * 4, 2 * 4, 3)
+
+
 def test_export_writes_loadable_weights(smoke_run, tmp_path):
     import open_clip
 
@@ -487,6 +649,80 @@ def test_export_writes_loadable_weights(smoke_run, tmp_path):
     dec = MiniDecoder.from_pretrained(out, resolution=32)
     assert dec.config.block_out_channels == (8, 16, 16)
     assert MiniPrior.from_pretrained(out, steps=2).dim == 128
+
+
+def _tree(folder):
+    """Every file under ``folder`` with its bytes (what a failed export must leave as it was)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_export_writes_the_shipped_folder_only_when_told(smoke_run, tmp_path, monkeypatch, capsys):
+    import latentlab.mini.export as ex
+
+    shipped = tmp_path / "shipped"  # stands in for latentlab/mini/weights: the shipped files are never touched
+    monkeypatch.setattr(ex, "WEIGHTS_DIR", shipped)
+    with pytest.raises(SystemExit) as e:  # --to has no default
+        ex.main(["--from", str(smoke_run[0]), "--stages", "prior"])
+    assert e.value.code == 2 and "--to" in capsys.readouterr().err
+    assert not shipped.exists()
+    with pytest.raises(ArgumentError, match="to_dir"):
+        ex.export(smoke_run[0], None, stages=("prior",))
+    ex.main(["--from", str(smoke_run[0]), "--stages", "prior", "--to", str(shipped)])  # named: written
+    assert (shipped / "mini_prior.safetensors").is_file()
+
+
+def test_export_keeps_a_weights_folder_whose_expert_works_with_its_decoder(smoke_run, tmp_path, capsys):
+    from latentlab.mini.export import export
+    from latentlab.mini.models import ExpertConfig, save_expert
+    from latentlab.mini.runtime import MiniDecoder
+
+    weights = tmp_path / "weights"
+    export(smoke_run[0], weights, stages=("decoder",))
+    assert MiniDecoder.from_pretrained(weights, resolution=32).expert is None
+    # a layout expert in the folder needs a decoder that reads captions; the smoke decoder reads none
+    save_expert(_expert_net(text_dim=128), weights / "mini_expert.safetensors", ExpertConfig())
+    with pytest.raises(ArgumentError, match=r"expert=False.*--drop-expert"):  # the folder as a user meets it
+        MiniDecoder.from_pretrained(weights, resolution=32)
+    assert MiniDecoder.from_pretrained(weights, resolution=32, expert=False).expert is None
+    before = _tree(weights)
+    with pytest.raises(ArgumentError, match="--drop-expert"):  # export refuses to leave such a folder behind
+        export(smoke_run[0], weights, stages=("decoder",))
+    assert _tree(weights) == before
+    capsys.readouterr()
+    m = export(smoke_run[0], weights, stages=("decoder",), drop_expert=True)
+    assert "removed" in capsys.readouterr().err and "mini_expert.safetensors" not in m["files"]
+    assert not (weights / "mini_expert.safetensors").exists() and not (weights / "mini_expert.json").exists()
+    assert MiniDecoder.from_pretrained(weights, resolution=32).expert is None
+
+
+def test_export_of_an_interrupted_stage_writes_nothing(smoke_run, tmp_path, monkeypatch):
+    import shutil
+
+    import latentlab.mini.export as ex
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    for f in ("model.safetensors", "ema.safetensors", "state.pt"):  # train writes config.json before its first checkpoint
+        (run / "decoder" / f).unlink()
+    weights = tmp_path / "weights"
+    for stages in (None, ("clip", "decoder", "prior")):
+        with pytest.raises(ArgumentError, match="decoder"):
+            ex.export(run, weights, stages=stages)
+        assert not weights.exists()
+    # a failure while writing leaves the destination as it was: files go in only once all are written
+    ex.export(smoke_run[0], weights, stages=("prior",))
+    before = _tree(weights)
+    real = ex._net_fp16_ok
+
+    def fail_on_prior(net, probe, tol):
+        if type(net).__name__ == "MiniPriorNet":
+            raise RuntimeError("disk full")
+        return real(net, probe, tol)
+
+    monkeypatch.setattr(ex, "_net_fp16_ok", fail_on_prior)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ex.export(smoke_run[0], weights, stages=("decoder", "prior"))
+    assert _tree(weights) == before and sorted(p.name for p in tmp_path.iterdir()) == ["run", "weights"]
 
 
 def test_upscaler_stage_trains_resumes_and_exports_beside_the_decoder(smoke_run, tmp_path):
@@ -551,6 +787,7 @@ def test_upscaler_stage_trains_resumes_and_exports_beside_the_decoder(smoke_run,
     with pytest.raises(ArgumentError, match="stages: unknown"):
         export(out, tmp_path / "x", stages=("decoder", "upsampler"))
     # it cannot learn detail the cache does not hold
+    shutil.rmtree(out / "upscaler")
     with pytest.raises(ArgumentError, match="upscaler.in_size"):
         main(["--stage", "upscaler", "--config", "smoke", "--out", str(out), "--set", "upscaler.in_size=48"])
 
@@ -1442,7 +1679,7 @@ def test_expert_stage_trains_on_the_noisiest_steps_from_captions_and_exports(smo
     fresh = tmp_path / "fresh"
     shutil.copytree(smoke_run[0] / "cache", fresh / "cache")
     shutil.copytree(smoke_run[0] / "clip", fresh / "clip")
-    export(run, weights, stages=("clip", "decoder", "prior"))
+    export(run, weights, stages=("clip", "prior"))  # the smoke decoder reads no captions: not beside an expert
     train.main(["--stage", "expert", "--config", "smoke", "--out", str(fresh), "--init-from", str(weights),
                 "--set", "expert.steps=1", "--set", "expert.lr=0"])  # fmt: skip
     assert not (fresh / "expert" / "init.json").exists()

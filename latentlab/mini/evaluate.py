@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ModelNotAvailableError
 from . import shapes
 from .models import SPACE, WEIGHTS_DIR, create_clip
 
@@ -100,6 +100,11 @@ def evaluate(
     if n < 1 or n_rel < 1:
         raise ArgumentError(f"n (--n) and n_relation (--n-relation) must be >= 1, got n={n}, n_relation={n_relation}.")
     wd = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    lacking = [f for f in ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_prior.safetensors")
+               if not (wd / f).is_file()]  # fmt: skip
+    if lacking:
+        raise ModelNotAvailableError(f"weights_dir (--weights): {wd} has no {', '.join(lacking)}; point it at a folder "
+                                     "that `python -m latentlab.mini.export --from RUN --to DIR` wrote.")  # fmt: skip
     torch.manual_seed(0)
     model, pre, tok = create_clip(wd / "mini_clip.safetensors")
     res: dict[str, Any] = {}
@@ -583,11 +588,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.grid:
         from PIL import Image
 
-        def grid(fs: np.ndarray, cols: int = 8) -> np.ndarray:
-            rows = [np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs) - cols + 1, cols)]
-            return np.concatenate(rows, axis=0)
+        sets = [np.asarray(f) for f in (frames, pframes, rframes) if len(f)]
+        cols = min(8, max(len(f) for f in sets))  # every block as wide, whatever --n and --n-relation
 
-        Image.fromarray(np.concatenate([grid(frames), grid(pframes), grid(rframes)], axis=0)).save(args.grid)
+        def grid(fs: np.ndarray) -> np.ndarray:
+            """Frames ``(k, h, w, 3)`` in rows of ``cols``, the last one padded with white."""
+            pad = -len(fs) % cols
+            fs = np.concatenate([fs, np.full((pad, *fs.shape[1:]), 255, dtype=fs.dtype)]) if pad else fs
+            return np.concatenate([np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs), cols)], axis=0)
+
+        Image.fromarray(np.concatenate([grid(f) for f in sets], axis=0)).save(args.grid)
     print(_table(res))
     print(json.dumps(res, indent=2))
     if not args.no_write and "emoji_top5" not in res:
@@ -601,5 +611,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return res
 
 
+def _cli() -> None:
+    """``python -m``: a LatentlabError is one line ``error: ...`` and exit status 2, not a traceback."""
+    from ..errors import LatentlabError
+
+    try:
+        main()
+    except LatentlabError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -1,6 +1,11 @@
 """Export a training run's weights into the package (``latentlab/mini/weights/``).
 
-    python -m latentlab.mini.export --from .cache/mini/run [--to DIR] [--fp32]
+    python -m latentlab.mini.export --from .cache/mini/run --to DIR [--fp32] [--stages ...] [--drop-expert]
+
+``--to`` has no default: writing into the shipped folder takes ``--to latentlab/mini/weights``
+spelled out. Nothing is written before every requested stage's checkpoint is found, each file
+goes to a temporary folder first and is moved into place at the end, so a failure leaves the
+destination as it was.
 
 Writes ``mini_clip.safetensors`` (loadable by ``open_clip.create_model_and_transforms(
 "mini_clip", pretrained=...)`` once ``configs/mini_clip.json`` is registered),
@@ -16,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, LatentlabError
 from .models import (
     CLIP_CONFIG,
     WEIGHTS_DIR,
@@ -33,6 +41,7 @@ from .models import (
     MiniUpscalerNet,
     PriorConfig,
     UpscalerConfig,
+    check_expert,
     create_clip,
     save_expert,
     save_module,
@@ -113,27 +122,66 @@ def _provenance(stage_dir: Path) -> dict[str, Any]:
     return {**({"warm_start": init} if init else {}), **({"run_config": json.loads(rc.read_text())} if rc.is_file() else {})}
 
 
+#: files a stage's folder holds once it has checkpointed (``train`` writes ``config.json`` first)
+_NEEDS = {"clip": ("model.safetensors",), "decoder": ("config.json", "model.safetensors", "state.pt"),
+          "prior": ("config.json", "model.safetensors", "state.pt"),
+          "upscaler": ("config.json", "model.safetensors", "state.pt"),
+          "expert": ("config.json", "model.safetensors", "state.pt")}  # fmt: skip
+EXPERT_FILES = ("mini_expert.safetensors", "mini_expert.json")
+
+
+def _decoder_fits_expert(decoder: dict[str, Any], expert: dict[str, Any]) -> str | None:
+    """None when the layout expert (its ``{"arch", "expert"}`` dict) can take over the decoder's
+    (config dict) noisiest steps (``models.check_expert``), else the reason it cannot."""
+    with torch.device("meta"):  # built without memory: only their configs are compared
+        net, ex = MiniDecoderNet(DecoderConfig.from_dict(decoder)), MiniDecoderNet(DecoderConfig.from_dict(expert["arch"]))
+    try:
+        check_expert(net, ex, ExpertConfig.from_dict(expert["expert"]))
+    except ArgumentError as e:
+        return str(e)
+    return None
+
+
 def export(
     from_dir: str | Path,
-    to_dir: str | Path | None = None,
+    to_dir: str | Path,
     *,
     fp16: bool = True,
     tol: float = 1e-3,
     stages: tuple[str, ...] | None = None,
+    drop_expert: bool = False,
 ) -> dict[str, Any]:
-    """Write the shipped weights from run folder ``from_dir`` into ``to_dir`` (the package's
-    ``weights/`` by default). ``stages`` defaults to every stage the run trained (those of
-    clip, decoder, prior and upscaler whose files it has); a stage asked for that the run lacks
-    is refused before anything is written. Returns the manifest it writes."""
+    """Write the shipped weights from run folder ``from_dir`` into ``to_dir`` (pass
+    ``models.WEIGHTS_DIR`` to replace the package's own). ``stages`` defaults to every stage
+    the run trained (those of clip, decoder, prior, upscaler and expert that have a
+    checkpoint); a stage asked for that the run lacks, or whose training stopped before its
+    first checkpoint, is refused before anything is written. A decoder that leaves
+    ``to_dir``'s layout expert (``mini_expert.*``) unable to take its noisiest steps (e.g. one
+    that reads no captions) is refused too, unless ``drop_expert``: then those files are removed
+    (and it says so). Every file is written to a temporary folder first and moved into place
+    at the end. Returns the manifest it writes."""
     src = Path(from_dir)
-    needs = {"clip": "model.safetensors", "decoder": "config.json", "prior": "config.json", "upscaler": "config.json",
-             "expert": "config.json"}  # fmt: skip
+    if to_dir is None:
+        raise ArgumentError("to_dir: name the destination folder (models.WEIGHTS_DIR, i.e. latentlab/mini/weights, "
+                            "to replace the shipped weights).")  # fmt: skip
+    needs = _NEEDS
+
+    def lacking(kind: str) -> list[str]:
+        return [f for f in needs[kind] if not (src / kind / f).is_file()]
 
     def trained(kind: str) -> bool:
-        return (src / kind / needs[kind]).is_file()
+        return not lacking(kind)
 
     if stages is None:  # every stage the run trained (e.g. the upscaler alone, from the shipped files:
         # the CLIP that --init-from put in place to encode its cache has no state.pt, and is not re-exported)
+        started = [k for k in needs if k != "clip" and (src / k / "config.json").is_file() and not trained(k)]
+        if started:  # interrupted before its first checkpoint: say so rather than quietly leave it out
+            raise ArgumentError(
+                f"{str(src)!r}: {', '.join(started)} stopped before its first checkpoint "
+                f"({', '.join(f'{k}/{f}' for k in started for f in lacking(k))} missing); resume it "
+                f"(python -m latentlab.mini.train --stage {started[0]} --out {src} --resume) or pass --stages "
+                f"{','.join(k for k in needs if trained(k)) or '...'}."
+            )
         stages = tuple(k for k in needs if trained(k) and (k != "clip" or (src / "clip" / "state.pt").is_file()))
         if not stages:
             raise ArgumentError(f"{str(src)!r} holds no trained stage (clip/, decoder/, prior/, upscaler/ or expert/): "
@@ -144,11 +192,59 @@ def export(
     missing = [k for k in stages if not trained(k)]
     if missing:  # checked before anything is written
         raise ArgumentError(
-            f"{str(src)!r} has no trained {', '.join(missing)} ({', '.join(f'{k}/{needs[k]}' for k in missing)} missing); "
-            f"export the stages it has with --stages {','.join(k for k in needs if trained(k)) or '...'}."
+            f"{str(src)!r} has no trained {', '.join(missing)} ({', '.join(f'{k}/{f}' for k in missing for f in lacking(k))} "
+            f"missing); export the stages it has with --stages {','.join(k for k in needs if trained(k)) or '...'}."
         )
-    dst = Path(to_dir) if to_dir is not None else WEIGHTS_DIR
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = Path(to_dir)
+    # the folder's decoder and layout expert after this export must still work together
+    dec_d = (json.loads((src / "decoder" / "config.json").read_text()) if "decoder" in stages else
+             json.loads((dst / "mini_decoder.json").read_text()) if (dst / "mini_decoder.json").is_file() else None)  # fmt: skip
+    ex_d = (json.loads((src / "expert" / "config.json").read_text()) if "expert" in stages else
+            json.loads((dst / "mini_expert.json").read_text()) if (dst / "mini_expert.json").is_file() else None)  # fmt: skip
+    drop: list[Path] = []
+    if dec_d is not None and ex_d is not None:
+        why = _decoder_fits_expert(dec_d, ex_d)
+        if why is not None and "expert" in stages:
+            raise ArgumentError(f"the expert of {str(src)!r} cannot work with the decoder {str(dst)!r} would hold: {why} "
+                                "Export a decoder that reads captions beside it (--stages decoder,expert).")  # fmt: skip
+        if why is not None and not drop_expert:
+            raise ArgumentError(
+                f"{str(dst)!r} holds a layout expert (mini_expert.safetensors) that cannot work with the decoder being "
+                f"exported: {why} Pass --drop-expert (drop_expert=True) to remove it, or export into another --to."
+            )
+        if why is not None:
+            drop = [dst / f for f in EXPERT_FILES if (dst / f).exists()]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    stage_dir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.export-", dir=dst.parent))
+    try:
+        manifest = _write_stages(src, stage_dir, dst, stages, fp16=fp16, tol=tol)
+        if drop:
+            for name in EXPERT_FILES:
+                manifest["files"].pop(name, None)
+            manifest["dropped_expert"] = "the layout expert could not work with the exported decoder"
+        # every file is in place in the temporary folder: move them in, the manifest last
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in drop:
+            p.unlink()
+        for p in sorted(stage_dir.iterdir()):
+            p.replace(dst / p.name)
+        total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
+        manifest["total_mb"] = round(total / 2**20, 2)
+        tmp = dst / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.replace(dst / "manifest.json")
+    finally:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+    if drop:
+        print(f"removed {', '.join(str(p) for p in drop)}: that layout expert could not work with the exported decoder",
+              file=sys.stderr)  # fmt: skip
+    if total > 40 * 2**20:
+        print(f"WARNING: shipped weights are {total / 2**20:.1f} MB, over the 40 MB budget")
+    return manifest
+
+
+def _write_stages(src: Path, tmp: Path, dst: Path, stages: tuple[str, ...], *, fp16: bool, tol: float) -> dict[str, Any]:
+    """Write the files of ``stages`` into ``tmp`` and return the manifest ``dst`` will have."""
     manifest_path = dst / "manifest.json"
     manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest.setdefault("files", {})
@@ -160,9 +256,9 @@ def export(
         ok, worst = _clip_fp16_ok(sd, tol) if fp16 else (False, 1.0)
         dtype = torch.float16 if ok else torch.float32
         out = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
-        save_file(out, str(dst / CLIP_FILE))
+        save_file(out, str(tmp / CLIP_FILE))
         # the acid test: it must load through open_clip's own code path
-        create_clip(dst / CLIP_FILE)
+        create_clip(tmp / CLIP_FILE)
         manifest["files"][CLIP_FILE] = {"dtype": str(dtype), "fp16_min_cosine": worst,
                                         "step": _state_step(src / "clip"), "config": CLIP_CONFIG.name,
                                         **_provenance(src / "clip")}  # fmt: skip
@@ -198,36 +294,43 @@ def export(
         dtype = torch.float16 if ok else torch.float32
         name = f"mini_{kind}.safetensors"
         if expert is not None:
-            save_expert(net, dst / name, expert, dtype=dtype)
+            save_expert(net, tmp / name, expert, dtype=dtype)
         else:
-            save_module(net, dst / name, config=cfg, dtype=dtype)
+            save_module(net, tmp / name, config=cfg, dtype=dtype)
         manifest["files"][name] = {"dtype": str(dtype), "fp16_rel_error": rel, "step": _state_step(d),
                                    "weights": "ema" if (d / "ema.safetensors").is_file() else "raw",
                                    **_provenance(d)}  # fmt: skip
-    total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
-    manifest["total_mb"] = round(total / 2**20, 2)
     manifest["exported_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest["source_run_config"] = json.loads((src / "config.json").read_text()) if (src / "config.json").is_file() else None
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    if total > 40 * 2**20:
-        print(f"WARNING: shipped weights are {total / 2**20:.1f} MB, over the 40 MB budget")
     return manifest
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.export", description=__doc__.split("\n\n")[0])
     ap.add_argument("--from", dest="src", required=True, help="training run folder (--out of latentlab.mini.train)")
-    ap.add_argument("--to", dest="dst", default=None, help="destination (default: latentlab/mini/weights/)")
+    ap.add_argument("--to", dest="dst", required=True,
+                    help="destination folder; latentlab/mini/weights replaces the shipped weights (no default)")
     ap.add_argument("--fp32", action="store_true", help="store float32 even where float16 would do")
     ap.add_argument("--stages", default=None,
                     help="comma-separated subset to export (default: every stage the run trained)")
+    ap.add_argument("--drop-expert", action="store_true",
+                    help="remove a layout expert in --to that cannot work with the exported decoder (else refused)")
     args = ap.parse_args(argv)
     stages = tuple(s for s in args.stages.split(",") if s) if args.stages else None
-    m = export(args.src, args.dst, fp16=not args.fp32, stages=stages)
+    m = export(args.src, args.dst, fp16=not args.fp32, stages=stages, drop_expert=args.drop_expert)
     print(json.dumps(m["files"], indent=2))
     print(f"total {m['total_mb']} MB")
     return m
 
 
+def _cli() -> None:
+    """``python -m``: a LatentlabError is one line ``error: ...`` and exit status 2, not a traceback."""
+    try:
+        main()
+    except LatentlabError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -64,7 +64,7 @@ SPACE = "latentlab-mini"
 
 TRAIN_HINT = (
     "Train and export them with `python -m latentlab.mini.train --stage all --config cpu --out .cache/mini/run` "
-    "then `python -m latentlab.mini.export --from .cache/mini/run` (see docs/mini.md)."
+    "then `python -m latentlab.mini.export --from .cache/mini/run --to latentlab/mini/weights` (see docs/mini.md)."
 )
 
 
@@ -641,7 +641,7 @@ def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cp
         hint = TRAIN_HINT
         if kind == "upscaler":
             hint = ("Train and export it with `python -m latentlab.mini.train --stage upscaler --config cpu-emoji --out RUN "
-                    "--init-from latentlab/mini/weights` then `python -m latentlab.mini.export --from RUN --stages upscaler` "
+                    "--init-from latentlab/mini/weights` then `python -m latentlab.mini.export --from RUN --stages upscaler --to latentlab/mini/weights` "
                     "(see docs/mini.md), or pass upscale=False.")  # fmt: skip
         raise ModelNotAvailableError(
             f"the mini {kind} weights are not on this machine (looked for {path} and {cfg_path}). " + hint

@@ -26,7 +26,10 @@ state and step; loaded with ``weights_only=True``) every ``ckpt_every`` steps an
 and logs to ``log.jsonl``. ``--resume`` continues from ``state.pt`` with the step count
 going on; batches and noise are drawn from generators seeded by ``(seed, step)`` so a resumed
 run sees the data an uninterrupted one would. A stage also stops (after checkpointing) once
-``max_minutes`` have passed. Then ``python -m latentlab.mini.export --from DIR``.
+``max_minutes`` have passed (and says so); Ctrl-C saves a checkpoint at the current step and
+exits with status 130. A stage that has a checkpoint is only continued (``--resume``), never
+started over; each stage's ``run_config.json`` keeps the history of its invocations. Then
+``python -m latentlab.mini.export --from DIR --to WEIGHTS_DIR``.
 
 ``--init-from WEIGHTS_DIR`` warm-starts every stage that has no checkpoint yet from exported
 weights (``latentlab/mini/weights`` or an ``export --to`` folder; run folders are not
@@ -44,11 +47,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -69,7 +73,7 @@ from .models import (
 )
 
 __all__ = ["TrainConfig", "DataStage", "CONFIGS", "get_config", "main", "train_clip", "build_cache", "train_decoder",
-           "train_expert", "train_prior", "train_upscaler", "word_vector_rows"]  # fmt: skip
+           "train_expert", "train_prior", "train_upscaler", "word_vector_rows", "StageInterrupted"]  # fmt: skip
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -82,7 +86,7 @@ class ClipStage:
     lr: float = 1e-3  # peak AdamW learning rate (linear warmup, cosine decay to 10%)
     weight_decay: float = 0.05
     warmup: int = 50
-    max_minutes: float = 20.0  # stop (and checkpoint) after this much wall time
+    max_minutes: float | None = 20.0  # stop (and checkpoint) after this much wall time; None: no limit
     log_every: int = 10
     ckpt_every: int = 100
     eval_every: int = 100  # zero-shot colour+shape accuracy on held-out scenes
@@ -120,7 +124,7 @@ class DecoderStage:
     warmup: int = 100
     ema_decay: float = 0.999  # EMA of the weights (with 1 - (1+step)/(10+step) warm-up); exported
     cond_drop: float = 0.1  # probability of the null embedding (classifier-free guidance)
-    max_minutes: float = 50.0
+    max_minutes: float | None = 50.0
     log_every: int = 10
     ckpt_every: int = 100
     arch: dict = field(default_factory=lambda: {"block_out_channels": (32, 64, 64)})  # DecoderConfig fields
@@ -163,7 +167,7 @@ class ExpertStage(DecoderStage):
     lr: float = 1e-3
     warmup: int = 200
     cond_drop: float = 1.0  # 1: trained on the caption alone (ExpertConfig.reads_embedding=False)
-    max_minutes: float = 60.0
+    max_minutes: float | None = 60.0
     ckpt_every: int = 250
     arch: dict = field(default_factory=_expert_arch)  # DecoderConfig fields
     precision: str = "bf16"
@@ -189,7 +193,7 @@ class PriorStage:
     warmup: int = 100
     ema_decay: float = 0.999
     cond_drop: float = 0.1
-    max_minutes: float = 5.0
+    max_minutes: float | None = 5.0
     log_every: int = 50
     ckpt_every: int = 500
     arch: dict = field(default_factory=lambda: {"width": 256, "depth": 4})  # PriorConfig fields
@@ -205,7 +209,7 @@ class UpscalerStage:
     weight_decay: float = 0.0
     warmup: int = 100
     ema_decay: float = 0.999
-    max_minutes: float = 30.0
+    max_minutes: float | None = 30.0
     log_every: int = 10
     ckpt_every: int = 250
     in_size: int = 32  # the side it upsamples from (the decoder's image_size); it outputs twice that
@@ -253,22 +257,60 @@ class TrainConfig:
         return asdict(self)
 
 
+def _parse_value(key: str, cur: Any, v: Any, nullable: bool) -> Any:
+    """``v`` (parsed as JSON where it parses, else the raw string) as the type of ``cur``, the
+    field's default: ``True``/``False``/1/0 (any case) for a bool, a whole number for an int,
+    ``null``/``none`` for a field that may be None; else ArgumentError naming ``key``."""
+    if nullable and (v is None or (isinstance(v, str) and v.strip().lower() in ("null", "none"))):
+        return None
+    if v is None:
+        raise ArgumentError(f"{key} cannot be null; give a {type(cur).__name__}.")
+    if isinstance(cur, bool):
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)) and v in (0, 1):
+            return bool(v)
+        if isinstance(v, str) and v.strip().lower() in ("true", "false", "1", "0"):
+            return v.strip().lower() in ("true", "1")
+        raise ArgumentError(f"{key} must be true or false (or 1 / 0), got {v!r}.")
+    if isinstance(cur, int):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            raise ArgumentError(f"{key} must be a whole number, got {v!r}.")
+        return int(v)
+    if isinstance(cur, float) or (cur is None and nullable):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ArgumentError(f"{key} must be a number{' or null' if nullable else ''}, got {v!r}.")
+        return float(v)
+    if isinstance(cur, str):
+        if isinstance(v, (dict, list)):
+            raise ArgumentError(f"{key} must be a string, got {v!r}.")
+        return str(v)
+    return v
+
+
 def _update(obj: Any, d: dict[str, Any], where: str = "config") -> None:
     names = {f.name: f for f in fields(obj)}
     for k, v in d.items():
         if k not in names:
             raise ArgumentError(f"unknown field {where}.{k}; known: {sorted(names)}.")
         cur = getattr(obj, k)
+        key = f"{where}.{k}".removeprefix("config.")
         if is_dataclass(cur):
             if not isinstance(v, dict):
-                raise ArgumentError(f"{where}.{k} must be an object, got {v!r}.")
+                raise ArgumentError(f"{key} must be an object, got {v!r}.")
             _update(cur, v, f"{where}.{k}")
-        elif isinstance(cur, dict) and isinstance(v, dict):  # e.g. decoder.arch.image_size=32: the other keys stay
+        elif isinstance(cur, dict):  # e.g. decoder.arch.image_size=32: the other keys stay
+            if not isinstance(v, dict):
+                raise ArgumentError(f"{key} must be an object (e.g. --set {key}='{{...}}'), got {v!r}.")
             setattr(obj, k, {**cur, **v})
-        elif isinstance(cur, list) and isinstance(v, str):  # data.sources=noto,twemoji
-            setattr(obj, k, [x.strip() for x in v.split(",") if x.strip()])
+        elif isinstance(cur, list):
+            if isinstance(v, str):  # data.sources=noto,twemoji
+                v = [x.strip() for x in v.split(",") if x.strip()]
+            if not isinstance(v, list):
+                raise ArgumentError(f"{key} must be a list (e.g. a,b), got {v!r}.")
+            setattr(obj, k, v)
         else:
-            setattr(obj, k, type(cur)(v) if isinstance(cur, (int, float, str)) and not isinstance(cur, bool) else v)
+            setattr(obj, k, _parse_value(key, cur, v, "None" in str(names[k].type)))
 
 
 def _smoke() -> TrainConfig:
@@ -346,6 +388,7 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         for part in reversed(key.split(".")):
             d = {part: d}
         _update(cfg, d)
+    _check_ranges(cfg)
     f = cfg.data.emoji_fraction
     if not (0.0 <= f <= 1.0):
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
@@ -390,7 +433,97 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
     return cfg
 
 
+def _check_ranges(cfg: TrainConfig) -> None:
+    """Refuse the settings no run can use (ArgumentError naming the key)."""
+    if cfg.threads < 1:
+        raise ArgumentError(f"threads must be >= 1, got {cfg.threads!r}.")
+    if cfg.render_size < 8:
+        raise ArgumentError(f"render_size must be >= 8, got {cfg.render_size!r}.")
+    for key in ("cache.n_images", "cache.batch_size"):
+        if getattr(cfg.cache, key.split(".")[1]) < 1:
+            raise ArgumentError(f"{key} must be >= 1, got {getattr(cfg.cache, key.split('.')[1])!r}.")
+    if not (0.0 <= cfg.cache.p_two <= 1.0):
+        raise ArgumentError(f"cache.p_two must be in [0, 1], got {cfg.cache.p_two!r}.")
+    for name in ("clip", "decoder", "prior", "upscaler", "expert"):
+        st = getattr(cfg, name)
+        for f in ("steps", "batch_size", "ckpt_every", "log_every", "eval_every"):
+            if hasattr(st, f) and getattr(st, f) < 1:
+                raise ArgumentError(f"{name}.{f} must be >= 1, got {getattr(st, f)!r}.")
+        if st.max_minutes is not None and not st.max_minutes > 0:
+            raise ArgumentError(f"{name}.max_minutes must be > 0 (or null: no time limit), got {st.max_minutes!r}.")
+        if hasattr(st, "cond_drop") and not (0.0 <= st.cond_drop <= 1.0):
+            raise ArgumentError(f"{name}.cond_drop must be in [0, 1], got {st.cond_drop!r}.")
+        if hasattr(st, "ema_decay") and not (0.0 <= st.ema_decay < 1.0):
+            raise ArgumentError(f"{name}.ema_decay must be in [0, 1), got {st.ema_decay!r}.")
+        if st.lr < 0 or st.warmup < 0:
+            raise ArgumentError(f"{name}.lr and {name}.warmup must be >= 0, got {st.lr!r} and {st.warmup!r}.")
+
+
 # -- helpers ------------------------------------------------------------------------------
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a stage, after its checkpoint at ``step`` was saved in ``stage_dir``."""
+
+    def __init__(self, stage: str, stage_dir: Path, step: int):
+        super().__init__(f"{stage} interrupted at step {step}; checkpoint in {stage_dir}")
+        self.stage, self.stage_dir, self.step = stage, stage_dir, step
+
+
+def _time_frac(t0: float, max_minutes: float | None) -> float:
+    """Share of the ``max_minutes`` budget spent since ``t0`` (0 without a budget)."""
+    return 0.0 if max_minutes is None else (time.time() - t0) / 60 / max_minutes
+
+
+def _say_time_limit(stage_dir: Path, step: int, steps: int, max_minutes: float | None) -> None:
+    kind = stage_dir.name
+    print(f"{kind}: max_minutes={max_minutes:g} reached at step {step} of {steps}; checkpoint saved in {stage_dir} "
+          f"(continue with --resume --set {kind}.max_minutes=...)", file=sys.stderr)  # fmt: skip
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop the records of ``path`` (log.jsonl) logged after ``step``, the checkpoint a resume
+    starts from, so the log holds one series of steps."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    keep = [ln for ln in lines if not ln.strip() or json.loads(ln).get("step", 0) <= step]
+    if len(keep) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep))
+        tmp.replace(path)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON at ``path``, written to a temporary file first and renamed."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists and tuples compare as lists)."""
+    if isinstance(d, dict):
+        return {k: v for key, val in d.items() for k, v in _flat(val, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
+
+
+def _check_resumed_arch(stage_dir: Path, kind: str, conf: dict[str, Any]) -> None:
+    """Refuse to resume ``stage_dir``'s checkpoint into a net of another architecture, naming
+    the keys that differ (before anything is written, so the run stays as it was)."""
+    path = stage_dir / "config.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(json.dumps(conf))
+    if kind == "expert":  # {"arch": ..., "expert": ...}: when it takes over may change, its net may not
+        old, new = old.get("arch", old), new["arch"]
+    a, b = _flat(old), _flat(new)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        shown = ", ".join(f"{kind}.arch.{k}: checkpoint {a.get(k)!r}, this run {b.get(k)!r}" for k in diff)
+        raise ArgumentError(f"--resume: {stage_dir} holds a {kind} of another architecture ({shown}); leave those "
+                            f"--set {kind}.arch... overrides out to continue it, or train the new one into another --out.")  # fmt: skip
 
 
 def _gen(seed: int, step: int, salt: int) -> torch.Generator:
@@ -446,6 +579,7 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     if ema is not None and (stage_dir / "ema.safetensors").is_file():
         ema.update(load_file(str(stage_dir / "ema.safetensors")))
     loss_avg = state.get("loss_avg")  # the logged running mean (checkpoints before it was saved: None)
+    _trim_log(stage_dir / "log.jsonl", int(state["step"]))  # records of steps after it (a crash, a kill) go
     return int(state["step"]), float(state.get("elapsed_s", 0.0)), None if loss_avg is None else float(loss_avg)
 
 
@@ -781,7 +915,8 @@ def word_vector_rows(model, tokenizer, cfg: TrainConfig, *, write: bool = True) 
     return rows
 
 
-def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
+def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
+               on_start: Callable[[int], None] | None = None) -> dict:
     sc = cfg.clip
     torch.manual_seed(cfg.seed)
     model, preprocess, tokenizer = create_clip(None, device=cfg.device)
@@ -805,49 +940,58 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
                             lr=sc.lr, betas=(0.9, 0.98), eps=1e-6)  # fmt: skip
     d = out / "clip"
     step, spent, _ = _load_ckpt(d, model, opt) if resume else (0, 0.0, None)
+    if on_start is not None:
+        on_start(step)
     log = _Logger(d / "log.jsonl")
     t0 = time.time() - spent
     bar = _progress(sc.steps, step, "clip")
     metrics: dict = {}
     start = step
-    while step < sc.steps:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, sc.lr, sc.warmup, sc.steps, (time.time() - t0) / 60 / sc.max_minutes)
-        x, tok, texts = _clip_batch(cfg, step, sc.batch_size, preprocess, tokenizer)
-        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=sc.precision == "bf16"):
-            img, txt, scale = model(x.to(cfg.device), tok.to(cfg.device))
-        img, txt = torch.nn.functional.normalize(img.float(), dim=-1), torch.nn.functional.normalize(txt.float(), dim=-1)
-        logits = scale.float() * img @ txt.T
-        # identical captions in a batch are all positives (soft targets), not false negatives
-        same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32, device=logits.device)
-        target = same / same.sum(-1, keepdim=True)
-        loss = 0.5 * (torch.sum(-target * logits.log_softmax(-1), -1).mean()
-                      + torch.sum(-target * logits.T.log_softmax(-1), -1).mean())  # fmt: skip
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        step += 1
-        bar.update(1)
-        timed_out = (time.time() - t0) / 60 > sc.max_minutes
-        if step % sc.log_every == 0 or step == sc.steps:
-            log(stage="clip", step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                scale=float(scale.detach()), elapsed_s=round(time.time() - t0, 1))  # fmt: skip
-        if step % sc.eval_every == 0 or step == sc.steps or timed_out:
-            metrics = zero_shot_accuracy(model, preprocess, tokenizer, n=sc.eval_scenes, device=cfg.device)
-            if cfg.data.emoji_fraction > 0 and cfg.data.eval_retrieval:
-                from .evaluate import emoji_retrieval
+    try:
+        while step < sc.steps:
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, sc.lr, sc.warmup, sc.steps, _time_frac(t0, sc.max_minutes))
+            x, tok, texts = _clip_batch(cfg, step, sc.batch_size, preprocess, tokenizer)
+            with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=sc.precision == "bf16"):
+                img, txt, scale = model(x.to(cfg.device), tok.to(cfg.device))
+            img, txt = torch.nn.functional.normalize(img.float(), dim=-1), torch.nn.functional.normalize(txt.float(), dim=-1)
+            logits = scale.float() * img @ txt.T
+            # identical captions in a batch are all positives (soft targets), not false negatives
+            same = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.float32, device=logits.device)
+            target = same / same.sum(-1, keepdim=True)
+            loss = 0.5 * (torch.sum(-target * logits.log_softmax(-1), -1).mean()
+                          + torch.sum(-target * logits.T.log_softmax(-1), -1).mean())  # fmt: skip
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            step += 1
+            bar.update(1)
+            timed_out = _time_frac(t0, sc.max_minutes) >= 1
+            if step % sc.log_every == 0 or step == sc.steps:
+                log(stage="clip", step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
+                    scale=float(scale.detach()), elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+            if step % sc.eval_every == 0 or step == sc.steps or timed_out:
+                metrics = zero_shot_accuracy(model, preprocess, tokenizer, n=sc.eval_scenes, device=cfg.device)
+                if cfg.data.emoji_fraction > 0 and cfg.data.eval_retrieval:
+                    from .evaluate import emoji_retrieval
 
-                r = emoji_retrieval(model, preprocess, tokenizer, _emoji_data(cfg, "held-out"), device=cfg.device)
-                metrics.update({f"emoji_{k}": v for k, v in r.items() if k in ("top1", "top5", "chance_top5")})
-            train_mode()
-            log(stage="clip", step=step, **metrics)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['zero_shot_both']:.2f}")
-        if step % sc.ckpt_every == 0 or step == sc.steps or timed_out:
+                    r = emoji_retrieval(model, preprocess, tokenizer, _emoji_data(cfg, "held-out"), device=cfg.device)
+                    metrics.update({f"emoji_{k}": v for k, v in r.items() if k in ("top1", "top5", "chance_top5")})
+                train_mode()
+                log(stage="clip", step=step, **metrics)
+                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['zero_shot_both']:.2f}")
+            if step % sc.ckpt_every == 0 or step == sc.steps or timed_out:
+                _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+            if timed_out:
+                _say_time_limit(d, step, sc.steps, sc.max_minutes)
+                break
+    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
+        bar.close()
+        if step > start or not (d / "state.pt").is_file():
             _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
-        if timed_out:
-            break
+        raise StageInterrupted("clip", d, step) from None
     bar.close()
     if step > start:  # a resume with nothing left to train leaves the file (and the cache keyed on it) alone
         _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
@@ -877,7 +1021,9 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         meta = json.loads(meta_path.read_text())
         same_data = (meta.get("emoji_fraction", 0.0) == cfg.data.emoji_fraction
                      and meta.get("data_index") == data_meta.get("data_index"))  # fmt: skip
-        same_scenes = meta.get("p_two", CacheStage.p_two) == cfg.cache.p_two  # older caches: the default
+        same_scenes = (meta.get("p_two", CacheStage.p_two) == cfg.cache.p_two  # older caches: the defaults
+                       and meta.get("seed", TrainConfig.seed) == cfg.seed
+                       and meta.get("render_size", TrainConfig.render_size) == cfg.render_size)  # fmt: skip
         if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data and same_scenes:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
@@ -905,7 +1051,8 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     data = {"images": torch.cat(imgs), "image_embeds": torch.cat(iemb), "text_embeds": torch.cat(temb)}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(data, str(path))
-    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, "p_two": cfg.cache.p_two, **data_meta,
+    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, "p_two": cfg.cache.p_two, "seed": cfg.seed,
+                                     "render_size": cfg.render_size, **data_meta,
                                      "captions": texts}))  # fmt: skip
     return data
 
@@ -972,8 +1119,8 @@ def _caption_states(cfg: TrainConfig, out: Path, n: int, width: int) -> tuple[to
     return torch.cat(states), torch.cat(masks)
 
 
-def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False,
-                     init_from: Path | None = None) -> dict:  # fmt: skip
+def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
+                     on_start: Callable[[int], None] | None = None) -> dict:  # fmt: skip
     stage = {"decoder": cfg.decoder, "expert": cfg.expert, "prior": cfg.prior}[kind]
     pixels = kind in ("decoder", "expert")  # a pixel-space decoder (the expert is one, for the noisiest steps)
     data = build_cache(cfg, out)
@@ -1033,8 +1180,12 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     conf = arch.to_dict()
     if kind == "expert":  # what export writes beside the weights (models.save_expert / load_expert)
         conf = {"arch": conf, "expert": ExpertConfig(t_min=stage.t_min, reads_embedding=stage.cond_drop < 1).to_dict()}
-    (d / "config.json").write_text(json.dumps(conf, indent=2) + "\n")
+    if resume:  # the checkpoint must be of this architecture: checked before anything is written
+        _check_resumed_arch(d, kind, conf)
     step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
+    _write_json(d / "config.json", conf)
+    if on_start is not None:
+        on_start(step)
     sched = make_scheduler(arch, "ddpm")
     alphas = sched.alphas_cumprod.float()
     log = _Logger(d / "log.jsonl")
@@ -1052,68 +1203,77 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, kind)
     salt = {"decoder": 3, "prior": 4, "expert": 5}[kind]
-    while step < stage.steps:
-        g = _gen(cfg.seed, step, salt)
-        for grp in opt.param_groups:
-            grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, (time.time() - t0) / 60 / stage.max_minutes)
-        if step < first:  # the expert's first steps: two-object scenes with a relation only
-            idx = pool[torch.randint(0, len(pool), (stage.batch_size,), generator=g)]
-        else:
-            idx = torch.randint(0, n, (stage.batch_size,), generator=g)
-        emb = data["image_embeds"][idx]
-        if pixels:
-            x0 = data["images"][idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            cond = emb
-        else:
-            x0 = emb * math.sqrt(d_emb)
-            cond = data["text_embeds"][idx]
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(t_lo, arch.num_train_timesteps, (stage.batch_size,), generator=g)
-        drop = torch.rand(stage.batch_size, generator=g) < stage.cond_drop
-        a = alphas[t].view(-1, *([1] * (x0.ndim - 1)))
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        if arch.prediction_type == "epsilon":
-            target = noise
-        elif arch.prediction_type == "sample":
-            target = x0
-        else:  # v_prediction
-            target = a.sqrt() * noise - (1 - a).sqrt() * x0
-        dev = cfg.device
-        text = tmask = None
-        if text_dim:  # drawn after the draws above, so runs without captions keep their exact stream
-            text = states[idx].float().to(dev)
-            tmask = (masks[idx] & (torch.rand(stage.batch_size, generator=g) >= stage.text_drop)[:, None]).to(dev)
-        with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
-            pred = model(xt.to(dev), t.to(dev), cond.to(dev), drop.to(dev), *((text, tmask) if text_dim else ()))
-        err = (pred.float() - target.to(dev)).pow(2).flatten(1).mean(1)
-        if arch.prediction_type == "epsilon" and (stage.min_snr_gamma > 0 or low_snr > 0):
-            snr = (a / (1 - a)).flatten()
-            err = err * _eps_loss_weights(snr, stage.min_snr_gamma, low_snr, getattr(stage, "low_snr_max", 1.0)).to(dev)
-        loss = err.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
-        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-        bar.update(1)
-        timed_out = (time.time() - t0) / 60 > stage.max_minutes
-        if step % stage.log_every == 0 or step == stage.steps:
-            log(stage=kind, step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
-                elapsed_s=round(time.time() - t0, 1))  # fmt: skip
-            bar.set_postfix(loss=f"{loss_avg:.4f}")
-        if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+    start = step
+    try:
+        while step < stage.steps:
+            g = _gen(cfg.seed, step, salt)
+            for grp in opt.param_groups:
+                grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, _time_frac(t0, stage.max_minutes))
+            if step < first:  # the expert's first steps: two-object scenes with a relation only
+                idx = pool[torch.randint(0, len(pool), (stage.batch_size,), generator=g)]
+            else:
+                idx = torch.randint(0, n, (stage.batch_size,), generator=g)
+            emb = data["image_embeds"][idx]
+            if pixels:
+                x0 = data["images"][idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+                cond = emb
+            else:
+                x0 = emb * math.sqrt(d_emb)
+                cond = data["text_embeds"][idx]
+            noise = torch.randn(x0.shape, generator=g)
+            t = torch.randint(t_lo, arch.num_train_timesteps, (stage.batch_size,), generator=g)
+            drop = torch.rand(stage.batch_size, generator=g) < stage.cond_drop
+            a = alphas[t].view(-1, *([1] * (x0.ndim - 1)))
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            if arch.prediction_type == "epsilon":
+                target = noise
+            elif arch.prediction_type == "sample":
+                target = x0
+            else:  # v_prediction
+                target = a.sqrt() * noise - (1 - a).sqrt() * x0
+            dev = cfg.device
+            text = tmask = None
+            if text_dim:  # drawn after the draws above, so runs without captions keep their exact stream
+                text = states[idx].float().to(dev)
+                tmask = (masks[idx] & (torch.rand(stage.batch_size, generator=g) >= stage.text_drop)[:, None]).to(dev)
+            with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
+                pred = model(xt.to(dev), t.to(dev), cond.to(dev), drop.to(dev), *((text, tmask) if text_dim else ()))
+            err = (pred.float() - target.to(dev)).pow(2).flatten(1).mean(1)
+            if arch.prediction_type == "epsilon" and (stage.min_snr_gamma > 0 or low_snr > 0):
+                snr = (a / (1 - a)).flatten()
+                err = err * _eps_loss_weights(snr, stage.min_snr_gamma, low_snr, getattr(stage, "low_snr_max", 1.0)).to(dev)
+            loss = err.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
+            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+            bar.update(1)
+            timed_out = _time_frac(t0, stage.max_minutes) >= 1
+            if step % stage.log_every == 0 or step == stage.steps:
+                log(stage=kind, step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
+                    elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+                bar.set_postfix(loss=f"{loss_avg:.4f}")
+            if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+                _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
+            if timed_out:
+                _say_time_limit(d, step, stage.steps, stage.max_minutes)
+                break
+    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
+        bar.close()
+        if step > start or not (d / "state.pt").is_file():
             _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-        if timed_out:
-            break
+        raise StageInterrupted(kind, d, step) from None
     bar.close()
     _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
     return {"step": step, "loss_avg": loss_avg}
 
 
-def train_decoder(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
-    return _train_diffusion("decoder", cfg, out, resume=resume, init_from=init_from)
+def train_decoder(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
+                  on_start: Callable[[int], None] | None = None) -> dict:
+    return _train_diffusion("decoder", cfg, out, resume=resume, init_from=init_from, on_start=on_start)
 
 
 def _relation_rows(captions: list[str]) -> torch.Tensor:
@@ -1123,15 +1283,18 @@ def _relation_rows(captions: list[str]) -> torch.Tensor:
                          and sum(c.count(f" {x}") for x in shapes.SHAPES) >= 2], dtype=torch.long)  # fmt: skip
 
 
-def train_expert(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
-    return _train_diffusion("expert", cfg, out, resume=resume, init_from=init_from)
+def train_expert(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
+                 on_start: Callable[[int], None] | None = None) -> dict:
+    return _train_diffusion("expert", cfg, out, resume=resume, init_from=init_from, on_start=on_start)
 
 
-def train_prior(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
-    return _train_diffusion("prior", cfg, out, resume=resume, init_from=init_from)
+def train_prior(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
+                on_start: Callable[[int], None] | None = None) -> dict:
+    return _train_diffusion("prior", cfg, out, resume=resume, init_from=init_from, on_start=on_start)
 
 
-def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None) -> dict:
+def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
+                   on_start: Callable[[int], None] | None = None) -> dict:
     """Train the 2x upscaler (L1) on the cache's renders: the input is each render shrunk to
     ``upscaler.in_size`` as the decoder's training images are (plus a little Gaussian noise,
     ``noise_aug``), the target the render shrunk to twice that."""
@@ -1167,42 +1330,54 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     ema = _ema_init(model)
     d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text(json.dumps(arch.to_dict(), indent=2) + "\n")
+    if resume:
+        _check_resumed_arch(d, "upscaler", arch.to_dict())
     step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
+    _write_json(d / "config.json", arch.to_dict())
+    if on_start is not None:
+        on_start(step)
     log = _Logger(d / "log.jsonl")
     n = source.shape[0]
     t0 = time.time() - spent
     bar = _progress(stage.steps, step, "upscaler")
     dev = cfg.device
-    while step < stage.steps:
-        g = _gen(cfg.seed, step, 5)
-        for grp in opt.param_groups:
-            grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, (time.time() - t0) / 60 / stage.max_minutes)
-        idx = torch.randint(0, n, (stage.batch_size,), generator=g)
-        x = source[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        y = target[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        sigma = torch.rand(stage.batch_size, 1, 1, 1, generator=g) * stage.noise_aug
-        x = x + sigma * torch.randn(x.shape, generator=g)
-        with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
-            pred = model(x.to(dev))
-        loss = (pred.float() - y.to(dev)).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
-        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-        bar.update(1)
-        timed_out = (time.time() - t0) / 60 > stage.max_minutes
-        if step % stage.log_every == 0 or step == stage.steps:
-            log(stage="upscaler", step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
-                elapsed_s=round(time.time() - t0, 1))  # fmt: skip
-            bar.set_postfix(loss=f"{loss_avg:.4f}")
-        if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+    start = step
+    try:
+        while step < stage.steps:
+            g = _gen(cfg.seed, step, 5)
+            for grp in opt.param_groups:
+                grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, _time_frac(t0, stage.max_minutes))
+            idx = torch.randint(0, n, (stage.batch_size,), generator=g)
+            x = source[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            y = target[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            sigma = torch.rand(stage.batch_size, 1, 1, 1, generator=g) * stage.noise_aug
+            x = x + sigma * torch.randn(x.shape, generator=g)
+            with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
+                pred = model(x.to(dev))
+            loss = (pred.float() - y.to(dev)).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
+            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+            bar.update(1)
+            timed_out = _time_frac(t0, stage.max_minutes) >= 1
+            if step % stage.log_every == 0 or step == stage.steps:
+                log(stage="upscaler", step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
+                    elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+                bar.set_postfix(loss=f"{loss_avg:.4f}")
+            if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+                _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
+            if timed_out:
+                _say_time_limit(d, step, stage.steps, stage.max_minutes)
+                break
+    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
+        bar.close()
+        if step > start or not (d / "state.pt").is_file():
             _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-        if timed_out:
-            break
+        raise StageInterrupted("upscaler", d, step) from None
     bar.close()
     _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
     return {"step": step, "loss_avg": loss_avg}
@@ -1224,13 +1399,19 @@ def main(argv: list[str] | None = None) -> dict:
                     help="warm-start stages that have no checkpoint yet from exported weights (e.g. latentlab/mini/weights); "
                     "the CLIP there also encodes the cache when this run trains no CLIP")  # fmt: skip
     args = ap.parse_args(argv)
+    argv = list(argv) if argv is not None else sys.argv[1:]
     cfg = get_config("smoke" if args.smoke else args.config, args.set)
-    torch.set_num_threads(cfg.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    results: dict[str, Any] = {}
     stages = ["clip", "cache", "prior", "decoder"] if args.stage == "all" else [args.stage]
+    # a stage with a checkpoint is continued (--resume) or left alone, never silently started over
+    # (its log would hold two series of steps): checked for every stage before anything is written
+    done = [st for st in stages if st != "cache" and (out / st / "state.pt").is_file()]
+    if done and not args.resume:
+        raise ArgumentError(f"{', '.join(str(out / st) for st in done)} already holds a checkpoint; pass --resume to "
+                            "continue it, or choose another --out to train from the start.")  # fmt: skip
+    torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
     init = Path(args.init_from) if args.init_from else None
     clip_ckpt = out / "clip" / "model.safetensors"
     if init is not None and "clip" not in stages and not clip_ckpt.is_file():
@@ -1244,29 +1425,61 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"--resume: {out / st} has no checkpoint (state.pt); training {st} from the start", file=sys.stderr)
         return args.resume and found
 
+    def recorder(st: str) -> Callable[[int], None]:
+        """Once the stage's checkpoint (if any) has loaded: add this invocation to the stage's
+        ``run_config.json`` history, and say which settings differ from those it last ran with."""
+
+        def record(step: int) -> None:
+            path = out / st / "run_config.json"
+            old = json.loads(path.read_text()) if path.is_file() else None
+            entry = {"argv": argv, "config": cfg.to_dict(), "from_step": step}
+            history = [] if old is None else old.get("history", [{**old, "from_step": None}])
+            if step > 0 and old is not None:
+                others = {"clip", "cache", "decoder", "prior", "upscaler", "expert"} - {st}
+                a, b = _flat(old["config"]), _flat(entry["config"])
+                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k.split(".")[0] not in others)
+                if diff:
+                    print(f"--resume: {st} continues from step {step} with settings other than it last ran with: "
+                          + ", ".join(f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in diff), file=sys.stderr)  # fmt: skip
+            else:
+                history = []  # trained from the start: an earlier record (if any) is of weights no longer there
+            _write_json(path, {"argv": argv, "config": entry["config"], "history": [*history, entry]})
+            _write_json(out / "config.json", entry["config"])  # the last invocation's; each stage keeps its history
+
+        return record
+
+    trainers = {"clip": train_clip, "decoder": train_decoder, "upscaler": train_upscaler, "expert": train_expert,
+                "prior": train_prior}  # fmt: skip
     for st in stages:
         t0 = time.time()
-        if st != "cache":  # what this stage ran with (the run's config.json is the last invocation's)
-            (out / st).mkdir(parents=True, exist_ok=True)
-            record = {"argv": list(argv) if argv is not None else sys.argv[1:], "config": cfg.to_dict()}
-            (out / st / "run_config.json").write_text(json.dumps(record, indent=2) + "\n")
-        if st == "clip":
-            results[st] = train_clip(cfg, out, resume=resuming(st), init_from=init)
-        elif st == "cache":
-            build_cache(cfg, out, force=args.stage == "cache")
-            results[st] = {"n_images": cfg.cache.n_images}
-        elif st == "decoder":
-            results[st] = train_decoder(cfg, out, resume=resuming(st), init_from=init)
-        elif st == "upscaler":
-            results[st] = train_upscaler(cfg, out, resume=resuming(st), init_from=init)
-        elif st == "expert":
-            results[st] = train_expert(cfg, out, resume=resuming(st), init_from=init)
-        else:
-            results[st] = train_prior(cfg, out, resume=resuming(st), init_from=init)
+        try:
+            if st == "cache":
+                _write_json(out / "config.json", cfg.to_dict())
+                build_cache(cfg, out, force=args.stage == "cache")
+                results[st] = {"n_images": cfg.cache.n_images}
+            else:
+                (out / st).mkdir(parents=True, exist_ok=True)
+                results[st] = trainers[st](cfg, out, resume=resuming(st), init_from=init, on_start=recorder(st))
+        except StageInterrupted as e:
+            again = [a for a in argv if a != "--resume"] + ["--resume"]
+            print(f"interrupted: {e.stage} checkpoint at step {e.step} saved in {e.stage_dir}; resume with "
+                  f"python -m latentlab.mini.train {shlex.join(again)}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(130) from None
         results[st]["seconds"] = round(time.time() - t0, 1)
         print(json.dumps({st: results[st]}), flush=True)
     return results
 
 
+def _cli() -> None:
+    """``python -m``: a LatentlabError is one line ``error: ...`` and exit status 2, not a traceback."""
+    from ..errors import LatentlabError
+
+    try:
+        main()
+    except LatentlabError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    _cli()
