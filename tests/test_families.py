@@ -12,9 +12,9 @@ from latentlab.errors import ArgumentError, LatentlabError, ModelNotAvailableErr
 from latentlab.presets import Preset, create_decoder, create_encoder, create_prior
 from latentlab.space import space_of, tag
 
-kandinsky = pytest.importorskip("latentlab.decoders.kandinsky")
-karlo = pytest.importorskip("latentlab.decoders.karlo")
-hf_clip = pytest.importorskip("latentlab.hf_clip")
+from latentlab.decoders import kandinsky  # noqa: E402  (our own modules: an import error must fail, not skip)
+from latentlab.decoders import karlo  # noqa: E402
+from latentlab import hf_clip  # noqa: E402
 
 DIM = 32
 

@@ -11,8 +11,8 @@ import torch
 
 from latentlab.errors import ArgumentError, LatentlabError
 
-karlo = pytest.importorskip("latentlab.decoders.karlo")
-hf_clip = pytest.importorskip("latentlab.hf_clip")
+from latentlab.decoders import karlo  # noqa: E402
+from latentlab import hf_clip  # noqa: E402
 
 DIM = 32
 

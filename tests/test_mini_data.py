@@ -230,9 +230,29 @@ def test_index_cli_and_missing_sources_are_reported(fake_cache, tmp_path, capsys
     out = capsys.readouterr().out
     assert "[noto] not fetched" in out and "fetch --sources noto" in out
     assert len(_rows(fake_cache / "index.jsonl")) == 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         data.main(["stats", "--cache-dir", str(tmp_path / "nothing")])
+    assert exc.value.code == 2  # as train, export and evaluate
     assert "run `python -m latentlab.mini.data fetch`" in capsys.readouterr().err
+    for flag in ("--size", "--limit"):  # checked before any work (0 had indexed nothing, then blamed the fetch)
+        with pytest.raises(SystemExit) as exc:
+            data.main(["index", "--cache-dir", str(fake_cache), flag, "0"])
+        assert exc.value.code == 2 and f"{flag} must be at least" in capsys.readouterr().err
+
+
+def test_a_missing_fonttools_names_the_install(monkeypatch, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_fonttools(name, *args, **kwargs):
+        if name.startswith("fontTools"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_fonttools)
+    with pytest.raises(data.DataFetchError, match=r"needs fontTools: `pip install -e \"\.\[data\]\"`"):
+        data.font_bitmaps(tmp_path / "NotoColorEmoji.ttf")
 
 
 def test_fetch_errors_name_the_command_and_stamps_make_it_idempotent(tmp_path, monkeypatch, capsys):

@@ -685,7 +685,13 @@ def font_glyph_codepoints(
 
 def font_bitmaps(font_path: str | Path) -> tuple[dict[str, bytes], dict[str, list[tuple[int, ...]]]]:
     """The largest strike of a CBDT/CBLC colour font: ``({glyph: PNG bytes}, {glyph: [code point sequences]})``."""
-    from fontTools.ttLib import TTFont
+    try:
+        from fontTools.ttLib import TTFont
+    except ModuleNotFoundError:
+        raise DataFetchError(
+            "reading the Noto emoji font needs fontTools: `pip install -e \".[data]\"` (or leave noto out with "
+            "`index --sources ...`)."
+        ) from None
 
     font = TTFont(str(font_path), lazy=True)
     if "CBDT" not in font:
@@ -1183,6 +1189,10 @@ def main(argv: list[str] | None = None) -> Any:
     for p in sub.choices.values():
         p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"default: {DEFAULT_CACHE}")
     args = ap.parse_args(argv)
+    for flag, value, least in (("--size", getattr(args, "size", None), 8), ("--limit", getattr(args, "limit", None), 1)):
+        if value is not None and value < least:
+            print(f"error: {flag} must be at least {least}, got {value}.", file=sys.stderr)
+            raise SystemExit(2)
     try:
         if args.cmd == "fetch":
             t0 = time.time()
@@ -1194,9 +1204,12 @@ def main(argv: list[str] | None = None) -> Any:
             return build_index(args.cache_dir, args.sources, size=args.size, skin_tones=args.skin_tones,
                                limit=args.limit)  # fmt: skip
         return stats(args.cache_dir)
-    except LatentlabError as e:
+    except LatentlabError as e:  # (a failed command's output tail follows on the next lines)
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted: sources already fetched stay stamped as done; run the same command again.", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
