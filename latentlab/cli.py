@@ -217,6 +217,12 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     _check_output_format(args)
+    if getattr(args, "pacing", None) == "uniform":  # pacing turned off: the spec's finer pacing settings go with it
+        if not isinstance(spec_dict, dict):
+            from .spec import load_file
+
+            spec_dict = {**load_file(spec_dict), "base_dir": str(Path(spec_dict).resolve().parent)}
+        spec_dict = {k: v for k, v in spec_dict.items() if not (k.startswith("pacing_") and k != "pacing_metric")}
     spec = load_spec(spec_dict, **_overrides(args))
     if args.save_spec:
         spec.save(args.save_spec)
@@ -235,8 +241,11 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         from .jobs import default_out_dir
 
-        where = out_dir or default_out_dir(spec)
-        print(f"\ninterrupted: finished frames are kept in {where}/; run the same command again to resume.", file=sys.stderr)
+        where = Path(out_dir or default_out_dir(spec))
+        if any(where.glob("frame_*.png")):
+            print(f"\ninterrupted: finished frames are kept in {where}/; run the same command again to resume.", file=sys.stderr)
+        else:
+            print("\ninterrupted before any frame was finished; run the same command again to start.", file=sys.stderr)
         return 130
     print(f"video:         {result.video}")
     print(f"contact sheet: {result.contact_sheet}")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ArgumentError
+from .errors import ArgumentError, check_seed
 
 __all__ = ["IterativeEdit", "iterative_text_diff", "variations", "generate", "VARIATION_MODES"]
 
@@ -294,7 +294,7 @@ def variations(
     from .space import check_embeddings, space_of, tag
 
     check_embeddings(z, name="embedding", dim=decoder.dim, space=decoder.space)  # refused as decode refuses it
-    seeds = [int(seed) + k for k in range(n)]
+    seeds = [check_seed(seed) + k for k in range(n)]
     zs = tag(z.expand(n, -1), space_of(z))  # (expand makes a new tensor: keep the space for decode's check)
     if mode == "reroll":
         noise = make_noise(tuple(decoder.noise_shape()), seeds)
@@ -367,8 +367,7 @@ def generate(
     for name, value, least in (("n", n, 1), ("batch_size", batch_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ArgumentError(f"{name} must be an integer >= {least}, got {value!r}.")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    seed = check_seed(seed)
     if prior is None:
         raise ArgumentError("prior is None: generating from text needs the preset's prior (ll.create_prior(preset)).")
     _check_parts("generate(encoder, prior, decoder, prompt, ...)", encoder=encoder, prior=prior, decoder=decoder)

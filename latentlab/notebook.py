@@ -358,7 +358,9 @@ class Scrubber:
         z = path_embeddings(path)
         self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space)
         self.decoder = decoder
-        self.seed, self.noise, self.steps, self.guidance_scale = int(seed), noise, steps, guidance_scale
+        from .errors import check_seed
+
+        self.seed, self.noise, self.steps, self.guidance_scale = check_seed(seed), noise, steps, guidance_scale
         T = self.num_frames
         self.seeds = frame_seeds(T, self.seed, noise)
         if labels is None:

@@ -161,7 +161,8 @@ def keyframe_noise_for(
                 f"keyframe_noise must have shape {(num_keyframes, *shape)} (one noise per keyframe), got {got}."
             )
         return kn.detach().to("cpu", torch.float32)
-    seeds = [int(seed) + i for i in range(num_keyframes)] if keyframe_seeds is None else [int(s) for s in keyframe_seeds]
+    seeds = ([int(seed) + i for i in range(num_keyframes)] if keyframe_seeds is None
+             else [check_seed(s, "keyframe_seeds[...]") for s in keyframe_seeds])  # fmt: skip
     if len(seeds) != num_keyframes:
         raise ArgumentError(f"keyframe_seeds has {len(seeds)} entries for {num_keyframes} keyframes; give one per keyframe.")
     return make_noise(tuple(shape), seeds)
@@ -457,7 +458,7 @@ def render(
         )
         params = trajectory.params()
         if keyframe_noise is None:
-            extra["keyframe_seeds"] = [int(seed) + i for i in range(K)] if keyframe_seeds is None else [int(x) for x in keyframe_seeds]
+            extra["keyframe_seeds"] = [int(seed) + i for i in range(K)] if keyframe_seeds is None else [check_seed(x, "keyframe_seeds[...]") for x in keyframe_seeds]
         else:
             extra["keyframe_noise_sha256"] = hashlib.sha256(kn.contiguous().numpy().tobytes()).hexdigest()
     elif keyframe_seeds is not None or keyframe_noise is not None:

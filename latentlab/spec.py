@@ -309,7 +309,7 @@ class Spec:
             given = [f for f in ("pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol", "pacing_max_samples",
                                  "pacing_min_width", "pacing_relax") if getattr(self, f) is not None]  # fmt: skip
             need(not given, f"'{given[0] if given else ''}' applies to pacing = 'even' or 'fine' only, and pacing is "
-                 "'uniform' (the default), so it would be ignored. Set 'pacing' (CLI: --pacing even), or drop it.")  # fmt: skip
+                 "'uniform' (the default), so it would be ignored. Set 'pacing' to 'even' or 'fine', or drop it.")  # fmt: skip
         need(self.invert_refine is None or (is_int(self.invert_refine) and self.invert_refine >= 0),
              f"'invert_refine' must be an integer >= 0 (gradient steps), got {self.invert_refine!r}.")  # fmt: skip
         need(is_int(self.frames) and 1 <= self.frames <= MAX_FRAMES, f"'frames' must be an integer in [1, {MAX_FRAMES}], got {self.frames!r}.")

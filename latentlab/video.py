@@ -421,13 +421,20 @@ def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop:
     # a gif's loop count is the repeats after the first play (0: forever; none: plays once),
     # where ``loop`` counts the plays, as webp's does
     repeat = {"loop": 0} if loop == 0 else ({} if loop == 1 else {"loop": loop - 1})
+    # Pillow merges identical consecutive frames (a hold) into one, whose delay a gif stores in a
+    # 16-bit count of 1/100 s: refused here, before the writer opens (its own overflow, below,
+    # catches frames that only its palette makes identical)
+    longest = run = 0
+    for k, d in enumerate(durations):
+        run = run + d if k and np.array_equal(seq[k], seq[k - 1]) else d
+        longest = max(longest, run)
     try:
+        if longest > _GIF_MAX_DELAY_CS * 10:
+            raise OverflowError
         # Pillow's writer takes a list of durations only for several frames; one frame gets a number
         iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
                     duration=durations if len(seq) > 1 else durations[0], **repeat)
     except (OverflowError, struct.error):
-        # Pillow merges identical consecutive frames (a hold) into one, whose delay a gif stores
-        # in a 16-bit count of 1/100 s
         raise ArgumentError(
             f"a gif shows one picture for at most {_GIF_MAX_DELAY_CS / 100:g} s, and a hold or a frame at fps={fps:g} "
             "lasts longer (identical frames in a row count as one). Fix: shorten hold_first / hold_last "

@@ -461,3 +461,34 @@ def test_a_label_or_an_explicit_default_does_not_make_another_render(tmp_path, i
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png")) == mtimes
     (tmp_path / "s.toml").write_text(edited.replace("frames = 2\nhold", "frames = 3\nhold"))
     assert main(["render", "s.toml", "--out-dir", "r", "-q"]) == 2  # a real change is still another render
+
+
+def test_pacing_uniform_turns_off_a_paced_spec(tmp_path, images, capsys):
+    # a spec with finer pacing settings, rendered with --pacing uniform: the settings go with the pacing
+    spec = tmp_path / "paced.toml"
+    spec.write_text(f'pacing = "even"\npacing_coarse = 3\npacing_relax = 1\n[[keyframes]]\nimage = "{images[0].name}"\n'
+                    f'[[keyframes]]\nimage = "{images[1].name}"\n')  # fmt: skip
+    assert main(["render", str(spec), "--pacing", "uniform", "--frames", "2", "--out-dir", str(tmp_path / "u"), *FAST]) == 0
+    assert json.loads((tmp_path / "u" / MANIFEST).read_text())["spec"]["pacing"] == "uniform"
+    # a finer setting asked for on the command line with uniform pacing is still refused
+    assert main(["render", str(spec), "--pacing", "uniform", "--pacing-relax", "2", "--out-dir", str(tmp_path / "v"), *FAST]) == 2
+    assert "Set 'pacing' (--pacing) to 'even' or 'fine'" in capsys.readouterr().err
+
+
+def test_seeds_are_checked_wherever_they_are_taken(tiny_encoder, tiny_decoder):
+    import latentlab as ll
+
+    from latentlab.errors import ArgumentError
+
+    z = tiny_encoder.encode_text(["a", "b"])
+    path = ll.Trajectory(z, frames=2)
+    with pytest.raises(ArgumentError, match=r"keyframe_seeds\[...\] must be an integer"):
+        ll.render(path, tiny_decoder, noise="slerp", keyframe_seeds=[1.5, 2], steps=1, progress=False)
+    with pytest.raises(ArgumentError, match="seed must be an integer"):
+        ll.variations(tiny_decoder, z[:1], n=2, seed=1.5, steps=1)
+    with pytest.raises(ArgumentError, match="seed must be an integer"):
+        ll.scrub(path, tiny_decoder, seed=1.5)
+    prior = ll.create_prior("tiny")
+    with pytest.raises(ArgumentError, match="seed must be an integer"):
+        ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, seed=2**64, steps=1)
+    assert ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, seed=np.int64(3), steps=1).shape[0] == 1
