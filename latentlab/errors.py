@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Callable
 
 __all__ = [
     "LatentlabError",
@@ -36,6 +37,18 @@ class SpecError(ArgumentError):
 
 class ModelNotAvailableError(LatentlabError):
     """A model's weights are not on this machine and cannot be fetched."""
+
+
+def run_reporting_errors(main: Callable[[], object]) -> None:
+    """Run a ``python -m`` entry point: a :class:`LatentlabError` is printed as one line
+    ``error: ...`` with exit status 2, not a traceback."""
+    import sys
+
+    try:
+        main()
+    except LatentlabError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_int(value: object, name: str, *, minimum: int | None = None) -> int:

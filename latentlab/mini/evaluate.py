@@ -611,16 +611,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return res
 
 
-def _cli() -> None:
-    """``python -m``: a LatentlabError is one line ``error: ...`` and exit status 2, not a traceback."""
-    from ..errors import LatentlabError
-
-    try:
-        main()
-    except LatentlabError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 if __name__ == "__main__":
-    _cli()
+    from ..errors import run_reporting_errors
+
+    run_reporting_errors(main)
