@@ -304,7 +304,7 @@ def variations(
     if not getattr(decoder, "supports_inversion", False) or not hasattr(decoder, "decode_eta"):
         raise ArgumentError(
             f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
-            f"{type(decoder).__name__} does not. Use mode='reroll'."
+            f"{type(decoder).__name__} does not. Use mode='reroll' (CLI: variations without --eta)."
         )
     if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta <= 1:
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")

@@ -98,6 +98,16 @@ def _encoder_space(z: torch.Tensor, name: str, encoder: Any) -> None:
         raise SpaceError(f"{name} lives in CLIP space {own!r} but encoder in {space!r}. Pass the encoder that made them.")
 
 
+def _check_encoder(encoder: Any) -> None:
+    """``encoder`` must encode text (an :class:`~latentlab.Encoder`): name it, e.g. when the
+    arguments were swapped."""
+    if not hasattr(encoder, "encode_text") or isinstance(encoder, (torch.Tensor, np.ndarray)):
+        raise ArgumentError(
+            f"encoder must be a latentlab Encoder (ll.create_encoder(preset)), got {type(encoder).__name__}; "
+            "the arguments are (path or query, encoder, words, ...)."
+        )
+
+
 def _words(words: Any) -> list[str]:
     """``words`` as a non-empty list (a generator is read once)."""
     if isinstance(words, str) or words is None:
@@ -266,6 +276,7 @@ def nearest_words(
     >>> nearest_words(enc.encode_text("a red circle"), enc, ["red", "blue"], k=1).top()  # doctest: +SKIP
     'red'
     """
+    _check_encoder(encoder)
     words = _words(words)
     if "{}" not in template:
         raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
@@ -649,6 +660,7 @@ def what_changed(
     """
     from .ops import similarity_matrix
 
+    _check_encoder(encoder)
     words = _words(words)
     if "{}" not in template:
         raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")

@@ -677,3 +677,12 @@ def test_results_show_briefly_in_a_notebook(tiny_encoder):
     text = repr(pca)
     assert text.startswith(f"PCA(rank={pca.rank}, d=32, space='tiny-random', explained_ratio=[")
     assert len(text) < 200 and "\n" not in text
+
+
+def test_swapped_arguments_name_the_encoder(tiny_encoder):
+    path = ll.Trajectory.interpolate(tiny_encoder.encode_text("a"), tiny_encoder.encode_text("b"), frames=3)
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(ArgumentError, match="encoder must be a latentlab Encoder .* got ndarray"):
+        explore.what_changed(path, frames, tiny_encoder)
+    with pytest.raises(ArgumentError, match="encoder must be a latentlab Encoder .* got list"):
+        explore.nearest_words(path, ["red"], tiny_encoder)
