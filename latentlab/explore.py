@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError, SpaceError
-from .space import check_embeddings, space_of, tag
+from .space import check_embeddings, common_space, space_of, tag
 
 __all__ = [
     "Neighbours",
@@ -78,24 +78,12 @@ def same_space(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> No
             f"{a_name} has size {a.shape[-1]} but {b_name} has size {b.shape[-1]}: they come from "
             "different CLIP models. Encode both with the same encoder."
         )
-    sa, sb = space_of(a), space_of(b)
-    if sa is not None and sb is not None and sa != sb:
-        raise SpaceError(
-            f"{a_name} lives in CLIP space {sa!r} but {b_name} in {sb!r}. Encode both with the same encoder."
-        )
+    common_space(a, b, names=(a_name, b_name))
 
 
 def _encoder_space(z: torch.Tensor, name: str, encoder: Any) -> None:
-    """``z`` must be in ``encoder``'s space (its size and tag): a SpaceError naming both."""
-    dim, space = getattr(encoder, "dim", None), getattr(encoder, "space", None)
-    if dim is not None and z.shape[-1] != dim:
-        raise SpaceError(
-            f"{name} has size {z.shape[-1]} but encoder's CLIP space {space!r} has size {dim}. "
-            "Pass the encoder that made them."
-        )
-    own = space_of(z)
-    if space is not None and own is not None and own != space:
-        raise SpaceError(f"{name} lives in CLIP space {own!r} but encoder in {space!r}. Pass the encoder that made them.")
+    """``z`` must be in ``encoder``'s space (its size and tag), as the encoder's own inputs are."""
+    check_embeddings(z, name=name, dim=getattr(encoder, "dim", None), space=getattr(encoder, "space", None))
 
 
 def _check_encoder(encoder: Any) -> None:

@@ -635,23 +635,23 @@ def test_exploration_and_plots_name_the_arguments_whose_spaces_differ(tiny_encod
     assert tiny_path.space == "tiny-random"
     other = tag(torch.nn.functional.normalize(torch.randn(6, 32, generator=torch.Generator().manual_seed(1)), dim=-1), "other")
     smaller = torch.randn(6, 16)
-    with pytest.raises(SpaceError, match="path lives in CLIP space 'tiny-random' but points in 'other'"):
+    with pytest.raises(SpaceError, match="path is in 'tiny-random', points is in 'other'"):
         plots.plot_pca_map(tiny_path, other)
     with pytest.raises(SpaceError, match="path has size 32 but points has size 16"):
         plots.plot_pca_map(tiny_path, smaller)
-    with pytest.raises(SpaceError, match="path lives in .* but references in 'other'"):
+    with pytest.raises(SpaceError, match="path is in .*, references is in 'other'"):
         plots.plot_similarity(tiny_path, other)
     with pytest.raises(SpaceError, match="a has size 32 but b has size 16"):
         plots.plot_similarity_matrix(tiny_path, smaller)
     with pytest.raises(SpaceError, match="query has size 32 but bank has size 16"):
         explore.nearest_neighbours(tiny_path, smaller)
     fake = _fake_path()  # size 8, space "fake-space"
-    with pytest.raises(SpaceError, match="query has size 8 but encoder's CLIP space 'tiny-random' has size 32"):
+    with pytest.raises(SpaceError, match="query has size 8 but 32 is expected here"):
         explore.nearest_words(fake, tiny_encoder, ["red"])
-    with pytest.raises(SpaceError, match="path has size 8 but encoder's"):
+    with pytest.raises(SpaceError, match="path has size 8 but 32 is expected here"):
         explore.what_changed(fake, tiny_encoder, ["red"])
     same_size = tag(tiny_path.embeddings().clone(), "other")
-    with pytest.raises(SpaceError, match="path lives in CLIP space 'other' but encoder in 'tiny-random'"):
+    with pytest.raises(SpaceError, match="path lives in CLIP space 'other' but 'tiny-random' is expected"):
         explore.what_changed(same_size, tiny_encoder, ["red"])
 
 
