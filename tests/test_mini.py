@@ -272,6 +272,39 @@ def test_ctrl_c_saves_a_checkpoint_and_a_resume_keeps_one_log_series(smoke_run, 
     assert [r["step"] for r in _log(out / "decoder" / "log.jsonl")] == [1, 2, 3, 4, 5]
 
 
+
+@pytest.mark.parametrize("stage", ["decoder", "clip"])
+def test_ctrl_c_inside_an_optimiser_step_waits_for_the_step_count(smoke_run, tmp_path, monkeypatch, stage):
+    # a real SIGINT that lands while AdamW updates the weights: the checkpoint saved on the way
+    # out must record the update (weights, optimiser and step one series), not one step behind it
+    import os
+    import shutil
+    import signal
+
+    from latentlab.mini import train
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    shutil.rmtree(out / stage)
+    real_step = torch.optim.AdamW.step
+    calls = []
+
+    def step_then_sigint(self, *a, **k):
+        result = real_step(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_sigint)
+    with pytest.raises(SystemExit) as e:
+        train.main(["--stage", stage, "--config", "smoke", "--out", str(out)])
+    assert e.value.code == 130
+    state = torch.load(out / stage / "state.pt", weights_only=True)
+    adam_steps = {float(s["step"]) for s in state["optimizer"]["state"].values()}
+    assert adam_steps == {2.0} and state["step"] == 2
+
+
 def test_a_stage_out_of_time_says_so(smoke_run, tmp_path, capsys):
     import shutil
 
@@ -297,6 +330,48 @@ def test_cache_is_built_again_for_another_seed_or_render_size(smoke_run, tmp_pat
     other = build_cache(get_config("smoke", ["seed=1"]), out)
     assert not torch.equal(same["images"], other["images"])
     assert build_cache(get_config("smoke", ["seed=1", "render_size=32"]), out)["images"].shape[1] == 32
+
+
+
+def test_ctrl_c_or_a_crash_while_the_cache_is_built(smoke_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import safetensors.torch
+
+    from latentlab.mini import shapes, train
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    real_render = shapes.render_scene
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    # Ctrl-C while the scenes render: one line that says how to go on, not a traceback
+    monkeypatch.setattr(shapes, "render_scene", ctrl_c)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        train.main(["--stage", "cache", "--config", "smoke", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 130 and not any("Traceback" in ln for ln in err)
+    assert err[-1].startswith("interrupted: cache stopped before its first step; go on with python -m latentlab.mini.train")
+    with pytest.raises(SystemExit):  # a stage with a checkpoint is told to go on with --resume
+        train.main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume", "--set", "seed=1"])
+    assert capsys.readouterr().err.strip().endswith("--set seed=1 --resume")
+    monkeypatch.setattr(shapes, "render_scene", real_render)
+
+    # a crash while the new cache is written: the old description must not vouch for the half-written file
+    def half_written(data, path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        train.build_cache(train.get_config("smoke"), out, force=True)
+    monkeypatch.undo()
+    data = train.build_cache(train.get_config("smoke"), out)  # built again, not a load of the broken file
+    assert data["images"].shape[0] == 16
 
 
 def test_a_finished_run_resumed_keeps_its_clip_and_cache(smoke_run, tmp_path, capsys):

@@ -48,11 +48,14 @@ import argparse
 import json
 import math
 import shlex
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -470,6 +473,24 @@ class StageInterrupted(KeyboardInterrupt):
         self.stage, self.stage_dir, self.step = stage, stage_dir, step
 
 
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: an optimiser step and the step count
+    (and EMA) that record it, or the files of one checkpoint, are never split by it. Outside
+    the main thread, where signals cannot be caught, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _time_frac(t0: float, max_minutes: float | None) -> float:
     """Share of the ``max_minutes`` budget spent since ``t0`` (0 without a budget)."""
     return 0.0 if max_minutes is None else (time.time() - t0) / 60 / max_minutes
@@ -551,19 +572,23 @@ class _Logger:
 def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
                ema: dict[str, torch.Tensor] | None = None, elapsed_s: float = 0.0,
                loss_avg: float | None = None) -> None:  # fmt: skip
+    """Save the stage's weights, EMA and ``state.pt`` (optimiser, step) at ``step``; a Ctrl-C
+    meanwhile waits until all three are written, so they always agree."""
     from safetensors.torch import save_file
 
     stage_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(stage_dir / "model.tmp"))
-    (stage_dir / "model.tmp").replace(stage_dir / "model.safetensors")
-    if ema is not None:
-        save_file({k: v.contiguous().cpu() for k, v in ema.items()}, str(stage_dir / "ema.tmp"))
-        (stage_dir / "ema.tmp").replace(stage_dir / "ema.safetensors")
-    state = {"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict()}
-    if loss_avg is not None:  # the logged running mean carries on across a resume
-        state["loss_avg"] = float(loss_avg)
-    torch.save(state, stage_dir / "state.tmp")
-    (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
+    with _ctrl_c_held():
+        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(weights, str(stage_dir / "model.tmp"))
+        (stage_dir / "model.tmp").replace(stage_dir / "model.safetensors")
+        if ema is not None:
+            save_file({k: v.contiguous().cpu() for k, v in ema.items()}, str(stage_dir / "ema.tmp"))
+            (stage_dir / "ema.tmp").replace(stage_dir / "ema.safetensors")
+        state = {"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict()}
+        if loss_avg is not None:  # the logged running mean carries on across a resume
+            state["loss_avg"] = float(loss_avg)
+        torch.save(state, stage_dir / "state.tmp")
+        (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
 
 
 def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -963,10 +988,11 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
                           + torch.sum(-target * logits.T.log_softmax(-1), -1).mean())  # fmt: skip
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            step += 1
+            with _ctrl_c_held():
+                opt.step()
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, math.log(100))
+                step += 1
             bar.update(1)
             timed_out = _time_frac(t0, sc.max_minutes) >= 1
             if step % sc.log_every == 0 or step == sc.steps:
@@ -1041,19 +1067,25 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         return [shapes.render_scene(s, cfg.render_size) for s in scenes[a:b]] + e_images[max(0, a - k) : max(0, b - k)]
 
     imgs, iemb, temb = [], [], []
-    for a in range(0, n, bs):
-        batch = render(a, a + bs)
-        x, _ = _prepare(batch, preprocess)
-        imgs.append(torch.from_numpy(np.stack(batch)))  # the renders themselves: a decoder shrinks them to its size
-        iemb.append(torch.nn.functional.normalize(model.encode_image(x.to(cfg.device)).float(), dim=-1).cpu())
-        tok = tokenizer(texts[a : a + bs]).to(cfg.device)
-        temb.append(torch.nn.functional.normalize(model.encode_text(tok).float(), dim=-1).cpu())
+    with _progress(n, 0, "cache") as bar:
+        for a in range(0, n, bs):
+            batch = render(a, a + bs)
+            x, _ = _prepare(batch, preprocess)
+            imgs.append(torch.from_numpy(np.stack(batch)))  # the renders themselves: a decoder shrinks them to its size
+            iemb.append(torch.nn.functional.normalize(model.encode_image(x.to(cfg.device)).float(), dim=-1).cpu())
+            tok = tokenizer(texts[a : a + bs]).to(cfg.device)
+            temb.append(torch.nn.functional.normalize(model.encode_text(tok).float(), dim=-1).cpu())
+            bar.update(len(batch))
     data = {"images": torch.cat(imgs), "image_embeds": torch.cat(iemb), "text_embeds": torch.cat(temb)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(data, str(path))
-    meta_path.write_text(json.dumps({"n_images": n, "clip_mtime": clip_mtime, "p_two": cfg.cache.p_two, "seed": cfg.seed,
-                                     "render_size": cfg.render_size, **data_meta,
-                                     "captions": texts}))  # fmt: skip
+    meta = {"n_images": n, "clip_mtime": clip_mtime, "p_two": cfg.cache.p_two, "seed": cfg.seed,
+            "render_size": cfg.render_size, **data_meta, "captions": texts}  # fmt: skip
+    with _ctrl_c_held():  # the cache and the description it is reused by are replaced together
+        meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
+        save_file(data, str(path.with_suffix(".tmp")))
+        path.with_suffix(".tmp").replace(path)
+        meta_path.with_suffix(".tmp").write_text(json.dumps(meta))
+        meta_path.with_suffix(".tmp").replace(meta_path)
     return data
 
 
@@ -1117,6 +1149,67 @@ def _caption_states(cfg: TrainConfig, out: Path, n: int, width: int) -> tuple[to
             states.append(st.half().cpu())
             masks.append(m.cpu())
     return torch.cat(states), torch.cat(masks)
+
+
+class _StageLoop:
+    """What the decoder's, prior's, expert's and upscaler's training loops share around their
+    loss: the learning rate, the optimiser step (gradients clipped to norm 1), the EMA, the
+    running loss, the log, checkpoints, the time limit and Ctrl-C."""
+
+    def __init__(self, kind: str, stage: Any, stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                 ema: dict[str, torch.Tensor], step: int, spent: float, loss_avg: float | None):  # fmt: skip
+        self.kind, self.stage, self.dir, self.model, self.opt, self.ema = kind, stage, stage_dir, model, opt, ema
+        self.step = self.start = step
+        self.loss_avg = loss_avg
+        self.log = _Logger(stage_dir / "log.jsonl")
+        self.t0 = time.time() - spent
+        self.bar = _progress(stage.steps, step, kind)
+
+    def set_lr(self) -> None:
+        for grp in self.opt.param_groups:
+            grp["lr"] = _lr(self.step, self.stage.lr, self.stage.warmup, self.stage.steps,
+                            _time_frac(self.t0, self.stage.max_minutes))  # fmt: skip
+
+    def update(self, loss: torch.Tensor) -> bool:
+        """One optimiser step on ``loss`` and its bookkeeping; True when the stage's time is up
+        (its checkpoint is then saved)."""
+        stage = self.stage
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        with _ctrl_c_held():
+            self.opt.step()
+            self.step += 1
+            _ema_update(self.ema, self.model, min(stage.ema_decay, (1 + self.step) / (10 + self.step)))
+        step = self.step
+        self.loss_avg = loss.item() if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss.item()
+        self.bar.update(1)
+        timed_out = _time_frac(self.t0, stage.max_minutes) >= 1
+        if step % stage.log_every == 0 or step == stage.steps:
+            self.log(stage=self.kind, step=step, loss=loss.item(), loss_avg=self.loss_avg,
+                     lr=self.opt.param_groups[0]["lr"], elapsed_s=round(time.time() - self.t0, 1))  # fmt: skip
+            self.bar.set_postfix(loss=f"{self.loss_avg:.4f}")
+        if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
+            self.save()
+        if timed_out:
+            _say_time_limit(self.dir, step, stage.steps, stage.max_minutes)
+        return timed_out
+
+    def save(self) -> None:
+        _save_ckpt(self.dir, self.model, self.opt, self.step, self.ema, elapsed_s=time.time() - self.t0,
+                   loss_avg=self.loss_avg)  # fmt: skip
+
+    def interrupted(self) -> StageInterrupted:
+        """After Ctrl-C: the checkpoint saved at the current step, and the error that says so."""
+        self.bar.close()
+        if self.step > self.start or not (self.dir / "state.pt").is_file():
+            self.save()
+        return StageInterrupted(self.kind, self.dir, self.step)
+
+    def finish(self) -> dict:
+        self.bar.close()
+        self.save()
+        return {"step": self.step, "loss_avg": self.loss_avg}
 
 
 def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
@@ -1188,7 +1281,6 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         on_start(step)
     sched = make_scheduler(arch, "ddpm")
     alphas = sched.alphas_cumprod.float()
-    log = _Logger(d / "log.jsonl")
     n = data["images"].shape[0]
     text_dim = arch.text_dim if pixels else 0
     if text_dim:
@@ -1200,15 +1292,13 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         if first and not len(pool):
             raise ArgumentError("expert.relations_first: the cache holds no two-object scenes with a relation; build "
                                 "it with cache.p_two > 0 (e.g. --set cache.p_two=0.75), or set expert.relations_first=0.")  # fmt: skip
-    t0 = time.time() - spent
-    bar = _progress(stage.steps, step, kind)
     salt = {"decoder": 3, "prior": 4, "expert": 5}[kind]
-    start = step
+    loop = _StageLoop(kind, stage, d, model, opt, ema, step, spent, loss_avg)
     try:
-        while step < stage.steps:
+        while loop.step < stage.steps:
+            step = loop.step
             g = _gen(cfg.seed, step, salt)
-            for grp in opt.param_groups:
-                grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, _time_frac(t0, stage.max_minutes))
+            loop.set_lr()
             if step < first:  # the expert's first steps: two-object scenes with a relation only
                 idx = pool[torch.randint(0, len(pool), (stage.batch_size,), generator=g)]
             else:
@@ -1242,33 +1332,11 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
             if arch.prediction_type == "epsilon" and (stage.min_snr_gamma > 0 or low_snr > 0):
                 snr = (a / (1 - a)).flatten()
                 err = err * _eps_loss_weights(snr, stage.min_snr_gamma, low_snr, getattr(stage, "low_snr_max", 1.0)).to(dev)
-            loss = err.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
-            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-            bar.update(1)
-            timed_out = _time_frac(t0, stage.max_minutes) >= 1
-            if step % stage.log_every == 0 or step == stage.steps:
-                log(stage=kind, step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
-                    elapsed_s=round(time.time() - t0, 1))  # fmt: skip
-                bar.set_postfix(loss=f"{loss_avg:.4f}")
-            if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
-                _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-            if timed_out:
-                _say_time_limit(d, step, stage.steps, stage.max_minutes)
+            if loop.update(err.mean()):
                 break
     except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
-        bar.close()
-        if step > start or not (d / "state.pt").is_file():
-            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-        raise StageInterrupted(kind, d, step) from None
-    bar.close()
-    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-    return {"step": step, "loss_avg": loss_avg}
+        raise loop.interrupted() from None
+    return loop.finish()
 
 
 def train_decoder(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
@@ -1336,17 +1404,13 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     _write_json(d / "config.json", arch.to_dict())
     if on_start is not None:
         on_start(step)
-    log = _Logger(d / "log.jsonl")
     n = source.shape[0]
-    t0 = time.time() - spent
-    bar = _progress(stage.steps, step, "upscaler")
     dev = cfg.device
-    start = step
+    loop = _StageLoop("upscaler", stage, d, model, opt, ema, step, spent, loss_avg)
     try:
-        while step < stage.steps:
-            g = _gen(cfg.seed, step, 5)
-            for grp in opt.param_groups:
-                grp["lr"] = _lr(step, stage.lr, stage.warmup, stage.steps, _time_frac(t0, stage.max_minutes))
+        while loop.step < stage.steps:
+            g = _gen(cfg.seed, loop.step, 5)
+            loop.set_lr()
             idx = torch.randint(0, n, (stage.batch_size,), generator=g)
             x = source[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
             y = target[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -1354,33 +1418,11 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
             x = x + sigma * torch.randn(x.shape, generator=g)
             with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
                 pred = model(x.to(dev))
-            loss = (pred.float() - y.to(dev)).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            _ema_update(ema, model, min(stage.ema_decay, (1 + step) / (10 + step)))
-            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-            bar.update(1)
-            timed_out = _time_frac(t0, stage.max_minutes) >= 1
-            if step % stage.log_every == 0 or step == stage.steps:
-                log(stage="upscaler", step=step, loss=loss.item(), loss_avg=loss_avg, lr=opt.param_groups[0]["lr"],
-                    elapsed_s=round(time.time() - t0, 1))  # fmt: skip
-                bar.set_postfix(loss=f"{loss_avg:.4f}")
-            if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
-                _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-            if timed_out:
-                _say_time_limit(d, step, stage.steps, stage.max_minutes)
+            if loop.update((pred.float() - y.to(dev)).abs().mean()):
                 break
     except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
-        bar.close()
-        if step > start or not (d / "state.pt").is_file():
-            _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-        raise StageInterrupted("upscaler", d, step) from None
-    bar.close()
-    _save_ckpt(d, model, opt, step, ema, elapsed_s=time.time() - t0, loss_avg=loss_avg)
-    return {"step": step, "loss_avg": loss_avg}
+        raise loop.interrupted() from None
+    return loop.finish()
 
 
 # -- CLI ----------------------------------------------------------------------------------
@@ -1463,6 +1505,12 @@ def main(argv: list[str] | None = None) -> dict:
         except StageInterrupted as e:
             again = [a for a in argv if a != "--resume"] + ["--resume"]
             print(f"interrupted: {e.stage} checkpoint at step {e.step} saved in {e.stage_dir}; resume with "
+                  f"python -m latentlab.mini.train {shlex.join(again)}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(130) from None
+        except KeyboardInterrupt:  # before the stage's first step (loading, building the cache)
+            resume = any((out / s / "state.pt").is_file() for s in stages if s != "cache")
+            again = [a for a in argv if a != "--resume"] + ["--resume"] * resume
+            print(f"interrupted: {st} stopped before its first step; go on with "
                   f"python -m latentlab.mini.train {shlex.join(again)}", file=sys.stderr)  # fmt: skip
             raise SystemExit(130) from None
         results[st]["seconds"] = round(time.time() - t0, 1)
