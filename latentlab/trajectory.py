@@ -209,6 +209,9 @@ class Trajectory:
                 raise ArgumentError(f"labels must be a list of {kf.shape[0]} strings, one per keyframe, got {labels!r}.")
             if len(labels) != kf.shape[0]:
                 raise ArgumentError(f"labels has {len(labels)} entries for {kf.shape[0]} keyframes.")
+            for i, x in enumerate(labels):
+                if not isinstance(x, str):
+                    raise ArgumentError(f"labels[{i}] must be a string, got {x!r}; write it as the text to show.")
         self.labels = [str(x) for x in labels] if labels is not None else None
 
     # -- constructors ---------------------------------------------------------------

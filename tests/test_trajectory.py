@@ -211,3 +211,13 @@ def test_from_dict_names_what_is_malformed(change, match):
     d = {"keyframes": [[1.0, 0.0], [0.0, 1.0]], "segments": [{"frames": 2}], **change}
     with pytest.raises(SpecError, match=match):
         Trajectory.from_dict(d)
+
+
+def test_labels_must_be_strings():
+    # from a file, [1, None] had become the labels '1' and 'None'
+    a, b = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
+    with pytest.raises(ArgumentError, match=r"labels\[1\] must be a string, got None"):
+        Trajectory.interpolate(a, b, frames=4, labels=["start", None])
+    d = Trajectory.interpolate(a, b, frames=4, labels=["start", "end"]).to_dict()
+    with pytest.raises(SpecError, match=r"labels\[0\] must be a string, got 1"):
+        Trajectory.from_dict({**d, "labels": [1, "end"]})
