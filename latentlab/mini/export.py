@@ -41,8 +41,8 @@ from .models import (
     MiniUpscalerNet,
     PriorConfig,
     UpscalerConfig,
-    check_expert,
     create_clip,
+    expert_mismatch,
     save_expert,
     save_module,
 )
@@ -132,14 +132,11 @@ EXPERT_FILES = ("mini_expert.safetensors", "mini_expert.json")
 
 def _decoder_fits_expert(decoder: dict[str, Any], expert: dict[str, Any]) -> str | None:
     """None when the layout expert (its ``{"arch", "expert"}`` dict) can take over the decoder's
-    (config dict) noisiest steps (``models.check_expert``), else the reason it cannot."""
+    (config dict) noisiest steps (``models.expert_mismatch``), else the reason it cannot."""
     with torch.device("meta"):  # built without memory: only their configs are compared
         net, ex = MiniDecoderNet(DecoderConfig.from_dict(decoder)), MiniDecoderNet(DecoderConfig.from_dict(expert["arch"]))
-    try:
-        check_expert(net, ex, ExpertConfig.from_dict(expert["expert"]))
-    except ArgumentError as e:
-        return str(e)
-    return None
+    ExpertConfig.from_dict(expert["expert"])  # a malformed expert.json fails here, not at load
+    return expert_mismatch(net, ex)
 
 
 def export(
@@ -205,12 +202,12 @@ def export(
     if dec_d is not None and ex_d is not None:
         why = _decoder_fits_expert(dec_d, ex_d)
         if why is not None and "expert" in stages:
-            raise ArgumentError(f"the expert of {str(src)!r} cannot work with the decoder {str(dst)!r} would hold: {why} "
+            raise ArgumentError(f"the expert of {str(src)!r} cannot work with the decoder {str(dst)!r} would hold: {why}. "
                                 "Export a decoder that reads captions beside it (--stages decoder,expert).")  # fmt: skip
         if why is not None and not drop_expert:
             raise ArgumentError(
                 f"{str(dst)!r} holds a layout expert (mini_expert.safetensors) that cannot work with the decoder being "
-                f"exported: {why} Pass --drop-expert (drop_expert=True) to remove it, or export into another --to."
+                f"exported: {why}. Pass --drop-expert (drop_expert=True) to remove it, or export into another --to."
             )
         if why is not None:
             drop = [dst / f for f in EXPERT_FILES if (dst / f).exists()]

@@ -53,6 +53,7 @@ __all__ = [
     "save_expert",
     "load_expert",
     "check_expert",
+    "expert_mismatch",
     "weights_path",
 ]
 
@@ -592,20 +593,26 @@ class ExpertConfig(_Config):
     reads_embedding: bool = False  # False: trained on the caption alone (the null embedding always)
 
 
+def expert_mismatch(net: MiniDecoderNet, expert: MiniDecoderNet) -> str | None:
+    """Why the layout ``expert`` cannot take over ``net``'s noisiest steps, or None if it can."""
+    a, b = expert.config, net.config
+    if (a.image_size, a.text_dim, a.num_train_timesteps, a.beta_schedule, a.prediction_type) != \
+            (b.image_size, b.text_dim, b.num_train_timesteps, b.beta_schedule, b.prediction_type) or b.text_dim <= 0:
+        return (f"it draws {a.image_size} px from {a.text_dim}-wide captions on a {a.beta_schedule} {a.prediction_type} "
+                f"schedule, the decoder {b.image_size} px from {b.text_dim}-wide ones on {b.beta_schedule} "
+                f"{b.prediction_type} (an expert needs a decoder that reads captions)")  # fmt: skip
+    return None
+
+
 def check_expert(net: MiniDecoderNet, expert: Any, expert_config: Any) -> None:
     """Refuse (ArgumentError) a layout expert that cannot take over ``net``'s noisiest steps."""
     if not isinstance(expert, MiniDecoderNet):
         raise ArgumentError(f"expert must be a MiniDecoderNet or None, got {type(expert).__name__}.")
     if not isinstance(expert_config, ExpertConfig):
         raise ArgumentError("expert_config: pass the ExpertConfig the expert was trained with (load_expert returns both).")
-    a, b = expert.config, net.config
-    if (a.image_size, a.text_dim, a.num_train_timesteps, a.beta_schedule, a.prediction_type) != \
-            (b.image_size, b.text_dim, b.num_train_timesteps, b.beta_schedule, b.prediction_type) or b.text_dim <= 0:
-        raise ArgumentError(f"expert: it draws {a.image_size} px from {a.text_dim}-wide captions on a {a.beta_schedule} "
-                            f"{a.prediction_type} schedule, the decoder {b.image_size} px from {b.text_dim}-wide ones on "
-                            f"{b.beta_schedule} {b.prediction_type} (an expert needs a decoder that reads captions); "
-                            "pass the expert trained for this decoder, or expert=None.")  # fmt: skip
-
+    why = expert_mismatch(net, expert)
+    if why is not None:
+        raise ArgumentError(f"expert: {why}; pass the expert trained for this decoder, or expert=None.")
 
 def save_expert(net: MiniDecoderNet, path: str | Path, expert: ExpertConfig, *, dtype=None) -> None:
     """Write a layout expert: its weights to ``path`` and ``{"arch": ..., "expert": ...}`` beside it (.json)."""

@@ -31,6 +31,7 @@ from .models import (
     MiniUpscalerNet,
     ExpertConfig,
     check_expert,
+    expert_mismatch,
     load_expert,
     load_module,
     sample_decoder,
@@ -301,15 +302,13 @@ class MiniDecoder(Decoder):
         use_up = upscale is True or (upscale is None and up_path.is_file())
         upscaler = load_module("upscaler", up_path) if use_up else None
         net = load_module("decoder", path)
-        if kw.get("expert") is not None:  # a folder whose expert no longer fits its decoder: say how to go on
-            try:
-                check_expert(net, kw["expert"], kw["expert_config"])
-            except ArgumentError as e:
-                raise ArgumentError(
-                    f"{ex_path} holds a layout expert that cannot work with the decoder {path} ({e}) Pass expert=False "
-                    f"to load the decoder without it, or remove {ex_path.name} and {ex_path.with_suffix('.json').name} "
-                    "from that folder (`python -m latentlab.mini.export ... --drop-expert` does when it exports such a decoder)."
-                ) from None
+        why = expert_mismatch(net, kw["expert"]) if kw.get("expert") is not None else None
+        if why is not None:  # a folder whose expert no longer fits its decoder: say how to go on
+            raise ArgumentError(
+                f"{ex_path} holds a layout expert that cannot work with the decoder {path} ({why}). Pass expert=False "
+                f"to load the decoder without it, or remove {ex_path.name} and {ex_path.with_suffix('.json').name} "
+                "from that folder (`python -m latentlab.mini.export ... --drop-expert` does when it exports such a decoder)."
+            )
         if net.config.text_dim > 0 and "text_encoder" not in kw:
             kw["text_encoder"] = CaptionStates(weights_path(CLIP_FILE, weights_dir), device=device)
         dec = cls(net, upscaler=upscaler, device=device, dtype=dtype, **kw)
