@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One lent-GPU session, prepared in advance (docs/mini.md, "What a lent GPU session has to plan
 # around"): train mini's 64 px decoder for a time box, export it in fp16 into $OUT so it comes
-# back, then run the GPU render benchmark. Run from the repository root on the device:
+# back, then run the GPU render benchmark. Run from the repository root on the device, the
+# training and the benchmark as two commands (together they overrun a command's 10 minutes):
 #
-#   OUT=$OUT MINUTES=6 benchmarks/gpu_session.sh                  # first session: a fresh decoder
-#   OUT=$OUT MINUTES=6 INIT=.carry/decoder benchmarks/gpu_session.sh   # later: warm start from the
-#                                                                 # decoder the last session brought back
+#   OUT=$OUT MINUTES=6 BENCH=0 benchmarks/gpu_session.sh          # first session: a fresh decoder
+#   OUT=$OUT TRAIN=0 benchmarks/gpu_session.sh                    # then the benchmark
+#   OUT=$OUT MINUTES=6 BENCH=0 INIT=.carry/decoder benchmarks/gpu_session.sh   # later: warm start from
+#                                                                 # the decoder the last session brought back
 #
 # Environment (all optional but OUT):
 #   OUT          folder whose files come back (at most 8 files; this writes 5 or 6)
@@ -43,17 +45,19 @@ mkdir -p "$OUT"
 
 if [ "$TRAIN" = 1 ]; then
     start=$(date +%s)
+    # the steps are chained with &&: bash ignores set -e inside a group that is part of an || list,
+    # so without it a failed step would go unnoticed and the script would go on to the benchmark
     {
         # 1. the cache: shapes scenes rendered here and encoded by the shipped CLIP
         "$PY" -m latentlab.mini.train --stage cache --config "$CONFIG" --out "$RUN" \
-            --init-from latentlab/mini/weights --set cache.n_images="$N_IMAGES"
+            --init-from latentlab/mini/weights --set cache.n_images="$N_IMAGES" &&
         # 2. the decoder, time-boxed; from the decoder the last session brought back when INIT is set
         # shellcheck disable=SC2086
         "$PY" -m latentlab.mini.train --stage decoder --config "$CONFIG" --out "$RUN" ${INIT:+--init-from "$INIT"} \
-            --set cache.n_images="$N_IMAGES" --set decoder.max_minutes="$MINUTES" $(for s in ${SETS:-}; do printf -- '--set %s ' "$s"; done)
+            --set cache.n_images="$N_IMAGES" --set decoder.max_minutes="$MINUTES" $(for s in ${SETS:-}; do printf -- '--set %s ' "$s"; done) &&
         # 3. its EMA weights in fp16 (one file of about 9.4 MB for the gpu configuration)
         #    (its manifest.json records the stage's command line and config)
-        "$PY" -m latentlab.mini.export --from "$RUN" --to "$OUT/decoder" --stages decoder
+        "$PY" -m latentlab.mini.export --from "$RUN" --to "$OUT/decoder" --stages decoder &&
         echo "training part: $(( $(date +%s) - start )) s"
     } > "$OUT/train.log" 2>&1 || { tail -n 40 "$OUT/train.log"; exit 1; }
     tail -n 3 "$OUT/train.log"

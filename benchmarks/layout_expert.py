@@ -23,7 +23,9 @@ noisiest DDIM steps to the layout expert):
    mean cosine to their own prompt's text embedding, and how often their own prompt ranks
    first / in the top 5 among the ``--emoji`` prompts (the expert draws the coarse picture
    from the caption alone, and these pictures it learned from their names only).
-4. *Cost*: seconds per frame of the relation prompts' decodes (batches of 16).
+4. *Cost*: seconds per frame of the relation prompts' decodes (batches of 16), after one
+   untimed small decode with each decoder; which of the two is timed first alternates from
+   set to set, so neither always pays for a cold start.
 
 docs/mini.md ("Twentieth session") has the figures of the shipped weights.
 """
@@ -37,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from latentlab.errors import positive_int
 
 
 def _prompts(seed: int, n: int, two: bool):
@@ -65,19 +69,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder with mini_expert (default: the shipped one)")
     ap.add_argument("--sets", default="7000,7100,7200,7300", help="seeds of the relation prompt sets")
-    ap.add_argument("--n", type=int, default=48, help="prompts per set, and single-object prompts")
+    ap.add_argument("--n", type=positive_int, default=48, help="prompts per set, and single-object prompts")
     ap.add_argument("--single-seed", type=int, default=8100)
     ap.add_argument("--emoji", type=int, default=96, help="emoji / clip-art prompts (0: none)")
-    ap.add_argument("--steps", type=int, default=None, help="decoder steps (default: the decoder's, 25)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the decoder's, 25)")
+    ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    if args.n < 1:
-        raise SystemExit(f"--n must be >= 1, got {args.n}")
     try:
         sets = [int(s) for s in args.sets.split(",") if s.strip()]
     except ValueError:
         raise SystemExit(f"--sets takes comma-separated integer seeds, got {args.sets!r}") from None
+    if not sets:  # checked before the models load: the cost ratio needs relation prompts
+        raise SystemExit(f"--sets needs at least one seed, e.g. --sets 7000, got {args.sets!r}")
     torch.set_num_threads(args.threads)
     from latentlab.mini import shapes
     from latentlab.mini.models import SPACE, create_clip, weights_path
@@ -88,15 +92,17 @@ def main(argv: list[str] | None = None) -> dict:
     decs = {"alone": MiniDecoder.from_pretrained(args.weights, expert=False),
             "expert": MiniDecoder.from_pretrained(args.weights, expert=True)}  # fmt: skip
     prior = MiniPrior.from_pretrained(args.weights, steps=25)
-    steps = args.steps or decs["alone"].default_steps
+    steps = decs["alone"].default_steps if args.steps is None else args.steps
 
-    def draw(prompts: list[str], seed: int) -> dict[str, tuple[np.ndarray, float]]:
+    def draw(prompts: list[str], seed: int, order: tuple[str, ...] = ("alone", "expert")) -> dict[str, tuple[np.ndarray, float]]:
+        """Both decoders' frames of ``prompts`` and their seconds, the decoders run in ``order``."""
         with torch.no_grad():
             emb = torch.nn.functional.normalize(model.encode_text(tok(prompts)).float(), dim=-1)
         z = prior(tag(emb, SPACE), seed=seed + 1, num_samples=1).float()
         noise = torch.randn(len(prompts), *decs["alone"].noise_shape(), generator=torch.Generator().manual_seed(seed + 2))
         out = {}
-        for name, dec in decs.items():
+        for name in order:
+            dec = decs[name]
             t0 = time.perf_counter()
             frames = np.concatenate([dec.decode(tag(z[a : a + 16], SPACE), noise[a : a + 16], steps=steps,
                                                 captions=prompts[a : a + 16]) for a in range(0, len(prompts), 16)])  # fmt: skip
@@ -106,9 +112,13 @@ def main(argv: list[str] | None = None) -> dict:
     res: dict = {"settings": {"sets": sets, "n": args.n, "single_seed": args.single_seed, "steps": steps,
                               "threads": args.threads, "t_min": decs["expert"].expert_config.t_min}}  # fmt: skip
     rows = {k: {"relation_both": 0, "axis": 0, "found": 0, "seconds": 0.0, "frames": 0} for k in decs}
-    for seed in sets:
+    # untimed warm-up: the first decode of each decoder pays a one-off cost (about 1.3 s) that
+    # would otherwise land in the cost of whichever decoder is timed first
+    draw(_prompts(sets[0], 2, two=True)[1], sets[0])
+    for i, seed in enumerate(sets):
         scenes, prompts = _prompts(seed, args.n, two=True)
-        for name, (frames, sec) in draw(prompts, seed).items():
+        order = ("alone", "expert") if i % 2 == 0 else ("expert", "alone")  # neither always first
+        for name, (frames, sec) in draw(prompts, seed, order).items():
             lay = [shapes.check_layout(f, s) for f, s in zip(frames, scenes)]
             r = rows[name]
             r["relation_both"] += sum(shapes.check_relation(f, s)["both"] for f, s in zip(frames, scenes))

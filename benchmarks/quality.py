@@ -53,6 +53,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import latentlab as ll  # noqa: E402
+from latentlab.errors import positive_int  # noqa: E402
 from latentlab.mini.shapes import caption, render_scene, sample_scene  # noqa: E402
 from latentlab.pacing import frame_distances, pacing_stats  # noqa: E402
 from latentlab.render import render  # noqa: E402
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="2 morphs, 7 frames, 5 steps, 3 refinement steps: a smoke run (about a minute)")  # fmt: skip
     p.add_argument("--morphs", type=int, default=None, help=f"how many of the {len(MORPHS)} morphs (default all; quick 2)")
     p.add_argument("--frames", type=int, default=None, help="frames per morph (default 13; quick 7)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 10; quick 5)")
+    p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps (default 10; quick 5)")
     p.add_argument("--flicker-frames", type=int, default=None, help="frames of the flicker test (default 6; quick 3)")
     p.add_argument("--metric", choices=("clip", "pixel"), default="clip", help="what pacing equalises and is judged by")
     p.add_argument("--coarse", type=int, default=None, help="even pacing: coarse sample intervals (default half the frames)")
@@ -498,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="gradient steps refining the inverted noise (default: the decoder's, 20 for mini; 0 = DDIM alone)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mini")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-upscale", dest="upscale", action="store_false",
                    help="mini: Lanczos-resize the 32 px decodes instead of the learned 2x upscaler "
                         "(what the figures measured before the tenth session used)")  # fmt: skip
@@ -513,16 +514,21 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     if q and args.invert_refine is None:
         args.invert_refine = 3  # a smoke run: a few refinement steps, not the decoder's 20
-    args.morphs = args.morphs or (2 if q else len(MORPHS))
-    args.frames = args.frames or (7 if q else 13)
+    # `is None`, not `or`: an explicit 0 is refused below, not taken for the default
+    if args.morphs is None:
+        args.morphs = 2 if q else len(MORPHS)
+    if args.frames is None:
+        args.frames = 7 if q else 13
     # quick: 5 steps, not 4: at 4 the shipped decoder's inversion of the grey-ground cross redraws
     # the ground a shade lighter (13 dB from the input; 23 dB at 5), docs/quality.md
-    args.steps = args.steps or (5 if q else 10)
-    args.flicker_frames = args.flicker_frames or (3 if q else 6)
+    if args.steps is None:
+        args.steps = 5 if q else 10
+    if args.flicker_frames is None:
+        args.flicker_frames = 3 if q else 6
     if not 1 <= args.morphs <= len(MORPHS):
-        p.error(f"--morphs must be in [1, {len(MORPHS)}]")
+        p.error(f"--morphs must be in [1, {len(MORPHS)}], got {args.morphs}")
     if args.frames < 3 or args.flicker_frames < 2:
-        p.error("--frames must be >= 3 and --flicker-frames >= 2")
+        p.error(f"--frames must be >= 3 and --flicker-frames >= 2, got {args.frames} and {args.flicker_frames}")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

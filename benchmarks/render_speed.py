@@ -35,6 +35,9 @@ first, on the plain pipeline, and the levers are applied after it (the modules a
 so nothing is copied). With ``--compile`` each latentlab column is run once untimed first,
 so compilation (every batch shape) stays out of the timings.
 
+Each row of the table is printed as its model finishes (a run cut off by a time limit keeps
+the rows it finished), and the whole table again at the end.
+
 On random weights the recommended column's pixel difference only shows that it runs and
 how far two samplers drift apart on an untrained UNet; what fewer steps cost in quality has
 to be measured on real weights (``mini`` is trained, so its row is meaningful).
@@ -56,6 +59,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from latentlab.errors import positive_int  # noqa: E402
 from latentlab.render import make_noise, render  # noqa: E402
 from latentlab.space import tag  # noqa: E402
 
@@ -303,11 +307,11 @@ def recommended_steps(steps: int) -> int:
 
 def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
-    size = args.size or (64 if model in TINY else 768)
+    size = (64 if model in TINY else 768) if args.size is None else args.size
     t_build = time.perf_counter()
     dec = build_decoder(model, size=size, device=args.device, dtype=dtype, seed=args.seed)
     build_s = time.perf_counter() - t_build
-    steps = args.steps or dec.default_steps
+    steps = dec.default_steps if args.steps is None else args.steps
     guidance = args.guidance if args.guidance is not None else dec.default_guidance
     n = args.frames
     z = trajectory(dec, n, args.seed)
@@ -349,8 +353,8 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
                    progress=False)[0]  # fmt: skip
     row: dict[str, Any] = {
         "model": model, "size": size, "frames": n, "steps": steps, "guidance": guidance,
-        "batch_size": args.batch_size or dec.default_batch_size, "device": args.device, "dtype": args.dtype,
-        "levers": levers, "build_s": round(build_s, 2),
+        "batch_size": dec.default_batch_size if args.batch_size is None else args.batch_size,
+        "device": args.device, "dtype": args.dtype, "levers": levers, "build_s": round(build_s, 2),
         "loop_s_per_frame": t_loop / n, "ours_s_per_frame": t_ours / n, "speedup": t_loop / t_ours,
         "loop_peak_gb": peak_loop, "ours_peak_gb": peak_ours,
         "max_pixel_diff": int(np.abs(ref.astype(int) - got.astype(int)).max()),
@@ -359,7 +363,7 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
     # 3. latentlab recommended: another sampler / fewer steps, same weights and noise
     if args.recommended != "off":
-        rec_steps = args.rec_steps or recommended_steps(steps)
+        rec_steps = recommended_steps(steps) if args.rec_steps is None else args.rec_steps
         if model == "mini":  # one sampler only: its own DDIM with fewer steps
             rec, sampler = dec, "ddim"
         else:
@@ -376,26 +380,28 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| model | px | frames | steps | batch | levers | diffusers loop s/frame | latentlab s/frame | latentlab frames/s "
-            "| speed-up | max px diff | frame alone vs in batch | recommended | rec. s/frame | rec. speed-up "
-            "| rec. px diff max / mean | rec. PSNR dB | peak GB loop / ours / rec. |")  # fmt: skip
-    lines = [head, "|" + "---|" * 18]
-    for r in rows:
-        peaks = [r["loop_peak_gb"], r["ours_peak_gb"], r.get("rec_peak_gb")]
-        peak = "n/a (CPU)" if peaks[0] is None else " / ".join("-" if p is None else f"{p:.1f}" for p in peaks)
-        if "rec_steps" in r:
-            psnr = "identical" if r["rec_psnr_db"] is None else f"{r['rec_psnr_db']:.1f}"
-            rec = (f"{r['rec_sampler']} {r['rec_steps']} | {r['rec_s_per_frame']:.3f} | {r['rec_speedup']:.2f}x "
-                   f"| {r['rec_max_pixel_diff']} / {r['rec_mean_pixel_diff']:.1f} | {psnr}")  # fmt: skip
-        else:
-            rec = "off | - | - | - | -"
-        lines.append(
-            f"| {r['model']} | {r['size']} | {r['frames']} | {r['steps']} | {r['batch_size']} | {', '.join(r['levers']) or '-'} "
+TABLE_HEAD = ("| model | px | frames | steps | batch | levers | diffusers loop s/frame | latentlab s/frame | latentlab frames/s "
+              "| speed-up | max px diff | frame alone vs in batch | recommended | rec. s/frame | rec. speed-up "
+              "| rec. px diff max / mean | rec. PSNR dB | peak GB loop / ours / rec. |\n" + "|" + "---|" * 18)  # fmt: skip
+
+
+def table_row(r: dict[str, Any]) -> str:
+    """One row of the table (:data:`TABLE_HEAD`)."""
+    peaks = [r["loop_peak_gb"], r["ours_peak_gb"], r.get("rec_peak_gb")]
+    peak = "n/a (CPU)" if peaks[0] is None else " / ".join("-" if p is None else f"{p:.1f}" for p in peaks)
+    if "rec_steps" in r:
+        psnr = "identical" if r["rec_psnr_db"] is None else f"{r['rec_psnr_db']:.1f}"
+        rec = (f"{r['rec_sampler']} {r['rec_steps']} | {r['rec_s_per_frame']:.3f} | {r['rec_speedup']:.2f}x "
+               f"| {r['rec_max_pixel_diff']} / {r['rec_mean_pixel_diff']:.1f} | {psnr}")  # fmt: skip
+    else:
+        rec = "off | - | - | - | -"
+    return (f"| {r['model']} | {r['size']} | {r['frames']} | {r['steps']} | {r['batch_size']} | {', '.join(r['levers']) or '-'} "
             f"| {r['loop_s_per_frame']:.3f} | {r['ours_s_per_frame']:.3f} | {1 / r['ours_s_per_frame']:.2f} "
-            f"| {r['speedup']:.2f}x | {r['max_pixel_diff']} | {r['alone_vs_batch_max_diff']} | {rec} | {peak} |"
-        )
-    return "\n".join(lines)
+            f"| {r['speedup']:.2f}x | {r['max_pixel_diff']} | {r['alone_vs_batch_max_diff']} | {rec} | {peak} |")  # fmt: skip
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    return "\n".join([TABLE_HEAD] + [table_row(r) for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,14 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny random SD-unCLIP and Kandinsky pipelines, mini")
     ap.add_argument("--model", action="append", choices=MODELS,
                     help="model(s) to time (repeatable); default sd21-unclip-h, or tiny + kandinsky-tiny + mini with --tiny")  # fmt: skip
-    ap.add_argument("--size", type=int, default=None, help="frame size in pixels (default: 64 tiny/mini, 768 real)")
-    ap.add_argument("--frames", type=int, default=None, help="frames per trajectory (default 16; 8 with --tiny)")
-    ap.add_argument("--steps", type=int, default=None, help="reference (DDIM) steps (default: the decoder's; 20 for real models)")
+    ap.add_argument("--size", type=positive_int, default=None, help="frame size in pixels (default: 64 tiny/mini, 768 real)")
+    ap.add_argument("--frames", type=positive_int, default=None, help="frames per trajectory, >= 2 (default 16; 8 with --tiny)")
+    ap.add_argument("--steps", type=positive_int, default=None,
+                    help="reference (DDIM) steps (default: the decoder's; 20 for real models)")  # fmt: skip
     ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the decoder's)")
-    ap.add_argument("--batch-size", type=int, default=None, help="latentlab frames per call (default: the decoder's)")
+    ap.add_argument("--batch-size", type=positive_int, default=None, help="latentlab frames per call (default: the decoder's)")
     ap.add_argument("--recommended", default="dpm++", choices=["dpm++", "ddim", "off"],
                     help="sampler of the 'latentlab recommended' column (mini: always its own DDIM); off skips it")  # fmt: skip
-    ap.add_argument("--rec-steps", type=int, default=None, help="steps of the recommended column (default: 60%% of --steps)")
+    ap.add_argument("--rec-steps", type=positive_int, default=None, help="steps of the recommended column (default: 60%% of --steps)")
     ap.add_argument("--channels-last", action="store_true", help="latentlab columns: UNet and autoencoder in channels-last")
     ap.add_argument("--compile", action="store_true", help="latentlab columns: torch.compile the UNet (warm-up untimed)")
     ap.add_argument("--compile-mode", default=None, choices=["default", "reduce-overhead", "max-autotune"],
@@ -418,24 +425,31 @@ def main(argv: list[str] | None = None) -> int:
                     "recorded in the untimed warm-up)")  # fmt: skip
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
-    ap.add_argument("--repeats", type=int, default=1, help="time each column this many times, keep the best")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--repeats", type=positive_int, default=1, help="time each column this many times, keep the best")
+    ap.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
     if args.compile_mode and not args.compile:
         ap.error("--compile-mode needs --compile")
-    if args.threads:
+    if args.frames is None:
+        args.frames = 8 if args.tiny else 16
+    if args.frames < 2:  # here, not after the models are built: the trajectory needs two ends
+        ap.error(f"--frames must be >= 2 (a trajectory from one end to the other), got {args.frames}")
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     models = args.model or (list(TINY) if args.tiny else ["sd21-unclip-h"])
-    args.frames = args.frames or (8 if args.tiny else 16)
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
     if not args.tiny and args.steps is None:
         args.steps = 20
     rows = []
+    # each row as it finishes, so a run cut off by a time limit keeps the rows it finished
+    print(TABLE_HEAD, flush=True)
     for m in models:
         rows.append(run_case(m, args))
+        print(table_row(rows[-1]), flush=True)
         print(f"done: {m}", file=sys.stderr)
+    print()
     hw = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"hardware: {hw}; torch {torch.__version__}; command: python benchmarks/render_speed.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(table(rows))

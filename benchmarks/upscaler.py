@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentlab.errors import positive_int
+
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
@@ -50,9 +52,9 @@ def _resize(im: np.ndarray, side: int, f: str) -> np.ndarray:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder with mini_upscaler (default: the shipped one)")
-    ap.add_argument("--n", type=int, default=128, help="images per row (shapes) and at most per source (emoji)")
-    ap.add_argument("--steps", type=int, default=None, help="decoder steps (default: the preset's)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n", type=positive_int, default=128, help="images per row (shapes) and at most per source (emoji)")
+    ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the preset's)")
+    ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--seed", type=int, default=9100)
     ap.add_argument("--json", default=None)
     ap.add_argument("--sheet", default=None)
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 2. decodes of fresh scenes' embeddings, upscaled both ways
     model, pre, _ = create_clip(wd / "mini_clip.safetensors")
-    steps = args.steps or plain.default_steps
+    steps = plain.default_steps if args.steps is None else args.steps
     g = plain.default_guidance
     dec_rows = {}
     t_dec = t_up = 0.0

@@ -51,6 +51,19 @@ def run_reporting_errors(main: Callable[[], object]) -> None:
         raise SystemExit(2) from None
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type for a count: an integer >= 1, else a usage error saying so."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {n}")
+    return n
+
+
 def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     """``value`` as an ``int`` if it is an integer (not a bool, not a float such as 1.7) of at
     least ``minimum``; else an :class:`ArgumentError` naming ``name``."""

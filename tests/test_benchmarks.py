@@ -88,8 +88,9 @@ def test_frame_difference_values(bench):
     assert bench.recommended_steps(20) == 12 and bench.recommended_steps(1) == 1
 
 
-def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path):
+def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path, capsys):
     from latentlab.mini import weights_available
+    from latentlab.mini.runtime import MiniDecoder
 
     if not weights_available():
         pytest.skip("the mini weights are not in this checkout")
@@ -97,10 +98,46 @@ def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path):
     out = tmp_path / "speed.json"
     res = mod.main(["--frames", "3", "--repeats", "1", "--no-demo", "--json", str(out)])
     assert res["morph"]["frames"] == 3 and res["morph"]["frame_shape"][1:] == (64, 64, 3)
-    assert res["morph"]["met"] == (res["morph"]["seconds"] <= mod.MORPH_BAR_S)
+    assert res["morph"]["batch_size"] == MiniDecoder.default_batch_size  # what render() used
+    # the 60 s bar is for a 48-frame morph: not judged at 3 frames
+    assert res["morph"]["met"] is None and "(bar applies to 48 frames)" in capsys.readouterr().out
     assert "demo" not in res and json.loads(out.read_text())["morph"]["frames"] == 3
     with pytest.raises(SystemExit, match="--frames"):
         mod.main(["--frames", "1", "--no-demo"])
+
+
+@pytest.mark.parametrize("bad", [["--repeats", "0"], ["--threads", "0"], ["--threads", "two"]])
+def test_mini_speed_refuses_counts_below_one(bad, capsys):
+    mod = _load("mini_speed")
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--frames", "3", "--no-demo", *bad])
+    assert exc.value.code == 2 and f"argument {bad[0]}: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_mini_speed_demo_gets_the_threads(monkeypatch):
+    """--threads reaches the `python -m latentlab.demo` process, whose time is reported beside it."""
+    import os
+    import subprocess
+    import types
+
+    mod = _load("mini_speed")
+    envs = []
+
+    def run(cmd, **kw):
+        envs.append(kw.get("env"))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(mod, "subprocess", types.SimpleNamespace(run=run))
+    morph = {"frames": 3, "frame_shape": (3, 64, 64, 3), "seconds": 1.0, "met": None}
+    monkeypatch.setattr(mod, "time_morph", lambda frames, repeats: morph)
+    before = torch.get_num_threads()
+    try:
+        res = mod.main(["--frames", "3", "--threads", "1"])
+    finally:
+        torch.set_num_threads(before)
+    assert res["machine"]["torch_threads"] == 1 and envs[0]["OMP_NUM_THREADS"] == envs[0]["MKL_NUM_THREADS"] == "1"
+    mod.main(["--frames", "3"])  # no --threads: the demo inherits this environment as it is
+    assert envs[1].get("OMP_NUM_THREADS") == os.environ.get("OMP_NUM_THREADS")
 
 
 def test_layout_expert_benchmark_compares_both_ways_on_the_same_prompts(tmp_path):
@@ -124,10 +161,77 @@ def test_layout_expert_benchmark_compares_both_ways_on_the_same_prompts(tmp_path
         mod.main(["--sets", "a,b"])
 
 
+@pytest.mark.parametrize("bad", [["--sets", ""], ["--sets", " , "], ["--n", "0"], ["--steps", "0"], ["--threads", "0"]])
+def test_layout_expert_refuses_empty_and_zero_options_before_any_work(bad, capsys, monkeypatch):
+    from latentlab.mini import models
+
+    mod = _load("layout_expert")
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: pytest.fail("loaded models before refusing"))
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--sets", "7000", "--n", "2", "--steps", "2", "--emoji", "0", *bad])
+    said = str(exc.value.code) + capsys.readouterr().err
+    assert bad[0] in said and ("at least one seed" in said or "must be an integer >= 1" in said)
+
+
+def test_layout_expert_warms_up_both_decoders_and_alternates_the_first(monkeypatch):
+    """Each decoder decodes a small batch untimed before any timing, and the decoder timed first
+    alternates from set to set, so a cold start does not land in one side of the cost ratio."""
+    from latentlab.mini import weights_available
+    from latentlab.mini.runtime import MiniDecoder
+
+    if not weights_available():
+        pytest.skip("the mini weights are not in this checkout")
+    calls = []
+    decode = MiniDecoder.decode
+
+    def spy(self, z, noise, **kw):
+        calls.append(("expert" if self.expert is not None else "alone", len(z)))
+        return decode(self, z, noise, **kw)
+
+    monkeypatch.setattr(MiniDecoder, "decode", spy)
+    before = torch.get_num_threads()
+    try:
+        _load("layout_expert").main(["--sets", "7000,7100", "--n", "3", "--emoji", "0", "--steps", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(before)
+    assert sorted(calls[:2]) == [("alone", 2), ("expert", 2)]  # the warm-up
+    assert calls[2:6] == [("alone", 3), ("expert", 3), ("expert", 3), ("alone", 3)]  # set 7000, then set 7100
+
+
 def test_render_speed_compile_mode_needs_compile(bench, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(["--tiny", "--compile-mode", "reduce-overhead"])
     assert exc.value.code == 2 and "--compile-mode needs --compile" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--repeats", "0"], "argument --repeats: must be an integer >= 1"),
+    (["--steps", "0"], "argument --steps: must be an integer >= 1"),
+    (["--frames", "0"], "argument --frames: must be an integer >= 1"),
+    (["--frames", "1"], "--frames must be >= 2"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1"),
+    (["--rec-steps", "0"], "argument --rec-steps: must be an integer >= 1"),
+])  # fmt: skip
+def test_render_speed_refuses_bad_counts_before_building_models(bench, capsys, monkeypatch, bad, why):
+    monkeypatch.setattr(bench, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--tiny", "--model", "tiny", "--frames", "2", "--steps", "1", "--threads", "1", *bad])
+    assert exc.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_render_speed_prints_each_row_as_it_finishes(bench, tiny_rows, capsys, monkeypatch):
+    """A run cut off after its first model (here: the second one fails) has printed that row."""
+
+    def run_case(model, args):
+        if model != "tiny":
+            raise TimeoutError("cut off")
+        return tiny_rows[0][0]
+
+    monkeypatch.setattr(bench, "run_case", run_case)
+    with pytest.raises(TimeoutError):
+        bench.main(["--tiny", "--model", "tiny", "--model", "kandinsky-tiny"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("| model | px |") and "| tiny | 64 | 3 | 2 | 3 | - |" in printed
 
 
 def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
@@ -159,3 +263,60 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     third = {**second, "OUT": str(tmp_path / "out3"), "RUN": str(tmp_path / "run3"), "SETS": "decoder.arch.text_dim=128"}
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=third, check=True, capture_output=True)
     assert json.loads((tmp_path / "out3" / "decoder" / "mini_decoder.json").read_text())["text_dim"] == 128
+
+
+@pytest.mark.parametrize("fail", ["--stage cache", "--stage decoder", "latentlab.mini.export"])
+def test_gpu_session_script_stops_at_a_failed_training_step(tmp_path, fail):
+    """A failing step of the training part stops the script with a non-zero status and the
+    log's tail, before any later step or the benchmark (a fake PYTHON, so it takes no time)."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "$*" >> "$CALLS"\n'
+                    'case "$*" in *"$FAIL"*) echo "fake failure: $*" >&2; exit 3;; esac\n')  # fmt: skip
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "FAIL": fail, "OUT": str(tmp_path / "out"),
+           "RUN": str(tmp_path / "run"), "BENCH": "1"}  # fmt: skip
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "fake failure" in proc.stdout  # the log's tail is shown
+    steps = [line for line in calls.read_text().splitlines() if "latentlab.mini" in line or "render_speed" in line]
+    assert fail in steps[-1]  # nothing ran after the failed step, the benchmark included
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--morphs", "0"], "--morphs must be in [1, "),
+    (["--frames", "0"], "--frames must be >= 3"),
+    (["--flicker-frames", "0"], "--flicker-frames >= 2"),
+    (["--steps", "0"], "argument --steps: must be an integer >= 1"),
+    (["--threads", "0"], "argument --threads: must be an integer >= 1"),
+])  # fmt: skip
+def test_quality_refuses_zero_counts_instead_of_taking_the_default(bad, why, capsys, monkeypatch, tmp_path):
+    mod = _load("quality")
+    monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            mod.main(["--quick", "--out", str(tmp_path), *bad])
+    finally:
+        torch.set_num_threads(before)
+    assert exc.value.code == 2 and why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--n", "0"], ["--steps", "0"], ["--threads", "0"], ["--n", "-3"]])
+def test_upscaler_refuses_counts_below_one_before_loading(bad, capsys, monkeypatch):
+    from latentlab.mini.runtime import MiniDecoder
+
+    mod = _load("upscaler")
+    monkeypatch.setattr(MiniDecoder, "from_pretrained", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            mod.main(bad)
+    finally:
+        torch.set_num_threads(before)
+    assert exc.value.code == 2 and f"argument {bad[0]}: must be an integer >= 1" in capsys.readouterr().err
