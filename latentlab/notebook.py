@@ -310,8 +310,8 @@ class Scrubber:
     """A slider over a trajectory; the frame under it is rendered on demand and cached.
 
     Frame ``k`` is frame ``k`` of ``latentlab.render(path, decoder, seed=seed,
-    noise=noise, ...)`` (same embedding, same starting noise; it is decoded alone, so a few
-    pixel values may differ by one level from the batched render, as ``render`` documents),
+    noise=noise, ...)`` (same embedding, same starting noise; it is decoded alone, so some
+    pixel values may round a level differently from the batched render, as ``render`` documents),
     so scrubbing previews the video you would render. Rendered frames stay in an in-memory cache (least recently
     used out first when ``cache_size`` is set). Displaying the scrubber shows a play
     button, the slider, the frame and its label (``ipywidgets``); without ipywidgets it shows

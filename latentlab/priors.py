@@ -1,25 +1,35 @@
-"""Priors: CLIP text embeddings -> CLIP image embeddings of the same space.
+"""Priors: CLIP text embeddings (or texts) -> CLIP image embeddings of the same space.
 
 unCLIP decoders are conditioned on *image* embeddings. A prior turns the embedding of a
-caption into a plausible image embedding, so that text keyframes can be decoded. Every
-prior is called as ``prior(text_embeddings, seed=..., num_samples=...)`` and returns
-``(n * num_samples, d)`` unit-norm embeddings tagged with its space, the samples of input
-row ``i`` at rows ``i * num_samples ... (i + 1) * num_samples - 1``.
+caption into a plausible image embedding, so that text keyframes can be decoded. A prior is
+called as ``prior(text_embeddings, seed=..., num_samples=...)`` (the diffusion priors of
+Karlo and Kandinsky take the texts themselves, see below) and returns
+``(n * num_samples, d)`` unit-norm float32 embeddings tagged with its space, the samples of
+input row ``i`` at rows ``i * num_samples ... (i + 1) * num_samples - 1``.
+:func:`latentlab.create_prior` builds a preset's prior from its ``kind``:
 
-* :class:`IdentityPrior` (kind ``"identity"``) returns the normalised text embeddings
-  themselves. CLIP's contrastive training puts a caption and its images near each other,
-  but text and image embeddings occupy distinct regions of the sphere (the "modality
-  gap": their cosine similarity is typically only ~0.3), so this is a crude approximation.
-  Decoders render it, but expect weaker, vaguer pictures than from a real prior. The
-  ``"tiny"`` preset uses it.
+* :class:`IdentityPrior` (kind ``"identity"``, here) returns the normalised text
+  embeddings themselves, every sample alike (no randomness). CLIP's contrastive training
+  puts a caption and its images near each other, but text and image embeddings occupy
+  distinct regions of the sphere (the "modality gap": their cosine similarity is typically
+  only ~0.3), so this is a crude approximation. Decoders render it, but expect weaker,
+  vaguer pictures than from a real prior. The ``"tiny"`` preset uses it.
+* :class:`~latentlab.mini.runtime.MiniPrior` (kind ``"mini"``): the embedded model's small
+  diffusion prior over text embeddings. Sample ``j`` of every text starts from
+  ``torch.randn`` of a CPU generator seeded with the first 64-bit word of
+  ``np.random.SeedSequence([seed % 2**64, j])`` (mod ``2**63``).
+* :class:`~latentlab.decoders.karlo.KarloPrior` (kind ``"karlo"``;
+  ``kakaobrain/karlo-v1-alpha``, OpenAI ViT-L/14 space: the prior of the ``karlo`` and
+  ``sd21-unclip-l`` presets) and :class:`~latentlab.decoders.kandinsky.KandinskyPrior`
+  (kind ``"kandinsky"``; ``kandinsky-community/kandinsky-2-2-prior``, ViT-bigG/14: the
+  ``kandinsky-2.2`` preset's), in ``latentlab.decoders``: DALL-E 2 style diffusion
+  priors (:class:`~latentlab.decoders.kandinsky.UnCLIPDiffusionPrior`; ``"karlo_tiny"`` /
+  ``"kandinsky_tiny"`` build tiny random ones for tests). They attend to the text tower's
+  per-token states, so they take texts, ``prior.from_texts(texts)`` or ``prior(texts)``,
+  and refuse pooled text embeddings. Sample ``j`` of every text draws its starting latents
+  and every scheduler step's noise from ``torch.Generator("cpu").manual_seed(seed + j)``.
 
-Room left for diffusion priors (a later task): the Karlo unCLIP prior
-(``kakaobrain/karlo-v1-alpha``, diffusers ``PriorTransformer`` in OpenAI ViT-L/14 space,
-pairing with ``stable-diffusion-2-1-unclip-small``) and the Kandinsky 2.2 prior
-(``kandinsky-community/kandinsky-2-2-prior``, ViT-bigG/14). They will subclass
-:class:`Prior`, register with ``@register_prior_builder("karlo")`` /
-``("kandinsky")``, draw their noise from ``torch.Generator("cpu").manual_seed(seed + k)``
-per sample, and rescale/normalise their output to the unit-norm convention.
+Each prior's seeding is fixed: renders and specs already made depend on it.
 
 >>> import torch
 >>> from latentlab.priors import IdentityPrior

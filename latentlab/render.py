@@ -2,22 +2,24 @@
 progress, per-frame callbacks and a resumable render directory.
 
 A render directory holds ``frame_00000.png ...``, ``embeddings.npy`` (the exact ``(T, d)``
-embeddings rendered) and ``manifest.json`` (spec, seeds, decoder, versions, progress). Frames
-are written one by one as they finish, atomically, so a render that is interrupted (Ctrl-C, a
-crash, a closed notebook) loses nothing: running it again into the same directory renders
-only the missing frames.
+embeddings rendered) and ``manifest.json`` (spec, seeds, decoder, versions, and whether the
+render is ``complete``, with the time it ``finished``; the frames on disk are the progress).
+Frames are written one by one as they finish, atomically, so a render that is interrupted
+(Ctrl-C, a crash, a closed notebook) loses nothing: running it again into the same directory
+renders only the missing frames.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import platform
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -152,7 +154,14 @@ def keyframe_noise_for(
 ) -> torch.Tensor:
     """The ``(K, *shape)`` keyframe noises of the ``"slerp"`` / ``"inverted"`` modes: the given
     ``keyframe_noise`` (e.g. from :meth:`Decoder.invert`), else noise seeded
-    ``keyframe_seeds[i]`` (default ``seed + i``) for keyframe ``i``."""
+    ``keyframe_seeds[i]`` (default ``seed + i``) for keyframe ``i``. Giving both is refused:
+    the seeds would have nothing to seed."""
+    if keyframe_noise is not None and keyframe_seeds is not None:
+        raise ArgumentError(
+            "keyframe_seeds and keyframe_noise were both given, but keyframe_noise sets every keyframe's noise "
+            "itself, so keyframe_seeds would be ignored. Give keyframe_seeds to draw seeded keyframe noises, or "
+            "keyframe_noise to use your own, not both."
+        )
     if keyframe_noise is not None:
         kn = keyframe_noise
         if not isinstance(kn, torch.Tensor) or tuple(kn.shape) != (num_keyframes, *shape):
@@ -385,14 +394,25 @@ def render(
             its own noise and the noise moves smoothly in between; ``"inverted"``, the same
             with ``keyframe_noise`` given (e.g. from :meth:`Decoder.invert`, so both ends
             reproduce their input images). The last two need a :class:`Trajectory`.
-        keyframe_seeds: ``"slerp"`` mode: one seed per keyframe.
+        keyframe_seeds: ``"slerp"`` mode: one seed per keyframe (not with ``keyframe_noise``,
+            which sets the noises itself).
         keyframe_noise: ``"slerp"`` / ``"inverted"`` mode: ``(K, *decoder.noise_shape())``
             noise of each keyframe (required for ``"inverted"``).
         steps, guidance_scale: sampler settings (decoder defaults when ``None``).
         batch_size: frames per decoder call (decoder default when ``None``). Frame ``k`` gets
-            the same noise and seeds in any batch, so it is the same picture; batched
-            floating-point kernels may round a few pixel values differently, by at most one
-            level in the tests (on mini's CPU decode, a 4-frame morph: 0.01% of the values).
+            the same noise and seeds in any batch, so it is the same picture up to float
+            rounding: batched kernels may round some values differently with the frame's
+            place in a batch, usually by at most one level (of 255) on a small fraction of
+            the pixels, a few levels at very low step counts (measured on mini's CPU float32
+            decode, a frame alone against in a batch of four: one level on 0.05% to 0.3% of
+            the values at its default 25 steps, up to 5 levels at 3 steps). So a render
+            resumed (with the same ``batch_size``) after it stopped with only part of a
+            batch's frames written (a callback that raised, a killed process) may differ by
+            such rounding from one drawn without a stop; stopped between batches, it gives
+            the same frames. Frames that are one row, with the same embedding, starting
+            noise and seed (a :class:`~latentlab.trajectory.Segment`'s ``hold``, a repeated
+            embedding under shared noise), are decoded once and written as copies, so they
+            are identical.
         eta: DDIM ``eta`` of the sampler (decoders with ``decode_eta``, i.e. mini): above 0
             the sampler adds fresh noise at every step, seeded by the frame's seed, which with
             ``"shared"``, ``"slerp"`` and ``"inverted"`` noise is ``seed`` for every frame, so
@@ -404,9 +424,10 @@ def render(
             render every frame again when some of this render's finished frames were made
             with other library versions; the same render under the same versions resumes.
         spec: the render spec (as a dict) to record in the manifest.
-        callback: called after each frame with ``{"frame": k, "frames": T, "image": (H, W, 3)
-            uint8, "resumed": bool}``, e.g. for live previews in a notebook.
-        progress: show a tqdm progress bar.
+        callback: called once for each frame, when it is ready, with ``{"frame": k, "frames":
+            T, "image": (H, W, 3) uint8, "resumed": bool}`` (``resumed``: kept from an earlier
+            run in ``out_dir``), e.g. for live previews in a notebook.
+        progress: show a tqdm progress bar (it counts every frame once, copies included).
 
     Returns:
         uint8 frames ``(T, H, W, 3)``.
@@ -438,15 +459,19 @@ def render(
     z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space)
     z = z.detach().to("cpu", torch.float32)
     T = z.shape[0]
-    batch_size = decoder.default_batch_size if batch_size is None else batch_size
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    batch_size = check_int(decoder.default_batch_size if batch_size is None else batch_size, "batch_size", minimum=1)
     check_eta(eta, decoder)
     seeds = frame_seeds(T, seed, noise)
     kn: torch.Tensor | None = None
     params: list[tuple[int, float]] = []
     extra: dict[str, Any] = {}
     if noise in ("slerp", "inverted"):
+        if noise == "inverted" and keyframe_seeds is not None:
+            raise ArgumentError(
+                "keyframe_seeds does not apply to noise='inverted': its keyframe noises are keyframe_noise "
+                "(from decoder.invert), so the seeds would be ignored. Leave keyframe_seeds out, or use "
+                "noise='slerp' to draw each keyframe's noise from its seed."
+            )
         if noise == "inverted" and keyframe_noise is None:
             raise ArgumentError(
                 "noise='inverted' needs keyframe_noise: the (K, *noise_shape) noises of the keyframes from "
@@ -476,6 +501,7 @@ def render(
     frames: list[np.ndarray | None] = [None] * T
     directory = Path(out_dir) if out_dir is not None else None
     manifest: dict[str, Any] = {}
+    expected: tuple[int, ...] | None = None  # the size of the decoder's frames, where known before decoding
     if directory is not None:
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -499,33 +525,44 @@ def render(
             p = directory / FRAME_PATTERN.format(k)
             if p.exists():
                 frames[k] = _load_png(p, expected)
-    todo = [k for k in range(T) if frames[k] is None]
+    kept = [k for k in range(T) if frames[k] is not None]
+
+    # Frames of one row (the same embedding, starting noise and seed: a hold, a repeated
+    # embedding) are decoded once and copied: decoded apart, their places in the batches would
+    # round them differently. The noise is a function of the seed (make_noise), or of the path
+    # parameters (path_noise), so those and the embedding's bytes (hashed: a long render's keys
+    # would otherwise hold a second copy of its embeddings) identify a row.
+    row_of: dict[tuple[Any, ...], int] = {}
+    members: list[list[int]] = []  # the frames of each distinct row, in frame order
+    for k in range(T):
+        key = (hashlib.sha256(z[k].numpy().tobytes()).digest(), seeds[k], params[k] if kn is not None else None)
+        r = row_of.setdefault(key, len(members))
+        if r == len(members):
+            members.append([])
+        members[r].append(k)
+
+    def rows_to_draw() -> list[int]:
+        """Rows none of whose frames is kept (a kept one is the source of its row's copies)."""
+        return [r for r, ks in enumerate(members) if all(frames[k] is None for k in ks)]
+
     shape: tuple[int, ...] | None = None  # of the frames the decoder returns, from its first batch
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=T, initial=T - len(todo), desc="rendering", unit="frame", disable=not progress)
-    if callback is not None:
-        for k in range(T):
-            if frames[k] is not None:
-                callback({"frame": k, "frames": T, "image": frames[k], "resumed": True})
-    from concurrent.futures import ThreadPoolExecutor
-
-    # PNGs are written on a background thread while the next batch renders; every write is
-    # atomic and the pool is drained before returning (or re-raising), so nothing is lost
-    writer = ThreadPoolExecutor(max_workers=1) if directory is not None else None
-    pending: list[Any] = []
-    pos = 0
-    try:
+    def decoded(todo: list[int]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """The rows of ``todo`` (which may grow meanwhile) decoded batch by batch: ``(rows,
+        uint8 (len(rows), H, W, 3))``; a batch that does not fit in memory is retried halved."""
+        nonlocal batch_size, shape
+        pos = 0
         while pos < len(todo):
-            idx = todo[pos : pos + batch_size]
+            rows = todo[pos : pos + batch_size]
+            idx = [members[r][0] for r in rows]
             batch_seeds = [seeds[k] for k in idx]
             if kn is None:
                 x = make_noise(tuple(decoder.noise_shape()), batch_seeds)
             else:
                 x = path_noise([params[k] for k in idx], kn)
             try:
-                out = decode_frames(decoder, z[idx], x, seeds=batch_seeds, steps=steps, guidance_scale=guidance_scale, eta=eta)
+                out = decode_frames(decoder, z[idx], x, seeds=batch_seeds, steps=steps,
+                                    guidance_scale=guidance_scale, eta=eta)  # fmt: skip
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
@@ -544,48 +581,102 @@ def render(
                 )
             if shape is None:
                 shape = tuple(out.shape[1:])
+                if kept and expected is not None and shape != expected:
+                    # the kept frames, already counted as done, have the size the manifest recorded
+                    # or the decoder's resolution gives; frames of another size cannot join them
+                    raise LatentlabError(
+                        f"decoder {type(decoder).__name__} returned frames of shape {shape}, but the frames kept "
+                        f"in out_dir {str(directory)!r} are {expected}, as its {MANIFEST} or the decoder's "
+                        "resolution says. Render into a new folder, or delete its frames and run it again."
+                    )
                 if directory is not None and manifest.get("frame_shape") != list(shape):
                     manifest["frame_shape"] = list(shape)  # so a resumed render checks its frames before decoding
                     _write_json(directory / MANIFEST, manifest)
-                # kept frames of another size (where neither the manifest nor the decoder's
-                # resolution said the size beforehand) are rendered again
-                stale = [k for k in range(T) if frames[k] is not None and frames[k].shape != shape]
-                for k in stale:
-                    frames[k] = None
-                todo.extend(stale)
             elif tuple(out.shape[1:]) != shape:
                 raise LatentlabError(
                     f"decoder {type(decoder).__name__} returned frames of shape {tuple(out.shape[1:])} after "
                     f"frames of {shape}; the frames of one render must share one size."
                 )
-            for j, k in enumerate(idx):
-                frames[k] = out[j]
-                if writer is not None:
-                    pending.append(writer.submit(_save_png, out[j], directory / FRAME_PATTERN.format(k)))
-                if callback is not None:
-                    callback({"frame": k, "frames": T, "image": out[j], "resumed": False})
+            yield rows, out
+            pos += len(rows)
+
+    todo = rows_to_draw()
+    batches = decoded(todo)
+    first: list[tuple[list[int], np.ndarray]] = []
+    if kept and expected is None:
+        # nothing said the frames' size beforehand (a manifest from before it was recorded, a
+        # decoder without a resolution): learn it before counting the kept frames, so that one of
+        # another size is drawn again and counted (and reported) once, not twice
+        if todo:
+            first.append(next(batches))
+            stale = [k for k in kept if frames[k].shape != shape]  # type: ignore[union-attr]
+            for k in stale:
+                frames[k] = None
+            kept = [k for k in kept if frames[k] is not None]
+            queued = set(todo)
+            todo.extend(r for r in rows_to_draw() if r not in queued)
+        else:
+            _check_one_size(frames, directory)  # nothing to draw: only the kept frames can say, before any copy
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=T, initial=len(kept), desc="rendering", unit="frame", disable=not progress)
+    if callback is not None:
+        for k in kept:
+            callback({"frame": k, "frames": T, "image": frames[k], "resumed": True})
+    from concurrent.futures import ThreadPoolExecutor
+
+    # PNGs are written on a background thread while the next batch renders; every write is
+    # atomic and the pool is drained before returning (or re-raising), so nothing is lost
+    writer = ThreadPoolExecutor(max_workers=1) if directory is not None else None
+    pending: list[Any] = []
+
+    def finish(k: int, image: np.ndarray) -> None:
+        """Frame ``k`` is ``image``: keep it, write it (in the background), report it."""
+        frames[k] = image
+        if writer is not None and directory is not None:
+            pending.append(writer.submit(_save_png, image, directory / FRAME_PATTERN.format(k)))
+        if callback is not None:
+            callback({"frame": k, "frames": T, "image": image, "resumed": False})
+
+    try:
+        # missing copies of a row that has a kept frame: copied from it, not drawn again
+        for ks in members:
+            source = next((k for k in ks if frames[k] is not None), None)
+            missing = [k for k in ks if frames[k] is None]
+            if source is not None and missing:
+                for k in missing:
+                    finish(k, frames[source])  # type: ignore[arg-type]
+                bar.update(len(missing))
+        for rows, out in itertools.chain(first, batches):
+            done = sorted((k, j) for j, r in enumerate(rows) for k in members[r])  # each row's copies with it
+            for k, j in done:
+                finish(k, out[j])
             for f in [f for f in pending if f.done()]:
                 f.result()  # surface a failed write now, not at the end
             pending = [f for f in pending if not f.done()]
-            bar.update(len(idx))
-            pos += len(idx)
+            bar.update(len(done))
     finally:
         bar.close()
         if writer is not None:
             writer.shutdown(wait=True)
     for f in pending:
         f.result()  # re-raise a failed write
-    sizes = [f.shape for f in frames]  # type: ignore[union-attr]
-    if len(set(sizes)) > 1:  # only frames kept from before, of a size nothing said in advance
-        common = max(set(sizes), key=sizes.count)
-        odd = [FRAME_PATTERN.format(k) for k, s in enumerate(sizes) if s != common]
-        raise LatentlabError(
-            f"out_dir {str(directory)!r} holds frames of different sizes: {', '.join(odd[:5])}"
-            f"{' ...' if len(odd) > 5 else ''} differ from the other frames' {common}. Delete the files that "
-            "are not this render's and run it again: the missing frames are rendered."
-        )
     if directory is not None:
         manifest["complete"] = True
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(directory / MANIFEST, manifest)
     return np.stack(frames)  # type: ignore[arg-type]
+
+
+def _check_one_size(frames: list[np.ndarray | None], directory: Path | None) -> None:
+    """Refuse kept frames of different sizes where nothing says which size is right."""
+    sizes = [f.shape for f in frames if f is not None]
+    if len(set(sizes)) > 1:
+        common = max(set(sizes), key=sizes.count)
+        odd = [FRAME_PATTERN.format(k) for k, f in enumerate(frames) if f is not None and f.shape != common]
+        raise LatentlabError(
+            f"out_dir {str(directory)!r} holds frames of different sizes: {', '.join(odd[:5])}"
+            f"{' ...' if len(odd) > 5 else ''} differ from the other frames' {common}. Delete the files that "
+            "are not this render's and run it again: the missing frames are rendered."
+        )

@@ -349,3 +349,173 @@ def test_frames_of_mixed_sizes_with_nothing_to_draw_are_named(tmp_path, fake_dec
     Image.new("RGB", (4, 4), (9, 9, 9)).save(out / "frame_00002.png")
     with pytest.raises(LatentlabError, match=r"frame_00002\.png differ"):
         render(p, fake_decoder, out_dir=out, progress=False)
+
+
+class _Bar:
+    """Stands in for tqdm: records where a progress bar starts and how far it goes."""
+
+    made: list[_Bar] = []
+
+    def __init__(self, *args, total=None, initial=0, **kwargs):
+        self.total, self.initial, self.n = total, initial, initial
+        _Bar.made.append(self)
+
+    def update(self, n=1):
+        self.n += n
+
+    def close(self):
+        pass
+
+
+def _recording_bars(monkeypatch):
+    _Bar.made = []
+    monkeypatch.setattr("tqdm.auto.tqdm", _Bar)
+    return _Bar.made
+
+
+def test_a_kept_frame_of_another_size_is_counted_and_reported_once(tmp_path, fake_decoder, monkeypatch):
+    # neither the manifest (from before frame_shape was recorded) nor the decoder says the size: the
+    # wrong-size frame used to be counted and reported as resumed, then drawn and counted again
+    from PIL import Image
+
+    fake_decoder.resolution = 0
+    p = path8(frames=4)
+    out = tmp_path / "r"
+    ref = render(p, fake_decoder, out_dir=out, progress=False)
+    m = json.loads((out / MANIFEST).read_text())
+    del m["frame_shape"]
+    (out / MANIFEST).write_text(json.dumps(m))
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(out / "frame_00001.png")  # a valid PNG of another size
+    (out / "frame_00003.png").unlink()
+    bars = _recording_bars(monkeypatch)
+    seen = []
+    fake_decoder.calls.clear()
+    frames = render(p, fake_decoder, out_dir=out, callback=lambda i: seen.append((i["frame"], i["resumed"])))
+    assert seen[:2] == [(0, True), (2, True)] and sorted(seen[2:]) == [(1, False), (3, False)]  # each frame once
+    assert len(bars) == 1 and (bars[0].total, bars[0].initial, bars[0].n) == (4, 2, 4)
+    assert sum(fake_decoder.calls) == 2 and np.array_equal(frames, ref)
+    assert json.loads((out / MANIFEST).read_text())["frame_shape"] == [8, 8, 3]
+
+
+def test_a_decoder_returning_another_size_than_its_kept_frames_is_named(tmp_path, fake_decoder):
+    # the kept frames were counted as done at the size the manifest records; a decoder that now
+    # returns another size is refused, not allowed to draw them again behind the progress count
+    p = path8(frames=4)
+    out = tmp_path / "r"
+    render(p, fake_decoder, out_dir=out, progress=False)
+    (out / "frame_00003.png").unlink()
+    inner = fake_decoder._decode
+    fake_decoder._decode = lambda *a, **k: inner(*a, **k).repeat(2, axis=1).repeat(2, axis=2)
+    with pytest.raises(LatentlabError, match=r"returned frames of shape \(16, 16, 3\), but the frames kept"):
+        render(p, fake_decoder, out_dir=out, progress=False)
+
+
+def _batch_position_decoder(decoder):
+    """``decoder`` whose frames move by one level per place in the batch, as batched kernels may round."""
+    inner = decoder._decode
+
+    def decode(embeddings, noise, **kw):
+        out = inner(embeddings, noise, **kw).astype(int)
+        return (out + np.arange(len(out))[:, None, None, None]).clip(0, 255).astype(np.uint8)
+
+    decoder._decode = decode
+    return decoder
+
+
+def held_path():
+    """3 keyframes; keyframe 0 shown 3 times (frames 0-2), keyframe 1 twice (frames 5-6): 9 frames, 6 rows."""
+    from latentlab.trajectory import Segment
+
+    g = torch.Generator().manual_seed(0)
+    kf = torch.nn.functional.normalize(torch.randn(3, 8, generator=g), dim=-1)
+    return Trajectory(kf, [Segment(3, hold=2), Segment(2, hold=1)])
+
+
+@pytest.mark.parametrize("noise", ["shared", "slerp"])
+def test_held_frames_are_decoded_once_and_identical(tmp_path, fake_decoder, monkeypatch, noise):
+    from PIL import Image
+
+    dec = _batch_position_decoder(fake_decoder)
+    p = held_path()
+    assert len(p) == 9
+    bars = _recording_bars(monkeypatch)
+    seen = []
+    frames = render(p, dec, noise=noise, batch_size=2, out_dir=tmp_path / "r", callback=lambda i: seen.append(i["frame"]))
+    assert sum(dec.calls) == 6  # one decode per distinct row
+    for a, b in ((0, 1), (0, 2), (5, 6)):
+        assert np.array_equal(frames[a], frames[b])
+        with Image.open(tmp_path / "r" / f"frame_{a:05d}.png") as ia, Image.open(tmp_path / "r" / f"frame_{b:05d}.png") as ib:
+            assert np.array_equal(np.asarray(ia), np.asarray(ib))
+    assert sorted(seen) == list(range(9))  # every frame reported once, copies included
+    assert (bars[0].initial, bars[0].n) == (0, 9)
+
+
+def test_frames_with_their_own_seed_are_not_copies(fake_decoder):
+    dec = _batch_position_decoder(fake_decoder)
+    frames = render(held_path(), dec, noise="per-frame", batch_size=2, progress=False)
+    assert sum(dec.calls) == 9 and not np.array_equal(frames[0], frames[1])  # other seeds: other noise
+
+
+def test_a_resumed_hold_is_copied_from_its_kept_frame(tmp_path, fake_decoder):
+    dec = _batch_position_decoder(fake_decoder)
+    p = held_path()
+    out = tmp_path / "r"
+
+    def stop(info):
+        if info["frame"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(p, dec, out_dir=out, batch_size=2, callback=stop, progress=False)
+    assert sorted(f.name for f in out.glob("frame_*.png")) == ["frame_00000.png"]
+    dec.calls.clear()
+    seen = []
+    frames = render(p, dec, out_dir=out, batch_size=2, progress=False,
+                    callback=lambda i: seen.append((i["frame"], i["resumed"])))  # fmt: skip
+    assert sum(dec.calls) == 5  # the held row is not drawn again
+    assert seen[:3] == [(0, True), (1, False), (2, False)] and sorted(k for k, _ in seen) == list(range(9))
+    assert np.array_equal(frames[1], frames[0]) and np.array_equal(frames[2], frames[0])
+
+
+def test_keyframe_seeds_are_refused_where_they_would_be_ignored(fake_decoder):
+    from latentlab.render import keyframe_noise_for
+
+    p = path8(frames=3)
+    kn = torch.randn(2, 1, 8, 8)
+    with pytest.raises(ArgumentError, match=r"keyframe_seeds and keyframe_noise were both given.*not both"):
+        render(p, fake_decoder, noise="slerp", keyframe_seeds=[1, 2], keyframe_noise=kn, progress=False)
+    with pytest.raises(ArgumentError, match=r"keyframe_seeds and keyframe_noise were both given"):
+        keyframe_noise_for(2, (1, 8, 8), keyframe_seeds=[1, 2], keyframe_noise=kn)  # pacing's way in
+    for given in ({"keyframe_noise": kn}, {}):
+        with pytest.raises(ArgumentError, match=r"keyframe_seeds does not apply to noise='inverted'.*noise='slerp'"):
+            render(p, fake_decoder, noise="inverted", keyframe_seeds=[1, 2], progress=False, **given)
+    # each alone is still taken
+    assert render(p, fake_decoder, noise="slerp", keyframe_seeds=[1, 2], progress=False).shape == (3, 8, 8, 3)
+    assert render(p, fake_decoder, noise="slerp", keyframe_noise=kn, progress=False).shape == (3, 8, 8, 3)
+
+
+def test_batch_size_must_be_an_integer_not_a_bool(fake_decoder):
+    z = path8(frames=3).embeddings()
+    for bad in (True, 1.5, 0):
+        with pytest.raises(ArgumentError, match=rf"batch_size must be an integer >= 1, got {bad!r}"):
+            render(z, fake_decoder, batch_size=bad, progress=False)
+    render(z, fake_decoder, batch_size=np.int64(2), progress=False)
+    assert fake_decoder.calls == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 2.7}, r"steps must be an integer >= 1, got 2\.7"),
+        ({"steps": True}, r"steps must be an integer >= 1, got True"),
+        ({"steps": 0}, r"steps must be an integer >= 1, got 0"),
+        ({"guidance_scale": float("nan")}, r"guidance_scale must be a finite number >= 0"),
+        ({"decode_guidance": -1}, r"decode_guidance must be a finite number >= 0"),
+        ({"refine": 1.5}, r"refine must be an integer >= 0"),
+    ],
+)
+def test_invert_checks_its_settings_instead_of_converting_them(fake_decoder, kwargs, message):
+    # int(2.7) used to invert with 2 steps; the settings are checked before the decoder is asked
+    z = tag(torch.nn.functional.normalize(torch.ones(1, 8), dim=-1), "fake-space")
+    with pytest.raises(ArgumentError, match=message):
+        fake_decoder.invert(np.zeros((8, 8, 3), np.uint8), z, **kwargs)

@@ -300,18 +300,13 @@ class Decoder:
         z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         if z.shape[0] != images.shape[0]:
             raise ArgumentError(f"embeddings has {z.shape[0]} rows for {images.shape[0]} images; give one per image.")
-        steps = self.default_steps if steps is None else int(steps)
-        if steps < 1:
-            raise ArgumentError(f"steps must be >= 1, got {steps}.")
-        guidance = float(guidance_scale)
-        if guidance < 0:
-            raise ArgumentError(f"guidance_scale must be >= 0, got {guidance}.")
+        # checked, not converted: int(2.7) would invert with 2 steps, and decoding with 2.7 is refused
+        steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
+        guidance = check_number(guidance_scale, "guidance_scale", minimum=0)
         n = (self.default_inversion_refine if self.supports_refine else 0) if refine is None else refine
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ArgumentError(f"refine must be an integer >= 0 (gradient steps), got {refine!r}.")
-        dg = self.default_guidance if decode_guidance is None else float(decode_guidance)
-        if dg < 0:
-            raise ArgumentError(f"decode_guidance must be >= 0, got {dg}.")
+        n = check_int(n, "refine", minimum=0)  # gradient steps
+        dg = self.default_guidance if decode_guidance is None else decode_guidance
+        dg = check_number(dg, "decode_guidance", minimum=0)
         images = np.ascontiguousarray(images)
         if n == 0:
             return self._invert(images, z, steps=steps, guidance_scale=guidance)

@@ -208,7 +208,9 @@ class MiniDecoder(Decoder):
             inversion) never use it, so their frames do not depend on it.
 
     ``decode(z (b, d), noise (b, 3, s, s))`` -> uint8 ``(b, resolution, resolution, 3)``;
-    deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch.
+    deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch up
+    to float rounding (batched CPU kernels may move a few values by a level, a few levels at
+    very low step counts; see :func:`latentlab.render.render`'s ``batch_size``).
     ``invert(images, z)`` runs the sampler backwards (:func:`ddim_invert`): the noise from
     which ``decode`` redraws the images. A decoder that reads captions
     (``config.text_dim > 0``) also takes ``decode(z, noise, captions=[...])``, the captions
@@ -382,8 +384,6 @@ class MiniDecoder(Decoder):
         if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 <= eta <= 1:
             raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
         z, noise, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
-        if guidance < 0:
-            raise ArgumentError(f"guidance_scale must be >= 0, got {guidance}.")
         with torch.inference_mode():
             img = sample_decoder_eta(
                 self.net, z.to(self.device, self.dtype), noise.to(self.device, self.dtype), seeds=seeds, eta=float(eta),
@@ -523,9 +523,10 @@ class MiniPrior(Prior):
     """The mini diffusion prior: CLIP text embeddings -> CLIP image embeddings.
 
     ``prior(text (n, d), seed=0, num_samples=k)`` -> ``(n*k, d)`` unit-norm, tagged with the
-    space; rows ``i*k .. i*k+k-1`` are the samples for text ``i``. Sample ``j`` starts from
-    noise seeded by ``(seed, j)`` (a CPU generator), so results do not depend on the batch and
-    different ``seed`` / ``j`` give different embeddings.
+    space; rows ``i*k .. i*k+k-1`` are the samples for text ``i``. Sample ``j`` of every text
+    starts from noise seeded by ``(seed, j)`` (a CPU generator seeded from
+    ``np.random.SeedSequence([seed % 2**64, j])``), so results do not depend on the batch, up
+    to float rounding, and different ``seed`` / ``j`` give different embeddings.
 
     >>> import torch
     >>> from latentlab.mini.models import PriorConfig, MiniPriorNet
