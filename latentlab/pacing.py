@@ -68,8 +68,9 @@ goals is measured in docs/quality.md)."""
 
 def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
     """The finer :func:`even_pacing` settings that docs/quality.md measured (on mini's
-    current weights 7 of 10 benchmark morphs at CV <= 0.15 paced by the CLIP angle and 10 of
-    10 by pixels, on the earlier weights 10 of 10 by either; there with 12 moving frames:
+    shipped weights 4 of 10 benchmark morphs at CV <= 0.15 paced by the CLIP angle and 10 of
+    10 by pixels, every largest step within 2x the median; on the third session's weights 10 of
+    10 by either; there with 12 moving frames:
     ``coarse=12``, ``max_samples=39``), scaled to ``trajectory``: one coarse sample per frame of its longest
     segment (at least 12), three bisection decodes per frame of the path (at least 39), three
     passes, ``tol=0.1``, ``min_width=0.001`` and six relaxation rounds.
