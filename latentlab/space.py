@@ -114,4 +114,6 @@ def check_embeddings(
             f"{name} contains NaN or infinite values (rows {bad[:10]}{'...' if len(bad) > 10 else ''}). "
             "Check the operator that produced them, e.g. a slerp between antipodal embeddings."
         )
+    if own is None and space is not None:
+        z = z.view_as(z)  # a new tensor object for the tag: the caller's own tensor stays untagged
     return tag(z, own or space)

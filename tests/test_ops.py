@@ -261,6 +261,18 @@ def test_space_tags_propagate():
     assert space_of(slerp(unit(5, 3, 8), unit(6, 3, 8), 0.5)) is None
 
 
+
+def test_a_check_does_not_tag_the_callers_tensor():
+    # an untagged tensor, once checked for one space (as decode, render and the priors do), had
+    # been tagged in place, so the same tensor was then refused by a decoder of another space
+    from latentlab.space import check_embeddings
+
+    mine = unit(0, 3, 8)
+    checked = check_embeddings(mine, dim=8, space="X")
+    assert space_of(checked) == "X" and space_of(mine) is None
+    assert space_of(check_embeddings(mine, dim=8, space="Y")) == "Y"
+    assert torch.equal(checked, mine)
+
 def test_space_mismatch_raises_space_error():
     a, c = tag(unit(0, 3, 8), "mini"), tag(unit(2, 3, 8), "mini")
     b = tag(unit(1, 3, 8), "openai/ViT-L-14")
