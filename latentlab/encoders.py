@@ -837,7 +837,7 @@ def _not_available(model_name: str, pretrained: str, repo: str | None, files: li
                    reason: str) -> ModelNotAvailableError:  # fmt: skip
     loc = f"Hugging Face repo {repo!r}, file {' or '.join(files)}" if repo else f"file {' or '.join(files)}"
     get = (
-        f"run once with internet access (unset HF_HUB_OFFLINE), or `huggingface-cli download {repo} {files[-1]}`"
+        f"run once with internet access (unset HF_HUB_OFFLINE), or `hf download {repo} {files[-1]}`"
         if repo
         else "run once with internet access"
     )
@@ -1047,7 +1047,7 @@ def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None)
     except Exception as exc:
         raise ModelNotAvailableError(
             f"open_clip model 'hf-hub:{repo}' is not in {f'the cache {hub}' if hub else 'the default Hugging Face cache'} and offline "
-            f"mode is on (HF_HUB_OFFLINE=1). Run once with internet access, or `huggingface-cli download {repo}`."
+            f"mode is on (HF_HUB_OFFLINE=1). Run once with internet access, or `hf download {repo}`."
         ) from exc
 
 

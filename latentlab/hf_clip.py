@@ -201,7 +201,7 @@ def unavailable_error(
         return ModelNotAvailableError(
             f"the folder {src!r} does not hold a complete {what} with {want}: it needs {needs}. "
             "Save one with save_pretrained(folder, safe_serialization=True), or download the repo with "
-            f"`huggingface-cli download <repo> --local-dir {src}`. [{cause}]"
+            f"`hf download <repo> --local-dir {src}`. [{cause}]"
         )
     cache = kwargs.get("cache_dir") or hub_cache_dir()
     if kwargs.get("local_files_only"):
@@ -210,7 +210,7 @@ def unavailable_error(
         how = "the Hugging Face Hub could not be reached or refused the download"
     return ModelNotAvailableError(
         f"{what} weights {src!r} are not available on this machine: {needs} is missing from the Hugging Face "
-        f"cache ({cache}) and {how}. Fix: on a connected machine run `huggingface-cli download {src}` and copy "
+        f"cache ({cache}) and {how}. Fix: on a connected machine run `hf download {src}` and copy "
         "the cache folder (HF_HOME, e.g. ~/.cache/huggingface) here, point HF_HOME / HF_HUB_CACHE (or cache_dir=) "
         f"at a cache that has it, or pass a local folder instead of the repo id. [{cause}]"
     )
@@ -428,7 +428,7 @@ class HFCLIPEncoder(Encoder):
         Safetensors only; the cache is ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``;
         ``local_files_only`` defaults to ``$HF_HUB_OFFLINE``. Missing weights raise
         :class:`~latentlab.errors.ModelNotAvailableError` naming the repo, the missing part
-        and how to get it (``huggingface-cli download <repo>`` on a connected machine).
+        and how to get it (``hf download <repo>`` on a connected machine).
 
         >>> enc = HFCLIPEncoder.from_pretrained("kandinsky-community/kandinsky-2-2-prior",  # doctest: +SKIP
         ...                                     space="kandinsky-2.2/ViT-bigG-14", device="cuda",

@@ -350,7 +350,7 @@ def test_pretrained_tag_offline_raises_model_not_available(tmp_path: Path, monke
         Encoder.from_open_clip("ViT-B-32", "laion2b_s34b_b79k")
     msg = str(e.value)
     assert "ViT-B-32" in msg and "laion2b_s34b_b79k" in msg and "HF_HUB_OFFLINE" in msg
-    assert "huggingface-cli download" in msg and "checkpoint=" in msg
+    assert "hf download" in msg and "checkpoint=" in msg
     assert str(tmp_path / "hf") in msg  # HF_HOME is respected
     assert attempts == []  # nothing went to the network
     with pytest.raises(ArgumentError, match="Known tags"):

@@ -316,7 +316,7 @@ def test_offline_missing_weights(offline, load, repo):
     with pytest.raises(ModelNotAvailableError) as info:
         load()
     msg = str(info.value)
-    assert repo in msg and "huggingface-cli download" in msg and "HF_HUB_OFFLINE" in msg
+    assert repo in msg and "hf download" in msg and "HF_HUB_OFFLINE" in msg
     assert str(offline / "hf") in msg
 
 

@@ -302,7 +302,7 @@ def test_from_pretrained_offline_raises_model_not_available(monkeypatch, tmp_pat
         )
     msg = str(info.value)
     assert REAL_REPO in msg
-    assert f"huggingface-cli download {REAL_REPO}" in msg
+    assert f"hf download {REAL_REPO}" in msg
     assert str(tmp_path) in msg  # names the (empty) cache it looked in
     assert "HF_HUB_OFFLINE" in msg and "nothing of it" in msg
     assert info.value.__cause__ is None and info.value.__suppress_context__  # no connection traceback

@@ -755,7 +755,7 @@ def _unavailable_message(
     ) else ""
     return (
         f"Stable unCLIP weights {src!r} are not available on this machine: {missing}, and {how}. "
-        f"Fix: on a connected machine run `huggingface-cli download {src}` (or `hf download {src}`) "
+        f"Fix: on a connected machine run `hf download {src}` "
         "and copy the cache folder (HF_HOME, e.g. ~/.cache/huggingface) here, or point HF_HOME/HF_HUB_CACHE "
         f"(or cache_dir=) at a cache that has it, or pass a local pipeline folder instead of the repo id.{gated} "
         f"[{cause}]"
