@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -247,7 +248,7 @@ def _to_rgb(im: Any) -> Any:
     if orientation not in (1, None):
         im = ImageOps.exif_transpose(im)
     mode = im.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in im.info:  # an RGB PNG with a colour key needs compositing too
         return im
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
         a = np.asarray(im, dtype=np.float64)
@@ -553,14 +554,22 @@ class Encoder:
 
         Args:
             model_name: open_clip architecture (``"ViT-B-32"``, ``"ViT-L-14"``, ...; see
-                ``open_clip.list_models()``) or ``"hf-hub:org/repo"``.
+                ``open_clip.list_models()``), ``"hf-hub:org/repo"`` (an open_clip repo on the
+                Hugging Face Hub: its ``open_clip_config.json`` and weights, from the cache or
+                downloaded) or ``"local-dir:/path/to/folder"`` (a folder holding the same
+                files). These two bring their own weights: they take neither ``pretrained`` nor
+                ``checkpoint``, and a repo or folder without weights raises
+                :class:`ModelNotAvailableError` rather than giving random ones.
             pretrained: open_clip pretrained tag (``open_clip.list_pretrained()``); weights are
                 downloaded once into the Hugging Face cache (``cache_dir``, ``HF_HUB_CACHE`` or
                 ``HF_HOME``). Raises :class:`ModelNotAvailableError` when they are missing and
                 cannot be fetched (offline, ``HF_HUB_OFFLINE=1``).
             checkpoint: local weights file (``.safetensors`` preferred; ``.pt``/``.bin`` are
                 loaded with ``weights_only=True``), instead of ``pretrained``.
-            config: open_clip model-config JSON registering ``model_name`` (custom models).
+            config: open_clip model-config JSON describing ``model_name`` (custom models; plain
+                or hub format, whose ``preprocess_cfg`` is applied). It is registered with
+                open_clip under a private name, so open_clip's own config of the same name is
+                left as it is.
             space: CLIP space tag; defaults to ``f"open_clip/{model_name}/{pretrained}"``
                 (or the checkpoint's file name).
             name: name reported in manifests; defaults to ``model_name`` (+ ``/pretrained``).
@@ -792,11 +801,21 @@ def _file_sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _register_config(config: str | os.PathLike[str], model_name: str) -> dict[str, Any]:
-    """Register an open_clip model-config JSON under ``model_name``; return its preprocess overrides.
+#: Preprocessing keys of an open_clip config or pretrained tag that latentlab applies; "size"
+#: and "mode" come from the model itself, as in open_clip.
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+
+
+def _register_config(config: str | os.PathLike[str], model_name: str) -> tuple[str, dict[str, Any]]:
+    """Register an open_clip model-config JSON; return the name it is registered under and its
+    preprocess overrides.
 
     Accepts open_clip's plain format (``embed_dim``, ``vision_cfg``, ``text_cfg``) or the
-    hub format ``{"model_cfg": ..., "preprocess_cfg": ...}``.
+    hub format ``{"model_cfg": ..., "preprocess_cfg": ...}``. The name is private,
+    ``latentlab-config-<model_name>-<hash of the config>``: open_clip's registry is global and
+    re-reads its built-in configs whenever one is added, so registering under ``model_name``
+    itself would replace a built-in of that name for the whole process (or be undone by the
+    next registration).
     """
     path = _local_path(config, "open_clip model config")
     try:
@@ -812,9 +831,14 @@ def _register_config(config: str | os.PathLike[str], model_name: str) -> dict[st
             f"config {str(path)!r} is not an open_clip model config: it lacks {', '.join(missing)}. "
             "See open_clip/model_configs/*.json for the format."
         )
-    _add_model_config(model_name, model_cfg)
+    digest = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    # the user's name stays in it: open_clip picks some tokenizers by name (e.g. "siglip")
+    registered = f"latentlab-config-{re.sub(r'[^A-Za-z0-9._-]+', '-', model_name)}-{digest}"
+    _add_model_config(registered, model_cfg)
     pp = data.get("preprocess_cfg", {}) if "model_cfg" in data else {}
-    return {k: pp[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pp}
+    if not isinstance(pp, dict):
+        raise SpecError(f"config {str(path)!r}: preprocess_cfg must be a JSON object, got {type(pp).__name__}.")
+    return registered, {k: pp[k] for k in _PREPROCESS_KEYS if pp.get(k) is not None}
 
 
 def _add_model_config(model_name: str, model_cfg: dict[str, Any]) -> None:
@@ -914,11 +938,19 @@ def _load_open_clip(
     dtype: torch.dtype | str = torch.float32,
     cache_dir: str | os.PathLike[str] | None = None,
     seed: int | None = None,
+    preprocess_tag: str | None = None,
 ) -> dict[str, Any]:
     """Create an open_clip model, transform and tokenizer; errors become latentlab errors.
 
-    With ``seed`` and neither ``pretrained`` nor ``checkpoint``, the weights are random,
-    drawn under ``torch.manual_seed(seed)`` without touching the global RNG.
+    ``model_name`` is an architecture open_clip knows (or ``config`` describes),
+    ``"hf-hub:org/repo"`` (config and weights from the Hugging Face cache, downloaded unless
+    offline) or ``"local-dir:/folder"`` (a folder holding ``open_clip_config.json`` and a
+    weights file). The last two bring their own weights and must have them: latentlab refuses
+    the random weights open_clip would otherwise fall back to. With ``seed`` and neither
+    ``pretrained`` nor ``checkpoint``, the weights are random, drawn under
+    ``torch.manual_seed(seed)`` without touching the global RNG. ``preprocess_tag``: with
+    ``checkpoint``, the open_clip pretrained tag whose preprocessing and activation (QuickGELU
+    or not) apply to the checkpoint (a preset's tag whose weights the user replaced).
     """
     import open_clip
 
@@ -928,13 +960,29 @@ def _load_open_clip(
     dt = _resolve_dtype(dtype)
     if pretrained is not None and checkpoint is not None:
         raise ArgumentError("pass either pretrained= (an open_clip tag) or checkpoint= (a local file), not both.")
-    is_hub = model_name.startswith(("hf-hub:", "local-dir:"))
+    schema = next((s for s in ("hf-hub", "local-dir") if model_name.startswith(s + ":")), None)
+    is_hub = schema is not None
+    identifier = model_name[len(schema) + 1 :] if schema else model_name
+    if is_hub:
+        if not identifier.strip():
+            what = "repo (org/name)" if schema == "hf-hub" else "folder"
+            raise ArgumentError(f"model={model_name!r} names no {what} after {schema + ':'!r}.")
+        if config is not None:
+            raise ArgumentError(f"config= cannot be combined with model={model_name!r}, which brings its own config.")
+        if pretrained is not None:
+            raise ArgumentError(f"pretrained= is ignored by open_clip for {model_name!r}, which brings its own weights; drop it.")
+        if checkpoint is not None:
+            raise ArgumentError(
+                f"checkpoint= cannot be combined with model={model_name!r}, which brings its own weights. "
+                "Drop checkpoint=, or pass model= an architecture (e.g. 'ViT-B-32', or with config=) with checkpoint=."
+            )
+    # open_clip looks plain names up with "/" as "-" when it builds a model but not when it picks
+    # the tokenizer; giving it the registry name makes both read the same config
+    oc_name = model_name if is_hub else model_name.replace("/", "-")
     overrides: dict[str, Any] = {}
     if config is not None:
-        if is_hub:
-            raise ArgumentError(f"config= cannot be combined with model={model_name!r}, which brings its own config.")
-        overrides = _register_config(config, model_name)
-    elif not is_hub and open_clip.get_model_config(model_name.replace("/", "-")) is None:
+        oc_name, overrides = _register_config(config, model_name)
+    elif not is_hub and open_clip.get_model_config(oc_name) is None:
         raise ArgumentError(
             f"unknown open_clip model {model_name!r}. Pick one of open_clip.list_models() "
             f"(e.g. 'ViT-B-32', 'ViT-L-14', 'ViT-H-14'), or pass config= with a model-config JSON."
@@ -953,15 +1001,25 @@ def _load_open_clip(
         weights = str(ckpt)
         info["checkpoint"] = weights
         fingerprint = lambda: _file_sha256(ckpt)  # noqa: E731  (hashed on first use only)
+        if preprocess_tag is not None:
+            tag_cfg = open_clip.get_pretrained_cfg(model_name.replace("/", "-"), preprocess_tag) or {}
+            if tag_cfg:
+                info["preprocess"] = f"of pretrained tag {preprocess_tag!r}"
+                # the same file read with another preprocessing gives other embeddings
+                fingerprint = lambda: f"{_file_sha256(ckpt)}:{preprocess_tag}"  # noqa: E731
     elif pretrained is not None:
-        if is_hub:
-            raise ArgumentError(f"pretrained= is ignored by open_clip for {model_name!r}; drop it.")
         weights, tag_cfg = _resolve_pretrained(model_name, pretrained, cache_dir)
         fingerprint = f"open_clip:{model_name}:{pretrained}" if tag_cfg else (lambda: _file_sha256(Path(weights)))
-    elif is_hub:
+    elif schema == "hf-hub":
         fingerprint = f"open_clip:{model_name}"
-        if model_name.startswith("hf-hub:") and _hub_offline():
-            _check_hub_model_cached(model_name[len("hf-hub:"):], cache_dir)
+        if _hub_offline():
+            _check_hub_model_cached(identifier, cache_dir)
+    elif schema == "local-dir":
+        folder, files = _check_local_dir(model_name, identifier)
+        oc_name = f"local-dir:{folder}"
+        info["local_dir"] = str(folder)
+        # the folder's content, not its path: weights retrained in place must not hit old cache entries
+        fingerprint = lambda: _files_sha256(files)  # noqa: E731
     elif seed is not None:
         fingerprint = f"random:{model_name}:seed{seed}"
     else:
@@ -970,26 +1028,33 @@ def _load_open_clip(
             f"open_clip.list_pretrained_tags_by_model({model_name!r})) or checkpoint= (a local file). "
             "For a tiny random model use the 'tiny' preset."
         )
-    for k in ("mean", "std", "interpolation", "resize_mode"):
-        if k in tag_cfg:
+    for k in _PREPROCESS_KEYS:
+        if tag_cfg.get(k) is not None:
             overrides.setdefault(k, tag_cfg[k])
-    kwargs: dict[str, Any] = {f"image_{k}": v for k, v in overrides.items()}
-    model_qg = bool((open_clip.get_model_config(model_name.replace("/", "-")) or {}).get("quick_gelu", False))
-    if tag_cfg and bool(tag_cfg.get("quick_gelu", False)) != model_qg:
-        if tag_cfg.get("quick_gelu") and not model_qg:
-            # e.g. ViT-L-14 with the OpenAI weights, trained with QuickGELU: the weights are
-            # resolved to a file here, so open_clip never sees the tag and would build GELU
-            kwargs["force_quick_gelu"] = True
-            info["quick_gelu"] = "forced (the weights' activation)"
-            if isinstance(fingerprint, str):  # embeddings cached with GELU are not reused
-                fingerprint = f"open_clip:{model_name}:{pretrained}:quickgelu"
-        else:
-            warnings.warn(
-                f"pretrained={pretrained!r} was trained with quick_gelu=False but {model_name!r} uses QuickGELU; "
-                "drop '-quickgelu' from the model name for exact embeddings.",
-                UserWarning,
-                stacklevel=3,
-            )
+    # create_model_and_transforms takes these four as image_* arguments; fill_color (padding of
+    # resize_mode "longest") is applied to the transform after creation
+    kwargs: dict[str, Any] = {f"image_{k}": v for k, v in overrides.items() if k != "fill_color"}
+    if is_hub:
+        # open_clip only logs a warning and returns random weights when a hub repo or folder has
+        # a config but no weights; this makes it raise instead
+        kwargs["require_pretrained"] = True
+    if tag_cfg:
+        model_qg = bool((open_clip.get_model_config(oc_name) or {}).get("quick_gelu", False))
+        if bool(tag_cfg.get("quick_gelu", False)) != model_qg:
+            if tag_cfg.get("quick_gelu") and not model_qg:
+                # e.g. ViT-L-14 with the OpenAI weights, trained with QuickGELU: the weights are
+                # resolved to a file here, so open_clip never sees the tag and would build GELU
+                kwargs["force_quick_gelu"] = True
+                info["quick_gelu"] = "forced (the weights' activation)"
+                if isinstance(fingerprint, str):  # embeddings cached with GELU are not reused
+                    fingerprint = f"open_clip:{model_name}:{pretrained}:quickgelu"
+            else:
+                warnings.warn(
+                    f"pretrained={pretrained or preprocess_tag!r} was trained with quick_gelu=False but {model_name!r} "
+                    "uses QuickGELU; drop '-quickgelu' from the model name for exact embeddings.",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     hub = _hub_cache_dir(cache_dir)
     try:
@@ -997,25 +1062,39 @@ def _load_open_clip(
             with torch.random.fork_rng(devices=[]), _quiet_random_init():
                 torch.manual_seed(seed)
                 model, _, preprocess = open_clip.create_model_and_transforms(
-                    model_name, pretrained=None, precision=_PRECISION[dt], device="cpu", **kwargs
+                    oc_name, pretrained=None, precision=_PRECISION[dt], device="cpu", **kwargs
                 )
             model = model.to(dev)
         else:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
+                oc_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
                 cache_dir=hub, weights_only=True, **kwargs,
             )  # fmt: skip
     except LatentlabError:
         raise
     except Exception as exc:
+        if is_hub and "Required pretrained weights" in str(exc):
+            raise ModelNotAvailableError(
+                f"open_clip found the config of {model_name!r} but no weights file to load (it would have built the "
+                f"model with random weights): {str(exc).strip().rstrip('.')}. Fix: "
+                + (f"download the weights, e.g. `hf download {identifier}`." if schema == "hf-hub"
+                   else "put the weights file (open_clip_model.safetensors) in that folder.")
+            ) from exc  # fmt: skip
         where = f"weights {weights!r}" if weights else f"model {model_name!r}"
         if weights and not is_hub:
             fix = "the file does not match this architecture, or is corrupt: check model= and checkpoint="
         else:
             fix = "check the model name, and that its files are downloaded (run once online)"
         raise ModelNotAvailableError(f"open_clip could not create {where}: {type(exc).__name__}: {exc}. Fix: {fix}.") from exc
+    if "fill_color" in overrides:
+        pp = {**open_clip.get_model_preprocess_cfg(model), "fill_color": overrides["fill_color"]}
+        open_clip.set_model_preprocess_cfg(model, pp)
+        preprocess = open_clip.image_transform(
+            pp["size"], is_train=False, mean=pp["mean"], std=pp["std"], resize_mode=pp["resize_mode"],
+            interpolation=pp["interpolation"], fill_color=pp["fill_color"],
+        )  # fmt: skip
     try:
-        tokenizer = open_clip.get_tokenizer(model_name, cache_dir=hub)
+        tokenizer = open_clip.get_tokenizer(oc_name, cache_dir=hub)
     except Exception as exc:
         raise ModelNotAvailableError(
             f"the tokenizer of open_clip model {model_name!r} could not be loaded ({type(exc).__name__}: {exc}). "
@@ -1039,16 +1118,75 @@ class _quiet_random_init:
 
 
 def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None) -> None:
+    """Offline: ``hf-hub:repo``'s config and one of its weights files must be in the cache."""
     from huggingface_hub import hf_hub_download
+    from open_clip import pretrained as oc_pretrained
 
     hub = _hub_cache_dir(cache_dir)
-    try:
-        hf_hub_download(repo, "open_clip_config.json", cache_dir=hub, local_files_only=True)
-    except Exception as exc:
+    where = f"the cache {hub}" if hub else "the default Hugging Face cache"
+
+    def cached(filename: str) -> bool:
+        try:
+            hf_hub_download(repo, filename, cache_dir=hub, local_files_only=True)
+            return True
+        except Exception:
+            return False
+
+    if not cached("open_clip_config.json"):
         raise ModelNotAvailableError(
-            f"open_clip model 'hf-hub:{repo}' is not in {f'the cache {hub}' if hub else 'the default Hugging Face cache'} and offline "
-            f"mode is on (HF_HUB_OFFLINE=1). Run once with internet access, or `hf download {repo}`."
-        ) from exc
+            f"open_clip model 'hf-hub:{repo}' is not in {where} and offline mode is on (HF_HUB_OFFLINE=1). "
+            f"Run once with internet access, or `hf download {repo}`."
+        )
+    # the files open_clip's hub loader tries, in its order
+    weights = [*oc_pretrained._get_safe_alternatives(oc_pretrained.HF_WEIGHTS_NAME), oc_pretrained.HF_WEIGHTS_NAME]
+    if not any(cached(fn) for fn in weights):
+        raise ModelNotAvailableError(
+            f"open_clip model 'hf-hub:{repo}': {where} holds its open_clip_config.json but no weights file "
+            f"({' or '.join(weights)}), and offline mode is on (HF_HUB_OFFLINE=1); open_clip would build the model "
+            f"with random weights. Run once with internet access, or `hf download {repo} {weights[0]}`."
+        )
+
+
+def _check_local_dir(model_name: str, folder_text: str) -> tuple[Path, list[Path]]:
+    """The folder of ``local-dir:folder`` and its files (config first, then the weights files
+    open_clip chooses among); a clear error if it lacks either."""
+    folder = Path(folder_text).expanduser()
+    if not folder.is_dir():
+        raise ModelNotAvailableError(
+            f"model={model_name!r}: folder {str(folder)!r} not found. Pass local-dir: a folder holding "
+            "open_clip_config.json and the weights (e.g. one made by `hf download ORG/REPO --local-dir FOLDER`)."
+        )
+    cfg = folder / "open_clip_config.json"
+    if not cfg.is_file():
+        raise ModelNotAvailableError(
+            f"model={model_name!r}: folder {str(folder)!r} has no open_clip_config.json; it needs the config and "
+            "the weights of an open_clip hub repo (`hf download ORG/REPO --local-dir FOLDER`)."
+        )
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{str(cfg)!r} is not a readable JSON file ({exc}); fix or replace it.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("model_cfg"), dict):
+        raise SpecError(
+            f"{str(cfg)!r} lacks \"model_cfg\": a local-dir: config has open_clip's hub format "
+            '{"model_cfg": {...}, "preprocess_cfg": {...}}. For a plain model config pass config= and checkpoint= instead.'
+        )
+    # open_clip loads the first of these (safetensors preferred); any of them is weights
+    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pth") and p.is_file())
+    if not weights:
+        raise ModelNotAvailableError(
+            f"model={model_name!r}: folder {str(folder)!r} holds open_clip_config.json but no weights file "
+            "(open_clip_model.safetensors, open_clip_pytorch_model.bin, ...); open_clip would build the model with "
+            "random weights. Put the weights file there, or pass checkpoint= with an architecture name."
+        )
+    return folder, [cfg, *weights]
+
+
+def _files_sha256(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode("utf-8") + b"\0" + _file_sha256(p).encode("ascii") + b"\0")
+    return "sha256:" + h.hexdigest()
 
 
 # ======================================================================================
@@ -1088,12 +1226,22 @@ def _build_open_clip(
 ) -> Encoder:
     """Encoder of a preset whose encoder spec is ``{"kind": "open_clip", "model": ..., ...}``.
 
-    ``config``/``checkpoint`` may be relative to the latentlab package (bundled files).
+    ``config``/``checkpoint`` may be relative to the latentlab package (bundled files). A
+    ``checkpoint=`` given to :func:`~latentlab.presets.create_encoder` for a preset that names
+    a ``pretrained`` tag replaces the tag's weights (a local copy, or a fine-tune) and keeps
+    the tag's preprocessing and activation (QuickGELU or not).
     """
     _reject_unknown("open_clip", kw, "device, dtype, cache, cache_dir (and the preset's model/pretrained/checkpoint/config)")
+    preprocess_tag = None
+    spec = preset.encoder
+    if checkpoint is not None and "checkpoint" not in spec and pretrained is not None and pretrained == spec.get("pretrained"):
+        # create_encoder merges the preset's arguments with the user's, so the preset's tag
+        # arrives here beside the user's checkpoint: the file gives the weights, the tag the rest
+        preprocess_tag, pretrained = pretrained, None
     loaded = _load_open_clip(
-        model, pretrained=pretrained, checkpoint=checkpoint, config=config, device=device, dtype=dtype, cache_dir=cache_dir
-    )
+        model, pretrained=pretrained, checkpoint=checkpoint, config=config, device=device, dtype=dtype,
+        cache_dir=cache_dir, preprocess_tag=preprocess_tag,
+    )  # fmt: skip
     enc = Encoder(
         loaded["model"], loaded["preprocess"], loaded["tokenizer"], name=preset.name, space=preset.space,
         device=device, dtype=dtype, fingerprint=loaded["fingerprint"], info=loaded["info"], cache=cache,

@@ -315,8 +315,16 @@ register_preset(
 
 
 def weights_status(preset: str | Preset) -> str:
-    """Whether the weights of ``preset`` are on this machine: "built in", "cached",
-    "partly cached", "not downloaded" or "missing (train it)" (never touches the network)."""
+    """Whether the weights of ``preset`` are on this machine (never touches the network). One of:
+
+    - ``"built in (random)"``: random weights built in-process (``tiny``);
+    - ``"built in"`` / ``"missing (train it)"``: the preset's weight files ship with latentlab
+      (``mini``) and are present / absent;
+    - ``"cached"`` / ``"partly cached"`` / ``"not downloaded"``: every / some / none of its
+      ``hub_repos`` has a snapshot holding at least one file in the Hugging Face cache (whether
+      the snapshot is complete is not checked);
+    - ``"unknown"``: the preset names no weight files and no hub repos.
+    """
     from pathlib import Path
 
     p = get_preset(preset)
@@ -332,7 +340,16 @@ def weights_status(preset: str | Preset) -> str:
     from .hf_clip import hub_cache_dir
 
     hub = hub_cache_dir()  # where the loaders look ($HF_HUB_CACHE, $HF_HOME, $XDG_CACHE_HOME, ~ expanded)
-    found = [Path(hub, "models--" + r.replace("/", "--"), "snapshots").is_dir() for r in p.hub_repos]
+
+    def has_snapshot(repo: str) -> bool:
+        # an interrupted or cancelled download can leave an empty snapshots/ (or snapshots/<rev>/);
+        # is_file follows the cache's symlinks into blobs/, so a dangling link does not count either
+        snapshots = Path(hub, "models--" + repo.replace("/", "--"), "snapshots")
+        if not snapshots.is_dir():
+            return False
+        return any(f.is_file() for rev in snapshots.iterdir() if rev.is_dir() for f in rev.rglob("*"))
+
+    found = [has_snapshot(r) for r in p.hub_repos]
     if all(found):
         return "cached"
     return "partly cached" if any(found) else "not downloaded"

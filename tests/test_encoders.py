@@ -458,3 +458,181 @@ def test_missing_weights_message_says_which_cache():
     assert "are not in the default Hugging Face cache and cannot be downloaded" in default
     given = str(_not_available("ViT-L-14", "openai", "timm/x", ["open_clip_model.safetensors"], "/data/hf", "offline"))
     assert "are not in the cache /data/hf and cannot be downloaded" in given
+
+
+# -- open_clip hub repos, local folders, configs and fill colours --------------------------
+
+
+def _hub_files(enc: Encoder, folder: Path, *, preprocess_cfg: dict | None = None, weights: bool = True) -> Path:
+    """Write ``enc``'s model as an open_clip hub repo would hold it: ``open_clip_config.json``
+    (hub format) and ``open_clip_model.safetensors``."""
+    from safetensors.torch import save_file
+
+    from latentlab.encoders import _tiny_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"model_cfg": _tiny_config(32), "preprocess_cfg": preprocess_cfg or {}}
+    (folder / "open_clip_config.json").write_text(json.dumps(cfg))
+    if weights:
+        save_file({k: v.contiguous() for k, v in enc.model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+def _fake_hub_cache(hub: Path, repo: str, files_from: Path) -> None:
+    """A Hugging Face cache entry for ``repo`` holding the files of ``files_from`` (as
+    ``hf download`` leaves it: refs/main naming a snapshot folder)."""
+    import shutil
+
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    root = hub / ("models--" + repo.replace("/", "--"))
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(rev)
+    shutil.copytree(files_from, root / "snapshots" / rev)
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache under a temporary HF_HOME, offline, with the network cut."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    hub = tmp_path / "hf" / "hub"
+    hub.mkdir(parents=True)
+    return hub
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_local_dir_model_loads_its_weights(enc: Encoder, tmp_path: Path) -> None:
+    folder = _hub_files(enc, tmp_path / "my model")
+    loaded = Encoder.from_open_clip(f"local-dir:{folder}")
+    assert _same_weights(loaded.model, enc.model)
+    pic = _picture()
+    torch.testing.assert_close(loaded.encode_image(pic), enc.encode_image(pic), atol=ATOL, rtol=0)
+    torch.testing.assert_close(loaded.encode_text("a cat"), enc.encode_text("a cat"), atol=ATOL, rtol=0)
+    assert loaded.fingerprint().startswith("sha256:")  # the folder's content, not its path
+    with pytest.raises(ArgumentError, match="brings its own weights"):
+        Encoder.from_open_clip(f"local-dir:{folder}", checkpoint=folder / "open_clip_model.safetensors")
+    with pytest.raises(ModelNotAvailableError, match="not found"):
+        Encoder.from_open_clip(f"local-dir:{tmp_path / 'nowhere'}")
+
+
+def test_hf_hub_model_loads_from_the_cache_offline(enc: Encoder, offline_hub: Path, tmp_path: Path) -> None:
+    _fake_hub_cache(offline_hub, "latentlab-test/tiny-clip", _hub_files(enc, tmp_path / "repo"))
+    loaded = Encoder.from_open_clip("hf-hub:latentlab-test/tiny-clip")
+    assert _same_weights(loaded.model, enc.model)
+    torch.testing.assert_close(loaded.encode_text("a cat"), enc.encode_text("a cat"), atol=ATOL, rtol=0)
+    assert loaded.space == "open_clip/hf-hub:latentlab-test/tiny-clip/hub"
+    with pytest.raises(ModelNotAvailableError, match="hf download latentlab-test/other"):
+        Encoder.from_open_clip("hf-hub:latentlab-test/other")  # not cached: no network attempt, a clear error
+
+
+def test_hub_models_without_weights_raise_instead_of_random_weights(
+    enc: Encoder, offline_hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import latentlab.encoders as E
+
+    config_only = _hub_files(enc, tmp_path / "config-only", weights=False)
+    _fake_hub_cache(offline_hub, "latentlab-test/no-weights", config_only)
+    with pytest.raises(ModelNotAvailableError, match="no weights file") as e:
+        Encoder.from_open_clip("hf-hub:latentlab-test/no-weights")
+    assert "open_clip_model.safetensors" in str(e.value) and str(offline_hub) in str(e.value)
+    with pytest.raises(ModelNotAvailableError, match="no weights file"):
+        Encoder.from_open_clip(f"local-dir:{config_only}")
+    # without latentlab's own checks, open_clip's require_pretrained still refuses random weights
+    monkeypatch.setattr(E, "_check_hub_model_cached", lambda repo, cache_dir: None)
+    monkeypatch.setattr(E, "_check_local_dir", lambda name, text: (Path(text), [Path(text) / "open_clip_config.json"]))
+    for model in ("hf-hub:latentlab-test/no-weights", f"local-dir:{config_only}"):
+        with pytest.raises(ModelNotAvailableError, match="random weights"):
+            Encoder.from_open_clip(model)
+
+
+def test_config_does_not_replace_open_clips_own_config(enc: Encoder, tmp_path: Path) -> None:
+    import open_clip
+
+    config, ckpt = _save_tiny(enc, tmp_path, "tiny-under-a-builtin-name")
+    builtin = open_clip.get_model_config("ViT-B-32")
+    loaded = Encoder.from_open_clip("ViT-B-32", config=config, checkpoint=ckpt)
+    assert loaded.dim == 32 and _same_weights(loaded.model, enc.model)
+    assert open_clip.get_model_config("ViT-B-32") == builtin
+    open_clip.add_model_config(tmp_path / "nothing-here")  # open_clip re-reads its configs: ours survive
+    again = Encoder.from_open_clip("ViT-B-32", config=config, checkpoint=ckpt)
+    assert _same_weights(again.model, enc.model) and open_clip.get_model_config("ViT-B-32") == builtin
+    # a name with "/" (an org/model id) is just a name
+    slashed = Encoder.from_open_clip("me/tiny-model", config=config, checkpoint=ckpt)
+    torch.testing.assert_close(slashed.encode_text("a cat"), enc.encode_text("a cat"), atol=ATOL, rtol=0)
+    assert slashed.space == "open_clip/me/tiny-model/weights.safetensors"
+
+
+def test_hub_format_config_keeps_its_fill_colour(enc: Encoder, tmp_path: Path) -> None:
+    """A hub-format config= gives the transform open_clip gives the same files (local-dir:),
+    padding included: resize_mode "longest" pads with fill_color."""
+    import open_clip
+
+    folder = _hub_files(enc, tmp_path / "padded", preprocess_cfg={"resize_mode": "longest", "fill_color": 255})
+    _, _, reference = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    ours = Encoder.from_open_clip("padded-tiny", config=folder / "open_clip_config.json",
+                                  checkpoint=folder / "open_clip_model.safetensors")  # fmt: skip
+    pic = Image.fromarray(_picture(24, 48))  # wide: "longest" pads above and below
+    x = reference(pic)
+    black = open_clip.image_transform(32, is_train=False, resize_mode="longest", fill_color=0)(pic)
+    assert not torch.allclose(x, black)  # the fill colour shows
+    assert torch.equal(ours.preprocess(pic), x)
+    assert ours.model.visual.preprocess_cfg["fill_color"] == 255
+    assert torch.equal(Encoder.from_open_clip(f"local-dir:{folder}").preprocess(pic), x)
+
+
+def test_preset_checkpoint_replaces_the_pretrained_tag(enc: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_encoder(preset, checkpoint=...) on a preset that names a pretrained tag: the file
+    gives the weights, the tag its preprocessing and activation (here QuickGELU)."""
+    from open_clip import pretrained as oc_pretrained
+
+    config, ckpt = _save_tiny(enc, tmp_path, "tagged-tiny")
+    tag = {"hf_hub": "latentlab-test/tagged-tiny/", "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
+           "interpolation": "bilinear", "resize_mode": "squash", "quick_gelu": True}  # fmt: skip
+    monkeypatch.setitem(oc_pretrained._PRETRAINED, "tagged-tiny", {"mytag": tag})
+    preset = Preset(
+        name="tagged", space="tagged-space", dim=32, resolution=64,
+        encoder={"kind": "open_clip", "model": "tagged-tiny", "config": str(config), "pretrained": "mytag"},
+        decoder={"kind": "none"},
+    )  # fmt: skip
+    e = create_encoder(preset, checkpoint=ckpt)
+    assert _same_weights(e.model, enc.model)
+    assert type(e.model.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+    pp = e.model.visual.preprocess_cfg
+    assert (tuple(pp["mean"]), tuple(pp["std"]), pp["interpolation"], pp["resize_mode"]) == (
+        (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "bilinear", "squash")  # fmt: skip
+    white = Image.new("RGB", (40, 24), (255, 255, 255))
+    torch.testing.assert_close(e.preprocess(white), torch.full((3, 32, 32), 2.0))  # (1 - 0.5) / 0.25, squashed
+    assert e.fingerprint().endswith(":mytag") and e.describe()["checkpoint"] == str(ckpt)
+    assert e.space == "tagged-space"
+    with pytest.raises(ArgumentError, match="not both"):  # a tag of the user's own and a file: ambiguous
+        create_encoder(preset, pretrained="othertag", checkpoint=ckpt)
+
+
+def test_rgb_png_with_a_colour_key_is_composited_on_white(enc: Encoder, tmp_path: Path) -> None:
+    from latentlab.encoders import _to_rgb
+
+    pic = _picture(16, 16)
+    pic[:8] = (10, 20, 30)  # the top half is the transparent colour
+    path = tmp_path / "keyed.png"
+    Image.fromarray(pic).save(path, transparency=(10, 20, 30))
+    expected = pic.copy()
+    expected[:8] = 255
+    with Image.open(path) as im:
+        assert im.mode == "RGB" and im.info["transparency"] == (10, 20, 30)
+        assert np.array_equal(np.asarray(_to_rgb(im)), expected)
+    # as the same picture with an alpha channel, and as greyscale with a colour key, already were
+    torch.testing.assert_close(enc.encode_image(path), enc.encode_image(expected), atol=ATOL, rtol=0)

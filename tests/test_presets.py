@@ -46,13 +46,23 @@ def test_user_kwargs_override_preset_arguments():
     assert not torch.equal(a.encode_text(["x"]), b.encode_text(["x"]))
 
 
+def _snapshot(hub, repo, files=("model_index.json",)):
+    """A cache entry for ``repo`` as a download leaves it: a snapshot folder holding ``files``."""
+    snap = hub / ("models--" + repo.replace("/", "--")) / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (snap / f).parent.mkdir(parents=True, exist_ok=True)
+        (snap / f).write_text("{}")
+    return snap
+
+
 def test_weights_status_reads_the_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     assert presets.weights_status("karlo") == "not downloaded"
-    (tmp_path / "models--kakaobrain--karlo-v1-alpha" / "snapshots").mkdir(parents=True)
+    _snapshot(tmp_path, "kakaobrain/karlo-v1-alpha", ["prior/config.json"])
     assert presets.weights_status("karlo") == "partly cached"
     for repo in presets.get_preset("karlo").hub_repos:
-        (tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots").mkdir(parents=True, exist_ok=True)
+        _snapshot(tmp_path, repo)
     assert presets.weights_status("karlo") == "cached"
     assert presets.weights_status("mini") == "built in"
     # the same folder the loaders use: XDG_CACHE_HOME counts when HF_HUB_CACHE and HF_HOME are unset
@@ -63,6 +73,70 @@ def test_weights_status_reads_the_hub_cache(tmp_path, monkeypatch):
     (tmp_path / "xdg" / "huggingface").mkdir(parents=True)
     (tmp_path / "xdg" / "huggingface" / "hub").symlink_to(tmp_path)
     assert presets.weights_status("karlo") == "cached"
+
+
+def test_weights_status_needs_a_file_in_a_snapshot(tmp_path, monkeypatch):
+    """An interrupted download leaves empty folders (or links to absent blobs): not "cached"."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    repos = presets.get_preset("karlo").hub_repos
+    for repo in repos:
+        (tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots").mkdir(parents=True)
+    assert presets.weights_status("karlo") == "not downloaded"
+    snap = _snapshot(tmp_path, repos[0], [])
+    (snap / "unet").mkdir()
+    (snap / "unet" / "diffusion_pytorch_model.safetensors").symlink_to(tmp_path / "blobs-gone")
+    assert presets.weights_status("karlo") == "not downloaded"
+    _snapshot(tmp_path, repos[0], ["unet/config.json"])
+    assert presets.weights_status("karlo") == "partly cached"
+
+
+def test_weights_status_documents_every_value_it_returns():
+    assert presets.weights_status("tiny") == "built in (random)"
+    bare = presets.Preset(name="bare", space="bare", dim=8, resolution=8,
+                          encoder={"kind": "open_clip", "model": "ViT-B-32", "pretrained": "openai"},
+                          decoder={"kind": "none"})  # fmt: skip
+    assert presets.weights_status(bare) == "unknown"
+    doc = presets.weights_status.__doc__
+    for value in ("built in (random)", "built in", "missing (train it)", "cached", "partly cached",
+                  "not downloaded", "unknown"):  # fmt: skip
+        assert f'"{value}"' in doc, value
+
+
+def test_checkpoint_replaces_the_weights_of_a_presets_tag(tmp_path, monkeypatch):
+    """docs/models.md: the open_clip presets take checkpoint= for a local copy of their weights.
+    The file replaces the tag's download; the tag still sets preprocessing and activation.
+    (Stops before open_clip builds the large model.)"""
+    import open_clip
+
+    seen = []
+
+    def stop(name, **kwargs):
+        seen.append({"name": name, **kwargs})
+        raise RuntimeError("stop before building the model")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", stop)
+    ckpt = tmp_path / "open_clip_model.safetensors"
+    ckpt.write_bytes(b"")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # the tag's weights are not there
+    for name in ("sd21-unclip-h", "sd21-unclip-l", "karlo"):
+        with pytest.raises(ModelNotAvailableError, match="stop before"):
+            ll.create_encoder(name, checkpoint=ckpt)
+    spec = presets.get_preset("sd21-unclip-h").encoder
+    tag = open_clip.get_pretrained_cfg(spec["model"], spec["pretrained"])
+    h, l, karlo = seen
+    assert h["name"] == "ViT-H-14" and h["pretrained"] == str(ckpt)
+    assert (h["image_mean"], h["image_std"], h["image_interpolation"], h["image_resize_mode"]) == (
+        tag["mean"], tag["std"], tag["interpolation"], tag["resize_mode"])  # fmt: skip
+    assert "force_quick_gelu" not in h  # laion2b_s32b_b79k: GELU, as ViT-H-14
+    assert l["name"] == karlo["name"] == "ViT-L-14-quickgelu" and l["pretrained"] == str(ckpt)
+    # a preset of plain ViT-L-14 with the OpenAI tag gets the tag's QuickGELU for the user's file too
+    custom = presets.Preset(name="custom-l", space="openai/ViT-L-14", dim=768, resolution=64,
+                            encoder={"kind": "open_clip", "model": "ViT-L-14", "pretrained": "openai"},
+                            decoder={"kind": "none"})  # fmt: skip
+    with pytest.raises(ModelNotAvailableError, match="stop before"):
+        ll.create_encoder(custom, checkpoint=ckpt)
+    assert seen[-1]["force_quick_gelu"] is True and seen[-1]["pretrained"] == str(ckpt)
 
 
 @pytest.mark.parametrize("name", REAL)
