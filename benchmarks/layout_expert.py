@@ -24,8 +24,8 @@ noisiest DDIM steps to the layout expert):
    first / in the top 5 among the ``--emoji`` prompts (the expert draws the coarse picture
    from the caption alone, and these pictures it learned from their names only).
 4. *Cost*: seconds per frame of the relation prompts' decodes (batches of 16), after one
-   untimed small decode with each decoder; which of the two is timed first alternates from
-   set to set, so neither always pays for a cold start.
+   untimed small decode with each decoder; the two decoders take turns batch by batch, who
+   goes first alternating, so neither always pays for a cold start or a busier moment.
 
 docs/mini.md ("Twentieth session") has the figures of the shipped weights.
 """
@@ -100,14 +100,17 @@ def main(argv: list[str] | None = None) -> dict:
             emb = torch.nn.functional.normalize(model.encode_text(tok(prompts)).float(), dim=-1)
         z = prior(tag(emb, SPACE), seed=seed + 1, num_samples=1).float()
         noise = torch.randn(len(prompts), *decs["alone"].noise_shape(), generator=torch.Generator().manual_seed(seed + 2))
-        out = {}
-        for name in order:
-            dec = decs[name]
-            t0 = time.perf_counter()
-            frames = np.concatenate([dec.decode(tag(z[a : a + 16], SPACE), noise[a : a + 16], steps=steps,
-                                                captions=prompts[a : a + 16]) for a in range(0, len(prompts), 16)])  # fmt: skip
-            out[name] = (frames, time.perf_counter() - t0)
-        return out
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in order}
+        seconds = dict.fromkeys(order, 0.0)
+        # the two decoders take turns batch by batch (who goes first alternating too), so a
+        # change in the machine's load lands on both alike rather than on one
+        for i, a in enumerate(range(0, len(prompts), 16)):
+            for name in order if i % 2 == 0 else order[::-1]:
+                t0 = time.perf_counter()
+                parts[name].append(decs[name].decode(tag(z[a : a + 16], SPACE), noise[a : a + 16], steps=steps,
+                                                     captions=prompts[a : a + 16]))  # fmt: skip
+                seconds[name] += time.perf_counter() - t0
+        return {name: (np.concatenate(parts[name]), seconds[name]) for name in order}
 
     res: dict = {"settings": {"sets": sets, "n": args.n, "single_seed": args.single_seed, "steps": steps,
                               "threads": args.threads, "t_min": decs["expert"].expert_config.t_min}}  # fmt: skip
