@@ -212,7 +212,9 @@ class _Image:
     def content(self) -> Iterable[bytes]:
         """Bytes that identify the picture, for cache keys."""
         if self.path is not None:
-            yield b"file\0"
+            # the file's bytes; "v2": how files are decoded changed (an RGB PNG with a colour key
+            # is composited on white since 2026-12-06), so embeddings cached before are not reused
+            yield b"file-v2\0"
             with open(self.path, "rb") as f:
                 while chunk := f.read(1 << 20):
                     yield chunk
@@ -1148,8 +1150,8 @@ def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None)
 
 
 def _check_local_dir(model_name: str, folder_text: str) -> tuple[Path, list[Path]]:
-    """The folder of ``local-dir:folder`` and its files (config first, then the weights files
-    open_clip chooses among); a clear error if it lacks either."""
+    """The folder of ``local-dir:folder`` and the files it is loaded from (its config, then the
+    weights file open_clip picks); a clear error if it lacks either."""
     folder = Path(folder_text).expanduser()
     if not folder.is_dir():
         raise ModelNotAvailableError(
@@ -1179,6 +1181,13 @@ def _check_local_dir(model_name: str, folder_text: str) -> tuple[Path, list[Path
             "(open_clip_model.safetensors, open_clip_pytorch_model.bin, ...); open_clip would build the model with "
             "random weights. Put the weights file there, or pass checkpoint= with an architecture name."
         )
+    try:  # the file open_clip will load (a hub folder may hold the same weights in two formats, GBs each)
+        from open_clip.factory import _find_checkpoint_in_dir
+
+        chosen = _find_checkpoint_in_dir(folder)
+        weights = [Path(chosen)] if chosen else weights
+    except ImportError:  # another open_clip: hash every candidate
+        pass
     return folder, [cfg, *weights]
 
 

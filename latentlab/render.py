@@ -410,9 +410,9 @@ def render(
             batch's frames written (a callback that raised, a killed process) may differ by
             such rounding from one drawn without a stop; stopped between batches, it gives
             the same frames. Frames that are one row, with the same embedding, starting
-            noise and seed (a :class:`~latentlab.trajectory.Segment`'s ``hold``, a repeated
-            embedding under shared noise), are decoded once and written as copies, so they
-            are identical.
+            noise and seed (a :class:`~latentlab.trajectory.Segment`'s ``hold`` or a repeated
+            embedding, with any noise but ``"per-frame"``, which gives each frame its own
+            seed), are decoded once and written as copies, so they are identical.
         eta: DDIM ``eta`` of the sampler (decoders with ``decode_eta``, i.e. mini): above 0
             the sampler adds fresh noise at every step, seeded by the frame's seed, which with
             ``"shared"``, ``"slerp"`` and ``"inverted"`` noise is ``seed`` for every frame, so

@@ -305,6 +305,76 @@ def test_ctrl_c_inside_an_optimiser_step_waits_for_the_step_count(smoke_run, tmp
     assert adam_steps == {2.0} and state["step"] == 2
 
 
+
+def test_ctrl_c_held_hands_the_signal_to_the_handler_in_place():
+    import os
+    import signal
+
+    from latentlab.mini.train import _ctrl_c_held
+
+    def sigint():
+        os.kill(os.getpid(), signal.SIGINT)
+
+    old = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a job started with & from a script: Ctrl-C ignored
+        with _ctrl_c_held():
+            sigint()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        seen = []
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))  # the caller's own handler
+        with _ctrl_c_held():
+            sigint()
+            assert seen == []  # held until the block ends
+        assert seen == [signal.SIGINT]
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with _ctrl_c_held():
+                with _ctrl_c_held():
+                    sigint()
+                done.append("rest of the outer block")  # an inner hold does not split the outer one
+        assert done == ["rest of the outer block"]
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def test_a_second_ctrl_c_while_the_interrupted_stage_saves(smoke_run, tmp_path, monkeypatch, capsys):
+    import os
+    import shutil
+    import signal
+
+    import safetensors.torch
+
+    from latentlab.mini import train
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    shutil.rmtree(out / "decoder")
+    real_step, real_save = torch.optim.AdamW.step, safetensors.torch.save_file
+    calls = []
+
+    def step(self, *a, **k):
+        calls.append(1)
+        result = real_step(self, *a, **k)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    def save_file(*a, **k):  # the user presses Ctrl-C again while the checkpoint is written
+        if len(calls) >= 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_save(*a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        train.main(["--stage", "decoder", "--config", "smoke", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("interrupted: decoder checkpoint at step 2 saved in")
+    assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 2
+
 def test_a_stage_out_of_time_says_so(smoke_run, tmp_path, capsys):
     import shutil
 
@@ -354,7 +424,7 @@ def test_ctrl_c_or_a_crash_while_the_cache_is_built(smoke_run, tmp_path, monkeyp
         train.main(["--stage", "cache", "--config", "smoke", "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 130 and not any("Traceback" in ln for ln in err)
-    assert err[-1].startswith("interrupted: cache stopped before its first step; go on with python -m latentlab.mini.train")
+    assert err[-1].startswith("interrupted: cache stopped before its first checkpoint; go on with python -m latentlab.mini.train")
     with pytest.raises(SystemExit):  # a stage with a checkpoint is told to go on with --resume
         train.main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume", "--set", "seed=1"])
     assert capsys.readouterr().err.strip().endswith("--set seed=1 --resume")

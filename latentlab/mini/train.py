@@ -475,20 +475,35 @@ class StageInterrupted(KeyboardInterrupt):
 
 @contextmanager
 def _ctrl_c_held() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, then raise it: an optimiser step and the step count
-    (and EMA) that record it, or the files of one checkpoint, are never split by it. Outside
-    the main thread, where signals cannot be caught, the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold Ctrl-C until the block ends, then hand it to the handler that was in place: an
+    optimiser step and the step count (and EMA) that record it, or the files of one
+    checkpoint, are never split by it. Where Ctrl-C is ignored (a job started with ``&`` from a
+    script), handled outside Python, or cannot be caught (not the main thread), the block runs
+    as it is."""
+    old = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if old is None or old is signal.SIG_IGN:
         yield
         return
-    caught: list[int] = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    caught: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
+        signal.signal(signal.SIGINT, old)
     if caught:
-        raise KeyboardInterrupt
+        if callable(old):  # Python's own handler raises KeyboardInterrupt; an outer hold records it
+            old(signal.SIGINT, caught[0])
+        else:  # SIG_DFL
+            raise KeyboardInterrupt
+
+def _save_quietly(save: Callable[[], None]) -> None:
+    """Save the checkpoint of an interrupted stage; a second Ctrl-C meanwhile (held until the
+    files are written) changes nothing: the stage is already stopping."""
+    try:
+        with _ctrl_c_held():
+            save()
+    except KeyboardInterrupt:
+        pass
 
 
 def _time_frac(t0: float, max_minutes: float | None) -> float:
@@ -1016,7 +1031,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
         bar.close()
         if step > start or not (d / "state.pt").is_file():
-            _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+            _save_quietly(lambda: _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0))
         raise StageInterrupted("clip", d, step) from None
     bar.close()
     if step > start:  # a resume with nothing left to train leaves the file (and the cache keyed on it) alone
@@ -1082,10 +1097,11 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
             "render_size": cfg.render_size, **data_meta, "captions": texts}  # fmt: skip
     with _ctrl_c_held():  # the cache and the description it is reused by are replaced together
         meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
-        save_file(data, str(path.with_suffix(".tmp")))
-        path.with_suffix(".tmp").replace(path)
-        meta_path.with_suffix(".tmp").write_text(json.dumps(meta))
-        meta_path.with_suffix(".tmp").replace(meta_path)
+        tmp, meta_tmp = path.with_name(path.name + ".tmp"), meta_path.with_name(meta_path.name + ".tmp")
+        save_file(data, str(tmp))
+        tmp.replace(path)
+        meta_tmp.write_text(json.dumps(meta))
+        meta_tmp.replace(meta_path)
     return data
 
 
@@ -1203,7 +1219,7 @@ class _StageLoop:
         """After Ctrl-C: the checkpoint saved at the current step, and the error that says so."""
         self.bar.close()
         if self.step > self.start or not (self.dir / "state.pt").is_file():
-            self.save()
+            _save_quietly(lambda: self.save())
         return StageInterrupted(self.kind, self.dir, self.step)
 
     def finish(self) -> dict:
@@ -1490,6 +1506,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         return record
 
+    def go_on(resume: bool) -> str:
+        """The command that carries on after Ctrl-C: this one, with --resume where a stage has a checkpoint."""
+        return "python -m latentlab.mini.train " + shlex.join([a for a in argv if a != "--resume"] + ["--resume"] * resume)
+
     trainers = {"clip": train_clip, "decoder": train_decoder, "upscaler": train_upscaler, "expert": train_expert,
                 "prior": train_prior}  # fmt: skip
     for st in stages:
@@ -1503,15 +1523,15 @@ def main(argv: list[str] | None = None) -> dict:
                 (out / st).mkdir(parents=True, exist_ok=True)
                 results[st] = trainers[st](cfg, out, resume=resuming(st), init_from=init, on_start=recorder(st))
         except StageInterrupted as e:
-            again = [a for a in argv if a != "--resume"] + ["--resume"]
             print(f"interrupted: {e.stage} checkpoint at step {e.step} saved in {e.stage_dir}; resume with "
-                  f"python -m latentlab.mini.train {shlex.join(again)}", file=sys.stderr)  # fmt: skip
+                  f"{go_on(resume=True)}", file=sys.stderr)  # fmt: skip
             raise SystemExit(130) from None
-        except KeyboardInterrupt:  # before the stage's first step (loading, building the cache)
+        except KeyboardInterrupt:  # outside a stage's steps: loading, building the cache, its last save
+            state = out / st / "state.pt"
+            where = (f"with its checkpoint at step {torch.load(state, weights_only=True)['step']} in {out / st}"
+                     if st != "cache" and state.is_file() else "before its first checkpoint")  # fmt: skip
             resume = any((out / s / "state.pt").is_file() for s in stages if s != "cache")
-            again = [a for a in argv if a != "--resume"] + ["--resume"] * resume
-            print(f"interrupted: {st} stopped before its first step; go on with "
-                  f"python -m latentlab.mini.train {shlex.join(again)}", file=sys.stderr)  # fmt: skip
+            print(f"interrupted: {st} stopped {where}; go on with {go_on(resume)}", file=sys.stderr)
             raise SystemExit(130) from None
         results[st]["seconds"] = round(time.time() - t0, 1)
         print(json.dumps({st: results[st]}), flush=True)
