@@ -273,8 +273,19 @@ def test_ctrl_c_saves_a_checkpoint_and_a_resume_keeps_one_log_series(smoke_run, 
 
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raising KeyboardInterrupt, as in a terminal, even where this test run inherited it
+    ignored (pytest started in the background, as by a script's ``&``)."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.mark.parametrize("stage", ["decoder", "clip"])
-def test_ctrl_c_inside_an_optimiser_step_waits_for_the_step_count(smoke_run, tmp_path, monkeypatch, stage):
+def test_ctrl_c_inside_an_optimiser_step_waits_for_the_step_count(smoke_run, tmp_path, monkeypatch, stage, ctrl_c_raises):
     # a real SIGINT that lands while AdamW updates the weights: the checkpoint saved on the way
     # out must record the update (weights, optimiser and step one series), not one step behind it
     import os
@@ -339,7 +350,7 @@ def test_ctrl_c_held_hands_the_signal_to_the_handler_in_place():
         signal.signal(signal.SIGINT, old)
 
 
-def test_a_second_ctrl_c_while_the_interrupted_stage_saves(smoke_run, tmp_path, monkeypatch, capsys):
+def test_a_second_ctrl_c_while_the_interrupted_stage_saves(smoke_run, tmp_path, monkeypatch, capsys, ctrl_c_raises):
     import os
     import shutil
     import signal
