@@ -386,6 +386,7 @@ def test_a_second_ctrl_c_while_the_interrupted_stage_saves(smoke_run, tmp_path, 
     assert err.startswith("interrupted: decoder checkpoint at step 2 saved in")
     assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 2
 
+
 def test_a_stage_out_of_time_says_so(smoke_run, tmp_path, capsys):
     import shutil
 

@@ -273,6 +273,7 @@ def test_a_check_does_not_tag_the_callers_tensor():
     assert space_of(check_embeddings(mine, dim=8, space="Y")) == "Y"
     assert torch.equal(checked, mine)
 
+
 def test_space_mismatch_raises_space_error():
     a, c = tag(unit(0, 3, 8), "mini"), tag(unit(2, 3, 8), "mini")
     b = tag(unit(1, 3, 8), "openai/ViT-L-14")

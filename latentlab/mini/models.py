@@ -614,6 +614,7 @@ def check_expert(net: MiniDecoderNet, expert: Any, expert_config: Any) -> None:
     if why is not None:
         raise ArgumentError(f"expert: {why}; pass the expert trained for this decoder, or expert=None.")
 
+
 def save_expert(net: MiniDecoderNet, path: str | Path, expert: ExpertConfig, *, dtype=None) -> None:
     """Write a layout expert: its weights to ``path`` and ``{"arch": ..., "expert": ...}`` beside it (.json)."""
     save_module(net, path, dtype=dtype)

@@ -496,6 +496,7 @@ def _ctrl_c_held() -> Iterator[None]:
         else:  # SIG_DFL
             raise KeyboardInterrupt
 
+
 def _save_quietly(save: Callable[[], None]) -> None:
     """Save the checkpoint of an interrupted stage; a second Ctrl-C meanwhile (held until the
     files are written) changes nothing: the stage is already stopping."""
