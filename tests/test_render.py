@@ -86,13 +86,7 @@ def test_interrupted_render_resumes_without_redoing_frames(tmp_path, fake_decode
 def test_resuming_under_other_library_versions_warns_and_keeps_them_on_record(tmp_path, fake_decoder):
     p = path8(frames=6)
     out = tmp_path / "r"
-
-    def stop_after_two(info):
-        if info["frame"] == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        render(p, fake_decoder, out_dir=out, batch_size=1, callback=stop_after_two, progress=False)
+    _interrupt_at(p, fake_decoder, out, 2)
     m = json.loads((out / MANIFEST).read_text())
     now = dict(m["versions"])
     m["versions"]["torch"] = "1.0.0"  # as if the first frames came from an older torch
@@ -260,13 +254,15 @@ def test_render_accepts_numpy_integers_and_names_a_missing_decoder():
         render(z, None)
 
 
-def _interrupt_at(p, decoder, out, frame):
+def _interrupt_at(p, decoder, out, frame, batch_size=1):
+    """Render ``p`` into ``out`` and stop it with Ctrl-C as frame ``frame`` is reported."""
+
     def stop(info):
         if info["frame"] == frame:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        render(p, decoder, out_dir=out, batch_size=1, callback=stop, progress=False)
+        render(p, decoder, out_dir=out, batch_size=batch_size, callback=stop, progress=False)
 
 
 def _age_versions(out):
@@ -460,13 +456,7 @@ def test_a_resumed_hold_is_copied_from_its_kept_frame(tmp_path, fake_decoder):
     dec = _batch_position_decoder(fake_decoder)
     p = held_path()
     out = tmp_path / "r"
-
-    def stop(info):
-        if info["frame"] == 0:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        render(p, dec, out_dir=out, batch_size=2, callback=stop, progress=False)
+    _interrupt_at(p, dec, out, 0, batch_size=2)
     assert sorted(f.name for f in out.glob("frame_*.png")) == ["frame_00000.png"]
     dec.calls.clear()
     seen = []
