@@ -228,7 +228,7 @@ def test_real_preset_encoder_matches_its_decoder(name):
 
     status = presets.weights_status(name)
     if status != "cached":
-        pytest.skip(f"{name}: weights {status}; download them with `huggingface-cli download` "
+        pytest.skip(f"{name}: weights {status}; download them with `hf download` "
                     f"({', '.join(presets.get_preset(name).hub_repos)})")  # fmt: skip
     cuda = torch.cuda.is_available()
     kw = {"device": "cuda" if cuda else "cpu", "dtype": torch.float16 if cuda else torch.float32}
