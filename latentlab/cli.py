@@ -222,7 +222,7 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
             from .spec import load_file
 
             spec_dict = {**load_file(spec_dict), "base_dir": str(Path(spec_dict).resolve().parent)}
-        spec_dict = {k: v for k, v in spec_dict.items() if not (k.startswith("pacing_") and k != "pacing_metric")}
+        spec_dict = {k: v for k, v in spec_dict.items() if not k.startswith("pacing_")}
     spec = load_spec(spec_dict, **_overrides(args))
     if args.save_spec:
         spec.save(args.save_spec)

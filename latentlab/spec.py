@@ -308,6 +308,8 @@ class Spec:
         if self.pacing == "uniform":
             given = [f for f in ("pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol", "pacing_max_samples",
                                  "pacing_min_width", "pacing_relax") if getattr(self, f) is not None]  # fmt: skip
+            if self.pacing_metric != "clip":  # "clip" is the default, so only another metric shows it was set
+                given.append("pacing_metric")
             need(not given, f"'{given[0] if given else ''}' applies to pacing = 'even' or 'fine' only, and pacing is "
                  "'uniform' (the default), so it would be ignored. Set 'pacing' to 'even' or 'fine', or drop it.")  # fmt: skip
         need(self.invert_refine is None or (is_int(self.invert_refine) and self.invert_refine >= 0),

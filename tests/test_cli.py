@@ -466,13 +466,15 @@ def test_a_label_or_an_explicit_default_does_not_make_another_render(tmp_path, i
 def test_pacing_uniform_turns_off_a_paced_spec(tmp_path, images, capsys):
     # a spec with finer pacing settings, rendered with --pacing uniform: the settings go with the pacing
     spec = tmp_path / "paced.toml"
-    spec.write_text(f'pacing = "even"\npacing_coarse = 3\npacing_relax = 1\n[[keyframes]]\nimage = "{images[0].name}"\n'
+    spec.write_text(f'pacing = "even"\npacing_metric = "pixel"\npacing_coarse = 3\npacing_relax = 1\n[[keyframes]]\nimage = "{images[0].name}"\n'
                     f'[[keyframes]]\nimage = "{images[1].name}"\n')  # fmt: skip
     assert main(["render", str(spec), "--pacing", "uniform", "--frames", "2", "--out-dir", str(tmp_path / "u"), *FAST]) == 0
     assert json.loads((tmp_path / "u" / MANIFEST).read_text())["spec"]["pacing"] == "uniform"
     # a finer setting asked for on the command line with uniform pacing is still refused
     assert main(["render", str(spec), "--pacing", "uniform", "--pacing-relax", "2", "--out-dir", str(tmp_path / "v"), *FAST]) == 2
     assert "Set 'pacing' (--pacing) to 'even' or 'fine'" in capsys.readouterr().err
+    assert main(["render", str(spec), "--pacing", "uniform", "--pacing-metric", "pixel", "--out-dir", str(tmp_path / "w"), *FAST]) == 2
+    assert "'pacing_metric' (--pacing-metric) applies to pacing" in capsys.readouterr().err
 
 
 def test_seeds_are_checked_wherever_they_are_taken(tiny_encoder, tiny_decoder):

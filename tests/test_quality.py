@@ -367,6 +367,7 @@ def test_spec_quality_fields(images):
     s = ll.load_spec({"keyframes": kfs, "preset": "tiny", "noise": "slerp", "pacing": "even", "seed": 2})
     assert s.pacing == "even" and s.pacing_metric == "clip" and s.keyframe_seeds() == [2, 7]
     assert ll.load_spec({"keyframes": kfs}).pacing == "uniform"
+    assert ll.load_spec({"keyframes": kfs, "pacing_metric": "clip"}).pacing_metric == "clip"  # the default passes
     # the finer pacing fields stay out of a spec's data unless set (manifests of older renders still match)
     assert not {k for k in ll.load_spec({"keyframes": kfs}).to_dict() if k.startswith("pacing_") and k != "pacing_metric"}
     assert "invert_refine" not in ll.load_spec({"keyframes": kfs}).to_dict()
@@ -380,6 +381,7 @@ def test_spec_quality_fields(images):
         ({"pacing_max_samples": 1.5}, "'pacing_max_samples'"),
         ({"pacing_min_width": 1.0}, "'pacing_min_width'"),
         ({"pacing_relax": -1}, "'pacing_relax'"),
+        ({"pacing_metric": "pixel"}, "'pacing_metric' applies to pacing = 'even' or 'fine' only"),
         ({"eta": 1.5}, "'eta'"),
         ({"invert_refine": -2}, "'invert_refine'"),
     ):
