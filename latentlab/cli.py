@@ -306,7 +306,7 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else out.format
     if fmt not in ("mp4", "gif", "webp"):
         raise ll.ArgumentError(f"-o {args.output} must end in .mp4, .gif or .webp.")
-    check_gif_fps(out.fps, fmt)
+    check_gif_fps(out.fps, fmt, hold_first=out.hold_first, hold_last=out.hold_last)
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
     old = _other_contents(out_dir, mark)

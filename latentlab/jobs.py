@@ -347,7 +347,8 @@ def render_spec(
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
     from .video import check_gif_fps
 
-    check_gif_fps(s.fps, video.suffix.lower().lstrip("."))  # before any decoding, not after the render
+    # before any decoding, not after the render
+    check_gif_fps(s.fps, video.suffix.lower().lstrip("."), hold_first=s.hold_first, hold_last=s.hold_last)
     if video.exists() and video.is_dir():
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     if prior is None and s.needs_prior() and preset.prior is None:

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError, SpecError
+from .video import MIN_FPS  # the slowest video a spec may ask for: write_video's own limit
 
 if TYPE_CHECKING:
     from .trajectory import Trajectory
@@ -67,8 +68,6 @@ PACING_SCOPES = ("segment", "path")
 FORMATS = ("mp4", "gif", "webp")
 MAX_FRAMES = 100_000
 """The most frames a spec's ``frames`` (or a segment's) may ask for: more is a typo, not a video."""
-MIN_FPS = 0.01
-"""The slowest video a spec may ask for (100 s a frame): mp4 and webp writers fail far below it."""
 
 
 def _is_seed(v: Any) -> bool:

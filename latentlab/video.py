@@ -34,6 +34,7 @@ from .errors import ArgumentError, LatentlabError
 
 __all__ = [
     "SUPPORTED_FORMATS",
+    "MIN_FPS",
     "write_video",
     "read_video",
     "sequence",
@@ -51,6 +52,11 @@ SUPPORTED_FORMATS: tuple[str, ...] = ("mp4", "gif", "webp")
 _GIF_MAX_FPS = 50.0
 # ... and as a 16-bit count, so one picture shows at most 655.35 s
 _GIF_MAX_DELAY_CS = 65535
+#: The slowest frame rate :func:`write_video` takes: ffmpeg's mp4 muxer and Pillow's webp
+#: writer fail not far below it (one frame every 100 s).
+MIN_FPS = 0.01
+# webp stores whole milliseconds, at least 1 per frame: faster would play slower than asked
+_WEBP_MAX_FPS = 1000.0
 _DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
 _DEFAULT_WEBP_QUALITY = 90
 
@@ -59,9 +65,19 @@ _DEFAULT_WEBP_QUALITY = 90
 # input validation
 # ------------------------------------------------------------------------------------
 def _to_numpy(x: Any) -> np.ndarray:
-    """ndarray view of an array-like, torch tensor or PIL image (no dtype change)."""
+    """ndarray view of an array-like, torch tensor or PIL image (no dtype change, except a
+    tensor dtype numpy lacks, such as bfloat16, which becomes float32; a PIL image of any mode
+    becomes RGB as :func:`load_image` reads one: alpha composited on white, palettes applied)."""
     if type(x).__module__.split(".")[0] == "torch":
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        try:
+            return x.numpy()
+        except TypeError:  # bfloat16 and the like: numpy has no such dtype
+            return x.float().numpy()
+    if type(x).__module__.split(".")[0] == "PIL" and hasattr(x, "mode") and hasattr(x, "getexif"):
+        from .encoders import _to_rgb
+
+        return np.asarray(_to_rgb(x))
     return np.asarray(x)
 
 
@@ -188,10 +204,10 @@ def _as_image(array: Any, name: str = "array") -> np.ndarray:
     return np.ascontiguousarray(_to_uint8(a, name))
 
 
-def _check_count(value: Any, name: str) -> int:
+def _check_count(value: Any, name: str, unit: str = "frames", example: int = 12) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ArgumentError(
-            f"{name}={value!r}; expected a whole number of frames >= 0. Fix: e.g. {name}=12."
+            f"{name}={value!r}; expected a whole number of {unit} >= 0. Fix: e.g. {name}={example}."
         )
     return int(value)
 
@@ -203,7 +219,18 @@ def _check_fps(fps: Any) -> float:
         f = float("nan")
     if isinstance(fps, bool) or not math.isfinite(f) or f <= 0:
         raise ArgumentError(f"fps={fps!r}; expected a positive number. Fix: e.g. fps=24.")
+    if f < MIN_FPS:
+        raise ArgumentError(
+            f"fps={fps!r} is below {MIN_FPS:g} (one frame every {1 / MIN_FPS:g} s), where the mp4 and webp "
+            f"writers fail. Fix: use fps >= {MIN_FPS:g}, or hold a frame longer with hold_first / hold_last."
+        )
     return f
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{name}={value!r}; expected True or False.")
+    return bool(value)
 
 
 # ------------------------------------------------------------------------------------
@@ -239,7 +266,9 @@ def _temp_path(target: Path, ext: str | None = None) -> Path:
     """A fresh hidden name next to ``target`` that keeps a recognisable extension."""
     ext = ext if ext is not None else target.suffix.lstrip(".")
     suffix = f".{ext}" if ext else ""
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{suffix}")
+    # the name cut short, so that a target name near the file system's 255-byte limit still fits
+    short = target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    return target.with_name(f".{short}.{secrets.token_hex(4)}.tmp{suffix}")
 
 
 def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | None = None,
@@ -315,7 +344,7 @@ def sequence(frames: Any, *, hold_first: int = 0, hold_last: int = 0,
     """
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), _check_count(hold_first, "hold_first"),
-                            _check_count(hold_last, "hold_last"), bool(pingpong))
+                            _check_count(hold_last, "hold_last"), _check_bool(pingpong, "pingpong"))
     return arr[idx]
 
 
@@ -369,31 +398,55 @@ def _frame_durations_ms(count: int, fps: float, unit_ms: int) -> list[int]:
 
 def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
                quality: int | None) -> None:
+    import subprocess
+    import tempfile
+    from fractions import Fraction
+
     import imageio_ffmpeg
 
     h, w = frames.shape[1:3]
     ph, pw = h % 2, w % 2  # yuv420p needs even sides: edge-replicate one row/column
     q = _DEFAULT_MP4_QUALITY if quality is None else quality
     crf = int(round(51 * (100 - q) / 100))
-    writer = imageio_ffmpeg.write_frames(
-        _ffmpeg_path(tmp), (w + pw, h + ph), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
-        codec="libx264", quality=None, macro_block_size=1,
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-nostdin",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + pw}x{h + ph}",
+        "-r", str(Fraction(fps).limit_denominator()), "-i", "pipe:0", "-an",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
         # the BT.709 matrix, and the stream says so: untagged, players guess (BT.709 for HD, BT.601
         # for SD), and an HD video's colours shifted in those that guessed otherwise
-        output_params=["-vf", "scale=out_color_matrix=bt709:out_range=tv", "-colorspace", "bt709",
-                       "-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
-    )
-    writer.send(None)
-    try:
-        for i in idx:
-            f = frames[i]
-            if ph or pw:
-                f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
-            writer.send(np.ascontiguousarray(f))
-    finally:
-        writer.close()
-    if tmp.stat().st_size == 0:  # imageio-ffmpeg does not check ffmpeg's exit status
-        raise LatentlabError(f"ffmpeg wrote no video to {str(tmp)!r}; the frames were not saved as mp4.")
+        "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-colorspace", "bt709",
+        "-movflags", "+faststart", "-f", "mp4", _ffmpeg_path(tmp),
+    ]  # fmt: skip
+    # our own process rather than imageio-ffmpeg's writer, which ignores ffmpeg's exit status: a
+    # full disk or a size libx264 refuses left a broken file that was renamed over the target.
+    # ffmpeg gets its own session, so a Ctrl-C reaches only us and we stop it.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=os.name == "posix")  # fmt: skip
+        try:
+            try:
+                for i in idx:
+                    f = frames[i]
+                    if ph or pw:
+                        f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
+                    proc.stdin.write(np.ascontiguousarray(f).data)  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:  # ffmpeg stopped early: its status and log say why
+                pass
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            log.seek(0)
+            said = log.read().decode("utf-8", "replace").strip().splitlines()
+            raise LatentlabError(
+                f"ffmpeg failed (exit status {code}) writing the mp4 of {len(idx)} frames of {w}x{h} at "
+                f"fps={fps:g}; nothing was written under the video's name. ffmpeg said: "
+                + (" | ".join(said[-4:]) or "nothing")
+            )
 
 
 def _ffmpeg_path(path: Path) -> str:
@@ -402,15 +455,30 @@ def _ffmpeg_path(path: Path) -> str:
     return "file:" + str(Path(path).resolve())
 
 
-def check_gif_fps(fps: float, fmt: str) -> None:
-    """Refuse a gif faster than 50 fps (what :func:`write_video` refuses), so that a render
-    can check it before any decoding."""
-    if fmt == "gif" and _check_fps(fps) > _GIF_MAX_FPS:  # a number, or a numeric string, as write_video takes
+def check_gif_fps(fps: float, fmt: str, *, hold_first: int = 0, hold_last: int = 0) -> None:
+    """Refuse a gif faster than 50 fps, or whose held first or last frame would show longer
+    than a gif can say (what :func:`write_video` refuses), so that a render can check it
+    before any decoding."""
+    if fmt != "gif":
+        return
+    f = _check_fps(fps)  # a number, or a numeric string, as write_video takes
+    if f > _GIF_MAX_FPS:
         raise ArgumentError(
-            f"fps={_check_fps(fps):g} is too fast for gif (delays are stored in 1/100 s and browsers slow "
+            f"fps={f:g} is too fast for gif (delays are stored in 1/100 s and browsers slow "
             f"anything above {_GIF_MAX_FPS:g} fps down to 10 fps). Fix: use fps <= 50 (CLI: --fps 50), "
             "or write mp4/webp."
         )
+    held = 1 + max(_check_count(hold_first, "hold_first"), _check_count(hold_last, "hold_last"))
+    if held * 100 / f > _GIF_MAX_DELAY_CS + 1:  # in 1/100 s; the writer checks exactly (rounding, other repeats)
+        raise _gif_too_long(f)
+
+
+def _gif_too_long(fps: float) -> ArgumentError:
+    return ArgumentError(
+        f"a gif shows one picture for at most {_GIF_MAX_DELAY_CS / 100:g} s, and a hold or a frame at fps={fps:g} "
+        "lasts longer (identical frames in a row count as one). Fix: shorten hold_first / hold_last "
+        "(CLI: --hold-first / --hold-last), raise fps, or write mp4/webp."
+    )
 
 
 def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int) -> None:
@@ -435,11 +503,7 @@ def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop:
         iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
                     duration=durations if len(seq) > 1 else durations[0], **repeat)
     except (OverflowError, struct.error):
-        raise ArgumentError(
-            f"a gif shows one picture for at most {_GIF_MAX_DELAY_CS / 100:g} s, and a hold or a frame at fps={fps:g} "
-            "lasts longer (identical frames in a row count as one). Fix: shorten hold_first / hold_last "
-            "(CLI: --hold-first / --hold-last), raise fps, or write mp4/webp."
-        ) from None
+        raise _gif_too_long(fps) from None
 
 
 def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int,
@@ -470,15 +534,23 @@ def write_video(
     Args:
         frames: uint8 ``(T, H, W, 3)`` RGB, a list of ``(H, W, 3)``, or float in [0, 1].
         path: output file; missing parent directories are created.
-        fps: frames per second (> 0; at most 50 for gif, whose delays are in 1/100 s -
-            gif frame delays are rounded to 10 ms with no drift, e.g. 24 fps -> 40/50 ms).
+        fps: frames per second, at least 0.01 (:data:`MIN_FPS`); at most 50 for gif, whose
+            delays are in 1/100 s (rounded to 10 ms with no drift, e.g. 24 fps -> 40/50 ms),
+            and 1000 for webp, whose delays are whole milliseconds.
         format: ``"mp4"``, ``"gif"`` or ``"webp"``; by default the path's suffix.
         hold_first, hold_last, pingpong: frame ordering, see :func:`sequence`.
         quality: 0-100, higher is better; ``None`` for the format's default.
-            mp4: H.264 CRF ``round(51 * (100 - quality) / 100)``, default 65 (CRF 18).
+            mp4: H.264 CRF ``round(51 * (100 - quality) / 100)``, default 65 (CRF 18); above
+            99 (rounded: 100) it is CRF 0, lossless, in a profile (High 4:4:4 Predictive)
+            that browsers and QuickTime may not play: use at most 99 for a video to share.
             webp: Pillow's lossy quality, default 90; 100 writes lossless.
             gif: ignored (GIF is always 256-colour palettised).
         loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
+
+    A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
+    An existing file at ``path`` is replaced, not rewritten: the new file has the default
+    permissions, and a symbolic link there is replaced by the file. A failed ffmpeg run
+    raises :class:`~latentlab.errors.LatentlabError` with ffmpeg's last messages.
 
     mp4 is H.264 with ``yuv420p`` pixels, which needs even sides: an odd height or width
     is padded by one edge-replicated row/column at the bottom/right (never resized), so
@@ -499,14 +571,29 @@ def write_video(
     fps_f = _check_fps(fps)
     hf = _check_count(hold_first, "hold_first")
     hl = _check_count(hold_last, "hold_last")
-    loop_n = _check_count(loop, "loop")
+    loop_n = _check_count(loop, "loop", unit="plays (0: forever)", example=0)
+    pp = _check_bool(pingpong, "pingpong")
     q = _check_quality(quality)
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
+    if Path(path).expanduser().is_dir():
+        _prepare_target(path)  # says so, and how to fix it
     fmt = _resolve_format(format, Path(path))
-    check_gif_fps(fps, fmt)
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix in SUPPORTED_FORMATS and suffix != fmt:
+        raise ArgumentError(
+            f"format={format!r} but path {str(path)!r} ends in .{suffix}: the file would hold {fmt} under a "
+            f".{suffix} name, which players and read_video take for {suffix}. Fix: drop format=, or end the "
+            f"path with .{fmt}."
+        )
+    check_gif_fps(fps, fmt, hold_first=hf, hold_last=hl)
+    if fmt == "webp" and fps_f > _WEBP_MAX_FPS:
+        raise ArgumentError(
+            f"fps={fps!r} is too fast for webp, which stores whole milliseconds per frame (at most "
+            f"{_WEBP_MAX_FPS:g} fps). Fix: use fps <= {_WEBP_MAX_FPS:g}, or write mp4."
+        )
     arr = _as_frames(frames)
-    idx = _sequence_indices(len(arr), hf, hl, bool(pingpong))
+    idx = _sequence_indices(len(arr), hf, hl, pp)
     target = _prepare_target(path)
 
     def write(tmp: Path) -> None:

@@ -418,6 +418,9 @@ def test_output_options_are_checked_before_any_decoding(tmp_path, images, capsys
     base = ["interpolate", str(images[0]), str(images[1]), "--frames", "3", "--out-dir", str(tmp_path / "r"), *FAST]
     assert main([*base, "--format", "gif", "--fps", "60"]) == 2
     assert "too fast for gif" in capsys.readouterr().err
+    # a hold longer than a gif delay says: 7 x 100 s at 0.01 fps (was refused only after the render)
+    assert main([*base, "--format", "gif", "--fps", "0.01", "--hold-last", "6"]) == 2
+    assert "at most 655.35 s" in capsys.readouterr().err
     assert main([*base, "--format", "gif", "-o", str(tmp_path / "x.mp4")]) == 2
     assert "disagree" in capsys.readouterr().err
     eta = ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--out-dir", str(tmp_path / "v"), *FAST]

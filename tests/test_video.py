@@ -213,14 +213,51 @@ def test_read_only_directory_is_rejected(tmp_path):
         ({"fps": 60}, "too fast for gif"),
         ({"fps": "60"}, "fps=60 is too fast for gif"),  # a numeric string, as fps="24" is taken
         ({"fps": "fast"}, "expected a positive number"),
+        # below 0.01 fps ffmpeg left a broken mp4 and Pillow raised a bare error for webp
+        ({"fps": 0.001}, r"below 0.01 .* Fix: use fps >= 0.01"),
+        ({"fps": 2000, "path": "a.webp"}, "too fast for webp"),  # played at 1000 fps, slower than asked
+        ({"fps": 2000, "path": "a.mp4"}, None),
+        ({"loop": -1}, r"whole number of plays \(0: forever\)"),
+        ({"pingpong": "no"}, "pingpong='no'; expected True or False"),  # was taken as True
+        ({"format": "mp4"}, r"ends in \.gif.* Fix: drop format=, or end the path with \.mp4"),  # mp4 bytes in a .gif
     ],
 )
 def test_write_video_checks_options(tmp_path, kw, match):
+    path = tmp_path / kw.pop("path", "a.gif")
     if match is None:
-        assert write_video(numbered(2, 4, 4), tmp_path / "a.gif", **kw).exists()
+        assert write_video(numbered(2, 4, 4), path, **kw).exists()
         return
     with pytest.raises(ArgumentError, match=match):
-        write_video(numbered(2, 4, 4), tmp_path / "a.gif", **kw)
+        write_video(numbered(2, 4, 4), path, **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mp4_that_ffmpeg_fails_to_write_raises_and_keeps_the_old_file(tmp_path):
+    # imageio-ffmpeg ignores ffmpeg's exit status: a failed write (a full disk, a size libx264
+    # refuses) was renamed over the old video as a broken file, and write_video returned
+    target = tmp_path / "v.mp4"
+    write_video(smooth(2, 8, 8), target, fps=4)
+    old = target.read_bytes()
+    with pytest.raises(LatentlabError, match=r"ffmpeg failed \(exit status .*16386x2.*ffmpeg said: .+"):
+        write_video(np.zeros((1, 2, 16386, 3), np.uint8), target, fps=4)  # wider than libx264 takes
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def test_a_directory_path_is_named_as_one_before_its_missing_suffix(tmp_path):
+    with pytest.raises(ArgumentError, match="is a directory"):
+        write_video(numbered(2, 4, 4), tmp_path)
+
+
+@pytest.mark.parametrize("holds, refused", [({"hold_last": 6}, True), ({"hold_first": 6}, True), ({"hold_first": 5}, False)])
+def test_check_gif_fps_counts_the_holds(holds, refused):
+    # at 0.01 fps a picture shown 7 times lasts 700 s, more than a gif delay holds: refused before a render
+    if refused:
+        with pytest.raises(ArgumentError, match="at most 655.35 s"):
+            video.check_gif_fps(0.01, "gif", **holds)
+    else:
+        video.check_gif_fps(0.01, "gif", **holds)
+    video.check_gif_fps(0.01, "mp4", **holds)  # only gif is limited
 
 
 @pytest.mark.parametrize("fps, match", [("60", "fps=60 is too fast"), ("fast", "fps='fast'"), (None, "fps=None")])
@@ -341,7 +378,7 @@ def test_gif_round_trip(tmp_path):
     "n, kw",
     [
         (3, {"fps": 24, "hold_last": 16000}),  # 16000 copies of the last frame at 24 fps: 666.7 s
-        (3, {"fps": 0.001}),  # 1000 s a frame
+        (3, {"fps": 0.01, "hold_last": 6}),  # 700 s for the last picture
     ],
 )
 def test_a_gif_picture_longer_than_a_gif_delay_is_refused(tmp_path, n, kw):
@@ -396,6 +433,28 @@ def test_webp_quality_100_is_lossless(tmp_path):
     f = smooth(3, 8, 8, seed=3)
     back = read_video(write_video(f, tmp_path / "l.webp", fps=5, quality=100))
     np.testing.assert_array_equal(back, f)
+
+
+def test_pil_images_of_any_mode_and_bfloat16_tensors_are_frames(tmp_path):
+    from PIL import Image
+
+    torch = pytest.importorskip("torch")
+    palette = Image.new("P", (4, 4), 1)
+    palette.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+    images = [palette, Image.new("RGBA", (4, 4), (255, 0, 0, 0)), Image.new("L", (4, 4), 128)]
+    got = video._as_frames(images)
+    # the palette's colour, transparent red composited on white, grey repeated: not indices or errors
+    assert got[:, 0, 0].tolist() == [[200, 30, 30], [255, 255, 255], [128, 128, 128]]
+    one = video._as_image(Image.new("LA", (3, 3), (10, 255)))
+    assert one.shape == (3, 3, 3) and one[0, 0].tolist() == [10, 10, 10]
+    half = torch.full((2, 4, 4, 3), 0.5, dtype=torch.bfloat16)  # a GPU decoder's dtype numpy lacks
+    assert video._as_frames(half)[0, 0, 0].tolist() == [128, 128, 128]
+
+
+def test_a_long_file_name_still_fits_its_temporary_name(tmp_path):
+    name = "y" * 240 + ".png"  # 244 bytes: fits the usual 255-byte limit, its temporary name had not
+    assert save_image(smooth(1, 4, 4)[0], tmp_path / name).name == name
+    assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
 def test_format_argument_overrides_suffix(tmp_path):
