@@ -87,6 +87,24 @@ def as_device(device: torch.device | str) -> torch.device:
     return dev
 
 
+def warn_half_on_cpu(device: torch.device, dtype: torch.dtype, what: str) -> None:
+    """Warn (``UserWarning``) when ``what`` (e.g. ``"the Kandinsky 2.2 decoder"``) is built to
+    run in float16 on the CPU: it works, but torch's CPU kernels are slow in half precision
+    (about 2x slower than float32 for the tiny unCLIP pipelines here) and diffusers itself
+    says float16 pipelines cannot run on the CPU. Decoders and priors call it once, when built."""
+    if torch.device(device).type == "cpu" and dtype == torch.float16:
+        import warnings
+
+        warnings.warn(
+            f"{what} was built with dtype=float16 on the CPU, which is slow there (torch's CPU kernels are "
+            "slower in float16 than in float32, about 2x on the tiny test pipelines; diffusers says float16 "
+            "pipelines cannot run on the CPU). "
+            "Use dtype=torch.float32 on the CPU (or torch.bfloat16 for half the memory), or float16 with device='cuda'.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def hub_offline() -> bool:
     """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as set *now*."""
     return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))

@@ -499,3 +499,98 @@ def test_kandinsky_invert_images_and_schedulers_that_cannot():
         assert not other.supports_inversion
         with pytest.raises(ArgumentError, match="scheduler='ddim'"):
             other.invert(images, tag(z, "s"), steps=2)
+
+
+# -- steps, dtypes, describe() and CPU offload hooks ------------------------------------------------
+
+
+def test_priors_need_two_steps(prior):
+    """UnCLIPScheduler spaces timesteps as (T - 1) / (steps - 1): steps=1 is refused with the
+    reason and the fix, not a ZeroDivisionError from diffusers."""
+    with pytest.raises(ArgumentError, match=r"steps must be >= 2 .*two timesteps.*steps=2 or more"):
+        prior.from_texts(["a red fox"], seed=0, steps=1)
+    with pytest.raises(ArgumentError, match="steps must be an integer >= 1"):
+        prior.from_texts(["a red fox"], seed=0, steps=2.5)
+    assert prior.from_texts(["a red fox"], seed=0, steps=2).shape == (1, DIM)
+
+
+def test_kandinsky_steps_above_the_training_timesteps_is_an_argument_error():
+    dec = _decoder("kandinsky")
+    with pytest.raises(ArgumentError, match=r"steps must be <= 1000 \(the sampler's training timesteps\), got 1001"):
+        dec.decode(_unit(1, 0), _noise(dec, 1, 0), steps=1001)
+
+
+def _timestep_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "starts at timestep" in str(w.message)]
+
+
+def test_kandinsky_few_steps_warn_and_the_default_does_not():
+    import warnings
+
+    z = _unit(1, 40)
+    dec = _decoder("kandinsky")
+    with pytest.warns(UserWarning, match=r"steps=1: the DDIMScheduler .*starts at timestep 1 of 1000.*not fully removed.*"
+                                         r"steps >= 10 .*scheduler='dpm\+\+'"):  # fmt: skip
+        dec.decode(z, _noise(dec, 1, 40), steps=1)
+    real_defaults = _tiny_kandinsky(embed_scale=1.0)  # the class defaults: 50 steps, as KandinskyV22Pipeline
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        real_defaults.decode(z, _noise(real_defaults, 1, 40))
+    assert real_defaults.default_steps == 50 and _timestep_warnings(record) == []
+
+
+def test_kandinsky_describe_reports_the_negative_it_uses():
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    pipe = kandinsky.tiny_kandinsky_pipeline(dim=DIM)
+    given = kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=32, embed_scale=1.0,
+                                       negative_embeds=torch.zeros(DIM))  # fmt: skip
+    assert given.describe()["negative"] == "given (negative_embeds=)"
+    zero = kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=32, embed_scale=1.0,
+                                      image_encoder=(towers.vision, processor))  # fmt: skip
+    assert zero.describe()["negative"] == "image encoder's zero-image embedding"
+
+
+def test_float16_on_the_cpu_warns_once_at_build():
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"Kandinsky 2.2 decoder 'kandinsky-tiny' was built with dtype=float16 on the CPU"):
+        create_decoder(_preset("kandinsky"), dtype="float16")
+    for family in ("kandinsky", "karlo"):
+        with pytest.warns(UserWarning, match=r"prior '\w+-tiny' was built with dtype=float16 on the CPU.*bfloat16"):
+            create_prior(_preset(family), dtype=torch.float16)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        create_prior(_preset("kandinsky"), dtype="bfloat16")
+        create_prior(_preset("kandinsky"))
+    assert not [w for w in record if "float16 on the CPU" in str(w.message)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_karlo_decodes_in_half_precision_on_the_cpu(dtype):
+    """The DDIM path upsamples the 64 px image in float32 (torch has no antialiased bicubic for
+    half precision on the CPU); Karlo's own pipeline ("unclip") cannot, and is refused at build."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # float16 on the CPU warns (tested above)
+        dec = create_decoder(_preset("karlo"), dtype=dtype)
+    z, x = _unit(1, 41), _noise(dec, 1, 41)
+    ref = _decoder("karlo").decode(z, x, seeds=[0], steps=2)
+    got = dec.decode(z, x, seeds=[0], steps=2)
+    assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).mean() < 8
+    with pytest.raises(ArgumentError, match=r"scheduler='unclip' cannot run in dtype=\w+ on the CPU.*float32"):
+        karlo.KarloDecoder(karlo.tiny_karlo_pipeline(dim=DIM), name="x", space="s", dim=DIM, embed_scale=1.0,
+                           scheduler="unclip", dtype=dtype)  # fmt: skip
+
+
+def test_kandinsky_inversion_gives_offloaded_models_back(monkeypatch):
+    """With cpu_offload=True the inversion loop, which calls the MoVQ and the UNet directly, must
+    end with pipe.maybe_free_model_hooks(), as a pipeline call does (spied on, without offload)."""
+    dec = _decoder("kandinsky")
+    calls = []
+    monkeypatch.setattr(dec.pipe, "maybe_free_model_hooks", lambda: calls.append(1), raising=False)
+    z = _unit(1, 42, dec.space)
+    dec.invert_latents(torch.zeros(1, *dec.noise_shape()), z, steps=2)
+    assert len(calls) == 1
+    dec.invert(np.zeros((1, 32, 32, 3), np.uint8), z, steps=2)
+    assert len(calls) == 2

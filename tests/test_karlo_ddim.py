@@ -299,3 +299,35 @@ def test_other_errors(dec):
         dec.decode_base(_unit(1, 0), torch.zeros(1, 3, 8, 8))
     with pytest.raises(ArgumentError, match="guidance_scale"):
         dec.decode_base(_unit(1, 0), _noise(dec, 1, 0), guidance_scale=-1.0)
+
+
+def test_unclip_scheduler_needs_two_steps():
+    """Karlo's UnCLIPScheduler spaces timesteps as (T - 1) / (steps - 1): steps=1 is refused with
+    the reason and the fix, not a ZeroDivisionError from diffusers; DDIM takes steps=1."""
+    dec = _decoder("unclip")
+    with pytest.raises(ArgumentError, match=r"steps must be >= 2 with scheduler='unclip'.*two timesteps.*scheduler='ddim'"):
+        dec.decode(_unit(1, 0), _noise(dec, 1, 0), seeds=[0], steps=1)
+
+
+def test_decode_base_checks_steps_as_decode_does(dec):
+    with pytest.raises(ArgumentError, match=r"steps must be an integer >= 1, got 2.7"):
+        dec.decode_base(_unit(1, 0), _noise(dec, 1, 0), steps=2.7)
+    with pytest.raises(ArgumentError, match=r"steps must be an integer >= 1, got 0"):
+        dec.decode_base(_unit(1, 0), _noise(dec, 1, 0), steps=0)
+
+
+def test_ddim_loops_give_offloaded_models_back(monkeypatch):
+    """With cpu_offload=True, latentlab's DDIM loops call the pipeline's models directly, so each
+    must end with pipe.maybe_free_model_hooks(), as a pipeline call does (spied on, without offload)."""
+    dec = _decoder()
+    calls = []
+    monkeypatch.setattr(dec.pipe, "maybe_free_model_hooks", lambda: calls.append(1), raising=False)
+    z, x = _unit(1, 7), _noise(dec, 1, 7)
+    dec.decode(z, x, seeds=[0], steps=2)
+    assert len(calls) == 1
+    dec.decode(z, x, seeds=[0], steps=2, captions=["a red cat"])
+    assert len(calls) == 2
+    dec.decode_base(z, x, steps=2)
+    assert len(calls) == 3
+    dec.invert(np.zeros((16, 16, 3), np.uint8), z, steps=2)
+    assert len(calls) == 4

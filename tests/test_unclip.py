@@ -752,3 +752,83 @@ def test_optimize_checks_its_arguments():
         dec.optimize(channels_last="yes")
     with pytest.raises(ArgumentError, match="compile must be True or False"):
         dec.optimize(compile=1)
+
+
+# -- few steps, init_noise_sigma, float16 on the CPU, CPU offload hooks ----------------------------
+
+
+def _timestep_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "starts at timestep" in str(w.message)]
+
+
+def test_few_ddim_steps_warn_that_the_noise_is_not_removed(dec):
+    """The repo config's leading spacing with steps_offset=1 (kept: frames match diffusers') makes
+    steps=1 sample only t=1; decode warns, naming the first timestep and the steps that reach 90%."""
+    import warnings
+
+    z, x = tag(unit(1, dec.dim, 40), dec.space), noise_for(dec, 1, 40)
+    with pytest.warns(UserWarning, match=r"steps=1: .*starts at timestep 1 of 1000.*not fully removed.*"
+                                         r"steps >= 10 .*scheduler='dpm\+\+' with steps >= 9"):  # fmt: skip
+        dec.decode(z, x, steps=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dec.decode(z, x, steps=4)
+    assert len(_timestep_warnings(record)) == 1 and "starts at timestep 751 of 1000" in _timestep_warnings(record)[0]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dec.decode(z, x)  # the default steps (10 for tiny) start at 901
+    assert dec.default_steps == 10 and _timestep_warnings(record) == []
+
+
+def test_decode_scales_the_noise_by_the_pipeline_scheduler_init_noise_sigma():
+    """scheduler=None with a scheduler whose init_noise_sigma != 1 (Euler): the pipeline scales
+    only the latents it draws itself, so the decoder scales the render's N(0, I) noise as the
+    pipeline would, and its frames are the pipeline's own for latents=noise * init_noise_sigma."""
+    from diffusers import EulerDiscreteScheduler
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    pipe = tiny_stable_unclip_pipeline(embed_dim=32)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    own = StableUnCLIPDecoder(pipe, name="t", space="s", dim=32, resolution=64, scheduler=None, embed_scale=2.0)
+    z, x = tag(unit(2, 32, 41), "s"), noise_for(own, 2, 42)
+    steps = 3
+    probe = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    probe.set_timesteps(steps)
+    sigma = float(probe.init_noise_sigma)
+    assert sigma > 2.0  # the check below means something
+    got = own.decode(z, x, seeds=[0, 1], steps=steps, guidance_scale=1.0)
+
+    def pipeline(latents):
+        prompt = own._empty_prompt_embeds(pipe._execution_device).repeat(2, 1, 1)
+        with torch.no_grad():
+            out = pipe(image_embeds=z * own.embed_scale, latents=latents, prompt_embeds=prompt, num_inference_steps=steps,
+                       guidance_scale=1.0, noise_level=0, height=64, width=64, output_type="np",
+                       generator=[torch.Generator().manual_seed(s) for s in (0, 1)]).images  # fmt: skip
+        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+    assert np.abs(got.astype(int) - pipeline(x * sigma).astype(int)).max() <= 1
+    assert np.abs(got.astype(int) - pipeline(x.clone()).astype(int)).mean() > 1.0  # unscaled noise: other frames
+
+
+def test_float16_on_the_cpu_warns_once_at_build():
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"Stable unCLIP decoder 'tiny' was built with dtype=float16 on the CPU.*float32"):
+        create_decoder("tiny", dtype="float16")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        create_decoder("tiny", dtype="bfloat16")
+    assert not [w for w in record if "float16 on the CPU" in str(w.message)]
+
+
+def test_inversion_gives_offloaded_models_back(dec, monkeypatch):
+    """With cpu_offload=True a loop that calls pipeline components directly must end with
+    pipe.maybe_free_model_hooks(), as a pipeline call does (here spied on, without offload)."""
+    calls = []
+    monkeypatch.setattr(dec.pipe, "maybe_free_model_hooks", lambda: calls.append(1), raising=False)
+    z = tag(unit(1, dec.dim, 43), dec.space)
+    dec.invert_latents(torch.zeros(1, *dec.noise_shape()), z, steps=2)
+    assert len(calls) == 1
+    dec.invert(np.zeros((1, 64, 64, 3), np.uint8), z, steps=2)
+    assert len(calls) == 2

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, SpaceError
+from ..errors import ArgumentError, SpaceError, check_int
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -55,12 +55,20 @@ from ..hf_clip import (
     synthetic_images,
     tiny_hf_clip_towers,
     transformers_dtype_key,
+    warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import Decoder
-from .unclip import optimize_decoder, require_ddim, set_scheduler, signed_pixels
+from .unclip import (
+    free_model_hooks,
+    optimize_decoder,
+    require_ddim,
+    set_scheduler,
+    signed_pixels,
+    warn_late_first_timestep,
+)
 
 __all__ = [
     "KandinskyDecoder",
@@ -191,8 +199,13 @@ def sample_unclip_prior(
         raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ArgumentError(f"seed must be an integer, got {seed!r}.")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ArgumentError(f"steps must be an integer >= 1, got {steps!r}.")
+    steps = check_int(steps, "steps", minimum=1)
+    if steps < 2:
+        raise ArgumentError(
+            f"steps must be >= 2 for a diffusion prior, got {steps}: its UnCLIPScheduler spaces the timesteps "
+            "from the noisiest to the last as (T - 1) / (steps - 1), so it needs two timesteps. "
+            "Pass steps=2 or more (the released priors default to 25)."
+        )
     guidance = _check_guidance(guidance_scale)
     cfg = guidance > 1.0
     p = next(prior.parameters())
@@ -283,6 +296,7 @@ class UnCLIPDiffusionPrior(Prior):
         self.cpu_offload = bool(cpu_offload)
         if self.cpu_offload and self.device.type == "cpu":
             raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+        warn_half_on_cpu(self.device, self.dtype, f"the {self.family} prior {self.name!r}")
         # without offload, everything lives on `device`; with it, the prior runs on `device`
         # and the text tower stays on the CPU (it runs once per call)
         self.prior = _place(prior, self.device, self.dtype).eval()
@@ -530,6 +544,7 @@ class KandinskyDecoder(Decoder):
         self.device, self.dtype = as_device(device), as_dtype(dtype)
         self.cpu_offload = bool(cpu_offload)
         self.source = source
+        warn_half_on_cpu(self.device, self.dtype, f"the Kandinsky 2.2 decoder {self.name!r}")
         self.default_steps, self.default_guidance = int(default_steps), float(default_guidance)
         self.default_batch_size = int(default_batch_size)
         pipe_dim = int(pipe.unet.config.encoder_hid_dim or 0)
@@ -556,7 +571,9 @@ class KandinskyDecoder(Decoder):
             vision, processor = image_encoder
             self._vision = _place(vision, self.device if not self.cpu_offload else "cpu", self.dtype).eval()
             self._processor = processor
+        self.negative_source = "given (negative_embeds=)"
         if negative_embeds is None:
+            self.negative_source = "image encoder's zero-image embedding"
             if self._vision is None:
                 raise ArgumentError(
                     "KandinskyDecoder needs image_encoder=(vision_model, processor) to compute the negative "
@@ -600,6 +617,10 @@ class KandinskyDecoder(Decoder):
                 guidance_scale: float) -> np.ndarray:  # fmt: skip
         guidance = _check_guidance(guidance_scale)
         pipe = self.pipe
+        n_train = int(pipe.scheduler.config.num_train_timesteps)
+        if steps > n_train:
+            raise ArgumentError(f"steps must be <= {n_train} (the sampler's training timesteps), got {steps}.")
+        warn_late_first_timestep(pipe, steps, self.sampler)
         dev = pipe._execution_device
         b = embeddings.shape[0]
         pos = (embeddings * self.embed_scale).to(dev, self.dtype)
@@ -625,9 +646,12 @@ class KandinskyDecoder(Decoder):
         (:meth:`invert_latents`) to the starting latents that redraw them."""
         require_ddim(self)
         pixels = signed_pixels(images, self.resolution)
-        with torch.no_grad():
-            latents = self.pipe.movq.encode(pixels.to(self.pipe._execution_device, self.dtype)).latents
-        return self.invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+        try:
+            with torch.no_grad():
+                latents = self.pipe.movq.encode(pixels.to(self.pipe._execution_device, self.dtype)).latents
+            return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+        finally:
+            free_model_hooks(self.pipe)  # the loop calls the MoVQ and UNet directly: offload them again
 
     def invert_latents(
         self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int, guidance_scale: float = 1.0
@@ -636,7 +660,16 @@ class KandinskyDecoder(Decoder):
         which DDIM with ``steps`` steps (eta 0, conditioned as :meth:`decode` conditions on
         ``embeddings``) arrives at ``latents``. Uses diffusers' ``DDIMInverseScheduler`` with
         the sampler's own configuration; with ``guidance_scale > 1`` the negative embedding
-        is the decoder's, as in a render."""
+        is the decoder's, as in a render. With ``cpu_offload=True`` the models it called go
+        back to the CPU at the end, as after a pipeline call."""
+        try:
+            return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+        finally:
+            free_model_hooks(self.pipe)
+
+    def _invert_latents(self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int,
+                        guidance_scale: float) -> torch.Tensor:  # fmt: skip
+        """:meth:`invert_latents` without giving offloaded models back."""
         from diffusers import DDIMInverseScheduler
 
         require_ddim(self)
@@ -692,7 +725,7 @@ class KandinskyDecoder(Decoder):
         d = super().describe()
         d.update({
             "source": self.source, "embed_scale": self.embed_scale, "embed_scale_source": self.embed_scale_source,
-            "negative": "image encoder's zero-image embedding", "sampler": self.sampler or "pipeline's own",
+            "negative": self.negative_source, "sampler": self.sampler or "pipeline's own",
             "scheduler": type(self.pipe.scheduler).__name__, "optimizations": dict(self.optimizations),
             "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."), "cpu_offload": self.cpu_offload,
         })  # fmt: skip

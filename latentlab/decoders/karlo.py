@@ -88,7 +88,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, LatentlabError, SpaceError
+from ..errors import ArgumentError, LatentlabError, SpaceError, check_int
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -99,6 +99,7 @@ from ..hf_clip import (
     synthetic_images,
     tiny_hf_clip_towers,
     transformers_dtype_key,
+    warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
 from .base import Decoder
@@ -111,6 +112,7 @@ from .kandinsky import (
     _to_uint8,
     register_unclip_prior_builders,
 )
+from .unclip import free_model_hooks
 
 __all__ = [
     "SCHEDULERS",
@@ -284,7 +286,9 @@ class KarloDecoder(Decoder):
         scheduler: ``"ddim"`` (default): latentlab's deterministic DDIM loop (eta 0) for both
             stages; frames depend on embedding, noise and super-res noise only, and images
             can be inverted. ``"unclip"``: the pipeline itself with Karlo's stochastic
-            ``UnCLIPScheduler`` (fresh noise at every step, seeded per frame).
+            ``UnCLIPScheduler`` (fresh noise at every step, seeded per frame; ``steps >= 2``;
+            float32 only on the CPU, where torch has no half-precision antialiased bicubic
+            upsampling for the pipeline's super-res input).
         device, dtype, cpu_offload, default_steps (25), default_guidance (8.0),
         default_batch_size, source: as for the other decoders.
 
@@ -338,6 +342,15 @@ class KarloDecoder(Decoder):
                 "'ddim' (default): deterministic, needed for invert(); 'unclip': Karlo's own stochastic UnCLIPScheduler."
             )
         self.scheduler = scheduler.lower()
+        if self.scheduler == "unclip" and self.device.type == "cpu" and self.dtype != torch.float32:
+            name = str(self.dtype).removeprefix("torch.")
+            raise ArgumentError(
+                f"scheduler='unclip' cannot run in dtype={name} on the CPU: diffusers' UnCLIPImageVariationPipeline "
+                "upsamples the 64 px image with antialiased bicubic interpolation in the pipeline's dtype, which "
+                f"torch implements on the CPU for float32 only. Use dtype=torch.float32 on the CPU, "
+                "scheduler='ddim' (latentlab's loop upsamples in float32), or device='cuda'."
+            )
+        warn_half_on_cpu(self.device, self.dtype, f"the Karlo decoder {self.name!r}")
         self._prompt_cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         pipe_dim = int(pipe.text_proj.config.clip_embeddings_dim)
         if pipe_dim != self.dim:
@@ -364,9 +377,12 @@ class KarloDecoder(Decoder):
             if embed_scale != "auto":
                 raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
             size = int(pipe.image_encoder.config.image_size)
-            self.embed_scale = _check_scale(
-                _mean_norm(pipe.image_encoder, pipe.feature_extractor, synthetic_images(8, size=max(size, 64)))
-            )
+            try:
+                self.embed_scale = _check_scale(
+                    _mean_norm(pipe.image_encoder, pipe.feature_extractor, synthetic_images(8, size=max(size, 64)))
+                )
+            finally:
+                free_model_hooks(pipe)  # with cpu_offload: the image encoder back to the CPU
             self.embed_scale_source = "auto (8 synthetic images)"
         else:
             self.embed_scale = _check_scale(embed_scale)
@@ -406,6 +422,12 @@ class KarloDecoder(Decoder):
         guidance = _check_guidance(guidance_scale)
         if self.scheduler == "ddim":
             return self._decode_ddim(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance)
+        if steps < 2:
+            raise ArgumentError(
+                f"steps must be >= 2 with scheduler='unclip', got {steps}: Karlo's UnCLIPScheduler spaces the "
+                "timesteps from the noisiest to the last as (T - 1) / (steps - 1), so it needs two timesteps. "
+                "Pass steps=2 or more, or use scheduler='ddim', which samples with any steps >= 1."
+            )
         pipe = self.pipe
         dev = pipe._execution_device
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -498,10 +520,14 @@ class KarloDecoder(Decoder):
 
     def _decode_ddim(self, embeddings: torch.Tensor, noise: torch.Tensor, *, seeds: Sequence[int], steps: int,
                      guidance_scale: float, captions: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
-        """Both stages with deterministic DDIM; uint8 (b, R, R, 3)."""
-        with torch.no_grad():
-            base = self._sample_base(embeddings, noise, steps=steps, guidance_scale=guidance_scale, captions=captions)
-            image = self._super_res(base, seeds)
+        """Both stages with deterministic DDIM; uint8 (b, R, R, 3). With ``cpu_offload=True``
+        the models it called go back to the CPU at the end, as after a pipeline call."""
+        try:
+            with torch.no_grad():
+                base = self._sample_base(embeddings, noise, steps=steps, guidance_scale=guidance_scale, captions=captions)
+                image = self._super_res(base, seeds)
+        finally:
+            free_model_hooks(self.pipe)
         return _frames(image)
 
     def _sample_base(self, embeddings: torch.Tensor, noise: torch.Tensor, *, steps: int,
@@ -540,11 +566,13 @@ class KarloDecoder(Decoder):
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
             raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
-        steps = self.default_steps if steps is None else int(steps)
-        if steps < 1:
-            raise ArgumentError(f"steps must be >= 1, got {steps}.")
+        # checked, not converted: int(2.7) would sample 2 steps where decode() refuses 2.7
+        steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
         guidance = _check_guidance(self.default_guidance if guidance_scale is None else guidance_scale)
-        x = self._sample_base(z, noise.detach().to("cpu", torch.float32), steps=steps, guidance_scale=guidance)
+        try:
+            x = self._sample_base(z, noise.detach().to("cpu", torch.float32), steps=steps, guidance_scale=guidance)
+        finally:
+            free_model_hooks(self.pipe)
         return _frames(x)
 
     def _super_res(self, small: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -557,7 +585,9 @@ class KarloDecoder(Decoder):
         pipe = self.pipe
         x = self.super_res_noise(seeds).to(small.device, small.dtype)
         antialias = {"antialias": True} if "antialias" in inspect.signature(torch.nn.functional.interpolate).parameters else {}
-        up = torch.nn.functional.interpolate(small, size=tuple(x.shape[-2:]), mode="bicubic", align_corners=False, **antialias)
+        # in float32, cast back: torch has no antialiased bicubic for float16 / bfloat16 on the CPU
+        up = torch.nn.functional.interpolate(small.float(), size=tuple(x.shape[-2:]), mode="bicubic", align_corners=False,
+                                             **antialias).to(small.dtype)  # fmt: skip
         ac = pipe.super_res_scheduler.alphas_cumprod.double()
         clip = self._clip(pipe.super_res_scheduler)
         ts = super_res_timesteps(self.super_res_steps, len(ac))
@@ -614,15 +644,18 @@ class KarloDecoder(Decoder):
         guided = guidance_scale > 1.0
         clip = self._clip(pipe.decoder_scheduler)
         x = (self.decoder_size_images(images).clamp(-1, 1) * self.inversion_inset).to(dev, self.dtype)
-        with torch.no_grad():
-            cond = self._conditioning(embeddings, guided)
-            for t, a_t, a_prev in reversed(self._ddim_schedule(steps)):
-                eps = self._decoder_eps(x, t, cond, guidance_scale)
-                xt = ddim_invert_step(x, eps, a_t, a_prev, clip=clip)
-                for _ in range(int(self.inversion_iterations)):
-                    eps = self._decoder_eps(xt, t, cond, guidance_scale)
-                    xt = ddim_invert_step(x, eps, a_t, a_prev, clip=clip, x_t=xt)
-                x = xt
+        try:
+            with torch.no_grad():
+                cond = self._conditioning(embeddings, guided)
+                for t, a_t, a_prev in reversed(self._ddim_schedule(steps)):
+                    eps = self._decoder_eps(x, t, cond, guidance_scale)
+                    xt = ddim_invert_step(x, eps, a_t, a_prev, clip=clip)
+                    for _ in range(int(self.inversion_iterations)):
+                        eps = self._decoder_eps(xt, t, cond, guidance_scale)
+                        xt = ddim_invert_step(x, eps, a_t, a_prev, clip=clip, x_t=xt)
+                    x = xt
+        finally:
+            free_model_hooks(pipe)  # the loop calls the text tower, text_proj and decoder directly
         return x.detach().to("cpu", torch.float32)
 
     def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:
@@ -631,7 +664,10 @@ class KarloDecoder(Decoder):
 
         >>> dec.calibrate_embed_scale(my_images)   # doctest: +SKIP
         """
-        scale = _check_scale(_mean_norm(self.pipe.image_encoder, self.pipe.feature_extractor, images))
+        try:
+            scale = _check_scale(_mean_norm(self.pipe.image_encoder, self.pipe.feature_extractor, images))
+        finally:
+            free_model_hooks(self.pipe)
         if update:
             self.embed_scale, self.embed_scale_source = scale, "calibrated"
         return scale

@@ -37,17 +37,20 @@ import numpy as np
 import torch
 
 from ..errors import ArgumentError, ModelNotAvailableError, SpaceError
+from ..hf_clip import warn_half_on_cpu
 from ..presets import register_decoder_builder
 from .base import Decoder
 
 __all__ = [
     "SCHEDULERS",
     "StableUnCLIPDecoder",
+    "free_model_hooks",
     "optimize_decoder",
     "optimize_pipeline",
     "set_scheduler",
     "tiny_stable_unclip_pipeline",
     "tiny_clip_tokenizer",
+    "warn_late_first_timestep",
 ]
 
 #: the samplers a diffusers decoder can be given (``scheduler=``), besides ``None`` (keep the pipeline's own)
@@ -136,6 +139,83 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> str | None:
         cfg.update(algorithm_type="dpmsolver++", solver_order=2)
     pipe.scheduler = cls.from_config(cfg)
     return name
+
+
+#: the first timestep a sampler should start from, as a fraction of the training timesteps
+FIRST_TIMESTEP_FRACTION = 0.9
+
+
+def _first_timestep(scheduler: Any, steps: int) -> int:
+    """The first (noisiest) timestep ``scheduler`` samples with ``steps`` steps, computed on a
+    copy (the pipeline's own scheduler is left as it is)."""
+    probe = type(scheduler).from_config(scheduler.config)
+    probe.set_timesteps(int(steps))
+    return int(probe.timesteps[0])
+
+
+def _steps_to_reach(scheduler: Any, steps: int, target: float) -> int | None:
+    """The fewest steps above ``steps`` whose first timestep reaches ``target`` (None if none does)."""
+    n_train = int(scheduler.config.num_train_timesteps)
+    for n in range(int(steps) + 1, n_train + 1):
+        if _first_timestep(scheduler, n) >= target:
+            return n
+    return None
+
+
+def warn_late_first_timestep(pipe: Any, steps: int, sampler: str | None) -> None:
+    """Warn (``UserWarning``) when ``pipe.scheduler`` with ``steps`` steps starts below 90% of
+    its training timesteps.
+
+    The released Stable unCLIP and Kandinsky 2.2 configs space timesteps as
+    ``timestep_spacing="leading"`` with ``steps_offset=1``, kept so that frames match
+    diffusers' own pipelines: with few steps the first timestep is far from the noisiest
+    (``steps=1`` samples only ``t = 1``, ``steps=4`` starts at ``t = 751`` of 1000), the
+    sampler takes the pure starting noise for a partly denoised image and the frames keep
+    noise. The warning names the first timestep and the fewest steps that start at or above
+    90% with this config (and with ``scheduler="dpm++"``)."""
+    sched = pipe.scheduler
+    if not hasattr(sched, "set_timesteps") or not hasattr(sched, "config"):
+        return
+    n_train = int(sched.config.num_train_timesteps)
+    target = FIRST_TIMESTEP_FRACTION * n_train
+    try:
+        first = _first_timestep(sched, steps)
+    except Exception:  # noqa: BLE001  (a scheduler we cannot probe: say nothing, the pipeline will)
+        return
+    if first >= target:
+        return
+    import warnings
+
+    spacing = sched.config.get("timestep_spacing", "leading")
+    need = _steps_to_reach(sched, steps, target)
+    fix = f"use steps >= {need} (the fewest that start at or above timestep {math.ceil(target)} here)" if need else "use more steps"
+    if sampler != "dpm++":
+        probe = type("_Pipe", (), {})()
+        probe.scheduler = sched
+        try:
+            set_scheduler(probe, "dpm++")
+            dpm_need = _steps_to_reach(probe.scheduler, steps, target)
+        except Exception:  # noqa: BLE001
+            dpm_need = None
+        fix += (", or scheduler='dpm++'" + (f" with steps >= {dpm_need}" if dpm_need else "")
+                + " (about DDIM's quality in fewer steps)")  # fmt: skip
+    warnings.warn(
+        f"steps={steps}: the {type(sched).__name__} sampler (timestep_spacing={spacing!r}, steps_offset="
+        f"{sched.config.get('steps_offset', 0)}) starts at timestep {first} of {n_train}, below "
+        f"{FIRST_TIMESTEP_FRACTION:.0%} of them, so the starting noise is not fully removed and the frames "
+        f"keep noise; {fix}.",
+        UserWarning,
+        stacklevel=2,
+    )
+
+
+def free_model_hooks(pipe: Any) -> None:
+    """``pipe.maybe_free_model_hooks()`` when the pipeline has it: with model CPU offload
+    (``cpu_offload=True``) it moves the models a loop called directly back to the CPU, as a
+    pipeline call does at its end; without offload it does nothing."""
+    free = getattr(pipe, "maybe_free_model_hooks", None)
+    if callable(free):
+        free()
 
 
 def signed_pixels(images: np.ndarray, side: int) -> torch.Tensor:
@@ -315,6 +395,7 @@ class StableUnCLIPDecoder(Decoder):
         self.dtype = _as_dtype(dtype)
         self.cpu_offload = bool(cpu_offload)
         self.source = source
+        warn_half_on_cpu(self.device, self.dtype, f"the Stable unCLIP decoder {self.name!r}")
 
         pipe_dim = int(pipe.image_normalizer.mean.shape[-1])
         if self.dim != pipe_dim:
@@ -434,6 +515,7 @@ class StableUnCLIPDecoder(Decoder):
         if steps > n_train:
             raise ArgumentError(f"steps must be <= {n_train} (the sampler's training timesteps), got {steps}.")
         pipe = self.pipe
+        warn_late_first_timestep(pipe, steps, self.sampler)
         exec_device = pipe._execution_device
         b = embeddings.shape[0]
         empty = self._empty_prompt_embeds(exec_device).repeat(b, 1, 1)
@@ -442,10 +524,16 @@ class StableUnCLIPDecoder(Decoder):
         if guidance_scale > 1.0:  # the unconditional half: the empty prompt, as StableUnCLIPPipeline's negative ""
             extra["negative_prompt_embeds"] = empty
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        # the pipeline scales its own latents by init_noise_sigma but takes given ones as they
+        # are; the render's noise is N(0, I), so scale it as the pipeline would (1 for DDIM and
+        # DPM-Solver++, not for e.g. Euler with scheduler=None, whose sigma depends on the
+        # steps: read it after set_timesteps, which the pipeline repeats); invert_latents divides by it
+        pipe.scheduler.set_timesteps(int(steps), device=exec_device)
+        latents = noise.to(exec_device, torch.float32) * float(pipe.scheduler.init_noise_sigma)
         with torch.no_grad():
             out = pipe(
                 image_embeds=(embeddings * self.embed_scale).to(exec_device, self.dtype),
-                latents=noise.to(exec_device, self.dtype),
+                latents=latents.to(self.dtype),
                 height=self.resolution,
                 width=self.resolution,
                 num_inference_steps=int(steps),
@@ -477,10 +565,13 @@ class StableUnCLIPDecoder(Decoder):
         require_ddim(self)
         pixels = signed_pixels(images, self.resolution)
         vae = self.pipe.vae
-        with torch.no_grad():
-            latents = vae.encode(pixels.to(self.pipe._execution_device, self.dtype)).latent_dist.mean
-        return self.invert_latents(latents * vae.config.scaling_factor, embeddings, steps=steps,
-                                   guidance_scale=guidance_scale)  # fmt: skip
+        try:
+            with torch.no_grad():
+                latents = vae.encode(pixels.to(self.pipe._execution_device, self.dtype)).latent_dist.mean
+            return self._invert_latents(latents * vae.config.scaling_factor, embeddings, steps=steps,
+                                        guidance_scale=guidance_scale)  # fmt: skip
+        finally:
+            free_model_hooks(self.pipe)  # the loop calls the VAE and UNet directly: offload them again
 
     def invert_latents(
         self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int, guidance_scale: float = 1.0
@@ -489,7 +580,16 @@ class StableUnCLIPDecoder(Decoder):
         which DDIM with ``steps`` steps (eta 0, this decoder's conditioning on ``embeddings``)
         arrives at ``latents``. Uses diffusers' ``DDIMInverseScheduler`` with the sampler's
         own configuration; the embedding is conditioned at noise level ``noise_level``
-        without the pipeline's random embedding noise."""
+        without the pipeline's random embedding noise. With ``cpu_offload=True`` the models
+        it called go back to the CPU at the end, as after a pipeline call."""
+        try:
+            return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+        finally:
+            free_model_hooks(self.pipe)
+
+    def _invert_latents(self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int,
+                        guidance_scale: float) -> torch.Tensor:  # fmt: skip
+        """:meth:`invert_latents` without giving offloaded models back."""
         from diffusers import DDIMInverseScheduler
 
         require_ddim(self)
@@ -566,8 +666,11 @@ class StableUnCLIPDecoder(Decoder):
         pixels = self.pipe.feature_extractor(images=batch, return_tensors="pt").pixel_values
         enc = self.pipe.image_encoder
         dtype = next(enc.parameters()).dtype
-        with torch.no_grad():
-            emb = enc(pixels.to(self.pipe._execution_device, dtype)).image_embeds
+        try:
+            with torch.no_grad():
+                emb = enc(pixels.to(self.pipe._execution_device, dtype)).image_embeds
+        finally:
+            free_model_hooks(self.pipe)  # with cpu_offload: the image encoder back to the CPU
         return emb.detach().to("cpu", torch.float32)
 
     def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:
