@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -95,7 +96,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
 SPEC_KEYS = (
     "preset", "seed", "noise", "pacing", "pacing_metric", "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
     "pacing_max_samples", "pacing_min_width", "pacing_relax", "invert_refine", "steps", "guidance_scale", "eta", "batch_size", "frames",
-    "easing", "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name",
+    "easing", "format", "fps", "size", "hold_first", "hold_last", "pingpong", "name", "upscale",
 )  # fmt: skip
 
 
@@ -184,7 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--overwrite", action="store_true", help="replace other pictures found in --out-dir")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("render", help="render a spec file (.toml or .json)")
+    p = sub.add_parser(
+        "render",
+        help="render a spec file (.toml or .json)",
+        description="Render a spec file: its keyframes, pacing, noise and video settings (see docs/spec.md). "
+        "Options given here replace the spec's fields; an interrupted render resumes when run again.",
+    )
     p.add_argument("spec", help="path of the spec file")
     _common(p)
     return parser
@@ -224,19 +230,17 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
             spec_dict = {**load_file(spec_dict), "base_dir": str(Path(spec_dict).resolve().parent)}
         spec_dict = {k: v for k, v in spec_dict.items() if not k.startswith("pacing_")}
     spec = load_spec(spec_dict, **_overrides(args))
+    _decoder_options(spec.preset, args)  # --no-upscale on a preset without an upscaler: said as the flag
     if args.save_spec:
-        spec.save(args.save_spec)
+        saved = spec
+        if args.output:  # -o goes into the saved spec (relative to the spec's paths), so a replay writes there too
+            here = spec.base_dir or os.getcwd()
+            saved = load_spec(spec, output=os.path.relpath(Path(args.output).expanduser().resolve(), Path(here).resolve()))
+        saved.save(args.save_spec)
     out_dir = args.out_dir
-    options = _decoder_options(spec.preset, args)
-    decoder = None
-    if options:
-        from .presets import create_decoder
-
-        decoder = create_decoder(spec.preset, device=args.device, **options)
     try:
         result = render_spec(
             spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
-            decoder=decoder,
         )  # fmt: skip
     except KeyboardInterrupt:
         from .jobs import default_out_dir
@@ -289,7 +293,7 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     ``variations`` would render: the output options are checked against it before any work."""
     import latentlab as ll
 
-    from .jobs import resize_frames, slug, video_path
+    from .jobs import check_can_create, resize_frames, slug, video_path
     from .spec import load_spec
     from .video import check_gif_fps, contact_sheet, load_image, save_image, write_video
 
@@ -312,6 +316,9 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     old = _other_contents(out_dir, mark)
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
         raise _refuse_other(out_dir, old, "another render")
+    check_can_create(out_dir, "--out-dir")
+    if args.output:
+        check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
     preset = args.preset or "mini"
     image = load_image(args.image)
     enc = ll.create_encoder(preset, device=args.device)
@@ -351,7 +358,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     import latentlab as ll
 
-    from .jobs import resize_frames, slug
+    from .jobs import check_can_create, resize_frames, slug
     from .video import contact_sheet, load_image, save_image
 
     if args.num < 1:
@@ -386,12 +393,26 @@ def _generate(args: argparse.Namespace) -> int:
     except ValueError:
         was = None
     given = {"prompt": args.prompt, "preset": preset, "seed": seed, "steps": args.steps, "guidance_scale": args.guidance_scale}
-    resumable = isinstance(was, dict) and all(was.get(k) == v for k, v in given.items())
+    # steps and guidance are compared once the decoder says its defaults (unset and the default alike)
+    resumable = isinstance(was, dict) and all(was.get(k) == given[k] for k in ("prompt", "preset", "seed"))
     if old and not resumable and not args.overwrite:  # refused before the models load
         raise _refuse_other(out_dir, old, "other pictures")
+    check_can_create(out_dir, "--out-dir")
     enc = ll.create_encoder(preset, device=args.device)
     prior = ll.create_prior(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
+    if resumable:
+        from .render import sampling_settings
+
+        try:
+            same = sampling_settings(was.get("steps"), was.get("guidance_scale"), dec) == sampling_settings(
+                args.steps, args.guidance_scale, dec)  # fmt: skip
+        except LatentlabError:  # a generate.json edited by hand
+            same = False
+        if same:  # the same pictures, the settings written another way: as now written
+            was = {**was, "steps": args.steps, "guidance_scale": args.guidance_scale}
+        else:
+            resumable = False
     captions = bool(args.captions and dec.reads_captions)
     settings = {**given, "decoder_reads_prompt": captions, "decoder": dec.describe(), "prior": prior.describe()}
     settings = json.loads(json.dumps(settings))  # as generate.json holds it (tuples as lists)
@@ -424,8 +445,11 @@ def _generate(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.update(len(ks))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished pictures are kept in {out_dir}/; run the same command again to draw the rest.",
-              file=sys.stderr)  # fmt: skip
+        if any(Path(frame_path.format(k)).is_file() for k in range(args.num)):
+            print(f"\ninterrupted: finished pictures are kept in {out_dir}/; run the same command again to draw the rest.",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print("\ninterrupted before any picture was finished; run the same command again to start.", file=sys.stderr)
         return 130
     finally:
         if bar is not None:
@@ -485,12 +509,31 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> 
         return message
     for action in verb._actions:
         quoted = f"'{action.dest}'"
-        if action.dest in SPEC_KEYS and quoted in message and action.option_strings:
+        if (action.dest in SPEC_KEYS and quoted in message and action.option_strings
+                and f"(CLI: {action.option_strings[-1]})" not in message):  # fmt: skip
             message = message.replace(quoted, f"{quoted} ({action.option_strings[-1]})", 1)
     return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    with warnings.catch_warnings():  # restored on return: main() may be called from Python
+        shown = warnings.showwarning
+
+        def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+            """A user warning on the command line: one line naming latentlab, not a source file and
+            line; the others (a library's deprecations, shown only where filters ask) as Python shows them."""
+            if issubclass(category, UserWarning):
+                print(f"latentlab: warning: {message}", file=sys.stderr if file is None else file)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -534,6 +577,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except LatentlabError as exc:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (``latentlab presets --json | head``): nothing more to say
+        try:
+            sys.stdout = open(os.devnull, "w")  # so that Python's own flush at exit does not complain
+        except OSError:
+            pass
+        return 0
+    except OSError as exc:  # the file system refused: one line, as for any error, not a traceback
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"latentlab: error: {exc.strerror or exc}{where}. Check the path and its permissions.", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
     return 2

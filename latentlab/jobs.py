@@ -71,6 +71,7 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
     """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields; eta 0 and
     unset alike, and steps / guidance unset alike with the decoder's defaults (3 and 3.0 alike)."""
     out = {k: v for k, v in spec.items() if k not in OUTPUT_ONLY_FIELDS}
+    out.pop("upscale", None)  # the decoder's description, compared beside the spec, says it (and said it before the field)
     if not out.get("eta"):
         out.pop("eta", None)
     if decoder is not None:
@@ -78,6 +79,21 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
 
         out.update(sampling_settings(out.get("steps"), out.get("guidance_scale"), decoder))
     return out
+
+
+def check_can_create(directory: str | os.PathLike, what: str) -> None:
+    """Refuse, before any work, a folder that cannot be made: a file in its way, or no write
+    permission where it would be made (nothing is created here)."""
+    path = Path(directory).expanduser().absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ArgumentError(f"{what} {str(directory)!r} cannot be made: {str(probe)!r} is a file, not a folder. "
+                            "Choose another path.")  # fmt: skip
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ArgumentError(f"{what} {str(directory)!r} cannot be written: no write permission in {str(probe)!r}. "
+                            "Choose a writable path.")  # fmt: skip
 
 
 def slug(name: str) -> str:
@@ -353,10 +369,22 @@ def render_spec(
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     if prior is None and s.needs_prior() and preset.prior is None:
         raise s.no_prior_error()  # before any model loads
+    options: dict[str, Any] = {}
+    if s.upscale is not None:
+        if preset.decoder.get("kind") != "mini":
+            raise ArgumentError(f"'upscale' (CLI: --no-upscale) applies to the mini preset only (its learned upscaler); "
+                                f"preset {preset.name!r} has none. Drop it.")  # fmt: skip
+        if decoder is not None and (getattr(decoder, "upscaler", None) is not None) != s.upscale:
+            raise ArgumentError(f"the spec says upscale = {str(s.upscale).lower()}, but the decoder given "
+                                f"{'has' if s.upscale is False else 'has no'} an upscaler. Pass a decoder built with "
+                                f"upscale={s.upscale}, or no decoder.")  # fmt: skip
+        options["upscale"] = s.upscale
+    check_can_create(directory, "out_dir (CLI: --out-dir)")
+    check_can_create(video.parent, f"the folder of the video {str(video)!r} (CLI: -o)")
     encoder = encoder if encoder is not None else create_encoder(preset, device=device)
     if prior is None and s.needs_prior():
         prior = create_prior(preset, device=device)
-    decoder = decoder if decoder is not None else create_decoder(preset, device=device)
+    decoder = decoder if decoder is not None else create_decoder(preset, device=device, **options)
     _refuse_other_render(directory, s, decoder, overwrite)
     from .render import check_eta
 

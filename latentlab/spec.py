@@ -224,9 +224,15 @@ class Spec:
             another (with ``noise = "inverted"`` the end frames stay near their pictures)
             [None: 0].
         batch_size: frames per decoder call [the decoder's default].
+        upscale: ``mini`` only: false brings its 32 px decodes to the frame size with a
+            Lanczos resize instead of the learned 2x upscaler (CLI: ``--no-upscale``) [None:
+            the upscaler].
         fps, format, size, hold_first, hold_last, pingpong: video settings [24, "mp4", native, 0, 0, false].
+            With ``output`` set and no ``format``, the format is the output's suffix; a
+            ``format`` that contradicts it is refused.
         output: video path [<out_dir>.<format>]; relative paths resolve against ``base_dir``.
-        base_dir: directory that relative image paths are resolved against [the spec file's directory].
+        base_dir: directory that relative paths (images, ``output``) are resolved against [the
+            spec file's directory]; a relative ``base_dir`` in a file starts at the file's folder.
     """
 
     keyframes: list[dict[str, Any]]
@@ -250,6 +256,7 @@ class Spec:
     guidance_scale: float | None = None
     eta: float | None = None
     batch_size: int | None = None
+    upscale: bool | None = None
     fps: float = 24
     format: str = "mp4"
     size: int | None = None
@@ -328,12 +335,18 @@ class Spec:
         need(isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool) and MIN_FPS <= self.fps <= 240,
              f"'fps' must be a number in [{MIN_FPS:g}, 240], got {self.fps!r}.")  # fmt: skip
         need(self.format in FORMATS, f"'format' must be one of {FORMATS}, got {self.format!r}.")
+        need(self.upscale is None or isinstance(self.upscale, bool),
+             f"'upscale' must be true or false (mini's learned upscaler, or a Lanczos resize), got {self.upscale!r}.")  # fmt: skip
         need(self.size is None or (is_int(self.size) and 8 <= self.size <= 4096), f"'size' must be an integer in [8, 4096], got {self.size!r}.")
         for k in ("hold_first", "hold_last"):
             v = getattr(self, k)
             need(is_int(v) and v >= 0, f"'{k}' must be an integer >= 0 (frames), got {v!r}.")
         need(isinstance(self.pingpong, bool), f"'pingpong' must be true or false, got {self.pingpong!r}.")
         need(self.output is None or isinstance(self.output, str), "'output' must be a path string.")
+        suffix = Path(self.output).suffix.lower().lstrip(".") if isinstance(self.output, str) else ""
+        need(suffix not in FORMATS or suffix == self.format,
+             f"'format' is {self.format!r} but 'output' {self.output!r} ends in .{suffix}: the video's format follows "
+             f"its name. Drop 'format', or give 'output' a .{self.format} name.")  # fmt: skip
         need(self.name is None or (isinstance(self.name, str) and bool(self.name.strip())),
              f"'name' must be a non-empty string (the render folder's name), got {self.name!r}.")  # fmt: skip
         need(isinstance(self.keyframes, list), "'keyframes' must be a list of tables ([[keyframes]] in TOML).")
@@ -371,7 +384,11 @@ class Spec:
             if kind == "image":
                 p = self.resolve_path(v)
                 if not p.is_file():
-                    raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path (relative paths start at the spec file's folder).")
+                    hint = ""
+                    if not Path(os.path.expanduser(v)).is_absolute():
+                        start = f"at {self.base_dir!r} (the spec file's folder, or base_dir)" if self.base_dir else "in the current folder"
+                        hint = f" (relative paths start {start})"
+                    raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path{hint}.")
         elif kind == "text_diff":
             if i == 0:
                 raise SpecError(f"{where}: a text_diff edits the previous keyframe, so it cannot come first.")
@@ -566,9 +583,18 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
         base = str(Path(source).resolve().parent)
     else:
         raise ArgumentError(f"spec must be a path, a dict or a Spec, got {type(source).__name__}.")
+    if isinstance(overrides.get("output"), str) and overrides.get("format") is None and "format" in data:
+        data.pop("format")  # a new output's suffix says the format, not the one the spec had
     data.update({k: v for k, v in overrides.items() if v is not None})
     if "base_dir" in data:
-        base = data.pop("base_dir")
+        given = data.pop("base_dir")
+        if isinstance(given, str) and base is not None and not Path(os.path.expanduser(given)).is_absolute():
+            given = str(Path(base) / os.path.expanduser(given))  # in a file: from the file's folder
+        base = given
+    if isinstance(data.get("output"), str) and "format" not in data:
+        suffix = Path(data["output"]).suffix.lower().lstrip(".")
+        if suffix in FORMATS:
+            data["format"] = suffix
     allowed = {f.name for f in fields(Spec)} - {"base_dir"}
     unknown = set(data) - allowed
     if unknown:

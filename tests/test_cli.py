@@ -232,6 +232,11 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
         assert np.abs(load_image(out / f"frame_{k:05d}.png").astype(int) - load_image(_png(before[k], tmp_path)).astype(int)).max() <= 2
     calls.clear()
     assert main([*argv[:3], "6", *argv[4:]]) == 0 and calls == [(5, 1)]  # more of the same: only the new one
+    # tiny's default guidance spelled out is the same pictures: resumed, not refused as other pictures
+    calls.clear()
+    default_guidance = ll.create_decoder("tiny").default_guidance
+    assert main([*argv[:3], "6", *argv[4:], "--guidance", str(default_guidance)]) == 0 and calls == []
+    assert main([*argv[:3], "6", *argv[4:]]) == 0 and calls == []  # and left out again
     with monkeypatch.context() as m:  # another seed: refused before any model loads
         m.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
         assert main([*argv, "--seed", "3"]) == 2 and "already holds other pictures" in capsys.readouterr().err
@@ -248,8 +253,11 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
 
     monkeypatch.setattr(ll, "generate", stop)
     assert main(["generate", "a blue dog", "-n", "4", "--batch-size", "2", *FAST]) == 130
-    assert "run the same command again" in capsys.readouterr().err
+    assert "finished pictures are kept" in capsys.readouterr().err
     assert len(list((tmp_path / "renders" / "a-blue-dog").glob("frame_*.png"))) == 2
+    # interrupted before any picture: said so, not "finished pictures are kept"
+    assert main(["generate", "a blue dog", "-n", "4", "--batch-size", "2", "--seed", "1", "--out-dir", "nothing", *FAST]) == 130
+    assert "interrupted before any picture was finished" in capsys.readouterr().err
 
 
 def _png(data: bytes, tmp: Path) -> Path:
@@ -376,6 +384,90 @@ def test_no_upscale_renders_mini_with_lanczos_and_is_refused_elsewhere(tmp_path,
     assert "holds a different render" in capsys.readouterr().err
     assert main(["interpolate", str(images[0]), str(images[1]), *FAST, "--no-upscale", "--out-dir", str(tmp_path / "t")]) == 2
     assert "--no-upscale applies to the mini preset only" in capsys.readouterr().err
+    # --save-spec keeps --no-upscale (the spec's upscale = false): its replay resumes the Lanczos render
+    assert main(["interpolate", str(images[0]), str(images[1]), "--preset", "mini", "--frames", "1", "--steps", "2",
+                 "--out-dir", str(tmp_path / "lanczos"), "-q", "--no-upscale", "--save-spec", str(tmp_path / "nu.toml")]) == 0  # fmt: skip
+    assert "upscale = false" in (tmp_path / "nu.toml").read_text().replace('"', "")
+    assert main(["render", str(tmp_path / "nu.toml"), "--out-dir", str(tmp_path / "lanczos"), "-q"]) == 0
+    assert main(["render", str(tmp_path / "nu.toml"), "--preset", "tiny", "--out-dir", str(tmp_path / "u"), "-q"]) == 2
+    assert "'upscale' (CLI: --no-upscale) applies to the mini preset only" in capsys.readouterr().err
+
+
+def test_save_spec_keeps_the_output_path_and_its_format(tmp_path, images, monkeypatch):
+    # -o was left out of the saved spec: its replay wrote renders/<name>.mp4, not the gif asked for
+    monkeypatch.chdir(tmp_path)
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "1", "-o", "clips/my.gif", "--fps", "4",
+                 "--out-dir", "r", "--save-spec", "saved/s.toml", *FAST]) == 0  # fmt: skip
+    first = (tmp_path / "clips" / "my.gif").read_bytes()
+    (tmp_path / "clips" / "my.gif").unlink()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert main(["render", "../saved/s.toml", "--out-dir", "../r", "-q"]) == 0
+    assert (tmp_path / "clips" / "my.gif").read_bytes()[:6] == first[:6] == b"GIF89a"
+
+
+def test_format_that_contradicts_the_specs_output_is_refused(tmp_path, images, capsys):
+    import latentlab as ll
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'preset = "tiny"\noutput = "out/v.gif"\n[[keyframes]]\nimage = "{images[0].name}"\n'
+                    f'[[keyframes]]\nimage = "{images[1].name}"\n')  # fmt: skip
+    assert main(["render", str(spec), "--format", "mp4", "--out-dir", str(tmp_path / "r"), "-q"]) == 2
+    assert "'format' (--format) is 'mp4' but 'output' 'out/v.gif' ends in .gif" in capsys.readouterr().err
+    from latentlab.spec import load_spec
+
+    assert load_spec(spec).format == "gif"  # no format given: the output's suffix says it
+    with pytest.raises(ll.SpecError, match="'format' is 'webp' but 'output'"):
+        load_spec(spec.parent / "s.toml", format="webp")
+
+
+def test_a_folder_that_cannot_be_made_is_refused_before_any_model_loads(tmp_path, images, monkeypatch, capsys):
+    import latentlab as ll
+    from latentlab import presets
+
+    monkeypatch.setattr(presets, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    blocked = str(images[0]) + "/sub"  # a file in the way: was a NotADirectoryError traceback, exit 1
+    assert main(["interpolate", str(images[0]), str(images[1]), "--out-dir", blocked, *FAST]) == 2
+    assert f"'{blocked}' cannot be made: '{images[0]}' is a file, not a folder" in capsys.readouterr().err
+    assert main(["interpolate", str(images[0]), str(images[1]), "--out-dir", str(tmp_path / "r"), "-o", blocked + "/v.mp4", *FAST]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    monkeypatch.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert main(["generate", "a cat", "-n", "1", "--out-dir", blocked, *FAST]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_file_system_errors_and_a_closed_pipe_are_one_line_not_a_traceback(monkeypatch, capsys):
+    import latentlab.cli as cli
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", "/some/where")
+
+    monkeypatch.setattr(cli, "_presets", refused)
+    assert main(["presets"]) == 2
+    assert capsys.readouterr().err == "latentlab: error: Permission denied '/some/where'. Check the path and its permissions.\n"
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["presets", "--json"]) == 0  # `latentlab presets --json | head`: a traceback before
+
+
+def test_warnings_are_one_line_on_the_command_line(tmp_path, images, capsys):
+    import warnings
+
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "1", "--out-dir", str(tmp_path / "r"), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "latentlab: warning: steps=2: the DDIMScheduler sampler" in err and "UserWarning" not in err
+    before = warnings.showwarning
+    main(["presets"])
+    assert warnings.showwarning is before  # main() put the caller's back
 
 
 def test_cli_choices_are_the_specs_own():

@@ -272,3 +272,21 @@ def test_a_string_that_is_not_text_is_refused_when_saved_as_toml(tmp_path):
         s.save(tmp_path / "s.toml")
     assert not list(tmp_path.iterdir())  # no temp file left
     assert s.save(tmp_path / "s.json").is_file()  # JSON escapes it
+
+
+def test_a_relative_base_dir_in_a_file_starts_at_the_files_folder(tmp_path, images, monkeypatch):
+    # it started at the current folder, while the missing-file message said "the spec file's folder"
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "s.toml"
+    spec.write_text(f'base_dir = ".."\n[[keyframes]]\nimage = "{images[0].name}"\n[[keyframes]]\nimage = "{images[1].name}"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_spec(spec)
+    assert s.resolve_path(images[0].name).resolve() == images[0].resolve()
+    spec.write_text(spec.read_text().replace(images[0].name, "nothere.png"))
+    with pytest.raises(SpecError, match=r"no such file .*nothere.png'. Check the path \(relative paths start at '.*specs/\.\.'"):
+        load_spec(spec)
+    # an absolute path that is missing gets no hint about relative paths
+    with pytest.raises(SpecError, match=r"no such file '/no/such.png'. Check the path.$"):
+        load_spec({"keyframes": [{"image": "/no/such.png"}, {"text": "a cat"}]})
