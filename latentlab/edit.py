@@ -11,8 +11,13 @@ next try from the same picture takes a larger angle (``adaptive``).
 >>> import latentlab as ll                                                   # doctest: +SKIP
 >>> enc, dec = ll.create_encoder("mini"), ll.create_decoder("mini")           # doctest: +SKIP
 >>> run = ll.iterative_text_diff(enc, dec, "red_circle.png", "a red circle", "a blue circle",
-...                              theta_step=0.2, target=0.3, max_steps=6)      # doctest: +SKIP
->>> run.frames.shape, run.similarity                                         # doctest: +SKIP
+...                              theta_step=0.2, target=0.75, max_steps=6)     # doctest: +SKIP
+>>> run.frames.shape, [round(s, 2) for s in run.similarity], run.reached     # doctest: +SKIP
+((4, 64, 64, 3), [0.58, 0.66, 0.74, 0.82], True)
+
+On ``mini``, a picture of a red circle starts at a cosine of about 0.58 to "a blue circle";
+three steps of 0.2 take it past the target (pick ``target`` above the first frame's
+similarity, or the run stops at once).
 
 :func:`variations` draws one embedding several times: with fresh starting noise
 (``"reroll"``: different pictures of the same CLIP content), or around an image, from its
@@ -26,13 +31,14 @@ unCLIP) is given the caption too, as DALL-E 2's decoder is.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import ArgumentError, check_seed
+from .errors import ArgumentError, check_int, check_seed
 
 __all__ = ["IterativeEdit", "iterative_text_diff", "variations", "generate", "VARIATION_MODES"]
 
@@ -94,22 +100,48 @@ class IterativeEdit:
         return show(self.frames, labels=[f"cos {s:.3f}" for s in self.similarity])._repr_html_()
 
 
+def _one_embedding(z: Any, name: str, dim: int | None, space: str | None) -> torch.Tensor:
+    """``z`` as one embedding ``(1, d)`` (a ``(d,)`` vector is one too) of size ``dim`` and
+    space ``space``; the error names ``name`` and what was found (type or shape)."""
+    from .space import check_embeddings
+
+    if isinstance(z, np.ndarray):
+        raise ArgumentError(
+            f"{name} must be a torch.Tensor, one embedding (1, d) or (d,), got a numpy ndarray of shape "
+            f"{tuple(z.shape)}. Fix: pass torch.from_numpy({name}) (or the encoder's output itself)."
+        )
+    z = check_embeddings(z, name=name, dim=dim, space=space)  # names the type of a non-tensor
+    if z.shape[0] != 1:
+        raise ArgumentError(
+            f"{name} must be one embedding (1, d) or (d,), got shape {tuple(z.shape)}. Fix: pass one row, e.g. {name}[i:i + 1]."
+        )
+    return z
+
+
+def _is_embedding(x: Any) -> bool:
+    """A floating tensor of one or two dimensions is an embedding (an image tensor has three)."""
+    return isinstance(x, torch.Tensor) and x.dtype.is_floating_point and x.ndim in (1, 2)
+
+
 def _start_embedding(encoder: Any, image_or_embedding: Any) -> torch.Tensor:
-    if isinstance(image_or_embedding, torch.Tensor) and image_or_embedding.ndim == 2 and image_or_embedding.dtype.is_floating_point:
-        z = image_or_embedding
-        if z.shape[0] != 1:
-            raise ArgumentError(f"image_or_embedding must be one embedding (1, d), got {tuple(z.shape)}.")
-        if z.shape[1] != encoder.dim:
-            raise ArgumentError(f"the embedding has d={z.shape[1]} but the encoder's space has d={encoder.dim}.")
-        from .space import check_embeddings, tag
+    if _is_embedding(image_or_embedding):
+        from .space import tag
 
-        check_embeddings(z, name="image_or_embedding", dim=encoder.dim, space=encoder.space)  # not another space's
-
+        z = _one_embedding(image_or_embedding, "image_or_embedding", encoder.dim, encoder.space)  # not another space's
         return tag(torch.nn.functional.normalize(z.detach().float().cpu(), dim=-1), encoder.space)
     z = encoder.encode_image(image_or_embedding)
     if z.shape[0] != 1:
         raise ArgumentError(f"image_or_embedding must be one image, got {z.shape[0]}.")
     return z
+
+
+def _auto_progress(progress: Any, decodes: int) -> bool:
+    """``progress``: ``None`` means a bar only when there is more than one decode to wait for."""
+    if progress is None:
+        return decodes > 1
+    if not isinstance(progress, (bool, np.bool_)):
+        raise ArgumentError(f"progress must be True, False or None (a bar when there is more than one decode), got {progress!r}.")
+    return bool(progress)
 
 
 def iterative_text_diff(
@@ -130,12 +162,14 @@ def iterative_text_diff(
     min_gain: float = 0.01,
     noise: str = "shared",
     refine: int | None = None,
+    progress: bool | None = None,
 ) -> IterativeEdit:
     """Apply a text diff in steps, decoding and re-encoding between them.
 
     Args:
         encoder, decoder: of one CLIP space.
-        image_or_embedding: the start: an image (path, PIL, uint8 array) or an embedding (1, d).
+        image_or_embedding: the start: an image (path, PIL, uint8 array) or an embedding (1, d)
+            or (d,) (a floating tensor).
         src_text: a caption of the start (``None``: the neutral ``"a photo"``).
         dst_text: the caption to move towards.
         theta_step: the text diff's angle fraction per step (small: 0.1-0.3).
@@ -161,11 +195,12 @@ def iterative_text_diff(
             paper's text diffs do.
         refine: ``noise="inverted"``: gradient steps refining the inverted noise
             (``refine`` of :meth:`Decoder.invert`; ``None``: the decoder's default).
+        progress: a tqdm progress bar over the decodes (one per step tried); ``None``
+            (default): one whenever there is more than the first decode (``max_steps >= 1``).
 
     Returns:
         an :class:`IterativeEdit` (frames, embeddings, similarity curve, reached).
     """
-    from .ops import text_diff
     from .render import make_noise
     from .spec import NEUTRAL_CAPTION
 
@@ -173,16 +208,18 @@ def iterative_text_diff(
         raise ArgumentError(f"dst_text must be a caption string, got {type(dst_text).__name__}.")
     if src_text is not None and not isinstance(src_text, str):
         raise ArgumentError(f"src_text must be a caption string or None, got {type(src_text).__name__}.")
-    if not isinstance(theta_step, (int, float)) or isinstance(theta_step, bool) or not 0 < theta_step <= 1:
+    if not _is_real(theta_step) or not 0 < theta_step <= 1:
         raise ArgumentError(f"theta_step must be a number in (0, 1], got {theta_step!r}.")
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0:
-        raise ArgumentError(f"max_steps must be an integer >= 0, got {max_steps!r}.")
-    if target is not None and (not isinstance(target, (int, float)) or isinstance(target, bool)):
+    max_steps = check_int(max_steps, "max_steps", minimum=0)
+    if target is not None and not _is_real(target):
         raise ArgumentError(f"target must be a number (a cosine) or None, got {target!r}.")
-    if not isinstance(grow, (int, float)) or isinstance(grow, bool) or grow <= 1:
+    if not _is_real(grow) or grow <= 1:
         raise ArgumentError(f"grow must be a number > 1 (the factor a stalled step's angle grows by), got {grow!r}.")
-    if not isinstance(min_gain, (int, float)) or isinstance(min_gain, bool) or min_gain < 0:
+    if not _is_real(min_gain) or min_gain < 0:
         raise ArgumentError(f"min_gain must be a number >= 0 (a rise in cosine), got {min_gain!r}.")
+    theta_step, grow, min_gain = float(theta_step), float(grow), float(min_gain)
+    target = None if target is None else float(target)
+    progress = _auto_progress(progress, max_steps + 1)
     _check_parts("iterative_text_diff(encoder, decoder, image_or_embedding, src_text, dst_text, ...)", encoder=encoder, decoder=decoder)
     if getattr(encoder, "space", None) != getattr(decoder, "space", None) or encoder.dim != decoder.dim:
         from .errors import SpaceError
@@ -196,7 +233,7 @@ def iterative_text_diff(
     z = _start_embedding(encoder, image_or_embedding)
     src, dst = encoder.encode_text([src_text if src_text is not None else NEUTRAL_CAPTION, dst_text]).split(1)
     if noise == "inverted":
-        if isinstance(image_or_embedding, torch.Tensor) and image_or_embedding.ndim == 2:
+        if _is_embedding(image_or_embedding):
             raise ArgumentError("noise='inverted' needs the start picture (an image, not an embedding), to invert it.")
         if not getattr(decoder, "supports_inversion", False):
             raise ArgumentError(f"noise='inverted' needs a decoder that inverts images; {type(decoder).__name__} does not.")
@@ -210,10 +247,39 @@ def iterative_text_diff(
     else:
         start_noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=max_steps + 1, desc="text diff", unit="decode", disable=not progress)
+
     def draw(e: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, float]:
         frame = decoder.decode(e, start_noise, seeds=[int(seed)], steps=steps, guidance_scale=guidance_scale)
         back = encoder.encode_image(frame)
+        bar.update(1)
         return frame[0], back, float((back * dst).sum())
+
+    try:
+        frames, embs, sims, thetas, tries, reached = _iterate(
+            draw, z, src, dst, theta_step=theta_step, target=target, max_steps=max_steps, adaptive=adaptive,
+            grow=grow, min_gain=min_gain,
+        )
+        bar.total = bar.n  # a run that stopped early (target reached, or stalled) is complete
+        bar.refresh()
+    finally:
+        bar.close()
+    from .space import tag
+
+    return IterativeEdit(np.stack(frames), tag(torch.cat(embs), encoder.space), sims, bool(reached), thetas, tries)
+
+
+def _is_real(value: Any) -> bool:
+    """A real number (numpy scalars too), not a bool, not NaN."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value == value
+
+
+def _iterate(draw: Any, z: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, *, theta_step: float,
+             target: float | None, max_steps: int, adaptive: bool, grow: float, min_gain: float) -> tuple:  # fmt: skip
+    """The steps of :func:`iterative_text_diff`: ``draw(embedding)`` decodes and re-encodes."""
+    from .ops import text_diff
 
     frame, back, sim = draw(z)
     frames, embs, sims, thetas = [frame], [z], [sim], [0.0]
@@ -240,9 +306,7 @@ def iterative_text_diff(
             break
         else:
             theta = min(1.0, theta * grow)
-    from .space import tag
-
-    return IterativeEdit(np.stack(frames), tag(torch.cat(embs), encoder.space), sims, bool(reached), thetas, tries)
+    return frames, embs, sims, thetas, tries, reached
 
 
 def variations(
@@ -262,7 +326,7 @@ def variations(
 
     Args:
         decoder: the decoder of the embedding's CLIP space.
-        embedding: ``(1, d)``, e.g. ``encoder.encode_image(image)``.
+        embedding: ``(1, d)`` (or ``(d,)``), a torch tensor, e.g. ``encoder.encode_image(image)``.
         n: how many.
         image: the picture the embedding came from (uint8 ``(H, W, 3)``, or a path to it);
             needed by ``mode="inverted"``.
@@ -286,14 +350,9 @@ def variations(
     mode = mode if mode is not None else ("inverted" if image is not None else "reroll")
     if mode not in VARIATION_MODES:
         raise ArgumentError(f"mode must be one of {VARIATION_MODES}, got {mode!r}.")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ArgumentError(f"n must be an integer >= 1, got {n!r}.")
-    z = embedding
-    if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != 1:
-        raise ArgumentError(f"embedding must be one embedding (1, d), got {getattr(z, 'shape', type(z).__name__)}.")
-    from .space import check_embeddings, space_of, tag
-
-    check_embeddings(z, name="embedding", dim=decoder.dim, space=decoder.space)  # refused as decode refuses it
+    n = check_int(n, "n", minimum=1)
+    z = _one_embedding(embedding, "embedding", decoder.dim, decoder.space)  # refused as decode refuses it
+    from .space import space_of, tag
     seeds = [check_seed(seed) + k for k in range(n)]
     zs = tag(z.expand(n, -1), space_of(z))  # (expand makes a new tensor: keep the space for decode's check)
     if mode == "reroll":
@@ -306,7 +365,7 @@ def variations(
             f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
             f"{type(decoder).__name__} does not. Use mode='reroll' (CLI: variations without --eta)."
         )
-    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 < eta <= 1:
+    if not _is_real(eta) or not 0 < eta <= 1:
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         from .encoders import _image_items  # a path, PIL image, float or RGBA array, as encode_image takes
@@ -332,7 +391,7 @@ def generate(
     guidance_scale: float | None = None,
     captions: bool | None = None,
     batch_size: int = 8,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """``n`` pictures of ``prompt``, as DALL-E 2 draws them from text: uint8 ``(n, H, W, 3)``.
 
@@ -355,7 +414,8 @@ def generate(
             pipelines do; Kandinsky does not);
             ``True``: require it; ``False``: draw from the embeddings alone, as a render does.
         batch_size: pictures per decoder call.
-        progress: a progress bar over the batches.
+        progress: a tqdm progress bar over the batches; ``None`` (default): one when there is
+            more than one batch (``n > batch_size``).
 
     >>> frames = ll.generate(enc, prior, dec, "a red circle above a blue square", n=8)  # doctest: +SKIP
     """
@@ -364,13 +424,24 @@ def generate(
 
     if not isinstance(prompt, str) or not prompt.strip():
         raise ArgumentError(f"prompt must be a non-empty string, got {prompt!r}.")
-    for name, value, least in (("n", n, 1), ("batch_size", batch_size, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ArgumentError(f"{name} must be an integer >= {least}, got {value!r}.")
+    n = check_int(n, "n", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     seed = check_seed(seed)
+    progress = _auto_progress(progress, -(-n // batch_size))
     if prior is None:
         raise ArgumentError("prior is None: generating from text needs the preset's prior (ll.create_prior(preset)).")
     _check_parts("generate(encoder, prior, decoder, prompt, ...)", encoder=encoder, prior=prior, decoder=decoder)
+    models = {"encoder": encoder, "prior": prior, "decoder": decoder}
+    kinds = {name: (getattr(m, "space", None), getattr(m, "dim", None)) for name, m in models.items()}
+    if len({d for _, d in kinds.values() if d is not None}) > 1 or len({s for s, _ in kinds.values() if s is not None}) > 1:
+        from .errors import SpaceError
+
+        desc = ", ".join(f"{name} {s!r} (d={d})" for name, (s, d) in kinds.items())
+        raise SpaceError(
+            f"the models are of different CLIP spaces: {desc}; the prior maps the encoder's text embeddings to "
+            "image embeddings the decoder draws, so all three must share one. "
+            "Fix: ll.create_encoder(p), ll.create_prior(p) and ll.create_decoder(p) of one preset p."
+        )
     reads = bool(getattr(decoder, "reads_captions", False))
     if captions is None:
         captions = reads
@@ -386,7 +457,7 @@ def generate(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="generating", unit="batch")
+        starts = tqdm(starts, desc="generating", unit="batch")  # type: ignore[assignment]
     out = []
     for a in starts:
         seeds = [int(seed) + k for k in range(a, min(n, a + batch_size))]

@@ -2,8 +2,9 @@
 
 Pure computations on embeddings (plus, for :func:`pca_probe`, one decoder call); the
 notebook views (:mod:`latentlab.notebook`) and plots (:mod:`latentlab.plots`) draw what
-these return. Every result is plain data (numpy arrays, tensors, lists) with an HTML view
-for notebooks.
+these return. Every result holds plain data (numpy arrays, tensors, lists); the result
+objects (:class:`Neighbours`, :class:`PCA`, :class:`Probe`, :class:`WordChanges`) also show
+as HTML in a notebook, and :func:`consecutive_distances` returns a plain array.
 
 * :func:`nearest_neighbours`, :func:`nearest_words`, :func:`nearest_images`: the ``k``
   most similar entries (cosine) of a bank of texts or images to each query embedding.
@@ -25,7 +26,9 @@ for notebooks.
 from __future__ import annotations
 
 import html
+import numbers
 import os
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError
+from .errors import ArgumentError, SpaceError, check_int
 from .space import check_embeddings, common_space, space_of, tag
 
 __all__ = [
@@ -65,9 +68,10 @@ def path_embeddings(path: Any, *, name: str = "path") -> torch.Tensor:
     validated as an ``(n, d)`` embedding batch (a ``(d,)`` vector becomes ``(1, d)``)."""
     from .trajectory import Trajectory
 
-    if isinstance(path, Trajectory):
-        return path.embeddings()
-    return check_embeddings(path, name=name)
+    z = path.embeddings() if isinstance(path, Trajectory) else check_embeddings(path, name=name)
+    if z.requires_grad:  # these are measurements: no gradient flows through them (numpy needs it off)
+        z = tag(z.detach(), space_of(z))
+    return z
 
 
 def same_space(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
@@ -83,17 +87,55 @@ def same_space(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> No
 
 def _encoder_space(z: torch.Tensor, name: str, encoder: Any) -> None:
     """``z`` must be in ``encoder``'s space (its size and tag), as the encoder's own inputs are."""
-    check_embeddings(z, name=name, dim=getattr(encoder, "dim", None), space=getattr(encoder, "space", None))
+    check_embeddings(z, name=name, dim=getattr(encoder, "dim", None))
+    own, space = space_of(z), getattr(encoder, "space", None)
+    if own is not None and space is not None and own != space:  # (check_embeddings would speak of a decoder)
+        raise SpaceError(
+            f"{name} lives in CLIP space {own!r} but {space!r} is expected (the encoder's space). "
+            f"Fix: pass the encoder {name} was encoded with, or encode it again with this one."
+        )
 
 
-def _check_encoder(encoder: Any) -> None:
-    """``encoder`` must encode text (an :class:`~latentlab.Encoder`): name it, e.g. when the
-    arguments were swapped."""
-    if not hasattr(encoder, "encode_text") or isinstance(encoder, (torch.Tensor, np.ndarray)):
+def _check_encoder(encoder: Any, call: str = "(path or query, encoder, words, ...)", needs: str = "encode_text") -> None:
+    """``encoder`` must be an :class:`~latentlab.Encoder` (it has ``needs``): name it, e.g.
+    when the arguments were swapped; ``call`` is the argument order to quote."""
+    if not hasattr(encoder, needs) or isinstance(encoder, (torch.Tensor, np.ndarray, str, os.PathLike)):
         raise ArgumentError(
             f"encoder must be a latentlab Encoder (ll.create_encoder(preset)), got {type(encoder).__name__}; "
-            "the arguments are (path or query, encoder, words, ...)."
+            f"the arguments are {call}."
         )
+
+
+def _check_template(template: Any) -> str:
+    """``template`` must be a string with exactly one ``{}`` (where the word goes) and no other
+    replacement field, so ``template.format(word)`` cannot fail."""
+    fields: list[str | None] = []
+    if isinstance(template, str):
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError:  # an unmatched brace
+            fields = [None]
+    if not isinstance(template, str) or fields != [""] or "{}" not in template:
+        raise ArgumentError(
+            f"template must contain '{{}}' where the word goes, once, and no other braces, got {template!r}. "
+            "Fix: e.g. template='a {} shape' (write a literal brace as '{{' or '}}')."
+        )
+    return template
+
+
+def _labels(labels: Any, name: str, count: int, what: str) -> list[str]:
+    """``labels`` as ``count`` strings; a bare string is refused (it would be split into letters)."""
+    if isinstance(labels, (str, bytes)):
+        raise ArgumentError(
+            f"{name} must be a list of labels, one per {what}, got the string {labels!r}. Fix: pass [{labels!r}]."
+        )
+    try:
+        out = [str(x) for x in labels]
+    except TypeError:
+        raise ArgumentError(f"{name} must be a list of labels, one per {what}, got {type(labels).__name__}.") from None
+    if len(out) != count:
+        raise ArgumentError(f"{name} has {len(out)} entries for {count} {what}s; give one per {what}.")
+    return out
 
 
 def _words(words: Any) -> list[str]:
@@ -111,9 +153,17 @@ def _unit_rows(z: torch.Tensor) -> torch.Tensor:
 
 
 def _check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ArgumentError(f"{name} must be an integer >= 1, got {k!r}.")
-    return int(k)
+    return check_int(k, name, minimum=1)
+
+
+def _check_nonzero(z: torch.Tensor, name: str) -> None:
+    """Cosines need a direction: refuse zero rows of ``z``, naming ``name`` and the rows."""
+    zero = (z.norm(dim=-1) <= torch.finfo(z.dtype).tiny).nonzero().flatten().tolist()
+    if zero:
+        raise ArgumentError(
+            f"{name} row(s) {zero[:10]} are the zero vector: a zero vector has no direction to compare. "
+            "Fix: pass embeddings as an encoder returns them."
+        )
 
 
 def _png_data_uri(image: np.ndarray) -> str:
@@ -184,7 +234,8 @@ class Neighbours:
                     )
                 cells.append(f'<td style="text-align: center">{thumb}{lab}<br/><small>{s:.3f}</small></td>')
             rows.append(f"<tr><th>{html.escape(self._query_name(i))}</th>{''.join(cells)}</tr>")
-        head = "".join(f"<th>#{r + 1}</th>" for r in range(self.indices.shape[1]))
+        # "rank 1" (the best match), not "#1": "#j" is the default label of bank row j
+        head = "".join(f"<th>rank {r + 1}</th>" for r in range(self.indices.shape[1]))
         return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 
@@ -219,24 +270,20 @@ def nearest_neighbours(
     from .ops import similarity_matrix
 
     q = path_embeddings(query, name="query")
-    b = check_embeddings(bank, name="bank")
+    b = path_embeddings(bank, name="bank")
     k = _check_k(k)
     m = b.shape[0]
-    if labels is None:
-        labels = [f"#{j}" for j in range(m)]
-    labels = [str(x) for x in labels]
-    if len(labels) != m:
-        raise ArgumentError(f"labels has {len(labels)} entries for a bank of {m} embeddings; give one per row.")
+    labels = [f"#{j}" for j in range(m)] if labels is None else _labels(labels, "labels", m, "bank embedding")
     if query_labels is not None:
-        query_labels = [str(x) for x in query_labels]
-        if len(query_labels) != q.shape[0]:
-            raise ArgumentError(f"query_labels has {len(query_labels)} entries for {q.shape[0]} queries.")
+        query_labels = _labels(query_labels, "query_labels", q.shape[0], "query")
     if images is not None:
         images = list(images)
         if len(images) != m:
             raise ArgumentError(f"images has {len(images)} entries for a bank of {m} embeddings.")
     same_space(q, "query", b, "bank")
-    sim = similarity_matrix(q, b).double().numpy()  # (n, m)
+    _check_nonzero(q, "query")
+    _check_nonzero(b, "bank")
+    sim = similarity_matrix(q, b).detach().double().numpy()  # (n, m)
     order = np.argsort(-sim, axis=1, kind="stable")[:, : min(k, m)]
     scores = np.take_along_axis(sim, order, axis=1)
     return Neighbours(order.astype(np.int64), scores, labels, query_labels, images)
@@ -264,13 +311,14 @@ def nearest_words(
     >>> nearest_words(enc.encode_text("a red circle"), enc, ["red", "blue"], k=1).top()  # doctest: +SKIP
     'red'
     """
-    _check_encoder(encoder)
+    _check_encoder(encoder, "(query, encoder, words, ...)")
     words = _words(words)
-    if "{}" not in template:
-        raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
-    _encoder_space(path_embeddings(query, name="query"), "query", encoder)
+    template = _check_template(template)
+    q = path_embeddings(query, name="query")
+    _encoder_space(q, "query", encoder)
+    _check_nonzero(q, "query")
     bank = encoder.encode_text([template.format(w) for w in words])
-    return nearest_neighbours(query, bank, k=k, labels=words, query_labels=query_labels)
+    return nearest_neighbours(q, bank, k=k, labels=words, query_labels=query_labels)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -302,14 +350,15 @@ def nearest_images(
         images: a folder (every image file in it, sorted by name), a list of paths or
             uint8 ``(H, W, 3)`` arrays, or a uint8 ``(m, H, W, 3)`` array.
         labels: one label per image (default: file names, or ``"#j"`` for arrays).
-        thumbnail: side of the thumbnails kept for display, in pixels.
+        thumbnail: side of the thumbnails kept for display, in pixels (an integer >= 1).
 
     >>> import latentlab as ll                                              # doctest: +SKIP
     >>> enc = ll.create_encoder("mini")                                     # doctest: +SKIP
     >>> nearest_images(enc.encode_text("a red circle"), enc, "images/", k=3)  # doctest: +SKIP
     """
-    from .video import load_image
-
+    _check_encoder(encoder, "(query, encoder, images, ...)", needs="encode_image")
+    _encoder_space(path_embeddings(query, name="query"), "query", encoder)  # before encoding the images
+    thumbnail = check_int(thumbnail, "thumbnail", minimum=1)
     if isinstance(images, (str, os.PathLike)):
         items: list[Any] = list(list_images(images))
     elif isinstance(images, np.ndarray) and images.ndim == 4:
@@ -318,14 +367,30 @@ def nearest_images(
         items = list(images)
     else:
         raise ArgumentError(
-            "images must be a folder, a non-empty list of paths or (H, W, 3) arrays, or an (m, H, W, 3) array."
+            f"images must be a folder, a non-empty list of paths or (H, W, 3) arrays, or an (m, H, W, 3) array; "
+            f"got {type(images).__name__}{f' of shape {tuple(images.shape)}' if hasattr(images, 'shape') else ''}."
         )
     if labels is None:
         labels = [Path(x).name if isinstance(x, (str, os.PathLike)) else f"#{j}" for j, x in enumerate(items)]
-    pixels = [load_image(x) if isinstance(x, (str, os.PathLike)) else np.asarray(x) for x in items]
+    # the pixels each thumbnail shows are the ones encoded: files and PIL images of any mode
+    # (palette, grey, CMYK, alpha) as RGB, as the encoders read them
+    pixels = [_pixels(x) for x in items]
     bank = encoder.encode_image([str(x) if isinstance(x, (str, os.PathLike)) else x for x in items])
     thumbs = [_thumbnail(p, thumbnail) for p in pixels]
     return nearest_neighbours(query, bank, k=k, labels=labels, query_labels=query_labels, images=thumbs)
+
+
+def _pixels(item: Any) -> np.ndarray:
+    """The pixels of one ``images`` entry: a file read as the encoders read it, a PIL image of
+    any mode (palette, grey, CMYK, alpha) as RGB, an array or tensor as it is."""
+    from .encoders import _to_rgb
+    from .video import _to_numpy, load_image
+
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    if type(item).__module__.split(".")[0] == "PIL" and hasattr(item, "mode"):
+        return np.asarray(_to_rgb(item))
+    return _to_numpy(item)
 
 
 def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
@@ -410,21 +475,48 @@ class PCA:
         ``(n, d)`` float32 tagged with the space. ``k = rank`` gives back (the direction of)
         ``z`` when ``z`` lies in the fitted span, ``k = 0`` the mean direction.
 
-        Raises :class:`ArgumentError` where the rebuilt vector is zero (fit with
-        ``center=True`` on embeddings whose mean is not zero to avoid it).
+        The rows of ``z`` are scaled to unit norm first (an embedding is a direction, as a
+        decoder reads it), so ``z`` and ``3 * z`` give the same reconstruction.
+
+        Raises :class:`ArgumentError` where the rebuilt vector is zero (the message says why
+        and what to change).
         """
         zz = self._check(z, "z")
+        _check_nonzero(zz, "z")
+        zz = _unit_rows(zz)
         k = self._check_k(k)
         c = self.components[:k].double()
         mu = self.mean.double()
         out = mu + ((zz - mu) @ c.T) @ c
         n = out.norm(dim=-1, keepdim=True)
         if (n < 1e-9).any():
-            raise ArgumentError(
-                f"the reconstruction from {k} component(s) is the zero vector; use more components "
-                "or fit the PCA with center=True."
-            )
+            rows = (n.squeeze(-1) < 1e-9).nonzero().flatten().tolist()
+            if k == 0 and float(mu.norm()) < 1e-9:
+                why = (
+                    "k=0 keeps only the PCA's mean, and that mean is the zero vector (the PCA was fitted with "
+                    "center=False, or on embeddings whose mean is zero, such as opposite pairs). "
+                    "Fix: use k >= 1."
+                )
+            else:
+                why = (
+                    f"the mean and z's coordinates on the first {k} component(s) cancel out. "
+                    f"Fix: use more components (k up to {self.rank})."
+                )
+            raise ArgumentError(f"the reconstruction of z row(s) {rows[:10]} from {k} component(s) is the zero vector: {why}")
         return tag((out / n).float(), self.space or space_of(z))
+
+    def _repr_html_(self, n: int = 10) -> str:
+        ratio = self.explained_ratio.tolist()
+        rows = []
+        for i, r in enumerate(ratio[:n]):
+            bar = f'<div style="background:#47a; height:0.8em; width:{120 * r:.0f}px"></div>'
+            rows.append(f"<tr><td>{i + 1}</td><td>{r:.3f}</td><td>{bar}</td></tr>")
+        more = f'<tr><td colspan="3">... {self.rank - n} more</td></tr>' if self.rank > n else ""
+        head = html.escape(f"PCA: rank {self.rank}, d={self.components.shape[-1]}, space {self.space!r}")
+        return (
+            f"<div>{head}</div><table><tr><th>component</th><th>explained</th><th></th></tr>"
+            + "".join(rows) + more + "</table>"
+        )
 
 
 def fit_pca(embeddings: Any, *, center: bool = True) -> PCA:
@@ -509,7 +601,7 @@ def pca_probe(
     steps: int | None = None,
     guidance_scale: float | None = None,
     center: bool = True,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> Probe:
     """The DALL-E 2 PCA probe: decode ``z`` rebuilt from its top-``k`` principal components.
 
@@ -519,13 +611,17 @@ def pca_probe(
     same noise (seeded ``seed``), so the only difference between frames is the embedding.
 
     Args:
-        z: one embedding ``(1, d)`` (or ``(d,)``) of the decoder's space.
+        z: one embedding ``(1, d)`` (or ``(d,)``) of the decoder's space; it is scaled to
+            unit norm first, for every frame alike.
         decoder: a :class:`~latentlab.decoders.Decoder`.
         basis: ``(n, d)`` embeddings to fit the PCA on (e.g. many encoded images), or a
-            fitted :class:`PCA`. ``k`` can be at most its rank (``n - 1`` for centred data).
+            fitted :class:`PCA`. ``k`` can be at most its rank (``n - 1`` for centred data,
+            so the default ``ks`` needs at least 17 embeddings).
         ks: component counts to decode, in order; ``None`` decodes ``z`` itself.
         seed, steps, guidance_scale: sampler settings (decoder defaults when ``None``).
         center: centre the PCA (when ``basis`` is embeddings).
+        progress: a tqdm progress bar over the frames; ``None`` (default): one when the
+            frames take more than one decoder batch.
 
     Returns:
         :class:`Probe` (frames, ks, embeddings, cosine to ``z``); it shows as a labelled
@@ -534,22 +630,77 @@ def pca_probe(
     >>> import latentlab as ll                                              # doctest: +SKIP
     >>> probe = pca_probe(z, ll.create_decoder("mini"), bank, ks=(1, 4, 16, None))  # doctest: +SKIP
     """
+    from .edit import _check_parts
     from .render import render
 
-    zz = check_embeddings(z, name="z")
+    _check_parts("pca_probe(z, decoder, basis, ks, ...)", decoder=decoder)
+    dim, space = getattr(decoder, "dim", None), getattr(decoder, "space", None)
+    zz = check_embeddings(z, name="z", dim=dim, space=space)
     if zz.shape[0] != 1:
-        raise ArgumentError(f"z must be one embedding (1, d), got {tuple(zz.shape)}.")
-    pca = basis if isinstance(basis, PCA) else fit_pca(basis, center=center)
-    ks = list(ks)
-    if not ks:
-        raise ArgumentError("ks is empty; pass component counts, e.g. (1, 4, 16, None).")
-    rows = [_unit_rows(zz.float()) if k is None else pca.reconstruct(zz, k) for k in ks]
-    emb = tag(torch.cat(rows), space_of(zz) or pca.space)
+        raise ArgumentError(f"z must be one embedding (1, d) or (d,), got shape {tuple(zz.shape)}. Fix: pass one row, e.g. z[i:i + 1].")
+    _check_nonzero(zz, "z")
+    z_space = space_of(zz)
+    zz = tag(_unit_rows(zz.detach().double()), z_space)  # every frame, the full one too, from the unit z
+    if isinstance(basis, PCA):
+        pca, n_basis = basis, None
+        if pca.components.shape[-1] != zz.shape[1]:
+            raise SpaceError(
+                f"basis is a PCA of size {pca.components.shape[-1]} but z has size {zz.shape[1]}: they come from "
+                "different CLIP models. Fit the PCA on embeddings of the decoder's preset."
+            )
+        if pca.space is not None and z_space is not None and pca.space != z_space:
+            raise SpaceError(
+                f"basis is a PCA fitted in CLIP space {pca.space!r} but z is in {z_space!r}. "
+                "Fit the PCA on embeddings of the decoder's preset."
+            )
+    else:
+        b = check_embeddings(path_embeddings(basis, name="basis"), name="basis", dim=dim, space=space)
+        if b.shape[0] < 2:
+            raise ArgumentError(f"basis must hold at least two embeddings to fit the PCA on, got shape {tuple(b.shape)}.")
+        pca, n_basis = fit_pca(b, center=center), b.shape[0]
+    ks = _check_ks(ks, pca.rank, n_basis if center else None)
+    rows = [zz.float() if k is None else pca.reconstruct(zz, k) for k in ks]
+    emb = tag(torch.cat(rows), z_space or pca.space)
+    if progress is None:
+        progress = len(ks) > max(1, int(getattr(decoder, "default_batch_size", 8)))
     frames = render(
-        emb, decoder, seed=seed, noise="shared", steps=steps, guidance_scale=guidance_scale, progress=progress
+        emb, decoder, seed=seed, noise="shared", steps=steps, guidance_scale=guidance_scale, progress=bool(progress)
     )
-    cos = (emb.double() @ _unit_rows(zz.double()).T).squeeze(1).numpy()
+    cos = (emb.double() @ zz.T).squeeze(1).numpy()
     return Probe(frames, ks, emb, cos)
+
+
+def _check_ks(ks: Any, rank: int, n_centred: int | None) -> list[int | None]:
+    """:func:`pca_probe`'s ``ks``: a non-empty sequence of counts in [0, rank] or ``None``; an
+    entry past the rank is named with the rank and a ``ks`` that fits."""
+    fix = "e.g. ks=(1, 4, 16, None)"
+    if isinstance(ks, numbers.Integral) and not isinstance(ks, bool):
+        fix = f"ks=({int(ks)},) for one count"
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, (list, tuple, range, np.ndarray)):
+        raise ArgumentError(
+            f"ks must be a sequence of component counts (integers, or None for the full embedding), got {ks!r}. Fix: {fix}."
+        )
+    out: list[int | None] = []
+    for i, k in enumerate(list(ks)):
+        if k is None:
+            out.append(None)
+            continue
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+            raise ArgumentError(f"ks[{i}] must be an integer >= 0 (a component count) or None (the full embedding), got {k!r}.")
+        out.append(int(k))
+    if not out:
+        raise ArgumentError("ks is empty; pass component counts, e.g. (1, 4, 16, None).")
+    over = [(i, k) for i, k in enumerate(out) if k is not None and k > rank]
+    if over:
+        i, k = over[0]
+        fitting = sorted({k for k in out if k is not None and k <= rank} | {rank})
+        suggestion = tuple(fitting + ([None] if None in out else []))
+        why = f" ({n_centred} centred embeddings span at most {n_centred - 1})" if n_centred is not None else ""
+        raise ArgumentError(
+            f"ks[{i}] = {k} is more than the basis's rank {rank}: its PCA has {rank} components{why}. "
+            f"Fix: use ks up to {rank}, e.g. ks={suggestion}, or fit the PCA on more embeddings."
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------------
@@ -579,16 +730,19 @@ class WordChanges:
 
     def ranked(self, n: int | None = None) -> list[tuple[str, float]]:
         """``(word, delta)`` by decreasing ``|delta|``: the words that change most."""
+        n = None if n is None else check_int(n, "n", minimum=0)
         order = np.argsort(-np.abs(self.delta), kind="stable")
         return [(self.words[i], float(self.delta[i])) for i in order[: None if n is None else n]]
 
     def gained(self, n: int = 5) -> list[tuple[str, float]]:
         """The ``n`` words the path moves towards most (largest positive delta)."""
+        n = check_int(n, "n", minimum=0)
         order = np.argsort(-self.delta, kind="stable")
         return [(self.words[i], float(self.delta[i])) for i in order[:n] if self.delta[i] > 0]
 
     def lost(self, n: int = 5) -> list[tuple[str, float]]:
         """The ``n`` words the path moves away from most (most negative delta)."""
+        n = check_int(n, "n", minimum=0)
         order = np.argsort(self.delta, kind="stable")
         return [(self.words[i], float(self.delta[i])) for i in order[:n] if self.delta[i] < 0]
 
@@ -648,12 +802,12 @@ def what_changed(
     """
     from .ops import similarity_matrix
 
-    _check_encoder(encoder)
+    _check_encoder(encoder, "(path, encoder, words, ...)")
     words = _words(words)
-    if "{}" not in template:
-        raise ArgumentError(f"template must contain '{{}}' where the word goes, got {template!r}.")
+    template = _check_template(template)
     z = path_embeddings(path)
     _encoder_space(z, "path", encoder)
+    _check_nonzero(z, "path")
     if frames is not None:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[0] != z.shape[0]:
@@ -665,7 +819,7 @@ def what_changed(
     if z.shape[0] < 2:
         raise ArgumentError(f"the path needs at least two frames to change, got {z.shape[0]}.")
     text = encoder.encode_text([template.format(w) for w in words])
-    sim = similarity_matrix(z, text).double().numpy()
+    sim = similarity_matrix(z, text).detach().double().numpy()
     return WordChanges([str(w) for w in words], sim)
 
 
@@ -679,8 +833,9 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
         x: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings: the angle in radians
             between consecutive embeddings; or uint8 frames ``(T, H, W, 3)`` (or float in
             [0, 1], as :func:`latentlab.write_video` takes them: other ranges and NaN are
-            refused): measured with ``metric``; or already computed distances ``(T - 1,)``,
-            returned as they are.
+            refused): measured with ``metric``; or already computed distances ``(T - 1,)`` (a
+            numpy array or a list), returned as they are. A 1-D tensor is one ``(d,)``
+            embedding, as elsewhere (and one embedding has no step to measure).
         metric: for frames, ``"pixel"`` (RMS difference with values in [0, 1], the default
             without an encoder) or ``"clip"`` (angle between the frames' CLIP image
             embeddings, the default with ``encoder``).
@@ -698,10 +853,15 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
 
     if isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
         x = torch.from_numpy(x)  # (T, d) embeddings saved with np.save (a render's embeddings.npy)
-    if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
-        z = _unit_rows(path_embeddings(x).double())
+    if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim in (1, 2) and torch.is_floating_point(x)):
+        # a 1-D float tensor is one (d,) embedding, as everywhere else; distances come as numpy or a list
+        z = _unit_rows(path_embeddings(x, name="x").double())
         if z.shape[0] < 2:
-            raise ArgumentError(f"need at least two embeddings to measure steps, got {z.shape[0]}.")
+            one = " (a 1-D tensor is one (d,) embedding; pass distances already measured as a numpy array or a list)"
+            raise ArgumentError(
+                f"need at least two embeddings to measure steps, got {z.shape[0]}{one if x.ndim == 1 else ''}. "
+                "Fix: pass the path's (T, d) embeddings or the Trajectory."
+            )
         a, b = z[1:], z[:-1]
         return (2.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))).numpy()
     arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
+import numbers
 import os
 import tempfile
 from collections import OrderedDict
@@ -34,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, check_int, check_number
 
 __all__ = [
     "ImageView",
@@ -81,10 +83,20 @@ def png_bytes(image: Any) -> bytes:
     return buf.getvalue()
 
 
+def _is_real(value: Any) -> bool:
+    """A finite real number, numpy scalars included (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def _is_integer(value: Any, minimum: int) -> bool:
+    """An integer (numpy integers included, not a bool) of at least ``minimum``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum
+
+
 def _check_scale(scale: Any) -> int | None:
     if scale is None:
         return None
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+    if not _is_integer(scale, 1):
         raise ArgumentError(f"scale must be an integer >= 1 (display zoom) or None for automatic, got {scale!r}.")
     return int(scale)
 
@@ -94,6 +106,32 @@ def _auto_scale(tile: int, width: int, *, target: int = 128, max_width: int = 10
     whole picture (``width`` px wide) passing ``max_width``."""
     s = max(1, target // max(tile, 1))
     return max(1, min(s, max_width // max(width, 1)))
+
+
+def _video_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of the frames of a video or animated image file, read from its header."""
+    try:
+        if path.suffix.lower() in (".gif", ".webp"):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(im.size[1]), int(im.size[0])
+        import warnings
+
+        import imageio_ffmpeg
+
+        from .video import _ffmpeg_path
+
+        with warnings.catch_warnings():  # the pipes of a generator closed early are left to the collector
+            warnings.simplefilter("ignore", ResourceWarning)
+            gen = imageio_ffmpeg.read_frames(_ffmpeg_path(path))
+            try:
+                w, h = next(gen)["size"]
+            finally:
+                gen.close()
+        return int(h), int(w)
+    except Exception as e:  # unreadable or corrupt file
+        raise ArgumentError(f"cannot read {str(path)!r} as a video to size it: {e}. Fix: check the file, or pass scale=.") from None
 
 
 def _img_tag(src: str, width: int, alt: str = "") -> str:
@@ -174,10 +212,18 @@ class VideoView:
         return f"<div>{body}{_caption(self.caption)}</div>"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the embedded video to ``path``."""
+        """Write the embedded video to ``path``, whose suffix must name the view's format
+        (``.gif``, ``.webp``, ``.mp4`` or ``.webm``): the bytes are written as they are."""
         if self.data is None:
             raise ArgumentError(f"this view shows {str(self.path)!r} by reference; copy that file instead.")
         p = Path(path)
+        fmt = self.mimetype.split("/")[-1]
+        if _VIDEO_SUFFIXES.get(p.suffix.lower()) != self.mimetype:
+            raise ArgumentError(
+                f"path {str(p)!r} has the suffix {p.suffix or '(none)'!r} but this view holds a {fmt} video. "
+                f"Fix: save it as {str(p.with_suffix('.' + fmt))!r}, or write the frames in that format with "
+                f"ll.write_video(frames, {str(p)!r}) (or show_video(frames, format=...))."
+            )
         p.write_bytes(self.data)
         return p
 
@@ -189,7 +235,7 @@ class VideoView:
 def show_video(
     frames: Any,
     *,
-    fps: float = 12,
+    fps: float | None = None,
     format: str | None = None,
     scale: int | None = None,
     pingpong: bool = False,
@@ -201,12 +247,16 @@ def show_video(
     """Frames (or a video file) as an inline, looping video.
 
     Args:
-        frames: uint8 ``(T, H, W, 3)`` frames, or the path of an mp4 / gif / webp file.
-        fps: frames per second (frames only).
+        frames: uint8 ``(T, H, W, 3)`` frames, or the path of an mp4 / webm / gif / webp file
+            (shown as it is: ``fps``, ``format``, ``pingpong`` and the holds apply to frames
+            only and are refused with a path; read it with :func:`latentlab.read_video` to
+            change them).
+        fps: frames per second (frames only; default 12).
         format: ``"gif"``, ``"webp"`` or ``"mp4"``; by default gif for frames up to 256 px (sharp
             when scaled up), or lossless webp (as sharp) where ``fps`` is above the 50 a gif can
             play, and mp4 above 256 px. A gif asked for explicitly is refused above 50 fps.
-        scale: integer display zoom (default: automatic, small frames are enlarged).
+        scale: integer display zoom (default: automatic, small frames are enlarged, a file's
+            as well as frames').
         pingpong, hold_first, hold_last: frame order, see :func:`latentlab.video.sequence`.
         caption: text under the video.
         max_embed_mb: files larger than this are shown by reference (their path), not
@@ -220,19 +270,31 @@ def show_video(
     from .video import _GIF_MAX_FPS, _as_frames, _check_fps, write_video
 
     if isinstance(frames, (str, os.PathLike)):
+        from .video import _existing_file
+
         p = Path(frames).expanduser()
-        if not p.is_file():
-            raise ArgumentError(f"video {str(p)!r} does not exist. Check the path.")
+        if p.is_dir():
+            raise ArgumentError(
+                f"video {str(p)!r} is a directory, not a video file. Fix: pass a file in it; a render folder's "
+                "video is the <folder>.gif (or .mp4) next to it, or pass the RenderResult to show()."
+            )
+        p = _existing_file(p, "video")
         mime = _VIDEO_SUFFIXES.get(p.suffix.lower())
         if mime is None:
             raise ArgumentError(f"cannot show {str(p)!r} as a video: use .mp4, .webm, .gif or .webp.")
-        width = None
-        if scale is not None:
-            from .video import read_video
-
-            width = read_video(p).shape[2] * _check_scale(scale)  # type: ignore[operator]
+        # a file is shown as it is: the options that make a video from frames cannot apply
+        given = [name for name, value in (("fps", fps), ("format", format)) if value is not None]
+        given += [name for name, value in (("pingpong", pingpong), ("hold_first", hold_first), ("hold_last", hold_last)) if value]
+        if given:
+            raise ArgumentError(
+                f"{', '.join(given)} apply to frames, not to a file, which is shown as it is ({str(p)!r}). "
+                "Fix: leave them out, or pass the frames: show_video(ll.read_video(path), ...)."
+            )
+        h, w = _video_size(p)
+        width = w * (_check_scale(scale) or _auto_scale(max(h, w), w, target=256, max_width=768))
         data = p.read_bytes() if p.stat().st_size <= max_embed_mb * 2**20 else None
         return VideoView(data, mime, width=width, path=p, caption=caption)
+    fps = 12 if fps is None else fps
     arr = _as_frames(frames)
     h, w = arr.shape[1:3]
     quality = None
@@ -271,8 +333,9 @@ def show(
     ``x`` is one of:
 
     * one image, uint8 ``(H, W, 3)`` (or float in [0, 1]) -> :class:`ImageView`;
-    * frames ``(T, H, W, 3)`` or a list of images -> a contact sheet
-      (:func:`latentlab.contact_sheet`; ``labels``, ``columns``, ``max_frames`` go to it);
+    * frames ``(T, H, W, 3)`` or a list of images (arrays, PIL images of any mode, or image
+      file paths, all of one size) -> a contact sheet (:func:`latentlab.contact_sheet`;
+      ``labels``, ``columns``, ``max_frames`` go to it);
     * a path: an image file -> :class:`ImageView`; an mp4/gif/webp -> :class:`VideoView`;
     * a :class:`~latentlab.RenderResult` -> its video.
 
@@ -295,6 +358,8 @@ def show(
     if isinstance(x, (list, tuple)) or (hasattr(x, "ndim") and x.ndim == 4):
         from .video import _as_frames
 
+        if isinstance(x, (list, tuple)):  # image files are loaded as the encoders read them
+            x = [load_image(item) if isinstance(item, (str, os.PathLike)) else item for item in x]
         arr = _as_frames(x)
         sheet = contact_sheet(arr, columns=columns, max_frames=max_frames, labels=labels)
         return ImageView(sheet, scale=scale, caption=caption, tile=max(arr.shape[1:3]))
@@ -327,7 +392,7 @@ class Scrubber:
         fps: speed of the play button.
         scale: integer display zoom (default automatic).
         cache_size: most frames kept (default: all).
-        static_frames: frames in the fallback contact sheet.
+        static_frames: frames in the fallback contact sheet (an integer >= 1).
 
     >>> import latentlab as ll                                              # doctest: +SKIP
     >>> ll.scrub(path, ll.create_decoder("mini"), steps=10)                 # doctest: +SKIP
@@ -348,18 +413,22 @@ class Scrubber:
         cache_size: int | None = None,
         static_frames: int = 12,
     ) -> None:
+        from .edit import _check_parts
+        from .errors import check_seed
         from .explore import path_embeddings
         from .render import frame_seeds
         from .space import check_embeddings
         from .trajectory import Trajectory
 
+        _check_parts("scrub(path, decoder, ...)", decoder=decoder)  # before the path: names swapped arguments
         if noise not in ("shared", "per-frame"):
             raise ArgumentError(f"the scrubber supports noise='shared' or 'per-frame', got {noise!r}.")
         z = path_embeddings(path)
         self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space)
         self.decoder = decoder
-        from .errors import check_seed
-
+        # checked now, not when the view first decodes
+        steps = None if steps is None else check_int(steps, "steps", minimum=1)
+        guidance_scale = None if guidance_scale is None else check_number(guidance_scale, "guidance_scale", minimum=0)
         self.seed, self.noise, self.steps, self.guidance_scale = check_seed(seed), noise, steps, guidance_scale
         T = self.num_frames
         self.seeds = frame_seeds(T, self.seed, noise)
@@ -372,14 +441,14 @@ class Scrubber:
         if len(labels) != T:
             raise ArgumentError(f"labels has {len(labels)} entries for {T} frames; give one per frame.")
         self.labels = labels
-        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
+        if not _is_real(fps) or fps <= 0:
             raise ArgumentError(f"fps must be a positive number, got {fps!r}.")
         self.fps = float(fps)
         self.scale = _check_scale(scale)
-        if cache_size is not None and (isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1):
+        if cache_size is not None and not _is_integer(cache_size, 1):
             raise ArgumentError(f"cache_size must be an integer >= 1 or None (no limit), got {cache_size!r}.")
-        self.cache_size = cache_size
-        self.static_frames = int(static_frames)
+        self.cache_size = None if cache_size is None else int(cache_size)
+        self.static_frames = check_int(static_frames, "static_frames", minimum=1)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -430,13 +499,21 @@ class Scrubber:
         self._store(k, image)
         return image
 
-    def frames(self, indices: Sequence[int] | None = None, *, progress: bool = False) -> np.ndarray:
+    def frames(self, indices: Sequence[int] | None = None, *, progress: bool | None = None) -> np.ndarray:
         """Frames ``indices`` (default: all) as uint8 ``(n, H, W, 3)``; missing ones are
         rendered in batches of the decoder's batch size. All are returned whatever the
-        ``cache_size``; the cache keeps the most recently used of them."""
+        ``cache_size``; the cache keeps the most recently used of them. ``progress``: a tqdm
+        bar over the frames rendered; ``None`` (default): one when they take more than one batch."""
         from tqdm.auto import tqdm
 
+        if indices is not None and (isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__")):
+            raise ArgumentError(f"indices must be a list of frame indices or None (all frames), got {indices!r}.")
         idx = list(range(self.num_frames)) if indices is None else [self._index(k) for k in indices]
+        if not idx:
+            raise ArgumentError(
+                f"indices is empty: no frame to return. Fix: pass at least one index in [0, {self.num_frames - 1}], "
+                "or None for all frames."
+            )
         # the cached ones are taken now: rendering the others may evict them (cache_size < len(idx))
         got = {k: self._cache[k] for k in dict.fromkeys(idx) if k in self._cache}
         todo = [k for k in dict.fromkeys(idx) if k not in got]
@@ -445,6 +522,8 @@ class Scrubber:
         self.hits += len(idx) - len(todo)
         self.misses += len(todo)
         bs = max(1, int(getattr(self.decoder, "default_batch_size", 8)))
+        if progress is None:
+            progress = len(todo) > bs
         with tqdm(total=len(todo), desc="rendering", unit="frame", disable=not progress) as bar:
             for start in range(0, len(todo), bs):
                 batch = todo[start : start + bs]
@@ -492,13 +571,15 @@ class Scrubber:
         self._widget = w.VBox([w.HBox([play, self.slider]), self.view])
         return self._widget
 
-    def static_view(self) -> ImageView:
-        """A contact sheet of ``static_frames`` evenly spaced frames (the fallback view)."""
+    def static_view(self, *, progress: bool | None = None) -> ImageView:
+        """A contact sheet of ``static_frames`` evenly spaced frames (the fallback view).
+        ``progress``: a tqdm bar while they render; ``None`` (default): one when they take
+        more than one decoder batch."""
         from .video import _pick_evenly
 
-        idx = [int(i) for i in _pick_evenly(self.num_frames, max(1, self.static_frames))]
+        idx = [int(i) for i in _pick_evenly(self.num_frames, self.static_frames)]
         labels = [f"{k}" + (f" {self.labels[k]}" if self.labels[k] else "") for k in idx]
-        return show(self.frames(idx), labels=labels, scale=self.scale,
+        return show(self.frames(idx, progress=progress), labels=labels, scale=self.scale,
                     caption=f"static view: {len(idx)} of {self.num_frames} frames; for the slider, {WIDGETS_HINT}")  # fmt: skip
 
     def _ipython_display_(self) -> None:
@@ -556,9 +637,7 @@ class LivePreview:
 
     def __init__(self, *, every: int = 1, scale: int | None = None,
                  on_frame: Callable[[dict[str, Any]], None] | None = None) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ArgumentError(f"every must be an integer >= 1, got {every!r}.")
-        self.every = every
+        self.every = check_int(every, "every", minimum=1)
         self.scale = _check_scale(scale)
         self.on_frame = on_frame
         self.count = 0

@@ -686,3 +686,278 @@ def test_swapped_arguments_name_the_encoder(tiny_encoder):
         explore.what_changed(path, frames, tiny_encoder)
     with pytest.raises(ArgumentError, match="encoder must be a latentlab Encoder .* got list"):
         explore.nearest_words(path, ["red"], tiny_encoder)
+
+
+# ----------------------------------------------------------------------------------
+# audit fixes (each test failed before its fix)
+# ----------------------------------------------------------------------------------
+class _RecordingTqdm:
+    """Stands in for tqdm.auto.tqdm: records each bar made and whether it was shown."""
+
+    made: list = []
+
+    def __init__(self, iterable=None, *args, **kwargs):
+        self.iterable, self.total, self.n = iterable, kwargs.get("total"), 0
+        _RecordingTqdm.made.append((kwargs.get("desc"), not kwargs.get("disable", False)))
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        self.n += n
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    import tqdm.auto
+
+    _RecordingTqdm.made = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", _RecordingTqdm)
+    return _RecordingTqdm.made
+
+
+def _fake_bank(n: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(2)
+    return tag(torch.nn.functional.normalize(torch.randn(n, 8, generator=g), dim=-1), "fake-space")
+
+
+def test_nearest_images_thumbnails_show_non_rgb_pil_images_as_encoded(tiny_encoder):
+    from PIL import Image
+
+    from latentlab.encoders import _to_rgb
+
+    a = np.zeros((16, 16, 3), np.uint8)
+    a[:8], a[8:] = (200, 30, 30), (20, 40, 220)
+    pics = [Image.fromarray(a).convert(mode) for mode in ("P", "L", "CMYK")]
+    nn = ll.nearest_images(tiny_encoder.encode_text(["a red circle"]), tiny_encoder, pics, k=3)
+    for pic, thumb in zip(pics, nn.images):  # the colours, not the palette indices or CMYK bytes
+        np.testing.assert_array_equal(thumb, np.asarray(_to_rgb(pic)))
+    np.testing.assert_array_equal(nn.images[2][0, 0], [200, 30, 30])
+
+
+def test_a_video_file_or_render_result_is_scaled_up_as_frames_are(tmp_path):
+    from latentlab.jobs import RenderResult
+
+    f = _frames(3)  # 8 px: shown 32 times larger, as show_video(frames) does
+    gif = ll.write_video(f, tmp_path / "a.gif", fps=4)
+    mp4 = ll.write_video(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "a.mp4", fps=4)
+    assert ll.show_video(f).width == ll.show_video(gif).width == 256
+    assert ll.show_video(mp4).width == 256 and ll.show_video(mp4, scale=2).width == 32
+    result = RenderResult(frames=f, out_dir=tmp_path, video=gif, contact_sheet=gif, spec=None, trajectory=None)
+    view = ll.show(result)
+    assert view.width == 256 and 'width="256"' in view._repr_html_()
+
+
+def test_edit_module_example_sets_a_target_the_start_frame_does_not_reach():
+    import re
+
+    from latentlab import edit
+
+    doc = edit.__doc__
+    target = float(re.search(r"target=([0-9.]+)", doc).group(1))
+    shape, sims, reached = re.search(r"\(\((\d+), 64, 64, 3\), \[([0-9., ]+)\], (True|False)\)", doc).groups()
+    sims = [float(s) for s in sims.split(",")]
+    assert sims[0] < target <= sims[-1] and reached == "True" and int(shape) == len(sims) > 1
+
+
+def test_exploration_takes_tensors_that_require_grad(tiny_encoder):
+    words = ["red", "blue", "circle", "square"]
+    enc = FakeEncoder(words)
+    path = torch.nn.functional.normalize(torch.randn(4, 4), dim=-1).requires_grad_(True)
+    assert ll.nearest_neighbours(path, path.detach().clone().requires_grad_(True), k=2).indices.shape == (4, 2)
+    assert ll.what_changed(path, enc, words).similarity.shape == (4, 4)
+    assert ll.consecutive_distances(path).shape == (3,)
+    q = tiny_encoder.encode_text(["a red circle"]).clone().requires_grad_(True)
+    assert ll.nearest_words(q, tiny_encoder, ["a red circle", "a blue square"], k=1).top() == "a red circle"
+
+
+def test_pca_probe_and_reconstruct_normalise_z(fake_decoder):
+    bank = _fake_bank()
+    z = bank[:1]
+    pca = ll.fit_pca(bank)
+    torch.testing.assert_close(pca.reconstruct(z * 3, 2), pca.reconstruct(z, 2))
+    a = ll.pca_probe(z, fake_decoder, bank, ks=(1, 3, None), progress=False)
+    b = ll.pca_probe(z * 3, fake_decoder, bank, ks=(1, 3, None), progress=False)
+    torch.testing.assert_close(b.embeddings, a.embeddings)
+    np.testing.assert_array_equal(b.frames, a.frames)
+    np.testing.assert_allclose(b.cosine, a.cosine)
+    assert b.cosine[-1] == pytest.approx(1.0)
+
+
+def test_a_single_d_embedding_is_one_embedding(tiny_encoder, tiny_decoder):
+    z = tiny_encoder.encode_text(["a red circle"])
+    with pytest.raises(ArgumentError, match="at least two embeddings.*one \\(d,\\) embedding"):
+        ll.consecutive_distances(z[0])  # was returned as 32 "distances"
+    one = ll.iterative_text_diff(tiny_encoder, tiny_decoder, z[0], "a photo", "a drawing", max_steps=0, steps=1)
+    two = ll.iterative_text_diff(tiny_encoder, tiny_decoder, z, "a photo", "a drawing", max_steps=0, steps=1)
+    np.testing.assert_array_equal(one.frames, two.frames)
+    np.testing.assert_array_equal(ll.variations(tiny_decoder, z[0], n=1, steps=1), ll.variations(tiny_decoder, z, n=1, steps=1))
+    with pytest.raises(ArgumentError, match=r"embedding must be a torch.Tensor.*got a numpy ndarray of shape \(1, 32\)"):
+        ll.variations(tiny_decoder, z.numpy(), n=1)
+    with pytest.raises(ArgumentError, match=r"embedding must be one embedding .* got shape \(2, 32\)"):
+        ll.variations(tiny_decoder, torch.cat([z, z]), n=1)
+
+
+def test_models_are_checked_before_any_work(tiny_encoder, tiny_decoder, tiny_path, images):
+    q = tiny_encoder.encode_text(["a red circle"])
+    folder = images[0].parent
+    with pytest.raises(ArgumentError, match=r"encoder must be a latentlab Encoder .* got Tensor; the arguments are \(query, encoder, images"):
+        ll.nearest_images(q, q, folder)
+    with pytest.raises(ArgumentError, match="encoder must be a latentlab Encoder .* got PosixPath|encoder must be a latentlab Encoder .* got WindowsPath"):
+        ll.nearest_images(q, folder, tiny_encoder)
+    with pytest.raises(ArgumentError, match=r"decoder must be a latentlab Decoder .* got TinyEncoder|decoder must be a latentlab Decoder .*; the call is scrub"):
+        ll.scrub(tiny_path, tiny_encoder)
+    with pytest.raises(ArgumentError, match="decoder must be a latentlab Decoder .* got Trajectory"):
+        ll.scrub(tiny_decoder, tiny_path)
+    with pytest.raises(ArgumentError, match="steps must be an integer >= 1, got 0"):
+        ll.scrub(tiny_path, tiny_decoder, steps=0)
+
+
+def test_long_work_shows_a_progress_bar_when_there_is_more_than_one_batch(tiny_encoder, tiny_decoder, fake_decoder, bars):
+    prior = ll.create_prior("tiny")
+    ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=2, batch_size=1, steps=1)
+    ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, steps=1)
+    assert [d for d, shown in bars if shown] == ["generating"]
+    bars.clear()
+    bank = _fake_bank()
+    ll.pca_probe(bank[:1], fake_decoder, bank, ks=(1, 2, 3, None))  # 4 frames, batches of 3
+    ll.pca_probe(bank[:1], fake_decoder, bank, ks=(1, None))
+    assert [shown for d, shown in bars if d == "rendering"] == [True, False]
+    bars.clear()
+    img = np.zeros((16, 16, 3), np.uint8)
+    ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, "a photo", "a drawing", max_steps=1, steps=1)
+    ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, "a photo", "a drawing", max_steps=0, steps=1)
+    assert [b for b in bars if b[0] == "text diff"] == [("text diff", True), ("text diff", False)]
+    bars.clear()
+    s = ll.scrub(_fake_path(7), fake_decoder, static_frames=7)
+    s.static_view()  # 7 frames in batches of 3
+    s.static_view()  # all cached: nothing to wait for
+    assert [b for b in bars if b[0] == "rendering"] == [("rendering", True), ("rendering", False)]
+
+
+def test_show_takes_pil_images_of_any_mode_and_image_paths(tmp_path):
+    from PIL import Image
+
+    from latentlab.encoders import _to_rgb
+
+    f = _frames(2)
+    pal = Image.fromarray(f[1]).convert("P")
+    np.testing.assert_array_equal(ll.show(pal).array, np.asarray(_to_rgb(pal)))
+    np.testing.assert_array_equal(ll.show([pal, Image.fromarray(f[0]).convert("L")]).array.shape, ll.contact_sheet(f).shape)
+    a, b = ll.save_image(f[0], tmp_path / "a.png"), ll.save_image(f[1], tmp_path / "b.png")
+    np.testing.assert_array_equal(ll.show([str(a), b], labels=["a", "b"]).array, ll.contact_sheet(f, labels=["a", "b"]))
+
+
+def test_raw_python_errors_are_argument_errors(tiny_encoder, tiny_decoder, fake_decoder, images):
+    q = tiny_encoder.encode_text(["a red circle"])
+    for bad in ("a {} {}", "a {x} {}", "a {", 5):
+        with pytest.raises(ArgumentError, match="template must contain"):
+            ll.nearest_words(q, tiny_encoder, ["red"], template=bad)
+        with pytest.raises(ArgumentError, match="template must contain"):
+            ll.what_changed(torch.cat([q, q]), tiny_encoder, ["red"], template=bad)
+    bank = _fake_bank()
+    for ks in (4, "12", [1, 2.5], [-1]):
+        with pytest.raises(ArgumentError, match=r"ks(\[\d\])? must be"):
+            ll.pca_probe(bank[:1], fake_decoder, bank, ks=ks)
+    for thumb in (0, -5, 1.5):
+        with pytest.raises(ArgumentError, match="thumbnail must be an integer >= 1"):
+            ll.nearest_images(q, tiny_encoder, images, thumbnail=thumb)
+    s = ll.scrub(_fake_path(), fake_decoder)
+    with pytest.raises(ArgumentError, match="indices is empty"):
+        s.frames([])
+    for bad in ("a", -3, 0):
+        with pytest.raises(ArgumentError, match="static_frames must be an integer >= 1"):
+            ll.scrub(_fake_path(), fake_decoder, static_frames=bad)
+    # numpy scalars are numbers
+    assert ll.LivePreview(every=np.int64(2)).every == 2
+    assert ll.scrub(_fake_path(), fake_decoder, fps=np.float32(5), cache_size=np.int64(2)).fps == 5.0
+    prior = ll.create_prior("tiny")
+    assert ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=np.int64(2), steps=1).shape[0] == 2
+    run = ll.iterative_text_diff(tiny_encoder, tiny_decoder, q, None, "x", theta_step=np.float32(0.5), max_steps=np.int64(0), steps=1)
+    assert len(run) == 1
+
+
+def test_errors_name_the_argument_at_fault(tiny_encoder, tiny_decoder, fake_decoder):
+    with pytest.raises(ArgumentError, match=r"query row\(s\) \[0\] are the zero vector"):
+        ll.nearest_words(torch.zeros(1, 32), tiny_encoder, ["red"])
+    bank = _fake_bank()
+    with pytest.raises(SpaceError, match="z lives in CLIP space 'other' but 'fake-space'"):
+        ll.pca_probe(tag(bank[:1].clone(), "other"), fake_decoder, bank, ks=(1,))
+    with pytest.raises(SpaceError, match="basis lives in CLIP space 'other'"):
+        ll.pca_probe(bank[:1], fake_decoder, tag(bank.clone(), "other"), ks=(1,))
+    with pytest.raises(ArgumentError, match=r"decoder must be a latentlab Decoder .* got Tensor; the call is pca_probe\(z, decoder, basis"):
+        ll.pca_probe(bank[:1], bank, fake_decoder)
+    other = tag(torch.nn.functional.normalize(torch.randn(3, 32), dim=-1), "other")
+    for call in (lambda: ll.what_changed(other, tiny_encoder, ["red"]), lambda: ll.nearest_words(other, tiny_encoder, ["red"])):
+        with pytest.raises(SpaceError, match="the encoder's space") as err:
+            call()
+        assert "decoder" not in str(err.value)
+
+    class OtherPrior:
+        dim, space, calls = 64, "other", 0
+
+        def __call__(self, z, seed=0, num_samples=1):
+            OtherPrior.calls += 1
+            return tag(torch.nn.functional.normalize(torch.randn(1, 64), dim=-1), "other")
+
+    with pytest.raises(SpaceError, match=r"prior 'other' \(d=64\)"):
+        ll.generate(tiny_encoder, OtherPrior(), tiny_decoder, "a cat", n=1, steps=1)
+    assert OtherPrior.calls == 0  # refused before any work
+
+
+def test_pca_probe_names_the_ks_entry_past_the_basis_rank(fake_decoder):
+    bank = _fake_bank(8)  # rank 7: the default ks (up to 16) does not fit
+    with pytest.raises(ArgumentError, match=r"ks\[3\] = 8 is more than the basis's rank 7.*ks=\(1, 2, 4, 7, None\)"):
+        ll.pca_probe(bank[:1], fake_decoder, bank)
+
+
+def test_a_zero_reconstruction_says_why():
+    pca = ll.fit_pca(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))  # centred, but the mean is zero
+    with pytest.raises(ArgumentError, match="k >= 1") as err:
+        pca.reconstruct(torch.tensor([[1.0, 0.0, 0.0]]), 0)
+    assert "with center=True" not in str(err.value)
+    assert pca.reconstruct(torch.tensor([[1.0, 0.0, 0.0]]), 1).tolist() == [[1.0, 0.0, 0.0]]
+
+
+def test_small_view_and_result_fixes(tmp_path):
+    bank = tag(torch.eye(3), "s")
+    nn = ll.nearest_neighbours(bank[:1], bank, k=2)
+    page = nn._repr_html_()
+    assert "<th>rank 1</th><th>rank 2</th>" in page and "<th>#1</th>" not in page and "#0" in page
+    with pytest.raises(ArgumentError, match="query_labels must be a list of labels, one per query, got the string 'ab'"):
+        ll.nearest_neighbours(bank[:2], bank, query_labels="ab")
+    with pytest.raises(ArgumentError, match="labels must be a list"):
+        ll.nearest_neighbours(bank[:1], bank, labels="abc")
+    enc = FakeEncoder(["red", "blue"])
+    ch = ll.what_changed(enc.encode_text(["red", "blue"]), enc, ["red", "blue"])
+    for method in (ch.gained, ch.lost, ch.ranked):
+        with pytest.raises(ArgumentError, match="n must be an integer >= 0"):
+            method(-1)
+    gif = ll.write_video(_frames(3), tmp_path / "a.gif", fps=4)
+    with pytest.raises(ArgumentError, match="fps, format apply to frames, not to a file"):
+        ll.show_video(gif, format="gif", fps=0)
+    with pytest.raises(ArgumentError, match="is a directory"):
+        ll.show_video(tmp_path)
+    view = ll.show_video(_frames(3))
+    with pytest.raises(ArgumentError, match="suffix '.mp4' but this view holds a gif"):
+        view.save(tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists() and view.save(tmp_path / "x.gif").read_bytes()[:3] == b"GIF"
+
+
+def test_pca_shows_as_html(tiny_encoder):
+    pca = explore.fit_pca(tiny_encoder.encode_text([f"caption {i}" for i in range(14)]))
+    page = pca._repr_html_()
+    assert page.startswith("<div>PCA: rank 13, d=32") and page.count("<tr>") == 1 + 10 + 1  # head, top 10, "3 more"
+    assert "3 more" in page
