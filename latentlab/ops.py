@@ -237,8 +237,8 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
 def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
     """Normalised linear interpolation ``normalize((1 - t) a + t b)``.
 
-    Cheaper than :func:`slerp` and on the sphere, but the angular speed is not constant
-    (points bunch up near the middle for distant endpoints).
+    Cheaper than :func:`slerp` and on the sphere, but the angular speed is not constant: it
+    moves fastest in the middle, so for distant endpoints the points bunch up near the ends.
 
     Args:
         a, b: embeddings ``(..., d)``; leading dims broadcast.
@@ -461,7 +461,7 @@ def arithmetic(terms: Iterable[tuple[Scalar, torch.Tensor]]) -> torch.Tensor:
                 "write e.g. arithmetic([(1.0, a), (-1.0, b), (1.0, c)])."
             )
         w, x = item
-        if isinstance(w, torch.Tensor) and not isinstance(x, torch.Tensor) and w.ndim >= 1:
+        if isinstance(w, torch.Tensor) and w.ndim >= 1 and (not isinstance(x, torch.Tensor) or x.ndim == 0):
             raise ArgumentError(
                 f"terms[{i}] looks like (embedding, weight); pairs are (weight, embedding): "
                 "write e.g. (1.0, a)."

@@ -51,7 +51,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError
+from .errors import ArgumentError, SpaceError, check_int, check_number
 
 __all__ = ["even_pacing", "fine_pacing_settings", "pacing_stats", "frame_distances", "Pacing", "PACING_METRICS",
            "PACING_MODES"]
@@ -399,14 +399,21 @@ def even_pacing(
         )
     if noise == "inverted" and keyframe_noise is None:
         raise ArgumentError("noise='inverted' needs keyframe_noise (from decoder.invert).")
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or tol < 0:
-        raise ArgumentError(f"tol must be a number >= 0, got {tol!r}.")
+    tol = check_number(tol, "tol", minimum=0)  # NaN turned bisection off silently
     if trajectory.dim != decoder.dim:
         raise ArgumentError(f"trajectory has dim {trajectory.dim} but the decoder expects {decoder.dim}.")
+    dec_space = getattr(decoder, "space", None)
+    if trajectory.space and dec_space and trajectory.space != dec_space:  # before any decode, as render() refuses it
+        raise SpaceError(
+            f"trajectory lives in CLIP space {trajectory.space!r} but the decoder renders {dec_space!r}. "
+            "Encode the keyframes with the decoder's preset's encoder."
+        )
     segs = trajectory.segments
     n_seg = len(segs)
     holds = sum(s.hold for s in segs)
     if frames is not None:
+        if isinstance(frames, np.integer):
+            frames = int(frames)  # as Trajectory takes them
         if not isinstance(frames, int) or isinstance(frames, bool) or frames < n_seg + 1 + holds:
             raise ArgumentError(
                 f"frames must be an integer >= {n_seg + 1 + holds} (one per segment, the closing frame and "
@@ -423,9 +430,8 @@ def even_pacing(
     if coarse is not None and (not isinstance(coarse, int) or isinstance(coarse, bool) or coarse < 1):
         raise ArgumentError(f"coarse must be an integer >= 1 (sample intervals per segment), got {coarse!r}.")
     budget = len(trajectory) if frames is None else frames
-    if max_samples is None:
-        max_samples = budget
-    bs = decoder.default_batch_size if batch_size is None else int(batch_size)
+    max_samples = budget if max_samples is None else check_int(max_samples, "max_samples", minimum=0)
+    bs = decoder.default_batch_size if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
 
     shape = tuple(decoder.noise_shape())
     kn = None

@@ -39,7 +39,8 @@ def _linear(t: torch.Tensor) -> torch.Tensor:
 
 
 def _ease_in(t: torch.Tensor) -> torch.Tensor:
-    return 1 - torch.cos(t * math.pi / 2)
+    # exactly 1 at t = 1 (cos(pi / 2) is 6e-17 in float64, not 0); elsewhere the formula as before
+    return torch.where(t == 1, torch.ones_like(t), 1 - torch.cos(t * math.pi / 2))
 
 
 def _ease_out(t: torch.Tensor) -> torch.Tensor:
@@ -153,6 +154,8 @@ class Segment:
             raise ArgumentError(f"unknown easing {self.easing!r}; choose one of {', '.join(EASINGS)}.")
         if not isinstance(self.method, str) or self.method not in METHODS:
             raise ArgumentError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
+        if _is_int(self.hold) and not isinstance(self.hold, int):
+            self.hold = operator.index(self.hold)  # numpy / tensor integers, as frames
         if not isinstance(self.hold, int) or isinstance(self.hold, bool) or self.hold < 0:
             raise ArgumentError(f"Segment.hold must be an integer >= 0, got {self.hold!r}.")
 
@@ -194,6 +197,14 @@ class Trajectory:
         # a copy: changing the caller's tensor later must not change the trajectory (or its fingerprint)
         self.keyframes = tag(kf.detach().to("cpu", torch.float32, copy=True), self.space)
         n_seg = kf.shape[0] - 1
+        if segments is not None:
+            given = [f"{k}={v!r}" for k, v, default in (("frames", frames, None), ("easing", easing, "linear"),
+                                                          ("method", method, "slerp")) if v != default]  # fmt: skip
+            if given:
+                raise ArgumentError(
+                    f"{', '.join(given)} would be ignored: the segments given set each segment's frames, easing "
+                    "and method. Set them on the Segments, or drop segments to build them from these."
+                )
         if segments is None:
             counts = split_frames(48 if frames is None else _frame_count(frames), n_seg)
             segments = [Segment(c, easing=easing, method=method) for c in counts]
@@ -299,6 +310,8 @@ class Trajectory:
                 "source = encoder.encode_text('a photo')."
             )
         img = check_embeddings(image, name="image")
+        source = check_embeddings(source, name="source")  # a (d,) row is one embedding, as for image
+        target = check_embeddings(target, name="target")
         for name, z in (("image", img), ("source", source), ("target", target)):
             if isinstance(z, torch.Tensor) and (z.ndim != 2 or z.shape[0] != 1):
                 raise ArgumentError(
@@ -391,6 +404,13 @@ class Trajectory:
         """Inverse of :meth:`to_dict`; raises :class:`SpecError` on malformed input."""
         if not isinstance(d, dict) or "keyframes" not in d or "segments" not in d:
             raise SpecError("a trajectory file needs 'keyframes' (list of vectors) and 'segments' (list of tables).")
+        unknown = set(d) - {"format", "space", "dim", "keyframes", "segments", "labels"}
+        if unknown:
+            raise SpecError(f"trajectory has unknown field(s) {sorted(unknown)}; known: format, space, dim, keyframes, "
+                            "segments, labels.")  # fmt: skip
+        if d.get("format", "latentlab.trajectory/1") != "latentlab.trajectory/1":
+            raise SpecError(f"trajectory 'format' is {d['format']!r}; this latentlab reads 'latentlab.trajectory/1'. "
+                            "Upgrade latentlab to read it.")  # fmt: skip
         try:
             kf = torch.tensor(d["keyframes"], dtype=torch.float32)
         except (TypeError, ValueError) as exc:
@@ -408,6 +428,10 @@ class Trajectory:
             unknown = set(s) - {"frames", "easing", "method", "hold", "ts"}
             if unknown:
                 raise SpecError(f"segments[{i}] has unknown field(s) {sorted(unknown)}.")
+            if isinstance(s.get("ts"), list) and "frames" in s and s["frames"] != len(s["ts"]):
+                # to_dict writes frames = len(ts): another count is an edit that ts would silently undo
+                raise SpecError(f"segments[{i}]: frames is {s['frames']!r} but ts has {len(s['ts'])} parameters; "
+                                "with ts a segment has one frame per parameter. Make frames len(ts).")  # fmt: skip
             try:
                 segs.append(Segment(**s))
             except (ArgumentError, TypeError) as exc:

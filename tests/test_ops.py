@@ -546,3 +546,19 @@ def test_device_follows_inputs_on_cuda():
     assert text_diff(a, b, b.flip(0), 0.3).device.type == "cuda"
     with pytest.raises(ArgumentError, match="device"):
         slerp(a, b.cpu(), 0.5)
+
+
+def test_nlerp_moves_fastest_in_the_middle():
+    # its docstring said points bunch up near the middle; they bunch up near the ends
+    a = torch.tensor([1.0, 0.0])
+    b = torch.tensor([math.cos(2.5), math.sin(2.5)])
+    p = ops.nlerp(a, b, torch.linspace(0, 1, 11)[:, None])
+    steps = torch.acos((p[1:] * p[:-1]).sum(-1).clamp(-1, 1))
+    assert steps[5] > 3 * steps[0]
+    assert "bunch up near the ends" in ops.nlerp.__doc__
+
+
+def test_arithmetic_names_a_reversed_pair_with_a_0d_weight():
+    x = torch.nn.functional.normalize(torch.ones(1, 4), dim=-1)
+    with pytest.raises(ArgumentError, match="looks like \\(embedding, weight\\)"):
+        ops.arithmetic([(x, torch.tensor(1.0))])

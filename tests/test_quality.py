@@ -152,6 +152,22 @@ def test_min_width_lets_bisection_reach_into_a_narrow_snap():
         even_pacing(path, None, dec, metric="pixel", min_width=1.5)
 
 
+def test_even_pacing_checks_its_arguments_before_any_decode():
+    dec = SnapDecoder()
+    path = snap_path(frames=9)
+    other = Trajectory(tag(torch.eye(8)[:2], "other-space"), frames=9)  # decoded in full before: render refused it after
+    for kw, match in (({}, "CLIP space 'other-space'"),):
+        with pytest.raises(SpaceError, match=match):
+            even_pacing(other, None, dec, metric="pixel", **kw)
+    for kw, match in (({"max_samples": 2.5}, "max_samples must be an integer >= 0"),  # a raw TypeError
+                      ({"max_samples": -3}, "max_samples must be an integer >= 0"),  # taken as 0
+                      ({"batch_size": 0}, "batch_size must be an integer >= 1"),  # a raw ValueError
+                      ({"tol": float("nan")}, "tol must be a finite number")):  # bisection off, silently
+        with pytest.raises(ArgumentError, match=match):
+            even_pacing(path, None, dec, metric="pixel", **kw)
+    assert len(even_pacing(path, None, dec, metric="pixel", frames=np.int64(10)).trajectory) == 10  # numpy ints, as Trajectory
+
+
 def test_pacing_scope_path_resplits_a_chains_frames_by_measured_change():
     from latentlab.jobs import pace_spec
     from latentlab.spec import load_spec

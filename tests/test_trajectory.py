@@ -221,3 +221,37 @@ def test_labels_must_be_strings():
     d = Trajectory.interpolate(a, b, frames=4, labels=["start", "end"]).to_dict()
     with pytest.raises(SpecError, match=r"labels\[0\] must be a string, got 1"):
         Trajectory.from_dict({**d, "labels": [1, "end"]})
+
+
+def test_audit_fixes_for_segments_and_trajectories():
+    import numpy as np
+
+    # numpy integers for hold, as for frames (hold was refused)
+    assert Segment(5, hold=np.int64(2)).hold == 2
+    # frames, easing or method beside segments were silently ignored
+    kf = torch.eye(3)[:2]
+    for kw in ({"frames": 100}, {"easing": "ease-in"}, {"method": "lerp"}):
+        with pytest.raises(ArgumentError, match="would be ignored: the segments given"):
+            Trajectory(kf, [Segment(5)], **kw)
+    assert len(Trajectory(kf, [Segment(5)])) == 6
+    # ease-in ends exactly at 1 in float64 (was 0.9999999999999999)
+    assert ll.trajectory.ease(torch.tensor(1.0, dtype=torch.float64), "ease-in").item() == 1.0
+
+
+def test_from_dict_refuses_unknown_fields_and_formats():
+    d = Trajectory(torch.eye(3)[:2], frames=4, labels=["a", "b"]).to_dict()
+    assert Trajectory.from_dict(d).labels == ["a", "b"]
+    with pytest.raises(SpecError, match=r"unknown field\(s\) \['lables'\]"):
+        Trajectory.from_dict({**d, "lables": ["a", "b"]})  # a typo dropped the labels silently
+    with pytest.raises(SpecError, match="'latentlab.trajectory/99'"):
+        Trajectory.from_dict({**d, "format": "latentlab.trajectory/99"})
+    with pytest.raises(SpecError, match="frames is 4 but ts has 2"):
+        Trajectory.from_dict({**d, "segments": [{"frames": 4, "ts": [0.0, 0.5]}]})
+
+
+def test_text_diff_takes_single_row_captions_as_the_image():
+    e = torch.eye(4)
+    img, src, tgt = e[:1], e[1:2], (e[1:2] + e[2:3])
+    a = Trajectory.text_diff(img, src[0], tgt[0], theta=0.5, frames=3)  # (d,) rows were refused
+    b = Trajectory.text_diff(img, src, tgt, theta=0.5, frames=3)
+    assert torch.equal(a.embeddings(), b.embeddings())
