@@ -223,19 +223,29 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     _check_output_format(args)
-    if getattr(args, "pacing", None) == "uniform":  # pacing turned off: the spec's finer pacing settings go with it
-        if not isinstance(spec_dict, dict):
-            from .spec import load_file
-
-            spec_dict = {**load_file(spec_dict), "base_dir": str(Path(spec_dict).resolve().parent)}
+    uniform = getattr(args, "pacing", None) == "uniform"
+    if args.output and Path(args.output).suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
+        raise ArgumentError(f"-o {args.output} must end in .mp4, .gif or .webp.")  # before --save-spec writes it
+    if not isinstance(spec_dict, dict) and (uniform or args.output):
+        loaded = load_spec(spec_dict)  # its base_dir as the file says, resolved
+        spec_dict = {**loaded.to_dict(), "base_dir": loaded.base_dir}
+    if uniform:  # pacing turned off: the spec's finer pacing settings go with it
         spec_dict = {k: v for k, v in spec_dict.items() if not k.startswith("pacing_")}
+    if args.output:  # -o replaces the spec's output, and its suffix says the format
+        spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
+        spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
     spec = load_spec(spec_dict, **_overrides(args))
     _decoder_options(spec.preset, args)  # --no-upscale on a preset without an upscaler: said as the flag
     if args.save_spec:
         saved = spec
         if args.output:  # -o goes into the saved spec (relative to the spec's paths), so a replay writes there too
             here = spec.base_dir or os.getcwd()
-            saved = load_spec(spec, output=os.path.relpath(Path(args.output).expanduser().resolve(), Path(here).resolve()))
+            target = Path(args.output).expanduser().resolve()
+            try:
+                where = os.path.relpath(target, Path(here).resolve())
+            except ValueError:  # another drive (Windows): no relative path
+                where = str(target)
+            saved = load_spec(spec, output=where)
         saved.save(args.save_spec)
     out_dir = args.out_dir
     try:
@@ -395,6 +405,9 @@ def _generate(args: argparse.Namespace) -> int:
     given = {"prompt": args.prompt, "preset": preset, "seed": seed, "steps": args.steps, "guidance_scale": args.guidance_scale}
     # steps and guidance are compared once the decoder says its defaults (unset and the default alike)
     resumable = isinstance(was, dict) and all(was.get(k) == given[k] for k in ("prompt", "preset", "seed"))
+    if resumable and any(was.get(k) is not None and given[k] is not None and was.get(k) != given[k]
+                         for k in ("steps", "guidance_scale")):  # fmt: skip
+        resumable = False  # both written out and different: refused before the models load
     if old and not resumable and not args.overwrite:  # refused before the models load
         raise _refuse_other(out_dir, old, "other pictures")
     check_can_create(out_dir, "--out-dir")
@@ -515,6 +528,9 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> 
     return message
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
@@ -524,16 +540,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
             """A user warning on the command line: one line naming latentlab, not a source file and
             line; the others (a library's deprecations, shown only where filters ask) as Python shows them."""
-            if issubclass(category, UserWarning):
+            if issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE_DIR):  # latentlab's own
                 print(f"latentlab: warning: {message}", file=sys.stderr if file is None else file)
             else:
                 shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
-        return _main(argv)
+        return _main(argv, script=argv is None)
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -579,14 +595,20 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (``latentlab presets --json | head``): nothing more to say
-        try:
-            sys.stdout = open(os.devnull, "w")  # so that Python's own flush at exit does not complain
-        except OSError:
-            pass
+        if script:  # the console script exits next: Python's own flush of stdout must not complain
+            try:
+                sys.stdout = open(os.devnull, "w")
+            except OSError:
+                pass
         return 0
-    except OSError as exc:  # the file system refused: one line, as for any error, not a traceback
+    except OSError as exc:  # the system refused: one line, as for any error, not a traceback
+        import errno
+
         where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"latentlab: error: {exc.strerror or exc}{where}. Check the path and its permissions.", file=sys.stderr)
+        path_error = exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                                   errno.EROFS, errno.ENAMETOOLONG)  # fmt: skip
+        hint = " Check the path and its permissions." if path_error else ""
+        print(f"latentlab: error: {exc.strerror or exc}{where}.{hint}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")
     return 2

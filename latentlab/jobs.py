@@ -86,8 +86,11 @@ def check_can_create(directory: str | os.PathLike, what: str) -> None:
     permission where it would be made (nothing is created here)."""
     path = Path(directory).expanduser().absolute()
     probe = path
-    while not probe.exists() and probe != probe.parent:
+    while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent
+    if probe.is_symlink() and not probe.exists():
+        raise ArgumentError(f"{what} {str(directory)!r} cannot be made: {str(probe)!r} is a link to nothing. "
+                            "Choose another path, or remove the link.")  # fmt: skip
     if not probe.is_dir():
         raise ArgumentError(f"{what} {str(directory)!r} cannot be made: {str(probe)!r} is a file, not a folder. "
                             "Choose another path.")  # fmt: skip
@@ -357,8 +360,8 @@ def render_spec(
 
     s = load_spec(spec)
     preset = get_preset(s.preset)
-    directory = Path(out_dir) if out_dir is not None else default_out_dir(s)
-    video = Path(output) if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
+    directory = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(s)
+    video = Path(output).expanduser() if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
     if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
     from .video import check_gif_fps

@@ -290,8 +290,13 @@ def show_video(
                 f"{', '.join(given)} apply to frames, not to a file, which is shown as it is ({str(p)!r}). "
                 "Fix: leave them out, or pass the frames: show_video(ll.read_video(path), ...)."
             )
-        h, w = _video_size(p)
-        width = w * (_check_scale(scale) or _auto_scale(max(h, w), w, target=256, max_width=768))
+        zoom = _check_scale(scale)
+        try:
+            h, w = _video_size(p)
+        except ArgumentError:  # a file ffmpeg cannot size may still play in the browser: shown at its own size
+            width = None
+        else:
+            width = w * (zoom or _auto_scale(max(h, w), w, target=256, max_width=768))
         data = p.read_bytes() if p.stat().st_size <= max_embed_mb * 2**20 else None
         return VideoView(data, mime, width=width, path=p, caption=caption)
     fps = 12 if fps is None else fps

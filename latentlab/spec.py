@@ -228,8 +228,9 @@ class Spec:
             Lanczos resize instead of the learned 2x upscaler (CLI: ``--no-upscale``) [None:
             the upscaler].
         fps, format, size, hold_first, hold_last, pingpong: video settings [24, "mp4", native, 0, 0, false].
-            With ``output`` set and no ``format``, the format is the output's suffix; a
-            ``format`` that contradicts it is refused.
+            ``format`` unset (None) is ``output``'s suffix, or "mp4"; another format than
+            ``output``'s suffix is refused, except "mp4", which specs saved before
+            2026-12-06 always wrote (the output's suffix decides, as it did then).
         output: video path [<out_dir>.<format>]; relative paths resolve against ``base_dir``.
         base_dir: directory that relative paths (images, ``output``) are resolved against [the
             spec file's directory]; a relative ``base_dir`` in a file starts at the file's folder.
@@ -258,7 +259,7 @@ class Spec:
     batch_size: int | None = None
     upscale: bool | None = None
     fps: float = 24
-    format: str = "mp4"
+    format: str | None = None
     size: int | None = None
     hold_first: int = 0
     hold_last: int = 0
@@ -268,6 +269,11 @@ class Spec:
     base_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        suffix = _video_suffix(self.output)
+        if self.format is None:  # the output's suffix says it, else mp4
+            self.format = suffix or "mp4"
+        elif self.format == "mp4" and suffix and suffix != "mp4":
+            self.format = suffix  # older saved specs wrote format = "mp4" always; the output decided, as then
         self.validate()
 
     # -- validation ------------------------------------------------------------------
@@ -343,8 +349,8 @@ class Spec:
             need(is_int(v) and v >= 0, f"'{k}' must be an integer >= 0 (frames), got {v!r}.")
         need(isinstance(self.pingpong, bool), f"'pingpong' must be true or false, got {self.pingpong!r}.")
         need(self.output is None or isinstance(self.output, str), "'output' must be a path string.")
-        suffix = Path(self.output).suffix.lower().lstrip(".") if isinstance(self.output, str) else ""
-        need(suffix not in FORMATS or suffix == self.format,
+        suffix = _video_suffix(self.output)
+        need(not suffix or suffix == self.format,
              f"'format' is {self.format!r} but 'output' {self.output!r} ends in .{suffix}: the video's format follows "
              f"its name. Drop 'format', or give 'output' a .{self.format} name.")  # fmt: skip
         need(self.name is None or (isinstance(self.name, str) and bool(self.name.strip())),
@@ -566,6 +572,14 @@ class Spec:
         return Trajectory(torch.cat(kfs), segs, labels=self.labels(), space=space)
 
 
+def _video_suffix(output: Any) -> str:
+    """``output``'s suffix when it names a video format ("gif"), else ""."""
+    if not isinstance(output, str):
+        return ""
+    suffix = Path(output).suffix.lower().lstrip(".")
+    return suffix if suffix in FORMATS else ""
+
+
 def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: Any) -> Spec:
     """A :class:`Spec` from a file path (JSON/TOML), a dict, or a Spec; ``overrides`` replace fields.
 
@@ -585,16 +599,23 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
         raise ArgumentError(f"spec must be a path, a dict or a Spec, got {type(source).__name__}.")
     if isinstance(overrides.get("output"), str) and overrides.get("format") is None and "format" in data:
         data.pop("format")  # a new output's suffix says the format, not the one the spec had
+    if overrides.get("format") is not None and overrides.get("output") is None and "output" in data:
+        # a format asked for over a spec whose output names another is a contradiction, said as such
+        # (not taken for an older spec's always-written "mp4")
+        suffix = _video_suffix(data["output"])
+        if suffix and suffix != overrides["format"]:
+            raise SpecError(
+                f"'format' is {overrides['format']!r} but the spec's 'output' {data['output']!r} ends in .{suffix}: "
+                f"the video's format follows its name. Drop 'format', or give 'output' a .{overrides['format']} name."
+            )
     data.update({k: v for k, v in overrides.items() if v is not None})
     if "base_dir" in data:
         given = data.pop("base_dir")
-        if isinstance(given, str) and base is not None and not Path(os.path.expanduser(given)).is_absolute():
-            given = str(Path(base) / os.path.expanduser(given))  # in a file: from the file's folder
+        if isinstance(given, str):
+            given = os.path.expanduser(given)  # "~/pictures" as a shell reads it
+            if base is not None and not Path(given).is_absolute():
+                given = str(Path(base) / given)  # in a file: from the file's folder
         base = given
-    if isinstance(data.get("output"), str) and "format" not in data:
-        suffix = Path(data["output"]).suffix.lower().lstrip(".")
-        if suffix in FORMATS:
-            data["format"] = suffix
     allowed = {f.name for f in fields(Spec)} - {"base_dir"}
     unknown = set(data) - allowed
     if unknown:

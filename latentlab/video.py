@@ -20,6 +20,7 @@ imageio, imageio-ffmpeg and Pillow are imported lazily, inside the functions tha
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import secrets
@@ -221,8 +222,9 @@ def _check_fps(fps: Any) -> float:
         raise ArgumentError(f"fps={fps!r}; expected a positive number. Fix: e.g. fps=24.")
     if f < MIN_FPS:
         raise ArgumentError(
-            f"fps={fps!r} is below {MIN_FPS:g} (one frame every {1 / MIN_FPS:g} s), where the mp4 and webp "
-            f"writers fail. Fix: use fps >= {MIN_FPS:g}, or hold a frame longer with hold_first / hold_last."
+            f"fps={fps!r} is below {MIN_FPS:g} (one frame every {1 / MIN_FPS:g} s), the slowest latentlab writes in "
+            f"any format (ffmpeg's mp4 and Pillow's webp writers fail not far below it). Fix: use fps >= {MIN_FPS:g}, "
+            "or hold a frame longer with hold_first / hold_last."
         )
     return f
 
@@ -432,8 +434,13 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
                         f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
                     proc.stdin.write(np.ascontiguousarray(f).data)  # type: ignore[union-attr]
                 proc.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:  # ffmpeg stopped early: its status and log say why
-                pass
+            except (BrokenPipeError, OSError) as exc:  # ffmpeg stopped early: its status and log say why
+                if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EINVAL:  # EINVAL: Windows' broken pipe
+                    raise
+                try:
+                    proc.stdin.close()  # type: ignore[union-attr]
+                except OSError:
+                    pass
             code = proc.wait()
         except BaseException:
             proc.kill()

@@ -118,7 +118,8 @@ def test_interpolate_reports_what_even_pacing_measured(tmp_path, images, capsys)
 def test_bad_input_gives_one_clear_line(argv, message, images, tmp_path, capsys):
     argv = [str(images[0]) if a == "IMG" else a for a in argv]
     assert main([*argv, "--out-dir", str(tmp_path / "r"), "-q"]) == 2
-    err = capsys.readouterr().err
+    # (a render that ran first may warn, e.g. of its few steps, each warning one line of its own)
+    err = "".join(line for line in capsys.readouterr().err.splitlines(True) if not line.startswith("latentlab: warning:"))
     assert err.startswith("latentlab: error:") and message in err
     assert "Traceback" not in err
 
@@ -240,6 +241,10 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
     with monkeypatch.context() as m:  # another seed: refused before any model loads
         m.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
         assert main([*argv, "--seed", "3"]) == 2 and "already holds other pictures" in capsys.readouterr().err
+        (out / "generate.json").write_text(json.dumps({**json.loads((out / "generate.json").read_text()), "steps": 3}))
+        assert main([*argv[:-3], "--steps", "4", "-q"]) == 2  # both written out and different: before loading too
+        assert "already holds other pictures" in capsys.readouterr().err
+        (out / "generate.json").write_text(json.dumps({**json.loads((out / "generate.json").read_text()), "steps": 2}))
     # the same prompt and seed drawn by another model (its description differs): refused once the models load
     (out / "generate.json").write_text(json.dumps({**json.loads((out / "generate.json").read_text()), "prior": {}}))
     assert main(argv) == 2 and "already holds other pictures" in capsys.readouterr().err
@@ -414,12 +419,24 @@ def test_format_that_contradicts_the_specs_output_is_refused(tmp_path, images, c
     spec.write_text(f'preset = "tiny"\noutput = "out/v.gif"\n[[keyframes]]\nimage = "{images[0].name}"\n'
                     f'[[keyframes]]\nimage = "{images[1].name}"\n')  # fmt: skip
     assert main(["render", str(spec), "--format", "mp4", "--out-dir", str(tmp_path / "r"), "-q"]) == 2
-    assert "'format' (--format) is 'mp4' but 'output' 'out/v.gif' ends in .gif" in capsys.readouterr().err
-    from latentlab.spec import load_spec
+    assert "'format' (--format) is 'mp4' but the spec's 'output' 'out/v.gif' ends in .gif" in capsys.readouterr().err
+    from latentlab.spec import Spec, load_spec
 
     assert load_spec(spec).format == "gif"  # no format given: the output's suffix says it
-    with pytest.raises(ll.SpecError, match="'format' is 'webp' but 'output'"):
+    with pytest.raises(ll.SpecError, match="'format' is 'webp' but the spec's 'output'"):
         load_spec(spec.parent / "s.toml", format="webp")
+    # -o replaces the spec's output: its format and --format agree, so nothing contradicts
+    assert main(["render", str(spec), "--format", "mp4", "-o", str(tmp_path / "x.mp4"), "--frames", "1",
+                 "--out-dir", str(tmp_path / "r"), *FAST]) == 0  # fmt: skip
+    assert (tmp_path / "x.mp4").is_file() and not (tmp_path / "out").exists()
+    # specs saved before 2026-12-06 wrote format = "mp4" always: their output's suffix still decides
+    old = tmp_path / "old.toml"
+    old.write_text('format = "mp4"\n' + spec.read_text())
+    assert load_spec(old).format == "gif"
+    kfs = load_spec(spec).keyframes
+    assert Spec(keyframes=kfs, output="a.gif", base_dir=str(tmp_path)).format == "gif"  # not refused: format unset
+    with pytest.raises(ll.SpecError, match="'format' is 'webp' but 'output'"):
+        Spec(keyframes=kfs, output="a.gif", format="webp", base_dir=str(tmp_path))
 
 
 def test_a_folder_that_cannot_be_made_is_refused_before_any_model_loads(tmp_path, images, monkeypatch, capsys):
@@ -454,9 +471,17 @@ def test_file_system_errors_and_a_closed_pipe_are_one_line_not_a_traceback(monke
         def flush(self):
             pass
 
+    def unreachable(args):
+        raise ConnectionError("the hub did not answer")
+
+    monkeypatch.setattr(cli, "_presets", unreachable)
+    assert main(["presets"]) == 2
+    assert capsys.readouterr().err == "latentlab: error: the hub did not answer.\n"  # no path hint: not a path error
     monkeypatch.undo()
-    monkeypatch.setattr(sys, "stdout", Closed())
+    closed = Closed()
+    monkeypatch.setattr(sys, "stdout", closed)
     assert main(["presets", "--json"]) == 0  # `latentlab presets --json | head`: a traceback before
+    assert sys.stdout is closed  # called from Python, main() leaves the caller's stdout alone
 
 
 def test_warnings_are_one_line_on_the_command_line(tmp_path, images, capsys):
@@ -468,6 +493,51 @@ def test_warnings_are_one_line_on_the_command_line(tmp_path, images, capsys):
     before = warnings.showwarning
     main(["presets"])
     assert warnings.showwarning is before  # main() put the caller's back
+
+
+def test_other_libraries_warnings_are_not_labelled_latentlabs(monkeypatch, capsys):
+    import warnings
+
+    import latentlab.cli as cli
+
+    def warns(args):
+        warnings.warn_explicit("TypedStorage is deprecated", UserWarning, "/site-packages/torch/storage.py", 1)
+        return 0
+
+    monkeypatch.setattr(cli, "_presets", warns)
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *rest, **kw: seen.append(str(message))  # the caller's handler
+        assert main(["presets"]) == 0
+    assert seen == ["TypedStorage is deprecated"] and "latentlab: warning" not in capsys.readouterr().err
+
+
+def test_pacing_uniform_and_o_keep_a_spec_files_base_dir(tmp_path, images):
+    # --pacing uniform (and -o) loaded the file again and wrote its folder over its own base_dir
+    (tmp_path / "sp").mkdir()
+    spec = tmp_path / "sp" / "s.toml"
+    spec.write_text(f'base_dir = ".."\npacing = "even"\n[[keyframes]]\nimage = "{images[0].name}"\n'
+                    f'[[keyframes]]\nimage = "{images[1].name}"\n')  # fmt: skip
+    assert main(["render", str(spec), "--pacing", "uniform", "--frames", "1", "--out-dir", str(tmp_path / "r"), *FAST]) == 0
+    assert main(["render", str(spec), "--pacing", "uniform", "--frames", "1", "--out-dir", str(tmp_path / "r"),
+                 "-o", str(tmp_path / "v.gif"), *FAST]) == 0  # fmt: skip
+    assert (tmp_path / "v.gif").is_file()
+
+
+def test_save_spec_with_an_o_it_cannot_write_saves_nothing(tmp_path, images, capsys):
+    assert main(["interpolate", str(images[0]), str(images[1]), "-o", str(tmp_path / "v.mov"),
+                 "--save-spec", str(tmp_path / "s.toml"), *FAST]) == 2  # fmt: skip
+    assert "must end in .mp4, .gif or .webp" in capsys.readouterr().err and not (tmp_path / "s.toml").exists()
+
+
+def test_a_link_to_nothing_as_out_dir_is_refused_before_any_model_loads(tmp_path, images, monkeypatch, capsys):
+    from latentlab import presets
+
+    monkeypatch.setattr(presets, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert main(["interpolate", str(images[0]), str(images[1]), "--out-dir", str(tmp_path / "dangling"), *FAST]) == 2
+    assert "is a link to nothing" in capsys.readouterr().err
 
 
 def test_cli_choices_are_the_specs_own():

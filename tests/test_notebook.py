@@ -758,6 +758,10 @@ def test_a_video_file_or_render_result_is_scaled_up_as_frames_are(tmp_path):
     result = RenderResult(frames=f, out_dir=tmp_path, video=gif, contact_sheet=gif, spec=None, trajectory=None)
     view = ll.show(result)
     assert view.width == 256 and 'width="256"' in view._repr_html_()
+    # a file ffmpeg cannot size is still shown, at its own size, as before the scaling came
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    assert ll.show_video(bad).width is None and ll.show_video(bad, scale=2).width is None
 
 
 def test_edit_module_example_sets_a_target_the_start_frame_does_not_reach():

@@ -290,3 +290,9 @@ def test_a_relative_base_dir_in_a_file_starts_at_the_files_folder(tmp_path, imag
     # an absolute path that is missing gets no hint about relative paths
     with pytest.raises(SpecError, match=r"no such file '/no/such.png'. Check the path.$"):
         load_spec({"keyframes": [{"image": "/no/such.png"}, {"text": "a cat"}]})
+
+
+def test_base_dir_reads_a_tilde_as_the_home_folder(tmp_path, images, monkeypatch):
+    monkeypatch.setenv("HOME", str(images[0].parent))
+    s = load_spec({"base_dir": "~", "keyframes": [{"image": images[0].name}, {"image": images[1].name}]})
+    assert s.resolve_path(images[0].name).resolve() == images[0].resolve()  # was '~/red_disc.png', not found
