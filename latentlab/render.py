@@ -600,27 +600,37 @@ def render(
             yield rows, out
             pos += len(rows)
 
+    from tqdm.auto import tqdm
+
     todo = rows_to_draw()
     batches = decoded(todo)
     first: list[tuple[list[int], np.ndarray]] = []
+    bar = tqdm(total=T, initial=len(kept), desc="rendering", unit="frame", disable=not progress)
     if kept and expected is None:
         # nothing said the frames' size beforehand (a manifest from before it was recorded, a
         # decoder without a resolution): learn it before counting the kept frames, so that one of
         # another size is drawn again and counted (and reported) once, not twice
         if todo:
-            first.append(next(batches))
+            try:
+                first.append(next(batches))  # under the bar, which shows the render has begun
+            except BaseException:
+                bar.close()
+                raise
             stale = [k for k in kept if frames[k].shape != shape]  # type: ignore[union-attr]
             for k in stale:
                 frames[k] = None
             kept = [k for k in kept if frames[k] is not None]
             queued = set(todo)
             todo.extend(r for r in rows_to_draw() if r not in queued)
+            if stale:
+                bar.n = len(kept)  # the frames of another size are drawn again, and counted then
+                bar.refresh()
         else:
-            _check_one_size(frames, directory)  # nothing to draw: only the kept frames can say, before any copy
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=T, initial=len(kept), desc="rendering", unit="frame", disable=not progress)
+            try:
+                _check_one_size(frames, directory)  # nothing to draw: only the kept frames can say, before any copy
+            except BaseException:
+                bar.close()
+                raise
     if callback is not None:
         for k in kept:
             callback({"frame": k, "frames": T, "image": frames[k], "resumed": True})

@@ -359,6 +359,9 @@ class _Bar:
     def update(self, n=1):
         self.n += n
 
+    def refresh(self):
+        pass
+
     def close(self):
         pass
 
@@ -384,11 +387,20 @@ def test_a_kept_frame_of_another_size_is_counted_and_reported_once(tmp_path, fak
     Image.new("RGB", (4, 4), (9, 9, 9)).save(out / "frame_00001.png")  # a valid PNG of another size
     (out / "frame_00003.png").unlink()
     bars = _recording_bars(monkeypatch)
+    decoded_before_bar = []
+
+    class Bar(_Bar):
+        def __init__(self, *args, **kwargs):
+            decoded_before_bar.append(len(fake_decoder.calls))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr("tqdm.auto.tqdm", Bar)
     seen = []
     fake_decoder.calls.clear()
     frames = render(p, fake_decoder, out_dir=out, callback=lambda i: seen.append((i["frame"], i["resumed"])))
     assert seen[:2] == [(0, True), (2, True)] and sorted(seen[2:]) == [(1, False), (3, False)]  # each frame once
-    assert len(bars) == 1 and (bars[0].total, bars[0].initial, bars[0].n) == (4, 2, 4)
+    # the bar is up before the first batch decodes (it appeared only after it), and ends at every frame once
+    assert decoded_before_bar == [0] and len(bars) == 1 and (bars[0].total, bars[0].n) == (4, 4)
     assert sum(fake_decoder.calls) == 2 and np.array_equal(frames, ref)
     assert json.loads((out / MANIFEST).read_text())["frame_shape"] == [8, 8, 3]
 
