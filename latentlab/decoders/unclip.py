@@ -28,6 +28,7 @@ Builders registered here (see :mod:`latentlab.presets`):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -147,9 +148,19 @@ FIRST_TIMESTEP_FRACTION = 0.9
 
 def _first_timestep(scheduler: Any, steps: int) -> int:
     """The first (noisiest) timestep ``scheduler`` samples with ``steps`` steps, computed on a
-    copy (the pipeline's own scheduler is left as it is)."""
-    probe = type(scheduler).from_config(scheduler.config)
-    probe.set_timesteps(int(steps))
+    copy (the pipeline's own scheduler is left as it is) once per scheduler type, config and steps."""
+    import json
+
+    key = json.dumps(dict(scheduler.config), sort_keys=True, default=str)
+    return _first_timestep_of(type(scheduler), key, int(steps))
+
+
+@functools.lru_cache(maxsize=256)
+def _first_timestep_of(cls: type, config_json: str, steps: int) -> int:
+    import json
+
+    probe = cls.from_config(json.loads(config_json))
+    probe.set_timesteps(steps)
     return int(probe.timesteps[0])
 
 
