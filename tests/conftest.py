@@ -103,3 +103,43 @@ class FakeDecoder:
 @pytest.fixture
 def fake_decoder():
     return FakeDecoder()
+
+
+class RecordingBar:
+    """Stands in for ``tqdm.auto.tqdm``: each bar made is kept in ``made`` with where it
+    started (``initial``), how far it went (``n``), its ``desc`` and whether it was ``shown``."""
+
+    made: list = []
+
+    def __init__(self, iterable=None, *args, total=None, initial=0, desc=None, disable=False, **kwargs):
+        self.iterable, self.total, self.initial, self.n = iterable, total, initial, initial
+        self.desc, self.shown = desc, not disable
+        RecordingBar.made.append(self)
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        self.n += n
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def recording_bars(monkeypatch):
+    """The progress bars made while the test runs (see :class:`RecordingBar`)."""
+    import tqdm.auto
+
+    RecordingBar.made = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    return RecordingBar.made

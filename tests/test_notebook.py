@@ -691,43 +691,6 @@ def test_swapped_arguments_name_the_encoder(tiny_encoder):
 # ----------------------------------------------------------------------------------
 # audit fixes (each test failed before its fix)
 # ----------------------------------------------------------------------------------
-class _RecordingTqdm:
-    """Stands in for tqdm.auto.tqdm: records each bar made and whether it was shown."""
-
-    made: list = []
-
-    def __init__(self, iterable=None, *args, **kwargs):
-        self.iterable, self.total, self.n = iterable, kwargs.get("total"), 0
-        _RecordingTqdm.made.append((kwargs.get("desc"), not kwargs.get("disable", False)))
-
-    def __iter__(self):
-        return iter(self.iterable)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n=1):
-        self.n += n
-
-    def refresh(self):
-        pass
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def bars(monkeypatch):
-    import tqdm.auto
-
-    _RecordingTqdm.made = []
-    monkeypatch.setattr(tqdm.auto, "tqdm", _RecordingTqdm)
-    return _RecordingTqdm.made
-
-
 def _fake_bank(n: int = 8) -> torch.Tensor:
     g = torch.Generator().manual_seed(2)
     return tag(torch.nn.functional.normalize(torch.randn(n, 8, generator=g), dim=-1), "fake-space")
@@ -829,26 +792,30 @@ def test_models_are_checked_before_any_work(tiny_encoder, tiny_decoder, tiny_pat
         ll.scrub(tiny_path, tiny_decoder, steps=0)
 
 
-def test_long_work_shows_a_progress_bar_when_there_is_more_than_one_batch(tiny_encoder, tiny_decoder, fake_decoder, bars):
+def test_long_work_shows_a_progress_bar_when_there_is_more_than_one_batch(tiny_encoder, tiny_decoder, fake_decoder,
+                                                                         recording_bars):
+    def bars():
+        return [(b.desc, b.shown) for b in recording_bars]
+
     prior = ll.create_prior("tiny")
     ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=2, batch_size=1, steps=1)
     ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, steps=1)
-    assert [d for d, shown in bars if shown] == ["generating"]
-    bars.clear()
+    assert [d for d, shown in bars() if shown] == ["generating"]
+    recording_bars.clear()
     bank = _fake_bank()
     ll.pca_probe(bank[:1], fake_decoder, bank, ks=(1, 2, 3, None))  # 4 frames, batches of 3
     ll.pca_probe(bank[:1], fake_decoder, bank, ks=(1, None))
-    assert [shown for d, shown in bars if d == "rendering"] == [True, False]
-    bars.clear()
+    assert [shown for d, shown in bars() if d == "rendering"] == [True, False]
+    recording_bars.clear()
     img = np.zeros((16, 16, 3), np.uint8)
     ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, "a photo", "a drawing", max_steps=1, steps=1)
     ll.iterative_text_diff(tiny_encoder, tiny_decoder, img, "a photo", "a drawing", max_steps=0, steps=1)
-    assert [b for b in bars if b[0] == "text diff"] == [("text diff", True), ("text diff", False)]
-    bars.clear()
+    assert [b for b in bars() if b[0] == "text diff"] == [("text diff", True), ("text diff", False)]
+    recording_bars.clear()
     s = ll.scrub(_fake_path(7), fake_decoder, static_frames=7)
     s.static_view()  # 7 frames in batches of 3
     s.static_view()  # all cached: nothing to wait for
-    assert [b for b in bars if b[0] == "rendering"] == [("rendering", True), ("rendering", False)]
+    assert [b for b in bars() if b[0] == "rendering"] == [("rendering", True), ("rendering", False)]
 
 
 def test_show_takes_pil_images_of_any_mode_and_image_paths(tmp_path):

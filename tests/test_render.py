@@ -347,32 +347,7 @@ def test_frames_of_mixed_sizes_with_nothing_to_draw_are_named(tmp_path, fake_dec
         render(p, fake_decoder, out_dir=out, progress=False)
 
 
-class _Bar:
-    """Stands in for tqdm: records where a progress bar starts and how far it goes."""
-
-    made: list[_Bar] = []
-
-    def __init__(self, *args, total=None, initial=0, **kwargs):
-        self.total, self.initial, self.n = total, initial, initial
-        _Bar.made.append(self)
-
-    def update(self, n=1):
-        self.n += n
-
-    def refresh(self):
-        pass
-
-    def close(self):
-        pass
-
-
-def _recording_bars(monkeypatch):
-    _Bar.made = []
-    monkeypatch.setattr("tqdm.auto.tqdm", _Bar)
-    return _Bar.made
-
-
-def test_a_kept_frame_of_another_size_is_counted_and_reported_once(tmp_path, fake_decoder, monkeypatch):
+def test_a_kept_frame_of_another_size_is_counted_and_reported_once(tmp_path, fake_decoder, monkeypatch, recording_bars):
     # neither the manifest (from before frame_shape was recorded) nor the decoder says the size: the
     # wrong-size frame used to be counted and reported as resumed, then drawn and counted again
     from PIL import Image
@@ -386,10 +361,13 @@ def test_a_kept_frame_of_another_size_is_counted_and_reported_once(tmp_path, fak
     (out / MANIFEST).write_text(json.dumps(m))
     Image.new("RGB", (4, 4), (9, 9, 9)).save(out / "frame_00001.png")  # a valid PNG of another size
     (out / "frame_00003.png").unlink()
-    bars = _recording_bars(monkeypatch)
+    from conftest import RecordingBar
+
+    bars = recording_bars
+    bars.clear()  # the bars of the render above
     decoded_before_bar = []
 
-    class Bar(_Bar):
+    class Bar(RecordingBar):
         def __init__(self, *args, **kwargs):
             decoded_before_bar.append(len(fake_decoder.calls))
             super().__init__(*args, **kwargs)
@@ -440,13 +418,13 @@ def held_path():
 
 
 @pytest.mark.parametrize("noise", ["shared", "slerp"])
-def test_held_frames_are_decoded_once_and_identical(tmp_path, fake_decoder, monkeypatch, noise):
+def test_held_frames_are_decoded_once_and_identical(tmp_path, fake_decoder, monkeypatch, noise, recording_bars):
     from PIL import Image
 
     dec = _batch_position_decoder(fake_decoder)
     p = held_path()
     assert len(p) == 9
-    bars = _recording_bars(monkeypatch)
+    bars = recording_bars
     seen = []
     frames = render(p, dec, noise=noise, batch_size=2, out_dir=tmp_path / "r", callback=lambda i: seen.append(i["frame"]))
     assert sum(dec.calls) == 6  # one decode per distinct row
