@@ -617,6 +617,12 @@ class Encoder:
             self._fingerprint_value = str(fp) if fp else f"unknown:{self.name}:{self.space}"
         return self._fingerprint_value
 
+    def _cache_id(self) -> str:
+        """What cache keys are derived from: the weights, and the precision when it is not
+        float32 (a bfloat16 encoder's embeddings differ by about 1e-3; float32 keys unchanged)."""
+        fp = self.fingerprint()
+        return fp if self.dtype == torch.float32 else f"{fp}|{str(self.dtype).removeprefix('torch.')}"
+
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description for manifests: class, name, space, dim, model, weights..."""
         d: dict[str, Any] = {
@@ -653,7 +659,7 @@ class Encoder:
         items = _image_items(images)
 
         def key(it: _Image) -> str:
-            return EmbeddingCache.make_key(self.fingerprint(), "image", it.content())
+            return EmbeddingCache.make_key(self._cache_id(), "image", it.content())
 
         def run(batch: list[_Image]) -> torch.Tensor:
             x = torch.stack([self.preprocess(it.load()) for it in batch])
@@ -678,7 +684,7 @@ class Encoder:
         items = _text_items(texts)
 
         def key(t: str) -> str:
-            return EmbeddingCache.make_key(self.fingerprint(), "text", t)
+            return EmbeddingCache.make_key(self._cache_id(), "text", t)
 
         def run(batch: list[str]) -> torch.Tensor:
             tokens = self.tokenizer(batch)

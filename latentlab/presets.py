@@ -314,6 +314,14 @@ register_preset(
 )
 
 
+#: the weight files a part kind loads from the package without its spec naming them (paths from
+#: latentlab/; the mini runtime's DECODER_FILE and PRIOR_FILE, with their configs)
+_SHIPPED_FILES: dict[tuple[str, str | None], list[str]] = {
+    ("decoder", "mini"): ["mini/weights/mini_decoder.safetensors", "mini/weights/mini_decoder.json"],
+    ("prior", "mini"): ["mini/weights/mini_prior.safetensors", "mini/weights/mini_prior.json"],
+}
+
+
 def weights_status(preset: str | Preset) -> str:
     """Whether the weights of ``preset`` are on this machine (never touches the network). One of:
 
@@ -331,6 +339,8 @@ def weights_status(preset: str | Preset) -> str:
     if p.encoder.get("kind") == "open_clip_tiny":
         return "built in (random)"
     files = [v for part in (p.encoder, p.decoder, p.prior or {}) for k, v in part.items() if k in ("checkpoint", "weights")]
+    for role, part in (("decoder", p.decoder), ("prior", p.prior or {})):
+        files += _SHIPPED_FILES.get((role, part.get("kind")), [])  # files a kind loads without naming them
     if files:
         here = Path(__file__).parent
         ok = all((here / f).exists() for f in files)

@@ -636,3 +636,14 @@ def test_rgb_png_with_a_colour_key_is_composited_on_white(enc: Encoder, tmp_path
         assert np.array_equal(np.asarray(_to_rgb(im)), expected)
     # as the same picture with an alpha channel, and as greyscale with a colour key, already were
     torch.testing.assert_close(enc.encode_image(path), enc.encode_image(expected), atol=ATOL, rtol=0)
+
+
+def test_cache_keys_tell_a_bfloat16_encoder_from_a_float32_one(tmp_path):
+    from latentlab.presets import create_encoder
+
+    full, half = create_encoder("tiny"), create_encoder("tiny", dtype="bf16")
+    full.cache = half.cache = tmp_path / "cache"
+    a = full.encode_text(["a cat"])
+    b = half.encode_text(["a cat"])  # read the float32 entry back before: a hit from another precision
+    assert half.cache.hits == 0 and not torch.equal(a, b)
+    assert full._cache_id() == full.fingerprint()  # float32 keys unchanged: existing caches stay valid

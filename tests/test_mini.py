@@ -1919,3 +1919,83 @@ def test_from_pretrained_loads_an_expert_beside_a_caption_decoder(smoke_run, tmp
         MiniDecoder.from_pretrained(weights, expert=True)
     with pytest.raises(ArgumentError, match="expert must be None, True or False"):
         MiniDecoder.from_pretrained(weights, expert="yes")
+
+
+# -- runtime fixes from an audit of the user's side (each test failed before its fix) -------------
+
+
+needs_weights = pytest.mark.skipif(not weights_available(), reason="the shipped mini weights are not in this checkout")
+
+
+@needs_weights
+def test_the_mini_prior_runs_in_bfloat16():
+    import latentlab as ll
+
+    enc = ll.create_encoder("mini")
+    t = enc.encode_text(["a red circle"])
+    z = ll.create_prior("mini", dtype="bf16")(t)  # mat1 and mat2 dtypes differed: its timestep features stayed float32
+    assert z.shape == (1, 128) and torch.isfinite(z).all()
+    assert torch.nn.functional.cosine_similarity(z, ll.create_prior("mini")(t)).item() > 0.9
+
+
+@needs_weights
+@pytest.mark.parametrize("kw, match", [({"steps": 0}, "steps must be an integer >= 1"), ({"steps": -3}, "steps must be"),
+                                       ({"steps": 2.7}, "steps must be an integer"), ({"steps": 2000}, "steps must be <= 1000"),
+                                       ({"guidance_scale": -1}, "guidance_scale must be a finite number >= 0"),
+                                       ({"guidance_scale": "x"}, "guidance_scale must be")])  # fmt: skip
+def test_the_mini_prior_checks_steps_and_guidance_when_built(kw, match):
+    import latentlab as ll
+
+    with pytest.raises(ArgumentError, match=match):
+        ll.create_prior("mini", **kw)
+
+
+@needs_weights
+def test_mini_decoder_devices_dtypes_and_flags_are_checked_as_the_encoders_are():
+    import latentlab as ll
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ArgumentError, match="CUDA is not available on this machine; use device='cpu'"):
+            ll.create_decoder("mini", device="cuda")  # a raw "Found no NVIDIA driver" before
+    with pytest.raises(ArgumentError, match="device='meta' holds no weights"):
+        ll.create_prior("mini", device="meta")
+    assert ll.create_decoder("mini", dtype="torch.bfloat16").dtype == torch.bfloat16  # the encoders' aliases
+    for flag in ("upscale", "expert"):
+        with pytest.raises(ArgumentError, match=f"{flag} must be None, True or False"):
+            ll.create_decoder("mini", **{flag: 1})
+    dec = ll.create_decoder("mini")
+    z = ll.create_encoder("mini").encode_text(["a red circle"])
+    with pytest.raises(ArgumentError, match="steps must be <= 1000"):
+        dec.decode(z, torch.zeros(1, *dec.noise_shape()), steps=1001)  # a raw diffusers ValueError before
+
+
+@needs_weights
+def test_frames_at_the_native_size_neither_load_nor_describe_the_upscaler():
+    import latentlab as ll
+
+    small = ll.create_decoder("mini", resolution=32)
+    assert small.upscaler is None and small.describe()["upscaler"] == "none (Lanczos resize)"
+    assert small.weights_sha256 == ll.create_decoder("mini", resolution=32, upscale=False).weights_sha256
+    assert ll.create_decoder("mini").upscaler is not None  # 64 px frames still use it
+
+
+def test_weights_status_needs_the_mini_decoder_and_prior_files(monkeypatch, tmp_path):
+    from latentlab import presets
+    from latentlab.mini import runtime
+
+    # the files the status checks are the ones the runtime loads
+    assert presets._SHIPPED_FILES[("decoder", "mini")][0] == f"mini/weights/{runtime.DECODER_FILE}"
+    assert presets._SHIPPED_FILES[("prior", "mini")][0] == f"mini/weights/{runtime.PRIOR_FILE}"
+    monkeypatch.setitem(presets._SHIPPED_FILES, ("decoder", "mini"), ["mini/weights/no_such_decoder.safetensors"])
+    assert presets.weights_status("mini") == "missing (train it)"  # said "built in" with only the CLIP there
+
+
+@needs_weights
+def test_invert_takes_a_list_of_images_of_different_sizes():
+    import latentlab as ll
+
+    dec = ll.create_decoder("mini")
+    images = [np.zeros((64, 64, 3), np.uint8), np.full((80, 50, 3), 200, np.uint8)]  # np.stack raised before
+    z = ll.create_encoder("mini").encode_image(images)
+    noise = dec.invert(images, z, steps=2, refine=0)
+    assert noise.shape == (2, *dec.noise_shape()) and torch.isfinite(noise).all()

@@ -127,6 +127,10 @@ class Decoder:
             "(implemented for the mini decoder); pass refine=0."
         )
 
+    def max_steps(self) -> int | None:
+        """The most sampler steps a decode can take (its training timesteps), or None if unknown."""
+        return None
+
     #: gradient steps :meth:`invert` spends on refining the noise when its ``refine`` is ``None``
     default_inversion_refine: int = 0
 
@@ -237,6 +241,9 @@ class Decoder:
         if len(seeds) != z.shape[0]:
             raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per frame.")
         steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
+        limit = self.max_steps()
+        if limit is not None and steps > limit:
+            raise ArgumentError(f"steps must be <= {limit} (the sampler's training timesteps), got {steps}.")
         guidance = check_number(self.default_guidance if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0)
         return z, noise.detach().to("cpu", torch.float32), seeds, steps, guidance
 
@@ -283,7 +290,15 @@ class Decoder:
         if isinstance(images, (list, tuple)):
             if not images:
                 raise ArgumentError("images is an empty list; give at least one uint8 (H, W, 3) image.")
-            images = np.stack([np.asarray(im) for im in images])
+            arrays = [np.asarray(im) for im in images]
+            if len({a.shape for a in arrays}) > 1 and all(a.ndim == 3 and a.dtype == np.uint8 for a in arrays):
+                # several sizes: each resized to the frame size first, as the decoder would resize it anyway
+                from PIL import Image
+
+                side = int(self.resolution) or max(arrays[0].shape[:2])  # 0: the decoder does not say
+                arrays = [a if a.shape[:2] == (side, side) else
+                          np.asarray(Image.fromarray(a).convert("RGB").resize((side, side), Image.LANCZOS)) for a in arrays]  # fmt: skip
+            images = np.stack(arrays)
         if isinstance(images, torch.Tensor):
             images = images.detach().cpu().numpy()
         if not isinstance(images, np.ndarray):
@@ -302,6 +317,9 @@ class Decoder:
             raise ArgumentError(f"embeddings has {z.shape[0]} rows for {images.shape[0]} images; give one per image.")
         # checked, not converted: int(2.7) would invert with 2 steps, and decoding with 2.7 is refused
         steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
+        limit = self.max_steps()
+        if limit is not None and steps > limit:
+            raise ArgumentError(f"steps must be <= {limit} (the sampler's training timesteps), got {steps}.")
         guidance = check_number(guidance_scale, "guidance_scale", minimum=0)
         n = (self.default_inversion_refine if self.supports_refine else 0) if refine is None else refine
         n = check_int(n, "refine", minimum=0)  # gradient steps

@@ -321,7 +321,7 @@ class MiniPriorNet(nn.Module):
         text = text * math.sqrt(d)
         if drop is not None:
             text = torch.where(drop[:, None], self.null_text.expand_as(text), text)
-        cond = self.cond(torch.cat([text, _timestep_features(t, self.config.width)], dim=-1))
+        cond = self.cond(torch.cat([text, _timestep_features(t, self.config.width).to(text.dtype)], dim=-1))
         h = self.in_proj(torch.cat([x, text], dim=-1))
         for blk in self.blocks:
             h = blk(h, cond)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..decoders.base import Decoder
-from ..errors import ArgumentError
+from ..errors import ArgumentError, check_int, check_number
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
@@ -62,19 +62,16 @@ UPSCALER_FILE = "mini_upscaler.safetensors"
 EXPERT_FILE = "mini_expert.safetensors"  # optional layout expert (train --stage expert)
 
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
 
 def _check_dtype_device(device: Any, dtype: Any) -> tuple[torch.device, torch.dtype]:
-    device = "cpu" if device is None else device
-    dtype = torch.float32 if dtype is None else _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ArgumentError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from exc
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ArgumentError(f"dtype must be torch.float32, float16 or bfloat16, got {dtype!r}.")
+    """As the encoders check them (the same aliases, 'cuda' without CUDA refused by name)."""
+    from ..encoders import _resolve_device, _resolve_dtype
+
+    dev = _resolve_device("cpu" if device is None else device)
+    if dev.type == "meta":
+        raise ArgumentError("device='meta' holds no weights, so nothing could be drawn; use 'cpu' or 'cuda'.")
+    dtype = torch.float32 if dtype is None else _resolve_dtype(dtype)
     if dev.type == "cpu" and dtype == torch.float16:
         raise ArgumentError("dtype=torch.float16 is not supported on the CPU; use torch.float32 (the default).")
     return dev, dtype
@@ -231,6 +228,9 @@ class MiniDecoder(Decoder):
     default_guidance = 3.0
     default_batch_size = 16
 
+    def max_steps(self) -> int:
+        return int(self.net.config.num_train_timesteps)  # more had raised a raw diffusers ValueError
+
     def __init__(
         self,
         net: MiniDecoderNet,
@@ -292,9 +292,9 @@ class MiniDecoder(Decoder):
         ``decode(..., captions=...)`` only); ``False`` leaves it out."""
         import hashlib
 
-        if upscale not in (None, True, False):
+        if not (upscale is None or isinstance(upscale, bool)):  # 1 == True: taken as one before
             raise ArgumentError(f"upscale must be None, True or False, got {upscale!r}.")
-        if expert not in (None, True, False):
+        if not (expert is None or isinstance(expert, bool)):
             raise ArgumentError(f"expert must be None, True or False, got {expert!r}.")
         ex_path = weights_path(EXPERT_FILE, weights_dir)
         if expert is True or (expert is None and ex_path.is_file()):
@@ -302,8 +302,10 @@ class MiniDecoder(Decoder):
         path = weights_path(DECODER_FILE, weights_dir)
         up_path = weights_path(UPSCALER_FILE, weights_dir)
         use_up = upscale is True or (upscale is None and up_path.is_file())
-        upscaler = load_module("upscaler", up_path) if use_up else None
         net = load_module("decoder", path)
+        if use_up and int(kw.get("resolution", 64)) <= net.config.image_size:
+            use_up = False  # frames at or below the native size are never upscaled: not loaded, described or hashed
+        upscaler = load_module("upscaler", up_path) if use_up else None
         why = expert_mismatch(net, kw["expert"]) if kw.get("expert") is not None else None
         if why is not None:  # a folder whose expert no longer fits its decoder: say how to go on
             raise ArgumentError(
@@ -551,8 +553,12 @@ class MiniPrior(Prior):
         super().__init__(name=name, space=space, dim=net.config.embed_dim)
         self.device, self.dtype = _check_dtype_device(device, dtype)
         self.net = net.to(self.device, self.dtype).eval()
-        self.steps = int(steps)
-        self.guidance_scale = float(guidance_scale)
+        # checked here, not at the first call: steps=0 divided by zero there, -3 drew nothing
+        self.steps = check_int(steps, "steps", minimum=1)
+        if self.steps > net.config.num_train_timesteps:
+            raise ArgumentError(f"steps must be <= {net.config.num_train_timesteps} (the prior's training timesteps), "
+                                f"got {self.steps}.")  # fmt: skip
+        self.guidance_scale = check_number(guidance_scale, "guidance_scale", minimum=0)
 
     @classmethod
     def from_pretrained(
