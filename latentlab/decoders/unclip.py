@@ -917,6 +917,9 @@ def tiny_clip_tokenizer(model_max_length: int = 16) -> Any:
     """A working ``CLIPTokenizer`` built offline: the 256 byte-level symbols (alone and as
     word ends) plus the two special tokens, no merges (514 tokens; text becomes one token per
     byte). Enough for a random text encoder; not the real CLIP vocabulary."""
+    import json
+    import tempfile
+
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import CLIPTokenizer
 
@@ -926,7 +929,11 @@ def tiny_clip_tokenizer(model_max_length: int = 16) -> Any:
         vocab[s] = len(vocab)
     for s in symbols:
         vocab[s + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+    # from files, as a real one loads: CLIPTokenizer(vocab=..., merges=...) exists only in transformers 5
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        Path(folder, "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        return CLIPTokenizer.from_pretrained(folder, model_max_length=model_max_length)
 
 
 def tiny_stable_unclip_pipeline(*, embed_dim: int = 32, resolution: int = 64, seed: int = 0) -> Any:
