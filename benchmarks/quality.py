@@ -14,7 +14,9 @@ rendered on the CPU in each mode, and the table compares:
 - **faithfulness**: frame 0 of a morph against its input image, PSNR (dB) and CLIP cosine,
   with shared noise, with the input's DDIM-inverted noise alone (``refine=0``) and with that
   noise refined by gradient steps (``--invert-refine``, default: the decoder's, 20 for mini)
-  (goal: cosine >= 0.95). The inverted morph uses the refined noise.
+  (goal: cosine >= 0.95). The inverted morph uses the refined noise. A second table gives
+  both end frames the same three ways: frame 0 against input A (start) and the last frame
+  against input B (end), and how many morphs meet the goal at each end and at both.
 - **iterative text diffs**: "a red circle" -> "a blue circle" on a red circle and "a mobile
   phone" -> "a telephone" on the phone emoji, applied with re-encoding
   (:func:`latentlab.iterative_text_diff`) in fixed steps of 0.15 and with the adaptive step,
@@ -141,13 +143,25 @@ def one_morph(k: int, spec: tuple, enc: Any, dec: Any, args: argparse.Namespace,
         return float((enc.encode_image(frame) * z).sum())
 
     faith = {
+        # frame 0 (the start) against input A: the keys the figures have always used
         "shared_psnr": psnr(uniform[0], img[0]),
         "shared_cos": cos(uniform[0], za),
         "ddim_psnr": psnr(ddim[0], img[0]),
         "ddim_cos": cos(ddim[0], za),
         "inverted_psnr": psnr(redrawn[0], img[0]),
         "inverted_cos": cos(redrawn[0], za),
-        # both ends of the inverted morph, for the record
+        # the last frame (the end) against input B, the same three ways: a morph ends on
+        # keyframe B's noise, so the end is the redraw of input B from that noise
+        "shared_end_psnr": psnr(uniform[-1], img[1]),
+        "shared_end_cos": cos(uniform[-1], zb),
+        "ddim_end_psnr": psnr(ddim[1], img[1]),
+        "ddim_end_cos": cos(ddim[1], zb),
+        "inverted_end_psnr": psnr(redrawn[1], img[1]),
+        "inverted_end_cos": cos(redrawn[1], zb),
+        # both ends of the rendered inverted morph itself (the same noise and embeddings,
+        # decoded in the render's batches), for the record
+        "inverted_morph_start_psnr": psnr(inverted[0], img[0]),
+        "inverted_morph_start_cos": cos(inverted[0], za),
         "inverted_morph_end_psnr": psnr(inverted[-1], img[1]),
         "inverted_morph_end_cos": cos(inverted[-1], zb),
     }
@@ -423,6 +437,16 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
         "inverted_cos": lambda r: r["faithfulness"]["inverted_cos"],
         "ddim_psnr": lambda r: r["faithfulness"]["ddim_psnr"],
         "ddim_cos": lambda r: r["faithfulness"]["ddim_cos"],
+        "shared_end_psnr": lambda r: r["faithfulness"]["shared_end_psnr"],
+        "inverted_end_psnr": lambda r: r["faithfulness"]["inverted_end_psnr"],
+        "shared_end_cos": lambda r: r["faithfulness"]["shared_end_cos"],
+        "inverted_end_cos": lambda r: r["faithfulness"]["inverted_end_cos"],
+        "ddim_end_psnr": lambda r: r["faithfulness"]["ddim_end_psnr"],
+        "ddim_end_cos": lambda r: r["faithfulness"]["ddim_end_cos"],
+        "inverted_morph_start_psnr": lambda r: r["faithfulness"]["inverted_morph_start_psnr"],
+        "inverted_morph_start_cos": lambda r: r["faithfulness"]["inverted_morph_start_cos"],
+        "inverted_morph_end_psnr": lambda r: r["faithfulness"]["inverted_morph_end_psnr"],
+        "inverted_morph_end_cos": lambda r: r["faithfulness"]["inverted_morph_end_cos"],
         "invert_seconds": lambda r: r["invert_seconds"],
     }.items():
         v = col(f)
@@ -435,7 +459,45 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
     s["goal_cos_met"] = {
         m: int(sum(r["faithfulness"][f"{m}_cos"] >= GOALS["inverted_cos"] for r in rows)) for m in ("shared", "ddim", "inverted")
     }
+    # the last frame against input B, and both ends of one morph at once
+    s["goal_cos_met_end"] = {
+        m: int(sum(r["faithfulness"][f"{m}_end_cos"] >= GOALS["inverted_cos"] for r in rows)) for m in ("shared", "ddim", "inverted")
+    }
+    s["goal_cos_met_both_ends"] = {
+        m: int(sum(min(r["faithfulness"][f"{m}_cos"], r["faithfulness"][f"{m}_end_cos"]) >= GOALS["inverted_cos"] for r in rows))
+        for m in ("shared", "ddim", "inverted")
+    }
     return s
+
+
+def ends_table(rows: list[dict], summary: dict) -> str:
+    """Faithfulness of both end frames: frame 0 against input A (start) and the last frame
+    against input B (end), with shared noise, DDIM-inverted noise and refined inverted noise."""
+    lines = ["| morph | PSNR shared start / end | PSNR DDIM start / end | PSNR refined start / end | "
+             "cos shared start / end | cos DDIM start / end | cos refined start / end |",
+             "|" + "---|" * 7]  # fmt: skip
+
+    def pair(d: dict, m: str, what: str, fmt: str) -> str:
+        return f"{d[f'{m}_{what}']:{fmt}} / {d[f'{m}_end_{what}']:{fmt}}"
+
+    for r in rows:
+        fa = r["faithfulness"]
+        lines.append(f"| {r['name']} | " + " | ".join([pair(fa, m, "psnr", ".1f") for m in ("shared", "ddim", "inverted")]
+                                                   + [pair(fa, m, "cos", ".3f") for m in ("shared", "ddim", "inverted")]) + " |")  # fmt: skip
+    m = {k: v["mean"] for k, v in summary.items() if isinstance(v, dict) and "mean" in v}
+    lines.append("| **mean** | " + " | ".join([pair(m, k, "psnr", ".1f") for k in ("shared", "ddim", "inverted")]
+                                           + [pair(m, k, "cos", ".3f") for k in ("shared", "ddim", "inverted")]) + " |")  # fmt: skip
+    n, g = len(rows), GOALS["inverted_cos"]
+    met, end, both = summary["goal_cos_met"], summary["goal_cos_met_end"], summary["goal_cos_met_both_ends"]
+    lines.append("")
+    lines.append(
+        f"cosine >= {g}, start / end / both ends of one morph: "
+        + "; ".join(f"{label} {met[k]}/{n} / {end[k]}/{n} / {both[k]}/{n}"
+                    for k, label in (("shared", "shared"), ("ddim", "DDIM-inverted"), ("inverted", "refined")))  # fmt: skip
+        + f". The inverted morph's own first / last frame: PSNR {m['inverted_morph_start_psnr']:.1f} / "
+        f"{m['inverted_morph_end_psnr']:.1f} dB, cosine {m['inverted_morph_start_cos']:.3f} / {m['inverted_morph_end_cos']:.3f}."
+    )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict], summary: dict, metric: str) -> str:
@@ -566,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         "chain": chains,
     }
     print(table(rows, summary, args.metric))
+    print("\nFaithfulness of both end frames (frame 0 vs input A, the last frame vs input B):\n" + ends_table(rows, summary))
     if edits:
         print("\nIterative (fixed and adaptive step) vs one-shot text diffs:\n" + edits_table(edits))
     if var:
