@@ -933,6 +933,8 @@ def tiny_clip_tokenizer(model_max_length: int = 16) -> Any:
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         Path(folder, "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        # names its class, or transformers 4 warns that the folder's tokenizer may be another
+        Path(folder, "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer"}), encoding="utf-8")
         return CLIPTokenizer.from_pretrained(folder, model_max_length=model_max_length)
 
 
