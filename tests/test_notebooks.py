@@ -72,9 +72,16 @@ def _execute(nb, work: Path, monkeypatch, make_km) -> float:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    client = NotebookClient(nb, km=make_km(), timeout=300, resources={"metadata": {"path": str(work)}})
+    km = make_km()
+    client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(work)}})
     start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    try:
+        client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+    finally:
+        # a kernel manager handed in is the caller's to stop (nbclient stops only its own): each
+        # notebook's kernel, about 1 GB, had stayed up until pytest ended
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     return time.perf_counter() - start
 
 
