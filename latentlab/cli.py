@@ -42,7 +42,8 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
         g.add_argument(
             "--noise", choices=("shared", "per-frame", "slerp", "inverted"), default=None,
             help="starting noise: shared (no flicker, default), per-frame, slerp (each keyframe its own, slerped "
-            "between) or inverted (image keyframes' DDIM-inverted noise: faithful end frames)",
+            "between) or inverted (image keyframes' DDIM-inverted noise: end frames that redraw the inputs, "
+            "closely for mini's shapes, roughly for emoji; docs/quality.md)",
         )  # fmt: skip
     g.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
     g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")

@@ -340,11 +340,15 @@ def weights_status(preset: str | Preset) -> str:
         return "built in (random)"
     files = [v for part in (p.encoder, p.decoder, p.prior or {}) for k, v in part.items() if k in ("checkpoint", "weights")]
     for role, part in (("decoder", p.decoder), ("prior", p.prior or {})):
-        files += _SHIPPED_FILES.get((role, part.get("kind")), [])  # files a kind loads without naming them
+        if "weights_dir" not in part:  # files a kind loads from the package without naming them
+            files += _SHIPPED_FILES.get((role, part.get("kind")), [])
     if files:
         here = Path(__file__).parent
-        ok = all((here / f).exists() for f in files)
-        return "built in" if ok else "missing (train it)"
+        if not all((here / f).exists() for f in files):
+            return "missing (train it)"
+        if not p.hub_repos:
+            return "built in"
+        # shipped files here, and hub repos besides: the repos say the rest
     if not p.hub_repos:
         return "unknown"
     from .hf_clip import hub_cache_dir

@@ -393,7 +393,8 @@ def render(
             from ``slerp_noise(noise_i, noise_{i+1}, t)``, so each keyframe is rendered from
             its own noise and the noise moves smoothly in between; ``"inverted"``, the same
             with ``keyframe_noise`` given (e.g. from :meth:`Decoder.invert`, so both ends
-            reproduce their input images). The last two need a :class:`Trajectory`.
+            redraw their input images as closely as the inversion does: docs/quality.md
+            measures it). The last two need a :class:`Trajectory`.
         keyframe_seeds: ``"slerp"`` mode: one seed per keyframe (not with ``keyframe_noise``,
             which sets the noises itself).
         keyframe_noise: ``"slerp"`` / ``"inverted"`` mode: ``(K, *decoder.noise_shape())``

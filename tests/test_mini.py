@@ -1977,6 +1977,9 @@ def test_frames_at_the_native_size_neither_load_nor_describe_the_upscaler():
     assert small.upscaler is None and small.describe()["upscaler"] == "none (Lanczos resize)"
     assert small.weights_sha256 == ll.create_decoder("mini", resolution=32, upscale=False).weights_sha256
     assert ll.create_decoder("mini").upscaler is not None  # 64 px frames still use it
+    assert ll.create_decoder("mini", resolution=32, upscale=True).upscaler is not None  # asked for: loaded, as documented
+    with pytest.raises(ArgumentError, match="resolution"):
+        ll.create_decoder("mini", resolution=None)  # a raw TypeError from the new check before
 
 
 def test_weights_status_needs_the_mini_decoder_and_prior_files(monkeypatch, tmp_path):
@@ -1995,7 +1998,12 @@ def test_invert_takes_a_list_of_images_of_different_sizes():
     import latentlab as ll
 
     dec = ll.create_decoder("mini")
-    images = [np.zeros((64, 64, 3), np.uint8), np.full((80, 50, 3), 200, np.uint8)]  # np.stack raised before
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)]  # np.stack raised
     z = ll.create_encoder("mini").encode_image(images)
     noise = dec.invert(images, z, steps=2, refine=0)
     assert noise.shape == (2, *dec.noise_shape()) and torch.isfinite(noise).all()
+    # each image's noise is the one it gets alone: not resized first to fit the batch
+    for i in range(2):
+        alone = dec.invert(images[i], z[i : i + 1], steps=2, refine=0)
+        assert torch.allclose(noise[i : i + 1], alone, atol=1e-5)

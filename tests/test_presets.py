@@ -268,3 +268,14 @@ def test_submodules_are_reachable_from_a_fresh_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["0.6", "slerp"], out.stderr
     assert "module 'latentlab' has no attribute 'not_a_name'" in out.stderr
+
+
+def test_weights_status_of_a_preset_with_mini_parts_and_a_hub_encoder(tmp_path, monkeypatch):
+    # the shipped mini files made any preset with a mini decoder "built in", its hub repos unread
+    from latentlab import presets
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    karlo = presets.get_preset("karlo")
+    mixed = presets.Preset(name="mixed-test", space=karlo.space, dim=karlo.dim, resolution=64, encoder=dict(karlo.encoder),
+                           decoder={"kind": "mini"}, prior={"kind": "mini"}, hub_repos=karlo.hub_repos)  # fmt: skip
+    assert presets.weights_status(mixed) == "not downloaded"

@@ -832,3 +832,16 @@ def test_inversion_gives_offloaded_models_back(dec, monkeypatch):
     assert len(calls) == 1
     dec.invert(np.zeros((1, 64, 64, 3), np.uint8), z, steps=2)
     assert len(calls) == 2
+
+
+def test_the_first_timestep_probe_takes_a_config_with_arrays():
+    # the cached probe stringified numpy trained_betas, and the few-steps check failed silently
+    import numpy as np
+    from diffusers import DDIMScheduler
+
+    from latentlab.decoders.unclip import _first_timestep
+
+    sched = DDIMScheduler(trained_betas=np.linspace(1e-4, 0.02, 1000), steps_offset=1)
+    probe = DDIMScheduler.from_config(sched.config)
+    probe.set_timesteps(10)
+    assert _first_timestep(sched, 10) == int(probe.timesteps[0]) == 901

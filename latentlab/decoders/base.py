@@ -291,13 +291,14 @@ class Decoder:
             if not images:
                 raise ArgumentError("images is an empty list; give at least one uint8 (H, W, 3) image.")
             arrays = [np.asarray(im) for im in images]
-            if len({a.shape for a in arrays}) > 1 and all(a.ndim == 3 and a.dtype == np.uint8 for a in arrays):
-                # several sizes: each resized to the frame size first, as the decoder would resize it anyway
-                from PIL import Image
-
-                side = int(self.resolution) or max(arrays[0].shape[:2])  # 0: the decoder does not say
-                arrays = [a if a.shape[:2] == (side, side) else
-                          np.asarray(Image.fromarray(a).convert("RGB").resize((side, side), Image.LANCZOS)) for a in arrays]  # fmt: skip
+            if len({a.shape for a in arrays}) > 1:
+                # several sizes: each image inverted on its own, exactly as alone (a shared resize
+                # first would make an image's noise depend on the batch it came in)
+                z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+                if z.shape[0] != len(arrays):
+                    raise ArgumentError(f"embeddings has {z.shape[0]} rows for {len(arrays)} images; give one per image.")
+                return torch.cat([self.invert(a, z[i : i + 1], steps=steps, guidance_scale=guidance_scale, refine=refine,
+                                              decode_guidance=decode_guidance) for i, a in enumerate(arrays)])  # fmt: skip
             images = np.stack(arrays)
         if isinstance(images, torch.Tensor):
             images = images.detach().cpu().numpy()

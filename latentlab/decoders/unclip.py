@@ -151,8 +151,13 @@ def _first_timestep(scheduler: Any, steps: int) -> int:
     copy (the pipeline's own scheduler is left as it is) once per scheduler type, config and steps."""
     import json
 
-    key = json.dumps(dict(scheduler.config), sort_keys=True, default=str)
-    return _first_timestep_of(type(scheduler), key, int(steps))
+    try:  # arrays (trained_betas) as lists, so that the probe's config is the scheduler's
+        key = json.dumps(dict(scheduler.config), sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+        return _first_timestep_of(type(scheduler), key, int(steps))
+    except (TypeError, ValueError):  # a config that does not survive JSON: probed uncached
+        probe = type(scheduler).from_config(scheduler.config)
+        probe.set_timesteps(int(steps))
+        return int(probe.timesteps[0])
 
 
 @functools.lru_cache(maxsize=256)

@@ -287,7 +287,8 @@ class MiniDecoder(Decoder):
         """Load the shipped decoder (``latentlab/mini/weights/`` unless ``weights_dir``).
 
         ``upscale``: ``None`` (default) uses the 2x upscaler ``mini_upscaler.safetensors`` when
-        the folder has one, ``True`` requires it, ``False`` resizes with Lanczos only.
+        the folder has one and the frames are larger than the native size, ``True`` requires
+        it, ``False`` resizes with Lanczos only.
         ``expert``: likewise for the layout expert ``mini_expert.safetensors`` (used by
         ``decode(..., captions=...)`` only); ``False`` leaves it out."""
         import hashlib
@@ -303,7 +304,8 @@ class MiniDecoder(Decoder):
         up_path = weights_path(UPSCALER_FILE, weights_dir)
         use_up = upscale is True or (upscale is None and up_path.is_file())
         net = load_module("decoder", path)
-        if use_up and int(kw.get("resolution", 64)) <= net.config.image_size:
+        res = kw.get("resolution", 64)
+        if upscale is None and use_up and isinstance(res, int) and res <= net.config.image_size:
             use_up = False  # frames at or below the native size are never upscaled: not loaded, described or hashed
         upscaler = load_module("upscaler", up_path) if use_up else None
         why = expert_mismatch(net, kw["expert"]) if kw.get("expert") is not None else None
