@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import ArgumentError, ModelNotAvailableError, SpaceError
-from ..hf_clip import warn_half_on_cpu
+from ..hf_clip import diffusers_dtype_key, warn_half_on_cpu
 from ..presets import register_decoder_builder
 from .base import Decoder
 
@@ -759,7 +759,7 @@ class StableUnCLIPDecoder(Decoder):
         from diffusers import StableUnCLIPImg2ImgPipeline
 
         load_kwargs: dict[str, Any] = {"variant": variant, "use_safetensors": True}
-        load_kwargs[_dtype_kwarg()] = dt
+        load_kwargs[diffusers_dtype_key()] = dt
         if not is_dir:
             load_kwargs.update(cache_dir=cache, local_files_only=bool(local_files_only), revision=revision)
         try:
@@ -811,16 +811,6 @@ def _hub_cache_dir() -> str:
 def _is_repo_id(s: str) -> bool:
     parts = s.split("/")
     return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
-
-
-def _dtype_kwarg() -> str:
-    """``dtype`` on diffusers versions that deprecate ``torch_dtype``, else ``torch_dtype``."""
-    try:
-        from diffusers.utils import deprecation_utils
-
-        return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
-    except ImportError:
-        return "torch_dtype"
 
 
 def _is_unavailable(exc: BaseException) -> bool:
