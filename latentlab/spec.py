@@ -32,8 +32,8 @@ spec's ``seed``) and, with ``noise = "slerp"`` or ``"inverted"``, its own starti
 
 Quality settings: ``noise = "slerp"`` gives each keyframe its own noise and slerps between
 them; ``noise = "inverted"`` uses each image keyframe's DDIM-inverted noise, so the morph
-starts and ends on faithful redraws of its input images (a text diff of a picture keeps the
-picture's noise); ``pacing = "even"`` re-places the
+starts and ends on redraws of its input images, close for mini's shapes and rough for emoji
+(docs/quality.md measures both ends; a text diff of a picture keeps the picture's noise); ``pacing = "even"`` re-places the
 frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), and ``pacing =
 "fine"`` does it with finer, costlier settings (docs/quality.md measures both).
 """
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError, SpecError
-from .video import MIN_FPS  # the slowest video a spec may ask for: write_video's own limit
+from .video import MIN_FPS, check_gif_fps  # the slowest video a spec may ask for: write_video's own limit
 
 if TYPE_CHECKING:
     from .trajectory import Trajectory
@@ -348,6 +348,11 @@ class Spec:
             v = getattr(self, k)
             need(is_int(v) and v >= 0, f"'{k}' must be an integer >= 0 (frames), got {v!r}.")
         need(isinstance(self.pingpong, bool), f"'pingpong' must be true or false, got {self.pingpong!r}.")
+        if self.format == "gif":  # a gif's own limits (fps, the longest hold), as write_video refuses them
+            try:
+                check_gif_fps(self.fps, "gif", hold_first=self.hold_first, hold_last=self.hold_last)
+            except ArgumentError as exc:
+                raise SpecError(str(exc)) from None
         need(self.output is None or isinstance(self.output, str), "'output' must be a path string.")
         suffix = _video_suffix(self.output)
         need(not suffix or suffix == self.format,

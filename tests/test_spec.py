@@ -138,6 +138,11 @@ def test_text_keyframe_without_prior_is_refused(images):
         ({"keyframes": [{"text": "a"}, {"text": "b", "frames": 100_001}]}, r"keyframes\[1\].frames must be an integer in"),
         ({"keyframes": [{"text": "a", "label": None}, {"text": "b"}]}, r"keyframes\[0\].label must be a string"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "fps": 1e-7}, r"'fps' must be a number in \[0.01, 240\]"),
+        # a gif's own limits are the spec's too (they were refused only by render_spec, as ArgumentError)
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "format": "gif", "fps": 60}, "too fast for gif"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "output": "x.gif", "fps": 60}, "too fast for gif"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "format": "gif", "fps": 0.1, "hold_first": 100},
+         "a gif shows one picture for at most"),
     ],
 )
 def test_malformed_specs_name_the_field(bad, match):

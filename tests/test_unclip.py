@@ -774,6 +774,10 @@ def test_few_ddim_steps_warn_that_the_noise_is_not_removed(dec):
         warnings.simplefilter("always")
         dec.decode(z, x, steps=4)
     assert len(_timestep_warnings(record)) == 1 and "starts at timestep 751 of 1000" in _timestep_warnings(record)[0]
+    with warnings.catch_warnings(record=True) as record:  # dpm++ reaches 90% at 9 steps: the fewest, not "above 9"
+        warnings.simplefilter("always")
+        dec.decode(z, x, steps=9)
+    assert len(_timestep_warnings(record)) == 1 and "scheduler='dpm++' with steps >= 9 " in _timestep_warnings(record)[0]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         dec.decode(z, x)  # the default steps (10 for tiny) start at 901

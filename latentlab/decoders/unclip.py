@@ -169,10 +169,10 @@ def _first_timestep_of(cls: type, config_json: str, steps: int) -> int:
     return int(probe.timesteps[0])
 
 
-def _steps_to_reach(scheduler: Any, steps: int, target: float) -> int | None:
-    """The fewest steps above ``steps`` whose first timestep reaches ``target`` (None if none does)."""
+def _steps_to_reach(scheduler: Any, target: float, start: int = 1) -> int | None:
+    """The fewest steps from ``start`` on whose first timestep reaches ``target`` (None if none does)."""
     n_train = int(scheduler.config.num_train_timesteps)
-    for n in range(int(steps) + 1, n_train + 1):
+    for n in range(int(start), n_train + 1):
         if _first_timestep(scheduler, n) >= target:
             return n
     return None
@@ -203,14 +203,14 @@ def warn_late_first_timestep(pipe: Any, steps: int, sampler: str | None) -> None
     import warnings
 
     spacing = sched.config.get("timestep_spacing", "leading")
-    need = _steps_to_reach(sched, steps, target)
+    need = _steps_to_reach(sched, target, start=steps + 1)
     fix = f"use steps >= {need} (the fewest that start at or above timestep {math.ceil(target)} here)" if need else "use more steps"
     if sampler != "dpm++":
         probe = type("_Pipe", (), {})()
         probe.scheduler = sched
         try:
             set_scheduler(probe, "dpm++")
-            dpm_need = _steps_to_reach(probe.scheduler, steps, target)
+            dpm_need = _steps_to_reach(probe.scheduler, target)  # the fewest, which may be <= steps
         except Exception:  # noqa: BLE001
             dpm_need = None
         fix += (", or scheduler='dpm++'" + (f" with steps >= {dpm_need}" if dpm_need else "")
