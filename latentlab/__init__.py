@@ -7,7 +7,8 @@ embedding arithmetic, render every point with an unCLIP decoder and assemble vid
     enc = ll.create_encoder("mini")
     dec = ll.create_decoder("mini")
     z_img = enc.encode_image(["phone.png"])
-    z_src, z_dst = enc.encode_text(["a mobile phone", "an old telephone"]).split(1)
+    z_src = enc.encode_text("a mobile phone")   # each tagged with its CLIP space
+    z_dst = enc.encode_text("an old telephone")  # (z.split(1) would drop the tag)
     path = ll.Trajectory.text_diff(z_img, z_src, z_dst, frames=48)
     frames = dec.render(path, seed=0)
     ll.write_video(frames, "morph.mp4", fps=24)
@@ -125,10 +126,15 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
-    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f".{name}", __name__)  # a submodule: ll.pacing.RELAX_STEP
+    # a submodule: ll.pacing.RELAX_STEP (only plain names: find_spec imports the parents of "x.y")
+    if name.isidentifier() and not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'latentlab' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    """The public names, the module's globals and its submodules (``ll.pacing``, ...)."""
+    import pkgutil
+
+    subs = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return sorted(set(__all__) | set(globals()) | subs)

@@ -826,16 +826,51 @@ def what_changed(
 # ----------------------------------------------------------------------------------
 # pacing
 # ----------------------------------------------------------------------------------
+def _stack_items(x: list | tuple) -> Any:
+    """A list of rows as one array: ``(d,)`` / ``(1, d)`` tensors as ``(T, d)`` (keeping their
+    common space tag), ``(H, W, 3)`` frames as ``(T, H, W, 3)``, numbers as ``(T - 1,)``."""
+    if not x:
+        raise ArgumentError(
+            "x is empty; pass a Trajectory, at least two embeddings (T, d) or frames (T, H, W, 3), "
+            "or at least one distance."
+        )
+    if all(isinstance(v, torch.Tensor) for v in x):
+        ndims = {v.ndim for v in x}
+        space = common_space(*x, names=tuple(f"x[{i}]" for i in range(len(x))))
+        try:
+            out = torch.cat(list(x)) if ndims == {2} else torch.stack([v.detach() for v in x])
+        except RuntimeError as e:
+            shapes = sorted({tuple(v.shape) for v in x})
+            raise ArgumentError(f"x is a list of tensors of shapes {shapes[:4]} that do not stack ({e}).") from None
+        return tag(out, space)
+    try:
+        arr = np.asarray([v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in x])
+    except ValueError:
+        raise ArgumentError("x is a list of items of different shapes; give rows of one shape.") from None
+    if arr.ndim == 2 and (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        arr = arr.astype(np.float64)  # a list of float lists: (T, d) embeddings
+    return arr
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return type(x).__name__
+
+
 def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = None) -> np.ndarray:
     """How far each frame is from the previous one: ``(T - 1,)`` float64.
 
     Args:
-        x: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings: the angle in radians
-            between consecutive embeddings; or uint8 frames ``(T, H, W, 3)`` (or float in
-            [0, 1], as :func:`latentlab.write_video` takes them: other ranges and NaN are
-            refused): measured with ``metric``; or already computed distances ``(T - 1,)`` (a
-            numpy array or a list), returned as they are. A 1-D tensor is one ``(d,)``
-            embedding, as elsewhere (and one embedding has no step to measure).
+        x: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings (a tensor, a float numpy
+            array, or a list of ``(d,)`` rows): the angle in radians between consecutive
+            embeddings; or frames ``(T, H, W, 3)``, uint8 or float in [0, 1] (as
+            :func:`latentlab.write_video` takes them: other ranges and NaN are refused),
+            measured with ``metric``; or distances already computed ``(T - 1,)`` (any 1-D
+            tensor, numpy array or list of numbers, as :func:`latentlab.pacing_stats` reads
+            them), returned as float64 after checking they are finite and >= 0. A single
+            ``(d,)`` embedding has no step to measure: pass at least two as ``(T, d)``.
+            Empty input is refused.
         metric: for frames, ``"pixel"`` (RMS difference with values in [0, 1], the default
             without an encoder) or ``"clip"`` (angle between the frames' CLIP image
             embeddings, the default with ``encoder``).
@@ -848,38 +883,41 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
     >>> path = slerp(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.linspace(0, 1, 4))
     >>> consecutive_distances(path).round(4).tolist()
     [0.5236, 0.5236, 0.5236]
+    >>> consecutive_distances(torch.tensor([0.5, 0.25])).tolist()  # distances: returned as they are
+    [0.5, 0.25]
     """
+    from .pacing import _check_distances, frame_distances  # the one implementation of both frame metrics
     from .trajectory import Trajectory
 
+    if isinstance(x, (list, tuple)):
+        x = _stack_items(x)
     if isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
         x = torch.from_numpy(x)  # (T, d) embeddings saved with np.save (a render's embeddings.npy)
-    if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim in (1, 2) and torch.is_floating_point(x)):
-        # a 1-D float tensor is one (d,) embedding, as everywhere else; distances come as numpy or a list
+    if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
         z = _unit_rows(path_embeddings(x, name="x").double())
         if z.shape[0] < 2:
-            one = " (a 1-D tensor is one (d,) embedding; pass distances already measured as a numpy array or a list)"
             raise ArgumentError(
-                f"need at least two embeddings to measure steps, got {z.shape[0]}{one if x.ndim == 1 else ''}. "
+                f"need at least two embeddings to measure steps, got {z.shape[0]}. "
                 "Fix: pass the path's (T, d) embeddings or the Trajectory."
             )
         a, b = z[1:], z[:-1]
         return (2.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))).numpy()
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if arr.ndim == 1:
-        d = arr.astype(np.float64)
-        if not np.isfinite(d).all() or (d < 0).any():
-            raise ArgumentError("distances must be finite and >= 0.")
-        return d
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ArgumentError(
-            f"x must be a Trajectory, (T, d) embeddings, (T, H, W, 3) frames or (T - 1,) distances; "
-            f"got shape {tuple(arr.shape)}."
-        )
-    if arr.shape[0] < 2:
-        raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
-    from .pacing import frame_distances  # the one implementation of both frame metrics
-
-    from .video import _to_uint8  # float frames in [0, 1] as the video functions take them, checked the same way
-
-    arr = _to_uint8(arr, "frames")
-    return frame_distances(arr, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+    real = isinstance(arr, np.ndarray) and arr.dtype != np.bool_ and (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    )
+    if real and arr.ndim == 1:  # distances (T - 1,), as pacing_stats reads a 1-D array or tensor
+        return _check_distances(arr, "x")
+    if real and arr.ndim == 4 and arr.shape[-1] == 3:
+        if arr.shape[0] < 2:
+            raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
+        return frame_distances(arr, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
+    hint = ""
+    if hasattr(x, "frames") and not isinstance(x, (np.ndarray, torch.Tensor)):
+        hint = " Fix: pass its frames, e.g. result.frames (or its .trajectory)."
+    elif isinstance(x, Sequence) or not isinstance(x, (np.ndarray, torch.Tensor)):
+        hint = " Fix: convert it to a numpy array or a tensor of one of those shapes."
+    raise ArgumentError(
+        "x must be a Trajectory, (T, d) float embeddings, (T, H, W, 3) frames or (T - 1,) distances; "
+        f"got {_describe(x)}.{hint}"
+    )

@@ -429,7 +429,7 @@ class Scrubber:
         if noise not in ("shared", "per-frame"):
             raise ArgumentError(f"the scrubber supports noise='shared' or 'per-frame', got {noise!r}.")
         z = path_embeddings(path)
-        self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space)
+        self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
         self.decoder = decoder
         # checked now, not when the view first decodes
         steps = None if steps is None else check_int(steps, "steps", minimum=1)

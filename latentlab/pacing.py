@@ -88,16 +88,33 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
 
 
 def _check_frames(frames: Any, name: str = "frames") -> np.ndarray:
+    """``frames`` as uint8 ``(T, H, W, 3)``: uint8 as decoders return them, or float in [0, 1]
+    (or another integer dtype in [0, 255]) converted as :func:`latentlab.write_video` does."""
+    from .video import _to_uint8
+
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().numpy()
     if isinstance(frames, (list, tuple)) and frames and all(isinstance(f, np.ndarray) for f in frames):
         frames = np.stack(frames)  # a list of (H, W, 3) frames, as collected in a loop
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
         got = getattr(frames, "shape", type(frames).__name__)
-        raise ArgumentError(f"{name} must be uint8 frames (T, H, W, 3), got {got}.")
-    if frames.dtype != np.uint8:
-        raise ArgumentError(f"{name} must be uint8 (as decoders return them), got {frames.dtype}.")
-    return frames
+        raise ArgumentError(f"{name} must be frames (T, H, W, 3), uint8 or float in [0, 1], got {got}.")
+    return _to_uint8(frames, name)
+
+
+def _check_distances(d: np.ndarray, name: str) -> np.ndarray:
+    """``d`` as non-empty, finite, non-negative float64 distances ``(T - 1,)``."""
+    d = np.asarray(d, dtype=np.float64)
+    if d.size == 0:
+        raise ArgumentError(f"{name} holds no distances; give at least two frames or embeddings, or one distance.")
+    if not np.isfinite(d).all():
+        raise ArgumentError(f"{name}: distances must be finite and >= 0, got NaN or infinite values.")
+    if (d < 0).any():
+        raise ArgumentError(
+            f"{name}: distances must be finite and >= 0, got {float(d.min()):.4g}. Is this a single (d,) embedding? "
+            "Pass at least two embeddings as (T, d) to measure the steps between them."
+        )
+    return d
 
 
 def _clip_angles(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -111,7 +128,10 @@ def _pixel_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def frame_distances(frames: Any, *, metric: str = "clip", encoder: Any = None) -> np.ndarray:
-    """Distances between consecutive frames ``(T, H, W, 3)`` uint8 -> ``(T - 1,)`` float64.
+    """Distances between consecutive frames ``(T, H, W, 3)`` -> ``(T - 1,)`` float64.
+
+    Frames are uint8, or float in [0, 1] (converted to uint8 as :func:`latentlab.write_video`
+    does; other ranges and NaN are refused).
 
     ``metric="clip"``: angle in radians between the frames' CLIP image embeddings
     (``encoder`` required); ``"pixel"``: RMS difference with pixel values in [0, 1].
@@ -136,9 +156,10 @@ def frame_distances(frames: Any, *, metric: str = "clip", encoder: Any = None) -
 def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder: Any = None) -> dict[str, float]:
     """How even a sequence of frames is: statistics of its consecutive-frame distances.
 
-    ``frames_or_distances``: uint8 frames ``(T, H, W, 3)`` (measured with ``metric``, which
-    defaults to ``"clip"`` when an ``encoder`` is given and ``"pixel"`` otherwise) or the
-    distances themselves ``(T - 1,)``.
+    ``frames_or_distances``: frames ``(T, H, W, 3)``, uint8 or float in [0, 1] (measured with
+    ``metric``, which defaults to ``"clip"`` when an ``encoder`` is given and ``"pixel"``
+    otherwise) or the distances themselves ``(T - 1,)`` (a numpy array, a list or a 1-D
+    tensor). Empty input is refused.
 
     Returns ``cv`` (coefficient of variation: standard deviation / mean; 0 is perfectly
     even), ``max_jump_over_median`` (the largest step over the median step), and ``mean``,
@@ -161,10 +182,7 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
     else:
         got = getattr(x, "shape", type(x).__name__)
         raise ArgumentError(f"frames_or_distances must be frames (T, H, W, 3) or distances (T - 1,), got {got}.")
-    if d.size == 0:
-        raise ArgumentError("frames_or_distances holds no distances; give at least two frames.")
-    if not np.isfinite(d).all() or (d < 0).any():
-        raise ArgumentError("distances must be finite and >= 0.")
+    d = _check_distances(d, "frames_or_distances")
     mean, med, mx = float(d.mean()), float(np.median(d)), float(d.max())
     if mx == 0.0:
         return {"cv": 0.0, "max_jump_over_median": 1.0, "mean": 0.0, "median": 0.0, "max": 0.0, "n": int(d.size)}

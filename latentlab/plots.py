@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError
+from .errors import ArgumentError, check_int
 from .explore import PCA, WordChanges, consecutive_distances, fit_pca, path_embeddings, same_space
 
 __all__ = [
@@ -47,13 +47,26 @@ def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
     return ax
 
 
-def _labels(labels: Sequence[Any] | None, n: int, what: str, prefix: str) -> list[str]:
+def _labels(labels: Sequence[Any] | None, n: int, what: str, prefix: str, per: str = "row") -> list[str]:
+    """``n`` labels (default ``prefix0``, ...); a bare string is refused, as it would be split
+    into letters; ``what`` is the argument's name and ``per`` what each label names."""
+    from .explore import _labels as checked
+
     if labels is None:
         return [f"{prefix}{i}" for i in range(n)]
-    out = [str(x) for x in labels]
-    if len(out) != n:
-        raise ArgumentError(f"{what} has {len(out)} entries for {n} embeddings; give one per row.")
-    return out
+    return checked(labels, what, n, per)
+
+
+def _legend_outside(ax: Any) -> None:
+    """The legend to the right of the axes, so it never covers the data."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+
+
+def _integer_frames(ax: Any) -> None:
+    """Whole frame numbers only on the x axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _legend(ax: Any) -> None:
@@ -67,6 +80,16 @@ def _legend(ax: Any) -> None:
 
 def _short(text: str, n: int = 28) -> str:
     return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def _text_width_in(texts: Sequence[str]) -> float:
+    """Width in inches of the widest of ``texts`` at the tick label font size."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    prop = FontProperties(size=rcParams["xtick.labelsize"])
+    return max((text_to_path.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts), default=0.0) / 72
 
 
 def plot_similarity_matrix(
@@ -95,12 +118,20 @@ def plot_similarity_matrix(
     same_space(za, "a", zb, "b")
     s = similarity_matrix(za, zb).double().numpy()
     n, m = s.shape
-    rows = _labels(row_labels, n, "row_labels", "#")
-    cols = _labels(col_labels, m, "col_labels", "#")
-    ax = _axes(ax, (1.6 + 0.75 * m, 1.0 + 0.45 * n))
+    rows = [_short(r) for r in _labels(row_labels, n, "row_labels", "#", "row of a")]
+    cols = [_short(c) for c in _labels(col_labels, m, "col_labels", "#", "row of b")]
+    if ax is None:  # room for the labels around a heatmap of at least 2.5 x 1.5 inches
+        import math
+
+        angle = math.radians(35)
+        cell_w, cell_h = max(0.75, 2.5 / m), max(0.45, 1.5 / n)
+        col_w, row_w = _text_width_in(cols), _text_width_in(rows)
+        left = max(row_w, col_w * math.cos(angle) - cell_w / 2) + 0.35  # rotated labels reach left too
+        below = col_w * math.sin(angle) + 0.45
+        ax = _axes(None, (left + cell_w * m + 1.3, below + cell_h * n + (0.6 if title else 0.3)))
     im = ax.imshow(s, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(m), [_short(c) for c in cols], rotation=35, ha="right")
-    ax.set_yticks(range(n), [_short(r) for r in rows])
+    ax.set_xticks(range(m), cols, rotation=35, ha="right")
+    ax.set_yticks(range(n), rows)
     if annotate:
         mid = (s.max() + s.min()) / 2
         for i in range(n):
@@ -133,7 +164,9 @@ def plot_similarity(
         labels: ``K`` labels (default: the Trajectory's keyframe labels, or ``#k``).
         keyframes: frame indices to mark with vertical lines (default: a Trajectory's
             keyframe frames).
-        linestyle: matplotlib line style, e.g. ``"--"`` to overlay a second set of curves.
+        linestyle: matplotlib line style, e.g. ``"--"`` to overlay a second set of curves
+            on the same ``ax``: reference ``k`` is always drawn in colour ``"C{k}"``, so the
+            overlay keeps one colour per reference.
 
     Returns the Axes; ``ax.lines[k]`` is the curve of reference ``k`` (``T`` points).
     """
@@ -148,7 +181,7 @@ def plot_similarity(
         if labels is None and path.labels is not None:
             labels = path.labels
     refs = path_embeddings(references, name="references")
-    labs = _labels(labels, refs.shape[0], "labels", "#")
+    labs = _labels(labels, refs.shape[0], "labels", "#", "reference")
     if keyframes is None and isinstance(path, Trajectory):
         keyframes = path.keyframe_indices()
     same_space(z, "path", refs, "references")
@@ -156,10 +189,11 @@ def plot_similarity(
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])
     for k in range(s.shape[1]):
-        ax.plot(x, s[:, k], linestyle, marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
+        ax.plot(x, s[:, k], linestyle, color=f"C{k}", marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
     for kf in () if keyframes is None else [int(k) for k in keyframes]:  # a list, array or tensor
         ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
     ax.set_xlabel("frame")
+    _integer_frames(ax)
     ax.set_ylabel("cosine similarity")
     _legend(ax)
     ax.grid(alpha=0.3)
@@ -184,13 +218,14 @@ def plot_pca_map(
 
     Args:
         path: a Trajectory or ``(T, d)`` embeddings, or a list of them; each is drawn as
-            a line from its start (circle) to its end (star), coloured along its length,
-            keyframes marked with squares.
+            a line from its start (circle) to its end (star), coloured along its length
+            with its own colormap, keyframes marked with squares.
         points: ``(n, d)`` other embeddings to place on the map (images, texts).
-        labels: ``n`` labels written beside the points.
-        images: ``n`` thumbnails drawn at the points instead of dots.
+        labels: ``n`` labels written beside the points (needs ``points``).
+        images: ``n`` thumbnails drawn at the points instead of dots (needs ``points``).
         pca: the projection to use; by default one fitted on the points and the paths together.
-        path_labels: a legend entry per path.
+        path_labels: one legend entry per path (default ``"path 1"``, ``"path 2"``, ...);
+            the legend sits to the right of the map, each entry in its path's mid colour.
         zoom: thumbnail zoom.
 
     Returns the Axes; ``ax.pca`` is the :class:`~latentlab.explore.PCA` used.
@@ -209,6 +244,12 @@ def plot_pca_map(
     pts = path_embeddings(points, name="points") if points is not None else None
     if not zs and pts is None:
         raise ArgumentError("plot_pca_map needs a path, points, or both.")
+    for arg, value in (("labels", labels), ("images", images)):
+        if value is not None and pts is None:
+            raise ArgumentError(f"{arg} belongs to points, but no points= were given; pass points=(n, d) embeddings too.")
+    names = _labels(path_labels, len(zs), "path_labels", "", "path") if path_labels is not None else [
+        f"path {i + 1}" for i in range(len(zs))
+    ]
     named = [(z, f"path[{i}]" if len(zs) > 1 else "path") for i, z in enumerate(zs)] + ([(pts, "points")] if pts is not None else [])
     for z, name in named[1:]:
         same_space(named[0][0], named[0][1], z, name)
@@ -221,7 +262,7 @@ def plot_pca_map(
     ratio = pca.explained_ratio
     if pts is not None:
         xy = pca.project(pts, 2).numpy()
-        labs = _labels(labels, xy.shape[0], "labels", "#") if labels is not None else None
+        labs = _labels(labels, xy.shape[0], "labels", "#", "point") if labels is not None else None
         if images is not None:
             from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -235,7 +276,10 @@ def plot_pca_map(
             ax.scatter(xy[:, 0], xy[:, 1], s=25, color="0.35", zorder=3)
         for i, lab in enumerate(labs or ()):
             ax.annotate(_short(lab, 22), xy[i], textcoords="offset points", xytext=(4, 4), fontsize=8)
+    import matplotlib
+
     cmaps = ["viridis", "plasma", "cividis", "magma"]
+    had = set(ax.get_legend_handles_labels()[1])  # a second call on the same ax adds no second start/end entry
     for i, (p, z) in enumerate(zip(paths, zs)):
         xy = pca.project(z, 2).numpy()
         cmap = cmaps[i % len(cmaps)]
@@ -243,31 +287,42 @@ def plot_pca_map(
         lc = LineCollection(segs, cmap=cmap, linewidths=2.5, zorder=4)
         lc.set_array(np.linspace(0, 1, len(segs)))
         ax.add_collection(lc)
-        name = path_labels[i] if path_labels is not None and i < len(path_labels) else f"path {i}"
-        ax.plot(*xy[0], "o", color="black", zorder=5, label=f"{name}: start" if i == 0 else None)
-        ax.plot(*xy[-1], "*", color="black", markersize=12, zorder=5, label=f"{name}: end" if i == 0 else None)
-        if isinstance(p, Trajectory):
+        # the legend entry: an empty line in the colour of the path's middle
+        ax.plot([], [], color=matplotlib.colormaps[cmap](0.5), linewidth=2.5, label=_short(names[i]))
+        if isinstance(p, Trajectory):  # open squares, larger than the start dot, so both show
             kxy = xy[p.keyframe_indices()]
-            ax.plot(kxy[:, 0], kxy[:, 1], "s", fillstyle="none", color="black", zorder=5)
-        if path_labels is not None and i < len(path_labels):
-            lc.set_label(path_labels[i])
+            ax.plot(kxy[:, 0], kxy[:, 1], "s", fillstyle="none", markersize=11, color="black", zorder=5,
+                    label="keyframe" if "keyframe" not in had else None)  # fmt: skip
+            had.add("keyframe")
+        ax.plot(*xy[0], "o", color="black", markeredgecolor="white", markersize=7, zorder=6,
+                label="start" if "start" not in had else None)  # fmt: skip
+        ax.plot(*xy[-1], "*", color="black", markeredgecolor="white", markersize=13, zorder=6,
+                label="end" if "end" not in had else None)  # fmt: skip
+        had |= {"start", "end"}
     ax.autoscale_view()
     ax.set_xlabel(f"PC 1 ({100 * float(ratio[0]):.0f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * float(ratio[1]):.0f}%)")
     ax.grid(alpha=0.3)
     if paths:
-        ax.legend(fontsize="small", loc="best")
+        handles, texts = ax.get_legend_handles_labels()
+        order = sorted(range(len(texts)), key=lambda j: texts[j] in ("keyframe", "start", "end"))  # paths first
+        ax.legend([handles[j] for j in order], [texts[j] for j in order], fontsize="small", loc="upper left",
+                  bbox_to_anchor=(1.02, 1), borderaxespad=0)  # fmt: skip
     if title:
         ax.set_title(title)
     return ax
 
 
 def _unit_of(item: Any, metric: str | None, encoder: Any) -> str:
-    """What :func:`consecutive_distances` measures for ``item``: for the y-axis label."""
+    """What :func:`consecutive_distances` measures for ``item`` (already measured, so valid):
+    for the y-axis label."""
+    from .explore import _stack_items
     from .trajectory import Trajectory
 
     if isinstance(item, Trajectory):
         return "angle"
+    if isinstance(item, (list, tuple)):
+        item = _stack_items(item)
     ndim = item.ndim if isinstance(item, (torch.Tensor, np.ndarray)) else np.ndim(item)
     if ndim == 4:
         return metric or ("clip" if encoder is not None else "pixel")
@@ -286,15 +341,20 @@ def plot_pacing(
 
     Args:
         x: a Trajectory or ``(T, d)`` embeddings (angle between consecutive embeddings),
-            uint8 frames ``(T, H, W, 3)`` (``metric`` "pixel" or "clip", see
-            :func:`~latentlab.explore.consecutive_distances`), distances ``(T - 1,)``, or a
-            dict ``{label: any of those}`` to compare several sequences on one plot.
+            frames ``(T, H, W, 3)``, uint8 or float in [0, 1] (``metric`` "pixel" or "clip",
+            see :func:`~latentlab.explore.consecutive_distances`), distances ``(T - 1,)`` (a
+            1-D tensor, array or list), or a dict ``{label: any of those}`` to compare several
+            sequences on one plot.
         metric, encoder: how frames are measured.
 
     Each curve's legend gives its coefficient of variation (std / mean: 0 is perfectly
-    even) and its largest step over the median step. Returns the Axes; ``ax.lines``
-    alternate curve, mean line for each sequence.
+    even) and its largest step over the median step, both as
+    :func:`~latentlab.pacing_stats` computes them (``inf`` when the median step is 0 but
+    some step is not). Returns the Axes; ``ax.lines`` alternate curve, mean line for each
+    sequence.
     """
+    from .pacing import pacing_stats
+
     series = dict(x) if isinstance(x, Mapping) else {"": x}
     if not series:
         raise ArgumentError("x is an empty dict; pass at least one sequence.")
@@ -303,16 +363,14 @@ def plot_pacing(
     for name, item in series.items():
         d = consecutive_distances(item, metric=metric, encoder=encoder)
         units.add(_unit_of(item, metric, encoder))
-        mean = float(d.mean()) if d.size else 0.0
-        cv = float(d.std() / mean) if mean > 0 else 0.0
-        med = float(np.median(d)) if d.size else 0.0
-        jump = float(d.max() / med) if med > 0 else 1.0
-        label = f"{name + ': ' if name else ''}cv {cv:.2f}, max/median {jump:.1f}"
+        stats = pacing_stats(d)  # the same figures as ll.pacing_stats reports
+        label = f"{name + ': ' if name else ''}cv {stats['cv']:.2f}, max/median {stats['max_jump_over_median']:.1f}"
         (line,) = ax.plot(np.arange(1, d.size + 1), d, marker="." if d.size <= 60 else None, label=label)
-        ax.axhline(mean, color=line.get_color(), linestyle=":", linewidth=1)
+        ax.axhline(stats["mean"], color=line.get_color(), linestyle=":", linewidth=1)
     what = {"angle": "angle (rad)", "pixel": "pixel RMS change", "clip": "CLIP angle (rad)", "given": "distance"}
     ax.set_ylabel(" / ".join(what[u] for u in sorted(units)))
     ax.set_xlabel("frame")
+    _integer_frames(ax)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3)
@@ -325,18 +383,21 @@ def plot_word_changes(changes: WordChanges, *, top: int = 6, ax: Any = None, tit
     """The similarity curves of the ``top`` words that a path changes most (see
     :func:`~latentlab.explore.what_changed`): solid for gained, dashed for lost.
 
-    Returns the Axes; ``ax.lines[i]`` is the curve of ``changes.ranked(top)[i]``.
+    ``top`` is an integer >= 1. The legend sits to the right of the plot. Returns the Axes;
+    ``ax.lines[i]`` is the curve of ``changes.ranked(top)[i]``.
     """
     if not isinstance(changes, WordChanges):
         raise ArgumentError(f"changes must come from latentlab.explore.what_changed, got {type(changes).__name__}.")
+    top = check_int(top, "top", minimum=1)
     ax = _axes(ax, (7, 3.5))
     x = np.arange(changes.similarity.shape[0])
     for word, d in changes.ranked(top):
         i = changes.words.index(word)
         ax.plot(x, changes.similarity[:, i], "-" if d > 0 else "--", label=f"{_short(word)} ({d:+.2f})")
     ax.set_xlabel("frame")
+    _integer_frames(ax)
     ax.set_ylabel("cosine to the word")
-    _legend(ax)
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)

@@ -88,7 +88,7 @@ class Prior:
             raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ArgumentError(f"seed must be an integer, got {seed!r}.")
-        z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space)
+        z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         z = normalize(z.detach().to("cpu", torch.float32))
         out = self._sample(z, seed=seed, num_samples=num_samples)
         return tag(normalize(out.to(torch.float32)), self.space)

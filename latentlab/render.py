@@ -457,7 +457,7 @@ def render(
             )
         z = check_embeddings(trajectory, name="trajectory")
         traj_dict = None
-    z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space)
+    z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
     z = z.detach().to("cpu", torch.float32)
     T = z.shape[0]
     batch_size = check_int(decoder.default_batch_size if batch_size is None else batch_size, "batch_size", minimum=1)

@@ -2,17 +2,36 @@
 
 An embedding batch is a plain ``torch.Tensor`` of shape ``(n, d)``, float32 and unit-norm.
 The name of the CLIP space it lives in (``"mini"``, ``"openai/ViT-L-14"``, ...) travels
-beside it as a tag set with :func:`tag` and read with :func:`space_of`. Encoders tag what
-they return, operators propagate the tag and refuse to mix two spaces, decoders refuse an
-embedding from another space. A tensor without a tag (one you built yourself) is accepted
-wherever its size fits.
+beside it as a tag set with :func:`tag` and read with :func:`space_of`: a plain Python
+attribute of that one tensor object, not part of its data.
+
+What keeps the tag:
+
+* what encoders return (``encode_image``, ``encode_text``);
+* latentlab's operators (``lerp``, ``nlerp``, ``slerp``, ``text_diff``,
+  ``text_diff_direction``, ``arithmetic``, ``combine``, ``spherical_mean``,
+  ``project_out``, ``amplify``): the result carries the space shared by the inputs, and
+  two different spaces raise :class:`~latentlab.errors.SpaceError`;
+* trajectories: ``Trajectory(...)`` and its constructors take the keyframes' space
+  (``.space``), and ``.keyframes`` and ``.embeddings()`` are tagged with it.
+
+What drops it: any other torch operation makes a new, untagged tensor: indexing and
+slicing (``z[0]``, ``z[:1]``), ``z.split(1)``, ``torch.cat`` / ``torch.stack``,
+``z.clone()``, ``z.detach()``, ``z.double()``, ``z * 2``, ... (``cosine`` and
+``similarity_matrix`` return scores, not embeddings, and carry no tag). An untagged
+tensor is accepted wherever its size fits, so nothing can check its space: mixing two
+spaces of the same size then goes undetected. Re-tag a piece with
+``ll.tag(part, ll.space_of(z))``, or keep whole batches and let the operators and
+``Trajectory`` carry the tag. Decoders refuse an embedding tagged with another space.
 
 >>> import torch
 >>> z = tag(torch.nn.functional.normalize(torch.randn(2, 8), dim=-1), "mini")
 >>> space_of(z)
 'mini'
->>> space_of(z * 2) is None   # a new tensor carries no tag until an operator sets one
-True
+>>> space_of(z[:1]) is None, space_of(z * 2) is None   # plain torch ops drop the tag
+(True, True)
+>>> space_of(tag(z[:1], space_of(z)))                  # re-tag a piece
+'mini'
 """
 
 from __future__ import annotations
@@ -73,15 +92,22 @@ def check_embeddings(
     dim: int | None = None,
     space: str | None = None,
     allow_1d: bool = True,
+    expected_by: str | None = None,
 ) -> torch.Tensor:
     """Validate an embedding batch at an API boundary and return it as ``(n, d)``.
 
     Checks that ``z`` is a floating tensor of shape ``(n, d)`` (or ``(d,)`` if
     ``allow_1d``, which becomes ``(1, d)``), non-empty, finite, of size ``dim`` if given and
-    not tagged with a space other than ``space``. Errors name ``name`` and the fix.
+    not tagged with a space other than ``space``. Errors name ``name`` and the fix;
+    ``expected_by`` says what expects ``space`` (e.g. ``"the decoder"``) in that error.
     The returned tensor keeps ``z``'s tag (or gets ``space``'s if it had none).
     """
     if not isinstance(z, torch.Tensor):
+        if type(z).__module__ == "numpy":
+            raise ArgumentError(
+                f"{name} must be a torch.Tensor of shape (n, d), got a numpy {type(z).__name__} of shape "
+                f"{getattr(z, 'shape', ())}. Fix: pass torch.from_numpy({name}) (float32, as encoders return)."
+            )
         raise ArgumentError(
             f"{name} must be a torch.Tensor of shape (n, d), got {type(z).__name__}. "
             "Encode inputs with an Encoder (encode_image / encode_text) first."
@@ -104,9 +130,11 @@ def check_embeddings(
             "It probably comes from another CLIP model: encode with the encoder of the same preset."
         )
     if space is not None and own is not None and own != space:
+        by = f" by {expected_by}" if expected_by else ""
         raise SpaceError(
-            f"{name} lives in CLIP space {own!r} but {space!r} is expected. "
-            "Encode with the encoder of the same preset as the decoder."
+            f"{name} lives in CLIP space {own!r} but {space!r} is expected{by}. "
+            f"Fix: encode {name} with the encoder of the {space!r} space, or, if {own!r} is the space "
+            f"you meant, make what expects {space!r} match it (same preset; a space= argument)."
         )
     if not torch.isfinite(z).all():
         bad = (~torch.isfinite(z)).any(dim=-1).nonzero().flatten().tolist()

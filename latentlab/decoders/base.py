@@ -230,7 +230,7 @@ class Decoder:
         the steps and guidance (the decoder's defaults where ``None``)."""
         from ..errors import ArgumentError
 
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
         z = z.detach().to("cpu", torch.float32)
         z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         shape = (z.shape[0], *self.noise_shape())
@@ -294,7 +294,7 @@ class Decoder:
             if len({a.shape for a in arrays}) > 1:
                 # several sizes: each image inverted on its own, exactly as alone (a shared resize
                 # first would make an image's noise depend on the batch it came in)
-                z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+                z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
                 if z.shape[0] != len(arrays):
                     raise ArgumentError(f"embeddings has {z.shape[0]} rows for {len(arrays)} images; give one per image.")
                 return torch.cat([self.invert(a, z[i : i + 1], steps=steps, guidance_scale=guidance_scale, refine=refine,
@@ -311,7 +311,7 @@ class Decoder:
                 f"images must be uint8 (b, H, W, 3) RGB, got {images.dtype} {tuple(images.shape)}; "
                 "load files with ll.load_image(path)."
             )
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
         z = z.detach().to("cpu", torch.float32)
         z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         if z.shape[0] != images.shape[0]:

@@ -339,7 +339,7 @@ class UnCLIPDiffusionPrior(Prior):
         ):
             return self.from_texts(text_embeddings, seed=seed, num_samples=num_samples)
         if isinstance(text_embeddings, torch.Tensor):
-            check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space)
+            check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         raise ArgumentError(
             f"the {self.family} prior conditions on the CLIP text encoder's per-token hidden states, which "
             f"pooled text embeddings (shape {tuple(getattr(text_embeddings, 'shape', ()))}) do not carry. "

@@ -560,7 +560,7 @@ class KarloDecoder(Decoder):
             )
         from ..space import check_embeddings
 
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space)
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
         z = torch.nn.functional.normalize(z.detach().to("cpu", torch.float32), dim=-1)
         shape = (z.shape[0], *self.noise_shape())
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:

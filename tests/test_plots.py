@@ -1,0 +1,210 @@
+"""Plots, pacing measurements and the package namespace: the audit of the plots (Agg, no models)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+import latentlab as ll
+from latentlab.errors import ArgumentError, SpaceError
+from latentlab.explore import WordChanges
+from latentlab.pacing import frame_distances, pacing_stats
+from latentlab.space import check_embeddings, tag
+from latentlab.trajectory import Segment, Trajectory
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _unit(n: int, d: int = 16, seed: int = 0, space: str | None = "s") -> torch.Tensor:
+    z = torch.nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
+    return tag(z, space)
+
+
+def _frames(T: int = 4, size: int = 8) -> np.ndarray:
+    f = np.zeros((T, size, size, 3), np.uint8)
+    for k in range(T):
+        f[k] = 40 * k
+    f[:, 0, 0] = 255
+    return f
+
+
+def _words(T: int = 21) -> WordChanges:
+    t = np.linspace(0, 1, T)[:, None]
+    return WordChanges(["red", "blue", "circle"], np.hstack([1 - t, t, 0.5 + 0 * t]))
+
+
+# -- pacing: one reading of every input ---------------------------------------------------
+
+
+def test_plot_pacing_legend_agrees_with_pacing_stats_when_the_median_step_is_0():
+    held = np.array([0, 0, 0, 0.5, 0, 0, 0.0])
+    assert pacing_stats(held)["max_jump_over_median"] == math.inf
+    ax = ll.plot_pacing(held)
+    assert ax.get_legend().get_texts()[0].get_text() == f"cv {pacing_stats(held)['cv']:.2f}, max/median inf"  # was 1.0
+
+
+def test_consecutive_distances_reads_a_1d_tensor_as_distances_like_pacing_stats():
+    d = torch.tensor([0.1, 0.1, 0.4, 0.1], dtype=torch.float64)
+    np.testing.assert_array_equal(ll.consecutive_distances(d), d.numpy())  # was "need at least two embeddings"
+    ax = ll.plot_pacing(d)
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), d.numpy())
+    assert ax.get_ylabel() == "distance"
+    assert pacing_stats(d) == pacing_stats(ll.consecutive_distances(d))
+    with pytest.raises(ArgumentError, match=r"single \(d,\) embedding\? Pass at least two embeddings as \(T, d\)"):
+        ll.consecutive_distances(_unit(1)[0])  # one embedding has negative entries
+    with pytest.raises(ArgumentError, match="finite"):
+        ll.consecutive_distances(torch.tensor([0.1, float("nan")]))
+
+
+def test_pacing_stats_and_frame_distances_take_float_frames_as_consecutive_distances_does():
+    f = _frames(4)
+    as_float = f.astype(np.float32) / 255
+    np.testing.assert_allclose(frame_distances(as_float, metric="pixel"), frame_distances(f, metric="pixel"))
+    assert pacing_stats(as_float) == pacing_stats(f)  # was "must be uint8"
+    assert pacing_stats(torch.from_numpy(as_float)) == pacing_stats(f)
+    np.testing.assert_allclose(ll.consecutive_distances(as_float), frame_distances(f, metric="pixel"))
+    with pytest.raises(ArgumentError, match=r"looks like \[-1, 1\]"):
+        pacing_stats(as_float * 2 - 1)
+
+
+def test_consecutive_distances_stacks_lists_of_rows_and_names_other_types():
+    z = _unit(6)
+    expected = ll.consecutive_distances(z)
+    np.testing.assert_allclose(ll.consecutive_distances(list(z)), expected)  # (d,) tensors: was "got shape (6, 16)"
+    np.testing.assert_allclose(ll.consecutive_distances(z.tolist()), expected, rtol=1e-6)  # lists of floats
+    np.testing.assert_allclose(ll.consecutive_distances(list(z.split(2))), expected)  # (n, d) blocks
+    with pytest.raises(SpaceError, match="x\\[0\\] is in 's'"):
+        ll.consecutive_distances([tag(z[:2], "s"), _unit(2, seed=1, space="other")])
+    rr = ll.RenderResult(frames=_frames(4), out_dir=Path("."), video=Path("x.mp4"), contact_sheet=Path("c.png"),
+                         spec=None, trajectory=None)  # fmt: skip
+    with pytest.raises(ArgumentError, match=r"got RenderResult\. Fix: pass its frames, e\.g\. result\.frames"):
+        ll.plot_pacing(rr)  # was "got shape ()"
+
+
+@pytest.mark.parametrize("empty", [[], (), np.zeros(0), torch.zeros(0), {"a": []}])
+def test_empty_input_is_refused_everywhere(empty):
+    with pytest.raises(ArgumentError, match="empty|no distances"):
+        ll.plot_pacing(empty)  # drew an empty plot
+    if not isinstance(empty, dict):
+        with pytest.raises(ArgumentError, match="empty|no distances"):
+            ll.consecutive_distances(empty)  # returned []
+        with pytest.raises(ArgumentError, match="no distances"):
+            pacing_stats(empty)
+
+
+# -- plots ----------------------------------------------------------------------------------
+
+
+def test_plot_similarity_matrix_makes_room_for_long_labels():
+    a, b = _unit(2), _unit(4, seed=1)
+    caps = ["a photo of a red circle", "a photo of a blue square", "a drawing of a green triangle", "a yellow star on white"]
+    ax = ll.plot_similarity_matrix(a, b, ["red_circle.png", "yellow_star.png"], caps, title="images x captions")
+    fig = ax.figure
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    assert box.height >= 1.2 * fig.dpi and box.width >= 2.0 * fig.dpi  # was 20 px high
+    for label in ax.get_xticklabels() + ax.get_yticklabels():  # every label inside the figure
+        lb = label.get_window_extent()
+        assert lb.x0 >= 0 and lb.y0 >= 0 and lb.x1 <= fig.bbox.width + 1
+    import matplotlib.pyplot as plt
+
+    _, given = plt.subplots(figsize=(3, 2))
+    assert tuple(ll.plot_similarity_matrix(a, b, ax=given).figure.get_size_inches()) == (3, 2)  # a given ax is not resized
+
+
+def test_plot_similarity_overlay_keeps_one_colour_per_reference():
+    from matplotlib.colors import to_hex
+
+    refs = _unit(3, seed=1)
+    path, frames = _unit(8, seed=2), _unit(8, seed=3)
+    ax = ll.plot_similarity(path, refs, ["a", "b", "c"])
+    ll.plot_similarity(frames, refs, ["a", "b", "c"], ax=ax, linestyle="--")
+    curves = [ln for ln in ax.lines if len(ln.get_xdata()) == 8]
+    assert [to_hex(ln.get_color()) for ln in curves[:3]] == [to_hex(ln.get_color()) for ln in curves[3:]]
+    assert [to_hex(ln.get_color()) for ln in curves[:3]] == [to_hex(f"C{k}") for k in range(3)]
+
+
+def test_plot_pca_map_legend_shows_each_path_in_its_colour_and_a_visible_start():
+    from matplotlib.colors import to_hex
+
+    kf = _unit(4)
+    p1, p2 = Trajectory(kf[:3], frames=9), Trajectory(kf[[3, 0]], frames=6)
+    ax = ll.plot_pca_map([p1, p2], kf)
+    leg = ax.get_legend()
+    texts = [t.get_text() for t in leg.get_texts()]
+    assert texts[:2] == ["path 1", "path 2"]  # every path named (was only path 0's start/end)
+    colours = [to_hex(h.get_color()) for h in leg.legend_handles[:2]]
+    assert colours == [to_hex(matplotlib.colormaps[c](0.5)) for c in ("viridis", "plasma")]  # was #1f77b4
+    start = next(ln for ln in ax.lines if ln.get_marker() == "o")
+    square = next(ln for ln in ax.lines if ln.get_marker() == "s")
+    assert start.get_zorder() > square.get_zorder() and square.get_markersize() > start.get_markersize()
+
+
+def test_plots_refuse_a_bare_string_as_labels():
+    z = _unit(2)
+    with pytest.raises(ArgumentError, match="row_labels must be a list of labels.*the string 'ab'"):
+        ll.plot_similarity_matrix(z, z, "ab")  # was split into "a", "b"
+    with pytest.raises(ArgumentError, match="labels must be a list of labels.*the string 'rb'"):
+        ll.plot_similarity(_unit(5), z, "rb")
+    with pytest.raises(ArgumentError, match="path_labels must be a list"):
+        ll.plot_pca_map([_unit(4), _unit(4, seed=1)], path_labels="AB")
+
+
+def test_frame_axes_have_integer_ticks():
+    ax1 = ll.plot_similarity(_unit(21), _unit(2, seed=1))
+    ax2 = ll.plot_word_changes(_words(21))
+    for ax in (ax1, ax2):
+        ax.figure.canvas.draw()
+        ticks = ax.get_xticks()
+        assert len(ticks) >= 3 and np.all(ticks == np.round(ticks)), ticks  # was -2.5, 2.5, ...
+
+
+def test_plot_pca_map_refuses_arguments_it_would_ignore():
+    path, other = _unit(5), _unit(5, seed=1)
+    with pytest.raises(ArgumentError, match="labels belongs to points.*points="):
+        ll.plot_pca_map(path, labels=["a", "b"])
+    with pytest.raises(ArgumentError, match="images belongs to points"):
+        ll.plot_pca_map(path, images=[np.zeros((8, 8, 3), np.uint8)])
+    with pytest.raises(ArgumentError, match="path_labels has 1 entries for 2 paths"):
+        ll.plot_pca_map([path, other], path_labels=["only one"])
+
+
+def test_legends_sit_outside_the_data():
+    for ax in (ll.plot_word_changes(_words(), top=3), ll.plot_pca_map([_unit(6), _unit(6, seed=1)], _unit(3, seed=2))):
+        ax.figure.canvas.draw()
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1  # right of the axes
+
+
+def test_error_messages_name_what_is_wrong():
+    with pytest.raises(ArgumentError, match="top must be an integer >= 1, got -1"):
+        ll.plot_word_changes(_words(), top=-1)  # said "n must be ..."
+    z = _unit(2, space="mini")
+    with pytest.raises(SpaceError) as err:
+        Trajectory(z, [Segment(4)], space="big")
+    assert "decoder" not in str(err.value) and "'mini' but 'big' is expected" in str(err.value)
+    with pytest.raises(SpaceError, match="is expected by the decoder"):
+        check_embeddings(z, space="big", expected_by="the decoder")
+    with pytest.raises(ArgumentError, match=r"numpy ndarray of shape \(2, 16\)\. Fix: pass torch\.from_numpy\(a\)"):
+        ll.plot_similarity_matrix(z.numpy(), z)
+
+
+def test_package_namespace_answers_hasattr_and_dir():
+    assert not hasattr(ll, "x.y") and not hasattr(ll, "plots.foo")  # raised ModuleNotFoundError
+    names = dir(ll)
+    assert {"pacing", "explore", "plots", "__version__", "__file__", "plot_pacing"} <= set(names)
+    assert "__main__" not in names and names == sorted(names)
+    assert ll.pacing.__name__ == "latentlab.pacing"
