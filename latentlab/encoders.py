@@ -68,7 +68,9 @@ class EmbeddingCache:
     content: the file bytes for image paths (so a renamed or copied file still hits), the
     RGB pixel bytes and size for in-memory images, the UTF-8 string for texts. Entries are
     written atomically (temporary file + :func:`os.replace`), so concurrent processes can
-    share a directory. A corrupt or mismatched entry counts as a miss.
+    share a directory. A corrupt or mismatched entry counts as a miss: unreadable, not a 1-D
+    float vector of the expected size, holding NaN or infinity, or not of unit norm (the cache
+    holds normalised embeddings; ``|norm - 1| > 1e-3`` is a miss).
 
     >>> import tempfile, torch
     >>> cache = EmbeddingCache(tempfile.mkdtemp())
@@ -123,8 +125,9 @@ class EmbeddingCache:
     def get(self, key: str, dim: int | None = None) -> torch.Tensor | None:
         """The cached float32 ``(d,)`` embedding for ``key``, or ``None`` (a miss).
 
-        An entry that cannot be read, is not 1-D float or (if ``dim`` is given) has another
-        size counts as a miss.
+        An entry that cannot be read, is not 1-D float, (if ``dim`` is given) has another
+        size, holds NaN or infinity or is not of unit norm (``|norm - 1| > 1e-3``) counts as
+        a miss.
         """
         p = self.path(key)
         vec = None
@@ -132,7 +135,10 @@ class EmbeddingCache:
             try:
                 arr = np.load(p, allow_pickle=False)
                 if arr.ndim == 1 and np.issubdtype(arr.dtype, np.floating) and (dim is None or arr.shape[0] == dim):
-                    vec = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+                    a32 = np.ascontiguousarray(arr, dtype=np.float32)
+                    # embeddings are stored normalised: NaN, infinity or another norm means a damaged entry
+                    if np.isfinite(a32).all() and abs(float(np.linalg.norm(a32.astype(np.float64))) - 1.0) <= 1e-3:
+                        vec = torch.from_numpy(a32)
             except (OSError, ValueError, EOFError):
                 vec = None
         if vec is None:
@@ -254,7 +260,9 @@ def _to_rgb(im: Any) -> Any:
         return im
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
         a = np.asarray(im, dtype=np.float64)
-        if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
+        if mode.startswith("I"):
+            # 16-bit data (what a 16-bit PNG holds, as "I;16" when opened or "I" after .convert("I")):
+            # always 0..65535, never guessed from the picture's own maximum
             a = a / 257.0
         elif mode == "F" and a.max(initial=0) <= 1.0:
             a = a * 255.0
@@ -522,6 +530,9 @@ class Encoder:
         self.space = str(space)
         self.device = _resolve_device(device)
         self.dtype = _resolve_dtype(dtype)
+        from .hf_clip import warn_half_on_cpu  # (hf_clip imports this module)
+
+        warn_half_on_cpu(self.device, self.dtype, f"the encoder {self.name!r}")  # once per encoder, as decoders do
         self._info = dict(info or {})
         self._fingerprint = fingerprint
         self._fingerprint_value: str | None = None
@@ -572,8 +583,10 @@ class Encoder:
                 or hub format, whose ``preprocess_cfg`` is applied). It is registered with
                 open_clip under a private name, so open_clip's own config of the same name is
                 left as it is.
-            space: CLIP space tag; defaults to ``f"open_clip/{model_name}/{pretrained}"``
-                (or the checkpoint's file name).
+            space: CLIP space tag; defaults to ``f"open_clip/{model_name}/{pretrained}"``, or
+                for a checkpoint ``f"open_clip/{model_name}/{file name}@{sha}"`` with the first 12
+                hex digits of the file's sha256 (two fine-tunes saved under the same file name
+                are two spaces, so their embeddings do not mix silently).
             name: name reported in manifests; defaults to ``model_name`` (+ ``/pretrained``).
             device, dtype: where and in which precision the model runs (outputs are float32 CPU).
             cache: an :class:`EmbeddingCache` or directory for cached embeddings.
@@ -587,7 +600,12 @@ class Encoder:
             device=device, dtype=dtype, cache_dir=cache_dir,
         )  # fmt: skip
         if space is None:
-            suffix = pretrained if pretrained else (Path(checkpoint).name if checkpoint else "hub")
+            if pretrained:
+                suffix = pretrained
+            elif checkpoint:
+                suffix = f"{Path(checkpoint).name}@{loaded['info']['checkpoint_sha256'][:12]}"
+            else:
+                suffix = "hub"
             space = f"open_clip/{model_name}/{suffix}"
         if name is None:
             name = f"{model_name}/{pretrained}" if pretrained else model_name
@@ -608,8 +626,10 @@ class Encoder:
         self._cache = _as_cache(value)
 
     def fingerprint(self) -> str:
-        """A stable id of the weights: ``"open_clip:<model>:<tag>"``, ``"sha256:<hex>"`` of the
-        checkpoint file, or ``"tiny-seed<k>"``. Cache keys are derived from it."""
+        """A stable id of the weights and of what turns inputs into embeddings:
+        ``"open_clip:<model>:<tag>"``, ``"sha256:<hex>:cfg-<hex>"`` for a checkpoint file (its
+        sha256, taken when it is loaded, and a digest of the model config, activation and
+        preprocessing it is read with), or ``"tiny-seed<k>"``. Cache keys are derived from it."""
         if self._fingerprint_value is None:
             fp = self._fingerprint
             if callable(fp):
@@ -788,13 +808,25 @@ def _hub_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
     return None
 
 
-def _local_path(p: str | os.PathLike[str], what: str) -> Path:
-    """``p`` as an existing file: as given, else relative to the latentlab package (for presets)."""
+def _local_path(p: str | os.PathLike[str], what: str, arg: str | None = None) -> Path:
+    """``p`` as an existing file: as given, else relative to the latentlab package (for presets;
+    :func:`latentlab.presets.weights_status` looks in the same places)."""
+    from .presets import _find_local_file
+
+    found = _find_local_file(p)
+    if found is not None:
+        return found
     path = Path(p).expanduser()
-    if path.is_file():
-        return path
-    if not path.is_absolute() and (_PACKAGE_DIR / path).is_file():
-        return _PACKAGE_DIR / path
+    if path.is_dir():
+        hint = (
+            f" For an open_clip hub folder (open_clip_config.json + weights) pass model='local-dir:{path}' and no {arg}=."
+            if (path / "open_clip_config.json").is_file() or arg == "checkpoint"
+            else ""
+        )
+        raise ArgumentError(
+            f"{arg or what}={str(path)!r} is a folder, not a file: pass the {what} file inside it"
+            f"{' (e.g. open_clip_model.safetensors)' if arg == 'checkpoint' else ''}.{hint}"
+        )
     raise ModelNotAvailableError(
         f"{what} file not found: {str(path)!r} (also looked in {str(_PACKAGE_DIR)!r}). "
         f"Check the path, or reinstall latentlab if it is one of its bundled files."
@@ -814,9 +846,9 @@ def _file_sha256(path: Path) -> str:
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 
 
-def _register_config(config: str | os.PathLike[str], model_name: str) -> tuple[str, dict[str, Any]]:
-    """Register an open_clip model-config JSON; return the name it is registered under and its
-    preprocess overrides.
+def _register_config(config: str | os.PathLike[str], model_name: str) -> tuple[str, dict[str, Any], Path]:
+    """Register an open_clip model-config JSON; return the name it is registered under, its
+    preprocess overrides and the file it was read from.
 
     Accepts open_clip's plain format (``embed_dim``, ``vision_cfg``, ``text_cfg``) or the
     hub format ``{"model_cfg": ..., "preprocess_cfg": ...}``. The name is private,
@@ -825,7 +857,7 @@ def _register_config(config: str | os.PathLike[str], model_name: str) -> tuple[s
     itself would replace a built-in of that name for the whole process (or be undone by the
     next registration).
     """
-    path = _local_path(config, "open_clip model config")
+    path = _local_path(config, "open_clip model config", "config")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -846,7 +878,7 @@ def _register_config(config: str | os.PathLike[str], model_name: str) -> tuple[s
     pp = data.get("preprocess_cfg", {}) if "model_cfg" in data else {}
     if not isinstance(pp, dict):
         raise SpecError(f"config {str(path)!r}: preprocess_cfg must be a JSON object, got {type(pp).__name__}.")
-    return registered, {k: pp[k] for k in _PREPROCESS_KEYS if pp.get(k) is not None}
+    return registered, {k: pp[k] for k in _PREPROCESS_KEYS if pp.get(k) is not None}, path
 
 
 def _add_model_config(model_name: str, model_cfg: dict[str, Any]) -> None:
@@ -865,14 +897,23 @@ def _add_model_config(model_name: str, model_cfg: dict[str, Any]) -> None:
         raise SpecError(f"open_clip refused the model config for {model_name!r}; check its fields.")
 
 
+def _offline_vars() -> list[str]:
+    """The environment variables that switch the Hub off now (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``)."""
+    return [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(k, "").strip().lower() in _TRUE]
+
+
+def _offline_reason() -> str:
+    return f"offline mode is on ({', '.join(f'{k}=1' for k in _offline_vars()) or 'HF_HUB_OFFLINE=1'})"
+
+
 def _not_available(model_name: str, pretrained: str, repo: str | None, files: list[str], where: str | None,
                    reason: str) -> ModelNotAvailableError:  # fmt: skip
+    """``files``: the candidate file names, preferred first (safetensors before a pickled .bin)."""
     loc = f"Hugging Face repo {repo!r}, file {' or '.join(files)}" if repo else f"file {' or '.join(files)}"
-    get = (
-        f"run once with internet access (unset HF_HUB_OFFLINE), or `hf download {repo} {files[-1]}`"
-        if repo
-        else "run once with internet access"
-    )
+    offline = _offline_vars()
+    online = "run once with internet access" + (f" (unset {' and '.join(offline)})" if offline else "")
+    get = f"{online}, or `hf download {repo} {files[0]}`" if repo else online
+    reason = reason.strip().rstrip(".")
     return ModelNotAvailableError(
         f"open_clip weights for model {model_name!r} (pretrained={pretrained!r}; {loc}) are not in "
         f"{f'the cache {where}' if where else 'the default Hugging Face cache'} and cannot be downloaded: {reason}. "
@@ -914,7 +955,7 @@ def _resolve_pretrained(model_name: str, pretrained: str, cache_dir: str | os.Pa
             except Exception:
                 pass
         if offline:
-            raise _not_available(model_name, pretrained, repo, candidates, hub, "offline mode is on (HF_HUB_OFFLINE=1)")
+            raise _not_available(model_name, pretrained, repo, candidates, hub, _offline_reason())
         last: Exception | None = None
         for fn in candidates:
             try:
@@ -926,7 +967,7 @@ def _resolve_pretrained(model_name: str, pretrained: str, cache_dir: str | os.Pa
         target_dir = str(Path(cache_dir).expanduser()) if cache_dir else os.path.expanduser("~/.cache/clip")
         target = os.path.join(target_dir, os.path.basename(url))
         if offline and not os.path.isfile(target):
-            raise _not_available(model_name, pretrained, None, [target], target_dir, "offline mode is on (HF_HUB_OFFLINE=1)")
+            raise _not_available(model_name, pretrained, None, [target], target_dir, _offline_reason())
         try:
             return oc_pretrained.download_pretrained_from_url(url, cache_dir=target_dir), cfg
         except Exception as exc:
@@ -988,9 +1029,18 @@ def _load_open_clip(
     # the tokenizer; giving it the registry name makes both read the same config
     oc_name = model_name if is_hub else model_name.replace("/", "-")
     overrides: dict[str, Any] = {}
+    config_path: Path | None = None
     if config is not None:
-        oc_name, overrides = _register_config(config, model_name)
+        oc_name, overrides, config_path = _register_config(config, model_name)
     elif not is_hub and open_clip.get_model_config(oc_name) is None:
+        folder = Path(model_name).expanduser()
+        if folder.is_dir():
+            if (folder / "config.json").is_file() and not (folder / "open_clip_config.json").is_file():
+                fix = (f"a transformers CLIP folder loads with latentlab.hf_clip.HFCLIPEncoder.from_pretrained({str(folder)!r}) "
+                       f"(or model='local-dir:{folder}' if it holds open_clip's files)")  # fmt: skip
+            else:
+                fix = f"for an open_clip hub folder (open_clip_config.json + weights) pass model='local-dir:{folder}'"
+            raise ArgumentError(f"model={model_name!r} is a folder, not an open_clip model name: {fix}.")
         raise ArgumentError(
             f"unknown open_clip model {model_name!r}. Pick one of open_clip.list_models() "
             f"(e.g. 'ViT-B-32', 'ViT-L-14', 'ViT-H-14'), or pass config= with a model-config JSON."
@@ -998,26 +1048,39 @@ def _load_open_clip(
 
     weights: str | None = None
     info: dict[str, Any] = {"model": model_name, "pretrained": pretrained, "checkpoint": None}
-    fingerprint: str | Callable[[], str]
+    if config_path is not None:
+        info["config"] = str(config_path)
+    fingerprint: str
+    # files whose bytes the fingerprint hashes: hashed now, at load, and checked unchanged once the
+    # model is built, so that the fingerprint describes the weights in memory, not a file written later
+    hashed: list[Path] = []
+    # with a weights file, the fingerprint ends with a digest of the config and preprocessing (below)
+    add_config_digest = config is not None
     tag_cfg: dict[str, Any] = {}
     if checkpoint is not None:
-        ckpt = _local_path(checkpoint, "checkpoint")
+        ckpt = _local_path(checkpoint, "checkpoint", "checkpoint")
         if ckpt.suffix not in (".safetensors", ".pt", ".pth", ".bin", ".ckpt"):
             raise ArgumentError(
                 f"checkpoint {str(ckpt)!r} has an unknown extension; use a .safetensors file (or .pt/.pth/.bin)."
             )
         weights = str(ckpt)
         info["checkpoint"] = weights
-        fingerprint = lambda: _file_sha256(ckpt)  # noqa: E731  (hashed on first use only)
+        hashed = [ckpt]
+        fingerprint = _file_sha256(ckpt)
+        info["checkpoint_sha256"] = fingerprint.removeprefix("sha256:")
+        add_config_digest = True
         if preprocess_tag is not None:
             tag_cfg = open_clip.get_pretrained_cfg(model_name.replace("/", "-"), preprocess_tag) or {}
             if tag_cfg:
                 info["preprocess"] = f"of pretrained tag {preprocess_tag!r}"
-                # the same file read with another preprocessing gives other embeddings
-                fingerprint = lambda: f"{_file_sha256(ckpt)}:{preprocess_tag}"  # noqa: E731
     elif pretrained is not None:
         weights, tag_cfg = _resolve_pretrained(model_name, pretrained, cache_dir)
-        fingerprint = f"open_clip:{model_name}:{pretrained}" if tag_cfg else (lambda: _file_sha256(Path(weights)))
+        if tag_cfg:
+            fingerprint = f"open_clip:{model_name}:{pretrained}"
+        else:  # a file given as pretrained=
+            hashed = [Path(weights)]
+            fingerprint = _file_sha256(Path(weights))
+            add_config_digest = True
     elif schema == "hf-hub":
         fingerprint = f"open_clip:{model_name}"
         if _hub_offline():
@@ -1026,8 +1089,10 @@ def _load_open_clip(
         folder, files = _check_local_dir(model_name, identifier)
         oc_name = f"local-dir:{folder}"
         info["local_dir"] = str(folder)
-        # the folder's content, not its path: weights retrained in place must not hit old cache entries
-        fingerprint = lambda: _files_sha256(files)  # noqa: E731
+        # the folder's content (its config, preprocessing included, and weights), not its path:
+        # weights retrained in place must not hit old cache entries
+        hashed = list(files)
+        fingerprint = _files_sha256(files)
     elif seed is not None:
         fingerprint = f"random:{model_name}:seed{seed}"
     else:
@@ -1054,7 +1119,7 @@ def _load_open_clip(
                 # resolved to a file here, so open_clip never sees the tag and would build GELU
                 kwargs["force_quick_gelu"] = True
                 info["quick_gelu"] = "forced (the weights' activation)"
-                if isinstance(fingerprint, str):  # embeddings cached with GELU are not reused
+                if not hashed:  # embeddings cached with GELU are not reused (a file's digest below covers it)
                     fingerprint = f"open_clip:{model_name}:{pretrained}:quickgelu"
             else:
                 warnings.warn(
@@ -1065,6 +1130,7 @@ def _load_open_clip(
                 )
 
     hub = _hub_cache_dir(cache_dir)
+    stats = _stat_all(hashed)
     try:
         if seed is not None and weights is None and not is_hub:
             with torch.random.fork_rng(devices=[]), _quiet_random_init():
@@ -1091,6 +1157,12 @@ def _load_open_clip(
         where = f"weights {weights!r}" if weights else f"model {model_name!r}"
         if weights and not is_hub:
             fix = "the file does not match this architecture, or is corrupt: check model= and checkpoint="
+        elif schema == "local-dir" or (is_hub and "state_dict" in str(exc)):
+            # the files are there (checked above): the weights do not fit the config beside them
+            fix = (
+                "the weights do not match the open_clip_config.json beside them (a config of another model, "
+                "edited, or a corrupt weights file): put the config the weights were saved with next to them"
+            )
         else:
             fix = "check the model name, and that its files are downloaded (run once online)"
         raise ModelNotAvailableError(f"open_clip could not create {where}: {type(exc).__name__}: {exc}. Fix: {fix}.") from exc
@@ -1101,6 +1173,15 @@ def _load_open_clip(
             pp["size"], is_train=False, mean=pp["mean"], std=pp["std"], resize_mode=pp["resize_mode"],
             interpolation=pp["interpolation"], fill_color=pp["fill_color"],
         )  # fmt: skip
+    if _stat_all(hashed) != stats:
+        raise ModelNotAvailableError(
+            f"{', '.join(str(p) for p in hashed)} changed while it was being loaded (a training run still writing it?); "
+            "the weights in memory may not be the ones hashed for the embedding cache. Load it again once it is written."
+        )
+    if add_config_digest:
+        fingerprint = f"{fingerprint}:cfg-{_config_digest(open_clip, oc_name, model, kwargs.get('force_quick_gelu', False))}"
+        if tag_cfg and preprocess_tag is not None:
+            fingerprint += f":{preprocess_tag}"
     try:
         tokenizer = open_clip.get_tokenizer(oc_name, cache_dir=hub)
     except Exception as exc:
@@ -1123,6 +1204,29 @@ class _quiet_random_init:
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger().removeFilter(self.filter)
+
+
+def _stat_all(paths: Sequence[Path]) -> list[tuple[int, int, int]]:
+    """(inode, size, mtime in ns) of each file: what tells a file rewritten or replaced since."""
+    out = []
+    for p in paths:
+        st = os.stat(p)
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _config_digest(open_clip: Any, oc_name: str, model: torch.nn.Module, force_quick_gelu: bool) -> str:
+    """16 hex digits of sha256 over what, beside the weights, sets a model's embeddings: its
+    open_clip name and resolved config (architecture, activation, tokenizer), a forced QuickGELU and
+    the preprocessing its transform applies (size, mean, std, interpolation, resize mode, fill)."""
+    payload = {
+        "name": oc_name,  # open_clip picks some tokenizers by name
+        "model_cfg": open_clip.get_model_config(oc_name),
+        "force_quick_gelu": bool(force_quick_gelu),
+        "preprocess": dict(open_clip.get_model_preprocess_cfg(model)),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None) -> None:

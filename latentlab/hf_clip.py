@@ -38,7 +38,10 @@ The module also holds the loading helpers the Kandinsky and Karlo adapters share
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -364,7 +367,9 @@ class HFCLIPEncoder(Encoder):
         tokenizer: the ``CLIPTokenizer`` (may be ``None`` without a text tower).
         name, space: preset name and CLIP space tag.
         device, dtype: where the towers run (moved there here); outputs are float32 CPU.
-        fingerprint: stable id of the weights (cache keys); default ``"hf_clip:<source>"``.
+        fingerprint: stable id of the weights (cache keys); default ``"hf_clip:sha256:<hex>"``,
+            a digest of the towers' weights, the processor's settings and the tokenizer's
+            vocabulary, taken here (so two encoders of other towers never share cache entries).
         info: extra entries for :meth:`describe`.
         cache: an :class:`~latentlab.encoders.EmbeddingCache` or a directory.
 
@@ -391,6 +396,8 @@ class HFCLIPEncoder(Encoder):
         if not isinstance(towers, HFCLIPTowers):
             raise ArgumentError(f"towers must be an HFCLIPTowers, got {type(towers).__name__}.")
         dev, dt = as_device(device), as_dtype(dtype)
+        if not fingerprint:
+            fingerprint = _content_fingerprint(towers, processor, tokenizer)
         towers = towers.to(dev, dt).eval()
         dim = _tower_dim(towers)
         image_size = _processor_size(processor) if processor is not None else 224
@@ -398,7 +405,7 @@ class HFCLIPEncoder(Encoder):
         tokenize = _Tokenize(tokenizer) if tokenizer is not None else _missing("tokenizer")
         super().__init__(
             towers, preprocess, tokenize, name=name, space=space, device=dev, dtype=dt, dim=dim,
-            image_size=image_size, fingerprint=fingerprint or f"hf_clip:{name}", info=info, cache=cache,
+            image_size=image_size, fingerprint=fingerprint, info=info, cache=cache,
         )  # fmt: skip
         self.towers = towers
         self.processor = processor
@@ -443,6 +450,10 @@ class HFCLIPEncoder(Encoder):
         ``image_encoder``, ``text_encoder``, ``tokenizer``, ``image_processor``) or
         ``"kakaobrain/karlo-v1-alpha-image-variations"`` (``feature_extractor`` for the
         processor). Set a subfolder to ``None`` to skip that part (an image-only encoder).
+        A plain transformers ``CLIPModel`` folder or repo (the ``openai/clip-vit-*`` layout:
+        ``config.json`` with ``"model_type": "clip"``, the weights, tokenizer and
+        ``preprocessor_config.json`` at the top level, no ``image_encoder/``) is detected and
+        loaded from the top level; the subfolders left at their defaults then read ``""``.
         Safetensors only; the cache is ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``;
         ``local_files_only`` defaults to ``$HF_HUB_OFFLINE``. Missing weights raise
         :class:`~latentlab.errors.ModelNotAvailableError` naming the repo, the missing part
@@ -464,15 +475,30 @@ class HFCLIPEncoder(Encoder):
                          local_files_only=local_files_only, revision=revision,
                          dtype_key=transformers_dtype_key())  # fmt: skip
         plain = {k: v for k, v in kw.items() if k in ("cache_dir", "local_files_only", "revision")}
+        layout = "subfolders"
+        if image_subfolder == "image_encoder" and text_subfolder == "text_encoder" and _is_clipmodel_root(src, is_dir, plain):
+            # a plain CLIPModel (openai/clip-vit-* layout): both towers, the tokenizer and the processor at the top
+            layout = "CLIPModel (top level)"
+            image_subfolder = text_subfolder = ""
+            if tokenizer_subfolder == "tokenizer":
+                tokenizer_subfolder = ""
+            if processor_subfolder == ("image_processor", "feature_extractor"):
+                processor_subfolder = ""
+        # a local folder is fingerprinted by its files' bytes: note them now, to check after loading
+        # that the files hashed are the files loaded
+        proc_subs = [processor_subfolder] if isinstance(processor_subfolder, str) else list(processor_subfolder or [])
+        before = _stat_folder(src, [image_subfolder, text_subfolder, tokenizer_subfolder, *proc_subs]) if is_dir else {}
         what = "CLIP encoder"
         vision = text = processor = tokenizer = None
+        processor_used: str | None = None
         if image_subfolder is not None:
             vision = load_component(CLIPVisionModelWithProjection, src, subfolder=image_subfolder, what=what, is_dir=is_dir, kwargs=kw)
-            subs = [processor_subfolder] if isinstance(processor_subfolder, str) else list(processor_subfolder or [])
+            subs = proc_subs
             err: BaseException | None = None
             for sub in subs:
                 try:
                     processor = load_component(CLIPImageProcessor, src, subfolder=sub, what=what, is_dir=is_dir, kwargs=plain)
+                    processor_used = sub
                     break
                 except ModelNotAvailableError as exc:
                     err = exc
@@ -486,10 +512,152 @@ class HFCLIPEncoder(Encoder):
         name = name or src
         info = {"source": src, "image_subfolder": image_subfolder, "text_subfolder": text_subfolder,
                 "revision": revision, "variant": variant}  # fmt: skip
+        if layout != "subfolders":
+            info["layout"] = layout
+        parts = {"image": image_subfolder, "text": text_subfolder, "processor": processor_used,
+                 "tokenizer": (tokenizer_subfolder or "") if text_subfolder is not None else None,  # "": the top level
+                 "variant": variant}  # fmt: skip
+        if is_dir:
+            files = _loaded_files(Path(src), parts, variant)
+            if any(before.get(f) != _stat(f) for f in files):
+                raise ModelNotAvailableError(
+                    f"files in {src!r} changed while they were being loaded (a save still in progress?); the towers in "
+                    "memory may not be the files hashed for the embedding cache. Load them again once they are written."
+                )
+            fingerprint = "hf_clip:" + _hash_files(Path(src), files, parts)
+        else:  # the commit the cache resolved the revision to (cheap, offline), and which parts were loaded
+            commit = _resolved_commit(src, revision, kw.get("cache_dir"))
+            fingerprint = f"hf_clip:{src}@{commit}:" + ",".join(f"{k}={v}" for k, v in parts.items() if v is not None)
         return cls(
             HFCLIPTowers(vision, text), processor, tokenizer, name=name, space=space or f"hf_clip/{src}",
-            device=dev, dtype=dt, fingerprint=f"hf_clip:{src}@{revision or 'main'}", info=info, cache=cache,
+            device=dev, dtype=dt, fingerprint=fingerprint, info=info, cache=cache,
         )  # fmt: skip
+
+
+def _is_clipmodel_root(src: str, is_dir: bool, kwargs: dict[str, Any]) -> bool:
+    """Whether ``src`` has a plain ``CLIPModel`` at its top level (``config.json`` whose
+    ``model_type`` is ``"clip"``) and no ``image_encoder/`` subfolder. A repo's ``config.json``
+    comes from the cache (or one small download, unless ``local_files_only``)."""
+    if is_dir:
+        if (Path(src) / "image_encoder").is_dir():
+            return False
+        config: str | Path = Path(src) / "config.json"
+        if not Path(config).is_file():
+            return False
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            config = hf_hub_download(src, "config.json", **kwargs)
+        except Exception:  # no such file (a repo with subfolders), offline and not cached, ...
+            return False
+    try:
+        data = json.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("model_type") == "clip"
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _stat_folder(src: str, subfolders: Sequence[str | None]) -> dict[Path, tuple[int, int, int] | None]:
+    """(inode, size, mtime) of every file in the folders a load may read (``src`` and its subfolders)."""
+    out: dict[Path, tuple[int, int, int] | None] = {}
+    for sub in {s or "" for s in subfolders}:
+        d = Path(src) / sub if sub else Path(src)
+        if d.is_dir():
+            for f in d.iterdir():
+                if f.is_file():
+                    out[f] = _stat(f)
+    return out
+
+
+_AUX_SUFFIXES = (".json", ".txt", ".model")  # processor and tokenizer files (vocab, merges, configs)
+
+
+def _loaded_files(root: Path, parts: dict[str, str | None], variant: str | None) -> list[Path]:
+    """The files a load from the folder ``root`` reads: for each tower, its ``config.json`` and the
+    safetensors weights of ``variant`` (one file, or an index and its shards); for the processor
+    and the tokenizer, the small files of their folder. Sorted, each once."""
+    files: set[Path] = set()
+    for role in ("image", "text"):
+        sub = parts.get(role)
+        if sub is None:
+            continue
+        d = root / sub if sub else root
+        files.add(d / "config.json")
+        one = "model.safetensors" if variant is None else f"model.{variant}.safetensors"
+        index = "model.safetensors.index.json" if variant is None else f"model.safetensors.index.{variant}.json"
+        if (d / one).is_file():
+            files.add(d / one)
+        elif (d / index).is_file():
+            files.add(d / index)
+            try:
+                shards = set(json.loads((d / index).read_text(encoding="utf-8")).get("weight_map", {}).values())
+            except (OSError, ValueError, AttributeError):
+                shards = set()
+            files.update(d / s for s in shards)
+        else:  # another layout transformers accepts: every safetensors file there
+            files.update(d.glob("*.safetensors"))
+    for role in ("processor", "tokenizer"):
+        sub = parts.get(role)
+        if sub is None:
+            continue
+        d = root / sub if sub else root
+        files.update(f for f in d.iterdir() if f.is_file() and f.suffix in _AUX_SUFFIXES)
+    return sorted(f for f in files if f.is_file())
+
+
+def _hash_files(root: Path, files: Sequence[Path], parts: dict[str, str | None]) -> str:
+    """``"sha256:<hex>"`` over the parts loaded and each file's path (relative to ``root``) and bytes."""
+    from .encoders import _file_sha256
+
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8") + b"\0")
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode("utf-8") + b"\0" + _file_sha256(f).encode("ascii") + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def _resolved_commit(repo: str, revision: str | None, cache_dir: str | os.PathLike[str] | None) -> str:
+    """The commit ``revision`` (default ``main``) of ``repo`` resolves to in the Hugging Face
+    cache (its ``refs/`` file, what a load just used); the revision itself if that is unknown."""
+    rev = revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", rev):
+        return rev
+    ref = Path(hub_cache_dir(cache_dir), "models--" + repo.replace("/", "--"), "refs", rev)
+    try:
+        commit = ref.read_text(encoding="utf-8").strip()
+    except OSError:
+        return rev
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else rev
+
+
+def _content_fingerprint(towers: HFCLIPTowers, processor: Any, tokenizer: Any) -> str:
+    """``"hf_clip:sha256:<hex>"`` of the towers' weights (names, dtypes, shapes, bytes), the
+    processor's settings and the tokenizer's class, length and vocabulary."""
+    h = hashlib.sha256()
+    for key, t in sorted(towers.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode("utf-8"))
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    if processor is not None:
+        try:
+            h.update(b"processor\0" + processor.to_json_string().encode("utf-8"))
+        except Exception:  # not a transformers processor
+            h.update(b"processor\0" + repr(processor).encode("utf-8"))
+    if tokenizer is not None:
+        h.update(f"tokenizer\0{type(tokenizer).__name__}\0{getattr(tokenizer, 'model_max_length', None)}\0".encode("utf-8"))
+        try:
+            h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode("utf-8"))
+        except Exception:  # a tokenizer without get_vocab
+            h.update(repr(tokenizer).encode("utf-8"))
+    return "hf_clip:sha256:" + h.hexdigest()
 
 
 def _missing(what: str) -> Callable[..., Any]:

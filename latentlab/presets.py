@@ -14,7 +14,10 @@ True
 from __future__ import annotations
 
 import difflib
+import numbers
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ArgumentError
@@ -60,8 +63,54 @@ class Preset:
 PRESETS: dict[str, Preset] = {}
 
 
+def _check_part(name: str, part: str, spec: object) -> dict[str, Any]:
+    """``spec`` (a preset's encoder / decoder / prior) as a dict with a ``"kind"`` string;
+    an :class:`ArgumentError` naming the preset and the key otherwise."""
+    example = {"encoder": "'open_clip'", "decoder": "'stable_unclip'", "prior": "'karlo'"}[part]
+    if not isinstance(spec, dict):
+        raise ArgumentError(
+            f"preset {name!r}: {part} must be a dict such as {{'kind': {example}, ...}}, got {type(spec).__name__}."
+        )
+    if "kind" not in spec:
+        raise ArgumentError(
+            f"preset {name!r}: its {part} spec {spec!r} has no \"kind\" key. Add \"kind\": the name of the builder "
+            f"that makes it (e.g. {example}; docs/models.md lists the part kinds)."
+        )
+    if not isinstance(spec["kind"], str):
+        raise ArgumentError(
+            f"preset {name!r}: the \"kind\" of its {part} must be a string such as {example}, got {spec['kind']!r}."
+        )
+    return spec
+
+
+def _check_preset(preset: object) -> Preset:
+    """Validate what builders and the registry rely on: the field types and each part's ``"kind"``."""
+    if not isinstance(preset, Preset):
+        raise ArgumentError(f"register_preset takes a Preset, got {type(preset).__name__}.")
+    name = preset.name
+    if not isinstance(name, str) or not name:
+        raise ArgumentError(f"a preset's name must be a non-empty string, got {name!r}.")
+    if not isinstance(preset.space, str) or not preset.space:
+        raise ArgumentError(
+            f"preset {name!r}: space must be a non-empty string (the CLIP space's name, e.g. 'openai/ViT-L-14'), "
+            f"got {preset.space!r}."
+        )
+    if isinstance(preset.dim, bool) or not isinstance(preset.dim, numbers.Integral) or preset.dim < 1:
+        raise ArgumentError(f"preset {name!r}: dim must be a positive integer (the embedding size), got {preset.dim!r}.")
+    _check_part(name, "encoder", preset.encoder)
+    _check_part(name, "decoder", preset.decoder)
+    if preset.prior is not None:
+        _check_part(name, "prior", preset.prior)
+    return preset
+
+
 def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
-    """Add ``preset`` to the registry (refuses to replace one unless ``overwrite``)."""
+    """Add ``preset`` to the registry (refuses to replace one unless ``overwrite``).
+
+    Checks it first: ``space`` a string, ``dim`` a positive integer, and ``encoder``,
+    ``decoder`` (and ``prior`` unless ``None``) dicts with a ``"kind"`` string; an
+    :class:`ArgumentError` names the preset and the key otherwise."""
+    _check_preset(preset)
     if preset.name in PRESETS and not overwrite:
         raise ArgumentError(f"preset {preset.name!r} is already registered; pass overwrite=True to replace it.")
     PRESETS[preset.name] = preset
@@ -135,14 +184,14 @@ def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset:
 def create_encoder(preset: str | Preset = "mini", **kwargs: Any):
     """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
     p = get_preset(preset)
-    spec = dict(p.encoder)
+    spec = dict(_check_part(p.name, "encoder", p.encoder))
     return _build(_builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p), "encoder", p, spec, kwargs)
 
 
 def create_decoder(preset: str | Preset = "mini", **kwargs: Any):
     """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
     p = get_preset(preset)
-    spec = dict(p.decoder)
+    spec = dict(_check_part(p.name, "decoder", p.decoder))
     return _build(_builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p), "decoder", p, spec, kwargs)
 
 
@@ -154,7 +203,7 @@ def create_prior(preset: str | Preset = "mini", **kwargs: Any):
             f"preset {p.name!r} has no prior, so text keyframes cannot become image embeddings. "
             "Use image keyframes (text can still steer them with text_diff), or a preset with a prior."
         )
-    spec = dict(p.prior)
+    spec = dict(_check_part(p.name, "prior", p.prior))
     return _build(_builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p), "prior", p, spec, kwargs)
 
 
@@ -322,35 +371,117 @@ _SHIPPED_FILES: dict[tuple[str, str | None], list[str]] = {
 }
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _find_local_file(path: str | os.PathLike[str]) -> Path | None:
+    """Where the loaders find the file ``path`` of a preset: as given (``~`` expanded,
+    relative to the working directory), else relative to the latentlab package (its bundled
+    files, e.g. ``mini/weights/...``); ``None`` if neither exists."""
+    given = Path(path).expanduser()
+    if given.is_file():
+        return given
+    if not given.is_absolute() and (_PACKAGE_DIR / given).is_file():
+        return _PACKAGE_DIR / given
+    return None
+
+
+def _is_shipped(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names one of the embedded model's files (``mini/...`` in the package):
+    those are trained, not downloaded, when absent."""
+    given = Path(path)
+    return not given.is_absolute() and given.parts[:1] == ("mini",)
+
+
+def _local_folder_ok(folder: str) -> bool:
+    """A ``local-dir:`` folder as the open_clip loader needs it: its config and a weights file."""
+    d = Path(folder).expanduser()
+    if not (d / "open_clip_config.json").is_file():
+        return False
+    return any(f.suffix in (".safetensors", ".bin", ".pth") and f.is_file() for f in d.iterdir())
+
+
+def _looks_like_path(text: str) -> bool:
+    """``text`` is meant as a folder rather than an ``owner/name`` Hub id (as :func:`latentlab.hf_clip.hub_source` reads it)."""
+    return text.startswith((".", "/", "~", "\\")) or len(text.split("/")) > 2
+
+
 def weights_status(preset: str | Preset) -> str:
     """Whether the weights of ``preset`` are on this machine (never touches the network). One of:
 
     - ``"built in (random)"``: random weights built in-process (``tiny``);
-    - ``"built in"`` / ``"missing (train it)"``: the preset's weight files ship with latentlab
-      (``mini``) and are present / absent;
-    - ``"cached"`` / ``"partly cached"`` / ``"not downloaded"``: every / some / none of its
-      ``hub_repos`` has a snapshot holding at least one file in the Hugging Face cache (whether
-      the snapshot is complete is not checked);
-    - ``"unknown"``: the preset names no weight files and no hub repos.
+    - ``"built in"``: every weight file or folder the preset loads is on this machine: the
+      files that ship with latentlab (``mini``) or local paths of the preset (found where the
+      loaders look: as given, relative to the working directory, else to the package);
+    - ``"missing (train it)"``: a file of the embedded model (``mini/...`` in the package)
+      is absent; ``latentlab.mini`` trains it;
+    - ``"missing"``: a local file or folder the preset names (a ``checkpoint``, ``config``,
+      ``local-dir:`` folder or local ``repo`` folder) is absent;
+    - ``"cached"`` / ``"partly cached"`` / ``"not downloaded"``: every / some / none of the
+      repos it downloads has a snapshot holding at least one file in the Hugging Face cache
+      (whether the snapshot is complete is not checked). The repos are its ``hub_repos``
+      plus those its parts name: a part's ``repo``, an ``hf-hub:`` model, and, for a preset
+      without ``hub_repos``, the repo of its encoder's open_clip pretrained tag (a preset that
+      lists ``hub_repos`` lists its encoder's too, as the shipped ones do; resolving a tag
+      imports open_clip, which is slow);
+    - ``"unknown"``: the preset names no weight files and no repos.
     """
-    from pathlib import Path
-
     p = get_preset(preset)
     if p.encoder.get("kind") == "open_clip_tiny":
         return "built in (random)"
-    files = [v for part in (p.encoder, p.decoder, p.prior or {}) for k, v in part.items() if k in ("checkpoint", "weights")]
-    for role, part in (("decoder", p.decoder), ("prior", p.prior or {})):
-        if "weights_dir" not in part:  # files a kind loads from the package without naming them
-            files += _SHIPPED_FILES.get((role, part.get("kind")), [])
-    if files:
-        here = Path(__file__).parent
-        if not all((here / f).exists() for f in files):
-            return "missing (train it)"
-        if not p.hub_repos:
-            return "built in"
-        # shipped files here, and hub repos besides: the repos say the rest
-    if not p.hub_repos:
-        return "unknown"
+    present: list[str] = []  # local files and folders found
+    missing: list[str] = []  # local files and folders not found
+    repos: list[str] = list(p.hub_repos)
+    downloads: list[bool] = []  # other downloads (an open_clip tag's URL file): whether on disk
+
+    def local_file(path: object) -> None:
+        if isinstance(path, (str, os.PathLike)):
+            (present if _find_local_file(path) is not None else missing).append(os.fspath(path))
+
+    def repo_or_folder(src: object) -> None:
+        if not isinstance(src, str) or not src:
+            return
+        if Path(src).expanduser().is_dir():
+            present.append(src)
+        elif _looks_like_path(src):
+            missing.append(src)
+        else:
+            repos.append(src)
+
+    for role, part in (("encoder", p.encoder), ("decoder", p.decoder), ("prior", p.prior or {})):
+        for key in ("checkpoint", "config", "weights"):
+            if key in part:
+                local_file(part[key])
+        if role != "encoder" and "weights_dir" not in part:  # files a kind loads from the package without naming them
+            for f in _SHIPPED_FILES.get((role, part.get("kind")), []):
+                local_file(f)
+        repo_or_folder(part.get("repo"))
+    enc = p.encoder
+    model = enc.get("model") if enc.get("kind") == "open_clip" else None
+    if isinstance(model, str) and model.startswith("local-dir:"):
+        folder = model[len("local-dir:") :]
+        (present if _local_folder_ok(folder) else missing).append(folder)
+    elif isinstance(model, str) and model.startswith("hf-hub:"):
+        repos.append(model[len("hf-hub:") :])
+    elif isinstance(model, str) and isinstance(enc.get("pretrained"), str) and "checkpoint" not in enc and not p.hub_repos:
+        tag = enc["pretrained"]
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(model.replace("/", "-"), tag) or {}
+        if not cfg:  # a file given as pretrained=, or a tag open_clip does not know (the loader refuses it)
+            local_file(tag)
+        elif cfg.get("file"):
+            local_file(cfg["file"])
+        elif cfg.get("hf_hub"):
+            repos.append(os.path.split(cfg["hf_hub"])[0])
+        elif cfg.get("url"):  # where the loader downloads it
+            downloads.append(Path("~/.cache/clip", os.path.basename(cfg["url"])).expanduser().is_file())
+
+    if missing:
+        return "missing (train it)" if all(_is_shipped(m) for m in missing) else "missing"
+    repos = list(dict.fromkeys(repos))
+    if not repos and not downloads:
+        return "built in" if present else "unknown"
     from .hf_clip import hub_cache_dir
 
     hub = hub_cache_dir()  # where the loaders look ($HF_HUB_CACHE, $HF_HOME, $XDG_CACHE_HOME, ~ expanded)
@@ -363,7 +494,7 @@ def weights_status(preset: str | Preset) -> str:
             return False
         return any(f.is_file() for rev in snapshots.iterdir() if rev.is_dir() for f in rev.rglob("*"))
 
-    found = [has_snapshot(r) for r in p.hub_repos]
+    found = [has_snapshot(r) for r in repos] + downloads
     if all(found):
         return "cached"
     return "partly cached" if any(found) else "not downloaded"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import socket
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -406,8 +409,9 @@ def _save_tiny(enc: Encoder, tmp_path: Path, name: str) -> tuple[Path, Path]:
 def test_config_and_checkpoint_round_trip(enc: Encoder, tmp_path: Path) -> None:
     config, ckpt = _save_tiny(enc, tmp_path, "roundtrip-tiny")
     loaded = Encoder.from_open_clip("roundtrip-tiny", config=config, checkpoint=ckpt)
-    assert loaded.space == "open_clip/roundtrip-tiny/weights.safetensors"
-    assert loaded.fingerprint().startswith("sha256:") and len(loaded.fingerprint()) == 7 + 64
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert loaded.space == f"open_clip/roundtrip-tiny/weights.safetensors@{sha[:12]}"
+    assert re.fullmatch(f"sha256:{sha}:cfg-[0-9a-f]{{16}}", loaded.fingerprint())
     pic = _picture()
     torch.testing.assert_close(loaded.encode_image(pic), enc.encode_image(pic), atol=ATOL, rtol=0)
     torch.testing.assert_close(loaded.encode_text("a cat"), enc.encode_text("a cat"), atol=ATOL, rtol=0)
@@ -573,7 +577,7 @@ def test_config_does_not_replace_open_clips_own_config(enc: Encoder, tmp_path: P
     # a name with "/" (an org/model id) is just a name
     slashed = Encoder.from_open_clip("me/tiny-model", config=config, checkpoint=ckpt)
     torch.testing.assert_close(slashed.encode_text("a cat"), enc.encode_text("a cat"), atol=ATOL, rtol=0)
-    assert slashed.space == "open_clip/me/tiny-model/weights.safetensors"
+    assert slashed.space.startswith("open_clip/me/tiny-model/weights.safetensors@")
 
 
 def test_hub_format_config_keeps_its_fill_colour(enc: Encoder, tmp_path: Path) -> None:
@@ -647,3 +651,267 @@ def test_cache_keys_tell_a_bfloat16_encoder_from_a_float32_one(tmp_path):
     b = half.encode_text(["a cat"])  # read the float32 entry back before: a hit from another precision
     assert half.cache.hits == 0 and not torch.equal(a, b)
     assert full._cache_id() == full.fingerprint()  # float32 keys unchanged: existing caches stay valid
+
+
+# -- fingerprints, cache entries and messages (audit fixes) ---------------------------------
+
+
+def _config_variant(tmp_path: Path, name: str, cfg: dict) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_checkpoint_fingerprint_covers_the_config_and_preprocessing(enc: Encoder, tmp_path: Path) -> None:
+    """One weights file read with another activation or preprocessing gives other embeddings:
+    it must not share cache entries with the first reading."""
+    from latentlab.encoders import _tiny_config
+
+    config, ckpt = _save_tiny(enc, tmp_path, "fp-tiny")
+    quick = _config_variant(tmp_path, "fp-tiny-quick", {**_tiny_config(32), "quick_gelu": True})
+    hub_plain = _config_variant(tmp_path, "fp-hub-plain", {"model_cfg": _tiny_config(32), "preprocess_cfg": {}})
+    squash = {"resize_mode": "squash", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    hub_squash = _config_variant(tmp_path, "fp-hub-squash", {"model_cfg": _tiny_config(32), "preprocess_cfg": squash})
+    plain, qg, same, sq = (Encoder.from_open_clip("fp-tiny", config=c, checkpoint=ckpt) for c in (config, quick, hub_plain, hub_squash))
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert all(e.fingerprint().startswith(f"sha256:{sha}:cfg-") for e in (plain, qg, same, sq))
+    assert plain.fingerprint() == same.fingerprint()  # the same model and preprocessing: entries are shared
+    assert len({plain.fingerprint(), qg.fingerprint(), sq.fingerprint()}) == 3
+    assert plain.describe()["config"] == str(config) and sq.describe()["config"] == str(hub_squash)
+    pic = _picture(40, 60)
+    truth = {e: e.encode_image(pic) for e in (plain, qg, sq)}
+    cache = EmbeddingCache(tmp_path / "cache")
+    for e in (plain, qg, sq):
+        e.cache = cache
+        torch.testing.assert_close(e.encode_image(pic), truth[e], atol=ATOL, rtol=0)
+    assert cache.hits == 0 and len(cache) == 3
+    assert float((truth[plain] - truth[sq]).abs().max()) > 1e-3  # the readings do differ
+
+
+def test_checkpoint_is_hashed_when_loaded(enc: Encoder, tmp_path: Path) -> None:
+    """A checkpoint overwritten after the load (a training run saving to the same path) must
+    not lend its hash to the embeddings of the weights loaded before."""
+    from safetensors.torch import save_file
+
+    config, ckpt = _save_tiny(enc, tmp_path, "hashed-tiny")
+    first_sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    cache = EmbeddingCache(tmp_path / "cache")
+    old = Encoder.from_open_clip("hashed-tiny", config=config, checkpoint=ckpt, cache=cache)
+    other = _tiny_seed(1)
+    save_file({k: v.contiguous() for k, v in other.model.state_dict().items()}, str(ckpt))
+    assert old.fingerprint().startswith(f"sha256:{first_sha}:")
+    assert old.describe()["checkpoint_sha256"] == first_sha
+    torch.testing.assert_close(old.encode_text("a cat"), enc.encode_text("a cat"), atol=ATOL, rtol=0)
+    new = Encoder.from_open_clip("hashed-tiny", config=config, checkpoint=ckpt, cache=cache)
+    assert new.fingerprint() != old.fingerprint()
+    torch.testing.assert_close(new.encode_text("a cat"), other.encode_text("a cat"), atol=ATOL, rtol=0)
+
+
+def test_a_checkpoint_rewritten_during_the_load_is_refused(enc: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import open_clip
+
+    config, ckpt = _save_tiny(enc, tmp_path, "racy-tiny")
+    real = open_clip.create_model_and_transforms
+
+    def rewrite_then_load(*args, **kwargs):
+        st = ckpt.stat()
+        os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # written again meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", rewrite_then_load)
+    with pytest.raises(ModelNotAvailableError, match="changed while it was being loaded"):
+        Encoder.from_open_clip("racy-tiny", config=config, checkpoint=ckpt)
+
+
+def test_default_space_of_a_checkpoint_names_its_content(tmp_path: Path) -> None:
+    """Two fine-tunes saved under the usual file name are two spaces: mixing them is refused."""
+    from latentlab.errors import SpaceError
+    from latentlab.space import common_space
+
+    runs = [_hub_files(_tiny_seed(seed), tmp_path / f"run{seed}") for seed in (0, 7)]
+    a, b = (Encoder.from_open_clip("ft", config=r / "open_clip_config.json", checkpoint=r / "open_clip_model.safetensors")
+            for r in runs)  # fmt: skip
+    sha = hashlib.sha256((runs[0] / "open_clip_model.safetensors").read_bytes()).hexdigest()
+    assert a.space == f"open_clip/ft/open_clip_model.safetensors@{sha[:12]}" and a.space != b.space
+    with pytest.raises(SpaceError):
+        common_space(a.encode_text("a cat"), b.encode_text("a cat"))
+    assert get_preset("mini").space == "latentlab-mini"  # a preset's space is the preset's, whatever its file
+
+
+@pytest.mark.parametrize("bad", [np.full(32, np.nan, np.float32), np.full(32, 7.0, np.float32), np.full(32, np.inf, np.float32)])
+def test_cache_entries_that_are_not_unit_vectors_are_misses(tmp_path: Path, bad: np.ndarray) -> None:
+    e = create_encoder("tiny", cache=tmp_path / "c")
+    z = e.encode_text("hello")
+    key = EmbeddingCache.make_key(e._cache_id(), "text", "hello")
+    torch.testing.assert_close(e.cache.get(key), z[0], atol=1e-6, rtol=0)  # the cache holds the unit vector
+    np.save(e.cache.path(key), bad)
+    assert e.cache.get(key) is None
+    again = e.encode_text("hello")
+    assert torch.isfinite(again).all() and torch.equal(again, z)  # recomputed, and rewritten
+    assert e.cache.get(key) is not None
+
+
+def test_16_bit_grey_images_decode_the_same_in_every_container(enc: Encoder, tmp_path: Path) -> None:
+    """16-bit data ("I;16" from a PNG, "I" after .convert("I")) is scaled by 1/257 always, not
+    by a guess from the picture's own maximum."""
+    from latentlab.encoders import _to_rgb
+
+    dark = np.tile(np.linspace(0, 255, 48).round().astype(np.uint16), (40, 1))  # a dark 16-bit picture
+    path = tmp_path / "dark16.png"
+    Image.fromarray(dark).save(path)
+    with Image.open(path) as im:
+        im.load()
+        assert im.mode in ("I;16", "I")
+        as_i = im.convert("I")
+        assert as_i.mode == "I"
+        expected = np.clip(np.round(dark / 257.0), 0, 255).astype(np.uint8)
+        assert np.array_equal(np.asarray(_to_rgb(as_i))[..., 0], expected)
+        ref = enc.encode_image(path)
+        for x in (im, as_i):
+            torch.testing.assert_close(enc.encode_image(x), ref, atol=ATOL, rtol=0)
+    one_more = dark.astype(np.int32)
+    one_more[0, 0] = 256  # 1/65535 brighter at one pixel: the same picture
+    torch.testing.assert_close(enc.encode_image(Image.fromarray(one_more)), ref, atol=1e-3, rtol=0)
+
+
+def test_offline_hint_says_what_is_set_and_names_the_safetensors_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from latentlab.encoders import _not_available
+
+    files = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    msg = str(_not_available("ViT-B-32", "laion2b_s34b_b79k", "laion/x", files, None, "ConnectError: no route to host."))
+    assert "unset" not in msg and ".." not in msg
+    assert "`hf download laion/x open_clip_model.safetensors`" in msg
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msg = str(_not_available("ViT-B-32", "laion2b_s34b_b79k", "laion/x", files, None, "offline mode is on"))
+    assert "(unset HF_HUB_OFFLINE)" in msg and ".." not in msg
+
+
+def test_offline_tag_suggests_the_safetensors_file(offline_hub: Path) -> None:
+    with pytest.raises(ModelNotAvailableError) as e:
+        Encoder.from_open_clip("ViT-B-32", "laion2b_s34b_b79k")
+    msg = str(e.value)
+    assert "unset HF_HUB_OFFLINE" in msg and "open_clip_model.safetensors`" in msg and ".." not in msg
+
+
+def test_local_dir_whose_config_does_not_match_its_weights(enc: Encoder, tmp_path: Path) -> None:
+    from latentlab.encoders import _tiny_config
+
+    folder = _hub_files(enc, tmp_path / "my-finetune")
+    cfg = _tiny_config(32)
+    cfg["vision_cfg"]["width"] = 64
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    with pytest.raises(ModelNotAvailableError, match="do not match the open_clip_config.json") as e:
+        Encoder.from_open_clip(f"local-dir:{folder}")
+    assert "downloaded" not in str(e.value)
+
+
+def test_a_folder_given_as_checkpoint_or_model_suggests_local_dir(enc: Encoder, tmp_path: Path) -> None:
+    folder = _hub_files(enc, tmp_path / "hubdir")
+    config, _ = _save_tiny(enc, tmp_path, "folder-tiny")
+    with pytest.raises(ArgumentError, match="is a folder") as e:
+        Encoder.from_open_clip("folder-tiny", config=config, checkpoint=folder)
+    assert f"local-dir:{folder}" in str(e.value)
+    with pytest.raises(ArgumentError, match="is a folder") as e:
+        Encoder.from_open_clip(str(folder))
+    assert f"model='local-dir:{folder}'" in str(e.value)
+
+
+def test_float16_encoders_on_the_cpu_warn_once() -> None:
+    from latentlab.hf_clip import HFCLIPEncoder, tiny_hf_clip_towers
+
+    for build in (lambda: create_encoder("tiny", dtype=torch.float16),
+                  lambda: HFCLIPEncoder(*tiny_hf_clip_towers(dim=32), name="t", space="s", dtype="float16")):  # fmt: skip
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            build()
+        slow = [w for w in seen if "float16 on the CPU" in str(w.message)]
+        assert len(slow) == 1 and issubclass(slow[0].category, UserWarning), [str(w.message) for w in seen]
+        assert "encoder" in str(slow[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_encoder("tiny", dtype=torch.bfloat16)  # bfloat16 is the advice for the CPU: no warning
+
+
+# -- transformers CLIP towers: fingerprints and layouts --------------------------------------
+
+
+def _save_hf_towers(folder: Path, seed: int) -> None:
+    from latentlab.hf_clip import tiny_hf_clip_towers
+
+    towers, proc, tok = tiny_hf_clip_towers(dim=32, seed=seed)
+    towers.vision.save_pretrained(folder / "image_encoder", safe_serialization=True)
+    towers.text.save_pretrained(folder / "text_encoder", safe_serialization=True)
+    proc.save_pretrained(folder / "image_processor")
+    tok.save_pretrained(folder / "tokenizer")
+
+
+def test_hf_clip_folder_is_fingerprinted_by_its_files(tmp_path: Path) -> None:
+    from latentlab.hf_clip import HFCLIPEncoder
+
+    folder = tmp_path / "my-clip"
+    _save_hf_towers(folder, seed=0)
+    pic = _picture()
+    e0 = HFCLIPEncoder.from_pretrained(folder, cache=tmp_path / "cache")
+    z0 = e0.encode_image(pic)
+    image_only = HFCLIPEncoder.from_pretrained(folder, text_subfolder=None)
+    assert image_only.fingerprint() != e0.fingerprint()  # the parts loaded are in the key
+    assert HFCLIPEncoder.from_pretrained(folder).fingerprint() == e0.fingerprint()  # stable for the same files
+    _save_hf_towers(folder, seed=1)  # retrained in place
+    e1 = HFCLIPEncoder.from_pretrained(folder)
+    truth = e1.encode_image(pic)
+    assert e1.fingerprint() != e0.fingerprint() and float((truth - z0).abs().max()) > 1e-3
+    e1.cache = tmp_path / "cache"
+    torch.testing.assert_close(e1.encode_image(pic), truth, atol=ATOL, rtol=0)  # not the stale entry
+    assert e1.cache.hits == 0
+
+
+def test_hf_clip_default_fingerprint_is_the_towers_content() -> None:
+    from latentlab.hf_clip import HFCLIPEncoder, tiny_hf_clip_towers
+
+    a = HFCLIPEncoder(*tiny_hf_clip_towers(dim=32, seed=0), name="t", space="s")
+    b = HFCLIPEncoder(*tiny_hf_clip_towers(dim=32, seed=5), name="t", space="s")
+    again = HFCLIPEncoder(*tiny_hf_clip_towers(dim=32, seed=0), name="other", space="s")
+    assert a.fingerprint() != b.fingerprint() and a.fingerprint() == again.fingerprint()
+
+
+def test_hf_clip_repo_fingerprint_names_the_commit_and_the_parts(tmp_path: Path, offline_hub: Path) -> None:
+    from latentlab.hf_clip import HFCLIPEncoder
+
+    _save_hf_towers(tmp_path / "repo", seed=0)
+    _fake_hub_cache(offline_hub, "latentlab-test/tiny-towers", tmp_path / "repo")
+    full = HFCLIPEncoder.from_pretrained("latentlab-test/tiny-towers")
+    image_only = HFCLIPEncoder.from_pretrained("latentlab-test/tiny-towers", text_subfolder=None)
+    commit = "0123456789abcdef0123456789abcdef01234567"  # what _fake_hub_cache's refs/main names
+    assert full.fingerprint().startswith(f"hf_clip:latentlab-test/tiny-towers@{commit}:")
+    assert "image=image_encoder" in full.fingerprint() and "text=text_encoder" in full.fingerprint()
+    assert image_only.fingerprint() != full.fingerprint()
+
+
+def test_hf_clip_loads_a_plain_clipmodel_folder(tmp_path: Path) -> None:
+    """The openai/clip-vit-* layout: one CLIPModel at the top level, no subfolders."""
+    from transformers import CLIPConfig, CLIPModel
+
+    from latentlab.hf_clip import HFCLIPEncoder, tiny_hf_clip_towers
+
+    towers, proc, tok = tiny_hf_clip_towers(dim=32, seed=0)
+    cfg = CLIPConfig(text_config=towers.text.config.to_dict(), vision_config=towers.vision.config.to_dict(), projection_dim=32)
+    torch.manual_seed(0)
+    model = CLIPModel(cfg).eval()
+    folder = tmp_path / "clip-model"
+    model.save_pretrained(folder, safe_serialization=True)
+    proc.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    enc = HFCLIPEncoder.from_pretrained(folder)
+    assert enc.describe()["layout"] == "CLIPModel (top level)"
+    pic = _picture()
+    with torch.no_grad():
+        fi = model.get_image_features(pixel_values=proc(images=pic, return_tensors="pt").pixel_values)
+        ids = tok(["a cat"], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+        ft = model.get_text_features(input_ids=ids)
+    fi, ft = (f if isinstance(f, torch.Tensor) else f.pooler_output for f in (fi, ft))
+    torch.testing.assert_close(enc.encode_image(pic), torch.nn.functional.normalize(fi, dim=-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(enc.encode_text("a cat"), torch.nn.functional.normalize(ft, dim=-1), atol=1e-5, rtol=0)

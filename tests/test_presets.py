@@ -93,11 +93,11 @@ def test_weights_status_needs_a_file_in_a_snapshot(tmp_path, monkeypatch):
 def test_weights_status_documents_every_value_it_returns():
     assert presets.weights_status("tiny") == "built in (random)"
     bare = presets.Preset(name="bare", space="bare", dim=8, resolution=8,
-                          encoder={"kind": "open_clip", "model": "ViT-B-32", "pretrained": "openai"},
+                          encoder={"kind": "my_encoder", "model": "ViT-B-32"},
                           decoder={"kind": "none"})  # fmt: skip
     assert presets.weights_status(bare) == "unknown"
     doc = presets.weights_status.__doc__
-    for value in ("built in (random)", "built in", "missing (train it)", "cached", "partly cached",
+    for value in ("built in (random)", "built in", "missing (train it)", "missing", "cached", "partly cached",
                   "not downloaded", "unknown"):  # fmt: skip
         assert f'"{value}"' in doc, value
 
@@ -279,3 +279,73 @@ def test_weights_status_of_a_preset_with_mini_parts_and_a_hub_encoder(tmp_path, 
     mixed = presets.Preset(name="mixed-test", space=karlo.space, dim=karlo.dim, resolution=64, encoder=dict(karlo.encoder),
                            decoder={"kind": "mini"}, prior={"kind": "mini"}, hub_repos=karlo.hub_repos)  # fmt: skip
     assert presets.weights_status(mixed) == "not downloaded"
+
+
+def _mini_paired(name, encoder, **kw):
+    """A preset pairing ``encoder`` with the shipped mini decoder and prior (no hub_repos)."""
+    return presets.Preset(name=name, space="s", dim=32, resolution=64, encoder=encoder,
+                          decoder={"kind": "mini"}, prior={"kind": "mini"}, **kw)  # fmt: skip
+
+
+def test_weights_status_checks_the_encoders_own_source(tmp_path, monkeypatch):
+    """Mini parts beside an encoder whose weights are absent: not "built in"."""
+    import open_clip
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    tag = _mini_paired("tag-enc", {"kind": "open_clip", "model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"})
+    assert presets.weights_status(tag) == "not downloaded"
+    repo = open_clip.get_pretrained_cfg("ViT-B-32", "laion2b_s34b_b79k")["hf_hub"].rstrip("/")
+    _snapshot(tmp_path / "hub", repo, ["open_clip_model.safetensors"])
+    assert presets.weights_status(tag) == "cached"
+    hf = _mini_paired("hf-enc", {"kind": "hf_clip", "repo": "me/not-downloaded"})
+    assert presets.weights_status(hf) == "not downloaded"
+    folder = tmp_path / "hub-folder"
+    gone = _mini_paired("dir-enc", {"kind": "open_clip", "model": f"local-dir:{folder}"})
+    assert presets.weights_status(gone) == "missing"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text("{}")
+    (folder / "open_clip_model.safetensors").write_bytes(b"x")
+    assert presets.weights_status(gone) == "built in"
+
+
+def test_weights_status_finds_files_where_the_loader_does(tmp_path, monkeypatch):
+    """Paths relative to the working directory count (the loader reads them there); a user's
+    missing file is "missing", not the mini model's "(train it)"."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "w.safetensors").write_bytes(b"x")
+    (tmp_path / "models" / "c.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    rel = _mini_paired("rel", {"kind": "open_clip", "model": "m", "config": "models/c.json", "checkpoint": "models/w.safetensors"})
+    assert presets.weights_status(rel) == "built in"
+    absent = _mini_paired("abs", {"kind": "open_clip", "model": "m", "checkpoint": str(tmp_path / "gone.safetensors")})
+    assert presets.weights_status(absent) == "missing"
+    ours = _mini_paired("ours", {"kind": "open_clip", "model": "m", "checkpoint": "mini/weights/not-trained.safetensors"})
+    assert presets.weights_status(ours) == "missing (train it)"
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"encoder": {"model": "ViT-B-32"}}, '"kind"'),
+        ({"decoder": {"kind": 3}}, '"kind"'),
+        ({"prior": ["mini"]}, "prior"),
+        ({"dim": "768"}, "dim"),
+        ({"space": None}, "space"),
+    ],
+)
+def test_register_preset_checks_kinds_and_types(change, key, monkeypatch):
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    good = dict(name="checked", space="s", dim=32, resolution=64, encoder={"kind": "open_clip_tiny"}, decoder={"kind": "mini"})
+    bad = presets.Preset(**{**good, **change})
+    with pytest.raises(ArgumentError, match="preset 'checked'") as e:
+        presets.register_preset(bad)
+    assert key in str(e.value)
+    assert "checked" not in presets.PRESETS
+
+
+def test_a_part_without_kind_is_an_argument_error_not_a_key_error():
+    p = presets.Preset(name="unregistered", space="s", dim=32, resolution=64, encoder={"model": "ViT-B-32"}, decoder={})
+    with pytest.raises(ArgumentError, match=r"preset 'unregistered'.*encoder.*\"kind\""):
+        ll.create_encoder(p)
+    with pytest.raises(ArgumentError, match=r"decoder.*\"kind\""):
+        ll.create_decoder(p)
