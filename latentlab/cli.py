@@ -299,6 +299,13 @@ def _refuse_other(out_dir: Path, old: list[Path], held: str) -> ArgumentError:
 
 
 def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the folder's lock once it is known
+        return _inverted_variations_in(args, spec_dict, stack)
+
+
+def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any], stack: Any) -> int:
     """``variations --eta``: n variations around the image's DDIM-inverted noise (not resumable:
     one decoder call for all of them, written when all are done). ``spec_dict`` is what plain
     ``variations`` would render: the output options are checked against it before any work."""
@@ -328,6 +335,9 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
         raise _refuse_other(out_dir, old, "another render")
     check_can_create(out_dir, "--out-dir")
+    from .render import folder_lock
+
+    stack.enter_context(folder_lock(out_dir, "--out-dir"))
     if args.output:
         check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
     preset = args.preset or "mini"
@@ -362,6 +372,13 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:  # holds the folder's lock once it is known
+        return _generate_in(args, stack)
+
+
+def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     """``generate``: ``ll.generate`` batch by batch, each picture written as soon as it is drawn;
     a folder whose ``generate.json`` holds the same settings is resumed (only missing pictures
     are drawn), any other contents are refused unless ``--overwrite``."""
@@ -412,6 +429,9 @@ def _generate(args: argparse.Namespace) -> int:
     if old and not resumable and not args.overwrite:  # refused before the models load
         raise _refuse_other(out_dir, old, "other pictures")
     check_can_create(out_dir, "--out-dir")
+    from .render import folder_lock
+
+    stack.enter_context(folder_lock(out_dir, "--out-dir"))
     enc = ll.create_encoder(preset, device=args.device)
     prior = ll.create_prior(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))

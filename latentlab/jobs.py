@@ -168,7 +168,9 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
             kn[i] = kn[i - 1]
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.tmp")
+        from .render import temp_path
+
+        tmp = temp_path(cached)
         torch.save({"key": key, "noise": kn}, tmp)
         os.replace(tmp, cached)
     return kn
@@ -258,7 +260,7 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     """
     import json
 
-    from .render import MANIFEST, untracked_frames_error
+    from .render import MANIFEST, read_manifest, unreadable_manifest_error, untracked_frames_error
 
     path = directory / MANIFEST
     if overwrite:
@@ -267,10 +269,9 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         if any(directory.glob("frame_*.png")):  # before keyframes.json or any cache is written there
             raise untracked_frames_error(directory)
         return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # unreadable: render()'s own check decides
+    old = read_manifest(path)
+    if old is None:  # as render() would refuse it, but before inverting, pacing or writing a cache
+        raise unreadable_manifest_error(directory)
 
     def plain(x: Any) -> Any:  # as the manifest stores it
         return json.loads(json.dumps(x, default=str))
@@ -322,8 +323,8 @@ def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -
             old = None  # unreadable: render()'s own check decides
         if old is not None and old != fp:
             raise ArgumentError(
-                f"out_dir {str(directory)!r} holds a render of other keyframes (the same spec, but an image or the "
-                "model reads differently now). Render into a new folder (CLI: --out-dir or --name), or pass "
+                f"out_dir {str(directory)!r} holds a render of other keyframe pictures or embeddings (another "
+                "image file or order of images, a file changed under its path, or another encoder). Render into a new folder (CLI: --out-dir or --name), or pass "
                 "overwrite=True (CLI: --overwrite) to replace its frames."
             )
     directory.mkdir(parents=True, exist_ok=True)
@@ -384,47 +385,50 @@ def render_spec(
         options["upscale"] = s.upscale
     check_can_create(directory, "out_dir (CLI: --out-dir)")
     check_can_create(video.parent, f"the folder of the video {str(video)!r} (CLI: -o)")
-    encoder = encoder if encoder is not None else create_encoder(preset, device=device)
-    if prior is None and s.needs_prior():
-        prior = create_prior(preset, device=device)
-    decoder = decoder if decoder is not None else create_decoder(preset, device=device, **options)
-    _refuse_other_render(directory, s, decoder, overwrite)
-    from .render import check_eta
+    from .render import folder_lock
 
-    check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
-    trajectory = s.resolve(encoder, prior)
-    _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
-    kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
-    pacing = None
-    if s.pacing != "uniform":
-        pacing = pace_spec(s, trajectory, encoder, decoder, keyframe_noise=kn, directory=directory, progress=progress)
-        trajectory = pacing.trajectory
-    frames = render(
-        trajectory,
-        decoder,
-        seed=s.seed,
-        noise=s.noise,
-        keyframe_seeds=s.keyframe_seeds() if s.noise == "slerp" else None,
-        keyframe_noise=kn,
-        steps=s.steps,
-        guidance_scale=s.guidance_scale,
-        batch_size=s.batch_size,
-        eta=s.eta or 0.0,
-        out_dir=directory,
-        overwrite=overwrite,
-        spec=s.to_dict(),
-        callback=callback,
-        progress=progress,
-    )
-    shown = resize_frames(frames, s.size)
-    write_video(
-        shown,
-        video,
-        fps=s.fps,
-        hold_first=s.hold_first,
-        hold_last=s.hold_last,
-        pingpong=s.pingpong,
-    )
-    sheet_path = directory / "contact_sheet.png"
-    save_image(contact_sheet(shown, max_frames=sheet_frames), sheet_path)
-    return RenderResult(frames, directory, video, sheet_path, s, trajectory, pacing)
+    with folder_lock(directory, "out_dir (CLI: --out-dir)"):  # no second render writes here meanwhile
+        encoder = encoder if encoder is not None else create_encoder(preset, device=device)
+        if prior is None and s.needs_prior():
+            prior = create_prior(preset, device=device)
+        decoder = decoder if decoder is not None else create_decoder(preset, device=device, **options)
+        _refuse_other_render(directory, s, decoder, overwrite)
+        from .render import check_eta
+
+        check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
+        trajectory = s.resolve(encoder, prior)
+        _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
+        kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
+        pacing = None
+        if s.pacing != "uniform":
+            pacing = pace_spec(s, trajectory, encoder, decoder, keyframe_noise=kn, directory=directory, progress=progress)
+            trajectory = pacing.trajectory
+        frames = render(
+            trajectory,
+            decoder,
+            seed=s.seed,
+            noise=s.noise,
+            keyframe_seeds=s.keyframe_seeds() if s.noise == "slerp" else None,
+            keyframe_noise=kn,
+            steps=s.steps,
+            guidance_scale=s.guidance_scale,
+            batch_size=s.batch_size,
+            eta=s.eta or 0.0,
+            out_dir=directory,
+            overwrite=overwrite,
+            spec=s.to_dict(),
+            callback=callback,
+            progress=progress,
+        )
+        shown = resize_frames(frames, s.size)
+        write_video(
+            shown,
+            video,
+            fps=s.fps,
+            hold_first=s.hold_first,
+            hold_last=s.hold_last,
+            pingpong=s.pingpong,
+        )
+        sheet_path = directory / "contact_sheet.png"
+        save_image(contact_sheet(shown, max_frames=sheet_frames), sheet_path)
+        return RenderResult(frames, directory, video, sheet_path, s, trajectory, pacing)

@@ -11,11 +11,14 @@ renders only the missing frames.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import platform
+import secrets
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -42,6 +45,7 @@ __all__ = [
 FRAME_PATTERN = "frame_{:05d}.png"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "latentlab.render/1"
+LOCK_FILE = ".latentlab.lock"
 
 NOISE_MODES = ("shared", "per-frame", "slerp", "inverted")
 """How each frame's starting noise is chosen (see :func:`render`)."""
@@ -227,8 +231,105 @@ def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def temp_path(path: Path, suffix: str = ".tmp") -> Path:
+    """A temporary name beside ``path``, unique to this write (two writers never share one)."""
+    return path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}{suffix}")
+
+
+_locks = threading.local()  # this thread's held folder locks: resolved path -> [fd, depth]
+
+
+def _lock_fd(fd: int) -> bool:
+    """Take an exclusive lock on the open file ``fd`` without waiting; False if another holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator[None]:
+    """Hold ``directory``'s render lock while writing there.
+
+    A second render into the same folder, from another process or thread, is refused at once
+    (it would delete or overwrite the frames the first is writing) instead of mixing two renders
+    in one folder. The lock is the file ``.latentlab.lock`` in the folder, removed on release;
+    the operating system releases the lock when its process ends, however it ends (a killed
+    render leaves the file, which the next one takes over). Re-entrant in one thread
+    (``render_spec`` holds it around ``render``). A folder this creates and that holds nothing
+    else when released is removed again.
+    """
+    directory = Path(directory)
+    key = str(directory.resolve())
+    held: dict[str, list[int]] = getattr(_locks, "held", None) or {}
+    _locks.held = held
+    if key in held:
+        held[key][1] += 1
+        try:
+            yield
+        finally:
+            held[key][1] -= 1
+        return
+    created = not directory.exists()
+    path = directory / LOCK_FILE
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ArgumentError(f"{what} {str(directory)!r} is not writable ({exc.strerror}). Choose a writable folder.") from None
+        try:
+            if not _lock_fd(fd):
+                try:
+                    pid = os.read(fd, 32).decode("ascii", "replace").strip()
+                except OSError:
+                    pid = ""
+                raise ArgumentError(
+                    f"{what} {str(directory)!r} is being written by another render right now"
+                    f"{f' (process {pid})' if pid.isdigit() else ''}. Wait for it to finish, or render into "
+                    "another folder (CLI: --out-dir or --name)."
+                )
+            try:  # the file may have been removed by its last holder between our open and our lock
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except OSError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # a removed file's lock: take the new one
+    held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del held[key]
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still held, so no one locks a file about to vanish
+        os.close(fd)  # closing releases the lock
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if empty: nothing was written, leave no folder behind
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(data, indent=2, default=str) + "\n")
         f.flush()
@@ -239,7 +340,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _save_png(frame: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    tmp = temp_path(path, ".tmp.png")
     Image.fromarray(frame).save(tmp)
     os.replace(tmp, path)
 
@@ -312,6 +413,29 @@ def untracked_frames_error(out_dir: Path) -> ArgumentError:
     )
 
 
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path`` as a dict, or ``None`` when it cannot be one of latentlab's
+    (empty, not JSON, or JSON of another shape: a hand edit, another tool's file)."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    spec = old.get("spec")
+    if spec is not None and (not isinstance(spec, dict) or not isinstance(spec.get("keyframes", []), list)):
+        return None
+    return old
+
+
+def unreadable_manifest_error(out_dir: Path) -> ArgumentError:
+    return ArgumentError(
+        f"out_dir {str(out_dir)!r} has an unreadable {MANIFEST} (empty, corrupt or not a latentlab manifest), so "
+        "its frames cannot be trusted. Render into a new folder, or pass overwrite=True (CLI: --overwrite) to "
+        "replace them."
+    )
+
+
 def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -321,16 +445,10 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
         raise ArgumentError(f"out_dir {str(out_dir)!r} is not writable. Choose a writable folder.")
     path = out_dir / MANIFEST
     if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if not isinstance(old, dict) and not overwrite:
-            raise ArgumentError(
-                f"out_dir {str(out_dir)!r} has an unreadable {MANIFEST} (empty or corrupt), so its frames cannot be "
-                "trusted. Render into a new folder, or pass overwrite=True (CLI: --overwrite) to replace them."
-            )
-        old = old if isinstance(old, dict) else {}
+        old = read_manifest(path)
+        if old is None and not overwrite:
+            raise unreadable_manifest_error(out_dir)
+        old = old if old is not None else {}
         if old.get("fingerprint") != manifest["fingerprint"]:
             if not overwrite:
                 raise ArgumentError(
@@ -362,6 +480,22 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
     return manifest
 
 
+def _holding_out_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` holding the lock of its ``out_dir`` (when given): see :func:`folder_lock`."""
+    import functools
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        out_dir = kwargs.get("out_dir")
+        if out_dir is None:
+            return fn(*args, **kwargs)
+        with folder_lock(out_dir):
+            return fn(*args, **kwargs)
+
+    return locked
+
+
+@_holding_out_dir
 def render(
     trajectory: Any,
     decoder: Any,
@@ -420,14 +554,16 @@ def render(
             the whole video strays from the ``eta = 0`` render in one coherent way; another
             ``seed`` gives another variation of the whole trajectory.
         out_dir: render directory; frames are written there as they finish and a rerun
-            resumes. ``None`` renders in memory only.
+            resumes. ``None`` renders in memory only. While it renders, the folder is locked
+            (``.latentlab.lock``): a second render into it meanwhile is refused.
         overwrite: replace a different render found in ``out_dir`` instead of refusing, and
             render every frame again when some of this render's finished frames were made
             with other library versions; the same render under the same versions resumes.
         spec: the render spec (as a dict) to record in the manifest.
         callback: called once for each frame, when it is ready, with ``{"frame": k, "frames":
             T, "image": (H, W, 3) uint8, "resumed": bool}`` (``resumed``: kept from an earlier
-            run in ``out_dir``), e.g. for live previews in a notebook.
+            run in ``out_dir``), e.g. for live previews in a notebook. ``image`` is read-only
+            (it is the frame being written and returned): ``image.copy()`` to draw on it.
         progress: show a tqdm progress bar (it counts every frame once, copies included).
 
     Returns:
@@ -634,7 +770,7 @@ def render(
                 raise
     if callback is not None:
         for k in kept:
-            callback({"frame": k, "frames": T, "image": frames[k], "resumed": True})
+            callback({"frame": k, "frames": T, "image": _read_only(frames[k]), "resumed": True})
     from concurrent.futures import ThreadPoolExecutor
 
     # PNGs are written on a background thread while the next batch renders; every write is
@@ -648,7 +784,7 @@ def render(
         if writer is not None and directory is not None:
             pending.append(writer.submit(_save_png, image, directory / FRAME_PATTERN.format(k)))
         if callback is not None:
-            callback({"frame": k, "frames": T, "image": image, "resumed": False})
+            callback({"frame": k, "frames": T, "image": _read_only(image), "resumed": False})
 
     try:
         # missing copies of a row that has a kept frame: copied from it, not drawn again
@@ -678,6 +814,14 @@ def render(
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(directory / MANIFEST, manifest)
     return np.stack(frames)  # type: ignore[arg-type]
+
+
+def _read_only(image: np.ndarray) -> np.ndarray:
+    """A read-only view of ``image`` (no copy): a callback that draws on it fails loudly instead
+    of changing the frame being written, returned and copied to its held frames."""
+    view = image.view()
+    view.flags.writeable = False
+    return view
 
 
 def _check_one_size(frames: list[np.ndarray | None], directory: Path | None) -> None:

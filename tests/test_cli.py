@@ -77,7 +77,7 @@ def test_a_spec_saved_in_another_folder_replays_into_the_same_render(tmp_path, i
     )
     capsys.readouterr()
     assert main(["render", "saved/s3.toml", "--out-dir", "r", "-q"]) == 2
-    assert "holds a render of other keyframes" in capsys.readouterr().err
+    assert "holds a render of other keyframe pictures" in capsys.readouterr().err
 
 
 def test_interpolate_and_variations(tmp_path, images):
@@ -659,3 +659,24 @@ def test_seeds_are_checked_wherever_they_are_taken(tiny_encoder, tiny_decoder):
     with pytest.raises(ArgumentError, match="seed must be an integer"):
         ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, seed=2**64, steps=1)
     assert ll.generate(tiny_encoder, prior, tiny_decoder, "a cat", n=1, seed=np.int64(3), steps=1).shape[0] == 1
+
+
+def test_a_folder_another_render_is_writing_is_refused_by_every_verb(tmp_path, images, capsys):
+    """generate and variations --eta wrote into a folder another render was writing, as render did."""
+    out = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from latentlab.render import folder_lock\n"
+         f"with folder_lock({str(out)!r}):\n print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for argv in (["generate", "a red circle", "-n", "2", *FAST],
+                     ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "-q"],
+                     ["morph", str(images[0]), "--to", "a blue circle", "--frames", "2", *FAST]):  # fmt: skip
+            assert main([*argv, "--out-dir", str(out), "--overwrite"]) == 2, argv
+            assert f"is being written by another render right now (process {holder.pid})" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".latentlab.lock"]  # nothing else was written
+    finally:
+        holder.communicate("")
+    assert not out.exists()  # the holder made the folder for its lock alone, and removed it

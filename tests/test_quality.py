@@ -436,10 +436,31 @@ def test_render_spec_even_pacing_and_resume(tmp_path, images, monkeypatch):
     assert calls == []
     # the same spec with a picture changed under its path: refused before pacing, caches kept
     ll.save_image(np.full((64, 64, 3), 90, np.uint8), images[1])
-    with pytest.raises(ArgumentError, match="render of other keyframes"):
+    with pytest.raises(ArgumentError, match="render of other keyframe pictures"):
         ll.render_spec(spec, out_dir=out, progress=False)
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert calls == [] and after["pacing.json"] == before["pacing.json"]
+
+
+@pytest.mark.parametrize("manifest", ["", "null", "[]", '{"spec": "x"}', '{"spec": {"keyframes": 5}}'])
+def test_an_unreadable_manifest_is_refused_before_pacing(tmp_path, images, monkeypatch, manifest):
+    """A manifest that is not one of latentlab's (truncated, or JSON of another shape) was refused
+    only by render(), after inverting and pacing had run and written their caches, or (wrong
+    types) crashed with a traceback."""
+    import latentlab.pacing as pacing_mod
+
+    spec = {
+        "preset": "tiny", "steps": 2, "frames": 4, "format": "gif", "noise": "slerp", "pacing": "even",
+        "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}],
+    }  # fmt: skip
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "manifest.json").write_text(manifest)
+    calls = []
+    monkeypatch.setattr(pacing_mod, "even_pacing", lambda *a, **k: calls.append(1))
+    with pytest.raises(ArgumentError, match="unreadable manifest.json"):
+        ll.render_spec(spec, out_dir=out, progress=False)
+    assert calls == [] and sorted(p.name for p in out.iterdir()) == ["manifest.json"]
 
 
 def test_spec_passes_the_finer_pacing_settings_and_keys_the_cache_by_them(tmp_path, images, monkeypatch):

@@ -209,6 +209,80 @@ def test_an_unreadable_manifest_is_named_not_called_another_render(tmp_path, fak
     assert render(path8(), fake_decoder, out_dir=out, overwrite=True, progress=False).shape[0] == 7
 
 
+def test_a_folder_being_rendered_is_refused_to_a_second_render(tmp_path, fake_decoder):
+    """Nothing stopped two renders writing one folder: the second (with overwrite) deleted the
+    first's frames while the first went on writing and then marked the mix complete."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from latentlab.render import folder_lock\n"
+         f"with folder_lock({str(out)!r}):\n print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ArgumentError, match=rf"being written by another render right now \(process {holder.pid}\)"):
+            render(path8(), fake_decoder, out_dir=out, overwrite=True, progress=False)
+        assert not list(out.glob("frame_*.png"))
+    finally:
+        holder.communicate("")  # the holder ends; the system releases its lock
+    assert render(path8(), fake_decoder, out_dir=out, progress=False).shape[0] == 7
+
+
+def test_the_folder_lock_is_reentrant_in_a_thread_and_leaves_no_empty_folder(tmp_path, fake_decoder):
+    import threading
+
+    from latentlab.render import folder_lock
+
+    out = tmp_path / "new"
+    with folder_lock(out):
+        assert render(path8(), fake_decoder, out_dir=out, progress=False).shape[0] == 7  # the same thread: in
+        refused = []
+        t = threading.Thread(target=lambda: refused.append(_refusal(lambda: render(path8(), fake_decoder, out_dir=out,
+                                                                                      progress=False))))  # fmt: skip
+        t.start()
+        t.join()
+        assert refused and "being written by another render" in refused[0]
+    assert (out / "manifest.json").is_file() and not (out / ".latentlab.lock").exists()  # the lock file goes
+    empty = tmp_path / "nothing-written"
+    with folder_lock(empty):
+        assert empty.is_dir()
+    assert not empty.exists()  # made for the lock alone, and removed again
+
+
+def _refusal(fn):
+    try:
+        fn()
+    except ArgumentError as exc:
+        return str(exc)
+    return ""
+
+
+def test_a_callback_cannot_change_the_frames(tmp_path, fake_decoder):
+    """Callbacks got the frame being written and returned (a hold's copies the same array): a
+    preview that drew on it changed the video and the files on disk."""
+    z = torch.nn.functional.normalize(torch.ones(4, 8), dim=-1)  # one row: decoded once, copied
+    clean = render(z, fake_decoder, progress=False)
+
+    def draw(info):
+        info["image"][:2] = 255
+
+    with pytest.raises(ValueError, match="read-only"):
+        render(z, fake_decoder, out_dir=tmp_path / "r", callback=draw, progress=False)
+    seen = []
+    frames = render(z, fake_decoder, out_dir=tmp_path / "r", callback=lambda i: seen.append(i["image"].copy()),
+                    progress=False)  # fmt: skip
+    assert np.array_equal(frames, clean) and all(np.array_equal(s, clean[0]) for s in seen)
+
+
+def test_temporary_names_are_unique_per_write(tmp_path):
+    from latentlab.render import temp_path
+
+    assert temp_path(tmp_path / "manifest.json") != temp_path(tmp_path / "manifest.json")
+
+
 def test_guidance_written_as_an_int_is_the_same_render(tmp_path, fake_decoder):
     out = tmp_path / "r"
     first = render(path8(), fake_decoder, out_dir=out, guidance_scale=3, progress=False)
