@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -143,3 +144,31 @@ def recording_bars(monkeypatch):
     RecordingBar.made = []
     monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
     return RecordingBar.made
+
+
+@contextlib.contextmanager
+def folder_held_by_another_process(folder):
+    """A second process holds ``folder``'s render lock (latentlab.render.folder_lock) until the
+    block ends; yields that process's pid."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from latentlab.render import folder_lock\n"
+         f"with folder_lock({str(folder)!r}):\n print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.communicate("")  # the holder ends; the system releases its lock
+
+
+def grey_frames(T: int = 5, size: int = 8) -> np.ndarray:
+    """T frames, frame k filled with grey level 40 * k and a white top-left pixel."""
+    f = np.zeros((T, size, size, 3), np.uint8)
+    for k in range(T):
+        f[k] = 40 * k
+    f[:, 0, 0] = 255
+    return f

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from latentlab.cli import main
+
+from conftest import folder_held_by_another_process
 from latentlab.render import MANIFEST
 
 FAST = ["--preset", "tiny", "--steps", "2", "-q"]
@@ -664,19 +666,11 @@ def test_seeds_are_checked_wherever_they_are_taken(tiny_encoder, tiny_decoder):
 def test_a_folder_another_render_is_writing_is_refused_by_every_verb(tmp_path, images, capsys):
     """generate and variations --eta wrote into a folder another render was writing, as render did."""
     out = tmp_path / "busy"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from latentlab.render import folder_lock\n"
-         f"with folder_lock({str(out)!r}):\n print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with folder_held_by_another_process(out) as pid:
         for argv in (["generate", "a red circle", "-n", "2", *FAST],
                      ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "-q"],
                      ["morph", str(images[0]), "--to", "a blue circle", "--frames", "2", *FAST]):  # fmt: skip
             assert main([*argv, "--out-dir", str(out), "--overwrite"]) == 2, argv
-            assert f"is being written by another render right now (process {holder.pid})" in capsys.readouterr().err
+            assert f"is being written by another render right now (process {pid})" in capsys.readouterr().err
         assert sorted(p.name for p in out.iterdir()) == [".latentlab.lock"]  # nothing else was written
-    finally:
-        holder.communicate("")
     assert not out.exists()  # the holder made the folder for its lock alone, and removed it

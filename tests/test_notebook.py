@@ -22,6 +22,8 @@ from latentlab.errors import ArgumentError, SpaceError
 from latentlab.render import render  # not ll.render: once the submodule is imported, that name is the module
 from latentlab.space import space_of, tag
 
+from conftest import grey_frames
+
 
 @pytest.fixture(autouse=True)
 def _close_figures():
@@ -31,13 +33,6 @@ def _close_figures():
     plt.close("all")
 
 
-def _frames(T: int = 5, size: int = 8) -> np.ndarray:
-    """T frames, frame k filled with grey level 40 * k and a white top-left pixel."""
-    f = np.zeros((T, size, size, 3), np.uint8)
-    for k in range(T):
-        f[k] = 40 * k
-    f[:, 0, 0] = 255
-    return f
 
 
 def _decode_png(data: bytes) -> np.ndarray:
@@ -112,7 +107,7 @@ def test_doctests_of_notebook_modules():
 # inline views
 # ----------------------------------------------------------------------------------
 def test_show_one_image_round_trips_and_scales_up():
-    img = _frames(2)[1]
+    img = grey_frames(2)[1]
     view = ll.show(img, caption="grey")
     assert isinstance(view, notebook.ImageView)
     np.testing.assert_array_equal(_decode_png(view._repr_png_()), img)
@@ -129,7 +124,7 @@ def test_show_one_image_round_trips_and_scales_up():
 
 
 def test_show_frames_is_the_contact_sheet():
-    f = _frames(5)
+    f = grey_frames(5)
     view = ll.show(f, columns=5, labels=list("abcde"))
     np.testing.assert_array_equal(view.array, ll.contact_sheet(f, columns=5, labels=list("abcde")))
     # a list of frames works too, and max_frames picks evenly
@@ -139,7 +134,7 @@ def test_show_frames_is_the_contact_sheet():
 def test_show_video_gif_holds_the_frames():
     import imageio.v3 as iio
 
-    f = _frames(4)
+    f = grey_frames(4)
     v = ll.show_video(f, fps=5)
     assert v.mimetype == "image/gif" and v.data[:3] == b"GIF"
     back = iio.imread(v.data, index=None, extension=".gif")[..., :3]
@@ -155,7 +150,7 @@ def test_show_video_gif_holds_the_frames():
 def test_show_video_picks_a_format_that_plays_the_fps():
     from PIL import Image
 
-    f = _frames(4)
+    f = grey_frames(4)
     v = ll.show_video(f, fps=60)  # gif cannot play 60 fps: lossless webp, as sharp
     assert v.mimetype == "image/webp" and v.data[8:12] == b"WEBP"
     with Image.open(io.BytesIO(v.data)) as im:
@@ -173,7 +168,7 @@ def test_show_video_picks_a_format_that_plays_the_fps():
 
 
 def test_show_paths_and_files(tmp_path):
-    f = _frames(3)
+    f = grey_frames(3)
     png = ll.save_image(f[2], tmp_path / "a.png")
     gif = ll.write_video(f, tmp_path / "a.gif", fps=4)
     iv = ll.show(png)
@@ -332,7 +327,7 @@ def test_live_preview_updates_one_display_in_ipython(monkeypatch):
     monkeypatch.setattr(IPython, "get_ipython", lambda: object())
     monkeypatch.setattr(IPython.display, "display", fake_display)
     p = ll.LivePreview(every=2)
-    f = _frames(5)
+    f = grey_frames(5)
     for k in range(5):
         p({"frame": k, "frames": 5, "image": f[k], "resumed": k == 0})
     # frames 2 and 4 by `every`, 5 as the last: one display, then updates in place
@@ -385,9 +380,9 @@ def test_live_preview_shows_a_resumed_render_in_a_new_output(tmp_path, fake_deco
     # a render that keeps frames 0-9 but follows frames of a render it did not finish: new output too
     q = ll.LivePreview(every=4)
     for k in range(3):
-        q({"frame": k + 5, "frames": 10, "image": _frames(1)[0], "resumed": False})
+        q({"frame": k + 5, "frames": 10, "image": grey_frames(1)[0], "resumed": False})
     for k in range(4):
-        q({"frame": k, "frames": 10, "image": _frames(1)[0], "resumed": True})
+        q({"frame": k, "frames": 10, "image": grey_frames(1)[0], "resumed": True})
     assert [c[0] for c in calls] == ["display"] and calls[0][1] == "frame 4 / 10 (resumed)"
 
 
@@ -522,7 +517,7 @@ def test_consecutive_distances():
     eased = ll.Trajectory.interpolate(a, b, frames=7, easing="ease-in-out")
     d = ll.consecutive_distances(eased)
     assert d[0] < d[3] and d.sum() == pytest.approx(np.pi / 2, rel=1e-6)
-    f = _frames(4)
+    f = grey_frames(4)
     np.testing.assert_allclose(ll.consecutive_distances(f), [40 / 255 * np.sqrt(63 / 64)] * 3, rtol=1e-6)
     np.testing.assert_array_equal(ll.consecutive_distances([0.1, 0.2]), [0.1, 0.2])
     as_numpy = ll.consecutive_distances(path.embeddings().numpy())  # e.g. a render's embeddings.npy
@@ -536,7 +531,7 @@ def test_consecutive_distances():
 
 
 def test_consecutive_distances_checks_float_frames_as_the_video_functions_do():
-    f = _frames(4)
+    f = grey_frames(4)
     as_float = f.astype(np.float32) / 255
     np.testing.assert_allclose(ll.consecutive_distances(as_float), ll.consecutive_distances(f))
     with_nan = as_float.copy()
@@ -597,7 +592,7 @@ def test_plot_pca_map_draws_the_path_through_the_points(tiny_path):
     np.testing.assert_allclose(segs[-1][1], xy[-1], atol=1e-5)
     assert [t.get_text() for t in ax.texts] == ["r", "b", "g"]
     # thumbnails instead of dots
-    ax2 = ll.plot_pca_map(tiny_path, points, images=list(_frames(3)))
+    ax2 = ll.plot_pca_map(tiny_path, points, images=list(grey_frames(3)))
     assert len(ax2.artists) == 3
     with pytest.raises(ArgumentError, match="needs a path"):
         ll.plot_pca_map()
@@ -614,7 +609,7 @@ def test_plot_pacing_reports_evenness():
     assert texts[1] == f"eased: cv {d.std() / d.mean():.2f}, max/median {d.max() / np.median(d):.1f}"
     np.testing.assert_allclose(ax.lines[2].get_ydata(), d)
     assert ax.get_ylabel() == "angle (rad)"
-    assert ll.plot_pacing(_frames(4)).get_ylabel() == "pixel RMS change"
+    assert ll.plot_pacing(grey_frames(4)).get_ylabel() == "pixel RMS change"
 
 
 def test_plot_word_changes_draws_the_top_words():
@@ -668,7 +663,7 @@ def test_what_changed_and_nearest_words_take_generators_and_check_frames(tiny_pa
         explore.what_changed(tiny_path, tiny_encoder, iter(()))
     # frames must be the path's frames, all of them
     with pytest.raises(ArgumentError, match=f"frames must be the path's {len(tiny_path)} rendered frames"):
-        explore.what_changed(tiny_path, tiny_encoder, words, frames=_frames(T=2, size=16))
+        explore.what_changed(tiny_path, tiny_encoder, words, frames=grey_frames(T=2, size=16))
 
 
 def test_results_show_briefly_in_a_notebook(tiny_encoder):
@@ -713,7 +708,7 @@ def test_nearest_images_thumbnails_show_non_rgb_pil_images_as_encoded(tiny_encod
 def test_a_video_file_or_render_result_is_scaled_up_as_frames_are(tmp_path):
     from latentlab.jobs import RenderResult
 
-    f = _frames(3)  # 8 px: shown 32 times larger, as show_video(frames) does
+    f = grey_frames(3)  # 8 px: shown 32 times larger, as show_video(frames) does
     gif = ll.write_video(f, tmp_path / "a.gif", fps=4)
     mp4 = ll.write_video(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "a.mp4", fps=4)
     assert ll.show_video(f).width == ll.show_video(gif).width == 256
@@ -823,7 +818,7 @@ def test_show_takes_pil_images_of_any_mode_and_image_paths(tmp_path):
 
     from latentlab.encoders import _to_rgb
 
-    f = _frames(2)
+    f = grey_frames(2)
     pal = Image.fromarray(f[1]).convert("P")
     np.testing.assert_array_equal(ll.show(pal).array, np.asarray(_to_rgb(pal)))
     np.testing.assert_array_equal(ll.show([pal, Image.fromarray(f[0]).convert("L")]).array.shape, ll.contact_sheet(f).shape)
@@ -916,12 +911,12 @@ def test_small_view_and_result_fixes(tmp_path):
     for method in (ch.gained, ch.lost, ch.ranked):
         with pytest.raises(ArgumentError, match="n must be an integer >= 0"):
             method(-1)
-    gif = ll.write_video(_frames(3), tmp_path / "a.gif", fps=4)
+    gif = ll.write_video(grey_frames(3), tmp_path / "a.gif", fps=4)
     with pytest.raises(ArgumentError, match="fps, format apply to frames, not to a file"):
         ll.show_video(gif, format="gif", fps=0)
     with pytest.raises(ArgumentError, match="is a directory"):
         ll.show_video(tmp_path)
-    view = ll.show_video(_frames(3))
+    view = ll.show_video(grey_frames(3))
     with pytest.raises(ArgumentError, match="suffix '.mp4' but this view holds a gif"):
         view.save(tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists() and view.save(tmp_path / "x.gif").read_bytes()[:3] == b"GIF"

@@ -20,6 +20,8 @@ from latentlab.pacing import frame_distances, pacing_stats
 from latentlab.space import check_embeddings, tag
 from latentlab.trajectory import Segment, Trajectory
 
+from conftest import grey_frames
+
 
 @pytest.fixture(autouse=True)
 def _close_figures():
@@ -34,12 +36,6 @@ def _unit(n: int, d: int = 16, seed: int = 0, space: str | None = "s") -> torch.
     return tag(z, space)
 
 
-def _frames(T: int = 4, size: int = 8) -> np.ndarray:
-    f = np.zeros((T, size, size, 3), np.uint8)
-    for k in range(T):
-        f[k] = 40 * k
-    f[:, 0, 0] = 255
-    return f
 
 
 def _words(T: int = 21) -> WordChanges:
@@ -71,7 +67,7 @@ def test_consecutive_distances_reads_a_1d_tensor_as_distances_like_pacing_stats(
 
 
 def test_pacing_stats_and_frame_distances_take_float_frames_as_consecutive_distances_does():
-    f = _frames(4)
+    f = grey_frames(4)
     as_float = f.astype(np.float32) / 255
     np.testing.assert_allclose(frame_distances(as_float, metric="pixel"), frame_distances(f, metric="pixel"))
     assert pacing_stats(as_float) == pacing_stats(f)  # was "must be uint8"
@@ -89,7 +85,7 @@ def test_consecutive_distances_stacks_lists_of_rows_and_names_other_types():
     np.testing.assert_allclose(ll.consecutive_distances(list(z.split(2))), expected)  # (n, d) blocks
     with pytest.raises(SpaceError, match="x\\[0\\] is in 's'"):
         ll.consecutive_distances([tag(z[:2], "s"), _unit(2, seed=1, space="other")])
-    rr = ll.RenderResult(frames=_frames(4), out_dir=Path("."), video=Path("x.mp4"), contact_sheet=Path("c.png"),
+    rr = ll.RenderResult(frames=grey_frames(4), out_dir=Path("."), video=Path("x.mp4"), contact_sheet=Path("c.png"),
                          spec=None, trajectory=None)  # fmt: skip
     with pytest.raises(ArgumentError, match=r"got RenderResult\. Fix: pass its frames, e\.g\. result\.frames"):
         ll.plot_pacing(rr)  # was "got shape ()"

@@ -12,7 +12,7 @@ from latentlab.render import MANIFEST, frame_seeds, make_noise, render
 from latentlab.space import tag
 from latentlab.trajectory import Trajectory
 
-from conftest import FakeDecoder
+from conftest import FakeDecoder, folder_held_by_another_process
 
 
 def path8(frames=7, seed=0):
@@ -212,22 +212,11 @@ def test_an_unreadable_manifest_is_named_not_called_another_render(tmp_path, fak
 def test_a_folder_being_rendered_is_refused_to_a_second_render(tmp_path, fake_decoder):
     """Nothing stopped two renders writing one folder: the second (with overwrite) deleted the
     first's frames while the first went on writing and then marked the mix complete."""
-    import subprocess
-    import sys
-
     out = tmp_path / "r"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from latentlab.render import folder_lock\n"
-         f"with folder_lock({str(out)!r}):\n print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(ArgumentError, match=rf"being written by another render right now \(process {holder.pid}\)"):
+    with folder_held_by_another_process(out) as pid:
+        with pytest.raises(ArgumentError, match=rf"being written by another render right now \(process {pid}\)"):
             render(path8(), fake_decoder, out_dir=out, overwrite=True, progress=False)
         assert not list(out.glob("frame_*.png"))
-    finally:
-        holder.communicate("")  # the holder ends; the system releases its lock
     assert render(path8(), fake_decoder, out_dir=out, progress=False).shape[0] == 7
 
 
