@@ -13,7 +13,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 help:
 	@echo "make demo   - set up .venv if needed, render a morph on the embedded model (renders/demo/)"
 	@echo "make test   - set up .venv if needed, run the test suite"
-	@echo "make bench  - run the CPU benchmarks"
+	@echo "make bench  - run the CPU render benchmark of docs/performance.md (a few minutes)"
 	@echo "make docs   - build the documentation site into build/site/ (docs-serve: preview it)"
 	@echo "make clean  - remove renders/ and caches (keeps .venv)"
 
@@ -35,8 +35,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -x -m "not slow"
 
+# the command of docs/performance.md's CPU table ("Measured"): about 2.5 minutes on 2 cores
 bench: $(STAMP)
-	$(BIN)/python benchmarks/render_speed.py --tiny
+	$(BIN)/python benchmarks/render_speed.py --tiny --frames 16 --threads 1 --repeats 2
 
 docs: $(STAMP)
 	$(BIN)/python -m mkdocs build --strict

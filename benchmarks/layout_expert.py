@@ -1,12 +1,13 @@
 """Does the mini decoder's layout expert earn its place? Side by side in one run, with and without it.
 
     python benchmarks/layout_expert.py [--weights DIR] [--sets 7000,7100,7200,7300] [--n 48]
-                                       [--single-seed 8100] [--emoji 96] [--steps 25] [--threads 2]
-                                       [--json FILE]
+                                       [--single-seed 8100] [--emoji 96] [--data DIR] [--steps 25]
+                                       [--threads 2] [--json FILE]
 
-``DIR`` must hold ``mini_expert.safetensors`` beside the decoder (``latentlab/mini/weights`` by
-default). Prompts go through the prior (one sample per prompt) and the decoder with the
-prompts as captions, two ways on the same prior samples and noise: **alone**
+``DIR`` must hold ``mini_expert.safetensors`` beside the decoder, the prior and the CLIP
+(``latentlab/mini/weights`` by default); a missing file is named before anything loads.
+Prompts go through the prior (one sample per prompt) and the decoder with the prompts as
+captions, two ways on the same prior samples and noise: **alone**
 (``MiniDecoder.from_pretrained(expert=False)``) and **expert** (the default, which hands the
 noisiest DDIM steps to the layout expert):
 
@@ -18,7 +19,8 @@ noisiest DDIM steps to the layout expert):
 2. *Single-object prompts*: ``--n`` fresh one-object scenes (``--single-seed``): right by the
    checker (``shapes.check_agreement``), and frames where it finds more than one object.
 3. *Emoji and clip-art prompts* (when the data index exists, ``python -m latentlab.mini.data
-   fetch`` and ``index``): ``--emoji`` pictures of the training split drawn with a fixed seed,
+   fetch`` and ``index``; ``--data``, default ``.cache/mini/data`` of the working directory, or
+   of this checkout when the working directory has none): ``--emoji`` pictures of the training split drawn with a fixed seed,
    each prompted by its first caption. The decodes are encoded again by the mini CLIP: their
    mean cosine to their own prompt's text embedding, and how often their own prompt ranks
    first / in the top 5 among the ``--emoji`` prompts (the expert draws the coarse picture
@@ -40,7 +42,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentlab.errors import positive_int
+from latentlab.errors import ModelNotAvailableError, positive_int
+
+#: the files of the weights folder this benchmark loads
+NEEDED = ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_decoder.json", "mini_expert.safetensors",
+          "mini_expert.json", "mini_prior.safetensors", "mini_prior.json")  # fmt: skip
+
+
+def default_data_dir() -> Path:
+    """The data index folder: ``.cache/mini/data`` of the working directory when it exists,
+    else that of the checkout this script is in (so a run from another folder finds it)."""
+    from latentlab.mini.data import DEFAULT_CACHE
+
+    here = Path(DEFAULT_CACHE)
+    return here if here.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CACHE
+
+
+def index_file(data: Path) -> Path:
+    """``data``'s ``index.jsonl`` (``data`` may name the file itself)."""
+    return data if data.suffix == ".jsonl" else data / "index.jsonl"
 
 
 def _prompts(seed: int, n: int, two: bool):
@@ -50,16 +70,16 @@ def _prompts(seed: int, n: int, two: bool):
     return scenes, [shapes.caption(s, 0) for s in scenes]
 
 
-def _emoji_prompts(n: int) -> list[str]:
+def _emoji_prompts(n: int, index_path: Path) -> list[str]:
     """The first captions of ``n`` pictures of the data index's training split (seeded), or [] without an index."""
     from latentlab.mini import data
 
     if n <= 0:
         return []
     try:
-        index = data.load_index(split="train")
-    except data.DataFetchError:
-        print("no data index: emoji / clip-art prompts skipped (python -m latentlab.mini.data fetch, then index)")
+        index = data.load_index(index_path, split="train")
+    except data.DataFetchError as e:
+        print(f"no data index: emoji / clip-art prompts skipped ({e})")
         return []
     picks = np.random.default_rng(0).permutation(len(index))[:n]
     return [index[int(i)]["captions"][0] for i in picks]
@@ -72,6 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=positive_int, default=48, help="prompts per set, and single-object prompts")
     ap.add_argument("--single-seed", type=int, default=8100)
     ap.add_argument("--emoji", type=int, default=96, help="emoji / clip-art prompts (0: none)")
+    ap.add_argument("--data", default=None,
+                    help="data index folder for the emoji / clip-art prompts (default: .cache/mini/data of the working "
+                    "directory, else of this checkout)")  # fmt: skip
     ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the decoder's, 25)")
     ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--json", default=None)
@@ -82,9 +105,19 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--sets takes comma-separated integer seeds, got {args.sets!r}") from None
     if not sets:  # checked before the models load: the cost ratio needs relation prompts
         raise SystemExit(f"--sets needs at least one seed, e.g. --sets 7000, got {args.sets!r}")
-    torch.set_num_threads(args.threads)
+    if args.data is not None and not index_file(Path(args.data)).is_file():  # asked for: not silently left out
+        ap.error(f"--data {args.data}: no {index_file(Path(args.data))} (python -m latentlab.mini.data fetch, then index)")
     from latentlab.mini import shapes
     from latentlab.mini.models import SPACE, create_clip, weights_path
+
+    # every file it loads, checked before any loads (a missing CLIP was open_clip's cryptic error)
+    missing = [name for name in NEEDED if not weights_path(name, args.weights).is_file()]
+    if missing:
+        raise ModelNotAvailableError(f"{weights_path('', args.weights)} lacks {', '.join(missing)}: the layout expert "
+                                     f"benchmark needs {', '.join(NEEDED)} (docs/mini.md).")  # fmt: skip
+    # the prompts first (reading the index is quick): a bad index stops the run before the models load
+    emoji = _emoji_prompts(args.emoji, index_file(Path(args.data) if args.data is not None else default_data_dir()))
+    torch.set_num_threads(args.threads)
     from latentlab.mini.runtime import MiniDecoder, MiniPrior
     from latentlab.space import tag
 
@@ -133,7 +166,6 @@ def main(argv: list[str] | None = None) -> dict:
     for name, (frames, _) in draw(prompts, args.single_seed).items():
         rows[name]["single_right"] = sum(shapes.check_agreement(f, s)["both"] for f, s in zip(frames, scenes))
         rows[name]["single_more_than_one"] = sum(len(shapes.check_image(f, max_objects=3)) > 1 for f in frames)
-    emoji = _emoji_prompts(args.emoji)
     if emoji:
         from latentlab.mini.train import _prepare
 

@@ -28,7 +28,10 @@ rendered on the CPU in each mode, and the table compares:
   noise with ``eta`` 0.1-1.0, and with re-rolled noise: PSNR against the inverted redraw and
   against the input, CLIP cosine against the input.
 
-Contact sheets of every mode go to ``--out`` (default ``.cache/quality/``, git-ignored)::
+Contact sheets of every mode go to ``--out`` (default ``.cache/quality/``, git-ignored). A run
+first removes what an earlier run wrote there (``results.json``, ``morphNN/``, ``editNN.png``,
+``variations.png``, ``path_variations.png``, ``chain_keyN.png``, ``chain_N/``, ``chain_N.gif``),
+so the folder holds one run's outputs; other files in it are left alone::
 
     python benchmarks/quality.py                          # 10 morphs (minutes on a CPU)
     python benchmarks/quality.py --metric pixel           # pace and judge by pixels
@@ -44,6 +47,8 @@ import json
 import math
 import os
 import platform
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,6 +75,26 @@ MORPHS: list[tuple] = [(100 + 2 * k, 101 + 2 * k, 1 if k < 5 else 2) for k in ra
     ("emoji", f"mobile_phone_{style}", f"telephone_{style}") for style in ("twemoji", "noto", "fluent3d")
 ]
 EMOJI_DIR = Path(__file__).resolve().parents[1] / "examples" / "emoji"
+
+
+#: names of what a run writes into --out, removed at the start of the next run
+OWN_FILES = re.compile(r"results\.json|edit\d+\.png|(path_)?variations\.png|chain_key\d+\.png|chain_\d+\.gif")
+OWN_DIRS = re.compile(r"morph\d+|chain_\d+")
+
+
+def remove_previous_outputs(out: Path) -> list[str]:
+    """Delete what an earlier run wrote into ``out`` (by name: :data:`OWN_FILES`, :data:`OWN_DIRS`),
+    so its contact sheets do not lie beside the new results; returns the names removed."""
+    removed = []
+    for p in sorted(out.iterdir()):
+        if p.is_dir() and not p.is_symlink() and OWN_DIRS.fullmatch(p.name):
+            shutil.rmtree(p)
+        elif (p.is_file() or p.is_symlink()) and OWN_FILES.fullmatch(p.name):
+            p.unlink()
+        else:
+            continue
+        removed.append(p.name)
+    return removed
 
 
 def morph_inputs(spec: tuple) -> tuple[np.ndarray, str, str]:
@@ -565,7 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-upscale", dest="upscale", action="store_false",
                    help="mini: Lanczos-resize the 32 px decodes instead of the learned 2x upscaler "
                         "(what the figures measured before the tenth session used)")  # fmt: skip
-    p.add_argument("--out", default=".cache/quality", help="contact sheets and results.json (default .cache/quality)")
+    p.add_argument("--out", default=".cache/quality",
+                   help="contact sheets and results.json (default .cache/quality); what an earlier run wrote there "
+                   "(results.json, morphNN/, editNN.png, variations.png, path_variations.png, chain_*) is removed "
+                   "first, other files are kept")  # fmt: skip
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--edit-steps", type=int, default=None, help="iterative text diff steps (default 5; quick 2; 0 skips)")
     p.add_argument("--variations", type=int, default=None,
@@ -594,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    removed = remove_previous_outputs(out)
+    if removed:
+        print(f"removed an earlier run's outputs from {out}/: {', '.join(removed)}", file=sys.stderr)
 
     t0 = time.perf_counter()
     enc = ll.create_encoder(args.preset)

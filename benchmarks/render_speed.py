@@ -24,7 +24,8 @@ architectures (UNet, VAE, OpenCLIP-H text encoder, ViT-H/L image encoder) and
 weights: they cost the same compute as the released checkpoints and need no download.
 ``--model mini`` times the embedded model against its own one-frame-at-a-time loop (its
 recommended column is its own DDIM with fewer steps: it has no other sampler).
-``--tiny`` runs tiny random SD-unCLIP and Kandinsky pipelines and the mini model.
+``--tiny`` runs tiny random SD-unCLIP and Kandinsky pipelines and the mini model, on the CPU
+(``--tiny`` implies ``--device cpu`` unless ``--device`` is given, also where a GPU exists).
 
 latentlab renders the frames in batches of ``--batch-size`` (frames share the starting
 noise, the conditioning is per frame), computes the empty-prompt text conditioning once per
@@ -36,7 +37,9 @@ so nothing is copied). With ``--compile`` each latentlab column is run once unti
 so compilation (every batch shape) stays out of the timings.
 
 Each row of the table is printed as its model finishes (a run cut off by a time limit keeps
-the rows it finished), and the whole table again at the end.
+the rows it finished), and the whole table again at the end; ``--json`` is rewritten after
+each row too (and on Ctrl-C), so it holds the rows finished so far. The header line gives the
+date, the hardware and the torch and diffusers versions.
 
 On random weights the recommended column's pixel difference only shows that it runs and
 how far two samplers drift apart on an untrained UNet; what fewer steps cost in quality has
@@ -46,6 +49,7 @@ to be measured on real weights (``mini`` is trained, so its row is meaningful).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import platform
@@ -405,8 +409,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny random SD-unCLIP and Kandinsky pipelines, mini")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiny", action="store_true",
+                    help="CPU smoke run: tiny random SD-unCLIP and Kandinsky pipelines, mini; implies --device cpu "
+                    "unless --device is given")  # fmt: skip
     ap.add_argument("--model", action="append", choices=MODELS,
                     help="model(s) to time (repeatable); default sd21-unclip-h, or tiny + kandinsky-tiny + mini with --tiny")  # fmt: skip
     ap.add_argument("--size", type=positive_int, default=None, help="frame size in pixels (default: 64 tiny/mini, 768 real)")
@@ -423,8 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile-mode", default=None, choices=["default", "reduce-overhead", "max-autotune"],
                     help="with --compile: torch.compile's mode; reduce-overhead replays CUDA graphs (one per batch shape, "
                     "recorded in the untimed warm-up)")  # fmt: skip
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    ap.add_argument("--device", default=None,
+                    help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda when a GPU is available, else cpu; "
+                    "cpu with --tiny)")  # fmt: skip
+    ap.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                    help="model dtype (default: float16 on cuda, float32 on the CPU)")
     ap.add_argument("--repeats", type=positive_int, default=1, help="time each column this many times, keep the best")
     ap.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
@@ -432,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.compile_mode and not args.compile:
         ap.error("--compile-mode needs --compile")
+    if args.device is None:
+        args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():  # before any model is built
+        ap.error(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu")
     if args.frames is None:
         args.frames = 8 if args.tiny else 16
     if args.frames < 2:  # here, not after the models are built: the trajectory needs two ends
@@ -442,20 +455,50 @@ def main(argv: list[str] | None = None) -> int:
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
     if not args.tiny and args.steps is None:
         args.steps = 20
-    rows = []
+    hw = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+          else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")  # fmt: skip
+    versions = {"torch": torch.__version__, "diffusers": _version("diffusers")}
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python benchmarks/render_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = f"{date}; hardware: {hw}; torch {versions['torch']}, diffusers {versions['diffusers']}; command: {command}"
+    rows: list[dict[str, Any]] = []
+
+    def save(complete: bool) -> None:
+        """--json: the rows finished so far (rewritten after each row, so a cut-off run keeps them)."""
+        if args.json:
+            doc = {"date": date, "hardware": hw, "versions": versions, "command": command, "complete": complete,
+                   "rows": rows}  # fmt: skip
+            args.json.write_text(json.dumps(doc, indent=2) + "\n")
+
+    print(header, flush=True)
     # each row as it finishes, so a run cut off by a time limit keeps the rows it finished
     print(TABLE_HEAD, flush=True)
-    for m in models:
-        rows.append(run_case(m, args))
-        print(table_row(rows[-1]), flush=True)
-        print(f"done: {m}", file=sys.stderr)
+    try:
+        for m in models:
+            rows.append(run_case(m, args))
+            print(table_row(rows[-1]), flush=True)
+            print(f"done: {m}", file=sys.stderr)
+            save(complete=False)
+    except KeyboardInterrupt:
+        save(complete=False)
+        kept = f"; rows so far in {args.json}" if args.json else ""
+        print(f"interrupted after {len(rows)} of {len(models)} models{kept}", file=sys.stderr)
+        raise
+    save(complete=True)
     print()
-    hw = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    print(f"hardware: {hw}; torch {torch.__version__}; command: python benchmarks/render_speed.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(header)
     print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"hardware": hw, "rows": rows}, indent=2) + "\n")
     return 0
+
+
+def _version(package: str) -> str:
+    """An installed package's version, or "not installed"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 if __name__ == "__main__":

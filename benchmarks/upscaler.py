@@ -1,6 +1,6 @@
 """Does the mini model's learned 2x upscaler pay for itself? Quality and cost, side by side.
 
-    python benchmarks/upscaler.py [--weights DIR] [--n 128] [--steps 25] [--threads 2]
+    python benchmarks/upscaler.py [--weights DIR] [--data DIR] [--n 128] [--steps 25] [--threads 2]
                                   [--json FILE] [--sheet FILE.png]
 
 ``DIR`` must hold ``mini_upscaler.safetensors`` beside the decoder (``latentlab/mini/weights``
@@ -11,7 +11,8 @@ upscaler), on the same inputs in one run:
 1. *Reconstruction* of held-out 64 px images shrunk to 32 px as the decoder's training
    images were (bicubic): PSNR against the 64 px original, for fresh shapes scenes (a seed
    the training never drew) and for the data index's held-out emoji / clip art (when
-   fetched). The pixel checker (``shapes.check_agreement`` on one-object scenes,
+   fetched: ``--data``, default ``.cache/mini/data`` of the working directory, or of this
+   checkout when the working directory has none). The pixel checker (``shapes.check_agreement`` on one-object scenes,
    ``shapes.check_relation`` on two-object ones) on the results, and on the originals as
    the ceiling.
 2. *Decodes*: the decoder draws 32 px images from the embeddings of fresh scenes (default
@@ -35,7 +36,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentlab.errors import positive_int
+from latentlab.errors import ModelNotAvailableError, positive_int
+
+
+def default_data_dir() -> Path:
+    """The data index folder: ``.cache/mini/data`` of the working directory when it exists,
+    else that of the checkout this script is in (so a run from another folder finds it)."""
+    from latentlab.mini.data import DEFAULT_CACHE
+
+    here = Path(DEFAULT_CACHE)
+    return here if here.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CACHE
+
+
+def index_file(data: Path) -> Path:
+    """``data``'s ``index.jsonl`` (``data`` may name the file itself)."""
+    return data if data.suffix == ".jsonl" else data / "index.jsonl"
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,9 +71,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the preset's)")
     ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--seed", type=int, default=9100)
+    ap.add_argument("--data", default=None,
+                    help="data index folder (python -m latentlab.mini.data fetch, then index) for the emoji / clip-art "
+                    "rows (default: .cache/mini/data of the working directory, else of this checkout)")  # fmt: skip
     ap.add_argument("--json", default=None)
     ap.add_argument("--sheet", default=None)
     args = ap.parse_args(argv)
+    if args.data is not None and not index_file(Path(args.data)).is_file():  # asked for: not silently left out
+        ap.error(f"--data {args.data}: no {index_file(Path(args.data))} (python -m latentlab.mini.data fetch, then index)")
+    data_index = index_file(Path(args.data) if args.data is not None else default_data_dir())
     torch.set_num_threads(args.threads)
 
     from latentlab.mini import data, shapes
@@ -67,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     from latentlab.mini.train import _prepare
 
     wd = Path(args.weights) if args.weights else WEIGHTS_DIR
+    if not (wd / "mini_clip.safetensors").is_file():  # needed for the decodes, after the reconstructions
+        raise ModelNotAvailableError(f"no mini CLIP at {wd / 'mini_clip.safetensors'}: the decodes encode scenes with it.")
     learned = MiniDecoder.from_pretrained(wd, upscale=True)
     plain = MiniDecoder.from_pretrained(wd, upscale=False)
     s, big = learned.config.image_size, learned.resolution
@@ -84,13 +107,13 @@ def main(argv: list[str] | None = None) -> dict:
     groups = {"shapes_one": [shapes.render_scene(sc, big) for sc in one],
               "shapes_two": [shapes.render_scene(sc, big) for sc in two]}  # fmt: skip
     try:
-        held = data.load_index(f"{data.DEFAULT_CACHE}/index.jsonl", split="held-out", size=big)
+        held = data.load_index(data_index, split="held-out", size=big)
         for name, srcs in (("emoji", [x for x in data.IMAGE_SOURCES if x != "openclipart"]), ("clipart", ["openclipart"])):
             idx = [i for i in range(len(held)) if held[i]["source"] in srcs]
             pick = np.random.default_rng(args.seed).permutation(idx)[: args.n]
             if len(pick):
                 groups[name] = [held.image(int(i)) for i in pick]
-    except Exception as e:  # no data fetched: those rows stay unmeasured
+    except data.DataFetchError as e:  # no data fetched: those rows stay unmeasured (any other error is a bug)
         res["note"] = f"no emoji rows: {type(e).__name__}: {e}"
     outs = {}
     for name, imgs in groups.items():

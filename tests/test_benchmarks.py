@@ -231,7 +231,74 @@ def test_render_speed_prints_each_row_as_it_finishes(bench, tiny_rows, capsys, m
     with pytest.raises(TimeoutError):
         bench.main(["--tiny", "--model", "tiny", "--model", "kandinsky-tiny"])
     printed = capsys.readouterr().out
-    assert printed.startswith("| model | px |") and "| tiny | 64 | 3 | 2 | 3 | - |" in printed
+    assert printed.splitlines()[1].startswith("| model | px |") and "| tiny | 64 | 3 | 2 | 3 | - |" in printed
+
+
+def test_render_speed_refuses_cuda_without_a_gpu_before_building_models(bench, capsys, monkeypatch):
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(bench, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(SystemExit) as exc:
+            bench.main(["--model", "tiny", "--device", device, "--frames", "2", "--steps", "1"])
+        assert exc.value.code == 2 and f"--device {device}: torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_render_speed_tiny_is_a_cpu_run_unless_told(bench, tiny_rows, capsys, monkeypatch):
+    """--tiny runs on the CPU (float32) also where a GPU exists; --device overrides it."""
+    seen = []
+
+    def run_case(model, args):
+        seen.append((args.device, args.dtype))
+        return tiny_rows[0][0]
+
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench.torch.cuda, "get_device_name", lambda *a: "a test GPU")
+    monkeypatch.setattr(bench, "run_case", run_case)
+    bench.main(["--tiny", "--model", "tiny"])
+    bench.main(["--tiny", "--model", "tiny", "--device", "cuda"])
+    bench.main(["--model", "tiny"])  # without --tiny the GPU stays the default
+    assert seen == [("cpu", "float32"), ("cuda", "float16"), ("cuda", "float16")]
+    assert "a test GPU" in capsys.readouterr().out
+
+
+def test_render_speed_header_and_json_as_it_goes(bench, tiny_rows, capsys, monkeypatch, tmp_path):
+    """The header has the date and the torch / diffusers versions; --json holds the rows
+    finished so far when a later model fails or the run is interrupted."""
+    import datetime
+    from importlib.metadata import version
+
+    out = tmp_path / "rows.json"
+
+    def run_case(model, args):
+        if model == "mini":
+            raise KeyboardInterrupt
+        if model == "kandinsky-tiny":
+            raise TimeoutError("cut off")
+        return tiny_rows[0][0]
+
+    monkeypatch.setattr(bench, "run_case", run_case)
+    for second, error in (("kandinsky-tiny", TimeoutError), ("mini", KeyboardInterrupt)):
+        out.unlink(missing_ok=True)
+        with pytest.raises(error):
+            bench.main(["--tiny", "--model", "tiny", "--model", second, "--json", str(out)])
+        doc = json.loads(out.read_text())
+        assert [r["model"] for r in doc["rows"]] == ["tiny"] and doc["complete"] is False
+    head = capsys.readouterr().out.splitlines()[0]
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    assert head.startswith(today) and f"torch {torch.__version__}" in head and f"diffusers {version('diffusers')}" in head
+    assert doc["versions"] == {"torch": torch.__version__, "diffusers": version("diffusers")} and doc["date"].startswith(today)
+    bench.main(["--tiny", "--model", "tiny", "--json", str(out)])
+    assert json.loads(out.read_text())["complete"] is True
+
+
+def test_render_speed_help_shows_the_example_commands(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    text = capsys.readouterr().out
+    assert "--steps 20 --device cuda --dtype float16 --channels-last --compile" in text
+    flat = " ".join(text.split())  # the options' help is wrapped to the terminal's width
+    assert "implies --device cpu unless --device is given" in flat
+    assert "torch device, e.g. cpu, cuda" in flat and "model dtype (default: float16 on cuda" in flat
 
 
 def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
@@ -263,6 +330,81 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     third = {**second, "OUT": str(tmp_path / "out3"), "RUN": str(tmp_path / "run3"), "SETS": "decoder.arch.text_dim=128"}
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=third, check=True, capture_output=True)
     assert json.loads((tmp_path / "out3" / "decoder" / "mini_decoder.json").read_text())["text_dim"] == 128
+
+
+def test_gpu_session_script_resumes_on_the_same_machine(tmp_path):
+    """A second call on the same warm machine (same RUN) with RESUME=1 reuses the cache and
+    goes on training the decoder from its checkpoint (was: the cache built again, then
+    "decoder already holds a checkpoint; pass --resume", exit 1). Two real smoke runs (~50 s)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    run = tmp_path / "run"
+    env = {**os.environ, "CONFIG": "smoke", "MINUTES": "0.05", "N_IMAGES": "16", "BENCH": "0", "PYTHON": sys.executable,
+           "RUN": str(run)}  # fmt: skip
+
+    def session(out: str, **extra: str) -> dict:
+        proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env={**env, "OUT": str(tmp_path / out), **extra},
+                              capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads((tmp_path / out / "decoder" / "manifest.json").read_text())["files"]["mini_decoder.safetensors"]
+
+    first = session("out1")
+    cache = run / "cache" / "cache.safetensors"
+    built = cache.stat().st_mtime_ns
+    # the smoke decoder stops at its 3 steps: SETS raises them, so the resumed stage has steps left
+    resumed = session("out2", RESUME="1", SETS="decoder.steps=5")
+    assert resumed["step"] > first["step"] and cache.stat().st_mtime_ns == built  # continued; cache not rebuilt
+    history = json.loads((run / "decoder" / "run_config.json").read_text())["history"]
+    assert [h["from_step"] for h in history] == [0, first["step"]] and "--resume" in history[-1]["argv"]
+
+
+def test_gpu_session_script_starts_clean_without_resume(tmp_path):
+    """Without RESUME a call removes what an earlier call's training part left in RUN (and
+    nothing else there) before its first step, and passes no --resume; with RESUME=1 it keeps
+    them, skips the cache stage where RUN has a cache, and passes --resume (a fake PYTHON that
+    records each step and whether RUN still held the old decoder checkpoint then)."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    run = tmp_path / "run"
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nif [ -f "$RUN/decoder/state.pt" ]; then s=old; else s=none; fi\necho "$s $*" >> "$CALLS"\n')
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "OUT": str(tmp_path / "out"), "RUN": str(run),
+           "BENCH": "0"}  # fmt: skip
+    left = ["cache/cache.safetensors", "clip/model.safetensors", "config.json", "decoder/state.pt"]
+
+    def earlier_run() -> None:
+        for name in [*left, "mine.txt"]:
+            (run / name).parent.mkdir(parents=True, exist_ok=True)
+            (run / name).write_text("earlier")
+
+    def session(**extra: str) -> list[str]:
+        calls.unlink(missing_ok=True)
+        subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env={**env, **extra}, check=True, capture_output=True)
+        return [line for line in calls.read_text().splitlines() if "latentlab.mini" in line]
+
+    earlier_run()
+    steps = session()
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == ["mine.txt"]
+    assert [s.split()[0] for s in steps] == ["none"] * 3 and not any("--resume" in s for s in steps)
+    assert "--stage cache" in steps[0] and "--stage decoder" in steps[1]
+    earlier_run()
+    steps = session(RESUME="1")
+    assert all((run / name).read_text() == "earlier" for name in left)
+    assert len(steps) == 2 and steps[0].startswith("old") and "--stage decoder" in steps[0] and "--resume" in steps[0]
+    (run / "cache" / "cache.safetensors").unlink()  # RESUME=1 but no cache yet: the cache stage runs
+    steps = session(RESUME="1")
+    assert "--stage cache" in steps[0] and "--stage decoder" in steps[1] and "--resume" in steps[1]
 
 
 @pytest.mark.parametrize("fail", ["--stage cache", "--stage decoder", "latentlab.mini.export"])
@@ -320,3 +462,98 @@ def test_upscaler_refuses_counts_below_one_before_loading(bad, capsys, monkeypat
     finally:
         torch.set_num_threads(before)
     assert exc.value.code == 2 and f"argument {bad[0]}: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_upscaler_finds_the_checkouts_data_from_another_folder_and_hides_no_bug(tmp_path, monkeypatch):
+    """Run from another folder, the data index is the checkout's .cache/mini/data (was: the
+    working directory's, so the emoji rows were silently dropped); only the data module's
+    DataFetchError becomes the "no emoji rows" note, any other error propagates."""
+    from latentlab.mini import data, weights_available
+
+    if not weights_available():
+        pytest.skip("the mini weights are not in this checkout")
+    mod = _load("upscaler")
+    asked = []
+
+    def load_index(path, **kw):
+        asked.append(Path(path))
+        raise ValueError("a bug in the index reader")
+
+    monkeypatch.setattr(data, "load_index", load_index)
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(ValueError, match="a bug in the index reader"):
+            mod.main(["--n", "1", "--steps", "1", "--threads", "1"])
+        assert asked == [ROOT / ".cache" / "mini" / "data" / "index.jsonl"]
+        with pytest.raises(SystemExit) as exc:  # an explicit --data without an index is refused, not ignored
+            mod.main(["--n", "1", "--data", str(tmp_path)])
+        assert exc.value.code == 2
+    finally:
+        torch.set_num_threads(before)
+    assert mod.default_data_dir() == ROOT / data.DEFAULT_CACHE
+    (tmp_path / data.DEFAULT_CACHE).mkdir(parents=True)  # the working directory's, where it has one
+    assert mod.default_data_dir() == Path(data.DEFAULT_CACHE)
+
+
+def test_layout_expert_reads_the_given_data_index_before_loading_models(tmp_path, monkeypatch):
+    from latentlab.mini import data, models
+
+    mod = _load("layout_expert")
+    asked = []
+
+    def load_index(path, **kw):
+        asked.append(Path(path))
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(data, "load_index", load_index)
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: pytest.fail("loaded models before reading the index"))
+    monkeypatch.chdir(tmp_path)  # another folder: the checkout's index is still the one read
+    with pytest.raises(ValueError, match="a bug"):  # read before the models load, and not hidden
+        mod.main(["--sets", "7000", "--n", "1", "--emoji", "2", "--steps", "1"])
+    assert asked == [ROOT / ".cache" / "mini" / "data" / "index.jsonl"]
+    monkeypatch.setattr(data, "load_index", lambda *a, **k: (_ for _ in ()).throw(data.DataFetchError("none")))
+    assert mod._emoji_prompts(2, tmp_path / "index.jsonl") == []  # no index: the prompts are skipped
+    with pytest.raises(SystemExit) as exc:  # an explicit --data without an index is refused, not ignored
+        mod.main(["--sets", "7000", "--emoji", "2", "--data", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_layout_expert_names_a_missing_weights_file_before_loading(tmp_path, monkeypatch):
+    from latentlab.errors import ModelNotAvailableError
+    from latentlab.mini import models
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("mini_decoder.safetensors", "mini_decoder.json", "mini_expert.safetensors", "mini_expert.json",
+                 "mini_prior.safetensors", "mini_prior.json"):  # fmt: skip
+        (weights / name).write_bytes(b"")  # never read: the check comes first
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: pytest.fail("loaded a model before the check"))
+    with pytest.raises(ModelNotAvailableError, match="lacks mini_clip.safetensors"):
+        _load("layout_expert").main(["--weights", str(weights), "--sets", "7000", "--n", "1", "--emoji", "0"])
+
+
+def test_quality_removes_only_an_earlier_runs_outputs(tmp_path, monkeypatch):
+    mod = _load("quality")
+    out = tmp_path / "q"
+    for name in ("morph03/modes.png", "chain_1/frame_00000.png", "chain_1.gif", "chain_key2.png", "edit07.png",
+                 "variations.png", "path_variations.png", "results.json", "notes.txt", "mine/a.png", "morph.png",
+                 "chain_x/a.png", "editor.png"):  # fmt: skip
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"old")
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(mod.ll, "create_encoder", stop)
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(Stop):
+            mod.main(["--quick", "--out", str(out)])
+    finally:
+        torch.set_num_threads(before)
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert left == ["chain_x/a.png", "editor.png", "mine/a.png", "morph.png", "notes.txt"]

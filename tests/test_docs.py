@@ -114,6 +114,44 @@ def test_gallery_script_runs(tmp_path, tiny_encoder, tiny_decoder, monkeypatch):
     assert make_gallery.main(["--out", str(tmp_path), "--budget-kb", "1"]) == 1
 
 
+def test_gallery_script_keeps_out_until_within_budget(tmp_path, monkeypatch, capsys):
+    """The GIFs are rendered beside --out and moved in only within the budget: a run over it
+    leaves the GIFs in --out (the committed gallery) untouched and no temporary folder behind.
+    --preset tiny (noise, which compresses badly) is not held to the budget; --steps 0 is
+    refused before any rendering."""
+    make_gallery = _load(DOCS / "make_gallery.py")
+    out = tmp_path / "gallery"
+    out.mkdir()
+    (out / "interpolation.gif").write_bytes(b"committed")
+    calls = []
+
+    def fake(where, **kw):  # two "GIFs" of 3 KB, written where main() says
+        calls.append(kw)
+        items = {}
+        for name in ("interpolation", "text_diff"):
+            items[name] = where / f"{name}.gif"
+            items[name].write_bytes(b"x" * 3072)
+        return items
+
+    monkeypatch.setattr(make_gallery, "make_gallery", fake)
+    assert make_gallery.main(["--out", str(out), "--budget-kb", "5"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["interpolation.gif"]
+    assert (out / "interpolation.gif").read_bytes() == b"committed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gallery"]  # no temporary folder left
+    assert make_gallery.main(["--out", str(out), "--preset", "tiny", "--budget-kb", "5"]) == 0  # not held to it
+    assert sorted(p.name for p in out.iterdir()) == ["interpolation.gif", "text_diff.gif"]
+    assert (out / "interpolation.gif").stat().st_size == 3072
+    assert "not applied to --preset tiny" in capsys.readouterr().out
+    assert make_gallery.main(["--out", str(tmp_path / "new" / "gallery"), "--budget-kb", "7"]) == 0  # within it
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["gallery"]
+    assert len(calls) == 3
+    for bad in ("0", "-1"):
+        with pytest.raises(SystemExit) as exc:
+            make_gallery.main(["--out", str(out), "--steps", bad])
+        assert exc.value.code == 2 and "argument --steps: must be an integer >= 1" in capsys.readouterr().err
+    assert len(calls) == 3  # refused at parse time
+
+
 def test_griffe_extension_doctests():
     mod = _load(DOCS / "griffe_doctests.py") if importlib.util.find_spec("griffe") else None
     if mod is None:
