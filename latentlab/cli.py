@@ -24,7 +24,7 @@ examples:
   latentlab interpolate cat.png "text:a watercolor painting of a cat"
   latentlab variations cat.png -n 8
   latentlab generate "a red circle above a blue square" -n 8
-  latentlab render examples/morph.toml
+  latentlab render my_spec.toml           (examples/*.toml in a latentlab checkout)
 
 Output: frames, embeddings and manifest.json go into the render folder (renders/<name>/ by
 default), the video next to it (renders/<name>.mp4). Run the same command again after an
