@@ -59,7 +59,7 @@ if [ "$TRAIN" = 1 ]; then
     if [ "$RESUME" = 1 ]; then
         resume=--resume
         # the cache stage always builds the cache anew: skipped when RUN has one (the decoder
-        # stage checks it still fits this CONFIG / N_IMAGES and rebuilds it if not)
+        # stage refuses to resume on a cache of another CONFIG / N_IMAGES: keep them as they were)
         if [ -f "$RUN/cache/cache.safetensors" ]; then build_cache=0; else build_cache=1; fi
     else
         # start clean: only what the stages below write, not the rest of RUN

@@ -437,9 +437,12 @@ def test_ctrl_c_or_a_crash_while_the_cache_is_built(smoke_run, tmp_path, monkeyp
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 130 and not any("Traceback" in ln for ln in err)
     assert err[-1].startswith("interrupted: cache stopped before its first checkpoint; go on with python -m latentlab.mini.train")
-    with pytest.raises(SystemExit):  # a stage with a checkpoint is told to go on with --resume
-        train.main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume", "--set", "seed=1"])
-    assert capsys.readouterr().err.strip().endswith("--set seed=1 --resume")
+    # a stage with a checkpoint is told to go on with --resume (the cache gone: built again from the
+    # same settings; other ones would be refused before anything runs, as prior and decoder trained on it)
+    shutil.rmtree(out / "cache")
+    with pytest.raises(SystemExit):
+        train.main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.log_every=1"])
+    assert capsys.readouterr().err.strip().endswith("--set decoder.log_every=1 --resume")
     monkeypatch.setattr(shapes, "render_scene", real_render)
 
     # a crash while the new cache is written: the old description must not vouch for the half-written file
@@ -758,7 +761,7 @@ def test_commands_report_errors_in_one_line(tmp_path):
                          "--set", "clip.steps=2.7"), "clip.steps"),
                        (("latentlab.mini.export", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "w")),
                         "holds no trained stage"),
-                       (("latentlab.mini.evaluate", "--weights", str(tmp_path), "--no-write"), "has no mini_clip")):  # fmt: skip
+                       (("latentlab.mini.evaluate", "--weights", str(tmp_path)), "has no mini_clip")):  # fmt: skip
         p = run(*args)
         assert p.returncode == 2 and p.stderr.startswith("error: ") and what in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
@@ -774,12 +777,12 @@ def test_evaluate_grid_takes_any_count_of_frames(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"_frames": (frames(3, 10), frames(3, 20), frames(9, 30))})
     monkeypatch.setattr(ev, "_table", lambda res: "")
-    ev.main(["--n", "3", "--n-relation", "9", "--no-write", "--grid", str(tmp_path / "g.png")])
+    ev.main(["--n", "3", "--n-relation", "9", "--grid", str(tmp_path / "g.png")])
     g = np.asarray(Image.open(tmp_path / "g.png"))
     assert g.shape == (4 * 4, 8 * 4, 3)  # rows of 8: 3 + 3 + 9 frames -> 1 + 1 + 2 rows
     assert (g[:4, :12] == 10).all() and (g[:4, 12:] == 255).all() and (g[8:12] == 30).all()
     monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"_frames": (frames(1, 10), frames(1, 20), frames(2, 30))})
-    ev.main(["--n", "1", "--n-relation", "2", "--no-write", "--grid", str(tmp_path / "h.png")])
+    ev.main(["--n", "1", "--n-relation", "2", "--grid", str(tmp_path / "h.png")])
     assert np.asarray(Image.open(tmp_path / "h.png")).shape == (3 * 4, 2 * 4, 3)
 
 
@@ -982,23 +985,29 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     for key in ("relation_axis", "relation_order", "relation_oracle_axis", "relation_ceiling_axis"):  # None: none found
         assert res[key] is None or 0.0 <= res[key] <= 1.0, key
     assert "along the stated axis (chance about 0.5)" in _table(res)
+    from latentlab.mini.evaluate import weights_hash  # the footer names the weights measured
+
+    assert res["settings"]["weights_sha256"] == weights_hash(weights) and f"(sha256 of its mini_*.safetensors files {weights_hash(weights)})" in _table(res)
     doc = tmp_path / "mini.md"
     write_doc(res, doc)
     text = doc.read_text()
     assert text.count("| **no** |") + text.count("| yes |") == len(BARS) - len(needs_data)
     assert text.count("unmeasured (no emoji data index)") == 6  # the two bars, the chance level, the known/novel split
     assert "above a {colour} {shape}" in _table(res)
-    # the command never writes such a table over docs/mini.md's measured one (run elsewhere, or
-    # without the data, it says so and leaves the file alone)
+    # the command writes docs/mini.md only with --write-docs, for the shipped weights at the default
+    # settings, every bar measured; else it prints the table and leaves the file alone
     import latentlab.mini.evaluate as ev
 
     written = []
     monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {**res, "_frames": (frames, pframes, rframes)})
     monkeypatch.setattr(ev, "write_doc", lambda r, *a: written.append(r))
-    ev.main(["--weights", str(weights)])
+    with pytest.raises(ArgumentError, match="emoji bars were not measured"):
+        ev.main(["--write-docs"])
     assert written == []
     monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {**res, "emoji_top5": 0.3, "_frames": (frames, pframes, rframes)})
     ev.main(["--weights", str(weights)])
+    assert written == []
+    ev.main(["--write-docs"])
     assert len(written) == 1
     # a broken index is an error, not "unmeasured"
     monkeypatch.setattr(data, "load_index", lambda *a, **k: (_ for _ in ()).throw(ValueError("corrupt line 3")))

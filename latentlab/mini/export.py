@@ -15,6 +15,11 @@ Writes ``mini_clip.safetensors`` (loadable by ``open_clip.create_model_and_trans
 likewise (stage ``expert``, the layout expert), plus ``manifest.json`` (sizes, dtypes, training steps). Each file is stored in
 float16 when that is lossless enough (outputs of the fp16-rounded model within tolerance of
 the fp32 one on fixed probe inputs), else float32.
+
+A decoder, prior or layout expert is refused beside a CLIP other than the one it trained on
+(its ``state.pt`` records it): the CLIP the destination holds, or the run's when ``clip`` is
+exported with it. So is a stage whose checkpoint files are of different steps (a save cut
+short: ``train --resume`` finishes or refuses it).
 """
 
 from __future__ import annotations
@@ -193,6 +198,8 @@ def export(
             f"missing); export the stages it has with --stages {','.join(k for k in needs if trained(k)) or '...'}."
         )
     dst = Path(to_dir)
+    _check_checkpoints(src, stages)
+    _check_clip(src, dst, stages)
     # the folder's decoder and layout expert after this export must still work together
     dec_d = (json.loads((src / "decoder" / "config.json").read_text()) if "decoder" in stages else
              json.loads((dst / "mini_decoder.json").read_text()) if (dst / "mini_decoder.json").is_file() else None)  # fmt: skip
@@ -238,6 +245,64 @@ def export(
     if total > 40 * 2**20:
         print(f"WARNING: shipped weights are {total / 2**20:.1f} MB, over the 40 MB budget")
     return manifest
+
+
+def _check_checkpoints(src: Path, stages: tuple[str, ...]) -> None:
+    """Refuse a stage whose weights and ``state.pt`` are of different steps (a save cut short)."""
+    from .train import _ckpt_steps, _torn
+
+    for kind in stages:
+        d = src / kind
+        if not (d / "state.pt").is_file():  # a CLIP that --init-from put in place: no checkpoint of its own
+            continue
+        steps = _ckpt_steps(d)
+        if _torn(steps):
+            shown = ", ".join(f"{k} of step {v}" for k, v in steps.items())
+            raise ArgumentError(f"{d} holds a torn checkpoint ({shown}: a save cut short); `python -m latentlab.mini.train "
+                                f"--stage {kind} --out {src} --resume` finishes it or says what to do.")  # fmt: skip
+
+
+#: stages trained on the CLIP's embeddings (their ``state.pt`` records which CLIP: train._cache_fingerprint)
+_ON_CLIP = ("decoder", "prior", "expert")
+
+
+def _check_clip(src: Path, dst: Path, stages: tuple[str, ...]) -> None:
+    """Refuse to export a decoder, prior or expert beside a CLIP other than the one it trained
+    on: the run's CLIP when ``clip`` is exported too, else the one ``dst`` holds. CLIPs compare
+    by their tensors rounded to float16 (``train._clip_ids``), so the run's float32 CLIP, its
+    export and a warm start's copy of an export count as one."""
+    from .train import _clip_ids
+
+    trained_on: dict[str, str] = {}
+    for kind in stages:
+        if kind not in _ON_CLIP:
+            continue
+        rec = torch.load(src / kind / "state.pt", map_location="cpu", weights_only=True).get("cache_fingerprint")
+        if rec is None or rec.get("clip_fp16") is None:
+            print(f"note: {src / kind / 'state.pt'} predates the record of the CLIP it trained on; not checked against "
+                  "the CLIP beside it", file=sys.stderr)  # fmt: skip
+            continue
+        trained_on[kind] = rec["clip_fp16"]
+    if not trained_on:
+        return
+    if "clip" in stages:
+        clip, where = src / "clip" / "model.safetensors", f"the run's CLIP ({src / 'clip'}), exported with it"
+    else:
+        clip, where = dst / CLIP_FILE, f"the CLIP {dst / CLIP_FILE} holds"
+    if not clip.is_file():
+        return
+    have = _clip_ids(clip)[1]
+    bad = [k for k, v in trained_on.items() if v != have]
+    if not bad:
+        return
+    names = ", ".join(bad)
+    fix = (f"the run's CLIP was trained on after {names} trained on it: export {names} beside the CLIP it trained on, "
+           f"or train {names} again on this one" if "clip" in stages else
+           f"export the run's CLIP with it (--stages clip,{','.join(bad)}), or export into a folder holding the CLIP "
+           f"{names} trained on")  # fmt: skip
+    raise ArgumentError(f"the {names} of {str(src)!r} trained on another CLIP than {where}: beside it, the embeddings "
+                        f"{'they' if len(bad) > 1 else 'it'} would get are not the ones {'they' if len(bad) > 1 else 'it'} "
+                        f"learned from. {fix[0].upper() + fix[1:]}.")  # fmt: skip
 
 
 def _write_stages(src: Path, tmp: Path, dst: Path, stages: tuple[str, ...], *, fp16: bool, tol: float) -> dict[str, Any]:

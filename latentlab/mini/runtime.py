@@ -607,16 +607,30 @@ def _check_preset(obj: Any, preset: Any, what: str) -> None:
         )
 
 
+def _weights_folder(weights: str | Path | None, weights_dir: str | Path | None) -> str | Path | None:
+    """The builders' ``weights=`` folder; ``weights_dir=`` (``from_pretrained``'s name for it)
+    is taken as the same option, and both at once only when they agree."""
+    if weights_dir is None:
+        return weights
+    if weights is not None and Path(weights).resolve() != Path(weights_dir).resolve():
+        raise ArgumentError(f"weights={str(weights)!r} and weights_dir={str(weights_dir)!r} name two folders; give "
+                            "the weights folder once, as weights=DIR.")  # fmt: skip
+    return weights_dir
+
+
 @register_decoder_builder("mini")
 def build_mini_decoder(
     preset: Any,
     *,
     weights: str | Path | None = None,
+    weights_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     **kwargs: Any,
 ) -> MiniDecoder:
-    """Preset builder: the shipped :class:`MiniDecoder` (``weights`` overrides the folder)."""
+    """Preset builder: the shipped :class:`MiniDecoder` (``weights`` overrides the folder, e.g.
+    an ``export --to`` folder; ``weights_dir`` is taken as the same option)."""
+    weights = _weights_folder(weights, weights_dir)
     res = getattr(preset, "resolution", 64)
     kw = {"resolution": int(res), "space": getattr(preset, "space", SPACE), "name": getattr(preset, "name", "mini")}
     kw.update(kwargs)
@@ -630,11 +644,14 @@ def build_mini_prior(
     preset: Any,
     *,
     weights: str | Path | None = None,
+    weights_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     **kwargs: Any,
 ) -> MiniPrior:
-    """Preset builder: the shipped :class:`MiniPrior` (``weights`` overrides the folder)."""
+    """Preset builder: the shipped :class:`MiniPrior` (``weights`` overrides the folder;
+    ``weights_dir`` is taken as the same option)."""
+    weights = _weights_folder(weights, weights_dir)
     kw = {"space": getattr(preset, "space", SPACE), "name": getattr(preset, "name", "mini")}
     kw.update(kwargs)
     prior = MiniPrior.from_pretrained(weights, device=device, dtype=dtype, **kw)

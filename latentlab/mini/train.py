@@ -27,8 +27,12 @@ and logs to ``log.jsonl``. ``--resume`` continues from ``state.pt`` with the ste
 going on; batches and noise are drawn from generators seeded by ``(seed, step)`` so a resumed
 run sees the data an uninterrupted one would. A stage also stops (after checkpointing) once
 ``max_minutes`` have passed (and says so); Ctrl-C saves a checkpoint at the current step and
-exits with status 130. A stage that has a checkpoint is only continued (``--resume``), never
-started over; each stage's ``run_config.json`` keeps the history of its invocations. Then
+exits with status 130 (SIGTERM likewise, with status 143). The files of one checkpoint are
+written under temporary names first and carry its step, so a resume never loads a mix of two
+checkpoints; ``state.pt`` also records the data the stage trained on (the CLIP and the cache's
+settings), and a resume that would train it on other data is refused. A stage that has a
+checkpoint is only continued (``--resume``), never started over; each stage's
+``run_config.json`` keeps the history of its invocations. Then
 ``python -m latentlab.mini.export --from DIR --to WEIGHTS_DIR``.
 
 ``--init-from WEIGHTS_DIR`` warm-starts every stage that has no checkpoint yet from exported
@@ -45,6 +49,7 @@ steps, where a decoder decides where objects go.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shlex
@@ -363,8 +368,12 @@ def _gpu_emoji() -> TrainConfig:
     return c
 
 
-#: named configurations: ``smoke`` (seconds, for tests), ``cpu`` (what ships; ~75 min on 1 thread), ``gpu``;
-#: ``cpu-emoji`` / ``gpu-emoji`` draw 30% of the images from the emoji / clip-art index (latentlab.mini.data)
+#: named configurations: ``smoke`` (seconds, for tests), ``cpu`` (the shipped CLIP's, prior's and upscaler's
+#: architectures and the decoder's but for its ``text_dim=128``; its time limits add up to ~75 min on 1 thread),
+#: ``gpu``; ``cpu-emoji`` / ``gpu-emoji`` draw 30% of the images from the emoji / clip-art index
+#: (latentlab.mini.data). The shipped weights are no single run of any of them: ``cpu-emoji`` runs warm-started
+#: from the previous weights over several sessions, with the ``--set`` overrides recorded in
+#: ``weights/manifest.json`` (each file's ``run_config``) and docs/mini.md
 CONFIGS = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu, "cpu-emoji": _cpu_emoji, "gpu-emoji": _gpu_emoji}
 
 
@@ -378,7 +387,15 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
         if not p.is_file():
             raise ArgumentError(f"--config must be one of {list(CONFIGS)} or a JSON file, got {name_or_path!r}.")
         cfg = _cpu()
-        _update(cfg, json.loads(p.read_text()))
+        try:
+            overrides_file = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArgumentError(f"--config {name_or_path}: not a JSON file ({e}); it should hold an object of "
+                                'overrides such as {"decoder": {"steps": 2000}}.') from None  # fmt: skip
+        if not isinstance(overrides_file, dict):
+            raise ArgumentError(f"--config {name_or_path}: holds a JSON {type(overrides_file).__name__}, not an object "
+                                'of overrides such as {"decoder": {"steps": 2000}}.')  # fmt: skip
+        _update(cfg, overrides_file)
     for item in overrides or []:
         if "=" not in item:
             raise ArgumentError(f"--set takes key=value (e.g. decoder.steps=2000), got {item!r}.")
@@ -392,6 +409,7 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
             d = {part: d}
         _update(cfg, d)
     _check_ranges(cfg)
+    _check_archs(cfg, build=False)  # types first: the checks below read arch values
     f = cfg.data.emoji_fraction
     if not (0.0 <= f <= 1.0):
         raise ArgumentError(f"data.emoji_fraction must be in [0, 1], got {f!r}.")
@@ -433,13 +451,107 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
             raise ArgumentError(f"{name}.precision must be 'fp32' or 'bf16', got {st.precision!r}.")
         if name in ("decoder", "prior", "expert") and st.min_snr_gamma < 0:
             raise ArgumentError(f"{name}.min_snr_gamma must be >= 0 (0 turns it off), got {st.min_snr_gamma!r}.")
+    _check_archs(cfg)  # then each net, once the checks above said what is wrong in their words
     return cfg
+
+
+#: the architecture config each stage's ``arch`` table fills (the upscaler's ``in_size`` is its own setting)
+_ARCH_CLASSES = {"decoder": DecoderConfig, "expert": DecoderConfig, "prior": PriorConfig, "upscaler": UpscalerConfig}
+#: whole-number arch fields that may be 0 (every other one must be >= 1)
+_ARCH_MAY_BE_ZERO = {"text_dim", "text_layers"}
+
+
+def _clip_embed_dim() -> int:
+    """Width of the mini CLIP's embeddings (``configs/mini_clip.json``): what the cache holds."""
+    from .models import CLIP_CONFIG
+
+    return int(json.loads(CLIP_CONFIG.read_text())["embed_dim"])
+
+
+def _arch_value(key: str, default: Any, v: Any) -> Any:
+    """An ``arch`` value checked against the type of the config field's default (``key`` names it):
+    a tuple field takes a list or ``8,16,16``; a whole-number field must be >= 1 (or >= 0 where 0
+    turns it off); the noise schedule's strings must be ones the schedulers know."""
+    if isinstance(default, tuple):
+        items = [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ArgumentError(f"{key} must be a list of whole numbers (e.g. --set {key}=8,16,16), got {v!r}.")
+        out = []
+        for x in items:
+            if isinstance(x, str):
+                try:
+                    x = int(x)
+                except ValueError:
+                    raise ArgumentError(f"{key} must be a list of whole numbers (e.g. 8,16,16), got {v!r}.") from None
+            x = _parse_value(key, 0, x, False)
+            if x < 1:
+                raise ArgumentError(f"{key} must hold whole numbers >= 1, got {v!r}.")
+            out.append(x)
+        return tuple(out)
+    v = _parse_value(key, default, v, False)
+    field_name = key.rsplit(".", 1)[1]
+    if isinstance(v, int) and not isinstance(v, bool) and v < (0 if field_name in _ARCH_MAY_BE_ZERO else 1):
+        raise ArgumentError(f"{key} must be >= {0 if field_name in _ARCH_MAY_BE_ZERO else 1}, got {v!r}.")
+    if field_name == "prediction_type" and v not in ("epsilon", "sample", "v_prediction"):
+        raise ArgumentError(f"{key} must be 'epsilon', 'sample' or 'v_prediction', got {v!r}.")
+    if field_name == "beta_schedule" and v not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
+        raise ArgumentError(f"{key} must be 'linear', 'scaled_linear' or 'squaredcos_cap_v2', got {v!r}.")
+    return v
+
+
+def _stage_arch(cfg: TrainConfig, kind: str, embed_dim: int | None = None):
+    """The architecture config stage ``kind`` builds from ``cfg`` (the decoder's, expert's and
+    prior's take the CLIP's embedding width, the upscaler's its ``in_size``)."""
+    stage = getattr(cfg, kind)
+    cls = _ARCH_CLASSES[kind]
+    if kind == "upscaler":
+        return cls.from_dict({**stage.arch, "in_size": stage.in_size})
+    return cls.from_dict({"embed_dim": _clip_embed_dim() if embed_dim is None else embed_dim, **stage.arch})
+
+
+def _check_archs(cfg: TrainConfig, build: bool = True) -> None:
+    """Check every stage's ``arch`` table when the config is read, not when its stage starts
+    (``--stage all`` would otherwise fail after the earlier stages trained): known keys, values
+    of the field's type (written back normalised: ``8,16,16`` becomes a tuple), and, with
+    ``build``, a net that builds (on the meta device: no memory, no weights). ArgumentError
+    naming the key."""
+    from .models import MiniDecoderNet, MiniPriorNet, MiniUpscalerNet
+
+    nets = {"decoder": MiniDecoderNet, "expert": MiniDecoderNet, "prior": MiniPriorNet, "upscaler": MiniUpscalerNet}
+    for kind, cls in _ARCH_CLASSES.items():
+        stage = getattr(cfg, kind)
+        known = {f.name: f.default for f in fields(cls)}
+        if kind == "upscaler":
+            known.pop("in_size")
+        unknown = sorted(set(stage.arch) - set(known))
+        if unknown:
+            raise ArgumentError(f"unknown {kind}.arch key(s) {unknown}; known: {sorted(known)}"
+                                + (" (upscaler.in_size is a setting of its own)" if "in_size" in unknown else "") + ".")
+        stage.arch = {k: _arch_value(f"{kind}.arch.{k}", known[k], v) for k, v in stage.arch.items()}
+        if not build:
+            continue
+        arch = _stage_arch(cfg, kind)
+        try:
+            with torch.device("meta"):
+                nets[kind](arch)
+        except (ValueError, TypeError, RuntimeError, AssertionError, ZeroDivisionError, IndexError, KeyError) as e:
+            raise ArgumentError(f"{kind}.arch {stage.arch} builds no {kind}: {' '.join(str(e).split())[:300]}") from None
 
 
 def _check_ranges(cfg: TrainConfig) -> None:
     """Refuse the settings no run can use (ArgumentError naming the key)."""
     if cfg.threads < 1:
         raise ArgumentError(f"threads must be >= 1, got {cfg.threads!r}.")
+    if cfg.seed < 0:
+        raise ArgumentError(f"seed must be >= 0 (it seeds numpy generators), got {cfg.seed!r}.")
+    try:
+        dev = torch.device(cfg.device)
+    except (RuntimeError, TypeError):
+        raise ArgumentError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {cfg.device!r}.") from None
+    if dev.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise ArgumentError(f"device must be 'cpu', 'cuda' (or 'cuda:N'), 'mps' or 'xpu', got {cfg.device!r}.")
+    if cfg.upscaler.in_size < 1:
+        raise ArgumentError(f"upscaler.in_size must be >= 1 (the side it upsamples from), got {cfg.upscaler.in_size!r}.")
     if cfg.render_size < 8:
         raise ArgumentError(f"render_size must be >= 8, got {cfg.render_size!r}.")
     for key in ("cache.n_images", "cache.batch_size"):
@@ -449,7 +561,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
         raise ArgumentError(f"cache.p_two must be in [0, 1], got {cfg.cache.p_two!r}.")
     for name in ("clip", "decoder", "prior", "upscaler", "expert"):
         st = getattr(cfg, name)
-        for f in ("steps", "batch_size", "ckpt_every", "log_every", "eval_every"):
+        for f in ("steps", "batch_size", "ckpt_every", "log_every", "eval_every", "eval_scenes"):
             if hasattr(st, f) and getattr(st, f) < 1:
                 raise ArgumentError(f"{name}.{f} must be >= 1, got {getattr(st, f)!r}.")
         if st.max_minutes is not None and not st.max_minutes > 0:
@@ -460,6 +572,8 @@ def _check_ranges(cfg: TrainConfig) -> None:
             raise ArgumentError(f"{name}.ema_decay must be in [0, 1), got {st.ema_decay!r}.")
         if st.lr < 0 or st.warmup < 0:
             raise ArgumentError(f"{name}.lr and {name}.warmup must be >= 0, got {st.lr!r} and {st.warmup!r}.")
+        if st.weight_decay < 0:
+            raise ArgumentError(f"{name}.weight_decay must be >= 0, got {st.weight_decay!r}.")
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -475,25 +589,39 @@ class StageInterrupted(KeyboardInterrupt):
 
 @contextmanager
 def _ctrl_c_held() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, then hand it to the handler that was in place: an
+    """Hold Ctrl-C (and SIGTERM, where a Python handler is in place for it, as ``main``
+    installs) until the block ends, then hand it to the handler that was in place: an
     optimiser step and the step count (and EMA) that record it, or the files of one
     checkpoint, are never split by it. Where Ctrl-C is ignored (a job started with ``&`` from a
     script), handled outside Python, or cannot be caught (not the main thread), the block runs
     as it is."""
-    old = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if old is None or old is signal.SIG_IGN:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[Any] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    held: dict[int, Any] = {}
+    old = signal.getsignal(signal.SIGINT)
+    if old is not None and old is not signal.SIG_IGN:
+        held[signal.SIGINT] = old
+    old_term = signal.getsignal(signal.SIGTERM)
+    if callable(old_term):  # SIG_DFL (not callable) ends the process at once, as it always did
+        held[signal.SIGTERM] = old_term
+    if not held:
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    for sig in held:
+        signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
     if caught:
-        if callable(old):  # Python's own handler raises KeyboardInterrupt; an outer hold records it
-            old(signal.SIGINT, caught[0])
-        else:  # SIG_DFL
+        signum, frame = next((c for c in caught if c[0] == signal.SIGTERM), caught[0])  # SIGTERM first
+        handler = held[signum]
+        if callable(handler):  # Python's own handler raises KeyboardInterrupt; an outer hold records it
+            handler(signum, frame)
+        else:  # SIG_DFL of SIGINT
             raise KeyboardInterrupt
 
 
@@ -512,7 +640,50 @@ def _time_frac(t0: float, max_minutes: float | None) -> float:
     return 0.0 if max_minutes is None else (time.time() - t0) / 60 / max_minutes
 
 
-def _say_time_limit(stage_dir: Path, step: int, steps: int, max_minutes: float | None) -> None:
+class _Clock:
+    """A stage's wall time (carried over a resume by ``state.pt``'s ``elapsed_s``) and the
+    learning rate it drives (:func:`_lr`).
+
+    The time budget counts from the end of the warm-up (``warmup_elapsed_s``, recorded in
+    ``state.pt`` with the time fraction reached, so a resume goes on with the same schedule):
+    at step ``warmup`` the rate is exactly the peak, and as long as the steps keep ahead of the
+    clock the rates are the steps' alone, so two runs of the same seed get the same ones. Once
+    the clock is ahead (a run that would not do all its steps in ``max_minutes``), the decay
+    follows it, and such runs are not bitwise reproducible."""
+
+    def __init__(self, stage: Any, step: int, spent: float, schedule: dict[str, Any] | None = None):
+        self.stage = stage
+        self.t0 = time.time() - spent
+        self.warm_s: float | None = None if schedule is None else schedule.get("warmup_elapsed_s")
+        if schedule is None and step > stage.warmup:  # a checkpoint of before this record: its time counted from 0
+            self.warm_s = 0.0
+        self.time_frac = 0.0
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def timed_out(self) -> bool:
+        return _time_frac(self.t0, self.stage.max_minutes) >= 1
+
+    def lr(self, step: int) -> float:
+        st = self.stage
+        now = self.elapsed()
+        if step >= st.warmup and self.warm_s is None:
+            self.warm_s = now
+        frac = 0.0
+        if st.max_minutes is not None and step >= st.warmup:
+            left = st.max_minutes * 60 - self.warm_s
+            frac = (now - self.warm_s) / left if left > 0 else 1.0
+        self.time_frac = frac
+        return _lr(step, st.lr, st.warmup, st.steps, frac)
+
+    def state(self) -> dict[str, Any]:
+        return {"schedule": {"warmup_elapsed_s": self.warm_s, "time_frac": self.time_frac}}
+
+
+def _say_time_limit(stage_dir: Path, step: int, steps: int, max_minutes: float | None, bar: Any = None) -> None:
+    if bar is not None:  # on a line of its own, not after the progress bar's
+        bar.close()
     kind = stage_dir.name
     print(f"{kind}: max_minutes={max_minutes:g} reached at step {step} of {steps}; checkpoint saved in {stage_dir} "
           f"(continue with --resume --set {kind}.max_minutes=...)", file=sys.stderr)  # fmt: skip
@@ -568,10 +739,15 @@ def _gen(seed: int, step: int, salt: int) -> torch.Generator:
 
 
 def _lr(step: int, peak: float, warmup: int, total: int, time_frac: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 10% over whichever budget (steps or time) ends first."""
+    """Linear warm-up to ``peak`` (reached exactly at step ``warmup``), then cosine decay to 10%
+    over the steps after it, or faster where ``time_frac`` (the share of the time budget left
+    after the warm-up that is spent: :class:`_Clock`) is ahead of the steps' share: the stage
+    then still anneals before ``max_minutes`` end it."""
     if step < warmup:
         return peak * (step + 1) / max(1, warmup)
     frac = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
+    if frac <= 0:
+        return peak
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -587,41 +763,182 @@ class _Logger:
 
 def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
                ema: dict[str, torch.Tensor] | None = None, elapsed_s: float = 0.0,
-               loss_avg: float | None = None) -> None:  # fmt: skip
-    """Save the stage's weights, EMA and ``state.pt`` (optimiser, step) at ``step``; a Ctrl-C
-    meanwhile waits until all three are written, so they always agree."""
+               loss_avg: float | None = None, extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Save the stage's weights, EMA and ``state.pt`` (optimiser, step, ``extra``) at ``step``.
+
+    All three are written under temporary names first, each stamped with ``step`` (the
+    safetensors' metadata, ``state.pt``'s ``step``), then renamed, ``state.pt`` last; a Ctrl-C
+    (or SIGTERM) meanwhile waits until they are in place. A kill between the renames leaves the
+    rest as ``*.tmp`` files of that step, which the next ``--resume`` puts in place
+    (:func:`_settle_ckpt`)."""
     from safetensors.torch import save_file
 
     stage_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"step": str(int(step))}
     with _ctrl_c_held():
-        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(weights, str(stage_dir / "model.tmp"))
-        (stage_dir / "model.tmp").replace(stage_dir / "model.safetensors")
+        files = [("model", {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()})]
         if ema is not None:
-            save_file({k: v.contiguous().cpu() for k, v in ema.items()}, str(stage_dir / "ema.tmp"))
-            (stage_dir / "ema.tmp").replace(stage_dir / "ema.safetensors")
-        state = {"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict()}
+            files.append(("ema", {k: v.contiguous().cpu() for k, v in ema.items()}))
+        for name, tensors in files:
+            save_file(tensors, str(stage_dir / f"{name}.tmp"), metadata=meta)
+        state = {"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict(), **(extra or {})}
         if loss_avg is not None:  # the logged running mean carries on across a resume
             state["loss_avg"] = float(loss_avg)
         torch.save(state, stage_dir / "state.tmp")
+        for name, _ in files:  # every file of this step is written: put them in place, state.pt last
+            (stage_dir / f"{name}.tmp").replace(stage_dir / f"{name}.safetensors")
         (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
 
 
-def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
-               ema: dict[str, torch.Tensor] | None = None) -> tuple[int, float, float | None]:  # fmt: skip
-    from safetensors.torch import load_file
+def _weights_step(path: Path) -> int | None:
+    """The step stamped in a checkpoint's safetensors file (None: saved before steps were stamped)."""
+    from safetensors import safe_open
 
+    with safe_open(str(path), "pt") as f:
+        step = (f.metadata() or {}).get("step")
+    return None if step is None else int(step)
+
+
+def _state_file_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def _ckpt_steps(stage_dir: Path) -> dict[str, int | None]:
+    """The step each file of ``stage_dir``'s checkpoint holds (``model.safetensors``,
+    ``ema.safetensors`` where there is one, ``state.pt``); None for a file saved before steps
+    were stamped in the weights."""
+    steps: dict[str, int | None] = {"model.safetensors": _weights_step(stage_dir / "model.safetensors")}
+    if (stage_dir / "ema.safetensors").is_file():
+        steps["ema.safetensors"] = _weights_step(stage_dir / "ema.safetensors")
+    steps["state.pt"] = _state_file_step(stage_dir / "state.pt")
+    return steps
+
+
+def _torn(steps: dict[str, int | None]) -> bool:
+    """True when stamped files disagree (a checkpoint whose weights carry no step is an older one: not torn)."""
+    if steps.get("model.safetensors") is None:
+        return False
+    return len({v for v in steps.values()}) > 1
+
+
+def _settle_ckpt(stage_dir: Path) -> None:
+    """Before ``stage_dir``'s checkpoint is read: finish a save that a kill cut short between
+    its renames (the files still under ``*.tmp`` are of the step ``model.safetensors`` already
+    holds), and refuse a checkpoint whose files are of different steps."""
+    model = stage_dir / "model.safetensors"
+    if not model.is_file() or not (stage_dir / "state.pt").is_file():
+        return
+    steps = _ckpt_steps(stage_dir)
+    if not _torn(steps):
+        return
+    n = steps["model.safetensors"]
+    readers = {"ema.safetensors": _weights_step, "state.pt": _state_file_step}
+    for name, read in readers.items():
+        tmp = stage_dir / (name.split(".")[0] + ".tmp")
+        if name not in steps or steps[name] == n or not tmp.is_file():
+            continue
+        try:
+            ok = read(tmp) == n
+        except Exception:  # noqa: BLE001 (a half-written file is no part of that save)
+            ok = False
+        if ok:
+            tmp.replace(stage_dir / name)
+    steps = _ckpt_steps(stage_dir)
+    if _torn(steps):
+        shown = ", ".join(f"{k} of step {v}" for k, v in steps.items())
+        raise ArgumentError(f"--resume: the checkpoint in {stage_dir} is torn ({shown}: a save cut short by a kill or a "
+                            f"crash), and cannot be resumed as one; start {stage_dir.name} over (remove {stage_dir}, or "
+                            "pick another --out), or restore that folder from a copy.")  # fmt: skip
+
+
+def _read_state(stage_dir: Path) -> dict[str, Any]:
+    """``stage_dir``'s ``state.pt`` once its checkpoint is settled (:func:`_settle_ckpt`)."""
     state_path = stage_dir / "state.pt"
     if not state_path.is_file():
         raise ArgumentError(f"--resume: no checkpoint at {state_path}; run the stage without --resume first.")
+    _settle_ckpt(stage_dir)
+    return torch.load(state_path, map_location="cpu", weights_only=True)
+
+
+def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+               ema: dict[str, torch.Tensor] | None = None,
+               state: dict[str, Any] | None = None) -> tuple[int, float, float | None, dict[str, Any]]:  # fmt: skip
+    """Load ``stage_dir``'s checkpoint into ``model``, ``opt`` (and ``ema``); ``state`` is its
+    ``state.pt`` where the caller has read it (:func:`_read_state`). Returns the step, the
+    elapsed seconds, the running loss and the state."""
+    from safetensors.torch import load_file
+
+    if state is None:
+        state = _read_state(stage_dir)
     model.load_state_dict(load_file(str(stage_dir / "model.safetensors")))
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
     opt.load_state_dict(state["optimizer"])
     if ema is not None and (stage_dir / "ema.safetensors").is_file():
         ema.update(load_file(str(stage_dir / "ema.safetensors")))
     loss_avg = state.get("loss_avg")  # the logged running mean (checkpoints before it was saved: None)
     _trim_log(stage_dir / "log.jsonl", int(state["step"]))  # records of steps after it (a crash, a kill) go
-    return int(state["step"]), float(state.get("elapsed_s", 0.0)), None if loss_avg is None else float(loss_avg)
+    return (int(state["step"]), float(state.get("elapsed_s", 0.0)), None if loss_avg is None else float(loss_avg),
+            state)  # fmt: skip
+
+
+_CLIP_IDS: dict[tuple, tuple[str, str]] = {}
+
+
+def _clip_ids(path: Path) -> tuple[str, str]:
+    """Two short ids of the CLIP checkpoint at ``path``: of its tensors exactly, and of them
+    rounded to float16 (the precision export stores a CLIP in, so a run's float32 file, its
+    export, and a warm start's float32 copy of that export share the second)."""
+    from safetensors.torch import load_file
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _CLIP_IDS:
+        exact, half = hashlib.sha256(), hashlib.sha256()
+        for k, v in sorted(load_file(str(path)).items()):
+            head = f"{k}{tuple(v.shape)}".encode()
+            exact.update(head + str(v.dtype if not v.is_floating_point() else torch.float32).encode())
+            exact.update((v.float() if v.is_floating_point() else v).contiguous().numpy().tobytes())
+            half.update(head)
+            half.update((v.half() if v.is_floating_point() else v).contiguous().numpy().tobytes())
+        _CLIP_IDS.clear()
+        _CLIP_IDS[key] = (exact.hexdigest()[:16], half.hexdigest()[:16])
+    return _CLIP_IDS[key]
+
+
+def _cache_fingerprint(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    """What ``build_cache(cfg, out)`` gives the decoder, prior, expert and upscaler: the CLIP
+    that encodes it (``clip``: :func:`_clip_ids`' exact id; ``clip_fp16``: its float16 one,
+    which export compares) and the settings it is keyed on."""
+    clip = out / "clip" / "model.safetensors"
+    ids = _clip_ids(clip) if clip.is_file() else (None, None)
+    n_emoji = _n_emoji(cfg, cfg.cache.n_images)
+    return {"clip": ids[0], "clip_fp16": ids[1], "n_images": cfg.cache.n_images, "p_two": cfg.cache.p_two,
+            "seed": cfg.seed, "render_size": cfg.render_size, "emoji_fraction": cfg.data.emoji_fraction,
+            "data_index": _emoji_data(cfg).fingerprint() if n_emoji else None}  # fmt: skip
+
+
+def _check_resume_data(kind: str, stage_dir: Path, recorded: dict[str, Any] | None, now: dict[str, Any],
+                       *, warn: bool = True) -> None:  # fmt: skip
+    """Refuse to resume ``kind`` on a cache of other data than its checkpoint trained on
+    (``recorded``, its ``state.pt``'s ``cache_fingerprint``; ``now``: :func:`_cache_fingerprint`).
+    A checkpoint without the record (saved before it existed) is resumed, with a warning."""
+    if recorded is None:
+        if warn:
+            print(f"--resume: {stage_dir / 'state.pt'} predates the record of the data a stage trained on, so whether "
+                  f"{kind} goes on with the same cache is not checked (its next checkpoint records it)",
+                  file=sys.stderr)  # fmt: skip
+        return
+    keys = [k for k in now if k != "clip_fp16" and not (kind == "upscaler" and k == "clip")]  # renders only
+    diff = [k for k in keys if recorded.get(k) != now.get(k)]
+    if not diff:
+        return
+    prefix = {"emoji_fraction": "data.", "data_index": "data.", "n_images": "cache.", "p_two": "cache."}
+    shown = ", ".join(f"the CLIP that encodes the cache ({stage_dir.parent / 'clip' / 'model.safetensors'}) changed "
+                      f"(id {recorded.get(k)} -> {now.get(k)})" if k == "clip" else
+                      f"{prefix.get(k, '')}{k} {recorded.get(k)!r} -> {now.get(k)!r}" for k in diff)  # fmt: skip
+    raise ArgumentError(f"--resume: {kind} in {stage_dir} trained on a cache of other data than this run would give it "
+                        f"({shown}); restore the settings (and CLIP) it trained with (its run_config.json lists the "
+                        f"settings), or start {kind} over: remove {stage_dir} (or pick another --out) and run it without "
+                        "--resume.")  # fmt: skip
 
 
 #: exported file of each stage in a weights folder (``latentlab/mini/weights/`` or ``export --to``)
@@ -980,18 +1297,27 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": sc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=sc.lr, betas=(0.9, 0.98), eps=1e-6)  # fmt: skip
     d = out / "clip"
-    step, spent, _ = _load_ckpt(d, model, opt) if resume else (0, 0.0, None)
+    step, spent, _, state = _load_ckpt(d, model, opt) if resume else (0, 0.0, None, {})
     if on_start is not None:
         on_start(step)
     log = _Logger(d / "log.jsonl")
-    t0 = time.time() - spent
+    clock = _Clock(sc, step, spent, state.get("schedule") if resume else {})
     bar = _progress(sc.steps, step, "clip")
     metrics: dict = {}
     start = step
+    # the batch-norm statistics as they were before the step under way: a step cut short by
+    # Ctrl-C (or SIGTERM) after its forward pass updated them is not in the checkpoint
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def save() -> None:
+        _save_ckpt(d, model, opt, step, elapsed_s=clock.elapsed(), extra=clock.state())
+
     try:
         while step < sc.steps:
             for g in opt.param_groups:
-                g["lr"] = _lr(step, sc.lr, sc.warmup, sc.steps, _time_frac(t0, sc.max_minutes))
+                g["lr"] = clock.lr(step)
+            before = [(b, b.detach().clone()) for m in norms if m.training for b in m.buffers()]
             x, tok, texts = _clip_batch(cfg, step, sc.batch_size, preprocess, tokenizer)
             with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=sc.precision == "bf16"):
                 img, txt, scale = model(x.to(cfg.device), tok.to(cfg.device))
@@ -1009,11 +1335,12 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
                 with torch.no_grad():
                     model.logit_scale.clamp_(0, math.log(100))
                 step += 1
+                before = None
             bar.update(1)
-            timed_out = _time_frac(t0, sc.max_minutes) >= 1
+            timed_out = clock.timed_out()
             if step % sc.log_every == 0 or step == sc.steps:
                 log(stage="clip", step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                    scale=float(scale.detach()), elapsed_s=round(time.time() - t0, 1))  # fmt: skip
+                    scale=float(scale.detach()), elapsed_s=round(clock.elapsed(), 1))  # fmt: skip
             if step % sc.eval_every == 0 or step == sc.steps or timed_out:
                 metrics = zero_shot_accuracy(model, preprocess, tokenizer, n=sc.eval_scenes, device=cfg.device)
                 if cfg.data.emoji_fraction > 0 and cfg.data.eval_retrieval:
@@ -1025,18 +1352,22 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
                 log(stage="clip", step=step, **metrics)
                 bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{metrics['zero_shot_both']:.2f}")
             if step % sc.ckpt_every == 0 or step == sc.steps or timed_out:
-                _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+                save()
             if timed_out:
-                _say_time_limit(d, step, sc.steps, sc.max_minutes)
+                _say_time_limit(d, step, sc.steps, sc.max_minutes, bar)
                 break
     except KeyboardInterrupt:  # Ctrl-C: keep what was trained, say how to go on
         bar.close()
+        if before is not None:  # the step was cut short: its batch-norm updates go too
+            with torch.no_grad():
+                for buf, saved in before:
+                    buf.copy_(saved)
         if step > start or not (d / "state.pt").is_file():
-            _save_quietly(lambda: _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0))
+            _save_quietly(save)
         raise StageInterrupted("clip", d, step) from None
     bar.close()
     if step > start:  # a resume with nothing left to train leaves the file (and the cache keyed on it) alone
-        _save_ckpt(d, model, opt, step, elapsed_s=time.time() - t0)
+        save()
     return {"step": step, **metrics}
 
 
@@ -1055,6 +1386,7 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         raise ArgumentError(f"no trained mini CLIP at {clip_ckpt}: run `--stage clip --out {out}` first.")
     meta_path = path.with_suffix(".json")
     clip_mtime = clip_ckpt.stat().st_mtime
+    clip_id = _clip_ids(clip_ckpt)[0]
     n, bs = cfg.cache.n_images, cfg.cache.batch_size
     n_emoji = _n_emoji(cfg, n)
     emoji = _emoji_data(cfg) if n_emoji else None
@@ -1066,7 +1398,8 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         same_scenes = (meta.get("p_two", CacheStage.p_two) == cfg.cache.p_two  # older caches: the defaults
                        and meta.get("seed", TrainConfig.seed) == cfg.seed
                        and meta.get("render_size", TrainConfig.render_size) == cfg.render_size)  # fmt: skip
-        if meta.get("n_images") == cfg.cache.n_images and meta.get("clip_mtime") == clip_mtime and same_data and same_scenes:
+        same_clip = meta.get("clip_mtime") == clip_mtime and meta.get("clip_id", clip_id) == clip_id
+        if meta.get("n_images") == cfg.cache.n_images and same_clip and same_data and same_scenes:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
     rng = np.random.default_rng([cfg.seed, 2])
@@ -1094,7 +1427,7 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
             bar.update(len(batch))
     data = {"images": torch.cat(imgs), "image_embeds": torch.cat(iemb), "text_embeds": torch.cat(temb)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"n_images": n, "clip_mtime": clip_mtime, "p_two": cfg.cache.p_two, "seed": cfg.seed,
+    meta = {"n_images": n, "clip_mtime": clip_mtime, "clip_id": clip_id, "p_two": cfg.cache.p_two, "seed": cfg.seed,
             "render_size": cfg.render_size, **data_meta, "captions": texts}  # fmt: skip
     with _ctrl_c_held():  # the cache and the description it is reused by are replaced together
         meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
@@ -1171,21 +1504,23 @@ def _caption_states(cfg: TrainConfig, out: Path, n: int, width: int) -> tuple[to
 class _StageLoop:
     """What the decoder's, prior's, expert's and upscaler's training loops share around their
     loss: the learning rate, the optimiser step (gradients clipped to norm 1), the EMA, the
-    running loss, the log, checkpoints, the time limit and Ctrl-C."""
+    running loss, the log, checkpoints (which also record ``extra``: the data the stage trains
+    on), the time limit and Ctrl-C."""
 
     def __init__(self, kind: str, stage: Any, stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
-                 ema: dict[str, torch.Tensor], step: int, spent: float, loss_avg: float | None):  # fmt: skip
+                 ema: dict[str, torch.Tensor], step: int, spent: float, loss_avg: float | None,
+                 state: dict[str, Any] | None = None, extra: dict[str, Any] | None = None):  # fmt: skip
         self.kind, self.stage, self.dir, self.model, self.opt, self.ema = kind, stage, stage_dir, model, opt, ema
         self.step = self.start = step
         self.loss_avg = loss_avg
         self.log = _Logger(stage_dir / "log.jsonl")
-        self.t0 = time.time() - spent
+        self.clock = _Clock(stage, step, spent, (state or {}).get("schedule") if state else {})
+        self.extra = extra or {}
         self.bar = _progress(stage.steps, step, kind)
 
     def set_lr(self) -> None:
         for grp in self.opt.param_groups:
-            grp["lr"] = _lr(self.step, self.stage.lr, self.stage.warmup, self.stage.steps,
-                            _time_frac(self.t0, self.stage.max_minutes))  # fmt: skip
+            grp["lr"] = self.clock.lr(self.step)
 
     def update(self, loss: torch.Tensor) -> bool:
         """One optimiser step on ``loss`` and its bookkeeping; True when the stage's time is up
@@ -1201,20 +1536,20 @@ class _StageLoop:
         step = self.step
         self.loss_avg = loss.item() if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss.item()
         self.bar.update(1)
-        timed_out = _time_frac(self.t0, stage.max_minutes) >= 1
+        timed_out = self.clock.timed_out()
         if step % stage.log_every == 0 or step == stage.steps:
             self.log(stage=self.kind, step=step, loss=loss.item(), loss_avg=self.loss_avg,
-                     lr=self.opt.param_groups[0]["lr"], elapsed_s=round(time.time() - self.t0, 1))  # fmt: skip
+                     lr=self.opt.param_groups[0]["lr"], elapsed_s=round(self.clock.elapsed(), 1))  # fmt: skip
             self.bar.set_postfix(loss=f"{self.loss_avg:.4f}")
         if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
             self.save()
         if timed_out:
-            _say_time_limit(self.dir, step, stage.steps, stage.max_minutes)
+            _say_time_limit(self.dir, step, stage.steps, stage.max_minutes, self.bar)
         return timed_out
 
     def save(self) -> None:
-        _save_ckpt(self.dir, self.model, self.opt, self.step, self.ema, elapsed_s=time.time() - self.t0,
-                   loss_avg=self.loss_avg)  # fmt: skip
+        _save_ckpt(self.dir, self.model, self.opt, self.step, self.ema, elapsed_s=self.clock.elapsed(),
+                   loss_avg=self.loss_avg, extra={**self.extra, **self.clock.state()})  # fmt: skip
 
     def interrupted(self) -> StageInterrupted:
         """After Ctrl-C: the checkpoint saved at the current step, and the error that says so."""
@@ -1229,16 +1564,64 @@ class _StageLoop:
         return {"step": self.step, "loss_avg": self.loss_avg}
 
 
+def _init_fit(kind: str, stage: Any, arch: Any, init_from: Path) -> tuple[Any, bool]:
+    """The architecture config of ``kind`` in the weights folder ``init_from`` (None where it has
+    no ``.json``), and whether ``arch`` widens it; ArgumentError when ``arch`` cannot be
+    warm-started from it (checked by ``main`` for every stage before the first one runs)."""
+    init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
+    theirs_d = json.loads(init_cfg.read_text()) if init_cfg.is_file() else None
+    if kind == "expert" and theirs_d is not None:  # {"arch": ..., "expert": ...} (models.save_expert)
+        theirs_d = theirs_d.get("arch")
+    theirs = type(arch).from_dict(theirs_d) if theirs_d is not None else None
+    if kind == "upscaler":
+        if theirs != arch:
+            raise ArgumentError(
+                f"--init-from: the upscaler in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
+                f"builds {arch.to_dict()}; set upscaler.arch (and upscaler.in_size) to match, e.g. "
+                "--set upscaler.arch.channels=[48,64,96], or leave out --init-from."
+            )
+        return theirs, False
+    # a decoder that reads captions, pixel coordinates, its own caption transformer or the
+    # pooled caption warm-starts from the same decoder without: all but the new caption
+    # projection, the coordinates' input weights (_add_coords), the caption transformer
+    # (whose residual branches start at zero) and the pooled caption's projection (zero) is copied
+    widens = (kind == "decoder" and theirs is not None and theirs != arch
+              and replace(arch, text_dim=theirs.text_dim, coords=theirs.coords, text_layers=theirs.text_layers,
+                          text_pooled=theirs.text_pooled) == theirs
+              and theirs.text_dim in (0, arch.text_dim) and theirs.coords <= arch.coords
+              and theirs.text_layers in (0, arch.text_layers) and theirs.text_pooled <= arch.text_pooled)  # fmt: skip
+    if theirs != arch and not widens and not (kind == "decoder" and stage.upcycle and theirs is not None):
+        raise ArgumentError(
+            f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
+            f"builds {arch.to_dict()}; set {kind}.arch to match (--set {kind}.arch='{{...}}') or leave out --init-from."
+        )
+    if theirs != arch and not widens:  # decoder.upcycle: its own check
+        ch = tuple(theirs.block_out_channels)
+        want = replace(theirs, image_size=2 * theirs.image_size, block_out_channels=(ch[0], *ch))
+        if arch != want:
+            raise ArgumentError(
+                f"decoder.upcycle: the decoder in --init-from ({theirs.to_dict()}) can warm-start only "
+                f"decoder.arch={{'image_size': {want.image_size}, 'block_out_channels': {list(want.block_out_channels)}}} "
+                "with its other fields; this run builds " + str(arch.to_dict()) + "."
+            )
+    return theirs, widens
+
+
 def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: Path | None = None,
                      on_start: Callable[[int], None] | None = None) -> dict:  # fmt: skip
     stage = {"decoder": cfg.decoder, "expert": cfg.expert, "prior": cfg.prior}[kind]
     pixels = kind in ("decoder", "expert")  # a pixel-space decoder (the expert is one, for the noisiest steps)
+    d = out / kind
+    state = _read_state(d) if resume else {}
+    fingerprint = _cache_fingerprint(cfg, out)
+    if resume:  # checked before the cache is built again under the checkpoint
+        _check_resume_data(kind, d, state.get("cache_fingerprint"), fingerprint)
     data = build_cache(cfg, out)
     d_emb = data["image_embeds"].shape[1]
     torch.manual_seed(cfg.seed + {"decoder": 1, "prior": 2, "expert": 5}[kind])
     low_snr = getattr(stage, "low_snr_weight", 0.0)  # decoders only
     if pixels:
-        arch = DecoderConfig.from_dict({"embed_dim": d_emb, **stage.arch})
+        arch = _stage_arch(cfg, kind, d_emb)
         model: torch.nn.Module = MiniDecoderNet(arch)
         side = data["images"].shape[1]
         if arch.image_size > side:
@@ -1250,39 +1633,20 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         if arch.image_size < side:
             data = {**data, "images": _shrink(data["images"], arch.image_size)}
     else:
-        arch = PriorConfig.from_dict({"embed_dim": d_emb, **stage.arch})
+        arch = _stage_arch(cfg, kind, d_emb)
         model = MiniPriorNet(arch)
-    d = out / kind
     if init_from is not None and not resume and (kind != "expert" or stage.warm_start):
-        init_cfg = Path(init_from) / _EXPORTED[kind].replace(".safetensors", ".json")
-        theirs_d = json.loads(init_cfg.read_text()) if init_cfg.is_file() else None
-        if kind == "expert" and theirs_d is not None:  # {"arch": ..., "expert": ...} (models.save_expert)
-            theirs_d = theirs_d.get("arch")
-        theirs = type(arch).from_dict(theirs_d) if theirs_d is not None else None
-        # a decoder that reads captions, pixel coordinates, its own caption transformer or the
-        # pooled caption warm-starts from the same decoder without: all but the new caption
-        # projection, the coordinates' input weights (_add_coords), the caption transformer
-        # (whose residual branches start at zero) and the pooled caption's projection (zero) is copied
-        widens = (kind == "decoder" and theirs is not None and theirs != arch
-                  and replace(arch, text_dim=theirs.text_dim, coords=theirs.coords, text_layers=theirs.text_layers,
-                              text_pooled=theirs.text_pooled) == theirs
-                  and theirs.text_dim in (0, arch.text_dim) and theirs.coords <= arch.coords
-                  and theirs.text_layers in (0, arch.text_layers) and theirs.text_pooled <= arch.text_pooled)  # fmt: skip
-        if theirs != arch and not widens and not (kind == "decoder" and stage.upcycle and theirs is not None):
-            raise ArgumentError(
-                f"--init-from: the {kind} in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
-                f"builds {arch.to_dict()}; set {kind}.arch to match (--set {kind}.arch='{{...}}') or leave out --init-from."
-            )
-        state = _init_state(init_from, kind, d)
+        theirs, widens = _init_fit(kind, stage, arch, init_from)
+        init_state = _init_state(init_from, kind, d)
         if widens:
             fresh = model.state_dict()
-            state = {**fresh, **(_add_coords(state, fresh) if arch.coords and not theirs.coords else state)}
+            init_state = {**fresh, **(_add_coords(init_state, fresh) if arch.coords and not theirs.coords else init_state)}
         elif theirs != arch:
-            state, copied = _upcycle_decoder(state, theirs, arch, model.state_dict())
+            init_state, copied = _upcycle_decoder(init_state, theirs, arch, model.state_dict())
             init = json.loads((d / "init.json").read_text())
             (d / "init.json").write_text(json.dumps({**init, "upcycled_from": theirs.to_dict(), "copied_fraction":
                                                      round(copied, 4)}) + "\n")  # fmt: skip
-        model.load_state_dict(state)
+        model.load_state_dict(init_state)
     model.to(cfg.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     ema = _ema_init(model)
@@ -1292,7 +1656,7 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         conf = {"arch": conf, "expert": ExpertConfig(t_min=stage.t_min, reads_embedding=stage.cond_drop < 1).to_dict()}
     if resume:  # the checkpoint must be of this architecture: checked before anything is written
         _check_resumed_arch(d, kind, conf)
-    step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
+    step, spent, loss_avg, state = _load_ckpt(d, model, opt, ema, state) if resume else (0, 0.0, None, {})
     _write_json(d / "config.json", conf)
     if on_start is not None:
         on_start(step)
@@ -1310,7 +1674,8 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
             raise ArgumentError("expert.relations_first: the cache holds no two-object scenes with a relation; build "
                                 "it with cache.p_two > 0 (e.g. --set cache.p_two=0.75), or set expert.relations_first=0.")  # fmt: skip
     salt = {"decoder": 3, "prior": 4, "expert": 5}[kind]
-    loop = _StageLoop(kind, stage, d, model, opt, ema, step, spent, loss_avg)
+    loop = _StageLoop(kind, stage, d, model, opt, ema, step, spent, loss_avg, state,
+                      extra={"cache_fingerprint": fingerprint})  # fmt: skip
     try:
         while loop.step < stage.steps:
             step = loop.step
@@ -1384,6 +1749,11 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     ``upscaler.in_size`` as the decoder's training images are (plus a little Gaussian noise,
     ``noise_aug``), the target the render shrunk to twice that."""
     stage = cfg.upscaler
+    d = out / "upscaler"
+    state = _read_state(d) if resume else {}
+    fingerprint = _cache_fingerprint(cfg, out)
+    if resume:  # checked before the cache is built again under the checkpoint
+        _check_resume_data("upscaler", d, state.get("cache_fingerprint"), fingerprint)
     data = build_cache(cfg, out)
     side = data["images"].shape[1]
     lo, hi = stage.in_size, 2 * stage.in_size
@@ -1395,19 +1765,11 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     target = data["images"] if hi == side else _shrink(data["images"], hi)
     source = _shrink(data["images"], lo)
     torch.manual_seed(cfg.seed + 5)
-    arch = UpscalerConfig.from_dict({**stage.arch, "in_size": lo})
+    arch = _stage_arch(cfg, "upscaler")
     model = MiniUpscalerNet(arch)
-    d = out / "upscaler"
     if init_from is not None and not resume:
         if (Path(init_from) / _EXPORTED["upscaler"]).is_file():
-            init_cfg = Path(init_from) / _EXPORTED["upscaler"].replace(".safetensors", ".json")
-            theirs = UpscalerConfig.from_dict(json.loads(init_cfg.read_text())) if init_cfg.is_file() else None
-            if theirs != arch:
-                raise ArgumentError(
-                    f"--init-from: the upscaler in {init_from} has architecture {theirs and theirs.to_dict()}, this run "
-                    f"builds {arch.to_dict()}; set upscaler.arch (and upscaler.in_size) to match, e.g. "
-                    "--set upscaler.arch.channels=[48,64,96], or leave out --init-from."
-                )
+            _init_fit("upscaler", stage, arch, init_from)
             model.load_state_dict(_init_state(init_from, "upscaler", d))
         else:  # --init-from names the weights whose CLIP encodes the cache; they need not hold an upscaler
             print(f"upscaler: {init_from} has no {_EXPORTED['upscaler']}; training one from scratch", file=sys.stderr)
@@ -1417,13 +1779,14 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     d.mkdir(parents=True, exist_ok=True)
     if resume:
         _check_resumed_arch(d, "upscaler", arch.to_dict())
-    step, spent, loss_avg = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None)
+    step, spent, loss_avg, state = _load_ckpt(d, model, opt, ema, state) if resume else (0, 0.0, None, {})
     _write_json(d / "config.json", arch.to_dict())
     if on_start is not None:
         on_start(step)
     n = source.shape[0]
     dev = cfg.device
-    loop = _StageLoop("upscaler", stage, d, model, opt, ema, step, spent, loss_avg)
+    loop = _StageLoop("upscaler", stage, d, model, opt, ema, step, spent, loss_avg, state,
+                      extra={"cache_fingerprint": fingerprint})  # fmt: skip
     try:
         while loop.step < stage.steps:
             g = _gen(cfg.seed, loop.step, 5)
@@ -1448,8 +1811,8 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "expert", "all"], required=True)
-    ap.add_argument("--config", default="cpu",
-                    help="smoke | cpu | gpu | cpu-emoji | gpu-emoji | path to a JSON file of overrides")  # fmt: skip
+    ap.add_argument("--config", default=None,
+                    help="smoke | cpu | gpu | cpu-emoji | gpu-emoji | path to a JSON file of overrides (default: cpu)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="same as --config smoke")
     ap.add_argument("--out", required=True, help="run folder (put it under a git-ignored dir such as .cache/)")
     ap.add_argument("--resume", action="store_true", help="continue each stage from its state.pt")
@@ -1459,7 +1822,11 @@ def main(argv: list[str] | None = None) -> dict:
                     "the CLIP there also encodes the cache when this run trains no CLIP")  # fmt: skip
     args = ap.parse_args(argv)
     argv = list(argv) if argv is not None else sys.argv[1:]
-    cfg = get_config("smoke" if args.smoke else args.config, args.set)
+    if args.smoke and args.config not in (None, "smoke"):
+        raise ArgumentError(f"--smoke is --config smoke; it cannot go with --config {args.config} (pass one of them).")
+    config_name = "smoke" if args.smoke else args.config or "cpu"
+    cfg = get_config(config_name, args.set)
+    _check_device_available(cfg.device, config_name)
     out = Path(args.out)
     stages = ["clip", "cache", "prior", "decoder"] if args.stage == "all" else [args.stage]
     # a stage with a checkpoint is continued (--resume) or left alone, never silently started over
@@ -1468,15 +1835,34 @@ def main(argv: list[str] | None = None) -> dict:
     if done and not args.resume:
         raise ArgumentError(f"{', '.join(str(out / st) for st in done)} already holds a checkpoint; pass --resume to "
                             "continue it, or choose another --out to train from the start.")  # fmt: skip
+    init = Path(args.init_from) if args.init_from else None
+    # what a later stage would refuse, refused before the first one trains: the architecture a
+    # resumed stage's checkpoint holds, or one the --init-from weights cannot warm-start
+    for st in stages:
+        if st in ("clip", "cache"):
+            continue
+        stage, arch = getattr(cfg, st), _stage_arch(cfg, st)
+        if args.resume and (out / st / "state.pt").is_file():
+            conf = arch.to_dict()
+            if st == "expert":
+                conf = {"arch": conf, "expert": ExpertConfig(t_min=stage.t_min, reads_embedding=stage.cond_drop < 1).to_dict()}
+            _check_resumed_arch(out / st, st, conf)
+        elif init is not None and (st != "expert" or stage.warm_start):
+            if st != "upscaler" or (init / _EXPORTED["upscaler"]).is_file():
+                if not (init / _EXPORTED[st]).is_file():
+                    raise ArgumentError(f"--init-from: no {init / _EXPORTED[st]}; point it at a weights folder such as "
+                                        "latentlab/mini/weights.")  # fmt: skip
+                _init_fit(st, stage, arch, init)
     torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    init = Path(args.init_from) if args.init_from else None
     clip_ckpt = out / "clip" / "model.safetensors"
     if init is not None and "clip" not in stages and not clip_ckpt.is_file():
         from safetensors.torch import save_file  # the exported CLIP encodes this run's cache
 
         save_file({k: v.contiguous() for k, v in _init_state(init, "clip", out / "clip").items()}, str(clip_ckpt))
+    if args.resume:
+        _check_resumes_keep_their_data(cfg, out, stages)
 
     def resuming(st: str) -> bool:
         found = (out / st / "state.pt").is_file()
@@ -1494,7 +1880,10 @@ def main(argv: list[str] | None = None) -> dict:
             entry = {"argv": argv, "config": cfg.to_dict(), "from_step": step}
             history = [] if old is None else old.get("history", [{**old, "from_step": None}])
             if step > 0 and old is not None:
+                # the cache's settings are those of every stage that trains on it
                 others = {"clip", "cache", "decoder", "prior", "upscaler", "expert"} - {st}
+                if st != "clip":
+                    others.discard("cache")
                 a, b = _flat(old["config"]), _flat(entry["config"])
                 diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k.split(".")[0] not in others)
                 if diff:
@@ -1513,30 +1902,90 @@ def main(argv: list[str] | None = None) -> dict:
 
     trainers = {"clip": train_clip, "decoder": train_decoder, "upscaler": train_upscaler, "expert": train_expert,
                 "prior": train_prior}  # fmt: skip
-    for st in stages:
-        t0 = time.time()
-        try:
-            if st == "cache":
-                _write_json(out / "config.json", cfg.to_dict())
-                build_cache(cfg, out, force=args.stage == "cache")
-                results[st] = {"n_images": cfg.cache.n_images}
-            else:
-                (out / st).mkdir(parents=True, exist_ok=True)
-                results[st] = trainers[st](cfg, out, resume=resuming(st), init_from=init, on_start=recorder(st))
-        except StageInterrupted as e:
-            print(f"interrupted: {e.stage} checkpoint at step {e.step} saved in {e.stage_dir}; resume with "
-                  f"{go_on(resume=True)}", file=sys.stderr)  # fmt: skip
-            raise SystemExit(130) from None
-        except KeyboardInterrupt:  # outside a stage's steps: loading, building the cache, its last save
-            state = out / st / "state.pt"
-            where = (f"with its checkpoint at step {torch.load(state, weights_only=True)['step']} in {out / st}"
-                     if st != "cache" and state.is_file() else "before its first checkpoint")  # fmt: skip
-            resume = any((out / s / "state.pt").is_file() for s in stages if s != "cache")
-            print(f"interrupted: {st} stopped {where}; go on with {go_on(resume)}", file=sys.stderr)
-            raise SystemExit(130) from None
-        results[st]["seconds"] = round(time.time() - t0, 1)
-        print(json.dumps({st: results[st]}), flush=True)
+    # SIGTERM (a scheduler's or `kill`'s) stops a stage as Ctrl-C does: checkpoint, message, status 143
+    terminated: list[int] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    old_term = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        old_term = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        for st in stages:
+            t0 = time.time()
+            try:
+                if st == "cache":
+                    _write_json(out / "config.json", cfg.to_dict())
+                    build_cache(cfg, out, force=args.stage == "cache")
+                    results[st] = {"n_images": cfg.cache.n_images}
+                else:
+                    (out / st).mkdir(parents=True, exist_ok=True)
+                    results[st] = trainers[st](cfg, out, resume=resuming(st), init_from=init, on_start=recorder(st))
+            except StageInterrupted as e:
+                print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: {e.stage} checkpoint at step {e.step} "
+                      f"saved in {e.stage_dir}; resume with {go_on(resume=True)}", file=sys.stderr)  # fmt: skip
+                raise SystemExit(143 if terminated else 130) from None
+            except KeyboardInterrupt:  # outside a stage's steps: loading, building the cache, its last save
+                state = out / st / "state.pt"
+                where = (f"with its checkpoint at step {torch.load(state, weights_only=True)['step']} in {out / st}"
+                         if st != "cache" and state.is_file() else "before its first checkpoint")  # fmt: skip
+                resume = any((out / s / "state.pt").is_file() for s in stages if s != "cache")
+                print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: {st} stopped {where}; go on with "
+                      f"{go_on(resume)}", file=sys.stderr)  # fmt: skip
+                raise SystemExit(143 if terminated else 130) from None
+            results[st]["seconds"] = round(time.time() - t0, 1)
+            print(json.dumps({st: results[st]}), flush=True)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return results
+
+
+def _check_device_available(device: str, config_name: str) -> None:
+    """ArgumentError when ``device`` (a valid torch device: :func:`get_config` checked it) is
+    not on this machine, e.g. ``--config gpu`` without a GPU."""
+    dev = torch.device(device)
+    why = None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            why = "no CUDA GPU is available here (torch.cuda.is_available() is False)"
+        elif dev.index is not None and dev.index >= n:
+            why = f"this machine has {n} CUDA GPU(s)"
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        why = "MPS is not available here"
+    elif dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        why = "no XPU is available here"
+    if why:
+        raise ArgumentError(f"device={device!r} (from --config {config_name} or --set device=...) but {why}; train on "
+                            "the CPU with --config cpu or --set device=cpu.")  # fmt: skip
+
+
+def _check_resumes_keep_their_data(cfg: TrainConfig, out: Path, stages: list[str]) -> None:
+    """Before the first stage of a ``--resume`` runs: refuse a stage whose checkpoint trained
+    on a cache of other data than it would get now (:func:`_check_resume_data`; the stage checks
+    again when it starts), and a CLIP that this command would train on (changing the cache)
+    under stages that resume on the cache it encoded."""
+    resumed = [st for st in stages if st not in ("clip", "cache") and (out / st / "state.pt").is_file()]
+    if not resumed:
+        return
+    records = {st: _read_state(out / st).get("cache_fingerprint") for st in resumed}
+    users = [st for st in resumed if st != "upscaler" and records[st] is not None]
+    if "clip" in stages and users:
+        clip_state = out / "clip" / "state.pt"
+        clip_step = _read_state(out / "clip")["step"] if clip_state.is_file() else 0
+        if clip_step < cfg.clip.steps:
+            raise ArgumentError(
+                f"--resume: {', '.join(users)} in {out} trained on the cache that the CLIP in {out / 'clip'} encoded; this "
+                f"command would train that CLIP on (from step {clip_step} to {cfg.clip.steps}) and so build the cache again "
+                f"under them. Resume {', '.join(users)} without the CLIP (--stage {users[0]}, not --stage all), or train "
+                f"the CLIP on (--stage clip) and start {', '.join(users)} over in another --out."
+            )
+    now = _cache_fingerprint(cfg, out)
+    for st in resumed:
+        _check_resume_data(st, out / st, records[st], now, warn=False)  # the stage itself warns of a missing record
 
 
 if __name__ == "__main__":

@@ -1,0 +1,366 @@
+"""Training, export and evaluate of the embedded mini stack (latentlab/mini): resumes that
+would train on other data, torn checkpoints, SIGTERM, a deterministic learning rate,
+architecture settings checked up front, batch norm after Ctrl-C, exports beside another
+CLIP, the docs table written only when asked, and config errors. Smoke runs, seconds each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from latentlab.errors import ArgumentError
+
+
+def _log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from latentlab.mini.train import main
+
+    out = tmp_path_factory.mktemp("mini-train-smoke")
+    main(["--stage", "all", "--config", "smoke", "--out", str(out)])
+    return out
+
+
+def _copy(run, to, *drop):
+    shutil.copytree(run, to)
+    for d in drop:
+        shutil.rmtree(to / d)
+    return to
+
+
+def _equal(a: Path, b: Path, name="model.safetensors"):
+    from safetensors.torch import load_file
+
+    x, y = load_file(str(a / name)), load_file(str(b / name))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+# -- item 2: a resume never trains a stage on other data ----------------------------------
+
+
+def test_resume_on_other_training_data_is_refused(run, tmp_path, capsys):
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    cache = out / "cache" / "cache.safetensors"
+    before = cache.stat().st_mtime_ns
+    # another cache.n_images: refused before the cache is built again under the checkpoint
+    with pytest.raises(ArgumentError, match=r"decoder in .* other data .*cache.n_images 16 -> 32.*without --resume"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "cache.n_images=32",
+              "--set", "decoder.steps=4"])  # fmt: skip
+    assert cache.stat().st_mtime_ns == before
+    # --stage all that would train the CLIP on: refused before the CLIP trains
+    clip_before = (out / "clip" / "model.safetensors").read_bytes()
+    with pytest.raises(ArgumentError, match=r"prior, decoder in .* would train that CLIP on"):
+        main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume", "--set", "clip.steps=4"])
+    assert (out / "clip" / "model.safetensors").read_bytes() == clip_before
+    # the CLIP trained on alone, then the decoder resumed: its cache would be another CLIP's
+    main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--resume", "--set", "clip.steps=4"])
+    with pytest.raises(ArgumentError, match=r"the CLIP that encodes the cache .* changed"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=4"])
+    assert cache.stat().st_mtime_ns == before
+    # the changed-settings warning lists the cache's settings too
+    out2 = _copy(run, tmp_path / "run2")
+    capsys.readouterr()
+    main(["--stage", "prior", "--config", "smoke", "--out", str(out2), "--resume", "--set", "prior.steps=4",
+          "--set", "cache.batch_size=8"])  # fmt: skip
+    assert "cache.batch_size 16 -> 8" in capsys.readouterr().err
+
+
+def test_resume_of_a_checkpoint_without_the_data_record_warns_once(run, tmp_path, capsys):
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    state = torch.load(out / "prior" / "state.pt", weights_only=True)
+    assert state["cache_fingerprint"]["n_images"] == 16 and state["cache_fingerprint"]["clip"]
+    del state["cache_fingerprint"]
+    torch.save(state, out / "prior" / "state.pt")
+    capsys.readouterr()
+    main(["--stage", "prior", "--config", "smoke", "--out", str(out), "--resume", "--set", "prior.steps=4"])
+    assert capsys.readouterr().err.count("predates the record") == 1
+    assert "cache_fingerprint" in torch.load(out / "prior" / "state.pt", weights_only=True)  # recorded from now on
+
+
+# -- item 3: checkpoints are one step's files, SIGTERM saves one ---------------------------
+
+
+class _Killed(BaseException):
+    """A kill (SIGKILL, power loss) as the test sees it: nothing of the program runs after it."""
+
+
+def test_a_kill_between_the_checkpoint_renames_is_finished_on_resume(run, tmp_path, monkeypatch):
+    import pathlib
+
+    from latentlab.mini import train
+
+    sets = ["--set", "decoder.steps=6", "--set", "decoder.max_minutes=null"]
+    ref = _copy(run, tmp_path / "ref", "decoder")
+    train.main(["--stage", "decoder", "--config", "smoke", "--out", str(ref), *sets])
+    out = _copy(run, tmp_path / "run", "decoder")
+    real_save, real_replace = train._save_ckpt, pathlib.Path.replace
+    armed = []
+
+    def save(stage_dir, model, opt, step, *a, **k):
+        armed.append(step == 4)
+        return real_save(stage_dir, model, opt, step, *a, **k)
+
+    def replace(self, target):
+        result = real_replace(self, target)
+        if armed and armed[-1] and str(target).endswith("model.safetensors"):
+            raise _Killed
+        return result
+
+    monkeypatch.setattr(train, "_save_ckpt", save)
+    monkeypatch.setattr(pathlib.Path, "replace", replace)
+    with pytest.raises(_Killed):
+        train.main(["--stage", "decoder", "--config", "smoke", "--out", str(out), *sets])
+    monkeypatch.undo()
+    train.main(["--stage", "decoder", "--config", "smoke", "--out", str(out), *sets, "--resume"])
+    assert torch.load(out / "decoder" / "state.pt", weights_only=True)["step"] == 6
+    assert _equal(ref / "decoder", out / "decoder") and _equal(ref / "decoder", out / "decoder", "ema.safetensors")
+
+
+def test_a_checkpoint_of_mixed_steps_is_refused(run, tmp_path):
+    from latentlab.mini.export import export
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    state = torch.load(out / "decoder" / "state.pt", weights_only=True)
+    torch.save({**state, "step": 2}, out / "decoder" / "state.pt")  # weights of step 3 beside a state of step 2
+    with pytest.raises(ArgumentError, match=r"torn \(model.safetensors of step 3, ema.safetensors of step 3, state.pt of step 2"):
+        main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=4"])
+    with pytest.raises(ArgumentError, match="torn checkpoint"):
+        export(out, tmp_path / "w", stages=("decoder",))
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(run, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import latentlab
+
+    out = _copy(run, tmp_path / "run", "decoder")
+    script = f"""
+import os, signal, torch
+from latentlab.mini import train
+real, calls = torch.optim.AdamW.step, []
+def step(self, *a, **k):
+    r = real(self, *a, **k)
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return r
+torch.optim.AdamW.step = step
+train.main(["--stage", "decoder", "--config", "smoke", "--out", {str(out)!r}, "--set", "decoder.steps=40"])
+"""
+    root = str(Path(latentlab.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert p.returncode == 143, p.stderr[-2000:]
+    assert "terminated (SIGTERM): decoder checkpoint at step 2 saved in" in p.stderr
+    state = torch.load(out / "decoder" / "state.pt", weights_only=True)
+    assert state["step"] == 2 and {float(s["step"]) for s in state["optimizer"]["state"].values()} == {2.0}
+
+
+# -- item 4: the learning rate follows the steps while they keep ahead of the clock -------
+
+
+def test_learning_rate_is_the_peak_after_warmup_and_runs_repeat(run, tmp_path):
+    from latentlab.mini.train import _lr, main
+
+    outs = []
+    for name in ("a", "b"):  # the default time limit (5 minutes): far from binding
+        out = _copy(run, tmp_path / name, "prior")
+        main(["--stage", "prior", "--config", "smoke", "--out", str(out)])
+        outs.append(out)
+    lrs = [r["lr"] for r in _log(outs[0] / "prior" / "log.jsonl")]
+    assert lrs[1] == 5e-4  # step 1 == warmup: exactly the peak
+    assert lrs == [r["lr"] for r in _log(outs[1] / "prior" / "log.jsonl")]
+    assert _equal(outs[0] / "prior", outs[1] / "prior") and _equal(outs[0] / "prior", outs[1] / "prior", "ema.safetensors")
+    sched = torch.load(outs[0] / "prior" / "state.pt", weights_only=True)["schedule"]
+    assert 0 <= sched["time_frac"] < 0.01 and sched["warmup_elapsed_s"] >= 0
+    # where the clock is ahead of the steps, the decay follows it
+    assert _lr(5, 1.0, 5, 10) == 1.0 and _lr(6, 1.0, 5, 10, time_frac=0.9) < _lr(6, 1.0, 5, 10)
+
+
+# -- item 5: architecture settings checked when the config is read ------------------------
+
+
+def test_arch_settings_are_checked_before_any_stage_runs(run, tmp_path):
+    from latentlab.mini.export import export
+    from latentlab.mini.train import get_config, main
+
+    assert get_config("smoke", ["decoder.arch.block_out_channels=8,16,16"]).decoder.arch["block_out_channels"] == (8, 16, 16)
+    for item, match in (("prior.arch.width=abc", "prior.arch.width must be a whole number"),
+                        ("decoder.arch.imagesize=32", r"unknown decoder.arch key\(s\) \['imagesize'\]"),
+                        ("decoder.arch.norm_num_groups=5", "decoder.arch .* builds no decoder"),
+                        ("decoder.arch.block_out_channels=8,x", "block_out_channels must be a list"),
+                        ("prior.arch.prediction_type=eps", "prediction_type must be"),
+                        ("upscaler.arch.channels=0,8", "whole numbers >= 1")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            get_config("smoke", [item])
+    # --init-from weights whose decoder this run cannot warm-start: refused before the CLIP trains
+    weights = tmp_path / "w"
+    export(run, weights)
+    out = tmp_path / "fresh"
+    with pytest.raises(ArgumentError, match="--init-from: the decoder in"):
+        main(["--stage", "all", "--config", "smoke", "--out", str(out), "--init-from", str(weights),
+              "--set", "decoder.arch.block_out_channels=8,16,32"])  # fmt: skip
+    assert not out.exists()
+
+
+# -- item 6: Ctrl-C in a CLIP step leaves no batch-norm update of it ----------------------
+
+
+def test_ctrl_c_in_a_clip_forward_pass_keeps_batch_norm_as_it_was(tmp_path, monkeypatch):
+    from latentlab.mini import train
+
+    sets = ["--set", "clip.max_minutes=null"]
+    train.main(["--stage", "clip", "--config", "smoke", "--out", str(tmp_path / "ref"), *sets, "--set", "clip.steps=2"])
+    real_batch, seen = train._clip_batch, {}
+
+    def batch(cfg, step, *a, **k):
+        seen["step"] = step
+        return real_batch(cfg, step, *a, **k)
+
+    def hook(module, inputs, output):  # Ctrl-C once a batch norm of step 2 has run in training mode
+        if isinstance(module, torch.nn.BatchNorm2d) and module.training and seen.get("step") == 2 and not seen.get("sent"):
+            seen["sent"] = True
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_clip_batch", batch)
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with pytest.raises(SystemExit) as e:
+            train.main(["--stage", "clip", "--config", "smoke", "--out", str(tmp_path / "int"), *sets])
+    finally:
+        handle.remove()
+    assert e.value.code == 130 and seen.get("sent")
+    assert torch.load(tmp_path / "int" / "clip" / "state.pt", weights_only=True)["step"] == 2
+    assert _equal(tmp_path / "ref" / "clip", tmp_path / "int" / "clip")  # running statistics included
+
+
+# -- item 7: export never puts a stage beside a CLIP it did not train on ------------------
+
+
+def test_export_refuses_a_stage_beside_another_clip(run, tmp_path):
+    from latentlab.mini.export import export
+    from latentlab.mini.train import main
+
+    other = _copy(run, tmp_path / "other")
+    main(["--stage", "clip", "--config", "smoke", "--out", str(other), "--resume", "--set", "clip.steps=4"])
+    w = tmp_path / "w"
+    export(other, w, stages=("clip",))
+    with pytest.raises(ArgumentError, match=r"the prior of .* trained on another CLIP than the CLIP .*--stages clip,prior"):
+        export(run, w, stages=("prior",))
+    with pytest.raises(ArgumentError, match="was trained on after decoder, prior trained on it"):
+        export(other, tmp_path / "w2")
+    export(run, tmp_path / "w3")  # a run's own stages beside its own CLIP
+    # a run warm-started from an export (a float32 copy of its CLIP) exports its prior beside that CLIP
+    warm = tmp_path / "warm"
+    main(["--stage", "prior", "--config", "smoke", "--out", str(warm), "--init-from", str(tmp_path / "w3")])
+    export(warm, tmp_path / "w3", stages=("prior",))
+
+
+# -- item 1 and 8: evaluate ---------------------------------------------------------------
+
+
+def _fake_results(**kw):
+    frames = np.zeros((1, 4, 4, 3), dtype=np.uint8)
+    settings = {"n": 48, "n_relation": 192, "steps": 25, "decoder_guidance": 3.0, "prior_guidance": 2.0, "seed": 9000,
+                "seconds": 1.0, "weights": "latentlab/mini/weights", "weights_sha256": "0123456789ab"}  # fmt: skip
+    return {"emoji_top5": 0.6, "roundtrip_cosine": 0.92, "unrelated_cosine": 0.093, "settings": settings,
+            "_frames": (frames, frames, frames), **kw}  # fmt: skip
+
+
+def test_evaluate_writes_the_docs_only_when_asked_for_the_shipped_weights(tmp_path, monkeypatch):
+    import latentlab.mini.evaluate as ev
+    from latentlab.mini.models import WEIGHTS_DIR
+
+    calls, written = [], []
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: calls.append((a, k)) or _fake_results())
+    monkeypatch.setattr(ev, "write_doc", lambda res, *a: written.append(res))
+    ev.main([])
+    assert len(calls) == 1 and written == []  # printed only
+    for argv, match in ((["--n", "2"], "--n 2 .default 48"), (["--steps", "2"], "--steps 2"),
+                        (["--weights", str(tmp_path)], "is not the shipped folder"),
+                        (["--n-relation", "5"], "--n-relation 5"), (["--no-write"], "contradict")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            ev.main(["--write-docs", *argv])
+    assert len(calls) == 1 and written == []  # refused before anything was measured
+    ev.main(["--write-docs", "--weights", str(WEIGHTS_DIR), "--threads", "1"])
+    assert len(written) == 1
+    table = ev._table(_fake_results())
+    assert "Weights: `latentlab/mini/weights` (sha256 of its mini_*.safetensors files 0123456789ab)." in table
+    assert len(ev.weights_hash(WEIGHTS_DIR)) == 12
+
+
+def test_roundtrip_bar_needs_a_margin_over_unrelated_scenes():
+    from latentlab.mini.evaluate import _table
+
+    def row(res):
+        return next(ln for ln in _table(res).splitlines() if ln.startswith("| decoder round-trip"))
+
+    assert row(_fake_results()).endswith("| yes |")  # the shipped weights' figures
+    collapsed = row(_fake_results(roundtrip_cosine=0.9998, unrelated_cosine=0.9996))
+    assert collapsed.endswith("| **no** |") and "0.50" in collapsed
+
+
+# -- item 9: config errors at config time ------------------------------------------------
+
+
+def test_settings_no_run_can_use_are_refused_when_read(tmp_path, capsys, run):
+    import torch.cuda
+
+    from latentlab.mini.train import get_config, main
+
+    for item, match in (("seed=-1", "seed must be >= 0"), ("clip.eval_scenes=0", "clip.eval_scenes must be >= 1"),
+                        ("device=tpu", "device must be a torch device"), ("clip.weight_decay=-1", "clip.weight_decay"),
+                        ("upscaler.in_size=0", "upscaler.in_size must be >= 1")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            get_config("smoke", [item])
+    bad, listed = tmp_path / "bad.json", tmp_path / "list.json"
+    bad.write_text('{"clip": {"steps": 5,}}')
+    listed.write_text("[1, 2]")
+    with pytest.raises(ArgumentError, match="not a JSON file"):
+        get_config(str(bad))
+    with pytest.raises(ArgumentError, match="holds a JSON list, not an object"):
+        get_config(str(listed))
+    with pytest.raises(ArgumentError, match="--smoke is --config smoke; it cannot go with --config cpu"):
+        main(["--stage", "clip", "--smoke", "--config", "cpu", "--out", str(tmp_path / "r")])
+    if not torch.cuda.is_available():
+        with pytest.raises(ArgumentError, match="device='cuda' .*--config gpu.* no CUDA GPU"):
+            main(["--stage", "clip", "--config", "gpu", "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
+    # the time limit's message has a line of its own, not the progress bar's
+    out = _copy(run, tmp_path / "run", "prior")
+    capsys.readouterr()
+    main(["--stage", "prior", "--config", "smoke", "--out", str(out), "--set", "prior.max_minutes=1e-9"])
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(ln.startswith("prior: max_minutes=1e-09 reached at step 1 of 3") for ln in lines)
+
+
+# -- item 10: the builders take weights_dir= as weights= ------------------------------------
+
+
+def test_builders_take_weights_dir_as_weights(run, tmp_path):
+    import latentlab as ll
+    from latentlab.mini.export import export
+
+    w = tmp_path / "w"
+    export(run, w)
+    dec = ll.create_decoder("mini", weights_dir=w)
+    assert dec.weights_sha256 == ll.create_decoder("mini", weights=w).weights_sha256
+    assert ll.create_prior("mini", weights_dir=w).dim == 128
+    with pytest.raises(ArgumentError, match="name two folders"):
+        ll.create_decoder("mini", weights=w, weights_dir=tmp_path)
+    assert ll.create_encoder("mini", checkpoint=w / "mini_clip.safetensors").dim == 128
