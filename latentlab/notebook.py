@@ -340,7 +340,9 @@ def show(
     * one image, uint8 ``(H, W, 3)`` (or float in [0, 1]) -> :class:`ImageView`;
     * frames ``(T, H, W, 3)`` or a list of images (arrays, PIL images of any mode, or image
       file paths, all of one size) -> a contact sheet (:func:`latentlab.contact_sheet`;
-      ``labels``, ``columns``, ``max_frames`` go to it);
+      ``labels``, ``columns``, ``max_frames`` go to it). A label too long for its tile is
+      drawn smaller (down to 8 px), then on two lines, then cut with an ellipsis (``…``),
+      never silently clipped at the tile's edge;
     * a path: an image file -> :class:`ImageView`; an mp4/gif/webp -> :class:`VideoView`;
     * a :class:`~latentlab.RenderResult` -> its video.
 
@@ -633,6 +635,9 @@ class LivePreview:
     Attributes: ``count`` (frames seen), ``resumed`` (of which loaded from a previous run),
     ``last`` (the latest frame, uint8 ``(H, W, 3)``).
 
+    The caption counts frames from 0, as contact sheets, the scrubber and the render folder's
+    ``frame_00000.png`` do: the last of 8 frames is ``"frame 7 (8 of 8)"``.
+
     >>> import numpy as np
     >>> preview = LivePreview()
     >>> preview({"frame": 0, "frames": 2, "image": np.zeros((4, 4, 3), np.uint8), "resumed": False})
@@ -678,7 +683,7 @@ class LivePreview:
         if get_ipython() is None:  # plain Python: tqdm is the progress display
             return
         view = ImageView(self.last, scale=self.scale,
-                         caption=f"frame {k + 1} / {T}{' (resumed)' if info.get('resumed') else ''}")  # fmt: skip
+                         caption=f"frame {k} ({k + 1} of {T}){' (resumed)' if info.get('resumed') else ''}")  # fmt: skip
         if self._handle is None:
             self._handle = _display(view, display_id=True)
         else:

@@ -152,6 +152,7 @@ def plot_similarity(
     ax: Any = None,
     keyframes: Sequence[int] | None = None,
     linestyle: str = "-",
+    colors: Sequence[Any] | None = None,
     title: str | None = None,
 ) -> Any:
     """The cosine of every frame of ``path`` to each reference embedding, along the path.
@@ -165,8 +166,12 @@ def plot_similarity(
         keyframes: frame indices to mark with vertical lines (default: a Trajectory's
             keyframe frames).
         linestyle: matplotlib line style, e.g. ``"--"`` to overlay a second set of curves
-            on the same ``ax``: reference ``k`` is always drawn in colour ``"C{k}"``, so the
-            overlay keeps one colour per reference.
+            on the same ``ax``: reference ``k`` is always drawn in the same colour (``"C{k}"``
+            unless ``colors`` says otherwise), so the overlay keeps one colour per reference.
+        colors: one matplotlib colour per reference (``K`` of them), e.g.
+            ``["tab:red", "tab:blue"]`` to draw each caption in its own colour; default
+            ``"C0"``, ``"C1"``, ... Pass the same list again for an overlay. (The axes'
+            colour cycle is not used: ``ax.set_prop_cycle`` has no effect here.)
 
     Returns the Axes; ``ax.lines[k]`` is the curve of reference ``k`` (``T`` points).
     """
@@ -184,12 +189,34 @@ def plot_similarity(
     labs = _labels(labels, refs.shape[0], "labels", "#", "reference")
     if keyframes is None and isinstance(path, Trajectory):
         keyframes = path.keyframe_indices()
+    K = refs.shape[0]
+    if colors is None:
+        cols: list[Any] = [f"C{k}" for k in range(K)]
+    else:
+        from matplotlib.colors import is_color_like
+
+        try:
+            if isinstance(colors, str):  # one colour, not a list of them
+                raise TypeError
+            cols = list(colors)
+        except TypeError:
+            raise ArgumentError(
+                f"colors must be a list of colours, one per reference ({K}), got {colors!r}. "
+                "Fix: e.g. colors=['tab:red', 'tab:blue'] for two references."
+            ) from None
+        if len(cols) != K:
+            raise ArgumentError(
+                f"colors has {len(cols)} entries for {K} references; give one colour per reference."
+            )
+        bad = [c for c in cols if not is_color_like(c)]
+        if bad:
+            raise ArgumentError(f"colors holds {bad[0]!r}, which is not a matplotlib colour (e.g. 'tab:red', '#1f77b4').")
     same_space(z, "path", refs, "references")
     s = similarity_matrix(z, refs).double().numpy()  # (T, K)
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])
     for k in range(s.shape[1]):
-        ax.plot(x, s[:, k], linestyle, color=f"C{k}", marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
+        ax.plot(x, s[:, k], linestyle, color=cols[k], marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
     for kf in () if keyframes is None else [int(k) for k in keyframes]:  # a list, array or tensor
         ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
     ax.set_xlabel("frame")

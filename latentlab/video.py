@@ -21,6 +21,7 @@ imageio, imageio-ffmpeg and Pillow are imported lazily, inside the functions tha
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import secrets
@@ -822,6 +823,69 @@ def _rgb(value: Any, name: str) -> tuple[int, int, int]:
     return t  # type: ignore[return-value]
 
 
+_LABEL_SIZE = 10  # contact_sheet's label font: PIL's default font at its default size
+_LABEL_MIN_SIZE = 8  # the smallest size a label is shrunk to before it is wrapped or cut
+
+
+@functools.lru_cache(maxsize=8)
+def _label_font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one bitmap font, one size
+        return ImageFont.load_default()
+
+
+def _fit_label(text: str, width: int) -> tuple[list[str], int]:
+    """The lines and font size that show ``text`` within ``width`` px: one line at the
+    default size if it fits, else at a smaller size (down to ``_LABEL_MIN_SIZE``), else
+    wrapped at a space onto two lines (the largest size at which both fit), else two lines
+    (or one, for a single long word) at the smallest size, cut with an ellipsis, so that a
+    cut label is always visibly cut.
+
+    >>> _fit_label("red", 62)  # 62 px: the room under a 64 px tile
+    (['red'], 10)
+    >>> _fit_label("green triangle", 62)
+    (['green triangle'], 9)
+    >>> _fit_label("(embedding only)", 62)
+    (['(embedding only)'], 8)
+    >>> _fit_label("a red circle above a blue square", 62)
+    (['a red circle', 'above a blue s…'], 8)
+    """
+    from PIL import ImageFont
+
+    fonts = [(size, _label_font(size)) for size in range(_LABEL_SIZE, _LABEL_MIN_SIZE - 1, -1)]
+
+    def fits(line: str, font: Any) -> bool:
+        return font.getlength(line) <= width
+
+    for size, font in fonts:
+        if fits(text, font):
+            return [text], size
+    words = text.split()
+
+    def first_line(font: Any) -> int:
+        """How many words fit on the first line (0: not even the first, or only one word)."""
+        return next((i for i in range(len(words) - 1, 0, -1) if fits(" ".join(words[:i]), font)), 0)
+
+    for size, font in fonts:
+        i = first_line(font)
+        if i and fits(" ".join(words[i:]), font):
+            return [" ".join(words[:i]), " ".join(words[i:])], size
+    size, font = fonts[-1]
+    ellipsis = "…" if isinstance(font, ImageFont.FreeTypeFont) else "..."  # the bitmap font is latin-1
+
+    def cut(line: str) -> str:
+        prefix = next((j for j in range(len(line), 0, -1) if fits(line[:j].rstrip() + ellipsis, font)), 0)
+        return line[:prefix].rstrip() + ellipsis
+
+    i = first_line(font)
+    if i:
+        return [" ".join(words[:i]), cut(" ".join(words[i:]))], size
+    return [cut(text)], size
+
+
 def contact_sheet(
     frames: Any,
     *,
@@ -840,7 +904,9 @@ def contact_sheet(
             first and last (``max_frames=1`` shows the first).
         labels: one caption per shown frame, or one per input frame (``T`` of them; the
             shown frames' labels are picked). Drawn with PIL's default font in a strip
-            under each tile, so the tiles' pixels are never covered.
+            under each tile, so the tiles' pixels are never covered. A label too long for
+            its tile is drawn smaller (down to 8 px), then on two lines, then cut with an
+            ellipsis, never silently clipped at the tile's edge.
         pad: gap in pixels between tiles and around the border.
         background: grey level or ``(r, g, b)`` of the gaps (and of label strips).
 
@@ -894,14 +960,18 @@ def contact_sheet(
                 f"Fix: pass {n} labels (one per shown frame) or {T} (one per input frame)."
             )
 
-    font = label_h = None
+    fitted: list[tuple[list[str], int]] = []
+    L = 0
     if texts is not None:
-        from PIL import Image, ImageDraw, ImageFont
+        from PIL import Image, ImageDraw
 
-        font = ImageFont.load_default()
-        top, bottom = font.getbbox("Ag")[1::2]
-        label_h = int(bottom) + max(int(top), 0) + 4
-    L = label_h or 0
+        def extent(size: int) -> tuple[int, int]:
+            top, bottom = _label_font(size).getbbox("Ag")[1::2]
+            return max(int(top), 0), int(bottom)
+
+        fitted = [_fit_label(t, W - 2) for t in texts]  # drawn from x = 2
+        L = max(2 + len(lines) * extent(size)[1] + extent(size)[0] + 2 for lines, size in fitted)
+        L = max(L, 2 + sum(extent(_LABEL_SIZE)) + 2)  # one line at the default size, at least
 
     sheet = np.empty((rows * (H + L) + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3),
                      np.uint8)
@@ -912,7 +982,10 @@ def contact_sheet(
         y, x = pad + r * (H + L + pad), pad + c * (W + pad)
         sheet[y:y + H, x:x + W] = arr[i]
         if texts is not None:
+            lines, size = fitted[k]
             strip = Image.new("RGB", (W, L), bg)
-            ImageDraw.Draw(strip).text((2, 2), texts[k], fill=fg, font=font)
+            draw = ImageDraw.Draw(strip)
+            for j, line in enumerate(lines):
+                draw.text((2, 2 + j * extent(size)[1]), line, fill=fg, font=_label_font(size))
             sheet[y + H:y + H + L, x:x + W] = np.asarray(strip)
     return sheet

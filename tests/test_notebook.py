@@ -131,6 +131,37 @@ def test_show_frames_is_the_contact_sheet():
     np.testing.assert_array_equal(ll.show(list(f), max_frames=3).array, ll.contact_sheet(f, max_frames=3))
 
 
+def _ink_columns(strip: np.ndarray) -> np.ndarray:
+    """The columns of a label strip (white ground) that hold any ink."""
+    return np.flatnonzero((strip < 200).any(axis=(0, 2)))
+
+
+def test_contact_sheets_fit_long_labels_to_the_tile_and_mark_a_cut():
+    """Labels used to be drawn in one line at one size and clipped at the tile's edge
+    ("green triangl", "(embedding o"): now they shrink, wrap at a space, or end in an ellipsis."""
+    from latentlab.video import _fit_label
+
+    f = np.zeros((3, 64, 64, 3), np.uint8)
+    long = ["green triangle", "(embedding only)", "a red circle above a blue square"]
+    sheet = ll.contact_sheet(f, labels=long, columns=3)
+    np.testing.assert_array_equal(ll.show(f, labels=long, columns=3).array, sheet)
+    assert sheet.shape[0] > ll.contact_sheet(f, labels=["a", "b", "c"], columns=3).shape[0]  # taller: a wrapped label
+    for c in range(3):
+        x = 2 + c * 66
+        ink = _ink_columns(sheet[2 + 64:, x:x + 64])
+        assert len(ink) and ink.max() < 63, long[c]  # nothing touches the tile's right edge
+    for text in long + ["supercalifragilisticexpialidocious", "a yellow star left of a green cross", "x" * 40]:
+        lines, size = _fit_label(text, 62)
+        assert 8 <= size <= 10 and 1 <= len(lines) <= 2
+        joined = " ".join(lines)
+        if joined != text:  # cut: visibly, with an ellipsis, and keeping a prefix of the words
+            assert joined.endswith("…") and text.startswith(joined[:-1].rstrip()), (text, lines)
+        else:  # whole: wrapped at a space, never mid-word
+            assert all(line in text.split(" ") or f" {line} " in f" {text} " for line in lines), (text, lines)
+    assert _fit_label("green triangle", 62) == (["green triangle"], 9)  # shrunk, not cut
+    assert _fit_label("emb. only", 62) == (["emb. only"], 10)  # fits as it is
+
+
 def test_show_video_gif_holds_the_frames():
     import imageio.v3 as iio
 
@@ -289,7 +320,8 @@ def test_scrubber_without_ipywidgets_shows_a_static_sheet(fake_decoder, monkeypa
     (view,) = shown
     assert isinstance(view, notebook.ImageView) and "pip install ipywidgets" in view.caption
     full = render(path, fake_decoder, progress=False)
-    sheet = ll.contact_sheet(full[[0, 3, 6]], labels=["0 a", "3 b", "6 c"])
+    # the sheet ll.show draws of those frames (on 8 px tiles its labels are fitted, not clipped)
+    sheet = ll.show(full[[0, 3, 6]], labels=["0 a", "3 b", "6 c"]).array
     np.testing.assert_array_equal(view.array, sheet)
     assert "pip install ipywidgets" in s._repr_html_()
 
@@ -333,13 +365,13 @@ def test_live_preview_updates_one_display_in_ipython(monkeypatch):
     # frames 2 and 4 by `every`, 5 as the last: one display, then updates in place
     assert [c[0] for c in calls] == ["display", "update", "update"]
     np.testing.assert_array_equal(calls[-1][1].array, f[4])
-    assert calls[-1][1].caption == "frame 5 / 5"
+    assert calls[-1][1].caption == "frame 4 (5 of 5)"
     # the same preview on a second render (in another cell): counted afresh, its own display,
     # and its last frame shown
     calls.clear()
     for k in range(5):
         p({"frame": k, "frames": 5, "image": f[k], "resumed": False})
-    assert [c[0] for c in calls] == ["display", "update", "update"] and calls[-1][1].caption == "frame 5 / 5"
+    assert [c[0] for c in calls] == ["display", "update", "update"] and calls[-1][1].caption == "frame 4 (5 of 5)"
     assert p.count == 10
 
 
@@ -368,13 +400,13 @@ def test_live_preview_shows_a_resumed_render_in_a_new_output(tmp_path, fake_deco
     p = ll.LivePreview(every=3, on_frame=stop_at_four)
     with pytest.raises(KeyboardInterrupt):
         render(path, fake_decoder, out_dir=tmp_path / "r", batch_size=1, callback=p, progress=False)
-    assert calls == [("display", "frame 3 / 10")]
+    assert calls == [("display", "frame 2 (3 of 10)")]
     calls.clear()
     render(path, fake_decoder, out_dir=tmp_path / "r", batch_size=1, callback=p, progress=False)
     # the resumed render: frames 0-4 kept (4 was saved before the interrupt), 5-9 drawn; in its own
     # output, counted from its first frame (it used to go on in the old one, then start another at frame 5)
-    assert calls == [("display", "frame 3 / 10 (resumed)"), ("update", "frame 6 / 10"),
-                     ("update", "frame 9 / 10"), ("update", "frame 10 / 10")]
+    assert calls == [("display", "frame 2 (3 of 10) (resumed)"), ("update", "frame 5 (6 of 10)"),
+                     ("update", "frame 8 (9 of 10)"), ("update", "frame 9 (10 of 10)")]
     assert p.count == 5 + 10 and p.resumed == 5
     calls.clear()
     # a render that keeps frames 0-9 but follows frames of a render it did not finish: new output too
@@ -383,7 +415,7 @@ def test_live_preview_shows_a_resumed_render_in_a_new_output(tmp_path, fake_deco
         q({"frame": k + 5, "frames": 10, "image": grey_frames(1)[0], "resumed": False})
     for k in range(4):
         q({"frame": k, "frames": 10, "image": grey_frames(1)[0], "resumed": True})
-    assert [c[0] for c in calls] == ["display"] and calls[0][1] == "frame 4 / 10 (resumed)"
+    assert [c[0] for c in calls] == ["display"] and calls[0][1] == "frame 3 (4 of 10) (resumed)"
 
 
 # ----------------------------------------------------------------------------------

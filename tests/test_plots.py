@@ -134,6 +134,29 @@ def test_plot_similarity_overlay_keeps_one_colour_per_reference():
     assert [to_hex(ln.get_color()) for ln in curves[:3]] == [to_hex(f"C{k}") for k in range(3)]
 
 
+def test_plot_similarity_draws_each_reference_in_the_colour_given():
+    """colors= sets one colour per reference (notebook 02 draws each caption in its colour: the
+    axes' colour cycle it used to set was ignored, so "a red circle" came out blue)."""
+    from matplotlib.colors import to_hex
+
+    refs = _unit(2, seed=1)
+    path, frames = _unit(8, seed=2), _unit(8, seed=3)
+    colours = ["tab:red", "tab:blue"]
+    ax = ll.plot_similarity(path, refs, ["red", "blue"], colors=colours)
+    ll.plot_similarity(frames, refs, ["red (frames)", "blue (frames)"], ax=ax, linestyle="--", colors=colours)
+    curves = [ln for ln in ax.lines if len(ln.get_xdata()) == 8]
+    assert [to_hex(ln.get_color()) for ln in curves] == [to_hex(c) for c in colours * 2]
+    assert [ln.get_linestyle() for ln in curves] == ["-", "-", "--", "--"]
+    legend = {t.get_text(): to_hex(h.get_color()) for t, h in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)}
+    assert legend["red"] == legend["red (frames)"] == to_hex("tab:red")
+    with pytest.raises(ArgumentError, match="colors has 1 entries for 2 references"):
+        ll.plot_similarity(path, refs, colors=["tab:red"])
+    with pytest.raises(ArgumentError, match="colors must be a list of colours"):
+        ll.plot_similarity(path, refs, colors="tab:red")
+    with pytest.raises(ArgumentError, match="colors holds 'reddish'"):
+        ll.plot_similarity(path, refs, colors=["tab:red", "reddish"])
+
+
 def test_plot_pca_map_legend_shows_each_path_in_its_colour_and_a_visible_start():
     from matplotlib.colors import to_hex
 
