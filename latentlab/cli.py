@@ -331,13 +331,13 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     check_gif_fps(out.fps, fmt, hold_first=out.hold_first, hold_last=out.hold_last)
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
-    old = _other_contents(out_dir, mark)
-    if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
-        raise _refuse_other(out_dir, old, "another render")
     check_can_create(out_dir, "--out-dir")
     from .render import folder_lock
 
-    stack.enter_context(folder_lock(out_dir, "--out-dir"))
+    stack.enter_context(folder_lock(out_dir, "--out-dir"))  # before looking at it: no other render changes it now
+    old = _other_contents(out_dir, mark)
+    if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
+        raise _refuse_other(out_dir, old, "another render")
     if args.output:
         check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
     preset = args.preset or "mini"
@@ -413,6 +413,10 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         )
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or args.prompt)
     mark = out_dir / "generate.json"
+    check_can_create(out_dir, "--out-dir")
+    from .render import folder_lock
+
+    stack.enter_context(folder_lock(out_dir, "--out-dir"))  # before looking at it: no other render changes it now
     old = _other_contents(out_dir, mark)
     if old == [mark]:  # settings of a run that drew no picture (stopped early): nothing to keep
         old = []
@@ -428,10 +432,6 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         resumable = False  # both written out and different: refused before the models load
     if old and not resumable and not args.overwrite:  # refused before the models load
         raise _refuse_other(out_dir, old, "other pictures")
-    check_can_create(out_dir, "--out-dir")
-    from .render import folder_lock
-
-    stack.enter_context(folder_lock(out_dir, "--out-dir"))
     enc = ll.create_encoder(preset, device=args.device)
     prior = ll.create_prior(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))

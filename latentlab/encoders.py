@@ -1054,6 +1054,7 @@ def _load_open_clip(
     # files whose bytes the fingerprint hashes: hashed now, at load, and checked unchanged once the
     # model is built, so that the fingerprint describes the weights in memory, not a file written later
     hashed: list[Path] = []
+    stats: list[Any] = []  # of the files hashed, taken before hashing them: stat, hash, load, stat again
     # with a weights file, the fingerprint ends with a digest of the config and preprocessing (below)
     add_config_digest = config is not None
     tag_cfg: dict[str, Any] = {}
@@ -1066,6 +1067,7 @@ def _load_open_clip(
         weights = str(ckpt)
         info["checkpoint"] = weights
         hashed = [ckpt]
+        stats = _stat_all(hashed)
         fingerprint = _file_sha256(ckpt)
         info["checkpoint_sha256"] = fingerprint.removeprefix("sha256:")
         add_config_digest = True
@@ -1079,6 +1081,7 @@ def _load_open_clip(
             fingerprint = f"open_clip:{model_name}:{pretrained}"
         else:  # a file given as pretrained=
             hashed = [Path(weights)]
+            stats = _stat_all(hashed)
             fingerprint = _file_sha256(Path(weights))
             add_config_digest = True
     elif schema == "hf-hub":
@@ -1092,6 +1095,7 @@ def _load_open_clip(
         # the folder's content (its config, preprocessing included, and weights), not its path:
         # weights retrained in place must not hit old cache entries
         hashed = list(files)
+        stats = _stat_all(hashed)
         fingerprint = _files_sha256(files)
     elif seed is not None:
         fingerprint = f"random:{model_name}:seed{seed}"
@@ -1130,7 +1134,6 @@ def _load_open_clip(
                 )
 
     hub = _hub_cache_dir(cache_dir)
-    stats = _stat_all(hashed)
     try:
         if seed is not None and weights is None and not is_hub:
             with torch.random.fork_rng(devices=[]), _quiet_random_init():
@@ -1206,13 +1209,17 @@ class _quiet_random_init:
         logging.getLogger().removeFilter(self.filter)
 
 
-def _stat_all(paths: Sequence[Path]) -> list[tuple[int, int, int]]:
-    """(inode, size, mtime in ns) of each file: what tells a file rewritten or replaced since."""
-    out = []
-    for p in paths:
-        st = os.stat(p)
-        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-    return out
+def _file_stat(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime in ns) of a file, what tells it rewritten or replaced since (None: gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _stat_all(paths: Sequence[Path]) -> list[tuple[int, int, int] | None]:
+    return [_file_stat(p) for p in paths]
 
 
 def _config_digest(open_clip: Any, oc_name: str, model: torch.nn.Module, force_quick_gelu: bool) -> str:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .encoders import EmbeddingCache, Encoder
+from .encoders import EmbeddingCache, Encoder, _file_stat
 from .errors import ArgumentError, ModelNotAvailableError, SpecError
 from .presets import register_encoder_builder
 
@@ -519,12 +519,13 @@ class HFCLIPEncoder(Encoder):
                  "variant": variant}  # fmt: skip
         if is_dir:
             files = _loaded_files(Path(src), parts, variant)
-            if any(before.get(f) != _stat(f) for f in files):
+            digest = _hash_files(Path(src), files, parts)  # then checked: unchanged from before the load to after the hash
+            if any(before.get(f) != _file_stat(f) for f in files):
                 raise ModelNotAvailableError(
                     f"files in {src!r} changed while they were being loaded (a save still in progress?); the towers in "
                     "memory may not be the files hashed for the embedding cache. Load them again once they are written."
                 )
-            fingerprint = "hf_clip:" + _hash_files(Path(src), files, parts)
+            fingerprint = "hf_clip:" + digest
         else:  # the commit the cache resolved the revision to (cheap, offline), and which parts were loaded
             commit = _resolved_commit(src, revision, kw.get("cache_dir"))
             fingerprint = f"hf_clip:{src}@{commit}:" + ",".join(f"{k}={v}" for k, v in parts.items() if v is not None)
@@ -558,14 +559,6 @@ def _is_clipmodel_root(src: str, is_dir: bool, kwargs: dict[str, Any]) -> bool:
     return isinstance(data, dict) and data.get("model_type") == "clip"
 
 
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def _stat_folder(src: str, subfolders: Sequence[str | None]) -> dict[Path, tuple[int, int, int] | None]:
     """(inode, size, mtime) of every file in the folders a load may read (``src`` and its subfolders)."""
     out: dict[Path, tuple[int, int, int] | None] = {}
@@ -574,7 +567,7 @@ def _stat_folder(src: str, subfolders: Sequence[str | None]) -> dict[Path, tuple
         if d.is_dir():
             for f in d.iterdir():
                 if f.is_file():
-                    out[f] = _stat(f)
+                    out[f] = _file_stat(f)
     return out
 
 

@@ -236,6 +236,16 @@ def temp_path(path: Path, suffix: str = ".tmp") -> Path:
     return path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}{suffix}")
 
 
+def _remove_stale_temps(directory: Path) -> None:
+    """Remove the temporary files (:func:`temp_path`'s names) a killed render left in ``directory``."""
+    import re
+
+    for p in directory.glob(".*.tmp*"):
+        if re.fullmatch(r"\..+\.[0-9a-f]{8}\.tmp(\.[a-z]+)?", p.name) and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 _locks = threading.local()  # this thread's held folder locks: resolved path -> [fd, depth]
 
 
@@ -281,15 +291,19 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         finally:
             held[key][1] -= 1
         return
-    created = not directory.exists()
+    # the folders this makes (the render folder and any missing parents), removed again if left empty
+    made = [p for p in (directory, *directory.parents) if not p.exists()]
     path = directory / LOCK_FILE
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
     while True:
         try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
+        try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # another render removed the folder it had made, just now: make it again
+            made = made or [directory]
+            continue
         except OSError as exc:
             raise ArgumentError(f"{what} {str(directory)!r} is not writable ({exc.strerror}). Choose a writable folder.") from None
         try:
@@ -298,10 +312,11 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                     pid = os.read(fd, 32).decode("ascii", "replace").strip()
                 except OSError:
                     pid = ""
+                who = ("another thread of this process" if pid == str(os.getpid())
+                       else f"another render (process {pid})" if pid.isdigit() else "another render")  # fmt: skip
                 raise ArgumentError(
-                    f"{what} {str(directory)!r} is being written by another render right now"
-                    f"{f' (process {pid})' if pid.isdigit() else ''}. Wait for it to finish, or render into "
-                    "another folder (CLI: --out-dir or --name)."
+                    f"{what} {str(directory)!r} is being written by {who} right now. Wait for it to finish, or "
+                    "render into another folder (CLI: --out-dir or --name)."
                 )
             try:  # the file may have been removed by its last holder between our open and our lock
                 same = os.path.samestat(os.fstat(fd), os.stat(path))
@@ -310,6 +325,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             if same:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
+                _remove_stale_temps(directory)  # of a render killed while writing: no one writes here now
                 break
         except BaseException:
             os.close(fd)
@@ -323,26 +339,36 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         with contextlib.suppress(OSError):
             path.unlink()  # while still held, so no one locks a file about to vanish
         os.close(fd)  # closing releases the lock
-        if created:
-            with contextlib.suppress(OSError):
-                directory.rmdir()  # only if empty: nothing was written, leave no folder behind
+        for folder in made:  # innermost first; only those left empty: nothing was written there
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = temp_path(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, indent=2, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut leaves one or the other
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=2, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut leaves one or the other
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _save_png(frame: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     tmp = temp_path(path, ".tmp.png")
-    Image.fromarray(frame).save(tmp)
-    os.replace(tmp, path)
+    try:
+        Image.fromarray(frame).save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _load_png(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray | None:

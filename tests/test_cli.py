@@ -671,6 +671,6 @@ def test_a_folder_another_render_is_writing_is_refused_by_every_verb(tmp_path, i
                      ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "-q"],
                      ["morph", str(images[0]), "--to", "a blue circle", "--frames", "2", *FAST]):  # fmt: skip
             assert main([*argv, "--out-dir", str(out), "--overwrite"]) == 2, argv
-            assert f"is being written by another render right now (process {pid})" in capsys.readouterr().err
+            assert f"is being written by another render (process {pid}) right now" in capsys.readouterr().err
         assert sorted(p.name for p in out.iterdir()) == [".latentlab.lock"]  # nothing else was written
     assert not out.exists()  # the holder made the folder for its lock alone, and removed it

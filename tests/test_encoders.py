@@ -725,6 +725,47 @@ def test_a_checkpoint_rewritten_during_the_load_is_refused(enc: Encoder, tmp_pat
         Encoder.from_open_clip("racy-tiny", config=config, checkpoint=ckpt)
 
 
+def test_a_checkpoint_rewritten_while_it_is_hashed_is_refused(enc: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's state is noted before it is hashed: a save landing between the hash and the
+    note had loaded new bytes under the old bytes' fingerprint."""
+    import os
+
+    import latentlab.encoders as E
+
+    config, ckpt = _save_tiny(enc, tmp_path, "racy-hash-tiny")
+    real = E._file_sha256
+
+    def hash_then_rewrite(path):
+        digest = real(path)
+        st = Path(path).stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # written again right after
+        return digest
+
+    monkeypatch.setattr(E, "_file_sha256", hash_then_rewrite)
+    with pytest.raises(ModelNotAvailableError, match="changed while it was being loaded"):
+        Encoder.from_open_clip("racy-hash-tiny", config=config, checkpoint=ckpt)
+
+
+def test_an_hf_clip_folder_rewritten_while_it_is_hashed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import latentlab.hf_clip as H
+
+    folder = tmp_path / "my-clip"
+    _save_hf_towers(folder, seed=0)
+    real = H._hash_files
+
+    def hash_then_rewrite(root, files, parts):
+        digest = real(root, files, parts)
+        st = files[0].stat()
+        os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a save landing after the hash
+        return digest
+
+    monkeypatch.setattr(H, "_hash_files", hash_then_rewrite)
+    with pytest.raises(ModelNotAvailableError, match="changed while they were being loaded"):
+        H.HFCLIPEncoder.from_pretrained(folder)
+
+
 def test_default_space_of_a_checkpoint_names_its_content(tmp_path: Path) -> None:
     """Two fine-tunes saved under the usual file name are two spaces: mixing them is refused."""
     from latentlab.errors import SpaceError

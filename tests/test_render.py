@@ -214,7 +214,7 @@ def test_a_folder_being_rendered_is_refused_to_a_second_render(tmp_path, fake_de
     first's frames while the first went on writing and then marked the mix complete."""
     out = tmp_path / "r"
     with folder_held_by_another_process(out) as pid:
-        with pytest.raises(ArgumentError, match=rf"being written by another render right now \(process {pid}\)"):
+        with pytest.raises(ArgumentError, match=rf"being written by another render \(process {pid}\) right now"):
             render(path8(), fake_decoder, out_dir=out, overwrite=True, progress=False)
         assert not list(out.glob("frame_*.png"))
     assert render(path8(), fake_decoder, out_dir=out, progress=False).shape[0] == 7
@@ -233,12 +233,27 @@ def test_the_folder_lock_is_reentrant_in_a_thread_and_leaves_no_empty_folder(tmp
                                                                                       progress=False))))  # fmt: skip
         t.start()
         t.join()
-        assert refused and "being written by another render" in refused[0]
+        assert refused and "being written by another thread of this process right now" in refused[0]
     assert (out / "manifest.json").is_file() and not (out / ".latentlab.lock").exists()  # the lock file goes
-    empty = tmp_path / "nothing-written"
+    empty = tmp_path / "nothing" / "written" / "here"
     with folder_lock(empty):
         assert empty.is_dir()
-    assert not empty.exists()  # made for the lock alone, and removed again
+    assert not (tmp_path / "nothing").exists()  # made for the lock alone (parents too), and removed again
+    with pytest.raises(ArgumentError, match="steps must be an integer"):  # refused: leaves no folder either
+        render(path8(), fake_decoder, out_dir=tmp_path / "renders" / "x", steps=0, progress=False)
+    assert not (tmp_path / "renders").exists()
+
+
+def test_a_render_removes_the_temporary_files_a_killed_one_left(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    render(path8(), fake_decoder, out_dir=out, progress=False)
+    stale = [out / ".manifest.json.0badc0de.tmp", out / ".frame_00003.png.12ab34cd.tmp.png"]
+    for p in stale:
+        p.write_bytes(b"half")
+    mine = out / ".notes.tmp"  # not one of latentlab's names: left alone
+    mine.write_text("x")
+    render(path8(), fake_decoder, out_dir=out, progress=False)
+    assert not any(p.exists() for p in stale) and mine.exists()
 
 
 def _refusal(fn):
