@@ -326,41 +326,21 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=second, check=True, capture_output=True)
     init = json.loads((tmp_path / "run2" / "decoder" / "init.json").read_text())
     assert init["init_from"] == str(out / "decoder" / "mini_decoder.safetensors")
-    # SETS reaches the decoder stage: a decoder that reads captions, warm-started from one that does not
-    third = {**second, "OUT": str(tmp_path / "out3"), "RUN": str(tmp_path / "run3"), "SETS": "decoder.arch.text_dim=128"}
-    subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=third, check=True, capture_output=True)
-    assert json.loads((tmp_path / "out3" / "decoder" / "mini_decoder.json").read_text())["text_dim"] == 128
+    # a second call on the same warm machine (same RUN) with RESUME=1 reuses the cache and goes on
+    # training the decoder (was: the cache built again, then "decoder already holds a checkpoint;
+    # pass --resume", exit 1); SETS reaches the decoder stage (the smoke decoder stops at 3 steps)
+    def step(out: str) -> int:
+        return json.loads((tmp_path / out / "decoder" / "manifest.json").read_text())["files"]["mini_decoder.safetensors"]["step"]
 
-
-def test_gpu_session_script_resumes_on_the_same_machine(tmp_path):
-    """A second call on the same warm machine (same RUN) with RESUME=1 reuses the cache and
-    goes on training the decoder from its checkpoint (was: the cache built again, then
-    "decoder already holds a checkpoint; pass --resume", exit 1). Two real smoke runs (~50 s)."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    if shutil.which("bash") is None:
-        pytest.skip("no bash")
-    run = tmp_path / "run"
-    env = {**os.environ, "CONFIG": "smoke", "MINUTES": "0.05", "N_IMAGES": "16", "BENCH": "0", "PYTHON": sys.executable,
-           "RUN": str(run)}  # fmt: skip
-
-    def session(out: str, **extra: str) -> dict:
-        proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env={**env, "OUT": str(tmp_path / out), **extra},
-                              capture_output=True, text=True)  # fmt: skip
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return json.loads((tmp_path / out / "decoder" / "manifest.json").read_text())["files"]["mini_decoder.safetensors"]
-
-    first = session("out1")
-    cache = run / "cache" / "cache.safetensors"
-    built = cache.stat().st_mtime_ns
-    # the smoke decoder stops at its 3 steps: SETS raises them, so the resumed stage has steps left
-    resumed = session("out2", RESUME="1", SETS="decoder.steps=5")
-    assert resumed["step"] > first["step"] and cache.stat().st_mtime_ns == built  # continued; cache not rebuilt
-    history = json.loads((run / "decoder" / "run_config.json").read_text())["history"]
-    assert [h["from_step"] for h in history] == [0, first["step"]] and "--resume" in history[-1]["argv"]
+    cache = tmp_path / "run2" / "cache" / "cache.safetensors"
+    built, before = cache.stat().st_mtime_ns, step("out2")
+    # the smoke decoder stage stops at its 3 steps (the exported step counts the warm start's too)
+    third = {**second, "OUT": str(tmp_path / "out3"), "RESUME": "1", "SETS": "decoder.steps=5"}
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=third, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    history = json.loads((tmp_path / "run2" / "decoder" / "run_config.json").read_text())["history"]
+    assert step("out3") == before + 2 and cache.stat().st_mtime_ns == built  # continued; the cache not rebuilt
+    assert [h["from_step"] for h in history] == [0, 3] and "--resume" in history[-1]["argv"]
 
 
 def test_gpu_session_script_starts_clean_without_resume(tmp_path):
