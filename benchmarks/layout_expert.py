@@ -43,24 +43,11 @@ import numpy as np
 import torch
 
 from latentlab.errors import ModelNotAvailableError, positive_int
+from latentlab.mini.data import default_cache_dir, index_file
 
 #: the files of the weights folder this benchmark loads
 NEEDED = ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_decoder.json", "mini_expert.safetensors",
           "mini_expert.json", "mini_prior.safetensors", "mini_prior.json")  # fmt: skip
-
-
-def default_data_dir() -> Path:
-    """The data index folder: ``.cache/mini/data`` of the working directory when it exists,
-    else that of the checkout this script is in (so a run from another folder finds it)."""
-    from latentlab.mini.data import DEFAULT_CACHE
-
-    here = Path(DEFAULT_CACHE)
-    return here if here.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CACHE
-
-
-def index_file(data: Path) -> Path:
-    """``data``'s ``index.jsonl`` (``data`` may name the file itself)."""
-    return data if data.suffix == ".jsonl" else data / "index.jsonl"
 
 
 def _prompts(seed: int, n: int, two: bool):
@@ -116,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise ModelNotAvailableError(f"{weights_path('', args.weights)} lacks {', '.join(missing)}: the layout expert "
                                      f"benchmark needs {', '.join(NEEDED)} (docs/mini.md).")  # fmt: skip
     # the prompts first (reading the index is quick): a bad index stops the run before the models load
-    emoji = _emoji_prompts(args.emoji, index_file(Path(args.data) if args.data is not None else default_data_dir()))
+    emoji = _emoji_prompts(args.emoji, index_file(Path(args.data) if args.data is not None else default_cache_dir()))
     torch.set_num_threads(args.threads)
     from latentlab.mini.runtime import MiniDecoder, MiniPrior
     from latentlab.space import tag

@@ -37,20 +37,7 @@ import numpy as np
 import torch
 
 from latentlab.errors import ModelNotAvailableError, positive_int
-
-
-def default_data_dir() -> Path:
-    """The data index folder: ``.cache/mini/data`` of the working directory when it exists,
-    else that of the checkout this script is in (so a run from another folder finds it)."""
-    from latentlab.mini.data import DEFAULT_CACHE
-
-    here = Path(DEFAULT_CACHE)
-    return here if here.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CACHE
-
-
-def index_file(data: Path) -> Path:
-    """``data``'s ``index.jsonl`` (``data`` may name the file itself)."""
-    return data if data.suffix == ".jsonl" else data / "index.jsonl"
+from latentlab.mini.data import default_cache_dir, index_file
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.data is not None and not index_file(Path(args.data)).is_file():  # asked for: not silently left out
         ap.error(f"--data {args.data}: no {index_file(Path(args.data))} (python -m latentlab.mini.data fetch, then index)")
-    data_index = index_file(Path(args.data) if args.data is not None else default_data_dir())
+    data_index = index_file(Path(args.data) if args.data is not None else default_cache_dir())
     torch.set_num_threads(args.threads)
 
     from latentlab.mini import data, shapes

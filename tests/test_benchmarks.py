@@ -471,9 +471,9 @@ def test_upscaler_finds_the_checkouts_data_from_another_folder_and_hides_no_bug(
         assert exc.value.code == 2
     finally:
         torch.set_num_threads(before)
-    assert mod.default_data_dir() == ROOT / data.DEFAULT_CACHE
+    assert data.default_cache_dir() == ROOT / data.DEFAULT_CACHE
     (tmp_path / data.DEFAULT_CACHE).mkdir(parents=True)  # the working directory's, where it has one
-    assert mod.default_data_dir() == Path(data.DEFAULT_CACHE)
+    assert data.default_cache_dir() == Path(data.DEFAULT_CACHE)
 
 
 def test_layout_expert_reads_the_given_data_index_before_loading_models(tmp_path, monkeypatch):

@@ -78,6 +78,8 @@ __all__ = [
     "SOURCES",
     "DEFAULT_SOURCES",
     "DEFAULT_CACHE",
+    "default_cache_dir",
+    "index_file",
     "STYLE_TEMPLATES",
     "PINNED_TRAIN",
     "DataFetchError",
@@ -100,6 +102,20 @@ __all__ = [
 
 #: where ``fetch`` and ``build_index`` keep everything (relative to the working directory; git-ignored)
 DEFAULT_CACHE = ".cache/mini/data"
+
+
+def default_cache_dir() -> Path:
+    """The data folder: :data:`DEFAULT_CACHE` of the working directory when it exists, else that
+    of the checkout latentlab runs from (an editable install), so that a script run from
+    another folder (the benchmarks) still finds the data."""
+    here = Path(DEFAULT_CACHE)
+    return here if here.exists() else Path(__file__).resolve().parents[2] / DEFAULT_CACHE
+
+
+def index_file(data: str | Path) -> Path:
+    """``data``'s ``index.jsonl`` (``data`` is its folder, or names the file itself)."""
+    data = Path(data)
+    return data if data.suffix == ".jsonl" else data / "index.jsonl"
 
 
 class DataFetchError(LatentlabError):

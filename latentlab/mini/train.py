@@ -1010,6 +1010,19 @@ def _add_coords(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) 
     return {**state, "unet.conv_in.weight": torch.cat([w, fresh["unet.conv_in.weight"][:, w.shape[1]:].to(w.dtype)], dim=1)}
 
 
+def _check_upcycle(theirs: DecoderConfig, arch: DecoderConfig) -> None:
+    """Refuse ``arch`` unless it is ``theirs`` at twice the image size with one more leading
+    level of ``block_out_channels[0]`` channels (what :func:`_upcycle_decoder` warm-starts)."""
+    ch = tuple(theirs.block_out_channels)
+    want = replace(theirs, image_size=2 * theirs.image_size, block_out_channels=(ch[0], *ch))
+    if arch != want:
+        raise ArgumentError(
+            f"decoder.upcycle: the decoder in --init-from ({theirs.to_dict()}) can warm-start only "
+            f"decoder.arch={{'image_size': {want.image_size}, 'block_out_channels': {list(want.block_out_channels)}}} "
+            "with its other fields; this run builds " + str(arch.to_dict()) + "."
+        )
+
+
 def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch: DecoderConfig,
                      fresh: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:  # fmt: skip
     """A decoder of twice ``theirs``' image size, warm-started from ``state`` (``theirs``).
@@ -1024,14 +1037,7 @@ def _upcycle_decoder(state: dict[str, torch.Tensor], theirs: DecoderConfig, arch
     """
     import re
 
-    ch = tuple(theirs.block_out_channels)
-    want = replace(theirs, image_size=2 * theirs.image_size, block_out_channels=(ch[0], *ch))
-    if arch != want:
-        raise ArgumentError(
-            f"decoder.upcycle: the decoder in --init-from ({theirs.to_dict()}) can warm-start only "
-            f"decoder.arch={{'image_size': {want.image_size}, 'block_out_channels': {list(want.block_out_channels)}}} "
-            "with its other fields; this run builds " + str(arch.to_dict()) + "."
-        )
+    _check_upcycle(theirs, arch)
     out, copied, total = dict(fresh), 0, 0
     for k, v in fresh.items():
         m = re.match(r"unet\.down_blocks\.(\d+)\.(.*)", k)
@@ -1596,14 +1602,7 @@ def _init_fit(kind: str, stage: Any, arch: Any, init_from: Path) -> tuple[Any, b
             f"builds {arch.to_dict()}; set {kind}.arch to match (--set {kind}.arch='{{...}}') or leave out --init-from."
         )
     if theirs != arch and not widens:  # decoder.upcycle: its own check
-        ch = tuple(theirs.block_out_channels)
-        want = replace(theirs, image_size=2 * theirs.image_size, block_out_channels=(ch[0], *ch))
-        if arch != want:
-            raise ArgumentError(
-                f"decoder.upcycle: the decoder in --init-from ({theirs.to_dict()}) can warm-start only "
-                f"decoder.arch={{'image_size': {want.image_size}, 'block_out_channels': {list(want.block_out_channels)}}} "
-                "with its other fields; this run builds " + str(arch.to_dict()) + "."
-            )
+        _check_upcycle(theirs, arch)
     return theirs, widens
 
 
