@@ -38,6 +38,7 @@ The module also holds the loading helpers the Kandinsky and Karlo adapters share
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -396,8 +397,8 @@ class HFCLIPEncoder(Encoder):
         if not isinstance(towers, HFCLIPTowers):
             raise ArgumentError(f"towers must be an HFCLIPTowers, got {type(towers).__name__}.")
         dev, dt = as_device(device), as_dtype(dtype)
-        if not fingerprint:
-            fingerprint = _content_fingerprint(towers, processor, tokenizer)
+        if not fingerprint:  # hashed on first use (the embedding cache), not at every construction
+            fingerprint = functools.partial(_content_fingerprint, towers, processor, tokenizer)
         towers = towers.to(dev, dt).eval()
         dim = _tower_dim(towers)
         image_size = _processor_size(processor) if processor is not None else 224
