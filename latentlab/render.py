@@ -463,10 +463,7 @@ def unreadable_manifest_error(out_dir: Path) -> ArgumentError:
 
 
 def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArgumentError(f"out_dir {str(out_dir)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
+    # out_dir exists: render holds its folder_lock, which made it
     if not os.access(out_dir, os.W_OK):
         raise ArgumentError(f"out_dir {str(out_dir)!r} is not writable. Choose a writable folder.")
     path = out_dir / MANIFEST
