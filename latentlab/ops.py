@@ -173,15 +173,18 @@ def _check_scalar(
 
 
 def _unit(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Normalise the rows of ``x``; refuse rows of (near) zero norm."""
-    n = x.norm(dim=-1, keepdim=True)
-    zero = n.squeeze(-1) <= torch.finfo(x.dtype).tiny
+    """Normalise the rows of ``x``; refuse rows of (near) zero norm. Each row is first divided
+    by its largest magnitude, so norms that would overflow (1e20) or underflow (1e-25) in
+    float32 still give the row's direction."""
+    m = x.abs().amax(dim=-1, keepdim=True)
+    zero = m.squeeze(-1) <= torch.finfo(x.dtype).tiny
     if zero.any():
         raise ArgumentError(
             f"{name} is the zero vector{_fmt_rows(zero)}: a zero vector has no direction on the sphere. "
             "Pass embeddings as returned by an encoder."
         )
-    return x / n
+    y = x / m
+    return y / y.norm(dim=-1, keepdim=True)
 
 
 def _refuse_zero(

@@ -19,7 +19,7 @@ crawls and then jumps. :func:`even_pacing` measures the change instead of assumi
      Needs no encoder; follows colour and layout, blind to meaning.
 
 3. **Refine by bisection.** Wherever one sample interval changes more than ``1 + tol``
-   times the mean interval of the coarse pass (a sudden transition hides there), decode
+   times the mean interval of its segment's coarse pass (a sudden transition hides there), decode
    its midpoint and split it; repeat until no interval is that large, a split would make
    halves narrower than a quarter of a uniform frame step, or ``max_samples`` extra decodes
    are spent.
@@ -372,7 +372,8 @@ def even_pacing(
             segment's frames (at least 2). More samples measure the change more finely
             (the CLIP angle between nearby frames is noisy) at the cost of more decodes.
         metric: ``"clip"`` (CLIP image-embedding angle, radians) or ``"pixel"`` (RMS).
-        tol: bisect sample intervals larger than ``(1 + tol)`` x the coarse pass's mean.
+        tol: bisect sample intervals larger than ``(1 + tol)`` x the mean coarse interval of their
+            segment.
         max_samples: cap on extra (bisection) decodes, in all; default the frame budget.
         min_width: the narrowest interval bisection makes, as a fraction of a segment's
             parameter range; default a quarter of a frame step (``0.25 / frames``).

@@ -159,7 +159,10 @@ def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".json":
-        text = json.dumps(data, indent=2) + "\n"
+        try:
+            text = json.dumps(data, indent=2) + "\n"
+        except (TypeError, ValueError) as e:  # a numpy scalar, a tensor, a circular reference: as the TOML writer says
+            raise SpecError(f"cannot write {str(p)!r} as JSON: {e}. Give plain numbers, strings, lists and tables.") from e
     elif suffix == ".toml":
         text = _toml(data)
     else:
@@ -285,6 +288,9 @@ class Spec:
             if not cond:
                 raise SpecError(msg)
 
+        need(self.base_dir is None or isinstance(self.base_dir, (str, os.PathLike)) and not isinstance(self.base_dir, bytes),
+             f"'base_dir' must be a folder path (a string), got {self.base_dir!r}.")  # fmt: skip
+
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
 
@@ -308,8 +314,8 @@ class Spec:
         need(self.pacing_passes is None or (is_int(self.pacing_passes) and self.pacing_passes >= 1),
              f"'pacing_passes' must be an integer >= 1, got {self.pacing_passes!r}.")  # fmt: skip
         need(self.pacing_tol is None or (isinstance(self.pacing_tol, (int, float)) and not isinstance(self.pacing_tol, bool)
-                                         and self.pacing_tol >= 0),
-             f"'pacing_tol' must be a number >= 0, got {self.pacing_tol!r}.")  # fmt: skip
+                                         and math.isfinite(self.pacing_tol) and self.pacing_tol >= 0),
+             f"'pacing_tol' must be a finite number >= 0, got {self.pacing_tol!r}.")  # fmt: skip
         need(self.pacing_max_samples is None or (is_int(self.pacing_max_samples) and self.pacing_max_samples >= 0),
              f"'pacing_max_samples' must be an integer >= 0 (extra decodes), got {self.pacing_max_samples!r}.")  # fmt: skip
         need(self.pacing_min_width is None or (isinstance(self.pacing_min_width, (int, float))
@@ -434,6 +440,8 @@ class Spec:
                     raise SpecError(f"{w}.weight must be >= 0 in a mix (use 'sum' for negative weights).")
             if kind == "mix" and not sum(float(it.get("weight", 1.0)) for it in v) > 0:
                 raise SpecError(f"{where}.mix has weights that are all 0: give at least one a positive weight.")
+            if kind == "sum" and not any(float(it.get("weight", 1.0)) != 0 for it in v):
+                raise SpecError(f"{where}.sum has weights that are all 0: give at least one a non-zero weight.")
         if "frames" in kf and (not isinstance(kf["frames"], int) or isinstance(kf["frames"], bool) or not 1 <= kf["frames"] <= MAX_FRAMES):
             raise SpecError(f"{where}.frames must be an integer in [1, {MAX_FRAMES}], got {kf['frames']!r}.")
         if "easing" in kf and not (isinstance(kf["easing"], str) and kf["easing"] in easings):
@@ -444,8 +452,8 @@ class Spec:
             raise SpecError(f"{where}.seed must be an integer in [-2**63, 2**63 - {MAX_FRAMES}), got {kf['seed']!r}.")
         if "label" in kf and not isinstance(kf["label"], str):
             raise SpecError(f"{where}.label must be a string, got {kf['label']!r}.")
-        if "hold" in kf and (not isinstance(kf["hold"], int) or isinstance(kf["hold"], bool) or kf["hold"] < 0):
-            raise SpecError(f"{where}.hold must be an integer >= 0, got {kf['hold']!r}.")
+        if "hold" in kf and (not isinstance(kf["hold"], int) or isinstance(kf["hold"], bool) or not 0 <= kf["hold"] <= MAX_FRAMES):
+            raise SpecError(f"{where}.hold must be an integer in [0, {MAX_FRAMES}], got {kf['hold']!r}.")
 
     # -- helpers ---------------------------------------------------------------------
     def resolve_path(self, p: str) -> Path:
@@ -616,11 +624,13 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
     data.update({k: v for k, v in overrides.items() if v is not None})
     if "base_dir" in data:
         given = data.pop("base_dir")
-        if isinstance(given, str):
-            given = os.path.expanduser(given)  # "~/pictures" as a shell reads it
+        if given is not None:  # null / None: unset, relative paths start where they would without it
+            if not isinstance(given, (str, os.PathLike)) or isinstance(given, bytes):
+                raise SpecError(f"'base_dir' must be a folder path (a string), got {given!r}.")
+            given = os.path.expanduser(os.fspath(given))  # "~/pictures" as a shell reads it
             if base is not None and not Path(given).is_absolute():
                 given = str(Path(base) / given)  # in a file: from the file's folder
-        base = given
+            base = given
     allowed = {f.name for f in fields(Spec)} - {"base_dir"}
     unknown = set(data) - allowed
     if unknown:

@@ -267,13 +267,20 @@ class Trajectory:
         if len(items) < 2:
             raise ArgumentError(f"a trajectory needs at least two keyframes, got {len(items)}.")
         n_seg = len(items) - 1
+        if getattr(frames, "ndim", None) == 1 and hasattr(frames, "tolist"):  # a numpy array or tensor
+            frames = frames.tolist()  # one count per segment, as a list gives them
         if isinstance(frames, (list, tuple)):
             counts = [_frame_count(f, f"frames[{i}]") for i, f in enumerate(frames)]
         else:
             counts = split_frames(_frame_count(frames), n_seg)
         if len(counts) != n_seg:
             raise ArgumentError(f"frames has {len(counts)} entries for {n_seg} segments; give one per segment.")
-        easings = [easing] * n_seg if isinstance(easing, str) else list(easing)
+        if isinstance(easing, str):
+            easings = [easing] * n_seg
+        elif isinstance(easing, (list, tuple)) and all(isinstance(e, str) for e in easing):
+            easings = list(easing)
+        else:
+            raise ArgumentError(f"easing must be a name from {tuple(EASINGS)} or a list of them, one per segment; got {easing!r}.")
         if len(easings) != n_seg:
             raise ArgumentError(f"easing has {len(easings)} entries for {n_seg} segments.")
         segs = [Segment(c, easing=e, method=method) for c, e in zip(counts, easings)]
@@ -411,6 +418,10 @@ class Trajectory:
         if d.get("format", "latentlab.trajectory/1") != "latentlab.trajectory/1":
             raise SpecError(f"trajectory 'format' is {d['format']!r}; this latentlab reads 'latentlab.trajectory/1'. "
                             "Upgrade latentlab to read it.")  # fmt: skip
+        if isinstance(d["keyframes"], list) and any(
+            isinstance(x, bool) for row in d["keyframes"] if isinstance(row, list) for x in row
+        ):
+            raise SpecError("trajectory 'keyframes' must hold numbers, not true/false.")
         try:
             kf = torch.tensor(d["keyframes"], dtype=torch.float32)
         except (TypeError, ValueError) as exc:
@@ -428,6 +439,8 @@ class Trajectory:
             unknown = set(s) - {"frames", "easing", "method", "hold", "ts"}
             if unknown:
                 raise SpecError(f"segments[{i}] has unknown field(s) {sorted(unknown)}.")
+            if "frames" not in s:
+                raise SpecError(f"segments[{i}] needs 'frames' (its frame count, end keyframe excluded; with 'ts', len(ts)).")
             if isinstance(s.get("ts"), list) and "frames" in s and s["frames"] != len(s["ts"]):
                 # to_dict writes frames = len(ts): another count is an edit that ts would silently undo
                 raise SpecError(f"segments[{i}]: frames is {s['frames']!r} but ts has {len(s['ts'])} parameters; "

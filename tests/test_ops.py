@@ -562,3 +562,18 @@ def test_arithmetic_names_a_reversed_pair_with_a_0d_weight():
     x = torch.nn.functional.normalize(torch.ones(1, 4), dim=-1)
     with pytest.raises(ArgumentError, match="looks like \\(embedding, weight\\)"):
         ops.arithmetic([(x, torch.tensor(1.0))])
+
+
+def test_norms_that_overflow_or_underflow_in_float32_keep_their_direction():
+    # an audit: slerp(1e20 * a, b) came back with norm 0.707 and cosine(1e20 * a, 1e20 * b) was 0.0
+    # (the norm overflowed to inf); 1e-25 * a was refused as the zero vector (its norm underflowed)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 16, generator=g)
+    want = float(cosine(a, b))
+    assert float(cosine(1e20 * a, 1e20 * b)) == pytest.approx(want, abs=1e-6)
+    assert float(cosine(1e-25 * a, b)) == pytest.approx(want, abs=1e-6)
+    mid = slerp(1e20 * a, b, 0.5)
+    assert float(mid.norm()) == pytest.approx(1.0, abs=1e-6)
+    assert torch.allclose(mid, slerp(a, b, 0.5), atol=1e-6)
+    with pytest.raises(ArgumentError, match="zero vector"):
+        cosine(torch.zeros(16), b)

@@ -143,6 +143,12 @@ def test_text_keyframe_without_prior_is_refused(images):
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "output": "x.gif", "fps": 60}, "too fast for gif"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "format": "gif", "fps": 0.1, "hold_first": 100},
          "a gif shows one picture for at most"),
+        # found by an audit (2026-12-06): these had loaded, then failed after the models loaded or as a TypeError
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "pacing": "even", "pacing_tol": float("inf")}, "'pacing_tol' must be a finite number"),
+        ({"keyframes": [{"text": "a"}, {"sum": [{"text": "b", "weight": 0}, {"text": "c", "weight": 0.0}]}]}, r"keyframes\[1\].sum has weights that are all 0"),
+        ({"keyframes": [{"text": "a"}, {"text": "b", "hold": 10**12}]}, r"keyframes\[1\].hold must be an integer in \[0, 100000\]"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": 5}, "'base_dir' must be a folder path"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": ["x"]}, "'base_dir' must be a folder path"),
     ],
 )
 def test_malformed_specs_name_the_field(bad, match):
@@ -301,3 +307,29 @@ def test_base_dir_reads_a_tilde_as_the_home_folder(tmp_path, images, monkeypatch
     monkeypatch.setenv("HOME", str(images[0].parent))
     s = load_spec({"base_dir": "~", "keyframes": [{"image": images[0].name}, {"image": images[1].name}]})
     assert s.resolve_path(images[0].name).resolve() == images[0].resolve()  # was '~/red_disc.png', not found
+
+
+def test_base_dir_null_in_a_file_is_unset_and_other_types_are_refused(tmp_path, images):
+    # null had made relative paths start at the current folder instead of the file's; 5 was a TypeError
+    import shutil
+
+    (tmp_path / "specs").mkdir()
+    shutil.copy(images[0], tmp_path / "specs" / images[0].name)
+    spec = tmp_path / "specs" / "s.json"
+    spec.write_text(f'{{"base_dir": null, "keyframes": [{{"image": "{images[0].name}"}}, {{"text": "b"}}]}}')
+    assert load_spec(spec).resolve_path(images[0].name) == tmp_path / "specs" / images[0].name
+    spec.write_text('{"base_dir": true, "keyframes": [{"text": "a"}, {"text": "b"}]}')
+    with pytest.raises(SpecError, match="'base_dir' must be a folder path"):
+        load_spec(spec)
+    with pytest.raises(SpecError, match="'base_dir' must be a folder path"):
+        Spec(keyframes=[{"text": "a"}, {"text": "b"}], base_dir=5)  # built directly, validated too
+
+
+def test_saving_a_spec_as_json_with_a_numpy_number_is_a_spec_error(tmp_path):
+    np = pytest.importorskip("numpy")
+    s = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}]})
+    s.fps = np.int64(8)  # set after loading, as a script might
+    for suffix in (".json", ".toml"):
+        with pytest.raises(SpecError, match="cannot write"):
+            s.save(tmp_path / "out" / f"s{suffix}")
+    assert not list((tmp_path / "out").glob("*"))

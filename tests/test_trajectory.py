@@ -59,6 +59,15 @@ def test_chain_frames_and_keyframe_indices():
     assert path.keyframe_indices() == [0, 3, 8, 10]
     for i, k in zip(path.keyframe_indices(), kfs):
         assert torch.allclose(z[i], k[0], atol=1e-6)
+    # per-segment counts as an array or tensor, as a list (an audit: they were refused)
+    import numpy as np
+
+    for counts in (np.array([3, 5, 2]), torch.tensor([3, 5, 2])):
+        assert Trajectory.chain(kfs, frames=counts).keyframe_indices() == [0, 3, 8, 10]
+    # easing=None was a bare "'NoneType' object is not iterable"
+    for bad in (None, 3, ["linear", None, "linear"]):
+        with pytest.raises(ArgumentError, match="easing must be a name from"):
+            Trajectory.chain(kfs, frames=[3, 5, 2], easing=bad)
 
 
 def test_total_frames_split_evenly():
@@ -203,6 +212,9 @@ def test_top_level_api_exposes_trajectory():
         ({"labels": 5}, "labels must be a list of 2 strings"),
         ({"labels": "ab"}, "labels must be a list of 2 strings"),
         ({"space": 5}, "'space' must be a CLIP space name"),
+        # an audit: a TypeError about Segment.__init__, and true/false read as 1.0/0.0
+        ({"segments": [{"ts": [0.0, 0.5]}]}, r"segments\[0\] needs 'frames'"),
+        ({"keyframes": [[True, False], [0.0, 1.0]]}, "must hold numbers, not true/false"),
     ],
 )
 def test_from_dict_names_what_is_malformed(change, match):
