@@ -173,18 +173,25 @@ def _check_scalar(
 
 
 def _unit(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Normalise the rows of ``x``; refuse rows of (near) zero norm. Each row is first divided
-    by its largest magnitude, so norms that would overflow (1e20) or underflow (1e-25) in
-    float32 still give the row's direction."""
-    m = x.abs().amax(dim=-1, keepdim=True)
-    zero = m.squeeze(-1) <= torch.finfo(x.dtype).tiny
-    if zero.any():
-        raise ArgumentError(
-            f"{name} is the zero vector{_fmt_rows(zero)}: a zero vector has no direction on the sphere. "
-            "Pass embeddings as returned by an encoder."
-        )
-    y = x / m
-    return y / y.norm(dim=-1, keepdim=True)
+    """Normalise the rows of ``x``; refuse rows of (near) zero norm. A row whose norm
+    overflows (1e20) or underflows (1e-25) in its dtype is first divided by its largest
+    magnitude, so it still gives its direction; other rows are divided by their norm alone
+    (bit for bit as before, so render fingerprints do not move)."""
+    n = x.norm(dim=-1, keepdim=True)
+    finfo = torch.finfo(x.dtype)
+    odd = ~torch.isfinite(n) | (n < finfo.eps)  # (eps: well above where the sum of squares underflows)
+    if odd.any():
+        m = x.abs().amax(dim=-1, keepdim=True)
+        zero = m.squeeze(-1) <= finfo.tiny
+        if zero.any():
+            raise ArgumentError(
+                f"{name} is the zero vector{_fmt_rows(zero)}: a zero vector has no direction on the sphere. "
+                "Pass embeddings as returned by an encoder."
+            )
+        y = x / torch.where(odd, m, torch.ones_like(m))
+        n = torch.where(odd, y.norm(dim=-1, keepdim=True), n)
+        x = y
+    return x / n
 
 
 def _refuse_zero(

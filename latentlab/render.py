@@ -476,8 +476,9 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
             if not overwrite:
                 raise ArgumentError(
                     f"out_dir {str(out_dir)!r} holds a different render (other embeddings, decoder or "
-                    "settings). Render into a new folder, or pass overwrite=True (CLI: --overwrite) "
-                    "to replace its frames."
+                    "settings; the embeddings are compared bit for bit, so a latentlab or torch version that "
+                    "rounds them differently counts too). Render into a new folder, or pass overwrite=True "
+                    "(CLI: --overwrite) to replace its frames."
                 )
             for f in out_dir.glob("frame_*.png"):
                 f.unlink()
@@ -492,6 +493,10 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
                     f.unlink()
             else:
                 manifest["created"] = old.get("created", manifest["created"])
+                if manifest.get("spec") is None and old.get("spec") is not None:
+                    # the same render resumed from Python (render(), no spec): the spec a
+                    # render_spec run recorded stays, or that run could not resume its own folder
+                    manifest["spec"] = old["spec"]
                 _note_version_change(out_dir, old, manifest)
     else:
         stale = list(out_dir.glob("frame_*.png"))

@@ -426,6 +426,12 @@ def test_render_spec_even_pacing_and_resume(tmp_path, images, monkeypatch):
     monkeypatch.setattr(pacing_mod, "even_pacing", lambda *a, **k: calls.append(1))
     again = ll.render_spec(spec, out_dir=out, progress=False)  # resumes: no new measurement
     assert calls == [] and np.array_equal(again.frames, res.frames)
+    # the same render resumed from Python keeps the spec on record (it wrote "spec": null, and
+    # render_spec then refused its own folder as "a different render")
+    dec = ll.create_decoder("tiny")
+    ll.render(res.trajectory, dec, out_dir=out, steps=2, noise="slerp", progress=False)
+    assert json.loads((out / "manifest.json").read_text())["spec"] == manifest["spec"]
+    assert np.array_equal(ll.render_spec(spec, out_dir=out, progress=False).frames, res.frames)
     # another spec into the same folder is refused before pacing, leaving the folder as it was
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     with pytest.raises(ArgumentError, match="holds a different render"):
