@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
     out_dir = Path(args.out_dir)
-    inputs = make_inputs(out_dir.parent / f"{out_dir.name}-inputs")
+    named = out_dir.resolve()  # (--out-dir . has no name of its own: its inputs went to "./-inputs")
+    inputs = make_inputs(named.parent / f"{named.name}-inputs")
+    # frames already there are kept (a resume), unless --overwrite: the timing line says so
+    kept = 0 if args.overwrite else len(list(out_dir.glob("frame_*.png")))
     t0 = time.perf_counter()
     try:
         result = render_spec(demo_spec(inputs, preset), out_dir=out_dir, overwrite=args.overwrite)
@@ -118,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"preset:        {preset}")
     if preset == "mini":
         print("               (the embedded model is small: it draws coloured shapes, rough emoji and clip art at 32 px, upscaled to 64; see docs/mini.md)")
-    print(f"video:         {result.video}  ({len(result.frames)} frames rendered in {dt:.1f} s)")
+    T = len(result.frames)
+    kept = min(kept, T)
+    done = f"{T} frames rendered" if not kept else f"{T} frames, {kept} kept from an earlier run, {T - kept} rendered"
+    print(f"video:         {result.video}  ({done} in {dt:.1f} s)")
     print(f"gif:           {gif}")
     print(f"contact sheet: {result.contact_sheet}")
     print(f"frames:        {result.out_dir}/  (manifest.json describes the render; rerun to resume)")

@@ -680,7 +680,9 @@ class LivePreview:
             from IPython.display import display as _display
         except ImportError:
             return
-        if get_ipython() is None:  # plain Python: tqdm is the progress display
+        if getattr(get_ipython(), "kernel", None) is None:
+            # plain Python or a terminal IPython: tqdm is the progress display (a terminal
+            # shell printed each frame's repr between the bar's lines); a kernel shows images
             return
         view = ImageView(self.last, scale=self.scale,
                          caption=f"frame {k} ({k + 1} of {T}){' (resumed)' if info.get('resumed') else ''}")  # fmt: skip

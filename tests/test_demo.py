@@ -24,6 +24,7 @@ def test_demo_writes_what_it_prints_and_resumes(tmp_path, monkeypatch, capsys):
     stamp = frames[10].stat().st_mtime_ns
     frames[-1].unlink()  # as if interrupted before the last frame
     assert demo.main(["--preset", "tiny"]) == 0
+    assert "(48 frames, 47 kept from an earlier run, 1 rendered in" in capsys.readouterr().out  # not "48 rendered"
     assert (tmp_path / "renders" / "demo" / frames[-1].name).is_file() and frames[10].stat().st_mtime_ns == stamp
 
 
@@ -63,3 +64,18 @@ def test_docs_quote_the_demo_spec_as_it_is():
         assert quoted[key] == spec[key], key
     assert quoted["keyframes"][2]["text_diff"] == spec["keyframes"][2]["text_diff"]
     assert [k.get("frames") for k in quoted["keyframes"]] == [k.get("frames") for k in spec["keyframes"]]
+
+
+def test_demo_into_the_current_folder_names_its_inputs_after_it(tmp_path, monkeypatch, capsys):
+    # --out-dir . put the input pictures into a folder named "-inputs"
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    from latentlab import jobs
+    from latentlab.errors import LatentlabError
+
+    def stop(*a, **k):  # the inputs are made before the render: no need to render here
+        raise LatentlabError("stop")
+
+    monkeypatch.setattr(jobs, "render_spec", stop)
+    assert demo.main(["--preset", "tiny", "--out-dir", "."]) == 2
+    assert (tmp_path / "here-inputs").is_dir() and not (tmp_path / "here" / "-inputs").exists()

@@ -342,6 +342,27 @@ def test_live_preview_counts_frames_and_resumed(tiny_path, tiny_decoder, tmp_pat
         ll.LivePreview(every=0)
 
 
+class KernelShell:
+    """Stands for a Jupyter kernel's shell (what has ``kernel``), where previews are shown."""
+
+    kernel = object()
+
+
+def test_live_preview_is_silent_in_a_terminal_ipython(monkeypatch):
+    # a terminal IPython (no kernel) printed "ImageView(64x64 px, ...)" for every frame
+    IPython = pytest.importorskip("IPython")
+    import IPython.display
+
+    calls = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # a shell without a kernel
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append(a))
+    p = ll.LivePreview(every=1)
+    f = grey_frames(3)
+    for k in range(3):
+        p({"frame": k, "frames": 3, "image": f[k], "resumed": False})
+    assert calls == [] and p.count == 3 and np.array_equal(p.last, f[2])
+
+
 def test_live_preview_updates_one_display_in_ipython(monkeypatch):
     IPython = pytest.importorskip("IPython")
     import IPython.display
@@ -356,7 +377,7 @@ def test_live_preview_updates_one_display_in_ipython(monkeypatch):
         calls.append(("display", obj))
         return Handle()
 
-    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
     monkeypatch.setattr(IPython.display, "display", fake_display)
     p = ll.LivePreview(every=2)
     f = grey_frames(5)
@@ -389,7 +410,7 @@ def test_live_preview_shows_a_resumed_render_in_a_new_output(tmp_path, fake_deco
         calls.append(("display", obj.caption))
         return Handle()
 
-    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
     monkeypatch.setattr(IPython.display, "display", fake_display)
     path = _fake_path(10)
 
