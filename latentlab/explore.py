@@ -390,7 +390,12 @@ def _pixels(item: Any) -> np.ndarray:
         return load_image(item)
     if type(item).__module__.split(".")[0] == "PIL" and hasattr(item, "mode"):
         return np.asarray(_to_rgb(item))
-    return _to_numpy(item)
+    a = _to_numpy(item)
+    if a.ndim == 3 and a.shape[2] == 4:  # alpha on white, as the encoders composite it (not black)
+        from .encoders import _array_to_pil
+
+        return np.asarray(_array_to_pil(a, "images[...]", str(a.shape)))
+    return a
 
 
 def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:

@@ -152,8 +152,13 @@ class ImageView:
     """
 
     def __init__(self, image: Any, *, scale: int | None = None, caption: str | None = None, tile: int | None = None):
-        from .video import _as_image
+        from .video import _as_image, _to_numpy
 
+        a = _to_numpy(image)
+        if a.ndim == 3 and a.shape[2] == 4:  # alpha on white, as the encoders and load_image read it
+            from .encoders import _array_to_pil
+
+            image = _array_to_pil(a, "image", str(a.shape))
         self.array = _as_image(image, "image")
         h, w = self.array.shape[:2]
         self.scale = _check_scale(scale) or _auto_scale(tile or max(h, w), w)
@@ -344,7 +349,8 @@ def show(
       drawn smaller (down to 8 px), then on two lines, then cut with an ellipsis (``…``),
       never silently clipped at the tile's edge;
     * a path: an image file -> :class:`ImageView`; an mp4/gif/webp -> :class:`VideoView`;
-    * a :class:`~latentlab.RenderResult` -> its video.
+    * a :class:`~latentlab.RenderResult` -> its video;
+    * a result holding frames (``iterative_text_diff``'s, ``pca_probe``'s) -> its frames.
 
     Small pictures are scaled up by an integer ``scale`` (default: automatic).
 
@@ -357,6 +363,12 @@ def show(
 
     if isinstance(x, RenderResult):
         return show_video(x.video, scale=scale, caption=caption)
+    if not hasattr(x, "ndim") and isinstance(getattr(x, "frames", None), np.ndarray):
+        # a result holding frames (iterative_text_diff's IterativeEdit, pca_probe's Probe): its frames,
+        # under its own labels where it has them
+        if labels is None and isinstance(getattr(x, "labels", None), list):
+            labels = x.labels
+        x = x.frames
     if isinstance(x, (str, os.PathLike)):
         p = Path(x)
         if p.suffix.lower() in _VIDEO_SUFFIXES:

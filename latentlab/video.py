@@ -133,7 +133,9 @@ def _shape_fix(shape: tuple[int, ...]) -> str:
     if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
         return "it looks channels-first: pass frames.transpose(0, 2, 3, 1) (numpy) or frames.permute(0, 2, 3, 1) (torch)"
     if len(shape) >= 1 and shape[-1] == 4:
-        return "drop the alpha channel: frames[..., :3]"
+        return ("composite the alpha channel on a background first, e.g. on white: "
+                "a[..., :3] * (a[..., 3:] / 255) + 255 * (1 - a[..., 3:] / 255) for uint8 "
+                "(frames[..., :3] alone shows transparent pixels in whatever colour they hold, often black)")
     if len(shape) >= 1 and shape[-1] == 1:
         return "repeat the grey channel: np.repeat(frames, 3, axis=-1)"
     if len(shape) == 3 and shape[-1] == 3:
@@ -195,6 +197,8 @@ def _as_image(array: Any, name: str = "array") -> np.ndarray:
             fix = _shape_fix((1, *a.shape))
         elif a.ndim == 2:
             fix = f"grey images need a channel axis: np.repeat({name}[..., None], 3, axis=-1)"
+            if type(array).__module__.split(".")[0] == "torch" and np.issubdtype(a.dtype, np.floating):
+                fix += " (if these are (n, d) embeddings, they are not pictures: decode them first, decoder.decode(z))"
         else:
             fix = "pass a (H, W, 3) uint8 array"
         raise ArgumentError(

@@ -758,6 +758,29 @@ def test_nearest_images_thumbnails_show_non_rgb_pil_images_as_encoded(tiny_encod
     np.testing.assert_array_equal(nn.images[2][0, 0], [200, 30, 30])
 
 
+def test_rgba_arrays_are_shown_on_white_as_they_are_encoded(tiny_encoder):
+    # an audit: a transparent RGBA array was encoded on white but its thumbnail showed black,
+    # and ll.show refused it, advising frames[..., :3] (black again)
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[4:12, 4:12] = (255, 0, 0, 255)  # a red square on a transparent background
+    nn = ll.nearest_images(tiny_encoder.encode_text(["a red circle"]), tiny_encoder, [rgba], k=1)
+    assert nn.images[0][0, 0].tolist() == [255, 255, 255] and nn.images[0][8, 8].tolist() == [255, 0, 0]
+    view = ll.show(rgba)
+    assert view.array[0, 0].tolist() == [255, 255, 255] and view.array[8, 8].tolist() == [255, 0, 0]
+
+
+def test_show_takes_results_that_hold_frames():
+    # ll.show(iterative_text_diff(...)) / ll.show(pca_probe(...)) said "image has shape () (dtype object)"
+    from latentlab.edit import IterativeEdit
+    from latentlab.explore import Probe
+
+    f = grey_frames(3)
+    edit = IterativeEdit(frames=f, embeddings=torch.zeros(3, 4), similarity=[0.1, 0.2, 0.3], reached=True)
+    assert ll.show(edit).array.shape == ll.show(f).array.shape
+    probe = Probe(frames=f[:2], ks=[1, None], embeddings=torch.zeros(2, 4), cosine=np.array([0.5, 1.0]))
+    assert np.array_equal(ll.show(probe).array, ll.show(f[:2], labels=probe.labels).array)
+
+
 def test_a_video_file_or_render_result_is_scaled_up_as_frames_are(tmp_path):
     from latentlab.jobs import RenderResult
 
@@ -980,3 +1003,9 @@ def test_pca_shows_as_html(tiny_encoder):
     page = pca._repr_html_()
     assert page.startswith("<div>PCA: rank 13, d=32") and page.count("<tr>") == 1 + 10 + 1  # head, top 10, "3 more"
     assert "3 more" in page
+
+
+def test_showing_embeddings_says_they_are_not_pictures():
+    # ll.show(z) for a (2, 128) tensor advised only "grey images need a channel axis"
+    with pytest.raises(ArgumentError, match=r"if these are \(n, d\) embeddings, they are not pictures"):
+        ll.show(torch.nn.functional.normalize(torch.randn(2, 128), dim=-1))

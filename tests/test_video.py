@@ -128,7 +128,7 @@ def test_torch_tensor_input():
         (np.zeros((4, 4, 3), np.uint8), r"\(4, 4, 3\).*frames\[None\]"),  # one image, no T axis
         (np.zeros((2, 4, 4), np.uint8), r"\(2, 4, 4\)"),
         (np.zeros((1, 2, 4, 4, 3), np.uint8), r"\(1, 2, 4, 4, 3\)"),
-        (np.zeros((2, 4, 4, 4), np.uint8), r"alpha"),
+        (np.zeros((2, 4, 4, 4), np.uint8), r"composite the alpha channel on a background"),
         (np.zeros((2, 4, 4, 1), np.uint8), r"\(2, 4, 4, 1\)"),
         (np.zeros((2, 3, 8, 8), np.uint8), r"channels-first"),
         (np.zeros((0, 4, 4, 3), np.uint8), r"no pixels"),
