@@ -247,7 +247,10 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
             except ValueError:  # another drive (Windows): no relative path
                 where = str(target)
             saved = load_spec(spec, output=where)
-        saved.save(args.save_spec)
+        try:
+            saved.save(args.save_spec)
+        except ArgumentError as exc:
+            raise ArgumentError(f"--save-spec: {exc}") from None
     out_dir = args.out_dir
     try:
         result = render_spec(
@@ -339,6 +342,8 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
         raise _refuse_other(out_dir, old, "another render")
     if args.output:
+        if Path(args.output).expanduser().is_dir():  # refused before any decoding, as render_spec does
+            raise ArgumentError(f"-o {args.output} is a folder; give the video a file name, e.g. -o variations.gif.")
         check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
     preset = args.preset or "mini"
     image = load_image(args.image)
@@ -573,8 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
+    if args.command is None:  # a usage error: the help goes to stderr, as argparse's own errors do
+        parser.print_help(sys.stderr)
         return 2
     try:
         if args.command == "presets":
@@ -600,8 +605,10 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
                     f"Drop --eta, or for pictures of a caption use `latentlab generate {args.image[5:]!r}`."
                 )
             kf = _keyframe(args.image)
+            # a caption is named whole ("text:a red circle. small/blue" was named "blue"); a file by its stem
+            stem = args.image if args.image.startswith("text:") else Path(args.image).stem
             spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2,
-                    "name": f"{Path(args.image).stem}-variations"}  # fmt: skip
+                    "name": f"{stem}-variations"}  # fmt: skip
             if args.eta is not None:
                 return _inverted_variations(args, spec)
             return _run_spec(spec, args)

@@ -40,6 +40,7 @@ frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), an
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -168,18 +169,27 @@ def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
     else:
         raise ArgumentError(f"path {str(p)!r} must end in .json or .toml.")
     try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # e.g. a lone surrogate read from a JSON escape
+        raise ArgumentError(
+            f"cannot write {str(p)!r}: a string holds {text[exc.start:exc.end]!r}, which is not a character "
+            "(half of a surrogate pair). Fix the string."
+        ) from None
+    if p.is_dir():
+        raise ArgumentError(f"cannot write {str(p)!r}: it is a folder. Give a file name, e.g. {str(p / ('spec' + suffix))!r}.")
+    blocked = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+    if blocked is not None:
+        raise ArgumentError(f"cannot write {str(p)!r}: {str(blocked)!r} is a file, not a folder. Choose another path.")
+    from .render import temp_path
+
+    tmp = temp_path(p)
+    try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        try:
-            encoded = text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # e.g. a lone surrogate read from a JSON escape
-            raise ArgumentError(
-                f"cannot write {str(p)!r}: a string holds {text[exc.start:exc.end]!r}, which is not a character "
-                "(half of a surrogate pair). Fix the string."
-            ) from None
         tmp.write_bytes(encoded)
         os.replace(tmp, p)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
     return p
 
@@ -352,7 +362,7 @@ class Spec:
         need(self.size is None or (is_int(self.size) and 8 <= self.size <= 4096), f"'size' must be an integer in [8, 4096], got {self.size!r}.")
         for k in ("hold_first", "hold_last"):
             v = getattr(self, k)
-            need(is_int(v) and v >= 0, f"'{k}' must be an integer >= 0 (frames), got {v!r}.")
+            need(is_int(v) and 0 <= v <= MAX_FRAMES, f"'{k}' must be an integer in [0, {MAX_FRAMES}] (frames), got {v!r}.")
         need(isinstance(self.pingpong, bool), f"'pingpong' must be true or false, got {self.pingpong!r}.")
         if self.format == "gif":  # a gif's own limits (fps, the longest hold), as write_video refuses them
             try:
@@ -400,6 +410,8 @@ class Spec:
                 )
             if kind == "image":
                 p = self.resolve_path(v)
+                if p.is_dir():
+                    raise SpecError(f"{where}.image: {str(p)!r} is a folder, not an image file. Name a picture in it.")
                 if not p.is_file():
                     hint = ""
                     if not Path(os.path.expanduser(v)).is_absolute():

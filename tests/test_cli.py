@@ -609,7 +609,7 @@ def test_variations_eta_writes_holds_and_pingpong(tmp_path, images):
 def test_spec_errors_name_the_flag_too(tmp_path, images, capsys):
     base = ["interpolate", str(images[0]), str(images[1]), "--out-dir", str(tmp_path / "r"), *FAST]
     assert main([*base, "--hold-first", "-1"]) == 2
-    assert "'hold_first' (--hold-first) must be an integer >= 0" in capsys.readouterr().err
+    assert "'hold_first' (--hold-first) must be an integer in [0, 100000]" in capsys.readouterr().err
     assert main([*base, "--guidance", "-2"]) == 2
     assert "'guidance_scale' (--guidance) must be a finite number >= 0" in capsys.readouterr().err
 
@@ -674,3 +674,39 @@ def test_a_folder_another_render_is_writing_is_refused_by_every_verb(tmp_path, i
             assert f"is being written by another render (process {pid}) right now" in capsys.readouterr().err
         assert sorted(p.name for p in out.iterdir()) == [".latentlab.lock"]  # nothing else was written
     assert not out.exists()  # the holder made the folder for its lock alone, and removed it
+
+
+def test_path_mistakes_found_by_an_audit_are_refused_before_any_work(tmp_path, images, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afolder").mkdir()
+    # a folder given as the image said "no such file"
+    assert main(["morph", str(tmp_path / "afolder"), "--to", "a cat", *FAST]) == 2
+    assert "is a folder, not an image file" in capsys.readouterr().err
+    # --save-spec at a folder, or under a file: named as the flag, no temporary file left
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "afolder" / "s.toml").mkdir()
+    for where, said in ((tmp_path / "afolder" / "s.toml", "it is a folder"), (tmp_path / "afile" / "s.toml", "is a file, not a folder")):
+        assert main(["morph", str(images[0]), "--to", "a cat", "--save-spec", str(where), *FAST]) == 2
+        err = capsys.readouterr().err
+        assert "--save-spec: cannot write" in err and said in err
+    assert not list(tmp_path.rglob("*.tmp*")) and (tmp_path / "afile").read_text() == "x"
+    assert [p.name for p in (tmp_path / "afolder").iterdir()] == ["s.toml"]
+    # a hold no video could hold was accepted, then failed in the assembler (a 7 GiB index array)
+    assert main(["morph", str(images[0]), "--to", "a cat", "--hold-last", "1000000000", *FAST]) == 2
+    assert "'hold_last' (--hold-last) must be an integer in [0, 100000]" in capsys.readouterr().err
+    # variations --eta -o <a folder>: refused before decoding (it decoded everything, then failed)
+    with monkeypatch.context() as m:
+        m.setattr(__import__("latentlab"), "variations", lambda *a, **k: pytest.fail("decoded before refusing"))
+        assert main(["variations", str(images[0]), "--eta", "0.5", "-o", str(tmp_path / "afolder"), *FAST]) == 2
+    assert "-o " in capsys.readouterr().err
+    # no command: the help is a usage error, on stderr
+    assert main([]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "usage:" in out.err
+
+
+def test_variations_of_a_caption_are_named_after_the_whole_caption(tmp_path, monkeypatch):
+    # "text:a red circle. small/blue" was named "blue-variations" (Path(...).stem)
+    monkeypatch.chdir(tmp_path)
+    assert main(["variations", "text:a red circle. small/blue", "-n", "2", "--preset", "mini", "--steps", "2", "-q"]) == 0
+    assert (tmp_path / "renders" / "text-a-red-circle-small-blue-variations").is_dir()
