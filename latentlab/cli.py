@@ -551,7 +551,10 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> 
         if (action.dest in SPEC_KEYS and quoted in message and action.option_strings
                 and f"(CLI: {action.option_strings[-1]})" not in message):  # fmt: skip
             message = message.replace(quoted, f"{quoted} ({action.option_strings[-1]})", 1)
-    return message
+    if command == "morph" and "text_diff.theta " in message:
+        message = message.replace("text_diff.theta ", "text_diff.theta (--theta) ", 1)
+    # the library's advice in Python terms, said as the flag
+    return message.replace("use device='cpu'", "use --device cpu")
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

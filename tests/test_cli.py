@@ -699,6 +699,14 @@ def test_path_mistakes_found_by_an_audit_are_refused_before_any_work(tmp_path, i
         m.setattr(__import__("latentlab"), "variations", lambda *a, **k: pytest.fail("decoded before refusing"))
         assert main(["variations", str(images[0]), "--eta", "0.5", "-o", str(tmp_path / "afolder"), *FAST]) == 2
     assert "-o " in capsys.readouterr().err
+    # library errors name the flags (they said keyframes[1].text_diff.theta, device='cpu')
+    assert main(["morph", str(images[0]), "--to", "a cat", "--theta", "2", *FAST]) == 2
+    assert "text_diff.theta (--theta) must be a number in [0, 1]" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["morph", str(images[0]), "--to", "a cat", "--device", "cuda", *FAST]) == 2
+        assert "use --device cpu" in capsys.readouterr().err
     # no command: the help is a usage error, on stderr
     assert main([]) == 2
     out = capsys.readouterr()
