@@ -396,7 +396,10 @@ def generate(
     """``n`` pictures of ``prompt``, as DALL-E 2 draws them from text: uint8 ``(n, H, W, 3)``.
 
     The prompt's text embedding goes through ``prior`` to an image embedding, which
-    ``decoder`` draws. Picture ``k`` has the prior sample and the starting noise of seed
+    ``decoder`` draws; a prior that reads the prompt's token states (``prior.needs_texts``:
+    the Karlo and Kandinsky diffusion priors, so ``karlo``, ``sd21-unclip-l`` and
+    ``kandinsky-2.2``) gets the prompt itself (``prior.from_texts``), as a spec's text
+    keyframes do. Picture ``k`` has the prior sample and the starting noise of seed
     ``seed + k``, so ``generate(..., seed=s + k, n=1)`` redraws picture ``k`` of
     ``generate(..., seed=s)`` alone (up to floating-point rounding across batch sizes).
 
@@ -452,7 +455,10 @@ def generate(
             f"captions=True: decoder {type(decoder).__name__} ({getattr(decoder, 'name', '?')!r}) reads no captions; "
             "pass captions=None or False to draw from the prior's embeddings alone."
         )
-    z_text = encoder.encode_text([prompt])
+    # the Karlo and Kandinsky priors attend to the prompt's token states, which a pooled text
+    # embedding does not carry: they take the prompt itself (as Spec.resolve gives it them)
+    texts = bool(getattr(prior, "needs_texts", False))
+    z_text = None if texts else encoder.encode_text([prompt])
     starts = range(0, n, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -461,7 +467,10 @@ def generate(
     out = []
     for a in starts:
         seeds = [int(seed) + k for k in range(a, min(n, a + batch_size))]
-        z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
+        if texts:
+            z = torch.cat([prior.from_texts([prompt], seed=s, num_samples=1) for s in seeds])
+        else:
+            z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
         z = tag(z, getattr(prior, "space", None))
         noise = make_noise(tuple(decoder.noise_shape()), seeds)
         kw = {"captions": [prompt] * len(seeds)} if captions else {}

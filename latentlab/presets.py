@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import numbers
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -208,19 +208,29 @@ def create_prior(preset: str | Preset = "mini", **kwargs: Any):
 
 
 def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], kwargs: dict[str, Any]) -> Any:
-    """``fn(p, **spec, **kwargs)``; a keyword this part of the preset does not take is an
-    :class:`ArgumentError` naming it (not Python's bare ``TypeError``)."""
+    """``fn(p, **spec, **kwargs)``; a keyword this part of the preset does not take, or one
+    its builder sets itself from the preset (``name``, ``space``, ``dim``, ``resolution``),
+    is an :class:`ArgumentError` naming it (not Python's bare ``TypeError``)."""
     import re
 
     try:
         return fn(p, **{**spec, **kwargs})
     except TypeError as exc:
-        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if m is None or m.group(1) not in kwargs:
+        m = re.search(r"(unexpected keyword argument|multiple values for keyword argument) '(\w+)'", str(exc))
+        if m is None or m.group(2) not in kwargs:
             raise
+        arg = m.group(2)
+        if m.group(1).startswith("unexpected"):
+            raise ArgumentError(
+                f"the {what} of preset {p.name!r} takes no {arg}= (a loading option of other parts or "
+                f"presets; docs/models.md, 'Loading options', says which takes what). Drop it from create_{what}()."
+            ) from None
+        field = arg in {f.name for f in fields(Preset)}
+        fix = (f"to change it, build from a copy of the preset: create_{what}(dataclasses.replace("
+               f"ll.get_preset({p.name!r}), {arg}=...))" if field else "drop it")  # fmt: skip
         raise ArgumentError(
-            f"the {what} of preset {p.name!r} takes no {m.group(1)}= (a loading option of other parts or "
-            f"presets; docs/models.md, 'Loading options', says which takes what). Drop it from create_{what}()."
+            f"the {what} of preset {p.name!r} sets {arg}= itself{' from the preset' if field else ''}, "
+            f"so create_{what}() cannot pass it; {fix}."
         ) from None
 
 

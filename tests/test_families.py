@@ -516,7 +516,7 @@ def test_priors_need_two_steps(prior):
 
 def test_kandinsky_steps_above_the_training_timesteps_is_an_argument_error():
     dec = _decoder("kandinsky")
-    with pytest.raises(ArgumentError, match=r"steps must be <= 1000 \(the sampler's training timesteps\), got 1001"):
+    with pytest.raises(ArgumentError, match=r"steps must be <= 999 \(.*1000 training timesteps.*\), got 1001"):
         dec.decode(_unit(1, 0), _noise(dec, 1, 0), steps=1001)
 
 
@@ -594,3 +594,119 @@ def test_kandinsky_inversion_gives_offloaded_models_back(monkeypatch):
     assert len(calls) == 1
     dec.invert(np.zeros((1, 32, 32, 3), np.uint8), z, steps=2)
     assert len(calls) == 2
+
+
+# -- fixes from an audit of the decoders (each test failed on the code before its fix) -------------
+
+
+@pytest.mark.parametrize("name", ["karlo", "kandinsky"])
+def test_generate_gives_the_karlo_and_kandinsky_priors_the_prompt(name):
+    """ll.generate with the diffusion priors (Karlo's is also sd21-unclip-l's): they read the
+    prompt's token states, so generate hands them the prompt (prior.from_texts), as
+    Spec.resolve does. It called prior(pooled embedding), which they refuse (ArgumentError)."""
+    import latentlab as ll
+    from latentlab.render import make_noise
+
+    p = _preset(name)
+    enc, prior, dec = create_encoder(p), create_prior(p, default_steps=3), _decoder(name)
+    got = ll.generate(enc, prior, dec, "a red cat", n=2, seed=3, steps=2)
+    z = tag(torch.cat([prior.from_texts(["a red cat"], seed=s) for s in (3, 4)]), p.space)
+    kw = {"captions": ["a red cat"] * 2} if dec.reads_captions else {}  # Karlo's DDIM reads the prompt too
+    expected = dec.decode(z, make_noise(dec.noise_shape(), [3, 4]), seeds=[3, 4], steps=2, **kw)
+    assert got.shape == (2, 32, 32, 3) and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert not torch.allclose(z[0], z[1], atol=1e-4)  # picture k: the prior's sample of seed + k
+    one = ll.generate(enc, prior, dec, "a red cat", n=1, seed=4, steps=2)  # redraws picture 1 alone
+    assert np.abs(one[0].astype(int) - got[1].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("scheduler, most", [("ddim", 999), ("dpm++", 998)])
+def test_kandinsky_refuses_steps_whose_first_timestep_is_past_the_training_timesteps(scheduler, most):
+    """The released config's leading spacing with steps_offset=1 starts steps=1000 (999 under
+    DPM-Solver++) at t = 1000 of 0..999: that passed the old limit (1000) and raised a raw
+    IndexError deep in diffusers, and invert(steps=1001) a raw ValueError (no max_steps()).
+    decode, invert and invert_latents now refuse it, naming steps and the largest count."""
+    from latentlab.decoders.unclip import _first_timestep
+
+    dec = _decoder("kandinsky") if scheduler == "ddim" else create_decoder(_preset("kandinsky"), scheduler=scheduler)
+    assert dec.max_steps() == most
+    assert _first_timestep(dec.pipe.scheduler, most) < 1000 <= _first_timestep(dec.pipe.scheduler, most + 1)
+    z, x, image = _unit(1, 50, dec.space), _noise(dec, 1, 50), np.zeros((32, 32, 3), np.uint8)
+    why = rf"steps must be <= {most} \(.*steps={most + 1} would start at timestep 1000, past its 1000 training timesteps"
+    for steps in (most + 1, 1000, 1001):
+        with pytest.raises(ArgumentError, match=rf"{why}.*\), got {steps}\."):
+            dec.decode(z, x, steps=steps)
+        with pytest.raises(ArgumentError, match=rf"{why}.*\), got {steps}\."):
+            dec.invert(image, z, steps=steps)
+    if scheduler == "ddim":
+        with pytest.raises(ArgumentError, match=rf"steps must be <= {most} .*got 1001"):
+            dec.invert_latents(torch.zeros(1, *dec.noise_shape()), z, steps=1001)
+
+
+def test_kandinsky_inversion_logs_no_diffusers_config_warning():
+    """DDIMInverseScheduler.from_config(pipe.scheduler.config) passed DDIM's thresholding keys,
+    and diffusers logged "... verify your scheduler_config.json" at every invert(); the keys
+    are now filtered as set_scheduler filters them, and the inverse scheduler is the same."""
+    import io
+    import logging
+
+    from diffusers import DDIMInverseScheduler
+
+    dec = _decoder("kandinsky")
+    z = _unit(1, 51, dec.space)
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    logger = logging.getLogger("diffusers")
+    logger.addHandler(handler)
+    try:
+        noise = dec.invert(np.zeros((32, 32, 3), np.uint8), z, steps=2)
+    finally:
+        logger.removeHandler(handler)
+    assert "were passed to DDIMInverseScheduler" not in buf.getvalue() and torch.isfinite(noise).all()
+    from latentlab.decoders.unclip import scheduler_from_config
+
+    inverse = scheduler_from_config(DDIMInverseScheduler, dec.pipe.scheduler.config)
+    plain = DDIMInverseScheduler.from_config(dec.pipe.scheduler.config)  # what it was (and warns)
+    assert all(plain.config[k] == v for k, v in inverse.config.items() if not k.startswith("_"))
+    inverse.set_timesteps(7)
+    plain.set_timesteps(7)
+    assert torch.equal(inverse.timesteps, plain.timesteps) and torch.equal(inverse.alphas_cumprod, plain.alphas_cumprod)
+
+
+def test_prior_seeds_are_checked_as_every_latentlab_seed(prior):
+    """Seeds >= 2**63 were silently accepted and seed + j >= 2**64 raised a raw torch
+    ValueError; the priors now take what check_seed takes, [-2**63, 2**63)."""
+    for seed in (2**63, 2**64 - 1, 2**64, -(2**63) - 1, 1.5, True):
+        with pytest.raises(ArgumentError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63\)"):
+            prior.from_texts("a cat", seed=seed, num_samples=2, steps=2)
+    top = prior.from_texts("a cat", seed=2**63 - 1, num_samples=2, steps=2)  # sample 1 seeds 2**63: torch takes it
+    assert top.shape == (2, DIM) and torch.isfinite(top).all()
+    assert torch.equal(prior.from_texts("a cat", seed=np.int64(3), steps=2), prior.from_texts("a cat", seed=3, steps=2))
+
+
+def test_kandinsky_inverts_only_with_ddim_asked_for_as_documented():
+    """docs/models.md said that with scheduler=None "the decoder inverts only if the pipeline's
+    own scheduler is DDIM": true of Stable unCLIP, not of Kandinsky, which inverts only with
+    scheduler="ddim" (here None on a pipeline whose own scheduler is DDIM)."""
+    from pathlib import Path
+
+    from diffusers import DDIMScheduler
+
+    from latentlab.decoders.unclip import set_scheduler
+
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    pipe = kandinsky.tiny_kandinsky_pipeline(dim=DIM)
+    set_scheduler(pipe, "ddim")
+    dec = kandinsky.KandinskyDecoder(pipe, name="x", space="s", dim=DIM, resolution=32, embed_scale=1.0,
+                                     image_encoder=(towers.vision, processor), scheduler=None)  # fmt: skip
+    assert isinstance(dec.pipe.scheduler, DDIMScheduler) and not dec.supports_inversion
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text().split())
+    assert "a Kandinsky 2.2 decoder inverts only with `scheduler=\"ddim\"`" in doc
+    assert "a Stable unCLIP decoder (`sd21-*`, `tiny`) inverts only if the pipeline's own scheduler is DDIM" in doc
+
+
+@pytest.mark.parametrize("name, kw", [("karlo", {"name": "x"}), ("kandinsky", {"space": "s"}), ("karlo", {"source": "x"})])
+def test_options_the_builder_sets_itself_are_named(name, kw):
+    """create_decoder(p, name=...) raised Python's "got multiple values for keyword argument"."""
+    arg = next(iter(kw))
+    with pytest.raises(ArgumentError, match=rf"the decoder of preset '{name}-tiny' sets {arg}= itself"):
+        create_decoder(_preset(name), **kw)

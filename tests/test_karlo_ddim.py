@@ -331,3 +331,35 @@ def test_ddim_loops_give_offloaded_models_back(monkeypatch):
     assert len(calls) == 3
     dec.invert(np.zeros((16, 16, 3), np.uint8), z, steps=2)
     assert len(calls) == 4
+
+
+# -- fixes from an audit of the decoders (each test failed on the code before its fix) -------------
+
+
+def test_trailing_timesteps_are_exactly_steps_and_as_before_where_they_were_fine():
+    """The float arange(T, 0, -T / steps) of trailing spacing (diffusers' too) ran one step too
+    far for 62 counts (61, 103, 121, ...) and appended t = -1, whose alpha is the last one (pure
+    noise). decoder_timesteps now always gives `steps` timesteps >= 0, and every count that
+    was fine gives exactly the timesteps it gave before (defaults and docs figures unchanged)."""
+    bad = []
+    for steps in range(1, 1001):
+        old = [int(t) for t in np.round(np.arange(1000, 0, -1000 / steps)).astype(np.int64) - 1]  # the code before
+        new = karlo.decoder_timesteps(steps)
+        assert len(new) == len(set(new)) == steps and new[0] == 999 and min(new) >= 0, steps
+        assert new == sorted(new, reverse=True)
+        if min(old) >= 0:
+            assert new == old, steps
+        else:
+            bad.append(steps)
+            assert new == old[:-1], steps  # the same timesteps, without the -1
+    assert bad[:4] == [61, 103, 121, 122] and len(bad) == 62
+
+
+def test_61_steps_end_at_the_clean_image(dec):
+    sched = dec._ddim_schedule(61)
+    assert len(sched) == 61 and sched[-1][0] == 15 and sched[-1][2] == 1.0
+    assert all(t >= 0 for t, _, _ in sched)
+    z, x = _unit(1, 11), _noise(dec, 1, 11)
+    f60, f61, f62 = (dec.decode_base(z, x, steps=s) for s in (60, 61, 62))
+    # 61 steps draw what 60 and 62 draw (its extra step from pure noise moved it ~7x further)
+    assert np.abs(f61.astype(int) - f60.astype(int)).mean() <= 2 * np.abs(f62.astype(int) - f60.astype(int)).mean() + 0.1

@@ -349,3 +349,17 @@ def test_a_part_without_kind_is_an_argument_error_not_a_key_error():
         ll.create_encoder(p)
     with pytest.raises(ArgumentError, match=r"decoder.*\"kind\""):
         ll.create_decoder(p)
+
+
+@pytest.mark.parametrize("kw", [{"resolution": 32}, {"name": "x"}, {"space": "s"}, {"dim": 16}])
+def test_an_option_the_preset_sets_itself_is_named(kw):
+    """create_decoder("tiny", resolution=32) raised Python's bare "got multiple values for
+    keyword argument"; now an ArgumentError naming it, with the fix (a copy of the preset)."""
+    import dataclasses
+
+    arg = next(iter(kw))
+    with pytest.raises(ArgumentError, match=rf"the decoder of preset 'tiny' sets {arg}= itself from the preset, so "
+                                            rf"create_decoder\(\) cannot pass it; .*dataclasses.replace"):  # fmt: skip
+        presets.create_decoder("tiny", **kw)
+    if arg == "resolution":  # the fix it names works
+        assert presets.create_decoder(dataclasses.replace(presets.get_preset("tiny"), resolution=32)).resolution == 32

@@ -849,3 +849,80 @@ def test_the_first_timestep_probe_takes_a_config_with_arrays():
     probe = DDIMScheduler.from_config(sched.config)
     probe.set_timesteps(10)
     assert _first_timestep(sched, 10) == int(probe.timesteps[0]) == 901
+
+
+# -- fixes from an audit of the decoders (each test failed on the code before its fix) -------------
+
+
+def test_generate_gives_a_karlo_prior_the_prompt_with_stable_unclip(dec):
+    """sd21-unclip-l pairs a Stable unCLIP decoder with Karlo's prior, which reads the prompt's
+    token states: ll.generate called prior(pooled embedding), which it refuses; it now hands it
+    the prompt (prior.from_texts), as Spec.resolve does. (The IdentityPrior test above hid it.)"""
+    from latentlab.presets import Preset, create_encoder
+    import latentlab as ll
+    from latentlab.render import make_noise
+
+    p = Preset(name="sd21-unclip-l-tiny", space=dec.space, dim=dec.dim, resolution=dec.resolution,
+               encoder={"kind": "open_clip_tiny", "seed": 0}, decoder={"kind": "stable_unclip_tiny", "seed": 0},
+               prior={"kind": "karlo_tiny", "seed": 0})  # fmt: skip
+    enc, prior = create_encoder(p), create_prior(p, default_steps=3)
+    assert prior.needs_texts
+    got = ll.generate(enc, prior, dec, "a red cat", n=2, seed=3, steps=2)
+    z = tag(torch.cat([prior.from_texts(["a red cat"], seed=s) for s in (3, 4)]), dec.space)
+    expected = dec.decode(z, make_noise(dec.noise_shape(), [3, 4]), seeds=[3, 4], steps=2, captions=["a red cat"] * 2)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("scheduler, most", [("ddim", 999), ("dpm++", 998)])
+def test_steps_whose_first_timestep_is_past_the_training_timesteps_are_refused(dec, scheduler, most):
+    """Leading spacing with steps_offset=1 (the released SD 2.1 unCLIP config) starts steps=1000
+    at t = 1000 of 0..999 (DPM-Solver++: steps=999): it passed the limit check and raised a raw
+    IndexError in diffusers; invert(steps=1001) raised diffusers' raw ValueError (no
+    max_steps()). decode, invert and invert_latents now refuse it, naming the largest count."""
+    from latentlab.decoders.unclip import _first_timestep
+
+    d = dec if scheduler == "ddim" else create_decoder("tiny", scheduler=scheduler)
+    assert d.max_steps() == most
+    assert _first_timestep(d.pipe.scheduler, most) < 1000 <= _first_timestep(d.pipe.scheduler, most + 1)
+    z, x, image = tag(unit(1, d.dim, 44), d.space), noise_for(d, 1, 44), np.zeros((64, 64, 3), np.uint8)
+    for steps in (most + 1, 1000, 1001):
+        for call in (lambda: d.decode(z, x, steps=steps), lambda: d.invert(image, z, steps=steps)):
+            with pytest.raises(ArgumentError, match=rf"steps must be <= {most} \(.*steps={most + 1} would start at "
+                                                    rf"timestep 1000.*\), got {steps}\."):  # fmt: skip
+                call()
+    if scheduler == "ddim":
+        with pytest.raises(ArgumentError, match=r"steps must be <= 999 .*got 1001"):
+            d.invert_latents(torch.zeros(1, *d.noise_shape()), z, steps=1001)
+
+
+def test_the_most_steps_follow_the_timestep_spacing():
+    """Only a spacing that would start past the training timesteps lowers the limit."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    from latentlab.decoders.unclip import max_sampler_steps
+
+    assert max_sampler_steps(DDIMScheduler(timestep_spacing="trailing")) == 1000
+    assert max_sampler_steps(DDIMScheduler(steps_offset=0)) == 1000
+    assert max_sampler_steps(DDIMScheduler(steps_offset=1)) == 999
+    assert max_sampler_steps(DPMSolverMultistepScheduler(timestep_spacing="linspace", steps_offset=1)) == 1000
+    assert max_sampler_steps(DPMSolverMultistepScheduler(timestep_spacing="leading", steps_offset=1)) == 998
+
+
+def test_guidance_below_one_is_no_guidance_here_as_documented(dec):
+    """Stable unCLIP (as every diffusers decoder) guides only when guidance_scale > 1, so 0 and
+    0.5 draw what 1 draws; mini reads 0 as the unconditional picture. Documented now in
+    Decoder.decode and docs/models.md (the behaviour itself is unchanged)."""
+    from pathlib import Path
+
+    from latentlab.decoders.base import Decoder
+
+    z, x = tag(unit(1, dec.dim, 45), dec.space), noise_for(dec, 1, 45)
+    one = dec.decode(z, x, seeds=[0], steps=2, guidance_scale=1.0)
+    for g in (0.0, 0.5):
+        assert np.array_equal(dec.decode(z, x, seeds=[0], steps=2, guidance_scale=g), one)
+    assert not np.array_equal(dec.decode(z, x, seeds=[0], steps=2, guidance_scale=4.0), one)
+    doc = " ".join(Decoder.decode.__doc__.split())
+    assert "guide only when ``g > 1``" in doc and "``g = 0`` draws the unconditional picture" in doc
+    models = " ".join((Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text().split())
+    assert "any `g <= 1`, 0 included, draws the same frames as `g = 1`" in models
+    assert "`g = 0` draws the unconditional picture" in models

@@ -16,7 +16,7 @@ import torch
 from ..errors import check_int, check_number, check_seed
 from ..space import check_embeddings
 
-__all__ = ["Decoder", "snapshot_revision"]
+__all__ = ["Decoder", "snapshot_revision", "trailing_timesteps"]
 
 
 _SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
@@ -46,6 +46,31 @@ def snapshot_revision(pipe: Any) -> str | None:
         if m:
             return m.group(1)
     return None
+
+
+def trailing_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
+    """``steps`` DDIM timesteps with *trailing* spacing (Lin et al. 2023, "Common Diffusion
+    Noise Schedules and Sample Steps are Flawed", table 2), noisiest first: ``T - 1`` down to
+    about ``T / steps - 1``, all ``>= 0``.
+
+    These are the timesteps of diffusers' ``DDIMScheduler(timestep_spacing="trailing")``
+    (``round(arange(T, 0, -T / steps)) - 1``), cut to ``steps``: for some counts (61, 103,
+    121, ...) the float ``arange`` runs one step too far and diffusers appends a timestep
+    ``-1``, which indexes the *last* cumulative alpha (pure noise). The other counts give
+    diffusers' timesteps exactly. ``1 <= steps <= num_train_timesteps``.
+
+    >>> trailing_timesteps(4)
+    [999, 749, 499, 249]
+    >>> trailing_timesteps(61)[-2:]    # diffusers: ..., 32, 15, -1
+    [32, 15]
+    """
+    from ..errors import ArgumentError
+
+    steps, n_train = int(steps), int(num_train_timesteps)
+    if not 1 <= steps <= n_train:
+        raise ArgumentError(f"steps must be in [1, {n_train}] (the training timesteps), got {steps}.")
+    # the same float arange as diffusers (a linspace would round x.5 differently for e.g. 48 steps)
+    return [int(t) for t in np.round(np.arange(n_train, 0, -n_train / steps))[:steps].astype(np.int64) - 1]
 
 
 class Decoder:
@@ -128,8 +153,26 @@ class Decoder:
         )
 
     def max_steps(self) -> int | None:
-        """The most sampler steps a decode can take (its training timesteps), or None if unknown."""
+        """The most sampler steps :meth:`decode` and :meth:`invert` take, or None if unknown:
+        the sampler's training timesteps, or fewer where its timestep spacing would start a
+        larger count past them (see :meth:`_max_steps_reason`)."""
         return None
+
+    def _max_steps_reason(self) -> str:
+        """Why :meth:`max_steps` is the limit, for the error that refuses more steps."""
+        return "the sampler's training timesteps"
+
+    def _check_steps(self, steps: object) -> int:
+        """``steps`` as an int in ``[1, max_steps()]``; else an ArgumentError naming ``steps``
+        and the largest count allowed (a raw IndexError / ValueError from diffusers otherwise)."""
+        from ..errors import ArgumentError
+
+        # checked, not converted: int(2.7) would run 2 steps
+        steps = check_int(steps, "steps", minimum=1)
+        limit = self.max_steps()
+        if limit is not None and steps > limit:
+            raise ArgumentError(f"steps must be <= {limit} ({self._max_steps_reason()}), got {steps}.")
+        return steps
 
     #: gradient steps :meth:`invert` spends on refining the noise when its ``refine`` is ``None``
     default_inversion_refine: int = 0
@@ -192,7 +235,15 @@ class Decoder:
         ``captions``: one caption per row (e.g. the prompts a prior turned into
         ``embeddings``), read beside the embeddings by a decoder that reads captions
         (:attr:`reads_captions`), as DALL-E 2's decoder reads its caption; ``None`` (as every
-        render) draws from the embeddings alone."""
+        render) draws from the embeddings alone.
+
+        ``steps``: sampler steps, 1 to :meth:`max_steps`. ``guidance_scale`` (>= 0):
+        classifier-free guidance, ``uncond + g * (cond - uncond)``. Scales in ``[0, 1]`` differ
+        between families: the diffusers decoders (Stable unCLIP, ``tiny``, Kandinsky 2.2,
+        Karlo) guide only when ``g > 1``, as their pipelines do, so any ``g <= 1`` draws the
+        same frames as ``g = 1`` (the conditional model alone); ``mini`` applies the formula
+        for every ``g != 1``, so ``g = 0`` draws the unconditional picture (the embedding
+        ignored) and ``0 < g < 1`` blends towards it."""
         from ..errors import ArgumentError
 
         if captions is not None:
@@ -240,10 +291,7 @@ class Decoder:
         seeds = list(range(z.shape[0])) if seeds is None else [check_seed(s, "seeds[...]") for s in seeds]
         if len(seeds) != z.shape[0]:
             raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per frame.")
-        steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
-        limit = self.max_steps()
-        if limit is not None and steps > limit:
-            raise ArgumentError(f"steps must be <= {limit} (the sampler's training timesteps), got {steps}.")
+        steps = self._check_steps(self.default_steps if steps is None else steps)
         guidance = check_number(self.default_guidance if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0)
         return z, noise.detach().to("cpu", torch.float32), seeds, steps, guidance
 
@@ -317,10 +365,7 @@ class Decoder:
         if z.shape[0] != images.shape[0]:
             raise ArgumentError(f"embeddings has {z.shape[0]} rows for {images.shape[0]} images; give one per image.")
         # checked, not converted: int(2.7) would invert with 2 steps, and decoding with 2.7 is refused
-        steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
-        limit = self.max_steps()
-        if limit is not None and steps > limit:
-            raise ArgumentError(f"steps must be <= {limit} (the sampler's training timesteps), got {steps}.")
+        steps = self._check_steps(self.default_steps if steps is None else steps)
         guidance = check_number(guidance_scale, "guidance_scale", minimum=0)
         n = (self.default_inversion_refine if self.supports_refine else 0) if refine is None else refine
         n = check_int(n, "refine", minimum=0)  # gradient steps

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, SpaceError, check_int
+from ..errors import ArgumentError, SpaceError, check_int, check_seed
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -63,8 +63,11 @@ from ..space import check_embeddings, normalize, tag
 from .base import Decoder
 from .unclip import (
     free_model_hooks,
+    max_sampler_steps,
+    max_steps_reason,
     optimize_decoder,
     require_ddim,
+    scheduler_from_config,
     set_scheduler,
     signed_pixels,
     warn_late_first_timestep,
@@ -184,7 +187,8 @@ def sample_unclip_prior(
     Randomness is per output row: row ``i * num_samples + j`` (sample ``j`` of text ``i``)
     draws its starting latents and every scheduler step's noise from
     ``torch.Generator("cpu").manual_seed(seed + j)``, so a text's samples do not depend on
-    the other texts of the batch and reproduce on any device.
+    the other texts of the batch and reproduce on any device. ``seed`` is an integer in
+    ``[-2**63, 2**63)``, as every latentlab seed (:func:`~latentlab.errors.check_seed`).
 
     Returns float32 ``(len(texts) * num_samples, d)`` on the CPU, *unnormalised* (the scale
     of the family's image encoder).
@@ -197,8 +201,7 @@ def sample_unclip_prior(
     texts = _texts(list(texts) if isinstance(texts, tuple) else texts)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    seed = check_seed(seed)  # sample j seeds a generator with seed + j, which torch takes below 2**64
     steps = check_int(steps, "steps", minimum=1)
     if steps < 2:
         raise ArgumentError(
@@ -617,9 +620,7 @@ class KandinskyDecoder(Decoder):
                 guidance_scale: float) -> np.ndarray:  # fmt: skip
         guidance = _check_guidance(guidance_scale)
         pipe = self.pipe
-        n_train = int(pipe.scheduler.config.num_train_timesteps)
-        if steps > n_train:
-            raise ArgumentError(f"steps must be <= {n_train} (the sampler's training timesteps), got {steps}.")
+        steps = self._check_steps(steps)
         warn_late_first_timestep(pipe, steps, self.sampler)
         dev = pipe._execution_device
         b = embeddings.shape[0]
@@ -633,6 +634,15 @@ class KandinskyDecoder(Decoder):
                 latents=noise.to(dev, self.dtype), output_type="np",
             ).images  # fmt: skip
         return _to_uint8(out)
+
+    def max_steps(self) -> int:
+        """The most steps :meth:`decode` and :meth:`invert` take
+        (:func:`~latentlab.decoders.unclip.max_sampler_steps`): 999 with the released config
+        under DDIM (``steps=1000`` would start at ``t = 1000`` of 0..999), 998 under DPM-Solver++."""
+        return max_sampler_steps(self.pipe.scheduler)
+
+    def _max_steps_reason(self) -> str:
+        return max_steps_reason(self.pipe.scheduler)
 
     # -- inversion -----------------------------------------------------------------------
     @property
@@ -662,6 +672,7 @@ class KandinskyDecoder(Decoder):
         the sampler's own configuration; with ``guidance_scale > 1`` the negative embedding
         is the decoder's, as in a render. With ``cpu_offload=True`` the models it called go
         back to the CPU at the end, as after a pipeline call."""
+        steps = self._check_steps(steps)
         try:
             return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
         finally:
@@ -680,7 +691,7 @@ class KandinskyDecoder(Decoder):
         cfg = guidance_scale > 1.0
         if cfg:
             cond = torch.cat([self.negative_embeds.to(dev, self.dtype).expand(b, -1), cond])
-        inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+        inverse = scheduler_from_config(DDIMInverseScheduler, pipe.scheduler.config)
         inverse.set_timesteps(int(steps), device=dev)
         x = latents.to(dev, self.dtype)
         channels = x.shape[1]

@@ -102,7 +102,7 @@ from ..hf_clip import (
     warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
-from .base import Decoder
+from .base import Decoder, trailing_timesteps
 from .kandinsky import (
     UnCLIPDiffusionPrior,
     _check_guidance,
@@ -185,13 +185,16 @@ def super_res_seed(seed: int) -> int:
 def decoder_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
     """The 64 px stage's DDIM timesteps, noisiest first, with *trailing* spacing (Lin et
     al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed", table 2), as
-    diffusers' ``DDIMScheduler(timestep_spacing="trailing")`` sets them.
+    diffusers' ``DDIMScheduler(timestep_spacing="trailing")`` sets them, but always exactly
+    ``steps`` of them, all ``>= 0`` (:func:`~latentlab.decoders.base.trailing_timesteps`:
+    diffusers appends a timestep ``-1`` for 61, 103, 121, ... steps).
 
     >>> decoder_timesteps(4)
     [999, 749, 499, 249]
+    >>> len(decoder_timesteps(61)), decoder_timesteps(61)[-1]
+    (61, 15)
     """
-    ratio = num_train_timesteps / int(steps)
-    return [int(t) for t in np.round(np.arange(num_train_timesteps, 0, -ratio)).astype(np.int64) - 1]
+    return trailing_timesteps(steps, num_train_timesteps)
 
 
 def super_res_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:

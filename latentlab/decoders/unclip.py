@@ -46,8 +46,11 @@ __all__ = [
     "SCHEDULERS",
     "StableUnCLIPDecoder",
     "free_model_hooks",
+    "max_sampler_steps",
+    "max_steps_reason",
     "optimize_decoder",
     "optimize_pipeline",
+    "scheduler_from_config",
     "set_scheduler",
     "tiny_stable_unclip_pipeline",
     "tiny_clip_tokenizer",
@@ -125,8 +128,6 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> str | None:
             f"scheduler must be one of {', '.join(repr(s) for s in SCHEDULERS)} or None (keep the pipeline's own), "
             f"got {scheduler!r}. 'ddim' (default) is needed for inversion; 'dpm++' gives similar frames in fewer steps."
         )
-    import inspect
-
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
     cls = DDIMScheduler if name == "ddim" else DPMSolverMultistepScheduler
@@ -134,26 +135,48 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> str | None:
     if isinstance(current, cls) and (name == "ddim" or current.config.algorithm_type == "dpmsolver++"):
         if "variance_type" not in current.config or current.config.variance_type is None:
             return name
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "variance_type"}
-    cfg = {k: v for k, v in dict(current.config).items() if k in accepted}
-    if name == "dpm++":
-        cfg.update(algorithm_type="dpmsolver++", solver_order=2)
-    pipe.scheduler = cls.from_config(cfg)
+    dpm = {"algorithm_type": "dpmsolver++", "solver_order": 2} if name == "dpm++" else {}
+    pipe.scheduler = scheduler_from_config(cls, current.config, **dpm)
     return name
+
+
+def scheduler_from_config(cls: type, config: Any, **updates: Any) -> Any:
+    """``cls.from_config`` of the keys of ``config`` (another scheduler's) that ``cls`` takes,
+    then ``updates``: the same betas, prediction type and timestep spacing, without diffusers'
+    warning about the others ("... were passed to DDIMInverseScheduler, but are not expected
+    ... verify your scheduler_config.json"), which would blame the user's files.
+    ``variance_type`` is dropped too (see :func:`set_scheduler`).
+
+    >>> from diffusers import DDIMInverseScheduler, DDIMScheduler
+    >>> inv = scheduler_from_config(DDIMInverseScheduler, DDIMScheduler(steps_offset=1).config)
+    >>> type(inv).__name__, inv.config.steps_offset
+    ('DDIMInverseScheduler', 1)
+    """
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "variance_type"}
+    cfg = {k: v for k, v in dict(config).items() if k in accepted}
+    cfg.update(updates)
+    return cls.from_config(cfg)
 
 
 #: the first timestep a sampler should start from, as a fraction of the training timesteps
 FIRST_TIMESTEP_FRACTION = 0.9
 
 
+def _config_key(scheduler: Any) -> str:
+    """``scheduler``'s config as JSON, the cache key of its probes (arrays such as
+    ``trained_betas`` as lists, so that a probe's config is the scheduler's)."""
+    import json
+
+    return json.dumps(dict(scheduler.config), sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+
+
 def _first_timestep(scheduler: Any, steps: int) -> int:
     """The first (noisiest) timestep ``scheduler`` samples with ``steps`` steps, computed on a
     copy (the pipeline's own scheduler is left as it is) once per scheduler type, config and steps."""
-    import json
-
-    try:  # arrays (trained_betas) as lists, so that the probe's config is the scheduler's
-        key = json.dumps(dict(scheduler.config), sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
-        return _first_timestep_of(type(scheduler), key, int(steps))
+    try:
+        return _first_timestep_of(type(scheduler), _config_key(scheduler), int(steps))
     except (TypeError, ValueError):  # a config that does not survive JSON: probed uncached
         probe = type(scheduler).from_config(scheduler.config)
         probe.set_timesteps(int(steps))
@@ -167,6 +190,67 @@ def _first_timestep_of(cls: type, config_json: str, steps: int) -> int:
     probe = cls.from_config(json.loads(config_json))
     probe.set_timesteps(steps)
     return int(probe.timesteps[0])
+
+
+def max_sampler_steps(scheduler: Any) -> int:
+    """The most steps ``scheduler`` samples with: its training timesteps ``T``, or fewer where
+    a count's first timestep would be ``T`` or more (an index past the end of its alphas):
+    one less than the fewest such counts. The released Stable unCLIP and Kandinsky 2.2
+    configs (``timestep_spacing="leading"``, ``steps_offset=1``) start ``steps=1000`` at
+    ``t = 1000`` under DDIM, so 999 is their most; DPM-Solver++ starts ``steps=999`` at
+    ``t = 1000``, so 998. Probed on a copy, once per scheduler type and config.
+
+    >>> from diffusers import DDIMScheduler
+    >>> max_sampler_steps(DDIMScheduler(steps_offset=1)), max_sampler_steps(DDIMScheduler())
+    (999, 1000)
+    """
+    try:
+        return _max_steps_of(type(scheduler), _config_key(scheduler))
+    except (TypeError, ValueError):  # a config that does not survive JSON: probed uncached
+        return _max_steps_scan(type(scheduler).from_config(scheduler.config))
+
+
+@functools.lru_cache(maxsize=64)
+def _max_steps_of(cls: type, config_json: str) -> int:
+    import json
+
+    return _max_steps_scan(cls.from_config(json.loads(config_json)))
+
+
+def _max_steps_scan(probe: Any) -> int:
+    """:func:`max_sampler_steps` of ``probe`` (a scheduler it may change): counts from 1 up to
+    the first that starts at or past the training timesteps; a count ``set_timesteps``
+    refuses ends the range too (a scheduler refusing even one step: its training timesteps)."""
+    import warnings
+
+    n_train = int(probe.config.num_train_timesteps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a probe's (e.g. numpy deprecation) warnings, a thousand times
+        for n in range(1, n_train + 1):
+            try:
+                probe.set_timesteps(n)
+                first = int(probe.timesteps[0])
+            except Exception:  # noqa: BLE001  (the decode would fail there with diffusers' own error)
+                return n - 1 if n > 1 else n_train
+            if first >= n_train:
+                return n - 1
+    return n_train
+
+
+def max_steps_reason(scheduler: Any) -> str:
+    """Why :func:`max_sampler_steps` is the most steps ``scheduler`` takes, for the error that
+    refuses more: its training timesteps, or the first timestep one more step would start at."""
+    limit, n_train = max_sampler_steps(scheduler), int(scheduler.config.num_train_timesteps)
+    if limit >= n_train:
+        return "the sampler's training timesteps"
+    try:
+        first = f"timestep {_first_timestep(scheduler, limit + 1)}"
+    except Exception:  # noqa: BLE001
+        first = "a timestep"
+    cfg = scheduler.config
+    return (f"the most the {type(scheduler).__name__} sampler takes: with timestep_spacing="
+            f"{cfg.get('timestep_spacing', 'leading')!r} and steps_offset={cfg.get('steps_offset', 0)}, "
+            f"steps={limit + 1} would start at {first}, past its {n_train} training timesteps 0..{n_train - 1}")  # fmt: skip
 
 
 def _steps_to_reach(scheduler: Any, target: float, start: int = 1) -> int | None:
@@ -527,9 +611,7 @@ class StableUnCLIPDecoder(Decoder):
         unconditional half of guidance keeping the empty prompt."""
         if not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise ArgumentError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}.")
-        n_train = int(self.pipe.scheduler.config.num_train_timesteps)
-        if steps > n_train:
-            raise ArgumentError(f"steps must be <= {n_train} (the sampler's training timesteps), got {steps}.")
+        steps = self._check_steps(steps)
         pipe = self.pipe
         warn_late_first_timestep(pipe, steps, self.sampler)
         exec_device = pipe._execution_device
@@ -598,6 +680,7 @@ class StableUnCLIPDecoder(Decoder):
         own configuration; the embedding is conditioned at noise level ``noise_level``
         without the pipeline's random embedding noise. With ``cpu_offload=True`` the models
         it called go back to the CPU at the end, as after a pipeline call."""
+        steps = self._check_steps(steps)
         try:
             return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
         finally:
@@ -618,7 +701,7 @@ class StableUnCLIPDecoder(Decoder):
         if cfg:
             cond = torch.cat([torch.zeros_like(cond), cond])
             prompt = torch.cat([prompt, prompt])
-        inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+        inverse = scheduler_from_config(DDIMInverseScheduler, pipe.scheduler.config)
         inverse.set_timesteps(int(steps), device=dev)
         x = latents.to(dev, self.dtype)
         with torch.no_grad():
@@ -630,6 +713,15 @@ class StableUnCLIPDecoder(Decoder):
                     out = uncond + guidance_scale * (text - uncond)
                 x = inverse.step(out, t, x).prev_sample
         return (x / pipe.scheduler.init_noise_sigma).detach().to("cpu", torch.float32)
+
+    def max_steps(self) -> int:
+        """The most steps :meth:`decode` and :meth:`invert` take (:func:`max_sampler_steps`):
+        999 with the released configs under DDIM (``steps=1000`` would start at ``t = 1000``
+        of 0..999), 998 under DPM-Solver++."""
+        return max_sampler_steps(self.pipe.scheduler)
+
+    def _max_steps_reason(self) -> str:
+        return max_steps_reason(self.pipe.scheduler)
 
     @property
     def supports_inversion(self) -> bool:

@@ -43,6 +43,7 @@ __all__ = [
     "MiniPriorNet",
     "MiniUpscalerNet",
     "make_scheduler",
+    "ddim_scheduler",
     "sample_decoder",
     "sample_prior",
     "register_clip_config",
@@ -421,6 +422,26 @@ def make_scheduler(config: DecoderConfig | PriorConfig, kind: str = "ddim"):
     raise ArgumentError(f"kind must be 'ddpm' or 'ddim', got {kind!r}.")
 
 
+def ddim_scheduler(config: DecoderConfig | PriorConfig, steps: int):
+    """The sampling DDIMScheduler of ``config`` (:func:`make_scheduler`) set to ``steps``
+    steps: exactly ``steps`` trailing timesteps, all ``>= 0``
+    (:func:`~latentlab.decoders.base.trailing_timesteps`). diffusers' own ``set_timesteps``
+    appends a timestep ``-1`` for 61, 103, 121, ... steps, an extra step from the last
+    cumulative alpha (pure noise) that saturates the frame; every other count keeps
+    diffusers' timesteps exactly. Every mini sampler and :func:`~latentlab.mini.runtime.ddim_invert`
+    takes its timesteps from here.
+
+    >>> ddim_scheduler(PriorConfig(), 61).timesteps[-2:].tolist()
+    [32, 15]
+    """
+    from ..decoders.base import trailing_timesteps
+
+    sched = make_scheduler(config, "ddim")
+    sched.set_timesteps(int(steps))  # num_inference_steps, and diffusers' own checks
+    sched.timesteps = torch.tensor(trailing_timesteps(int(steps), sched.config.num_train_timesteps), dtype=torch.int64)
+    return sched
+
+
 def sample_decoder(
     net: MiniDecoderNet,
     emb: torch.Tensor,
@@ -451,8 +472,7 @@ def sample_decoder(
     (``MiniDecoder`` refines inverted noise through it); callers that only sample wrap it in
     ``torch.inference_mode()``.
     """
-    sched = make_scheduler(net.config, "ddim")
-    sched.set_timesteps(int(steps))
+    sched = ddim_scheduler(net.config, steps)
     x = noise.clone()
     b = x.shape[0]
     use_cfg = guidance_scale != 1.0
@@ -497,8 +517,7 @@ def sample_prior(
 
     Returns unit-norm image embeddings (b,d) float32.
     """
-    sched = make_scheduler(net.config, "ddim")
-    sched.set_timesteps(int(steps))
+    sched = ddim_scheduler(net.config, steps)
     x = noise.clone()
     b = x.shape[0]
     drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x.device)

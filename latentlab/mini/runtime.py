@@ -115,10 +115,9 @@ def ddim_invert(
     ``inset`` x [-1, 1] so that pure white or black pixels stay inside the clamp (a 1% inset
     shifts them by under 3 of 255 levels).
     """
-    from .models import make_scheduler
+    from .models import ddim_scheduler
 
-    sched = make_scheduler(net.config, "ddim")
-    sched.set_timesteps(int(steps))
+    sched = ddim_scheduler(net.config, steps)
     ac = sched.alphas_cumprod.to(image.device, image.dtype)
     ratio = sched.config.num_train_timesteps // sched.num_inference_steps
     one = torch.tensor(1.0, device=image.device, dtype=image.dtype)
@@ -163,10 +162,9 @@ def sample_decoder_eta(
     of :func:`~latentlab.mini.models.sample_decoder` plus fresh noise at every step, drawn for
     row ``i`` from a CPU generator seeded ``seeds[i]`` (so a row never depends on its batch).
     ``eta = 0`` is exactly ``sample_decoder``. Returns images (b, 3, H, W) in [-1, 1]."""
-    from .models import make_scheduler
+    from .models import ddim_scheduler
 
-    sched = make_scheduler(net.config, "ddim")
-    sched.set_timesteps(int(steps))
+    sched = ddim_scheduler(net.config, steps)
     # a stream of its own: seeded by the seed itself, the first draw would repeat a starting noise
     # made from the same seed (shared noise), and the first step's noise would not be fresh
     gens = [torch.Generator("cpu").manual_seed(_eta_stream(s)) for s in seeds]
@@ -205,6 +203,8 @@ class MiniDecoder(Decoder):
             inversion) never use it, so their frames do not depend on it.
 
     ``decode(z (b, d), noise (b, 3, s, s))`` -> uint8 ``(b, resolution, resolution, 3)``;
+    ``guidance_scale`` ``g`` gives ``uncond + g * (cond - uncond)`` for every ``g != 1``, so
+    ``g = 0`` is the unconditional picture (the diffusers decoders treat any ``g <= 1`` as 1);
     deterministic (DDIM, eta=0) given the noise, and each frame independent of its batch up
     to float rounding (batched CPU kernels may move a few values by a level, a few levels at
     very low step counts; see :func:`latentlab.render.render`'s ``batch_size``).
