@@ -1488,7 +1488,7 @@ def test_caption_tokens_masked_out_leave_the_decoder_as_it_was():
         changed = text.clone()
         changed[0, 3:] = 50.0  # only masked tokens change
         part2 = net(x, t, z, None, changed, mask)
-    assert torch.allclose(alone, masked, atol=1e-6)
+    assert torch.allclose(alone, masked, atol=1e-5)  # (float rounding: 2.4e-6 with diffusers 0.42.1)
     assert (alone - read).abs().max() > 1e-3  # the caption tokens are read
     assert torch.allclose(part, part2, atol=1e-6)
     with pytest.raises(ArgumentError, match="text must be"):
@@ -1625,7 +1625,7 @@ def test_caption_transformer_starts_as_identity_and_skips_rows_without_a_caption
             blk.self_attn.out_proj.weight.normal_(0, 0.3)
         out = net(x, t, z, None, text, mask)
         assert torch.isfinite(out).all() and not torch.allclose(out[0], plain(x, t, z, None, text, mask)[0])
-        assert torch.allclose(out[1], net(x, t, z)[1], atol=1e-6)  # as if no caption were given
+        assert torch.allclose(out[1], net(x, t, z)[1], atol=1e-5)  # as if no caption were given
         changed = text.clone()
         changed[2, 5] = 9.0  # a masked token of row 2
         assert torch.allclose(out, net(x, t, z, None, changed, mask), atol=1e-6)
@@ -1663,7 +1663,7 @@ def test_pooled_caption_starts_at_zero_and_adds_each_rows_last_token_to_the_embe
         assert torch.allclose(seen[-1][2], z[2] + proj(text[2, 3]), atol=1e-6)
         assert torch.equal(seen[-1][1], z[1])  # no caption: nothing added
         assert not torch.allclose(out[0], plain(x, t, z, None, text, mask)[0])
-        assert torch.allclose(out[1], net(x, t, z)[1], atol=1e-6)
+        assert torch.allclose(out[1], net(x, t, z)[1], atol=1e-5)
     with pytest.raises(ArgumentError, match="text_dim > 0"):
         MiniDecoderNet(replace(plain.config, text_dim=0, text_pooled=True))
 
@@ -2016,3 +2016,79 @@ def test_invert_takes_a_list_of_images_of_different_sizes():
     for i in range(2):
         alone = dec.invert(images[i], z[i : i + 1], steps=2, refine=0)
         assert torch.allclose(noise[i : i + 1], alone, atol=1e-5)
+
+
+# -- fixes from an audit of the decoders (each test failed on the code before its fix) -------------
+
+
+def test_ddim_timesteps_are_exactly_steps_and_as_before_where_they_were_fine():
+    """diffusers' DDIMScheduler(timestep_spacing="trailing") gives steps + 1 timesteps ending
+    in -1 for 62 counts (61, 103, 121, ...): an extra step from the last alpha (pure noise),
+    which left 43% of a 61-step mini frame saturated. Every mini sampler now takes its
+    timesteps from ddim_scheduler: exactly `steps`, all >= 0, and for every count that was
+    fine exactly diffusers' timesteps (the shipped defaults and the docs' figures unchanged)."""
+    from latentlab.mini.models import DecoderConfig, PriorConfig, ddim_scheduler, make_scheduler
+
+    for config in (DecoderConfig(), PriorConfig()):
+        ref = make_scheduler(config, "ddim")  # the code before: its own set_timesteps
+        bad = []
+        for steps in range(1, 1001):
+            ref.set_timesteps(steps)
+            old, sched = ref.timesteps.tolist(), ddim_scheduler(config, steps)
+            new = sched.timesteps.tolist()
+            assert len(new) == len(set(new)) == sched.num_inference_steps == steps and min(new) >= 0, steps
+            if min(old) >= 0:
+                assert new == old, steps
+            else:
+                bad.append(steps)
+                assert new == old[:-1], steps
+        assert bad[:3] == [61, 103, 121] and len(bad) == 62
+
+
+def test_guidance_zero_is_the_unconditional_picture_as_documented():
+    """mini applies uncond + g * (cond - uncond) for every g != 1, so g = 0 ignores the
+    embedding (the diffusers decoders treat any g <= 1 as 1); docstring and docs say so."""
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+    from latentlab.mini.runtime import MiniDecoder
+
+    torch.manual_seed(0)
+    dec = MiniDecoder(MiniDecoderNet(DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4)),
+                      resolution=32, space=None)  # fmt: skip
+    z = torch.nn.functional.normalize(torch.randn(2, 16, generator=torch.Generator().manual_seed(1)), dim=-1)
+    x = torch.randn(1, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
+    a, b = (dec.decode(z[i : i + 1], x, steps=3, guidance_scale=0.0) for i in range(2))
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # the embedding ignored
+    assert not np.array_equal(a, dec.decode(z[:1], x, steps=3, guidance_scale=1.0))
+    assert "``g = 0`` is the unconditional picture" in " ".join(MiniDecoder.__doc__.split())
+
+
+@needs_weights
+def test_61_steps_draw_what_60_and_62_draw():
+    import latentlab as ll
+    from latentlab.render import make_noise
+
+    dec = ll.create_decoder("mini")
+    z = ll.create_encoder("mini").encode_image(shapes.render_scene(shapes.sample_scene(3), size=64))
+    x = make_noise(dec.noise_shape(), [0])
+    f = {s: dec.decode(z, x, steps=s).astype(int) for s in (60, 61, 62)}
+    assert np.abs(f[61] - f[60]).mean() < 2 * np.abs(f[62] - f[60]).mean() + 1  # it was ~20x (88 levels)
+    saturated = {s: ((v == 0) | (v == 255)).mean() for s, v in f.items()}
+    assert saturated[61] < saturated[60] + 0.02  # saturated most of the frame before
+    image = shapes.render_scene(shapes.sample_scene(4), size=64)
+    zi = ll.create_encoder("mini").encode_image(image)
+    redraw = {s: dec.decode(zi, dec.invert(image, zi, steps=s, refine=0), steps=s, guidance_scale=1.0).astype(int)
+              for s in (60, 61)}  # fmt: skip
+    assert np.abs(redraw[61] - redraw[60]).mean() < 6  # the inversion's timesteps follow the sampler's
+
+
+@needs_weights
+def test_the_mini_decoder_and_prior_refuse_float16_on_the_cpu_as_documented():
+    """docs/models.md said the priors warn on float16 on the CPU; mini's decoder and prior refuse it."""
+    import latentlab as ll
+
+    for create in (ll.create_decoder, ll.create_prior):
+        with pytest.raises(ArgumentError, match="dtype=torch.float16 is not supported on the CPU"):
+            create("mini", dtype=torch.float16)
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text().split())
+    assert "the Karlo and Kandinsky priors and the encoders (open_clip and `hf_clip`) warn when built so" in doc
+    assert "The `mini` decoder and prior refuse it: `dtype=torch.float16` on the CPU is an `ArgumentError`" in doc
