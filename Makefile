@@ -29,8 +29,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m latentlab.demo
 
+# one test process per core, at most TEST_JOBS (each test runs torch on one thread); TEST_JOBS=0
+# runs them all in this process, e.g. to use a debugger
+TEST_JOBS ?= 8
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n auto --maxprocesses=$(TEST_JOBS))
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -x -m "not slow"

@@ -72,6 +72,8 @@ def _execute(nb, work: Path, monkeypatch, make_km) -> float:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # other test processes share the cores: one thread each
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
     km = make_km()
     client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(work)}})
     start = time.perf_counter()
