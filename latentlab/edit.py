@@ -355,6 +355,11 @@ def variations(
     from .space import space_of, tag
     seeds = [check_seed(seed) + k for k in range(n)]
     zs = tag(z.expand(n, -1), space_of(z))  # (expand makes a new tensor: keep the space for decode's check)
+    # checked in either mode (reroll uses neither): a mistyped eta=5 is not silently ignored
+    if not _is_real(eta) or not 0 < eta <= 1:
+        raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
+    if refine is not None:
+        check_int(refine, "refine", minimum=0)
     if mode == "reroll":
         noise = make_noise(tuple(decoder.noise_shape()), seeds)
         return decoder.decode(zs, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
@@ -365,8 +370,6 @@ def variations(
             f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
             f"{type(decoder).__name__} does not. Use mode='reroll' (CLI: variations without --eta)."
         )
-    if not _is_real(eta) or not 0 < eta <= 1:
-        raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         from .encoders import _image_items  # a path, PIL image, float or RGBA array, as encode_image takes
 

@@ -883,6 +883,11 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
     assert reroll.shape == (3, 64, 64, 3) and reroll.dtype == np.uint8
     expected = dec.decode(z.expand(3, -1), make_noise(dec.noise_shape(), [4, 5, 6]), steps=6)
     assert np.abs(reroll.astype(int) - expected.astype(int)).max() <= 2
+    # eta and refine are checked in reroll mode too (eta=5 and refine=-3 were silently ignored)
+    with pytest.raises(ArgumentError, match="eta must be a number in"):
+        ll.variations(dec, z, n=2, steps=2, eta=5)
+    with pytest.raises(ArgumentError, match="refine"):
+        ll.variations(dec, z, n=2, steps=2, refine=-3)
     redraw = dec.decode(z, dec.invert(image, z, steps=6, refine=1), steps=6)[0]
     near = ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4, refine=1)
     far = ll.variations(dec, z, image=image, n=3, eta=0.8, steps=6, seed=4, refine=1)
