@@ -283,7 +283,7 @@ def nearest_neighbours(
     same_space(q, "query", b, "bank")
     _check_nonzero(q, "query")
     _check_nonzero(b, "bank")
-    sim = similarity_matrix(q, b).detach().double().numpy()  # (n, m)
+    sim = similarity_matrix(q, b).detach().double().cpu().numpy()  # (n, m)
     order = np.argsort(-sim, axis=1, kind="stable")[:, : min(k, m)]
     scores = np.take_along_axis(sim, order, axis=1)
     return Neighbours(order.astype(np.int64), scores, labels, query_labels, images)
@@ -671,7 +671,7 @@ def pca_probe(
     frames = render(
         emb, decoder, seed=seed, noise="shared", steps=steps, guidance_scale=guidance_scale, progress=bool(progress)
     )
-    cos = (emb.double() @ zz.T).squeeze(1).numpy()
+    cos = (emb.double() @ zz.T).squeeze(1).detach().cpu().numpy()
     return Probe(frames, ks, emb, cos)
 
 
@@ -824,7 +824,7 @@ def what_changed(
     if z.shape[0] < 2:
         raise ArgumentError(f"the path needs at least two frames to change, got {z.shape[0]}.")
     text = encoder.encode_text([template.format(w) for w in words])
-    sim = similarity_matrix(z, text).detach().double().numpy()
+    sim = similarity_matrix(z, text).detach().double().cpu().numpy()
     return WordChanges([str(w) for w in words], sim)
 
 
@@ -906,7 +906,7 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
                 "Fix: pass the path's (T, d) embeddings or the Trajectory."
             )
         a, b = z[1:], z[:-1]
-        return (2.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))).numpy()
+        return (2.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))).detach().cpu().numpy()
     arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
     real = isinstance(arr, np.ndarray) and arr.dtype != np.bool_ and (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
