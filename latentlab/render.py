@@ -220,9 +220,11 @@ def _free_accelerator_memory() -> None:
 def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: Any) -> dict[str, Any]:
     """Steps and guidance as ``decoder`` will run them: unset means its defaults, and numbers of
     one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key."""
-    return {"steps": check_int(steps if steps is not None else decoder.default_steps, "steps", minimum=1),
-            "guidance_scale": check_number(guidance_scale if guidance_scale is not None else decoder.default_guidance,
-                                           "guidance_scale", minimum=0)}  # fmt: skip
+    out = {"steps": check_int(steps if steps is not None else decoder.default_steps, "steps", minimum=1),
+           "guidance_scale": check_number(guidance_scale if guidance_scale is not None else decoder.default_guidance,
+                                          "guidance_scale", minimum=0)}  # fmt: skip
+    marks = getattr(decoder, "sampling_marks", None)  # (only where a fix changed some counts' frames)
+    return {**out, **(marks(out["steps"]) if callable(marks) else {})}
 
 
 def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:

@@ -363,3 +363,11 @@ def test_61_steps_end_at_the_clean_image(dec):
     f60, f61, f62 = (dec.decode_base(z, x, steps=s) for s in (60, 61, 62))
     # 61 steps draw what 60 and 62 draw (its extra step from pure noise moved it ~7x further)
     assert np.abs(f61.astype(int) - f60.astype(int)).mean() <= 2 * np.abs(f62.astype(int) - f60.astype(int)).mean() + 0.1
+
+
+def test_step_counts_whose_timesteps_changed_are_marked_in_render_settings(dec):
+    # as mini's: a Karlo render made at 61 steps before the fix is not resumed with new frames
+    from latentlab.render import sampling_settings
+
+    assert sampling_settings(61, 2.0, dec)["timesteps"] == "exact"
+    assert "timesteps" not in sampling_settings(60, 2.0, dec) and "timesteps" not in sampling_settings(25, 2.0, dec)

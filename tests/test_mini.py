@@ -2079,6 +2079,14 @@ def test_61_steps_draw_what_60_and_62_draw():
     redraw = {s: dec.decode(zi, dec.invert(image, zi, steps=s, refine=0), steps=s, guidance_scale=1.0).astype(int)
               for s in (60, 61)}  # fmt: skip
     assert np.abs(redraw[61] - redraw[60]).mean() < 6  # the inversion's timesteps follow the sampler's
+    # renders, inversion and pacing caches made before the fix are not resumed with new frames
+    # (they kept the saturated frames and added clean ones): the changed counts are marked, the
+    # others keep the settings (and fingerprints) they had
+    from latentlab.render import sampling_settings
+
+    assert sampling_settings(61, None, dec) == {"steps": 61, "guidance_scale": 3.0, "timesteps": "exact"}
+    for s in (25, 60, 62, 1000):
+        assert sampling_settings(s, None, dec) == {"steps": s, "guidance_scale": 3.0}
 
 
 @needs_weights

@@ -16,7 +16,7 @@ import torch
 from ..errors import check_int, check_number, check_seed
 from ..space import check_embeddings
 
-__all__ = ["Decoder", "snapshot_revision", "trailing_timesteps"]
+__all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
 
 
 _SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
@@ -71,6 +71,18 @@ def trailing_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]
         raise ArgumentError(f"steps must be in [1, {n_train}] (the training timesteps), got {steps}.")
     # the same float arange as diffusers (a linspace would round x.5 differently for e.g. 48 steps)
     return [int(t) for t in np.round(np.arange(n_train, 0, -n_train / steps))[:steps].astype(np.int64) - 1]
+
+
+def trailing_timesteps_marks(steps: int, num_train_timesteps: int = 1000) -> dict[str, str]:
+    """``{"timesteps": "exact"}`` for a step count whose trailing timesteps lost diffusers'
+    extra ``-1`` (:func:`trailing_timesteps`, 2026-12-06), else ``{}``. Its frames changed, so
+    renders, inversion and pacing caches record it (:meth:`Decoder.sampling_marks`): one made
+    before is never resumed with new frames, and the renders of every other count still are.
+    """
+    steps, n_train = int(steps), int(num_train_timesteps)
+    if not 1 <= steps <= n_train:
+        return {}
+    return {"timesteps": "exact"} if len(np.arange(n_train, 0, -n_train / steps)) != steps else {}
 
 
 class Decoder:
@@ -157,6 +169,13 @@ class Decoder:
         the sampler's training timesteps, or fewer where its timestep spacing would start a
         larger count past them (see :meth:`_max_steps_reason`)."""
         return None
+
+    def sampling_marks(self, steps: int) -> dict[str, Any]:
+        """What besides ``steps`` and guidance says how this decoder samples at ``steps``, for
+        render fingerprints and cache keys (:func:`latentlab.render.sampling_settings`): empty
+        unless a fix changed the frames of some step counts only (see
+        :func:`trailing_timesteps_marks`)."""
+        return {}
 
     def _max_steps_reason(self) -> str:
         """Why :meth:`max_steps` is the limit, for the error that refuses more steps."""

@@ -102,7 +102,7 @@ from ..hf_clip import (
     warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
-from .base import Decoder, trailing_timesteps
+from .base import Decoder, trailing_timesteps, trailing_timesteps_marks
 from .kandinsky import (
     UnCLIPDiffusionPrior,
     _check_guidance,
@@ -680,6 +680,12 @@ class KarloDecoder(Decoder):
             return "UnCLIPScheduler (stochastic, per-frame CPU generators) for both stages"
         return ("DDIM eta=0, trailing spacing, x0 clipped to [-1, 1]; super-res DDIM eta=0 on Karlo's "
                 "timesteps, super_res_last at t=0")  # fmt: skip
+
+    def sampling_marks(self, steps: int) -> dict[str, Any]:
+        # the 64 px DDIM stage's timesteps changed for 61, 103, 121, ... steps (trailing_timesteps)
+        if self.scheduler != "ddim":
+            return {}
+        return trailing_timesteps_marks(steps, len(self.pipe.decoder_scheduler.alphas_cumprod))
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -231,6 +231,12 @@ class MiniDecoder(Decoder):
     def max_steps(self) -> int:
         return int(self.net.config.num_train_timesteps)  # more had raised a raw diffusers ValueError
 
+    def sampling_marks(self, steps: int) -> dict[str, Any]:
+        # DDIM's timesteps changed for 61, 103, 121, ... steps (models.ddim_scheduler)
+        from ..decoders.base import trailing_timesteps_marks
+
+        return trailing_timesteps_marks(steps, self.net.config.num_train_timesteps)
+
     def __init__(
         self,
         net: MiniDecoderNet,
