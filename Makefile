@@ -12,7 +12,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 help:
 	@echo "make demo   - set up .venv if needed, render a morph on the embedded model (renders/demo/)"
-	@echo "make test   - set up .venv if needed, run the test suite"
+	@echo "make test   - set up .venv if needed, run the test suite (one process per core; TEST_JOBS=0: one process)"
 	@echo "make bench  - run the CPU render benchmark of docs/performance.md (a few minutes)"
 	@echo "make docs   - build the documentation site into build/site/ (docs-serve: preview it)"
 	@echo "make clean  - remove renders/ and caches (keeps .venv)"

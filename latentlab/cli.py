@@ -71,7 +71,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
                        help="even pacing: within each segment (default) or over the whole path, re-splitting a chain's frames across its segments")  # fmt: skip
         g.add_argument("--pacing-coarse", type=int, default=None, metavar="N", help="even pacing: sample intervals per segment in the coarse pass (default: half its frames)")
         g.add_argument("--pacing-passes", type=int, default=None, metavar="N", help="even pacing: measure-and-solve passes (default 1)")
-        g.add_argument("--pacing-tol", type=float, default=None, metavar="TOL", help="even pacing: bisect intervals above (1 + tol) x the mean (default 0.25)")
+        g.add_argument("--pacing-tol", type=float, default=None, metavar="TOL", help="even pacing: bisect intervals above (1 + tol) x their segment's mean (default 0.25)")
         g.add_argument("--pacing-max-samples", type=int, default=None, metavar="N", help="even pacing: extra decodes for bisection (default: the frame budget)")
         g.add_argument("--pacing-min-width", type=float, default=None, metavar="W",
                        help="even pacing: narrowest bisected interval, a fraction of a segment (default a quarter frame step)")  # fmt: skip

@@ -11,6 +11,7 @@ Run it with ``python -m latentlab.demo [--preset NAME] [--out-dir DIR]``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
     out_dir = Path(args.out_dir)
-    named = out_dir.resolve()  # (--out-dir . has no name of its own: its inputs went to "./-inputs")
-    inputs = make_inputs(named.parent / f"{named.name}-inputs")
+    named = Path(os.path.abspath(out_dir))  # (--out-dir . has no name of its own: its inputs went to "./-inputs")
+    try:
+        inputs = make_inputs(named.parent / f"{named.name}-inputs")
+    except OSError as exc:
+        print(f"latentlab demo: error: cannot write the demo's input pictures beside --out-dir {args.out_dir}: "
+              f"{exc.strerror or exc}. Choose a writable --out-dir.", file=sys.stderr)  # fmt: skip
+        return 2
     # frames already there are kept (a resume), unless --overwrite: the timing line says so
     kept = 0 if args.overwrite else len(list(out_dir.glob("frame_*.png")))
     t0 = time.perf_counter()

@@ -355,8 +355,9 @@ def variations(
     from .space import space_of, tag
     seeds = [check_seed(seed) + k for k in range(n)]
     zs = tag(z.expand(n, -1), space_of(z))  # (expand makes a new tensor: keep the space for decode's check)
-    # checked in either mode (reroll uses neither): a mistyped eta=5 is not silently ignored
-    if not _is_real(eta) or not 0 < eta <= 1:
+    # checked in either mode, so a mistyped eta=5 or refine=-3 is not silently ignored; reroll uses
+    # neither, so there eta may also be None or 0 (as it always could)
+    if eta is not None and (not _is_real(eta) or not 0 <= eta <= 1):
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
     if refine is not None:
         check_int(refine, "refine", minimum=0)
@@ -370,6 +371,8 @@ def variations(
             f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
             f"{type(decoder).__name__} does not. Use mode='reroll' (CLI: variations without --eta)."
         )
+    if not _is_real(eta) or not 0 < eta <= 1:
+        raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         from .encoders import _image_items  # a path, PIL image, float or RGBA array, as encode_image takes
 

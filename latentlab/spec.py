@@ -175,15 +175,15 @@ def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
             f"cannot write {str(p)!r}: a string holds {text[exc.start:exc.end]!r}, which is not a character "
             "(half of a surrogate pair). Fix the string."
         ) from None
-    if p.is_dir():
-        raise ArgumentError(f"cannot write {str(p)!r}: it is a folder. Give a file name, e.g. {str(p / ('spec' + suffix))!r}.")
-    blocked = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
-    if blocked is not None:
-        raise ArgumentError(f"cannot write {str(p)!r}: {str(blocked)!r} is a file, not a folder. Choose another path.")
     from .render import temp_path
 
     tmp = temp_path(p)
-    try:
+    try:  # (is_dir / exists raise on a folder the user may not search: said as any write error)
+        if p.is_dir():
+            raise ArgumentError(f"cannot write {str(p)!r}: it is a folder. Give a file name, e.g. {str(p / ('spec' + suffix))!r}.")
+        blocked = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+        if blocked is not None:
+            raise ArgumentError(f"cannot write {str(p)!r}: {str(blocked)!r} is a file, not a folder. Choose another path.")
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(encoded)
         os.replace(tmp, p)
@@ -443,6 +443,8 @@ class Spec:
                     raise SpecError(f"{w} must have exactly one of image/text and optionally weight.")
                 if not isinstance(item[ik[0]], str) or not item[ik[0]].strip():
                     raise SpecError(f"{w}.{ik[0]} must be a non-empty string.")
+                if ik[0] == "image" and self.resolve_path(item["image"]).is_dir():
+                    raise SpecError(f"{w}.image: {str(self.resolve_path(item['image']))!r} is a folder, not an image file.")
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
                     raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}.")
                 wt = item.get("weight", 1.0)

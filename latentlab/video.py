@@ -133,8 +133,8 @@ def _shape_fix(shape: tuple[int, ...]) -> str:
     if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
         return "it looks channels-first: pass frames.transpose(0, 2, 3, 1) (numpy) or frames.permute(0, 2, 3, 1) (torch)"
     if len(shape) >= 1 and shape[-1] == 4:
-        return ("composite the alpha channel on a background first, e.g. on white: "
-                "a[..., :3] * (a[..., 3:] / 255) + 255 * (1 - a[..., 3:] / 255) for uint8 "
+        return ("composite the alpha channel on a background first, e.g. on white for uint8 frames: "
+                "np.rint(frames[..., :3] * (frames[..., 3:] / 255) + (255 - frames[..., 3:])).astype(np.uint8) "
                 "(frames[..., :3] alone shows transparent pixels in whatever colour they hold, often black)")
     if len(shape) >= 1 and shape[-1] == 1:
         return "repeat the grey channel: np.repeat(frames, 3, axis=-1)"

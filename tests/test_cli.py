@@ -697,8 +697,9 @@ def test_path_mistakes_found_by_an_audit_are_refused_before_any_work(tmp_path, i
     # variations --eta -o <a folder>: refused before decoding (it decoded everything, then failed)
     with monkeypatch.context() as m:
         m.setattr(__import__("latentlab"), "variations", lambda *a, **k: pytest.fail("decoded before refusing"))
-        assert main(["variations", str(images[0]), "--eta", "0.5", "-o", str(tmp_path / "afolder"), *FAST]) == 2
-    assert "-o " in capsys.readouterr().err
+        (tmp_path / "clip.gif").mkdir()  # (a folder without a video suffix was refused by its suffix already)
+        assert main(["variations", str(images[0]), "--eta", "0.5", "-o", str(tmp_path / "clip.gif"), *FAST]) == 2
+    assert "clip.gif is a folder" in capsys.readouterr().err
     # library errors name the flags (they said keyframes[1].text_diff.theta, device='cpu')
     assert main(["morph", str(images[0]), "--to", "a cat", "--theta", "2", *FAST]) == 2
     assert "text_diff.theta (--theta) must be a number in [0, 1]" in capsys.readouterr().err

@@ -79,3 +79,17 @@ def test_demo_into_the_current_folder_names_its_inputs_after_it(tmp_path, monkey
     monkeypatch.setattr(jobs, "render_spec", stop)
     assert demo.main(["--preset", "tiny", "--out-dir", "."]) == 2
     assert (tmp_path / "here-inputs").is_dir() and not (tmp_path / "here" / "-inputs").exists()
+
+
+def test_demo_that_cannot_write_its_inputs_says_so(tmp_path, monkeypatch, capsys):
+    # the inputs go beside --out-dir; where that cannot be written it was a traceback
+    from latentlab import demo as demo_mod
+
+    def refuse(folder):
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(demo_mod, "make_inputs", refuse)
+    monkeypatch.chdir(tmp_path)
+    assert demo.main(["--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the demo's input pictures beside --out-dir renders/demo: Permission denied" in err

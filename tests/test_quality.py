@@ -888,6 +888,8 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
         ll.variations(dec, z, n=2, steps=2, eta=5)
     with pytest.raises(ArgumentError, match="refine"):
         ll.variations(dec, z, n=2, steps=2, refine=-3)
+    for unused in (0, 0.0, None):  # which reroll always took
+        assert ll.variations(dec, z, n=1, steps=2, eta=unused).shape == (1, 64, 64, 3)
     redraw = dec.decode(z, dec.invert(image, z, steps=6, refine=1), steps=6)[0]
     near = ll.variations(dec, z, image=image, n=3, eta=0.1, steps=6, seed=4, refine=1)
     far = ll.variations(dec, z, image=image, n=3, eta=0.8, steps=6, seed=4, refine=1)

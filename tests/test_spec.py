@@ -333,3 +333,22 @@ def test_saving_a_spec_as_json_with_a_numpy_number_is_a_spec_error(tmp_path):
         with pytest.raises(SpecError, match="cannot write"):
             s.save(tmp_path / "out" / f"s{suffix}")
     assert not list((tmp_path / "out").glob("*"))
+
+
+def test_a_spec_written_under_a_folder_it_cannot_search_is_an_argument_error(tmp_path, monkeypatch):
+    # is_dir / exists raise PermissionError there (root cannot be refused: mocked); it escaped as a traceback
+    from pathlib import Path
+
+    from latentlab.errors import ArgumentError
+
+    real = Path.is_dir
+
+    def refused(self):
+        if "locked" in str(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_dir", refused)
+    s = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}]})
+    with pytest.raises(ArgumentError, match="cannot write .*Permission denied"):
+        s.save(tmp_path / "locked" / "sub" / "s.json")

@@ -906,6 +906,11 @@ def test_the_most_steps_follow_the_timestep_spacing():
     assert max_sampler_steps(DDIMScheduler(steps_offset=1)) == 999
     assert max_sampler_steps(DPMSolverMultistepScheduler(timestep_spacing="linspace", steps_offset=1)) == 1000
     assert max_sampler_steps(DPMSolverMultistepScheduler(timestep_spacing="leading", steps_offset=1)) == 998
+    # PNDM (scheduler=None keeps an SD pipeline's own) refuses 1 step: the scan goes on past it
+    # (it had given up there and allowed 1000, whose first timestep is 1000)
+    from diffusers import PNDMScheduler
+
+    assert max_sampler_steps(PNDMScheduler(steps_offset=1)) == 999
 
 
 def test_guidance_below_one_is_no_guidance_here_as_documented(dec):

@@ -675,3 +675,17 @@ def test_contact_sheet_errors():
         contact_sheet(f, background=(0, 0, 300))
     with pytest.raises(ArgumentError, match="background"):
         contact_sheet(f, background="white")
+
+
+def test_the_alpha_hint_gives_frames_write_video_takes(tmp_path):
+    # the hint's formula gave float64 in 0..255, which write_video then refused
+    import re
+
+    frames = np.zeros((2, 8, 8, 4), np.uint8)
+    frames[..., 0], frames[..., 3] = 200, 128
+    with pytest.raises(ArgumentError) as e:
+        write_video(frames, tmp_path / "a.gif", fps=4)
+    expr = re.search(r"(np\.rint\(.*?\.astype\(np\.uint8\))", str(e.value)).group(1)
+    rgb = eval(expr, {"np": np, "frames": frames})  # noqa: S307 (the hint, as a user would paste it)
+    assert rgb.dtype == np.uint8 and rgb[0, 0, 0].tolist() == [227, 127, 127]
+    assert write_video(rgb, tmp_path / "a.gif", fps=4).is_file()

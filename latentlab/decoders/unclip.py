@@ -220,18 +220,23 @@ def _max_steps_of(cls: type, config_json: str) -> int:
 def _max_steps_scan(probe: Any) -> int:
     """:func:`max_sampler_steps` of ``probe`` (a scheduler it may change): counts from 1 up to
     the first that starts at or past the training timesteps; a count ``set_timesteps``
-    refuses ends the range too (a scheduler refusing even one step: its training timesteps)."""
+    refuses after one it took ends the range too. Counts refused before any is taken (PNDM
+    refuses 1 step) are skipped; a scheduler refusing every count: its training timesteps."""
     import warnings
 
     n_train = int(probe.config.num_train_timesteps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a probe's (e.g. numpy deprecation) warnings, a thousand times
+        ok = 0  # the largest count that worked so far
         for n in range(1, n_train + 1):
             try:
                 probe.set_timesteps(n)
                 first = int(probe.timesteps[0])
             except Exception:  # noqa: BLE001  (the decode would fail there with diffusers' own error)
-                return n - 1 if n > 1 else n_train
+                if ok:
+                    return ok
+                continue  # a sampler that refuses the fewest counts (PNDM: 1 step) may take the next
+            ok = n
             if first >= n_train:
                 return n - 1
     return n_train
