@@ -200,9 +200,14 @@ def _refuse_zero(
     """Normalise ``result`` rows; raise if a row is ~0 relative to ``scale`` (same lead shape)."""
     n = result.norm(dim=-1, keepdim=True)
     scale = torch.broadcast_to(scale, n.shape)
-    zero = (n <= _ZERO_REL * scale).squeeze(-1) | (n.squeeze(-1) == 0)
+    big = torch.isinf(n)  # a norm that overflows (rows of 1e20): not zero; rescaled below
+    zero = (~big & (n <= _ZERO_REL * scale)).squeeze(-1) | (n.squeeze(-1) == 0)
     if zero.any():
         raise ArgumentError(f"{what} is the zero vector{_fmt_rows(zero)}: {fix}")
+    if big.any():  # (other rows: divided by their norm alone, bit for bit as before)
+        m = result.abs().amax(dim=-1, keepdim=True)
+        result = result / torch.where(big, m, torch.ones_like(m))
+        n = torch.where(big, result.norm(dim=-1, keepdim=True), n)
     return result / n
 
 

@@ -79,9 +79,17 @@ def common_space(*zs: object, names: tuple[str, ...] | None = None) -> str | Non
 
 
 def normalize(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Scale each row of ``z`` (..., d) to unit L2 norm, computing in float32 at least."""
+    """Scale each row of ``z`` (..., d) to unit L2 norm, computing in float32 at least. A row
+    whose norm overflows (1e20 in float32) is first divided by its largest magnitude (it came
+    back as zeros); other rows are divided by their norm alone, bit for bit as always."""
     work = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-    out = work / work.norm(dim=-1, keepdim=True).clamp_min(eps)
+    n = work.norm(dim=-1, keepdim=True)
+    big = torch.isinf(n) & torch.isfinite(work).all(dim=-1, keepdim=True)
+    if big.any():
+        m = work.abs().amax(dim=-1, keepdim=True)
+        work = work / torch.where(big, m, torch.ones_like(m))
+        n = torch.where(big, work.norm(dim=-1, keepdim=True), n)
+    out = work / n.clamp_min(eps)
     return out.to(z.dtype)
 
 

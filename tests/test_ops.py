@@ -581,3 +581,17 @@ def test_norms_that_overflow_or_underflow_in_float32_keep_their_direction():
     # existed: an ulp's change moves every render fingerprint, and a half-done render could not resume
     x = torch.randn(64, 128, generator=g)
     assert torch.equal(ops._unit(x, "x"), x / x.norm(dim=-1, keepdim=True))
+
+
+def test_normalize_keeps_the_direction_of_rows_whose_norm_overflows():
+    # space.normalize(1e20 * a) returned zeros (the norm overflowed to inf); ordinary rows keep their bits
+    from latentlab.space import normalize
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(4, 32, generator=g)
+    big = normalize(1e20 * a)
+    assert torch.allclose(big, a / a.norm(dim=-1, keepdim=True), atol=1e-6)
+    assert torch.equal(normalize(a), a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+    # nlerp of such rows blamed "antipodal rows?" (an inf norm read as zero)
+    assert torch.allclose(nlerp(1e20 * a[:1], a[1:2], 0.5), normalize(a[:1]), atol=1e-6)
+    assert torch.equal(nlerp(a[:1], a[1:2], 0.3), normalize(0.7 * a[:1] + 0.3 * a[1:2]))
