@@ -263,6 +263,9 @@ def iterative_text_diff(
             grow=grow, min_gain=min_gain,
         )
         bar.total = bar.n  # a run that stopped early (target reached, or stalled) is complete
+        widgets = getattr(getattr(bar, "container", None), "children", ())
+        if len(widgets) == 3 and hasattr(widgets[1], "max"):  # tqdm.notebook's bar keeps its own max
+            widgets[1].max = max(bar.n, 1)
         bar.refresh()
     finally:
         bar.close()

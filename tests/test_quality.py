@@ -1039,3 +1039,23 @@ def test_an_empty_keyframe_noise_cache_is_computed_again(tmp_path, images):
         p.unlink()
     again = ll.render_spec(spec, out_dir=out, progress=False).frames
     assert np.array_equal(first, again) and (out / "keyframe_noise.pt").stat().st_size > 0
+
+
+def test_iterative_text_diff_fills_its_notebook_bar_when_it_stops_early(tiny_encoder, tiny_decoder, monkeypatch):
+    # in a notebook the text said "1/1" while the widget stayed 1/4 full (tqdm.notebook keeps its max)
+    pytest.importorskip("ipywidgets")
+    import tqdm.auto
+    import tqdm.notebook
+
+    bars = []
+
+    class Bar(tqdm.notebook.tqdm):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            bars.append((k.get("desc"), self))
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    z = tiny_encoder.encode_image(np.full((32, 32, 3), 128, np.uint8))
+    ll.iterative_text_diff(tiny_encoder, tiny_decoder, z, "a photo", "a drawing", target=-1.0, max_steps=3, steps=1)
+    (bar,) = [b for desc, b in bars if desc == "text diff"]
+    assert bar.n == 1 and bar.container.children[1].max == bar.container.children[1].value == 1
