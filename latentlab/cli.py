@@ -499,6 +499,10 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
            else "drawn from the prior's embeddings alone" + ("" if dec.reads_captions else ": this decoder reads no captions"))
     print(f"contact sheet: {sheet}")
     print(f"pictures:      {out_dir}/ ({args.num}, seeds {seed}-{seed + args.num - 1}; {how})")
+    more = sorted(int(p.stem[6:]) for p in out_dir.glob("frame_*.png") if p.stem[6:].isdigit() and int(p.stem[6:]) >= args.num)
+    if more:  # an earlier, larger -n: its pictures are the same prompt and seeds, kept (a larger -n reuses them)
+        print(f"               (also there: {len(more)} more from an earlier run with a larger -n, "
+              f"frame_{more[0]:05d}.png to frame_{more[-1]:05d}.png)")  # fmt: skip
     return 0
 
 

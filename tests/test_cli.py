@@ -240,6 +240,10 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
     default_guidance = ll.create_decoder("tiny").default_guidance
     assert main([*argv[:3], "6", *argv[4:], "--guidance", str(default_guidance)]) == 0 and calls == []
     assert main([*argv[:3], "6", *argv[4:]]) == 0 and calls == []  # and left out again
+    capsys.readouterr()
+    # fewer than before: the pictures beyond -n stay, and the output says they are there
+    assert main([*argv[:3], "3", *argv[4:]]) == 0 and calls == []
+    assert "also there: 3 more from an earlier run with a larger -n, frame_00003.png to frame_00005.png" in capsys.readouterr().out
     with monkeypatch.context() as m:  # another seed: refused before any model loads
         m.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
         assert main([*argv, "--seed", "3"]) == 2 and "already holds other pictures" in capsys.readouterr().err
