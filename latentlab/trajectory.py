@@ -275,11 +275,11 @@ class Trajectory:
             counts = split_frames(_frame_count(frames), n_seg)
         if len(counts) != n_seg:
             raise ArgumentError(f"frames has {len(counts)} entries for {n_seg} segments; give one per segment.")
-        if isinstance(easing, str):
-            easings = [easing] * n_seg
-        elif isinstance(easing, (list, tuple)) and all(isinstance(e, str) for e in easing):
-            easings = list(easing)
-        else:
+        try:  # a name, or any sequence of names (a list, a tuple, a generator, a numpy array)
+            easings = [easing] * n_seg if isinstance(easing, str) else [str(e) if isinstance(e, str) else e for e in easing]  # (numpy names as str)
+        except TypeError:  # not iterable: None, a number
+            easings = None
+        if easings is None or not all(isinstance(e, str) for e in easings):
             raise ArgumentError(f"easing must be a name from {tuple(EASINGS)} or a list of them, one per segment; got {easing!r}.")
         if len(easings) != n_seg:
             raise ArgumentError(f"easing has {len(easings)} entries for {n_seg} segments.")

@@ -65,6 +65,11 @@ def test_chain_frames_and_keyframe_indices():
     for counts in (np.array([3, 5, 2]), torch.tensor([3, 5, 2])):
         assert Trajectory.chain(kfs, frames=counts).keyframe_indices() == [0, 3, 8, 10]
     # easing=None was a bare "'NoneType' object is not iterable"
+    # any sequence of names, as list() took them before: a generator, a numpy array
+    easings = ("linear", "ease-in", "ease-out")
+    want = Trajectory.chain(kfs, frames=[3, 5, 2], easing=list(easings)).embeddings()
+    for given in ((e for e in easings), np.array(easings)):
+        assert torch.equal(Trajectory.chain(kfs, frames=[3, 5, 2], easing=given).embeddings(), want)
     for bad in (None, 3, ["linear", None, "linear"]):
         with pytest.raises(ArgumentError, match="easing must be a name from"):
             Trajectory.chain(kfs, frames=[3, 5, 2], easing=bad)
