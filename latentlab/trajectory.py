@@ -276,7 +276,8 @@ class Trajectory:
         if len(counts) != n_seg:
             raise ArgumentError(f"frames has {len(counts)} entries for {n_seg} segments; give one per segment.")
         try:  # a name, or any sequence of names (a list, a tuple, a generator, a numpy array)
-            easings = [easing] * n_seg if isinstance(easing, str) else [str(e) if isinstance(e, str) else e for e in easing]  # (numpy names as str)
+            # (numpy's names become plain str, as a trajectory file writes them)
+            easings = [easing] * n_seg if isinstance(easing, str) else [str(e) if isinstance(e, str) else e for e in easing]
         except TypeError:  # not iterable: None, a number
             easings = None
         if easings is None or not all(isinstance(e, str) for e in easings):
