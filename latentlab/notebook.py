@@ -633,7 +633,7 @@ class LivePreview:
 
     Pass it as ``callback=`` to :func:`latentlab.render`, :meth:`Decoder.render` or
     :func:`latentlab.render_spec` (whose ``progress=True`` already draws a tqdm.auto bar).
-    In a notebook it keeps one output updated in place; without IPython it only records.
+    In a notebook it keeps one output updated in place; in plain Python or a terminal IPython it only records.
 
     Args:
         every: update the picture every ``every`` frames (and always on the last one). A preview
