@@ -557,6 +557,8 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> 
             message = message.replace(quoted, f"{quoted} ({action.option_strings[-1]})", 1)
     if command == "morph" and "text_diff.theta " in message:
         message = message.replace("text_diff.theta ", "text_diff.theta (--theta) ", 1)
+    if "pass checkpoint=" in message:  # advice with no flag behind it: said where it applies
+        message += " (checkpoint= is an option of ll.create_encoder in Python; the command line has none.)"
     # the library's advice in Python terms, said as the flag
     return message.replace("use device='cpu'", "use --device cpu")
 

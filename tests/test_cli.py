@@ -712,6 +712,16 @@ def test_path_mistakes_found_by_an_audit_are_refused_before_any_work(tmp_path, i
     if not torch.cuda.is_available():
         assert main(["morph", str(images[0]), "--to", "a cat", "--device", "cuda", *FAST]) == 2
         assert "use --device cpu" in capsys.readouterr().err
+    # advice to pass checkpoint= (no such flag) says where it applies
+    import latentlab as ll
+
+    def offline(*a, **k):
+        raise ll.ArgumentError("weights not found. Download them, or pass checkpoint= with a local weights file.")
+
+    with monkeypatch.context() as m:
+        m.setattr(__import__("latentlab.presets").presets, "create_encoder", offline)
+        assert main(["morph", str(images[0]), "--to", "a cat", *FAST]) == 2
+    assert "the command line has none" in capsys.readouterr().err
     # no command: the help is a usage error, on stderr
     assert main([]) == 2
     out = capsys.readouterr()
