@@ -440,9 +440,9 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     enc = ll.create_encoder(preset, device=args.device)
     prior = ll.create_prior(preset, device=args.device)
     dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
-    if resumable:
-        from .render import sampling_settings
+    from .render import sampling_settings
 
+    if resumable:
         try:
             same = sampling_settings(was.get("steps"), was.get("guidance_scale"), dec) == sampling_settings(
                 args.steps, args.guidance_scale, dec)  # fmt: skip
@@ -453,7 +453,9 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         else:
             resumable = False
     captions = bool(args.captions and dec.reads_captions)
-    settings = {**given, "decoder_reads_prompt": captions, "decoder": dec.describe(), "prior": prior.describe()}
+    # (marks of step counts whose pictures a fix changed, e.g. mini at 61 steps: older pictures are not kept)
+    marks = {k: v for k, v in sampling_settings(args.steps, args.guidance_scale, dec).items() if k not in ("steps", "guidance_scale")}
+    settings = {**given, **marks, "decoder_reads_prompt": captions, "decoder": dec.describe(), "prior": prior.describe()}
     settings = json.loads(json.dumps(settings))  # as generate.json holds it (tuples as lists)
     if old and not (resumable and {k: v for k, v in was.items() if k != "num"} == settings):
         if not args.overwrite:  # same prompt and seed, but another model or --no-captions

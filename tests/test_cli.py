@@ -733,3 +733,18 @@ def test_variations_of_a_caption_are_named_after_the_whole_caption(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     assert main(["variations", "text:a red circle. small/blue", "-n", "2", "--preset", "mini", "--steps", "2", "-q"]) == 0
     assert (tmp_path / "renders" / "text-a-red-circle-small-blue-variations").is_dir()
+
+
+def test_generate_at_a_step_count_the_timestep_fix_changed_does_not_keep_older_pictures(tmp_path, monkeypatch, capsys):
+    # mini at 61 steps drew saturated pictures before the trailing-timesteps fix: a folder drawn then
+    # (its generate.json without the mark) is other pictures, not resumed; 60 steps is unmarked
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", "a red circle", "-n", "1", "--preset", "mini", "--steps", "61", "-q"]
+    assert main(argv) == 0
+    meta_path = tmp_path / "renders" / "a-red-circle" / "generate.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["timesteps"] == "exact"
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "timesteps"}))  # as written before
+    assert main([*argv[:3], "2", *argv[4:]]) == 2 and "already holds other pictures" in capsys.readouterr().err
+    assert main(["generate", "a red circle", "-n", "1", "--preset", "mini", "--steps", "60", "-q", "--name", "b"]) == 0
+    assert "timesteps" not in json.loads((tmp_path / "renders" / "b" / "generate.json").read_text())
