@@ -219,7 +219,9 @@ def _free_accelerator_memory() -> None:
 
 def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: Any) -> dict[str, Any]:
     """Steps and guidance as ``decoder`` will run them: unset means its defaults, and numbers of
-    one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key."""
+    one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key;
+    plus the decoder's :meth:`~latentlab.decoders.Decoder.sampling_marks` for those steps (e.g.
+    ``timesteps = "exact"`` where a fix changed some step counts' frames)."""
     out = {"steps": check_int(steps if steps is not None else decoder.default_steps, "steps", minimum=1),
            "guidance_scale": check_number(guidance_scale if guidance_scale is not None else decoder.default_guidance,
                                           "guidance_scale", minimum=0)}  # fmt: skip
