@@ -620,7 +620,6 @@ class KandinskyDecoder(Decoder):
                 guidance_scale: float) -> np.ndarray:  # fmt: skip
         guidance = _check_guidance(guidance_scale)
         pipe = self.pipe
-        steps = self._check_steps(steps)
         warn_late_first_timestep(pipe, steps, self.sampler)
         dev = pipe._execution_device
         b = embeddings.shape[0]

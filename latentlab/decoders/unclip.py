@@ -616,7 +616,6 @@ class StableUnCLIPDecoder(Decoder):
         unconditional half of guidance keeping the empty prompt."""
         if not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise ArgumentError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}.")
-        steps = self._check_steps(steps)
         pipe = self.pipe
         warn_late_first_timestep(pipe, steps, self.sampler)
         exec_device = pipe._execution_device
