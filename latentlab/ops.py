@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError, SpaceError
-from .space import common_space, tag
+from .space import common_space, rescale_rows, tag
 
 __all__ = [
     "lerp",
@@ -188,9 +188,7 @@ def _unit(x: torch.Tensor, name: str) -> torch.Tensor:
                 f"{name} is the zero vector{_fmt_rows(zero)}: a zero vector has no direction on the sphere. "
                 "Pass embeddings as returned by an encoder."
             )
-        y = x / torch.where(odd, m, torch.ones_like(m))
-        n = torch.where(odd, y.norm(dim=-1, keepdim=True), n)
-        x = y
+        x, n = rescale_rows(x, n, odd)
     return x / n
 
 
@@ -204,10 +202,7 @@ def _refuse_zero(
     zero = (~big & (n <= _ZERO_REL * scale)).squeeze(-1) | (n.squeeze(-1) == 0)
     if zero.any():
         raise ArgumentError(f"{what} is the zero vector{_fmt_rows(zero)}: {fix}")
-    if big.any():  # (other rows: divided by their norm alone, bit for bit as before)
-        m = result.abs().amax(dim=-1, keepdim=True)
-        result = result / torch.where(big, m, torch.ones_like(m))
-        n = torch.where(big, result.norm(dim=-1, keepdim=True), n)
+    result, n = rescale_rows(result, n, big)
     return result / n
 
 

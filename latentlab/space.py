@@ -84,13 +84,21 @@ def normalize(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     back as zeros); other rows are divided by their norm alone, bit for bit as always."""
     work = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
     n = work.norm(dim=-1, keepdim=True)
-    big = torch.isinf(n) & torch.isfinite(work).all(dim=-1, keepdim=True)
-    if big.any():
-        m = work.abs().amax(dim=-1, keepdim=True)
-        work = work / torch.where(big, m, torch.ones_like(m))
-        n = torch.where(big, work.norm(dim=-1, keepdim=True), n)
+    work, n = rescale_rows(work, n, torch.isinf(n) & torch.isfinite(work).all(dim=-1, keepdim=True))
     out = work / n.clamp_min(eps)
     return out.to(z.dtype)
+
+
+def rescale_rows(x: torch.Tensor, norms: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, norms)`` with the ``rows`` (a ``(..., 1)`` mask) divided by their largest
+    magnitude and their norms taken again: for rows whose norm overflows (1e20 in float32) or
+    underflows, so dividing by the norm still gives the row's direction. The other rows are
+    left as they are, so dividing them by their norm stays bit for bit what it was."""
+    if not rows.any():
+        return x, norms
+    m = x.abs().amax(dim=-1, keepdim=True)
+    x = x / torch.where(rows, m, torch.ones_like(m))
+    return x, torch.where(rows, x.norm(dim=-1, keepdim=True), norms)
 
 
 def check_embeddings(
