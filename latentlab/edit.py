@@ -361,7 +361,7 @@ def variations(
     # checked in either mode, so a mistyped eta=5 or refine=-3 is not silently ignored; reroll uses
     # neither, so there eta may also be None or 0 (as it always could)
     if eta is not None and (not _is_real(eta) or not 0 <= eta <= 1):
-        raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
+        raise ArgumentError(f"eta must be a number in [0, 1] (mode='inverted': in (0, 1]), got {eta!r}.")
     if refine is not None:
         check_int(refine, "refine", minimum=0)
     if mode == "reroll":

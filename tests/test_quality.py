@@ -884,8 +884,8 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
     expected = dec.decode(z.expand(3, -1), make_noise(dec.noise_shape(), [4, 5, 6]), steps=6)
     assert np.abs(reroll.astype(int) - expected.astype(int)).max() <= 2
     # eta and refine are checked in reroll mode too (eta=5 and refine=-3 were silently ignored)
-    with pytest.raises(ArgumentError, match="eta must be a number in"):
-        ll.variations(dec, z, n=2, steps=2, eta=5)
+    with pytest.raises(ArgumentError, match=r"eta must be a number in \[0, 1\] \(mode='inverted': in \(0, 1\]\)"):
+        ll.variations(dec, z, n=2, steps=2, eta=5)  # the range reroll takes (it said (0, 1], then took 0)
     with pytest.raises(ArgumentError, match="refine"):
         ll.variations(dec, z, n=2, steps=2, refine=-3)
     for unused in (0, 0.0, None):  # which reroll always took
@@ -910,7 +910,7 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
         ll.variations(dec, tag(z.clone(), "other-space"), n=2, steps=2)
     with pytest.raises(ArgumentError, match="image="):
         ll.variations(dec, z, mode="inverted")
-    with pytest.raises(ArgumentError, match="eta"):
+    with pytest.raises(ArgumentError, match=r"eta must be a number in \(0, 1\], got 0"):
         ll.variations(dec, z, image=image, eta=0)
 
 
