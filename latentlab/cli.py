@@ -238,15 +238,18 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     spec = load_spec(spec_dict, **_overrides(args))
     _decoder_options(spec.preset, args)  # --no-upscale on a preset without an upscaler: said as the flag
     if args.save_spec:
-        saved = spec
-        if args.output:  # -o goes into the saved spec (relative to the spec's paths), so a replay writes there too
-            here = spec.base_dir or os.getcwd()
-            target = Path(args.output).expanduser().resolve()
-            try:
-                where = os.path.relpath(target, Path(here).resolve())
-            except ValueError:  # another drive (Windows): no relative path
-                where = str(target)
-            saved = load_spec(spec, output=where)
+        # -o and --out-dir go into the saved spec (relative to the spec's paths), so a replay
+        # writes there too (and resumes the same folder)
+        here = Path(spec.base_dir or os.getcwd()).resolve()
+        kept = {}
+        for key, value in (("output", args.output), ("out_dir", args.out_dir)):
+            if value:
+                target = Path(value).expanduser().resolve()
+                try:
+                    kept[key] = os.path.relpath(target, here)
+                except ValueError:  # another drive (Windows): no relative path
+                    kept[key] = str(target)
+        saved = load_spec(spec, **kept) if kept else spec
         try:
             saved.save(args.save_spec)
         except ArgumentError as exc:
@@ -259,7 +262,7 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         from .jobs import default_out_dir
 
-        where = Path(out_dir or default_out_dir(spec))
+        where = Path(out_dir) if out_dir else default_out_dir(spec)
         if any(where.glob("frame_*.png")):
             print(f"\ninterrupted: finished frames are kept in {where}/; run the same command again to resume.", file=sys.stderr)
         else:

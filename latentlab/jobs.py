@@ -44,7 +44,10 @@ def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
 
 
 def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
-    """``renders/<name>``; the name is the spec's ``name`` or one made from its keyframes."""
+    """The spec's ``out_dir`` (resolved against its ``base_dir``), else ``renders/<name>``; the
+    name is the spec's ``name`` or one made from its keyframes."""
+    if spec.out_dir:
+        return spec.resolve_path(spec.out_dir)
     return Path(root) / slug(spec.name or "-".join(spec.labels()))
 
 
@@ -64,7 +67,7 @@ def video_path(directory: str | os.PathLike, fmt: str) -> Path:
 
 #: spec fields that change only the video, never a frame: a folder rendered with other values
 #: is the same render (a new fps or format re-encodes it; another batch size resumes it)
-OUTPUT_ONLY_FIELDS = ("fps", "format", "size", "hold_first", "hold_last", "pingpong", "output", "name", "batch_size")
+OUTPUT_ONLY_FIELDS = ("fps", "format", "size", "hold_first", "hold_last", "pingpong", "output", "out_dir", "name", "batch_size")
 
 
 def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]:
@@ -347,7 +350,8 @@ def render_spec(
     device: str = "cpu",
     sheet_frames: int = 12,
 ) -> RenderResult:
-    """Render ``spec`` (a path, dict or :class:`Spec`) into ``out_dir`` and assemble the video.
+    """Render ``spec`` (a path, dict or :class:`Spec`) into ``out_dir`` (default: the spec's
+    ``out_dir``, else ``renders/<name>``) and assemble the video.
 
     Interrupted renders resume when called again with the same spec and ``out_dir``.
     ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models).

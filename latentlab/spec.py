@@ -245,7 +245,10 @@ class Spec:
             ``output``'s suffix is refused, except "mp4", which specs saved before
             2026-12-06 always wrote (the output's suffix decides, as it did then).
         output: video path [<out_dir>.<format>]; relative paths resolve against ``base_dir``.
-        base_dir: directory that relative paths (images, ``output``) are resolved against [the
+        out_dir: the render folder (frames, manifest, contact sheet) [``renders/<name>`` under
+            the working directory]; relative paths resolve against ``base_dir``. The CLI's
+            ``--out-dir`` and ``render_spec(out_dir=...)`` override it.
+        base_dir: directory that relative paths (images, ``output``, ``out_dir``) are resolved against [the
             spec file's directory]; a relative ``base_dir`` in a file starts at the file's folder.
     """
 
@@ -278,6 +281,7 @@ class Spec:
     hold_last: int = 0
     pingpong: bool = False
     output: str | None = None
+    out_dir: str | None = None
     name: str | None = None
     base_dir: str | None = field(default=None, repr=False)
 
@@ -374,6 +378,8 @@ class Spec:
         need(not suffix or suffix == self.format,
              f"'format' is {self.format!r} but 'output' {self.output!r} ends in .{suffix}: the video's format follows "
              f"its name. Drop 'format', or give 'output' a .{self.format} name.")  # fmt: skip
+        need(self.out_dir is None or (isinstance(self.out_dir, str) and bool(self.out_dir.strip())),
+             f"'out_dir' must be a non-empty path string (the render folder), got {self.out_dir!r}.")  # fmt: skip
         need(self.name is None or (isinstance(self.name, str) and bool(self.name.strip())),
              f"'name' must be a non-empty string (the render folder's name), got {self.name!r}.")  # fmt: skip
         need(isinstance(self.keyframes, list), "'keyframes' must be a list of tables ([[keyframes]] in TOML).")
@@ -491,7 +497,7 @@ class Spec:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the spec as JSON or TOML (by suffix).
 
-        Relative paths (``image`` keyframes, also inside ``mix`` / ``sum``, and ``output``)
+        Relative paths (``image`` keyframes, also inside ``mix`` / ``sum``, ``output`` and ``out_dir``)
         are rewritten relative to the file's folder when that is not ``base_dir``, so the
         saved spec loads from where it was written and points at the same files."""
         data = self.to_dict()
@@ -509,8 +515,9 @@ class Spec:
                 for item in items:
                     if "image" in item:
                         item["image"] = moved(item["image"])
-            if data.get("output"):
-                data["output"] = moved(data["output"])
+            for key in ("output", "out_dir"):
+                if data.get(key):
+                    data[key] = moved(data[key])
         return dump_file(data, path)
 
     def labels(self) -> list[str]:

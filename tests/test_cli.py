@@ -418,6 +418,29 @@ def test_save_spec_keeps_the_output_path_and_its_format(tmp_path, images, monkey
     assert (tmp_path / "clips" / "my.gif").read_bytes()[:6] == first[:6] == b"GIF89a"
 
 
+def test_save_spec_keeps_the_out_dir(tmp_path, images, monkeypatch, capsys):
+    # --out-dir was left out of the saved spec: its replay rendered renders/<name> afresh
+    # instead of resuming (or re-encoding) the folder the first run wrote
+    monkeypatch.chdir(tmp_path)
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "2", "--out-dir", "runs/r",
+                 "--save-spec", "saved/s.toml", *FAST]) == 0  # fmt: skip
+    from latentlab.spec import load_spec
+
+    assert load_spec(tmp_path / "saved" / "s.toml").out_dir == "../runs/r"  # relative to the spec's folder
+    mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs" / "r").glob("frame_*.png"))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    capsys.readouterr()
+    assert main(["render", "../saved/s.toml", "-q"]) == 0
+    assert not (other / "renders").exists()
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs" / "r").glob("frame_*.png")) == mtimes
+    assert (tmp_path / "runs" / "r.mp4").is_file()
+    # --out-dir still overrides the spec's
+    assert main(["render", "../saved/s.toml", "--out-dir", "mine", "-q"]) == 0
+    assert len(list((other / "mine").glob("frame_*.png"))) == len(mtimes) == 3
+
+
 def test_format_that_contradicts_the_specs_output_is_refused(tmp_path, images, capsys):
     import latentlab as ll
 

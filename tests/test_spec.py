@@ -149,6 +149,8 @@ def test_text_keyframe_without_prior_is_refused(images):
         ({"keyframes": [{"text": "a"}, {"text": "b", "hold": 10**12}]}, r"keyframes\[1\].hold must be an integer in \[0, 100000\]"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": 5}, "'base_dir' must be a folder path"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": ["x"]}, "'base_dir' must be a folder path"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": ""}, "'out_dir' must be a non-empty path string"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": 3}, "'out_dir' must be a non-empty path string"),
     ],
 )
 def test_malformed_specs_name_the_field(bad, match):
@@ -205,6 +207,7 @@ def test_saved_spec_keeps_emoji_and_finds_its_images_from_another_folder(tmp_pat
     spec_file = write(src, "morph.toml", f"""
 name = "phone \U0001f4f1"
 output = "out/video.mp4"
+out_dir = "out/frames"
 [[keyframes]]
 image = "pics/{images[0].name}"
 label = "\U0001f4f1 phone"
@@ -219,6 +222,7 @@ mix = [{{ image = "pics/{images[1].name}" }}, {{ text = "a \u260e telephone\\u00
         assert back.resolve_path(back.keyframes[0]["image"]).resolve() == (src / "pics" / images[0].name)
         assert back.resolve_path(back.keyframes[1]["mix"][0]["image"]).resolve() == (src / "pics" / images[1].name)
         assert back.resolve_path(back.output).resolve() == src / "out" / "video.mp4"
+        assert back.resolve_path(back.out_dir).resolve() == src / "out" / "frames"
     same = load_spec(s.save(src / "again.toml"))  # the same folder: paths stay as written
     assert same.to_dict() == s.to_dict()
     # a dict spec's relative paths are relative to the working directory
