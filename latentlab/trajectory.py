@@ -118,10 +118,10 @@ class Segment:
 
     Attributes:
         frames: frames sampled from the start keyframe (included) towards the end keyframe
-            (excluded; the next segment or the closing frame shows it). At least 1.
+            (excluded; the next segment or the closing frame shows it). 1 to 100000.
         easing: name of the easing curve (see :data:`EASINGS`).
         method: ``"slerp"`` (great circle, the default), ``"nlerp"`` or ``"lerp"``.
-        hold: extra copies of the start keyframe shown before the motion begins.
+        hold: extra copies of the start keyframe shown before the motion begins (at most 100000).
         ts: explicit path parameters in [0, 1) overriding ``frames`` and ``easing``
             (used by pacing, which places frames by how much the picture changes).
     """
@@ -148,16 +148,18 @@ class Segment:
             self.frames = len(self.ts)
         if _is_int(self.frames) and not isinstance(self.frames, int):
             self.frames = operator.index(self.frames)  # numpy / tensor integers
-        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or self.frames < 1:
-            raise ArgumentError(f"Segment.frames must be an integer >= 1, got {self.frames!r}.")
+        from .spec import MAX_FRAMES  # the spec's limits: more is a typo (or a file's), not a video
+
+        if not isinstance(self.frames, int) or isinstance(self.frames, bool) or not 1 <= self.frames <= MAX_FRAMES:
+            raise ArgumentError(f"Segment.frames must be an integer in [1, {MAX_FRAMES}], got {self.frames!r}.")
         if not isinstance(self.easing, str) or self.easing not in EASINGS:
             raise ArgumentError(f"unknown easing {self.easing!r}; choose one of {', '.join(EASINGS)}.")
         if not isinstance(self.method, str) or self.method not in METHODS:
             raise ArgumentError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
         if _is_int(self.hold) and not isinstance(self.hold, int):
             self.hold = operator.index(self.hold)  # numpy / tensor integers, as frames
-        if not isinstance(self.hold, int) or isinstance(self.hold, bool) or self.hold < 0:
-            raise ArgumentError(f"Segment.hold must be an integer >= 0, got {self.hold!r}.")
+        if not isinstance(self.hold, int) or isinstance(self.hold, bool) or not 0 <= self.hold <= MAX_FRAMES:
+            raise ArgumentError(f"Segment.hold must be an integer in [0, {MAX_FRAMES}], got {self.hold!r}.")
 
     def params(self) -> torch.Tensor:
         """Path parameters of this segment's frames, ``(hold + frames,)`` in [0, 1)."""

@@ -220,6 +220,9 @@ def test_top_level_api_exposes_trajectory():
         # an audit: a TypeError about Segment.__init__, and true/false read as 1.0/0.0
         ({"segments": [{"ts": [0.0, 0.5]}]}, r"segments\[0\] needs 'frames'"),
         ({"keyframes": [[True, False], [0.0, 1.0]]}, "must hold numbers, not true/false"),
+        # the spec's limits: a file's frames = 10**12 loaded, then the render ran out of memory
+        ({"segments": [{"frames": 10**12}]}, r"segments\[0\]: Segment.frames must be an integer in \[1, 100000\]"),
+        ({"segments": [{"frames": 2, "hold": 10**12}]}, r"segments\[0\]: Segment.hold must be an integer in \[0, 100000\]"),
     ],
 )
 def test_from_dict_names_what_is_malformed(change, match):
@@ -251,6 +254,10 @@ def test_audit_fixes_for_segments_and_trajectories():
         with pytest.raises(ArgumentError, match="would be ignored: the segments given"):
             Trajectory(kf, [Segment(5)], **kw)
     assert len(Trajectory(kf, [Segment(5)])) == 6
+    a, b = torch.eye(3)[:1], torch.eye(3)[1:2]  # and from Python, before any tensor of that size is made
+    with pytest.raises(ArgumentError, match=r"Segment.frames must be an integer in \[1, 100000\], got 999999999"):
+        Trajectory.interpolate(a, b, frames=10**9)
+    assert len(Trajectory.interpolate(a, b, frames=100_001)) == 100_001  # 100000 moving frames, the end closes it
     # ease-in ends exactly at 1 in float64 (was 0.9999999999999999)
     assert ll.trajectory.ease(torch.tensor(1.0, dtype=torch.float64), "ease-in").item() == 1.0
 
