@@ -263,6 +263,13 @@ def _to_rgb(im: Any) -> Any:
         if mode.startswith("I"):
             # 16-bit data (what a 16-bit PNG holds, as "I;16" when opened or "I" after .convert("I")):
             # always 0..65535, never guessed from the picture's own maximum
+            if mode == "I" and 0 < a.max(initial=0) <= 255:  # 8-bit values in a 32-bit image look the same
+                warnings.warn(
+                    "a PIL image of mode 'I' holds values in 0..255; it is read as 16-bit data (0..65535, what a "
+                    "16-bit PNG holds), so it comes out nearly black. If it holds 8-bit values (L.convert('I'), "
+                    "Image.fromarray of an int32 array), pass im.convert('L') instead.",
+                    UserWarning, stacklevel=2,
+                )  # fmt: skip
             a = a / 257.0
         elif mode == "F" and a.max(initial=0) <= 1.0:
             a = a * 255.0
@@ -297,6 +304,9 @@ def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
         if lo < -1e-3 or hi > 1 + 1e-3:
             if lo >= 0 and hi <= 255:
                 fix = "it looks like 0..255: divide by 255 or convert to uint8"
+            elif lo >= -0.25 and hi <= 1.25:  # e.g. a [0, 1] picture resized with bicubic resampling
+                fix = ("it looks like [0, 1] with a little overshoot (as resampling leaves): clip it to [0, 1] "
+                       "(np.clip(x, 0, 1) or x.clamp(0, 1)); if it is a [-1, 1] picture, use (x + 1) / 2")  # fmt: skip
             elif lo >= -1 - 1e-3 and hi <= 1 + 1e-3:
                 fix = "it looks like [-1, 1]: use (x + 1) / 2"
             else:
@@ -318,15 +328,17 @@ def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
     return _to_rgb(Image.fromarray(u8, mode="RGBA"))  # 4 channels: alpha on white
 
 
-def _check_hwc(shape: tuple[int, ...], label: str, kind: str) -> None:
+def _check_hwc(shape: tuple[int, ...], label: str, kind: str, batch: tuple[int, ...] | None = None) -> None:
+    """``shape`` of one image; ``batch``: the whole ``(n, ...)`` shape it came from, if any."""
     if len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4)):
         return
     hint = ""
     if len(shape) == 3 and shape[0] in (1, 3, 4):
-        hint = " It looks channels-first: use a.transpose(1, 2, 0)."
+        hint = f" It looks channels-first: use a.transpose({'0, 2, 3, 1' if batch else '1, 2, 0'})."
+    got = f"{batch} (images of shape {shape})" if batch else f"{shape}"
     raise ArgumentError(
         f"{label}: a {kind} image must have shape (H, W), (H, W, 3) or (H, W, 4) (or (n, H, W, C) for a batch), "
-        f"got {shape}.{hint}"
+        f"got {got}.{hint}"
     )
 
 
@@ -393,7 +405,7 @@ def _one_image(x: object, label: str) -> list[_Image]:
     if isinstance(x, np.ndarray):
         shape = tuple(x.shape)
         if x.ndim == 4:
-            _check_hwc(shape[1:], label, "numpy")
+            _check_hwc(shape[1:], label, "numpy", batch=shape)
             if shape[0] == 0:
                 raise ArgumentError(f"{label}: the image batch array is empty (shape {shape}); pass at least one image.")
             return [_Image(f"{label}[{i}]", pil=_array_to_pil(x[i], f"{label}[{i}]", str(shape))) for i in range(shape[0])]
@@ -426,7 +438,8 @@ def _image_items(images: object) -> list[_Image]:
 def _text_items(texts: object) -> list[str]:
     if isinstance(texts, str):
         return [texts]
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
+    if isinstance(texts, (bytes, bytearray, dict, set, frozenset)) or not isinstance(texts, Iterable):
+        # (a dict would give its keys, a set an order that changes from run to run)
         raise ArgumentError(
             f"texts must be a string or a list of strings, got {type(texts).__name__}. "
             "Pass e.g. encode_text('a photo of a cat') or encode_text(['a cat', 'a dog'])."
@@ -473,6 +486,8 @@ def _resolve_device(device: object) -> torch.device:
         dev = torch.device(device)  # type: ignore[arg-type]
     except (TypeError, RuntimeError) as exc:
         raise ArgumentError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from exc
+    if dev.type == "meta":
+        raise ArgumentError(f"device={device!r} holds no weights, so nothing could be computed; use 'cpu' or 'cuda'.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ArgumentError(f"device={device!r} but CUDA is not available on this machine; use device='cpu'.")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):

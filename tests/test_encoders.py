@@ -224,6 +224,10 @@ def test_missing_and_corrupt_files(enc: Encoder, tmp_path: Path) -> None:
         (torch.zeros(0, 3, 8, 8), "empty"),
         (torch.zeros(3, 8, 8, dtype=torch.int32), "dtype"),
         (torch.zeros(5), "must have shape"),
+        # an audit (2026-12-06): a channels-first batch was told a.transpose(1, 2, 0), which fails on 4 axes,
+        (np.zeros((2, 3, 8, 9), np.uint8), r"got \(2, 3, 8, 9\) \(images of shape \(3, 8, 9\)\)\. It looks channels-first: use a\.transpose\(0, 2, 3, 1\)"),
+        # and a [0, 1] picture with resampling overshoot was told (x + 1) / 2, which moves every colour
+        (np.linspace(-0.16, 0.86, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3), r"overshoot.*clip it to \[0, 1\]"),
     ],
 )
 def test_bad_images(enc: Encoder, images: object, pattern: str) -> None:
@@ -233,7 +237,9 @@ def test_bad_images(enc: Encoder, images: object, pattern: str) -> None:
 
 @pytest.mark.parametrize(
     ("texts", "pattern"),
-    [([], "empty list"), (None, "string or a list"), (["ok", 3], r"texts\[1\] must be a string"), (b"x", "string")],
+    [([], "empty list"), (None, "string or a list"), (["ok", 3], r"texts\[1\] must be a string"), (b"x", "string"),
+     # a dict encoded its keys, a set in an order that changes from run to run
+     ({"a cat": 1, "a dog": 2}, "got dict"), ({"a cat", "a dog"}, "got set")],
 )
 def test_bad_texts(enc: Encoder, texts: object, pattern: str) -> None:
     with pytest.raises(ArgumentError, match=pattern):
@@ -247,6 +253,8 @@ def test_bad_arguments(enc: Encoder) -> None:
         enc.encode_image(_picture(), batch_size=2.5)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match="dtype"):
         create_encoder("tiny", dtype=torch.int8)
+    with pytest.raises(ArgumentError, match="device='meta' holds no weights"):  # 100 torch warnings, then a raw error
+        create_encoder("tiny", device="meta")
     with pytest.raises(ArgumentError, match="devcie"):
         create_encoder("tiny", devcie="cpu")
     with pytest.raises(ArgumentError, match="cache"):
@@ -794,6 +802,7 @@ def test_cache_entries_that_are_not_unit_vectors_are_misses(tmp_path: Path, bad:
     assert e.cache.get(key) is not None
 
 
+@pytest.mark.filterwarnings("ignore:a PIL image of mode 'I' holds values in 0..255")  # this dark picture's are (as asserted below)
 def test_16_bit_grey_images_decode_the_same_in_every_container(enc: Encoder, tmp_path: Path) -> None:
     """16-bit data ("I;16" from a PNG, "I" after .convert("I")) is scaled by 1/257 always, not
     by a guess from the picture's own maximum."""
@@ -812,6 +821,13 @@ def test_16_bit_grey_images_decode_the_same_in_every_container(enc: Encoder, tmp
         ref = enc.encode_image(path)
         for x in (im, as_i):
             torch.testing.assert_close(enc.encode_image(x), ref, atol=ATOL, rtol=0)
+    # 8-bit values in a mode "I" image (L.convert("I")) read as 16-bit data come out nearly black: it warns
+    eight = Image.fromarray(np.tile(np.arange(0, 256, 8, dtype=np.uint8), (8, 1))).convert("I")
+    with pytest.warns(UserWarning, match=r"mode 'I' holds values in 0\.\.255.*pass im\.convert\('L'\)"):
+        _to_rgb(eight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a real 16-bit picture does not
+        _to_rgb(Image.fromarray((dark.astype(np.int32) * 200)).convert("I"))
     one_more = dark.astype(np.int32)
     one_more[0, 0] = 256  # 1/65535 brighter at one pixel: the same picture
     torch.testing.assert_close(enc.encode_image(Image.fromarray(one_more)), ref, atol=1e-3, rtol=0)

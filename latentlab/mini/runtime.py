@@ -68,9 +68,7 @@ def _check_dtype_device(device: Any, dtype: Any) -> tuple[torch.device, torch.dt
     """As the encoders check them (the same aliases, 'cuda' without CUDA refused by name)."""
     from ..encoders import _resolve_device, _resolve_dtype
 
-    dev = _resolve_device("cpu" if device is None else device)
-    if dev.type == "meta":
-        raise ArgumentError("device='meta' holds no weights, so nothing could be drawn; use 'cpu' or 'cuda'.")
+    dev = _resolve_device("cpu" if device is None else device)  # (it refuses 'meta')
     dtype = torch.float32 if dtype is None else _resolve_dtype(dtype)
     if dev.type == "cpu" and dtype == torch.float16:
         raise ArgumentError("dtype=torch.float16 is not supported on the CPU; use torch.float32 (the default).")
