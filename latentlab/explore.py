@@ -869,7 +869,8 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
     Args:
         x: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings (a tensor, a float numpy
             array, or a list of ``(d,)`` rows): the angle in radians between consecutive
-            embeddings; or frames ``(T, H, W, 3)``, uint8 or float in [0, 1] (as
+            embeddings (a zero row, which has no direction, is refused); or frames
+            ``(T, H, W, 3)``, uint8 or float in [0, 1] (as
             :func:`latentlab.write_video` takes them: other ranges and NaN are refused),
             measured with ``metric``; or distances already computed ``(T - 1,)`` (any 1-D
             tensor, numpy array or list of numbers, as :func:`latentlab.pacing_stats` reads
@@ -899,7 +900,9 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
     if isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
         x = torch.from_numpy(x)  # (T, d) embeddings saved with np.save (a render's embeddings.npy)
     if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
-        z = _unit_rows(path_embeddings(x, name="x").double())
+        z = path_embeddings(x, name="x")
+        _check_nonzero(z, "x")  # no direction: an angle to it is made up (similarity_matrix refuses it too)
+        z = _unit_rows(z.double())
         if z.shape[0] < 2:
             raise ArgumentError(
                 f"need at least two embeddings to measure steps, got {z.shape[0]}. "

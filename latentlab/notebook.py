@@ -218,9 +218,14 @@ class VideoView:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the embedded video to ``path``, whose suffix must name the view's format
-        (``.gif``, ``.webp``, ``.mp4`` or ``.webm``): the bytes are written as they are."""
+        (``.gif``, ``.webp``, ``.mp4`` or ``.webm``): the bytes are written as they are, atomically,
+        and missing folders are created, as :func:`latentlab.write_video` does."""
+        from .video import _atomic_write, _prepare_target
+
         if self.data is None:
             raise ArgumentError(f"this view shows {str(self.path)!r} by reference; copy that file instead.")
+        if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+            raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
         p = Path(path)
         fmt = self.mimetype.split("/")[-1]
         if _VIDEO_SUFFIXES.get(p.suffix.lower()) != self.mimetype:
@@ -229,8 +234,8 @@ class VideoView:
                 f"Fix: save it as {str(p.with_suffix('.' + fmt))!r}, or write the frames in that format with "
                 f"ll.write_video(frames, {str(p)!r}) (or show_video(frames, format=...))."
             )
-        p.write_bytes(self.data)
-        return p
+        data = self.data
+        return _atomic_write(_prepare_target(p), lambda tmp: tmp.write_bytes(data))
 
     def __repr__(self) -> str:
         size = f"{len(self.data)} bytes" if self.data is not None else f"file {str(self.path)!r}"
@@ -257,15 +262,18 @@ def show_video(
             only and are refused with a path; read it with :func:`latentlab.read_video` to
             change them).
         fps: frames per second (frames only; default 12).
-        format: ``"gif"``, ``"webp"`` or ``"mp4"``; by default gif for frames up to 256 px (sharp
+        format: ``"gif"``, ``"webp"`` or ``"mp4"`` (a leading dot is dropped, as in
+            :func:`latentlab.write_video`); by default gif for frames up to 256 px (sharp
             when scaled up), or lossless webp (as sharp) where ``fps`` is above the 50 a gif can
             play, and mp4 above 256 px. A gif asked for explicitly is refused above 50 fps.
         scale: integer display zoom (default: automatic, small frames are enlarged, a file's
             as well as frames').
         pingpong, hold_first, hold_last: frame order, see :func:`latentlab.video.sequence`.
         caption: text under the video.
-        max_embed_mb: files larger than this are shown by reference (their path), not
-            embedded in the notebook.
+        max_embed_mb: a number >= 0 (``float("inf")``: no limit). Files larger than this
+            are shown by reference (their path), not embedded in the notebook; frames have no
+            file to show by reference, so frames whose video is larger are refused: write them
+            with :func:`latentlab.write_video` and show that file.
 
     >>> import numpy as np
     >>> v = show_video(np.zeros((3, 8, 8, 3), np.uint8), fps=4)
@@ -274,6 +282,12 @@ def show_video(
     """
     from .video import _GIF_MAX_FPS, _as_frames, _check_fps, write_video
 
+    if isinstance(max_embed_mb, (bool, np.bool_)) or not isinstance(max_embed_mb, numbers.Real) \
+            or not max_embed_mb >= 0:  # (not >= 0: NaN too)
+        raise ArgumentError(
+            f"max_embed_mb must be a number of MB >= 0 (float('inf'): no limit), got {max_embed_mb!r}. "
+            "Fix: e.g. max_embed_mb=20."
+        )
     if isinstance(frames, (str, os.PathLike)):
         from .video import _existing_file
 
@@ -286,7 +300,10 @@ def show_video(
         p = _existing_file(p, "video")
         mime = _VIDEO_SUFFIXES.get(p.suffix.lower())
         if mime is None:
-            raise ArgumentError(f"cannot show {str(p)!r} as a video: use .mp4, .webm, .gif or .webp.")
+            raise ArgumentError(
+                f"cannot show {str(p)!r} as a video: only .mp4, .webm, .gif and .webp files play inline. "
+                "Fix: convert it, or show its frames: show_video(ll.read_video(path))."
+            )
         # a file is shown as it is: the options that make a video from frames cannot apply
         given = [name for name, value in (("fps", fps), ("format", format)) if value is not None]
         given += [name for name, value in (("pingpong", pingpong), ("hold_first", hold_first), ("hold_last", hold_last)) if value]
@@ -313,7 +330,7 @@ def show_video(
         if fmt == "gif" and _check_fps(fps) > _GIF_MAX_FPS:  # too fast for a gif: webp, lossless as sharp
             fmt, quality = "webp", 100
     elif isinstance(format, str):
-        fmt = format.lower()
+        fmt = format.lower().lstrip(".")
     else:
         fmt = ""
     if fmt not in ("gif", "webp", "mp4"):
@@ -325,6 +342,12 @@ def show_video(
             quality=quality,
         )
         data = out.read_bytes()
+    if len(data) > max_embed_mb * 2**20:  # a file over the limit is shown by reference; frames have no file
+        raise ArgumentError(
+            f"the {fmt} of these frames is {len(data) / 2**20:.1f} MB, over max_embed_mb={max_embed_mb!r}, and frames "
+            "have no file to show by reference. Fix: write_video(frames, path) and show_video(path) (shown by "
+            "reference when over the limit), raise max_embed_mb, or show fewer or smaller frames."
+        )
     mime = {"gif": "image/gif", "webp": "image/webp", "mp4": "video/mp4"}[fmt]
     return VideoView(data, mime, width=w * zoom, caption=caption)
 
@@ -348,7 +371,8 @@ def show(
       ``labels``, ``columns``, ``max_frames`` go to it). A label too long for its tile is
       drawn smaller (down to 8 px), then on two lines, then cut with an ellipsis (``…``),
       never silently clipped at the tile's edge;
-    * a path: an image file -> :class:`ImageView`; an mp4/gif/webp -> :class:`VideoView`;
+    * a path: an image file -> :class:`ImageView`; an mp4/webm/gif/webp -> :class:`VideoView`
+      (other videos, such as .mov, are refused: show their frames, ``show_video(ll.read_video(path))``);
     * a :class:`~latentlab.RenderResult` -> its video;
     * a result holding frames (``iterative_text_diff``'s, ``pca_probe``'s) -> its frames.
 
@@ -370,8 +394,11 @@ def show(
             labels = x.labels
         x = x.frames
     if isinstance(x, (str, os.PathLike)):
+        from .video import _OTHER_VIDEO_SUFFIXES
+
         p = Path(x)
-        if p.suffix.lower() in _VIDEO_SUFFIXES:
+        # a video show_video cannot play (.mov, ...) is refused there, saying which play: not read as an image
+        if p.suffix.lower() in _VIDEO_SUFFIXES or p.suffix.lower() in _OTHER_VIDEO_SUFFIXES:
             return show_video(p, scale=scale, caption=caption)
         return ImageView(load_image(p), scale=scale, caption=caption)
     if isinstance(x, (list, tuple)) or (hasattr(x, "ndim") and x.ndim == 4):

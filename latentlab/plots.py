@@ -175,6 +175,7 @@ def plot_similarity(
 
     Returns the Axes; ``ax.lines[k]`` is the curve of reference ``k`` (``T`` points).
     """
+    from .explore import _check_nonzero
     from .ops import similarity_matrix
     from .trajectory import Trajectory
 
@@ -212,6 +213,9 @@ def plot_similarity(
         if bad:
             raise ArgumentError(f"colors holds {bad[0]!r}, which is not a matplotlib colour (e.g. 'tab:red', '#1f77b4').")
     same_space(z, "path", refs, "references")
+    # checked here, so that the error names this plot's arguments, not similarity_matrix's a and b
+    _check_nonzero(z, "path")
+    _check_nonzero(refs, "references")
     s = similarity_matrix(z, refs).double().numpy()  # (T, K)
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])

@@ -27,6 +27,7 @@ import os
 import secrets
 import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -61,6 +62,11 @@ MIN_FPS = 0.01
 _WEBP_MAX_FPS = 1000.0
 _DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
 _DEFAULT_WEBP_QUALITY = 90
+# Suffixes of image and video formats other than write_video's own: a file written under one of
+# them is taken for that format by players, read_video and show_video, so write_video refuses a
+# format= that disagrees with them (a suffix outside these and SUPPORTED_FORMATS is left alone).
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_OTHER_VIDEO_SUFFIXES = (".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg")
 
 
 # ------------------------------------------------------------------------------------
@@ -128,9 +134,17 @@ def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
     return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _shape_fix(shape: tuple[int, ...]) -> str:
-    """A hint for a frame-batch shape that is not (T, H, W, 3)."""
+def _shape_fix(shape: tuple[int, ...], *, image: str | None = None, items: str | None = None) -> str:
+    """A hint for a frame-batch shape that is not (T, H, W, 3). For one image named ``image``, or
+    an item of the list named ``items``, ``shape`` is ``(1, *its shape)``: the channels-first fix
+    then names that image, or converts each item (a list has no ``.permute``)."""
     if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
+        if image is not None:
+            return (f"it looks channels-first: pass {image}.transpose(1, 2, 0) (numpy) "
+                    f"or {image}.permute(1, 2, 0) (torch)")
+        if items is not None:
+            return (f"it looks channels-first: pass [f.transpose(1, 2, 0) for f in {items}] (numpy) "
+                    f"or [f.permute(1, 2, 0) for f in {items}] (torch)")
         return "it looks channels-first: pass frames.transpose(0, 2, 3, 1) (numpy) or frames.permute(0, 2, 3, 1) (torch)"
     if len(shape) >= 1 and shape[-1] == 4:
         return ("composite the alpha channel on a background first, e.g. on white for uint8 frames: "
@@ -152,6 +166,11 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
             f"{name} is a path ({frames!r}), not pixel data. "
             "Fix: load it first with read_video(path) or load_image(path)."
         )
+    if isinstance(frames, Iterator):  # numpy would make it a 0-d object array: "shape ()" says nothing
+        raise ArgumentError(
+            f"{name} is a generator/iterator ({type(frames).__name__}), which can be read only once and has "
+            f"no shape. Fix: pass list({name}) or np.stack(list({name}))."
+        )
     if isinstance(frames, (list, tuple)):
         if len(frames) == 0:
             raise ArgumentError(f"{name} is an empty list. Fix: pass at least one frame.")
@@ -161,7 +180,7 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
             if a.ndim != 3 or a.shape[-1] != 3:
                 raise ArgumentError(
                     f"{name}[{i}] has shape {tuple(a.shape)} (dtype {a.dtype}); each frame "
-                    f"must be (H, W, 3) RGB. Fix: {_shape_fix((1, *a.shape))}."
+                    f"must be (H, W, 3) RGB. Fix: {_shape_fix((1, *a.shape), items=name)}."
                 )
             if arrays and a.shape != arrays[0].shape:
                 raise ArgumentError(
@@ -194,7 +213,7 @@ def _as_image(array: Any, name: str = "array") -> np.ndarray:
         if a.ndim == 4 and a.shape[-1] == 3:
             fix = f"take one frame: {name}[0]"
         elif a.ndim == 3:
-            fix = _shape_fix((1, *a.shape))
+            fix = _shape_fix((1, *a.shape), image=name)
         elif a.ndim == 2:
             fix = f"grey images need a channel axis: np.repeat({name}[..., None], 3, axis=-1)"
             if type(array).__module__.split(".")[0] == "torch" and np.issubdtype(a.dtype, np.floating):
@@ -243,11 +262,34 @@ def _check_bool(value: Any, name: str) -> bool:
 # ------------------------------------------------------------------------------------
 # atomic writes
 # ------------------------------------------------------------------------------------
+def _check_name_lengths(target: Path, name: str = "path") -> None:
+    """Refuse a file or folder name longer than the file system takes (usually 255 bytes), before
+    anything is encoded: the rename into place, or even ``is_dir()``, failed with a raw OSError."""
+    existing = target.parent
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        limit = 255
+    if limit <= 0:  # -1: the file system sets no limit
+        return
+    for part in target.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            what = "file name" if part == target.name else f"folder name {part[:24] + '...'!r}"
+            raise ArgumentError(
+                f"{name} {str(target)[:80] + '...'!r}: the {what} is {size} bytes, longer than the {limit} "
+                f"the file system takes for one name. Fix: choose a shorter name."
+            )
+
+
 def _prepare_target(path: Any, name: str = "path") -> Path:
-    """Check ``path`` can be written: create parent dirs; refuse directories."""
+    """Check ``path`` can be written: create parent dirs; refuse directories and names too long."""
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
     target = Path(path).expanduser()
+    _check_name_lengths(target, name)
     if target.is_dir():
         raise ArgumentError(
             f"{name} {str(target)!r} is a directory. Fix: give a file name inside it, "
@@ -525,6 +567,10 @@ def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop
     q = _DEFAULT_WEBP_QUALITY if quality is None else quality
     images = [Image.fromarray(frames[i]) for i in idx]
     durations = _frame_durations_ms(len(images), fps, 1)
+    # libwebp's animation encoder (under Pillow's writer) merges a frame into the one before when
+    # it finds no change worth coding: identical frames always, and at a lossy quality nearly
+    # equal ones too (a slow fade loses frames; their durations add up, so the timing holds).
+    # write_video's docstring says so; quality=100 (lossless) keeps every frame that differs.
     images[0].save(tmp, format="WEBP", save_all=True, append_images=images[1:],
                    duration=durations, loop=loop, quality=q, lossless=(q >= 100), method=4)
 
@@ -555,7 +601,8 @@ def write_video(
             mp4: H.264 CRF ``round(51 * (100 - quality) / 100)``, default 65 (CRF 18); above
             99 (rounded: 100) it is CRF 0, lossless, in a profile (High 4:4:4 Predictive)
             that browsers and QuickTime may not play: use at most 99 for a video to share.
-            webp: Pillow's lossy quality, default 90; 100 writes lossless.
+            webp: Pillow's lossy quality, default 90; 100 writes lossless (and keeps every
+            frame that differs from the one before, see below).
             gif: ignored (GIF is always 256-colour palettised).
         loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
 
@@ -568,7 +615,12 @@ def write_video(
     is padded by one edge-replicated row/column at the bottom/right (never resized), so
     :func:`read_video` gives back ``(H + H % 2, W + W % 2)``. GIF and WebP encoders merge
     identical consecutive frames into one longer frame (playback timing is unchanged), so
-    reading those back may give fewer frames than were written when holds are used.
+    reading those back may give fewer frames than were written when holds are used. Lossy
+    webp (``quality`` below 100, the default 90 included) also merges consecutive frames that
+    are not identical but that the encoder cannot tell apart at that quality, such as the
+    nearly equal steps of a slow fade (fewer at higher quality; the total duration is kept),
+    and a gif those that its 256-colour palette makes identical. ``quality=100`` (lossless
+    webp) keeps every frame that differs from the one before.
 
     Returns:
         ``pathlib.Path`` of the written file.
@@ -588,15 +640,18 @@ def write_video(
     q = _check_quality(quality)
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
+    _check_name_lengths(Path(path).expanduser())  # before is_dir(), which raises a raw OSError on one
     if Path(path).expanduser().is_dir():
         _prepare_target(path)  # says so, and how to fix it
     fmt = _resolve_format(format, Path(path))
     suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix in SUPPORTED_FORMATS and suffix != fmt:
+    media = {*SUPPORTED_FORMATS, *(s.lstrip(".") for s in _IMAGE_SUFFIXES + _OTHER_VIDEO_SUFFIXES)}
+    if suffix in media and suffix != fmt:
+        fix = f"drop format=, or end the path with .{fmt}" if suffix in SUPPORTED_FORMATS else \
+            f"end the path with .{fmt}"
         raise ArgumentError(
             f"format={format!r} but path {str(path)!r} ends in .{suffix}: the file would hold {fmt} under a "
-            f".{suffix} name, which players and read_video take for {suffix}. Fix: drop format=, or end the "
-            f"path with .{fmt}."
+            f".{suffix} name, which players and read_video take for {suffix}. Fix: {fix}."
         )
     check_gif_fps(fps, fmt, hold_first=hf, hold_last=hl)
     if fmt == "webp" and fps_f > _WEBP_MAX_FPS:
@@ -846,7 +901,9 @@ def _fit_label(text: str, width: int) -> tuple[list[str], int]:
     default size if it fits, else at a smaller size (down to ``_LABEL_MIN_SIZE``), else
     wrapped at a space onto two lines (the largest size at which both fit), else two lines
     (or one, for a single long word) at the smallest size, cut with an ellipsis, so that a
-    cut label is always visibly cut.
+    cut label is always visibly cut. Newlines, tabs and runs of spaces become one space
+    first, so that every line drawn is one measured here (a newline kept drew its lines past
+    the strip, which has room for the lines returned).
 
     >>> _fit_label("red", 62)  # 62 px: the room under a 64 px tile
     (['red'], 10)
@@ -859,6 +916,7 @@ def _fit_label(text: str, width: int) -> tuple[list[str], int]:
     """
     from PIL import ImageFont
 
+    text = " ".join(text.split())
     fonts = [(size, _label_font(size)) for size in range(_LABEL_SIZE, _LABEL_MIN_SIZE - 1, -1)]
 
     def fits(line: str, font: Any) -> bool:
@@ -910,7 +968,8 @@ def contact_sheet(
             shown frames' labels are picked). Drawn with PIL's default font in a strip
             under each tile, so the tiles' pixels are never covered. A label too long for
             its tile is drawn smaller (down to 8 px), then on two lines, then cut with an
-            ellipsis, never silently clipped at the tile's edge.
+            ellipsis, never silently clipped at the tile's edge (newlines in a label are
+            spaces: the label is wrapped to fit as any other).
         pad: gap in pixels between tiles and around the border.
         background: grey level or ``(r, g, b)`` of the gaps (and of label strips).
 

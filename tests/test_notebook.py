@@ -1009,3 +1009,56 @@ def test_showing_embeddings_says_they_are_not_pictures():
     # ll.show(z) for a (2, 128) tensor advised only "grey images need a channel axis"
     with pytest.raises(ArgumentError, match=r"if these are \(n, d\) embeddings, they are not pictures"):
         ll.show(torch.nn.functional.normalize(torch.randn(2, 128), dim=-1))
+
+
+def test_show_video_keeps_frames_within_max_embed_mb_and_checks_it():
+    # max_embed_mb applied to files only: frames embedded a video of any size
+    noisy = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    size = len(ll.show_video(noisy, fps=4).data)
+    assert size > 2000  # well over the limit below
+    with pytest.raises(ArgumentError, match=r"over max_embed_mb=0\.001.*Fix: write_video\(frames, path\) and "
+                                            r"show_video\(path\)"):
+        ll.show_video(noisy, fps=4, max_embed_mb=0.001)
+    assert len(ll.show_video(noisy, fps=4, max_embed_mb=size / 2**20).data) == size  # at the limit: embedded
+    assert ll.show_video(noisy, fps=4, max_embed_mb=float("inf")).data is not None
+    for bad in ("x", -1, float("nan"), True, None):  # "x" raised a raw TypeError, -1 was taken
+        with pytest.raises(ArgumentError, match=rf"max_embed_mb must be a number of MB >= 0.*got {bad!r}"):
+            ll.show_video(noisy, fps=4, max_embed_mb=bad)
+
+
+def test_video_view_save_creates_folders_and_writes_atomically(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    view = ll.show_video(grey_frames(3), fps=4)
+    out = view.save(tmp_path / "new" / "dir" / "v.gif")  # a raw FileNotFoundError
+    assert out == tmp_path / "new" / "dir" / "v.gif" and out.read_bytes() == view.data
+    old = tmp_path / "keep.gif"
+    old.write_bytes(b"old")
+    real = Path.write_bytes
+
+    def full_disk(self, data):
+        real(self, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        view.save(old)
+    monkeypatch.undo()
+    assert old.read_bytes() == b"old"  # not left half written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gif", "new"]  # no temporary file left
+    with pytest.raises(ArgumentError, match="path=3; expected a file path"):
+        view.save(3)
+
+
+def test_show_names_the_videos_it_plays_and_show_video_takes_a_dotted_format(tmp_path):
+    mov = tmp_path / "clip.mov"
+    mov.write_bytes(b"\x00\x00\x00\x14ftypqt  " + bytes(100))
+    # said "cannot read ... as an image: cannot identify image file"
+    with pytest.raises(ArgumentError, match=r"only \.mp4, \.webm, \.gif and \.webp files play inline.*"
+                                            r"show_video\(ll\.read_video\(path\)\)"):
+        ll.show(mov)
+    with pytest.raises(ArgumentError, match=r"clip\.mov"):
+        ll.show_video(mov)
+    f = grey_frames(3)
+    assert ll.show_video(f, fps=4, format=".gif").data == ll.show_video(f, fps=4, format="gif").data  # as write_video
+    assert ll.show_video(f, fps=4, format=".WEBP").mimetype == "image/webp"

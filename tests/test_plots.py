@@ -227,3 +227,25 @@ def test_package_namespace_answers_hasattr_and_dir():
     assert {"pacing", "explore", "plots", "__version__", "__file__", "plot_pacing"} <= set(names)
     assert "__main__" not in names and names == sorted(names)
     assert ll.pacing.__name__ == "latentlab.pacing"
+
+
+def test_plot_similarity_names_its_own_arguments_for_a_zero_vector():
+    # the error said "a is the zero vector" / "b is ...", names of similarity_matrix the user never passed
+    z = _unit(3)
+    with pytest.raises(ArgumentError, match=r"path row\(s\) \[0, 2\] are the zero vector") as err:
+        ll.plot_similarity(z * torch.tensor([[0.0], [1.0], [0.0]]), _unit(2, seed=1))
+    assert "a is the zero vector" not in str(err.value)
+    with pytest.raises(ArgumentError, match=r"references row\(s\) \[1\] are the zero vector"):
+        ll.plot_similarity(z, torch.cat([_unit(1, seed=1), torch.zeros(1, 16)]))
+
+
+def test_pacing_refuses_zero_embeddings_as_similarity_does():
+    # the angle to a zero row was made up: pi / 2, then 0 between two zero rows
+    z = torch.zeros(3, 8)
+    z[0, 0] = 1
+    for measure in (ll.explore.consecutive_distances, ll.plot_pacing):
+        with pytest.raises(ArgumentError, match=r"x row\(s\) \[1, 2\] are the zero vector: a zero vector has no direction"):
+            measure(z)
+    with pytest.raises(ArgumentError, match="zero vector"):
+        ll.explore.consecutive_distances(z.numpy())  # (T, d) saved with np.save
+    assert ll.explore.consecutive_distances(_unit(4)).shape == (3,)  # nonzero rows: measured as before

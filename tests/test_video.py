@@ -689,3 +689,71 @@ def test_the_alpha_hint_gives_frames_write_video_takes(tmp_path):
     rgb = eval(expr, {"np": np, "frames": frames})  # noqa: S307 (the hint, as a user would paste it)
     assert rgb.dtype == np.uint8 and rgb[0, 0, 0].tolist() == [227, 127, 127]
     assert write_video(rgb, tmp_path / "a.gif", fps=4).is_file()
+
+
+# ------------------------------------------------------------------------------------
+# audit fixes: labels with newlines, hints, format vs suffix, generators, long names
+# ------------------------------------------------------------------------------------
+def test_a_label_with_newlines_is_fitted_as_words_not_clipped():
+    # "line1\nline2\nline3" was measured as one line and drawn as three in a one-line strip
+    lines, _ = video._fit_label("line1\nline2\nline3", 62)
+    assert not any("\n" in line for line in lines)
+    assert " ".join(lines).split() == ["line1", "line2", "line3"]
+    f = smooth(2, 64, 64)
+    np.testing.assert_array_equal(contact_sheet(f, labels=["line1\nline2\nline3", "a\t b"]),
+                                  contact_sheet(f, labels=["line1 line2 line3", "a b"]))
+
+
+@pytest.mark.parametrize("torch_input", [False, True])
+def test_the_channels_first_hint_fits_one_image_and_list_items(tmp_path, torch_input):
+    # the hint said frames.permute(0, 2, 3, 1) for one (3, H, W) image and for list items too
+    import re
+
+    chw = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    chw = torch.from_numpy(chw) if torch_input else chw
+    pick = 2 if torch_input else 1  # "pass <numpy> (numpy) or <torch> (torch)"
+
+    def hint(call) -> str:
+        with pytest.raises(ArgumentError, match="channels-first") as e:
+            call()
+        return re.search(r"pass (.*?) \(numpy\) or (.*?) \(torch\)", str(e.value)).group(pick)
+
+    image = eval(hint(lambda: save_image(chw, tmp_path / "a.png")), {"array": chw})  # noqa: S307
+    assert save_image(image, tmp_path / "a.png").is_file()
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png")[..., 1], np.asarray(chw)[1])
+    frames = [chw, chw]
+    fixed = eval(hint(lambda: write_video(frames, tmp_path / "a.gif", fps=4)), {"frames": frames})  # noqa: S307
+    assert write_video(fixed, tmp_path / "a.gif", fps=4).is_file()
+
+
+def test_a_generator_of_frames_says_to_make_it_a_list(tmp_path):
+    with pytest.raises(ArgumentError, match=r"generator/iterator.*Fix: pass list\(frames\) or np\.stack"):
+        write_video((f for f in numbered(2)), tmp_path / "a.gif", fps=4)
+    with pytest.raises(ArgumentError, match=r"generator/iterator"):
+        sequence(iter(list(numbered(2))))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tiff", ".webm", ".mov", ".mkv"])
+def test_a_format_that_disagrees_with_a_media_suffix_is_refused(tmp_path, suffix):
+    # mp4 bytes were written under clip.png (unreadable) or clip.webm (shown as video/webm)
+    with pytest.raises(ArgumentError, match=rf"ends in \{suffix}.*Fix: end the path with \.mp4\."):
+        write_video(smooth(2, 8, 8), tmp_path / f"clip{suffix}", format="mp4", fps=4)
+    assert list(tmp_path.iterdir()) == []
+    # a suffix that names no image or video format still takes format=
+    assert write_video(smooth(2, 8, 8), tmp_path / "clip.v2", format="mp4", fps=4).read_bytes()[4:8] == b"ftyp"
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_before_encoding(tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("encoded before the name was checked")
+
+    monkeypatch.setattr(video, "_write_gif", never)
+    long = "x" * 300
+    with pytest.raises(ArgumentError, match=r"the file name is 304 bytes, longer than the \d+ .*shorter name"):
+        write_video(numbered(2), tmp_path / "out" / f"{long}.gif", fps=4)
+    with pytest.raises(ArgumentError, match=r"the file name is 304 bytes"):
+        save_image(numbered(1)[0], tmp_path / "out" / f"{long}.png")
+    with pytest.raises(ArgumentError, match=r"the folder name 'x{24}\.\.\.' is 300 bytes"):
+        save_image(numbered(1)[0], tmp_path / long / "a.png")
+    assert list(tmp_path.iterdir()) == []  # no folder made for a file that cannot be written
