@@ -296,6 +296,10 @@ def test_evaluate_writes_the_docs_only_when_asked_for_the_shipped_weights(tmp_pa
                         (["--n-relation", "5"], "--n-relation 5"), (["--no-write"], "contradict")):  # fmt: skip
         with pytest.raises(ArgumentError, match=match):
             ev.main(["--write-docs", *argv])
+    with monkeypatch.context() as m:  # an installed latentlab: no docs/mini.md beside it (it failed after measuring)
+        m.setattr(ev, "DOC", tmp_path / "site-packages" / "docs" / "mini.md")
+        with pytest.raises(ArgumentError, match="run it from a checkout|Run it from a checkout"):
+            ev.main(["--write-docs", "--threads", "1"])
     assert len(calls) == 1 and written == []  # refused before anything was measured
     ev.main(["--write-docs", "--weights", str(WEIGHTS_DIR), "--threads", "1"])
     assert len(written) == 1

@@ -668,6 +668,10 @@ def _check_writable(args: argparse.Namespace, ap: argparse.ArgumentParser) -> No
             wrong.append(f"--{opt.replace('_', '-')} {getattr(args, opt)} (default {ap.get_default(opt)})")
     if args.n_relation is not None and args.n_relation != 4 * args.n:
         wrong.append(f"--n-relation {args.n_relation} (default {4 * args.n})")
+    if not DOC.is_file():  # an installed copy: no docs/ beside the package (found only after minutes of measuring)
+        raise ArgumentError(f"--write-docs writes into docs/mini.md of a latentlab checkout, and there is none at "
+                            f"{DOC} (this latentlab is installed, not checked out). Run it from a checkout "
+                            "(pip install -e .), or leave out --write-docs to print the table only.")  # fmt: skip
     if wrong:
         raise ArgumentError("--write-docs writes the shipped weights' bars, measured at the default settings, into "
                             f"{_shown_path(DOC)}; here {'; '.join(wrong)}. Leave out --write-docs to print the table only.")  # fmt: skip
