@@ -236,6 +236,9 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
         spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
         spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
     spec = load_spec(spec_dict, **_overrides(args))
+    if getattr(args, "invert_refine", None) is not None and spec.noise != "inverted":  # it would do nothing
+        raise ArgumentError(f"--invert-refine refines inverted noise, and this render's noise is {spec.noise!r}: "
+                            "it would change nothing. Add --noise inverted, or drop --invert-refine.")  # fmt: skip
     _decoder_options(spec.preset, args)  # --no-upscale on a preset without an upscaler: said as the flag
     if args.save_spec:
         # -o and --out-dir go into the saved spec (relative to the spec's paths), so a replay

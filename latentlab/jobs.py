@@ -70,17 +70,35 @@ def video_path(directory: str | os.PathLike, fmt: str) -> Path:
 OUTPUT_ONLY_FIELDS = ("fps", "format", "size", "hold_first", "hold_last", "pingpong", "output", "out_dir", "name", "batch_size")
 
 
+#: the finer pacing settings whose default is a constant, by pacing mode (the others depend on
+#: the path): set to it, a field is the default (see :func:`latentlab.pacing.fine_pacing_settings`)
+_PACING_DEFAULTS = {
+    "even": {"pacing_scope": "segment", "pacing_passes": 1, "pacing_tol": 0.25, "pacing_relax": 0},
+    "fine": {"pacing_scope": "segment", "pacing_passes": 3, "pacing_tol": 0.1, "pacing_relax": 6, "pacing_min_width": 0.001},
+}
+
+
 def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]:
-    """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields; eta 0 and
-    unset alike, and steps / guidance unset alike with the decoder's defaults (3 and 3.0 alike)."""
+    """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields, and each
+    setting that draws no other frame left out or spelt one way: eta 0 and unset alike, pacing
+    fields at their default and unset alike, ``invert_refine`` only with ``noise = "inverted"``,
+    and with a decoder steps / guidance / ``invert_refine`` unset alike with its defaults (3 and
+    3.0 alike)."""
     out = {k: v for k, v in spec.items() if k not in OUTPUT_ONLY_FIELDS}
     out.pop("upscale", None)  # the decoder's description, compared beside the spec, says it (and said it before the field)
     if not out.get("eta"):
         out.pop("eta", None)
+    for k, v in _PACING_DEFAULTS.get(out.get("pacing"), {}).items():
+        if k in out and out[k] == v:
+            out.pop(k)
+    if out.get("noise", "shared") != "inverted":
+        out.pop("invert_refine", None)  # only inverted noise is refined
     if decoder is not None:
         from .render import sampling_settings
 
         out.update(sampling_settings(out.get("steps"), out.get("guidance_scale"), decoder))
+        if out.get("noise") == "inverted" and out.get("invert_refine") is None:
+            out["invert_refine"] = decoder.default_inversion_refine if getattr(decoder, "supports_refine", False) else 0
     return out
 
 
@@ -295,14 +313,17 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
             kfs.append(kf)
         return {**d, "keyframes": kfs}
 
-    same_spec = pathless(_frame_settings(old.get("spec") or {}, decoder)) == pathless(
-        _frame_settings(plain(spec.to_dict()), decoder)
-    )
-    if not same_spec or old.get("decoder") != plain(decoder.describe()):
+    was = pathless(_frame_settings(old.get("spec") or {}, decoder))
+    now = pathless(_frame_settings(plain(spec.to_dict()), decoder))
+    differ = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" if k != "keyframes" else "the keyframes"
+              for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]  # fmt: skip
+    if old.get("decoder") != plain(decoder.describe()):
+        differ.append("the decoder")
+    if differ:
         raise ArgumentError(
-            f"out_dir {str(directory)!r} holds a different render (other keyframes, sampling settings or decoder; "
-            "video settings such as fps, format or size may change freely). Render into a new folder (CLI: "
-            "--out-dir or --name), or pass overwrite=True (CLI: --overwrite) to replace its frames."
+            f"out_dir {str(directory)!r} holds a different render ({'; '.join(differ)}; video settings such as fps, "
+            "format or size may change freely). Render into a new folder (CLI: --out-dir or --name), or pass "
+            "overwrite=True (CLI: --overwrite) to replace its frames."
         )
 
 

@@ -418,6 +418,26 @@ def test_save_spec_keeps_the_output_path_and_its_format(tmp_path, images, monkey
     assert (tmp_path / "clips" / "my.gif").read_bytes()[:6] == first[:6] == b"GIF89a"
 
 
+def test_settings_that_draw_the_same_frames_resume_and_a_different_render_names_what_differs(tmp_path, images, capsys):
+    # an audit (2026-12-06): a setting spelt as its default, or one that acts on nothing, made the
+    # same render "a different render"; and the refusal did not say what differed
+    out = ["--out-dir", str(tmp_path / "r")]
+    base = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", *FAST, *out]
+    assert main([*base, "--noise", "inverted", "--invert-refine", "0"]) == 0  # tiny refines nothing: 0 is its default
+    mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png"))
+    assert main([*base, "--noise", "inverted"]) == 0
+    paced = ["--pacing", "even", "--out-dir", str(tmp_path / "p")]
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "2", *FAST, *paced, "--pacing-tol", "0.25"]) == 0
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "2", *FAST, *paced]) == 0  # 0.25: the default
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png")) == mtimes
+    capsys.readouterr()
+    assert main([*base, "--noise", "inverted", "--seed", "3"]) == 2
+    assert "holds a different render (seed 0 -> 3;" in capsys.readouterr().err
+    # --invert-refine without inverted noise changes nothing: said, not ignored
+    assert main([*base, "--invert-refine", "4"]) == 2
+    assert "--invert-refine refines inverted noise, and this render's noise is 'shared'" in capsys.readouterr().err
+
+
 def test_save_spec_keeps_the_out_dir(tmp_path, images, monkeypatch, capsys):
     # --out-dir was left out of the saved spec: its replay rendered renders/<name> afresh
     # instead of resuming (or re-encoding) the folder the first run wrote
