@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,6 +50,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
     g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="classifier-free guidance scale (default: the preset's)")
     g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    _load_flags(g)
     g.add_argument("--no-upscale", dest="upscale", action="store_const", const=False, default=None,
                    help="mini: bring the 32 px decodes to the frame size with a Lanczos resize instead of the "
                    "learned 2x upscaler (as mini rendered before 2026-12-02)")  # fmt: skip
@@ -175,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder classifier-free guidance scale (default: the preset's)")  # fmt: skip
     g.add_argument("--batch-size", type=int, default=None, help="pictures per decoder call (default 8)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    _load_flags(g)
     g.add_argument("--no-captions", dest="captions", action="store_false",
                    help="draw from the prior's embeddings alone, as a render does, even where the decoder reads captions")  # fmt: skip
     g.add_argument("--no-upscale", dest="upscale", action="store_const", const=False, default=None,
@@ -195,6 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="path of the spec file")
     _common(p)
     return parser
+
+
+def _load_flags(g: Any) -> None:
+    """--dtype and --cpu-offload: how the models load (the Python options dtype= and cpu_offload=)."""
+    g.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                   help="precision the models load in (default: the preset's, float32); float16 halves a real "
+                   "model's GPU memory (not on the CPU; mini takes float32 or bfloat16)")  # fmt: skip
+    g.add_argument("--cpu-offload", action="store_true",
+                   help="diffusers presets on a GPU: keep each model on the CPU until it runs (less GPU memory, slower)")
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``dtype=`` / ``cpu_offload=`` for the ``create_*`` calls, only where the flags are given."""
+    options: dict[str, Any] = {}
+    if getattr(args, "dtype", None):
+        options["dtype"] = args.dtype
+    if getattr(args, "cpu_offload", False):
+        options["cpu_offload"] = True
+    return options
 
 
 def _decoder_options(preset: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -261,6 +283,7 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     try:
         result = render_spec(
             spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
+            **_load_options(args),
         )  # fmt: skip
     except KeyboardInterrupt:
         from .jobs import default_out_dir
@@ -353,8 +376,10 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
         check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
     preset = args.preset or "mini"
     image = load_image(args.image)
-    enc = ll.create_encoder(preset, device=args.device)
-    dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
+    load = _load_options(args)
+    offload = {"cpu_offload": load.pop("cpu_offload")} if "cpu_offload" in load else {}
+    enc = ll.create_encoder(preset, device=args.device, **load)
+    dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))
     try:
         frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
                                seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
@@ -443,9 +468,13 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         resumable = False  # both written out and different: refused before the models load
     if old and not resumable and not args.overwrite:  # refused before the models load
         raise _refuse_other(out_dir, old, "other pictures")
-    enc = ll.create_encoder(preset, device=args.device)
-    prior = ll.create_prior(preset, device=args.device)
-    dec = ll.create_decoder(preset, device=args.device, **_decoder_options(preset, args))
+    from .jobs import create_prior_offloaded
+
+    load = _load_options(args)
+    offload = {"cpu_offload": load.pop("cpu_offload")} if "cpu_offload" in load else {}
+    enc = ll.create_encoder(preset, device=args.device, **load)
+    prior = create_prior_offloaded(preset, device=args.device, **load, **offload)
+    dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))
     from .render import sampling_settings
 
     if resumable:
@@ -568,7 +597,35 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> 
     if "pass checkpoint=" in message:  # advice with no flag behind it: said where it applies
         message += " (checkpoint= is an option of ll.create_encoder in Python; the command line has none.)"
     # the library's advice in Python terms, said as the flag
-    return message.replace("use device='cpu'", "use --device cpu")
+    return _flag_advice(message)
+
+
+#: the library's advice in Python terms -> the same on the command line
+_ADVICE_AS_FLAGS = (
+    ("use device='cpu'", "use --device cpu"),
+    ("use dtype=torch.float16", "use --dtype float16"),
+    ("load the decoder with cpu_offload=True", "load the decoder with --cpu-offload"),
+    ("pass refine=0", "pass --invert-refine 0"),
+    ("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'",
+     "--cpu-offload needs an accelerator device, e.g. --device cuda; got --device cpu"),
+    ("dtype=torch.float16 is not supported on the CPU; use torch.float32 (the default)",
+     "--dtype float16 is not supported on the CPU; use float32 (the default) or bfloat16"),
+    ("Use dtype=torch.float32 on the CPU (or torch.bfloat16 for half the memory), or float16 with device='cuda'",
+     "Use --dtype float32 on the CPU (or bfloat16 for half the memory), or float16 with --device cuda"),
+)
+
+
+def _flag_advice(message: str) -> str:
+    for python, flag in _ADVICE_AS_FLAGS:
+        message = message.replace(python, flag)
+    for option, flag in (("cpu_offload", "--cpu-offload"), ("dtype", "--dtype")):  # a part that takes no such option
+        if f"takes no {option}=" in message:
+            message = message.replace(f"takes no {option}=", f"takes no {option}= ({flag})", 1)
+            message = re.sub(r"Drop it from create_\w+\(\)\.", f"Drop {flag}.", message)
+    if "scheduler='dpm++'" in message:  # a loading option with no flag behind it: said where it applies
+        message = message.replace("scheduler='dpm++'", "scheduler='dpm++' (in Python: ll.create_decoder(preset, "
+                                  "scheduler='dpm++'); the command line has no flag)", 1)  # fmt: skip
+    return message
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -583,8 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
             """A user warning on the command line: one line naming latentlab, not a source file and
             line; the others (a library's deprecations, shown only where filters ask) as Python shows them."""
-            if issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE_DIR):  # latentlab's own
-                print(f"latentlab: warning: {message}", file=sys.stderr if file is None else file)
+            if issubclass(category, (UserWarning, RuntimeWarning)) and str(filename).startswith(_PACKAGE_DIR):
+                # latentlab's own (a RuntimeWarning: resuming after an upgrade, a cache it could not write)
+                print(f"latentlab: warning: {_flag_advice(str(message))}", file=sys.stderr if file is None else file)
             else:
                 shown(message, category, filename, lineno, file, line)
 

@@ -272,6 +272,21 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
     return result
 
 
+def create_prior_offloaded(preset: Any, *, cpu_offload: bool = False, **kwargs: Any) -> Any:
+    """``create_prior(preset, **kwargs)``, with ``cpu_offload=True`` where the prior takes it (the
+    Karlo and Kandinsky diffusion priors); a prior that does not (mini's, the identity) loads
+    without, as the offload then concerns the decoder alone."""
+    from .presets import create_prior
+
+    if cpu_offload:
+        try:
+            return create_prior(preset, cpu_offload=True, **kwargs)
+        except ArgumentError as exc:  # refused by name before anything loads
+            if "takes no cpu_offload=" not in str(exc):
+                raise
+    return create_prior(preset, **kwargs)
+
+
 def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: bool) -> None:
     """Refuse, before any work, a folder whose manifest records another spec or decoder.
 
@@ -369,18 +384,23 @@ def render_spec(
     decoder: Any = None,
     prior: Any = None,
     device: str = "cpu",
+    dtype: Any = None,
+    cpu_offload: bool = False,
     sheet_frames: int = 12,
 ) -> RenderResult:
     """Render ``spec`` (a path, dict or :class:`Spec`) into ``out_dir`` (default: the spec's
     ``out_dir``, else ``renders/<name>``) and assemble the video.
 
     Interrupted renders resume when called again with the same spec and ``out_dir``.
-    ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models).
+    ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models);
+    the preset's are loaded on ``device`` in ``dtype`` (None: the preset's default), and with
+    ``cpu_offload=True`` the decoder, and a prior that takes it (Karlo's, Kandinsky's), use
+    diffusers' model CPU offload (docs/models.md, "Loading options").
 
     >>> import latentlab as ll                                  # doctest: +SKIP
-    >>> result = ll.render_spec("examples/phone.toml")          # doctest: +SKIP
+    >>> result = ll.render_spec("examples/morph.toml")          # doctest: +SKIP
     >>> result.video                                            # doctest: +SKIP
-    PosixPath('renders/phone/../phone.mp4')
+    PosixPath('renders/morph.mp4')
     """
     from .presets import create_decoder, create_encoder, create_prior, get_preset
     from .render import render
@@ -415,10 +435,12 @@ def render_spec(
     from .render import folder_lock
 
     with folder_lock(directory, "out_dir (CLI: --out-dir)"):  # no second render writes here meanwhile
-        encoder = encoder if encoder is not None else create_encoder(preset, device=device)
+        load = {"device": device, **({"dtype": dtype} if dtype is not None else {})}
+        encoder = encoder if encoder is not None else create_encoder(preset, **load)
         if prior is None and s.needs_prior():
-            prior = create_prior(preset, device=device)
-        decoder = decoder if decoder is not None else create_decoder(preset, device=device, **options)
+            prior = create_prior_offloaded(preset, cpu_offload=cpu_offload, **load)
+        if decoder is None:
+            decoder = create_decoder(preset, **load, **options, **({"cpu_offload": True} if cpu_offload else {}))
         _refuse_other_render(directory, s, decoder, overwrite)
         from .render import check_eta
 

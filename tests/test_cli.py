@@ -438,6 +438,53 @@ def test_settings_that_draw_the_same_frames_resume_and_a_different_render_names_
     assert "--invert-refine refines inverted noise, and this render's noise is 'shared'" in capsys.readouterr().err
 
 
+def test_dtype_and_cpu_offload_flags_and_advice_said_as_flags(tmp_path, images, capsys, monkeypatch):
+    # an audit (2026-12-06): the command line loaded every model in float32, with no offload, while
+    # its out-of-memory advice said dtype=torch.float16 and cpu_offload=True, Python options
+    import torch
+
+    from latentlab.decoders import unclip
+
+    two = ["interpolate", str(images[0]), str(images[1]), "--frames", "1"]
+    assert main([*two, *FAST, "--dtype", "bfloat16", "--out-dir", str(tmp_path / "bf")]) == 0
+    assert json.loads((tmp_path / "bf" / MANIFEST).read_text())["decoder"]["dtype"] == "bfloat16"
+    capsys.readouterr()
+    for flags, said in (
+        (["--cpu-offload"], "--cpu-offload needs an accelerator device, e.g. --device cuda; got --device cpu."),
+        (["--cpu-offload", "--preset", "mini"], "takes no cpu_offload= (--cpu-offload) (a loading option"),
+        (["--dtype", "float16", "--preset", "mini"], "--dtype float16 is not supported on the CPU; use float32"),
+        (["--noise", "inverted", "--invert-refine", "5"], "cannot refine inverted noise (implemented for the mini "
+                                                          "decoder); pass --invert-refine 0."),
+    ):
+        assert main([*two, *FAST, *flags, "--out-dir", str(tmp_path / "x")]) == 2
+        assert said in capsys.readouterr().err
+    assert main([*two, "--preset", "tiny", "--steps", "4", "-q", "--out-dir", str(tmp_path / "s4")]) == 0
+    assert "scheduler='dpm++' (in Python: ll.create_decoder(preset, scheduler='dpm++'); the command line has no flag)" \
+        in capsys.readouterr().err
+
+    def out_of_memory(self, *a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(unclip.StableUnCLIPDecoder, "_decode", out_of_memory)
+    assert main([*two, *FAST, "--out-dir", str(tmp_path / "oom")]) == 2
+    err = capsys.readouterr().err
+    assert "use --dtype float16" in err and "load the decoder with --cpu-offload" in err and "dtype=torch" not in err
+
+
+def test_latentlabs_runtime_warnings_are_one_line(tmp_path, images, capsys):
+    # resuming after an upgrade warned as Python does: a source line and the wrong caller's code
+    out = tmp_path / "r"
+    cmd = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--out-dir", str(out)]
+    assert main(cmd) == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["versions"]["torch"] = "1.0.0"
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(cmd) == 0
+    err = capsys.readouterr().err
+    assert "latentlab: warning: out_dir" in err and "torch 1.0.0 -> " in err and "RuntimeWarning" not in err
+
+
 def test_save_spec_keeps_the_out_dir(tmp_path, images, monkeypatch, capsys):
     # --out-dir was left out of the saved spec: its replay rendered renders/<name> afresh
     # instead of resuming (or re-encoding) the folder the first run wrote
