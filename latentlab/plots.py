@@ -4,6 +4,11 @@ Every function draws on ``ax`` (a new figure when ``None``) and returns the Axes
 compose: draw two paths on one PCA map, or the similarity curves of the path and of its
 rendered frames side by side. matplotlib is imported inside the functions.
 
+A new figure stays open in matplotlib until closed: Jupyter's inline backend closes it after
+the cell, but a script or loop that saves plots should close each one,
+``ax.figure.savefig(path); plt.close(ax.figure)`` (else matplotlib warns past 20 figures, and
+their memory is kept).
+
 * :func:`plot_similarity_matrix` - a heatmap of cosines between two sets (images x texts).
 * :func:`plot_similarity` - the similarity of each frame of a path to each keyframe or text.
 * :func:`plot_pca_map` - a 2D PCA map of embeddings with the trajectory drawn through it.
