@@ -954,7 +954,7 @@ def test_upscaler_stage_trains_resumes_and_exports_beside_the_decoder(smoke_run,
         main(["--stage", "upscaler", "--config", "smoke", "--out", str(out), "--set", "upscaler.in_size=48"])
 
 
-def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, monkeypatch):
+def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, monkeypatch, capsys):
     from latentlab.mini import data
     from latentlab.mini.evaluate import BARS, _table, evaluate, write_doc
     from latentlab.mini.export import export
@@ -967,7 +967,11 @@ def test_evaluate_reports_every_bar_and_writes_the_table(smoke_run, tmp_path, mo
     needs_data = {"emoji_top5", "text_diff_phone_met"}
     weights = tmp_path / "weights"
     export(smoke_run[0], weights)
+    capsys.readouterr()
     res = evaluate(weights, n=4, steps=2)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("evaluate: ")]
+    assert len(said) == 8 and "decoder round trip (4 scenes) measured" in said[1]  # a line per bar as it goes
+    assert said[-1].startswith("evaluate: emoji retrieval measured (") and said[-1].endswith(" s)")
     frames, pframes, rframes = res.pop("_frames")
     # relation prompts default to 4 x n, so that one prompt weighs less in the relation bar
     assert frames.shape[0] == 4 and pframes.shape[0] == 48 and rframes.shape[0] == 16

@@ -228,12 +228,18 @@ def test_build_index_on_a_fake_source_tree(fake_cache, capsys, monkeypatch):
 def test_index_cli_and_missing_sources_are_reported(fake_cache, tmp_path, capsys):
     data.main(["index", "--cache-dir", str(fake_cache), "--sources", "twemoji", "noto", "--limit", "2"])
     out = capsys.readouterr().out
-    assert "[noto] not fetched" in out and "fetch --sources noto" in out
+    # the suggested commands name the --cache-dir they were given, or they would fetch into another folder
+    assert "[noto] not fetched" in out and f"fetch --sources noto --cache-dir {fake_cache}`" in out
     assert len(_rows(fake_cache / "index.jsonl")) == 2
     with pytest.raises(SystemExit) as exc:
         data.main(["stats", "--cache-dir", str(tmp_path / "nothing")])
     assert exc.value.code == 2  # as train, export and evaluate
-    assert "run `python -m latentlab.mini.data fetch`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"run `python -m latentlab.mini.data fetch --cache-dir {tmp_path / 'nothing'}`" in err
+    assert f"`python -m latentlab.mini.data index --cache-dir {tmp_path / 'nothing'}`" in err
+    with pytest.raises(SystemExit) as exc:
+        data.main(["index", "--cache-dir", str(tmp_path / "empty")])
+    assert f"run `python -m latentlab.mini.data fetch --cache-dir {tmp_path / 'empty'}` first" in capsys.readouterr().err
     for flag in ("--size", "--limit"):  # checked before any work (0 had indexed nothing, then blamed the fetch)
         with pytest.raises(SystemExit) as exc:
             data.main(["index", "--cache-dir", str(fake_cache), flag, "0"])
@@ -422,6 +428,22 @@ def test_emoji_configs_and_errors(tmp_path):
     cfg = get_config("smoke", ["data.emoji_fraction=0.5", f"data.index={tmp_path / 'none.jsonl'}"])
     with pytest.raises(ArgumentError, match="latentlab.mini.data fetch"):
         _clip_batch(cfg, 0, 4, None, list)
+
+
+def test_the_default_data_index_is_found_from_another_folder(fake_cache, tmp_path, monkeypatch):
+    from latentlab.mini import train
+
+    data.build_index(fake_cache, verbose=False)
+    monkeypatch.chdir(tmp_path)  # no .cache/mini/data here: the checkout's (here fake_cache) is used, as data does
+    monkeypatch.setattr(data, "default_cache_dir", lambda: fake_cache)
+    cfg = train.get_config("smoke", ["data.emoji_fraction=0.5"])
+    assert len(train._emoji_data(cfg)) > 0 and train._index_names(cfg)
+    monkeypatch.setattr(data, "default_cache_dir", lambda: tmp_path / "none")
+    with pytest.raises(ArgumentError, match=r"needs the data index .*none/index.jsonl \(the default data.index"):
+        train._emoji_data(train.get_config("smoke", ["data.emoji_fraction=0.5"]))
+    # a data.index given is taken as it is
+    with pytest.raises(ArgumentError, match=r"needs the data index elsewhere.jsonl: run"):
+        train._emoji_data(train.get_config("smoke", ["data.emoji_fraction=0.5", "data.index=elsewhere.jsonl"]))
 
 
 def test_cache_stage_mixes_emoji_and_rebuilds_when_the_fraction_changes(fake_cache, tmp_path):

@@ -62,8 +62,9 @@ def test_resume_on_other_training_data_is_refused(run, tmp_path, capsys):
     with pytest.raises(ArgumentError, match=r"prior, decoder in .* would train that CLIP on"):
         main(["--stage", "all", "--config", "smoke", "--out", str(out), "--resume", "--set", "clip.steps=4"])
     assert (out / "clip" / "model.safetensors").read_bytes() == clip_before
-    # the CLIP trained on alone, then the decoder resumed: its cache would be another CLIP's
-    main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--resume", "--set", "clip.steps=4"])
+    # another CLIP put in its place (as a version that let --stage clip train it on did), then the
+    # decoder resumed: its cache would be another CLIP's
+    _swap_in_a_clip_trained_on(run, out, tmp_path / "lone")
     with pytest.raises(ArgumentError, match=r"the CLIP that encodes the cache .* changed"):
         main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=4"])
     assert cache.stat().st_mtime_ns == before
@@ -73,6 +74,71 @@ def test_resume_on_other_training_data_is_refused(run, tmp_path, capsys):
     main(["--stage", "prior", "--config", "smoke", "--out", str(out2), "--resume", "--set", "prior.steps=4",
           "--set", "cache.batch_size=8"])  # fmt: skip
     assert "cache.batch_size 16 -> 8" in capsys.readouterr().err
+
+
+def _swap_in_a_clip_trained_on(run, out, lone):
+    """Train ``run``'s CLIP on (one step) in a copy of it alone, and put it in ``out``'s place."""
+    from latentlab.mini.train import main
+
+    _copy(run, lone, "cache", "prior", "decoder")
+    main(["--stage", "clip", "--config", "smoke", "--out", str(lone), "--resume", "--set", "clip.steps=4"])
+    for name in ("model.safetensors", "state.pt"):
+        shutil.copy(lone / "clip" / name, out / "clip" / name)
+
+
+def test_a_clip_changed_under_stages_that_trained_on_it_is_refused(run, tmp_path):
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    before = {p: p.read_bytes() for p in sorted((out / "clip").iterdir())}
+    # --stage clip --resume would train on the CLIP that the prior's and decoder's cache came from
+    with pytest.raises(ArgumentError, match=r"prior, decoder in .* train that CLIP on \(from step 3 to 5\).*neither "
+                                            r"resume nor be exported.*fresh --out"):  # fmt: skip
+        main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--resume", "--set", "clip.steps=5"])
+    # and so would a CLIP trained from the start over the one in place (e.g. one --init-from put there)
+    (out / "clip" / "state.pt").unlink()
+    with pytest.raises(ArgumentError, match=r"prior, decoder in .* train that CLIP from the start"):
+        main(["--stage", "clip", "--config", "smoke", "--out", str(out)])
+    (out / "clip" / "state.pt").write_bytes(before[out / "clip" / "state.pt"])
+    assert {p: p.read_bytes() for p in sorted((out / "clip").iterdir())} == before  # nothing written
+    main(["--stage", "clip", "--config", "smoke", "--out", str(out), "--resume"])  # at its steps: nothing changes
+    assert (out / "clip" / "model.safetensors").read_bytes() == before[out / "clip" / "model.safetensors"]
+    main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=4"])
+
+
+def test_resume_with_another_config_names_the_one_it_was_trained_with(run, tmp_path):
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    with pytest.raises(ArgumentError, match=r"another architecture .*resume with --config smoke \(what it was trained "
+                                            "with") as e:  # fmt: skip
+        main(["--stage", "decoder", "--config", "cpu", "--out", str(out), "--resume"])
+    assert "leave those --set" not in str(e.value)
+
+
+def test_a_resume_with_no_steps_left_says_so_and_writes_no_checkpoint(run, tmp_path, capsys):
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    before = {n: (out / "decoder" / n).read_bytes() for n in ("model.safetensors", "ema.safetensors", "state.pt")}
+    capsys.readouterr()
+    res = main(["--stage", "decoder", "--config", "smoke", "--out", str(out), "--resume", "--set", "decoder.steps=2"])
+    assert res["decoder"]["step"] == 3
+    assert "decoder is already at step 3 >= decoder.steps 2; nothing to train" in capsys.readouterr().err
+    assert {n: (out / "decoder" / n).read_bytes() for n in before} == before
+
+
+def test_a_cache_rebuilt_with_other_data_under_trained_stages_warns(run, tmp_path, capsys):
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    capsys.readouterr()
+    main(["--stage", "cache", "--config", "smoke", "--out", str(out)])  # the same data: nothing to say
+    assert "warning" not in capsys.readouterr().err
+    main(["--stage", "cache", "--config", "smoke", "--out", str(out), "--set", "cache.n_images=8"])
+    err = capsys.readouterr().err
+    for st in ("prior", "decoder"):
+        assert f"other data than {st} trained on (cache.n_images 16 -> 8); {st} can no longer --resume" in err
 
 
 def test_resume_of_a_checkpoint_without_the_data_record_warns_once(run, tmp_path, capsys):
@@ -257,7 +323,7 @@ def test_export_refuses_a_stage_beside_another_clip(run, tmp_path):
     from latentlab.mini.train import main
 
     other = _copy(run, tmp_path / "other")
-    main(["--stage", "clip", "--config", "smoke", "--out", str(other), "--resume", "--set", "clip.steps=4"])
+    _swap_in_a_clip_trained_on(run, other, tmp_path / "lone")
     w = tmp_path / "w"
     export(other, w, stages=("clip",))
     with pytest.raises(ArgumentError, match=r"the prior of .* trained on another CLIP than the CLIP .*--stages clip,prior"):
@@ -269,6 +335,52 @@ def test_export_refuses_a_stage_beside_another_clip(run, tmp_path):
     warm = tmp_path / "warm"
     main(["--stage", "prior", "--config", "smoke", "--out", str(warm), "--init-from", str(tmp_path / "w3")])
     export(warm, tmp_path / "w3", stages=("prior",))
+
+
+def test_saved_weights_get_the_usual_file_mode_and_export_prints_a_line_per_file(run, tmp_path, capsys):
+    import os
+
+    from latentlab.mini.export import main as export_main
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    old = os.umask(0o027)
+    try:
+        main(["--stage", "prior", "--config", "smoke", "--out", str(out), "--resume", "--set", "prior.steps=4"])
+        main(["--stage", "cache", "--config", "smoke", "--out", str(out)])
+        capsys.readouterr()
+        export_main(["--from", str(out), "--to", str(tmp_path / "w")])
+    finally:
+        os.umask(old)
+    files = [out / "prior" / "model.safetensors", out / "prior" / "ema.safetensors", out / "cache" / "cache.safetensors",
+             *sorted((tmp_path / "w").glob("*.safetensors"))]  # fmt: skip
+    assert len(files) == 6
+    for p in files:  # as the .json beside them (0666 less the umask), not safetensors' 0600
+        assert p.stat().st_mode & 0o777 == 0o640, p
+    assert (tmp_path / "w" / "mini_prior.json").stat().st_mode & 0o777 == 0o640
+    lines = capsys.readouterr().out.splitlines()  # not the whole manifest
+    assert len(lines) == 4 and lines[-1].startswith("total ") and "manifest.json" in lines[-1]
+    assert lines[2].startswith("mini_prior.safetensors: float") and ", step 4, " in lines[2] and lines[2].endswith(" MB")
+
+
+def test_a_smoke_run_with_an_expert_exports_with_the_advice_it_gives(run, tmp_path, capsys):
+    from latentlab.mini.export import export
+    from latentlab.mini.train import main
+
+    out = _copy(run, tmp_path / "run")
+    main(["--stage", "expert", "--config", "smoke", "--out", str(out), "--set", "expert.steps=1"])
+    with pytest.raises(ArgumentError, match=r"The run's decoder reads no captions.*--stages clip,decoder,prior, or "
+                                            r"--drop-expert.*--set decoder.arch.text_dim=128") as e:  # fmt: skip
+        export(out, tmp_path / "w")
+    assert "--stages decoder,expert" not in str(e.value)  # the advice that failed the same way
+    assert not (tmp_path / "w").exists()
+    capsys.readouterr()
+    m = export(out, tmp_path / "w", drop_expert=True)
+    assert "mini_expert.safetensors" not in m["files"] and not (tmp_path / "w" / "mini_expert.safetensors").exists()
+    assert "not exported: the expert of" in capsys.readouterr().err
+    export(out, tmp_path / "w2", stages=("clip", "decoder", "prior"))  # the other advice
+    with pytest.raises(ArgumentError, match="The decoder in .*w2' reads no captions: export the expert into another --to"):  # beside an exported decoder
+        export(out, tmp_path / "w2", stages=("expert",))
 
 
 # -- item 1 and 8: evaluate ---------------------------------------------------------------
@@ -306,6 +418,52 @@ def test_evaluate_writes_the_docs_only_when_asked_for_the_shipped_weights(tmp_pa
     table = ev._table(_fake_results())
     assert "Weights: `latentlab/mini/weights` (sha256 of its mini_*.safetensors files 0123456789ab)." in table
     assert len(ev.weights_hash(WEIGHTS_DIR)) == 12
+
+
+def test_evaluate_checks_its_flags_and_the_grid_path_before_measuring(tmp_path, monkeypatch, capsys):
+    import latentlab.mini.evaluate as ev
+
+    calls = []
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: calls.append(k) or _fake_results())
+    (tmp_path / "file.txt").write_text("")
+    for argv, match in ((["--threads", "-2"], "--threads must be >= 1"), (["--threads", "0"], "--threads must be >= 1"),
+                        (["--prior-guidance", "-5"], "--prior-guidance must be a finite number >= 0"),
+                        (["--guidance", "nan"], "--guidance must be"), (["--steps", "0"], "--steps must be >= 1"),
+                        (["--grid", str(tmp_path / "file.txt" / "g.png")], "--grid .* not a folder"),
+                        (["--grid", str(tmp_path / "g.xyz")], "--grid .*PIL cannot write a .xyz"),
+                        (["--grid", str(tmp_path)], "is a folder"),
+                        (["--data", str(tmp_path / "nowhere")], "--data .*no such folder")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            ev.main(argv)
+    assert calls == []  # refused before anything was measured
+    ev.main(["--grid", str(tmp_path / "new" / "sub" / "g.png"), "--data", str(tmp_path)])  # its folder is made
+    assert (tmp_path / "new" / "sub" / "g.png").is_file() and calls[-1]["data_dir"] == str(tmp_path)
+    from PIL import Image
+
+    monkeypatch.setattr(Image.Image, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    capsys.readouterr()
+    with pytest.raises(ArgumentError, match="--grid .*disk full"):
+        ev.main(["--grid", str(tmp_path / "g2.png")])
+    assert "| bar | value |" in capsys.readouterr().out  # the table came first: nothing measured is lost
+
+
+def test_evaluate_looks_for_the_emoji_data_where_the_data_commands_do(tmp_path, monkeypatch):
+    import latentlab.mini.evaluate as ev
+    from latentlab.mini import data
+
+    monkeypatch.setattr(data, "default_cache_dir", lambda: tmp_path / "checkout-data")
+    looked = []
+
+    def no_index(path=None, **k):
+        looked.append(Path(path))
+        raise data.DataFetchError("no index")
+
+    monkeypatch.setattr(data, "load_index", no_index)
+    assert ev._emoji_retrieval_bar(None, None, None) == {} and ev.text_diff_bar(None, None, None, None) == {}
+    assert looked == [tmp_path / "checkout-data" / "index.jsonl"] * 2
+    res = _fake_results(emoji_index_missing=str(tmp_path / "checkout-data" / "index.jsonl"))
+    del res["emoji_top5"]
+    assert f"unmeasured (no emoji data index at {tmp_path / 'checkout-data' / 'index.jsonl'})" in ev._table(res)
 
 
 def test_roundtrip_bar_needs_a_margin_over_unrelated_scenes():

@@ -58,6 +58,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,13 @@ def default_cache_dir() -> Path:
     another folder (the benchmarks) still finds the data."""
     here = Path(DEFAULT_CACHE)
     return here if here.exists() else Path(__file__).resolve().parents[2] / DEFAULT_CACHE
+
+
+def _cmd(sub: str, cache: str | Path) -> str:
+    """``python -m latentlab.mini.data {sub}`` for the data folder ``cache``: a folder other than
+    :data:`DEFAULT_CACHE` is named with ``--cache-dir``, so the suggested command works on it."""
+    extra = "" if Path(cache) == Path(DEFAULT_CACHE) else f" --cache-dir {shlex.quote(str(cache))}"
+    return f"python -m latentlab.mini.data {sub}{extra}"
 
 
 def index_file(data: str | Path) -> Path:
@@ -889,12 +897,13 @@ def build_index(
         raise ArgumentError(f"held_out_fraction must be in [0, 1), got {held_out_fraction!r}.")
     names = _load_names(cache)
     if not names.cldr:
-        _log("note: CLDR names not fetched (`fetch --sources cldr`); emoji named by emoji.json / unicodedata", verbose)
+        _log(f"note: CLDR names not fetched (`{_cmd('fetch --sources cldr', cache)}`); emoji named by emoji.json / "
+             "unicodedata", verbose)  # fmt: skip
     rows: list[dict[str, Any]] = []
     for s in wanted:
         src = SOURCES[s]
         if not (cache / "raw" / s / ".fetched.json").is_file():
-            _log(f"[{s}] not fetched; skipped (run `python -m latentlab.mini.data fetch --sources {s}`)", verbose)
+            _log(f"[{s}] not fetched; skipped (run `{_cmd(f'fetch --sources {s}', cache)}`)", verbose)
             continue
         if s == "openclipart":
             try:
@@ -940,7 +949,7 @@ def build_index(
                 _log(f"[{s}]   {n} images ({time.time() - t0:.0f} s)", verbose)
         _log(f"[{s}] {n} images ({n_new} newly normalised, {n_bad} skipped) in {time.time() - t0:.1f} s", verbose)
     if not rows:
-        raise DataFetchError(f"no images found under {cache}/raw: run `python -m latentlab.mini.data fetch` first.")
+        raise DataFetchError(f"no images found under {cache}/raw: run `{_cmd('fetch', cache)}` first.")
     digests = [_pixel_digest(cache / r["path"]) for r in rows]
     splits = grouped_splits([r["key"] for r in rows], [r["name"] for r in rows], digests, held_out_fraction)
     for r, sp in zip(rows, splits):
@@ -1006,7 +1015,7 @@ class DataIndex:
 
             p = self.root / self.entries[i]["path"]
             if not p.is_file():
-                raise DataFetchError(f"{p} is missing: rebuild the index (`python -m latentlab.mini.data index`).")
+                raise DataFetchError(f"{p} is missing: rebuild the index (`{_cmd('index', self.root)}`).")
             with Image.open(p) as im:
                 arr = np.asarray(im.convert("RGB"))
             if arr.shape[:2] != (self.size, self.size):
@@ -1091,10 +1100,7 @@ def load_index(
     if p.is_dir():
         p = p / "index.jsonl"
     if not p.is_file():
-        raise DataFetchError(
-            f"no data index at {p}: run `python -m latentlab.mini.data fetch` then "
-            "`python -m latentlab.mini.data index`."
-        )
+        raise DataFetchError(f"no data index at {p}: run `{_cmd('fetch', p.parent)}` then `{_cmd('index', p.parent)}`.")
     if split not in (None, "train", "held-out"):
         raise ArgumentError(f"split must be 'train', 'held-out' or None, got {split!r}.")
     keep = set(sources) if sources else None
@@ -1172,7 +1178,7 @@ def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT
         if str(z["vocab_hash"]) == key:
             return z["token_ids"], z["vectors"]
     if not src.is_file():
-        raise DataFetchError(f"no word vectors at {src}: run `python -m latentlab.mini.data fetch --sources glove`.")
+        raise DataFetchError(f"no word vectors at {src}: run `{_cmd('fetch --sources glove', cache)}`.")
     data = json.loads(src.read_text())
     dims = int(data["dimensions"])
     ids, vecs = [], []

@@ -1,6 +1,6 @@
 """Measure the bars of the mini unCLIP stack (and, asked to, write them into docs/mini.md).
 
-    python -m latentlab.mini.evaluate [--weights DIR] [--n 48] [--n-relation 192] [--steps 25] [--write-docs]
+    python -m latentlab.mini.evaluate [--weights DIR] [--n 48] [--n-relation 192] [--steps 25] [--data DIR] [--write-docs]
 
 It prints the table; ``--write-docs`` also writes it into docs/mini.md, and is refused unless
 the weights are the shipped folder (``latentlab/mini/weights``) measured at the default
@@ -47,6 +47,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -100,11 +101,17 @@ def evaluate(
     prior_guidance: float | None = None,
     seed: int = 9000,
     n_relation: int | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Compute every bar with the weights in ``weights_dir`` (the shipped ones by default).
 
     ``n`` held-out scenes for the decoder bars; ``n_relation`` relation prompts (default
-    ``4 * n``: one prompt moves the relation bar by 1/192 rather than 1/48)."""
+    ``4 * n``: one prompt moves the relation bar by 1/192 rather than 1/48). ``data_dir``: the
+    emoji data folder (or its ``index.jsonl``) of the emoji bars, by default
+    :func:`data.default_cache_dir`'s (the working directory's, else the checkout's). With
+    ``progress``, a line on stderr as each bar is measured (the whole takes minutes)."""
+    from . import data
     from .runtime import MiniDecoder, MiniPrior
     from .train import _prepare, relation_accuracy, zero_shot_accuracy
 
@@ -121,9 +128,16 @@ def evaluate(
     model, pre, tok = create_clip(wd / "mini_clip.safetensors")
     res: dict[str, Any] = {}
     weights_info = {"weights": _shown_path(wd), "weights_sha256": weights_hash(wd)}
+    index_path = data.index_file(data_dir if data_dir is not None else data.default_cache_dir())
     t0 = time.time()
+
+    def measured(what: str) -> None:
+        if progress:
+            print(f"evaluate: {what} measured ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+
     res.update(zero_shot_accuracy(model, pre, tok, n=max(240, n), seed=seed))
     res.update(relation_accuracy(model, pre, tok))
+    measured("CLIP zero-shot and relations")
 
     combos = [(c, s) for c in shapes.COLOURS for s in shapes.SHAPES]
     prompt_emb = torch.nn.functional.normalize(model.encode_text(tok([_prompt(c, s) for c, s in combos])).float(), dim=-1)
@@ -153,6 +167,7 @@ def evaluate(
     zs = zero_shot(z2)
     res["decode_zero_shot_both"] = float(np.mean([p == (s.objects[0].colour, s.objects[0].shape)
                                                   for p, s in zip(zs, scenes)]))  # fmt: skip
+    measured(f"decoder round trip ({n} scenes)")
 
     # prior + decoder from "a {colour} {shape}"
     prior = MiniPrior.from_pretrained(wd, steps=steps)
@@ -187,6 +202,7 @@ def evaluate(
         res[f"prior_checker_{k}"] = float(np.mean(v))
     res["prior_zero_shot_both"] = float(np.mean([p == c for p, c in zip(zero_shot(encode(pframes)), combos)]))
     res["prior_image_text_cosine"] = float((zi * prompt_emb).sum(-1).mean())
+    measured(f"prior+decoder ({len(combos)} prompts)")
 
     # prior + decoder from "a {colour} {shape} {relation} a {colour} {shape}"
     pairs = shapes.relation_scenes(seed + 3, n_rel)
@@ -199,6 +215,7 @@ def evaluate(
     for k in ("objects", "relation", "both"):
         res[f"relation_checker_{k}"] = float(np.mean([r[k] for r in rel]))
     res.update(_layout_rates("relation", rframes, pairs))
+    measured(f"prior+decoder with relations ({n_rel} prompts)")
     if reads:  # the same samples and noise, the caption left out: what reading it adds
         nframes = decode(zr, noise)
         res["relation_nocaption_both"] = float(np.mean([shapes.check_relation(f, sc)["both"]
@@ -217,9 +234,15 @@ def evaluate(
     for k in ("objects", "both"):
         res[f"relation_oracle_{k}"] = float(np.mean([r[k] for r in orel]))
     res.update(_layout_rates("relation_oracle", oframes, pairs))
+    measured("relation ceiling and decoder without the prior")
     res.update(layout_probe(model, pre, n_train=40 * n, n_test=10 * n, seed=seed + 6))
-    res.update(text_diff_bar(model, pre, tok, dec, steps=steps, guidance_scale=g_dec, seed=seed))
-    res.update(_emoji_retrieval_bar(model, pre, tok))
+    measured("layout probe")
+    res.update(text_diff_bar(model, pre, tok, dec, steps=steps, guidance_scale=g_dec, seed=seed, path=index_path))
+    measured("text diff")
+    res.update(_emoji_retrieval_bar(model, pre, tok, index_path))
+    measured("emoji retrieval")
+    if not index_path.is_file():  # the emoji rows say where the index was looked for
+        res["emoji_index_missing"] = str(index_path)
     res["settings"] = {"n": n, "n_relation": len(pairs), "steps": steps, "decoder_guidance": g_dec, "prior_guidance": prior.guidance_scale,
                        "seed": seed, "seconds": round(time.time() - t0, 1), **weights_info}  # fmt: skip
     res["_frames"] = (frames, pframes, rframes)
@@ -325,14 +348,16 @@ def layout_probe(model, preprocess, *, n_train: int = 1920, n_test: int = 480, s
 
 @torch.no_grad()
 def text_diff_bar(model, preprocess, tokenizer, decoder, *, steps: int = 25, guidance_scale: float = 3.0,
-                  seed: int = 9000, frames: int = 9, theta: float = 0.5, index: Any = None) -> dict[str, Any]:  # fmt: skip
+                  seed: int = 9000, frames: int = 9, theta: float = 0.5, index: Any = None,
+                  path: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """The "mobile phone -> telephone" text diff on each style of the mobile-phone emoji.
 
     Returns ``{}`` when there is no data index (the bar is then unmeasured), else
     ``text_diff_phone_met`` (fraction of styles meeting the bar: the decoded frames'
     similarity to "a telephone" rises along the frames (Spearman rank correlation with the
     frame index > 0.5, and the last frame above the first) and ends above their similarity
-    to "a mobile phone") and the curves per style under ``text_diff_phone``.
+    to "a mobile phone") and the curves per style under ``text_diff_phone``. ``index``: a
+    ``DataIndex``, else the one at ``path`` (default: :func:`data.default_cache_dir`'s).
     """
     from scipy.stats import spearmanr
 
@@ -343,7 +368,7 @@ def text_diff_bar(model, preprocess, tokenizer, decoder, *, steps: int = 25, gui
 
     if index is None:
         try:
-            index = data.load_index(split="train")
+            index = data.load_index(path or data.index_file(data.default_cache_dir()), split="train")
         except data.DataFetchError:  # no data fetched: unmeasured, not failed (a broken index still raises)
             return {}
     picks = [i for i, e in enumerate(index.entries) if e.get("key") == f"emoji:{PHONE_KEY}"]
@@ -374,10 +399,11 @@ def _emoji_retrieval_bar(model, preprocess, tokenizer, path: str | Path | None =
     """``emoji_top5`` (and its chance level) on every held-out image of the data index (emoji
     and, when it was indexed, clip art), with the emoji and the clip art apart as well
     (``retrieval_emoji_top5``, ``retrieval_clipart_top5``, each against its own images only);
-    ``{}`` without a data index. ``path``: the index (default: :func:`data.load_index`'s)."""
+    ``{}`` without a data index. ``path``: the index (default: :func:`data.default_cache_dir`'s,
+    the working directory's, else the checkout's)."""
     from . import data
 
-    path = path or f"{data.DEFAULT_CACHE}/index.jsonl"
+    path = path or data.index_file(data.default_cache_dir())
     try:
         index = data.load_index(path, split="held-out")
     except data.DataFetchError:  # no data fetched: unmeasured, not failed (a broken index still raises)
@@ -427,7 +453,7 @@ def emoji_retrieval(
     """Text -> image retrieval on the held-out emoji / clip art of :mod:`latentlab.mini.data`.
 
     Each distinct name among the images of ``index`` (a ``DataIndex``; by default the
-    ``held-out`` split of ``.cache/mini/data/index.jsonl``) is a query, captioned with the
+    ``held-out`` split of the data folder's ``index.jsonl``, :func:`data.default_cache_dir`) is a query, captioned with the
     style-free template ("a mobile phone"). It ranks every image of the index by cosine with
     ``model.encode_text``; it is a hit at ``k`` if one of the ``k`` best images bears that
     name, in any style. ``model`` is an open_clip model (or anything with ``encode_image`` and
@@ -450,7 +476,7 @@ def emoji_retrieval(
     from . import data
 
     if index is None:
-        index = data.load_index(split="held-out")
+        index = data.load_index(data.index_file(data.default_cache_dir()), split="held-out")
     if len(index) == 0:
         from ..errors import ArgumentError
 
@@ -565,7 +591,8 @@ def _table(res: dict[str, Any]) -> str:
         if key not in res and (key.startswith("retrieval_") or key == "relation_nocaption_both"):
             continue  # each world apart: only when the index holds out both; the other only with captions
         if key not in res:
-            lines.append(f"| {label} | unmeasured (no emoji data index) | | |")
+            where = f" at {res['emoji_index_missing']}" if res.get("emoji_index_missing") else ""
+            lines.append(f"| {label} | unmeasured (no emoji data index{where}) | | |")
             continue
         if res[key] is None:
             lines.append(f"| {label} | n/a (none to count) | | |")
@@ -611,24 +638,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped latentlab/mini/weights/)")
     ap.add_argument("--n", type=int, default=48, help="held-out scenes for the decoder bars")
     ap.add_argument("--n-relation", type=int, default=None, help="relation prompts (default: 4 x --n)")
-    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--steps", type=int, default=25, help="DDIM steps of the decoder and the prior (default: 25)")
     ap.add_argument("--guidance", type=float, default=None, help="decoder guidance (default: MiniDecoder's)")
-    ap.add_argument("--prior-guidance", type=float, default=None)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--prior-guidance", type=float, default=None, help="prior guidance (default: MiniPrior's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, every core)")
+    ap.add_argument("--data", default=None, metavar="DIR",
+                    help="emoji data folder of the emoji bars (default: .cache/mini/data of the working directory, "
+                    "else of the checkout)")  # fmt: skip
     ap.add_argument("--write-docs", action="store_true",
                     help="also write the table into docs/mini.md (the shipped weights at the default settings only)")
     ap.add_argument("--no-write", action="store_true", help="print only (the default; kept for older commands)")
     ap.add_argument("--grid", default=None, help="save a PNG grid of the decodes here")
     args = ap.parse_args(argv)
-    if args.write_docs:  # refused before minutes of measuring
+    _check_args(args)  # refused before minutes of measuring, as is what follows
+    if args.write_docs:
         if args.no_write:
             raise ArgumentError("--write-docs and --no-write contradict each other; pass one.")
         _check_writable(args, ap)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     res = evaluate(args.weights, n=args.n, steps=args.steps, guidance_scale=args.guidance,
-                   prior_guidance=args.prior_guidance, n_relation=args.n_relation)  # fmt: skip
+                   prior_guidance=args.prior_guidance, n_relation=args.n_relation, data_dir=args.data)  # fmt: skip
     frames, pframes, rframes = res.pop("_frames")
+    print(_table(res))  # before the grid is saved: a grid that fails to save loses no measurement
+    print(json.dumps(res, indent=2))
     if args.grid:
         from PIL import Image
 
@@ -641,19 +674,54 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fs = np.concatenate([fs, np.full((pad, *fs.shape[1:]), 255, dtype=fs.dtype)]) if pad else fs
             return np.concatenate([np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs), cols)], axis=0)
 
-        Image.fromarray(np.concatenate([grid(f) for f in sets], axis=0)).save(args.grid)
-    print(_table(res))
-    print(json.dumps(res, indent=2))
+        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Image.fromarray(np.concatenate([grid(f) for f in sets], axis=0)).save(args.grid)
+        except (OSError, ValueError) as e:
+            raise ArgumentError(f"--grid {args.grid}: the grid could not be saved ({e}); the table above was "
+                                "measured in full.") from None  # fmt: skip
     if args.write_docs and "emoji_top5" not in res:
-        from . import data
-
-        raise ArgumentError(f"--write-docs: not writing {DOC}: the emoji bars were not measured (no data index at "
-                            f"{data.DEFAULT_CACHE}/index.jsonl, relative to the working directory); run from the repository "
-                            "root after `python -m latentlab.mini.data fetch` and `... index`.")  # fmt: skip
+        where = res.get("emoji_index_missing")
+        raise ArgumentError(f"--write-docs: not writing {DOC}: the emoji bars were not measured ("
+                            + (f"no data index at {where}" if where else "no held-out images in the data index")
+                            + "); run `python -m latentlab.mini.data fetch` and `... index` first, or point --data at "
+                            "the data folder.")  # fmt: skip
     if args.write_docs:
         write_doc(res)
         print(f"wrote the table into {DOC}", file=sys.stderr)
     return res
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse, before anything is measured, values no evaluation can use (ArgumentError naming
+    the flag), and a ``--grid`` path the grid could not be saved at."""
+    if args.threads is not None and args.threads < 1:
+        raise ArgumentError(f"--threads must be >= 1 (torch threads), got {args.threads}; leave it out for torch's default.")
+    if args.steps < 1:
+        raise ArgumentError(f"--steps must be >= 1 (DDIM steps), got {args.steps}.")
+    for flag, v in (("--guidance", args.guidance), ("--prior-guidance", args.prior_guidance)):
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ArgumentError(f"{flag} must be a finite number >= 0, got {v}; leave it out for "
+                                "the default.")  # fmt: skip
+    if args.data is not None and not Path(args.data).exists():
+        raise ArgumentError(f"--data {args.data}: no such folder; point it at the emoji data folder (the --cache-dir of "
+                            "`python -m latentlab.mini.data index`).")  # fmt: skip
+    if args.grid:
+        from PIL import Image
+
+        grid = Path(args.grid)
+        if grid.is_dir():
+            raise ArgumentError(f"--grid {args.grid} is a folder; name the image file to write (e.g. {grid / 'grid.png'}).")
+        fmt = Image.registered_extensions().get(grid.suffix.lower())
+        if fmt is None or fmt not in Image.SAVE:
+            raise ArgumentError(f"--grid {args.grid}: PIL cannot write a {grid.suffix or 'file without an extension'}; "
+                                "name a .png (or .jpg, .webp) file.")  # fmt: skip
+        folder = grid.parent
+        while not folder.exists() and folder != folder.parent:  # the folder is made at the end: it must be makeable
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ArgumentError(f"--grid {args.grid}: {folder} is not a folder this user can write into; name a file "
+                                "in one that is.")  # fmt: skip
 
 
 def _check_writable(args: argparse.Namespace, ap: argparse.ArgumentParser) -> None:

@@ -160,8 +160,9 @@ def export(
     first checkpoint, is refused before anything is written. A decoder that leaves
     ``to_dir``'s layout expert (``mini_expert.*``) unable to take its noisiest steps (e.g. one
     that reads no captions) is refused too, unless ``drop_expert``: then those files are removed
-    (and it says so). Every file is written to a temporary folder first and moved into place
-    at the end. Returns the manifest it writes."""
+    (and it says so); so is the run's own expert beside such a decoder, which ``drop_expert``
+    then leaves out (and says so). Every file is written to a temporary folder first and moved
+    into place at the end. Returns the manifest it writes."""
     src = Path(from_dir)
     if to_dir is None:
         raise ArgumentError("to_dir: name the destination folder (models.WEIGHTS_DIR, i.e. latentlab/mini/weights, "
@@ -206,11 +207,32 @@ def export(
     ex_d = (json.loads((src / "expert" / "config.json").read_text()) if "expert" in stages else
             json.loads((dst / "mini_expert.json").read_text()) if (dst / "mini_expert.json").is_file() else None)  # fmt: skip
     drop: list[Path] = []
+    left_out = None  # the run's expert, not exported (--drop-expert)
     if dec_d is not None and ex_d is not None:
         why = _decoder_fits_expert(dec_d, ex_d)
-        if why is not None and "expert" in stages:
+        if why is not None and "expert" in stages and drop_expert:  # the run's expert stays behind, as the folder's would go
+            stages, left_out = tuple(k for k in stages if k != "expert"), why
+            if not stages:
+                raise ArgumentError(f"--drop-expert leaves nothing to export: the expert of {str(src)!r} cannot work with "
+                                    f"the decoder in {str(dst)!r}: {why}.")  # fmt: skip
+            ex_d = json.loads((dst / "mini_expert.json").read_text()) if (dst / "mini_expert.json").is_file() else None
+            why = None if ex_d is None else _decoder_fits_expert(dec_d, ex_d)  # the folder's own expert, if any
+        elif why is not None and "expert" in stages:
+            others = ",".join(k for k in stages if k != "expert")
+            leave_out = (f"leave the expert out (--stages {others}, or --drop-expert)" if others else
+                         "export the expert into another --to")  # fmt: skip
+            source = "the run's decoder" if "decoder" in stages else f"the decoder in {str(dst)!r}"
+            if DecoderConfig.from_dict(dec_d).text_dim <= 0:  # e.g. --config smoke or cpu: no expert can serve it
+                fix = (f"{source} reads no captions: {leave_out}, or train the "
+                       "decoder to read them (--set decoder.arch.text_dim=128, the mini CLIP text tower's width) and "
+                       "export it with the expert")  # fmt: skip
+            elif "decoder" in stages:
+                fix = f"{leave_out}, or train the expert for {source} (its image_size, text_dim and noise schedule)"
+            else:
+                fix = f"{leave_out}, or export the run's decoder with it (--stages decoder,expert) where that one fits it"
+
             raise ArgumentError(f"the expert of {str(src)!r} cannot work with the decoder {str(dst)!r} would hold: {why}. "
-                                "Export a decoder that reads captions beside it (--stages decoder,expert).")  # fmt: skip
+                                f"{fix[0].upper() + fix[1:]}.")  # fmt: skip
         if why is not None and not drop_expert:
             raise ArgumentError(
                 f"{str(dst)!r} holds a layout expert (mini_expert.safetensors) that cannot work with the decoder being "
@@ -222,6 +244,10 @@ def export(
     stage_dir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.export-", dir=dst.parent))
     try:
         manifest = _write_stages(src, stage_dir, dst, stages, fp16=fp16, tol=tol)
+        from .train import _usual_mode
+
+        for p in stage_dir.iterdir():  # safetensors writes its files 0600; the .json beside them get the usual mode
+            _usual_mode(p)
         if drop:
             for name in EXPERT_FILES:
                 manifest["files"].pop(name, None)
@@ -239,6 +265,9 @@ def export(
         tmp.replace(dst / "manifest.json")
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
+    if left_out is not None:
+        print(f"not exported: the expert of {src} (--drop-expert), which cannot work with the decoder {dst} now holds: "
+              f"{left_out}", file=sys.stderr)  # fmt: skip
     if drop:
         print(f"removed {', '.join(str(p) for p in drop)}: that layout expert could not work with the exported decoder",
               file=sys.stderr)  # fmt: skip
@@ -376,12 +405,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--stages", default=None,
                     help="comma-separated subset to export (default: every stage the run trained)")
     ap.add_argument("--drop-expert", action="store_true",
-                    help="remove a layout expert in --to that cannot work with the exported decoder (else refused)")
+                    help="leave out the run's layout expert, and remove one in --to, that cannot work with the exported "
+                    "decoder (else refused)")
     args = ap.parse_args(argv)
     stages = tuple(s for s in args.stages.split(",") if s) if args.stages else None
     m = export(args.src, args.dst, fp16=not args.fp32, stages=stages, drop_expert=args.drop_expert)
-    print(json.dumps(m["files"], indent=2))
-    print(f"total {m['total_mb']} MB")
+    # a line per file; what each came from (run_config, warm start) stays in manifest.json
+    for name, rec in m["files"].items():
+        path = Path(args.dst) / name
+        size = f"{path.stat().st_size / 2**20:.2f} MB" if path.is_file() else "?"
+        print(f"{name}: {str(rec.get('dtype', '?')).removeprefix('torch.')}, step {rec.get('step')}, {size}")
+    print(f"total {m['total_mb']} MB; details in {Path(args.dst) / 'manifest.json'}")
     return m
 
 

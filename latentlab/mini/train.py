@@ -3,7 +3,7 @@
 One reproducible entry point::
 
     python -m latentlab.mini.train --stage {clip,cache,decoder,prior,upscaler,expert,all} \\
-        --config {smoke,cpu,gpu | path.json} --out DIR [--resume] [--set decoder.steps=2000 ...]
+        --config {smoke,cpu,gpu,cpu-emoji,gpu-emoji | path.json} --out DIR [--resume] [--set decoder.steps=2000 ...]
 
 Stages and what they write under ``DIR`` (make it a git-ignored folder such as ``.cache/``):
 
@@ -21,7 +21,7 @@ Stages and what they write under ``DIR`` (make it a git-ignored folder such as `
   (``expert.t_min``), from the caption alone; ``MiniDecoder.decode(..., captions=...)`` hands
   it those steps -> ``expert/``. Not part of ``all``; it needs the decoder's cache and CLIP.
 
-Every stage writes ``model.safetensors`` (and ``ema.safetensors``), ``state.pt`` (optimizer
+Every stage writes ``model.safetensors`` (and, but for ``clip``, ``ema.safetensors``), ``state.pt`` (optimizer
 state and step; loaded with ``weights_only=True``) every ``ckpt_every`` steps and at the end,
 and logs to ``log.jsonl``. ``--resume`` continues from ``state.pt`` with the step count
 going on; batches and noise are drawn from generators seeded by ``(seed, step)`` so a resumed
@@ -52,6 +52,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import shlex
 import signal
 import sys
@@ -378,7 +379,8 @@ CONFIGS = {"smoke": _smoke, "cpu": _cpu, "gpu": _gpu, "cpu-emoji": _cpu_emoji, "
 
 
 def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainConfig:
-    """A named config (``smoke``, ``cpu``, ``gpu``) or a JSON file of overrides on ``cpu``'s,
+    """A named config (:data:`CONFIGS`: ``smoke``, ``cpu``, ``gpu``, ``cpu-emoji``, ``gpu-emoji``) or a JSON
+    file of overrides on ``cpu``'s,
     then ``key.sub=value`` overrides (values parsed as JSON when they parse)."""
     if name_or_path in CONFIGS:
         cfg = CONFIGS[name_or_path]()
@@ -702,6 +704,14 @@ def _trim_log(path: Path, step: int) -> None:
         tmp.replace(path)
 
 
+def _usual_mode(path: Path) -> None:
+    """Give ``path`` the mode ``open()`` creates files with (0666 less the umask): safetensors'
+    ``save_file`` creates them 0600, unreadable to the others who may read the .json beside them."""
+    mask = os.umask(0)  # the umask can only be read by setting it: put back at once
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON at ``path``, written to a temporary file first and renamed."""
     tmp = path.with_name(path.name + ".tmp")
@@ -716,9 +726,33 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
 
 
+def _recorded_options(stage_dir: Path, kind: str) -> list[str] | None:
+    """The ``--config`` and ``--set {kind}.arch...`` options of the command that last trained
+    ``stage_dir`` (its ``run_config.json``), as command-line words; None where it has no record."""
+    path = stage_dir / "run_config.json"
+    if not path.is_file():
+        return None
+    argv = json.loads(path.read_text()).get("argv")
+    if not isinstance(argv, list):
+        return None
+    name, sets, words = "cpu", [], [str(a) for a in argv]
+    for i, a in enumerate(words):
+        flag, eq, value = a.partition("=")
+        if not eq:  # --config NAME, not --config=NAME
+            value = words[i + 1] if i + 1 < len(words) else ""
+        if a == "--smoke":
+            name = "smoke"
+        elif flag == "--config":
+            name = value
+        elif flag == "--set" and value.startswith(f"{kind}.arch"):
+            sets.append(value)
+    return ["--config", name, *(w for v in sets for w in ("--set", v))]
+
+
 def _check_resumed_arch(stage_dir: Path, kind: str, conf: dict[str, Any]) -> None:
     """Refuse to resume ``stage_dir``'s checkpoint into a net of another architecture, naming
-    the keys that differ (before anything is written, so the run stays as it was)."""
+    the keys that differ and the options it was trained with (before anything is written, so
+    the run stays as it was)."""
     path = stage_dir / "config.json"
     if not path.is_file():
         return
@@ -730,8 +764,12 @@ def _check_resumed_arch(stage_dir: Path, kind: str, conf: dict[str, Any]) -> Non
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if diff:
         shown = ", ".join(f"{kind}.arch.{k}: checkpoint {a.get(k)!r}, this run {b.get(k)!r}" for k in diff)
-        raise ArgumentError(f"--resume: {stage_dir} holds a {kind} of another architecture ({shown}); leave those "
-                            f"--set {kind}.arch... overrides out to continue it, or train the new one into another --out.")  # fmt: skip
+        # the difference may come from --config as well as from --set: name what the checkpoint was trained with
+        was = _recorded_options(stage_dir, kind)
+        fix = (f"resume with {shlex.join(was)} (what it was trained with, from its run_config.json)" if was else
+               f"leave those --set {kind}.arch... overrides out to continue it")  # fmt: skip
+        raise ArgumentError(f"--resume: {stage_dir} holds a {kind} of another architecture ({shown}); {fix}, or train "
+                            "the new one into another --out.")  # fmt: skip
 
 
 def _gen(seed: int, step: int, salt: int) -> torch.Generator:
@@ -781,6 +819,7 @@ def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
             files.append(("ema", {k: v.contiguous().cpu() for k, v in ema.items()}))
         for name, tensors in files:
             save_file(tensors, str(stage_dir / f"{name}.tmp"), metadata=meta)
+            _usual_mode(stage_dir / f"{name}.tmp")
         state = {"step": step, "elapsed_s": float(elapsed_s), "optimizer": opt.state_dict(), **(extra or {})}
         if loss_avg is not None:  # the logged running mean carries on across a resume
             state["loss_avg"] = float(loss_avg)
@@ -916,6 +955,17 @@ def _cache_fingerprint(cfg: TrainConfig, out: Path) -> dict[str, Any]:
             "data_index": _emoji_data(cfg).fingerprint() if n_emoji else None}  # fmt: skip
 
 
+def _data_changes(kind: str, stage_dir: Path, recorded: dict[str, Any], now: dict[str, Any]) -> str:
+    """What differs between the cache ``kind`` trained on (``recorded``) and the one ``now``
+    describes, in words ("" where nothing does)."""
+    keys = [k for k in now if k != "clip_fp16" and not (kind == "upscaler" and k == "clip")]  # renders only
+    diff = [k for k in keys if recorded.get(k) != now.get(k)]
+    prefix = {"emoji_fraction": "data.", "data_index": "data.", "n_images": "cache.", "p_two": "cache."}
+    return ", ".join(f"the CLIP that encodes the cache ({stage_dir.parent / 'clip' / 'model.safetensors'}) changed "
+                     f"(id {recorded.get(k)} -> {now.get(k)})" if k == "clip" else
+                     f"{prefix.get(k, '')}{k} {recorded.get(k)!r} -> {now.get(k)!r}" for k in diff)  # fmt: skip
+
+
 def _check_resume_data(kind: str, stage_dir: Path, recorded: dict[str, Any] | None, now: dict[str, Any],
                        *, warn: bool = True) -> None:  # fmt: skip
     """Refuse to resume ``kind`` on a cache of other data than its checkpoint trained on
@@ -927,14 +977,9 @@ def _check_resume_data(kind: str, stage_dir: Path, recorded: dict[str, Any] | No
                   f"{kind} goes on with the same cache is not checked (its next checkpoint records it)",
                   file=sys.stderr)  # fmt: skip
         return
-    keys = [k for k in now if k != "clip_fp16" and not (kind == "upscaler" and k == "clip")]  # renders only
-    diff = [k for k in keys if recorded.get(k) != now.get(k)]
-    if not diff:
+    shown = _data_changes(kind, stage_dir, recorded, now)
+    if not shown:
         return
-    prefix = {"emoji_fraction": "data.", "data_index": "data.", "n_images": "cache.", "p_two": "cache."}
-    shown = ", ".join(f"the CLIP that encodes the cache ({stage_dir.parent / 'clip' / 'model.safetensors'}) changed "
-                      f"(id {recorded.get(k)} -> {now.get(k)})" if k == "clip" else
-                      f"{prefix.get(k, '')}{k} {recorded.get(k)!r} -> {now.get(k)!r}" for k in diff)  # fmt: skip
     raise ArgumentError(f"--resume: {kind} in {stage_dir} trained on a cache of other data than this run would give it "
                         f"({shown}); restore the settings (and CLIP) it trained with (its run_config.json lists the "
                         f"settings), or start {kind} over: remove {stage_dir} (or pick another --out) and run it without "
@@ -1111,14 +1156,29 @@ def _relation_variants(scene: shapes.Scene, rng: np.random.Generator, k: int) ->
 _DATA_CACHE: dict[tuple, Any] = {}
 
 
+def _index_path(cfg: TrainConfig) -> Path:
+    """``cfg.data.index``; the default one (relative to the working directory) is looked for as
+    :func:`data.default_cache_dir` looks, in the working directory and then in the checkout
+    latentlab runs from, so a run started from another folder finds the data. A path given
+    with ``data.index`` is taken as it is."""
+    from . import data
+
+    if cfg.data.index != DataStage.index:
+        return Path(cfg.data.index)
+    return data.index_file(data.default_cache_dir())
+
+
 def _emoji_data(cfg: TrainConfig, split: str = "train"):
     """The emoji / clip-art index of ``cfg.data`` (a torch-free ``DataIndex``), loaded once per process."""
     from . import data
 
-    p = Path(cfg.data.index)
+    p = _index_path(cfg)
     if not p.is_file():
+        where = ("" if cfg.data.index != DataStage.index else
+                 f" (the default data.index: {DataStage.index} of the working directory, else of the checkout "
+                 "latentlab runs from)")  # fmt: skip
         raise ArgumentError(
-            f"data.emoji_fraction={cfg.data.emoji_fraction} needs the data index {p}: run "
+            f"data.emoji_fraction={cfg.data.emoji_fraction} needs the data index {p}{where}: run "
             "`python -m latentlab.mini.data fetch` and `python -m latentlab.mini.data index` "
             "(or set data.index=PATH, or data.emoji_fraction=0)."
         )
@@ -1133,11 +1193,12 @@ def _emoji_data(cfg: TrainConfig, split: str = "train"):
 
 def _index_names(cfg: TrainConfig) -> frozenset[str]:
     """Every image name of the whole index (both splits): keywords never used as captions."""
-    key = ("names", str(Path(cfg.data.index).resolve()), Path(cfg.data.index).stat().st_mtime)
+    p = _index_path(cfg)
+    key = ("names", str(p.resolve()), p.stat().st_mtime)
     if key not in _DATA_CACHE:
         from . import data
 
-        _DATA_CACHE[key] = frozenset(data.load_index(cfg.data.index).names())
+        _DATA_CACHE[key] = frozenset(data.load_index(p).names())
     return _DATA_CACHE[key]
 
 
@@ -1389,7 +1450,8 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     path = out / "cache" / "cache.safetensors"
     clip_ckpt = out / "clip" / "model.safetensors"
     if not clip_ckpt.is_file():
-        raise ArgumentError(f"no trained mini CLIP at {clip_ckpt}: run `--stage clip --out {out}` first.")
+        raise ArgumentError(f"no trained mini CLIP at {clip_ckpt}: run `--stage clip --out {out}` first, or pass "
+                            "--init-from latentlab/mini/weights (or another export) to encode the cache with its CLIP.")  # fmt: skip
     meta_path = path.with_suffix(".json")
     clip_mtime = clip_ckpt.stat().st_mtime
     clip_id = _clip_ids(clip_ckpt)[0]
@@ -1439,6 +1501,7 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
         tmp, meta_tmp = path.with_name(path.name + ".tmp"), meta_path.with_name(meta_path.name + ".tmp")
         save_file(data, str(tmp))
+        _usual_mode(tmp)
         tmp.replace(path)
         meta_tmp.write_text(json.dumps(meta))
         meta_tmp.replace(meta_path)
@@ -1566,7 +1629,8 @@ class _StageLoop:
 
     def finish(self) -> dict:
         self.bar.close()
-        self.save()
+        if self.step > self.start:  # a resume with nothing left to train leaves its checkpoint alone
+            self.save()
         return {"step": self.step, "loss_avg": self.loss_avg}
 
 
@@ -1860,8 +1924,10 @@ def main(argv: list[str] | None = None) -> dict:
         from safetensors.torch import save_file  # the exported CLIP encodes this run's cache
 
         save_file({k: v.contiguous() for k, v in _init_state(init, "clip", out / "clip").items()}, str(clip_ckpt))
+        _usual_mode(clip_ckpt)
     if args.resume:
         _check_resumes_keep_their_data(cfg, out, stages)
+    _check_clip_keeps_its_stages(cfg, out, stages, args.resume)
 
     def resuming(st: str) -> bool:
         found = (out / st / "state.pt").is_file()
@@ -1874,6 +1940,10 @@ def main(argv: list[str] | None = None) -> dict:
         ``run_config.json`` history, and say which settings differ from those it last ran with."""
 
         def record(step: int) -> None:
+            steps = getattr(cfg, st).steps
+            if step >= steps:  # e.g. --set decoder.steps=50 on a checkpoint at step 90: nothing happens, say so
+                print(f"--resume: {st} is already at step {step} >= {st}.steps {steps}; nothing to train (raise "
+                      f"--set {st}.steps above {step} to train it on)", file=sys.stderr)  # fmt: skip
             path = out / st / "run_config.json"
             old = json.loads(path.read_text()) if path.is_file() else None
             entry = {"argv": argv, "config": cfg.to_dict(), "from_step": step}
@@ -1916,6 +1986,8 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.time()
             try:
                 if st == "cache":
+                    if args.stage == "cache":
+                        _warn_cache_rebuilt_under(cfg, out)
                     _write_json(out / "config.json", cfg.to_dict())
                     build_cache(cfg, out, force=args.stage == "cache")
                     results[st] = {"n_images": cfg.cache.n_images}
@@ -1980,11 +2052,59 @@ def _check_resumes_keep_their_data(cfg: TrainConfig, out: Path, stages: list[str
                 f"--resume: {', '.join(users)} in {out} trained on the cache that the CLIP in {out / 'clip'} encoded; this "
                 f"command would train that CLIP on (from step {clip_step} to {cfg.clip.steps}) and so build the cache again "
                 f"under them. Resume {', '.join(users)} without the CLIP (--stage {users[0]}, not --stage all), or train "
-                f"the CLIP on (--stage clip) and start {', '.join(users)} over in another --out."
+                f"the CLIP on in another --out (a copy of {out / 'clip'}, with --resume) and train {', '.join(users)} "
+                "again there."
             )
     now = _cache_fingerprint(cfg, out)
     for st in resumed:
         _check_resume_data(st, out / st, records[st], now, warn=False)  # the stage itself warns of a missing record
+
+
+def _warn_cache_rebuilt_under(cfg: TrainConfig, out: Path) -> None:
+    """``--stage cache`` builds the cache anew: warn of each stage in ``out`` whose checkpoint
+    trained on a cache of other data (it can then no longer resume there)."""
+    now = _cache_fingerprint(cfg, out)
+    for st in ("prior", "decoder", "expert", "upscaler"):
+        state = out / st / "state.pt"
+        rec = torch.load(state, map_location="cpu", weights_only=True).get("cache_fingerprint") if state.is_file() else None
+        shown = _data_changes(st, out / st, rec, now) if rec is not None else ""
+        if shown:
+            print(f"warning: --stage cache builds the cache of {out} with other data than {st} trained on ({shown}); "
+                  f"{st} can no longer --resume there (build it with the settings {st} trained with, listed in "
+                  f"{out / st / 'run_config.json'}, to keep it going)", file=sys.stderr)  # fmt: skip
+
+
+def _check_clip_keeps_its_stages(cfg: TrainConfig, out: Path, stages: list[str], resume: bool) -> None:
+    """Before anything is written: refuse a command that would change the CLIP in ``out`` (train
+    it on, or from the start) under the stages of ``out`` it does not run whose checkpoint
+    trained on the cache that CLIP encodes: they could then neither resume nor be exported
+    beside it. (Stages the command itself resumes: :func:`_check_resumes_keep_their_data`.)"""
+    clip = out / "clip" / "model.safetensors"
+    if "clip" not in stages or not clip.is_file():
+        return
+    clip_state = out / "clip" / "state.pt"
+    clip_step = _state_file_step(clip_state) if resume and clip_state.is_file() else 0
+    if clip_step >= cfg.clip.steps:  # nothing left to train: the CLIP stays as it is
+        return
+    now = _clip_ids(clip)[0]
+    users = []
+    for st in ("prior", "decoder", "expert"):  # the upscaler trains on the renders alone
+        state = out / st / "state.pt"
+        if st in stages or not state.is_file():
+            continue
+        rec = torch.load(state, map_location="cpu", weights_only=True).get("cache_fingerprint")
+        if rec is not None and rec.get("clip") == now:
+            users.append(st)
+    if not users:
+        return
+    names = ", ".join(users)
+    how = f"on (from step {clip_step} to {cfg.clip.steps})" if clip_step else "from the start"
+    raise ArgumentError(
+        f"{names} in {out} trained on the cache that the CLIP in {out / 'clip'} encodes; this command would train that "
+        f"CLIP {how}, and {names} could then neither resume nor be exported beside it. Train the CLIP in a fresh --out "
+        f"instead (a copy of {out / 'clip'} there goes on with --resume; or start it from exported weights with "
+        f"--init-from WEIGHTS_DIR), and train {names} again on the cache it encodes there."
+    )
 
 
 if __name__ == "__main__":
