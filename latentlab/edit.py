@@ -243,7 +243,7 @@ def iterative_text_diff(
         if len(items) != 1:
             raise ArgumentError(f"image_or_embedding must be one picture, got {len(items)}.")
         picture = np.asarray(items[0].load(), dtype=np.uint8)
-        start_noise = decoder.invert(picture, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
+        start_noise = decoder.invert(picture, z, steps=steps, refine=refine, decode_guidance=guidance_scale, progress=False)
     else:
         start_noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
 
@@ -383,7 +383,7 @@ def variations(
         if len(items) != 1:
             raise ArgumentError(f"image must be one picture (the one the embedding came from), got {len(items)}.")
         image = np.asarray(items[0].load(), dtype=np.uint8)
-    start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale)
+    start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale, progress=False)
     return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
                               steps=steps, guidance_scale=guidance_scale)  # fmt: skip
 

@@ -182,7 +182,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     with tqdm(total=len(todo), desc="invert keyframes", unit="image", disable=not progress) as bar:
         for i in todo:
             kn[i] = decoder.invert(load_image(paths[i]), trajectory.keyframes[i : i + 1], steps=spec.steps,
-                                   refine=spec.invert_refine, decode_guidance=spec.guidance_scale)[0]  # fmt: skip
+                                   refine=spec.invert_refine, decode_guidance=spec.guidance_scale, progress=False)[0]  # fmt: skip
             bar.update(1)
     for i, kf in enumerate(spec.keyframes):
         if i > 0 and "text_diff" in kf and "seed" not in kf:

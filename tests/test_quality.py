@@ -653,6 +653,21 @@ def test_refined_inversion_redraws_inputs_closer_at_the_render_guidance(mini):
     assert torch.equal(refined[1:2], dec.invert(images[1:2], z[1:2], steps=6, refine=6))
 
 
+def test_refining_the_inverted_noise_shows_progress(mini, capsys):
+    # refining is the slow part (seconds per picture): notebook 03's slowest cell showed nothing
+    enc, dec = mini
+    images = _scenes(2)
+    z = enc.encode_image(images)
+    capsys.readouterr()
+    shown = dec.invert(images, z, steps=2, refine=2)
+    err = capsys.readouterr().err
+    assert "refine inverted noise" in err and "4/4" in err  # 2 pictures x 2 steps
+    assert torch.equal(dec.invert(images, z, steps=2, refine=2, progress=False), shown)
+    assert "refine inverted noise" not in capsys.readouterr().err
+    dec.invert(images, z, steps=2, refine=0)  # no refining: nothing slow to show
+    assert "refine inverted noise" not in capsys.readouterr().err
+
+
 def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
     from latentlab.video import save_image
 
@@ -668,7 +683,8 @@ def test_inverted_morph_starts_and_ends_on_the_inverted_noise(mini, tmp_path):
         res = ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
     finally:
         del dec.invert
-    assert calls == [{"steps": 4, "refine": 2, "decode_guidance": 2.0}] * 2  # refined for the render's guidance
+    # refined for the render's guidance (its own bar counts the keyframes)
+    assert calls == [{"steps": 4, "refine": 2, "decode_guidance": 2.0, "progress": False}] * 2
     kf = res.trajectory.keyframes
     for i, k in ((0, 0), (1, -1)):
         n = dec.invert(images[i], kf[i : i + 1], steps=4, refine=2, decode_guidance=2.0)

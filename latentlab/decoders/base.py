@@ -153,10 +153,12 @@ class Decoder:
         iterations: int,
         steps: int,
         guidance_scale: float,
+        on_step: Callable[[], None] | None = None,
     ) -> torch.Tensor:
         """Improve inverted ``noise`` (b, *noise_shape) by ``iterations`` gradient steps so
-        that decoding it with ``steps`` and ``guidance_scale`` redraws ``images`` more closely.
-        Decoders with a differentiable sampler override this (see :meth:`invert`)."""
+        that decoding it with ``steps`` and ``guidance_scale`` redraws ``images`` more closely,
+        calling ``on_step()`` after each. Decoders with a differentiable sampler override this
+        (see :meth:`invert`)."""
         from ..errors import ArgumentError
 
         raise ArgumentError(
@@ -323,6 +325,7 @@ class Decoder:
         guidance_scale: float = 1.0,
         refine: int | None = None,
         decode_guidance: float | None = None,
+        progress: bool | None = None,
     ) -> torch.Tensor:
         """The starting noise from which this decoder redraws ``images``: DDIM inversion.
 
@@ -348,6 +351,9 @@ class Decoder:
         (20 for ``mini``, 0 for decoders that cannot refine). Refining is implemented for
         ``mini`` (:attr:`supports_refine`); it costs about three decodes per step.
 
+        ``progress``: a tqdm bar over the refining steps (``None``: shown when refining, the
+        slow part; seconds per picture on a CPU).
+
         >>> dec = ll.create_decoder("mini")                               # doctest: +SKIP
         >>> noise = dec.invert(image, enc.encode_image(image))            # doctest: +SKIP
         >>> again = dec.decode(enc.encode_image(image), noise)            # doctest: +SKIP
@@ -365,7 +371,8 @@ class Decoder:
                 if z.shape[0] != len(arrays):
                     raise ArgumentError(f"embeddings has {z.shape[0]} rows for {len(arrays)} images; give one per image.")
                 return torch.cat([self.invert(a, z[i : i + 1], steps=steps, guidance_scale=guidance_scale, refine=refine,
-                                              decode_guidance=decode_guidance) for i, a in enumerate(arrays)])  # fmt: skip
+                                              decode_guidance=decode_guidance, progress=progress)
+                                  for i, a in enumerate(arrays)])  # fmt: skip
             images = np.stack(arrays)
         if isinstance(images, torch.Tensor):
             images = images.detach().cpu().numpy()
@@ -396,11 +403,16 @@ class Decoder:
         # refined image by image: in one batch, the UNet's last-bit differences between batch
         # sizes flip the optimiser's early sign-like steps where a gradient is near zero, and an
         # image's refined noise would depend on the images inverted with it
+        from tqdm.auto import tqdm
+
         out = []
-        for i in range(images.shape[0]):
-            im, zi = images[i : i + 1], z[i : i + 1]
-            start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
-            out.append(self._refine(im, zi, start, iterations=n, steps=steps, guidance_scale=dg))
+        with tqdm(total=images.shape[0] * n, desc="refine inverted noise", unit="step",
+                  disable=progress is False, leave=False) as bar:  # fmt: skip
+            for i in range(images.shape[0]):
+                im, zi = images[i : i + 1], z[i : i + 1]
+                start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
+                out.append(self._refine(im, zi, start, iterations=n, steps=steps, guidance_scale=dg,
+                                        on_step=lambda: bar.update(1)))  # fmt: skip
         return torch.cat(out)
 
     def render(

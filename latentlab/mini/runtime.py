@@ -454,6 +454,7 @@ class MiniDecoder(Decoder):
         iterations: int,
         steps: int,
         guidance_scale: float,
+        on_step: Any = None,
     ) -> torch.Tensor:
         target = self._native(images).to(self.device, torch.float32)
         z = embeddings.to(self.device, self.dtype)
@@ -480,6 +481,8 @@ class MiniDecoder(Decoder):
                 opt.step()
                 with torch.no_grad():
                     x.mul_(radius / x.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape))
+                if on_step is not None:
+                    on_step()
         finally:
             for p in params:
                 p.requires_grad_(True)
