@@ -971,12 +971,18 @@ def _resolve_pretrained(model_name: str, pretrained: str, cache_dir: str | os.Pa
                 pass
         if offline:
             raise _not_available(model_name, pretrained, repo, candidates, hub, _offline_reason())
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
         last: Exception | None = None
         for fn in candidates:
             try:
                 return hf_hub_download(repo, fn, cache_dir=hub), cfg
             except Exception as exc:
                 last = exc
+                # only "the repo has no such file" moves on to the next name: an unreachable hub
+                # (after huggingface_hub's own retries, about 25 s) would fail the same way again
+                if not isinstance(exc, EntryNotFoundError) or isinstance(exc, LocalEntryNotFoundError):
+                    break
         raise _not_available(model_name, pretrained, repo, candidates, hub, f"{type(last).__name__}: {last}") from last
     if url:
         target_dir = str(Path(cache_dir).expanduser()) if cache_dir else os.path.expanduser("~/.cache/clip")

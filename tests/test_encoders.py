@@ -972,3 +972,44 @@ def test_hf_clip_loads_a_plain_clipmodel_folder(tmp_path: Path) -> None:
     fi, ft = (f if isinstance(f, torch.Tensor) else f.pooler_output for f in (fi, ft))
     torch.testing.assert_close(enc.encode_image(pic), torch.nn.functional.normalize(fi, dim=-1), atol=1e-5, rtol=0)
     torch.testing.assert_close(enc.encode_text("a cat"), torch.nn.functional.normalize(ft, dim=-1), atol=1e-5, rtol=0)
+
+
+def test_an_unreachable_hub_is_asked_for_one_file_not_each_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # an audit (2026-12-06): online without a network, each candidate file name (safetensors, then
+    # .bin) went through huggingface_hub's five retries: 50 s where one failure says it all
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+
+    import latentlab.encoders as E
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(E, "_hub_offline", lambda: False)
+    asked: list[str] = []
+
+    def unreachable(repo, filename, cache_dir=None, local_files_only=False, **kw):
+        if not local_files_only:
+            asked.append(filename)
+        raise LocalEntryNotFoundError("cannot reach the hub and the file is not in the local cache")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    with pytest.raises(ModelNotAvailableError, match="ViT-B-32"):
+        E._resolve_pretrained("ViT-B-32", "laion2b_s34b_b79k", tmp_path)
+    assert asked == ["open_clip_model.safetensors"]
+    # a repo that lacks the first name is still asked for the next
+    asked.clear()
+
+    class Response:  # what RemoteEntryNotFoundError reads off an HTTP response
+        status_code, headers, url, request = 404, {}, "https://huggingface.co/x", None
+
+    def missing_first(repo, filename, cache_dir=None, local_files_only=False, **kw):
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        asked.append(filename)
+        if filename.endswith(".safetensors"):
+            raise RemoteEntryNotFoundError("404: no such file in the repo", response=Response())
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", missing_first)
+    path, _ = E._resolve_pretrained("ViT-B-32", "laion2b_s34b_b79k", tmp_path)
+    assert asked == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"] and path.endswith(".bin")

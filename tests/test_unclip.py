@@ -302,7 +302,11 @@ def test_from_pretrained_offline_raises_model_not_available(monkeypatch, tmp_pat
         )
     msg = str(info.value)
     assert REAL_REPO in msg
-    assert f"hf download {REAL_REPO}" in msg
+    # the files this load reads, not the whole repo (notebook 05's command; an audit, 2026-12-06)
+    assert f'hf download {REAL_REPO} --include "*.json" "*.txt" "*.safetensors" --exclude "*.fp16.*"`' in msg
+    with pytest.raises(ModelNotAvailableError, match=r'--include "\*\.json" "\*\.txt" "\*\.fp16\.safetensors"`'):
+        StableUnCLIPDecoder.from_pretrained(REAL_REPO, name="sd21-unclip", space="laion2b/ViT-H-14", dim=1024,
+                                            resolution=768, embed_scale=20.0, variant="fp16")  # fmt: skip
     assert str(tmp_path) in msg  # names the (empty) cache it looked in
     assert "HF_HUB_OFFLINE" in msg and "nothing of it" in msg
     assert info.value.__cause__ is None and info.value.__suppress_context__  # no connection traceback

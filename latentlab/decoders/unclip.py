@@ -960,7 +960,9 @@ def _unavailable_message(
     ) else ""
     return (
         f"Stable unCLIP weights {src!r} are not available on this machine: {missing}, and {how}. "
-        f"Fix: on a connected machine run `hf download {src}` "
+        f"Fix: on a connected machine run `hf download {src} --include \"*.json\" \"*.txt\" "
+        + (f"\"*.{variant}.safetensors\"`" if variant else "\"*.safetensors\" --exclude \"*.fp16.*\"`")
+        + " (the configs, tokenizer files and the weights this load reads, not the repo's other formats and precisions) "
         "and copy the cache folder (HF_HOME, e.g. ~/.cache/huggingface) here, or point HF_HOME/HF_HUB_CACHE "
         f"(or cache_dir=) at a cache that has it, or pass a local pipeline folder instead of the repo id.{gated} "
         f"[{cause}]"
