@@ -81,7 +81,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
                        help="even pacing: rounds that measure the paced frames and move them until they differ evenly "
                        "(default 0; each decodes up to one frame budget)")  # fmt: skip
     o = p.add_argument_group("output")
-    o.add_argument("--out-dir", default=None, help="render folder (default renders/<name>)")
+    o.add_argument("--out-dir", default=None, help="render folder (default: a spec's out_dir, else renders/<name>)")
     o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
     o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None, help=f"video format (default {video[0]})")
     o.add_argument("--fps", type=float, default=None, help=f"frames per second (default {video[1]})")
@@ -258,9 +258,13 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
         spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
         spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
     spec = load_spec(spec_dict, **_overrides(args))
+    if args.name and not args.out_dir and spec.out_dir:  # --name names the folder: renders/<name>, not the spec's out_dir
+        spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "out_dir"}, "base_dir": spec.base_dir})
     if getattr(args, "invert_refine", None) is not None and spec.noise != "inverted":  # it would do nothing
+        fix = ("Add --eta (variations around the image's inverted noise)" if args.command == "variations" else
+               "Add --noise inverted")  # fmt: skip
         raise ArgumentError(f"--invert-refine refines inverted noise, and this render's noise is {spec.noise!r}: "
-                            "it would change nothing. Add --noise inverted, or drop --invert-refine.")  # fmt: skip
+                            f"it would change nothing. {fix}, or drop --invert-refine.")  # fmt: skip
     _decoder_options(spec.preset, args)  # --no-upscale on a preset without an upscaler: said as the flag
     if args.save_spec:
         # -o and --out-dir go into the saved spec (relative to the spec's paths), so a replay

@@ -302,11 +302,12 @@ def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
             raise ArgumentError(f"{label}: image contains NaN or infinite values; clean the array first.")
         lo, hi = float(af.min()), float(af.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
-            if lo >= 0 and hi <= 255:
-                fix = "it looks like 0..255: divide by 255 or convert to uint8"
-            elif lo >= -0.25 and hi <= 1.25:  # e.g. a [0, 1] picture resized with bicubic resampling
+            if lo >= -0.25 and hi <= 1.25:  # e.g. a [0, 1] picture resized with bicubic resampling
                 fix = ("it looks like [0, 1] with a little overshoot (as resampling leaves): clip it to [0, 1] "
-                       "(np.clip(x, 0, 1) or x.clamp(0, 1)); if it is a [-1, 1] picture, use (x + 1) / 2")  # fmt: skip
+                       "(np.clip(x, 0, 1) or x.clamp(0, 1))" + ("; if it is a [-1, 1] picture, use (x + 1) / 2"
+                                                                  if lo < 0 else ""))  # fmt: skip
+            elif lo >= 0 and hi <= 255:
+                fix = "it looks like 0..255: divide by 255 or convert to uint8"
             elif lo >= -1 - 1e-3 and hi <= 1 + 1e-3:
                 fix = "it looks like [-1, 1]: use (x + 1) / 2"
             else:

@@ -163,8 +163,11 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
     paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
+    refine = spec.invert_refine  # the decoder's default spelt out is the default (unset), as in older caches
+    if refine == (decoder.default_inversion_refine if getattr(decoder, "supports_refine", False) else 0):
+        refine = None
     h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, decoder), "seeds": spec.keyframe_seeds(),
-                                   "invert_refine": spec.invert_refine, "decoder": decoder.describe(),
+                                   "invert_refine": refine, "decoder": decoder.describe(),
                                    "keyframes": spec.keyframes}, sort_keys=True, default=str).encode())  # fmt: skip
     h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
     for i in todo:
@@ -204,15 +207,20 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     from .render import sampling_settings
 
     h = hashlib.sha256(trajectory.fingerprint().encode())
-    settings = {k: getattr(spec, k) for k in ("seed", "noise", "pacing_metric",
-                                              "pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol",
-                                              "pacing_max_samples", "pacing_min_width")}  # fmt: skip
+    defaults = _PACING_DEFAULTS.get(spec.pacing, {})  # a field at its fixed default is the default (unset), as
+    # in older caches, so a spec spelling it out reads the same pacing.json (see _frame_settings)
+    plain = {k: None if k in defaults and getattr(spec, k) == defaults[k] else getattr(spec, k)
+             for k in ("pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol", "pacing_max_samples",
+                       "pacing_min_width", "pacing_relax")}  # fmt: skip
+    settings = {"seed": spec.seed, "noise": spec.noise, "pacing_metric": spec.pacing_metric,
+                **{k: v for k, v in plain.items() if k != "pacing_relax"}}
     settings.update(sampling_settings(spec.steps, spec.guidance_scale, decoder))
     if spec.pacing == "fine":  # "even" stays out, so caches of older renders stay valid
         settings["pacing"] = spec.pacing
-    for k in ("pacing_relax", "eta"):  # only when set, so caches of older renders stay valid
-        if getattr(spec, k) is not None:
-            settings[k] = getattr(spec, k)
+    if plain["pacing_relax"] is not None:  # only when set, so caches of older renders stay valid
+        settings["pacing_relax"] = plain["pacing_relax"]
+    if spec.eta is not None:
+        settings["eta"] = spec.eta
     if spec.eta:
         settings["eta_noise"] = "own stream"  # as render()'s fingerprint: eta decodes changed on 2026-12-05
     settings["keyframe_seeds"] = spec.keyframe_seeds()

@@ -398,7 +398,7 @@ def show(
 
         p = Path(x)
         # a video show_video cannot play (.mov, ...) is refused there, saying which play: not read as an image
-        if p.suffix.lower() in _VIDEO_SUFFIXES or p.suffix.lower() in _OTHER_VIDEO_SUFFIXES:
+        if p.suffix.lower() in (*_VIDEO_SUFFIXES, *_OTHER_VIDEO_SUFFIXES, ".mov", ".m4v"):
             return show_video(p, scale=scale, caption=caption)
         return ImageView(load_image(p), scale=scale, caption=caption)
     if isinstance(x, (list, tuple)) or (hasattr(x, "ndim") and x.ndim == 4):

@@ -438,6 +438,12 @@ def even_pacing(
                 f"frames must be an integer >= {n_seg + 1 + holds} (one per segment, the closing frame and "
                 f"{holds} hold frames), got {frames!r}."
             )
+        from .spec import MAX_FRAMES
+
+        if frames - 1 - holds > MAX_FRAMES:  # re-split by measured change, one segment may get them all
+            raise ArgumentError(f"frames={frames} re-split across the segments could give one segment more than "
+                                f"{MAX_FRAMES} moving frames (the most a segment takes); use at most "
+                                f"{MAX_FRAMES + 1 + holds} in all.")  # fmt: skip
     if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
         raise ArgumentError(f"passes must be an integer >= 1, got {passes!r}.")
     check_eta(eta, decoder)

@@ -66,7 +66,7 @@ _DEFAULT_WEBP_QUALITY = 90
 # them is taken for that format by players, read_video and show_video, so write_video refuses a
 # format= that disagrees with them (a suffix outside these and SUPPORTED_FORMATS is left alone).
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-_OTHER_VIDEO_SUFFIXES = (".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg")
+_OTHER_VIDEO_SUFFIXES = (".webm", ".avi", ".mkv", ".mpg", ".mpeg")  # (.m4v and .mov may hold H.264 as an mp4 does)
 
 
 # ------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def _check_name_lengths(target: Path, name: str = "path") -> None:
     if limit <= 0:  # -1: the file system sets no limit
         return
     for part in target.parts:
-        size = len(os.fsencode(part))
+        size = len(part.encode("utf-16-le")) // 2 if os.name == "nt" else len(os.fsencode(part))  # NTFS: UTF-16 units
         if size > limit:
             what = "file name" if part == target.name else f"folder name {part[:24] + '...'!r}"
             raise ArgumentError(

@@ -425,10 +425,14 @@ def test_settings_that_draw_the_same_frames_resume_and_a_different_render_names_
     base = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", *FAST, *out]
     assert main([*base, "--noise", "inverted", "--invert-refine", "0"]) == 0  # tiny refines nothing: 0 is its default
     mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png"))
+    cached = (tmp_path / "r" / "keyframe_noise.pt").stat().st_mtime_ns
     assert main([*base, "--noise", "inverted"]) == 0
+    assert (tmp_path / "r" / "keyframe_noise.pt").stat().st_mtime_ns == cached  # not inverted again (a review)
     paced = ["--pacing", "even", "--out-dir", str(tmp_path / "p")]
     assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "2", *FAST, *paced, "--pacing-tol", "0.25"]) == 0
+    cached = (tmp_path / "p" / "pacing.json").stat().st_mtime_ns
     assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "2", *FAST, *paced]) == 0  # 0.25: the default
+    assert (tmp_path / "p" / "pacing.json").stat().st_mtime_ns == cached  # not measured again
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "r").glob("frame_*.png")) == mtimes
     capsys.readouterr()
     assert main([*base, "--noise", "inverted", "--seed", "3"]) == 2
@@ -436,6 +440,16 @@ def test_settings_that_draw_the_same_frames_resume_and_a_different_render_names_
     # --invert-refine without inverted noise changes nothing: said, not ignored
     assert main([*base, "--invert-refine", "4"]) == 2
     assert "--invert-refine refines inverted noise, and this render's noise is 'shared'" in capsys.readouterr().err
+    assert main(["variations", str(images[0]), "-n", "2", *FAST, "--invert-refine", "4", *out]) == 2
+    assert "Add --eta (variations around the image's inverted noise), or drop" in capsys.readouterr().err
+    # even pacing refuses, before measuring, a total that could give one segment more than a segment takes
+    import latentlab as ll
+
+    enc, dec = ll.create_encoder("tiny"), ll.create_decoder("tiny")
+    path = ll.Trajectory.interpolate(enc.encode_image(images[0]), enc.encode_image(images[1]), frames=3)
+    dec.decode = lambda *a, **k: pytest.fail("measured before refusing")
+    with pytest.raises(ll.ArgumentError, match=r"frames=200000 re-split .* use at most 100001 in all"):
+        ll.even_pacing(path, enc, dec, frames=200_000)
 
 
 def test_dtype_and_cpu_offload_flags_and_advice_said_as_flags(tmp_path, images, capsys, monkeypatch):
@@ -500,12 +514,14 @@ def test_save_spec_keeps_the_out_dir(tmp_path, images, monkeypatch, capsys):
     monkeypatch.chdir(other)
     capsys.readouterr()
     assert main(["render", "../saved/s.toml", "-q"]) == 0
-    assert not (other / "renders").exists()
+    assert not (other / "renders").exists()  # (until --name, below)
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs" / "r").glob("frame_*.png")) == mtimes
     assert (tmp_path / "runs" / "r.mp4").is_file()
-    # --out-dir still overrides the spec's
+    # --out-dir still overrides the spec's, and so does --name (renders/<name>, as it says)
     assert main(["render", "../saved/s.toml", "--out-dir", "mine", "-q"]) == 0
     assert len(list((other / "mine").glob("frame_*.png"))) == len(mtimes) == 3
+    assert main(["render", "../saved/s.toml", "--name", "take2", "-q"]) == 0
+    assert len(list((other / "renders" / "take2").glob("frame_*.png"))) == 3 and (other / "renders" / "take2.mp4").is_file()
 
 
 def test_format_that_contradicts_the_specs_output_is_refused(tmp_path, images, capsys):

@@ -228,6 +228,7 @@ def test_missing_and_corrupt_files(enc: Encoder, tmp_path: Path) -> None:
         (np.zeros((2, 3, 8, 9), np.uint8), r"got \(2, 3, 8, 9\) \(images of shape \(3, 8, 9\)\)\. It looks channels-first: use a\.transpose\(0, 2, 3, 1\)"),
         # and a [0, 1] picture with resampling overshoot was told (x + 1) / 2, which moves every colour
         (np.linspace(-0.16, 0.86, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3), r"overshoot.*clip it to \[0, 1\]"),
+        (np.linspace(0.0, 1.05, 8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3), r"overshoot.*clip it to \[0, 1\] \(np"),  # not "divide by 255"
     ],
 )
 def test_bad_images(enc: Encoder, images: object, pattern: str) -> None:

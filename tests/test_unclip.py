@@ -303,8 +303,9 @@ def test_from_pretrained_offline_raises_model_not_available(monkeypatch, tmp_pat
     msg = str(info.value)
     assert REAL_REPO in msg
     # the files this load reads, not the whole repo (notebook 05's command; an audit, 2026-12-06)
-    assert f'hf download {REAL_REPO} --include "*.json" "*.txt" "*.safetensors" --exclude "*.fp16.*"`' in msg
-    with pytest.raises(ModelNotAvailableError, match=r'--include "\*\.json" "\*\.txt" "\*\.fp16\.safetensors"`'):
+    # (one pattern per --include: `hf download` reads a second word as a file name and then ignores --include)
+    assert f'hf download {REAL_REPO} --include "*.json" --include "*.txt" --include "*.safetensors" --exclude "*.fp16.*"`' in msg
+    with pytest.raises(ModelNotAvailableError, match=r'--include "\*\.json" --include "\*\.txt" --include "\*\.fp16\.safetensors"`'):
         StableUnCLIPDecoder.from_pretrained(REAL_REPO, name="sd21-unclip", space="laion2b/ViT-H-14", dim=1024,
                                             resolution=768, embed_scale=20.0, variant="fp16")  # fmt: skip
     assert str(tmp_path) in msg  # names the (empty) cache it looked in

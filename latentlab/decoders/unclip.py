@@ -960,7 +960,7 @@ def _unavailable_message(
     ) else ""
     return (
         f"Stable unCLIP weights {src!r} are not available on this machine: {missing}, and {how}. "
-        f"Fix: on a connected machine run `hf download {src} --include \"*.json\" \"*.txt\" "
+        f"Fix: on a connected machine run `hf download {src} --include \"*.json\" --include \"*.txt\" --include "
         + (f"\"*.{variant}.safetensors\"`" if variant else "\"*.safetensors\" --exclude \"*.fp16.*\"`")
         + " (the configs, tokenizer files and the weights this load reads, not the repo's other formats and precisions) "
         "and copy the cache folder (HF_HOME, e.g. ~/.cache/huggingface) here, or point HF_HOME/HF_HUB_CACHE "
