@@ -7,13 +7,15 @@ written as a spec file (``--save-spec``) and replayed with ``latentlab render SP
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .errors import ArgumentError, LatentlabError
 
@@ -284,19 +286,18 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
         except ArgumentError as exc:
             raise ArgumentError(f"--save-spec: {exc}") from None
     out_dir = args.out_dir
+    from .jobs import default_out_dir
+
+    where = Path(out_dir).expanduser() if out_dir else default_out_dir(spec)  # as render_spec places it
+    args.writing = where  # for the message of a full disk
+    before = _folder_state(where)
     try:
         result = render_spec(
             spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
             **_load_options(args),
         )  # fmt: skip
     except KeyboardInterrupt:
-        from .jobs import default_out_dir
-
-        where = Path(out_dir) if out_dir else default_out_dir(spec)
-        if any(where.glob("frame_*.png")):
-            print(f"\ninterrupted: finished frames are kept in {where}/; run the same command again to resume.", file=sys.stderr)
-        else:
-            print("\ninterrupted before any frame was finished; run the same command again to start.", file=sys.stderr)
+        print(f"\n{_interrupted_render(where, spec, before)}", file=sys.stderr)
         return 130
     print(f"video:         {result.video}")
     print(f"contact sheet: {result.contact_sheet}")
@@ -304,6 +305,46 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     if result.pacing is not None:
         print(f"pacing:        {_pacing_line(result.pacing)}")
     return 0
+
+
+def _folder_state(where: Path) -> dict[str, int]:
+    """The frames and manifest in ``where`` (name -> modification time), to tell afterwards what a run wrote."""
+    from .render import MANIFEST
+
+    state = {}
+    for p in [*where.glob("frame_*.png"), where / MANIFEST]:
+        try:
+            state[p.name] = p.stat().st_mtime_ns
+        except OSError:  # not there (the manifest), or gone meanwhile
+            pass
+    return state
+
+
+def _interrupted_render(where: Path, spec: Any, before: dict[str, int]) -> str:
+    """What an interrupted spec render says: its frames are kept for a resume only where this
+    run wrote frames or the manifest there (render accepts a folder before it writes its
+    manifest), or the manifest records this render's spec; a folder holding another render's
+    frames (Ctrl-C while the models loaded) was left as it was, and a rerun would be refused."""
+    from .jobs import _frame_settings
+    from .render import MANIFEST, read_manifest
+
+    now = _folder_state(where)
+    frames = [name for name in now if name != MANIFEST]
+    ours = any(before.get(name) != t for name, t in now.items())
+    if frames and not ours:
+        old = read_manifest(where / MANIFEST)
+        plain = json.loads(json.dumps(spec.to_dict(), default=str))  # as the manifest holds it
+        ours = old is not None and _frame_settings(old.get("spec") or {}) == _frame_settings(plain)
+    if frames and ours:
+        return f"interrupted: finished frames are kept in {where}/; run the same command again to resume."
+    if frames:
+        return (f"interrupted before this render drew any frame: {where}/ and the {len(frames)} frames it holds "
+                "(not known to be this render's) were left as they were.")  # fmt: skip
+    if spec.pacing != "uniform" and not (where / "pacing.json").is_file():
+        # even pacing keeps its measurement only once finished: its decodes so far are lost
+        return ("interrupted before any frame was finished; the pacing measurement is kept only once finished, so "
+                "run the same command again to measure the pacing and render from the start.")  # fmt: skip
+    return "interrupted before any frame was finished; run the same command again to start."
 
 
 def _pacing_line(p: Any) -> str:
@@ -368,9 +409,13 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
     check_can_create(out_dir, "--out-dir")
-    from .render import folder_lock
+    from .render import _write_json, folder_lock, temp_path
 
     stack.enter_context(folder_lock(out_dir, "--out-dir"))  # before looking at it: no other render changes it now
+    args.writing = out_dir  # for the message of a full disk
+    for p in out_dir.glob(".variations.*.tmp"):  # the new set of a run killed before it was swapped in
+        if re.fullmatch(r"\.variations\.[0-9a-f]{8}\.tmp", p.name) and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
     old = _other_contents(out_dir, mark)
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
         raise _refuse_other(out_dir, old, "another render")
@@ -384,31 +429,80 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     offload = {"cpu_offload": load.pop("cpu_offload")} if "cpu_offload" in load else {}
     enc = ll.create_encoder(preset, device=args.device, **load)
     dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))
-    try:
-        frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
-                               seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
-                               refine=args.invert_refine)  # fmt: skip
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: nothing was written ({out_dir}/ is as it was); variations --eta writes its frames "
-              "when all are done, so run it again to start over.", file=sys.stderr)  # fmt: skip
-        return 130
-    for p in old:  # only now that the new frames exist
-        p.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for k, frame in enumerate(frames):
-        save_image(frame, out_dir / f"frame_{k:05d}.png")
     settings = {"image": str(Path(args.image).resolve()), "preset": preset, "num": args.num, "eta": args.eta,
                 "seed": args.seed or 0, "steps": args.steps, "guidance_scale": args.guidance_scale,
                 "invert_refine": args.invert_refine}  # fmt: skip
-    mark.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    shown = resize_frames(frames, out.size)
-    video = write_video(shown, args.output or video_path(out_dir, fmt), fps=out.fps, hold_first=out.hold_first,
-                        hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
-    sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
+    # The new set is written into a folder of its own inside out_dir and swapped in only when
+    # complete: an interruption before the swap leaves the earlier set as it was (it was deleted
+    # first, and the rerun then refused its leftovers), and the swap itself is not interrupted.
+    stage = temp_path(out_dir / "variations")
+    names = [f"frame_{k:05d}.png" for k in range(args.num)]
+    try:
+        try:
+            frames = ll.variations(dec, enc.encode_image([image]), image=image, n=args.num, mode="inverted", eta=args.eta,
+                                   seed=args.seed or 0, steps=args.steps, guidance_scale=args.guidance_scale,
+                                   refine=args.invert_refine, progress=not args.quiet)  # fmt: skip
+            stage.mkdir()
+            for name, frame in zip(names, frames):
+                save_image(frame, stage / name)
+            _write_json(stage / mark.name, settings)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: nothing was replaced ({out_dir}/ is as it was); variations --eta swaps in its "
+                  "frames when all are written, so run it again to start over.", file=sys.stderr)  # fmt: skip
+            return 130
+        with _signals_held() as held:
+            # the earlier set's mark stays until the new one replaces it, so that even a kill
+            # (SIGKILL) in these few renames leaves a folder the rerun replaces freely
+            for p in [*old, out_dir / "contact_sheet.png"]:  # the earlier set, and what was made of it
+                if p != mark and p.name not in names:
+                    p.unlink(missing_ok=True)
+            for name in names:
+                os.replace(stage / name, out_dir / name)
+            os.replace(stage / mark.name, mark)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    try:
+        _deliver(held)  # a Ctrl-C or kill held back during the swap: now, with the new set in place
+        shown = resize_frames(frames, out.size)
+        video = write_video(shown, args.output or video_path(out_dir, fmt), fps=out.fps, hold_first=out.hold_first,
+                            hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
+        sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the new variations are in {out_dir}/ (variations.json), but the video or the contact "
+              "sheet was not written; run the same command again to write them (it decodes again).", file=sys.stderr)  # fmt: skip
+        return 130
     print(f"video:         {video}")
     print(f"contact sheet: {sheet}")
     print(f"frames:        {out_dir}/ ({len(frames)} variations around the inverted noise, eta {args.eta})")
     return 0
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Ctrl-C (SIGINT) and SIGTERM held back in the block, for a few renames that must happen all
+    or none; it yields the list of the signals received meanwhile, for :func:`_deliver` once the
+    block is done. (Only the main thread can set handlers: elsewhere the block runs as it is.)"""
+    import signal
+    import threading
+
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for s, handler in previous.items():  # (None: a handler not set from Python; the default stands in)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+
+def _deliver(held: list[int]) -> None:
+    """The signals :func:`_signals_held` held back, raised now (a KeyboardInterrupt, as they were meant to be)."""
+    import signal
+
+    for s in held:
+        signal.raise_signal(s)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -427,7 +521,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     import latentlab as ll
 
     from .jobs import check_can_create, resize_frames, slug
-    from .video import contact_sheet, load_image, save_image
+    from .video import contact_sheet, save_image
 
     if args.num < 1:
         raise ll.ArgumentError(f"--num must be at least 1, got {args.num}.")
@@ -457,13 +551,22 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     from .render import folder_lock
 
     stack.enter_context(folder_lock(out_dir, "--out-dir"))  # before looking at it: no other render changes it now
+    args.writing = out_dir  # for the message of a full disk
     old = _other_contents(out_dir, mark)
     if old == [mark]:  # settings of a run that drew no picture (stopped early): nothing to keep
         old = []
-    try:
-        was = json.loads(mark.read_text(encoding="utf-8")) if mark.is_file() else None
-    except ValueError:
-        was = None
+    was: Any = None
+    if mark.is_file():
+        try:
+            was = json.loads(mark.read_text(encoding="utf-8"))
+        except ValueError:  # not JSON (empty, cut short)
+            was = None
+        drawn = sum(p.name.startswith("frame_") for p in old)
+        if not isinstance(was, dict) and drawn and not args.overwrite:  # said as what it is, not as "other pictures"
+            raise ArgumentError(
+                f"{mark} is unreadable (empty or damaged), so the {drawn} pictures in {out_dir} cannot be matched "
+                "to these settings. Pass --overwrite to draw them all again, or choose another --out-dir or --name."
+            )
     given = {"prompt": args.prompt, "preset": preset, "seed": seed, "steps": args.steps, "guidance_scale": args.guidance_scale}
     # steps and guidance are compared once the decoder says its defaults (unset and the default alike)
     resumable = isinstance(was, dict) and all(was.get(k) == given[k] for k in ("prompt", "preset", "seed"))
@@ -503,8 +606,19 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
             p.unlink()
     frame_path = out_dir.joinpath("frame_{:05d}.png").as_posix()
     out_dir.mkdir(parents=True, exist_ok=True)
-    mark.write_text(json.dumps({**settings, "num": args.num}, indent=2) + "\n", encoding="utf-8")
-    todo = [k for k in range(args.num) if not Path(frame_path.format(k)).is_file()]
+    from .render import _check_one_size, _frame_shape, _load_png, _write_json
+
+    _write_json(mark, {**settings, "num": args.num})  # atomic: a kill never leaves half a file, which refused the rerun
+    # a picture that is not this decoder's (truncated, damaged, of another size or mode) is drawn
+    # again, as a render's frame is: it stopped the rerun ("cannot read") or the contact sheet
+    expected = _frame_shape(None, dec)
+    pictures: dict[int, Any] = {}
+    for k in range(args.num):
+        if Path(frame_path.format(k)).is_file():
+            image = _load_png(Path(frame_path.format(k)), expected)
+            if image is not None:
+                pictures[k] = image
+    todo = [k for k in range(args.num) if k not in pictures]
     calls: list[list[int]] = []  # runs of consecutive missing pictures, at most --batch-size each (picture k: seed + k)
     for k in todo:
         if calls and k == calls[-1][-1] + 1 and len(calls[-1]) < batch:
@@ -522,10 +636,11 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
                                  guidance_scale=args.guidance_scale, captions=captions, batch_size=len(ks))  # fmt: skip
             for k, frame in zip(ks, frames):
                 save_image(frame, frame_path.format(k))
+                pictures[k] = frame
             if bar is not None:
                 bar.update(len(ks))
     except KeyboardInterrupt:
-        if any(Path(frame_path.format(k)).is_file() for k in range(args.num)):
+        if pictures:
             print(f"\ninterrupted: finished pictures are kept in {out_dir}/; run the same command again to draw the rest.",
                   file=sys.stderr)  # fmt: skip
         else:
@@ -534,7 +649,9 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     finally:
         if bar is not None:
             bar.close()
-    frames = np.stack([load_image(frame_path.format(k)) for k in range(args.num)])
+    kept = [pictures[k] for k in range(args.num)]
+    _check_one_size(kept, out_dir)  # (only where the decoder says no size: kept pictures of another size)
+    frames = np.stack(kept)
     sheet = save_image(contact_sheet(resize_frames(frames, args.size)), out_dir / "contact_sheet.png")
     how = ("the decoder read the prompt too" if captions
            else "drawn from the prior's embeddings alone" + ("" if dec.reads_captions else ": this decoder reads no captions"))
@@ -651,7 +768,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
-        return _main(argv, script=argv is None)
+        with _sigterm_interrupts() as stopped:
+            code = _main(argv, script=argv is None)
+        return 143 if stopped and code == 130 else code  # 128 + SIGTERM, as a shell reports a killed command
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[list[int]]:
+    """SIGTERM (``kill``, a scheduler stopping a job) raises KeyboardInterrupt, as Ctrl-C does, so
+    the command says what it kept and its folder's lock is released (SIGTERM ended it silently);
+    the list it yields says whether it came. The handler before is restored on return (main() may
+    be called from Python), and only the main thread can set one: elsewhere nothing changes."""
+    import signal
+    import threading
+
+    stopped: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _main(argv: Sequence[str] | None, script: bool = False) -> int:
@@ -711,6 +855,18 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     except OSError as exc:  # the system refused: one line, as for any error, not a traceback
         import errno
 
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            # where, and that what was finished is kept (it said only "No space left on device.")
+            writing = getattr(args, "writing", None)  # the folder the command writes, once it knows it
+            where = f" (writing {writing}/)" if writing else f" (writing {exc.filename})" if exc.filename else ""
+            full = "no space left on the device" if exc.errno == errno.ENOSPC else "the disk quota is used up"
+            kept = "finished frames are kept"
+            if args.command == "generate":
+                kept = "finished pictures are kept"
+            elif args.command == "variations" and args.eta is not None:  # swapped in whole (or not at all)
+                kept = "the earlier variations stay until the new set is complete"
+            print(f"latentlab: error: {full}{where}; {kept}: free space and run the same command again.", file=sys.stderr)
+            return 2
         where = f" {exc.filename!r}" if exc.filename else ""
         path_error = exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
                                    errno.EROFS, errno.ENAMETOOLONG)  # fmt: skip

@@ -324,6 +324,7 @@ def variations(
     steps: int | None = None,
     guidance_scale: float | None = None,
     refine: int | None = None,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """``n`` variations of one embedding ``(1, d)``: uint8 ``(n, H, W, 3)``.
 
@@ -344,6 +345,9 @@ def variations(
         refine: ``"inverted"`` mode: gradient steps refining the inverted noise for
             ``guidance_scale`` (``refine`` of :meth:`Decoder.invert`; ``None``: the decoder's
             default).
+        progress: tqdm bars over refining the inverted noise and over the decode; ``None``
+            (default): shown when there is more than one decode to wait for (``"inverted"``
+            mode: the inversion, then the variations), not for ``"reroll"``'s single decode.
 
     >>> frames = ll.variations(dec, enc.encode_image(img), image=img, n=4, eta=0.3)  # doctest: +SKIP
     """
@@ -364,9 +368,24 @@ def variations(
         raise ArgumentError(f"eta must be a number in [0, 1] (mode='inverted': in (0, 1]), got {eta!r}.")
     if refine is not None:
         check_int(refine, "refine", minimum=0)
+    progress = _auto_progress(progress, 1 if mode == "reroll" else 2)
+
+    def decoding(call: Any) -> np.ndarray:
+        """``call()``, one decoder call, under a bar: it cannot count the sampler's steps, but it
+        says what is being waited for, and for how long (variations --eta were silent for most
+        of a minute)."""
+        if not progress:
+            return call()
+        from tqdm.auto import tqdm
+
+        with tqdm(total=n, desc="decode variations", unit="picture", leave=False) as bar:
+            frames = call()
+            bar.update(n)
+        return frames
+
     if mode == "reroll":
         noise = make_noise(tuple(decoder.noise_shape()), seeds)
-        return decoder.decode(zs, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale)
+        return decoding(lambda: decoder.decode(zs, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale))
     if image is None:
         raise ArgumentError("mode='inverted' needs image= (the picture the embedding came from), to invert it.")
     if not getattr(decoder, "supports_inversion", False) or not hasattr(decoder, "decode_eta"):
@@ -383,9 +402,9 @@ def variations(
         if len(items) != 1:
             raise ArgumentError(f"image must be one picture (the one the embedding came from), got {len(items)}.")
         image = np.asarray(items[0].load(), dtype=np.uint8)
-    start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale, progress=False)
-    return decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta), seeds=seeds,
-                              steps=steps, guidance_scale=guidance_scale)  # fmt: skip
+    start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale, progress=progress)
+    return decoding(lambda: decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta),
+                                               seeds=seeds, steps=steps, guidance_scale=guidance_scale))  # fmt: skip
 
 
 def generate(

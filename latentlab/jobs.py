@@ -478,6 +478,9 @@ def render_spec(
             progress=progress,
         )
         shown = resize_frames(frames, s.size)
+        from .video import remove_stale_temps
+
+        remove_stale_temps(video)  # partial videos of a render killed while encoding (its ffmpeg finishes them)
         write_video(
             shown,
             video,

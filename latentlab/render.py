@@ -318,9 +318,12 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                     pid = ""
                 who = ("another thread of this process" if pid == str(os.getpid())
                        else f"another render (process {pid})" if pid.isdigit() else "another render")  # fmt: skip
+                # the lock file named, so that a reader who finds it knows what holds it; deleting it
+                # would not release the lock (the holder keeps the removed file's), only let two writers in
                 raise ArgumentError(
-                    f"{what} {str(directory)!r} is being written by {who} right now. Wait for it to finish, or "
-                    "render into another folder (CLI: --out-dir or --name)."
+                    f"{what} {str(directory)!r} is being written by {who} right now (it holds the lock file "
+                    f"{LOCK_FILE} there, released when that process ends: do not delete it). Wait for it to "
+                    "finish, or render into another folder (CLI: --out-dir or --name)."
                 )
             try:  # the file may have been removed by its last holder between our open and our lock
                 same = os.path.samestat(os.fstat(fd), os.stat(path))

@@ -20,6 +20,7 @@ imageio, imageio-ffmpeg and Pillow are imported lazily, inside the functions tha
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import math
@@ -315,9 +316,29 @@ def _temp_path(target: Path, ext: str | None = None) -> Path:
     """A fresh hidden name next to ``target`` that keeps a recognisable extension."""
     ext = ext if ext is not None else target.suffix.lstrip(".")
     suffix = f".{ext}" if ext else ""
+    return target.with_name(f".{_temp_stem(target)}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+def _temp_stem(target: Path) -> str:
     # the name cut short, so that a target name near the file system's 255-byte limit still fits
-    short = target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
-    return target.with_name(f".{short}.{secrets.token_hex(4)}.tmp{suffix}")
+    return target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+
+
+def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files (:func:`_temp_path`'s names) that writers of ``target`` killed
+    mid-write left beside it (a hidden partial video each); returns them. Call it only where no
+    one else writes ``target`` now (a render holds its folder's lock)."""
+    import re
+
+    target = Path(target)
+    stem = re.escape(_temp_stem(target))
+    gone = []
+    for p in target.parent.glob(".*.tmp*"):
+        if re.fullmatch(rf"\.{stem}\.[0-9a-f]{{8}}\.tmp(\.[A-Za-z0-9]+)?", p.name) and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+    return gone
 
 
 def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | None = None,

@@ -171,6 +171,7 @@ def test_variations_around_the_inverted_noise(tmp_path, images, monkeypatch):
     assert main(["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "--steps", "4",
                  "--invert-refine", "2", "--out-dir", str(out), "-o", str(tmp_path / "v.gif"), "-q"]) == 0  # fmt: skip
     assert seen[0]["refine"] == 2 and seen[0]["mode"] == "inverted"
+    assert seen[0]["progress"] is False  # -q: no bar (it was silent for most of a minute, -q or not)
     frames = [np.asarray(__import__("PIL.Image").Image.open(p)) for p in sorted(out.glob("frame_*.png"))]
     assert len(frames) == 2 and frames[0].shape == (64, 64, 3)
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 0.5  # eta > 0: they differ
@@ -499,6 +500,19 @@ def test_latentlabs_runtime_warnings_are_one_line(tmp_path, images, capsys):
     assert "latentlab: warning: out_dir" in err and "torch 1.0.0 -> " in err and "RuntimeWarning" not in err
 
 
+def test_a_rerun_removes_the_partial_videos_of_a_killed_render(tmp_path, images):
+    # an audit (2026-12-06): killed while encoding, a render left a hidden partial video beside its
+    # video (ffmpeg finishes the frames it was sent), and no rerun ever removed it
+    out = tmp_path / "r"
+    stale = [tmp_path / ".r.mp4.0123abcd.tmp.mp4", tmp_path / ".r.mp4.deadbeef.tmp.mp4"]
+    others = [tmp_path / ".other.mp4.0123abcd.tmp.mp4", tmp_path / ".r.mp4.notmine.tmp.mp4", tmp_path / "r.mp4.0123abcd.tmp.mp4"]
+    for p in stale + others:
+        p.write_bytes(b"partial")
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--out-dir", str(out)]) == 0
+    assert (tmp_path / "r.mp4").is_file()
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
+
+
 def test_save_spec_keeps_the_out_dir(tmp_path, images, monkeypatch, capsys):
     # --out-dir was left out of the saved spec: its replay rendered renders/<name> afresh
     # instead of resuming (or re-encoding) the folder the first run wrote
@@ -781,7 +795,9 @@ def test_a_folder_another_render_is_writing_is_refused_by_every_verb(tmp_path, i
                      ["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "-q"],
                      ["morph", str(images[0]), "--to", "a blue circle", "--frames", "2", *FAST]):  # fmt: skip
             assert main([*argv, "--out-dir", str(out), "--overwrite"]) == 2, argv
-            assert f"is being written by another render (process {pid}) right now" in capsys.readouterr().err
+            err = capsys.readouterr().err
+            assert f"is being written by another render (process {pid}) right now" in err
+            assert "the lock file .latentlab.lock there" in err  # what holds it, found there
         assert sorted(p.name for p in out.iterdir()) == [".latentlab.lock"]  # nothing else was written
     assert not out.exists()  # the holder made the folder for its lock alone, and removed it
 
@@ -854,3 +870,208 @@ def test_generate_at_a_step_count_the_timestep_fix_changed_does_not_keep_older_p
     assert main([*argv[:3], "2", *argv[4:]]) == 2 and "already holds other pictures" in capsys.readouterr().err
     assert main(["generate", "a red circle", "-n", "1", "--preset", "mini", "--steps", "60", "-q", "--name", "b"]) == 0
     assert "timesteps" not in json.loads((tmp_path / "renders" / "b" / "generate.json").read_text())
+
+
+# -- interruptions (an audit of interrupted renders, 2026-12-06) ----------------------------------
+
+ETA = ["--eta", "0.5", "--preset", "mini", "--steps", "2", "--invert-refine", "0", "-q"]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder`` (hidden ones too), by name."""
+    return {p.name: p.read_bytes() if p.is_file() else b"<folder>" for p in folder.iterdir()}
+
+
+def test_an_interrupted_variations_eta_keeps_the_earlier_set_until_the_new_one_is_complete(tmp_path, images, monkeypatch, capsys):
+    """variations --eta deleted the earlier run's frames and variations.json before writing the
+    new ones: Ctrl-C while writing left part of the new set, which the rerun refused as another
+    render's. Now the new set is written aside and swapped in whole."""
+    import latentlab.video as video
+
+    out = tmp_path / "v"
+    argv = ["variations", str(images[0]), "--out-dir", str(out), "-o", str(tmp_path / "v.gif"), *ETA]
+    assert main([*argv, "-n", "3"]) == 0
+    earlier = _contents(out)
+    assert sum(n.startswith("frame_") for n in earlier) == 3 and "variations.json" in earlier
+    real, saved = video.save_image, []
+
+    def stop_after_one(*a, **k):
+        if saved:
+            raise KeyboardInterrupt
+        saved.append(a[1])
+        return real(*a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(video, "save_image", stop_after_one)
+        assert main([*argv, "-n", "2", "--seed", "5"]) == 130
+    assert saved  # it was stopped while writing the new frames
+    assert "nothing was replaced" in capsys.readouterr().err
+    assert _contents(out) == earlier  # the earlier set, whole, and nothing of the new one (no hidden folder either)
+    stale = out / ".variations.0123abcd.tmp"  # the new set of a run killed (SIGKILL) before the swap
+    stale.mkdir()
+    (stale / "frame_00000.png").write_bytes(b"partial")
+    assert main([*argv, "-n", "2", "--seed", "5"]) == 0  # the rerun is not refused, and removes that
+    assert sorted(p.name for p in out.glob("frame_*.png")) == ["frame_00000.png", "frame_00001.png"]
+    assert json.loads((out / "variations.json").read_text())["seed"] == 5
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_sigterm_while_variations_eta_swaps_its_set_in_waits_for_the_swap(tmp_path, images, monkeypatch, capsys):
+    """The swap of the new set for the earlier one is a few renames: a Ctrl-C or kill meanwhile
+    waits for them, so the folder holds one set or the other, never a mix."""
+    out = tmp_path / "v"
+    argv = ["variations", str(images[0]), "--out-dir", str(out), "-o", str(tmp_path / "v.gif"), *ETA]
+    assert main([*argv, "-n", "3"]) == 0
+    earlier = {p.name: p.read_bytes() for p in out.glob("frame_*.png")}
+    real, sent = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).parent == out and Path(dst).name.startswith("frame_") and not sent:  # the swap's first rename
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                raise AssertionError("no SIGTERM handler: the signal would end the test run")
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        assert main([*argv, "-n", "2", "--seed", "5"]) == 143
+    assert sent
+    assert "the new variations are in" in capsys.readouterr().err
+    frames = {p.name: p.read_bytes() for p in out.glob("frame_*.png")}
+    assert sorted(frames) == ["frame_00000.png", "frame_00001.png"]  # the new set, whole
+    assert all(frames[n] != earlier[n] for n in frames)
+    assert json.loads((out / "variations.json").read_text())["seed"] == 5
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no lock or staging folder left
+
+
+def test_generate_draws_damaged_pictures_again(tmp_path, monkeypatch, capsys):
+    """A truncated picture stopped the rerun ("cannot read"), one of another size raised a
+    traceback from the contact sheet: such pictures are drawn again, as a render's frames are."""
+    import latentlab as ll
+    from PIL import Image
+
+    from latentlab.video import load_image
+
+    out = tmp_path / "g"
+    argv = ["generate", "a red cat", "-n", "5", "--batch-size", "2", "--out-dir", str(out), *FAST]
+    assert main(argv) == 0
+    before = {k: load_image(out / f"frame_{k:05d}.png") for k in range(5)}
+    data = (out / "frame_00001.png").read_bytes()
+    (out / "frame_00001.png").write_bytes(data[: len(data) // 2])  # truncated
+    Image.new("RGB", (32, 32)).save(out / "frame_00002.png")  # another size
+    Image.fromarray(before[4]).convert("L").save(out / "frame_00004.png")  # another mode
+    real, calls = ll.generate, []
+    monkeypatch.setattr(ll, "generate", lambda *a, **k: calls.append((k["seed"], k["n"])) or real(*a, **k))
+    assert main(argv) == 0, capsys.readouterr().err
+    assert calls == [(1, 2), (4, 1)]  # the damaged ones only, in runs of consecutive pictures
+    for k in range(5):
+        assert np.abs(load_image(out / f"frame_{k:05d}.png").astype(int) - before[k].astype(int)).max() <= 2
+    assert (out / "contact_sheet.png").is_file()
+
+
+def test_an_unreadable_generate_json_is_said_as_such(tmp_path, monkeypatch, capsys):
+    """generate.json is written atomically (a kill mid-write left half a file), and an unreadable
+    one is named, not reported as "other pictures"."""
+    import latentlab as ll
+
+    out = tmp_path / "g"
+    argv = ["generate", "a red cat", "-n", "2", "--out-dir", str(out), *FAST]
+    real, replaced = os.replace, []
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", lambda src, dst: replaced.append((Path(src).name, Path(dst).name)) or real(src, dst))
+        assert main(argv) == 0
+    assert [s for s, d in replaced if d == "generate.json"][0].startswith(".generate.json.")  # replaced whole
+    for damage in ('{"prompt": "a red c', ""):
+        (out / "generate.json").write_text(damage)
+        with monkeypatch.context() as m:
+            m.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+            assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{out / 'generate.json'} is unreadable" in err and "2 pictures" in err and "--overwrite" in err
+        assert "other pictures" not in err
+    assert main([*argv, "--overwrite"]) == 0 and json.loads((out / "generate.json").read_text())["num"] == 2
+
+
+def test_ctrl_c_while_pacing_says_the_measurement_is_not_kept(tmp_path, images, monkeypatch, capsys):
+    import latentlab.jobs as jobs
+
+    def measuring(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "pace_spec", measuring)
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "4", "--out-dir", str(tmp_path / "r"), *FAST]
+    assert main([*argv, "--pacing", "even"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before any frame was finished" in err and "pacing measurement is kept only once finished" in err
+    monkeypatch.setattr(jobs, "render_spec", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(argv) == 130  # uniform pacing: nothing is measured, nothing said of it
+    err = capsys.readouterr().err
+    assert "interrupted before any frame was finished" in err and "pacing measurement" not in err
+
+
+def test_ctrl_c_before_drawing_does_not_promise_a_resume_of_another_render(tmp_path, images, monkeypatch, capsys):
+    """Ctrl-C while the models loaded, for --seed 3 into a folder of a seed-0 render: it said
+    "finished frames are kept ...; run the same command again to resume", which is refused."""
+    from latentlab import presets
+
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "3", "--out-dir", str(tmp_path / "r"), *FAST]
+    assert main(argv) == 0
+    capsys.readouterr()
+
+    def loading(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(presets, "create_encoder", loading)
+    assert main([*argv, "--seed", "3"]) == 130
+    err = capsys.readouterr().err
+    assert "4 frames it holds (not known to be this render's) were left as they were" in err and "resume" not in err
+    assert main([*argv, "--fps", "12"]) == 130  # the same render (another fps draws the same frames)
+    assert "finished frames are kept" in capsys.readouterr().err
+
+
+def test_sigterm_stops_like_ctrl_c_keeping_finished_pictures_and_releasing_the_lock(tmp_path, monkeypatch, capsys):
+    """SIGTERM (kill) ended the command silently (status -15), its lock left behind: now it is
+    an interruption, said as Ctrl-C's is, with status 143; main() restores the handler it found."""
+    import latentlab as ll
+
+    out = tmp_path / "g"
+    real = ll.generate
+
+    def killed_on_the_second_batch(*a, **k):
+        if k["seed"] > 0:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                raise AssertionError("no SIGTERM handler: the signal would end the test run")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the handler interrupts the sleep
+            raise AssertionError("SIGTERM did not interrupt")
+        return real(*a, **k)
+
+    monkeypatch.setattr(ll, "generate", killed_on_the_second_batch)
+    found = signal.getsignal(signal.SIGTERM)
+    assert main(["generate", "a red cat", "-n", "4", "--batch-size", "2", "--out-dir", str(out), *FAST]) == 143
+    assert "finished pictures are kept" in capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("frame_*.png")) == ["frame_00000.png", "frame_00001.png"]
+    assert not (out / ".latentlab.lock").exists()
+    assert signal.getsignal(signal.SIGTERM) is found
+
+
+def test_a_full_disk_names_the_folder_and_says_the_finished_pictures_are_kept(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import latentlab.video as video
+
+    out = tmp_path / "g"
+    real, saved = video.save_image, []
+
+    def full(*a, **k):
+        if len(saved) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        saved.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(video, "save_image", full)
+    assert main(["generate", "a red cat", "-n", "4", "--batch-size", "2", "--out-dir", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"no space left on the device (writing {out}/); finished pictures are kept: free space and run the same command again" in err
+    assert len(list(out.glob("frame_*.png"))) == 2

@@ -930,6 +930,27 @@ def test_variations_reroll_and_inverted(mini, tmp_path):
         ll.variations(dec, z, image=image, eta=0)
 
 
+def test_variations_show_progress_while_inverting_and_decoding(mini, capsys):
+    """ll.variations had no progress bar: variations around the inverted noise were silent for
+    most of a minute on a CPU."""
+    enc, dec = mini
+    image = _scenes(1)[0]
+    z = enc.encode_image(image)
+    capsys.readouterr()
+    quiet = ll.variations(dec, z, image=image, n=2, eta=0.3, steps=2, refine=1, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = ll.variations(dec, z, image=image, n=2, eta=0.3, steps=2, refine=1, progress=True)
+    err = capsys.readouterr().err
+    assert "refine inverted noise" in err and "decode variations" in err
+    assert np.array_equal(quiet, shown)  # the bars change nothing drawn
+    ll.variations(dec, z, image=image, n=2, eta=0.3, steps=2, refine=0)  # default: a bar, two decodes to wait for
+    assert "decode variations" in capsys.readouterr().err
+    ll.variations(dec, z, n=2, steps=2)  # reroll, one decode: none by default
+    assert "decode variations" not in capsys.readouterr().err
+    with pytest.raises(ArgumentError, match="progress must be True, False or None"):
+        ll.variations(dec, z, n=2, steps=2, progress="yes")
+
+
 def test_generate_draws_prior_samples_and_gives_the_decoder_the_prompt(mini):
     """ll.generate: picture k is the prior's sample and the noise of seed + k, drawn with the
     prompt where the decoder reads captions (mini), so its layout expert places the objects."""
