@@ -461,9 +461,13 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
             os.replace(stage / mark.name, mark)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    args.swapped = True  # (for the message of a full disk)
     try:
         _deliver(held)  # a Ctrl-C or kill held back during the swap: now, with the new set in place
         shown = resize_frames(frames, out.size)
+        from .video import remove_stale_temps
+
+        remove_stale_temps(args.output or video_path(out_dir, fmt))  # partial videos of a run killed while encoding
         video = write_video(shown, args.output or video_path(out_dir, fmt), fps=out.fps, hold_first=out.hold_first,
                             hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
         sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
@@ -501,7 +505,7 @@ def _deliver(held: list[int]) -> None:
     """The signals :func:`_signals_held` held back, raised now (a KeyboardInterrupt, as they were meant to be)."""
     import signal
 
-    for s in held:
+    for s in sorted(set(held), key=lambda s: s != signal.SIGTERM):  # SIGTERM first: the exit status says it
         signal.raise_signal(s)
 
 
@@ -791,6 +795,9 @@ def _sigterm_interrupts() -> Iterator[list[int]]:
         stopped.append(signum)
         raise KeyboardInterrupt
 
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:  # ignored by whoever started us: it stays ignored
+        yield stopped
+        return
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield stopped
@@ -864,7 +871,8 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
             if args.command == "generate":
                 kept = "finished pictures are kept"
             elif args.command == "variations" and args.eta is not None:  # swapped in whole (or not at all)
-                kept = "the earlier variations stay until the new set is complete"
+                kept = ("the new variations are in place; the video or contact sheet was not written"
+                        if getattr(args, "swapped", False) else "the earlier variations stay until the new set is complete")
             print(f"latentlab: error: {full}{where}; {kept}: free space and run the same command again.", file=sys.stderr)
             return 2
         where = f" {exc.filename!r}" if exc.filename else ""

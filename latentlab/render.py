@@ -322,7 +322,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                 # would not release the lock (the holder keeps the removed file's), only let two writers in
                 raise ArgumentError(
                     f"{what} {str(directory)!r} is being written by {who} right now (it holds the lock file "
-                    f"{LOCK_FILE} there, released when that process ends: do not delete it). Wait for it to "
+                    f"{LOCK_FILE} there, released when that render ends: do not delete it). Wait for it to "
                     "finish, or render into another folder (CLI: --out-dir or --name)."
                 )
             try:  # the file may have been removed by its last holder between our open and our lock

@@ -324,11 +324,18 @@ def _temp_stem(target: Path) -> str:
     return target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
 
 
-def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
+#: a temporary file of a write that has not touched it for this long is taken for one a killed
+#: writer left (a render's lock covers its folder, not a video path another render may share)
+STALE_TEMP_S = 3600.0
+
+
+def remove_stale_temps(target: str | os.PathLike, *, older_than: float = STALE_TEMP_S) -> list[Path]:
     """Remove the temporary files (:func:`_temp_path`'s names) that writers of ``target`` killed
-    mid-write left beside it (a hidden partial video each); returns them. Call it only where no
-    one else writes ``target`` now (a render holds its folder's lock)."""
+    mid-write left beside it (a hidden partial video each), untouched for ``older_than``
+    seconds (an hour: one written now may be another render's, writing the same video); returns
+    them."""
     import re
+    import time
 
     target = Path(target)
     stem = re.escape(_temp_stem(target))
@@ -336,8 +343,9 @@ def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
     for p in target.parent.glob(".*.tmp*"):
         if re.fullmatch(rf"\.{stem}\.[0-9a-f]{{8}}\.tmp(\.[A-Za-z0-9]+)?", p.name) and p.is_file():
             with contextlib.suppress(OSError):
-                p.unlink()
-                gone.append(p)
+                if time.time() - p.stat().st_mtime >= older_than:
+                    p.unlink()
+                    gone.append(p)
     return gone
 
 

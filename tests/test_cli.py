@@ -506,11 +506,14 @@ def test_a_rerun_removes_the_partial_videos_of_a_killed_render(tmp_path, images)
     out = tmp_path / "r"
     stale = [tmp_path / ".r.mp4.0123abcd.tmp.mp4", tmp_path / ".r.mp4.deadbeef.tmp.mp4"]
     others = [tmp_path / ".other.mp4.0123abcd.tmp.mp4", tmp_path / ".r.mp4.notmine.tmp.mp4", tmp_path / "r.mp4.0123abcd.tmp.mp4"]
-    for p in stale + others:
+    fresh = tmp_path / ".r.mp4.feedf00d.tmp.mp4"  # written a minute ago: maybe another render's, writing the same -o
+    hour_ago = time.time() - 3601
+    for p in stale + others + [fresh]:
         p.write_bytes(b"partial")
+        os.utime(p, (hour_ago, hour_ago) if p != fresh else (time.time() - 60, time.time() - 60))
     assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--out-dir", str(out)]) == 0
     assert (tmp_path / "r.mp4").is_file()
-    assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in [*others, fresh])
 
 
 def test_save_spec_keeps_the_out_dir(tmp_path, images, monkeypatch, capsys):
@@ -913,6 +916,18 @@ def test_an_interrupted_variations_eta_keeps_the_earlier_set_until_the_new_one_i
     assert main([*argv, "-n", "2", "--seed", "5"]) == 0  # the rerun is not refused, and removes that
     assert sorted(p.name for p in out.glob("frame_*.png")) == ["frame_00000.png", "frame_00001.png"]
     assert json.loads((out / "variations.json").read_text())["seed"] == 5
+    # a full disk once the new set is in (the video): said as such, not "the earlier variations stay"
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:
+        m.setattr(video, "write_video", full)
+        capsys.readouterr()
+        assert main([*argv, "-n", "2", "--seed", "6"]) == 2
+    assert "the new variations are in place; the video or contact sheet was not written" in capsys.readouterr().err
+    assert json.loads((out / "variations.json").read_text())["seed"] == 6
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
@@ -1054,6 +1069,14 @@ def test_sigterm_stops_like_ctrl_c_keeping_finished_pictures_and_releasing_the_l
     assert sorted(p.name for p in out.glob("frame_*.png")) == ["frame_00000.png", "frame_00001.png"]
     assert not (out / ".latentlab.lock").exists()
     assert signal.getsignal(signal.SIGTERM) is found
+    # a SIGTERM ignored by whoever started us stays ignored (a review: main() made it an interrupt)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        seen = []
+        monkeypatch.setattr("latentlab.cli._main", lambda *a, **k: seen.append(signal.getsignal(signal.SIGTERM)) or 0)
+        assert main(["presets"]) == 0 and seen == [signal.SIG_IGN]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_full_disk_names_the_folder_and_says_the_finished_pictures_are_kept(tmp_path, monkeypatch, capsys):
