@@ -653,6 +653,19 @@ def test_refined_inversion_redraws_inputs_closer_at_the_render_guidance(mini):
     assert torch.equal(refined[1:2], dec.invert(images[1:2], z[1:2], steps=6, refine=6))
 
 
+def test_eta_one_at_five_steps_draws_pictures_not_nan(mini):
+    # an audit (2026-12-06): at eta 1 and 5 steps, float32 rounded 1 - a_prev - sigma^2 (>= 0) below
+    # 0 at the first step, and every frame came out black (NaN) with no error
+    from latentlab.mini.runtime import sample_decoder_eta
+
+    enc, dec = mini
+    z = enc.encode_text(["a red cross"])
+    noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(0))
+    for steps in (5, 6):
+        x = sample_decoder_eta(dec.net, z.expand(2, -1), noise, seeds=[0, 1], eta=1.0, steps=steps)
+        assert torch.isfinite(x).all() and x.std() > 0.1, steps
+
+
 def test_refining_the_inverted_noise_shows_progress(mini, capsys):
     # refining is the slow part (seconds per picture): notebook 03's slowest cell showed nothing
     enc, dec = mini

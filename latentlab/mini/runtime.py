@@ -145,6 +145,20 @@ def _eta_stream(seed: int) -> int:
     return int(np.random.SeedSequence([int(seed) % 2**64, 0xE7A]).generate_state(1, np.uint64)[0]) % 2**63
 
 
+def _ddim_step_float64(sched: Any, eps: torch.Tensor, t: Any, x: torch.Tensor, eta: float, var: torch.Tensor) -> torch.Tensor:
+    """``sched.step`` (DDIM with ``eta``) computed in float64, for a step whose float32 rounding
+    made the direction's coefficient ``sqrt(1 - a_prev - sigma^2)`` NaN; returned in ``x``'s dtype.
+    Only such steps take it, so every other step stays bit for bit as it was."""
+    saved = sched.alphas_cumprod, sched.final_alpha_cumprod
+    sched.alphas_cumprod, sched.final_alpha_cumprod = saved[0].double(), torch.as_tensor(saved[1]).double()
+    try:
+        out = sched.step(eps.double(), t, x.double(), eta=eta, variance_noise=var.double(),
+                         use_clipped_model_output=True).prev_sample  # fmt: skip
+    finally:
+        sched.alphas_cumprod, sched.final_alpha_cumprod = saved
+    return out.to(x.dtype)
+
+
 @torch.no_grad()
 def sample_decoder_eta(
     net: MiniDecoderNet,
@@ -171,7 +185,10 @@ def sample_decoder_eta(
         out = _guided_eps(net, x, int(t), emb, guidance_scale)
         if eta > 0:
             var = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(x.device, x.dtype)
-            x = sched.step(out, t, x, eta=float(eta), variance_noise=var, use_clipped_model_output=True).prev_sample
+            step = sched.step(out, t, x, eta=float(eta), variance_noise=var, use_clipped_model_output=True).prev_sample
+            if not torch.isfinite(step).all():  # 1 - a_prev - sigma^2, >= 0 exactly, rounded below 0 in float32
+                step = _ddim_step_float64(sched, out, t, x, float(eta), var)  # (eta 1 at 5 steps: black frames)
+            x = step
         else:
             x = sched.step(out, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
     return x.clamp(-1, 1)
