@@ -15,7 +15,8 @@ help:
 	@echo "make test   - set up .venv if needed, run the test suite (one process per core; TEST_JOBS=0: one process)"
 	@echo "make bench  - run the CPU render benchmark of docs/performance.md (a few minutes)"
 	@echo "make docs   - build the documentation site into build/site/ (docs-serve: preview it)"
-	@echo "make clean  - remove renders/ and caches (keeps .venv)"
+	@echo "make test-fast - the tests in one process, stopping at the first failure"
+	@echo "make clean  - remove the docs build, test caches and the demo's render (keeps .venv and your other renders/)"
 
 setup: $(STAMP)
 
@@ -48,5 +49,6 @@ docs: $(STAMP)
 docs-serve: $(STAMP)
 	$(BIN)/python -m mkdocs serve
 
+# renders/ holds the renders of every CLI command run here (hours of work, maybe): only the demo's goes
 clean:
-	rm -rf renders .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis renders/demo renders/demo.mp4 renders/demo.gif

@@ -619,6 +619,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--morphs must be in [1, {len(MORPHS)}], got {args.morphs}")
     if args.frames < 3 or args.flicker_frames < 2:
         p.error(f"--frames must be >= 3 and --flicker-frames >= 2, got {args.frames} and {args.flicker_frames}")
+    # every value checked before an earlier run's outputs are removed (a bad one had removed them,
+    # then failed seconds later as the library argument it becomes)
+    for flag, value, ok, need in (
+        ("--passes", args.passes, args.passes >= 1, ">= 1"),
+        ("--coarse", args.coarse, args.coarse is None or args.coarse >= 1, ">= 1"),
+        ("--tol", args.tol, math.isfinite(args.tol) and args.tol >= 0, "a finite number >= 0"),
+        ("--max-samples", args.max_samples, args.max_samples is None or args.max_samples >= 0, ">= 0"),
+        ("--min-width", args.min_width, args.min_width is None or 0 < args.min_width < 1, "in (0, 1)"),
+        ("--relax", args.relax, args.relax >= 0, ">= 0"),
+        ("--invert-refine", args.invert_refine, args.invert_refine is None or args.invert_refine >= 0, ">= 0"),
+        ("--edit-steps", args.edit_steps, args.edit_steps is None or args.edit_steps >= 0, ">= 0 (0 skips)"),
+        ("--variations", args.variations, args.variations is None or args.variations >= 0, ">= 0 (0 skips)"),
+    ):
+        if not ok:
+            p.error(f"{flag} must be {need}, got {value}")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

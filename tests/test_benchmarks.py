@@ -211,6 +211,8 @@ def test_render_speed_compile_mode_needs_compile(bench, capsys):
     (["--frames", "1"], "--frames must be >= 2"),
     (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1"),
     (["--rec-steps", "0"], "argument --rec-steps: must be an integer >= 1"),
+    # an audit (2026-12-06): it failed with a traceback after timing the first model
+    (["--json", "/nonexistent-folder/x.json"], "--json /nonexistent-folder/x.json: its folder /nonexistent-folder does not exist"),
 ])  # fmt: skip
 def test_render_speed_refuses_bad_counts_before_building_models(bench, capsys, monkeypatch, bad, why):
     monkeypatch.setattr(bench, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
@@ -416,10 +418,17 @@ def test_gpu_session_script_stops_at_a_failed_training_step(tmp_path, fail):
     (["--flicker-frames", "0"], "--flicker-frames >= 2"),
     (["--steps", "0"], "argument --steps: must be an integer >= 1"),
     (["--threads", "0"], "argument --threads: must be an integer >= 1"),
+    # an audit (2026-12-06): these removed an earlier run's outputs, then failed as a library argument
+    (["--passes", "0"], "--passes must be >= 1, got 0"),
+    (["--tol", "-1"], "--tol must be a finite number >= 0"),
+    (["--min-width", "0"], "--min-width must be in (0, 1)"),
+    (["--invert-refine", "-1"], "--invert-refine must be >= 0"),
+    (["--edit-steps", "-1"], "--edit-steps must be >= 0 (0 skips)"),
 ])  # fmt: skip
 def test_quality_refuses_zero_counts_instead_of_taking_the_default(bad, why, capsys, monkeypatch, tmp_path):
     mod = _load("quality")
     monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    (tmp_path / "results.json").write_text("{}")  # an earlier run's: kept when the flags are refused
     before = torch.get_num_threads()
     try:
         with pytest.raises(SystemExit) as exc:
@@ -427,6 +436,7 @@ def test_quality_refuses_zero_counts_instead_of_taking_the_default(bad, why, cap
     finally:
         torch.set_num_threads(before)
     assert exc.value.code == 2 and why in capsys.readouterr().err
+    assert (tmp_path / "results.json").is_file()
 
 
 @pytest.mark.parametrize("bad", [["--n", "0"], ["--steps", "0"], ["--threads", "0"], ["--n", "-3"]])
