@@ -51,4 +51,4 @@ docs-serve: $(STAMP)
 
 # renders/ holds the renders of every CLI command run here (hours of work, maybe): only the demo's goes
 clean:
-	rm -rf build .pytest_cache .hypothesis renders/demo renders/demo.mp4 renders/demo.gif
+	rm -rf build .pytest_cache .hypothesis renders/demo renders/demo-inputs renders/demo.mp4 renders/demo.gif

@@ -634,6 +634,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if not ok:
             p.error(f"{flag} must be {need}, got {value}")
+    if args.json is not None:  # written at the end: a folder that is not there failed after the whole run
+        target = Path(args.json).expanduser()
+        if target.is_dir() or not target.absolute().parent.is_dir():
+            p.error(f"--json {args.json}: give a file in an existing folder")
+        args.json = str(target)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -449,8 +449,15 @@ def main(argv: list[str] | None = None) -> int:
         args.frames = 8 if args.tiny else 16
     if args.frames < 2:  # here, not after the models are built: the trajectory needs two ends
         ap.error(f"--frames must be >= 2 (a trajectory from one end to the other), got {args.frames}")
-    if args.json is not None and not args.json.expanduser().absolute().parent.is_dir():  # before the first row is timed
-        ap.error(f"--json {args.json}: its folder {args.json.expanduser().absolute().parent} does not exist; create it first")
+    if args.json is not None:  # before the first row is timed (it is rewritten after each row)
+        try:
+            args.json = args.json.expanduser()
+        except RuntimeError:  # ~user that does not exist
+            ap.error(f"--json {args.json}: no such home folder")
+        if args.json.is_dir():
+            ap.error(f"--json {args.json} is a folder; give a file name, e.g. {args.json / 'speed.json'}")
+        if not args.json.absolute().parent.is_dir():
+            ap.error(f"--json {args.json}: its folder {args.json.absolute().parent} does not exist; create it first")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     models = args.model or (list(TINY) if args.tiny else ["sd21-unclip-h"])

@@ -865,6 +865,8 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
         if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
             # where, and that what was finished is kept (it said only "No space left on device.")
             writing = getattr(args, "writing", None)  # the folder the command writes, once it knows it
+            if exc.filename and (not writing or Path(writing).resolve() not in Path(exc.filename).resolve().parents):
+                writing = None  # a file elsewhere (-o in another folder): named itself
             where = f" (writing {writing}/)" if writing else f" (writing {exc.filename})" if exc.filename else ""
             full = "no space left on the device" if exc.errno == errno.ENOSPC else "the disk quota is used up"
             kept = "finished frames are kept"

@@ -213,6 +213,7 @@ def test_render_speed_compile_mode_needs_compile(bench, capsys):
     (["--rec-steps", "0"], "argument --rec-steps: must be an integer >= 1"),
     # an audit (2026-12-06): it failed with a traceback after timing the first model
     (["--json", "/nonexistent-folder/x.json"], "--json /nonexistent-folder/x.json: its folder /nonexistent-folder does not exist"),
+    (["--json", "."], "--json . is a folder; give a file name"),
 ])  # fmt: skip
 def test_render_speed_refuses_bad_counts_before_building_models(bench, capsys, monkeypatch, bad, why):
     monkeypatch.setattr(bench, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
@@ -424,6 +425,7 @@ def test_gpu_session_script_stops_at_a_failed_training_step(tmp_path, fail):
     (["--min-width", "0"], "--min-width must be in (0, 1)"),
     (["--invert-refine", "-1"], "--invert-refine must be >= 0"),
     (["--edit-steps", "-1"], "--edit-steps must be >= 0 (0 skips)"),
+    (["--json", "/nonexistent-folder/q.json"], "--json /nonexistent-folder/q.json: give a file in an existing folder"),
 ])  # fmt: skip
 def test_quality_refuses_zero_counts_instead_of_taking_the_default(bad, why, capsys, monkeypatch, tmp_path):
     mod = _load("quality")

@@ -186,7 +186,8 @@ def sample_decoder_eta(
         if eta > 0:
             var = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(x.device, x.dtype)
             step = sched.step(out, t, x, eta=float(eta), variance_noise=var, use_clipped_model_output=True).prev_sample
-            if not torch.isfinite(step).all():  # 1 - a_prev - sigma^2, >= 0 exactly, rounded below 0 in float32
+            if not torch.isfinite(step).all() and torch.isfinite(x).all() and torch.isfinite(out).all():
+                # 1 - a_prev - sigma^2, >= 0 exactly, rounded below 0 in float32 (not a NaN of the inputs)
                 step = _ddim_step_float64(sched, out, t, x, float(eta), var)  # (eta 1 at 5 steps: black frames)
             x = step
         else:
