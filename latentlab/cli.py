@@ -211,14 +211,11 @@ def _load_flags(g: Any) -> None:
                    help="diffusers presets on a GPU: keep each model on the CPU until it runs (less GPU memory, slower)")
 
 
-def _load_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``dtype=`` / ``cpu_offload=`` for the ``create_*`` calls, only where the flags are given."""
-    options: dict[str, Any] = {}
-    if getattr(args, "dtype", None):
-        options["dtype"] = args.dtype
-    if getattr(args, "cpu_offload", False):
-        options["cpu_offload"] = True
-    return options
+def _load_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(dtype=, cpu_offload=)`` keywords for the ``create_*`` calls, each only where its flag
+    is given: the first for every model, the second for the decoder (and a prior that takes it)."""
+    load = {"dtype": args.dtype} if getattr(args, "dtype", None) else {}
+    return load, ({"cpu_offload": True} if getattr(args, "cpu_offload", False) else {})
 
 
 def _decoder_options(preset: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -291,10 +288,11 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     where = Path(out_dir).expanduser() if out_dir else default_out_dir(spec)  # as render_spec places it
     args.writing = where  # for the message of a full disk
     before = _folder_state(where)
+    load, offload = _load_options(args)
     try:
         result = render_spec(
             spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
-            **_load_options(args),
+            **load, **offload,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"\n{_interrupted_render(where, spec, before)}", file=sys.stderr)
@@ -376,8 +374,6 @@ def _refuse_other(out_dir: Path, old: list[Path], held: str) -> ArgumentError:
 
 
 def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) -> int:
-    import contextlib
-
     with contextlib.ExitStack() as stack:  # holds the folder's lock once it is known
         return _inverted_variations_in(args, spec_dict, stack)
 
@@ -425,8 +421,7 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
         check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
     preset = args.preset or "mini"
     image = load_image(args.image)
-    load = _load_options(args)
-    offload = {"cpu_offload": load.pop("cpu_offload")} if "cpu_offload" in load else {}
+    load, offload = _load_options(args)
     enc = ll.create_encoder(preset, device=args.device, **load)
     dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))
     settings = {"image": str(Path(args.image).resolve()), "preset": preset, "num": args.num, "eta": args.eta,
@@ -510,8 +505,6 @@ def _deliver(held: list[int]) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    import contextlib
-
     with contextlib.ExitStack() as stack:  # holds the folder's lock once it is known
         return _generate_in(args, stack)
 
@@ -581,8 +574,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         raise _refuse_other(out_dir, old, "other pictures")
     from .jobs import create_prior_offloaded
 
-    load = _load_options(args)
-    offload = {"cpu_offload": load.pop("cpu_offload")} if "cpu_offload" in load else {}
+    load, offload = _load_options(args)
     enc = ll.create_encoder(preset, device=args.device, **load)
     prior = create_prior_offloaded(preset, device=args.device, **load, **offload)
     dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))

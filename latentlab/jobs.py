@@ -78,6 +78,11 @@ _PACING_DEFAULTS = {
 }
 
 
+def _default_refine(decoder: Any) -> int:
+    """The refining steps ``decoder.invert(refine=None)`` takes (see :meth:`Decoder.invert`)."""
+    return decoder.default_inversion_refine if getattr(decoder, "supports_refine", False) else 0
+
+
 def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]:
     """``spec`` (a manifest's or ``Spec.to_dict()``) without its output-only fields, and each
     setting that draws no other frame left out or spelt one way: eta 0 and unset alike, pacing
@@ -98,7 +103,7 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
 
         out.update(sampling_settings(out.get("steps"), out.get("guidance_scale"), decoder))
         if out.get("noise") == "inverted" and out.get("invert_refine") is None:
-            out["invert_refine"] = decoder.default_inversion_refine if getattr(decoder, "supports_refine", False) else 0
+            out["invert_refine"] = _default_refine(decoder)
     return out
 
 
@@ -164,7 +169,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
     paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
     refine = spec.invert_refine  # the decoder's default spelt out is the default (unset), as in older caches
-    if refine == (decoder.default_inversion_refine if getattr(decoder, "supports_refine", False) else 0):
+    if refine == _default_refine(decoder):
         refine = None
     h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, decoder), "seeds": spec.keyframe_seeds(),
                                    "invert_refine": refine, "decoder": decoder.describe(),
