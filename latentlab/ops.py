@@ -31,6 +31,9 @@ tensor([[1.0000, 0.0000],
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from typing import Iterable, Sequence, Union
 
 import numpy as np
@@ -62,6 +65,8 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _ANTIPODAL_COS = -1.0 + 1e-4
 #: A result whose norm is below this fraction of its inputs' scale counts as zero.
 _ZERO_REL = 1e-6
+#: A row whose norm is within this of 1 counts as unit-norm already (see :func:`_as_unit`).
+_UNIT_TOL = 1e-6
 
 
 # ----------------------------------------------------------------------------------
@@ -192,6 +197,16 @@ def _unit(x: torch.Tensor, name: str) -> torch.Tensor:
     return x / n
 
 
+def _as_unit(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` with unit-norm rows: rows already unit-norm up to float rounding (an encoder's
+    output) keep their bits, so results, and the render fingerprints built on them, do not
+    move by an ulp; the others are normalised by :func:`_unit` (which refuses zero rows)."""
+    off = (x.norm(dim=-1, keepdim=True) - 1.0).abs() > _UNIT_TOL  # an overflowing norm (inf) is off too
+    if not off.any():
+        return x
+    return torch.where(off, _unit(x, name), x)
+
+
 def _refuse_zero(
     result: torch.Tensor, scale: torch.Tensor, what: str, fix: str
 ) -> torch.Tensor:
@@ -219,6 +234,32 @@ def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 2.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))
 
 
+def _cos_any_norm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine of ``a`` and ``b`` of any norm (rows of 1e20 or 1e-25 included,
+    each first divided by its largest magnitude); 0 where a row is the zero vector.
+    For checks only: the operators' results are computed as before."""
+
+    def direction(x: torch.Tensor) -> torch.Tensor:
+        m = x.abs().amax(dim=-1, keepdim=True)
+        x = x / torch.where(m > 0, m, torch.ones_like(m))
+        n = x.norm(dim=-1, keepdim=True)
+        return x / torch.where(n > 0, n, torch.ones_like(n))
+
+    return (direction(a) * direction(b)).sum(dim=-1).clamp(-1.0, 1.0)
+
+
+def _refuse_antipodal(cos: torch.Tensor, names: tuple[str, str], why: str) -> None:
+    """Raise where the row-wise cosine ``cos`` of two inputs says they are antipodal
+    (below ``-1 + 1e-4``); ``why`` says what goes wrong there, for the message."""
+    antipodal = cos < _ANTIPODAL_COS
+    if antipodal.any():
+        raise ArgumentError(
+            f"{names[0]} and {names[1]} are antipodal{_fmt_rows(antipodal)} (cosine "
+            f"{cos[antipodal].min().item():.6f}, about -1): {why}. Pass via a third keyframe c: "
+            f"interpolate {names[0]} -> c, then c -> {names[1]}."
+        )
+
+
 # ----------------------------------------------------------------------------------
 # interpolation
 # ----------------------------------------------------------------------------------
@@ -232,7 +273,9 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
 
     Returns:
         ``(*broadcast(a.shape[:-1], b.shape[:-1], t.shape), d)``, dtype of the inputs.
-        Rows are *not* unit-norm in general (see :func:`nlerp`, :func:`slerp`).
+        Rows are *not* unit-norm in general (see :func:`nlerp`, :func:`slerp`): the plain
+        formula, with no checks on the result, so antipodal ``a``, ``b`` (``b = -a``) give
+        the zero vector at ``t = 0.5``, which has no direction for a decoder.
 
     >>> import torch
     >>> lerp(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), 0.5)
@@ -255,8 +298,14 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
         t: float or tensor broadcasting against the leading dims.
 
     Returns:
-        unit-norm ``(*broadcast(a.shape[:-1], b.shape[:-1], t.shape), d)``. Raises
-        :class:`ArgumentError` where the blend is the zero vector (antipodal a, b at t=0.5).
+        unit-norm ``(*broadcast(a.shape[:-1], b.shape[:-1], t.shape), d)``.
+
+    Raises:
+        ArgumentError: rows of ``a`` and ``b`` are antipodal (cosine < -1 + 1e-4, as
+            :func:`slerp` refuses them), whatever ``t``: the blend passes through the zero
+            vector halfway, so a path of nlerps jumps from one end to the other there (a hard
+            cut, not a morph); go through a third keyframe. Also where the blend is the zero
+            vector for another reason (``t`` outside [0, 1] with parallel ``a``, ``b``).
 
     >>> import torch
     >>> nlerp(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), 0.5)
@@ -264,12 +313,18 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
     """
     (a_, b_), space, dtype, work, lead = _check_inputs([a, b], ["a", "b"])
     tt, _ = _check_scalar(t, "t", work, a_.device, lead, "a and b")
+    _refuse_antipodal(
+        _cos_any_norm(a_, b_), ("a", "b"),
+        "nlerp passes through the zero vector halfway between opposite points and jumps from one "
+        "to the other there, whatever frames t samples",
+    )
     tt = tt.unsqueeze(-1)
     mixed = (1.0 - tt) * a_ + tt * b_
     scale = (1.0 - tt).abs() * a_.norm(dim=-1, keepdim=True) + tt.abs() * b_.norm(dim=-1, keepdim=True)
     out = _refuse_zero(
         mixed, scale, "the blend (1 - t) a + t b",
-        "a and b cancel out there (antipodal rows?). Interpolate through a third keyframe.",
+        "a and b cancel out there (t outside [0, 1] extrapolates past the zero vector). "
+        "Keep t in [0, 1], or interpolate through a third keyframe.",
     )
     return _finish(out, dtype, space)
 
@@ -279,17 +334,15 @@ def _slerp_unit(
 ) -> torch.Tensor:
     """Slerp between unit rows ``a``, ``b`` (working dtype); ``t`` already a tensor."""
     cos = (a * b).sum(dim=-1).clamp(-1.0, 1.0)
-    antipodal = cos < _ANTIPODAL_COS
-    if antipodal.any():
-        raise ArgumentError(
-            f"{names[0]} and {names[1]} are antipodal{_fmt_rows(antipodal)} (cosine "
-            f"{cos[antipodal].min().item():.6f}, about -1): there is no unique great circle "
-            "between opposite points, so slerp is undefined. Pass via a third keyframe c: "
-            f"interpolate {names[0]} -> c, then c -> {names[1]}."
-        )
+    _refuse_antipodal(
+        cos, names, "there is no unique great circle between opposite points, so slerp is undefined"
+    )
     omega = _angle(a, b)  # (lead_ab,), equal to acos(cos) but accurate near 0
     sin_omega = torch.sin(omega)
-    parallel = sin_omega < max(eps, torch.finfo(sin_omega.dtype).tiny)  # eps=0 must not divide by zero
+    # only nearly *parallel* rows fall back: a large eps must not catch nearly antipodal rows
+    # (refused above only below cosine -1 + 1e-4), whose nlerp would jump across the sphere
+    small = sin_omega < max(eps, torch.finfo(sin_omega.dtype).tiny)  # eps=0 must not divide by zero
+    parallel = small & (omega < math.pi / 2)
     safe_sin = torch.where(parallel, torch.ones_like(sin_omega), sin_omega)
     ca = torch.sin((1.0 - t) * omega) / safe_sin
     cb = torch.sin(t * omega) / safe_sin
@@ -315,13 +368,15 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, *, eps: float = 1e-6) -> 
     as in some community unCLIP interpolation scripts, leaves the sphere). It is
     evaluated as ``2 atan2(|a - b|, |a + b|)``, the same angle without ``acos``'s
     rounding near 0. Endpoints are exact, every row is unit-norm, and ``t`` outside
-    [0, 1] extrapolates along the great circle. Rows with ``sin(omega) < eps`` (nearly
-    parallel) fall back to :func:`nlerp`.
+    [0, 1] extrapolates along the great circle. Nearly parallel rows (``sin(omega) < eps``
+    with ``omega`` under 90 degrees) fall back to :func:`nlerp`; nearly antipodal rows always
+    take the slerp formula (down to cosine -1 + 1e-4, below which they are refused).
 
     Args:
         a, b: embeddings ``(..., d)``, any norm (they are normalised); leading dims broadcast.
         t: float or tensor broadcasting against the leading dims.
-        eps: threshold on ``sin(omega)`` below which nlerp is used.
+        eps: finite number >= 0, the threshold on ``sin(omega)`` below which nearly
+            parallel rows use nlerp.
 
     Returns:
         unit-norm ``(*broadcast(a.shape[:-1], b.shape[:-1], t.shape), d)``, dtype of the inputs.
@@ -339,9 +394,14 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, *, eps: float = 1e-6) -> 
             [0.8660, 0.0000, 0.5000],
             [0.0000, 0.0000, 1.0000]])
     """
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
+        raise ArgumentError(
+            f"eps must be a finite number >= 0 (the sin(omega) below which nearly parallel rows "
+            f"use nlerp), got {eps!r}. Leave it out for the default 1e-6."
+        )
     (a_, b_), space, dtype, work, lead = _check_inputs([a, b], ["a", "b"])
     tt, _ = _check_scalar(t, "t", work, a_.device, lead, "a and b")
-    out = _slerp_unit(_unit(a_, "a"), _unit(b_, "b"), tt, eps, ("a", "b"))
+    out = _slerp_unit(_unit(a_, "a"), _unit(b_, "b"), tt, float(eps), ("a", "b"))
     return _finish(out, dtype, space)
 
 
@@ -349,7 +409,13 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, *, eps: float = 1e-6) -> 
 # text diffs
 # ----------------------------------------------------------------------------------
 def text_diff_direction(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The DALL-E 2 text-diff vector ``z_d = normalize(target - source)``.
+    """The DALL-E 2 text-diff vector ``z_d = normalize(normalize(target) - normalize(source))``.
+
+    The paper's text diff takes the difference of unit CLIP text embeddings, so ``source`` and
+    ``target`` are normalised first (as everywhere else in this module, any norm is
+    accepted; rows already unit-norm, as encoders return them, are used as given): raw
+    features of norms 9 and 10 give the same direction as the encoder's unit-norm ones, not
+    one pulled towards the longer caption.
 
     Args:
         source: text embedding(s) of the current caption ``(..., d)``, e.g. "a photo of a cat".
@@ -359,7 +425,8 @@ def text_diff_direction(source: torch.Tensor, target: torch.Tensor) -> torch.Ten
         unit-norm ``(*broadcast(source.shape[:-1], target.shape[:-1]), d)``.
 
     Raises:
-        ArgumentError: ``target`` equals ``source`` (the difference is the zero vector).
+        ArgumentError: ``target`` and ``source`` have the same direction (the difference is
+            the zero vector), or one of them is the zero vector.
 
     >>> import torch
     >>> text_diff_direction(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
@@ -368,6 +435,7 @@ def text_diff_direction(source: torch.Tensor, target: torch.Tensor) -> torch.Ten
     if source is None:
         _no_source()
     (s_, g_), space, dtype, _, _ = _check_inputs([source, target], ["source", "target"])
+    s_, g_ = _as_unit(s_, "source"), _as_unit(g_, "target")  # the paper's diff is of unit embeddings
     diff = g_ - s_
     scale = torch.maximum(s_.norm(dim=-1, keepdim=True), g_.norm(dim=-1, keepdim=True))
     out = _refuse_zero(
@@ -394,16 +462,18 @@ def text_diff(
 ) -> torch.Tensor:
     """Edit image embeddings with a DALL-E 2 *text diff* (Ramesh et al. 2022, sec. 3.3).
 
-    ``z_d = normalize(target - source)`` is the direction from one caption to another;
-    the edit is ``slerp(image, z_d, theta)``. ``theta = 0`` returns the (normalised)
-    image; about 0.25-0.5 gives noticeable edits; above about 0.5 the image's identity is
-    lost (at ``theta = 1`` the result is ``z_d`` itself). Typical range ``[0, 0.5]``.
+    ``z_d = normalize(normalize(target) - normalize(source))`` is the direction from one
+    caption to another (the captions are normalised first, as the paper's unit CLIP
+    embeddings are: see :func:`text_diff_direction`); the edit is
+    ``slerp(image, z_d, theta)``. ``theta = 0`` returns the (normalised) image; about
+    0.25-0.5 gives noticeable edits; above about 0.5 the image's identity is lost (at
+    ``theta = 1`` the result is ``z_d`` itself). Typical range ``[0, 0.5]``.
 
     Args:
         image: CLIP image embeddings ``(..., d)``.
-        source: text embedding of a caption describing the image ``(..., d)``; there is no
-            default here (this operator is pure): encode e.g. "a photo" yourself.
-        target: text embedding of the wanted caption ``(..., d)``.
+        source: text embedding of a caption describing the image ``(..., d)``, any norm; there
+            is no default here (this operator is pure): encode e.g. "a photo" yourself.
+        target: text embedding of the wanted caption ``(..., d)``, any norm.
         theta: float or tensor broadcasting against the leading dims; a tensor of T values
             with inputs of batch 1 gives a T-frame edit path.
 
@@ -411,8 +481,8 @@ def text_diff(
         unit-norm ``(*broadcast(image, source, target leading dims, theta.shape), d)``.
 
     Raises:
-        ArgumentError: ``source`` is None, ``target`` equals ``source``, or an image row is
-            antipodal to ``z_d``.
+        ArgumentError: ``source`` is None, ``target`` has the direction of ``source``, or an
+            image row is antipodal to ``z_d``.
 
     >>> import torch
     >>> image = torch.tensor([[1.0, 0.0, 0.0]])
@@ -428,6 +498,7 @@ def text_diff(
         [image, source, target], ["image", "source", "target"]
     )
     tt, _ = _check_scalar(theta, "theta", work, i_.device, lead, "image, source and target")
+    s_, g_ = _as_unit(s_, "source"), _as_unit(g_, "target")  # the paper's diff is of unit embeddings
     diff = g_ - s_
     scale = torch.maximum(s_.norm(dim=-1, keepdim=True), g_.norm(dim=-1, keepdim=True))
     z_d = _refuse_zero(
@@ -564,10 +635,10 @@ def spherical_mean(
         points: ``(K, d)`` or batched ``(..., K, d)``; rows are normalised first.
         weights: ``(K,)`` or ``(..., K)`` non-negative, any positive total (they are divided
             by their sum); ``None`` gives equal weights.
-        iters: maximum number of iterations.
-        tol: stop when the tangent-space step (radians) is below this for every batch row;
-            ``None`` means 1e-7 when computing in float32 (also for fp16/bf16 inputs) and
-            1e-12 in float64.
+        iters: maximum number of iterations, an int >= 1 (numpy integers too).
+        tol: a number >= 0 or ``None``; stop when the tangent-space step (radians) is below
+            this for every batch row; ``None`` means 1e-7 when computing in float32 (also
+            for fp16/bf16 inputs) and 1e-12 in float64.
 
     Returns:
         unit-norm ``(*broadcast(points.shape[:-2], weights.shape[:-1]), d)``.
@@ -590,10 +661,22 @@ def spherical_mean(
         )
     if points.shape[-2] == 0:
         raise ArgumentError(f"points is empty (shape {tuple(points.shape)}); pass at least one point.")
-    if not isinstance(iters, int) or iters < 1:
-        raise ArgumentError(f"iters must be a positive int, got {iters!r}.")
-    if tol is not None and not (tol >= 0):
-        raise ArgumentError(f"tol must be >= 0, got {tol!r}.")
+    try:  # Python, numpy and 0-d tensor integers (not bool, not float), as Segment takes them
+        iters_ok = not isinstance(iters, bool) and operator.index(iters) >= 1
+    except TypeError:
+        iters_ok = False
+    if not iters_ok:
+        raise ArgumentError(
+            f"iters must be a positive int (the most iterations), got {iters!r}; pass e.g. iters=100."
+        )
+    iters = operator.index(iters)
+    if isinstance(tol, torch.Tensor) and tol.ndim == 0 and not tol.is_complex():
+        tol = tol.item()  # a 0-d tensor, as before
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0):
+        raise ArgumentError(
+            f"tol must be a number >= 0 (radians) or None, got {tol!r}; pass e.g. tol=1e-7, "
+            "or leave it out for the dtype's default."
+        )
     (p_,), space, dtype, work, _ = _check_inputs([points], ["points"])
     if tol is None:
         tol = 1e-12 if work == torch.float64 else 1e-7

@@ -429,6 +429,12 @@ def even_pacing(
         )
     segs = trajectory.segments
     n_seg = len(segs)
+    for i in range(n_seg):  # before any decode, as Trajectory.embeddings() refuses them at render time
+        try:
+            trajectory._refuse_antipodal_segment(i, trajectory.keyframes[i : i + 1], trajectory.keyframes[i + 1 : i + 2])
+        except ArgumentError as exc:
+            a_name, b_name = trajectory._keyframe_names(i)
+            raise ArgumentError(f"segment {i} ({a_name} -> {b_name}) cannot be paced: {exc}") from None
     holds = sum(s.hold for s in segs)
     if frames is not None:
         if isinstance(frames, np.integer):

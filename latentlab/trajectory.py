@@ -120,7 +120,12 @@ class Segment:
         frames: frames sampled from the start keyframe (included) towards the end keyframe
             (excluded; the next segment or the closing frame shows it). 1 to 100000.
         easing: name of the easing curve (see :data:`EASINGS`).
-        method: ``"slerp"`` (great circle, the default), ``"nlerp"`` or ``"lerp"``.
+        method: ``"slerp"`` (great circle, the default), ``"nlerp"`` or ``"lerp"``. Decoders
+            normalise every embedding, so a ``"lerp"`` segment renders the frames of
+            ``"nlerp"`` (up to float rounding); the two differ only in :meth:`Trajectory.embeddings` (and a render's
+            ``embeddings.npy``), where lerp's frames keep their shorter norms. Whatever the
+            method, a segment between antipodal keyframes is refused (see
+            :meth:`Trajectory.embeddings`).
         hold: extra copies of the start keyframe shown before the motion begins (at most 100000).
         ts: explicit path parameters in [0, 1) overriding ``frames`` and ``easing``
             (used by pacing, which places frames by how much the picture changes).
@@ -273,6 +278,15 @@ class Trajectory:
             frames = frames.tolist()  # one count per segment, as a list gives them
         if isinstance(frames, (list, tuple)):
             counts = [_frame_count(f, f"frames[{i}]") for i, f in enumerate(frames)]
+            from .spec import MAX_FRAMES
+
+            for i, c in enumerate(counts):  # named here: Segment would only say "Segment.frames"
+                if not 1 <= c <= MAX_FRAMES:
+                    raise ArgumentError(
+                        f"frames[{i}] must be an integer in [1, {MAX_FRAMES}] (segment {i}'s frames, its end "
+                        f"keyframe excluded), got {c}. Give every segment a count in that range, e.g. "
+                        f"frames=[24] * {n_seg}."
+                    )
         else:
             counts = split_frames(_frame_count(frames), n_seg)
         if len(counts) != n_seg:
@@ -375,8 +389,32 @@ class Trajectory:
             out.append(f"keyframes[{k}]{label}")
         return out[0], out[1]
 
+    def _refuse_antipodal_segment(self, i: int, a: torch.Tensor, b: torch.Tensor) -> None:
+        """Refuse segment ``i`` between antipodal keyframes ``a``, ``b`` (1, d), for every
+        method (as slerp refuses them): an nlerp path between opposite points is a hard cut
+        halfway (unless a frame lands exactly there), a lerp path crosses the zero vector."""
+        from .ops import _ANTIPODAL_COS, _cos_any_norm
+
+        cos = float(_cos_any_norm(a, b)[0])  # (a zero keyframe is left to the method, as before)
+        if cos < _ANTIPODAL_COS:
+            names = self._keyframe_names(i)
+            raise ArgumentError(
+                f"its keyframes are antipodal (cosine {cos:.6f}, about -1): there is no unique path "
+                "between opposite points (slerp is undefined, nlerp jumps from one to the other halfway, "
+                f"lerp passes through the zero vector). Insert an intermediate keyframe c: chain "
+                f"{names[0]} -> c -> {names[1]}."
+            )
+
     def embeddings(self) -> torch.Tensor:
-        """Sample every frame: ``(T, d)`` float32, unit norm (for slerp/nlerp), tagged."""
+        """Sample every frame: ``(T, d)`` float32, tagged; unit norm for slerp and nlerp
+        segments, shorter for lerp ones (which decoders normalise, so they render as nlerp).
+
+        Raises:
+            ArgumentError: a segment's two keyframes are antipodal (cosine < -1 + 1e-4),
+                whatever its method and frame count: there is no unique path between
+                opposite points (slerp is undefined, nlerp jumps from one to the other
+                halfway, lerp passes through the zero vector). Insert a keyframe between them.
+        """
         from . import ops
 
         chunks = []
@@ -385,6 +423,7 @@ class Trajectory:
             t = s.params().to(torch.float32)
             fn = {"slerp": ops.slerp, "nlerp": ops.nlerp, "lerp": ops.lerp}[s.method]
             try:
+                self._refuse_antipodal_segment(i, a, b)
                 chunks.append(fn(a, b, t))
             except ArgumentError as exc:  # e.g. antipodal keyframes: say which segment, not "rows [0]"
                 names = self._keyframe_names(i)

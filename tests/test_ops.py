@@ -595,3 +595,88 @@ def test_normalize_keeps_the_direction_of_rows_whose_norm_overflows():
     # nlerp of such rows blamed "antipodal rows?" (an inf norm read as zero)
     assert torch.allclose(nlerp(1e20 * a[:1], a[1:2], 0.5), normalize(a[:1]), atol=1e-6)
     assert torch.equal(nlerp(a[:1], a[1:2], 0.3), normalize(0.7 * a[:1] + 0.3 * a[1:2]))
+
+
+# ----------------------------------------------------------------------------------
+# audit: antipodal nlerp, slerp's eps, text-diff norms, spherical_mean's arguments
+# ----------------------------------------------------------------------------------
+def test_nlerp_refuses_antipodal_endpoints_whatever_t():
+    # only a frame exactly at t = 0.5 was refused: with an even frame count the path was a hard cut
+    a = unit(0, 3, 16)
+    b = a.clone()
+    b[1] = -2.0 * a[1]  # any norm
+    for t in (0.25, 0.5, torch.linspace(0, 1, 6)[:, None, None]):
+        with pytest.raises(ArgumentError, match=r"a and b are antipodal \(rows \[1\]\).*third keyframe"):
+            nlerp(a, b, t)
+    nearly = normalize(-a[0] + 1e-3 * unit(1, 16))  # cosine about -1 + 5e-7, as slerp refuses
+    with pytest.raises(ArgumentError, match="antipodal"):
+        nlerp(3.0 * a[0], nearly, 0.2)
+    far = normalize(-a[0] + 0.1 * unit(1, 16))  # well away from antipodal is fine
+    assert torch.isfinite(nlerp(a[0], far, torch.linspace(0, 1, 6)[:, None])).all()
+    assert "whatever ``t``" in nlerp.__doc__
+    # lerp stays the plain formula and says it can give the zero vector
+    assert torch.equal(lerp(a[0], -a[0], 0.5), torch.zeros(16))
+    assert "zero vector" in lerp.__doc__
+
+
+def test_slerp_checks_eps():
+    a, b = unit(0, 1, 8), unit(1, 1, 8)
+    for bad in ("x", None, -1e-3, float("nan"), float("inf"), True, 1j):
+        with pytest.raises(ArgumentError, match=r"eps must be a finite number >= 0.*got"):
+            slerp(a, b, 0.5, eps=bad)
+    import numpy as np
+
+    for ok in (0, 0.0, 1e-3, np.float64(1e-6)):
+        torch.testing.assert_close(slerp(a, b, 0.3, eps=ok), slerp(a, b, 0.3), atol=1e-6, rtol=0)
+
+
+def test_slerp_with_a_large_eps_keeps_nearly_antipodal_rows_on_the_great_circle():
+    # sin(omega) < eps also caught nearly *antipodal* rows, whose nlerp fallback jumped across
+    ang = math.pi - 0.03  # 178.3 degrees: slerp is well defined (refused only past cosine -1 + 1e-4)
+    a = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[math.cos(ang), math.sin(ang)]], dtype=torch.float64)
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    for eps in (1e-6, 0.05, 0.5):
+        p = slerp(a, b, t, eps=eps)
+        got = torch.atan2(p[:, 1], p[:, 0])
+        torch.testing.assert_close(got, t * ang, atol=1e-9, rtol=0)  # angles grow evenly
+    # nearly parallel rows still fall back to nlerp below eps
+    c = torch.tensor([[math.cos(0.01), math.sin(0.01)]], dtype=torch.float64)
+    torch.testing.assert_close(slerp(a, c, 0.3, eps=0.05), nlerp(a, c, 0.3), atol=1e-12, rtol=0)
+
+
+def test_text_diffs_normalise_the_captions_first():
+    # the paper's diff is of unit CLIP embeddings; raw features (norms 9 and 10) pulled z_d 9.5 degrees away
+    t0 = unit(0, 1, 64)
+    t1 = normalize(t0 + 0.7 * unit(1, 1, 64))
+    image = unit(2, 1, 64)
+    zd = text_diff_direction(t0, t1)
+    torch.testing.assert_close(text_diff_direction(9.0 * t0, 10.0 * t1), zd, atol=1e-6, rtol=0)
+    torch.testing.assert_close(text_diff_direction(t0, 1e-3 * t1), zd, atol=1e-6, rtol=0)
+    th = torch.linspace(0, 0.5, 4)[:, None]
+    torch.testing.assert_close(text_diff(image, 9.0 * t0, 10.0 * t1, th), text_diff(image, t0, t1, th), atol=1e-6, rtol=0)
+    # unit captions (an encoder's) are used as given, bit for bit: render fingerprints do not move
+    assert torch.equal(zd, normalize(t1 - t0))
+    with pytest.raises(ArgumentError, match="same caption"):  # the same direction is the same caption
+        text_diff_direction(t0, 2.0 * t0)
+    with pytest.raises(ArgumentError, match="source is the zero vector"):
+        text_diff(image, torch.zeros(1, 64), t1, 0.3)
+    for doc in (text_diff.__doc__, text_diff_direction.__doc__):
+        assert "normalize(normalize(target) - normalize(source))" in doc
+
+
+def test_spherical_mean_takes_numpy_ints_and_names_a_bad_tol():
+    import numpy as np
+
+    pts = unit(0, 3, 8)
+    want = spherical_mean(pts, iters=50)
+    for n in (np.int64(50), np.int32(50), torch.tensor(50)):
+        assert torch.equal(spherical_mean(pts, iters=n), want)
+    for bad in (50.0, True, "50", 0, np.int64(-1)):
+        with pytest.raises(ArgumentError, match=r"iters must be a positive int .*got"):
+            spherical_mean(pts, iters=bad)
+    for bad in ("1e-6", float("nan"), -1.0, [1e-6], True):
+        with pytest.raises(ArgumentError, match=r"tol must be a number >= 0 .*got"):
+            spherical_mean(pts, tol=bad)
+    assert torch.equal(spherical_mean(pts, tol=np.float64(1e-7)), spherical_mean(pts, tol=1e-7))
+    assert torch.equal(spherical_mean(pts, tol=torch.tensor(1e-7)), spherical_mean(pts, tol=1e-7))

@@ -1109,3 +1109,15 @@ def test_iterative_text_diff_fills_its_notebook_bar_when_it_stops_early(tiny_enc
     ll.iterative_text_diff(tiny_encoder, tiny_decoder, z, "a photo", "a drawing", target=-1.0, max_steps=3, steps=1)
     (bar,) = [b for desc, b in bars if desc == "text diff"]
     assert bar.n == 1 and bar.container.children[1].max == bar.container.children[1].value == 1
+
+
+@pytest.mark.parametrize("method", ["lerp", "nlerp", "slerp"])
+def test_even_pacing_refuses_antipodal_keyframes_before_any_decode(method):
+    # a lerp segment between opposite keyframes had been decoded (zero-vector frames) before the
+    # render refused it; now pacing refuses it first, naming the segment, whatever the method
+    e = tag(torch.eye(8)[:1], "snap-space")
+    path = Trajectory.interpolate(e, -e, frames=6, method=method)
+    dec = SnapDecoder()
+    with pytest.raises(ArgumentError, match=r"segment 0 \(keyframes\[0\] -> keyframes\[1\]\) cannot be paced: .*antipodal"):
+        even_pacing(path, None, dec, metric="pixel", progress=False)
+    assert dec.decoded == 0

@@ -279,3 +279,41 @@ def test_text_diff_takes_single_row_captions_as_the_image():
     a = Trajectory.text_diff(img, src[0], tgt[0], theta=0.5, frames=3)  # (d,) rows were refused
     b = Trajectory.text_diff(img, src, tgt, theta=0.5, frames=3)
     assert torch.equal(a.embeddings(), b.embeddings())
+
+
+@pytest.mark.parametrize("method", ["slerp", "nlerp", "lerp"])
+@pytest.mark.parametrize("frames", [5, 6, 9])
+def test_antipodal_keyframes_are_refused_whatever_the_method_and_frame_count(method, frames):
+    # only slerp, and nlerp with a frame exactly at t = 0.5, refused them: an even frame count made an
+    # nlerp segment a hard cut, and lerp passed through the zero vector
+    a = unit(1, 8)
+    path = Trajectory.chain([a, -a], frames=frames, method=method, labels=["x", "y"])
+    with pytest.raises(
+        ArgumentError,
+        match=rf"segment 0 \(keyframes\[0\] 'x' -> keyframes\[1\] 'y'\) cannot be {method}ed: its keyframes are "
+        r"antipodal \(cosine -1\.0.*intermediate keyframe c: chain keyframes\[0\] 'x' -> c -> keyframes\[1\] 'y'",
+    ):
+        path.embeddings()
+    nearly = torch.nn.functional.normalize(-a + 1e-3 * unit(1, 8, seed=5), dim=-1)  # cosine about -1 + 5e-7
+    with pytest.raises(ArgumentError, match="antipodal"):
+        Trajectory.chain([a, 3.0 * nearly], frames=frames, method=method).embeddings()
+    far = torch.nn.functional.normalize(-a + 0.2 * unit(1, 8, seed=5), dim=-1)  # well away from antipodal
+    assert torch.isfinite(Trajectory.chain([a, far], frames=frames, method=method).embeddings()).all()
+
+
+def test_lerp_and_nlerp_paths_differ_only_in_their_norms():
+    # decoders normalise every embedding, so a lerp path renders as nlerp; the docs say so
+    kf = unit(2, 16)
+    zl = Trajectory.chain(kf, frames=9, method="lerp").embeddings()
+    zn = Trajectory.chain(kf, frames=9, method="nlerp").embeddings()
+    assert zl.norm(dim=-1).min() < 0.9
+    torch.testing.assert_close(zl / zl.norm(dim=-1, keepdim=True), zn, atol=1e-6, rtol=0)
+    assert "renders the frames of" in Segment.__doc__ and "embeddings.npy" in Segment.__doc__
+
+
+def test_chain_names_the_per_segment_frame_count_out_of_range():
+    a, b, c = unit(1, 8), unit(1, 8, seed=1), unit(1, 8, seed=2)
+    for frames, i, got in (([5, 0], 1, "0"), ([5, 200000], 1, "200000"), ([-1, 5], 0, "-1")):
+        with pytest.raises(ArgumentError, match=rf"frames\[{i}\] must be an integer in \[1, 100000\] .*got {got}\."):
+            Trajectory.chain([a, b, c], frames=frames)
+    assert len(Trajectory.chain([a, b, c], frames=[1, 100000])) == 100002
