@@ -127,20 +127,48 @@ def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> str:
     return os.path.join(os.path.expanduser(home), "hub")
 
 
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` has the form of a Hugging Face repo id, ``owner/name`` (the form every
+    repo these loaders read has): two non-empty parts, neither starting with a dot."""
+    parts = text.split("/")
+    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+
+
+def not_a_folder_error(src: str, what: str, example: str) -> ModelNotAvailableError:
+    """The error for a ``repo_or_dir`` that is neither an existing folder nor an ``owner/name``
+    repo id: a file (a single-file checkpoint, which these loaders do not read), a path that
+    does not exist, or a bare name (a mistyped folder, not a Hub id)."""
+    path = Path(src).expanduser()
+    fetch = f"`hf download {example} --local-dir <folder>`"
+    if path.is_file():
+        return ModelNotAvailableError(
+            f"{src!r} is a file, not a folder: the {what} is not loaded from single-file checkpoints "
+            "(.ckpt / .safetensors / .bin). It needs a diffusers-layout folder (what save_pretrained writes: "
+            f"model_index.json or config files, and one subfolder per component), e.g. {fetch}; pass that folder "
+            f"as repo_or_dir, or the Hugging Face repo id itself (e.g. {example!r})."
+        )
+    if "/" not in src.replace("\\", "/") and not src.startswith(("~", ".")):
+        return ModelNotAvailableError(
+            f"no local folder {src!r} exists (looked in {str(Path.cwd())!r}), and {src!r} is not a Hugging Face repo "
+            f"id either (those are 'owner/name', e.g. {example!r}). Check the folder's name and path, or pass the "
+            "repo id."
+        )
+    return ModelNotAvailableError(
+        f"no {what} folder at {src!r} (it does not exist). Pass a folder saved with save_pretrained "
+        f"(or downloaded with {fetch}), or a Hugging Face repo id such as {example!r}."
+    )
+
+
 def hub_source(repo_or_dir: str | os.PathLike[str], what: str, example: str) -> tuple[str, bool]:
-    """``(source, is_local_dir)`` for ``repo_or_dir``; a clear error for a missing folder or a
-    string that is neither a folder nor an ``owner/name`` repo id."""
+    """``(source, is_local_dir)`` for ``repo_or_dir``; a clear error for a missing folder, a
+    file (single-file checkpoints are not loaded), or a string that is neither a folder nor
+    an ``owner/name`` repo id."""
     src = os.fspath(repo_or_dir)
     path = Path(src).expanduser()
     if path.is_dir():
         return str(path), True
-    parts = src.split("/")
-    looks_like_path = src.startswith((".", "/", "~", "\\")) or len(parts) > 2
-    if looks_like_path or not all(p and not p.startswith(".") for p in parts):
-        raise ModelNotAvailableError(
-            f"no {what} folder at {src!r} (it does not exist). Pass a folder saved with save_pretrained, "
-            f"or a Hugging Face repo id such as {example!r}."
-        )
+    if path.exists() or src.startswith((".", "/", "~", "\\")) or not is_hub_id(src):
+        raise not_a_folder_error(src, what, example)
     return src, False
 
 
@@ -214,16 +242,24 @@ def unavailable_error(
     needs: str,
     kwargs: dict[str, Any],
     exc: BaseException,
+    subfolder: str | None = None,
+    repo: str | None = None,
 ) -> ModelNotAvailableError:
-    """A :class:`ModelNotAvailableError` naming the repo/folder, what is missing and the fix."""
+    """A :class:`ModelNotAvailableError` naming the repo/folder (for a local folder, the
+    subfolder that failed), what is missing and the fix (``hf download <repo>``: ``repo`` is
+    the Hub repo the folder's files come from, where the caller knows it)."""
     first = (str(exc).strip().splitlines() or [""])[0][:300]
     cause = f"{type(exc).__name__}: {first}"
     want = "safetensors weights" + (f" (variant {kwargs['variant']!r})" if kwargs.get("variant") else "")
     if is_dir:
+        where = ""
+        if subfolder:
+            sub = os.path.join(src, subfolder)
+            where = f" ({sub!r} does not exist)" if not os.path.isdir(sub) else f" (in {sub!r})"
         return ModelNotAvailableError(
-            f"the folder {src!r} does not hold a complete {what} with {want}: it needs {needs}. "
+            f"the folder {src!r} does not hold a complete {what} with {want}: it needs {needs}{where}. "
             "Save one with save_pretrained(folder, safe_serialization=True), or download the repo with "
-            f"`hf download <repo> --local-dir {src}`. [{cause}]"
+            f"`hf download {repo or '<repo>'} --local-dir {src}`. [{cause}]"
         )
     cache = kwargs.get("cache_dir") or hub_cache_dir()
     if kwargs.get("local_files_only"):
@@ -246,9 +282,11 @@ def load_component(
     what: str,
     is_dir: bool,
     kwargs: dict[str, Any],
+    repo: str | None = None,
 ) -> Any:
     """``cls.from_pretrained(src, subfolder=..., **kwargs)`` with missing files turned into
-    :class:`ModelNotAvailableError` (``kwargs`` from :func:`load_kwargs`)."""
+    :class:`ModelNotAvailableError` (``kwargs`` from :func:`load_kwargs`; ``repo``: the Hub
+    repo a local folder's files come from, named in the fix)."""
     sub = {"subfolder": subfolder} if subfolder else {}
     try:
         return cls.from_pretrained(src, **sub, **kwargs)
@@ -260,7 +298,157 @@ def load_component(
         if not is_unavailable(exc):
             raise
         needs = f"{cls.__name__} in {subfolder}/" if subfolder else f"the {cls.__name__} (model_index.json and its component folders)"
-        raise unavailable_error(what, src, is_dir=is_dir, needs=needs, kwargs=kwargs, exc=exc) from None
+        raise unavailable_error(what, src, is_dir=is_dir, needs=needs, kwargs=kwargs, exc=exc, subfolder=subfolder,
+                                repo=repo) from None  # fmt: skip
+
+
+#: what a diffusers folder is, by its model_index.json ``_class_name`` (named when a folder is
+#: passed to the wrong loader)
+PIPELINE_KINDS: dict[str, str] = {
+    "StableUnCLIPImg2ImgPipeline": "a Stable Diffusion 2.1 unCLIP decoder (presets sd21-unclip-h, sd21-unclip-l; "
+                                   "decoder kind 'stable_unclip')",
+    "StableUnCLIPPipeline": "Stable unCLIP's text-to-image pipeline (latentlab's 'stable_unclip' decoder loads the "
+                            "image-variation StableUnCLIPImg2ImgPipeline folders)",
+    "StableDiffusionPipeline": "a plain Stable Diffusion text-to-image model, which takes no image embeddings (the "
+                               "unCLIP decoders are the -unclip repos, e.g. stabilityai/stable-diffusion-2-1-unclip)",
+    "StableDiffusionImg2ImgPipeline": "a plain Stable Diffusion image-to-image model, which takes no image embeddings",
+    "KandinskyV22Pipeline": "the Kandinsky 2.2 decoder (preset kandinsky-2.2, decoder kind 'kandinsky')",
+    "KandinskyV22PriorPipeline": "the Kandinsky 2.2 prior and its CLIP towers (preset kandinsky-2.2: prior kind "
+                                 "'kandinsky', encoder kind 'hf_clip', image_encoder_repo= of the decoder)",
+    "UnCLIPImageVariationPipeline": "the Karlo decoder (preset karlo, decoder kind 'karlo')",
+    "UnCLIPPipeline": "Karlo's text-to-image pipeline, whose prior the 'karlo' prior kind loads (presets karlo, "
+                      "sd21-unclip-l)",
+}  # fmt: skip
+
+#: a subfolder only one of these layouts has -> the pipeline it belongs to (when a folder has no model_index.json)
+_TELLTALE_SUBFOLDERS = {
+    "image_normalizer": "StableUnCLIPImg2ImgPipeline", "movq": "KandinskyV22Pipeline",
+    "super_res_first": "UnCLIPImageVariationPipeline", "prior_scheduler": "UnCLIPPipeline",
+}  # fmt: skip
+
+
+def _model_index(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_local_folder(
+    folder: str,
+    *,
+    what: str,
+    needs: Sequence[str],
+    pipelines: Sequence[str],
+    repo: str | None,
+    model_index: bool = False,
+    tokenizer: str | None = "tokenizer",
+) -> None:
+    """Before loading a local ``folder``: a :class:`ModelNotAvailableError` when a subfolder of
+    ``needs`` is absent (or, with ``model_index``, when model_index.json is absent or does not
+    list one), naming exactly the missing ones, what the folder looks like instead (its
+    model_index.json ``_class_name``, else a telltale subfolder) when that is not one of
+    ``pipelines`` (the layouts this loader reads; the first is named), and the download
+    command for ``repo``. Files missing inside a subfolder are left to the loader's own error.
+    ``tokenizer``: the subfolder of the tokenizer, whose files are named when it is missing."""
+    root = Path(folder)
+    index = _model_index(root)
+    missing = [s for s in needs if not (root / s).is_dir()]
+    problems = []
+    if missing:
+        problems.append(f"it has no {', '.join(s + '/' for s in missing)} subfolder{'s' if len(missing) > 1 else ''}")
+        if tokenizer in missing:
+            problems[-1] += (f" ({os.path.join(folder, tokenizer)!r} should hold the CLIP tokenizer files: vocab.json and "
+                             "merges.txt, or tokenizer.json, with tokenizer_config.json)")  # fmt: skip
+    if model_index:
+        if not (root / "model_index.json").is_file():
+            problems.append("it has no model_index.json")
+        elif index is not None:
+            unlisted = [s for s in needs if not isinstance(index.get(s), list) or index.get(s)[0] is None]
+            if unlisted:
+                problems.append(f"its model_index.json lists no {', '.join(unlisted)}")
+    if not problems:
+        return
+    expected = pipelines[0] if len(pipelines) == 1 else None
+    found = index.get("_class_name") if index is not None else None
+    guessed = False
+    if not isinstance(found, str):
+        found = next((p for sub, p in _TELLTALE_SUBFOLDERS.items() if (root / sub).is_dir()), None)
+        guessed = True
+    mixup = ""
+    if found and found not in pipelines:
+        how = f"it has a {next(s for s, p in _TELLTALE_SUBFOLDERS.items() if p == found)}/ subfolder" if guessed else (
+            f"its model_index.json says _class_name={found!r}")  # fmt: skip
+        kind = PIPELINE_KINDS.get(found, f"a {found} folder")
+        wanted = f"a {expected} one" if expected else f"one of {', '.join(pipelines)}"
+        mixup = (f" A likely mix-up: {how}, so this is a {found} folder, not {wanted} ({kind}); "
+                 "pass it to the matching preset or part, or point this one at a folder of its own repo.")  # fmt: skip
+    layout = (["model_index.json"] if model_index else []) + [s + "/" for s in needs]
+    label = f"{what} ({expected})" if expected else what
+    raise ModelNotAvailableError(
+        f"the folder {folder!r} is not a complete {label}: {'; '.join(problems)}. It needs "
+        f"{', '.join(layout)}.{mixup} Fix: download the repo with `hf download {repo or '<repo>'} --local-dir {folder}` "
+        "(or write each component there with save_pretrained(..., safe_serialization=True))."
+    )
+
+
+#: the largest ``model_max_length`` a CLIP tokenizer can sensibly have (CLIP's is 77); transformers
+#: gives 1e30 to a tokenizer built from nothing
+_TOKENIZER_MAX_LENGTH = 1_000_000
+
+
+def check_tokenizer(tokenizer: Any, src: str, *, subfolder: str | None, what: str, is_dir: bool,
+                    repo: str | None = None) -> Any:  # fmt: skip
+    """``tokenizer`` if it is usable; else a :class:`ModelNotAvailableError` naming its folder,
+    the files it needs and the fix. transformers 5 builds a CLIPTokenizer of 2 tokens with
+    ``model_max_length=1e30`` from a missing or empty tokenizer folder, without a word, and
+    the first decode then fails with an OverflowError; this catches it at load."""
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        size = None
+    max_len = getattr(tokenizer, "model_max_length", None)
+    bad = []
+    if size is not None and size <= 2:
+        bad.append(f"{size} tokens")
+    if not isinstance(max_len, int) or not 1 <= max_len <= _TOKENIZER_MAX_LENGTH:
+        bad.append(f"model_max_length={max_len!r}")
+    if not bad:
+        return tokenizer
+    raise tokenizer_error(src, subfolder=subfolder, what=what, is_dir=is_dir, repo=repo,
+                          reason=f"it loads as a placeholder tokenizer ({', '.join(bad)})")  # fmt: skip
+
+
+def tokenizer_error(src: str, *, subfolder: str | None, what: str, is_dir: bool, repo: str | None,
+                    reason: str) -> ModelNotAvailableError:  # fmt: skip
+    """The :class:`ModelNotAvailableError` for a missing or incomplete tokenizer (see :func:`check_tokenizer`)."""
+    sub = subfolder or ""
+    if is_dir:
+        where = os.path.join(src, sub) if sub else src
+        pattern = f'--include "{sub}/*" ' if sub else ""
+        fix = (f"copy the tokenizer folder of the repo this folder comes from, e.g. `hf download {repo or '<repo>'} "
+               f"{pattern}--local-dir {src}`, or save one with tokenizer.save_pretrained({where!r})")  # fmt: skip
+    else:
+        where = f"{src}/{sub}" if sub else src
+        fix = "check that the repo has a tokenizer there, or pass a local folder that has one (repo_or_dir=)"
+    return ModelNotAvailableError(
+        f"the {what} has no usable tokenizer: {where!r} {reason}. It needs the CLIP tokenizer files there "
+        f"(vocab.json and merges.txt, or tokenizer.json, with tokenizer_config.json giving model_max_length, "
+        f"77 for CLIP). Fix: {fix}."
+    )
+
+
+def load_tokenizer(cls: Any, src: str, *, subfolder: str | None, what: str, is_dir: bool, kwargs: dict[str, Any],
+                   repo: str | None = None) -> Any:  # fmt: skip
+    """:func:`load_component` for a tokenizer, refusing a missing tokenizer folder and a
+    placeholder tokenizer (:func:`check_tokenizer`) at load rather than at the first decode."""
+    if is_dir:
+        folder = Path(src) / subfolder if subfolder else Path(src)
+        if not folder.is_dir():
+            raise tokenizer_error(src, subfolder=subfolder, what=what, is_dir=True, repo=repo, reason="does not exist")
+    tok = load_component(cls, src, subfolder=subfolder, what=what, is_dir=is_dir, kwargs=kwargs, repo=repo)
+    return check_tokenizer(tok, src, subfolder=subfolder, what=what, is_dir=is_dir, repo=repo)
 
 
 def synthetic_images(n: int = 8, size: int = 224, seed: int = 0) -> list[Any]:
@@ -444,6 +632,7 @@ class HFCLIPEncoder(Encoder):
         local_files_only: bool | None = None,
         revision: str | None = None,
         cache: EmbeddingCache | str | os.PathLike[str] | None = None,
+        repo_hint: str | None = None,
     ) -> HFCLIPEncoder:
         """Load the towers from a repo (or a local folder) that keeps them in subfolders.
 
@@ -458,7 +647,10 @@ class HFCLIPEncoder(Encoder):
         Safetensors only; the cache is ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``;
         ``local_files_only`` defaults to ``$HF_HUB_OFFLINE``. Missing weights raise
         :class:`~latentlab.errors.ModelNotAvailableError` naming the repo, the missing part
-        and how to get it (``hf download <repo>`` on a connected machine).
+        and how to get it (``hf download <repo>`` on a connected machine); for a local folder,
+        ``repo_hint`` is the repo its files come from, named in that command (the ``hf_clip``
+        preset builder passes the preset's repo). A missing or placeholder tokenizer is refused
+        at load (:func:`check_tokenizer`).
 
         >>> enc = HFCLIPEncoder.from_pretrained("kandinsky-community/kandinsky-2-2-prior",  # doctest: +SKIP
         ...                                     space="kandinsky-2.2/ViT-bigG-14", device="cuda",
@@ -488,17 +680,27 @@ class HFCLIPEncoder(Encoder):
         # a local folder is fingerprinted by its files' bytes: note them now, to check after loading
         # that the files hashed are the files loaded
         proc_subs = [processor_subfolder] if isinstance(processor_subfolder, str) else list(processor_subfolder or [])
-        before = _stat_folder(src, [image_subfolder, text_subfolder, tokenizer_subfolder, *proc_subs]) if is_dir else {}
         what = "CLIP encoder"
+        repo = repo_hint or (None if is_dir else src)
+        if is_dir:  # every tower folder asked for, named at once (not the first one the loader trips on)
+            towers = [sub for sub in (image_subfolder, text_subfolder) if sub]
+            if text_subfolder is not None and tokenizer_subfolder:
+                towers.append(tokenizer_subfolder)
+            check_local_folder(src, what=what, needs=towers, repo=repo, tokenizer=tokenizer_subfolder,
+                               pipelines=("KandinskyV22PriorPipeline", "UnCLIPPipeline", "UnCLIPImageVariationPipeline",
+                                          "StableUnCLIPImg2ImgPipeline"))  # fmt: skip
+        before = _stat_folder(src, [image_subfolder, text_subfolder, tokenizer_subfolder, *proc_subs]) if is_dir else {}
         vision = text = processor = tokenizer = None
         processor_used: str | None = None
         if image_subfolder is not None:
-            vision = load_component(CLIPVisionModelWithProjection, src, subfolder=image_subfolder, what=what, is_dir=is_dir, kwargs=kw)
+            vision = load_component(CLIPVisionModelWithProjection, src, subfolder=image_subfolder, what=what, is_dir=is_dir,
+                                    kwargs=kw, repo=repo)  # fmt: skip
             subs = proc_subs
             err: BaseException | None = None
             for sub in subs:
                 try:
-                    processor = load_component(CLIPImageProcessor, src, subfolder=sub, what=what, is_dir=is_dir, kwargs=plain)
+                    processor = load_component(CLIPImageProcessor, src, subfolder=sub, what=what, is_dir=is_dir,
+                                               kwargs=plain, repo=repo)  # fmt: skip
                     processor_used = sub
                     break
                 except ModelNotAvailableError as exc:
@@ -508,8 +710,10 @@ class HFCLIPEncoder(Encoder):
                     raise err
                 processor = CLIPImageProcessor()  # OpenAI CLIP defaults, 224 px
         if text_subfolder is not None:
-            text = load_component(CLIPTextModelWithProjection, src, subfolder=text_subfolder, what=what, is_dir=is_dir, kwargs=kw)
-            tokenizer = load_component(CLIPTokenizer, src, subfolder=tokenizer_subfolder, what=what, is_dir=is_dir, kwargs=plain)
+            text = load_component(CLIPTextModelWithProjection, src, subfolder=text_subfolder, what=what, is_dir=is_dir,
+                                  kwargs=kw, repo=repo)  # fmt: skip
+            tokenizer = load_tokenizer(CLIPTokenizer, src, subfolder=tokenizer_subfolder, what=what, is_dir=is_dir,
+                                       kwargs=plain, repo=repo)  # fmt: skip
         name = name or src
         info = {"source": src, "image_subfolder": image_subfolder, "text_subfolder": text_subfolder,
                 "revision": revision, "variant": variant}  # fmt: skip
@@ -737,6 +941,7 @@ def _build_hf_clip(
     """Preset encoder spec ``{"kind": "hf_clip", "repo": ..., "image_subfolder": ..., ...}``;
     user keywords: ``repo_or_dir`` (a local folder instead), ``device``, ``dtype``, ``variant``,
     ``cache_dir``, ``local_files_only``, ``revision``, ``cache``."""
+    kwargs.setdefault("repo_hint", repo)  # a local repo_or_dir= is a copy of the preset's repo
     enc = HFCLIPEncoder.from_pretrained(
         kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space, image_subfolder=image_subfolder,
         text_subfolder=text_subfolder, processor_subfolder=processor_subfolder,

@@ -144,34 +144,42 @@ _DECODER_BUILDERS: dict[str, Callable[..., Any]] = {}
 _PRIOR_BUILDERS: dict[str, Callable[..., Any]] = {}
 
 
-def register_encoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Encoder`` builds encoders of ``kind``."""
+def _is_builtin(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is one of latentlab's own builders (defined in a ``latentlab`` module)."""
+    return (getattr(fn, "__module__", None) or "").split(".")[0] == "latentlab"
+
+
+def _register(table: dict[str, Callable[..., Any]], kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The decorator of the ``register_*_builder`` functions. The built-in builders register
+    lazily (:func:`_load_builders`, at the first ``create_*``), possibly after a user's: a
+    built-in builder never replaces one registered from outside latentlab, so a user's builder
+    for a built-in kind (e.g. ``"stable_unclip_tiny"``) is the one used, whenever it was registered."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _ENCODER_BUILDERS[kind] = fn
+        old = table.get(kind)
+        if not (old is not None and _is_builtin(fn) and not _is_builtin(old)):
+            table[kind] = fn
         return fn
 
     return deco
+
+
+def register_encoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Encoder`` builds encoders of ``kind``
+    (replacing a built-in builder of that kind: see :func:`_register`)."""
+    return _register(_ENCODER_BUILDERS, kind)
 
 
 def register_decoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Decoder`` builds decoders of ``kind``."""
-
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _DECODER_BUILDERS[kind] = fn
-        return fn
-
-    return deco
+    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Decoder`` builds decoders of ``kind``
+    (replacing a built-in builder of that kind: see :func:`_register`)."""
+    return _register(_DECODER_BUILDERS, kind)
 
 
 def register_prior_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Prior`` builds priors of ``kind``."""
-
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _PRIOR_BUILDERS[kind] = fn
-        return fn
-
-    return deco
+    """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Prior`` builds priors of ``kind``
+    (replacing a built-in builder of that kind: see :func:`_register`)."""
+    return _register(_PRIOR_BUILDERS, kind)
 
 
 def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset: Preset) -> Callable[..., Any]:
@@ -416,10 +424,16 @@ def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "/", "~", "\\")) or len(text.split("/")) > 2
 
 
+def _is_random_kind(kind: object) -> bool:
+    """A part kind built from random weights in-process (``*_tiny``), or one with no weights (``identity``)."""
+    return isinstance(kind, str) and (kind.endswith("_tiny") or kind == "identity")
+
+
 def weights_status(preset: str | Preset) -> str:
     """Whether the weights of ``preset`` are on this machine (never touches the network). One of:
 
-    - ``"built in (random)"``: random weights built in-process (``tiny``);
+    - ``"built in (random)"``: random weights built in-process (``tiny``): every part is of
+      a ``*_tiny`` kind (or the ``identity`` prior) and names no file, folder or repo;
     - ``"built in"``: every weight file or folder the preset loads is on this machine: the
       files that ship with latentlab (``mini``) or local paths of the preset (found where the
       loaders look: as given, relative to the working directory, else to the package);
@@ -430,15 +444,14 @@ def weights_status(preset: str | Preset) -> str:
     - ``"cached"`` / ``"partly cached"`` / ``"not downloaded"``: every / some / none of the
       repos it downloads has a snapshot holding at least one file in the Hugging Face cache
       (whether the snapshot is complete is not checked). The repos are its ``hub_repos``
-      plus those its parts name: a part's ``repo``, an ``hf-hub:`` model, and, for a preset
+      plus those its parts name: a part's ``repo`` (and a decoder's ``image_encoder_repo``,
+      either of which may be a local folder instead), an ``hf-hub:`` model, and, for a preset
       without ``hub_repos``, the repo of its encoder's open_clip pretrained tag (a preset that
       lists ``hub_repos`` lists its encoder's too, as the shipped ones do; resolving a tag
       imports open_clip, which is slow);
     - ``"unknown"``: the preset names no weight files and no repos.
     """
     p = get_preset(preset)
-    if p.encoder.get("kind") == "open_clip_tiny":
-        return "built in (random)"
     present: list[str] = []  # local files and folders found
     missing: list[str] = []  # local files and folders not found
     repos: list[str] = list(p.hub_repos)
@@ -466,6 +479,7 @@ def weights_status(preset: str | Preset) -> str:
             for f in _SHIPPED_FILES.get((role, part.get("kind")), []):
                 local_file(f)
         repo_or_folder(part.get("repo"))
+        repo_or_folder(part.get("image_encoder_repo"))  # the Kandinsky decoder's image encoder
     enc = p.encoder
     model = enc.get("model") if enc.get("kind") == "open_clip" else None
     if isinstance(model, str) and model.startswith("local-dir:"):
@@ -491,6 +505,9 @@ def weights_status(preset: str | Preset) -> str:
         return "missing (train it)" if all(_is_shipped(m) for m in missing) else "missing"
     repos = list(dict.fromkeys(repos))
     if not repos and not downloads:
+        parts = [part for part in (p.encoder, p.decoder, p.prior) if part is not None]
+        if not present and all(_is_random_kind(part.get("kind")) for part in parts):
+            return "built in (random)"
         return "built in" if present else "unknown"
     from .hf_clip import hub_cache_dir
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from .errors import ArgumentError
+from .errors import ArgumentError, check_seed
 from .presets import register_prior_builder
 from .space import check_embeddings, normalize, tag
 
@@ -86,8 +86,8 @@ class Prior:
         """
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+        # any integer type (numpy's too), in the range every latentlab seed takes
+        seed = check_seed(seed)
         z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         z = normalize(z.detach().to("cpu", torch.float32))
         out = self._sample(z, seed=seed, num_samples=num_samples)

@@ -710,3 +710,182 @@ def test_options_the_builder_sets_itself_are_named(name, kw):
     arg = next(iter(kw))
     with pytest.raises(ArgumentError, match=rf"the decoder of preset '{name}-tiny' sets {arg}= itself"):
         create_decoder(_preset(name), **kw)
+
+
+def test_prior_call_takes_numpy_seeds_and_refuses_seeds_out_of_range():
+    """Prior.__call__ checked isinstance(seed, int): np.int64 seeds (np.arange, a config read
+    with numpy) were refused and 2**70 was accepted; it now takes what check_seed takes."""
+    import latentlab as ll
+
+    enc, prior = ll.create_encoder("tiny"), ll.create_prior("tiny")
+    t = enc.encode_text(["a cat"])
+    for s in (np.int64(3), np.int32(3), np.uint8(3)):
+        assert torch.equal(prior(t, seed=s), prior(t, seed=3))
+    for s in (2**70, 2**63, -(2**63) - 1, 1.5, True, "3"):
+        with pytest.raises(ArgumentError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63\)"):
+            prior(t, seed=s)
+
+
+# -- local folders that are incomplete, of another pipeline, files or mistyped names ---------------
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Tiny Kandinsky prior (with its CLIP towers), Kandinsky decoder and Karlo folders, written once."""
+    root = tmp_path_factory.mktemp("families")
+    towers, processor, tokenizer = hf_clip.tiny_hf_clip_towers(dim=DIM, seed=0)
+    prior_dir = root / "kprior"
+    towers.vision.save_pretrained(prior_dir / "image_encoder")
+    towers.text.save_pretrained(prior_dir / "text_encoder")
+    processor.save_pretrained(prior_dir / "image_processor")
+    tokenizer.save_pretrained(prior_dir / "tokenizer")
+    p, sched, _, _ = kandinsky.tiny_unclip_prior_components(dim=DIM, seed=0)
+    p.save_pretrained(prior_dir / "prior")
+    sched.save_pretrained(prior_dir / "scheduler")
+    kandinsky.tiny_kandinsky_pipeline(dim=DIM, seed=0).save_pretrained(root / "kdec")
+    karlo.tiny_karlo_pipeline(dim=DIM, seed=0).save_pretrained(root / "karlo")
+    return root
+
+
+def _variant(saved, tmp_path, name, *, drop=(), empty=()):
+    """A copy of ``saved / name`` without the subfolders ``drop`` and with ``empty`` emptied."""
+    import shutil
+
+    d = shutil.copytree(saved / name, tmp_path / name)
+    for sub in drop:
+        shutil.rmtree(d / sub)
+    for sub in empty:
+        for f in (d / sub).iterdir():
+            f.unlink()
+    return d
+
+
+def test_folders_without_a_usable_tokenizer_are_refused_at_load(saved, tmp_path):
+    """A missing or empty tokenizer/ loaded as transformers' 2-token placeholder (model_max_length
+    1e30): the Kandinsky and Karlo priors and the Karlo decoder then failed at the first decode
+    with an OverflowError, the hf_clip encoder with a FileNotFoundError. Now each refuses it at
+    load, naming <folder>/tokenizer and its files."""
+    kprior = _variant(saved, tmp_path, "kprior", drop=["tokenizer"])
+    for load in (lambda: kandinsky.KandinskyPrior.from_pretrained(kprior, space="s", dim=DIM),
+                 lambda: hf_clip.HFCLIPEncoder.from_pretrained(kprior, space="s")):  # fmt: skip
+        with pytest.raises(ModelNotAvailableError) as info:
+            load()
+        msg = str(info.value)
+        assert str(kprior / "tokenizer") in msg and "vocab.json" in msg and "merges.txt" in msg
+
+    karlo_dir = _variant(saved, tmp_path, "karlo", empty=["tokenizer"])
+    with pytest.raises(ModelNotAvailableError, match=r"placeholder tokenizer \(2 tokens") as info:
+        karlo.KarloDecoder.from_pretrained(karlo_dir, space="s", dim=DIM, super_res_steps=2)
+    msg = str(info.value)
+    assert str(karlo_dir / "tokenizer") in msg and "vocab.json" in msg
+    assert f'hf download kakaobrain/karlo-v1-alpha-image-variations --include "tokenizer/*" --local-dir {karlo_dir}' in msg
+
+    empty = _variant(saved, tmp_path / "emptied", "kprior", empty=["tokenizer"])
+    with pytest.raises(ModelNotAvailableError, match=r"placeholder tokenizer \(2 tokens"):
+        kandinsky.KandinskyPrior.from_pretrained(empty, space="s", dim=DIM)
+
+
+def test_incomplete_and_mixed_up_folders_name_what_is_missing(saved, tmp_path):
+    """Folders of the wrong pipeline, or missing component folders, gave diffusers' raw ValueError
+    ("Pipeline ... expected [...] but only {...} were passed") or named only the first component
+    the loader tripped on, with `hf download <repo>`; now every missing folder is named, with the
+    likely mix-up (model_index.json's _class_name) and the family's (or preset's) repo."""
+    sd = tmp_path / "sd"
+    from latentlab.decoders.unclip import tiny_stable_unclip_pipeline
+
+    tiny_stable_unclip_pipeline(embed_dim=DIM).save_pretrained(sd, safe_serialization=True)
+    with pytest.raises(ModelNotAvailableError) as info:
+        kandinsky.KandinskyDecoder.from_pretrained(sd, image_encoder_repo=None, space="s", dim=DIM, resolution=32,
+                                                   embed_scale=1.0, negative_embeds=torch.zeros(DIM))  # fmt: skip
+    msg = str(info.value)
+    assert "it has no movq/ subfolder; its model_index.json lists no movq" in msg
+    assert "this is a StableUnCLIPImg2ImgPipeline folder, not a KandinskyV22Pipeline one" in msg
+    assert f"hf download kandinsky-community/kandinsky-2-2-decoder --local-dir {sd}" in msg
+
+    with pytest.raises(ModelNotAvailableError) as info:
+        kandinsky.KandinskyPrior.from_pretrained(saved / "karlo", space="s", dim=DIM)
+    msg = str(info.value)
+    assert "it has no prior/, scheduler/ subfolders" in msg
+    assert "this is a UnCLIPImageVariationPipeline folder, not a KandinskyV22PriorPipeline one" in msg
+
+    k = _variant(saved, tmp_path, "karlo", drop=["text_proj", "super_res_last"])
+    with pytest.raises(ModelNotAvailableError, match=r"it has no text_proj/, super_res_last/ subfolders") as info:
+        karlo.KarloDecoder.from_pretrained(k, space="s", dim=DIM, super_res_steps=2)
+    assert f"hf download kakaobrain/karlo-v1-alpha-image-variations --local-dir {k}" in str(info.value)
+
+    # through a preset, the preset's own repo is the one to download
+    p = Preset(name="my-kand", space="s", dim=DIM, resolution=32, encoder={"kind": "hf_clip_tiny"},
+               decoder={"kind": "kandinsky", "repo": "me/my-kandinsky-decoder", "image_encoder_repo": None,
+                        "embed_scale": 1.0})  # fmt: skip
+    kdec = _variant(saved, tmp_path, "kdec", drop=["movq"])
+    with pytest.raises(ModelNotAvailableError, match=rf"hf download me/my-kandinsky-decoder --local-dir {kdec}"):
+        create_decoder(p, repo_or_dir=str(kdec), negative_embeds=torch.zeros(DIM))
+    e = Preset(name="my-enc", space="s", dim=DIM, resolution=32, decoder={"kind": "kandinsky_tiny"},
+               encoder={"kind": "hf_clip", "repo": "me/my-towers"})  # fmt: skip
+    towers = _variant(saved, tmp_path, "kprior", drop=["text_encoder"])
+    with pytest.raises(ModelNotAvailableError, match=rf"it has no text_encoder/ subfolder.*hf download me/my-towers"):
+        create_encoder(e, repo_or_dir=str(towers))
+
+
+def test_a_file_or_a_mistyped_folder_name_is_said_to_be_one(saved, tmp_path, monkeypatch):
+    """An existing file was "it does not exist"; a bare name that is no folder was taken for a
+    Hub repo id. Each loader now says which it is (no network)."""
+    weights = saved / "kdec" / "unet" / "diffusion_pytorch_model.safetensors"
+    assert weights.is_file()
+    loads = [
+        lambda src: kandinsky.KandinskyDecoder.from_pretrained(src),
+        lambda src: kandinsky.KandinskyPrior.from_pretrained(src),
+        lambda src: karlo.KarloDecoder.from_pretrained(src),
+        lambda src: hf_clip.HFCLIPEncoder.from_pretrained(src),
+    ]
+    monkeypatch.chdir(tmp_path)
+    for load in loads:
+        with pytest.raises(ModelNotAvailableError, match=r"is a file, not a folder: .*single-file checkpoints"):
+            load(str(weights))
+        with pytest.raises(ModelNotAvailableError, match=r"no local folder 'my_folder' exists"):
+            load("my_folder")
+
+
+def test_a_dim_mismatch_names_the_folder_and_what_the_preset_expects(saved):
+    """Through a preset, the old advice "pass the dim of ..." could not be followed (presets set
+    dim themselves); the error names the folder, both sizes and spaces."""
+    from latentlab.presets import get_preset
+
+    for preset, folder in (("karlo", "karlo"), ("kandinsky-2.2", "kdec")):
+        kw = {"image_encoder_repo": str(saved / "kprior")} if preset == "kandinsky-2.2" else {}
+        with pytest.raises(SpaceError) as info:
+            create_decoder(preset, repo_or_dir=str(saved / folder), **kw)
+        msg = str(info.value)
+        p = get_preset(preset)
+        assert f"{str(saved / folder)!r} holds a" in msg and "image embeddings have size 32" in msg
+        assert f"{preset!r} expects {p.dim}-d embeddings of the space {p.space!r}" in msg
+        assert "Fix: use a preset whose CLIP space has 32-d embeddings" in msg
+
+
+def test_kandinsky_without_an_image_encoder_names_the_loader_options(saved):
+    """With image_encoder_repo=None the error spoke of the constructor's
+    image_encoder=(vision_model, processor), which create_decoder() does not take; it now names
+    image_encoder_repo=, negative_embeds= and a numeric embed_scale=, and what each is for."""
+    p = Preset(name="my-kand", space="s", dim=DIM, resolution=32, encoder={"kind": "hf_clip_tiny"},
+               decoder={"kind": "kandinsky", "repo": str(saved / "kdec")})  # fmt: skip
+    with pytest.raises(ArgumentError, match=r"'my-kand' has no image encoder, which it needs for the negative "
+                                            r"\(zero-image\) embedding and embed_scale='auto'.*image_encoder_repo=.*"
+                                            r"negative_embeds=.*a number as embed_scale="):  # fmt: skip
+        create_decoder(p, image_encoder_repo=None)
+    with pytest.raises(ArgumentError, match=r"needs for the negative \(zero-image\) embedding\. .*image_encoder_repo="):
+        create_decoder(p, image_encoder_repo=None, embed_scale=5.0)
+    with pytest.raises(ArgumentError, match=r"needs for embed_scale='auto'\. .*image_encoder_repo="):
+        create_decoder(p, image_encoder_repo=None, negative_embeds=torch.zeros(DIM))
+    dec = create_decoder(p, image_encoder_repo=None, embed_scale=5.0, negative_embeds=torch.zeros(DIM))
+    assert dec.embed_scale == 5.0 and dec.negative_source == "given (negative_embeds=)"
+
+
+def test_a_component_folder_without_its_files_is_named(saved, tmp_path):
+    """A component folder present but empty was reported as the root folder lacking a component,
+    with `hf download <repo>`; the error now names the subfolder and the family's repo."""
+    k = _variant(saved, tmp_path, "karlo", empty=["super_res_last"])
+    with pytest.raises(ModelNotAvailableError) as info:
+        karlo.KarloDecoder.from_pretrained(k, space="s", dim=DIM, super_res_steps=2)
+    msg = str(info.value)
+    assert f"it needs UNet2DModel in super_res_last/ (in {str(k / 'super_res_last')!r})" in msg
+    assert f"hf download kakaobrain/karlo-v1-alpha-image-variations --local-dir {k}" in msg

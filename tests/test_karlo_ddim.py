@@ -371,3 +371,19 @@ def test_step_counts_whose_timesteps_changed_are_marked_in_render_settings(dec):
 
     assert sampling_settings(61, 2.0, dec)["timesteps"] == "exact"
     assert "timesteps" not in sampling_settings(60, 2.0, dec) and "timesteps" not in sampling_settings(25, 2.0, dec)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "unclip"])
+def test_steps_past_the_training_timesteps_are_refused_with_either_sampler(scheduler):
+    """With scheduler="unclip", steps > 1000 made Karlo's UnCLIPScheduler repeat timesteps and
+    draw black frames without a word (max_steps() was None); both samplers now refuse them
+    before any model call, naming the limit and the sampler."""
+    dec = _decoder(scheduler)
+    assert dec.max_steps() == len(dec.pipe.decoder_scheduler.alphas_cumprod) == 1000
+    for steps in (1001, 1500):
+        with pytest.raises(ArgumentError, match=rf"steps must be <= 1000 \(the decoder's training timesteps, "
+                                                rf"with scheduler='{scheduler}'\), got {steps}"):  # fmt: skip
+            dec.decode(_unit(1, 0), _noise(dec, 1, 0), seeds=[0], steps=steps)
+    if scheduler == "ddim":
+        with pytest.raises(ArgumentError, match=r"steps must be <= 1000"):
+            dec.decode_base(_unit(1, 0), _noise(dec, 1, 0), steps=1001)

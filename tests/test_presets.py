@@ -363,3 +363,50 @@ def test_an_option_the_preset_sets_itself_is_named(kw):
         presets.create_decoder("tiny", **kw)
     if arg == "resolution":  # the fix it names works
         assert presets.create_decoder(dataclasses.replace(presets.get_preset("tiny"), resolution=32)).resolution == 32
+
+
+def test_a_user_builder_for_a_built_in_kind_is_not_replaced_by_the_lazy_load():
+    """The built-in builders register at the first create_*: a user's builder registered before
+    that for a built-in kind was silently replaced. In a fresh interpreter (builders not loaded)."""
+    code = (
+        "import latentlab as ll\n"
+        "from latentlab import presets\n"
+        "assert not presets._LOADED\n"
+        "@presets.register_decoder_builder('stable_unclip_tiny')\n"
+        "def mine(preset, **kw):\n"
+        "    return 'mine'\n"
+        "print(ll.create_decoder('tiny'))\n"
+        "print(presets._DECODER_BUILDERS['karlo'].__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["mine", "latentlab.decoders.karlo"], out.stderr
+
+
+def test_a_user_builder_registered_after_the_built_ins_replaces_them(monkeypatch):
+    presets._load_builders()
+    monkeypatch.setitem(presets._PRIOR_BUILDERS, "identity", presets._PRIOR_BUILDERS["identity"])  # restored after
+
+    @presets.register_prior_builder("identity")
+    def mine(preset, **kw):
+        return "mine"
+
+    assert ll.create_prior("tiny") == "mine"
+
+
+def test_weights_status_reads_every_part_of_a_preset_with_a_tiny_encoder(tmp_path):
+    """A preset whose encoder was open_clip_tiny was "built in (random)" whatever its decoder
+    loaded, and a Kandinsky decoder's image_encoder_repo was never looked at."""
+    (tmp_path / "dec").mkdir()
+    (tmp_path / "enc").mkdir()
+
+    def preset(decoder):
+        return presets.Preset(name="u", space="u", dim=32, resolution=64, encoder={"kind": "open_clip_tiny"},
+                              decoder=decoder, prior={"kind": "identity"})  # fmt: skip
+
+    assert presets.weights_status(preset({"kind": "stable_unclip_tiny"})) == "built in (random)"
+    assert presets.weights_status(preset({"kind": "stable_unclip", "repo": str(tmp_path / "dec")})) == "built in"
+    assert presets.weights_status(preset({"kind": "stable_unclip", "repo": str(tmp_path / "gone")})) == "missing"
+    kand = {"kind": "kandinsky", "repo": str(tmp_path / "dec")}
+    assert presets.weights_status(preset({**kand, "image_encoder_repo": str(tmp_path / "enc")})) == "built in"
+    assert presets.weights_status(preset({**kand, "image_encoder_repo": str(tmp_path / "gone")})) == "missing"
+    assert presets.weights_status(preset({**kand, "image_encoder_repo": None})) == "built in"

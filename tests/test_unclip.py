@@ -936,3 +936,165 @@ def test_guidance_below_one_is_no_guidance_here_as_documented(dec):
     models = " ".join((Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text().split())
     assert "any `g <= 1`, 0 included, draws the same frames as `g = 1`" in models
     assert "`g = 0` draws the unconditional picture" in models
+
+
+# -- local folders that are not (complete) Stable unCLIP pipelines ---------------------------------
+
+_LOAD = dict(name="x", space="s", dim=32, resolution=64, embed_scale=1.0)
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(dec, tmp_path_factory):
+    """The tiny pipeline written with save_pretrained once; tests copy it before changing it."""
+    folder = tmp_path_factory.mktemp("saved") / "sd_full"
+    dec.pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _copy(saved, tmp_path, name="copy"):
+    import shutil
+
+    return shutil.copytree(saved, tmp_path / name)
+
+
+def test_a_folder_without_a_usable_tokenizer_is_refused_at_load(saved_pipeline, monkeypatch, tmp_path):
+    """transformers 5 builds a 2-token CLIPTokenizer with model_max_length=1e30 from a missing or
+    empty tokenizer/ folder; the folder used to load and the first decode crashed with an
+    OverflowError. Both are now a ModelNotAvailableError at load naming <folder>/tokenizer,
+    the files it needs and the download command."""
+    import shutil
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    _no_network(monkeypatch)
+    no_tok = _copy(saved_pipeline, tmp_path, "no_tok")
+    shutil.rmtree(no_tok / "tokenizer")
+    with pytest.raises(ModelNotAvailableError) as info:
+        StableUnCLIPDecoder.from_pretrained(no_tok, **_LOAD)
+    msg = str(info.value)
+    assert str(no_tok / "tokenizer") in msg and "vocab.json" in msg and "merges.txt" in msg and "hf download" in msg
+
+    empty_tok = _copy(saved_pipeline, tmp_path, "empty_tok")
+    for f in (empty_tok / "tokenizer").iterdir():
+        f.unlink()
+    with pytest.raises(ModelNotAvailableError, match=r"placeholder tokenizer \(2 tokens, model_max_length=") as info:
+        StableUnCLIPDecoder.from_pretrained(empty_tok, **_LOAD)
+    assert str(empty_tok / "tokenizer") in str(info.value) and "vocab.json" in str(info.value)
+
+
+def test_check_tokenizer_takes_a_real_tokenizer_and_refuses_a_placeholder():
+    from latentlab.decoders.unclip import tiny_clip_tokenizer
+    from latentlab.hf_clip import check_tokenizer
+
+    tok = tiny_clip_tokenizer(16)
+    assert check_tokenizer(tok, "/f", subfolder="tokenizer", what="x", is_dir=True, repo="o/n") is tok
+    tok.model_max_length = int(1e30)
+    with pytest.raises(ModelNotAvailableError, match=r"'/f/tokenizer' it loads as a placeholder tokenizer \(model_max_length=10"):
+        check_tokenizer(tok, "/f", subfolder="tokenizer", what="x", is_dir=True, repo="o/n")
+    with pytest.raises(ModelNotAvailableError, match=r"'o/n/tokenizer'.*pass a local folder"):
+        check_tokenizer(tok, "o/n", subfolder="tokenizer", what="x", is_dir=False)
+
+
+def test_an_incomplete_folder_names_every_missing_component(saved_pipeline, monkeypatch, tmp_path):
+    """A folder missing component folders used to give diffusers' own error, or a raw
+    ValueError ("Pipeline ... expected [...] but only {...} were passed") when model_index.json
+    did not list them; now one ModelNotAvailableError names every missing folder at once and
+    the download command (with the real repo: the SD 2.1 unCLIP repo of dim, or the preset's)."""
+    import shutil
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    _no_network(monkeypatch)
+    folder = _copy(saved_pipeline, tmp_path)
+    shutil.rmtree(folder / "unet")
+    shutil.rmtree(folder / "image_normalizer")
+    with pytest.raises(ModelNotAvailableError) as info:
+        StableUnCLIPDecoder.from_pretrained(folder, **_LOAD)
+    msg = str(info.value)
+    assert f"the folder {str(folder)!r} is not a complete Stable unCLIP pipeline" in msg
+    assert "it has no image_normalizer/, unet/ subfolders" in msg and "<repo>" in msg  # dim=32: no released repo
+    with pytest.raises(ModelNotAvailableError, match=rf"hf download {REAL_REPO} --local-dir"):
+        StableUnCLIPDecoder.from_pretrained(folder, **{**_LOAD, "dim": 1024})
+    (folder / "model_index.json").unlink()
+    with pytest.raises(ModelNotAvailableError, match="it has no image_normalizer/, unet/ subfolders; it has no model_index.json"):
+        StableUnCLIPDecoder.from_pretrained(folder, **_LOAD)
+
+
+def test_another_pipeline_folder_is_named_as_a_mix_up(saved_pipeline, monkeypatch, tmp_path):
+    """A plain Stable Diffusion folder (model_index.json: StableDiffusionPipeline, no image
+    encoder, normalizer or noising scheduler) passed to an unCLIP preset gave diffusers' raw
+    ValueError; the error now names the missing components, the mix-up and the preset's repo."""
+    import shutil
+
+    _no_network(monkeypatch)
+    folder = _copy(saved_pipeline, tmp_path)
+    index = json.loads((folder / "model_index.json").read_text())
+    for c in ("image_encoder", "image_normalizer", "image_noising_scheduler"):
+        shutil.rmtree(folder / c)
+        index.pop(c)
+    index["_class_name"] = "StableDiffusionPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelNotAvailableError) as info:
+        create_decoder("sd21-unclip-l", repo_or_dir=str(folder))
+    msg = str(info.value)
+    assert "it has no image_encoder/, image_normalizer/, image_noising_scheduler/ subfolders" in msg
+    assert "model_index.json lists no image_encoder, image_normalizer, image_noising_scheduler" in msg
+    assert "this is a StableDiffusionPipeline folder, not a StableUnCLIPImg2ImgPipeline one" in msg
+    assert f"hf download stabilityai/stable-diffusion-2-1-unclip-small --local-dir {folder}" in msg
+
+
+def test_a_file_or_a_mistyped_folder_name_is_said_to_be_one(saved_pipeline, monkeypatch, tmp_path):
+    """An existing file was reported as "it does not exist", and a bare folder name that does not
+    exist was looked up on the Hub (a connection attempt and a cache error); both now say
+    what they are, without touching the network."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    _no_network(monkeypatch)
+    weights = saved_pipeline / "unet" / "diffusion_pytorch_model.safetensors"
+    with pytest.raises(ModelNotAvailableError, match=r"is a file, not a folder: .*single-file checkpoints \(\.ckpt / "
+                                                     r"\.safetensors.*diffusers-layout folder.*hf download"):  # fmt: skip
+        create_decoder("sd21-unclip-h", repo_or_dir=str(weights))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotAvailableError, match=r"no local folder 'my_unclip_folder' exists \(looked in .*'owner/name'"):
+        StableUnCLIPDecoder.from_pretrained("my_unclip_folder", **_LOAD)
+
+
+def test_a_user_preset_without_a_repo_loads_from_repo_or_dir(saved_pipeline, monkeypatch):
+    """A stable_unclip decoder spec without "repo" raised a bare TypeError even with repo_or_dir=;
+    repo is optional now, and without either the ArgumentError names the preset and the key."""
+    from latentlab.presets import Preset
+
+    _no_network(monkeypatch)
+    p = Preset(name="my-norepo", space="my", dim=32, resolution=64, encoder={"kind": "open_clip_tiny"},
+               decoder={"kind": "stable_unclip", "embed_scale": 1.0})  # fmt: skip
+    dec = create_decoder(p, repo_or_dir=str(saved_pipeline))
+    assert dec.describe()["source"] == str(saved_pipeline)
+    with pytest.raises(ArgumentError, match=r"preset 'my-norepo': its decoder spec .* has no \"repo\" key.*repo_or_dir="):
+        create_decoder(p)
+
+
+def test_a_dim_mismatch_names_the_folder_both_sizes_and_the_preset_to_use():
+    """The error advised passing dim=, which a preset refuses (it sets dim itself); it now names
+    the folder, its embedding size, what the preset expects and the preset of that size."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    pipe = tiny_stable_unclip_pipeline(embed_dim=1024)
+    with pytest.raises(SpaceError) as info:
+        StableUnCLIPDecoder(pipe, name="sd21-unclip-l", space="openai/ViT-L-14", dim=768, resolution=64,
+                            embed_scale=1.0, source="/models/sd21-unclip")  # fmt: skip
+    msg = str(info.value)
+    assert "'/models/sd21-unclip' holds a Stable unCLIP decoder whose image embeddings have size 1024" in msg
+    assert "'sd21-unclip-l' expects 768-d embeddings of the space 'openai/ViT-L-14'" in msg
+    assert "Fix: use the preset 'sd21-unclip-h', whose CLIP space has 1024-d embeddings" in msg
+    assert not msg.startswith("dim=")
+
+
+def test_a_folder_without_the_asked_weights_names_the_preset_repo(saved_pipeline, monkeypatch):
+    """A complete folder without the weight files asked for (variant="fp16") said
+    `hf download <repo> --local-dir <folder>`; it now names the preset's repo and the folder."""
+    _no_network(monkeypatch)
+    with pytest.raises(ModelNotAvailableError) as info:
+        create_decoder("sd21-unclip-h", repo_or_dir=str(saved_pipeline), variant="fp16")
+    msg = str(info.value)
+    assert f'hf download {REAL_REPO} --include "*.json" --include "*.txt" --include "*.fp16.safetensors" ' \
+           f"--local-dir {saved_pipeline}`" in msg and "<repo>" not in msg and "<folder>" not in msg

@@ -49,8 +49,10 @@ from ..hf_clip import (
     as_device,
     as_dtype,
     diffusers_dtype_key,
+    check_local_folder,
     hub_source,
     load_component,
+    load_tokenizer,
     load_kwargs,
     synthetic_images,
     tiny_hf_clip_towers,
@@ -62,6 +64,7 @@ from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import Decoder
 from .unclip import (
+    dim_mismatch_error,
     free_model_hooks,
     max_sampler_steps,
     max_steps_reason,
@@ -368,6 +371,8 @@ class UnCLIPDiffusionPrior(Prior):
     default_space: str | None = None
     default_dim: int = 0
     scheduler_subfolder: str = "scheduler"
+    #: the diffusers pipeline whose folder holds the prior (its model_index.json ``_class_name``)
+    prior_pipeline: str = "KandinskyV22PriorPipeline"
 
     @classmethod
     def from_pretrained(
@@ -384,11 +389,15 @@ class UnCLIPDiffusionPrior(Prior):
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
         revision: str | None = None,
+        repo_hint: str | None = None,
         **prior_kwargs: Any,
     ) -> "UnCLIPDiffusionPrior":
         """Load the prior (safetensors only) from the Hub cache or a folder (default: the
         family's repo); :class:`~latentlab.errors.ModelNotAvailableError` when its files are
-        missing offline (``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` read at call time).
+        missing offline (``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` read at call time),
+        or when a local folder lacks one of ``prior``, ``text_encoder``, ``tokenizer`` and the
+        scheduler's folder (all named at once), with the ``hf download`` command for
+        ``repo_hint`` (the Hub repo the folder copies; default: the family's repo).
 
         >>> prior = KandinskyPrior.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
         """
@@ -397,6 +406,7 @@ class UnCLIPDiffusionPrior(Prior):
         src, parts = cls._load_parts(
             repo, scheduler_subfolder=cls.scheduler_subfolder, what=f"{cls.family} prior", example=cls.default_repo,
             dtype=dt, variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision,
+            repo_hint=repo_hint or cls.default_repo,
         )  # fmt: skip
         return cls(
             *parts, name=cls.default_name if name is None else name, space=cls.default_space if space is None else space,
@@ -417,6 +427,7 @@ class UnCLIPDiffusionPrior(Prior):
         cache_dir: str | os.PathLike[str] | None,
         local_files_only: bool | None,
         revision: str | None,
+        repo_hint: str | None = None,
     ) -> tuple[str, tuple[Any, Any, Any, Any]]:
         from diffusers import PriorTransformer, UnCLIPScheduler
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
@@ -426,10 +437,15 @@ class UnCLIPDiffusionPrior(Prior):
         d_kw = load_kwargs(dtype=dtype, dtype_key=diffusers_dtype_key(), **common)
         t_kw = load_kwargs(dtype=dtype, dtype_key=transformers_dtype_key(), **common)
         plain = {k: v for k, v in t_kw.items() if k in ("cache_dir", "local_files_only", "revision")}
-        prior = load_component(PriorTransformer, src, subfolder="prior", what=what, is_dir=is_dir, kwargs=d_kw)
-        text = load_component(CLIPTextModelWithProjection, src, subfolder="text_encoder", what=what, is_dir=is_dir, kwargs=t_kw)
-        tok = load_component(CLIPTokenizer, src, subfolder="tokenizer", what=what, is_dir=is_dir, kwargs=plain)
-        sched = load_component(UnCLIPScheduler, src, subfolder=scheduler_subfolder, what=what, is_dir=is_dir, kwargs=plain)
+        repo = repo_hint or (None if is_dir else src)
+        if is_dir:
+            check_local_folder(src, what=what, needs=("prior", "text_encoder", "tokenizer", scheduler_subfolder),
+                               pipelines=(cls.prior_pipeline,), repo=repo)  # fmt: skip
+        one = dict(what=what, is_dir=is_dir, repo=repo)
+        prior = load_component(PriorTransformer, src, subfolder="prior", kwargs=d_kw, **one)
+        text = load_component(CLIPTextModelWithProjection, src, subfolder="text_encoder", kwargs=t_kw, **one)
+        tok = load_tokenizer(CLIPTokenizer, src, subfolder="tokenizer", kwargs=plain, **one)
+        sched = load_component(UnCLIPScheduler, src, subfolder=scheduler_subfolder, kwargs=plain, **one)
         return src, (prior, sched, text, tok)
 
 
@@ -552,10 +568,7 @@ class KandinskyDecoder(Decoder):
         self.default_batch_size = int(default_batch_size)
         pipe_dim = int(pipe.unet.config.encoder_hid_dim or 0)
         if pipe_dim != self.dim:
-            raise SpaceError(
-                f"dim={self.dim} but this Kandinsky UNet takes {pipe_dim}-d image embeddings; "
-                "pass the dim of the family's image encoder (1280 for Kandinsky 2.2)."
-            )
+            raise dim_mismatch_error(self, pipe_dim, "Kandinsky 2.2", ("kandinsky", "kandinsky_tiny"))
         sf = int(pipe.movq_scale_factor)
         if self.resolution <= 0 or self.resolution % (sf * sf):
             raise ArgumentError(
@@ -574,14 +587,22 @@ class KandinskyDecoder(Decoder):
             vision, processor = image_encoder
             self._vision = _place(vision, self.device if not self.cpu_offload else "cpu", self.dtype).eval()
             self._processor = processor
+        if self._vision is None:
+            needs = [n for n, missing in (("the negative (zero-image) embedding", negative_embeds is None),
+                                          ("embed_scale='auto'", isinstance(embed_scale, str))) if missing]  # fmt: skip
+            if needs:
+                raise ArgumentError(
+                    f"the Kandinsky 2.2 decoder {self.name!r} has no image encoder, which it needs for "
+                    f"{' and '.join(needs)}. Either give it one: image_encoder_repo= (a folder or Hub repo with "
+                    f"image_encoder/ and image_processor/, e.g. {KANDINSKY_PRIOR_REPO!r}) to from_pretrained or "
+                    "create_decoder(), or image_encoder=(vision_model, processor) to the KandinskyDecoder constructor; "
+                    "or do without it: pass negative_embeds=<a (d,) tensor> (e.g. the image encoder's embedding of an "
+                    "all-zero image, saved from an earlier load: dec.negative_embeds) and a number as embed_scale= "
+                    "(e.g. dec.embed_scale of an earlier load)."
+                )
         self.negative_source = "given (negative_embeds=)"
         if negative_embeds is None:
             self.negative_source = "image encoder's zero-image embedding"
-            if self._vision is None:
-                raise ArgumentError(
-                    "KandinskyDecoder needs image_encoder=(vision_model, processor) to compute the negative "
-                    "(zero-image) embedding, or negative_embeds=<(d,) tensor>."
-                )
             negative_embeds = _zero_embed(self._vision)
         neg = torch.as_tensor(negative_embeds).detach().to("cpu", torch.float32).reshape(-1)
         if neg.numel() != self.dim or not torch.isfinite(neg).all():
@@ -591,8 +612,6 @@ class KandinskyDecoder(Decoder):
         if isinstance(embed_scale, str):
             if embed_scale != "auto":
                 raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
-            if self._vision is None:
-                raise ArgumentError("embed_scale='auto' needs image_encoder=(vision_model, processor); or pass a number.")
             size = int(self._vision.config.image_size)
             self.embed_scale = _check_scale(_mean_norm(self._vision, self._processor, synthetic_images(8, size=max(size, 64))))
             self.embed_scale_source = "auto (8 synthetic images)"
@@ -760,6 +779,7 @@ class KandinskyDecoder(Decoder):
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
         revision: str | None = None,
+        repo_hint: str | None = None,
         **decoder_kwargs: Any,
     ) -> KandinskyDecoder:
         """Load the Kandinsky 2.2 decoder (safetensors only) from the Hub cache or a folder.
@@ -770,7 +790,10 @@ class KandinskyDecoder(Decoder):
         embedding, then freed (``None`` to skip: then pass ``negative_embeds`` and a number).
         Cache: ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``; ``local_files_only``
         defaults to ``$HF_HUB_OFFLINE``. Missing files raise
-        :class:`~latentlab.errors.ModelNotAvailableError` naming the repo and the fix.
+        :class:`~latentlab.errors.ModelNotAvailableError` naming the repo and the fix; a local
+        folder missing ``unet``, ``scheduler``, ``movq`` or model_index.json is refused before
+        loading, naming them all, what the folder is instead (its model_index.json) and
+        ``hf download <repo_hint>`` (default: the decoder repo).
 
         >>> dec = KandinskyDecoder.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
         """
@@ -780,18 +803,27 @@ class KandinskyDecoder(Decoder):
         dev, dt = as_device(device), as_dtype(dtype)
         what = "Kandinsky 2.2 decoder"
         src, is_dir = hub_source(repo_or_dir, what, KANDINSKY_DECODER_REPO)
+        repo = repo_hint or (KANDINSKY_DECODER_REPO if is_dir else src)
+        if is_dir:
+            check_local_folder(src, what=what, needs=("unet", "scheduler", "movq"), pipelines=("KandinskyV22Pipeline",),
+                               repo=repo, model_index=True)  # fmt: skip
         common = dict(variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision)
-        pipe = load_component(KandinskyV22Pipeline, src, subfolder=None, what=what, is_dir=is_dir,
+        pipe = load_component(KandinskyV22Pipeline, src, subfolder=None, what=what, is_dir=is_dir, repo=repo,
                               kwargs=load_kwargs(is_dir=is_dir, dtype=dt, dtype_key=diffusers_dtype_key(), **common))  # fmt: skip
         image_encoder = None
         if image_encoder_repo is not None:
-            isrc, idir = hub_source(image_encoder_repo, "Kandinsky 2.2 image encoder", KANDINSKY_PRIOR_REPO)
+            iwhat = "Kandinsky 2.2 image encoder"
+            isrc, idir = hub_source(image_encoder_repo, iwhat, KANDINSKY_PRIOR_REPO)
+            irepo = KANDINSKY_PRIOR_REPO if idir else isrc
+            if idir:
+                check_local_folder(isrc, what=iwhat, needs=("image_encoder", "image_processor"),
+                                   pipelines=("KandinskyV22PriorPipeline",), repo=irepo)  # fmt: skip
             t_kw = load_kwargs(is_dir=idir, dtype=dt, dtype_key=transformers_dtype_key(), **common)
             plain = {k: v for k, v in t_kw.items() if k in ("cache_dir", "local_files_only", "revision")}
             vision = load_component(CLIPVisionModelWithProjection, isrc, subfolder="image_encoder",
-                                    what="Kandinsky 2.2 image encoder", is_dir=idir, kwargs=t_kw)  # fmt: skip
+                                    what=iwhat, is_dir=idir, kwargs=t_kw, repo=irepo)  # fmt: skip
             processor = load_component(CLIPImageProcessor, isrc, subfolder="image_processor",
-                                       what="Kandinsky 2.2 image encoder", is_dir=idir, kwargs=plain)  # fmt: skip
+                                       what=iwhat, is_dir=idir, kwargs=plain, repo=irepo)  # fmt: skip
             image_encoder = (vision, processor)
         return cls(pipe, name=name, space=space, dim=dim, resolution=resolution, embed_scale=embed_scale,
                    image_encoder=image_encoder, device=dev, dtype=dt, cpu_offload=cpu_offload, source=src,
@@ -882,6 +914,7 @@ def _build_kandinsky(preset: Any, *, repo: str = KANDINSKY_DECODER_REPO,
     """Preset decoder spec ``{"kind": "kandinsky", "repo": ..., "image_encoder_repo": ..., "embed_scale": ...}``;
     user keywords: ``repo_or_dir``, ``device``, ``dtype``, ``variant``, ``cpu_offload``, ``cache_dir``, ..."""
     kwargs.setdefault("resolution", preset.resolution)
+    kwargs.setdefault("repo_hint", repo)  # a local repo_or_dir= is a copy of the preset's repo
     return KandinskyDecoder.from_pretrained(
         kwargs.pop("repo_or_dir", repo), image_encoder_repo=image_encoder_repo, name=preset.name,
         space=preset.space, dim=preset.dim, **kwargs,
@@ -907,6 +940,7 @@ def register_unclip_prior_builders(kind: str, cls: type[UnCLIPDiffusionPrior]) -
 
     @register_prior_builder(kind)
     def _build(preset: Any, *, repo: str = cls.default_repo, **kwargs: Any) -> UnCLIPDiffusionPrior:
+        kwargs.setdefault("repo_hint", repo)  # a local repo_or_dir= is a copy of the preset's repo
         return cls.from_pretrained(kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space,
                                    dim=preset.dim, **kwargs)  # fmt: skip
 

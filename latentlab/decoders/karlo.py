@@ -88,11 +88,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, LatentlabError, SpaceError, check_int
+from ..errors import ArgumentError, LatentlabError
 from ..hf_clip import (
     as_device,
     as_dtype,
     diffusers_dtype_key,
+    check_local_folder,
+    check_tokenizer,
     hub_source,
     load_component,
     load_kwargs,
@@ -112,7 +114,7 @@ from .kandinsky import (
     _to_uint8,
     register_unclip_prior_builders,
 )
-from .unclip import free_model_hooks
+from .unclip import dim_mismatch_error, free_model_hooks
 
 __all__ = [
     "SCHEDULERS",
@@ -357,10 +359,7 @@ class KarloDecoder(Decoder):
         self._prompt_cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         pipe_dim = int(pipe.text_proj.config.clip_embeddings_dim)
         if pipe_dim != self.dim:
-            raise SpaceError(
-                f"dim={self.dim} but this Karlo decoder takes {pipe_dim}-d image embeddings; "
-                "pass the dim of OpenAI CLIP ViT-L/14 (768)."
-            )
+            raise dim_mismatch_error(self, pipe_dim, "Karlo", ("karlo", "karlo_tiny"))
         native = int(pipe.super_res_first.config.sample_size)
         if resolution is not None and int(resolution) != native:
             raise ArgumentError(f"resolution must be {native} for this Karlo pipeline (its super-res size), got {resolution}.")
@@ -508,6 +507,16 @@ class KarloDecoder(Decoder):
             out = uncond + guidance * (text - uncond)
         return out
 
+    def max_steps(self) -> int:
+        """The most 64 px steps :meth:`decode`, :meth:`decode_base` and :meth:`invert` take:
+        the decoder scheduler's training timesteps (1000), with either sampler. Past them,
+        Karlo's ``UnCLIPScheduler`` repeats timesteps and draws black frames, and the DDIM
+        loop has no timesteps left to space."""
+        return len(self.pipe.decoder_scheduler.alphas_cumprod)
+
+    def _max_steps_reason(self) -> str:
+        return f"the decoder's training timesteps, with scheduler={self.scheduler!r}"
+
     def _ddim_schedule(self, steps: int) -> list[tuple[int, float, float]]:
         """``(t, alpha_bar_t, alpha_bar_prev)`` of each 64 px DDIM step, noisiest first."""
         ac = self.pipe.decoder_scheduler.alphas_cumprod.double()
@@ -570,7 +579,7 @@ class KarloDecoder(Decoder):
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
             raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
         # checked, not converted: int(2.7) would sample 2 steps where decode() refuses 2.7
-        steps = check_int(self.default_steps if steps is None else steps, "steps", minimum=1)
+        steps = self._check_steps(self.default_steps if steps is None else steps)
         guidance = _check_guidance(self.default_guidance if guidance_scale is None else guidance_scale)
         try:
             x = self._sample_base(z, noise.detach().to("cpu", torch.float32), steps=steps, guidance_scale=guidance)
@@ -714,13 +723,17 @@ class KarloDecoder(Decoder):
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
         revision: str | None = None,
+        repo_hint: str | None = None,
         **decoder_kwargs: Any,
     ) -> KarloDecoder:
         """Load Karlo's image-variation pipeline (safetensors only) from the Hub cache or a folder.
 
         Cache: ``cache_dir`` / ``$HF_HUB_CACHE`` / ``$HF_HOME/hub``; ``local_files_only``
         defaults to ``$HF_HUB_OFFLINE``. Missing files raise
-        :class:`~latentlab.errors.ModelNotAvailableError` naming the repo and the fix.
+        :class:`~latentlab.errors.ModelNotAvailableError` naming the repo and the fix; a local
+        folder missing component folders is refused before loading, naming them all, what the
+        folder is instead (its model_index.json) and ``hf download <repo_hint>`` (default: the
+        image-variations repo). A missing or placeholder tokenizer is refused at load.
 
         >>> dec = KarloDecoder.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
         """
@@ -744,7 +757,12 @@ class KarloDecoder(Decoder):
             "tokenizer": (CLIPTokenizer, plain), "feature_extractor": (CLIPImageProcessor, plain),
             "decoder_scheduler": (UnCLIPScheduler, plain), "super_res_scheduler": (UnCLIPScheduler, plain),
         }  # fmt: skip
-        comps = {k: load_component(c, src, subfolder=k, what=what, is_dir=is_dir, kwargs=kw) for k, (c, kw) in parts.items()}
+        repo = repo_hint or (KARLO_VARIATIONS_REPO if is_dir else src)
+        if is_dir:
+            check_local_folder(src, what=what, needs=tuple(parts), pipelines=("UnCLIPImageVariationPipeline",), repo=repo)
+        comps = {k: load_component(c, src, subfolder=k, what=what, is_dir=is_dir, kwargs=kw, repo=repo)
+                 for k, (c, kw) in parts.items()}  # fmt: skip
+        check_tokenizer(comps["tokenizer"], src, subfolder="tokenizer", what=what, is_dir=is_dir, repo=repo)
         pipe = classes["UnCLIPImageVariationPipeline"](**comps)
         return cls(pipe, name=name, space=space, dim=dim, resolution=resolution, embed_scale=embed_scale, device=dev,
                    dtype=dt, cpu_offload=cpu_offload, source=src, **decoder_kwargs)  # fmt: skip
@@ -772,6 +790,7 @@ class KarloPrior(UnCLIPDiffusionPrior):
     default_space = KARLO_SPACE
     default_dim = 768
     scheduler_subfolder = "prior_scheduler"
+    prior_pipeline = "UnCLIPPipeline"
 
 
 # ======================================================================================
@@ -839,6 +858,7 @@ def _build_karlo(preset: Any, *, repo: str = KARLO_VARIATIONS_REPO, **kwargs: An
     """Preset decoder spec ``{"kind": "karlo", "repo": ..., "embed_scale": ...}``; user keywords:
     ``repo_or_dir``, ``device``, ``dtype``, ``variant``, ``cpu_offload``, ``cache_dir``, ..."""
     kwargs.setdefault("resolution", preset.resolution)
+    kwargs.setdefault("repo_hint", repo)  # a local repo_or_dir= is a copy of the preset's repo
     return KarloDecoder.from_pretrained(kwargs.pop("repo_or_dir", repo), name=preset.name, space=preset.space,
                                        dim=preset.dim, **kwargs)  # fmt: skip
 

@@ -38,7 +38,14 @@ import numpy as np
 import torch
 
 from ..errors import ArgumentError, ModelNotAvailableError, SpaceError
-from ..hf_clip import diffusers_dtype_key, warn_half_on_cpu
+from ..hf_clip import (
+    check_local_folder,
+    check_tokenizer,
+    diffusers_dtype_key,
+    is_hub_id,
+    not_a_folder_error,
+    warn_half_on_cpu,
+)
 from ..presets import register_decoder_builder
 from .base import Decoder
 
@@ -314,6 +321,29 @@ def warn_late_first_timestep(pipe: Any, steps: int, sampler: str | None) -> None
     )
 
 
+def dim_mismatch_error(decoder: Any, pipe_dim: int, family: str, kinds: Sequence[str]) -> SpaceError:
+    """The :class:`SpaceError` for a pipeline whose image embeddings have ``pipe_dim`` entries
+    where ``decoder`` (its ``name``, ``space``, ``dim`` and ``source`` set) expects ``dim``:
+    names the folder or repo, both sizes and spaces, and the presets of decoder ``kinds``
+    whose space has ``pipe_dim``-d embeddings (a preset's ``dim`` cannot be overridden: the
+    decoder renders only embeddings of the CLIP model it was trained with)."""
+    from ..presets import PRESETS
+
+    match = [p.name for p in PRESETS.values() if p.decoder.get("kind") in kinds and p.dim == pipe_dim]
+    where = f"{decoder.source!r}" if getattr(decoder, "source", None) else f"this {family} pipeline"
+    if match:
+        fix = f"use the preset {' or '.join(repr(m) for m in match)}, whose CLIP space has {pipe_dim}-d embeddings"
+    else:
+        fix = (f"use a preset whose CLIP space has {pipe_dim}-d embeddings (a Preset of your own with dim={pipe_dim} "
+               "and the encoder of the CLIP model this pipeline was trained with)")  # fmt: skip
+    return SpaceError(
+        f"{where} holds a {family} decoder whose image embeddings have size {pipe_dim}, but {decoder.name!r} expects "
+        f"{decoder.dim}-d embeddings of the space {decoder.space!r}: the decoder renders only embeddings of the CLIP "
+        f"model it was trained with. Fix: {fix}; or load a {decoder.dim}-d {family} pipeline (repo_or_dir=). "
+        f"(Building the decoder class yourself, pass dim={pipe_dim} and that model's space.)"
+    )
+
+
 def free_model_hooks(pipe: Any) -> None:
     """``pipe.maybe_free_model_hooks()`` when the pipeline has it: with model CPU offload
     (``cpu_offload=True``) it moves the models a loop called directly back to the CPU, as a
@@ -504,10 +534,7 @@ class StableUnCLIPDecoder(Decoder):
 
         pipe_dim = int(pipe.image_normalizer.mean.shape[-1])
         if self.dim != pipe_dim:
-            raise SpaceError(
-                f"dim={self.dim} but this pipeline's image embeddings have size {pipe_dim}; "
-                "pass the dim of the CLIP model the pipeline was trained with (check the preset)."
-            )
+            raise dim_mismatch_error(self, pipe_dim, "Stable unCLIP", ("stable_unclip", "stable_unclip_tiny"))
         scale = int(pipe.vae_scale_factor)
         if self.resolution <= 0 or self.resolution % 8 or self.resolution % scale:
             raise ArgumentError(
@@ -817,6 +844,7 @@ class StableUnCLIPDecoder(Decoder):
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
         revision: str | None = None,
+        repo_hint: str | None = None,
         **decoder_kwargs: Any,
     ) -> "StableUnCLIPDecoder":
         """Load a Stable unCLIP pipeline (safetensors only) from the Hub cache or a folder.
@@ -827,7 +855,13 @@ class StableUnCLIPDecoder(Decoder):
         ``cache_dir``, else ``$HF_HUB_CACHE``, else ``$HF_HOME/hub`` (read at call time);
         ``local_files_only`` defaults to ``$HF_HUB_OFFLINE``. When the weights are missing and
         cannot be fetched, raises :class:`~latentlab.errors.ModelNotAvailableError` naming
-        the repo, what is missing and how to get it. Other keywords (``noise_level``,
+        the repo, what is missing and how to get it. A local folder that lacks
+        model_index.json or component folders is refused before loading, naming them all, what
+        the folder is instead (its model_index.json ``_class_name``) and the
+        ``hf download <repo>`` command, with ``repo_hint`` as the repo (the ``stable_unclip``
+        preset builder passes the preset's; default: the SD 2.1 unCLIP repo of ``dim``, 1024
+        or 768); a single checkpoint file is refused (a diffusers folder is needed), and so is
+        a missing or placeholder tokenizer. Other keywords (``noise_level``,
         ``scheduler``, ``default_steps``, ``default_guidance``, ...) go to the constructor.
 
         >>> dec = StableUnCLIPDecoder.from_pretrained(                  # doctest: +SKIP
@@ -845,12 +879,12 @@ class StableUnCLIPDecoder(Decoder):
 
         path = Path(src).expanduser()
         is_dir = path.is_dir()
-        if not is_dir and (src.startswith((".", "/", "~", "\\")) or not _is_repo_id(src)):
-            raise ModelNotAvailableError(
-                f"no Stable unCLIP pipeline folder at {src!r} (it does not exist). Pass a folder holding "
-                "model_index.json and the component folders, or a Hugging Face repo id such as "
-                "'stabilityai/stable-diffusion-2-1-unclip'."
-            )
+        repo = repo_hint or (_SD21_UNCLIP_REPOS.get(dim) if is_dir else src)
+        if not is_dir and (path.exists() or src.startswith((".", "/", "~", "\\")) or not _is_repo_id(src)):
+            raise not_a_folder_error(src, "Stable unCLIP pipeline", repo or "stabilityai/stable-diffusion-2-1-unclip")
+        if is_dir:
+            check_local_folder(str(path), what="Stable unCLIP pipeline", needs=_PIPELINE_COMPONENTS,
+                               pipelines=("StableUnCLIPImg2ImgPipeline",), repo=repo, model_index=True)  # fmt: skip
 
         from diffusers import StableUnCLIPImg2ImgPipeline
 
@@ -869,8 +903,9 @@ class StableUnCLIPDecoder(Decoder):
             if not _is_unavailable(exc):
                 raise
             raise ModelNotAvailableError(
-                _unavailable_message(src, is_dir, cache, bool(local_files_only), offline_env, variant, exc)
+                _unavailable_message(src, is_dir, cache, bool(local_files_only), offline_env, variant, exc, repo=repo)
             ) from None
+        check_tokenizer(pipe.tokenizer, src, subfolder="tokenizer", what="Stable unCLIP pipeline", is_dir=is_dir, repo=repo)
         return cls(
             pipe,
             name=name,
@@ -905,8 +940,19 @@ def _hub_cache_dir() -> str:
 
 
 def _is_repo_id(s: str) -> bool:
-    parts = s.split("/")
-    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts)
+    """``owner/name`` (a bare name is a mistyped local folder: every unCLIP repo has an owner)."""
+    return is_hub_id(s)
+
+
+#: the folders of a StableUnCLIPImg2ImgPipeline (model_index.json lists them)
+_PIPELINE_COMPONENTS = ("feature_extractor", "image_encoder", "image_normalizer", "image_noising_scheduler",
+                        "tokenizer", "text_encoder", "unet", "scheduler", "vae")  # fmt: skip
+
+#: the released SD 2.1 unCLIP repo of each embedding size, for the download hint of a local folder
+_SD21_UNCLIP_REPOS = {
+    1024: "stabilityai/stable-diffusion-2-1-unclip",
+    768: "stabilityai/stable-diffusion-2-1-unclip-small",
+}
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -927,18 +973,21 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 
 def _unavailable_message(
-    src: str, is_dir: bool, cache: str, local_only: bool, offline_env: bool, variant: str | None, exc: BaseException
-) -> str:
+    src: str, is_dir: bool, cache: str, local_only: bool, offline_env: bool, variant: str | None, exc: BaseException,
+    repo: str | None = None,
+) -> str:  # fmt: skip
     first = (str(exc).strip().splitlines() or [""])[0][:300]
     cause = f"{type(exc).__name__}: {first}"
     want = "safetensors weights" + (f" (variant {variant!r})" if variant else "")
     if is_dir:
+        weights = f'"*.{variant}.safetensors"' if variant else '"*.safetensors" --exclude "*.fp16.*"'
+        get = f'`hf download {repo or "<repo>"} --include "*.json" --include "*.txt" --include {weights} --local-dir {src}`'
         return (
             f"the folder {src!r} does not hold a complete Stable unCLIP pipeline with {want} ({cause}). "
             "It needs model_index.json and the folders feature_extractor, image_encoder, image_normalizer, "
-            "image_noising_scheduler, tokenizer, text_encoder, unet, scheduler and vae. Save one with "
-            "pipe.save_pretrained(folder, safe_serialization=True) or download a repo with "
-            "`hf download <repo> --local-dir <folder>`."
+            "image_noising_scheduler, tokenizer, text_encoder, unet, scheduler and vae, each with its config and "
+            f"weight files. Download the repo's files into it with {get}, or save a pipeline there with "
+            "pipe.save_pretrained(folder, safe_serialization=True)."
         )
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -1152,19 +1201,30 @@ def tiny_stable_unclip_pipeline(*, embed_dim: int = 32, resolution: int = 64, se
 
 
 @register_decoder_builder("stable_unclip")
-def _build_stable_unclip(preset: Any, *, repo: str, embed_scale: float | str = "auto", **kwargs: Any) -> StableUnCLIPDecoder:
+def _build_stable_unclip(preset: Any, *, repo: str | None = None, embed_scale: float | str = "auto",
+                         **kwargs: Any) -> StableUnCLIPDecoder:  # fmt: skip
     """Preset decoder spec ``{"kind": "stable_unclip", "repo": ..., "embed_scale": ...}``.
 
+    ``repo`` may be left out of a spec whose users always pass ``repo_or_dir=``.
     ``embed_scale="auto"`` (the default) measures it once at load: the mean norm of the
     pipeline's own image-encoder embeddings of 8 fixed synthetic images
     (:func:`latentlab.hf_clip.synthetic_images`); a number skips the measurement.
     """
+    source = kwargs.pop("repo_or_dir", repo)
+    if source is None:
+        raise ArgumentError(
+            f"preset {preset.name!r}: its decoder spec {preset.decoder!r} has no \"repo\" key, and no repo_or_dir= "
+            "was passed. Add \"repo\": the Hugging Face repo id of the Stable unCLIP pipeline (e.g. "
+            "'stabilityai/stable-diffusion-2-1-unclip'), or pass repo_or_dir= (a local pipeline folder or a repo id) "
+            "to create_decoder()."
+        )
+    kwargs.setdefault("repo_hint", repo)  # a local repo_or_dir= is a copy of the preset's repo
     auto = isinstance(embed_scale, str)
     if auto and embed_scale != "auto":
         raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
     kwargs.setdefault("default_guidance", 10.0)  # StableUnCLIPImg2ImgPipeline's own default; 1.0 is no guidance
     dec = StableUnCLIPDecoder.from_pretrained(
-        kwargs.pop("repo_or_dir", repo),
+        source,
         name=preset.name,
         space=preset.space,
         dim=preset.dim,
