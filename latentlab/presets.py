@@ -18,9 +18,14 @@ import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ArgumentError
+
+if TYPE_CHECKING:  # for type checkers only: importing them here would load torch and the decoders eagerly
+    from .decoders.base import Decoder
+    from .encoders import Encoder
+    from .priors import Prior
 
 __all__ = [
     "Preset",
@@ -189,21 +194,21 @@ def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset:
     return table[kind]
 
 
-def create_encoder(preset: str | Preset = "mini", **kwargs: Any):
+def create_encoder(preset: str | Preset = "mini", **kwargs: Any) -> Encoder:
     """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
     p = get_preset(preset)
     spec = dict(_check_part(p.name, "encoder", p.encoder))
     return _build(_builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p), "encoder", p, spec, kwargs)
 
 
-def create_decoder(preset: str | Preset = "mini", **kwargs: Any):
+def create_decoder(preset: str | Preset = "mini", **kwargs: Any) -> Decoder:
     """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
     p = get_preset(preset)
     spec = dict(_check_part(p.name, "decoder", p.decoder))
     return _build(_builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p), "decoder", p, spec, kwargs)
 
 
-def create_prior(preset: str | Preset = "mini", **kwargs: Any):
+def create_prior(preset: str | Preset = "mini", **kwargs: Any) -> Prior:
     """Build the prior (text embedding -> image embedding) of ``preset``; an error if it has none."""
     p = get_preset(preset)
     if p.prior is None:
