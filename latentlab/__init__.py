@@ -18,9 +18,10 @@ Heavy libraries (open_clip, diffusers, imageio) load on first use, so importing 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import Any
+# imported under private names: tab completion on ll. lists only the public API (see __dir__)
+import typing as _typing
+from importlib import import_module as _import_module
+from importlib.util import find_spec as _find_spec
 
 __version__ = "0.1.0"
 
@@ -102,6 +103,48 @@ _LAZY = {
     "weights_status": "presets",
 }
 
+if _typing.TYPE_CHECKING:
+    # what __getattr__ imports on first use, for type checkers and IDEs (py.typed is shipped):
+    # "X as X" re-exports each name; tests/test_packaging.py checks this block against _LAZY
+    from .ops import (
+        lerp as lerp, nlerp as nlerp, slerp as slerp, text_diff as text_diff,
+        text_diff_direction as text_diff_direction, arithmetic as arithmetic, combine as combine,
+        spherical_mean as spherical_mean, project_out as project_out, amplify as amplify, cosine as cosine,
+        similarity_matrix as similarity_matrix,
+    )
+    from .trajectory import Trajectory as Trajectory, Segment as Segment
+    from .spec import Spec as Spec, load_spec as load_spec
+    from .jobs import render_spec as render_spec, RenderResult as RenderResult
+    from .render import slerp_noise as slerp_noise
+    from .pacing import (
+        even_pacing as even_pacing, pacing_stats as pacing_stats, frame_distances as frame_distances,
+        Pacing as Pacing,
+    )
+    from .edit import (
+        iterative_text_diff as iterative_text_diff, IterativeEdit as IterativeEdit, variations as variations,
+        generate as generate,
+    )
+    from .video import (
+        write_video as write_video, contact_sheet as contact_sheet, read_video as read_video,
+        save_image as save_image, load_image as load_image,
+    )
+    from .notebook import (
+        show as show, show_video as show_video, scrub as scrub, Scrubber as Scrubber, LivePreview as LivePreview,
+    )
+    from .explore import (
+        nearest_neighbours as nearest_neighbours, nearest_words as nearest_words, nearest_images as nearest_images,
+        fit_pca as fit_pca, pca_probe as pca_probe, what_changed as what_changed,
+        consecutive_distances as consecutive_distances,
+    )
+    from .plots import (
+        plot_similarity as plot_similarity, plot_similarity_matrix as plot_similarity_matrix,
+        plot_pca_map as plot_pca_map, plot_pacing as plot_pacing, plot_word_changes as plot_word_changes,
+    )
+    from .encoders import Encoder as Encoder, EmbeddingCache as EmbeddingCache
+    from .decoders.base import Decoder as Decoder
+    from .priors import Prior as Prior
+    from .presets import Preset as Preset, register_preset as register_preset, weights_status as weights_status
+
 __all__ = [
     "__version__",
     "LatentlabError",
@@ -121,20 +164,22 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     # a submodule: ll.pacing.RELAX_STEP (only plain names: find_spec imports the parents of "x.y")
-    if name.isidentifier() and not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f".{name}", __name__)
+    if name.isidentifier() and not name.startswith("_") and _find_spec(f"{__name__}.{name}") is not None:
+        return _import_module(f".{name}", __name__)
     raise AttributeError(f"module 'latentlab' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    """The public names, the module's globals and its submodules (``ll.pacing``, ...)."""
+    """The public names, the submodules (``ll.pacing``, ...) and the module's dunders: not the
+    globals that are only imports (``annotations`` of ``from __future__``, ...)."""
     import pkgutil
 
     subs = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-    return sorted(set(__all__) | set(globals()) | subs)
+    dunders = {n for n in globals() if n.startswith("__") and n.endswith("__")}
+    return sorted(set(__all__) | subs | dunders)

@@ -324,6 +324,7 @@ def variations(
     steps: int | None = None,
     guidance_scale: float | None = None,
     refine: int | None = None,
+    batch_size: int | None = None,
     progress: bool | None = None,
 ) -> np.ndarray:
     """``n`` variations of one embedding ``(1, d)``: uint8 ``(n, H, W, 3)``.
@@ -345,9 +346,17 @@ def variations(
         refine: ``"inverted"`` mode: gradient steps refining the inverted noise for
             ``guidance_scale`` (``refine`` of :meth:`Decoder.invert`; ``None``: the decoder's
             default).
-        progress: tqdm bars over refining the inverted noise and over the decode; ``None``
-            (default): shown when there is more than one decode to wait for (``"inverted"``
-            mode: the inversion, then the variations), not for ``"reroll"``'s single decode.
+        batch_size: variations per decoder call (``None``: the decoder's
+            ``default_batch_size``), so a large ``n`` does not need the memory of all of them at
+            once; a batch that does not fit in accelerator memory is retried halved, as
+            :func:`latentlab.render` does. Variation ``k`` has the same seed and starting noise in
+            any batch, so the pictures are those of one call of all ``n``, up to the float rounding
+            batched kernels may do with a picture's place in a batch (none for a decoder whose rows
+            are decoded independently).
+        progress: tqdm bars over refining the inverted noise and over the decode (advanced
+            batch by batch); ``None`` (default): shown when there is more than one decode to
+            wait for (``"inverted"`` mode: the inversion, then the variations; ``"reroll"``:
+            more than one batch).
 
     >>> frames = ll.variations(dec, enc.encode_image(img), image=img, n=4, eta=0.3)  # doctest: +SKIP
     """
@@ -358,34 +367,60 @@ def variations(
     if mode not in VARIATION_MODES:
         raise ArgumentError(f"mode must be one of {VARIATION_MODES}, got {mode!r}.")
     n = check_int(n, "n", minimum=1)
+    per_call = check_int(getattr(decoder, "default_batch_size", n) if batch_size is None else batch_size,
+                         "batch_size", minimum=1)  # fmt: skip
     z = _one_embedding(embedding, "embedding", decoder.dim, decoder.space)  # refused as decode refuses it
     from .space import space_of, tag
     seeds = [check_seed(seed) + k for k in range(n)]
-    zs = tag(z.expand(n, -1), space_of(z))  # (expand makes a new tensor: keep the space for decode's check)
     # checked in either mode, so a mistyped eta=5 or refine=-3 is not silently ignored; reroll uses
     # neither, so there eta may also be None or 0 (as it always could)
     if eta is not None and (not _is_real(eta) or not 0 <= eta <= 1):
         raise ArgumentError(f"eta must be a number in [0, 1] (mode='inverted': in (0, 1]), got {eta!r}.")
     if refine is not None:
         check_int(refine, "refine", minimum=0)
-    progress = _auto_progress(progress, 1 if mode == "reroll" else 2)
+    batches = -(-n // per_call)
+    progress = _auto_progress(progress, batches if mode == "reroll" else 1 + batches)
 
     def decoding(call: Any) -> np.ndarray:
-        """``call()``, one decoder call, under a bar: it cannot count the sampler's steps, but it
-        says what is being waited for, and for how long (variations --eta were silent for most
-        of a minute)."""
-        if not progress:
-            return call()
+        """``call(zs, seeds)`` for the variations batch by batch, under a bar advanced per batch: it
+        cannot count the sampler's steps, but it says what is being waited for, and for how long
+        (variations --eta were silent for most of a minute). A batch that runs out of accelerator
+        memory is retried halved, as render does; the finished batches are kept."""
         from tqdm.auto import tqdm
 
-        with tqdm(total=n, desc="decode variations", unit="picture", leave=False) as bar:
-            frames = call()
-            bar.update(n)
-        return frames
+        from .errors import LatentlabError
+        from .render import _free_accelerator_memory, _is_oom
+
+        nonlocal per_call
+        out: list[np.ndarray] = []
+        with tqdm(total=n, desc="decode variations", unit="picture", leave=False, disable=not progress) as bar:
+            a = 0
+            while a < n:
+                part = seeds[a : a + per_call]
+                # (expand makes a new tensor: keep the space for decode's check)
+                zs = tag(z.expand(len(part), -1), space_of(z))
+                try:
+                    frames = call(zs, part)
+                except Exception as exc:
+                    if not _is_oom(exc):
+                        raise
+                    if len(part) == 1:
+                        raise LatentlabError(
+                            "out of memory decoding a single variation. Free GPU memory, use dtype=torch.float16, "
+                            "a smaller resolution, or load the decoder with cpu_offload=True."
+                        ) from exc
+                    _free_accelerator_memory()
+                    per_call = max(1, len(part) // 2)
+                    continue
+                out.append(frames)
+                bar.update(len(part))
+                a += len(part)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     if mode == "reroll":
-        noise = make_noise(tuple(decoder.noise_shape()), seeds)
-        return decoding(lambda: decoder.decode(zs, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale))
+        shape = tuple(decoder.noise_shape())
+        return decoding(lambda zs, part: decoder.decode(zs, make_noise(shape, part), seeds=part, steps=steps,
+                                                        guidance_scale=guidance_scale))  # fmt: skip
     if image is None:
         raise ArgumentError("mode='inverted' needs image= (the picture the embedding came from), to invert it.")
     if not getattr(decoder, "supports_inversion", False) or not hasattr(decoder, "decode_eta"):
@@ -403,8 +438,9 @@ def variations(
             raise ArgumentError(f"image must be one picture (the one the embedding came from), got {len(items)}.")
         image = np.asarray(items[0].load(), dtype=np.uint8)
     start = decoder.invert(image, z, steps=steps, refine=refine, decode_guidance=guidance_scale, progress=progress)
-    return decoding(lambda: decoder.decode_eta(zs, start.expand(n, *start.shape[1:]).contiguous(), eta=float(eta),
-                                               seeds=seeds, steps=steps, guidance_scale=guidance_scale))  # fmt: skip
+    return decoding(lambda zs, part: decoder.decode_eta(zs, start.expand(len(part), *start.shape[1:]).contiguous(),
+                                                        eta=float(eta), seeds=part, steps=steps,
+                                                        guidance_scale=guidance_scale))  # fmt: skip
 
 
 def generate(

@@ -335,7 +335,7 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
 def nearest_images(
     query: Any,
     encoder: Any,
-    images: str | os.PathLike[str] | Sequence[Any] | np.ndarray,
+    images: str | os.PathLike[str] | Sequence[Any] | np.ndarray | torch.Tensor,
     *,
     k: int = 5,
     labels: Sequence[str] | None = None,
@@ -347,8 +347,10 @@ def nearest_images(
     Args:
         query: ``(n, d)`` embeddings of ``encoder``'s space.
         encoder: the :class:`~latentlab.Encoder` that encodes ``images``.
-        images: a folder (every image file in it, sorted by name), a list of paths or
-            uint8 ``(H, W, 3)`` arrays, or a uint8 ``(m, H, W, 3)`` array.
+        images: a folder (every image file in it, sorted by name), a list of paths, PIL
+            images, uint8 ``(H, W, 3)`` arrays or ``(3, H, W)`` tensors (as
+            :meth:`~latentlab.Encoder.encode_image` takes them), or a uint8 ``(m, H, W, 3)``
+            array or ``(m, 3, H, W)`` tensor (a batch in the list is its ``m`` pictures too).
         labels: one label per image (default: file names, or ``"#j"`` for arrays).
         thumbnail: side of the thumbnails kept for display, in pixels (an integer >= 1).
 
@@ -361,35 +363,42 @@ def nearest_images(
     thumbnail = check_int(thumbnail, "thumbnail", minimum=1)
     if isinstance(images, (str, os.PathLike)):
         items: list[Any] = list(list_images(images))
-    elif isinstance(images, np.ndarray) and images.ndim == 4:
+    elif isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
         items = list(images)
     elif isinstance(images, (list, tuple)) and images:
-        items = list(images)
+        # a batch in the list, (m, H, W, 3) array or (m, 3, H, W) tensor, is its m pictures, as
+        # encode_image reads it: one label and one thumbnail each
+        items = [row for x in images for row in
+                 (list(x) if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 4 else [x])]  # fmt: skip
     else:
         raise ArgumentError(
-            f"images must be a folder, a non-empty list of paths or (H, W, 3) arrays, or an (m, H, W, 3) array; "
+            f"images must be a folder, a non-empty list of paths, (H, W, 3) arrays or (3, H, W) tensors, or an "
+            f"(m, H, W, 3) array or (m, 3, H, W) tensor; "
             f"got {type(images).__name__}{f' of shape {tuple(images.shape)}' if hasattr(images, 'shape') else ''}."
         )
     if labels is None:
         labels = [Path(x).name if isinstance(x, (str, os.PathLike)) else f"#{j}" for j, x in enumerate(items)]
     # the pixels each thumbnail shows are the ones encoded: files and PIL images of any mode
     # (palette, grey, CMYK, alpha) as RGB, as the encoders read them
-    pixels = [_pixels(x) for x in items]
+    pixels = [_pixels(x, f"images[{j}]") for j, x in enumerate(items)]
     bank = encoder.encode_image([str(x) if isinstance(x, (str, os.PathLike)) else x for x in items])
     thumbs = [_thumbnail(p, thumbnail) for p in pixels]
     return nearest_neighbours(query, bank, k=k, labels=labels, query_labels=query_labels, images=thumbs)
 
 
-def _pixels(item: Any) -> np.ndarray:
+def _pixels(item: Any, label: str = "images[...]") -> np.ndarray:
     """The pixels of one ``images`` entry: a file read as the encoders read it, a PIL image of
-    any mode (palette, grey, CMYK, alpha) as RGB, an array or tensor as it is."""
-    from .encoders import _to_rgb
+    any mode (palette, grey, CMYK, alpha) as RGB, a tensor channels-first ``(3, H, W)`` (or 1 or 4
+    channels) in [0, 1] or uint8 as the encoders read it, an array as it is."""
+    from .encoders import _tensor_to_pils, _to_rgb
     from .video import _to_numpy, load_image
 
     if isinstance(item, (str, os.PathLike)):
         return load_image(item)
     if type(item).__module__.split(".")[0] == "PIL" and hasattr(item, "mode"):
         return np.asarray(_to_rgb(item))
+    if isinstance(item, torch.Tensor):  # channels first, as encode_image reads it (not (H, W, 3))
+        return np.asarray(_tensor_to_pils(item, label)[0].load())
     a = _to_numpy(item)
     if a.ndim == 3 and a.shape[2] == 4:  # alpha on white, as the encoders composite it (not black)
         from .encoders import _array_to_pil

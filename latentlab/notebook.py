@@ -30,6 +30,7 @@ import math
 import numbers
 import os
 import tempfile
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -257,7 +258,8 @@ def show_video(
     """Frames (or a video file) as an inline, looping video.
 
     Args:
-        frames: uint8 ``(T, H, W, 3)`` frames, or the path of an mp4 / webm / gif / webp file
+        frames: uint8 ``(T, H, W, 3)`` frames (or a list of images or image file paths, all of
+            one size), or the path of an mp4 / webm / gif / webp file
             (shown as it is: ``fps``, ``format``, ``pingpong`` and the holds apply to frames
             only and are refused with a path; read it with :func:`latentlab.read_video` to
             change them).
@@ -387,6 +389,13 @@ def show(
 
     if isinstance(x, RenderResult):
         return show_video(x.video, scale=scale, caption=caption)
+    from .trajectory import Trajectory
+
+    if isinstance(x, Trajectory):  # numpy made it a 0-d object array: "shape ()" said nothing
+        raise ArgumentError(
+            f"x is a Trajectory ({len(x)} frames of embeddings), not pictures. Fix: render it first and show "
+            "the frames, ll.show(dec.render(path)), or scrub through it with ll.scrub(path, dec)."
+        )
     if not hasattr(x, "ndim") and isinstance(getattr(x, "frames", None), np.ndarray):
         # a result holding frames (iterative_text_diff's IterativeEdit, pca_probe's Probe): its frames,
         # under its own labels where it has them
@@ -427,6 +436,11 @@ class Scrubber:
     used out first when ``cache_size`` is set). Displaying the scrubber shows a play
     button, the slider, the frame and its label (``ipywidgets``); without ipywidgets it shows
     a static contact sheet of ``static_frames`` frames and a hint how to get the slider.
+
+    ipywidgets keeps displayed widgets for the whole session, so the slider holds the scrubber
+    only weakly: the cell that shows it holds it until that cell runs again, and then the
+    scrubber, with its decoder and cached frames, is freed unless a variable still holds it
+    (the old slider, if still on screen, says so). :meth:`close` frees them at once.
 
     Args:
         path: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings.
@@ -499,6 +513,7 @@ class Scrubber:
         self.hits = 0
         self.misses = 0
         self._widget: Any = None
+        self._widgets: list[Any] = []
         self.slider: Any = None
         self.view: Any = None
 
@@ -514,6 +529,13 @@ class Scrubber:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -T <= k < T:
             raise ArgumentError(f"frame index must be an integer in [0, {T - 1}] (or negative from the end), got {k!r}.")
         return int(k) % T
+
+    def _check_open(self) -> None:
+        if self.decoder is None:
+            raise ArgumentError(
+                "this scrubber is closed (close() freed its decoder and frames). "
+                "Fix: make a new one: ll.scrub(path, decoder)."
+            )
 
     def _decode(self, idx: list[int]) -> np.ndarray:
         import torch
@@ -535,6 +557,7 @@ class Scrubber:
 
     def frame(self, k: int) -> np.ndarray:
         """Frame ``k`` as uint8 ``(H, W, 3)``: from the cache, or rendered now."""
+        self._check_open()
         k = self._index(k)
         if k in self._cache:
             self.hits += 1
@@ -552,6 +575,7 @@ class Scrubber:
         bar over the frames rendered; ``None`` (default): one when they take more than one batch."""
         from tqdm.auto import tqdm
 
+        self._check_open()
         if indices is not None and (isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__")):
             raise ArgumentError(f"indices must be a list of frame indices or None (all frames), got {indices!r}.")
         idx = list(range(self.num_frames)) if indices is None else [self._index(k) for k in indices]
@@ -599,6 +623,7 @@ class Scrubber:
         """The ipywidgets box (play button, slider, frame); ``None`` without ipywidgets."""
         if self._widget is not None:
             return self._widget
+        self._check_open()
         try:
             import ipywidgets as w
         except ImportError:
@@ -607,15 +632,43 @@ class Scrubber:
         self.slider = w.IntSlider(value=0, min=0, max=T - 1, description="frame", continuous_update=True,
                                   layout=w.Layout(width="60%"))  # fmt: skip
         play = w.Play(value=0, min=0, max=T - 1, interval=max(1, int(1000 / self.fps)), description="play")
-        w.jslink((play, "value"), (self.slider, "value"))
+        link = w.jslink((play, "value"), (self.slider, "value"))
         self.view = w.HTML(value=self._frame_html(0))
+        view = self.view
+        # ipywidgets keeps displayed widgets alive for the session: the handler holds the scrubber
+        # weakly, so a dropped scrubber (its cell re-run) frees its decoder and frame cache
+        ref = weakref.ref(self)
 
         def on_change(change: dict[str, Any]) -> None:
-            self.view.value = self._frame_html(int(change["new"]))
+            scrubber = ref()
+            if scrubber is None or scrubber.decoder is None:
+                view.value = html.escape(
+                    "this scrubber was closed or dropped (nothing holds it any more, so its decoder was freed). "
+                    "Fix: keep it in a variable and show that: s = ll.scrub(path, decoder); s"
+                )
+                return
+            view.value = scrubber._frame_html(int(change["new"]))
 
         self.slider.observe(on_change, names="value")
+        self._widgets = [link, play, self.slider, self.view]
         self._widget = w.VBox([w.HBox([play, self.slider]), self.view])
+        self._widgets += [self._widget, self._widget.children[0]]
         return self._widget
+
+    def close(self) -> None:
+        """Close the scrubber's widgets and free its frame cache and its hold on the decoder.
+
+        A displayed slider stays in the kernel (ipywidgets keeps displayed widgets for the
+        session); it holds the scrubber only weakly, so dropping the scrubber frees the decoder
+        too. ``close()`` does it at once. A closed scrubber renders no more frames."""
+        for key, (run, held) in list(_SHOWN.items()):
+            _SHOWN[key] = (run, [x for x in held if x is not self])
+        for wdg in self._widgets:
+            wdg.close()
+        self._widgets = []
+        self._widget = self.slider = self.view = None
+        self._cache.clear()
+        self.decoder = None
 
     def static_view(self, *, progress: bool | None = None) -> ImageView:
         """A contact sheet of ``static_frames`` evenly spaced frames (the fallback view).
@@ -631,6 +684,7 @@ class Scrubber:
     def _ipython_display_(self) -> None:
         wdg = self.widget
         if wdg is not None:
+            _hold_while_shown(self)
             display(wdg)
         else:
             display(self.static_view())
@@ -640,7 +694,46 @@ class Scrubber:
 
     def __repr__(self) -> str:
         c = self.cache_info()
-        return f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r})"
+        closed = ", closed" if self.decoder is None else ""
+        return f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r}{closed})"
+
+
+# The scrubbers whose sliders a notebook cell shows, by cell: the slider holds its scrubber only
+# weakly (ipywidgets keeps displayed widgets for the whole session), so display(ll.scrub(...)),
+# which nothing else holds, would be collected at once. A cell run again releases the scrubbers
+# of its previous run (cells are told apart by the front end's cell id, else by their code).
+_SHOWN: dict[str, tuple[str, list[Scrubber]]] = {}
+
+
+def _hold_while_shown(scrubber: Scrubber) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    get_parent = getattr(getattr(get_ipython(), "kernel", None), "get_parent", None)
+    try:
+        parent = (get_parent() or {}) if get_parent is not None else {}
+    except Exception:  # an older kernel
+        parent = {}
+    meta = parent.get("metadata") or {}
+    cell = meta.get("cellId") or meta.get("cell_id")
+    if not cell:
+        code = (parent.get("content") or {}).get("code")
+        if not isinstance(code, str):  # no cell to tell apart: held for the session, as before (a working slider)
+            forever = _SHOWN.setdefault("", ("", []))[1]
+            if not any(x is scrubber for x in forever):
+                forever.append(scrubber)
+            return
+        import hashlib
+
+        cell = "code:" + hashlib.sha256(code.encode()).hexdigest()
+    run = str((parent.get("header") or {}).get("msg_id", ""))
+    held_run, held = _SHOWN.get(cell, ("", []))
+    if held_run != run:  # the cell runs again: its previous run's scrubbers are let go
+        held = []
+        _SHOWN[cell] = (run, held)
+    if not any(x is scrubber for x in held):
+        held.append(scrubber)
 
 
 def scrub(path: Any, decoder: Any, **kwargs: Any) -> Scrubber:

@@ -57,8 +57,9 @@ __all__ = [
     "similarity_matrix",
 ]
 
-#: A blend factor: a Python number, or a tensor broadcasting against the leading dims.
-Scalar = Union[float, int, torch.Tensor]
+#: A blend factor: a Python number, or a tensor (or a sequence of numbers or a numpy array,
+#: made a tensor) broadcasting against the leading dims.
+Scalar = Union[float, int, torch.Tensor, Sequence[float], np.ndarray]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 #: Below this cosine two unit vectors count as antipodal (no unique great circle).
@@ -617,7 +618,7 @@ def _outside_open_hemisphere(p: torch.Tensor, w: torch.Tensor, q: torch.Tensor) 
 
 def spherical_mean(
     points: torch.Tensor,
-    weights: torch.Tensor | Sequence[float] | None = None,
+    weights: torch.Tensor | Sequence[float] | np.ndarray | None = None,
     *,
     iters: int = 100,
     tol: float | None = None,

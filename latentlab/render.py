@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, ParamSpec, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ FRAME_PATTERN = "frame_{:05d}.png"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "latentlab.render/1"
 LOCK_FILE = ".latentlab.lock"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 NOISE_MODES = ("shared", "per-frame", "slerp", "inverted")
 """How each frame's starting noise is chosen (see :func:`render`)."""
@@ -153,7 +156,7 @@ def keyframe_noise_for(
     shape: tuple[int, ...],
     *,
     seed: int = 0,
-    keyframe_seeds: list[int] | None = None,
+    keyframe_seeds: Sequence[int] | None = None,
     keyframe_noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The ``(K, *shape)`` keyframe noises of the ``"slerp"`` / ``"inverted"`` modes: the given
@@ -515,13 +518,26 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
     return manifest
 
 
-def _holding_out_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``fn`` holding the lock of its ``out_dir`` (when given): see :func:`folder_lock`."""
+def check_out_dir(out_dir: Any, name: str = "out_dir") -> Path | None:
+    """``out_dir`` as a :class:`~pathlib.Path` (``None`` stays ``None``); anything but a path is refused."""
+    if out_dir is None:
+        return None
+    if isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
+        raise ArgumentError(
+            f"{name} must be a folder path (str or pathlib.Path) or None (render in memory only), got {out_dir!r} "
+            f"({type(out_dir).__name__}). Fix: e.g. {name}='renders/morph', or leave it out."
+        )
+    return Path(out_dir)
+
+
+def _holding_out_dir(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` holding the lock of its ``out_dir`` (when given): see :func:`folder_lock`.
+    The wrapper keeps ``fn``'s signature, for type checkers as well as ``inspect``."""
     import functools
 
     @functools.wraps(fn)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        out_dir = kwargs.get("out_dir")
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        out_dir = check_out_dir(kwargs.get("out_dir"))  # before the lock: Path(123) is a bare TypeError
         if out_dir is None:
             return fn(*args, **kwargs)
         with folder_lock(out_dir):
@@ -537,7 +553,7 @@ def render(
     *,
     seed: int = 0,
     noise: str = "shared",
-    keyframe_seeds: list[int] | None = None,
+    keyframe_seeds: Sequence[int] | None = None,
     keyframe_noise: torch.Tensor | None = None,
     steps: int | None = None,
     guidance_scale: float | None = None,
@@ -612,6 +628,11 @@ def render(
     if noise not in NOISE_MODES:
         raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
     seed = check_seed(seed)
+    if callback is not None and not callable(callback):  # checked now, not after the first batch is decoded
+        raise ArgumentError(
+            f"callback must be a function called with each frame's info dict, or None, got {callback!r} "
+            f"({type(callback).__name__}). Fix: pass a function, e.g. callback=ll.LivePreview(), or leave it out."
+        )
     if not all(hasattr(decoder, a) for a in ("decode", "dim", "space", "noise_shape")):
         raise ArgumentError(
             f"decoder must be a latentlab Decoder, got {type(decoder).__name__}; "
@@ -671,7 +692,7 @@ def render(
         "decoder": decoder.describe(),
     }
     frames: list[np.ndarray | None] = [None] * T
-    directory = Path(out_dir) if out_dir is not None else None
+    directory = check_out_dir(out_dir)
     manifest: dict[str, Any] = {}
     expected: tuple[int, ...] | None = None  # the size of the decoder's frames, where known before decoding
     if directory is not None:

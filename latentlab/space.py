@@ -124,6 +124,14 @@ def check_embeddings(
                 f"{name} must be a torch.Tensor of shape (n, d), got a numpy {type(z).__name__} of shape "
                 f"{getattr(z, 'shape', ())}. Fix: pass torch.from_numpy({name}) (float32, as encoders return)."
             )
+        if isinstance(z, (list, tuple)) and z and all(isinstance(x, torch.Tensor) for x in z):
+            # already embeddings, only not one tensor: say how to join them, not to encode them
+            shapes = ", ".join(str(tuple(x.shape)) for x in z[:4]) + (", ..." if len(z) > 4 else "")
+            raise ArgumentError(
+                f"{name} must be one torch.Tensor of shape (n, d), got a {type(z).__name__} of {len(z)} tensors "
+                f"(shapes {shapes}). Fix: pass torch.cat({name}) to join (1, d) rows, or torch.stack({name}) "
+                "for (d,) vectors."
+            )
         raise ArgumentError(
             f"{name} must be a torch.Tensor of shape (n, d), got {type(z).__name__}. "
             "Encode inputs with an Encoder (encode_image / encode_text) first."

@@ -250,7 +250,7 @@ class Trajectory:
     @classmethod
     def chain(
         cls,
-        keyframes: Sequence[torch.Tensor],
+        keyframes: Sequence[torch.Tensor] | torch.Tensor,
         *,
         frames: int | Sequence[int] = 48,
         easing: str | Sequence[str] = "linear",

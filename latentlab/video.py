@@ -167,6 +167,14 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
             f"{name} is a path ({frames!r}), not pixel data. "
             "Fix: load it first with read_video(path) or load_image(path)."
         )
+    from .trajectory import Trajectory
+
+    if isinstance(frames, Trajectory):  # numpy would make it a 0-d object array: "shape ()" says nothing
+        raise ArgumentError(
+            f"{name} is a Trajectory ({len(frames)} frames of embeddings), not pictures. Fix: render it first, "
+            f"frames = dec.render(path) (or ll.render(path, dec)), and pass the frames; in a notebook, "
+            "ll.scrub(path, dec) scrubs through it."
+        )
     if isinstance(frames, Iterator):  # numpy would make it a 0-d object array: "shape ()" says nothing
         raise ArgumentError(
             f"{name} is a generator/iterator ({type(frames).__name__}), which can be read only once and has "
@@ -177,7 +185,13 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
             raise ArgumentError(f"{name} is an empty list. Fix: pass at least one frame.")
         arrays = []
         for i, f in enumerate(frames):
-            a = _to_numpy(f)
+            if isinstance(f, (str, os.PathLike)):  # an image file, read as show() and the encoders read it
+                try:
+                    a = load_image(f)
+                except ArgumentError as e:
+                    raise ArgumentError(f"{name}[{i}]: {e}") from None
+            else:
+                a = _to_numpy(f)
             if a.ndim != 3 or a.shape[-1] != 3:
                 raise ArgumentError(
                     f"{name}[{i}] has shape {tuple(a.shape)} (dtype {a.dtype}); each frame "
@@ -401,7 +415,8 @@ def sequence(frames: Any, *, hold_first: int = 0, hold_last: int = 0,
     """The frame order :func:`write_video` writes: holds and ping-pong applied.
 
     Args:
-        frames: uint8 ``(T, H, W, 3)`` (or a list of ``(H, W, 3)``, or float in [0, 1]).
+        frames: uint8 ``(T, H, W, 3)`` (or a list of ``(H, W, 3)`` images or image file paths, or
+            float in [0, 1]).
         hold_first: extra copies of the first frame (counted in frames, so at 24 fps
             ``hold_first=24`` shows it one second longer).
         hold_last: extra copies of the last frame (the turning frame when ``pingpong``).
@@ -619,7 +634,8 @@ def write_video(
     """Write frames to an mp4, gif or animated webp file, atomically.
 
     Args:
-        frames: uint8 ``(T, H, W, 3)`` RGB, a list of ``(H, W, 3)``, or float in [0, 1].
+        frames: uint8 ``(T, H, W, 3)`` RGB, a list of ``(H, W, 3)`` images (or of image file
+            paths, read as :func:`load_image` reads them), or float in [0, 1].
         path: output file; missing parent directories are created.
         fps: frames per second, at least 0.01 (:data:`MIN_FPS`); at most 50 for gif, whose
             delays are in 1/100 s (rounded to 10 ms with no drift, e.g. 24 fps -> 40/50 ms),

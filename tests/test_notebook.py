@@ -309,6 +309,101 @@ def test_scrubber_widget_renders_on_slide(tiny_path, tiny_decoder):
     assert set(s._cache) == {0, 3}
 
 
+def test_a_dropped_scrubber_frees_its_decoder_though_its_widgets_live_on():
+    # ipywidgets keeps displayed widgets for the session: the slider's handler held the scrubber,
+    # and with it the decoder and the frame cache, until the kernel stopped
+    import gc
+    import weakref
+
+    pytest.importorskip("ipywidgets")
+    from conftest import FakeDecoder
+
+    s = ll.Scrubber(_fake_path(), FakeDecoder())
+    widget, slider, view = s.widget, s.slider, s.view  # kept alive, as a displayed widget is
+    dec_ref = weakref.ref(s.decoder)
+    del s
+    gc.collect()
+    assert dec_ref() is None
+    slider.value = 2  # the old slider says what happened instead of failing
+    assert "dropped" in view.value and "s = ll.scrub" in view.value
+    del widget
+
+
+def test_a_scrubber_shown_by_a_cell_lives_until_the_cell_runs_again(monkeypatch):
+    # display(ll.scrub(...)) is held by nothing else (notebook 05 shows its scrubber so): its slider
+    # must keep working, and a re-run of the cell must let the previous run's scrubber go
+    import gc
+    import weakref
+
+    pytest.importorskip("ipywidgets")
+    import IPython
+
+    from conftest import FakeDecoder
+
+    parent = {}
+
+    class Kernel:
+        def get_parent(self):
+            return parent
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"kernel": Kernel()})())
+    monkeypatch.setattr(notebook, "display", lambda *objs: None)
+    monkeypatch.setattr(notebook, "_SHOWN", {}, raising=False)
+
+    def run_cell(msg_id, **meta):
+        parent.clear()
+        parent.update(header={"msg_id": msg_id}, metadata=meta, content={"code": "display(ll.scrub(path, dec))"})
+        s = ll.Scrubber(_fake_path(), FakeDecoder())
+        s._ipython_display_()
+        return weakref.ref(s.decoder), s.slider, s.view
+
+    first, slider, view = run_cell("run-1", cellId="cell-a")
+    other, _, _ = run_cell("run-2", cellId="cell-b")
+    gc.collect()
+    assert first() is not None and other() is not None  # shown: held
+    slider.value = 3
+    assert "frame 3 / 6" in view.value
+    second, _, _ = run_cell("run-3", cellId="cell-a")  # cell a again: its first scrubber goes
+    gc.collect()
+    assert first() is None and second() is not None and other() is not None
+    # without cell ids (nbclient, older front ends), the cell's code tells the runs apart
+    third, _, _ = run_cell("run-4")
+    fourth, _, _ = run_cell("run-5")
+    gc.collect()
+    assert third() is None and fourth() is not None
+    # no cell to tell apart (a front end that sends neither): held for the session, the slider working
+    parent.clear()
+    s = ll.Scrubber(_fake_path(), FakeDecoder())
+    s._ipython_display_()
+    unknown, slider = weakref.ref(s.decoder), s.slider
+    del s
+    gc.collect()
+    assert unknown() is not None
+    slider.value = 2
+
+
+def test_scrubber_close_frees_the_decoder_and_closes_the_widgets():
+    import gc
+    import weakref
+
+    pytest.importorskip("ipywidgets")
+    from conftest import FakeDecoder
+
+    s = ll.Scrubber(_fake_path(), FakeDecoder())
+    widgets = [s.widget, s.slider, s.view]
+    s.frame(1)
+    dec_ref = weakref.ref(s.decoder)
+    s.close()
+    gc.collect()
+    assert dec_ref() is None and s.cache_info()["cached"] == 0
+    assert all(w.comm is None for w in widgets)  # closed
+    assert "closed" in repr(s)
+    with pytest.raises(ArgumentError, match="closed.*ll.scrub"):
+        s.frame(0)
+    with pytest.raises(ArgumentError, match="closed"):
+        s.widget
+
+
 def test_scrubber_without_ipywidgets_shows_a_static_sheet(fake_decoder, monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
     shown = []
@@ -758,6 +853,23 @@ def test_nearest_images_thumbnails_show_non_rgb_pil_images_as_encoded(tiny_encod
     np.testing.assert_array_equal(nn.images[2][0, 0], [200, 30, 30])
 
 
+def test_nearest_images_takes_channels_first_tensors_as_encode_image_does(tiny_encoder):
+    # a (3, H, W) tensor's thumbnail was its channel planes shown as rows (garbled), and an
+    # (m, 3, H, W) tensor, which encode_image takes, was refused
+    a = np.zeros((16, 12, 3), np.uint8)
+    a[:8], a[8:] = (200, 30, 30), (20, 40, 220)
+    t = torch.from_numpy(a).permute(2, 0, 1).float() / 255  # (3, 16, 12) in [0, 1]
+    q = tiny_encoder.encode_text(["a red circle"])
+    nn = ll.nearest_images(q, tiny_encoder, [t, a], k=2)
+    np.testing.assert_array_equal(nn.images[0], a)
+    np.testing.assert_array_equal(nn.images[1], a)
+    batch = ll.nearest_images(q, tiny_encoder, torch.stack([t, t.flip(1)]), k=2)
+    assert [im.shape for im in batch.images] == [(16, 12, 3)] * 2 and batch.labels == ["#0", "#1"]
+    np.testing.assert_array_equal(batch.images[1], a[::-1])
+    in_list = ll.nearest_images(q, tiny_encoder, [torch.stack([t, t]), a], k=3)
+    assert len(in_list.images) == 3 and in_list.labels == ["#0", "#1", "#2"]
+
+
 def test_rgba_arrays_are_shown_on_white_as_they_are_encoded(tiny_encoder):
     # an audit: a transparent RGBA array was encoded on white but its thumbnail showed black,
     # and ll.show refused it, advising frames[..., :3] (black again)
@@ -887,6 +999,65 @@ def test_long_work_shows_a_progress_bar_when_there_is_more_than_one_batch(tiny_e
     s.static_view()  # 7 frames in batches of 3
     s.static_view()  # all cached: nothing to wait for
     assert [b for b in bars() if b[0] == "rendering"] == [("rendering", True), ("rendering", False)]
+
+
+def _fake_eta_decoder():
+    """FakeDecoder that inverts (to a constant noise) and samples with eta (fresh noise of each
+    picture's seed), so variations' "inverted" mode runs; its rows are decoded independently."""
+    from conftest import FakeDecoder
+
+    from latentlab.render import make_noise
+
+    dec = FakeDecoder()
+    cls = type(dec)  # a class of its own per FakeDecoder
+    cls._invert = lambda self, images, z, **kw: torch.full((z.shape[0], 1, 8, 8), 0.5)
+
+    def decode_eta(self, z, noise, *, eta, seeds, steps=None, guidance_scale=None):
+        return self.decode(z, noise + eta * make_noise((1, 8, 8), seeds), seeds=seeds, steps=steps,
+                           guidance_scale=guidance_scale)
+
+    cls.decode_eta = decode_eta
+    return dec
+
+
+@pytest.mark.parametrize("mode", ["reroll", "inverted"])
+def test_variations_decode_in_batches_the_pictures_of_one_call(mode, recording_bars):
+    # all n variations went to the decoder in one call, whatever n (out of memory for a large n)
+    from latentlab.render import make_noise
+
+    dec = _fake_eta_decoder()
+    z = tag(torch.nn.functional.normalize(torch.randn(1, 8, generator=torch.Generator().manual_seed(1)), dim=-1),
+            "fake-space")
+    seeds = list(range(5, 12))
+    zs = tag(z.expand(7, -1), "fake-space")
+    kw = {}
+    if mode == "reroll":  # the one call the old code made
+        expected = dec.decode(zs, make_noise((1, 8, 8), seeds), seeds=seeds)
+    else:
+        kw = {"image": np.zeros((8, 8, 3), np.uint8), "eta": 0.5}
+        expected = dec.decode_eta(zs, torch.full((7, 1, 8, 8), 0.5), eta=0.5, seeds=seeds)
+    dec.calls.clear()
+    got = ll.variations(dec, z, n=7, seed=5, **kw)  # the decoder's default_batch_size: 3
+    assert dec.calls == [3, 3, 1]
+    np.testing.assert_array_equal(got, expected)
+    bar = next(b for b in recording_bars if b.desc == "decode variations")
+    assert bar.shown and bar.total == bar.n == 7
+    dec.calls.clear()
+    np.testing.assert_array_equal(ll.variations(dec, z, n=7, seed=5, batch_size=2, progress=False, **kw), expected)
+    assert dec.calls == [2, 2, 2, 1]
+    with pytest.raises(ArgumentError, match="batch_size must be an integer >= 1, got 0"):
+        ll.variations(dec, z, n=7, batch_size=0, **kw)
+    # a batch that does not fit in memory is retried halved, as render does
+    inner, dec.calls = dec._decode, []
+
+    def decode(embeddings, noise, **k):
+        if embeddings.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return inner(embeddings, noise, **k)
+
+    dec._decode = decode
+    np.testing.assert_array_equal(ll.variations(dec, z, n=7, seed=5, batch_size=4, progress=False, **kw), expected)
+    assert dec.calls == [2, 2, 2, 1]
 
 
 def test_show_takes_pil_images_of_any_mode_and_image_paths(tmp_path):

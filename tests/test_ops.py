@@ -274,6 +274,20 @@ def test_a_check_does_not_tag_the_callers_tensor():
     assert torch.equal(checked, mine)
 
 
+def test_a_list_of_embeddings_is_told_to_join_them_not_to_encode_them():
+    # a list of encoder outputs is already embeddings: "Encode inputs with an Encoder first" misled
+    from latentlab.space import check_embeddings
+
+    rows = [torch.ones(1, 8), torch.ones(1, 8)]
+    with pytest.raises(ArgumentError, match=r"references must be one torch.Tensor .* list of 2 tensors "
+                                            r"\(shapes \(1, 8\), \(1, 8\)\)\. Fix: pass torch.cat\(references\)"):
+        check_embeddings(rows, name="references")
+    with pytest.raises(ArgumentError, match=r"tuple of 5 tensors .*, \.\.\.\).*torch.stack\(z\)"):
+        check_embeddings(tuple(torch.ones(8) for _ in range(5)), name="z")
+    with pytest.raises(ArgumentError, match="Encode inputs with an Encoder"):
+        check_embeddings(["a red circle"], name="z")  # not embeddings at all
+
+
 def test_space_mismatch_raises_space_error():
     a, c = tag(unit(0, 3, 8), "mini"), tag(unit(2, 3, 8), "mini")
     b = tag(unit(1, 3, 8), "openai/ViT-L-14")
@@ -680,3 +694,18 @@ def test_spherical_mean_takes_numpy_ints_and_names_a_bad_tol():
             spherical_mean(pts, tol=bad)
     assert torch.equal(spherical_mean(pts, tol=np.float64(1e-7)), spherical_mean(pts, tol=1e-7))
     assert torch.equal(spherical_mean(pts, tol=torch.tensor(1e-7)), spherical_mean(pts, tol=1e-7))
+
+
+def test_the_annotations_take_the_sequences_and_arrays_that_work():
+    # py.typed is shipped: a type checker refused slerp(a, b, np.linspace(0, 1, 5)), text_diff(...,
+    # theta=[0.25, 0.5]) and spherical_mean(z, np.array(w)), which all work
+    import typing
+
+    import numpy as np
+
+    assert {np.ndarray, typing.Sequence[float], torch.Tensor, float} <= set(typing.get_args(ops.Scalar))
+    assert np.ndarray in typing.get_args(typing.get_type_hints(ops.spherical_mean)["weights"])
+    a, b = unit(0, 1, 4), unit(1, 1, 4)
+    assert ops.slerp(a, b, np.linspace(0, 1, 3)).shape == ops.slerp(a, b, [0.0, 0.5, 1.0]).shape == (3, 4)
+    torch.testing.assert_close(ops.spherical_mean(torch.cat([a, b]), np.array([0.5, 0.5])),
+                               ops.spherical_mean(torch.cat([a, b]), [0.5, 0.5]))

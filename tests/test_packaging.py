@@ -36,3 +36,31 @@ def test_wheel_holds_the_whole_package_and_the_command(tmp_path):
     assert "latentlab/mini/configs/mini_clip.json" in names and "latentlab/mini/NOTICE" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "latentlab = latentlab.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_every_lazy_name_is_imported_for_type_checkers():
+    # py.typed is shipped, but the lazy names (ll.Trajectory, ll.show, ...) came from a module
+    # __getattr__ returning Any: type checkers and IDEs saw no real object behind them
+    import ast
+
+    import latentlab
+
+    tree = ast.parse(Path(latentlab.__file__).read_text(encoding="utf-8"))
+    blocks = [node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)]
+    assert len(blocks) == 1, "one `if TYPE_CHECKING:` block in latentlab/__init__.py"
+    imported = {}
+    for node in ast.walk(blocks[0]):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                assert alias.asname == alias.name, f"{alias.name}: import it as itself (`X as X` re-exports it)"
+                imported[alias.name] = node.module
+    assert imported == latentlab._LAZY
+
+
+def test_tab_completion_lists_the_api_not_the_imports_of_the_package():
+    import latentlab as ll
+
+    names = set(dir(ll))
+    assert not names & {"Any", "annotations", "importlib", "TYPE_CHECKING", "typing"}
+    assert {"Trajectory", "show", "render", "create_decoder", "__version__", "__file__", "pacing", "decoders"} <= names
+    assert set(ll.__all__) <= names

@@ -577,3 +577,51 @@ def test_invert_checks_its_settings_instead_of_converting_them(fake_decoder, kwa
     z = tag(torch.nn.functional.normalize(torch.ones(1, 8), dim=-1), "fake-space")
     with pytest.raises(ArgumentError, match=message):
         fake_decoder.invert(np.zeros((8, 8, 3), np.uint8), z, **kwargs)
+
+
+def test_a_callback_or_out_dir_of_the_wrong_type_is_refused_before_decoding(tmp_path, fake_decoder):
+    # a callback that is not callable failed only after the first batch was decoded ("'str' object is
+    # not callable"), and out_dir=123 was a bare TypeError from pathlib
+    p = path8(frames=4)
+    with pytest.raises(ArgumentError, match=r"callback must be a function .* got 'preview' \(str\).*LivePreview"):
+        render(p, fake_decoder, callback="preview", out_dir=tmp_path / "r", progress=False)
+    with pytest.raises(ArgumentError, match="callback must be a function"):
+        fake_decoder.render(p, callback=3, progress=False)
+    for bad in (123, b"r", ""):
+        with pytest.raises(ArgumentError, match=rf"out_dir must be a folder path \(str or pathlib.Path\) .* got {bad!r}"):
+            fake_decoder.render(p, out_dir=bad, progress=False)
+    assert fake_decoder.calls == [] and not (tmp_path / "r").exists()
+
+
+def test_the_out_dir_lock_keeps_the_signature_of_render_for_type_checkers():
+    import importlib
+    import inspect
+    import typing
+
+    render_module = importlib.import_module("latentlab.render")  # not ll.render: that is the function
+
+    assert "callback" in inspect.signature(render).parameters
+    # Callable[..., Any] erased render's parameters and return type for type checkers
+    ret = typing.get_type_hints(render_module._holding_out_dir)["return"]
+    params, result = typing.get_args(ret)
+    assert isinstance(params, typing.ParamSpec) and isinstance(result, typing.TypeVar)
+    assert typing.get_type_hints(render)["return"] is np.ndarray
+
+
+def test_the_annotations_take_the_paths_and_seeds_that_work(tmp_path, fake_decoder):
+    # Decoder.render(out_dir=Path(...)) and render(keyframe_seeds=(1, 2)) work, but were annotated
+    # str and list[int], so a type checker refused them
+    import importlib
+    import os
+    import typing
+    from collections.abc import Sequence as AbcSequence
+
+    from latentlab.decoders.base import Decoder
+
+    assert os.PathLike[str] in typing.get_args(typing.get_type_hints(Decoder.render)["out_dir"])
+    render_module = importlib.import_module("latentlab.render")
+    seeds_hint = typing.get_args(typing.get_type_hints(render_module.render)["keyframe_seeds"])
+    assert any(typing.get_origin(h) is AbcSequence for h in seeds_hint)
+    p = path8(frames=3)
+    a = fake_decoder.render(p, out_dir=tmp_path / "r", noise="slerp", keyframe_seeds=(1, 2), progress=False)
+    np.testing.assert_array_equal(a, render(p, fake_decoder, noise="slerp", keyframe_seeds=[1, 2], progress=False))

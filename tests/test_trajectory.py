@@ -317,3 +317,13 @@ def test_chain_names_the_per_segment_frame_count_out_of_range():
         with pytest.raises(ArgumentError, match=rf"frames\[{i}\] must be an integer in \[1, 100000\] .*got {got}\."):
             Trajectory.chain([a, b, c], frames=frames)
     assert len(Trajectory.chain([a, b, c], frames=[1, 100000])) == 100002
+
+
+def test_chain_is_annotated_to_take_a_tensor_of_keyframes_as_it_does():
+    import typing
+
+    hint = typing.get_type_hints(Trajectory.chain)["keyframes"]
+    # Sequence[Tensor] alone refused chain(torch.cat([a, b, c])), which works
+    assert typing.get_origin(hint) is typing.Union and torch.Tensor in typing.get_args(hint)
+    a, b = torch.eye(2, 4).split(1)
+    assert len(Trajectory.chain(torch.cat([a, b, a]), frames=5)) == 5

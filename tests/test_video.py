@@ -760,3 +760,31 @@ def test_a_name_too_long_for_the_file_system_is_refused_before_encoding(tmp_path
     with pytest.raises(ArgumentError, match=r"the folder name 'x{24}\.\.\.' is 300 bytes"):
         save_image(numbered(1)[0], tmp_path / long / "a.png")
     assert list(tmp_path.iterdir()) == []  # no folder made for a file that cannot be written
+
+
+def test_a_list_of_image_paths_is_read_as_the_images(tmp_path):
+    # show_video([paths]) / write_video([paths]) said "frames[0] has shape () ... repeat the grey channel"
+    import latentlab as ll
+
+    frames = numbered(2, 4, 6) * 100
+    paths = [save_image(f, tmp_path / f"f{k}.png") for k, f in enumerate(frames)]
+    out = write_video([str(paths[0]), paths[1]], tmp_path / "v.gif", fps=4)
+    np.testing.assert_array_equal(read_video(out), frames)
+    np.testing.assert_array_equal(contact_sheet(paths), contact_sheet(frames))
+    assert ll.show_video(paths).data == ll.show_video(frames).data
+    with pytest.raises(ArgumentError, match=r"frames\[1\]: .*missing\.png"):
+        write_video([paths[0], tmp_path / "missing.png"], tmp_path / "w.gif")
+
+
+def test_a_trajectory_is_told_to_be_rendered_before_it_is_shown():
+    import latentlab as ll
+    from latentlab.trajectory import Trajectory
+
+    a, b = torch.nn.functional.normalize(torch.randn(2, 8, generator=torch.Generator().manual_seed(0)), dim=-1).split(1)
+    path = Trajectory.interpolate(a, b, frames=3)
+    for show in (ll.show, ll.show_video):
+        with pytest.raises(ArgumentError, match=r"is a Trajectory \(3 frames of embeddings\), not pictures\. "
+                                                r"Fix: render it first.*dec\.render\(path\).*ll\.scrub\(path, dec\)"):
+            show(path)
+    with pytest.raises(ArgumentError, match="frames is a Trajectory"):
+        contact_sheet(path)

@@ -7,6 +7,7 @@ progress, so every decoder gets them for free. Subclasses implement :meth:`_deco
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable, Sequence
 
@@ -420,7 +421,7 @@ class Decoder:
         trajectory: Any,
         *,
         seed: int = 0,
-        out_dir: str | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True,
         **kwargs: Any,
