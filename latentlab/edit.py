@@ -9,15 +9,21 @@ too small to change the picture (the decoder redraws what it drew before) is not
 next try from the same picture takes a larger angle (``adaptive``).
 
 >>> import latentlab as ll                                                   # doctest: +SKIP
+>>> from pathlib import Path                                                 # doctest: +SKIP
+>>> from latentlab.demo import make_inputs                                   # doctest: +SKIP
+>>> red_circle, _ = make_inputs(Path("inputs"))  # the demo's red_circle.png  # doctest: +SKIP
 >>> enc, dec = ll.create_encoder("mini"), ll.create_decoder("mini")           # doctest: +SKIP
->>> run = ll.iterative_text_diff(enc, dec, "red_circle.png", "a red circle", "a blue circle",
+>>> run = ll.iterative_text_diff(enc, dec, red_circle, "a red circle", "a blue circle",
 ...                              theta_step=0.2, target=0.75, max_steps=6)     # doctest: +SKIP
 >>> run.frames.shape, [round(s, 2) for s in run.similarity], run.reached     # doctest: +SKIP
 ((4, 64, 64, 3), [0.58, 0.66, 0.74, 0.82], True)
 
-On ``mini``, a picture of a red circle starts at a cosine of about 0.58 to "a blue circle";
-three steps of 0.2 take it past the target (pick ``target`` above the first frame's
-similarity, or the run stops at once).
+On ``mini`` (the shipped weights), the red circle that ``make demo`` starts from (drawn by
+``latentlab.demo.make_inputs`` from the shapes world) is redrawn at a cosine of about 0.58 to
+"a blue circle"; three kept steps of 0.2 take it past the target, the circle turning half
+blue and then blue. The figures depend on the picture: from the plain PIL disc the demo falls
+back to without the shapes world (``latentlab.demo._shape_picture``), one step of 0.2 does it
+(0.60 -> 0.89). Pick ``target`` above the first frame's similarity, or the run stops at once.
 
 :func:`variations` draws one embedding several times: with fresh starting noise
 (``"reroll"``: different pictures of the same CLIP content), or around an image, from its

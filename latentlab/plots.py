@@ -26,7 +26,7 @@ their memory is kept).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NoReturn, Sequence
 
 import numpy as np
 import torch
@@ -97,6 +97,13 @@ def _text_width_in(texts: Sequence[str]) -> float:
     return max((text_to_path.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts), default=0.0) / 72
 
 
+# plot_similarity_matrix: the largest figure it makes by itself (inches), the most cells it
+# writes values into unasked, and the smallest cell a value fits in (8 pt, "-0.12")
+_MATRIX_FIGSIZE = (14.0, 10.0)
+_ANNOTATE_CELLS = 300
+_VALUE_CELL_IN = (0.35, 0.18)
+
+
 def plot_similarity_matrix(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -104,7 +111,7 @@ def plot_similarity_matrix(
     col_labels: Sequence[str] | None = None,
     *,
     ax: Any = None,
-    annotate: bool = True,
+    annotate: bool | None = None,
     cmap: str = "viridis",
     title: str | None = None,
 ) -> Any:
@@ -113,30 +120,60 @@ def plot_similarity_matrix(
     Args:
         a: ``(n, d)`` embeddings; b: ``(m, d)`` of the same space.
         row_labels, col_labels: ``n`` and ``m`` labels.
-        annotate: write each value in its cell.
+        annotate: write each value in its cell: ``True`` always, ``False`` never, ``None``
+            (default) when the matrix has at most 300 cells and each cell is large enough for
+            its value (about 0.35 x 0.18 inches).
+
+    Without ``ax`` the figure is sized to the matrix and its labels, up to 14 x 10 inches: a
+    larger matrix gets smaller cells, not a larger figure. When the cells are too small for a
+    readable tick label each, only every k-th row or column is labelled (the tick positions say
+    which). A given ``ax`` is not resized.
 
     Returns the Axes; the image is ``ax.images[0]`` (its array is the ``(n, m)`` matrix).
     """
+    import math
+
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
     from .ops import similarity_matrix
 
+    if annotate is not None and not isinstance(annotate, (bool, np.bool_)):
+        raise ArgumentError(
+            f"annotate must be True, False or None (write the values when the matrix is small enough), got {annotate!r}."
+        )
     za, zb = path_embeddings(a, name="a"), path_embeddings(b, name="b")
     same_space(za, "a", zb, "b")
     s = similarity_matrix(za, zb).double().numpy()
     n, m = s.shape
     rows = [_short(r) for r in _labels(row_labels, n, "row_labels", "#", "row of a")]
     cols = [_short(c) for c in _labels(col_labels, m, "col_labels", "#", "row of b")]
-    if ax is None:  # room for the labels around a heatmap of at least 2.5 x 1.5 inches
-        import math
-
-        angle = math.radians(35)
-        cell_w, cell_h = max(0.75, 2.5 / m), max(0.45, 1.5 / n)
+    angle = math.radians(35)  # of the column labels
+    if ax is None:  # room for the labels around a heatmap of at least 2.5 x 1.5 inches, at most the cap
+        max_w, max_h = _MATRIX_FIGSIZE
+        want_w, want_h = max(0.75, 2.5 / m), max(0.45, 1.5 / n)
         col_w, row_w = _text_width_in(cols), _text_width_in(rows)
-        left = max(row_w, col_w * math.cos(angle) - cell_w / 2) + 0.35  # rotated labels reach left too
+        top, right = (0.6 if title else 0.3), 1.3  # the colorbar
         below = col_w * math.sin(angle) + 0.45
-        ax = _axes(None, (left + cell_w * m + 1.3, below + cell_h * n + (0.6 if title else 0.3)))
+        cell_w = want_w
+        for _ in range(2):  # narrower cells let the first rotated label reach further left
+            left = max(row_w, col_w * math.cos(angle) - cell_w / 2) + 0.35
+            cell_w = min(want_w, (max_w - left - right) / m)
+        cell_h = min(want_h, (max_h - below - top) / n)
+        ax = _axes(None, (left + cell_w * m + right, below + cell_h * n + top))
+    else:  # the cells of the given axes, less the colorbar's share
+        box, (fig_w, fig_h) = ax.get_position(), ax.figure.get_size_inches()
+        cell_w, cell_h = 0.8 * box.width * fig_w / m, box.height * fig_h / n
     im = ax.imshow(s, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(m), cols, rotation=35, ha="right")
-    ax.set_yticks(range(n), rows)
+    # a tick label every k cells, so that neighbouring labels do not overlap
+    line = 1.3 * FontProperties(size=rcParams["xtick.labelsize"]).get_size_in_points() / 72
+    kx = max(1, math.ceil(line / max(cell_w * math.sin(angle), 1e-9) - 1e-9))
+    line = 1.3 * FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points() / 72
+    ky = max(1, math.ceil(line / max(cell_h, 1e-9) - 1e-9))
+    ax.set_xticks(range(0, m, kx), cols[::kx], rotation=35, ha="right")
+    ax.set_yticks(range(0, n, ky), rows[::ky])
+    if annotate is None:
+        annotate = n * m <= _ANNOTATE_CELLS and cell_w >= _VALUE_CELL_IN[0] and cell_h >= _VALUE_CELL_IN[1]
     if annotate:
         mid = (s.max() + s.min()) / 2
         for i in range(n):
@@ -259,7 +296,9 @@ def plot_pca_map(
         points: ``(n, d)`` other embeddings to place on the map (images, texts).
         labels: ``n`` labels written beside the points (needs ``points``).
         images: ``n`` thumbnails drawn at the points instead of dots (needs ``points``).
-        pca: the projection to use; by default one fitted on the points and the paths together.
+        pca: the projection to use; by default one fitted on the points and the paths together,
+            which must not all lie on one line (a lerp path between two keyframes alone does:
+            add ``points`` off it, or pass a ``pca`` fitted on more embeddings).
         path_labels: one legend entry per path (default ``"path 1"``, ``"path 2"``, ...);
             the legend sits to the right of the map, each entry in its path's mid colour.
         zoom: thumbnail zoom.
@@ -289,10 +328,16 @@ def plot_pca_map(
     named = [(z, f"path[{i}]" if len(zs) > 1 else "path") for i, z in enumerate(zs)] + ([(pts, "points")] if pts is not None else [])
     for z, name in named[1:]:
         same_space(named[0][0], named[0][1], z, name)
+    if pca is not None and pca.rank < 2:
+        raise ArgumentError(
+            f"pca has rank {pca.rank}, but a 2D map needs two components. Fix: fit it on embeddings that do not "
+            "lie on one line, e.g. pca=ll.fit_pca(torch.cat([path_embeddings, other_embeddings])), or leave pca=None."
+        )
     if pca is None:
-        pca = fit_pca(torch.cat([*zs, *([pts] if pts is not None else [])]))
-    if pca.rank < 2:
-        raise ArgumentError(f"a 2D map needs a PCA of rank >= 2, got rank {pca.rank}; add more (distinct) embeddings.")
+        every = torch.cat([*zs, *([pts] if pts is not None else [])])
+        pca = fit_pca(every)
+        if pca.rank < 2:
+            _too_flat(every, pca.rank, " and ".join(n for _, n in named))
     ax = _axes(ax, (6, 5))
     ax.pca = pca
     ratio = pca.explained_ratio
@@ -347,6 +392,24 @@ def plot_pca_map(
     if title:
         ax.set_title(title)
     return ax
+
+
+def _too_flat(z: torch.Tensor, rank: int, given: str) -> NoReturn:
+    """Raise the error for embeddings whose PCA has ``rank`` < 2: what they are (one point, two
+    points, or more on one line) and how to get a map anyway."""
+    n, distinct = z.shape[0], int(torch.unique(z, dim=0).shape[0])
+    others = "other embeddings to place on the map (texts or images)"
+    if rank == 0:
+        shape = "are all the same point (rank 0)"
+    elif distinct <= 2:
+        shape = f"hold only {distinct} distinct points (rank 1)"
+    else:  # slerp and nlerp paths bend off the chord between two keyframes; lerp stays on it
+        shape = f"lie on one line ({distinct} distinct points, rank 1), as a lerp path between two keyframes does"
+        others = "embeddings off that line to place on the map (other texts or images; the keyframes lie on it)"
+    raise ArgumentError(
+        f"a 2D map needs a PCA of rank >= 2, but the {n} embeddings given ({given}) {shape}. Fix: pass "
+        f"points=(n, d) {others}, or pca=ll.fit_pca(embeddings) fitted on a wider set."
+    )
 
 
 def _unit_of(item: Any, metric: str | None, encoder: Any) -> str:

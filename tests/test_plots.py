@@ -122,6 +122,32 @@ def test_plot_similarity_matrix_makes_room_for_long_labels():
     assert tuple(ll.plot_similarity_matrix(a, b, ax=given).figure.get_size_inches()) == (3, 2)  # a given ax is not resized
 
 
+def test_plot_similarity_matrix_keeps_a_large_matrix_to_a_readable_figure():
+    # a 60 x 120 matrix made a 92 x 28 inch figure with 7200 values written in it (19 s)
+    ax = ll.plot_similarity_matrix(_unit(60), _unit(120, seed=1))
+    fig = ax.figure
+    w, h = fig.get_size_inches()
+    assert w <= 14 + 1e-6 and h <= 10 + 1e-6
+    assert len(ax.texts) == 0  # too many cells to write each value unasked
+    xt, yt = ax.get_xticks(), ax.get_yticks()
+    assert 10 <= len(xt) < 120 and 10 <= len(yt) < 60  # every k-th label, not all of them
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"#{int(i)}" for i in xt]  # each label at its own cell
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"#{int(i)}" for i in yt]
+    assert len(set(np.diff(xt))) == 1 and len(set(np.diff(yt))) == 1
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_yticklabels()]
+    assert all(lo.y1 <= hi.y0 + 0.5 or hi.y1 <= lo.y0 + 0.5 for lo, hi in zip(boxes, boxes[1:]))  # no overlap
+    # annotate: None writes the values of a small matrix, True always, False never
+    assert len(ll.plot_similarity_matrix(_unit(12), _unit(16, seed=1)).texts) == 12 * 16
+    assert len(ll.plot_similarity_matrix(_unit(20), _unit(20, seed=1)).texts) == 0
+    assert len(ll.plot_similarity_matrix(_unit(20), _unit(20, seed=1), annotate=True).texts) == 400
+    assert len(ll.plot_similarity_matrix(_unit(3), _unit(2, seed=1), annotate=False).texts) == 0
+    small = ll.plot_similarity_matrix(_unit(3), _unit(2, seed=1), ["x", "y", "z"], ["p", "q"])
+    assert [t.get_text() for t in small.get_xticklabels()] == ["p", "q"] and len(small.texts) == 6
+    with pytest.raises(ArgumentError, match="annotate must be True, False or None.*got 'yes'"):
+        ll.plot_similarity_matrix(_unit(3), _unit(2, seed=1), annotate="yes")
+
+
 def test_plot_similarity_overlay_keeps_one_colour_per_reference():
     from matplotlib.colors import to_hex
 
@@ -171,6 +197,26 @@ def test_plot_pca_map_legend_shows_each_path_in_its_colour_and_a_visible_start()
     start = next(ln for ln in ax.lines if ln.get_marker() == "o")
     square = next(ln for ln in ax.lines if ln.get_marker() == "s")
     assert start.get_zorder() > square.get_zorder() and square.get_markersize() > start.get_markersize()
+
+
+def test_plot_pca_map_says_when_the_embeddings_lie_on_one_line():
+    # a lerp path between two keyframes was refused with "rank 1; add more (distinct) embeddings"
+    path = Trajectory.chain(_unit(2), frames=8, method="lerp")
+    with pytest.raises(ArgumentError) as err:
+        ll.plot_pca_map(path)
+    msg = str(err.value)
+    assert "the 8 embeddings given (path) lie on one line (8 distinct points, rank 1)" in msg
+    assert "lerp path between two keyframes" in msg and "points=" in msg and "pca=ll.fit_pca(" in msg
+    # both ways out that the message gives draw the map
+    assert ll.plot_pca_map(path, points=_unit(3, seed=5)).pca.rank >= 2
+    wider = ll.fit_pca(torch.cat([path.embeddings(), _unit(3, seed=5)]))
+    assert ll.plot_pca_map(path, pca=wider).pca is wider
+    with pytest.raises(ArgumentError, match=r"the 3 embeddings given \(path\) are all the same point \(rank 0\)"):
+        ll.plot_pca_map(_unit(1).repeat(3, 1))
+    with pytest.raises(ArgumentError, match=r"hold only 2 distinct points \(rank 1\)"):
+        ll.plot_pca_map(_unit(2).repeat(2, 1))
+    with pytest.raises(ArgumentError, match="pca has rank 1, but a 2D map needs two components"):
+        ll.plot_pca_map(_unit(5, seed=2), pca=ll.fit_pca(_unit(2)))
 
 
 def test_plots_refuse_a_bare_string_as_labels():
