@@ -12,6 +12,11 @@ Two measurements, each against its bar (issue 3):
    the render, the mp4 and gif) into a temporary folder, wall time. Bar: <= 120 s after
    set-up. ``--threads`` reaches it through ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``.
 
+``--channels-last`` also times, in the same run, a second decoder with
+``optimize(channels_last=True)`` on the same morph, the two interleaved repeat by repeat
+(the order alternating, so a change in the machine's load falls on both), and prints the
+ratio of their best times and the largest pixel difference between their frames.
+
 The load on the machine matters (torch's OpenMP threads contend with any other busy
 process): the script prints the 1-minute load average beside the figures.
 """
@@ -37,7 +42,9 @@ MORPH_BAR_FRAMES = 48  # the morph bar is for a 48-frame morph
 DEMO_BAR_S = 120.0
 
 
-def time_morph(frames: int, repeats: int) -> dict:
+def time_morph(frames: int, repeats: int, channels_last: bool = False) -> dict:
+    import numpy as np
+
     import latentlab as ll
     from latentlab.mini.shapes import Scene, ShapeObject, render_scene
 
@@ -46,15 +53,29 @@ def time_morph(frames: int, repeats: int) -> dict:
     b = render_scene(Scene((ShapeObject("triangle", "blue", "filled", 0.5, 0.5, 0.55),), "white"))
     z = enc.encode_image([a, b])
     path = ll.Trajectory.interpolate(z[0:1], z[1:2], frames=frames)
-    best, shape = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = dec.render(path, seed=0, progress=False)
-        best = min(best, time.perf_counter() - t0)
-        shape = tuple(out.shape)
-    met = best <= MORPH_BAR_S if len(path) == MORPH_BAR_FRAMES else None  # None: the bar does not apply
-    return {"frames": len(path), "frame_shape": shape, "seconds": round(best, 2), "bar_s": MORPH_BAR_S,
-            "met": met, "steps": dec.default_steps, "batch_size": dec.default_batch_size}  # fmt: skip
+    decoders = {"default": dec}
+    if channels_last:
+        decoders["channels_last"] = ll.create_decoder("mini").optimize(channels_last=True)
+    best = {k: float("inf") for k in decoders}
+    outs: dict[str, np.ndarray] = {}
+    for r in range(repeats):
+        for name in list(decoders)[:: 1 if r % 2 == 0 else -1]:  # alternate the order: load drifts fall on both
+            t0 = time.perf_counter()
+            outs[name] = decoders[name].render(path, seed=0, progress=False)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    out = outs["default"]
+    met = best["default"] <= MORPH_BAR_S if len(path) == MORPH_BAR_FRAMES else None  # None: the bar does not apply
+    res = {"frames": len(path), "frame_shape": tuple(out.shape), "seconds": round(best["default"], 2),
+           "bar_s": MORPH_BAR_S, "met": met, "steps": dec.default_steps, "batch_size": dec.default_batch_size}  # fmt: skip
+    if channels_last:
+        diff = np.abs(outs["channels_last"].astype(np.int16) - out.astype(np.int16))
+        res["channels_last"] = {
+            "seconds": round(best["channels_last"], 2),
+            "time_ratio": round(best["channels_last"] / best["default"], 3),  # < 1: faster
+            "max_px_diff": int(diff.max()),
+            "share_of_values_differing": round(float((diff > 0).mean()), 5),
+        }
+    return res
 
 
 def time_demo(threads: int | None = None) -> dict:
@@ -79,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=positive_int, default=2, help="time the morph this many times, keep the best")
     ap.add_argument("--threads", type=positive_int, default=None,
                     help="torch CPU threads, here and in the demo's process (default: torch's own choice)")  # fmt: skip
+    ap.add_argument("--channels-last", action="store_true",
+                    help="also time the morph with optimize(channels_last=True), interleaved with the default")  # fmt: skip
     ap.add_argument("--no-demo", action="store_true", help="skip timing `python -m latentlab.demo`")
     ap.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
@@ -89,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     res = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_avg_1min": round(os.getloadavg()[0], 2), "torch": torch.__version__},  # fmt: skip
-        "morph": time_morph(args.frames, args.repeats),
+        "morph": time_morph(args.frames, args.repeats, args.channels_last),
     }
     if not args.no_demo:
         res["demo"] = time_demo(args.threads)
@@ -99,6 +122,11 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         bar = f"bar {MORPH_BAR_S:.0f} s: {'met' if m['met'] else 'NOT met'}"
     print(f"morph: {m['frames']} frames {m['frame_shape'][1]} px in {m['seconds']} s ({bar})")
+    if "channels_last" in m:
+        c = m["channels_last"]
+        print(f"  with optimize(channels_last=True), interleaved: {c['seconds']} s, {c['time_ratio']}x the default's "
+              f"time; frames differ by at most {c['max_px_diff']}/255 in {100 * c['share_of_values_differing']:.2f}% "
+              "of values")  # fmt: skip
     if "demo" in res:
         d = res["demo"]
         print(f"make demo (python -m latentlab.demo, fresh process): {d['seconds']} s "

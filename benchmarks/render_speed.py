@@ -30,11 +30,12 @@ recommended column is its own DDIM with fewer steps: it has no other sampler).
 latentlab renders the frames in batches of ``--batch-size`` (frames share the starting
 noise, the conditioning is per frame), computes the empty-prompt text conditioning once per
 render, and writes nothing to disk here. ``--channels-last`` / ``--compile`` apply the
-decoder's ``optimize()`` levers (UNet + autoencoder in channels-last memory format;
-``torch.compile`` of the UNet) to latentlab's two columns only: the diffusers loop is timed
-first, on the plain pipeline, and the levers are applied after it (the modules are shared,
-so nothing is copied). With ``--compile`` each latentlab column is run once untimed first,
-so compilation (every batch shape) stays out of the timings.
+decoder's ``optimize()`` levers (UNet + autoencoder in channels-last memory format, for mini
+its UNet + learned upscaler; ``torch.compile`` of the UNet) to latentlab's two columns only:
+the diffusers loop (for mini its own one-frame loop) is timed first, on the plain pipeline,
+and the levers are applied after it (the modules are shared, so nothing is copied). With
+``--compile`` each latentlab column is run once untimed first, so compilation (every batch
+shape) stays out of the timings.
 
 Each row of the table is printed as its model finishes (a run cut off by a time limit keeps
 the rows it finished), and the whole table again at the end; ``--json`` is rewritten after
@@ -341,14 +342,10 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
     # 2. latentlab, same sampler and steps (+ the levers asked for)
     levers = [name for name, on in (("channels-last", args.channels_last), ("compile", args.compile)) if on]
-    if levers:
-        if hasattr(dec, "optimize"):
-            dec.optimize(channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode)
-            if args.compile and args.compile_mode:
-                levers[levers.index("compile")] = f"compile:{args.compile_mode}"
-        else:
-            print(f"{model}: no optimize() levers; timing it without them", file=sys.stderr)
-            levers = []
+    if levers:  # every decoder here has optimize() (mini: its UNet and upscaler in channels-last)
+        dec.optimize(channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode)
+        if args.compile and args.compile_mode:
+            levers[levers.index("compile")] = f"compile:{args.compile_mode}"
     warm_up(dec, steps)
     _reset_peak(args.device)
     got, t_ours = timed(column(dec, steps), args.device, args.repeats)
@@ -424,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recommended", default="dpm++", choices=["dpm++", "ddim", "off"],
                     help="sampler of the 'latentlab recommended' column (mini: always its own DDIM); off skips it")  # fmt: skip
     ap.add_argument("--rec-steps", type=positive_int, default=None, help="steps of the recommended column (default: 60%% of --steps)")
-    ap.add_argument("--channels-last", action="store_true", help="latentlab columns: UNet and autoencoder in channels-last")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="latentlab columns: UNet and autoencoder (mini: upscaler) in channels-last")  # fmt: skip
     ap.add_argument("--compile", action="store_true", help="latentlab columns: torch.compile the UNet (warm-up untimed)")
     ap.add_argument("--compile-mode", default=None, choices=["default", "reduce-overhead", "max-autotune"],
                     help="with --compile: torch.compile's mode; reduce-overhead replays CUDA graphs (one per batch shape, "

@@ -77,6 +77,35 @@ def test_render_speed_channels_last_and_mini(bench, capsys):
     assert cells[5] == "channels-last" and int(cells[10]) <= 2 and cells[12] == "off"
 
 
+def test_render_speed_channels_last_applies_to_mini_too(bench, capsys, monkeypatch, tmp_path):
+    """mini has optimize() too: --channels-last puts its UNet and upscaler in channels-last for
+    latentlab's columns (its own one-frame loop stays plain), the frames within 2/255."""
+    from latentlab.mini import weights_available
+    from latentlab.mini.runtime import MiniDecoder
+
+    if not weights_available():
+        pytest.skip("the mini weights are not in this checkout")
+    applied = []
+    real = MiniDecoder.optimize
+
+    def spy(self, **kwargs):
+        applied.append(kwargs)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(MiniDecoder, "optimize", spy)
+    out = tmp_path / "rows.json"
+    assert bench.main(["--tiny", "--model", "mini", "--frames", "2", "--steps", "6", "--batch-size", "2",
+                       "--channels-last", "--recommended", "off", "--threads", "1", "--json", str(out)]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "no optimize() levers" not in captured.err
+    assert applied == [{"channels_last": True, "compile": False, "compile_mode": None}]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["model"] == "mini" and row["levers"] == ["channels-last"]
+    # (6 steps: at 2 the trained net's rounding differences grow to 4-5 levels, batching's alone to 2)
+    assert row["max_pixel_diff"] <= 2 and row["alone_vs_batch_max_diff"] <= 2
+    assert "| mini | 64 | 2 | 6 | 2 | channels-last |" in captured.out
+
+
 def test_frame_difference_values(bench):
     a = np.zeros((2, 4, 4, 3), np.uint8)
     assert bench.frame_difference(a, a) == {"max": 0, "mean": 0.0, "psnr_db": None}
@@ -106,6 +135,19 @@ def test_mini_speed_benchmark_runs_and_reports_its_bars(tmp_path, capsys):
         mod.main(["--frames", "1", "--no-demo"])
 
 
+def test_mini_speed_times_channels_last_beside_the_default(capsys):
+    from latentlab.mini import weights_available
+
+    if not weights_available():
+        pytest.skip("the mini weights are not in this checkout")
+    mod = _load("mini_speed")
+    res = mod.main(["--frames", "2", "--repeats", "2", "--no-demo", "--channels-last"])
+    c = res["morph"]["channels_last"]
+    assert c["seconds"] > 0 and abs(c["time_ratio"] - c["seconds"] / res["morph"]["seconds"]) < 0.02
+    assert 0 <= c["max_px_diff"] <= 4 and 0 <= c["share_of_values_differing"] <= 1
+    assert "with optimize(channels_last=True), interleaved" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("bad", [["--repeats", "0"], ["--threads", "0"], ["--threads", "two"]])
 def test_mini_speed_refuses_counts_below_one(bad, capsys):
     mod = _load("mini_speed")
@@ -129,7 +171,7 @@ def test_mini_speed_demo_gets_the_threads(monkeypatch):
 
     monkeypatch.setattr(mod, "subprocess", types.SimpleNamespace(run=run))
     morph = {"frames": 3, "frame_shape": (3, 64, 64, 3), "seconds": 1.0, "met": None}
-    monkeypatch.setattr(mod, "time_morph", lambda frames, repeats: morph)
+    monkeypatch.setattr(mod, "time_morph", lambda frames, repeats, channels_last=False: morph)
     before = torch.get_num_threads()
     try:
         res = mod.main(["--frames", "3", "--threads", "1"])

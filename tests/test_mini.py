@@ -1244,6 +1244,125 @@ def test_mini_decoder_with_an_upscaler_checks_it_and_stays_batch_independent():
         MiniDecoder(dec.net, upscaler=dec.net)
 
 
+# -- optimize(): the speed levers of the diffusers decoders --------------------------------
+
+
+def _cl(weight):
+    return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+
+def test_mini_optimize_channels_last_keeps_the_frames_and_is_described():
+    """optimize(channels_last=True) changes the nets' memory format (faster on the CPU), the
+    frames only by float rounding, and describe() says so."""
+    from latentlab.mini.runtime import MiniDecoder
+
+    def build():  # the same random weights each time; nets not shared, so the plain one stays plain
+        return MiniDecoder(_tiny_decoder().net, resolution=64, space="latentlab-mini", upscaler=_tiny_upscaler())
+
+    plain = build()
+    fast = build()
+    assert fast.optimize(channels_last=True) is fast
+    assert _cl(fast.net.unet.conv_in.weight) and _cl(fast.net.unet.down_blocks[0].resnets[0].conv1.weight)
+    assert _cl(fast.upscaler.conv_in.weight)  # the learned 2x is a conv net too
+    assert not _cl(plain.net.unet.conv_in.weight) and not _cl(plain.upscaler.conv_in.weight)
+    z = _unit(3, 16, 9)
+    noise = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(10))
+    a, b = plain.decode(z, noise, steps=3), fast.decode(z, noise, steps=3)
+    assert a.shape == b.shape == (3, 64, 64, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    assert fast.optimizations == {"channels_last": True, "compile": False}
+    described = fast.describe()
+    assert described.pop("optimizations") == {"channels_last": True, "compile": False}
+    assert described == plain.describe() and "optimizations" not in plain.describe()
+    assert fast.optimize(channels_last=False).describe()["optimizations"]["channels_last"]  # False does not undo
+    assert _cl(fast.net.unet.conv_in.weight)
+
+
+def test_mini_optimize_puts_the_layout_expert_in_channels_last_too():
+    from latentlab.mini.models import ExpertConfig
+    from latentlab.mini.runtime import MiniDecoder
+
+    enc = lambda caps: (torch.randn(len(caps), 5, 12, generator=torch.Generator().manual_seed(len(caps[0]))),
+                        torch.ones(len(caps), 5, dtype=torch.bool))  # fmt: skip
+
+    def build():
+        return MiniDecoder(_caption_net(), resolution=32, text_encoder=enc, expert=_expert_net(),
+                           expert_config=ExpertConfig(t_min=500))  # fmt: skip
+
+    plain, fast = build(), build().optimize()  # channels_last=True by default
+    assert _cl(fast.expert.unet.conv_in.weight) and _cl(fast.net.unet.conv_in.weight)
+    z, noise = _unit(2, 16, 3), torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    caps = ["a red circle above a blue square", "a phone"]
+    a, b = plain.decode(z, noise, steps=3, captions=caps), fast.decode(z, noise, steps=3, captions=caps)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_mini_optimize_checks_its_arguments():
+    dec = _tiny_decoder()
+    with pytest.raises(ArgumentError, match="channels_last must be True or False, got 'yes'"):
+        dec.optimize(channels_last="yes")
+    with pytest.raises(ArgumentError, match="compile must be True or False, got 1"):
+        dec.optimize(compile=1)
+    with pytest.raises(ArgumentError, match="compile_mode must be a torch.compile mode name or None, got 3"):
+        dec.optimize(compile=True, compile_mode=3)
+    with pytest.raises(TypeError):  # keyword-only, as the diffusers decoders' optimize()
+        dec.optimize(True)
+    assert dec.optimizations == {"channels_last": False, "compile": False}  # nothing applied by a refused call
+    assert not _cl(dec.net.unet.conv_in.weight) and "optimizations" not in dec.describe()
+
+
+def test_mini_optimize_compiles_the_unets_in_place_once(monkeypatch):
+    """compile=True: torch.compile of the UNet's and the expert's forward (nn.Module.compile,
+    so the nets keep their class, weights and config), once, recorded with its mode. Traced
+    here with the 'eager' backend: inductor takes a minute on the CPU even for a tiny net."""
+    from latentlab.mini.models import ExpertConfig, MiniDecoderNet
+    from latentlab.mini.runtime import MiniDecoder
+
+    calls, traced = [], []
+    real = torch.nn.Module.compile
+
+    def backend(gm, example_inputs):
+        traced.append(len(example_inputs))
+        return gm.forward
+
+    def spy(self, **kwargs):
+        calls.append((self, kwargs.get("mode")))
+        real(self, backend=backend)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", spy)
+    plain = _tiny_decoder()
+    dec = _tiny_decoder().optimize(channels_last=False, compile=True, compile_mode="max-autotune")
+    assert calls == [(dec.net, "max-autotune")] and isinstance(dec.net, MiniDecoderNet)
+    assert dec.describe()["optimizations"] == {"channels_last": False, "compile": True, "compile_mode": "max-autotune"}
+    z, noise = _unit(2, 16, 0), torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert np.array_equal(plain.decode(z, noise, steps=2), dec.decode(z, noise, steps=2)) and traced
+    dec.optimize(compile=True)  # compiled once; channels_last now applied as well
+    assert len(calls) == 1 and dec.optimizations == {"channels_last": True, "compile": True, "compile_mode": "max-autotune"}
+    calls.clear()
+    with_ex = MiniDecoder(_caption_net(), resolution=32, expert=_expert_net(), expert_config=ExpertConfig())
+    with_ex.optimize(channels_last=False, compile=True)
+    assert calls == [(with_ex.net, None), (with_ex.expert, None)]
+    assert with_ex.describe()["optimizations"] == {"channels_last": False, "compile": True, "compile_mode": "default"}
+
+
+def test_mini_default_description_is_unchanged_so_older_render_folders_resume(tmp_path):
+    """A render folder's fingerprint holds decoder.describe(): without levers it keeps exactly
+    the keys it had before optimize() existed (older folders resume), and a channels-last
+    decoder (frames a level or two off) does not resume a default-layout render."""
+    import latentlab as ll
+
+    plain = _tiny_decoder()
+    assert sorted(plain.describe()) == sorted([
+        "class", "name", "space", "dim", "resolution", "native_resolution", "sampler", "default_steps",
+        "default_guidance", "upscaler", "weights_sha256",
+    ])  # fmt: skip
+    z = tag(_unit(2, 16, 11), "latentlab-mini")
+    ll.render(z, plain, steps=1, out_dir=tmp_path / "r", progress=False)
+    ll.render(z, _tiny_decoder(), steps=1, out_dir=tmp_path / "r", progress=False)  # default layout: resumes
+    with pytest.raises(ArgumentError, match="different render"):
+        ll.render(z, _tiny_decoder().optimize(channels_last=True), steps=1, out_dir=tmp_path / "r", progress=False)
+
+
 def _tiny_prior():
     from latentlab.mini.models import MiniPriorNet, PriorConfig
     from latentlab.mini.runtime import MiniPrior

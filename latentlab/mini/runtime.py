@@ -225,7 +225,9 @@ class MiniDecoder(Decoder):
     to float rounding (batched CPU kernels may move a few values by a level, a few levels at
     very low step counts; see :func:`latentlab.render.render`'s ``batch_size``).
     ``invert(images, z)`` runs the sampler backwards (:func:`ddim_invert`): the noise from
-    which ``decode`` redraws the images. A decoder that reads captions
+    which ``decode`` redraws the images. ``optimize(channels_last=True)`` puts the nets in the
+    channels-last memory format (faster on the CPU, frames within a level or two); see
+    :meth:`optimize`. A decoder that reads captions
     (``config.text_dim > 0``) also takes ``decode(z, noise, captions=[...])``, the captions
     the embeddings came from (through the prior), as DALL-E 2's decoder does; without
     captions it draws from the embeddings alone (renders, variations, inversion).
@@ -294,6 +296,7 @@ class MiniDecoder(Decoder):
         self.expert = expert.to(self.device, self.dtype).eval() if expert is not None else None
         self.expert_config = expert_config if expert is not None else None
         self.expert_sha256: str | None = None  # set by from_pretrained when it loads an expert
+        self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}  # set by optimize()
 
     @classmethod
     def from_pretrained(
@@ -506,6 +509,41 @@ class MiniDecoder(Decoder):
                 p.requires_grad_(True)
         return best.cpu()
 
+    def optimize(self, *, channels_last: bool = True, compile: bool = False,
+                 compile_mode: str | None = None) -> MiniDecoder:  # fmt: skip
+        """Apply speed levers in place and return ``self``, as the diffusers decoders'
+        ``optimize()`` does (:func:`latentlab.decoders.unclip.optimize_pipeline`).
+
+        ``channels_last``: the UNet, the layout expert and the upscaler (all convolutional) in
+        the ``torch.channels_last`` memory format, in which the CPU convolutions run faster
+        (docs/performance.md); the frames stay within a level or two of the default layout's
+        (not bit for bit: the convolutions add in another order). ``compile``:
+        ``torch.compile`` of the UNet's and the expert's forward (``mode=compile_mode``), in
+        place (the nets keep their class and weights); the first calls of each batch shape
+        compile (a minute on a CPU even for a tiny net), so warm it up before timing.
+        ``False`` leaves a lever as it is (it does not undo an earlier call), and the nets are
+        compiled once. What was applied is recorded in ``optimizations`` and named by
+        :meth:`describe`, so a render folder drawn with other levers is not resumed. Nets
+        shared with other decoders change for them too.
+
+        >>> dec = create_decoder("mini").optimize(channels_last=True)    # doctest: +SKIP
+        """
+        for arg, value in (("channels_last", channels_last), ("compile", compile)):
+            if not isinstance(value, bool):
+                raise ArgumentError(f"{arg} must be True or False, got {value!r}.")
+        if compile_mode is not None and not isinstance(compile_mode, str):
+            raise ArgumentError(f"compile_mode must be a torch.compile mode name or None, got {compile_mode!r}.")
+        unets = [m for m in (self.net, self.expert) if m is not None]
+        if channels_last:
+            for module in [*unets, *([self.upscaler] if self.upscaler is not None else [])]:
+                module.to(memory_format=torch.channels_last)
+            self.optimizations["channels_last"] = True
+        if compile and not self.optimizations["compile"]:  # compile once
+            for module in unets:
+                module.compile(mode=compile_mode)
+            self.optimizations.update(compile=True, compile_mode=compile_mode or "default")
+        return self
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0, epsilon re-derived from the clamped x0",
@@ -520,6 +558,9 @@ class MiniDecoder(Decoder):
             d["device"] = str(self.device)
         if self.dtype != torch.float32:
             d["dtype"] = str(self.dtype).removeprefix("torch.")
+        # likewise the speed levers (frames a level or two off): named only once optimize() applied one
+        if self.optimizations["channels_last"] or self.optimizations["compile"]:
+            d["optimizations"] = dict(self.optimizations)
         return d
 
 
