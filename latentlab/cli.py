@@ -83,17 +83,20 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
                        help="even pacing: rounds that measure the paced frames and move them until they differ evenly "
                        "(default 0; each decodes up to one frame budget)")  # fmt: skip
     o = p.add_argument_group("output")
-    o.add_argument("--out-dir", default=None, help="render folder (default: a spec's out_dir, else renders/<name>)")
-    o.add_argument("-o", "--output", default=None, help="video file (default <out-dir>.<format>)")
+    o.add_argument("--out-dir", default=None, help="render folder (default: a spec's out_dir, else renders/<name>); "
+                   "another folder than a spec's also puts the video beside it, not at the spec's output")  # fmt: skip
+    o.add_argument("-o", "--output", default=None,
+                   help="video file (default <out-dir>.<format>); an existing file is replaced only if this render wrote it")  # fmt: skip
     o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None, help=f"video format (default {video[0]})")
     o.add_argument("--fps", type=float, default=None, help=f"frames per second (default {video[1]})")
     o.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE for the video")
     o.add_argument("--hold-first", type=int, default=None, help="extra frames showing the first frame")
     o.add_argument("--hold-last", type=int, default=None, help="extra frames showing the last frame")
     o.add_argument("--pingpong", action="store_true", default=None, help="play forwards then backwards")
-    o.add_argument("--name", default=None, help="name of the render (folder and video file names)")
+    o.add_argument("--name", default=None, help="name of the render (folder and video file names: renders/<name>); not with --out-dir")
     o.add_argument("--overwrite", action="store_true",
-                   help="replace a different render found in --out-dir (and render again frames made with other library versions)")  # fmt: skip
+                   help="replace a different render found in --out-dir, or a video file it did not write (and render "
+                   "again frames made with other library versions)")  # fmt: skip
     o.add_argument("--save-spec", default=None, metavar="PATH", help="also write the spec (.toml/.json) to PATH")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -186,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mini: a Lanczos resize instead of the learned 2x upscaler")  # fmt: skip
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", default=None, help="output folder (default renders/<name>)")
-    o.add_argument("--name", default=None, help="name of the output folder (default: made from the prompt)")
+    o.add_argument("--name", default=None, help="name of the output folder under renders/ (default: made from the prompt); not with --out-dir")
     o.add_argument("--size", type=int, default=None, help="resize the contact sheet's pictures to SIZE x SIZE")
     o.add_argument("--overwrite", action="store_true", help="replace other pictures found in --out-dir")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -231,6 +234,91 @@ def _decoder_options(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"upscale": args.upscale}
 
 
+def _check_load_flags(preset: str, args: argparse.Namespace) -> None:
+    """--dtype float16 on the CPU with mini: refused before anything loads (its encoder warned that
+    float16 is slow there, then its decoder refused it)."""
+    if getattr(args, "dtype", None) != "float16":
+        return
+    from .presets import get_preset
+
+    try:
+        import torch
+
+        on_cpu = torch.device(args.device).type == "cpu"
+    except (RuntimeError, TypeError, ValueError):  # a device name torch does not know: said where it loads
+        return
+    if on_cpu and get_preset(preset).decoder.get("kind") == "mini":
+        raise ArgumentError(
+            f"--dtype float16 is not supported on the CPU; use float32 (the default) or bfloat16, or float16 with "
+            f"--device cuda (preset {preset!r} runs on --device {args.device} here)."
+        )
+
+
+#: the flags that name a path or a name, which an empty value (an unset shell variable) would turn
+#: into the current folder, its parent's video, or nothing saved
+_NONEMPTY_FLAGS = (("--out-dir", "out_dir"), ("-o", "output"), ("--save-spec", "save_spec"), ("--name", "name"))
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse empty path flags, and --name beside --out-dir; expand ``~`` in every path flag (bash
+    leaves ``--out-dir=~/x`` and a quoted ``'~/x'`` as typed), so every part of a command reads and
+    writes the same folder."""
+    for flag, dest in _NONEMPTY_FLAGS:
+        value = getattr(args, dest, None)
+        if value is not None and not value.strip():
+            example = {"--out-dir": "--out-dir renders/take1", "-o": "-o take1.mp4", "--save-spec": "--save-spec take1.toml",
+                       "--name": "--name take1"}[flag]  # fmt: skip
+            raise ArgumentError(
+                f"{flag} is empty ({value!r}; an unset shell variable?). Give a {'name' if flag == '--name' else 'path'}, "
+                f"e.g. {example}, or leave the flag out."
+            )
+    if getattr(args, "name", None) is not None and getattr(args, "out_dir", None) is not None:
+        raise ArgumentError(
+            f"--name {args.name!r} and --out-dir {args.out_dir!r} both choose the render folder (--name: renders/<name>, "
+            "--out-dir: the folder itself), so --name would be ignored. Give one of them."
+        )
+    for dest in ("out_dir", "output", "save_spec", "spec"):
+        value = getattr(args, dest, None)
+        if isinstance(value, str):
+            setattr(args, dest, os.path.expanduser(value))
+    if isinstance(getattr(args, "image", None), str) and not args.image.startswith("text:"):
+        args.image = os.path.expanduser(args.image)
+
+
+def _portable_images(spec: Any, spec_file: str) -> Any:
+    """``spec`` with the absolute image paths the command line made (``_keyframe``) spelt relative to
+    the current folder, where the saved spec and the image are in one project (the image under the
+    spec file's folder, or both under the current folder), so that :meth:`Spec.save` writes them
+    relative to the spec file and a project moved whole replays; elsewhere they stay absolute."""
+    from .spec import load_spec
+
+    cwd = Path.cwd().resolve()
+    there = Path(spec_file).resolve().parent
+
+    def under(path: Path, folder: Path) -> bool:
+        return path == folder or folder in path.parents
+
+    def portable(p: str) -> str:
+        path = Path(p)
+        if not path.is_absolute() or p.startswith("~"):
+            return p
+        if under(path, there) or (under(path, cwd) and under(there, cwd)):
+            try:
+                return Path(os.path.relpath(path, cwd)).as_posix()
+            except ValueError:  # another drive (Windows)
+                return p
+        return p
+
+    if spec.base_dir is not None:  # a spec file's paths: Spec.save rewrites them for the new folder already
+        return spec
+    data = spec.to_dict()
+    for kf in data["keyframes"]:
+        for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
+            if "image" in item:
+                item["image"] = portable(item["image"])
+    return load_spec(data)
+
+
 def _check_output_format(args: argparse.Namespace) -> None:
     """``--format`` and an ``-o`` of another suffix contradict each other: say so, before any work."""
     if args.format and args.output and Path(args.output).suffix.lower().lstrip(".") != args.format:
@@ -257,14 +345,24 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
         spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
         spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
     spec = load_spec(spec_dict, **_overrides(args))
+    from .jobs import default_out_dir
+
+    own = default_out_dir(spec)  # the folder the spec names (out_dir, else renders/<its name>)
     if args.name and not args.out_dir and spec.out_dir:  # --name names the folder: renders/<name>, not the spec's out_dir
         spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "out_dir"}, "base_dir": spec.base_dir})
+    where = Path(args.out_dir) if args.out_dir else default_out_dir(spec)  # as render_spec places it
+    if spec.output and not args.output and (args.out_dir or args.name) and where.resolve() != own.resolve():
+        # another folder (a draft, a second take): its video goes beside it, <folder>.<format>, not over the
+        # video the spec's own render wrote (its format kept)
+        spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "output"}, "base_dir": spec.base_dir})
     if getattr(args, "invert_refine", None) is not None and spec.noise != "inverted":  # it would do nothing
         fix = ("Add --eta (variations around the image's inverted noise)" if args.command == "variations" else
                "Add --noise inverted")  # fmt: skip
         raise ArgumentError(f"--invert-refine refines inverted noise, and this render's noise is {spec.noise!r}: "
                             f"it would change nothing. {fix}, or drop --invert-refine.")  # fmt: skip
     _decoder_options(spec.preset, args)  # --no-upscale on a preset without an upscaler: said as the flag
+    _check_load_flags(spec.preset, args)
+    save = None
     if args.save_spec:
         # -o and --out-dir go into the saved spec (relative to the spec's paths), so a replay
         # writes there too (and resumes the same folder)
@@ -278,21 +376,25 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
                 except ValueError:  # another drive (Windows): no relative path
                     kept[key] = str(target)
         saved = load_spec(spec, **kept) if kept else spec
-        try:
-            saved.save(args.save_spec)
+        try:  # checked now (a path that cannot be written, a name TOML cannot hold); written once the render's checks pass
+            writer = _portable_images(saved, args.save_spec)._writer(args.save_spec)
         except ArgumentError as exc:
             raise ArgumentError(f"--save-spec: {exc}") from None
-    out_dir = args.out_dir
-    from .jobs import default_out_dir
 
-    where = Path(out_dir).expanduser() if out_dir else default_out_dir(spec)  # as render_spec places it
+        def save() -> None:  # (not before: a refused command, an unknown preset or a taken folder, saves nothing)
+            try:
+                writer()
+            except ArgumentError as exc:
+                raise ArgumentError(f"--save-spec: {exc}") from None
+
+    out_dir = args.out_dir
     args.writing = where  # for the message of a full disk
     before = _folder_state(where)
     load, offload = _load_options(args)
     try:
         result = render_spec(
             spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
-            **load, **offload,
+            ready=save, **load, **offload,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"\n{_interrupted_render(where, spec, before)}", file=sys.stderr)
@@ -402,6 +504,9 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     if fmt not in ("mp4", "gif", "webp"):
         raise ll.ArgumentError(f"-o {args.output} must end in .mp4, .gif or .webp.")
     check_gif_fps(out.fps, fmt, hold_first=out.hold_first, hold_last=out.hold_last)
+    preset = args.preset or "mini"
+    decoder_options = _decoder_options(preset, args)  # before any model loads
+    _check_load_flags(preset, args)
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
     check_can_create(out_dir, "--out-dir")
@@ -419,11 +524,14 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
         if Path(args.output).expanduser().is_dir():  # refused before any decoding, as render_spec does
             raise ArgumentError(f"-o {args.output} is a folder; give the video a file name, e.g. -o variations.gif.")
         check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
-    preset = args.preset or "mini"
+    video = Path(args.output) if args.output else video_path(out_dir, fmt)
+    from .jobs import _record_video, _refuse_unrecorded_video
+
+    _refuse_unrecorded_video(video, out_dir, args.overwrite, mark.name)  # not a video of the user's, or of another render
     image = load_image(args.image)
     load, offload = _load_options(args)
     enc = ll.create_encoder(preset, device=args.device, **load)
-    dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))
+    dec = ll.create_decoder(preset, device=args.device, **load, **offload, **decoder_options)
     settings = {"image": str(Path(args.image).resolve()), "preset": preset, "num": args.num, "eta": args.eta,
                 "seed": args.seed or 0, "steps": args.steps, "guidance_scale": args.guidance_scale,
                 "invert_refine": args.invert_refine}  # fmt: skip
@@ -462,9 +570,10 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
         shown = resize_frames(frames, out.size)
         from .video import remove_stale_temps
 
-        remove_stale_temps(args.output or video_path(out_dir, fmt))  # partial videos of a run killed while encoding
-        video = write_video(shown, args.output or video_path(out_dir, fmt), fps=out.fps, hold_first=out.hold_first,
+        remove_stale_temps(video)  # partial videos of a run killed while encoding
+        video = write_video(shown, video, fps=out.fps, hold_first=out.hold_first,
                             hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
+        _record_video(Path(video), out_dir)
         sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
     except KeyboardInterrupt:
         print(f"\ninterrupted: the new variations are in {out_dir}/ (variations.json), but the video or the contact "
@@ -542,6 +651,8 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
             f"preset {preset!r} has no prior, so it cannot draw from text. Choose a preset whose `prior` column "
             "in `latentlab presets` says yes."
         )
+    decoder_options = _decoder_options(preset, args)  # before any model loads
+    _check_load_flags(preset, args)
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or args.prompt)
     mark = out_dir / "generate.json"
     check_can_create(out_dir, "--out-dir")
@@ -577,7 +688,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     load, offload = _load_options(args)
     enc = ll.create_encoder(preset, device=args.device, **load)
     prior = create_prior_offloaded(preset, device=args.device, **load, **offload)
-    dec = ll.create_decoder(preset, device=args.device, **load, **offload, **_decoder_options(preset, args))
+    dec = ll.create_decoder(preset, device=args.device, **load, **offload, **decoder_options)
     from .render import sampling_settings
 
     if resumable:
@@ -729,6 +840,9 @@ _ADVICE_AS_FLAGS = (
      "--dtype float16 is not supported on the CPU; use float32 (the default) or bfloat16"),
     ("Use dtype=torch.float32 on the CPU (or torch.bfloat16 for half the memory), or float16 with device='cuda'",
      "Use --dtype float32 on the CPU (or bfloat16 for half the memory), or float16 with --device cuda"),
+    ("overwrite=True (CLI: --overwrite)", "--overwrite"),
+    ("(CLI: --out-dir or --name)", "(--out-dir or --name)"),
+    ("(output=, CLI: -o)", "(-o)"),
 )
 
 
@@ -799,11 +913,16 @@ def _sigterm_interrupts() -> Iterator[list[int]]:
 
 def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said with the verb's usage, not the top-level one (which lists no verb's flags)
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        verb = sub.choices.get(args.command) if sub is not None and args.command else None
+        (verb or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:  # a usage error: the help goes to stderr, as argparse's own errors do
         parser.print_help(sys.stderr)
         return 2
     try:
+        _check_paths(args)
         if args.command == "presets":
             return _presets(args)
         if args.command == "morph":

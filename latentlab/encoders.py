@@ -454,6 +454,56 @@ def _text_items(texts: object) -> list[str]:
     return [str(t) for t in seq]
 
 
+def _token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[int, int, str]]] | None:
+    """``(context length, [(index, tokens, text kept), ...])`` of the prompts an open_clip tokenizer
+    cuts to its context, start and end tokens counted; ``None`` for a tokenizer it cannot measure."""
+    limit = getattr(tokenizer, "context_length", None)
+    if not isinstance(limit, int) or limit < 2:
+        return None
+    cut: list[tuple[int, int, str]] = []
+    if callable(getattr(tokenizer, "encode", None)) and hasattr(tokenizer, "sot_token_id") and hasattr(tokenizer, "decoder"):
+        if getattr(tokenizer, "reduction_fn", None) is not None:  # a reduction strategy, not truncation
+            return None
+        for i, text in enumerate(texts):
+            ids = tokenizer.encode(text)  # open_clip's SimpleTokenizer: its own cleaning, no start / end token
+            if len(ids) + 2 > limit:
+                cut.append((i, len(ids) + 2, tokenizer.decode(ids[: limit - 2]).strip()))
+        return limit, cut
+    hf = getattr(tokenizer, "tokenizer", None)  # open_clip's HFTokenizer
+    if hf is not None and getattr(tokenizer, "tokenizer_mode", None) != "clips" and callable(getattr(tokenizer, "clean_fn", None)):
+        for i, text in enumerate(texts):
+            ids = hf(tokenizer.clean_fn(text), truncation=False)["input_ids"]
+            if len(ids) > limit:
+                cut.append((i, len(ids), hf.decode(ids[: limit - 1], skip_special_tokens=True).strip()))
+        return limit, cut
+    return None
+
+
+def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
+    """One warning for the prompts the tokenizer cuts to its context (the words past it change
+    nothing: two prompts that differ only there draw the same pictures)."""
+    try:
+        measured = _token_counts(tokenizer, texts)
+    except Exception:  # a tokenizer of another shape: it tokenizes (and says what is wrong) as before
+        return
+    if not measured or not measured[1]:
+        return
+    limit, cut = measured
+    i, count, kept = cut[0]
+    tail = kept if len(kept) <= 50 else "..." + kept[-47:].split(" ", 1)[-1]  # (from a word's start)
+    shown = texts[i] if len(texts[i]) <= 80 else texts[i][:77] + "..."
+    if len(texts) > 1:
+        what, which = f"{len(cut)} of {len(texts)} prompts are", f"the first, {shown!r}, has"
+    else:
+        what, which = "a prompt is", f"{shown!r} has"
+    warnings.warn(
+        f"{what} longer than the text encoder's context of {limit} tokens, so cut to fit (the words past the limit "
+        f"change nothing): {which} {count} tokens and is read only up to {tail!r}. Shorten the prompt.",
+        UserWarning,
+        stacklevel=3,  # (the caller of encode_text)
+    )
+
+
 def _check_batch_size(batch_size: object) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ArgumentError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -707,8 +757,9 @@ class Encoder:
         """Embed prompts: returns float32 ``(n, dim)`` on CPU, unit norm, tagged with ``self.space``.
 
         ``texts`` is a string or a list of strings, tokenized with the model's open_clip
-        tokenizer (long prompts are truncated to its context length). ``""`` is allowed (the
-        unconditional caption); an empty list is an error.
+        tokenizer (long prompts are truncated to its context length, 77 tokens for most CLIP
+        models and 32 for ``mini``, with one warning per call naming how many were cut). ``""``
+        is allowed (the unconditional caption); an empty list is an error.
 
         >>> from latentlab.presets import create_encoder
         >>> enc = create_encoder("tiny")
@@ -718,6 +769,7 @@ class Encoder:
         """
         bs = _check_batch_size(batch_size)
         items = _text_items(texts)
+        _warn_truncated(self.tokenizer, items)  # (cached or not: the embedding is of the cut prompt either way)
 
         def key(t: str) -> str:
             return EmbeddingCache.make_key(self._cache_id(), "text", t)

@@ -300,6 +300,135 @@ def create_prior_offloaded(preset: Any, *, cpu_offload: bool = False, **kwargs: 
     return create_prior(preset, **kwargs)
 
 
+#: the render folder's record of the videos its renders wrote (path -> size, mtime, sha256): a video
+#: file is replaced only where this record says this folder's render wrote it (or with overwrite=True)
+VIDEOS_FILE = "videos.json"
+
+
+def _is_own_file(path: Path) -> bool:
+    """Whether ``path`` (a file of one of the names a render writes) is one latentlab wrote: the
+    caches an interrupted render leaves before its manifest are known by their contents."""
+    import json
+
+    if path.suffix == ".pt":  # keyframe_noise.pt: a torch file of {"key", "noise"}; an empty or damaged one is recomputed
+        try:
+            import torch
+
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            return path.stat().st_size == 0  # (what a power cut can leave)
+        return isinstance(data, dict) and set(data) == {"key", "noise"}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    if path.name == KEYFRAMES_FILE:
+        return set(data) == {"fingerprint"}
+    if path.name == "pacing.json":
+        return "key" in data
+    return path.name == VIDEOS_FILE and set(data) == {"videos"}
+
+
+def _refuse_foreign_files(directory: Path, overwrite: bool) -> None:
+    """Refuse, before any model loads, a folder without a manifest that holds files this render
+    would write over: frames (:func:`~latentlab.render.untracked_frames_error`), or a file of the
+    names it writes that is not latentlab's (a user's ``embeddings.npy`` or ``keyframes.json``)."""
+    from .render import MANIFEST, untracked_frames_error
+
+    if overwrite or (directory / MANIFEST).is_file():
+        return  # (a manifest: _refuse_other_render compares the render it records)
+    if any(directory.glob("frame_*.png")):  # before keyframes.json or any cache is written there
+        raise untracked_frames_error(directory)
+    names = ["embeddings.npy", "contact_sheet.png"]  # (written only after the manifest: never left alone by a render)
+    cached = [KEYFRAMES_FILE, "pacing.json", "keyframe_noise.pt", VIDEOS_FILE]  # (an interrupted render's, or not)
+    found = [n for n in names if (directory / n).exists()]
+    found += [n for n in cached if (directory / n).exists() and not ((directory / n).is_file() and _is_own_file(directory / n))]
+    if found:
+        raise ArgumentError(
+            f"out_dir {str(directory)!r} has no {MANIFEST} but holds {', '.join(found)}, which this render would "
+            "write over (not files a latentlab render left there). Render into a new folder (CLI: --out-dir or --name), "
+            "or pass overwrite=True (CLI: --overwrite) to replace them."
+        )
+
+
+def _video_key(video: Path, directory: Path) -> str:
+    """How the render folder's record names ``video``: relative to the folder where it can be (so a
+    project moved whole keeps its record), else absolute."""
+    v, d = os.path.abspath(video.expanduser()), os.path.abspath(directory.expanduser())
+    try:
+        return Path(os.path.relpath(v, d)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(v)
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _recorded_videos(directory: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads((directory / VIDEOS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    videos = data.get("videos") if isinstance(data, dict) else None
+    return videos if isinstance(videos, dict) else {}
+
+
+def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark: str = "manifest.json") -> None:
+    """Refuse, before any work, to replace a file at ``video`` that this render folder's renders
+    did not write (the user's own video, another render's ``-o``), unless ``overwrite``. A video
+    recorded in the folder's ``videos.json`` with its size and time (or contents) unchanged is
+    this render's own, rewritten freely; so is the default ``<folder>.<format>`` of a folder
+    rendered before the record existed (it has a manifest, or the ``mark`` of the command that
+    writes it, and no record of the video)."""
+    if overwrite or not os.path.lexists(video) or video.is_dir():  # (a folder: refused as such by the caller)
+        return
+    key = _video_key(video, directory)
+    videos = _recorded_videos(directory)
+    entry = videos.get(key)
+    if isinstance(entry, dict):
+        try:
+            st = video.stat()
+            same = entry.get("size") == st.st_size and (
+                entry.get("mtime_ns") == st.st_mtime_ns or entry.get("sha256") == _file_sha256(video))
+        except OSError:
+            same = False
+        if same:
+            return
+        why = "was changed or replaced since this render wrote it"
+    elif not videos and (directory / mark).is_file() and os.path.abspath(video) == os.path.abspath(
+            video_path(directory, video.suffix.lstrip("."))):  # fmt: skip
+        return  # a render folder of an older latentlab, which kept no record: its own default video
+    else:
+        why = f"was not written by the render in {str(directory)!r}"
+    raise ArgumentError(
+        f"the video {str(video)!r} already exists and {why}, so it is not replaced. Choose another video file "
+        "(output=, CLI: -o) or render folder (CLI: --out-dir or --name), or pass overwrite=True (CLI: --overwrite) to "
+        "replace it."
+    )
+
+
+def _record_video(video: Path, directory: Path) -> None:
+    """Note in the render folder that its render wrote ``video`` (see :func:`_refuse_unrecorded_video`)."""
+    from .render import _write_json
+
+    st = video.stat()
+    videos = _recorded_videos(directory)
+    videos[_video_key(video, directory)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _file_sha256(video)}
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(directory / VIDEOS_FILE, {"videos": videos})
+
+
 def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: bool) -> None:
     """Refuse, before any work, a folder whose manifest records another spec or decoder.
 
@@ -309,14 +438,13 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     """
     import json
 
-    from .render import MANIFEST, read_manifest, unreadable_manifest_error, untracked_frames_error
+    from .render import MANIFEST, read_manifest, unreadable_manifest_error
 
     path = directory / MANIFEST
     if overwrite:
         return
     if not path.is_file():
-        if any(directory.glob("frame_*.png")):  # before keyframes.json or any cache is written there
-            raise untracked_frames_error(directory)
+        _refuse_foreign_files(directory, overwrite)
         return
     old = read_manifest(path)
     if old is None:  # as render() would refuse it, but before inverting, pacing or writing a cache
@@ -400,6 +528,7 @@ def render_spec(
     dtype: Any = None,
     cpu_offload: bool = False,
     sheet_frames: int = 12,
+    ready: Callable[[], None] | None = None,
 ) -> RenderResult:
     """Render ``spec`` (a path, dict or :class:`Spec`) into ``out_dir`` (default: the spec's
     ``out_dir``, else ``renders/<name>``) and assemble the video.
@@ -409,6 +538,12 @@ def render_spec(
     the preset's are loaded on ``device`` in ``dtype`` (None: the preset's default), and with
     ``cpu_offload=True`` the decoder, and a prior that takes it (Karlo's, Kandinsky's), use
     diffusers' model CPU offload (docs/models.md, "Loading options").
+
+    An existing video file is replaced only where this render folder's render wrote it (its
+    ``videos.json`` records it), or with ``overwrite=True``; so is a folder without a manifest
+    that holds files of the names a render writes. ``ready`` is called once every check has
+    passed, before the first inversion, pacing decode or frame (the CLI writes ``--save-spec``
+    there, so a refused command saves nothing).
 
     >>> import latentlab as ll                                  # doctest: +SKIP
     >>> result = ll.render_spec("examples/morph.toml")          # doctest: +SKIP
@@ -448,6 +583,8 @@ def render_spec(
     from .render import folder_lock
 
     with folder_lock(directory, "out_dir (CLI: --out-dir)"):  # no second render writes here meanwhile
+        _refuse_foreign_files(directory, overwrite)  # before any model loads
+        _refuse_unrecorded_video(video, directory, overwrite)
         load = {"device": device, **({"dtype": dtype} if dtype is not None else {})}
         encoder = encoder if encoder is not None else create_encoder(preset, **load)
         if prior is None and s.needs_prior():
@@ -460,6 +597,8 @@ def render_spec(
         check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
         trajectory = s.resolve(encoder, prior)
         _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
+        if ready is not None:
+            ready()
         kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
         pacing = None
         if s.pacing != "uniform":
@@ -494,6 +633,7 @@ def render_spec(
             hold_last=s.hold_last,
             pingpong=s.pingpong,
         )
+        _record_video(video, directory)
         sheet_path = directory / "contact_sheet.png"
         save_image(contact_sheet(shown, max_frames=sheet_frames), sheet_path)
         return RenderResult(frames, directory, video, sheet_path, s, trajectory, pacing)

@@ -81,14 +81,14 @@ def _is_seed(v: Any) -> bool:
 
 def load_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON or TOML file into a dict; :class:`SpecError` names the file and the problem."""
-    p = Path(path)
+    p = Path(path).expanduser()  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
     if not p.is_file():
         raise SpecError(f"spec file {str(p)!r} does not exist (or is not a file). Check the path.")
     suffix = p.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise SpecError(f"spec file {str(p)!r} must end in .json or .toml, not {suffix or '(no suffix)'!r}.")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (PowerShell, older Notepad) is no part of the spec
     except UnicodeDecodeError as exc:
         raise SpecError(f"spec file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     try:
@@ -157,7 +157,36 @@ def _toml(data: dict[str, Any]) -> str:
 
 def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``data`` as JSON or TOML (by suffix), atomically."""
-    p = Path(path)
+    return _file_writer(data, path)()
+
+
+def _unwritable_string(data: Any, where: str = "") -> tuple[str, str, str] | None:
+    """The first string in ``data`` that is not text (``(field, string, bad character)``), e.g. a
+    file name read as bytes that are not UTF-8 (``'caf\\udce9.png'``), named as a spec field:
+    ``keyframes[0].image``."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return where or "a value", data, data[exc.start : exc.end]
+        return None
+    items: Any = ()
+    if isinstance(data, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in data.items())
+    elif isinstance(data, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(data))
+    for w, v in items:
+        found = _unwritable_string(v, w)
+        if found:
+            return found
+    return None
+
+
+def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
+    """Check that ``data`` can be written to ``path`` as JSON or TOML (by suffix), without writing
+    anything: a function that then writes it (atomically) and returns the path. (The CLI checks
+    its ``--save-spec`` before any work, and writes it once the render's own checks pass.)"""
+    p = Path(path).expanduser()  # "~/specs/a.toml" as a shell reads it, as Spec.save resolves it
     suffix = p.suffix.lower()
     if suffix == ".json":
         try:
@@ -165,33 +194,51 @@ def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
         except (TypeError, ValueError) as e:  # a numpy scalar, a tensor, a circular reference: as the TOML writer says
             raise SpecError(f"cannot write {str(p)!r} as JSON: {e}. Give plain numbers, strings, lists and tables.") from e
     elif suffix == ".toml":
+        bad = _unwritable_string(data)
+        if bad is not None:  # (JSON writes it as an escape and reads it back: the same file name)
+            where, value, char = bad
+            path_field = where.endswith((".image", "output", "out_dir")) or where in ("output", "out_dir")
+            what = ("a file name that is not UTF-8 text" if path_field else
+                    "not a character (half of a surrogate pair, or a byte that is not UTF-8)")  # fmt: skip
+            fix = "rename the file" if path_field else "fix the string"
+            raise ArgumentError(
+                f"cannot write {str(p)!r}: {where} is {value!r}, whose {char!r} is {what}, and TOML holds only text. "
+                f"Save the spec as .json (which keeps it), or {fix}."
+            )
         text = _toml(data)
     else:
         raise ArgumentError(f"path {str(p)!r} must end in .json or .toml.")
     try:
         encoded = text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # e.g. a lone surrogate read from a JSON escape
+    except UnicodeEncodeError as exc:  # (not reached: ensure_ascii JSON, and TOML checked above)
         raise ArgumentError(
             f"cannot write {str(p)!r}: a string holds {text[exc.start:exc.end]!r}, which is not a character "
             "(half of a surrogate pair). Fix the string."
         ) from None
-    from .render import temp_path
-
-    tmp = temp_path(p)
     try:  # (is_dir / exists raise on a folder the user may not search: said as any write error)
         if p.is_dir():
             raise ArgumentError(f"cannot write {str(p)!r}: it is a folder. Give a file name, e.g. {str(p / ('spec' + suffix))!r}.")
         blocked = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
         if blocked is not None:
             raise ArgumentError(f"cannot write {str(p)!r}: {str(blocked)!r} is a file, not a folder. Choose another path.")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(encoded)
-        os.replace(tmp, p)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
-    return p
+
+    def write() -> Path:
+        from .render import temp_path
+
+        tmp = temp_path(p)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(encoded)
+            os.replace(tmp, p)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
+        return p
+
+    return write
 
 
 # -- the spec --------------------------------------------------------------------------
@@ -424,6 +471,7 @@ class Spec:
                         start = f"at {self.base_dir!r} (the spec file's folder, or base_dir)" if self.base_dir else "in the current folder"
                         hint = f" (relative paths start {start})"
                     raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path{hint}.")
+                _check_picture(p, f"{where}.image")
         elif kind == "text_diff":
             if i == 0:
                 raise SpecError(f"{where}: a text_diff edits the previous keyframe, so it cannot come first.")
@@ -453,6 +501,8 @@ class Spec:
                     raise SpecError(f"{w}.image: {str(self.resolve_path(item['image']))!r} is a folder, not an image file.")
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
                     raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}.")
+                if ik[0] == "image":
+                    _check_picture(self.resolve_path(item["image"]), f"{w}.image")
                 wt = item.get("weight", 1.0)
                 if not isinstance(wt, (int, float)) or isinstance(wt, bool) or not math.isfinite(wt):
                     raise SpecError(f"{w}.weight must be a finite number, got {wt!r}.")
@@ -500,6 +550,11 @@ class Spec:
         Relative paths (``image`` keyframes, also inside ``mix`` / ``sum``, ``output`` and ``out_dir``)
         are rewritten relative to the file's folder when that is not ``base_dir``, so the
         saved spec loads from where it was written and points at the same files."""
+        return self._writer(path)()
+
+    def _writer(self, path: str | os.PathLike) -> Any:
+        """:meth:`save`'s checks now, its writing later: a function that writes the spec (see
+        :func:`_file_writer`)."""
         data = self.to_dict()
         here = Path(self.base_dir or os.getcwd()).resolve()
         there = Path(path).expanduser().resolve().parent
@@ -518,7 +573,7 @@ class Spec:
             for key in ("output", "out_dir"):
                 if data.get(key):
                     data[key] = moved(data[key])
-        return dump_file(data, path)
+        return _file_writer(data, path)
 
     def labels(self) -> list[str]:
         """A short human label for each keyframe (for plots, contact sheets, manifests)."""
@@ -606,6 +661,35 @@ class Spec:
         return Trajectory(torch.cat(kfs), segs, labels=self.labels(), space=space)
 
 
+_PICTURES_READ: dict[tuple[str, int, int], None] = {}  # (path, mtime, size) of the files that read as pictures
+
+
+def _check_picture(path: Path, where: str) -> None:
+    """Refuse a keyframe file that is not a picture (a text file, a truncated download) while the
+    spec is checked, not once the models have loaded: its header and, where the format has them,
+    its checksums are read (``PIL.Image.verify``: nothing is decoded)."""
+    try:
+        st = path.stat()
+    except OSError:  # (is_file said it is there: gone meanwhile, or unreadable; the encoder says so)
+        return
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key in _PICTURES_READ:
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # UnidentifiedImageError, OSError, SyntaxError (a damaged PNG), DecompressionBombError ...
+        reason = "not a picture format it knows" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
+        raise SpecError(
+            f"{where}: {str(path)!r} cannot be read as a picture ({reason}). Check the file, or name another picture."
+        ) from None
+    if len(_PICTURES_READ) > 4096:
+        _PICTURES_READ.clear()
+    _PICTURES_READ[key] = None
+
+
 def _video_suffix(output: Any) -> str:
     """``output``'s suffix when it names a video format ("gif"), else ""."""
     if not isinstance(output, str):
@@ -628,7 +712,7 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
         data, base = copy.deepcopy(dict(source)), None
     elif isinstance(source, (str, os.PathLike)):
         data = load_file(source)
-        base = str(Path(source).resolve().parent)
+        base = str(Path(source).expanduser().resolve().parent)
     else:
         raise ArgumentError(f"spec must be a path, a dict or a Spec, got {type(source).__name__}.")
     if isinstance(overrides.get("output"), str) and overrides.get("format") is None and "format" in data:
@@ -657,7 +741,14 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
     if unknown:
         import difflib
 
-        hints = [f"{u!r} (did you mean {difflib.get_close_matches(u, allowed, 1)[0]!r}?)" if difflib.get_close_matches(u, allowed, 1) else repr(u) for u in sorted(unknown)]
+        def hint(u: str) -> str:
+            # only a close match: a typo ('gudiance_scale', 'fsp'), or the start of a field ('guidance', as the
+            # flag --guidance), not any field at all ('version' was "did you mean 'easing'?")
+            close = difflib.get_close_matches(u, allowed, 1, cutoff=0.8)
+            close = close or sorted(a for a in allowed if sorted(a) == sorted(u) or (len(u) >= 4 and a.startswith(u)))
+            return f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
+
+        hints = [hint(u) for u in sorted(unknown)]
         raise SpecError(f"unknown spec field(s): {', '.join(hints)}. Allowed: {', '.join(sorted(allowed))}.")
     if "keyframes" not in data:
         raise SpecError("the spec needs 'keyframes': at least two [[keyframes]] tables.")

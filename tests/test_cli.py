@@ -100,7 +100,8 @@ def test_interpolate_reports_what_even_pacing_measured(tmp_path, images, capsys)
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("pacing:")]
     assert len(line) == 1 and "even by CLIP angle" in line[0] and "uniform steps CV" in line[0]
     assert "paced frames CV" in line[0] and "x the median" in line[0]
-    assert main([*argv, "--out-dir", str(tmp_path / "q")]) == 0  # no relaxation: the frames were not measured
+    # no relaxation: the frames were not measured (a video of its own: p.gif is the first render's)
+    assert main([*argv, "--out-dir", str(tmp_path / "q"), "-o", str(tmp_path / "q.gif")]) == 0
     out = capsys.readouterr().out
     assert "pacing:" in out and "paced frames" not in out
 
@@ -1098,3 +1099,222 @@ def test_a_full_disk_names_the_folder_and_says_the_finished_pictures_are_kept(tm
     err = capsys.readouterr().err
     assert f"no space left on the device (writing {out}/); finished pictures are kept: free space and run the same command again" in err
     assert len(list(out.glob("frame_*.png"))) == 2
+
+
+# -- an audit of the spec files and CLI verbs (2026-12-07) ------------------------------------
+
+
+def _no_models(monkeypatch):
+    """Fail the test if any model loads (the refusals below come first)."""
+    import latentlab as ll
+    from latentlab import presets
+
+    for mod in (ll, presets):
+        monkeypatch.setattr(mod, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+
+
+def test_out_dir_or_name_over_a_spec_with_an_output_does_not_replace_its_video(tmp_path, images, monkeypatch):
+    # docs/cli.md's "quick draft" (render my_spec.toml --steps 10 --out-dir renders/draft) wrote its frames
+    # into the draft folder, and its video over the finished one the spec names
+    monkeypatch.chdir(tmp_path)
+    two = ["interpolate", str(images[0]), str(images[1]), "--frames", "1"]
+    assert main([*two, *FAST, "-o", "final.gif", "--out-dir", "final", "--save-spec", "s.toml"]) == 0
+    final = (tmp_path / "final.gif").read_bytes()
+    assert main(["render", "s.toml", "--steps", "1", "--out-dir", "renders/draft", "-q"]) == 0
+    assert main(["render", "s.toml", "--steps", "1", "--name", "draft2", "-q"]) == 0
+    assert (tmp_path / "final.gif").read_bytes() == final
+    assert (tmp_path / "renders" / "draft.gif").is_file() and (tmp_path / "renders" / "draft2.gif").is_file()  # its format kept
+    # the spec's own folder, named again, is the spec's render: its video stays the spec's
+    (tmp_path / "final.gif").unlink()
+    assert main(["render", "s.toml", "--out-dir", "final", "-q"]) == 0 and (tmp_path / "final.gif").is_file()
+
+
+def test_files_of_a_fresh_folder_that_a_render_would_write_are_not_replaced(tmp_path, images, monkeypatch, capsys):
+    # a folder without frames or manifest: the user's embeddings.npy and keyframes.json were replaced
+    monkeypatch.chdir(tmp_path)
+    two = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--format", "gif"]
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "keyframes.json").write_text("my notes")
+    np.save(tmp_path / "proj" / "embeddings.npy", np.arange(5))
+    with monkeypatch.context() as m:
+        _no_models(m)  # refused before any model loads
+        assert main([*two, "--out-dir", "proj"]) == 2
+        err = capsys.readouterr().err
+        assert "has no manifest.json but holds embeddings.npy, keyframes.json" in err and "pass --overwrite" in err
+    assert (tmp_path / "proj" / "keyframes.json").read_text() == "my notes" and np.load(tmp_path / "proj" / "embeddings.npy").shape == (5,)
+    assert main([*two, "--out-dir", "proj", "--overwrite"]) == 0
+    # what an interrupted render leaves before its manifest (keyframes.json, pacing.json) is its own: resumed
+    (tmp_path / "r2").mkdir()
+    (tmp_path / "r2" / "keyframes.json").write_text(json.dumps({"fingerprint": "x"}))
+    assert main([*two, "--out-dir", "r2"]) == 0
+
+
+def test_a_video_this_render_did_not_write_is_not_replaced(tmp_path, images, monkeypatch, capsys):
+    # the default <out-dir>.<format> and -o replaced an unrelated file without a word
+    monkeypatch.chdir(tmp_path)
+    two = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--format", "gif"]
+    (tmp_path / "holiday.gif").write_text("my holiday video")
+    with monkeypatch.context() as m:
+        _no_models(m)  # refused before any model loads
+        assert main([*two, "--out-dir", "holiday"]) == 2
+        err = capsys.readouterr().err
+        assert "the video 'holiday.gif' already exists and was not written by the render in 'holiday'" in err
+        assert "pass --overwrite" in err and "overwrite=True" not in err
+        assert main([*two, "--out-dir", "mine", "-o", "holiday.gif"]) == 2
+        assert "'holiday.gif' already exists" in capsys.readouterr().err
+    assert (tmp_path / "holiday.gif").read_text() == "my holiday video"
+    assert not (tmp_path / "mine").exists()
+    # its own video is rewritten by a rerun (another fps here), another render's -o is not
+    assert main([*two, "--out-dir", "r"]) == 0
+    assert main([*two, "--out-dir", "r", "--fps", "5"]) == 0
+    (tmp_path / "r" / "videos.json").unlink()  # a folder rendered before the record: its default video is its own
+    assert main([*two, "--out-dir", "r", "--fps", "6"]) == 0 and (tmp_path / "r" / "videos.json").is_file()
+    assert main([*two, "--out-dir", "other", "-o", "r.gif"]) == 2 and "'r.gif' already exists" in capsys.readouterr().err
+    (tmp_path / "r.gif").write_bytes(b"edited since")  # a file put there since: not the render's any more
+    assert main([*two, "--out-dir", "r"]) == 2 and "was changed or replaced since" in capsys.readouterr().err
+    # --overwrite replaces it
+    assert main([*two, "--out-dir", "holiday", "--overwrite"]) == 0 and (tmp_path / "holiday.gif").read_bytes()[:3] == b"GIF"
+    # variations --eta keeps to the same rule, before any model loads
+    with monkeypatch.context() as m:
+        _no_models(m)
+        assert main(["variations", str(images[0]), "-n", "2", "--eta", "0.3", "--preset", "mini", "--out-dir", "holiday2",
+                     "-o", "holiday.gif", "-q"]) == 2  # fmt: skip
+        assert "'holiday.gif' already exists" in capsys.readouterr().err
+
+
+def test_a_tilde_in_a_path_flag_is_the_home_folder_everywhere(tmp_path, images, monkeypatch):
+    # bash leaves --out-dir=~/x (and a quoted '~/x') as typed: generate kept ./~/x for generate.json and
+    # its checks but wrote the pictures into $HOME/x, over another render's frames
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert main(["generate", "a red circle", "-n", "1", "--out-dir", "~/gen", *FAST]) == 0
+    assert (home / "gen" / "generate.json").is_file() and (home / "gen" / "frame_00000.png").is_file()
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "1", "--out-dir", "~/r", "-o", "~/r.gif",
+                 "--save-spec", "~/s.toml", *FAST]) == 0  # fmt: skip
+    assert (home / "r" / MANIFEST).is_file() and (home / "r.gif").is_file() and (home / "s.toml").is_file()
+    assert main(["render", "~/s.toml", "-q"]) == 0  # the same render: resumed
+    assert main(["generate", "a blue square", "-n", "1", "--out-dir", "~/r", *FAST]) == 2  # another render's folder
+    assert not (work / "~").exists()
+
+
+@pytest.mark.parametrize(
+    "verb, flag",
+    [(v, f) for v in ("morph", "render") for f in ("--out-dir", "-o", "--save-spec", "--name")]
+    + [("generate", "--out-dir"), ("generate", "--name")],
+)
+def test_an_empty_path_flag_is_refused(flag, verb, tmp_path, images, monkeypatch, capsys):
+    # an unset variable (--out-dir "$OUT") rendered into the current folder and wrote the video one level up;
+    # --save-spec "" saved nothing, silently
+    monkeypatch.chdir(tmp_path)
+    _no_models(monkeypatch)
+    (tmp_path / "s.toml").write_text(f'[[keyframes]]\nimage = "{images[0].name}"\n[[keyframes]]\nimage = "{images[1].name}"\n')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = {"morph": ["morph", str(images[0]), "--to", "x"], "generate": ["generate", "a cat"], "render": ["render", "s.toml"]}[verb]
+    assert main([*argv, "--preset", "tiny", "-q", flag, ""]) == 2
+    err = capsys.readouterr().err
+    assert f"latentlab: error: {flag} is empty" in err and "leave the flag out" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_save_spec_is_written_only_once_the_commands_checks_pass(tmp_path, images, monkeypatch, capsys):
+    # --save-spec replaced the file before the command's own checks: a refused command still overwrote a spec
+    from latentlab.spec import load_spec
+
+    monkeypatch.chdir(tmp_path)
+    keep = tmp_path / "keep.toml"
+    keep.write_text("# my hand-written spec\n")
+    two = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", "--save-spec", "keep.toml", "-q", "--steps", "2"]
+    assert main([*two, "--preset", "nope", "--out-dir", "a"]) == 2
+    assert main(["interpolate", str(images[0]), "text:a cat", "--preset", "sd21-unclip-h", "--save-spec", "keep.toml",
+                 "--out-dir", "b", "-q"]) == 2  # fmt: skip
+    assert main([*two[:5], "--preset", "tiny", "--out-dir", "r", "-q", "--steps", "2"]) == 0  # (no --save-spec)
+    capsys.readouterr()
+    assert main([*two, "--preset", "tiny", "--out-dir", "r", "--seed", "5"]) == 2  # a folder holding another render
+    assert "holds a different render" in capsys.readouterr().err
+    assert keep.read_text() == "# my hand-written spec\n"
+    assert main([*two, "--preset", "tiny", "--out-dir", "r"]) == 0
+    assert load_spec(keep).preset == "tiny" and "# my hand-written spec" not in keep.read_text()
+
+
+def test_generate_and_variations_eta_check_no_upscale_before_loading_models(tmp_path, images, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _no_models(monkeypatch)
+    assert main(["generate", "x", "-n", "1", "--preset", "tiny", "--no-upscale", "-q"]) == 2
+    assert "--no-upscale applies to the mini preset only" in capsys.readouterr().err
+    assert main(["variations", str(images[0]), "--eta", "0.3", "-n", "2", "--preset", "tiny", "--no-upscale", "-q"]) == 2
+    assert "--no-upscale applies to the mini preset only" in capsys.readouterr().err
+
+
+def test_name_beside_out_dir_is_refused(tmp_path, images, monkeypatch, capsys):
+    # --name was ignored, silently, where --out-dir was given
+    monkeypatch.chdir(tmp_path)
+    _no_models(monkeypatch)
+    assert main(["morph", str(images[0]), "--to", "x", "--out-dir", "r", "--name", "n", *FAST]) == 2
+    assert "--name 'n' and --out-dir 'r' both choose the render folder" in capsys.readouterr().err
+    assert main(["generate", "x", "--out-dir", "r", "--name", "n", *FAST]) == 2
+    assert "both choose the render folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_dtype_float16_with_mini_on_the_cpu_is_refused_before_any_warning(tmp_path, images, monkeypatch, capsys):
+    # its encoder warned that float16 is slow on the CPU, then its decoder refused float16 there
+    monkeypatch.chdir(tmp_path)
+    _no_models(monkeypatch)
+    for argv in (["morph", str(images[0]), "--to", "x"], ["generate", "x"]):
+        assert main([*argv, "--preset", "mini", "--dtype", "float16", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("latentlab: error: --dtype float16 is not supported on the CPU") and "warning" not in err
+
+
+def test_a_keyframe_that_is_not_a_picture_is_refused_before_the_models_load(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _no_models(monkeypatch)
+    (tmp_path / "notes.png").write_text("hello")
+    assert main(["interpolate", "notes.png", "text:a cat", "--preset", "tiny", "-q"]) == 2
+    assert "keyframes[0].image: " in capsys.readouterr().err
+
+
+def test_an_unknown_flag_is_said_with_the_verbs_usage(images, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["morph", str(images[0]), "--to", "x", "--bogus"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "usage: latentlab morph" in err and "unrecognized arguments: --bogus" in err
+
+
+def test_the_overwrite_advice_is_said_as_the_flag(tmp_path, images, capsys):
+    two = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", "--out-dir", str(tmp_path / "r"), *FAST]
+    assert main(two) == 0
+    capsys.readouterr()
+    assert main([*two, "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a different render" in err and "pass --overwrite" in err and "overwrite=True" not in err
+
+
+def test_save_spec_spells_the_images_of_a_project_relative_to_the_spec(tmp_path, images, monkeypatch):
+    # the command line's image paths went into the saved spec absolute (output and out_dir relative): a project
+    # moved or copied elsewhere replayed the old folder's pictures, or none
+    from latentlab.spec import load_spec
+
+    project = tmp_path / "project"
+    (project / "pics").mkdir(parents=True)
+    for p in images[:2]:
+        (project / "pics" / p.name).write_bytes(p.read_bytes())
+    outside = tmp_path / "elsewhere" / images[0].name
+    outside.parent.mkdir()
+    outside.write_bytes(images[0].read_bytes())
+    monkeypatch.chdir(project)
+    assert main(["interpolate", "pics/red_disc.png", str(project / "pics" / "blue_square.png"), str(outside), "--frames", "1",
+                 "--out-dir", "r", "--save-spec", "specs/s.toml", *FAST]) == 0  # fmt: skip
+    saved = load_spec(project / "specs" / "s.toml")
+    assert [kf["image"] for kf in saved.keyframes] == ["../pics/red_disc.png", "../pics/blue_square.png", str(outside)]
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(project, moved)
+    shutil.rmtree(project)
+    monkeypatch.chdir(moved / "specs")
+    assert main(["render", "s.toml", "-q"]) == 0  # the moved project's own pictures, into its own folder
+    assert (moved / "r.mp4").is_file()

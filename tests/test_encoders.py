@@ -1014,3 +1014,19 @@ def test_an_unreachable_hub_is_asked_for_one_file_not_each_name(monkeypatch: pyt
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", missing_first)
     path, _ = E._resolve_pretrained("ViT-B-32", "laion2b_s34b_b79k", tmp_path)
     assert asked == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"] and path.endswith(".bin")
+
+
+def test_prompts_cut_to_the_text_context_are_said_in_one_warning(tiny_encoder):
+    # an audit (2026-12-07): prompts past the context (mini: 32 tokens) were cut silently, so two
+    # prompts that differ only past it drew the same pictures
+    long = "a red circle above a blue square and " * 12 + "a green triangle"
+    with pytest.warns(UserWarning, match=r"a prompt is longer than the text encoder's context of 77 tokens") as seen:
+        tiny_encoder.encode_text([long])
+    assert len(seen) == 1 and "'a red circle above" in str(seen[0].message) and "has 101 tokens" in str(seen[0].message)
+    assert seen[0].filename == __file__  # said where encode_text was called
+    with pytest.warns(UserWarning, match=r"2 of 3 prompts are longer .*: the first, 'a red circle") as seen:
+        tiny_encoder.encode_text(["a cat", long, long + " and more"])
+    assert len(seen) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a prompt that fits, however long in characters, warns nothing
+        tiny_encoder.encode_text(["a red circle above a blue square", "", "x" * 60, "a cat " * 37])

@@ -356,3 +356,85 @@ def test_a_spec_written_under_a_folder_it_cannot_search_is_an_argument_error(tmp
     s = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}]})
     with pytest.raises(ArgumentError, match="cannot write .*Permission denied"):
         s.save(tmp_path / "locked" / "sub" / "s.json")
+
+
+# -- an audit of the spec files and CLI verbs (2026-12-07) ------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_spec_file_with_a_byte_order_mark_loads(tmp_path, images, suffix):
+    # PowerShell 5's Out-File and older Notepad start UTF-8 with a BOM: it was refused as invalid TOML / JSON
+    text = (f'preset = "tiny"\n[[keyframes]]\nimage = "{images[0].name}"\n[[keyframes]]\ntext = "x"\n' if suffix == ".toml"
+            else f'{{"preset": "tiny", "keyframes": [{{"image": "{images[0].name}"}}, {{"text": "x"}}]}}')  # fmt: skip
+    path = tmp_path / f"bom{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    s = load_spec(path)
+    assert s.preset == "tiny" and s.keyframes[1] == {"text": "x"}
+
+
+def test_a_keyframe_file_that_is_not_a_picture_is_refused_while_the_spec_is_checked(tmp_path, images):
+    # it was found only once every model had loaded, and named images[0]
+    (tmp_path / "notes.png").write_text("hello\n")
+    truncated = tmp_path / "half.png"
+    truncated.write_bytes(images[0].read_bytes()[:100])
+    with pytest.raises(SpecError, match=r"keyframes\[0\]\.image: .*notes\.png' cannot be read as a picture"):
+        load_spec({"keyframes": [{"image": str(tmp_path / "notes.png")}, {"text": "x"}]})
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.image: .*half\.png' cannot be read as a picture"):
+        load_spec({"keyframes": [{"image": str(images[0])}, {"image": str(truncated)}]})
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.mix\[1\]\.image: .*notes\.png' cannot be read"):
+        load_spec({"keyframes": [{"text": "a"}, {"mix": [{"image": str(images[0])}, {"image": str(tmp_path / "notes.png")}]}]})
+    assert load_spec({"keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]})  # pictures pass
+
+
+def test_a_spec_path_with_a_tilde_reads_the_home_folder(tmp_path, images, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    (home / "s.toml").write_text(f'[[keyframes]]\nimage = "{images[0]}"\n[[keyframes]]\ntext = "x"\n')
+    s = load_spec("~/s.toml")
+    assert s.base_dir == str(home)
+    assert s.save("~/saved.json") == home / "saved.json" and (home / "saved.json").is_file()
+    assert not (tmp_path / "~").exists()
+
+
+def test_unknown_fields_suggest_only_close_matches():
+    base = {"keyframes": [{"text": "a"}, {"text": "b"}]}
+    with pytest.raises(SpecError) as exc:
+        load_spec({**base, "version": 2})
+    assert "'version'" in str(exc.value) and "did you mean" not in str(exc.value)  # it said "did you mean 'easing'?"
+    for typo, field in (("gudiance_scale", "guidance_scale"), ("guidance", "guidance_scale"), ("fsp", "fps"), ("frame", "frames")):
+        with pytest.raises(SpecError, match=f"'{typo}' \\(did you mean '{field}'\\?\\)"):
+            load_spec({**base, typo: 1})
+
+
+def test_a_file_name_that_is_not_utf8_is_named_as_its_field_when_saved_as_toml(tmp_path, images):
+    import os
+
+    from latentlab.errors import ArgumentError
+
+    name = os.fsdecode(b"caf\xe9.png")  # 'caf\udce9.png': a Latin-1 file name on a UTF-8 system
+    (tmp_path / name).write_bytes(images[0].read_bytes())
+    s = load_spec({"keyframes": [{"image": str(images[1])}, {"image": str(tmp_path / name)}]})
+    with pytest.raises(ArgumentError, match=r"keyframes\[1\]\.image is .*a file name that is not UTF-8 text.*Save the spec as \.json"):
+        s.save(tmp_path / "s.toml")
+    assert not (tmp_path / "s.toml").exists()
+    back = load_spec(s.save(tmp_path / "s.json"))  # JSON keeps it (as an escape): the same file
+    assert back.resolve_path(back.keyframes[1]["image"]) == tmp_path / name
+
+
+def test_render_spec_replaces_no_video_file_it_did_not_write(tmp_path, images, monkeypatch):
+    # (the CLI's -o and default video went over a user's file without a word)
+    from latentlab import presets
+    from latentlab.errors import ArgumentError
+    from latentlab.jobs import render_spec
+
+    monkeypatch.setattr(presets, "create_encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    (tmp_path / "mine.gif").write_text("my video")
+    called = []
+    spec = {"preset": "tiny", "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}], "frames": 1}
+    with pytest.raises(ArgumentError, match=r"'.*mine\.gif' already exists and was not written by the render in .*overwrite=True"):
+        render_spec(spec, out_dir=tmp_path / "r", output=tmp_path / "mine.gif", progress=False, ready=lambda: called.append(1))
+    with pytest.raises(ArgumentError, match=r"'.*mine\.gif' already exists"):
+        render_spec({**spec, "format": "gif"}, out_dir=tmp_path / "mine", progress=False)  # the default video, <out_dir>.<format>
+    assert (tmp_path / "mine.gif").read_text() == "my video" and not called
