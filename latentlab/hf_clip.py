@@ -365,7 +365,7 @@ def check_local_folder(
         if not (root / "model_index.json").is_file():
             problems.append("it has no model_index.json")
         elif index is not None:
-            unlisted = [s for s in needs if not isinstance(index.get(s), list) or index.get(s)[0] is None]
+            unlisted = [s for s in needs if not (isinstance(v := index.get(s), list) and v and v[0] is not None)]
             if unlisted:
                 problems.append(f"its model_index.json lists no {', '.join(unlisted)}")
     if not problems:

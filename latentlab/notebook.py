@@ -438,9 +438,12 @@ class Scrubber:
     a static contact sheet of ``static_frames`` frames and a hint how to get the slider.
 
     ipywidgets keeps displayed widgets for the whole session, so the slider holds the scrubber
-    only weakly: the cell that shows it holds it until that cell runs again, and then the
-    scrubber, with its decoder and cached frames, is freed unless a variable still holds it
-    (the old slider, if still on screen, says so). :meth:`close` frees them at once.
+    only weakly: the cell that shows it (or builds its :attr:`widget`) holds it until that cell
+    runs again, and then the scrubber, with its decoder and cached frames, is freed unless
+    something else still holds it (the old slider, if still on screen, says so). A variable
+    holds it, and so does IPython's ``Out[n]`` when the scrubber is a cell's last expression
+    (``ll.scrub(path, dec)`` alone on the last line); ``display(ll.scrub(path, dec))`` is not
+    kept there. :meth:`close` frees them at once.
 
     Args:
         path: a :class:`~latentlab.Trajectory` or ``(T, d)`` embeddings.
@@ -653,6 +656,9 @@ class Scrubber:
         self._widgets = [link, play, self.slider, self.view]
         self._widget = w.VBox([w.HBox([play, self.slider]), self.view])
         self._widgets += [self._widget, self._widget.children[0]]
+        # the cell that builds the box holds the scrubber (as one that shows it does), so a box put in
+        # the user's own layout, ll.scrub(path, dec).widget, keeps a working slider
+        _hold_while_shown(self)
         return self._widget
 
     def close(self) -> None:
@@ -710,7 +716,10 @@ def _hold_while_shown(scrubber: Scrubber) -> None:
         from IPython import get_ipython
     except ImportError:
         return
-    get_parent = getattr(getattr(get_ipython(), "kernel", None), "get_parent", None)
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None:  # plain Python or a terminal IPython: no front end shows the slider
+        return
+    get_parent = getattr(kernel, "get_parent", None)
     try:
         parent = (get_parent() or {}) if get_parent is not None else {}
     except Exception:  # an older kernel

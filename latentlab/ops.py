@@ -395,6 +395,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, *, eps: float = 1e-6) -> 
             [0.8660, 0.0000, 0.5000],
             [0.0000, 0.0000, 1.0000]])
     """
+    if isinstance(eps, torch.Tensor) and eps.ndim == 0 and not eps.is_complex() and eps.dtype != torch.bool:
+        eps = eps.item()  # a 0-d tensor, as before (spherical_mean's tol takes one too)
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
         raise ArgumentError(
             f"eps must be a finite number >= 0 (the sin(omega) below which nearly parallel rows "

@@ -161,9 +161,12 @@ def plot_similarity_matrix(
             cell_w = min(want_w, (max_w - left - right) / m)
         cell_h = min(want_h, (max_h - below - top) / n)
         ax = _axes(None, (left + cell_w * m + right, below + cell_h * n + top))
-    else:  # the cells of the given axes, less the colorbar's share
-        box, (fig_w, fig_h) = ax.get_position(), ax.figure.get_size_inches()
-        cell_w, cell_h = 0.8 * box.width * fig_w / m, box.height * fig_h / n
+    else:  # the cells of the given axes, less the colorbar's share (measured on screen: an Axes may sit in a SubFigure)
+        root = ax.figure
+        while getattr(root, "figure", root) is not root:  # a SubFigure's root Figure, whose dpi the extent is in
+            root = root.figure
+        bb = ax.get_window_extent()
+        cell_w, cell_h = 0.8 * bb.width / root.dpi / m, bb.height / root.dpi / n
     im = ax.imshow(s, cmap=cmap, aspect="auto")
     # a tick label every k cells, so that neighbouring labels do not overlap
     line = 1.3 * FontProperties(size=rcParams["xtick.labelsize"]).get_size_in_points() / 72

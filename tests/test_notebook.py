@@ -1233,3 +1233,28 @@ def test_show_names_the_videos_it_plays_and_show_video_takes_a_dotted_format(tmp
     f = grey_frames(3)
     assert ll.show_video(f, fps=4, format=".gif").data == ll.show_video(f, fps=4, format="gif").data  # as write_video
     assert ll.show_video(f, fps=4, format=".WEBP").mimetype == "image/webp"
+
+
+def test_a_scrubbers_widget_put_in_a_layout_keeps_a_working_slider(monkeypatch):
+    # ll.scrub(path, dec).widget placed in the user's own VBox: nothing else holds the scrubber, and
+    # the weakly held slider had gone dead at once; the cell that builds the box now holds it
+    import gc
+
+    pytest.importorskip("ipywidgets")
+    import IPython
+
+    from conftest import FakeDecoder
+
+    parent = {"header": {"msg_id": "run-1"}, "metadata": {"cellId": "cell-w"}, "content": {"code": "box = ..."}}
+
+    class Kernel:
+        def get_parent(self):
+            return parent
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"kernel": Kernel()})())
+    monkeypatch.setattr(notebook, "_SHOWN", {}, raising=False)
+    box = ll.Scrubber(_fake_path(), FakeDecoder()).widget
+    gc.collect()
+    slider, view = box.children[0].children[1], box.children[1]
+    slider.value = 2
+    assert "frame 2 / 6" in view.value

@@ -709,3 +709,10 @@ def test_the_annotations_take_the_sequences_and_arrays_that_work():
     assert ops.slerp(a, b, np.linspace(0, 1, 3)).shape == ops.slerp(a, b, [0.0, 0.5, 1.0]).shape == (3, 4)
     torch.testing.assert_close(ops.spherical_mean(torch.cat([a, b]), np.array([0.5, 0.5])),
                                ops.spherical_mean(torch.cat([a, b]), [0.5, 0.5]))
+
+
+def test_slerp_takes_a_0d_tensor_eps_as_before():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert torch.equal(ops.slerp(a, b, 0.5, eps=torch.tensor(1e-4)), ops.slerp(a, b, 0.5, eps=1e-4))
+    with pytest.raises(ArgumentError, match="eps"):
+        ops.slerp(a, b, 0.5, eps=torch.tensor([1e-4, 1e-4]))

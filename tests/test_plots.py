@@ -295,3 +295,16 @@ def test_pacing_refuses_zero_embeddings_as_similarity_does():
     with pytest.raises(ArgumentError, match="zero vector"):
         ll.explore.consecutive_distances(z.numpy())  # (T, d) saved with np.save
     assert ll.explore.consecutive_distances(_unit(4)).shape == (3,)  # nonzero rows: measured as before
+
+
+def test_plot_similarity_matrix_in_a_subfigure():
+    # the given-axes branch measured the figure with get_size_inches, which a SubFigure lacks
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(10, 5))
+    left, _ = fig.subfigures(1, 2)
+    ax = left.subplots()
+    a = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    ll.plot_similarity_matrix(a, a[:3], ax=ax)
+    assert len(ax.texts) == 12  # small cells of a real size: every value written
+    plt.close(fig)

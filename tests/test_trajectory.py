@@ -327,3 +327,14 @@ def test_chain_is_annotated_to_take_a_tensor_of_keyframes_as_it_does():
     assert typing.get_origin(hint) is typing.Union and torch.Tensor in typing.get_args(hint)
     a, b = torch.eye(2, 4).split(1)
     assert len(Trajectory.chain(torch.cat([a, b, a]), frames=5)) == 5
+
+
+@pytest.mark.parametrize("method", ["slerp", "nlerp", "lerp"])
+def test_a_cut_between_antipodal_keyframes_is_not_refused(method):
+    # a 1-frame segment shows only its start keyframe (a cut): it has no path between the two, so
+    # it is not refused as one, whatever its method (an nlerp cut had worked before the check)
+    a = torch.nn.functional.normalize(torch.randn(1, 8, generator=torch.Generator().manual_seed(1)), dim=-1)
+    e = Trajectory(torch.cat([a, -a]), [Segment(1, method=method, hold=2)]).embeddings()
+    assert e.shape == (4, 8) and torch.allclose(e[:3], a.expand(3, -1)) and torch.allclose(e[3], -a[0])
+    with pytest.raises(ArgumentError, match="antipodal"):
+        Trajectory(torch.cat([a, -a]), [Segment(2, method=method)]).embeddings()

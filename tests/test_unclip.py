@@ -1098,3 +1098,16 @@ def test_a_folder_without_the_asked_weights_names_the_preset_repo(saved_pipeline
     msg = str(info.value)
     assert f'hf download {REAL_REPO} --include "*.json" --include "*.txt" --include "*.fp16.safetensors" ' \
            f"--local-dir {saved_pipeline}`" in msg and "<repo>" not in msg and "<folder>" not in msg
+
+
+def test_check_local_folder_reads_an_empty_model_index_entry_as_unlisted(tmp_path):
+    import json
+
+    from latentlab.errors import ModelNotAvailableError
+    from latentlab.hf_clip import check_local_folder
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableUnCLIPImg2ImgPipeline", "unet": []}))
+    (tmp_path / "unet").mkdir()
+    with pytest.raises(ModelNotAvailableError, match="lists no unet"):
+        check_local_folder(str(tmp_path), what="Stable unCLIP pipeline", needs=["unet"],
+                           pipelines=["StableUnCLIPImg2ImgPipeline"], repo="x/y", model_index=True)
