@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ArgumentError, LatentlabError
+from .errors import ArgumentError, LatentlabError, positive_int
 
 EPILOG = """\
 examples:
@@ -53,6 +53,7 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
     g.add_argument("--batch-size", type=int, default=None, help="frames per decoder call")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     _load_flags(g)
+    _threads_flag(g)
     g.add_argument("--no-upscale", dest="upscale", action="store_const", const=False, default=None,
                    help="mini: bring the 32 px decodes to the frame size with a Lanczos resize instead of the "
                    "learned 2x upscaler (as mini rendered before 2026-12-02)")  # fmt: skip
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"latentlab {__import__('latentlab').__version__}")
+    _threads_flag(parser)  # also before the verb: `latentlab --threads 1 render spec.toml`
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("presets", help="list the model presets and whether their weights are here")
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=None, help="pictures per decoder call (default 8)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     _load_flags(g)
+    _threads_flag(g)
     g.add_argument("--no-captions", dest="captions", action="store_false",
                    help="draw from the prior's embeddings alone, as a render does, even where the decoder reads captions")  # fmt: skip
     g.add_argument("--no-upscale", dest="upscale", action="store_const", const=False, default=None,
@@ -212,6 +215,32 @@ def _load_flags(g: Any) -> None:
                    "model's GPU memory (not on the CPU; mini takes float32 or bfloat16)")  # fmt: skip
     g.add_argument("--cpu-offload", action="store_true",
                    help="diffusers presets on a GPU: keep each model on the CPU until it runs (less GPU memory, slower)")
+
+
+def _threads_flag(g: Any) -> None:
+    """--threads: torch's CPU threads, set before any model loads. SUPPRESS as its default, so that
+    the verb's own (absent) flag leaves the value given before the verb as it is."""
+    g.add_argument("--threads", type=positive_int, default=argparse.SUPPRESS, metavar="N",
+                   help="CPU threads torch computes with (torch.set_num_threads; default: torch's, OMP_NUM_THREADS or one per core); "
+                   "on a busy or shared machine fewer, even 1, can be much faster")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _torch_threads(args: argparse.Namespace) -> Iterator[None]:
+    """``--threads N``: ``torch.set_num_threads(N)`` for the command, restored on return (main()
+    may be called from Python); without the flag, torch is not even imported here."""
+    n = getattr(args, "threads", None)
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _load_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -922,41 +951,42 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        _check_paths(args)
-        if args.command == "presets":
-            return _presets(args)
-        if args.command == "morph":
-            td: dict[str, Any] = {"to": args.to, "theta": args.theta}
-            if args.source is not None:
-                td["from"] = args.source
-            return _run_spec({"keyframes": [_keyframe(args.image), {"text_diff": td}]}, args)
-        if args.command == "interpolate":
-            if len(args.keyframes) < 2:
-                raise ArgumentError(
-                    f"interpolate needs at least two keyframes (images or text:CAPTION), got {len(args.keyframes)}; "
-                    "for one image, try `latentlab morph` or `latentlab variations`."
-                )
-            return _run_spec({"keyframes": [_keyframe(k) for k in args.keyframes]}, args)
-        if args.command == "variations":
-            if args.num < 2:
-                raise ArgumentError(f"--num must be at least 2 for variations, got {args.num}.")
-            if args.eta is not None and args.image.startswith("text:"):
-                raise ArgumentError(
-                    f"variations --eta start from an image's inverted noise, so they need an image, got {args.image!r}. "
-                    f"Drop --eta, or for pictures of a caption use `latentlab generate {args.image[5:]!r}`."
-                )
-            kf = _keyframe(args.image)
-            # a caption is named whole ("text:a red circle. small/blue" was named "blue"); a file by its stem
-            stem = args.image if args.image.startswith("text:") else Path(args.image).stem
-            spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2,
-                    "name": f"{stem}-variations"}  # fmt: skip
-            if args.eta is not None:
-                return _inverted_variations(args, spec)
-            return _run_spec(spec, args)
-        if args.command == "render":
-            return _run_spec(args.spec, args)
-        if args.command == "generate":
-            return _generate(args)
+        with _torch_threads(args):  # torch's threads, set before any model loads
+            _check_paths(args)
+            if args.command == "presets":
+                return _presets(args)
+            if args.command == "morph":
+                td: dict[str, Any] = {"to": args.to, "theta": args.theta}
+                if args.source is not None:
+                    td["from"] = args.source
+                return _run_spec({"keyframes": [_keyframe(args.image), {"text_diff": td}]}, args)
+            if args.command == "interpolate":
+                if len(args.keyframes) < 2:
+                    raise ArgumentError(
+                        f"interpolate needs at least two keyframes (images or text:CAPTION), got {len(args.keyframes)}; "
+                        "for one image, try `latentlab morph` or `latentlab variations`."
+                    )
+                return _run_spec({"keyframes": [_keyframe(k) for k in args.keyframes]}, args)
+            if args.command == "variations":
+                if args.num < 2:
+                    raise ArgumentError(f"--num must be at least 2 for variations, got {args.num}.")
+                if args.eta is not None and args.image.startswith("text:"):
+                    raise ArgumentError(
+                        f"variations --eta start from an image's inverted noise, so they need an image, got {args.image!r}. "
+                        f"Drop --eta, or for pictures of a caption use `latentlab generate {args.image[5:]!r}`."
+                    )
+                kf = _keyframe(args.image)
+                # a caption is named whole ("text:a red circle. small/blue" was named "blue"); a file by its stem
+                stem = args.image if args.image.startswith("text:") else Path(args.image).stem
+                spec = {"keyframes": [kf, dict(kf)], "frames": args.num - 1, "noise": "per-frame", "format": "gif", "fps": 2,
+                        "name": f"{stem}-variations"}  # fmt: skip
+                if args.eta is not None:
+                    return _inverted_variations(args, spec)
+                return _run_spec(spec, args)
+            if args.command == "render":
+                return _run_spec(args.spec, args)
+            if args.command == "generate":
+                return _generate(args)
     except KeyboardInterrupt:  # e.g. while models load; the verbs say what they kept when they were drawing
         print("\ninterrupted.", file=sys.stderr)
         return 130

@@ -565,6 +565,15 @@ class Encoder:
     model; outputs are always float32 on CPU), ``cache`` (an :class:`EmbeddingCache` or
     ``None``; assign a directory path to enable one).
 
+    ``fingerprint`` (constructor argument): a stable id of the weights and of what turns inputs
+    into embeddings, from which the cache keys are derived (a string, or a function returning
+    one, called on first use). Two encoders with the same fingerprint share cache entries, so
+    it must change whenever the embeddings would. Left out (``None``), it is a digest of the
+    model's content, ``"model:sha256:<hex>"``: its state dict (names, dtypes, shapes and bytes),
+    its module structure (activations included) and the preprocess and tokenizer settings,
+    hashed on first use of the cache (or :meth:`describe`) and kept: weights changed in place
+    after that need a new Encoder (or a ``fingerprint`` of yours).
+
     >>> from latentlab.presets import create_encoder
     >>> import numpy as np
     >>> enc = create_encoder("tiny")
@@ -692,15 +701,27 @@ class Encoder:
         self._cache = _as_cache(value)
 
     def fingerprint(self) -> str:
-        """A stable id of the weights and of what turns inputs into embeddings:
-        ``"open_clip:<model>:<tag>"``, ``"sha256:<hex>:cfg-<hex>"`` for a checkpoint file (its
-        sha256, taken when it is loaded, and a digest of the model config, activation and
-        preprocessing it is read with), or ``"tiny-seed<k>"``. Cache keys are derived from it."""
+        """A stable id of the weights and of what turns inputs into embeddings; cache keys are
+        derived from it. By kind of model:
+
+        - an open_clip pretrained tag: ``"open_clip:<model>:<tag>"`` (the tag names fixed weights);
+        - a checkpoint file: ``"sha256:<hex>:cfg-<hex>"``, the file's sha256 (taken when it is
+          loaded) and a digest of the model config, activation and preprocessing it is read with;
+        - ``local-dir:<folder>``: ``"sha256:<hex>"`` of the bytes of the folder's
+          ``open_clip_config.json`` (preprocessing included) and of the weights file loaded;
+        - ``hf-hub:<repo>``: ``"open_clip:hf-hub:<repo>:sha256:<hex>"``, the same digest of the
+          config and weights files of the cached snapshot loaded, so a repo updated with new
+          weights (a new snapshot) is another fingerprint;
+        - the tiny random preset: ``"tiny-seed<k>"``;
+        - an encoder built without ``fingerprint=``: ``"model:sha256:<hex>"``, a digest of the
+          model's state dict and structure and of its preprocess and tokenizer settings, taken
+          on first use.
+        """
         if self._fingerprint_value is None:
             fp = self._fingerprint
             if callable(fp):
                 fp = fp()
-            self._fingerprint_value = str(fp) if fp else f"unknown:{self.name}:{self.space}"
+            self._fingerprint_value = str(fp) if fp else _content_fingerprint(self.model, self.preprocess, self.tokenizer)
         return self._fingerprint_value
 
     def _cache_id(self) -> str:
@@ -1159,6 +1180,7 @@ def _load_open_clip(
             fingerprint = _file_sha256(Path(weights))
             add_config_digest = True
     elif schema == "hf-hub":
+        # set once the model is built: a digest of the snapshot files open_clip loaded (below)
         fingerprint = f"open_clip:{model_name}"
         if _hub_offline():
             _check_hub_model_cached(identifier, cache_dir)
@@ -1250,6 +1272,20 @@ def _load_open_clip(
             pp["size"], is_train=False, mean=pp["mean"], std=pp["std"], resize_mode=pp["resize_mode"],
             interpolation=pp["interpolation"], fill_color=pp["fill_color"],
         )  # fmt: skip
+    if schema == "hf-hub":
+        # the content of the files open_clip just loaded (the snapshot refs/main names now, which its
+        # download moved to the newest when online), not the repo's name: the repo's weights change
+        # with its revisions, and cached embeddings of the old weights must not be returned
+        files = _hub_loaded_files(identifier, cache_dir)
+        if files is None:  # pragma: no cover - open_clip found them a moment ago
+            fingerprint = ""  # the Encoder hashes the model itself on first use
+        else:
+            hashed = files
+            stats = _stat_all(hashed)
+            fingerprint = f"open_clip:{model_name}:{_files_sha256(files)}"
+            commit = files[0].parent.name
+            if re.fullmatch(r"[0-9a-f]{40}", commit):
+                info["hub_commit"] = commit
     if _stat_all(hashed) != stats:
         raise ModelNotAvailableError(
             f"{', '.join(str(p) for p in hashed)} changed while it was being loaded (a training run still writing it?); "
@@ -1313,7 +1349,6 @@ def _config_digest(open_clip: Any, oc_name: str, model: torch.nn.Module, force_q
 def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None) -> None:
     """Offline: ``hf-hub:repo``'s config and one of its weights files must be in the cache."""
     from huggingface_hub import hf_hub_download
-    from open_clip import pretrained as oc_pretrained
 
     hub = _hub_cache_dir(cache_dir)
     where = f"the cache {hub}" if hub else "the default Hugging Face cache"
@@ -1330,14 +1365,40 @@ def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None)
             f"open_clip model 'hf-hub:{repo}' is not in {where} and offline mode is on (HF_HUB_OFFLINE=1). "
             f"Run once with internet access, or `hf download {repo}`."
         )
-    # the files open_clip's hub loader tries, in its order
-    weights = [*oc_pretrained._get_safe_alternatives(oc_pretrained.HF_WEIGHTS_NAME), oc_pretrained.HF_WEIGHTS_NAME]
+    weights = _hub_weights_names()
     if not any(cached(fn) for fn in weights):
         raise ModelNotAvailableError(
             f"open_clip model 'hf-hub:{repo}': {where} holds its open_clip_config.json but no weights file "
             f"({' or '.join(weights)}), and offline mode is on (HF_HUB_OFFLINE=1); open_clip would build the model "
             f"with random weights. Run once with internet access, or `hf download {repo} {weights[0]}`."
         )
+
+
+def _hub_weights_names() -> list[str]:
+    """The weights files open_clip's hub loader tries, in its order (safetensors first, where it can read them)."""
+    from open_clip import pretrained as oc_pretrained
+
+    safe = list(oc_pretrained._get_safe_alternatives(oc_pretrained.HF_WEIGHTS_NAME))
+    return [*(safe if getattr(oc_pretrained, "_has_safetensors", True) else []), oc_pretrained.HF_WEIGHTS_NAME]
+
+
+def _hub_loaded_files(repo: str, cache_dir: str | os.PathLike[str] | None) -> list[Path] | None:
+    """The files of ``hf-hub:repo`` that open_clip loads, as the Hugging Face cache resolves them
+    now (no network): ``open_clip_config.json`` and the first weights file it tries that is
+    there, both in the snapshot ``refs/main`` names; ``None`` if either is missing."""
+    from huggingface_hub import hf_hub_download
+
+    hub = _hub_cache_dir(cache_dir)
+
+    def cached(filename: str) -> Path | None:
+        try:
+            return Path(hf_hub_download(repo, filename, cache_dir=hub, local_files_only=True))
+        except Exception:
+            return None
+
+    config = cached("open_clip_config.json")
+    weights = next((p for p in map(cached, _hub_weights_names()) if p is not None), None)
+    return [config, weights] if config is not None and weights is not None else None
 
 
 def _check_local_dir(model_name: str, folder_text: str) -> tuple[Path, list[Path]]:
@@ -1387,6 +1448,38 @@ def _files_sha256(paths: Sequence[Path]) -> str:
     for p in paths:
         h.update(p.name.encode("utf-8") + b"\0" + _file_sha256(p).encode("ascii") + b"\0")
     return "sha256:" + h.hexdigest()
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _settings_text(obj: Any) -> str:
+    """What a preprocess transform or tokenizer does, as text the same in every process: its
+    class, its repr (a torchvision ``Compose`` lists its steps and their settings) with object
+    addresses left out, and its plain scalar attributes (a tokenizer's context length, ...)."""
+    parts = [f"{type(obj).__module__}.{type(obj).__qualname__}", _ADDRESS.sub("", repr(obj))]
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict):
+        parts += [f"{k}={v!r}" for k, v in sorted(attrs.items()) if v is None or isinstance(v, (bool, int, float, str))]
+    return "\n".join(parts)
+
+
+def _content_fingerprint(model: torch.nn.Module, preprocess: Any, tokenizer: Any) -> str:
+    """``"model:sha256:<hex>"`` of a model's state dict (names, dtypes, shapes and bytes), its
+    module structure (what its repr lists: layers, activations, norms) and its preprocess and
+    tokenizer settings: the fingerprint of an :class:`Encoder` built without one."""
+    h = hashlib.sha256()
+    for key, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode("utf-8"))
+        try:
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        except (RuntimeError, TypeError):  # a tensor with no plain byte view (quantized, ...)
+            h.update(repr(t.tolist()).encode("utf-8"))
+    h.update(b"model\0" + _ADDRESS.sub("", repr(model)).encode("utf-8"))
+    h.update(b"\0preprocess\0" + _settings_text(preprocess).encode("utf-8"))
+    h.update(b"\0tokenizer\0" + _settings_text(tokenizer).encode("utf-8"))
+    return "model:sha256:" + h.hexdigest()
 
 
 # ======================================================================================

@@ -949,6 +949,61 @@ def test_hf_clip_repo_fingerprint_names_the_commit_and_the_parts(tmp_path: Path,
     assert image_only.fingerprint() != full.fingerprint()
 
 
+def test_hf_hub_fingerprint_follows_the_snapshot_loaded(enc: Encoder, offline_hub: Path, tmp_path: Path) -> None:
+    """An audit (2026-12, F1): an hf-hub: model was fingerprinted by its repo name alone, so after the
+    repo got new weights (a new snapshot, refs/main moved) the cache returned the old model's embeddings."""
+    import shutil
+
+    root = offline_hub / "models--latentlab-test--tiny-clip"
+
+    def snapshot(rev: str, weights_of: Encoder) -> None:  # what `hf download` leaves after an update
+        shutil.copytree(_hub_files(weights_of, tmp_path / f"files-{rev[:4]}"), root / "snapshots" / rev)
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / "main").write_text(rev)
+
+    cache = tmp_path / "cache"
+    snapshot("a" * 40, enc)
+    old = Encoder.from_open_clip("hf-hub:latentlab-test/tiny-clip", cache=cache)
+    z_old = old.encode_text("a cat")
+    assert old.fingerprint().startswith("open_clip:hf-hub:latentlab-test/tiny-clip:sha256:")
+    assert old.describe()["hub_commit"] == "a" * 40
+    assert old.space == "open_clip/hf-hub:latentlab-test/tiny-clip/hub"  # the space tag stays as it was
+    snapshot("b" * 40, _tiny_seed(1))  # new weights
+    new = Encoder.from_open_clip("hf-hub:latentlab-test/tiny-clip", cache=cache)
+    assert new.fingerprint() != old.fingerprint() and new.space == old.space
+    z_new = new.encode_text("a cat")
+    assert new.cache.hits == 0 and not torch.allclose(z_new, z_old, atol=1e-3)
+    new.cache = None
+    torch.testing.assert_close(z_new, new.encode_text("a cat"), atol=ATOL, rtol=0)  # the new model's own
+    snapshot("c" * 40, enc)  # a later commit with the first weights again (a README edit, a revert)
+    again = Encoder.from_open_clip("hf-hub:latentlab-test/tiny-clip", cache=cache)
+    assert again.fingerprint() == old.fingerprint()  # the content, not the commit: the old entries serve
+    assert torch.equal(again.encode_text("a cat"), z_old) and again.cache.hits == 1
+
+
+def test_a_hand_built_encoder_is_fingerprinted_by_its_model(tmp_path: Path) -> None:
+    """An audit (2026-12, F2): an Encoder built without fingerprint= got "unknown:<name>:<space>",
+    so two models of the same name and space shared cache entries."""
+    m1, m2 = _tiny_seed(3), _tiny_seed(4)
+    h1 = Encoder(m1.model, m1.preprocess, m1.tokenizer, name="mine", space="mine", cache=tmp_path)
+    h2 = Encoder(m2.model, m2.preprocess, m2.tokenizer, name="mine", space="mine", cache=tmp_path)
+    assert h1.fingerprint().startswith("model:sha256:") and h1.fingerprint() != h2.fingerprint()
+    z1, z2 = h1.encode_text("a dog"), h2.encode_text("a dog")
+    assert h2.cache.hits == 0 and not torch.allclose(z1, z2, atol=1e-3)
+    torch.testing.assert_close(z2, m2.encode_text("a dog"), atol=ATOL, rtol=0)
+    # the same model again, under another name, is the same fingerprint: its entries are reused
+    same = Encoder(_tiny_seed(3).model, m1.preprocess, m1.tokenizer, name="other", space="mine")
+    assert same.fingerprint() == h1.fingerprint() and same.describe()["fingerprint"] == h1.fingerprint()
+    # other preprocessing of the same weights is another fingerprint
+    import open_clip
+
+    other_pp = open_clip.image_transform(48, is_train=False)
+    assert Encoder(m1.model, other_pp, m1.tokenizer, name="mine", space="mine").fingerprint() != h1.fingerprint()
+    # an explicit fingerprint, as every preset passes, is kept as given
+    assert create_encoder("tiny").fingerprint() == "tiny-seed0"
+    assert Encoder(m1.model, m1.preprocess, m1.tokenizer, name="m", space="s", fingerprint="mine-v1").fingerprint() == "mine-v1"
+
+
 def test_hf_clip_loads_a_plain_clipmodel_folder(tmp_path: Path) -> None:
     """The openai/clip-vit-* layout: one CLIPModel at the top level, no subfolders."""
     from transformers import CLIPConfig, CLIPModel
