@@ -394,8 +394,7 @@ def variations(
         memory is retried halved, as render does; the finished batches are kept."""
         from tqdm.auto import tqdm
 
-        from .errors import LatentlabError
-        from .render import _free_accelerator_memory, _is_oom
+        from .render import _halved_after_oom
 
         nonlocal per_call
         out: list[np.ndarray] = []
@@ -408,15 +407,7 @@ def variations(
                 try:
                     frames = call(zs, part)
                 except Exception as exc:
-                    if not _is_oom(exc):
-                        raise
-                    if len(part) == 1:
-                        raise LatentlabError(
-                            "out of memory decoding a single variation. Free GPU memory, use dtype=torch.float16, "
-                            "a smaller resolution, or load the decoder with cpu_offload=True."
-                        ) from exc
-                    _free_accelerator_memory()
-                    per_call = max(1, len(part) // 2)
+                    per_call = _halved_after_oom(exc, len(part), "decoding a single variation")
                     continue
                 out.append(frames)
                 bar.update(len(part))

@@ -220,6 +220,22 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _halved_after_oom(exc: BaseException, size: int, single: str) -> int:
+    """The batch size to retry with after ``exc`` decoding a batch of ``size``: half of it, once
+    the accelerator's memory is freed; ``exc`` itself unless it is out of memory, and a
+    :class:`LatentlabError` with the fixes when a batch of one (``single``, e.g. "rendering a
+    single frame") did not fit."""
+    if not _is_oom(exc):
+        raise exc
+    if size == 1:
+        raise LatentlabError(
+            f"out of memory {single}. Free GPU memory, use dtype=torch.float16, a smaller resolution, or load the "
+            "decoder with cpu_offload=True."
+        ) from exc
+    _free_accelerator_memory()
+    return max(1, size // 2)
+
+
 def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: Any) -> dict[str, Any]:
     """Steps and guidance as ``decoder`` will run them: unset means its defaults, and numbers of
     one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key;
@@ -757,15 +773,7 @@ def render(
                 out = decode_frames(decoder, z[idx], x, seeds=batch_seeds, steps=steps,
                                     guidance_scale=guidance_scale, eta=eta)  # fmt: skip
             except Exception as exc:
-                if not _is_oom(exc):
-                    raise
-                if len(idx) == 1:
-                    raise LatentlabError(
-                        "out of memory rendering a single frame. Free GPU memory, use dtype=torch.float16, "
-                        "a smaller resolution, or load the decoder with cpu_offload=True."
-                    ) from exc
-                _free_accelerator_memory()
-                batch_size = max(1, len(idx) // 2)  # retry this batch smaller; finished frames are kept
+                batch_size = _halved_after_oom(exc, len(idx), "rendering a single frame")  # finished frames are kept
                 continue
             if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 4 or out.shape[0] != len(idx):
                 raise LatentlabError(

@@ -327,10 +327,9 @@ def test_missing_local_folder(tmp_path):
         karlo.KarloPrior.from_pretrained(str(tmp_path))  # exists, but empty
 
 
-def test_local_folder_roundtrip(tmp_path, encoder):
-    """from_pretrained on folders written by save_pretrained (the real loading code, offline)."""
+def _save_tiny_prior(prior_dir):
+    """A tiny Kandinsky-layout prior folder (its CLIP towers, processor, tokenizer, prior and scheduler)."""
     towers, processor, tokenizer = hf_clip.tiny_hf_clip_towers(dim=DIM, seed=0)
-    prior_dir = tmp_path / "prior"
     towers.vision.save_pretrained(prior_dir / "image_encoder")
     towers.text.save_pretrained(prior_dir / "text_encoder")
     processor.save_pretrained(prior_dir / "image_processor")
@@ -338,6 +337,12 @@ def test_local_folder_roundtrip(tmp_path, encoder):
     p, sched, _, _ = kandinsky.tiny_unclip_prior_components(dim=DIM, seed=0)
     p.save_pretrained(prior_dir / "prior")
     sched.save_pretrained(prior_dir / "scheduler")
+    return prior_dir
+
+
+def test_local_folder_roundtrip(tmp_path, encoder):
+    """from_pretrained on folders written by save_pretrained (the real loading code, offline)."""
+    prior_dir = _save_tiny_prior(tmp_path / "prior")
     kandinsky.tiny_kandinsky_pipeline(dim=DIM, seed=0).save_pretrained(tmp_path / "decoder")
 
     enc = hf_clip.HFCLIPEncoder.from_pretrained(prior_dir, space="tiny-kandinsky")
@@ -733,15 +738,7 @@ def test_prior_call_takes_numpy_seeds_and_refuses_seeds_out_of_range():
 def saved(tmp_path_factory):
     """Tiny Kandinsky prior (with its CLIP towers), Kandinsky decoder and Karlo folders, written once."""
     root = tmp_path_factory.mktemp("families")
-    towers, processor, tokenizer = hf_clip.tiny_hf_clip_towers(dim=DIM, seed=0)
-    prior_dir = root / "kprior"
-    towers.vision.save_pretrained(prior_dir / "image_encoder")
-    towers.text.save_pretrained(prior_dir / "text_encoder")
-    processor.save_pretrained(prior_dir / "image_processor")
-    tokenizer.save_pretrained(prior_dir / "tokenizer")
-    p, sched, _, _ = kandinsky.tiny_unclip_prior_components(dim=DIM, seed=0)
-    p.save_pretrained(prior_dir / "prior")
-    sched.save_pretrained(prior_dir / "scheduler")
+    _save_tiny_prior(root / "kprior")
     kandinsky.tiny_kandinsky_pipeline(dim=DIM, seed=0).save_pretrained(root / "kdec")
     karlo.tiny_karlo_pipeline(dim=DIM, seed=0).save_pretrained(root / "karlo")
     return root
