@@ -625,3 +625,16 @@ def test_the_annotations_take_the_paths_and_seeds_that_work(tmp_path, fake_decod
     p = path8(frames=3)
     a = fake_decoder.render(p, out_dir=tmp_path / "r", noise="slerp", keyframe_seeds=(1, 2), progress=False)
     np.testing.assert_array_equal(a, render(p, fake_decoder, noise="slerp", keyframe_seeds=[1, 2], progress=False))
+
+
+def test_an_out_of_memory_batch_is_halved_and_a_single_frame_says_the_fixes():
+    from latentlab.errors import LatentlabError
+    from latentlab.render import _halved_after_oom
+
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert _halved_after_oom(oom, 5, "rendering a single frame") == 2
+    with pytest.raises(LatentlabError, match=r"out of memory rendering a single frame\..*cpu_offload=True"):
+        _halved_after_oom(oom, 1, "rendering a single frame")
+    other = ValueError("not memory")
+    with pytest.raises(ValueError, match="not memory"):
+        _halved_after_oom(other, 4, "rendering a single frame")
