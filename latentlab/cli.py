@@ -491,10 +491,12 @@ def _pacing_line(p: Any) -> str:
 
 def _other_contents(out_dir: Path, mark: Path) -> list[Path]:
     """What a folder holds that a non-spec command (``variations --eta``, ``generate``) would
-    replace or mix with: frames, a render's manifest and embeddings, the command's own ``mark``."""
+    replace or mix with: frames, a render's manifest and embeddings, a contact sheet (the user's own
+    in a fresh folder), the command's own ``mark``."""
     from .render import MANIFEST
 
-    return [*sorted(out_dir.glob("frame_*.png")), *[p for p in (out_dir / MANIFEST, out_dir / "embeddings.npy", mark) if p.is_file()]]
+    named = (out_dir / MANIFEST, out_dir / "embeddings.npy", out_dir / "contact_sheet.png", mark)
+    return [*sorted(out_dir.glob("frame_*.png")), *[p for p in named if p.is_file()]]
 
 
 def _refuse_other(out_dir: Path, old: list[Path], held: str) -> ArgumentError:

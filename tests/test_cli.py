@@ -1380,3 +1380,16 @@ def test_threads_flag_refuses_a_bad_count(argv, message, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_generate_and_variations_eta_keep_a_users_contact_sheet_in_a_fresh_folder(tmp_path, images, monkeypatch, capsys):
+    # they refused frames, a manifest and embeddings.npy, but wrote over the user's own contact_sheet.png
+    monkeypatch.chdir(tmp_path)
+    _no_models(monkeypatch)
+    for argv in (["generate", "x", "-n", "1", "--preset", "tiny", "--out-dir", "g", "-q"],
+                 ["variations", str(images[0]), "--eta", "0.3", "-n", "2", "--preset", "tiny", "--out-dir", "g", "-q"]):
+        (tmp_path / "g").mkdir(exist_ok=True)
+        (tmp_path / "g" / "contact_sheet.png").write_bytes(b"mine")
+        assert main(argv) == 2
+        assert "contact_sheet.png" in capsys.readouterr().err
+        assert (tmp_path / "g" / "contact_sheet.png").read_bytes() == b"mine"
