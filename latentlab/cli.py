@@ -373,10 +373,11 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     if args.output:  # -o replaces the spec's output, and its suffix says the format
         spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
         spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
-    spec = load_spec(spec_dict, **_overrides(args))
     from .jobs import default_out_dir
 
-    own = default_out_dir(spec)  # the folder the spec names (out_dir, else renders/<its name>)
+    # the folder the spec itself names (out_dir, else renders/<its name>): before --name overrides its name
+    own = default_out_dir(load_spec(spec_dict))
+    spec = load_spec(spec_dict, **_overrides(args))
     if args.name and not args.out_dir and spec.out_dir:  # --name names the folder: renders/<name>, not the spec's out_dir
         spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "out_dir"}, "base_dir": spec.base_dir})
     where = Path(args.out_dir) if args.out_dir else default_out_dir(spec)  # as render_spec places it
@@ -602,6 +603,7 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
         from .video import remove_stale_temps
 
         remove_stale_temps(video)  # partial videos of a run killed while encoding
+        _record_video(Path(video), out_dir, pending=True)  # a write cut short before its record stays this run's
         video = write_video(shown, video, fps=out.fps, hold_first=out.hold_first,
                             hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
         _record_video(Path(video), out_dir)

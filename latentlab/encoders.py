@@ -1282,7 +1282,7 @@ def _load_open_clip(
         else:
             hashed = files
             stats = _stat_all(hashed)
-            fingerprint = f"open_clip:{model_name}:{_files_sha256(files)}"
+            fingerprint = f"open_clip:{model_name}:{_files_sha256(files, hub_blobs=True)}"
             commit = files[0].parent.name
             if re.fullmatch(r"[0-9a-f]{40}", commit):
                 info["hub_commit"] = commit
@@ -1443,10 +1443,16 @@ def _check_local_dir(model_name: str, folder_text: str) -> tuple[Path, list[Path
     return folder, [cfg, *weights]
 
 
-def _files_sha256(paths: Sequence[Path]) -> str:
+def _files_sha256(paths: Sequence[Path], *, hub_blobs: bool = False) -> str:
+    """A digest of the files' names and contents. ``hub_blobs``: a file of a Hugging Face cache
+    snapshot that links to a blob named by 64 hex digits is a Git LFS file, whose blob name is
+    the sha256 of its content, so that name is used instead of reading gigabytes again at
+    every load (the digest is the same)."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(p.name.encode("utf-8") + b"\0" + _file_sha256(p).encode("ascii") + b"\0")
+        blob = Path(os.path.realpath(p)).name if hub_blobs else ""
+        digest = f"sha256:{blob}" if re.fullmatch(r"[0-9a-f]{64}", blob) else _file_sha256(p)
+        h.update(p.name.encode("utf-8") + b"\0" + digest.encode("ascii") + b"\0")
     return "sha256:" + h.hexdigest()
 
 

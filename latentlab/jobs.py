@@ -388,15 +388,18 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
     """Refuse, before any work, to replace a file at ``video`` that this render folder's renders
     did not write (the user's own video, another render's ``-o``), unless ``overwrite``. A video
     recorded in the folder's ``videos.json`` with its size and time (or contents) unchanged is
-    this render's own, rewritten freely; so is the default ``<folder>.<format>`` of a folder
-    rendered before the record existed (it has a manifest, or the ``mark`` of the command that
-    writes it, and no record of the video)."""
+    this render's own, rewritten freely, as is one whose writing was cut short before its record
+    (marked pending just before); so is the default ``<folder>.<format>`` of a folder that holds
+    a render (a manifest, or the ``mark`` of the command that writes it) and no record of that
+    video (a folder of an older latentlab, which kept none)."""
     if overwrite or not os.path.lexists(video) or video.is_dir():  # (a folder: refused as such by the caller)
         return
     key = _video_key(video, directory)
-    videos = _recorded_videos(directory)
-    entry = videos.get(key)
+    entry = _recorded_videos(directory).get(key)
+    is_default = os.path.abspath(video) == os.path.abspath(video_path(directory, video.suffix.lstrip(".")))
     if isinstance(entry, dict):
+        if entry.get("pending"):  # its render was writing it when it stopped (a full disk, a kill): its own
+            return
         try:
             st = video.stat()
             same = entry.get("size") == st.st_size and (
@@ -406,11 +409,12 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
         if same:
             return
         why = "was changed or replaced since this render wrote it"
-    elif not videos and (directory / mark).is_file() and os.path.abspath(video) == os.path.abspath(
-            video_path(directory, video.suffix.lstrip("."))):  # fmt: skip
-        return  # a render folder of an older latentlab, which kept no record: its own default video
+    elif is_default and (directory / mark).is_file():
+        return  # the render's own default video, from a latentlab that kept no record of it
     else:
         why = f"was not written by the render in {str(directory)!r}"
+        if is_default:  # (no render in the folder, else the branch above): its folder deleted, the video kept?
+            why += " (that folder holds no render: if the video is of one whose folder you deleted, delete it too)"
     raise ArgumentError(
         f"the video {str(video)!r} already exists and {why}, so it is not replaced. Choose another video file "
         "(output=, CLI: -o) or render folder (CLI: --out-dir or --name), or pass overwrite=True (CLI: --overwrite) to "
@@ -418,13 +422,18 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
     )
 
 
-def _record_video(video: Path, directory: Path) -> None:
-    """Note in the render folder that its render wrote ``video`` (see :func:`_refuse_unrecorded_video`)."""
+def _record_video(video: Path, directory: Path, *, pending: bool = False) -> None:
+    """Note in the render folder that its render wrote ``video`` (see :func:`_refuse_unrecorded_video`);
+    ``pending``: that it is about to write it (called just before, so that a write cut short
+    between replacing the file and recording it still counts as this render's)."""
     from .render import _write_json
 
-    st = video.stat()
     videos = _recorded_videos(directory)
-    videos[_video_key(video, directory)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _file_sha256(video)}
+    if pending:
+        videos[_video_key(video, directory)] = {"pending": True}
+    else:
+        st = video.stat()
+        videos[_video_key(video, directory)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _file_sha256(video)}
     directory.mkdir(parents=True, exist_ok=True)
     _write_json(directory / VIDEOS_FILE, {"videos": videos})
 
@@ -625,6 +634,7 @@ def render_spec(
         from .video import remove_stale_temps
 
         remove_stale_temps(video)  # partial videos of a render killed while encoding (its ffmpeg finishes them)
+        _record_video(video, directory, pending=True)  # a write cut short before its record stays this render's
         write_video(
             shown,
             video,

@@ -666,8 +666,10 @@ _PICTURES_READ: dict[tuple[str, int, int], None] = {}  # (path, mtime, size) of 
 
 def _check_picture(path: Path, where: str) -> None:
     """Refuse a keyframe file that is not a picture (a text file, a truncated download) while the
-    spec is checked, not once the models have loaded: its header and, where the format has them,
-    its checksums are read (``PIL.Image.verify``: nothing is decoded)."""
+    spec is checked, not once the models have loaded: it is decoded as the encoders read it
+    (``PIL.Image.open`` and ``load``, as :func:`latentlab.video.load_image`), so what this accepts
+    they read, and what it refuses they would (a checksum-only check refused PNGs with a bad
+    text chunk that load fine, and passed truncated JPEGs). Once per file (path, time, size)."""
     try:
         st = path.stat()
     except OSError:  # (is_file said it is there: gone meanwhile, or unreadable; the encoder says so)
@@ -679,7 +681,7 @@ def _check_picture(path: Path, where: str) -> None:
 
     try:
         with Image.open(path) as im:
-            im.verify()
+            im.load()
     except Exception as exc:  # UnidentifiedImageError, OSError, SyntaxError (a damaged PNG), DecompressionBombError ...
         reason = "not a picture format it knows" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
         raise SpecError(

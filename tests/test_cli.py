@@ -1127,6 +1127,13 @@ def test_out_dir_or_name_over_a_spec_with_an_output_does_not_replace_its_video(t
     # the spec's own folder, named again, is the spec's render: its video stays the spec's
     (tmp_path / "final.gif").unlink()
     assert main(["render", "s.toml", "--out-dir", "final", "-q"]) == 0 and (tmp_path / "final.gif").is_file()
+    # a spec with an output but no out_dir (its folder renders/<name>): --name draws a draft beside renders/draft3,
+    # not over its output (its own folder was reckoned after --name had renamed it, so the draft was refused)
+    assert main([*two, *FAST, "-o", "named.gif", "--name", "named", "--save-spec", "n.toml"]) == 0
+    assert "out_dir" not in (tmp_path / "n.toml").read_text()
+    named = (tmp_path / "named.gif").read_bytes()
+    assert main(["render", "n.toml", "--steps", "1", "--name", "draft3", "-q"]) == 0
+    assert (tmp_path / "named.gif").read_bytes() == named and (tmp_path / "renders" / "draft3.gif").is_file()
 
 
 def test_files_of_a_fresh_folder_that_a_render_would_write_are_not_replaced(tmp_path, images, monkeypatch, capsys):
@@ -1172,6 +1179,18 @@ def test_a_video_this_render_did_not_write_is_not_replaced(tmp_path, images, mon
     assert main([*two, "--out-dir", "other", "-o", "r.gif"]) == 2 and "'r.gif' already exists" in capsys.readouterr().err
     (tmp_path / "r.gif").write_bytes(b"edited since")  # a file put there since: not the render's any more
     assert main([*two, "--out-dir", "r"]) == 2 and "was changed or replaced since" in capsys.readouterr().err
+    # a video whose writing was cut short before its record (marked pending just before) is its render's
+    (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True}}}))
+    assert main([*two, "--out-dir", "r"]) == 0
+    # a folder of an older latentlab: each default video is its own, also once another format is recorded
+    (tmp_path / "r" / "videos.json").unlink()
+    mp4 = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--format", "mp4"]
+    assert main([*mp4, "--out-dir", "r"]) == 0 and main([*two, "--out-dir", "r", "--fps", "7"]) == 0
+    # the folder deleted, its video kept: refused, and said why
+    import shutil
+
+    shutil.rmtree(tmp_path / "r")
+    assert main([*two, "--out-dir", "r"]) == 2 and "that folder holds no render" in capsys.readouterr().err
     # --overwrite replaces it
     assert main([*two, "--out-dir", "holiday", "--overwrite"]) == 0 and (tmp_path / "holiday.gif").read_bytes()[:3] == b"GIF"
     # variations --eta keeps to the same rule, before any model loads

@@ -981,6 +981,40 @@ def test_hf_hub_fingerprint_follows_the_snapshot_loaded(enc: Encoder, offline_hu
     assert torch.equal(again.encode_text("a cat"), z_old) and again.cache.hits == 1
 
 
+def test_hf_hub_fingerprint_takes_an_lfs_blobs_name_for_its_sha256(
+    enc: Encoder, offline_hub: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A review (2026-12): the hf-hub fingerprint read the whole weights file at every load (seconds
+    for a multi-GB model). In a real Hugging Face cache a snapshot's LFS file links to
+    blobs/<its sha256>: that name is the digest, the same fingerprint without reading the file."""
+    import hashlib
+    import shutil
+
+    import latentlab.encoders as encoders
+
+    root = offline_hub / "models--latentlab-test--tiny-clip"
+    files = _hub_files(enc, tmp_path / "files")
+    plain = root / "snapshots" / ("a" * 40)
+    shutil.copytree(files, plain)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text("a" * 40)
+    copied = Encoder.from_open_clip("hf-hub:latentlab-test/tiny-clip").fingerprint()
+    # the same files as `hf download` lays them out: the weights a link to blobs/<sha256>
+    linked = root / "snapshots" / ("b" * 40)
+    shutil.copytree(files, linked)
+    weights = next(p for p in linked.iterdir() if p.name != "open_clip_config.json")
+    blob = root / "blobs" / hashlib.sha256(weights.read_bytes()).hexdigest()
+    blob.parent.mkdir(exist_ok=True)
+    shutil.move(weights, blob)
+    weights.symlink_to(blob)
+    (root / "refs" / "main").write_text("b" * 40)
+    read = []
+    real = encoders._file_sha256
+    monkeypatch.setattr(encoders, "_file_sha256", lambda p: read.append(Path(p).name) or real(p))
+    assert Encoder.from_open_clip("hf-hub:latentlab-test/tiny-clip").fingerprint() == copied
+    assert weights.name not in read and "open_clip_config.json" in read
+
+
 def test_a_hand_built_encoder_is_fingerprinted_by_its_model(tmp_path: Path) -> None:
     """An audit (2026-12, F2): an Encoder built without fingerprint= got "unknown:<name>:<space>",
     so two models of the same name and space shared cache entries."""

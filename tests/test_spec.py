@@ -438,3 +438,30 @@ def test_render_spec_replaces_no_video_file_it_did_not_write(tmp_path, images, m
     with pytest.raises(ArgumentError, match=r"'.*mine\.gif' already exists"):
         render_spec({**spec, "format": "gif"}, out_dir=tmp_path / "mine", progress=False)  # the default video, <out_dir>.<format>
     assert (tmp_path / "mine.gif").read_text() == "my video" and not called
+
+
+def test_the_picture_check_reads_what_the_encoders_read(tmp_path):
+    # a checksum-only check (PIL verify) passed a truncated JPEG, which failed once the models had
+    # loaded, and refused a PNG whose text chunk has a bad checksum, which the encoders read
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    pic = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    pic.save(tmp_path / "full.jpg", quality=95)
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    pic.save(tmp_path / "plain.png")
+    raw = (tmp_path / "plain.png").read_bytes()
+    iend = raw.index(b"IEND") - 4  # a text chunk after the pixels, its checksum wrong (some tools write one)
+    chunk = b"tEXt" + b"Comment\0made by a tool"
+    bad = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk) ^ 1)
+    (tmp_path / "badcrc.png").write_bytes(raw[:iend] + bad + raw[iend:])
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.image: .*cut\.jpg' cannot be read as a picture"):
+        load_spec({"keyframes": [{"image": str(tmp_path / "full.jpg")}, {"image": str(tmp_path / "cut.jpg")}]})
+    assert load_spec({"keyframes": [{"image": str(tmp_path / "badcrc.png")}, {"text": "x"}]})
+    from latentlab.video import load_image
+
+    assert load_image(tmp_path / "badcrc.png").shape == (64, 64, 3)
