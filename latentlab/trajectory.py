@@ -422,9 +422,11 @@ class Trajectory:
             a, b = self.keyframes[i : i + 1], self.keyframes[i + 1 : i + 2]
             t = s.params().to(torch.float32)
             fn = {"slerp": ops.slerp, "nlerp": ops.nlerp, "lerp": ops.lerp}[s.method]
-            if not bool((t != 0).any()):  # it shows only its start keyframe (a cut): no path, whatever the end
-                start = a if s.method == "lerp" else a / a.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-                chunks.append(start.expand(t.shape[0], -1))
+            norm = a.norm(dim=-1, keepdim=True)
+            if not bool((t != 0).any()) and (s.method == "lerp" or bool(norm.isfinite().all() and (norm > 0).all())):
+                # it shows only its start keyframe (a cut): no path, whatever the end (a zero or
+                # non-finite start is left to the method, which refuses it as before)
+                chunks.append((a if s.method == "lerp" else a / norm).expand(t.shape[0], -1))
                 continue
             try:
                 self._refuse_antipodal_segment(i, a, b)

@@ -338,3 +338,10 @@ def test_a_cut_between_antipodal_keyframes_is_not_refused(method):
     assert e.shape == (4, 8) and torch.allclose(e[:3], a.expand(3, -1)) and torch.allclose(e[3], -a[0])
     with pytest.raises(ArgumentError, match="antipodal"):
         Trajectory(torch.cat([a, -a]), [Segment(2, method=method)]).embeddings()
+    # a zero start keyframe is refused by slerp and nlerp as before, cut or not (lerp keeps it, as before)
+    zero = torch.cat([torch.zeros(1, 8), a])
+    if method == "lerp":
+        assert torch.equal(Trajectory(zero, [Segment(1, method=method)]).embeddings()[0], torch.zeros(8))
+    else:
+        with pytest.raises(ArgumentError, match="zero vector"):
+            Trajectory(zero, [Segment(1, method=method)]).embeddings()
