@@ -452,8 +452,7 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     path = directory / MANIFEST
     if overwrite:
         return
-    if not path.is_file():
-        _refuse_foreign_files(directory, overwrite)
+    if not path.is_file():  # (a folder without one was checked before the models loaded: _refuse_foreign_files)
         return
     old = read_manifest(path)
     if old is None:  # as render() would refuse it, but before inverting, pacing or writing a cache
