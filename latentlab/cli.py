@@ -365,18 +365,17 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     uniform = getattr(args, "pacing", None) == "uniform"
     if args.output and Path(args.output).suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"-o {args.output} must end in .mp4, .gif or .webp.")  # before --save-spec writes it
+    from .jobs import default_out_dir
+
+    loaded = load_spec(spec_dict)  # its base_dir as the file says, resolved
+    own = default_out_dir(loaded)  # the folder the spec itself names (out_dir, else renders/<its name>), before --name
     if not isinstance(spec_dict, dict) and (uniform or args.output):
-        loaded = load_spec(spec_dict)  # its base_dir as the file says, resolved
         spec_dict = {**loaded.to_dict(), "base_dir": loaded.base_dir}
     if uniform:  # pacing turned off: the spec's finer pacing settings go with it
         spec_dict = {k: v for k, v in spec_dict.items() if not k.startswith("pacing_")}
     if args.output:  # -o replaces the spec's output, and its suffix says the format
         spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
         spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
-    from .jobs import default_out_dir
-
-    # the folder the spec itself names (out_dir, else renders/<its name>): before --name overrides its name
-    own = default_out_dir(load_spec(spec_dict))
     spec = load_spec(spec_dict, **_overrides(args))
     if args.name and not args.out_dir and spec.out_dir:  # --name names the folder: renders/<name>, not the spec's out_dir
         spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "out_dir"}, "base_dir": spec.base_dir})
