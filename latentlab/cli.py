@@ -470,9 +470,12 @@ def _interrupted_render(where: Path, spec: Any, before: dict[str, int]) -> str:
         return (f"interrupted before this render drew any frame: {where}/ and the {len(frames)} frames it holds "
                 "(not known to be this render's) were left as they were.")  # fmt: skip
     if spec.pacing != "uniform" and not (where / "pacing.json").is_file():
-        # even pacing keeps its measurement only once finished: its decodes so far are lost
-        return ("interrupted before any frame was finished; the pacing measurement is kept only once finished, so "
-                "run the same command again to measure the pacing and render from the start.")  # fmt: skip
+        from .jobs import PACING_PARTIAL
+
+        if (where / PACING_PARTIAL).is_file():  # what even pacing measured so far (jobs.pace_spec)
+            return (f"interrupted while measuring the pacing; what it measured is kept in {where}/{PACING_PARTIAL}, "
+                    "so run the same command again to measure the rest and render.")  # fmt: skip
+        return "interrupted before the pacing measured anything; run the same command again to start."
     return "interrupted before any frame was finished; run the same command again to start."
 
 

@@ -5,7 +5,9 @@ spec -> encoder (+ prior) -> trajectory -> decoder -> render directory -> video 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -236,10 +238,78 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     return h.hexdigest()
 
 
+#: the render folder's pictures even pacing measured so far, while it measures (removed once
+#: ``pacing.json`` holds the result): a rerun after an interruption decodes only the rest
+PACING_PARTIAL = "pacing_partial.pt"
+
+
+class _PacingCheckpoint(dict):
+    """The ``measured=`` dict of :func:`latentlab.even_pacing`, kept in ``path``: loaded where its
+    key matches, saved as it fills (at most every :attr:`every` seconds, or ten times as long as
+    a save takes) and by :meth:`save` when pacing stops early."""
+
+    every = 20.0
+
+    def __init__(self, path: Path, key: str) -> None:
+        super().__init__()
+        self.path, self.key = path, key
+        self._saved_at, self._cost, self._dirty = time.monotonic(), 0.0, False
+        if path.is_file():
+            try:
+                import torch
+
+                data = torch.load(path, map_location="cpu", weights_only=True)
+                if data.get("key") == key:
+                    values = data["values"]
+                    for j, point in enumerate(data["points"]):
+                        v = values[j : j + 1]
+                        self[(int(point[0]), float(point[1]))] = v.numpy() if data["kind"] == "numpy" else v
+                else:
+                    path.unlink()  # another measurement's (the folder's render was replaced): of no use now
+            except Exception:  # unreadable: measure again
+                super().clear()
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._dirty = False
+
+    def __setitem__(self, point: Any, value: Any) -> None:
+        super().__setitem__(point, value)
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= max(self.every, 10 * self._cost):
+            self.save()
+
+    def save(self) -> None:
+        """Write what was measured to :attr:`path` (atomically), if anything changed since."""
+        if not self._dirty or not self:
+            return
+        import torch
+
+        from .render import temp_path
+
+        start = time.monotonic()
+        points = list(self)
+        first = self[points[0]]
+        kind = "numpy" if isinstance(first, np.ndarray) else "torch"
+        values = torch.cat([torch.as_tensor(self[p]).detach().cpu() for p in points])
+        tmp = temp_path(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"key": self.key, "kind": kind, "points": [[i, t] for i, t in points], "values": values}, tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._dirty = False
+        self._saved_at = time.monotonic()
+        self._cost = self._saved_at - start
+
+
 def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyframe_noise: Any = None,
               directory: Path | None = None, progress: bool = False) -> Any:  # fmt: skip
     """:func:`latentlab.even_pacing` with the spec's settings; with a ``directory`` the result
-    is kept in ``pacing.json`` there, so resuming a render does not measure again."""
+    is kept in ``pacing.json`` there, so resuming a render does not measure again, and the
+    pictures measured so far in ``pacing_partial.pt`` while it measures, so a render
+    interrupted while pacing measures only the rest when run again."""
     import json
 
     from .pacing import Pacing, even_pacing
@@ -261,27 +331,36 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
         finer = {**fine_pacing_settings(trajectory), **{k: v for k, v in finer.items() if v is not None}}
     if spec.pacing_scope == "path":  # the chain's frames, re-split across its segments by measured change
         finer["frames"] = len(trajectory)
-    result = even_pacing(
-        trajectory,
-        encoder,
-        decoder,
-        metric=spec.pacing_metric,
-        **{k: v for k, v in finer.items() if v is not None},
-        seed=spec.seed,
-        noise=spec.noise,
-        keyframe_seeds=spec.keyframe_seeds() if spec.noise == "slerp" else None,
-        keyframe_noise=keyframe_noise,
-        steps=spec.steps,
-        guidance_scale=spec.guidance_scale,
-        batch_size=spec.batch_size,
-        eta=spec.eta or 0.0,
-        progress=progress,
-    )
+    measured = _PacingCheckpoint(directory / PACING_PARTIAL, key) if directory is not None else None
+    try:
+        result = even_pacing(
+            trajectory,
+            encoder,
+            decoder,
+            metric=spec.pacing_metric,
+            **{k: v for k, v in finer.items() if v is not None},
+            seed=spec.seed,
+            noise=spec.noise,
+            keyframe_seeds=spec.keyframe_seeds() if spec.noise == "slerp" else None,
+            keyframe_noise=keyframe_noise,
+            steps=spec.steps,
+            guidance_scale=spec.guidance_scale,
+            batch_size=spec.batch_size,
+            eta=spec.eta or 0.0,
+            progress=progress,
+            measured=measured,
+        )
+    except BaseException:  # Ctrl-C, SIGTERM, out of memory...: keep what was measured for the rerun
+        if measured is not None:
+            with contextlib.suppress(Exception):  # (a full disk: the original error says more)
+                measured.save()
+        raise
     if cached is not None:
         from .render import _write_json
 
         cached.parent.mkdir(parents=True, exist_ok=True)
         _write_json(cached, {"key": key, **result.to_dict()})
+        (directory / PACING_PARTIAL).unlink(missing_ok=True)
     return result
 
 
@@ -317,7 +396,8 @@ def _is_own_file(path: Path) -> bool:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:
             return path.stat().st_size == 0  # (what a power cut can leave)
-        return isinstance(data, dict) and set(data) == {"key", "noise"}
+        keys = {"key", "kind", "points", "values"} if path.name == PACING_PARTIAL else {"key", "noise"}
+        return isinstance(data, dict) and set(data) == keys
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -342,7 +422,7 @@ def _refuse_foreign_files(directory: Path, overwrite: bool) -> None:
     if any(directory.glob("frame_*.png")):  # before keyframes.json or any cache is written there
         raise untracked_frames_error(directory)
     names = ["embeddings.npy", "contact_sheet.png"]  # (written only after the manifest: never left alone by a render)
-    cached = [KEYFRAMES_FILE, "pacing.json", "keyframe_noise.pt", VIDEOS_FILE]  # (an interrupted render's, or not)
+    cached = [KEYFRAMES_FILE, "pacing.json", PACING_PARTIAL, "keyframe_noise.pt", VIDEOS_FILE]  # (an interrupted render's, or not)
     found = [n for n in names if (directory / n).exists()]
     found += [n for n in cached if (directory / n).exists() and not ((directory / n).is_file() and _is_own_file(directory / n))]
     if found:

@@ -212,7 +212,7 @@ class Pacing:
         metric: ``"clip"`` (radians) or ``"pixel"`` (RMS in [0, 1]).
         lengths: per segment, the total measured change (sum of its distances).
         decodes: how many pictures were decoded to measure (coarse pass, bisection, further
-            passes and relaxation rounds together).
+            passes and relaxation rounds together), counting those taken from ``measured=``.
         coarse_stats: :func:`pacing_stats` of the coarse pass, i.e. of uniformly spaced
             parameters: how uneven the uniform path is at that resolution.
         frame_distances: with ``relax``, per segment, the measured distances between the
@@ -357,6 +357,7 @@ def even_pacing(
     batch_size: int | None = None,
     eta: float = 0.0,
     progress: bool = False,
+    measured: dict | None = None,
 ) -> Pacing:
     """Re-pace ``trajectory`` so consecutive frames differ by equal perceptual distances.
 
@@ -393,6 +394,15 @@ def even_pacing(
             noise changes every frame regardless of the path and cannot be paced).
         steps, guidance_scale, batch_size, eta: decoder settings (use the render's).
         progress: show a progress bar over the decodes.
+        measured: a dict of the pictures measured so far, read before decoding and filled as
+            it decodes (keys ``(segment, t)``; values what the metric compares). Give a later
+            call the same dict to skip the decodes it holds: after an interruption, or to try
+            other ``coarse``, ``tol``, ``passes``, ``relax`` or ``frames``. Only with the same
+            trajectory, encoder, decoder, noise and sampling settings and ``metric``: the dict
+            does not know what it was measured with. (``render_spec`` keeps it in the render
+            folder while pacing measures, so a rerun picks up where it stopped.) Reused
+            samples come from other batches than a fresh call's, so the placement can differ
+            from an uninterrupted call's by float rounding.
 
     Returns:
         a :class:`Pacing`: ``.trajectory`` (the re-paced path, same frame budget) and the
@@ -477,15 +487,21 @@ def even_pacing(
     def key(i: int, t: float) -> tuple[int, float]:
         return (i + 1, 0.0) if t >= 1.0 and i + 1 < n_seg else (i, float(t))
 
-    cache: dict[tuple[int, float], Any] = {}
-    count = [0]
+    if measured is not None and not isinstance(measured, dict):
+        raise ArgumentError(f"measured must be a dict (of earlier measurements, or empty), got {type(measured).__name__}.")
+    cache: dict[tuple[int, float], Any] = {} if measured is None else measured
+    used: set[tuple[int, float]] = set()  # the points this call measures, decoded now or found in `measured`
 
     from tqdm.auto import tqdm
 
     bar = tqdm(desc="pacing", unit="frame", disable=not progress)
 
     def measure(points: list[tuple[int, float]]) -> None:
-        todo = sorted({key(i, t) for i, t in points} - set(cache))
+        wanted = {key(i, t) for i, t in points}
+        reused = len((wanted - used) & cache.keys())
+        used.update(wanted)
+        bar.update(reused)  # (counted as measured, not decoded again)
+        todo = sorted(wanted - cache.keys())
         for start in range(0, len(todo), bs):
             chunk = todo[start : start + bs]
             z = torch.cat([fns[segs[i].method](kf[i : i + 1], kf[i + 1 : i + 2], float(t)) for i, t in chunk])
@@ -495,7 +511,6 @@ def even_pacing(
             desc: Any = encoder.encode_image(out) if metric == "clip" else out
             for j, p in enumerate(chunk):
                 cache[p] = desc[j : j + 1]
-            count[0] += len(chunk)
             bar.update(len(chunk))
 
     def dist(p: tuple[int, float], q: tuple[int, float]) -> float:
@@ -580,7 +595,7 @@ def even_pacing(
         distances=[np.asarray(d, dtype=np.float64) for d in dists],
         metric=metric,
         lengths=lengths,
-        decodes=count[0],
+        decodes=len(used),
         coarse_stats=coarse_stats,
         frame_distances=frame_dists,
         frame_stats=pacing_stats(np.concatenate(frame_dists)) if frame_dists else {},

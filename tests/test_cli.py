@@ -1009,21 +1009,61 @@ def test_an_unreadable_generate_json_is_said_as_such(tmp_path, monkeypatch, caps
     assert main([*argv, "--overwrite"]) == 0 and json.loads((out / "generate.json").read_text())["num"] == 2
 
 
-def test_ctrl_c_while_pacing_says_the_measurement_is_not_kept(tmp_path, images, monkeypatch, capsys):
+def test_ctrl_c_while_pacing_keeps_what_it_measured(tmp_path, images, monkeypatch, capsys):
+    """Ctrl-C while even pacing measured lost every decode so far (the measurement was kept only
+    once finished): they are kept in pacing_partial.pt, saved as they come too (for a kill), and
+    the rerun decodes only the rest and paces exactly as an uninterrupted run (batch size 1, so
+    the same batches), leaving no partial file."""
+    import importlib
+
+    import torch
+
     import latentlab.jobs as jobs
 
-    def measuring(*a, **k):
+    render = importlib.import_module("latentlab.render")  # (latentlab.render is also the function)
+    real, calls, stop = render.decode_frames, [], [0]
+
+    def counting(decoder, z, noise, **k):
+        calls.append(len(z))
+        if len(calls) == stop[0]:
+            saved = torch.load(tmp_path / "cut" / jobs.PACING_PARTIAL, weights_only=True)  # before any exception
+            assert 1 <= len(saved["points"]) <= stop[0] - 1
+            raise KeyboardInterrupt
+        return real(decoder, z, noise, **k)
+
+    monkeypatch.setattr(render, "decode_frames", counting)
+    common = ["interpolate", str(images[0]), str(images[1]), "--frames", "6", "--pacing", "even", "--batch-size", "1",
+              *FAST]  # fmt: skip
+    assert main([*common, "--out-dir", str(tmp_path / "whole")]) == 0
+    whole, whole_calls = json.loads((tmp_path / "whole" / "pacing.json").read_text()), len(calls)
+    assert not (tmp_path / "whole" / jobs.PACING_PARTIAL).exists()
+    calls.clear()
+    stop[0] = 4
+    monkeypatch.setattr(jobs._PacingCheckpoint, "every", 0.0)  # saved after every decode, as on a slow decoder
+    assert main([*common, "--out-dir", str(tmp_path / "cut")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted while measuring the pacing" in err and jobs.PACING_PARTIAL in err and "measure the rest" in err
+    assert len(torch.load(tmp_path / "cut" / jobs.PACING_PARTIAL, weights_only=True)["points"]) == 3
+    calls.clear()
+    stop[0] = 0
+    assert main([*common, "--out-dir", str(tmp_path / "cut")]) == 0
+    assert len(calls) == whole_calls - 3  # the 3 measured pictures are not decoded again
+    assert json.loads((tmp_path / "cut" / "pacing.json").read_text()) == whole
+    assert not (tmp_path / "cut" / jobs.PACING_PARTIAL).exists()
+    assert main([*common, "--out-dir", str(tmp_path / "cut")]) == 0  # (finished: kept frames, nothing measured)
+
+    def stopped(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jobs, "pace_spec", measuring)
+    monkeypatch.setattr(jobs, "pace_spec", stopped)
     argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "4", "--out-dir", str(tmp_path / "r"), *FAST]
     assert main([*argv, "--pacing", "even"]) == 130
     err = capsys.readouterr().err
-    assert "interrupted before any frame was finished" in err and "pacing measurement is kept only once finished" in err
-    monkeypatch.setattr(jobs, "render_spec", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert "interrupted before the pacing measured anything" in err
+    monkeypatch.setattr(jobs, "render_spec", stopped)
     assert main(argv) == 130  # uniform pacing: nothing is measured, nothing said of it
     err = capsys.readouterr().err
-    assert "interrupted before any frame was finished" in err and "pacing measurement" not in err
+    assert "interrupted before any frame was finished" in err and "pacing" not in err
 
 
 def test_ctrl_c_before_drawing_does_not_promise_a_resume_of_another_render(tmp_path, images, monkeypatch, capsys):
@@ -1154,6 +1194,9 @@ def test_files_of_a_fresh_folder_that_a_render_would_write_are_not_replaced(tmp_
     (tmp_path / "r2").mkdir()
     (tmp_path / "r2" / "keyframes.json").write_text(json.dumps({"fingerprint": "x"}))
     assert main([*two, "--out-dir", "r2"]) == 0
+    (tmp_path / "r3").mkdir()  # a file of the name pacing keeps its partial measurement in, not latentlab's
+    (tmp_path / "r3" / "pacing_partial.pt").write_text("my notes")
+    assert main([*two, "--out-dir", "r3"]) == 2 and "holds pacing_partial.pt" in capsys.readouterr().err
 
 
 def test_a_video_this_render_did_not_write_is_not_replaced(tmp_path, images, monkeypatch, capsys):

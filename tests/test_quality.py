@@ -266,6 +266,42 @@ def test_even_pacing_is_deterministic_and_serialisable(tmp_path):
     assert again.trajectory.segments[0].ts == a.trajectory.segments[0].ts
 
 
+def test_even_pacing_reuses_and_fills_the_measured_dict():
+    """measured= holds every picture measured: a second call with it decodes nothing and paces
+    the same, another pacing setting decodes only the parameters it adds, and a call stopped
+    part-way leaves what it had decoded, so the next one decodes only the rest."""
+    path = snap_path(frames=13)
+    fresh = even_pacing(path, None, SnapDecoder(), metric="pixel", seed=3, passes=2, relax=1)
+    dec, measured = SnapDecoder(), {}
+    first = even_pacing(path, None, dec, metric="pixel", seed=3, passes=2, relax=1, measured=measured)
+    assert dec.decoded == len(measured) == first.decodes == fresh.decodes
+    assert first.trajectory.segments[0].ts == fresh.trajectory.segments[0].ts
+    again = even_pacing(path, None, dec, metric="pixel", seed=3, passes=2, relax=1, measured=measured)
+    assert dec.decoded == len(measured) and again.decodes == first.decodes  # nothing decoded again
+    assert again.trajectory.segments[0].ts == first.trajectory.segments[0].ts
+    before = dec.decoded
+    finer = even_pacing(path, None, dec, metric="pixel", seed=3, passes=3, relax=2, tol=0.1, measured=measured)
+    assert dec.decoded - before == len(measured) - before < finer.decodes  # only the new parameters
+
+    class Stops(SnapDecoder):
+        def _decode(self, embeddings, noise, **kw):
+            if self.decoded >= 10:
+                raise KeyboardInterrupt
+            return super()._decode(embeddings, noise, **kw)
+
+    stops, partial = Stops(), {}
+    with pytest.raises(KeyboardInterrupt):
+        even_pacing(path, None, stops, metric="pixel", seed=3, passes=2, relax=1, measured=partial)
+    kept = len(partial)
+    assert kept == stops.decoded >= 10
+    dec = SnapDecoder()
+    resumed = even_pacing(path, None, dec, metric="pixel", seed=3, passes=2, relax=1, measured=partial)
+    assert dec.decoded == fresh.decodes - kept and resumed.decodes == fresh.decodes
+    assert resumed.trajectory.segments[0].ts == fresh.trajectory.segments[0].ts  # (this decoder draws each alone)
+    with pytest.raises(ArgumentError, match="measured must be a dict"):
+        even_pacing(path, None, dec, metric="pixel", measured=[])
+
+
 def test_even_pacing_keeps_holds_methods_and_splits_a_budget_by_change():
     e = tag(torch.eye(8)[:2], "snap-space")
     kf = torch.cat([e[:1], e[:1], e[1:]])  # a still segment, then the snap
