@@ -368,13 +368,13 @@ def create_prior_offloaded(preset: Any, *, cpu_offload: bool = False, **kwargs: 
     """``create_prior(preset, **kwargs)``, with ``cpu_offload=True`` where the prior takes it (the
     Karlo and Kandinsky diffusion priors); a prior that does not (mini's, the identity) loads
     without, as the offload then concerns the decoder alone."""
-    from .presets import create_prior
+    from .presets import _OptionNotTaken, create_prior
 
     if cpu_offload:
         try:
             return create_prior(preset, cpu_offload=True, **kwargs)
-        except ArgumentError as exc:  # refused by name before anything loads
-            if "takes no cpu_offload=" not in str(exc):
+        except _OptionNotTaken as exc:  # refused by name before anything loads
+            if exc.option != "cpu_offload":
                 raise
     return create_prior(preset, **kwargs)
 

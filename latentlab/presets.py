@@ -220,6 +220,15 @@ def create_prior(preset: str | Preset = "mini", **kwargs: Any) -> Prior:
     return _build(_builder(_PRIOR_BUILDERS, spec.pop("kind"), "prior", p), "prior", p, spec, kwargs)
 
 
+class _OptionNotTaken(ArgumentError):
+    """A keyword a preset's part does not take (``option``), refused by :func:`_build` before
+    anything loads; callers that offer an option to every part it fits catch it by ``option``."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], kwargs: dict[str, Any]) -> Any:
     """``fn(p, **spec, **kwargs)``; a keyword this part of the preset does not take, or one
     its builder sets itself from the preset (``name``, ``space``, ``dim``, ``resolution``),
@@ -234,9 +243,10 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
             raise
         arg = m.group(2)
         if m.group(1).startswith("unexpected"):
-            raise ArgumentError(
+            raise _OptionNotTaken(
                 f"the {what} of preset {p.name!r} takes no {arg}= (a loading option of other parts or "
-                f"presets; docs/models.md, 'Loading options', says which takes what). Drop it from create_{what}()."
+                f"presets; docs/models.md, 'Loading options', says which takes what). Drop it from create_{what}().",
+                arg,
             ) from None
         field = arg in {f.name for f in fields(Preset)}
         fix = (f"to change it, build from a copy of the preset: create_{what}(dataclasses.replace("

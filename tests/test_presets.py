@@ -56,6 +56,29 @@ def _snapshot(hub, repo, files=("model_index.json",)):
     return snap
 
 
+def test_cpu_offload_goes_only_to_a_prior_that_takes_it(monkeypatch):
+    """create_prior_offloaded (the CLI's --cpu-offload) leaves out cpu_offload= for a prior that
+    takes none, by the option refused (it read the error's text), and raises other refusals."""
+    from latentlab.jobs import create_prior_offloaded
+
+    seen, built = [], object()
+
+    def probe_builder(preset, *, steps=2):
+        seen.append(steps)
+        return built
+
+    presets._load_builders()
+    monkeypatch.setitem(presets._PRIOR_BUILDERS, "offload_probe", probe_builder)
+    probe = presets.Preset(name="offload_probe", space="probe-space", dim=8, resolution=8, encoder={"kind": "mini"},
+                           decoder={"kind": "mini"}, prior={"kind": "offload_probe"})  # fmt: skip
+    assert create_prior_offloaded(probe, cpu_offload=True, steps=3) is built and seen == [3]
+    with pytest.raises(ArgumentError, match="takes no bogus="):
+        create_prior_offloaded(probe, cpu_offload=True, bogus=1)
+    with pytest.raises(ArgumentError, match="takes no bogus="):
+        create_prior_offloaded(probe, bogus=1)
+    assert seen == [3]
+
+
 def test_weights_status_reads_the_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     assert presets.weights_status("karlo") == "not downloaded"
