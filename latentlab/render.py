@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import platform
-import secrets
 import threading
 import time
 import warnings
@@ -254,17 +253,20 @@ def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def temp_path(path: Path, suffix: str = ".tmp") -> Path:
-    """A temporary name beside ``path``, unique to this write (two writers never share one)."""
-    return path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}{suffix}")
+def temp_path(path: Path, ext: str = "") -> Path:
+    """A temporary name beside ``path``, unique to this write (two writers never share one):
+    ``.<name>.<8 hex>.tmp`` (``.tmp.<ext>`` with an ``ext``), as every latentlab write names them."""
+    from .video import _temp_path
+
+    return _temp_path(path, ext)
 
 
 def _remove_stale_temps(directory: Path) -> None:
     """Remove the temporary files (:func:`temp_path`'s names) a killed render left in ``directory``."""
-    import re
+    from .video import _is_temp_name
 
     for p in directory.glob(".*.tmp*"):
-        if re.fullmatch(r"\..+\.[0-9a-f]{8}\.tmp(\.[a-z]+)?", p.name) and p.is_file():
+        if _is_temp_name(p.name) and p.is_file():
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -388,7 +390,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _save_png(frame: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    tmp = temp_path(path, ".tmp.png")
+    tmp = temp_path(path, "png")
     try:
         Image.fromarray(frame).save(tmp)
         os.replace(tmp, path)

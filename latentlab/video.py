@@ -327,7 +327,9 @@ def _prepare_target(path: Any, name: str = "path") -> Path:
 
 
 def _temp_path(target: Path, ext: str | None = None) -> Path:
-    """A fresh hidden name next to ``target`` that keeps a recognisable extension."""
+    """A fresh hidden name next to ``target``, unique to this write (two writers never share one):
+    ``.<name>.<8 hex>.tmp.<ext>`` (``ext`` default ``target``'s extension; ``""``: none), the
+    one temporary name every latentlab write uses (:func:`latentlab.render.temp_path` too)."""
     ext = ext if ext is not None else target.suffix.lstrip(".")
     suffix = f".{ext}" if ext else ""
     return target.with_name(f".{_temp_stem(target)}.{secrets.token_hex(4)}.tmp{suffix}")
@@ -335,7 +337,16 @@ def _temp_path(target: Path, ext: str | None = None) -> Path:
 
 def _temp_stem(target: Path) -> str:
     # the name cut short, so that a target name near the file system's 255-byte limit still fits
+    # (cut by bytes, not characters: 80 CJK characters are 240 bytes)
     return target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+
+
+def _is_temp_name(name: str, stem: str | None = None) -> bool:
+    """Whether ``name`` is one :func:`_temp_path` gives (for a target whose cut name is ``stem``,
+    or any)."""
+    import re
+
+    return re.fullmatch(rf"\.{'.+' if stem is None else re.escape(stem)}\.[0-9a-f]{{8}}\.tmp(\.[A-Za-z0-9]+)?", name) is not None
 
 
 #: a temporary file of a write that has not touched it for this long is taken for one a killed
@@ -348,14 +359,13 @@ def remove_stale_temps(target: str | os.PathLike, *, older_than: float = STALE_T
     mid-write left beside it (a hidden partial video each), untouched for ``older_than``
     seconds (an hour: one written now may be another render's, writing the same video); returns
     them."""
-    import re
     import time
 
     target = Path(target)
-    stem = re.escape(_temp_stem(target))
+    stem = _temp_stem(target)
     gone = []
     for p in target.parent.glob(".*.tmp*"):
-        if re.fullmatch(rf"\.{stem}\.[0-9a-f]{{8}}\.tmp(\.[A-Za-z0-9]+)?", p.name) and p.is_file():
+        if _is_temp_name(p.name, stem) and p.is_file():
             with contextlib.suppress(OSError):
                 if time.time() - p.stat().st_mtime >= older_than:
                     p.unlink()

@@ -287,6 +287,23 @@ def test_temporary_names_are_unique_per_write(tmp_path):
     assert temp_path(tmp_path / "manifest.json") != temp_path(tmp_path / "manifest.json")
 
 
+def test_temporary_names_fit_the_file_system_and_are_cleaned_alike(tmp_path):
+    """render's temporary name cut a long name by characters: 80 CJK characters (240 bytes) gave
+    a 259-byte name, so saving e.g. a spec of that name failed with 'File name too long'. Every
+    write now names its temporary file one way, and a killed render's are all removed."""
+    from latentlab.render import _remove_stale_temps, temp_path
+
+    target = tmp_path / ("日" * 80 + ".json")
+    for ext in ("", "png", "mp4"):
+        tmp = temp_path(target, ext)
+        assert len(tmp.name.encode()) <= 255 and tmp.name.endswith(".tmp" + (f".{ext}" if ext else ""))
+        tmp.write_text("partial")  # (the name fits)
+    keep = tmp_path / ".notes.tmp"
+    keep.write_text("mine")
+    _remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.tmp"]
+
+
 def test_guidance_written_as_an_int_is_the_same_render(tmp_path, fake_decoder):
     out = tmp_path / "r"
     first = render(path8(), fake_decoder, out_dir=out, guidance_scale=3, progress=False)
