@@ -1232,17 +1232,18 @@ def _load_open_clip(
     hub = _hub_cache_dir(cache_dir)
     try:
         if seed is not None and weights is None and not is_hub:
-            with torch.random.fork_rng(devices=[]), _quiet_random_init():
+            with torch.random.fork_rng(devices=[]), quiet_open_clip(random_init=True):
                 torch.manual_seed(seed)
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     oc_name, pretrained=None, precision=_PRECISION[dt], device="cpu", **kwargs
                 )
             model = model.to(dev)
         else:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                oc_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
-                cache_dir=hub, weights_only=True, **kwargs,
-            )  # fmt: skip
+            with quiet_open_clip():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    oc_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
+                    cache_dir=hub, weights_only=True, **kwargs,
+                )  # fmt: skip
     except LatentlabError:
         raise
     except Exception as exc:
@@ -1296,7 +1297,8 @@ def _load_open_clip(
         if tag_cfg and preprocess_tag is not None:
             fingerprint += f":{preprocess_tag}"
     try:
-        tokenizer = open_clip.get_tokenizer(oc_name, cache_dir=hub)
+        with quiet_open_clip():
+            tokenizer = open_clip.get_tokenizer(oc_name, cache_dir=hub)
     except Exception as exc:
         raise ModelNotAvailableError(
             f"the tokenizer of open_clip model {model_name!r} could not be loaded ({type(exc).__name__}: {exc}). "
@@ -1305,12 +1307,24 @@ def _load_open_clip(
     return {"model": model, "preprocess": preprocess, "tokenizer": tokenizer, "info": info, "fingerprint": fingerprint}
 
 
-class _quiet_random_init:
-    """Silence open_clip's "initialized randomly" log line: random weights are intended here."""
+class quiet_open_clip:
+    """While building a model, drop open_clip's progress notes (its INFO records: "Loaded
+    built-in ... config", "Instantiating model architecture", ...), which it logs on the root
+    logger, so a user's ``logging.basicConfig(level=INFO)`` saw ten of them per model; with
+    ``random_init=True`` also its "initialized randomly" warning (random weights are intended
+    there). Only open_clip's records are dropped, and the root logger's level is left alone."""
 
-    @staticmethod
-    def filter(record: logging.LogRecord) -> bool:
-        return "initialized randomly" not in str(record.msg)
+    def __init__(self, *, random_init: bool = False) -> None:
+        self.random_init = random_init
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import open_clip
+
+        if not record.pathname.startswith(os.path.dirname(open_clip.__file__)):
+            return True
+        if self.random_init and "initialized randomly" in str(record.msg):
+            return False
+        return record.levelno >= logging.WARNING
 
     def __enter__(self) -> None:
         logging.getLogger().addFilter(self.filter)

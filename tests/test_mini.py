@@ -2225,3 +2225,39 @@ def test_the_mini_decoder_and_prior_refuse_float16_on_the_cpu_as_documented():
     doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text().split())
     assert "the Karlo and Kandinsky priors and the encoders (open_clip and `hf_clip`) warn when built so" in doc
     assert "The `mini` decoder and prior refuse it: `dtype=torch.float16` on the CPU is an `ArgumentError`" in doc
+
+
+@pytest.mark.skipif(not weights_available(), reason="needs the shipped mini weights")
+def test_loading_leaves_the_users_logging_and_rng_alone(caplog):
+    """A batch script found open_clip's progress notes in its INFO log (ten per create_encoder),
+    mini's captions CLIP set the root logger's level to ERROR while it loaded (dropping the
+    user's own records meanwhile), and the first captioned decode (ll.generate) moved torch's
+    global RNG. Warnings of open_clip still reach the log."""
+    import logging
+
+    import open_clip
+
+    from latentlab.encoders import quiet_open_clip
+    from latentlab.mini.runtime import CaptionStates
+    from latentlab.mini.models import weights_path
+
+    root = logging.getLogger()
+    with caplog.at_level(logging.INFO):
+        ll_enc = __import__("latentlab").create_encoder("mini")
+        captions = CaptionStates(weights_path("mini_clip.safetensors"))
+        torch.manual_seed(0)
+        expected = torch.rand(1)
+        torch.manual_seed(0)
+        states, _ = captions(["a red circle"])
+        assert torch.equal(torch.rand(1), expected)  # the lazy build drew nothing from the global RNG
+        seen = []
+        with quiet_open_clip():
+            root.info("the user's own note")
+            logging.warning("an open_clip warning")  # (logged here, from this test file: not open_clip's)
+            seen.append(root.level)
+    assert ll_enc is not None and states.shape[0] == 1 and seen == [logging.INFO]
+    opened = [r for r in caplog.records if r.pathname.startswith(str(Path(open_clip.__file__).parent))]
+    assert opened == [] and {"the user's own note", "an open_clip warning"} <= {r.getMessage() for r in caplog.records}
+    rec = logging.LogRecord("root", logging.WARNING, str(Path(open_clip.__file__).parent / "factory.py"), 1, "x", None, None)
+    info = logging.LogRecord("root", logging.INFO, rec.pathname, 1, "x", None, None)
+    assert quiet_open_clip().filter(rec) and not quiet_open_clip().filter(info)

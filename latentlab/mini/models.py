@@ -566,20 +566,16 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
     mode its batch norms would use each batch's statistics, so an image's embedding would
     depend on the images encoded beside it. Training calls ``model.train()`` itself.
     """
-    import logging
-
     import open_clip
 
+    from ..encoders import quiet_open_clip
+
     name = register_clip_config()
-    prev = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # silence "No pretrained weights loaded"
-    try:
+    with quiet_open_clip(random_init=checkpoint is None):  # (not the user's root logger level: only open_clip's notes)
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=str(checkpoint) if checkpoint else None, device=device
         )
-    finally:
-        logging.getLogger().setLevel(prev)
-    tokenizer = open_clip.get_tokenizer(name)
+        tokenizer = open_clip.get_tokenizer(name)
     return model.eval(), preprocess, tokenizer
 
 

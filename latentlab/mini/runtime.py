@@ -581,7 +581,8 @@ class CaptionStates:
         from .models import create_clip, text_token_states
 
         if self._clip is None:
-            model, _, tokenizer = create_clip(self.clip_file, device=self.device)
+            with torch.random.fork_rng(devices=[]):  # built at the first captioned decode: leave the user's torch RNG
+                model, _, tokenizer = create_clip(self.clip_file, device=self.device)  # (its weights replace the init)
             self._clip = (model, tokenizer)
         model, tokenizer = self._clip
         with torch.inference_mode():
