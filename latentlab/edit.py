@@ -253,9 +253,9 @@ def iterative_text_diff(
     else:
         start_noise = make_noise(tuple(decoder.noise_shape()), [int(seed)])
 
-    from tqdm.auto import tqdm
+    from ._bars import progress_bar
 
-    bar = tqdm(total=max_steps + 1, desc="text diff", unit="decode", disable=not progress)
+    bar = progress_bar(progress, total=max_steps + 1, desc="text diff", unit="decode")
 
     def draw(e: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, float]:
         frame = decoder.decode(e, start_noise, seeds=[int(seed)], steps=steps, guidance_scale=guidance_scale)
@@ -392,13 +392,13 @@ def variations(
         cannot count the sampler's steps, but it says what is being waited for, and for how long
         (variations --eta were silent for most of a minute). A batch that runs out of accelerator
         memory is retried halved, as render does; the finished batches are kept."""
-        from tqdm.auto import tqdm
+        from ._bars import progress_bar
 
         from .render import _halved_after_oom
 
         nonlocal per_call
         out: list[np.ndarray] = []
-        with tqdm(total=n, desc="decode variations", unit="picture", leave=False, disable=not progress) as bar:
+        with progress_bar(progress, total=n, desc="decode variations", unit="picture", leave=False) as bar:
             a = 0
             while a < n:
                 part = seeds[a : a + per_call]

@@ -826,9 +826,9 @@ class Encoder:
                 else:
                     out[i] = hit
         if todo:
-            from tqdm.auto import tqdm
+            from ._bars import progress_bar
 
-            with tqdm(total=len(todo), desc=f"encode {what}", unit=unit, disable=not progress) as bar:
+            with progress_bar(progress, total=len(todo), desc=f"encode {what}", unit=unit) as bar:
                 for start in range(0, len(todo), batch_size):
                     idx = todo[start : start + batch_size]
                     with torch.no_grad():

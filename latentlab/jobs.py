@@ -166,7 +166,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
             f"noise = \"inverted\" needs a decoder that can invert images; {type(decoder).__name__} "
             f"({getattr(decoder, 'name', '?')!r}) cannot. Use noise = \"slerp\"."
         )
-    from tqdm.auto import tqdm
+    from ._bars import progress_bar
 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
     paths = {i: spec.resolve_path(spec.keyframes[i]["image"]) for i in todo}
@@ -189,7 +189,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
         except Exception:  # unreadable (empty after a power cut, corrupt, another format): compute it again
             pass
     kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
-    with tqdm(total=len(todo), desc="invert keyframes", unit="image", disable=not progress) as bar:
+    with progress_bar(progress, total=len(todo), desc="invert keyframes", unit="image") as bar:
         for i in todo:
             kn[i] = decoder.invert(load_image(paths[i]), trajectory.keyframes[i : i + 1], steps=spec.steps,
                                    refine=spec.invert_refine, decode_guidance=spec.guidance_scale, progress=False)[0]  # fmt: skip

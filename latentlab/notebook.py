@@ -576,7 +576,7 @@ class Scrubber:
         rendered in batches of the decoder's batch size. All are returned whatever the
         ``cache_size``; the cache keeps the most recently used of them. ``progress``: a tqdm
         bar over the frames rendered; ``None`` (default): one when they take more than one batch."""
-        from tqdm.auto import tqdm
+        from ._bars import progress_bar
 
         self._check_open()
         if indices is not None and (isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__")):
@@ -597,7 +597,7 @@ class Scrubber:
         bs = max(1, int(getattr(self.decoder, "default_batch_size", 8)))
         if progress is None:
             progress = len(todo) > bs
-        with tqdm(total=len(todo), desc="rendering", unit="frame", disable=not progress) as bar:
+        with progress_bar(progress, total=len(todo), desc="rendering", unit="frame") as bar:
             for start in range(0, len(todo), bs):
                 batch = todo[start : start + bs]
                 for k, image in zip(batch, self._decode(batch)):

@@ -492,9 +492,9 @@ def even_pacing(
     cache: dict[tuple[int, float], Any] = {} if measured is None else measured
     used: set[tuple[int, float]] = set()  # the points this call measures, decoded now or found in `measured`
 
-    from tqdm.auto import tqdm
+    from ._bars import progress_bar
 
-    bar = tqdm(desc="pacing", unit="frame", disable=not progress)
+    bar = progress_bar(progress, desc="pacing", unit="frame")
 
     def measure(points: list[tuple[int, float]]) -> None:
         wanted = {key(i, t) for i, t in points}

@@ -803,12 +803,12 @@ def render(
             yield rows, out
             pos += len(rows)
 
-    from tqdm.auto import tqdm
+    from ._bars import progress_bar
 
     todo = rows_to_draw()
     batches = decoded(todo)
     first: list[tuple[list[int], np.ndarray]] = []
-    bar = tqdm(total=T, initial=len(kept), desc="rendering", unit="frame", disable=not progress)
+    bar = progress_bar(progress, total=T, initial=len(kept), desc="rendering", unit="frame")
     if kept and expected is None:
         # nothing said the frames' size beforehand (a manifest from before it was recorded, a
         # decoder without a resolution): learn it before counting the kept frames, so that one of

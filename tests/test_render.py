@@ -655,3 +655,25 @@ def test_an_out_of_memory_batch_is_halved_and_a_single_frame_says_the_fixes():
     other = ValueError("not memory")
     with pytest.raises(ValueError, match="not memory"):
         _halved_after_oom(other, 4, "rendering a single frame")
+
+
+def test_tqdm_disable_turns_the_bars_off_for_a_batch_log(tmp_path):
+    """Every bar passed disable=not progress, an explicit False that overrode tqdm's own
+    TQDM_DISABLE=1, so a batch job could not keep the bars out of its log but by passing
+    progress=False to every call. (tqdm reads its environment at import: a fresh process.)"""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, latentlab as ll\n"
+        "enc, dec = ll.create_encoder('tiny'), ll.create_decoder('tiny')\n"
+        "z = enc.encode_text(['a red circle', 'a blue square'], progress=True)\n"
+        f"ll.render(ll.Trajectory.interpolate(z[:1], z[1:], frames=3), dec, steps=1, out_dir={str(tmp_path)!r} + '/r')\n"
+    )
+    for env, shown in (({}, True), ({"TQDM_DISABLE": "1"}, False)):
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, **env})  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert ("rendering" in run.stderr) is shown and ("encode" in run.stderr) is shown, run.stderr
+        __import__("shutil").rmtree(tmp_path / "r")

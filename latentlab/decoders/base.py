@@ -404,11 +404,11 @@ class Decoder:
         # refined image by image: in one batch, the UNet's last-bit differences between batch
         # sizes flip the optimiser's early sign-like steps where a gradient is near zero, and an
         # image's refined noise would depend on the images inverted with it
-        from tqdm.auto import tqdm
+        from .._bars import progress_bar
 
         out = []
-        with tqdm(total=images.shape[0] * n, desc="refine inverted noise", unit="step",
-                  disable=progress is False, leave=False) as bar:  # fmt: skip
+        with progress_bar(progress is not False, total=images.shape[0] * n, desc="refine inverted noise", unit="step",
+                          leave=False) as bar:  # fmt: skip
             for i in range(images.shape[0]):
                 im, zi = images[i : i + 1], z[i : i + 1]
                 start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
