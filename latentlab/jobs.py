@@ -364,6 +364,27 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
     return result
 
 
+def _refuse_models_of_another_space(preset: Any, **models: Any) -> None:
+    """Refuse a model given to :func:`render_spec` (to reuse loaded ones) that works in another
+    CLIP space than the spec's preset: a loop over specs of several presets with one set of
+    models rendered an ``sd21-unclip-l`` spec with mini, into a folder whose manifest said
+    ``sd21-unclip-l``. Models that name no space (a user's own) are taken as they are."""
+    from .errors import SpaceError
+    from .presets import PRESETS
+
+    for what, model in models.items():
+        space = getattr(model, "space", None) if model is not None else None
+        if not space or space == preset.space:
+            continue
+        theirs = [p.name for p in PRESETS.values() if p.space == space]
+        fix = (f"set preset = {theirs[0]!r} in the spec (CLI: --preset {theirs[0]}), the preset of the {what} given"
+               if theirs else "set the spec's preset to one of that space")  # fmt: skip
+        raise SpaceError(
+            f"the spec's preset {preset.name!r} works in CLIP space {preset.space!r}, but the {what} given works in "
+            f"{space!r}. Pass the {what} of preset {preset.name!r} (or none, and it is loaded), or {fix}."
+        )
+
+
 def create_prior_offloaded(preset: Any, *, cpu_offload: bool = False, **kwargs: Any) -> Any:
     """``create_prior(preset, **kwargs)``, with ``cpu_offload=True`` where the prior takes it (the
     Karlo and Kandinsky diffusion priors); a prior that does not (mini's, the identity) loads
@@ -622,7 +643,8 @@ def render_spec(
     ``out_dir``, else ``renders/<name>``) and assemble the video.
 
     Interrupted renders resume when called again with the same spec and ``out_dir``.
-    ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models);
+    ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models; one
+    of another CLIP space than the spec's preset is refused);
     the preset's are loaded on ``device`` in ``dtype`` (None: the preset's default), and with
     ``cpu_offload=True`` the decoder, and a prior that takes it (Karlo's, Kandinsky's), use
     diffusers' model CPU offload (docs/models.md, "Loading options").
@@ -656,6 +678,7 @@ def render_spec(
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     if prior is None and s.needs_prior() and preset.prior is None:
         raise s.no_prior_error()  # before any model loads
+    _refuse_models_of_another_space(preset, encoder=encoder, decoder=decoder, prior=prior)
     options: dict[str, Any] = {}
     if s.upscale is not None:
         if preset.decoder.get("kind") != "mini":

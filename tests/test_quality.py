@@ -1157,3 +1157,18 @@ def test_even_pacing_refuses_antipodal_keyframes_before_any_decode(method):
     with pytest.raises(ArgumentError, match=r"segment 0 \(keyframes\[0\] -> keyframes\[1\]\) cannot be paced: .*antipodal"):
         even_pacing(path, None, dec, metric="pixel", progress=False)
     assert dec.decoded == 0
+
+
+def test_render_spec_refuses_models_of_another_presets_space(tmp_path, tiny_encoder, tiny_decoder, images):
+    """A batch loop reusing one set of loaded models rendered a spec of another preset with them,
+    into a folder whose manifest named the spec's preset; refused before anything is written."""
+    spec = {"preset": "mini", "frames": 2, "steps": 1, "format": "gif", "keyframes": [{"image": str(images[0])},
+            {"image": str(images[1])}]}  # fmt: skip
+    for given in ({"encoder": tiny_encoder, "decoder": tiny_decoder}, {"decoder": tiny_decoder}, {"encoder": tiny_encoder}):
+        with pytest.raises(SpaceError, match=r"preset 'mini' works in CLIP space 'latentlab-mini', but the "
+                                             r"(decoder|encoder) given works in 'tiny-random'.*preset = 'tiny'"):
+            ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, **given)
+        assert not (tmp_path / "r").exists()
+    res = ll.render_spec({**spec, "preset": "tiny"}, out_dir=tmp_path / "r", progress=False, encoder=tiny_encoder,
+                         decoder=tiny_decoder)  # fmt: skip
+    assert res.frames.shape[0] == 3
