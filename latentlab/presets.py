@@ -13,12 +13,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import ArgumentError
 
@@ -464,9 +465,42 @@ def weights_status(preset: str | Preset) -> str:
       without ``hub_repos``, the repo of its encoder's open_clip pretrained tag (a preset that
       lists ``hub_repos`` lists its encoder's too, as the shipped ones do; resolving a tag
       imports open_clip, which is slow);
-    - ``"unknown"``: the preset names no weight files and no repos.
+    - ``"unknown"``: the preset names no weight files and no repos;
+    - ``"unreadable (<reason>: <path>)"``, e.g. ``"unreadable (permission denied: <path>)"``:
+      a file or folder it looks at could not be read, as a model folder another user keeps
+      private in a shared Hugging Face cache; the state of its weights is not known (the
+      loaders would fail on that path too). Other presets are not affected.
     """
     p = get_preset(preset)
+    try:
+        return _weights_status(p)
+    except _UnreadablePath as u:  # this preset's state is unknown; the listing of the others goes on
+        e = u.error
+        reason = (e.strerror or str(e) or type(e).__name__).lower()
+        return f"unreadable ({reason}: {os.fspath(e.filename)})" if e.filename else f"unreadable ({reason})"
+
+
+class _UnreadablePath(Exception):
+    """A file or folder :func:`weights_status` looks at could not be read (``error``, an ``OSError``)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """Around a look at the disk: its ``OSError`` (e.g. a folder of mode 700 owned by another
+    user) raised as :class:`_UnreadablePath`. Only there: an ``OSError`` from elsewhere (e.g. a
+    shared library failing while open_clip imports) still propagates as it is."""
+    try:
+        yield
+    except OSError as e:
+        raise _UnreadablePath(e) from e
+
+
+def _weights_status(p: Preset) -> str:
+    """:func:`weights_status` of ``p``; raises :class:`_UnreadablePath` for a path it cannot read."""
     present: list[str] = []  # local files and folders found
     missing: list[str] = []  # local files and folders not found
     repos: list[str] = list(p.hub_repos)
@@ -474,12 +508,16 @@ def weights_status(preset: str | Preset) -> str:
 
     def local_file(path: object) -> None:
         if isinstance(path, (str, os.PathLike)):
-            (present if _find_local_file(path) is not None else missing).append(os.fspath(path))
+            with _reading():
+                found = _find_local_file(path) is not None
+            (present if found else missing).append(os.fspath(path))
 
     def repo_or_folder(src: object) -> None:
         if not isinstance(src, str) or not src:
             return
-        if Path(src).expanduser().is_dir():
+        with _reading():
+            is_folder = Path(src).expanduser().is_dir()
+        if is_folder:
             present.append(src)
         elif _looks_like_path(src):
             missing.append(src)
@@ -499,7 +537,9 @@ def weights_status(preset: str | Preset) -> str:
     model = enc.get("model") if enc.get("kind") == "open_clip" else None
     if isinstance(model, str) and model.startswith("local-dir:"):
         folder = model[len("local-dir:") :]
-        (present if _local_folder_ok(folder) else missing).append(folder)
+        with _reading():
+            ok = _local_folder_ok(folder)
+        (present if ok else missing).append(folder)
     elif isinstance(model, str) and model.startswith("hf-hub:"):
         repos.append(model[len("hf-hub:") :])
     elif isinstance(model, str) and isinstance(enc.get("pretrained"), str) and "checkpoint" not in enc and not p.hub_repos:
@@ -514,7 +554,8 @@ def weights_status(preset: str | Preset) -> str:
         elif cfg.get("hf_hub"):
             repos.append(os.path.split(cfg["hf_hub"])[0])
         elif cfg.get("url"):  # where the loader downloads it
-            downloads.append(Path("~/.cache/clip", os.path.basename(cfg["url"])).expanduser().is_file())
+            with _reading():
+                downloads.append(Path("~/.cache/clip", os.path.basename(cfg["url"])).expanduser().is_file())
 
     if missing:
         return "missing (train it)" if all(_is_shipped(m) for m in missing) else "missing"
@@ -536,7 +577,8 @@ def weights_status(preset: str | Preset) -> str:
             return False
         return any(f.is_file() for rev in snapshots.iterdir() if rev.is_dir() for f in rev.rglob("*"))
 
-    found = [has_snapshot(r) for r in repos] + downloads
+    with _reading():  # e.g. a model folder another user keeps private in a shared cache
+        found = [has_snapshot(r) for r in repos] + downloads
     if all(found):
         return "cached"
     return "partly cached" if any(found) else "not downloaded"

@@ -98,6 +98,50 @@ def test_weights_status_reads_the_hub_cache(tmp_path, monkeypatch):
     assert presets.weights_status("karlo") == "cached"
 
 
+def test_weights_status_of_an_unreadable_model_folder(tmp_path, monkeypatch, capsys):
+    """A shared cache where another user's model folder is private (mode 700): that preset's
+    state is "unreadable (...)", the others are listed as ever (it made `latentlab presets`,
+    --json and weights_status fail whole). Root reads through chmod: the folder's contents
+    refuse reads by a patched stat/listing instead."""
+    import errno
+    import pathlib
+
+    from latentlab import cli
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    for repo in presets.get_preset("karlo").hub_repos:
+        _snapshot(tmp_path, repo)
+    private = tmp_path / "models--stabilityai--stable-diffusion-2-1-unclip"
+    _snapshot(tmp_path, "stabilityai/stable-diffusion-2-1-unclip")
+    real_stat, real_iterdir = pathlib.Path.stat, pathlib.Path.iterdir
+
+    def refuse(path):
+        if private in pathlib.Path(path).parents:  # the folder itself stats; what is inside does not
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    def stat(self, *args, **kwargs):
+        refuse(self)
+        return real_stat(self, *args, **kwargs)
+
+    def iterdir(self):
+        refuse(self)
+        return real_iterdir(self)
+
+    monkeypatch.setattr(pathlib.Path, "stat", stat)
+    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    state = f"unreadable (permission denied: {private / 'snapshots'})"
+    assert presets.weights_status("sd21-unclip-h") == state
+    assert presets.weights_status("karlo") == "cached"
+    assert presets.weights_status("mini") == "built in"
+    assert cli.main(["presets", "--json"]) == 0
+    rows = {r["name"]: r["weights"] for r in json.loads(capsys.readouterr().out)}
+    assert rows["sd21-unclip-h"] == state and rows["karlo"] == "cached" and rows["tiny"] == "built in (random)"
+    assert rows.keys() == presets.PRESETS.keys()
+    assert cli.main(["presets"]) == 0
+    table = capsys.readouterr().out
+    assert state in table and all(name in table for name in presets.PRESETS)
+
+
 def test_weights_status_needs_a_file_in_a_snapshot(tmp_path, monkeypatch):
     """An interrupted download leaves empty folders (or links to absent blobs): not "cached"."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
@@ -123,6 +167,7 @@ def test_weights_status_documents_every_value_it_returns():
     for value in ("built in (random)", "built in", "missing (train it)", "missing", "cached", "partly cached",
                   "not downloaded", "unknown"):  # fmt: skip
         assert f'"{value}"' in doc, value
+    assert '"unreadable (permission denied: <path>)"' in doc  # test_weights_status_of_an_unreadable_model_folder
 
 
 def test_checkpoint_replaces_the_weights_of_a_presets_tag(tmp_path, monkeypatch):
