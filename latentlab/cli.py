@@ -113,6 +113,31 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in SPEC_KEYS if getattr(args, k, None) is not None}
 
 
+def _argv_text(text: str, what: str) -> str:
+    """A caption typed on the command line, as the user wrote it: under a locale that is not
+    UTF-8 (``LC_ALL=C`` without Python's UTF-8 mode) Python hands over a UTF-8 word such as
+    "crème" as surrogate escapes, which the text encoder embedded as they were (cosine 0.83
+    with the true caption). Paths keep them: they name the file's bytes."""
+    if not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArgumentError(f"{what} {text!r} is not UTF-8 text; type it in UTF-8 (a UTF-8 terminal and locale, "
+                            "e.g. LANG=C.UTF-8).") from None  # fmt: skip
+
+
+def _decode_argv_texts(args: argparse.Namespace) -> None:
+    """:func:`_argv_text` of every caption the verbs take."""
+    for flag, what in (("to", "--to"), ("source", "--from"), ("prompt", "the prompt")):
+        if isinstance(getattr(args, flag, None), str):
+            setattr(args, flag, _argv_text(getattr(args, flag), what))
+    if isinstance(getattr(args, "image", None), str) and args.image.startswith("text:"):
+        args.image = _argv_text(args.image, "the caption")
+    if isinstance(getattr(args, "keyframes", None), list):
+        args.keyframes = [_argv_text(k, "the caption") if k.startswith("text:") else k for k in args.keyframes]
+
+
 def _keyframe(arg: str) -> dict[str, Any]:
     if arg.startswith("text:"):
         return {"text": arg[5:]}
@@ -401,7 +426,7 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
             if value:
                 target = Path(value).expanduser().resolve()
                 try:
-                    kept[key] = os.path.relpath(target, here)
+                    kept[key] = Path(os.path.relpath(target, here)).as_posix()  # (a spec holds paths with /)
                 except ValueError:  # another drive (Windows): no relative path
                     kept[key] = str(target)
         saved = load_spec(spec, **kept) if kept else spec
@@ -913,9 +938,83 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
-        with _sigterm_interrupts() as stopped:
+        with _sigterm_interrupts() as stopped, _guarded_std_streams(argv is None) as failed:
             code = _main(argv, script=argv is None)
+        if failed.get("stdout") is not None and code == 0:  # (a closed pipe, ``| head``, is not a failure)
+            print(f"latentlab: error: could not write to standard output ({failed['stdout'].strerror or failed['stdout']}); "
+                  "the command itself finished.", file=sys.stderr)  # fmt: skip
+            code = 2
         return 143 if stopped and code == 130 else code  # 128 + SIGTERM, as a shell reports a killed command
+
+
+@contextlib.contextmanager
+def _guarded_std_streams(script: bool) -> Iterator[dict[str, OSError | None]]:
+    """For the console script: standard output and error that cannot stop the command. A
+    reader that goes away (``latentlab render s.toml 2>&1 | head``) made the progress bar's
+    next write raise BrokenPipeError, which ended the render after its first frame with
+    status 0; a full disk under ``> log`` was said to be the render folder's. Now a write that
+    fails sends that stream to the null device (its file descriptor, so Python's own flush at
+    exit stays quiet) and the work goes on; the dict it yields holds standard output's error,
+    where it was not a closed pipe (``main`` says it and returns 2). Standard output also
+    writes what its encoding cannot hold as escapes (a path in Japanese to a cp1252 console
+    failed a finished render). Called from Python (``script`` false), nothing changes."""
+    failed: dict[str, OSError | None] = {"stdout": None}
+    if not script:
+        yield failed
+        return
+    saved = {}
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        if stream is None:  # (pythonw: no console)
+            continue
+        if name == "stdout":
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.reconfigure(errors="backslashreplace")  # (stderr does so already)
+        saved[name] = stream
+        setattr(sys, name, _GuardedStream(stream, name, failed))
+    try:
+        yield failed
+    finally:
+        for name, stream in saved.items():
+            setattr(sys, name, stream)  # (a failed one's descriptor is the null device's now)
+
+
+class _GuardedStream:
+    """A standard stream whose failed write or flush sends it to the null device instead of
+    raising (see :func:`_guarded_std_streams`); everything else is the stream's own."""
+
+    def __init__(self, stream: Any, name: str, failed: dict[str, OSError | None]) -> None:
+        self._stream, self._name, self._failed = stream, name, failed
+
+    def _fail(self, exc: OSError) -> None:
+        import errno
+
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # (no descriptor: writes are dropped below)
+            self._stream = open(os.devnull, "w")
+        if self._name == "stdout" and exc.errno != errno.EPIPE and self._failed["stdout"] is None:
+            self._failed["stdout"] = exc
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self._fail(exc)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._fail(exc)
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.flush()  # (what was buffered goes to the null device now)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 @contextlib.contextmanager
@@ -958,6 +1057,7 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
         return 2
     try:
         with _torch_threads(args):  # torch's threads, set before any model loads
+            _decode_argv_texts(args)
             _check_paths(args)
             if args.command == "presets":
                 return _presets(args)
@@ -999,13 +1099,14 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     except LatentlabError as exc:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader went away (``latentlab presets --json | head``): nothing more to say
-        if script:  # the console script exits next: Python's own flush of stdout must not complain
-            try:
-                sys.stdout = open(os.devnull, "w")
-            except OSError:
-                pass
-        return 0
+    except UnicodeError as exc:  # a path or text this system's encoding cannot hold (a non-UTF-8 locale)
+        encoding = sys.getfilesystemencoding()
+        if encoding.lower().replace("-", "") == "utf8":
+            raise  # (not the locale's doing: a fault to report with its traceback)
+        print(f"latentlab: error: {exc.object[exc.start : exc.end]!r} cannot be used here: this system's encoding for "
+              f"file names and text is {encoding} ({exc.reason}). Run under a UTF-8 locale (e.g. LANG=C.UTF-8), or with "
+              "PYTHONUTF8=1.", file=sys.stderr)  # fmt: skip
+        return 2
     except OSError as exc:  # the system refused: one line, as for any error, not a traceback
         import errno
 

@@ -1455,3 +1455,57 @@ def test_generate_and_variations_eta_keep_a_users_contact_sheet_in_a_fresh_folde
         assert main(argv) == 2
         assert "contact_sheet.png" in capsys.readouterr().err
         assert (tmp_path / "g" / "contact_sheet.png").read_bytes() == b"mine"
+
+
+def test_the_console_scripts_streams_cannot_stop_or_fail_a_finished_render(tmp_path, images):
+    """A reader of stderr that went away (`2>&1 | head`) ended the render after its first frame
+    with status 0 (the progress bar's BrokenPipeError was taken for `presets | head`); stdout on a
+    full disk was said to be the render folder's; a path stdout's encoding cannot hold (cp1252)
+    failed a finished render with a traceback."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "latentlab", "interpolate", str(images[0]), str(images[1]), "--frames", "6",
+            "--batch-size", "1", "--steps", "1", "--preset", "tiny", "--format", "gif"]  # fmt: skip
+    proc = subprocess.Popen([*base, "--out-dir", str(tmp_path / "piped")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    proc.stderr.read(1)  # the first bar's first byte: the reader then goes away
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0
+    assert len(list((tmp_path / "piped").glob("frame_*.png"))) == 7 and (tmp_path / "piped.gif").is_file()
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([*base, "--out-dir", str(tmp_path / "full"), "-q"], env=env, stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 2 and "could not write to standard output (No space left on device)" in run.stderr
+    assert "finished frames are kept" not in run.stderr and (tmp_path / "full.gif").is_file()
+    named = tmp_path / "r 日本 🎨"
+    run = subprocess.run([*base, "--out-dir", str(named), "-q"], env={**env, "PYTHONIOENCODING": "cp1252"},
+                         capture_output=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode("cp1252", "replace")
+    assert b"\\u65e5\\u672c" in run.stdout and (tmp_path / "r 日本 🎨.gif").is_file()
+
+
+def test_a_caption_typed_under_a_non_utf8_locale_is_read_as_utf8(tmp_path, images, monkeypatch, capsys):
+    """Under LC_ALL=C (no UTF-8 mode) Python hands over "crème" as surrogate escapes, which the
+    text encoder embedded as they were; and a path the file-name encoding cannot hold ended in a
+    traceback instead of one line naming the fix."""
+    import latentlab.cli as cli
+    from latentlab.errors import ArgumentError
+
+    escaped = "a cr\udcc3\udca8me circle"  # what an ascii file-system encoding hands over
+    assert cli._argv_text(escaped, "the caption") == "a cr\u00e8me circle" == cli._argv_text("a cr\u00e8me circle", "x")
+    with pytest.raises(ArgumentError, match="is not UTF-8 text"):
+        cli._argv_text("a cr\udce8me circle", "the caption")  # (latin-1 bytes)
+    out = tmp_path / "r"
+    assert main(["interpolate", f"text:{escaped}", "text:a blue square", "--frames", "1", "--out-dir", str(out),
+                 "--format", "gif", *FAST]) == 0  # fmt: skip
+    texts = [k.get("text") for k in json.loads((out / MANIFEST).read_text())["spec"]["keyframes"]]
+    assert texts == ["a cr\u00e8me circle", "a blue square"]
+
+    def refuse(args):
+        raise UnicodeEncodeError("ascii", "out \u00e9", 4, 5, "ordinal not in range(128)")
+
+    monkeypatch.setattr(cli, "_check_paths", refuse)
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    assert main(["interpolate", str(images[0]), str(images[1]), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "'\u00e9' cannot be used here: this system's encoding for file names and text is ascii" in err
+    assert "LANG=C.UTF-8" in err and "Traceback" not in err
