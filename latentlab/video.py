@@ -46,6 +46,8 @@ __all__ = [
     "save_image",
     "load_image",
     "save_frames",
+    "check_video_writer",
+    "FFMPEG_FORMATS",
 ]
 
 #: Container formats :func:`write_video` can write.
@@ -335,10 +337,32 @@ def _temp_path(target: Path, ext: str | None = None) -> Path:
     return target.with_name(f".{_temp_stem(target)}.{secrets.token_hex(4)}.tmp{suffix}")
 
 
+_TEMP_STEM_BYTES = 200  # + ".", "." + 8 hex + ".tmp." + a short extension: within 255 bytes
+
+
 def _temp_stem(target: Path) -> str:
-    # the name cut short, so that a target name near the file system's 255-byte limit still fits
-    # (cut by bytes, not characters: 80 CJK characters are 240 bytes)
-    return target.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    """``target``'s name cut to at most 200 bytes, so that a target name near the file system's
+    255-byte limit still fits its temporary name (cut by bytes, not characters: 80 CJK characters
+    are 240 bytes).
+
+    The bytes are those of the file-system encoding (:func:`os.fsencode`), and the cut is decoded
+    back with :func:`os.fsdecode`, so the stem always writes back to the very bytes of the name's
+    start: under a non-UTF-8 encoding (``LC_ALL=C``, ascii) a name's other bytes arrive as
+    surrogate escapes, which a UTF-8 round trip had turned into real characters that cannot be
+    written (UnicodeEncodeError). A cut that would split a UTF-8 character (continuation bytes
+    0x80-0xBF follow it) is moved back to the character's start, so the temporary name is valid
+    UTF-8 whenever the name is."""
+    name = target.name
+    try:
+        raw = os.fsencode(name)
+    except UnicodeEncodeError:  # the file system cannot hold this name: writing it fails on its own
+        return name[: _TEMP_STEM_BYTES // 4]
+    if len(raw) <= _TEMP_STEM_BYTES:
+        return name
+    cut = _TEMP_STEM_BYTES
+    while cut > _TEMP_STEM_BYTES - 3 and 0x80 <= raw[cut] < 0xC0:  # a UTF-8 character has <= 3 continuation bytes
+        cut -= 1
+    return os.fsdecode(raw[:cut])
 
 
 def _is_temp_name(name: str, stem: str | None = None) -> bool:
@@ -499,20 +523,125 @@ def _frame_durations_ms(count: int, fps: float, unit_ms: int) -> list[int]:
     return [int(x) * unit_ms for x in d]
 
 
+#: The formats :func:`write_video` writes through ffmpeg (imageio-ffmpeg's, or the one that
+#: ``IMAGEIO_FFMPEG_EXE`` names); gif and webp are written by Pillow and need none.
+FFMPEG_FORMATS: tuple[str, ...] = ("mp4",)
+
+
+def _no_ffmpeg(fmt: str, problem: str, fix: str | None = None) -> ArgumentError:
+    """The error for an ffmpeg that cannot write ``fmt``: ``problem`` says what is wrong with it
+    (``fix``: how to mend it, by default set by whether ``IMAGEIO_FFMPEG_EXE`` is set)."""
+    env = os.environ.get("IMAGEIO_FFMPEG_EXE")
+    if fix is None and env:
+        now = "" if repr(env) in problem else f" (now {env!r})"
+        fix = (f"point IMAGEIO_FFMPEG_EXE{now} at a working ffmpeg executable, or unset it to use imageio-ffmpeg's "
+               "own (`pip install imageio-ffmpeg` bundles one) or an ffmpeg installed on the PATH")
+    elif fix is None:
+        fix = ("`pip install imageio-ffmpeg` (it bundles an ffmpeg), or install ffmpeg on the PATH, or set "
+               "IMAGEIO_FFMPEG_EXE to an ffmpeg executable")
+    others = [f for f in SUPPORTED_FORMATS if f not in FFMPEG_FORMATS]
+    return ArgumentError(
+        f"cannot write {fmt}: it is encoded by ffmpeg, and {problem}. Fix: {fix}; or write "
+        f"{' or '.join(others)}, which need no ffmpeg (format={others[0]!r}; CLI: --format {others[0]})."
+    )
+
+
+def _ffmpeg_exe(fmt: str = "mp4") -> str:
+    """The ffmpeg executable imageio-ffmpeg runs (``IMAGEIO_FFMPEG_EXE`` if set, else its bundled
+    binary, else one on the PATH), not checked; a missing imageio-ffmpeg, or one that found no
+    ffmpeg, raises :func:`_no_ffmpeg`'s error."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as e:
+        env = os.environ.get("IMAGEIO_FFMPEG_EXE")
+        raise _no_ffmpeg(fmt, f"imageio-ffmpeg, which runs it, is not installed ({e})",
+                         "`pip install imageio-ffmpeg` (it bundles an ffmpeg"
+                         + (f"; it runs IMAGEIO_FFMPEG_EXE={env!r} instead when that is set)" if env else ")")) from None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as e:  # "No ffmpeg exe could be found": no bundled binary, none on the PATH
+        raise _no_ffmpeg(fmt, f"imageio-ffmpeg found no ffmpeg executable ({str(e).split('. ')[0]})") from None
+
+
+def _exe_name(exe: str) -> str:
+    """``exe`` as a message names it: by ``IMAGEIO_FFMPEG_EXE`` when that is where it came from."""
+    return f"IMAGEIO_FFMPEG_EXE={exe!r}" if os.environ.get("IMAGEIO_FFMPEG_EXE") == exe else f"the ffmpeg {exe!r}"
+
+
+def _exe_problem(exe: str) -> str | None:
+    """What keeps ``exe`` (a path, or a name looked up on the PATH as subprocess does) from
+    being run, or None if it is an executable file."""
+    import shutil
+
+    what = _exe_name(exe)
+    if os.path.dirname(exe):
+        if not os.path.exists(exe):
+            return f"{what} does not exist"
+        if os.path.isdir(exe):
+            return f"{what} is a directory, not an executable"
+        if not os.access(exe, os.X_OK):
+            return f"{what} is not executable (its permissions lack the execute bit)"
+        return None
+    if shutil.which(exe) is None:
+        return f"{what} is not on the PATH (or not executable)"
+    return None
+
+
+def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
+    """Check, cheaply and before any rendering, that :func:`write_video` can write this format.
+
+    ``path_or_format`` is a format name (``"mp4"``, ``".gif"``, ...: one of
+    :data:`SUPPORTED_FORMATS`) or an output path, whose suffix gives the format. For a format
+    written through ffmpeg (:data:`FFMPEG_FORMATS`: mp4) it resolves the ffmpeg executable as
+    imageio-ffmpeg does (``IMAGEIO_FFMPEG_EXE`` if set, else its bundled binary, else ``ffmpeg``
+    on the PATH) and checks that it exists and is executable; nothing is encoded (an executable
+    that is not a working ffmpeg shows only when writing, which then refuses its empty output).
+
+    Returns:
+        The ffmpeg executable for an ffmpeg format, ``None`` for gif and webp (Pillow writes
+        them; they need no ffmpeg).
+
+    Raises:
+        ArgumentError: an unknown format or suffix (as :func:`write_video` says it); or, for mp4,
+            imageio-ffmpeg is not installed, finds no ffmpeg, or the executable
+            (``IMAGEIO_FFMPEG_EXE``'s when set) is missing, a directory or not executable. The
+            message names ffmpeg (and ``IMAGEIO_FFMPEG_EXE`` when set), the fix (``pip install
+            imageio-ffmpeg``, install ffmpeg, or set ``IMAGEIO_FFMPEG_EXE``) and the formats
+            that need no ffmpeg (``format='gif'``; CLI: ``--format gif``).
+
+    >>> check_video_writer("clip.gif") is None
+    True
+    """
+    if isinstance(path_or_format, str) and path_or_format.lower().lstrip(".") in SUPPORTED_FORMATS:
+        fmt = path_or_format.lower().lstrip(".")
+    elif isinstance(path_or_format, (str, os.PathLike)) and str(path_or_format) != "":
+        fmt = _resolve_format(None, Path(path_or_format))
+    else:
+        raise ArgumentError(
+            f"path_or_format={path_or_format!r}; expected a format ({', '.join(SUPPORTED_FORMATS)}) or an output path."
+        )
+    if fmt not in FFMPEG_FORMATS:
+        return None
+    exe = _ffmpeg_exe(fmt)
+    problem = _exe_problem(exe)
+    if problem is not None:
+        raise _no_ffmpeg(fmt, problem)
+    return exe
+
+
 def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
                quality: int | None) -> None:
     import subprocess
     import tempfile
     from fractions import Fraction
 
-    import imageio_ffmpeg
-
+    exe = _ffmpeg_exe("mp4")
     h, w = frames.shape[1:3]
     ph, pw = h % 2, w % 2  # yuv420p needs even sides: edge-replicate one row/column
     q = _DEFAULT_MP4_QUALITY if quality is None else quality
     crf = int(round(51 * (100 - q) / 100))
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-nostdin",
+        exe, "-y", "-v", "error", "-nostdin",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w + pw}x{h + ph}",
         "-r", str(Fraction(fps).limit_denominator()), "-i", "pipe:0", "-an",
         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
@@ -525,8 +654,11 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
     # full disk or a size libx264 refuses left a broken file that was renamed over the target.
     # ffmpeg gets its own session, so a Ctrl-C reaches only us and we stop it.
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=os.name == "posix")  # fmt: skip
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
+                                    start_new_session=os.name == "posix")  # fmt: skip
+        except OSError as e:  # missing, not executable, not a program (ENOEXEC): what check_video_writer says
+            raise _no_ffmpeg("mp4", _exe_problem(exe) or f"{_exe_name(exe)} could not be started ({e.strerror or e})") from None
         try:
             try:
                 for i in idx:
@@ -555,6 +687,9 @@ def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
                 f"fps={fps:g}; nothing was written under the video's name. ffmpeg said: "
                 + (" | ".join(said[-4:]) or "nothing")
             )
+    if os.path.getsize(tmp) == 0:  # exited 0 having written nothing (IMAGEIO_FFMPEG_EXE=/bin/true): no video
+        raise _no_ffmpeg("mp4", f"{_exe_name(exe)} exited with status 0 but wrote nothing (it is not a working "
+                         "ffmpeg); nothing was written under the video's name")
 
 
 def _ffmpeg_path(path: Path) -> str:
@@ -664,7 +799,10 @@ def write_video(
     A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
     An existing file at ``path`` is replaced, not rewritten: the new file has the default
     permissions, and a symbolic link there is replaced by the file. A failed ffmpeg run
-    raises :class:`~latentlab.errors.LatentlabError` with ffmpeg's last messages.
+    raises :class:`~latentlab.errors.LatentlabError` with ffmpeg's last messages; an mp4 with no
+    ffmpeg to write it (see :func:`check_video_writer`, called first), or whose ffmpeg exits
+    having written nothing, raises :class:`~latentlab.errors.ArgumentError` naming ffmpeg and
+    the fix, and leaves ``path`` as it was.
 
     mp4 is H.264 with ``yuv420p`` pixels, which needs even sides: an odd height or width
     is padded by one edge-replicated row/column at the bottom/right (never resized), so
@@ -714,6 +852,7 @@ def write_video(
             f"fps={fps!r} is too fast for webp, which stores whole milliseconds per frame (at most "
             f"{_WEBP_MAX_FPS:g} fps). Fix: use fps <= {_WEBP_MAX_FPS:g}, or write mp4."
         )
+    check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), hf, hl, pp)
     target = _prepare_target(path)

@@ -788,3 +788,172 @@ def test_a_trajectory_is_told_to_be_rendered_before_it_is_shown():
             show(path)
     with pytest.raises(ArgumentError, match="frames is a Trajectory"):
         contact_sheet(path)
+
+
+# ------------------------------------------------------------------------------------
+# a missing or broken ffmpeg: said before any frame is drawn, never an empty mp4
+# ------------------------------------------------------------------------------------
+def _no_ffmpeg_said(message: str, env: bool = True) -> None:
+    """The message names ffmpeg, the fix (IMAGEIO_FFMPEG_EXE too, unless ``env`` is False: no
+    help without imageio-ffmpeg), and the formats that need none."""
+    assert "ffmpeg" in message and ("IMAGEIO_FFMPEG_EXE" in message or not env)
+    assert "pip install imageio-ffmpeg" in message
+    assert "format='gif'" in message and "--format gif" in message
+
+
+def _executable(path, text: str):
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "not executable", "directory", "no imageio-ffmpeg", "none found"])
+def test_check_video_writer_says_ffmpeg_is_missing_and_the_fix(tmp_path, monkeypatch, case):
+    import sys
+
+    import imageio_ffmpeg
+
+    if case == "missing":
+        monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "nowhere" / "ffmpeg"))
+        said = r"IMAGEIO_FFMPEG_EXE='.*nowhere.*' does not exist"
+    elif case == "not executable":
+        if os.name != "posix":
+            pytest.skip("execute bits are POSIX")
+        exe = tmp_path / "ffmpeg"
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o644)
+        monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+        said = "is not executable"
+    elif case == "directory":
+        monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path))
+        said = "is a directory"
+    elif case == "no imageio-ffmpeg":
+        monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+        monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import imageio_ffmpeg -> ImportError
+        said = "imageio-ffmpeg, which runs it, is not installed"
+    else:
+        monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+
+        def none_found():
+            raise RuntimeError("No ffmpeg exe could be found. Install ffmpeg on your system, "
+                               "or set the IMAGEIO_FFMPEG_EXE environment variable.")
+
+        monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", none_found)
+        said = "imageio-ffmpeg found no ffmpeg executable"
+    for what in ("mp4", ".MP4", tmp_path / "out.mp4", str(tmp_path / "out.mp4")):
+        with pytest.raises(ArgumentError, match=said) as info:
+            video.check_video_writer(what)
+        _no_ffmpeg_said(str(info.value), env=case != "no imageio-ffmpeg")
+    # gif and webp are Pillow's: no ffmpeg needed
+    assert video.check_video_writer("gif") is None and video.check_video_writer(tmp_path / "a.webp") is None
+    # write_video says so before converting a frame or touching the disk; the old video stays
+    target = tmp_path / "clip.mp4"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(video, "_as_frames", lambda *a, **k: pytest.fail("frames converted before the ffmpeg check"))
+    with pytest.raises(ArgumentError, match=said):
+        write_video(numbered(2, 4, 4), target)
+    assert target.read_bytes() == b"old" and leftovers(tmp_path) == []
+
+
+def test_check_video_writer_finds_the_working_ffmpeg_and_refuses_unknown_formats(tmp_path):
+    import shutil
+
+    exe = video.check_video_writer("mp4")
+    assert exe and shutil.which(exe)
+    with pytest.raises(ArgumentError, match="unknown video format"):
+        video.check_video_writer(tmp_path / "clip.avi")
+    with pytest.raises(ArgumentError, match="expected a format"):
+        video.check_video_writer(None)
+
+
+@pytest.mark.parametrize("case", ["missing", "not executable"])
+def test_the_mp4_writer_itself_maps_a_missing_ffmpeg_to_the_same_message(tmp_path, monkeypatch, case):
+    # the exe checked (check_video_writer) and the one run may differ: an ffmpeg removed between
+    # the two gave a raw FileNotFoundError / PermissionError traceback
+    monkeypatch.setattr(video, "check_video_writer", lambda *a, **k: None, raising=False)
+    exe = tmp_path / "ffmpeg"
+    if case == "not executable":
+        if os.name != "posix":
+            pytest.skip("execute bits are POSIX")
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o644)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    target = tmp_path / "clip.mp4"
+    target.write_bytes(b"old")
+    with pytest.raises(ArgumentError, match="IMAGEIO_FFMPEG_EXE=") as info:
+        write_video(numbered(2, 4, 4), target)
+    _no_ffmpeg_said(str(info.value))
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["clip.mp4", "ffmpeg"] if exe.exists() else ["clip.mp4"])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a shell script for an ffmpeg")
+def test_an_ffmpeg_that_exits_0_having_written_nothing_leaves_the_old_video(tmp_path, monkeypatch):
+    # IMAGEIO_FFMPEG_EXE=/bin/true: an empty .mp4 was renamed over the video, and the write "succeeded"
+    (tmp_path / "bin").mkdir()
+    fake = _executable(tmp_path / "bin" / "ffmpeg", "#!/bin/sh\nexit 0\n")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    target = tmp_path / "clip.mp4"
+    target.write_bytes(b"old")
+    with pytest.raises(ArgumentError, match=r"exited with status 0 but wrote nothing") as info:
+        write_video(smooth(3, 8, 8), target, fps=4)
+    _no_ffmpeg_said(str(info.value))
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "clip.mp4"]
+    with pytest.raises(ArgumentError, match="wrote nothing"):  # and no empty file where there was none
+        write_video(smooth(3, 8, 8), tmp_path / "new.mp4", fps=4)
+    assert not (tmp_path / "new.mp4").exists() and leftovers(tmp_path) == []
+    assert video.check_video_writer("mp4") == str(fake)  # it exists and runs: only writing shows it is no ffmpeg
+
+
+# ------------------------------------------------------------------------------------
+# temporary names under any file-system encoding
+# ------------------------------------------------------------------------------------
+def test_a_temporary_name_cut_inside_a_character_keeps_whole_characters(tmp_path):
+    name = "y" * 199 + "日" * 17 + ".png"  # 254 bytes; byte 200 falls inside the first 日
+    stem = video._temp_stem(tmp_path / name)
+    assert stem == "y" * 199 and name.startswith(stem)
+    tmp = video._temp_path(tmp_path / name)
+    assert len(os.fsencode(tmp.name)) <= 255 and video._is_temp_name(tmp.name, stem)
+    assert save_image(smooth(1, 4, 4)[0], tmp_path / name).name == name
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the file-system encoding follows the locale on POSIX only")
+def test_temporary_names_under_an_ascii_file_system_encoding(tmp_path):
+    # LC_ALL=C PYTHONUTF8=0: Python's file-system encoding is ascii and a name's other bytes arrive
+    # surrogate-escaped; _temp_stem turned them into real characters, which cannot be written
+    # (UnicodeEncodeError writing "café 日.png", "café.gif" ...)
+    import subprocess
+    import sys
+
+    script = r"""
+import os, sys, time
+import numpy as np
+from latentlab import video
+assert sys.getfilesystemencoding() == "ascii", sys.getfilesystemencoding()
+d = sys.argv[1]
+name = os.fsdecode(b"caf\xc3\xa9 \xe6\x97\xa5")
+img = np.zeros((4, 4, 3), np.uint8)
+video.save_image(img, os.path.join(d, name + ".png"))
+video.write_video(np.zeros((2, 4, 4, 3), np.uint8), os.path.join(d, name + ".gif"), fps=4)
+long = os.fsdecode(b"y" * 199 + b"\xe6\x97\xa5" * 17 + b".png")  # cut at 200 bytes falls inside a character
+video.save_image(img, os.path.join(d, long))
+for target in (os.path.join(d, name + ".gif"), os.path.join(d, long)):
+    tmp = video._temp_path(video.Path(target))
+    assert len(os.fsencode(tmp.name)) <= 255
+    tmp.write_bytes(b"partial")
+    os.utime(tmp, (time.time() - 7200, time.time() - 7200))
+    assert video.remove_stale_temps(target) == [tmp], target
+print(sorted(os.listdir(os.fsencode(d))))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8", "PYTHONIOENCODING"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", OMP_NUM_THREADS="1")
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    if probe.stdout.strip() != "ascii":
+        pytest.skip(f"this Python takes a {probe.stdout.strip()!r} file-system encoding under LC_ALL=C, not ascii")
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")[-2000:]
+    names = sorted(os.listdir(tmp_path))
+    assert names == sorted(["café 日.png", "café 日.gif", "y" * 199 + "日" * 17 + ".png"])
