@@ -44,7 +44,9 @@ import contextlib
 import copy
 import json
 import math
+import ntpath
 import os
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +76,94 @@ MAX_FRAMES = 100_000
 def _is_seed(v: Any) -> bool:
     """An integer seed that a torch generator takes, with room for ``seed + k`` per frame."""
     return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 - MAX_FRAMES
+
+
+# -- path fields -----------------------------------------------------------------------
+
+
+def _fs_is_utf8() -> bool:
+    import codecs
+
+    return codecs.lookup(sys.getfilesystemencoding()).name == "utf-8"
+
+
+def _utf8_read_as_bytes(s: str) -> str | None:
+    """The text that ``s`` spells when it is UTF-8 read under a file-name encoding that is not
+    (``LC_ALL=C``: ``'cr\\udcc3\\udca8me.png'`` is ``'crème.png'``), else None."""
+    if _fs_is_utf8():
+        return None
+    try:
+        return os.fsencode(s).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
+_USE_UTF8 = "Run latentlab under a UTF-8 locale (e.g. LANG=C.UTF-8) or with PYTHONUTF8=1"
+
+
+def _check_path_text(where: str, value: str) -> None:
+    """Refuse a path field that no file can have here: a character this system's file-name
+    encoding cannot represent (a UTF-8 spec's ``out_dir = "out 🎨"`` under an ASCII or Latin-1
+    locale, which failed later with a UnicodeEncodeError), or one that is no character at all."""
+    try:
+        os.fsencode(value)
+        return
+    except UnicodeEncodeError as exc:
+        char = value[exc.start : exc.end]
+    try:
+        char.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(f"{where} is {value!r}, whose {char!r} is not a character (half of a surrogate pair), "
+                        "so no file can have that name. Fix the path.") from None  # fmt: skip
+    raise SpecError(
+        f"{where} is {value!r}, and this system's file-name encoding ({sys.getfilesystemencoding()!r}, from the locale) "
+        f"cannot represent its {char!r}, so no file here can have that name. {_USE_UTF8}."
+    )
+
+
+def _utf8_hint(path: Path) -> str:
+    """For a file not found: a hint when it is there with its name spelled in UTF-8, which this
+    locale's file-name encoding (Latin-1, EUC-JP) spells with other bytes, else ""."""
+    if _fs_is_utf8() or str(path).isascii():
+        return ""
+    try:
+        there = os.path.isfile(str(path).encode("utf-8", "surrogateescape"))
+    except (UnicodeEncodeError, OSError, ValueError):
+        return ""
+    enc = sys.getfilesystemencoding()
+    return (f" A file of that name written in UTF-8 is there, which this system's file-name encoding ({enc!r}, "
+            f"from the locale) reads as another name. {_USE_UTF8}." if there else "")  # fmt: skip
+
+
+def _backslash_error(where: str, value: str) -> SpecError | None:
+    """A path field written on Windows (``"..\\renders\\take1"``), read where a backslash is part
+    of a file name: refused with the fix rather than taken as one name (a folder called
+    ``..\\renders\\take1``) or turned into ``/`` (a backslash is a legal name character here, so a
+    guess could name another file). None on Windows, for absolute paths, or without a backslash."""
+    if os.sep != "/" or "\\" not in value or os.path.isabs(os.path.expanduser(value)):
+        return None
+    if ntpath.splitdrive(value)[0] or value.startswith("\\"):  # 'C:\renders', '\\server\share': no path on this system
+        return SpecError(f"{where} is {value!r}, a Windows path, which names nothing on this system. "
+                         "Give a path on this system, or a relative one written with '/' (e.g. 'renders/take1').")  # fmt: skip
+    return SpecError(
+        f"{where} is {value!r}: here a backslash is part of a file name, not a folder separator, so write paths "
+        f"in a spec with '/' (a spec saved on Windows): e.g. {value.replace(chr(92), '/')!r}."
+    )
+
+
+def _check_base_dir(value: str) -> None:
+    _check_path_text("'base_dir'", value)
+    bad = _backslash_error("'base_dir'", value)
+    if bad is not None:
+        raise bad
+
+
+def _posix_path(p: str, windows: bool = os.sep == "\\") -> str:
+    """A path as a saved spec holds it: a relative one with '/' (which Windows reads too), so a
+    spec saved on Windows replays elsewhere; an absolute one, the system's own, unchanged."""
+    if not windows or "\\" not in p or ntpath.isabs(p) or ntpath.splitdrive(p)[0]:
+        return p
+    return p.replace("\\", "/")
 
 
 # -- files -----------------------------------------------------------------------------
@@ -198,6 +288,14 @@ def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
         if bad is not None:  # (JSON writes it as an escape and reads it back: the same file name)
             where, value, char = bad
             path_field = where.endswith((".image", "output", "out_dir")) or where in ("output", "out_dir")
+            utf8 = _utf8_read_as_bytes(value)
+            if utf8 is not None:  # its bytes are UTF-8: the locale is not. (Written as that text, the spec would
+                # name a file this locale cannot open: refused, as loading it here would be.)
+                raise ArgumentError(
+                    f"cannot write {str(p)!r}: {where} is {value!r}, UTF-8 text ({utf8!r}) that this system's "
+                    f"file-name encoding ({sys.getfilesystemencoding()!r}, from the locale) cannot represent, so it "
+                    f"is held as bytes, and TOML holds only text. {_USE_UTF8}, or save the spec as .json (which keeps it)."
+                )
             what = ("a file name that is not UTF-8 text" if path_field else
                     "not a character (half of a surrogate pair, or a byte that is not UTF-8)")  # fmt: skip
             fix = "rename the file" if path_field else "fix the string"
@@ -427,6 +525,15 @@ class Spec:
              f"its name. Drop 'format', or give 'output' a .{self.format} name.")  # fmt: skip
         need(self.out_dir is None or (isinstance(self.out_dir, str) and bool(self.out_dir.strip())),
              f"'out_dir' must be a non-empty path string (the render folder), got {self.out_dir!r}.")  # fmt: skip
+        for key in ("output", "out_dir"):
+            value = getattr(self, key)
+            if value is not None:
+                _check_path_text(f"'{key}'", value)
+                bad = _backslash_error(f"'{key}'", value)
+                if bad is not None:
+                    raise bad
+        if self.base_dir is not None:
+            _check_base_dir(os.fspath(self.base_dir))
         need(self.name is None or (isinstance(self.name, str) and bool(self.name.strip())),
              f"'name' must be a non-empty string (the render folder's name), got {self.name!r}.")  # fmt: skip
         need(isinstance(self.keyframes, list), "'keyframes' must be a list of tables ([[keyframes]] in TOML).")
@@ -462,15 +569,19 @@ class Spec:
                     + ("." if kind == "image" else " (CLI: text:CAPTION, e.g. 'text:a red circle').")
                 )
             if kind == "image":
+                _check_path_text(f"{where}.image", v)
                 p = self.resolve_path(v)
                 if p.is_dir():
                     raise SpecError(f"{where}.image: {str(p)!r} is a folder, not an image file. Name a picture in it.")
                 if not p.is_file():
+                    windows = _backslash_error(f"{where}.image", v)  # (a file here whose name holds one is read)
+                    if windows is not None:
+                        raise windows
                     hint = ""
                     if not Path(os.path.expanduser(v)).is_absolute():
                         start = f"at {self.base_dir!r} (the spec file's folder, or base_dir)" if self.base_dir else "in the current folder"
                         hint = f" (relative paths start {start})"
-                    raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path{hint}.")
+                    raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path{hint}.{_utf8_hint(p)}")
                 _check_picture(p, f"{where}.image")
         elif kind == "text_diff":
             if i == 0:
@@ -497,10 +608,16 @@ class Spec:
                     raise SpecError(f"{w} must have exactly one of image/text and optionally weight.")
                 if not isinstance(item[ik[0]], str) or not item[ik[0]].strip():
                     raise SpecError(f"{w}.{ik[0]} must be a non-empty string.")
+                if ik[0] == "image":
+                    _check_path_text(f"{w}.image", item["image"])
                 if ik[0] == "image" and self.resolve_path(item["image"]).is_dir():
                     raise SpecError(f"{w}.image: {str(self.resolve_path(item['image']))!r} is a folder, not an image file.")
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
-                    raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}.")
+                    windows = _backslash_error(f"{w}.image", item["image"])
+                    if windows is not None:
+                        raise windows
+                    raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}."
+                                    + _utf8_hint(self.resolve_path(item["image"])))
                 if ik[0] == "image":
                     _check_picture(self.resolve_path(item["image"]), f"{w}.image")
                 wt = item.get("weight", 1.0)
@@ -558,21 +675,20 @@ class Spec:
         data = self.to_dict()
         here = Path(self.base_dir or os.getcwd()).resolve()
         there = Path(path).expanduser().resolve().parent
-        if here != there:
 
-            def moved(p: str) -> str:
-                if p.startswith("~") or Path(p).is_absolute():
-                    return p
-                return Path(os.path.relpath(here / p, there)).as_posix()
+        def moved(p: str) -> str:  # relative ones with '/' (a spec saved on Windows replays elsewhere)
+            if here == there or p.startswith("~") or Path(p).is_absolute():
+                return _posix_path(p)
+            return Path(os.path.relpath(here / p, there)).as_posix()
 
-            for kf in data["keyframes"]:  # validated: tables, their image paths strings
-                items = [kf, *kf.get("mix", ()), *kf.get("sum", ())]
-                for item in items:
-                    if "image" in item:
-                        item["image"] = moved(item["image"])
-            for key in ("output", "out_dir"):
-                if data.get(key):
-                    data[key] = moved(data[key])
+        for kf in data["keyframes"]:  # validated: tables, their image paths strings
+            items = [kf, *kf.get("mix", ()), *kf.get("sum", ())]
+            for item in items:
+                if "image" in item:
+                    item["image"] = moved(item["image"])
+        for key in ("output", "out_dir"):
+            if data.get(key):
+                data[key] = moved(data[key])
         return _file_writer(data, path)
 
     def labels(self) -> list[str]:
@@ -734,6 +850,7 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
         if given is not None:  # null / None: unset, relative paths start where they would without it
             if not isinstance(given, (str, os.PathLike)) or isinstance(given, bytes):
                 raise SpecError(f"'base_dir' must be a folder path (a string), got {given!r}.")
+            _check_base_dir(os.fspath(given))  # (before a file's folder makes it absolute)
             given = os.path.expanduser(os.fspath(given))  # "~/pictures" as a shell reads it
             if base is not None and not Path(given).is_absolute():
                 given = str(Path(base) / given)  # in a file: from the file's folder

@@ -465,3 +465,119 @@ def test_the_picture_check_reads_what_the_encoders_read(tmp_path):
     from latentlab.video import load_image
 
     assert load_image(tmp_path / "badcrc.png").shape == (64, 64, 3)
+
+
+# -- an audit of specs moved between systems (Windows paths, non-UTF-8 locales) -----------------
+
+
+@pytest.mark.skipif(__import__("os").sep != "/", reason="a backslash separates folders on Windows")
+def test_a_spec_saved_on_windows_with_backslash_paths_is_refused_with_the_fix(tmp_path, images):
+    # out_dir / output were taken literally (a folder named '..\renders\take1' was made beside the
+    # spec), and an image path said only "no such file '.../imgs\\a.png'"
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(images[0].read_bytes())
+    kfs = f'[[keyframes]]\nimage = "{images[0]}"\n[[keyframes]]\nimage = "{images[1]}"\n'
+    for key, value, fixed in (("out_dir", "..\\\\renders\\\\take1", "../renders/take1"),
+                              ("output", "..\\\\renders\\\\take1.mp4", "../renders/take1.mp4"),
+                              ("base_dir", "..\\\\imgs", "../imgs")):  # fmt: skip
+        spec = tmp_path / f"{key}.toml"
+        spec.write_text(f'{key} = "{value}"\n{kfs}')
+        with pytest.raises(SpecError, match=rf"'{key}' is .*write paths in a spec with '/' \(a spec saved on Windows\): e\.g\. '{fixed}'"):
+            load_spec(spec)
+    spec = tmp_path / "img.toml"
+    spec.write_text('[[keyframes]]\nimage = "imgs\\\\a.png"\n[[keyframes]]\ntext = "x"\n')
+    with pytest.raises(SpecError, match=r"keyframes\[0\]\.image is 'imgs\\\\a\.png': .*e\.g\. 'imgs/a\.png'"):
+        load_spec(spec)
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.mix\[0\]\.image is .*e\.g\. 'imgs/a\.png'"):
+        load_spec({"base_dir": str(tmp_path), "keyframes": [{"text": "a"}, {"mix": [{"image": "imgs\\a.png"}]}]})
+    with pytest.raises(SpecError, match=r"'out_dir' is 'C:\\\\renders', a Windows path"):
+        load_spec({"out_dir": "C:\\renders", "keyframes": [{"text": "a"}, {"text": "b"}]})
+    assert not any("\\" in p.name for p in tmp_path.iterdir())  # nothing made of them
+    # a file here whose name holds a backslash is still read, and absolute paths are this system's own
+    (tmp_path / "odd\\name.png").write_bytes(images[0].read_bytes())
+    s = load_spec({"base_dir": str(tmp_path), "out_dir": str(tmp_path / "r\\1"), "keyframes": [{"image": "odd\\name.png"}, {"text": "b"}]})
+    assert s.resolve_path(s.keyframes[0]["image"]) == tmp_path / "odd\\name.png"
+
+
+def test_a_saved_spec_writes_relative_paths_with_slashes():
+    # on Windows Spec.save wrote a relative path as given ('renders\\take1'), which no other system reads
+    from latentlab.spec import _posix_path
+
+    assert _posix_path("..\\renders\\take1", windows=True) == "../renders/take1"
+    assert _posix_path("~\\renders\\a.mp4", windows=True) == "~/renders/a.mp4"
+    assert _posix_path("C:\\renders\\take1", windows=True) == "C:\\renders\\take1"  # absolute: the system's own
+    assert _posix_path("imgs\\a.png", windows=False) == "imgs\\a.png"  # here a backslash is part of a name
+
+
+def _run_under_ascii_locale(code: str, cwd) -> str:
+    """``code`` run by a Python whose file-system encoding is ASCII (``LC_ALL=C PYTHONUTF8=0``)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONIOENCODING"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                         encoding="utf-8", errors="backslashreplace", timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_a_utf8_file_name_under_a_non_utf8_locale_is_said_as_the_locale_when_saved_as_toml(tmp_path, images):
+    # the message said the name "is a file name that is not UTF-8 text", though its bytes are UTF-8
+    import os
+
+    os.makedirs(os.fsencode(tmp_path) + b"/cr\xc3\xa8me", exist_ok=True)
+    with open(os.fsencode(tmp_path) + b"/cr\xc3\xa8me/cr\xc3\xa8me.png", "wb") as f:
+        f.write(images[0].read_bytes())
+    code = f"""
+import os, sys
+from latentlab.errors import ArgumentError
+from latentlab.spec import load_spec
+assert sys.getfilesystemencoding() == "ascii", sys.getfilesystemencoding()
+name = os.fsdecode(b"cr\\xc3\\xa8me/cr\\xc3\\xa8me.png")
+s = load_spec({{"keyframes": [{{"image": name}}, {{"image": {str(images[1])!r}}}]}})
+try:
+    s.save("s.toml")
+except ArgumentError as e:
+    print(ascii(str(e)))
+print(os.path.exists("s.toml"))
+back = load_spec(s.save("s.json"))  # JSON keeps it: the same file, under this locale too
+print(back.resolve_path(back.keyframes[0]["image"]).is_file())
+"""
+    msg, toml_written, json_found = _run_under_ascii_locale(code, tmp_path).splitlines()
+    assert "keyframes[0].image is" in msg and "UTF-8 text ('cr\\xe8me/cr\\xe8me.png')" in msg, msg
+    assert "file-name encoding ('ascii'" in msg and "LANG=C.UTF-8" in msg and "PYTHONUTF8=1" in msg, msg
+    assert "not UTF-8 text" not in msg and ".json" in msg, msg
+    assert toml_written == "False" and json_found == "True"
+
+
+def test_a_spec_path_the_locale_cannot_encode_is_a_spec_error_naming_the_field(tmp_path, images):
+    # out_dir = "out 🎨" loaded under an ASCII (or Latin-1) file-name encoding failed later, once the
+    # render made its folder, with a UnicodeEncodeError traceback; an image was "no such file"
+    import shutil
+
+    shutil.copy(images[0], tmp_path / "a.png")
+    kfs = '[[keyframes]]\nimage = "a.png"\n[[keyframes]]\ntext = "x"\n'
+    (tmp_path / "out.toml").write_text('out_dir = "out \U0001f3a8"\n' + kfs, encoding="utf-8")
+    (tmp_path / "output.toml").write_text('output = "caf\u00e9.mp4"\n' + kfs, encoding="utf-8")
+    (tmp_path / "base.toml").write_text('base_dir = "caf\u00e9"\n' + kfs, encoding="utf-8")
+    (tmp_path / "img.toml").write_text(kfs.replace("a.png", "cr\u00e8me.png"), encoding="utf-8")
+    (tmp_path / "mix.toml").write_text(kfs + '[[keyframes]]\nmix = [{ image = "\u65e5.png" }]\n', encoding="utf-8")
+    code = """
+from latentlab.errors import SpecError
+from latentlab.spec import load_spec
+for name in ("out", "output", "base", "img", "mix"):
+    try:
+        load_spec(name + ".toml")
+        print("loaded")
+    except SpecError as e:
+        print(ascii(str(e)))
+"""
+    lines = _run_under_ascii_locale(code, tmp_path).splitlines()
+    fields = ("'out_dir' is 'out \\U0001f3a8'", "'output' is 'caf\\xe9.mp4'", "'base_dir' is 'caf\\xe9'",
+              "keyframes[0].image is 'cr\\xe8me.png'", "keyframes[2].mix[0].image is '\\u65e5.png'")  # fmt: skip
+    assert len(lines) == len(fields)
+    for line, field in zip(lines, fields):
+        assert field in line, line
+        assert "file-name encoding ('ascii'" in line and "UTF-8 locale (e.g. LANG=C.UTF-8) or with PYTHONUTF8=1" in line, line
