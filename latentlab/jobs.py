@@ -670,10 +670,11 @@ def render_spec(
     video = Path(output).expanduser() if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
     if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
-    from .video import check_gif_fps
+    from .video import check_gif_fps, check_video_writer
 
     # before any decoding, not after the render
     check_gif_fps(s.fps, video.suffix.lower().lstrip("."), hold_first=s.hold_first, hold_last=s.hold_last)
+    check_video_writer(video)  # an mp4 with no ffmpeg to write it
     if video.exists() and video.is_dir():
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     if prior is None and s.needs_prior() and preset.prior is None:

@@ -1509,3 +1509,19 @@ def test_a_caption_typed_under_a_non_utf8_locale_is_read_as_utf8(tmp_path, image
     err = capsys.readouterr().err
     assert "'\u00e9' cannot be used here: this system's encoding for file names and text is ascii" in err
     assert "LANG=C.UTF-8" in err and "Traceback" not in err
+
+
+def test_an_mp4_without_ffmpeg_is_refused_before_any_model_loads(tmp_path, images, monkeypatch, capsys):
+    """A machine without ffmpeg found out after every frame was drawn, from a traceback."""
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
+    with monkeypatch.context() as m:
+        _no_models(m)
+        argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", "--out-dir", str(tmp_path / "r"), *FAST]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "cannot write mp4: it is encoded by ffmpeg" in err and "IMAGEIO_FFMPEG_EXE" in err and "--format gif" in err
+        assert main(["variations", str(images[0]), "--eta", "0.5", "--format", "mp4", "-n", "2",
+                     "--out-dir", str(tmp_path / "v"), *FAST]) == 2  # fmt: skip
+        assert "cannot write mp4" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "v" / "frame_00000.png").exists()
+    assert main([*argv[:-len(FAST)], *FAST, "--format", "gif"]) == 0  # gif needs no ffmpeg
