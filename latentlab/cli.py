@@ -958,21 +958,19 @@ def _guarded_std_streams(script: bool) -> Iterator[dict[str, OSError | None]]:
     exit stays quiet) and the work goes on; the dict it yields holds standard output's error,
     where it was not a closed pipe (``main`` says it and returns 2). Standard output also
     writes what its encoding cannot hold as escapes (a path in Japanese to a cp1252 console
-    failed a finished render). Called from Python (``script`` false), nothing changes."""
+    failed a finished render). Called from Python (``script`` false), the caller's streams are
+    put back as they were, their descriptors and encoding untouched."""
     failed: dict[str, OSError | None] = {"stdout": None}
-    if not script:
-        yield failed
-        return
     saved = {}
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name, None)
         if stream is None:  # (pythonw: no console)
             continue
-        if name == "stdout":
+        if name == "stdout" and script:
             with contextlib.suppress(AttributeError, ValueError, OSError):
                 stream.reconfigure(errors="backslashreplace")  # (stderr does so already)
         saved[name] = stream
-        setattr(sys, name, _GuardedStream(stream, name, failed))
+        setattr(sys, name, _GuardedStream(stream, name, failed, script))
     try:
         yield failed
     finally:
@@ -984,17 +982,19 @@ class _GuardedStream:
     """A standard stream whose failed write or flush sends it to the null device instead of
     raising (see :func:`_guarded_std_streams`); everything else is the stream's own."""
 
-    def __init__(self, stream: Any, name: str, failed: dict[str, OSError | None]) -> None:
-        self._stream, self._name, self._failed = stream, name, failed
+    def __init__(self, stream: Any, name: str, failed: dict[str, OSError | None], script: bool) -> None:
+        self._stream, self._name, self._failed, self._script = stream, name, failed, script
 
     def _fail(self, exc: OSError) -> None:
         import errno
 
         try:
+            if not self._script:  # (the caller's descriptor stays as it is)
+                raise ValueError
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self._stream.fileno())
             os.close(null)
-        except (OSError, ValueError, AttributeError):  # (no descriptor: writes are dropped below)
+        except (OSError, ValueError, AttributeError):  # (no descriptor, or not ours: drop the writes)
             self._stream = open(os.devnull, "w")
         if self._name == "stdout" and exc.errno != errno.EPIPE and self._failed["stdout"] is None:
             self._failed["stdout"] = exc
