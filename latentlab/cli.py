@@ -427,6 +427,8 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
                 target = Path(value).expanduser().resolve()
                 try:
                     kept[key] = Path(os.path.relpath(target, here)).as_posix()  # (a spec holds paths with /)
+                    if "\\" in kept[key]:  # a name that holds a backslash (POSIX): kept absolute, as a spec
+                        kept[key] = str(target)  # refuses a relative one (a spec saved on Windows)
                 except ValueError:  # another drive (Windows): no relative path
                     kept[key] = str(target)
         saved = load_spec(spec, **kept) if kept else spec
@@ -1106,7 +1108,8 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
             raise  # (not the locale's doing: a fault to report with its traceback)
         print(f"latentlab: error: {exc.object[exc.start : exc.end]!r} cannot be used here: this system's encoding for "
               f"file names and text is {encoding} ({exc.reason}). Run under a UTF-8 locale (e.g. LANG=C.UTF-8), or with "
-              "PYTHONUTF8=1.", file=sys.stderr)  # fmt: skip
+              "PYTHONUTF8=1, or name files and folders (--out-dir, --name, -o) in what it can hold.",
+              file=sys.stderr)  # fmt: skip
         return 2
     except OSError as exc:  # the system refused: one line, as for any error, not a traceback
         import errno

@@ -135,10 +135,26 @@ def slug(name: str) -> str:
     'starry-night-png-two-dogs'
     >>> slug("café 🐱"), slug("猫")
     ('café', '猫')
+
+    Letters this system's file names cannot hold (under ``LC_ALL=C`` without Python's UTF-8
+    mode, any but ASCII) become dashes too, so the folder can be made.
     """
     import re
 
-    return re.sub(r"[\W_]+", "-", name).strip("-").lower()[:60] or "render"
+    text = re.sub(r"[\W_]+", "-", name).strip("-").lower()[:60]
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:  # (surrogate escapes, a name's bytes under such a locale, encode: kept)
+        text = re.sub(r"-+", "-", "".join(c if _fs_encodable(c) else "-" for c in text)).strip("-")
+    return text or "render"
+
+
+def _fs_encodable(c: str) -> bool:
+    try:
+        os.fsencode(c)
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False,
@@ -378,7 +394,8 @@ def _refuse_models_of_another_space(preset: Any, **models: Any) -> None:
             continue
         theirs = [p.name for p in PRESETS.values() if p.space == space]
         fix = (f"set preset = {theirs[0]!r} in the spec (CLI: --preset {theirs[0]}), the preset of the {what} given"
-               if theirs else "set the spec's preset to one of that space")  # fmt: skip
+               if theirs else f"register a preset of space {space!r} (latentlab.register_preset; docs/models.md, "
+               "'Adding a preset') and set the spec's preset to it")  # fmt: skip
         raise SpaceError(
             f"the spec's preset {preset.name!r} works in CLIP space {preset.space!r}, but the {what} given works in "
             f"{space!r}. Pass the {what} of preset {preset.name!r} (or none, and it is loaded), or {fix}."

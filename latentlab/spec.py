@@ -147,7 +147,8 @@ def _backslash_error(where: str, value: str) -> SpecError | None:
                          "Give a path on this system, or a relative one written with '/' (e.g. 'renders/take1').")  # fmt: skip
     return SpecError(
         f"{where} is {value!r}: here a backslash is part of a file name, not a folder separator, so write paths "
-        f"in a spec with '/' (a spec saved on Windows): e.g. {value.replace(chr(92), '/')!r}."
+        f"in a spec with '/' (a spec saved on Windows): e.g. {value.replace(chr(92), '/')!r}. (A name that really "
+        "holds a backslash: give it as an absolute path.)"
     )
 
 
@@ -530,7 +531,7 @@ class Spec:
             if value is not None:
                 _check_path_text(f"'{key}'", value)
                 bad = _backslash_error(f"'{key}'", value)
-                if bad is not None:
+                if bad is not None and not os.path.lexists(self.resolve_path(value)):  # (one that is there is meant)
                     raise bad
         if self.base_dir is not None:
             _check_base_dir(os.fspath(self.base_dir))

@@ -1525,3 +1525,35 @@ def test_an_mp4_without_ffmpeg_is_refused_before_any_model_loads(tmp_path, image
         assert "cannot write mp4" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "v" / "frame_00000.png").exists()
     assert main([*argv[:-len(FAST)], *FAST, "--format", "gif"]) == 0  # gif needs no ffmpeg
+
+
+def test_a_caption_under_a_non_utf8_locale_names_a_folder_it_can_make(tmp_path, images):
+    """Once captions typed under LC_ALL=C were read as UTF-8 ("crème"), the default render folder
+    named after them could not be made (UnicodeEncodeError: ascii): its letters the file names
+    cannot hold become dashes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "latentlab", "morph", str(images[0]), "--to", "cr\u00e8me br\u00fbl\u00e9e",
+                          "--frames", "1", "--format", "gif", "-q", *FAST], cwd=tmp_path, env=env, capture_output=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode("ascii", "backslashreplace")
+    (folder,) = [p for p in (tmp_path / "renders").iterdir() if p.is_dir()]
+    assert folder.name.isascii() and "cr-me-br-l-e" in folder.name
+    texts = json.loads((folder / MANIFEST).read_text())["spec"]["keyframes"][1]["text_diff"]
+    assert texts["to"] == "cr\u00e8me br\u00fbl\u00e9e"  # read as the UTF-8 it was typed in
+
+
+def test_a_folder_whose_name_holds_a_backslash_is_saved_and_read_back(tmp_path, images, monkeypatch):
+    """--save-spec made --out-dir 'out\\1' (a legal name here) relative, which the spec's check of
+    paths written on Windows then refused, failing the whole command."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", "--format", "gif", *FAST]
+    assert main([*argv, "--out-dir", "out\\1", "--save-spec", "saved.toml"]) == 0
+    assert (tmp_path / "out\\1").is_dir()
+    assert main(["render", "saved.toml", "-q"]) == 0  # (the same render: resumed, nothing to draw)
+    from latentlab.spec import load_spec
+
+    kfs = [{"image": str(images[0])}, {"image": str(images[1])}]
+    assert load_spec({"keyframes": kfs, "out_dir": "out\\1", "base_dir": str(tmp_path)})  # (it is there: meant)
+    with pytest.raises(Exception, match="write paths in a spec with '/'"):
+        load_spec({"keyframes": kfs, "out_dir": "new\\2", "base_dir": str(tmp_path)})

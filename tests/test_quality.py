@@ -4,6 +4,7 @@ the properties, the embedded mini model where a real decoder matters."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -1172,3 +1173,7 @@ def test_render_spec_refuses_models_of_another_presets_space(tmp_path, tiny_enco
     res = ll.render_spec({**spec, "preset": "tiny"}, out_dir=tmp_path / "r", progress=False, encoder=tiny_encoder,
                          decoder=tiny_decoder)  # fmt: skip
     assert res.frames.shape[0] == 3
+    own = copy.copy(tiny_decoder)
+    own.space = "my-own-space"  # a user's model of a space no preset has: told how to name it
+    with pytest.raises(SpaceError, match=r"register a preset of space 'my-own-space' \(latentlab.register_preset"):
+        ll.render_spec(spec, out_dir=tmp_path / "r2", progress=False, decoder=own)

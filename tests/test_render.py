@@ -671,9 +671,10 @@ def test_tqdm_disable_turns_the_bars_off_for_a_batch_log(tmp_path):
         "z = enc.encode_text(['a red circle', 'a blue square'], progress=True)\n"
         f"ll.render(ll.Trajectory.interpolate(z[:1], z[1:], frames=3), dec, steps=1, out_dir={str(tmp_path)!r} + '/r')\n"
     )
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}  # (a caller's own TQDM_DISABLE)
     for env, shown in (({}, True), ({"TQDM_DISABLE": "1"}, False)):
         run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                             env={**os.environ, **env})  # fmt: skip
+                             env={**plain, **env})  # fmt: skip
         assert run.returncode == 0, run.stderr
         assert ("rendering" in run.stderr) is shown and ("encode" in run.stderr) is shown, run.stderr
         __import__("shutil").rmtree(tmp_path / "r")
