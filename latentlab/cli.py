@@ -572,7 +572,7 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or f"{Path(args.image).stem}-variations-eta{args.eta:g}")
     mark = out_dir / "variations.json"  # says the folder holds an earlier `variations --eta`, replaced freely
     check_can_create(out_dir, "--out-dir")
-    from .render import _write_json, folder_lock, temp_path
+    from .render import MANIFEST, _write_json, folder_lock, temp_path
 
     stack.enter_context(folder_lock(out_dir, "--out-dir"))  # before looking at it: no other render changes it now
     args.writing = out_dir  # for the message of a full disk
@@ -581,7 +581,10 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
             shutil.rmtree(p, ignore_errors=True)
     old = _other_contents(out_dir, mark)
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
-        raise _refuse_other(out_dir, old, "another render")
+        untracked = not any(p.name in (MANIFEST, "embeddings.npy") for p in old)  # (frames, a sheet: no record)
+        raise _refuse_other(out_dir, old, "frames with no variations.json, the record of an --eta run (an --eta run "
+                            "of a latentlab before 2026-12-03 kept none; or another program's)" if untracked
+                            else "another render")  # fmt: skip
     if args.output:
         if Path(args.output).expanduser().is_dir():  # refused before any decoding, as render_spec does
             raise ArgumentError(f"-o {args.output} is a folder; give the video a file name, e.g. -o variations.gif.")

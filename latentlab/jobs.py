@@ -599,14 +599,36 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     now = pathless(_frame_settings(plain(spec.to_dict()), decoder))
     differ = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" if k != "keyframes" else "the keyframes"
               for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]  # fmt: skip
+    note = ""
     if old.get("decoder") != plain(decoder.describe()):
-        differ.append("the decoder")
+        differ.append(_decoder_change(old.get("decoder"), plain(decoder.describe())))
+        was_d, now_d = old.get("decoder"), plain(decoder.describe())
+        if isinstance(was_d, dict) and was_d.get("weights_sha256") != now_d.get("weights_sha256"):
+            note = (" Its decoder's weights are not these (an upgrade of latentlab ships new mini weights, or the "
+                    "preset loads other files now), so no setting continues it.")  # fmt: skip
     if differ:
         raise ArgumentError(
             f"out_dir {str(directory)!r} holds a different render ({'; '.join(differ)}; video settings such as fps, "
-            "format or size may change freely). Render into a new folder (CLI: --out-dir or --name), or pass "
+            f"format or size may change freely).{note} Render into a new folder (CLI: --out-dir or --name), or pass "
             "overwrite=True (CLI: --overwrite) to replace its frames."
         )
+
+
+def _decoder_change(was: Any, now: Any) -> str:
+    """How a render folder's decoder differs from this one's, for a refusal: each entry of their
+    descriptions that changed (``the decoder (weights_sha256 '0429…' -> '6599…'; upscaler None ->
+    'learned 2x')``), at most four."""
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return "the decoder"
+    keys = [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+
+    def short(v: Any) -> str:
+        text = repr(v)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    parts = [f"{k} {short(was.get(k))} -> {short(now.get(k))}" for k in keys[:4]]
+    more = f", and {len(keys) - 4} more" if len(keys) > 4 else ""
+    return f"the decoder ({'; '.join(parts)}{more})" if parts else "the decoder"
 
 
 KEYFRAMES_FILE = "keyframes.json"

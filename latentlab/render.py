@@ -490,6 +490,28 @@ def unreadable_manifest_error(out_dir: Path) -> ArgumentError:
     )
 
 
+#: manifest entries that are records, not settings that draw the frames
+_RECORD_KEYS = {"format", "fingerprint", "created", "finished", "complete", "frame_pattern", "spec", "trajectory", "embeddings_file",
+                "versions", "earlier_versions", "frame_shape", "frame_seeds"}  # fmt: skip
+
+
+def _what_differs(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What makes the render recorded in ``old`` (a manifest) another than ``new``'s, for the
+    refusal: the settings that differ (``seed 0 -> 3``; the decoder's changed entries), else the
+    embeddings (``render()`` is given them, not the keyframes they came from)."""
+    from .jobs import _decoder_change
+
+    plain = json.loads(json.dumps(new, default=str))  # (as the manifest stores it)
+    differ = []
+    for k in sorted((set(old) | set(plain)) - _RECORD_KEYS):
+        if old.get(k) != plain.get(k):
+            differ.append(_decoder_change(old.get(k), plain.get(k)) if k == "decoder" else f"{k} {old.get(k)!r} -> {plain.get(k)!r}")
+    if differ:
+        return "; ".join(differ)
+    return ("other embeddings: the path's keyframes or frames changed, compared bit for bit, so a latentlab or "
+            "torch version that rounds them differently counts too")
+
+
 def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     # out_dir exists: render holds its folder_lock, which made it
     if not os.access(out_dir, os.W_OK):
@@ -503,10 +525,8 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
         if old.get("fingerprint") != manifest["fingerprint"]:
             if not overwrite:
                 raise ArgumentError(
-                    f"out_dir {str(out_dir)!r} holds a different render (other embeddings, decoder or "
-                    "settings; the embeddings are compared bit for bit, so a latentlab or torch version that "
-                    "rounds them differently counts too). Render into a new folder, or pass overwrite=True "
-                    "(CLI: --overwrite) to replace its frames."
+                    f"out_dir {str(out_dir)!r} holds a different render ({_what_differs(old, manifest)}). Render "
+                    "into a new folder, or pass overwrite=True (CLI: --overwrite) to replace its frames."
                 )
             for f in out_dir.glob("frame_*.png"):
                 f.unlink()

@@ -1557,3 +1557,34 @@ def test_a_folder_whose_name_holds_a_backslash_is_saved_and_read_back(tmp_path, 
     assert load_spec({"keyframes": kfs, "out_dir": "out\\1", "base_dir": str(tmp_path)})  # (it is there: meant)
     with pytest.raises(Exception, match="write paths in a spec with '/'"):
         load_spec({"keyframes": kfs, "out_dir": "new\\2", "base_dir": str(tmp_path)})
+
+
+def test_refusals_of_an_older_latentlabs_folders_say_what_changed(tmp_path, images, monkeypatch, capsys):
+    """A mini render from before new weights shipped was refused for 'the decoder' alone (and
+    --no-upscale, the docs' old-drawing flag, got the same words); an --eta folder from before
+    variations.json was 'another render' though the user made it with the same command."""
+    import latentlab.jobs as jobs
+
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", "--format", "gif",
+            "--out-dir", str(tmp_path / "r"), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    manifest = json.loads((tmp_path / "r" / MANIFEST).read_text())
+    manifest["decoder"] = {**manifest["decoder"], "weights_sha256": "0429881ac1b125d7", "upscaler": None}
+    manifest["spec"]["frames"] = 5  # (a started render of another length: the frames are redrawn)
+    (tmp_path / "r" / MANIFEST).write_text(json.dumps(manifest))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the decoder (" in err and "weights_sha256 '0429881ac1b125d7' -> " in err
+    assert "Its decoder's weights are not these (an upgrade of latentlab ships new mini weights" in err
+    old = tmp_path / "ve"
+    old.mkdir()
+    for k in range(2):
+        (old / f"frame_{k:05d}.png").write_bytes((tmp_path / "r" / f"frame_{k:05d}.png").read_bytes())
+    (old / "contact_sheet.png").write_bytes((tmp_path / "r" / "frame_00000.png").read_bytes())
+    with monkeypatch.context() as m:
+        _no_models(m)
+        assert main(["variations", str(images[0]), "--eta", "0.5", "-n", "2", "--out-dir", str(old), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "holds frames with no variations.json, the record of an --eta run" in err and "--overwrite" in err
+    assert jobs._decoder_change({"a": 1}, {"a": 2, "b": "x" * 80}) == (
+        "the decoder (a 1 -> 2; b None -> '" + "x" * 36 + "...)")

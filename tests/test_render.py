@@ -116,10 +116,12 @@ def test_damaged_frame_is_rendered_again(tmp_path, fake_decoder):
 def test_a_different_render_in_the_folder_is_refused(tmp_path, fake_decoder):
     out = tmp_path / "r"
     render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
-    with pytest.raises(ArgumentError, match="holds a different render"):
+    with pytest.raises(ArgumentError, match=r"holds a different render \(other embeddings: the path's keyframes"):
         render(path8(seed=1), fake_decoder, out_dir=out, progress=False)
-    with pytest.raises(ArgumentError, match="holds a different render"):
+    with pytest.raises(ArgumentError, match=r"holds a different render \(seed 0 -> 5\)"):  # (it named nothing)
         render(path8(seed=0), fake_decoder, out_dir=out, seed=5, progress=False)
+    with pytest.raises(ArgumentError, match=r"holds a different render \(guidance_scale .* -> 4.5; steps .* -> 3\)"):
+        render(path8(seed=0), fake_decoder, out_dir=out, steps=3, guidance_scale=4.5, progress=False)
     frames = render(path8(seed=1), fake_decoder, out_dir=out, overwrite=True, progress=False)
     assert np.array_equal(frames, render(path8(seed=1), fake_decoder, progress=False))
 
