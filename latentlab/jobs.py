@@ -603,7 +603,12 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     if old.get("decoder") != plain(decoder.describe()):
         differ.append(_decoder_change(old.get("decoder"), plain(decoder.describe())))
         was_d, now_d = old.get("decoder"), plain(decoder.describe())
-        if isinstance(was_d, dict) and was_d.get("weights_sha256") != now_d.get("weights_sha256"):
+        changed = {k for k in set(was_d) | set(now_d) if was_d.get(k) != now_d.get(k)} if isinstance(was_d, dict) else set()
+        if "upscaler" in changed and changed <= {"upscaler", "weights_sha256"}:  # (the hash covers the upscaler's file)
+            drawn = not str(was_d.get("upscaler") or "none").startswith("none")  # ('none (Lanczos resize)'; older: absent)
+            note = (f" It was drawn {'with' if drawn else 'without'} the learned upscaler: upscale = {str(drawn).lower()} "
+                    f"in the spec (CLI: {'leave out --no-upscale' if drawn else '--no-upscale'}) continues it.")  # fmt: skip
+        elif "weights_sha256" in changed:
             note = (" Its decoder's weights are not these (an upgrade of latentlab ships new mini weights, or the "
                     "preset loads other files now), so no setting continues it.")  # fmt: skip
     if differ:

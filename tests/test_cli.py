@@ -1588,3 +1588,15 @@ def test_refusals_of_an_older_latentlabs_folders_say_what_changed(tmp_path, imag
     assert "holds frames with no variations.json, the record of an --eta run" in err and "--overwrite" in err
     assert jobs._decoder_change({"a": 1}, {"a": 2, "b": "x" * 80}) == (
         "the decoder (a 1 -> 2; b None -> '" + "x" * 36 + "...)")
+
+
+@pytest.mark.skipif(not __import__("latentlab.mini", fromlist=["weights_available"]).weights_available(),
+                    reason="needs the shipped mini weights")
+def test_a_mini_render_of_the_other_upscale_setting_is_told_the_flag(tmp_path, images, capsys):
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", "--format", "gif", "--steps", "2", "-q",
+            "--out-dir", str(tmp_path / "r"), "--size", "128"]  # fmt: skip
+    assert main([*argv, "--no-upscale"]) == 0
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the decoder (upscaler 'none (Lanczos resize)' -> " in err and "It was drawn without the learned upscaler" in err
+    assert "(CLI: --no-upscale) continues it" in err
