@@ -581,9 +581,11 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
             shutil.rmtree(p, ignore_errors=True)
     old = _other_contents(out_dir, mark)
     if old and not mark.is_file() and not args.overwrite:  # never mix in another render's frames; refused before any work
-        untracked = not any(p.name in (MANIFEST, "embeddings.npy") for p in old)  # (frames, a sheet: no record)
+        untracked = not any(p.name in (MANIFEST, "embeddings.npy") for p in old) and any(
+            p.name.startswith("frame_") for p in old)  # (frames and maybe a sheet, but no record of them)
         raise _refuse_other(out_dir, old, "frames with no variations.json, the record of an --eta run (an --eta run "
-                            "of a latentlab before 2026-12-03 kept none; or another program's)" if untracked
+                            "of a latentlab before 2026-12-05 kept none; or another program's)" if untracked
+                            else "other pictures" if not any(p.name in (MANIFEST, "embeddings.npy") for p in old)
                             else "another render")  # fmt: skip
     if args.output:
         if Path(args.output).expanduser().is_dir():  # refused before any decoding, as render_spec does

@@ -603,20 +603,35 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     if old.get("decoder") != plain(decoder.describe()):
         differ.append(_decoder_change(old.get("decoder"), plain(decoder.describe())))
         was_d, now_d = old.get("decoder"), plain(decoder.describe())
-        changed = {k for k in set(was_d) | set(now_d) if was_d.get(k) != now_d.get(k)} if isinstance(was_d, dict) else set()
-        if "upscaler" in changed and changed <= {"upscaler", "weights_sha256"}:  # (the hash covers the upscaler's file)
-            drawn = not str(was_d.get("upscaler") or "none").startswith("none")  # ('none (Lanczos resize)'; older: absent)
-            note = (f" It was drawn {'with' if drawn else 'without'} the learned upscaler: upscale = {str(drawn).lower()} "
-                    f"in the spec (CLI: {'leave out --no-upscale' if drawn else '--no-upscale'}) continues it.")  # fmt: skip
-        elif "weights_sha256" in changed:
-            note = (" Its decoder's weights are not these (an upgrade of latentlab ships new mini weights, or the "
-                    "preset loads other files now), so no setting continues it.")  # fmt: skip
+        note = _decoder_note(was_d, now_d, decoder)
     if differ:
         raise ArgumentError(
             f"out_dir {str(directory)!r} holds a different render ({'; '.join(differ)}; video settings such as fps, "
             f"format or size may change freely).{note} Render into a new folder (CLI: --out-dir or --name), or pass "
             "overwrite=True (CLI: --overwrite) to replace its frames."
         )
+
+
+def _decoder_note(was: Any, now: Any, decoder: Any) -> str:
+    """What a refusal adds about a render folder's decoder (``was``, its description) that is
+    not this one (``now``): the flag that continues a render drawn with the other upscale setting
+    of the same weights, or that another decoder's weights drew it (e.g. the mini weights an
+    older latentlab shipped), which no setting continues; else nothing."""
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return ""
+    same_kind = all(was.get(k) == now.get(k) for k in ("class", "name"))
+    old_hash, new_hash = was.get("weights_sha256"), now.get("weights_sha256")
+    if not (same_kind and isinstance(old_hash, str) and isinstance(new_hash, str)) or old_hash == new_hash:
+        return ""
+    changed = {k for k in set(was) | set(now) if was.get(k) != now.get(k)}
+    if old_hash == getattr(decoder, "other_upscale_sha256", None):  # these weights, the other upscale setting
+        if not changed <= {"upscaler", "weights_sha256"}:
+            return ""  # (another size as well, say: the list says what)
+        drawn = not str(was.get("upscaler") or "none").startswith("none")  # ('none (Lanczos resize)')
+        return (f" It was drawn {'with' if drawn else 'without'} the learned upscaler: upscale = {str(drawn).lower()} "
+                f"in the spec (CLI: {'leave out --no-upscale' if drawn else '--no-upscale'}) continues it.")  # fmt: skip
+    return (" Its decoder's weights are not these (an upgrade of latentlab ships new mini weights, or the preset "
+            "loads other files now), so no setting continues it.")
 
 
 def _decoder_change(was: Any, now: Any) -> str:

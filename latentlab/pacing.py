@@ -399,7 +399,7 @@ def even_pacing(
             call the same dict to skip the decodes it holds: after an interruption, or to try
             other ``coarse``, ``tol``, ``passes``, ``relax`` or ``frames``. Only with the same
             trajectory, encoder, decoder, noise and sampling settings and ``metric``: the dict
-            does not know what it was measured with. (``render_spec`` keeps it in the render
+            does not know what it was measured with (another metric is refused). (``render_spec`` keeps it in the render
             folder while pacing measures, so a rerun picks up where it stopped.) Reused
             samples come from other batches than a fresh call's, so the placement can differ
             from an uninterrupted call's by float rounding.
@@ -490,6 +490,11 @@ def even_pacing(
     if measured is not None and not isinstance(measured, dict):
         raise ArgumentError(f"measured must be a dict (of earlier measurements, or empty), got {type(measured).__name__}.")
     cache: dict[tuple[int, float], Any] = {} if measured is None else measured
+    if cache:  # pictures (pixel) or their CLIP embeddings (clip): a dict of one metric serves only that metric
+        held = "pixel" if isinstance(next(iter(cache.values())), np.ndarray) else "clip"
+        if held != metric:
+            raise ArgumentError(f"measured= holds what metric={held!r} compares, but this call's metric is {metric!r}; "
+                                "give each metric a dict of its own.")  # fmt: skip
     used: set[tuple[int, float]] = set()  # the points this call measures, decoded now or found in `measured`
 
     from ._bars import progress_bar

@@ -495,24 +495,35 @@ _RECORD_KEYS = {"format", "fingerprint", "created", "finished", "complete", "fra
                 "versions", "earlier_versions", "frame_shape", "frame_seeds"}  # fmt: skip
 
 
-def _what_differs(old: dict[str, Any], new: dict[str, Any]) -> str:
+def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: torch.Tensor | None) -> str:
     """What makes the render recorded in ``old`` (a manifest) another than ``new``'s, for the
     refusal: the settings that differ (``seed 0 -> 3``; the decoder's changed entries), else the
-    embeddings (``render()`` is given them, not the keyframes they came from)."""
+    embeddings ``z`` against the folder's ``embeddings.npy`` (``render()`` is given embeddings, not
+    the keyframes they came from), else that another latentlab recorded it."""
     from .jobs import _decoder_change
+
+    def text(v: Any) -> str:  # as the fingerprint reads a setting (3 and 3.0 differ there)
+        return json.dumps(v, sort_keys=True, default=str)
 
     plain = json.loads(json.dumps(new, default=str))  # (as the manifest stores it)
     differ = []
     for k in sorted((set(old) | set(plain)) - _RECORD_KEYS):
-        if old.get(k) != plain.get(k):
+        if text(old.get(k)) != text(plain.get(k)):
             differ.append(_decoder_change(old.get(k), plain.get(k)) if k == "decoder" else f"{k} {old.get(k)!r} -> {plain.get(k)!r}")
     if differ:
         return "; ".join(differ)
+    try:
+        recorded = np.load(out_dir / "embeddings.npy", allow_pickle=False)
+        same = z is not None and recorded.shape == tuple(z.shape) and np.array_equal(recorded, z.numpy())
+    except (OSError, ValueError):
+        same = False
+    if same:
+        return "its record, of the same settings and embeddings, was written by another latentlab version"
     return ("other embeddings: the path's keyframes or frames changed, compared bit for bit, so a latentlab or "
             "torch version that rounds them differently counts too")
 
 
-def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool, z: torch.Tensor | None = None) -> dict[str, Any]:
     # out_dir exists: render holds its folder_lock, which made it
     if not os.access(out_dir, os.W_OK):
         raise ArgumentError(f"out_dir {str(out_dir)!r} is not writable. Choose a writable folder.")
@@ -525,7 +536,7 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> di
         if old.get("fingerprint") != manifest["fingerprint"]:
             if not overwrite:
                 raise ArgumentError(
-                    f"out_dir {str(out_dir)!r} holds a different render ({_what_differs(old, manifest)}). Render "
+                    f"out_dir {str(out_dir)!r} holds a different render ({_what_differs(old, manifest, out_dir, z)}). Render "
                     "into a new folder, or pass overwrite=True (CLI: --overwrite) to replace its frames."
                 )
             for f in out_dir.glob("frame_*.png"):
@@ -748,7 +759,7 @@ def render(
             "embeddings_file": "embeddings.npy",
             "versions": versions(),
         }
-        manifest = _prepare_dir(directory, manifest, overwrite)
+        manifest = _prepare_dir(directory, manifest, overwrite, z)
         np.save(directory / "embeddings.npy", z.numpy())
         # a file of another size or mode (not this decoder's frame) is rendered again, as a damaged one is
         expected = _frame_shape(manifest.get("frame_shape"), decoder)

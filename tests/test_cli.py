@@ -1565,27 +1565,37 @@ def test_refusals_of_an_older_latentlabs_folders_say_what_changed(tmp_path, imag
     variations.json was 'another render' though the user made it with the same command."""
     import latentlab.jobs as jobs
 
-    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", "--format", "gif",
-            "--out-dir", str(tmp_path / "r"), *FAST]  # fmt: skip
+    from latentlab.mini import weights_available
+
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", "--format", "gif", "-q",
+            "--out-dir", str(tmp_path / "r"), *(["--steps", "2"] if weights_available() else FAST)]  # fmt: skip
     assert main(argv) == 0
     manifest = json.loads((tmp_path / "r" / MANIFEST).read_text())
-    manifest["decoder"] = {**manifest["decoder"], "weights_sha256": "0429881ac1b125d7", "upscaler": None}
-    manifest["spec"]["frames"] = 5  # (a started render of another length: the frames are redrawn)
-    (tmp_path / "r" / MANIFEST).write_text(json.dumps(manifest))
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "the decoder (" in err and "weights_sha256 '0429881ac1b125d7' -> " in err
-    assert "Its decoder's weights are not these (an upgrade of latentlab ships new mini weights" in err
+    if weights_available():  # a mini render of weights an older latentlab shipped, drawn without the upscaler
+        manifest["decoder"] = {**manifest["decoder"], "weights_sha256": "0429881ac1b125d7", "upscaler": None}
+        (tmp_path / "r" / MANIFEST).write_text(json.dumps(manifest))
+        for extra in ([], ["--no-upscale"]):
+            assert main([*argv, *extra]) == 2
+            err = capsys.readouterr().err
+            assert "the decoder (" in err and "weights_sha256 '0429881ac1b125d7' -> " in err
+            assert "Its decoder's weights are not these (an upgrade of latentlab ships new mini weights" in err
+            assert "upscale = " not in err  # (no flag continues it)
+        tiny = ["interpolate", str(images[0]), str(images[1]), "--frames", "2", "--format", "gif", *FAST]
+        assert main([*tiny, "--out-dir", str(tmp_path / "r")]) == 2  # another preset:
+        assert "weights are not these" not in capsys.readouterr().err  # its list says so, no weights note
     old = tmp_path / "ve"
     old.mkdir()
-    for k in range(2):
-        (old / f"frame_{k:05d}.png").write_bytes((tmp_path / "r" / f"frame_{k:05d}.png").read_bytes())
     (old / "contact_sheet.png").write_bytes((tmp_path / "r" / "frame_00000.png").read_bytes())
     with monkeypatch.context() as m:
         _no_models(m)
-        assert main(["variations", str(images[0]), "--eta", "0.5", "-n", "2", "--out-dir", str(old), *FAST]) == 2
+        eta = ["variations", str(images[0]), "--eta", "0.5", "-n", "2", "--out-dir", str(old), *FAST]
+        assert main(eta) == 2 and "already holds other pictures (0 frames, contact_sheet.png)" in capsys.readouterr().err
+        for k in range(2):
+            (old / f"frame_{k:05d}.png").write_bytes((tmp_path / "r" / f"frame_{k:05d}.png").read_bytes())
+        assert main(eta) == 2
     err = capsys.readouterr().err
-    assert "holds frames with no variations.json, the record of an --eta run" in err and "--overwrite" in err
+    assert "holds frames with no variations.json, the record of an --eta run (an --eta run of a latentlab before " \
+           "2026-12-05 kept none" in err and "--overwrite" in err
     assert jobs._decoder_change({"a": 1}, {"a": 2, "b": "x" * 80}) == (
         "the decoder (a 1 -> 2; b None -> '" + "x" * 36 + "...)")
 

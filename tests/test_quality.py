@@ -301,6 +301,8 @@ def test_even_pacing_reuses_and_fills_the_measured_dict():
     assert resumed.trajectory.segments[0].ts == fresh.trajectory.segments[0].ts  # (this decoder draws each alone)
     with pytest.raises(ArgumentError, match="measured must be a dict"):
         even_pacing(path, None, dec, metric="pixel", measured=[])
+    with pytest.raises(ArgumentError, match="measured= holds what metric='pixel' compares, but this call's metric is 'clip'"):
+        even_pacing(path, object(), dec, metric="clip", measured=partial)  # (it crashed in the distance)
 
 
 def test_even_pacing_keeps_holds_methods_and_splits_a_budget_by_change():

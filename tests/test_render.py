@@ -122,6 +122,11 @@ def test_a_different_render_in_the_folder_is_refused(tmp_path, fake_decoder):
         render(path8(seed=0), fake_decoder, out_dir=out, seed=5, progress=False)
     with pytest.raises(ArgumentError, match=r"holds a different render \(guidance_scale .* -> 4.5; steps .* -> 3\)"):
         render(path8(seed=0), fake_decoder, out_dir=out, steps=3, guidance_scale=4.5, progress=False)
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["fingerprint"] = "of-another-version"  # same settings and embeddings: not blamed on the embeddings
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArgumentError, match=r"\(its record, of the same settings and embeddings, was written by another"):
+        render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
     frames = render(path8(seed=1), fake_decoder, out_dir=out, overwrite=True, progress=False)
     assert np.array_equal(frames, render(path8(seed=1), fake_decoder, progress=False))
 

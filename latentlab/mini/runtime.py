@@ -292,6 +292,7 @@ class MiniDecoder(Decoder):
         self.space = space
         self.name = name
         self.weights_sha256: str | None = None  # set by from_pretrained; recorded in render manifests
+        self.other_upscale_sha256: str | None = None  # (from_pretrained: weights_sha256 with the other upscale setting)
         self.text_encoder = text_encoder
         self.expert = expert.to(self.device, self.dtype).eval() if expert is not None else None
         self.expert_config = expert_config if expert is not None else None
@@ -346,9 +347,13 @@ class MiniDecoder(Decoder):
         # renders record which weights drew them, so a resumed render never mixes in frames
         # drawn by other (e.g. retrained) weights, or drawn with and without the upscaler
         h = hashlib.sha256(path.read_bytes())
+        other = h.copy()  # the hash the other upscale setting records (a refusal tells the two apart by it)
         if upscaler is not None:
             h.update(up_path.read_bytes())
+        elif up_path.is_file():
+            other.update(up_path.read_bytes())
         dec.weights_sha256 = h.hexdigest()[:16]
+        dec.other_upscale_sha256 = other.hexdigest()[:16] if up_path.is_file() else None
         if dec.expert is not None:  # not in weights_sha256: renders (which record that) never use it
             dec.expert_sha256 = hashlib.sha256(ex_path.read_bytes()).hexdigest()[:16]
         return dec
