@@ -320,6 +320,15 @@ class _PacingCheckpoint(dict):
         self._cost = self._saved_at - start
 
 
+def _sampling_options(spec: Spec, keyframe_noise: Any) -> dict[str, Any]:
+    """The spec's noise and decoder settings as :func:`~latentlab.render` and
+    :func:`~latentlab.even_pacing` both take them (pacing measures the frames the render draws)."""
+    return {"seed": spec.seed, "noise": spec.noise,
+            "keyframe_seeds": spec.keyframe_seeds() if spec.noise == "slerp" else None, "keyframe_noise": keyframe_noise,
+            "steps": spec.steps, "guidance_scale": spec.guidance_scale, "batch_size": spec.batch_size,
+            "eta": spec.eta or 0.0}  # fmt: skip
+
+
 def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyframe_noise: Any = None,
               directory: Path | None = None, progress: bool = False) -> Any:  # fmt: skip
     """:func:`latentlab.even_pacing` with the spec's settings; with a ``directory`` the result
@@ -355,14 +364,7 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
             decoder,
             metric=spec.pacing_metric,
             **{k: v for k, v in finer.items() if v is not None},
-            seed=spec.seed,
-            noise=spec.noise,
-            keyframe_seeds=spec.keyframe_seeds() if spec.noise == "slerp" else None,
-            keyframe_noise=keyframe_noise,
-            steps=spec.steps,
-            guidance_scale=spec.guidance_scale,
-            batch_size=spec.batch_size,
-            eta=spec.eta or 0.0,
+            **_sampling_options(spec, keyframe_noise),
             progress=progress,
             measured=measured,
         )
@@ -778,14 +780,7 @@ def render_spec(
         frames = render(
             trajectory,
             decoder,
-            seed=s.seed,
-            noise=s.noise,
-            keyframe_seeds=s.keyframe_seeds() if s.noise == "slerp" else None,
-            keyframe_noise=kn,
-            steps=s.steps,
-            guidance_scale=s.guidance_scale,
-            batch_size=s.batch_size,
-            eta=s.eta or 0.0,
+            **_sampling_options(s, kn),
             out_dir=directory,
             overwrite=overwrite,
             spec=s.to_dict(),
