@@ -616,22 +616,32 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
 
 def _decoder_note(was: Any, now: Any, decoder: Any) -> str:
     """What a refusal adds about a render folder's decoder (``was``, its description) that is
-    not this one (``now``): the flag that continues a render drawn with the other upscale setting
-    of the same weights, or that another decoder's weights drew it (e.g. the mini weights an
-    older latentlab shipped), which no setting continues; else nothing."""
+    not this one (``now``), where the weights hashes tell it: the upscale setting that continues a
+    render drawn by these weights with the other one (``MiniDecoder.other_upscale_sha256``), an
+    upscaler file the weights folder lacks now, or weights that are not these (e.g. the mini
+    weights an older latentlab shipped), which no setting continues; else nothing (the list of
+    changed entries says what differs)."""
     if not isinstance(was, dict) or not isinstance(now, dict):
         return ""
-    same_kind = all(was.get(k) == now.get(k) for k in ("class", "name"))
     old_hash, new_hash = was.get("weights_sha256"), now.get("weights_sha256")
-    if not (same_kind and isinstance(old_hash, str) and isinstance(new_hash, str)) or old_hash == new_hash:
+    if any(was.get(k) != now.get(k) for k in ("class", "name")) or not isinstance(old_hash, str) \
+            or not isinstance(new_hash, str) or old_hash == new_hash:  # fmt: skip
         return ""
-    changed = {k for k in set(was) | set(now) if was.get(k) != now.get(k)}
-    if old_hash == getattr(decoder, "other_upscale_sha256", None):  # these weights, the other upscale setting
-        if not changed <= {"upscaler", "weights_sha256"}:
-            return ""  # (another size as well, say: the list says what)
-        drawn = not str(was.get("upscaler") or "none").startswith("none")  # ('none (Lanczos resize)')
-        return (f" It was drawn {'with' if drawn else 'without'} the learned upscaler: upscale = {str(drawn).lower()} "
-                f"in the spec (CLI: {'leave out --no-upscale' if drawn else '--no-upscale'}) continues it.")  # fmt: skip
+    other = getattr(decoder, "other_upscale_sha256", None)
+    drawn = "upscaler" in was and not str(was["upscaler"] or "none").startswith("none")  # ('none (Lanczos resize)')
+    if other is None:  # (no upscaler file in the weights folder now)
+        if drawn:
+            return (" It was drawn with the learned upscaler, whose file (mini_upscaler.safetensors) the weights folder "
+                    "lacks now: with it back (and the same decoder weights) the render continues.")  # fmt: skip
+    elif old_hash == other:  # these weights, drawn with the other upscale setting
+        changed = {k for k in set(was) | set(now) if was.get(k) != now.get(k)}
+        if "upscaler" not in was or not changed <= {"upscaler", "weights_sha256"}:
+            return ""  # (a record of an older format, or another size as well: the list says what)
+        if not drawn:
+            return " It was drawn without the learned upscaler: upscale = false in the spec (CLI: --no-upscale) continues it."
+        res, native = getattr(decoder, "resolution", 0), getattr(getattr(decoder, "config", None), "image_size", 0)
+        cli = " (CLI: leave out --no-upscale)" if isinstance(res, int) and res > native else ""  # (unset loads it)
+        return f" It was drawn with the learned upscaler: upscale = true in the spec{cli} continues it."
     return (" Its decoder's weights are not these (an upgrade of latentlab ships new mini weights, or the preset "
             "loads other files now), so no setting continues it.")
 
@@ -748,7 +758,7 @@ def render_spec(
                                 f"preset {preset.name!r} has none. Drop it.")  # fmt: skip
         if decoder is not None and (getattr(decoder, "upscaler", None) is not None) != s.upscale:
             raise ArgumentError(f"the spec says upscale = {str(s.upscale).lower()}, but the decoder given "
-                                f"{'has' if s.upscale is False else 'has no'} an upscaler. Pass a decoder built with "
+                                f"{'has an' if s.upscale is False else 'has no'} upscaler. Pass a decoder built with "
                                 f"upscale={s.upscale}, or no decoder.")  # fmt: skip
         options["upscale"] = s.upscale
     check_can_create(directory, "out_dir (CLI: --out-dir)")

@@ -490,11 +490,17 @@ def even_pacing(
     if measured is not None and not isinstance(measured, dict):
         raise ArgumentError(f"measured must be a dict (of earlier measurements, or empty), got {type(measured).__name__}.")
     cache: dict[tuple[int, float], Any] = {} if measured is None else measured
-    if cache:  # pictures (pixel) or their CLIP embeddings (clip): a dict of one metric serves only that metric
-        held = "pixel" if isinstance(next(iter(cache.values())), np.ndarray) else "clip"
+    for v in cache.values():  # pictures (pixel) or their CLIP embeddings (clip): a dict serves one metric
+        held = ("pixel" if isinstance(v, np.ndarray) and v.ndim == 4 else
+                "clip" if isinstance(v, torch.Tensor) and v.ndim == 2 else None)  # fmt: skip
         if held != metric:
-            raise ArgumentError(f"measured= holds what metric={held!r} compares, but this call's metric is {metric!r}; "
-                                "give each metric a dict of its own.")  # fmt: skip
+            raise ArgumentError(
+                f"measured= holds what metric={held!r} compares, but this call's metric is {metric!r}; give each "
+                "metric a dict of its own." if held is not None else
+                f"measured= holds a {type(v).__name__} of shape {tuple(getattr(v, 'shape', ()))}, not what even_pacing "
+                "stores (pixel: uint8 pictures (1, H, W, 3) as numpy arrays; clip: embeddings (1, d) as torch tensors); "
+                "pass a dict that even_pacing filled, or an empty one."
+            )
     used: set[tuple[int, float]] = set()  # the points this call measures, decoded now or found in `measured`
 
     from ._bars import progress_bar

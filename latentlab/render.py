@@ -387,6 +387,18 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save``, atomically (a kill while writing left an empty ``embeddings.npy``)."""
+    tmp = temp_path(path, "npy")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _save_png(frame: np.ndarray, path: Path) -> None:
     from PIL import Image
 
@@ -512,10 +524,11 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
             differ.append(_decoder_change(old.get(k), plain.get(k)) if k == "decoder" else f"{k} {old.get(k)!r} -> {plain.get(k)!r}")
     if differ:
         return "; ".join(differ)
-    try:
+    try:  # compared as the fingerprint reads them (float32 bytes: -0.0 is not 0.0 there)
         recorded = np.load(out_dir / "embeddings.npy", allow_pickle=False)
-        same = z is not None and recorded.shape == tuple(z.shape) and np.array_equal(recorded, z.numpy())
-    except (OSError, ValueError):
+        same = z is not None and recorded.shape == tuple(z.shape) and (
+            recorded.astype(np.float32).tobytes() == z.contiguous().numpy().astype(np.float32).tobytes())
+    except Exception:  # missing, empty (a kill while it was written), damaged: nothing to compare
         same = False
     if same:
         return "its record, of the same settings and embeddings, was written by another latentlab version"
@@ -760,7 +773,7 @@ def render(
             "versions": versions(),
         }
         manifest = _prepare_dir(directory, manifest, overwrite, z)
-        np.save(directory / "embeddings.npy", z.numpy())
+        _save_npy(directory / "embeddings.npy", z.numpy())
         # a file of another size or mode (not this decoder's frame) is rendered again, as a damaged one is
         expected = _frame_shape(manifest.get("frame_shape"), decoder)
         for k in range(T):

@@ -1610,3 +1610,30 @@ def test_a_mini_render_of_the_other_upscale_setting_is_told_the_flag(tmp_path, i
     err = capsys.readouterr().err
     assert "the decoder (upscaler 'none (Lanczos resize)' -> " in err and "It was drawn without the learned upscaler" in err
     assert "(CLI: --no-upscale) continues it" in err
+
+
+def test_the_decoder_notes_of_a_refusal_say_only_what_the_hashes_show():
+    """A second and third review: the upscale note named a flag that continued nothing (new
+    weights with the other setting, a record of the older format, frames at the native size)
+    and the weights note blamed the weights where the upscaler's file had gone."""
+    from types import SimpleNamespace
+
+    from latentlab.jobs import _decoder_note
+
+    learned, lanczos = "learned 2x (mini_upscaler)", "none (Lanczos resize)"
+    was = {"class": "MiniDecoder", "name": "mini", "weights_sha256": "a", "upscaler": learned}
+    now = {"class": "MiniDecoder", "name": "mini", "weights_sha256": "b", "upscaler": lanczos}
+
+    def dec(other, res=64):
+        return SimpleNamespace(other_upscale_sha256=other, resolution=res, config=SimpleNamespace(image_size=32))
+
+    assert "whose file (mini_upscaler.safetensors) the weights folder lacks now" in _decoder_note(was, now, dec(None))
+    assert _decoder_note(was, now, dec("a")).endswith("upscale = true in the spec (CLI: leave out --no-upscale) continues it.")
+    assert _decoder_note(was, now, dec("a", res=32)).endswith("upscale = true in the spec continues it.")  # (unset: none)
+    assert "weights are not these" in _decoder_note(was, now, dec("c"))  # new weights, the other setting as well
+    old_format = {k: v for k, v in was.items() if k != "upscaler"}
+    assert _decoder_note(old_format, now, dec("a")) == ""  # (the list of changes says what)
+    assert _decoder_note({**was, "resolution": 64}, {**now, "resolution": 32}, dec("a")) == ""
+    assert _decoder_note({**was, "class": "Other"}, now, dec("c")) == ""  # another preset: no weights note
+    back = {**was, "upscaler": lanczos}
+    assert _decoder_note(back, {**now, "upscaler": learned}, dec("a")).endswith("(CLI: --no-upscale) continues it.")

@@ -303,6 +303,12 @@ def test_even_pacing_reuses_and_fills_the_measured_dict():
         even_pacing(path, None, dec, metric="pixel", measured=[])
     with pytest.raises(ArgumentError, match="measured= holds what metric='pixel' compares, but this call's metric is 'clip'"):
         even_pacing(path, object(), dec, metric="clip", measured=partial)  # (it crashed in the distance)
+    own = {(0, 0.0): np.zeros((1, 8), np.float32)}  # a user's CLIP embeddings as numpy: said, not taken for pictures
+    with pytest.raises(ArgumentError, match=r"measured= holds a ndarray of shape \(1, 8\), not what even_pacing stores"):
+        even_pacing(path, object(), dec, metric="clip", measured=own)
+    mixed = {**partial, (0, 0.5): torch.zeros(1, 8)}
+    with pytest.raises(ArgumentError, match="measured= holds what metric='clip' compares"):
+        even_pacing(path, None, dec, metric="pixel", measured=mixed)
 
 
 def test_even_pacing_keeps_holds_methods_and_splits_a_budget_by_change():

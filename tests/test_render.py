@@ -127,6 +127,9 @@ def test_a_different_render_in_the_folder_is_refused(tmp_path, fake_decoder):
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArgumentError, match=r"\(its record, of the same settings and embeddings, was written by another"):
         render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
+    (out / "embeddings.npy").write_bytes(b"")  # (as a kill while it was written left it): no EOFError
+    with pytest.raises(ArgumentError, match=r"\(other embeddings"):
+        render(path8(seed=0), fake_decoder, out_dir=out, progress=False)
     frames = render(path8(seed=1), fake_decoder, out_dir=out, overwrite=True, progress=False)
     assert np.array_equal(frames, render(path8(seed=1), fake_decoder, progress=False))
 
