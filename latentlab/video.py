@@ -528,9 +528,10 @@ def _frame_durations_ms(count: int, fps: float, unit_ms: int) -> list[int]:
 FFMPEG_FORMATS: tuple[str, ...] = ("mp4",)
 
 
-def _no_ffmpeg(fmt: str, problem: str, fix: str | None = None) -> ArgumentError:
-    """The error for an ffmpeg that cannot write ``fmt``: ``problem`` says what is wrong with it
-    (``fix``: how to mend it, by default set by whether ``IMAGEIO_FFMPEG_EXE`` is set)."""
+def _no_ffmpeg(fmt: str, problem: str, fix: str | None = None, reading: Path | None = None) -> ArgumentError:
+    """The error for an ffmpeg that cannot write ``fmt`` (or read the video ``reading``):
+    ``problem`` says what is wrong with it (``fix``: how to mend it, by default set by whether
+    ``IMAGEIO_FFMPEG_EXE`` is set)."""
     env = os.environ.get("IMAGEIO_FFMPEG_EXE")
     if fix is None and env:
         now = "" if repr(env) in problem else f" (now {env!r})"
@@ -539,6 +540,9 @@ def _no_ffmpeg(fmt: str, problem: str, fix: str | None = None) -> ArgumentError:
     elif fix is None:
         fix = ("`pip install imageio-ffmpeg` (it bundles an ffmpeg), or install ffmpeg on the PATH, or set "
                "IMAGEIO_FFMPEG_EXE to an ffmpeg executable")
+    if reading is not None:
+        return ArgumentError(f"cannot read {str(reading)!r}: a video of that kind is decoded by ffmpeg, and {problem}. "
+                             f"Fix: {fix}.")  # fmt: skip
     others = [f for f in SUPPORTED_FORMATS if f not in FFMPEG_FORMATS]
     return ArgumentError(
         f"cannot write {fmt}: it is encoded by ffmpeg, and {problem}. Fix: {fix}; or write "
@@ -546,21 +550,23 @@ def _no_ffmpeg(fmt: str, problem: str, fix: str | None = None) -> ArgumentError:
     )
 
 
-def _ffmpeg_exe(fmt: str = "mp4") -> str:
+def _ffmpeg_exe(fmt: str = "mp4", reading: Path | None = None) -> str:
     """The ffmpeg executable imageio-ffmpeg runs (``IMAGEIO_FFMPEG_EXE`` if set, else its bundled
     binary, else one on the PATH), not checked; a missing imageio-ffmpeg, or one that found no
-    ffmpeg, raises :func:`_no_ffmpeg`'s error."""
+    ffmpeg, raises :func:`_no_ffmpeg`'s error (of reading the video ``reading``, where given)."""
     try:
         import imageio_ffmpeg
     except ImportError as e:
         env = os.environ.get("IMAGEIO_FFMPEG_EXE")
         raise _no_ffmpeg(fmt, f"imageio-ffmpeg, which runs it, is not installed ({e})",
                          "`pip install imageio-ffmpeg` (it bundles an ffmpeg"
-                         + (f"; it runs IMAGEIO_FFMPEG_EXE={env!r} instead when that is set)" if env else ")")) from None
+                         + (f"; it runs IMAGEIO_FFMPEG_EXE={env!r} instead when that is set)" if env else ")"),
+                         reading=reading) from None  # fmt: skip
     try:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as e:  # "No ffmpeg exe could be found": no bundled binary, none on the PATH
-        raise _no_ffmpeg(fmt, f"imageio-ffmpeg found no ffmpeg executable ({str(e).split('. ')[0]})") from None
+        raise _no_ffmpeg(fmt, f"imageio-ffmpeg found no ffmpeg executable ({str(e).split('. ')[0]})",
+                         reading=reading) from None  # fmt: skip
 
 
 def _exe_name(exe: str) -> str:
@@ -907,6 +913,10 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
         except Exception as e:  # unreadable / corrupt file
             raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}") from None
         return arr[None] if arr.ndim == 3 else arr
+    kind = p.suffix.lower().lstrip(".") or "video"
+    problem = _exe_problem(_ffmpeg_exe(kind, reading=p))  # (a missing ffmpeg said as such, not as a bad file)
+    if problem is not None:
+        raise _no_ffmpeg(kind, problem, reading=p)
     import imageio_ffmpeg
 
     # imageio-ffmpeg leaves the pipes of an ffmpeg that already exited to the garbage

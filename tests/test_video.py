@@ -957,3 +957,14 @@ print(sorted(os.listdir(os.fsencode(d))))
     assert r.returncode == 0, r.stderr.decode("utf-8", "replace")[-2000:]
     names = sorted(os.listdir(tmp_path))
     assert names == sorted(["café 日.png", "café 日.gif", "y" * 199 + "日" * 17 + ".png"])
+
+
+def test_reading_an_mp4_without_ffmpeg_says_so(tmp_path, monkeypatch):
+    """read_video of an mp4 with a missing ffmpeg reported a bad video (or imageio-ffmpeg's own error)."""
+    video = write_video(np.zeros((2, 8, 8, 3), np.uint8), tmp_path / "a.mp4", fps=4)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
+    with pytest.raises(ArgumentError, match=r"cannot read .*a\.mp4': a video of that kind is decoded by ffmpeg, and "
+                                            r"IMAGEIO_FFMPEG_EXE=.* does not exist\. Fix: point IMAGEIO_FFMPEG_EXE"):
+        read_video(video)
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
+    assert read_video(video).shape == (2, 8, 8, 3)
