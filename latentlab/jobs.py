@@ -616,32 +616,21 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
 
 def _decoder_note(was: Any, now: Any, decoder: Any) -> str:
     """What a refusal adds about a render folder's decoder (``was``, its description) that is
-    not this one (``now``), where the weights hashes tell it: the upscale setting that continues a
-    render drawn by these weights with the other one (``MiniDecoder.other_upscale_sha256``), an
-    upscaler file the weights folder lacks now, or weights that are not these (e.g. the mini
-    weights an older latentlab shipped), which no setting continues; else nothing (the list of
-    changed entries says what differs)."""
+    not this one (``now``), where the weights hashes tell it: what the decoder's own
+    ``resume_note`` says (mini: the upscale setting that continues it, or the upscaler file its
+    weights folder lacks now), else that the weights are not these (e.g. the mini weights an
+    older latentlab shipped), which no setting continues; nothing for another decoder class or
+    name, or with no hashes to compare (the list of changed entries says what differs)."""
     if not isinstance(was, dict) or not isinstance(now, dict):
         return ""
     old_hash, new_hash = was.get("weights_sha256"), now.get("weights_sha256")
     if any(was.get(k) != now.get(k) for k in ("class", "name")) or not isinstance(old_hash, str) \
             or not isinstance(new_hash, str) or old_hash == new_hash:  # fmt: skip
         return ""
-    other = getattr(decoder, "other_upscale_sha256", None)
-    drawn = "upscaler" in was and not str(was["upscaler"] or "none").startswith("none")  # ('none (Lanczos resize)')
-    if other is None:  # (no upscaler file in the weights folder now)
-        if drawn:
-            return (" It was drawn with the learned upscaler, whose file (mini_upscaler.safetensors) the weights folder "
-                    "lacks now: with it back (and the same decoder weights) the render continues.")  # fmt: skip
-    elif old_hash == other:  # these weights, drawn with the other upscale setting
-        changed = {k for k in set(was) | set(now) if was.get(k) != now.get(k)}
-        if "upscaler" not in was or not changed <= {"upscaler", "weights_sha256"}:
-            return ""  # (a record of an older format, or another size as well: the list says what)
-        if not drawn:
-            return " It was drawn without the learned upscaler: upscale = false in the spec (CLI: --no-upscale) continues it."
-        res, native = getattr(decoder, "resolution", 0), getattr(getattr(decoder, "config", None), "image_size", 0)
-        cli = " (CLI: leave out --no-upscale)" if isinstance(res, int) and res > native else ""  # (unset loads it)
-        return f" It was drawn with the learned upscaler: upscale = true in the spec{cli} continues it."
+    own = getattr(decoder, "resume_note", None)
+    note = own(was, now) if callable(own) else None
+    if note is not None:
+        return note
     return (" Its decoder's weights are not these (an upgrade of latentlab ships new mini weights, or the preset "
             "loads other files now), so no setting continues it.")
 

@@ -1619,13 +1619,16 @@ def test_the_decoder_notes_of_a_refusal_say_only_what_the_hashes_show():
     from types import SimpleNamespace
 
     from latentlab.jobs import _decoder_note
+    from latentlab.mini.runtime import MiniDecoder
 
     learned, lanczos = "learned 2x (mini_upscaler)", "none (Lanczos resize)"
     was = {"class": "MiniDecoder", "name": "mini", "weights_sha256": "a", "upscaler": learned}
     now = {"class": "MiniDecoder", "name": "mini", "weights_sha256": "b", "upscaler": lanczos}
 
-    def dec(other, res=64):
-        return SimpleNamespace(other_upscale_sha256=other, resolution=res, config=SimpleNamespace(image_size=32))
+    def dec(other, res=64):  # (the three attributes MiniDecoder.resume_note reads)
+        d = MiniDecoder.__new__(MiniDecoder)
+        d.other_upscale_sha256, d.resolution, d.config = other, res, SimpleNamespace(image_size=32)
+        return d
 
     assert "whose file (mini_upscaler.safetensors) the weights folder lacks now" in _decoder_note(was, now, dec(None))
     assert _decoder_note(was, now, dec("a")).endswith("upscale = true in the spec (CLI: leave out --no-upscale) continues it.")
@@ -1637,3 +1640,4 @@ def test_the_decoder_notes_of_a_refusal_say_only_what_the_hashes_show():
     assert _decoder_note({**was, "class": "Other"}, now, dec("c")) == ""  # another preset: no weights note
     back = {**was, "upscaler": lanczos}
     assert _decoder_note(back, {**now, "upscaler": learned}, dec("a")).endswith("(CLI: --no-upscale) continues it.")
+    assert "weights are not these" in _decoder_note(was, now, SimpleNamespace())  # a decoder with no resume_note

@@ -358,6 +358,31 @@ class MiniDecoder(Decoder):
             dec.expert_sha256 = hashlib.sha256(ex_path.read_bytes()).hexdigest()[:16]
         return dec
 
+    def resume_note(self, was: dict[str, Any], now: dict[str, Any]) -> str | None:
+        """For a refusal to continue a render folder that these weights did not draw (``was``, the
+        folder's record of its decoder; ``now``, :meth:`describe`; the same class and name, another
+        ``weights_sha256``): the upscale setting that continues it, or the upscaler file the
+        weights folder lacks now; ``""`` where the list of changed entries says enough (a record of
+        an older format, another size as well); ``None`` where the weights themselves differ."""
+        other = self.other_upscale_sha256
+        drawn = "upscaler" in was and not str(was["upscaler"] or "none").startswith("none")  # ('none (Lanczos resize)')
+        if other is None:  # (no upscaler file in the weights folder now)
+            if not drawn:
+                return None
+            return (" It was drawn with the learned upscaler, whose file (mini_upscaler.safetensors) the weights folder "
+                    "lacks now: with it back (and the same decoder weights) the render continues.")  # fmt: skip
+        if was.get("weights_sha256") != other:
+            return None
+        # these weights, drawn with the other upscale setting
+        changed = {k for k in set(was) | set(now) if was.get(k) != now.get(k)}
+        if "upscaler" not in was or not changed <= {"upscaler", "weights_sha256"}:
+            return ""
+        if not drawn:
+            return " It was drawn without the learned upscaler: upscale = false in the spec (CLI: --no-upscale) continues it."
+        unset_loads_it = isinstance(self.resolution, int) and self.resolution > self.config.image_size
+        cli = " (CLI: leave out --no-upscale)" if unset_loads_it else ""
+        return f" It was drawn with the learned upscaler: upscale = true in the spec{cli} continues it."
+
     def noise_shape(self) -> tuple[int, ...]:
         s = self.config.image_size
         return (3, s, s)
