@@ -906,6 +906,23 @@ def test_an_ffmpeg_that_exits_0_having_written_nothing_leaves_the_old_video(tmp_
     assert video.check_video_writer("mp4") == str(fake)  # it exists and runs: only writing shows it is no ffmpeg
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a shell script for an ffmpeg")
+def test_an_ffmpeg_that_stops_reading_early_is_reported_with_its_status_and_words(tmp_path, monkeypatch):
+    # ffmpeg exits before it has read the frames: the next write to its pipe raises BrokenPipeError,
+    # which must end as ffmpeg's own failure (status, what it said), the old video kept, not as a
+    # raw BrokenPipeError (which the CLI no longer takes for a closed `| head`)
+    (tmp_path / "bin").mkdir()
+    fake = _executable(tmp_path / "bin" / "ffmpeg", "#!/bin/sh\necho 'Unknown encoder libx264' >&2\nexit 3\n")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
+    target = tmp_path / "clip.mp4"
+    target.write_bytes(b"old")
+    frames = smooth(40, 64, 64)  # 480 KB, far more than a pipe's buffer: a write meets the closed pipe
+    with pytest.raises(LatentlabError, match=r"ffmpeg failed \(exit status 3\).*ffmpeg said: Unknown encoder libx264$"):
+        write_video(frames, target, fps=4)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "clip.mp4"]
+
+
 # ------------------------------------------------------------------------------------
 # temporary names under any file-system encoding
 # ------------------------------------------------------------------------------------
