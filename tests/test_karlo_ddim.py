@@ -387,3 +387,12 @@ def test_steps_past_the_training_timesteps_are_refused_with_either_sampler(sched
     if scheduler == "ddim":
         with pytest.raises(ArgumentError, match=r"steps must be <= 1000"):
             dec.decode_base(_unit(1, 0), _noise(dec, 1, 0), steps=1001)
+
+
+def test_decoder_size_images_and_invert_take_a_non_square_picture_s_centre_square(dec):
+    # both squashed the whole picture into the decoder's square
+    wide = np.random.default_rng(3).integers(0, 256, (1, 40, 100, 3), dtype=np.uint8)
+    centre = wide[:, :, 30:70]
+    assert torch.equal(dec.decoder_size_images(wide), dec.decoder_size_images(centre))
+    z = _unit(1, 5)
+    assert torch.equal(dec.invert(wide, z, steps=2), dec.invert(centre, z, steps=2))

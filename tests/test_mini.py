@@ -2143,6 +2143,29 @@ def test_invert_takes_a_list_of_images_of_different_sizes():
         assert torch.allclose(noise[i : i + 1], alone, atol=1e-5)
 
 
+@needs_weights
+@pytest.mark.parametrize("refine", [0, 2])
+def test_a_non_square_picture_is_inverted_over_its_centre_square_not_squashed(refine):
+    """An audit of pictures from elsewhere: a 4:3 photo (or any wide or tall one) was squashed
+    into the decoder's square before inversion, so `variations --eta` and inverted morphs drew a
+    circle as an oval, and the noise described another region than the embedding (the encoder's
+    transform crops the centre square)."""
+    import latentlab as ll
+    from latentlab.decoders.base import centre_square
+
+    dec = ll.create_decoder("mini")
+    rng = np.random.default_rng(1)
+    wide = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    square = wide[:, 16:64]  # the centre 48 x 48
+    assert np.array_equal(centre_square(wide[None])[0], square)
+    assert np.array_equal(centre_square(wide.transpose(1, 0, 2)[None])[0], square.transpose(1, 0, 2))  # tall
+    z = ll.create_encoder("mini").encode_image(wide)
+    got = dec.invert(wide, z, steps=2, refine=refine, progress=False)
+    assert torch.equal(got, dec.invert(square, z, steps=2, refine=refine, progress=False))
+    squashed = np.asarray(__import__("PIL.Image").Image.fromarray(wide).resize((48, 48)))
+    assert not torch.equal(got, dec.invert(squashed, z, steps=2, refine=refine, progress=False))
+
+
 # -- fixes from an audit of the decoders (each test failed on the code before its fix) -------------
 
 

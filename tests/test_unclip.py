@@ -621,6 +621,13 @@ def test_invert_images_gives_decodable_noise(dec):
     assert not torch.allclose(with_cfg, noise)
 
 
+def test_invert_crops_a_non_square_picture_to_its_centre_square(dec):
+    # it was squashed into a square (signed_pixels resized the whole picture)
+    z = tag(unit(1, dec.dim, 7), dec.space)
+    wide = np.random.default_rng(2).integers(0, 256, (1, 48, 72, 3), dtype=np.uint8)
+    assert torch.equal(dec.invert(wide, z, steps=2), dec.invert(wide[:, :, 12:60], z, steps=2))
+
+
 # -- samplers and speed levers --------------------------------------------------------------------
 
 

@@ -49,6 +49,19 @@ def snapshot_revision(pipe: Any) -> str | None:
     return None
 
 
+def centre_square(images: np.ndarray) -> np.ndarray:
+    """uint8 ``(b, H, W, 3)`` -> the largest centred square of each, ``(b, S, S, 3)`` with
+    ``S = min(H, W)`` (a view; square images come back as they are): the region a CLIP encoder's
+    transform (resize the short side, centre crop) sees, so that a non-square picture is
+    inverted and judged over what its embedding describes, not squashed into a square."""
+    h, w = images.shape[1:3]
+    if h == w:
+        return images
+    side = min(h, w)
+    top, left = int(round((h - side) / 2.0)), int(round((w - side) / 2.0))  # (as torchvision's CenterCrop rounds)
+    return images[:, top : top + side, left : left + side]
+
+
 def trailing_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
     """``steps`` DDIM timesteps with *trailing* spacing (Lin et al. 2023, "Common Diffusion
     Noise Schedules and Sample Steps are Flawed", table 2), noisiest first: ``T - 1`` down to
@@ -330,8 +343,9 @@ class Decoder:
     ) -> torch.Tensor:
         """The starting noise from which this decoder redraws ``images``: DDIM inversion.
 
-        ``images``: uint8 ``(b, H, W, 3)`` or ``(H, W, 3)`` arrays (any size; resized to the
-        decoder's native size), or a list of them. ``embeddings``: ``(b, d)``, normally each
+        ``images``: uint8 ``(b, H, W, 3)`` or ``(H, W, 3)`` arrays (any size: a non-square image
+        is centre-cropped to a square first, the region the CLIP encoders see, then resized to
+        the decoder's native size), or a list of them. ``embeddings``: ``(b, d)``, normally each
         image's own CLIP image embedding. Returns float32 noise ``(b, *noise_shape())`` such
         that ``decode(embeddings, noise, steps=steps)`` reproduces the images as closely as
         the sampler allows. Decode with the same ``steps`` (the decoder's default when
@@ -398,7 +412,7 @@ class Decoder:
         n = check_int(n, "refine", minimum=0)  # gradient steps
         dg = self.default_guidance if decode_guidance is None else decode_guidance
         dg = check_number(dg, "decode_guidance", minimum=0)
-        images = np.ascontiguousarray(images)
+        images = np.ascontiguousarray(centre_square(images))  # (squashed into a square before 2026-12-06)
         if n == 0:
             return self._invert(images, z, steps=steps, guidance_scale=guidance)
         # refined image by image: in one batch, the UNet's last-bit differences between batch

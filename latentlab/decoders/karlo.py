@@ -104,7 +104,7 @@ from ..hf_clip import (
     warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
-from .base import Decoder, trailing_timesteps, trailing_timesteps_marks
+from .base import Decoder, centre_square, trailing_timesteps, trailing_timesteps_marks
 from .kandinsky import (
     UnCLIPDiffusionPrior,
     _check_guidance,
@@ -627,7 +627,8 @@ class KarloDecoder(Decoder):
 
     def decoder_size_images(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (b, H, W, 3) -> float32 (b, 3, s, s) in [-1, 1] at the 64 px decoder's size
-        (area filter when shrinking, bicubic when enlarging), on the CPU: what :meth:`invert`
+        (a non-square image centre-cropped to a square first, as the CLIP encoders see it; area
+        filter when shrinking, bicubic when enlarging), on the CPU: what :meth:`invert`
         inverts, and the scale at which to judge a round trip.
 
         >>> dec.decoder_size_images(np.zeros((1, 256, 256, 3), np.uint8)).shape   # doctest: +SKIP
@@ -636,6 +637,7 @@ class KarloDecoder(Decoder):
         from PIL import Image
 
         s = int(self.pipe.decoder.config.sample_size)
+        images = centre_square(images)
         if images.shape[1:3] != (s, s):
             f = Image.Resampling.BOX if min(images.shape[1:3]) >= s else Image.Resampling.BICUBIC
             images = np.stack([np.asarray(Image.fromarray(im).resize((s, s), f)) for im in images])
