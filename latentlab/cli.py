@@ -706,8 +706,11 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         raise ll.ArgumentError(f"--batch-size must be at least 1, got {batch}.")
     if args.size is not None and not 8 <= args.size <= 4096:
         raise ll.ArgumentError(f"--size must be in [8, 4096] (as a spec's size), got {args.size}.")
-    if args.steps is not None and args.steps < 1:
-        raise ll.ArgumentError(f"--steps must be at least 1, got {args.steps}.")
+    from .spec import MAX_STEPS
+
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:  # (before the models load, as a spec's steps)
+        raise ll.ArgumentError(f"--steps must be in [1, {MAX_STEPS}] (the training timesteps of the samplers "
+                               f"latentlab loads), got {args.steps}.")  # fmt: skip
     if args.guidance_scale is not None and not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 0):
         raise ll.ArgumentError(f"--guidance must be a finite number >= 0, got {args.guidance_scale}.")
     seed = args.seed or 0

@@ -446,6 +446,8 @@ def even_pacing(
             a_name, b_name = trajectory._keyframe_names(i)
             raise ArgumentError(f"segment {i} ({a_name} -> {b_name}) cannot be paced: {exc}") from None
     holds = sum(s.hold for s in segs)
+    from .spec import MAX_FRAMES
+
     if frames is not None:
         if isinstance(frames, np.integer):
             frames = int(frames)  # as Trajectory takes them
@@ -454,8 +456,6 @@ def even_pacing(
                 f"frames must be an integer >= {n_seg + 1 + holds} (one per segment, the closing frame and "
                 f"{holds} hold frames), got {frames!r}."
             )
-        from .spec import MAX_FRAMES
-
         if frames - 1 - holds > MAX_FRAMES:  # re-split by measured change, one segment may get them all
             raise ArgumentError(f"frames={frames} re-split across the segments could give one segment more than "
                                 f"{MAX_FRAMES} moving frames (the most a segment takes); use at most "
@@ -468,8 +468,9 @@ def even_pacing(
     if min_width is not None and (not isinstance(min_width, (int, float)) or isinstance(min_width, bool)
                                   or not 0 < min_width < 1):  # fmt: skip
         raise ArgumentError(f"min_width must be a number in (0, 1) (a fraction of a segment), got {min_width!r}.")
-    if coarse is not None and (not isinstance(coarse, int) or isinstance(coarse, bool) or coarse < 1):
-        raise ArgumentError(f"coarse must be an integer >= 1 (sample intervals per segment), got {coarse!r}.")
+    if coarse is not None and (not isinstance(coarse, int) or isinstance(coarse, bool) or not 1 <= coarse <= MAX_FRAMES):
+        raise ArgumentError(f"coarse must be an integer in [1, {MAX_FRAMES}] (sample intervals per segment, each one "
+                            f"decode), got {coarse!r}.")  # (a typo of 10**9 filled the memory before any decode)
     budget = len(trajectory) if frames is None else frames
     max_samples = budget if max_samples is None else check_int(max_samples, "max_samples", minimum=0)
     bs = decoder.default_batch_size if batch_size is None else check_int(batch_size, "batch_size", minimum=1)

@@ -70,6 +70,7 @@ PACING_METRICS = ("clip", "pixel")
 PACING_SCOPES = ("segment", "path")
 FORMATS = ("mp4", "gif", "webp")
 MAX_FRAMES = 100_000
+MAX_STEPS = 1000  # every sampler latentlab loads is trained on 1000 timesteps; checked before any model loads
 """The most frames a spec's ``frames`` (or a segment's) may ask for: more is a typo, not a video."""
 
 
@@ -469,8 +470,9 @@ class Spec:
         )
         need(self.pacing_scope is None or self.pacing_scope in PACING_SCOPES,
              f"'pacing_scope' must be one of {PACING_SCOPES}, got {self.pacing_scope!r}.")  # fmt: skip
-        need(self.pacing_coarse is None or (is_int(self.pacing_coarse) and self.pacing_coarse >= 1),
-             f"'pacing_coarse' must be an integer >= 1 (sample intervals per segment), got {self.pacing_coarse!r}.")  # fmt: skip
+        need(self.pacing_coarse is None or (is_int(self.pacing_coarse) and 1 <= self.pacing_coarse <= MAX_FRAMES),
+             f"'pacing_coarse' must be an integer in [1, {MAX_FRAMES}] (sample intervals per segment, each one "
+             f"decode), got {self.pacing_coarse!r}.")  # fmt: skip
         need(self.pacing_passes is None or (is_int(self.pacing_passes) and self.pacing_passes >= 1),
              f"'pacing_passes' must be an integer >= 1, got {self.pacing_passes!r}.")  # fmt: skip
         need(self.pacing_tol is None or (isinstance(self.pacing_tol, (int, float)) and not isinstance(self.pacing_tol, bool)
@@ -497,7 +499,9 @@ class Spec:
         need(isinstance(self.method, str) and self.method in METHODS, f"'method' must be one of {METHODS}, got {self.method!r}.")
         need(self.eta is None or (isinstance(self.eta, (int, float)) and not isinstance(self.eta, bool) and 0 <= self.eta <= 1),
              f"'eta' must be a number in [0, 1], got {self.eta!r}.")  # fmt: skip
-        need(self.steps is None or (is_int(self.steps) and self.steps >= 1), f"'steps' must be an integer >= 1, got {self.steps!r}.")
+        need(self.steps is None or (is_int(self.steps) and 1 <= self.steps <= MAX_STEPS),
+             f"'steps' must be an integer in [1, {MAX_STEPS}] (the training timesteps of the samplers latentlab "
+             f"loads), got {self.steps!r}.")  # fmt: skip
         need(
             self.guidance_scale is None or (isinstance(self.guidance_scale, (int, float)) and not isinstance(self.guidance_scale, bool)
                                             and math.isfinite(self.guidance_scale) and self.guidance_scale >= 0),

@@ -286,7 +286,8 @@ def _png(data: bytes, tmp: Path) -> Path:
         (["generate", " ", "--preset", "tiny"], "prompt is empty"),
         (["generate", "a cat", "-n", "0", "--preset", "tiny"], "--num must be"),
         (["generate", "a cat", "--batch-size", "0", "--preset", "tiny"], "--batch-size must"),
-        (["generate", "a cat", "--steps", "0", "--preset", "tiny"], "--steps must be at least 1"),
+        (["generate", "a cat", "--steps", "0", "--preset", "tiny"], "--steps must be in [1, 1000]"),
+        (["generate", "a cat", "--steps", "1000000000", "--preset", "tiny"], "--steps must be in [1, 1000]"),  # (after loading)
         (["generate", "a cat", "--guidance", "-1", "--preset", "tiny"], "--guidance must be a finite number >= 0"),
         (["generate", "a cat", "--seed", str(2**64), "--preset", "tiny"], "--seed must be in"),
         (["generate", "a cat", "--size", "5000", "--preset", "tiny"], "--size must be in [8, 4096]"),

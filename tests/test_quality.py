@@ -163,7 +163,8 @@ def test_even_pacing_checks_its_arguments_before_any_decode():
     for kw, match in (({"max_samples": 2.5}, "max_samples must be an integer >= 0"),  # a raw TypeError
                       ({"max_samples": -3}, "max_samples must be an integer >= 0"),  # taken as 0
                       ({"batch_size": 0}, "batch_size must be an integer >= 1"),  # a raw ValueError
-                      ({"tol": float("nan")}, "tol must be a finite number")):  # bisection off, silently
+                      ({"tol": float("nan")}, "tol must be a finite number"),  # bisection off, silently
+                      ({"coarse": 10**9}, r"coarse must be an integer in \[1, 100000\]")):  # 12 GB of samples, then a decode
         with pytest.raises(ArgumentError, match=match):
             even_pacing(path, None, dec, metric="pixel", **kw)
     assert len(even_pacing(path, None, dec, metric="pixel", frames=np.int64(10)).trajectory) == 10  # numpy ints, as Trajectory

@@ -151,6 +151,12 @@ def test_text_keyframe_without_prior_is_refused(images):
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": ["x"]}, "'base_dir' must be a folder path"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": ""}, "'out_dir' must be a non-empty path string"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": 3}, "'out_dir' must be a non-empty path string"),
+        # found by an audit of specs from elsewhere (2026-12-06): a pacing_coarse of 10**9 filled the memory (12 GB)
+        # before any decode; steps of 10**9 were refused only after the models had loaded
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "pacing": "even", "pacing_coarse": 10**9},
+         r"'pacing_coarse' must be an integer in \[1, 100000\]"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "steps": 10**9}, r"'steps' must be an integer in \[1, 1000\]"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "steps": 1001}, r"'steps' must be an integer in \[1, 1000\]"),
     ],
 )
 def test_malformed_specs_name_the_field(bad, match):
