@@ -379,10 +379,10 @@ def nearest_images(
     if labels is None:
         labels = [Path(x).name if isinstance(x, (str, os.PathLike)) else f"#{j}" for j, x in enumerate(items)]
     # the pixels each thumbnail shows are the ones encoded: files and PIL images of any mode
-    # (palette, grey, CMYK, alpha) as RGB, as the encoders read them
-    pixels = [_pixels(x, f"images[{j}]") for j, x in enumerate(items)]
+    # (palette, grey, CMYK, alpha) as RGB, as the encoders read them; each picture is shrunk as soon
+    # as it is read (a folder of 12 MP photos was held whole, 36 MB each, until all were encoded)
+    thumbs = [_thumbnail(_pixels(x, f"images[{j}]"), thumbnail) for j, x in enumerate(items)]
     bank = encoder.encode_image([str(x) if isinstance(x, (str, os.PathLike)) else x for x in items])
-    thumbs = [_thumbnail(p, thumbnail) for p in pixels]
     return nearest_neighbours(query, bank, k=k, labels=labels, query_labels=query_labels, images=thumbs)
 
 

@@ -870,6 +870,33 @@ def test_nearest_images_takes_channels_first_tensors_as_encode_image_does(tiny_e
     assert len(in_list.images) == 3 and in_list.labels == ["#0", "#1", "#2"]
 
 
+def test_nearest_images_holds_one_full_size_picture_at_a_time(tiny_encoder, tmp_path, monkeypatch):
+    # an audit (2026-12-06): every picture was read at full size and kept until all were encoded
+    # (a folder of 500 phone photos, 36 MB each, needed 18 GB); each is now shrunk as it is read
+    import gc
+    import weakref
+
+    from PIL import Image
+
+    from latentlab import explore
+
+    for j in range(4):
+        Image.fromarray(np.full((96, 96, 3), 40 * j, np.uint8)).save(tmp_path / f"p{j}.png")
+    read, alive = [], []
+    real = explore._pixels
+
+    def pixels(*a, **k):
+        gc.collect()
+        alive.append(sum(r() is not None for r in read))  # full-size pictures still held as the next is read
+        out = real(*a, **k)
+        read.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(explore, "_pixels", pixels)
+    nn = ll.nearest_images(tiny_encoder.encode_text(["a red circle"]), tiny_encoder, tmp_path, k=4, thumbnail=32)
+    assert alive == [0, 0, 0, 0] and [im.shape for im in nn.images] == [(32, 32, 3)] * 4
+
+
 def test_rgba_arrays_are_shown_on_white_as_they_are_encoded(tiny_encoder):
     # an audit: a transparent RGBA array was encoded on white but its thumbnail showed black,
     # and ll.show refused it, advising frames[..., :3] (black again)
