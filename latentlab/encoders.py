@@ -42,7 +42,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, url_hint
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
 
@@ -241,8 +241,20 @@ class _Image:
         except Exception as exc:  # PIL raises many types for bad files
             raise ArgumentError(
                 f"{self.label}: could not read image file {str(self.path)!r} ({type(exc).__name__}: {exc}). "
-                "The file is corrupt, truncated or not an image; re-export it as PNG or JPEG."
+                + (_too_large(exc) or "The file is corrupt, truncated or not an image; re-export it as PNG or JPEG.")
             ) from exc
+
+
+def _too_large(exc: BaseException) -> str | None:
+    """For a picture Pillow refuses to open for its size (``DecompressionBombError``, a raw error
+    that was taken for a corrupt file): what to do, as a sentence; else ``None``."""
+    from PIL import Image
+
+    if not isinstance(exc, Image.DecompressionBombError):
+        return None
+    return ("It has more pixels than Pillow opens by default (PIL.Image.MAX_IMAGE_PIXELS): downscale it (the CLIP "
+            "encoders see a few hundred pixels of it), or, if you trust the file, set PIL.Image.MAX_IMAGE_PIXELS = None "
+            "in Python before latentlab reads it.")
 
 
 def _to_rgb(im: Any) -> Any:
@@ -384,7 +396,8 @@ def _one_image(x: object, label: str) -> list[_Image]:
     if isinstance(x, (str, os.PathLike)):
         p = Path(x).expanduser()
         if not p.exists():
-            raise ArgumentError(f"{label}: image file not found: {str(p)!r}. Check the path (relative to {os.getcwd()!r}).")
+            raise ArgumentError(f"{label}: image file not found: {str(p)!r}."
+                                + (url_hint(x) or f" Check the path (relative to {os.getcwd()!r})."))
         if not p.is_file():
             raise ArgumentError(f"{label}: {str(p)!r} is not a file; pass the path of an image file (PNG, JPEG, ...).")
         try:
@@ -393,7 +406,7 @@ def _one_image(x: object, label: str) -> list[_Image]:
         except Exception as exc:
             raise ArgumentError(
                 f"{label}: could not read image file {str(p)!r} ({type(exc).__name__}: {exc}). "
-                "The file is corrupt or not an image; re-export it as PNG or JPEG."
+                + (_too_large(exc) or "The file is corrupt or not an image; re-export it as PNG or JPEG.")
             ) from exc
         return [_Image(label, path=p)]
     if isinstance(x, Image.Image):

@@ -89,3 +89,14 @@ def check_number(value: object, name: str, *, minimum: float | None = None) -> f
         bound = "" if minimum is None else f" >= {minimum}"
         raise ArgumentError(f"{name} must be a finite number{bound}, got {value!r}.")
     return float(value)
+
+
+def url_hint(path: object) -> str:
+    """For a missing file whose name is a URL ("https://.../cat.png", which ``Path`` spells
+    "https:/..."): a sentence saying latentlab reads local files only; else ``""``."""
+    import re
+
+    # (one slash: Path() has folded the two; a scheme of two letters or more: "C:/x.png" is a Windows path)
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(path)):
+        return ""
+    return " latentlab reads local files only, not URLs: download the picture first (e.g. `curl -O URL`) and name the file."

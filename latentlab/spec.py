@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, SpecError
+from .errors import ArgumentError, SpecError, url_hint
 from .video import MIN_FPS, check_gif_fps  # the slowest video a spec may ask for: write_video's own limit
 
 if TYPE_CHECKING:
@@ -586,6 +586,8 @@ class Spec:
                     if not Path(os.path.expanduser(v)).is_absolute():
                         start = f"at {self.base_dir!r} (the spec file's folder, or base_dir)" if self.base_dir else "in the current folder"
                         hint = f" (relative paths start {start})"
+                    if url_hint(v):
+                        raise SpecError(f"{where}.image: {v!r} is a URL.{url_hint(v)}")
                     raise SpecError(f"{where}.image: no such file {str(p)!r}. Check the path{hint}.{_utf8_hint(p)}")
                 _check_picture(p, f"{where}.image")
         elif kind == "text_diff":
@@ -622,7 +624,7 @@ class Spec:
                     if windows is not None:
                         raise windows
                     raise SpecError(f"{w}.image: no such file {str(self.resolve_path(item['image']))!r}."
-                                    + _utf8_hint(self.resolve_path(item["image"])))
+                                    + (url_hint(item["image"]) or _utf8_hint(self.resolve_path(item["image"]))))
                 if ik[0] == "image":
                     _check_picture(self.resolve_path(item["image"]), f"{w}.image")
                 wt = item.get("weight", 1.0)
@@ -804,9 +806,12 @@ def _check_picture(path: Path, where: str) -> None:
         with Image.open(path) as im:
             im.load()
     except Exception as exc:  # UnidentifiedImageError, OSError, SyntaxError (a damaged PNG), DecompressionBombError ...
+        from .encoders import _too_large
+
         reason = "not a picture format it knows" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
         raise SpecError(
-            f"{where}: {str(path)!r} cannot be read as a picture ({reason}). Check the file, or name another picture."
+            f"{where}: {str(path)!r} cannot be read as a picture ({reason}). "
+            + (_too_large(exc) or "Check the file, or name another picture.")
         ) from None
     if len(_PICTURES_READ) > 4096:
         _PICTURES_READ.clear()

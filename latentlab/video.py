@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, LatentlabError
+from .errors import ArgumentError, LatentlabError, url_hint
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -882,7 +882,7 @@ def _existing_file(path: Any, name: str = "path") -> Path:
         raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
     p = Path(path).expanduser()
     if not p.exists():
-        raise ArgumentError(f"{name} {str(p)!r} does not exist. Fix: check the path.")
+        raise ArgumentError(f"{name} {str(p)!r} does not exist." + (url_hint(path) or " Fix: check the path."))
     if p.is_dir():
         raise ArgumentError(f"{name} {str(p)!r} is a directory, not a file.")
     return p
@@ -961,8 +961,10 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
             from .encoders import _to_rgb
 
             return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as e:
-        raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:  # (the last was raw)
+        from .encoders import _too_large
+
+        raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}" + (f". {_too_large(e)}" if _too_large(e) else "")) from None
 
 
 # ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -985,3 +986,49 @@ def test_reading_an_mp4_without_ffmpeg_says_so(tmp_path, monkeypatch):
         read_video(video)
     monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
     assert read_video(video).shape == (2, 8, 8, 3)
+
+
+def test_a_picture_too_large_for_pillow_is_refused_with_the_fix_everywhere_it_is_read(tmp_path, monkeypatch, tiny_encoder):
+    # an audit of pictures from elsewhere: a 14000 x 14000 PNG raised Pillow's raw DecompressionBombError
+    # from load_image, and encode_image called it corrupt ("re-export it as PNG or JPEG")
+    from PIL import Image
+
+    from latentlab.errors import SpecError
+    from latentlab.spec import load_spec
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 pixels: over twice the limit, Pillow refuses
+    fix = "more pixels than Pillow opens by default"
+    with pytest.raises(ArgumentError, match=fix):
+        video.load_image(path)
+    with pytest.raises(ArgumentError, match=fix) as info:
+        tiny_encoder.encode_image([path])
+    assert "corrupt" not in str(info.value)
+    with pytest.raises(SpecError, match=fix):
+        load_spec({"keyframes": [{"image": str(path)}, {"text": "a cat"}]})
+
+
+def test_a_url_given_for_a_picture_is_called_one(tmp_path, monkeypatch, tiny_encoder):
+    # an audit: "https://example.com/cat.png" was reported as the missing file 'https:/example.com/cat.png'
+    # (Path folds the slashes), with "check the path" as the fix
+    from latentlab.errors import SpecError
+    from latentlab.spec import load_spec
+
+    monkeypatch.chdir(tmp_path)
+    url = "https://example.com/cat.png"
+    said = "reads local files only, not URLs: download the picture first"
+    with pytest.raises(ArgumentError, match=said):
+        video.load_image(url)
+    with pytest.raises(ArgumentError, match=said):
+        tiny_encoder.encode_image([url])
+    with pytest.raises(SpecError, match=f"keyframes\\[0\\].image: '{url}' is a URL. latentlab {said}"):
+        load_spec({"keyframes": [{"image": url}, {"text": "a cat"}]})
+    with pytest.raises(SpecError, match=said):
+        load_spec({"keyframes": [{"image": url}, {"text_diff": {"to": "a dog"}}]})
+    with pytest.raises(ArgumentError, match="Fix: check the path") as info:  # a plain missing file: as before
+        video.load_image("cat.png")
+    assert "URL" not in str(info.value)
+    from latentlab.errors import url_hint
+
+    assert url_hint("C:/pics/cat.png") == "" and url_hint("file:///tmp/x.png") and url_hint(Path("s3://b/k.png"))
