@@ -258,8 +258,20 @@ def _too_large(exc: BaseException) -> str | None:
 
 
 def _to_rgb(im: Any) -> Any:
-    """``im`` (any PIL mode) as an RGB image: EXIF orientation applied, alpha composited on white."""
+    """``im`` (any PIL mode) as an RGB image: EXIF orientation applied, alpha composited on white;
+    of an animated picture, its current frame (the first, as opened), with a warning saying so."""
     from PIL import Image, ImageOps
+
+    n_frames = getattr(im, "n_frames", 1)
+    # (it was read as one picture, silently; a phone's MPO JPEG holds its photo first and a preview or depth map after)
+    if isinstance(n_frames, int) and n_frames > 1 and getattr(im, "format", None) != "MPO":
+        k = im.tell()
+        warnings.warn(
+            f"an animated picture ({n_frames} frames) is read as one of them, frame {k}"
+            + (" (the first)" if k == 0 else "") + "; for another, pass that frame (im.seek(k); im.copy()) or save it "
+            "as a picture of its own.",
+            UserWarning, stacklevel=2,
+        )  # fmt: skip
 
     try:
         orientation = im.getexif().get(0x0112, 1)
@@ -763,7 +775,10 @@ class Encoder:
         """Embed images: returns float32 ``(n, dim)`` on CPU, unit norm, tagged with ``self.space``.
 
         ``images`` is one item or a list of: file paths (str / PathLike), PIL images (any
-        mode; alpha is composited on white, EXIF orientation applied), numpy arrays
+        mode; alpha is composited on white, EXIF orientation applied: a PIL image keeps its
+        orientation tag through ``rotate``, so turn a photo upright with
+        ``PIL.ImageOps.exif_transpose``, which clears it, not by hand; an animated picture
+        gives its current frame, the first as opened, with a warning), numpy arrays
         ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` (uint8 or float in [0, 1]; ``(n, H, W, C)``
         batches expand), torch tensors ``(3, H, W)`` or ``(n, 3, H, W)`` in [0, 1] (or uint8).
         Every image goes through the model's own open_clip transform (resize, centre crop,

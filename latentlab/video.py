@@ -944,8 +944,9 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Load an image file as uint8 ``(H, W, 3)`` RGB: EXIF rotation applied, alpha composited on
-    white, 16-bit and float images scaled, exactly as the encoders read a file, so a picture
-    inverted or shown is the one that was encoded.
+    white, 16-bit and float images scaled, of an animated gif/webp its first frame (with a
+    warning), exactly as the encoders read a file, so a picture inverted or shown is the one that
+    was encoded (:func:`read_video` reads every frame).
 
     >>> import numpy as np, tempfile, pathlib
     >>> p = save_image(np.full((4, 6, 3), 7, np.uint8), pathlib.Path(tempfile.mkdtemp()) / "x.png")

@@ -1032,3 +1032,28 @@ def test_a_url_given_for_a_picture_is_called_one(tmp_path, monkeypatch, tiny_enc
     from latentlab.errors import url_hint
 
     assert url_hint("C:/pics/cat.png") == "" and url_hint("file:///tmp/x.png") and url_hint(Path("s3://b/k.png"))
+
+
+def test_an_animated_picture_is_read_as_its_first_frame_with_a_warning(tmp_path, tiny_encoder):
+    # an audit: an animated gif or webp given as a picture was read as its first frame, silently
+    from PIL import Image
+
+    for ext in ("gif", "webp"):
+        path = tmp_path / f"anim.{ext}"
+        a, b = Image.new("RGB", (16, 16), (220, 30, 30)), Image.new("RGB", (16, 16), (30, 30, 220))
+        a.save(path, save_all=True, append_images=[b], duration=100, loop=0)
+        with pytest.warns(UserWarning, match=r"an animated picture \(2 frames\) is read as one of them, frame 0 \(the first\)"):
+            pixels = video.load_image(path)
+        assert pixels[..., 0].mean() > 150 > pixels[..., 2].mean()  # the red first frame
+        with pytest.warns(UserWarning, match="animated picture"):
+            tiny_encoder.encode_image([path])
+    # a phone's photo as an MPO JPEG (the photo, then a preview): two frames, not an animation
+    mpo = tmp_path / "phone.jpg"
+    Image.new("RGB", (16, 16), (220, 30, 30)).save(mpo, "MPO", save_all=True, append_images=[Image.new("RGB", (8, 8))])
+    with Image.open(mpo) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert video.load_image(mpo).shape == (16, 16, 3)
