@@ -547,9 +547,9 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     ``variations`` would render: the output options are checked against it before any work."""
     import latentlab as ll
 
-    from .jobs import check_can_create, resize_frames, slug, video_path
+    from .jobs import check_can_create, contact_sheet_of, slug, video_path
     from .spec import load_spec
-    from .video import check_gif_fps, check_video_writer, contact_sheet, load_image, save_image, write_video
+    from .video import check_gif_fps, check_video_writer, load_image, save_image, write_video
 
     if not 0 < args.eta <= 1:
         raise ll.ArgumentError(f"--eta must be in (0, 1], got {args.eta}.")
@@ -634,15 +634,14 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     args.swapped = True  # (for the message of a full disk)
     try:
         _deliver(held)  # a Ctrl-C or kill held back during the swap: now, with the new set in place
-        shown = resize_frames(frames, out.size)
         from .video import remove_stale_temps
 
         remove_stale_temps(video)  # partial videos of a run killed while encoding
         _record_video(Path(video), out_dir, pending=True)  # a write cut short before its record stays this run's
-        video = write_video(shown, video, fps=out.fps, hold_first=out.hold_first,
-                            hold_last=out.hold_last, pingpong=out.pingpong)  # fmt: skip
+        video = write_video(frames, video, fps=out.fps, hold_first=out.hold_first, hold_last=out.hold_last,
+                            pingpong=out.pingpong, size=out.size, progress=not args.quiet)  # fmt: skip
         _record_video(Path(video), out_dir)
-        sheet = save_image(contact_sheet(shown), out_dir / "contact_sheet.png")
+        sheet = save_image(contact_sheet_of(frames, out.size), out_dir / "contact_sheet.png")
     except KeyboardInterrupt:
         print(f"\ninterrupted: the new variations are in {out_dir}/ (variations.json), but the video or the contact "
               "sheet was not written; run the same command again to write them (it decodes again).", file=sys.stderr)  # fmt: skip
@@ -694,8 +693,8 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
 
     import latentlab as ll
 
-    from .jobs import check_can_create, resize_frames, slug
-    from .video import contact_sheet, save_image
+    from .jobs import check_can_create, contact_sheet_of, slug
+    from .video import save_image
 
     if args.num < 1:
         raise ll.ArgumentError(f"--num must be at least 1, got {args.num}.")
@@ -830,7 +829,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     kept = [pictures[k] for k in range(args.num)]
     _check_one_size(kept, out_dir)  # (only where the decoder says no size: kept pictures of another size)
     frames = np.stack(kept)
-    sheet = save_image(contact_sheet(resize_frames(frames, args.size)), out_dir / "contact_sheet.png")
+    sheet = save_image(contact_sheet_of(frames, args.size), out_dir / "contact_sheet.png")
     how = ("the decoder read the prompt too" if captions
            else "drawn from the prior's embeddings alone" + ("" if dec.reads_captions else ": this decoder reads no captions"))
     print(f"contact sheet: {sheet}")

@@ -116,14 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latentlab demo: error: {exc}", file=sys.stderr)
         return 2
     dt = time.perf_counter() - t0
-    from .jobs import resize_frames
+    from .jobs import video_path
     from .video import write_video
 
     spec = demo_spec(inputs, preset)
-    from .jobs import video_path
-
-    gif = write_video(resize_frames(result.frames, 128), video_path(out_dir, "gif"), fps=spec["fps"],
-                      hold_first=spec["hold_first"], hold_last=spec["hold_last"])  # fmt: skip
+    gif = write_video(result.frames, video_path(out_dir, "gif"), fps=spec["fps"], hold_first=spec["hold_first"],
+                      hold_last=spec["hold_last"], size=128)  # fmt: skip
     print(f"preset:        {preset}")
     if preset == "mini":
         print("               (the embedded model is small: it draws coloured shapes, rough emoji and clip art at 32 px, upscaled to 64; see docs/mini.md)")

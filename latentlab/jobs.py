@@ -45,6 +45,22 @@ def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.LANCZOS)) for f in frames])
 
 
+SHEET_TILE_MAX = 1024
+"""The largest side of a contact sheet's tiles: a sheet of a render at ``size = 4096`` was a
+200-megapixel PNG that Pillow (and so ``ll.load_image``) refuses to open."""
+
+
+def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | None = None) -> np.ndarray:
+    """The contact sheet of a render's frames ``(T, H, W, 3)``: at most ``max_frames`` of them,
+    evenly spaced, at the video's ``size`` (``None``: as they are), at most
+    :data:`SHEET_TILE_MAX` a side; only the frames it shows are resized."""
+    from .video import _pick_evenly, contact_sheet
+
+    if max_frames is not None and len(frames) > max_frames:
+        frames = frames[_pick_evenly(len(frames), max_frames)]
+    return contact_sheet(resize_frames(frames, min(frames.shape[1] if size is None else size, SHEET_TILE_MAX)))
+
+
 def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     """The spec's ``out_dir`` (resolved against its ``base_dir``), else ``renders/<name>``; the
     name is the spec's ``name`` or one made from its keyframes."""
@@ -722,7 +738,7 @@ def render_spec(
     """
     from .presets import create_decoder, create_encoder, create_prior, get_preset
     from .render import render
-    from .video import contact_sheet, save_image, write_video
+    from .video import save_image, write_video
 
     s = load_spec(spec)
     preset = get_preset(s.preset)
@@ -786,20 +802,21 @@ def render_spec(
             callback=callback,
             progress=progress,
         )
-        shown = resize_frames(frames, s.size)
         from .video import remove_stale_temps
 
         remove_stale_temps(video)  # partial videos of a render killed while encoding (its ffmpeg finishes them)
         _record_video(video, directory, pending=True)  # a write cut short before its record stays this render's
-        write_video(
-            shown,
+        write_video(  # resized frame by frame as written (all of them at once took gigabytes on long renders)
+            frames,
             video,
             fps=s.fps,
             hold_first=s.hold_first,
             hold_last=s.hold_last,
             pingpong=s.pingpong,
+            size=s.size,
+            progress=progress,
         )
         _record_video(video, directory)
         sheet_path = directory / "contact_sheet.png"
-        save_image(contact_sheet(shown, max_frames=sheet_frames), sheet_path)
+        save_image(contact_sheet_of(frames, s.size, sheet_frames), sheet_path)
         return RenderResult(frames, directory, video, sheet_path, s, trajectory, pacing)

@@ -635,7 +635,38 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
     return exe
 
 
-def _write_mp4(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float,
+class _Shown:
+    """The frames a video shows, for its writers: ``shown[i]`` is frame ``i`` resized (Lanczos)
+    to ``size`` x ``size`` when it is asked for (the last one kept, for the repeats of a hold), so
+    a long or large video never holds all its resized frames at once (a 1601-frame render at
+    512 px took 3.5 GB as mp4, 5.5 GB as gif); ``native`` holds the frames as given. Each frame
+    fed to a writer ticks ``bar``."""
+
+    def __init__(self, native: np.ndarray, size: int | None = None, bar: Any = None) -> None:
+        t, h, w, c = native.shape
+        self.native, self.bar = native, bar
+        self.size = None if size is None or (h == size and w == size) else int(size)
+        self.shape = (t, h, w, c) if self.size is None else (t, self.size, self.size, c)
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i: Any) -> np.ndarray:
+        i = int(i)
+        if self._last is None or self._last[0] != i:
+            f = self.native[i]
+            if self.size is not None:
+                from PIL import Image
+
+                f = np.asarray(Image.fromarray(f).resize((self.size, self.size), Image.LANCZOS))
+            self._last = (i, f)
+        if self.bar is not None:
+            self.bar.update(1)
+        return self._last[1]
+
+
+def _write_mp4(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float,
                quality: int | None) -> None:
     import subprocess
     import tempfile
@@ -730,32 +761,40 @@ def _gif_too_long(fps: float) -> ArgumentError:
     )
 
 
-def _write_gif(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int) -> None:
-    import imageio.v3 as iio
+def _write_gif(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float, loop: int) -> None:
+    from PIL import Image
 
-    seq = frames[idx]
-    durations = _frame_durations_ms(len(seq), fps, 10)
+    native = frames.native
+    durations = _frame_durations_ms(len(idx), fps, 10)
     # a gif's loop count is the repeats after the first play (0: forever; none: plays once),
     # where ``loop`` counts the plays, as webp's does
     repeat = {"loop": 0} if loop == 0 else ({} if loop == 1 else {"loop": loop - 1})
     # Pillow merges identical consecutive frames (a hold) into one, whose delay a gif stores in a
     # 16-bit count of 1/100 s: refused here, before the writer opens (its own overflow, below,
     # catches frames that only its palette makes identical)
+    # (frames equal as given are equal resized: compared as given, without resizing them twice)
     longest = run = 0
     for k, d in enumerate(durations):
-        run = run + d if k and np.array_equal(seq[k], seq[k - 1]) else d
+        run = run + d if k and (idx[k] == idx[k - 1] or np.array_equal(native[idx[k]], native[idx[k - 1]])) else d
         longest = max(longest, run)
     try:
         if longest > _GIF_MAX_DELAY_CS * 10:
             raise OverflowError
-        # Pillow's writer takes a list of durations only for several frames; one frame gets a number
-        iio.imwrite(tmp, seq, plugin="pillow", extension=".gif", is_batch=True,
-                    duration=durations if len(seq) > 1 else durations[0], **repeat)
+        # Pillow's own writer, fed one frame at a time (it keeps each as 256 colours). imageio's
+        # writer, used before, kept the frames of an interrupted write and encoded them all again
+        # from its finalizer: a Ctrl-C took effect only after a whole second encode. Pillow's writer
+        # takes a list of durations only for several frames; one frame gets a number.
+        first = Image.fromarray(frames[idx[0]])
+        if len(idx) == 1:
+            first.save(tmp, format="GIF", duration=durations[0], **repeat)
+        else:
+            rest = (Image.fromarray(frames[i]) for i in idx[1:])
+            first.save(tmp, format="GIF", save_all=True, append_images=rest, duration=durations, **repeat)
     except (OverflowError, struct.error):
         raise _gif_too_long(fps) from None
 
 
-def _write_webp(frames: np.ndarray, idx: np.ndarray, tmp: Path, fps: float, loop: int,
+def _write_webp(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float, loop: int,
                 quality: int | None) -> None:
     from PIL import Image
 
@@ -781,6 +820,8 @@ def write_video(
     pingpong: bool = False,
     quality: float | None = None,
     loop: int = 0,
+    size: int | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write frames to an mp4, gif or animated webp file, atomically.
 
@@ -801,6 +842,11 @@ def write_video(
             frame that differs from the one before, see below).
             gif: ignored (GIF is always 256-colour palettised).
         loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
+        size: resize the (square) frames to ``size`` x ``size`` (Lanczos) as they are written,
+            one at a time, as a render's ``size`` does: an mp4 or gif never holds all the
+            resized frames at once (a webp does, as Pillow's writer takes them). ``None``: as
+            they are.
+        progress: a tqdm bar over the frames fed to the writer (``desc="video"``).
 
     A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
     An existing file at ``path`` is replaced, not rewritten: the new file has the default
@@ -858,18 +904,26 @@ def write_video(
             f"fps={fps!r} is too fast for webp, which stores whole milliseconds per frame (at most "
             f"{_WEBP_MAX_FPS:g} fps). Fix: use fps <= {_WEBP_MAX_FPS:g}, or write mp4."
         )
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= 16384):
+        raise ArgumentError(f"size must be None or an integer in [1, 16384] (pixels per side), got {size!r}.")
     check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
+    if size is not None and arr.shape[1] != arr.shape[2]:
+        raise ArgumentError(f"size={size} resizes square frames, but these are {arr.shape[2]}x{arr.shape[1]} "
+                            "(width x height); resize them yourself, or leave size out.")  # fmt: skip
     idx = _sequence_indices(len(arr), hf, hl, pp)
     target = _prepare_target(path)
+    from ._bars import progress_bar
 
     def write(tmp: Path) -> None:
-        if fmt == "mp4":
-            _write_mp4(arr, idx, tmp, fps_f, q)
-        elif fmt == "gif":
-            _write_gif(arr, idx, tmp, fps_f, loop_n)
-        else:
-            _write_webp(arr, idx, tmp, fps_f, loop_n, q)
+        with progress_bar(progress, total=len(idx), desc="video", unit="frame") as bar:
+            shown = _Shown(arr, None if size is None else int(size), bar)
+            if fmt == "mp4":
+                _write_mp4(shown, idx, tmp, fps_f, q)
+            elif fmt == "gif":
+                _write_gif(shown, idx, tmp, fps_f, loop_n)
+            else:
+                _write_webp(shown, idx, tmp, fps_f, loop_n, q)
 
     return _atomic_write(target, write, ext=fmt)
 

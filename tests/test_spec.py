@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -587,3 +588,29 @@ for name in ("out", "output", "base", "img", "mix"):
     for line, field in zip(lines, fields):
         assert field in line, line
         assert "file-name encoding ('ascii'" in line and "UTF-8 locale (e.g. LANG=C.UTF-8) or with PYTHONUTF8=1" in line, line
+
+
+def test_render_spec_writes_the_video_resized_frame_by_frame_and_a_sheet_of_bounded_tiles(tmp_path, images, monkeypatch):
+    # an audit of scale: the whole resized video was built in memory before writing (then copied
+    # again for a gif), and a render at size 4096 wrote a 200-megapixel contact sheet that Pillow
+    # refuses to open
+    from latentlab import jobs, video
+    from latentlab.video import load_image
+
+    seen = {}
+    real = video.write_video
+
+    def spy(frames, path, **kw):
+        seen["frames"], seen["size"] = np.asarray(frames).shape, kw.get("size")
+        return real(frames, path, **kw)
+
+    monkeypatch.setattr(video, "write_video", spy)
+    monkeypatch.setattr(jobs, "SHEET_TILE_MAX", 40)
+    spec = {"preset": "tiny", "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}], "frames": 3,
+            "size": 48, "format": "gif", "steps": 2}  # fmt: skip
+    result = jobs.render_spec(spec, out_dir=tmp_path / "r", progress=False)
+    native = result.frames.shape
+    assert seen == {"frames": native, "size": 48} and native[1] != 48
+    assert video.read_video(result.video).shape[1:3] == (48, 48)
+    sheet = load_image(result.contact_sheet)
+    assert sheet.shape == (2 * 40 + 3 * 2, 2 * 40 + 3 * 2, 3)  # 3 frames in 2 x 2 tiles of 40 px, padded by 2

@@ -1057,3 +1057,69 @@ def test_an_animated_picture_is_read_as_its_first_frame_with_a_warning(tmp_path,
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert video.load_image(mpo).shape == (16, 16, 3)
+
+
+# ------------------------------------------------------------------------------------
+# long and large videos (an audit of scale, 2026-12-06)
+# ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["gif", "webp", "mp4"])
+def test_write_video_size_resizes_as_it_writes_and_gives_the_same_file(tmp_path, fmt):
+    from latentlab.jobs import resize_frames
+
+    frames = smooth(6, 16, 16)
+    a = write_video(resize_frames(frames, 40), tmp_path / f"a.{fmt}", fps=10, hold_last=2)
+    b = write_video(frames, tmp_path / f"b.{fmt}", fps=10, hold_last=2, size=40)
+    if fmt == "mp4":
+        np.testing.assert_array_equal(read_video(a), read_video(b))
+    else:
+        assert a.read_bytes() == b.read_bytes()
+    with pytest.raises(ArgumentError, match=r"size must be None or an integer in \[1, 16384\]"):
+        write_video(frames, tmp_path / "c.gif", size=0)
+    with pytest.raises(ArgumentError, match=r"size=8 resizes square frames, but these are 12x16"):
+        write_video(smooth(2, 16, 12), tmp_path / "c.gif", size=8)
+
+
+def test_write_video_never_holds_all_the_resized_frames(tmp_path):
+    # a 1601-frame render at 512 px held every resized frame (twice): 3.5 GB for an mp4, 5.5 GB for a gif
+    import tracemalloc
+
+    frames = smooth(120, 8, 8)  # 120 frames of 256 x 256 x 3 resized: 23.6 MB in all
+    tracemalloc.start()
+    try:
+        write_video(frames, tmp_path / "v.mp4", fps=24, size=256)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+    assert read_video(tmp_path / "v.mp4").shape == (120, 256, 256, 3)
+
+
+def test_a_gif_write_interrupted_is_not_encoded_again_afterwards(tmp_path, monkeypatch):
+    # imageio's writer kept the frames of an interrupted save and encoded them all again from its
+    # finalizer: a Ctrl-C at the start of a 4-minute gif took effect 4 minutes later
+    import gc
+
+    from PIL import GifImagePlugin
+
+    calls = []
+    real = GifImagePlugin._write_multiple_frames
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(GifImagePlugin, "_write_multiple_frames", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_video(smooth(4, 16, 16), tmp_path / "v.gif", fps=10)
+    gc.collect()
+    assert calls == [1] and leftovers(tmp_path) == [] and not (tmp_path / "v.gif").exists()
+
+
+def test_write_video_shows_a_bar_over_the_frames_it_writes(tmp_path, capsys):
+    write_video(smooth(5, 8, 8), tmp_path / "v.gif", fps=10, hold_last=3, progress=True)
+    err = capsys.readouterr().err
+    assert "video: 100%" in err and "8/8" in err  # five frames, the last shown three more times
+    write_video(smooth(5, 8, 8), tmp_path / "w.gif", fps=10)
+    assert "video" not in capsys.readouterr().err
