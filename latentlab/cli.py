@@ -1109,6 +1109,12 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     except LatentlabError as exc:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2
+    except MemoryError:  # (a raw traceback, status 1, after perhaps an hour of frames)
+        writing = getattr(args, "writing", None)
+        kept = f"finished frames are kept in {writing}/" if writing else "nothing was lost that a rerun cannot make"
+        print(f"latentlab: error: out of memory; {kept}. Run the same command again with a smaller --size or "
+              "--batch-size, or fewer frames, or with more memory free.", file=sys.stderr)  # fmt: skip
+        return 2
     except UnicodeError as exc:  # a path or text this system's encoding cannot hold (a non-UTF-8 locale)
         encoding = sys.getfilesystemencoding()
         if encoding.lower().replace("-", "") == "utf8":

@@ -1142,6 +1142,22 @@ def test_a_full_disk_names_the_folder_and_says_the_finished_pictures_are_kept(tm
     assert len(list(out.glob("frame_*.png"))) == 2
 
 
+def test_running_out_of_memory_while_writing_the_video_says_so_and_keeps_the_frames(tmp_path, images, monkeypatch, capsys):
+    # an audit of long renders: the video of thousands of frames at a large size ran out of memory
+    # after every frame was drawn, with a raw MemoryError traceback and status 1
+    from latentlab import video
+
+    def oom(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(video, "write_video", oom)
+    out = tmp_path / "r"
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "3", "--out-dir", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"latentlab: error: out of memory; finished frames are kept in {out}/. Run the same command again" in err
+    assert len(list(out.glob("frame_*.png"))) == 4  # (3 frames between, and the closing one)
+
+
 # -- an audit of the spec files and CLI verbs (2026-12-07) ------------------------------------
 
 
