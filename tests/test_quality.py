@@ -1186,3 +1186,16 @@ def test_render_spec_refuses_models_of_another_presets_space(tmp_path, tiny_enco
     own.space = "my-own-space"  # a user's model of a space no preset has: told how to name it
     with pytest.raises(SpaceError, match=r"register a preset of space 'my-own-space' \(latentlab.register_preset"):
         ll.render_spec(spec, out_dir=tmp_path / "r2", progress=False, decoder=own)
+
+
+@pytest.mark.parametrize("kw", [{}, {"passes": 3, "relax": 2, "max_samples": 5}])
+def test_even_pacing_bar_has_a_total_and_ends_full(capsys, kw):
+    # an audit of long renders: the pacing bar counted with no total, so no time left, on what can be
+    # the longest phase of a render (about ten decodes per frame for pacing = "fine")
+    import re
+
+    p = even_pacing(snap_path(frames=9), None, SnapDecoder(), metric="pixel", progress=True, **kw)
+    err = capsys.readouterr().err
+    start = re.search(r"pacing:\s+0%\|[^|]*\| 0/(\d+)", err)
+    assert start and int(start.group(1)) >= p.decodes  # the most it could measure, from the start
+    assert "pacing: 100%" in err and f"{p.decodes}/{p.decodes}" in err  # and what it did, at the end
