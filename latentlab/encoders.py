@@ -237,7 +237,7 @@ class _Image:
         try:
             with Image.open(self.path) as im:
                 im.load()
-                return _to_rgb(im)
+                return _to_rgb(im, repr(str(self.path)))
         except Exception as exc:  # PIL raises many types for bad files
             raise ArgumentError(
                 f"{self.label}: could not read image file {str(self.path)!r} ({type(exc).__name__}: {exc}). "
@@ -257,19 +257,22 @@ def _too_large(exc: BaseException) -> str | None:
             "in Python before latentlab reads it.")
 
 
-def _to_rgb(im: Any) -> Any:
+_ANIMATED_FORMATS = ("GIF", "WEBP", "PNG", "TIFF")  # (not a phone's MPO JPEG, photo then preview; not a PSD's layers)
+
+
+def _to_rgb(im: Any, name: str | None = None) -> Any:
     """``im`` (any PIL mode) as an RGB image: EXIF orientation applied, alpha composited on white;
-    of an animated picture, its current frame (the first, as opened), with a warning saying so."""
+    of an animated picture, its current frame (the first, as opened), with a warning saying so
+    (naming the file ``name``, so that it is said once per file)."""
     from PIL import Image, ImageOps
 
     n_frames = getattr(im, "n_frames", 1)
-    # (it was read as one picture, silently; a phone's MPO JPEG holds its photo first and a preview or depth map after)
-    if isinstance(n_frames, int) and n_frames > 1 and getattr(im, "format", None) != "MPO":
-        k = im.tell()
+    if isinstance(n_frames, int) and n_frames > 1 and getattr(im, "format", None) in _ANIMATED_FORMATS:
+        k = im.tell()  # (it was read as one picture, silently)
         warnings.warn(
-            f"an animated picture ({n_frames} frames) is read as one of them, frame {k}"
-            + (" (the first)" if k == 0 else "") + "; for another, pass that frame (im.seek(k); im.copy()) or save it "
-            "as a picture of its own.",
+            f"{name + ' is ' if name else ''}an animated picture ({n_frames} frames), read as one of them, frame {k}"
+            + (" (the first)" if k == 0 else "") + "; for another, save that frame as a picture of its own (in "
+            "Python: im.seek(k); im.copy()).",
             UserWarning, stacklevel=2,
         )  # fmt: skip
 

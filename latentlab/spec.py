@@ -70,8 +70,10 @@ PACING_METRICS = ("clip", "pixel")
 PACING_SCOPES = ("segment", "path")
 FORMATS = ("mp4", "gif", "webp")
 MAX_FRAMES = 100_000
-MAX_STEPS = 1000  # every sampler latentlab loads is trained on 1000 timesteps; checked before any model loads
 """The most frames a spec's ``frames`` (or a segment's) may ask for: more is a typo, not a video."""
+MAX_STEPS = 1000
+"""The most ``steps`` a spec (or ``generate --steps``) may ask for, checked before any model loads:
+every sampler latentlab loads is trained on 1000 timesteps (the decoder checks its own limit again)."""
 
 
 def _is_seed(v: Any) -> bool:

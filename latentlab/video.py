@@ -1016,7 +1016,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
             im.load()
             from .encoders import _to_rgb
 
-            return np.asarray(_to_rgb(im), dtype=np.uint8).copy()
+            return np.asarray(_to_rgb(im, repr(str(p))), dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:  # (the last was raw)
         from .encoders import _too_large
 

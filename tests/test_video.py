@@ -1042,10 +1042,11 @@ def test_an_animated_picture_is_read_as_its_first_frame_with_a_warning(tmp_path,
         path = tmp_path / f"anim.{ext}"
         a, b = Image.new("RGB", (16, 16), (220, 30, 30)), Image.new("RGB", (16, 16), (30, 30, 220))
         a.save(path, save_all=True, append_images=[b], duration=100, loop=0)
-        with pytest.warns(UserWarning, match=r"an animated picture \(2 frames\) is read as one of them, frame 0 \(the first\)"):
+        said = rf"anim\.{ext}' is an animated picture \(2 frames\), read as one of them, frame 0 \(the first\)"
+        with pytest.warns(UserWarning, match=said):  # (naming the file: which of several keyframes)
             pixels = video.load_image(path)
         assert pixels[..., 0].mean() > 150 > pixels[..., 2].mean()  # the red first frame
-        with pytest.warns(UserWarning, match="animated picture"):
+        with pytest.warns(UserWarning, match=said):
             tiny_encoder.encode_image([path])
     # a phone's photo as an MPO JPEG (the photo, then a preview): two frames, not an animation
     mpo = tmp_path / "phone.jpg"
@@ -1123,3 +1124,32 @@ def test_write_video_shows_a_bar_over_the_frames_it_writes(tmp_path, capsys):
     assert "video: 100%" in err and "8/8" in err  # five frames, the last shown three more times
     write_video(smooth(5, 8, 8), tmp_path / "w.gif", fps=10)
     assert "video" not in capsys.readouterr().err
+
+
+def test_a_layered_photoshop_file_is_not_called_animated(tmp_path):
+    # a review: Pillow counts a PSD's layers as frames (and opens it at "frame 1"), while the pixels it
+    # reads are the flattened picture, which is right: the animated-picture warning called it frame 1
+    import struct
+    import warnings
+
+    side = 4
+
+    def layer(name: bytes) -> bytes:
+        rec = struct.pack(">iiiiH", 0, 0, side, side, 3) + b"".join(struct.pack(">hI", c, 2 + side * side) for c in (0, 1, 2))
+        nm = bytes([len(name)]) + name
+        extra = struct.pack(">II", 0, 0) + nm + b"\0" * ((-len(nm)) % 4)
+        return rec + b"8BIMnorm" + bytes([255, 0, 0, 0]) + struct.pack(">I", len(extra)) + extra
+
+    def planes(rgb) -> bytes:
+        return b"".join(struct.pack(">H", 0) + bytes([c]) * side * side for c in rgb)
+
+    layers = struct.pack(">h", 2) + layer(b"bg") + layer(b"fg") + planes((0, 0, 255)) + planes((0, 255, 0))
+    layers += b"\0" * (len(layers) % 2)
+    info = struct.pack(">I", len(layers)) + layers
+    header = b"8BPS" + struct.pack(">H", 1) + b"\0" * 6 + struct.pack(">HIIHH", 3, side, side, 8, 3)
+    composite = struct.pack(">H", 0) + bytes([200]) * side * side + bytes([10]) * side * side * 2
+    path = tmp_path / "layers.psd"
+    path.write_bytes(header + struct.pack(">II", 0, 0) + struct.pack(">I", len(info)) + info + composite)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert video.load_image(path)[0, 0].tolist() == [200, 10, 10]  # the flattened picture
