@@ -652,6 +652,16 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     return 0
 
 
+def _kept(args: argparse.Namespace) -> str:
+    """What a command stopped by an error (a full disk, no memory left) kept, for its message."""
+    if args.command == "generate":
+        return "finished pictures are kept"
+    if args.command == "variations" and args.eta is not None:  # swapped in whole (or not at all)
+        return ("the new variations are in place; the video or contact sheet was not written"
+                if getattr(args, "swapped", False) else "the earlier variations stay until the new set is complete")  # fmt: skip
+    return "finished frames are kept"
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[list[int]]:
     """Ctrl-C (SIGINT) and SIGTERM held back in the block, for a few renames that must happen all
@@ -1109,11 +1119,20 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     except LatentlabError as exc:
         print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
         return 2
-    except MemoryError:  # (a raw traceback, status 1, after perhaps an hour of frames)
+    except (MemoryError, RuntimeError) as exc:  # (a raw traceback, status 1, after perhaps an hour of frames)
+        from .render import _is_oom
+
+        if isinstance(exc, RuntimeError) and not _is_oom(exc):  # (torch's CPU allocator raises a RuntimeError)
+            raise
         writing = getattr(args, "writing", None)
-        kept = f"finished frames are kept in {writing}/" if writing else "nothing was lost that a rerun cannot make"
-        print(f"latentlab: error: out of memory; {kept}. Run the same command again with a smaller --size or "
-              "--batch-size, or fewer frames, or with more memory free.", file=sys.stderr)  # fmt: skip
+        kept = _kept(args)
+        if writing and not (args.command == "variations" and args.eta is not None):
+            none = "no picture was finished" if args.command == "generate" else "no frame was finished"
+            kept = f"{kept} in {writing}/" if any(Path(writing).glob("frame_*.png")) else none
+        fewer = "-n" if args.command == "generate" else "fewer frames (--frames)"
+        size = "" if args.command == "generate" else " a smaller --size,"
+        print(f"latentlab: error: out of memory; {kept}. Run the same command again with{size} a smaller --batch-size, "
+              f"or {fewer}, or with more memory free.", file=sys.stderr)  # fmt: skip
         return 2
     except UnicodeError as exc:  # a path or text this system's encoding cannot hold (a non-UTF-8 locale)
         encoding = sys.getfilesystemencoding()
@@ -1134,13 +1153,8 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
                 writing = None  # a file elsewhere (-o in another folder): named itself
             where = f" (writing {writing}/)" if writing else f" (writing {exc.filename})" if exc.filename else ""
             full = "no space left on the device" if exc.errno == errno.ENOSPC else "the disk quota is used up"
-            kept = "finished frames are kept"
-            if args.command == "generate":
-                kept = "finished pictures are kept"
-            elif args.command == "variations" and args.eta is not None:  # swapped in whole (or not at all)
-                kept = ("the new variations are in place; the video or contact sheet was not written"
-                        if getattr(args, "swapped", False) else "the earlier variations stay until the new set is complete")
-            print(f"latentlab: error: {full}{where}; {kept}: free space and run the same command again.", file=sys.stderr)
+            print(f"latentlab: error: {full}{where}; {_kept(args)}: free space and run the same command again.",
+                  file=sys.stderr)  # fmt: skip
             return 2
         where = f" {exc.filename!r}" if exc.filename else ""
         path_error = exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,

@@ -204,11 +204,13 @@ def decode_frames(decoder: Any, z: torch.Tensor, noise: torch.Tensor, *, seeds: 
 
 
 def _is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is an accelerator out-of-memory error (CUDA, MPS or XPU)."""
+    """Whether ``exc`` is an out-of-memory error: an accelerator's (CUDA, MPS or XPU), or torch's
+    CPU allocator's ("DefaultCPUAllocator: can't allocate memory", a RuntimeError)."""
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     if oom is not None and isinstance(exc, oom):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def _free_accelerator_memory() -> None:
@@ -228,8 +230,8 @@ def _halved_after_oom(exc: BaseException, size: int, single: str) -> int:
         raise exc
     if size == 1:
         raise LatentlabError(
-            f"out of memory {single}. Free GPU memory, use dtype=torch.float16, a smaller resolution, or load the "
-            "decoder with cpu_offload=True."
+            f"out of memory {single}. Free memory (the GPU's, or the machine's on a CPU), use a smaller resolution, "
+            "or on a GPU dtype=torch.float16, or load the decoder with cpu_offload=True."
         ) from exc
     _free_accelerator_memory()
     return max(1, size // 2)

@@ -1158,6 +1158,35 @@ def test_running_out_of_memory_while_writing_the_video_says_so_and_keeps_the_fra
     assert len(list(out.glob("frame_*.png"))) == 4  # (3 frames between, and the closing one)
 
 
+def test_out_of_memory_is_said_for_what_each_verb_kept_and_for_torch_s_cpu_allocator(tmp_path, images, monkeypatch, capsys):
+    # a review: the message said frames were kept in a folder `variations --eta` had not made, spoke of
+    # frames and --size to `generate`, and torch's CPU allocator (a RuntimeError) still gave a traceback
+    from latentlab import video
+    from latentlab.decoders import unclip
+
+    def oom(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] . DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 68719476736 bytes.")
+
+    for method in ("_decode", "_decode_captioned"):  # (the tiny preset's decoder; it reads the prompt too)
+        monkeypatch.setattr(unclip.StableUnCLIPDecoder, method, oom)
+    out = tmp_path / "g"
+    assert main(["generate", "a red cat", "-n", "2", "--out-dir", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory; no picture was finished. Run the same command again with a smaller --batch-size, or -n" in err
+    monkeypatch.undo()
+
+    def oom_now(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(video, "write_video", oom_now)
+    out = tmp_path / "v"
+    assert main(["variations", str(images[0]), "--eta", "0.5", "-n", "2", "--out-dir", str(out), "--preset", "mini",
+                 "--steps", "2", "--invert-refine", "0", "-q"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "out of memory; the new variations are in place; the video or contact sheet was not written." in err
+
+
 # -- an audit of the spec files and CLI verbs (2026-12-07) ------------------------------------
 
 
