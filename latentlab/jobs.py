@@ -37,7 +37,7 @@ class RenderResult:
 
 
 def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
-    """Resize square uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them."""
+    """Resize uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them."""
     if size is None or (frames.shape[1] == size and frames.shape[2] == size):
         return frames
     from PIL import Image
@@ -52,13 +52,22 @@ SHEET_TILE_MAX = 1024
 
 def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | None = None) -> np.ndarray:
     """The contact sheet of a render's frames ``(T, H, W, 3)``: at most ``max_frames`` of them,
-    evenly spaced, at the video's ``size`` (``None``: as they are), at most
-    :data:`SHEET_TILE_MAX` a side; only the frames it shows are resized."""
+    evenly spaced, at the video's ``size`` (``None``: as they are), no side over
+    :data:`SHEET_TILE_MAX` (larger ones shrunk, keeping their shape); only the frames it shows
+    are resized."""
     from .video import _pick_evenly, contact_sheet
 
     if max_frames is not None and len(frames) > max_frames:
         frames = frames[_pick_evenly(len(frames), max_frames)]
-    return contact_sheet(resize_frames(frames, min(frames.shape[1] if size is None else size, SHEET_TILE_MAX)))
+    frames = resize_frames(frames, size)
+    h, w = frames.shape[1:3]
+    if max(h, w) > SHEET_TILE_MAX:
+        from PIL import Image
+
+        scale = SHEET_TILE_MAX / max(h, w)
+        to = (max(1, round(w * scale)), max(1, round(h * scale)))
+        frames = np.stack([np.asarray(Image.fromarray(f).resize(to, Image.LANCZOS)) for f in frames])
+    return contact_sheet(frames)
 
 
 def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:

@@ -842,7 +842,7 @@ def write_video(
             frame that differs from the one before, see below).
             gif: ignored (GIF is always 256-colour palettised).
         loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
-        size: resize the (square) frames to ``size`` x ``size`` (Lanczos) as they are written,
+        size: resize the frames to ``size`` x ``size`` (Lanczos) as they are written,
             one at a time, as a render's ``size`` does: an mp4 holds one resized frame at a
             time, a gif keeps them in 256 colours (Pillow's writer; 200 frames at 512 px took
             42 MB more than the frames as given, where all of them resized are 157 MB), a webp
@@ -909,9 +909,6 @@ def write_video(
         raise ArgumentError(f"size must be None or an integer in [1, 16384] (pixels per side), got {size!r}.")
     check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
-    if size is not None and arr.shape[1] != arr.shape[2]:
-        raise ArgumentError(f"size={size} resizes square frames, but these are {arr.shape[2]}x{arr.shape[1]} "
-                            "(width x height); resize them yourself, or leave size out.")  # fmt: skip
     idx = _sequence_indices(len(arr), hf, hl, pp)
     target = _prepare_target(path)
     from ._bars import progress_bar

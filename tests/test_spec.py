@@ -614,3 +614,8 @@ def test_render_spec_writes_the_video_resized_frame_by_frame_and_a_sheet_of_boun
     assert video.read_video(result.video).shape[1:3] == (48, 48)
     sheet = load_image(result.contact_sheet)
     assert sheet.shape == (2 * 40 + 3 * 2, 2 * 40 + 3 * 2, 3)  # 3 frames in 2 x 2 tiles of 40 px, padded by 2
+    # frames that are not square (a user's own decoder) keep their shape on a sheet of their own size
+    # (a review: they were squashed), and shrink, keeping it, past the cap
+    wide = np.zeros((3, 16, 24, 3), np.uint8)
+    assert jobs.contact_sheet_of(wide, None).shape == (2 * 16 + 3 * 2, 2 * 24 + 3 * 2, 3)
+    assert jobs.contact_sheet_of(np.zeros((1, 30, 60, 3), np.uint8), None).shape == (20 + 2 * 2, 40 + 2 * 2, 3)
