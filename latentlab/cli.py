@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ArgumentError, LatentlabError, positive_int
+from .errors import ArgumentError, LatentlabError, positive_int, url_hint
 
 EPILOG = """\
 examples:
@@ -141,7 +141,18 @@ def _decode_argv_texts(args: argparse.Namespace) -> None:
 def _keyframe(arg: str) -> dict[str, Any]:
     if arg.startswith("text:"):
         return {"text": arg[5:]}
-    return {"image": str(Path(arg).expanduser().resolve())}
+    path = Path(arg).expanduser()
+    if not path.exists():  # said here: the spec sees only the absolute path made of it
+        if url_hint(arg):
+            raise ArgumentError(f"{arg!r} is a URL.{url_hint(arg)}")
+        if arg[:5].lower() == "text:":
+            raise ArgumentError(f"no such file {arg!r}; for a caption write text: in lower case: 'text:{arg[5:]}'.")
+        from .video import _IMAGE_SUFFIXES
+
+        if " " in arg.strip() and path.suffix.lower() not in _IMAGE_SUFFIXES:  # words, not a file name
+            raise ArgumentError(f"no such file {arg!r} (check the path); for a caption write text:CAPTION, "
+                                f"e.g. 'text:{arg}'.")  # fmt: skip
+    return {"image": str(path.resolve())}
 
 
 def build_parser() -> argparse.ArgumentParser:

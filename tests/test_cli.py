@@ -1142,6 +1142,21 @@ def test_a_full_disk_names_the_folder_and_says_the_finished_pictures_are_kept(tm
     assert len(list(out.glob("frame_*.png"))) == 2
 
 
+@pytest.mark.parametrize("arg, said", [
+    ("https://example.com/cat.png", "'https://example.com/cat.png' is a URL. latentlab reads local files only"),
+    ("Text:a cat", "no such file 'Text:a cat'; for a caption write text: in lower case: 'text:a cat'."),
+    ("a red cat", "no such file 'a red cat' (check the path); for a caption write text:CAPTION, e.g. 'text:a red cat'."),
+])
+def test_a_keyframe_that_is_no_file_says_what_it_looks_like(arg, said, images, monkeypatch, capsys, tmp_path):
+    # a review and an audit of typed text: the CLI made these absolute paths first ('/cwd/https:/...'),
+    # so they were missing files to check, never a URL or a caption missing its text:
+    _no_models(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main(["interpolate", str(images[0]), arg, "--out-dir", str(tmp_path / "r"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+
+
 def test_running_out_of_memory_while_writing_the_video_says_so_and_keeps_the_frames(tmp_path, images, monkeypatch, capsys):
     # an audit of long renders: the video of thousands of frames at a large size ran out of memory
     # after every frame was drawn, with a raw MemoryError traceback and status 1
