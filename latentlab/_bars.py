@@ -15,3 +15,13 @@ def progress_bar(progress: bool, iterable: Any = None, **kwargs: Any) -> Any:
     if not progress:
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
+
+
+def set_total(bar: Any, total: int) -> None:
+    """Set a bar's ``total`` once it is known (or, at the end, to what was done), where
+    ``tqdm.notebook``'s widget keeps a maximum of its own that ``bar.total`` does not reach."""
+    bar.total = total
+    widgets = getattr(getattr(bar, "container", None), "children", ())
+    if len(widgets) == 3 and hasattr(widgets[1], "max"):
+        widgets[1].max = max(total, 1)
+    bar.refresh()

@@ -268,11 +268,9 @@ def iterative_text_diff(
             draw, z, src, dst, theta_step=theta_step, target=target, max_steps=max_steps, adaptive=adaptive,
             grow=grow, min_gain=min_gain,
         )
-        bar.total = bar.n  # a run that stopped early (target reached, or stalled) is complete
-        widgets = getattr(getattr(bar, "container", None), "children", ())
-        if len(widgets) == 3 and hasattr(widgets[1], "max"):  # tqdm.notebook's bar keeps its own max
-            widgets[1].max = max(bar.n, 1)
-        bar.refresh()
+        from ._bars import set_total
+
+        set_total(bar, bar.n)  # a run that stopped early (target reached, or stalled) is complete
     finally:
         bar.close()
     from .space import tag

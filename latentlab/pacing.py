@@ -537,10 +537,13 @@ def even_pacing(
     # the bar's total: the most this call can measure (the coarse samples, the bisection's budget, and
     # each later pass and relaxation round at most every frame anew), set to what it did at the end;
     # it had no total, so a long pacing showed a count with no end or time left
+    from ._bars import set_total
+
     moving = sum(s.frames for s in segs) if frames is None else frames - 1 - holds
     rounds = (passes - 1) + (relax + 1 if relax > 0 else 0)
-    bar.total = sum(len(ts) for ts in samples) + max_samples + rounds * (moving + n_seg)
-    bar.refresh()
+    # bisection halves intervals wider than `narrowest` (below), so it adds at most 2 / narrowest points a segment
+    split = sum(4 * max(s.frames, 1) if min_width is None else math.ceil(1 / float(min_width)) for s in segs)
+    set_total(bar, sum(len(ts) for ts in samples) + min(max_samples, split) + rounds * (moving + n_seg))
     try:
         measure([(i, t) for i, ts in enumerate(samples) for t in ts])
         dists = [[dist((i, ts[j]), (i, ts[j + 1])) for j in range(len(ts) - 1)] for i, ts in enumerate(samples)]
@@ -604,8 +607,7 @@ def even_pacing(
                         params[i] = [a + RELAX_STEP * (b - a) for a, b in zip(ts, target)]
             params = [b[1] for b in best]
             frame_dists = [b[2] for b in best]
-        bar.total = bar.n  # (it measured less than the most it could: done)
-        bar.refresh()
+        set_total(bar, bar.n)  # (it measured less than the most it could: done)
     finally:
         bar.close()
     new_segs = [Segment(len(ts), method=s.method, hold=s.hold, ts=ts) for ts, s in zip(params, segs)]

@@ -1199,3 +1199,36 @@ def test_even_pacing_bar_has_a_total_and_ends_full(capsys, kw):
     start = re.search(r"pacing:\s+0%\|[^|]*\| 0/(\d+)", err)
     assert start and int(start.group(1)) >= p.decodes  # the most it could measure, from the start
     assert "pacing: 100%" in err and f"{p.decodes}/{p.decodes}" in err  # and what it did, at the end
+
+
+def test_even_pacing_bar_in_a_notebook_gets_its_total_and_ends_full(monkeypatch):
+    # a review: setting bar.total does not reach tqdm.notebook's widget, which kept a max of 1 (full after
+    # the first decode, shown as an unknown-length bar); and max_samples=10**9 made a total of 10**9
+    pytest.importorskip("ipywidgets")
+    import contextlib
+    import io
+
+    import tqdm.auto
+    import tqdm.notebook
+
+    bars, seen = [], []
+
+    class Bar(tqdm.notebook.tqdm):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            bars.append(self)
+
+    class Dec(SnapDecoder):
+        def _decode(self, *a, **k):
+            widget = bars[0].container.children[1]
+            seen.append((bars[0].n, widget.max))
+            return super()._decode(*a, **k)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    with contextlib.redirect_stdout(io.StringIO()):
+        p = even_pacing(snap_path(frames=9), None, Dec(), metric="pixel", progress=True, batch_size=2, max_samples=10**9)
+    first_max = seen[0][1]
+    assert p.decodes < first_max <= 5 + 4 * 8 + 1  # coarse 5 samples, bisection at most 4 per frame
+    assert all(m == first_max for _, m in seen)
+    widget = bars[0].container.children[1]
+    assert widget.value == widget.max == p.decodes  # full at the end
