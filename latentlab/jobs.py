@@ -182,6 +182,25 @@ def _fs_encodable(c: str) -> bool:
         return False
 
 
+def _inversion_marks(paths: Any) -> dict[str, str]:
+    """Entries of the inverted noises' cache key for what changed how pictures are inverted:
+    ``crop`` where a picture is not square (inverted over its centre square since 2026-12-06,
+    squashed before; so a folder's noise of such a picture is not reused, and its render, whose
+    record holds the noise's hash, is not continued with other noise). Square pictures add
+    nothing: their caches stay valid."""
+    from PIL import Image
+
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+        except Exception:  # (unreadable: load_image says so when it inverts)
+            continue
+        if w != h:
+            return {"crop": "centre square"}
+    return {}
+
+
 def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool = False,
                    directory: Path | None = None) -> Any:  # fmt: skip
     """The ``(K, *noise_shape)`` keyframe noises of ``noise = "inverted"``: image keyframes get
@@ -215,8 +234,8 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     if refine == _default_refine(decoder):
         refine = None
     h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, decoder), "seeds": spec.keyframe_seeds(),
-                                   "invert_refine": refine, "decoder": decoder.describe(),
-                                   "keyframes": spec.keyframes}, sort_keys=True, default=str).encode())  # fmt: skip
+                                   "invert_refine": refine, "decoder": decoder.describe(), "keyframes": spec.keyframes,
+                                   **_inversion_marks(paths.values())}, sort_keys=True, default=str).encode())  # fmt: skip
     h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
     for i in todo:
         h.update(Path(paths[i]).read_bytes())

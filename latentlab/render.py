@@ -523,7 +523,13 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
     differ = []
     for k in sorted((set(old) | set(plain)) - _RECORD_KEYS):
         if text(old.get(k)) != text(plain.get(k)):
-            differ.append(_decoder_change(old.get(k), plain.get(k)) if k == "decoder" else f"{k} {old.get(k)!r} -> {plain.get(k)!r}")
+            if k == "decoder":
+                differ.append(_decoder_change(old.get(k), plain.get(k)))
+            elif k == "keyframe_noise_sha256" and old.get(k) is not None and plain.get(k) is not None:
+                differ.append("the keyframes' inverted noise (a picture changed, or a latentlab before 2026-12-06 inverted "
+                              "a picture that is not square, which is now inverted over its centre square)")  # fmt: skip
+            else:
+                differ.append(f"{k} {old.get(k)!r} -> {plain.get(k)!r}")
     if differ:
         return "; ".join(differ)
     try:  # compared as the fingerprint reads them (float32 bytes: -0.0 is not 0.0 there)

@@ -1232,3 +1232,50 @@ def test_even_pacing_bar_in_a_notebook_gets_its_total_and_ends_full(monkeypatch)
     assert all(m == first_max for _, m in seen)
     widget = bars[0].container.children[1]
     assert widget.value == widget.max == p.decodes  # full at the end
+
+
+def test_the_inverted_noise_cache_of_a_non_square_picture_is_keyed_by_the_crop(mini, tmp_path, monkeypatch):
+    # a review: pictures that are not square are inverted over their centre square since 2026-12-06, but a
+    # folder's keyframe_noise.pt inverted before (squashed) was still reused, --overwrite included
+    from latentlab import jobs
+    from latentlab.spec import load_spec
+    from latentlab.video import save_image
+
+    enc, dec = mini
+    scene = _scenes(1)[0]
+    for name, picture, reused in (("square", scene, True), ("wide", np.concatenate([scene, scene], axis=1), False)):
+        path = save_image(picture, tmp_path / f"{name}.png")
+        assert jobs._inversion_marks([path]) == ({} if reused else {"crop": "centre square"})
+        spec = load_spec({"preset": "mini", "steps": 2, "frames": 1, "noise": "inverted", "invert_refine": 0,
+                          "keyframes": [{"image": str(path)}, {"image": str(path)}]})  # fmt: skip
+        trajectory = spec.resolve(enc, None)
+        folder = tmp_path / name
+        with monkeypatch.context() as m:  # a cache written by a latentlab before the crop: no marks in its key
+            m.setattr(jobs, "_inversion_marks", lambda paths: {})
+            old = jobs.keyframe_noise(spec, trajectory, dec, directory=folder)
+        data = torch.load(folder / "keyframe_noise.pt", weights_only=True)
+        torch.save({"key": data["key"], "noise": torch.zeros_like(old)}, folder / "keyframe_noise.pt")  # recognisable
+        now = jobs.keyframe_noise(spec, trajectory, dec, directory=folder)
+        assert bool((now == 0).all()) is reused
+
+
+def test_a_render_inverted_before_the_crop_is_refused_as_another_with_the_reason(mini, tmp_path, monkeypatch):
+    # the other half of the review's finding: such a folder must not be continued with the new noise
+    # (its frames drawn from the squashed noise), and the refusal says why in words, not two hashes
+    from latentlab import jobs
+    from latentlab.decoders import base
+    from latentlab.errors import ArgumentError
+    from latentlab.video import save_image
+
+    enc, dec = mini
+    scene = _scenes(1)[0]
+    path = save_image(np.concatenate([scene, scene], axis=1), tmp_path / "wide.png")
+    spec = {"preset": "mini", "steps": 2, "frames": 1, "noise": "inverted", "invert_refine": 0, "format": "gif",
+            "keyframes": [{"image": str(path)}, {"text": "a blue square"}]}  # fmt: skip
+    with monkeypatch.context() as m:  # as a latentlab before 2026-12-06 inverted it: squashed, no crop in the key
+        m.setattr(jobs, "_inversion_marks", lambda paths: {})
+        m.setattr(base, "centre_square", lambda images: images)
+        ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+    with pytest.raises(ArgumentError, match=r"holds a different render \(the keyframes' inverted noise \(.*not square"):
+        ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+    ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec, overwrite=True)
