@@ -507,11 +507,28 @@ def _token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[int
     return None
 
 
-def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
-    """One warning for the prompts the tokenizer cuts to its context (the words past it change
-    nothing: two prompts that differ only there draw the same pictures)."""
+def _hf_token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[int, int, str]]] | None:
+    """:func:`_token_counts` for a Hugging Face tokenizer (a diffusers prior's, which reads the
+    prompt itself and cuts it to ``model_max_length``)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if not isinstance(limit, int) or not 2 <= limit < 100_000 or not callable(tokenizer):  # (huge: "no limit")
+        return None
+    cut: list[tuple[int, int, str]] = []
+    for i, text in enumerate(texts):
+        ids = tokenizer(text, truncation=False, verbose=False)["input_ids"]  # (its own "longer than" log: ours says it)
+        if len(ids) > limit:
+            cut.append((i, len(ids), tokenizer.decode(ids[: limit - 1], skip_special_tokens=True).strip()))
+    return limit, cut
+
+
+def _warn_truncated(tokenizer: Any, texts: list[str], *, stacklevel: int = 3) -> None:
+    """One warning for the prompts the tokenizer (open_clip's, or a Hugging Face one) cuts to its
+    context (the words past it change nothing: two prompts that differ only there draw the same
+    pictures)."""
     try:
         measured = _token_counts(tokenizer, texts)
+        if measured is None:
+            measured = _hf_token_counts(tokenizer, texts)
     except Exception:  # a tokenizer of another shape: it tokenizes (and says what is wrong) as before
         return
     if not measured or not measured[1]:
@@ -528,7 +545,7 @@ def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
         f"{what} longer than the text encoder's context of {limit} tokens, so cut to fit (the words past the limit "
         f"change nothing): {which} {count} tokens and is read only up to {tail!r}. Shorten the prompt.",
         UserWarning,
-        stacklevel=3,  # (the caller of encode_text)
+        stacklevel=stacklevel,  # (3: the caller of encode_text)
     )
 
 

@@ -886,3 +886,23 @@ def test_a_component_folder_without_its_files_is_named(saved, tmp_path):
     msg = str(info.value)
     assert f"it needs UNet2DModel in super_res_last/ (in {str(k / 'super_res_last')!r})" in msg
     assert f"hf download kakaobrain/karlo-v1-alpha-image-variations --local-dir {k}" in msg
+
+
+def test_a_prior_that_reads_the_prompt_warns_when_it_cuts_it():
+    # an audit of typed text: Karlo's and Kandinsky's priors read the prompt with their own tokenizer,
+    # which cut a long one silently (encode_text, which warns, is skipped for them), though the docs
+    # say a long prompt is warned about
+    prior = kandinsky.UnCLIPDiffusionPrior(*kandinsky.tiny_unclip_prior_components(dim=DIM), name="karlo-tiny",
+                                           space="s", dim=DIM, default_steps=2)  # fmt: skip
+    limit = prior.tokenizer.model_max_length
+    short = "a blue dog"
+    long = short + " on a very long and winding road by the sea at dusk with a red balloon and a kite"
+    with pytest.warns(UserWarning, match=rf"a prompt is longer than the text encoder's context of {limit} tokens"):
+        cut = prior.from_texts([long], seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prior.from_texts([short], seed=0)
+    with pytest.warns(UserWarning, match="tokens"):  # the words past the limit change nothing
+        assert torch.equal(cut, prior.from_texts([long + " and more words"], seed=0))

@@ -329,8 +329,12 @@ class UnCLIPDiffusionPrior(Prior):
         >>> z.shape                                                                     # doctest: +SKIP
         torch.Size([4, 1280])
         """
+        from ..encoders import _warn_truncated
+
+        texts = _texts(texts)
+        _warn_truncated(self.tokenizer, texts)  # (it cut them silently; the warning names the caller of from_texts)
         out = sample_unclip_prior(
-            self.prior, self.scheduler, self.text_encoder, self.tokenizer, _texts(texts), seed=seed,
+            self.prior, self.scheduler, self.text_encoder, self.tokenizer, texts, seed=seed,
             num_samples=num_samples, steps=self.default_steps if steps is None else steps,
             guidance_scale=self.default_guidance if guidance_scale is None else guidance_scale,
         )  # fmt: skip
