@@ -466,7 +466,7 @@ def _image_items(images: object) -> list[_Image]:
 
 def _text_items(texts: object) -> list[str]:
     if isinstance(texts, str):
-        return [texts]
+        texts = [texts]
     if isinstance(texts, (bytes, bytearray, dict, set, frozenset)) or not isinstance(texts, Iterable):
         # (a dict would give its keys, a set an order that changes from run to run)
         raise ArgumentError(
@@ -479,6 +479,13 @@ def _text_items(texts: object) -> list[str]:
     for i, t in enumerate(seq):
         if not isinstance(t, str):
             raise ArgumentError(f"texts[{i}] must be a string, got {type(t).__name__} ({t!r:.60}).")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: bytes read under a locale that is not UTF-8
+            raise ArgumentError(
+                f"texts[{i}] ({t!r:.60}) holds {t[exc.start : exc.end]!r}, which is not text (a byte a file name or "
+                "terminal gave under a non-UTF-8 locale); decode it first, e.g. os.fsencode(text).decode('utf-8')."
+            ) from None  # (it was embedded as it was, or a raw UnicodeEncodeError with an embedding cache)
     return [str(t) for t in seq]
 
 

@@ -1119,3 +1119,16 @@ def test_prompts_cut_to_the_text_context_are_said_in_one_warning(tiny_encoder):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a prompt that fits, however long in characters, warns nothing
         tiny_encoder.encode_text(["a red circle above a blue square", "", "x" * 60, "a cat " * 37])
+
+
+def test_a_text_holding_a_lone_surrogate_is_refused_with_the_fix(enc: Encoder, tmp_path: Path) -> None:
+    # an audit of typed text: "caf\udce9" (a file name read under the C locale) was embedded as it was
+    # without an embedding cache, and raised a raw UnicodeEncodeError with one
+    for cache in (None, str(tmp_path / "cache")):
+        enc.cache = cache
+        try:
+            with pytest.raises(ArgumentError, match=r"texts\[1\] \('caf\\udce9'\) holds '\\udce9', which is not text.*os\.fsencode"):
+                enc.encode_text(["a cat", "caf\udce9"])
+        finally:
+            enc.cache = None
+    assert enc.encode_text("café").shape[0] == 1
