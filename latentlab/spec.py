@@ -762,6 +762,13 @@ class Spec:
             elif "text_diff" in kf:
                 td = kf["text_diff"]
                 src, dst = encoder.encode_text([td.get("from", NEUTRAL_CAPTION), td["to"]]).split(1)
+                if torch.equal(src, dst):  # (ops said "target - source is the zero vector", naming no keyframe)
+                    raise SpecError(
+                        f"keyframes[{i}].text_diff: 'from' {td.get('from', NEUTRAL_CAPTION)!r}"
+                        + ("" if "from" in td else " (the default)") + f" and 'to' {td['to']!r} encode the same "
+                        "(the CLIP tokenizer reads text in lower case, and ignores extra spaces), "
+                        "so there is no edit direction; give captions that differ in words (CLI: --from, --to)."
+                    )
                 z = ops.text_diff(kfs[-1], src, dst, float(td.get("theta", 0.5)))
             else:
                 kind = "mix" if "mix" in kf else "sum"

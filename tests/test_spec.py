@@ -619,3 +619,15 @@ def test_render_spec_writes_the_video_resized_frame_by_frame_and_a_sheet_of_boun
     wide = np.zeros((3, 16, 24, 3), np.uint8)
     assert jobs.contact_sheet_of(wide, None).shape == (2 * 16 + 3 * 2, 2 * 24 + 3 * 2, 3)
     assert jobs.contact_sheet_of(np.zeros((1, 30, 60, 3), np.uint8), None).shape == (20 + 2 * 2, 40 + 2 * 2, 3)
+
+
+def test_a_text_diff_between_captions_that_encode_the_same_names_the_keyframe(images, tiny_encoder):
+    # an audit of typed text: "a red circle" -> "A red circle" (the tokenizer reads lower case) failed with
+    # "target - source is the zero vector", naming neither the keyframe nor --from/--to (whose default is "a photo")
+    spec = load_spec({"keyframes": [{"image": str(images[0])}, {"text_diff": {"from": "a red circle", "to": "A red  circle"}}]})
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.text_diff: 'from' 'a red circle' and 'to' 'A red  circle' encode "
+                                        r"the same \(the CLIP tokenizer reads text in lower case.*\(CLI: --from, --to\)"):
+        spec.resolve(tiny_encoder)
+    spec = load_spec({"keyframes": [{"image": str(images[0])}, {"text_diff": {"to": "a photo"}}]})
+    with pytest.raises(SpecError, match=r"'from' 'a photo' \(the default\) and 'to' 'a photo' encode the same"):
+        spec.resolve(tiny_encoder)
