@@ -26,6 +26,8 @@ their memory is kept).
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, Mapping, NoReturn, Sequence
 
 import numpy as np
@@ -74,17 +76,56 @@ def _integer_frames(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _legend(ax: Any) -> None:
-    """A legend inside the plot for a few entries, beside it for many."""
+# the most legend entries drawn: more neither fit beside a plot nor can be told apart by colour
+_LEGEND_MAX = 20
+
+
+def _legend(ax: Any, *, grow: bool = False) -> bool:
+    """A legend inside the plot for a few entries, beside it for many, in as many columns as it
+    needs to fit the figure's height (``grow``: a figure made here is made taller instead).
+    None past ``_LEGEND_MAX`` entries (and an earlier call's legend is removed): returns False."""
     n = len(ax.get_legend_handles_labels()[0])
-    if n > 4:
-        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-    else:
+    if n > _LEGEND_MAX:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        return False
+    if n <= 4:
         ax.legend(fontsize="small", loc="best")
+        return True
+    kw: dict[str, Any] = dict(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig = ax.figure
+    height, room = ax.legend(**kw).get_window_extent().height, 0.9 * fig.bbox.height
+    if height > room:  # taller than the figure: constrained layout would squash the axes to nothing
+        if grow:
+            fig.set_figheight(height / 0.9 / fig.dpi)
+        else:
+            ax.legend(**kw, ncols=math.ceil(height / room))
+    return True
+
+
+def _colours(k: int) -> list[Any]:
+    """``k`` distinct line colours: ``C0`` ... ``C9`` for up to 10; up to 20, those ten then
+    their light variants (tab20); more, evenly spaced along "turbo" (in order of the index)."""
+    import matplotlib
+
+    if k <= 10:
+        return [f"C{i}" for i in range(k)]
+    if k <= 20:
+        tab20 = list(matplotlib.colormaps["tab20"].colors)
+        return (tab20[0::2] + tab20[1::2])[:k]
+    return [tuple(c) for c in matplotlib.colormaps["turbo"](np.linspace(0, 1, k))]
 
 
 def _short(text: str, n: int = 28) -> str:
     return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib draws it literally: ``$`` escaped, so a caption is not read as
+    mathtext (dropped ``$``, italics, or an error when drawn), and a leading ``_`` (which hides a
+    legend entry) behind a zero-width space."""
+    text = text.replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 def _text_width_in(texts: Sequence[str]) -> float:
@@ -131,8 +172,6 @@ def plot_similarity_matrix(
 
     Returns the Axes; the image is ``ax.images[0]`` (its array is the ``(n, m)`` matrix).
     """
-    import math
-
     from matplotlib import rcParams
     from matplotlib.font_manager import FontProperties
 
@@ -173,8 +212,8 @@ def plot_similarity_matrix(
     kx = max(1, math.ceil(line / max(cell_w * math.sin(angle), 1e-9) - 1e-9))
     line = 1.3 * FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points() / 72
     ky = max(1, math.ceil(line / max(cell_h, 1e-9) - 1e-9))
-    ax.set_xticks(range(0, m, kx), cols[::kx], rotation=35, ha="right")
-    ax.set_yticks(range(0, n, ky), rows[::ky])
+    ax.set_xticks(range(0, m, kx), [_literal(c) for c in cols[::kx]], rotation=35, ha="right")
+    ax.set_yticks(range(0, n, ky), [_literal(r) for r in rows[::ky]])
     if annotate is None:
         annotate = n * m <= _ANNOTATE_CELLS and cell_w >= _VALUE_CELL_IN[0] and cell_h >= _VALUE_CELL_IN[1]
     if annotate:
@@ -215,8 +254,17 @@ def plot_similarity(
             unless ``colors`` says otherwise), so the overlay keeps one colour per reference.
         colors: one matplotlib colour per reference (``K`` of them), e.g.
             ``["tab:red", "tab:blue"]`` to draw each caption in its own colour; default
-            ``"C0"``, ``"C1"``, ... Pass the same list again for an overlay. (The axes'
-            colour cycle is not used: ``ax.set_prop_cycle`` has no effect here.)
+            ``"C0"``, ``"C1"``, ... for up to 10 references, then ``K`` distinct colours
+            (up to 20: the ten of tab10, then their light variants from tab20; more: evenly
+            spaced along the "turbo" colormap, in reference order). Pass the same list again
+            for an overlay. (The axes' colour cycle is not used: ``ax.set_prop_cycle`` has no
+            effect here.)
+
+    Labels are drawn as written (a ``$`` is not read as mathtext). The legend sits inside the
+    plot for up to 4 curves, beside it for more; a figure made here grows taller to hold it.
+    With more than 20 curves on the axes no legend is drawn (it would not fit, nor could its
+    colours be told apart) and a UserWarning says so: plot a few references at a time to name
+    them, or compare them all with :func:`plot_similarity_matrix`.
 
     Returns the Axes; ``ax.lines[k]`` is the curve of reference ``k`` (``T`` points).
     """
@@ -237,7 +285,7 @@ def plot_similarity(
         keyframes = path.keyframe_indices()
     K = refs.shape[0]
     if colors is None:
-        cols: list[Any] = [f"C{k}" for k in range(K)]
+        cols: list[Any] = _colours(K)
     else:
         from matplotlib.colors import is_color_like
 
@@ -262,16 +310,27 @@ def plot_similarity(
     _check_nonzero(z, "path")
     _check_nonzero(refs, "references")
     s = similarity_matrix(z, refs).double().numpy()  # (T, K)
+    made = ax is None
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])
     for k in range(s.shape[1]):
-        ax.plot(x, s[:, k], linestyle, color=cols[k], marker="." if z.shape[0] <= 60 else None, label=_short(labs[k]))
+        ax.plot(x, s[:, k], linestyle, color=cols[k], marker="." if z.shape[0] <= 60 else None,
+                label=_literal(_short(labs[k])))  # fmt: skip
     for kf in () if keyframes is None else [int(k) for k in keyframes]:  # a list, array or tensor
         ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
     ax.set_xlabel("frame")
     _integer_frames(ax)
     ax.set_ylabel("cosine similarity")
-    _legend(ax)
+    if not _legend(ax, grow=made):
+        n = len(ax.get_legend_handles_labels()[0])
+        warnings.warn(
+            f"plot_similarity draws no legend for {n} curves (at most {_LEGEND_MAX} fit beside the plot and can be "
+            "told apart by colour). To name them, plot a few references at a time, e.g. "
+            "plot_similarity(path, references[:10], labels[:10]); to compare all of them, use "
+            "plot_similarity_matrix(path, references, col_labels=labels).",
+            UserWarning,
+            stacklevel=2,
+        )
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
@@ -359,7 +418,7 @@ def plot_pca_map(
         else:
             ax.scatter(xy[:, 0], xy[:, 1], s=25, color="0.35", zorder=3)
         for i, lab in enumerate(labs or ()):
-            ax.annotate(_short(lab, 22), xy[i], textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(_literal(_short(lab, 22)), xy[i], textcoords="offset points", xytext=(4, 4), fontsize=8)
     import matplotlib
 
     cmaps = ["viridis", "plasma", "cividis", "magma"]
@@ -372,7 +431,7 @@ def plot_pca_map(
         lc.set_array(np.linspace(0, 1, len(segs)))
         ax.add_collection(lc)
         # the legend entry: an empty line in the colour of the path's middle
-        ax.plot([], [], color=matplotlib.colormaps[cmap](0.5), linewidth=2.5, label=_short(names[i]))
+        ax.plot([], [], color=matplotlib.colormaps[cmap](0.5), linewidth=2.5, label=_literal(_short(names[i])))
         if isinstance(p, Trajectory):  # open squares, larger than the start dot, so both show
             kxy = xy[p.keyframe_indices()]
             ax.plot(kxy[:, 0], kxy[:, 1], "s", fillstyle="none", markersize=11, color="black", zorder=5,
@@ -466,7 +525,7 @@ def plot_pacing(
         d = consecutive_distances(item, metric=metric, encoder=encoder)
         units.add(_unit_of(item, metric, encoder))
         stats = pacing_stats(d)  # the same figures as ll.pacing_stats reports
-        label = f"{name + ': ' if name else ''}cv {stats['cv']:.2f}, max/median {stats['max_jump_over_median']:.1f}"
+        label = f"{_literal(name) + ': ' if name else ''}cv {stats['cv']:.2f}, max/median {stats['max_jump_over_median']:.1f}"
         (line,) = ax.plot(np.arange(1, d.size + 1), d, marker="." if d.size <= 60 else None, label=label)
         ax.axhline(stats["mean"], color=line.get_color(), linestyle=":", linewidth=1)
     what = {"angle": "angle (rad)", "pixel": "pixel RMS change", "clip": "CLIP angle (rad)", "given": "distance"}
@@ -495,7 +554,7 @@ def plot_word_changes(changes: WordChanges, *, top: int = 6, ax: Any = None, tit
     x = np.arange(changes.similarity.shape[0])
     for word, d in changes.ranked(top):
         i = changes.words.index(word)
-        ax.plot(x, changes.similarity[:, i], "-" if d > 0 else "--", label=f"{_short(word)} ({d:+.2f})")
+        ax.plot(x, changes.similarity[:, i], "-" if d > 0 else "--", label=f"{_literal(_short(word))} ({d:+.2f})")
     ax.set_xlabel("frame")
     _integer_frames(ax)
     ax.set_ylabel("cosine to the word")

@@ -308,3 +308,73 @@ def test_plot_similarity_matrix_in_a_subfigure():
     ll.plot_similarity_matrix(a, a[:3], ax=ax)
     assert len(ax.texts) == 12  # small cells of a real size: every value written
     plt.close(fig)
+
+
+def test_captions_are_drawn_as_written_not_as_mathtext():
+    # "$HOME/$USER_NAME" was drawn as math (no $, italics), "$\notacommand$" raised ValueError only at
+    # savefig, and a label starting with "_" was left out of the legend
+    import io
+
+    from matplotlib.cbook import is_math_text
+
+    caps = ["sign: $HOME/$USER_NAME", r"price $\notacommand$", "_draft caption"]
+
+    def drawn(texts):  # the string matplotlib draws: no mathtext, "\$" shown as "$"
+        assert not any(is_math_text(t.get_text()) for t in texts)
+        return [t.get_text().replace("\\$", "$").lstrip("\u200b") for t in texts]
+
+    d = np.array([0.1, 0.2, 0.1])
+    axes = [
+        ll.plot_similarity(_unit(6), _unit(3, seed=1), caps),
+        ll.plot_similarity_matrix(_unit(3), _unit(3, seed=1), caps, caps),
+        ll.plot_pca_map([_unit(5), _unit(5, seed=1)], _unit(3, seed=2), caps, path_labels=caps[1:]),
+        ll.plot_pacing({caps[0]: d, caps[2]: d}),
+        ll.plot_word_changes(WordChanges(caps, np.linspace(0, 1, 8)[:, None] * np.array([1.0, -0.5, 0.3]))),
+    ]
+    assert drawn(axes[0].get_legend().get_texts()) == caps  # the "_" caption has its entry
+    assert drawn(axes[1].get_xticklabels()) == caps and drawn(axes[1].get_yticklabels()) == caps
+    assert drawn(axes[2].texts) == caps and drawn(axes[2].get_legend().get_texts())[:2] == caps[1:]
+    assert [t.split(":")[0] for t in drawn(axes[3].get_legend().get_texts())] == ["sign", "_draft caption"]
+    assert [t.rsplit(" (", 1)[0] for t in drawn(axes[4].get_legend().get_texts())] == caps
+    for ax in axes:
+        ax.figure.savefig(io.BytesIO(), format="png")  # no ParseSyntaxException
+
+
+def test_plot_similarity_with_many_references_keeps_its_axes_and_distinct_colours():
+    # C10 is C0 (two references shared a colour), and 50 legend rows collapsed the axes to nothing
+    import warnings
+
+    from matplotlib.colors import to_hex
+
+    path = _unit(12)
+    ax = ll.plot_similarity(path, _unit(12, seed=1))
+    colours = [to_hex(ln.get_color()) for ln in ax.lines[:12]]
+    assert colours[:10] == [to_hex(f"C{k}") for k in range(10)] and len(set(colours)) == 12
+    with pytest.warns(UserWarning, match="no legend for 30 curves"):
+        ax = ll.plot_similarity(path, _unit(30, seed=1))
+    assert len({to_hex(ln.get_color()) for ln in ax.lines[:30]}) == 30
+
+    def drawn(K, overlay=False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ax = ll.plot_similarity(path, _unit(K, seed=1), [f"a photo of a thing number {k}" for k in range(K)])
+            if overlay:
+                ll.plot_similarity(_unit(12, seed=3), _unit(K, seed=1), ax=ax, linestyle="--")
+            ax.figure.canvas.draw()
+        fig, box = ax.figure, ax.get_window_extent()
+        assert not [w for w in caught if "constrained_layout not applied" in str(w.message)]
+        assert box.width >= 3 * fig.dpi and box.height >= 2 * fig.dpi  # was 0.44 inch high with 50
+        legend = ax.get_legend()
+        if legend is not None:  # the whole legend inside the figure
+            lb = legend.get_window_extent()
+            assert lb.y0 >= 0 and lb.y1 <= fig.bbox.height and lb.x1 <= fig.bbox.width + 1
+        return ax, [str(w.message) for w in caught]
+
+    ax, said = drawn(20)
+    assert len(ax.get_legend().get_texts()) == 20 and ax.figure.get_size_inches()[1] > 3.5  # grown to hold it
+    ax, said = drawn(10, overlay=True)  # 20 entries on a given 7 x 3.5 axes: two columns
+    assert len(ax.get_legend().get_texts()) == 20 and tuple(ax.figure.get_size_inches()) == (7, 3.5)
+    ax, said = drawn(50)
+    assert ax.get_legend() is None and any("no legend for 50 curves" in m and "plot_similarity_matrix" in m for m in said)
+    ax, said = drawn(12, overlay=True)  # 24 entries: the first call's legend is removed, not left half-true
+    assert ax.get_legend() is None
