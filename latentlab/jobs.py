@@ -153,20 +153,25 @@ def check_can_create(directory: str | os.PathLike, what: str) -> None:
 
 
 def slug(name: str) -> str:
-    """A render's name as a folder name: lower-case letters (of any script), digits and dashes,
-    at most 60.
+    """A render's name as a folder name: lower-case letters (of any script, with their accents
+    and vowel signs), digits and dashes, at most 60.
 
     >>> slug("Starry Night.png -> two dogs")
     'starry-night-png-two-dogs'
-    >>> slug("café 🐱"), slug("猫")
-    ('café', '猫')
+    >>> slug("café 🐱"), slug("猫"), slug("हिन्दी")
+    ('café', '猫', 'हिन्दी')
 
     Letters this system's file names cannot hold (under ``LC_ALL=C`` without Python's UTF-8
     mode, any but ASCII) become dashes too, so the folder can be made.
     """
     import re
+    import unicodedata
 
-    text = re.sub(r"[\W_]+", "-", name).strip("-").lower()[:60]
+    # composed first (a decomposed "cafe\u0301" was "cafe"), and combining marks kept with their
+    # letters ("हिन्दी में" was "ह-न-द-म", the name of other prompts too); names that were fine are unchanged
+    name = unicodedata.normalize("NFC", name)
+    kept = "".join(c if c.isalnum() or (i and unicodedata.category(c)[0] == "M") else " " for i, c in enumerate(name))
+    text = re.sub(r"\s+", "-", kept).strip("-").lower()[:60]
     try:
         os.fsencode(text)
     except UnicodeEncodeError:  # (surrogate escapes, a name's bytes under such a locale, encode: kept)

@@ -631,3 +631,22 @@ def test_a_text_diff_between_captions_that_encode_the_same_names_the_keyframe(im
     spec = load_spec({"keyframes": [{"image": str(images[0])}, {"text_diff": {"to": "a photo"}}]})
     with pytest.raises(SpecError, match=r"'from' 'a photo' \(the default\) and 'to' 'a photo' encode the same"):
         spec.resolve(tiny_encoder)
+
+
+def test_a_default_folder_name_keeps_accents_and_vowel_signs_and_nothing_else_changed():
+    # an audit of typed text: combining marks became dashes, so "हिन्दी में बिल्ली" and "हिन्दू में बिल्ली"
+    # shared the folder 'ह-न-द-म-ब-ल-ल', and a decomposed "cafe\u0301" was 'cafe'
+    import re
+    import unicodedata
+
+    from latentlab.jobs import slug
+
+    assert slug("हिन्दी में बिल्ली") == "हिन्दी-में-बिल्ली" != slug("हिन्दू में बिल्ली")
+    assert slug("cafe\u0301 noir") == slug("café noir") == "café-noir"
+    old = re.compile(r"[\W_]+")  # the rule before, for every character that is not a combining mark
+    for cp in range(0x10000):
+        c = chr(cp)
+        if unicodedata.category(c)[0] in ("M", "C") or unicodedata.normalize("NFC", c) != c:
+            continue
+        name = f"a{c}b"
+        assert slug(name) == (old.sub("-", name).strip("-").lower()[:60] or "render"), hex(cp)
