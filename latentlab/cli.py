@@ -719,6 +719,20 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
 
     if args.num < 1:
         raise ll.ArgumentError(f"--num must be at least 1, got {args.num}.")
+    if args.prompt[:5].lower() == "text:":  # (as the other verbs' keyframes write a caption: embedded with it before)
+        import warnings
+
+        warnings.warn(f"generate's prompt is a caption already: drawing {args.prompt[5:]!r}, without 'text:'.",
+                      UserWarning, stacklevel=1)  # fmt: skip
+        args.prompt = args.prompt[5:]
+    from .video import _IMAGE_SUFFIXES
+
+    if Path(args.prompt).suffix.lower() in (*_IMAGE_SUFFIXES, ".webp", ".gif") and Path(args.prompt).is_file():
+        import warnings
+
+        warnings.warn(f"the prompt {args.prompt!r} is a picture file, but generate draws pictures of the prompt's words; "
+                      f"for pictures like that picture, run `latentlab variations {args.prompt}`.", UserWarning,
+                      stacklevel=1)  # fmt: skip
     if not args.prompt.strip():
         raise ll.ArgumentError("the prompt is empty; give a caption, e.g. 'a red circle above a blue square'.")
     batch = 8 if args.batch_size is None else args.batch_size

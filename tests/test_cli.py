@@ -1157,6 +1157,19 @@ def test_a_keyframe_that_is_no_file_says_what_it_looks_like(arg, said, images, m
     assert said in err and err.count("\n") == 1
 
 
+def test_generate_says_when_its_prompt_looks_like_a_keyframe(tmp_path, images, monkeypatch, capsys):
+    # an audit of typed text: "text:a cat" was drawn with the prefix embedded (cosine 0.90 to "a cat"), and
+    # an existing picture's path was drawn as words, both without a word
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "text:a red cat", "-n", "1", "--out-dir", str(tmp_path / "g"), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "latentlab: warning: generate's prompt is a caption already: drawing 'a red cat', without 'text:'." in err
+    assert json.loads((tmp_path / "g" / "generate.json").read_text())["prompt"] == "a red cat"
+    assert main(["generate", str(images[0]), "-n", "1", "--out-dir", str(tmp_path / "h"), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert f"is a picture file, but generate draws pictures of the prompt's words; for pictures like that picture, run `latentlab variations {images[0]}`" in err
+
+
 def test_running_out_of_memory_while_writing_the_video_says_so_and_keeps_the_frames(tmp_path, images, monkeypatch, capsys):
     # an audit of long renders: the video of thousands of frames at a large size ran out of memory
     # after every frame was drawn, with a raw MemoryError traceback and status 1
