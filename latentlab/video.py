@@ -1145,14 +1145,44 @@ _LABEL_SIZE = 10  # contact_sheet's label font: PIL's default font at its defaul
 _LABEL_MIN_SIZE = 8  # the smallest size a label is shrunk to before it is wrapped or cut
 
 
-@functools.lru_cache(maxsize=8)
-def _label_font(size: int) -> Any:
+@functools.lru_cache(maxsize=16)
+def _label_font(size: int, wide: bool = False) -> Any:
+    """The labels' font: Pillow's default (ASCII); ``wide``, for a label with letters beyond it
+    (accents, Greek, Cyrillic, Hebrew, Arabic, ...), matplotlib's DejaVu Sans, which draws them
+    (Pillow's default drew them as boxes)."""
     from PIL import ImageFont
 
+    if wide:
+        try:
+            return ImageFont.truetype(_wide_font_path(), size)
+        except (OSError, ImportError):  # (no matplotlib font file: the default, as before)
+            pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: one bitmap font, one size
         return ImageFont.load_default()
+
+
+def _wide_font_path() -> str:
+    import matplotlib
+
+    return os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+
+
+def _is_wide(text: str) -> bool:
+    """Whether ``text`` has letters past ASCII (Pillow's default font draws even "é" as a box)."""
+    return any(ord(c) > 127 and c != "\u2026" for c in text)
+
+
+def _undrawable(text: str) -> str:
+    """The characters of ``text`` that DejaVu Sans has no glyph for (CJK, emoji, ...)."""
+    try:
+        from matplotlib.ft2font import FT2Font
+
+        font = FT2Font(_wide_font_path())
+    except Exception:
+        return ""
+    return "".join(dict.fromkeys(c for c in text if not c.isspace() and font.get_char_index(ord(c)) == 0))
 
 
 def _fit_label(text: str, width: int) -> tuple[list[str], int]:
@@ -1173,10 +1203,13 @@ def _fit_label(text: str, width: int) -> tuple[list[str], int]:
     >>> _fit_label("a red circle above a blue square", 62)
     (['a red circle', 'above a blue s…'], 8)
     """
+    import unicodedata
+
     from PIL import ImageFont
 
-    text = " ".join(text.split())
-    fonts = [(size, _label_font(size)) for size in range(_LABEL_SIZE, _LABEL_MIN_SIZE - 1, -1)]
+    text = unicodedata.normalize("NFC", " ".join(text.split()))  # (a decomposed accent drew as a box)
+    wide = _is_wide(text)
+    fonts = [(size, _label_font(size, wide)) for size in range(_LABEL_SIZE, _LABEL_MIN_SIZE - 1, -1)]
 
     def fits(line: str, font: Any) -> bool:
         return font.getlength(line) <= width
@@ -1287,13 +1320,18 @@ def contact_sheet(
     if texts is not None:
         from PIL import Image, ImageDraw
 
-        def extent(size: int) -> tuple[int, int]:
-            top, bottom = _label_font(size).getbbox("Ag")[1::2]
+        def extent(size: int, wide: bool = False) -> tuple[int, int]:
+            top, bottom = _label_font(size, wide).getbbox("Ag")[1::2]
             return max(int(top), 0), int(bottom)
 
         fitted = [_fit_label(t, W - 2) for t in texts]  # drawn from x = 2
-        L = max(2 + len(lines) * extent(size)[1] + extent(size)[0] + 2 for lines, size in fitted)
+        wides = [_is_wide(" ".join(lines)) for lines, _ in fitted]
+        L = max(2 + len(lines) * extent(size, w)[1] + extent(size, w)[0] + 2 for (lines, size), w in zip(fitted, wides))
         L = max(L, 2 + sum(extent(_LABEL_SIZE)) + 2)  # one line at the default size, at least
+        missing = _undrawable("".join(" ".join(lines) for (lines, _), w in zip(fitted, wides) if w))
+        if missing:
+            warnings.warn(f"the labels' font here has no letters for {missing[:12]!r} (drawn as boxes); write those "
+                          "labels in another script, or draw the sheet's labels yourself.", UserWarning, stacklevel=2)  # fmt: skip
 
     sheet = np.empty((rows * (H + L) + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3),
                      np.uint8)
@@ -1308,6 +1346,6 @@ def contact_sheet(
             strip = Image.new("RGB", (W, L), bg)
             draw = ImageDraw.Draw(strip)
             for j, line in enumerate(lines):
-                draw.text((2, 2 + j * extent(size)[1]), line, fill=fg, font=_label_font(size))
+                draw.text((2, 2 + j * extent(size, wides[k])[1]), line, fill=fg, font=_label_font(size, wides[k]))
             sheet[y + H:y + H + L, x:x + W] = np.asarray(strip)
     return sheet

@@ -1153,3 +1153,19 @@ def test_a_layered_photoshop_file_is_not_called_animated(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert video.load_image(path)[0, 0].tolist() == [200, 10, 10]  # the flattened picture
+
+
+def test_contact_sheet_labels_draw_other_scripts_and_say_what_they_cannot(recwarn):
+    # an audit of typed text: Pillow's default font drew Cyrillic, Greek, Hebrew and decomposed accents
+    # as boxes (so "кот" and "ккк" looked the same), with no word
+    frames = np.full((1, 64, 64, 3), 200, np.uint8)
+
+    def strip(label):
+        return contact_sheet(frames, labels=[label])[66:]
+
+    for a, b in (("кот", "ккк"), ("Ωμέγα", "ΩΩΩΩΩ"), ("cafe\u0301", "cafe\u0300")):
+        assert not np.array_equal(strip(a), strip(b)), (a, b)
+    np.testing.assert_array_equal(strip("cafe\u0301"), strip("caf\u00e9"))  # composed first
+    assert not recwarn.list
+    with pytest.warns(UserWarning, match=r"no letters for '猫' \(drawn as boxes\)"):
+        contact_sheet(frames, labels=["猫 (cat)"])
