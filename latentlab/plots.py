@@ -358,9 +358,10 @@ def plot_pca_map(
         points: ``(n, d)`` other embeddings to place on the map (images, texts).
         labels: ``n`` labels written beside the points (needs ``points``).
         images: ``n`` thumbnails drawn at the points instead of dots (needs ``points``).
-        pca: the projection to use; by default one fitted on the points and the paths together,
-            which must not all lie on one line (a lerp path between two keyframes alone does:
-            add ``points`` off it, or pass a ``pca`` fitted on more embeddings).
+        pca: the projection to use; by default one fitted on the points and the paths together
+            (as directions: every row scaled to unit norm, as the decoders read them, so a lerp
+            path is drawn where its frames are, on the nlerp arc), which must hold at least three
+            distinct directions (add ``points``, or pass a ``pca`` fitted on more embeddings).
         path_labels: one legend entry per path (default ``"path 1"``, ``"path 2"``, ...);
             the legend sits to the right of the map, each entry in its path's mid colour.
         zoom: thumbnail zoom.
@@ -457,17 +458,19 @@ def plot_pca_map(
 
 
 def _too_flat(z: torch.Tensor, rank: int, given: str) -> NoReturn:
-    """Raise the error for embeddings whose PCA has ``rank`` < 2: what they are (one point, two
-    points, or more on one line) and how to get a map anyway."""
-    n, distinct = z.shape[0], int(torch.unique(z, dim=0).shape[0])
+    """Raise the error for embeddings whose PCA has ``rank`` < 2: what they are (one direction,
+    two, or more nearly on one line) and how to get a map anyway. (The PCA reads rows as
+    directions, scaled to unit norm: three distinct ones span a plane.)"""
+    unit = z.double() / z.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    n, distinct = z.shape[0], int(torch.unique(unit.float().round(decimals=6), dim=0).shape[0])
     others = "other embeddings to place on the map (texts or images)"
-    if rank == 0:
-        shape = "are all the same point (rank 0)"
+    if rank == 0 or distinct == 1:
+        shape = "are all the same point (rank 0)" if torch.unique(z, dim=0).shape[0] == 1 else \
+            "are all one direction (rank 0: scaled copies of one embedding; the map reads directions)"  # fmt: skip
     elif distinct <= 2:
         shape = f"hold only {distinct} distinct points (rank 1)"
-    else:  # slerp and nlerp paths bend off the chord between two keyframes; lerp stays on it
-        shape = f"lie on one line ({distinct} distinct points, rank 1), as a lerp path between two keyframes does"
-        others = "embeddings off that line to place on the map (other texts or images; the keyframes lie on it)"
+    else:  # (distinct unit vectors, three or more, span a plane: only nearly equal ones come here)
+        shape = f"lie almost on one line ({distinct} distinct points, rank 1)"
     raise ArgumentError(
         f"a 2D map needs a PCA of rank >= 2, but the {n} embeddings given ({given}) {shape}. Fix: pass "
         f"points=(n, d) {others}, or pca=ll.fit_pca(embeddings) fitted on a wider set."

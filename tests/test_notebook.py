@@ -1285,3 +1285,104 @@ def test_a_scrubbers_widget_put_in_a_layout_keeps_a_working_slider(monkeypatch):
     slider, view = box.children[0].children[1], box.children[1]
     slider.value = 2
     assert "frame 2 / 6" in view.value
+
+
+def test_pca_tools_scale_embeddings_to_unit_norm(fake_decoder):
+    # fit_pca, PCA.project and pca_probe used the rows as given: a bank saved unnormalised
+    # (norms 8-12, as open_clip's normalize=False features) got another map, and a path between
+    # its rows was drawn far from them
+    from matplotlib.collections import LineCollection, PathCollection
+
+    from latentlab.ops import slerp
+
+    bank = _fake_bank()
+    norms = 8 + 4 * torch.rand(bank.shape[0], 1, generator=torch.Generator().manual_seed(3))
+    raw = tag(bank * norms, "fake-space")
+    unit, scaled = ll.fit_pca(bank), ll.fit_pca(raw)
+    for a, b in ((scaled.mean, unit.mean), (scaled.components, unit.components), (scaled.explained_variance, unit.explained_variance)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unit.project(raw), unit.project(bank), atol=1e-5, rtol=0)
+    path = slerp(bank[:1], bank[1:2], torch.linspace(0, 1, 9))
+    ax = ll.plot_pca_map(path, raw)
+    (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    (line,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    points, segs = dots.get_offsets(), line.get_segments()
+    same = ll.plot_pca_map(path, bank)  # the map of the unit bank
+    np.testing.assert_allclose(points, same.pca.project(bank, 2).numpy(), atol=1e-5)
+    np.testing.assert_allclose(segs[0][0], points[0], atol=1e-5)  # the path starts on bank[0]
+    np.testing.assert_allclose(segs[-1][1], points[1], atol=1e-5)  # and ends on bank[1]
+    a = ll.pca_probe(bank[:1], fake_decoder, bank, ks=(1, 3, None), progress=False)
+    b = ll.pca_probe(bank[:1], fake_decoder, raw, ks=(1, 3, None), progress=False)
+    torch.testing.assert_close(b.embeddings, a.embeddings, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(b.cosine, a.cosine, atol=1e-6)
+    with pytest.raises(ArgumentError, match=r"embeddings row\(s\) \[1\] are the zero vector"):
+        ll.fit_pca(torch.cat([bank[:1], torch.zeros(1, 8)]))
+
+
+def test_nearest_neighbours_matches_a_full_stable_argsort():
+    # it argsorted every row in full (float64) to keep k: 18 s and 2.3 GB for 10k x 10k; the
+    # top k (ties at the k-th place kept in bank order) must not change
+    from latentlab.ops import similarity_matrix
+
+    g = torch.Generator().manual_seed(4)
+    rows = torch.randint(-1, 2, (12, 5), generator=g).float()  # few distinct directions: many ties
+    rows[rows.norm(dim=-1) == 0, 0] = 1.0
+    bank = torch.cat([rows, rows[[3, 0, 7]], torch.randn(20, 5, generator=g)])[torch.randperm(35, generator=g)]
+    query = torch.cat([rows[:6], torch.randn(4, 5, generator=g)])
+    for q, b in ((query, bank), (query.double(), bank.double()), (bank, bank)):
+        sim = similarity_matrix(q, b).double().numpy()
+        for k in (1, 2, 3, 5, 8, 34, 35, 50):
+            want = np.argsort(-sim, axis=1, kind="stable")[:, : min(k, b.shape[0])]
+            got = ll.nearest_neighbours(q, b, k=k)
+            np.testing.assert_array_equal(got.indices, want)
+            np.testing.assert_array_equal(got.scores, np.take_along_axis(sim, want, axis=1))
+            assert got.indices.dtype == np.int64 and got.scores.dtype == np.float64
+    # only the candidates are sorted, never whole rows of the (n, m) similarity
+    sorted_widths = []
+    argsort = np.argsort
+
+    def spy(a, *args, **kwargs):
+        sorted_widths.append(np.shape(a)[-1])
+        return argsort(a, *args, **kwargs)
+
+    big = torch.randn(300, 5, generator=g)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(np, "argsort", spy)
+        ll.nearest_neighbours(query, big, k=3)
+    assert sorted_widths and max(sorted_widths) < 300
+
+
+def test_nearest_neighbours_names_a_transposed_bank():
+    # a (d, m) bank said "query has size 8 but bank has size 3: they come from different CLIP models"
+    bank, query = _fake_bank(3), _fake_bank(2)
+    for labels in (None, ["a", "b", "c"]):  # (the labels were counted against the 8 rows first)
+        with pytest.raises(SpaceError, match=r"bank has shape \(8, 3\) and query \(2, 8\): bank looks transposed.*Fix: pass bank\.T"):
+            ll.nearest_neighbours(query, bank.T, labels=labels)
+    with pytest.raises(SpaceError, match="query has shape .* query looks transposed"):
+        ll.nearest_neighbours(_fake_bank(3).T, _fake_bank(5))
+    with pytest.raises(SpaceError, match="different CLIP models"):  # neither axis matches
+        ll.nearest_neighbours(query, torch.randn(3, 5))
+
+
+def test_encoding_a_bank_shows_a_progress_bar(tiny_encoder, capsys):
+    # nearest_images, nearest_words and what_changed encoded their whole bank in silence
+    pics = np.random.default_rng(5).integers(0, 256, (33, 8, 8, 3), dtype=np.uint8)  # one more than a batch of 32
+    words = [f"word {i}" for i in range(65)]  # one more than a batch of 64
+    q = tiny_encoder.encode_text(["a red circle"])
+    path = tiny_encoder.encode_text(["a red circle", "a blue square"])
+    calls = {
+        "encode images": lambda **kw: ll.nearest_images(q, tiny_encoder, pics, k=2, **kw),
+        "encode texts": lambda **kw: ll.nearest_words(q, tiny_encoder, words, k=2, **kw),
+        "encode texts ": lambda **kw: ll.what_changed(path, tiny_encoder, words, **kw),
+    }
+    for desc, call in calls.items():
+        capsys.readouterr()
+        call()
+        assert desc.strip() in capsys.readouterr().err, desc
+        call(progress=False)
+        assert "encode" not in capsys.readouterr().err, desc
+    ll.nearest_images(q, tiny_encoder, pics[:32], k=2)  # one batch: no bar
+    ll.nearest_words(q, tiny_encoder, words[:64], k=2)
+    assert "encode" not in capsys.readouterr().err
+    with pytest.raises(ArgumentError, match="progress must be True, False or None"):
+        ll.nearest_words(q, tiny_encoder, words, progress="yes")

@@ -200,17 +200,21 @@ def test_plot_pca_map_legend_shows_each_path_in_its_colour_and_a_visible_start()
 
 
 def test_plot_pca_map_says_when_the_embeddings_lie_on_one_line():
-    # a lerp path between two keyframes was refused with "rank 1; add more (distinct) embeddings"
+    # the map reads embeddings as directions (unit rows, as the decoders do, since 2026-12-06): a lerp
+    # path between two keyframes, refused before as lying on one line, is drawn on its nlerp arc
     path = Trajectory.chain(_unit(2), frames=8, method="lerp")
+    assert ll.plot_pca_map(path).pca.rank >= 2
+    two = _unit(2).repeat(4, 1)  # two directions only: refused, and both ways out draw the map
     with pytest.raises(ArgumentError) as err:
-        ll.plot_pca_map(path)
+        ll.plot_pca_map(two)
     msg = str(err.value)
-    assert "the 8 embeddings given (path) lie on one line (8 distinct points, rank 1)" in msg
-    assert "lerp path between two keyframes" in msg and "points=" in msg and "pca=ll.fit_pca(" in msg
-    # both ways out that the message gives draw the map
-    assert ll.plot_pca_map(path, points=_unit(3, seed=5)).pca.rank >= 2
-    wider = ll.fit_pca(torch.cat([path.embeddings(), _unit(3, seed=5)]))
-    assert ll.plot_pca_map(path, pca=wider).pca is wider
+    assert "the 8 embeddings given (path) hold only 2 distinct points (rank 1)" in msg
+    assert "points=" in msg and "pca=ll.fit_pca(" in msg
+    assert ll.plot_pca_map(two, points=_unit(3, seed=5)).pca.rank >= 2
+    wider = ll.fit_pca(torch.cat([two, _unit(3, seed=5)]))
+    assert ll.plot_pca_map(two, pca=wider).pca is wider
+    with pytest.raises(ArgumentError, match=r"are all one direction \(rank 0: scaled copies"):
+        ll.plot_pca_map(_unit(1) * torch.tensor([[1.0], [2.0], [4.0]]))  # (powers of two: the same unit rows exactly)
     with pytest.raises(ArgumentError, match=r"the 3 embeddings given \(path\) are all the same point \(rank 0\)"):
         ll.plot_pca_map(_unit(1).repeat(3, 1))
     with pytest.raises(ArgumentError, match=r"hold only 2 distinct points \(rank 1\)"):
