@@ -413,6 +413,9 @@ def _one_image(x: object, label: str) -> list[_Image]:
         if not p.exists():
             raise ArgumentError(f"{label}: image file not found: {str(p)!r}."
                                 + (url_hint(x) or f" Check the path (relative to {os.getcwd()!r})."))
+        if p.is_dir():  # (nearest_images takes a folder; encode_image its pictures)
+            raise ArgumentError(f"{label}: {str(p)!r} is a folder; pass its pictures, e.g. "
+                                f"enc.encode_image(latentlab.explore.list_images({str(p)!r})).")  # fmt: skip
         if not p.is_file():
             raise ArgumentError(f"{label}: {str(p)!r} is not a file; pass the path of an image file (PNG, JPEG, ...).")
         try:

@@ -1132,3 +1132,10 @@ def test_a_text_holding_a_lone_surrogate_is_refused_with_the_fix(enc: Encoder, t
         finally:
             enc.cache = None
     assert enc.encode_text("café").shape[0] == 1
+
+
+def test_a_folder_given_to_encode_image_names_list_images(enc: Encoder, tmp_path: Path) -> None:
+    # an audit of analysis at scale: "is not a file; pass the path of an image file", though nearest_images
+    # takes a folder and list_images gives its pictures
+    with pytest.raises(ArgumentError, match=r"is a folder; pass its pictures, e\.g\. enc\.encode_image\(latentlab\.explore\.list_images\("):
+        enc.encode_image(tmp_path)
