@@ -231,7 +231,7 @@ def _halved_after_oom(exc: BaseException, size: int, single: str) -> int:
     if size == 1:
         raise LatentlabError(
             f"out of memory {single}. Free memory (the GPU's, or the machine's on a CPU), use a smaller resolution, "
-            "or on a GPU dtype=torch.float16, or load the decoder with cpu_offload=True."
+            "or on a GPU use dtype=torch.float16, or load the decoder with cpu_offload=True."
         ) from exc
     _free_accelerator_memory()
     return max(1, size // 2)
