@@ -170,8 +170,13 @@ def slug(name: str) -> str:
     # composed first (a decomposed "cafe\u0301" was "cafe"), and combining marks kept with their
     # letters ("हिन्दी में" was "ह-न-द-म", the name of other prompts too); names that were fine are unchanged
     name = unicodedata.normalize("NFC", name)
-    kept = "".join(c if c.isalnum() or (i and unicodedata.category(c)[0] == "M") else " " for i, c in enumerate(name))
-    text = re.sub(r"\s+", "-", kept).strip("-").lower()[:60]
+    out, after_letter = [], False
+    for c in name:  # a mark only after a kept letter or digit (or mark); never a variation selector (emoji's U+FE0F)
+        mark = unicodedata.category(c)[0] == "M" and not (0xFE00 <= ord(c) <= 0xFE0F or 0xE0100 <= ord(c) <= 0xE01EF)
+        keep = c.isalnum() or (mark and after_letter)
+        out.append(c if keep else " ")
+        after_letter = keep
+    text = re.sub(r"\s+", "-", "".join(out)).strip("-").lower()[:60]
     try:
         os.fsencode(text)
     except UnicodeEncodeError:  # (surrogate escapes, a name's bytes under such a locale, encode: kept)

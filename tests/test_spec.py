@@ -643,6 +643,9 @@ def test_a_default_folder_name_keeps_accents_and_vowel_signs_and_nothing_else_ch
 
     assert slug("हिन्दी में बिल्ली") == "हिन्दी-में-बिल्ली" != slug("हिन्दू में बिल्ली")
     assert slug("cafe\u0301 noir") == slug("café noir") == "café-noir"
+    # a review: marks only with their letters; an emoji's variation selector (U+FE0F, a mark) is not kept
+    assert slug("a \u2764\ufe0f shaped balloon") == "a-shaped-balloon" and slug("\u2b50\ufe0f") == "render"
+    assert slug("\u0301\u0301") == "render" and slug("a - \u0301 b") == "a-b"
     old = re.compile(r"[\W_]+")  # the rule before, for every character that is not a combining mark
     for cp in range(0x10000):
         c = chr(cp)
