@@ -727,7 +727,11 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         args.prompt = args.prompt[5:]
     from .video import _IMAGE_SUFFIXES
 
-    if Path(args.prompt).suffix.lower() in (*_IMAGE_SUFFIXES, ".webp", ".gif") and Path(args.prompt).is_file():
+    try:
+        names_picture = Path(args.prompt).suffix.lower() in (*_IMAGE_SUFFIXES, ".webp", ".gif") and Path(args.prompt).is_file()
+    except (OSError, ValueError):  # a long prompt is no file name (ENAMETOOLONG, not False, from is_file)
+        names_picture = False
+    if names_picture:
         import warnings
 
         warnings.warn(f"the prompt {args.prompt!r} is a picture file, but generate draws pictures of the prompt's words; "

@@ -79,8 +79,9 @@ def same_space(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> No
     two embedding batches differ in size or carry different CLIP-space tags. A batch whose
     other axis has the size of the other batch's rows is named as transposed."""
     if a.shape[-1] != b.shape[-1]:
+        tags = {space_of(a), space_of(b)} - {None}
         for x, x_name, y, y_name in ((b, b_name, a, a_name), (a, a_name, b, b_name)):
-            if x.ndim == 2 and x.shape[0] == y.shape[-1]:
+            if x.ndim == 2 and x.shape[0] == y.shape[-1] and len(tags) < 2:  # (two spaces: other models, not a .T)
                 raise SpaceError(
                     f"{x_name} has shape {tuple(x.shape)} and {y_name} {tuple(y.shape)}: {x_name} looks transposed, "
                     f"(d, n) instead of (n, d). Fix: pass {x_name}.T."

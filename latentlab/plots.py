@@ -94,7 +94,10 @@ def _legend(ax: Any, *, grow: bool = False) -> bool:
         return True
     kw: dict[str, Any] = dict(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig = ax.figure
-    height, room = ax.legend(**kw).get_window_extent().height, 0.9 * fig.bbox.height
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None  # the axes' own cell of a grid
+    cell = spec.get_position(fig).height if spec is not None else ax.get_position().height
+    room = 0.9 * (fig.bbox.height if grow else cell * fig.bbox.height)
+    height = ax.legend(**kw).get_window_extent().height
     if height > room:  # taller than the figure: constrained layout would squash the axes to nothing
         if grow:
             fig.set_figheight(height / 0.9 / fig.dpi)
@@ -391,6 +394,10 @@ def plot_pca_map(
     named = [(z, f"path[{i}]" if len(zs) > 1 else "path") for i, z in enumerate(zs)] + ([(pts, "points")] if pts is not None else [])
     for z, name in named[1:]:
         same_space(named[0][0], named[0][1], z, name)
+    from .explore import _check_nonzero
+
+    for z, name in named:  # (the map reads directions: fit_pca named a zero row by its place in all of them)
+        _check_nonzero(z, name)
     if pca is not None and pca.rank < 2:
         raise ArgumentError(
             f"pca has rank {pca.rank}, but a 2D map needs two components. Fix: fit it on embeddings that do not "

@@ -104,6 +104,17 @@ def _utf8_read_as_bytes(s: str) -> str | None:
 _USE_UTF8 = "Run latentlab under a UTF-8 locale (e.g. LANG=C.UTF-8) or with PYTHONUTF8=1"
 
 
+def _check_caption_text(where: str, value: str) -> None:
+    """Refuse a caption holding a lone surrogate (bytes a file name or terminal gave under a
+    non-UTF-8 locale), naming its field, before any model loads (the encoder named it
+    ``texts[0]``, with a fix in Python)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SpecError(f"{where} is {value!r:.60}, whose {value[exc.start : exc.end]!r} is not a character (a byte "
+                        "a non-UTF-8 locale gave); save the spec as UTF-8 text with the caption retyped.") from None
+
+
 def _check_path_text(where: str, value: str) -> None:
     """Refuse a path field that no file can have here: a character this system's file-name
     encoding cannot represent (a UTF-8 spec's ``out_dir = "out 🎨"`` under an ASCII or Latin-1
@@ -575,6 +586,8 @@ class Spec:
                     f"{where}.{kind} must be a non-empty {'path' if kind == 'image' else 'caption'} string, got {v!r}"
                     + ("." if kind == "image" else " (CLI: text:CAPTION, e.g. 'text:a red circle').")
                 )
+            if kind == "text":
+                _check_caption_text(f"{where}.text", v)
             if kind == "image":
                 _check_path_text(f"{where}.image", v)
                 p = self.resolve_path(v)
@@ -602,6 +615,9 @@ class Spec:
                 raise SpecError(f"{where}.text_diff has unknown field(s) {sorted(extra)}; use from, to, theta.")
             if "from" in v and (not isinstance(v["from"], str) or not v["from"].strip()):
                 raise SpecError(f"{where}.text_diff.from must be a non-empty caption string (CLI: --from); leave it out for the neutral {NEUTRAL_CAPTION!r}.")
+            for field in ("from", "to"):
+                if field in v:
+                    _check_caption_text(f"{where}.text_diff.{field}", v[field])
             th = v.get("theta", 0.5)
             if not isinstance(th, (int, float)) or isinstance(th, bool) or not (0 <= th <= 1):
                 raise SpecError(f"{where}.text_diff.theta must be a number in [0, 1] (usually 0.25-0.5), got {th!r}.")
@@ -617,6 +633,8 @@ class Spec:
                     raise SpecError(f"{w} must have exactly one of image/text and optionally weight.")
                 if not isinstance(item[ik[0]], str) or not item[ik[0]].strip():
                     raise SpecError(f"{w}.{ik[0]} must be a non-empty string.")
+                if ik[0] == "text":
+                    _check_caption_text(f"{w}.text", item["text"])
                 if ik[0] == "image":
                     _check_path_text(f"{w}.image", item["image"])
                 if ik[0] == "image" and self.resolve_path(item["image"]).is_dir():
@@ -764,10 +782,11 @@ class Spec:
                 src, dst = encoder.encode_text([td.get("from", NEUTRAL_CAPTION), td["to"]]).split(1)
                 if torch.equal(src, dst):  # (ops said "target - source is the zero vector", naming no keyframe)
                     raise SpecError(
-                        f"keyframes[{i}].text_diff: 'from' {td.get('from', NEUTRAL_CAPTION)!r}"
-                        + ("" if "from" in td else " (the default)") + f" and 'to' {td['to']!r} encode the same "
-                        "(the CLIP tokenizer reads text in lower case, and ignores extra spaces), "
-                        "so there is no edit direction; give captions that differ in words (CLI: --from, --to)."
+                        f"keyframes[{i}].text_diff: 'from' {td.get('from', NEUTRAL_CAPTION)!r:.60}"
+                        + ("" if "from" in td else " (the default)") + f" and 'to' {td['to']!r:.60} encode the same "
+                        "(the CLIP tokenizer reads text in lower case and ignores extra spaces, and reads no word past "
+                        "its context), so there is no edit direction; give captions that differ in words, early on "
+                        "(CLI: --from, --to)."
                     )
                 z = ops.text_diff(kfs[-1], src, dst, float(td.get("theta", 0.5)))
             else:

@@ -1168,6 +1168,8 @@ def test_generate_says_when_its_prompt_looks_like_a_keyframe(tmp_path, images, m
     assert main(["generate", str(images[0]), "-n", "1", "--out-dir", str(tmp_path / "h"), *FAST]) == 0
     err = capsys.readouterr().err
     assert f"is a picture file, but generate draws pictures of the prompt's words; for pictures like that picture, run `latentlab variations {images[0]}`" in err
+    long = "a cat " * 60 + "photo.png"  # (a second review: is_file raised ENAMETOOLONG, and generate failed)
+    assert main(["generate", long, "-n", "1", "--out-dir", str(tmp_path / "l"), *FAST]) == 0
 
 
 def test_running_out_of_memory_while_writing_the_video_says_so_and_keeps_the_frames(tmp_path, images, monkeypatch, capsys):

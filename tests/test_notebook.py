@@ -1362,6 +1362,11 @@ def test_nearest_neighbours_names_a_transposed_bank():
         ll.nearest_neighbours(_fake_bank(3).T, _fake_bank(5))
     with pytest.raises(SpaceError, match="different CLIP models"):  # neither axis matches
         ll.nearest_neighbours(query, torch.randn(3, 5))
+    # a review: a bank tagged with another space is another model's, whatever its shape (a 512-d query
+    # and a bank of 512 ViT-L images was told to pass bank.T, and then compared across models)
+    other = tag(torch.nn.functional.normalize(torch.randn(8, 3), dim=-1), "other-space")
+    with pytest.raises(SpaceError, match="different CLIP models"):
+        ll.nearest_neighbours(query, other)
 
 
 def test_encoding_a_bank_shows_a_progress_bar(tiny_encoder, capsys):

@@ -382,3 +382,21 @@ def test_plot_similarity_with_many_references_keeps_its_axes_and_distinct_colour
     assert ax.get_legend() is None and any("no legend for 50 curves" in m and "plot_similarity_matrix" in m for m in said)
     ax, said = drawn(12, overlay=True)  # 24 entries: the first call's legend is removed, not left half-true
     assert ax.get_legend() is None
+
+
+def test_second_review_fixes_of_the_plots(tmp_path):
+    import matplotlib.pyplot as plt
+
+    # a zero row is named by its own argument and row, not its place among all the embeddings fitted
+    points = _unit(4, seed=3).clone()
+    points[2] = 0
+    with pytest.raises(ArgumentError, match=r"points row\(s\) \[2\]"):
+        ll.plot_pca_map(_unit(9, seed=1), points=points)
+    # a legend on a given axes in a grid fits the axes' own cell (it was measured against the whole figure,
+    # and three stacked plots were squashed to half height by 20 references)
+    fig, axs = plt.subplots(3, 1, figsize=(7, 6), layout="constrained")
+    ll.plot_similarity(_unit(12, seed=4), _unit(20, seed=5), [f"reference {k}" for k in range(20)], ax=axs[0])
+    fig.canvas.draw()
+    legend = axs[0].get_legend()
+    assert legend._ncols >= 2 and legend.get_window_extent().height <= axs[0].get_window_extent().height * 1.2
+    plt.close(fig)

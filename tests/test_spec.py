@@ -653,3 +653,12 @@ def test_a_default_folder_name_keeps_accents_and_vowel_signs_and_nothing_else_ch
             continue
         name = f"a{c}b"
         assert slug(name) == (old.sub("-", name).strip("-").lower()[:60] or "render"), hex(cp)
+
+
+def test_a_caption_with_a_lone_surrogate_is_refused_by_its_field(images):
+    # a second review: it reached the encoder, which named it texts[0] with a fix in Python
+    for kf, where in (({"text": "a caf\udce9 cat"}, r"keyframes\[1\]\.text"),
+                      ({"text_diff": {"to": "a caf\udce9"}}, r"keyframes\[1\]\.text_diff\.to"),
+                      ({"mix": [{"text": "caf\udce9"}]}, r"keyframes\[1\]\.mix\[0\]\.text")):
+        with pytest.raises(SpecError, match=where + r" is .*whose '\\udce9' is not a character"):
+            load_spec({"keyframes": [{"image": str(images[0])}, kf]})
