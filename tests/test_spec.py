@@ -289,7 +289,10 @@ def test_shipped_examples_are_valid_specs():
 def test_a_string_that_is_not_text_is_refused_when_saved_as_toml(tmp_path):
     from latentlab.errors import ArgumentError
 
-    s = load_spec({"keyframes": [{"text": "a \ud83d cat"}, {"text": "b"}]})  # a lone surrogate, e.g. from a JSON escape
+    with pytest.raises(SpecError, match=r"keyframes\[0\]\.text is .* is not a character"):  # (refused by its field since 2026-12-06)
+        load_spec({"keyframes": [{"text": "a \ud83d cat"}, {"text": "b"}]})  # a lone surrogate, e.g. from a JSON escape
+    s = load_spec({"keyframes": [{"text": "a cat"}, {"text": "b"}]})
+    s.keyframes[0]["text"] = "a \ud83d cat"  # (set after loading: save still refuses it for TOML)
     with pytest.raises(ArgumentError, match="half of a surrogate pair"):
         s.save(tmp_path / "s.toml")
     assert not list(tmp_path.iterdir())  # no temp file left
