@@ -201,7 +201,7 @@ def test_missing_and_corrupt_files(enc: Encoder, tmp_path: Path) -> None:
     truncated.write_bytes(truncated.read_bytes()[:120])
     with pytest.raises(ArgumentError, match="could not read"):
         enc.encode_image(truncated)
-    with pytest.raises(ArgumentError, match="not a file"):
+    with pytest.raises(ArgumentError, match="is a folder; pass its pictures"):  # (said "not a file" before 2026-12-06)
         enc.encode_image(tmp_path)
 
 
