@@ -888,14 +888,21 @@ def test_the_mp4_writer_itself_maps_a_missing_ffmpeg_to_the_same_message(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == (["clip.mp4", "ffmpeg"] if exe.exists() else ["clip.mp4"])
 
 
-@pytest.mark.skipif(os.name != "posix", reason="a shell script for an ffmpeg")
-def test_an_ffmpeg_that_exits_0_having_written_nothing_leaves_the_old_video(tmp_path, monkeypatch):
-    # IMAGEIO_FFMPEG_EXE=/bin/true: an empty .mp4 was renamed over the video, and the write "succeeded"
+def _fake_ffmpeg(tmp_path, monkeypatch, script: str):
+    """A shell script ``bin/ffmpeg`` running ``script``, set as IMAGEIO_FFMPEG_EXE, and an old
+    ``clip.mp4`` beside it: ``(the script, the video)``."""
     (tmp_path / "bin").mkdir()
-    fake = _executable(tmp_path / "bin" / "ffmpeg", "#!/bin/sh\nexit 0\n")
+    fake = _executable(tmp_path / "bin" / "ffmpeg", f"#!/bin/sh\n{script}\n")
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
     target = tmp_path / "clip.mp4"
     target.write_bytes(b"old")
+    return fake, target
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a shell script for an ffmpeg")
+def test_an_ffmpeg_that_exits_0_having_written_nothing_leaves_the_old_video(tmp_path, monkeypatch):
+    # IMAGEIO_FFMPEG_EXE=/bin/true: an empty .mp4 was renamed over the video, and the write "succeeded"
+    fake, target = _fake_ffmpeg(tmp_path, monkeypatch, "exit 0")
     with pytest.raises(ArgumentError, match=r"exited with status 0 but wrote nothing") as info:
         write_video(smooth(3, 8, 8), target, fps=4)
     _no_ffmpeg_said(str(info.value))
@@ -912,11 +919,7 @@ def test_an_ffmpeg_that_stops_reading_early_is_reported_with_its_status_and_word
     # ffmpeg exits before it has read the frames: the next write to its pipe raises BrokenPipeError,
     # which must end as ffmpeg's own failure (status, what it said), the old video kept, not as a
     # raw BrokenPipeError (which the CLI no longer takes for a closed `| head`)
-    (tmp_path / "bin").mkdir()
-    fake = _executable(tmp_path / "bin" / "ffmpeg", "#!/bin/sh\necho 'Unknown encoder libx264' >&2\nexit 3\n")
-    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake))
-    target = tmp_path / "clip.mp4"
-    target.write_bytes(b"old")
+    _, target = _fake_ffmpeg(tmp_path, monkeypatch, "echo 'Unknown encoder libx264' >&2\nexit 3")
     frames = smooth(40, 64, 64)  # 480 KB, far more than a pipe's buffer: a write meets the closed pipe
     with pytest.raises(LatentlabError, match=r"ffmpeg failed \(exit status 3\).*ffmpeg said: Unknown encoder libx264$"):
         write_video(frames, target, fps=4)
