@@ -554,21 +554,30 @@ def plot_word_changes(changes: WordChanges, *, top: int = 6, ax: Any = None, tit
     """The similarity curves of the ``top`` words that a path changes most (see
     :func:`~latentlab.explore.what_changed`): solid for gained, dashed for lost.
 
-    ``top`` is an integer >= 1. The legend sits to the right of the plot. Returns the Axes;
+    ``top`` is an integer >= 1. The legend sits to the right of the plot (in columns, or a figure
+    made here grows, where it is taller than the plot; none past 20 words, as for
+    :func:`plot_similarity`), and the curves keep distinct colours past 10. Returns the Axes;
     ``ax.lines[i]`` is the curve of ``changes.ranked(top)[i]``.
     """
     if not isinstance(changes, WordChanges):
         raise ArgumentError(f"changes must come from latentlab.explore.what_changed, got {type(changes).__name__}.")
     top = check_int(top, "top", minimum=1)
+    made = ax is None
     ax = _axes(ax, (7, 3.5))
     x = np.arange(changes.similarity.shape[0])
-    for word, d in changes.ranked(top):
+    ranked = changes.ranked(top)
+    for (word, d), colour in zip(ranked, _colours(len(ranked))):
         i = changes.words.index(word)
-        ax.plot(x, changes.similarity[:, i], "-" if d > 0 else "--", label=f"{_literal(_short(word))} ({d:+.2f})")
+        ax.plot(x, changes.similarity[:, i], "-" if d > 0 else "--", color=colour,
+                label=f"{_literal(_short(word))} ({d:+.2f})")  # fmt: skip
     ax.set_xlabel("frame")
     _integer_frames(ax)
     ax.set_ylabel("cosine to the word")
-    _legend_outside(ax)
+    if len(ranked) <= 4:  # (beside the plot, as always here; _legend would put a few inside)
+        _legend_outside(ax)
+    elif not _legend(ax, grow=made):
+        warnings.warn(f"plot_word_changes draws no legend for {len(ranked)} words (at most {_LEGEND_MAX} fit beside "
+                      "the plot); pass a smaller top.", UserWarning, stacklevel=2)  # fmt: skip
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)

@@ -400,3 +400,26 @@ def test_second_review_fixes_of_the_plots(tmp_path):
     legend = axs[0].get_legend()
     assert legend._ncols >= 2 and legend.get_window_extent().height <= axs[0].get_window_extent().height * 1.2
     plt.close(fig)
+
+
+def test_plot_word_changes_with_many_words_keeps_its_axes_and_distinct_colours():
+    # (as plot_similarity: colours repeated after 10, and a long legend squashed the plot)
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from latentlab.explore import WordChanges
+
+    rng = np.random.default_rng(0)
+    changes = WordChanges([f"word {k}" for k in range(30)], rng.random((9, 30)))
+    ax = ll.plot_word_changes(changes, top=15)
+    assert len({str(line.get_color()) for line in ax.lines}) == 15
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "constrained_layout not applied")
+        ax.figure.canvas.draw()
+    assert ax.get_window_extent().height > 100
+    plt.close(ax.figure)
+    with pytest.warns(UserWarning, match="draws no legend for 30 words"):
+        ax = ll.plot_word_changes(changes, top=30)
+    assert ax.get_legend() is None
+    plt.close(ax.figure)
