@@ -155,8 +155,27 @@ def _keyframe(arg: str) -> dict[str, Any]:
     return {"image": str(path.resolve())}
 
 
+_ARGV: list[str] = []  # the arguments being parsed, for _Parser.error's hint
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors add a hint where a caption or prompt starting with
+    '-' was taken for a flag (`generate -cat` said only that the prompt is missing)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        # a single dash and a word ('-cat', '-a blue cat'), not a known flag nor a number; '--bogus' is a typo of a flag
+        dashed = [a for a in _ARGV if a.startswith("-") and (not a.startswith("--") or " " in a)
+                  and a.split("=", 1)[0] not in self._option_string_actions
+                  and not a.lstrip("-")[:1].isdigit()]  # fmt: skip
+        kinds = ("the following arguments are required", "expected one argument", "unrecognized arguments")
+        if dashed and any(k in message for k in kinds):
+            message += (f" (If {dashed[0]!r} is a caption or prompt, not a flag: join it to its flag with '=', e.g. "
+                        f"--to={dashed[0]!r}, or put a prompt after `--`, e.g. `latentlab generate -- {dashed[0]!r}`.)")  # fmt: skip
+        return super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="latentlab",
         description="Explore CLIP latent space: morphs, interpolations and variations rendered by unCLIP decoders.",
         epilog=EPILOG,
@@ -1096,6 +1115,7 @@ def _sigterm_interrupts() -> Iterator[list[int]]:
 
 def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     parser = build_parser()
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if extra:  # said with the verb's usage, not the top-level one (which lists no verb's flags)
         sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)

@@ -1172,6 +1172,21 @@ def test_generate_says_when_its_prompt_looks_like_a_keyframe(tmp_path, images, m
     assert main(["generate", long, "-n", "1", "--out-dir", str(tmp_path / "l"), *FAST]) == 0
 
 
+def test_a_caption_starting_with_a_dash_gets_a_hint(capsys):
+    # an audit of typed text: `generate -cat` said only that the prompt was missing, `--to -blue` that
+    # --to expected one argument; a mistyped flag, or a missing prompt, gets argparse's message alone
+    for argv, said in ((["generate", "-cat"], "the following arguments are required: prompt (If '-cat' is a caption"),
+                       (["morph", "x.png", "--to", "-blue"], "expected one argument (If '-blue' is a caption")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and said in err and "--to='" in err and "`latentlab generate -- '" in err
+    for argv in (["interpolate", "a.png", "b.png", "--bogus"], ["generate"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "If '" not in capsys.readouterr().err
+
+
 def test_running_out_of_memory_while_writing_the_video_says_so_and_keeps_the_frames(tmp_path, images, monkeypatch, capsys):
     # an audit of long renders: the video of thousands of frames at a large size ran out of memory
     # after every frame was drawn, with a raw MemoryError traceback and status 1
