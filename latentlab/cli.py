@@ -147,9 +147,9 @@ def _keyframe(arg: str) -> dict[str, Any]:
             raise ArgumentError(f"{arg!r} is a URL.{url_hint(arg)}")
         if arg[:5].lower() == "text:":
             raise ArgumentError(f"no such file {arg!r}; for a caption write text: in lower case: 'text:{arg[5:]}'.")
-        from .video import _IMAGE_SUFFIXES
+        from .explore import IMAGE_SUFFIXES
 
-        if " " in arg.strip() and path.suffix.lower() not in _IMAGE_SUFFIXES:  # words, not a file name
+        if " " in arg.strip() and path.suffix.lower() not in IMAGE_SUFFIXES:  # words, not a file name
             raise ArgumentError(f"no such file {arg!r} (check the path); for a caption write text:CAPTION, "
                                 f"e.g. 'text:{arg}'.")  # fmt: skip
     return {"image": str(path.resolve())}
@@ -744,10 +744,10 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         warnings.warn(f"generate's prompt is a caption already: drawing {args.prompt[5:]!r}, without 'text:'.",
                       UserWarning, stacklevel=1)  # fmt: skip
         args.prompt = args.prompt[5:]
-    from .video import _IMAGE_SUFFIXES
+    from .explore import IMAGE_SUFFIXES
 
     try:
-        names_picture = Path(args.prompt).suffix.lower() in (*_IMAGE_SUFFIXES, ".webp", ".gif") and Path(args.prompt).is_file()
+        names_picture = Path(args.prompt).suffix.lower() in IMAGE_SUFFIXES and Path(args.prompt).is_file()
     except (OSError, ValueError):  # a long prompt is no file name (ENAMETOOLONG, not False, from is_file)
         names_picture = False
     if names_picture:
