@@ -47,7 +47,7 @@ from ..hf_clip import (
     warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
-from .base import Decoder, centre_square
+from .base import Decoder
 
 __all__ = [
     "SCHEDULERS",
@@ -355,11 +355,10 @@ def free_model_hooks(pipe: Any) -> None:
 
 def signed_pixels(images: np.ndarray, side: int) -> torch.Tensor:
     """uint8 ``(b, H, W, 3)`` -> float32 ``(b, 3, side, side)`` in [-1, 1], the input of a
-    diffusers VAE / MoVQ encoder; images of another size are resized (bicubic), a non-square
-    one centre-cropped to a square first (as the CLIP encoders see it)."""
+    diffusers VAE / MoVQ encoder; images of another size are resized (bicubic). (Square images:
+    :meth:`Decoder.invert` crops a picture's centre square first.)"""
     from PIL import Image
 
-    images = centre_square(images)
     x = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) if im.shape[:2] != (side, side)
                   else im for im in images])  # fmt: skip
     return torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0

@@ -471,13 +471,10 @@ class MiniDecoder(Decoder):
     def _native(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size, the counterpart of
         what ``decode`` applies: with the upscaler a bicubic shrink (what it learned to undo),
-        without it area resampling (the counterpart of the Lanczos upsampling); a non-square
-        image centre-cropped to a square first (as the CLIP encoders see it)."""
+        without it area resampling (the counterpart of the Lanczos upsampling). (Square images:
+        :meth:`Decoder.invert` crops a picture's centre square first.)"""
         from PIL import Image
 
-        from ..decoders.base import centre_square
-
-        images = centre_square(images)
         s = self.config.image_size
         if images.shape[1:3] != (s, s):
             f = Image.Resampling.BICUBIC if self.upscaler is not None else Image.Resampling.BOX
