@@ -40,9 +40,9 @@ def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
     """Resize uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them."""
     if size is None or (frames.shape[1] == size and frames.shape[2] == size):
         return frames
-    from PIL import Image
+    from .video import _lanczos
 
-    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.LANCZOS)) for f in frames])
+    return np.stack([_lanczos(f, size, size) for f in frames])
 
 
 SHEET_TILE_MAX = 1024
@@ -62,11 +62,10 @@ def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | Non
     frames = resize_frames(frames, size)
     h, w = frames.shape[1:3]
     if max(h, w) > SHEET_TILE_MAX:
-        from PIL import Image
+        from .video import _lanczos
 
         scale = SHEET_TILE_MAX / max(h, w)
-        to = (max(1, round(w * scale)), max(1, round(h * scale)))
-        frames = np.stack([np.asarray(Image.fromarray(f).resize(to, Image.LANCZOS)) for f in frames])
+        frames = np.stack([_lanczos(f, max(1, round(w * scale)), max(1, round(h * scale))) for f in frames])
     return contact_sheet(frames)
 
 

@@ -635,6 +635,14 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
     return exe
 
 
+def _lanczos(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """One uint8 ``(H, W, 3)`` frame resized to ``width`` x ``height`` (Lanczos), as every
+    resize of a render's frames for its video and contact sheet is made."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
+
+
 class _Shown:
     """The frames a video shows, for its writers: ``shown[i]`` is frame ``i`` resized (Lanczos)
     to ``size`` x ``size`` when it is asked for (the last one kept, for the repeats of a hold), so
@@ -657,9 +665,7 @@ class _Shown:
         if self._last is None or self._last[0] != i:
             f = self.native[i]
             if self.size is not None:
-                from PIL import Image
-
-                f = np.asarray(Image.fromarray(f).resize((self.size, self.size), Image.LANCZOS))
+                f = _lanczos(f, self.size, self.size)
             self._last = (i, f)
         if self.bar is not None:
             self.bar.update(1)
