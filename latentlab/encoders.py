@@ -531,7 +531,7 @@ def _hf_token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[
     return limit, cut
 
 
-def _warn_truncated(tokenizer: Any, texts: list[str], *, stacklevel: int = 3) -> None:
+def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
     """One warning for the prompts the tokenizer (open_clip's, or a Hugging Face one) cuts to its
     context (the words past it change nothing: two prompts that differ only there draw the same
     pictures)."""
@@ -555,7 +555,7 @@ def _warn_truncated(tokenizer: Any, texts: list[str], *, stacklevel: int = 3) ->
         f"{what} longer than the text encoder's context of {limit} tokens, so cut to fit (the words past the limit "
         f"change nothing): {which} {count} tokens and is read only up to {tail!r}. Shorten the prompt.",
         UserWarning,
-        stacklevel=stacklevel,  # (3: the caller of encode_text)
+        stacklevel=3,  # (the caller of encode_text, or of a prior's from_texts)
     )
 
 
