@@ -646,9 +646,8 @@ def _lanczos(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 class _Shown:
     """The frames a video shows, for its writers: ``shown[i]`` is frame ``i`` resized (Lanczos)
     to ``size`` x ``size`` when it is asked for (the last one kept, for the repeats of a hold), so
-    an mp4 or gif writer never holds all the resized frames as such (a 1601-frame render at 512 px
-    took 3.5 GB as mp4, 5.5 GB as gif when they were resized first); ``native`` holds the frames
-    as given. Each frame fed to a writer ticks ``bar``."""
+    an mp4 or gif writer never holds all the resized frames as such (resized first, a long render's
+    frames at 512 px took gigabytes); ``native`` holds the frames as given. Each frame fed to a writer ticks ``bar``."""
 
     def __init__(self, native: np.ndarray, size: int | None = None, bar: Any = None) -> None:
         t, h, w, c = native.shape
@@ -850,9 +849,8 @@ def write_video(
         loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
         size: resize the frames to ``size`` x ``size`` (Lanczos) as they are written,
             one at a time, as a render's ``size`` does: an mp4 holds one resized frame at a
-            time, a gif keeps them in 256 colours (Pillow's writer; 200 frames at 512 px took
-            42 MB more than the frames as given, where all of them resized are 157 MB), a webp
-            all of them (Pillow's writer takes them at once). ``None``: as they are.
+            time, a gif keeps them as 256-colour frames (Pillow's writer: one byte a pixel, not
+            three), a webp all of them (Pillow's writer takes them at once). ``None``: as they are.
         progress: a tqdm bar over the frames fed to the writer (``desc="video"``).
 
     A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
