@@ -130,6 +130,9 @@ def _is_embedding(x: Any) -> bool:
 
 
 def _start_embedding(encoder: Any, image_or_embedding: Any) -> torch.Tensor:
+    x = image_or_embedding
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)):
+        _one_embedding(x, "image_or_embedding", encoder.dim, encoder.space)  # an embedding, not a 1-pixel-high picture: refused
     if _is_embedding(image_or_embedding):
         from .space import tag
 
@@ -217,6 +220,7 @@ def iterative_text_diff(
     if not _is_real(theta_step) or not 0 < theta_step <= 1:
         raise ArgumentError(f"theta_step must be a number in (0, 1], got {theta_step!r}.")
     max_steps = check_int(max_steps, "max_steps", minimum=0)
+    seed = check_seed(seed)  # int(seed) refused None with a raw TypeError and took 1.7 as 1
     if target is not None and not _is_real(target):
         raise ArgumentError(f"target must be a number (a cosine) or None, got {target!r}.")
     if not _is_real(grow) or grow <= 1:

@@ -500,10 +500,9 @@ class Scrubber:
             if isinstance(path, Trajectory) and path.labels is not None:
                 for i, k in enumerate(path.keyframe_indices()):
                     labels[k] = path.labels[i]
-        labels = [str(x) for x in labels]
-        if len(labels) != T:
-            raise ArgumentError(f"labels has {len(labels)} entries for {T} frames; give one per frame.")
-        self.labels = labels
+        from .explore import _labels
+
+        self.labels = _labels(labels, "labels", T, "frame")  # a bare string was split into letters
         if not _is_real(fps) or fps <= 0:
             raise ArgumentError(f"fps must be a positive number, got {fps!r}.")
         self.fps = float(fps)

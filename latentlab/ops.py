@@ -94,10 +94,13 @@ def _check_inputs(
     """
     for x, name in zip(xs, names):
         if not isinstance(x, torch.Tensor):
-            raise ArgumentError(
-                f"{name} must be a torch.Tensor of shape (..., d), got {type(x).__name__}. "
-                "Encode it with an Encoder, or wrap raw numbers with torch.as_tensor(...)."
-            )
+            if type(x).__module__ == "numpy":
+                fix = f"pass torch.from_numpy({name})"
+            elif isinstance(x, (list, tuple)) and x and all(isinstance(e, torch.Tensor) for e in x):
+                fix = f"pass torch.stack({name}) to make one tensor of them"  # torch.as_tensor fails on a list of tensors
+            else:
+                fix = "encode it with an Encoder, or wrap raw numbers with torch.as_tensor(...)"
+            raise ArgumentError(f"{name} must be a torch.Tensor of shape (..., d), got {type(x).__name__}. Fix: {fix}.")
         if not torch.is_floating_point(x):
             raise ArgumentError(
                 f"{name} must be a floating tensor, got dtype {x.dtype}; convert it with {name}.float()."
@@ -581,6 +584,11 @@ def combine(*pairs: tuple[Scalar, torch.Tensor]) -> torch.Tensor:
     >>> combine((1.0, a), (1.0, b))
     tensor([0.7071, 0.7071])
     """
+    if len(pairs) == 1 and isinstance(pairs[0], list) and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs[0]):
+        raise ArgumentError(  # it was read as one pair (weight=the first pair, ...), with a wrong hint
+            "combine takes the (weight, embedding) pairs as separate arguments, got one list of pairs. "
+            "Fix: combine(*pairs), or arithmetic(pairs)."
+        )
     return arithmetic(pairs)
 
 

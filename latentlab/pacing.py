@@ -45,13 +45,14 @@ deterministic (fixed noise, no sampling), so the same inputs give the same pacin
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError, check_int, check_number
+from .errors import ArgumentError, SpaceError, check_int, check_number, check_seed
 
 __all__ = ["even_pacing", "fine_pacing_settings", "pacing_stats", "frame_distances", "Pacing", "PACING_METRICS",
            "PACING_MODES"]
@@ -87,6 +88,14 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
 # -- distances and statistics ------------------------------------------------------------
 
 
+def _stack_frames(x: Any) -> Any:
+    """A list of ``(H, W, 3)`` frames, numpy arrays or tensors as collected in a loop, as one
+    array keeping their dtype (uint8 stays uint8); anything else unchanged."""
+    if isinstance(x, (list, tuple)) and x and all(isinstance(f, (np.ndarray, torch.Tensor)) and f.ndim == 3 for f in x):
+        return np.stack([f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f for f in x])
+    return x
+
+
 def _check_frames(frames: Any, name: str = "frames") -> np.ndarray:
     """``frames`` as uint8 ``(T, H, W, 3)``: uint8 as decoders return them, or float in [0, 1]
     (or another integer dtype in [0, 255]) converted as :func:`latentlab.write_video` does."""
@@ -94,8 +103,7 @@ def _check_frames(frames: Any, name: str = "frames") -> np.ndarray:
 
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().numpy()
-    if isinstance(frames, (list, tuple)) and frames and all(isinstance(f, np.ndarray) for f in frames):
-        frames = np.stack(frames)  # a list of (H, W, 3) frames, as collected in a loop
+    frames = _stack_frames(frames)
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
         got = getattr(frames, "shape", type(frames).__name__)
         raise ArgumentError(f"{name} must be frames (T, H, W, 3), uint8 or float in [0, 1], got {got}.")
@@ -173,8 +181,9 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
     x = frames_or_distances
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    if isinstance(x, (list, tuple)):  # frames keep their dtype (uint8); distances become float64
-        x = np.stack(x) if x and all(isinstance(f, np.ndarray) and f.ndim == 3 for f in x) else np.asarray(x, dtype=np.float64)
+    x = _stack_frames(x)  # frames keep their dtype (uint8); distances become float64
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x, dtype=np.float64)
     if isinstance(x, np.ndarray) and x.ndim == 4:
         d = frame_distances(x, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
     elif isinstance(x, np.ndarray) and x.ndim == 1:
@@ -419,6 +428,11 @@ def even_pacing(
         raise ArgumentError(f"metric must be one of {PACING_METRICS}, got {metric!r}.")
     if metric == "clip" and encoder is None:
         raise ArgumentError("metric='clip' needs the encoder of the decoder's CLIP space; or use metric='pixel'.")
+    from .edit import _check_parts
+
+    call = "even_pacing(trajectory, encoder, decoder, ...)"  # swapped models failed deep inside, on an attribute
+    _check_parts(call, **({"encoder": encoder} if metric == "clip" else {}), decoder=decoder)
+    seed = check_seed(seed)  # int(seed) took 1.7 as 1, a seed render() refuses
     if noise not in NOISE_MODES:
         raise ArgumentError(f"noise must be one of {NOISE_MODES}, got {noise!r}.")
     if noise == "per-frame":
@@ -460,17 +474,17 @@ def even_pacing(
             raise ArgumentError(f"frames={frames} re-split across the segments could give one segment more than "
                                 f"{MAX_FRAMES} moving frames (the most a segment takes); use at most "
                                 f"{MAX_FRAMES + 1 + holds} in all.")  # fmt: skip
-    if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
-        raise ArgumentError(f"passes must be an integer >= 1, got {passes!r}.")
+    passes = check_int(passes, "passes", minimum=1)
     check_eta(eta, decoder)
-    if not isinstance(relax, int) or isinstance(relax, bool) or relax < 0:
-        raise ArgumentError(f"relax must be an integer >= 0 (rounds), got {relax!r}.")
+    relax = check_int(relax, "relax", minimum=0)  # rounds
     if min_width is not None and (not isinstance(min_width, (int, float)) or isinstance(min_width, bool)
                                   or not 0 < min_width < 1):  # fmt: skip
         raise ArgumentError(f"min_width must be a number in (0, 1) (a fraction of a segment), got {min_width!r}.")
-    if coarse is not None and (not isinstance(coarse, int) or isinstance(coarse, bool) or not 1 <= coarse <= MAX_FRAMES):
+    if coarse is not None and (isinstance(coarse, bool) or not isinstance(coarse, numbers.Integral)
+                               or not 1 <= coarse <= MAX_FRAMES):  # fmt: skip
         raise ArgumentError(f"coarse must be an integer in [1, {MAX_FRAMES}] (sample intervals per segment, each one "
                             f"decode), got {coarse!r}.")  # (a typo of 10**9 filled the memory before any decode)
+    coarse = None if coarse is None else int(coarse)
     budget = len(trajectory) if frames is None else frames
     max_samples = budget if max_samples is None else check_int(max_samples, "max_samples", minimum=0)
     bs = decoder.default_batch_size if batch_size is None else check_int(batch_size, "batch_size", minimum=1)

@@ -381,7 +381,8 @@ def plot_pca_map(
         paths = list(path)
     else:
         paths = [path]
-    zs = [path_embeddings(p, name=f"path[{i}]") for i, p in enumerate(paths)]
+    listed = isinstance(path, (list, tuple))  # one path is named "path", as the user passed it
+    zs = [path_embeddings(p, name=f"path[{i}]" if listed else "path") for i, p in enumerate(paths)]
     pts = path_embeddings(points, name="points") if points is not None else None
     if not zs and pts is None:
         raise ArgumentError("plot_pca_map needs a path, points, or both.")

@@ -76,6 +76,16 @@ MAX_STEPS = 1000
 every sampler latentlab loads is trained on 1000 timesteps (the decoder checks its own limit again)."""
 
 
+def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python number it holds, a ``Path`` as its string; else ``v``."""
+    if isinstance(v, os.PathLike):
+        text = os.fspath(v)
+        return text if isinstance(text, str) else v
+    if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
+        return v.item()
+    return v
+
+
 def _is_seed(v: Any) -> bool:
     """An integer seed that a torch generator takes, with room for ``seed + k`` per frame."""
     return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 - MAX_FRAMES
@@ -184,18 +194,19 @@ def _posix_path(p: str, windows: bool = os.sep == "\\") -> str:
 # -- files -----------------------------------------------------------------------------
 
 
-def load_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a JSON or TOML file into a dict; :class:`SpecError` names the file and the problem."""
+def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any]:
+    """Read a JSON or TOML file into a dict; :class:`SpecError` names the file (as ``what``)
+    and the problem."""
     p = Path(path).expanduser()  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
     if not p.is_file():
-        raise SpecError(f"spec file {str(p)!r} does not exist (or is not a file). Check the path.")
+        raise SpecError(f"{what} {str(p)!r} does not exist (or is not a file). Check the path.")
     suffix = p.suffix.lower()
     if suffix not in (".toml", ".json"):
-        raise SpecError(f"spec file {str(p)!r} must end in .json or .toml, not {suffix or '(no suffix)'!r}.")
+        raise SpecError(f"{what} {str(p)!r} must end in .json or .toml, not {suffix or '(no suffix)'!r}.")
     try:
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (PowerShell, older Notepad) is no part of the spec
     except UnicodeDecodeError as exc:
-        raise SpecError(f"spec file {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
+        raise SpecError(f"{what} {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     try:
         if suffix == ".toml":
             try:
@@ -208,9 +219,9 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     except SpecError:
         raise
     except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
-        raise SpecError(f"spec file {str(p)!r} is not valid {suffix[1:].upper()}: {exc}") from None
+        raise SpecError(f"{what} {str(p)!r} is not valid {suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
-        raise SpecError(f"spec file {str(p)!r} must hold a table/object at the top level.")
+        raise SpecError(f"{what} {str(p)!r} must hold a table/object at the top level.")
     return data
 
 
@@ -446,6 +457,12 @@ class Spec:
     base_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # numpy numbers and Path objects, as the rest of the API takes them
+            if f.name not in ("keyframes", "base_dir"):
+                setattr(self, f.name, _plain(getattr(self, f.name)))
+        if isinstance(self.keyframes, list):  # new tables where a value changes: the caller's stay as given
+            self.keyframes = [{k: _plain(v) for k, v in kf.items()} if isinstance(kf, dict) and
+                              any(_plain(v) is not v for v in kf.values()) else kf for kf in self.keyframes]  # fmt: skip
         suffix = _video_suffix(self.output)
         if self.format is None:  # the output's suffix says it, else mp4
             self.format = suffix or "mp4"
@@ -694,6 +711,9 @@ class Spec:
         Relative paths (``image`` keyframes, also inside ``mix`` / ``sum``, ``output`` and ``out_dir``)
         are rewritten relative to the file's folder when that is not ``base_dir``, so the
         saved spec loads from where it was written and points at the same files."""
+        from .trajectory import warn_added_easings
+
+        warn_added_easings([self.easing, *(kf.get("easing") for kf in self.keyframes)], f"spec file {str(path)!r}")
         return self._writer(path)()
 
     def _writer(self, path: str | os.PathLike) -> Any:

@@ -58,6 +58,19 @@ EASINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "ease-in-out": _ease_in_out,
 }
 """Easing curves: maps from uniform time in [0, 1] to path parameter in [0, 1]."""
+_OWN_EASINGS = tuple(EASINGS)  # one added to EASINGS in a process is saved by name, and loads only where it is added too
+
+
+def warn_added_easings(easings: Any, what: str) -> None:
+    """Warn that ``what`` (a file being saved) names easings added to :data:`EASINGS` in this
+    process: it loads only where the same easing is added again."""
+    added = sorted({e for e in easings if isinstance(e, str) and e not in _OWN_EASINGS})
+    if added:
+        import warnings
+
+        warnings.warn(f"{what} names easing(s) {added}, added to latentlab.trajectory.EASINGS in this process: it "
+                      "loads only where the same easing is added first (another process, or the latentlab command, "
+                      f"refuses it). latentlab's own: {_OWN_EASINGS}.", stacklevel=3)  # fmt: skip
 
 METHODS = ("slerp", "nlerp", "lerp")
 
@@ -215,6 +228,14 @@ class Trajectory:
         if segments is None:
             counts = split_frames(48 if frames is None else _frame_count(frames), n_seg)
             segments = [Segment(c, easing=easing, method=method) for c in counts]
+        if isinstance(segments, Segment) or isinstance(segments, numbers.Number) or not hasattr(segments, "__iter__"):
+            fix = (f"pass frames={segments!r} (a keyword) for that many frames" if isinstance(segments, numbers.Number)
+                   else "pass [segment]" if isinstance(segments, Segment) and n_seg == 1 else
+                   f"pass a list of {n_seg} Segments")  # fmt: skip
+            raise ArgumentError(  # list() of them raised a raw TypeError
+                f"segments must be a list of Segments, one per segment ({n_seg} here), got {type(segments).__name__}. "
+                f"Fix: {fix}."
+            )
         segments = list(segments)
         if len(segments) != n_seg:
             raise ArgumentError(f"{kf.shape[0]} keyframes need {n_seg} segments, got {len(segments)}.")
@@ -508,6 +529,7 @@ class Trajectory:
         """Write as JSON (``.json``) or TOML (``.toml``)."""
         from .spec import dump_file
 
+        warn_added_easings((seg.easing for seg in self.segments), f"trajectory file {str(path)!r}")
         return dump_file(self.to_dict(), path)
 
     @classmethod
@@ -515,7 +537,7 @@ class Trajectory:
         """Read a file written by :meth:`save`."""
         from .spec import load_file
 
-        return cls.from_dict(load_file(path))
+        return cls.from_dict(load_file(path, what="trajectory file"))
 
     def fingerprint(self) -> str:
         """sha256 of the sampled embeddings and the space: equal paths, equal fingerprints."""

@@ -696,6 +696,20 @@ def test_spherical_mean_takes_numpy_ints_and_names_a_bad_tol():
     assert torch.equal(spherical_mean(pts, tol=torch.tensor(1e-7)), spherical_mean(pts, tol=1e-7))
 
 
+def test_operators_say_how_to_pass_numpy_rows_lists_of_tensors_and_combine_pairs():
+    import numpy as np
+
+    a, b = unit(0, 2, 4).unbind()
+    with pytest.raises(ArgumentError, match=r"a must be a torch.Tensor .*got ndarray. Fix: pass torch.from_numpy\(a\)"):
+        slerp(a.numpy(), b, 0.5)
+    with pytest.raises(ArgumentError, match=r"got list. Fix: pass torch.stack\(a\)"):  # torch.as_tensor failed on it
+        slerp([a, b], b, 0.5)
+    assert torch.allclose(slerp(torch.stack([a, b]), b, 0.5)[1], b)  # the fix given works
+    with pytest.raises(ArgumentError, match=r"separate arguments, got one list of pairs. Fix: combine\(\*pairs\)"):
+        combine([(1.0, a), (1.0, b)])  # read as one pair, with a hint about raw numbers
+    assert torch.equal(combine(*[(1.0, a), (1.0, b)]), arithmetic([(1.0, a), (1.0, b)]))
+
+
 def test_the_annotations_take_the_sequences_and_arrays_that_work():
     # py.typed is shipped: a type checker refused slerp(a, b, np.linspace(0, 1, 5)), text_diff(...,
     # theta=[0.25, 0.5]) and spherical_mean(z, np.array(w)), which all work

@@ -250,6 +250,10 @@ def test_plot_pca_map_refuses_arguments_it_would_ignore():
         ll.plot_pca_map(path, images=[np.zeros((8, 8, 3), np.uint8)])
     with pytest.raises(ArgumentError, match="path_labels has 1 entries for 2 paths"):
         ll.plot_pca_map([path, other], path_labels=["only one"])
+    with pytest.raises(ArgumentError, match=r"^path must be a torch.Tensor .*torch.from_numpy\(path\)"):
+        ll.plot_pca_map(path.numpy())  # named path[0], a list the user never passed
+    with pytest.raises(ArgumentError, match=r"^path\[1\] must be a torch.Tensor"):
+        ll.plot_pca_map([path, other.numpy()])
 
 
 def test_legends_sit_outside_the_data():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,9 @@ def test_pacing_stats_values():
     frames = [np.full((4, 4, 3), v, np.uint8) for v in (0, 255, 255, 0)]
     assert frame_distances(frames, metric="pixel").tolist() == [1.0, 0.0, 1.0]
     assert pacing_stats(frames) == pacing_stats(np.stack(frames))
+    tensors = [torch.from_numpy(f) for f in frames]  # uint8 tensors: measured too, not turned to float and refused
+    assert frame_distances(tensors, metric="pixel").tolist() == [1.0, 0.0, 1.0]
+    assert pacing_stats(tensors) == pacing_stats(np.stack(frames))
     from latentlab import ops
 
     assert ll.combine is ops.combine  # listed in ops.__all__, reachable from the top level too
@@ -168,6 +172,23 @@ def test_even_pacing_checks_its_arguments_before_any_decode():
         with pytest.raises(ArgumentError, match=match):
             even_pacing(path, None, dec, metric="pixel", **kw)
     assert len(even_pacing(path, None, dec, metric="pixel", frames=np.int64(10)).trajectory) == 10  # numpy ints, as Trajectory
+    for kw in ({"coarse": np.int64(3)}, {"passes": np.int64(1)}, {"relax": np.int64(0)}):  # as frames= and max_samples=
+        assert len(even_pacing(path, None, dec, metric="pixel", **kw).trajectory) == 9
+    a = even_pacing(path, None, dec, metric="pixel", seed=1)
+    for seed, match in ((1.7, r"seed must be an integer in \[-2\*\*63, 2\*\*63\), got 1.7"),  # was taken as 1
+                        (None, "seed must be an integer")):  # a raw TypeError from int(None)
+        with pytest.raises(ArgumentError, match=match):
+            even_pacing(path, None, dec, metric="pixel", seed=seed)
+    assert even_pacing(path, None, dec, metric="pixel", seed=np.int64(1)).distances[0].tolist() == a.distances[0].tolist()
+
+
+def test_even_pacing_names_swapped_or_missing_models(tiny_encoder, tiny_decoder):
+    a, b = tiny_encoder.encode_text(["a red circle", "a blue square"]).split(1)
+    path = Trajectory.interpolate(a, b, frames=5)
+    with pytest.raises(ArgumentError, match=r"encoder must be a latentlab Encoder \(ll.create_encoder\(preset\)\), got StableUnCLIPDecoder"):
+        even_pacing(path, tiny_decoder, tiny_encoder, steps=1)  # an AttributeError on default_batch_size before
+    with pytest.raises(ArgumentError, match="decoder must be a latentlab Decoder .*got NoneType"):
+        even_pacing(path, None, None, metric="pixel")  # an AttributeError on .dim before
 
 
 def test_pacing_scope_path_resplits_a_chains_frames_by_measured_change():
@@ -302,11 +323,12 @@ def test_even_pacing_reuses_and_fills_the_measured_dict():
     assert resumed.trajectory.segments[0].ts == fresh.trajectory.segments[0].ts  # (this decoder draws each alone)
     with pytest.raises(ArgumentError, match="measured must be a dict"):
         even_pacing(path, None, dec, metric="pixel", measured=[])
+    enc = types.SimpleNamespace(encode_text=None)  # passes as an encoder; these calls stop before any use of it
     with pytest.raises(ArgumentError, match="measured= holds what metric='pixel' compares, but this call's metric is 'clip'"):
-        even_pacing(path, object(), dec, metric="clip", measured=partial)  # (it crashed in the distance)
+        even_pacing(path, enc, dec, metric="clip", measured=partial)  # (it crashed in the distance)
     own = {(0, 0.0): np.zeros((1, 8), np.float32)}  # a user's CLIP embeddings as numpy: said, not taken for pictures
     with pytest.raises(ArgumentError, match=r"measured= holds a ndarray of shape \(1, 8\), not what even_pacing stores"):
-        even_pacing(path, object(), dec, metric="clip", measured=own)
+        even_pacing(path, enc, dec, metric="clip", measured=own)
     mixed = {**partial, (0, 0.5): torch.zeros(1, 8)}
     with pytest.raises(ArgumentError, match="measured= holds what metric='clip' compares"):
         even_pacing(path, None, dec, metric="pixel", measured=mixed)
@@ -789,6 +811,17 @@ def test_inverted_text_diff_keeps_the_pictures_noise(mini, tmp_path):
 
 
 # -- iterative text diff ----------------------------------------------------------------------
+
+
+def test_iterative_text_diff_refuses_a_numpy_embedding_and_a_bad_seed(tiny_encoder, tiny_decoder):
+    z = tiny_encoder.encode_text(["a red circle"]).numpy()
+    for row in (z, np.abs(z), z[0]):  # a row of a render's embeddings.npy; non-negative, it was drawn as a 1-pixel picture
+        with pytest.raises(ArgumentError, match=r"image_or_embedding must be a torch.Tensor.*torch.from_numpy"):
+            ll.iterative_text_diff(tiny_encoder, tiny_decoder, row, "a photo", "a drawing", max_steps=0, steps=1)
+    for seed in (None, 1.5):  # a raw TypeError; 1.5 taken as 1
+        with pytest.raises(ArgumentError, match="seed must be an integer"):
+            ll.iterative_text_diff(tiny_encoder, tiny_decoder, torch.from_numpy(z), "a photo", "a drawing",
+                                   max_steps=0, steps=1, seed=seed)  # fmt: skip
 
 
 def test_iterative_text_diff_re_encodes_between_steps(tiny_encoder, tiny_decoder):

@@ -349,6 +349,21 @@ def test_saving_a_spec_as_json_with_a_numpy_number_is_a_spec_error(tmp_path):
     assert not list((tmp_path / "out").glob("*"))
 
 
+def test_a_spec_takes_numpy_numbers_and_paths_as_the_rest_of_the_api_does(tmp_path, images):
+    np = pytest.importorskip("numpy")
+    from pathlib import Path
+
+    kf = {"image": Path(images[0])}
+    s = load_spec({"keyframes": [kf, {"text": "b"}]}, seed=np.int64(3), frames=np.int64(12), steps=np.int32(10),
+                  fps=np.float32(12.0), pingpong=np.bool_(True), out_dir=tmp_path / "r", output=tmp_path / "r.mp4")  # fmt: skip
+    assert (s.seed, s.frames, s.steps, s.fps, s.pingpong) == (3, 12, 10, 12.0, True)  # each was refused
+    assert type(s.seed) is int and type(s.fps) is float and type(s.pingpong) is bool
+    assert s.out_dir == str(tmp_path / "r") and s.output == str(tmp_path / "r.mp4")
+    assert s.keyframes[0]["image"] == str(images[0]) and isinstance(kf["image"], Path)  # the caller's table unchanged
+    for suffix in (".json", ".toml"):  # plain values, so the spec saves and loads back
+        assert load_spec(s.save(tmp_path / f"s{suffix}")).to_dict() == s.to_dict()
+
+
 def test_a_spec_written_under_a_folder_it_cannot_search_is_an_argument_error(tmp_path, monkeypatch):
     # is_dir / exists raise PermissionError there (root cannot be refused: mocked); it escaped as a traceback
     from pathlib import Path

@@ -262,6 +262,18 @@ def test_audit_fixes_for_segments_and_trajectories():
     assert ll.trajectory.ease(torch.tensor(1.0, dtype=torch.float64), "ease-in").item() == 1.0
 
 
+def test_segments_given_as_one_segment_or_a_count_are_refused_with_the_fix(tmp_path):
+    kf = torch.eye(3)
+    with pytest.raises(ArgumentError, match=r"segments must be a list of Segments, one per segment \(1 here\), got Segment. Fix: pass \[segment\]"):
+        Trajectory(kf[:2], Segment(5))  # a raw "'Segment' object is not iterable"
+    with pytest.raises(ArgumentError, match=r"\(2 here\), got Segment. Fix: pass a list of 2 Segments"):
+        Trajectory(kf, Segment(5))
+    with pytest.raises(ArgumentError, match=r"got int. Fix: pass frames=24 \(a keyword\)"):
+        Trajectory(kf, 24)
+    with pytest.raises(SpecError, match=r"^trajectory file .*missing.json' does not exist"):  # it said "spec file"
+        Trajectory.load(tmp_path / "missing.json")
+
+
 def test_from_dict_refuses_unknown_fields_and_formats():
     d = Trajectory(torch.eye(3)[:2], frames=4, labels=["a", "b"]).to_dict()
     assert Trajectory.from_dict(d).labels == ["a", "b"]
@@ -345,3 +357,22 @@ def test_a_cut_between_antipodal_keyframes_is_not_refused(method):
     else:
         with pytest.raises(ArgumentError, match="zero vector"):
             Trajectory(zero, [Segment(1, method=method)]).embeddings()
+
+
+def test_saving_an_easing_added_in_this_process_warns_that_it_loads_only_there(tmp_path, monkeypatch):
+    from latentlab.spec import load_spec
+    from latentlab.trajectory import EASINGS
+
+    monkeypatch.setitem(EASINGS, "smoothstep", lambda t: t * t * (3 - 2 * t))
+    path = Trajectory(torch.eye(3)[:2], [Segment(4, easing="smoothstep")])
+    with pytest.warns(UserWarning, match=r"trajectory file '.*t.json' names easing\(s\) \['smoothstep'\], added to "
+                                         r"latentlab.trajectory.EASINGS in this process: it loads only where"):
+        path.save(tmp_path / "t.json")  # saved without a word; a fresh process refused it
+    spec = load_spec({"keyframes": [{"text": "a"}, {"text": "b", "easing": "smoothstep"}]})
+    with pytest.warns(UserWarning, match=r"spec file '.*s.toml' names easing\(s\) \['smoothstep'\]"):
+        spec.save(tmp_path / "s.toml")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # latentlab's own easings: no warning
+        Trajectory(torch.eye(3)[:2], [Segment(4, easing="ease-in")]).save(tmp_path / "own.json")
