@@ -13,7 +13,11 @@ embedding arithmetic, render every point with an unCLIP decoder and assemble vid
     frames = dec.render(path, seed=0)
     ll.write_video(frames, "morph.mp4", fps=24)
 
-Heavy libraries (open_clip, diffusers, imageio) load on first use, so importing is fast.
+Heavy libraries (open_clip, diffusers, imageio) load on first use; importing latentlab
+itself imports torch (seconds on a slow CPU, most of ``import latentlab``'s time).
+
+``latentlab.render`` is the render function (``ll.render(path, decoder)``); the helpers of
+its module are imported by name: ``from latentlab.render import make_noise``.
 """
 
 from __future__ import annotations

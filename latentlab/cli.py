@@ -833,8 +833,10 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     # (marks of step counts whose pictures a fix changed, e.g. mini at 61 steps: older pictures are not kept)
     marks = {k: v for k, v in sampling_settings(args.steps, args.guidance_scale, dec).items() if k not in ("steps", "guidance_scale")}
     settings = {**given, **marks, "decoder_reads_prompt": captions, "decoder": dec.describe(), "prior": prior.describe()}
+    if captions and getattr(dec, "expert_sha256", None) is not None:  # the layout expert draws with the captions
+        settings["expert_sha256"] = dec.expert_sha256
     settings = json.loads(json.dumps(settings))  # as generate.json holds it (tuples as lists)
-    if old and not (resumable and {k: v for k, v in was.items() if k != "num"} == settings):
+    if old and not (resumable and {k: v for k, v in was.items() if k != "num"} == _as_recorded_then(settings, was)):
         if not args.overwrite:  # same prompt and seed, but another model or --no-captions
             raise _refuse_other(out_dir, old, "other pictures")
         for p in old:
@@ -899,9 +901,21 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     return 0
 
 
-def _presets(args: argparse.Namespace) -> int:
-    from .presets import PRESETS, weights_status
+def _as_recorded_then(settings: dict[str, Any], was: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without the model hashes a generate.json written before they were recorded
+    (2026-12-07) lacks: such a folder resumes as it did then, a newer one only with the same weights."""
+    out = dict(settings)
+    if "expert_sha256" not in was:
+        out.pop("expert_sha256", None)
+    if isinstance(out.get("prior"), dict) and isinstance(was.get("prior"), dict) and "weights_sha256" not in was["prior"]:
+        out["prior"] = {k: v for k, v in out["prior"].items() if k != "weights_sha256"}
+    return out
 
+
+def _presets(args: argparse.Namespace) -> int:
+    from .presets import PRESETS, load_plugins, weights_status
+
+    load_plugins()  # the presets installed packages offer
     rows = []
     for p in PRESETS.values():
         rows.append(
@@ -937,14 +951,17 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
-    """A spec error names a spec field ('hold_first'); on the command line, name its flag too."""
+def _with_flags(message: str, parser: argparse.ArgumentParser, command: str, args: argparse.Namespace | None = None) -> str:
+    """A spec error names a spec field ('hold_first'); on the command line, name its flag too
+    (for ``render``, only a flag given: the other fields come from the spec file)."""
     sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
     verb = sub.choices.get(command) if sub is not None else None
     if verb is None:
         return message
     for action in verb._actions:
         quoted = f"'{action.dest}'"
+        if command == "render" and getattr(args, action.dest, None) is None:
+            continue  # the file's field, which no flag set ("'easing' (--easing)" sent the user to a flag never typed)
         if (action.dest in SPEC_KEYS and quoted in message and action.option_strings
                 and f"(CLI: {action.option_strings[-1]})" not in message):  # fmt: skip
             message = message.replace(quoted, f"{quoted} ({action.option_strings[-1]})", 1)
@@ -959,6 +976,7 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str) -> 
 #: the library's advice in Python terms -> the same on the command line
 _ADVICE_AS_FLAGS = (
     ("use device='cpu'", "use --device cpu"),
+    ("device must be a torch device such as 'cpu' or 'cuda:0', got", "--device must be a torch device such as cpu or cuda:0, got"),
     ("use dtype=torch.float16", "use --dtype float16"),
     ("load the decoder with cpu_offload=True", "load the decoder with --cpu-offload"),
     ("pass refine=0", "pass --invert-refine 0"),
@@ -1166,7 +1184,7 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
         print("\ninterrupted.", file=sys.stderr)
         return 130
     except LatentlabError as exc:
-        print(f"latentlab: error: {_with_flags(str(exc), parser, args.command)}", file=sys.stderr)
+        print(f"latentlab: error: {_with_flags(str(exc), parser, args.command, args)}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:  # (a raw traceback, status 1, after perhaps an hour of frames)
         from .render import _is_oom

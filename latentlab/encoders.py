@@ -28,12 +28,14 @@ or directly with :meth:`Encoder.from_open_clip`. An optional on-disk
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
+import types
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -1296,8 +1298,8 @@ def _load_open_clip(
                     oc_name, pretrained=None, precision=_PRECISION[dt], device="cpu", **kwargs
                 )
             model = model.to(dev)
-        else:
-            with quiet_open_clip():
+        else:  # the random initialisation the weights replace leaves the caller's torch RNG as it was
+            with torch.random.fork_rng(devices=[]), quiet_open_clip():
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     oc_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
                     cache_dir=hub, weights_only=True, **kwargs,
@@ -1535,11 +1537,33 @@ def _settings_text(obj: Any) -> str:
     """What a preprocess transform or tokenizer does, as text the same in every process: its
     class, its repr (a torchvision ``Compose`` lists its steps and their settings) with object
     addresses left out, and its plain scalar attributes (a tokenizer's context length, ...)."""
-    parts = [f"{type(obj).__module__}.{type(obj).__qualname__}", _ADDRESS.sub("", repr(obj))]
+    parts = [f"{type(obj).__module__}.{type(obj).__qualname__}", _ADDRESS.sub("", repr(obj)), _function_text(obj)]
     attrs = getattr(obj, "__dict__", None)
     if isinstance(attrs, dict):
         parts += [f"{k}={v!r}" for k, v in sorted(attrs.items()) if v is None or isinstance(v, (bool, int, float, str))]
     return "\n".join(parts)
+
+
+def _function_text(obj: Any) -> str:
+    """A plain function's code, defaults and captured plain values, or a partial's function and
+    arguments, as text: two tokenizer functions (or lambdas) that differ in what they do, or in
+    a context length they were given, read differently (their reprs differed only by address)."""
+    if isinstance(obj, functools.partial):
+        return (f"partial {_function_text(obj.func)} args={_ADDRESS.sub('', repr(obj.args))} "
+                f"keywords={_ADDRESS.sub('', repr(sorted(obj.keywords.items())))}")  # fmt: skip
+    code = getattr(obj, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return ""
+    cells = []
+    for cell in getattr(obj, "__closure__", None) or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:  # a cell not yet filled
+            continue
+        cells.append(repr(v) if v is None or isinstance(v, (bool, int, float, str, tuple)) else type(v).__qualname__)
+    return (f"code {code.co_code.hex()} consts {_ADDRESS.sub('', repr(code.co_consts))} names {code.co_names} "
+            f"defaults {_ADDRESS.sub('', repr(getattr(obj, '__defaults__', None)))} "
+            f"kwdefaults {_ADDRESS.sub('', repr(getattr(obj, '__kwdefaults__', None)))} closure {cells}")
 
 
 def _content_fingerprint(model: torch.nn.Module, preprocess: Any, tokenizer: Any) -> str:

@@ -91,6 +91,14 @@ def check_number(value: object, name: str, *, minimum: float | None = None) -> f
     return float(value)
 
 
+def check_bool(value: object, name: str) -> bool:
+    """``value`` as a ``bool`` if it is one (numpy's too); else an :class:`ArgumentError`
+    naming ``name`` (``bool("no")`` is True)."""
+    if not (isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool"))):
+        raise ArgumentError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def url_hint(path: object) -> str:
     """For a missing file whose name is a URL ("https://.../cat.png", which ``Path`` spells
     "https:/..."): a sentence saying latentlab reads local files only; else ``""``."""

@@ -792,6 +792,10 @@ def render_spec(
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     if prior is None and s.needs_prior() and preset.prior is None:
         raise s.no_prior_error()  # before any model loads
+    from .edit import _check_parts
+
+    given = {k: v for k, v in (("encoder", encoder), ("decoder", decoder), ("prior", prior)) if v is not None}
+    _check_parts("render_spec(spec, ..., encoder=, decoder=, prior=)", **given)  # a model in the wrong role: raw errors later
     _refuse_models_of_another_space(preset, encoder=encoder, decoder=decoder, prior=prior)
     options: dict[str, Any] = {}
     if s.upscale is not None:

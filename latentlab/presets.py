@@ -17,11 +17,12 @@ import contextlib
 import difflib
 import numbers
 import os
+import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import ArgumentError
+from .errors import ArgumentError, SpecError
 
 if TYPE_CHECKING:  # for type checkers only: importing them here would load torch and the decoders eagerly
     from .decoders.base import Decoder
@@ -34,6 +35,7 @@ __all__ = [
     "register_preset",
     "list_presets",
     "get_preset",
+    "load_plugins",
     "create_encoder",
     "create_decoder",
     "create_prior",
@@ -123,8 +125,48 @@ def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
     return preset
 
 
+PLUGIN_GROUP = "latentlab.presets"
+_plugins_loaded: list[str] | None = None
+
+
+def load_plugins() -> list[str]:
+    """Load, once per process, the presets that installed packages offer: each entry point of
+    the ``"latentlab.presets"`` group names a module (imported: it calls
+    :func:`register_preset`, and builders if it brings a new kind) or a function (called
+    with no arguments). This is how presets of yours reach the ``latentlab`` command, which
+    runs in a new process; :func:`get_preset` and :func:`list_presets` call it first. A
+    plugin that fails to load is skipped with a warning naming it. Returns the entry points
+    loaded (``"name = value"``).
+
+    In a package's ``pyproject.toml``::
+
+        [project.entry-points."latentlab.presets"]
+        my-models = "my_package.latentlab_presets"
+    """
+    global _plugins_loaded
+    if _plugins_loaded is not None:
+        return list(_plugins_loaded)
+    _plugins_loaded = []
+    import importlib.metadata
+    import types
+    import warnings
+
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, types.ModuleType):
+                obj()
+        except Exception as exc:  # one broken plugin must not take the others (or the command) down
+            warnings.warn(f"latentlab plugin {ep.name!r} ({ep.value}) failed to load, so its presets are missing: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)  # fmt: skip
+            continue
+        _plugins_loaded.append(f"{ep.name} = {ep.value}")
+    return list(_plugins_loaded)
+
+
 def list_presets() -> list[str]:
-    """Names of every registered preset."""
+    """Names of every registered preset (those of installed plugins too: :func:`load_plugins`)."""
+    load_plugins()
     return list(PRESETS)
 
 
@@ -132,13 +174,17 @@ def get_preset(name: str | Preset) -> Preset:
     """The preset called ``name``; a clear error listing the known ones if there is none."""
     if isinstance(name, Preset):
         return name
+    if isinstance(name, str) and name not in PRESETS:
+        load_plugins()  # (only for a name not known yet: built-in presets never wait for plugins)
     if not isinstance(name, str) or name not in PRESETS:
         lower = {p.lower(): p for p in PRESETS}
         close = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.5)]
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ArgumentError(
             f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}. "
-            "Run `latentlab presets` to see them all."
+            "Run `latentlab presets` to see them all." + ("" if close else " (A preset registered in Python exists "
+            f"in that Python process only; for the latentlab command, install it as a {PLUGIN_GROUP!r} entry "
+            "point: docs/models.md, 'Adding a preset'.)")
         )
     return PRESETS[name]
 
@@ -230,6 +276,9 @@ class _OptionNotTaken(ArgumentError):
         self.option = option
 
 
+_BUILDING = threading.RLock()
+
+
 def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], kwargs: dict[str, Any]) -> Any:
     """``fn(p, **spec, **kwargs)``; a keyword this part of the preset does not take, or one
     its builder sets itself from the preset (``name``, ``space``, ``dim``, ``resolution``),
@@ -237,7 +286,8 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
     import re
 
     try:
-        return fn(p, **{**spec, **kwargs})
+        with _BUILDING:  # one model loads at a time: open_clip's config registry and diffusers' first import are not thread-safe
+            built = fn(p, **{**spec, **kwargs})
     except TypeError as exc:
         m = re.search(r"(unexpected keyword argument|multiple values for keyword argument) '(\w+)'", str(exc))
         if m is None or m.group(2) not in kwargs:
@@ -256,6 +306,15 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
             f"the {what} of preset {p.name!r} sets {arg}= itself{' from the preset' if field else ''}, "
             f"so create_{what}() cannot pass it; {fix}."
         ) from None
+    for attr in ("dim", "space"):  # a builder's model of another size failed later, blamed on the embeddings
+        got, declared = getattr(built, attr, None), getattr(p, attr)
+        if got is not None and declared is not None and got != declared:
+            raise SpecError(
+                f"preset {p.name!r} declares {attr}={declared!r}, but its {what} builder "
+                f"{getattr(fn, '__qualname__', fn)!r} made one with {attr}={got!r} ({type(built).__name__}); "
+                f"fix the preset's {attr} or the builder."
+            )
+    return built
 
 
 _LOADED = False
@@ -525,11 +584,16 @@ def _weights_status(p: Preset) -> str:
             repos.append(src)
 
     for role, part in (("encoder", p.encoder), ("decoder", p.decoder), ("prior", p.prior or {})):
+        shipped = _SHIPPED_FILES.get((role, part.get("kind")), []) if role != "encoder" else []
+        own = part.get("weights_dir", part.get("weights")) if shipped else None  # a mini part's own folder
         for key in ("checkpoint", "config", "weights"):
-            if key in part:
+            if key in part and not (shipped and key == "weights"):
                 local_file(part[key])
-        if role != "encoder" and "weights_dir" not in part:  # files a kind loads from the package without naming them
-            for f in _SHIPPED_FILES.get((role, part.get("kind")), []):
+        if isinstance(own, (str, os.PathLike)):  # the files the kind loads, in that folder (it was read as a file)
+            for f in shipped:
+                local_file(os.path.join(os.fspath(own), os.path.basename(f)))
+        else:  # files a kind loads from the package without naming them
+            for f in shipped:
                 local_file(f)
         repo_or_folder(part.get("repo"))
         repo_or_folder(part.get("image_encoder_repo"))  # the Kandinsky decoder's image encoder

@@ -76,7 +76,10 @@ class Prior:
 
     def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
         """``text_embeddings`` (n, d) float32 unit-norm on the CPU -> (n * num_samples, d)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _sample(text_embeddings, *, seed, num_samples) -> torch.Tensor "
+            "(n * num_samples, d) (see latentlab.priors.Prior)."
+        )
 
     def __call__(self, text_embeddings: torch.Tensor, *, seed: int = 0, num_samples: int = 1) -> torch.Tensor:
         """Map text embeddings ``(n, d)`` (or ``(d,)``) to unit-norm image embeddings
@@ -91,7 +94,23 @@ class Prior:
         z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         z = normalize(z.detach().to("cpu", torch.float32))
         out = self._sample(z, seed=seed, num_samples=num_samples)
-        return tag(normalize(out.to(torch.float32)), self.space)
+        want = (z.shape[0] * num_samples, self.dim)
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point() or tuple(out.shape) != want:
+            from .errors import LatentlabError
+
+            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {tuple(getattr(out, 'shape', ()))}"
+            raise LatentlabError(  # it was tagged with this prior's space whatever its size, or failed on .to()
+                f"prior {type(self).__name__} returned {got} from its _sample; a prior returns a floating torch.Tensor "
+                f"{want}: num_samples={num_samples} image embeddings of size {self.dim} per text embedding."
+            )
+        out = out.to(torch.float32)  # (on its device, as before)
+        bad = ~torch.isfinite(out).all(dim=-1) | (out.abs().amax(dim=-1) == 0)
+        if bool(bad.any()):
+            from .errors import LatentlabError
+
+            raise LatentlabError(f"prior {type(self).__name__} returned rows {bad.nonzero()[:, 0].tolist()[:8]} that are "
+                                 "zero or not finite; an image embedding needs a direction.")  # fmt: skip
+        return tag(normalize(out), self.space)
 
     def describe(self) -> dict[str, Any]:
         """What a render manifest records about this prior (JSON-serialisable)."""

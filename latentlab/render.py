@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import numbers
 import os
 import platform
 import threading
@@ -175,6 +176,10 @@ def keyframe_noise_for(
             raise ArgumentError(
                 f"keyframe_noise must have shape {(num_keyframes, *shape)} (one noise per keyframe), got {got}."
             )
+        finite = torch.isfinite(kn.detach()).flatten(1).all(dim=1)
+        if not bool(finite.all()):  # every frame near that keyframe came out black, without a word
+            raise ArgumentError(f"keyframe_noise holds NaN or infinite values (keyframes "
+                                f"{(~finite).nonzero()[:, 0].tolist()}); check where it came from (decoder.invert).")  # fmt: skip
         return kn.detach().to("cpu", torch.float32)
     seeds = ([int(seed) + i for i in range(num_keyframes)] if keyframe_seeds is None
              else [check_seed(s, "keyframe_seeds[...]") for s in keyframe_seeds])  # fmt: skip
@@ -185,7 +190,7 @@ def keyframe_noise_for(
 
 def check_eta(eta: Any, decoder: Any) -> None:
     """Refuse an ``eta`` outside [0, 1], or above 0 for a decoder without ``decode_eta``."""
-    if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 <= eta <= 1:
+    if not isinstance(eta, numbers.Real) or isinstance(eta, (bool, np.bool_)) or not 0 <= eta <= 1:  # numpy floats too
         raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
     if eta > 0 and not hasattr(decoder, "decode_eta"):
         raise ArgumentError(
@@ -325,6 +330,9 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            from .jobs import check_can_create
+
+            check_can_create(directory, what)  # names a file in the way ("File exists" said it was there)
             raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -720,6 +728,9 @@ def render(
         z = check_embeddings(trajectory, name="trajectory")
         traj_dict = None
     z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
+    if noise == "per-frame" and seed + z.shape[0] - 1 >= 2**63:  # frame k's seed + k overflowed after some frames were written
+        raise ArgumentError(f"seed={seed} with noise='per-frame' gives frame {z.shape[0] - 1} the seed "
+                            f"{seed + z.shape[0] - 1}, past 2**63 - 1; use a seed below {2**63 - z.shape[0] + 1}.")  # fmt: skip
     z = z.detach().to("cpu", torch.float32)
     T = z.shape[0]
     batch_size = check_int(decoder.default_batch_size if batch_size is None else batch_size, "batch_size", minimum=1)
@@ -829,7 +840,8 @@ def render(
             except Exception as exc:
                 batch_size = _halved_after_oom(exc, len(idx), "rendering a single frame")  # finished frames are kept
                 continue
-            if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 4 or out.shape[0] != len(idx):
+            if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 4 or out.shape[0] != len(idx)
+                    or out.shape[-1] != 3):  # fmt: skip
                 raise LatentlabError(
                     f"decoder {type(decoder).__name__} returned {getattr(out, 'shape', type(out))} "
                     f"{getattr(out, 'dtype', '')}; expected uint8 ({len(idx)}, H, W, 3)."

@@ -839,6 +839,8 @@ def test_path_mistakes_found_by_an_audit_are_refused_before_any_work(tmp_path, i
     if not torch.cuda.is_available():
         assert main(["morph", str(images[0]), "--to", "a cat", "--device", "cuda", *FAST]) == 2
         assert "use --device cpu" in capsys.readouterr().err
+    assert main(["morph", str(images[0]), "--to", "a cat", "--device", "gpu", *FAST]) == 2  # it said "device must be"
+    assert "--device must be a torch device such as cpu or cuda:0, got 'gpu'" in capsys.readouterr().err
     # advice to pass checkpoint= (no such flag) says where it applies
     import latentlab as ll
 
@@ -1732,3 +1734,50 @@ def test_the_decoder_notes_of_a_refusal_say_only_what_the_hashes_show():
     back = {**was, "upscaler": lanczos}
     assert _decoder_note(back, {**now, "upscaler": learned}, dec("a")).endswith("(CLI: --no-upscale) continues it.")
     assert "weights are not these" in _decoder_note(was, now, SimpleNamespace())  # a decoder with no resume_note
+
+
+def test_a_bad_field_of_a_spec_file_is_not_blamed_on_a_flag_never_typed(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('easing = "smoothstep"\n[[keyframes]]\ntext = "a red circle"\n[[keyframes]]\ntext = "a blue square"\n')
+    assert main(["render", str(spec), "--out-dir", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'easing' must be one of" in err and "--easing" not in err  # "'easing' (--easing) must be one of"
+    spec.write_text(spec.read_text().replace("smoothstep", "ease-in"))
+    assert main(["render", str(spec), "--fps", "1000", "--out-dir", str(tmp_path / "r"), "-q"]) == 2
+    assert "'fps' (--fps) must be a number in" in capsys.readouterr().err  # a flag given is still named
+
+
+def test_generate_refuses_a_folder_drawn_by_other_prior_weights(tmp_path, monkeypatch, capsys):
+    """generate.json recorded no hash of the mini prior (nor of the layout expert, which draws
+    with the captions): pictures of a retrained prior were kept beside new ones as one generate."""
+    from safetensors.torch import load_file, save_file
+
+    from latentlab import presets
+    from latentlab.mini.models import WEIGHTS_DIR
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for f in WEIGHTS_DIR.iterdir():
+        if f.suffix in (".safetensors", ".json") and f.name != "mini_prior.safetensors":
+            (weights / f.name).symlink_to(f)
+    save_file(load_file(WEIGHTS_DIR / "mini_prior.safetensors"), weights / "mini_prior.safetensors")
+    mini = presets.get_preset("mini")
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    presets.register_preset(presets.Preset(name="mini-copy", space=mini.space, dim=mini.dim, resolution=mini.resolution,
+                                           encoder=mini.encoder, decoder={"kind": "mini", "weights": str(weights)},
+                                           prior={"kind": "mini", "weights": str(weights)}))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", "a red circle", "--preset", "mini-copy", "--steps", "2", "-q", "-n"]
+    assert main([*argv, "1"]) == 0
+    out = tmp_path / "renders" / "a-red-circle"
+    meta = json.loads((out / "generate.json").read_text())
+    assert len(meta["prior"]["weights_sha256"]) == 16 and len(meta["expert_sha256"]) == 16
+    retrained = {k: v * 1.05 if v.is_floating_point() else v for k, v in load_file(weights / "mini_prior.safetensors").items()}
+    save_file(retrained, weights / "mini_prior.safetensors")
+    capsys.readouterr()
+    assert main([*argv, "2"]) == 2 and "already holds other pictures" in capsys.readouterr().err  # kept, mixed in, before
+    # a folder from before the hashes were recorded resumes as it did then
+    old = {**meta, "prior": {k: v for k, v in meta["prior"].items() if k != "weights_sha256"}}
+    del old["expert_sha256"]
+    (out / "generate.json").write_text(json.dumps(old))
+    assert main([*argv, "2"]) == 0 and (out / "frame_00001.png").is_file()

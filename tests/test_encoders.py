@@ -1038,6 +1038,32 @@ def test_a_hand_built_encoder_is_fingerprinted_by_its_model(tmp_path: Path) -> N
     assert Encoder(m1.model, m1.preprocess, m1.tokenizer, name="m", space="s", fingerprint="mine-v1").fingerprint() == "mine-v1"
 
 
+def test_a_hand_built_encoder_with_a_function_tokenizer_is_fingerprinted_by_what_it_does(tmp_path: Path) -> None:
+    """Two tokenizer functions (lambdas, closures, partials) differing in what they do had one
+    fingerprint (their reprs differ only by address), so the cache gave one's embeddings for
+    the other's texts."""
+    import functools
+
+    m = _tiny_seed(3)
+
+    def prefixed(prefix: str):  # type: ignore[no-untyped-def]
+        return lambda texts: m.tokenizer([prefix + t for t in ([texts] if isinstance(texts, str) else texts)])
+
+    def fp(tok: object) -> str:
+        return Encoder(m.model, m.preprocess, tok, name="mine", space="mine").fingerprint()
+
+    def with_prefix(texts: object, prefix: str = "") -> torch.Tensor:
+        return m.tokenizer([prefix + t for t in ([texts] if isinstance(texts, str) else texts)])  # type: ignore[union-attr]
+
+    assert fp(prefixed("a photo of ")) != fp(prefixed("")) and fp(prefixed("x")) == fp(prefixed("x"))  # closure values
+    assert fp(lambda t: m.tokenizer(t)[:, :5]) != fp(lambda t: m.tokenizer(t)[:, :6])  # constants
+    assert fp(functools.partial(with_prefix, prefix="a")) != fp(functools.partial(with_prefix, prefix="b"))  # arguments
+    a = Encoder(m.model, m.preprocess, prefixed("a drawing of "), name="mine", space="mine", cache=tmp_path)
+    b = Encoder(m.model, m.preprocess, prefixed(""), name="mine", space="mine", cache=tmp_path)
+    za, zb = a.encode_text("a red circle"), b.encode_text("a red circle")
+    assert b.cache.hits == 0 and not torch.allclose(za, zb, atol=1e-3)  # zb was za, from the cache
+
+
 def test_hf_clip_loads_a_plain_clipmodel_folder(tmp_path: Path) -> None:
     """The openai/clip-vit-* layout: one CLIPModel at the top level, no subfolders."""
     from transformers import CLIPConfig, CLIPModel

@@ -281,6 +281,11 @@ def test_prior_refuses_embeddings(prior, encoder):
         prior.from_texts([], seed=0)
     with pytest.raises(ArgumentError, match="num_samples"):
         prior.from_texts("x", num_samples=0)
+    # prompts given, but none, or not all strings: said so, not "pooled text embeddings do not carry ..."
+    with pytest.raises(ArgumentError, match=r"texts is an empty list; pass at least one prompt"):
+        prior([])
+    with pytest.raises(ArgumentError, match=r"texts\[1\] must be a prompt string, got int"):
+        prior(["a red fox", 3])
 
 
 def test_prior_output_decodes(family):

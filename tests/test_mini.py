@@ -1398,10 +1398,45 @@ def test_builders_raise_model_not_available_without_weights(tmp_path):
     from latentlab.mini.runtime import build_mini_decoder, build_mini_prior
 
     p = Preset(name="mini-test", space="latentlab-mini", dim=128, resolution=64, encoder={}, decoder={})
-    with pytest.raises(ModelNotAvailableError, match="latentlab.mini.train"):
+    with pytest.raises(ModelNotAvailableError, match=r"mini decoder weights folder \(weights=\) '.*' holds no "
+                                                     r"mini_decoder.safetensors and mini_decoder.json pair \(it has: no "
+                                                     r"weights\); pass the folder written by `python -m latentlab.mini.export"):
         build_mini_decoder(p, weights=tmp_path)
     with pytest.raises(ModelNotAvailableError, match="latentlab.mini.export"):
         build_mini_prior(p, weights=tmp_path)
+
+
+def test_a_damaged_or_misplaced_mini_weights_folder_is_named_with_the_fix(tmp_path, monkeypatch):
+    """A damaged decoder or prior file was a raw SafetensorError (CLI: a traceback, status 1); a
+    folder that is a file, or missing, was "not on this machine: train them"; ~ was not expanded."""
+    import shutil
+
+    from latentlab.mini.models import WEIGHTS_DIR
+    from latentlab.mini.runtime import build_mini_decoder, build_mini_prior
+
+    p = Preset(name="mini-test", space="latentlab-mini", dim=128, resolution=64, encoder={}, decoder={})
+    own = tmp_path / "mine"
+    own.mkdir()
+    for f in ("mini_prior.safetensors", "mini_prior.json", "mini_decoder.json"):
+        shutil.copy(WEIGHTS_DIR / f, own / f)
+    (own / "mini_decoder.safetensors").write_bytes((WEIGHTS_DIR / "mini_decoder.safetensors").read_bytes()[:4096])
+    with pytest.raises(ModelNotAvailableError, match=r"the mini decoder weights '.*mini_decoder.safetensors' \(with "
+                                                     r"mini_decoder.json\) cannot be read: SafetensorError: .*export them again"):
+        build_mini_decoder(p, weights=own)
+    (own / "mini_prior.json").write_text("{not json")
+    with pytest.raises(ModelNotAvailableError, match=r"mini prior weights .* cannot be read: JSONDecodeError"):
+        build_mini_prior(p, weights=own)
+    shutil.copy(WEIGHTS_DIR / "mini_decoder.json", own / "mini_prior.json")  # another part's config
+    with pytest.raises(ModelNotAvailableError, match=r"mini prior weights .* cannot be read: ArgumentError: unknown"):
+        build_mini_prior(p, weights=own)
+    with pytest.raises(ModelNotAvailableError, match=r"weights folder \(weights=\) '.*mini_prior.safetensors' is a "
+                                                     r"file; pass the folder that holds it \(weights='.*mine'\)"):
+        build_mini_prior(p, weights=own / "mini_prior.safetensors")
+    with pytest.raises(ModelNotAvailableError, match=r"weights folder \(weights=\) '.*gone' does not exist"):
+        build_mini_prior(p, weights=tmp_path / "gone")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copy(WEIGHTS_DIR / "mini_prior.json", own / "mini_prior.json")
+    assert build_mini_prior(p, weights="~/mine").dim == 128  # looked for '~/mine/...' before
 
 
 # -- with the shipped trained weights ------------------------------------------------------
@@ -2009,7 +2044,7 @@ def test_expert_config_errors(tmp_path):
     from latentlab.mini.models import save_module
 
     save_module(_expert_net(), tmp_path / "mini_expert.safetensors", config=_expert_net().config)
-    with pytest.raises(ArgumentError, match="'arch' and 'expert'"):  # a plain decoder file is not an expert
+    with pytest.raises(ModelNotAvailableError, match="cannot be read: ArgumentError: .*'arch' and 'expert'"):  # a plain decoder file is not an expert
         load_expert(tmp_path / "mini_expert.safetensors")
 
 
@@ -2284,3 +2319,16 @@ def test_loading_leaves_the_users_logging_and_rng_alone(caplog):
     rec = logging.LogRecord("root", logging.WARNING, str(Path(open_clip.__file__).parent / "factory.py"), 1, "x", None, None)
     info = logging.LogRecord("root", logging.INFO, rec.pathname, 1, "x", None, None)
     assert quiet_open_clip().filter(rec) and not quiet_open_clip().filter(info)
+
+
+def test_loading_the_mini_models_leaves_the_callers_torch_rng_alone():
+    """Each module was built with random weights (drawn from the global RNG) before the saved
+    ones replaced them: torch.manual_seed(0), a model loaded, then torch.randn gave other numbers."""
+    import latentlab as ll
+
+    for create in (ll.create_encoder, ll.create_decoder, ll.create_prior):
+        torch.manual_seed(1)
+        want = torch.rand(3)
+        torch.manual_seed(1)
+        create("mini")
+        assert torch.equal(torch.rand(3), want), create.__name__

@@ -493,3 +493,152 @@ def test_create_functions_tell_type_checkers_what_they_return():
     names = {**vars(presets), "Decoder": Decoder, "Encoder": Encoder, "Prior": Prior}
     for fn, cls in [(presets.create_encoder, Encoder), (presets.create_decoder, Decoder), (presets.create_prior, Prior)]:
         assert typing.get_type_hints(fn, globalns=names)["return"] is cls
+
+
+class _EntryPoint:
+    """Stands in for an installed package's entry point of the latentlab.presets group."""
+
+    def __init__(self, name, value, load):
+        self.name, self.value, self._load = name, value, load
+
+    def load(self):
+        return self._load()
+
+
+def test_presets_of_installed_plugins_are_found_by_name_and_listed(monkeypatch):
+    """register_preset reaches only its own process: the latentlab command could not use a
+    preset of yours. Entry points of the "latentlab.presets" group are loaded for it."""
+    import importlib.metadata
+
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    monkeypatch.setattr(presets, "_plugins_loaded", None)
+    calls = []
+
+    def register():
+        calls.append(1)
+        presets.register_preset(presets.Preset(name="plugged", space="tiny-random", dim=32, resolution=64,
+                                               encoder={"kind": "open_clip_tiny"}, decoder={"kind": "stable_unclip_tiny"}))  # fmt: skip
+
+    def broken():
+        raise ImportError("no module named my_models")
+
+    eps = [_EntryPoint("mine", "my_pkg:register", lambda: register), _EntryPoint("bad", "my_models", broken)]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: eps if group == "latentlab.presets" else [])
+    assert presets.get_preset("tiny").name == "tiny" and calls == []  # a known name never waits for the plugins
+    with pytest.warns(UserWarning, match=r"latentlab plugin 'bad' \(my_models\) failed to load, so its presets are "
+                                         r"missing: ImportError: no module named my_models"):  # fmt: skip
+        assert presets.get_preset("plugged").name == "plugged"
+    assert "plugged" in presets.list_presets() and calls == [1]  # loaded once
+    assert presets.load_plugins() == ["mine = my_pkg:register"]
+    with pytest.raises(ArgumentError, match=r"unknown preset 'nothing-like-it'.*exists in that Python process only; "
+                                            r"for the latentlab command, install it as a 'latentlab.presets' entry point"):
+        presets.get_preset("nothing-like-it")
+    with pytest.raises(ArgumentError, match=r"Did you mean 'plugged'\?[^(]*$"):  # a typo: no note about plugins
+        presets.get_preset("pluged")
+
+
+def test_a_builder_whose_model_is_not_the_presets_size_or_space_is_named(monkeypatch):
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    presets._load_builders()
+    monkeypatch.setattr(presets, "_DECODER_BUILDERS", dict(presets._DECODER_BUILDERS))  # restored after
+    monkeypatch.setattr(presets, "_ENCODER_BUILDERS", dict(presets._ENCODER_BUILDERS))
+
+    @presets.register_decoder_builder("my_32")
+    def my_decoder(preset, **kw):
+        return ll.create_decoder("tiny")  # 32-d, whatever the preset says
+
+    @presets.register_encoder_builder("my_enc")
+    def my_encoder(preset, **kw):
+        return ll.create_encoder("tiny")  # space 'tiny-random'
+
+    def preset(name, **kw):
+        return presets.register_preset(presets.Preset(**{"name": name, "space": "tiny-random", "dim": 32, "resolution": 64,
+                                                         "encoder": {"kind": "my_enc"}, "decoder": {"kind": "my_32"}, **kw}))  # fmt: skip
+
+    preset("fine")
+    assert ll.create_decoder("fine").dim == 32 and ll.create_encoder("fine").space == "tiny-random"
+    preset("wide", dim=64)
+    with pytest.raises(ll.SpecError, match=r"preset 'wide' declares dim=64, but its decoder builder '.*my_decoder' made one "
+                                           r"with dim=32 \(StableUnCLIPDecoder\); fix the preset's dim or the builder"):
+        ll.create_decoder("wide")  # failed later, blaming the embeddings' CLIP model
+    preset("other", space="elsewhere")
+    with pytest.raises(ll.SpecError, match=r"declares space='elsewhere', but its encoder builder '.*my_encoder' made one "
+                                           r"with space='tiny-random' \(Encoder\)"):
+        ll.create_encoder("other")
+
+
+def test_models_load_one_at_a_time_across_threads(monkeypatch):
+    """open_clip's config registry and diffusers' first import are not thread-safe: three threads
+    creating models at once failed with a missing temporary file or 'damaged' weights."""
+    import threading
+    import time
+
+    presets._load_builders()
+    monkeypatch.setitem(presets._PRIOR_BUILDERS, "identity", presets._PRIOR_BUILDERS["identity"])  # restored after
+    inside, most = [0], [0]
+
+    @presets.register_prior_builder("identity")
+    def slow(preset, **kw):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        inside[0] -= 1
+        return "built"
+
+    threads = [threading.Thread(target=ll.create_prior, args=("tiny",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+
+
+def test_weights_status_looks_in_a_mini_parts_own_weights_folder(tmp_path):
+    """A mini decoder or prior's "weights" folder was read as a file ("missing" while it loaded),
+    and "weights_dir" was not looked at ("built in" while the folder did not exist)."""
+    import shutil
+
+    from latentlab.mini.models import WEIGHTS_DIR
+
+    own = tmp_path / "mine"
+    own.mkdir()
+    for name in ("mini_decoder", "mini_prior"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", own / f"{name}{suffix}")
+    mini = presets.get_preset("mini")
+
+    def status(**parts):
+        return presets.weights_status(presets.Preset(name="m", space=mini.space, dim=mini.dim, resolution=mini.resolution,
+                                                     encoder=mini.encoder, **parts))  # fmt: skip
+
+    for key in ("weights", "weights_dir"):
+        assert status(decoder={"kind": "mini", key: str(own)}, prior={"kind": "mini", key: str(own)}) == "built in"
+        assert status(decoder={"kind": "mini", key: str(tmp_path / "gone")}, prior={"kind": "mini"}) == "missing"
+    (own / "mini_prior.json").unlink()
+    assert status(decoder={"kind": "mini", "weights": str(own)}, prior={"kind": "mini", "weights": str(own)}) == "missing"
+
+
+def test_a_prior_subclass_returning_the_wrong_thing_is_named():
+    from latentlab.errors import LatentlabError
+    from latentlab.priors import Prior
+
+    class Mine(Prior):
+        def __init__(self, result):
+            super().__init__(name="mine", space="s", dim=4)
+            self.result = result
+
+        def _sample(self, text_embeddings, *, seed, num_samples):
+            return self.result(text_embeddings)
+
+    z = torch.nn.functional.normalize(torch.randn(2, 4), dim=-1)
+    for result, match in ((lambda t: torch.randn(2, 3), r"prior Mine returned Tensor torch.float32 \(2, 3\) from its _sample; "
+                                                        r"a prior returns a floating torch.Tensor \(2, 4\)"),  # tagged as 4-d
+                          (lambda t: t.numpy(), r"returned ndarray float32 \(2, 4\)"),  # AttributeError on .to
+                          (lambda t: t[:1], r"\(1, 4\) .*num_samples=1 image embeddings"),
+                          (lambda t: t * float("nan"), r"returned rows \[0, 1\] that are zero or not finite"),
+                          (lambda t: torch.zeros(2, 4), r"rows \[0, 1\] that are zero")):  # fmt: skip
+        with pytest.raises(LatentlabError, match=match):
+            Mine(result)(z)
+    assert torch.allclose(Mine(lambda t: t * 3)(z), z, atol=1e-6)  # normalised, as before
+    with pytest.raises(NotImplementedError, match=r"Bare must implement _sample\(text_embeddings"):
+        type("Bare", (Prior,), {})(name="b", space="s", dim=4)(z)

@@ -158,14 +158,110 @@ def test_bad_embeddings_fail_before_anything_is_written(tmp_path, fake_decoder):
 def test_unwritable_out_dir(tmp_path, fake_decoder):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ArgumentError, match="cannot be created"):
+    with pytest.raises(ArgumentError, match="cannot be made: .*file' is a file, not a folder"):
         render(path8(), fake_decoder, out_dir=blocker / "sub", progress=False)
+    with pytest.raises(ArgumentError, match="cannot be made: .*file' is a file, not a folder"):  # "File exists", before
+        render(path8(), fake_decoder, out_dir=blocker, progress=False)
 
 
 def test_decoder_returning_garbage_is_reported(fake_decoder):
     fake_decoder._decode = lambda *a, **k: np.zeros((1, 8, 8, 3), np.float32)
-    with pytest.raises(LatentlabError, match="expected uint8"):
+    with pytest.raises(LatentlabError, match=r"returned ndarray float32 \(1, 8, 8, 3\) from its _decode; a decoder "
+                                             r"returns uint8 frames \(3, H, W, 3\).*astype\(np.uint8\)"):
         render(path8(), fake_decoder, progress=False)
+
+
+class _Duck:
+    """A decoder that is no Decoder subclass: render checks what it returns itself."""
+
+    name, space, dim, resolution, default_steps, default_guidance, default_batch_size = "duck", None, 8, 8, 1, 1.0, 2
+
+    def noise_shape(self):
+        return (1, 8, 8)
+
+    def describe(self):
+        return {"class": "_Duck"}
+
+    def decode(self, z, noise, **kw):
+        return np.zeros((z.shape[0], 8, 8, 4), np.uint8)  # RGBA: written as RGBA PNGs and redrawn at every resume
+
+
+def test_a_decoder_returning_frames_that_are_not_rgb_is_refused_at_once(tmp_path, fake_decoder):
+    with pytest.raises(LatentlabError, match=r"returned \(2, 8, 8, 4\) uint8; expected uint8 \(2, H, W, 3\)"):
+        render(path8(), _Duck(), out_dir=tmp_path / "r", progress=False)
+    for out, hint in ((np.zeros((3, 3, 8, 8), np.uint8), r"channels-first: .*transpose\(0, 2, 3, 1\)"),
+                      (np.zeros((3, 8, 8, 4), np.uint8), r"4 channels \(RGBA\?\): .*out\[\.\.\., :3\]"),
+                      (torch.zeros(3, 8, 8, 3, dtype=torch.uint8), r"Tensor .*out.cpu\(\).numpy\(\)"),
+                      (np.zeros((2, 8, 8, 3), np.uint8), r"\(2, 8, 8, 3\) .*uint8 frames \(3, H, W, 3\)")):  # fmt: skip
+        fake_decoder._decode = lambda *a, out=out, **k: out
+        with pytest.raises(LatentlabError, match=hint):  # a crash in the PNG writer's thread, or accepted (RGBA)
+            render(path8(), fake_decoder, out_dir=tmp_path / "r2", progress=False)
+
+
+def test_a_decoder_reusing_its_output_buffer_cannot_change_frames_already_returned(tmp_path):
+    class Buffer(FakeDecoder().__class__):
+        def __init__(self):
+            super().__init__()
+            self.buffer = np.zeros((3, 8, 8, 3), np.uint8)
+
+        def _decode(self, embeddings, noise, **kw):
+            out = self.buffer[: embeddings.shape[0]]
+            out[:] = np.arange(embeddings.shape[0], dtype=np.uint8)[:, None, None, None] + 40 * len(self.calls)
+            self.calls.append(embeddings.shape[0])
+            return out  # the same memory every call, as a wrapper of another generator may do
+
+    frames = render(path8(frames=6), Buffer(), out_dir=tmp_path / "r", progress=False)
+    want = [0, 1, 2, 40, 41, 42]  # were [40, 41, 42, 40, 41, 42] in memory and on disk
+    assert [int(f[0, 0, 0]) for f in frames] == want
+    from latentlab.video import load_image
+
+    assert [int(load_image(p)[0, 0, 0]) for p in sorted((tmp_path / "r").glob("frame_*.png"))] == want
+
+
+def test_zero_embeddings_and_non_finite_noise_are_refused_before_decoding(fake_decoder):
+    z = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    z[1] = 0  # a padding row: it reached _decode as the zero vector
+    noise = torch.randn(3, 1, 8, 8)
+    with pytest.raises(ArgumentError, match=r"embeddings row\(s\) \[1\] are the zero vector"):
+        fake_decoder.decode(z, noise)
+    z[1] = 1.0
+    noise[2, 0, 3, 3] = float("nan")  # it drew black frames without a word
+    with pytest.raises(ArgumentError, match=r"noise holds NaN or infinite values \(rows \[2\]\)"):
+        fake_decoder.decode(z, noise)
+    kn = torch.randn(2, 1, 8, 8)
+    kn[1, 0, 0, 0] = float("inf")
+    with pytest.raises(ArgumentError, match=r"keyframe_noise holds NaN or infinite values \(keyframes \[1\]\)"):
+        render(path8(), fake_decoder, noise="slerp", keyframe_noise=kn, progress=False)
+    assert fake_decoder.calls == []
+
+
+def test_a_decoder_subclass_missing_a_part_is_told_what_to_implement():
+    from latentlab.decoders.base import Decoder
+
+    class NoParts(Decoder):
+        name, space, dim, resolution = "np", None, 8, 8
+
+    class NoDim(FakeDecoder().__class__):
+        dim = 0
+
+    z = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)
+    with pytest.raises(NotImplementedError, match=r"NoParts must implement noise_shape\(\) -> tuple of ints"):
+        NoParts().decode(z, torch.randn(1, 1, 8, 8))
+    NoParts.noise_shape = lambda self: (1, 8, 8)
+    with pytest.raises(NotImplementedError, match=r"NoParts must implement _decode\(embeddings, noise, \*, seeds"):
+        NoParts().decode(z, torch.randn(1, 1, 8, 8))
+    with pytest.raises(LatentlabError, match="decoder NoDim has dim=0; a decoder sets dim"):  # "probably another CLIP model"
+        NoDim().decode(z, torch.randn(1, 1, 8, 8))
+
+
+def test_eta_takes_numpy_floats_as_guidance_does():
+    from latentlab.render import check_eta
+
+    check_eta(np.float32(0.0), object())  # "eta must be a number in [0, 1], got np.float32(0.0)"
+    check_eta(np.float64(0.0), object())
+    for bad in (np.float32(1.5), np.bool_(True), "0.3"):
+        with pytest.raises(ArgumentError, match="eta must be a number in"):
+            check_eta(bad, object())
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_finished_frames(tmp_path, fake_decoder):
@@ -688,3 +784,36 @@ def test_tqdm_disable_turns_the_bars_off_for_a_batch_log(tmp_path):
         assert run.returncode == 0, run.stderr
         assert ("rendering" in run.stderr) is shown and ("encode" in run.stderr) is shown, run.stderr
         __import__("shutil").rmtree(tmp_path / "r")
+
+
+def test_invert_says_how_to_pass_a_picture_file_or_a_pil_image(fake_decoder, tmp_path):
+    from PIL import Image
+
+    im = Image.new("RGB", (8, 8), (200, 10, 10))
+    z = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)
+    for picture in (im, str(tmp_path / "p.png")):
+        with pytest.raises(ArgumentError, match=r"images must be uint8 arrays .*pass ll.load_image\(path\) or "
+                                                r"np.asarray\(pil.convert\('RGB'\)\)"):
+            fake_decoder.invert(picture, z)
+
+
+def test_render_spec_names_a_model_given_in_the_wrong_role(tmp_path):
+    import latentlab as ll
+
+    spec = {"preset": "tiny", "frames": 3, "steps": 1, "keyframes": [{"text": "a"}, {"text": "b"}]}
+    dec, enc = ll.create_decoder("tiny"), ll.create_encoder("tiny")
+    for kw, match in (({"encoder": dec}, r"encoder must be a latentlab Encoder .*got StableUnCLIPDecoder"),  # AttributeError
+                      ({"prior": dec}, r"prior must be a latentlab Prior .*got StableUnCLIPDecoder"),  # not callable
+                      ({"prior": enc}, r"prior must be a latentlab Prior .*got Encoder"),
+                      ({"decoder": enc}, r"decoder must be a latentlab Decoder .*got Encoder")):  # after loading the rest
+        with pytest.raises(ArgumentError, match=match):
+            ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, **kw)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_per_frame_seed_that_would_overflow_is_refused_before_any_frame(tmp_path, fake_decoder):
+    with pytest.raises(ArgumentError, match=r"seed=9223372036854775806 with noise='per-frame' gives frame 6 the seed "
+                                            r"9223372036854775812, past 2\*\*63 - 1; use a seed below 9223372036854775802"):
+        render(path8(), fake_decoder, seed=2**63 - 2, noise="per-frame", out_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()  # two frames and a manifest were written, then "seeds[...] must be"
+    assert len(render(path8(), fake_decoder, seed=2**63 - 7, noise="per-frame", progress=False)) == 7

@@ -199,6 +199,50 @@ def test_constructor_checks(dec):
         StableUnCLIPDecoder(object(), dim=32, embed_scale=1.0, **common)
 
 
+def test_constructor_checks_the_defaults_and_cpu_offload(dec):
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    common = dict(name="t", space="s", dim=32, resolution=64, embed_scale=1.0)
+    for kw, match in (({"default_steps": 2.7}, "default_steps must be an integer >= 1, got 2.7"),  # became 2
+                      ({"default_steps": 0}, "default_steps must be an integer >= 1"),  # failed at a decode, naming steps
+                      ({"default_guidance": -1}, "default_guidance must be a finite number >= 0"),
+                      ({"default_batch_size": 0}, "default_batch_size must be an integer >= 1"),
+                      ({"cpu_offload": "no"}, "cpu_offload must be True or False, got 'no'")):  # bool("no") is True
+        with pytest.raises(ArgumentError, match=match):
+            StableUnCLIPDecoder(dec.pipe, **common, **kw)
+    assert StableUnCLIPDecoder(dec.pipe, **common, default_steps=np.int64(3)).default_steps == 3
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm++"])
+def test_threads_sharing_a_decoder_take_turns_with_its_scheduler(scheduler):
+    """The pipeline's one scheduler is set and stepped by every call: two threads rendering with
+    one decoder drew other frames than alone (DDIM), or crashed with an IndexError (DPM++)."""
+    import threading
+
+    d = create_decoder("tiny", scheduler=scheduler)
+    za, zb = (tag(unit(2, d.dim, s), d.space) for s in (1, 2))
+    jobs = {"a": (za, 0, 3), "b": (zb, 1, 9)}  # other step counts: each call resets the scheduler's timesteps
+    alone = {k: d.render(z, seed=seed, steps=steps, progress=False) for k, (z, seed, steps) in jobs.items()}
+    for _ in range(2):
+        got: dict = {}
+
+        def run(k):
+            z, seed, steps = jobs[k]
+            try:
+                got[k] = d.render(z, seed=seed, steps=steps, progress=False)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                got[k] = exc
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for k in jobs:
+            assert not isinstance(got[k], Exception), got[k]
+            np.testing.assert_array_equal(got[k], alone[k])
+
+
 def test_tiny_pipeline_is_seeded_and_leaves_global_rng_alone():
     from latentlab.decoders.unclip import tiny_stable_unclip_pipeline
 

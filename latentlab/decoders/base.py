@@ -2,14 +2,19 @@
 
 A decoder renders one batch at a time from embeddings and the starting noise the render
 loop gives it; the loop (:mod:`latentlab.render`) owns batching, seeds, resume and
-progress, so every decoder gets them for free. Subclasses implement :meth:`_decode`.
+progress, so every decoder gets them for free. Subclasses set ``name``, ``space``, ``dim``
+and ``resolution``, implement :meth:`~Decoder.noise_shape` and :meth:`~Decoder._decode`, and
+add to :meth:`~Decoder.describe` every setting of theirs that changes the frames.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from typing import Any, Callable, Sequence
+import threading
+import weakref
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +26,29 @@ __all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_times
 
 
 _SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
+
+
+_SERIAL_GUARD = threading.Lock()
+_SERIAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def one_call_at_a_time(model: Any) -> Iterator[None]:
+    """Hold ``model``'s own lock while it samples, if its class says its calls share state
+    (``serial_calls``: a diffusers pipeline's one scheduler, which every call sets and steps),
+    so threads sharing one model take turns instead of mixing their sampling steps."""
+    if not getattr(model, "serial_calls", False):
+        yield
+        return
+    with _SERIAL_GUARD:
+        try:
+            lock = _SERIAL_LOCKS.get(model)
+            if lock is None:
+                lock = _SERIAL_LOCKS[model] = threading.RLock()
+        except TypeError:  # an unhashable model (a subclass's __eq__): its class's lock
+            lock = _SERIAL_LOCKS.setdefault(type(model), threading.RLock())
+    with lock:
+        yield
 
 
 def snapshot_revision(pipe: Any) -> str | None:
@@ -110,6 +138,10 @@ class Decoder:
         default_steps: sampler steps used when ``steps`` is not given.
         default_guidance: classifier-free guidance scale used when not given.
         default_batch_size: frames per :meth:`decode` call when the caller does not say.
+        serial_calls: whether calls share state, so that threads sharing this decoder take
+            turns (:meth:`decode` and :meth:`invert` hold its lock): True for the diffusers
+            decoders (their pipeline's one scheduler), False for ``mini``, whose calls run at
+            once.
     """
 
     name: str = "decoder"
@@ -119,11 +151,15 @@ class Decoder:
     default_steps: int = 20
     default_guidance: float = 1.0
     default_batch_size: int = 8
+    serial_calls: bool = False
 
     # -- what subclasses implement ---------------------------------------------------
     def noise_shape(self) -> tuple[int, ...]:
         """Shape of one frame's starting noise, e.g. ``(4, 96, 96)`` for a latent decoder."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement noise_shape() -> tuple of ints: the shape of one frame's "
+            "starting noise (see latentlab.Decoder)."
+        )
 
     def _decode(
         self,
@@ -137,8 +173,12 @@ class Decoder:
         """Render a validated batch. ``embeddings`` (b, d) float32 unit-norm on the CPU;
         ``noise`` (b, *noise_shape) float32 on the CPU; ``seeds`` one int per frame for any
         randomness beyond the starting noise (so frame k never depends on its batch).
-        Returns uint8 (b, H, W, 3)."""
-        raise NotImplementedError
+        Returns uint8 (b, H, W, 3), a new array each call (:meth:`decode` copies it, so a
+        buffer reused between calls cannot change frames already returned)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _decode(embeddings, noise, *, seeds, steps, guidance_scale) -> "
+            "uint8 numpy array (b, H, W, 3) (see latentlab.Decoder)."
+        )
 
     def _invert(
         self,
@@ -239,6 +279,13 @@ class Decoder:
     def describe(self) -> dict[str, Any]:
         """What a render manifest records about this decoder (JSON-serialisable).
 
+        A render folder is resumed by a decoder whose ``describe()`` is equal to the one its
+        manifest recorded, so a subclass must record every setting of its own that changes
+        the frames (weights, scales, sampler options) by overriding this and adding to
+        ``super().describe()``; a setting left out here is not seen, and a folder rendered
+        with another value of it is resumed, mixing the two renders' frames. (latentlab cannot
+        tell a subclass's settings from its other attributes, such as counters.)
+
         Decoders wrapping a diffusers pipeline (``self.pipe``) also record ``revision``: the
         Hugging Face hub commit their files were loaded from, when they came from the hub
         cache (see :func:`snapshot_revision`), so a manifest says which weights drew it."""
@@ -287,11 +334,56 @@ class Decoder:
             if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
                 raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
         z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
-        if captions is None:
-            return self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance)
-        if len(captions) != len(z):
+        if captions is not None and len(captions) != len(z):
             raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
-        return self._decode_captioned(z, x, list(captions), seeds=seeds, steps=steps, guidance_scale=guidance)
+        with one_call_at_a_time(self):
+            if captions is None:
+                out = self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance)
+            else:
+                out = self._decode_captioned(z, x, list(captions), seeds=seeds, steps=steps, guidance_scale=guidance)
+        return self._checked_frames(out, len(z))
+
+    def _checked_frames(self, out: Any, rows: int) -> np.ndarray:
+        """What :meth:`_decode` returned, checked to be uint8 ``(rows, H, W, 3)``, and copied: a
+        decoder that reuses one output buffer would otherwise change frames already returned
+        (and, in a render, the PNGs written from them)."""
+        from ..errors import LatentlabError
+
+        shape = tuple(getattr(out, "shape", ()))
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or len(shape) != 4 or shape[0] != rows or shape[-1] != 3:
+            hint = ""
+            if len(shape) == 4 and shape[1] == 3 and shape[-1] != 3:
+                hint = " It looks channels-first: put the channels last, e.g. out.transpose(0, 2, 3, 1)."
+            elif len(shape) == 4 and shape[-1] == 4:
+                hint = " It has 4 channels (RGBA?): return the RGB ones, out[..., :3]."
+            elif isinstance(out, torch.Tensor):
+                hint = " Return a numpy array: out.cpu().numpy()."
+            elif isinstance(out, np.ndarray) and out.dtype.kind == "f":
+                hint = " Convert float pixels in [0, 1] with (out * 255).round().clip(0, 255).astype(np.uint8)."
+            raise LatentlabError(
+                f"decoder {type(self).__name__} returned {type(out).__name__} {getattr(out, 'dtype', '')} {shape} from "
+                f"its _decode; a decoder returns uint8 frames ({rows}, H, W, 3), one per embedding.{hint}"
+            )
+        return np.array(out, copy=True)
+
+    def _unit_rows(self, embeddings: Any) -> torch.Tensor:
+        """``embeddings`` checked (this decoder's size and space, no zero row) as unit-norm CPU
+        float32 rows."""
+        from ..errors import ArgumentError, LatentlabError
+
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
+            raise LatentlabError(f"decoder {type(self).__name__} has dim={self.dim!r}; a decoder sets dim, the size of "
+                                 "the embeddings it decodes (see latentlab.Decoder).")  # fmt: skip
+        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
+        z = z.detach().to("cpu", torch.float32)
+        norms = z.norm(dim=-1, keepdim=True)
+        if bool((norms == 0).any()):
+            rows = (norms[:, 0] == 0).nonzero()[:, 0].tolist()
+            raise ArgumentError(  # divided by 1e-12, it reached the decoder as a zero vector
+                f"embeddings row(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} are the zero vector, which has no "
+                "direction to decode. Fix: drop those rows (a padding row?), or give each an embedding."
+            )
+        return z / norms
 
     def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
                           seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
@@ -316,13 +408,16 @@ class Decoder:
         the steps and guidance (the decoder's defaults where ``None``)."""
         from ..errors import ArgumentError
 
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
-        z = z.detach().to("cpu", torch.float32)
-        z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        z = self._unit_rows(embeddings)
         shape = (z.shape[0], *self.noise_shape())
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
             raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
+        finite = torch.isfinite(noise.detach()).flatten(1).all(dim=1)
+        if not bool(finite.all()):  # it drew black frames without a word
+            rows = (~finite).nonzero()[:, 0].tolist()
+            raise ArgumentError(f"noise holds NaN or infinite values (rows {rows[:8]}); draw it with torch.randn, or "
+                                "check the noise it came from (decoder.invert's output, keyframe_noise).")  # fmt: skip
         seeds = list(range(z.shape[0])) if seeds is None else [check_seed(s, "seeds[...]") for s in seeds]
         if len(seeds) != z.shape[0]:
             raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per frame.")
@@ -392,7 +487,8 @@ class Decoder:
         if isinstance(images, torch.Tensor):
             images = images.detach().cpu().numpy()
         if not isinstance(images, np.ndarray):
-            raise ArgumentError(f"images must be uint8 arrays (b, H, W, 3), got {type(images).__name__}.")
+            raise ArgumentError(f"images must be uint8 arrays (b, H, W, 3), got {type(images).__name__}. For a picture "
+                                "file or a PIL image, pass ll.load_image(path) or np.asarray(pil.convert('RGB')).")  # fmt: skip
         if images.ndim == 3:
             images = images[None]
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -400,9 +496,7 @@ class Decoder:
                 f"images must be uint8 (b, H, W, 3) RGB, got {images.dtype} {tuple(images.shape)}; "
                 "load files with ll.load_image(path)."
             )
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
-        z = z.detach().to("cpu", torch.float32)
-        z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        z = self._unit_rows(embeddings)
         if z.shape[0] != images.shape[0]:
             raise ArgumentError(f"embeddings has {z.shape[0]} rows for {images.shape[0]} images; give one per image.")
         # checked, not converted: int(2.7) would invert with 2 steps, and decoding with 2.7 is refused
@@ -414,7 +508,8 @@ class Decoder:
         dg = check_number(dg, "decode_guidance", minimum=0)
         images = np.ascontiguousarray(centre_square(images))  # (squashed into a square before 2026-12-06)
         if n == 0:
-            return self._invert(images, z, steps=steps, guidance_scale=guidance)
+            with one_call_at_a_time(self):
+                return self._invert(images, z, steps=steps, guidance_scale=guidance)
         # refined image by image: in one batch, the UNet's last-bit differences between batch
         # sizes flip the optimiser's early sign-like steps where a gradient is near zero, and an
         # image's refined noise would depend on the images inverted with it
@@ -425,9 +520,10 @@ class Decoder:
                           leave=False) as bar:  # fmt: skip
             for i in range(images.shape[0]):
                 im, zi = images[i : i + 1], z[i : i + 1]
-                start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
-                out.append(self._refine(im, zi, start, iterations=n, steps=steps, guidance_scale=dg,
-                                        on_step=lambda: bar.update(1)))  # fmt: skip
+                with one_call_at_a_time(self):
+                    start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
+                    out.append(self._refine(im, zi, start, iterations=n, steps=steps, guidance_scale=dg,
+                                            on_step=lambda: bar.update(1)))  # fmt: skip
         return torch.cat(out)
 
     def render(

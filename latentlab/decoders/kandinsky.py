@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, SpaceError, check_int, check_seed
+from ..errors import ArgumentError, SpaceError, check_bool, check_int, check_number, check_seed
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -62,7 +62,7 @@ from ..hf_clip import (
 from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
-from .base import Decoder
+from .base import Decoder, one_call_at_a_time
 from .unclip import (
     dim_mismatch_error,
     free_model_hooks,
@@ -274,6 +274,8 @@ class UnCLIPDiffusionPrior(Prior):
     :func:`sample_unclip_prior` for the seeding (sample ``j`` of every text uses ``seed + j``).
     """
 
+    serial_calls = True  # the pipeline's one scheduler is set and stepped by every call
+
     needs_texts = True
     family = "unCLIP"
 
@@ -299,7 +301,7 @@ class UnCLIPDiffusionPrior(Prior):
         if got != self.dim:
             raise SpaceError(f"dim={self.dim} but this prior produces {got}-d image embeddings; check the preset's dim.")
         self.device, self.dtype = as_device(device), as_dtype(dtype)
-        self.cpu_offload = bool(cpu_offload)
+        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
         if self.cpu_offload and self.device.type == "cpu":
             raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
         warn_half_on_cpu(self.device, self.dtype, f"the {self.family} prior {self.name!r}")
@@ -309,8 +311,8 @@ class UnCLIPDiffusionPrior(Prior):
         self.text_encoder = _place(text_encoder, "cpu" if self.cpu_offload else self.device, self.dtype).eval()
         self.scheduler = scheduler
         self.tokenizer = tokenizer
-        self.default_steps = int(default_steps)
-        self.default_guidance = float(default_guidance)
+        self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
+        self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         self.source = source
 
     def from_texts(
@@ -333,11 +335,12 @@ class UnCLIPDiffusionPrior(Prior):
 
         texts = _texts(texts)
         _warn_truncated(self.tokenizer, texts)  # (it cut them silently; the warning names the caller of from_texts)
-        out = sample_unclip_prior(
-            self.prior, self.scheduler, self.text_encoder, self.tokenizer, texts, seed=seed,
-            num_samples=num_samples, steps=self.default_steps if steps is None else steps,
-            guidance_scale=self.default_guidance if guidance_scale is None else guidance_scale,
-        )  # fmt: skip
+        with one_call_at_a_time(self):  # threads sharing this prior take turns with its one scheduler
+            out = sample_unclip_prior(
+                self.prior, self.scheduler, self.text_encoder, self.tokenizer, texts, seed=seed,
+                num_samples=num_samples, steps=self.default_steps if steps is None else steps,
+                guidance_scale=self.default_guidance if guidance_scale is None else guidance_scale,
+            )  # fmt: skip
         if not torch.isfinite(out).all():
             raise ArgumentError("the prior produced NaN/inf embeddings; try dtype=torch.float32 or fewer steps.")
         return tag(normalize(out), self.space)
@@ -348,6 +351,11 @@ class UnCLIPDiffusionPrior(Prior):
             isinstance(text_embeddings, (list, tuple)) and text_embeddings and all(isinstance(t, str) for t in text_embeddings)
         ):
             return self.from_texts(text_embeddings, seed=seed, num_samples=num_samples)
+        if isinstance(text_embeddings, (list, tuple)):  # prompts, but an empty list or one not all strings
+            if not text_embeddings:
+                raise ArgumentError("texts is an empty list; pass at least one prompt, e.g. prior(['a red fox']).")
+            i = next(i for i, t in enumerate(text_embeddings) if not isinstance(t, str))
+            raise ArgumentError(f"texts[{i}] must be a prompt string, got {type(text_embeddings[i]).__name__}.")
         if isinstance(text_embeddings, torch.Tensor):
             check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         raise ArgumentError(
@@ -534,6 +542,8 @@ class KandinskyDecoder(Decoder):
     (4, 16, 16)
     """
 
+    serial_calls = True  # the pipeline's one scheduler is set and stepped by every call
+
     def __init__(
         self,
         pipe: Any,
@@ -565,11 +575,12 @@ class KandinskyDecoder(Decoder):
         self.name, self.space, self.dim = str(name), space, int(dim)
         self.resolution = int(resolution)
         self.device, self.dtype = as_device(device), as_dtype(dtype)
-        self.cpu_offload = bool(cpu_offload)
+        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
         self.source = source
         warn_half_on_cpu(self.device, self.dtype, f"the Kandinsky 2.2 decoder {self.name!r}")
-        self.default_steps, self.default_guidance = int(default_steps), float(default_guidance)
-        self.default_batch_size = int(default_batch_size)
+        self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
+        self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
+        self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
         pipe_dim = int(pipe.unet.config.encoder_hid_dim or 0)
         if pipe_dim != self.dim:
             raise dim_mismatch_error(self, pipe_dim, "Kandinsky 2.2", ("kandinsky", "kandinsky_tiny"))

@@ -88,7 +88,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, LatentlabError
+from ..errors import ArgumentError, LatentlabError, check_bool, check_int, check_number
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -303,6 +303,8 @@ class KarloDecoder(Decoder):
     ((3, 16, 16), 32)
     """
 
+    serial_calls = True  # the pipeline's one scheduler is set and stepped by every call
+
     def __init__(
         self,
         pipe: Any,
@@ -331,10 +333,11 @@ class KarloDecoder(Decoder):
         self.pipe = pipe
         self.name, self.space, self.dim = str(name), space, int(dim)
         self.device, self.dtype = as_device(device), as_dtype(dtype)
-        self.cpu_offload = bool(cpu_offload)
+        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
         self.source = source
-        self.default_steps, self.default_guidance = int(default_steps), float(default_guidance)
-        self.default_batch_size = int(default_batch_size)
+        self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
+        self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
+        self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
         if isinstance(super_res_steps, bool) or not isinstance(super_res_steps, int) or super_res_steps < 2:
             raise ArgumentError(
                 f"super_res_steps must be an integer >= 2 (super_res_first's steps, then super_res_last's one), "

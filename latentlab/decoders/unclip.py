@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, ModelNotAvailableError, SpaceError
+from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number
 from ..hf_clip import (
     check_local_folder,
     check_tokenizer,
@@ -497,6 +497,8 @@ class StableUnCLIPDecoder(Decoder):
         (4, 16, 16)
     """
 
+    serial_calls = True  # the pipeline's one scheduler is set and stepped by every call
+
     def __init__(
         self,
         pipe: Any,
@@ -529,7 +531,7 @@ class StableUnCLIPDecoder(Decoder):
         self.resolution = int(resolution)
         self.device = _as_device(device)
         self.dtype = _as_dtype(dtype)
-        self.cpu_offload = bool(cpu_offload)
+        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
         self.source = source
         warn_half_on_cpu(self.device, self.dtype, f"the Stable unCLIP decoder {self.name!r}")
 
@@ -566,12 +568,12 @@ class StableUnCLIPDecoder(Decoder):
             pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
 
-        if default_steps is not None:
-            self.default_steps = int(default_steps)
+        if default_steps is not None:  # checked here: 2.7 became 2, 0 failed at the first decode naming steps
+            self.default_steps = check_int(default_steps, "default_steps", minimum=1)
         if default_guidance is not None:
-            self.default_guidance = float(default_guidance)
+            self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         if default_batch_size is not None:
-            self.default_batch_size = int(default_batch_size)
+            self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
         self._prompt_cache: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
     @staticmethod

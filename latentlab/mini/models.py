@@ -18,6 +18,7 @@ torch.Size([1, 3, 32, 32])
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -571,7 +572,9 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
     from ..encoders import quiet_open_clip
 
     name = register_clip_config()
-    with quiet_open_clip(random_init=checkpoint is None):  # (not the user's root logger level: only open_clip's notes)
+    # with a checkpoint, the random initialisation it replaces leaves the caller's torch RNG as it was
+    rng = torch.random.fork_rng(devices=[]) if checkpoint else contextlib.nullcontext()
+    with rng, quiet_open_clip(random_init=checkpoint is None):  # (not the user's root logger level: only open_clip's notes)
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=str(checkpoint) if checkpoint else None, device=device
         )
@@ -584,7 +587,42 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
 
 def weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
     """Path of a shipped file, e.g. ``weights_path("mini_decoder.safetensors")``."""
-    return (Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR) / name
+    return (Path(weights_dir).expanduser() if weights_dir is not None else WEIGHTS_DIR) / name  # "~/mini", as a shell reads it
+
+
+def _missing_weights(kind: str, path: Path, cfg_path: Path, hint: str) -> ModelNotAvailableError:
+    """Why the mini ``kind`` files ``path`` and ``cfg_path`` cannot be loaded, with the fix: the
+    shipped folder says how to train them; a folder of the user's (``weights=``) what is wrong
+    with it."""
+    folder = path.parent
+    if folder.resolve() == WEIGHTS_DIR.resolve():
+        return ModelNotAvailableError(f"the mini {kind} weights are not on this machine (looked for {path} and {cfg_path}). " + hint)
+    given = f"the mini {kind} weights folder (weights=) {str(folder)!r}"
+    if folder.is_file():
+        why = f"is a file; pass the folder that holds it (weights={str(folder.parent)!r})"
+    elif not folder.is_dir():
+        why = "does not exist; pass the folder written by `python -m latentlab.mini.export --to DIR`"
+    else:
+        try:
+            has = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".json"))
+        except OSError:
+            has = []
+        why = (f"holds no {path.name} and {cfg_path.name} pair (it has: {', '.join(has[:8]) or 'no weights'}); pass "
+               "the folder written by `python -m latentlab.mini.export --to DIR`")  # fmt: skip
+        if kind == "upscaler" and has:  # a folder exported without one: how to get one, or go without
+            return ModelNotAvailableError(f"{given} {why}. " + hint)
+    return ModelNotAvailableError(f"{given} {why}.")
+
+
+def _unreadable(kind: str, path: Path, exc: Exception) -> ModelNotAvailableError:
+    """A mini weight file (or its .json) that is there but cannot be read as a mini ``kind``."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return ModelNotAvailableError(
+        f"the mini {kind} weights {str(path)!r} (with {path.with_suffix('.json').name}) cannot be read: "
+        f"{type(exc).__name__}: {first}. The files are incomplete, damaged or not a mini {kind} (its .json must "
+        "describe the .safetensors beside it): export them again (`python -m latentlab.mini.export`), or "
+        "reinstall latentlab for the shipped ones."
+    )
 
 
 def save_module(module: nn.Module, path: str | Path, *, config: _Config | None = None, dtype=None) -> None:
@@ -646,12 +684,19 @@ def load_expert(path: str | Path, *, device: str | torch.device = "cpu") -> tupl
     if not path.is_file() or not cfg_path.is_file():
         raise ModelNotAvailableError(f"no layout expert at {path} (with {cfg_path}); train one with `python -m "
                                      "latentlab.mini.train --stage expert` and export it (docs/mini.md).")  # fmt: skip
-    d = json.loads(cfg_path.read_text())
-    if set(d) != {"arch", "expert"}:
-        raise ArgumentError(f"{cfg_path} must hold exactly 'arch' and 'expert', got {sorted(d)}.")
-    net = MiniDecoderNet(DecoderConfig.from_dict(d["arch"]))
-    net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    return net.to(device).eval(), ExpertConfig.from_dict(d["expert"])
+    try:
+        d = json.loads(cfg_path.read_text())
+        if not isinstance(d, dict) or set(d) != {"arch", "expert"}:
+            raise ArgumentError(f"{cfg_path} must hold exactly 'arch' and 'expert', got {sorted(d) if isinstance(d, dict) else type(d).__name__}.")
+        with torch.random.fork_rng(devices=[]):  # its random initialisation, replaced: the caller's RNG stays as it was
+            net = MiniDecoderNet(DecoderConfig.from_dict(d["arch"]))
+        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        expert = ExpertConfig.from_dict(d["expert"])
+    except (MemoryError, ImportError):  # (an import failing is not the files' fault)
+        raise
+    except Exception as exc:  # a raw SafetensorError / JSONDecodeError / size mismatch, naming no file
+        raise _unreadable("layout expert", path, exc) from None
+    return net.to(device).eval(), expert
 
 
 def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
@@ -666,18 +711,19 @@ def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cp
             hint = ("Train and export it with `python -m latentlab.mini.train --stage upscaler --config cpu-emoji --out RUN "
                     "--init-from latentlab/mini/weights` then `python -m latentlab.mini.export --from RUN --stages upscaler --to latentlab/mini/weights` "
                     "(see docs/mini.md), or pass upscale=False.")  # fmt: skip
-        raise ModelNotAvailableError(
-            f"the mini {kind} weights are not on this machine (looked for {path} and {cfg_path}). " + hint
-        )
-    cfg_dict = json.loads(cfg_path.read_text())
-    if kind == "decoder":
-        net: nn.Module = MiniDecoderNet(DecoderConfig.from_dict(cfg_dict))
-    elif kind == "prior":
-        net = MiniPriorNet(PriorConfig.from_dict(cfg_dict))
-    elif kind == "upscaler":
-        net = MiniUpscalerNet(UpscalerConfig.from_dict(cfg_dict))
-    else:
+        raise _missing_weights(kind, path, cfg_path, hint)
+    configs = {"decoder": (MiniDecoderNet, DecoderConfig), "prior": (MiniPriorNet, PriorConfig),
+               "upscaler": (MiniUpscalerNet, UpscalerConfig)}  # fmt: skip
+    if kind not in configs:
         raise ArgumentError(f"kind must be 'decoder', 'prior' or 'upscaler', got {kind!r}.")
-    sd = {k: v.float() for k, v in load_file(str(path)).items()}
-    net.load_state_dict(sd)
+    net_cls, config_cls = configs[kind]
+    try:
+        config = config_cls.from_dict(json.loads(cfg_path.read_text()))
+        with torch.random.fork_rng(devices=[]):  # its random initialisation, replaced: the caller's RNG stays as it was
+            net: nn.Module = net_cls(config)
+        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    except (MemoryError, ImportError):  # (an import failing is not the files' fault)
+        raise
+    except Exception as exc:  # a raw SafetensorError / JSONDecodeError / size mismatch, naming no file
+        raise _unreadable(kind, path, exc) from None
     return net.to(device).eval()

@@ -440,8 +440,9 @@ class MiniDecoder(Decoder):
         seeded ``seeds[i]``), so one starting noise gives different pictures for different
         seeds, all near the ``eta = 0`` decode for small ``eta``. Used for variations
         around an inverted image (:func:`latentlab.variations`)."""
-        if not isinstance(eta, (int, float)) or isinstance(eta, bool) or not 0 <= eta <= 1:
-            raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
+        from ..render import check_eta
+
+        check_eta(eta, self)  # numpy floats too
         z, noise, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
         with torch.inference_mode():
             img = sample_decoder_eta(
@@ -659,14 +660,21 @@ class MiniPrior(Prior):
             raise ArgumentError(f"steps must be <= {net.config.num_train_timesteps} (the prior's training timesteps), "
                                 f"got {self.steps}.")  # fmt: skip
         self.guidance_scale = check_number(guidance_scale, "guidance_scale", minimum=0)
+        self.weights_sha256: str | None = None  # set by from_pretrained; recorded in generate.json
 
     @classmethod
     def from_pretrained(
         cls, weights_dir: str | Path | None = None, *, device: str | torch.device = "cpu", dtype=torch.float32, **kw
     ) -> MiniPrior:
         """Load the shipped prior (``latentlab/mini/weights/`` unless ``weights_dir``)."""
-        net = load_module("prior", weights_path(PRIOR_FILE, weights_dir))
-        return cls(net, device=device, dtype=dtype, **kw)
+        import hashlib
+
+        path = weights_path(PRIOR_FILE, weights_dir)
+        net = load_module("prior", path)
+        prior = cls(net, device=device, dtype=dtype, **kw)
+        # generate.json records which weights drew its pictures: a retrained prior is another generate
+        prior.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return prior
 
     def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
         t = text_embeddings
@@ -693,6 +701,8 @@ class MiniPrior(Prior):
         d = super().describe()
         d.update(kind="diffusion prior (residual MLP denoiser, DDIM eta=0)", steps=self.steps,
                  guidance_scale=self.guidance_scale)  # fmt: skip
+        if self.weights_sha256 is not None:  # (a prior built from a net in memory has none)
+            d["weights_sha256"] = self.weights_sha256
         return d
 
 
