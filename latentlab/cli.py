@@ -795,7 +795,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     if mark.is_file():
         try:
             was = json.loads(mark.read_text(encoding="utf-8"))
-        except ValueError:  # not JSON (empty, cut short)
+        except (ValueError, RecursionError):  # not JSON (empty, cut short, or nested thousands deep)
             was = None
         drawn = sum(p.name.startswith("frame_") for p in old)
         if not isinstance(was, dict) and drawn and not args.overwrite:  # said as what it is, not as "other pictures"

@@ -58,12 +58,14 @@ _MODEL_PARTS = {
 }
 
 
-def _check_parts(call: str, **parts: Any) -> None:
-    """Each of ``parts`` (encoder=, decoder=, prior=) must look like that kind of model; the
-    error names the argument, what it got and ``call``'s argument order."""
+def _check_parts(call: str, *, needs: dict[str, tuple[str, ...]] | None = None, **parts: Any) -> None:
+    """Each of ``parts`` (encoder=, decoder=, prior=) must look like that kind of model (have
+    the methods ``needs`` names for it, by default the ones most calls use); the error names
+    the argument, what it got and ``call``'s argument order."""
     for name, obj in parts.items():
-        needs, kind, make = _MODEL_PARTS[name]
-        if obj is None or isinstance(obj, (torch.Tensor, np.ndarray, str)) or not all(hasattr(obj, a) for a in needs):
+        default, kind, make = _MODEL_PARTS[name]
+        wanted = (needs or {}).get(name, default)
+        if obj is None or isinstance(obj, (torch.Tensor, np.ndarray, str)) or not all(hasattr(obj, a) for a in wanted):
             raise ArgumentError(f"{name} must be a latentlab {kind} ({make}), got {type(obj).__name__}; the call is {call}.")
 
 

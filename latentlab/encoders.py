@@ -288,21 +288,26 @@ def _to_rgb(im: Any, name: str | None = None) -> Any:
     if mode == "RGB" and "transparency" not in im.info:  # an RGB PNG with a colour key needs compositing too
         return im
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
-        a = np.asarray(im, dtype=np.float64)
-        if mode.startswith("I"):
-            # 16-bit data (what a 16-bit PNG holds, as "I;16" when opened or "I" after .convert("I")):
-            # always 0..65535, never guessed from the picture's own maximum
-            if mode == "I" and 0 < a.max(initial=0) <= 255:  # 8-bit values in a 32-bit image look the same
-                warnings.warn(
-                    "a PIL image of mode 'I' holds values in 0..255; it is read as 16-bit data (0..65535, what a "
-                    "16-bit PNG holds), so it comes out nearly black. If it holds 8-bit values (L.convert('I'), "
-                    "Image.fromarray of an int32 array), pass im.convert('L') instead.",
-                    UserWarning, stacklevel=2,
-                )  # fmt: skip
-            a = a / 257.0
-        elif mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), mode="L")
+        raw = np.asarray(im)
+        top = raw.max(initial=0)
+        if mode == "I" and 0 < top <= 255:  # 8-bit values in a 32-bit image look the same
+            warnings.warn(
+                "a PIL image of mode 'I' holds values in 0..255; it is read as 16-bit data (0..65535, what a "
+                "16-bit PNG holds), so it comes out nearly black. If it holds 8-bit values (L.convert('I'), "
+                "Image.fromarray of an int32 array), pass im.convert('L') instead.",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
+        grey = np.empty(raw.shape, np.uint8)
+        for r in range(0, raw.shape[0], 256):  # by blocks of rows: the whole picture in float64 took gigabytes
+            a = raw[r : r + 256].astype(np.float64)
+            if mode.startswith("I"):
+                # 16-bit data (what a 16-bit PNG holds, as "I;16" when opened or "I" after .convert("I")):
+                # always 0..65535, never guessed from the picture's own maximum
+                a = a / 257.0
+            elif mode == "F" and top <= 1.0:
+                a = a * 255.0
+            grey[r : r + 256] = np.clip(np.round(a), 0, 255).astype(np.uint8)
+        im = Image.fromarray(grey, mode="L")
         mode = "L"
     if mode == "P" or "transparency" in im.info:
         im = im.convert("RGBA")  # opaque pixels stay as they are once composited on white
@@ -772,7 +777,10 @@ class Encoder:
         - the tiny random preset: ``"tiny-seed<k>"``;
         - an encoder built without ``fingerprint=``: ``"model:sha256:<hex>"``, a digest of the
           model's state dict and structure and of its preprocess and tokenizer settings, taken
-          on first use.
+          on first use. A tokenizer or preprocess that is a plain function is read by its code,
+          constants, defaults and captured plain values; what it reads from a global or a
+          captured object is not seen, so give such an encoder a ``fingerprint=`` of your own
+          (change it when the function changes), or its cached embeddings may be reused.
         """
         if self._fingerprint_value is None:
             fp = self._fingerprint
@@ -1537,7 +1545,10 @@ def _settings_text(obj: Any) -> str:
     """What a preprocess transform or tokenizer does, as text the same in every process: its
     class, its repr (a torchvision ``Compose`` lists its steps and their settings) with object
     addresses left out, and its plain scalar attributes (a tokenizer's context length, ...)."""
-    parts = [f"{type(obj).__module__}.{type(obj).__qualname__}", _ADDRESS.sub("", repr(obj)), _function_text(obj)]
+    parts = [f"{type(obj).__module__}.{type(obj).__qualname__}", _ADDRESS.sub("", repr(obj))]
+    code = _function_text(obj)
+    if code:  # (only then: the text, and so the fingerprint, of every other preprocess or tokenizer stays as it was)
+        parts.append(code)
     attrs = getattr(obj, "__dict__", None)
     if isinstance(attrs, dict):
         parts += [f"{k}={v!r}" for k, v in sorted(attrs.items()) if v is None or isinstance(v, (bool, int, float, str))]

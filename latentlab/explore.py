@@ -163,9 +163,8 @@ def _check_template(template: Any) -> str:
 def _labels(labels: Any, name: str, count: int, what: str) -> list[str]:
     """``labels`` as ``count`` strings; a bare string is refused (it would be split into letters)."""
     if isinstance(labels, (str, bytes)):
-        raise ArgumentError(
-            f"{name} must be a list of labels, one per {what}, got the string {labels!r}. Fix: pass [{labels!r}]."
-        )
+        fix = f"pass [{labels!r}]" if count == 1 else f"pass a list of {count} strings, one per {what}"
+        raise ArgumentError(f"{name} must be a list of labels, one per {what}, got the string {labels!r}. Fix: {fix}.")
     try:
         out = [str(x) for x in labels]
     except TypeError:

@@ -493,7 +493,7 @@ def _is_own_file(path: Path) -> bool:
         return isinstance(data, dict) and set(data) == keys
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     if not isinstance(data, dict):
         return False
@@ -546,12 +546,21 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _video_state(video: Path) -> dict[str, int] | None:
+    """The size and modification time of the file at ``video``, or ``None`` if there is none."""
+    try:
+        st = video.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _recorded_videos(directory: Path) -> dict[str, Any]:
     import json
 
     try:
         data = json.loads((directory / VIDEOS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # (JSON nested thousands deep: a crafted file)
         return {}
     videos = data.get("videos") if isinstance(data, dict) else None
     return videos if isinstance(videos, dict) else {}
@@ -571,8 +580,19 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
     entry = _recorded_videos(directory).get(key)
     is_default = os.path.abspath(video) == os.path.abspath(video_path(directory, video.suffix.lstrip(".")))
     if isinstance(entry, dict):
-        if entry.get("pending"):  # its render was writing it when it stopped (a full disk, a kill): its own
-            return
+        if entry.get("pending"):  # its render was writing it when it stopped (a full disk, a kill)
+            # its own only if the file is still the one that was there then: the record comes with the
+            # folder, so {"pending": true} alone let a folder from elsewhere replace any video of yours
+            before = entry.get("before")
+            if isinstance(before, dict) and before == _video_state(video):
+                return
+            why = ("was replaced after a render of this folder began writing it (a write cut short just after it "
+                   "finished?), or the record of that is not this machine's")  # fmt: skip
+            raise ArgumentError(
+                f"the video {os.path.normpath(video)!r} already exists and {why}, so it is not "
+                "replaced. Pass overwrite=True (CLI: --overwrite) to replace it, or choose another video file "
+                "(output=, CLI: -o)."
+            )
         try:
             st = video.stat()
             same = entry.get("size") == st.st_size and (
@@ -588,8 +608,8 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
         why = f"was not written by the render in {str(directory)!r}"
         if is_default:  # (no render in the folder, else the branch above): its folder deleted, the video kept?
             why += " (that folder holds no render: if the video is of one whose folder you deleted, delete it too)"
-    raise ArgumentError(
-        f"the video {str(video)!r} already exists and {why}, so it is not replaced. Choose another video file "
+    raise ArgumentError(  # (normalised: '.../proj/../holiday.mp4' hid where it is)
+        f"the video {os.path.normpath(video)!r} already exists and {why}, so it is not replaced. Choose another video file "
         "(output=, CLI: -o) or render folder (CLI: --out-dir or --name), or pass overwrite=True (CLI: --overwrite) to "
         "replace it."
     )
@@ -602,8 +622,8 @@ def _record_video(video: Path, directory: Path, *, pending: bool = False) -> Non
     from .render import _write_json
 
     videos = _recorded_videos(directory)
-    if pending:
-        videos[_video_key(video, directory)] = {"pending": True}
+    if pending:  # with the state of what is there now: only that file is taken for this render's own later
+        videos[_video_key(video, directory)] = {"pending": True, "before": _video_state(video)}
     else:
         st = video.stat()
         videos[_video_key(video, directory)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _file_sha256(video)}
@@ -721,7 +741,7 @@ def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -
     if not overwrite and path.is_file() and (directory / MANIFEST).is_file():
         try:
             old = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             old = None  # unreadable: render()'s own check decides
         if old is not None and old != fp:
             raise ArgumentError(
@@ -795,7 +815,8 @@ def render_spec(
     from .edit import _check_parts
 
     given = {k: v for k, v in (("encoder", encoder), ("decoder", decoder), ("prior", prior)) if v is not None}
-    _check_parts("render_spec(spec, ..., encoder=, decoder=, prior=)", **given)  # a model in the wrong role: raw errors later
+    # a model in the wrong role failed later with a raw error; a prior of a user's own need only be callable
+    _check_parts("render_spec(spec, ..., encoder=, decoder=, prior=)", needs={"prior": ("__call__",)}, **given)
     _refuse_models_of_another_space(preset, encoder=encoder, decoder=decoder, prior=prior)
     options: dict[str, Any] = {}
     if s.upscale is not None:

@@ -431,7 +431,8 @@ def even_pacing(
     from .edit import _check_parts
 
     call = "even_pacing(trajectory, encoder, decoder, ...)"  # swapped models failed deep inside, on an attribute
-    _check_parts(call, **({"encoder": encoder} if metric == "clip" else {}), decoder=decoder)
+    # (the encoder measures pictures: encode_image is what it needs)
+    _check_parts(call, needs={"encoder": ("encode_image",)}, **({"encoder": encoder} if metric == "clip" else {}), decoder=decoder)
     seed = check_seed(seed)  # int(seed) took 1.7 as 1, a seed render() refuses
     if noise not in NOISE_MODES:
         raise ArgumentError(f"noise must be one of {NOISE_MODES}, got {noise!r}.")

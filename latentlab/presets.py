@@ -127,6 +127,7 @@ def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
 
 PLUGIN_GROUP = "latentlab.presets"
 _plugins_loaded: list[str] | None = None
+_PLUGINS_LOADING = threading.RLock()  # another thread waits for them (it got "unknown preset" meanwhile)
 
 
 def load_plugins() -> list[str]:
@@ -144,24 +145,25 @@ def load_plugins() -> list[str]:
         my-models = "my_package.latentlab_presets"
     """
     global _plugins_loaded
-    if _plugins_loaded is not None:
-        return list(_plugins_loaded)
-    _plugins_loaded = []
-    import importlib.metadata
-    import types
-    import warnings
+    with _PLUGINS_LOADING:  # (re-entrant: a plugin asking for a preset while it loads gets what is loaded so far)
+        if _plugins_loaded is not None:
+            return list(_plugins_loaded)
+        _plugins_loaded = []
+        import importlib.metadata
+        import types
+        import warnings
 
-    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        try:
-            obj = ep.load()
-            if callable(obj) and not isinstance(obj, types.ModuleType):
-                obj()
-        except Exception as exc:  # one broken plugin must not take the others (or the command) down
-            warnings.warn(f"latentlab plugin {ep.name!r} ({ep.value}) failed to load, so its presets are missing: "
-                          f"{type(exc).__name__}: {exc}", stacklevel=2)  # fmt: skip
-            continue
-        _plugins_loaded.append(f"{ep.name} = {ep.value}")
-    return list(_plugins_loaded)
+        for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            try:
+                obj = ep.load()
+                if callable(obj) and not isinstance(obj, types.ModuleType):
+                    obj()
+            except Exception as exc:  # one broken plugin must not take the others (or the command) down
+                warnings.warn(f"latentlab plugin {ep.name!r} ({ep.value}) failed to load, so its presets are missing: "
+                              f"{type(exc).__name__}: {exc}", stacklevel=2)  # fmt: skip
+                continue
+            _plugins_loaded.append(f"{ep.name} = {ep.value}")
+        return list(_plugins_loaded)
 
 
 def list_presets() -> list[str]:
@@ -182,9 +184,9 @@ def get_preset(name: str | Preset) -> Preset:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ArgumentError(
             f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}. "
-            "Run `latentlab presets` to see them all." + ("" if close else " (A preset registered in Python exists "
-            f"in that Python process only; for the latentlab command, install it as a {PLUGIN_GROUP!r} entry "
-            "point: docs/models.md, 'Adding a preset'.)")
+            "Run `latentlab presets` to see them all." + ("" if close and close[0].lower() == str(name).lower() else
+            " (A preset registered in Python exists in that Python process only; for the latentlab command, install "
+            f"it as a {PLUGIN_GROUP!r} entry point: docs/models.md, 'Adding a preset'.)")  # fmt: skip
         )
     return PRESETS[name]
 
@@ -224,7 +226,10 @@ def register_encoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callab
 
 def register_decoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Decoder`` builds decoders of ``kind``
-    (replacing a built-in builder of that kind: see :func:`_register`)."""
+    (replacing a built-in builder of that kind: see :func:`_register`).
+
+    Models load one at a time (each ``create_*`` holds a lock while its builder runs; one in
+    the same thread may nest): a builder must not wait for another thread's ``create_*``."""
     return _register(_DECODER_BUILDERS, kind)
 
 

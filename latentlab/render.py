@@ -18,6 +18,7 @@ import json
 import numbers
 import os
 import platform
+import stat
 import threading
 import time
 import warnings
@@ -334,8 +335,10 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
 
             check_can_create(directory, what)  # names a file in the way ("File exists" said it was there)
             raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
+        if path.is_symlink():  # never latentlab's (a folder from elsewhere): the lock would empty its target
+            path.unlink()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except FileNotFoundError:  # another render removed the folder it had made, just now: make it again
             made = made or [directory]
             continue
@@ -357,9 +360,14 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                     "finish, or render into another folder (CLI: --out-dir or --name)."
                 )
             try:  # the file may have been removed by its last holder between our open and our lock
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
+                st = os.fstat(fd)
+                same = os.path.samestat(st, os.lstat(path))
             except OSError:
                 same = False
+            if same and (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1):  # a hard link to another file: not emptied
+                os.close(fd)
+                path.unlink()
+                continue
             if same:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
@@ -427,9 +435,11 @@ def _load_png(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray | 
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or device named like a frame: reading it hung
+            return None
         with Image.open(path) as im:
-            if im.mode != "RGB":
-                return None
+            if im.mode != "RGB" or (shape is not None and (im.size[1], im.size[0], 3) != tuple(shape)):
+                return None  # (known from the header: a huge picture is never decoded)
             image = np.asarray(im)
     except Exception:  # a damaged file is rendered again
         return None
@@ -494,7 +504,7 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     (empty, not JSON, or JSON of another shape: a hand edit, another tool's file)."""
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # (JSON nested thousands deep: a crafted file)
         return None
     if not isinstance(old, dict):
         return None
@@ -728,6 +738,12 @@ def render(
         z = check_embeddings(trajectory, name="trajectory")
         traj_dict = None
     z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
+    zero = (z == 0).all(dim=-1)
+    if bool(zero.any()):  # refused by the decoder only when its batch came, after earlier frames were written
+        rows = zero.nonzero()[:, 0].tolist()
+        raise ArgumentError(f"the trajectory's frame(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} are the zero vector, "
+                            "which has no direction to decode (a lerp through the origin, a padding row?). Fix: drop "
+                            "them, or use slerp/nlerp for that segment.")  # fmt: skip
     if noise == "per-frame" and seed + z.shape[0] - 1 >= 2**63:  # frame k's seed + k overflowed after some frames were written
         raise ArgumentError(f"seed={seed} with noise='per-frame' gives frame {z.shape[0] - 1} the seed "
                             f"{seed + z.shape[0] - 1}, past 2**63 - 1; use a seed below {2**63 - z.shape[0] + 1}.")  # fmt: skip

@@ -77,13 +77,27 @@ every sampler latentlab loads is trained on 1000 timesteps (the decoder checks i
 
 
 def _plain(v: Any) -> Any:
-    """A numpy scalar as the Python number it holds, a ``Path`` as its string; else ``v``."""
+    """A numpy scalar as the Python number it holds, a ``Path`` as its string, in lists and
+    dicts too (new ones only where something changes: the caller's stay as given); else ``v``."""
+    if isinstance(v, (list, dict)):
+        items = list(v.items()) if isinstance(v, dict) else list(enumerate(v))
+        plain = [(k, _plain(x)) for k, x in items]
+        if all(p is x for (_, p), (_, x) in zip(plain, items)):
+            return v
+        return dict(plain) if isinstance(v, dict) else [p for _, p in plain]
     if isinstance(v, os.PathLike):
         text = os.fspath(v)
         return text if isinstance(text, str) else v
     if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
         return v.item()
     return v
+
+
+def _refuse_special_file(p: Path, where: str) -> None:
+    """A path that is there but is no regular file (a pipe, a device such as /dev/zero): said
+    as such (it read "no such file")."""
+    if os.path.exists(p) and not p.is_file() and not p.is_dir():
+        raise SpecError(f"{where}: {str(p)!r} is not a regular file (a pipe or device?); name a picture file.")
 
 
 def _is_seed(v: Any) -> bool:
@@ -460,9 +474,8 @@ class Spec:
         for f in fields(self):  # numpy numbers and Path objects, as the rest of the API takes them
             if f.name not in ("keyframes", "base_dir"):
                 setattr(self, f.name, _plain(getattr(self, f.name)))
-        if isinstance(self.keyframes, list):  # new tables where a value changes: the caller's stay as given
-            self.keyframes = [{k: _plain(v) for k, v in kf.items()} if isinstance(kf, dict) and
-                              any(_plain(v) is not v for v in kf.values()) else kf for kf in self.keyframes]  # fmt: skip
+        if isinstance(self.keyframes, list):  # new tables where a value changes (mix / sum items, text_diff too)
+            self.keyframes = _plain(self.keyframes)
         suffix = _video_suffix(self.output)
         if self.format is None:  # the output's suffix says it, else mp4
             self.format = suffix or "mp4"
@@ -610,6 +623,7 @@ class Spec:
                 p = self.resolve_path(v)
                 if p.is_dir():
                     raise SpecError(f"{where}.image: {str(p)!r} is a folder, not an image file. Name a picture in it.")
+                _refuse_special_file(p, f"{where}.image")
                 if not p.is_file():
                     windows = _backslash_error(f"{where}.image", v)  # (a file here whose name holds one is read)
                     if windows is not None:
@@ -656,6 +670,8 @@ class Spec:
                     _check_path_text(f"{w}.image", item["image"])
                 if ik[0] == "image" and self.resolve_path(item["image"]).is_dir():
                     raise SpecError(f"{w}.image: {str(self.resolve_path(item['image']))!r} is a folder, not an image file.")
+                if ik[0] == "image":
+                    _refuse_special_file(self.resolve_path(item["image"]), f"{w}.image")
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
                     windows = _backslash_error(f"{w}.image", item["image"])
                     if windows is not None:
@@ -713,8 +729,9 @@ class Spec:
         saved spec loads from where it was written and points at the same files."""
         from .trajectory import warn_added_easings
 
+        written = self._writer(path)()
         warn_added_easings([self.easing, *(kf.get("easing") for kf in self.keyframes)], f"spec file {str(path)!r}")
-        return self._writer(path)()
+        return written
 
     def _writer(self, path: str | os.PathLike) -> Any:
         """:meth:`save`'s checks now, its writing later: a function that writes the spec (see
@@ -891,7 +908,7 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
         base = str(Path(source).expanduser().resolve().parent)
     else:
         raise ArgumentError(f"spec must be a path, a dict or a Spec, got {type(source).__name__}.")
-    if isinstance(overrides.get("output"), str) and overrides.get("format") is None and "format" in data:
+    if isinstance(overrides.get("output"), (str, os.PathLike)) and overrides.get("format") is None and "format" in data:
         data.pop("format")  # a new output's suffix says the format, not the one the spec had
     if overrides.get("format") is not None and overrides.get("output") is None and "output" in data:
         # a format asked for over a spec whose output names another is a contradiction, said as such

@@ -58,19 +58,19 @@ EASINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "ease-in-out": _ease_in_out,
 }
 """Easing curves: maps from uniform time in [0, 1] to path parameter in [0, 1]."""
-_OWN_EASINGS = tuple(EASINGS)  # one added to EASINGS in a process is saved by name, and loads only where it is added too
+_OWN_EASINGS = dict(EASINGS)  # one added to (or replaced in) EASINGS is saved by name, and loads only where it is added too
 
 
 def warn_added_easings(easings: Any, what: str) -> None:
-    """Warn that ``what`` (a file being saved) names easings added to :data:`EASINGS` in this
-    process: it loads only where the same easing is added again."""
-    added = sorted({e for e in easings if isinstance(e, str) and e not in _OWN_EASINGS})
+    """Warn that ``what`` (a file just saved) names easings added to :data:`EASINGS` (or
+    replaced there) in this process: it loads only where the same easing is added again."""
+    added = sorted({e for e in easings if isinstance(e, str) and EASINGS.get(e) is not _OWN_EASINGS.get(e)})
     if added:
         import warnings
 
-        warnings.warn(f"{what} names easing(s) {added}, added to latentlab.trajectory.EASINGS in this process: it "
-                      "loads only where the same easing is added first (another process, or the latentlab command, "
-                      f"refuses it). latentlab's own: {_OWN_EASINGS}.", stacklevel=3)  # fmt: skip
+        warnings.warn(f"{what} names easing(s) {added}, added to (or replaced in) latentlab.trajectory.EASINGS in this "
+                      "process: it draws them so only where the same easing is set first (another process, or the "
+                      f"latentlab command, refuses an added one). latentlab's own: {tuple(_OWN_EASINGS)}.", stacklevel=3)  # fmt: skip
 
 METHODS = ("slerp", "nlerp", "lerp")
 
@@ -228,8 +228,12 @@ class Trajectory:
         if segments is None:
             counts = split_frames(48 if frames is None else _frame_count(frames), n_seg)
             segments = [Segment(c, easing=easing, method=method) for c in counts]
-        if isinstance(segments, Segment) or isinstance(segments, numbers.Number) or not hasattr(segments, "__iter__"):
-            fix = (f"pass frames={segments!r} (a keyword) for that many frames" if isinstance(segments, numbers.Number)
+        try:
+            iterable = not isinstance(segments, Segment) and iter(segments) is not None
+        except TypeError:
+            iterable = False
+        if not iterable:
+            fix = (f"pass frames={segments} (a keyword) for that many frames" if isinstance(segments, numbers.Number)
                    else "pass [segment]" if isinstance(segments, Segment) and n_seg == 1 else
                    f"pass a list of {n_seg} Segments")  # fmt: skip
             raise ArgumentError(  # list() of them raised a raw TypeError
@@ -529,8 +533,9 @@ class Trajectory:
         """Write as JSON (``.json``) or TOML (``.toml``)."""
         from .spec import dump_file
 
+        written = dump_file(self.to_dict(), path)
         warn_added_easings((seg.easing for seg in self.segments), f"trajectory file {str(path)!r}")
-        return dump_file(self.to_dict(), path)
+        return written
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":

@@ -1315,9 +1315,20 @@ def test_a_video_this_render_did_not_write_is_not_replaced(tmp_path, images, mon
     assert main([*two, "--out-dir", "other", "-o", "r.gif"]) == 2 and "'r.gif' already exists" in capsys.readouterr().err
     (tmp_path / "r.gif").write_bytes(b"edited since")  # a file put there since: not the render's any more
     assert main([*two, "--out-dir", "r"]) == 2 and "was changed or replaced since" in capsys.readouterr().err
-    # a video whose writing was cut short before its record (marked pending just before) is its render's
-    (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True}}}))
+    # a video whose writing was cut short before its record (marked pending just before, with the state of
+    # the file then) is its render's while that file is unchanged
+    st = (tmp_path / "r.gif").stat()
+    before = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True, "before": before}}}))
     assert main([*two, "--out-dir", "r"]) == 0
+    # but a pending mark alone, as a folder from elsewhere can carry, does not make a file of yours its own
+    # (it replaced any .mp4/.gif/.webp the spec's output named)
+    (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True}}}))
+    assert main([*two, "--out-dir", "r"]) == 2
+    assert "the video 'r.gif' already exists and was replaced after a render of this folder" in capsys.readouterr().err
+    (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True, "before": None}}}))
+    assert main([*two, "--out-dir", "r"]) == 2 and "already exists" in capsys.readouterr().err
+    assert main([*two, "--out-dir", "r", "--overwrite"]) == 0
     # a folder of an older latentlab: each default video is its own, also once another format is recorded
     (tmp_path / "r" / "videos.json").unlink()
     mp4 = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--format", "mp4"]

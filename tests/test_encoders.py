@@ -1062,6 +1062,10 @@ def test_a_hand_built_encoder_with_a_function_tokenizer_is_fingerprinted_by_what
     b = Encoder(m.model, m.preprocess, prefixed(""), name="mine", space="mine", cache=tmp_path)
     za, zb = a.encode_text("a red circle"), b.encode_text("a red circle")
     assert b.cache.hits == 0 and not torch.allclose(za, zb, atol=1e-3)  # zb was za, from the cache
+    # a preprocess or tokenizer that is no function reads as before: its fingerprint is unchanged
+    from latentlab.encoders import _ADDRESS, _settings_text
+
+    assert _settings_text(m.preprocess) == f"torchvision.transforms.transforms.Compose\n{_ADDRESS.sub('', repr(m.preprocess))}"
 
 
 def test_hf_clip_loads_a_plain_clipmodel_folder(tmp_path: Path) -> None:

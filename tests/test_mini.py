@@ -2332,3 +2332,29 @@ def test_loading_the_mini_models_leaves_the_callers_torch_rng_alone():
         torch.manual_seed(1)
         create("mini")
         assert torch.equal(torch.rand(3), want), create.__name__
+
+
+def test_a_mini_weight_file_that_cannot_be_opened_or_no_memory_keep_their_own_errors(monkeypatch):
+    """Only a file that is not what it should be reads "damaged: export them again"; a
+    permission error or torch's out-of-memory RuntimeError keep the messages the CLI gives them."""
+    import safetensors.torch
+
+    from latentlab.mini.runtime import MiniPrior
+
+    for exc in (PermissionError(13, "Permission denied"), RuntimeError("DefaultCPUAllocator: can't allocate memory")):
+        def fail(*a, exc=exc, **k):
+            raise exc
+
+        monkeypatch.setattr(safetensors.torch, "load_file", fail)
+        with pytest.raises(type(exc)) as info:
+            MiniPrior.from_pretrained()
+        assert info.value is exc
+
+
+def test_mini_builders_name_space_and_name_as_set_by_the_preset():
+    import latentlab as ll
+
+    for create, what in ((ll.create_decoder, "decoder"), (ll.create_prior, "prior")):
+        for key in ("space", "name"):
+            with pytest.raises(ArgumentError, match=f"the {what} of preset 'mini' sets {key}= itself from the preset"):
+                create("mini", **{key: "x"})  # it was blamed on the preset's builder

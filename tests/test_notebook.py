@@ -295,7 +295,8 @@ def test_scrubber_labels_and_space_checks(tiny_path, tiny_decoder):
         ll.Scrubber(bad, tiny_decoder)
     with pytest.raises(ArgumentError, match="labels"):
         ll.Scrubber(tiny_path, tiny_decoder, labels=["x"])
-    with pytest.raises(ArgumentError, match=r"labels must be a list of labels, one per frame, got the string 'morph'"):
+    with pytest.raises(ArgumentError, match=r"labels must be a list of labels, one per frame, got the string 'morph'. "
+                                            r"Fix: pass a list of 7 strings, one per frame"):
         ll.Scrubber(tiny_path, tiny_decoder, labels="morph")  # split into its letters, one per frame, before
 
 

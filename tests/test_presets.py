@@ -533,8 +533,41 @@ def test_presets_of_installed_plugins_are_found_by_name_and_listed(monkeypatch):
     with pytest.raises(ArgumentError, match=r"unknown preset 'nothing-like-it'.*exists in that Python process only; "
                                             r"for the latentlab command, install it as a 'latentlab.presets' entry point"):
         presets.get_preset("nothing-like-it")
-    with pytest.raises(ArgumentError, match=r"Did you mean 'plugged'\?[^(]*$"):  # a typo: no note about plugins
-        presets.get_preset("pluged")
+    with pytest.raises(ArgumentError, match=r"Did you mean 'plugged'\?.*install it as a 'latentlab.presets' entry"):
+        presets.get_preset("pluged")  # (a name near a known one may be a preset of yours, as 'mini-copy' is near 'mini')
+    with pytest.raises(ArgumentError, match=r"Did you mean 'plugged'\?[^(]*$"):  # another case only: no note
+        presets.get_preset("Plugged")
+
+
+def test_threads_asking_for_a_plugins_preset_wait_for_it_to_load(monkeypatch):
+    import importlib.metadata
+    import threading
+    import time
+
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    monkeypatch.setattr(presets, "_plugins_loaded", None)
+
+    def slow():
+        time.sleep(0.3)
+        presets.register_preset(presets.Preset(name="slow-plugged", space="tiny-random", dim=32, resolution=64,
+                                               encoder={"kind": "open_clip_tiny"}, decoder={"kind": "stable_unclip_tiny"}))  # fmt: skip
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [_EntryPoint("s", "pkg:slow", lambda: slow)])
+    got = {}
+
+    def ask(k):
+        try:
+            got[k] = presets.get_preset("slow-plugged").name
+        except ArgumentError as exc:  # "unknown preset" while the first thread was still loading it
+            got[k] = str(exc)
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert got == {0: "slow-plugged", 1: "slow-plugged", 2: "slow-plugged"}
 
 
 def test_a_builder_whose_model_is_not_the_presets_size_or_space_is_named(monkeypatch):
@@ -642,3 +675,12 @@ def test_a_prior_subclass_returning_the_wrong_thing_is_named():
     assert torch.allclose(Mine(lambda t: t * 3)(z), z, atol=1e-6)  # normalised, as before
     with pytest.raises(NotImplementedError, match=r"Bare must implement _sample\(text_embeddings"):
         type("Bare", (Prior,), {})(name="b", space="s", dim=4)(z)
+
+
+def test_a_zero_text_embedding_is_named_as_the_input_not_the_priors_output():
+    from latentlab.priors import IdentityPrior
+
+    z = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)
+    z[1] = 0
+    with pytest.raises(ArgumentError, match=r"text_embeddings row\(s\) \[1\] are the zero vector"):
+        IdentityPrior(name="p", space="s", dim=4)(z)

@@ -189,6 +189,8 @@ def test_even_pacing_names_swapped_or_missing_models(tiny_encoder, tiny_decoder)
         even_pacing(path, tiny_decoder, tiny_encoder, steps=1)  # an AttributeError on default_batch_size before
     with pytest.raises(ArgumentError, match="decoder must be a latentlab Decoder .*got NoneType"):
         even_pacing(path, None, None, metric="pixel")  # an AttributeError on .dim before
+    pictures_only = types.SimpleNamespace(encode_image=tiny_encoder.encode_image)  # all pacing reads of an encoder
+    assert len(even_pacing(path, pictures_only, tiny_decoder, steps=1, coarse=2).trajectory) == 5
 
 
 def test_pacing_scope_path_resplits_a_chains_frames_by_measured_change():
@@ -323,7 +325,7 @@ def test_even_pacing_reuses_and_fills_the_measured_dict():
     assert resumed.trajectory.segments[0].ts == fresh.trajectory.segments[0].ts  # (this decoder draws each alone)
     with pytest.raises(ArgumentError, match="measured must be a dict"):
         even_pacing(path, None, dec, metric="pixel", measured=[])
-    enc = types.SimpleNamespace(encode_text=None)  # passes as an encoder; these calls stop before any use of it
+    enc = types.SimpleNamespace(encode_image=None)  # passes as an encoder; these calls stop before any use of it
     with pytest.raises(ArgumentError, match="measured= holds what metric='pixel' compares, but this call's metric is 'clip'"):
         even_pacing(path, enc, dec, metric="clip", measured=partial)  # (it crashed in the distance)
     own = {(0, 0.0): np.zeros((1, 8), np.float32)}  # a user's CLIP embeddings as numpy: said, not taken for pictures

@@ -167,7 +167,7 @@ def test_unwritable_out_dir(tmp_path, fake_decoder):
 def test_decoder_returning_garbage_is_reported(fake_decoder):
     fake_decoder._decode = lambda *a, **k: np.zeros((1, 8, 8, 3), np.float32)
     with pytest.raises(LatentlabError, match=r"returned ndarray float32 \(1, 8, 8, 3\) from its _decode; a decoder "
-                                             r"returns uint8 frames \(3, H, W, 3\).*astype\(np.uint8\)"):
+                                             r"returns uint8 frames \(3, H, W, 3\).*clip\(0, 255\) as uint8"):
         render(path8(), fake_decoder, progress=False)
 
 
@@ -810,6 +810,11 @@ def test_render_spec_names_a_model_given_in_the_wrong_role(tmp_path):
             ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, **kw)
     assert not (tmp_path / "r").exists()
 
+    def my_prior(text_embeddings, seed=0):  # a prior of a user's own need only be callable
+        return text_embeddings
+
+    assert ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, prior=my_prior).video.is_file()
+
 
 def test_a_per_frame_seed_that_would_overflow_is_refused_before_any_frame(tmp_path, fake_decoder):
     with pytest.raises(ArgumentError, match=r"seed=9223372036854775806 with noise='per-frame' gives frame 6 the seed "
@@ -817,3 +822,67 @@ def test_a_per_frame_seed_that_would_overflow_is_refused_before_any_frame(tmp_pa
         render(path8(), fake_decoder, seed=2**63 - 2, noise="per-frame", out_dir=tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()  # two frames and a manifest were written, then "seeds[...] must be"
     assert len(render(path8(), fake_decoder, seed=2**63 - 7, noise="per-frame", progress=False)) == 7
+
+
+def test_a_zero_frame_is_refused_before_the_render_writes_anything(tmp_path, fake_decoder):
+    z = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    z[4] = 0  # the decoder refused it when its batch came, after four frames and a manifest were written
+    with pytest.raises(ArgumentError, match=r"the trajectory's frame\(s\) \[4\] are the zero vector"):
+        render(z, fake_decoder, out_dir=tmp_path / "r", batch_size=2, progress=False)
+    assert not (tmp_path / "r").exists() and fake_decoder.calls == []
+
+
+def test_rows_of_extreme_length_decode_as_their_direction(fake_decoder):
+    z = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
+    noise = torch.randn(2, 1, 8, 8)
+    want = fake_decoder.decode(z, noise)
+    big = z.clone()
+    big[0] *= 1e20  # its length overflows float32: it reached _decode as zeros
+    big[1] *= 1e-25  # tiny, not zero: not refused
+    np.testing.assert_array_equal(fake_decoder.decode(big, noise), want)
+
+
+def test_the_fix_for_a_wrong_decoder_output_fits_what_was_returned(fake_decoder):
+    for out, hint in ((torch.zeros(3, 3, 8, 8, dtype=torch.uint8), r"Fix: it looks channels-first: .*out.permute\(0, 2, 3, 1\); "
+                                                                   r"then return a numpy array"),  # transpose fails on a tensor
+                      (np.zeros((3, 3, 8, 8), np.float32), r"out.transpose\(0, 2, 3, 1\); then convert float pixels")):  # fmt: skip
+        fake_decoder._decode = lambda *a, out=out, **k: out
+        with pytest.raises(LatentlabError, match=hint):
+            render(path8(), fake_decoder, progress=False)
+
+
+def test_a_lock_file_that_is_a_link_is_replaced_not_emptied(tmp_path, fake_decoder):
+    """A render folder from elsewhere whose .latentlab.lock was a symlink (or a hard link) to a
+    file of the user's: taking the lock emptied that file and wrote a process id in it."""
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious user data")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".latentlab.lock").symlink_to(victim)
+    render(path8(), fake_decoder, out_dir=tmp_path / "r", progress=False)
+    assert victim.read_text() == "precious user data" and len(list((tmp_path / "r").glob("frame_*.png"))) == 7
+    os.link(victim, tmp_path / "r2.lock")
+    (tmp_path / "r2").mkdir()
+    os.replace(tmp_path / "r2.lock", tmp_path / "r2" / ".latentlab.lock")  # a hard link, as a tar archive can make
+    render(path8(), fake_decoder, out_dir=tmp_path / "r2", progress=False)
+    assert victim.read_text() == "precious user data"
+
+
+def test_a_frame_name_that_is_a_pipe_is_drawn_again_not_read(tmp_path, fake_decoder):
+    """A FIFO named like a frame (a tar archive can carry one) made a resume hang, silently."""
+    import os
+
+    first = render(path8(), fake_decoder, out_dir=tmp_path / "r", progress=False)
+    (tmp_path / "r" / "frame_00003.png").unlink()
+    os.mkfifo(tmp_path / "r" / "frame_00003.png")
+    again = render(path8(), fake_decoder, out_dir=tmp_path / "r", progress=False)  # hung in Image.open
+    np.testing.assert_array_equal(again, first)
+    assert (tmp_path / "r" / "frame_00003.png").is_file()
+
+
+def test_records_nested_thousands_deep_are_unreadable_not_a_traceback(tmp_path, fake_decoder):
+    render(path8(), fake_decoder, out_dir=tmp_path / "r", progress=False)
+    (tmp_path / "r" / MANIFEST).write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ArgumentError, match="manifest"):  # a RecursionError traceback
+        render(path8(), fake_decoder, out_dir=tmp_path / "r", progress=False)

@@ -362,6 +362,15 @@ def test_a_spec_takes_numpy_numbers_and_paths_as_the_rest_of_the_api_does(tmp_pa
     assert s.keyframes[0]["image"] == str(images[0]) and isinstance(kf["image"], Path)  # the caller's table unchanged
     for suffix in (".json", ".toml"):  # plain values, so the spec saves and loads back
         assert load_spec(s.save(tmp_path / f"s{suffix}")).to_dict() == s.to_dict()
+    # inside mix / sum items and text_diff tables too
+    mixed = {"mix": [{"image": Path(images[0]), "weight": np.float32(0.5)}, {"text": "a cat", "weight": np.float64(0.5)}]}
+    diff = {"text_diff": {"from": "a cat", "to": "a dog", "theta": np.float32(0.5)}}
+    s2 = load_spec({"keyframes": [mixed, diff]})
+    assert s2.keyframes[0]["mix"][0] == {"image": str(images[0]), "weight": 0.5} and type(s2.keyframes[1]["text_diff"]["theta"]) is float
+    assert isinstance(mixed["mix"][0]["image"], Path)  # the caller's tables unchanged
+    # a Path as the output of a saved gif spec: its format follows the new name, as for a string
+    gif = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}], "output": "a.gif"}).to_dict()
+    assert load_spec(gif, output=tmp_path / "b.webp").format == "webp" == load_spec(gif, output=str(tmp_path / "b.webp")).format
 
 
 def test_a_spec_written_under_a_folder_it_cannot_search_is_an_argument_error(tmp_path, monkeypatch):
@@ -680,3 +689,13 @@ def test_a_caption_with_a_lone_surrogate_is_refused_by_its_field(images):
                       ({"mix": [{"text": "caf\udce9"}]}, r"keyframes\[1\]\.mix\[0\]\.text")):
         with pytest.raises(SpecError, match=where + r" is .*whose '\\udce9' is not a character"):
             load_spec({"keyframes": [{"image": str(images[0])}, kf]})
+
+
+def test_a_keyframe_that_is_a_pipe_or_device_is_named_as_such(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    for image in (str(tmp_path / "pipe.png"), "/dev/zero"):
+        for kf in ({"image": image}, {"mix": [{"image": image}, {"text": "a cat"}]}):
+            with pytest.raises(SpecError, match=r"is not a regular file \(a pipe or device\?\); name a picture file"):
+                load_spec({"keyframes": [kf, {"text": "b"}]})  # it read "no such file"

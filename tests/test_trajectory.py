@@ -270,6 +270,18 @@ def test_segments_given_as_one_segment_or_a_count_are_refused_with_the_fix(tmp_p
         Trajectory(kf, Segment(5))
     with pytest.raises(ArgumentError, match=r"got int. Fix: pass frames=24 \(a keyword\)"):
         Trajectory(kf, 24)
+    import numpy as np
+
+    with pytest.raises(ArgumentError, match=r"got int64. Fix: pass frames=24 \(a keyword\)"):
+        Trajectory(kf, np.int64(24))
+
+    class Indexed:  # a sequence by __getitem__ alone, which list() takes
+        def __getitem__(self, i):
+            if i >= 2:
+                raise IndexError
+            return Segment(3)
+
+    assert len(Trajectory(kf, Indexed())) == 7
     with pytest.raises(SpecError, match=r"^trajectory file .*missing.json' does not exist"):  # it said "spec file"
         Trajectory.load(tmp_path / "missing.json")
 
@@ -365,8 +377,9 @@ def test_saving_an_easing_added_in_this_process_warns_that_it_loads_only_there(t
 
     monkeypatch.setitem(EASINGS, "smoothstep", lambda t: t * t * (3 - 2 * t))
     path = Trajectory(torch.eye(3)[:2], [Segment(4, easing="smoothstep")])
-    with pytest.warns(UserWarning, match=r"trajectory file '.*t.json' names easing\(s\) \['smoothstep'\], added to "
-                                         r"latentlab.trajectory.EASINGS in this process: it loads only where"):
+    with pytest.warns(UserWarning, match=r"trajectory file '.*t.json' names easing\(s\) \['smoothstep'\], added to \(or "
+                                         r"replaced in\) latentlab.trajectory.EASINGS in this process: it draws them so "
+                                         r"only where the same easing is set first"):
         path.save(tmp_path / "t.json")  # saved without a word; a fresh process refused it
     spec = load_spec({"keyframes": [{"text": "a"}, {"text": "b", "easing": "smoothstep"}]})
     with pytest.warns(UserWarning, match=r"spec file '.*s.toml' names easing\(s\) \['smoothstep'\]"):
@@ -376,3 +389,8 @@ def test_saving_an_easing_added_in_this_process_warns_that_it_loads_only_there(t
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # latentlab's own easings: no warning
         Trajectory(torch.eye(3)[:2], [Segment(4, easing="ease-in")]).save(tmp_path / "own.json")
+        with pytest.raises(ArgumentError, match="must end in .json or .toml"):  # a save refused: no warning about a file not written
+            path.save(tmp_path / "t.yaml")
+    monkeypatch.setitem(EASINGS, "linear", lambda t: t**2)  # a built-in one replaced: another curve elsewhere
+    with pytest.warns(UserWarning, match=r"names easing\(s\) \['linear'\], added to \(or replaced in\)"):
+        Trajectory(torch.eye(3)[:2], frames=4).save(tmp_path / "lin.json")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import check_int, check_number, check_seed
-from ..space import check_embeddings
+from ..space import check_embeddings, rescale_rows
 
 __all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
 
@@ -341,7 +341,7 @@ class Decoder:
                 out = self._decode(z, x, seeds=seeds, steps=steps, guidance_scale=guidance)
             else:
                 out = self._decode_captioned(z, x, list(captions), seeds=seeds, steps=steps, guidance_scale=guidance)
-        return self._checked_frames(out, len(z))
+            return self._checked_frames(out, len(z))  # copied before another thread's call may reuse the buffer
 
     def _checked_frames(self, out: Any, rows: int) -> np.ndarray:
         """What :meth:`_decode` returned, checked to be uint8 ``(rows, H, W, 3)``, and copied: a
@@ -351,15 +351,18 @@ class Decoder:
 
         shape = tuple(getattr(out, "shape", ()))
         if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or len(shape) != 4 or shape[0] != rows or shape[-1] != 3:
-            hint = ""
+            hints = []  # every fix that applies, in the order to make them
+            tensor = isinstance(out, torch.Tensor)
             if len(shape) == 4 and shape[1] == 3 and shape[-1] != 3:
-                hint = " It looks channels-first: put the channels last, e.g. out.transpose(0, 2, 3, 1)."
+                hints.append("it looks channels-first: put the channels last, e.g. "
+                             + ("out.permute(0, 2, 3, 1)" if tensor else "out.transpose(0, 2, 3, 1)"))  # fmt: skip
             elif len(shape) == 4 and shape[-1] == 4:
-                hint = " It has 4 channels (RGBA?): return the RGB ones, out[..., :3]."
-            elif isinstance(out, torch.Tensor):
-                hint = " Return a numpy array: out.cpu().numpy()."
-            elif isinstance(out, np.ndarray) and out.dtype.kind == "f":
-                hint = " Convert float pixels in [0, 1] with (out * 255).round().clip(0, 255).astype(np.uint8)."
+                hints.append("it has 4 channels (RGBA?): return the RGB ones, out[..., :3]")
+            if tensor:
+                hints.append("return a numpy array: out.cpu().numpy()")
+            if getattr(out, "dtype", None) is not None and (out.dtype.is_floating_point if tensor else np.issubdtype(out.dtype, np.floating)):
+                hints.append("convert float pixels in [0, 1] with (out * 255).round().clip(0, 255) as uint8")
+            hint = f" Fix: {'; then '.join(hints)}." if hints else ""
             raise LatentlabError(
                 f"decoder {type(self).__name__} returned {type(out).__name__} {getattr(out, 'dtype', '')} {shape} from "
                 f"its _decode; a decoder returns uint8 frames ({rows}, H, W, 3), one per embedding.{hint}"
@@ -376,14 +379,18 @@ class Decoder:
                                  "the embeddings it decodes (see latentlab.Decoder).")  # fmt: skip
         z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
         z = z.detach().to("cpu", torch.float32)
-        norms = z.norm(dim=-1, keepdim=True)
-        if bool((norms == 0).any()):
-            rows = (norms[:, 0] == 0).nonzero()[:, 0].tolist()
-            raise ArgumentError(  # divided by 1e-12, it reached the decoder as a zero vector
+        zero = (z == 0).all(dim=-1)
+        if bool(zero.any()):
+            rows = zero.nonzero()[:, 0].tolist()
+            raise ArgumentError(  # it reached the decoder as the zero vector
                 f"embeddings row(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} are the zero vector, which has no "
                 "direction to decode. Fix: drop those rows (a padding row?), or give each an embedding."
             )
-        return z / norms
+        n = z.norm(dim=-1, keepdim=True)
+        # a row whose length overflows float32 (it came out as zeros) or is below 1e-12 (it came
+        # out that much shorter) is scaled first; every other row is divided by its norm as before
+        z, n = rescale_rows(z, n, torch.isinf(n) | (n < 1e-12))
+        return z / n.clamp_min(1e-12)
 
     def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
                           seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip

@@ -614,6 +614,15 @@ def _missing_weights(kind: str, path: Path, cfg_path: Path, hint: str) -> ModelN
     return ModelNotAvailableError(f"{given} {why}.")
 
 
+def _damaged(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while reading a mini weight file, says the file is not what it
+    should be; not so a failed import, no memory (torch's allocator says it in a RuntimeError)
+    or a file that cannot be opened (permissions): those keep their own messages."""
+    from ..render import _is_oom
+
+    return not isinstance(exc, (MemoryError, ImportError, OSError)) and not _is_oom(exc)
+
+
 def _unreadable(kind: str, path: Path, exc: Exception) -> ModelNotAvailableError:
     """A mini weight file (or its .json) that is there but cannot be read as a mini ``kind``."""
     first = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -692,9 +701,9 @@ def load_expert(path: str | Path, *, device: str | torch.device = "cpu") -> tupl
             net = MiniDecoderNet(DecoderConfig.from_dict(d["arch"]))
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
         expert = ExpertConfig.from_dict(d["expert"])
-    except (MemoryError, ImportError):  # (an import failing is not the files' fault)
-        raise
     except Exception as exc:  # a raw SafetensorError / JSONDecodeError / size mismatch, naming no file
+        if not _damaged(exc):
+            raise
         raise _unreadable("layout expert", path, exc) from None
     return net.to(device).eval(), expert
 
@@ -722,8 +731,8 @@ def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cp
         with torch.random.fork_rng(devices=[]):  # its random initialisation, replaced: the caller's RNG stays as it was
             net: nn.Module = net_cls(config)
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    except (MemoryError, ImportError):  # (an import failing is not the files' fault)
-        raise
     except Exception as exc:  # a raw SafetensorError / JSONDecodeError / size mismatch, naming no file
+        if not _damaged(exc):
+            raise
         raise _unreadable(kind, path, exc) from None
     return net.to(device).eval()
