@@ -586,6 +586,8 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
             before = entry.get("before")
             if isinstance(before, dict) and before == _video_state(video):
                 return
+            if is_default and (directory / mark).is_file():
+                return  # the render's own default video, as where no record names it (below)
             why = ("was replaced after a render of this folder began writing it (a write cut short just after it "
                    "finished?), or the record of that is not this machine's")  # fmt: skip
             raise ArgumentError(
@@ -617,8 +619,12 @@ def _refuse_unrecorded_video(video: Path, directory: Path, overwrite: bool, mark
 
 def _record_video(video: Path, directory: Path, *, pending: bool = False) -> None:
     """Note in the render folder that its render wrote ``video`` (see :func:`_refuse_unrecorded_video`);
-    ``pending``: that it is about to write it (called just before, so that a write cut short
-    between replacing the file and recording it still counts as this render's)."""
+    ``pending``: that it is about to write it (called just before), with the size and time of
+    the file there then: a write cut short while encoding leaves that file, which stays this
+    render's. One cut short between its rename and this record leaves a new file, which counts
+    as this render's only at the render's default ``<folder>.<format>``; elsewhere (``-o``) it
+    needs ``overwrite`` (a bare pending mark, which a folder from elsewhere can carry, let a
+    render replace any video of the user's)."""
     from .render import _write_json
 
     videos = _recorded_videos(directory)

@@ -336,7 +336,8 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             check_can_create(directory, what)  # names a file in the way ("File exists" said it was there)
             raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
         if path.is_symlink():  # never latentlab's (a folder from elsewhere): the lock would empty its target
-            path.unlink()
+            with contextlib.suppress(FileNotFoundError):  # (another render starting here removed it first)
+                path.unlink()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except FileNotFoundError:  # another render removed the folder it had made, just now: make it again
@@ -365,9 +366,15 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             except OSError:
                 same = False
             if same and (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1):  # a hard link to another file: not emptied
-                os.close(fd)
-                path.unlink()
-                continue
+                try:
+                    path.unlink()  # while still held, as the release does: no one locks a file about to vanish
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:  # (left there, it would be found again and again)
+                    raise ArgumentError(f"{what} {str(directory)!r} holds {LOCK_FILE} as a link to another file, which "
+                                        f"latentlab does not write over, and it cannot be removed ({exc.strerror}); "
+                                        "remove it.") from None  # fmt: skip
+                same = False  # (closed below, and a new lock file made)
             if same:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())

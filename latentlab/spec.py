@@ -76,12 +76,16 @@ MAX_STEPS = 1000
 every sampler latentlab loads is trained on 1000 timesteps (the decoder checks its own limit again)."""
 
 
-def _plain(v: Any) -> Any:
+def _plain(v: Any, depth: int = 4) -> Any:
     """A numpy scalar as the Python number it holds, a ``Path`` as its string, in lists and
-    dicts too (new ones only where something changes: the caller's stay as given); else ``v``."""
+    dicts too down to ``depth`` levels (keyframes, a keyframe's table, its mix / sum list, their
+    tables: a spec nested deeper is refused by its checks, not by the recursion limit) in new
+    ones only where something changes (the caller's stay as given); else ``v``."""
     if isinstance(v, (list, dict)):
+        if depth <= 0:
+            return v
         items = list(v.items()) if isinstance(v, dict) else list(enumerate(v))
-        plain = [(k, _plain(x)) for k, x in items]
+        plain = [(k, _plain(x, depth - 1)) for k, x in items]
         if all(p is x for (_, p), (_, x) in zip(plain, items)):
             return v
         return dict(plain) if isinstance(v, dict) else [p for _, p in plain]

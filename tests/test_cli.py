@@ -1322,13 +1322,16 @@ def test_a_video_this_render_did_not_write_is_not_replaced(tmp_path, images, mon
     (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True, "before": before}}}))
     assert main([*two, "--out-dir", "r"]) == 0
     # but a pending mark alone, as a folder from elsewhere can carry, does not make a file of yours its own
-    # (it replaced any .mp4/.gif/.webp the spec's output named)
+    # (it replaced any .mp4/.gif/.webp the spec's output named); the render's default video stays its own
     (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True}}}))
-    assert main([*two, "--out-dir", "r"]) == 2
-    assert "the video 'r.gif' already exists and was replaced after a render of this folder" in capsys.readouterr().err
-    (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../r.gif": {"pending": True, "before": None}}}))
-    assert main([*two, "--out-dir", "r"]) == 2 and "already exists" in capsys.readouterr().err
-    assert main([*two, "--out-dir", "r", "--overwrite"]) == 0
+    assert main([*two, "--out-dir", "r"]) == 0
+    (tmp_path / "yours.gif").write_text("your video")
+    for entry in ({"pending": True}, {"pending": True, "before": None}):
+        (tmp_path / "r" / "videos.json").write_text(json.dumps({"videos": {"../yours.gif": entry}}))
+        assert main([*two, "--out-dir", "r", "-o", "yours.gif"]) == 2
+        assert "the video 'yours.gif' already exists and was replaced after a render of this folder" in capsys.readouterr().err
+    assert (tmp_path / "yours.gif").read_text() == "your video"
+    assert main([*two, "--out-dir", "r", "-o", "yours.gif", "--overwrite"]) == 0
     # a folder of an older latentlab: each default video is its own, also once another format is recorded
     (tmp_path / "r" / "videos.json").unlink()
     mp4 = ["interpolate", str(images[0]), str(images[1]), "--frames", "1", *FAST, "--format", "mp4"]

@@ -699,3 +699,10 @@ def test_a_keyframe_that_is_a_pipe_or_device_is_named_as_such(tmp_path):
         for kf in ({"image": image}, {"mix": [{"image": image}, {"text": "a cat"}]}):
             with pytest.raises(SpecError, match=r"is not a regular file \(a pipe or device\?\); name a picture file"):
                 load_spec({"keyframes": [kf, {"text": "b"}]})  # it read "no such file"
+
+
+def test_a_spec_nested_hundreds_deep_is_a_spec_error_not_a_recursion_error(tmp_path):
+    path = tmp_path / "deep.json"  # (as a file: JSON reads this deep, and the spec's own reading must too)
+    path.write_text('{"keyframes": [{"text": "a"}, {"mix": [' + "[" * 550 + '"x"' + "]" * 550 + "]}]}")
+    with pytest.raises(SpecError, match=r"keyframes\[1\].mix\[0\]"):
+        load_spec(path)
