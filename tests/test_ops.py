@@ -730,3 +730,28 @@ def test_slerp_takes_a_0d_tensor_eps_as_before():
     assert torch.equal(ops.slerp(a, b, 0.5, eps=torch.tensor(1e-4)), ops.slerp(a, b, 0.5, eps=1e-4))
     with pytest.raises(ArgumentError, match="eps"):
         ops.slerp(a, b, 0.5, eps=torch.tensor([1e-4, 1e-4]))
+
+
+# -- gaps found by mutation testing (2026-12-07): each test fails on a plausible bug the suite missed --
+
+
+# (A gap that mutation testing found, ops.py nlerp:) scale = (1 - t)|a| + t|b| without .abs() -- for t outside [0, 1]
+# the scale can cancel to ~0, so a blend that is the zero vector up to rounding is no longer
+# refused and nlerp returns a normalised rounding error as a "direction".
+def test_nlerp_refuses_a_near_zero_blend_when_t_extrapolates():
+    b = torch.tensor([[0.3, 0.4, 0.5]])
+    a = torch.nextafter(2 * b, torch.full_like(b, 10.0))  # 2 b up to one ulp per entry
+    assert (-a + 2 * b).norm() > 0  # not exactly zero: only the relative check catches it
+    with pytest.raises(ArgumentError, match="zero vector"):
+        nlerp(a, b, 2.0)
+
+
+# (A gap that mutation testing found, ops.py arithmetic:) mag = w * |x| without .abs() -- with a negative weight the
+# scale cancels, so "a - a'" (a' equal to a up to rounding) is not refused as cancelling out
+# and returns a normalised rounding error.
+def test_arithmetic_refuses_terms_that_cancel_up_to_rounding():
+    a = torch.tensor([[0.6, 0.8, 0.0]])
+    b = torch.nextafter(a, torch.ones_like(a))
+    assert (a - b).norm() > 0
+    with pytest.raises(ArgumentError, match="cancel"):
+        arithmetic([(1.0, a), (-1.0, b)])

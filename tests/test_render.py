@@ -886,3 +886,86 @@ def test_records_nested_thousands_deep_are_unreadable_not_a_traceback(tmp_path, 
     (tmp_path / "r" / MANIFEST).write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(ArgumentError, match="manifest"):  # a RecursionError traceback
         render(path8(), fake_decoder, out_dir=tmp_path / "r", progress=False)
+
+
+# -- gaps found by mutation testing (2026-12-07): each test fails on a plausible bug the suite missed --
+
+
+# (A gap that mutation testing found, render.py slerp_noise:) the norm is not interpolated (out = u * |a|), so frames
+# between keyframe noises of different norms get the first keyframe's norm all the way and
+# jump to |b| at t = 1 (noise="slerp"/"inverted" renders pop at the keyframe).
+def test_slerp_noise_interpolates_the_norm_linearly():
+    from latentlab.render import slerp_noise
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 8, 8, generator=g)
+    b = 2.0 * torch.randn(3, 8, 8, generator=g)
+    t = torch.tensor([0.25, 0.5, 0.75])
+    out = slerp_noise(a, b, t)
+    want = (1 - t) * a.norm() + t * b.norm()
+    torch.testing.assert_close(out.flatten(1).norm(dim=1), want, rtol=1e-5, atol=1e-5)
+
+
+# (A gap that mutation testing found, render.py slerp_noise:) the "(nearly) parallel" branch is never taken, so two
+# equal (or parallel) keyframe noises divide by sin(0) = 0 and every frame between them gets
+# NaN noise -- e.g. noise="slerp" with keyframe_seeds=[7, 7], or two spec keyframes given the
+# same seed.
+def test_slerp_noise_between_equal_or_parallel_noises_stays_finite():
+    from latentlab.render import slerp_noise
+
+    a = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(slerp_noise(a, a, torch.tensor([0.25, 0.5])), torch.stack([a, a]))
+    mid = slerp_noise(a, 3.0 * a, 0.5)
+    torch.testing.assert_close(mid, 2.0 * a)
+
+
+# (A gap that mutation testing found, render.py render:) the copy key drops the path parameters in slerp/inverted
+# mode, so a frame whose embedding and seed equal an earlier frame's is copied from it even
+# though its starting noise differs (a path A -> B -> A: the closing frame is decoded with
+# keyframe 2's noise, but the mutant shows frame 0 again).
+def test_slerp_noise_frames_with_equal_embeddings_but_other_noise_are_not_copies():
+    dec = FakeDecoder()
+    e = torch.eye(8)
+    traj = Trajectory.chain([e[:1], e[1:2], e[:1]], frames=[2, 2])
+    frames = render(traj, dec, noise="slerp", keyframe_seeds=[0, 1, 2], progress=False)
+    assert not np.array_equal(frames[0], frames[-1])
+    want = dec.decode(traj.embeddings()[-1:], make_noise((1, 8, 8), [2]), seeds=[0], steps=None, guidance_scale=None)
+    np.testing.assert_array_equal(frames[-1], want[0])
+
+
+# (A gap that mutation testing found, render.py render:) missing copies of a row that has a kept frame are filled only
+# for rows of more than two frames. The suite resumes a hold of 3; a hold of 1 (a row of two
+# frames) with only its first frame on disk was neither copied nor drawn again, and the resumed
+# render crashed at np.stack on the missing frame.
+def test_a_resumed_hold_of_one_frame_is_copied_from_its_kept_frame(tmp_path):
+    from latentlab.trajectory import Segment
+
+    dec = FakeDecoder()
+    e = torch.eye(8)
+    traj = Trajectory(torch.cat([e[:1], e[1:2]]), [Segment(3, hold=1)])
+    out = tmp_path / "r"
+    first = render(traj, dec, out_dir=out, progress=False)
+    np.testing.assert_array_equal(first[0], first[1])
+    (out / "frame_00001.png").unlink()  # the held copy of frame 0 is lost
+    dec.calls.clear()
+    again = render(traj, dec, out_dir=out, progress=False)
+    assert sum(dec.calls) == 0  # copied from the kept frame 0, not drawn
+    np.testing.assert_array_equal(again, first)
+    assert (out / "frame_00001.png").exists()
+
+
+# (A gap that mutation testing found, render.py render:) the manifest records keyframe_seeds as [seed] * K instead of
+# the seeds the keyframe noises were drawn from (seed + i). The record is wrong (a rerun from
+# it gives other frames), and passing the default seeds explicitly no longer resumes the
+# render: its fingerprint differs.
+def test_the_manifest_records_the_default_keyframe_seeds_and_they_resume(tmp_path):
+    dec = FakeDecoder()
+    e = torch.eye(8)
+    traj = Trajectory.chain([e[:1], e[1:2], e[2:3]], frames=5)
+    out = tmp_path / "r"
+    first = render(traj, dec, noise="slerp", seed=5, out_dir=out, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["keyframe_seeds"] == [5, 6, 7]
+    dec.calls.clear()
+    again = render(traj, dec, noise="slerp", seed=5, keyframe_seeds=[5, 6, 7], out_dir=out, progress=False)
+    assert sum(dec.calls) == 0
+    np.testing.assert_array_equal(again, first)

@@ -706,3 +706,88 @@ def test_a_spec_nested_hundreds_deep_is_a_spec_error_not_a_recursion_error(tmp_p
     path.write_text('{"keyframes": [{"text": "a"}, {"mix": [' + "[" * 550 + '"x"' + "]" * 550 + "]}]}")
     with pytest.raises(SpecError, match=r"keyframes\[1\].mix\[0\]"):
         load_spec(path)
+
+
+# -- gaps found by mutation testing (2026-12-07): each test fails on a plausible bug the suite missed --
+
+
+# (A gap that mutation testing found, spec.py Spec.resolve_path:) "~" is not expanded, so an image keyframe written
+# "~/pictures/a.png" is looked up as <base_dir>/~/pictures/a.png and the spec is refused with
+# "no such file" (output/out_dir under ~ would land in a folder literally named "~").
+def test_a_tilde_image_path_resolves_to_the_home_folder(tmp_path, monkeypatch):
+    from PIL import Image
+
+    home = tmp_path / "home"
+    (home / "pictures").mkdir(parents=True)
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(home / "pictures" / "a.png")
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "specs").mkdir()
+    spec = load_spec({"keyframes": [{"image": "~/pictures/a.png"}, {"text_diff": {"to": "a blue square"}}],
+                      "base_dir": str(tmp_path / "specs")})
+    assert spec.resolve_path("~/pictures/a.png") == home / "pictures" / "a.png"
+
+
+# (A gap that mutation testing found, spec.py load_spec:) a spec file's folder is not resolved, so load_spec("s.toml")
+# from the working folder gets base_dir "." and its relative paths follow the process's current
+# folder instead of the file (a notebook or job that changes folder later looks elsewhere).
+def test_a_spec_files_relative_paths_stay_at_its_folder_after_a_chdir(tmp_path, monkeypatch):
+    import json
+
+    from PIL import Image
+
+    (tmp_path / "proj").mkdir()
+    Image.new("RGB", (16, 16), (10, 200, 10)).save(tmp_path / "proj" / "a.png")
+    (tmp_path / "proj" / "s.json").write_text(json.dumps(
+        {"keyframes": [{"image": "a.png"}, {"text_diff": {"to": "a red circle"}}]}))
+    monkeypatch.chdir(tmp_path / "proj")
+    spec = load_spec("s.json")
+    monkeypatch.chdir(tmp_path)
+    assert spec.resolve_path("a.png") == tmp_path / "proj" / "a.png"
+    assert spec.resolve_path("a.png").is_file()
+
+
+# (A gap that mutation testing found, spec.py _validate_keyframe:) the mix weight check "wt < 0" loosened to "wt < -1":
+# a mix weight of -0.5 passes, although a mix is a spherical mean of non-negative weights (a
+# negative one belongs in 'sum'); spherical_mean would refuse it only later, at resolve time.
+@pytest.mark.parametrize("w", [-0.5, -1.0])
+def test_a_negative_mix_weight_is_refused_at_load(w):
+    with pytest.raises(SpecError, match=r"weight must be >= 0 in a mix"):
+        load_spec({"keyframes": [{"text": "a red circle"},
+                                 {"mix": [{"text": "a cat", "weight": 1.0}, {"text": "a dog", "weight": w}]}]})
+
+
+_TWO_TEXTS = [{"text": "a red circle"}, {"text": "a blue square"}]
+
+
+# (A gap that mutation testing found, spec.py _validate_keyframe:) "hold" is let through on keyframes[0], where no
+# segment ends, so it is silently ignored (the user's hold never shows; hold_first is the field).
+def test_a_hold_on_the_first_keyframe_is_refused():
+    with pytest.raises(SpecError, match="no segment ends at the first keyframe"):
+        load_spec({"keyframes": [{"text": "a red circle", "hold": 5}, {"text": "a blue square"}]})
+
+
+# (A gap that mutation testing found, spec.py Spec.validate:) even/fine pacing with per-frame noise is accepted, although
+# per-frame noise changes every frame anyway, so the pacing decodes would be spent for nothing.
+def test_even_pacing_with_per_frame_noise_is_refused():
+    with pytest.raises(SpecError, match="needs noise that follows the path"):
+        load_spec({"keyframes": _TWO_TEXTS, "pacing": "even", "noise": "per-frame"})
+
+
+# (A gap that mutation testing found, spec.py Spec.validate:) the upper bound of eta dropped: eta = 1.5 (outside DDIM's
+# [0, 1]) is accepted by the spec and fails (or samples nonsense) only once the model runs.
+def test_an_eta_above_one_is_refused():
+    with pytest.raises(SpecError, match=r"'eta' must be a number in \[0, 1\]"):
+        load_spec({"keyframes": _TWO_TEXTS, "eta": 1.5})
+
+
+# (A gap that mutation testing found, spec.py Spec._writer:) "~" paths are rewritten relative to the new file's folder
+# when a spec is saved elsewhere, so output "~/videos/x.mp4" becomes "../a/~/videos/x.mp4".
+def test_saving_elsewhere_keeps_tilde_paths(tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    spec = load_spec({"keyframes": _TWO_TEXTS, "output": "~/videos/x.mp4", "out_dir": "~/renders/x"})
+    saved = spec.save(tmp_path / "elsewhere" / "s.json")
+    data = json.loads(saved.read_text())
+    assert data["output"] == "~/videos/x.mp4" and data["out_dir"] == "~/renders/x"

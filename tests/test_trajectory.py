@@ -394,3 +394,58 @@ def test_saving_an_easing_added_in_this_process_warns_that_it_loads_only_there(t
     monkeypatch.setitem(EASINGS, "linear", lambda t: t**2)  # a built-in one replaced: another curve elsewhere
     with pytest.warns(UserWarning, match=r"names easing\(s\) \['linear'\], added to \(or replaced in\)"):
         Trajectory(torch.eye(3)[:2], frames=4).save(tmp_path / "lin.json")
+
+
+# -- gaps found by mutation testing (2026-12-07): each test fails on a plausible bug the suite missed --
+
+
+# (A gap that mutation testing found, trajectory.py EASINGS:) "ease-in" and "ease-out" swapped. The suite only checks
+# ease-in-out (symmetric), so a swap that makes "ease-in" start fast goes unseen.
+def test_ease_in_starts_slow_and_ease_out_starts_fast():
+    from latentlab.trajectory import EASINGS
+
+    t = torch.tensor([0.25], dtype=torch.float64)
+    assert float(EASINGS["ease-in"](t)) < 0.25 < float(EASINGS["ease-out"](t))
+
+
+# (A gap that mutation testing found, trajectory.py split_frames:) "total < segments + 1" relaxed to "total < segments":
+# split_frames(3, 3) returns [1, 1, 0], a segment of zero frames, instead of refusing.
+def test_split_frames_refuses_fewer_frames_than_keyframes():
+    assert split_frames(4, 3) == [1, 1, 1]
+    with pytest.raises(ArgumentError, match="too few"):
+        split_frames(3, 3)
+
+
+# (A gap that mutation testing found, trajectory.py Trajectory.embeddings:) the closing keyframe is normalised only
+# after a "slerp" segment, not after an "nlerp" one -- the last frame of an nlerp path keeps the
+# keyframe's raw norm although the docstring promises unit norm for slerp and nlerp segments.
+def test_nlerp_path_ends_on_the_unit_norm_keyframe():
+    kf = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    z = Trajectory(kf, [Segment(4, method="nlerp")]).embeddings()
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(5))
+
+
+# (A gap that mutation testing found, trajectory.py Trajectory.embeddings:) a cut segment (all its params are 0, e.g.
+# Segment(1)) shows its start keyframe un-normalised for slerp/nlerp.
+def test_a_cut_segment_shows_its_start_keyframe_normalised():
+    kf = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 4.0]])
+    z = Trajectory(kf, [Segment(1, hold=2), Segment(3)]).embeddings()
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(len(z)))
+    torch.testing.assert_close(z[0], torch.tensor([1.0, 0.0, 0.0]))
+
+
+# (A gap that mutation testing found, trajectory.py Trajectory.__init__:) labels length check "!=" weakened to "<":
+# more labels than keyframes are accepted (and saved), mislabelling nothing but silently
+# keeping a stale label list, e.g. after a keyframe was dropped.
+def test_more_labels_than_keyframes_are_refused():
+    kf = torch.eye(3)[:2]
+    with pytest.raises(ArgumentError, match="labels has 3 entries for 2 keyframes"):
+        Trajectory(kf, labels=["a", "b", "c"])
+
+
+# (A gap that mutation testing found, trajectory.py Segment.__post_init__:) the "never decrease" check compares ts[i]
+# with ts[i + 2] instead of ts[i + 1], so a single step back (0.5 -> 0.3) is accepted and the
+# path jumps backwards for a frame.
+def test_segment_ts_refuses_a_single_step_back():
+    with pytest.raises(ArgumentError, match="never decrease"):
+        Segment(3, ts=[0.0, 0.5, 0.3])
