@@ -290,6 +290,18 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
     is an :class:`ArgumentError` naming it (not Python's bare ``TypeError``)."""
     import re
 
+    def set_by_preset(arg: str) -> ArgumentError:
+        field = arg in {f.name for f in fields(Preset)}
+        fix = (f"to change it, build from a copy of the preset: create_{what}(dataclasses.replace("
+               f"ll.get_preset({p.name!r}), {arg}=...))" if field else "drop it")  # fmt: skip
+        return ArgumentError(
+            f"the {what} of preset {p.name!r} sets {arg}= itself{' from the preset' if field else ''}, "
+            f"so create_{what}() cannot pass it; {fix}."
+        )
+
+    for arg in ("name", "space", "dim"):  # every builder sets these from the preset; one that takes **kwargs
+        if arg in kwargs:  # (mini's) passed them on, and its model was refused below as not the preset's
+            raise set_by_preset(arg)
     try:
         with _BUILDING:  # one model loads at a time: open_clip's config registry and diffusers' first import are not thread-safe
             built = fn(p, **{**spec, **kwargs})
@@ -304,13 +316,7 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
                 f"presets; docs/models.md, 'Loading options', says which takes what). Drop it from create_{what}().",
                 arg,
             ) from None
-        field = arg in {f.name for f in fields(Preset)}
-        fix = (f"to change it, build from a copy of the preset: create_{what}(dataclasses.replace("
-               f"ll.get_preset({p.name!r}), {arg}=...))" if field else "drop it")  # fmt: skip
-        raise ArgumentError(
-            f"the {what} of preset {p.name!r} sets {arg}= itself{' from the preset' if field else ''}, "
-            f"so create_{what}() cannot pass it; {fix}."
-        ) from None
+        raise set_by_preset(arg) from None
     for attr in ("dim", "space"):  # a builder's model of another size failed later, blamed on the embeddings
         got, declared = getattr(built, attr, None), getattr(p, attr)
         if got is not None and declared is not None and got != declared:

@@ -726,18 +726,6 @@ def _weights_folder(weights: str | Path | None, weights_dir: str | Path | None) 
     return weights_dir
 
 
-def _refuse_preset_fields(kwargs: dict[str, Any], what: str, preset: Any) -> None:
-    """``space=`` / ``name=`` passed to ``create_<what>``: the preset sets them (the other kinds
-    refuse them so too); passed on, the model was refused as not the preset's."""
-    for key in ("space", "name"):
-        if key in kwargs:
-            raise ArgumentError(
-                f"the {what} of preset {getattr(preset, 'name', preset)!r} sets {key}= itself from the preset, so "
-                f"create_{what}() cannot pass it; to change it, build from a copy of the preset: create_{what}("
-                f"dataclasses.replace(ll.get_preset({getattr(preset, 'name', 'mini')!r}), {key}=...))."
-            )
-
-
 @register_decoder_builder("mini")
 def build_mini_decoder(
     preset: Any,
@@ -751,7 +739,6 @@ def build_mini_decoder(
     """Preset builder: the shipped :class:`MiniDecoder` (``weights`` overrides the folder, e.g.
     an ``export --to`` folder; ``weights_dir`` is taken as the same option)."""
     weights = _weights_folder(weights, weights_dir)
-    _refuse_preset_fields(kwargs, "decoder", preset)
     res = getattr(preset, "resolution", 64)
     kw = {"resolution": int(res), "space": getattr(preset, "space", SPACE), "name": getattr(preset, "name", "mini")}
     kw.update(kwargs)
@@ -773,7 +760,6 @@ def build_mini_prior(
     """Preset builder: the shipped :class:`MiniPrior` (``weights`` overrides the folder;
     ``weights_dir`` is taken as the same option)."""
     weights = _weights_folder(weights, weights_dir)
-    _refuse_preset_fields(kwargs, "prior", preset)
     kw = {"space": getattr(preset, "space", SPACE), "name": getattr(preset, "name", "mini")}
     kw.update(kwargs)
     prior = MiniPrior.from_pretrained(weights, device=device, dtype=dtype, **kw)
