@@ -348,16 +348,28 @@ def test_render_speed_help_shows_the_example_commands(bench, capsys):
 
 def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     """benchmarks/gpu_session.sh is only ever run on a rare lent GPU: this runs its training
-    part with the smoke configuration, twice (the second warm-starts from what the first
-    exported, as a later session would), so the script cannot rot unseen."""
+    part with the smoke configuration, warm-started from a decoder exported as a call of the
+    script exports it (made here in-process: each call of the script starts four Python
+    processes of about 8 s each), then again with RESUME=1, so the script cannot rot unseen.
+    (A call without INIT differs only in the flag, checked with a fake PYTHON below.)"""
     import os
     import shutil
     import subprocess
     import sys
 
+    from latentlab.mini.export import export
+    from latentlab.mini.train import main as train
+
     if shutil.which("bash") is None:
         pytest.skip("no bash")
-    env = {**os.environ, "CONFIG": "smoke", "MINUTES": "0.05", "N_IMAGES": "16", "BENCH": "0", "PYTHON": sys.executable}
+    # what an earlier session's call brought back: the script's steps 1-3, in this process
+    earlier = tmp_path / "run0"
+    for stage in (["--stage", "cache", "--init-from", str(ROOT / "latentlab" / "mini" / "weights")],
+                  ["--stage", "decoder", "--set", "decoder.max_minutes=0.05"]):  # fmt: skip
+        train([*stage, "--config", "smoke", "--out", str(earlier), "--set", "cache.n_images=16"])
+    export(earlier, tmp_path / "out0" / "decoder", stages=("decoder",))
+    env = {**os.environ, "CONFIG": "smoke", "MINUTES": "0.05", "N_IMAGES": "16", "BENCH": "0", "PYTHON": sys.executable,
+           "INIT": str(tmp_path / "out0" / "decoder")}  # fmt: skip
     first = {**env, "OUT": str(tmp_path / "out1"), "RUN": str(tmp_path / "run1")}
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=first, check=True, capture_output=True)
     out = tmp_path / "out1"
@@ -367,24 +379,22 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     rc = json.loads((out / "decoder" / "manifest.json").read_text())["files"]["mini_decoder.safetensors"]["run_config"]
     assert rc["config"]["decoder"]["max_minutes"] == 0.05 and rc["argv"][:2] == ["--stage", "decoder"]
     assert len(files) + 1 <= 8  # with render_speed.txt: within what $OUT brings back
-    second = {**env, "OUT": str(tmp_path / "out2"), "RUN": str(tmp_path / "run2"), "INIT": str(out / "decoder")}
-    subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=second, check=True, capture_output=True)
-    init = json.loads((tmp_path / "run2" / "decoder" / "init.json").read_text())
-    assert init["init_from"] == str(out / "decoder" / "mini_decoder.safetensors")
+    init = json.loads((tmp_path / "run1" / "decoder" / "init.json").read_text())
+    assert init["init_from"] == str(tmp_path / "out0" / "decoder" / "mini_decoder.safetensors")
     # a second call on the same warm machine (same RUN) with RESUME=1 reuses the cache and goes on
     # training the decoder (was: the cache built again, then "decoder already holds a checkpoint;
     # pass --resume", exit 1); SETS reaches the decoder stage (the smoke decoder stops at 3 steps)
     def step(out: str) -> int:
         return json.loads((tmp_path / out / "decoder" / "manifest.json").read_text())["files"]["mini_decoder.safetensors"]["step"]
 
-    cache = tmp_path / "run2" / "cache" / "cache.safetensors"
-    built, before = cache.stat().st_mtime_ns, step("out2")
+    cache = tmp_path / "run1" / "cache" / "cache.safetensors"
+    built, before = cache.stat().st_mtime_ns, step("out1")
     # the smoke decoder stage stops at its 3 steps (the exported step counts the warm start's too)
-    third = {**second, "OUT": str(tmp_path / "out3"), "RESUME": "1", "SETS": "decoder.steps=5"}
-    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=third, capture_output=True, text=True)
+    again = {**first, "OUT": str(tmp_path / "out2"), "RESUME": "1", "SETS": "decoder.steps=5"}
+    proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=again, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    history = json.loads((tmp_path / "run2" / "decoder" / "run_config.json").read_text())["history"]
-    assert step("out3") == before + 2 and cache.stat().st_mtime_ns == built  # continued; the cache not rebuilt
+    history = json.loads((tmp_path / "run1" / "decoder" / "run_config.json").read_text())["history"]
+    assert step("out2") == before + 2 and cache.stat().st_mtime_ns == built  # continued; the cache not rebuilt
     assert [h["from_step"] for h in history] == [0, 3] and "--resume" in history[-1]["argv"]
 
 
@@ -422,7 +432,9 @@ def test_gpu_session_script_starts_clean_without_resume(tmp_path):
     steps = session()
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == ["mine.txt"]
     assert [s.split()[0] for s in steps] == ["none"] * 3 and not any("--resume" in s for s in steps)
-    assert "--stage cache" in steps[0] and "--stage decoder" in steps[1]
+    assert "--stage cache" in steps[0] and "--stage decoder" in steps[1] and "--init-from" not in steps[1]
+    steps = session(INIT="/carried/decoder")  # a later session: the decoder warm-starts from INIT
+    assert "--stage decoder" in steps[1] and "--init-from /carried/decoder" in steps[1]
     earlier_run()
     steps = session(RESUME="1")
     assert all((run / name).read_text() == "earlier" for name in left)

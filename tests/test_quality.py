@@ -671,7 +671,9 @@ def test_inversion_is_more_faithful_than_shared_noise_on_inputs(mini):
     images = _scenes(3)
     z = enc.encode_image(images)
     shared = dec.decode(z, make_noise(dec.noise_shape(), [0, 0, 0]), steps=10)
-    inverted = dec.decode(z, dec.invert(images, z, steps=10), steps=10)
+    # refine=2, not the decoder's 20 (which took 38 of this test's 41 s): DDIM inversion alone
+    # already beats shared noise by far here (PSNR 27 against 10); refining is tested below
+    inverted = dec.decode(z, dec.invert(images, z, steps=10, refine=2), steps=10)
     psnr = lambda f: np.mean([_psnr(a, b) for a, b in zip(f, images)])  # noqa: E731
     cos = lambda f: float((enc.encode_image(f) * z).sum(-1).mean())  # noqa: E731
     assert psnr(inverted) > psnr(shared)
