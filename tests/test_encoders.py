@@ -1169,3 +1169,51 @@ def test_a_folder_given_to_encode_image_names_list_images(enc: Encoder, tmp_path
     # takes a folder and list_images gives its pictures
     with pytest.raises(ArgumentError, match=r"is a folder; pass its pictures, e\.g\. enc\.encode_image\(latentlab\.explore\.list_images\("):
         enc.encode_image(tmp_path)
+
+
+# what the embedding cache keys on and what counts as a hit (gaps a mutation test found, 2026-12-07)
+def test_a_cache_entry_slightly_off_unit_norm_is_a_miss(tmp_path):
+    """Only entries within 1e-3 of unit norm are hits (a 1 % longer vector is damaged)."""
+    cache = EmbeddingCache(tmp_path)
+    key = EmbeddingCache.make_key("fp", "text", "x")
+    v = np.full(4, 0.5, np.float32)
+    cache.put(key, v * 1.01)
+    assert cache.get(key) is None
+    cache.put(key, v * 1.0005)
+    assert cache.get(key) is not None
+
+
+def test_cache_keys_depend_on_the_kind_of_input():
+    """The same content as a text and as an image gives two keys."""
+    assert EmbeddingCache.make_key("fp", "text", "abc") != EmbeddingCache.make_key("fp", "image", "abc")
+
+
+def test_in_memory_pictures_with_the_same_bytes_but_another_size_are_cached_apart(tmp_path):
+    """A 16 x 32 picture and the 32 x 16 one with the same pixel bytes do not share an entry."""
+    e = create_encoder("tiny", cache=tmp_path / "c")
+    a = _picture(16, 32, seed=1)
+    b = a.reshape(32, 16, 3)
+    e.encode_image(a)
+    zb = e.encode_image(b)
+    assert e.cache.hits == 0
+    torch.testing.assert_close(zb, create_encoder("tiny").encode_image(b), atol=1e-5, rtol=0)
+
+
+def test_a_cache_entry_of_another_size_is_recomputed(tmp_path):
+    """An entry of another dimension under the key (an encoder of another size sharing a
+    fingerprint) is a miss: the text is encoded again, not a crash."""
+    e = create_encoder("tiny", cache=tmp_path / "c")
+    key = EmbeddingCache.make_key(e._cache_id(), "text", "a cat")
+    e.cache.put(key, np.ones(7, np.float32) / np.sqrt(7))
+    z = e.encode_text("a cat")
+    torch.testing.assert_close(z, create_encoder("tiny").encode_text("a cat"), atol=1e-5, rtol=0)
+
+
+def test_a_float_picture_is_the_uint8_picture_it_rounds_to(tmp_path):
+    """Float pixels are rounded to the nearest 0..255 level (not truncated): a float picture
+    hits the cache entry of the uint8 picture it rounds to."""
+    e = create_encoder("tiny", cache=tmp_path / "c")
+    u8 = np.arange(1, 256, dtype=np.uint8)[:240].reshape(12, 20, 1).repeat(3, axis=-1)
+    e.encode_image(u8)
+    e.encode_image((u8.astype(np.float64) - 0.3) / 255)
+    assert e.cache.hits == 1

@@ -1394,3 +1394,54 @@ def test_encoding_a_bank_shows_a_progress_bar(tiny_encoder, capsys):
     assert "encode" not in capsys.readouterr().err
     with pytest.raises(ArgumentError, match="progress must be True, False or None"):
         ll.nearest_words(q, tiny_encoder, words, progress="yes")
+
+
+# explore: PCA coordinates, word-change summaries and image banks (gaps a mutation test found, 2026-12-07)
+def _unit_rows(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return tag(torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1), "s")
+
+
+def test_list_images_matches_suffixes_in_any_case(tmp_path):
+    """Camera files named IMG_1.JPG or A.PNG are images too (suffixes are case-insensitive)."""
+    for name in ("b.PNG", "a.Jpg", "c.png", "notes.TXT"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in explore.list_images(tmp_path)] == ["a.Jpg", "b.PNG", "c.png"]
+
+
+def test_nearest_images_thumbnails_fit_within_the_thumbnail_size(tiny_encoder):
+    """A wide picture's thumbnail is shrunk until its longer side is ``thumbnail`` pixels."""
+    wide = np.zeros((20, 100, 3), np.uint8)
+    wide[:, ::2] = 255
+    tall = np.ascontiguousarray(wide.transpose(1, 0, 2))
+    nn = ll.nearest_images(tiny_encoder.encode_image([wide]), tiny_encoder, [wide, tall], k=1, thumbnail=32)
+    assert max(nn.images[0].shape[:2]) == 32 and max(nn.images[1].shape[:2]) == 32
+
+
+def test_pca_coordinates_are_centred_on_the_mean():
+    """PCA.project measures from the fitted mean: the fitted points' coordinates average 0."""
+    z = _unit_rows(8, 5)
+    pca = ll.fit_pca(z)
+    coords = pca.project(z)
+    torch.testing.assert_close(coords.mean(dim=0), torch.zeros(pca.rank), atol=1e-5, rtol=0)
+
+
+def test_fit_pca_without_centring_keeps_a_zero_mean_and_every_direction():
+    """center=False analyses the unit vectors as they are: mean 0, rank n, exact reconstruction."""
+    z = _unit_rows(4, 6, seed=1)
+    pca = ll.fit_pca(z, center=False)
+    assert float(pca.mean.abs().max()) == 0.0 and pca.rank == 4
+    torch.testing.assert_close(pca.reconstruct(z, 4), z, atol=1e-5, rtol=0)
+
+
+def test_word_changes_swing_is_the_range_along_the_path():
+    """swing is the largest minus the smallest similarity, wherever along the path they are."""
+    ch = explore.WordChanges(["a", "b"], np.array([[0.5, 0.1], [0.9, 0.0], [0.2, 0.3]]))
+    np.testing.assert_allclose(ch.swing, [0.7, 0.3])
+
+
+def test_lost_lists_the_largest_drop_first():
+    """lost() orders the words by most negative change first, and n keeps that many."""
+    ch = explore.WordChanges(["a", "b", "c"], np.array([[0.5, 0.9, 0.2], [0.4, 0.1, 0.6]]))  # -0.1, -0.8, +0.4
+    assert [w for w, _ in ch.lost()] == ["b", "a"]
+    assert ch.lost(1) == [("b", pytest.approx(-0.8))]

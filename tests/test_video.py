@@ -1172,3 +1172,109 @@ def test_contact_sheet_labels_draw_other_scripts_and_say_what_they_cannot(recwar
     assert not recwarn.list
     with pytest.warns(UserWarning, match=r"no letters for '猫' \(drawn as boxes\)"):
         contact_sheet(frames, labels=["猫 (cat)"])
+
+# ------------------------------------------------------------------------------------
+# frame values, timing, defaults and temporary files (gaps a mutation test found, 2026-12-07)
+# ------------------------------------------------------------------------------------
+def _durations(path) -> list[int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        out = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            im.load()  # (webp fills in its frame's duration on load)
+            out.append(im.info["duration"])
+    return out
+
+
+def test_integer_frames_above_255_are_refused_not_wrapped():
+    """An integer frame holding 256 is refused (astype(uint8) would wrap it to black)."""
+    f = np.zeros((2, 2, 2, 3), np.int64)
+    f[1, 0, 0, 0] = 256
+    with pytest.raises(ArgumentError, match=r"values in \[0, 256\]; expected \[0, 255\]"):
+        sequence(f)
+
+
+def test_gif_delays_keep_the_running_time_within_half_a_unit(tmp_path):
+    """24 fps in 1/100 s units: each frame's end time is k/24 s rounded to the nearest 10 ms
+    (rounded, not floored: floored delays fall up to 10 ms behind)."""
+    out = write_video(flat_colours(12, 4, 4), tmp_path / "a.gif", fps=24)
+    elapsed = np.cumsum(_durations(out))
+    ideal = np.arange(1, 13) * 1000 / 24
+    assert np.abs(elapsed - ideal).max() <= 5, elapsed.tolist()
+
+
+def test_mp4_default_quality_is_crf_18(tmp_path, monkeypatch):
+    """quality=None writes x264 CRF 18 (quality 65, as documented); quality=99 CRF 1."""
+    import subprocess
+
+    seen: list[list[str]] = []
+    real = subprocess.Popen
+
+    def spy(cmd, *args, **kwargs):
+        seen.append([str(c) for c in cmd])
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    write_video(smooth(2, 8, 8), tmp_path / "a.mp4", fps=8)
+    write_video(smooth(2, 8, 8), tmp_path / "b.mp4", fps=8, quality=99)
+    assert [c[c.index("-crf") + 1] for c in seen if "-crf" in c] == ["18", "1"]
+
+
+def test_webp_default_quality_is_90(tmp_path):
+    """quality=None writes the same webp as quality=90 (and not what quality=80 writes)."""
+    f = smooth(3, 32, 32)
+    default = write_video(f, tmp_path / "d.webp", fps=5).read_bytes()
+    q80 = write_video(f, tmp_path / "q80.webp", fps=5, quality=80).read_bytes()
+    assert default == write_video(f, tmp_path / "q90.webp", fps=5, quality=90).read_bytes()
+    assert default != q80
+
+
+def test_mp4_keeps_a_fractional_frame_rate(tmp_path):
+    """fps=12.5 is written as 25/2 fps, not cut to a whole number."""
+    import imageio_ffmpeg
+
+    out = write_video(smooth(3, 16, 16), tmp_path / "a.mp4", fps=12.5)
+    gen = imageio_ffmpeg.read_frames(str(out))
+    try:
+        meta = next(gen)
+    finally:
+        gen.close()
+    assert meta["fps"] == pytest.approx(12.5, abs=0.01)
+
+
+def test_a_webp_at_exactly_1000_fps_is_written_with_1_ms_delays(tmp_path):
+    """1000 fps, the fastest a webp stores, is taken (the limit is inclusive)."""
+    out = write_video(flat_colours(3, 4, 4), tmp_path / "a.webp", fps=1000, quality=100)
+    assert _durations(out) == [1, 1, 1]
+
+
+def test_remove_stale_temps_removes_only_this_targets_temporary_files(tmp_path):
+    """Another video's temporary file, or a hidden .tmp file of the user's, is left alone."""
+    import time
+
+    target = tmp_path / "a.mp4"
+    mine = video._temp_path(target)
+    other = video._temp_path(tmp_path / "b.mp4")
+    unrelated = tmp_path / ".notes.tmp"
+    old = time.time() - 2 * video.STALE_TEMP_S
+    for p in (mine, other, unrelated):
+        p.write_bytes(b"partial")
+        os.utime(p, (old, old))
+    assert video.remove_stale_temps(target) == [mine]
+    assert not mine.exists() and other.exists() and unrelated.exists()
+
+
+def test_contact_sheet_labels_are_light_on_a_dark_background():
+    """On a dark background the labels are drawn in white, not black on black."""
+    f = np.full((1, 20, 30, 3), 128, np.uint8)
+    sheet = contact_sheet(f, pad=0, background=0, labels=["abc"])
+    strip = sheet[20:]
+    assert strip.shape[0] > 5 and (strip > 200).any()  # (antialiased: near white)
+
+
+def test_write_video_size_resizes_frames_with_one_side_already_that_size(tmp_path):
+    """size=8 makes 8 x 12 frames 8 x 8 (only frames already 8 x 8 are left as they are)."""
+    out = write_video(smooth(2, 8, 12), tmp_path / "a.gif", fps=4, size=8)
+    assert read_video(out).shape == (2, 8, 8, 3)
