@@ -16,7 +16,7 @@ import torch
 
 import latentlab as ll
 from latentlab.errors import ArgumentError, LatentlabError, SpaceError, SpecError
-from latentlab.pacing import _inverse_cumulative, even_pacing, frame_distances, pacing_stats
+from latentlab.pacing import _inverse_cumulative, even_pacing, fine_pacing_settings, frame_distances, pacing_stats
 from latentlab.render import make_noise, path_noise, render, slerp_noise
 from latentlab.space import tag
 from latentlab.trajectory import Segment, Trajectory
@@ -1316,3 +1316,232 @@ def test_a_render_inverted_before_the_crop_is_refused_as_another_with_the_reason
     with pytest.raises(ArgumentError, match=r"holds a different render \(the keyframes' inverted noise \(.*not square"):
         ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
     ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec, overwrite=True)
+
+
+# ------------------------------------------------------------------------------------
+# even pacing and iterative text diffs: behaviour a mutation test found unpinned (2026-12-07)
+# ------------------------------------------------------------------------------------
+def test_fine_pacing_settings_scale_with_the_longest_segment_and_the_whole_path():
+    """coarse: one sample per frame of the *longest* segment (not of the path); max_samples: three
+    per frame of the path, its closing frame included (3 * 25 for 24 moving frames)."""
+    two = fine_pacing_settings(Trajectory(torch.eye(3), [Segment(5), Segment(20)]))
+    assert two["coarse"] == 20
+    assert two["max_samples"] == 3 * (5 + 20 + 1)
+    assert fine_pacing_settings(Trajectory(torch.eye(2), [Segment(24)]))["max_samples"] == 75
+    assert fine_pacing_settings(Trajectory(torch.eye(2), [Segment(3)]))["max_samples"] == 39  # at least 39
+
+
+def test_clip_distance_of_identical_pictures_is_zero_not_nan():
+    """The cosine of an embedding with itself can round to just above 1 (here 1 + 2e-16); the angle
+    is clamped, 0, not NaN (arccos of more than 1)."""
+    z = torch.arange(1.0, 11.0)[None]  # normalised in float64, its cosine with itself is 1 + 2**-52
+    enc = types.SimpleNamespace(encode_image=lambda f: z.expand(len(f), -1))
+    d = frame_distances(np.zeros((3, 4, 4, 3), np.uint8), metric="clip", encoder=enc)
+    assert d.tolist() == [0.0, 0.0]
+
+
+def test_frame_distances_refuses_a_single_frame():
+    """One frame has no change to measure: refused by name, not an empty array that fails later."""
+    with pytest.raises(ArgumentError, match="at least two frames"):
+        frame_distances(np.zeros((1, 4, 4, 3), np.uint8), metric="pixel")
+
+
+def _still_then_snap(frames=(4, 4)):
+    e = tag(torch.eye(8)[:2], "snap-space")
+    return Trajectory.chain([e[:1], e[:1], e[1:]], frames=list(frames))  # a still segment, then the snap
+
+
+def test_the_smallest_frame_budget_gives_each_segment_one_frame():
+    """frames= n_segments + 1 (+ holds) is allowed: one moving frame per segment and the closing one."""
+    paced = even_pacing(_still_then_snap(), None, SnapDecoder(), metric="pixel", frames=3)
+    assert [s.frames for s in paced.trajectory.segments] == [1, 1] and len(paced.trajectory) == 3
+
+
+def test_inverse_cumulative_puts_a_frame_that_lands_on_a_still_stretch_in_its_middle():
+    """Where the measured change is 0 over a stretch, the cumulative distance is made strictly
+    increasing, so a frame whose target falls there has one place: the stretch's middle (not
+    whichever end np.interp picks on a flat)."""
+    ts = _inverse_cumulative(np.array([0.0, 1 / 3, 2 / 3, 1.0]), np.array([1.0, 0.0, 1.0]), 2)
+    assert ts == pytest.approx([0.0, 0.5], abs=1e-6)
+
+
+def test_one_relaxation_round_measures_the_moved_frames_and_can_keep_them():
+    """relax=1 is two measured placements (the sample solve and one moved placement): on a morph
+    whose distances do not add up it ends more even than the sample solve alone."""
+    path = snap_path(frames=13)
+    plain = even_pacing(path, None, SlideDecoder(), metric="pixel")
+    plain_cv = ll.pacing_stats(render(plain.trajectory, SlideDecoder(), progress=False))["cv"]
+    one = even_pacing(path, None, SlideDecoder(), metric="pixel", relax=1)
+    assert one.frame_stats["cv"] < plain_cv - 0.01
+    frames = render(one.trajectory, SlideDecoder(), progress=False)
+    assert one.frame_stats["cv"] == pytest.approx(ll.pacing_stats(frames)["cv"], abs=1e-9)
+
+
+def test_the_coarse_pass_takes_half_a_segments_frames_rounded_up():
+    """Default coarse: ceil(frames / 2) intervals; 7 moving frames -> 4 intervals (5 samples)."""
+    paced = even_pacing(snap_path(frames=8), None, SnapDecoder(), metric="pixel", max_samples=0)
+    assert paced.samples[0].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and paced.decodes == 5
+
+
+def test_a_still_segment_is_not_bisected():
+    """Bisection splits intervals that change *more* than (1 + tol) x the mean; a segment with no
+    change at all (every distance 0) keeps its coarse samples, even with tol=0."""
+    for tol in (0.25, 0.0):
+        paced = even_pacing(_still_then_snap((4, 12)), None, SnapDecoder(), metric="pixel", tol=tol)
+        assert paced.samples[0].tolist() == [0.0, 0.5, 1.0]
+        assert len(paced.samples[1]) > 3  # the snap was bisected
+
+
+def _off_centre_snap():
+    """A slerp whose picture snaps at about t = 0.85, so coarse intervals change unequally."""
+    a, b = torch.zeros(1, 8), torch.zeros(1, 8)
+    a[0, 0], b[0, 0], b[0, 1] = 1.0, 0.6, 0.8
+    return Trajectory.interpolate(tag(a, "snap-space"), tag(b, "snap-space"), frames=9)
+
+
+def test_bisection_spends_a_small_budget_on_the_largest_interval_first():
+    """With max_samples=1 and two intervals over the threshold, the one that changes most is split."""
+    kw = dict(metric="pixel", coarse=6, tol=0.0)
+    coarse = even_pacing(_off_centre_snap(), None, SnapDecoder(), max_samples=0, **kw)
+    d = coarse.distances[0]
+    over = np.flatnonzero(d > d.mean())
+    assert len(over) >= 2 and over[0] != int(np.argmax(d))  # (the first one over is not the largest)
+    j = int(np.argmax(d))
+    one = even_pacing(_off_centre_snap(), None, SnapDecoder(), max_samples=1, **kw)
+    added = sorted(set(one.samples[0].tolist()) - set(coarse.samples[0].tolist()))
+    assert added == pytest.approx([(coarse.samples[0][j] + coarse.samples[0][j + 1]) / 2])
+
+
+def test_bisection_never_decodes_more_than_max_samples():
+    """max_samples caps the extra decodes in all, across bisection rounds."""
+    for ms in range(6):
+        paced = even_pacing(_off_centre_snap(), None, SnapDecoder(), metric="pixel", coarse=6, tol=0.0, max_samples=ms)
+        assert 7 <= paced.decodes <= 7 + ms, ms
+
+
+def test_the_picture_where_two_segments_meet_is_decoded_once():
+    """The end of one segment is the start of the next: one decode, shared by both."""
+    paced = even_pacing(_still_then_snap(), None, SnapDecoder(), metric="pixel", max_samples=0)
+    assert [len(s) for s in paced.samples] == [3, 3] and paced.decodes == 5
+
+
+def test_pacing_measures_the_pictures_the_render_draws_at_that_seed(fake_decoder):
+    """The shared starting noise is seeded by seed=: the picture measured at t = 0 is the render's
+    first frame at that seed (and not the seed-0 one)."""
+    e = tag(torch.eye(8)[:2], "fake-space")
+    path = Trajectory.interpolate(e[:1], e[1:], frames=5)
+    measured: dict = {}
+    paced = even_pacing(path, None, fake_decoder, metric="pixel", seed=5, max_samples=0, measured=measured)
+    frames = render(paced.trajectory, fake_decoder, seed=5, progress=False)
+    assert np.array_equal(measured[(0, 0.0)][0], frames[0])
+    assert not np.array_equal(measured[(0, 0.0)][0], render(path, fake_decoder, seed=0, progress=False)[0])
+
+
+def test_lengths_are_the_sums_of_the_distances_after_further_passes():
+    """Pacing.lengths is each segment's total measured change: the sum of its (final) distances,
+    also when further passes re-measured the segment."""
+    for kw in ({}, {"passes": 2}, {"passes": 3}):
+        paced = even_pacing(snap_path(frames=13), None, SlideDecoder(), metric="pixel", **kw)
+        assert paced.lengths == pytest.approx([float(d.sum()) for d in paced.distances], rel=1e-12), kw
+
+
+def test_a_pacing_record_keeps_lengths_decodes_and_coarse_stats():
+    """Pacing.to_dict / from_dict (what pacing.json holds) keep every field, not only the trajectory."""
+    paced = even_pacing(snap_path(frames=13), None, SnapDecoder(), metric="pixel", relax=1)
+    again = ll.Pacing.from_dict(json.loads(json.dumps(paced.to_dict())))
+    assert again.lengths == paced.lengths and len(again.lengths) == 1
+    assert again.decodes == paced.decodes > 0
+    assert again.coarse_stats == paced.coarse_stats and again.metric == "pixel"
+    assert all(np.array_equal(a, b) for a, b in zip(again.samples, paced.samples))
+    assert all(np.array_equal(a, b) for a, b in zip(again.distances, paced.distances))
+
+
+class _BigThenSmallSnapDecoder(ll.Decoder):
+    """Grey = 0.9 sigmoid(12 (z0 - z1)) + 0.1 sigmoid(12 (z2 - z3)): along the chain below the
+    first segment snaps by 0.9, the second by only 0.1."""
+
+    name, space, dim, resolution = "big-small", "snap-space", 8, 8
+    default_steps, default_guidance, default_batch_size = 1, 1.0, 8
+
+    def noise_shape(self):
+        return (1, 8, 8)
+
+    def _decode(self, z, noise, *, seeds, steps, guidance_scale):
+        g = 0.9 * torch.sigmoid(12 * (z[:, 0] - z[:, 1])) + 0.1 * torch.sigmoid(12 * (z[:, 2] - z[:, 3]))
+        return (g[:, None, None, None].expand(-1, 8, 8, 3).numpy() * 255).round().astype(np.uint8)
+
+
+def test_each_segment_is_bisected_against_its_own_mean_change():
+    """The bisection threshold is (1 + tol) x the mean coarse interval *of the segment*: a small
+    snap in a segment after a big one is refined too (against the whole path's mean it would not be)."""
+    k = torch.zeros(3, 8)
+    k[0, 1] = k[0, 3] = k[1, 0] = k[1, 3] = k[2, 0] = k[2, 2] = 1.0
+    chain = Trajectory.chain(list(tag(k, "snap-space").split(1)), frames=[12, 12])
+    paced = even_pacing(chain, None, _BigThenSmallSnapDecoder(), metric="pixel", coarse=6)
+    assert paced.lengths[1] < 0.2 * paced.lengths[0]
+    for s in paced.samples:
+        assert len(s) > 7 and np.diff(s).min() < 1 / 6 - 1e-9  # both refined beyond the 7 coarse samples
+
+
+def test_more_relaxation_rounds_never_end_less_even():
+    """relax keeps the most even placement measured, not the last round's: a later round that
+    overshoots (here round 5 and 6 of 25 frames) does not make the result worse than fewer rounds."""
+    path = snap_path(frames=25)
+    three = even_pacing(path, None, SlideDecoder(), metric="pixel", relax=3)
+    six = even_pacing(path, None, SlideDecoder(), metric="pixel", relax=6)
+    assert six.frame_stats["cv"] <= three.frame_stats["cv"]
+    frames = render(six.trajectory, SlideDecoder(), progress=False)
+    assert six.frame_stats["cv"] == pytest.approx(ll.pacing_stats(frames)["cv"], abs=1e-9)
+
+
+def test_min_gain_zero_keeps_a_step_that_redraws_the_same_picture():
+    """A step is kept when its cosine rose by *at least* min_gain: with min_gain=0 a step that
+    leaves the picture as it was (no rise) is kept, at theta_step, and nothing is retried."""
+    enc, dec = _AngleEncoder(), _BasinDecoder()
+    run = ll.iterative_text_diff(enc, dec, enc.encode_text(["a"]), "a", "b", theta_step=0.15, max_steps=2, min_gain=0.0)
+    assert [(round(t, 2), k) for t, _, k in run.tries] == [(0.15, True), (0.15, True)]
+    assert len(run) == 3 and run.similarity[1] == run.similarity[0]
+
+
+def test_a_stalled_step_grows_up_to_the_full_angle_then_the_run_stops():
+    """From a picture even the whole diff cannot move, the angle grows by `grow` up to 1 (never
+    beyond), and the run stops after trying 1, however many steps are left."""
+    enc, dec = _AngleEncoder(), _BasinDecoder()
+    run = ll.iterative_text_diff(enc, dec, enc.encode_text(["b"]), "a", "b", theta_step=0.15, max_steps=20)
+    thetas = [t for t, _, _ in run.tries]
+    assert thetas == pytest.approx([0.15, 0.24, 0.384, 0.6144, 0.98304, 1.0])
+    assert not any(k for _, _, k in run.tries) and len(run) == 1 and not run.reached
+
+
+def test_thetas_record_the_angle_of_each_kept_step():
+    """IterativeEdit.thetas[k] is the angle that produced frame k: the grown one when the first try stalled."""
+    enc, dec = _AngleEncoder(), _BasinDecoder()
+    run = ll.iterative_text_diff(enc, dec, enc.encode_text(["a"]), "a", "b", theta_step=0.15, max_steps=8)
+    assert run.thetas[1:] == [t for t, _, kept in run.tries if kept]
+    assert run.thetas[1] == pytest.approx(0.24)
+
+
+def test_a_start_embedding_is_normalised():
+    """An embedding given as the start is used as a unit vector (row 0 of .embeddings), as encoders give them."""
+    enc, dec = _AngleEncoder(), _BasinDecoder()
+    z = enc.encode_text(["a"])
+    run = ll.iterative_text_diff(enc, dec, z * 3.0, "a", "b", max_steps=0)
+    assert torch.allclose(run.embeddings[0].norm(), torch.tensor(1.0))
+    assert torch.allclose(run.embeddings[:1], z)
+
+
+@pytest.mark.parametrize("bad", [{"target": math.nan}, {"min_gain": math.nan}, {"grow": math.nan}])
+def test_iterative_text_diff_refuses_nan_settings(bad):
+    """NaN is not a number these settings take: refused by name (NaN target never stops, NaN grow
+    never grows)."""
+    enc, dec = _AngleEncoder(), _BasinDecoder()
+    with pytest.raises(ArgumentError, match=next(iter(bad))):
+        ll.iterative_text_diff(enc, dec, enc.encode_text(["a"]), "a", "b", max_steps=1, **bad)
+
+
+def test_iterative_text_diff_starts_from_one_picture(tiny_encoder, tiny_decoder):
+    """Two pictures as the start are refused: the edit follows one picture."""
+    two = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ArgumentError, match="one image"):
+        ll.iterative_text_diff(tiny_encoder, tiny_decoder, two, "a photo", "a drawing", max_steps=0, steps=1)
+

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
+import latentlab as ll
 from latentlab import ops
-from latentlab.errors import SpecError
+from latentlab.errors import ArgumentError, SpecError
 from latentlab.space import tag
 from latentlab.spec import NEUTRAL_CAPTION, Spec, load_spec
 
@@ -791,3 +794,150 @@ def test_saving_elsewhere_keeps_tilde_paths(tmp_path, monkeypatch):
     saved = spec.save(tmp_path / "elsewhere" / "s.json")
     data = json.loads(saved.read_text())
     assert data["output"] == "~/videos/x.mp4" and data["out_dir"] == "~/renders/x"
+
+
+# ------------------------------------------------------------------------------------
+# the spec job (latentlab.jobs): what a render folder resumes, reuses or refuses, and the caches
+# it keys (gaps a mutation test found, 2026-12-07)
+# ------------------------------------------------------------------------------------
+def _job_spec(images, **kw):
+    return {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif",
+            "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}], **kw}  # fmt: skip
+
+
+def _frame_times(out):
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")}
+
+
+@pytest.mark.parametrize("change", [{"eta": 0}, {"eta": 0.0}])
+def test_eta_0_spelt_out_resumes_the_same_render(tmp_path, images, change):
+    """eta = 0 spelt out is the default (no eta): the same render, resumed, not refused as a
+    different one, and no frame drawn again."""
+    out = tmp_path / "r"
+    first = ll.render_spec(_job_spec(images), out_dir=out, progress=False)
+    times = _frame_times(out)
+    again = ll.render_spec(_job_spec(images, **change), out_dir=out, progress=False)
+    assert np.array_equal(again.frames, first.frames) and _frame_times(out) == times
+
+
+def test_the_pacing_cache_key_covers_every_setting_that_changes_the_measurement(images):
+    """pacing.json is reused only for the same measurement: tol, coarse, max_samples, metric and
+    eta each change its key."""
+    from latentlab.jobs import _pacing_key
+    from latentlab.spec import load_spec
+
+    dec = ll.create_decoder("tiny")
+    base = _job_spec(images, pacing="even", pacing_metric="clip")
+    traj = ll.Trajectory.interpolate(*torch.eye(32)[:2].split(1), frames=3)
+    key = _pacing_key(load_spec(base), traj, dec, None)
+    for change in ({"pacing_tol": 0.5}, {"pacing_coarse": 5}, {"pacing_max_samples": 2}, {"pacing_metric": "pixel"},
+                   {"eta": 0.3}, {"seed": 4}):  # fmt: skip
+        assert _pacing_key(load_spec({**base, **change}), traj, dec, None) != key, change
+    assert _pacing_key(load_spec({**base, "eta": 0.3}), traj, dec, None) != _pacing_key(load_spec({**base, "eta": 0.5}), traj, dec, None)
+
+
+def test_the_inverted_noise_cache_is_keyed_by_the_settings_and_seeds(tmp_path, images):
+    """keyframe_noise.pt is reused only for the same inversion: another step count inverts again,
+    and with another spec seed a keyframe that is not inverted (a mix here, seeded seed + 1) gets
+    the new seed's noise, not the cached one."""
+    from latentlab.jobs import keyframe_noise
+    from latentlab.render import make_noise
+    from latentlab.spec import load_spec
+
+    enc, dec = ll.create_encoder("tiny"), ll.create_decoder("tiny")
+    mix = {"mix": [{"image": str(images[0]), "weight": 0.5}, {"image": str(images[1]), "weight": 0.5}]}
+    kfs = [{"image": str(images[0])}, mix]
+    spec = load_spec({"preset": "tiny", "steps": 2, "noise": "inverted", "keyframes": kfs})
+    traj = spec.resolve(enc)
+    kn = keyframe_noise(spec, traj, dec, directory=tmp_path)
+    assert torch.equal(kn[1], make_noise(dec.noise_shape(), [1])[0])
+    other_seed = load_spec({"preset": "tiny", "steps": 2, "noise": "inverted", "seed": 5, "keyframes": kfs})
+    again = keyframe_noise(other_seed, traj, dec, directory=tmp_path)
+    assert torch.equal(again[1], make_noise(dec.noise_shape(), [6])[0]) and torch.equal(again[0], kn[0])
+    fewer = load_spec({"preset": "tiny", "steps": 1, "noise": "inverted", "keyframes": kfs})
+    expected = dec.invert(ll.load_image(images[0]), traj.keyframes[:1], steps=1, progress=False)[0]
+    assert torch.equal(keyframe_noise(fewer, traj, dec, directory=tmp_path)[0], expected)
+
+
+def test_a_partial_pacing_measurement_of_another_key_is_not_reused(tmp_path):
+    """pacing_partial.pt of another measurement (the folder's render replaced) is dropped, not
+    loaded into this one."""
+    from latentlab.jobs import _PacingCheckpoint
+
+    path = tmp_path / "pacing_partial.pt"
+    saved = _PacingCheckpoint(path, "key-a")
+    saved[(0, 0.5)] = np.zeros((1, 4, 4, 3), np.uint8)
+    saved.save()
+    assert len(_PacingCheckpoint(path, "key-a")) == 1
+    other = _PacingCheckpoint(path, "key-b")
+    assert len(other) == 0 and not path.exists()
+
+
+def test_a_pacing_json_that_latentlab_did_not_write_is_not_replaced(tmp_path, images):
+    """A folder without a manifest holding a user's own pacing.json (no key: not a pacing record)
+    is refused, as a user's keyframes.json is."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "pacing.json").write_text(json.dumps({"my": "notes"}))
+    with pytest.raises(ArgumentError, match="holds pacing.json"):
+        ll.render_spec(_job_spec(images, pacing="even"), out_dir=out, progress=False)
+    assert json.loads((out / "pacing.json").read_text()) == {"my": "notes"}
+
+
+def test_a_video_whose_time_changed_but_not_its_contents_is_still_the_renders_own(tmp_path, images):
+    """A recorded video whose modification time changed (copied back, touched) but whose bytes did
+    not is recognised by its hash and rewritten by a rerun; -o videos included."""
+    out, video = tmp_path / "r", tmp_path / "mine.gif"
+    ll.render_spec(_job_spec(images), out_dir=out, output=video, progress=False)
+    st = video.stat()
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    res = ll.render_spec(_job_spec(images, fps=5), out_dir=out, output=video, progress=False)
+    assert res.video == video
+
+
+def test_overwrite_renders_a_folder_whose_keyframe_pictures_changed(tmp_path, images):
+    """overwrite=True replaces a folder's render of other keyframe pictures (it is what the
+    refusal tells the user to pass)."""
+    out = tmp_path / "r"
+    first = ll.render_spec(_job_spec(images), out_dir=out, progress=False)
+    ll.save_image(np.full((64, 64, 3), 90, np.uint8), images[1])
+    with pytest.raises(ArgumentError, match="render of other keyframe pictures"):
+        ll.render_spec(_job_spec(images), out_dir=out, progress=False)
+    again = ll.render_spec(_job_spec(images), out_dir=out, overwrite=True, progress=False)
+    assert not np.array_equal(again.frames[-1], first.frames[-1])
+
+
+def test_the_contact_sheet_shows_the_frames_at_the_videos_size(tmp_path, images):
+    """size = 32: the sheet's tiles are 32 px, as the video's frames."""
+    res = ll.render_spec(_job_spec(images, size=32), out_dir=tmp_path / "r", progress=False)
+    assert res.frames.shape[1] != 32
+    assert ll.load_image(res.contact_sheet).shape == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2, 3)
+
+
+def test_resize_frames_makes_frames_that_are_not_square_square():
+    """resize_frames(frames, size) gives size x size frames, whatever their shape (a user's own decoder's)."""
+    from latentlab.jobs import resize_frames
+
+    wide = np.zeros((2, 16, 24, 3), np.uint8)
+    assert resize_frames(wide, 16).shape == (2, 16, 16, 3)
+    same = np.zeros((2, 16, 16, 3), np.uint8)
+    assert resize_frames(same, 16) is same
+
+
+def test_a_users_contact_sheet_png_in_a_fresh_folder_is_not_replaced(tmp_path, images):
+    """A folder without a manifest holding a contact_sheet.png (not one a render leaves before its
+    manifest) is refused before any work, and the file kept."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "contact_sheet.png").write_bytes(b"mine")
+    with pytest.raises(ArgumentError, match="holds contact_sheet.png"):
+        ll.render_spec(_job_spec(images), out_dir=out, progress=False)
+    assert (out / "contact_sheet.png").read_bytes() == b"mine" and not list(out.glob("frame_*.png"))
+
+
+def test_slug_keeps_at_most_60_characters():
+    """A long name (a long prompt) makes a folder name of at most 60 characters."""
+    from latentlab.jobs import slug
+
+    assert slug("x" * 100) == "x" * 60
+    assert len(slug("a red circle above a blue square next to a green triangle under a yellow sun")) == 60
