@@ -9,7 +9,8 @@ import torch
 
 from latentlab.errors import ArgumentError, LatentlabError, SpaceError
 from latentlab.render import MANIFEST, frame_seeds, make_noise, render
-from latentlab.space import tag
+from latentlab.priors import Prior
+from latentlab.space import space_of, tag
 from latentlab.trajectory import Trajectory
 
 from conftest import FakeDecoder, folder_held_by_another_process
@@ -969,3 +970,123 @@ def test_the_manifest_records_the_default_keyframe_seeds_and_they_resume(tmp_pat
     again = render(traj, dec, noise="slerp", seed=5, keyframe_seeds=[5, 6, 7], out_dir=out, progress=False)
     assert sum(dec.calls) == 0
     np.testing.assert_array_equal(again, first)
+
+
+# ------------------------------------------------------------------------------------
+# the decoder and prior contracts: centre crop, defaults, what Prior.__call__ checks and
+# normalises (gaps a mutation test found, 2026-12-07)
+# ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("h, w", [(7, 4), (4, 7), (11, 4), (9, 6), (6, 13), (5, 5)])
+def test_centre_square_keeps_the_region_torchvisions_centre_crop_keeps(h, w):
+    """centre_square crops what the CLIP encoders' transform sees: torchvision's CenterCrop,
+    which rounds an odd margin's half (e.g. 1.5 -> 2 rows above)."""
+    from torchvision.transforms.functional import center_crop
+
+    from latentlab.decoders.base import centre_square
+
+    images = np.arange(2 * h * w * 3, dtype=np.int64).reshape(2, h, w, 3).astype(np.uint8)
+    side = min(h, w)
+    want = center_crop(torch.from_numpy(images).permute(0, 3, 1, 2), [side, side]).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(centre_square(images), want)
+
+
+def _tiny_mini_decoder():
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+    from latentlab.mini.runtime import MiniDecoder
+
+    torch.manual_seed(0)
+    net = MiniDecoderNet(DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4))
+    with torch.no_grad():  # random (not zero) conditioning weights, so the embedding matters
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    return MiniDecoder(net, resolution=32, space=None)
+
+
+def _unit_rows(n, d, seed):
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def test_decode_without_guidance_uses_the_decoders_default_guidance():
+    """guidance_scale=None is the decoder's default_guidance (3 for mini), not 1."""
+    dec = _tiny_mini_decoder()
+    z, x = _unit_rows(1, 16, 1), torch.randn(1, *dec.noise_shape(), generator=torch.Generator().manual_seed(2))
+    assert dec.default_guidance != 1.0
+    plain = dec.decode(z, x, steps=2)
+    assert np.array_equal(plain, dec.decode(z, x, steps=2, guidance_scale=dec.default_guidance))
+    assert not np.array_equal(plain, dec.decode(z, x, steps=2, guidance_scale=1.0))
+
+
+def test_decode_eta_without_seeds_gives_row_i_seed_i():
+    """seeds=None means seeds 0, 1, 2, ...: rows with the same embedding and noise still get
+    different step noise, and the frames are those of seeds=[0, 1]."""
+    dec = _tiny_mini_decoder()
+    z = _unit_rows(1, 16, 3).expand(2, -1)
+    x = torch.randn(1, *dec.noise_shape(), generator=torch.Generator().manual_seed(4)).expand(2, -1, -1, -1)
+    got = dec.decode_eta(z, x, eta=1.0, steps=3)
+    assert np.array_equal(got, dec.decode_eta(z, x, eta=1.0, steps=3, seeds=[0, 1]))
+    assert not np.array_equal(got[0], got[1])
+
+
+def test_steps_up_to_max_steps_are_taken_and_one_more_refused():
+    """_check_steps takes every count in [1, max_steps()] (max_steps itself included) and refuses the next."""
+    from latentlab.decoders.base import Decoder
+
+    class Capped(Decoder):
+        name, space, dim, resolution = "capped", None, 4, 2
+
+        def max_steps(self):
+            return 3
+
+        def noise_shape(self):
+            return (1, 2, 2)
+
+        def _decode(self, embeddings, noise, *, seeds, steps, guidance_scale):
+            return np.full((len(embeddings), 2, 2, 3), steps, np.uint8)
+
+    dec = Capped()
+    z, x = torch.ones(1, 4), torch.zeros(1, 1, 2, 2)
+    assert dec.decode(z, x, steps=3)[0, 0, 0, 0] == 3
+    with pytest.raises(ArgumentError, match=r"steps must be <= 3"):
+        dec.decode(z, x, steps=4)
+
+
+class _Scaled(Prior):
+    """Returns its (normalised) input scaled by ``factor``, rows repeated per sample; records its input."""
+
+    def __init__(self, factor=3.0, **kw):
+        super().__init__(name="scaled", space="s", dim=4)
+        self.factor, self.seen = factor, []
+
+    def _sample(self, text_embeddings, *, seed, num_samples):
+        self.seen.append(text_embeddings.clone())
+        return text_embeddings.repeat_interleave(num_samples, dim=0) * self.factor
+
+
+def test_prior_output_is_normalised_whatever_sample_returns():
+    """A subclass's _sample may return rows of any length: the prior returns them unit-norm and tagged."""
+    prior = _Scaled(factor=5.0)
+    out = prior(tag(torch.tensor([[1.0, 2.0, 2.0, 0.0], [0.0, 0.0, 3.0, 4.0]]), "s"), num_samples=2)
+    assert out.shape == (4, 4) and space_of(out) == "s"
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(out[2], torch.tensor([0.0, 0.0, 0.6, 0.8]))
+
+
+def test_prior_sample_gets_unit_norm_text_embeddings():
+    """_sample is documented to receive unit-norm rows: __call__ normalises the text embeddings first."""
+    prior = _Scaled()
+    prior(torch.tensor([[3.0, 0.0, 0.0, 4.0]]))
+    torch.testing.assert_close(prior.seen[0], torch.tensor([[0.6, 0.0, 0.0, 0.8]]))
+
+
+def test_prior_refuses_a_zero_text_embedding():
+    """A zero text embedding has no direction: refused with the row named, before _sample runs."""
+    prior = _Scaled()
+    with pytest.raises(ArgumentError, match=r"row\(s\) \[1\] are the zero vector"):
+        prior(torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert prior.seen == []
+
+
+def test_prior_refuses_a_zero_row_from_its_sample():
+    """A subclass returning a zero image embedding is an error (it has no direction), not a NaN row."""
+    prior = _Scaled(factor=0.0)
+    with pytest.raises(LatentlabError, match=r"returned rows \[0\] that are zero or not finite"):
+        prior(torch.tensor([[1.0, 0.0, 0.0, 0.0]]))

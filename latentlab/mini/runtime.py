@@ -480,7 +480,8 @@ class MiniDecoder(Decoder):
         if images.shape[1:3] != (s, s):
             f = Image.Resampling.BICUBIC if self.upscaler is not None else Image.Resampling.BOX
             images = np.stack([np.asarray(Image.fromarray(im).resize((s, s), f)) for im in images])
-        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        # a copy (small): torch.from_numpy warned of a read-only array, e.g. np.asarray(pil_image)
+        return torch.tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
         x = self._native(images).to(self.device, self.dtype)
