@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +347,16 @@ def test_render_speed_help_shows_the_example_commands(bench, capsys):
     assert "torch device, e.g. cpu, cuda" in flat and "model dtype (default: float16 on cuda" in flat
 
 
+# the variables benchmarks/gpu_session.sh reads: one left set in the caller's shell (its header
+# shows `INIT=... benchmarks/gpu_session.sh`) would change what the tests below check
+_SESSION_VARS = {"OUT", "CONFIG", "MINUTES", "N_IMAGES", "INIT", "SETS", "TRAIN", "BENCH", "BENCH_ARGS", "RUN", "RESUME",
+                 "PYTHON"}  # fmt: skip
+
+
+def _session_env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in _SESSION_VARS}, **extra}
+
+
 def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     """benchmarks/gpu_session.sh is only ever run on a rare lent GPU: this runs its training
     part with the smoke configuration, warm-started from a decoder exported as a call of the
@@ -368,8 +379,8 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
                   ["--stage", "decoder", "--set", "decoder.max_minutes=0.05"]):  # fmt: skip
         train([*stage, "--config", "smoke", "--out", str(earlier), "--set", "cache.n_images=16"])
     export(earlier, tmp_path / "out0" / "decoder", stages=("decoder",))
-    env = {**os.environ, "CONFIG": "smoke", "MINUTES": "0.05", "N_IMAGES": "16", "BENCH": "0", "PYTHON": sys.executable,
-           "INIT": str(tmp_path / "out0" / "decoder")}  # fmt: skip
+    env = _session_env(CONFIG="smoke", MINUTES="0.05", N_IMAGES="16", BENCH="0", PYTHON=sys.executable,
+                       INIT=str(tmp_path / "out0" / "decoder"))  # fmt: skip
     first = {**env, "OUT": str(tmp_path / "out1"), "RUN": str(tmp_path / "run1")}
     subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=first, check=True, capture_output=True)
     out = tmp_path / "out1"
@@ -414,8 +425,7 @@ def test_gpu_session_script_starts_clean_without_resume(tmp_path):
     fake.write_text('#!/bin/sh\nif [ -f "$RUN/decoder/state.pt" ]; then s=old; else s=none; fi\necho "$s $*" >> "$CALLS"\n')
     fake.chmod(0o755)
     calls = tmp_path / "calls.txt"
-    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "OUT": str(tmp_path / "out"), "RUN": str(run),
-           "BENCH": "0"}  # fmt: skip
+    env = _session_env(PYTHON=str(fake), CALLS=str(calls), OUT=str(tmp_path / "out"), RUN=str(run), BENCH="0")
     left = ["cache/cache.safetensors", "clip/model.safetensors", "config.json", "decoder/state.pt"]
 
     def earlier_run() -> None:
@@ -459,8 +469,8 @@ def test_gpu_session_script_stops_at_a_failed_training_step(tmp_path, fail):
                     'case "$*" in *"$FAIL"*) echo "fake failure: $*" >&2; exit 3;; esac\n')  # fmt: skip
     fake.chmod(0o755)
     calls = tmp_path / "calls.txt"
-    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "FAIL": fail, "OUT": str(tmp_path / "out"),
-           "RUN": str(tmp_path / "run"), "BENCH": "1"}  # fmt: skip
+    env = _session_env(PYTHON=str(fake), CALLS=str(calls), FAIL=fail, OUT=str(tmp_path / "out"), RUN=str(tmp_path / "run"),
+                       BENCH="1")  # fmt: skip
     proc = subprocess.run(["bash", "benchmarks/gpu_session.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "fake failure" in proc.stdout  # the log's tail is shown
     steps = [line for line in calls.read_text().splitlines() if "latentlab.mini" in line or "render_speed" in line]

@@ -66,7 +66,7 @@ def test_decode_eta_rows_do_not_depend_on_their_batch():
 
 def test_an_upscaler_is_not_used_for_frames_at_the_native_size():
     """With an upscaler, frames of the native size are the sampler's own pixels: the learned 2x
-    runs only where the frames are larger than the native size."""
+    is not applied to them."""
     from latentlab.mini.runtime import MiniDecoder
 
     dec = _tiny_decoder(resolution=32)
@@ -231,7 +231,8 @@ def test_refining_keeps_each_images_best_noise_even_when_a_step_overshoots():
             img = sample_decoder(dec.net, z, noise, steps=2, guidance_scale=dec.default_guidance)
         return (img - target).square().flatten(1).mean(1)
 
-    plain = dec.invert(images, z, steps=2, refine=0)
+    # each image inverted alone, as refining starts from (a batch of two differs by about 1e-5)
+    plain = torch.cat([dec.invert(images[i : i + 1], z[i : i + 1], steps=2, refine=0) for i in range(2)])
     refined = dec.invert(images, z, steps=2, refine=3, progress=False)
     assert torch.all(err(refined) <= err(plain) + 1e-6), (err(refined), err(plain))
 
@@ -244,7 +245,8 @@ def test_invert_takes_a_read_only_picture_without_a_warning():
     image = np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     image.flags.writeable = False
     z = _unit(1, 16, 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         got = dec.invert(image, z, steps=2, refine=0)
+    assert not [w for w in caught if "not writable" in str(w.message)]
     assert torch.equal(got, dec.invert(image.copy(), z, steps=2, refine=0))

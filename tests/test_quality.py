@@ -671,9 +671,10 @@ def test_inversion_is_more_faithful_than_shared_noise_on_inputs(mini):
     images = _scenes(3)
     z = enc.encode_image(images)
     shared = dec.decode(z, make_noise(dec.noise_shape(), [0, 0, 0]), steps=10)
-    # refine=2, not the decoder's 20 (which took 38 of this test's 41 s): DDIM inversion alone
-    # already beats shared noise by far here (PSNR 27 against 10); refining is tested below
-    inverted = dec.decode(z, dec.invert(images, z, steps=10, refine=2), steps=10)
+    # refine=0, not the decoder's 20 (which took 38 of this test's 41 s): DDIM inversion alone
+    # already beats shared noise by far here (PSNR 27 against 10); that refining comes closer
+    # still is tested below
+    inverted = dec.decode(z, dec.invert(images, z, steps=10, refine=0), steps=10)
     psnr = lambda f: np.mean([_psnr(a, b) for a, b in zip(f, images)])  # noqa: E731
     cos = lambda f: float((enc.encode_image(f) * z).sum(-1).mean())  # noqa: E731
     assert psnr(inverted) > psnr(shared)
@@ -1332,9 +1333,13 @@ def test_fine_pacing_settings_scale_with_the_longest_segment_and_the_whole_path(
 
 
 def test_clip_distance_of_identical_pictures_is_zero_not_nan():
-    """The cosine of an embedding with itself can round to just above 1 (here 1 + 2e-16); the angle
-    is clamped, 0, not NaN (arccos of more than 1)."""
-    z = torch.arange(1.0, 11.0)[None]  # normalised in float64, its cosine with itself is 1 + 2**-52
+    """The cosine of an embedding with itself can round to just above 1 (1 + 2e-16); the angle is
+    clamped, 0, not NaN (arccos of more than 1)."""
+    unit = torch.nn.functional.normalize
+    # a row whose cosine with itself, computed as pacing computes it, rounds above 1 on this machine
+    # (arange(1, 11) here; the search keeps the test meaningful where the sums round otherwise)
+    z = next((v for k in range(3, 400) for v in [torch.arange(1.0, k)[None]] if float((unit(v.double(), dim=-1) ** 2).sum()) > 1), None)
+    assert z is not None
     enc = types.SimpleNamespace(encode_image=lambda f: z.expand(len(f), -1))
     d = frame_distances(np.zeros((3, 4, 4, 3), np.uint8), metric="clip", encoder=enc)
     assert d.tolist() == [0.0, 0.0]

@@ -976,10 +976,10 @@ def test_the_manifest_records_the_default_keyframe_seeds_and_they_resume(tmp_pat
 # the decoder and prior contracts: centre crop, defaults, what Prior.__call__ checks and
 # normalises (gaps a mutation test found, 2026-12-07)
 # ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("h, w", [(7, 4), (4, 7), (11, 4), (9, 6), (6, 13), (5, 5)])
+@pytest.mark.parametrize("h, w", [(7, 4), (4, 7), (11, 4), (9, 6), (6, 13), (5, 5), (5, 4), (4, 5), (9, 4)])
 def test_centre_square_keeps_the_region_torchvisions_centre_crop_keeps(h, w):
     """centre_square crops what the CLIP encoders' transform sees: torchvision's CenterCrop,
-    which rounds an odd margin's half (e.g. 1.5 -> 2 rows above)."""
+    which rounds half a margin to even (margin 1: 0 rows above; 3: 2; 5: 2; 7: 4)."""
     from torchvision.transforms.functional import center_crop
 
     from latentlab.decoders.base import centre_square
