@@ -172,3 +172,20 @@ def grey_frames(T: int = 5, size: int = 8) -> np.ndarray:
         f[k] = 40 * k
     f[:, 0, 0] = 255
     return f
+
+
+def tiny_mini_decoder(resolution: int = 32, space: str | None = "latentlab-mini", upscaler=None):
+    """A MiniDecoder on a small random net (random, not zero, output weights, so the embedding
+    matters), for tests of mini's runtime that need no shipped weights."""
+    import torch
+
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+    from latentlab.mini.runtime import MiniDecoder
+
+    torch.manual_seed(0)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2)  # fmt: skip
+    net = MiniDecoderNet(cfg)
+    with torch.no_grad():
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    return MiniDecoder(net, resolution=resolution, space=space, upscaler=upscaler)

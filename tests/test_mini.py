@@ -18,6 +18,8 @@ from latentlab.mini import shapes, weights_available
 from latentlab.presets import Preset
 from latentlab.space import space_of, tag
 
+from conftest import tiny_mini_decoder
+
 # -- shapes world --------------------------------------------------------------------------
 
 
@@ -1111,17 +1113,7 @@ def test_text_diff_bar_on_a_phone_picture(smoke_run, tmp_path):
 # -- runtime with random weights -----------------------------------------------------------
 
 
-def _tiny_decoder(resolution=32, space="latentlab-mini"):
-    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
-    from latentlab.mini.runtime import MiniDecoder
-
-    torch.manual_seed(0)
-    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
-                        attention_heads=2)  # fmt: skip
-    net = MiniDecoderNet(cfg)
-    with torch.no_grad():  # random (not zero) conditioning weights, so the embedding matters
-        net.unet.conv_out.weight.normal_(0, 0.2)
-    return MiniDecoder(net, resolution=resolution, space=space)
+_tiny_decoder = tiny_mini_decoder
 
 
 def _unit(n, d, seed):

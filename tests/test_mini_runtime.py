@@ -8,18 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_mini_decoder
 
-def _tiny_decoder(resolution=32, space="latentlab-mini", upscaler=None):
-    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
-    from latentlab.mini.runtime import MiniDecoder
 
-    torch.manual_seed(0)
-    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
-                        attention_heads=2)  # fmt: skip
-    net = MiniDecoderNet(cfg)
-    with torch.no_grad():  # random (not zero) conditioning weights, so the embedding matters
-        net.unet.conv_out.weight.normal_(0, 0.2)
-    return MiniDecoder(net, resolution=resolution, space=space, upscaler=upscaler)
+_tiny_decoder = tiny_mini_decoder
 
 
 def _tiny_upscaler(in_size=32):
