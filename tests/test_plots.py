@@ -427,3 +427,87 @@ def test_plot_word_changes_with_many_words_keeps_its_axes_and_distinct_colours()
         ax = ll.plot_word_changes(changes, top=30)
     assert ax.get_legend() is None
     plt.close(ax.figure)
+
+
+# what the plots draw: values, axes, labels and colours a mutation test found unpinned (2026-12-07)
+def test_plot_similarity_matrix_writes_values_dark_on_bright_cells_and_light_on_dark():
+    """A value above the matrix's mid-range is written in black (bright viridis cell), below in white."""
+    a = tag(torch.eye(3), "s")
+    b = tag(torch.nn.functional.normalize(torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), dim=-1), "s")
+    ax = ll.plot_similarity_matrix(a, b, annotate=True)
+    colours = {(t.get_position(), t.get_text()): t.get_color() for t in ax.texts}
+    assert colours[((0, 0), "0.71")] == "black"  # 0.71 > mid 0.5
+    assert colours[((1, 2), "1.00")] == "black"
+    assert colours[((0, 2), "0.00")] == "white"
+    assert colours[((1, 0), "0.00")] == "white"
+
+
+def test_plot_similarity_matrix_annotates_up_to_300_cells_by_default():
+    """annotate=None writes the values of a matrix of exactly 300 cells (15 x 20, cells large enough)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = tag(torch.randn(15, 8, generator=g), "s"), tag(torch.randn(20, 8, generator=g), "s")
+    ax = ll.plot_similarity_matrix(a, b)
+    assert len(ax.texts) == 300
+
+
+def test_plot_pacing_puts_each_step_at_the_frame_it_arrives_at_and_its_mean_as_a_line():
+    """Step i (frame i-1 -> i) is drawn at x = i, 1..T-1; the dotted line is the mean step; y starts at 0."""
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    eased = ll.Trajectory.interpolate(a, b, frames=6, easing="ease-in-out")
+    ax = ll.plot_pacing(eased)
+    d = ll.consecutive_distances(eased)
+    curve, mean = ax.lines
+    np.testing.assert_array_equal(curve.get_xdata(), [1, 2, 3, 4, 5])
+    assert np.median(d) != pytest.approx(d.mean())
+    np.testing.assert_allclose(curve.get_ydata(), d)
+    np.testing.assert_allclose(mean.get_ydata(), [d.mean(), d.mean()])
+    assert mean.get_linestyle() == ":" and ax.get_ylim()[0] == 0
+
+
+def _chain(frames: int = 7, seed: int = 0) -> ll.Trajectory:
+    z = tag(torch.nn.functional.normalize(torch.randn(3, 8, generator=torch.Generator().manual_seed(seed)), dim=-1), "s")
+    return ll.Trajectory.chain(list(z.split(1)), frames=frames, labels=["a", "b", "c"])
+
+
+def test_plot_pca_map_marks_every_keyframe_and_labels_each_axis_with_its_variance():
+    """One open square per keyframe (the last included), at its projected frame; PC 1 and PC 2 each
+    give their own share of the variance."""
+    path = _chain()
+    ax = ll.plot_pca_map(path)
+    (squares,) = [ln for ln in ax.lines if ln.get_marker() == "s"]
+    xy = ax.pca.project(path.embeddings(), 2).numpy()
+    kxy = xy[path.keyframe_indices()]
+    assert len(kxy) == 3
+    np.testing.assert_allclose(np.c_[squares.get_xdata(), squares.get_ydata()], kxy, atol=1e-6)
+    r = [float(v) for v in ax.pca.explained_ratio]
+    assert round(100 * r[0]) != round(100 * r[1])
+    assert ax.get_xlabel() == f"PC 1 ({100 * float(r[0]):.0f}% of variance)"
+    assert ax.get_ylabel() == f"PC 2 ({100 * float(r[1]):.0f}%)"
+
+
+def test_plot_pca_map_draws_each_path_with_its_own_colormap():
+    """Paths 1..4 get viridis, plasma, cividis, magma (the legend entry in each one's mid colour)."""
+    from matplotlib.collections import LineCollection
+
+    paths = [_chain(seed=s) for s in range(4)]
+    ax = ll.plot_pca_map(paths, path_labels=["p", "q", "r", "s"])
+    cmaps = [c.get_cmap().name for c in ax.collections if isinstance(c, LineCollection)]
+    assert cmaps == ["viridis", "plasma", "cividis", "magma"]
+    entries = {ln.get_label(): ln.get_color() for ln in ax.lines}
+    assert entries["q"] == matplotlib.colormaps["plasma"](0.5)
+
+
+def test_plot_similarity_prefers_the_labels_given_to_a_trajectorys_own():
+    """labels= names the curves even when the Trajectory has keyframe labels of its own."""
+    path = _chain()
+    assert [t.get_text() for t in ll.plot_similarity(path).get_legend().get_texts()] == ["a", "b", "c"]
+    ax = ll.plot_similarity(path, labels=["x", "y", "z"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["x", "y", "z"]
+
+
+def test_long_curve_labels_are_cut_to_28_characters_with_an_ellipsis():
+    """A label longer than 28 characters is drawn as its first 27 and "…" (28 in all); 28 fit as written."""
+    z = tag(torch.eye(3), "s")
+    long, fits = "a photograph of a red circle on a table", "x" * 28
+    ax = ll.plot_similarity(z, z[:2], [long, fits])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [long[:27] + "\u2026", fits]

@@ -3,6 +3,7 @@ its weights honestly, and fails with a clear, actionable error when its weights 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -684,3 +685,79 @@ def test_a_zero_text_embedding_is_named_as_the_input_not_the_priors_output():
     z[1] = 0
     with pytest.raises(ArgumentError, match=r"text_embeddings row\(s\) \[1\] are the zero vector"):
         IdentityPrior(name="p", space="s", dim=4)(z)
+
+
+# registry behaviour a mutation test found unpinned (2026-12-07)
+def _good(**change) -> presets.Preset:
+    base = dict(name="checked", space="s", dim=32, resolution=64, encoder={"kind": "open_clip_tiny"}, decoder={"kind": "mini"})
+    return presets.Preset(**{**base, **change})
+
+
+def test_register_preset_refuses_to_replace_a_preset_unless_overwrite(monkeypatch):
+    """A second preset of a taken name is refused (the first kept); overwrite=True replaces it."""
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    first = presets.register_preset(_good())
+    with pytest.raises(ArgumentError, match="already registered"):
+        presets.register_preset(_good(dim=64))
+    assert presets.PRESETS["checked"] is first
+    second = presets.register_preset(_good(dim=64), overwrite=True)
+    assert presets.PRESETS["checked"] is second and presets.get_preset("checked").dim == 64
+    with pytest.raises(ArgumentError, match="already registered"):  # a shipped one too
+        presets.register_preset(dataclasses.replace(presets.get_preset("tiny"), dim=64))
+
+
+@pytest.mark.parametrize("change, key", [({"dim": 0}, "dim"), ({"dim": -1}, "dim"), ({"space": ""}, "space")])
+def test_register_preset_refuses_a_zero_dim_and_an_empty_space(change, key, monkeypatch):
+    """dim must be >= 1 and space a non-empty string."""
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    with pytest.raises(ArgumentError, match="preset 'checked'") as e:
+        presets.register_preset(_good(**change))
+    assert key in str(e.value) and "checked" not in presets.PRESETS
+    assert presets.register_preset(_good(dim=1)).dim == 1  # the smallest valid size
+
+
+def test_a_user_builder_replaces_an_earlier_user_builder_of_the_same_kind(monkeypatch):
+    """Registering a builder again (e.g. a re-run notebook cell) uses the newer one."""
+    presets._load_builders()
+    monkeypatch.setattr(presets, "_PRIOR_BUILDERS", dict(presets._PRIOR_BUILDERS))  # restored after
+
+    @presets.register_prior_builder("identity")
+    def first(preset, **kw):
+        return "first"
+
+    @presets.register_prior_builder("identity")
+    def second(preset, **kw):
+        return "second"
+
+    assert presets.create_prior("tiny") == "second"
+
+
+def test_create_functions_default_to_the_mini_preset(monkeypatch):
+    """create_encoder(), create_decoder() and create_prior() with no preset build mini's parts."""
+    presets._load_builders()
+    for table, kind in ((presets._ENCODER_BUILDERS, "open_clip"), (presets._DECODER_BUILDERS, "mini"),
+                        (presets._PRIOR_BUILDERS, "mini")):  # fmt: skip
+        monkeypatch.setitem(table, kind, lambda preset, **kw: preset.name)
+    assert presets.create_encoder() == presets.create_decoder() == presets.create_prior() == "mini"
+
+
+@pytest.mark.parametrize("arg", ["name", "space", "dim"])
+def test_a_builder_taking_any_keyword_never_gets_what_the_preset_sets(arg, monkeypatch):
+    """name=, space=, dim= are refused before a **kwargs builder (as mini's) runs."""
+    presets._load_builders()
+    called = []
+    monkeypatch.setitem(presets._DECODER_BUILDERS, "mini", lambda preset, **kw: called.append(kw) or kw)
+    with pytest.raises(ArgumentError, match=rf"the decoder of preset 'mini' sets {arg}= itself from the preset"):
+        presets.create_decoder("mini", **{arg: 16 if arg == "dim" else "x"})
+    assert called == []
+
+
+def test_weights_status_is_plain_missing_when_a_users_file_is_absent_beside_an_untrained_mini_one(tmp_path):
+    """"missing (train it)" only when every absent file is the mini model's: training would not
+    bring back a user's own file."""
+    encoder = {"kind": "open_clip", "model": "m", "checkpoint": "mini/weights/not-trained.safetensors",
+               "config": str(tmp_path / "gone.json")}  # fmt: skip
+    p = presets.Preset(name="mixed", space="s", dim=32, resolution=64, encoder=encoder, decoder={"kind": "mini"})
+    assert presets.weights_status(p) == "missing"
+    only_ours = dataclasses.replace(p, encoder={k: v for k, v in encoder.items() if k != "config"})
+    assert presets.weights_status(only_ours) == "missing (train it)"
