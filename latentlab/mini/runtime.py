@@ -481,7 +481,7 @@ class MiniDecoder(Decoder):
             f = Image.Resampling.BICUBIC if self.upscaler is not None else Image.Resampling.BOX
             images = np.stack([np.asarray(Image.fromarray(im).resize((s, s), f)) for im in images])
         # a copy (small): torch.from_numpy warned of a read-only array, e.g. np.asarray(pil_image)
-        return torch.tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return torch.tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
         x = self._native(images).to(self.device, self.dtype)
