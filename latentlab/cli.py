@@ -784,7 +784,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     out_dir = Path(args.out_dir) if args.out_dir else Path("renders") / slug(args.name or args.prompt)
     mark = out_dir / "generate.json"
     check_can_create(out_dir, "--out-dir")
-    from .render import folder_lock
+    from .render import _read_json, folder_lock
 
     stack.enter_context(folder_lock(out_dir, "--out-dir"))  # before looking at it: no other render changes it now
     args.writing = out_dir  # for the message of a full disk
@@ -793,10 +793,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         old = []
     was: Any = None
     if mark.is_file():
-        try:
-            was = json.loads(mark.read_text(encoding="utf-8"))
-        except (ValueError, RecursionError):  # not JSON (empty, cut short, or nested thousands deep)
-            was = None
+        was = _read_json(mark)  # None: not JSON (empty, cut short, or nested thousands deep)
         drawn = sum(p.name.startswith("frame_") for p in old)
         if not isinstance(was, dict) and drawn and not args.overwrite:  # said as what it is, not as "other pictures"
             raise ArgumentError(

@@ -480,8 +480,6 @@ VIDEOS_FILE = "videos.json"
 def _is_own_file(path: Path) -> bool:
     """Whether ``path`` (a file of one of the names a render writes) is one latentlab wrote: the
     caches an interrupted render leaves before its manifest are known by their contents."""
-    import json
-
     if path.suffix == ".pt":  # keyframe_noise.pt: a torch file of {"key", "noise"}; an empty or damaged one is recomputed
         try:
             import torch
@@ -491,10 +489,9 @@ def _is_own_file(path: Path) -> bool:
             return path.stat().st_size == 0  # (what a power cut can leave)
         keys = {"key", "kind", "points", "values"} if path.name == PACING_PARTIAL else {"key", "noise"}
         return isinstance(data, dict) and set(data) == keys
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
+    from .render import _read_json
+
+    data = _read_json(path)
     if not isinstance(data, dict):
         return False
     if path.name == KEYFRAMES_FILE:
@@ -556,12 +553,9 @@ def _video_state(video: Path) -> dict[str, int] | None:
 
 
 def _recorded_videos(directory: Path) -> dict[str, Any]:
-    import json
+    from .render import _read_json
 
-    try:
-        data = json.loads((directory / VIDEOS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # (JSON nested thousands deep: a crafted file)
-        return {}
+    data = _read_json(directory / VIDEOS_FILE)
     videos = data.get("videos") if isinstance(data, dict) else None
     return videos if isinstance(videos, dict) else {}
 
@@ -738,17 +732,13 @@ def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -
     """Refuse a folder whose render was of other keyframe embeddings (an image changed under the
     same path, say) before the inversion and pacing caches are recomputed and written over; then
     record this render's (``keyframes.json``, the unpaced trajectory's fingerprint)."""
-    import json
-
-    from .render import MANIFEST, _write_json
+    from .render import MANIFEST, _read_json, _write_json
 
     path = directory / KEYFRAMES_FILE
     fp = trajectory.fingerprint()
     if not overwrite and path.is_file() and (directory / MANIFEST).is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
-        except (OSError, ValueError, AttributeError, RecursionError):
-            old = None  # unreadable: render()'s own check decides
+        data = _read_json(path)
+        old = data.get("fingerprint") if isinstance(data, dict) else None  # unreadable: render()'s own check decides
         if old is not None and old != fp:
             raise ArgumentError(
                 f"out_dir {str(directory)!r} holds a render of other keyframe pictures or embeddings (another "

@@ -46,7 +46,7 @@ import torch
 
 from .errors import ArgumentError, check_seed
 from .presets import register_prior_builder
-from .space import check_embeddings, normalize, tag
+from .space import check_embeddings, normalize, refuse_zero_rows, tag
 
 __all__ = ["Prior", "IdentityPrior"]
 
@@ -92,10 +92,8 @@ class Prior:
         # any integer type (numpy's too), in the range every latentlab seed takes
         seed = check_seed(seed)
         z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
-        zero = (z == 0).all(dim=-1)
-        if bool(zero.any()):  # (blamed on the prior's output, which passed it on)
-            raise ArgumentError(f"text_embeddings row(s) {zero.nonzero()[:, 0].tolist()[:8]} are the zero vector, "
-                                "which has no direction; give each row a text embedding.")  # fmt: skip
+        # (it was blamed on the prior's output, which passed it on)
+        refuse_zero_rows(z, "text_embeddings row(s)", "; give each row a text embedding.")
         z = normalize(z.detach().to("cpu", torch.float32))
         out = self._sample(z, seed=seed, num_samples=num_samples)
         want = (z.shape[0] * num_samples, self.dim)

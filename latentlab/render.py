@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError, LatentlabError, check_int, check_number, check_seed
-from .space import check_embeddings
+from .space import check_embeddings, refuse_zero_rows
 
 __all__ = [
     "render",
@@ -399,6 +399,16 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                 break
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON value in ``path``, or ``None`` where there is none to read: a missing or
+    unreadable file, not JSON (empty, cut short), or JSON nested too deep to parse (a crafted
+    file: RecursionError)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = temp_path(path)
     try:
@@ -509,10 +519,7 @@ def untracked_frames_error(out_dir: Path) -> ArgumentError:
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest at ``path`` as a dict, or ``None`` when it cannot be one of latentlab's
     (empty, not JSON, or JSON of another shape: a hand edit, another tool's file)."""
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # (JSON nested thousands deep: a crafted file)
-        return None
+    old = _read_json(path)
     if not isinstance(old, dict):
         return None
     spec = old.get("spec")
@@ -745,12 +752,9 @@ def render(
         z = check_embeddings(trajectory, name="trajectory")
         traj_dict = None
     z = check_embeddings(z, name="trajectory embeddings", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
-    zero = (z == 0).all(dim=-1)
-    if bool(zero.any()):  # refused by the decoder only when its batch came, after earlier frames were written
-        rows = zero.nonzero()[:, 0].tolist()
-        raise ArgumentError(f"the trajectory's frame(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} are the zero vector, "
-                            "which has no direction to decode (a lerp through the origin, a padding row?). Fix: drop "
-                            "them, or use slerp/nlerp for that segment.")  # fmt: skip
+    # (the decoder refuses them too, but only when their batch came, after earlier frames were written)
+    refuse_zero_rows(z, "the trajectory's frame(s)", " to decode (a lerp through the origin, a padding row?). Fix: drop "
+                     "them, or use slerp/nlerp for that segment.")  # fmt: skip
     if noise == "per-frame" and seed + z.shape[0] - 1 >= 2**63:  # frame k's seed + k overflowed after some frames were written
         raise ArgumentError(f"seed={seed} with noise='per-frame' gives frame {z.shape[0] - 1} the seed "
                             f"{seed + z.shape[0] - 1}, past 2**63 - 1; use a seed below {2**63 - z.shape[0] + 1}.")  # fmt: skip

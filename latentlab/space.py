@@ -101,6 +101,17 @@ def rescale_rows(x: torch.Tensor, norms: torch.Tensor, rows: torch.Tensor) -> tu
     return x, torch.where(rows, x.norm(dim=-1, keepdim=True), norms)
 
 
+def refuse_zero_rows(z: torch.Tensor, what: str, rest: str) -> None:
+    """Raise an :class:`ArgumentError` naming the rows of ``z`` that are the zero vector:
+    "<what> [rows] are the zero vector, which has no direction<rest>" (``what``: e.g.
+    ``"embeddings row(s)"``; ``rest``: the end of the sentence and the fix)."""
+    zero = (z == 0).all(dim=-1)
+    if bool(zero.any()):
+        rows = zero.nonzero()[:, 0].tolist()
+        raise ArgumentError(f"{what} {rows[:8]}{' ...' if len(rows) > 8 else ''} are the zero vector, which has no "
+                            f"direction{rest}")  # fmt: skip
+
+
 def check_embeddings(
     z: object,
     *,

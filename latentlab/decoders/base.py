@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import check_int, check_number, check_seed
-from ..space import check_embeddings, rescale_rows
+from ..space import check_embeddings, refuse_zero_rows, rescale_rows
 
 __all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
 
@@ -372,20 +372,14 @@ class Decoder:
     def _unit_rows(self, embeddings: Any) -> torch.Tensor:
         """``embeddings`` checked (this decoder's size and space, no zero row) as unit-norm CPU
         float32 rows."""
-        from ..errors import ArgumentError, LatentlabError
+        from ..errors import LatentlabError
 
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
             raise LatentlabError(f"decoder {type(self).__name__} has dim={self.dim!r}; a decoder sets dim, the size of "
                                  "the embeddings it decodes (see latentlab.Decoder).")  # fmt: skip
         z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
         z = z.detach().to("cpu", torch.float32)
-        zero = (z == 0).all(dim=-1)
-        if bool(zero.any()):
-            rows = zero.nonzero()[:, 0].tolist()
-            raise ArgumentError(  # it reached the decoder as the zero vector
-                f"embeddings row(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} are the zero vector, which has no "
-                "direction to decode. Fix: drop those rows (a padding row?), or give each an embedding."
-            )
+        refuse_zero_rows(z, "embeddings row(s)", " to decode. Fix: drop those rows (a padding row?), or give each an embedding.")
         n = z.norm(dim=-1, keepdim=True)
         # a row whose length overflows float32 (it came out as zeros) or is below 1e-12 (it came
         # out that much shorter) is scaled first; every other row is divided by its norm as before
