@@ -789,7 +789,7 @@ def render_spec(
     >>> result.video                                            # doctest: +SKIP
     PosixPath('renders/morph.mp4')
     """
-    from .presets import create_decoder, create_encoder, create_prior, get_preset
+    from .presets import create_decoder, create_encoder, get_preset
     from .render import render
     from .video import save_image, write_video
 

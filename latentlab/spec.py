@@ -650,9 +650,9 @@ class Spec:
                 raise SpecError(f"{where}.text_diff has unknown field(s) {sorted(extra)}; use from, to, theta.")
             if "from" in v and (not isinstance(v["from"], str) or not v["from"].strip()):
                 raise SpecError(f"{where}.text_diff.from must be a non-empty caption string (CLI: --from); leave it out for the neutral {NEUTRAL_CAPTION!r}.")
-            for field in ("from", "to"):
-                if field in v:
-                    _check_caption_text(f"{where}.text_diff.{field}", v[field])
+            for side in ("from", "to"):
+                if side in v:
+                    _check_caption_text(f"{where}.text_diff.{side}", v[side])
             th = v.get("theta", 0.5)
             if not isinstance(th, (int, float)) or isinstance(th, bool) or not (0 <= th <= 1):
                 raise SpecError(f"{where}.text_diff.theta must be a number in [0, 1] (usually 0.25-0.5), got {th!r}.")

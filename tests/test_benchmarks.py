@@ -363,7 +363,6 @@ def test_gpu_session_script_dry_run_on_the_cpu(tmp_path):
     script exports it (made here in-process: each call of the script starts four Python
     processes of about 8 s each), then again with RESUME=1, so the script cannot rot unseen.
     (A call without INIT differs only in the flag, checked with a fake PYTHON below.)"""
-    import os
     import shutil
     import subprocess
     import sys
@@ -414,7 +413,6 @@ def test_gpu_session_script_starts_clean_without_resume(tmp_path):
     nothing else there) before its first step, and passes no --resume; with RESUME=1 it keeps
     them, skips the cache stage where RUN has a cache, and passes --resume (a fake PYTHON that
     records each step and whether RUN still held the old decoder checkpoint then)."""
-    import os
     import shutil
     import subprocess
 
@@ -458,7 +456,6 @@ def test_gpu_session_script_starts_clean_without_resume(tmp_path):
 def test_gpu_session_script_stops_at_a_failed_training_step(tmp_path, fail):
     """A failing step of the training part stops the script with a non-zero status and the
     log's tail, before any later step or the benchmark (a fake PYTHON, so it takes no time)."""
-    import os
     import shutil
     import subprocess
 

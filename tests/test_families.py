@@ -825,7 +825,7 @@ def test_incomplete_and_mixed_up_folders_name_what_is_missing(saved, tmp_path):
     e = Preset(name="my-enc", space="s", dim=DIM, resolution=32, decoder={"kind": "kandinsky_tiny"},
                encoder={"kind": "hf_clip", "repo": "me/my-towers"})  # fmt: skip
     towers = _variant(saved, tmp_path, "kprior", drop=["text_encoder"])
-    with pytest.raises(ModelNotAvailableError, match=rf"it has no text_encoder/ subfolder.*hf download me/my-towers"):
+    with pytest.raises(ModelNotAvailableError, match=r"it has no text_encoder/ subfolder.*hf download me/my-towers"):
         create_encoder(e, repo_or_dir=str(towers))
 
 

@@ -697,8 +697,6 @@ def test_spherical_mean_takes_numpy_ints_and_names_a_bad_tol():
 
 
 def test_operators_say_how_to_pass_numpy_rows_lists_of_tensors_and_combine_pairs():
-    import numpy as np
-
     a, b = unit(0, 2, 4).unbind()
     with pytest.raises(ArgumentError, match=r"a must be a torch.Tensor .*got ndarray. Fix: pass torch.from_numpy\(a\)"):
         slerp(a.numpy(), b, 0.5)

@@ -38,7 +38,6 @@ import torch
 from ..errors import ArgumentError
 from .models import (
     CLIP_CONFIG,
-    WEIGHTS_DIR,
     DecoderConfig,
     ExpertConfig,
     MiniDecoderNet,
