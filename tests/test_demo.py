@@ -4,12 +4,16 @@ prints, resumes, and on the embedded model shows what the README says it shows."
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from latentlab import demo
+from latentlab.jobs import RenderResult, video_path
 from latentlab.presets import weights_status
+
+from conftest import grey_frames
 
 
 def test_demo_writes_what_it_prints_and_resumes(tmp_path, monkeypatch, capsys):
@@ -93,3 +97,114 @@ def test_demo_that_cannot_write_its_inputs_says_so(tmp_path, monkeypatch, capsys
     assert demo.main(["--preset", "tiny"]) == 2
     err = capsys.readouterr().err
     assert "cannot write the demo's input pictures beside --out-dir renders/demo: Permission denied" in err
+
+
+# The spec, preset, input pictures and gif of make demo, with the render stubbed (mutation testing, session 33)
+@pytest.fixture
+def fake_render(monkeypatch, tmp_path):
+    """Replaces jobs.render_spec with one that returns 4 small frames at once, recording its calls."""
+    from latentlab import jobs
+    from latentlab.video import write_video
+
+    calls = []
+
+    def render_spec(spec, *, out_dir, overwrite=False, **kwargs):
+        calls.append({"spec": spec, "out_dir": Path(out_dir), "overwrite": overwrite})
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        frames = grey_frames(4)
+        video = write_video(frames, video_path(out, "mp4"), fps=spec["fps"])
+        return RenderResult(frames=frames, out_dir=out, video=video, contact_sheet=out / "contact_sheet.png",
+                            spec=spec, trajectory=None)
+
+    monkeypatch.setattr(jobs, "render_spec", render_spec)
+    monkeypatch.chdir(tmp_path)
+    return calls
+
+
+def _gif_frames(path: Path) -> tuple[list[tuple[int, int]], list[int]]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        sizes, durations = [], []
+        for k in range(im.n_frames):
+            im.seek(k)
+            sizes.append(im.size)
+            durations.append(im.info["duration"])
+    return sizes, durations
+
+
+def test_docs_quote_every_keyframe_of_the_demo_spec():
+    """docs/spec.md's demo spec has each keyframe as demo.py builds it: labels and easing as well."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spec.md").read_text(encoding="utf-8")
+    block = text.split('name = "demo"\npreset', 1)[1].split("```", 1)[0]
+    quoted = tomllib.loads('name = "demo"\npreset' + block)
+    spec = demo.demo_spec(["red_circle.png", "blue_triangle.png"], "mini")
+    assert quoted["keyframes"] == spec["keyframes"]
+
+
+def test_demo_gif_is_128_px_at_the_spec_fps_with_the_holds(fake_render, capsys):
+    assert demo.main(["--preset", "tiny"]) == 0
+    gif = Path("renders/demo.gif")
+    assert f"gif:           {gif}" in capsys.readouterr().out
+    sizes, durations = _gif_frames(gif)
+    assert sizes == [(128, 128)] * 4  # the 8 px frames upscaled to 128
+    # 4 distinct frames at 12 fps, the first and last held 6 more (a gif merges the repeats)
+    assert sum(durations) == pytest.approx(1000 * (4 + 6 + 6) / 12, abs=40)
+    assert durations[0] == pytest.approx(7000 / 12, abs=20) and durations[-1] == pytest.approx(7000 / 12, abs=20)
+    assert durations[1] == pytest.approx(1000 / 12, abs=10)
+
+
+def test_demo_with_overwrite_reports_every_frame_rendered(fake_render, capsys):
+    out = Path("renders/demo")
+    out.mkdir(parents=True)
+    for k in range(2):  # frames of an earlier run, replaced with --overwrite
+        (out / f"frame_{k:05d}.png").write_bytes(b"")
+    assert demo.main(["--preset", "tiny", "--overwrite"]) == 0
+    text = capsys.readouterr().out
+    assert "(4 frames rendered in" in text and "kept" not in text
+    assert fake_render[-1]["overwrite"] is True
+    assert demo.main(["--preset", "tiny"]) == 0  # without it, they count as kept
+    assert "(4 frames, 2 kept from an earlier run, 2 rendered in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("status, preset", [("built in", "mini"), ("missing", "tiny")])
+def test_demo_uses_mini_when_its_weights_are_built_in_and_tiny_otherwise(fake_render, monkeypatch, capsys,
+                                                                        status, preset):
+    monkeypatch.setattr(demo, "weights_status", lambda name: status)
+    assert demo.main([]) == 0
+    assert fake_render[-1]["spec"]["preset"] == preset
+    captured = capsys.readouterr()
+    assert f"preset:        {preset}" in captured.out
+    assert ("RANDOM weights" in captured.err) == (preset == "tiny")
+
+
+def _ink(pic: np.ndarray, channel: int) -> np.ndarray:
+    """Pixels where ``channel`` clearly dominates the other two."""
+    pic = pic.astype(int)
+    others = [c for c in range(3) if c != channel]
+    return (pic[..., channel] > 120) & (pic[..., channel] > pic[..., others].max(axis=-1) + 60)
+
+
+def _rows_of_ink(mask: np.ndarray) -> np.ndarray:
+    return mask.sum(axis=1)[mask.any(axis=1)]
+
+
+@pytest.mark.parametrize("shapes_world", [True, False])
+def test_demo_inputs_are_named_for_what_they_show(tmp_path, monkeypatch, shapes_world):
+    """red_circle.png shows a red circle (round: as wide at the top as at the bottom), and
+    blue_triangle.png a blue triangle (apex up: widening downwards), with or without the shapes world."""
+    from latentlab.video import load_image
+
+    if not shapes_world:
+        monkeypatch.setitem(sys.modules, "latentlab.mini.shapes", None)  # import -> ImportError: the fallback
+    paths = demo.make_inputs(tmp_path / "in")
+    assert [p.name for p in paths] == ["red_circle.png", "blue_triangle.png"]
+    red, blue = (np.asarray(load_image(p)) for p in paths)
+    assert _ink(red, 0).sum() > 100 and _ink(red, 2).sum() == 0
+    assert _ink(blue, 2).sum() > 100 and _ink(blue, 0).sum() == 0
+    circle, triangle = _rows_of_ink(_ink(red, 0)), _rows_of_ink(_ink(blue, 2))
+    assert abs(int(circle[len(circle) // 5]) - int(circle[-1 - len(circle) // 5])) <= 2  # symmetric
+    assert triangle[len(triangle) // 5] < triangle[-1 - len(triangle) // 5] / 2  # narrow top, wide base

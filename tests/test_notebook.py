@@ -1445,3 +1445,195 @@ def test_lost_lists_the_largest_drop_first():
     ch = explore.WordChanges(["a", "b", "c"], np.array([[0.5, 0.9, 0.2], [0.4, 0.1, 0.6]]))  # -0.1, -0.8, +0.4
     assert [w for w, _ in ch.lost()] == ["b", "a"]
     assert ch.lost(1) == [("b", pytest.approx(-0.8))]
+
+
+# Views, scrubber and live preview: sizes, formats, files and cache behaviour (mutation testing, session 33)
+def _gif_durations(data: bytes) -> list[int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        out = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            out.append(im.info["duration"])
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# inline views
+# ----------------------------------------------------------------------------------
+def test_a_wide_contact_sheet_is_not_zoomed_past_1024_px():
+    """Small tiles are enlarged, but never so far that the whole sheet shows wider than 1024 px."""
+    view = ll.show(np.zeros((40, 8, 8, 3), np.uint8), columns=40)
+    width = view.array.shape[1]
+    assert width > 400 and view.scale == 1024 // width
+    assert f'width="{width * view.scale}"' in view._repr_html_()
+
+
+def test_a_contact_sheet_is_zoomed_by_its_tile_size_not_the_sheet_size():
+    """Frames of 8 px in a sheet are shown as large as one 8 px image would be (tiles at ~128 px)."""
+    assert ll.show(grey_frames(4)).scale == ll.show(grey_frames(1)[0]).scale == 16
+
+
+def test_a_non_square_image_is_shown_at_its_width_times_the_scale():
+    view = ll.show(np.zeros((8, 16, 3), np.uint8))
+    assert view.scale == 8 and 'width="128"' in view._repr_html_()
+
+
+def test_a_non_square_video_file_is_shown_as_wide_as_its_frames(tmp_path):
+    """A file's display width comes from its frame width (height and width are not swapped)."""
+    f = np.zeros((3, 8, 16, 3), np.uint8)
+    gif = ll.write_video(f, tmp_path / "a.gif", fps=4)
+    assert ll.show_video(f, fps=4).width == ll.show_video(gif).width == 256
+    assert ll.show_video(gif, scale=3).width == 48
+    f = np.zeros((3, 16, 32, 3), np.uint8)
+    mp4 = ll.write_video(f, tmp_path / "a.mp4", fps=4)
+    assert ll.show_video(mp4).width == ll.show_video(f, fps=4, format="mp4").width == 256
+    assert ll.show_video(mp4, scale=2).width == 64
+
+
+def test_an_mp4_view_loops():
+    """show_video promises an inline, looping video: the <video> tag autoplays and loops."""
+    page = ll.show_video(grey_frames(3), fps=4, format="mp4")._repr_html_()
+    tag_ = page.split("<video", 1)[1].split(">", 1)[0]
+    assert " loop" in tag_ and " autoplay" in tag_ and " muted" in tag_
+
+
+def test_video_view_save_takes_an_upper_case_suffix(tmp_path):
+    view = ll.show_video(grey_frames(3), fps=4)
+    out = view.save(tmp_path / "CLIP.GIF")
+    assert out.read_bytes() == view.data
+
+
+def test_a_video_file_at_max_embed_mb_is_embedded(tmp_path):
+    gif = ll.write_video(grey_frames(3), tmp_path / "a.gif", fps=4)
+    size = gif.stat().st_size
+    assert ll.show_video(gif, max_embed_mb=size / 2**20).data == gif.read_bytes()  # at the limit: embedded
+    assert ll.show_video(gif, max_embed_mb=(size - 1) / 2**20).data is None  # over it: by reference
+
+
+@pytest.mark.parametrize("option", [{"pingpong": True}, {"hold_first": 2}, {"hold_last": 1}])
+def test_show_video_of_a_file_refuses_the_frame_options(tmp_path, option):
+    gif = ll.write_video(grey_frames(3), tmp_path / "a.gif", fps=4)
+    (name,) = option
+    with pytest.raises(ArgumentError, match=rf"{name} apply to frames, not to a file"):
+        ll.show_video(gif, **option)
+
+
+def test_frames_up_to_256_px_play_as_a_gif():
+    assert ll.show_video(np.zeros((2, 256, 256, 3), np.uint8), fps=4).mimetype == "image/gif"
+    assert ll.show_video(np.zeros((2, 256, 257, 3), np.uint8), fps=4).mimetype == "video/mp4"
+
+
+def test_show_video_holds_the_first_and_last_frames_as_asked():
+    """hold_first repeats the first frame, hold_last the last (a gif merges repeats into one
+    longer frame: 3 frames at 4 fps, the first held for 2 more)."""
+    f = grey_frames(3)
+    assert _gif_durations(ll.show_video(f, fps=4).data) == [250, 250, 250]
+    assert _gif_durations(ll.show_video(f, fps=4, hold_first=2).data) == [750, 250, 250]
+    assert _gif_durations(ll.show_video(f, fps=4, hold_last=1).data) == [250, 250, 500]
+
+
+def test_show_of_a_render_result_keeps_the_caption(tmp_path):
+    from latentlab.jobs import RenderResult
+
+    f = grey_frames(3)
+    gif = ll.write_video(f, tmp_path / "a.gif", fps=4)
+    result = RenderResult(frames=f, out_dir=tmp_path, video=gif, contact_sheet=gif, spec=None, trajectory=None)
+    view = ll.show(result, caption="my morph")
+    assert view.caption == "my morph" and "my morph" in view._repr_html_()
+
+
+def test_show_of_a_result_takes_the_labels_passed_over_its_own():
+    from latentlab.explore import Probe
+
+    f = grey_frames(2, size=64)  # tiles wide enough for the labels to show
+    probe = Probe(frames=f, ks=[1, None], embeddings=torch.zeros(2, 4), cosine=np.array([0.5, 1.0]))
+    mine = ["first", "second"]
+    np.testing.assert_array_equal(ll.show(probe, labels=mine).array, ll.show(f, labels=mine).array)
+    assert not np.array_equal(ll.show(probe, labels=mine).array, ll.show(probe).array)
+
+
+def test_show_plays_a_video_file_whatever_the_case_of_its_suffix(tmp_path):
+    gif = ll.write_video(grey_frames(3), tmp_path / "A.GIF", fps=4)
+    view = ll.show(gif)
+    assert isinstance(view, notebook.VideoView) and view.data == gif.read_bytes()
+
+
+# ----------------------------------------------------------------------------------
+# the scrubber
+# ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fps", [0, float("inf"), float("nan")])
+def test_scrubber_refuses_a_play_speed_that_is_not_positive_and_finite(fake_decoder, fps):
+    with pytest.raises(ArgumentError, match="fps must be a positive number"):
+        ll.scrub(_fake_path(), fake_decoder, fps=fps)
+
+
+def test_scrubber_takes_every_negative_index_down_to_minus_the_length(fake_decoder):
+    s = ll.scrub(_fake_path(), fake_decoder)
+    np.testing.assert_array_equal(s.frame(-len(s)), s.frame(0))
+    np.testing.assert_array_equal(s.frames([-len(s)]), s.frames([0]))
+    with pytest.raises(ArgumentError, match="frame index"):
+        s.frame(-len(s) - 1)
+
+
+def test_scrubber_caches_a_negative_index_as_the_frame_it_names(fake_decoder):
+    """frame(-1) and frame(T - 1) are one frame: rendered once, then taken from the cache."""
+    s = ll.scrub(_fake_path(), fake_decoder)
+    T = len(s)
+    a = s.frame(-1)
+    assert s.frame(T - 1) is a
+    s.frames([-2, T - 2])
+    assert s.cache_info() == {"hits": 2, "misses": 2, "cached": 2, "frames": T}
+    assert set(s._cache) == {T - 1, T - 2}
+
+
+def test_a_frame_taken_from_the_cache_counts_as_recently_used(fake_decoder):
+    """The cache drops the least recently *used* frame, not the first rendered."""
+    s = ll.scrub(_fake_path(), fake_decoder, cache_size=2)
+    s.frame(0)
+    s.frame(1)
+    s.frame(0)  # a hit: frame 1 is now the least recently used
+    s.frame(2)
+    assert set(s._cache) == {0, 2}
+    s.frames([0])  # a hit through frames(): frame 2 is now the least recently used
+    s.frame(3)
+    assert set(s._cache) == {0, 3}
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_scrubber_refuses_a_cache_size_below_one(fake_decoder, bad):
+    """cache_size=0 would keep no frame at all (each frame rendered again): refused."""
+    with pytest.raises(ArgumentError, match="cache_size must be an integer >= 1"):
+        ll.scrub(_fake_path(), fake_decoder, cache_size=bad)
+
+
+# ----------------------------------------------------------------------------------
+# live preview
+# ----------------------------------------------------------------------------------
+def test_live_preview_shows_a_render_of_another_length_in_a_new_output(monkeypatch):
+    """A render whose number of frames differs from the last one's is a new render (counted
+    afresh, in its own output), even when its first frame was not seen before."""
+    IPython = pytest.importorskip("IPython")
+    import IPython.display
+
+    calls = []
+
+    class Handle:
+        def update(self, obj):
+            calls.append(("update", obj.caption))
+
+    def fake_display(obj, display_id=False):
+        calls.append(("display", obj.caption))
+        return Handle()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    p = ll.LivePreview(every=2)
+    f = grey_frames(5)
+    for k in range(2):  # a render of 10 frames, stopped after two
+        p({"frame": k, "frames": 10, "image": f[k], "resumed": False})
+    for k in range(2, 5):  # then one of 5 frames
+        p({"frame": k, "frames": 5, "image": f[k], "resumed": False})
+    assert calls == [("display", "frame 1 (2 of 10)"), ("display", "frame 3 (4 of 5)")]
+    assert p.count == 5
