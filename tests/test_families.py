@@ -911,3 +911,144 @@ def test_a_prior_that_reads_the_prompt_warns_when_it_cuts_it():
         prior.from_texts([short], seed=0)
     with pytest.warns(UserWarning, match="tokens"):  # the words past the limit change nothing
         assert torch.equal(cut, prior.from_texts([long + " and more words"], seed=0))
+
+
+# -- Kandinsky: guided decode and inversion, the kept image encoder, prior guidance (mutation testing, session 33)
+
+
+def _kandinsky(**kw):
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    kw.setdefault("embed_scale", 2.5)
+    return kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space="s", dim=DIM,
+                                      resolution=32, image_encoder=(towers.vision, processor), **kw)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kdec():
+    return _kandinsky()
+
+
+def test_guided_decode_uses_the_negative_embedding_unscaled(kdec):
+    """With guidance > 1 the frames are the pipeline's for image_embeds = z * embed_scale and
+    negative_image_embeds = the zero-image embedding as is (not scaled by embed_scale)."""
+    assert kdec.embed_scale != 1.0
+    z, x = _unit(1, 1, "s"), _noise(kdec, 1, 2)
+    ours = kdec.decode(z, x, seeds=[0], steps=3, guidance_scale=4.0)
+    with torch.no_grad():
+        theirs = kdec.pipe(image_embeds=z * kdec.embed_scale, negative_image_embeds=kdec.negative_embeds[None],
+                          height=32, width=32, num_inference_steps=3, guidance_scale=4.0, latents=x.clone(),
+                          generator=[torch.Generator("cpu").manual_seed(0)], output_type="np").images  # fmt: skip
+    assert np.abs(ours.astype(int) - np.rint(theirs * 255).astype(int)).max() <= 1
+
+
+def _latents(kdec, z, noise, steps, guidance):
+    with torch.no_grad():
+        return kdec.pipe(image_embeds=z * kdec.embed_scale, negative_image_embeds=kdec.negative_embeds.expand(z.shape[0], -1),
+                        height=32, width=32, num_inference_steps=steps, guidance_scale=guidance, latents=noise,
+                        output_type="latent").images  # fmt: skip
+
+
+def test_guided_inversion_undoes_guided_sampling(kdec):
+    """invert_latents with guidance > 1 runs the guided DDIM (negative embedding as the
+    unconditional half) backwards: sampling its result at that guidance lands on the target."""
+    z = _unit(2, 3, "s")
+    start = _noise(kdec, 2, 4)
+    target = _latents(kdec, z, start, 8, 3.0)
+    rebuilt = _latents(kdec, z, kdec.invert_latents(target, z, steps=8, guidance_scale=3.0), 8, 3.0)
+    fresh = _latents(kdec, z, _noise(kdec, 2, 5), 8, 3.0)
+    err, err_fresh = float((rebuilt - target).pow(2).mean()), float((fresh - target).pow(2).mean())
+    assert err < 0.1 * err_fresh, (err, err_fresh)
+
+
+def test_image_encoder_is_kept_only_when_asked_and_calibrates():
+    """keep_image_encoder=True keeps the family encoder for calibrate_embed_scale (update=False only
+    measures; update=True sets embed_scale and its source); by default it is dropped after load."""
+    images = [np.full((40, 40, 3), v, np.uint8) for v in (30, 200)]
+    with pytest.raises(ArgumentError, match="keep_image_encoder=True"):
+        _kandinsky().calibrate_embed_scale(images)
+    kept = _kandinsky(keep_image_encoder=True)
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    enc = hf_clip.HFCLIPEncoder(towers, processor, None, name="t", space="s")
+    want = float(enc.image_embeds(images).norm(dim=-1).mean())
+    assert kept.calibrate_embed_scale(images, update=False) == pytest.approx(want, rel=1e-5)
+    assert kept.embed_scale == 2.5 and kept.embed_scale_source == "given"
+    assert kept.calibrate_embed_scale(images) == pytest.approx(want, rel=1e-5)
+    assert kept.embed_scale == pytest.approx(want, rel=1e-5) and kept.embed_scale_source == "calibrated"
+
+
+def test_prior_guidance_pushes_away_from_the_empty_prompt():
+    """Classifier-free guidance of the prior is uncond + g * (cond - uncond) with the empty
+    prompt as the unconditional half, as in diffusers' prior pipelines."""
+    prior, scheduler, text, tok = kandinsky.tiny_unclip_prior_components(dim=DIM)
+    calls = []
+    hook = prior.register_forward_hook(lambda m, a, kw, out: calls.append(
+        (kw["proj_embedding"].clone(), out.predicted_image_embedding.clone())), with_kwargs=True)
+    try:
+        kandinsky.sample_unclip_prior(prior, scheduler, text, tok, ["a red fox"], seed=0, steps=2, guidance_scale=4.0)
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        ids = tok(["", "a red fox"], padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt").input_ids
+        pooled = text(ids).text_embeds
+    proj = calls[0][0]
+    assert proj.shape[0] == 2
+    torch.testing.assert_close(proj[0], pooled[0], atol=1e-5, rtol=1e-5)  # the empty prompt first
+    torch.testing.assert_close(proj[1], pooled[1], atol=1e-5, rtol=1e-5)
+
+
+# -- hf_clip: the Hub cache, repo ids, load options, processor size and fingerprint (mutation testing, session 33)
+
+
+def test_hub_cache_dir_prefers_hf_hub_cache_over_hf_home(monkeypatch, tmp_path):
+    """cache_dir, else $HF_HUB_CACHE, else $HF_HOME/hub, read at call time."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert hf_clip.hub_cache_dir() == str(tmp_path / "hub-cache")
+    assert hf_clip.hub_cache_dir(tmp_path / "given") == str(tmp_path / "given")
+    monkeypatch.delenv("HF_HUB_CACHE")
+    assert hf_clip.hub_cache_dir() == str(tmp_path / "home" / "hub")
+
+
+def test_a_path_of_three_parts_is_not_a_repo_id():
+    """Repo ids are exactly 'owner/name': 'a/b/c' is a (missing) folder, said so, not sent to the Hub."""
+    assert hf_clip.is_hub_id("owner/name") and not hf_clip.is_hub_id("owner/name/extra")
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        hf_clip.hub_source("owner/name/extra", "CLIP towers", "kandinsky-community/kandinsky-2-2-prior")
+
+
+def test_load_kwargs_reads_offline_and_keeps_the_revision(monkeypatch):
+    """For a repo id: local_files_only defaults to $HF_HUB_OFFLINE (read now), and revision and
+    variant are passed on; a local folder gets neither cache nor revision."""
+    common = dict(dtype=torch.float32, variant="fp16", cache_dir=None, revision="abc123")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    kw = hf_clip.load_kwargs(is_dir=False, local_files_only=None, **common)
+    assert kw["local_files_only"] is True and kw["revision"] == "abc123" and kw["variant"] == "fp16"
+    assert hf_clip.load_kwargs(is_dir=False, local_files_only=False, **common)["local_files_only"] is False
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert hf_clip.load_kwargs(is_dir=False, local_files_only=None, **common)["local_files_only"] is False
+    local = hf_clip.load_kwargs(is_dir=True, local_files_only=None, **common)
+    assert "revision" not in local and "cache_dir" not in local and local["variant"] == "fp16"
+
+
+def test_image_size_is_the_processor_crop_size():
+    """The encoder's image_size is the processor's crop (what the tower sees), not its resize edge."""
+    from transformers import CLIPImageProcessor
+
+    proc = CLIPImageProcessor(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 48})
+    assert hf_clip._processor_size(proc) == 32
+    towers, _, tok = hf_clip.tiny_hf_clip_towers(dim=32)
+    assert hf_clip.HFCLIPEncoder(towers, proc, tok, name="t", space="s").image_size == 32
+
+
+def test_content_fingerprint_covers_the_processor():
+    """Two encoders of the same towers and tokenizer but other image preprocessing never share
+    embedding-cache entries."""
+    from transformers import CLIPImageProcessor
+
+    towers, proc, tok = hf_clip.tiny_hf_clip_towers(dim=32)
+    other = CLIPImageProcessor(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32}, image_mean=[0.5] * 3)
+    a = hf_clip.HFCLIPEncoder(towers, proc, tok, name="t", space="s").fingerprint()
+    b = hf_clip.HFCLIPEncoder(towers, other, tok, name="t", space="s").fingerprint()
+    assert a.startswith("hf_clip:sha256:") and a != b

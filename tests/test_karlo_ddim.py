@@ -3,6 +3,7 @@ stage, on the tiny random pipeline (offline, seeded, seconds on one CPU thread).
 
 from __future__ import annotations
 
+import hashlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -396,3 +397,76 @@ def test_decoder_size_images_and_invert_take_a_non_square_picture_s_centre_squar
     assert torch.equal(dec.decoder_size_images(wide), dec.decoder_size_images(centre))
     z = _unit(1, 5)
     assert torch.equal(dec.invert(wide, z, steps=2), dec.invert(centre, z, steps=2))
+
+
+# -- super-res, sizes, inversion start and the prior folder (mutation testing, session 33) -------
+
+
+def test_super_res_seed_is_the_documented_sha256_prefix():
+    """super_res_seed(s): the first 63 bits (little-endian first 8 bytes, shifted right once) of
+    SHA-256('karlo-super-res:<s>'), so super-res noise reproduces across versions and machines."""
+    for s in (0, 1, 12345, -7):
+        digest = hashlib.sha256(f"karlo-super-res:{s}".encode()).digest()
+        assert karlo.super_res_seed(s) == int.from_bytes(digest[:8], "little") >> 1
+
+
+def test_super_res_input_is_noise_then_the_bicubic_upsampled_base(dec):
+    """Each super-res step reads [its sample ; the 64 px image upsampled bicubically (antialiased)]
+    in that channel order, as diffusers' UnCLIPImageVariationPipeline builds it."""
+    z, x = _unit(1, 1), _noise(dec, 1, 2)
+    seen = []
+    hook = dec.pipe.super_res_first.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["sample"].clone()), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            base = dec._sample_base(z, x, steps=2, guidance_scale=1.0)
+            dec._super_res(base, [5])
+    finally:
+        hook.remove()
+    first = seen[0]
+    torch.testing.assert_close(first[:, :3], dec.super_res_noise([5]))
+    up = torch.nn.functional.interpolate(base, size=(32, 32), mode="bicubic", align_corners=False, antialias=True)
+    torch.testing.assert_close(first[:, 3:], up, atol=1e-6, rtol=1e-6)
+
+
+def test_decoder_size_images_shrinks_with_an_area_filter(dec):
+    """Shrinking to the decoder's size uses PIL's box (area) filter, as documented."""
+    from PIL import Image
+
+    img = np.random.default_rng(0).integers(0, 256, (1, 48, 48, 3), dtype=np.uint8)
+    want = np.asarray(Image.fromarray(img[0]).resize((16, 16), Image.Resampling.BOX)).astype(np.float32) / 127.5 - 1.0
+    got = dec.decoder_size_images(img)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_inversion_starts_from_the_image_inset_into_the_clamp(dec, monkeypatch):
+    """invert() starts from the decoder-size image scaled by inversion_inset (0.98), so pure white
+    and black stay inside the clamp of [-1, 1]."""
+    assert dec.inversion_inset == 0.98
+    images = np.stack([np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 255, np.uint8)])
+    seen = []
+    real = dec._decoder_eps
+    monkeypatch.setattr(dec, "_decoder_eps", lambda x, *a, **k: (seen.append(x.clone()), real(x, *a, **k))[1])
+    dec.invert(images, _unit(2, 3), steps=1)
+    torch.testing.assert_close(seen[0], dec.decoder_size_images(images) * 0.98)
+
+
+def test_decode_base_normalises_the_embeddings(dec):
+    """decode_base, like decode, renders the direction of an embedding, whatever its norm."""
+    z, x = _unit(1, 4), _noise(dec, 1, 5)
+    assert np.array_equal(dec.decode_base(z * 3.0, x), dec.decode_base(z, x))
+
+
+def test_karlo_prior_loads_a_folder_with_a_prior_scheduler(tmp_path):
+    """KarloPrior.from_pretrained reads UnCLIPPipeline's layout: the scheduler is in prior_scheduler/."""
+    from latentlab.decoders.kandinsky import tiny_unclip_prior_components
+
+    prior, sched, text, tok = tiny_unclip_prior_components(dim=DIM, seed=0)
+    folder = tmp_path / "karlo-prior"
+    prior.save_pretrained(folder / "prior")
+    text.save_pretrained(folder / "text_encoder")
+    tok.save_pretrained(folder / "tokenizer")
+    sched.save_pretrained(folder / "prior_scheduler")
+    loaded = karlo.KarloPrior.from_pretrained(folder, space="s", dim=DIM, default_steps=2)
+    ref = karlo.KarloPrior(*tiny_unclip_prior_components(dim=DIM, seed=0), name="r", space="s", dim=DIM, default_steps=2)
+    torch.testing.assert_close(loaded.from_texts("a fox", seed=0), ref.from_texts("a fox", seed=0), atol=1e-5, rtol=1e-5)

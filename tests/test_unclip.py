@@ -1162,3 +1162,100 @@ def test_check_local_folder_reads_an_empty_model_index_entry_as_unlisted(tmp_pat
     with pytest.raises(ModelNotAvailableError, match="lists no unet"):
         check_local_folder(str(tmp_path), what="Stable unCLIP pipeline", needs=["unet"],
                            pipelines=["StableUnCLIPImg2ImgPipeline"], repo="x/y", model_index=True)
+
+
+# -- behaviour a mutation test found unpinned (session 33) ---------------------------------------
+
+
+def test_dpm_scheduler_is_second_order_dpm_solver_plus_plus():
+    """scheduler='dpm++' is DPM-Solver++ of order 2, as set_scheduler documents."""
+    from latentlab.decoders.unclip import set_scheduler, tiny_stable_unclip_pipeline
+
+    pipe = tiny_stable_unclip_pipeline(embed_dim=32)
+    assert set_scheduler(pipe, "dpm++") == "dpm++"
+    cfg = pipe.scheduler.config
+    assert (cfg.algorithm_type, cfg.solver_order) == ("dpmsolver++", 2)
+
+
+def test_signed_pixels_maps_uint8_to_minus_one_one_and_resizes_bicubic():
+    """The VAE / MoVQ input: 0 -> -1, 255 -> +1, and another size resized with PIL's bicubic filter."""
+    from PIL import Image
+
+    from latentlab.decoders.unclip import signed_pixels
+
+    flat = np.stack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)])
+    x = signed_pixels(flat, 8)
+    assert x.shape == (2, 3, 8, 8) and x.dtype == torch.float32
+    assert torch.equal(x[0], torch.full((3, 8, 8), -1.0)) and torch.equal(x[1], torch.ones(3, 8, 8))
+    img = np.random.default_rng(0).integers(0, 256, (1, 12, 12, 3), dtype=np.uint8)
+    want = np.asarray(Image.fromarray(img[0]).resize((8, 8), Image.BICUBIC)).astype(np.float32) / 127.5 - 1.0
+    np.testing.assert_allclose(signed_pixels(img, 8)[0].permute(1, 2, 0).numpy(), want, atol=1e-6)
+
+
+def test_invert_inverts_the_scaled_vae_latents_of_the_image(dec):
+    """invert(images) is invert_latents of the VAE's mean latents of the image in [-1, 1], times
+    the VAE's scaling_factor (the latent scale the UNet samples in)."""
+    from latentlab.decoders.unclip import signed_pixels
+
+    vae = dec.pipe.vae
+    assert vae.config.scaling_factor != 1.0  # the check below means something
+    z = tag(unit(1, dec.dim, 3), dec.space)
+    img = np.random.default_rng(1).integers(0, 256, (1, dec.resolution, dec.resolution, 3), dtype=np.uint8)
+    with torch.no_grad():
+        lat = vae.encode(signed_pixels(img, dec.resolution)).latent_dist.mean * vae.config.scaling_factor
+    torch.testing.assert_close(dec.invert(img, z, steps=2), dec.invert_latents(lat, z, steps=2), atol=1e-5, rtol=1e-5)
+
+
+def test_guided_inversion_puts_the_zero_embedding_half_first(dec):
+    """With guidance_scale > 1, invert_latents conditions the UNet as the pipeline's guided sampling
+    does: the unconditional half (all-zero image embedding) first, then the noised embedding (the
+    order its uncond, cond = out.chunk(2) reads back)."""
+    z = tag(unit(2, dec.dim, 3), dec.space)
+    lat = torch.randn(2, *dec.noise_shape(), generator=torch.Generator("cpu").manual_seed(4))
+    seen = []
+    hook = dec.pipe.unet.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["class_labels"].clone()),
+                                                   with_kwargs=True)  # fmt: skip
+    try:
+        dec.invert_latents(lat, z, steps=1, guidance_scale=3.0)
+    finally:
+        hook.remove()
+    labels = seen[0]
+    assert labels.shape == (4, 2 * dec.dim)
+    assert torch.count_nonzero(labels[:2]) == 0 and torch.count_nonzero(labels[2:, : dec.dim]) > 0
+
+
+def test_describe_records_the_noise_level(dec):
+    """describe() (and so a render manifest) records the embedding noise level the frames were made with."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    noisy = StableUnCLIPDecoder(dec.pipe, name="t", space=dec.space, dim=dec.dim, resolution=dec.resolution,
+                                embed_scale=1.0, noise_level=250)  # fmt: skip
+    assert noisy.describe()["noise_level"] == 250 and dec.describe()["noise_level"] == 0
+
+
+def test_auto_embed_scale_calibrates_on_eight_224px_synthetic_images(monkeypatch):
+    """The stable_unclip builder's embed_scale='auto' measures the mean norm on the 8 fixed 224 px
+    synthetic images (what the docs promise), after loading with embed_scale=1."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+    from latentlab.hf_clip import synthetic_images
+    from latentlab.presets import Preset, create_decoder
+
+    seen = {}
+
+    class Fake:
+        def calibrate_embed_scale(self, images, update=True):
+            seen["images"] = images
+            return 1.0
+
+    def fake(cls, repo, **kwargs):
+        seen["embed_scale"] = kwargs["embed_scale"]
+        return Fake()
+
+    monkeypatch.setattr(StableUnCLIPDecoder, "from_pretrained", classmethod(fake))
+    p = Preset(name="fake", space="sp", dim=1024, resolution=768, encoder={"kind": "none"},
+               decoder={"kind": "stable_unclip", "repo": "org/model"})  # fmt: skip
+    create_decoder(p)
+    assert seen["embed_scale"] == 1.0
+    want = synthetic_images(8, size=224)
+    assert [np.asarray(a).tolist() for a in seen["images"]] == [np.asarray(a).tolist() for a in want]
+
