@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -1795,3 +1797,270 @@ def test_generate_refuses_a_folder_drawn_by_other_prior_weights(tmp_path, monkey
     del old["expert_sha256"]
     (out / "generate.json").write_text(json.dumps(old))
     assert main([*argv, "2"]) == 0 and (out / "frame_00001.png").is_file()
+
+
+# Defaults, overrides and resume rules checked on the spec each verb hands to render_spec, or on
+# generate's calls of ll.generate (mutation testing, session 33)
+
+
+@pytest.fixture
+def rendered(monkeypatch, tmp_path):
+    """The (spec, keywords) of each render_spec call a command makes; nothing is drawn, and the
+    command's --save-spec is written as render_spec's ready= callback does."""
+    from latentlab import jobs
+
+    seen = []
+
+    def fake(spec, **kw):
+        seen.append((spec, kw))
+        if kw.get("ready") is not None:
+            kw["ready"]()
+        return SimpleNamespace(video=tmp_path / "v.mp4", contact_sheet=tmp_path / "c.png", out_dir=tmp_path / "r",
+                               frames=[None] * 3, pacing=None)  # fmt: skip
+
+    monkeypatch.setattr(jobs, "render_spec", fake)
+    return seen
+
+
+def _spec_file(folder: Path, text: str, images: list[Path]) -> Path:
+    """A tiny spec file in ``folder``, its two keyframe pictures beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in zip(("a.png", "b.png"), images):
+        (folder / name).write_bytes(image.read_bytes())
+    p = folder / "s.toml"
+    p.write_text('preset = "tiny"\nsteps = 2\nframes = 2\n' + text + '[[keyframes]]\nimage = "a.png"\n[[keyframes]]\nimage = "b.png"\n')
+    return p
+
+
+def test_a_flag_given_as_zero_or_false_replaces_the_specs_value(tmp_path, images, rendered):
+    """--seed 0 and --hold-first 0 over a spec's seed = 5 and hold_first = 3: the flag wins,
+    though 0 is falsy."""
+    spec = _spec_file(tmp_path / "p", "seed = 5\nhold_first = 3\n", images)
+    assert main(["render", str(spec), "--seed", "0", "--hold-first", "0", "-q"]) == 0
+    (s, _), = rendered
+    assert s.seed == 0 and s.hold_first == 0
+    rendered.clear()
+    assert main(["render", str(spec), "-q"]) == 0  # (without the flags: the spec's own)
+    assert rendered[0][0].seed == 5 and rendered[0][0].hold_first == 3
+
+
+def test_morph_goes_half_way_by_default(tmp_path, images, rendered):
+    """morph's --theta defaults to 0.5, as its help says; --from is the text diff's source."""
+    assert main(["morph", str(images[0]), "--to", "a cat", "-q"]) == 0
+    td = rendered[0][0].to_dict()["keyframes"][1]["text_diff"]
+    assert td["theta"] == 0.5 and td["to"] == "a cat" and "from" not in td
+    assert main(["morph", str(images[0]), "--to", "a cat", "--from", "a disc", "-q"]) == 0
+    assert rendered[1][0].to_dict()["keyframes"][1]["text_diff"]["from"] == "a disc"
+
+
+def test_variations_default_to_a_two_fps_gif_of_n_frames_from_per_frame_noise(tmp_path, images, rendered):
+    """variations -n N: N frames (N - 1 steps between two copies of the image), each its own
+    noise, in a gif at 2 frames per second unless told otherwise."""
+    assert main(["variations", str(images[0]), "-n", "3", "-q"]) == 0
+    s = rendered[0][0]
+    assert (s.format, s.fps, s.frames, s.noise) == ("gif", 2, 2, "per-frame")
+    assert s.name == "red_disc-variations"
+    assert main(["variations", str(images[0]), "-n", "3", "--fps", "5", "--format", "webp", "-q"]) == 0
+    assert (rendered[1][0].format, rendered[1][0].fps) == ("webp", 5)
+
+
+def test_the_pacing_line_names_the_metric_it_evened():
+    """The `pacing:` line says what even pacing equalised: the CLIP angle, or the pixel change."""
+    from latentlab.cli import _pacing_line
+
+    stats = dict(decodes=7, coarse_stats={"cv": 0.5}, frame_stats={"cv": 0.1, "max_jump_over_median": 1.5})
+    assert _pacing_line(SimpleNamespace(metric="pixel", **stats)) == (
+        "even by pixel change, 7 decodes; uniform steps CV 0.50; paced frames CV 0.10, largest step 1.50x the median")
+    assert _pacing_line(SimpleNamespace(metric="clip", **stats)).startswith("even by CLIP angle, 7 decodes;")
+
+
+def test_a_finished_render_says_how_many_frames_it_holds(tmp_path, images, rendered, capsys):
+    """The `frames:` line counts the frames the render holds (the 3 render_spec returned here)."""
+    assert main(["interpolate", str(images[0]), str(images[1]), "--frames", "2", "-q"]) == 0
+    assert f"frames:        {tmp_path / 'r'}/ (3 frames, manifest.json)" in capsys.readouterr().out.splitlines()
+
+
+def test_variations_eta_of_zero_is_refused_before_any_model_loads(tmp_path, images, monkeypatch, capsys):
+    """--eta 0 is no variation at all: refused by its range (0, 1] before anything loads or is made."""
+    import latentlab as ll
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    assert main(["variations", str(images[0]), "--eta", "0", "--preset", "mini", "-q"]) == 2
+    assert "--eta must be in (0, 1], got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "renders").exists()
+
+
+def test_o_sets_the_format_of_the_render_it_replaces_the_output_of(tmp_path, images, rendered):
+    """-o's suffix is the render's format, over a verb's default (variations' gif) and over a
+    spec file's format and output."""
+    assert main(["variations", str(images[0]), "-n", "2", "-o", str(tmp_path / "v.mp4"), "-q"]) == 0
+    s, kw = rendered[0]
+    assert s.format == "mp4" and kw["output"] == str(tmp_path / "v.mp4")
+    spec = _spec_file(tmp_path / "p", 'format = "webp"\noutput = "clip.webp"\n', images)
+    assert main(["render", str(spec), "-o", str(tmp_path / "x.gif"), "-q"]) == 0
+    s, kw = rendered[1]
+    assert s.format == "gif" and s.output is None and kw["output"] == str(tmp_path / "x.gif")
+
+
+def test_save_spec_of_a_spec_file_keeps_out_dir_and_o_where_they_were_typed(tmp_path, images, monkeypatch, rendered):
+    """render specs/s.toml --out-dir r -o v.gif --save-spec saved.toml, typed in the project folder:
+    the saved spec's out_dir and output are that folder's r and v.gif, though the spec file
+    (whose folder its paths start from) is in specs/."""
+    from latentlab.spec import load_spec
+
+    monkeypatch.chdir(tmp_path)
+    _spec_file(tmp_path / "specs", "", images)
+    assert main(["render", "specs/s.toml", "--out-dir", "r", "-o", "v.gif", "--save-spec", "saved.toml", "-q"]) == 0
+    saved = load_spec(tmp_path / "saved.toml")
+    assert Path(saved.resolve_path(saved.out_dir)).resolve() == tmp_path / "r"
+    assert Path(saved.resolve_path(saved.output)).resolve() == tmp_path / "v.gif"
+
+
+def test_the_presets_table_shows_each_presets_own_download_and_gpu_memory(capsys):
+    """`latentlab presets`: the download and GPU memory columns are each preset's own figures,
+    as `presets --json` gives them."""
+    assert main(["presets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = re.split(r"\s{2,}", lines[0])
+    download, gpu = head.index("download"), head.index("GPU mem")
+    checked = 0
+    for line in lines[1:]:
+        cells = re.split(r"\s{2,}", line)
+        row = rows[cells[0]]
+        if row["download_gb"] and row["gpu_memory_gb"]:
+            assert (cells[download], cells[gpu]) == (f"{row['download_gb']:.1f} GB", f"{row['gpu_memory_gb']:.0f} GB"), line
+            checked += 1
+    assert checked >= 1  # (a diffusers preset: mini and tiny download nothing)
+
+
+def test_save_spec_outside_the_project_keeps_the_images_absolute(tmp_path, images, monkeypatch, rendered):
+    """An image under the current folder, a spec saved outside it: the image stays an absolute
+    path (a relative one would tie the spec to where it was typed); saved inside, it is relative."""
+    from latentlab.spec import load_spec
+
+    project = images[0].parent
+    monkeypatch.chdir(project)
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    argv = ["interpolate", images[0].name, images[1].name, "-q"]
+    assert main([*argv, "--save-spec", str(outside / "s.toml")]) == 0
+    text = (outside / "s.toml").read_text()
+    assert f'"image" = "{images[0].as_posix()}"' in text and f'"image" = "{images[1].as_posix()}"' in text
+    assert main([*argv, "--save-spec", "specs/s.toml"]) == 0
+    assert '"image" = "../red_disc.png"' in (project / "specs" / "s.toml").read_text()
+    saved = load_spec(project / "specs" / "s.toml")
+    assert Path(saved.resolve_path(saved.keyframes[0]["image"])).resolve() == images[0].resolve()
+
+
+def test_signals_held_during_a_swap_are_delivered_sigterm_first():
+    """A Ctrl-C and a kill both held back by variations --eta's swap: SIGTERM is raised first,
+    so that the exit status says the command was terminated (143)."""
+    import signal
+
+    from latentlab.cli import _deliver
+
+    order = []
+    previous = {s: signal.signal(s, lambda signum, frame: order.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _deliver([signal.SIGINT, signal.SIGTERM, signal.SIGINT])
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert order == [signal.SIGTERM, signal.SIGINT]
+
+
+def test_variations_eta_records_its_settings_in_variations_json(tmp_path, images, monkeypatch):
+    """variations.json records what drew the set: image, preset, n, eta, seed, steps, guidance
+    and --invert-refine."""
+    import numpy as np
+
+    import latentlab as ll
+
+    monkeypatch.setattr(ll, "variations", lambda *a, **k: np.zeros((k["n"], 64, 64, 3), np.uint8))
+    out = tmp_path / "v"
+    assert main(["variations", str(images[0]), "-n", "2", "--eta", "0.5", "--preset", "mini", "--steps", "2",
+                 "--invert-refine", "3", "--seed", "4", "--out-dir", str(out), "-q"]) == 0  # fmt: skip
+    meta = json.loads((out / "variations.json").read_text())
+    assert meta == {"image": str(images[0].resolve()), "preset": "mini", "num": 2, "eta": 0.5, "seed": 4, "steps": 2,
+                    "guidance_scale": None, "invert_refine": 3}  # fmt: skip
+
+
+def test_a_keyframe_typed_as_a_relative_path_reaches_the_spec_absolute(tmp_path, images, monkeypatch, rendered):
+    """interpolate red_disc.png ...: the spec names the picture by its absolute path, so the
+    manifest and a saved spec say which file it was wherever they are read."""
+    monkeypatch.chdir(images[0].parent)
+    assert main(["interpolate", images[0].name, images[1].name, "-q"]) == 0
+    kfs = rendered[0][0].keyframes
+    assert [kf["image"] for kf in kfs] == [str(images[0].resolve()), str(images[1].resolve())]
+
+
+def _generate_calls(monkeypatch):
+    import latentlab as ll
+
+    real, calls = ll.generate, []
+    monkeypatch.setattr(ll, "generate", lambda *a, **k: calls.append((k["seed"], k["n"])) or real(*a, **k))
+    return calls
+
+
+def test_generate_draws_eight_pictures_per_call_by_default(tmp_path, monkeypatch):
+    """generate without --batch-size: at most 8 pictures per decoder call, as its help says."""
+    monkeypatch.chdir(tmp_path)
+    calls = _generate_calls(monkeypatch)
+    assert main(["generate", "a red cat", "-n", "9", *FAST]) == 0
+    assert calls == [(0, 8), (8, 1)]
+
+
+def test_generate_draws_missing_pictures_that_are_not_consecutive_in_calls_of_their_own(tmp_path, monkeypatch):
+    """Pictures 0 and 2 missing: two calls (seed 0, seed 2), not one call of two pictures from
+    seed 0, which would draw seed 1 again as picture 2."""
+    monkeypatch.chdir(tmp_path)
+    calls = _generate_calls(monkeypatch)
+    argv = ["generate", "a red cat", "-n", "3", *FAST]
+    assert main(argv) == 0
+    out = tmp_path / "renders" / "a-red-cat"
+    for k in (0, 2):
+        (out / f"frame_{k:05d}.png").unlink()
+    calls.clear()
+    assert main(argv) == 0
+    assert calls == [(0, 1), (2, 1)]
+
+
+def test_generate_says_the_seeds_of_its_pictures(tmp_path, monkeypatch, capsys):
+    """-n 3 --seed 5: pictures of seeds 5-7 (picture k: seed + k)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a red cat", "-n", "3", "--seed", "5", *FAST]) == 0
+    assert "(3, seeds 5-7; the decoder read the prompt too)" in capsys.readouterr().out
+
+
+def test_generate_with_a_decoder_that_reads_no_captions_draws_from_the_embeddings_alone(tmp_path, monkeypatch, capsys,
+                                                                                         tiny_decoder):  # fmt: skip
+    """A decoder that reads no captions is not handed the prompt: generate draws from the
+    prior's embeddings, records decoder_reads_prompt false and says why."""
+    import latentlab as ll
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(type(tiny_decoder), "reads_captions", property(lambda self: False))
+    seen = []
+    real = ll.generate
+    monkeypatch.setattr(ll, "generate", lambda *a, **k: seen.append(k["captions"]) or real(*a, **k))
+    assert main(["generate", "a red cat", "-n", "1", *FAST]) == 0
+    assert seen == [False]
+    meta = json.loads((tmp_path / "renders" / "a-red-cat" / "generate.json").read_text())
+    assert meta["decoder_reads_prompt"] is False
+    assert "drawn from the prior's embeddings alone: this decoder reads no captions" in capsys.readouterr().out
+
+
+def test_a_mini_generate_resumes_with_the_same_layout_expert(tmp_path, monkeypatch):
+    """generate with mini records the layout expert's hash; a rerun with the same weights and a
+    larger -n resumes (draws only the new picture), and other expert weights are refused."""
+    monkeypatch.chdir(tmp_path)
+    calls = _generate_calls(monkeypatch)
+    argv = ["generate", "a red circle", "--preset", "mini", "--steps", "2", "-q", "-n"]
+    assert main([*argv, "1"]) == 0
+    calls.clear()
+    assert main([*argv, "2"]) == 0 and calls == [(1, 1)]
+    mark = tmp_path / "renders" / "a-red-circle" / "generate.json"
+    mark.write_text(json.dumps({**json.loads(mark.read_text()), "expert_sha256": "0" * 16}))
+    assert main([*argv, "2"]) == 2
