@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -819,17 +820,18 @@ def _tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_export_writes_the_shipped_folder_only_when_told(smoke_run, tmp_path, monkeypatch, capsys):
+def test_export_writes_the_shipped_folder_only_when_told(smoke_run, tmp_path, capsys):
     import latentlab.mini.export as ex
+    from latentlab.mini.models import WEIGHTS_DIR
 
-    shipped = tmp_path / "shipped"  # stands in for latentlab/mini/weights: the shipped files are never touched
-    monkeypatch.setattr(ex, "WEIGHTS_DIR", shipped)
+    before = _tree(WEIGHTS_DIR)  # the package's own weights: never written without --to
     with pytest.raises(SystemExit) as e:  # --to has no default
         ex.main(["--from", str(smoke_run[0]), "--stages", "prior"])
     assert e.value.code == 2 and "--to" in capsys.readouterr().err
-    assert not shipped.exists()
     with pytest.raises(ArgumentError, match="to_dir"):
         ex.export(smoke_run[0], None, stages=("prior",))
+    assert _tree(WEIGHTS_DIR) == before
+    shipped = tmp_path / "shipped"
     ex.main(["--from", str(smoke_run[0]), "--stages", "prior", "--to", str(shipped)])  # named: written
     assert (shipped / "mini_prior.safetensors").is_file()
 
@@ -2350,3 +2352,167 @@ def test_mini_builders_name_space_and_name_as_set_by_the_preset():
         for key in ("space", "name"):
             with pytest.raises(ArgumentError, match=f"the {what} of preset 'mini' sets {key}= itself from the preset"):
                 create("mini", **{key: "x"})  # it was blamed on the preset's builder
+
+
+# The shapes world: behaviour its docstrings promise (mutation testing, session 33)
+
+
+def _scene(*objs, background="white", relation=None):
+    return shapes.Scene(tuple(shapes.ShapeObject(*o) for o in objs), background, relation)
+
+
+def test_sample_scenes_scene_i_is_sample_scene_of_its_own_seed():
+    """Scene ``i`` of ``sample_scenes(seed, n)`` is ``sample_scene(seed * 1_000_003 + i)``."""
+    got = shapes.sample_scenes(3, 4, n_objects=1)
+    assert got == [shapes.sample_scene(3 * 1_000_003 + i, n_objects=1) for i in range(4)]
+
+
+def test_relation_scenes_draw_from_four_times_n_candidates():
+    """``relation_scenes(seed, n)`` looks through ``4 * n`` two-object scenes: with seed 101
+    the first three are of one colour, the fourth of two, so n=1 still finds one."""
+    pool = shapes.sample_scenes(101, 4, n_objects=2)
+    assert [sc.objects[0].colour == sc.objects[1].colour for sc in pool] == [True, True, True, False]
+    assert shapes.relation_scenes(101, 1) == [pool[3]]
+
+
+def test_agreement_both_needs_each_colour_on_its_own_shape():
+    """``both`` needs each ground-truth (colour, shape) pair; the right colours and the right
+    shapes bound the other way round are not it."""
+    drawn = _scene(("square", "red", "filled", 0.25, 0.5, 0.3), ("circle", "blue", "filled", 0.75, 0.5, 0.3))
+    wanted = _scene(("circle", "red", "filled", 0.25, 0.5, 0.3), ("square", "blue", "filled", 0.75, 0.5, 0.3))
+    assert shapes.check_agreement(shapes.render_scene(drawn), wanted) == {"colour": True, "shape": True, "both": False}
+
+
+def test_check_image_lists_the_largest_object_first_and_skips_specks():
+    """Objects come largest first; a speck under ``min_area`` is left out, not a reason to stop."""
+    s = _scene(("square", "blue", "filled", 0.3, 0.5, 0.2), ("circle", "red", "filled", 0.7, 0.5, 0.45))
+    found = shapes.check_image(shapes.render_scene(s))
+    assert [(f["colour"], f["shape"]) for f in found] == [("red", "circle"), ("blue", "square")]
+    assert found[0]["area"] > found[1]["area"]
+    img = shapes.render_scene(_scene(("square", "green", "filled", 0.5, 0.5, 0.5)))
+    img[2:4, 2:4] = (0, 0, 0)  # a 2x2 speck, far under min_area
+    assert [(f["colour"], f["shape"]) for f in shapes.check_image(img)] == [("green", "square")]
+
+
+def test_check_image_reads_float_images_in_zero_one_as_uint8():
+    """A float image in [0, 1] is read as the uint8 image it scales to."""
+    s = _scene(("triangle", "orange", "filled", 0.5, 0.5, 0.5), background="gray")
+    img = shapes.render_scene(s)
+    as_float = shapes.check_image(img.astype(np.float32) / 255)
+    assert [(f["colour"], f["shape"], f["background"]) for f in as_float] == [("orange", "triangle", "gray")]
+    assert as_float[0]["bbox"] == shapes.check_image(img)[0]["bbox"]
+
+
+def test_small_images_are_read_upsampled_to_64_px():
+    """An image under 64 px is upsampled first: a 32 px render's bounding box is in the
+    64 px frame, where the 64 px render of the same scene has it."""
+    s = _scene(("square", "blue", "filled", 0.5, 0.5, 0.5))
+    small = shapes.check_image(shapes.render_scene(s, size=32))[0]["bbox"]
+    full = shapes.check_image(shapes.render_scene(s, size=64))[0]["bbox"]
+    assert np.abs(np.subtract(small, full)).max() <= 2
+
+
+def test_caption_templates_3_and_5_name_the_background():
+    """Templates 1, 3 and 5 end with the background; 0, 2 and 4 do not."""
+    s = _scene(("circle", "red", "filled", 0.5, 0.5, 0.5), background="gray")
+    caps = shapes.captions_for(s)
+    assert caps[3] == "a filled red circle on a gray background"
+    assert caps[5] == "a drawing of a red circle on a gray background"
+    assert [c.endswith("on a gray background") for c in caps] == [False, True, False, True, False, True]
+
+
+# Export: which weights, dtypes, steps and records reach the folder and its manifest (mutation testing, session 33)
+
+
+def _load(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_export_writes_the_ema_weights_not_the_raw_ones(smoke_run, tmp_path):  # noqa: F811
+    """A stage's exported weights are its ``ema.safetensors`` (manifest ``weights: ema``), not ``model.safetensors``."""
+    from latentlab.mini.export import export
+
+    m = export(smoke_run[0], tmp_path / "w", stages=("prior",), fp16=False)
+    assert m["files"]["mini_prior.safetensors"]["weights"] == "ema"
+    got = _load(tmp_path / "w" / "mini_prior.safetensors")
+    ema, raw = _load(smoke_run[0] / "prior" / "ema.safetensors"), _load(smoke_run[0] / "prior" / "model.safetensors")
+    assert all(torch.equal(got[k], ema[k].float()) for k in got)
+    assert any(not torch.equal(got[k], raw[k].float()) for k in got)
+
+
+def test_fp32_export_stores_every_file_in_float32(smoke_run, tmp_path):  # noqa: F811
+    """``fp16=False`` (``--fp32``) stores float32 even where float16 would do."""
+    from latentlab.mini.export import export
+
+    m = export(smoke_run[0], tmp_path / "w", stages=("decoder", "prior"), fp16=False)
+    assert {m["files"][f]["dtype"] for f in ("mini_decoder.safetensors", "mini_prior.safetensors")} == {"torch.float32"}
+    for f in ("mini_decoder.safetensors", "mini_prior.safetensors"):
+        assert {v.dtype for v in _load(tmp_path / "w" / f).values() if v.is_floating_point()} == {torch.float32}
+
+
+def test_a_second_export_keeps_the_manifest_entries_of_the_files_it_leaves(smoke_run, tmp_path):  # noqa: F811
+    """Exporting one stage into a folder keeps the manifest entries of the files already there."""
+    from latentlab.mini.export import export
+
+    export(smoke_run[0], tmp_path / "w", stages=("prior",))
+    m = export(smoke_run[0], tmp_path / "w", stages=("decoder",))
+    assert set(m["files"]) == {"mini_prior.safetensors", "mini_decoder.safetensors"}
+    assert set(json.loads((tmp_path / "w" / "manifest.json").read_text())["files"]) == set(m["files"])
+
+
+def test_a_dropped_expert_leaves_the_manifest_too(smoke_run, tmp_path):  # noqa: F811
+    """``drop_expert`` removes the folder's unusable layout expert from the manifest as well as from the disk."""
+    from latentlab.mini.export import export
+    from latentlab.mini.models import ExpertConfig, save_expert
+
+    w = tmp_path / "w"
+    export(smoke_run[0], w, stages=("decoder",))
+    save_expert(_expert_net(text_dim=128), w / "mini_expert.safetensors", ExpertConfig())
+    manifest = json.loads((w / "manifest.json").read_text())
+    manifest["files"]["mini_expert.safetensors"] = {"dtype": "torch.float16", "step": 9}
+    (w / "manifest.json").write_text(json.dumps(manifest))
+    m = export(smoke_run[0], w, stages=("decoder",), drop_expert=True)
+    assert "mini_expert.safetensors" not in m["files"] and "dropped_expert" in m
+    assert "mini_expert.safetensors" not in json.loads((w / "manifest.json").read_text())["files"]
+
+
+def test_default_stages_leave_out_a_clip_without_a_checkpoint(smoke_run, tmp_path):  # noqa: F811
+    """By default a CLIP with no ``state.pt`` (one ``--init-from`` put in place to encode the
+    cache) is not exported; the stages that trained are."""
+    from latentlab.mini.export import export
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    (run / "clip" / "state.pt").unlink()
+    m = export(run, tmp_path / "w")
+    assert set(m["files"]) == {"mini_decoder.safetensors", "mini_prior.safetensors"}
+    assert not (tmp_path / "w" / "mini_clip.safetensors").exists()
+
+
+def test_manifest_step_adds_the_warm_starts_steps_and_keeps_the_run_config(smoke_run, tmp_path):  # noqa: F811
+    """A warm-started stage's manifest step is ``init.json``'s ``init_step`` plus its own steps,
+    and its entry keeps the warm start and the stage's ``run_config.json``."""
+    from latentlab.mini.export import export
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    (run / "prior" / "init.json").write_text(json.dumps({"init_from": "w/mini_prior.safetensors", "init_step": 100}))
+    rec = export(run, tmp_path / "w", stages=("prior",))["files"]["mini_prior.safetensors"]
+    assert rec["step"] == 103 and rec["warm_start"]["init_step"] == 100
+    assert rec["run_config"] == json.loads((run / "prior" / "run_config.json").read_text())
+    assert "smoke" in rec["run_config"]["argv"]
+
+
+def test_export_refuses_a_torn_checkpoint(smoke_run, tmp_path):  # noqa: F811
+    """A stage whose weights and ``state.pt`` are of different steps (a save cut short) is refused, nothing written."""
+    from latentlab.mini.export import export
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run)
+    state = torch.load(run / "prior" / "state.pt", weights_only=True)
+    torch.save({**state, "step": state["step"] - 1}, run / "prior" / "state.pt")
+    with pytest.raises(ArgumentError, match="torn checkpoint"):
+        export(run, tmp_path / "w", stages=("prior",))
+    assert not (tmp_path / "w").exists()

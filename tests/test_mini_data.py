@@ -626,3 +626,54 @@ def test_token_word_vectors_pick_whole_words_centre_normalise_and_cache(tmp_path
     assert data.token_word_vectors(vocab, tmp_path)[0].tolist() == [3, 5, 9]
     with pytest.raises(data.DataFetchError):
         data.token_word_vectors({**vocab, "green</w>": 13}, tmp_path)
+
+
+# Loader, fingerprint and fetch behaviour (mutation testing, session 33)
+
+
+def test_sample_without_replacement_of_more_than_the_index_still_draws_n(fake_cache):  # noqa: F811
+    """``replace=False`` asks for distinct entries only where ``n <= len``; past that, ``n``
+    pairs are drawn with replacement (as build_cache relies on), never fewer."""
+    data.build_index(fake_cache, verbose=False)
+    idx = data.load_index(fake_cache / "index.jsonl")
+    assert len(idx) == 9
+    images, captions = idx.sample(np.random.default_rng(0), 14, replace=False)
+    assert len(images) == 14 and len(captions) == 14
+    images, _ = idx.sample(np.random.default_rng(0), 9, replace=False)
+    assert len({im.tobytes() for im in images}) == 9
+
+
+def test_fingerprint_changes_with_the_split(fake_cache):  # noqa: F811
+    """The fingerprint a training cache is keyed on covers each entry's split, not only its id and captions."""
+    data.build_index(fake_cache, verbose=False)
+    idx = data.load_index(fake_cache / "index.jsonl")
+    before = idx.fingerprint()
+    idx.entries[0] = {**idx.entries[0], "split": "held-out" if idx.entries[0]["split"] == "train" else "train"}
+    assert idx.fingerprint() != before
+
+
+def test_fetch_force_fetches_a_stamped_source_again(tmp_path, monkeypatch):
+    """``force=True`` fetches a source even where its stamp says it is done (here it then
+    fails, as no apt-get is on the PATH), rather than returning the stamp."""
+    _stamp(tmp_path / "c" / "raw" / "cldr")
+    assert data.fetch(["cldr"], tmp_path / "c", verbose=False)["cldr"]["archive"] == "fake"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(data.DataFetchError, match="apt-get"):
+        data.fetch(["cldr"], tmp_path / "c", force=True, verbose=False)
+
+
+def test_names_ending_in_us_read_as_singular():
+    """A name ending in "-us" ("octopus", "cactus") is singular: it gets an article, as "bus" does."""
+    assert [data.noun_phrase(n) for n in ("octopus", "cactus", "bus")] == ["an octopus", "a cactus", "a bus"]
+    assert data.caption_for("octopus", "emoji", 0) == "an emoji of an octopus"
+
+
+def test_an_images_own_name_among_its_keywords_is_no_keyword(fake_cache):  # noqa: F811
+    """An image whose only keyword is its own name (any case) keeps its name captions: with
+    ``tag_prob=1`` and no ``exclude_tags`` it draws exactly what ``tag_prob=0`` draws."""
+    data.build_index(fake_cache, verbose=False)
+    idx = data.load_index(fake_cache / "index.jsonl")
+    for e in idx.entries:
+        e["tags"] = [e["name"].upper()]
+    plain = idx.sample(np.random.default_rng(1), 40)[1]
+    assert idx.sample(np.random.default_rng(1), 40, tag_prob=1.0)[1] == plain

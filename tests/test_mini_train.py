@@ -6,7 +6,9 @@ CLIP, the docs table written only when asked, and config errors. Smoke runs, sec
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from latentlab.errors import ArgumentError
+from latentlab.mini import shapes
 
 
 def _log(path):
@@ -526,3 +529,207 @@ def test_builders_take_weights_dir_as_weights(run, tmp_path):
     with pytest.raises(ArgumentError, match="name two folders"):
         ll.create_decoder("mini", weights=w, weights_dir=tmp_path)
     assert ll.create_encoder("mini", checkpoint=w / "mini_clip.safetensors").dim == 128
+
+
+# Learning-rate schedule, config parsing, checkpoints, EMA, cache and resume keys (mutation testing, session 33)
+
+
+def test_learning_rate_warms_up_from_one_step_and_decays_to_ten_percent():
+    """Warm-up: step ``s < warmup`` gets ``peak * (s + 1) / warmup`` (never 0); then cosine
+    decay to 10% of the peak at the last step, halfway at the middle."""
+    from latentlab.mini.train import _lr
+
+    assert [_lr(s, 1.0, 4, 100) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert _lr(0, 2e-3, 0, 10) == 2e-3  # no warm-up: the peak at once
+    assert _lr(100, 1.0, 4, 100) == pytest.approx(0.1)
+    assert _lr(52, 1.0, 4, 100) == pytest.approx(0.55)
+    assert _lr(5, 1.0, 4, 100, time_frac=1.0) == pytest.approx(0.1)  # the clock ran out: annealed
+
+
+def test_bool_settings_take_the_string_one_and_zero():
+    """A bool field takes "1" / "0" (any case, as strings of a JSON config) as well as true / false."""
+    from latentlab.mini.train import _parse_value
+
+    assert _parse_value("clip.lock_image", False, "1", False) is True
+    assert _parse_value("clip.lock_image", False, " 0 ", False) is False
+    assert _parse_value("clip.lock_image", False, "True", False) is True
+
+
+def test_an_ema_decay_of_one_is_refused():
+    """``ema_decay`` must be in [0, 1): 1 would keep the EMA at the initial weights forever."""
+    from latentlab.mini.train import get_config
+
+    for stage in ("decoder", "prior", "upscaler"):
+        with pytest.raises(ArgumentError, match=rf"{stage}\.ema_decay must be in \[0, 1\)"):
+            get_config("smoke", [f"{stage}.ema_decay=1"])
+    assert get_config("smoke", ["decoder.ema_decay=0.5"]).decoder.ema_decay == 0.5
+
+
+def test_the_ema_warms_up_with_its_step(tmp_path):
+    """The first EMA update uses decay ``min(ema_decay, (1 + step) / (10 + step))`` = 2/11 at
+    step 1, so early EMA weights follow the model rather than sit at the initialisation."""
+    from latentlab.mini.train import DecoderStage, _ema_init, _StageLoop
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ema = _ema_init(model)
+    before = {k: v.clone() for k, v in ema.items()}
+    stage = DecoderStage(steps=10, warmup=0, log_every=100, ckpt_every=100, max_minutes=None, ema_decay=0.999)
+    loop = _StageLoop("decoder", stage, tmp_path / "decoder", model, opt, ema, 0, 0.0, None)
+    loop.update(model(torch.ones(4, 3)).pow(2).mean())
+    loop.bar.close()
+    for k, v in model.state_dict().items():
+        assert torch.allclose(ema[k], 2 / 11 * before[k] + 9 / 11 * v)
+
+
+def test_a_checkpoint_keeps_the_running_loss(tmp_path):
+    """``state.pt`` records the logged running loss, so a resume carries it on."""
+    from latentlab.mini.train import _load_ckpt, _save_ckpt
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    _save_ckpt(tmp_path, model, opt, 7, elapsed_s=3.0, loss_avg=0.25)
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["loss_avg"] == 0.25
+    step, spent, loss_avg, _ = _load_ckpt(tmp_path, torch.nn.Linear(2, 2), torch.optim.AdamW(model.parameters()))
+    assert (step, spent, loss_avg) == (7, 3.0, 0.25)
+
+
+def test_a_refused_torn_checkpoint_keeps_its_state_file(tmp_path):
+    """A leftover ``state.tmp`` of another step than the weights' is no part of their save: a
+    resume refuses the torn checkpoint and leaves ``state.pt`` as it was."""
+    from latentlab.mini.train import _read_state, _save_ckpt
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    _save_ckpt(tmp_path, model, opt, 3)
+    torch.save({"step": 2, "optimizer": opt.state_dict()}, tmp_path / "state.pt")  # weights of step 3, state of 2
+    torch.save({"step": 1, "optimizer": opt.state_dict()}, tmp_path / "state.tmp")  # an older save's leftover
+    before = (tmp_path / "state.pt").read_bytes()
+    with pytest.raises(ArgumentError, match="torn"):
+        _read_state(tmp_path)
+    assert (tmp_path / "state.pt").read_bytes() == before
+
+
+def test_hard_negatives_change_shapes_then_one_colour():
+    """``_variants(scene, rng, k)``: ``k - 2`` variants with one object's shape changed, then
+    the last with its colour changed; each differs from the scene in that one word."""
+    from latentlab.mini import shapes
+    from latentlab.mini.train import _variants
+
+    scene = shapes.sample_scene(4, n_objects=1)
+    out = _variants(scene, np.random.default_rng(0), 4)
+    o = scene.objects[0]
+    assert out[0] == scene and len(out) == 4
+    for v in out[1:3]:
+        assert (v.objects[0].colour, v.objects[0].shape != o.shape) == (o.colour, True)
+    assert (out[3].objects[0].shape, out[3].objects[0].colour != o.colour) == (o.shape, True)
+
+
+def test_a_cache_of_another_size_is_built_again(tmp_path):
+    """``build_cache`` reuses a cache only for the same ``cache.n_images``: another count builds it again."""
+    from safetensors.torch import save_file
+
+    from latentlab.mini.models import create_clip
+    from latentlab.mini.train import build_cache, get_config
+
+    torch.manual_seed(0)
+    model, _, _ = create_clip(None)
+    (tmp_path / "clip").mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip" / "model.safetensors"))
+    cfg = get_config("smoke", ["cache.n_images=3", "cache.batch_size=4"])
+    assert build_cache(cfg, tmp_path)["images"].shape[0] == 3
+    cfg = get_config("smoke", ["cache.n_images=5", "cache.batch_size=4"])
+    assert build_cache(cfg, tmp_path)["images"].shape[0] == 5
+    assert json.loads((tmp_path / "cache" / "cache.json").read_text())["n_images"] == 5
+
+
+def test_the_data_record_covers_p_two_and_the_upscaler_ignores_the_clip(tmp_path):
+    """What a stage's checkpoint records of its cache names ``cache.p_two``; a changed CLIP is a
+    change of data for the decoder, prior and expert but not for the upscaler (renders only)."""
+    from latentlab.mini.train import _cache_fingerprint, _data_changes, get_config
+
+    a = _cache_fingerprint(get_config("smoke"), tmp_path)
+    b = _cache_fingerprint(get_config("smoke", ["cache.p_two=0.9"]), tmp_path)
+    assert _data_changes("decoder", tmp_path / "decoder", a, b) == "cache.p_two 0.4 -> 0.9"
+    other_clip = {**a, "clip": "0123456789abcdef", "clip_fp16": "fedcba9876543210"}
+    assert _data_changes("upscaler", tmp_path / "upscaler", other_clip, a) == ""
+    assert "the CLIP that encodes the cache" in _data_changes("prior", tmp_path / "prior", other_clip, a)
+
+
+def test_recorded_options_keep_only_the_stages_arch_overrides(tmp_path):
+    """The options a refused resume suggests are the ``--config`` and the stage's
+    ``--set {stage}.arch...`` ones it was trained with, not its other ``--set``s."""
+    from latentlab.mini.train import _recorded_options
+
+    argv = ["--stage", "decoder", "--config", "smoke", "--set", "decoder.steps=9", "--set",
+            "decoder.arch.image_size=32", "--set", "prior.arch.width=64"]  # fmt: skip
+    (tmp_path / "run_config.json").write_text(json.dumps({"argv": argv}))
+    assert _recorded_options(tmp_path, "decoder") == ["--config", "smoke", "--set", "decoder.arch.image_size=32"]
+
+
+def test_a_stage_trained_from_the_start_drops_the_history_of_weights_no_longer_there(tmp_path):
+    """A stage trained from step 0 starts its ``run_config.json`` history afresh: the records
+    of an earlier run (whose checkpoint is gone) describe weights no longer there."""
+    from safetensors.torch import save_file
+
+    from latentlab.mini.models import create_clip
+    from latentlab.mini.train import main
+
+    torch.manual_seed(0)
+    model, _, _ = create_clip(None)
+    (tmp_path / "clip").mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip" / "model.safetensors"))
+    (tmp_path / "prior").mkdir()
+    old = {"argv": ["--stage", "prior", "--config", "cpu"], "config": {}, "history": [
+        {"argv": ["--stage", "prior", "--config", "cpu"], "config": {}, "from_step": 0}]}  # fmt: skip
+    (tmp_path / "prior" / "run_config.json").write_text(json.dumps(old))
+    argv = ["--stage", "prior", "--config", "smoke", "--out", str(tmp_path), "--set", "cache.n_images=4",
+            "--set", "prior.steps=1"]  # fmt: skip
+    main(argv)
+    rec = json.loads((tmp_path / "prior" / "run_config.json").read_text())
+    assert [(h["argv"], h["from_step"]) for h in rec["history"]] == [(argv, 0)]
+
+
+# Measures of evaluate.py: chance level, round-trip margin, layout rates (mutation testing, session 33)
+
+
+def test_chance_at_k_when_exactly_k_items_are_irrelevant():
+    """With ``n - r == k`` a random top-k misses every relevant item only by drawing all the
+    irrelevant ones: chance ``1 - 1 / C(n, k)``, not 1."""
+    from latentlab.mini.evaluate import _chance_at_k
+
+    assert _chance_at_k(7, 2, 5) == pytest.approx(1 - 1 / math.comb(7, 5))
+    assert _chance_at_k(6, 2, 5) == 1.0
+
+
+def test_chance_at_k_with_nothing_relevant_is_zero_even_in_a_small_gallery():
+    """No relevant item: chance 0, also where the gallery is smaller than k."""
+    from latentlab.mini.evaluate import _chance_at_k
+
+    assert _chance_at_k(3, 0, 5) == 0.0 and _chance_at_k(5, 0, 5) == 0.0
+
+
+def test_roundtrip_bar_is_met_at_exactly_its_margin():
+    """The round-trip bar needs the cosine at least 0.50 above the unrelated scenes': exactly 0.50 meets it."""
+    from latentlab.mini.evaluate import _table
+
+    def row(res):
+        return next(ln for ln in _table(res).splitlines() if ln.startswith("| decoder round-trip"))
+
+    assert row(_fake_results(roundtrip_cosine=0.875, unrelated_cosine=0.375)).endswith("| yes |")
+    assert row(_fake_results(roundtrip_cosine=0.875, unrelated_cosine=0.390625)).endswith("| **no** |")
+
+
+def test_layout_order_is_counted_among_the_frames_along_the_axis():
+    """``{prefix}_axis`` counts the frames where both colours are found, ``{prefix}_order`` only
+    those of them that are along the stated axis (a frame off the axis is no wrong order)."""
+    from latentlab.mini.evaluate import _layout_rates
+
+    s = shapes.Scene((shapes.ShapeObject("circle", "red", "filled", .5, .25, .3),
+                      shapes.ShapeObject("square", "blue", "filled", .5, .75, .3)), "white", "above")  # fmt: skip
+    img = shapes.render_scene(s)
+    turned = replace(s, relation="left of")  # the same picture, asked side by side: off the axis
+    res = _layout_rates("r", [img, img], [s, turned])
+    assert res == {"r_axis": 0.5, "r_order": 1.0}
+    assert _layout_rates("r", [img], [turned]) == {"r_axis": 0.0, "r_order": None}
