@@ -165,6 +165,21 @@ def folder_held_by_another_process(folder):
         holder.communicate("")  # the holder ends; the system releases its lock
 
 
+def animated_frames(source) -> tuple[list[np.ndarray], list[int]]:
+    """The RGB frames and each frame's duration (ms) of an animated gif or webp (a path or its bytes)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+        frames, durations = [], []
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGB")))
+            durations.append(im.info["duration"])
+    return frames, durations
+
+
 def grey_frames(T: int = 5, size: int = 8) -> np.ndarray:
     """T frames, frame k filled with grey level 40 * k and a white top-left pixel."""
     f = np.zeros((T, size, size, 3), np.uint8)

@@ -210,6 +210,15 @@ def test_variations_name_their_folder_after_the_image(tmp_path, images, monkeypa
     assert not (folder / MANIFEST).exists() and not (folder / "embeddings.npy").exists()
 
 
+def _generate_calls(monkeypatch) -> list[tuple[int, int]]:
+    """The (seed, n) of each ll.generate call a command makes (each call still draws)."""
+    import latentlab as ll
+
+    real, calls = ll.generate, []
+    monkeypatch.setattr(ll, "generate", lambda *a, **k: calls.append((k["seed"], k["n"])) or real(*a, **k))
+    return calls
+
+
 def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, monkeypatch, capsys):
     """``generate``: pictures, generate.json and a contact sheet; a rerun of the same settings
     draws only the missing pictures; other settings are refused unless --overwrite; an
@@ -217,8 +226,7 @@ def test_generate_writes_pictures_and_resumes_only_the_missing_ones(tmp_path, mo
     import latentlab as ll
 
     monkeypatch.chdir(tmp_path)
-    real, calls = ll.generate, []
-    monkeypatch.setattr(ll, "generate", lambda *a, **k: calls.append((k["seed"], k["n"])) or real(*a, **k))
+    real, calls = ll.generate, _generate_calls(monkeypatch)
     argv = ["generate", "a red cat", "-n", "5", "--batch-size", "2", *FAST]
     assert main(argv) == 0
     out = tmp_path / "renders" / "a-red-cat"
@@ -1800,7 +1808,7 @@ def test_generate_refuses_a_folder_drawn_by_other_prior_weights(tmp_path, monkey
 
 
 # Defaults, overrides and resume rules checked on the spec each verb hands to render_spec, or on
-# generate's calls of ll.generate (mutation testing, session 33)
+# generate's calls of ll.generate
 
 
 @pytest.fixture
@@ -1882,10 +1890,8 @@ def test_a_finished_render_says_how_many_frames_it_holds(tmp_path, images, rende
 
 def test_variations_eta_of_zero_is_refused_before_any_model_loads(tmp_path, images, monkeypatch, capsys):
     """--eta 0 is no variation at all: refused by its range (0, 1] before anything loads or is made."""
-    import latentlab as ll
-
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    _no_models(monkeypatch)
     assert main(["variations", str(images[0]), "--eta", "0", "--preset", "mini", "-q"]) == 2
     assert "--eta must be in (0, 1], got 0.0" in capsys.readouterr().err
     assert not (tmp_path / "renders").exists()
@@ -1957,8 +1963,6 @@ def test_save_spec_outside_the_project_keeps_the_images_absolute(tmp_path, image
 def test_signals_held_during_a_swap_are_delivered_sigterm_first():
     """A Ctrl-C and a kill both held back by variations --eta's swap: SIGTERM is raised first,
     so that the exit status says the command was terminated (143)."""
-    import signal
-
     from latentlab.cli import _deliver
 
     order = []
@@ -1994,14 +1998,6 @@ def test_a_keyframe_typed_as_a_relative_path_reaches_the_spec_absolute(tmp_path,
     assert main(["interpolate", images[0].name, images[1].name, "-q"]) == 0
     kfs = rendered[0][0].keyframes
     assert [kf["image"] for kf in kfs] == [str(images[0].resolve()), str(images[1].resolve())]
-
-
-def _generate_calls(monkeypatch):
-    import latentlab as ll
-
-    real, calls = ll.generate, []
-    monkeypatch.setattr(ll, "generate", lambda *a, **k: calls.append((k["seed"], k["n"])) or real(*a, **k))
-    return calls
 
 
 def test_generate_draws_eight_pictures_per_call_by_default(tmp_path, monkeypatch):

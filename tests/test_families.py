@@ -423,9 +423,9 @@ def test_real_weights_if_cached(family_name):
 # -- Kandinsky samplers and speed levers ----------------------------------------------------------
 
 
-def _tiny_kandinsky(**kwargs):
+def _tiny_kandinsky(space: str | None = None, **kwargs):
     towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
-    return kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space=None, dim=DIM,
+    return kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space=space, dim=DIM,
                                       resolution=32, image_encoder=(towers.vision, processor), **kwargs)  # fmt: skip
 
 
@@ -465,12 +465,12 @@ def test_kandinsky_channels_last_frames_agree():
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
-def _kandinsky_latents(dec, z: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+def _kandinsky_latents(dec, z: torch.Tensor, noise: torch.Tensor, steps: int, guidance: float = 1.0) -> torch.Tensor:
     """What the pipeline's sampler makes of ``noise`` (latents, before the MoVQ decoder)."""
     b = z.shape[0]
     with torch.no_grad():
         return dec.pipe(image_embeds=z * dec.embed_scale, negative_image_embeds=dec.negative_embeds.expand(b, -1),
-                        height=dec.resolution, width=dec.resolution, num_inference_steps=steps, guidance_scale=1.0,
+                        height=dec.resolution, width=dec.resolution, num_inference_steps=steps, guidance_scale=guidance,
                         latents=noise, output_type="latent").images  # fmt: skip
 
 
@@ -913,19 +913,13 @@ def test_a_prior_that_reads_the_prompt_warns_when_it_cuts_it():
         assert torch.equal(cut, prior.from_texts([long + " and more words"], seed=0))
 
 
-# -- Kandinsky: guided decode and inversion, the kept image encoder, prior guidance (mutation testing, session 33)
-
-
-def _kandinsky(**kw):
-    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
-    kw.setdefault("embed_scale", 2.5)
-    return kandinsky.KandinskyDecoder(kandinsky.tiny_kandinsky_pipeline(dim=DIM), name="x", space="s", dim=DIM,
-                                      resolution=32, image_encoder=(towers.vision, processor), **kw)  # fmt: skip
+# -- Kandinsky: guided decode and inversion, the kept image encoder, prior guidance ---------------
 
 
 @pytest.fixture(scope="module")
 def kdec():
-    return _kandinsky()
+    """A tiny Kandinsky decoder whose embed_scale is not 1 (so a scale put in the wrong place shows)."""
+    return _tiny_kandinsky(space="s", embed_scale=2.5)
 
 
 def test_guided_decode_uses_the_negative_embedding_unscaled(kdec):
@@ -941,21 +935,14 @@ def test_guided_decode_uses_the_negative_embedding_unscaled(kdec):
     assert np.abs(ours.astype(int) - np.rint(theirs * 255).astype(int)).max() <= 1
 
 
-def _latents(kdec, z, noise, steps, guidance):
-    with torch.no_grad():
-        return kdec.pipe(image_embeds=z * kdec.embed_scale, negative_image_embeds=kdec.negative_embeds.expand(z.shape[0], -1),
-                        height=32, width=32, num_inference_steps=steps, guidance_scale=guidance, latents=noise,
-                        output_type="latent").images  # fmt: skip
-
-
 def test_guided_inversion_undoes_guided_sampling(kdec):
     """invert_latents with guidance > 1 runs the guided DDIM (negative embedding as the
     unconditional half) backwards: sampling its result at that guidance lands on the target."""
     z = _unit(2, 3, "s")
     start = _noise(kdec, 2, 4)
-    target = _latents(kdec, z, start, 8, 3.0)
-    rebuilt = _latents(kdec, z, kdec.invert_latents(target, z, steps=8, guidance_scale=3.0), 8, 3.0)
-    fresh = _latents(kdec, z, _noise(kdec, 2, 5), 8, 3.0)
+    target = _kandinsky_latents(kdec, z, start, 8, guidance=3.0)
+    rebuilt = _kandinsky_latents(kdec, z, kdec.invert_latents(target, z, steps=8, guidance_scale=3.0), 8, guidance=3.0)
+    fresh = _kandinsky_latents(kdec, z, _noise(kdec, 2, 5), 8, guidance=3.0)
     err, err_fresh = float((rebuilt - target).pow(2).mean()), float((fresh - target).pow(2).mean())
     assert err < 0.1 * err_fresh, (err, err_fresh)
 
@@ -965,8 +952,8 @@ def test_image_encoder_is_kept_only_when_asked_and_calibrates():
     measures; update=True sets embed_scale and its source); by default it is dropped after load."""
     images = [np.full((40, 40, 3), v, np.uint8) for v in (30, 200)]
     with pytest.raises(ArgumentError, match="keep_image_encoder=True"):
-        _kandinsky().calibrate_embed_scale(images)
-    kept = _kandinsky(keep_image_encoder=True)
+        _tiny_kandinsky(space="s", embed_scale=2.5).calibrate_embed_scale(images)
+    kept = _tiny_kandinsky(space="s", embed_scale=2.5, keep_image_encoder=True)
     towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
     enc = hf_clip.HFCLIPEncoder(towers, processor, None, name="t", space="s")
     want = float(enc.image_embeds(images).norm(dim=-1).mean())
@@ -976,10 +963,13 @@ def test_image_encoder_is_kept_only_when_asked_and_calibrates():
     assert kept.embed_scale == pytest.approx(want, rel=1e-5) and kept.embed_scale_source == "calibrated"
 
 
-def test_prior_guidance_pushes_away_from_the_empty_prompt():
+def test_prior_guidance_pushes_away_from_the_empty_prompt(monkeypatch):
     """Classifier-free guidance of the prior is uncond + g * (cond - uncond) with the empty
     prompt as the unconditional half, as in diffusers' prior pipelines."""
     prior, scheduler, text, tok = kandinsky.tiny_unclip_prior_components(dim=DIM)
+    stepped = []  # the guided prediction each scheduler step is given
+    real_step = kandinsky._scheduler_step
+    monkeypatch.setattr(kandinsky, "_scheduler_step", lambda s, pred, *a: stepped.append(pred.clone()) or real_step(s, pred, *a))
     calls = []
     hook = prior.register_forward_hook(lambda m, a, kw, out: calls.append(
         (kw["proj_embedding"].clone(), out.predicted_image_embedding.clone())), with_kwargs=True)
@@ -995,9 +985,11 @@ def test_prior_guidance_pushes_away_from_the_empty_prompt():
     assert proj.shape[0] == 2
     torch.testing.assert_close(proj[0], pooled[0], atol=1e-5, rtol=1e-5)  # the empty prompt first
     torch.testing.assert_close(proj[1], pooled[1], atol=1e-5, rtol=1e-5)
+    uncond, cond = calls[0][1].chunk(2)
+    torch.testing.assert_close(stepped[0], uncond + 4.0 * (cond - uncond))
 
 
-# -- hf_clip: the Hub cache, repo ids, load options, processor size and fingerprint (mutation testing, session 33)
+# -- hf_clip: the Hub cache, repo ids, load options, processor size and fingerprint -----
 
 
 def test_hub_cache_dir_prefers_hf_hub_cache_over_hf_home(monkeypatch, tmp_path):

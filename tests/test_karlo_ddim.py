@@ -399,7 +399,7 @@ def test_decoder_size_images_and_invert_take_a_non_square_picture_s_centre_squar
     assert torch.equal(dec.invert(wide, z, steps=2), dec.invert(centre, z, steps=2))
 
 
-# -- super-res, sizes, inversion start and the prior folder (mutation testing, session 33) -------
+# -- super-res, sizes, inversion start and the prior folder ------------------------------------
 
 
 def test_super_res_seed_is_the_documented_sha256_prefix():
@@ -445,8 +445,8 @@ def test_inversion_starts_from_the_image_inset_into_the_clamp(dec, monkeypatch):
     assert dec.inversion_inset == 0.98
     images = np.stack([np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 255, np.uint8)])
     seen = []
-    real = dec._decoder_eps
-    monkeypatch.setattr(dec, "_decoder_eps", lambda x, *a, **k: (seen.append(x.clone()), real(x, *a, **k))[1])
+    real = type(dec)._decoder_eps  # (patched on the class: dec is shared by the module's tests)
+    monkeypatch.setattr(type(dec), "_decoder_eps", lambda self, x, *a, **k: (seen.append(x.clone()), real(self, x, *a, **k))[1])
     dec.invert(images, _unit(2, 3), steps=1)
     torch.testing.assert_close(seen[0], dec.decoder_size_images(images) * 0.98)
 

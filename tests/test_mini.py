@@ -2354,7 +2354,7 @@ def test_mini_builders_name_space_and_name_as_set_by_the_preset():
                 create("mini", **{key: "x"})  # it was blamed on the preset's builder
 
 
-# The shapes world: behaviour its docstrings promise (mutation testing, session 33)
+# The shapes world: behaviour its docstrings promise
 
 
 def _scene(*objs, background="white", relation=None):
@@ -2421,7 +2421,7 @@ def test_caption_templates_3_and_5_name_the_background():
     assert [c.endswith("on a gray background") for c in caps] == [False, True, False, True, False, True]
 
 
-# Export: which weights, dtypes, steps and records reach the folder and its manifest (mutation testing, session 33)
+# Export: which weights, dtypes, steps and records reach the folder and its manifest
 
 
 def _load(path):

@@ -628,7 +628,7 @@ def test_token_word_vectors_pick_whole_words_centre_normalise_and_cache(tmp_path
         data.token_word_vectors({**vocab, "green</w>": 13}, tmp_path)
 
 
-# Loader, fingerprint and fetch behaviour (mutation testing, session 33)
+# Loader, fingerprint and fetch behaviour
 
 
 def test_sample_without_replacement_of_more_than_the_index_still_draws_n(fake_cache):  # noqa: F811

@@ -531,7 +531,7 @@ def test_builders_take_weights_dir_as_weights(run, tmp_path):
     assert ll.create_encoder("mini", checkpoint=w / "mini_clip.safetensors").dim == 128
 
 
-# Learning-rate schedule, config parsing, checkpoints, EMA, cache and resume keys (mutation testing, session 33)
+# Learning-rate schedule, config parsing, checkpoints, EMA, cache and resume keys
 
 
 def test_learning_rate_warms_up_from_one_step_and_decays_to_ten_percent():
@@ -691,7 +691,7 @@ def test_a_stage_trained_from_the_start_drops_the_history_of_weights_no_longer_t
     assert [(h["argv"], h["from_step"]) for h in rec["history"]] == [(argv, 0)]
 
 
-# Measures of evaluate.py: chance level, round-trip margin, layout rates (mutation testing, session 33)
+# Measures of evaluate.py: chance level, round-trip margin, layout rates
 
 
 def test_chance_at_k_when_exactly_k_items_are_irrelevant():

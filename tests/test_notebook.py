@@ -22,7 +22,7 @@ from latentlab.errors import ArgumentError, SpaceError
 from latentlab.render import render  # not ll.render: once the submodule is imported, that name is the module
 from latentlab.space import space_of, tag
 
-from conftest import grey_frames
+from conftest import animated_frames, grey_frames
 
 
 @pytest.fixture(autouse=True)
@@ -179,17 +179,10 @@ def test_show_video_gif_holds_the_frames():
 
 
 def test_show_video_picks_a_format_that_plays_the_fps():
-    from PIL import Image
-
     f = grey_frames(4)
     v = ll.show_video(f, fps=60)  # gif cannot play 60 fps: lossless webp, as sharp
     assert v.mimetype == "image/webp" and v.data[8:12] == b"WEBP"
-    with Image.open(io.BytesIO(v.data)) as im:
-        back, durations = [], []
-        for k in range(im.n_frames):
-            im.seek(k)
-            back.append(np.asarray(im.convert("RGB")))
-            durations.append(im.info["duration"])
+    back, durations = animated_frames(v.data)
     np.testing.assert_array_equal(np.stack(back), f)
     assert abs(sum(durations) - 4000 / 60) <= 1
     assert ll.show_video(f, fps=50).mimetype == "image/gif"  # as fast as a gif plays: still a gif
@@ -446,6 +439,26 @@ class KernelShell:
     kernel = object()
 
 
+def _kernel_displays(monkeypatch, what=lambda obj: obj.caption) -> list[tuple[str, object]]:
+    """Makes IPython look like a Jupyter kernel and records each ``("display" | "update", what(obj))``."""
+    IPython = pytest.importorskip("IPython")
+    import IPython.display
+
+    calls = []
+
+    class Handle:
+        def update(self, obj):
+            calls.append(("update", what(obj)))
+
+    def fake_display(obj, display_id=False):
+        calls.append(("display", what(obj)))
+        return Handle()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    return calls
+
+
 def test_live_preview_is_silent_in_a_terminal_ipython(monkeypatch):
     # a terminal IPython (no kernel) printed "ImageView(64x64 px, ...)" for every frame
     IPython = pytest.importorskip("IPython")
@@ -462,21 +475,7 @@ def test_live_preview_is_silent_in_a_terminal_ipython(monkeypatch):
 
 
 def test_live_preview_updates_one_display_in_ipython(monkeypatch):
-    IPython = pytest.importorskip("IPython")
-    import IPython.display
-
-    calls = []
-
-    class Handle:
-        def update(self, obj):
-            calls.append(("update", obj))
-
-    def fake_display(obj, display_id=False):
-        calls.append(("display", obj))
-        return Handle()
-
-    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
-    monkeypatch.setattr(IPython.display, "display", fake_display)
+    calls = _kernel_displays(monkeypatch, lambda obj: obj)
     p = ll.LivePreview(every=2)
     f = grey_frames(5)
     for k in range(5):
@@ -495,21 +494,7 @@ def test_live_preview_updates_one_display_in_ipython(monkeypatch):
 
 
 def test_live_preview_shows_a_resumed_render_in_a_new_output(tmp_path, fake_decoder, monkeypatch):
-    IPython = pytest.importorskip("IPython")
-    import IPython.display
-
-    calls = []
-
-    class Handle:
-        def update(self, obj):
-            calls.append(("update", obj.caption))
-
-    def fake_display(obj, display_id=False):
-        calls.append(("display", obj.caption))
-        return Handle()
-
-    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
-    monkeypatch.setattr(IPython.display, "display", fake_display)
+    calls = _kernel_displays(monkeypatch)
     path = _fake_path(10)
 
     def stop_at_four(info):
@@ -1447,16 +1432,9 @@ def test_lost_lists_the_largest_drop_first():
     assert ch.lost(1) == [("b", pytest.approx(-0.8))]
 
 
-# Views, scrubber and live preview: sizes, formats, files and cache behaviour (mutation testing, session 33)
+# Views, scrubber and live preview: sizes, formats, files and cache behaviour
 def _gif_durations(data: bytes) -> list[int]:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        out = []
-        for k in range(im.n_frames):
-            im.seek(k)
-            out.append(im.info["duration"])
-    return out
+    return animated_frames(data)[1]
 
 
 # ----------------------------------------------------------------------------------
@@ -1614,21 +1592,7 @@ def test_scrubber_refuses_a_cache_size_below_one(fake_decoder, bad):
 def test_live_preview_shows_a_render_of_another_length_in_a_new_output(monkeypatch):
     """A render whose number of frames differs from the last one's is a new render (counted
     afresh, in its own output), even when its first frame was not seen before."""
-    IPython = pytest.importorskip("IPython")
-    import IPython.display
-
-    calls = []
-
-    class Handle:
-        def update(self, obj):
-            calls.append(("update", obj.caption))
-
-    def fake_display(obj, display_id=False):
-        calls.append(("display", obj.caption))
-        return Handle()
-
-    monkeypatch.setattr(IPython, "get_ipython", lambda: KernelShell())
-    monkeypatch.setattr(IPython.display, "display", fake_display)
+    calls = _kernel_displays(monkeypatch)
     p = ll.LivePreview(every=2)
     f = grey_frames(5)
     for k in range(2):  # a render of 10 frames, stopped after two
