@@ -1217,3 +1217,137 @@ def test_a_float_picture_is_the_uint8_picture_it_rounds_to(tmp_path):
     e.encode_image(u8)
     e.encode_image((u8.astype(np.float64) - 0.3) / 255)
     assert e.cache.hits == 1
+
+
+# -- image conversions, batching defaults, truncation at the context, loading names --------------
+
+
+def test_mirrored_exif_orientations_are_applied(enc: Encoder, tmp_path: Path) -> None:
+    """EXIF orientations that mirror (2, 7), not only the rotations, are undone."""
+    img = Image.fromarray(_picture(32, 48))
+    for orientation, undo in ((2, Image.Transpose.FLIP_LEFT_RIGHT), (7, Image.Transpose.TRANSVERSE)):
+        exif = img.getexif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.png"
+        img.save(path, exif=exif.tobytes())
+        upright = np.asarray(img.transpose(undo))
+        torch.testing.assert_close(enc.encode_image(path), enc.encode_image(upright), atol=ATOL, rtol=0, msg=str(orientation))
+
+
+def test_16_bit_grey_is_scaled_by_1_over_257() -> None:
+    """A 16-bit value v becomes round(v / 257): 65535 is white, 51400 is 200 (not 201)."""
+    from latentlab.encoders import _to_rgb
+
+    raw = np.array([[0, 257, 51400, 65535]], dtype=np.int32)
+    assert np.asarray(_to_rgb(Image.fromarray(raw, mode="I")))[0, :, 0].tolist() == [0, 1, 200, 255]
+
+
+def test_a_float_grey_image_reaching_1_is_read_as_0_to_1(enc: Encoder) -> None:
+    """A mode "F" picture whose maximum is exactly 1.0 is [0, 1] data, scaled by 255."""
+    from latentlab.encoders import _to_rgb
+
+    grey = np.tile(np.linspace(0, 1, 48, dtype=np.float32), (40, 1))
+    expected = np.round(grey * 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(_to_rgb(Image.fromarray(grey, mode="F")))[..., 0], expected)
+    torch.testing.assert_close(enc.encode_image(Image.fromarray(grey, mode="F")), enc.encode_image(expected), atol=ATOL, rtol=0)
+
+
+def test_single_channel_arrays_and_tensors_are_grey(enc: Encoder) -> None:
+    """(H, W, 1) arrays and (1, H, W) tensors read as the (H, W) grey picture."""
+    grey = _picture()[:, :, 0]
+    ref = enc.encode_image(grey)
+    torch.testing.assert_close(enc.encode_image(grey[:, :, None]), ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(enc.encode_image(torch.from_numpy(grey)[None].float() / 255), ref, atol=ATOL, rtol=0)
+
+
+def test_a_numpy_batch_gives_one_embedding_per_picture(enc: Encoder) -> None:
+    """An (n, H, W, C) array is n pictures, each embedded as itself, in order."""
+    pics = [_picture(seed=s) for s in (1, 2, 3)]
+    z = enc.encode_image(np.stack(pics))
+    assert z.shape == (3, 32)
+    for i, p in enumerate(pics):
+        torch.testing.assert_close(z[i : i + 1], enc.encode_image(p), atol=ATOL, rtol=0)
+
+
+def test_default_batch_sizes(enc: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """encode_image sends 32 pictures per model call by default, encode_text 64 prompts."""
+    images = _counting(monkeypatch, enc.model, "encode_image")
+    enc.encode_image(torch.rand(33, 3, 8, 8))
+    assert images == [32, 1]
+    texts = _counting(monkeypatch, enc.model, "encode_text")
+    enc.encode_text([f"p{i}" for i in range(65)])
+    assert texts == [64, 1]
+
+
+def test_batch_size_true_is_refused(enc: Encoder) -> None:
+    """A bool is not a batch size (True would silently mean 1)."""
+    from latentlab.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="batch_size must be a positive integer, got True"):
+        enc.encode_text("a cat", batch_size=True)  # type: ignore[arg-type]
+
+
+def test_a_prompt_one_token_past_the_context_warns(enc: Encoder) -> None:
+    """76 words + start and end tokens (78) is cut to 77 and warns; 75 words (77) fit and do not."""
+    with pytest.warns(UserWarning, match="has 78 tokens"):
+        enc.encode_text(" ".join(["cat"] * 76))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enc.encode_text(" ".join(["cat"] * 75))
+
+
+def test_from_open_clip_names_a_pretrained_tag(enc: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoder.from_open_clip(model, tag): name "model/tag", space "open_clip/model/tag"."""
+    import latentlab.encoders as encoders
+
+    def fake_load(model_name, **kw):
+        return {"model": enc.model, "preprocess": enc.preprocess, "tokenizer": enc.tokenizer,
+                "info": {"model": model_name, "pretrained": kw["pretrained"]}, "fingerprint": "fp"}
+
+    monkeypatch.setattr(encoders, "_load_open_clip", fake_load)
+    e = Encoder.from_open_clip("ViT-B-32", "laion2b_s34b_b79k")
+    assert e.name == "ViT-B-32/laion2b_s34b_b79k" and e.space == "open_clip/ViT-B-32/laion2b_s34b_b79k"
+    assert e.describe()["name"] == "ViT-B-32/laion2b_s34b_b79k"
+
+
+def test_image_size_of_a_non_square_input_is_its_larger_side() -> None:
+    """A vision tower whose preprocess size is (H, W) reports max(H, W) as image_size."""
+    from latentlab.encoders import _infer_image_size
+
+    model = torch.nn.Module()
+    model.visual = torch.nn.Module()
+    model.visual.preprocess_cfg = {"size": (224, 336)}
+    assert _infer_image_size(model) == 336
+
+
+def test_transformers_offline_switches_the_hub_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRANSFORMERS_OFFLINE=1 alone means offline, as HF_HUB_OFFLINE=1 does."""
+    import huggingface_hub.constants
+
+    from latentlab.encoders import _hub_offline
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert not _hub_offline()
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert _hub_offline()
+
+
+def test_dtype_names_resolve_to_their_precision() -> None:
+    """'bf16' / 'bfloat16' are bfloat16, 'fp16' / 'half' float16, 'fp32' float32."""
+    from latentlab.encoders import _resolve_dtype
+
+    assert _resolve_dtype("bf16") == _resolve_dtype("bfloat16") == _resolve_dtype("torch.bfloat16") == torch.bfloat16
+    assert _resolve_dtype("fp16") == _resolve_dtype("half") == torch.float16
+    assert _resolve_dtype("fp32") == _resolve_dtype("float") == torch.float32
+
+
+def test_a_batch_inside_a_list_gives_all_its_pictures(enc: Encoder) -> None:
+    """A list item that is a batch (array or tensor) expands to all its pictures, in order."""
+    pics = [_picture(seed=s) for s in (4, 5)]
+    batch = torch.from_numpy(np.stack(pics)).permute(0, 3, 1, 2).float() / 255
+    z = enc.encode_image([_picture(seed=6), batch, np.stack(pics)])
+    assert z.shape == (5, 32)
+    singles = enc.encode_image([_picture(seed=6), *pics, *pics])
+    torch.testing.assert_close(z, singles, atol=ATOL, rtol=0)

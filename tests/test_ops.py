@@ -26,7 +26,7 @@ from latentlab.ops import (
     text_diff,
     text_diff_direction,
 )
-from latentlab.space import normalize, space_of, tag
+from latentlab.space import check_embeddings, common_space, normalize, refuse_zero_rows, space_of, tag
 
 PROPS = settings(max_examples=50, deadline=None, derandomize=True)
 
@@ -753,3 +753,84 @@ def test_arithmetic_refuses_terms_that_cancel_up_to_rounding():
     assert (a - b).norm() > 0
     with pytest.raises(ArgumentError, match="cancel"):
         arithmetic([(1.0, a), (-1.0, b)])
+
+
+# -- latentlab.space: tags, the mixed-space error, normalize and the embedding checks -----------
+
+
+def test_tag_with_no_space_keeps_the_tag_a_tensor_has():
+    """tag(z, None) leaves z as it was: re-tagging with space_of(an untagged tensor) keeps z's space."""
+    z = tag(normalize(randn(0, 2, 8)), "mini")
+    assert tag(z, None) is z and space_of(z) == "mini"
+    assert space_of(tag(z, space_of(randn(1, 2, 8)))) == "mini"
+    assert space_of(tag(randn(2, 2, 8), None)) is None
+
+
+def test_mixed_space_error_names_the_first_argument_of_each_space():
+    """The SpaceError names, for each space, the first argument found in it."""
+    a, b = tag(randn(0, 1, 8), "mini"), tag(randn(1, 1, 8), "mini")
+    c, d = tag(randn(2, 1, 8), "X"), tag(randn(3, 1, 8), "X")
+    with pytest.raises(SpaceError, match=r"a is in 'mini', c is in 'X'\."):
+        common_space(a, b, c, d, names=("a", "b", "c", "d"))
+    with pytest.raises(SpaceError, match=r"argument 0 is in 'mini', argument 2 is in 'X'\."):
+        common_space(a, b, c, d)
+    assert common_space(randn(4, 1, 8), b, a) == "mini"
+
+
+def test_half_precision_rows_are_normalised_in_float32():
+    """float16 / bfloat16 rows are normalised in float32 and rounded once to their dtype."""
+    z = randn(5, 64, 32)
+    for dt in (torch.float16, torch.bfloat16):
+        zh = z.to(dt)
+        out = normalize(zh)
+        assert out.dtype == dt
+        assert torch.equal(out, normalize(zh.float()).to(dt)), dt
+
+
+def test_normalize_leaves_a_zero_row_zero():
+    """A zero row stays zero (the norm is clamped to eps), it does not become NaN."""
+    z = torch.zeros(2, 8)
+    z[1] = randn(6, 8)
+    out = normalize(z)
+    assert torch.equal(out[0], torch.zeros(8)) and torch.isfinite(out).all()
+    torch.testing.assert_close(out[1].norm(), torch.tensor(1.0))
+
+
+def test_normalize_rescales_only_the_rows_whose_norm_overflows():
+    """In a batch holding an overflowing row, the other rows are divided by their norm alone, bit for bit."""
+    a = randn(7, 6, 32)
+    z = torch.cat([1e20 * a[:1], a[1:]])
+    out = normalize(z)
+    assert torch.equal(out[1:], a[1:] / a[1:].norm(dim=-1, keepdim=True))
+    assert torch.allclose(out[0], a[0] / a[0].norm(), atol=1e-6)
+
+
+def test_refuse_zero_rows_names_only_the_rows_that_are_all_zero():
+    """A row with some zero entries has a direction; only all-zero rows are refused and named."""
+    z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    with pytest.raises(ArgumentError, match=r"^rows \[1\] are the zero vector, which has no direction\.$"):
+        refuse_zero_rows(z, "rows", ".")
+    refuse_zero_rows(torch.eye(3), "rows", ".")  # one-hot rows pass
+
+
+def test_check_embeddings_refuses_rows_of_size_zero():
+    """(n, 0) is empty too."""
+    with pytest.raises(ArgumentError, match=r"z is empty \(shape \(3, 0\)\)"):
+        check_embeddings(torch.zeros(3, 0), name="z")
+
+
+def test_check_embeddings_refuses_integer_tensors():
+    """Integer (or bool) tensors are not embeddings."""
+    with pytest.raises(ArgumentError, match="z must be a floating tensor, got dtype torch.int64"):
+        check_embeddings(torch.ones(2, 4, dtype=torch.int64), name="z")
+    with pytest.raises(ArgumentError, match="floating tensor"):
+        check_embeddings(torch.ones(2, 4, dtype=torch.bool), name="z")
+
+
+def test_check_embeddings_refuses_infinite_values_naming_the_rows():
+    """Infinity is refused like NaN, naming the rows that hold it."""
+    z = torch.ones(3, 4)
+    z[1, 2] = float("inf")
+    z[2, 0] = -float("inf")
+    with pytest.raises(ArgumentError, match=r"z contains NaN or infinite values \(rows \[1, 2\]\)"):
+        check_embeddings(z, name="z")
