@@ -820,17 +820,21 @@ def _tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_export_writes_the_shipped_folder_only_when_told(smoke_run, tmp_path, capsys):
+def test_export_writes_the_shipped_folder_only_when_told(smoke_run, tmp_path, monkeypatch, capsys):
     import latentlab.mini.export as ex
     from latentlab.mini.models import WEIGHTS_DIR
 
-    before = _tree(WEIGHTS_DIR)  # the package's own weights: never written without --to
+    # every write goes through _write_stages: a regression that wrote without --to fails here,
+    # before it touches the package's own weights
+    monkeypatch.setattr(ex, "_write_stages", lambda *a, **k: pytest.fail("export wrote without --to"))
+    before = _tree(WEIGHTS_DIR)
     with pytest.raises(SystemExit) as e:  # --to has no default
         ex.main(["--from", str(smoke_run[0]), "--stages", "prior"])
     assert e.value.code == 2 and "--to" in capsys.readouterr().err
     with pytest.raises(ArgumentError, match="to_dir"):
         ex.export(smoke_run[0], None, stages=("prior",))
     assert _tree(WEIGHTS_DIR) == before
+    monkeypatch.undo()
     shipped = tmp_path / "shipped"
     ex.main(["--from", str(smoke_run[0]), "--stages", "prior", "--to", str(shipped)])  # named: written
     assert (shipped / "mini_prior.safetensors").is_file()
@@ -2384,7 +2388,7 @@ def test_agreement_both_needs_each_colour_on_its_own_shape():
 
 
 def test_check_image_lists_the_largest_object_first_and_skips_specks():
-    """Objects come largest first; a speck under ``min_area`` is left out, not a reason to stop."""
+    """Objects come largest first; a speck under ``min_area`` is left out."""
     s = _scene(("square", "blue", "filled", 0.3, 0.5, 0.2), ("circle", "red", "filled", 0.7, 0.5, 0.45))
     found = shapes.check_image(shapes.render_scene(s))
     assert [(f["colour"], f["shape"]) for f in found] == [("red", "circle"), ("blue", "square")]
@@ -2430,7 +2434,7 @@ def _load(path):
     return load_file(str(path))
 
 
-def test_export_writes_the_ema_weights_not_the_raw_ones(smoke_run, tmp_path):  # noqa: F811
+def test_export_writes_the_ema_weights_not_the_raw_ones(smoke_run, tmp_path):
     """A stage's exported weights are its ``ema.safetensors`` (manifest ``weights: ema``), not ``model.safetensors``."""
     from latentlab.mini.export import export
 
@@ -2442,7 +2446,7 @@ def test_export_writes_the_ema_weights_not_the_raw_ones(smoke_run, tmp_path):  #
     assert any(not torch.equal(got[k], raw[k].float()) for k in got)
 
 
-def test_fp32_export_stores_every_file_in_float32(smoke_run, tmp_path):  # noqa: F811
+def test_fp32_export_stores_every_file_in_float32(smoke_run, tmp_path):
     """``fp16=False`` (``--fp32``) stores float32 even where float16 would do."""
     from latentlab.mini.export import export
 
@@ -2452,7 +2456,7 @@ def test_fp32_export_stores_every_file_in_float32(smoke_run, tmp_path):  # noqa:
         assert {v.dtype for v in _load(tmp_path / "w" / f).values() if v.is_floating_point()} == {torch.float32}
 
 
-def test_a_second_export_keeps_the_manifest_entries_of_the_files_it_leaves(smoke_run, tmp_path):  # noqa: F811
+def test_a_second_export_keeps_the_manifest_entries_of_the_files_it_leaves(smoke_run, tmp_path):
     """Exporting one stage into a folder keeps the manifest entries of the files already there."""
     from latentlab.mini.export import export
 
@@ -2462,7 +2466,7 @@ def test_a_second_export_keeps_the_manifest_entries_of_the_files_it_leaves(smoke
     assert set(json.loads((tmp_path / "w" / "manifest.json").read_text())["files"]) == set(m["files"])
 
 
-def test_a_dropped_expert_leaves_the_manifest_too(smoke_run, tmp_path):  # noqa: F811
+def test_a_dropped_expert_leaves_the_manifest_too(smoke_run, tmp_path):
     """``drop_expert`` removes the folder's unusable layout expert from the manifest as well as from the disk."""
     from latentlab.mini.export import export
     from latentlab.mini.models import ExpertConfig, save_expert
@@ -2476,9 +2480,10 @@ def test_a_dropped_expert_leaves_the_manifest_too(smoke_run, tmp_path):  # noqa:
     m = export(smoke_run[0], w, stages=("decoder",), drop_expert=True)
     assert "mini_expert.safetensors" not in m["files"] and "dropped_expert" in m
     assert "mini_expert.safetensors" not in json.loads((w / "manifest.json").read_text())["files"]
+    assert not (w / "mini_expert.safetensors").exists() and not (w / "mini_expert.json").exists()
 
 
-def test_default_stages_leave_out_a_clip_without_a_checkpoint(smoke_run, tmp_path):  # noqa: F811
+def test_default_stages_leave_out_a_clip_without_a_checkpoint(smoke_run, tmp_path):
     """By default a CLIP with no ``state.pt`` (one ``--init-from`` put in place to encode the
     cache) is not exported; the stages that trained are."""
     from latentlab.mini.export import export
@@ -2491,7 +2496,7 @@ def test_default_stages_leave_out_a_clip_without_a_checkpoint(smoke_run, tmp_pat
     assert not (tmp_path / "w" / "mini_clip.safetensors").exists()
 
 
-def test_manifest_step_adds_the_warm_starts_steps_and_keeps_the_run_config(smoke_run, tmp_path):  # noqa: F811
+def test_manifest_step_adds_the_warm_starts_steps_and_keeps_the_run_config(smoke_run, tmp_path):
     """A warm-started stage's manifest step is ``init.json``'s ``init_step`` plus its own steps,
     and its entry keeps the warm start and the stage's ``run_config.json``."""
     from latentlab.mini.export import export
@@ -2505,7 +2510,7 @@ def test_manifest_step_adds_the_warm_starts_steps_and_keeps_the_run_config(smoke
     assert "smoke" in rec["run_config"]["argv"]
 
 
-def test_export_refuses_a_torn_checkpoint(smoke_run, tmp_path):  # noqa: F811
+def test_export_refuses_a_torn_checkpoint(smoke_run, tmp_path):
     """A stage whose weights and ``state.pt`` are of different steps (a save cut short) is refused, nothing written."""
     from latentlab.mini.export import export
 

@@ -631,7 +631,7 @@ def test_token_word_vectors_pick_whole_words_centre_normalise_and_cache(tmp_path
 # Loader, fingerprint and fetch behaviour
 
 
-def test_sample_without_replacement_of_more_than_the_index_still_draws_n(fake_cache):  # noqa: F811
+def test_sample_without_replacement_of_more_than_the_index_still_draws_n(fake_cache):
     """``replace=False`` asks for distinct entries only where ``n <= len``; past that, ``n``
     pairs are drawn with replacement (as build_cache relies on), never fewer."""
     data.build_index(fake_cache, verbose=False)
@@ -643,7 +643,7 @@ def test_sample_without_replacement_of_more_than_the_index_still_draws_n(fake_ca
     assert len({im.tobytes() for im in images}) == 9
 
 
-def test_fingerprint_changes_with_the_split(fake_cache):  # noqa: F811
+def test_fingerprint_changes_with_the_split(fake_cache):
     """The fingerprint a training cache is keyed on covers each entry's split, not only its id and captions."""
     data.build_index(fake_cache, verbose=False)
     idx = data.load_index(fake_cache / "index.jsonl")
@@ -668,7 +668,7 @@ def test_names_ending_in_us_read_as_singular():
     assert data.caption_for("octopus", "emoji", 0) == "an emoji of an octopus"
 
 
-def test_an_images_own_name_among_its_keywords_is_no_keyword(fake_cache):  # noqa: F811
+def test_an_images_own_name_among_its_keywords_is_no_keyword(fake_cache):
     """An image whose only keyword is its own name (any case) keeps its name captions: with
     ``tag_prob=1`` and no ``exclude_tags`` it draws exactly what ``tag_prob=0`` draws."""
     data.build_index(fake_cache, verbose=False)

@@ -614,7 +614,6 @@ def test_a_refused_torn_checkpoint_keeps_its_state_file(tmp_path):
 def test_hard_negatives_change_shapes_then_one_colour():
     """``_variants(scene, rng, k)``: ``k - 2`` variants with one object's shape changed, then
     the last with its colour changed; each differs from the scene in that one word."""
-    from latentlab.mini import shapes
     from latentlab.mini.train import _variants
 
     scene = shapes.sample_scene(4, n_objects=1)
@@ -626,17 +625,23 @@ def test_hard_negatives_change_shapes_then_one_colour():
     assert (out[3].objects[0].shape, out[3].objects[0].colour != o.colour) == (o.shape, True)
 
 
-def test_a_cache_of_another_size_is_built_again(tmp_path):
-    """``build_cache`` reuses a cache only for the same ``cache.n_images``: another count builds it again."""
+def _random_clip_run(out) -> None:
+    """A run folder ``out`` whose clip/ holds a random mini CLIP (what the later stages encode with)."""
     from safetensors.torch import save_file
 
     from latentlab.mini.models import create_clip
-    from latentlab.mini.train import build_cache, get_config
 
     torch.manual_seed(0)
     model, _, _ = create_clip(None)
-    (tmp_path / "clip").mkdir()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip" / "model.safetensors"))
+    (out / "clip").mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "clip" / "model.safetensors"))
+
+
+def test_a_cache_of_another_size_is_built_again(tmp_path):
+    """``build_cache`` reuses a cache only for the same ``cache.n_images``: another count builds it again."""
+    from latentlab.mini.train import build_cache, get_config
+
+    _random_clip_run(tmp_path)
     cfg = get_config("smoke", ["cache.n_images=3", "cache.batch_size=4"])
     assert build_cache(cfg, tmp_path)["images"].shape[0] == 3
     cfg = get_config("smoke", ["cache.n_images=5", "cache.batch_size=4"])
@@ -671,15 +676,9 @@ def test_recorded_options_keep_only_the_stages_arch_overrides(tmp_path):
 def test_a_stage_trained_from_the_start_drops_the_history_of_weights_no_longer_there(tmp_path):
     """A stage trained from step 0 starts its ``run_config.json`` history afresh: the records
     of an earlier run (whose checkpoint is gone) describe weights no longer there."""
-    from safetensors.torch import save_file
-
-    from latentlab.mini.models import create_clip
     from latentlab.mini.train import main
 
-    torch.manual_seed(0)
-    model, _, _ = create_clip(None)
-    (tmp_path / "clip").mkdir()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip" / "model.safetensors"))
+    _random_clip_run(tmp_path)
     (tmp_path / "prior").mkdir()
     old = {"argv": ["--stage", "prior", "--config", "cpu"], "config": {}, "history": [
         {"argv": ["--stage", "prior", "--config", "cpu"], "config": {}, "from_step": 0}]}  # fmt: skip

@@ -131,7 +131,7 @@ class DecoderStage:
     lr: float = 5e-4
     weight_decay: float = 0.0
     warmup: int = 100
-    ema_decay: float = 0.999  # EMA of the weights (with 1 - (1+step)/(10+step) warm-up); exported
+    ema_decay: float = 0.999  # EMA of the weights (its decay warms up as (1+step)/(10+step)); exported
     cond_drop: float = 0.1  # probability of the null embedding (classifier-free guidance)
     max_minutes: float | None = 50.0
     log_every: int = 10
