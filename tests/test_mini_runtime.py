@@ -1,12 +1,18 @@
-"""The mini runtime (latentlab/mini/runtime.py) with small random weights (no shipped weights
-needed): sampler, eta noise, upscaler hand-over, frame conversion, inversion resizing,
-refining and the prior."""
+"""The mini runtime (latentlab/mini/runtime.py) and the nets and samplers behind it
+(latentlab/mini/models.py), mostly with small random weights: sampler, eta noise, upscaler
+hand-over, frame conversion, inversion resizing, refining, the prior, guidance, the layout
+expert's hand-over and the loaders. The few tests of the shipped prior skip without the
+shipped weights."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
+
+from latentlab.mini import weights_available
 
 from conftest import tiny_mini_decoder
 
@@ -242,3 +248,294 @@ def test_invert_takes_a_read_only_picture_without_a_warning():
         got = dec.invert(image, z, steps=2, refine=0)
     assert not [w for w in caught if "not writable" in str(w.message)]
     assert torch.equal(got, dec.invert(image.copy(), z, steps=2, refine=0))
+
+
+# -- models.py: the prior's denoiser and sampler, the decoder sampler's guidance and expert hand-over,
+# the CLIP and expert loaders
+
+needs_weights = pytest.mark.skipif(not weights_available(), reason="the shipped mini weights are not in this checkout")
+
+
+def _prior_net(seed=0, d=16):
+    from latentlab.mini.models import MiniPriorNet, PriorConfig
+
+    torch.manual_seed(seed)
+    net = MiniPriorNet(PriorConfig(embed_dim=d, width=32, depth=2)).eval()
+    with torch.no_grad():
+        for blk in net.blocks:
+            blk.fc2.weight.normal_(0, 0.1)
+    return net
+
+
+def _caption_net(seed=0, text_dim=12):
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+
+    torch.manual_seed(seed)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2, text_dim=text_dim)  # fmt: skip
+    net = MiniDecoderNet(cfg).eval()
+    with torch.no_grad():
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    return net
+
+
+def _recorder(net, calls, who):
+    # (who, timestep, drop, text_mask) of every forward call
+    return net.register_forward_pre_hook(
+        lambda m, args: calls.append((who, int(args[1][0]), args[3], args[5] if len(args) > 5 else None)))  # fmt: skip
+
+
+# -- the prior ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped_prior_scenes():
+    """The shipped mini CLIP's image and text embeddings of 8 scenes, and the shipped prior net."""
+    if not weights_available():
+        pytest.skip("the shipped mini weights are not in this checkout")
+    import latentlab as ll
+    from latentlab.mini import shapes
+    from latentlab.mini.models import load_module, weights_path
+
+    enc = ll.create_encoder("mini")
+    scenes = shapes.sample_scenes(11, 8)
+    zi = enc.encode_image(np.stack([shapes.render_scene(s, 64) for s in scenes])).float()
+    zt = enc.encode_text([shapes.caption(s) for s in scenes]).float()
+    return zi, zt, load_module("prior", weights_path("mini_prior.safetensors"))
+
+
+@needs_weights
+def test_shipped_prior_draws_the_embedding_of_each_captions_own_picture(shipped_prior_scenes):
+    """The shipped prior's samples for 8 captions are each nearest the CLIP embedding of their own
+    scene's picture (the prior reads the text embedding scaled by sqrt(d) and its clean-embedding
+    predictions are not clamped to [-1, 1], as it was trained)."""
+    from latentlab.mini.models import sample_prior
+
+    zi, zt, net = shipped_prior_scenes
+    noise = torch.randn(zt.shape, generator=torch.Generator().manual_seed(0))
+    z = sample_prior(net, zt, noise, steps=10)
+    sim = z @ zi.T
+    assert sim.argmax(1).tolist() == list(range(8))
+    assert float(sim.diag().mean()) > 0.75
+
+
+@needs_weights
+def test_shipped_prior_denoises_a_slightly_noisy_embedding(shipped_prior_scenes):
+    """At a low noise level (t = 50) the shipped prior's clean-embedding prediction is nearer the
+    clean embedding than its noisy input: it reads its timestep features as it was trained."""
+    from latentlab.mini.models import make_scheduler
+
+    zi, zt, net = shipped_prior_scenes
+    x0 = zi * math.sqrt(zi.shape[1])
+    t = torch.full((zi.shape[0],), 50)
+    xt = make_scheduler(net.config, "ddpm").add_noise(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)), t)
+    with torch.no_grad():
+        pred = net(xt, t, zt)
+    cos = torch.nn.functional.cosine_similarity
+    assert float(cos(pred, x0).mean()) > float(cos(xt, x0).mean()) + 1e-3
+
+
+def test_prior_block_with_zero_modulation_reads_its_normalised_input():
+    """adaLN: a residual block whose condition gives scale = shift = 0 passes its layer-normed
+    input on unchanged (``norm(h) * (1 + 0) + 0``), so what it adds depends on ``h``."""
+    from latentlab.mini.models import _ResBlock
+
+    torch.manual_seed(0)
+    blk = _ResBlock(8)
+    with torch.no_grad():
+        blk.mod.weight.zero_()
+        blk.mod.bias.zero_()
+        blk.fc2.weight.normal_(0, 0.3)
+        h = torch.randn(2, 8)
+        cond = torch.randn(2, 8)
+        added = blk(h, cond) - h
+        want = blk.fc2(torch.nn.functional.silu(blk.fc1(blk.norm(h))))
+    assert torch.allclose(added, want, atol=1e-6)
+    assert not torch.allclose(added[0], added[1], atol=1e-4)
+
+
+def test_sample_prior_returns_unit_norm_embeddings():
+    """sample_prior (public) returns unit-norm embeddings, as its docstring says, not the
+    sqrt(d)-scaled ones its denoiser works with."""
+    from latentlab.mini.models import sample_prior
+
+    net = _prior_net()
+    z = sample_prior(net, _unit(3, 16, 1), torch.randn(3, 16, generator=torch.Generator().manual_seed(2)), steps=3)
+    assert z.shape == (3, 16) and z.dtype == torch.float32
+    assert torch.allclose(z.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_sample_prior_guidance_zero_ignores_the_text():
+    """sample_prior guides as uncond + g * (cond - uncond): at g = 0 the draw is the
+    unconditional one, the same for any text embedding; at g = 1 it is the conditional one."""
+    from latentlab.mini.models import sample_prior
+
+    net = _prior_net()
+    noise = torch.randn(2, 16, generator=torch.Generator().manual_seed(3))
+    a, b = _unit(2, 16, 4), _unit(2, 16, 5)
+    assert torch.allclose(sample_prior(net, a, noise, steps=3, guidance_scale=0.0),
+                          sample_prior(net, b, noise, steps=3, guidance_scale=0.0), atol=1e-5)  # fmt: skip
+    assert not torch.allclose(sample_prior(net, a, noise, steps=3, guidance_scale=1.0),
+                              sample_prior(net, b, noise, steps=3, guidance_scale=1.0), atol=1e-3)  # fmt: skip
+
+
+# -- the decoder sampler -----------------------------------------------------------------
+
+
+def test_unconditional_half_of_guidance_reads_no_caption():
+    """With a caption, guidance's unconditional half reads neither the embedding nor the
+    caption (DALL-E 2's guidance): at g = 0 a captioned draw is the caption-free, embedding-free
+    one; and the net sees the caption's mask in the first half, all False in the second."""
+    from latentlab.mini.models import sample_decoder
+
+    net = _caption_net()
+    z, x = _unit(2, 16, 0), torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    text, mask = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(2)), torch.ones(2, 5, dtype=torch.bool)
+    calls = []
+    hook = _recorder(net, calls, "net")
+    with torch.no_grad():
+        sample_decoder(net, z, x, steps=2, text=text, text_mask=mask)
+        hook.remove()
+        assert all(torch.equal(m, torch.tensor([[True] * 5] * 2 + [[False] * 5] * 2)) for _, _, _, m in calls)
+        captioned = sample_decoder(net, z, x, steps=3, guidance_scale=0.0, text=text, text_mask=mask)
+        plain = sample_decoder(net, _unit(2, 16, 9), x, steps=3, guidance_scale=0.0)
+    assert torch.allclose(captioned, plain, atol=1e-2)  # (float rounding: 4e-3 at a few pixels)
+
+
+def test_the_expert_takes_the_step_at_exactly_t_min():
+    """The expert denoises the steps t >= t_min: with t_min one of the sampler's timesteps,
+    that step is the expert's too."""
+    from latentlab.mini.models import ExpertConfig, ddim_scheduler, sample_decoder
+
+    net, expert = _caption_net(), _caption_net(seed=1)
+    steps = ddim_scheduler(net.config, 5).timesteps.tolist()
+    z, x = _unit(1, 16, 0), torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    text = torch.randn(1, 5, 12, generator=torch.Generator().manual_seed(2))
+    calls = []
+    hooks = [_recorder(net, calls, "net"), _recorder(expert, calls, "expert")]
+    with torch.no_grad():
+        sample_decoder(net, z, x, steps=5, text=text, expert=expert, expert_config=ExpertConfig(t_min=steps[1]))
+    for h in hooks:
+        h.remove()
+    assert [(w, t) for w, t, _, _ in calls] == [("expert", steps[0]), ("expert", steps[1])] + [("net", t) for t in steps[2:]]
+
+
+def test_an_expert_without_guidance_still_reads_the_null_embedding():
+    """Without guidance (g = 1) an expert trained on the caption alone is still given the null
+    embedding (drop all True), the decoder's own steps the embedding (no drop)."""
+    from latentlab.mini.models import ExpertConfig, sample_decoder
+
+    net, expert = _caption_net(), _caption_net(seed=1)
+    z, x = _unit(2, 16, 0), torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    text = torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(2))
+    calls = []
+    hooks = [_recorder(net, calls, "net"), _recorder(expert, calls, "expert")]
+    with torch.no_grad():
+        got = sample_decoder(net, z, x, steps=4, guidance_scale=1.0, text=text, expert=expert,
+                             expert_config=ExpertConfig(t_min=500))  # fmt: skip
+        for h in hooks:
+            h.remove()
+        other = sample_decoder(net, _unit(2, 16, 7), x, steps=4, guidance_scale=1.0, text=text, expert=expert,
+                               expert_config=ExpertConfig(t_min=1))  # fmt: skip
+    assert {w for w, *_ in calls} == {"net", "expert"}
+    for who, _, drop, _ in calls:
+        assert torch.equal(drop, torch.ones(2, dtype=torch.bool)) if who == "expert" else drop is None
+    assert got.shape == x.shape
+    # an expert that takes every step draws what it draws from the null embedding, whatever the embedding
+    with torch.no_grad():
+        null = expert.null_embedding.detach().expand(2, 16)
+        assert torch.allclose(other, sample_decoder(expert, null, x, steps=4, guidance_scale=1.0, text=text), atol=1e-5)
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+@needs_weights
+def test_create_clip_from_a_checkpoint_leaves_the_callers_torch_rng_alone():
+    """create_clip with a checkpoint builds its random initialisation (replaced by the file) in a
+    forked RNG: torch.manual_seed(0), create_clip(file), torch.rand gives what it would have."""
+    from latentlab.mini.models import create_clip, weights_path
+
+    torch.manual_seed(0)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    create_clip(weights_path("mini_clip.safetensors"))
+    assert torch.equal(torch.rand(3), want)
+
+
+def _plain_decoder_net(seed=0, **kw):
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+
+    torch.manual_seed(seed)
+    return MiniDecoderNet(DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4,
+                                        cross_attention_dim=16, attention_heads=2, **kw))  # fmt: skip
+
+
+def test_save_expert_writes_the_dtype_asked_for_and_load_expert_gives_float32_in_eval_mode(tmp_path):
+    """save_expert(dtype=float16) stores half-precision weights (as export's default does), into a
+    folder it makes; load_expert gives them back as a float32 net ready to sample (eval mode)."""
+    from safetensors.torch import load_file
+
+    from latentlab.mini.models import ExpertConfig, load_expert, save_expert
+
+    net = _caption_net()
+    path = tmp_path / "new" / "sub" / "mini_expert.safetensors"
+    save_expert(net, path, ExpertConfig(t_min=600), dtype=torch.float16)
+    assert {v.dtype for v in load_file(str(path)).values() if v.is_floating_point()} == {torch.float16}
+    back, cfg = load_expert(path)
+    assert cfg == ExpertConfig(t_min=600) and back.config == net.config
+    assert not back.training and not any(m.training for m in back.modules())
+    assert {p.dtype for p in back.parameters()} == {torch.float32}
+
+
+def test_save_module_makes_its_folder(tmp_path):
+    """save_module writes into a folder that is not there yet (parents made), config beside it."""
+    from latentlab.mini.models import load_module, save_module
+
+    net = _caption_net()
+    path = tmp_path / "a" / "b" / "mini_decoder.safetensors"
+    save_module(net, path, config=net.config)
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    assert load_module("decoder", path).config == net.config
+
+
+def test_load_expert_refuses_a_json_with_more_than_arch_and_expert(tmp_path):
+    """An expert's .json must hold exactly 'arch' and 'expert': one with a further key (not
+    written by save_expert) is refused as unreadable, naming the rule."""
+    import json
+
+    from latentlab.errors import ModelNotAvailableError
+    from latentlab.mini.models import ExpertConfig, load_expert, save_expert
+
+    path = tmp_path / "mini_expert.safetensors"
+    save_expert(_caption_net(), path, ExpertConfig())
+    d = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**d, "decoder": {}}))
+    with pytest.raises(ModelNotAvailableError, match=r"cannot be read: ArgumentError: .*exactly 'arch' and 'expert'"):
+        load_expert(path)
+
+
+def test_load_expert_leaves_the_callers_torch_rng_alone(tmp_path):
+    """load_expert builds the net it fills from the file in a forked RNG."""
+    from latentlab.mini.models import ExpertConfig, load_expert, save_expert
+
+    path = tmp_path / "mini_expert.safetensors"
+    save_expert(_caption_net(), path, ExpertConfig())
+    torch.manual_seed(0)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    load_expert(path)
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_an_expert_needs_a_decoder_that_reads_captions_even_when_both_read_none():
+    """check_expert refuses an expert beside a caption-free decoder, even one that matches it
+    (both text_dim 0): the expert's steps are decided by the caption."""
+    from latentlab.errors import ArgumentError
+    from latentlab.mini.models import ExpertConfig, check_expert, expert_mismatch
+
+    net, expert = _plain_decoder_net(), _plain_decoder_net(seed=1)
+    assert expert_mismatch(net, expert) is not None
+    with pytest.raises(ArgumentError, match="reads captions"):
+        check_expert(net, expert, ExpertConfig())
+    assert expert_mismatch(_caption_net(), _caption_net(seed=1)) is None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import warnings
 
@@ -1090,3 +1092,38 @@ def test_prior_refuses_a_zero_row_from_its_sample():
     prior = _Scaled(factor=0.0)
     with pytest.raises(LatentlabError, match=r"returned rows \[0\] that are zero or not finite"):
         prior(torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+
+
+# -- _bars.py: what a bar is told --------------------------------------------------------------
+
+
+def test_set_total_of_zero_keeps_a_notebook_widgets_max_at_one():
+    """set_total(bar, 0) (nothing was done) sets the bar's total to 0 but the notebook widget's
+    max to 1, as tqdm.notebook itself draws a bar of no length, never a widget of max 0."""
+    pytest.importorskip("ipywidgets")
+    import tqdm.notebook
+
+    from latentlab._bars import set_total
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        bar = tqdm.notebook.tqdm(total=5, desc="work")
+        set_total(bar, 3)
+        widget = bar.container.children[1]
+        assert bar.total == 3 and widget.max == 3
+        set_total(bar, 0)
+        assert bar.total == 0 and widget.max == 1
+        bar.close()
+
+
+def test_progress_false_turns_a_bar_off_and_true_leaves_it_to_tqdm(monkeypatch):
+    """progress=False passes disable=True; progress=True passes no disable at all, so tqdm's
+    TQDM_DISABLE setting still holds (an explicit disable=False overrode it)."""
+    import tqdm.auto
+
+    from latentlab._bars import progress_bar
+
+    seen = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda iterable=None, **kw: seen.append(kw) or iterable)
+    assert progress_bar(False, [1, 2], desc="a") == [1, 2]
+    progress_bar(True, None, desc="b", total=4)
+    assert seen == [{"desc": "a", "disable": True}, {"desc": "b", "total": 4}]
