@@ -189,6 +189,22 @@ def grey_frames(T: int = 5, size: int = 8) -> np.ndarray:
     return f
 
 
+def tiny_caption_net(text_dim: int = 12, seed: int = 0):
+    """A small random mini decoder net that reads caption tokens of width ``text_dim`` (0: none),
+    its output weights random (not zero), so what it reads shows in what it predicts."""
+    import torch
+
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
+
+    torch.manual_seed(seed)
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2, text_dim=text_dim)  # fmt: skip
+    net = MiniDecoderNet(cfg).eval()
+    with torch.no_grad():
+        net.unet.conv_out.weight.normal_(0, 0.2)
+    return net
+
+
 def tiny_mini_decoder(resolution: int = 32, space: str | None = "latentlab-mini", upscaler=None):
     """A MiniDecoder on a small random net (random, not zero, output weights, so the embedding
     matters), for tests of mini's runtime that need no shipped weights."""

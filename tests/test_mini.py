@@ -19,7 +19,7 @@ from latentlab.mini import shapes, weights_available
 from latentlab.presets import Preset
 from latentlab.space import space_of, tag
 
-from conftest import tiny_mini_decoder
+from conftest import tiny_caption_net, tiny_mini_decoder
 
 # -- shapes world --------------------------------------------------------------------------
 
@@ -1620,16 +1620,7 @@ def test_relation_negatives_swap_places_and_colours_of_two_objects():
 # -- a decoder that reads captions (DALL-E 2's decoder conditioning) -----------------------
 
 
-def _caption_net(text_dim=12):
-    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
-
-    torch.manual_seed(0)
-    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
-                        attention_heads=2, text_dim=text_dim)  # fmt: skip
-    net = MiniDecoderNet(cfg).eval()
-    with torch.no_grad():
-        net.unet.conv_out.weight.normal_(0, 0.2)
-    return net
+_caption_net = tiny_caption_net
 
 
 def test_caption_tokens_masked_out_leave_the_decoder_as_it_was():

@@ -1,8 +1,8 @@
 """The mini runtime (latentlab/mini/runtime.py) and the nets and samplers behind it
 (latentlab/mini/models.py), mostly with small random weights: sampler, eta noise, upscaler
 hand-over, frame conversion, inversion resizing, refining, the prior, guidance, the layout
-expert's hand-over and the loaders. The few tests of the shipped prior skip without the
-shipped weights."""
+expert's hand-over and the loaders. The few tests that read the shipped prior or CLIP skip
+without the shipped weights."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import torch
 
 from latentlab.mini import weights_available
 
-from conftest import tiny_mini_decoder
+from conftest import tiny_caption_net, tiny_mini_decoder
 
 
 _tiny_decoder = tiny_mini_decoder
+_caption_net = tiny_caption_net
 
 
 def _tiny_upscaler(in_size=32):
@@ -30,16 +31,22 @@ def _tiny_upscaler(in_size=32):
     return net
 
 
-def _tiny_prior(**kw):
+def _prior_net(seed=0, d=16):
+    """A small random prior net (its blocks' output weights random, not zero)."""
     from latentlab.mini.models import MiniPriorNet, PriorConfig
-    from latentlab.mini.runtime import MiniPrior
 
-    torch.manual_seed(0)
-    net = MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=2))
+    torch.manual_seed(seed)
+    net = MiniPriorNet(PriorConfig(embed_dim=d, width=32, depth=2)).eval()
     with torch.no_grad():
         for blk in net.blocks:
             blk.fc2.weight.normal_(0, 0.1)
-    return MiniPrior(net, **{"steps": 4, **kw})
+    return net
+
+
+def _tiny_prior(**kw):
+    from latentlab.mini.runtime import MiniPrior
+
+    return MiniPrior(_prior_net(), **{"steps": 4, **kw})
 
 
 def _unit(n, d, seed):
@@ -256,29 +263,6 @@ def test_invert_takes_a_read_only_picture_without_a_warning():
 needs_weights = pytest.mark.skipif(not weights_available(), reason="the shipped mini weights are not in this checkout")
 
 
-def _prior_net(seed=0, d=16):
-    from latentlab.mini.models import MiniPriorNet, PriorConfig
-
-    torch.manual_seed(seed)
-    net = MiniPriorNet(PriorConfig(embed_dim=d, width=32, depth=2)).eval()
-    with torch.no_grad():
-        for blk in net.blocks:
-            blk.fc2.weight.normal_(0, 0.1)
-    return net
-
-
-def _caption_net(seed=0, text_dim=12):
-    from latentlab.mini.models import DecoderConfig, MiniDecoderNet
-
-    torch.manual_seed(seed)
-    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
-                        attention_heads=2, text_dim=text_dim)  # fmt: skip
-    net = MiniDecoderNet(cfg).eval()
-    with torch.no_grad():
-        net.unet.conv_out.weight.normal_(0, 0.2)
-    return net
-
-
 def _recorder(net, calls, who):
     # (who, timestep, drop, text_mask) of every forward call
     return net.register_forward_pre_hook(
@@ -320,19 +304,23 @@ def test_shipped_prior_draws_the_embedding_of_each_captions_own_picture(shipped_
 
 
 @needs_weights
-def test_shipped_prior_denoises_a_slightly_noisy_embedding(shipped_prior_scenes):
-    """At a low noise level (t = 50) the shipped prior's clean-embedding prediction is nearer the
-    clean embedding than its noisy input: it reads its timestep features as it was trained."""
+def test_shipped_prior_denoises_a_noisy_embedding(shipped_prior_scenes):
+    """The shipped prior's clean-embedding prediction is nearer the clean embedding than its noisy
+    input at a low noise level (t = 50, where it hardly needs t), and at t = 600 close to it
+    (cosine 0.974 with the shipped prior; 0.935 for a prior that ignored its timestep): it reads
+    its timestep features as it was trained."""
     from latentlab.mini.models import make_scheduler
 
     zi, zt, net = shipped_prior_scenes
     x0 = zi * math.sqrt(zi.shape[1])
-    t = torch.full((zi.shape[0],), 50)
-    xt = make_scheduler(net.config, "ddpm").add_noise(x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)), t)
-    with torch.no_grad():
-        pred = net(xt, t, zt)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     cos = torch.nn.functional.cosine_similarity
-    assert float(cos(pred, x0).mean()) > float(cos(xt, x0).mean()) + 1e-3
+    for step, floor in ((50, None), (600, 0.96)):
+        t = torch.full((zi.shape[0],), step)
+        xt = make_scheduler(net.config, "ddpm").add_noise(x0, noise, t)
+        with torch.no_grad():
+            pred = net(xt, t, zt)
+        assert float(cos(pred, x0).mean()) > (floor or float(cos(xt, x0).mean()) + 1e-3), step
 
 
 def test_prior_block_with_zero_modulation_reads_its_normalised_input():
@@ -396,10 +384,10 @@ def test_unconditional_half_of_guidance_reads_no_caption():
     with torch.no_grad():
         sample_decoder(net, z, x, steps=2, text=text, text_mask=mask)
         hook.remove()
-        assert all(torch.equal(m, torch.tensor([[True] * 5] * 2 + [[False] * 5] * 2)) for _, _, _, m in calls)
+        assert calls and all(torch.equal(m, torch.tensor([[True] * 5] * 2 + [[False] * 5] * 2)) for _, _, _, m in calls)
         captioned = sample_decoder(net, z, x, steps=3, guidance_scale=0.0, text=text, text_mask=mask)
         plain = sample_decoder(net, _unit(2, 16, 9), x, steps=3, guidance_scale=0.0)
-    assert torch.allclose(captioned, plain, atol=1e-2)  # (float rounding: 4e-3 at a few pixels)
+    assert torch.allclose(captioned, plain, atol=1e-2)  # (float rounding: about 1e-3 at a few pixels)
 
 
 def test_the_expert_takes_the_step_at_exactly_t_min():
@@ -472,8 +460,9 @@ def _plain_decoder_net(seed=0, **kw):
 
 
 def test_save_expert_writes_the_dtype_asked_for_and_load_expert_gives_float32_in_eval_mode(tmp_path):
-    """save_expert(dtype=float16) stores half-precision weights (as export's default does), into a
-    folder it makes; load_expert gives them back as a float32 net ready to sample (eval mode)."""
+    """save_expert(dtype=float16) stores half-precision weights (as export does where fp16 is
+    close enough), into a folder it makes; load_expert gives them back as a float32 net ready to
+    sample (eval mode; float32 follows from the net it builds, checked as a sanity check)."""
     from safetensors.torch import load_file
 
     from latentlab.mini.models import ExpertConfig, load_expert, save_expert

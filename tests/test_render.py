@@ -1105,14 +1105,12 @@ def test_set_total_of_zero_keeps_a_notebook_widgets_max_at_one():
 
     from latentlab._bars import set_total
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        bar = tqdm.notebook.tqdm(total=5, desc="work")
+    with contextlib.redirect_stdout(io.StringIO()), tqdm.notebook.tqdm(total=5, desc="work") as bar:
         set_total(bar, 3)
         widget = bar.container.children[1]
         assert bar.total == 3 and widget.max == 3
         set_total(bar, 0)
         assert bar.total == 0 and widget.max == 1
-        bar.close()
 
 
 def test_progress_false_turns_a_bar_off_and_true_leaves_it_to_tqdm(monkeypatch):
