@@ -323,6 +323,23 @@ def test_shipped_prior_denoises_a_noisy_embedding(shipped_prior_scenes):
         assert float(cos(pred, x0).mean()) > (floor or float(cos(xt, x0).mean()) + 1e-3), step
 
 
+def test_prior_net_reads_its_learned_null_text_as_it_is():
+    """A dropped row reads the learned null text as stored, not scaled by sqrt(d) as a real text
+    embedding is (the shipped prior's unconditional half was trained so): it equals a kept row
+    whose text embedding is null_text / sqrt(d)."""
+    net = _prior_net()
+    d = net.config.embed_dim
+    with torch.no_grad():
+        net.null_text.copy_(torch.randn(d, generator=torch.Generator().manual_seed(3)))
+        x = torch.randn(2, d, generator=torch.Generator().manual_seed(4))
+        t = torch.tensor([10, 700])
+        dropped = net(x, t, _unit(2, d, 5), drop=torch.tensor([True, True]))
+        kept = net(x, t, net.null_text.expand(2, d) / math.sqrt(d), drop=torch.tensor([False, False]))
+        scaled = net(x, t, net.null_text.expand(2, d), drop=torch.tensor([False, False]))
+    assert torch.allclose(dropped, kept, atol=1e-5)
+    assert not torch.allclose(dropped, scaled, atol=1e-3)
+
+
 def test_prior_block_with_zero_modulation_reads_its_normalised_input():
     """adaLN: a residual block whose condition gives scale = shift = 0 passes its layer-normed
     input on unchanged (``norm(h) * (1 + 0) + 0``), so what it adds depends on ``h``."""

@@ -1113,6 +1113,20 @@ def test_set_total_of_zero_keeps_a_notebook_widgets_max_at_one():
         assert bar.total == 0 and widget.max == 1
 
 
+def test_set_total_redraws_a_text_bar_at_once():
+    """set_total draws the bar again with its new total at once (a bar left to redraw at its
+    next step showed the old total, or nothing, through a long wait)."""
+    import tqdm
+
+    from latentlab._bars import set_total
+
+    out = io.StringIO()
+    with tqdm.tqdm(total=5, desc="work", file=out, mininterval=0, ascii=True) as bar:
+        bar.update(2)
+        set_total(bar, 9)
+        assert out.getvalue().rsplit("\r", 1)[-1].split("|")[-1].strip().startswith("2/9")
+
+
 def test_progress_false_turns_a_bar_off_and_true_leaves_it_to_tqdm(monkeypatch):
     """progress=False passes disable=True; progress=True passes no disable at all, so tqdm's
     TQDM_DISABLE setting still holds (an explicit disable=False overrode it)."""
