@@ -97,6 +97,25 @@ def _plain(v: Any, depth: int = 4) -> Any:
     return v
 
 
+def _finite(v: Any) -> bool:
+    """A real number (not a bool) that is finite; an integer too large for a float (a JSON file's
+    ``1e400`` written out in digits) is not (``math.isfinite`` raised an OverflowError on it)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _single(w: float) -> float:
+    """A mix / sum weight as :meth:`Spec.resolve` hands it to ops (a float32 tensor): ``1e39`` is
+    inf there, ``1e-50`` is 0."""
+    import array
+
+    return array.array("f", [w])[0]
+
+
 def _refuse_special_file(p: Path, where: str) -> None:
     """A path that is there but is no regular file (a pipe, a device such as /dev/zero): said
     as such (it read "no such file")."""
@@ -522,8 +541,7 @@ class Spec:
              f"decode), got {self.pacing_coarse!r}.")  # fmt: skip
         need(self.pacing_passes is None or (is_int(self.pacing_passes) and self.pacing_passes >= 1),
              f"'pacing_passes' must be an integer >= 1, got {self.pacing_passes!r}.")  # fmt: skip
-        need(self.pacing_tol is None or (isinstance(self.pacing_tol, (int, float)) and not isinstance(self.pacing_tol, bool)
-                                         and math.isfinite(self.pacing_tol) and self.pacing_tol >= 0),
+        need(self.pacing_tol is None or (_finite(self.pacing_tol) and self.pacing_tol >= 0),
              f"'pacing_tol' must be a finite number >= 0, got {self.pacing_tol!r}.")  # fmt: skip
         need(self.pacing_max_samples is None or (is_int(self.pacing_max_samples) and self.pacing_max_samples >= 0),
              f"'pacing_max_samples' must be an integer >= 0 (extra decodes), got {self.pacing_max_samples!r}.")  # fmt: skip
@@ -550,8 +568,7 @@ class Spec:
              f"'steps' must be an integer in [1, {MAX_STEPS}] (the training timesteps of the samplers latentlab "
              f"loads), got {self.steps!r}.")  # fmt: skip
         need(
-            self.guidance_scale is None or (isinstance(self.guidance_scale, (int, float)) and not isinstance(self.guidance_scale, bool)
-                                            and math.isfinite(self.guidance_scale) and self.guidance_scale >= 0),
+            self.guidance_scale is None or (_finite(self.guidance_scale) and self.guidance_scale >= 0),
             f"'guidance_scale' must be a finite number >= 0, got {self.guidance_scale!r}.",
         )
         need(self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1), f"'batch_size' must be an integer >= 1, got {self.batch_size!r}.")
@@ -601,7 +618,7 @@ class Spec:
         unknown = set(kf) - set(KEYFRAME_KINDS) - set(SEGMENT_KEYS) - {"label", "seed"}
         if unknown:
             raise SpecError(
-                f"{where} has unknown field(s) {sorted(unknown)}; keyframe kinds are {KEYFRAME_KINDS}, "
+                f"{where} has unknown field(s) {sorted(unknown, key=str)}; keyframe kinds are {KEYFRAME_KINDS}, "
                 f"segment settings are {SEGMENT_KEYS}."
             )
         if len(kinds) != 1:
@@ -647,7 +664,7 @@ class Spec:
                 raise SpecError(f"{where}.text_diff must be a table with a non-empty 'to' caption (CLI: --to), e.g. {{to = \"an old telephone\", theta = 0.5}}.")
             extra = set(v) - {"from", "to", "theta"}
             if extra:
-                raise SpecError(f"{where}.text_diff has unknown field(s) {sorted(extra)}; use from, to, theta.")
+                raise SpecError(f"{where}.text_diff has unknown field(s) {sorted(extra, key=str)}; use from, to, theta.")
             if "from" in v and (not isinstance(v["from"], str) or not v["from"].strip()):
                 raise SpecError(f"{where}.text_diff.from must be a non-empty caption string (CLI: --from); leave it out for the neutral {NEUTRAL_CAPTION!r}.")
             for side in ("from", "to"):
@@ -685,14 +702,17 @@ class Spec:
                 if ik[0] == "image":
                     _check_picture(self.resolve_path(item["image"]), f"{w}.image")
                 wt = item.get("weight", 1.0)
-                if not isinstance(wt, (int, float)) or isinstance(wt, bool) or not math.isfinite(wt):
-                    raise SpecError(f"{w}.weight must be a finite number, got {wt!r}.")
+                if not _finite(wt) or not math.isfinite(_single(wt)):  # (the render reads weights as float32)
+                    raise SpecError(f"{w}.weight must be a finite number (at most 3.4e38 in size: the render reads "
+                                    f"weights in single precision), got {wt!r}.")  # fmt: skip
                 if kind == "mix" and wt < 0:
                     raise SpecError(f"{w}.weight must be >= 0 in a mix (use 'sum' for negative weights).")
-            if kind == "mix" and not sum(float(it.get("weight", 1.0)) for it in v) > 0:
-                raise SpecError(f"{where}.mix has weights that are all 0: give at least one a positive weight.")
-            if kind == "sum" and not any(float(it.get("weight", 1.0)) != 0 for it in v):
-                raise SpecError(f"{where}.sum has weights that are all 0: give at least one a non-zero weight.")
+            weights = [float(it.get("weight", 1.0)) for it in v]
+            tiny = " (in single precision, as the render reads them: 1e-50 is 0)" if any(weights) else ""
+            if kind == "mix" and not sum(_single(x) for x in weights) > 0:
+                raise SpecError(f"{where}.mix has weights that are all 0{tiny}: give at least one a positive weight.")
+            if kind == "sum" and not any(_single(x) != 0 for x in weights):
+                raise SpecError(f"{where}.sum has weights that are all 0{tiny}: give at least one a non-zero weight.")
         if "frames" in kf and (not isinstance(kf["frames"], int) or isinstance(kf["frames"], bool) or not 1 <= kf["frames"] <= MAX_FRAMES):
             raise SpecError(f"{where}.frames must be an integer in [1, {MAX_FRAMES}], got {kf['frames']!r}.")
         if "easing" in kf and not (isinstance(kf["easing"], str) and kf["easing"] in easings):
@@ -745,7 +765,7 @@ class Spec:
         there = Path(path).expanduser().resolve().parent
 
         def moved(p: str) -> str:  # relative ones with '/' (a spec saved on Windows replays elsewhere)
-            if here == there or p.startswith("~") or Path(p).is_absolute():
+            if here == there or Path(os.path.expanduser(p)).is_absolute():  # ("~x.png", no user's home: relative)
                 return _posix_path(p)
             return Path(os.path.relpath(here / p, there)).as_posix()
 
@@ -834,10 +854,13 @@ class Spec:
                 kind = "mix" if "mix" in kf else "sum"
                 pts = torch.cat([embed_item(it) for it in kf[kind]])
                 w = torch.tensor([float(it.get("weight", 1.0)) for it in kf[kind]])
-                if kind == "mix":
-                    z = ops.spherical_mean(pts, w).reshape(1, -1)
-                else:
-                    z = ops.arithmetic([(float(wi), pts[j : j + 1]) for j, wi in enumerate(w)])
+                try:  # (terms that cancel out: ops said "rows [0]", naming no keyframe)
+                    if kind == "mix":
+                        z = ops.spherical_mean(pts, w).reshape(1, -1)
+                    else:
+                        z = ops.arithmetic([(float(wi), pts[j : j + 1]) for j, wi in enumerate(w)])
+                except ArgumentError as exc:
+                    raise SpecError(f"keyframes[{i}].{kind}: {exc}") from None
             kfs.append(z)
         segs = []
         for kf in self.keyframes[1:]:
@@ -946,7 +969,7 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
             close = close or sorted(a for a in allowed if sorted(a) == sorted(u) or (len(u) >= 4 and a.startswith(u)))
             return f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
 
-        hints = [hint(u) for u in sorted(unknown)]
+        hints = [hint(u) if isinstance(u, str) else repr(u) for u in sorted(unknown, key=str)]  # (a dict's 1: 2 too)
         raise SpecError(f"unknown spec field(s): {', '.join(hints)}. Allowed: {', '.join(sorted(allowed))}.")
     if "keyframes" not in data:
         raise SpecError("the spec needs 'keyframes': at least two [[keyframes]] tables.")

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import latentlab as ll
 from latentlab import ops
@@ -941,3 +946,303 @@ def test_slug_keeps_at_most_60_characters():
 
     assert slug("x" * 100) == "x" * 60
     assert len(slug("a red circle above a blue square next to a green triangle under a yellow sun")) == 60
+
+
+# -- properties over generated specs (docs/spec.md), and the bugs they found ---------------------
+
+PROPS = settings(max_examples=50, deadline=None, derandomize=True)
+
+
+#: picture files of a project, named as users name them: a space, an accent, an emoji, quotes, a
+#: backslash (a legal name character here), a leading '~' that is nobody's home folder
+PICTURES = ["a.png", "sub/b.png", "caf\u00e9 \U0001f4f1.png", "~x.png", "q\"uo'te.png", "back\\slash.png", "sp ace/..d.png"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("spec-props")
+    for i, name in enumerate(PICTURES):
+        (root / "proj" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (30 * i, 100, 50)).save(root / "proj" / name, format="PNG")
+    return root
+
+
+# -- generated specs ---------------------------------------------------------------------------
+
+caption = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10).filter(str.strip)
+picture = st.sampled_from(PICTURES)
+weight = st.one_of(st.integers(-3, 3), st.floats(-5, 5, allow_nan=False))
+mix_item = st.one_of(st.fixed_dictionaries({"image": picture}, optional={"weight": st.floats(0.1, 5)}),
+                     st.fixed_dictionaries({"text": caption}, optional={"weight": st.integers(1, 3)}))  # fmt: skip
+sum_item = st.one_of(st.fixed_dictionaries({"image": picture}, optional={"weight": weight}),
+                     st.fixed_dictionaries({"text": caption}, optional={"weight": weight}))  # fmt: skip
+text_diff = st.fixed_dictionaries({"to": caption}, optional={"from": caption, "theta": st.floats(0, 1)})
+SEGMENT = {"frames": st.integers(1, 100_000), "easing": st.sampled_from(["linear", "ease-in", "ease-out", "ease-in-out"]),
+           "method": st.sampled_from(["slerp", "nlerp", "lerp"]), "hold": st.integers(0, 100_000)}  # fmt: skip
+OWN = {"label": caption, "seed": st.integers(-(2**63), 2**63 - 100_001)}
+rel_path = st.lists(st.sampled_from(["out", "..", "caf\u00e9", "x y", "~z", "a.b"]), min_size=1, max_size=3).map("/".join)
+TOP = {
+    "preset": st.sampled_from(["mini", "tiny"]), "seed": st.integers(-(2**63), 2**63 - 100_001),
+    "noise": st.sampled_from(["shared", "slerp", "inverted"]), "frames": st.integers(1, 100_000),
+    "easing": st.sampled_from(["linear", "ease-in-out"]), "method": st.sampled_from(["slerp", "nlerp", "lerp"]),
+    "steps": st.integers(1, 1000), "guidance_scale": st.one_of(st.integers(0, 20), st.floats(0, 1e6)),
+    "eta": st.floats(0, 1), "batch_size": st.integers(1, 10**6), "upscale": st.booleans(),
+    "fps": st.one_of(st.integers(1, 240), st.floats(0.01, 240)), "size": st.integers(8, 4096),
+    "hold_first": st.integers(0, 100_000), "hold_last": st.integers(0, 100_000), "pingpong": st.booleans(),
+    "output": st.tuples(rel_path, st.sampled_from([".mp4", ".webp", ".gif"])).map("".join), "out_dir": rel_path,
+    "name": caption, "format": st.sampled_from(["mp4", "gif", "webp"]), "invert_refine": st.integers(0, 100),
+}  # fmt: skip
+PACING = {
+    "pacing": st.sampled_from(["even", "fine"]), "pacing_metric": st.sampled_from(["clip", "pixel"]),
+    "pacing_scope": st.sampled_from(["segment", "path"]), "pacing_coarse": st.integers(1, 100_000),
+    "pacing_passes": st.integers(1, 10**6), "pacing_tol": st.floats(0, 1e9), "pacing_max_samples": st.integers(0, 10**9),
+    "pacing_min_width": st.floats(0, 1, exclude_min=True, exclude_max=True), "pacing_relax": st.integers(0, 100),
+}  # fmt: skip
+
+
+@st.composite
+def specs(draw):
+    """A spec as a file holds it: 2-4 keyframes of every kind, each with or without its own
+    settings, and any of the documented top-level fields (some combinations are then refused)."""
+    keyframes = []
+    for i in range(draw(st.integers(2, 4))):
+        kinds = [st.fixed_dictionaries({"image": picture}), st.fixed_dictionaries({"text": caption}),
+                 st.fixed_dictionaries({"mix": st.lists(mix_item, min_size=1, max_size=3)}),
+                 st.fixed_dictionaries({"sum": st.lists(sum_item, min_size=1, max_size=3)})]  # fmt: skip
+        if i:
+            kinds.append(st.fixed_dictionaries({"text_diff": text_diff}))
+        kf = dict(draw(st.one_of(kinds)))
+        kf.update(draw(st.fixed_dictionaries({}, optional={**OWN, **({} if i == 0 else SEGMENT)})))
+        keyframes.append(kf)
+    spec = {"keyframes": keyframes, **draw(st.fixed_dictionaries({}, optional=TOP))}
+    if draw(st.booleans()):
+        spec.update(draw(st.fixed_dictionaries({}, optional=PACING)))
+    return spec
+
+
+def _images(d):
+    return [it.pop("image") for kf in d["keyframes"] for it in [kf, *kf.get("mix", ()), *kf.get("sum", ())] if "image" in it]
+
+
+@PROPS
+@given(data=specs(), suffix=st.sampled_from([".json", ".toml"]), where=st.sampled_from(["", "deeper/x", "../other", "sub"]))
+def test_a_saved_spec_loads_back_as_the_same_render(project, data, suffix, where):
+    """Spec.save, then load_spec of the file, in its own folder or another: every field the same,
+    every relative path (images, output, out_dir) naming the same file, the same keyframe seeds
+    and the same trajectory; in its own folder, the very same to_dict()."""
+    source = project / "proj" / "spec.json"
+    source.write_text(json.dumps(data))
+    try:
+        spec = load_spec(source)
+        before = spec.resolve(HashEncoder(), DoublingPrior())
+    except ArgumentError:  # (a combination the spec refuses, or a text diff / sum that cancels out)
+        return
+    back = load_spec(spec.save(project / "proj" / where / f"saved{suffix}"))
+    a, b = spec.to_dict(), back.to_dict()
+    if not where:
+        assert a == b
+    for key in ("output", "out_dir"):
+        assert (key in a) == (key in b)
+        if key in a:
+            assert spec.resolve_path(a.pop(key)).resolve() == back.resolve_path(b.pop(key)).resolve(), key
+    assert [spec.resolve_path(p).resolve() for p in _images(a)] == [back.resolve_path(p).resolve() for p in _images(b)]
+    assert a == b
+    assert back.keyframe_seeds() == spec.keyframe_seeds()
+    after = back.resolve(HashEncoder(), DoublingPrior())
+    assert torch.equal(after.keyframes, before.keyframes) and after.labels == before.labels
+    assert [(g.frames, g.easing, g.method, g.hold) for g in after.segments] == [(g.frames, g.easing, g.method, g.hold) for g in before.segments]
+
+
+# -- any value in any field ----------------------------------------------------------------------
+
+_ODD = [10**400, -(10**400), 1e39, 1e-50, math.nan, math.inf, -math.inf, 2**63, -1, 0, "", " ", "\x00", "mini", "a.gif",
+        "..\\a", "\udcff", "~", "even", True, None, [], {}]  # fmt: skip
+scalar = st.one_of(st.sampled_from(_ODD), st.integers(), st.floats(), st.text(max_size=6))
+value = st.recursive(scalar, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=5), c, max_size=3)),
+                     max_leaves=5)  # fmt: skip
+TOP_FIELDS = ["keyframes", *TOP, *PACING, "base_dir"]
+KEYFRAME_FIELDS = ["image", "text", "text_diff", "mix", "sum", *SEGMENT, *OWN]
+PLACES = [("top", k) for k in TOP_FIELDS] + [("keyframe", i, k) for i in range(5) for k in KEYFRAME_FIELDS] + \
+         [("text_diff", k) for k in ("from", "to", "theta", "x")] + \
+         [("item", kind, j, k) for kind in ("mix", "sum") for j in (0, 1) for k in ("image", "text", "weight", "y")]  # fmt: skip
+
+
+def _load_with(folder, where, v, pacing, via_file):
+    """Load a valid spec (each keyframe kind; even pacing or not) with ``v`` put at ``where``,
+    from a JSON file or as a dict; a SpecError is an answer too."""
+    d = {"keyframes": [{"image": "a.png"}, {"text": "b"}, {"text_diff": {"to": "c"}},
+                       {"mix": [{"image": "sub/b.png", "weight": 1}, {"text": "d"}]}, {"sum": [{"text": "e"}, {"text": "f"}]}]}  # fmt: skip
+    if pacing:
+        d["pacing"] = "even"
+    if where[0] == "top":
+        d[where[1]] = v
+    elif where[0] == "keyframe":
+        d["keyframes"][where[1]][where[2]] = v
+    elif where[0] == "text_diff":
+        d["keyframes"][2]["text_diff"][where[1]] = v
+    else:
+        d["keyframes"][3 if where[1] == "mix" else 4][where[1]][where[2]] = v
+    try:
+        if via_file:
+            try:
+                text = json.dumps(d)
+            except ValueError:  # (a lone surrogate: no JSON file holds it)
+                return
+            (folder / "fuzz.json").write_text(text)
+            load_spec(folder / "fuzz.json")
+        else:
+            load_spec({**d, "base_dir": d.get("base_dir", str(folder))})
+    except SpecError:
+        pass
+
+
+def test_each_odd_value_in_each_field_loads_or_is_a_spec_error(project):
+    """Huge (10**400, which JSON reads as an int no float holds), NaN, infinite, negative,
+    empty, NUL, surrogate, null, empty list and table values in every field of a valid spec:
+    a Spec or a SpecError, never a raw Python error."""
+    for where in PLACES:
+        for v in _ODD:
+            _load_with(project / "proj", where, v, pacing=where[-1] == "pacing_tol", via_file=False)
+    for where in PLACES:  # as a file holds them (one pass: the dict's checks are the same)
+        for v in (10**400, math.nan, "\x00", [[1]], None):
+            _load_with(project / "proj", where, v, pacing=where[-1] == "pacing_tol", via_file=True)
+
+
+@settings(PROPS, max_examples=100)
+@given(where=st.sampled_from(PLACES), v=value, pacing=st.booleans(), via_file=st.booleans())
+def test_any_value_in_any_field_loads_or_is_a_spec_error(project, where, v, pacing, via_file):
+    """Whatever JSON value (nested lists and tables, any number or string) is put in whatever
+    field of a valid spec, loading it gives a Spec or a SpecError, never a raw Python error."""
+    _load_with(project / "proj", where, v, pacing, via_file)
+
+
+# -- --save-spec, replayed ------------------------------------------------------------------------
+
+
+@settings(PROPS, max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cwd=st.sampled_from(["", "proj", "proj/sub"]), verb=st.sampled_from(["render", "interpolate", "morph"]),
+       o=st.sampled_from([None, "x.mp4", "../y.gif"]), out_dir=st.sampled_from([None, "r1", "../r2"]),
+       save=st.sampled_from(["s.toml", "sv/s.json", "../s2.toml", "proj/sub/s3.toml"]))  # fmt: skip
+def test_save_spec_replays_the_same_render_from_any_folder(project, monkeypatch, cwd, verb, o, out_dir, save):
+    """`latentlab VERB ... --save-spec S`, then `latentlab render S` typed in another folder: the
+    same pictures, settings, video and render folder (the default renders/<name> under the
+    working directory, as documented; -o and --out-dir where they were typed)."""
+    from latentlab import jobs
+    from latentlab.cli import main
+
+    seen = []
+
+    def fake(spec, **kw):
+        seen.append((spec, kw))
+        if kw.get("ready") is not None:  # where render_spec writes --save-spec
+            kw["ready"]()
+        return SimpleNamespace(video="v", contact_sheet="c", out_dir="r", frames=[], pacing=None)
+
+    monkeypatch.setattr(jobs, "render_spec", fake)
+
+    def effective(spec, kw):
+        d = spec.to_dict()
+        images = [str(spec.resolve_path(p).resolve()) for p in _images(d)]
+        own = kw.get("out_dir") or spec.out_dir
+        folder = Path(kw["out_dir"]).resolve() if kw.get("out_dir") else jobs.default_out_dir(spec).resolve()
+        video = (Path(kw["output"]).resolve() if kw.get("output") else
+                 spec.resolve_path(spec.output).resolve() if spec.output else jobs.video_path(folder, spec.format))  # fmt: skip
+        here = Path.cwd().resolve()
+        if not own:  # renders/<name> under the working directory
+            folder, video = folder.relative_to(here), (video if kw.get("output") or spec.output else video.relative_to(here))
+        return folder, video, images, {k: v for k, v in d.items() if k not in ("output", "out_dir")}
+
+    proj = project / "proj"
+    argv = {"render": ["render", str(proj / "in.toml")], "interpolate": ["interpolate", str(proj / "a.png"), str(proj / "sub/b.png")],
+            "morph": ["morph", str(proj / "a.png"), "--to", "a cat"]}[verb]  # fmt: skip
+    if verb == "render":
+        (proj / "in.toml").write_text('preset = "tiny"\nsteps = 2\n[[keyframes]]\nimage = "a.png"\n[[keyframes]]\nimage = "~x.png"\n')
+    else:
+        argv += ["--preset", "tiny", "--steps", "2"]
+    argv += [*(["-o", o] if o else []), *(["--out-dir", out_dir] if out_dir else []), "--save-spec", save, "-q"]
+    start = os.getcwd()
+    try:
+        os.chdir(project / cwd)
+        assert main(argv) == 0
+        first = effective(*seen.pop())
+        saved = Path(save).resolve()
+        (project / "elsewhere").mkdir(exist_ok=True)
+        os.chdir(project / "elsewhere")
+        assert main(["render", str(saved), "-q"]) == 0
+        assert effective(*seen.pop()) == first
+    finally:
+        os.chdir(start)
+
+
+# -- bugs the properties found ---------------------------------------------------------------------
+
+
+def test_a_huge_integer_in_a_json_spec_is_a_spec_error_naming_its_field(tmp_path):
+    """A JSON number written out in 400 digits is an int Python holds but no float does:
+    guidance_scale, pacing_tol and mix / sum weights raised a raw OverflowError from math.isfinite."""
+    huge = "1" + "0" * 400
+    cases = [('"guidance_scale": H', "'guidance_scale' must be a finite number"),
+             ('"pacing": "even", "pacing_tol": H', "'pacing_tol' must be a finite number")]  # fmt: skip
+    for i, (extra, match) in enumerate(cases):
+        p = tmp_path / f"{i}.json"
+        p.write_text('{"keyframes": [{"text": "a"}, {"text": "b"}], ' + extra.replace("H", huge) + "}")
+        with pytest.raises(SpecError, match=match):
+            load_spec(p)
+    for kind in ("mix", "sum"):
+        p = tmp_path / f"{kind}.json"
+        p.write_text('{"keyframes": [{"text": "a"}, {"%s": [{"text": "b", "weight": %s}]}]}' % (kind, huge))
+        with pytest.raises(SpecError, match=rf"keyframes\[1\]\.{kind}\[0\]\.weight must be a finite number"):
+            load_spec(p)
+
+
+def test_a_weight_that_single_precision_cannot_hold_is_refused_when_the_spec_loads():
+    """The render reads mix / sum weights as float32: a weight of 1e39 loaded, then failed once
+    the models had loaded ('weights contains NaN or infinite values', naming no field); weights
+    of 1e-50 (0 in float32) passed the all-zero check and failed the same way."""
+    for kind in ("mix", "sum"):
+        with pytest.raises(SpecError, match=rf"keyframes\[1\]\.{kind}\[0\]\.weight must be a finite number \(at most 3.4e38"):
+            load_spec({"keyframes": [{"text": "a"}, {kind: [{"text": "b", "weight": 1e39}]}]})
+        with pytest.raises(SpecError, match=rf"keyframes\[1\]\.{kind} has weights that are all 0 \(in single precision"):
+            load_spec({"keyframes": [{"text": "a"}, {kind: [{"text": "b", "weight": 1e-50}]}]})
+    ok = load_spec({"keyframes": [{"text": "a"}, {"mix": [{"text": "b", "weight": 3e38}, {"text": "c", "weight": 1e-50}]}]})
+    assert torch.isfinite(ok.resolve(HashEncoder(), DoublingPrior()).keyframes).all()
+
+
+def test_a_sum_whose_terms_cancel_out_names_its_keyframe():
+    """A sum of a caption and minus the same caption is the zero vector, known only once encoded:
+    the error named 'rows [0]' of ops.arithmetic, not the keyframe (as a text diff's does)."""
+    s = load_spec({"keyframes": [{"text": "a"}, {"text": "x"}, {"sum": [{"text": "b"}, {"text": "b", "weight": -1}]}]})
+    with pytest.raises(SpecError, match=r"keyframes\[2\]\.sum: the weighted sum of terms is the zero vector .*cancel out"):
+        s.resolve(HashEncoder(), DoublingPrior())
+
+
+def test_a_relative_path_starting_with_a_tilde_that_is_no_home_folder_is_rewritten_when_saved_elsewhere(tmp_path):
+    """'~x.png' names no user's home, so it is a file beside the spec; saved into another folder
+    it was kept as written, and the saved spec named a file that is not there."""
+    from PIL import Image
+
+    (tmp_path / "proj").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "proj" / "~x.png")
+    (tmp_path / "proj" / "s.json").write_text(json.dumps({"output": "~v.mp4", "keyframes": [{"image": "~x.png"}, {"text": "b"}]}))
+    spec = load_spec(tmp_path / "proj" / "s.json")
+    for suffix in (".json", ".toml"):
+        back = load_spec(spec.save(tmp_path / "other" / f"s{suffix}"))
+        assert back.resolve_path(back.keyframes[0]["image"]).resolve() == tmp_path / "proj" / "~x.png"
+        assert back.resolve_path(back.output).resolve() == tmp_path / "proj" / "~v.mp4"
+    home = load_spec({"output": "~/v.mp4", "keyframes": [{"text": "a"}, {"text": "b"}]})
+    assert json.loads(home.save(tmp_path / "other" / "h.json").read_text())["output"] == "~/v.mp4"  # the home folder: kept
+
+
+def test_a_dict_spec_with_a_key_that_is_not_a_string_is_a_spec_error():
+    """A Python dict may have any key: 1 beside the fields (or in a keyframe) raised a TypeError
+    from sorting or matching it against the field names."""
+    with pytest.raises(SpecError, match=r"unknown spec field\(s\): 1, 'x'"):
+        load_spec({"keyframes": [{"text": "a"}, {"text": "b"}], 1: 2, "x": 3})
+    with pytest.raises(SpecError, match=r"unknown spec field\(s\): 1\."):
+        load_spec({"keyframes": [{"text": "a"}, {"text": "b"}], 1: 2})
+    with pytest.raises(SpecError, match=r"keyframes\[1\] has unknown field\(s\) \[1, 'x'\]"):
+        load_spec({"keyframes": [{"text": "a"}, {"text": "b", 1: 2, "x": 3}]})
+    with pytest.raises(SpecError, match=r"keyframes\[1\]\.text_diff has unknown field\(s\) \[2, 'y'\]"):
+        load_spec({"keyframes": [{"text": "a"}, {"text_diff": {"to": "b", 2: 0, "y": 1}}]})
