@@ -322,6 +322,12 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
         "nlerp passes through the zero vector halfway between opposite points and jumps from one "
         "to the other there, whatever frames t samples",
     )
+    # rows where a norm overflows (1e20): both ends divided by their largest magnitude first (the blend's
+    # direction is the same), or the scale below is inf and every blend that does not overflow reads as zero
+    big = ~torch.isfinite(a_.norm(dim=-1, keepdim=True)) | ~torch.isfinite(b_.norm(dim=-1, keepdim=True))
+    if big.any():
+        m = torch.maximum(a_.abs().amax(dim=-1, keepdim=True), b_.abs().amax(dim=-1, keepdim=True))
+        a_, b_ = (torch.where(big, x / m, x) for x in (a_, b_))
     tt = tt.unsqueeze(-1)
     mixed = (1.0 - tt) * a_ + tt * b_
     scale = (1.0 - tt).abs() * a_.norm(dim=-1, keepdim=True) + tt.abs() * b_.norm(dim=-1, keepdim=True)

@@ -451,7 +451,8 @@ class Trajectory:
             if not bool((t != 0).any()) and (s.method == "lerp" or bool(norm.isfinite().all() and (norm > 0).all())):
                 # it shows only its start keyframe (a cut): no path, whatever the end (a zero or
                 # non-finite start is left to the method, which refuses it as before)
-                chunks.append((a if s.method == "lerp" else a / norm).expand(t.shape[0], -1))
+                # (_unit: a start whose norm overflows or underflows in float32 still gives its direction)
+                chunks.append((a if s.method == "lerp" else ops._unit(a, "a")).expand(t.shape[0], -1))
                 continue
             try:
                 self._refuse_antipodal_segment(i, a, b)
@@ -461,7 +462,15 @@ class Trajectory:
                 raise ArgumentError(f"segment {i} ({names[0]} -> {names[1]}) cannot be {s.method}ed: {exc}") from None
         last = self.keyframes[-1:]
         if self.segments[-1].method != "lerp":
-            last = last / last.norm(dim=-1, keepdim=True)
+            # as the segments normalise their frames: a closing keyframe whose norm overflows (1e20) or
+            # underflows (1e-25) keeps its direction, and a zero one is refused (last / norm made a
+            # zero or NaN frame, e.g. after an nlerp segment or a cut, which never looks at the end)
+            try:
+                last = ops._unit(last[0], "its end keyframe").unsqueeze(0)
+            except ArgumentError as exc:
+                i, method = len(self.segments) - 1, self.segments[-1].method
+                names = self._keyframe_names(i)
+                raise ArgumentError(f"segment {i} ({names[0]} -> {names[1]}) cannot be {method}ed: {exc}") from None
         chunks.append(last)
         return tag(torch.cat(chunks).float(), self.space)
 

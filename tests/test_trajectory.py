@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import latentlab as ll
 from latentlab import ops
+from latentlab.edit import _iterate
 from latentlab.errors import ArgumentError, SpaceError, SpecError
+from latentlab.pacing import _inverse_cumulative, _split_budget, even_pacing, pacing_stats
+from latentlab.render import render
 from latentlab.space import space_of, tag
-from latentlab.trajectory import Segment, Trajectory, split_frames
+from latentlab.trajectory import EASINGS, METHODS, Segment, Trajectory, ease, split_frames
 
 
 def unit(*shape, seed=0):
@@ -68,8 +75,8 @@ def test_chain_frames_and_keyframe_indices():
     # any sequence of names, as list() took them before: a generator, a numpy array
     easings = ("linear", "ease-in", "ease-out")
     want = Trajectory.chain(kfs, frames=[3, 5, 2], easing=list(easings)).embeddings()
-    for given in ((e for e in easings), np.array(easings)):
-        assert torch.equal(Trajectory.chain(kfs, frames=[3, 5, 2], easing=given).embeddings(), want)
+    for names in ((e for e in easings), np.array(easings)):
+        assert torch.equal(Trajectory.chain(kfs, frames=[3, 5, 2], easing=names).embeddings(), want)
     for bad in (None, 3, ["linear", None, "linear"]):
         with pytest.raises(ArgumentError, match="easing must be a name from"):
             Trajectory.chain(kfs, frames=[3, 5, 2], easing=bad)
@@ -449,3 +456,313 @@ def test_more_labels_than_keyframes_are_refused():
 def test_segment_ts_refuses_a_single_step_back():
     with pytest.raises(ArgumentError, match="never decrease"):
         Segment(3, ts=[0.0, 0.5, 0.3])
+
+
+# -- properties over generated paths, pacing and edits, and the bugs they found ----------------------
+
+PROPS = settings(max_examples=50, deadline=None, derandomize=True)
+FEW = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+seeds = st.integers(0, 2**31 - 1)
+segments = st.builds(
+    lambda f, e, m, h: Segment(f, easing=e, method=m, hold=h),
+    st.integers(1, 9), st.sampled_from(list(EASINGS)), st.sampled_from(METHODS), st.integers(0, 3),
+)
+
+
+def not_antipodal(kf: torch.Tensor) -> bool:
+    u = torch.nn.functional.normalize(kf.double(), dim=-1)
+    return bool(((u[1:] * u[:-1]).sum(-1) > -0.99).all())
+
+
+# -- sampling ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.05, 30.0, 3e19])  # 3e19: a norm that overflows in float32
+@settings(PROPS, max_examples=15)
+@given(seed=seeds, d=st.integers(2, 16), segs=st.lists(segments, min_size=1, max_size=4))
+def test_frames_keyframes_holds_and_norms_are_as_documented(seed, d, segs, scale):
+    """T = holds + segment frames + 1; keyframe k is shown exactly at keyframe_indices()[k] (normalised,
+    except by a lerp segment), after its hold's copies; slerp and nlerp frames, and the closing frame
+    after them, are unit norm, whatever the keyframes' norm; the space tag is kept."""
+    kf = unit(len(segs) + 1, d, seed=seed) * scale
+    assume(not_antipodal(kf))
+    path = Trajectory(tag(kf, "sp"), segs)
+    z = path.embeddings()
+    assert z.shape == (sum(s.hold + s.frames for s in segs) + 1, d) and len(path) == z.shape[0]
+    assert space_of(z) == "sp" and z.dtype == torch.float32
+    idx = path.keyframe_indices()
+    for k, i in enumerate(idx):
+        method = segs[min(k, len(segs) - 1)].method
+        want = kf[k] if method == "lerp" else kf[k].double() / kf[k].double().norm()
+        torch.testing.assert_close(z[i], want.float(), atol=1e-6, rtol=1e-6)
+    start = 0
+    for k, s in enumerate(segs):
+        assert idx[k] == start + s.hold
+        assert torch.equal(z[start : idx[k] + 1], z[idx[k]].expand(s.hold + 1, -1))  # the hold repeats it
+        if s.method != "lerp":
+            torch.testing.assert_close(z[start : start + s.hold + s.frames].norm(dim=-1),
+                                       torch.ones(s.hold + s.frames), atol=1e-5, rtol=0)  # fmt: skip
+        start += s.hold + s.frames
+    if segs[-1].method != "lerp":
+        assert abs(float(z[-1].norm()) - 1.0) < 1e-5
+
+
+@PROPS
+@given(seed=seeds, k=st.integers(2, 6), frames=st.integers(-2, 80), easing=st.sampled_from(list(EASINGS)))
+def test_a_total_frame_count_is_kept_for_any_number_of_keyframes(seed, k, frames, easing):
+    """chain(frames=n) and Trajectory(frames=n) give n frames, split as evenly as possible (the
+    segments' counts differ by at most one), and refuse fewer than one frame per keyframe."""
+    kf = unit(k, 8, seed=seed)
+    assume(not_antipodal(kf))
+    if frames < k:
+        with pytest.raises(ArgumentError, match="too few"):
+            Trajectory.chain(kf, frames=frames, easing=easing)
+        return
+    path = Trajectory.chain(kf, frames=frames, easing=easing)
+    counts = [s.frames for s in path.segments]
+    assert len(path) == frames == path.embeddings().shape[0]
+    assert counts == split_frames(frames, k - 1) and max(counts) - min(counts) <= 1 and min(counts) >= 1
+    assert torch.equal(Trajectory(kf, frames=frames, easing=easing).embeddings(), path.embeddings())
+
+
+@PROPS
+@given(ts=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=40), easing=st.sampled_from(list(EASINGS)),
+       dtype=st.sampled_from([torch.float64, torch.float32]))  # fmt: skip
+def test_easings_are_monotone_maps_of_0_1_onto_itself(ts, easing, dtype):
+    """Each easing is non-decreasing on [0, 1], stays in [0, 1] and maps 0 to 0 and 1 to 1 exactly,
+    in float64 (what Segment.params uses) and float32."""
+    t = torch.tensor(sorted(ts + [0.0, 1.0]), dtype=dtype)
+    y = ease(t, easing)
+    assert (y.diff() >= 0).all() and (y >= 0).all() and (y <= 1).all()
+    assert float(y[0]) == 0.0 and float(y[-1]) == 1.0
+
+
+@PROPS
+@given(seed=seeds, d=st.integers(2, 32), frames=st.integers(2, 30), method=st.sampled_from(METHODS),
+       easings=st.sampled_from([("linear", "linear"), ("ease-in-out", "ease-in-out"), ("ease-in", "ease-out")]))  # fmt: skip
+def test_a_path_run_backwards_gives_the_frames_in_reverse(seed, d, frames, method, easings):
+    """interpolate(b, a) is interpolate(a, b) played backwards, with the mirrored easing (linear and
+    ease-in-out are their own mirror; ease-in mirrors ease-out), for every method."""
+    a, b = unit(2, d, seed=seed).split(1)
+    assume(not_antipodal(torch.cat([a, b])))
+    forward = Trajectory.interpolate(a, b, frames=frames, easing=easings[0], method=method).embeddings()
+    backward = Trajectory.interpolate(b, a, frames=frames, easing=easings[1], method=method).embeddings()
+    torch.testing.assert_close(forward.flip(0), backward, atol=3e-5, rtol=0)
+
+
+# -- serialisation ----------------------------------------------------------------------------
+
+parameters = st.lists(st.floats(0.0, 1.0, exclude_max=True), max_size=5).map(lambda x: [0.0] + sorted(x))
+any_segment = st.one_of(segments, st.builds(lambda ts, m, h: Segment(1, ts=ts, method=m, hold=h),
+                                            parameters, st.sampled_from(METHODS), st.integers(0, 2)))  # fmt: skip
+
+
+@FEW
+@given(seed=seeds, segs=st.lists(any_segment, min_size=1, max_size=3), labelled=st.booleans(),
+       space=st.one_of(st.none(), st.text(min_size=1, max_size=6)), suffix=st.sampled_from([".json", ".toml"]))  # fmt: skip
+def test_a_saved_trajectory_loads_with_the_same_frames(tmp_path, seed, segs, labelled, space, suffix):
+    """to_dict -> JSON -> from_dict, and save -> load (JSON or TOML), give back the keyframes, segments
+    (explicit ts to the last bit), labels and space, so the same frames and fingerprint."""
+    kf = unit(len(segs) + 1, 5, seed=seed) * 3.0
+    assume(not_antipodal(kf))
+    labels = [f"k{i} ü" for i in range(len(segs) + 1)] if labelled else None
+    path = Trajectory(kf, segs, labels=labels, space=space)
+    for back in (Trajectory.from_dict(json.loads(json.dumps(path.to_dict()))), Trajectory.load(path.save(tmp_path / f"t{suffix}"))):
+        assert torch.equal(back.keyframes, path.keyframes) and back.labels == path.labels and back.space == path.space
+        assert [vars(s) for s in back.segments] == [vars(s) for s in path.segments]
+        assert torch.equal(back.embeddings(), path.embeddings()) and back.fingerprint() == path.fingerprint()
+
+
+# -- even pacing ------------------------------------------------------------------------------
+
+
+class CurveDecoder(ll.Decoder):
+    """A flat grey picture whose level is a piecewise-linear function (``levels`` at evenly spaced
+    points) of the angle from e0 towards e1: on the path e0 -> e1 the picture changes where the
+    curve is steep, so uniform frames are uneven and the change adds up along the path."""
+
+    name, space, dim, resolution = "curve", "curve-space", 4, 4
+    default_steps, default_guidance, default_batch_size = 1, 1.0, 64
+
+    def __init__(self, levels):
+        self.levels = np.asarray(levels, dtype=np.float64)
+
+    def noise_shape(self):
+        return (1, 4, 4)
+
+    def _decode(self, embeddings, noise, *, seeds, steps, guidance_scale):
+        x = (torch.atan2(embeddings[:, 1], embeddings[:, 0]).double().numpy() / (math.pi / 2)).clip(0, 1)
+        g = np.interp(x, np.linspace(0, 1, len(self.levels)), self.levels)
+        return np.broadcast_to((g * 255).round().astype(np.uint8)[:, None, None, None], (len(g), 4, 4, 3)).copy()
+
+
+@FEW
+@given(rises=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8), frames=st.integers(3, 30),
+       easing=st.sampled_from(["linear", "ease-in-out"]))  # fmt: skip
+def test_even_pacing_keeps_the_ends_and_the_budget_and_evens_the_change(rises, frames, easing):
+    """For a picture that changes by a random monotone curve along the path: the paced path keeps its
+    frame count and both keyframes (first frame and closing frame), its parameters start at 0, never
+    decrease and stay below 1, and the change between its rendered frames is no less even (CV) than
+    the uniform path's (within 0.05: 8-bit pixels and a coarse measurement)."""
+    assume(sum(rises) > 0.2)
+    dec = CurveDecoder(np.concatenate([[0.0], np.cumsum(rises)]) / sum(rises))
+    e = tag(torch.eye(4)[:2], "curve-space")
+    path = Trajectory.interpolate(e[:1], e[1:], frames=frames, easing=easing)
+    paced = even_pacing(path, None, dec, metric="pixel")
+    ts = paced.trajectory.segments[0].ts
+    assert len(paced.trajectory) == len(path) and ts[0] == 0.0
+    assert all(0.0 <= t < 1.0 for t in ts) and all(b >= a for a, b in zip(ts, ts[1:]))
+    z = paced.trajectory.embeddings()
+    assert torch.equal(z[0], e[0]) and torch.equal(z[-1], e[1])
+    uniform = pacing_stats(render(path, dec, progress=False))["cv"]
+    assert pacing_stats(render(paced.trajectory, dec, progress=False))["cv"] <= uniform + 0.05
+
+
+@FEW
+@given(seed=seeds, data=st.data(), budget=st.booleans())
+def test_even_pacing_keeps_holds_methods_and_keyframes_of_any_chain(seed, data, budget):
+    """A chain of 2-4 keyframes with holds and any methods, paced per segment or to a new total:
+    the total is kept (or is the one asked for), holds and methods are kept, each keyframe is still
+    shown exactly at its keyframe index, and the record serialises back to the same frames."""
+    k = data.draw(st.integers(2, 4))
+    kf = tag(unit(k, 4, seed=seed), "curve-space")
+    assume(not_antipodal(kf))
+    segs = [Segment(data.draw(st.integers(1, 8)), hold=data.draw(st.integers(0, 2)), method=data.draw(st.sampled_from(METHODS)))
+            for _ in range(k - 1)]  # fmt: skip
+    path = Trajectory(kf, segs)
+    holds = sum(s.hold for s in segs)
+    frames = data.draw(st.integers(k + holds, 30)) if budget else None
+    paced = even_pacing(path, None, CurveDecoder([0.0, 0.1, 0.9, 1.0]), metric="pixel", frames=frames)
+    out = paced.trajectory
+    assert len(out) == (len(path) if frames is None else frames)
+    assert [(s.hold, s.method) for s in out.segments] == [(s.hold, s.method) for s in segs]
+    if frames is None:
+        assert [s.frames for s in out.segments] == [s.frames for s in segs]
+    z = out.embeddings()
+    for j, i in enumerate(out.keyframe_indices()):
+        torch.testing.assert_close(z[i], kf[j], atol=1e-6, rtol=0)
+    assert torch.equal(ll.Pacing.from_dict(json.loads(json.dumps(paced.to_dict()))).trajectory.embeddings(), z)
+
+
+@PROPS
+@given(widths=st.lists(st.floats(1e-3, 1.0), min_size=1, max_size=12), data=st.data(), n=st.integers(1, 30))
+def test_inverse_cumulative_places_frames_at_equal_steps_of_measured_change(widths, data, n):
+    """n parameters from 0, non-decreasing, below 1; where every sample interval changes, the
+    cumulative change at the parameters (and 1) rises in n equal steps."""
+    samples = np.concatenate([[0.0], np.cumsum(widths) / sum(widths)])
+    samples[-1] = 1.0
+    dist = np.asarray(data.draw(st.lists(st.floats(0.0, 10.0), min_size=len(widths), max_size=len(widths))))
+    ts = _inverse_cumulative(samples, dist, n)
+    assert len(ts) == n and ts[0] == 0.0 and all(0 <= t < 1 for t in ts) and all(b >= a for a, b in zip(ts, ts[1:]))
+    if dist.sum() > 0 and dist.min() > 1e-3 * dist.sum():
+        steps = np.diff(np.interp(ts + [1.0], samples, np.concatenate([[0.0], np.cumsum(dist)])))
+        np.testing.assert_allclose(steps, dist.sum() / n, rtol=1e-6, atol=1e-9)
+
+
+@PROPS
+@given(lengths=st.lists(st.floats(0.0, 100.0), min_size=1, max_size=8), extra=st.integers(-3, 200))
+def test_a_frame_budget_is_split_by_measured_change(lengths, extra):
+    """_split_budget gives every segment at least one frame, all of the budget, and never fewer
+    frames to a segment that changes more; a budget under one frame a segment is refused."""
+    moving = len(lengths) + extra
+    if extra < 0:
+        with pytest.raises(ArgumentError, match="at least one per segment"):
+            _split_budget(moving, lengths)
+        return
+    counts = _split_budget(moving, lengths)
+    assert sum(counts) == moving and min(counts) >= 1
+    for li, ci in zip(lengths, counts):
+        assert all(ci >= cj for lj, cj in zip(lengths, counts) if li > lj)
+
+
+# -- edits ------------------------------------------------------------------------------------
+
+
+@PROPS
+@given(start=st.floats(-1.0, 0.5), rises=st.lists(st.floats(-0.05, 0.15), max_size=30), theta_step=st.floats(0.01, 1.0),
+       grow=st.floats(1.01, 3.0), min_gain=st.floats(0.0, 0.1), max_steps=st.integers(0, 12),
+       target=st.one_of(st.none(), st.floats(-1.0, 1.0)), adaptive=st.booleans())  # fmt: skip
+def test_iterative_text_diff_steps_follow_their_rules(start, rises, theta_step, grow, min_gain, max_steps, target, adaptive):
+    """Whatever the similarities the decodes give: at most max_steps tries; a frame per kept try;
+    every try's angle on the ladder theta_step * grow**k (at most 1); every kept frame gained
+    min_gain (adaptive) or reached the target; reached says whether the last frame reached it and
+    no earlier frame did; a run that stops early without it has just failed at the full angle."""
+    sims = list(start + np.cumsum([0.0] + rises))  # what each decode's frame scores, in turn: small rises and falls
+    found = iter(sims + [sims[-1]] * (max_steps + 1))
+    z = torch.nn.functional.normalize(torch.ones(1, 4), dim=-1)
+
+    def draw(e):
+        return np.zeros((2, 2, 3), np.uint8), z, next(found)
+
+    frames, embs, got, thetas, tries, reached = _iterate(
+        draw, z, torch.eye(4)[:1], torch.eye(4)[1:2], theta_step=theta_step, target=target, max_steps=max_steps,
+        adaptive=adaptive, grow=grow, min_gain=min_gain,
+    )
+    assert len(tries) <= max_steps and len(frames) == len(embs) == len(got) == len(thetas) == 1 + sum(k for *_, k in tries)
+    assert thetas[0] == 0.0 and thetas[1:] == [t for t, _, kept in tries if kept]
+    for t, _, _ in tries:
+        assert 0 < t <= 1.0
+        assert t == 1.0 or math.isclose(t, theta_step * grow ** round(math.log(t / theta_step) / math.log(grow)), rel_tol=1e-9)
+    if adaptive:
+        assert all(b >= a + min_gain or (target is not None and b >= target) for a, b in zip(got, got[1:]))
+    assert reached == (target is not None and got[-1] >= target)
+    assert target is None or all(s < target for s in got[:-1])
+    if not reached and len(tries) < max_steps:
+        assert adaptive and tries[-1][0] == 1.0 and not tries[-1][2]
+
+
+@PROPS
+@given(seed=seeds, d=st.integers(2, 32), weights=st.lists(st.floats(0.1, 3.0) | st.floats(-3.0, -0.1), min_size=1, max_size=5),
+       c=st.floats(0.01, 100.0))  # fmt: skip
+def test_arithmetic_depends_on_the_weights_ratios_only(seed, d, weights, c):
+    """arithmetic is normalize(sum w_i x_i): scaling every weight by c > 0 changes nothing, negating
+    every weight negates the result."""
+    xs = unit(len(weights), d, seed=seed)
+    total = (torch.tensor(weights)[:, None] * xs).sum(0)
+    assume(float(total.norm()) > 1e-3 * sum(abs(w) for w in weights))
+    z = ops.arithmetic(list(zip(weights, xs)))
+    torch.testing.assert_close(ops.arithmetic([(c * w, x) for w, x in zip(weights, xs)]), z, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ops.arithmetic([(-w, x) for w, x in zip(weights, xs)]), -z, atol=1e-6, rtol=0)
+
+
+# -- regressions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["slerp", "nlerp"])
+@pytest.mark.parametrize("scale", [3e19, 1e-25])
+@pytest.mark.parametrize("frames", [1, 4])  # 1: a cut, which never looks at its end keyframe
+def test_the_closing_frame_is_the_unit_end_keyframe_whatever_its_norm(method, scale, frames):
+    """The closing keyframe is normalised as the segments normalise theirs: a norm that overflows
+    in float32 (3e19 * 8 entries) made it the zero vector, one that underflows (1e-25) inf/NaN."""
+    a = unit(1, 8, seed=0)
+    end = torch.tensor([[1.0, 2.0, 0.5, 1.0, -1.0, 0.3, 2.0, 1.0]])
+    z = Trajectory(torch.cat([a, end * scale]), [Segment(frames, method=method)]).embeddings()
+    torch.testing.assert_close(z[-1], (end / end.norm())[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(frames + 1), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method, frames", [("nlerp", 5), ("slerp", 1), ("nlerp", 1)])
+def test_a_zero_end_keyframe_is_refused_by_name_not_drawn_as_nan(method, frames):
+    """A zero closing keyframe has no direction: an nlerp segment (whose frames never reach it) or a
+    cut (which does not look at it) made the closing frame NaN, found only by render, as "trajectory
+    embeddings contains NaN"; slerp over several frames refused it already."""
+    a = unit(1, 8, seed=0)
+    path = Trajectory(torch.cat([a, torch.zeros(1, 8)]), [Segment(frames, method=method)], labels=["x", "y"])
+    with pytest.raises(ArgumentError, match=rf"segment 0 \(keyframes\[0\] 'x' -> keyframes\[1\] 'y'\) cannot be "
+                                            rf"{method}ed: its end keyframe is the zero vector"):
+        path.embeddings()
+    lerp = Trajectory(torch.cat([a, torch.zeros(1, 8)]), [Segment(frames, method="lerp")]).embeddings()
+    assert torch.equal(lerp[-1], torch.zeros(8))  # lerp keeps norms, the zero end too (as its docs say)
+
+
+def test_nlerp_towards_a_row_whose_norm_overflows_is_not_refused_as_zero():
+    """The zero-blend check compared the blend's norm with (1 - t)|a| + t|b|, which is inf when |b|
+    overflows in float32: every blend that did not overflow itself read as "the zero vector"."""
+    a = unit(1, 8, seed=0)
+    b = 1e19 * torch.tensor([[2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])  # |b| = 3.3e19: its square overflows
+    t = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    want = torch.nn.functional.normalize((1 - t[:, None]).double() * a.double() + t[:, None].double() * b.double(), dim=-1)
+    torch.testing.assert_close(ops.nlerp(a, b, t), want.float(), atol=1e-6, rtol=0)
+    z = Trajectory(torch.cat([a, b]), frames=5, method="nlerp").embeddings()
+    torch.testing.assert_close(z, want.float(), atol=1e-6, rtol=0)
