@@ -170,6 +170,8 @@ def keyframe_noise_for(
             "itself, so keyframe_seeds would be ignored. Give keyframe_seeds to draw seeded keyframe noises, or "
             "keyframe_noise to use your own, not both."
         )
+    if keyframe_seeds is not None:
+        keyframe_seeds = _seed_list(keyframe_seeds)
     if keyframe_noise is not None:
         kn = keyframe_noise
         if not isinstance(kn, torch.Tensor) or tuple(kn.shape) != (num_keyframes, *shape):
@@ -187,6 +189,16 @@ def keyframe_noise_for(
     if len(seeds) != num_keyframes:
         raise ArgumentError(f"keyframe_seeds has {len(seeds)} entries for {num_keyframes} keyframes; give one per keyframe.")
     return make_noise(tuple(shape), seeds)
+
+
+def _seed_list(seeds: Any, name: str = "keyframe_seeds") -> list[Any]:
+    """``seeds`` (one per keyframe) read once into a list: an iterator (a generator, ``map()``)
+    read twice gave its seeds to the noise and none to the manifest and fingerprint. Anything
+    that is not a sequence (a single seed) is refused, naming ``name``."""
+    try:
+        return list(seeds)  # type: ignore[arg-type]
+    except TypeError:
+        raise ArgumentError(f"{name} must be a list of seeds, one per keyframe, got {seeds!r}; e.g. {name}=[0, 1, 2].") from None
 
 
 def check_eta(eta: Any, decoder: Any) -> None:
@@ -727,7 +739,7 @@ def render(
     """
     from .trajectory import Trajectory
 
-    if noise not in NOISE_MODES:
+    if not isinstance(noise, str) or noise not in NOISE_MODES:  # (an array's `in` was numpy's raw ValueError)
         raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
     seed = check_seed(seed)
     if callback is not None and not callable(callback):  # checked now, not after the first batch is decoded
@@ -778,6 +790,8 @@ def render(
                 "noise='inverted' needs keyframe_noise: the (K, *noise_shape) noises of the keyframes from "
                 "decoder.invert(images, embeddings) (render_spec computes them for image keyframes)."
             )
+        if keyframe_seeds is not None:
+            keyframe_seeds = _seed_list(keyframe_seeds)  # read once: the noise and the manifest both read it
         K = trajectory.keyframes.shape[0]
         kn = keyframe_noise_for(
             K, tuple(decoder.noise_shape()), seed=seed, keyframe_seeds=keyframe_seeds, keyframe_noise=keyframe_noise
@@ -926,8 +940,12 @@ def render(
                 bar.close()
                 raise
     if callback is not None:
-        for k in kept:
-            callback({"frame": k, "frames": T, "image": _read_only(frames[k]), "resumed": True})
+        try:
+            for k in kept:
+                callback({"frame": k, "frames": T, "image": _read_only(frames[k]), "resumed": True})
+        except BaseException:  # a stop asked for while the kept frames are reported
+            bar.close()
+            raise
     from concurrent.futures import ThreadPoolExecutor
 
     # PNGs are written on a background thread while the next batch renders; every write is

@@ -3,19 +3,26 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import latentlab.jobs as jobs_mod
+import latentlab.video as video_mod
 from latentlab.errors import ArgumentError, LatentlabError, SpaceError
-from latentlab.render import MANIFEST, frame_seeds, make_noise, render
+from latentlab.render import MANIFEST, _load_png, frame_seeds, make_noise, render
 from latentlab.priors import Prior
 from latentlab.space import space_of, tag
-from latentlab.trajectory import Trajectory
+from latentlab.trajectory import Segment, Trajectory
 
-from conftest import FakeDecoder, folder_held_by_another_process
+from conftest import FakeDecoder, RecordingBar, animated_frames, folder_held_by_another_process
 
 
 def path8(frames=7, seed=0):
@@ -670,9 +677,9 @@ def test_keyframe_seeds_are_refused_where_they_would_be_ignored(fake_decoder):
         render(p, fake_decoder, noise="slerp", keyframe_seeds=[1, 2], keyframe_noise=kn, progress=False)
     with pytest.raises(ArgumentError, match=r"keyframe_seeds and keyframe_noise were both given"):
         keyframe_noise_for(2, (1, 8, 8), keyframe_seeds=[1, 2], keyframe_noise=kn)  # pacing's way in
-    for given in ({"keyframe_noise": kn}, {}):
+    for extra in ({"keyframe_noise": kn}, {}):
         with pytest.raises(ArgumentError, match=r"keyframe_seeds does not apply to noise='inverted'.*noise='slerp'"):
-            render(p, fake_decoder, noise="inverted", keyframe_seeds=[1, 2], progress=False, **given)
+            render(p, fake_decoder, noise="inverted", keyframe_seeds=[1, 2], progress=False, **extra)
     # each alone is still taken
     assert render(p, fake_decoder, noise="slerp", keyframe_seeds=[1, 2], progress=False).shape == (3, 8, 8, 3)
     assert render(p, fake_decoder, noise="slerp", keyframe_noise=kn, progress=False).shape == (3, 8, 8, 3)
@@ -1139,3 +1146,289 @@ def test_progress_false_turns_a_bar_off_and_true_leaves_it_to_tqdm(monkeypatch):
     assert progress_bar(False, [1, 2], desc="a") == [1, 2]
     progress_bar(True, None, desc="b", total=4)
     assert seen == [{"desc": "a", "disable": True}, {"desc": "b", "total": 4}]
+
+
+# -- properties: a render stopped anywhere, and settings that draw other frames -------------------
+
+PROPS = settings(max_examples=15, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+
+# (frames, hold) of each segment: holds make rows decoded once and copied
+segments = st.lists(st.tuples(st.integers(1, 4), st.integers(0, 2)), min_size=1, max_size=3)
+noises = st.sampled_from(["shared", "per-frame", "slerp"])
+
+
+def path_of(segs, seed=0, raw=False):
+    """A path of ``len(segs) + 1`` random unit keyframes (8-d, the fake decoder's), or its
+    embeddings as a bare tensor (``raw``)."""
+    g = torch.Generator().manual_seed(seed)
+    kf = torch.nn.functional.normalize(torch.randn(len(segs) + 1, 8, generator=g), dim=-1)
+    p = Trajectory(kf, [Segment(f, hold=h) for f, h in segs])
+    return p.embeddings() if raw else p
+
+
+def frame_files(folder):
+    return sorted(int(f.name[6:11]) for f in Path(folder).glob("frame_*.png"))
+
+
+def frames_on_disk(folder):
+    return {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in Path(folder).glob("frame_*.png")}
+
+
+def record(folder):
+    """The manifest, less the times it records (``created``, ``finished``)."""
+    m = json.loads((Path(folder) / MANIFEST).read_text())
+    return {k: v for k, v in m.items() if k not in ("created", "finished")}
+
+
+class _Stop(Exception):
+    pass
+
+
+@PROPS
+@given(segs=segments, raw=st.booleans(), noise=noises, seed=st.integers(0, 9), bs=st.integers(1, 4),
+       bs2=st.integers(1, 4), k=st.integers(0, 30), how=st.sampled_from(["ctrl-c", "exception", "in the decoder"]))  # fmt: skip
+def test_a_render_stopped_anywhere_resumes_to_the_render_never_stopped(recording_bars, segs, raw, noise, seed, bs, bs2, k, how):
+    """Stopped at any frame (Ctrl-C or an exception from the callback, Ctrl-C in the decoder),
+    the folder holds exactly the frames reported, each as the uninterrupted render draws it;
+    the rerun (any batch size: the fake decoder draws a frame alike in any batch) decodes only
+    rows none of whose frames is kept, reports each frame once, counts it once on its bar,
+    and leaves the folder as an uninterrupted render does; a third run decodes nothing."""
+    p = path_of(segs, seed, raw)
+    noise = "shared" if raw and noise == "slerp" else noise  # (slerp follows a Trajectory's keyframes)
+    T = p.shape[0] if raw else len(p)
+    stop_at = k % T
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_dir, out = Path(tmp) / "ref", Path(tmp) / "out"
+        ref = render(p, FakeDecoder(), seed=seed, noise=noise, batch_size=bs, out_dir=ref_dir, progress=False)
+        dec, reported = FakeDecoder(), []
+
+        def stop(info):
+            reported.append(info["frame"])
+            if how != "in the decoder" and info["frame"] == stop_at:
+                raise KeyboardInterrupt if how == "ctrl-c" else _Stop()
+
+        if how == "in the decoder":  # Ctrl-C during the (stop_at % 3 + 1)-th decode: that batch is dropped
+            decode, calls = dec._decode, []
+
+            def interrupted(*args, **kwargs):
+                calls.append(1)
+                if len(calls) > stop_at % 3:
+                    raise KeyboardInterrupt
+                return decode(*args, **kwargs)
+
+            dec._decode = interrupted
+        stopped = True
+        with contextlib.suppress(KeyboardInterrupt, _Stop):
+            render(p, dec, seed=seed, noise=noise, batch_size=bs, out_dir=out, callback=stop, progress=False)
+            stopped = False  # (Ctrl-C in a decode that never came)
+        kept = frame_files(out)
+        assert kept == sorted(set(reported))  # every frame reported is on disk, and no other
+        assert all(np.array_equal(_load_png(out / f"frame_{i:05d}.png"), ref[i]) for i in kept)
+        assert json.loads((out / MANIFEST).read_text())["complete"] is not stopped
+        before = frames_on_disk(out)
+
+        RecordingBar.made.clear()
+        dec, seen = FakeDecoder(), []
+        again = render(p, dec, seed=seed, noise=noise, batch_size=bs2, out_dir=out, callback=seen.append)
+        assert np.array_equal(again, ref)
+        z = np.asarray(p if raw else p.embeddings())
+        where = p.params() if noise == "slerp" else [None] * T  # a row: one embedding, seed and noise
+        row = [(z[i].tobytes(), i if noise == "per-frame" else 0, where[i]) for i in range(T)]
+        draw_keys, kept_keys = set(row), {row[i] for i in kept}
+        assert sum(dec.calls) == len(draw_keys - kept_keys)
+        assert sorted(i["frame"] for i in seen) == list(range(T))
+        assert sorted(i["frame"] for i in seen if i["resumed"]) == kept
+        (bar,) = [b for b in RecordingBar.made if b.desc == "rendering"]
+        assert (bar.total, bar.initial, bar.n) == (T, len(kept), T)
+        now = frames_on_disk(out)
+        assert all(now[name] == before[name] for name in before)  # kept frames untouched
+        assert all(np.array_equal(_load_png(out / f"frame_{i:05d}.png"), ref[i]) for i in range(T))
+        assert record(out) == record(ref_dir)
+        assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in ref_dir.iterdir())
+        assert np.load(out / "embeddings.npy").tobytes() == np.load(ref_dir / "embeddings.npy").tobytes()
+
+        dec = FakeDecoder()
+        render(p, dec, seed=seed, noise=noise, batch_size=bs, out_dir=out, progress=False)
+        assert dec.calls == [] and frames_on_disk(out) == now
+
+
+settings_ = st.fixed_dictionaries({
+    "seed": st.integers(0, 2), "noise": noises, "steps": st.sampled_from([None, 1, 2]),
+    "guidance_scale": st.sampled_from([None, 1, 1.0, 2.5]), "batch_size": st.sampled_from([None, 1, 2, 4]),
+})  # fmt: skip
+
+
+def drawn_by(s):
+    """What of a render's settings draws its frames, spelt one way (the fake decoder's defaults:
+    1 step, guidance 1.0)."""
+    return {"seed": s["seed"], "noise": s["noise"], "steps": s["steps"] or 1,
+            "guidance_scale": float(1.0 if s["guidance_scale"] is None else s["guidance_scale"])}  # fmt: skip
+
+
+@PROPS
+@given(segs=segments, segs2=segments, same_path=st.booleans(), a=settings_, b=settings_, k=st.integers(0, 30),
+       finish=st.booleans(), overwrite=st.booleans())  # fmt: skip
+def test_a_setting_that_draws_other_frames_is_refused_and_one_that_does_not_resumes(segs, segs2, same_path, a, b, k,
+                                                                                     finish, overwrite):  # fmt: skip
+    """Into a folder holding a render (finished or stopped), a render of other embeddings, seed,
+    noise, steps or guidance is refused naming the folder's render as different, leaving every
+    file there as it was; the same render under another batch size, or with its settings spelt
+    otherwise (guidance 1 or 1.0 or unset), goes on without touching a kept frame; with
+    ``overwrite=True`` the folder ends as a fresh render of the new settings (no stale frame)."""
+    p = path_of(segs, 0)
+    q = p if same_path else path_of(segs2, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, fresh_dir = Path(tmp) / "out", Path(tmp) / "fresh"
+
+        def stop(info):
+            if not finish and info["frame"] == k % info["frames"]:
+                raise KeyboardInterrupt
+
+        with contextlib.suppress(KeyboardInterrupt):
+            render(p, FakeDecoder(), **a, out_dir=out, callback=stop, progress=False)
+        before = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in out.iterdir()}
+        same = same_path and drawn_by(a) == drawn_by(b)
+        fresh = render(q, FakeDecoder(), **b, out_dir=fresh_dir, progress=False)
+        try:
+            got = render(q, FakeDecoder(), **b, out_dir=out, overwrite=overwrite, progress=False)
+        except ArgumentError as e:
+            assert not same and not overwrite, e
+            assert "holds a different render" in str(e)
+            assert {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in out.iterdir()} == before
+            return
+        assert same or overwrite
+        assert np.array_equal(got, fresh)
+        assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in fresh_dir.iterdir())
+        assert all(np.array_equal(_load_png(out / f"frame_{i:05d}.png"), fresh[i]) for i in range(len(q)))
+        if same:
+            now = frames_on_disk(out)
+            assert all(now[n] == v for n, v in before.items() if n.startswith("frame_"))
+
+
+def _tiny_space_fake():
+    """The fake decoder, as a decoder of the tiny preset's space (for render_spec)."""
+    dec = FakeDecoder()
+    dec.space, dec.dim = "tiny-random", 32
+    return dec
+
+
+def _boom(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=st.integers(1, 4), hold=st.integers(0, 2), fmt=st.sampled_from(["gif", "webp"]),
+       before=st.sampled_from([None, "gif", "webp"]), stage=st.sampled_from(["ready", "frames", "video", "recording it", "sheet"]),
+       k=st.integers(0, 20), hold_first=st.integers(0, 2), pingpong=st.booleans(), size=st.sampled_from([None, 16]),
+       batch_size=st.sampled_from([None, 1, 2]))  # fmt: skip
+def test_a_spec_render_stopped_at_any_stage_is_finished_by_the_same_command(tiny_encoder, frames, hold, fmt, before, stage, k,
+                                                                            hold_first, pingpong, size, batch_size):  # fmt: skip
+    """render_spec stopped by Ctrl-C at any stage (after its checks, while drawing, while
+    encoding the video, between the video and its record, while saving the contact sheet),
+    into a new folder or one already holding this render's frames and another video: the same
+    call again is not refused, draws nothing a stage after the frames, and leaves the folder,
+    frames, video (at the size asked for) and contact sheet of a run never stopped; no temporary file is left; a third run draws nothing."""
+    spec = {"preset": "tiny", "frames": frames + 1, "format": fmt, "hold_first": hold_first, "pingpong": pingpong,
+            "keyframes": [{"text": "a cat"}, {"text": "a dog", "hold": hold}],
+            **({"size": size} if size else {}), **({"batch_size": batch_size} if batch_size else {})}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        out, ref_dir = Path(tmp) / "out", Path(tmp) / "ref"
+        ref = jobs_mod.render_spec(spec, out_dir=ref_dir, progress=False, encoder=tiny_encoder, decoder=_tiny_space_fake())
+        if before is not None:  # the folder's render, finished, with another video
+            jobs_mod.render_spec({**spec, "format": before, "fps": 10}, out_dir=out, progress=False, encoder=tiny_encoder,
+                                 decoder=_tiny_space_fake())  # fmt: skip
+        extra = {}
+        with contextlib.ExitStack() as patches:
+            if stage == "ready":
+                extra["ready"] = _boom
+            elif stage == "frames":
+                def stop(info):
+                    if info["frame"] == k % info["frames"]:
+                        raise KeyboardInterrupt
+
+                extra["callback"] = stop
+            elif stage == "video":
+                mp = patches.enter_context(pytest.MonkeyPatch.context())
+                mp.setattr(video_mod, "_write_gif", _boom)
+                mp.setattr(video_mod, "_write_webp", _boom)
+            elif stage == "recording it":  # the video renamed into place, its record not yet written
+                record_video = jobs_mod._record_video
+                mp = patches.enter_context(pytest.MonkeyPatch.context())
+                mp.setattr(jobs_mod, "_record_video",
+                           lambda v, d, *, pending=False: record_video(v, d, pending=True) if pending else _boom())
+            else:
+                mp = patches.enter_context(pytest.MonkeyPatch.context())
+                mp.setattr(video_mod, "save_image", _boom)
+            with pytest.raises(KeyboardInterrupt):
+                jobs_mod.render_spec(spec, out_dir=out, progress=False, encoder=tiny_encoder, decoder=_tiny_space_fake(), **extra)
+        assert not list(Path(tmp).rglob(".*.tmp*"))
+        dec = _tiny_space_fake()
+        res = jobs_mod.render_spec(spec, out_dir=out, progress=False, encoder=tiny_encoder, decoder=dec)
+        assert np.array_equal(res.frames, ref.frames)
+        if stage in ("video", "recording it", "sheet") or before is not None:
+            assert dec.calls == []
+        got, want = animated_frames(res.video)[0], animated_frames(ref.video)[0]
+        assert res.video.suffix == f".{fmt}" and {g.shape for g in got} == {(size or 8, size or 8, 3)}
+        assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+        assert res.contact_sheet.read_bytes() == ref.contact_sheet.read_bytes()
+        assert json.loads((out / MANIFEST).read_text())["complete"] is True
+        assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in ref_dir.iterdir())
+        dec = _tiny_space_fake()
+        jobs_mod.render_spec(spec, out_dir=out, progress=False, encoder=tiny_encoder, decoder=dec)
+        assert dec.calls == []
+
+
+# -- regressions found by the properties above -------------------------------------------
+
+
+def test_keyframe_seeds_given_as_an_iterator_are_recorded_and_tell_renders_apart(tmp_path, fake_decoder):
+    """keyframe_seeds from a generator (or map()) were read twice: the noise took the seeds, the
+    manifest and fingerprint got []; a render of other seeds into the folder then resumed it."""
+    p = path_of([(3, 0), (2, 0)])
+    out = tmp_path / "r"
+    frames = render(p, fake_decoder, noise="slerp", keyframe_seeds=(s for s in [1, 2, 3]), out_dir=out, progress=False)
+    assert json.loads((out / MANIFEST).read_text())["keyframe_seeds"] == [1, 2, 3]
+    assert np.array_equal(frames, render(p, FakeDecoder(), noise="slerp", keyframe_seeds=[1, 2, 3], progress=False))
+    with pytest.raises(ArgumentError, match=r"holds a different render \(keyframe_seeds \[1, 2, 3\] -> \[7, 8, 9\]\)"):
+        render(p, fake_decoder, noise="slerp", keyframe_seeds=map(int, "789"), out_dir=out, progress=False)
+
+
+@pytest.mark.parametrize("seeds", [5, np.int64(5), torch.tensor(5), 1.5])
+def test_a_single_keyframe_seed_is_refused_naming_keyframe_seeds(fake_decoder, seeds):
+    """keyframe_seeds=5 (a seed, not one per keyframe) was a raw TypeError: 'int' object is not iterable."""
+    with pytest.raises(ArgumentError, match=r"keyframe_seeds must be a list of seeds, one per keyframe"):
+        render(path_of([(3, 0)]), fake_decoder, noise="slerp", keyframe_seeds=seeds, progress=False)
+
+
+def test_noise_given_as_an_array_is_refused_naming_noise(fake_decoder):
+    """noise= names a mode; a starting-noise array given there was numpy's raw 'truth value of an array'."""
+    with pytest.raises(ArgumentError, match=r"noise must be one of 'shared'"):
+        render(path_of([(3, 0)]), fake_decoder, noise=np.zeros((4, 1, 8, 8)), progress=False)
+
+
+def test_a_callback_stopping_the_render_on_a_kept_frame_closes_its_bar(tmp_path, fake_decoder, monkeypatch, recording_bars):
+    """A stop asked for while a resumed render reports its kept frames left the progress bar open."""
+    closed = []
+
+    class Bar(RecordingBar):
+        def close(self):
+            closed.append(self)
+
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)  # (its bars are kept in recording_bars)
+    p, out = path_of([(5, 0)]), tmp_path / "r"
+
+    def stop_at(k):
+        def stop(info):
+            if info["frame"] == k:
+                raise KeyboardInterrupt
+
+        return stop
+
+    with pytest.raises(KeyboardInterrupt):
+        render(p, fake_decoder, out_dir=out, batch_size=1, callback=stop_at(2))
+    with pytest.raises(KeyboardInterrupt):
+        render(p, fake_decoder, out_dir=out, callback=stop_at(1))  # frame 1 is a kept one
+    assert len(recording_bars) == 2 and closed == recording_bars

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentlab import video
 from latentlab.errors import ArgumentError, LatentlabError
@@ -20,6 +23,8 @@ from latentlab.video import (
     sequence,
     write_video,
 )
+
+from conftest import animated_frames
 
 
 # ------------------------------------------------------------------------------------
@@ -1271,3 +1276,58 @@ def test_write_video_size_resizes_frames_with_one_side_already_that_size(tmp_pat
     """size=8 makes 8 x 12 frames 8 x 8 (only frames already 8 x 8 are left as they are)."""
     out = write_video(smooth(2, 8, 12), tmp_path / "a.gif", fps=4, size=8)
     assert read_video(out).shape == (2, 8, 8, 3)
+
+
+# -- properties: a video holds the frames it was given -------------------------------------------
+
+PALETTE = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(colours=st.lists(st.integers(0, 5), min_size=1, max_size=10), h=st.integers(1, 10), w=st.integers(1, 10),
+       hold_first=st.integers(0, 3), hold_last=st.integers(0, 3), pingpong=st.booleans(),
+       fmt=st.sampled_from(["gif", "webp"]), fps=st.sampled_from([1, 7.5, 24, 50]), size=st.sampled_from([None, 5]))  # fmt: skip
+def test_a_gif_or_webp_holds_the_frames_given_in_order_for_their_time(colours, h, w, hold_first, hold_last, pingpong,
+                                                                       fmt, fps, size):  # fmt: skip
+    """Flat frames of a few colours (each exact in a gif's palette and lossless webp) read back
+    as sequence()'s frames in order, with runs of equal ones merged into one (as the docs say),
+    lasting (hold and ping-pong included) the time their count at ``fps`` takes; with ``size``,
+    every frame read back is ``size`` x ``size``."""
+    f = np.empty((len(colours), h, w, 3), np.uint8)
+    for i, c in enumerate(colours):
+        f[i] = PALETTE[c]
+        f[i, 0, 0] = PALETTE[(c + 1) % len(PALETTE)]
+    kw = {"quality": 100} if fmt == "webp" else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_video(f, Path(tmp) / f"v.{fmt}", fps=fps, hold_first=hold_first, hold_last=hold_last,
+                           pingpong=pingpong, size=size, **kw)  # fmt: skip
+        got, durations = animated_frames(path)
+    shown = sequence(f, hold_first=hold_first, hold_last=hold_last, pingpong=pingpong)
+    assert len(shown) == len(f) + hold_first + hold_last + (max(len(f) - 2, 0) if pingpong else 0)
+    if size is not None:
+        assert {g.shape for g in got} == {(size, size, 3)}
+        return
+    runs = [x for i, x in enumerate(shown) if i == 0 or not np.array_equal(x, shown[i - 1])]
+    assert len(got) == len(runs) and all(np.array_equal(a, b) for a, b in zip(got, runs))
+    if len(runs) > 1:  # (one picture is a still webp: no duration to read)
+        assert abs(sum(durations) - len(shown) * 1000 / fps) <= (5 if fmt == "gif" else 0.5)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(n=st.integers(1, 6), h=st.integers(2, 9), w=st.integers(2, 9), hold_last=st.integers(0, 2), pingpong=st.booleans())
+def test_an_mp4_holds_every_frame_shown_at_its_padded_size(n, h, w, hold_last, pingpong):
+    """An mp4 keeps every frame sequence() shows (holds and repeats included: it merges none),
+    in order, padded to even sides."""
+    from latentlab.video import check_video_writer, read_video
+
+    try:
+        check_video_writer("mp4")
+    except ArgumentError:
+        pytest.skip("no ffmpeg here")
+    f = np.zeros((n, h, w, 3), np.uint8)
+    f[:] = (np.arange(n, dtype=np.uint8) * (255 // max(n - 1, 1)))[:, None, None, None]
+    with tempfile.TemporaryDirectory() as tmp:
+        back = read_video(write_video(f, Path(tmp) / "v.mp4", fps=12, hold_last=hold_last, pingpong=pingpong, quality=99))
+    shown = sequence(f, hold_last=hold_last, pingpong=pingpong)
+    assert back.shape == (len(shown), h + h % 2, w + w % 2, 3)
+    assert np.abs(back[:, :h, :w].astype(int).mean(axis=(1, 2, 3)) - shown.mean(axis=(1, 2, 3))).max() < 3
