@@ -77,7 +77,7 @@ METHODS = ("slerp", "nlerp", "lerp")
 
 def ease(t: torch.Tensor, easing: str) -> torch.Tensor:
     """Apply the named easing curve to ``t`` (values in [0, 1])."""
-    if easing not in EASINGS:
+    if not isinstance(easing, str) or easing not in EASINGS:  # (a list was a raw "unhashable type")
         raise ArgumentError(f"unknown easing {easing!r}; choose one of {', '.join(EASINGS)}.")
     return EASINGS[easing](t)
 
@@ -113,6 +113,9 @@ def split_frames(total: int, segments: int) -> list[int]:
     [3, 3, 3]
     """
     total = _frame_count(total)
+    if not _is_int(segments):  # (a list was a raw TypeError from comparing it)
+        raise ArgumentError(f"segments must be an int (the number of keyframes - 1), got {segments!r}.")
+    segments = operator.index(segments)
     if segments < 1:
         raise ArgumentError("a trajectory needs at least two keyframes (one segment).")
     if total < segments + 1:
@@ -248,7 +251,7 @@ class Trajectory:
                 raise ArgumentError(f"segments[{i}] must be a Segment, got {type(s).__name__}.")
         self.segments = segments
         if labels is not None:
-            if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+            if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or getattr(labels, "ndim", 1) == 0:
                 raise ArgumentError(f"labels must be a list of {kf.shape[0]} strings, one per keyframe, got {labels!r}.")
             if len(labels) != kf.shape[0]:
                 raise ArgumentError(f"labels has {len(labels)} entries for {kf.shape[0]} keyframes.")

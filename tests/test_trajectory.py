@@ -766,3 +766,19 @@ def test_nlerp_towards_a_row_whose_norm_overflows_is_not_refused_as_zero():
     torch.testing.assert_close(ops.nlerp(a, b, t), want.float(), atol=1e-6, rtol=0)
     z = Trajectory(torch.cat([a, b]), frames=5, method="nlerp").embeddings()
     torch.testing.assert_close(z, want.float(), atol=1e-6, rtol=0)
+
+
+def test_public_helpers_refuse_odd_arguments_by_name():
+    """split_frames with a list of segments, ease with a list for a name and labels given as a
+    0-d tensor raised raw TypeErrors; each is an ArgumentError naming the argument. A numpy
+    integer is a count like any other."""
+    with pytest.raises(ArgumentError, match=r"segments must be an int .* got \[2\]"):
+        split_frames(10, [2])
+    with pytest.raises(ArgumentError, match=r"segments must be an int"):
+        split_frames(10, np.float64(2.0))
+    assert split_frames(10, np.int64(3)) == [3, 3, 3]
+    with pytest.raises(ArgumentError, match=r"unknown easing \['linear'\]"):
+        ease(torch.linspace(0, 1, 5), ["linear"])
+    kf = unit(2, 8)
+    with pytest.raises(ArgumentError, match=r"labels must be a list of 2 strings"):
+        Trajectory(kf, frames=5, labels=torch.tensor(5))
