@@ -173,6 +173,15 @@ class _Parser(argparse.ArgumentParser):
                         f"--to={dashed[0]!r}, or put a prompt after `--`, e.g. `latentlab generate -- {dashed[0]!r}`.)")  # fmt: skip
         return super().error(message)
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # an option's own value "--" (--name=--, -o--): Python before 3.11.8 and 3.12.3 (gh-109475) took it
+        # for the end of the options and handed the verb [] (a raw TypeError later); read as written, as newer ones do
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -275,9 +284,18 @@ def _load_flags(g: Any) -> None:
 def _threads_flag(g: Any) -> None:
     """--threads: torch's CPU threads, set before any model loads. SUPPRESS as its default, so that
     the verb's own (absent) flag leaves the value given before the verb as it is."""
-    g.add_argument("--threads", type=positive_int, default=argparse.SUPPRESS, metavar="N",
+    g.add_argument("--threads", type=_thread_count, default=argparse.SUPPRESS, metavar="N",
                    help="CPU threads torch computes with (torch.set_num_threads; default: torch's, OMP_NUM_THREADS or one per core); "
                    "on a busy or shared machine fewer, even 1, can be much faster")  # fmt: skip
+
+
+def _thread_count(text: str) -> int:
+    """--threads: :func:`positive_int`, at most what ``torch.set_num_threads`` takes (a C int: a
+    larger count raised a raw ValueError from torch)."""
+    n = positive_int(text)
+    if n > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 2**31 - 1], got {n}")
+    return n
 
 
 @contextlib.contextmanager
@@ -361,12 +379,29 @@ def _check_paths(args: argparse.Namespace) -> None:
             f"--name {args.name!r} and --out-dir {args.out_dir!r} both choose the render folder (--name: renders/<name>, "
             "--out-dir: the folder itself), so --name would be ignored. Give one of them."
         )
-    for dest in ("out_dir", "output", "save_spec", "spec"):
+    for dest, what in (("out_dir", "--out-dir"), ("output", "-o"), ("save_spec", "--save-spec"), ("spec", "the spec file")):
         value = getattr(args, dest, None)
         if isinstance(value, str):
-            setattr(args, dest, os.path.expanduser(value))
+            setattr(args, dest, _home_expanded(value, what))
     if isinstance(getattr(args, "image", None), str) and not args.image.startswith("text:"):
-        args.image = os.path.expanduser(args.image)
+        args.image = _home_expanded(args.image, "the image")
+    for k in getattr(args, "keyframes", None) or ():
+        if isinstance(k, str) and not k.startswith("text:"):
+            _home_expanded(k, "the keyframe")
+
+
+def _home_expanded(value: str, what: str) -> str:
+    """``value`` with a leading ``~`` or ``~user`` made the home folder; a ``~user`` of no user
+    here is refused naming ``what`` (pathlib, which the rest reads paths with, raised a raw
+    RuntimeError "Could not determine home directory", for ``./~user`` too: only an absolute path
+    names a folder called ``~user``)."""
+    path = os.path.expanduser(value)
+    if path.startswith("~"):
+        user = path[1:].replace(os.sep, "/").split("/", 1)[0]
+        whose = f"this system has no user {user!r}" if user else "this system cannot say where your home folder is"
+        raise ArgumentError(f"{what} {value!r} starts with ~{user}, a home folder, but {whose}. Write ~/... for your own "
+                            f"home folder, or {os.path.abspath(value)} for a folder of that name.")  # fmt: skip
+    return path
 
 
 def _portable_images(spec: Any, spec_file: str) -> Any:
