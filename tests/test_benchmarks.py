@@ -610,3 +610,40 @@ def test_quality_removes_only_an_earlier_runs_outputs(tmp_path, monkeypatch):
         torch.set_num_threads(before)
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert left == ["chain_x/a.png", "editor.png", "mine/a.png", "morph.png", "notes.txt"]
+
+
+def test_train_precision_times_both_precisions_interleaved(tmp_path, monkeypatch, capsys):
+    """benchmarks/train_precision.py times CLIP training steps in float32 and bf16, the order
+    alternating repeat by repeat after one warm-up step of each, and reports the ratio of the best
+    times and what torch says of this CPU's bfloat16."""
+    mod = _load("train_precision")
+    before = torch.get_num_threads()
+    order = []
+    real = mod._step
+    monkeypatch.setattr(mod, "_step", lambda *a: order.append(a[-1]) or real(*a))
+    try:
+        res = mod.main(["--batch", "4", "--repeats", "3", "--steps", "2", "--json", str(tmp_path / "r.json")])
+    finally:
+        torch.set_num_threads(before)
+    assert order == [False, True] + [False] * 2 + [True] * 2 + [True] * 2 + [False] * 2 + [False] * 2 + [True] * 2
+    assert json.loads((tmp_path / "r.json").read_text()) == res
+    assert res["bf16_over_fp32"] == pytest.approx(res["bf16_s_per_step"] / res["fp32_s_per_step"])
+    assert res["fp32_s_per_step"] > 0 and res["bf16_s_per_step"] > 0 and res["batch"] == 4
+    from latentlab.mini.train import _cpu_has_bf16
+
+    assert res["cpu_has_bf16"] is _cpu_has_bf16()
+    assert "bf16 / fp32 =" in capsys.readouterr().out
+
+
+def test_train_precision_steps_change_the_clip():
+    """Each timed step is a real training step: both towers' weights move."""
+    mod = _load("train_precision")
+    from latentlab.mini.models import WEIGHTS_DIR, create_clip
+
+    model, _, tok = create_clip(WEIGHTS_DIR / "mini_clip.safetensors")
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    mod._step(model, opt, torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)), tok(["a", "b", "c", "d"]), True)
+    moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v.detach(), before[k])}
+    assert "visual" in moved and "transformer" in moved

@@ -1892,6 +1892,7 @@ def main(argv: list[str] | None = None) -> dict:
     _check_device_available(cfg.device, config_name)
     out = Path(args.out)
     stages = ["clip", "cache", "prior", "decoder"] if args.stage == "all" else [args.stage]
+    _warn_emulated_bf16(cfg, stages)
     # a stage with a checkpoint is continued (--resume) or left alone, never silently started over
     # (its log would hold two series of steps): checked for every stage before anything is written
     done = [st for st in stages if st != "cache" and (out / st / "state.pt").is_file()]
@@ -2032,6 +2033,27 @@ def _check_device_available(device: str, config_name: str) -> None:
     if why:
         raise ArgumentError(f"device={device!r} (from --config {config_name} or --set device=...) but {why}; train on "
                             "the CPU with --config cpu or --set device=cpu.")  # fmt: skip
+
+
+def _cpu_has_bf16() -> bool | None:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN reads it);
+    ``None`` where this torch cannot tell."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _warn_emulated_bf16(cfg: TrainConfig, stages: list[str]) -> None:
+    """Warn of each stage set to ``precision=bf16`` that would run on a CPU without native
+    bfloat16: autocast then emulates it, many times slower than float32 (docs/mini.md)."""
+    slow = [st for st in stages if st != "cache" and getattr(cfg, st).precision == "bf16"]
+    if not slow or torch.device(cfg.device).type != "cpu" or _cpu_has_bf16() is not False:
+        return
+    print(f"warning: {', '.join(f'{st}.precision=bf16' for st in slow)}: this CPU has no native bfloat16 "
+          "(AVX512-BF16 or AMX), so autocast emulates it and trains many times slower than float32 (a CLIP "
+          "training step took 20x as long on a 2-core AVX2 CPU, docs/mini.md); add "
+          f"{' '.join(f'--set {st}.precision=fp32' for st in slow)}", file=sys.stderr)  # fmt: skip
 
 
 def _check_resumes_keep_their_data(cfg: TrainConfig, out: Path, stages: list[str]) -> None:
