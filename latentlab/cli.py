@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ArgumentError, LatentlabError, positive_int, url_hint
+from .errors import ArgumentError, LatentlabError, positive_int, url_hint, user_path
 
 EPILOG = """\
 examples:
@@ -141,7 +141,7 @@ def _decode_argv_texts(args: argparse.Namespace) -> None:
 def _keyframe(arg: str) -> dict[str, Any]:
     if arg.startswith("text:"):
         return {"text": arg[5:]}
-    path = Path(arg).expanduser()
+    path = user_path(arg)
     if not path.exists():  # said here: the spec sees only the absolute path made of it
         if url_hint(arg):
             raise ArgumentError(f"{arg!r} is a URL.{url_hint(arg)}")
@@ -489,7 +489,7 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
         kept = {}
         for key, value in (("output", args.output), ("out_dir", args.out_dir)):
             if value:
-                target = Path(value).expanduser().resolve()
+                target = user_path(value).resolve()
                 try:
                     kept[key] = Path(os.path.relpath(target, here)).as_posix()  # (a spec holds paths with /)
                     if "\\" in kept[key]:  # a name that holds a backslash (POSIX): kept absolute, as a spec
@@ -653,9 +653,9 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
                             else "other pictures" if not any(p.name in (MANIFEST, "embeddings.npy") for p in old)
                             else "another render")  # fmt: skip
     if args.output:
-        if Path(args.output).expanduser().is_dir():  # refused before any decoding, as render_spec does
+        if user_path(args.output).is_dir():  # refused before any decoding, as render_spec does
             raise ArgumentError(f"-o {args.output} is a folder; give the video a file name, e.g. -o variations.gif.")
-        check_can_create(Path(args.output).expanduser().parent, f"the folder of -o {args.output}")
+        check_can_create(user_path(args.output).parent, f"the folder of -o {args.output}")
     video = Path(args.output) if args.output else video_path(out_dir, fmt)
     from .jobs import _record_video, _refuse_unrecorded_video
 

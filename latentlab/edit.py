@@ -240,7 +240,7 @@ def iterative_text_diff(
             f"encoder space {getattr(encoder, 'space', None)!r} (d={encoder.dim}) and decoder space "
             f"{getattr(decoder, 'space', None)!r} (d={decoder.dim}) differ; use the encoder and decoder of one preset."
         )
-    if noise not in ("shared", "inverted"):
+    if not isinstance(noise, str) or noise not in ("shared", "inverted"):
         raise ArgumentError(f"noise must be 'shared' or 'inverted', got {noise!r}.")
     z = _start_embedding(encoder, image_or_embedding)
     src, dst = encoder.encode_text([src_text if src_text is not None else NEUTRAL_CAPTION, dst_text]).split(1)
@@ -374,7 +374,7 @@ def variations(
 
     _check_parts("variations(decoder, embedding, n=..., ...)", decoder=decoder)
     mode = mode if mode is not None else ("inverted" if image is not None else "reroll")
-    if mode not in VARIATION_MODES:
+    if not isinstance(mode, str) or mode not in VARIATION_MODES:
         raise ArgumentError(f"mode must be one of {VARIATION_MODES}, got {mode!r}.")
     n = check_int(n, "n", minimum=1)
     per_call = check_int(getattr(decoder, "default_batch_size", n) if batch_size is None else batch_size,

@@ -44,7 +44,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, url_hint
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
 
@@ -89,7 +89,7 @@ class EmbeddingCache:
             raise ArgumentError(
                 f"EmbeddingCache directory must be a path (str or os.PathLike), got {type(directory).__name__}."
             )
-        self.directory = Path(directory).expanduser()
+        self.directory = user_path(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise ArgumentError(
                 f"EmbeddingCache directory {str(self.directory)!r} exists and is not a directory; "
@@ -416,7 +416,7 @@ def _one_image(x: object, label: str) -> list[_Image]:
     from PIL import Image
 
     if isinstance(x, (str, os.PathLike)):
-        p = Path(x).expanduser()
+        p = user_path(x)
         if not p.exists():
             raise ArgumentError(f"{label}: image file not found: {str(p)!r}."
                                 + (url_hint(x) or f" Check the path (relative to {os.getcwd()!r})."))
@@ -587,7 +587,7 @@ _PRECISION = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf1
 def _resolve_dtype(dtype: object) -> torch.dtype:
     if isinstance(dtype, str):
         dtype = _DTYPES.get(dtype.lower().removeprefix("torch."), dtype)
-    if dtype not in _PRECISION:
+    if not isinstance(dtype, torch.dtype) or dtype not in _PRECISION:
         raise ArgumentError(
             f"dtype must be torch.float32, torch.float16 or torch.bfloat16 (or 'fp32'/'fp16'/'bf16'), got {dtype!r}."
         )
@@ -957,7 +957,7 @@ def _hub_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
     """The Hugging Face hub cache to use, read from the environment *now* (so that setting
     ``HF_HOME`` / ``HF_HUB_CACHE`` after import is respected)."""
     if cache_dir:
-        return str(Path(cache_dir).expanduser())
+        return str(user_path(cache_dir))
     if os.environ.get("HF_HUB_CACHE"):
         return os.path.expanduser(os.path.expandvars(os.environ["HF_HUB_CACHE"]))
     if os.environ.get("HF_HOME"):
@@ -973,7 +973,7 @@ def _local_path(p: str | os.PathLike[str], what: str, arg: str | None = None) ->
     found = _find_local_file(p)
     if found is not None:
         return found
-    path = Path(p).expanduser()
+    path = user_path(p)
     if path.is_dir():
         hint = (
             f" For an open_clip hub folder (open_clip_config.json + weights) pass model='local-dir:{path}' and no {arg}=."
@@ -1127,7 +1127,7 @@ def _resolve_pretrained(model_name: str, pretrained: str, cache_dir: str | os.Pa
                     break
         raise _not_available(model_name, pretrained, repo, candidates, hub, f"{type(last).__name__}: {last}") from last
     if url:
-        target_dir = str(Path(cache_dir).expanduser()) if cache_dir else os.path.expanduser("~/.cache/clip")
+        target_dir = str(user_path(cache_dir)) if cache_dir else os.path.expanduser("~/.cache/clip")
         target = os.path.join(target_dir, os.path.basename(url))
         if offline and not os.path.isfile(target):
             raise _not_available(model_name, pretrained, None, [target], target_dir, _offline_reason())
@@ -1196,7 +1196,7 @@ def _load_open_clip(
     if config is not None:
         oc_name, overrides, config_path = _register_config(config, model_name)
     elif not is_hub and open_clip.get_model_config(oc_name) is None:
-        folder = Path(model_name).expanduser()
+        folder = user_path(model_name)
         if folder.is_dir():
             if (folder / "config.json").is_file() and not (folder / "open_clip_config.json").is_file():
                 fix = (f"a transformers CLIP folder loads with latentlab.hf_clip.HFCLIPEncoder.from_pretrained({str(folder)!r}) "
@@ -1486,7 +1486,7 @@ def _hub_loaded_files(repo: str, cache_dir: str | os.PathLike[str] | None) -> li
 def _check_local_dir(model_name: str, folder_text: str) -> tuple[Path, list[Path]]:
     """The folder of ``local-dir:folder`` and the files it is loaded from (its config, then the
     weights file open_clip picks); a clear error if it lacks either."""
-    folder = Path(folder_text).expanduser()
+    folder = user_path(folder_text)
     if not folder.is_dir():
         raise ModelNotAvailableError(
             f"model={model_name!r}: folder {str(folder)!r} not found. Pass local-dir: a folder holding "

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "LatentlabError",
@@ -108,3 +111,14 @@ def url_hint(path: object) -> str:
     if not re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(path)):
         return ""
     return " latentlab reads local files only, not URLs: download the picture first (e.g. `curl -O URL`) and name the file."
+
+
+def user_path(path: object) -> Path:
+    """``path`` as a shell reads it: a leading ``~`` or ``~user`` is that home folder. A
+    ``~user`` of no user on this system stays as written, a relative name like any other
+    (``pathlib.Path.expanduser`` raised a raw ``RuntimeError`` "Could not determine home
+    directory" on it, also for ``./~user``, which pathlib spells ``~user``)."""
+    import os
+    from pathlib import Path
+
+    return Path(os.path.expanduser(os.fspath(path)))  # type: ignore[arg-type]

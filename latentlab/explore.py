@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError, check_int
+from .errors import ArgumentError, SpaceError, check_int, user_path
 from .space import check_embeddings, common_space, space_of, tag
 
 __all__ = [
@@ -382,7 +382,7 @@ def nearest_words(
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """The image files (:data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted by name."""
-    d = Path(folder).expanduser()
+    d = user_path(folder)
     if not d.is_dir():
         raise ArgumentError(f"folder {str(d)!r} is not a directory. Pass a folder of images or a list of paths.")
     found = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

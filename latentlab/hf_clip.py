@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .encoders import EmbeddingCache, Encoder, _file_stat
-from .errors import ArgumentError, ModelNotAvailableError, SpecError
+from .errors import ArgumentError, ModelNotAvailableError, SpecError, user_path
 from .presets import register_encoder_builder
 
 __all__ = ["HFCLIPEncoder", "HFCLIPTowers", "tiny_hf_clip_towers", "hub_source"]
@@ -138,7 +138,7 @@ def not_a_folder_error(src: str, what: str, example: str) -> ModelNotAvailableEr
     """The error for a ``repo_or_dir`` that is neither an existing folder nor an ``owner/name``
     repo id: a file (a single-file checkpoint, which these loaders do not read), a path that
     does not exist, or a bare name (a mistyped folder, not a Hub id)."""
-    path = Path(src).expanduser()
+    path = user_path(src)
     fetch = f"`hf download {example} --local-dir <folder>`"
     if path.is_file():
         return ModelNotAvailableError(
@@ -164,7 +164,7 @@ def hub_source(repo_or_dir: str | os.PathLike[str], what: str, example: str) -> 
     file (single-file checkpoints are not loaded), or a string that is neither a folder nor
     an ``owner/name`` repo id."""
     src = os.fspath(repo_or_dir)
-    path = Path(src).expanduser()
+    path = user_path(src)
     if path.is_dir():
         return str(path), True
     if path.exists() or src.startswith((".", "/", "~", "\\")) or not is_hub_id(src):

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, user_path
 from .spec import Spec, load_spec
 
 __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
@@ -136,7 +136,7 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
 def check_can_create(directory: str | os.PathLike, what: str) -> None:
     """Refuse, before any work, a folder that cannot be made: a file in its way, or no write
     permission where it would be made (nothing is created here)."""
-    path = Path(directory).expanduser().absolute()
+    path = user_path(directory).absolute()
     probe = path
     while not os.path.lexists(probe) and probe != probe.parent:
         probe = probe.parent
@@ -526,7 +526,7 @@ def _refuse_foreign_files(directory: Path, overwrite: bool) -> None:
 def _video_key(video: Path, directory: Path) -> str:
     """How the render folder's record names ``video``: relative to the folder where it can be (so a
     project moved whole keeps its record), else absolute."""
-    v, d = os.path.abspath(video.expanduser()), os.path.abspath(directory.expanduser())
+    v, d = os.path.abspath(user_path(video)), os.path.abspath(user_path(directory))
     try:
         return Path(os.path.relpath(v, d)).as_posix()
     except ValueError:  # another drive (Windows)
@@ -795,8 +795,8 @@ def render_spec(
 
     s = load_spec(spec)
     preset = get_preset(s.preset)
-    directory = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(s)
-    video = Path(output).expanduser() if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
+    directory = user_path(out_dir) if out_dir is not None else default_out_dir(s)
+    video = user_path(output) if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
     if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
     from .video import check_gif_fps, check_video_writer

@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, check_int, check_number
+from .errors import ArgumentError, check_int, check_number, user_path
 
 __all__ = [
     "ImageView",
@@ -293,7 +293,7 @@ def show_video(
     if isinstance(frames, (str, os.PathLike)):
         from .video import _existing_file
 
-        p = Path(frames).expanduser()
+        p = user_path(frames)
         if p.is_dir():
             raise ArgumentError(
                 f"video {str(p)!r} is a directory, not a video file. Fix: pass a file in it; a render folder's "
@@ -484,7 +484,7 @@ class Scrubber:
         from .trajectory import Trajectory
 
         _check_parts("scrub(path, decoder, ...)", decoder=decoder)  # before the path: names swapped arguments
-        if noise not in ("shared", "per-frame"):
+        if not isinstance(noise, str) or noise not in ("shared", "per-frame"):
             raise ArgumentError(f"the scrubber supports noise='shared' or 'per-frame', got {noise!r}.")
         z = path_embeddings(path)
         self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space, expected_by="the decoder")

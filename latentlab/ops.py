@@ -322,12 +322,17 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
         "nlerp passes through the zero vector halfway between opposite points and jumps from one "
         "to the other there, whatever frames t samples",
     )
-    # rows where a norm overflows (1e20): both ends divided by their largest magnitude first (the blend's
-    # direction is the same), or the scale below is inf and every blend that does not overflow reads as zero
-    big = ~torch.isfinite(a_.norm(dim=-1, keepdim=True)) | ~torch.isfinite(b_.norm(dim=-1, keepdim=True))
-    if big.any():
+    # rows where a norm overflows (1e20) or is tiny (1e-21, whose squares underflow), as _unit finds them:
+    # both ends divided by their largest magnitude first (the blend's direction is the same), or the scale
+    # below is inf (every blend that does not overflow read as zero) or the blend's norm loses its digits
+    fi = torch.finfo(a_.dtype)
+    na, nb = a_.norm(dim=-1, keepdim=True), b_.norm(dim=-1, keepdim=True)
+    odd = ~torch.isfinite(na) | ~torch.isfinite(nb) | (na < fi.eps) | (nb < fi.eps)
+    if odd.any():
         m = torch.maximum(a_.abs().amax(dim=-1, keepdim=True), b_.abs().amax(dim=-1, keepdim=True))
-        a_, b_ = (torch.where(big, x / m, x) for x in (a_, b_))
+        odd = odd & (m > fi.tiny)  # (two zero rows: left to the zero check below)
+        m = torch.where(odd, m, torch.ones_like(m))
+        a_, b_ = (torch.where(odd, x / m, x) for x in (a_, b_))
     tt = tt.unsqueeze(-1)
     mixed = (1.0 - tt) * a_ + tt * b_
     scale = (1.0 - tt).abs() * a_.norm(dim=-1, keepdim=True) + tt.abs() * b_.norm(dim=-1, keepdim=True)
@@ -725,6 +730,10 @@ def spherical_mean(
                 "For 'a minus b' use arithmetic([(1.0, a), (-1.0, b)])."
             )
     total_w = w.sum(dim=-1, keepdim=True)
+    big = ~torch.isfinite(total_w)  # weights each finite whose sum overflows (2e38 twice in float32)
+    if big.any():  # divided by their largest first: the same proportions (other rows keep their bits)
+        w = torch.where(big, w / w.amax(dim=-1, keepdim=True), w)
+        total_w = w.sum(dim=-1, keepdim=True)
     if (total_w <= 0).any():
         raise ArgumentError(
             "weights are all zero (in some batch row); give at least one point a positive weight."

@@ -424,7 +424,7 @@ def even_pacing(
 
     if not isinstance(trajectory, Trajectory):
         raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}.")
-    if metric not in PACING_METRICS:
+    if not isinstance(metric, str) or metric not in PACING_METRICS:
         raise ArgumentError(f"metric must be one of {PACING_METRICS}, got {metric!r}.")
     if metric == "clip" and encoder is None:
         raise ArgumentError("metric='clip' needs the encoder of the decoder's CLIP space; or use metric='pixel'.")
@@ -434,7 +434,7 @@ def even_pacing(
     # (the encoder measures pictures: encode_image is what it needs)
     _check_parts(call, needs={"encoder": ("encode_image",)}, **({"encoder": encoder} if metric == "clip" else {}), decoder=decoder)
     seed = check_seed(seed)  # int(seed) took 1.7 as 1, a seed render() refuses
-    if noise not in NOISE_MODES:
+    if not isinstance(noise, str) or noise not in NOISE_MODES:  # (an array's `in` was numpy's raw ValueError)
         raise ArgumentError(f"noise must be one of {NOISE_MODES}, got {noise!r}.")
     if noise == "per-frame":
         raise ArgumentError(

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import ArgumentError, SpecError
+from .errors import ArgumentError, SpecError, user_path
 
 if TYPE_CHECKING:  # for type checkers only: importing them here would load torch and the decoders eagerly
     from .decoders.base import Decoder
@@ -482,7 +482,7 @@ def _find_local_file(path: str | os.PathLike[str]) -> Path | None:
     """Where the loaders find the file ``path`` of a preset: as given (``~`` expanded,
     relative to the working directory), else relative to the latentlab package (its bundled
     files, e.g. ``mini/weights/...``); ``None`` if neither exists."""
-    given = Path(path).expanduser()
+    given = user_path(path)
     if given.is_file():
         return given
     if not given.is_absolute() and (_PACKAGE_DIR / given).is_file():
@@ -499,7 +499,7 @@ def _is_shipped(path: str | os.PathLike[str]) -> bool:
 
 def _local_folder_ok(folder: str) -> bool:
     """A ``local-dir:`` folder as the open_clip loader needs it: its config and a weights file."""
-    d = Path(folder).expanduser()
+    d = user_path(folder)
     if not (d / "open_clip_config.json").is_file():
         return False
     return any(f.suffix in (".safetensors", ".bin", ".pth") and f.is_file() for f in d.iterdir())
@@ -586,7 +586,7 @@ def _weights_status(p: Preset) -> str:
         if not isinstance(src, str) or not src:
             return
         with _reading():
-            is_folder = Path(src).expanduser().is_dir()
+            is_folder = user_path(src).is_dir()
         if is_folder:
             present.append(src)
         elif _looks_like_path(src):

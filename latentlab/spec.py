@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, SpecError, url_hint
+from .errors import ArgumentError, SpecError, url_hint, user_path
 from .video import MIN_FPS, check_gif_fps  # the slowest video a spec may ask for: write_video's own limit
 
 if TYPE_CHECKING:
@@ -95,6 +95,12 @@ def _plain(v: Any, depth: int = 4) -> Any:
     if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
         return v.item()
     return v
+
+
+def _one_of(v: Any, choices: tuple[str, ...]) -> bool:
+    """``v`` is one of the names ``choices`` (an array there was numpy's raw "truth value of an
+    array" error, from ``in``)."""
+    return isinstance(v, str) and v in choices
 
 
 def _finite(v: Any) -> bool:
@@ -234,7 +240,7 @@ def _posix_path(p: str, windows: bool = os.sep == "\\") -> str:
 def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any]:
     """Read a JSON or TOML file into a dict; :class:`SpecError` names the file (as ``what``)
     and the problem."""
-    p = Path(path).expanduser()  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
+    p = user_path(path)  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
     if not p.is_file():
         raise SpecError(f"{what} {str(p)!r} does not exist (or is not a file). Check the path.")
     suffix = p.suffix.lower()
@@ -339,7 +345,7 @@ def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
     """Check that ``data`` can be written to ``path`` as JSON or TOML (by suffix), without writing
     anything: a function that then writes it (atomically) and returns the path. (The CLI checks
     its ``--save-spec`` before any work, and writes it once the render's own checks pass.)"""
-    p = Path(path).expanduser()  # "~/specs/a.toml" as a shell reads it, as Spec.save resolves it
+    p = user_path(path)  # "~/specs/a.toml" as a shell reads it, as Spec.save resolves it
     suffix = p.suffix.lower()
     if suffix == ".json":
         try:
@@ -502,7 +508,7 @@ class Spec:
         suffix = _video_suffix(self.output)
         if self.format is None:  # the output's suffix says it, else mp4
             self.format = suffix or "mp4"
-        elif self.format == "mp4" and suffix and suffix != "mp4":
+        elif isinstance(self.format, str) and self.format == "mp4" and suffix and suffix != "mp4":
             self.format = suffix  # older saved specs wrote format = "mp4" always; the output decided, as then
         self.validate()
 
@@ -523,10 +529,10 @@ class Spec:
 
         need(isinstance(self.preset, str) and bool(self.preset), "'preset' must be a preset name, e.g. \"mini\".")
         need(_is_seed(self.seed), f"'seed' must be an integer in [-2**63, 2**63 - {MAX_FRAMES}), got {self.seed!r}.")
-        need(self.noise in NOISE_MODES, f"'noise' must be one of {NOISE_MODES}, got {self.noise!r}.")
-        need(self.pacing in PACING_MODES, f"'pacing' must be one of {PACING_MODES}, got {self.pacing!r}.")
+        need(_one_of(self.noise, NOISE_MODES), f"'noise' must be one of {NOISE_MODES}, got {self.noise!r}.")
+        need(_one_of(self.pacing, PACING_MODES), f"'pacing' must be one of {PACING_MODES}, got {self.pacing!r}.")
         need(
-            self.pacing_metric in PACING_METRICS,
+            _one_of(self.pacing_metric, PACING_METRICS),
             f"'pacing_metric' must be one of {PACING_METRICS}, got {self.pacing_metric!r}.",
         )
         need(
@@ -534,7 +540,7 @@ class Spec:
             f"'pacing' = {self.pacing!r} needs noise that follows the path (\"shared\", \"slerp\" or \"inverted\"); "
             "with \"per-frame\" noise every frame changes anyway.",
         )
-        need(self.pacing_scope is None or self.pacing_scope in PACING_SCOPES,
+        need(self.pacing_scope is None or _one_of(self.pacing_scope, PACING_SCOPES),
              f"'pacing_scope' must be one of {PACING_SCOPES}, got {self.pacing_scope!r}.")  # fmt: skip
         need(self.pacing_coarse is None or (is_int(self.pacing_coarse) and 1 <= self.pacing_coarse <= MAX_FRAMES),
              f"'pacing_coarse' must be an integer in [1, {MAX_FRAMES}] (sample intervals per segment, each one "
@@ -574,7 +580,7 @@ class Spec:
         need(self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1), f"'batch_size' must be an integer >= 1, got {self.batch_size!r}.")
         need(isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool) and MIN_FPS <= self.fps <= 240,
              f"'fps' must be a number in [{MIN_FPS:g}, 240], got {self.fps!r}.")  # fmt: skip
-        need(self.format in FORMATS, f"'format' must be one of {FORMATS}, got {self.format!r}.")
+        need(_one_of(self.format, FORMATS), f"'format' must be one of {FORMATS}, got {self.format!r}.")
         need(self.upscale is None or isinstance(self.upscale, bool),
              f"'upscale' must be true or false (mini's learned upscaler, or a Lanczos resize), got {self.upscale!r}.")  # fmt: skip
         need(self.size is None or (is_int(self.size) and 8 <= self.size <= 4096), f"'size' must be an integer in [8, 4096], got {self.size!r}.")
@@ -762,7 +768,7 @@ class Spec:
         :func:`_file_writer`)."""
         data = self.to_dict()
         here = Path(self.base_dir or os.getcwd()).resolve()
-        there = Path(path).expanduser().resolve().parent
+        there = user_path(path).resolve().parent
 
         def moved(p: str) -> str:  # relative ones with '/' (a spec saved on Windows replays elsewhere)
             if here == there or Path(os.path.expanduser(p)).is_absolute():  # ("~x.png", no user's home: relative)
@@ -932,7 +938,7 @@ def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: An
         data, base = copy.deepcopy(dict(source)), None
     elif isinstance(source, (str, os.PathLike)):
         data = load_file(source)
-        base = str(Path(source).expanduser().resolve().parent)
+        base = str(user_path(source).resolve().parent)
     else:
         raise ArgumentError(f"spec must be a path, a dict or a Spec, got {type(source).__name__}.")
     if isinstance(overrides.get("output"), (str, os.PathLike)) and overrides.get("format") is None and "format" in data:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, LatentlabError, url_hint
+from .errors import ArgumentError, LatentlabError, url_hint, user_path
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -305,7 +305,7 @@ def _prepare_target(path: Any, name: str = "path") -> Path:
     """Check ``path`` can be written: create parent dirs; refuse directories and names too long."""
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
-    target = Path(path).expanduser()
+    target = user_path(path)
     _check_name_lengths(target, name)
     if target.is_dir():
         raise ArgumentError(
@@ -890,8 +890,8 @@ def write_video(
     q = _check_quality(quality)
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
-    _check_name_lengths(Path(path).expanduser())  # before is_dir(), which raises a raw OSError on one
-    if Path(path).expanduser().is_dir():
+    _check_name_lengths(user_path(path))  # before is_dir(), which raises a raw OSError on one
+    if user_path(path).is_dir():
         _prepare_target(path)  # says so, and how to fix it
     fmt = _resolve_format(format, Path(path))
     suffix = Path(path).suffix.lower().lstrip(".")
@@ -936,7 +936,7 @@ def write_video(
 def _existing_file(path: Any, name: str = "path") -> Path:
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
-    p = Path(path).expanduser()
+    p = user_path(path)
     if not p.exists():
         raise ArgumentError(f"{name} {str(p)!r} does not exist." + (url_hint(path) or " Fix: check the path."))
     if p.is_dir():
@@ -1098,7 +1098,7 @@ def save_frames(
         )
     if not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
         raise ArgumentError(f"directory={directory!r}; expected a folder path.")
-    d = Path(directory).expanduser()
+    d = user_path(directory)
     if d.exists() and not d.is_dir():
         raise ArgumentError(
             f"directory {str(d)!r} is an existing file. Fix: choose a folder path."

@@ -98,13 +98,13 @@ FLOATS = _mixed(["0", "0.5", "1"], ["-1", "2", "nan", "inf", "-inf", "1e309", "1
 TEXTS = _mixed(["a cat", "café 猫", "text:a cat"], ["", " ", "-a cat", "--", "TEXT:x", "~", "a" * 300, "\udce9",
                                                    "https://x.org/cat.png", ".."])  # fmt: skip
 PATHS = _mixed(["img.png", "b.png", "~/../img.png", "text:a cat"],
-               ["folder", "nope.png", "notes.txt", "", " ", "~nouser/x.png", "a" * 300 + ".png", "img.png/x", "text:",
+               ["folder", "nope.png", "notes.txt", "", " ", "~nouser/x.png", "./~nouser/x.png", "a" * 300 + ".png", "img.png/x", "text:",
                 "a cat", "https://x.org/cat.png", "spec.toml", "--"])  # fmt: skip
 OUTS = _mixed(["mine.gif", "out.mp4", "out.gif", "out.webp"],
               ["out.avi", "out", "folder", "img.png", "", "~/o.gif", "notes.txt/o.gif", "a" * 300 + ".gif",
-               "~nouser/o.gif", "\udce9.gif", "--"])  # fmt: skip
+               "~nouser/o.gif", "./~nouser/o.gif", "\udce9.gif", "--"])  # fmt: skip
 DIRS = _mixed(["r", "taken", "new/r", "~/r"],
-              ["folder", "img.png", "notes.txt/x", "", " ", "a" * 300, "~nouser/r", ".", "/proc/x", "\udce9", "--"])
+              ["folder", "img.png", "notes.txt/x", "", " ", "a" * 300, "~nouser/r", "./~nouser/r", ".", "/proc/x", "\udce9", "--"])
 SAVES = _mixed(["s.toml", "s.json", "spec.toml"],
                ["s.yaml", "", "folder", "notes.txt/s.toml", "~nouser/s.toml", "a" * 300 + ".toml", "\udce9.toml", "--"])
 SPECS = _mixed(["spec.toml", "spec.json"], ["bad.toml", "nope.toml", "img.png", "folder", "", "notes.txt", "~nouser/s.toml", "--"])

@@ -734,22 +734,32 @@ def test_layout_order_is_counted_among_the_frames_along_the_axis():
     assert _layout_rates("r", [img], [turned]) == {"r_axis": 0.0, "r_order": None}
 
 
-def test_bf16_on_a_cpu_without_native_bfloat16_is_warned_of_with_the_fix(monkeypatch, capsys):
-    """A stage set to precision=bf16 that runs on a CPU without native bfloat16 is warned of,
-    naming the stage and the --set that makes it fp32 (autocast emulates bf16 there, many times
-    slower); no warning on a CPU that has it, for fp32 stages, the cache, or another device."""
+def test_bf16_on_a_cpu_without_native_bfloat16_is_warned_of_with_the_fix(monkeypatch, capsys, tmp_path):
+    """A stage set to precision=bf16 that runs on a CPU without native bfloat16 is warned of
+    by the command before anything else, naming the stage and the --set that makes it fp32
+    (autocast emulates bf16 there, many times slower); no warning on a CPU that has it, for fp32
+    stages, the cache, or another device."""
+    import copy
+
     from latentlab.mini import train
 
-    cfg = train.get_config("cpu-emoji", ["clip.precision=bf16"])  # (the expert stage is bf16 by default)
     monkeypatch.setattr(train, "_cpu_has_bf16", lambda: False)
+    out = tmp_path / "run"
+    (out / "expert").mkdir(parents=True)
+    (out / "expert" / "state.pt").write_bytes(b"")  # refused right after the warning: nothing trains
+    with pytest.raises(ArgumentError, match="already holds a checkpoint"):
+        train.main(["--stage", "expert", "--config", "smoke", "--out", str(out)])  # the expert is bf16 by default
+    assert "warning: expert.precision=bf16: this CPU has no native bfloat16" in capsys.readouterr().err
+    cfg = train.get_config("smoke", ["clip.precision=bf16"])
     train._warn_emulated_bf16(cfg, ["clip", "cache", "prior", "expert"])
     err = capsys.readouterr().err
     assert "clip.precision=bf16, expert.precision=bf16: this CPU has no native bfloat16" in err
     assert "add --set clip.precision=fp32 --set expert.precision=fp32" in err and "prior" not in err
     for stages in (["cache", "prior"], ["decoder"]):
         train._warn_emulated_bf16(cfg, stages)
-    cfg_gpu = train.get_config("cpu-emoji", ["clip.precision=bf16", "device=cuda"])
-    train._warn_emulated_bf16(cfg_gpu, ["clip"])
+    on_gpu = copy.deepcopy(cfg)
+    on_gpu.device = "cuda"
+    train._warn_emulated_bf16(on_gpu, ["clip"])
     monkeypatch.setattr(train, "_cpu_has_bf16", lambda: True)
     train._warn_emulated_bf16(cfg, ["clip", "expert"])
     monkeypatch.setattr(train, "_cpu_has_bf16", lambda: None)  # a torch that cannot tell: no guess
@@ -758,7 +768,8 @@ def test_bf16_on_a_cpu_without_native_bfloat16_is_warned_of_with_the_fix(monkeyp
 
 
 def test_the_bf16_check_reads_what_torch_says_of_this_cpu():
-    """_cpu_has_bf16 is torch's (oneDNN's) answer for this machine, a bool."""
+    """_cpu_has_bf16 is torch's (oneDNN's) answer for this machine, a bool: a canary for the
+    private torch call it makes (were it gone, the check would say None and never warn)."""
     from latentlab.mini import train
 
     assert train._cpu_has_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

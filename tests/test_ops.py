@@ -834,3 +834,25 @@ def test_check_embeddings_refuses_infinite_values_naming_the_rows():
     z[2, 0] = -float("inf")
     with pytest.raises(ArgumentError, match=r"z contains NaN or infinite values \(rows \[1, 2\]\)"):
         check_embeddings(z, name="z")
+
+
+def test_spherical_mean_takes_weights_whose_sum_overflows():
+    """Weights each finite in float32 whose sum is not (2e38 twice) give the mean of their
+    proportions, as [1, 1] does; they were read as cancelling out ('the weighted points cancel
+    out'), in a batch beside ordinary rows too."""
+    p = unit(0, 3, 8)
+    torch.testing.assert_close(spherical_mean(p, torch.tensor([2e38, 2e38, 0.0])), spherical_mean(p, torch.tensor([1.0, 1.0, 0.0])))
+    w = torch.tensor([[2e38, 1e38, 3e38], [1.0, 2.0, 3.0]])
+    both = spherical_mean(p, w)
+    torch.testing.assert_close(both[0], spherical_mean(p, torch.tensor([2.0, 1.0, 3.0])))
+    torch.testing.assert_close(both[1], spherical_mean(p, w[1]))
+
+
+def test_nlerp_between_rows_too_small_to_square_keeps_their_directions():
+    """Ends of norm 1e-21 or 1e-25 (their squares underflow in float32): the blends are the unit
+    blends of the directions, ends exact, not refused as cancelling out nor off by digits."""
+    a, b = unit(1, 1, 8), unit(2, 1, 8)
+    t = torch.tensor([0.0, 0.3, 1.0])
+    want = nlerp(a, b, t)
+    for s in (1e-21, 1e-25):
+        torch.testing.assert_close(nlerp(a * s, b * s, t), want, atol=2e-6, rtol=0)

@@ -465,7 +465,7 @@ def test_render_accepts_numpy_integers_and_names_a_missing_decoder():
         render(z, None)
 
 
-def _interrupt_at(p, decoder, out, frame, batch_size=1):
+def _interrupt_at(p, decoder, out, frame, batch_size=1, progress=False):
     """Render ``p`` into ``out`` and stop it with Ctrl-C as frame ``frame`` is reported."""
 
     def stop(info):
@@ -473,7 +473,7 @@ def _interrupt_at(p, decoder, out, frame, batch_size=1):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        render(p, decoder, out_dir=out, batch_size=batch_size, callback=stop, progress=False)
+        render(p, decoder, out_dir=out, batch_size=batch_size, callback=stop, progress=progress)
 
 
 def _age_versions(out):
@@ -1317,10 +1317,10 @@ def _boom(*args, **kwargs):
     raise KeyboardInterrupt
 
 
-@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("stage", ["ready", "frames", "video", "recording it", "sheet"])
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=st.integers(1, 4), hold=st.integers(0, 2), fmt=st.sampled_from(["gif", "webp"]),
-       before=st.sampled_from([None, "gif", "webp"]), stage=st.sampled_from(["ready", "frames", "video", "recording it", "sheet"]),
-       k=st.integers(0, 20), hold_first=st.integers(0, 2), pingpong=st.booleans(), size=st.sampled_from([None, 16]),
+       before=st.sampled_from([None, "gif", "webp"]), k=st.integers(0, 20), hold_first=st.integers(0, 2), pingpong=st.booleans(), size=st.sampled_from([None, 16]),
        batch_size=st.sampled_from([None, 1, 2]))  # fmt: skip
 def test_a_spec_render_stopped_at_any_stage_is_finished_by_the_same_command(tiny_encoder, frames, hold, fmt, before, stage, k,
                                                                             hold_first, pingpong, size, batch_size):  # fmt: skip
@@ -1419,16 +1419,38 @@ def test_a_callback_stopping_the_render_on_a_kept_frame_closes_its_bar(tmp_path,
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)  # (its bars are kept in recording_bars)
     p, out = path_of([(5, 0)]), tmp_path / "r"
-
-    def stop_at(k):
-        def stop(info):
-            if info["frame"] == k:
-                raise KeyboardInterrupt
-
-        return stop
-
-    with pytest.raises(KeyboardInterrupt):
-        render(p, fake_decoder, out_dir=out, batch_size=1, callback=stop_at(2))
-    with pytest.raises(KeyboardInterrupt):
-        render(p, fake_decoder, out_dir=out, callback=stop_at(1))  # frame 1 is a kept one
+    _interrupt_at(p, fake_decoder, out, 2, progress=True)
+    _interrupt_at(p, fake_decoder, out, 1, batch_size=None, progress=True)  # frame 1 is a kept one
     assert len(recording_bars) == 2 and closed == recording_bars
+
+
+def test_a_mode_given_as_an_array_is_refused_naming_it(fake_decoder, tiny_encoder):
+    """A mode or format name given as an array (a mix-up with the noise arrays decoders take)
+    is an ArgumentError naming the argument everywhere, as render's noise= is: even_pacing's
+    noise and metric, variations' mode, iterative_text_diff's noise, the scrubber's noise, an
+    encoder's dtype and a spec's noise, pacing, pacing_metric, pacing_scope and format (numpy's raw
+    'truth value of an array' ValueError, or 'unhashable type' for the dtype, before)."""
+    import latentlab as ll
+    from latentlab.encoders import _resolve_dtype
+    from latentlab.spec import load_spec
+
+    arr = np.array(["shared", "slerp"])
+    p = Trajectory(torch.nn.functional.normalize(torch.randn(2, 8, generator=torch.Generator().manual_seed(0)), dim=-1), frames=3)
+    z = p.keyframes[:1]
+    tiny_space = FakeDecoder()
+    tiny_space.space, tiny_space.dim = "tiny-random", 32
+    cases = [
+        (lambda: ll.even_pacing(p, None, fake_decoder, metric="pixel", noise=arr), r"noise must be one of"),
+        (lambda: ll.even_pacing(p, None, fake_decoder, metric=arr), r"metric must be one of"),
+        (lambda: ll.variations(fake_decoder, z, n=2, mode=arr), r"mode must be one of"),
+        (lambda: ll.iterative_text_diff(tiny_encoder, tiny_space, tiny_encoder.encode_text(["x"]), "a", "b", noise=arr),
+         r"noise must be 'shared' or 'inverted'"),
+        (lambda: ll.scrub(p, fake_decoder, noise=arr), r"supports noise='shared' or 'per-frame'"),
+        (lambda: _resolve_dtype(np.array(["fp32"])), r"dtype must be torch.float32"),
+    ]
+    for field in ("noise", "pacing", "pacing_metric", "pacing_scope", "format"):
+        spec = {"keyframes": [{"text": "a"}, {"text": "b"}], field: arr}
+        cases.append((lambda spec=spec: load_spec(spec), rf"'{field}' must be one of"))
+    for call, match in cases:
+        with pytest.raises(ArgumentError, match=match):
+            call()

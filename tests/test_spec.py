@@ -962,7 +962,8 @@ PICTURES = ["a.png", "sub/b.png", "caf\u00e9 \U0001f4f1.png", "~x.png", "q\"uo't
 def project(tmp_path_factory):
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("spec-props")
+    root = tmp_path_factory.mktemp("spec-props") / "root"  # (a save to ../s2.toml from it stays inside)
+    root.mkdir()
     for i, name in enumerate(PICTURES):
         (root / "proj" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8), (30 * i, 100, 50)).save(root / "proj" / name, format="PNG")
@@ -1246,3 +1247,31 @@ def test_a_dict_spec_with_a_key_that_is_not_a_string_is_a_spec_error():
         load_spec({"keyframes": [{"text": "a"}, {"text": "b", 1: 2, "x": 3}]})
     with pytest.raises(SpecError, match=r"keyframes\[1\]\.text_diff has unknown field\(s\) \[2, 'y'\]"):
         load_spec({"keyframes": [{"text": "a"}, {"text_diff": {"to": "b", 2: 0, "y": 1}}]})
+
+
+def test_a_path_starting_with_the_home_of_no_user_is_a_relative_name_everywhere(tmp_path, monkeypatch, tiny_encoder):
+    """'~x.png' (no user x here) is a file beside the spec in a dict spec too, through the
+    picture check, the encoder and render_spec's output and out_dir; pathlib's expanduser raised a
+    raw RuntimeError ('Could not determine home directory') there, after the models had loaded.
+    Loading a spec at '~nouser/...' says the file is missing; saving one there writes that folder."""
+    from PIL import Image
+
+    from latentlab import jobs
+    from latentlab.errors import user_path
+
+    from conftest import FakeDecoder
+
+    assert user_path("~nouser/x.png") == Path("~nouser/x.png") and user_path("./~x") == Path("~x")
+    assert user_path("~/x") == Path.home() / "x"
+    monkeypatch.chdir(tmp_path)
+    for name, colour in (("~x.png", (200, 0, 0)), ("b.png", (0, 0, 200))):
+        Image.new("RGB", (8, 8), colour).save(tmp_path / name)
+    dec = FakeDecoder()
+    dec.space, dec.dim = "tiny-random", 32
+    jobs.render_spec({"preset": "tiny", "frames": 3, "format": "gif", "keyframes": [{"image": "~x.png"}, {"image": "b.png"}]},
+                           output="~v.gif", out_dir="~r", encoder=tiny_encoder, decoder=dec, progress=False)  # fmt: skip
+    assert (tmp_path / "~v.gif").is_file() and (tmp_path / "~r" / "manifest.json").is_file()
+    with pytest.raises(SpecError, match=r"spec file '~nouser/a.toml' does not exist"):
+        load_spec("~nouser/a.toml")
+    spec = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}]})
+    assert spec.save("~nouser/s.toml").resolve() == tmp_path / "~nouser" / "s.toml"

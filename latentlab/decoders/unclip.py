@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number
+from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number, user_path
 from ..hf_clip import (
     check_local_folder,
     check_tokenizer,
@@ -880,7 +880,7 @@ class StableUnCLIPDecoder(Decoder):
             local_files_only = offline_env
         cache = os.fspath(cache_dir) if cache_dir is not None else _hub_cache_dir()
 
-        path = Path(src).expanduser()
+        path = user_path(src)
         is_dir = path.is_dir()
         repo = repo_hint or (_SD21_UNCLIP_REPOS.get(dim) if is_dir else src)
         if not is_dir and (path.exists() or src.startswith((".", "/", "~", "\\")) or not _is_repo_id(src)):

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ArgumentError, ModelNotAvailableError
+from ..errors import ArgumentError, ModelNotAvailableError, user_path
 
 __all__ = [
     "MINI_DIR",
@@ -587,7 +587,7 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
 
 def weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
     """Path of a shipped file, e.g. ``weights_path("mini_decoder.safetensors")``."""
-    return (Path(weights_dir).expanduser() if weights_dir is not None else WEIGHTS_DIR) / name  # "~/mini", as a shell reads it
+    return (user_path(weights_dir) if weights_dir is not None else WEIGHTS_DIR) / name  # "~/mini", as a shell reads it
 
 
 def _missing_weights(kind: str, path: Path, cfg_path: Path, hint: str) -> ModelNotAvailableError:
