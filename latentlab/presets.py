@@ -630,7 +630,7 @@ def _weights_status(p: Preset) -> str:
             repos.append(os.path.split(cfg["hf_hub"])[0])
         elif cfg.get("url"):  # where the loader downloads it
             with _reading():
-                downloads.append(Path("~/.cache/clip", os.path.basename(cfg["url"])).expanduser().is_file())
+                downloads.append(user_path(os.path.join("~/.cache/clip", os.path.basename(cfg["url"]))).is_file())
 
     if missing:
         return "missing (train it)" if all(_is_shipped(m) for m in missing) else "missing"
