@@ -135,6 +135,13 @@ def _video_size(path: Path) -> tuple[int, int]:
         raise ArgumentError(f"cannot read {str(path)!r} as a video to size it: {e}. Fix: check the file, or pass scale=.") from None
 
 
+def _check_caption(caption: Any) -> str | None:
+    """A view's caption: a str or None (a number raised a raw AttributeError only when shown)."""
+    if caption is not None and not isinstance(caption, str):
+        raise ArgumentError(f"caption must be a str or None, got {caption!r}. Fix: e.g. caption=str(value).")
+    return caption
+
+
 def _img_tag(src: str, width: int, alt: str = "") -> str:
     return f'<img src="{src}" width="{width}" alt="{html.escape(alt)}" style="{_PIXELATED}"/>'
 
@@ -163,7 +170,7 @@ class ImageView:
         self.array = _as_image(image, "image")
         h, w = self.array.shape[:2]
         self.scale = _check_scale(scale) or _auto_scale(tile or max(h, w), w)
-        self.caption = caption
+        self.caption = _check_caption(caption)
 
     def _repr_png_(self) -> bytes:
         return png_bytes(self.array)
@@ -198,7 +205,7 @@ class VideoView:
         self.mimetype = mimetype
         self.width = width
         self.path = path
-        self.caption = caption
+        self.caption = _check_caption(caption)
 
     def _src(self) -> str:
         if self.data is None:

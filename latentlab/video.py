@@ -846,7 +846,8 @@ def write_video(
             webp: Pillow's lossy quality, default 90; 100 writes lossless (and keeps every
             frame that differs from the one before, see below).
             gif: ignored (GIF is always 256-colour palettised).
-        loop: times an animated gif/webp plays in all; 0 (default) loops forever. Ignored for mp4.
+        loop: times an animated gif/webp plays in all; 0 (default) loops forever; at most 65535
+            for a webp and 65536 for a gif (16-bit counts). Ignored for mp4.
         size: resize the frames to ``size`` x ``size`` (Lanczos) as they are written,
             one at a time, as a render's ``size`` does: an mp4 holds one resized frame at a
             time, a gif keeps them as 256-colour frames (Pillow's writer: one byte a pixel, not
@@ -908,6 +909,14 @@ def write_video(
         raise ArgumentError(
             f"fps={fps!r} is too fast for webp, which stores whole milliseconds per frame (at most "
             f"{_WEBP_MAX_FPS:g} fps). Fix: use fps <= {_WEBP_MAX_FPS:g}, or write mp4."
+        )
+    # a gif stores the repeats after the first play, a webp the plays, each in 16 bits (Pillow's gif writer
+    # raised struct.error, said as a too-long hold; its webp writer a raw RuntimeError or OverflowError)
+    most_plays = {"gif": 65536, "webp": 65535}.get(fmt)
+    if most_plays is not None and loop_n > most_plays:
+        raise ArgumentError(
+            f"loop={loop!r}; a {fmt} plays at most {most_plays} times before it stops (its count is 16 bits). "
+            "Fix: use loop=0 to play forever, or a count within that."
         )
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= 16384):
         raise ArgumentError(f"size must be None or an integer in [1, 16384] (pixels per side), got {size!r}.")
@@ -1092,7 +1101,15 @@ def save_frames(
             f"pattern={pattern!r} gives the same name to every frame. "
             "Fix: include a field for the frame number, e.g. 'frame_{:05d}.png'."
         )
-    if any(sep in names[0] for sep in (os.sep, "/")):
+    names = [pattern.format(start + k) for k in range(len(arr))]  # (the first two may differ, later ones not)
+    first: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if first.setdefault(name, k) != k:
+            raise ArgumentError(
+                f"pattern={pattern!r} gives frame {start + k} the name {name!r}, as frame {start + first[name]} "
+                "(it would be overwritten). Fix: include a field for the whole frame number, e.g. 'frame_{:05d}.png'."
+            )
+    if any(sep in name for name in names for sep in (os.sep, "/")):
         raise ArgumentError(
             f"pattern={pattern!r} contains a path separator. Fix: put folders in directory=."
         )
@@ -1111,7 +1128,7 @@ def save_frames(
             f"cannot create directory {str(d)!r}: {e.strerror or e}. "
             "Fix: choose a writable location."
         ) from None
-    return [save_image(f, d / pattern.format(start + k)) for k, f in enumerate(arr)]
+    return [save_image(f, d / name) for name, f in zip(names, arr)]
 
 
 # ------------------------------------------------------------------------------------
@@ -1135,7 +1152,7 @@ def _rgb(value: Any, name: str) -> tuple[int, int, int]:
         t = tuple(int(c) for c in v)
         ok = len(t) == 3 and all(0 <= c <= 255 for c in t) and all(
             float(c) == int(c) for c in v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: an infinite float)
         ok = False
     if not ok:
         raise ArgumentError(
@@ -1308,7 +1325,12 @@ def contact_sheet(
             raise ArgumentError(
                 "labels is a single str; expected one label per frame. Fix: pass a list of str."
             )
-        labels = list(labels)
+        try:
+            labels = list(labels)
+        except TypeError:  # (a number: "'int' object is not iterable")
+            raise ArgumentError(
+                f"labels={labels!r}; expected one label per frame. Fix: pass a list of str."
+            ) from None
         if len(labels) == n:
             texts = [str(x) for x in labels]
         elif len(labels) == T:

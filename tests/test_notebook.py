@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import latentlab as ll
 from latentlab import explore, notebook, plots
@@ -22,7 +24,7 @@ from latentlab.errors import ArgumentError, SpaceError
 from latentlab.render import render  # not ll.render: once the submodule is imported, that name is the module
 from latentlab.space import space_of, tag
 
-from conftest import animated_frames, grey_frames
+from conftest import FakeDecoder, animated_frames, grey_frames
 
 
 @pytest.fixture(autouse=True)
@@ -1601,3 +1603,49 @@ def test_live_preview_shows_a_render_of_another_length_in_a_new_output(monkeypat
         p({"frame": k, "frames": 5, "image": f[k], "resumed": False})
     assert calls == [("display", "frame 1 (2 of 10)"), ("display", "frame 3 (4 of 5)")]
     assert p.count == 5
+
+
+# -- property: the scrubber's frame cache ---------------------------------------------------------
+
+_OPS = st.lists(st.tuples(st.sampled_from(["frame", "frames"]), st.lists(st.integers(-6, 5), min_size=1, max_size=5)),
+                min_size=1, max_size=12)  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(cache_size=st.none() | st.integers(1, 4), ops=_OPS, noise=st.sampled_from(["shared", "per-frame"]))
+def test_the_scrubber_cache_gives_the_render_frames_and_renders_each_miss_once(cache_size, ops, noise):
+    """Whatever order frames are asked in: each is frame k of the full render; the decoder renders exactly the
+    misses (a frame asked twice in one call, once); hits + misses count every frame asked for; the cache never holds more than cache_size frames, holds exactly the most recently used ones
+    after frame() (least recently used out first), and after frames(idx) keeps the last min(cache_size, distinct)
+    of them when they fit."""
+    dec = FakeDecoder()
+    z = tag(torch.nn.functional.normalize(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)), dim=-1),
+            "fake-space")  # fmt: skip
+    z = ll.Trajectory(z, frames=6)
+    full = render(z, dec, seed=2, noise=noise, progress=False)
+    dec.calls.clear()
+    s = ll.scrub(z, dec, seed=2, noise=noise, cache_size=cache_size)
+    model: list[int] = []  # least recently used first
+    asked = 0
+    for op, idx in ops:
+        if op == "frame":
+            k = idx[0] % 6
+            np.testing.assert_array_equal(s.frame(idx[0]), full[k])
+            asked += 1
+            if k in model:
+                model.remove(k)
+            model.append(k)
+            if cache_size is not None:
+                model = model[-cache_size:]
+            assert list(s._cache) == model
+        else:
+            np.testing.assert_array_equal(s.frames(idx), full[[k % 6 for k in idx]])
+            distinct = list(dict.fromkeys(k % 6 for k in idx))
+            asked += len(idx)
+            if cache_size is None or len(distinct) <= cache_size:
+                assert set(distinct) <= set(s._cache)
+            model = list(s._cache)
+        assert cache_size is None or len(s._cache) <= cache_size
+        for k, image in s._cache.items():
+            np.testing.assert_array_equal(image, full[k])
+        assert s.hits + s.misses == asked and sum(dec.calls) == s.misses

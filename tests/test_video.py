@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from latentlab import video
 from latentlab.errors import ArgumentError, LatentlabError
@@ -23,6 +26,9 @@ from latentlab.video import (
     sequence,
     write_video,
 )
+
+import latentlab as ll
+from latentlab import notebook
 
 from conftest import animated_frames
 
@@ -1331,3 +1337,278 @@ def test_an_mp4_holds_every_frame_shown_at_its_padded_size(n, h, w, hold_last, p
     shown = sequence(f, hold_last=hold_last, pingpong=pingpong)
     assert back.shape == (len(shown), h + h % 2, w + w % 2, 3)
     assert np.abs(back[:, :h, :w].astype(int).mean(axis=(1, 2, 3)) - shown.mean(axis=(1, 2, 3))).max() < 3
+
+
+# -- properties: contact sheets, saved frames, loop counts and odd frames (and the bugs they found) --
+
+SHEET_PROPS = settings(max_examples=25, deadline=None, derandomize=True)
+
+
+def _frames(seed: int, T: int, H: int, W: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (T, H, W, 3), dtype=np.uint8)
+
+
+def _as_kind(f: np.ndarray, kind: str):
+    """``f`` in one of the forms the video functions take, each standing for the same uint8 pixels."""
+    return {"uint8": f, "float32": f.astype(np.float32) / 255, "float64": f / 255.0, "int64": f.astype(np.int64),
+            "list": list(f), "torch": torch.from_numpy(f.copy())}[kind]  # fmt: skip
+
+
+KINDS = st.sampled_from(["uint8", "float32", "float64", "int64", "list", "torch"])
+
+
+# -- contact sheets -------------------------------------------------------------------------------
+
+
+@SHEET_PROPS
+@given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 10), H=st.integers(1, 12), W=st.integers(1, 12), kind=KINDS,
+       columns=st.none() | st.integers(1, 12), max_frames=st.none() | st.integers(1, 12), pad=st.integers(0, 3),
+       background=st.integers(0, 255) | st.tuples(*[st.integers(0, 255)] * 3),
+       labelled=st.sampled_from(["none", "shown", "input"]), texts=st.lists(st.text(max_size=30), min_size=10, max_size=10))  # fmt: skip
+def test_contact_sheet_lays_out_the_evenly_picked_frames_row_by_row(seed, T, H, W, kind, columns, max_frames, pad,
+                                                                     background, labelled, texts):  # fmt: skip
+    """n = min(T, max_frames) frames, the first and last among them, in order; c = columns capped at n (default
+    ceil(sqrt(n))), r = ceil(n / c) rows; the sheet is (r * (H + L) + (r + 1) * pad, c * W + (c + 1) * pad, 3) with
+    L > 0 exactly when there are labels (per shown or per input frame); each tile is its frame's pixels at
+    (pad + i * (H + L + pad), pad + j * (W + pad)) and everything outside the tiles and label strips is background."""
+    f = _frames(seed, T, H, W)
+    n = T if max_frames is None else min(T, max_frames)
+    labels = None if labelled == "none" else texts[: n if labelled == "shown" else T]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a label in a script the font lacks)
+        sheet = contact_sheet(_as_kind(f, kind), columns=columns, max_frames=max_frames, pad=pad, background=background,
+                              labels=labels)  # fmt: skip
+    c = math.ceil(math.sqrt(n)) if columns is None else min(columns, n)
+    r = math.ceil(n / c)
+    L = (sheet.shape[0] - (r + 1) * pad) // r - H
+    assert (L > 0) == (labels is not None)
+    assert sheet.dtype == np.uint8 and sheet.shape == (r * (H + L) + (r + 1) * pad, c * W + (c + 1) * pad, 3)
+    shown = video._pick_evenly(T, n)
+    assert len(shown) == n and shown[0] == 0 and shown[-1] == T - 1 and (np.diff(shown) > 0).all()
+    outside = np.ones(sheet.shape[:2], bool)
+    for k, i in enumerate(shown):
+        y, x = pad + (k // c) * (H + L + pad), pad + (k % c) * (W + pad)
+        np.testing.assert_array_equal(sheet[y : y + H, x : x + W], f[i])
+        outside[y : y + H + L, x : x + W] = False
+    assert (sheet[outside] == ((background,) * 3 if isinstance(background, int) else background)).all()
+
+
+@SHEET_PROPS
+@given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 6), H=st.integers(1, 9), W=st.integers(1, 9),
+       columns=st.none() | st.integers(1, 6), max_frames=st.none() | st.integers(1, 6), labelled=st.booleans())  # fmt: skip
+def test_show_of_frames_is_their_contact_sheet_and_of_one_image_the_image(seed, T, H, W, columns, max_frames, labelled):
+    """show(frames, ...) holds contact_sheet(frames, ...) for frames as an array, a list or PIL images; show of one
+    image, array or PIL, holds that image."""
+    from PIL import Image
+
+    f = _frames(seed, T, H, W)
+    n = T if max_frames is None else min(T, max_frames)
+    labels = [f"f{k}" for k in range(n)] if labelled else None
+    expected = contact_sheet(f, columns=columns, max_frames=max_frames, labels=labels)
+    for x in (f, list(f), [Image.fromarray(a) for a in f]):
+        view = ll.show(x, columns=columns, max_frames=max_frames, labels=labels)
+        np.testing.assert_array_equal(view.array, expected)
+    for x in (f[0], Image.fromarray(f[0]), f[0] / 255.0):
+        np.testing.assert_array_equal(ll.show(x).array, f[0])
+
+
+# -- frames and images on disk --------------------------------------------------------------------
+
+
+@SHEET_PROPS
+@given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 5), H=st.integers(1, 9), W=st.integers(1, 9), kind=KINDS,
+       start=st.integers(0, 10**6), width=st.integers(0, 7), suffix=st.sampled_from([".png", ".bmp", ".tif", ".PNG"]))  # fmt: skip
+def test_saved_frames_load_back_exactly_under_their_numbered_names(seed, T, H, W, kind, start, width, suffix):
+    """save_frames writes frame k as pattern.format(start + k) (lossless formats: the very pixels back), returns
+    those paths in order, and leaves nothing else in the folder."""
+    f = _frames(seed, T, H, W)
+    pattern = "f_{:0%dd}%s" % (width, suffix) if width else "f_{}" + suffix
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = save_frames(_as_kind(f, kind), Path(tmp) / "out", start=start, pattern=pattern)
+        assert [p.name for p in paths] == [pattern.format(start + k) for k in range(T)]
+        assert sorted(p.name for p in (Path(tmp) / "out").iterdir()) == sorted(p.name for p in paths)
+        for p, frame in zip(paths, f):
+            np.testing.assert_array_equal(load_image(p), frame)
+            np.testing.assert_array_equal(video.read_video(p), frame[None])
+
+
+@SHEET_PROPS
+@given(seed=st.integers(0, 2**32 - 1), T=st.integers(2, 30), start=st.integers(0, 9) | st.integers(95, 99),
+       pattern=st.sampled_from(["{!s:.1}.png", "{:.0e}.png", "{:.1e}.png", "{!s:.2}.png", "{:03d}.png", "{}.png"]))
+def test_save_frames_never_gives_two_frames_one_name(seed, T, start, pattern):
+    """A pattern that names two of the frames alike (not only the first two) is refused before anything is
+    written; otherwise every frame gets a file of its own."""
+    f = _frames(seed, T, 1, 1)
+    names = [pattern.format(start + k) for k in range(T)]
+    with tempfile.TemporaryDirectory() as tmp:
+        if len(set(names)) < T:
+            with pytest.raises(ArgumentError, match="pattern"):
+                save_frames(f, Path(tmp) / "o", start=start, pattern=pattern)
+            assert not (Path(tmp) / "o").exists() or not list((Path(tmp) / "o").iterdir())
+        else:
+            paths = save_frames(f, Path(tmp) / "o", start=start, pattern=pattern)
+            assert len({p.name for p in paths}) == T == len(list((Path(tmp) / "o").iterdir()))
+
+
+def test_save_frames_refuses_a_pattern_whose_later_names_repeat(tmp_path):
+    """'{!s:.1}.png' names frames 0-9 apart but frame 10 '1.png' again: refused, nothing overwritten."""
+    with pytest.raises(ArgumentError, match=r"pattern='\{!s:\.1\}\.png' gives frame 10 the name '1\.png', as frame 1"):
+        save_frames(np.zeros((12, 2, 2, 3), np.uint8), tmp_path / "o", pattern="{!s:.1}.png")
+    assert not (tmp_path / "o").exists()
+
+
+@SHEET_PROPS
+@given(H=st.integers(1, 8), W=st.integers(1, 8), x=hnp.arrays(np.float64, 8, elements=st.floats(0, 1)),
+       dtype=st.sampled_from([np.float32, np.float64]))  # fmt: skip
+def test_a_float_image_is_saved_as_its_levels_rounded(H, W, x, dtype):
+    """save_image of a float image in [0, 1] writes round(x * 255): the nearest level (to float32's precision)."""
+    a = np.resize(x.astype(dtype), (H, W, 3))
+    with tempfile.TemporaryDirectory() as tmp:
+        back = load_image(save_image(a, Path(tmp) / "i.png"))
+    assert np.abs(back - a.astype(np.float64) * 255).max() <= 0.5 + 1e-4
+
+
+# -- write_video's options, read back --------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(loop=st.integers(0, 3) | st.integers(65530, 65540) | st.integers(10**5, 2**40), fmt=st.sampled_from(["gif", "webp"]))
+def test_a_loop_count_is_written_as_plays_or_refused_naming_loop(loop, fmt):
+    """loop is the number of plays in all (0: forever): a webp stores it as it is, a gif the repeats after the
+    first (none for one play); a count the format cannot store (over 65535 webp plays, 65536 gif plays) is an
+    ArgumentError naming loop, not Pillow's raw error or a message about holds."""
+    from PIL import Image
+
+    f = np.zeros((2, 3, 3, 3), np.uint8)
+    f[1] = 255
+    most = 65536 if fmt == "gif" else 65535
+    with tempfile.TemporaryDirectory() as tmp:
+        if loop > most:
+            with pytest.raises(ArgumentError, match=rf"loop={loop}; a {fmt} plays at most {most} times"):
+                write_video(f, Path(tmp) / f"v.{fmt}", fps=10, loop=loop)
+            assert list(Path(tmp).iterdir()) == []
+            return
+        with Image.open(write_video(f, Path(tmp) / f"v.{fmt}", fps=10, loop=loop)) as im:
+            stored = im.info.get("loop")
+    assert stored == (loop if fmt == "webp" else None if loop == 1 else 0 if loop == 0 else loop - 1)
+
+
+def test_a_loop_count_past_what_the_format_stores_is_refused_naming_loop(tmp_path):
+    """loop=65536 for a webp (Pillow: raw RuntimeError 'ERROR assembling WebP') and loop=65537 for a gif (said
+    as a hold longer than 655.35 s) are ArgumentErrors naming loop; nothing is left behind."""
+    f = np.zeros((2, 3, 3, 3), np.uint8)
+    with pytest.raises(ArgumentError, match="loop=65536; a webp plays at most 65535"):
+        write_video(f, tmp_path / "v.webp", fps=10, loop=65536)
+    with pytest.raises(ArgumentError, match="loop=65537; a gif plays at most 65536"):
+        write_video(f, tmp_path / "v.gif", fps=10, loop=65537)
+    assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=5, deadline=None, derandomize=True)
+@given(fps=st.sampled_from([0.01, 0.5, 7.5, 23.976, 29.97, 1000 / 7]) | st.floats(0.01, 240), n=st.integers(1, 4),
+       hold_first=st.integers(0, 2), pingpong=st.booleans())  # fmt: skip
+def test_an_mp4_plays_at_the_fps_asked_for(fps, n, hold_first, pingpong):
+    """An mp4's stream rate is the fps given, a float as well (to ffmpeg's two decimals), whatever the holds."""
+    import imageio_ffmpeg
+
+    try:
+        video.check_video_writer("mp4")
+    except ArgumentError:
+        pytest.skip("no ffmpeg here")
+    f = _frames(0, n, 4, 6)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = write_video(f, Path(tmp) / "v.mp4", fps=fps, hold_first=hold_first, pingpong=pingpong)
+        gen = imageio_ffmpeg.read_frames(str(out))
+        try:
+            meta = next(gen)
+        finally:
+            gen.close()
+    assert abs(meta["fps"] - fps) <= 0.006 + 1e-4 * fps
+
+
+# -- odd inputs ------------------------------------------------------------------------------------
+
+_DTYPES = [np.uint8, np.int16, np.int64, np.uint16, np.float16, np.float32, np.float64, np.bool_, np.complex64]
+
+
+@st.composite
+def _odd_frames(draw):
+    frames_shape = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.just(3))
+    shape = draw(frames_shape | st.lists(st.integers(0, 4), min_size=2, max_size=5).map(tuple))
+    dtype = draw(st.sampled_from(_DTYPES))
+    if np.issubdtype(dtype, np.floating):
+        values = st.floats(-1, 2) | st.sampled_from([0.0, 1.0, 1.0005, -0.0005, 255.0, np.nan, np.inf])
+        a = draw(hnp.arrays(np.float64, shape, elements=values)).astype(dtype)
+    elif dtype == np.complex64:
+        a = np.zeros(shape, dtype)
+    else:
+        values = None if dtype in (np.uint8, np.bool_) else st.integers(-3 if np.issubdtype(dtype, np.signedinteger) else 0, 300)
+        a = draw(hnp.arrays(dtype, shape, elements=values))
+    return a if draw(st.booleans()) else list(a)
+
+
+def _valid(a) -> bool:
+    """Whether ``a`` is what the module takes: (T, H, W, 3) with no empty side, uint8, integers in [0, 255]
+    or floats in [0, 1] (1e-3 either side tolerated), NaN and inf never."""
+    arr = np.asarray(a)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or 0 in arr.shape:
+        return False
+    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.complexfloating):
+        return False
+    if np.issubdtype(arr.dtype, np.integer):
+        return bool(arr.min() >= 0 and arr.max() <= 255)
+    x = arr.astype(np.float32)
+    return bool(np.isfinite(x).all() and x.min() >= -1e-3 and x.max() <= 1 + 1e-3)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(frames=_odd_frames(), call=st.sampled_from(["contact_sheet", "sequence", "show", "save_frames", "gif"]))
+def test_frames_are_taken_exactly_when_valid_else_an_argument_error_names_them(frames, call):
+    """Every shape, dtype and value range is either taken (a (T, H, W, 3) uint8 result of the same T, H, W) or
+    refused with an ArgumentError naming ``frames``: never a raw numpy/Pillow error, never a silently wrapped
+    value."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = {
+            "contact_sheet": lambda: contact_sheet(frames, pad=0, columns=1000),
+            "sequence": lambda: video.sequence(frames),
+            "show": lambda: ll.show(frames, columns=1000).array,
+            "save_frames": lambda: np.stack([load_image(p) for p in save_frames(frames, Path(tmp) / "o")]),
+            "gif": lambda: video.read_video(write_video(frames, Path(tmp) / "v.gif", fps=10)),
+        }[call]
+        if not _valid(frames):  # (show takes an array of other than 4 axes for one image)
+            named = "image|frames" if call == "show" and not isinstance(frames, list) else "frames"
+            with pytest.raises(ArgumentError, match=named):
+                run()
+            return
+        out = run()
+    T, H, W = np.asarray(frames).shape[:3]
+    assert out.dtype == np.uint8
+    if call == "contact_sheet":
+        assert out.shape == (H, T * W, 3)
+    elif call == "show":  # (its sheet has contact_sheet's default pad, 2)
+        assert out.shape == (H + 4, T * W + (T + 1) * 2, 3)
+    elif call == "gif":
+        assert out.shape[1:] == (H, W, 3) and 1 <= len(out) <= T  # (equal neighbours merge)
+    else:
+        assert out.shape == (T, H, W, 3)
+        np.testing.assert_array_equal(out, video._as_frames(frames))
+
+
+def test_odd_arguments_of_the_sheet_and_the_views_are_argument_errors():
+    """labels that are not a sequence, an infinite background level and a caption that is not a str name
+    themselves (they were a raw TypeError, OverflowError, and an AttributeError only when shown)."""
+    f = np.zeros((2, 4, 4, 3), np.uint8)
+    with pytest.raises(ArgumentError, match="labels=5"):
+        contact_sheet(f, labels=5)
+    with pytest.raises(ArgumentError, match="labels=5"):
+        ll.show(f, labels=5)
+    with pytest.raises(ArgumentError, match="background"):
+        contact_sheet(f, background=(float("inf"), 0, 0))
+    for x in (f, f[0]):
+        with pytest.raises(ArgumentError, match="caption"):
+            ll.show(x, caption=5)
+    with pytest.raises(ArgumentError, match="caption"):
+        notebook.show_video(f, caption=np.zeros(3))
+
+
+# -- the scrubber's frame cache --------------------------------------------------------------------
