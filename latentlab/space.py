@@ -101,6 +101,20 @@ def rescale_rows(x: torch.Tensor, norms: torch.Tensor, rows: torch.Tensor) -> tu
     return x, torch.where(rows, x.norm(dim=-1, keepdim=True), norms)
 
 
+def float32_rows(z: torch.Tensor) -> torch.Tensor:
+    """``z`` (n, d) as float32 with each row's direction kept: a float64 row beyond float32's
+    range (entries of 1e39 came out infinite, of 1e-300 zero) is first scaled by a power of
+    two (exact), so that its largest entry is in [0.5, 1); every other row converts as before."""
+    if z.dtype == torch.float64:
+        m = z.abs().amax(dim=-1, keepdim=True)
+        far = (m > 2.0**100) | ((m < 2.0**-100) & (m > 0))
+        if bool(far.any()):
+            e = torch.where(far, torch.frexp(m)[1], torch.zeros_like(m, dtype=torch.int32)).to(torch.float64)
+            h = torch.trunc(e / 2)  # in two factors: 2**1074 alone overflows float64
+            z = z * torch.exp2(-h) * torch.exp2(h - e)
+    return z.to(torch.float32)
+
+
 def refuse_zero_rows(z: torch.Tensor, what: str, rest: str) -> None:
     """Raise an :class:`ArgumentError` naming the rows of ``z`` that are the zero vector:
     "<what> [rows] are the zero vector, which has no direction<rest>" (``what``: e.g.

@@ -6,12 +6,16 @@ without the shipped weights."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from latentlab.errors import ArgumentError
 from latentlab.mini import weights_available
 
 from conftest import tiny_caption_net, tiny_mini_decoder
@@ -545,3 +549,234 @@ def test_an_expert_needs_a_decoder_that_reads_captions_even_when_both_read_none(
     with pytest.raises(ArgumentError, match="reads captions"):
         check_expert(net, expert, ExpertConfig())
     assert expert_mismatch(_caption_net(), _caption_net(seed=1)) is None
+
+
+# -- properties: decoding and priors as a user calls them (and the bugs they found) -----------------
+
+PROPS = settings(max_examples=10, deadline=None, derandomize=True)
+
+D = 16  # the tiny mini nets' embedding size
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder(resolution: int = 32):
+    return tiny_mini_decoder(resolution=resolution, space=None)
+
+
+@functools.lru_cache(maxsize=None)
+def _mini_prior():
+    return _tiny_prior(steps=2, space=None)
+
+
+def _rows(n: int, seed: int, d: int = D) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _levels(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+# exact scales (powers of two keep every bit of a float32 row's direction) and arbitrary ones
+scales = st.one_of(st.integers(-100, 100).map(lambda k: 2.0**k), st.floats(1e-30, 1e30))
+
+
+@PROPS
+@given(n=st.integers(1, 4), seed=st.integers(0, 2**16), steps=st.integers(1, 2),
+       guidance=st.sampled_from([None, 0.0, 1.0, 2.5]), data=st.data())  # fmt: skip
+def test_mini_decode_draws_each_row_as_alone_in_any_order_and_at_any_length(n, seed, steps, guidance, data):
+    """A frame depends on its own embedding's direction and noise only: the same row decoded
+    alone, in a batch in another order, or with every row rescaled, gives the same frame up to
+    the documented batched-kernel rounding (a few levels at very low step counts)."""
+    dec = _decoder()
+    z, x = _rows(n, seed), _noise(n, seed + 1)
+    kw = {"steps": steps, "guidance_scale": guidance}
+    full = dec.decode(z, x, **kw)
+    assert full.shape == (n, 32, 32, 3) and full.dtype == np.uint8
+    assert np.array_equal(full, dec.decode(z, x, **kw))  # deterministic
+    perm = data.draw(st.permutations(range(n)))
+    k = torch.tensor([data.draw(scales) for _ in range(n)], dtype=torch.float64)
+    moved = dec.decode((z.double() * k[:, None])[perm].float(), x[perm], **kw)
+    i = data.draw(st.integers(0, n - 1))
+    alone = dec.decode(z[i : i + 1] * float(k[i]), x[i : i + 1], **kw)
+    for j, p in enumerate(perm):
+        assert _levels(moved[j], full[p]) <= 5
+    assert _levels(alone[0], full[i]) <= 5
+
+
+@PROPS
+@given(n=st.integers(1, 3), resolution=st.integers(8, 70), seed=st.integers(0, 2**16))
+def test_mini_decode_returns_uint8_frames_of_its_resolution_for_any_batch(n, resolution, seed):
+    """decode -> uint8 (n, resolution, resolution, 3) at any resolution (below the native 32 px
+    too), and the default guidance is the decoder's default_guidance."""
+    dec = _decoder(resolution)
+    z, x = _rows(n, seed), _noise(n, seed + 1)
+    out = dec.decode(z, x, steps=1)
+    assert out.shape == (n, resolution, resolution, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+    assert np.array_equal(out, dec.decode(z, x, steps=1, guidance_scale=dec.default_guidance))
+
+
+def _prior(kind: str):
+    from latentlab.priors import IdentityPrior
+
+    return _mini_prior() if kind == "mini" else IdentityPrior(name="id", space=None, dim=D)
+
+
+@PROPS
+@given(kind=st.sampled_from(["identity", "mini"]), n=st.integers(1, 3), k=st.integers(1, 3),
+       seed=st.integers(-(2**63), 2**63 - 1), rows=st.integers(0, 2**16),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]), power=st.integers(-140, 140))  # fmt: skip
+def test_a_prior_samples_unit_rows_from_each_texts_direction_alone(kind, n, k, seed, rows, dtype, power):
+    """prior(t, seed, num_samples=k) -> (n*k, d) unit-norm float32 rows, the same for the same
+    seed; block i is what text i alone draws; and a text is read as a direction: the same at
+    any length (a power of two: the direction exact, in float64 also beyond float32's range)."""
+    prior = _prior(kind)
+    t = _rows(n, rows).to(dtype)
+    out = prior(t, seed=seed, num_samples=k)
+    assert out.shape == (n * k, D) and out.dtype == torch.float32
+    assert torch.allclose(out.norm(dim=-1), torch.ones(n * k), atol=1e-5)
+    assert torch.equal(out, prior(t, seed=seed, num_samples=k))
+    assert torch.allclose(prior(t[n - 1 :], seed=seed, num_samples=k), out[(n - 1) * k :], atol=1e-4)
+    if dtype != torch.float64:  # float32's range of exponents (bfloat16 shares it)
+        power = max(-100, min(100, power))
+    longer = prior(t * 2.0**power, seed=seed, num_samples=k)
+    assert torch.allclose(longer.norm(dim=-1), torch.ones(n * k), atol=1e-5)
+    assert torch.allclose(longer, out, atol=1e-4)
+
+
+@PROPS
+@given(seed=st.integers(-(2**63), 2**63 - 2), other=st.integers(-(2**63), 2**63 - 1), rows=st.integers(0, 2**16))
+def test_the_mini_priors_seeds_and_samples_draw_different_embeddings(seed, other, rows):
+    """Different seeds, and the samples of one seed, give different embeddings (the noise of
+    sample j is seeded by (seed, j))."""
+    prior = _mini_prior()
+    t = _rows(1, rows)
+    a = prior(t, seed=seed, num_samples=2)
+    assert float((a[0] - a[1]).abs().max()) > 1e-3
+    if other != seed:
+        assert float((a[0] - prior(t, seed=other)[0]).abs().max()) > 1e-3
+
+
+def _bad_decode_calls():
+    """(argument named in the error, keyword arguments replacing good ones) for a 2-row batch."""
+    z, x = _rows(2, 0), _noise(2, 1)
+    nan, inf = float("nan"), float("inf")
+    zero_row = z.clone()
+    zero_row[1] = 0
+    nan_row = z.clone()
+    nan_row[0, 3] = nan
+    huge_noise = x.double()
+    huge_noise[1, 0, 0, 0] = 1e39
+    return [
+        ("embeddings", {"embeddings": zero_row}), ("embeddings", {"embeddings": nan_row}),
+        ("embeddings", {"embeddings": z * inf}), ("embeddings", {"embeddings": z[:, :8]}),
+        ("embeddings", {"embeddings": z[None]}), ("embeddings", {"embeddings": z.int()}),
+        ("embeddings", {"embeddings": z[:0]}), ("embeddings", {"embeddings": z.numpy()}),
+        ("embeddings", {"embeddings": "a cat"}), ("noise", {"noise": x[:1]}), ("noise", {"noise": x * nan}),
+        ("noise", {"noise": huge_noise}), ("noise", {"noise": x.numpy()}), ("noise", {"noise": None}),
+        ("seeds", {"seeds": 5}), ("seeds", {"seeds": [1]}), ("seeds", {"seeds": [1, 2.5]}),
+        ("seeds", {"seeds": [1, None]}), ("seeds", {"seeds": [2**64, 0]}), ("seeds", {"seeds": "ab"}),
+        ("steps", {"steps": 0}), ("steps", {"steps": -2}), ("steps", {"steps": 1.5}), ("steps", {"steps": True}),
+        ("steps", {"steps": 1001}), ("steps", {"steps": "2"}),
+        ("guidance_scale", {"guidance_scale": -0.5}), ("guidance_scale", {"guidance_scale": nan}),
+        ("guidance_scale", {"guidance_scale": inf}), ("guidance_scale", {"guidance_scale": "3"}),
+        ("captions", {"captions": ["a", "b"]}),
+    ]  # fmt: skip
+
+
+BAD_DECODE = _bad_decode_calls()
+
+
+@PROPS
+@given(picks=st.lists(st.integers(0, len(BAD_DECODE) - 1), min_size=1, max_size=2, unique=True))
+def test_decode_refuses_odd_arguments_by_name(picks):
+    """Any odd argument (zero, NaN or infinite rows, another size, wrong type, bad seeds,
+    steps or guidance) is an ArgumentError naming an argument at fault, never a raw error."""
+    dec = _decoder()
+    kw = {"embeddings": _rows(2, 0), "noise": _noise(2, 1), "steps": 1}
+    names = set()
+    for p in picks:
+        name, bad = BAD_DECODE[p]
+        names.add(name)
+        kw.update(bad)
+    with pytest.raises(ArgumentError) as e:
+        dec.decode(kw.pop("embeddings"), kw.pop("noise"), **kw)
+    assert any(name in str(e.value) for name in names), str(e.value)
+
+
+BAD_PRIOR = [
+    ("text_embeddings", {"text_embeddings": torch.zeros(2, D)}), ("text_embeddings", {"text_embeddings": _rows(2, 0) * float("nan")}),
+    ("text_embeddings", {"text_embeddings": _rows(2, 0)[:, :4]}), ("text_embeddings", {"text_embeddings": ["a cat"]}),
+    ("text_embeddings", {"text_embeddings": _rows(2, 0).int()}), ("num_samples", {"num_samples": 0}),
+    ("num_samples", {"num_samples": 1.0}), ("num_samples", {"num_samples": True}), ("seed", {"seed": 2**63}),
+    ("seed", {"seed": "1"}), ("seed", {"seed": 0.5}),
+]  # fmt: skip
+
+
+@PROPS
+@given(kind=st.sampled_from(["identity", "mini"]), pick=st.integers(0, len(BAD_PRIOR) - 1))
+def test_a_prior_refuses_odd_arguments_by_name(kind, pick):
+    """prior(...) refuses zero, NaN or other-size rows, non-tensors, and bad num_samples or
+    seed with an ArgumentError naming the argument."""
+    name, bad = BAD_PRIOR[pick]
+    kw = {"text_embeddings": _rows(2, 0), **bad}
+    with pytest.raises(ArgumentError, match=name):
+        _prior(kind)(kw.pop("text_embeddings"), **kw)
+
+
+@PROPS
+@given(n=st.integers(2, 3), seed=st.integers(0, 2**16), steps=st.integers(1, 2), power=st.integers(-60, 60))
+def test_invert_gives_each_picture_the_noise_it_gets_alone(n, seed, steps, power):
+    """invert(images, z) -> float32 (n, *noise_shape()), deterministic, row i what picture i
+    alone gives (its embedding read as a direction: any length)."""
+    dec = _decoder()
+    z = _rows(n, seed)
+    images = np.random.default_rng(seed).integers(0, 256, (n, 24, 24, 3), dtype=np.uint8)
+    noise = dec.invert(images, z, steps=steps, refine=0)
+    assert noise.shape == (n, *dec.noise_shape()) and noise.dtype == torch.float32
+    assert torch.equal(noise, dec.invert(images, z, steps=steps, refine=0))
+    i = n - 1
+    alone = dec.invert(images[i], z[i] * 2.0**power, steps=steps, refine=0)
+    assert torch.allclose(alone[0], noise[i], atol=1e-3)
+
+
+# -- regressions ---------------------------------------------------------------------------
+
+
+def test_a_prior_returns_unit_rows_for_a_text_embedding_shorter_than_1e_12():
+    """A text row of norm below 1e-12 was divided by the clamped norm: IdentityPrior returned
+    rows of norm 1e-20 (not unit) and the mini prior read a near-zero text (another sample)."""
+    t = _rows(2, 3)
+    t = t / t.norm(dim=-1, keepdim=True)
+    for kind in ("identity", "mini"):
+        prior = _prior(kind)
+        short = prior(t * 1e-13, seed=4)
+        assert torch.allclose(short.norm(dim=-1), torch.ones(2), atol=1e-5)
+        assert torch.allclose(short, prior(t, seed=4), atol=1e-4)
+
+
+def test_a_prior_takes_num_samples_as_any_integer_type():
+    """num_samples=np.int64(2) was refused as "must be an integer >= 1, got np.int64(2)" (seed
+    took numpy integers)."""
+    assert _prior("identity")(_rows(1, 0), num_samples=np.int64(2)).shape == (2, D)
+
+
+def test_decode_refuses_a_bare_int_as_seeds_by_name():
+    """seeds=5 was a raw TypeError ('int' object is not iterable)."""
+    with pytest.raises(ArgumentError, match="seeds must be a list"):
+        _decoder().decode(_rows(1, 0), _noise(1, 1), seeds=5, steps=1)
+
+
+def test_float64_inputs_beyond_float32s_range_are_read_or_refused_not_drawn_black():
+    """Checked before the float32 conversion: float64 noise of 1e39 (inf in float32) drew black
+    frames; float64 embeddings of 1e300 (inf) drew black frames, of 1e-300 (zero) were refused
+    as the zero vector, and the priors blamed their own output."""
+    dec = _decoder()
+    z, x = _rows(2, 0), _noise(2, 1)
+    huge = x.double()
+    huge[1, 0, 0, 0] = 1e39
+    with pytest.raises(ArgumentError, match=r"noise holds NaN or infinite values \(rows \[1\]\) as the float32"):
+        dec.decode(z, huge, steps=1)
+    want = dec.decode(z, x, steps=1)
+    for k in (1e300, 1e-300):
+        assert _levels(dec.decode(z.double() * k, x, steps=1), want) <= 1
+        assert torch.allclose(_prior("identity")(z.double() * k), _prior("identity")(z), atol=1e-6)

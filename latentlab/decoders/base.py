@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import check_int, check_number, check_seed
-from ..space import check_embeddings, refuse_zero_rows, rescale_rows
+from ..space import check_embeddings, float32_rows, refuse_zero_rows, rescale_rows
 
 __all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
 
@@ -378,7 +378,7 @@ class Decoder:
             raise LatentlabError(f"decoder {type(self).__name__} has dim={self.dim!r}; a decoder sets dim, the size of "
                                  "the embeddings it decodes (see latentlab.Decoder).")  # fmt: skip
         z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
-        z = z.detach().to("cpu", torch.float32)
+        z = float32_rows(z.detach().to("cpu"))  # (a float64 row of 1e39 came out infinite, of 1e-300 zero)
         refuse_zero_rows(z, "embeddings row(s)", " to decode. Fix: drop those rows (a padding row?), or give each an embedding.")
         n = z.norm(dim=-1, keepdim=True)
         # a row whose length overflows float32 (it came out as zeros) or is below 1e-12 (it came
@@ -414,17 +414,23 @@ class Decoder:
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
             raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
-        finite = torch.isfinite(noise.detach()).flatten(1).all(dim=1)
+        x = noise.detach().to("cpu", torch.float32)
+        # checked as _decode gets it: float64 noise beyond float32's range (1e39) came out infinite
+        finite = torch.isfinite(x).flatten(1).all(dim=1)
         if not bool(finite.all()):  # it drew black frames without a word
             rows = (~finite).nonzero()[:, 0].tolist()
-            raise ArgumentError(f"noise holds NaN or infinite values (rows {rows[:8]}); draw it with torch.randn, or "
-                                "check the noise it came from (decoder.invert's output, keyframe_noise).")  # fmt: skip
+            raise ArgumentError(f"noise holds NaN or infinite values (rows {rows[:8]}) as the float32 the decoder reads; "
+                                "draw it with torch.randn, or check the noise it came from (decoder.invert's output, "
+                                "keyframe_noise).")  # fmt: skip
+        if seeds is not None and (isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__")):
+            # (a bare int was a raw TypeError: 'int' object is not iterable)
+            raise ArgumentError(f"seeds must be a list of integers, one per embedding, got {seeds!r}.")
         seeds = list(range(z.shape[0])) if seeds is None else [check_seed(s, "seeds[...]") for s in seeds]
         if len(seeds) != z.shape[0]:
             raise ArgumentError(f"seeds has {len(seeds)} entries for {z.shape[0]} embeddings; give one per frame.")
         steps = self._check_steps(self.default_steps if steps is None else steps)
         guidance = check_number(self.default_guidance if guidance_scale is None else guidance_scale, "guidance_scale", minimum=0)
-        return z, noise.detach().to("cpu", torch.float32), seeds, steps, guidance
+        return z, x, seeds, steps, guidance
 
     def invert(
         self,
