@@ -313,7 +313,7 @@ def _to_rgb(im: Any, name: str | None = None) -> Any:
         im = im.convert("RGBA")  # opaque pixels stay as they are once composited on white
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = im.convert("RGBA")
+        rgba = (im.convert("LA") if mode == "La" else im).convert("RGBA")  # (Pillow has no La -> RGBA)
         out = Image.new("RGB", rgba.size, (255, 255, 255))
         out.paste(rgba, mask=rgba.getchannel("A"))
         return out

@@ -1352,3 +1352,18 @@ def test_a_batch_inside_a_list_gives_all_its_pictures(enc: Encoder) -> None:
     assert z.shape == (5, 32)
     singles = enc.encode_image([_picture(seed=6), *pics, *pics])
     torch.testing.assert_close(z, singles, atol=ATOL, rtol=0)
+
+
+def test_a_premultiplied_grey_alpha_picture_reads_as_its_straight_alpha_twin() -> None:
+    """A PIL picture of mode 'La' (grey with premultiplied alpha) is composited on white as its 'LA'
+    twin is (Pillow has no La -> RGBA conversion: a raw ValueError in show, contact_sheet and
+    the encoders); 'RGBa' likewise as 'RGBA'."""
+    from PIL import Image
+
+    from latentlab.encoders import _to_rgb
+
+    la = Image.new("LA", (4, 4), (100, 128))
+    assert np.array_equal(np.asarray(_to_rgb(la.convert("La"))), np.asarray(_to_rgb(la.convert("La").convert("LA"))))
+    assert np.asarray(_to_rgb(la.convert("La")))[0, 0].tolist() == [177, 177, 177]  # 100 at half opacity on white
+    rgba = Image.new("RGBA", (4, 4), (200, 40, 0, 128))
+    assert np.array_equal(np.asarray(_to_rgb(rgba.convert("RGBa"))), np.asarray(_to_rgb(rgba.convert("RGBa").convert("RGBA"))))
