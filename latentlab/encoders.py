@@ -220,9 +220,10 @@ class _Image:
     def content(self) -> Iterable[bytes]:
         """Bytes that identify the picture, for cache keys."""
         if self.path is not None:
-            # the file's bytes; "v2": how files are decoded changed (an RGB PNG with a colour key
-            # is composited on white since 2026-12-06), so embeddings cached before are not reused
-            yield b"file-v2\0"
+            # the file's bytes; "v3": how files are decoded changed (an RGB PNG with a colour key
+            # is composited on white since 2026-12-06, a 16-bit grey one since 2026-12-07), so
+            # embeddings cached before are not reused
+            yield b"file-v3\0"
             with open(self.path, "rb") as f:
                 while chunk := f.read(1 << 20):
                     yield chunk
@@ -239,7 +240,7 @@ class _Image:
         try:
             with Image.open(self.path) as im:
                 im.load()
-                return _to_rgb(im, repr(str(self.path)))
+                return _to_rgb(im, repr(str(self.path)), warn_animated=False)  # (_one_image said it, cached or not)
         except Exception as exc:  # PIL raises many types for bad files
             raise ArgumentError(
                 f"{self.label}: could not read image file {str(self.path)!r} ({type(exc).__name__}: {exc}). "
@@ -262,21 +263,27 @@ def _too_large(exc: BaseException) -> str | None:
 _ANIMATED_FORMATS = ("GIF", "WEBP", "PNG", "TIFF")  # (not a phone's MPO JPEG, photo then preview; not a PSD's layers)
 
 
-def _to_rgb(im: Any, name: str | None = None) -> Any:
+def _animated_note(im: Any, name: str | None = None) -> str | None:
+    """Of an animated picture (``im`` as opened): the warning that it is read as its current frame
+    (naming the file ``name``, so that it is said once per file); else ``None``."""
+    n_frames = getattr(im, "n_frames", 1)
+    if not (isinstance(n_frames, int) and n_frames > 1 and getattr(im, "format", None) in _ANIMATED_FORMATS):
+        return None
+    k = im.tell()  # (it was read as one picture, silently)
+    return (f"{name + ' is ' if name else ''}an animated picture ({n_frames} frames), read as one of them, frame {k}"
+            + (" (the first)" if k == 0 else "") + "; for another, save that frame as a picture of its own (in "
+            "Python: im.seek(k); im.copy()).")  # fmt: skip
+
+
+def _to_rgb(im: Any, name: str | None = None, *, warn_animated: bool = True) -> Any:
     """``im`` (any PIL mode) as an RGB image: EXIF orientation applied, alpha composited on white;
     of an animated picture, its current frame (the first, as opened), with a warning saying so
-    (naming the file ``name``, so that it is said once per file)."""
+    (naming the file ``name``, so that it is said once per file) unless ``warn_animated`` is False."""
     from PIL import Image, ImageOps
 
-    n_frames = getattr(im, "n_frames", 1)
-    if isinstance(n_frames, int) and n_frames > 1 and getattr(im, "format", None) in _ANIMATED_FORMATS:
-        k = im.tell()  # (it was read as one picture, silently)
-        warnings.warn(
-            f"{name + ' is ' if name else ''}an animated picture ({n_frames} frames), read as one of them, frame {k}"
-            + (" (the first)" if k == 0 else "") + "; for another, save that frame as a picture of its own (in "
-            "Python: im.seek(k); im.copy()).",
-            UserWarning, stacklevel=2,
-        )  # fmt: skip
+    note = _animated_note(im, name) if warn_animated else None
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
 
     try:
         orientation = im.getexif().get(0x0112, 1)
@@ -289,6 +296,7 @@ def _to_rgb(im: Any, name: str | None = None) -> Any:
         return im
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
         raw = np.asarray(im)
+        key = im.info.get("transparency")  # a 16-bit grey PNG's colour key (tRNS): its transparent value
         top = raw.max(initial=0)
         if mode == "I" and 0 < top <= 255:  # 8-bit values in a 32-bit image look the same
             warnings.warn(
@@ -309,6 +317,9 @@ def _to_rgb(im: Any, name: str | None = None) -> Any:
             grey[r : r + 256] = np.clip(np.round(a), 0, 255).astype(np.uint8)
         im = Image.fromarray(grey, mode="L")
         mode = "L"
+        if isinstance(key, int) and not isinstance(key, bool):  # (the 8-bit picture above has lost the key)
+            im.putalpha(Image.fromarray(np.where(raw == key, 0, 255).astype(np.uint8), mode="L"))
+            mode = "LA"
     if mode == "P" or "transparency" in im.info:
         im = im.convert("RGBA")  # opaque pixels stay as they are once composited on white
         mode = "RGBA"
@@ -395,6 +406,11 @@ def _tensor_to_pils(t: torch.Tensor, label: str) -> list[_Image]:
         )
     if chw.shape[0] == 0:
         raise ArgumentError(f"{label}: the image batch tensor is empty (shape {shape}); pass at least one image.")
+    if t.layout != torch.strided or t.is_meta:  # (raw errors from .numpy() before)
+        raise ArgumentError(
+            f"{label}: a {'meta' if t.is_meta else str(t.layout).removeprefix('torch.')} tensor has no pixels to read; "
+            + ("pass a tensor that holds data." if t.is_meta else "pass t.to_dense().")
+        )
     if not (t.dtype == torch.uint8 or torch.is_floating_point(t)):
         raise ArgumentError(
             f"{label}: image tensors must be float (0..1) or uint8 (0..255), got dtype {t.dtype}. "
@@ -428,15 +444,26 @@ def _one_image(x: object, label: str) -> list[_Image]:
         try:
             with Image.open(p) as im:  # header only: cheap, catches non-images up front
                 im.size  # noqa: B018
+                note = _animated_note(im, repr(str(p)))  # here, not when decoded: a cache hit is not decoded
         except Exception as exc:
             raise ArgumentError(
                 f"{label}: could not read image file {str(p)!r} ({type(exc).__name__}: {exc}). "
                 + (_too_large(exc) or "The file is corrupt or not an image; re-export it as PNG or JPEG.")
             ) from exc
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=4)
         return [_Image(label, path=p)]
     if isinstance(x, Image.Image):
         if x.width == 0 or x.height == 0:
             raise ArgumentError(f"{label}: empty PIL image of size {x.size}; pass a picture at least 1x1 pixels.")
+        try:  # its pixels now: a picture opened lazily whose file is closed failed in the model's transform
+            x.load()
+        except Exception as exc:
+            raise ArgumentError(
+                f"{label}: could not read PIL image (mode {x.mode!r}) ({type(exc).__name__}: {exc}). If it was opened "
+                "in a `with Image.open(path) as im:` block, use it inside the block or call im.load() there; or pass "
+                "the path."
+            ) from exc
         try:
             return [_Image(label, pil=_to_rgb(x))]
         except Exception as exc:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import socket
+import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
 
 from latentlab.encoders import EmbeddingCache, Encoder
 from latentlab.errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError
@@ -1367,3 +1370,316 @@ def test_a_premultiplied_grey_alpha_picture_reads_as_its_straight_alpha_twin() -
     assert np.asarray(_to_rgb(la.convert("La")))[0, 0].tolist() == [177, 177, 177]  # 100 at half opacity on white
     rgba = Image.new("RGBA", (4, 4), (200, 40, 0, 128))
     assert np.array_equal(np.asarray(_to_rgb(rgba.convert("RGBa"))), np.asarray(_to_rgb(rgba.convert("RGBa").convert("RGBA"))))
+
+# -- properties: one picture in every container, batches, the cache, texts, odd arrays and modes ----
+
+PROPS = settings(max_examples=20, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+
+
+def _pixels(draw, channels: int | None = None, max_side: int = 24) -> np.ndarray:
+    h = draw(st.integers(1, max_side))
+    w = draw(st.integers(1, max_side))
+    c = channels if channels is not None else draw(st.sampled_from([0, 1, 3, 4]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    shape = (h, w) if c == 0 else (h, w, c)
+    a = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if c == 4 and draw(st.booleans()):  # alpha only 0 or 255 as well as partial
+        a[..., 3] = np.where(a[..., 3] > 127, 255, 0)
+    return a
+
+
+pixels = st.composite(_pixels)
+
+
+def _containers(a: np.ndarray, folder: Path) -> dict[str, object]:
+    """The same picture as every input kind encode_image takes."""
+    path = folder / "pic.png"
+    Image.fromarray(a if a.ndim == 2 or a.shape[2] != 1 else a[:, :, 0]).save(path)
+    chw = torch.from_numpy(a if a.ndim == 3 else a[:, :, None]).permute(2, 0, 1)
+    with Image.open(path) as im:
+        pil = im.copy()
+    return {
+        "path": str(path), "Path": path, "PIL": pil,
+        "uint8 array": a, "float32 array": a.astype(np.float32) / 255, "float64 array": a.astype(np.float64) / 255,
+        "uint8 tensor": chw, "float tensor": chw.float() / 255, "batch tensor": (chw.float() / 255)[None],
+        "batch array": a[None] if a.ndim == 3 else a[None, :, :, None], "list": [a],
+    }  # fmt: skip
+
+
+@PROPS
+@given(a=pixels())
+def test_the_same_picture_gives_the_same_row_in_every_container(enc: Encoder, a: np.ndarray) -> None:
+    """A picture (grey, grey+1 channel, RGB, RGBA; 1x1 up to thin strips) as a path, a PIL image, a
+    uint8 / float array, a tensor, a batch of one or in a list: one unit-norm row, the same in
+    every container, tagged with the encoder's space."""
+    with tempfile.TemporaryDirectory() as d:
+        variants = _containers(a, Path(d))
+        ref = enc.encode_image(variants["uint8 array"])
+        assert ref.shape == (1, 32) and ref.dtype == torch.float32 and space_of(ref) == "tiny-random"
+        torch.testing.assert_close(ref.norm(dim=-1), torch.ones(1), atol=1e-5, rtol=0)
+        for what, x in variants.items():
+            z = enc.encode_image(x)
+            assert space_of(z) == "tiny-random", what
+            torch.testing.assert_close(z, ref, atol=ATOL, rtol=0, msg=f"{what} differs from the uint8 array, shape {a.shape}")
+
+
+@PROPS
+@given(
+    pics=st.lists(pixels(channels=3), min_size=1, max_size=6),
+    batch_size=st.integers(1, 7),
+    order=st.randoms(use_true_random=False),
+)
+def test_rows_follow_the_pictures_whatever_the_batch_size_and_order(enc, pics, batch_size, order) -> None:
+    """n pictures give n rows, row i the picture i alone, whatever the batch size, and a
+    shuffled list gives the same rows shuffled."""
+    alone = torch.cat([enc.encode_image(p) for p in pics])
+    z = enc.encode_image(pics, batch_size=batch_size)
+    assert z.shape == (len(pics), 32) and space_of(z) == "tiny-random"
+    torch.testing.assert_close(z, alone, atol=ATOL, rtol=0)
+    perm = list(range(len(pics)))
+    order.shuffle(perm)
+    zp = enc.encode_image([pics[i] for i in perm], batch_size=batch_size)
+    torch.testing.assert_close(zp, alone[perm], atol=ATOL, rtol=0)
+
+
+_POOL_TEXTS = ["a cat", "a dog", "", "a red circle", "A CAT", "a  cat", "café", "猫"]
+
+
+@PROPS
+@given(calls=st.lists(st.tuples(st.lists(st.integers(0, 11), min_size=1, max_size=6), st.integers(1, 4)),
+                      min_size=1, max_size=5))  # fmt: skip
+def test_a_cache_hit_returns_exactly_what_the_miss_computed(enc: Encoder, calls) -> None:
+    """Over any sequence of encode calls (texts and pictures, repeats within a call, any batch
+    size) with a cache: every item not yet cached before a call is a miss, every other a hit;
+    a hit is bit for bit the row the miss that stored it computed, and every row is what the
+    encoder without a cache returns."""
+    pics = [np.random.default_rng(s).integers(0, 256, (9, 11, 3), dtype=np.uint8) for s in range(4)]
+    with tempfile.TemporaryDirectory() as d:
+        e = create_encoder("tiny", cache=Path(d) / "cache")
+        stored: dict[int, torch.Tensor] = {}
+        for items, bs in calls:
+            before_hits, before_misses = e.cache.hits, e.cache.misses
+            new = sum(1 for i in items if i not in stored)
+            computed: dict[int, torch.Tensor] = {}
+            for inputs, encode, offset in (([i for i in items if i < 8], e.encode_text, 0),
+                                           ([i for i in items if i >= 8], e.encode_image, 8)):  # fmt: skip
+                if not inputs:
+                    continue
+                z = encode([_POOL_TEXTS[i] if i < 8 else pics[i - 8] for i in inputs], batch_size=bs)
+                assert space_of(z) == "tiny-random" and z.shape == (len(inputs), 32)
+                for row, i in enumerate(inputs):
+                    ref = enc.encode_text(_POOL_TEXTS[i]) if i < 8 else enc.encode_image(pics[i - 8])
+                    torch.testing.assert_close(z[row : row + 1], ref, atol=ATOL, rtol=0)
+                    if i in stored:
+                        assert torch.equal(z[row], stored[i]), (i, items)
+                    else:
+                        computed[i] = z[row].clone()  # (a repeat in the same call: the last one is stored)
+            assert e.cache.misses - before_misses == new
+            assert e.cache.hits - before_hits == len(items) - new
+            stored.update(computed)
+
+
+@PROPS
+@given(texts=st.lists(st.text(max_size=40), min_size=1, max_size=5), batch_size=st.integers(1, 6))
+def test_any_unicode_text_gives_one_unit_row(enc: Encoder, texts: list[str], batch_size: int) -> None:
+    """Any prompts (any unicode but lone surrogates, "" included, repeats) give one unit-norm
+    row each, tagged, each the prompt encoded alone; a lone surrogate is an ArgumentError
+    naming the prompt."""
+    clean = all(not any(0xD800 <= ord(c) <= 0xDFFF for c in t) for t in texts)
+    if not clean:
+        with pytest.raises(ArgumentError, match=r"texts\[\d+\].*not text"):
+            enc.encode_text(texts, batch_size=batch_size)
+        return
+    z = enc.encode_text(texts, batch_size=batch_size)
+    assert z.shape == (len(texts), 32) and z.dtype == torch.float32 and space_of(z) == "tiny-random"
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(len(texts)), atol=1e-5, rtol=0)
+    for i, t in enumerate(texts):
+        torch.testing.assert_close(z[i : i + 1], enc.encode_text(t), atol=ATOL, rtol=0)
+
+
+_WORDS = ["cat", "a", "red", "circle", "über", "🙂", "x-ray", "naïve", "12", "!!"]
+
+
+@PROPS
+@given(words=st.lists(st.sampled_from(_WORDS), min_size=60, max_size=90))
+def test_the_truncation_warning_fires_exactly_for_prompts_past_the_context(enc: Encoder, words: list[str]) -> None:
+    """A prompt warns (once) exactly when its tokens and the start and end tokens pass the
+    context of 77, and then words appended to it change nothing."""
+    text = " ".join(words)
+    cut = len(enc.tokenizer.encode(text)) + 2 > 77
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        z = enc.encode_text(text)
+    said = [w for w in seen if "context of 77 tokens" in str(w.message)]
+    assert len(said) == int(cut), (len(enc.tokenizer.encode(text)), [str(w.message) for w in seen])
+    if cut:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert torch.equal(enc.encode_text(text + " and a green triangle"), z)
+
+
+def _odd_array(draw) -> np.ndarray:
+    ndim = draw(st.integers(0, 5))
+    shape = tuple(draw(st.lists(st.sampled_from([0, 1, 2, 3, 4, 5]), min_size=ndim, max_size=ndim)))
+    dtype = draw(st.sampled_from([np.uint8, np.float16, np.float32, np.float64, np.int32, np.uint16, np.bool_]))
+    scale = draw(st.sampled_from([1.0, 255.0, -1.0, float("nan"), float("inf")]))
+    a = np.random.default_rng(draw(st.integers(0, 99))).random(shape) * scale
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.nan_to_num(a).astype(dtype) if np.issubdtype(dtype, np.integer) or dtype == np.bool_ else a.astype(dtype)
+
+
+@PROPS
+@given(a=st.composite(_odd_array)(), as_tensor=st.booleans())
+def test_any_array_or_tensor_gives_rows_or_an_argument_error(enc: Encoder, a: np.ndarray, as_tensor: bool) -> None:
+    """An array or tensor of any shape (empty, 0-d, 5-d, 2 or 5 channels) and dtype (int,
+    uint16, bool, float out of [0, 1], NaN) gives unit rows or an ArgumentError naming
+    ``images``, never a raw error."""
+    x = a
+    if as_tensor:
+        x = torch.from_numpy(a.astype(np.int32) if a.dtype == np.uint16 else a)
+    try:
+        z = enc.encode_image(x)
+    except ArgumentError as e:
+        assert str(e).startswith("images")
+    else:
+        assert z.ndim == 2 and z.shape[1] == 32 and space_of(z) == "tiny-random"
+        torch.testing.assert_close(z.norm(dim=-1), torch.ones(len(z)), atol=1e-5, rtol=0)
+
+
+@PROPS
+@given(a=pixels(channels=0), key=st.integers(0, 255))
+def test_a_grey_png_colour_key_is_white_at_8_and_at_16_bits(enc: Encoder, tmp_path_factory, a: np.ndarray, key: int) -> None:
+    """A grey PNG with a colour key (tRNS) reads as the picture with its key pixels white, the
+    same for the 8-bit file and for the 16-bit one of the same picture and key."""
+    a[: max(1, a.shape[0] // 2)] = key  # (some pixels carry the key)
+    d = tmp_path_factory.mktemp("key")
+    Image.fromarray(a, "L").save(d / "g8.png", transparency=key)
+    Image.fromarray(a.astype(np.int32) * 257, "I").convert("I;16").save(d / "g16.png", transparency=key * 257)
+    white = np.where(a == key, 255, a).astype(np.uint8)
+    ref = enc.encode_image(white)
+    torch.testing.assert_close(enc.encode_image(d / "g8.png"), ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(enc.encode_image(d / "g16.png"), ref, atol=ATOL, rtol=0)
+
+
+@PROPS
+@given(a=pixels(channels=3), b=pixels(channels=3), orientation=st.sampled_from([2, 3, 4, 5, 6, 7, 8]))
+def test_cache_keys_follow_a_files_content_not_its_name(enc: Encoder, tmp_path_factory, a, b, orientation) -> None:
+    """With a cache: a file rewritten in place with another picture, or with the same pixels
+    and an EXIF orientation, is encoded anew (its new embedding, not the old entry's); a copy
+    under another name hits."""
+    d = tmp_path_factory.mktemp("rewrite")
+    e = create_encoder("tiny", cache=d / "cache")
+    path = d / "p.png"
+    Image.fromarray(a).save(path)
+    za = e.encode_image(path)
+    Image.fromarray(b).save(path)  # rewritten in place
+    zb = e.encode_image(path)
+    torch.testing.assert_close(zb, enc.encode_image(b), atol=ATOL, rtol=0)
+    img = Image.fromarray(b)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(path, exif=exif.tobytes())  # same pixels, turned by its EXIF tag
+    with Image.open(path) as im:
+        upright = ImageOps.exif_transpose(im)
+    torch.testing.assert_close(e.encode_image(path), enc.encode_image(np.asarray(upright)), atol=ATOL, rtol=0)
+    Image.fromarray(a).save(d / "copy.png")
+    hits = e.cache.hits
+    assert torch.equal(e.encode_image(d / "copy.png"), za) and e.cache.hits == hits + 1
+
+
+_MODES = ["1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "I", "I;16", "F"]
+
+
+@PROPS
+@given(a=pixels(channels=3), mode=st.sampled_from(_MODES))
+def test_a_pil_image_of_any_mode_reads_as_its_png_file(enc: Encoder, tmp_path_factory, a: np.ndarray, mode: str) -> None:
+    """A PIL image of any mode (1, L, P, RGBA, LA, CMYK, 16-bit, float...) encodes as the file it
+    saves to (as PNG, or TIFF for CMYK, 32-bit and float), and as its RGB conversion where that is what
+    it shows (no alpha, no 16-bit or float data)."""
+    base = Image.fromarray(a)
+    if mode in ("I", "I;16"):
+        im = Image.fromarray(np.asarray(base.convert("L")).astype(np.int32) * 257, "I")
+        im = im if mode == "I" else im.convert("I;16")
+    elif mode == "F":
+        im = Image.fromarray(np.asarray(base.convert("L")).astype(np.float32) / 255, "F")
+    else:
+        im = base.convert(mode)
+    d = tmp_path_factory.mktemp("modes")
+    path = d / ("p.tif" if mode in ("CMYK", "F", "I") else "p.png")
+    im.save(path)
+    z = enc.encode_image(im)
+    assert z.shape == (1, 32) and space_of(z) == "tiny-random"
+    torch.testing.assert_close(enc.encode_image(path), z, atol=ATOL, rtol=0, msg=mode)
+    if mode in ("1", "L", "P", "RGB", "CMYK"):
+        torch.testing.assert_close(enc.encode_image(im.convert("RGB")), z, atol=ATOL, rtol=0, msg=mode)
+    if mode in ("I", "I;16", "F"):
+        torch.testing.assert_close(enc.encode_image(base.convert("L")), z, atol=ATOL, rtol=0, msg=mode)
+
+
+def test_a_pil_image_whose_file_is_closed_is_an_argument_error(enc: Encoder, tmp_path: Path) -> None:
+    """A PIL image opened lazily and used after its ``with Image.open(...)`` block (its file
+    closed, its pixels never read) is an ArgumentError naming it and the fix, for an RGB picture
+    too (a raw AssertionError from Pillow inside the model's transform before)."""
+    pic = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    for mode in ("RGB", "L"):
+        path = tmp_path / f"{mode}.png"
+        Image.fromarray(pic).convert(mode).save(path)
+        with Image.open(path) as im:
+            pass
+        for cache in (None, tmp_path / "cache"):
+            enc.cache = cache
+            try:
+                said = r"images\[1\]: could not read PIL image \(mode '" + mode + r"'\).*im\.load\(\)"
+                with pytest.raises(ArgumentError, match=said):
+                    enc.encode_image([pic, im])
+            finally:
+                enc.cache = None
+
+
+def test_an_animated_file_is_said_on_a_cache_hit_too(tmp_path: Path) -> None:
+    """An animated picture given by path warns that one frame is read each time it is encoded,
+    a cache hit too (it was said only when the file was decoded, on a miss), once per call,
+    where encode_image was called."""
+    e = create_encoder("tiny", cache=tmp_path / "cache")
+    path = tmp_path / "anim.gif"
+    a, b = Image.new("RGB", (16, 16), (220, 30, 30)), Image.new("RGB", (16, 16), (30, 30, 220))
+    a.save(path, save_all=True, append_images=[b], duration=100, loop=0)
+    for hits in (0, 1):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            e.encode_image(path)
+        said = [w for w in seen if "anim.gif' is an animated picture (2 frames), read as one of them, frame 0" in str(w.message)]
+        assert e.cache.hits == hits and len(said) == 1 and said[0].filename == __file__
+
+
+def test_la_images_and_tensors_without_pixels(enc: Encoder) -> None:
+    """A premultiplied-alpha grey PIL image ("La") reads as its "LA" picture (any mode is taken;
+    it was an ArgumentError); a sparse or meta tensor is an ArgumentError saying what to pass
+    (raw TypeError / NotImplementedError before)."""
+    la = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 10, 2), dtype=np.uint8), "LA")
+    premultiplied = la.convert("La")
+    torch.testing.assert_close(enc.encode_image(premultiplied), enc.encode_image(premultiplied.convert("LA")), atol=ATOL, rtol=0)
+    with pytest.raises(ArgumentError, match=r"images: a sparse_coo tensor has no pixels to read; pass t\.to_dense\(\)"):
+        enc.encode_image(torch.rand(3, 8, 8).to_sparse())
+    with pytest.raises(ArgumentError, match=r"images\[0\]: a meta tensor has no pixels"):
+        enc.encode_image([torch.zeros(3, 8, 8, device="meta")])
+
+
+@PROPS
+@given(dim=st.integers(1, 64), seed=st.integers(0, 2**32 - 1), as_numpy=st.booleans())
+def test_an_entry_put_is_got_back_bit_for_bit(dim: int, seed: int, as_numpy: bool) -> None:
+    """A unit vector of any size, put as a tensor or an array (float64 included), is got back as
+    the same float32 values, bit for bit, and counts as one hit; another key is a miss."""
+    v = np.random.default_rng(seed).standard_normal(dim)
+    v = v / np.linalg.norm(v)
+    with tempfile.TemporaryDirectory() as d:
+        cache = EmbeddingCache(d)
+        key = EmbeddingCache.make_key("fp", "text", str(seed))
+        cache.put(key, v if as_numpy else torch.from_numpy(v))
+        got = cache.get(key, dim=dim)
+        assert got is not None and got.dtype == torch.float32
+        assert torch.equal(got, torch.from_numpy(v.astype(np.float32)))
+        assert cache.get(EmbeddingCache.make_key("fp", "image", str(seed))) is None
+        assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1)
