@@ -251,7 +251,8 @@ def iterative_text_diff(
             raise ArgumentError(f"noise='inverted' needs a decoder that inverts images; {type(decoder).__name__} does not.")
         from .encoders import _image_items
 
-        items = _image_items(image_or_embedding)  # a path, PIL image, array or tensor, as encode_image takes
+        # a path, PIL image, array or tensor, as encode_image takes; read again here, so not warned of again
+        items = _image_items(image_or_embedding, warn_animated=False)
         if len(items) != 1:
             raise ArgumentError(f"image_or_embedding must be one picture, got {len(items)}.")
         picture = np.asarray(items[0].load(), dtype=np.uint8)

@@ -427,8 +427,9 @@ def _tensor_to_pils(t: torch.Tensor, label: str) -> list[_Image]:
     ]
 
 
-def _one_image(x: object, label: str) -> list[_Image]:
-    """Validate one input item (which may be a batch array/tensor) into ``_Image`` s."""
+def _one_image(x: object, label: str, warn_animated: bool = True) -> list[_Image]:
+    """Validate one input item (which may be a batch array/tensor) into ``_Image`` s; an animated
+    picture file is warned of unless ``warn_animated`` is False."""
     from PIL import Image
 
     if isinstance(x, (str, os.PathLike)):
@@ -450,7 +451,7 @@ def _one_image(x: object, label: str) -> list[_Image]:
                 f"{label}: could not read image file {str(p)!r} ({type(exc).__name__}: {exc}). "
                 + (_too_large(exc) or "The file is corrupt or not an image; re-export it as PNG or JPEG.")
             ) from exc
-        if note:
+        if note and warn_animated:
             warnings.warn(note, UserWarning, stacklevel=4)
         return [_Image(label, path=p)]
     if isinstance(x, Image.Image):
@@ -485,11 +486,11 @@ def _one_image(x: object, label: str) -> list[_Image]:
     )
 
 
-def _image_items(images: object) -> list[_Image]:
+def _image_items(images: object, warn_animated: bool = True) -> list[_Image]:
     from PIL import Image
 
     if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)):
-        return _one_image(images, "images")
+        return _one_image(images, "images", warn_animated)
     if isinstance(images, (bytes, bytearray, dict)) or not isinstance(images, Iterable):
         return _one_image(images, "images")  # raises the unsupported-type error
     seq = list(images)
@@ -497,7 +498,7 @@ def _image_items(images: object) -> list[_Image]:
         raise ArgumentError("images is an empty list; pass at least one image (a path, PIL image, array or tensor).")
     items: list[_Image] = []
     for i, x in enumerate(seq):
-        items.extend(_one_image(x, f"images[{i}]"))
+        items.extend(_one_image(x, f"images[{i}]", warn_animated))
     return items
 
 

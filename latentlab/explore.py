@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError, SpaceError, check_int, user_path
-from .space import check_embeddings, common_space, space_of, tag
+from .space import check_embeddings, common_space, normalize, space_of, tag
 
 __all__ = [
     "Neighbours",
@@ -178,14 +178,19 @@ def _words(words: Any) -> list[str]:
     """``words`` as a non-empty list (a generator is read once)."""
     if isinstance(words, str) or words is None:
         raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
-    words = list(words)
+    try:
+        words = list(words)
+    except TypeError:  # a number, a 0-d tensor: not a list (list() raised a raw TypeError)
+        raise ArgumentError(f"words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'], got {words!r}.") from None
     if not words:
         raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
     return words
 
 
 def _unit_rows(z: torch.Tensor) -> torch.Tensor:
-    return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    """``z`` with unit-norm rows, as :func:`latentlab.space.normalize` makes them (a row of norm
+    1e-14 or 1e-30 too: divided by the clamped norm it came back of norm 0.01, or 0)."""
+    return normalize(z)
 
 
 def _check_k(k: Any, name: str = "k") -> int:
@@ -194,7 +199,10 @@ def _check_k(k: Any, name: str = "k") -> int:
 
 def _check_nonzero(z: torch.Tensor, name: str) -> None:
     """Cosines need a direction: refuse zero rows of ``z``, naming ``name`` and the rows."""
-    zero = (z.norm(dim=-1) <= torch.finfo(z.dtype).tiny).nonzero().flatten().tolist()
+    # the largest magnitude, not the norm: the norm of a float32 row of 1e-30 underflows to 0, but it
+    # has a direction (similarity_matrix reads it); the smallest normal number of float32 at least, as there
+    tiny = torch.finfo(torch.promote_types(z.dtype, torch.float32)).tiny
+    zero = (z.abs().amax(dim=-1) <= tiny).nonzero().flatten().tolist()
     if zero:
         raise ArgumentError(
             f"{name} row(s) {zero[:10]} are the zero vector: a zero vector has no direction to compare. "
@@ -501,7 +509,7 @@ class PCA:
     Attributes:
         mean: ``(d,)`` the mean of the unit-norm embeddings (zeros when fitted with ``center=False``).
         components: ``(r, d)`` orthonormal rows, by decreasing variance; ``r`` is the rank
-            of the (centred) set, at most ``min(n - 1, d)``.
+            of the (centred) set, at most ``min(n - 1, d)`` (``min(n, d)`` with ``center=False``).
         explained_variance: ``(r,)`` variance of the set along each component.
         space: the CLIP space of the embeddings it was fitted on.
     """
@@ -637,9 +645,12 @@ def fit_pca(embeddings: Any, *, center: bool = True) -> PCA:
     mean = x.mean(dim=0) if center else torch.zeros(x.shape[1], dtype=torch.float64)
     xc = x - mean
     _, s, vh = torch.linalg.svd(xc, full_matrices=False)
-    # singular values below the input's own rounding level are numerical noise, not directions
+    # singular values below the input's own rounding level are numerical noise, not directions: rounding
+    # each entry of the n unit rows moves them by at most eps / 2 * sqrt(n) (Frobenius), so no singular
+    # value more (a margin of 4 here); and float64's own level of the SVD. (s.max() * max(n, d) * eps of
+    # the input was 1 or more in bfloat16 from d = 128, float16 from d = 1024: every component dropped.)
     eps = torch.finfo(z.dtype if z.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) else torch.float32).eps
-    tol = max(s.max().item(), 1e-300) * max(x.shape) * eps
+    tol = max(max(s.max().item(), 1e-300) * max(x.shape) * torch.finfo(torch.float64).eps, 2 * eps * x.shape[0] ** 0.5)
     keep = s > tol
     comps = vh[keep]
     big = comps.abs().argmax(dim=1)

@@ -297,6 +297,7 @@ def show_video(
             f"max_embed_mb must be a number of MB >= 0 (float('inf'): no limit), got {max_embed_mb!r}. "
             "Fix: e.g. max_embed_mb=20."
         )
+    _check_caption(caption)  # before the frames are encoded, not after
     if isinstance(frames, (str, os.PathLike)):
         from .video import _existing_file
 

@@ -399,6 +399,8 @@ def plot_pca_map(
 
     for z, name in named:  # (the map reads directions: fit_pca named a zero row by its place in all of them)
         _check_nonzero(z, name)
+    if pca is not None and not isinstance(pca, PCA):
+        raise ArgumentError(f"pca must be a PCA from ll.fit_pca(embeddings) (or None), got {type(pca).__name__}.")
     if pca is not None and pca.rank < 2:
         raise ArgumentError(
             f"pca has rank {pca.rank}, but a 2D map needs two components. Fix: fit it on embeddings that do not "

@@ -46,7 +46,7 @@ import torch
 
 from .errors import ArgumentError, check_int, check_seed
 from .presets import register_prior_builder
-from .space import check_embeddings, float32_rows, refuse_zero_rows, rescale_rows, tag
+from .space import check_embeddings, float32_rows, normalize, refuse_zero_rows, tag
 
 __all__ = ["Prior", "IdentityPrior"]
 
@@ -94,7 +94,7 @@ class Prior:
         z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         # (it was blamed on the prior's output, which passed it on)
         refuse_zero_rows(z, "text_embeddings row(s)", "; give each row a text embedding.")
-        z = _unit_rows(float32_rows(z.detach().to("cpu")))  # (a float64 row of 1e-300 came out zero)
+        z = normalize(float32_rows(z.detach().to("cpu")))  # (a float64 row of 1e-300 came out zero)
         out = self._sample(z, seed=seed, num_samples=num_samples)
         want = (z.shape[0] * num_samples, self.dim)
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or tuple(out.shape) != want:
@@ -112,7 +112,7 @@ class Prior:
 
             raise LatentlabError(f"prior {type(self).__name__} returned rows {bad.nonzero()[:, 0].tolist()[:8]} that are "
                                  "zero or not finite; an image embedding needs a direction.")  # fmt: skip
-        return tag(_unit_rows(out), self.space)
+        return tag(normalize(out), self.space)
 
     def describe(self) -> dict[str, Any]:
         """What a render manifest records about this prior (JSON-serialisable)."""
@@ -120,16 +120,6 @@ class Prior:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, space={self.space!r}, dim={self.dim})"
-
-
-def _unit_rows(z: torch.Tensor) -> torch.Tensor:
-    """Each row of ``z`` (n, d) float32, non-zero and finite, at unit length. A row whose norm
-    overflows or is below 1e-12 is scaled first (as a decoder's embeddings are): divided by
-    the clamped norm alone it came back that much shorter, not unit-norm (``1e-13 * z``); every
-    other row is divided by its norm as before."""
-    n = z.norm(dim=-1, keepdim=True)
-    z, n = rescale_rows(z, n, torch.isinf(n) | (n < 1e-12))
-    return z / n.clamp_min(1e-12)
 
 
 class IdentityPrior(Prior):

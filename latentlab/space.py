@@ -80,11 +80,14 @@ def common_space(*zs: object, names: tuple[str, ...] | None = None) -> str | Non
 
 def normalize(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Scale each row of ``z`` (..., d) to unit L2 norm, computing in float32 at least. A row
-    whose norm overflows (1e20 in float32) is first divided by its largest magnitude (it came
-    back as zeros); other rows are divided by their norm alone, bit for bit as always."""
+    whose norm overflows (1e20 in float32) or is below ``eps`` but not zero (1e-14, or 1e-30
+    whose norm underflows) is first divided by its largest magnitude (it came back as zeros, or
+    that much shorter than unit); a zero row stays zero; other rows are divided by their norm
+    alone, bit for bit as always."""
     work = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
     n = work.norm(dim=-1, keepdim=True)
-    work, n = rescale_rows(work, n, torch.isinf(n) & torch.isfinite(work).all(dim=-1, keepdim=True))
+    odd = torch.isinf(n) | ((n < eps) & (work.abs().amax(dim=-1, keepdim=True) > 0))
+    work, n = rescale_rows(work, n, odd & torch.isfinite(work).all(dim=-1, keepdim=True))
     out = work / n.clamp_min(eps)
     return out.to(z.dtype)
 

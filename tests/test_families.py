@@ -1044,3 +1044,14 @@ def test_content_fingerprint_covers_the_processor():
     a = hf_clip.HFCLIPEncoder(towers, proc, tok, name="t", space="s").fingerprint()
     b = hf_clip.HFCLIPEncoder(towers, other, tok, name="t", space="s").fingerprint()
     assert a.startswith("hf_clip:sha256:") and a != b
+
+
+def test_the_kandinsky_prior_takes_num_samples_as_any_integer_type():
+    """sample_unclip_prior (behind the Kandinsky and unCLIP priors' from_texts) takes numpy
+    integers for num_samples, as seed and latentlab's own priors do (np.int64(2) was refused as
+    'not an integer >= 1, got 2')."""
+    parts = kandinsky.tiny_unclip_prior_components(dim=DIM, seed=0)
+    a = kandinsky.sample_unclip_prior(*parts, ["a cat"], num_samples=np.int64(2), steps=2)
+    assert torch.equal(a, kandinsky.sample_unclip_prior(*parts, ["a cat"], num_samples=2, steps=2))
+    with pytest.raises(ArgumentError, match="num_samples must be an integer >= 1"):
+        kandinsky.sample_unclip_prior(*parts, ["a cat"], num_samples=1.0, steps=2)

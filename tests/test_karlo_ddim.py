@@ -470,3 +470,18 @@ def test_karlo_prior_loads_a_folder_with_a_prior_scheduler(tmp_path):
     loaded = karlo.KarloPrior.from_pretrained(folder, space="s", dim=DIM, default_steps=2)
     ref = karlo.KarloPrior(*tiny_unclip_prior_components(dim=DIM, seed=0), name="r", space="s", dim=DIM, default_steps=2)
     torch.testing.assert_close(loaded.from_texts("a fox", seed=0), ref.from_texts("a fox", seed=0), atol=1e-5, rtol=1e-5)
+
+
+def test_decode_base_checks_its_inputs_as_decode_does(dec):
+    """decode_base (the 64 px stage alone) reads embeddings and noise as decode() does: a float64
+    row of 1e300 is a direction, a zero row and noise that is infinite as float32 (float64 1e39)
+    are refused by name; it normalised in float32 and drew black or NaN frames without a word."""
+    z, x = _unit(2, 0), _noise(dec, 2, 0)
+    want = dec.decode_base(z, x)
+    assert np.array_equal(dec.decode_base(z.double() * 1e300, x), want)
+    with pytest.raises(ArgumentError, match=r"embeddings row\(s\) \[1\] are the zero vector"):
+        dec.decode_base(torch.cat([z[:1], torch.zeros_like(z[:1])]), x)
+    big = x.double()
+    big[1, 0, 0, 0] = 1e39
+    with pytest.raises(ArgumentError, match=r"noise holds NaN or infinite values \(rows \[1\]\)"):
+        dec.decode_base(z, big)

@@ -580,7 +580,7 @@ def _levels(a: np.ndarray, b: np.ndarray) -> int:
 scales = st.one_of(st.integers(-100, 100).map(lambda k: 2.0**k), st.floats(1e-30, 1e30))
 
 
-@PROPS
+@settings(PROPS, max_examples=5)
 @given(n=st.integers(1, 4), seed=st.integers(0, 2**16), steps=st.integers(1, 2),
        guidance=st.sampled_from([None, 0.0, 1.0, 2.5]), data=st.data())  # fmt: skip
 def test_mini_decode_draws_each_row_as_alone_in_any_order_and_at_any_length(n, seed, steps, guidance, data):
@@ -673,7 +673,7 @@ def _bad_decode_calls():
         ("embeddings", {"embeddings": z[:0]}), ("embeddings", {"embeddings": z.numpy()}),
         ("embeddings", {"embeddings": "a cat"}), ("noise", {"noise": x[:1]}), ("noise", {"noise": x * nan}),
         ("noise", {"noise": huge_noise}), ("noise", {"noise": x.numpy()}), ("noise", {"noise": None}),
-        ("seeds", {"seeds": 5}), ("seeds", {"seeds": [1]}), ("seeds", {"seeds": [1, 2.5]}),
+        ("seeds", {"seeds": 5}), ("seeds", {"seeds": np.int64(5)}), ("seeds", {"seeds": torch.tensor(5)}), ("seeds", {"seeds": [1]}), ("seeds", {"seeds": [1, 2.5]}),
         ("seeds", {"seeds": [1, None]}), ("seeds", {"seeds": [2**64, 0]}), ("seeds", {"seeds": "ab"}),
         ("steps", {"steps": 0}), ("steps", {"steps": -2}), ("steps", {"steps": 1.5}), ("steps", {"steps": True}),
         ("steps", {"steps": 1001}), ("steps", {"steps": "2"}),
@@ -686,21 +686,15 @@ def _bad_decode_calls():
 BAD_DECODE = _bad_decode_calls()
 
 
-@PROPS
-@given(picks=st.lists(st.integers(0, len(BAD_DECODE) - 1), min_size=1, max_size=2, unique=True))
-def test_decode_refuses_odd_arguments_by_name(picks):
-    """Any odd argument (zero, NaN or infinite rows, another size, wrong type, bad seeds,
-    steps or guidance) is an ArgumentError naming an argument at fault, never a raw error."""
-    dec = _decoder()
-    kw = {"embeddings": _rows(2, 0), "noise": _noise(2, 1), "steps": 1}
-    names = set()
-    for p in picks:
-        name, bad = BAD_DECODE[p]
-        names.add(name)
-        kw.update(bad)
+@pytest.mark.parametrize("name, bad", BAD_DECODE, ids=[f"{n}{i}" for i, (n, _) in enumerate(BAD_DECODE)])
+def test_decode_refuses_odd_arguments_by_name(name, bad):
+    """Each odd argument (zero, NaN or infinite rows, another size, wrong type, bad seeds, steps
+    or guidance, noise infinite as float32) is an ArgumentError naming it near the start of the
+    message, never a raw error."""
+    kw = {"embeddings": _rows(2, 0), "noise": _noise(2, 1), "steps": 1, **bad}
     with pytest.raises(ArgumentError) as e:
-        dec.decode(kw.pop("embeddings"), kw.pop("noise"), **kw)
-    assert any(name in str(e.value) for name in names), str(e.value)
+        _decoder().decode(kw.pop("embeddings"), kw.pop("noise"), **kw)
+    assert name in str(e.value)[:40], str(e.value)
 
 
 BAD_PRIOR = [
@@ -712,12 +706,11 @@ BAD_PRIOR = [
 ]  # fmt: skip
 
 
-@PROPS
-@given(kind=st.sampled_from(["identity", "mini"]), pick=st.integers(0, len(BAD_PRIOR) - 1))
-def test_a_prior_refuses_odd_arguments_by_name(kind, pick):
+@pytest.mark.parametrize("kind", ["identity", "mini"])
+@pytest.mark.parametrize("name, bad", BAD_PRIOR, ids=[f"{n}{i}" for i, (n, _) in enumerate(BAD_PRIOR)])
+def test_a_prior_refuses_odd_arguments_by_name(kind, name, bad):
     """prior(...) refuses zero, NaN or other-size rows, non-tensors, and bad num_samples or
     seed with an ArgumentError naming the argument."""
-    name, bad = BAD_PRIOR[pick]
     kw = {"text_embeddings": _rows(2, 0), **bad}
     with pytest.raises(ArgumentError, match=name):
         _prior(kind)(kw.pop("text_embeddings"), **kw)

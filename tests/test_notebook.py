@@ -1649,3 +1649,13 @@ def test_the_scrubber_cache_gives_the_render_frames_and_renders_each_miss_once(c
         for k, image in s._cache.items():
             np.testing.assert_array_equal(image, full[k])
         assert s.hits + s.misses == asked and sum(dec.calls) == s.misses
+
+
+def test_show_video_refuses_a_caption_that_is_no_str_before_encoding(monkeypatch):
+    """show_video checks its caption before the frames are written to a video (it was refused only
+    once the video had been encoded)."""
+    from latentlab import video
+
+    monkeypatch.setattr(video, "write_video", lambda *a, **k: pytest.fail("the frames were encoded first"))
+    with pytest.raises(ArgumentError, match="caption must be a str or None"):
+        ll.show_video(np.zeros((3, 8, 8, 3), np.uint8), fps=4, caption=5)

@@ -856,3 +856,14 @@ def test_nlerp_between_rows_too_small_to_square_keeps_their_directions():
     want = nlerp(a, b, t)
     for s in (1e-21, 1e-25):
         torch.testing.assert_close(nlerp(a * s, b * s, t), want, atol=2e-6, rtol=0)
+
+
+def test_normalize_gives_short_rows_unit_length_and_keeps_zero_rows():
+    """space.normalize scales a row of norm 1e-14 (below its clamp) or 1e-30 (whose norm
+    underflows in float32) to unit length, as it does one of 1e20; they came back 0.01 long, or
+    zero. A zero row stays zero; ordinary rows keep their bits."""
+    z = unit(3, 2, 8)
+    for s in (1e-14, 1e-30, 1e20):
+        torch.testing.assert_close(normalize(z * s), z, atol=1e-6, rtol=0)
+    assert torch.equal(normalize(torch.zeros(1, 8)), torch.zeros(1, 8))
+    assert torch.equal(normalize(z * 3.0), (z * 3.0) / (z * 3.0).norm(dim=-1, keepdim=True))

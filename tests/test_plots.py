@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import latentlab as ll
-from latentlab.errors import ArgumentError, SpaceError
+from latentlab.errors import ArgumentError, LatentlabError, SpaceError
 from latentlab.explore import WordChanges
 from latentlab.pacing import frame_distances, pacing_stats
 from latentlab.space import check_embeddings, tag
@@ -511,3 +515,349 @@ def test_long_curve_labels_are_cut_to_28_characters_with_an_ellipsis():
     long, fits = "a photograph of a red circle on a table", "x" * 28
     ax = ll.plot_similarity(z, z[:2], [long, fits])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [long[:27] + "\u2026", fits]
+
+
+# -- properties: the analysis tools against float64 references, directions at any scale, every plot --
+
+PROPS = settings(max_examples=40, deadline=None, derandomize=True)
+PLOTS = settings(max_examples=8, deadline=None, derandomize=True)
+
+seeds = st.integers(0, 2**31 - 1)
+# a row's norm: an encoder's (1), unnormalised features (8), and norms whose square under- or
+# overflows (1e-14 is below the 1e-12 clamp; 1e-30 squares to 0 in float32; 1e20 to inf)
+scales = st.sampled_from([1.0, 8.0, 0.25, 1e-14, 1e-30, 1e20])
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+# how far a score may be from the float64 cosine of the same (rounded) inputs
+TOL = {torch.float16: 2e-3, torch.float32: 2e-6, torch.float64: 1e-12}
+
+
+def randn(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def unit64(z: torch.Tensor) -> torch.Tensor:
+    """Rows as float64 unit vectors, exactly (divided by their largest magnitude first)."""
+    z = z.double()
+    z = z / z.abs().amax(dim=-1, keepdim=True)
+    return z / z.norm(dim=-1, keepdim=True)
+
+
+def cosines(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    return (unit64(a) @ unit64(b).T).clamp(-1, 1).numpy()
+
+
+def scaled(z: torch.Tensor, row_scales: list[float]) -> torch.Tensor:
+    """``z`` (float32 or float64) with row ``i`` times ``row_scales[i % len]``."""
+    s = torch.tensor([row_scales[i % len(row_scales)] for i in range(z.shape[0])], dtype=torch.float64)
+    return (z.double() * s[:, None]).to(z.dtype)
+
+
+class WordEncoder:
+    """Each word of ``vocab`` -> a fixed random unit vector of size ``dim``."""
+
+    space = "words"
+
+    def __init__(self, vocab: list[str], dim: int, seed: int):
+        self.dim = dim
+        self.table = {w: v for w, v in zip(vocab, torch.nn.functional.normalize(randn(seed, len(vocab), dim).float(), dim=-1))}
+
+    def encode_text(self, texts):
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return tag(torch.stack([self.table[t] for t in texts]), self.space)
+
+
+@st.composite
+def query_and_bank(draw):
+    """A query (n, d) and bank (m, d) in one dtype, the bank with duplicates (scaled), an
+    opposite of the first query, or few distinct directions (many exact ties)."""
+    seed, d, n, m = draw(seeds), draw(st.integers(1, 10)), draw(st.integers(1, 4)), draw(st.integers(1, 12))
+    dtype = DTYPES[draw(st.sampled_from(sorted(DTYPES)))]
+    q, b = randn(seed, n, d), randn(seed + 1, m, d)
+    kind = draw(st.sampled_from(["plain", "duplicates", "opposite", "ties"]))
+    if kind == "duplicates":
+        b = b[torch.arange(m) % max(1, m // 2)] * (1 + torch.arange(m, dtype=torch.float64))[:, None]
+    elif kind == "opposite":
+        b = torch.cat([b, -q[:1]])
+    elif kind == "ties":
+        q, b = q.sign(), b.sign()  # entries -1, 0, 1
+    return q.to(dtype), b.to(dtype)
+
+
+# ----------------------------------------------------------------------------------
+# nearest neighbours
+# ----------------------------------------------------------------------------------
+@PROPS
+@given(qb=query_and_bank(), k=st.integers(1, 16), qs=scales, bs=scales)
+def test_nearest_neighbours_agree_with_float64_cosines_at_any_scale(qb, k, qs, bs):
+    """The k best bank rows by cosine, best first, ties in bank order, capped at the bank's size;
+    scaling the rows (1e-30 to 1e20) changes nothing: embeddings are directions."""
+    q, b = qb
+    nn = ll.nearest_neighbours(q, b, k=k)
+    m, tol = b.shape[0], TOL[q.dtype]
+    assert nn.indices.shape == nn.scores.shape == (q.shape[0], min(k, m))
+    ref = cosines(q, b)
+    chosen = np.take_along_axis(ref, nn.indices, axis=1)
+    np.testing.assert_allclose(nn.scores, chosen, atol=tol)
+    assert (np.diff(nn.scores, axis=1) <= 0).all()
+    tied = np.diff(nn.scores, axis=1) == 0
+    assert (np.diff(nn.indices, axis=1)[tied] > 0).all()  # ties keep bank order
+    for i in range(q.shape[0]):
+        rest = np.setdiff1d(np.arange(m), nn.indices[i])
+        if rest.size:  # nothing left out beats the last one kept
+            assert ref[i, rest].max() <= chosen[i].min() + 2 * tol
+    if q.dtype != torch.float16:  # (float16 cannot hold 1e-30 or 1e20)
+        again = ll.nearest_neighbours(scaled(q, [qs, 1.0]), scaled(b, [1.0, bs]), k=k)
+        np.testing.assert_allclose(again.scores, nn.scores, atol=2 * tol)
+
+
+@PROPS
+@given(seed=seeds, n=st.integers(1, 3), d=st.integers(2, 8), vocab=st.integers(1, 12), k=st.integers(1, 15))
+def test_nearest_words_report_the_cosines_of_the_words_they_name(seed, n, d, vocab, k):
+    """Each (word, score) pair of nearest_words is that word's cosine to the query, best first."""
+    words = [f"w{i}" for i in range(vocab)]
+    enc = WordEncoder(words, d, seed)
+    q = tag(randn(seed + 7, n, d).float(), "words")
+    nn = ll.nearest_words(q, enc, words, k=k)
+    ref = cosines(q, enc.encode_text(words))
+    for i in range(n):
+        pairs = nn[i]
+        assert len(pairs) == min(k, vocab)
+        for word, score in pairs:
+            assert score == pytest.approx(ref[i, words.index(word)], abs=2e-6)
+        assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True)
+        assert ref[i].max() == pytest.approx(pairs[0][1], abs=2e-6)
+
+
+# ----------------------------------------------------------------------------------
+# PCA
+# ----------------------------------------------------------------------------------
+@PROPS
+@given(seed=seeds, n=st.integers(2, 10), d=st.integers(2, 8), dtype=st.sampled_from(["float32", "float64"]),
+       row_scales=st.lists(scales, min_size=1, max_size=4), center=st.booleans())  # fmt: skip
+def test_pca_reads_rows_as_directions_and_round_trips(seed, n, d, dtype, row_scales, center):
+    """fit_pca, project and reconstruct give the same for rows at any scale (1e-30 to 1e20) as for
+    their unit versions; the components are orthonormal, the rank that of the (centred) rows, and
+    reconstruct from every component, or the mean plus the projected coordinates, gives z back."""
+    z = torch.nn.functional.normalize(randn(seed, n, d), dim=-1).to(DTYPES[dtype])
+    raw = scaled(z, row_scales)
+    pca, again = ll.fit_pca(z, center=center), ll.fit_pca(raw, center=center)
+    assert pca.rank == again.rank == min(n - 1 if center else n, d)
+    torch.testing.assert_close(again.components, pca.components, atol=1e-5, rtol=0)
+    torch.testing.assert_close(again.mean, pca.mean, atol=1e-6, rtol=0)
+    c = pca.components.double()
+    torch.testing.assert_close(c @ c.T, torch.eye(pca.rank, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert float(pca.explained_ratio.sum()) == pytest.approx(1.0)
+    coords = pca.project(raw)
+    torch.testing.assert_close(coords, pca.project(z), atol=1e-5, rtol=0)
+    back = pca.reconstruct(raw, pca.rank)
+    torch.testing.assert_close(back, unit64(z).float(), atol=1e-5, rtol=0)
+    k = pca.rank // 2
+    rebuilt = pca.mean.double() + coords[:, :k].double() @ c[:k]
+    torch.testing.assert_close(pca.reconstruct(z, k), unit64(rebuilt).float(), atol=1e-5, rtol=0)
+
+
+def test_fit_pca_keeps_the_components_of_half_precision_embeddings():
+    """20 embeddings in float16 or bfloat16 span 19 centred directions, as in float32 (their
+    rounding was taken for the whole spread: rank 0 in bfloat16 from d = 128, float16 from 1024)."""
+    for d in (128, 768, 1024):
+        z = torch.nn.functional.normalize(randn(d, 20, d), dim=-1).float()
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            assert ll.fit_pca(z.to(dtype)).rank == 19, (d, dtype)
+    z = torch.nn.functional.normalize(randn(3, 20, 128), dim=-1).bfloat16()
+    ll.plot_pca_map(z[:10], z[10:])  # was "a 2D map needs a PCA of rank >= 2"
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------------
+# pacing and word changes
+# ----------------------------------------------------------------------------------
+@PROPS
+@given(seed=seeds, t=st.integers(2, 10), d=st.integers(1, 8), dtype=st.sampled_from(["float32", "float64"]),
+       row_scales=st.lists(scales, min_size=1, max_size=4))  # fmt: skip
+def test_consecutive_distances_are_the_angles_between_the_rows_at_any_scale(seed, t, d, dtype, row_scales):
+    """(T - 1,) angles in [0, pi] between consecutive rows, the float64 angle between their
+    directions whatever the rows' norms (1e-30 to 1e20)."""
+    z = randn(seed, t, d).to(DTYPES[dtype])
+    raw = scaled(z, row_scales)
+    got = ll.consecutive_distances(raw)
+    u = unit64(z)
+    want = 2 * torch.atan2((u[1:] - u[:-1]).norm(dim=-1), (u[1:] + u[:-1]).norm(dim=-1))
+    assert got.shape == (t - 1,) and got.dtype == np.float64
+    assert (got >= 0).all() and (got <= math.pi + 1e-12).all()
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-6)
+
+
+@PROPS
+@given(seed=seeds, t=st.integers(2, 8), d=st.integers(2, 6), vocab=st.integers(1, 10), n=st.integers(0, 12))
+def test_what_changed_ranks_words_by_the_change_of_their_cosines(seed, t, d, vocab, n):
+    """similarity is each frame's cosine to each word; ranked orders words by |end - start|
+    (ties in word order), gained and lost are its positive and negative ends, largest first."""
+    words = [f"w{i}" for i in range(vocab)]
+    enc = WordEncoder(words, d, seed)
+    path = tag(randn(seed + 3, t, d).float(), "words")
+    ch = ll.what_changed(path, enc, words)
+    np.testing.assert_allclose(ch.similarity, cosines(path, enc.encode_text(words)), atol=2e-6)
+    np.testing.assert_array_equal(ch.delta, ch.similarity[-1] - ch.similarity[0])
+    ranked = ch.ranked(n)
+    assert len(ranked) == min(n, vocab)
+    assert [w for w, _ in ranked] == [words[i] for i in np.argsort(-np.abs(ch.delta), kind="stable")[:n]]
+    assert all(d_ == ch.delta[words.index(w)] for w, d_ in ranked)
+    gained, lost = ch.gained(n), ch.lost(n)
+    assert [d_ for _, d_ in gained] == sorted(ch.delta[ch.delta > 0], reverse=True)[:n]
+    assert [d_ for _, d_ in lost] == sorted(ch.delta[ch.delta < 0])[:n]
+
+
+# ----------------------------------------------------------------------------------
+# plots, any size
+# ----------------------------------------------------------------------------------
+@PLOTS
+@given(seed=seeds, n=st.integers(1, 30), m=st.integers(1, 30), d=st.integers(1, 5), labelled=st.booleans())
+def test_plot_similarity_matrix_shows_the_cosines_and_the_labels_given(seed, n, m, d, labelled):
+    """The image is the (n, m) cosine matrix; the tick labels are the labels given, in order
+    (every k-th where the cells are small), each at its own row or column."""
+    a, b = randn(seed, n, d).float(), randn(seed + 1, m, d).float()
+    rows = [f"_r{i} $x$" for i in range(n)] if labelled else None
+    cols = [f"c{j}" for j in range(m)] if labelled else None
+    ax = ll.plot_similarity_matrix(a, b, rows, cols)
+    np.testing.assert_allclose(ax.images[0].get_array(), cosines(a, b), atol=2e-6)
+    ax.figure.canvas.draw()
+    xs, ys = ax.get_xticks(), ax.get_yticks()
+    xl = [t.get_text() for t in ax.get_xticklabels()]
+    yl = [t.get_text().replace("\u200b", "").replace("\\$", "$") for t in ax.get_yticklabels()]
+    assert list(xs) == list(range(0, m, int(xs[1] - xs[0]) if len(xs) > 1 else 1))
+    assert xl == [(cols[int(j)] if labelled else f"#{int(j)}") for j in xs]
+    assert yl == [(rows[int(i)] if labelled else f"#{int(i)}") for i in ys]
+    plt.close("all")
+
+
+@PLOTS
+@given(seed=seeds, t=st.integers(1, 30), refs=st.integers(1, 24), d=st.integers(1, 5))
+def test_plot_similarity_draws_one_curve_per_reference_for_any_count(seed, t, refs, d):
+    """Curve k holds the cosines of the T frames to reference k, labelled with its label."""
+    path, r = randn(seed, t, d).float(), randn(seed + 1, refs, d).float()
+    labels = [f"ref {k}" for k in range(refs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (no legend past 20 curves: said in a warning)
+        ax = ll.plot_similarity(path, r, labels)
+    s = cosines(path, r)
+    assert len(ax.lines) == refs
+    for k, line in enumerate(ax.lines):
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(t))
+        np.testing.assert_allclose(line.get_ydata(), s[:, k], atol=2e-6)
+        assert line.get_label() == labels[k]
+    ax.figure.canvas.draw()
+    plt.close("all")
+
+
+@PLOTS
+@given(seed=seeds, t=st.integers(3, 12), paths=st.integers(1, 3), points=st.integers(0, 6), d=st.integers(3, 8),
+       row_scales=st.lists(scales, min_size=1, max_size=3))  # fmt: skip
+def test_plot_pca_map_draws_each_frame_where_the_pca_projects_it(seed, t, paths, points, d, row_scales):
+    """Each path's line runs through the PCA coordinates of its frames, start to end, and the
+    points sit at theirs, whatever the rows' norms."""
+    from matplotlib.collections import LineCollection, PathCollection
+
+    zs = [scaled(randn(seed + i, t, d).float(), row_scales) for i in range(paths)]
+    pts = randn(seed + 9, points, d).float() if points else None
+    ax = ll.plot_pca_map(zs if paths > 1 else zs[0], pts, [f"p{i}" for i in range(points)] if points else None)
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lines) == paths
+    for line, z in zip(lines, zs):
+        xy = ax.pca.project(z, 2).numpy()
+        segs = np.asarray(line.get_segments())
+        np.testing.assert_allclose(segs[:, 0], xy[:-1], atol=1e-6)
+        np.testing.assert_allclose(segs[:, 1], xy[1:], atol=1e-6)
+    if points:
+        (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+        np.testing.assert_allclose(dots.get_offsets(), ax.pca.project(pts, 2).numpy(), atol=1e-6)
+        assert [a.get_text() for a in ax.texts] == [f"p{i}" for i in range(points)]
+    ax.figure.canvas.draw()
+    plt.close("all")
+
+
+@PLOTS
+@given(seed=seeds, t=st.integers(2, 10), vocab=st.integers(1, 24), top=st.integers(1, 30))
+def test_plot_word_changes_draws_the_ranked_words_for_any_count(seed, t, vocab, top):
+    """Line i is the similarity curve of ranked(top)[i], labelled with that word and its change."""
+    words = [f"w{i}" for i in range(vocab)]
+    enc = WordEncoder(words, 4, seed)
+    ch = ll.what_changed(tag(randn(seed + 5, t, 4).float(), "words"), enc, words)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ax = ll.plot_word_changes(ch, top=top)
+    ranked = ch.ranked(top)
+    assert len(ax.lines) == len(ranked) == min(top, vocab)
+    for line, (word, delta) in zip(ax.lines, ranked):
+        np.testing.assert_array_equal(line.get_ydata(), ch.similarity[:, words.index(word)])
+        assert line.get_label() == f"{word} ({delta:+.2f})"
+    ax.figure.canvas.draw()
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------------
+# odd inputs
+# ----------------------------------------------------------------------------------
+GOOD = torch.nn.functional.normalize(randn(0, 4, 3).float(), dim=-1)
+ODD = {
+    "NaN row": torch.tensor([[1.0, 0.0, 0.0], [float("nan"), 0.0, 0.0]]),
+    "empty": torch.zeros(0, 3),
+    "zero row": torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+    "other space": tag(GOOD.clone(), "another-model"),
+    "other size": torch.ones(2, 5),
+    "integers": torch.ones(2, 3, dtype=torch.long),
+}
+def _after_good(v: torch.Tensor) -> torch.Tensor:
+    """``v`` after good rows (a set of embeddings with a bad row in it), or as it is."""
+    return torch.cat([GOOD, v]) if v.shape[0] and v.dtype == GOOD.dtype and v.shape[1:] == (3,) else v
+
+
+CALLS = {  # the argument named, and how the odd value reaches it
+    "query": lambda v: ll.nearest_neighbours(v, tag(GOOD, "s")),
+    "bank": lambda v: ll.nearest_neighbours(tag(GOOD, "s"), v),
+    "embeddings": lambda v: ll.fit_pca(_after_good(v)),
+    "x": lambda v: ll.consecutive_distances(_after_good(v)),
+    "path": lambda v: ll.plot_similarity(v, tag(GOOD, "s")),
+    "references": lambda v: ll.plot_similarity(tag(GOOD, "s"), v),
+    "points": lambda v: ll.plot_pca_map(tag(GOOD, "s"), v),
+}
+
+
+@pytest.mark.parametrize("odd", sorted(ODD))
+@pytest.mark.parametrize("arg", sorted(CALLS))
+def test_odd_embeddings_are_refused_naming_the_argument(arg, odd):
+    """NaN, empty, zero, integer rows and rows of another model are an ArgumentError (a
+    SpaceError for the model) that names the argument, never a raw error."""
+    value = ODD[odd]
+    if odd.startswith("other") and arg in ("embeddings", "x"):
+        return  # one set of embeddings: nothing to mix
+    with pytest.raises(LatentlabError) as err:
+        CALLS[arg](value)
+    assert isinstance(err.value, SpaceError if odd.startswith("other") else ArgumentError)
+    assert arg in str(err.value), str(err.value)
+    plt.close("all")
+
+
+def test_tools_read_a_row_whose_norm_underflows_as_its_direction():
+    """A float32 row of 1e-30 (its float32 norm is 0) or 1e-14 (below the 1e-12 clamp) is a
+    direction, as similarity_matrix reads it: not "the zero vector", nor a row of norm 0.01."""
+    tiny = torch.tensor([[1e-30, 1e-30, 0.0]])
+    nn = ll.nearest_neighbours(tiny, torch.eye(3), k=1)
+    assert nn.indices.tolist() == [[0]] and nn.scores[0, 0] == pytest.approx(math.sqrt(0.5))
+    np.testing.assert_allclose(ll.consecutive_distances(torch.tensor([[1.0, 0.0], [1e-14, 0.0]])), [0.0], atol=1e-12)
+    np.testing.assert_allclose(ll.consecutive_distances(torch.cat([tiny, torch.eye(3)[:1]])), [math.pi / 4], atol=1e-6)
+    z = torch.nn.functional.normalize(randn(1, 6, 4), dim=-1).float()
+    pca = ll.fit_pca(z)
+    torch.testing.assert_close(ll.fit_pca(z * 1e-14).components, pca.components, atol=1e-5, rtol=0)
+    torch.testing.assert_close(pca.project(z * 1e-14), pca.project(z), atol=1e-5, rtol=0)
+
+
+def test_words_and_pca_of_the_wrong_type_are_refused_naming_them():
+    """words=3 (not a list) and pca='x' (not a PCA) are ArgumentErrors naming them (were a raw
+    TypeError 'int' object is not iterable, and AttributeError 'str' object has no attribute 'rank')."""
+    enc = WordEncoder(["a", "b"], 3, 0)
+    q = tag(GOOD, "words")
+    for call in (lambda: ll.nearest_words(q, enc, 3), lambda: ll.what_changed(q, enc, 3.5)):
+        with pytest.raises(ArgumentError, match="words must be a non-empty list"):
+            call()
+    with pytest.raises(ArgumentError, match="pca must be a PCA"):
+        ll.plot_pca_map(GOOD, pca="x")

@@ -8,6 +8,7 @@ import copy
 import json
 import math
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -1550,3 +1551,21 @@ def test_iterative_text_diff_starts_from_one_picture(tiny_encoder, tiny_decoder)
     with pytest.raises(ArgumentError, match="one image"):
         ll.iterative_text_diff(tiny_encoder, tiny_decoder, two, "a photo", "a drawing", max_steps=0, steps=1)
 
+
+
+def test_iterative_text_diff_warns_of_an_animated_picture_once(mini, tmp_path):
+    """An animated gif given to iterative_text_diff(noise='inverted') is read twice (encoded, then
+    inverted) but said once (the second read warned again from another line of the library, so
+    Python's default filter showed the warning twice)."""
+    from PIL import Image
+
+    enc, dec = mini
+    img = _scenes(1)[0]
+    path = tmp_path / "two.gif"
+    Image.fromarray(img).save(path, save_all=True, append_images=[Image.fromarray(255 - img)], duration=100)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ll.iterative_text_diff(enc, dec, str(path), "a red circle", "a blue circle", noise="inverted",
+                               max_steps=0, steps=2, adaptive=False)  # fmt: skip
+    said = [w for w in seen if "animated picture" in str(w.message)]
+    assert len(said) == 1, [(w.filename, w.lineno) for w in said]

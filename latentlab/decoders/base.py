@@ -386,6 +386,25 @@ class Decoder:
         z, n = rescale_rows(z, n, torch.isinf(n) | (n < 1e-12))
         return z / n.clamp_min(1e-12)
 
+    def _checked_noise(self, noise: Any, n: int) -> torch.Tensor:
+        """``noise`` checked for a batch of ``n`` rows (this decoder's noise shape, finite as the
+        float32 the decoder reads) as CPU float32."""
+        from ..errors import ArgumentError
+
+        shape = (n, *self.noise_shape())
+        if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
+            got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+            raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
+        x = noise.detach().to("cpu", torch.float32)
+        # checked as _decode gets it: float64 noise beyond float32's range (1e39) came out infinite
+        finite = torch.isfinite(x).flatten(1).all(dim=1)
+        if not bool(finite.all()):  # it drew black frames without a word
+            rows = (~finite).nonzero()[:, 0].tolist()
+            raise ArgumentError(f"noise holds NaN or infinite values (rows {rows[:8]}) as the float32 the decoder reads; "
+                                "draw it with torch.randn, or check the noise it came from (decoder.invert's output, "
+                                "keyframe_noise).")  # fmt: skip
+        return x
+
     def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
                           seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
         """:meth:`_decode` with one caption per row; decoders whose :attr:`reads_captions` can be
@@ -410,20 +429,10 @@ class Decoder:
         from ..errors import ArgumentError
 
         z = self._unit_rows(embeddings)
-        shape = (z.shape[0], *self.noise_shape())
-        if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
-            got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
-            raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
-        x = noise.detach().to("cpu", torch.float32)
-        # checked as _decode gets it: float64 noise beyond float32's range (1e39) came out infinite
-        finite = torch.isfinite(x).flatten(1).all(dim=1)
-        if not bool(finite.all()):  # it drew black frames without a word
-            rows = (~finite).nonzero()[:, 0].tolist()
-            raise ArgumentError(f"noise holds NaN or infinite values (rows {rows[:8]}) as the float32 the decoder reads; "
-                                "draw it with torch.randn, or check the noise it came from (decoder.invert's output, "
-                                "keyframe_noise).")  # fmt: skip
-        if seeds is not None and (isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__")):
-            # (a bare int was a raw TypeError: 'int' object is not iterable)
+        x = self._checked_noise(noise, z.shape[0])
+        if seeds is not None and (isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__")
+                                  or getattr(seeds, "ndim", 1) == 0):  # fmt: skip
+            # (a bare int, or a 0-d array or tensor, was a raw TypeError: not iterable)
             raise ArgumentError(f"seeds must be a list of integers, one per embedding, got {seeds!r}.")
         seeds = list(range(z.shape[0])) if seeds is None else [check_seed(s, "seeds[...]") for s in seeds]
         if len(seeds) != z.shape[0]:

@@ -202,8 +202,7 @@ def sample_unclip_prior(
     torch.Size([4, 32])
     """
     texts = _texts(list(texts) if isinstance(texts, tuple) else texts)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ArgumentError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+    num_samples = check_int(num_samples, "num_samples", minimum=1)  # (numpy integers too, as seed)
     seed = check_seed(seed)  # sample j seeds a generator with seed + j, which torch takes below 2**64
     steps = check_int(steps, "steps", minimum=1)
     if steps < 2:

@@ -573,19 +573,14 @@ class KarloDecoder(Decoder):
                 f"decode_base needs scheduler='ddim', got {self.scheduler!r}: the 'unclip' path runs the whole "
                 "diffusers pipeline. Build the decoder with scheduler='ddim' (the default)."
             )
-        from ..space import check_embeddings
-
-        z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
-        z = torch.nn.functional.normalize(z.detach().to("cpu", torch.float32), dim=-1)
-        shape = (z.shape[0], *self.noise_shape())
-        if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
-            got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
-            raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
+        # checked as decode() checks them: float64 rows beyond float32's range, zero rows, NaN or infinite noise
+        z = self._unit_rows(embeddings)
+        x = self._checked_noise(noise, z.shape[0])
         # checked, not converted: int(2.7) would sample 2 steps where decode() refuses 2.7
         steps = self._check_steps(self.default_steps if steps is None else steps)
         guidance = _check_guidance(self.default_guidance if guidance_scale is None else guidance_scale)
         try:
-            x = self._sample_base(z, noise.detach().to("cpu", torch.float32), steps=steps, guidance_scale=guidance)
+            x = self._sample_base(z, x, steps=steps, guidance_scale=guidance)
         finally:
             free_model_hooks(self.pipe)
         return _frames(x)
