@@ -409,6 +409,11 @@ class Trajectory:
         idx.append(pos)
         return idx
 
+    def _segment_error(self, i: int, exc: Exception) -> ArgumentError:
+        """``exc`` (from drawing segment ``i``) said of that segment and its two keyframes."""
+        names = self._keyframe_names(i)
+        return ArgumentError(f"segment {i} ({names[0]} -> {names[1]}) cannot be {self.segments[i].method}ed: {exc}")
+
     def _keyframe_names(self, i: int) -> tuple[str, str]:
         """How an error names segment ``i``'s two keyframes (with their labels if any)."""
         out = []
@@ -461,8 +466,7 @@ class Trajectory:
                 self._refuse_antipodal_segment(i, a, b)
                 chunks.append(fn(a, b, t))
             except ArgumentError as exc:  # e.g. antipodal keyframes: say which segment, not "rows [0]"
-                names = self._keyframe_names(i)
-                raise ArgumentError(f"segment {i} ({names[0]} -> {names[1]}) cannot be {s.method}ed: {exc}") from None
+                raise self._segment_error(i, exc) from None
         last = self.keyframes[-1:]
         if self.segments[-1].method != "lerp":
             # as the segments normalise their frames: a closing keyframe whose norm overflows (1e20) or
@@ -471,9 +475,7 @@ class Trajectory:
             try:
                 last = ops._unit(last[0], "its end keyframe").unsqueeze(0)
             except ArgumentError as exc:
-                i, method = len(self.segments) - 1, self.segments[-1].method
-                names = self._keyframe_names(i)
-                raise ArgumentError(f"segment {i} ({names[0]} -> {names[1]}) cannot be {method}ed: {exc}") from None
+                raise self._segment_error(len(self.segments) - 1, exc) from None
         chunks.append(last)
         return tag(torch.cat(chunks).float(), self.space)
 
