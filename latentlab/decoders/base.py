@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import check_int, check_number, check_seed
-from ..space import check_embeddings, float32_rows, refuse_zero_rows, rescale_rows
+from ..space import check_embeddings, float32_rows, normalize, refuse_zero_rows
 
 __all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
 
@@ -380,11 +380,9 @@ class Decoder:
         z = check_embeddings(embeddings, name="embeddings", dim=self.dim, space=self.space, expected_by="the decoder")
         z = float32_rows(z.detach().to("cpu"))  # (a float64 row of 1e39 came out infinite, of 1e-300 zero)
         refuse_zero_rows(z, "embeddings row(s)", " to decode. Fix: drop those rows (a padding row?), or give each an embedding.")
-        n = z.norm(dim=-1, keepdim=True)
-        # a row whose length overflows float32 (it came out as zeros) or is below 1e-12 (it came
-        # out that much shorter) is scaled first; every other row is divided by its norm as before
-        z, n = rescale_rows(z, n, torch.isinf(n) | (n < 1e-12))
-        return z / n.clamp_min(1e-12)
+        # (normalize scales a row whose length overflows float32 or is below 1e-12 first; every
+        # other row is divided by its norm, bit for bit)
+        return normalize(z)
 
     def _checked_noise(self, noise: Any, n: int) -> torch.Tensor:
         """``noise`` checked for a batch of ``n`` rows (this decoder's noise shape, finite as the
