@@ -391,10 +391,10 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def _home_expanded(value: str, what: str) -> str:
-    """``value`` with a leading ``~`` or ``~user`` made the home folder; a ``~user`` of no user
-    here is refused naming ``what`` (pathlib, which the rest reads paths with, raised a raw
-    RuntimeError "Could not determine home directory", for ``./~user`` too: only an absolute path
-    names a folder called ``~user``)."""
+    """``value`` with a leading ``~`` or ``~user`` made the home folder; a typed ``~user`` of no
+    user here is refused naming ``what``, as more likely a mistyped ``~/`` than a folder called
+    ``~user`` (which ``./~user/...`` or an absolute path still names: the API reads such a name
+    as relative, :func:`latentlab.errors.user_path`)."""
     path = os.path.expanduser(value)
     if path.startswith("~"):
         user = path[1:].replace(os.sep, "/").split("/", 1)[0]
