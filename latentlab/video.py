@@ -891,8 +891,9 @@ def write_video(
     q = _check_quality(quality)
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
-    _check_name_lengths(user_path(path))  # before is_dir(), which raises a raw OSError on one
-    if user_path(path).is_dir():
+    asked = user_path(path)
+    _check_name_lengths(asked)  # before is_dir(), which raises a raw OSError on one
+    if asked.is_dir():
         _prepare_target(path)  # says so, and how to fix it
     fmt = _resolve_format(format, Path(path))
     suffix = Path(path).suffix.lower().lstrip(".")
@@ -1089,9 +1090,9 @@ def save_frames(
     start = _check_count(start, "start")
     if not isinstance(pattern, str):
         raise ArgumentError(f"pattern={pattern!r}; expected a str such as 'frame_{{:05d}}.png'.")
-    try:
-        names = [pattern.format(start), pattern.format(start + 1)]
-    except (IndexError, KeyError, ValueError) as e:
+    try:  # every name, at least two (the first two may differ, later ones not)
+        names = [pattern.format(start + k) for k in range(max(len(arr), 2))]
+    except (IndexError, KeyError, ValueError, OverflowError) as e:  # (OverflowError: '{:c}' past U+10FFFF)
         raise ArgumentError(
             f"pattern={pattern!r} cannot be formatted with a frame number ({e}). "
             "Fix: use one positional field, e.g. 'frame_{:05d}.png'."
@@ -1101,7 +1102,7 @@ def save_frames(
             f"pattern={pattern!r} gives the same name to every frame. "
             "Fix: include a field for the frame number, e.g. 'frame_{:05d}.png'."
         )
-    names = [pattern.format(start + k) for k in range(len(arr))]  # (the first two may differ, later ones not)
+    names = names[: len(arr)]
     first: dict[str, int] = {}
     for k, name in enumerate(names):
         if first.setdefault(name, k) != k:

@@ -1612,3 +1612,12 @@ def test_odd_arguments_of_the_sheet_and_the_views_are_argument_errors():
 
 
 # -- the scrubber's frame cache --------------------------------------------------------------------
+
+
+def test_save_frames_refuses_a_pattern_that_cannot_name_a_later_frame(tmp_path):
+    """A pattern whose later frame numbers cannot be formatted ('{:c}' past U+10FFFF) is refused
+    by name before anything is written; only the first two names were tried, so a raw
+    ValueError came from the middle of the writing."""
+    with pytest.raises(ArgumentError, match=r"pattern='\{:c\}.png' cannot be formatted with a frame number"):
+        save_frames(np.zeros((3, 2, 2, 3), np.uint8), tmp_path / "f", pattern="{:c}.png", start=0x10FFFE)
+    assert not (tmp_path / "f").exists()
