@@ -84,10 +84,21 @@ def check_seed(value: object, name: str = "seed") -> int:
     return int(value)
 
 
+def is_finite_real(value: object) -> bool:
+    """``value`` is a real number (numpy's too, not a bool) and finite; an integer too large for a
+    float (a JSON file's 400-digit number) is not (``math.isfinite`` raised an OverflowError)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or type(value).__name__ == "bool_":
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_number(value: object, name: str, *, minimum: float | None = None) -> float:
     """``value`` as a ``float`` if it is a finite real number of at least ``minimum``; else an
     :class:`ArgumentError` naming ``name``."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = is_finite_real(value)
     if not ok or (minimum is not None and value < minimum):
         bound = "" if minimum is None else f" >= {minimum}"
         raise ArgumentError(f"{name} must be a finite number{bound}, got {value!r}.")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import numbers
 import os
 import tempfile
@@ -37,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, check_int, check_number, user_path
+from .errors import ArgumentError, check_int, check_number, is_finite_real, user_path
 
 __all__ = [
     "ImageView",
@@ -86,7 +85,7 @@ def png_bytes(image: Any) -> bytes:
 
 def _is_real(value: Any) -> bool:
     """A finite real number, numpy scalars included (not a bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+    return is_finite_real(value)
 
 
 def _is_integer(value: Any, minimum: int) -> bool:

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError
+from .errors import ArgumentError, SpaceError, is_finite_real
 from .space import common_space, rescale_rows, tag
 
 __all__ = [
@@ -411,7 +411,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: Scalar, *, eps: float = 1e-6) -> 
     """
     if isinstance(eps, torch.Tensor) and eps.ndim == 0 and not eps.is_complex() and eps.dtype != torch.bool:
         eps = eps.item()  # a 0-d tensor, as before (spherical_mean's tol takes one too)
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
+    if not is_finite_real(eps) or not eps >= 0:
         raise ArgumentError(
             f"eps must be a finite number >= 0 (the sin(omega) below which nearly parallel rows "
             f"use nlerp), got {eps!r}. Leave it out for the default 1e-6."

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, SpecError, url_hint, user_path
+from .errors import ArgumentError, SpecError, is_finite_real, url_hint, user_path
 from .video import MIN_FPS, check_gif_fps  # the slowest video a spec may ask for: write_video's own limit
 
 if TYPE_CHECKING:
@@ -101,17 +101,6 @@ def _one_of(v: Any, choices: tuple[str, ...]) -> bool:
     """``v`` is one of the names ``choices`` (an array there was numpy's raw "truth value of an
     array" error, from ``in``)."""
     return isinstance(v, str) and v in choices
-
-
-def _finite(v: Any) -> bool:
-    """A real number (not a bool) that is finite; an integer too large for a float (a JSON file's
-    ``1e400`` written out in digits) is not (``math.isfinite`` raised an OverflowError on it)."""
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
 
 
 def _single(w: float) -> float:
@@ -547,7 +536,7 @@ class Spec:
              f"decode), got {self.pacing_coarse!r}.")  # fmt: skip
         need(self.pacing_passes is None or (is_int(self.pacing_passes) and self.pacing_passes >= 1),
              f"'pacing_passes' must be an integer >= 1, got {self.pacing_passes!r}.")  # fmt: skip
-        need(self.pacing_tol is None or (_finite(self.pacing_tol) and self.pacing_tol >= 0),
+        need(self.pacing_tol is None or (is_finite_real(self.pacing_tol) and self.pacing_tol >= 0),
              f"'pacing_tol' must be a finite number >= 0, got {self.pacing_tol!r}.")  # fmt: skip
         need(self.pacing_max_samples is None or (is_int(self.pacing_max_samples) and self.pacing_max_samples >= 0),
              f"'pacing_max_samples' must be an integer >= 0 (extra decodes), got {self.pacing_max_samples!r}.")  # fmt: skip
@@ -574,7 +563,7 @@ class Spec:
              f"'steps' must be an integer in [1, {MAX_STEPS}] (the training timesteps of the samplers latentlab "
              f"loads), got {self.steps!r}.")  # fmt: skip
         need(
-            self.guidance_scale is None or (_finite(self.guidance_scale) and self.guidance_scale >= 0),
+            self.guidance_scale is None or (is_finite_real(self.guidance_scale) and self.guidance_scale >= 0),
             f"'guidance_scale' must be a finite number >= 0, got {self.guidance_scale!r}.",
         )
         need(self.batch_size is None or (is_int(self.batch_size) and self.batch_size >= 1), f"'batch_size' must be an integer >= 1, got {self.batch_size!r}.")
@@ -708,7 +697,7 @@ class Spec:
                 if ik[0] == "image":
                     _check_picture(self.resolve_path(item["image"]), f"{w}.image")
                 wt = item.get("weight", 1.0)
-                if not _finite(wt) or not math.isfinite(_single(wt)):  # (the render reads weights as float32)
+                if not is_finite_real(wt) or not math.isfinite(_single(wt)):  # (the render reads weights as float32)
                     raise SpecError(f"{w}.weight must be a finite number (at most 3.4e38 in size: the render reads "
                                     f"weights in single precision), got {wt!r}.")  # fmt: skip
                 if kind == "mix" and wt < 0:

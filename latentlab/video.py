@@ -257,7 +257,7 @@ def _check_count(value: Any, name: str, unit: str = "frames", example: int = 12)
 def _check_fps(fps: Any) -> float:
     try:
         f = float(fps)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: an integer too large for a float)
         f = float("nan")
     if isinstance(fps, bool) or not math.isfinite(f) or f <= 0:
         raise ArgumentError(f"fps={fps!r}; expected a positive number. Fix: e.g. fps=24.")

@@ -867,3 +867,19 @@ def test_normalize_gives_short_rows_unit_length_and_keeps_zero_rows():
         torch.testing.assert_close(normalize(z * s), z, atol=1e-6, rtol=0)
     assert torch.equal(normalize(torch.zeros(1, 8)), torch.zeros(1, 8))
     assert torch.equal(normalize(z * 3.0), (z * 3.0) / (z * 3.0).norm(dim=-1, keepdim=True))
+
+
+def test_numbers_too_large_for_a_float_are_refused_by_name():
+    """A 400-digit integer (what a JSON file's number becomes) is not a finite number: the shared
+    checks refuse it naming the argument (math.isfinite and float() raised a raw OverflowError)."""
+    from latentlab.errors import check_number, is_finite_real
+    from latentlab.video import _check_fps
+
+    huge = 10**400
+    assert not is_finite_real(huge) and not is_finite_real(True) and is_finite_real(torch.tensor(2.5).numpy()[()])
+    with pytest.raises(ArgumentError, match="guidance_scale must be a finite number"):
+        check_number(huge, "guidance_scale")
+    with pytest.raises(ArgumentError, match="eps must be a finite number"):
+        slerp(unit(0, 1, 4), unit(1, 1, 4), 0.5, eps=huge)
+    with pytest.raises(ArgumentError, match="fps="):
+        _check_fps(huge)
