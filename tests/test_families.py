@@ -1055,3 +1055,16 @@ def test_the_kandinsky_prior_takes_num_samples_as_any_integer_type():
     assert torch.equal(a, kandinsky.sample_unclip_prior(*parts, ["a cat"], num_samples=2, steps=2))
     with pytest.raises(ArgumentError, match="num_samples must be an integer >= 1"):
         kandinsky.sample_unclip_prior(*parts, ["a cat"], num_samples=1.0, steps=2)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), "x", float("nan"), None])
+def test_scale_and_guidance_checks_refuse_any_odd_number_naming_the_argument(value):
+    """An integer too large for a float (10**400) raised a raw OverflowError from float() in the
+    embed_scale checks of Kandinsky/Karlo and unCLIP and in Kandinsky's guidance check (a string
+    a raw ValueError there)."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    for check, name in ((kandinsky._check_scale, "embed_scale"), (StableUnCLIPDecoder._check_scale, "embed_scale"),
+                        (kandinsky._check_guidance, "guidance_scale")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=name):
+            check(value)

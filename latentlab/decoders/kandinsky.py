@@ -103,10 +103,7 @@ def _to_uint8(frames: Any) -> np.ndarray:
 
 
 def _check_guidance(guidance_scale: float) -> float:
-    g = float(guidance_scale)
-    if not math.isfinite(g) or g < 0:
-        raise ArgumentError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}.")
-    return g
+    return check_number(guidance_scale, "guidance_scale", minimum=0)
 
 
 def _place(module: Any, device: torch.device | str, dtype: torch.dtype) -> Any:
@@ -144,7 +141,7 @@ def _mean_norm(vision: torch.nn.Module, processor: Any, images: Any) -> float:
 def _check_scale(scale: float) -> float:
     try:
         s = float(scale)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (a 400-digit integer overflows)
         raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {scale!r}.") from None
     if not math.isfinite(s) or s <= 0:
         raise ArgumentError(f"embed_scale must be a positive finite number or 'auto', got {scale!r}.")

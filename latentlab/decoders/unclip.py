@@ -580,7 +580,7 @@ class StableUnCLIPDecoder(Decoder):
     def _check_scale(embed_scale: float) -> float:
         try:
             s = float(embed_scale)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # (a 400-digit integer overflows)
             raise ArgumentError(f"embed_scale must be a positive number, got {embed_scale!r}.") from None
         if not math.isfinite(s) or s <= 0:
             raise ArgumentError(
