@@ -12,7 +12,9 @@ def progress_bar(progress: bool, iterable: Any = None, **kwargs: Any) -> Any:
     thins their updates."""
     from tqdm.auto import tqdm
 
-    if not progress:
+    from .errors import check_bool
+
+    if not check_bool(progress, "progress"):  # (an array's truth value raised numpy's own error)
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
 

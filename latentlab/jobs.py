@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ArgumentError, user_path
+from .errors import ArgumentError, check_bool, user_path
 from .spec import Spec, load_spec
 
 __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
@@ -799,6 +799,7 @@ def render_spec(
     video = user_path(output) if output is not None else (Path(s.resolve_path(s.output)) if s.output else video_path(directory, s.format))
     if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
+    progress = check_bool(progress, "progress")  # (else refused only at the first bar, after the models loaded)
     from .video import check_gif_fps, check_video_writer
 
     # before any decoding, not after the render

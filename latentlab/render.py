@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, ParamSpec, Sequence, TypeVar
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, check_int, check_number, check_seed
+from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed
 from .space import check_embeddings, refuse_zero_rows
 
 __all__ = [
@@ -774,6 +774,7 @@ def render(
     T = z.shape[0]
     batch_size = check_int(decoder.default_batch_size if batch_size is None else batch_size, "batch_size", minimum=1)
     check_eta(eta, decoder)
+    progress = check_bool(progress, "progress")  # (else refused only at the bar, after the manifest was written)
     seeds = frame_seeds(T, seed, noise)
     kn: torch.Tensor | None = None
     params: list[tuple[int, float]] = []

@@ -112,6 +112,13 @@ def test_invert_resizes_to_the_native_size_with_the_counterpart_of_the_upscaling
     assert torch.equal(got, dec.invert(small, z, steps=2, refine=0))
 
 
+@pytest.mark.parametrize("shape", [(0, 0, 3), (0, 5, 3), (1, 0, 0, 3)])
+def test_invert_refuses_a_picture_of_no_pixels(shape):
+    """A 0x0 (or 0xW) picture was accepted: resized into a frame of its own and inverted."""
+    with pytest.raises(ArgumentError, match="at least 1x1 pixels"):
+        _tiny_decoder().invert(np.zeros(shape, np.uint8), _unit(1, 16, 7), steps=2, refine=0)
+
+
 def test_refining_leaves_the_decoders_weights_trainable():
     """invert(refine > 0) freezes the net's weights while it takes gradients of the noise, and
     gives them back as they were (a fine-tuning run after it still trains them)."""

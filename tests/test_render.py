@@ -1148,6 +1148,22 @@ def test_progress_false_turns_a_bar_off_and_true_leaves_it_to_tqdm(monkeypatch):
     assert seen == [{"desc": "a", "disable": True}, {"desc": "b", "total": 4}]
 
 
+@pytest.mark.parametrize("progress", [np.array([True, False]), "no", 1, None])
+def test_progress_that_is_not_true_or_false_is_refused_before_any_file_is_written(tmp_path, progress, tiny_encoder):
+    """progress=<array> raised numpy's "truth value is ambiguous" at the first bar, after render
+    had written its manifest (and render_spec had loaded its models); "no" showed a bar."""
+    from latentlab._bars import progress_bar
+
+    with pytest.raises(ArgumentError, match="progress must be True or False"):
+        progress_bar(progress, total=3)
+    with pytest.raises(ArgumentError, match="progress must be True or False"):
+        render(path_of([(2, 0)]), FakeDecoder(), out_dir=tmp_path / "r", progress=progress)
+    spec = {"preset": "tiny", "frames": 2, "format": "gif", "keyframes": [{"text": "a cat"}, {"text": "a dog"}]}
+    with pytest.raises(ArgumentError, match="progress must be True or False"):
+        jobs_mod.render_spec(spec, out_dir=tmp_path / "s", progress=progress, encoder=tiny_encoder, decoder=_tiny_space_fake())
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- properties: a render stopped anywhere, and settings that draw other frames -------------------
 
 PROPS = settings(max_examples=15, deadline=None, derandomize=True,

@@ -510,6 +510,8 @@ class Decoder:
                 f"images must be uint8 (b, H, W, 3) RGB, got {images.dtype} {tuple(images.shape)}; "
                 "load files with ll.load_image(path)."
             )
+        if 0 in images.shape[1:3]:  # (a 0x0 picture was resized into a frame of its own)
+            raise ArgumentError(f"images must be at least 1x1 pixels, got {tuple(images.shape)}.")
         z = self._unit_rows(embeddings)
         if z.shape[0] != images.shape[0]:
             raise ArgumentError(f"embeddings has {z.shape[0]} rows for {images.shape[0]} images; give one per image.")
@@ -530,7 +532,7 @@ class Decoder:
         from .._bars import progress_bar
 
         out = []
-        with progress_bar(progress is not False, total=images.shape[0] * n, desc="refine inverted noise", unit="step",
+        with progress_bar(True if progress is None else progress, total=images.shape[0] * n, desc="refine inverted noise", unit="step",
                           leave=False) as bar:  # fmt: skip
             for i in range(images.shape[0]):
                 im, zi = images[i : i + 1], z[i : i + 1]
