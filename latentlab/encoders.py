@@ -296,6 +296,9 @@ def _to_rgb(im: Any, name: str | None = None, *, warn_animated: bool = True) -> 
         return im
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
         raw = np.asarray(im)
+        if mode == "F" and not np.isfinite(raw).all():  # (NaN became black pixels without a word, as no array does)
+            raise ArgumentError(f"{name or 'the picture'} (PIL mode 'F') holds NaN or infinite values; clean them first "
+                                "(np.nan_to_num).")  # fmt: skip
         key = im.info.get("transparency")  # a 16-bit grey PNG's colour key (tRNS): its transparent value
         top = raw.max(initial=0)
         if mode == "I" and 0 < top <= 255:  # 8-bit values in a 32-bit image look the same

@@ -1255,6 +1255,19 @@ def test_a_float_grey_image_reaching_1_is_read_as_0_to_1(enc: Encoder) -> None:
     torch.testing.assert_close(enc.encode_image(Image.fromarray(grey, mode="F")), enc.encode_image(expected), atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_float_grey_image_holding_nan_or_inf_is_refused_as_an_array_is(enc: Encoder, tmp_path, bad) -> None:
+    """A mode "F" picture holding NaN (or inf) encoded silently, its NaN as black pixels, where a
+    float array holding one is refused."""
+    grey = np.full((8, 8), 0.5, np.float32)
+    grey[3, 4] = bad
+    with pytest.raises(ArgumentError, match="NaN or infinite"):
+        enc.encode_image(Image.fromarray(grey, mode="F"))
+    Image.fromarray(grey, mode="F").save(tmp_path / "grey.tiff")
+    with pytest.raises(ArgumentError, match="grey.tiff.*NaN or infinite"):
+        enc.encode_image(tmp_path / "grey.tiff")
+
+
 def test_single_channel_arrays_and_tensors_are_grey(enc: Encoder) -> None:
     """(H, W, 1) arrays and (1, H, W) tensors read as the (H, W) grey picture."""
     grey = _picture()[:, :, 0]
