@@ -27,6 +27,7 @@ their memory is kept).
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any, Mapping, NoReturn, Sequence
 
@@ -231,6 +232,25 @@ def plot_similarity_matrix(
     return ax
 
 
+def _frame_marks(keyframes: Any, frames: int) -> list[int]:
+    """``keyframes`` (a list, array or tensor of frame indices, or ``None``) as ints, each in
+    ``[0, frames)``; else an :class:`ArgumentError` (``int()`` drew 1.5 at frame 1)."""
+    if keyframes is None:
+        return []
+    try:
+        marks = list(keyframes.tolist() if isinstance(keyframes, (np.ndarray, torch.Tensor)) else keyframes)
+    except TypeError:
+        marks = None
+    if isinstance(keyframes, (str, bytes)) or marks is None or not all(
+        isinstance(k, numbers.Integral) and not isinstance(k, bool) and 0 <= k < frames for k in marks
+    ):
+        raise ArgumentError(
+            f"keyframes must be frame indices, integers in [0, {frames}) for this path of {frames} frames (a list, "
+            f"array or tensor), got {keyframes!r}."
+        )
+    return [int(k) for k in marks]
+
+
 def plot_similarity(
     path: Any,
     references: torch.Tensor | None = None,
@@ -286,6 +306,7 @@ def plot_similarity(
     labs = _labels(labels, refs.shape[0], "labels", "#", "reference")
     if keyframes is None and isinstance(path, Trajectory):
         keyframes = path.keyframe_indices()
+    marks = _frame_marks(keyframes, z.shape[0])
     K = refs.shape[0]
     if colors is None:
         cols: list[Any] = _colours(K)
@@ -319,7 +340,7 @@ def plot_similarity(
     for k in range(s.shape[1]):
         ax.plot(x, s[:, k], linestyle, color=cols[k], marker="." if z.shape[0] <= 60 else None,
                 label=_literal(_short(labs[k])))  # fmt: skip
-    for kf in () if keyframes is None else [int(k) for k in keyframes]:  # a list, array or tensor
+    for kf in marks:
         ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
     ax.set_xlabel("frame")
     _integer_frames(ax)

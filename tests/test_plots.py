@@ -187,6 +187,22 @@ def test_plot_similarity_draws_each_reference_in_the_colour_given():
         ll.plot_similarity(path, refs, colors=["tab:red", "reddish"])
 
 
+@pytest.mark.parametrize("keyframes", [[1.5], [0, 5], [-1], [True], "12", 3, np.array(2), torch.tensor([0.0, 2.0])])
+def test_plot_similarity_refuses_keyframes_that_are_not_frames_of_the_path(keyframes):
+    """keyframes=[1.5] drew a line at frame 1 (int() truncated it); [0, 5] on a 5-frame path
+    widened the axis past the path; 3 raised a raw TypeError."""
+    with pytest.raises(ArgumentError, match=r"keyframes must be frame indices, integers in \[0, 5\)"):
+        ll.plot_similarity(_unit(5), _unit(2, seed=1), keyframes=keyframes)
+    plt.close("all")
+
+
+def test_plot_similarity_marks_keyframes_given_as_a_list_array_or_tensor():
+    for marks in ([0, 4], np.array([0, 4]), torch.tensor([0, 4]), (np.int64(0), 4)):
+        ax = ll.plot_similarity(_unit(5), _unit(2, seed=1), keyframes=marks)
+        assert [ln.get_xdata()[0] for ln in ax.lines[2:]] == [0, 4]
+        plt.close("all")
+
+
 def test_plot_pca_map_legend_shows_each_path_in_its_colour_and_a_visible_start():
     from matplotlib.colors import to_hex
 
