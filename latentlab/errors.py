@@ -128,8 +128,13 @@ def user_path(path: object) -> Path:
     """``path`` as a shell reads it: a leading ``~`` or ``~user`` is that home folder. A
     ``~user`` of no user on this system stays as written, a relative name like any other
     (``pathlib.Path.expanduser`` raised a raw ``RuntimeError`` "Could not determine home
-    directory" on it, also for ``./~user``, which pathlib spells ``~user``)."""
+    directory" on it, also for ``./~user``, which pathlib spells ``~user``). A name holding a NUL
+    character, which no file can have, is an :class:`ArgumentError` (``open()`` raised a bare
+    ``ValueError: embedded null byte``)."""
     import os
     from pathlib import Path
 
-    return Path(os.path.expanduser(os.fspath(path)))  # type: ignore[arg-type]
+    text = os.fspath(path)  # type: ignore[arg-type]
+    if ("\x00" if isinstance(text, str) else b"\x00") in text:
+        raise ArgumentError(f"the path {text!r} holds a NUL character (\\x00), which no file name can; remove it.")
+    return Path(os.path.expanduser(text))

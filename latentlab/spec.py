@@ -161,6 +161,8 @@ def _check_path_text(where: str, value: str) -> None:
     """Refuse a path field that no file can have here: a character this system's file-name
     encoding cannot represent (a UTF-8 spec's ``out_dir = "out 🎨"`` under an ASCII or Latin-1
     locale, which failed later with a UnicodeEncodeError), or one that is no character at all."""
+    if "\x00" in value:  # (no file name holds one; open() raised a ValueError naming no field)
+        raise SpecError(f"{where} is {value!r}, which holds a NUL character (\\x00); no file name can. Remove it.")
     try:
         os.fsencode(value)
         return
@@ -582,7 +584,10 @@ class Spec:
                 check_gif_fps(self.fps, "gif", hold_first=self.hold_first, hold_last=self.hold_last)
             except ArgumentError as exc:
                 raise SpecError(str(exc)) from None
-        need(self.output is None or isinstance(self.output, str), "'output' must be a path string.")
+        # (an empty one meant the default video, where an empty out_dir is refused)
+        need(self.output is None or (isinstance(self.output, str) and bool(self.output.strip())),
+             f"'output' must be a non-empty path string (the video file; leave it out for <out_dir>.<format>), "
+             f"got {self.output!r}.")  # fmt: skip
         suffix = _video_suffix(self.output)
         need(not suffix or suffix == self.format,
              f"'format' is {self.format!r} but 'output' {self.output!r} ends in .{suffix}: the video's format follows "

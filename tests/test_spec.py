@@ -160,6 +160,14 @@ def test_text_keyframe_without_prior_is_refused(images):
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": ["x"]}, "'base_dir' must be a folder path"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": ""}, "'out_dir' must be a non-empty path string"),
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": 3}, "'out_dir' must be a non-empty path string"),
+        # found by session 34's audits: an empty output meant the default video; a NUL character reached open()
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "output": ""}, "'output' must be a non-empty path string"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "output": "  "}, "'output' must be a non-empty path string"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "output": "a\x00.gif"}, "'output' is .*NUL character"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "out_dir": "r\x00"}, "'out_dir' is .*NUL character"),
+        ({"keyframes": [{"text": "a"}, {"image": "b\x00.png"}]}, r"keyframes\[1\].image is .*NUL character"),
+        ({"keyframes": [{"text": "a"}, {"mix": [{"image": "b\x00.png"}]}]}, r"mix\[0\].image is .*NUL character"),
+        ({"keyframes": [{"text": "a"}, {"text": "b"}], "base_dir": "x\x00"}, "'base_dir' is .*NUL character"),
         # found by an audit of specs from elsewhere (2026-12-06): a pacing_coarse of 10**9 filled the memory (12 GB)
         # before any decode; steps of 10**9 were refused only after the models had loaded
         ({"keyframes": [{"text": "a"}, {"text": "b"}], "pacing": "even", "pacing_coarse": 10**9},
@@ -1275,3 +1283,20 @@ def test_a_path_starting_with_the_home_of_no_user_is_a_relative_name_everywhere(
         load_spec("~nouser/a.toml")
     spec = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}]})
     assert spec.save("~nouser/s.toml").resolve() == tmp_path / "~nouser" / "s.toml"
+
+
+def test_a_path_holding_a_nul_character_is_an_argument_error_everywhere(tmp_path, tiny_encoder):
+    """No file name holds a NUL character; open() raised a bare "ValueError: embedded null byte"
+    (write_video, save_frames, a spec saved there), or the file was said to be missing."""
+    import latentlab as ll
+    from latentlab.errors import user_path
+    from latentlab.video import save_frames
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    spec = load_spec({"keyframes": [{"text": "a"}, {"text": "b"}]})
+    for call in (lambda: user_path("a\x00.png"), lambda: user_path(b"a\x00"), lambda: ll.write_video(frames, tmp_path / "a\x00.gif"),
+                 lambda: save_frames(frames, tmp_path / "d\x00"), lambda: spec.save(tmp_path / "s\x00.toml"),
+                 lambda: tiny_encoder.encode_image(str(tmp_path / "a\x00.png"))):  # fmt: skip
+        with pytest.raises(ArgumentError, match=r"holds a NUL character"):
+            call()
+    assert list(tmp_path.iterdir()) == []
