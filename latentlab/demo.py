@@ -78,14 +78,18 @@ def demo_spec(inputs: list[Path], preset: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import LatentlabError
+    from .errors import LatentlabError, user_path
     from .jobs import render_spec
+    from .presets import get_preset
 
     ap = argparse.ArgumentParser(prog="python -m latentlab.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default=None, help="preset to use (default: mini if trained, else tiny)")
     ap.add_argument("--out-dir", default="renders/demo", help="render folder (default renders/demo)")
     ap.add_argument("--overwrite", action="store_true", help="replace an earlier demo render with other settings")
     args = ap.parse_args(argv)
+    if not args.out_dir.strip():  # (an unset shell variable: it rendered into the current folder)
+        ap.error(f"--out-dir is empty ({args.out_dir!r}; an unset shell variable?). Give a folder, e.g. "
+                 "--out-dir renders/demo, or leave the flag out.")  # fmt: skip
 
     preset = args.preset
     if preset is None:
@@ -99,7 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                 "      It still exercises the whole pipeline (encode -> trajectory -> decode -> video).",
                 file=sys.stderr,
             )
-    out_dir = Path(args.out_dir)
+    try:
+        get_preset(preset)  # before anything is written: an unknown name left the input pictures behind
+    except LatentlabError as exc:
+        print(f"latentlab demo: error: {exc}", file=sys.stderr)
+        return 2
+    out_dir = user_path(args.out_dir)  # where render_spec puts it: "--out-dir=~/x" (bash leaves the ~) is the home's
     named = Path(os.path.abspath(out_dir))  # (--out-dir . has no name of its own: its inputs went to "./-inputs")
     try:
         inputs = make_inputs(named.parent / f"{named.name}-inputs")

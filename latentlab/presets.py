@@ -18,11 +18,11 @@ import difflib
 import numbers
 import os
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import ArgumentError, SpecError, user_path
+from .errors import ArgumentError, SpecError, check_bool, is_finite_real, user_path
 
 if TYPE_CHECKING:  # for type checkers only: importing them here would load torch and the decoders eagerly
     from .decoders.base import Decoder
@@ -88,11 +88,16 @@ def _check_part(name: str, part: str, spec: object) -> dict[str, Any]:
         raise ArgumentError(
             f"preset {name!r}: the \"kind\" of its {part} must be a string such as {example}, got {spec['kind']!r}."
         )
+    keys = [k for k in spec if not isinstance(k, str)]
+    if keys:  # they become its builder's keyword arguments
+        raise ArgumentError(f"preset {name!r}: the keys of its {part} spec must be strings (its builder's keyword "
+                            f"arguments), got {keys[0]!r}.")  # fmt: skip
     return spec
 
 
-def _check_preset(preset: object) -> Preset:
-    """Validate what builders and the registry rely on: the field types and each part's ``"kind"``."""
+def _check_preset(preset: object, parts: tuple[str, ...] = ("encoder", "decoder", "prior")) -> Preset:
+    """Validate what builders and the registry rely on: the field types and the ``"kind"`` of
+    each of ``parts`` (``create_decoder`` builds, so checks, the decoder alone)."""
     if not isinstance(preset, Preset):
         raise ArgumentError(f"register_preset takes a Preset, got {type(preset).__name__}.")
     name = preset.name
@@ -105,20 +110,41 @@ def _check_preset(preset: object) -> Preset:
         )
     if isinstance(preset.dim, bool) or not isinstance(preset.dim, numbers.Integral) or preset.dim < 1:
         raise ArgumentError(f"preset {name!r}: dim must be a positive integer (the embedding size), got {preset.dim!r}.")
-    _check_part(name, "encoder", preset.encoder)
-    _check_part(name, "decoder", preset.decoder)
-    if preset.prior is not None:
-        _check_part(name, "prior", preset.prior)
+    res = preset.resolution
+    if isinstance(res, bool) or not isinstance(res, numbers.Integral) or res < 1:
+        raise ArgumentError(f"preset {name!r}: resolution must be a positive integer (the native output size in pixels), "
+                            f"got {res!r}.")  # fmt: skip
+    for key in ("download_gb", "gpu_memory_gb"):
+        value = getattr(preset, key)
+        if not is_finite_real(value) or value < 0:
+            raise ArgumentError(f"preset {name!r}: {key} must be a finite number >= 0 (approximate, in GB; 0 if not known), "
+                                f"got {value!r}.")  # fmt: skip
+    repos = preset.hub_repos
+    if not isinstance(repos, (tuple, list)) or not all(isinstance(r, str) and r for r in repos):
+        comma = f" (a string, not a tuple: write ({repos!r},), with the comma)" if isinstance(repos, str) else ""
+        raise ArgumentError(f"preset {name!r}: hub_repos must be a tuple of Hugging Face repo ids such as "
+                            f"('owner/name',), got {repos!r}{comma}.")  # fmt: skip
+    for part in parts:
+        if getattr(preset, part) is not None or part != "prior":
+            _check_part(name, part, getattr(preset, part))
+    plain = {"dim": int(preset.dim), "resolution": int(res), "download_gb": float(preset.download_gb),
+             "gpu_memory_gb": float(preset.gpu_memory_gb), "hub_repos": tuple(repos)}  # fmt: skip
+    if any(type(getattr(preset, k)) is not type(v) for k, v in plain.items()):  # numpy numbers, a list: JSON and
+        preset = replace(preset, **plain)  # `latentlab presets --json` take plain ones
     return preset
 
 
 def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
     """Add ``preset`` to the registry (refuses to replace one unless ``overwrite``).
 
-    Checks it first: ``space`` a string, ``dim`` a positive integer, and ``encoder``,
-    ``decoder`` (and ``prior`` unless ``None``) dicts with a ``"kind"`` string; an
-    :class:`ArgumentError` names the preset and the key otherwise."""
-    _check_preset(preset)
+    Checks it first: ``space`` a string, ``dim`` and ``resolution`` positive integers,
+    ``download_gb`` and ``gpu_memory_gb`` finite numbers >= 0, ``hub_repos`` a tuple of repo
+    ids, and ``encoder``, ``decoder`` (and ``prior`` unless ``None``) dicts with a ``"kind"``
+    string; an :class:`ArgumentError` names the preset and the key otherwise. Numpy numbers
+    (and a list of ``hub_repos``) are stored as plain ones: the preset returned (and
+    registered) is then a copy."""
+    preset = _check_preset(preset)
+    overwrite = check_bool(overwrite, "overwrite")  # (overwrite="no" replaced the preset)
     if preset.name in PRESETS and not overwrite:
         raise ArgumentError(f"preset {preset.name!r} is already registered; pass overwrite=True to replace it.")
     PRESETS[preset.name] = preset
@@ -136,7 +162,8 @@ def load_plugins() -> list[str]:
     :func:`register_preset`, and builders if it brings a new kind) or a function (called
     with no arguments). This is how presets of yours reach the ``latentlab`` command, which
     runs in a new process; :func:`get_preset` and :func:`list_presets` call it first. A
-    plugin that fails to load is skipped with a warning naming it. Returns the entry points
+    plugin that fails to load, or names neither a module nor a function (e.g. a
+    :class:`Preset`), is skipped with a warning naming it. Returns the entry points
     loaded (``"name = value"``).
 
     In a package's ``pyproject.toml``::
@@ -158,6 +185,9 @@ def load_plugins() -> list[str]:
                 obj = ep.load()
                 if callable(obj) and not isinstance(obj, types.ModuleType):
                     obj()
+                elif not isinstance(obj, types.ModuleType):  # e.g. a Preset: it was listed as loaded, never registered
+                    raise ArgumentError(f"it names a {type(obj).__name__}, not a module or a function; name the module "
+                                        "that calls register_preset, or a function that does")  # fmt: skip
             except Exception as exc:  # one broken plugin must not take the others (or the command) down
                 warnings.warn(f"latentlab plugin {ep.name!r} ({ep.value}) failed to load, so its presets are missing: "
                               f"{type(exc).__name__}: {exc}", stacklevel=2)  # fmt: skip
@@ -203,13 +233,25 @@ def _is_builtin(fn: Callable[..., Any]) -> bool:
     return (getattr(fn, "__module__", None) or "").split(".")[0] == "latentlab"
 
 
-def _register(table: dict[str, Callable[..., Any]], kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _register(
+    table: dict[str, Callable[..., Any]], kind: str, what: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The decorator of the ``register_*_builder`` functions. The built-in builders register
     lazily (:func:`_load_builders`, at the first ``create_*``), possibly after a user's: a
     built-in builder never replaces one registered from outside latentlab, so a user's builder
-    for a built-in kind (e.g. ``"stable_unclip_tiny"``) is the one used, whenever it was registered."""
+    for a built-in kind (e.g. ``"stable_unclip_tiny"``) is the one used, whenever it was registered.
+    ``kind`` must be a non-empty string and the decorated object callable (an :class:`ArgumentError`
+    naming ``register_<what>_builder`` otherwise: ``@register_decoder_builder`` without its kind
+    registered nothing and replaced the function)."""
+    if not isinstance(kind, str) or not kind:
+        bare = f" (used as @register_{what}_builder without a kind?)" if callable(kind) else ""
+        raise ArgumentError(f"register_{what}_builder takes the part kind, a non-empty string: "
+                            f"@register_{what}_builder('my_kind'); got {kind!r}{bare}.")  # fmt: skip
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):
+            raise ArgumentError(f"register_{what}_builder({kind!r}) takes a function fn(preset, **kwargs) that builds "
+                                f"the {what}, got {type(fn).__name__}.")  # fmt: skip
         old = table.get(kind)
         if not (old is not None and _is_builtin(fn) and not _is_builtin(old)):
             table[kind] = fn
@@ -221,7 +263,7 @@ def _register(table: dict[str, Callable[..., Any]], kind: str) -> Callable[[Call
 def register_encoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Encoder`` builds encoders of ``kind``
     (replacing a built-in builder of that kind: see :func:`_register`)."""
-    return _register(_ENCODER_BUILDERS, kind)
+    return _register(_ENCODER_BUILDERS, kind, "encoder")
 
 
 def register_decoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -230,13 +272,13 @@ def register_decoder_builder(kind: str) -> Callable[[Callable[..., Any]], Callab
 
     Models load one at a time (each ``create_*`` holds a lock while its builder runs; one in
     the same thread may nest): a builder must not wait for another thread's ``create_*``."""
-    return _register(_DECODER_BUILDERS, kind)
+    return _register(_DECODER_BUILDERS, kind, "decoder")
 
 
 def register_prior_builder(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: ``fn(preset, **spec_args, **user_kwargs) -> Prior`` builds priors of ``kind``
     (replacing a built-in builder of that kind: see :func:`_register`)."""
-    return _register(_PRIOR_BUILDERS, kind)
+    return _register(_PRIOR_BUILDERS, kind, "prior")
 
 
 def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset: Preset) -> Callable[..., Any]:
@@ -248,21 +290,21 @@ def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset:
 
 def create_encoder(preset: str | Preset = "mini", **kwargs: Any) -> Encoder:
     """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
-    p = get_preset(preset)
+    p = _check_preset(get_preset(preset), ("encoder",))  # (a Preset given here was not checked by register_preset)
     spec = dict(_check_part(p.name, "encoder", p.encoder))
     return _build(_builder(_ENCODER_BUILDERS, spec.pop("kind"), "encoder", p), "encoder", p, spec, kwargs)
 
 
 def create_decoder(preset: str | Preset = "mini", **kwargs: Any) -> Decoder:
     """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
-    p = get_preset(preset)
+    p = _check_preset(get_preset(preset), ("decoder",))  # (a Preset given here was not checked by register_preset)
     spec = dict(_check_part(p.name, "decoder", p.decoder))
     return _build(_builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p), "decoder", p, spec, kwargs)
 
 
 def create_prior(preset: str | Preset = "mini", **kwargs: Any) -> Prior:
     """Build the prior (text embedding -> image embedding) of ``preset``; an error if it has none."""
-    p = get_preset(preset)
+    p = _check_preset(get_preset(preset), ("prior",))  # (a Preset given here was not checked by register_preset)
     if p.prior is None:
         raise ArgumentError(
             f"preset {p.name!r} has no prior, so text keyframes cannot become image embeddings. "
@@ -287,7 +329,8 @@ _BUILDING = threading.RLock()
 def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], kwargs: dict[str, Any]) -> Any:
     """``fn(p, **spec, **kwargs)``; a keyword this part of the preset does not take, or one
     its builder sets itself from the preset (``name``, ``space``, ``dim``, ``resolution``),
-    is an :class:`ArgumentError` naming it (not Python's bare ``TypeError``)."""
+    is an :class:`ArgumentError` naming it (not Python's bare ``TypeError``), and so is such
+    a key of the preset's own part spec."""
     import re
 
     def set_by_preset(arg: str) -> ArgumentError:
@@ -306,10 +349,18 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
         with _BUILDING:  # one model loads at a time: open_clip's config registry and diffusers' first import are not thread-safe
             built = fn(p, **{**spec, **kwargs})
     except TypeError as exc:
-        m = re.search(r"(unexpected keyword argument|multiple values for keyword argument) '(\w+)'", str(exc))
-        if m is None or m.group(2) not in kwargs:
+        m = re.search(r"(unexpected keyword argument|multiple values for keyword argument) '", str(exc))
+        named = str(exc)[m.end() :] if m is not None else ""  # "<the keyword>'" (any characters), maybe more after it
+        arg = next((k for k in sorted({*kwargs, *spec}, key=len, reverse=True) if named.startswith(f"{k}'")), None)
+        if m is None or arg is None:
             raise
-        arg = m.group(2)
+        if arg not in kwargs:  # a key of the preset's own part (a typo, or one for another kind), not the caller's
+            why = "does not take" if m.group(1).startswith("unexpected") else "sets itself from the preset"
+            raise ArgumentError(
+                f"preset {p.name!r}: its {what} spec has the key {arg!r}, which its {what} builder "
+                f"{getattr(fn, '__qualname__', fn)!r} {why}; remove {arg!r} from the preset's {what} "
+                "(docs/models.md, 'Adding a preset', lists what each kind takes)."
+            ) from None
         if m.group(1).startswith("unexpected"):
             raise _OptionNotTaken(
                 f"the {what} of preset {p.name!r} takes no {arg}= (a loading option of other parts or "
@@ -481,7 +532,10 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 def _find_local_file(path: str | os.PathLike[str]) -> Path | None:
     """Where the loaders find the file ``path`` of a preset: as given (``~`` expanded,
     relative to the working directory), else relative to the latentlab package (its bundled
-    files, e.g. ``mini/weights/...``); ``None`` if neither exists."""
+    files, e.g. ``mini/weights/...``); ``None`` if neither exists (nor can: a name holding a
+    NUL character, which user_path refuses)."""
+    if "\x00" in os.fspath(path):
+        return None
     given = user_path(path)
     if given.is_file():
         return given
@@ -499,6 +553,8 @@ def _is_shipped(path: str | os.PathLike[str]) -> bool:
 
 def _local_folder_ok(folder: str) -> bool:
     """A ``local-dir:`` folder as the open_clip loader needs it: its config and a weights file."""
+    if "\x00" in folder:  # (no folder has such a name; user_path refuses it)
+        return False
     d = user_path(folder)
     if not (d / "open_clip_config.json").is_file():
         return False
@@ -506,8 +562,11 @@ def _local_folder_ok(folder: str) -> bool:
 
 
 def _looks_like_path(text: str) -> bool:
-    """``text`` is meant as a folder rather than an ``owner/name`` Hub id (as :func:`latentlab.hf_clip.hub_source` reads it)."""
-    return text.startswith((".", "/", "~", "\\")) or len(text.split("/")) > 2
+    """``text`` is meant as a folder rather than an ``owner/name`` Hub id (as :func:`latentlab.hf_clip.hub_source`
+    reads it: a bare name such as ``my_unclip`` is a missing local folder, not a repo)."""
+    from .hf_clip import is_hub_id
+
+    return text.startswith((".", "/", "~", "\\")) or not is_hub_id(text)
 
 
 def _is_random_kind(kind: object) -> bool:
@@ -526,7 +585,8 @@ def weights_status(preset: str | Preset) -> str:
     - ``"missing (train it)"``: a file of the embedded model (``mini/...`` in the package)
       is absent; ``latentlab.mini`` trains it;
     - ``"missing"``: a local file or folder the preset names (a ``checkpoint``, ``config``,
-      ``local-dir:`` folder or local ``repo`` folder) is absent;
+      ``local-dir:`` folder or local ``repo`` folder: a path, or a name that is no ``owner/name``
+      repo id, as the loaders read it) is absent;
     - ``"cached"`` / ``"partly cached"`` / ``"not downloaded"``: every / some / none of the
       repos it downloads has a snapshot holding at least one file in the Hugging Face cache
       (whether the snapshot is complete is not checked). The repos are its ``hub_repos``
@@ -540,8 +600,10 @@ def weights_status(preset: str | Preset) -> str:
       a file or folder it looks at could not be read, as a model folder another user keeps
       private in a shared Hugging Face cache; the state of its weights is not known (the
       loaders would fail on that path too). Other presets are not affected.
-    """
-    p = get_preset(preset)
+
+    A :class:`Preset` given here is checked as :func:`register_preset` checks it (an
+    :class:`ArgumentError` naming the preset and the key)."""
+    p = _check_preset(get_preset(preset))  # (a Preset given here was not checked by register_preset)
     try:
         return _weights_status(p)
     except _UnreadablePath as u:  # this preset's state is unknown; the listing of the others goes on
@@ -583,10 +645,12 @@ def _weights_status(p: Preset) -> str:
             (present if found else missing).append(os.fspath(path))
 
     def repo_or_folder(src: object) -> None:
+        if isinstance(src, os.PathLike):  # the loaders take a pathlib.Path too
+            src = os.fspath(src)
         if not isinstance(src, str) or not src:
             return
         with _reading():
-            is_folder = user_path(src).is_dir()
+            is_folder = "\x00" not in src and user_path(src).is_dir()  # (user_path refuses a NUL)
         if is_folder:
             present.append(src)
         elif _looks_like_path(src):

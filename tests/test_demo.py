@@ -11,6 +11,7 @@ import pytest
 
 from latentlab import demo
 from latentlab.jobs import RenderResult, video_path
+from latentlab.errors import LatentlabError
 from latentlab.presets import weights_status
 
 from conftest import animated_frames, grey_frames
@@ -186,3 +187,58 @@ def test_demo_inputs_are_named_for_what_they_show(tmp_path, monkeypatch, shapes_
     assert abs(int(circle[len(circle) // 5]) - int(circle[-1 - len(circle) // 5])) <= 2  # symmetric
     assert circle[len(circle) // 5] < 0.9 * circle[len(circle) // 2]  # not a square
     assert triangle[len(triangle) // 5] < triangle[-1 - len(triangle) // 5] / 2  # narrow top, wide base
+
+
+# -- python -m latentlab.demo -------------------------------------------------------------------
+
+
+@pytest.fixture
+def stopped_render(monkeypatch, tmp_path):
+    """render_spec stopped with a LatentlabError, recording the folder it was given."""
+    from latentlab import jobs
+
+    seen = []
+
+    def stop(spec, *, out_dir, **kwargs):
+        seen.append(Path(out_dir))
+        raise LatentlabError("stopped")
+
+    monkeypatch.setattr(jobs, "render_spec", stop)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    return seen
+
+
+def test_demo_out_dir_with_a_tilde_puts_inputs_and_frames_in_the_same_home_folder(stopped_render, tmp_path, monkeypatch):
+    """`--out-dir=~/demo` (bash leaves that ~): render_spec rendered into ~/demo, the demo wrote its
+    input pictures into a folder literally named "~" under the current one (and counted kept
+    frames there)."""
+    from latentlab import demo
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert demo.main(["--preset", "tiny", "--out-dir=~/demo"]) == 2
+    assert stopped_render == [tmp_path / "home" / "demo"]
+    assert (tmp_path / "home" / "demo-inputs" / "red_circle.png").is_file()
+    assert not (tmp_path / "cwd" / "~").exists()
+
+
+def test_demo_with_an_unknown_preset_writes_nothing(stopped_render, tmp_path, capsys):
+    """The input pictures were written before the render refused the preset."""
+    from latentlab import demo
+
+    assert demo.main(["--preset", "minii", "--out-dir", "out"]) == 2
+    assert "unknown preset 'minii'. Did you mean 'mini'?" in capsys.readouterr().err
+    assert list((tmp_path / "cwd").iterdir()) == [] and stopped_render == []
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_demo_refuses_an_empty_out_dir(value, stopped_render, tmp_path, capsys):
+    """--out-dir "" (an unset shell variable) rendered into the current folder, and its inputs
+    went beside it; the latentlab command refuses an empty --out-dir."""
+    from latentlab import demo
+
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--preset", "tiny", "--out-dir", value])
+    assert e.value.code == 2 and "--out-dir is empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [tmp_path / "cwd"] and list((tmp_path / "cwd").iterdir()) == []
+    assert stopped_render == []

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import latentlab as ll
 from latentlab import presets
-from latentlab.errors import ArgumentError, ModelNotAvailableError
+from latentlab.errors import ArgumentError, LatentlabError, ModelNotAvailableError
 
 REAL = ["sd21-unclip-h", "sd21-unclip-l", "kandinsky-2.2", "karlo"]
 
@@ -761,3 +765,299 @@ def test_weights_status_is_plain_missing_when_a_users_file_is_absent_beside_an_u
     assert presets.weights_status(p) == "missing"
     only_ours = dataclasses.replace(p, encoder={k: v for k, v in encoder.items() if k != "config"})
     assert presets.weights_status(only_ours) == "missing (train it)"
+
+
+# -- found by the property audit of 2026-12-07: the registry, weights_status, create_* and the mini package --
+
+#: every value weights_status documents (an "unreadable (...)" one is matched by its start)
+STATUSES = {"built in (random)", "built in", "missing (train it)", "missing", "cached", "partly cached",
+            "not downloaded", "unknown"}  # fmt: skip
+
+
+def _preset(**change) -> presets.Preset:
+    base = dict(name="audited", space="tiny-random", dim=32, resolution=64, encoder={"kind": "open_clip_tiny"},
+                decoder={"kind": "stable_unclip_tiny"}, prior={"kind": "identity"})  # fmt: skip
+    return presets.Preset(**{**base, **change})
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry, restored after the test."""
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
+    return presets.PRESETS
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty Hugging Face cache of this test's own; returns a function that adds a snapshot."""
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+
+    def add(repo: str) -> None:
+        snap = cache / ("models--" + repo.replace("/", "--")) / "snapshots" / "abc"
+        snap.mkdir(parents=True)
+        (snap / "model_index.json").write_text("{}")
+
+    return add
+
+
+# -- register_preset checks every field that something downstream relies on -----------------
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"hub_repos": "me/my-unclip"}, r"hub_repos .*\('me/my-unclip',\), with the comma"),  # ("me/my-unclip") is a str
+        ({"hub_repos": None}, "hub_repos"),
+        ({"hub_repos": ("me/a", 3)}, "hub_repos"),
+        ({"hub_repos": ("",)}, "hub_repos"),
+        ({"resolution": 0}, "resolution"),
+        ({"resolution": "768"}, "resolution"),
+        ({"resolution": True}, "resolution"),
+        ({"download_gb": "5"}, "download_gb"),
+        ({"download_gb": float("nan")}, "download_gb"),
+        ({"gpu_memory_gb": -1.0}, "gpu_memory_gb"),
+        ({"encoder": {"kind": "open_clip_tiny", 3: "x"}}, "keys of its encoder spec must be strings"),
+    ],
+)
+def test_register_preset_refuses_fields_the_registry_and_cli_cannot_use(change, key, registry):
+    """hub_repos="me/repo" (a 1-tuple without its comma) was accepted and read letter by letter:
+    weights_status said "not downloaded" with the repo in the cache; a resolution of "768" or a
+    download_gb of "5" failed later in a builder or in `latentlab presets`."""
+    with pytest.raises(ArgumentError, match="preset 'audited'") as e:
+        presets.register_preset(_preset(**change))
+    assert re.search(key, str(e.value)), str(e.value)
+    assert "audited" not in registry
+
+
+def test_hub_repos_as_a_string_is_not_read_letter_by_letter(hub):
+    hub("me/my-unclip")
+    assert presets.weights_status(_preset(hub_repos=("me/my-unclip",))) == "cached"
+    with pytest.raises(ArgumentError, match="with the comma"):  # was "not downloaded"
+        presets.weights_status(_preset(hub_repos="me/my-unclip"))
+
+
+def test_register_preset_stores_numpy_numbers_as_plain_ones(registry, capsys):
+    """A preset with dim=np.int64(32) (e.g. read from an array) was stored as it was, and
+    `latentlab presets --json` failed: "Object of type int64 is not JSON serializable"."""
+    from latentlab import cli
+
+    got = presets.register_preset(_preset(dim=np.int64(32), resolution=np.int32(64), download_gb=np.float32(1.5),
+                                          gpu_memory_gb=np.float64(2.0), hub_repos=["me/a"]))  # fmt: skip
+    stored = presets.get_preset("audited")
+    assert got is stored
+    assert [type(stored.dim), type(stored.resolution), type(stored.download_gb), type(stored.hub_repos)] == [
+        int, int, float, tuple]  # fmt: skip
+    assert (stored.dim, stored.resolution, stored.download_gb, stored.hub_repos) == (32, 64, 1.5, ("me/a",))
+    plain = _preset(name="plain")
+    assert presets.register_preset(plain) is plain  # a preset of plain values is stored as it is
+    assert cli.main(["presets", "--json"]) in (0, None)
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["audited"]["dim"] == 32 and rows["audited"]["download_gb"] == 1.5
+
+
+@pytest.mark.parametrize("overwrite", ["no", "False", 1])
+def test_register_preset_overwrite_must_be_a_bool(overwrite, registry):
+    """overwrite="no" (or "False", or 1) replaced an existing preset: bool("no") is True."""
+    first = presets.register_preset(_preset())
+    with pytest.raises(ArgumentError, match="overwrite must be True or False"):
+        presets.register_preset(_preset(dim=64), overwrite=overwrite)
+    assert presets.PRESETS["audited"] is first
+
+
+# -- weights_status --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", [{"encoder": "open_clip"}, {"prior": ["mini"]}, {"decoder": {"repo": "a/b"}}])
+def test_weights_status_of_a_malformed_preset_is_an_argument_error(change):
+    """A Preset given to weights_status (not registered, so not checked) whose part was not a dict
+    raised AttributeError: 'str' object has no attribute 'get'."""
+    with pytest.raises(ArgumentError, match="preset 'audited'"):
+        presets.weights_status(_preset(**change))
+
+
+def test_weights_status_reads_a_repo_as_the_loaders_do(tmp_path, hub):
+    """A bare name (no folder of that name here) is a missing local folder to the loaders
+    (hf_clip.hub_source), not a Hub repo: weights_status said "not downloaded". A pathlib.Path
+    repo, which the loaders take, was not looked at: "unknown"."""
+    (tmp_path / "mine").mkdir()
+
+    def status(repo):
+        return presets.weights_status(_preset(decoder={"kind": "stable_unclip", "repo": repo}))
+
+    assert status("my_unclip_folder") == "missing"
+    assert status("me/.hidden") == "missing"
+    assert status(Path(tmp_path / "gone")) == "missing"
+    assert status(Path(tmp_path / "mine")) == "built in"
+    assert status(str(tmp_path / "mine")) == "built in"
+    assert status("me/my-unclip") == "not downloaded"  # a repo id is still a repo
+    hub("me/my-unclip")
+    assert status("me/my-unclip") == "cached"
+    with pytest.raises(LatentlabError, match="no local folder 'my_unclip_folder' exists"):  # the loader agrees
+        ll.create_decoder(_preset(decoder={"kind": "stable_unclip", "repo": "my_unclip_folder"}))
+
+
+def test_weights_status_of_a_home_path_with_a_nul_character():
+    """"~\\0x": the user database refused the name with a raw ValueError (embedded null byte).
+    No file has such a name, so weights_status says missing (the loaders refuse it: user_path)."""
+    for part in ({"encoder": {"kind": "open_clip", "model": "m", "checkpoint": "~\0x"}},
+                 {"decoder": {"kind": "stable_unclip", "repo": "~\0x"}},
+                 {"encoder": {"kind": "open_clip", "model": "local-dir:~\0x"}},
+                 {"decoder": {"kind": "mini", "weights": "~\0x"}}):  # fmt: skip
+        assert presets.weights_status(_preset(**part)) == "missing"
+
+
+_odd_paths = st.one_of(
+    st.text(alphabet="~/.\\a\0 :é-", max_size=12),
+    st.sampled_from(["~\0x", "~", "~/", "~root", "~nouser/x", "/etc/passwd/x", "x" * 5000, "local-dir:", "hf-hub:", ".."]),
+)
+
+
+@settings(derandomize=True, max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=_odd_paths, where=st.sampled_from(["checkpoint", "config", "repo", "image_encoder_repo", "local-dir",
+                                               "hf-hub", "mini-weights"]))  # fmt: skip
+def test_weights_status_answers_for_any_path(path, where, hub):
+    """Whatever string a preset names as a path or repo, weights_status answers one of its
+    documented values (never a raw exception)."""
+    part = {"checkpoint": {"encoder": {"kind": "open_clip", "model": "m", "checkpoint": path}},
+            "config": {"encoder": {"kind": "open_clip", "model": "m", "config": path}},
+            "repo": {"decoder": {"kind": "stable_unclip", "repo": path}},
+            "image_encoder_repo": {"decoder": {"kind": "kandinsky", "repo": "a/b", "image_encoder_repo": path}},
+            "local-dir": {"encoder": {"kind": "open_clip", "model": "local-dir:" + path}},
+            "hf-hub": {"encoder": {"kind": "open_clip", "model": "hf-hub:" + path}},
+            "mini-weights": {"decoder": {"kind": "mini", "weights": path}}}[where]  # fmt: skip
+    got = presets.weights_status(_preset(**part))
+    assert got in STATUSES or got.startswith("unreadable ("), got
+
+
+# -- create_* keyword handling -----------------------------------------------------------------
+
+
+def test_a_key_of_a_presets_part_that_its_builder_does_not_take_is_named():
+    """prior={"kind": "identity", "seed": 0} (a key for another kind) raised Python's bare
+    "_build_identity() got an unexpected keyword argument 'seed'"."""
+    with pytest.raises(ArgumentError, match=r"preset 'audited': its prior spec has the key 'seed', which its prior "
+                                            r"builder '_build_identity' does not take; remove 'seed'"):  # fmt: skip
+        ll.create_prior(_preset(prior={"kind": "identity", "seed": 0}))
+
+
+@pytest.mark.parametrize("change, key", [({"space": None}, "space"), ({"resolution": "64"}, "resolution"),
+                                         ({"hub_repos": "me/repo"}, "hub_repos")])  # fmt: skip
+def test_create_functions_check_a_preset_given_as_an_object(change, key):
+    """A Preset object (never registered, so never checked) was built as it was: a prior or a
+    decoder of space None (which no SpaceError check can match), or the builders' own error
+    (e.g. "declares dim=32 but its encoder produces 32-d embeddings" for dim="32")."""
+    with pytest.raises(ArgumentError, match=f"preset 'audited': {key} must be"):
+        ll.create_prior(_preset(**change))
+    with pytest.raises(ArgumentError, match="preset 'audited': dim must be a positive integer"):
+        ll.create_encoder(_preset(dim="32"))
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(option=st.text(alphabet="abz_-. 0é'", min_size=1, max_size=8).filter(
+    lambda k: k not in ("device", "dtype", "name", "space", "dim")))
+def test_an_option_the_prior_does_not_take_is_named_whatever_its_spelling(option):
+    """create_prior("tiny", **{"cpu-offload": True}) (a name that is no identifier, e.g. from a
+    dict of CLI-style names) raised Python's bare TypeError; now it is named as any other."""
+    with pytest.raises(ArgumentError) as e:
+        ll.create_prior("tiny", **{option: 1})
+    assert f"takes no {option}=" in str(e.value) and "preset 'tiny'" in str(e.value)
+    assert e.value.option == option
+
+
+# -- register_*_builder -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("register", [presets.register_encoder_builder, presets.register_decoder_builder,
+                                      presets.register_prior_builder])  # fmt: skip
+def test_a_builder_registered_without_its_kind_is_refused(register, monkeypatch):
+    """`@register_prior_builder` without ("kind") registered nothing and replaced the function
+    with the inner decorator; a non-callable was registered and failed at create_* with
+    "'int' object is not callable"."""
+    presets._load_builders()
+    for table in ("_ENCODER_BUILDERS", "_DECODER_BUILDERS", "_PRIOR_BUILDERS"):
+        monkeypatch.setattr(presets, table, dict(getattr(presets, table)))  # restored after
+    what = register.__name__.split("_")[1]
+
+    def mine(preset, **kw):
+        return "mine"
+
+    with pytest.raises(ArgumentError, match=rf"register_{what}_builder takes the part kind, a non-empty string: "
+                                            rf"@register_{what}_builder\('my_kind'\); got <function .*mine.*> "
+                                            rf"\(used as @register_{what}_builder without a kind\?\)"):  # fmt: skip
+        register(mine)
+    for kind in ("", 3, None):
+        with pytest.raises(ArgumentError, match=f"register_{what}_builder takes the part kind"):
+            register(kind)
+    with pytest.raises(ArgumentError, match=rf"register_{what}_builder\('mine'\) takes a function .* got int"):
+        register("mine")(3)
+    assert "mine" not in getattr(presets, f"_{what.upper()}_BUILDERS")
+    assert register("mine")(mine) is mine and getattr(presets, f"_{what.upper()}_BUILDERS")["mine"] is mine
+
+
+# -- plugins ----------------------------------------------------------------------------------
+
+
+def test_a_plugin_naming_a_preset_instead_of_a_module_or_function_is_reported(registry, monkeypatch):
+    """An entry point naming a Preset object was "loaded" (listed by load_plugins) and its
+    preset never registered, with no warning."""
+    import importlib.metadata
+
+    class EP:
+        name, value = "mine", "my_pkg:MY_PRESET"
+
+        def load(self):
+            return _preset(name="plugged")
+
+    monkeypatch.setattr(presets, "_plugins_loaded", None)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EP()] if group == presets.PLUGIN_GROUP else [])
+    with pytest.warns(UserWarning, match=r"latentlab plugin 'mine' \(my_pkg:MY_PRESET\) failed to load.*names a "
+                                         r"Preset, not a module or a function"):  # fmt: skip
+        assert presets.load_plugins() == []
+    assert "plugged" not in presets.list_presets()
+
+
+# -- the registry round-trips any valid preset --------------------------------------------------
+
+
+@settings(derandomize=True, max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(min_size=1, max_size=20), dim=st.integers(1, 4096), res=st.integers(1, 4096),
+       repos=st.lists(st.text(min_size=1, max_size=10), max_size=3).map(tuple))  # fmt: skip
+def test_any_registered_preset_is_found_by_its_name(name, dim, res, repos, registry):
+    p = presets.register_preset(_preset(name=name, dim=dim, resolution=res, hub_repos=repos), overwrite=True)
+    assert presets.get_preset(name) is p and name in presets.list_presets()
+    assert dataclasses.asdict(p) == json.loads(json.dumps(p.to_dict())) | {"hub_repos": repos}
+
+
+# -- the mini package ---------------------------------------------------------------------------
+
+
+def test_mini_weights_available_needs_the_configs_the_loaders_read(tmp_path, monkeypatch):
+    """weights_available() was True with the decoder's and prior's .json configs absent, which
+    their loaders need (weights_status("mini") said "missing (train it)")."""
+    import latentlab.mini as mini
+
+    for name in ("mini_clip", "mini_decoder", "mini_prior"):
+        (tmp_path / f"{name}.safetensors").write_bytes(b"x")
+    monkeypatch.setattr(mini, "WEIGHTS_DIR", tmp_path)
+    assert mini.weights_available() is False
+    for name in ("mini_decoder", "mini_prior"):
+        (tmp_path / f"{name}.json").write_text("{}")
+    assert mini.weights_available() is True
+
+
+def test_mini_submodules_the_docs_cite_are_reachable_as_attributes():
+    """`ll.mini.shapes.check_relation` (docs/cli.md) and `latentlab.mini.runtime.ddim_invert`
+    (docs/quality.md) raised "module 'latentlab.mini' has no attribute 'shapes'" in a fresh
+    interpreter, though `ll.pacing.RELAX_STEP` works. Called through the module's __getattr__,
+    as a fresh interpreter would (here the submodules may be imported already)."""
+    import importlib
+
+    import latentlab.mini as mini
+
+    for name in ("shapes", "runtime"):
+        assert mini.__getattr__(name) is importlib.import_module(f"latentlab.mini.{name}")
+    for name in ("weights", "configs", "nothing", "_private", "shapes.x"):  # folders are not modules
+        with pytest.raises(AttributeError, match=f"module 'latentlab.mini' has no attribute '{name}'"):
+            mini.__getattr__(name)
+    assert mini.__getattr__("MiniDecoder").__name__ == "MiniDecoder"

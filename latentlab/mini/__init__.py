@@ -24,8 +24,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def weights_available() -> bool:
-    """Whether the trained CLIP, decoder and prior weights are shipped in ``WEIGHTS_DIR``."""
-    names = ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_prior.safetensors")
+    """Whether the trained CLIP, decoder and prior weights are shipped in ``WEIGHTS_DIR``, with
+    the configs the decoder and prior load beside them (``mini_decoder.json``, ``mini_prior.json``)."""
+    names = ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_decoder.json", "mini_prior.safetensors",
+             "mini_prior.json")  # fmt: skip
     return all((WEIGHTS_DIR / n).is_file() for n in names)
 
 
@@ -34,4 +36,13 @@ def __getattr__(name: str) -> Any:
         from . import runtime
 
         return getattr(runtime, name)
+    # a submodule, as ``latentlab`` reaches its own: the docs cite ll.mini.shapes.check_relation,
+    # latentlab.mini.runtime.ddim_invert, ... (only plain names: find_spec imports the parents of "x.y";
+    # not the weights/ and configs/ folders, which find_spec takes for namespace packages, origin None)
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    spec = find_spec(f"{__name__}.{name}") if name.isidentifier() and not name.startswith("_") else None
+    if spec is not None and spec.origin is not None:
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'latentlab.mini' has no attribute {name!r}")
