@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .encoders import EmbeddingCache, Encoder, _file_stat
-from .errors import ArgumentError, ModelNotAvailableError, SpecError, user_path
+from .errors import ArgumentError, ModelNotAvailableError, SpecError, check_bool, check_int, check_seed, user_path
 from .presets import register_encoder_builder
 
 __all__ = ["HFCLIPEncoder", "HFCLIPTowers", "tiny_hf_clip_towers", "hub_source"]
@@ -84,6 +84,8 @@ def as_device(device: torch.device | str) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ArgumentError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:1'.") from None
+    if dev.type == "meta":  # (moving a model there drops its weights)
+        raise ArgumentError(f"device {device!r} holds no weights, so nothing could be computed; use 'cpu' or 'cuda'.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ArgumentError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu'.")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
@@ -114,24 +116,48 @@ def hub_offline() -> bool:
     return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def as_path_text(value: object, name: str, what: str = "a folder path") -> str:
+    """``value`` (a ``str`` or a ``str`` ``os.PathLike``) as a string; else an :class:`ArgumentError`
+    naming ``name`` (``os.fspath`` raised a raw TypeError on a number, and bytes failed later)."""
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise ArgumentError(f"{name} must be {what} (a str or pathlib.Path), got {value!r}.")
+    return text
+
+
 def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> str:
     """The Hub cache folder: ``cache_dir``, else ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
-    ``~/.cache/huggingface/hub`` (read at call time, not import time)."""
+    ``~/.cache/huggingface/hub`` (read at call time, not import time; ``~`` and ``$VARS`` in the
+    variables expanded as huggingface_hub expands them, so both look in the same folder)."""
     if cache_dir is not None:
-        return os.path.expanduser(os.fspath(cache_dir))
+        return os.path.expanduser(as_path_text(cache_dir, "cache_dir"))
+
+    def expand(value: str) -> str:
+        return os.path.expandvars(os.path.expanduser(value))
+
     if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
+        return expand(os.environ["HF_HUB_CACHE"])
     home = os.environ.get("HF_HOME")
     if not home:
         home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    return os.path.join(os.path.expanduser(home), "hub")
+    return os.path.join(expand(home), "hub")
 
 
 def is_hub_id(text: str) -> bool:
     """Whether ``text`` has the form of a Hugging Face repo id, ``owner/name`` (the form every
-    repo these loaders read has): two non-empty parts, neither starting with a dot."""
+    repo these loaders read has): two non-empty parts that the Hub accepts (letters, digits,
+    ``-``, ``_`` and ``.``, neither starting with a dot, no ``--`` or ``..``; huggingface_hub's
+    own check), so a relative path such as ``"my models/karlo"`` or ``"C:/models"`` is a folder."""
     parts = text.split("/")
-    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+    if not (len(parts) == 2 and all(p and not p.startswith(".") for p in parts)):
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
 
 
 def not_a_folder_error(src: str, what: str, example: str) -> ModelNotAvailableError:
@@ -159,11 +185,11 @@ def not_a_folder_error(src: str, what: str, example: str) -> ModelNotAvailableEr
     )
 
 
-def hub_source(repo_or_dir: str | os.PathLike[str], what: str, example: str) -> tuple[str, bool]:
-    """``(source, is_local_dir)`` for ``repo_or_dir``; a clear error for a missing folder, a
-    file (single-file checkpoints are not loaded), or a string that is neither a folder nor
-    an ``owner/name`` repo id."""
-    src = os.fspath(repo_or_dir)
+def hub_source(repo_or_dir: str | os.PathLike[str], what: str, example: str, arg: str = "repo_or_dir") -> tuple[str, bool]:
+    """``(source, is_local_dir)`` for ``repo_or_dir`` (the argument ``arg``); a clear error for
+    a missing folder, a file (single-file checkpoints are not loaded), a string that is neither
+    a folder nor an ``owner/name`` repo id, or a value that is no path at all."""
+    src = as_path_text(repo_or_dir, arg, "a folder path or a Hugging Face repo id")
     path = user_path(src)
     if path.is_dir():
         return str(path), True
@@ -184,12 +210,14 @@ def load_kwargs(
 ) -> dict[str, Any]:
     """``from_pretrained`` keywords: safetensors only, the dtype, and for a repo id the cache,
     revision and ``local_files_only`` (default: ``$HF_HUB_OFFLINE``)."""
+    if local_files_only is not None:  # (bool("no") is True: downloads were turned off by local_files_only="no")
+        local_files_only = check_bool(local_files_only, "local_files_only")
     kw: dict[str, Any] = {"use_safetensors": True, dtype_key: dtype}
     if variant is not None:
         kw["variant"] = variant
     if not is_dir:
         kw["cache_dir"] = hub_cache_dir(cache_dir)
-        kw["local_files_only"] = hub_offline() if local_files_only is None else bool(local_files_only)
+        kw["local_files_only"] = hub_offline() if local_files_only is None else local_files_only
         if revision is not None:
             kw["revision"] = revision
     return kw
@@ -230,7 +258,11 @@ def is_unavailable(exc: BaseException) -> bool:
     mod = type(exc).__module__ or ""
     if mod.split(".")[0] in ("httpx", "requests", "urllib3"):
         return True
+    if type(exc).__name__ == "SafetensorError" or isinstance(exc, json.JSONDecodeError):
+        return True  # a truncated or corrupt weights / tokenizer file (a download cut short): get it again
     msg = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("size mismatch" in msg or "ignore_mismatched_sizes" in msg):
+        return True  # the files hold weights of other shapes (another model, or no config.json beside them)
     return isinstance(exc, ValueError) and ("safetensors" in msg or "variant" in msg or "no file named" in msg)
 
 
@@ -286,10 +318,16 @@ def load_component(
 ) -> Any:
     """``cls.from_pretrained(src, subfolder=..., **kwargs)`` with missing files turned into
     :class:`ModelNotAvailableError` (``kwargs`` from :func:`load_kwargs`; ``repo``: the Hub
-    repo a local folder's files come from, named in the fix)."""
+    repo a local folder's files come from, named in the fix). So are a missing ``config.json``,
+    a truncated or corrupt file, and (for a transformers model) weights files that leave some
+    of the model's weights out, which transformers would fill with random values, naming a few."""
     sub = {"subfolder": subfolder} if subfolder else {}
+    needs = f"{cls.__name__} in {subfolder}/" if subfolder else f"the {cls.__name__} (model_index.json and its component folders)"
+    model = _is_transformers_model(cls)
     try:
-        return cls.from_pretrained(src, **sub, **kwargs)
+        if model and is_dir and not (Path(src) / (subfolder or "") / "config.json").is_file():
+            raise FileNotFoundError(f"no config.json in {os.path.join(src, subfolder or '')!r}")
+        loaded = cls.from_pretrained(src, **sub, **kwargs, **({"output_loading_info": True} if model else {}))
     except Exception as exc:
         if type(exc).__name__ == "HFValidationError":
             raise ArgumentError(
@@ -297,9 +335,27 @@ def load_component(
             ) from None
         if not is_unavailable(exc):
             raise
-        needs = f"{cls.__name__} in {subfolder}/" if subfolder else f"the {cls.__name__} (model_index.json and its component folders)"
         raise unavailable_error(what, src, is_dir=is_dir, needs=needs, kwargs=kwargs, exc=exc, subfolder=subfolder,
                                 repo=repo) from None  # fmt: skip
+    if not model:
+        return loaded
+    loaded, info = loaded
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        gap = LookupError(f"{len(missing)} of its weights are not in the files (e.g. {', '.join(missing[:3])}) and "
+                          "would be random: the files are of another model")  # fmt: skip
+        raise unavailable_error(what, src, is_dir=is_dir, needs=needs, kwargs=kwargs, exc=gap, subfolder=subfolder,
+                                repo=repo)  # fmt: skip
+    return loaded
+
+
+def _is_transformers_model(cls: Any) -> bool:
+    """Whether ``cls`` is a transformers model (not a tokenizer, processor or diffusers class)."""
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(cls, type) and issubclass(cls, PreTrainedModel)
 
 
 #: what a diffusers folder is, by its model_index.json ``_class_name`` (named when a folder is
@@ -557,8 +613,9 @@ class HFCLIPEncoder(Encoder):
         name, space: preset name and CLIP space tag.
         device, dtype: where the towers run (moved there here); outputs are float32 CPU.
         fingerprint: stable id of the weights (cache keys); default ``"hf_clip:sha256:<hex>"``,
-            a digest of the towers' weights, the processor's settings and the tokenizer's
-            vocabulary, taken here (so two encoders of other towers never share cache entries).
+            a digest of the towers' weights and configs, the processor's settings and the
+            tokenizer's vocabulary, taken on first use of the cache (or :meth:`describe`) and kept
+            (so two encoders of other towers never share cache entries).
         info: extra entries for :meth:`describe`.
         cache: an :class:`~latentlab.encoders.EmbeddingCache` or a directory.
 
@@ -584,11 +641,14 @@ class HFCLIPEncoder(Encoder):
     ) -> None:
         if not isinstance(towers, HFCLIPTowers):
             raise ArgumentError(f"towers must be an HFCLIPTowers, got {type(towers).__name__}.")
+        from .encoders import _as_cache
+
         dev, dt = as_device(device), as_dtype(dtype)
+        cache = _as_cache(cache)  # checked before the towers are moved: a refused call leaves them as they were
+        dim = _tower_dim(towers)
         if not fingerprint:  # hashed on first use (the embedding cache), not at every construction
             fingerprint = functools.partial(_content_fingerprint, towers, processor, tokenizer)
         towers = towers.to(dev, dt).eval()
-        dim = _tower_dim(towers)
         image_size = _processor_size(processor) if processor is not None else 224
         preprocess = _Preprocess(processor) if processor is not None else _missing("image processor")
         tokenize = _Tokenize(tokenizer) if tokenizer is not None else _missing("tokenizer")
@@ -602,6 +662,17 @@ class HFCLIPEncoder(Encoder):
 
     def __repr__(self) -> str:
         return "HF" + super().__repr__().replace("Encoder(", "CLIPEncoder(", 1)
+
+    def encode_text(self, texts: str | Sequence[str], *, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """:meth:`Encoder.encode_text <latentlab.encoders.Encoder.encode_text>`, prompts cut to the
+        tokenizer's ``model_max_length`` included: one warning per call names them (the base
+        class's check reads open_clip tokenizers, not the wrapped ``CLIPTokenizer``)."""
+        from .encoders import _text_items, _warn_truncated
+
+        items = _text_items(texts)  # read once (a generator is not read again below)
+        if self.hf_tokenizer is not None:
+            _warn_truncated(self.hf_tokenizer, items)
+        return super().encode_text(items, batch_size=batch_size, progress=progress)
 
     def image_embeds(self, images: Any) -> torch.Tensor:
         """The vision tower's *unnormalised* projected embeddings of ``images`` (any input
@@ -695,7 +766,12 @@ class HFCLIPEncoder(Encoder):
         if image_subfolder is not None:
             vision = load_component(CLIPVisionModelWithProjection, src, subfolder=image_subfolder, what=what, is_dir=is_dir,
                                     kwargs=kw, repo=repo)  # fmt: skip
-            subs = proc_subs
+            # in a folder, the processor folders it has: a broken one is named, not the next one that is absent
+            subs = [s for s in proc_subs if not is_dir or (Path(src) / s).is_dir()]
+            if is_dir and proc_subs and not subs:
+                folders = " or ".join(f"{s}/" for s in proc_subs)
+                raise unavailable_error(what, src, is_dir=True, needs=f"CLIPImageProcessor in {folders}", kwargs=plain,
+                                        exc=FileNotFoundError(f"no {folders} folder in {src!r}"), repo=repo)  # fmt: skip
             err: BaseException | None = None
             for sub in subs:
                 try:
@@ -704,7 +780,7 @@ class HFCLIPEncoder(Encoder):
                     processor_used = sub
                     break
                 except ModelNotAvailableError as exc:
-                    err = exc
+                    err = exc if err is None or not is_dir else err
             if processor is None:
                 if err is not None:
                     raise err
@@ -836,14 +912,24 @@ def _resolved_commit(repo: str, revision: str | None, cache_dir: str | os.PathLi
     return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else rev
 
 
+#: config entries that say where a tower came from, not what it computes (left out of the fingerprint)
+_PROVENANCE_KEYS = ("_name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype")
+
+
 def _content_fingerprint(towers: HFCLIPTowers, processor: Any, tokenizer: Any) -> str:
-    """``"hf_clip:sha256:<hex>"`` of the towers' weights (names, dtypes, shapes, bytes), the
-    processor's settings and the tokenizer's class, length and vocabulary."""
+    """``"hf_clip:sha256:<hex>"`` of the towers' weights (names, dtypes, shapes, bytes) and
+    configs (activation, heads, norm eps: what the weights do not show), the processor's
+    settings and the tokenizer's class, length and vocabulary."""
     h = hashlib.sha256()
     for key, t in sorted(towers.state_dict().items()):
         t = t.detach().to("cpu").contiguous()
         h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode("utf-8"))
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for role, tower in (("vision", towers.vision), ("text", towers.text)):
+        config = getattr(tower, "config", None)
+        if tower is not None and hasattr(config, "to_dict"):
+            settings = {k: v for k, v in config.to_dict().items() if k not in _PROVENANCE_KEYS}
+            h.update(f"config\0{role}\0".encode("utf-8") + json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
     if processor is not None:
         try:
             h.update(b"processor\0" + processor.to_json_string().encode("utf-8"))
@@ -898,13 +984,17 @@ def tiny_hf_clip_towers(
 
     from .decoders.unclip import tiny_clip_tokenizer
 
-    dim = int(dim)
-    if dim < 4 or dim % 4:
+    dim = check_int(dim, "dim", minimum=4)  # (int() read 4.5 as 4, and raised a raw OverflowError on 1e400)
+    if dim % 4:
         raise ArgumentError(f"dim must be a multiple of 4 (>= 4) for the tiny towers, got {dim}.")
-    width = int(hidden_size or dim)
-    tokenizer = tiny_clip_tokenizer(int(text_len))
+    width = dim if hidden_size is None else check_int(hidden_size, "hidden_size", minimum=4)
+    if width % 4:  # the towers have 4 attention heads
+        raise ArgumentError(f"hidden_size must be a multiple of 4 (>= 4) for the tiny towers, got {width}.")
+    text_len = check_int(text_len, "text_len", minimum=2)  # a prompt is at least its start and end tokens
+    seed = check_seed(seed)
+    tokenizer = tiny_clip_tokenizer(text_len)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.manual_seed(seed)
         text = CLIPTextModelWithProjection(
             CLIPTextConfig(
                 vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width, projection_dim=dim,
@@ -963,8 +1053,7 @@ def _build_hf_clip_tiny(
     """Tiny random towers of size ``preset.dim`` (see :func:`tiny_hf_clip_towers`); the
     ``kandinsky_tiny`` / ``karlo_tiny`` decoders and priors built with the same ``seed``
     use the very same towers, so their scale calibration matches this encoder."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    seed = check_seed(seed)
     towers, processor, tokenizer = tiny_hf_clip_towers(dim=preset.dim, seed=seed)
     enc = HFCLIPEncoder(
         towers, processor, tokenizer, name=preset.name, space=preset.space, device=device, dtype=dtype,

@@ -4,9 +4,16 @@ weights are in the local Hugging Face cache."""
 
 from __future__ import annotations
 
+import copy
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentlab.errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpaceError
 from latentlab.presets import Preset, create_decoder, create_encoder, create_prior
@@ -15,6 +22,8 @@ from latentlab.space import space_of, tag
 from latentlab.decoders import kandinsky  # noqa: E402  (our own modules: an import error must fail, not skip)
 from latentlab.decoders import karlo  # noqa: E402
 from latentlab import hf_clip  # noqa: E402
+from latentlab.decoders import unclip  # noqa: E402
+from latentlab.hf_clip import HFCLIPEncoder, HFCLIPTowers, tiny_hf_clip_towers  # noqa: E402
 
 DIM = 32
 
@@ -1068,3 +1077,319 @@ def test_scale_and_guidance_checks_refuse_any_odd_number_naming_the_argument(val
                         (kandinsky._check_guidance, "guidance_scale")):  # fmt: skip
         with pytest.raises(ArgumentError, match=name):
             check(value)
+
+
+# -- found by the property audit of 2026-12-07: hf_clip and the loaders the diffusers decoders share ---------
+
+@pytest.fixture(scope="module")
+def tiny_hf() -> HFCLIPEncoder:
+    return HFCLIPEncoder(*tiny_hf_clip_towers(dim=DIM, seed=0), name="t", space="tiny-hf")
+
+
+@pytest.fixture(scope="module")
+def towers_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Kandinsky-layout folder of the tiny towers (what save_pretrained writes)."""
+    folder = tmp_path_factory.mktemp("towers") / "good"
+    towers, proc, tok = tiny_hf_clip_towers(dim=DIM, seed=0)
+    towers.vision.save_pretrained(folder / "image_encoder", safe_serialization=True)
+    towers.text.save_pretrained(folder / "text_encoder", safe_serialization=True)
+    proc.save_pretrained(folder / "image_processor")
+    tok.save_pretrained(folder / "tokenizer")
+    return folder
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "towers"
+    shutil.copytree(folder, out)
+    return out
+
+
+# -- the default fingerprint sees what the weights do not show ------------------------------
+
+
+def test_default_fingerprint_sees_the_towers_config(tmp_path: Path) -> None:
+    """The same weights under another activation (QuickGELU -> GELU) embed differently; the
+    default fingerprint hashed the state dict only, so the two shared cache entries and the
+    second encoder got the first one's embeddings back from the cache."""
+    from transformers import CLIPTextModelWithProjection
+
+    towers, proc, tok = tiny_hf_clip_towers(dim=DIM, seed=0)
+    config = copy.deepcopy(towers.text.config)
+    config.hidden_act = "gelu"
+    gelu = CLIPTextModelWithProjection(config).eval()
+    gelu.load_state_dict(towers.text.state_dict())
+    a = HFCLIPEncoder(towers, proc, tok, name="t", space="s", cache=tmp_path / "cache")
+    b = HFCLIPEncoder(HFCLIPTowers(towers.vision, gelu), proc, tok, name="t", space="s")
+    truth = b.encode_text("a red cube")
+    assert float((a.encode_text("a red cube") - truth).abs().max()) > 1e-4
+    assert a.fingerprint() != b.fingerprint()
+    b.cache = tmp_path / "cache"
+    torch.testing.assert_close(b.encode_text("a red cube"), truth, atol=1e-6, rtol=0)  # not a's entry
+    assert b.cache.hits == 0
+
+
+def test_default_fingerprint_is_stable_for_the_same_towers() -> None:
+    a = HFCLIPEncoder(*tiny_hf_clip_towers(dim=DIM, seed=3), name="a", space="s")
+    b = HFCLIPEncoder(*tiny_hf_clip_towers(dim=DIM, seed=3), name="b", space="other")
+    assert a.fingerprint() == b.fingerprint() and a.fingerprint().startswith("hf_clip:sha256:")
+
+
+# -- a local folder with a missing, corrupt or foreign file: one ModelNotAvailableError --------
+
+
+def _corrupt(rel: str):
+    return lambda d: (d / rel).write_bytes(b"not a safetensors file" * 4)
+
+
+def _truncate(rel: str):
+    return lambda d: (d / rel).write_bytes((d / rel).read_bytes()[:1000])
+
+
+def _swap(d: Path) -> None:
+    (d / "image_encoder").rename(d / "tmp")
+    (d / "text_encoder").rename(d / "image_encoder")
+    (d / "tmp").rename(d / "text_encoder")
+
+
+@pytest.mark.parametrize(
+    "mutate, names",
+    [
+        (_corrupt("image_encoder/model.safetensors"), "image_encoder"),
+        (_truncate("text_encoder/model.safetensors"), "text_encoder"),
+        (lambda d: (d / "image_encoder" / "config.json").unlink(), "image_encoder"),
+        (lambda d: (d / "tokenizer" / "tokenizer.json").write_text("{not json", encoding="utf-8"), "tokenizer"),
+        (_swap, "image_encoder"),  # the text tower's files where the image tower's belong
+    ],
+    ids=["corrupt-weights", "truncated-weights", "no-config", "corrupt-tokenizer", "towers-swapped"],
+)
+def test_a_broken_towers_folder_is_one_clear_error(towers_folder: Path, tmp_path: Path, mutate, names: str) -> None:
+    """These raised a raw SafetensorError, RuntimeError (size mismatch) or JSONDecodeError, and
+    towers swapped between folders loaded with random weights in place of the missing ones."""
+    folder = _copy(towers_folder, tmp_path)
+    mutate(folder)
+    with pytest.raises(ModelNotAvailableError, match=f"in {names}/") as info:
+        HFCLIPEncoder.from_pretrained(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_a_broken_processor_folder_is_named_not_the_next_one(towers_folder: Path, tmp_path: Path) -> None:
+    """A corrupt image_processor/ was reported as a missing feature_extractor/ (the next folder
+    tried); with neither folder, only feature_extractor/ was named."""
+    folder = _copy(towers_folder, tmp_path)
+    (folder / "image_processor" / "preprocessor_config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelNotAvailableError, match="in image_processor/") as info:
+        HFCLIPEncoder.from_pretrained(folder)
+    assert "feature_extractor" not in str(info.value)
+    shutil.rmtree(folder / "image_processor")
+    with pytest.raises(ModelNotAvailableError, match="image_processor/ or feature_extractor/"):
+        HFCLIPEncoder.from_pretrained(folder)
+
+
+def test_truncated_and_corrupt_files_count_as_unavailable() -> None:
+    """hf_clip's test and Stable unCLIP's copy of it (which let a raw SafetensorError or
+    JSONDecodeError from a folder's text encoder or tokenizer through)."""
+    from safetensors import SafetensorError
+
+    for exc in (SafetensorError("Error while deserializing header: header too large"),
+                json.JSONDecodeError("Expecting value", "{", 1)):  # fmt: skip
+        assert hf_clip.is_unavailable(exc) and unclip._is_unavailable(exc)
+    assert not hf_clip.is_unavailable(KeyError("a bug")) and not unclip._is_unavailable(TypeError("a bug"))
+
+
+# -- local_files_only is a bool ---------------------------------------------------------------
+
+
+def test_local_files_only_must_be_a_bool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bool("no") is True: local_files_only="no" (or "false") turned downloads off without a word."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # whatever happens, nothing is fetched
+    common = dict(is_dir=False, dtype=torch.float32, variant=None, cache_dir=None, revision=None)
+    assert hf_clip.load_kwargs(local_files_only=False, **common)["local_files_only"] is False
+    for bad in ("no", "false", 1):
+        with pytest.raises(ArgumentError, match="local_files_only"):
+            hf_clip.load_kwargs(local_files_only=bad, **common)
+    with pytest.raises(ArgumentError, match="local_files_only"):
+        HFCLIPEncoder.from_pretrained("owner/name", local_files_only="no")
+    with pytest.raises(ArgumentError, match="local_files_only"):
+        unclip.StableUnCLIPDecoder.from_pretrained("owner/name", name="u", space="s", dim=DIM, resolution=64,
+                                                   embed_scale=1.0, local_files_only="no")  # fmt: skip
+
+
+# -- repo ids and folders ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("src", ["my models/karlo", "C:/models", "own..er/name", "owner/name@main", "owner/name.git"])
+def test_a_path_that_cannot_be_a_repo_id_is_a_missing_folder(src: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Offline, these were looked up in the Hub cache and the fix said `hf download my models/karlo`
+    (online, the Hub's id check refused them); the Hub takes no such id, so they are folders."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hf_clip.is_hub_id(src)
+    with pytest.raises(ModelNotAvailableError, match="does not exist") as info:
+        HFCLIPEncoder.from_pretrained(src)
+    assert f"hf download {src}" not in str(info.value)
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        unclip.StableUnCLIPDecoder.from_pretrained(src, name="u", space="s", dim=DIM, resolution=64, embed_scale=1.0)
+
+
+_PATHISH = st.lists(st.sampled_from(list("ab9/._-~\\: é") + ["--", "..", "owner", ".git", "C:"]), max_size=10).map("".join)
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(st.one_of(_PATHISH, st.text(max_size=30).filter(lambda s: "\0" not in s)))
+def test_is_hub_id_accepts_only_what_the_hub_accepts(text: str) -> None:
+    """Property: what is_hub_id calls a repo id has one slash and passes huggingface_hub's own
+    check; hub_source gives a folder, an id, or a LatentlabError (never a raw exception)."""
+    from huggingface_hub.utils import validate_repo_id
+
+    if hf_clip.is_hub_id(text):
+        assert text.count("/") == 1
+        validate_repo_id(text)
+    try:
+        _, is_dir = hf_clip.hub_source(text, "CLIP towers", "owner/name")
+    except LatentlabError:
+        return
+    assert is_dir or hf_clip.is_hub_id(text)
+
+
+# -- the tiny towers check their arguments ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"dim": 4.5}, "dim"), ({"dim": 1e400}, "dim"), ({"dim": "32"}, "dim"),
+        ({"hidden_size": 6}, "hidden_size"), ({"text_len": 1}, "text_len"), ({"text_len": -3}, "text_len"),
+        ({"seed": 2**64}, "seed"), ({"seed": 1.5}, "seed"),
+    ],
+)  # fmt: skip
+def test_tiny_towers_refuse_bad_arguments(kwargs: dict, name: str) -> None:
+    """int() read dim=4.5 as 4 and seed=1.5 as 1; the others raised a raw OverflowError, TypeError,
+    ValueError (transformers' or the tokenizer's) or RuntimeError (a negative size)."""
+    with pytest.raises(ArgumentError, match=name):
+        tiny_hf_clip_towers(**kwargs)
+
+
+def test_tiny_preset_seed_out_of_range_is_an_argument_error() -> None:
+    preset = Preset(name="hf-tiny", space="tiny-hf", dim=DIM, resolution=32, encoder={"kind": "hf_clip_tiny"},
+                    decoder={"kind": "stable_unclip_tiny"})  # fmt: skip
+    with pytest.raises(ArgumentError, match="seed"):
+        create_encoder(preset, seed=2**64)
+
+
+# -- properties of the encoder (kept: they pass on the old code too) ----------------------------
+
+
+_WORDS = st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=24),
+                  min_size=1, max_size=4)  # fmt: skip
+
+
+@settings(derandomize=True, max_examples=15, deadline=None)
+@given(_WORDS, st.integers(0, 3))
+def test_text_rows_are_unit_norm_float32_and_batch_independent(tiny_hf: HFCLIPEncoder, texts: list[str], i: int) -> None:
+    z = tiny_hf.encode_text(texts)
+    assert z.dtype == torch.float32 and z.device.type == "cpu" and tuple(z.shape) == (len(texts), DIM)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(len(texts)), atol=1e-5, rtol=0)
+    one = texts[i % len(texts)]
+    torch.testing.assert_close(tiny_hf.encode_text([one])[0], z[i % len(texts)], atol=1e-5, rtol=0)
+
+
+@settings(derandomize=True, max_examples=8, deadline=None)
+@given(st.integers(1, 3), st.integers(8, 48), st.sampled_from(["float32", "bfloat16"]))
+def test_image_rows_are_unit_norm_float32_in_any_dtype(n: int, side: int, dtype: str) -> None:
+    enc = HFCLIPEncoder(*tiny_hf_clip_towers(dim=DIM, seed=0), name="t", space="s", dtype=dtype)
+    z = enc.encode_image(torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(side)))
+    assert z.dtype == torch.float32 and tuple(z.shape) == (n, DIM)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(n), atol=1e-5, rtol=0)
+
+
+# -- long prompts -------------------------------------------------------------------------------
+
+
+def test_prompts_cut_to_the_context_are_named_in_a_warning(tiny_hf: HFCLIPEncoder) -> None:
+    """Encoder.encode_text warns when a prompt is cut to the context; the hf_clip encoder cut it
+    (to the tokenizer's model_max_length, 16 here) without a word: two prompts that differ only
+    past the limit gave the same embedding silently."""
+    long = "a red cube on a blue ball in the rain"
+    with pytest.warns(UserWarning, match="context of 16 tokens") as record:
+        a = tiny_hf.encode_text(long)
+    assert len(record) == 1 and record[0].filename == __file__  # one warning, pointing at this call
+    with pytest.warns(UserWarning, match="1 of 2 prompts"):
+        b = tiny_hf.encode_text(t for t in ["a cube", long + " and more"])  # a generator is read once
+    torch.testing.assert_close(b[1], a[0], atol=1e-6, rtol=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny_hf.encode_text(["a cube", ""])  # short prompts: no warning
+
+
+# -- paths of the wrong type --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [5, b"/tmp", None, 1.5])
+def test_a_repo_or_dir_that_is_no_path_is_an_argument_error(bad: object) -> None:
+    """os.fspath raised a raw TypeError on a number (or None), and a bytes path failed in pathlib."""
+    with pytest.raises(ArgumentError, match="repo_or_dir"):
+        HFCLIPEncoder.from_pretrained(bad)
+    with pytest.raises(ArgumentError, match="repo_or_dir"):
+        unclip.StableUnCLIPDecoder.from_pretrained(bad, name="u", space="s", dim=DIM, resolution=64, embed_scale=1.0)
+    with pytest.raises(ArgumentError, match="cache_dir"):
+        hf_clip.hub_cache_dir(bad if bad is not None else 0)
+
+
+def test_stable_unclip_reads_a_cache_dir_as_the_shell_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its cache_dir was passed on unexpanded: "~/hf" was looked up as the relative folder "~/hf"
+    (the hf_clip, Kandinsky and Karlo loaders expand it), and cache_dir=5 was a raw TypeError."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError) as info:
+        unclip.StableUnCLIPDecoder.from_pretrained("owner/name", name="u", space="s", dim=DIM, resolution=64,
+                                                   embed_scale=1.0, cache_dir="~/hf")  # fmt: skip
+    assert str(tmp_path / "hf") in str(info.value) and "~/hf" not in str(info.value)
+    with pytest.raises(ArgumentError, match="cache_dir"):
+        unclip.StableUnCLIPDecoder.from_pretrained("owner/name", name="u", space="s", dim=DIM, resolution=64,
+                                                   embed_scale=1.0, cache_dir=5)  # fmt: skip
+
+
+def test_hub_cache_dir_expands_variables_as_huggingface_hub_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HOME="$WORK/hf" (a value set where no shell expands it: a .env file, a kernel spec) is
+    $WORK/hf to huggingface_hub, but latentlab passed "$WORK/hf/hub" on as cache_dir=, so
+    weights in the cache were reported missing (the open_clip loader's copy expands it)."""
+    monkeypatch.setenv("WORK", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", "$WORK/hf")
+    assert hf_clip.hub_cache_dir() == str(tmp_path / "hf" / "hub")
+    monkeypatch.setenv("HF_HUB_CACHE", "${WORK}/cache")
+    assert hf_clip.hub_cache_dir() == str(tmp_path / "cache")
+
+
+def test_a_folders_fingerprint_follows_its_content_not_its_place_or_times(towers_folder: Path, tmp_path: Path) -> None:
+    """Kept (passes on the old code too): the same files elsewhere, or touched, are the same
+    fingerprint; a tokenizer setting changed in place is another."""
+    import os
+
+    first = HFCLIPEncoder.from_pretrained(towers_folder).fingerprint()
+    moved = _copy(towers_folder, tmp_path)
+    weights = moved / "text_encoder" / "model.safetensors"
+    os.utime(weights, ns=(1, 1))
+    assert HFCLIPEncoder.from_pretrained(moved).fingerprint() == first
+    config = moved / "tokenizer" / "tokenizer_config.json"
+    settings_ = json.loads(config.read_text(encoding="utf-8"))
+    settings_["model_max_length"] = 8
+    config.write_text(json.dumps(settings_), encoding="utf-8")
+    assert HFCLIPEncoder.from_pretrained(moved).fingerprint() != first
+
+
+@pytest.mark.parametrize("kwargs", [{"device": "meta"}, {"dtype": "bfloat16", "cache": 5}], ids=["meta", "bad-cache"])
+def test_a_refused_encoder_leaves_the_callers_towers_as_they_were(kwargs: dict) -> None:
+    """The towers were moved (in place) before the device and cache were checked: device="meta"
+    dropped the caller's weights, and a bad cache= left them in bfloat16 (a float32 encoder
+    built from them afterwards had lost precision)."""
+    towers, proc, tok = tiny_hf_clip_towers(dim=DIM, seed=0)
+    before = {k: v.clone() for k, v in towers.state_dict().items()}
+    with pytest.raises(ArgumentError):
+        HFCLIPEncoder(towers, proc, tok, name="t", space="s", **kwargs)
+    after = towers.state_dict()
+    assert all(after[k].device.type == "cpu" and after[k].dtype == v.dtype and torch.equal(after[k], v)
+               for k, v in before.items())  # fmt: skip

@@ -824,7 +824,7 @@ class KandinskyDecoder(Decoder):
         image_encoder = None
         if image_encoder_repo is not None:
             iwhat = "Kandinsky 2.2 image encoder"
-            isrc, idir = hub_source(image_encoder_repo, iwhat, KANDINSKY_PRIOR_REPO)
+            isrc, idir = hub_source(image_encoder_repo, iwhat, KANDINSKY_PRIOR_REPO, arg="image_encoder_repo")
             irepo = KANDINSKY_PRIOR_REPO if idir else isrc
             if idir:
                 check_local_folder(isrc, what=iwhat, needs=("image_encoder", "image_processor"),

@@ -39,10 +39,13 @@ import torch
 
 from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number, user_path
 from ..hf_clip import (
+    as_path_text,
     check_local_folder,
     check_tokenizer,
     diffusers_dtype_key,
+    hub_cache_dir,
     is_hub_id,
+    is_unavailable,
     not_a_folder_error,
     warn_half_on_cpu,
 )
@@ -874,11 +877,12 @@ class StableUnCLIPDecoder(Decoder):
         """
         dev = _as_device(device)
         dt = _as_dtype(dtype)
-        src = os.fspath(repo_or_dir)
+        src = as_path_text(repo_or_dir, "repo_or_dir", "a folder path or a Hugging Face repo id")
         offline_env = _env_flag("HF_HUB_OFFLINE")
         if local_files_only is None:
             local_files_only = offline_env
-        cache = os.fspath(cache_dir) if cache_dir is not None else _hub_cache_dir()
+        local_files_only = check_bool(local_files_only, "local_files_only")  # bool("no") was True
+        cache = hub_cache_dir(cache_dir)  # (os.fspath: a raw TypeError on a number, and "~/hf" read as "./~/hf")
 
         path = user_path(src)
         is_dir = path.is_dir()
@@ -959,20 +963,9 @@ _SD21_UNCLIP_REPOS = {
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
-        return True
-    try:
-        from huggingface_hub import errors as hf_errors
-
-        if isinstance(exc, hf_errors.EntryNotFoundError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    mod = type(exc).__module__ or ""
-    if mod.split(".")[0].startswith(("httpx", "requests", "urllib3")):
-        return True
-    msg = str(exc).lower()
-    return isinstance(exc, ValueError) and ("safetensors" in msg or "variant" in msg)
+    """:func:`latentlab.hf_clip.is_unavailable` (this copy missed a truncated or corrupt file,
+    whose raw SafetensorError or JSONDecodeError escaped)."""
+    return is_unavailable(exc)
 
 
 def _unavailable_message(
