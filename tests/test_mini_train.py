@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import replace
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentlab.errors import ArgumentError
 from latentlab.mini import shapes
@@ -140,8 +142,8 @@ def test_a_cache_rebuilt_with_other_data_under_trained_stages_warns(run, tmp_pat
     assert "warning" not in capsys.readouterr().err
     main(["--stage", "cache", "--config", "smoke", "--out", str(out), "--set", "cache.n_images=8"])
     err = capsys.readouterr().err
-    for st in ("prior", "decoder"):
-        assert f"other data than {st} trained on (cache.n_images 16 -> 8); {st} can no longer --resume" in err
+    for stage in ("prior", "decoder"):
+        assert f"other data than {stage} trained on (cache.n_images 16 -> 8); {stage} can no longer --resume" in err
 
 
 def test_resume_of_a_checkpoint_without_the_data_record_warns_once(run, tmp_path, capsys):
@@ -773,3 +775,324 @@ def test_the_bf16_check_reads_what_torch_says_of_this_cpu():
     from latentlab.mini import train
 
     assert train._cpu_has_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+# -- found by the property audit of 2026-12-07: the training and export command lines ---------
+
+BIG = "1" + "0" * 400  # a JSON number no float holds
+
+
+def _tiny_ckpt(stage_dir, step=3, ema=True):
+    """A checkpoint of a tiny net in ``stage_dir`` as a stage saves it (weights, EMA, state.pt)."""
+    from latentlab.mini.train import _save_ckpt
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    _save_ckpt(stage_dir, model, opt, step, {k: v.clone() for k, v in model.state_dict().items()} if ema else None)
+    return model, opt
+
+
+# -- defects (each test fails on the code before this audit) ---------------------------------------
+
+
+def test_float_settings_refuse_an_int_too_large_for_a_float():
+    """``--set clip.lr=<400 digits>`` (or the same in a JSON config) is one ArgumentError naming
+    the key; ``math.isfinite`` raised a raw OverflowError."""
+    from latentlab.mini.train import _parse_value, get_config
+
+    with pytest.raises(ArgumentError, match="clip.lr must be a number, got 1000"):
+        _parse_value("clip.lr", 1e-3, int(BIG), False)
+    with pytest.raises(ArgumentError, match="clip.max_minutes must be a number or null"):
+        _parse_value("clip.max_minutes", 20.0, int(BIG), True)
+    with pytest.raises(ArgumentError, match=r"cache\.p_two must be a number"):
+        get_config("smoke", ["cache.p_two=" + BIG])
+    assert _parse_value("clip.lr", 1e-3, 10**300, False) == 1e300  # large, but a float holds it
+
+
+def test_whole_number_settings_stay_within_what_torch_takes():
+    """A whole number of 2**63 or more (a seed torch.manual_seed overflows on, a warm-up whose
+    ``peak * (step + 1) / warmup`` overflows) and a thread count of 2**31 or more
+    (torch.set_num_threads) are refused when the config is read, not as a raw ValueError or
+    OverflowError once a stage starts."""
+    from latentlab.mini.train import TrainConfig, _check_ranges, _parse_value, _update
+
+    with pytest.raises(ArgumentError, match=r"seed must be a whole number in \[-2\*\*63, 2\*\*63\), got 184467440737"):
+        _parse_value("seed", 0, 2**64, False)
+    with pytest.raises(ArgumentError, match=r"clip.warmup must be a whole number in"):
+        _parse_value("clip.warmup", 50, int(BIG), False)
+    assert _parse_value("seed", 0, 2**63 - 1, False) == 2**63 - 1
+    cfg = TrainConfig()
+    _update(cfg, {"threads": 2**31})
+    with pytest.raises(ArgumentError, match=r"threads must be >= 1 \(and below 2\*\*31\), got 2147483648"):
+        _check_ranges(cfg)
+
+
+def test_shares_and_counts_of_the_clip_and_upscaler_are_checked_as_the_others_are():
+    """``clip.relation_negatives`` is a share (docs/mini.md: "that share of the hard-negative
+    groups"), refused outside [0, 1] as ``cond_drop`` and ``data.emoji_fraction`` are (25, meant
+    as 25%, silently built every group around a two-object scene); ``clip.group`` < 1 and a negative
+    ``upscaler.noise_aug`` (a standard deviation's bound) were silently taken too."""
+    from latentlab.mini.train import TrainConfig, _check_ranges, _update
+
+    for item, match in (({"clip": {"relation_negatives": 25}}, r"clip.relation_negatives must be in \[0, 1\].*got 25.0"),
+                        ({"clip": {"relation_negatives": -0.5}}, r"clip.relation_negatives must be in \[0, 1\]"),
+                        ({"clip": {"group": 0}}, r"clip.group must be >= 1 \(1: plain random batches\), got 0"),
+                        ({"upscaler": {"noise_aug": -0.04}}, r"upscaler.noise_aug must be >= 0")):  # fmt: skip
+        cfg = TrainConfig()
+        _update(cfg, item)
+        with pytest.raises(ArgumentError, match=match):
+            _check_ranges(cfg)
+    cfg = TrainConfig()
+    _update(cfg, {"clip": {"relation_negatives": 1, "group": 1}, "upscaler": {"noise_aug": 0}})
+    _check_ranges(cfg)
+
+
+def test_a_log_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    """A kill while ``log.jsonl`` was appended leaves half a line; the resume drops it with the
+    records after its checkpoint (a raw JSONDecodeError stopped it)."""
+    from latentlab.mini.train import _load_ckpt
+
+    d = tmp_path / "decoder"
+    model, opt = _tiny_ckpt(d, step=2)
+    lines = [json.dumps({"stage": "decoder", "step": s, "loss": 1.0}) for s in (1, 2, 3)]
+    (d / "log.jsonl").write_text("".join(ln + "\n" for ln in lines) + '{"stage": "decoder", "st')
+    step, *_ = _load_ckpt(d, model, opt, {k: v.clone() for k, v in model.state_dict().items()})
+    assert step == 2
+    assert (d / "log.jsonl").read_text() == "".join(ln + "\n" for ln in lines[:2])
+
+
+@pytest.mark.parametrize("damage", ["model missing", "model cut", "ema cut", "state cut", "state empty"])
+def test_a_checkpoint_with_a_file_missing_or_cut_short_is_refused_naming_it(tmp_path, damage):
+    """A checkpoint folder copied only in part is refused by ``--resume`` and by ``export``
+    with an ArgumentError naming the file, not safetensors' or torch's own error (or a
+    FileNotFoundError once the cache was built)."""
+    from latentlab.mini.export import _check_checkpoints
+    from latentlab.mini.train import _read_state
+
+    d = tmp_path / "decoder"
+    _tiny_ckpt(d)
+    what, how = damage.split()
+    path = d / ("state.pt" if what == "state" else f"{what}.safetensors")
+    if how == "missing":
+        path.unlink()
+    else:
+        data = path.read_bytes()
+        path.write_bytes(b"" if how == "empty" else data[: len(data) // 2])
+    said = rf"{path.name} (is missing|cannot be read \(.*\)): the checkpoint in .*decoder is incomplete or damaged"
+    with pytest.raises(ArgumentError, match=said):
+        _read_state(d)
+    with pytest.raises(ArgumentError, match=said):
+        _check_checkpoints(tmp_path, ("decoder",))
+
+
+def test_train_resume_of_a_clip_whose_state_file_is_cut_short_is_refused_before_anything_is_written(tmp_path):
+    """``--stage clip --resume`` reads the CLIP's step first (would it train on under other
+    stages?): a ``state.pt`` cut short is the same ArgumentError there, not torch's zip error."""
+    from latentlab.mini.train import main
+
+    _tiny_ckpt(tmp_path / "clip", ema=False)
+    state = tmp_path / "clip" / "state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "clip").iterdir()}
+    with pytest.raises(ArgumentError, match=r"state.pt cannot be read .*the checkpoint in .*clip is incomplete"):
+        main(["--stage", "clip", "--config", "smoke", "--out", str(tmp_path), "--resume"])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "clip").iterdir()} == before
+
+
+def test_a_resume_without_the_ema_file_is_refused(tmp_path):
+    """Every save of a stage with an EMA writes ``ema.safetensors``; resumed without it, the
+    EMA (what export ships) silently restarted from the freshly initialised weights."""
+    from latentlab.mini.train import _load_ckpt
+
+    d = tmp_path / "prior"
+    model, opt = _tiny_ckpt(d)
+    (d / "ema.safetensors").unlink()
+    with pytest.raises(ArgumentError, match=r"ema.safetensors is missing: the checkpoint in .*prior"):
+        _load_ckpt(d, torch.nn.Linear(2, 2), opt, {k: torch.zeros_like(v) for k, v in model.state_dict().items()})
+    clip = tmp_path / "clip"  # a stage without an EMA resumes as before
+    _tiny_ckpt(clip, ema=False)
+    assert _load_ckpt(clip, torch.nn.Linear(2, 2), opt)[0] == 3
+
+
+def test_a_checkpoint_of_before_an_arch_field_existed_resumes_into_the_same_net(tmp_path):
+    """A ``config.json`` written before a field was added (``text_pooled``, ``coords``, ...) holds
+    the net that field's default builds (``from_dict`` reads it so, as export does); the resume
+    check refused it ("text_pooled: checkpoint None, this run False")."""
+    from latentlab.mini.models import DecoderConfig, PriorConfig
+    from latentlab.mini.train import _check_resumed_arch
+
+    now = DecoderConfig(block_out_channels=(8, 16, 16)).to_dict()
+    old = {k: v for k, v in now.items() if k not in ("text_pooled", "coords", "text_layers")}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    _check_resumed_arch(tmp_path, "decoder", now)
+    conf = {"arch": now, "expert": {"t_min": 750, "reads_embedding": False}}
+    (tmp_path / "config.json").write_text(json.dumps({**conf, "arch": old}))
+    _check_resumed_arch(tmp_path, "expert", conf)
+    (tmp_path / "config.json").write_text(json.dumps(old))  # a net that does differ is still refused
+    with pytest.raises(ArgumentError, match=r"decoder.arch.text_pooled: checkpoint False, this run True"):
+        _check_resumed_arch(tmp_path, "decoder", {**now, "text_pooled": True})
+    (tmp_path / "config.json").write_text(json.dumps({"width": 64}))
+    with pytest.raises(ArgumentError, match=r"prior.arch.width: checkpoint 64, this run 32"):
+        _check_resumed_arch(tmp_path, "prior", PriorConfig(width=32).to_dict())
+
+
+def test_a_refused_resume_names_the_config_it_was_trained_with_when_its_options_were_abbreviated(tmp_path, capsys):
+    """argparse takes ``--conf smoke`` for ``--config smoke`` (and ``--se``, ``--sm``): the
+    options a refused resume suggests are those, not ``--config cpu`` (the very command it refuses)."""
+    import re
+
+    from latentlab.mini import train
+
+    argv = ["--stage", "decoder", "--conf", "smoke", "--se", "decoder.arch.image_size=32", "--set", "decoder.steps=9"]
+    (tmp_path / "run_config.json").write_text(json.dumps({"argv": argv}))
+    assert train._recorded_options(tmp_path, "decoder") == ["--config", "smoke", "--set", "decoder.arch.image_size=32"]
+    (tmp_path / "run_config.json").write_text(json.dumps({"argv": ["--stage", "decoder", "--sm", "--out", "r"]}))
+    assert train._recorded_options(tmp_path, "decoder") == ["--config", "smoke"]
+    with pytest.raises(SystemExit):  # the options it knows are main's own
+        train.main(["--help"])
+    assert set(re.findall(r"--[a-z-]+", capsys.readouterr().out)) == set(train._OPTIONS)
+
+
+def _tiny_prior_run(out):
+    """A run folder ``out`` with a checkpointed tiny prior (no CLIP record: export notes it)."""
+    from latentlab.mini.models import MiniPriorNet, PriorConfig
+    from latentlab.mini.train import _save_ckpt
+
+    torch.manual_seed(0)
+    cfg = PriorConfig(width=32, depth=1)
+    net = MiniPriorNet(cfg)
+    ema = {k: v.clone() for k, v in net.state_dict().items()}
+    _save_ckpt(out / "prior", net, torch.optim.AdamW(net.parameters()), 2, ema)
+    (out / "prior" / "config.json").write_text(json.dumps(cfg.to_dict()))
+
+
+def test_an_export_of_no_stage_is_refused_and_writes_nothing(tmp_path, capsys):
+    """``--stages ,`` (or ``stages=()``) exported nothing but still made the folder and wrote a
+    manifest.json of that run."""
+    from latentlab.mini.export import export, main
+
+    run = tmp_path / "run"
+    _tiny_prior_run(run)
+    with pytest.raises(ArgumentError, match="stages: name at least one of clip, decoder"):
+        export(run, tmp_path / "w", stages=())
+    with pytest.raises(ArgumentError, match="stages: name at least one"):
+        main(["--from", str(run), "--to", str(tmp_path / "w"), "--stages", ","])
+    assert not (tmp_path / "w").exists()
+
+
+def test_export_checks_its_arguments_before_any_work(tmp_path, capsys):
+    """``export(fp16="no")`` stored float16 (``bool("no")`` is True), ``tol="0.01"`` went unread
+    or raised a raw TypeError once the CLIP was loaded, and ``stages="prior"`` was read letter by
+    letter ("unknown ['i', 'o', 'p', 'r']"): each is one ArgumentError naming the argument."""
+    from latentlab.mini.export import export
+
+    run = tmp_path / "run"
+    _tiny_prior_run(run)
+    for kw, match in (({"fp16": "no"}, "fp16 must be True or False, got 'no'"),
+                      ({"drop_expert": 1}, "drop_expert must be True or False"),
+                      ({"tol": "0.01"}, "tol must be a finite number >= 0, got '0.01'"),
+                      ({"tol": float("nan")}, "tol must be a finite number"),
+                      ({"stages": "prior"}, r"stages must be a tuple of stage names such as \('decoder', 'prior'\)")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            export(run, tmp_path / "w", **{"stages": ("prior",), **kw})
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_out_or_to_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    """``train --out FILE`` and ``export --to FILE`` are one ArgumentError naming the file in the
+    way (a raw FileExistsError, for export after every fp16 check had run), and nothing changes."""
+    from latentlab.mini.export import export
+    from latentlab.mini.train import main
+
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ArgumentError, match=r"--out .*afile.* cannot be made: .*afile.* is a file, not a folder"):
+        main(["--stage", "clip", "--config", "smoke", "--out", str(f)])
+    with pytest.raises(ArgumentError, match=r"--out .* cannot be made: .*afile.* is a file"):
+        main(["--stage", "clip", "--config", "smoke", "--out", str(f / "run")])
+    run = tmp_path / "run"
+    _tiny_prior_run(run)
+    with pytest.raises(ArgumentError, match=r"to_dir \(--to\) .*afile.* cannot be made: .* is a file, not a folder"):
+        export(run, f, stages=("prior",))
+    assert f.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "run"]
+
+
+# -- properties that guard documented promises (pass before and after) -------------------------
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@given(step=st.integers(0, 2**40), peak=st.floats(0, 10), warmup=st.integers(0, 2**40), total=st.integers(1, 2**40),
+       time_frac=st.floats(0, 10))  # fmt: skip
+def test_the_learning_rate_is_finite_and_follows_its_schedule(step, peak, warmup, total, time_frac):
+    """``_lr``: warm-up ``peak * (step + 1) / warmup``; from ``warmup`` on, between 10% of the peak
+    and the peak, never rising, and 10% at the last step (or once the time budget is spent)."""
+    from latentlab.mini.train import _lr
+
+    r = _lr(step, peak, warmup, total, time_frac)
+    assert math.isfinite(r) and 0 <= r <= peak * (1 + 1e-12)
+    if step < warmup:
+        assert r == peak * (step + 1) / warmup
+        return
+    assert r >= 0.1 * peak * (1 - 1e-12)
+    assert _lr(step + 1, peak, warmup, total, time_frac) <= r * (1 + 1e-12)
+    if time_frac >= 1 or (total > warmup and step >= total):
+        assert r == pytest.approx(0.1 * peak)
+
+
+def _leaf_keys():
+    from latentlab.mini.train import TrainConfig
+
+    cfg, keys = TrainConfig(), []
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        keys += [f"{f.name}.{g.name}" for g in fields(v)] if is_dataclass(v) else [f.name]
+    return keys
+
+
+_VALUES = st.one_of(
+    st.text(max_size=6), st.integers().map(str), st.just(BIG), st.floats().map(repr),
+    st.sampled_from(["NaN", "-Infinity", "1e400", "null", "None", "TRUE", "0", "1", "[]", "{}", "[1]", '{"a": 1}', '"x"',
+                     ".5"]),
+)  # fmt: skip
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(key=st.sampled_from(_leaf_keys()), raw=_VALUES)
+def test_any_set_value_applies_with_the_field_type_or_is_one_error_naming_the_key(key, raw):
+    """``--set key=value``, the value parsed as JSON where it parses: it takes the type of the
+    field's default (a finite float, a whole number, a bool, a string, a list, a dict; None for
+    ``max_minutes``) or it is one ArgumentError that names the key."""
+    from latentlab.mini.train import TrainConfig, _update
+
+    try:
+        val = json.loads(raw)
+    except json.JSONDecodeError:
+        val = raw
+    cfg, before = TrainConfig(), TrainConfig()
+    head, _, tail = key.partition(".")
+    try:
+        _update(cfg, {head: {tail: val}} if tail else {head: val})
+    except ArgumentError as e:
+        assert key in str(e)
+        return
+    got = getattr(getattr(cfg, head), tail) if tail else getattr(cfg, head)
+    old = getattr(getattr(before, head), tail) if tail else getattr(before, head)
+    if got is None:
+        assert key.endswith("max_minutes")
+    elif isinstance(old, float) or key.endswith("max_minutes"):
+        assert type(got) is float and math.isfinite(got)
+    else:
+        assert type(got) is type(old)
+
+
+@pytest.mark.parametrize("name", ["smoke", "gpu-emoji"])
+def test_a_config_written_as_json_reads_back_the_same(tmp_path, name):
+    """``run_config.json``'s config (``TrainConfig.to_dict()``) given back as ``--config FILE``
+    is the same config (tuples, null time limits and lists included)."""
+    from latentlab.mini.train import get_config
+
+    cfg = get_config(name, ["clip.max_minutes=null", "data.sources=noto,twemoji"])
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(cfg.to_dict()))
+    assert get_config(str(p)) == cfg

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, check_bool, check_number
 from .models import (
     CLIP_CONFIG,
     DecoderConfig,
@@ -161,11 +161,16 @@ def export(
     that reads no captions) is refused too, unless ``drop_expert``: then those files are removed
     (and it says so); so is the run's own expert beside such a decoder, which ``drop_expert``
     then leaves out (and says so). Every file is written to a temporary folder first and moved
-    into place at the end. Returns the manifest it writes."""
+    into place at the end. ``fp16=False`` stores float32 throughout; ``tol`` is the CLIP's
+    float16 tolerance (its outputs' min cosine must exceed ``1 - tol``). Returns the manifest it writes."""
     src = Path(from_dir)
     if to_dir is None:
         raise ArgumentError("to_dir: name the destination folder (models.WEIGHTS_DIR, i.e. latentlab/mini/weights, "
                             "to replace the shipped weights).")  # fmt: skip
+    fp16, drop_expert = check_bool(fp16, "fp16"), check_bool(drop_expert, "drop_expert")  # bool("no") is True
+    tol = check_number(tol, "tol", minimum=0)
+    if isinstance(stages, str):  # "decoder,prior" would be read letter by letter
+        raise ArgumentError(f"stages must be a tuple of stage names such as ('decoder', 'prior'), got {stages!r}.")
     needs = _NEEDS
 
     def lacking(kind: str) -> list[str]:
@@ -188,6 +193,9 @@ def export(
         if not stages:
             raise ArgumentError(f"{str(src)!r} holds no trained stage (clip/, decoder/, prior/, upscaler/ or expert/): "
                                 "check --from.")  # fmt: skip
+    if not stages:  # (--stages ",") an export of nothing would still rewrite the manifest
+        raise ArgumentError("stages: name at least one of clip, decoder, prior, upscaler, expert (or leave it out: "
+                            "every stage the run trained).")  # fmt: skip
     unknown = set(stages) - set(needs)
     if unknown:
         raise ArgumentError(f"stages: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler, expert.")
@@ -198,6 +206,9 @@ def export(
             f"missing); export the stages it has with --stages {','.join(k for k in needs if trained(k)) or '...'}."
         )
     dst = Path(to_dir)
+    from ..jobs import check_can_create
+
+    check_can_create(dst, "to_dir (--to)")  # a file in the way: said before the work, not as "File exists" after it
     _check_checkpoints(src, stages)
     _check_clip(src, dst, stages)
     # the folder's decoder and layout expert after this export must still work together

@@ -66,7 +66,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, is_finite_real
 from . import shapes
 from .models import (
     DecoderConfig,
@@ -285,9 +285,11 @@ def _parse_value(key: str, cur: Any, v: Any, nullable: bool) -> Any:
     if isinstance(cur, int):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
             raise ArgumentError(f"{key} must be a whole number, got {v!r}.")
+        if not -(2**63) <= v < 2**63:  # what torch takes (seeds, thread counts, tensor sizes)
+            raise ArgumentError(f"{key} must be a whole number in [-2**63, 2**63), got {v!r}.")
         return int(v)
     if isinstance(cur, float) or (cur is None and nullable):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_real(v):  # (not a bool; nor a 400-digit int, which no float holds)
             raise ArgumentError(f"{key} must be a number{' or null' if nullable else ''}, got {v!r}.")
         return float(v)
     if isinstance(cur, str):
@@ -542,8 +544,8 @@ def _check_archs(cfg: TrainConfig, build: bool = True) -> None:
 
 def _check_ranges(cfg: TrainConfig) -> None:
     """Refuse the settings no run can use (ArgumentError naming the key)."""
-    if cfg.threads < 1:
-        raise ArgumentError(f"threads must be >= 1, got {cfg.threads!r}.")
+    if not 1 <= cfg.threads < 2**31:  # torch.set_num_threads takes a C int
+        raise ArgumentError(f"threads must be >= 1 (and below 2**31), got {cfg.threads!r}.")
     if cfg.seed < 0:
         raise ArgumentError(f"seed must be >= 0 (it seeds numpy generators), got {cfg.seed!r}.")
     try:
@@ -561,6 +563,13 @@ def _check_ranges(cfg: TrainConfig) -> None:
             raise ArgumentError(f"{key} must be >= 1, got {getattr(cfg.cache, key.split('.')[1])!r}.")
     if not (0.0 <= cfg.cache.p_two <= 1.0):
         raise ArgumentError(f"cache.p_two must be in [0, 1], got {cfg.cache.p_two!r}.")
+    if not (0.0 <= cfg.clip.relation_negatives <= 1.0):  # a share, as cond_drop and data.emoji_fraction are
+        raise ArgumentError(f"clip.relation_negatives must be in [0, 1] (a share of the hard-negative groups), got "
+                            f"{cfg.clip.relation_negatives!r}.")  # fmt: skip
+    if cfg.clip.group < 1:
+        raise ArgumentError(f"clip.group must be >= 1 (1: plain random batches), got {cfg.clip.group!r}.")
+    if cfg.upscaler.noise_aug < 0:
+        raise ArgumentError(f"upscaler.noise_aug must be >= 0 (0: no noise), got {cfg.upscaler.noise_aug!r}.")
     for name in ("clip", "decoder", "prior", "upscaler", "expert"):
         st = getattr(cfg, name)
         for f in ("steps", "batch_size", "ckpt_every", "log_every", "eval_every", "eval_scenes"):
@@ -693,11 +702,20 @@ def _say_time_limit(stage_dir: Path, step: int, steps: int, max_minutes: float |
 
 def _trim_log(path: Path, step: int) -> None:
     """Drop the records of ``path`` (log.jsonl) logged after ``step``, the checkpoint a resume
-    starts from, so the log holds one series of steps."""
+    starts from, so the log holds one series of steps. A line cut short (a kill while it was
+    appended, after the checkpoint's last save) goes too."""
     if not path.is_file():
         return
+
+    def logged_step(line: str) -> float:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            return math.inf
+        return rec.get("step", 0) if isinstance(rec, dict) else math.inf
+
     lines = path.read_text().splitlines()
-    keep = [ln for ln in lines if not ln.strip() or json.loads(ln).get("step", 0) <= step]
+    keep = [ln for ln in lines if not ln.strip() or logged_step(ln) <= step]
     if len(keep) != len(lines):
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(ln + "\n" for ln in keep))
@@ -726,6 +744,10 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
 
 
+#: the long options of :func:`main`, each of which argparse also takes by a unique prefix (``--conf smoke``)
+_OPTIONS = ("--stage", "--config", "--smoke", "--out", "--resume", "--set", "--init-from", "--help")
+
+
 def _recorded_options(stage_dir: Path, kind: str) -> list[str] | None:
     """The ``--config`` and ``--set {kind}.arch...`` options of the command that last trained
     ``stage_dir`` (its ``run_config.json``), as command-line words; None where it has no record."""
@@ -740,7 +762,9 @@ def _recorded_options(stage_dir: Path, kind: str) -> list[str] | None:
         flag, eq, value = a.partition("=")
         if not eq:  # --config NAME, not --config=NAME
             value = words[i + 1] if i + 1 < len(words) else ""
-        if a == "--smoke":
+        full = [o for o in _OPTIONS if o.startswith(flag)] if flag.startswith("--") else []
+        flag = full[0] if len(full) == 1 else flag  # argparse took --conf for --config
+        if flag == "--smoke":
             name = "smoke"
         elif flag == "--config":
             name = value
@@ -760,7 +784,9 @@ def _check_resumed_arch(stage_dir: Path, kind: str, conf: dict[str, Any]) -> Non
     new = json.loads(json.dumps(conf))
     if kind == "expert":  # {"arch": ..., "expert": ...}: when it takes over may change, its net may not
         old, new = old.get("arch", old), new["arch"]
-    a, b = _flat(old), _flat(new)
+    # a field added since the checkpoint's config.json was written has its default there, as from_dict reads it
+    defaults = json.loads(json.dumps(_ARCH_CLASSES[kind]().to_dict()))
+    a, b = _flat({**defaults, **old} if isinstance(old, dict) else old), _flat(new)
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if diff:
         shown = ", ".join(f"{kind}.arch.{k}: checkpoint {a.get(k)!r}, this run {b.get(k)!r}" for k in diff)
@@ -829,6 +855,20 @@ def _save_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
 
 
+def _read_ckpt_file(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)`` of a checkpoint's file, or an ArgumentError naming the file where it is
+    missing or damaged (cut short by a copy that did not finish, say), not safetensors' or
+    torch's own error."""
+    try:
+        return read(path)
+    except Exception as e:  # noqa: BLE001 (safetensors', zipfile's, pickle's and torch's errors of a damaged file)
+        said = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+        why = f"cannot be read ({said})" if path.exists() else "is missing"
+        raise ArgumentError(f"{path} {why}: the checkpoint in {path.parent} is incomplete or damaged and cannot be used; "
+                            f"restore that folder from a copy, or train {path.parent.name} again (remove {path.parent}, "
+                            "or pick another --out).") from None  # fmt: skip
+
+
 def _weights_step(path: Path) -> int | None:
     """The step stamped in a checkpoint's safetensors file (None: saved before steps were stamped)."""
     from safetensors import safe_open
@@ -838,18 +878,22 @@ def _weights_step(path: Path) -> int | None:
     return None if step is None else int(step)
 
 
+def _load_state_file(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _state_file_step(path: Path) -> int:
-    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+    return int(_load_state_file(path)["step"])
 
 
 def _ckpt_steps(stage_dir: Path) -> dict[str, int | None]:
     """The step each file of ``stage_dir``'s checkpoint holds (``model.safetensors``,
     ``ema.safetensors`` where there is one, ``state.pt``); None for a file saved before steps
     were stamped in the weights."""
-    steps: dict[str, int | None] = {"model.safetensors": _weights_step(stage_dir / "model.safetensors")}
+    steps: dict[str, int | None] = {"model.safetensors": _read_ckpt_file(stage_dir / "model.safetensors", _weights_step)}
     if (stage_dir / "ema.safetensors").is_file():
-        steps["ema.safetensors"] = _weights_step(stage_dir / "ema.safetensors")
-    steps["state.pt"] = _state_file_step(stage_dir / "state.pt")
+        steps["ema.safetensors"] = _read_ckpt_file(stage_dir / "ema.safetensors", _weights_step)
+    steps["state.pt"] = _read_ckpt_file(stage_dir / "state.pt", _state_file_step)
     return steps
 
 
@@ -863,9 +907,9 @@ def _torn(steps: dict[str, int | None]) -> bool:
 def _settle_ckpt(stage_dir: Path) -> None:
     """Before ``stage_dir``'s checkpoint is read: finish a save that a kill cut short between
     its renames (the files still under ``*.tmp`` are of the step ``model.safetensors`` already
-    holds), and refuse a checkpoint whose files are of different steps."""
-    model = stage_dir / "model.safetensors"
-    if not model.is_file() or not (stage_dir / "state.pt").is_file():
+    holds), and refuse a checkpoint whose files are of different steps, or missing or damaged
+    (:func:`_read_ckpt_file`; ``model.safetensors`` is in place before ``state.pt`` is)."""
+    if not (stage_dir / "state.pt").is_file():
         return
     steps = _ckpt_steps(stage_dir)
     if not _torn(steps):
@@ -911,8 +955,8 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         state = _read_state(stage_dir)
     model.load_state_dict(load_file(str(stage_dir / "model.safetensors")))
     opt.load_state_dict(state["optimizer"])
-    if ema is not None and (stage_dir / "ema.safetensors").is_file():
-        ema.update(load_file(str(stage_dir / "ema.safetensors")))
+    if ema is not None:  # every save of a stage with an EMA writes it: without it, the EMA would restart from the init
+        ema.update(_read_ckpt_file(stage_dir / "ema.safetensors", lambda p: load_file(str(p))))
     loss_avg = state.get("loss_avg")  # the logged running mean (checkpoints before it was saved: None)
     _trim_log(stage_dir / "log.jsonl", int(state["step"]))  # records of steps after it (a crash, a kill) go
     return (int(state["step"]), float(state.get("elapsed_s", 0.0)), None if loss_avg is None else float(loss_avg),
@@ -1891,6 +1935,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = get_config(config_name, args.set)
     _check_device_available(cfg.device, config_name)
     out = Path(args.out)
+    from ..jobs import check_can_create
+
+    check_can_create(out, "--out")  # a file in the way, or a folder this user cannot write in
     stages = ["clip", "cache", "prior", "decoder"] if args.stage == "all" else [args.stage]
     _warn_emulated_bf16(cfg, stages)
     # a stage with a checkpoint is continued (--resume) or left alone, never silently started over
@@ -2088,7 +2135,7 @@ def _warn_cache_rebuilt_under(cfg: TrainConfig, out: Path) -> None:
     now = _cache_fingerprint(cfg, out)
     for st in ("prior", "decoder", "expert", "upscaler"):
         state = out / st / "state.pt"
-        rec = torch.load(state, map_location="cpu", weights_only=True).get("cache_fingerprint") if state.is_file() else None
+        rec = _read_ckpt_file(state, _load_state_file).get("cache_fingerprint") if state.is_file() else None
         shown = _data_changes(st, out / st, rec, now) if rec is not None else ""
         if shown:
             print(f"warning: --stage cache builds the cache of {out} with other data than {st} trained on ({shown}); "
@@ -2105,7 +2152,7 @@ def _check_clip_keeps_its_stages(cfg: TrainConfig, out: Path, stages: list[str],
     if "clip" not in stages or not clip.is_file():
         return
     clip_state = out / "clip" / "state.pt"
-    clip_step = _state_file_step(clip_state) if resume and clip_state.is_file() else 0
+    clip_step = _read_ckpt_file(clip_state, _state_file_step) if resume and clip_state.is_file() else 0
     if clip_step >= cfg.clip.steps:  # nothing left to train: the CLIP stays as it is
         return
     now = _clip_ids(clip)[0]
@@ -2114,7 +2161,7 @@ def _check_clip_keeps_its_stages(cfg: TrainConfig, out: Path, stages: list[str],
         state = out / st / "state.pt"
         if st in stages or not state.is_file():
             continue
-        rec = torch.load(state, map_location="cpu", weights_only=True).get("cache_fingerprint")
+        rec = _read_ckpt_file(state, _load_state_file).get("cache_fingerprint")
         if rec is not None and rec.get("clip") == now:
             users.append(st)
     if not users:
