@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentError, LatentlabError
+from ..errors import ArgumentError, LatentlabError, check_int, is_finite_real
 
 __all__ = [
     "SOURCES",
@@ -361,7 +361,7 @@ def fetch(
 
     >>> fetch(["cldr", "twemoji"])  # doctest: +SKIP
     """
-    names = list(sources)
+    names = [sources] if isinstance(sources, str) else list(sources)  # (one name, not its letters)
     for s in names:
         if s not in SOURCES:
             raise ArgumentError(f"unknown source {s!r}; choose from {list(SOURCES)}.")
@@ -426,6 +426,8 @@ def emoji_key(cps: Sequence[int]) -> str:
     >>> emoji_key([0x260E, 0xFE0F]), emoji_key([0x1F44D, 0x1F3FD])
     ('emoji:260e', 'emoji:1f44d')
     """
+    if isinstance(cps, (str, bytes)):  # (a bare "Unknown format code 'x'" ValueError)
+        raise ArgumentError(f"cps must be code points (integers), e.g. [0x1F4F1], got the string {cps!r}.")
     base = [c for c in _strip(cps) if c not in _SKIN]
     return "emoji:" + "-".join(f"{c:x}" for c in base)
 
@@ -433,6 +435,10 @@ def emoji_key(cps: Sequence[int]) -> str:
 def split_of(key: str, fraction: float = HELD_OUT_FRACTION) -> str:
     """``"held-out"`` for about ``fraction`` of keys (by a SHA-256 of the key), else ``"train"``;
     the same on every machine and Python version. Keys in :data:`PINNED_TRAIN` are always train."""
+    if not isinstance(key, str):
+        raise ArgumentError(f"key must be a string such as 'emoji:1f4f1', got {key!r}.")
+    if not (is_finite_real(fraction) and 0 <= fraction <= 1):  # (NaN held out nothing, silently)
+        raise ArgumentError(f"fraction (the held-out share) must be a number in [0, 1], got {fraction!r}.")
     if key in PINNED_TRAIN:
         return "train"
     h = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
@@ -486,9 +492,9 @@ def noun_phrase(name: str) -> str:
     >>> [noun_phrase(n) for n in ("mobile phone", "ice cream", "flag: Japan", "glasses", "bus")]
     ['a mobile phone', 'an ice cream', 'the flag of Japan', 'glasses', 'a bus']
     """
+    if not isinstance(name, str) or not name.split():
+        raise ArgumentError(f"name must be a non-empty string, got {name!r}.")
     name = " ".join(name.split())
-    if not name:
-        raise ArgumentError("name must be a non-empty string.")
     if name.startswith("flag: "):
         return f"the flag of {name[6:]}"
     if name.startswith("keycap: "):
@@ -511,11 +517,13 @@ def caption_for(name: str, style: str, template: int = 0) -> str:
     if style not in STYLE_TEMPLATES:
         raise ArgumentError(f"unknown style {style!r}; choose from {list(STYLE_TEMPLATES)}.")
     t = STYLE_TEMPLATES[style]
-    return t[int(template) % len(t)].format(a=noun_phrase(name))
+    return t[check_int(template, "template") % len(t)].format(a=noun_phrase(name))
 
 
 def captions_for(name: str, style: str) -> list[str]:
     """Every template's caption of ``name`` in ``style`` (first the canonical one)."""
+    if style not in STYLE_TEMPLATES:  # (a bare KeyError before caption_for could say this)
+        raise ArgumentError(f"unknown style {style!r}; choose from {list(STYLE_TEMPLATES)}.")
     return [caption_for(name, style, k) for k in range(len(STYLE_TEMPLATES[style]))]
 
 
@@ -851,6 +859,8 @@ def normalise_image(image: Any, size: int = 64) -> np.ndarray:
         raise ArgumentError(f"size must be an int >= 8, got {size!r}.")
     rgba = image.convert("RGBA")
     w, h = rgba.size
+    if w == 0 or h == 0:  # (came out black, or white from an array: not a picture on white)
+        raise ArgumentError(f"image must have at least one pixel, got {w} x {h}.")
     side = max(w, h)
     canvas = Image.new("RGBA", (side, side), (255, 255, 255, 255))
     layer = Image.new("RGBA", (side, side), (255, 255, 255, 0))
@@ -889,12 +899,16 @@ def build_index(
     a message; openclipart is skipped when cairosvg is missing. Returns the index path.
     """
     cache = Path(cache_dir)
-    wanted = list(sources) if sources is not None else list(IMAGE_SOURCES)
+    wanted = ([sources] if isinstance(sources, str) else list(sources)) if sources is not None else list(IMAGE_SOURCES)
     for s in wanted:
         if s not in _READERS:
             raise ArgumentError(f"unknown image source {s!r}; choose from {list(_READERS)}.")
-    if not (0.0 <= held_out_fraction < 1.0):
+    if not (is_finite_real(held_out_fraction) and 0.0 <= held_out_fraction < 1.0):
         raise ArgumentError(f"held_out_fraction must be in [0, 1), got {held_out_fraction!r}.")
+    # before any image is touched: a size normalise_image refuses deleted every image normalised at
+    # another size, then skipped each one as broken
+    size = check_int(size, "size", minimum=8)
+    limit = None if limit is None else check_int(limit, "limit", minimum=1)
     names = _load_names(cache)
     if not names.cldr:
         _log(f"note: CLDR names not fetched (`{_cmd('fetch --sources cldr', cache)}`); emoji named by emoji.json / "
@@ -1041,6 +1055,7 @@ class DataIndex:
         can recombine for names it never saw. Keywords in ``exclude_tags`` (e.g. other images'
         names: "telephone" is a keyword of the mobile phone and the name of ☎) and the image's
         own name are never used. ``tag_prob=0`` draws exactly what it drew before it existed."""
+        n = check_int(n, "n", minimum=0)
         if len(self) == 0:
             raise ArgumentError("cannot sample from an empty index (check its split and sources).")
         if not (0.0 <= tag_prob <= 1.0):
@@ -1103,14 +1118,21 @@ def load_index(
         raise DataFetchError(f"no data index at {p}: run `{_cmd('fetch', p.parent)}` then `{_cmd('index', p.parent)}`.")
     if split not in (None, "train", "held-out"):
         raise ArgumentError(f"split must be 'train', 'held-out' or None, got {split!r}.")
-    keep = set(sources) if sources else None
+    keep = ({sources} if isinstance(sources, str) else set(sources)) if sources else None  # (not "noto"'s letters)
+    for s in keep or ():
+        if s not in _READERS:  # (kept nothing, silently)
+            raise ArgumentError(f"unknown image source {s!r}; choose from {list(_READERS)}.")
     entries = []
     with p.open() as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if line.strip():
-                e = json.loads(line)
-                if (split is None or e["split"] == split) and (keep is None or e["source"] in keep):
-                    entries.append(e)
+                try:
+                    e = json.loads(line)
+                    if (split is None or e["split"] == split) and (keep is None or e["source"] in keep):
+                        entries.append(e)
+                except (ValueError, LookupError, TypeError) as err:
+                    raise DataFetchError(f"{p}, line {n}: not an index entry ({type(err).__name__}: {err}); "
+                                         f"rebuild the index (`{_cmd('index', p.parent)}`).") from None  # fmt: skip
     return DataIndex(entries, p.parent, size=size)
 
 

@@ -85,6 +85,7 @@ PHONE_DIFF = ("a mobile phone", "a telephone")
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mini.md"
 _START, _END = "<!-- evaluate:start -->", "<!-- evaluate:end -->"
+_BLOCK = re.escape(_START) + ".*?" + re.escape(_END)  # the table's place in docs/mini.md
 
 
 def _prompt(c: str, s: str) -> str:
@@ -629,8 +630,17 @@ def write_doc(res: dict[str, Any], doc: Path = DOC) -> None:
     if _START not in text:
         text += f"\n{_START}\n{_END}\n"
     block = f"{_START}\n{_table(res)}\n{_END}"
-    text = re.sub(re.escape(_START) + ".*?" + re.escape(_END), lambda _: block, text, flags=re.S)
+    _check_markers(text, doc)
+    text = re.sub(_BLOCK, lambda _: block, text, flags=re.S)
     doc.write_text(text)
+
+
+def _check_markers(text: str, doc: Path) -> None:
+    """A start marker with no end marker after it: an ArgumentError (the file was rewritten
+    unchanged, and ``main`` said it wrote the table)."""
+    if _START in text and not re.search(_BLOCK, text, flags=re.S):
+        raise ArgumentError(f"{doc} has the marker {_START} but no {_END} after it; put {_END} where the table "
+                            "ends, then write it again.")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -674,8 +684,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fs = np.concatenate([fs, np.full((pad, *fs.shape[1:]), 255, dtype=fs.dtype)]) if pad else fs
             return np.concatenate([np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs), cols)], axis=0)
 
-        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-        try:
+        try:  # (the folder too: root passes the os.access check of a read-only file system)
+            Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.concatenate([grid(f) for f in sets], axis=0)).save(args.grid)
         except (OSError, ValueError) as e:
             raise ArgumentError(f"--grid {args.grid}: the grid could not be saved ({e}); the table above was "
@@ -740,6 +750,7 @@ def _check_writable(args: argparse.Namespace, ap: argparse.ArgumentParser) -> No
         raise ArgumentError(f"--write-docs writes into docs/mini.md of a latentlab checkout, and there is none at "
                             f"{DOC} (this latentlab is installed, not checked out). Run it from a checkout "
                             "(pip install -e .), or leave out --write-docs to print the table only.")  # fmt: skip
+    _check_markers(DOC.read_text(), DOC)  # before minutes of measuring
     if wrong:
         raise ArgumentError("--write-docs writes the shipped weights' bars, measured at the default settings, into "
                             f"{_shown_path(DOC)}; here {'; '.join(wrong)}. Leave out --write-docs to print the table only.")  # fmt: skip

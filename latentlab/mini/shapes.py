@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, check_int, check_number, is_finite_real
 
 __all__ = [
     "COLOURS",
@@ -115,12 +115,16 @@ def sample_scene(
     >>> sample_scene(3, n_objects=1) == sample_scene(3, n_objects=1)
     True
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(int(seed))
-    int_seed = None if isinstance(seed, np.random.Generator) else int(seed)
+    # (numpy refused a negative seed with a bare ValueError, and a float seed was truncated)
+    int_seed = None if isinstance(seed, np.random.Generator) else check_int(seed, "seed", minimum=0)
+    rng = seed if int_seed is None else np.random.default_rng(int_seed)
+    if not (is_finite_real(p_two) and 0 <= p_two <= 1):
+        raise ArgumentError(f"p_two (the chance of two objects) must be a number in [0, 1], got {p_two!r}.")
     if n_objects is None:
         n_objects = 2 if rng.random() < p_two else 1
-    if n_objects not in (1, 2):
+    if isinstance(n_objects, bool) or n_objects not in (1, 2):
         raise ArgumentError(f"n_objects must be 1 or 2, got {n_objects!r}.")
+    backgrounds, styles = ((x,) if isinstance(x, str) else x for x in (backgrounds, styles))  # a name, not letters
     bgs = tuple(backgrounds) if backgrounds else tuple(BACKGROUNDS)
     sts = tuple(styles) if styles else STYLES
     for b in bgs:
@@ -173,15 +177,17 @@ def sample_scene(
 
 def sample_scenes(seed: int, n: int, **kwargs) -> list[Scene]:
     """``n`` scenes; scene ``i`` is ``sample_scene(seed * 1_000_003 + i)`` so any slice reproduces."""
-    return [sample_scene(int(seed) * 1_000_003 + i, **kwargs) for i in range(int(n))]
+    seed, n = check_int(seed, "seed", minimum=0), check_int(n, "n", minimum=0)
+    return [sample_scene(seed * 1_000_003 + i, **kwargs) for i in range(n)]
 
 
 def relation_scenes(seed: int, n: int) -> list[Scene]:
     """Up to ``n`` two-object scenes of two different colours, what a relation prompt needs (the
     checker tells the objects apart by colour): the first such among ``sample_scenes(seed, 4 * n,
     n_objects=2)``, as evaluate and the benchmarks draw their relation prompts."""
-    scenes = sample_scenes(seed, 4 * int(n), n_objects=2)
-    return [sc for sc in scenes if sc.objects[0].colour != sc.objects[1].colour][: int(n)]
+    n = check_int(n, "n", minimum=0)
+    scenes = sample_scenes(seed, 4 * n, n_objects=2)
+    return [sc for sc in scenes if sc.objects[0].colour != sc.objects[1].colour][:n]
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -227,6 +233,18 @@ def _draw_shape(draw, shape: str, box: tuple[float, float, float], fill, outline
         draw.line(poly + [poly[0], poly[1]], fill=outline, width=width, joint="curve")
 
 
+def _check_names(scene: Scene) -> None:
+    """Refuse a hand-built scene naming a shape, colour, style or background the world does not
+    have (rendering raised a bare ``KeyError``, or drew an unknown style as an outline)."""
+    for what, value, choices in [("background", scene.background, BACKGROUNDS)] + [
+        (f"object {k}'s {attr}", getattr(o, attr), table)
+        for k, o in enumerate(scene.objects)
+        for attr, table in (("shape", SHAPES), ("colour", COLOURS), ("style", STYLES))
+    ]:
+        if not isinstance(value, str) or value not in choices:
+            raise ArgumentError(f"scene: {what} {value!r} is not one of {list(choices)}.")
+
+
 def render_scene(scene: Scene, size: int = 64) -> np.ndarray:
     """Render ``scene`` to uint8 RGB ``(size, size, 3)``, antialiased by 4x supersampling.
 
@@ -237,6 +255,7 @@ def render_scene(scene: Scene, size: int = 64) -> np.ndarray:
 
     if not isinstance(size, (int, np.integer)) or size < 8:
         raise ArgumentError(f"size must be an int >= 8, got {size!r}.")
+    _check_names(scene)
     big = int(size) * _SS
     img = Image.new("RGB", (big, big), BACKGROUNDS[scene.background])
     draw = ImageDraw.Draw(img)
@@ -276,8 +295,12 @@ def caption(scene: Scene, template: int = 0) -> str:
     >>> [caption(s, k) for k in (0, 1, 2)]
     ['a red circle', 'a red circle on a white background', 'a filled red circle']
     """
-    k = int(template) % N_TEMPLATES
+    k = check_int(template, "template") % N_TEMPLATES
+    _check_names(scene)
     objs = scene.objects
+    if len(objs) not in (1, 2) or (len(objs) == 2 and scene.relation not in RELATIONS):
+        raise ArgumentError(f"scene must hold one object, or two and a relation from {list(RELATIONS)}; got "
+                            f"{len(objs)} object(s) and relation {scene.relation!r}.")  # fmt: skip
     with_style = k in (2, 3)
     with_bg = k in (1, 3, 5)
     if len(objs) == 1:
@@ -327,8 +350,10 @@ def _as_uint8_image(image: object) -> np.ndarray:
     if hasattr(image, "convert"):  # a PIL image
         image = np.asarray(image.convert("RGB"))
     arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ArgumentError(f"image must be an RGB array (H, W, 3), got shape {arr.shape}.")
+    if arr.ndim != 3 or arr.shape[-1] != 3 or 0 in arr.shape:
+        raise ArgumentError(f"image must be an RGB array (H, W, 3) of at least one pixel, got shape {arr.shape}.")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ArgumentError("image holds NaN or infinite values; the checker reads colours in [0, 1] or [0, 255].")
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating) and arr.max() <= 1.0 + 1e-6:
             arr = (arr * 255).round()
@@ -353,6 +378,8 @@ def check_image(image: object, *, max_objects: int = 2, min_area: float = 0.01) 
     from PIL import Image
     from scipy import ndimage
 
+    max_objects = check_int(max_objects, "max_objects", minimum=0)
+    min_area = check_number(min_area, "min_area", minimum=0)
     arr = _as_uint8_image(image)
     if arr.shape[0] < 64 or arr.shape[1] < 64:
         scale = int(math.ceil(64 / min(arr.shape[:2])))
@@ -447,8 +474,9 @@ def check_relation(image: object, scene: Scene) -> dict[str, bool]:
     >>> check_relation(render_scene(s), s)
     {'objects': True, 'relation': True, 'both': True}
     """
-    if len(scene.objects) != 2 or scene.relation is None:
-        raise ArgumentError("scene must hold two objects and a relation (sample_scene(..., n_objects=2)).")
+    if len(scene.objects) != 2 or scene.relation not in RELATIONS:
+        raise ArgumentError(f"scene must hold two objects and a relation from {list(RELATIONS)} (sample_scene(..., "
+                            f"n_objects=2)), got {len(scene.objects)} object(s) and relation {scene.relation!r}.")
     found = check_image(image, max_objects=2)
     want = [(o.colour, o.shape) for o in scene.objects]
     objects_ok = sorted((f["colour"], f["shape"]) for f in found) == sorted(want)
@@ -479,8 +507,9 @@ def check_layout(image: object, scene: Scene) -> dict[str, bool]:
     >>> check_layout(render_scene(s), s), check_layout(render_scene(s), Scene(s.objects, "white", "below"))
     ({'found': True, 'axis': True, 'order': True}, {'found': True, 'axis': True, 'order': False})
     """
-    if len(scene.objects) != 2 or scene.relation is None:
-        raise ArgumentError("scene must hold two objects and a relation (sample_scene(..., n_objects=2)).")
+    if len(scene.objects) != 2 or scene.relation not in RELATIONS:
+        raise ArgumentError(f"scene must hold two objects and a relation from {list(RELATIONS)} (sample_scene(..., "
+                            f"n_objects=2)), got {len(scene.objects)} object(s) and relation {scene.relation!r}.")
     found = check_image(image, max_objects=2)
     hits = [[f for f in found if f["colour"] == o.colour] for o in scene.objects]
     if scene.objects[0].colour == scene.objects[1].colour or not all(len(h) == 1 for h in hits):
