@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ArgumentError, check_bool, user_path
+from .errors import ArgumentError, check_bool, check_int, user_path
 from .spec import Spec, load_spec
 
 __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
@@ -54,18 +54,19 @@ def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | Non
     """The contact sheet of a render's frames ``(T, H, W, 3)``: at most ``max_frames`` of them,
     evenly spaced, at the video's ``size`` (``None``: as they are), no side over
     :data:`SHEET_TILE_MAX` (larger ones shrunk, keeping their shape); only the frames it shows
-    are resized."""
+    are resized, each once, straight to its tile's size."""
     from .video import _pick_evenly, contact_sheet
 
     if max_frames is not None and len(frames) > max_frames:
         frames = frames[_pick_evenly(len(frames), max_frames)]
-    frames = resize_frames(frames, size)
-    h, w = frames.shape[1:3]
-    if max(h, w) > SHEET_TILE_MAX:
+    h, w = (size, size) if size is not None else frames.shape[1:3]
+    if max(h, w) > SHEET_TILE_MAX:  # straight to the tile's size: resized to size = 4096 first, 16 frames took 800 MB
+        scale = SHEET_TILE_MAX / max(h, w)
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    if frames.shape[1:3] != (h, w):
         from .video import _lanczos
 
-        scale = SHEET_TILE_MAX / max(h, w)
-        frames = np.stack([_lanczos(f, max(1, round(w * scale)), max(1, round(h * scale))) for f in frames])
+        frames = np.stack([_lanczos(f, w, h) for f in frames])
     return contact_sheet(frames)
 
 
@@ -84,7 +85,7 @@ def video_path(directory: str | os.PathLike, fmt: str) -> Path:
     'renders/v1.2.mp4'
     """
     d = Path(directory)
-    if not d.name:  # ".": the folder's own name
+    if not d.name or d.name == "..":  # "." or "..": the folder's own name ("..": "...mp4" inside it was the video)
         d = d.resolve()
     if not d.name:
         raise ArgumentError(f"out_dir {str(directory)!r} has no name to call its video by; pass output= (CLI: -o).")
@@ -288,6 +289,8 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     plain = {k: None if k in defaults and getattr(spec, k) == defaults[k] else getattr(spec, k)
              for k in ("pacing_scope", "pacing_coarse", "pacing_passes", "pacing_tol", "pacing_max_samples",
                        "pacing_min_width", "pacing_relax")}  # fmt: skip
+    if plain["pacing_tol"] is not None:  # 1 and 1.0 alike, as _frame_settings reads them (a float: as before)
+        plain["pacing_tol"] = float(plain["pacing_tol"])
     settings = {"seed": spec.seed, "noise": spec.noise, "pacing_metric": spec.pacing_metric,
                 **{k: v for k, v in plain.items() if k != "pacing_relax"}}
     settings.update(sampling_settings(spec.steps, spec.guidance_scale, decoder))
@@ -295,9 +298,8 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
         settings["pacing"] = spec.pacing
     if plain["pacing_relax"] is not None:  # only when set, so caches of older renders stay valid
         settings["pacing_relax"] = plain["pacing_relax"]
-    if spec.eta is not None:
-        settings["eta"] = spec.eta
-    if spec.eta:
+    if spec.eta:  # eta 0 spelt out is the default (unset), as in render()'s fingerprint and _frame_settings
+        settings["eta"] = float(spec.eta)
         settings["eta_noise"] = "own stream"  # as render()'s fingerprint: eta decodes changed on 2026-12-05
     settings["keyframe_seeds"] = spec.keyframe_seeds()
     settings["decoder"] = decoder.describe()
@@ -658,22 +660,39 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         # image paths are spelt relative to each spec's own folder (a spec saved elsewhere spells
         # the same file differently), so they are not compared here: the pictures themselves are,
         # by the keyframes' fingerprint (_refuse_other_keyframes) and by render()'s own check.
-        # Labels draw nothing, and a segment setting equal to the spec's default is the default.
+        # Labels draw nothing (nor seeds, but of slerp or inverted noise), and a segment setting equal
+        # to the spec's default is the default.
         defaults = {"frames": d.get("frames"), "easing": d.get("easing"), "method": d.get("method"), "hold": 0}
+        # a keyframe's seed draws only its noise of noise = "slerp" or "inverted" (as render() fingerprints it)
+        drawless = {"label"} if d.get("noise", "shared") in ("slerp", "inverted") else {"label", "seed"}
         kfs = []
         for kf in d.get("keyframes") or ():
             if isinstance(kf, dict):
-                kf = {k: v for k, v in kf.items() if k != "label" and not (k in defaults and v == defaults[k])}
+                kf = {k: v for k, v in kf.items() if k not in drawless and not (k in defaults and v == defaults[k])}
                 for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
                     if isinstance(item, dict) and "image" in item:
                         item["image"] = "<image>"
             kfs.append(kf)
         return {**d, "keyframes": kfs}
 
+    def segments(d: dict[str, Any]) -> list[Any]:
+        # each segment's frames, easing, method and hold, the top-level ones filled in: a top-level
+        # setting that every segment sets for itself draws nothing (it was refused as a change)
+        top = {k: d.get(k) for k in ("frames", "easing", "method") if d.get(k) is not None}
+        return [{**top, "hold": 0, **kf} if j > 0 and isinstance(kf, dict) else kf for j, kf in enumerate(d["keyframes"])]
+
     was = pathless(_frame_settings(old.get("spec") or {}, decoder))
     now = pathless(_frame_settings(plain(spec.to_dict()), decoder))
+    seg_was, seg_now = segments(was), segments(now)
+
+    def drawn(k: str) -> bool:  # the segments take other values of the top-level setting k
+        return [s.get(k) if isinstance(s, dict) else s for s in seg_was[1:]] != \
+            [s.get(k) if isinstance(s, dict) else s for s in seg_now[1:]]  # fmt: skip
+
     differ = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" if k != "keyframes" else "the keyframes"
-              for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]  # fmt: skip
+              for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)
+              and not (k == "keyframes" and seg_was == seg_now)
+              and not (k in ("frames", "easing", "method") and not drawn(k))]  # fmt: skip
     note = ""
     if old.get("decoder") != plain(decoder.describe()):
         differ.append(_decoder_change(old.get("decoder"), plain(decoder.describe())))
@@ -728,18 +747,23 @@ def _decoder_change(was: Any, now: Any) -> str:
 KEYFRAMES_FILE = "keyframes.json"
 
 
-def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -> None:
+def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -> str | None:
     """Refuse a folder whose render was of other keyframe embeddings (an image changed under the
     same path, say) before the inversion and pacing caches are recomputed and written over; then
-    record this render's (``keyframes.json``, the unpaced trajectory's fingerprint)."""
+    record this render's (``keyframes.json``, the unpaced trajectory's fingerprint). Where a folder
+    with a manifest has no such record (an older latentlab's, or unreadable) :func:`latentlab.render`
+    decides: the fingerprint is returned, to be recorded once it has (written here, a refused
+    render's record made the folder's own render refused as of other pictures)."""
     from .render import MANIFEST, _read_json, _write_json
 
     path = directory / KEYFRAMES_FILE
     fp = trajectory.fingerprint()
-    if not overwrite and path.is_file() and (directory / MANIFEST).is_file():
-        data = _read_json(path)
+    if not overwrite and (directory / MANIFEST).is_file():
+        data = _read_json(path) if path.is_file() else None
         old = data.get("fingerprint") if isinstance(data, dict) else None  # unreadable: render()'s own check decides
-        if old is not None and old != fp:
+        if old is None:
+            return fp
+        if old != fp:
             raise ArgumentError(
                 f"out_dir {str(directory)!r} holds a render of other keyframe pictures or embeddings (another "
                 "image file or order of images, a file changed under its path, another encoder, or a latentlab or torch "
@@ -749,6 +773,7 @@ def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -
             )
     directory.mkdir(parents=True, exist_ok=True)
     _write_json(path, {"fingerprint": fp})
+    return None
 
 
 def render_spec(
@@ -765,7 +790,7 @@ def render_spec(
     device: str = "cpu",
     dtype: Any = None,
     cpu_offload: bool = False,
-    sheet_frames: int = 12,
+    sheet_frames: int | None = 12,
     ready: Callable[[], None] | None = None,
 ) -> RenderResult:
     """Render ``spec`` (a path, dict or :class:`Spec`) into ``out_dir`` (default: the spec's
@@ -782,7 +807,8 @@ def render_spec(
     ``videos.json`` records it), or with ``overwrite=True``; so is a folder without a manifest
     that holds files of the names a render writes. ``ready`` is called once every check has
     passed, before the first inversion, pacing decode or frame (the CLI writes ``--save-spec``
-    there, so a refused command saves nothing).
+    there, so a refused command saves nothing). ``sheet_frames``: at most this many frames,
+    evenly spaced, on the contact sheet (an int >= 1; ``None``: all of them).
 
     >>> import latentlab as ll                                  # doctest: +SKIP
     >>> result = ll.render_spec("examples/morph.toml")          # doctest: +SKIP
@@ -793,6 +819,13 @@ def render_spec(
     from .render import render
     from .video import save_image, write_video
 
+    if sheet_frames is not None:  # checked here: contact_sheet_of raised a raw error after the whole render
+        sheet_frames = check_int(sheet_frames, "sheet_frames", minimum=1)
+    for name, value in (("out_dir", out_dir), ("output", output)):  # 123 was a raw TypeError; out_dir="" rendered
+        # into the current folder (a spec's out_dir = "", the CLI's empty --out-dir and render(out_dir="") are refused)
+        if value is not None and (not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)).strip()):
+            raise ArgumentError(f"{name} must be a non-empty path (str or pathlib.Path), or None for the spec's own; "
+                                f"got {value!r}.")  # fmt: skip
     s = load_spec(spec)
     preset = get_preset(s.preset)
     directory = user_path(out_dir) if out_dir is not None else default_out_dir(s)
@@ -843,7 +876,7 @@ def render_spec(
 
         check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
         trajectory = s.resolve(encoder, prior)
-        _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
+        unrecorded = _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
         if ready is not None:
             ready()
         kn = keyframe_noise(s, trajectory, decoder, progress=progress, directory=directory) if s.noise == "inverted" else None
@@ -861,6 +894,10 @@ def render_spec(
             callback=callback,
             progress=progress,
         )
+        if unrecorded is not None:  # render() found the folder's render this one: now it is recorded
+            from .render import _write_json
+
+            _write_json(directory / KEYFRAMES_FILE, {"fingerprint": unrecorded})
         from .video import remove_stale_temps
 
         remove_stale_temps(video)  # partial videos of a render killed while encoding (its ffmpeg finishes them)

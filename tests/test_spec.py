@@ -4,6 +4,8 @@ import hashlib
 import json
 import math
 import os
+import unicodedata
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import latentlab as ll
-from latentlab import ops
+from latentlab import jobs, ops
 from latentlab.errors import ArgumentError, SpecError
 from latentlab.space import tag
 from latentlab.spec import NEUTRAL_CAPTION, Spec, load_spec
@@ -1300,3 +1302,256 @@ def test_a_path_holding_a_nul_character_is_an_argument_error_everywhere(tmp_path
         with pytest.raises(ArgumentError, match=r"holds a NUL character"):
             call()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- found by the property audit of 2026-12-07: render_spec's jobs (sheets, folders, refusals, caches) ------
+
+JOB_PROPS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _spec(images, **kw):
+    return {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif",
+            "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}], **kw}  # fmt: skip
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# -- the bugs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "12", True])
+def test_a_bad_sheet_frames_is_refused_before_any_work(tmp_path, images, bad):
+    """render_spec(sheet_frames=...) was not checked: 0, -1, 2.5 or "12" failed with a raw
+    ValueError / TypeError only after every frame and the video were written."""
+    out = tmp_path / "r"
+    with pytest.raises(ArgumentError, match=r"sheet_frames must be an integer >= 1, got"):
+        ll.render_spec(_spec(images), out_dir=out, progress=False, sheet_frames=bad)
+    assert not out.exists() and not (tmp_path / "r.gif").exists()
+
+
+def test_the_video_of_a_render_folder_named_with_dot_dot_goes_beside_it(tmp_path):
+    """video_path("x/..") was "x/...mp4" (with --out-dir .., "...mp4" in the current folder,
+    inside the render folder), not the folder's own "<folder>.mp4" beside it."""
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    assert jobs.video_path(tmp_path / "proj" / "sub" / "..", "mp4") == tmp_path.resolve() / "proj.mp4"
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path / "proj" / "sub")
+        assert jobs.video_path("..", "gif") == tmp_path.resolve() / "proj.gif"
+        assert jobs.video_path(".", "gif") == tmp_path.resolve() / "proj" / "sub.gif"  # (as before)
+    finally:
+        os.chdir(cwd)
+
+
+def test_the_pacing_key_reads_eta_0_and_a_whole_tol_as_the_render_does(images, fake_decoder):
+    """eta = 0 spelt out (the default, the same render for _frame_settings and render()) and
+    pacing_tol = 1 beside 1.0 changed the pacing cache's key: the render measured its pacing again
+    and threw away the pictures pacing_partial.pt held."""
+    dec = fake_decoder
+    base = _spec(images, pacing="even")
+    traj = ll.Trajectory.interpolate(*torch.eye(32)[:2].split(1), frames=3)
+
+    def key(**kw):
+        return jobs._pacing_key(load_spec({**base, **kw}), traj, dec, None)
+
+    assert key() == key(eta=0) == key(eta=0.0)
+    assert key(pacing_tol=1) == key(pacing_tol=1.0) != key() and key(pacing_tol=0) == key(pacing_tol=0.0)
+    assert key(eta=0.5) != key() and key(eta=1) == key(eta=1.0) != key(eta=0.5)  # a real eta still counts
+
+
+def test_a_top_level_setting_every_segment_overrides_is_not_a_different_render(tmp_path, images):
+    """A spec whose keyframes each set their own frames (or easing) draws the same frames whatever
+    its top-level default says, but changing that default was refused as "a different render
+    (frames 3 -> 5; the keyframes)"; a real change is still refused and named."""
+    out = tmp_path / "r"
+    kfs = [{"image": str(images[0])}, {"image": str(images[1]), "frames": 3, "easing": "linear"}]
+    first = ll.render_spec(_spec(images, keyframes=kfs), out_dir=out, progress=False)
+    times = _frame_times(out)
+    again = ll.render_spec(_spec(images, keyframes=kfs, frames=5, easing="ease-in-out"), out_dir=out, progress=False)
+    assert np.array_equal(again.frames, first.frames) and _frame_times(out) == times
+    ll.render_spec(_spec(images), out_dir=tmp_path / "plain", progress=False)
+    with pytest.raises(ArgumentError, match=r"holds a different render \(frames 3 -> 4;"):
+        ll.render_spec(_spec(images, frames=4), out_dir=tmp_path / "plain", progress=False)
+    more = [kfs[0], {**kfs[1], "frames": 4}]
+    with pytest.raises(ArgumentError, match=r"holds a different render \(the keyframes; video settings"):
+        ll.render_spec(_spec(images, keyframes=more, frames=5), out_dir=out, progress=False)
+
+
+@pytest.mark.parametrize("noise", ["shared", "per-frame"])
+def test_a_keyframe_seed_that_draws_nothing_is_not_a_different_render(tmp_path, images, noise):
+    """With shared or per-frame noise a keyframe's own seed draws nothing (render() leaves it out
+    of its fingerprint), but adding one was refused as "a different render (the keyframes)";
+    with slerp noise it draws that keyframe's noise and is still refused."""
+    out = tmp_path / "r"
+    first = ll.render_spec(_spec(images, noise=noise), out_dir=out, progress=False)
+    times = _frame_times(out)
+    seeded = [{"image": str(images[0]), "seed": 7}, {"image": str(images[1]), "seed": 8}]
+    again = ll.render_spec(_spec(images, noise=noise, keyframes=seeded), out_dir=out, progress=False)
+    assert np.array_equal(again.frames, first.frames) and _frame_times(out) == times
+    ll.render_spec(_spec(images, noise="slerp"), out_dir=tmp_path / "s", progress=False)
+    with pytest.raises(ArgumentError, match=r"holds a different render \(the keyframes;"):
+        ll.render_spec(_spec(images, noise="slerp", keyframes=seeded), out_dir=tmp_path / "s", progress=False)
+
+
+def test_a_refused_render_leaves_no_record_of_its_keyframes_in_a_folder_without_one(tmp_path, images):
+    """A folder with a manifest and no keyframes.json (an older latentlab's): a render of another
+    picture under the same path, refused by render(), wrote its own fingerprint there first, so
+    the folder's own render, once the picture was restored, was refused "of other keyframe
+    pictures"."""
+    import shutil
+
+    out = tmp_path / "r"
+    first = ll.render_spec(_spec(images), out_dir=out, progress=False)
+    (out / "keyframes.json").unlink()
+    shutil.copy(images[1], tmp_path / "orig.png")
+    ll.save_image(np.full((64, 64, 3), 90, np.uint8), images[1])
+    before = _files(out)
+    with pytest.raises(ArgumentError, match="holds a different render"):
+        ll.render_spec(_spec(images), out_dir=out, progress=False)
+    assert _files(out) == before
+    shutil.copy(tmp_path / "orig.png", images[1])
+    times = _frame_times(out)
+    again = ll.render_spec(_spec(images), out_dir=out, progress=False)
+    assert np.array_equal(again.frames, first.frames) and _frame_times(out) == times
+    assert set(json.loads((out / "keyframes.json").read_text())) == {"fingerprint"}  # recorded once render() agreed
+
+
+def test_a_contact_sheet_of_large_frames_resizes_each_shown_frame_once_to_its_tile(monkeypatch):
+    """contact_sheet_of(frames, size=4096) resized the shown frames to 4096 x 4096 first (50 MB
+    each: 800 MB for a 16-picture `variations --size 4096`), then shrank them to 1024: each is now
+    resized once, straight to its tile, and the sheet is as before (its shape, its pixels within
+    the rounding of one resize)."""
+    from latentlab import video
+
+    calls = []
+    real = video._lanczos
+
+    def spy(frame, width, height):
+        calls.append((frame.shape[:2], (height, width)))
+        return real(frame, width, height)
+
+    monkeypatch.setattr(video, "_lanczos", spy)
+    monkeypatch.setattr(jobs, "SHEET_TILE_MAX", 24)
+    frames = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    sheet = jobs.contact_sheet_of(frames, 64, 4)
+    assert calls == [((16, 16), (24, 24))] * 4
+    assert sheet.shape == (2 * 24 + 3 * 2, 2 * 24 + 3 * 2, 3)
+    calls.clear()
+    wide = np.zeros((2, 30, 60, 3), np.uint8)
+    assert jobs.contact_sheet_of(wide, None).shape == (12 + 2 * 2, 2 * 24 + 3 * 2, 3) and calls == [((30, 60), (12, 24))] * 2
+
+
+@pytest.mark.parametrize("kw", [{"out_dir": ""}, {"out_dir": "  "}, {"out_dir": 123}, {"out_dir": b"r"}, {"output": 123},
+                                {"output": ""}])  # fmt: skip
+def test_render_spec_refuses_an_empty_or_non_path_out_dir_or_output(tmp_path, images, monkeypatch, kw):
+    """render_spec(out_dir="") rendered into the current folder (frames, manifest and a video
+    "../<folder>.gif" beside it) where a spec's out_dir = "", the CLI's empty --out-dir and
+    render(out_dir="") are refused; out_dir=123 or output=123 was a raw TypeError."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    name = next(iter(kw))
+    with pytest.raises(ArgumentError, match=rf"^{name} must be a non-empty path"):
+        ll.render_spec(_spec(images), progress=False, **kw)
+    assert not list(work.iterdir()) and not (tmp_path / "work.gif").exists()
+
+
+# -- properties kept (they pass on the old code too) ----------------------------------------------
+
+
+@JOB_PROPS
+@given(st.text(max_size=120))
+def test_slug_is_a_safe_nonempty_folder_name(name):
+    """Any name makes a folder name: non-empty, at most 60 characters, letters (with their marks),
+    digits and single dashes only, no dash at its start, writable by the file system."""
+    s = jobs.slug(name)
+    assert s and len(s) <= 60 and not s.startswith("-") and "--" not in s
+    assert all(c.isalnum() or c == "-" or unicodedata.category(c)[0] == "M" for c in s)
+    assert s not in (".", "..") and "/" not in s and os.sep not in s
+    os.fsencode(s)
+    assert jobs.slug(s) == s or s == "render"  # a slug is its own slug
+
+
+@JOB_PROPS
+@given(st.integers(1, 30), st.integers(1, 40), st.integers(1, 40), st.one_of(st.none(), st.integers(8, 48)),
+       st.one_of(st.none(), st.integers(1, 40)))  # fmt: skip
+def test_contact_sheet_of_any_frames_has_the_documented_shape(t, h, w, size, max_frames):
+    """contact_sheet_of: min(T, max_frames) tiles of the video's size (native without one),
+    columns ceil(sqrt(n)), padded by 2 (contact_sheet's layout)."""
+    import math
+
+    frames = np.random.default_rng(t * h * w).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    sheet = jobs.contact_sheet_of(frames, size, max_frames)
+    n = t if max_frames is None else min(t, max_frames)
+    th, tw = (h, w) if size is None else (size, size)
+    c = math.ceil(math.sqrt(n))
+    r = math.ceil(n / c)
+    assert sheet.dtype == np.uint8 and sheet.shape == (r * th + (r + 1) * 2, c * tw + (c + 1) * 2, 3)
+    resized = jobs.resize_frames(frames, size)
+    assert resized.shape == (t, th, tw, 3) and resized.dtype == np.uint8
+
+
+@JOB_PROPS
+@given(st.lists(st.tuples(st.integers(0, 5), st.floats(0, 1, exclude_max=True)), min_size=1, max_size=8, unique=True),
+       st.booleans())  # fmt: skip
+def test_a_pacing_checkpoint_reads_back_what_it_saved_and_no_other_keys(tmp_path_factory, points, pixel):
+    """_PacingCheckpoint: what it saved is read back, point for point and bit for bit (pixel:
+    numpy uint8 (1, H, W, 3); clip: torch (1, d)), under the same key only; another key's file
+    is dropped, not loaded."""
+    path = tmp_path_factory.mktemp("cp") / jobs.PACING_PARTIAL
+    rng = np.random.default_rng(len(points))
+    cp = jobs._PacingCheckpoint(path, "key-a")
+    for p in points:
+        cp[p] = (rng.integers(0, 256, (1, 4, 5, 3), dtype=np.uint8) if pixel
+                 else torch.from_numpy(rng.standard_normal((1, 6)).astype(np.float32)))  # fmt: skip
+    cp.save()
+    back = jobs._PacingCheckpoint(path, "key-a")
+    assert set(back) == set(cp)
+    for p in cp:
+        assert type(back[p]) is type(cp[p]) and back[p].shape == cp[p].shape
+        assert np.array_equal(np.asarray(back[p]), np.asarray(cp[p]))
+    assert len(jobs._PacingCheckpoint(path, "key-b")) == 0 and not path.exists()
+
+
+def test_a_recorded_video_round_trips_and_a_changed_one_is_refused_untouched(tmp_path):
+    """_record_video then _refuse_unrecorded_video: the folder's own video is accepted (also
+    with only its time changed); another file there, or the same name changed, is refused and
+    nothing in either folder changes."""
+    out, video = tmp_path / "r", tmp_path / "mine.gif"
+    video.write_bytes(b"GIF89a first")
+    jobs._record_video(video, out)
+    jobs._refuse_unrecorded_video(video, out, overwrite=False)
+    st_ = video.stat()
+    os.utime(video, ns=(st_.st_atime_ns, st_.st_mtime_ns + 7_000_000_000))
+    jobs._refuse_unrecorded_video(video, out, overwrite=False)  # (same bytes: its hash says so)
+    video.write_bytes(b"GIF89a other")
+    before = _files(tmp_path)
+    with pytest.raises(ArgumentError, match="was changed or replaced since this render wrote it"):
+        jobs._refuse_unrecorded_video(video, out, overwrite=False)
+    assert _files(tmp_path) == before
+    other = tmp_path / "yours.gif"
+    other.write_bytes(b"GIF89a yours")
+    before = _files(tmp_path)
+    with pytest.raises(ArgumentError, match="was not written by the render in"):
+        jobs._refuse_unrecorded_video(other, out, overwrite=False)
+    assert _files(tmp_path) == before
+    jobs._refuse_unrecorded_video(other, out, overwrite=True)
+    assert json.loads((out / jobs.VIDEOS_FILE).read_text())["videos"].keys() == {"../mine.gif"}
+
+
+@pytest.mark.parametrize("name", ["embeddings.npy", "contact_sheet.png", "keyframes.json", "pacing.json",
+                                  "pacing_partial.pt", "keyframe_noise.pt", "videos.json", "frame_00000.png"])  # fmt: skip
+def test_a_folder_refused_for_a_users_file_is_left_as_it_was(tmp_path, images, name):
+    """A folder without a manifest holding a user's file of a render's names: refused by
+    render_spec before any work, every file in it unchanged, nothing added."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / name).write_bytes(b"mine")
+    (out / "notes.txt").write_text("keep")
+    before = _files(out)
+    with warnings.catch_warnings(), pytest.raises(ArgumentError, match="overwrite"):
+        warnings.simplefilter("ignore")
+        ll.render_spec(_spec(images), out_dir=out, progress=False)
+    assert _files(out) == before and not (tmp_path / "r.gif").exists()
