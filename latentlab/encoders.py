@@ -44,7 +44,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, check_seed, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
 
@@ -1716,8 +1716,7 @@ def _build_tiny(
     True
     """
     _reject_unknown("open_clip_tiny", kw, "seed, device, dtype, cache")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ArgumentError(f"seed must be an integer, got {seed!r}.")
+    seed = check_seed(seed)  # (an integer past 2**64 raised torch's own error)
     dim = int(preset.dim)
     model_name = f"latentlab-tiny-{dim}"
     _add_model_config(model_name, _tiny_config(dim))

@@ -1393,3 +1393,17 @@ def test_a_refused_encoder_leaves_the_callers_towers_as_they_were(kwargs: dict) 
     after = towers.state_dict()
     assert all(after[k].device.type == "cpu" and after[k].dtype == v.dtype and torch.equal(after[k], v)
                for k, v in before.items())  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [10**30, -(2**64), "0", 1.5, True])
+def test_tiny_builders_check_their_seed(seed):
+    """The tiny random parts took seed="0" (the Stable unCLIP one) and raised torch's own error
+    on 10**30 (open_clip's and Stable unCLIP's); each now names the seed."""
+    p = Preset(name="tiny-parts", space="s", dim=DIM, resolution=32, encoder={"kind": "open_clip_tiny"},
+               decoder={"kind": "stable_unclip_tiny"}, prior={"kind": "kandinsky_tiny"})  # fmt: skip
+    calls = [lambda: create_encoder(p, seed=seed), lambda: create_decoder(p, seed=seed), lambda: create_prior(p, seed=seed),
+             lambda: create_decoder(Preset(**{**p.__dict__, "decoder": {"kind": "kandinsky_tiny"}}), seed=seed),
+             lambda: create_decoder(Preset(**{**p.__dict__, "decoder": {"kind": "karlo_tiny"}}), seed=seed)]  # fmt: skip
+    for call in calls:
+        with pytest.raises(ArgumentError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63\)"):
+            call()

@@ -935,6 +935,7 @@ def _build_kandinsky(preset: Any, *, repo: str = KANDINSKY_DECODER_REPO,
 @register_decoder_builder("kandinsky_tiny")
 def _build_kandinsky_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KandinskyDecoder:
     """Tiny random pipeline; its image encoder is the ``hf_clip_tiny`` towers of the same seed."""
+    seed = check_seed(seed)
     towers, processor, _ = tiny_hf_clip_towers(dim=preset.dim, seed=seed)
     kwargs.setdefault("default_steps", 4)
     kwargs.setdefault("default_guidance", 1.0)
@@ -957,6 +958,7 @@ def register_unclip_prior_builders(kind: str, cls: type[UnCLIPDiffusionPrior]) -
 
     @register_prior_builder(f"{kind}_tiny")
     def _build_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> UnCLIPDiffusionPrior:
+        seed = check_seed(seed)
         kwargs.setdefault("default_steps", 4)
         return cls(*tiny_unclip_prior_components(dim=preset.dim, seed=seed), name=preset.name, space=preset.space,
                    dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip

@@ -88,7 +88,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, LatentlabError, check_bool, check_int, check_number
+from ..errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -866,6 +866,7 @@ def _build_karlo(preset: Any, *, repo: str = KARLO_VARIATIONS_REPO, **kwargs: An
 @register_decoder_builder("karlo_tiny")
 def _build_karlo_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KarloDecoder:
     """Tiny random pipeline over the ``hf_clip_tiny`` towers of the same seed (32 px frames)."""
+    seed = check_seed(seed)
     kwargs.setdefault("default_steps", 3)
     kwargs.setdefault("super_res_steps", 2)
     kwargs.setdefault("default_guidance", 1.0)

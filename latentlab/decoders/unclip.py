@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number, user_path
+from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number, check_seed, user_path
 from ..hf_clip import (
     as_path_text,
     check_local_folder,
@@ -1247,6 +1247,7 @@ def _build_stable_unclip_tiny(
 ) -> StableUnCLIPDecoder:
     """Tiny random pipeline. ``embed_scale`` defaults to the mean norm its own image encoder
     gives 4 seeded random images, so the convention matches the real decoders'."""
+    seed = check_seed(seed)  # ("0" was accepted; 10**30 raised torch's own error)
     kwargs.setdefault("default_steps", 10)
     kwargs.setdefault("default_guidance", 1.0)
     pipe = tiny_stable_unclip_pipeline(embed_dim=preset.dim, resolution=preset.resolution, seed=seed)
