@@ -1250,3 +1250,19 @@ def test_auto_embed_scale_calibrates_on_eight_224px_synthetic_images(monkeypatch
     want = synthetic_images(8, size=224)
     assert [np.asarray(a).tolist() for a in seen["images"]] == [np.asarray(a).tolist() for a in want]
 
+
+
+def test_a_preset_whose_repo_is_a_folder_names_no_download_of_that_folder(saved_pipeline, monkeypatch, tmp_path):
+    """A preset whose "repo" is a local folder, loaded from a copy (repo_or_dir=) lacking the weights
+    asked for, said `hf download <the preset's folder> --local-dir <the copy>`: a folder is no repo
+    to download; the fix names the pipeline's own repo, as without a hint."""
+    from latentlab.presets import Preset
+
+    _no_network(monkeypatch)
+    p = Preset(name="my-local-unclip", space="s", dim=1024, resolution=768, encoder={"kind": "open_clip_tiny"},
+               decoder={"kind": "stable_unclip", "repo": str(tmp_path / "models" / "unclip")})  # fmt: skip
+    with pytest.raises(ModelNotAvailableError) as info:
+        create_decoder(p, repo_or_dir=str(saved_pipeline), variant="fp16")
+    msg = str(info.value)
+    assert "hf download " in msg and f"hf download {tmp_path}" not in msg, msg
+    assert f"hf download {REAL_REPO} " in msg

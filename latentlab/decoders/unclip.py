@@ -1214,7 +1214,9 @@ def _build_stable_unclip(preset: Any, *, repo: str | None = None, embed_scale: f
             "'stabilityai/stable-diffusion-2-1-unclip'), or pass repo_or_dir= (a local pipeline folder or a repo id) "
             "to create_decoder()."
         )
-    kwargs.setdefault("repo_hint", repo)  # a local repo_or_dir= is a copy of the preset's repo
+    # a local repo_or_dir= is a copy of the preset's repo; a preset whose "repo" is a folder names no repo
+    # to download (its fix said `hf download /models/x --local-dir /models/x`)
+    kwargs.setdefault("repo_hint", repo if isinstance(repo, str) and is_hub_id(repo) else None)
     auto = isinstance(embed_scale, str)
     if auto and embed_scale != "auto":
         raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
