@@ -660,14 +660,16 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         # image paths are spelt relative to each spec's own folder (a spec saved elsewhere spells
         # the same file differently), so they are not compared here: the pictures themselves are,
         # by the keyframes' fingerprint (_refuse_other_keyframes) and by render()'s own check.
-        # Labels draw nothing (nor seeds, but of slerp or inverted noise), and a segment setting equal
-        # to the spec's default is the default.
+        # Labels draw nothing (nor the seed of a keyframe that is not a text one, but with slerp or inverted
+        # noise), and a segment setting equal to the spec's default is the default.
         defaults = {"frames": d.get("frames"), "easing": d.get("easing"), "method": d.get("method"), "hold": 0}
-        # a keyframe's seed draws only its noise of noise = "slerp" or "inverted" (as render() fingerprints it)
-        drawless = {"label"} if d.get("noise", "shared") in ("slerp", "inverted") else {"label", "seed"}
+        # a keyframe's seed picks a text keyframe's prior sample, and its starting noise under noise = "slerp"
+        # or "inverted" (as render() fingerprints it); else it draws nothing
+        noise_seeds = d.get("noise", "shared") in ("slerp", "inverted")
         kfs = []
         for kf in d.get("keyframes") or ():
             if isinstance(kf, dict):
+                drawless = {"label"} if noise_seeds or "text" in kf else {"label", "seed"}
                 kf = {k: v for k, v in kf.items() if k not in drawless and not (k in defaults and v == defaults[k])}
                 for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
                     if isinstance(item, dict) and "image" in item:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, ParamSpec, Sequence, TypeVar
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed
+from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, user_path
 from .space import check_embeddings, refuse_zero_rows
 
 __all__ = [
@@ -633,7 +633,9 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool, z: to
 
 
 def check_out_dir(out_dir: Any, name: str = "out_dir") -> Path | None:
-    """``out_dir`` as a :class:`~pathlib.Path` (``None`` stays ``None``); anything but a path is refused."""
+    """``out_dir`` as a :class:`~pathlib.Path` (``None`` stays ``None``), a leading ``~`` read as
+    a shell reads it (:func:`~latentlab.errors.user_path`, as ``render_spec`` and ``write_video``
+    read theirs); anything but a path is refused."""
     if out_dir is None:
         return None
     if isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
@@ -641,7 +643,8 @@ def check_out_dir(out_dir: Any, name: str = "out_dir") -> Path | None:
             f"{name} must be a folder path (str or pathlib.Path) or None (render in memory only), got {out_dir!r} "
             f"({type(out_dir).__name__}). Fix: e.g. {name}='renders/morph', or leave it out."
         )
-    return Path(out_dir)
+    # (Path(): "~/r" rendered into a folder "./~/r", and a NUL raised a bare "ValueError: embedded null byte")
+    return user_path(out_dir)
 
 
 def _holding_out_dir(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -719,7 +722,8 @@ def render(
             the whole video strays from the ``eta = 0`` render in one coherent way; another
             ``seed`` gives another variation of the whole trajectory.
         out_dir: render directory; frames are written there as they finish and a rerun
-            resumes. ``None`` renders in memory only. While it renders, the folder is locked
+            resumes (a leading ``~`` is the home folder, as in ``render_spec``). ``None``
+            renders in memory only. While it renders, the folder is locked
             (``.latentlab.lock``): a second render into it meanwhile is refused.
         overwrite: replace a different render found in ``out_dir`` instead of refusing, and
             render every frame again when some of this render's finished frames were made

@@ -231,7 +231,10 @@ def _posix_path(p: str, windows: bool = os.sep == "\\") -> str:
 def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any]:
     """Read a JSON or TOML file into a dict; :class:`SpecError` names the file (as ``what``)
     and the problem."""
-    p = user_path(path)  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
+    try:
+        p = user_path(path)  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
+    except ArgumentError as exc:  # a NUL character: a SpecError, as every error of a spec file is
+        raise SpecError(f"{what}: {exc}") from None
     if not p.is_file():
         raise SpecError(f"{what} {str(p)!r} does not exist (or is not a file). Check the path.")
     suffix = p.suffix.lower()

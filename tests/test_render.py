@@ -1470,3 +1470,48 @@ def test_a_mode_given_as_an_array_is_refused_naming_it(fake_decoder, tiny_encode
     for call, match in cases:
         with pytest.raises(ArgumentError, match=match):
             call()
+
+
+def test_render_reads_a_tilde_out_dir_as_the_home_and_refuses_a_nul(tmp_path, monkeypatch, fake_decoder):
+    """render(out_dir="~/r") rendered into a folder "./~/r" (render_spec, write_video and
+    save_frames read "~" as the home), and out_dir holding a NUL raised a bare "ValueError:
+    embedded null byte" (the NUL fix reached user_path, not render's check_out_dir)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    z = torch.nn.functional.normalize(torch.randn(2, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    frames = render(z, fake_decoder, out_dir="~/r", progress=False)
+    assert (home / "r" / "manifest.json").is_file() and not (work / "~").exists()
+    assert len(list((home / "r").glob("frame_*.png"))) == len(frames) == 2
+    with pytest.raises(ArgumentError, match="NUL"):
+        render(z, fake_decoder, out_dir="r\x00x", progress=False)
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("progress", ["no", 1, np.array([True])])
+def test_invert_checks_progress_whether_or_not_it_refines(tiny_decoder, progress):
+    """Decoder.invert(progress=...) reached progress_bar only when refining: with refine=0 (the
+    default of every decoder but mini) "no", 1 or an array passed silently, refused only once
+    refine > 0."""
+    dec = tiny_decoder
+    z = torch.nn.functional.normalize(torch.randn(1, dec.dim, generator=torch.Generator().manual_seed(1)), dim=-1)
+    image = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(ArgumentError, match="progress must be True or False"):
+        dec.invert(image, z, steps=1, refine=0, progress=progress)
+    for ok in (None, False, np.bool_(True)):  # still taken
+        assert dec.invert(image, z, steps=1, refine=0, progress=ok).shape == (1, *dec.noise_shape())
+
+
+_NAMES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(name=_NAMES.filter(lambda s: not s.startswith("~")))
+def test_render_takes_an_out_dir_without_a_tilde_as_written(name):
+    """render's out_dir is read as render_spec reads it; a name not starting with ~ is the path as
+    written (a str or a Path alike)."""
+    from latentlab.render import check_out_dir
+
+    assert check_out_dir(name) == Path(name) == check_out_dir(Path(name))

@@ -1395,6 +1395,17 @@ def test_a_keyframe_seed_that_draws_nothing_is_not_a_different_render(tmp_path, 
         ll.render_spec(_spec(images, noise="slerp", keyframes=seeded), out_dir=tmp_path / "s", progress=False)
 
 
+def test_a_text_keyframes_seed_is_a_different_render_under_any_noise(tmp_path):
+    """A text keyframe's seed picks its prior sample under any noise: a change of it is refused
+    as a change of the keyframes (the first version of the seed rule above dropped it, and the
+    refusal blamed other pictures or another encoder)."""
+    spec = {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif", "keyframes": [{"text": "a cat"}, {"text": "a dog"}]}
+    ll.render_spec(spec, out_dir=tmp_path / "r", progress=False)
+    seeded = {**spec, "keyframes": [{"text": "a cat", "seed": 7}, {"text": "a dog"}]}
+    with pytest.raises(ArgumentError, match=r"holds a different render \(the keyframes;"):
+        ll.render_spec(seeded, out_dir=tmp_path / "r", progress=False)
+
+
 def test_a_refused_render_leaves_no_record_of_its_keyframes_in_a_folder_without_one(tmp_path, images):
     """A folder with a manifest and no keyframes.json (an older latentlab's): a render of another
     picture under the same path, refused by render(), wrote its own fingerprint there first, so
@@ -1555,3 +1566,13 @@ def test_a_folder_refused_for_a_users_file_is_left_as_it_was(tmp_path, images, n
         warnings.simplefilter("ignore")
         ll.render_spec(_spec(images), out_dir=out, progress=False)
     assert _files(out) == before and not (tmp_path / "r.gif").exists()
+
+
+def test_a_spec_file_path_holding_a_nul_is_a_spec_error():
+    """docs/spec.md: every error of a spec as it loads is a SpecError; a spec (or trajectory)
+    file named with a NUL was a SpecError ("does not exist") before user_path refused NUL,
+    then a plain ArgumentError that `except SpecError` missed."""
+    with pytest.raises(SpecError, match=r"spec file: .*NUL"):
+        ll.load_spec("a\x00b.toml")
+    with pytest.raises(SpecError, match=r"trajectory file: .*NUL"):
+        ll.Trajectory.load("a\x00b.json")

@@ -482,8 +482,10 @@ class Decoder:
         >>> noise = dec.invert(image, enc.encode_image(image))            # doctest: +SKIP
         >>> again = dec.decode(enc.encode_image(image), noise)            # doctest: +SKIP
         """
-        from ..errors import ArgumentError
+        from ..errors import ArgumentError, check_bool
 
+        # checked first, whether or not there is a bar to show (refine=0 took progress="no" silently)
+        progress = True if progress is None else check_bool(progress, "progress")
         if isinstance(images, (list, tuple)):
             if not images:
                 raise ArgumentError("images is an empty list; give at least one uint8 (H, W, 3) image.")
@@ -532,7 +534,7 @@ class Decoder:
         from .._bars import progress_bar
 
         out = []
-        with progress_bar(True if progress is None else progress, total=images.shape[0] * n, desc="refine inverted noise", unit="step",
+        with progress_bar(progress, total=images.shape[0] * n, desc="refine inverted noise", unit="step",
                           leave=False) as bar:  # fmt: skip
             for i in range(images.shape[0]):
                 im, zi = images[i : i + 1], z[i : i + 1]

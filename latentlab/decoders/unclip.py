@@ -936,14 +936,10 @@ def _env_flag(name: str) -> bool:
 
 
 def _hub_cache_dir() -> str:
-    """The Hugging Face Hub cache folder as the environment says now (not at import time)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME")
-    if not home:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        home = os.path.join(xdg, "huggingface")
-    return os.path.join(os.path.expanduser(home), "hub")
+    """The Hugging Face Hub cache folder as the environment says now (not at import time):
+    :func:`latentlab.hf_clip.hub_cache_dir`, where the loaders look (this copy did not expand
+    ``$VARS`` in ``HF_HOME``, as huggingface_hub and the loaders do)."""
+    return hub_cache_dir()
 
 
 def _is_repo_id(s: str) -> bool:
