@@ -1001,6 +1001,8 @@ def _local_path(p: str | os.PathLike[str], what: str, arg: str | None = None) ->
     :func:`latentlab.presets.weights_status` looks in the same places)."""
     from .presets import _find_local_file
 
+    if not isinstance(p, (str, os.PathLike)):  # (5 or b"x" raised a raw TypeError from os.fspath)
+        raise ArgumentError(f"{arg or what} must be a file path (a str or pathlib.Path), got {p!r}.")
     found = _find_local_file(p)
     if found is not None:
         return found

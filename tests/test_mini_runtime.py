@@ -7,7 +7,10 @@ without the shipped weights."""
 from __future__ import annotations
 
 import functools
+import json
 import math
+import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentlab.errors import ArgumentError
+from latentlab.errors import ArgumentError, ModelNotAvailableError
 from latentlab.mini import weights_available
 
 from conftest import tiny_caption_net, tiny_mini_decoder
@@ -780,3 +783,235 @@ def test_float64_inputs_beyond_float32s_range_are_read_or_refused_not_drawn_blac
     for k in (1e300, 1e-300):
         assert _levels(dec.decode(z.double() * k, x, steps=1), want) <= 1
         assert torch.allclose(_prior("identity")(z.double() * k), _prior("identity")(z), atol=1e-6)
+
+
+# -- found by the property audit of 2026-12-07: loading and saving the mini parts ----------------
+
+
+def _tiny_prior_folder(folder, **config):
+    from latentlab.mini.models import MiniPriorNet, PriorConfig, save_module
+
+    cfg = PriorConfig(embed_dim=16, width=32, depth=1)
+    torch.manual_seed(0)
+    save_module(MiniPriorNet(cfg), folder / "mini_prior.safetensors", config=cfg)
+    if config:
+        path = folder / "mini_prior.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **config}))
+    return folder
+
+
+def _tiny_decoder_folder(folder):
+    from latentlab.mini.models import DecoderConfig, MiniDecoderNet, save_module
+
+    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
+                        attention_heads=2)  # fmt: skip
+    torch.manual_seed(0)
+    save_module(MiniDecoderNet(cfg), folder / "mini_decoder.safetensors", config=cfg)
+    return folder
+
+
+# -- configs ------------------------------------------------------------------------------
+
+_whole = st.integers(1, 2**70)
+_decoder_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "image_size": _whole,
+        "embed_dim": _whole,
+        "block_out_channels": st.lists(_whole, min_size=1, max_size=4),
+        "text_dim": st.integers(0, 512),
+        "text_layers": st.integers(0, 4),
+        "coords": st.booleans(),
+        "text_pooled": st.booleans(),
+        "num_train_timesteps": _whole,
+        "beta_schedule": st.sampled_from(["linear", "scaled_linear", "squaredcos_cap_v2"]),
+        "prediction_type": st.sampled_from(["epsilon", "sample", "v_prediction"]),
+    },
+)
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(_decoder_fields)
+def test_a_config_read_from_json_is_the_one_saved_and_missing_fields_take_their_defaults(d):
+    """Property (old and new code): a config's dict, through JSON and back, is the same config;
+    a field the file leaves out (one written before the field existed) takes its default."""
+    from latentlab.mini.models import DecoderConfig
+
+    cfg = DecoderConfig.from_dict(json.loads(json.dumps(d)))
+    for name, default in DecoderConfig().to_dict().items():
+        want = d.get(name, default)
+        assert getattr(cfg, name) == (tuple(want) if isinstance(want, list) else want)
+    assert DecoderConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize(
+    "cls, field, value",
+    [
+        ("DecoderConfig", "num_train_timesteps", 0),
+        ("DecoderConfig", "num_train_timesteps", "1000"),
+        ("DecoderConfig", "num_train_timesteps", 1000.0),
+        ("DecoderConfig", "image_size", True),
+        ("DecoderConfig", "image_size", -32),
+        ("DecoderConfig", "beta_schedule", "nope"),
+        ("DecoderConfig", "prediction_type", "noise"),
+        ("DecoderConfig", "coords", "no"),
+        ("DecoderConfig", "block_out_channels", []),
+        ("DecoderConfig", "block_out_channels", [8, "16"]),
+        ("DecoderConfig", "text_dim", -1),
+        ("PriorConfig", "num_train_timesteps", None),
+        ("PriorConfig", "width", 0.5),
+        ("UpscalerConfig", "in_size", "32"),
+        ("ExpertConfig", "t_min", "750"),
+        ("ExpertConfig", "reads_embedding", 1),
+    ],
+)
+def test_config_from_dict_refuses_a_value_not_of_the_fields_type_by_name(cls, field, value):
+    """A config's .json with a field of the wrong type or range was taken as it was: a prior with
+    num_train_timesteps 0 loaded and then said "steps must be <= 0", an image_size "32" gave a raw
+    TypeError, an unknown beta_schedule or prediction_type loaded and failed in diffusers at the
+    first decode."""
+    from latentlab.mini import models
+
+    with pytest.raises(ArgumentError, match=rf"{cls}\.{field} must be"):
+        getattr(models, cls).from_dict({field: value})
+
+
+@pytest.mark.parametrize("d", [None, [1, 2], "x"])
+def test_config_from_dict_refuses_what_is_not_a_json_object(d):
+    from latentlab.mini.models import PriorConfig
+
+    with pytest.raises(ArgumentError, match="must be a JSON object"):
+        PriorConfig.from_dict(d)
+
+
+@pytest.mark.parametrize("field, value", [("beta_schedule", "nope"), ("num_train_timesteps", 0),
+                                          ("num_train_timesteps", "1000"), ("prediction_type", "noise")])  # fmt: skip
+def test_a_weights_folder_whose_json_has_a_bad_value_is_refused_at_load_naming_the_file(tmp_path, field, value):
+    """It loaded (and failed later, or with a raw TypeError); now one ModelNotAvailableError names
+    the file, the field and the fix."""
+    from latentlab.mini.runtime import MiniPrior
+
+    _tiny_prior_folder(tmp_path, **{field: value})
+    with pytest.raises(ModelNotAvailableError, match=rf"mini_prior\.safetensors.*PriorConfig\.{field} must be.*export") as e:
+        MiniPrior.from_pretrained(tmp_path)
+    assert "be.." not in str(e.value) and ".. " not in str(e.value)  # one full stop, not the error's and ours
+
+
+# -- the weights folder argument -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weights", [5, 1.5, b"/tmp", ["a"]])
+def test_weights_folder_of_another_type_is_an_argument_error(weights):
+    """weights=5 (or bytes, a list) raised a raw TypeError from os.fspath / pathlib."""
+    from latentlab.mini.runtime import MiniDecoder, MiniPrior, build_mini_prior
+
+    for load in (lambda: MiniPrior.from_pretrained(weights), lambda: MiniDecoder.from_pretrained(weights),
+                 lambda: build_mini_prior(SimpleNamespace(), weights=weights, weights_dir="x")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=r"weights \(weights_dir\) must be a folder"):
+            load()
+
+
+def test_weights_and_weights_dir_naming_one_folder_with_a_tilde_are_the_same_folder(tmp_path, monkeypatch):
+    """weights="~/w" and weights_dir="<home>/w" were refused as "two folders" (the comparison did
+    not read ~ as the loading does); a NUL in either raised a raw ValueError."""
+    from latentlab.mini.runtime import build_mini_prior
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _tiny_prior_folder((tmp_path / "w").mkdir() or tmp_path / "w")
+    prior = build_mini_prior(SimpleNamespace(), weights="~/w", weights_dir=str(tmp_path / "w"))
+    assert prior.dim == 16
+    with pytest.raises(ArgumentError, match="NUL"):
+        build_mini_prior(SimpleNamespace(), weights="w\x00", weights_dir=str(tmp_path / "w"))
+
+
+def test_load_module_refuses_an_unknown_kind_before_looking_for_files(tmp_path):
+    """load_module("decodr", <missing file>) said the "mini decodr weights" were missing."""
+    from latentlab.mini.models import load_module
+
+    with pytest.raises(ArgumentError, match="kind must be 'decoder', 'prior' or 'upscaler', got 'decodr'"):
+        load_module("decodr", tmp_path / "nothing.safetensors")
+
+
+# -- schedulers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.5, True, 1001])
+def test_ddim_scheduler_refuses_a_step_count_it_cannot_take_by_name(steps):
+    """0 raised a raw ZeroDivisionError, 1001 diffusers' raw ValueError, 2.5 ran 2 steps."""
+    from latentlab.mini.models import PriorConfig, ddim_scheduler
+
+    with pytest.raises(ArgumentError, match="steps must be"):
+        ddim_scheduler(PriorConfig(), steps)
+    assert ddim_scheduler(PriorConfig(), 1000).timesteps.numel() == 1000
+
+
+# -- the layout expert and the caption reader ------------------------------------------------
+
+
+def test_a_damaged_expert_found_beside_the_decoder_names_expert_false(tmp_path):
+    """With expert=None (the default), an expert file in the folder is loaded; a half one (no
+    .json) stopped the decoder loading with "train one", naming no way to load it without."""
+    from latentlab.mini.runtime import MiniDecoder
+
+    _tiny_decoder_folder(tmp_path)
+    shutil.copy(tmp_path / "mini_decoder.safetensors", tmp_path / "mini_expert.safetensors")
+    with pytest.raises(ModelNotAvailableError, match=r"mini_expert.*expert=False, or remove mini_expert.safetensors"):
+        MiniDecoder.from_pretrained(tmp_path, resolution=32)
+    assert MiniDecoder.from_pretrained(tmp_path, resolution=32, expert=False).expert is None
+    with pytest.raises(ModelNotAvailableError) as e:  # asked for by name: the message as it was
+        MiniDecoder.from_pretrained(tmp_path, resolution=32, expert=True)
+    assert "expert=False" not in str(e.value)
+
+
+@pytest.mark.parametrize("content", [None, b"not a safetensors file"])
+def test_caption_states_with_a_missing_or_damaged_clip_names_the_file(tmp_path, content):
+    """A weights folder without (or with a damaged) mini_clip.safetensors, beside a decoder that
+    reads captions, raised open_clip's raw RuntimeError ("not a known tag") or a SafetensorError at
+    the first captioned decode."""
+    from latentlab.mini.runtime import CaptionStates
+
+    clip = tmp_path / "mini_clip.safetensors"
+    if content is not None:
+        clip.write_bytes(content)
+    with pytest.raises(ModelNotAvailableError, match=r"mini_clip\.safetensors.*export --to DIR"):
+        CaptionStates(clip)(["a red circle"])
+
+
+def test_caption_states_checks_its_device_when_built_not_as_a_damaged_clip():
+    """CaptionStates(file, device="CPU") was taken and failed at the first captioned decode with
+    torch's raw RuntimeError from inside open_clip; now refused by name when it is built."""
+    from latentlab.mini.models import WEIGHTS_DIR
+    from latentlab.mini.runtime import CaptionStates
+
+    with pytest.raises(ArgumentError, match="device must be"):
+        CaptionStates(WEIGHTS_DIR / "mini_clip.safetensors", device="CPU")
+    assert CaptionStates(WEIGHTS_DIR / "mini_clip.safetensors", device=None).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("arg, value", [("checkpoint", 5), ("checkpoint", b"/x.safetensors"), ("config", 5)])
+def test_mini_encoder_file_of_another_type_is_an_argument_error(arg, value):
+    """create_encoder("mini", checkpoint=5) raised a raw TypeError from os.fspath."""
+    import latentlab as ll
+
+    with pytest.raises(ArgumentError, match=rf"{arg} must be a file path"):
+        ll.create_encoder("mini", **{arg: value})
+
+
+def test_save_and_load_module_read_a_tilde_as_the_home_folder(tmp_path, monkeypatch):
+    """from_pretrained("~/w") read ~ as the home folder, but save_module("~/w/...") made a folder
+    named "~" in the current one, and load_module / load_expert did not find "~/w/..."."""
+    from latentlab.mini.models import ExpertConfig, MiniPriorNet, PriorConfig, load_expert, load_module, save_expert, save_module
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    cfg = PriorConfig(embed_dim=16, width=32, depth=1)
+    net = MiniPriorNet(cfg)
+    save_module(net, "~/w/mini_prior.safetensors", config=cfg)
+    assert (tmp_path / "home" / "w" / "mini_prior.json").is_file() and not (tmp_path / "~").exists()
+    loaded = load_module("prior", "~/w/mini_prior.safetensors")
+    assert loaded.config == cfg and all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))
+    from conftest import tiny_caption_net
+
+    expert = tiny_caption_net()
+    save_expert(expert, "~/w/mini_expert.safetensors", ExpertConfig(t_min=500))
+    assert load_expert("~/w/mini_expert.safetensors")[1] == ExpertConfig(t_min=500)

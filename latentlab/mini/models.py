@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ArgumentError, ModelNotAvailableError, user_path
+from ..errors import ArgumentError, ModelNotAvailableError, check_int, user_path
 
 __all__ = [
     "MINI_DIR",
@@ -80,12 +81,49 @@ class _Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = set(d) - names
+        """The config a dict (a .json file's) describes: fields it leaves out take their defaults;
+        an unknown field, or a value not of the field's type (a whole number >= 1, or >= 0 where 0
+        turns it off; a known noise schedule), is an :class:`ArgumentError` naming it."""
+        if not isinstance(d, dict):
+            raise ArgumentError(f"a {cls.__name__} must be a JSON object of its fields, got {type(d).__name__}.")
+        defaults = {f.name: f.default for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - set(defaults)
         if unknown:
-            raise ArgumentError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(names)}.")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kw)
+            raise ArgumentError(f"unknown {cls.__name__} fields {sorted(map(str, unknown))}; known: {sorted(defaults)}.")
+        return cls(**{k: _field_value(cls.__name__, k, defaults[k], v) for k, v in d.items()})
+
+
+#: whole-number config fields that may be 0 (every other one must be >= 1)
+_MAY_BE_ZERO = {"text_dim", "text_layers", "t_min"}
+_SCHEDULE_NAMES = {"beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+                   "prediction_type": ("epsilon", "sample", "v_prediction")}  # fmt: skip
+
+
+def _field_value(config: str, name: str, default: Any, v: Any) -> Any:
+    """``v`` checked against the type of the field's ``default`` (a list read from JSON as a tuple)."""
+
+    def whole(x: Any, minimum: int) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= minimum
+
+    if isinstance(default, bool):
+        ok = isinstance(v, bool)
+        want = "true or false"
+    elif isinstance(default, int):
+        ok = whole(v, 0 if name in _MAY_BE_ZERO else 1)
+        want = f"a whole number >= {0 if name in _MAY_BE_ZERO else 1}"
+    elif isinstance(default, tuple):
+        ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(whole(x, 1) for x in v)
+        want = "a list of whole numbers >= 1"
+        v = tuple(v) if ok else v
+    elif isinstance(default, str):
+        known = _SCHEDULE_NAMES.get(name)
+        ok = isinstance(v, str) and (known is None or v in known)
+        want = f"one of {', '.join(map(repr, known))}" if known else "a string"
+    else:  # (a field of another type: none yet)
+        return v
+    if not ok:
+        raise ArgumentError(f"{config}.{name} must be {want}, got {v!r}.")
+    return v
 
 
 @dataclass(frozen=True)
@@ -437,6 +475,9 @@ def ddim_scheduler(config: DecoderConfig | PriorConfig, steps: int):
     """
     from ..decoders.base import trailing_timesteps
 
+    steps = check_int(steps, "steps", minimum=1)  # (0 divided by zero in diffusers; 2.5 was taken as 2)
+    if steps > config.num_train_timesteps:
+        raise ArgumentError(f"steps must be <= {config.num_train_timesteps} (the training timesteps), got {steps}.")
     sched = make_scheduler(config, "ddim")
     sched.set_timesteps(int(steps))  # num_inference_steps, and diffusers' own checks
     sched.timesteps = torch.tensor(trailing_timesteps(int(steps), sched.config.num_train_timesteps), dtype=torch.int64)
@@ -586,8 +627,13 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
 
 
 def weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
-    """Path of a shipped file, e.g. ``weights_path("mini_decoder.safetensors")``."""
-    return (user_path(weights_dir) if weights_dir is not None else WEIGHTS_DIR) / name  # "~/mini", as a shell reads it
+    """Path of a shipped file, e.g. ``weights_path("mini_decoder.safetensors")``; ``weights_dir``
+    (a folder, str or Path; ``None``: the shipped one) is the folder it is looked for in."""
+    if weights_dir is None:
+        return WEIGHTS_DIR / name
+    if not isinstance(weights_dir, (str, os.PathLike)):  # (5 or b"dir" raised a raw TypeError)
+        raise ArgumentError(f"weights (weights_dir) must be a folder, a str or pathlib.Path, or None; got {weights_dir!r}.")
+    return user_path(weights_dir) / name  # "~/mini", as a shell reads it
 
 
 def _missing_weights(kind: str, path: Path, cfg_path: Path, hint: str) -> ModelNotAvailableError:
@@ -625,7 +671,7 @@ def _damaged(exc: BaseException) -> bool:
 
 def _unreadable(kind: str, path: Path, exc: Exception) -> ModelNotAvailableError:
     """A mini weight file (or its .json) that is there but cannot be read as a mini ``kind``."""
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    first = (str(exc).strip().splitlines() or [""])[0][:300].rstrip(".")  # (its own full stop, then ours)
     return ModelNotAvailableError(
         f"the mini {kind} weights {str(path)!r} (with {path.with_suffix('.json').name}) cannot be read: "
         f"{type(exc).__name__}: {first}. The files are incomplete, damaged or not a mini {kind} (its .json must "
@@ -638,7 +684,7 @@ def save_module(module: nn.Module, path: str | Path, *, config: _Config | None =
     """Write ``module``'s state dict to ``path`` (safetensors) and its config to ``path`` with ``.json``."""
     from safetensors.torch import save_file
 
-    path = Path(path)
+    path = user_path(path)  # "~/run/..." as a shell reads it (from_pretrained's weights= is read so)
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
           for k, v in module.state_dict().items()}  # fmt: skip
@@ -680,7 +726,7 @@ def check_expert(net: MiniDecoderNet, expert: Any, expert_config: Any) -> None:
 def save_expert(net: MiniDecoderNet, path: str | Path, expert: ExpertConfig, *, dtype=None) -> None:
     """Write a layout expert: its weights to ``path`` and ``{"arch": ..., "expert": ...}`` beside it (.json)."""
     save_module(net, path, dtype=dtype)
-    Path(path).with_suffix(".json").write_text(json.dumps({"arch": net.config.to_dict(), "expert": expert.to_dict()},
+    user_path(path).with_suffix(".json").write_text(json.dumps({"arch": net.config.to_dict(), "expert": expert.to_dict()},
                                                           indent=2) + "\n")  # fmt: skip
 
 
@@ -688,7 +734,7 @@ def load_expert(path: str | Path, *, device: str | torch.device = "cpu") -> tupl
     """The layout expert at ``path`` (written by :func:`save_expert`), float32, and its :class:`ExpertConfig`."""
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = user_path(path)  # "~/run/..." as a shell reads it (from_pretrained's weights= is read so)
     cfg_path = path.with_suffix(".json")
     if not path.is_file() or not cfg_path.is_file():
         raise ModelNotAvailableError(f"no layout expert at {path} (with {cfg_path}); train one with `python -m "
@@ -712,7 +758,11 @@ def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cp
     """Build a ``"decoder"``, ``"prior"`` or ``"upscaler"`` net from ``path`` (.safetensors beside its .json), float32."""
     from safetensors.torch import load_file
 
-    path = Path(path)
+    configs = {"decoder": (MiniDecoderNet, DecoderConfig), "prior": (MiniPriorNet, PriorConfig),
+               "upscaler": (MiniUpscalerNet, UpscalerConfig)}  # fmt: skip
+    if kind not in configs:  # (checked first: a missing file named a "mini decodr" that cannot exist)
+        raise ArgumentError(f"kind must be 'decoder', 'prior' or 'upscaler', got {kind!r}.")
+    path = user_path(path)  # "~/run/..." as a shell reads it (from_pretrained's weights= is read so)
     cfg_path = path.with_suffix(".json")
     if not path.is_file() or not cfg_path.is_file():
         hint = TRAIN_HINT
@@ -721,10 +771,6 @@ def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cp
                     "--init-from latentlab/mini/weights` then `python -m latentlab.mini.export --from RUN --stages upscaler --to latentlab/mini/weights` "
                     "(see docs/mini.md), or pass upscale=False.")  # fmt: skip
         raise _missing_weights(kind, path, cfg_path, hint)
-    configs = {"decoder": (MiniDecoderNet, DecoderConfig), "prior": (MiniPriorNet, PriorConfig),
-               "upscaler": (MiniUpscalerNet, UpscalerConfig)}  # fmt: skip
-    if kind not in configs:
-        raise ArgumentError(f"kind must be 'decoder', 'prior' or 'upscaler', got {kind!r}.")
     net_cls, config_cls = configs[kind]
     try:
         config = config_cls.from_dict(json.loads(cfg_path.read_text()))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..decoders.base import Decoder
-from ..errors import ArgumentError, check_int, check_number
+from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
@@ -325,7 +325,15 @@ class MiniDecoder(Decoder):
             raise ArgumentError(f"expert must be None, True or False, got {expert!r}.")
         ex_path = weights_path(EXPERT_FILE, weights_dir)
         if expert is True or (expert is None and ex_path.is_file()):
-            kw["expert"], kw["expert_config"] = load_expert(ex_path)
+            try:
+                kw["expert"], kw["expert_config"] = load_expert(ex_path)
+            except ModelNotAvailableError as exc:
+                if expert is True:
+                    raise
+                # (loaded because the folder has one, it stopped the decoder loading, naming no way around it)
+                raise ModelNotAvailableError(f"{exc} Or load the decoder without its layout expert (only captioned "
+                                             f"decodes use it): pass expert=False, or remove {ex_path.name} from that "
+                                             "folder.") from None  # fmt: skip
         path = weights_path(DECODER_FILE, weights_dir)
         up_path = weights_path(UPSCALER_FILE, weights_dir)
         use_up = upscale is True or (upscale is None and up_path.is_file())
@@ -607,15 +615,30 @@ class CaptionStates:
 
     def __init__(self, clip_file: str | Path, *, device: str | torch.device = "cpu"):
         self.clip_file = Path(clip_file)
-        self.device = device
+        # checked here: a device torch cannot parse ("CPU") failed at the first captioned decode, inside open_clip
+        self.device = _check_dtype_device(device, None)[0]
         self._clip: tuple[Any, Any] | None = None
 
     def __call__(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         from .models import create_clip, text_token_states
 
         if self._clip is None:
-            with torch.random.fork_rng(devices=[]):  # built at the first captioned decode: leave the user's torch RNG
-                model, _, tokenizer = create_clip(self.clip_file, device=self.device)  # (its weights replace the init)
+            from .models import _damaged
+
+            fix = ("pass the folder written by `python -m latentlab.mini.export --to DIR` (it holds the CLIP "
+                   "the decoder was trained with), or reinstall latentlab for the shipped one")  # fmt: skip
+            if not self.clip_file.is_file():  # (open_clip raised a raw RuntimeError "not a known tag")
+                raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r}, whose text tower reads the "
+                                             f"captions, is not there; {fix}.")  # fmt: skip
+            try:
+                with torch.random.fork_rng(devices=[]):  # built at the first captioned decode: leave the user's torch RNG
+                    model, _, tokenizer = create_clip(self.clip_file, device=self.device)  # (its weights replace the init)
+            except Exception as exc:  # a raw SafetensorError / state dict mismatch, naming no file
+                if not _damaged(exc):
+                    raise
+                first = (str(exc).strip().splitlines() or [""])[0][:300].rstrip(".")
+                raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r} cannot be read: {type(exc).__name__}: "
+                                             f"{first}. It is incomplete, damaged or not the mini CLIP; {fix}.") from None  # fmt: skip
             self._clip = (model, tokenizer)
         model, tokenizer = self._clip
         with torch.inference_mode():
@@ -721,7 +744,7 @@ def _weights_folder(weights: str | Path | None, weights_dir: str | Path | None) 
     is taken as the same option, and both at once only when they agree."""
     if weights_dir is None:
         return weights
-    if weights is not None and Path(weights).resolve() != Path(weights_dir).resolve():
+    if weights is not None and weights_path(".", weights).resolve() != weights_path(".", weights_dir).resolve():
         raise ArgumentError(f"weights={str(weights)!r} and weights_dir={str(weights_dir)!r} name two folders; give "
                             "the weights folder once, as weights=DIR.")  # fmt: skip
     return weights_dir
