@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentlab.errors import ModelNotAvailableError, positive_int
+from latentlab.errors import ModelNotAvailableError, output_file, positive_int, thread_count
 from latentlab.mini.data import default_cache_dir, index_file
 
 #: the files of the weights folder this benchmark loads
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="data index folder for the emoji / clip-art prompts (default: .cache/mini/data of the working "
                     "directory, else of this checkout)")  # fmt: skip
     ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the decoder's, 25)")
-    ap.add_argument("--threads", type=positive_int, default=2)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=thread_count, default=2)
+    ap.add_argument("--json", type=output_file, default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     try:
         sets = [int(s) for s in args.sets.split(",") if s.strip()]
@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--sets takes comma-separated integer seeds, got {args.sets!r}") from None
     if not sets:  # checked before the models load: the cost ratio needs relation prompts
         raise SystemExit(f"--sets needs at least one seed, e.g. --sets 7000, got {args.sets!r}")
+    # the scenes take seeds >= 0 and the prior and noise seed + 1, seed + 2: a bad --single-seed
+    # failed only after every relation set was decoded
+    for flag, seed in [("--sets", s) for s in sets] + [("--single-seed", args.single_seed)]:
+        if not 0 <= seed < 2**63 - 2:
+            ap.error(f"{flag}: a seed must be an integer in [0, 2**63 - 2), got {seed}")
     if args.data is not None and not index_file(Path(args.data)).is_file():  # asked for: not silently left out
         ap.error(f"--data {args.data}: no {index_file(Path(args.data))} (python -m latentlab.mini.data fetch, then index)")
     from latentlab.mini import shapes

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from latentlab.errors import positive_int
+from latentlab.errors import output_file, positive_int, thread_count
 
 ROOT = Path(__file__).resolve().parents[1]
 MORPH_BAR_S = 60.0
@@ -98,12 +98,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="benchmarks/mini_speed.py", description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=MORPH_BAR_FRAMES, help="frames of the morph (default 48, the bar's)")
     ap.add_argument("--repeats", type=positive_int, default=2, help="time the morph this many times, keep the best")
-    ap.add_argument("--threads", type=positive_int, default=None,
+    ap.add_argument("--threads", type=thread_count, default=None,
                     help="torch CPU threads, here and in the demo's process (default: torch's own choice)")  # fmt: skip
     ap.add_argument("--channels-last", action="store_true",
                     help="also time the morph with optimize(channels_last=True), interleaved with the default")  # fmt: skip
     ap.add_argument("--no-demo", action="store_true", help="skip timing `python -m latentlab.demo`")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    ap.add_argument("--json", type=output_file, default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     if args.frames < 2:
         raise SystemExit("--frames must be at least 2.")

@@ -60,9 +60,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import latentlab as ll  # noqa: E402
-from latentlab.errors import positive_int  # noqa: E402
+from latentlab.errors import ArgumentError, output_file, positive_int, thread_count  # noqa: E402
 from latentlab.mini.shapes import caption, render_scene, sample_scene  # noqa: E402
 from latentlab.pacing import frame_distances, pacing_stats  # noqa: E402
+from latentlab.presets import get_preset  # noqa: E402
 from latentlab.render import render  # noqa: E402
 from latentlab.trajectory import Segment, Trajectory  # noqa: E402
 
@@ -586,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="gradient steps refining the inverted noise (default: the decoder's, 20 for mini; 0 = DDIM alone)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mini")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=thread_count, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-upscale", dest="upscale", action="store_false",
                    help="mini: Lanczos-resize the 32 px decodes instead of the learned 2x upscaler "
                         "(what the figures measured before the tenth session used)")  # fmt: skip
@@ -594,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="contact sheets and results.json (default .cache/quality); what an earlier run wrote there "
                    "(results.json, morphNN/, editNN.png, variations.png, path_variations.png, chain_*) is removed "
                    "first, other files are kept")  # fmt: skip
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--json", type=output_file, default=None, help="also write the results to this JSON file")
     p.add_argument("--edit-steps", type=int, default=None, help="iterative text diff steps (default 5; quick 2; 0 skips)")
     p.add_argument("--variations", type=int, default=None,
                    help="variations per picture and mode (default 3; quick 2; 0 skips)")  # fmt: skip
@@ -634,14 +635,21 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if not ok:
             p.error(f"{flag} must be {need}, got {value}")
-    if args.json is not None:  # written at the end: a folder that is not there failed after the whole run
-        target = Path(args.json).expanduser()
-        if target.is_dir() or not target.absolute().parent.is_dir():
-            p.error(f"--json {args.json}: give a file in an existing folder")
-        args.json = str(target)
+    # the seeds the run draws are seed + k, k below this (per-frame noise, variations, the chain's
+    # frames): a seed past them had removed the earlier outputs, then failed in the first render
+    span = max(args.frames, args.flicker_frames, 8) + args.variations + 1
+    if not -(2**63) <= args.seed < 2**63 - span:
+        p.error(f"--seed must be an integer in [-2**63, 2**63 - {span}) (the run uses seed + k), got {args.seed}")
+    try:  # an unknown preset, too, before the earlier outputs are removed
+        get_preset(args.preset)
+    except ArgumentError as e:
+        p.error(f"--preset: {e}")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way (was a raw FileExistsError / NotADirectoryError)
+        p.error(f"--out {args.out}: cannot make that folder ({e.strerror})")
     removed = remove_previous_outputs(out)
     if removed:
         print(f"removed an earlier run's outputs from {out}/: {', '.join(removed)}", file=sys.stderr)

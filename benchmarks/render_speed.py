@@ -64,7 +64,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latentlab.errors import positive_int  # noqa: E402
+from latentlab.errors import is_finite_real, positive_int, thread_count  # noqa: E402
 from latentlab.render import make_noise, render  # noqa: E402
 from latentlab.space import tag  # noqa: E402
 
@@ -353,7 +353,7 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
     alone = render(z[n // 2 : n // 2 + 1], dec, seed=args.seed, steps=steps, guidance_scale=guidance, batch_size=1,
                    progress=False)[0]  # fmt: skip
     row: dict[str, Any] = {
-        "model": model, "size": size, "frames": n, "steps": steps, "guidance": guidance,
+        "model": model, "size": dec.resolution, "frames": n, "steps": steps, "guidance": guidance,
         "batch_size": dec.default_batch_size if args.batch_size is None else args.batch_size,
         "device": args.device, "dtype": args.dtype, "levers": levers, "build_s": round(build_s, 2),
         "loop_s_per_frame": t_loop / n, "ours_s_per_frame": t_ours / n, "speedup": t_loop / t_ours,
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                     "unless --device is given")  # fmt: skip
     ap.add_argument("--model", action="append", choices=MODELS,
                     help="model(s) to time (repeatable); default sd21-unclip-h, or tiny + kandinsky-tiny + mini with --tiny")  # fmt: skip
-    ap.add_argument("--size", type=positive_int, default=None, help="frame size in pixels (default: 64 tiny/mini, 768 real)")
+    ap.add_argument("--size", type=positive_int, default=None, help="frame size in pixels (default: 64 tiny, 768 real; mini always renders at its 64)")
     ap.add_argument("--frames", type=positive_int, default=None, help="frames per trajectory, >= 2 (default 16; 8 with --tiny)")
     ap.add_argument("--steps", type=positive_int, default=None,
                     help="reference (DDIM) steps (default: the decoder's; 20 for real models)")  # fmt: skip
@@ -433,12 +433,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                     help="model dtype (default: float16 on cuda, float32 on the CPU)")
     ap.add_argument("--repeats", type=positive_int, default=1, help="time each column this many times, keep the best")
-    ap.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    ap.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
     if args.compile_mode and not args.compile:
         ap.error("--compile-mode needs --compile")
+    # before any model is built (a real-size one takes minutes): torch raised a raw ValueError on
+    # a seed past 64 bits, and a NaN or negative guidance failed only after the build
+    if not -(2**63) <= args.seed < 2**63:
+        ap.error(f"--seed must be an integer in [-2**63, 2**63), got {args.seed}")
+    if args.guidance is not None and not (is_finite_real(args.guidance) and args.guidance >= 0):
+        ap.error(f"--guidance must be a finite number >= 0, got {args.guidance}")
     if args.device is None:
         args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     elif args.device.startswith("cuda") and not torch.cuda.is_available():  # before any model is built

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from latentlab.errors import positive_int
+from latentlab.errors import output_file, positive_int, thread_count
 
 
 def _step(model, opt, x, tok, bf16: bool) -> None:
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=positive_int, default=128)
     ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--steps", type=positive_int, default=3, help="steps per timing")
-    ap.add_argument("--threads", type=positive_int, default=1)
-    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--threads", type=thread_count, default=1)
+    ap.add_argument("--json", type=output_file, default=None, help="also write the figures to this file")
     args = ap.parse_args(argv)
     res = measure(args.batch, args.repeats, args.steps, args.threads)
     print(f"CLIP training step, batch {res['batch']}, {res['threads']} thread(s), {res['cpu_capability']}, native bf16: "

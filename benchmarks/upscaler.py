@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentlab.errors import ModelNotAvailableError, positive_int
+from latentlab.errors import ModelNotAvailableError, output_file, positive_int, thread_count
 from latentlab.mini.data import default_cache_dir, index_file
 
 
@@ -56,14 +56,24 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--weights", default=None, help="weights folder with mini_upscaler (default: the shipped one)")
     ap.add_argument("--n", type=positive_int, default=128, help="images per row (shapes) and at most per source (emoji)")
     ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the preset's)")
-    ap.add_argument("--threads", type=positive_int, default=2)
+    ap.add_argument("--threads", type=thread_count, default=2)
     ap.add_argument("--seed", type=int, default=9100)
     ap.add_argument("--data", default=None,
                     help="data index folder (python -m latentlab.mini.data fetch, then index) for the emoji / clip-art "
                     "rows (default: .cache/mini/data of the working directory, else of this checkout)")  # fmt: skip
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--sheet", default=None)
+    ap.add_argument("--json", type=output_file, default=None, help="also write the results to this JSON file")
+    ap.add_argument("--sheet", type=output_file, default=None, help="also save a picture of the reconstructions here (.png)")
     args = ap.parse_args(argv)
+    # the scenes take seeds >= 0 (seed, seed + 1) and the decodes' noise seed + 2: a bad one
+    # failed after the models loaded, a huge one after the reconstructions
+    if not 0 <= args.seed < 2**63 - 2:
+        ap.error(f"--seed must be an integer in [0, 2**63 - 2), got {args.seed}")
+    if args.sheet is not None:  # saved at the end, by PIL, which picks the format by the file's extension
+        from PIL import Image
+
+        fmt = Image.registered_extensions().get(args.sheet.suffix.lower())
+        if fmt not in Image.SAVE:
+            ap.error(f"--sheet {args.sheet}: name a picture file PIL can write, e.g. sheet.png")
     if args.data is not None and not index_file(Path(args.data)).is_file():  # asked for: not silently left out
         ap.error(f"--data {args.data}: no {index_file(Path(args.data))} (python -m latentlab.mini.data fetch, then index)")
     data_index = index_file(Path(args.data) if args.data is not None else default_cache_dir())

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ArgumentError, LatentlabError, positive_int, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, thread_count, url_hint, user_path
 
 EPILOG = """\
 examples:
@@ -284,18 +284,9 @@ def _load_flags(g: Any) -> None:
 def _threads_flag(g: Any) -> None:
     """--threads: torch's CPU threads, set before any model loads. SUPPRESS as its default, so that
     the verb's own (absent) flag leaves the value given before the verb as it is."""
-    g.add_argument("--threads", type=_thread_count, default=argparse.SUPPRESS, metavar="N",
+    g.add_argument("--threads", type=thread_count, default=argparse.SUPPRESS, metavar="N",
                    help="CPU threads torch computes with (torch.set_num_threads; default: torch's, OMP_NUM_THREADS or one per core); "
                    "on a busy or shared machine fewer, even 1, can be much faster")  # fmt: skip
-
-
-def _thread_count(text: str) -> int:
-    """--threads: :func:`positive_int`, at most what ``torch.set_num_threads`` takes (a C int: a
-    larger count raised a raw ValueError from torch)."""
-    n = positive_int(text)
-    if n > 2**31 - 1:
-        raise argparse.ArgumentTypeError(f"must be an integer in [1, 2**31 - 1], got {n}")
-    return n
 
 
 @contextlib.contextmanager

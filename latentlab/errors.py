@@ -67,6 +67,32 @@ def positive_int(text: str) -> int:
     return n
 
 
+def thread_count(text: str) -> int:
+    """An ``argparse`` type for ``--threads``: :func:`positive_int`, at most what
+    ``torch.set_num_threads`` takes (a C int: a larger count raised a raw ValueError from torch)."""
+    import argparse
+
+    n = positive_int(text)
+    if n > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 2**31 - 1], got {n}")
+    return n
+
+
+def output_file(text: str) -> Path:
+    """An ``argparse`` type for a file written at the end of a long run (a benchmark's ``--json``):
+    ``~`` read as a shell reads it; a folder, or a file in a folder that is not there, is a usage
+    error before the run, not a traceback after it."""
+    import argparse
+
+    try:
+        path = user_path(text)
+    except ArgumentError as exc:  # a NUL character
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if path.is_dir() or not path.absolute().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: give a file in an existing folder")
+    return path
+
+
 def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     """``value`` as an ``int`` if it is an integer (not a bool, not a float such as 1.7) of at
     least ``minimum``; else an :class:`ArgumentError` naming ``name``."""

@@ -8,11 +8,14 @@ import json
 import math
 import os
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from conftest import FakeDecoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -487,7 +490,7 @@ def test_gpu_session_script_stops_at_a_failed_training_step(tmp_path, fail):
     (["--min-width", "0"], "--min-width must be in (0, 1)"),
     (["--invert-refine", "-1"], "--invert-refine must be >= 0"),
     (["--edit-steps", "-1"], "--edit-steps must be >= 0 (0 skips)"),
-    (["--json", "/nonexistent-folder/q.json"], "--json /nonexistent-folder/q.json: give a file in an existing folder"),
+    (["--json", "/nonexistent-folder/q.json"], "argument --json: /nonexistent-folder/q.json: give a file in an existing folder"),
 ])  # fmt: skip
 def test_quality_refuses_zero_counts_instead_of_taking_the_default(bad, why, capsys, monkeypatch, tmp_path):
     mod = _load("quality")
@@ -647,3 +650,400 @@ def test_train_precision_steps_change_the_clip():
     mod._step(model, opt, torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)), tok(["a", "b", "c", "d"]), True)
     moved = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v.detach(), before[k])}
     assert "visual" in moved and "transformer" in moved
+
+
+# -- found by the property audit of 2026-12-07: the benchmark scripts' arguments and computations ------------
+
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+class Clock:
+    """A fake ``time`` module: ``perf_counter`` reads ``now``, which the fakes advance."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+# -- refusals before any work ------------------------------------------------------------------
+
+
+def _refused(mod, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        mod.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--json", "/nonexistent-folder/x.json"], "argument --json: /nonexistent-folder/x.json: give a file in an existing folder"),
+    (["--json", "."], "argument --json: .: give a file in an existing folder"),
+    (["--threads", str(2**31)], "argument --threads: must be an integer in [1, 2**31 - 1]"),
+])  # fmt: skip
+def test_mini_speed_refuses_an_unwritable_json_before_timing(bad, why, capsys, monkeypatch, keep_threads):
+    mod = _load("mini_speed")
+    monkeypatch.setattr(mod, "time_morph", lambda *a, **k: pytest.fail("timed the morph before refusing"))
+    assert why in _refused(mod, ["--frames", "3", "--no-demo", *bad], capsys)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--json", "/nonexistent-folder/x.json"], "argument --json: /nonexistent-folder/x.json: give a file in an existing folder"),
+    (["--threads", str(2**31)], "argument --threads: must be an integer in [1, 2**31 - 1]"),
+])  # fmt: skip
+def test_train_precision_refuses_an_unwritable_json_before_timing(bad, why, capsys, monkeypatch, keep_threads):
+    mod = _load("train_precision")
+    monkeypatch.setattr(mod, "measure", lambda *a, **k: pytest.fail("measured before refusing"))
+    assert why in _refused(mod, ["--batch", "2", *bad], capsys)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--single-seed", "-1"], "--single-seed: a seed must be an integer in [0, 2**63 - 2), got -1"),
+    (["--single-seed", str(2**63)], "--single-seed: a seed must be an integer in [0, 2**63 - 2)"),
+    (["--sets", "7000,-5"], "--sets: a seed must be an integer in [0, 2**63 - 2), got -5"),
+    (["--json", "/nonexistent-folder/x.json"], "argument --json: /nonexistent-folder/x.json: give a file in an existing folder"),
+    (["--threads", str(2**31)], "argument --threads: must be an integer in [1, 2**31 - 1]"),
+])  # fmt: skip
+def test_layout_expert_refuses_bad_seeds_and_json_before_loading(bad, why, capsys, monkeypatch, keep_threads):
+    """A negative or 64-bit-overflowing --single-seed failed only after every relation set was
+    decoded; a bad --json after the whole run."""
+    from latentlab.mini import models
+
+    mod = _load("layout_expert")
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: pytest.fail("loaded models before refusing"))
+    assert why in _refused(mod, ["--sets", "7000", "--n", "1", "--steps", "1", "--emoji", "0", *bad], capsys)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**63 - 2), got -1"),
+    (["--seed", str(2**64)], "--seed must be an integer in [0, 2**63 - 2)"),
+    (["--json", "/nonexistent-folder/x.json"], "argument --json: /nonexistent-folder/x.json: give a file in an existing folder"),
+    (["--sheet", "sheet"], "--sheet sheet: name a picture file PIL can write"),
+    (["--sheet", "sheet.txt"], "--sheet sheet.txt: name a picture file PIL can write"),
+    (["--sheet", "/nonexistent-folder/s.png"], "argument --sheet: /nonexistent-folder/s.png: give a file in an existing folder"),
+    (["--threads", str(2**31)], "argument --threads: must be an integer in [1, 2**31 - 1]"),
+])  # fmt: skip
+def test_upscaler_refuses_bad_seed_json_and_sheet_before_loading(bad, why, capsys, monkeypatch, keep_threads):
+    """--sheet without a picture extension failed in PIL's save, after the whole run."""
+    from latentlab.mini.runtime import MiniDecoder
+
+    mod = _load("upscaler")
+    monkeypatch.setattr(MiniDecoder, "from_pretrained", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    assert why in _refused(mod, ["--n", "1", *bad], capsys)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--seed", str(2**63)], "--seed must be an integer in [-2**63, 2**63 - "),
+    (["--seed", str(2**63 - 2)], "--seed must be an integer in [-2**63, 2**63 - "),  # per-frame noise: seed + k
+    (["--preset", "no-such-preset"], "--preset: unknown preset 'no-such-preset'"),
+    (["--threads", str(2**31)], "argument --threads: must be an integer in [1, 2**31 - 1]"),
+])  # fmt: skip
+def test_quality_refuses_seed_and_preset_before_removing_earlier_outputs(bad, why, capsys, monkeypatch, tmp_path, keep_threads):
+    """These removed an earlier run's results.json and contact sheets, then failed in the
+    first render / the preset lookup."""
+    mod = _load("quality")
+    monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    (tmp_path / "results.json").write_text("{}")
+    assert why in _refused(mod, ["--quick", "--out", str(tmp_path), *bad], capsys)
+    assert (tmp_path / "results.json").is_file()
+
+
+def test_quality_names_an_out_that_is_a_file(capsys, monkeypatch, tmp_path, keep_threads):
+    mod = _load("quality")
+    monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for out in (taken, taken / "sub"):  # was a raw FileExistsError / NotADirectoryError
+        assert f"--out {out}: cannot make that folder" in _refused(mod, ["--quick", "--out", str(out)], capsys)
+    assert taken.read_text() == "mine"
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--seed", str(2**63)], "--seed must be an integer in [-2**63, 2**63)"),
+    (["--guidance", "nan"], "--guidance must be a finite number >= 0, got nan"),
+    (["--guidance", "-1"], "--guidance must be a finite number >= 0, got -1.0"),
+    (["--threads", str(2**31)], "argument --threads: must be an integer in [1, 2**31 - 1]"),
+])  # fmt: skip
+def test_render_speed_refuses_seed_and_guidance_before_building(bad, why, capsys, monkeypatch, keep_threads):
+    """A real-size model takes minutes to build: a seed past 64 bits (a raw ValueError from
+    torch) or a NaN guidance failed only after it."""
+    mod = _load("render_speed")
+    monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
+    assert why in _refused(mod, ["--tiny", "--model", "tiny", "--frames", "2", "--steps", "1", *bad], capsys)
+
+
+# -- render_speed: what the row says -------------------------------------------------------------
+
+
+def _speed_args(**kw):
+    import argparse
+
+    base = dict(dtype="float32", size=None, device="cpu", seed=0, steps=1, guidance=None, frames=4, batch_size=2,
+                recommended="ddim", rec_steps=1, channels_last=False, compile=False, compile_mode=None, repeats=1)  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_render_speed_row_ratios_and_pixel_difference(monkeypatch):
+    """The row's per-frame times are the best times over the frames, the speed-ups the loop's
+    time over each latentlab column's, and the pixel difference the loop's frames against
+    latentlab's (a fake decoder, a loop that is latentlab's render with one pixel moved by 50,
+    and a timer that reports 8 s, 2 s and 4 s for the three columns)."""
+    mod = _load("render_speed")
+    dec = FakeDecoder()
+    monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: dec)
+
+    def loop(d, z, noise, *, seed, steps, guidance):
+        out = mod.render(z, d, seed=seed, steps=steps, guidance_scale=guidance, batch_size=2, progress=False).copy()
+        v = int(out[0, 0, 0, 0])
+        out[0, 0, 0, 0] = v + 50 if v < 128 else v - 50
+        return out
+
+    monkeypatch.setattr(mod, "mini_loop", loop)  # "mini": the recommended column is the same decoder
+    times = [8.0, 2.0, 4.0]
+
+    def timed(fn, device, repeats):
+        return fn(), times.pop(0)
+
+    monkeypatch.setattr(mod, "timed", timed)
+    row = mod.run_case("mini", _speed_args())
+    assert times == []
+    assert row["loop_s_per_frame"] == 2.0 and row["ours_s_per_frame"] == 0.5 and row["rec_s_per_frame"] == 1.0
+    assert row["speedup"] == 4.0 and row["rec_speedup"] == 2.0
+    assert row["max_pixel_diff"] == 50 and row["alone_vs_batch_max_diff"] == 0
+    assert "| 2.000 | 0.500 | 2.00 | 4.00x | 50 | 0 | ddim 1 | 1.000 | 2.00x |" in mod.table_row(row)
+
+
+def test_render_speed_timed_keeps_the_best_of_the_repeats(monkeypatch):
+    mod = _load("render_speed")
+    clock = Clock()
+    monkeypatch.setattr(mod, "time", clock)
+    runs = iter([3.0, 1.0, 2.0])
+
+    def fn():
+        clock.now += next(runs)
+        return "frames"
+
+    assert mod.timed(fn, "cpu", 3) == ("frames", 1.0)
+
+
+def test_render_speed_row_names_the_size_it_rendered(monkeypatch):
+    """mini renders at its own 64 px: --size 128 was reported as 128 px in the table."""
+    mod = _load("render_speed")
+    dec = FakeDecoder()  # resolution 8, whatever size is asked for
+    monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: dec)
+    row = mod.run_case("mini", _speed_args(size=128, frames=2, recommended="off"))
+    assert row["size"] == dec.resolution == 8
+
+
+# -- mini_speed: best of the repeats, the order, the bars ---------------------------------------
+
+
+class _MorphDecoder:
+    """Stands in for ``create_decoder("mini")``: each render advances the fake clock by the
+    next of its durations and returns frames of one grey level."""
+
+    default_steps, default_batch_size = 25, 16
+
+    def __init__(self, clock, calls, durations, level):
+        self.name, self.clock, self.calls, self.durations, self.level = "default", clock, calls, durations, level
+
+    def optimize(self, channels_last):
+        self.name = "channels_last"
+        return self
+
+    def render(self, path, seed, progress):
+        self.calls.append(self.name)
+        self.clock.now += self.durations[self.name].pop(0)
+        out = np.full((len(path), 64, 64, 3), 100, np.uint8)
+        out[0, 0, 0, :] = self.level[self.name]
+        return out
+
+
+def _fake_morph(monkeypatch, mod, durations, level=None):
+    import latentlab
+
+    clock, calls = Clock(), []
+    level = level or {"default": 100, "channels_last": 100}
+
+    class Enc:
+        def encode_image(self, images):
+            return torch.nn.functional.normalize(torch.randn(2, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+    monkeypatch.setattr(mod, "time", clock)
+    monkeypatch.setattr(latentlab, "create_encoder", lambda *a, **k: Enc())
+    monkeypatch.setattr(latentlab, "create_decoder", lambda *a, **k: _MorphDecoder(clock, calls, durations, level))
+    return calls
+
+
+def test_mini_speed_morph_best_time_bar_and_interleaving(monkeypatch):
+    mod = _load("mini_speed")
+    durations = {"default": [70.0, 50.0, 55.0], "channels_last": [40.0, 30.0, 45.0]}
+    calls = _fake_morph(monkeypatch, mod, durations, level={"default": 100, "channels_last": 103})
+    res = mod.time_morph(48, 3, channels_last=True)
+    # the order alternates repeat by repeat, so a change in the machine's load falls on both
+    assert calls == ["default", "channels_last", "channels_last", "default", "default", "channels_last"]
+    assert res["seconds"] == 50.0 and res["met"] is True  # the best of 3, within the 60 s bar
+    c = res["channels_last"]
+    assert c["seconds"] == 30.0 and c["time_ratio"] == 0.6  # best over best, < 1: faster
+    assert c["max_px_diff"] == 3 and c["share_of_values_differing"] == round(3 / (48 * 64 * 64 * 3), 5)
+    _fake_morph(monkeypatch, mod, {"default": [61.0, 65.0], "channels_last": []})
+    assert mod.time_morph(48, 2)["met"] is False  # over the bar
+
+
+def test_mini_speed_demo_bar(monkeypatch):
+    import subprocess
+
+    mod = _load("mini_speed")
+    clock = Clock()
+    seconds = iter([100.0, 130.0])
+
+    def run(cmd, **kw):
+        clock.now += next(seconds)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(mod, "time", clock)
+    monkeypatch.setattr(mod, "subprocess", types.SimpleNamespace(run=run))
+    assert mod.time_demo() == {"seconds": 100.0, "bar_s": 120.0, "met": True}
+    assert mod.time_demo() == {"seconds": 130.0, "bar_s": 120.0, "met": False}
+
+
+# -- train_precision: seconds per step, best of the repeats ---------------------------------------
+
+
+def test_train_precision_reports_the_best_seconds_per_step(monkeypatch, keep_threads):
+    """Each repeat times --steps steps; the figure is the best repeat's time divided by the
+    steps (fake steps of known length, two warm-up steps not counted)."""
+    mod = _load("train_precision")
+    clock = Clock()
+    # warm-up fp32, bf16; then repeat 0: fp32 x2, bf16 x2; repeat 1: bf16 x2, fp32 x2
+    lengths = iter([9.0, 9.0, 1.0, 1.0, 2.5, 2.5, 4.0, 4.0, 3.0, 3.0])
+
+    def step(*a):
+        clock.now += next(lengths)
+
+    from latentlab.mini import models
+
+    model = torch.nn.Linear(1, 1)  # a stand-in CLIP: only its image size and parameters are read
+    model.visual = types.SimpleNamespace(image_size=4)
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: (model, None, lambda texts: torch.zeros(len(texts), 3)))
+    monkeypatch.setattr(mod, "time", clock)
+    monkeypatch.setattr(mod, "_step", step)
+    res = mod.measure(batch=2, repeats=2, steps=2, threads=1)
+    assert res["fp32_s_per_step"] == 1.0 and res["bf16_s_per_step"] == 2.5 and res["bf16_over_fp32"] == 2.5
+
+
+# -- the PSNR both benchmarks report ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script, fn", [("upscaler", "_psnr"), ("quality", "psnr")])
+def test_benchmark_psnr_values(script, fn):
+    psnr = getattr(_load(script), fn)
+    a = np.zeros((4, 4, 3), np.uint8)
+    assert psnr(a, np.full_like(a, 255)) == pytest.approx(0.0, abs=1e-12)  # the largest error: 0 dB
+    assert psnr(a, np.full_like(a, 1)) == pytest.approx(20 * math.log10(255.0))  # 48.13 dB
+    b = a.copy()
+    b[0, 0, 0] = 48  # MSE 48**2 / 48
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255.0**2 / 48.0))
+    assert psnr(b, a) == psnr(a, b) and psnr(a, a) == pytest.approx(10 * math.log10(255.0**2 / 1e-10))
+
+
+# -- quality: the summary's counts and means ---------------------------------------------------
+
+
+def _quality_row(cv_u, cv_e, jump_u, jump_e, cos):
+    faith = {f"{m}{end}_{w}": (cos if w == "cos" else 20.0) for m in ("shared", "ddim", "inverted")
+             for end in ("", "_end") for w in ("psnr", "cos")}  # fmt: skip
+    faith.update({f"inverted_morph_{e}_{w}": 1.0 for e in ("start", "end") for w in ("psnr", "cos")})
+    return {"uniform": {"cv": cv_u, "max_jump_over_median": jump_u}, "even": {"cv": cv_e, "max_jump_over_median": jump_e},
+            "other_metric": {"uniform": {"cv": 0.5}, "even": {"cv": 0.4}},
+            "flicker": {m: {"clip": 0.1} for m in ("shared", "per-frame", "slerp")}, "faithfulness": faith,
+            "invert_seconds": 2.0}  # fmt: skip
+
+
+def test_quality_summary_counts_the_goals():
+    """A morph meets a goal at the goal (CV <= 0.15, max jump <= 2x, cosine >= 0.95); even pacing
+    "better" is a strictly lower CV."""
+    mod = _load("quality")
+    rows = [_quality_row(0.30, 0.15, 3.0, 2.0, 0.95), _quality_row(0.10, 0.20, 1.5, 2.5, 0.90),
+            _quality_row(0.20, 0.20, 2.0, 1.0, 0.99), _quality_row(0.25, 0.10, 2.5, 1.5, 0.94)]  # fmt: skip
+    s = mod.summarise(rows)
+    assert s["even_better_cv"] == 2  # not the third morph's equal CV
+    assert s["goal_cv_met"] == {"uniform": 1, "even": 2} and s["goal_jump_met"] == {"uniform": 2, "even": 3}
+    assert s["goal_cos_met"] == s["goal_cos_met_end"] == s["goal_cos_met_both_ends"] == {"shared": 2, "ddim": 2, "inverted": 2}
+    assert s["uniform_cv"] == {"mean": pytest.approx(0.2125), "median": pytest.approx(0.225)}
+    assert s["even_cv"] == {"mean": pytest.approx(0.1625), "median": pytest.approx(0.175)}
+
+
+# -- layout_expert: seconds per frame and their ratio -------------------------------------------
+
+
+def test_layout_expert_seconds_per_frame_and_cost_ratio(monkeypatch, keep_threads):
+    """The cost row is each decoder's timed seconds over its relation frames (the warm-up and
+    the single-object prompts not counted), and the ratio expert over alone (fake models on a
+    fake clock: the decoder alone takes 1 s a frame, the expert 3 s)."""
+    from latentlab.mini import models
+    from latentlab.mini.runtime import MiniDecoder, MiniPrior
+
+    mod = _load("layout_expert")
+    clock = Clock()
+
+    class Clip:
+        def encode_text(self, tokens):
+            return torch.randn(len(tokens), 8, generator=torch.Generator().manual_seed(0))
+
+    class Dec:
+        default_steps = 25
+        expert_config = types.SimpleNamespace(t_min=750)
+
+        def __init__(self, per_frame):
+            self.per_frame = per_frame
+
+        def noise_shape(self):
+            return (1, 2, 2)
+
+        def decode(self, z, noise, *, steps, captions):
+            clock.now += self.per_frame * len(z)
+            return np.full((len(z), 64, 64, 3), 255, np.uint8)
+
+    monkeypatch.setattr(mod, "time", clock)
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: (Clip(), None, lambda texts: list(texts)))
+    monkeypatch.setattr(MiniDecoder, "from_pretrained", lambda *a, expert, **k: Dec(3.0 if expert else 1.0))
+    monkeypatch.setattr(MiniPrior, "from_pretrained", lambda *a, **k: lambda emb, seed, num_samples: emb)
+    res = mod.main(["--sets", "7000,7100", "--n", "3", "--emoji", "0", "--steps", "1", "--threads", "1"])
+    assert res["alone"]["relation_prompts"] == res["expert"]["relation_prompts"] == 6
+    assert res["alone"]["seconds_per_frame"] == 1.0 and res["expert"]["seconds_per_frame"] == 3.0
+    assert res["cost_ratio_expert_over_alone"] == 3.0
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+def test_frame_difference_agrees_with_the_other_benchmarks_psnr():
+    """render_speed's frame difference: max >= mean >= 0, PSNR None exactly for identical frames,
+    else the same dB as quality's and upscaler's PSNR of the same pair; the recommended steps lie
+    in [1, steps]."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    rs, q, up = _load("render_speed"), _load("quality"), _load("upscaler")
+    frames = arrays(np.uint8, (2, 3, 3, 3))
+
+    @settings(derandomize=True, max_examples=20, deadline=None)
+    @given(frames, frames, st.integers(1, 10**6))
+    def check(a, b, steps):
+        d = rs.frame_difference(a, b)
+        assert d["max"] >= d["mean"] >= 0 and d["max"] == int(np.abs(a.astype(int) - b.astype(int)).max())
+        if np.array_equal(a, b):
+            assert d["psnr_db"] is None
+        else:
+            assert d["psnr_db"] == pytest.approx(q.psnr(a, b)) == pytest.approx(up._psnr(a, b))
+        assert 1 <= rs.recommended_steps(steps) <= steps
+
+    check()
