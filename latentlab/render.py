@@ -571,7 +571,9 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
                 differ.append(_decoder_change(old.get(k), plain.get(k)))
             elif k == "keyframe_noise_sha256" and old.get(k) is not None and plain.get(k) is not None:
                 differ.append("the keyframes' inverted noise (a picture changed, or a latentlab before 2026-12-06 inverted "
-                              "a picture that is not square, which is now inverted over its centre square)")  # fmt: skip
+                              "a picture that is not square, which is now inverted over its centre square, or one before "
+                              "2026-12-07 inverted it with the mini or Karlo decoder, whose inversion was corrected then: "
+                              "its cached keyframe_noise.pt was removed)")  # fmt: skip
             else:
                 differ.append(f"{k} {old.get(k)!r} -> {plain.get(k)!r}")
     if differ:

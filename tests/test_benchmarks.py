@@ -1047,3 +1047,20 @@ def test_frame_difference_agrees_with_the_other_benchmarks_psnr():
         assert 1 <= rs.recommended_steps(steps) <= steps
 
     check()
+
+
+def test_inversion_steps_measures_the_redraws_of_the_inverted_noise(tmp_path, keep_threads, capsys):
+    """benchmarks/inversion_steps.py: one row per (refine, guidance, steps), the mean absolute error
+    of the five pictures' redraws; at 4 steps the inverted noise alone redraws them closely (the
+    inversion before 2026-12-07 decided the clamp at t = 999 from a value divided by 5e-5: 119
+    levels off there, 9 since)."""
+    mod = _load("inversion_steps")
+    rows = mod.main(["--steps", "4", "--guidance", "1", "--json", str(tmp_path / "r.json")])
+    assert [(r["refine"], r["guidance"], r["steps"]) for r in rows] == [(0, 1.0, 4)]
+    assert set(rows[0]["per_picture"]) == {"scene100", "scene101", "scene110", "mobile_phone_twemoji", "telephone_noto"}
+    assert rows[0]["mae"] < 30, rows
+    assert json.loads((tmp_path / "r.json").read_text()) == rows
+    assert "refine=0 guidance=1  4: " in capsys.readouterr().out
+    for argv in (["--guidance", "nan"], ["--refine", "-1"], ["--steps", "0"], ["--json", str(tmp_path)]):
+        with pytest.raises(SystemExit):
+            mod.main(argv)

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentlab.errors import ArgumentError, LatentlabError
 
@@ -485,3 +487,40 @@ def test_decode_base_checks_its_inputs_as_decode_does(dec):
     big[1, 0, 0, 0] = 1e39
     with pytest.raises(ArgumentError, match=r"noise holds NaN or infinite values \(rows \[1\]\)"):
         dec.decode_base(z, big)
+
+
+# -- found by the audit of 2026-12-07: where the clamp binds is decided from x_prev (at t = 999, from x_t,
+# float rounding flipped the clamp and its sign; redraws were 70-170 levels off at 2-6 steps) ------------
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(
+    a_t=st.floats(1e-4, 0.95), ratio=st.floats(1.05, 50.0), seed=st.integers(0, 2**16), far=st.floats(0.0, 2.0)
+)
+def test_karlo_ddim_invert_step_inverts_ddim_step_for_its_eps(a_t, ratio, seed, far):
+    """karlo.ddim_invert_step(x_prev, eps, ..., x_t=estimate) is the x_t that
+    ddim_step(x_t, eps) maps to x_prev for the eps given, however far the previous estimate
+    was (before: the clamp was decided from the estimate, so a wrong branch where it lay on
+    the other side)."""
+    from latentlab.decoders import karlo
+
+    a_p = min(a_t * ratio, 0.999)
+    g = torch.Generator().manual_seed(seed)
+    x_t, eps = torch.randn(1, 3, 8, 8, generator=g) * 1.5, torch.randn(1, 3, 8, 8, generator=g)
+    x_prev = karlo.ddim_step(x_t, eps, a_t, a_p)
+    estimate = x_t + far * torch.randn(1, 3, 8, 8, generator=g)
+    back = karlo.ddim_invert_step(x_prev, eps, a_t, a_p, x_t=estimate)
+    assert torch.allclose(karlo.ddim_step(back, eps, a_t, a_p), x_prev, atol=1e-4)
+
+
+def test_karlo_ddim_invert_step_at_the_first_trailing_timestep():
+    """At alpha_bar_t ~ 2.4e-9 (squaredcos_cap_v2, t = 999) the step is still undone for the
+    eps given, with the estimate one plain inversion gives."""
+    from latentlab.decoders import karlo
+
+    a_t, a_p = 2.4287e-09, 0.14427
+    g = torch.Generator().manual_seed(3)
+    x_prev, eps = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 16, 16, generator=g)
+    plain = karlo.ddim_invert_step(x_prev, eps + 0.1, a_t, a_p)  # a plain estimate, from another eps
+    back = karlo.ddim_invert_step(x_prev, eps, a_t, a_p, x_t=plain)
+    assert float((karlo.ddim_step(back, eps, a_t, a_p) - x_prev).abs().max()) < 5e-3

@@ -1015,3 +1015,67 @@ def test_save_and_load_module_read_a_tilde_as_the_home_folder(tmp_path, monkeypa
     expert = tiny_caption_net()
     save_expert(expert, "~/w/mini_expert.safetensors", ExpertConfig(t_min=500))
     assert load_expert("~/w/mini_expert.safetensors")[1] == ExpertConfig(t_min=500)
+
+
+# -- found by the audit of 2026-12-07: where the clamp binds is decided from x_prev (at t = 999, from x_t,
+# float rounding flipped the clamp and its sign; redraws were 70-170 levels off at 2-6 steps) ------------
+
+
+class _GrowingEps(torch.nn.Module):
+    """A stand-in denoiser whose noise estimate depends on the timestep only (each sampler
+    step can be undone exactly), large enough that the sampler's clamp of x0 binds."""
+
+    def __init__(self, eps, size=8):
+        from latentlab.mini.models import DecoderConfig
+
+        super().__init__()
+        self.config, self.eps = DecoderConfig(image_size=size), eps
+
+    def forward(self, x, t, emb, *rest):
+        return (self.eps * (1 + t.float() / 1000).view(-1, 1, 1, 1)).expand_as(x)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 6, 10, 25])
+def test_ddim_invert_round_trips_an_eps_of_the_timestep_at_every_step_count(steps):
+    """With an estimate that does not depend on x the fixed point is exact: decoding the
+    inverted noise with the same steps redraws the (inset) target, for every step count,
+    also where the clamp binds (before: 1.66 off at 4 steps, a clamp of the wrong sign at
+    t = 999)."""
+    from latentlab.mini.models import sample_decoder
+    from latentlab.mini.runtime import ddim_invert
+
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 8, 8) * 1.6 - 0.8
+    emb = torch.zeros(2, 128)
+    net = _GrowingEps(torch.randn(2, 3, 8, 8) * 0.3)
+    noise = ddim_invert(net, emb, image, steps=steps, inset=1.0)
+    back = sample_decoder(net, emb, noise, steps=steps, guidance_scale=1.0)
+    assert float((back - image).abs().max()) < 3e-3
+
+
+def test_ddim_invert_decides_the_clamp_with_the_eps_it_steps_with(monkeypatch):
+    """The fixed-point step inverts the sampler's step for the estimate it re-evaluated,
+    whatever the plain estimate (evaluated at x_prev) was: here the plain estimate is off by
+    0.2 everywhere, the re-evaluated one is what the sampler sees, so the redraw is exact
+    (before: the clamp was decided from (x_t - eps) / sqrt(a_t) with the plain x_t, so by
+    the 0.2 offset amplified 20000 times at t = 999; the redraw came back saturated)."""
+    from latentlab.mini import runtime
+    from latentlab.mini.models import sample_decoder
+
+    calls = []
+
+    def guided(net, x, t, emb, guidance_scale):  # ddim_invert calls it twice a step: plain, then refined
+        calls.append(t)
+        out = net(x, torch.full((x.shape[0],), int(t)), emb)
+        return out + 0.2 if len(calls) % 2 == 1 else out
+
+    monkeypatch.setattr(runtime, "_guided_eps", guided)
+    g = torch.Generator().manual_seed(1)
+    net = _GrowingEps(torch.randn(1, 3, 8, 8, generator=g) * 0.3)
+    image, emb = torch.rand(1, 3, 8, 8, generator=g) * 1.6 - 0.8, torch.zeros(1, 128)
+    for steps in (2, 4, 10):
+        calls.clear()
+        noise = runtime.ddim_invert(net, emb, image, steps=steps, inset=1.0)
+        assert len(calls) == 2 * steps
+        back = sample_decoder(net, emb, noise, steps=steps, guidance_scale=1.0)
+        assert float((back - image).abs().max()) < 3e-3, steps

@@ -242,9 +242,11 @@ def ddim_invert_step(x_prev: torch.Tensor, eps: torch.Tensor, alpha_t: float, al
 
     ``eps`` must be the model's estimate at ``x_t``, which inversion does not know yet:
     plain DDIM inversion evaluates it at ``x_prev``; a fixed-point refinement re-evaluates it
-    at the previous estimate, passed as ``x_t``, which also tells where the clamp binds.
-    Where it does (``|x0| > clip``), the step is inverted in closed form for the clamped
-    value ``c``: ``x_t = sqrt(a_t) c + sqrt((1 - a_t) / (1 - a_prev)) (x_prev - sqrt(a_prev) c)``.
+    at the previous estimate, passed as ``x_t``, which turns on the clamp's inverse. The clamp
+    binds where the clean image of the step landing on ``x_prev`` with this ``eps``,
+    ``x0 = (x_prev - sqrt(1 - a_prev) eps) / sqrt(a_prev)``, has ``|x0| > clip``; there the
+    step is inverted in closed form for the clamped value ``c``:
+    ``x_t = sqrt(a_t) c + sqrt((1 - a_t) / (1 - a_prev)) (x_prev - sqrt(a_prev) c)``.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> x_t, eps = torch.randn(1, 3, 4, 4, generator=g), torch.randn(1, 3, 4, 4, generator=g)
@@ -252,10 +254,12 @@ def ddim_invert_step(x_prev: torch.Tensor, eps: torch.Tensor, alpha_t: float, al
     >>> bool(torch.allclose(ddim_invert_step(x_prev, eps, 0.5, 0.9, x_t=x_t), x_t, atol=1e-5))
     True
     """
-    free = alpha_t**0.5 * (x_prev - (1.0 - alpha_prev) ** 0.5 * eps) / alpha_prev**0.5 + (1.0 - alpha_t) ** 0.5 * eps
+    # (decided from x_prev, not x_t: dividing by sqrt(a_t), ~5e-5 at t = 999, turned eps's change
+    # between the estimates, or float rounding, into a wrong clamp and sign there)
+    x0 = (x_prev - (1.0 - alpha_prev) ** 0.5 * eps) / alpha_prev**0.5
+    free = alpha_t**0.5 * x0 + (1.0 - alpha_t) ** 0.5 * eps
     if clip is None or x_t is None or alpha_prev >= 1.0:
         return free
-    x0 = (x_t - (1.0 - alpha_t) ** 0.5 * eps) / alpha_t**0.5
     c = x0.clamp(-clip, clip)
     clamped = alpha_t**0.5 * c + ((1.0 - alpha_t) / (1.0 - alpha_prev)) ** 0.5 * (x_prev - alpha_prev**0.5 * c)
     return torch.where(x0.abs() > clip, clamped, free)

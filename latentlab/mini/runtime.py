@@ -127,8 +127,11 @@ def ddim_invert(
         xt = a_t.sqrt() * (x - (1 - a_p).sqrt() * eps) / a_p.sqrt() + (1 - a_t).sqrt() * eps  # plain DDIM inversion
         for _ in range(int(iterations)):
             eps = _guided_eps(net, xt, t, emb, guidance_scale)
-            x0 = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-            free = a_t.sqrt() * (x - (1 - a_p).sqrt() * eps) / a_p.sqrt() + (1 - a_t).sqrt() * eps
+            # the clean image of the step that lands on x with this eps; the sampler clamps it where
+            # |x0| > 1 (decided here, not from x_t: at t = 999 dividing by sqrt(a_t) ~ 5e-5 turned
+            # eps's change between the estimates, or float rounding, into a wrong clamp and sign)
+            x0 = (x - (1 - a_p).sqrt() * eps) / a_p.sqrt()
+            free = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
             if prev >= 0:  # where the sampler clamps x0 to c = +-1: x_prev = sqrt(a_p) c + sqrt((1-a_p)/(1-a_t)) (x_t - sqrt(a_t) c)
                 c = x0.clamp(-1, 1).sign()
                 clamped = a_t.sqrt() * c + ((1 - a_t) / (1 - a_p)).sqrt() * (x - a_p.sqrt() * c)
