@@ -664,12 +664,16 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         # noise), and a segment setting equal to the spec's default is the default.
         defaults = {"frames": d.get("frames"), "easing": d.get("easing"), "method": d.get("method"), "hold": 0}
         # a keyframe's seed picks a text keyframe's prior sample, and its starting noise under noise = "slerp"
-        # or "inverted" (as render() fingerprints it); else it draws nothing
+        # or "inverted" (as render() fingerprints it); else it draws nothing. One at the value that each
+        # of its uses takes without it (the spec's seed; seed + i for keyframe i's noise) is left out
         noise_seeds = d.get("noise", "shared") in ("slerp", "inverted")
+        base = d.get("seed", 0)
         kfs = []
-        for kf in d.get("keyframes") or ():
+        for i, kf in enumerate(d.get("keyframes") or ()):
             if isinstance(kf, dict):
-                drawless = {"label"} if noise_seeds or "text" in kf else {"label", "seed"}
+                seed = kf.get("seed")
+                as_default = ("text" not in kf or seed == base) and (not noise_seeds or seed == base + i)
+                drawless = {"label", "seed"} if as_default else {"label"}
                 kf = {k: v for k, v in kf.items() if k not in drawless and not (k in defaults and v == defaults[k])}
                 for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
                     if isinstance(item, dict) and "image" in item:

@@ -1079,3 +1079,70 @@ def test_ddim_invert_decides_the_clamp_with_the_eps_it_steps_with(monkeypatch):
         assert len(calls) == 2 * steps
         back = sample_decoder(net, emb, noise, steps=steps, guidance_scale=1.0)
         assert float((back - image).abs().max()) < 3e-3, steps
+
+
+# -- found by the review of 2026-12-07: inversion reads every prediction type; CaptionStates reads ~ ---------
+
+
+class _VEps(torch.nn.Module):
+    """A stand-in denoiser of ``prediction_type`` whose noise estimate depends on the timestep
+    only (so each sampler step can be undone exactly), given as that prediction type's output."""
+
+    def __init__(self, eps, prediction_type, size=8):
+        from latentlab.mini.models import DecoderConfig, make_scheduler
+
+        super().__init__()
+        self.config, self.eps = DecoderConfig(image_size=size, prediction_type=prediction_type), eps
+        self.ac = make_scheduler(self.config, "ddim").alphas_cumprod
+
+    def forward(self, x, t, emb, *rest):
+        eps = (self.eps * (1 + t.float() / 1000).view(-1, 1, 1, 1)).expand_as(x)
+        a = self.ac[t].view(-1, 1, 1, 1).to(x.dtype)
+        if self.config.prediction_type == "epsilon":
+            return eps
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        return a.sqrt() * eps - (1 - a).sqrt() * x0  # v_prediction
+
+
+@pytest.mark.parametrize("steps", [2, 4, 10])
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_ddim_invert_reads_the_model_output_as_the_sampler_does(prediction_type, steps):
+    """ddim_invert undoes sample_decoder for a decoder trained with any prediction_type that
+    training offers (decoder.arch.prediction_type=v_prediction): the sampler converts the
+    model's output to a noise estimate, so inversion must too (before: a v-prediction output was
+    taken for epsilon, and the redraw came back about 1.0 off, i.e. 127 levels)."""
+    from latentlab.mini.models import sample_decoder
+    from latentlab.mini.runtime import ddim_invert
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 8, 8, generator=g) * 1.6 - 0.8
+    emb = torch.zeros(2, 128)
+    net = _VEps(torch.randn(2, 3, 8, 8, generator=g) * 0.3, prediction_type)
+    noise = ddim_invert(net, emb, image, steps=steps, inset=1.0)
+    back = sample_decoder(net, emb, noise, steps=steps, guidance_scale=1.0)
+    assert float((back - image).abs().max()) < 3e-3
+
+
+def test_mini_cause_is_the_first_line_without_its_full_stop():
+    """The one helper behind 'cannot be read: <cause>.' of the mini weights and the mini CLIP
+    (it was built twice, in models._unreadable and runtime.CaptionStates)."""
+    from latentlab.mini.models import _cause
+
+    assert _cause(ValueError("header too large.\nat byte 8")) == "ValueError: header too large"
+    assert _cause(RuntimeError("")) == "RuntimeError: "
+    assert len(_cause(OSError("x" * 1000))) == len("OSError: ") + 300
+
+
+def test_caption_states_reads_its_file_as_load_module_does(tmp_path, monkeypatch):
+    """CaptionStates(<mini CLIP file>), which the decoder's error tells users to pass, reads a
+    leading ~ as the home folder, as load_module and from_pretrained's weights= do since 6df7c7f
+    (before: '~/w/mini_clip.safetensors' was said not to be there), and a file of the wrong
+    type is named (before: a raw TypeError from pathlib)."""
+    from latentlab.errors import ArgumentError
+    from latentlab.mini.runtime import CaptionStates
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert CaptionStates("~/w/mini_clip.safetensors").clip_file == tmp_path / "w" / "mini_clip.safetensors"
+    for bad in (5, b"mini_clip.safetensors", None):
+        with pytest.raises(ArgumentError, match="clip_file must be a file path"):
+            CaptionStates(bad)

@@ -1576,3 +1576,24 @@ def test_a_spec_file_path_holding_a_nul_is_a_spec_error():
         ll.load_spec("a\x00b.toml")
     with pytest.raises(SpecError, match=r"trajectory file: .*NUL"):
         ll.Trajectory.load("a\x00b.json")
+
+
+def test_a_keyframe_seed_spelt_at_its_default_is_the_same_render(tmp_path):
+    """docs/spec.md: a setting written another way is the same render. A text keyframe's seed
+    defaults to the spec's ``seed`` (its prior sample), and under slerp noise a keyframe's seed
+    defaults to ``seed + i``: spelling either out draws the same frames, which resume (before:
+    refused as "a different render (the keyframes)", since the seed rule of 641f410)."""
+    import latentlab as ll
+
+    spec = {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif", "seed": 5,
+            "keyframes": [{"text": "a cat"}, {"text": "a dog"}]}  # fmt: skip
+    first = ll.render_spec(spec, out_dir=tmp_path / "r", progress=False)
+    spelt = {**spec, "keyframes": [{"text": "a cat", "seed": 5}, {"text": "a dog"}]}
+    assert (ll.render_spec(spelt, out_dir=tmp_path / "r", progress=False).frames == first.frames).all()
+    slerp = {**spec, "noise": "slerp"}
+    first = ll.render_spec(slerp, out_dir=tmp_path / "s", progress=False)
+    spelt = {**slerp, "keyframes": [{"text": "a cat", "seed": 5}, {"text": "a dog"}]}  # prior and noise: 5 + 0
+    assert (ll.render_spec(spelt, out_dir=tmp_path / "s", progress=False).frames == first.frames).all()
+    spelt = {**slerp, "keyframes": [{"text": "a cat"}, {"text": "a dog", "seed": 5}]}  # prior: 5; noise: 5 + 1
+    with pytest.raises(ll.errors.ArgumentError, match=r"holds a different render \(the keyframes;"):
+        ll.render_spec(spelt, out_dir=tmp_path / "s", progress=False)

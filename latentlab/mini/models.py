@@ -669,12 +669,18 @@ def _damaged(exc: BaseException) -> bool:
     return not isinstance(exc, (MemoryError, ImportError, OSError)) and not _is_oom(exc)
 
 
+def _cause(exc: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (300 characters at most, its own full stop
+    dropped: a sentence of ours follows), for a message saying why a file cannot be read."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300].rstrip(".")
+    return f"{type(exc).__name__}: {first}"
+
+
 def _unreadable(kind: str, path: Path, exc: Exception) -> ModelNotAvailableError:
     """A mini weight file (or its .json) that is there but cannot be read as a mini ``kind``."""
-    first = (str(exc).strip().splitlines() or [""])[0][:300].rstrip(".")  # (its own full stop, then ours)
     return ModelNotAvailableError(
         f"the mini {kind} weights {str(path)!r} (with {path.with_suffix('.json').name}) cannot be read: "
-        f"{type(exc).__name__}: {first}. The files are incomplete, damaged or not a mini {kind} (its .json must "
+        f"{_cause(exc)}. The files are incomplete, damaged or not a mini {kind} (its .json must "
         "describe the .safetensors beside it): export them again (`python -m latentlab.mini.export`), or "
         "reinstall latentlab for the shipped ones."
     )

@@ -15,6 +15,7 @@ missing, :class:`~latentlab.errors.ModelNotAvailableError` says how to train and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..decoders.base import Decoder
-from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number
+from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, user_path
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
@@ -87,6 +88,18 @@ def _guided_eps(net: MiniDecoderNet, x: torch.Tensor, t: int, emb: torch.Tensor,
     return uncond + guidance_scale * (cond - uncond)
 
 
+def _eps(net: MiniDecoderNet, x: torch.Tensor, t: int, emb: torch.Tensor, guidance_scale: float, a_t: torch.Tensor) -> torch.Tensor:
+    """The noise estimate of :func:`_guided_eps`'s model output at ``x`` (``a_t``: the cumulative
+    alpha of ``t``), whatever the decoder's ``prediction_type``, as the sampler's step reads it."""
+    out = _guided_eps(net, x, t, emb, guidance_scale)
+    kind = net.config.prediction_type
+    if kind == "v_prediction":  # v = sqrt(a) eps - sqrt(1 - a) x0
+        return a_t.sqrt() * out + (1 - a_t).sqrt() * x
+    if kind == "sample":  # the clean image itself
+        return (x - a_t.sqrt() * out) / (1 - a_t).sqrt()
+    return out
+
+
 @torch.no_grad()
 def ddim_invert(
     net: MiniDecoderNet,
@@ -111,7 +124,8 @@ def ddim_invert(
     clamp binds, the step is inverted in closed form for the clamped value, so the fixed
     point reproduces the sampler's step exactly, clamp included. The target is inset to
     ``inset`` x [-1, 1] so that pure white or black pixels stay inside the clamp (a 1% inset
-    shifts them by under 3 of 255 levels).
+    shifts them by under 3 of 255 levels). The model's output is read as a noise estimate as
+    the sampler reads it, for every ``prediction_type`` training offers.
     """
     from .models import ddim_scheduler
 
@@ -123,10 +137,10 @@ def ddim_invert(
     for t in [int(v) for v in sched.timesteps][::-1]:
         prev = t - ratio
         a_t, a_p = ac[t], (ac[prev] if prev >= 0 else one)
-        eps = _guided_eps(net, x, t, emb, guidance_scale)
+        eps = _eps(net, x, t, emb, guidance_scale, a_t)
         xt = a_t.sqrt() * (x - (1 - a_p).sqrt() * eps) / a_p.sqrt() + (1 - a_t).sqrt() * eps  # plain DDIM inversion
         for _ in range(int(iterations)):
-            eps = _guided_eps(net, xt, t, emb, guidance_scale)
+            eps = _eps(net, xt, t, emb, guidance_scale, a_t)
             # the clean image of the step that lands on x with this eps; the sampler clamps it where
             # |x0| > 1 (decided here, not from x_t: at t = 999 dividing by sqrt(a_t) ~ 5e-5 turned
             # eps's change between the estimates, or float rounding, into a wrong clamp and sign)
@@ -617,7 +631,9 @@ class CaptionStates:
     """
 
     def __init__(self, clip_file: str | Path, *, device: str | torch.device = "cpu"):
-        self.clip_file = Path(clip_file)
+        if isinstance(clip_file, bytes) or not isinstance(clip_file, (str, os.PathLike)):  # (5: a raw TypeError)
+            raise ArgumentError(f"clip_file must be a file path (a str or pathlib.Path), got {clip_file!r}.")
+        self.clip_file = user_path(clip_file)  # "~/mini/mini_clip.safetensors" as a shell reads it, as load_module reads its path
         # checked here: a device torch cannot parse ("CPU") failed at the first captioned decode, inside open_clip
         self.device = _check_dtype_device(device, None)[0]
         self._clip: tuple[Any, Any] | None = None
@@ -626,7 +642,7 @@ class CaptionStates:
         from .models import create_clip, text_token_states
 
         if self._clip is None:
-            from .models import _damaged
+            from .models import _cause, _damaged
 
             fix = ("pass the folder written by `python -m latentlab.mini.export --to DIR` (it holds the CLIP "
                    "the decoder was trained with), or reinstall latentlab for the shipped one")  # fmt: skip
@@ -639,9 +655,8 @@ class CaptionStates:
             except Exception as exc:  # a raw SafetensorError / state dict mismatch, naming no file
                 if not _damaged(exc):
                     raise
-                first = (str(exc).strip().splitlines() or [""])[0][:300].rstrip(".")
-                raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r} cannot be read: {type(exc).__name__}: "
-                                             f"{first}. It is incomplete, damaged or not the mini CLIP; {fix}.") from None  # fmt: skip
+                raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r} cannot be read: {_cause(exc)}. "
+                                             f"It is incomplete, damaged or not the mini CLIP; {fix}.") from None  # fmt: skip
             self._clip = (model, tokenizer)
         model, tokenizer = self._clip
         with torch.inference_mode():
