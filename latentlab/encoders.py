@@ -575,8 +575,8 @@ def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
     pictures)."""
     try:
         measured = _token_counts(tokenizer, texts)
-        if measured is None:
-            measured = _hf_token_counts(tokenizer, texts)
+        if measured is None:  # (hf_clip's encoders tokenize through a wrapper that names its CLIPTokenizer)
+            measured = _hf_token_counts(getattr(tokenizer, "hf_tokenizer", tokenizer), texts)
     except Exception:  # a tokenizer of another shape: it tokenizes (and says what is wrong) as before
         return
     if not measured or not measured[1]:

@@ -572,13 +572,14 @@ class _Preprocess:
 
 
 class _Tokenize:
-    """list of str -> ``(n, L)`` token ids through a ``CLIPTokenizer`` (padded to its max length)."""
+    """list of str -> ``(n, L)`` token ids through a ``CLIPTokenizer`` (padded to its max length).
+    ``hf_tokenizer`` names it, so that the encoder's warning of prompts cut to fit measures them."""
 
     def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
+        self.hf_tokenizer = tokenizer
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        tok = self.tokenizer
+        tok = self.hf_tokenizer
         return tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
 
 
@@ -662,17 +663,6 @@ class HFCLIPEncoder(Encoder):
 
     def __repr__(self) -> str:
         return "HF" + super().__repr__().replace("Encoder(", "CLIPEncoder(", 1)
-
-    def encode_text(self, texts: str | Sequence[str], *, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-        """:meth:`Encoder.encode_text <latentlab.encoders.Encoder.encode_text>`, prompts cut to the
-        tokenizer's ``model_max_length`` included: one warning per call names them (the base
-        class's check reads open_clip tokenizers, not the wrapped ``CLIPTokenizer``)."""
-        from .encoders import _text_items, _warn_truncated
-
-        items = _text_items(texts)  # read once (a generator is not read again below)
-        if self.hf_tokenizer is not None:
-            _warn_truncated(self.hf_tokenizer, items)
-        return super().encode_text(items, batch_size=batch_size, progress=progress)
 
     def image_embeds(self, images: Any) -> torch.Tensor:
         """The vision tower's *unnormalised* projected embeddings of ``images`` (any input
