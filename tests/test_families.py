@@ -1186,14 +1186,14 @@ def test_a_broken_processor_folder_is_named_not_the_next_one(towers_folder: Path
 
 
 def test_truncated_and_corrupt_files_count_as_unavailable() -> None:
-    """hf_clip's test and Stable unCLIP's copy of it (which let a raw SafetensorError or
-    JSONDecodeError from a folder's text encoder or tokenizer through)."""
+    """hf_clip's test, which the Stable unCLIP loader uses too (its own copy let a raw
+    SafetensorError or JSONDecodeError from a folder's text encoder or tokenizer through)."""
     from safetensors import SafetensorError
 
     for exc in (SafetensorError("Error while deserializing header: header too large"),
                 json.JSONDecodeError("Expecting value", "{", 1)):  # fmt: skip
-        assert hf_clip.is_unavailable(exc) and unclip._is_unavailable(exc)
-    assert not hf_clip.is_unavailable(KeyError("a bug")) and not unclip._is_unavailable(TypeError("a bug"))
+        assert hf_clip.is_unavailable(exc)
+    assert not hf_clip.is_unavailable(KeyError("a bug")) and not hf_clip.is_unavailable(TypeError("a bug"))
 
 
 # -- local_files_only is a bool ---------------------------------------------------------------

@@ -430,9 +430,10 @@ def test_builder_passes_preset_args(monkeypatch):
 def test_real_checkpoint_if_cached():
     from huggingface_hub import try_to_load_from_cache
 
-    from latentlab.decoders.unclip import StableUnCLIPDecoder, _hub_cache_dir
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+    from latentlab.hf_clip import hub_cache_dir
 
-    if not isinstance(try_to_load_from_cache(REAL_REPO, "model_index.json", cache_dir=_hub_cache_dir()), str):
+    if not isinstance(try_to_load_from_cache(REAL_REPO, "model_index.json", cache_dir=hub_cache_dir()), str):
         pytest.skip(f"{REAL_REPO} is not in the local Hugging Face cache (run `hf download {REAL_REPO}`)")
     cuda = torch.cuda.is_available()
     dec = StableUnCLIPDecoder.from_pretrained(
@@ -1266,18 +1267,3 @@ def test_a_preset_whose_repo_is_a_folder_names_no_download_of_that_folder(saved_
     msg = str(info.value)
     assert "hf download " in msg and f"hf download {tmp_path}" not in msg, msg
     assert f"hf download {REAL_REPO} " in msg
-
-
-def test_the_stable_unclip_cache_helper_is_the_loaders_cache(tmp_path, monkeypatch):
-    """decoders.unclip._hub_cache_dir (what the slow Stable unCLIP test looks the real repo up
-    in) was a copy of hf_clip.hub_cache_dir left behind when the loader moved to the latter, and
-    did not expand $VARS in HF_HOME as the loader (and huggingface_hub) do."""
-    from latentlab import hf_clip
-    from latentlab.decoders import unclip
-
-    monkeypatch.setenv("WORK", str(tmp_path))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HOME", "$WORK/hf")
-    assert unclip._hub_cache_dir() == hf_clip.hub_cache_dir() == str(tmp_path / "hf" / "hub")
-    monkeypatch.setenv("HF_HUB_CACHE", "${WORK}/cache")
-    assert unclip._hub_cache_dir() == hf_clip.hub_cache_dir() == str(tmp_path / "cache")

@@ -907,7 +907,7 @@ class StableUnCLIPDecoder(Decoder):
                     f"repo_or_dir {src!r} is neither an existing folder nor a valid Hugging Face repo id "
                     "('owner/name', e.g. 'stabilityai/stable-diffusion-2-1-unclip')."
                 ) from None
-            if not _is_unavailable(exc):
+            if not is_unavailable(exc):
                 raise
             raise ModelNotAvailableError(
                 _unavailable_message(src, is_dir, cache, bool(local_files_only), offline_env, variant, exc, repo=repo)
@@ -935,13 +935,6 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def _hub_cache_dir() -> str:
-    """The Hugging Face Hub cache folder as the environment says now (not at import time):
-    :func:`latentlab.hf_clip.hub_cache_dir`, where the loaders look (this copy did not expand
-    ``$VARS`` in ``HF_HOME``, as huggingface_hub and the loaders do)."""
-    return hub_cache_dir()
-
-
 def _is_repo_id(s: str) -> bool:
     """``owner/name`` (a bare name is a mistyped local folder: every unCLIP repo has an owner)."""
     return is_hub_id(s)
@@ -956,12 +949,6 @@ _SD21_UNCLIP_REPOS = {
     1024: "stabilityai/stable-diffusion-2-1-unclip",
     768: "stabilityai/stable-diffusion-2-1-unclip-small",
 }
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    """:func:`latentlab.hf_clip.is_unavailable` (this copy missed a truncated or corrupt file,
-    whose raw SafetensorError or JSONDecodeError escaped)."""
-    return is_unavailable(exc)
 
 
 def _unavailable_message(
