@@ -93,9 +93,10 @@ class _Config:
         return cls(**{k: _field_value(cls.__name__, k, defaults[k], v) for k, v in d.items()})
 
 
-#: whole-number config fields that may be 0 (every other one must be >= 1)
-_MAY_BE_ZERO = {"text_dim", "text_layers", "t_min"}
-_SCHEDULE_NAMES = {"beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+#: whole-number config fields that may be 0 (every other one must be >= 1), here and in training's --set
+MAY_BE_ZERO = frozenset({"text_dim", "text_layers", "t_min"})
+#: the noise schedule's string fields and the values the diffusers schedulers take
+SCHEDULE_NAMES = {"beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
                    "prediction_type": ("epsilon", "sample", "v_prediction")}  # fmt: skip
 
 
@@ -109,14 +110,14 @@ def _field_value(config: str, name: str, default: Any, v: Any) -> Any:
         ok = isinstance(v, bool)
         want = "true or false"
     elif isinstance(default, int):
-        ok = whole(v, 0 if name in _MAY_BE_ZERO else 1)
-        want = f"a whole number >= {0 if name in _MAY_BE_ZERO else 1}"
+        ok = whole(v, 0 if name in MAY_BE_ZERO else 1)
+        want = f"a whole number >= {0 if name in MAY_BE_ZERO else 1}"
     elif isinstance(default, tuple):
         ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(whole(x, 1) for x in v)
         want = "a list of whole numbers >= 1"
         v = tuple(v) if ok else v
     elif isinstance(default, str):
-        known = _SCHEDULE_NAMES.get(name)
+        known = SCHEDULE_NAMES.get(name)
         ok = isinstance(v, str) and (known is None or v in known)
         want = f"one of {', '.join(map(repr, known))}" if known else "a string"
     else:  # (a field of another type: none yet)

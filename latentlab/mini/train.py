@@ -462,7 +462,6 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
 #: the architecture config each stage's ``arch`` table fills (the upscaler's ``in_size`` is its own setting)
 _ARCH_CLASSES = {"decoder": DecoderConfig, "expert": DecoderConfig, "prior": PriorConfig, "upscaler": UpscalerConfig}
 #: whole-number arch fields that may be 0 (every other one must be >= 1)
-_ARCH_MAY_BE_ZERO = {"text_dim", "text_layers"}
 
 
 def _clip_embed_dim() -> int:
@@ -492,14 +491,16 @@ def _arch_value(key: str, default: Any, v: Any) -> Any:
                 raise ArgumentError(f"{key} must hold whole numbers >= 1, got {v!r}.")
             out.append(x)
         return tuple(out)
+    from .models import MAY_BE_ZERO, SCHEDULE_NAMES  # (the rules a weights .json is read by, too)
+
     v = _parse_value(key, default, v, False)
     field_name = key.rsplit(".", 1)[1]
-    if isinstance(v, int) and not isinstance(v, bool) and v < (0 if field_name in _ARCH_MAY_BE_ZERO else 1):
-        raise ArgumentError(f"{key} must be >= {0 if field_name in _ARCH_MAY_BE_ZERO else 1}, got {v!r}.")
-    if field_name == "prediction_type" and v not in ("epsilon", "sample", "v_prediction"):
-        raise ArgumentError(f"{key} must be 'epsilon', 'sample' or 'v_prediction', got {v!r}.")
-    if field_name == "beta_schedule" and v not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
-        raise ArgumentError(f"{key} must be 'linear', 'scaled_linear' or 'squaredcos_cap_v2', got {v!r}.")
+    least = 0 if field_name in MAY_BE_ZERO else 1
+    if isinstance(v, int) and not isinstance(v, bool) and v < least:
+        raise ArgumentError(f"{key} must be >= {least}, got {v!r}.")
+    names = SCHEDULE_NAMES.get(field_name)
+    if names is not None and v not in names:
+        raise ArgumentError(f"{key} must be one of {', '.join(map(repr, names))}, got {v!r}.")
     return v
 
 
