@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     import latentlab as ll
 
-    rows = measure(ll.create_encoder("mini"), ll.create_decoder("mini"), pictures(), args.steps, args.guidance, args.refine)
+    dec = ll.create_decoder("mini")
+    limit = dec.max_steps()
+    if limit is not None and max(args.steps) > limit:  # refused here, not after the smaller counts were measured
+        ap.error(f"--steps takes at most {limit} (the decoder's training timesteps), got {max(args.steps)}")
+    rows = measure(ll.create_encoder("mini"), dec, pictures(), args.steps, args.guidance, args.refine)
     print("mean absolute error of the redraw, levels of 255 (64 px):")
     for r in args.refine:
         for g in args.guidance:

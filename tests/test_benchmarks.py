@@ -1061,6 +1061,8 @@ def test_inversion_steps_measures_the_redraws_of_the_inverted_noise(tmp_path, ke
     assert rows[0]["mae"] < 30, rows
     assert json.loads((tmp_path / "r.json").read_text()) == rows
     assert "refine=0 guidance=1  4: " in capsys.readouterr().out
-    for argv in (["--guidance", "nan"], ["--refine", "-1"], ["--steps", "0"], ["--json", str(tmp_path)]):
+    for argv in (["--guidance", "nan"], ["--refine", "-1"], ["--steps", "0"], ["--json", str(tmp_path)],
+                 ["--steps", "4", "1001"]):  # more than the decoder's 1000 training timesteps: refused before measuring 4
         with pytest.raises(SystemExit):
             mod.main(argv)
+    assert "--steps takes at most 1000" in capsys.readouterr().err

@@ -276,6 +276,7 @@ def test_arch_settings_are_checked_before_any_stage_runs(run, tmp_path):
                         ("decoder.arch.norm_num_groups=5", "decoder.arch .* builds no decoder"),
                         ("decoder.arch.block_out_channels=8,x", "block_out_channels must be a list"),
                         ("prior.arch.prediction_type=eps", "prediction_type must be"),
+                        ("decoder.arch.num_train_timesteps=1000000000", "num_train_timesteps must be <= 100000"),
                         ("upscaler.arch.channels=0,8", "whole numbers >= 1")):  # fmt: skip
         with pytest.raises(ArgumentError, match=match):
             get_config("smoke", [item])

@@ -95,6 +95,8 @@ class _Config:
 
 #: whole-number config fields that may be 0 (every other one must be >= 1), here and in training's --set
 MAY_BE_ZERO = frozenset({"text_dim", "text_layers", "t_min"})
+#: whole-number config fields with an upper bound (a schedule of 10**9 timesteps would hang building its tables)
+MAXIMUM = {"num_train_timesteps": 100_000}
 #: the noise schedule's string fields and the values the diffusers schedulers take
 SCHEDULE_NAMES = {"beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
                    "prediction_type": ("epsilon", "sample", "v_prediction")}  # fmt: skip
@@ -110,8 +112,9 @@ def _field_value(config: str, name: str, default: Any, v: Any) -> Any:
         ok = isinstance(v, bool)
         want = "true or false"
     elif isinstance(default, int):
-        ok = whole(v, 0 if name in MAY_BE_ZERO else 1)
+        ok = whole(v, 0 if name in MAY_BE_ZERO else 1) and v <= MAXIMUM.get(name, v)
         want = f"a whole number >= {0 if name in MAY_BE_ZERO else 1}"
+        want += f" and <= {MAXIMUM[name]}" if name in MAXIMUM else ""
     elif isinstance(default, tuple):
         ok = isinstance(v, (list, tuple)) and len(v) > 0 and all(whole(x, 1) for x in v)
         want = "a list of whole numbers >= 1"

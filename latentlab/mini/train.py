@@ -491,13 +491,15 @@ def _arch_value(key: str, default: Any, v: Any) -> Any:
                 raise ArgumentError(f"{key} must hold whole numbers >= 1, got {v!r}.")
             out.append(x)
         return tuple(out)
-    from .models import MAY_BE_ZERO, SCHEDULE_NAMES  # (the rules a weights .json is read by, too)
+    from .models import MAXIMUM, MAY_BE_ZERO, SCHEDULE_NAMES  # (the rules a weights .json is read by, too)
 
     v = _parse_value(key, default, v, False)
     field_name = key.rsplit(".", 1)[1]
     least = 0 if field_name in MAY_BE_ZERO else 1
     if isinstance(v, int) and not isinstance(v, bool) and v < least:
         raise ArgumentError(f"{key} must be >= {least}, got {v!r}.")
+    if field_name in MAXIMUM and isinstance(v, int) and v > MAXIMUM[field_name]:
+        raise ArgumentError(f"{key} must be <= {MAXIMUM[field_name]}, got {v!r}.")
     names = SCHEDULE_NAMES.get(field_name)
     if names is not None and v not in names:
         raise ArgumentError(f"{key} must be one of {', '.join(map(repr, names))}, got {v!r}.")
