@@ -44,7 +44,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, check_seed, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
 
@@ -984,16 +984,26 @@ def _hub_offline() -> bool:
         return False
 
 
-def _hub_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
-    """The Hugging Face hub cache to use, read from the environment *now* (so that setting
-    ``HF_HOME`` / ``HF_HUB_CACHE`` after import is respected)."""
-    if cache_dir:
+def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """The Hugging Face Hub cache folder, the one huggingface_hub itself would use, read from the
+    environment at call time (so that ``HF_HOME`` set after import counts): ``cache_dir`` (``~``
+    read; empty means left out), else ``$HF_HUB_CACHE``, else the older ``$HUGGINGFACE_HUB_CACHE``,
+    else ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub`` or ``~/.cache/huggingface/hub``
+    (``~`` and ``$VARS`` expanded as huggingface_hub expands them). The one lookup of every loader
+    (open_clip's, hf_clip's, the diffusers decoders') and of :func:`latentlab.weights_status`."""
+    if cache_dir is not None and as_path_text(cache_dir, "cache_dir"):
         return str(user_path(cache_dir))
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.path.expanduser(os.path.expandvars(os.environ["HF_HUB_CACHE"]))
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.path.expanduser(os.path.expandvars(os.environ["HF_HOME"])), "hub")
-    return None
+
+    def expand(value: str) -> str:
+        return os.path.expandvars(os.path.expanduser(value))
+
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return expand(os.environ[name])
+    home = os.environ.get("HF_HOME")
+    if not home:
+        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    return os.path.join(expand(home), "hub")
 
 
 def _local_path(p: str | os.PathLike[str], what: str, arg: str | None = None) -> Path:
@@ -1138,7 +1148,7 @@ def _resolve_pretrained(model_name: str, pretrained: str, cache_dir: str | os.Pa
         repo, filename = os.path.split(hf)  # "org/repo/" (default file) or "org/repo/file.bin"
         filename = filename or oc_pretrained.HF_WEIGHTS_NAME
         candidates = [*oc_pretrained._get_safe_alternatives(filename), filename]
-        hub = _hub_cache_dir(cache_dir)
+        hub = hub_cache_dir(cache_dir)
         for fn in candidates:  # already cached: no network at all
             try:
                 return hf_hub_download(repo, fn, cache_dir=hub, local_files_only=True), cfg
@@ -1330,7 +1340,7 @@ def _load_open_clip(
                     stacklevel=3,
                 )
 
-    hub = _hub_cache_dir(cache_dir)
+    hub = hub_cache_dir(cache_dir)
     try:
         if seed is not None and weights is None and not is_hub:
             with torch.random.fork_rng(devices=[]), quiet_open_clip(random_init=True):
@@ -1465,8 +1475,8 @@ def _check_hub_model_cached(repo: str, cache_dir: str | os.PathLike[str] | None)
     """Offline: ``hf-hub:repo``'s config and one of its weights files must be in the cache."""
     from huggingface_hub import hf_hub_download
 
-    hub = _hub_cache_dir(cache_dir)
-    where = f"the cache {hub}" if hub else "the default Hugging Face cache"
+    hub = hub_cache_dir(cache_dir)
+    where = f"the cache {hub}"
 
     def cached(filename: str) -> bool:
         try:
@@ -1503,7 +1513,7 @@ def _hub_loaded_files(repo: str, cache_dir: str | os.PathLike[str] | None) -> li
     there, both in the snapshot ``refs/main`` names; ``None`` if either is missing."""
     from huggingface_hub import hf_hub_download
 
-    hub = _hub_cache_dir(cache_dir)
+    hub = hub_cache_dir(cache_dir)
 
     def cached(filename: str) -> Path | None:
         try:

@@ -150,6 +150,17 @@ def url_hint(path: object) -> str:
     return " latentlab reads local files only, not URLs: download the picture first (e.g. `curl -O URL`) and name the file."
 
 
+def as_path_text(value: object, name: str, what: str = "a folder path") -> str:
+    """``value`` (a ``str`` or a ``str`` ``os.PathLike``) as a string; else an :class:`ArgumentError`
+    naming ``name`` (``os.fspath`` raised a raw TypeError on a number, and bytes failed later)."""
+    import os
+
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise ArgumentError(f"{name} must be {what} (a str or pathlib.Path), got {value!r}.")
+    return text
+
+
 def user_path(path: object) -> Path:
     """``path`` as a shell reads it: a leading ``~`` or ``~user`` is that home folder. A
     ``~user`` of no user on this system stays as written, a relative name like any other

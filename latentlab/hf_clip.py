@@ -48,8 +48,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .encoders import EmbeddingCache, Encoder, _file_stat
-from .errors import ArgumentError, ModelNotAvailableError, SpecError, check_bool, check_int, check_seed, user_path
+from .encoders import EmbeddingCache, Encoder, _file_stat, hub_cache_dir
+from .errors import ArgumentError, ModelNotAvailableError, SpecError, as_path_text, check_bool, check_int, check_seed, user_path
 from .presets import register_encoder_builder
 
 __all__ = ["HFCLIPEncoder", "HFCLIPTowers", "tiny_hf_clip_towers", "hub_source"]
@@ -114,33 +114,6 @@ def warn_half_on_cpu(device: torch.device, dtype: torch.dtype, what: str) -> Non
 def hub_offline() -> bool:
     """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as set *now*."""
     return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def as_path_text(value: object, name: str, what: str = "a folder path") -> str:
-    """``value`` (a ``str`` or a ``str`` ``os.PathLike``) as a string; else an :class:`ArgumentError`
-    naming ``name`` (``os.fspath`` raised a raw TypeError on a number, and bytes failed later)."""
-    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
-    if not isinstance(text, str):
-        raise ArgumentError(f"{name} must be {what} (a str or pathlib.Path), got {value!r}.")
-    return text
-
-
-def hub_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> str:
-    """The Hub cache folder: ``cache_dir``, else ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
-    ``~/.cache/huggingface/hub`` (read at call time, not import time; ``~`` and ``$VARS`` in the
-    variables expanded as huggingface_hub expands them, so both look in the same folder)."""
-    if cache_dir is not None:
-        return os.path.expanduser(as_path_text(cache_dir, "cache_dir"))
-
-    def expand(value: str) -> str:
-        return os.path.expandvars(os.path.expanduser(value))
-
-    if os.environ.get("HF_HUB_CACHE"):
-        return expand(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME")
-    if not home:
-        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    return os.path.join(expand(home), "hub")
 
 
 def is_hub_id(text: str) -> bool:

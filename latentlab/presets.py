@@ -704,7 +704,7 @@ def _weights_status(p: Preset) -> str:
         if not present and all(_is_random_kind(part.get("kind")) for part in parts):
             return "built in (random)"
         return "built in" if present else "unknown"
-    from .hf_clip import hub_cache_dir
+    from .encoders import hub_cache_dir
 
     hub = hub_cache_dir()  # where the loaders look ($HF_HUB_CACHE, $HF_HOME, $XDG_CACHE_HOME, ~ expanded)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -1009,6 +1010,48 @@ def test_hub_cache_dir_prefers_hf_hub_cache_over_hf_home(monkeypatch, tmp_path):
     assert hf_clip.hub_cache_dir(tmp_path / "given") == str(tmp_path / "given")
     monkeypatch.delenv("HF_HUB_CACHE")
     assert hf_clip.hub_cache_dir() == str(tmp_path / "home" / "hub")
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HF_HOME": "$WORK/home", "XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HUGGINGFACE_HUB_CACHE": "{tmp}/legacy", "HF_HOME": "{tmp}/home"},
+    {"HF_HUB_CACHE": "~/new", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"},
+])  # fmt: skip
+def test_hub_cache_dir_is_the_folder_huggingface_hub_uses(env, monkeypatch, tmp_path):
+    """Every loader (open_clip's, hf_clip's, the diffusers decoders') and weights_status read the
+    Hub cache through one function, and it names the folder huggingface_hub itself uses under the
+    same environment (read there once, at import, in a fresh interpreter). hf_clip's copy ignored
+    the older $HUGGINGFACE_HUB_CACHE, which huggingface_hub still reads, so weights cached there
+    were reported missing; the open_clip loader had a copy of its own."""
+    import subprocess
+    import sys
+
+    from latentlab import encoders, presets
+    from latentlab.decoders import unclip
+
+    assert hf_clip.hub_cache_dir is encoders.hub_cache_dir is unclip.hub_cache_dir
+    assert not hasattr(encoders, "_hub_cache_dir")
+    env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
+    full = {k: v for k, v in os.environ.items() if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
+    full.update(env, HOME=str(tmp_path), WORK=str(tmp_path / "work"))
+    theirs = subprocess.run([sys.executable, "-c", "from huggingface_hub import constants; print(constants.HF_HUB_CACHE)"],
+                            env=full, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    for k in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in {**env, "HOME": str(tmp_path), "WORK": str(tmp_path / "work")}.items():
+        monkeypatch.setenv(k, v)
+    assert hf_clip.hub_cache_dir() == theirs
+    assert hf_clip.hub_cache_dir("") == theirs  # empty: left out (it was the current folder to hf_clip)
+    assert hf_clip.hub_cache_dir("~/given/") == str(tmp_path / "given")
+    with pytest.raises(ArgumentError, match="NUL"):
+        hf_clip.hub_cache_dir("a\x00b")
+    for repo in presets.get_preset("karlo").hub_repos:  # weights_status looks in that folder, too
+        snapshot = Path(theirs, "models--" + repo.replace("/", "--"), "snapshots", "rev")
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text("{}")
+    assert presets.weights_status("karlo") == "cached"
 
 
 def test_a_path_of_three_parts_is_not_a_repo_id():

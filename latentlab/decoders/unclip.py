@@ -37,9 +37,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, ModelNotAvailableError, SpaceError, check_bool, check_int, check_number, check_seed, user_path
-from ..hf_clip import (
+from ..errors import (
+    ArgumentError,
+    ModelNotAvailableError,
+    SpaceError,
     as_path_text,
+    check_bool,
+    check_int,
+    check_number,
+    check_seed,
+    user_path,
+)
+from ..hf_clip import (
     check_local_folder,
     check_tokenizer,
     diffusers_dtype_key,
