@@ -269,11 +269,9 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
             kn[i] = kn[i - 1]
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        from .render import temp_path
+        from .render import write_whole
 
-        tmp = temp_path(cached)
-        torch.save({"key": key, "noise": kn}, tmp)
-        os.replace(tmp, cached)
+        write_whole(cached, lambda tmp: torch.save({"key": key, "noise": kn}, tmp))
     return kn
 
 
@@ -355,21 +353,16 @@ class _PacingCheckpoint(dict):
             return
         import torch
 
-        from .render import temp_path
+        from .render import write_whole
 
         start = time.monotonic()
         points = list(self)
         first = self[points[0]]
         kind = "numpy" if isinstance(first, np.ndarray) else "torch"
         values = torch.cat([torch.as_tensor(self[p]).detach().cpu() for p in points])
-        tmp = temp_path(self.path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": self.key, "kind": kind, "points": [[i, t] for i, t in points], "values": values}, tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        saved = {"key": self.key, "kind": kind, "points": [[i, t] for i, t in points], "values": values}
+        write_whole(self.path, lambda tmp: torch.save(saved, tmp))
         self._dirty = False
         self._saved_at = time.monotonic()
         self._cost = self._saved_at - start

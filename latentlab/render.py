@@ -421,41 +421,43 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = temp_path(path)
+def write_whole(path: Path, write: Callable[[Path], object], ext: str = "") -> None:
+    """``write(tmp)`` into a fresh temporary name beside ``path`` (:func:`temp_path`), then
+    renamed onto ``path``: a reader finds the old file or the new one whole, never a part. Any
+    failure, Ctrl-C included, removes the temporary file and is raised as it was."""
+    tmp = temp_path(path, ext)
     try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(json.dumps(data, indent=2, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut leaves one or the other
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_whole(path, write)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save``, atomically (a kill while writing left an empty ``embeddings.npy``)."""
-    tmp = temp_path(path, "npy")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_whole(path, write, "npy")
 
 
 def _save_png(frame: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    tmp = temp_path(path, "png")
-    try:
-        Image.fromarray(frame).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_whole(path, Image.fromarray(frame).save, "png")
 
 
 def _load_png(path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray | None:

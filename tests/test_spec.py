@@ -21,6 +21,8 @@ from latentlab.errors import ArgumentError, SpecError
 from latentlab.space import tag
 from latentlab.spec import NEUTRAL_CAPTION, Spec, load_spec
 
+from conftest import write_fault
+
 
 class HashEncoder:
     """Deterministic stand-in encoder: each text/image maps to a fixed random unit vector."""
@@ -220,6 +222,25 @@ def test_spec_save_load_round_trip(tmp_path, suffix, images):
     )
     back = load_spec(s.save(tmp_path / f"spec{suffix}"))
     assert back.to_dict() == s.to_dict()
+
+
+def test_a_spec_save_stopped_by_ctrl_c_leaves_the_old_file_and_no_temporary_one(tmp_path, images, monkeypatch):
+    """Spec.save writes a temporary file and renames it; a Ctrl-C while it wrote left the
+    temporary file beside the spec (only an OSError removed it)."""
+    s = load_spec({"preset": "tiny", "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]})
+    path = s.save(tmp_path / "spec.json")
+    before = path.read_bytes()
+    real = Path.write_bytes
+
+    def stopped(self, data):
+        real(self, data[:5])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        load_spec({**s.to_dict(), "fps": 12}).save(path)
+    monkeypatch.undo()
+    assert [q.name for q in tmp_path.iterdir() if "spec" in q.name] == ["spec.json"] and path.read_bytes() == before
 
 
 def test_saved_spec_keeps_emoji_and_finds_its_images_from_another_folder(tmp_path, images, monkeypatch):
@@ -1597,3 +1618,35 @@ def test_a_keyframe_seed_spelt_at_its_default_is_the_same_render(tmp_path):
     spelt = {**slerp, "keyframes": [{"text": "a cat"}, {"text": "a dog", "seed": 5}]}  # prior: 5; noise: 5 + 1
     with pytest.raises(ll.errors.ArgumentError, match=r"holds a different render \(the keyframes;"):
         ll.render_spec(spelt, out_dir=tmp_path / "s", progress=False)
+
+
+# -- render_spec: the inverted keyframe noise cache, interrupted --------------------------------
+
+
+@pytest.mark.parametrize("exc", ["ctrl-c", "full disk"])
+def test_an_interrupted_save_of_the_inverted_noise_leaves_no_temporary_file(tmp_path, monkeypatch, images, exc,
+                                                                           tiny_encoder, tiny_decoder):  # fmt: skip
+    """``keyframe_noise.pt`` is written to a temporary name and renamed; stopped in between (or
+    the disk full while torch wrote it) the partial temporary file stayed in the render folder
+    (on a full disk, taking space), where every other write of a render removes its own."""
+    from latentlab.jobs import keyframe_noise
+    from latentlab.spec import load_spec
+
+    enc, dec = tiny_encoder, tiny_decoder
+    spec = load_spec({"preset": "tiny", "steps": 1, "noise": "inverted",
+                      "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]})  # fmt: skip
+    traj = spec.resolve(enc)
+    want = keyframe_noise(spec, traj, dec)
+    real = torch.save
+
+    def cut(obj, f, *args, **kwargs):
+        real(obj, f, *args, **kwargs)
+        raise write_fault(exc)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", cut)
+        with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
+            keyframe_noise(spec, traj, dec, directory=tmp_path / "r")
+    assert list((tmp_path / "r").iterdir()) == []
+    assert torch.equal(keyframe_noise(spec, traj, dec, directory=tmp_path / "r"), want)
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["keyframe_noise.pt"]

@@ -374,9 +374,13 @@ def fetch(
         src = SOURCES[name]
         dest = raw / name
         stamp = dest / ".fetched.json"
-        if stamp.is_file() and not force:
-            out[name] = json.loads(stamp.read_text())
-            _log(f"[{name}] already fetched ({out[name]['files']} files from {out[name]['archive']})", verbose)
+        try:  # a stamp cut short (by a latentlab before it was written whole) is no stamp: fetched again
+            rec = json.loads(stamp.read_text()) if stamp.is_file() and not force else None
+        except (OSError, ValueError):
+            rec = None
+        if isinstance(rec, dict):
+            out[name] = rec
+            _log(f"[{name}] already fetched ({rec.get('files')} files from {rec.get('archive')})", verbose)
             continue
         t0 = time.time()
         try:
@@ -406,7 +410,9 @@ def fetch(
         rec = {"source": name, "package": src.package, "archive": archive.name, "sha256": _sha256(archive),
                "files": n, "bytes": _dir_size(dest), "seconds": round(time.time() - t0, 1),
                "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-        stamp.write_text(json.dumps(rec, indent=2) + "\n")
+        from ..render import write_whole
+
+        write_whole(stamp, lambda tmp: tmp.write_text(json.dumps(rec, indent=2) + "\n"))  # a cut write leaves no stamp
         out[name] = rec
         _log(f"[{name}]   {n} files, {rec['bytes'] / 1e6:.1f} MB extracted, {rec['seconds']} s", verbose)
     return out
@@ -1196,9 +1202,12 @@ def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT
     key = hashlib.sha256(json.dumps(sorted(words.items())).encode()).hexdigest()[:16]
     out = cache / "word_vectors.npz"
     if out.is_file():
-        z = np.load(out)
-        if str(z["vocab_hash"]) == key:
-            return z["token_ids"], z["vectors"]
+        try:
+            with np.load(out) as z:
+                if str(z["vocab_hash"]) == key:
+                    return z["token_ids"], z["vectors"]
+        except Exception:  # cut short (a kill, a full disk: BadZipFile, KeyError, ...): made again
+            pass
     if not src.is_file():
         raise DataFetchError(f"no word vectors at {src}: run `{_cmd('fetch --sources glove', cache)}`.")
     data = json.loads(src.read_text())
@@ -1214,7 +1223,13 @@ def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT
     x -= x.mean(0)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     token_ids, vectors = np.asarray(ids, dtype=np.int64), x.astype(np.float32)
-    np.savez(out, token_ids=token_ids, vectors=vectors, vocab_hash=np.asarray(key))
+    from ..render import write_whole
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:  # (a file object: np.savez would add .npz to the temporary name)
+            np.savez(f, token_ids=token_ids, vectors=vectors, vocab_hash=np.asarray(key))
+
+    write_whole(out, write)  # never read half-written
     return token_ids, vectors
 
 

@@ -632,7 +632,9 @@ def write_doc(res: dict[str, Any], doc: Path = DOC) -> None:
     block = f"{_START}\n{_table(res)}\n{_END}"
     _check_markers(text, doc)
     text = re.sub(_BLOCK, lambda _: block, text, flags=re.S)
-    doc.write_text(text)
+    from ..render import write_whole
+
+    write_whole(doc, lambda tmp: tmp.write_text(text))  # a full disk or Ctrl-C never cuts the doc short
 
 
 def _check_markers(text: str, doc: Path) -> None:

@@ -254,7 +254,7 @@ def export(
     stage_dir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.export-", dir=dst.parent))
     try:
         manifest = _write_stages(src, stage_dir, dst, stages, fp16=fp16, tol=tol)
-        from .train import _usual_mode
+        from .train import _ctrl_c_held, _usual_mode
 
         for p in stage_dir.iterdir():  # safetensors writes its files 0600; the .json beside them get the usual mode
             _usual_mode(p)
@@ -262,17 +262,19 @@ def export(
             for name in EXPERT_FILES:
                 manifest["files"].pop(name, None)
             manifest["dropped_expert"] = "the layout expert could not work with the exported decoder"
-        # every file is in place in the temporary folder: move them in, the manifest last
+        # every file is in place in the temporary folder: move them in, the manifest last; a Ctrl-C
+        # meanwhile waits for the few renames (else it left new weights beside the old ones and manifest)
         dst.mkdir(parents=True, exist_ok=True)
-        for p in drop:
-            p.unlink()
-        for p in sorted(stage_dir.iterdir()):
-            p.replace(dst / p.name)
-        total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
-        manifest["total_mb"] = round(total / 2**20, 2)
-        tmp = dst / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-        tmp.replace(dst / "manifest.json")
+        with _ctrl_c_held():
+            for p in drop:
+                p.unlink()
+            for p in sorted(stage_dir.iterdir()):
+                p.replace(dst / p.name)
+            total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
+            manifest["total_mb"] = round(total / 2**20, 2)
+            tmp = dst / "manifest.json.tmp"
+            tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+            tmp.replace(dst / "manifest.json")
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
     if left_out is not None:
