@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError, SpaceError, is_finite_real
-from .space import common_space, rescale_rows, tag
+from .space import common_space, dtype_problem, rescale_rows, tag
 
 __all__ = [
     "lerp",
@@ -101,10 +101,9 @@ def _check_inputs(
             else:
                 fix = "encode it with an Encoder, or wrap raw numbers with torch.as_tensor(...)"
             raise ArgumentError(f"{name} must be a torch.Tensor of shape (..., d), got {type(x).__name__}. Fix: {fix}.")
-        if not torch.is_floating_point(x):
-            raise ArgumentError(
-                f"{name} must be a floating tensor, got dtype {x.dtype}; convert it with {name}.float()."
-            )
+        problem = dtype_problem(x)
+        if problem:  # (a float8 tensor raised a raw NotImplementedError from isfinite)
+            raise ArgumentError(f"{name} must be a floating tensor, {problem}; convert it with {name}.float().")
         if x.ndim == 0 or x.shape[-1] == 0:
             raise ArgumentError(
                 f"{name} must have shape (..., d) with d >= 1, got {tuple(x.shape)}."
@@ -159,10 +158,18 @@ def _check_scalar(
             raise ArgumentError(f"{name} must be real, got dtype {t.dtype}.")
         tt = t.to(device=device, dtype=work)
     elif isinstance(t, (bool, int, float)):
-        tt = torch.tensor(float(t), dtype=work, device=device)
+        try:
+            tt = torch.tensor(float(t), dtype=work, device=device)
+        except OverflowError:  # a 400-digit integer (float() raised a raw OverflowError)
+            raise ArgumentError(
+                f"{name} must be a finite number, got an integer too large for a float ({t.bit_length()} bits)."
+            ) from None
     else:
+        _refuse_complex_numpy(t, name)
         try:
             tt = torch.as_tensor(t, dtype=work, device=device)
+        except OverflowError:  # ([10**400]: a raw OverflowError)
+            raise ArgumentError(f"{name} holds a number too large for a float; pass finite numbers.") from None
         except (TypeError, ValueError, RuntimeError):
             raise ArgumentError(
                 f"{name} must be a float or a tensor, got {type(t).__name__}."
@@ -179,6 +186,23 @@ def _check_scalar(
             f"each of n pairs pass {name} of shape (T, 1) to get (T, n, d)."
         ) from None
     return tt, shape
+
+
+def _refuse_complex_numpy(x: object, name: str) -> None:
+    """Refuse a complex numpy array or scalar, as a complex tensor is refused (``torch.as_tensor``
+    with a real dtype dropped the imaginary part with only a warning)."""
+    if isinstance(x, (np.ndarray, np.generic)) and np.iscomplexobj(x):
+        raise ArgumentError(f"{name} must be real, got numpy dtype {x.dtype}.")
+
+
+def _refuse_zero_rows(x: torch.Tensor, name: str) -> None:
+    """Raise naming ``name`` where a row of ``x`` is the zero vector (as :func:`_unit` does)."""
+    zero = (x == 0).all(dim=-1)
+    if zero.any():
+        raise ArgumentError(
+            f"{name} is the zero vector{_fmt_rows(zero)}: a zero vector has no direction on the sphere. "
+            "Pass embeddings as returned by an encoder."
+        )
 
 
 def _unit(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -309,7 +333,8 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
             :func:`slerp` refuses them), whatever ``t``: the blend passes through the zero
             vector halfway, so a path of nlerps jumps from one end to the other there (a hard
             cut, not a morph); go through a third keyframe. Also where the blend is the zero
-            vector for another reason (``t`` outside [0, 1] with parallel ``a``, ``b``).
+            vector for another reason (``t`` outside [0, 1] with parallel ``a``, ``b``, or ``t = 0``
+            with a zero row of ``a``: the message names it).
 
     >>> import torch
     >>> nlerp(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), 0.5)
@@ -335,6 +360,15 @@ def nlerp(a: torch.Tensor, b: torch.Tensor, t: Scalar) -> torch.Tensor:
         a_, b_ = (torch.where(odd, x / m, x) for x in (a_, b_))
     tt = tt.unsqueeze(-1)
     mixed = (1.0 - tt) * a_ + tt * b_
+    zero_blend = (mixed == 0).all(dim=-1)
+    for x, name in ((a_, "a"), (b_, "b")):
+        # a zero blend where an end is zero (a at t = 0): it was blamed on t extrapolating past [0, 1]
+        at_zero = zero_blend & (x == 0).all(dim=-1)
+        if at_zero.any():
+            raise ArgumentError(
+                f"{name} is the zero vector{_fmt_rows(at_zero)}: a zero vector has no direction, and the blend "
+                "(1 - t) a + t b is zero there. Pass embeddings as returned by an encoder."
+            )
     scale = (1.0 - tt).abs() * a_.norm(dim=-1, keepdim=True) + tt.abs() * b_.norm(dim=-1, keepdim=True)
     out = _refuse_zero(
         mixed, scale, "the blend (1 - t) a + t b",
@@ -551,7 +585,14 @@ def arithmetic(terms: Iterable[tuple[Scalar, torch.Tensor]]) -> torch.Tensor:
     """
     weights: list[Scalar] = []
     xs: list[torch.Tensor] = []
-    for i, item in enumerate(terms):
+    try:
+        items = iter(terms)
+    except TypeError:  # (None or a number: a raw "object is not iterable")
+        raise ArgumentError(
+            f"terms must be a list of (weight, embedding) pairs, got {type(terms).__name__}; "
+            "write e.g. arithmetic([(1.0, a), (-1.0, b), (1.0, c)])."
+        ) from None
+    for i, item in enumerate(items):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise ArgumentError(
                 f"terms[{i}] must be a (weight, embedding) pair, got {type(item).__name__}"
@@ -570,16 +611,46 @@ def arithmetic(terms: Iterable[tuple[Scalar, torch.Tensor]]) -> torch.Tensor:
         raise ArgumentError("terms is empty; pass at least one (weight, embedding) pair.")
     names = [f"terms[{i}]" for i in range(len(xs))]
     conv, space, dtype, work, lead = _check_inputs(xs, names)
-    total = None
-    scale = None
-    for w, x, name in zip(weights, conv, names):
-        ww, _ = _check_scalar(w, f"the weight of {name}", work, x.device, lead, "the embeddings")
-        ww = ww.unsqueeze(-1)
-        term = ww * x
-        mag = ww.abs() * x.norm(dim=-1, keepdim=True)
-        total = term if total is None else total + term
-        scale = mag if scale is None else scale + mag
-    assert total is not None and scale is not None
+    ws = [
+        _check_scalar(w, f"the weight of {name}", work, x.device, lead, "the embeddings")[0].unsqueeze(-1)
+        for w, x, name in zip(weights, conv, names)
+    ]
+    try:  # each weight broadcasts against the embeddings; they must against each other too
+        torch.broadcast_shapes(*(ww.shape for ww in ws))
+    except RuntimeError:  # (it was a raw RuntimeError from adding the terms)
+        shapes = ", ".join(f"the weight of {n} {tuple(ww.shape[:-1])}" for ww, n in zip(ws, names))
+        raise ArgumentError(
+            f"the weights' shapes do not broadcast against each other: {shapes}. Give every weight the "
+            "same shape (e.g. T values each for a path of T points), or a float."
+        ) from None
+
+    def weighted_sum(ws: list[torch.Tensor], xs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        total = scale = None
+        for ww, x in zip(ws, xs):
+            term = ww * x
+            mag = ww.abs() * x.norm(dim=-1, keepdim=True)
+            total = term if total is None else total + term
+            scale = mag if scale is None else scale + mag
+        assert total is not None and scale is not None
+        return total, scale
+
+    total, scale = weighted_sum(ws, conv)
+    # rows whose terms are tiny (1e-30: their squares underflow, and the sum was refused as cancelling
+    # out) or whose norms overflow (1e20 with a term that cancels): the same sum in units of the row's
+    # largest |w x| entry (each x divided by its largest entry, each weight scaled to match: the sum's
+    # direction is the same); other rows keep their bits
+    odd = ~torch.isfinite(scale) | (scale < torch.finfo(work).eps)
+    if odd.any():
+        amax = [x.abs().amax(dim=-1, keepdim=True) for x in conv]
+        sizes = [ww.abs() * a for ww, a in zip(ws, amax)]  # the largest |w x| entry of each term
+        m = torch.zeros_like(scale)
+        for size in sizes:
+            m = torch.maximum(m, size)
+        odd = odd & (m > 0) & torch.isfinite(m)
+        m = torch.where(odd, m, torch.ones_like(m))
+        xs = [x / torch.where(a > 0, a, torch.ones_like(a)) for x, a in zip(conv, amax)]
+        total2, scale2 = weighted_sum([torch.sign(ww) * size / m for ww, size in zip(ws, sizes)], xs)
+        total, scale = torch.where(odd, total2, total), torch.where(odd, scale2, scale)
     out = _refuse_zero(
         total, scale, "the weighted sum of terms",
         "the terms cancel out. Change a weight or drop the opposing terms.",
@@ -684,7 +755,11 @@ def spherical_mean(
     if points.shape[-2] == 0:
         raise ArgumentError(f"points is empty (shape {tuple(points.shape)}); pass at least one point.")
     try:  # Python, numpy and 0-d tensor integers (not bool, not float), as Segment takes them
-        iters_ok = not isinstance(iters, bool) and operator.index(iters) >= 1
+        iters_ok = (
+            not isinstance(iters, bool)
+            and not (isinstance(iters, torch.Tensor) and (iters.ndim != 0 or iters.dtype == torch.bool))  # (were taken)
+            and operator.index(iters) >= 1
+        )
     except TypeError:
         iters_ok = False
     if not iters_ok:
@@ -711,8 +786,11 @@ def spherical_mean(
                 raise ArgumentError(f"weights must be real, got dtype {weights.dtype}.")
             w = weights.to(device=p_.device, dtype=work)
         else:
+            _refuse_complex_numpy(weights, "weights")
             try:
                 w = torch.as_tensor(weights, dtype=work, device=p_.device)
+            except OverflowError:  # ([10**400, 1]: a raw OverflowError)
+                raise ArgumentError("weights holds a number too large for a float; pass finite numbers.") from None
             except (TypeError, ValueError, RuntimeError):
                 raise ArgumentError(
                     f"weights must be a tensor or a sequence of floats, got {type(weights).__name__}."
@@ -780,7 +858,7 @@ def spherical_mean(
         safe = torch.where(step > 0, step, torch.ones_like(step))
         q = torch.cos(step) * q + torch.sin(step) * (u / safe)
         q = q / q.norm(dim=-1, keepdim=True)
-        if step.max().item() <= tol:
+        if step.numel() == 0 or step.max().item() <= tol:  # (an empty batch: max() raised a raw RuntimeError)
             break
     return _finish(q, dtype, space)
 
@@ -802,7 +880,7 @@ def project_out(z: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
         unit-norm ``(*broadcast(leading dims), d)``.
 
     Raises:
-        ArgumentError: ``direction`` is zero, or ``z`` is parallel to it (nothing is left).
+        ArgumentError: ``direction`` or ``z`` is zero, or ``z`` is parallel to it (nothing is left).
 
     >>> import torch
     >>> project_out(torch.tensor([1.0, 1.0, 0.0]), torch.tensor([0.0, 2.0, 0.0]))
@@ -848,6 +926,14 @@ def _scale_component(
 ) -> torch.Tensor:
     (z_, d_), space, dtype, work, lead = _check_inputs([z, direction], ["z", "direction"])
     u = _unit(d_, "direction")
+    # the result's direction does not depend on z's norm: a row whose norm overflows (1e30) or is tiny
+    # (1e-30, whose squares underflow) is divided by its largest magnitude first, as _unit does (such rows
+    # were refused as "z is parallel to direction", or came back off unit norm); other rows keep their bits
+    nz = z_.norm(dim=-1, keepdim=True)
+    odd = ~torch.isfinite(nz) | (nz < torch.finfo(z_.dtype).eps)
+    if odd.any():
+        _refuse_zero_rows(z_, "z")  # (it was blamed on z being parallel to direction, or on amount = -1)
+        z_, _ = rescale_rows(z_, nz, odd)
     amt, _ = _check_scalar(amount, "amount", work, z_.device, lead, "z and direction")
     along = (z_ * u).sum(dim=-1, keepdim=True)
     perp = z_ - along * u

@@ -40,6 +40,7 @@ Each prior's seeding is fixed: renders and specs already made depend on it.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -68,11 +69,12 @@ class Prior:
     dim: int = 0
 
     def __init__(self, *, name: str, space: str | None, dim: int) -> None:
-        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        # any integer type (numpy's too: np.int64(4) was refused as "not a positive integer"), not a bool
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
             raise ArgumentError(f"dim must be a positive integer, got {dim!r}.")
         self.name = str(name)
-        self.space = space
-        self.dim = dim
+        self.space = None if space is None else str(space)  # as tag() records it: its own outputs were refused
+        self.dim = int(dim)
 
     def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
         """``text_embeddings`` (n, d) float32 unit-norm on the CPU -> (n * num_samples, d)."""
@@ -94,6 +96,12 @@ class Prior:
         z = check_embeddings(text_embeddings, name="text_embeddings", dim=self.dim, space=self.space, expected_by="the prior")
         # (it was blamed on the prior's output, which passed it on)
         refuse_zero_rows(z, "text_embeddings row(s)", "; give each row a text embedding.")
+        if z.shape[0] * num_samples * self.dim > 2**63 - 1:  # (10**400 raised a raw ValueError from torch)
+            shown = num_samples if num_samples < 10**30 else f"<an integer of {num_samples.bit_length()} bits>"
+            raise ArgumentError(  # (not the whole number: str() of one over 4300 digits raises a ValueError)
+                f"num_samples={shown} asks for more than the 2**63 - 1 numbers a tensor can hold "
+                f"({z.shape[0]} text embeddings of size {self.dim}); pass a smaller num_samples."
+            )
         z = normalize(float32_rows(z.detach().to("cpu")))  # (a float64 row of 1e-300 came out zero)
         out = self._sample(z, seed=seed, num_samples=num_samples)
         want = (z.shape[0] * num_samples, self.dim)

@@ -43,11 +43,27 @@ from .errors import ArgumentError, SpaceError
 __all__ = ["tag", "space_of", "common_space", "check_embeddings", "normalize"]
 
 _ATTR = "_latentlab_space"
+#: The dtypes an embedding may have (torch's float8 types are floating too, but most ops, even
+#: ``isfinite``, raise a raw NotImplementedError on them).
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def dtype_problem(z: torch.Tensor) -> str | None:
+    """Why ``z``'s dtype is not one an embedding may have (for "<name> must be a floating tensor,
+    got dtype ..." errors), or ``None`` if it is one."""
+    if z.dtype in FLOAT_DTYPES:
+        return None
+    if torch.is_floating_point(z):
+        return f"got dtype {z.dtype} (float16, bfloat16, float32 and float64 are supported)"
+    return f"got dtype {z.dtype}"
 
 
 def tag(z: torch.Tensor, space: str | None) -> torch.Tensor:
     """Mark ``z`` as living in CLIP space ``space`` (in place) and return it."""
     if space is not None:
+        if not isinstance(z, torch.Tensor):  # (a numpy array raised a raw AttributeError)
+            fix = "pass torch.from_numpy(z)" if type(z).__module__ == "numpy" else "pass the embeddings' tensor"
+            raise ArgumentError(f"tag marks a torch.Tensor with its CLIP space, got {type(z).__name__}; {fix}.")
         setattr(z, _ATTR, str(space))
     return z
 
@@ -174,8 +190,9 @@ def check_embeddings(
         )
     if z.shape[0] == 0 or z.shape[1] == 0:
         raise ArgumentError(f"{name} is empty (shape {tuple(z.shape)}); pass at least one embedding.")
-    if not torch.is_floating_point(z):
-        raise ArgumentError(f"{name} must be a floating tensor, got dtype {z.dtype}.")
+    problem = dtype_problem(z)
+    if problem:
+        raise ArgumentError(f"{name} must be a floating tensor, {problem}.")
     if dim is not None and z.shape[1] != dim:
         raise SpaceError(
             f"{name} has size {z.shape[1]} but {dim} is expected here (shape {tuple(z.shape)}). "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import doctest
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from latentlab import ops
-from latentlab.errors import ArgumentError, SpaceError
+from latentlab.errors import ArgumentError, LatentlabError, SpaceError
 from latentlab.ops import (
     amplify,
     arithmetic,
@@ -26,6 +27,7 @@ from latentlab.ops import (
     text_diff,
     text_diff_direction,
 )
+from latentlab.priors import IdentityPrior
 from latentlab.space import check_embeddings, common_space, normalize, refuse_zero_rows, space_of, tag
 
 PROPS = settings(max_examples=50, deadline=None, derandomize=True)
@@ -883,3 +885,245 @@ def test_numbers_too_large_for_a_float_are_refused_by_name():
         slerp(unit(0, 1, 4), unit(1, 1, 4), 0.5, eps=huge)
     with pytest.raises(ArgumentError, match="fps="):
         _check_fps(huge)
+
+
+_HUGE = 10**400  # what a JSON file's 400-digit number becomes
+
+
+# -- audit of 2026-12-07: huge and complex factors, tiny and huge rows, float8, empty batches, priors --
+def test_blend_factors_too_large_for_a_float_are_refused_by_name():
+    """t, amount, theta and arithmetic's weights of 10**400 (or a list holding one) raised a raw
+    OverflowError from float() / torch.as_tensor."""
+    a, b, c = unit(0, 1, 8), unit(1, 1, 8), unit(2, 1, 8)
+    cases = [
+        ("t must be a finite number", lambda: slerp(a, b, _HUGE)),
+        ("t must be a finite number", lambda: lerp(a, b, -_HUGE)),
+        ("t must be a finite number", lambda: nlerp(a, b, _HUGE)),
+        ("t holds a number too large", lambda: slerp(a, b, [0.0, _HUGE])),
+        ("amount must be a finite number", lambda: amplify(a, b, _HUGE)),
+        ("theta must be a finite number", lambda: text_diff(a, b, c, _HUGE)),
+        ("the weight of terms\\[1\\] must be a finite number", lambda: arithmetic([(1.0, a), (_HUGE, b)])),
+        ("weights holds a number too large", lambda: spherical_mean(torch.cat([a, b]), [_HUGE, 1])),
+    ]
+    for match, call in cases:
+        with pytest.raises(ArgumentError, match=match):
+            call()
+    # ordinary Python and numpy numbers are taken as before
+    torch.testing.assert_close(slerp(a, b, 1), slerp(a, b, np.float64(1.0)))
+
+
+def test_complex_numpy_blend_factors_and_weights_are_refused_like_complex_tensors():
+    """A complex tensor t was refused ("must be real") but a complex numpy scalar or array had its
+    imaginary part dropped with only a warning."""
+    a, b = unit(0, 1, 8), unit(1, 1, 8)
+    with pytest.raises(ArgumentError, match="t must be real"):
+        slerp(a, b, np.array([0.5 + 0.5j]))
+    with pytest.raises(ArgumentError, match="amount must be real"):
+        amplify(a, b, np.complex128(0.5))
+    with pytest.raises(ArgumentError, match="weights must be real"):
+        spherical_mean(torch.cat([a, b]), np.array([1.0 + 1j, 1.0]))
+    with pytest.raises(ArgumentError, match="t must be real"):
+        slerp(a, b, torch.tensor(0.5 + 0j))  # (as before)
+
+
+def test_spherical_mean_of_an_empty_batch_is_empty_as_for_the_other_operators():
+    """An empty batch (points (0, K, d), or weights (0, K)) raised a raw RuntimeError from
+    max() on the empty step tensor; slerp, arithmetic, ... return (0, d)."""
+    p = unit(0, 3, 8)
+    assert spherical_mean(torch.zeros(0, 3, 8)).shape == (0, 8)
+    assert spherical_mean(p, torch.ones(0, 3)).shape == (0, 8)
+    assert slerp(torch.zeros(0, 8), torch.zeros(0, 8), 0.5).shape == (0, 8)
+
+
+def test_arithmetic_refuses_terms_that_are_not_a_list_by_name():
+    """arithmetic(None) or arithmetic(3) raised a raw TypeError "object is not iterable"."""
+    for bad in (None, 3, 2.5):
+        with pytest.raises(ArgumentError, match="terms must be a list of \\(weight, embedding\\) pairs"):
+            arithmetic(bad)  # type: ignore[arg-type]
+    # a generator is read once, as before
+    a, b = unit(0, 1, 8), unit(1, 1, 8)
+    torch.testing.assert_close(arithmetic((w, x) for w, x in [(1.0, a), (1.0, b)]), arithmetic([(1.0, a), (1.0, b)]))
+
+
+def test_project_out_and_amplify_keep_the_direction_of_rows_of_any_norm():
+    """z of norm 1e-30 (its squares underflow in float32) was refused as "z is parallel to
+    direction"; at 1e-20 the result was off unit norm (1.0000026); a row of 1e30 whose component
+    off the direction is 1e25 was refused too. The other operators take such rows."""
+    z = torch.tensor([[1.0, 1.0, 0.0]])
+    d = torch.tensor([[1.0, 0.0, 0.0]])
+    for s in (1e-30, 1e-20, 1e20, 1e30):
+        torch.testing.assert_close(project_out(z * s, d), torch.tensor([[0.0, 1.0, 0.0]]), atol=1e-6, rtol=0)
+        torch.testing.assert_close(amplify(z * s, d, 1.0), amplify(z, d, 1.0), atol=1e-6, rtol=0)
+    far = project_out(torch.tensor([[1e30, 1e25]]), torch.tensor([[1.0, 0.0]]))
+    torch.testing.assert_close(far, torch.tensor([[0.0, 1.0]]))
+    # rows of ordinary size keep their bits
+    x, u = unit(3, 16, 32) * 3.0, unit(4, 1, 32)
+    along = (x * u).sum(-1, keepdim=True)
+    perp = x - along * u
+    perp = perp - (perp * u).sum(-1, keepdim=True) * u
+    out = perp + 2.0 * along * u
+    assert torch.equal(amplify(x, u, 1.0), out / out.norm(dim=-1, keepdim=True))
+
+
+def test_project_out_and_amplify_name_a_zero_z():
+    """A zero z was blamed on z being parallel to direction, or on amount = -1 (amount was 1.0)."""
+    d = torch.tensor([[1.0, 0.0, 0.0]])
+    z = torch.cat([unit(0, 1, 3), torch.zeros(1, 3)])
+    with pytest.raises(ArgumentError, match=r"z is the zero vector \(rows \[1\]\)"):
+        amplify(z, d, 1.0)
+    with pytest.raises(ArgumentError, match=r"z is the zero vector \(rows \[1\]\)"):
+        project_out(z, d)
+
+
+def test_arithmetic_refuses_weights_whose_shapes_do_not_broadcast_by_name():
+    """Weights of shapes (4,) and (5,) each broadcast against the embeddings' leading dims but not
+    against each other: adding the terms raised a raw RuntimeError."""
+    a, b = unit(0, 1, 8), unit(1, 1, 8)
+    with pytest.raises(ArgumentError, match=r"the weight of terms\[0\] \(4,\), the weight of terms\[1\] \(5,\)"):
+        arithmetic([(torch.ones(4), a), (torch.ones(5), b)])
+    assert arithmetic([(torch.ones(4, 1), a), (torch.ones(5), b)]).shape == (4, 5, 8)  # (as before)
+
+
+def test_arithmetic_of_tiny_or_huge_terms_keeps_their_direction():
+    """Terms of norm 1e-30 (or 1e-40) were refused as "the terms cancel out" (the sum's norm and
+    the scale underflowed to zero); weights of 1e-30 too."""
+    z = torch.tensor([[1.0, 1.0, 0.0]])
+    d = torch.tensor([[1.0, 0.0, 0.0]])
+    want = arithmetic([(1.0, z), (0.5, d)])
+    for s in (1e-40, 1e-30, 1e-20, 1e20, 1e30):
+        torch.testing.assert_close(arithmetic([(1.0, z * s), (0.5, d * s)]), want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(arithmetic([(1e-30, z), (0.5e-30, d)]), want, atol=1e-6, rtol=0)
+    # terms that do cancel are still refused, whatever their size
+    for s in (1e-30, 1.0):
+        with pytest.raises(ArgumentError, match="cancel out"):
+            arithmetic([(1.0, z * s), (-1.0, z * s)])
+
+
+def test_nlerp_names_a_zero_end_where_the_blend_is_zero():
+    """nlerp(zeros, b, 0.0) was refused as "t outside [0, 1] extrapolates past the zero vector":
+    t = 0 is inside; the zero end is at fault. (Where the blend is not zero, as at t = 0.5, it is
+    b's direction, as before; a trajectory refuses a zero end keyframe itself.)"""
+    a, b = torch.zeros(1, 4), unit(0, 1, 4)
+    with pytest.raises(ArgumentError, match=r"a is the zero vector \(rows \[0\]\)") as info:
+        nlerp(a, b, 0.0)
+    assert "outside [0, 1]" not in str(info.value)
+    with pytest.raises(ArgumentError, match=r"b is the zero vector \(rows \[0\]\)"):
+        nlerp(b, a, 1.0)
+    with pytest.raises(ArgumentError, match=r"a is the zero vector \(rows \[\(0, 0\)\]\)"):
+        nlerp(a, b, torch.linspace(0, 1, 5)[:, None])
+    torch.testing.assert_close(nlerp(a, b, 0.5), b)  # (as before)
+    with pytest.raises(ArgumentError, match="t outside \\[0, 1\\] extrapolates"):  # (as before)
+        nlerp(b, 2.0 * b, -1.0)
+
+
+def test_spherical_mean_refuses_a_bool_or_1d_tensor_iters():
+    """iters=torch.tensor(True) ran one iteration and torch.tensor([3]) three, though bools (and
+    numpy's np.True_) are refused and the comment says 0-d tensors."""
+    p = unit(0, 3, 8)
+    for bad in (torch.tensor(True), torch.tensor([3]), np.bool_(True), True):
+        with pytest.raises(ArgumentError, match="iters must be a positive int"):
+            spherical_mean(p, iters=bad)
+    torch.testing.assert_close(spherical_mean(p, iters=torch.tensor(50)), spherical_mean(p, iters=50))
+
+
+def test_float8_embeddings_are_refused_by_name():
+    """torch's float8 dtypes are floating, so they passed the dtype check and raised a raw
+    NotImplementedError from isfinite."""
+    a = unit(0, 2, 8).to(torch.float8_e4m3fn)
+    with pytest.raises(ArgumentError, match=r"a must be a floating tensor, got dtype torch.float8_e4m3fn \(float16"):
+        slerp(a, unit(1, 2, 8), 0.5)
+    with pytest.raises(ArgumentError, match=r"embeddings must be a floating tensor, got dtype torch.float8_e4m3fn"):
+        check_embeddings(a)
+    with pytest.raises(ArgumentError, match=r"z must be a floating tensor, got dtype torch.int64"):  # (as before)
+        check_embeddings(torch.ones(2, 3, dtype=torch.long), name="z")
+
+
+def test_tag_refuses_what_is_not_a_tensor_by_name():
+    """ll.tag(numpy_array, "mini") raised a raw AttributeError."""
+    with pytest.raises(ArgumentError, match=r"got ndarray; pass torch.from_numpy\(z\)"):
+        tag(np.zeros((1, 4), dtype=np.float32), "mini")
+    with pytest.raises(ArgumentError, match="got list"):
+        tag([1.0, 0.0], "mini")
+    assert tag(None, None) is None  # (no space: returned as given, as before)  # type: ignore[arg-type]
+
+
+def test_a_prior_takes_back_its_own_outputs_whatever_type_its_space_was_given_in():
+    """Prior(space=5) tagged its outputs '5' (tag() records str(space)) but compared inputs with 5,
+    so it refused its own outputs as being of another space."""
+    p = IdentityPrior(name="p", space=5, dim=4)  # type: ignore[arg-type]
+    out = p(torch.ones(1, 4))
+    torch.testing.assert_close(p(out), out)
+    assert space_of(out) == "5" and p.space == "5" and p.describe()["space"] == "5"
+
+
+def test_a_prior_refuses_a_num_samples_no_tensor_can_hold_by_name():
+    """num_samples=10**400 passed check_int (no upper bound) and raised a raw ValueError
+    ("Overflow when unpacking long long") from repeat_interleave."""
+    p = IdentityPrior(name="p", space="s", dim=4)
+    for bad in (_HUGE, 2**62, 10**5000):
+        with pytest.raises(ArgumentError, match="num_samples=.* asks for more than"):
+            p(torch.ones(1, 4), num_samples=bad)
+    assert p(torch.ones(2, 4), num_samples=3).shape == (6, 4)
+
+
+def test_a_prior_takes_a_numpy_integer_dim():
+    """Prior(dim=np.int64(4)) (e.g. an array's shape read through numpy) was refused as "dim must be a
+    positive integer, got np.int64(4)"; num_samples and seed take numpy integers already."""
+    p = IdentityPrior(name="p", space="s", dim=np.int64(4))  # type: ignore[arg-type]
+    assert p.dim == 4 and type(p.dim) is int and p.describe()["dim"] == 4
+    assert p(torch.ones(1, 4)).shape == (1, 4)
+    for bad in (True, 4.0, 0, np.float64(4.0)):
+        with pytest.raises(ArgumentError, match="dim must be a positive integer"):
+            IdentityPrior(name="p", space="s", dim=bad)  # type: ignore[arg-type]
+
+
+# -- property tests (the first and last pass before and after; the blend-factor one is a regression) --
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=seeds, d=st.integers(1, 40), t=st.floats(-2.0, 3.0), scale=st.sampled_from([1e-30, 1.0, 1e30]),
+       dtype=st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]))
+def test_slerp_endpoints_unit_norm_symmetry_and_dtype(seed, d, t, scale, dtype):
+    if dtype in (torch.float16, torch.bfloat16):
+        scale = 1.0  # (1e30 is beyond float16)
+    a = (unit(seed, 2, d, dtype=torch.float64) * scale).to(dtype)
+    b = (unit(seed + 1, 2, d, dtype=torch.float64) * scale).to(dtype)
+    if bool((ops.cosine(a.double(), b.double()) < -0.999).any()):
+        with pytest.raises(ArgumentError, match="antipodal"):
+            slerp(a, b, t)
+        return
+    tol = {torch.float16: 4e-3, torch.bfloat16: 2e-2, torch.float32: 2e-5, torch.float64: 1e-12}[dtype]
+    r = slerp(a, b, t)
+    assert r.dtype == dtype and r.shape == (2, d)
+    torch.testing.assert_close(r.double().norm(dim=-1), torch.ones(2, dtype=torch.float64), atol=tol, rtol=0)
+    torch.testing.assert_close(slerp(b, a, 1.0 - t).double(), r.double(), atol=tol * 10, rtol=0)
+    torch.testing.assert_close(slerp(a, b, 0.0).double(), normalize(a.double()), atol=tol, rtol=0)
+    torch.testing.assert_close(slerp(a, b, 1.0).double(), normalize(b.double()), atol=tol, rtol=0)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(t=st.one_of(st.integers(-(10**500), 10**500), st.floats(allow_nan=True, allow_infinity=True),
+                   st.booleans(), st.complex_numbers(), st.text(max_size=3), st.none()))
+def test_blend_factors_give_a_result_or_an_argument_error(t):
+    a, b = unit(0, 1, 4), unit(1, 1, 4)
+    for op in (lerp, nlerp, slerp):
+        try:
+            r = op(a, b, t)
+        except LatentlabError as e:
+            assert "t " in str(e)
+        else:
+            assert torch.isfinite(r).all()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=seeds, k=st.integers(1, 5), d=st.integers(2, 16), data=st.data())
+def test_spherical_mean_is_unit_norm_and_scale_invariant_or_refused_by_name(seed, k, d, data):
+    p = unit(seed, k, d)
+    w = data.draw(st.lists(st.floats(-1.0, 10.0), min_size=k, max_size=k))
+    try:
+        m = spherical_mean(p, w)
+    except ArgumentError as e:
+        assert "weights" in str(e) or "points" in str(e)
+        return
+    assert abs(float(m.norm()) - 1.0) < 1e-5
+    torch.testing.assert_close(spherical_mean(p, [3.0 * x for x in w]), m, atol=1e-5, rtol=0)
