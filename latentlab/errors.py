@@ -93,12 +93,23 @@ def output_file(text: str) -> Path:
     return path
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message; an integer too long for Python to print (over 4300
+    digits: ``repr`` raises a ValueError) is said by its size."""
+    try:
+        return repr(value)
+    except ValueError:
+        if isinstance(value, numbers.Integral):
+            return f"<an integer of {int(value).bit_length()} bits>"
+        raise
+
+
 def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     """``value`` as an ``int`` if it is an integer (not a bool, not a float such as 1.7) of at
     least ``minimum``; else an :class:`ArgumentError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
         bound = "" if minimum is None else f" >= {minimum}"
-        raise ArgumentError(f"{name} must be an integer{bound}, got {value!r}.")
+        raise ArgumentError(f"{name} must be an integer{bound}, got {shown(value)}.")
     return int(value)
 
 
@@ -106,7 +117,7 @@ def check_seed(value: object, name: str = "seed") -> int:
     """A random seed: an integer in [-2**63, 2**63) (what a torch generator takes, with room
     for the per-frame ``seed + k``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -(2**63) <= value < 2**63:
-        raise ArgumentError(f"{name} must be an integer in [-2**63, 2**63), got {value!r}.")
+        raise ArgumentError(f"{name} must be an integer in [-2**63, 2**63), got {shown(value)}.")
     return int(value)
 
 
@@ -127,7 +138,7 @@ def check_number(value: object, name: str, *, minimum: float | None = None) -> f
     ok = is_finite_real(value)
     if not ok or (minimum is not None and value < minimum):
         bound = "" if minimum is None else f" >= {minimum}"
-        raise ArgumentError(f"{name} must be a finite number{bound}, got {value!r}.")
+        raise ArgumentError(f"{name} must be a finite number{bound}, got {shown(value)}.")
     return float(value)
 
 

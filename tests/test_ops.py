@@ -887,6 +887,19 @@ def test_numbers_too_large_for_a_float_are_refused_by_name():
         _check_fps(huge)
 
 
+@pytest.mark.parametrize("check", ["check_int", "check_seed", "check_number"])
+def test_an_integer_too_long_to_print_is_refused_by_its_size(check):
+    """Over 4300 digits Python will not print an integer (repr raises a ValueError), so the shared
+    checks' own messages raised a raw ValueError; they now say its size."""
+    from latentlab import errors
+
+    with pytest.raises(ArgumentError, match=r"steps must be .*got <an integer of 33220 bits>"):
+        if check == "check_int":
+            errors.check_int(-(10**10000), "steps", minimum=1)
+        else:
+            getattr(errors, check)(10**10000, "steps")
+
+
 _HUGE = 10**400  # what a JSON file's 400-digit number becomes
 
 
