@@ -169,15 +169,13 @@ class _Killed(BaseException):
 
 
 def test_a_kill_between_the_checkpoint_renames_is_finished_on_resume(run, tmp_path, monkeypatch):
-    import pathlib
-
     from latentlab.mini import train
 
     sets = ["--set", "decoder.steps=6", "--set", "decoder.max_minutes=null"]
     ref = _copy(run, tmp_path / "ref", "decoder")
     train.main(["--stage", "decoder", "--config", "smoke", "--out", str(ref), *sets])
     out = _copy(run, tmp_path / "run", "decoder")
-    real_save, real_replace = train._save_ckpt, pathlib.Path.replace
+    real_save, real_replace = train._save_ckpt, Path.replace
     armed = []
 
     def save(stage_dir, model, opt, step, *a, **k):
@@ -191,7 +189,7 @@ def test_a_kill_between_the_checkpoint_renames_is_finished_on_resume(run, tmp_pa
         return result
 
     monkeypatch.setattr(train, "_save_ckpt", save)
-    monkeypatch.setattr(pathlib.Path, "replace", replace)
+    monkeypatch.setattr(Path, "replace", replace)
     with pytest.raises(_Killed):
         train.main(["--stage", "decoder", "--config", "smoke", "--out", str(out), *sets])
     monkeypatch.undo()
@@ -1147,3 +1145,255 @@ def test_ctrl_c_during_an_exports_moves_leaves_the_old_weights_or_the_new_never_
     assert now == old or ({k: now.get(k) for k in new} == new and json.loads(now["manifest.json"])["files"]
                           == {"mini_prior.safetensors": {"step": 2}}), now  # fmt: skip
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".w.export-")]
+
+
+# -- the training loop (audit of 2026-12-07): Ctrl-C and resume, logs, a first save cut short, caches --
+
+
+def _steps(path: Path) -> list:
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()]
+
+
+def _records(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def clip_and_cache(run, tmp_path_factory):
+    """The smoke run's CLIP and cache, what the prior stage trains on."""
+    return _copy(run, tmp_path_factory.mktemp("clip-and-cache") / "run", "prior", "decoder")
+
+
+class _CtrlCOnStep(torch.optim.SGD):
+    """SGD that receives Ctrl-C (a real SIGINT) during its ``at``-th step."""
+
+    def __init__(self, params, at: int | None):
+        super().__init__(params, lr=0.1)
+        self.at, self.calls = at, 0
+
+    def step(self, *a, **k):
+        out = super().step(*a, **k)
+        self.calls += 1
+        if self.calls == self.at:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+
+def _loop_run(d: Path, n: int, stop_at: int | None, resume: bool = False, log_every: int = 1, ckpt_every: int = 1000):
+    """Train a tiny net for ``n`` steps through ``_StageLoop`` (batches from ``_gen``, as the
+    stages draw theirs), Ctrl-C during the ``stop_at``-th optimiser step; returns the loop."""
+    from latentlab.mini.train import DecoderStage, StageInterrupted, _ema_init, _gen, _load_ckpt, _StageLoop
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = _CtrlCOnStep(model.parameters(), stop_at)
+    ema = _ema_init(model)
+    step, spent, loss_avg, state = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None, {})
+    stage = DecoderStage(steps=n, warmup=1, log_every=log_every, ckpt_every=ckpt_every, max_minutes=None)
+    loop = _StageLoop("decoder", stage, d, model, opt, ema, step, spent, loss_avg, state)
+    try:
+        while loop.step < n:
+            x = torch.randn(4, 3, generator=_gen(0, loop.step, 3))
+            loop.set_lr()
+            loop.update(model(x).pow(2).mean())
+    except KeyboardInterrupt:
+        with pytest.raises(StageInterrupted):
+            raise loop.interrupted() from None
+        return loop
+    loop.finish()
+    return loop
+
+
+@settings(derandomize=True, max_examples=6, deadline=None)
+@given(n=st.integers(2, 8), every=st.tuples(st.integers(1, 3), st.integers(1, 4)), data=st.data())
+def test_ctrl_c_then_resume_is_the_uninterrupted_run(tmp_path_factory, n, every, data):
+    """Ctrl-C during any step k of n, then --resume, gives the uninterrupted run: the same
+    weights, EMA, running loss (in ``state.pt``) and ``log.jsonl``. The step's log record and
+    its loss in the running mean were lost: Ctrl-C was held over the optimiser step only, and
+    raised before the bookkeeping that follows it."""
+    k = data.draw(st.integers(1, n - 1), label="k")
+    tmp = tmp_path_factory.mktemp("loop")
+    log_every, ckpt_every = every
+    ref = _loop_run(tmp / "ref", n, None, log_every=log_every, ckpt_every=ckpt_every)
+    _loop_run(tmp / "run", n, k, log_every=log_every, ckpt_every=ckpt_every)
+    saved = torch.load(tmp / "run" / "state.pt", weights_only=True)
+    assert saved["step"] == k
+    if log_every == 1:  # the checkpoint's running loss and log are those of the uninterrupted run at step k
+        assert saved["loss_avg"] == _records(tmp / "ref" / "log.jsonl")[k - 1]["loss_avg"]
+        assert _records(tmp / "run" / "log.jsonl") == _records(tmp / "ref" / "log.jsonl")[:k]
+    res = _loop_run(tmp / "run", n, None, resume=True, log_every=log_every, ckpt_every=ckpt_every)
+    assert res.loss_avg == ref.loss_avg
+    assert _records(tmp / "ref" / "log.jsonl") == _records(tmp / "run" / "log.jsonl")
+    assert _equal(tmp / "ref", tmp / "run") and _equal(tmp / "ref", tmp / "run", "ema.safetensors")
+
+
+def test_the_clips_log_keeps_the_step_ctrl_c_stopped_at_and_drops_a_killed_runs(tmp_path, monkeypatch):
+    """The CLIP's loop too: started again after a run killed before its first checkpoint, the
+    killed run's records go; Ctrl-C during step 2's optimiser step saves the step-2 checkpoint
+    and the log has that step's record (it was missing, so the log skipped a step)."""
+    from latentlab.mini import train
+
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "log.jsonl").write_text(json.dumps({"stage": "clip", "step": 1, "loss": 9.0}) + "\n")
+    real, calls = torch.optim.AdamW.step, []
+
+    def step(self, *a, **k):
+        out = real(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    with pytest.raises(SystemExit):
+        train.main(["--stage", "clip", "--config", "smoke", "--out", str(tmp_path), "--set", "clip.steps=3"])
+    assert torch.load(tmp_path / "clip" / "state.pt", weights_only=True)["step"] == 2
+    recs = _records(tmp_path / "clip" / "log.jsonl")
+    assert [r["step"] for r in recs] == [1, 2] and recs[0]["loss"] != 9.0
+
+
+def test_a_stage_started_again_after_a_kill_logs_one_series_of_steps(tmp_path):
+    """A stage killed before its first checkpoint has no checkpoint, so it is trained from the
+    start again: the log of the killed run goes, not stays in front of the new series."""
+    from latentlab.mini.train import DecoderStage, _ema_init, _StageLoop
+
+    d = tmp_path / "decoder"
+    d.mkdir()
+    stale = [json.dumps({"stage": "decoder", "step": s, "loss": 9.0}) for s in (1, 2)]
+    (d / "log.jsonl").write_text("".join(ln + "\n" for ln in stale))
+    model = torch.nn.Linear(3, 1)
+    stage = DecoderStage(steps=5, warmup=0, log_every=1, ckpt_every=100, max_minutes=None)
+    loop = _StageLoop("decoder", stage, d, model, torch.optim.SGD(model.parameters(), lr=0.1), _ema_init(model),
+                      0, 0.0, None)  # fmt: skip
+    loop.update(model(torch.ones(2, 3)).pow(2).mean())
+    loop.bar.close()
+    assert _steps(d / "log.jsonl") == [1]
+
+
+def _cut_first_save(d: Path, monkeypatch) -> None:
+    """``_save_ckpt`` of a first checkpoint (step 3) killed right after ``model.safetensors`` is in place."""
+    from latentlab.mini.train import _save_ckpt
+
+    real = Path.replace
+
+    def replace(self, target):
+        out = real(self, target)
+        if str(target).endswith("model.safetensors"):
+            raise _Killed
+        return out
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 2)
+    with monkeypatch.context() as m:
+        m.setattr(Path, "replace", replace)
+        with pytest.raises(_Killed):
+            _save_ckpt(d, model, torch.optim.AdamW(model.parameters()), 3, _ema_from(model))
+    assert sorted(p.name for p in d.iterdir()) == ["ema.tmp", "model.safetensors", "state.tmp"]
+
+
+def _ema_from(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_a_first_checkpoint_cut_short_between_its_renames_is_finished_on_resume(tmp_path, monkeypatch):
+    """The docs: "a resume finishes a save that a kill cut short". It did not for the first
+    save (no ``state.pt`` yet): the stage counted as having no checkpoint, trained from the
+    start again (without --resume too, so its log held two series of steps)."""
+    from latentlab.mini.train import _read_state, main
+
+    d = tmp_path / "prior"
+    _cut_first_save(d, monkeypatch)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    with pytest.raises(ArgumentError, match=r"prior already holds a checkpoint; pass --resume"):
+        main(["--stage", "prior", "--config", "smoke", "--out", str(tmp_path)])
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # refused: nothing changed
+    assert _read_state(d)["step"] == 3
+    assert sorted(p.name for p in d.iterdir()) == ["ema.safetensors", "model.safetensors", "state.pt"]
+
+
+def test_a_first_checkpoint_cut_short_resumes_as_the_uninterrupted_run(clip_and_cache, tmp_path, monkeypatch):
+    """End to end: the prior killed between the renames of its first checkpoint (step 2), then
+    ``--resume``, ends as the run that was never killed."""
+    from latentlab.mini import train
+
+    sets = ["--set", "prior.steps=4", "--set", "prior.max_minutes=null"]
+    ref, out = shutil.copytree(clip_and_cache, tmp_path / "ref"), shutil.copytree(clip_and_cache, tmp_path / "run")
+    train.main(["--stage", "prior", "--config", "smoke", "--out", str(ref), *sets])
+    real = Path.replace
+
+    def replace(self, target):
+        result = real(self, target)
+        if str(target).endswith("prior/model.safetensors"):
+            raise _Killed
+        return result
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "replace", replace)
+        with pytest.raises(_Killed):
+            train.main(["--stage", "prior", "--config", "smoke", "--out", str(out), *sets])
+    train.main(["--stage", "prior", "--config", "smoke", "--out", str(out), *sets, "--resume"])
+    assert torch.load(out / "prior" / "state.pt", weights_only=True)["step"] == 4
+    assert _steps(out / "prior" / "log.jsonl") == [1, 2, 3, 4]
+    assert _equal(ref / "prior", out / "prior") and _equal(ref / "prior", out / "prior", "ema.safetensors")
+
+
+def test_a_resumed_ema_stays_on_the_models_device(tmp_path):
+    """``_load_ckpt`` read the EMA onto the CPU whatever the device of the EMA it replaced, so a
+    stage resumed on a GPU failed at its first EMA update (a CPU tensor updated from a CUDA one).
+    ``meta`` stands for the GPU here."""
+    from latentlab.mini.train import _load_ckpt, _save_ckpt
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    _save_ckpt(tmp_path, model, opt, 2, _ema_from(model))
+    ema = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict().items()}
+    _load_ckpt(tmp_path, model, opt, ema)
+    assert {v.device.type for v in ema.values()} == {"meta"}
+
+
+def test_a_cache_whose_emoji_share_rounds_to_none_is_reused(clip_and_cache, tmp_path, monkeypatch):
+    """``data.emoji_fraction`` small enough that the cache holds no emoji image: the cache's
+    description did not record the fraction, so every stage rendered and encoded it again."""
+    from latentlab.mini import train
+
+    out = tmp_path / "run"
+    shutil.copytree(clip_and_cache / "clip", out / "clip")
+    cfg = train.get_config("smoke", ["data.emoji_fraction=0.01"])
+    assert train._n_emoji(cfg, cfg.cache.n_images) == 0
+    calls = []
+    real = train.create_clip
+    monkeypatch.setattr(train, "create_clip", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    first = train.build_cache(cfg, out)
+    second = train.build_cache(cfg, out)
+    assert len(calls) == 1 and torch.equal(first["image_embeds"], second["image_embeds"])
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(steps=st.lists(st.integers(0, 9), max_size=8), at=st.integers(0, 9), cut=st.booleans())
+def test_trim_log_keeps_the_records_up_to_the_checkpoint_in_order(tmp_path_factory, steps, at, cut):
+    """Property (docs/mini.md): a resume drops the log records beyond its checkpoint and a line
+    cut short, and keeps the others as they were, in order."""
+    from latentlab.mini.train import _trim_log
+
+    path = tmp_path_factory.mktemp("log") / "log.jsonl"
+    lines = [json.dumps({"stage": "prior", "step": s, "loss": 0.5}) for s in steps]
+    path.write_text("".join(ln + "\n" for ln in lines) + ('{"stage": "prior", "st' if cut else ""))
+    _trim_log(path, at)
+    assert path.read_text() == "".join(ln + "\n" for ln, s in zip(lines, steps) if s <= at)
+
+
+def test_a_cache_is_reused_beside_a_copy_of_its_clip(clip_and_cache, tmp_path, monkeypatch):
+    """A run folder copied without its files' times (``cp -r``, a transfer to another machine)
+    gives the CLIP another mtime but the same tensors: the cache's description records the
+    CLIP's id, so the cache is reused, not rendered and encoded again."""
+    import os
+
+    from latentlab.mini import train
+
+    out = shutil.copytree(clip_and_cache, tmp_path / "run")
+    cfg = train.get_config("smoke")
+    train.build_cache(cfg, out)  # reused as it is
+    clip = out / "clip" / "model.safetensors"
+    os.utime(clip, (clip.stat().st_atime, clip.stat().st_mtime + 60))
+    monkeypatch.setattr(train, "create_clip", lambda *a, **k: pytest.fail("the cache was encoded again"))
+    assert train.build_cache(cfg, out)["image_embeds"].shape[0] == cfg.cache.n_images

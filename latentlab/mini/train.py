@@ -819,9 +819,14 @@ def _lr(step: int, peak: float, warmup: int, total: int, time_frac: float = 0.0)
 
 
 class _Logger:
-    def __init__(self, path: Path):
+    """Appends records to ``path`` (log.jsonl) of a stage that starts at ``step``: records of
+    later steps (left by a run killed before it saved a checkpoint, which this one trains
+    again) are dropped first, so the log holds one series of steps."""
+
+    def __init__(self, path: Path, step: int = 0):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _trim_log(path, step)
 
     def __call__(self, **rec: Any) -> None:
         with self.path.open("a") as f:
@@ -907,11 +912,30 @@ def _torn(steps: dict[str, int | None]) -> bool:
     return len({v for v in steps.values()}) > 1
 
 
+def _first_save_cut_short(stage_dir: Path) -> bool:
+    """True when the first checkpoint of ``stage_dir`` was cut short between its renames:
+    ``model.safetensors`` is in place, ``state.pt`` not yet, and ``state.tmp`` is of its step."""
+    model, tmp = stage_dir / "model.safetensors", stage_dir / "state.tmp"
+    if (stage_dir / "state.pt").is_file() or not (model.is_file() and tmp.is_file()):
+        return False
+    try:
+        n = _weights_step(model)
+        return n is not None and _state_file_step(tmp) == n
+    except Exception:  # noqa: BLE001 (a damaged file is no finished save)
+        return False
+
+
 def _settle_ckpt(stage_dir: Path) -> None:
     """Before ``stage_dir``'s checkpoint is read: finish a save that a kill cut short between
     its renames (the files still under ``*.tmp`` are of the step ``model.safetensors`` already
-    holds), and refuse a checkpoint whose files are of different steps, or missing or damaged
-    (:func:`_read_ckpt_file`; ``model.safetensors`` is in place before ``state.pt`` is)."""
+    holds; the first save too, :func:`_first_save_cut_short`), and refuse a checkpoint whose
+    files are of different steps, or missing or damaged (:func:`_read_ckpt_file`;
+    ``model.safetensors`` is in place before ``state.pt`` is)."""
+    if _first_save_cut_short(stage_dir):
+        ema, ema_tmp = stage_dir / "ema.safetensors", stage_dir / "ema.tmp"
+        if not ema.is_file() and ema_tmp.is_file():
+            ema_tmp.replace(ema)  # of another step, it is refused as torn below
+        (stage_dir / "state.tmp").replace(stage_dir / "state.pt")
     if not (stage_dir / "state.pt").is_file():
         return
     steps = _ckpt_steps(stage_dir)
@@ -940,9 +964,9 @@ def _settle_ckpt(stage_dir: Path) -> None:
 def _read_state(stage_dir: Path) -> dict[str, Any]:
     """``stage_dir``'s ``state.pt`` once its checkpoint is settled (:func:`_settle_ckpt`)."""
     state_path = stage_dir / "state.pt"
+    _settle_ckpt(stage_dir)
     if not state_path.is_file():
         raise ArgumentError(f"--resume: no checkpoint at {state_path}; run the stage without --resume first.")
-    _settle_ckpt(stage_dir)
     return torch.load(state_path, map_location="cpu", weights_only=True)
 
 
@@ -959,7 +983,8 @@ def _load_ckpt(stage_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     model.load_state_dict(load_file(str(stage_dir / "model.safetensors")))
     opt.load_state_dict(state["optimizer"])
     if ema is not None:  # every save of a stage with an EMA writes it: without it, the EMA would restart from the init
-        ema.update(_read_ckpt_file(stage_dir / "ema.safetensors", lambda p: load_file(str(p))))
+        saved = _read_ckpt_file(stage_dir / "ema.safetensors", lambda p: load_file(str(p)))
+        ema.update({k: v.to(ema[k].device) if k in ema else v for k, v in saved.items()})  # on the model's device (a GPU's)
     loss_avg = state.get("loss_avg")  # the logged running mean (checkpoints before it was saved: None)
     _trim_log(stage_dir / "log.jsonl", int(state["step"]))  # records of steps after it (a crash, a kill) go
     return (int(state["step"]), float(state.get("elapsed_s", 0.0)), None if loss_avg is None else float(loss_avg),
@@ -1414,7 +1439,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     step, spent, _, state = _load_ckpt(d, model, opt) if resume else (0, 0.0, None, {})
     if on_start is not None:
         on_start(step)
-    log = _Logger(d / "log.jsonl")
+    log = _Logger(d / "log.jsonl", step)
     clock = _Clock(sc, step, spent, state.get("schedule") if resume else {})
     bar = _progress(sc.steps, step, "clip")
     metrics: dict = {}
@@ -1444,17 +1469,17 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
                           + torch.sum(-target * logits.T.log_softmax(-1), -1).mean())  # fmt: skip
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            with _ctrl_c_held():
+            with _ctrl_c_held():  # and the step's log record: a checkpoint saved on Ctrl-C has it in the log
                 opt.step()
                 with torch.no_grad():
                     model.logit_scale.clamp_(0, math.log(100))
                 step += 1
                 before = None
+                if step % sc.log_every == 0 or step == sc.steps:
+                    log(stage="clip", step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
+                        scale=float(scale.detach()), elapsed_s=round(clock.elapsed(), 1))  # fmt: skip
             bar.update(1)
             timed_out = clock.timed_out()
-            if step % sc.log_every == 0 or step == sc.steps:
-                log(stage="clip", step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                    scale=float(scale.detach()), elapsed_s=round(clock.elapsed(), 1))  # fmt: skip
             if step % sc.eval_every == 0 or step == sc.steps or timed_out:
                 metrics = zero_shot_accuracy(model, preprocess, tokenizer, n=sc.eval_scenes, device=cfg.device)
                 if cfg.data.emoji_fraction > 0 and cfg.data.eval_retrieval:
@@ -1505,7 +1530,10 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     n, bs = cfg.cache.n_images, cfg.cache.batch_size
     n_emoji = _n_emoji(cfg, n)
     emoji = _emoji_data(cfg) if n_emoji else None
-    data_meta = {"emoji_fraction": cfg.data.emoji_fraction, "data_index": emoji.fingerprint()} if emoji else {}
+    # a fraction > 0 is recorded even where it rounds to no emoji image, so such a cache is reused too
+    data_meta = {"emoji_fraction": cfg.data.emoji_fraction} if cfg.data.emoji_fraction > 0 else {}
+    if emoji is not None:
+        data_meta["data_index"] = emoji.fingerprint()
     if path.is_file() and not force and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         same_data = (meta.get("emoji_fraction", 0.0) == cfg.data.emoji_fraction
@@ -1513,7 +1541,8 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         same_scenes = (meta.get("p_two", CacheStage.p_two) == cfg.cache.p_two  # older caches: the defaults
                        and meta.get("seed", TrainConfig.seed) == cfg.seed
                        and meta.get("render_size", TrainConfig.render_size) == cfg.render_size)  # fmt: skip
-        same_clip = meta.get("clip_mtime") == clip_mtime and meta.get("clip_id", clip_id) == clip_id
+        # the CLIP's id where the description has one (a copy of the run folder gives the file another mtime)
+        same_clip = meta["clip_id"] == clip_id if "clip_id" in meta else meta.get("clip_mtime") == clip_mtime
         if meta.get("n_images") == cfg.cache.n_images and same_clip and same_data and same_scenes:
             return load_file(str(path))
     model, preprocess, tokenizer = create_clip(clip_ckpt, device=cfg.device)
@@ -1629,7 +1658,7 @@ class _StageLoop:
         self.kind, self.stage, self.dir, self.model, self.opt, self.ema = kind, stage, stage_dir, model, opt, ema
         self.step = self.start = step
         self.loss_avg = loss_avg
-        self.log = _Logger(stage_dir / "log.jsonl")
+        self.log = _Logger(stage_dir / "log.jsonl", step)
         self.clock = _Clock(stage, step, spent, (state or {}).get("schedule") if state else {})
         self.extra = extra or {}
         self.bar = _progress(stage.steps, step, kind)
@@ -1645,17 +1674,19 @@ class _StageLoop:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        with _ctrl_c_held():
+        with _ctrl_c_held():  # the step's running loss and log record too: a checkpoint saved on Ctrl-C counts them
             self.opt.step()
             self.step += 1
             _ema_update(self.ema, self.model, min(stage.ema_decay, (1 + self.step) / (10 + self.step)))
-        step = self.step
-        self.loss_avg = loss.item() if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss.item()
+            step = self.step
+            self.loss_avg = loss.item() if self.loss_avg is None else 0.95 * self.loss_avg + 0.05 * loss.item()
+            logged = step % stage.log_every == 0 or step == stage.steps
+            if logged:
+                self.log(stage=self.kind, step=step, loss=loss.item(), loss_avg=self.loss_avg,
+                         lr=self.opt.param_groups[0]["lr"], elapsed_s=round(self.clock.elapsed(), 1))  # fmt: skip
         self.bar.update(1)
         timed_out = self.clock.timed_out()
-        if step % stage.log_every == 0 or step == stage.steps:
-            self.log(stage=self.kind, step=step, loss=loss.item(), loss_avg=self.loss_avg,
-                     lr=self.opt.param_groups[0]["lr"], elapsed_s=round(self.clock.elapsed(), 1))  # fmt: skip
+        if logged:
             self.bar.set_postfix(loss=f"{self.loss_avg:.4f}")
         if step % stage.ckpt_every == 0 or step == stage.steps or timed_out:
             self.save()
@@ -1943,9 +1974,13 @@ def main(argv: list[str] | None = None) -> dict:
     check_can_create(out, "--out")  # a file in the way, or a folder this user cannot write in
     stages = ["clip", "cache", "prior", "decoder"] if args.stage == "all" else [args.stage]
     _warn_emulated_bf16(cfg, stages)
+    if args.resume:  # a first checkpoint that a kill cut short between its renames is finished, as later ones are
+        for st in stages:
+            if st != "cache" and _first_save_cut_short(out / st):
+                _settle_ckpt(out / st)
     # a stage with a checkpoint is continued (--resume) or left alone, never silently started over
     # (its log would hold two series of steps): checked for every stage before anything is written
-    done = [st for st in stages if st != "cache" and (out / st / "state.pt").is_file()]
+    done = [st for st in stages if st != "cache" and ((out / st / "state.pt").is_file() or _first_save_cut_short(out / st))]
     if done and not args.resume:
         raise ArgumentError(f"{', '.join(str(out / st) for st in done)} already holds a checkpoint; pass --resume to "
                             "continue it, or choose another --out to train from the start.")  # fmt: skip
