@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ArgumentError, check_int, check_seed
+from .errors import ArgumentError, check_bool, check_int, check_seed, check_seeds_fit
 
 __all__ = ["IterativeEdit", "iterative_text_diff", "variations", "generate", "VARIATION_MODES"]
 
@@ -229,6 +229,9 @@ def iterative_text_diff(
         raise ArgumentError(f"grow must be a number > 1 (the factor a stalled step's angle grows by), got {grow!r}.")
     if not _is_real(min_gain) or min_gain < 0:
         raise ArgumentError(f"min_gain must be a number >= 0 (a rise in cosine), got {min_gain!r}.")
+    adaptive = check_bool(adaptive, "adaptive")  # "no" was True, None False, an array numpy's raw error
+    if refine is not None:  # checked in either noise mode, as variations does: refine=-3 is not silently ignored
+        check_int(refine, "refine", minimum=0)
     theta_step, grow, min_gain = float(theta_step), float(grow), float(min_gain)
     target = None if target is None else float(target)
     progress = _auto_progress(progress, max_steps + 1)
@@ -286,8 +289,15 @@ def iterative_text_diff(
 
 
 def _is_real(value: Any) -> bool:
-    """A real number (numpy scalars too), not a bool, not NaN."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value == value
+    """A real number (numpy scalars too), not a bool, not NaN, not an integer too large for a
+    float (``float(10**400)`` raised a raw OverflowError); infinities are numbers here."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or value != value:
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _iterate(draw: Any, z: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, *, theta_step: float,
@@ -382,7 +392,9 @@ def variations(
                          "batch_size", minimum=1)  # fmt: skip
     z = _one_embedding(embedding, "embedding", decoder.dim, decoder.space)  # refused as decode refuses it
     from .space import space_of, tag
-    seeds = [check_seed(seed) + k for k in range(n)]
+    seed = check_seed(seed)
+    check_seeds_fit(seed, n, "variation")
+    seeds = [seed + k for k in range(n)]
     # checked in either mode, so a mistyped eta=5 or refine=-3 is not silently ignored; reroll uses
     # neither, so there eta may also be None or 0 (as it always could)
     if eta is not None and (not _is_real(eta) or not 0 <= eta <= 1):
@@ -496,6 +508,7 @@ def generate(
     n = check_int(n, "n", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     seed = check_seed(seed)
+    check_seeds_fit(seed, n, "picture")
     progress = _auto_progress(progress, -(-n // batch_size))
     if prior is None:
         raise ArgumentError("prior is None: generating from text needs the preset's prior (ll.create_prior(preset)).")
@@ -514,7 +527,7 @@ def generate(
     reads = bool(getattr(decoder, "reads_captions", False))
     if captions is None:
         captions = reads
-    elif not isinstance(captions, bool):
+    elif not isinstance(captions, (bool, np.bool_)):  # numpy's too, as progress= takes them
         raise ArgumentError(f"captions must be True, False or None, got {captions!r}.")
     elif captions and not reads:
         raise ArgumentError(

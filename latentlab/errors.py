@@ -121,6 +121,19 @@ def check_seed(value: object, name: str = "seed") -> int:
     return int(value)
 
 
+def check_seeds_fit(seed: int, n: int, what: str, detail: str = "") -> None:
+    """``seed + n - 1``, the seed of the last of ``n`` pictures drawn with ``seed + k``, must be a
+    seed too (below 2**63, what a torch generator takes): else an :class:`ArgumentError` naming
+    ``seed``, before any work (the decoder refused ``seeds[...]``, a value the caller never gave,
+    after the first pictures were drawn). ``what``: the pictures (``"frame"``); ``detail``: what
+    makes them take a seed each (``" with noise='per-frame'"``)."""
+    if seed + n - 1 >= 2**63:
+        raise ArgumentError(
+            f"seed={seed}{detail} gives {what} {n - 1} the seed {seed + n - 1}, past 2**63 - 1; use a seed below "
+            f"{2**63 - n + 1}."
+        )
+
+
 def is_finite_real(value: object) -> bool:
     """``value`` is a real number (numpy's too, not a bool) and finite; an integer too large for a
     float (a JSON file's 400-digit number) is not (``math.isfinite`` raised an OverflowError)."""

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError, check_int, user_path
+from .errors import ArgumentError, SpaceError, check_bool, check_int, user_path
 from .space import check_embeddings, common_space, normalize, space_of, tag
 
 __all__ = [
@@ -176,7 +176,7 @@ def _labels(labels: Any, name: str, count: int, what: str) -> list[str]:
 
 def _words(words: Any) -> list[str]:
     """``words`` as a non-empty list (a generator is read once)."""
-    if isinstance(words, str) or words is None:
+    if isinstance(words, (str, bytes)) or words is None:  # (bytes were read as a list of numbers)
         raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
     try:
         words = list(words)
@@ -322,9 +322,16 @@ def nearest_neighbours(
     if query_labels is not None:
         query_labels = _labels(query_labels, "query_labels", q.shape[0], "query")
     if images is not None:
-        images = list(images)
+        from .video import _as_image
+
+        try:
+            images = list(images)
+        except TypeError:  # a number: list() raised a raw TypeError
+            raise ArgumentError(f"images must be a list of m thumbnails, (H, W, 3) arrays, got {images!r}.") from None
         if len(images) != m:
             raise ArgumentError(f"images has {len(images)} entries for a bank of {m} embeddings.")
+        # checked now, not when the table is shown
+        images = [_as_image(im, f"images[{j}]") for j, im in enumerate(images)]
     _check_nonzero(q, "query")
     _check_nonzero(b, "bank")
     sim = similarity_matrix(q, b).detach().cpu()  # (n, m)
@@ -384,12 +391,17 @@ def nearest_words(
     q = path_embeddings(query, name="query")
     _encoder_space(q, "query", encoder)
     _check_nonzero(q, "query")
+    _check_k(k)  # before the words are encoded, as nearest_neighbours checks it after
+    if query_labels is not None:
+        query_labels = _labels(query_labels, "query_labels", q.shape[0], "query")
     bank = _encode(encoder, "text", [template.format(w) for w in words], progress)
     return nearest_neighbours(q, bank, k=k, labels=words, query_labels=query_labels)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """The image files (:data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted by name."""
+    if not isinstance(folder, (str, os.PathLike)):  # (a number raised os.fspath's raw TypeError)
+        raise ArgumentError(f"folder must be a folder's path (str or pathlib.Path), got {folder!r}.")
     d = user_path(folder)
     if not d.is_dir():
         raise ArgumentError(f"folder {str(d)!r} is not a directory. Pass a folder of images or a list of paths.")
@@ -434,7 +446,11 @@ def nearest_images(
     >>> nearest_images(enc.encode_text("a red circle"), enc, "images/", k=3)  # doctest: +SKIP
     """
     _check_encoder(encoder, "(query, encoder, images, ...)", needs="encode_image")
-    _encoder_space(path_embeddings(query, name="query"), "query", encoder)  # before encoding the images
+    q = path_embeddings(query, name="query")
+    _encoder_space(q, "query", encoder)  # before encoding the images
+    _check_k(k)  # (nearest_neighbours checked it only once every image was read and encoded)
+    if query_labels is not None:
+        query_labels = _labels(query_labels, "query_labels", q.shape[0], "query")
     thumbnail = check_int(thumbnail, "thumbnail", minimum=1)
     progress = _check_progress(progress)
     if isinstance(images, (str, os.PathLike)):
@@ -454,6 +470,7 @@ def nearest_images(
         )
     if labels is None:
         labels = [Path(x).name if isinstance(x, (str, os.PathLike)) else f"#{j}" for j, x in enumerate(items)]
+    labels = _labels(labels, "labels", len(items), "image")  # before the images are read
     # the pixels each thumbnail shows are the ones encoded: files and PIL images of any mode
     # (palette, grey, CMYK, alpha) as RGB, as the encoders read them; each picture is shrunk as soon
     # as it is read (a folder of 12 MP photos was held whole, 36 MB each, until all were encoded)
@@ -637,6 +654,7 @@ def fit_pca(embeddings: Any, *, center: bool = True) -> PCA:
     >>> pca.rank, [round(float(x), 3) for x in pca.explained_ratio]
     (2, [0.951, 0.049])
     """
+    center = check_bool(center, "center")  # "no" centred, None did not, an array raised numpy's raw error
     z = path_embeddings(embeddings, name="embeddings")
     if z.shape[0] < 2:
         raise ArgumentError(f"fit_pca needs at least two embeddings, got {tuple(z.shape)}.")
@@ -740,6 +758,8 @@ def pca_probe(
     from .render import render
 
     _check_parts("pca_probe(z, decoder, basis, ks, ...)", decoder=decoder)
+    center = check_bool(center, "center")
+    progress = _check_progress(progress)  # 'no' showed a bar
     dim, space = getattr(decoder, "dim", None), getattr(decoder, "space", None)
     zz = check_embeddings(z, name="z", dim=dim, space=space)
     if zz.shape[0] != 1:
@@ -782,7 +802,10 @@ def _check_ks(ks: Any, rank: int, n_centred: int | None) -> list[int | None]:
     fix = "e.g. ks=(1, 4, 16, None)"
     if isinstance(ks, numbers.Integral) and not isinstance(ks, bool):
         fix = f"ks=({int(ks)},) for one count"
-    if isinstance(ks, (str, bytes)) or not isinstance(ks, (list, tuple, range, np.ndarray)):
+    zero_d = isinstance(ks, np.ndarray) and ks.ndim == 0  # (list() of it raised a raw TypeError)
+    if zero_d and np.issubdtype(ks.dtype, np.integer):
+        fix = f"ks=({int(ks)},) for one count"
+    if isinstance(ks, (str, bytes)) or zero_d or not isinstance(ks, (list, tuple, range, np.ndarray)):
         raise ArgumentError(
             f"ks must be a sequence of component counts (integers, or None for the full embedding), got {ks!r}. Fix: {fix}."
         )
@@ -919,7 +942,13 @@ def what_changed(
     _encoder_space(z, "path", encoder)
     _check_nonzero(z, "path")
     if frames is not None:
-        frames = np.asarray(frames)
+        try:
+            frames = np.asarray(frames)
+        except ValueError:  # frames of different sizes: numpy's raw 'inhomogeneous shape' error
+            raise ArgumentError(
+                f"frames must be the path's {z.shape[0]} rendered frames (T, H, W, 3), all of one size; got a "
+                "list of frames of different shapes. Fix: render the whole path, e.g. dec.render(path)."
+            ) from None
         if frames.ndim != 4 or frames.shape[0] != z.shape[0]:
             raise ArgumentError(
                 f"frames must be the path's {z.shape[0]} rendered frames (T, H, W, 3), got shape "
@@ -997,8 +1026,14 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
     >>> consecutive_distances(torch.tensor([0.5, 0.25])).tolist()  # distances: returned as they are
     [0.5, 0.25]
     """
-    from .pacing import _check_distances, frame_distances  # the one implementation of both frame metrics
+    from .pacing import PACING_METRICS, _check_distances, frame_distances  # the one implementation of both frame metrics
     from .trajectory import Trajectory
+
+    if metric is not None and (not isinstance(metric, str) or metric not in PACING_METRICS):
+        # (a mistyped metric was ignored for embeddings and distances, and an array of one name taken for frames)
+        raise ArgumentError(f"metric must be one of {PACING_METRICS} or None, got {metric!r}.")
+    if encoder is not None:  # (a number raised a raw AttributeError when the frames were encoded)
+        _check_encoder(encoder, "(x, metric=..., encoder=...)", needs="encode_image")
 
     if isinstance(x, (list, tuple)):
         x = _stack_items(x)

@@ -31,12 +31,13 @@ import os
 import tempfile
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, check_int, check_number, is_finite_real, user_path
+from .errors import ArgumentError, check_int, check_number, check_seeds_fit, is_finite_real, user_path
 
 __all__ = [
     "ImageView",
@@ -168,6 +169,7 @@ class ImageView:
             image = _array_to_pil(a, "image", str(a.shape))
         self.array = _as_image(image, "image")
         h, w = self.array.shape[:2]
+        tile = None if tile is None else check_int(tile, "tile", minimum=1)  # 'a' raised a raw TypeError
         self.scale = _check_scale(scale) or _auto_scale(tile or max(h, w), w)
         self.caption = _check_caption(caption)
 
@@ -207,8 +209,10 @@ class VideoView:
         self.caption = _check_caption(caption)
 
     def _src(self) -> str:
-        if self.data is None:
-            return html.escape(str(self.path))
+        if self.data is None:  # a URL: '#', '?', '%' and spaces in a file's name are escaped (it did not play)
+            from urllib.parse import quote
+
+            return html.escape(quote(Path(self.path).as_posix()) if self.path is not None else "")
         return f"data:{self.mimetype};base64," + base64.b64encode(self.data).decode("ascii")
 
     def _repr_html_(self) -> str:
@@ -385,6 +389,9 @@ def show(
     * a :class:`~latentlab.RenderResult` -> its video;
     * a result holding frames (``iterative_text_diff``'s, ``pca_probe``'s) -> its frames.
 
+    ``labels``, ``columns`` and ``max_frames`` lay out a contact sheet: with one image, a file
+    or a render result they are refused, not ignored.
+
     Small pictures are scaled up by an integer ``scale`` (default: automatic).
 
     >>> import numpy as np
@@ -394,7 +401,18 @@ def show(
     from .jobs import RenderResult
     from .video import contact_sheet, load_image
 
+    def sheet_options_only_for_frames(what: str, frames: str = "") -> None:
+        # (they were dropped without a word for a file or a render result)
+        given = [name for name, v in (("labels", labels), ("columns", columns), ("max_frames", max_frames)) if v is not None]
+        if given:
+            sheet = f", or show its frames as a contact sheet: ll.show({frames}, ...)" if frames else ""
+            raise ArgumentError(
+                f"{', '.join(given)} apply to frames (T, H, W, 3), not to {what}. "
+                f"Fix: leave {'it' if len(given) == 1 else 'them'} out{sheet}."
+            )
+
     if isinstance(x, RenderResult):
+        sheet_options_only_for_frames("a render result, shown as its video", "result.frames")
         return show_video(x.video, scale=scale, caption=caption)
     from .trajectory import Trajectory
 
@@ -415,9 +433,12 @@ def show(
         p = Path(x)
         # a video show_video cannot play (.mov, ...) is refused there, saying which play: not read as an image
         if p.suffix.lower() in (*_VIDEO_SUFFIXES, *_OTHER_VIDEO_SUFFIXES, ".mov", ".m4v"):
+            sheet_options_only_for_frames(f"a video file ({str(p)!r})", "ll.read_video(path)")
             return show_video(p, scale=scale, caption=caption)
+        sheet_options_only_for_frames(f"one image ({str(p)!r})")
         return ImageView(load_image(p), scale=scale, caption=caption)
-    if isinstance(x, (list, tuple)) or (hasattr(x, "ndim") and x.ndim == 4):
+    # (a generator was read as one image of 'shape ()'; _as_frames says to pass list(frames))
+    if isinstance(x, (list, tuple, Iterator)) or (hasattr(x, "ndim") and x.ndim == 4):
         from .video import _as_frames
 
         if isinstance(x, (list, tuple)):  # image files are loaded as the encoders read them
@@ -501,6 +522,8 @@ class Scrubber:
         guidance_scale = None if guidance_scale is None else check_number(guidance_scale, "guidance_scale", minimum=0)
         self.seed, self.noise, self.steps, self.guidance_scale = check_seed(seed), noise, steps, guidance_scale
         T = self.num_frames
+        if noise == "per-frame":  # frame k's seed + k: refused now, naming seed, as render refuses it
+            check_seeds_fit(self.seed, T, "frame", " with noise='per-frame'")
         self.seeds = frame_seeds(T, self.seed, noise)
         if labels is None:
             labels = [""] * T
@@ -559,13 +582,17 @@ class Scrubber:
             )
 
     def _store(self, k: int, image: np.ndarray) -> None:
+        # read-only: frame(k) hands out the cached array itself, and a change made to it (img[:] = 0)
+        # was shown, and returned by frames(), as frame k ever after
+        image.flags.writeable = False
         self._cache[k] = image
         self._cache.move_to_end(k)
         while self.cache_size is not None and len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
     def frame(self, k: int) -> np.ndarray:
-        """Frame ``k`` as uint8 ``(H, W, 3)``: from the cache, or rendered now."""
+        """Frame ``k`` as uint8 ``(H, W, 3)``: from the cache, or rendered now. The cache's own
+        array, read-only (``.copy()`` it to change it)."""
         self._check_open()
         k = self._index(k)
         if k in self._cache:
@@ -585,7 +612,8 @@ class Scrubber:
         from ._bars import progress_bar
 
         self._check_open()
-        if indices is not None and (isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__")):
+        if indices is not None and (isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__")
+                                    or getattr(indices, "ndim", 1) == 0):  # a 0-d array: numpy's raw TypeError
             raise ArgumentError(f"indices must be a list of frame indices or None (all frames), got {indices!r}.")
         idx = list(range(self.num_frames)) if indices is None else [self._index(k) for k in indices]
         if not idx:
@@ -796,6 +824,10 @@ class LivePreview:
                  on_frame: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.every = check_int(every, "every", minimum=1)
         self.scale = _check_scale(scale)
+        if on_frame is not None and not callable(on_frame):  # it failed at the first frame, a raw TypeError mid-render
+            raise ArgumentError(
+                f"on_frame must be a function called with each frame's info dict, or None, got {on_frame!r}."
+            )
         self.on_frame = on_frame
         self.count = 0
         self.resumed = 0

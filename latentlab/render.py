@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, ParamSpec, Sequence, TypeVar
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, user_path
+from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, check_seeds_fit, user_path
 from .space import check_embeddings, refuse_zero_rows
 
 __all__ = [
@@ -775,9 +775,8 @@ def render(
     # (the decoder refuses them too, but only when their batch came, after earlier frames were written)
     refuse_zero_rows(z, "the trajectory's frame(s)", " to decode (a lerp through the origin, a padding row?). Fix: drop "
                      "them, or use slerp/nlerp for that segment.")  # fmt: skip
-    if noise == "per-frame" and seed + z.shape[0] - 1 >= 2**63:  # frame k's seed + k overflowed after some frames were written
-        raise ArgumentError(f"seed={seed} with noise='per-frame' gives frame {z.shape[0] - 1} the seed "
-                            f"{seed + z.shape[0] - 1}, past 2**63 - 1; use a seed below {2**63 - z.shape[0] + 1}.")  # fmt: skip
+    if noise == "per-frame":  # frame k's seed + k overflowed after some frames were written
+        check_seeds_fit(seed, z.shape[0], "frame", " with noise='per-frame'")
     z = z.detach().to("cpu", torch.float32)
     T = z.shape[0]
     batch_size = check_int(decoder.default_batch_size if batch_size is None else batch_size, "batch_size", minimum=1)

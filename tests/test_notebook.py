@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import doctest
+import html
+import html.parser
 import io
 import subprocess
 import sys
+from urllib.parse import quote
 
 import matplotlib
 
@@ -1659,3 +1662,304 @@ def test_show_video_refuses_a_caption_that_is_no_str_before_encoding(monkeypatch
     monkeypatch.setattr(video, "write_video", lambda *a, **k: pytest.fail("the frames were encoded first"))
     with pytest.raises(ArgumentError, match="caption must be a str or None"):
         ll.show_video(np.zeros((3, 8, 8, 3), np.uint8), fps=4, caption=5)
+
+
+# -- second audit (2026-12-07): edit, notebook and explore arguments --------------------------
+
+
+def _fake_frames_path(T: int = 5, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return tag(torch.nn.functional.normalize(torch.randn(T, 8, generator=g), dim=-1), "fake-space")
+
+
+# ----------------------------------------------------------------------------------
+# edit
+# ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["target", "grow", "min_gain"])
+def test_iterative_text_diff_refuses_a_number_too_large_for_a_float_by_name(tiny_encoder, tiny_decoder, name):
+    # float(10**400) raised a raw OverflowError after the range checks passed
+    z = tiny_encoder.encode_text(["a red circle"])
+    with pytest.raises(ArgumentError, match=name):
+        ll.iterative_text_diff(tiny_encoder, tiny_decoder, z, "a", "b", max_steps=0, steps=1, **{name: 10**400})
+
+
+@pytest.mark.parametrize("adaptive", ["no", None, np.array([1, 2]), 1])
+def test_iterative_text_diff_checks_adaptive(tiny_encoder, tiny_decoder, adaptive):
+    # "no" ran adaptive steps, None fixed ones, an array raised numpy's raw 'truth value' error
+    z = tiny_encoder.encode_text(["a red circle"])
+    with pytest.raises(ArgumentError, match="adaptive must be True or False"):
+        ll.iterative_text_diff(tiny_encoder, tiny_decoder, z, "a", "b", max_steps=0, steps=1, adaptive=adaptive)
+
+
+def test_iterative_text_diff_checks_refine_in_either_noise_mode(tiny_encoder, tiny_decoder):
+    # variations checks refine in either mode; the text diff ignored refine=-3 with shared noise
+    z = tiny_encoder.encode_text(["a red circle"])
+    for refine in (-3, 1.5, "2"):
+        with pytest.raises(ArgumentError, match="refine"):
+            ll.iterative_text_diff(tiny_encoder, tiny_decoder, z, "a", "b", max_steps=0, steps=1, refine=refine)
+
+
+@settings(derandomize=True, max_examples=10, deadline=None)
+@given(n=st.integers(1, 6), past=st.integers(0, 3))
+def test_variations_refuse_a_seed_whose_last_variation_is_past_the_range_naming_seed(n, past):
+    # the decoder refused 'seeds[...]', a value the caller never gave, after the first batches
+    dec = FakeDecoder()
+    z = _fake_frames_path(1)
+    past = min(past, n - 1)  # (a seed of 2**63 or more is check_seed's to refuse)
+    seed = 2**63 - n + past  # past = 0: the last variation's seed is 2**63 - 1, the largest
+    if past == 0:
+        assert ll.variations(dec, z, n=n, seed=seed).shape == (n, 8, 8, 3)
+    else:
+        with pytest.raises(ArgumentError, match=rf"seed={seed} gives variation {n - 1} the seed"):
+            ll.variations(dec, z, n=n, seed=seed)
+        assert dec.calls == []  # before any decode
+
+
+def test_generate_refuses_a_seed_whose_last_picture_is_past_the_range_naming_seed(tiny_encoder, tiny_decoder):
+    prior = ll.create_prior("tiny")
+    with pytest.raises(ArgumentError, match=rf"seed={2**63 - 1} gives picture 1 the seed"):
+        ll.generate(tiny_encoder, prior, tiny_decoder, "a red circle", n=2, seed=2**63 - 1, steps=1)
+
+
+def test_a_per_frame_scrubber_refuses_a_seed_past_the_range_when_made():
+    # it was refused only when a frame was shown, as 'seeds[...] must be ...'
+    dec = FakeDecoder()
+    with pytest.raises(ArgumentError, match=rf"seed={2**63 - 2} with noise='per-frame' gives frame 4 the seed"):
+        ll.scrub(_fake_frames_path(5), dec, seed=2**63 - 2, noise="per-frame")
+    assert ll.scrub(_fake_frames_path(5), dec, seed=2**63 - 5, noise="per-frame").frames().shape == (5, 8, 8, 3)
+    assert ll.scrub(_fake_frames_path(5), dec, seed=2**63 - 1).frame(4).shape == (8, 8, 3)  # shared noise: one seed
+
+
+# ----------------------------------------------------------------------------------
+# notebook views
+# ----------------------------------------------------------------------------------
+def test_live_preview_refuses_an_on_frame_that_cannot_be_called():
+    # a raw TypeError at the render's first frame
+    with pytest.raises(ArgumentError, match="on_frame"):
+        ll.LivePreview(on_frame=5)
+    seen = []
+    ll.LivePreview(on_frame=seen.append)({"frame": 0, "frames": 1, "image": grey_frames(1)[0]})
+    assert len(seen) == 1
+
+
+def test_scrubber_frames_refuses_a_0d_array_of_indices():
+    s = ll.scrub(_fake_frames_path(5), FakeDecoder())
+    with pytest.raises(ArgumentError, match="indices"):
+        s.frames(np.array(3))  # numpy's raw 'iteration over a 0-d array'
+    assert s.frames(np.array([3])).shape == (1, 8, 8, 3)
+
+
+def test_a_frame_taken_from_the_scrubber_cannot_change_its_cache():
+    # frame(k) hands out the cached array: img[:] = 0 was shown, and returned by frames(), as frame k
+    dec = FakeDecoder()
+    path = _fake_frames_path(4)
+    full = ll.render(path, dec, seed=0, progress=False)
+    s = ll.scrub(path, dec, seed=0)
+    for _ in range(2):  # a miss, then a hit
+        img = s.frame(1)
+        with pytest.raises(ValueError, match="read-only"):
+            img[:] = 0
+    s.frames([0, 3])
+    with pytest.raises(ValueError, match="read-only"):
+        s.frame(3)[0, 0] = 7
+    np.testing.assert_array_equal(s.frames(), full)
+
+
+def test_show_refuses_contact_sheet_options_for_a_file(tmp_path):
+    # they were dropped without a word (a single image array refused them already)
+    img = ll.save_image(grey_frames(1)[0], tmp_path / "one.png")
+    gif = ll.write_video(grey_frames(3), tmp_path / "v.gif", fps=4)
+    for x, kw in ((img, {"labels": ["a"]}), (str(img), {"columns": 2}), (gif, {"max_frames": 2}),
+                  (gif, {"labels": ["a", "b", "c"]})):  # fmt: skip
+        with pytest.raises(ArgumentError, match=next(iter(kw))):
+            ll.show(x, **kw)
+    assert ll.show(img).array.shape == (8, 8, 3) and ll.show(gif).mimetype == "image/gif"
+
+
+def test_show_refuses_contact_sheet_options_for_a_render_result(tmp_path):
+    from latentlab.jobs import RenderResult
+
+    gif = ll.write_video(grey_frames(3), tmp_path / "r.gif", fps=4)
+    result = RenderResult(grey_frames(3), tmp_path, gif, gif, None, None)
+    with pytest.raises(ArgumentError, match="labels.*result.frames"):
+        ll.show(result, labels=["a", "b", "c"])
+    assert ll.show(result).mimetype == "image/gif"
+
+
+@pytest.mark.parametrize("name", ["take #2.gif", "50% done.gif", "why?.gif", "a b&c.gif"])
+def test_a_video_shown_by_reference_names_its_file_as_a_url(tmp_path, name):
+    # '#', '?' and '%' in a file's name were written into src as they are: the browser read a
+    # fragment, a query or an escape, and the video did not play
+    gif = ll.write_video(grey_frames(3), tmp_path / name, fps=4)
+    view = ll.show_video(gif, max_embed_mb=0)
+    assert view.data is None
+    assert f'src="{html.escape(quote(gif.as_posix()))}"' in view._repr_html_()
+
+
+def test_image_view_checks_tile():
+    from latentlab.notebook import ImageView
+
+    with pytest.raises(ArgumentError, match="tile"):
+        ImageView(grey_frames(1)[0], tile="a")  # a raw TypeError
+    assert ImageView(grey_frames(1)[0], tile=4).scale == 32
+
+
+class _HTMLText(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.attrs: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.attrs += [v for _, v in attrs if v is not None]
+
+
+user_text = st.text(alphabet=st.sampled_from(list("<>&\"' ab/=;#%")), min_size=1, max_size=12)
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(caption=user_text, labels=st.lists(user_text, min_size=3, max_size=3))
+def test_views_escape_user_text_and_show_it_as_written(caption, labels):
+    """Captions, labels and words reach the page as text (no tags of theirs), as they were
+    written; a view shown twice gives the same page."""
+    from latentlab.explore import WordChanges
+    from latentlab.notebook import VideoView
+
+    view = ll.show(grey_frames(1)[0], caption=caption)
+    page = view._repr_html_()
+    assert page == view._repr_html_()
+    p = _HTMLText()
+    p.feed(page)
+    assert caption in p.text and p.attrs.count(caption) == 1  # the text under it, and the img's alt
+    assert page.count("<div") == 2 and page.count("<img") == 1
+    bank = tag(torch.eye(3), "demo")
+    nn = ll.nearest_neighbours(bank, bank, k=3, labels=labels, query_labels=labels)
+    p = _HTMLText()
+    p.feed(nn._repr_html_())
+    for lab in labels:
+        assert lab in p.text
+    assert nn._repr_html_().count("<tr>") == 4
+    changes = WordChanges(labels, np.array([[0.1, 0.2, 0.3], [0.4, 0.0, 0.3]]))
+    p = _HTMLText()
+    p.feed(changes._repr_html_())
+    assert [lab for lab in labels if lab in p.text] == labels
+    video = VideoView(b"GIF89a", "image/gif", width=8, caption=caption)
+    p = _HTMLText()
+    p.feed(video._repr_html_())
+    assert caption in p.text and video._repr_html_() == video._repr_html_()
+
+
+# ----------------------------------------------------------------------------------
+# explore
+# ----------------------------------------------------------------------------------
+def test_nearest_neighbours_checks_its_thumbnails_when_called():
+    bank = _fake_frames_path(3)
+    with pytest.raises(ArgumentError, match="images"):
+        ll.nearest_neighbours(bank, bank, images=5)  # a raw TypeError
+    with pytest.raises(ArgumentError, match=r"images\[0\]"):
+        ll.nearest_neighbours(bank, bank, images=["x.png"] * 3)  # refused only when the table was shown
+    nn = ll.nearest_neighbours(bank, bank, images=(f for f in grey_frames(3)))
+    assert "data:image/png" in nn._repr_html_()
+
+
+def test_consecutive_distances_names_an_encoder_that_is_not_one():
+    with pytest.raises(ArgumentError, match="encoder must be a latentlab Encoder"):
+        ll.consecutive_distances(grey_frames(3), encoder=5)  # a raw AttributeError
+
+
+def test_list_images_refuses_a_folder_that_is_no_path():
+    from latentlab.explore import list_images
+
+    with pytest.raises(ArgumentError, match="folder"):
+        list_images(5)  # os.fspath's raw TypeError
+
+
+def test_words_given_as_bytes_are_refused(tiny_encoder):
+    # b"abc" was read as the words 97, 98, 99
+    z = tiny_encoder.encode_text(["a", "b"])
+    with pytest.raises(ArgumentError, match="words"):
+        ll.nearest_words(z, tiny_encoder, b"abc")
+    with pytest.raises(ArgumentError, match="words"):
+        ll.what_changed(z, tiny_encoder, b"abc")
+
+
+def test_nearest_images_and_words_check_k_and_labels_before_encoding_the_bank(tiny_encoder, monkeypatch):
+    # k=0 or a label too few was refused only once every picture had been read and encoded
+    calls = []
+    for kind in ("image", "text"):
+        method = getattr(tiny_encoder, f"encode_{kind}")
+        monkeypatch.setattr(tiny_encoder, f"encode_{kind}",
+                            lambda *a, _m=method, _k=kind, **kw: calls.append(_k) or _m(*a, **kw))  # fmt: skip
+    z = tiny_encoder.encode_text(["a", "b"])
+    calls.clear()
+    pictures = list(grey_frames(3))
+    for kw in ({"k": 0}, {"labels": ["one", "two"]}, {"query_labels": ["q"]}):
+        with pytest.raises(ArgumentError, match=next(iter(kw))):
+            ll.nearest_images(z, tiny_encoder, pictures, **kw)
+    for kw in ({"k": 0}, {"query_labels": ["q", "r", "s"]}):
+        with pytest.raises(ArgumentError, match=next(iter(kw))):
+            ll.nearest_words(z, tiny_encoder, ["red", "blue"], **kw)
+    assert calls == []
+    assert ll.nearest_images(z, tiny_encoder, pictures, k=2).indices.shape == (2, 2) and calls == ["image"]
+
+
+@pytest.mark.parametrize("center", ["no", None, np.array([1, 0]), 0])
+def test_pca_tools_check_center(center):
+    # "no" centred, None did not, an array raised numpy's raw 'truth value' error
+    z = _fake_frames_path(20)
+    with pytest.raises(ArgumentError, match="center must be True or False"):
+        ll.fit_pca(z, center=center)
+    with pytest.raises(ArgumentError, match="center must be True or False"):
+        ll.pca_probe(z[:1], FakeDecoder(), z, ks=(1,), center=center)
+
+
+def test_pca_probe_checks_progress():
+    dec = FakeDecoder()
+    z = _fake_frames_path(20)
+    with pytest.raises(ArgumentError, match="progress"):
+        ll.pca_probe(z[:1], dec, z, ks=(1, 2), progress="no")  # showed a bar
+    assert dec.calls == []
+    assert ll.pca_probe(z[:1], dec, z, ks=(1, 2), progress=np.bool_(False)).frames.shape == (2, 8, 8, 3)
+
+
+def test_what_changed_names_frames_of_different_sizes(tiny_encoder):
+    z = tiny_encoder.encode_text(["a", "b", "c"])
+    frames = [np.zeros((8, 8, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)]
+    with pytest.raises(ArgumentError, match="frames must be .* all of one size"):
+        ll.what_changed(z, tiny_encoder, ["x"], frames=frames)  # numpy's raw 'inhomogeneous shape'
+
+
+@pytest.mark.parametrize("metric", ["bogus", np.array(["pixel"]), 5])
+def test_consecutive_distances_checks_metric_whatever_it_measures(metric):
+    # ignored for embeddings and distances; an array of one name was taken for frames
+    for x in (_fake_frames_path(3), np.array([0.1, 0.2]), grey_frames(3)):
+        with pytest.raises(ArgumentError, match="metric must be one of"):
+            ll.consecutive_distances(x, metric=metric)
+    assert ll.consecutive_distances(grey_frames(3), metric="pixel").shape == (2,)
+
+
+def test_generate_takes_numpy_bools_for_captions(tiny_encoder, tiny_decoder):
+    prior = ll.create_prior("tiny")
+
+    def draw(captions):
+        return ll.generate(tiny_encoder, prior, tiny_decoder, "a red circle", n=1, steps=1, captions=captions)
+
+    np.testing.assert_array_equal(draw(np.bool_(False)), draw(False))
+
+
+def test_show_of_a_generator_says_to_pass_a_list():
+    # it was read as one image: "image has shape () (dtype object)"
+    with pytest.raises(ArgumentError, match=r"generator/iterator .* list\(frames\)"):
+        ll.show(f for f in grey_frames(3))
+    with pytest.raises(ArgumentError, match=r"generator/iterator .* list\(frames\)"):
+        ll.show(iter(list(grey_frames(3))))
+
+
+def test_pca_probe_names_ks_given_as_a_0d_array():
+    z = _fake_frames_path(20)
+    with pytest.raises(ArgumentError, match=r"ks must be a sequence .* ks=\(2,\)"):
+        ll.pca_probe(z[:1], FakeDecoder(), z, ks=np.array(2))  # 'iteration over a 0-d array'
+    assert ll.pca_probe(z[:1], FakeDecoder(), z, ks=np.array([2])).ks == [2]
