@@ -1450,3 +1450,293 @@ def test_tiny_builders_check_their_seed(seed):
     for call in calls:
         with pytest.raises(ArgumentError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63\)"):
             call()
+
+
+# -- decoders, second audit (2026-12-07): checks before the work, arguments checked not converted --
+
+
+def _kandinsky(pipe=None, **kw):
+    towers, processor, _ = hf_clip.tiny_hf_clip_towers(dim=DIM)
+    kw.setdefault("image_encoder", (towers.vision, processor))
+    pipe = kandinsky.tiny_kandinsky_pipeline(dim=DIM) if pipe is None else pipe
+    kw.setdefault("resolution", 32)
+    kw.setdefault("space", "tiny")
+    return kandinsky.KandinskyDecoder(pipe, name="x", dim=kw.pop("dim", DIM), **kw)
+
+
+def _karlo(pipe=None, **kw):
+    kw.setdefault("super_res_steps", 2)
+    kw.setdefault("embed_scale", 6.0)
+    pipe = karlo.tiny_karlo_pipeline(dim=DIM) if pipe is None else pipe
+    return karlo.KarloDecoder(pipe, name="t", space="tiny", dim=DIM, **kw)
+
+
+def _unclip(pipe=None, **kw):
+    kw.setdefault("embed_scale", 1.0)
+    kw.setdefault("resolution", 64)
+    pipe = unclip.tiny_stable_unclip_pipeline(embed_dim=DIM) if pipe is None else pipe
+    return unclip.StableUnCLIPDecoder(pipe, name="t", space="tiny", dim=kw.pop("dim", DIM), **kw)
+
+
+@pytest.fixture(scope="module")
+def kdec_tiny():
+    """A tiny Kandinsky decoder in the space "tiny", embed_scale 6."""
+    return _kandinsky(embed_scale=6.0)
+
+
+@pytest.fixture(scope="module")
+def udec():
+    return _unclip()
+
+
+@pytest.fixture(scope="module")
+def ldec():
+    return _karlo()
+
+
+# -- invert_latents checks its arguments as decode does ------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["kandinsky", "unclip"])
+def test_invert_latents_checks_guidance_embeddings_and_latents(which, kdec_tiny, udec):
+    """invert_latents (public) took guidance NaN or -1 as no guidance and a string as a raw
+    TypeError, embeddings of another size or a wrong latents shape as raw torch errors deep in
+    the UNet, and conditioned on embeddings as given where decode normalises them."""
+    dec = kdec_tiny if which == "kandinsky" else udec
+    z, x = _unit(1, 0), _noise(dec, 1, 0)
+    for g in ("3", float("nan"), -1.0, True):
+        with pytest.raises(ArgumentError, match="guidance_scale"):
+            dec.invert_latents(x, z, steps=2, guidance_scale=g)
+    with pytest.raises(SpaceError, match="size 16"):
+        dec.invert_latents(x, z[:, :16], steps=2)
+    with pytest.raises(ArgumentError, match="latents must have shape"):
+        dec.invert_latents(x[:, :2], z, steps=2)
+    with pytest.raises(ArgumentError, match="latents must have shape"):
+        dec.invert_latents(x.repeat(2, 1, 1, 1), z, steps=2)
+    with pytest.raises(ArgumentError, match="NaN or infinite"):
+        dec.invert_latents(torch.full_like(x, float("inf")), z, steps=2)
+    with pytest.raises(ArgumentError, match="floating tensor"):
+        dec.invert_latents(x.long(), z, steps=2)
+    with pytest.raises(SpaceError, match="other-space"):
+        dec.invert_latents(x, tag(z.clone(), "other-space"), steps=2)
+    # conditioned as decode conditions: on the unit embedding
+    torch.testing.assert_close(dec.invert_latents(x, 5.0 * z, steps=2), dec.invert_latents(x, z, steps=2),
+                               atol=1e-5, rtol=1e-5)  # fmt: skip
+
+
+# -- invert(refine=...) is refused before any inversion runs ------------------------------------------
+
+
+def test_invert_refuses_refine_before_inverting(monkeypatch, kdec_tiny):
+    """A decoder that cannot refine ran the first image's DDIM inversion (behind a progress
+    bar) before refusing refine > 0."""
+    calls = []
+    monkeypatch.setattr(kdec_tiny, "_invert", lambda *a, **k: calls.append(1) or torch.zeros(1, *kdec_tiny.noise_shape()))
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ArgumentError, match="cannot refine inverted noise"):
+        kdec_tiny.invert(images, _unit(2, 0), steps=2, refine=1, progress=False)
+    assert calls == []
+
+
+# -- captions are read once ----------------------------------------------------------------------------
+
+
+def test_captions_may_be_any_iterable_of_strings_read_once(ldec):
+    """A generator of captions was used up by the check and then a raw TypeError (no len());
+    a bare int a raw TypeError (not iterable)."""
+    z, x = _unit(2, 1), _noise(ldec, 2, 1)
+    want = ldec.decode(z, x, seeds=[0, 1], steps=2, captions=["a red fox", "a lighthouse"])
+    got = ldec.decode(z, x, seeds=[0, 1], steps=2, captions=(c for c in ["a red fox", "a lighthouse"]))
+    assert np.array_equal(want, got)
+    with pytest.raises(ArgumentError, match="captions must be a list of strings"):
+        ldec.decode(z, x, seeds=[0, 1], steps=2, captions=5)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_noise_that_is_not_floating_is_refused(fake_decoder, ldec, dtype):
+    """Integer or bool noise drew frames of it (embeddings of those dtypes are refused), complex
+    noise lost its imaginary part with a torch warning only."""
+    z = tag(torch.nn.functional.normalize(torch.ones(1, 8), dim=-1), "fake-space")
+    noise = torch.ones(1, *fake_decoder.noise_shape(), dtype=dtype)
+    with pytest.raises(ArgumentError, match="noise must be a floating tensor"):
+        fake_decoder.decode(z, noise)
+    with pytest.raises(ArgumentError, match="noise must be a floating tensor"):
+        ldec.decode_base(_unit(1, 0), torch.ones(1, *ldec.noise_shape(), dtype=dtype), steps=2)
+    assert fake_decoder.calls == []
+
+
+# -- cpu_offload=True on the CPU is refused before the expensive work ------------------------------------
+
+
+@pytest.mark.parametrize("load", [
+    lambda: kandinsky.KandinskyDecoder.from_pretrained("owner/not-cached", cpu_offload=True),
+    lambda: karlo.KarloDecoder.from_pretrained("owner/not-cached", cpu_offload=True),
+    lambda: kandinsky.KandinskyPrior.from_pretrained("owner/not-cached", cpu_offload=True),
+    lambda: unclip.StableUnCLIPDecoder.from_pretrained("owner/not-cached", name="n", space="s", dim=DIM, resolution=64,
+                                                       embed_scale=1.0, cpu_offload=True),
+], ids=["kandinsky", "karlo", "kandinsky-prior", "stable-unclip"])  # fmt: skip
+def test_cpu_offload_on_the_cpu_is_refused_before_loading(offline, load):
+    """The loaders read (or downloaded) every weight file first; the constructor then refused
+    cpu_offload=True on device='cpu' (offline: a ModelNotAvailableError said nothing of it)."""
+    with pytest.raises(ArgumentError, match="cpu_offload=True needs an accelerator"):
+        load()
+
+
+def test_kandinsky_refuses_cpu_offload_before_running_its_image_encoder(monkeypatch):
+    """The zero embedding and embed_scale='auto' ran the (7 GB bigG) image encoder before the
+    refusal of cpu_offload=True on the CPU."""
+    ran = []
+    monkeypatch.setattr(kandinsky, "_zero_embed", lambda *a: ran.append("zero") or torch.zeros(DIM))
+    monkeypatch.setattr(kandinsky, "_mean_norm", lambda *a: ran.append("scale") or 1.0)
+    with pytest.raises(ArgumentError, match="cpu_offload"):
+        _kandinsky(cpu_offload=True)
+    with pytest.raises(ArgumentError, match="embed_scale"):
+        _kandinsky(embed_scale=-1.0)
+    assert ran == []
+
+
+def test_kandinsky_checks_the_image_encoder_folder_before_loading_the_decoder(tmp_path, monkeypatch):
+    """An incomplete image_encoder_repo= folder was refused only after the decoder pipeline
+    (gigabytes) was loaded."""
+    from latentlab.errors import ModelNotAvailableError
+
+    decoder = tmp_path / "decoder"
+    for sub in ("unet", "scheduler", "movq"):
+        (decoder / sub).mkdir(parents=True)
+    index = {"_class_name": "KandinskyV22Pipeline", **{s: ["diffusers", "X"] for s in ("unet", "scheduler", "movq")}}
+    (decoder / "model_index.json").write_text(json.dumps(index))
+    (tmp_path / "encoder").mkdir()
+    loaded = []
+    monkeypatch.setattr(kandinsky, "load_component", lambda cls, *a, **k: loaded.append(cls.__name__) or object())
+    with pytest.raises(ModelNotAvailableError, match="image_encoder/"):
+        kandinsky.KandinskyDecoder.from_pretrained(str(decoder), image_encoder_repo=str(tmp_path / "encoder"))
+    assert loaded == []
+
+
+# -- constructor arguments checked, not converted -----------------------------------------------------------
+
+
+def test_kandinsky_constructor_checks_its_arguments():
+    pipe = kandinsky.tiny_kandinsky_pipeline(dim=DIM)
+    zero = torch.zeros(DIM)
+    cases = [
+        ({"keep_image_encoder": "no"}, "keep_image_encoder must be True or False"),  # bool("no") kept it
+        ({"resolution": 32.7}, "resolution must be an integer"),  # int(32.7): 32 px frames
+        ({"resolution": "x"}, "resolution must be an integer"),  # a raw ValueError
+        ({"dim": 32.9}, "dim must be an integer"),
+        ({"embed_scale": True}, "embed_scale"),  # a scale of 1.0
+        ({"negative_embeds": zero.reshape(2, DIM // 2), "embed_scale": 1.0}, r"got shape \(2, 16\)"),  # flattened
+        ({"negative_embeds": "abc", "embed_scale": 1.0}, "negative_embeds must be"),  # a raw TypeError
+        ({"negative_embeds": torch.full((DIM,), 1e39, dtype=torch.float64), "embed_scale": 1.0}, "NaN or infinite"),
+    ]
+    for kw, match in cases:
+        with pytest.raises(ArgumentError, match=match):
+            _kandinsky(pipe, **kw)
+    # (1, d), as the prior pipeline returns it, is one row
+    assert _kandinsky(pipe, negative_embeds=zero[None], embed_scale=1.0).negative_embeds.shape == (DIM,)
+
+
+def test_stable_unclip_constructor_checks_its_arguments():
+    pipe = unclip.tiny_stable_unclip_pipeline(embed_dim=DIM)
+    for kw, match in [({"noise_level": True}, "noise_level must be an integer"), ({"embed_scale": True}, "embed_scale"),
+                      ({"resolution": 64.5}, "resolution must be an integer"), ({"dim": "32"}, "dim must be an integer")]:  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            _unclip(pipe, **kw)
+
+
+def test_karlo_constructor_checks_its_arguments():
+    pipe = karlo.tiny_karlo_pipeline(dim=DIM)
+    dec = _karlo(pipe, super_res_steps=np.int64(3))  # an integer: refused before
+    assert dec.super_res_steps == 3 and type(dec.super_res_steps) is int
+    json.dumps(dec.describe())
+    for kw, match in [({"super_res_steps": 1001}, "super_res_steps must be <= 1000"), ({"resolution": 32.5}, "resolution"),
+                      ({"embed_scale": True}, "embed_scale")]:  # fmt: skip
+        with pytest.raises(ArgumentError, match=match):
+            _karlo(pipe, **kw)
+
+
+def test_unclip_prior_constructor_checks_its_arguments():
+    parts = kandinsky.tiny_unclip_prior_components(dim=DIM)
+    with pytest.raises(ArgumentError, match="default_steps must be an integer >= 2"):  # every call refused steps=1
+        kandinsky.KandinskyPrior(*parts, name="t", space="s", dim=DIM, default_steps=1)
+    with pytest.raises(ArgumentError, match="dim must be an integer"):  # int(32.5) was 32
+        kandinsky.KandinskyPrior(*parts, name="t", space="s", dim=32.5)
+
+
+def test_calibrate_embed_scale_checks_update_and_empty_pictures(kdec_tiny, udec, ldec):
+    """update="no" set embed_scale (bool("no") is True); a 0x0 picture was a raw
+    ZeroDivisionError from the Stable unCLIP pipeline's image processor."""
+    images = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    kept = _kandinsky(kdec_tiny.pipe, embed_scale=6.0, keep_image_encoder=True)
+    for dec in (kept, udec, ldec):
+        before = dec.embed_scale
+        with pytest.raises(ArgumentError, match="update must be True or False"):
+            dec.calibrate_embed_scale(images, update="no")
+        assert dec.embed_scale == before
+    with pytest.raises(ArgumentError, match="at least 1x1 pixels"):
+        udec.calibrate_embed_scale(np.zeros((1, 0, 0, 3), np.uint8), update=False)
+
+
+@pytest.mark.parametrize("seed", [1.7, "1", True, 2**63])
+def test_karlo_super_res_seed_is_checked_as_every_seed(seed):
+    """super_res_seed(1.7) was seed 1's noise, "1" too (int() of it), True seed 1's."""
+    with pytest.raises(ArgumentError, match="seed must be an integer"):
+        karlo.super_res_seed(seed)
+    assert karlo.super_res_seed(np.int64(3)) == karlo.super_res_seed(3)
+
+
+@pytest.mark.parametrize("steps", [2.7, "4", True])
+def test_timestep_helpers_check_their_step_counts(steps):
+    """trailing_timesteps / decoder_timesteps / super_res_timesteps took int() of their counts:
+    2.7 gave 2 timesteps, "4" four, True one."""
+    from latentlab.decoders.base import trailing_timesteps
+
+    for f in (trailing_timesteps, karlo.decoder_timesteps, karlo.super_res_timesteps):
+        with pytest.raises(ArgumentError, match="steps must be an integer"):
+            f(steps)
+    assert trailing_timesteps(np.int64(4)) == [999, 749, 499, 249] == karlo.decoder_timesteps(4)
+
+
+# -- describe() sees every setting that changes the frames --------------------------------------------------
+
+
+def test_kandinsky_describe_tells_given_negatives_apart():
+    """Two decoders with other given negative embeddings drew other guided frames under one
+    describe(), so a render resumed with the other mixed the two."""
+    pipe = kandinsky.tiny_kandinsky_pipeline(dim=DIM)
+    a = _kandinsky(pipe, negative_embeds=torch.zeros(DIM), embed_scale=6.0)
+    b = _kandinsky(pipe, negative_embeds=torch.ones(DIM), embed_scale=6.0)
+    z, x = _unit(1, 2), _noise(a, 1, 2)
+    assert not np.array_equal(a.decode(z, x, steps=2, guidance_scale=4.0), b.decode(z, x, steps=2, guidance_scale=4.0))
+    assert a.describe() != b.describe()
+    assert a.describe() == _kandinsky(pipe, negative_embeds=torch.zeros(DIM), embed_scale=6.0).describe()
+    assert "negative_sha256" not in _kandinsky(pipe, embed_scale=6.0).describe()  # the zero embedding: as before
+
+
+# -- properties kept (pass before and after) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _kandinsky(scheduler=None, embed_scale=6.0), lambda: _kandinsky(scheduler="dpm++", embed_scale=6.0),
+    lambda: _karlo(scheduler="unclip"), lambda: _unclip(noise_level=100),
+], ids=["kandinsky-ddpm", "kandinsky-dpm++", "karlo-unclip", "unclip-noise-level"])  # fmt: skip
+def test_a_frame_does_not_depend_on_its_batch_with_stochastic_samplers(make):
+    """Documented: each frame gets torch.Generator('cpu').manual_seed(seed), so frame k alone
+    equals frame k in a batch (up to rounding), also where the sampler draws fresh noise."""
+    dec = make()
+    z, x = _unit(3, 3), _noise(dec, 3, 3)
+    batch = dec.decode(z, x, seeds=[7, 8, 9], steps=2, guidance_scale=3.0)
+    for k in range(3):
+        alone = dec.decode(z[k : k + 1], x[k : k + 1], seeds=[7 + k], steps=2, guidance_scale=3.0)
+        assert np.abs(alone[0].astype(int) - batch[k].astype(int)).max() <= 1
+
+
+@settings(derandomize=True, max_examples=6, deadline=None)
+@given(st.sampled_from(["kandinsky", "karlo", "unclip"]), st.floats(0.0, 1.0))
+def test_guidance_at_most_one_draws_the_unguided_frames(kdec_tiny, ldec, udec, which, g):
+    """Documented (Decoder.decode): the diffusers decoders guide only when g > 1, so any
+    g <= 1 draws the frames of g = 1."""
+    dec = {"kandinsky": kdec_tiny, "karlo": ldec, "unclip": udec}[which]
+    z, x = _unit(1, 4), _noise(dec, 1, 4)
+    assert np.array_equal(dec.decode(z, x, seeds=[0], steps=2, guidance_scale=g),
+                          dec.decode(z, x, seeds=[0], steps=2, guidance_scale=1.0))  # fmt: skip

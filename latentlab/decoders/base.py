@@ -108,7 +108,8 @@ def trailing_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]
     """
     from ..errors import ArgumentError
 
-    steps, n_train = int(steps), int(num_train_timesteps)
+    # checked, not converted: int(2.7) gave 2 timesteps, int("4") 4, int(True) 1
+    steps, n_train = check_int(steps, "steps"), check_int(num_train_timesteps, "num_train_timesteps", minimum=1)
     if not 1 <= steps <= n_train:
         raise ArgumentError(f"steps must be in [1, {n_train}] (the training timesteps), got {steps}.")
     # the same float arange as diffusers (a linspace would round x.5 differently for e.g. 48 steps)
@@ -215,10 +216,12 @@ class Decoder:
         (see :meth:`invert`)."""
         from ..errors import ArgumentError
 
-        raise ArgumentError(
-            f"refine: decoder {type(self).__name__} ({self.name!r}) cannot refine inverted noise "
-            "(implemented for the mini decoder); pass refine=0."
-        )
+        raise ArgumentError(self._no_refine_reason())
+
+    def _no_refine_reason(self) -> str:
+        """Why :meth:`invert` refuses ``refine > 0`` (when :attr:`supports_refine` is False), with the fix."""
+        return (f"refine: decoder {type(self).__name__} ({self.name!r}) cannot refine inverted noise "
+                "(implemented for the mini decoder); pass refine=0.")  # fmt: skip
 
     def max_steps(self) -> int | None:
         """The most sampler steps :meth:`decode` and :meth:`invert` take, or None if unknown:
@@ -331,7 +334,11 @@ class Decoder:
         if captions is not None:
             if not self.reads_captions:
                 raise ArgumentError(self._no_captions_reason())
-            if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+            # read once, as a list: all() used up a generator, whose len() was then a raw TypeError
+            # (as was an int's iteration)
+            if not isinstance(captions, (str, bytes)) and hasattr(captions, "__iter__"):
+                captions = list(captions)
+            if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
                 raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
         z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
         if captions is not None and len(captions) != len(z):
@@ -393,6 +400,8 @@ class Decoder:
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
             got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
             raise ArgumentError(f"noise must have shape {shape} for this batch, got {got}.")
+        if not noise.is_floating_point():  # (integer or bool noise drew frames of it; complex lost its imaginary part)
+            raise ArgumentError(f"noise must be a floating tensor (e.g. torch.randn), got dtype {noise.dtype}.")
         x = noise.detach().to("cpu", torch.float32)
         # checked as _decode gets it: float64 noise beyond float32's range (1e39) came out infinite
         finite = torch.isfinite(x).flatten(1).all(dim=1)
@@ -522,6 +531,8 @@ class Decoder:
         guidance = check_number(guidance_scale, "guidance_scale", minimum=0)
         n = (self.default_inversion_refine if self.supports_refine else 0) if refine is None else refine
         n = check_int(n, "refine", minimum=0)  # gradient steps
+        if n and not self.supports_refine:  # (refused after the first image's inversion, behind a progress bar)
+            raise ArgumentError(self._no_refine_reason())
         dg = self.default_guidance if decode_guidance is None else decode_guidance
         dg = check_number(dg, "decode_guidance", minimum=0)
         images = np.ascontiguousarray(centre_square(images))  # (squashed into a square before 2026-12-06)

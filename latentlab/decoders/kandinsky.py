@@ -37,6 +37,7 @@ Builders: decoders ``"kandinsky"`` / ``"kandinsky_tiny"``, priors ``"kandinsky"`
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from typing import Any, Sequence
@@ -64,6 +65,8 @@ from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import Decoder, one_call_at_a_time
 from .unclip import (
+    checked_cpu_offload,
+    checked_inversion_inputs,
     dim_mismatch_error,
     free_model_hooks,
     max_sampler_steps,
@@ -139,6 +142,8 @@ def _mean_norm(vision: torch.nn.Module, processor: Any, images: Any) -> float:
 
 
 def _check_scale(scale: float) -> float:
+    if isinstance(scale, bool) or type(scale).__name__ == "bool_":  # (True was a scale of 1.0)
+        raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {scale!r}.")
     try:
         s = float(scale)
     except (TypeError, ValueError, OverflowError):  # (a 400-digit integer overflows)
@@ -292,7 +297,7 @@ class UnCLIPDiffusionPrior(Prior):
         default_guidance: float = 4.0,
         source: str | None = None,
     ) -> None:
-        super().__init__(name=name, space=space, dim=int(dim))
+        super().__init__(name=name, space=space, dim=check_int(dim, "dim", minimum=1))  # (int(32.5) was 32)
         got = int(prior.config.embedding_dim)
         if got != self.dim:
             raise SpaceError(f"dim={self.dim} but this prior produces {got}-d image embeddings; check the preset's dim.")
@@ -307,7 +312,8 @@ class UnCLIPDiffusionPrior(Prior):
         self.text_encoder = _place(text_encoder, "cpu" if self.cpu_offload else self.device, self.dtype).eval()
         self.scheduler = scheduler
         self.tokenizer = tokenizer
-        self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
+        # >= 2, as sample_unclip_prior's steps (1 was taken here and refused by every call, naming steps)
+        self.default_steps = check_int(default_steps, "default_steps", minimum=2)  # 2.7 became 2
         self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         self.source = source
 
@@ -411,6 +417,7 @@ class UnCLIPDiffusionPrior(Prior):
         """
         repo = cls.default_repo if repo_or_dir is None else repo_or_dir
         dev, dt = as_device(device), as_dtype(dtype)
+        checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
         src, parts = cls._load_parts(
             repo, scheduler_subfolder=cls.scheduler_subfolder, what=f"{cls.family} prior", example=cls.default_repo,
             dtype=dt, variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision,
@@ -568,11 +575,18 @@ class KandinskyDecoder(Decoder):
                     "Load one with KandinskyDecoder.from_pretrained(...)."
                 )
         self.pipe = pipe
-        self.name, self.space, self.dim = str(name), space, int(dim)
-        self.resolution = int(resolution)
+        # checked, not converted: int(32.7) drew 32 px frames, int("x") was a raw ValueError
+        self.name, self.space, self.dim = str(name), space, check_int(dim, "dim", minimum=1)
+        self.resolution = check_int(resolution, "resolution")
         self.device, self.dtype = as_device(device), as_dtype(dtype)
-        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
+        # refused here, not after the image encoder ran (the zero embedding, embed_scale="auto")
+        self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         self.source = source
+        keep_image_encoder = check_bool(keep_image_encoder, "keep_image_encoder")  # "no" kept it
+        if not isinstance(embed_scale, str):  # a bad number refused before the image encoder runs
+            embed_scale = _check_scale(embed_scale)
+        elif embed_scale != "auto":
+            raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
         warn_half_on_cpu(self.device, self.dtype, f"the Kandinsky 2.2 decoder {self.name!r}")
         self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
         self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
@@ -615,9 +629,18 @@ class KandinskyDecoder(Decoder):
         if negative_embeds is None:
             self.negative_source = "image encoder's zero-image embedding"
             negative_embeds = _zero_embed(self._vision)
-        neg = torch.as_tensor(negative_embeds).detach().to("cpu", torch.float32).reshape(-1)
-        if neg.numel() != self.dim or not torch.isfinite(neg).all():
+        try:
+            neg = torch.as_tensor(negative_embeds).detach().to("cpu", torch.float32)
+        except (TypeError, ValueError, RuntimeError):  # (a string, a ragged list: a raw torch error)
+            raise ArgumentError(f"negative_embeds must be a finite ({self.dim},) tensor, got "
+                                f"{type(negative_embeds).__name__}.") from None  # fmt: skip
+        # one row, (d,) or (1, d) (a (2, d / 2) tensor was flattened into a (d,) one)
+        if tuple(neg.shape) not in ((self.dim,), (1, self.dim)):
             raise ArgumentError(f"negative_embeds must be a finite ({self.dim},) tensor, got shape {tuple(neg.shape)}.")
+        neg = neg.reshape(-1)
+        if not torch.isfinite(neg).all():
+            raise ArgumentError(f"negative_embeds holds NaN or infinite values (as float32); give a finite ({self.dim},) "
+                                "tensor, e.g. dec.negative_embeds of an earlier load.")  # fmt: skip
         self.negative_embeds = neg
         self.embed_scale_source = "given"
         if isinstance(embed_scale, str):
@@ -702,6 +725,7 @@ class KandinskyDecoder(Decoder):
         is the decoder's, as in a render. With ``cpu_offload=True`` the models it called go
         back to the CPU at the end, as after a pipeline call."""
         steps = self._check_steps(steps)
+        latents, embeddings, guidance_scale = checked_inversion_inputs(self, latents, embeddings, guidance_scale)
         try:
             return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
         finally:
@@ -743,6 +767,7 @@ class KandinskyDecoder(Decoder):
 
         >>> dec.calibrate_embed_scale(my_images)   # doctest: +SKIP
         """
+        update = check_bool(update, "update")
         if self._vision is None:
             raise ArgumentError("no image encoder is kept; load the decoder with keep_image_encoder=True.")
         scale = _check_scale(_mean_norm(self._vision, self._processor, images))
@@ -769,6 +794,10 @@ class KandinskyDecoder(Decoder):
             "scheduler": type(self.pipe.scheduler).__name__, "optimizations": dict(self.optimizations),
             "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."), "cpu_offload": self.cpu_offload,
         })  # fmt: skip
+        if self.negative_source.startswith("given"):
+            # which negative: two given ones drew other guided frames under one description, so a
+            # render resumed with another mixed them (only when given: zero-embedding renders still resume)
+            d["negative_sha256"] = hashlib.sha256(self.negative_embeds.numpy().tobytes()).hexdigest()
         return d
 
     # -- loading ---------------------------------------------------------------------------
@@ -812,6 +841,7 @@ class KandinskyDecoder(Decoder):
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
         dev, dt = as_device(device), as_dtype(dtype)
+        checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
         what = "Kandinsky 2.2 decoder"
         src, is_dir = hub_source(repo_or_dir, what, KANDINSKY_DECODER_REPO)
         repo = repo_hint or (KANDINSKY_DECODER_REPO if is_dir else src)
@@ -819,16 +849,17 @@ class KandinskyDecoder(Decoder):
             check_local_folder(src, what=what, needs=("unet", "scheduler", "movq"), pipelines=("KandinskyV22Pipeline",),
                                repo=repo, model_index=True)  # fmt: skip
         common = dict(variant=variant, cache_dir=cache_dir, local_files_only=local_files_only, revision=revision)
-        pipe = load_component(KandinskyV22Pipeline, src, subfolder=None, what=what, is_dir=is_dir, repo=repo,
-                              kwargs=load_kwargs(is_dir=is_dir, dtype=dt, dtype_key=diffusers_dtype_key(), **common))  # fmt: skip
-        image_encoder = None
-        if image_encoder_repo is not None:
-            iwhat = "Kandinsky 2.2 image encoder"
+        iwhat = "Kandinsky 2.2 image encoder"
+        if image_encoder_repo is not None:  # its folder checked before the decoder's gigabytes are read, not after
             isrc, idir = hub_source(image_encoder_repo, iwhat, KANDINSKY_PRIOR_REPO, arg="image_encoder_repo")
             irepo = KANDINSKY_PRIOR_REPO if idir else isrc
             if idir:
                 check_local_folder(isrc, what=iwhat, needs=("image_encoder", "image_processor"),
                                    pipelines=("KandinskyV22PriorPipeline",), repo=irepo)  # fmt: skip
+        pipe = load_component(KandinskyV22Pipeline, src, subfolder=None, what=what, is_dir=is_dir, repo=repo,
+                              kwargs=load_kwargs(is_dir=is_dir, dtype=dt, dtype_key=diffusers_dtype_key(), **common))  # fmt: skip
+        image_encoder = None
+        if image_encoder_repo is not None:
             t_kw = load_kwargs(is_dir=idir, dtype=dt, dtype_key=transformers_dtype_key(), **common)
             plain = {k: v for k, v in t_kw.items() if k in ("cache_dir", "local_files_only", "revision")}
             vision = load_component(CLIPVisionModelWithProjection, isrc, subfolder="image_encoder",

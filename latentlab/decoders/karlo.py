@@ -82,6 +82,7 @@ Builders: decoders ``"karlo"`` / ``"karlo_tiny"``, priors ``"karlo"`` / ``"karlo
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 from typing import Any, Sequence
 
@@ -114,7 +115,7 @@ from .kandinsky import (
     _to_uint8,
     register_unclip_prior_builders,
 )
-from .unclip import dim_mismatch_error, free_model_hooks
+from .unclip import checked_cpu_offload, dim_mismatch_error, free_model_hooks
 
 __all__ = [
     "SCHEDULERS",
@@ -175,7 +176,8 @@ def super_res_seed(seed: int) -> int:
     >>> super_res_seed(0) == super_res_seed(0) != super_res_seed(1)
     True
     """
-    digest = hashlib.sha256(f"karlo-super-res:{int(seed)}".encode()).digest()
+    # checked, not converted: int(1.7) drew seed 1's noise, int("a") was a raw ValueError
+    digest = hashlib.sha256(f"karlo-super-res:{check_seed(seed)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 
@@ -207,10 +209,11 @@ def super_res_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int
     >>> super_res_timesteps(7)
     [999, 832, 666, 500, 333, 166, 0]
     """
-    if int(steps) < 2:
+    steps = check_int(steps, "super_res_steps")  # (int(2.5) was 2, int("7") 7)
+    if steps < 2:
         raise ArgumentError(f"super_res_steps must be >= 2 (super_res_first, then super_res_last), got {steps}.")
-    ratio = (num_train_timesteps - 1) / (int(steps) - 1)
-    return [int(t) for t in (np.arange(int(steps)) * ratio).round()[::-1].astype(np.int64)]
+    ratio = (check_int(num_train_timesteps, "num_train_timesteps", minimum=1) - 1) / (steps - 1)
+    return [int(t) for t in (np.arange(steps) * ratio).round()[::-1].astype(np.int64)]
 
 
 def ddim_step(x: torch.Tensor, eps: torch.Tensor, alpha_t: float, alpha_prev: float, *,
@@ -335,19 +338,24 @@ class KarloDecoder(Decoder):
                     "Load one with KarloDecoder.from_pretrained(...)."
                 )
         self.pipe = pipe
-        self.name, self.space, self.dim = str(name), space, int(dim)
+        self.name, self.space, self.dim = str(name), space, check_int(dim, "dim", minimum=1)  # (int(32.9) was 32)
         self.device, self.dtype = as_device(device), as_dtype(dtype)
         self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
         self.source = source
         self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
         self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
-        if isinstance(super_res_steps, bool) or not isinstance(super_res_steps, int) or super_res_steps < 2:
+        if isinstance(super_res_steps, bool) or not isinstance(super_res_steps, numbers.Integral) or super_res_steps < 2:
             raise ArgumentError(
                 f"super_res_steps must be an integer >= 2 (super_res_first's steps, then super_res_last's one), "
                 f"got {super_res_steps!r}."
             )
-        self.super_res_steps = super_res_steps
+        self.super_res_steps = int(super_res_steps)  # (a numpy integer was refused; describe() records a plain int)
+        sr_scheduler = getattr(pipe, "super_res_scheduler", None)
+        n_sr = len(getattr(sr_scheduler, "alphas_cumprod", ())) or None
+        if n_sr is not None and self.super_res_steps > n_sr:  # (more only repeated timesteps, as for steps: see max_steps)
+            raise ArgumentError(f"super_res_steps must be <= {n_sr} (the super-res scheduler's training timesteps), "
+                                f"got {self.super_res_steps}.")  # fmt: skip
         if not isinstance(scheduler, str) or scheduler.lower() not in SCHEDULERS:
             raise ArgumentError(
                 f"scheduler must be one of {', '.join(repr(k) for k in SCHEDULERS)}, got {scheduler!r}. "
@@ -368,7 +376,8 @@ class KarloDecoder(Decoder):
         if pipe_dim != self.dim:
             raise dim_mismatch_error(self, pipe_dim, "Karlo", ("karlo", "karlo_tiny"))
         native = int(pipe.super_res_first.config.sample_size)
-        if resolution is not None and int(resolution) != native:
+        # checked, not converted: int(32.5) was accepted, int("x") a raw ValueError
+        if resolution is not None and check_int(resolution, "resolution") != native:
             raise ArgumentError(f"resolution must be {native} for this Karlo pipeline (its super-res size), got {resolution}.")
         self.resolution = native
         pipe.set_progress_bar_config(disable=True)
@@ -680,6 +689,7 @@ class KarloDecoder(Decoder):
 
         >>> dec.calibrate_embed_scale(my_images)   # doctest: +SKIP
         """
+        update = check_bool(update, "update")
         try:
             scale = _check_scale(_mean_norm(self.pipe.image_encoder, self.pipe.feature_extractor, images))
         finally:
@@ -742,6 +752,7 @@ class KarloDecoder(Decoder):
         >>> dec = KarloDecoder.from_pretrained(device="cuda", dtype=torch.float16)  # doctest: +SKIP
         """
         dev, dt = as_device(device), as_dtype(dtype)
+        checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
         what = "Karlo decoder"
         src, is_dir = hub_source(repo_or_dir, what, KARLO_VARIATIONS_REPO)
         classes = unclip_pipeline_classes()

@@ -356,6 +356,36 @@ def dim_mismatch_error(decoder: Any, pipe_dim: int, family: str, kinds: Sequence
     )
 
 
+def checked_cpu_offload(cpu_offload: object, device: torch.device) -> bool:
+    """``cpu_offload`` checked as a bool that ``device`` can take (an accelerator): refused before
+    a loader reads gigabytes of weights or a constructor runs its image encoder, not after."""
+    offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
+    if offload and torch.device(device).type == "cpu":
+        raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+    return offload
+
+
+def checked_inversion_inputs(decoder: Any, latents: Any, embeddings: Any,
+                             guidance_scale: object) -> tuple[torch.Tensor, torch.Tensor, float]:  # fmt: skip
+    """The public ``invert_latents`` arguments checked as :meth:`Decoder.decode` checks its own:
+    ``embeddings`` of the decoder's size and space as unit-norm CPU float32 rows (decode
+    normalises them, so the inversion conditions on the same embedding), ``latents`` a finite
+    ``(b, *noise_shape())`` tensor (CPU float32) and ``guidance_scale`` a finite number >= 0
+    (NaN and negative scales inverted unguided without a word; a string was a raw TypeError)."""
+    z = decoder._unit_rows(embeddings)
+    shape = (z.shape[0], *decoder.noise_shape())
+    if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != shape:
+        got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise ArgumentError(f"latents must have shape {shape} (one row per embedding, the decoder's noise_shape()), "
+                            f"got {got}.")  # fmt: skip
+    if not latents.is_floating_point():
+        raise ArgumentError(f"latents must be a floating tensor (the autoencoder's latents), got dtype {latents.dtype}.")
+    x = latents.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ArgumentError("latents hold NaN or infinite values as the float32 the decoder reads.")
+    return x, z, check_number(guidance_scale, "guidance_scale", minimum=0)
+
+
 def free_model_hooks(pipe: Any) -> None:
     """``pipe.maybe_free_model_hooks()`` when the pipeline has it: with model CPU offload
     (``cpu_offload=True``) it moves the models a loop called directly back to the CPU, as a
@@ -539,8 +569,9 @@ class StableUnCLIPDecoder(Decoder):
         self.pipe = pipe
         self.name = str(name)
         self.space = space
-        self.dim = int(dim)
-        self.resolution = int(resolution)
+        # checked, not converted: int(64.5) drew 64 px frames, int("x") was a raw ValueError
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.resolution = check_int(resolution, "resolution")
         self.device = _as_device(device)
         self.dtype = _as_dtype(dtype)
         self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
@@ -558,7 +589,8 @@ class StableUnCLIPDecoder(Decoder):
             )
         self.embed_scale = self._check_scale(embed_scale)
         n_train = int(pipe.image_noising_scheduler.config.num_train_timesteps)
-        if not (isinstance(noise_level, (int, np.integer)) and 0 <= int(noise_level) < n_train):
+        ok = isinstance(noise_level, (int, np.integer)) and not isinstance(noise_level, bool)  # (True was level 1)
+        if not (ok and 0 <= int(noise_level) < n_train):
             raise ArgumentError(f"noise_level must be an integer in [0, {n_train - 1}], got {noise_level!r}.")
         self.noise_level = int(noise_level)
 
@@ -590,6 +622,8 @@ class StableUnCLIPDecoder(Decoder):
 
     @staticmethod
     def _check_scale(embed_scale: float) -> float:
+        if isinstance(embed_scale, bool) or type(embed_scale).__name__ == "bool_":  # (True was a scale of 1.0)
+            raise ArgumentError(f"embed_scale must be a positive number, got {embed_scale!r}.")
         try:
             s = float(embed_scale)
         except (TypeError, ValueError, OverflowError):  # (a 400-digit integer overflows)
@@ -727,6 +761,7 @@ class StableUnCLIPDecoder(Decoder):
         without the pipeline's random embedding noise. With ``cpu_offload=True`` the models
         it called go back to the CPU at the end, as after a pipeline call."""
         steps = self._check_steps(steps)
+        latents, embeddings, guidance_scale = checked_inversion_inputs(self, latents, embeddings, guidance_scale)
         try:
             return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
         finally:
@@ -835,6 +870,7 @@ class StableUnCLIPDecoder(Decoder):
         >>> dec.calibrate_embed_scale(my_pil_images)   # doctest: +SKIP
         17.3
         """
+        update = check_bool(update, "update")
         scale = float(self.image_encoder_embeds(images).norm(dim=-1).mean())
         scale = self._check_scale(scale)
         if update:
@@ -886,6 +922,7 @@ class StableUnCLIPDecoder(Decoder):
         """
         dev = _as_device(device)
         dt = _as_dtype(dtype)
+        checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
         src = as_path_text(repo_or_dir, "repo_or_dir", "a folder path or a Hugging Face repo id")
         offline_env = _env_flag("HF_HUB_OFFLINE")
         if local_files_only is None:
@@ -1030,6 +1067,8 @@ def _as_image_list(images: Any) -> list[Any]:
                 f"images must be uint8 RGB in [0, 255], got dtype {images.dtype}; "
                 "convert with (x * 255).round().clip(0, 255).astype(np.uint8)."
             )
+        if images.ndim in (3, 4) and 0 in images.shape[-3:-1]:  # (a raw ZeroDivisionError in the processor)
+            raise ArgumentError(f"images must be at least 1x1 pixels, got shape {images.shape}.")
         if images.ndim == 3 and images.shape[-1] == 3:
             return [images]
         if images.ndim == 4 and images.shape[-1] == 3 and images.shape[0] > 0:
