@@ -43,14 +43,24 @@ class ModelNotAvailableError(LatentlabError):
 
 
 def run_reporting_errors(main: Callable[[], object]) -> None:
-    """Run a ``python -m`` entry point: a :class:`LatentlabError` is printed as one line
-    ``error: ...`` with exit status 2, not a traceback."""
+    """Run a ``python -m`` entry point: a :class:`LatentlabError`, or an ``OSError`` the system
+    raised (a full disk, a folder that went away), is printed as one line ``error: ...`` with
+    exit status 2, not a traceback (as the ``latentlab`` command reports them)."""
+    import errno
     import sys
 
     try:
         main()
     except LatentlabError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            fix = "free space and run the same command again (training: with --resume)"
+        else:
+            fix = "check the path and its permissions"
+        print(f"error: {e.strerror or e}{where}; {fix}.", file=sys.stderr)
         raise SystemExit(2) from None
 
 

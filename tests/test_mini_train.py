@@ -1397,3 +1397,22 @@ def test_a_cache_is_reused_beside_a_copy_of_its_clip(clip_and_cache, tmp_path, m
     os.utime(clip, (clip.stat().st_atime, clip.stat().st_mtime + 60))
     monkeypatch.setattr(train, "create_clip", lambda *a, **k: pytest.fail("the cache was encoded again"))
     assert train.build_cache(cfg, out)["image_embeds"].shape[0] == cfg.cache.n_images
+
+
+@pytest.mark.parametrize("err, says", [
+    (OSError(28, "No space left on device"), "error: No space left on device; free space and run the same command again"),
+    (PermissionError(13, "Permission denied", "/w/mini_prior.json"),
+     "error: Permission denied (/w/mini_prior.json); check the path and its permissions."),
+])  # fmt: skip
+def test_the_python_m_entry_points_report_a_system_error_in_one_line(err, says, capsys):
+    """python -m latentlab.mini.train / export / evaluate printed a traceback for a full disk or a
+    refused write (the latentlab command says it in one line); now one line and exit status 2."""
+    from latentlab.errors import run_reporting_errors
+
+    def main():
+        raise err
+
+    with pytest.raises(SystemExit) as e:
+        run_reporting_errors(main)
+    assert e.value.code == 2 and capsys.readouterr().err.strip().startswith(says)
+
