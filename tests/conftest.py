@@ -227,3 +227,14 @@ def write_fault(exc: str) -> BaseException:
     import errno
 
     return KeyboardInterrupt() if exc == "ctrl-c" else OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raising KeyboardInterrupt, as in a terminal, even where this test run inherited it
+    ignored (pytest started in the background, as by a script's ``&``)."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)

@@ -277,17 +277,6 @@ def test_ctrl_c_saves_a_checkpoint_and_a_resume_keeps_one_log_series(smoke_run, 
 
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """Ctrl-C raising KeyboardInterrupt, as in a terminal, even where this test run inherited it
-    ignored (pytest started in the background, as by a script's ``&``)."""
-    import signal
-
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
 @pytest.mark.parametrize("stage", ["decoder", "clip"])
 def test_ctrl_c_inside_an_optimiser_step_waits_for_the_step_count(smoke_run, tmp_path, monkeypatch, stage, ctrl_c_raises):
     # a real SIGINT that lands while AdamW updates the weights: the checkpoint saved on the way

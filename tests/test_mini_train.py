@@ -1101,7 +1101,7 @@ def test_a_config_written_as_json_reads_back_the_same(tmp_path, name):
 # -- export interrupted while it moves the files in ------------------------------------------
 
 
-def test_ctrl_c_during_an_exports_moves_leaves_the_old_weights_or_the_new_never_a_mix(tmp_path, monkeypatch):
+def test_ctrl_c_during_an_exports_moves_leaves_the_old_weights_or_the_new_never_a_mix(tmp_path, monkeypatch, ctrl_c_raises):
     """``export`` writes every file into a temporary folder, then moves them into ``--to``, the
     manifest last, and says a failure leaves the destination as it was. A Ctrl-C between two
     of those moves left the new file of one beside the old other and the old manifest; now
@@ -1191,6 +1191,7 @@ def _loop_run(d: Path, n: int, stop_at: int | None, resume: bool = False, log_ev
     step, spent, loss_avg, state = _load_ckpt(d, model, opt, ema) if resume else (0, 0.0, None, {})
     stage = DecoderStage(steps=n, warmup=1, log_every=log_every, ckpt_every=ckpt_every, max_minutes=None)
     loop = _StageLoop("decoder", stage, d, model, opt, ema, step, spent, loss_avg, state)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)  # (as conftest's ctrl_c_raises: a hypothesis test)
     try:
         while loop.step < n:
             x = torch.randn(4, 3, generator=_gen(0, loop.step, 3))
@@ -1200,6 +1201,8 @@ def _loop_run(d: Path, n: int, stop_at: int | None, resume: bool = False, log_ev
         with pytest.raises(StageInterrupted):
             raise loop.interrupted() from None
         return loop
+    finally:
+        signal.signal(signal.SIGINT, old)
     loop.finish()
     return loop
 
@@ -1227,7 +1230,7 @@ def test_ctrl_c_then_resume_is_the_uninterrupted_run(tmp_path_factory, n, every,
     assert _equal(tmp / "ref", tmp / "run") and _equal(tmp / "ref", tmp / "run", "ema.safetensors")
 
 
-def test_the_clips_log_keeps_the_step_ctrl_c_stopped_at_and_drops_a_killed_runs(tmp_path, monkeypatch):
+def test_the_clips_log_keeps_the_step_ctrl_c_stopped_at_and_drops_a_killed_runs(tmp_path, monkeypatch, ctrl_c_raises):
     """The CLIP's loop too: started again after a run killed before its first checkpoint, the
     killed run's records go; Ctrl-C during step 2's optimiser step saves the step-2 checkpoint
     and the log has that step's record (it was missing, so the log skipped a step)."""
