@@ -338,7 +338,7 @@ def show_video(
     arr = _as_frames(frames)
     h, w = arr.shape[1:3]
     quality = None
-    if not format:
+    if format is None or format == "":  # (not `not format`: format=0 or False was taken for the default)
         fmt = "gif" if max(h, w) <= 256 else "mp4"
         if fmt == "gif" and _check_fps(fps) > _GIF_MAX_FPS:  # too fast for a gif: webp, lossless as sharp
             fmt, quality = "webp", 100

@@ -89,10 +89,27 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
 
 
 def _stack_frames(x: Any) -> Any:
-    """A list of ``(H, W, 3)`` frames, numpy arrays or tensors as collected in a loop, as one
-    array keeping their dtype (uint8 stays uint8); anything else unchanged."""
-    if isinstance(x, (list, tuple)) and x and all(isinstance(f, (np.ndarray, torch.Tensor)) and f.ndim == 3 for f in x):
-        return np.stack([f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f for f in x])
+    """A list of ``(H, W, 3)`` frames, numpy arrays, tensors or PIL images as collected in a loop, as
+    one array keeping their dtype (uint8 stays uint8; a PIL image made RGB as
+    :func:`latentlab.load_image` makes one); anything else unchanged. (PIL images went through
+    ``np.asarray(x, float64)``: dark frames were taken for floats in [0, 1], 255 times too far apart.)"""
+    from .video import _to_numpy
+
+    if not isinstance(x, (list, tuple)) or not x:
+        return x
+    arrays = [
+        f.detach().cpu().numpy() if isinstance(f, torch.Tensor)
+        else _to_numpy(f) if type(f).__module__.split(".")[0] == "PIL" else f
+        for f in x
+    ]  # fmt: skip
+    if all(isinstance(f, np.ndarray) and f.ndim == 3 for f in arrays):
+        for i, f in enumerate(arrays):  # (np.stack raised a raw ValueError)
+            if f.shape != arrays[0].shape:
+                raise ArgumentError(
+                    f"frame {i} has shape {tuple(f.shape)} but frame 0 has {tuple(arrays[0].shape)}; all frames must "
+                    "share one size. Fix: resize them to a common size first."
+                )
+        return np.stack(arrays)
     return x
 
 
@@ -183,7 +200,13 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
         x = x.detach().cpu().numpy()
     x = _stack_frames(x)  # frames keep their dtype (uint8); distances become float64
     if isinstance(x, (list, tuple)):
-        x = np.asarray(x, dtype=np.float64)
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):  # ("a", a ragged list, 10**400: raw numpy errors)
+            raise ArgumentError(
+                "frames_or_distances is a list that is neither distances (numbers, each within a float's range) nor "
+                "frames of one size. Fix: pass distances (T - 1,) or frames (T, H, W, 3)."
+            ) from None
     if isinstance(x, np.ndarray) and x.ndim == 4:
         d = frame_distances(x, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
     elif isinstance(x, np.ndarray) and x.ndim == 1:

@@ -34,7 +34,7 @@ from typing import Any, Mapping, NoReturn, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, check_int
+from .errors import ArgumentError, check_int, is_finite_real
 from .explore import PCA, WordChanges, consecutive_distances, fit_pca, path_embeddings, same_space
 
 __all__ = [
@@ -185,6 +185,12 @@ def plot_similarity_matrix(
         raise ArgumentError(
             f"annotate must be True, False or None (write the values when the matrix is small enough), got {annotate!r}."
         )
+    from matplotlib import colormaps
+
+    try:  # before the figure is made (imshow raised a raw ValueError, leaving an empty figure open)
+        colormaps.get_cmap(cmap)
+    except (ValueError, TypeError):
+        raise ArgumentError(f"cmap={cmap!r} is not a matplotlib colormap. Fix: e.g. cmap='viridis' or 'magma'.") from None
     za, zb = path_embeddings(a, name="a"), path_embeddings(b, name="b")
     same_space(za, "a", zb, "b")
     s = similarity_matrix(za, zb).double().numpy()
@@ -329,6 +335,14 @@ def plot_similarity(
         bad = [c for c in cols if not is_color_like(c)]
         if bad:
             raise ArgumentError(f"colors holds {bad[0]!r}, which is not a matplotlib colour (e.g. 'tab:red', '#1f77b4').")
+    from matplotlib.lines import Line2D
+
+    try:  # (passed as a format string, "dashed" or (0, (5, 1)) raised a raw ValueError)
+        Line2D([], [], linestyle=linestyle)
+    except (ValueError, TypeError):
+        raise ArgumentError(
+            f"linestyle={linestyle!r} is not a matplotlib line style. Fix: e.g. '-', '--', ':', '-.', 'dashed' or (0, (5, 1))."
+        ) from None
     same_space(z, "path", refs, "references")
     # checked here, so that the error names this plot's arguments, not similarity_matrix's a and b
     _check_nonzero(z, "path")
@@ -338,7 +352,7 @@ def plot_similarity(
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])
     for k in range(s.shape[1]):
-        ax.plot(x, s[:, k], linestyle, color=cols[k], marker="." if z.shape[0] <= 60 else None,
+        ax.plot(x, s[:, k], linestyle=linestyle, color=cols[k], marker="." if z.shape[0] <= 60 else None,
                 label=_literal(_short(labs[k])))  # fmt: skip
     for kf in marks:
         ax.axvline(kf, color="0.7", linewidth=0.8, zorder=0)
@@ -410,6 +424,10 @@ def plot_pca_map(
     for arg, value in (("labels", labels), ("images", images)):
         if value is not None and pts is None:
             raise ArgumentError(f"{arg} belongs to points, but no points= were given; pass points=(n, d) embeddings too.")
+    if images is not None:
+        images = _thumbnails(images)
+        if not is_finite_real(zoom) or zoom <= 0:
+            raise ArgumentError(f"zoom must be a number > 0 (the thumbnails' scale), got {zoom!r}. Fix: e.g. zoom=0.5.")
     names = _labels(path_labels, len(zs), "path_labels", "", "path") if path_labels is not None else [
         f"path {i + 1}" for i in range(len(zs))
     ]
@@ -432,17 +450,18 @@ def plot_pca_map(
         pca = fit_pca(every)
         if pca.rank < 2:
             _too_flat(every, pca.rank, " and ".join(n for _, n in named))
+    # labels and images counted before the figure is made (a refusal left an empty figure open)
+    labs = _labels(labels, pts.shape[0], "labels", "#", "point") if pts is not None and labels is not None else None
+    if images is not None and len(images) != pts.shape[0]:
+        raise ArgumentError(f"images has {len(images)} entries for {pts.shape[0]} points.")
     ax = _axes(ax, (6, 5))
     ax.pca = pca
     ratio = pca.explained_ratio
     if pts is not None:
         xy = pca.project(pts, 2).numpy()
-        labs = _labels(labels, xy.shape[0], "labels", "#", "point") if labels is not None else None
         if images is not None:
             from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-            if len(images) != xy.shape[0]:
-                raise ArgumentError(f"images has {len(images)} entries for {xy.shape[0]} points.")
             ax.scatter(xy[:, 0], xy[:, 1], s=0)
             for (x0, y0), im in zip(xy, images):
                 ab = AnnotationBbox(OffsetImage(np.asarray(im), zoom=zoom), (x0, y0), frameon=True, pad=0.1)
@@ -486,6 +505,30 @@ def plot_pca_map(
     if title:
         ax.set_title(title)
     return ax
+
+
+def _thumbnails(images: Any) -> list[np.ndarray]:
+    """``images`` (any iterable, read once) as a list of arrays matplotlib draws: ``(H, W)`` grey,
+    ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, of numbers; else an :class:`ArgumentError` naming the
+    item (a generator raised a raw TypeError from ``len``, a file name or a bad shape one from
+    matplotlib when the figure was drawn)."""
+    if isinstance(images, (str, bytes)):
+        images = [images]
+    try:
+        items = list(images)
+    except TypeError:
+        raise ArgumentError(f"images must be a list of (H, W, 3) pictures, one per point, got {type(images).__name__}.") from None
+    out = []
+    for i, im in enumerate(items):
+        a = np.asarray(im.detach().cpu() if isinstance(im, torch.Tensor) else im)
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or 0 in a.shape \
+                or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            raise ArgumentError(
+                f"images[{i}] has shape {a.shape} (dtype {a.dtype}); each thumbnail must be a (H, W, 3) picture "
+                "(uint8, or float in [0, 1]). Fix: pass pictures, e.g. ll.load_image(path) for a file."
+            )
+        out.append(a)
+    return out
 
 
 def _too_flat(z: torch.Tensor, rank: int, given: str) -> NoReturn:
@@ -553,12 +596,15 @@ def plot_pacing(
     series = dict(x) if isinstance(x, Mapping) else {"": x}
     if not series:
         raise ArgumentError("x is an empty dict; pass at least one sequence.")
+    # every sequence measured before the figure is made: a refused one left an empty figure open
+    measured = {name: consecutive_distances(item, metric=metric, encoder=encoder) for name, item in series.items()}
     ax = _axes(ax, (7, 3))
     units = set()
     for name, item in series.items():
-        d = consecutive_distances(item, metric=metric, encoder=encoder)
+        d = measured[name]
         units.add(_unit_of(item, metric, encoder))
         stats = pacing_stats(d)  # the same figures as ll.pacing_stats reports
+        name = str(name)  # (a dict keyed by numbers: {1: frames} raised AttributeError, and 0 lost its name)
         label = f"{_literal(name) + ': ' if name else ''}cv {stats['cv']:.2f}, max/median {stats['max_jump_over_median']:.1f}"
         (line,) = ax.plot(np.arange(1, d.size + 1), d, marker="." if d.size <= 60 else None, label=label)
         ax.axhline(stats["mean"], color=line.get_color(), linestyle=":", linewidth=1)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import ArgumentError, LatentlabError, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, check_bool, is_finite_real, shown, url_hint, user_path
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -113,8 +113,7 @@ def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
                 "expected [0, 255]. Fix: rescale/clip to [0, 255] before passing it."
             )
         return a.astype(np.uint8)
-    # floating point: [0, 1] expected
-    a = a.astype(np.float32, copy=False)
+    # floating point: [0, 1] expected (checked before the float32 cast, which makes 1e300 an inf)
     if not np.isfinite(a).all():
         raise ArgumentError(
             f"{what} is a float array containing NaN or inf. "
@@ -134,6 +133,7 @@ def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
             f"{what} is a float array with values in [{lo:.4g}, {hi:.4g}]; float frames "
             f"must be in [0, 1]. Fix: {hint}."
         )
+    a = a.astype(np.float32, copy=False)
     return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -249,7 +249,7 @@ def _as_image(array: Any, name: str = "array") -> np.ndarray:
 def _check_count(value: Any, name: str, unit: str = "frames", example: int = 12) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ArgumentError(
-            f"{name}={value!r}; expected a whole number of {unit} >= 0. Fix: e.g. {name}={example}."
+            f"{name}={shown(value)}; expected a whole number of {unit} >= 0. Fix: e.g. {name}={example}."
         )
     return int(value)
 
@@ -259,8 +259,8 @@ def _check_fps(fps: Any) -> float:
         f = float(fps)
     except (TypeError, ValueError, OverflowError):  # (OverflowError: an integer too large for a float)
         f = float("nan")
-    if isinstance(fps, bool) or not math.isfinite(f) or f <= 0:
-        raise ArgumentError(f"fps={fps!r}; expected a positive number. Fix: e.g. fps=24.")
+    if isinstance(fps, (bool, np.bool_)) or not math.isfinite(f) or f <= 0:
+        raise ArgumentError(f"fps={shown(fps)}; expected a positive number. Fix: e.g. fps=24.")
     if f < MIN_FPS:
         raise ArgumentError(
             f"fps={fps!r} is below {MIN_FPS:g} (one frame every {1 / MIN_FPS:g} s), the slowest latentlab writes in "
@@ -430,7 +430,20 @@ def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | Non
 # frame ordering
 # ------------------------------------------------------------------------------------
 def _sequence_indices(n: int, hold_first: int, hold_last: int, pingpong: bool) -> np.ndarray:
-    """Indices into n frames implementing :func:`sequence` (int64 array)."""
+    """Indices into n frames implementing :func:`sequence` (int64 array); holds too long for this
+    machine to index (``hold_last=10**12``, or a 400-digit count) are an :class:`ArgumentError`
+    (numpy raised a raw ValueError or MemoryError)."""
+    try:
+        return _sequence_order(n, hold_first, hold_last, pingpong)
+    except (ValueError, MemoryError, OverflowError):
+        total = n + hold_first + hold_last + (max(n - 2, 0) if pingpong else 0)
+        raise ArgumentError(
+            f"hold_first={shown(hold_first)} and hold_last={shown(hold_last)} make {shown(total)} frames, too many for "
+            "this machine to put in order. Fix: shorten the holds (at 24 fps, hold_last=24 holds the last frame one second)."
+        ) from None
+
+
+def _sequence_order(n: int, hold_first: int, hold_last: int, pingpong: bool) -> np.ndarray:
     if n == 1:
         return np.zeros(1 + hold_first + hold_last, dtype=np.int64)
     forward = np.concatenate([
@@ -505,10 +518,9 @@ def _resolve_format(format: str | None, target: Path) -> str:
 def _check_quality(quality: Any) -> int | None:
     if quality is None:
         return None
-    if isinstance(quality, bool) or not isinstance(quality, (int, float, np.number)) \
-            or not 0 <= float(quality) <= 100:
+    if not is_finite_real(quality) or not 0 <= float(quality) <= 100:  # (10**400: float() overflowed)
         raise ArgumentError(
-            f"quality={quality!r}; expected a number in [0, 100] (higher is better) or None "
+            f"quality={shown(quality)}; expected a number in [0, 100] (higher is better) or None "
             "for the format's default. Fix: e.g. quality=80."
         )
     return int(round(float(quality)))
@@ -888,6 +900,7 @@ def write_video(
     hl = _check_count(hold_last, "hold_last")
     loop_n = _check_count(loop, "loop", unit="plays (0: forever)", example=0)
     pp = _check_bool(pingpong, "pingpong")
+    check_bool(progress, "progress")  # (checked by the bar, once the path's folders were made)
     q = _check_quality(quality)
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
@@ -916,7 +929,7 @@ def write_video(
     most_plays = {"gif": 65536, "webp": 65535}.get(fmt)
     if most_plays is not None and loop_n > most_plays:
         raise ArgumentError(
-            f"loop={loop!r}; a {fmt} plays at most {most_plays} times before it stops (its count is 16 bits). "
+            f"loop={shown(loop)}; a {fmt} plays at most {most_plays} times before it stops (its count is 16 bits). "
             "Fix: use loop=0 to play forever, or a count within that."
         )
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= 16384):
@@ -957,8 +970,10 @@ def _existing_file(path: Any, name: str = "path") -> Path:
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
     """Read every frame of a video or animated image as uint8 ``(T, H, W, 3)`` RGB.
 
-    gif/webp/png (and other still-image formats) are read with imageio's Pillow plugin;
-    mp4 and other containers with ffmpeg (imageio-ffmpeg).
+    gif/webp/png (and other still-image formats) are read with Pillow, each frame made RGB as
+    :func:`load_image` makes a picture (alpha composited on white, 16-bit and float images scaled,
+    EXIF rotation applied), so ``read_video(x)[0]`` of a still image is ``load_image(x)``; mp4 and
+    other containers with ffmpeg (imageio-ffmpeg).
 
     >>> import numpy as np, tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.gif"
@@ -972,13 +987,21 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
     # Pillow's MPEG plugin only identifies a file, it decodes nothing: .mpg / .mpeg go to ffmpeg
     pillow_reads = {e.lstrip(".") for e, fmt in Image.registered_extensions().items() if fmt != "MPEG"}
     if p.suffix.lower().lstrip(".") in pillow_reads:
-        import imageio.v3 as iio
+        from PIL import ImageSequence
 
+        from .encoders import _to_rgb
+
+        # each frame made RGB as load_image makes one (alpha composited on white, 16-bit scaled, EXIF
+        # rotation applied): imageio's mode="RGB" kept a transparent pixel's hidden colour (black, in a
+        # webp) and clipped a 16-bit png to white, so read_video(x)[0] was not load_image(x)
         try:
-            arr = iio.imread(p, plugin="pillow", index=..., mode="RGB")
-        except Exception as e:  # unreadable / corrupt file
+            with Image.open(p) as im:
+                return np.stack([np.asarray(_to_rgb(f, repr(str(p)), warn_animated=False), dtype=np.uint8)
+                                 for f in ImageSequence.Iterator(im)])  # fmt: skip
+        except ArgumentError:
+            raise
+        except Exception as e:  # unreadable / corrupt file (or a tiff's pages of several sizes)
             raise ArgumentError(f"cannot read {str(p)!r} as an image: {e}") from None
-        return arr[None] if arr.ndim == 3 else arr
     kind = p.suffix.lower().lstrip(".") or "video"
     problem = _exe_problem(_ffmpeg_exe(kind, reading=p))  # (a missing ffmpeg said as such, not as a bad file)
     if problem is not None:
@@ -1150,9 +1173,11 @@ def _rgb(value: Any, name: str) -> tuple[int, int, int]:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = (v, v, v)
     try:
+        if isinstance(v, (str, bytes)):  # ("255" was read digit by digit: (2, 5, 5), near black)
+            raise TypeError
         t = tuple(int(c) for c in v)
         ok = len(t) == 3 and all(0 <= c <= 255 for c in t) and all(
-            float(c) == int(c) for c in v)
+            float(c) == int(c) and not isinstance(c, (bool, np.bool_)) for c in v)
     except (TypeError, ValueError, OverflowError):  # (OverflowError: an infinite float)
         ok = False
     if not ok:
@@ -1360,8 +1385,14 @@ def contact_sheet(
             warnings.warn(f"the labels' font here has no letters for {missing[:12]!r} (drawn as boxes); write those "
                           "labels in another script, or draw the sheet's labels yourself.", UserWarning, stacklevel=2)  # fmt: skip
 
-    sheet = np.empty((rows * (H + L) + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3),
-                     np.uint8)
+    shape = (rows * (H + L) + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3)
+    try:
+        sheet = np.empty(shape, np.uint8)
+    except (ValueError, MemoryError, OverflowError):  # (pad=10**9: numpy's raw "array is too big")
+        raise ArgumentError(
+            f"the contact sheet would be {shown(shape[0])} x {shown(shape[1])} pixels (pad={shown(pad)}, {rows} x {cols} "
+            "tiles), too large to hold. Fix: use a smaller pad, or fewer frames (max_frames=)."
+        ) from None
     sheet[...] = bg
     fg = (0, 0, 0) if sum(bg) / 3 >= 128 else (255, 255, 255)
     for k, i in enumerate(sel):

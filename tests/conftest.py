@@ -238,3 +238,8 @@ def ctrl_c_raises():
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, old)
+
+
+def ramp_frames(n: int = 3, h: int = 4, w: int = 4) -> np.ndarray:
+    """``n`` uint8 frames ``(h, w, 3)`` of a repeating ramp (every pixel differs from its neighbours)."""
+    return (np.arange(n * h * w * 3) % 251).astype(np.uint8).reshape(n, h, w, 3)

@@ -16,15 +16,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 import latentlab as ll
 from latentlab.errors import ArgumentError, LatentlabError, SpaceError
 from latentlab.explore import WordChanges
+from latentlab.ops import slerp
 from latentlab.pacing import frame_distances, pacing_stats
 from latentlab.space import check_embeddings, tag
 from latentlab.trajectory import Segment, Trajectory
 
-from conftest import grey_frames
+from conftest import grey_frames, ramp_frames
 
 
 @pytest.fixture(autouse=True)
@@ -877,3 +879,113 @@ def test_words_and_pca_of_the_wrong_type_are_refused_naming_them():
             call()
     with pytest.raises(ArgumentError, match="pca must be a PCA"):
         ll.plot_pca_map(GOOD, pca="x")
+
+
+# -- second audit (2026-12-07): line styles, dict keys, thumbnails, figures left open, pacing inputs --
+
+
+def _slerp_path(T: int = 5) -> torch.Tensor:
+    return slerp(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]]), torch.linspace(0, 1, T))
+
+
+@pytest.mark.parametrize("style, drawn", [("dashed", "--"), ("dotted", ":"), ((0, (5, 1)), "--"), ("--", "--"), (":", ":")])
+def test_plot_similarity_takes_every_matplotlib_line_style(style, drawn):
+    # the style was passed as a format string: "dashed" or (0, (5, 1)) raised a raw ValueError
+    ax = ll.plot_similarity(_slerp_path(), torch.eye(3)[:2], ["x", "y"], linestyle=style)
+    assert [ln.get_linestyle() for ln in ax.lines] == [drawn, drawn]
+
+
+def test_plot_similarity_refuses_an_unknown_line_style_by_name():
+    with pytest.raises(ArgumentError, match=r"linestyle='bogus' is not a matplotlib line style"):
+        ll.plot_similarity(_slerp_path(), torch.eye(3)[:2], ["x", "y"], linestyle="bogus")
+
+
+def test_plot_pacing_names_curves_by_any_dict_key():
+    # {1: frames} raised AttributeError ('int' object has no attribute 'replace'); key 0 lost its name
+    frames = ramp_frames(4)
+    ax = ll.plot_pacing({0: frames, 2: frames[::-1]}, metric="pixel")
+    texts = ax.get_legend_handles_labels()[1]
+    assert texts[0].startswith("0: cv") and texts[1].startswith("2: cv")
+
+
+def test_plot_pca_map_reads_images_once_from_any_iterable():
+    # a generator raised a raw TypeError (len)
+    thumbs = [np.zeros((4, 4, 3), np.uint8) + i for i in range(4)]
+    ax = ll.plot_pca_map(_slerp_path(), torch.randn(4, 3, generator=torch.Generator().manual_seed(0)),
+                         images=(t for t in thumbs))
+    ax.figure.canvas.draw()
+    assert len(ax.artists) == 4
+
+
+@pytest.mark.parametrize("images, match", [
+    (["cat.png"] * 4, r"images\[0\] has shape \(\)"),  # raw TypeError when the figure was drawn
+    ([np.zeros(2)] * 4, r"images\[0\] has shape \(2,\)"),
+    (5, "images must be a list"),
+])
+def test_plot_pca_map_refuses_thumbnails_that_are_not_pictures(images, match):
+    with pytest.raises(ArgumentError, match=match):
+        ll.plot_pca_map(_slerp_path(), torch.randn(4, 3), images=images)
+
+
+@pytest.mark.parametrize("zoom", ["big", 0, -1, float("nan"), True])
+def test_plot_pca_map_refuses_a_bad_zoom(zoom):
+    # "big" raised a raw TypeError when drawn; -1, 0 and NaN were taken
+    with pytest.raises(ArgumentError, match="zoom must be a number > 0"):
+        ll.plot_pca_map(_slerp_path(), torch.randn(4, 3), images=[np.zeros((4, 4, 3), np.uint8)] * 4, zoom=zoom)
+
+
+def test_plot_similarity_matrix_refuses_an_unknown_cmap_before_making_a_figure():
+    # imshow raised a raw ValueError after the figure was made (left open, empty)
+    before = plt.get_fignums()
+    with pytest.raises(ArgumentError, match=r"cmap='bogus' is not a matplotlib colormap"):
+        ll.plot_similarity_matrix(_slerp_path(), torch.eye(3)[:2], cmap="bogus")
+    assert plt.get_fignums() == before
+    assert ll.plot_similarity_matrix(_slerp_path(), torch.eye(3)[:2], cmap="magma").images[0].get_cmap().name == "magma"
+
+
+def test_plot_pacing_refused_leaves_no_empty_figure():
+    before = plt.get_fignums()
+    with pytest.raises(ArgumentError, match="at least two"):
+        ll.plot_pacing({"a": ramp_frames(3), "b": ramp_frames(1)}, metric="pixel")
+    assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"labels": ["a"]}, "labels"),
+    ({"images": [np.zeros((4, 4, 3), np.uint8)]}, "images has 1 entries for 4 points"),
+])
+def test_plot_pca_map_refused_leaves_no_empty_figure(kw, match):
+    # labels and images were counted after the figure was made
+    before = plt.get_fignums()
+    with pytest.raises(ArgumentError, match=match):
+        ll.plot_pca_map(_slerp_path(), torch.randn(4, 3), **kw)
+    assert plt.get_fignums() == before
+
+
+# ------------------------------------------------------------------------------------
+# pacing.py's frame distances, as a video user meets them
+# ------------------------------------------------------------------------------------
+def test_frame_distances_of_frames_of_two_sizes_is_refused_by_name():
+    # np.stack raised a raw ValueError
+    a, b = np.zeros((4, 4, 3), np.uint8), np.zeros((5, 5, 3), np.uint8)
+    with pytest.raises(ArgumentError, match=r"frame 1 has shape \(5, 5, 3\) but frame 0 has \(4, 4, 3\)"):
+        frame_distances([a, b, a], metric="pixel")
+    with pytest.raises(ArgumentError, match=r"frame 1 has shape"):
+        pacing_stats([a, b])
+
+
+@pytest.mark.parametrize("distances", [[10**400, 1.0], [1.0, "a"], [[1.0], [2.0, 3.0]]], ids=["1e400", "str", "ragged"])
+def test_pacing_stats_refuses_lists_that_are_not_distances(distances):
+    # raw OverflowError / ValueError from numpy
+    with pytest.raises(ArgumentError, match="frames_or_distances is a list"):
+        pacing_stats(distances)
+
+
+def test_pacing_stats_measures_pil_frames_as_uint8():
+    # a list of PIL images went through np.asarray(x, float64): dark frames (values <= 1) were read as floats in
+    # [0, 1] (a step 255 times too large), brighter ones refused as "[0, 255]: pass frames.astype(np.uint8)"
+    dark = [Image.new("RGB", (4, 4), (0, 0, 0)), Image.new("RGB", (4, 4), (1, 1, 1))]
+    assert pacing_stats(dark)["mean"] == pytest.approx(1 / 255)
+    bright = [Image.new("RGB", (4, 4), (0, 0, 0)), Image.new("RGB", (4, 4), (255, 255, 255))]
+    assert pacing_stats(bright)["mean"] == pytest.approx(1.0)
+    np.testing.assert_allclose(frame_distances(dark, metric="pixel"), [1 / 255])

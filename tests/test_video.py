@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from PIL import Image
 
 from latentlab import video
 from latentlab.errors import ArgumentError, LatentlabError
@@ -30,7 +31,7 @@ from latentlab.video import (
 import latentlab as ll
 from latentlab import notebook
 
-from conftest import animated_frames
+from conftest import animated_frames, ramp_frames
 
 
 # ------------------------------------------------------------------------------------
@@ -1621,3 +1622,174 @@ def test_save_frames_refuses_a_pattern_that_cannot_name_a_later_frame(tmp_path):
     with pytest.raises(ArgumentError, match=r"pattern='\{:c\}.png' cannot be formatted with a frame number"):
         save_frames(np.zeros((3, 2, 2, 3), np.uint8), tmp_path / "f", pattern="{:c}.png", start=0x10FFFE)
     assert not (tmp_path / "f").exists()
+
+
+# -- second audit (2026-12-07): fps, quality, holds, backgrounds, huge sheets, read_video as load_image --
+
+
+@pytest.mark.parametrize("fmt", ["gif", "mp4"])
+def test_write_video_refuses_numpy_bool_fps(tmp_path, fmt):
+    # np.True_ was taken as fps=1 (a Python bool was refused)
+    with pytest.raises(ArgumentError, match=r"fps=.*True.*positive number"):
+        write_video(ramp_frames(), tmp_path / f"a.{fmt}", fps=np.bool_(True))
+    assert not list(tmp_path.iterdir())
+
+
+def test_show_video_refuses_numpy_bool_fps():
+    with pytest.raises(ArgumentError, match="fps="):
+        notebook.show_video(ramp_frames(), fps=np.bool_(True))
+
+
+@pytest.mark.parametrize("quality", [10**400, -(10**400), 10**5000], ids=["1e400", "-1e400", "1e5000"])
+def test_write_video_refuses_huge_quality_by_name(tmp_path, quality):
+    # float(10**400) raised a raw OverflowError
+    with pytest.raises(ArgumentError, match=r"quality=.*expected a number in \[0, 100\]"):
+        write_video(ramp_frames(), tmp_path / "a.webp", quality=quality)
+
+
+def test_write_video_loop_of_5000_digits_is_said_by_size(tmp_path):
+    # the message's repr(loop) raised a raw ValueError (over 4300 digits)
+    with pytest.raises(ArgumentError, match=r"loop=<an integer of \d+ bits>"):
+        write_video(ramp_frames(), tmp_path / "a.gif", loop=10**5000)
+
+
+@pytest.mark.parametrize("hold", [10**12, 10**400], ids=["1e12", "1e400"])
+@pytest.mark.parametrize("which", ["hold_first", "hold_last"])
+def test_holds_too_long_to_index_are_refused_by_name(tmp_path, hold, which):
+    # numpy raised a raw ValueError ("Maximum allowed dimension exceeded") or MemoryError
+    with pytest.raises(ArgumentError, match=r"hold_first=.* and hold_last=.*Fix: shorten the holds"):
+        sequence(ramp_frames(), **{which: hold})
+    with pytest.raises(ArgumentError, match=r"hold_first=.* and hold_last=.*Fix: shorten the holds"):
+        write_video(ramp_frames(), tmp_path / "a.webp", **{which: hold})
+    assert not (tmp_path / "a.webp").exists()
+
+
+@pytest.mark.parametrize("background", ["255", "000", b"\xff\xff\xff", (True, 0, 0), (0, np.bool_(True), 0)])
+def test_contact_sheet_refuses_background_as_text_or_bools(background):
+    # "255" was read digit by digit as (2, 5, 5), a near-black background
+    with pytest.raises(ArgumentError, match=r"background=.*grey level 0-255 or an \(r, g, b\)"):
+        contact_sheet(ramp_frames(), background=background)
+
+
+def test_contact_sheet_background_still_takes_numbers():
+    assert contact_sheet(ramp_frames(1), background=np.uint8(7), pad=1)[0, 0].tolist() == [7, 7, 7]
+    assert contact_sheet(ramp_frames(1), background=(1.0, 2, np.int64(3)), pad=1)[0, 0].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("pad", [10**9, 10**400], ids=["1e9", "1e400"])
+def test_contact_sheet_too_large_is_refused_by_name(pad):
+    # numpy raised a raw ValueError ("array is too big" / "Maximum allowed dimension exceeded")
+    with pytest.raises(ArgumentError, match=r"contact sheet would be .* pixels \(pad=.*too large"):
+        contact_sheet(ramp_frames(), pad=pad)
+
+
+def test_float_frames_too_large_for_float32_are_said_as_out_of_range(tmp_path):
+    # 1e300 became inf in the float32 cast and was called "NaN or inf" (fix: nan_to_num, which does nothing)
+    frames = np.full((1, 2, 2, 3), 1e300)
+    with pytest.raises(ArgumentError, match=r"values in \[1e\+300, 1e\+300\]; float frames must be in \[0, 1\]"):
+        write_video(frames, tmp_path / "a.gif")
+
+
+@pytest.mark.parametrize("fmt", [0, False])
+def test_show_video_refuses_a_format_that_is_not_a_name(fmt):
+    # `not format` took format=0 or False for the default
+    with pytest.raises(ArgumentError, match="format must be 'gif', 'webp' or 'mp4'"):
+        notebook.show_video(ramp_frames(), format=fmt)
+
+
+def test_show_video_default_format_unchanged():
+    assert notebook.show_video(ramp_frames()).mimetype == "image/gif"
+    assert notebook.show_video(ramp_frames(), format="").mimetype == "image/gif"
+
+
+def _rgba(top_opaque: bool = True) -> np.ndarray:
+    a = np.zeros((4, 4, 4), np.uint8)
+    a[..., 0] = 200  # a hidden colour under the transparent rows
+    a[:2 if top_opaque else 4, :, 3] = 255
+    return a
+
+
+def test_read_video_composites_alpha_on_white_as_load_image_does(tmp_path):
+    # imageio's mode="RGB" kept the hidden colour of transparent pixels: (200, 0, 0) in a png, black in a webp
+    Image.fromarray(_rgba(), "RGBA").save(tmp_path / "x.png")
+    frames = [Image.fromarray(_rgba(), "RGBA"), Image.fromarray(_rgba()[::-1].copy(), "RGBA")]
+    frames[0].save(tmp_path / "x.webp", save_all=True, append_images=frames[1:], lossless=True, duration=100)
+    for name in ("x.png", "x.webp"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (load_image warns that it reads an animation's first frame)
+            first = ll.load_image(tmp_path / name)
+        back = read_video(tmp_path / name)
+        np.testing.assert_array_equal(back[0], first)
+        assert back[0, 3, 0].tolist() == [255, 255, 255] and back[0, 0, 0].tolist() == [200, 0, 0]
+    assert read_video(tmp_path / "x.webp")[1, 0, 0].tolist() == [255, 255, 255]
+
+
+def test_read_video_scales_a_16_bit_png_as_load_image_does(tmp_path):
+    # imageio's mode="RGB" clipped 16-bit values: every pixel above 255 came out white
+    Image.fromarray((np.arange(16).reshape(4, 4) * 4000).astype(np.uint16)).save(tmp_path / "g.png")
+    back = read_video(tmp_path / "g.png")
+    assert back.shape == (1, 4, 4, 3)
+    np.testing.assert_array_equal(back[0], ll.load_image(tmp_path / "g.png"))
+    assert back[0, 3, 3].tolist() == [233] * 3  # 60000 / 257
+
+
+def test_write_video_refuses_progress_before_making_folders(tmp_path):
+    # progress was checked by the bar, after the path's missing folders were made
+    with pytest.raises(ArgumentError, match="progress"):
+        write_video(ramp_frames(), tmp_path / "new" / "sub" / "x.gif", progress="yes")
+    assert list(tmp_path.iterdir()) == []
+
+
+# property tests kept: round trips as write_video's docstring promises them
+def _dedupe(seq: np.ndarray) -> np.ndarray:
+    keep = [0] + [i for i in range(1, len(seq)) if not np.array_equal(seq[i], seq[i - 1])]
+    return seq[keep]
+
+
+def _total_ms(path) -> int:
+    with Image.open(path) as im:
+        total = 0
+        for k in range(im.n_frames):
+            im.seek(k)
+            im.load()
+            total += im.info.get("duration", 0)
+    return total
+
+
+@settings(derandomize=True, max_examples=12, deadline=None)
+@given(T=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6), hf=st.integers(0, 2), hl=st.integers(0, 2),
+       pp=st.booleans(), fps=st.sampled_from([1, 8, 23.976, 29.97, np.float32(12.5), np.int64(10)]), seed=st.integers(0, 9))
+def test_lossless_webp_round_trip_keeps_frames_and_duration(tmp_path_factory, T, h, w, hf, hl, pp, fps, seed):
+    """quality=100 webp gives back every frame that differs from the one before, exactly, and the
+    durations add up to the sequence's length at ``fps`` (whole ms per frame, no drift)."""
+    frames = np.random.default_rng(seed).integers(0, 256, (T, h, w, 3), dtype=np.uint8)
+    out = write_video(frames, tmp_path_factory.mktemp("w") / "x.webp", fps=fps, quality=100,
+                      hold_first=hf, hold_last=hl, pingpong=pp)
+    seq = sequence(frames, hold_first=hf, hold_last=hl, pingpong=pp)
+    assert len(seq) == T + hf + hl + (max(T - 2, 0) if pp else 0)
+    expected = _dedupe(seq)
+    np.testing.assert_array_equal(read_video(out), expected)
+    if len(expected) > 1:  # (one picture is written as a still webp, with no duration)
+        assert abs(_total_ms(out) - len(seq) * 1000 / float(fps)) <= 1
+
+
+@settings(derandomize=True, max_examples=12, deadline=None)
+@given(T=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6), hf=st.integers(0, 2), hl=st.integers(0, 2),
+       pp=st.booleans(), fps=st.sampled_from([1, 8, 23.976, 24, 50, 0.5]), seed=st.integers(0, 9), colours=st.integers(1, 64))
+def test_gif_of_few_colours_round_trips_exactly(tmp_path_factory, T, h, w, hf, hl, pp, fps, seed, colours):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (colours, 3), dtype=np.uint8)[rng.integers(0, colours, (T, h, w))]
+    out = write_video(frames, tmp_path_factory.mktemp("g") / "x.gif", fps=fps, hold_first=hf, hold_last=hl, pingpong=pp)
+    seq = sequence(frames, hold_first=hf, hold_last=hl, pingpong=pp)
+    np.testing.assert_array_equal(read_video(out), _dedupe(seq))
+    assert abs(_total_ms(out) - len(seq) * 1000 / float(fps)) <= 10  # 1/100 s delays, no drift
+
+
+@settings(derandomize=True, max_examples=4, deadline=None)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), hl=st.integers(0, 2), fps=st.sampled_from([23.976, 0.01, 1000]))
+def test_mp4_pads_odd_sides_and_keeps_every_frame(tmp_path_factory, h, w, hl, fps):
+    frames = np.full((2, h, w, 3), 128, np.uint8)
+    frames[1] = 40
+    back = read_video(write_video(frames, tmp_path_factory.mktemp("m") / "x.mp4", fps=fps, hold_last=hl))
+    assert back.shape == (2 + hl, h + h % 2, w + w % 2, 3)
+    assert np.abs(back[:, :h, :w].astype(int) - sequence(frames, hold_last=hl)).max() <= 8
