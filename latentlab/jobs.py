@@ -243,8 +243,13 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     refine = spec.invert_refine  # the decoder's default spelt out is the default (unset), as in older caches
     if refine == _default_refine(decoder):
         refine = None
+    # the decoder's inversion settings away from their defaults (Karlo's inversion_iterations, say: a cache
+    # keyed without them was reused after they changed); none at their defaults, so older caches stay valid
+    marks = getattr(decoder, "inversion_marks", None)
+    marks = marks(_default_refine(decoder) if refine is None else refine) if callable(marks) else {}
     h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, decoder), "seeds": spec.keyframe_seeds(),
                                    "invert_refine": refine, "decoder": decoder.describe(), "keyframes": spec.keyframes,
+                                   **({"inversion": marks} if marks else {}),
                                    **_inversion_marks(paths.values())}, sort_keys=True, default=str).encode())  # fmt: skip
     h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
     for i in todo:
@@ -275,6 +280,12 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     return kn
 
 
+def _seeds_noise(kf: Any, noise: Any) -> bool:
+    """Whether keyframe ``kf``'s ``seed`` seeds its starting noise under ``noise``: with ``"slerp"``,
+    and with ``"inverted"`` where it is not an image (whose noise is inverted from the picture)."""
+    return noise == "slerp" or (noise == "inverted" and not (isinstance(kf, dict) and "image" in kf))
+
+
 def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     import hashlib
     import json
@@ -299,7 +310,11 @@ def _pacing_key(spec: Spec, trajectory: Any, decoder: Any, kn: Any) -> str:
     if spec.eta:  # eta 0 spelt out is the default (unset), as in render()'s fingerprint and _frame_settings
         settings["eta"] = float(spec.eta)
         settings["eta_noise"] = "own stream"  # as render()'s fingerprint: eta decodes changed on 2026-12-05
-    settings["keyframe_seeds"] = spec.keyframe_seeds()
+    # a keyframe's seed draws its noise only with noise = "slerp", or "inverted" but for an image (a text
+    # keyframe's prior sample is in the trajectory's fingerprint): otherwise each is spelt at its default
+    # (seed + i), as in older caches, so a seed that changes no frame measures nothing again
+    settings["keyframe_seeds"] = [s if _seeds_noise(kf, spec.noise) else spec.seed + i
+                                  for i, (kf, s) in enumerate(zip(spec.keyframes, spec.keyframe_seeds()))]
     settings["decoder"] = decoder.describe()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     if kn is not None:
@@ -657,15 +672,17 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         # noise), and a segment setting equal to the spec's default is the default.
         defaults = {"frames": d.get("frames"), "easing": d.get("easing"), "method": d.get("method"), "hold": 0}
         # a keyframe's seed picks a text keyframe's prior sample, and its starting noise under noise = "slerp"
-        # or "inverted" (as render() fingerprints it); else it draws nothing. One at the value that each
-        # of its uses takes without it (the spec's seed; seed + i for keyframe i's noise) is left out
-        noise_seeds = d.get("noise", "shared") in ("slerp", "inverted")
+        # or "inverted" (as render() fingerprints it), but an image's inverted one; else it draws nothing. One
+        # at the value that each of its uses takes without it (the spec's seed; seed + i for keyframe i's noise)
+        # is left out; a text_diff's under "inverted" never is (without one it shares the noise it edits)
+        noise = d.get("noise", "shared")
         base = d.get("seed", 0)
         kfs = []
         for i, kf in enumerate(d.get("keyframes") or ()):
             if isinstance(kf, dict):
                 seed = kf.get("seed")
-                as_default = ("text" not in kf or seed == base) and (not noise_seeds or seed == base + i)
+                own_noise = seed == base + i and not (noise == "inverted" and i > 0 and "text_diff" in kf)
+                as_default = ("text" not in kf or seed == base) and (not _seeds_noise(kf, noise) or own_noise)
                 drawless = {"label", "seed"} if as_default else {"label"}
                 kf = {k: v for k, v in kf.items() if k not in drawless and not (k in defaults and v == defaults[k])}
                 for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
@@ -752,12 +769,19 @@ def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -
     record this render's (``keyframes.json``, the unpaced trajectory's fingerprint). Where a folder
     with a manifest has no such record (an older latentlab's, or unreadable) :func:`latentlab.render`
     decides: the fingerprint is returned, to be recorded once it has (written here, a refused
-    render's record made the folder's own render refused as of other pictures)."""
+    render's record made the folder's own render refused as of other pictures). With ``overwrite``
+    the folder's record is removed and the fingerprint returned, to be recorded once
+    :func:`latentlab.render` has replaced the folder's render."""
     from .render import MANIFEST, _read_json, _write_json
 
     path = directory / KEYFRAMES_FILE
     fp = trajectory.fingerprint()
-    if not overwrite and (directory / MANIFEST).is_file():
+    if overwrite:  # recorded once render() has replaced the folder's render: written here, a run stopped while
+        # inverting or pacing left the old render's frames and manifest under this record, and a rerun of that
+        # render was refused as of other pictures (the old record, kept, would refuse this one stopped later)
+        path.unlink(missing_ok=True)
+        return fp
+    if (directory / MANIFEST).is_file():
         data = _read_json(path) if path.is_file() else None
         old = data.get("fingerprint") if isinstance(data, dict) else None  # unreadable: render()'s own check decides
         if old is None:
@@ -893,7 +917,7 @@ def render_spec(
             callback=callback,
             progress=progress,
         )
-        if unrecorded is not None:  # render() found the folder's render this one: now it is recorded
+        if unrecorded is not None:  # render() found the folder's render this one, or replaced it: now it is recorded
             from .render import _write_json
 
             _write_json(directory / KEYFRAMES_FILE, {"fingerprint": unrecorded})

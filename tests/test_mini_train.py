@@ -1419,3 +1419,40 @@ def test_the_python_m_entry_points_report_a_system_error_in_one_line(err, says, 
         run_reporting_errors(main)
     assert e.value.code == 2 and capsys.readouterr().err.strip().startswith(says)
 
+
+# -- a resumed stage whose max_minutes are spent trains no further step (2026-12-07) -----------------------
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.mark.parametrize("stage", ["prior", "clip"])
+def test_a_resume_of_a_stage_whose_time_is_spent_trains_no_step(run, tmp_path, capsys, stage):
+    """docs/mini.md: a stage stops after max_minutes. Resumed with that time spent (the limit not
+    raised), it trained one more step at every resume, changing its weights; now it trains none
+    and says the limit is reached at the checkpoint's step."""
+    from latentlab.mini.train import main
+
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    if stage == "clip":  # (a CLIP whose cache trained other stages is not trained on in place)
+        for d in ("cache", "prior", "decoder"):
+            shutil.rmtree(out / d)
+    step = torch.load(out / stage / "state.pt", weights_only=True)["step"]
+    before = _weights(out / stage / "model.safetensors")
+    sets = ["--set", f"{stage}.steps={step + 5}", "--set", f"{stage}.max_minutes=1e-9"]
+    capsys.readouterr()
+    for _ in range(2):
+        main(["--stage", stage, "--config", "smoke", "--out", str(out), "--resume", *sets])
+        assert torch.load(out / stage / "state.pt", weights_only=True)["step"] == step
+    after = _weights(out / stage / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    err = capsys.readouterr().err
+    assert err.count(f"{stage}: max_minutes=1e-09 reached at step {step} of {step + 5}") == 2
+    # the limit raised, it trains on
+    main(["--stage", stage, "--config", "smoke", "--out", str(out), "--resume", "--set", f"{stage}.steps={step + 1}",
+          "--set", f"{stage}.max_minutes=null"])  # fmt: skip
+    assert torch.load(out / stage / "state.pt", weights_only=True)["step"] == step + 1

@@ -21,7 +21,7 @@ from latentlab.errors import ArgumentError, SpecError
 from latentlab.space import tag
 from latentlab.spec import NEUTRAL_CAPTION, Spec, load_spec
 
-from conftest import write_fault
+from conftest import tiny_mini_decoder, write_fault
 
 
 class HashEncoder:
@@ -1650,3 +1650,227 @@ def test_an_interrupted_save_of_the_inverted_noise_leaves_no_temporary_file(tmp_
     assert list((tmp_path / "r").iterdir()) == []
     assert torch.equal(keyframe_noise(spec, traj, dec, directory=tmp_path / "r"), want)
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["keyframe_noise.pt"]
+
+
+# -- caches and seeds of render_spec, second pass (2026-12-07) --------------------------------
+
+
+def _pictures(folder: Path) -> list[Path]:
+    from PIL import Image
+
+    paths = []
+    for i, colour in enumerate([(200, 30, 30), (30, 40, 220)]):
+        im = Image.new("RGB", (32, 32), (255, 255, 255))
+        im.paste(colour, (6 + 4 * i, 6, 26, 26 - 4 * i))
+        paths.append(folder / f"{i}.png")
+        im.save(paths[-1])
+    return paths
+
+
+def _inverted_spec(paths: list[Path], **kw) -> object:
+    return load_spec({"preset": "mini", "steps": 2, "noise": "inverted", "invert_refine": 0,
+                      "keyframes": [{"image": str(p)} for p in paths], **kw})  # fmt: skip
+
+
+def _keyframes(dim: int, n: int = 2) -> SimpleNamespace:
+    g = torch.Generator("cpu").manual_seed(0)
+    return SimpleNamespace(keyframes=torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=-1))
+
+
+# -- a decoder's inversion settings are in the inverted noise's cache key ---------------------
+
+
+@pytest.fixture(scope="module")
+def karlo_dec():
+    from latentlab.decoders import karlo
+
+    return karlo.KarloDecoder(karlo.tiny_karlo_pipeline(dim=32), name="t", space="tiny", dim=32, super_res_steps=2,
+                              scheduler="ddim", default_steps=2, default_guidance=1.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("setting, value", [("inversion_iterations", 0), ("inversion_inset", 0.9)])
+def test_karlo_inversion_settings_are_in_the_inverted_noise_cache_key(karlo_dec, tmp_path, setting, value):
+    """Karlo's inversion_iterations and inversion_inset change what invert() returns: a folder's
+    keyframe_noise.pt inverted with other values was reused (its render resumed with the old
+    noise, or an overwrite rendered from it)."""
+    spec, traj = _inverted_spec(_pictures(tmp_path)), _keyframes(32)
+    first = jobs.keyframe_noise(spec, traj, karlo_dec, directory=tmp_path / "r")
+    old = getattr(karlo_dec, setting)
+    setattr(karlo_dec, setting, value)
+    try:
+        again = jobs.keyframe_noise(spec, traj, karlo_dec, directory=tmp_path / "r")
+        fresh = jobs.keyframe_noise(spec, traj, karlo_dec)
+    finally:
+        setattr(karlo_dec, setting, old)
+    assert not torch.equal(fresh, first) and torch.equal(again, fresh)
+
+
+def test_karlo_inversion_settings_at_their_defaults_keep_the_cache(karlo_dec, tmp_path, monkeypatch):
+    """Spelt out at their defaults (1 and 1.0 alike), the settings reuse the folder's noise: the
+    caches of renders made before the settings were keyed stay valid."""
+    spec, traj = _inverted_spec(_pictures(tmp_path)), _keyframes(32)
+    first = jobs.keyframe_noise(spec, traj, karlo_dec, directory=tmp_path / "r")
+    monkeypatch.setattr(karlo_dec, "inversion_iterations", 1.0, raising=False)
+    monkeypatch.setattr(karlo_dec, "inversion_inset", 0.98, raising=False)
+    monkeypatch.setattr(karlo_dec, "_invert", lambda *a, **k: pytest.fail("inverted again"))
+    assert torch.equal(jobs.keyframe_noise(spec, traj, karlo_dec, directory=tmp_path / "r"), first)
+
+
+def test_mini_inversion_settings_are_in_the_inverted_noise_cache_key(tmp_path):
+    """mini's inversion_iterations, and its refine_lr where the noise is refined, change the
+    inverted noise: other values invert again. refine_lr without refining changes nothing and
+    keeps the cache."""
+    dec = tiny_mini_decoder()
+    paths, traj = _pictures(tmp_path), _keyframes(dec.dim)
+    spec = _inverted_spec(paths)
+    first = jobs.keyframe_noise(spec, traj, dec, directory=tmp_path / "r")
+    dec.refine_lr = 0.2  # not refined (invert_refine = 0): the same noise, reused
+    assert torch.equal(jobs.keyframe_noise(spec, traj, dec, directory=tmp_path / "r"), first)
+    dec.inversion_iterations = 0
+    again = jobs.keyframe_noise(spec, traj, dec, directory=tmp_path / "r")
+    assert not torch.equal(again, first) and torch.equal(again, jobs.keyframe_noise(spec, traj, dec))
+    refined = _inverted_spec(paths, invert_refine=1)
+    kn = jobs.keyframe_noise(refined, traj, dec, directory=tmp_path / "r")
+    dec.refine_lr = 0.5
+    other = jobs.keyframe_noise(refined, traj, dec, directory=tmp_path / "r")
+    assert not torch.equal(other, kn) and torch.equal(other, jobs.keyframe_noise(refined, traj, dec))
+
+
+# -- a keyframe seed that changes no frame does not measure the pacing again ------------------
+
+
+@pytest.fixture(scope="module")
+def two_pictures(tmp_path_factory):
+    return _pictures(tmp_path_factory.mktemp("pictures"))
+
+
+@settings(derandomize=True, max_examples=12, deadline=None)
+@given(noise=st.sampled_from(["shared", "slerp", "inverted"]), seed=st.integers(0, 5),
+       kf_seed=st.integers(-3, 9), at=st.integers(0, 1))  # fmt: skip
+def test_an_image_keyframes_seed_counts_in_the_pacing_key_only_where_it_draws_noise(tiny_decoder, two_pictures, noise,
+                                                                                   seed, kf_seed, at):  # fmt: skip
+    """docs/spec.md: a keyframe's seed counts only for a text keyframe (its prior sample, in the
+    trajectory) or where it seeds the keyframe's noise (noise = "slerp", or "inverted" but for an
+    image, whose noise is inverted). With "shared" noise (pacing refuses "per-frame") or an image
+    under "inverted" the seed drew nothing, yet changed pacing.json's key (a render resumed, but
+    measured its pacing again); at its default (seed + i) it is the default everywhere."""
+    from latentlab.jobs import _pacing_key
+
+    traj = ll.Trajectory.interpolate(*torch.eye(32)[:2].split(1), frames=3)
+    plain = [{"image": str(p)} for p in two_pictures]
+    seeded = [dict(kf) for kf in plain]
+    seeded[at]["seed"] = kf_seed
+
+    def key(kfs):
+        spec = load_spec({"preset": "tiny", "steps": 2, "pacing": "even", "seed": seed, "noise": noise, "keyframes": kfs})
+        return _pacing_key(spec, traj, tiny_decoder, None)
+
+    draws = noise == "slerp" and kf_seed != seed + at  # (under "inverted" an image's noise is inverted: kn says it)
+    assert (key(seeded) != key(plain)) == draws
+
+
+def test_a_keyframe_seed_that_draws_nothing_does_not_pace_again(tmp_path):
+    """End to end: the same render with an image keyframe's seed added under shared noise resumes
+    without a decode (its pacing.json reused, not measured again)."""
+    paths = _pictures(tmp_path)
+    spec = {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif", "pacing": "even",
+            "keyframes": [{"image": str(p)} for p in paths]}  # fmt: skip
+    enc, dec = ll.create_encoder("tiny"), ll.create_decoder("tiny")
+    first = ll.render_spec(spec, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+    paced = (tmp_path / "r" / "pacing.json").read_text()
+    calls = []
+    real = dec.decode
+    dec.decode = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        kfs = [spec["keyframes"][0], {**spec["keyframes"][1], "seed": 7}]
+        again = ll.render_spec({**spec, "keyframes": kfs}, out_dir=tmp_path / "r", progress=False, encoder=enc, decoder=dec)
+    finally:
+        del dec.decode
+    assert calls == [] and np.array_equal(again.frames, first.frames)
+    assert (tmp_path / "r" / "pacing.json").read_text() == paced
+
+
+def _inverted_job(paths, second, **kw):
+    return {"preset": "tiny", "steps": 2, "frames": 2, "format": "gif", "noise": "inverted", "pacing": "even",
+            "keyframes": [{"image": str(paths[0])}, second], **kw}  # fmt: skip
+
+
+_TD = {"text_diff": {"from": "a red circle", "to": "a blue circle", "theta": 0.4}}
+
+
+def test_a_text_diffs_seed_under_inverted_noise_is_refused_before_the_caches_are_replaced(tmp_path):
+    """Under noise = "inverted" a text_diff keyframe without a seed shares the noise of the keyframe
+    it edits; its seed spelt at seed + i draws its own. The early check took that seed for the
+    default: the folder's keyframe_noise.pt and pacing.json were computed again and replaced, then
+    render() refused the render (naming "a picture changed"). Now it is refused first, naming the
+    keyframes, and nothing in the folder changes."""
+    paths = _pictures(tmp_path)
+    enc, dec = ll.create_encoder("tiny"), ll.create_decoder("tiny")
+    out = tmp_path / "r"
+    ll.render_spec(_inverted_job(paths, _TD), out_dir=out, progress=False, encoder=enc, decoder=dec)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ArgumentError, match=r"different render \(the keyframes;"):
+        ll.render_spec(_inverted_job(paths, {**_TD, "seed": 1}), out_dir=out, progress=False, encoder=enc, decoder=dec)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_image_keyframes_seed_under_inverted_noise_resumes(tmp_path):
+    """An image keyframe's noise is inverted from the picture, so under noise = "inverted" its seed
+    draws nothing: the render resumes (render() itself found it the same render, but the early check
+    refused it), without pacing or drawing a frame again (its pictures are inverted again, to the
+    same noise: keyframe_noise.pt's key holds the keyframes as written)."""
+    paths = _pictures(tmp_path)
+    enc, dec = ll.create_encoder("tiny"), ll.create_decoder("tiny")
+    out = tmp_path / "r"
+    first = ll.render_spec(_inverted_job(paths, {"image": str(paths[1])}), out_dir=out, progress=False, encoder=enc,
+                           decoder=dec)  # fmt: skip
+    calls = []
+    real = dec.decode
+    dec.decode = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        again = ll.render_spec(_inverted_job(paths, {"image": str(paths[1]), "seed": 9}), out_dir=out, progress=False,
+                               encoder=enc, decoder=dec)  # fmt: skip
+    finally:
+        del dec.decode
+    assert calls == [] and np.array_equal(again.frames, first.frames)
+
+
+# -- an overwrite stopped before its render leaves the folder's render resumable --------------
+
+
+def test_an_overwrite_stopped_while_pacing_leaves_the_folders_render_resumable(tmp_path, monkeypatch):
+    """render_spec(other, overwrite=True) recorded the other keyframes (keyframes.json) before
+    render() replaced the folder's render; stopped while pacing, the folder held the old frames
+    and manifest under the new record, and the old render's own rerun was refused as "of other
+    keyframe pictures". Now the record is written once the render is replaced; stopped after
+    that (while rendering), the new render resumes."""
+    paths = _pictures(tmp_path)
+    a = {"preset": "tiny", "steps": 2, "frames": 3, "format": "gif", "pacing": "even",
+         "keyframes": [{"image": str(p)} for p in paths]}  # fmt: skip
+    b = {**a, "keyframes": a["keyframes"][::-1]}
+    enc, dec = ll.create_encoder("tiny"), ll.create_decoder("tiny")
+    out = tmp_path / "r"
+    first = ll.render_spec(a, out_dir=out, progress=False, encoder=enc, decoder=dec)
+    recorded = (out / "keyframes.json").read_text()
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "pace_spec", stop)
+        with pytest.raises(KeyboardInterrupt):
+            ll.render_spec(b, out_dir=out, progress=False, encoder=enc, decoder=dec, overwrite=True)
+    assert not (out / "keyframes.json").exists() or (out / "keyframes.json").read_text() == recorded
+    again = ll.render_spec(a, out_dir=out, progress=False, encoder=enc, decoder=dec)
+    assert np.array_equal(again.frames, first.frames) and (out / "keyframes.json").read_text() == recorded
+    # stopped while rendering (the folder's render replaced): the new render resumes, and is recorded
+    real = dec.decode
+    with monkeypatch.context() as m:
+        m.setattr(dec, "decode", lambda *a, **k: stop() if len(a[0]) == 1 else real(*a, **k), raising=False)
+        b1 = {**b, "pacing": "uniform", "batch_size": 1}
+        with pytest.raises(KeyboardInterrupt):
+            ll.render_spec(b1, out_dir=out, progress=False, encoder=enc, decoder=dec, overwrite=True)
+    done = ll.render_spec(b1, out_dir=out, progress=False, encoder=enc, decoder=dec)
+    assert json.loads((out / "keyframes.json").read_text())["fingerprint"] == done.trajectory.fingerprint()
+    with pytest.raises(ArgumentError, match="different render"):
+        ll.render_spec(a, out_dir=out, progress=False, encoder=enc, decoder=dec)

@@ -236,6 +236,14 @@ class Decoder:
         :func:`trailing_timesteps_marks`)."""
         return {}
 
+    def inversion_marks(self, refine: int) -> dict[str, Any]:
+        """What besides steps, guidance and :meth:`describe` changes what :meth:`invert` returns
+        with ``refine`` refining steps (a decoder's inversion settings, such as
+        ``inversion_iterations``), for the inverted noise's cache key
+        (:func:`latentlab.jobs.keyframe_noise`): each only where it is not its default, so caches
+        of renders at the defaults stay valid. Empty here."""
+        return {}
+
     def _max_steps_reason(self) -> str:
         """Why :meth:`max_steps` is the limit, for the error that refuses more steps."""
         return "the sampler's training timesteps"

@@ -631,6 +631,15 @@ class KarloDecoder(Decoder):
     """The target image is scaled by this into [-1, 1], so pure white and black stay inside
     the clamp (a 2% inset moves them by under 3 of 255 levels)."""
 
+    def inversion_marks(self, refine: int) -> dict[str, Any]:
+        # set on a decoder, they change its inverted noise (a cache keyed without them was reused)
+        marks: dict[str, Any] = {}
+        if int(self.inversion_iterations) != KarloDecoder.inversion_iterations:
+            marks["inversion_iterations"] = int(self.inversion_iterations)
+        if float(self.inversion_inset) != KarloDecoder.inversion_inset:
+            marks["inversion_inset"] = float(self.inversion_inset)
+        return marks
+
     @property
     def supports_inversion(self) -> bool:
         """True with ``scheduler="ddim"``: only a deterministic sampler can be run backwards."""

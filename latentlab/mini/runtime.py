@@ -517,6 +517,15 @@ class MiniDecoder(Decoder):
             )
         return noise.float().cpu().clone()
 
+    def inversion_marks(self, refine: int) -> dict[str, Any]:
+        # set on a decoder, they change its inverted noise (a cache keyed without them was reused)
+        marks: dict[str, Any] = {}
+        if int(self.inversion_iterations) != MiniDecoder.inversion_iterations:
+            marks["inversion_iterations"] = int(self.inversion_iterations)
+        if refine and float(self.refine_lr) != MiniDecoder.refine_lr:  # (unrefined noise does not use it)
+            marks["refine_lr"] = float(self.refine_lr)
+        return marks
+
     default_inversion_refine = 20
     refine_lr = 0.05
     """Adam's learning rate in :meth:`_refine`, in units of the noise (whose entries have

@@ -703,6 +703,16 @@ def _say_time_limit(stage_dir: Path, step: int, steps: int, max_minutes: float |
           f"(continue with --resume --set {kind}.max_minutes=...)", file=sys.stderr)  # fmt: skip
 
 
+def _time_spent_before(clock: _Clock, stage_dir: Path, step: int, steps: int, bar: Any = None) -> bool:
+    """Whether a resumed stage's ``max_minutes`` were spent before it starts (it stopped at its
+    time limit, and the limit was not raised): then it trains no step and says so, as when the
+    limit is reached (the check after each step trained one more step at every such resume)."""
+    if step == 0 or step >= steps or not clock.timed_out():
+        return False
+    _say_time_limit(stage_dir, step, steps, clock.stage.max_minutes, bar)
+    return True
+
+
 def _trim_log(path: Path, step: int) -> None:
     """Drop the records of ``path`` (log.jsonl) logged after ``step``, the checkpoint a resume
     starts from, so the log holds one series of steps. A line cut short (a kill while it was
@@ -1453,7 +1463,7 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
         _save_ckpt(d, model, opt, step, elapsed_s=clock.elapsed(), extra=clock.state())
 
     try:
-        while step < sc.steps:
+        while step < sc.steps and not (step == start and _time_spent_before(clock, d, step, sc.steps, bar)):
             for g in opt.param_groups:
                 g["lr"] = clock.lr(step)
             before = [(b, b.detach().clone()) for m in norms if m.training for b in m.buffers()]
@@ -1698,6 +1708,10 @@ class _StageLoop:
         _save_ckpt(self.dir, self.model, self.opt, self.step, self.ema, elapsed_s=self.clock.elapsed(),
                    loss_avg=self.loss_avg, extra={**self.extra, **self.clock.state()})  # fmt: skip
 
+    def time_spent(self) -> bool:
+        """Whether the stage's time was spent before its first step here (see :func:`_time_spent_before`)."""
+        return self.step == self.start and _time_spent_before(self.clock, self.dir, self.step, self.stage.steps, self.bar)
+
     def interrupted(self) -> StageInterrupted:
         """After Ctrl-C: the checkpoint saved at the current step, and the error that says so."""
         self.bar.close()
@@ -1818,7 +1832,7 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
     loop = _StageLoop(kind, stage, d, model, opt, ema, step, spent, loss_avg, state,
                       extra={"cache_fingerprint": fingerprint})  # fmt: skip
     try:
-        while loop.step < stage.steps:
+        while loop.step < stage.steps and not loop.time_spent():
             step = loop.step
             g = _gen(cfg.seed, step, salt)
             loop.set_lr()
@@ -1929,7 +1943,7 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
     loop = _StageLoop("upscaler", stage, d, model, opt, ema, step, spent, loss_avg, state,
                       extra={"cache_fingerprint": fingerprint})  # fmt: skip
     try:
-        while loop.step < stage.steps:
+        while loop.step < stage.steps and not loop.time_spent():
             g = _gen(cfg.seed, loop.step, 5)
             loop.set_lr()
             idx = torch.randint(0, n, (stage.batch_size,), generator=g)
