@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ArgumentError, LatentlabError, thread_count, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, is_path_error, thread_count, url_hint, user_path
 
 EPILOG = """\
 examples:
@@ -1247,9 +1247,7 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
                   file=sys.stderr)  # fmt: skip
             return 2
         where = f" {exc.filename!r}" if exc.filename else ""
-        path_error = exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
-                                   errno.EROFS, errno.ENAMETOOLONG)  # fmt: skip
-        hint = " Check the path and its permissions." if path_error else ""
+        hint = " Check the path and its permissions." if is_path_error(exc) else ""
         print(f"latentlab: error: {exc.strerror or exc}{where}.{hint}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command}")

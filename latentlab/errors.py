@@ -42,6 +42,15 @@ class ModelNotAvailableError(LatentlabError):
     """A model's weights are not on this machine and cannot be fetched."""
 
 
+def is_path_error(exc: OSError) -> bool:
+    """Whether the system refused ``exc``'s path itself (missing, not permitted, read-only, a file
+    where a folder should be, ...): only then is "check the path and its permissions" the fix."""
+    import errno
+
+    return exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                         errno.EROFS, errno.ENAMETOOLONG)  # fmt: skip
+
+
 def run_reporting_errors(main: Callable[[], object]) -> None:
     """Run a ``python -m`` entry point: a :class:`LatentlabError`, or an ``OSError`` the system
     raised (a full disk, a folder that went away), is printed as one line ``error: ...`` with
@@ -57,10 +66,10 @@ def run_reporting_errors(main: Callable[[], object]) -> None:
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
         if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            fix = "free space and run the same command again (training: with --resume)"
-        else:
-            fix = "check the path and its permissions"
-        print(f"error: {e.strerror or e}{where}; {fix}.", file=sys.stderr)
+            fix = "; free space and run the same command again (training: with --resume)"
+        else:  # as the latentlab command says it: a broken pipe or an I/O error is no path's fault
+            fix = "; check the path and its permissions" if is_path_error(e) else ""
+        print(f"error: {e.strerror or e}{where}{fix}.", file=sys.stderr)
         raise SystemExit(2) from None
 
 

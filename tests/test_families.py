@@ -1740,3 +1740,68 @@ def test_guidance_at_most_one_draws_the_unguided_frames(kdec_tiny, ldec, udec, w
     z, x = _unit(1, 4), _noise(dec, 1, 4)
     assert np.array_equal(dec.decode(z, x, seeds=[0], steps=2, guidance_scale=g),
                           dec.decode(z, x, seeds=[0], steps=2, guidance_scale=1.0))  # fmt: skip
+
+
+# -- constructors refuse before they change the caller's pipeline (review of 2026-12-07) ----------
+
+
+def test_stable_unclip_cpu_offload_on_cpu_is_refused_before_the_scheduler_is_replaced():
+    """cpu_offload=True on the CPU was refused only after set_scheduler had given the caller's
+    pipeline another scheduler (now checked_cpu_offload, first, as the other decoders do)."""
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    pipe = tiny_stable_unclip_pipeline()
+    before = pipe.scheduler
+    with pytest.raises(ArgumentError, match="cpu_offload=True needs an accelerator"):
+        StableUnCLIPDecoder(pipe, name="t", space="s", dim=32, resolution=64, cpu_offload=True, scheduler="dpm++")
+    assert pipe.scheduler is before
+
+
+@pytest.mark.parametrize("given", [{"negative_embeds": torch.zeros(16)}, {"negative_embeds": torch.full((32,), float("nan"))},
+                                   {}])  # fmt: skip
+def test_kandinsky_refuses_its_negative_before_the_scheduler_is_replaced(given):
+    """A bad negative_embeds, or none without an image encoder to make one, was refused only after
+    set_scheduler had given the caller's pipeline a DDIM scheduler for its own (so a later
+    scheduler=None, "keep the pipeline's own", drew with DDIM and described it as its own)."""
+    from latentlab.decoders.kandinsky import KandinskyDecoder, tiny_kandinsky_pipeline
+
+    pipe = tiny_kandinsky_pipeline(dim=32)
+    before = pipe.scheduler
+    with pytest.raises(ArgumentError, match="negative_embeds|no image encoder"):
+        KandinskyDecoder(pipe, name="t", space="s", dim=32, resolution=64, embed_scale=5.0, **given)
+    assert pipe.scheduler is before
+
+
+def test_kandinsky_negative_given_or_made_as_before():
+    """A given (1, d) negative is kept as its (d,) row and hashed into describe(), as before."""
+    import hashlib
+
+    from latentlab.decoders.kandinsky import KandinskyDecoder, tiny_kandinsky_pipeline
+
+    neg = torch.linspace(-1, 1, 32)[None]
+    dec = KandinskyDecoder(tiny_kandinsky_pipeline(dim=32), name="t", space="s", dim=32, resolution=64, embed_scale=5.0,
+                           negative_embeds=neg)  # fmt: skip
+    assert torch.equal(dec.negative_embeds, neg[0]) and dec.negative_source.startswith("given")
+    assert dec.describe()["negative_sha256"] == hashlib.sha256(neg[0].numpy().tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0, float("nan"), True, "x"])
+def test_karlo_bad_embed_scale_is_refused_before_the_pipeline_is_cast(bad):
+    """A bad embed_scale was refused only after the caller's pipeline had been moved and cast to
+    dtype (on a GPU: its weights moved there, or offload hooks installed), as Kandinsky's no longer is."""
+    from latentlab.decoders.karlo import KarloDecoder, tiny_karlo_pipeline
+
+    pipe = tiny_karlo_pipeline(dim=32)
+    with pytest.raises(ArgumentError, match="embed_scale"):
+        KarloDecoder(pipe, name="t", space="s", dim=32, dtype=torch.bfloat16, embed_scale=bad)
+    assert {p.dtype for p in pipe.decoder.parameters()} == {torch.float32}
+
+
+def test_karlo_embed_scale_given_or_auto_still_taken():
+    """The numbers and "auto" taken before are taken as before (a given one recorded as it was)."""
+    from latentlab.decoders.karlo import KarloDecoder, tiny_karlo_pipeline
+
+    dec = KarloDecoder(tiny_karlo_pipeline(dim=32), name="t", space="s", dim=32, embed_scale=3)
+    assert dec.embed_scale == 3.0 and isinstance(dec.embed_scale, float) and dec.embed_scale_source == "given"
+    auto = KarloDecoder(tiny_karlo_pipeline(dim=32), name="t", space="s", dim=32)
+    assert auto.embed_scale > 0 and auto.embed_scale_source.startswith("auto")

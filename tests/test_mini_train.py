@@ -1456,3 +1456,20 @@ def test_a_resume_of_a_stage_whose_time_is_spent_trains_no_step(run, tmp_path, c
     main(["--stage", stage, "--config", "smoke", "--out", str(out), "--resume", "--set", f"{stage}.steps={step + 1}",
           "--set", f"{stage}.max_minutes=null"])  # fmt: skip
     assert torch.load(out / stage / "state.pt", weights_only=True)["step"] == step + 1
+
+
+@pytest.mark.parametrize("err", [OSError(5, "Input/output error", "/w/model.safetensors"), BrokenPipeError(32, "Broken pipe")])
+def test_the_python_m_entry_points_blame_the_path_only_for_a_path_error(err, capsys):
+    """run_reporting_errors (python -m latentlab.mini.train / export / evaluate) said "check the
+    path and its permissions" for every OSError; the latentlab command says it only where the path
+    was refused (missing, not permitted, read-only, ...), as its docstring promises it reports them."""
+    from latentlab.errors import run_reporting_errors
+
+    def main():
+        raise err
+
+    with pytest.raises(SystemExit) as e:
+        run_reporting_errors(main)
+    said = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and said.startswith(f"error: {err.strerror}") and said.endswith(".")
+    assert "check the path" not in said

@@ -153,6 +153,23 @@ def _check_scale(scale: float) -> float:
     return s
 
 
+def _checked_negative(negative_embeds: Any, dim: int) -> torch.Tensor:
+    """``negative_embeds``, one finite row of size ``dim`` ((d,) or (1, d)), as a (d,) CPU float32 tensor."""
+    try:
+        neg = torch.as_tensor(negative_embeds).detach().to("cpu", torch.float32)
+    except (TypeError, ValueError, RuntimeError):  # (a string, a ragged list: a raw torch error)
+        raise ArgumentError(f"negative_embeds must be a finite ({dim},) tensor, got "
+                            f"{type(negative_embeds).__name__}.") from None  # fmt: skip
+    # one row, (d,) or (1, d) (a (2, d / 2) tensor was flattened into a (d,) one)
+    if tuple(neg.shape) not in ((dim,), (1, dim)):
+        raise ArgumentError(f"negative_embeds must be a finite ({dim},) tensor, got shape {tuple(neg.shape)}.")
+    neg = neg.reshape(-1)
+    if not torch.isfinite(neg).all():
+        raise ArgumentError(f"negative_embeds holds NaN or infinite values (as float32); give a finite ({dim},) "
+                            "tensor, e.g. dec.negative_embeds of an earlier load.")  # fmt: skip
+    return neg
+
+
 def _texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
         return [texts]
@@ -302,9 +319,7 @@ class UnCLIPDiffusionPrior(Prior):
         if got != self.dim:
             raise SpaceError(f"dim={self.dim} but this prior produces {got}-d image embeddings; check the preset's dim.")
         self.device, self.dtype = as_device(device), as_dtype(dtype)
-        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
-        if self.cpu_offload and self.device.type == "cpu":
-            raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+        self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         warn_half_on_cpu(self.device, self.dtype, f"the {self.family} prior {self.name!r}")
         # without offload, everything lives on `device`; with it, the prior runs on `device`
         # and the text tower stays on the CPU (it runs once per call)
@@ -600,19 +615,9 @@ class KandinskyDecoder(Decoder):
                 f"resolution must be a positive multiple of {sf * sf} (the MoVQ scale factor {sf}, squared), "
                 f"got {resolution}. Use e.g. {sf * sf * max(1, round(self.resolution / (sf * sf)))}."
             )
-        # (set_scheduler drops variance_type: neither sampler has a learned variance, so the
-        # pipeline splits the UNet's (mean, variance) output before stepping)
-        self.sampler = set_scheduler(pipe, scheduler)
-        self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}
-        pipe.set_progress_bar_config(disable=True)
-
-        # the image encoder: scale calibration and the zero embedding, before moving the pipe
-        self._vision = self._processor = None
-        if image_encoder is not None:
-            vision, processor = image_encoder
-            self._vision = _place(vision, self.device if not self.cpu_offload else "cpu", self.dtype).eval()
-            self._processor = processor
-        if self._vision is None:
+        # refused before set_scheduler gives the caller's pipeline another scheduler (a refused
+        # constructor left it one): no image encoder for what needs it, a given negative_embeds
+        if image_encoder is None:
             needs = [n for n, missing in (("the negative (zero-image) embedding", negative_embeds is None),
                                           ("embed_scale='auto'", isinstance(embed_scale, str))) if missing]  # fmt: skip
             if needs:
@@ -625,22 +630,23 @@ class KandinskyDecoder(Decoder):
                     "all-zero image, saved from an earlier load: dec.negative_embeds) and a number as embed_scale= "
                     "(e.g. dec.embed_scale of an earlier load)."
                 )
+        neg = None if negative_embeds is None else _checked_negative(negative_embeds, self.dim)
+        # (set_scheduler drops variance_type: neither sampler has a learned variance, so the
+        # pipeline splits the UNet's (mean, variance) output before stepping)
+        self.sampler = set_scheduler(pipe, scheduler)
+        self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}
+        pipe.set_progress_bar_config(disable=True)
+
+        # the image encoder: scale calibration and the zero embedding, before moving the pipe
+        self._vision = self._processor = None
+        if image_encoder is not None:
+            vision, processor = image_encoder
+            self._vision = _place(vision, self.device if not self.cpu_offload else "cpu", self.dtype).eval()
+            self._processor = processor
         self.negative_source = "given (negative_embeds=)"
-        if negative_embeds is None:
+        if neg is None:
             self.negative_source = "image encoder's zero-image embedding"
-            negative_embeds = _zero_embed(self._vision)
-        try:
-            neg = torch.as_tensor(negative_embeds).detach().to("cpu", torch.float32)
-        except (TypeError, ValueError, RuntimeError):  # (a string, a ragged list: a raw torch error)
-            raise ArgumentError(f"negative_embeds must be a finite ({self.dim},) tensor, got "
-                                f"{type(negative_embeds).__name__}.") from None  # fmt: skip
-        # one row, (d,) or (1, d) (a (2, d / 2) tensor was flattened into a (d,) one)
-        if tuple(neg.shape) not in ((self.dim,), (1, self.dim)):
-            raise ArgumentError(f"negative_embeds must be a finite ({self.dim},) tensor, got shape {tuple(neg.shape)}.")
-        neg = neg.reshape(-1)
-        if not torch.isfinite(neg).all():
-            raise ArgumentError(f"negative_embeds holds NaN or infinite values (as float32); give a finite ({self.dim},) "
-                                "tensor, e.g. dec.negative_embeds of an earlier load.")  # fmt: skip
+            neg = _checked_negative(_zero_embed(self._vision), self.dim)
         self.negative_embeds = neg
         self.embed_scale_source = "given"
         if isinstance(embed_scale, str):
@@ -654,9 +660,7 @@ class KandinskyDecoder(Decoder):
         if not keep_image_encoder:
             self._vision = None
 
-        if self.cpu_offload:
-            if self.device.type == "cpu":
-                raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
+        if self.cpu_offload:  # (an accelerator: checked_cpu_offload above)
             _place(pipe, "cpu", self.dtype)
             pipe.enable_model_cpu_offload(device=self.device)
         else:

@@ -340,8 +340,12 @@ class KarloDecoder(Decoder):
         self.pipe = pipe
         self.name, self.space, self.dim = str(name), space, check_int(dim, "dim", minimum=1)  # (int(32.9) was 32)
         self.device, self.dtype = as_device(device), as_dtype(dtype)
-        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
+        self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         self.source = source
+        if not isinstance(embed_scale, str):  # refused before the pipeline is moved and cast (it was after), as Kandinsky's
+            embed_scale = _check_scale(embed_scale)
+        elif embed_scale != "auto":
+            raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
         self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
         self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
@@ -383,17 +387,13 @@ class KarloDecoder(Decoder):
         pipe.set_progress_bar_config(disable=True)
 
         if self.cpu_offload:
-            if self.device.type == "cpu":
-                raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
             _place(pipe, "cpu", self.dtype)
             pipe.enable_model_cpu_offload(device=self.device)
         else:
             _place(pipe, self.device, self.dtype)
 
         self.embed_scale_source = "given"
-        if isinstance(embed_scale, str):
-            if embed_scale != "auto":
-                raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+        if isinstance(embed_scale, str):  # "auto" (checked above)
             size = int(pipe.image_encoder.config.image_size)
             try:
                 self.embed_scale = _check_scale(
@@ -403,7 +403,7 @@ class KarloDecoder(Decoder):
                 free_model_hooks(pipe)  # with cpu_offload: the image encoder back to the CPU
             self.embed_scale_source = "auto (8 synthetic images)"
         else:
-            self.embed_scale = _check_scale(embed_scale)
+            self.embed_scale = embed_scale
 
     @property
     def reads_captions(self) -> bool:

@@ -574,7 +574,8 @@ class StableUnCLIPDecoder(Decoder):
         self.resolution = check_int(resolution, "resolution")
         self.device = _as_device(device)
         self.dtype = _as_dtype(dtype)
-        self.cpu_offload = check_bool(cpu_offload, "cpu_offload")  # "no" was True
+        # refused here, before set_scheduler gives the pipeline another scheduler (it was replaced first)
+        self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         self.source = source
         warn_half_on_cpu(self.device, self.dtype, f"the Stable unCLIP decoder {self.name!r}")
 
@@ -598,8 +599,6 @@ class StableUnCLIPDecoder(Decoder):
         self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}
 
         if self.cpu_offload:
-            if self.device.type == "cpu":
-                raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
             import importlib.util
 
             if importlib.util.find_spec("accelerate") is None:
