@@ -1805,3 +1805,18 @@ def test_karlo_embed_scale_given_or_auto_still_taken():
     assert dec.embed_scale == 3.0 and isinstance(dec.embed_scale, float) and dec.embed_scale_source == "given"
     auto = KarloDecoder(tiny_karlo_pipeline(dim=32), name="t", space="s", dim=32)
     assert auto.embed_scale > 0 and auto.embed_scale_source.startswith("auto")
+
+
+@pytest.mark.parametrize("which, kw, match", [
+    *[(w, {"embed_scale": -1.0}, "embed_scale must be a positive") for w in ("kandinsky", "karlo")],
+    *[(w, {"embed_scale": "big"}, "embed_scale must be a positive number or 'auto'") for w in ("kandinsky", "karlo")],
+    ("kandinsky", {"negative_embeds": torch.zeros(3)}, r"negative_embeds must be a finite \(1280,\)"),
+])  # fmt: skip
+def test_from_pretrained_refuses_a_bad_scale_or_negative_before_looking_for_weights(offline, which, kw, match):
+    """Kandinsky's and Karlo's loaders looked for (and would read) the weights before their
+    constructor refused a bad embed_scale or negative_embeds (Karlo takes none): offline with
+    nothing cached, the user was told to download gigabytes for a call that could never work."""
+    cls = kandinsky.KandinskyDecoder if which == "kandinsky" else karlo.KarloDecoder
+    with pytest.raises(ArgumentError, match=match):
+        cls.from_pretrained(**kw)
+

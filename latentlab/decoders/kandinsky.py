@@ -153,6 +153,16 @@ def _check_scale(scale: float) -> float:
     return s
 
 
+def _scale_or_auto(embed_scale: Any) -> float | str:
+    """``embed_scale`` checked: a positive finite number (as a float), or ``"auto"``; refused before
+    a loader reads its weights or a constructor changes the caller's pipeline."""
+    if isinstance(embed_scale, str):
+        if embed_scale != "auto":
+            raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+        return embed_scale
+    return _check_scale(embed_scale)
+
+
 def _checked_negative(negative_embeds: Any, dim: int) -> torch.Tensor:
     """``negative_embeds``, one finite row of size ``dim`` ((d,) or (1, d)), as a (d,) CPU float32 tensor."""
     try:
@@ -598,10 +608,7 @@ class KandinskyDecoder(Decoder):
         self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         self.source = source
         keep_image_encoder = check_bool(keep_image_encoder, "keep_image_encoder")  # "no" kept it
-        if not isinstance(embed_scale, str):  # a bad number refused before the image encoder runs
-            embed_scale = _check_scale(embed_scale)
-        elif embed_scale != "auto":
-            raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+        embed_scale = _scale_or_auto(embed_scale)  # refused before the image encoder runs
         warn_half_on_cpu(self.device, self.dtype, f"the Kandinsky 2.2 decoder {self.name!r}")
         self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
         self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
@@ -649,14 +656,12 @@ class KandinskyDecoder(Decoder):
             neg = _checked_negative(_zero_embed(self._vision), self.dim)
         self.negative_embeds = neg
         self.embed_scale_source = "given"
-        if isinstance(embed_scale, str):
-            if embed_scale != "auto":
-                raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+        if isinstance(embed_scale, str):  # "auto" (checked above)
             size = int(self._vision.config.image_size)
             self.embed_scale = _check_scale(_mean_norm(self._vision, self._processor, synthetic_images(8, size=max(size, 64))))
             self.embed_scale_source = "auto (8 synthetic images)"
         else:
-            self.embed_scale = _check_scale(embed_scale)
+            self.embed_scale = embed_scale
         if not keep_image_encoder:
             self._vision = None
 
@@ -846,6 +851,9 @@ class KandinskyDecoder(Decoder):
 
         dev, dt = as_device(device), as_dtype(dtype)
         checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
+        embed_scale = _scale_or_auto(embed_scale)
+        if decoder_kwargs.get("negative_embeds") is not None:
+            _checked_negative(decoder_kwargs["negative_embeds"], check_int(dim, "dim", minimum=1))
         what = "Kandinsky 2.2 decoder"
         src, is_dir = hub_source(repo_or_dir, what, KANDINSKY_DECODER_REPO)
         repo = repo_hint or (KANDINSKY_DECODER_REPO if is_dir else src)

@@ -112,6 +112,7 @@ from .kandinsky import (
     _check_scale,
     _mean_norm,
     _place,
+    _scale_or_auto,
     _to_uint8,
     register_unclip_prior_builders,
 )
@@ -342,10 +343,7 @@ class KarloDecoder(Decoder):
         self.device, self.dtype = as_device(device), as_dtype(dtype)
         self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         self.source = source
-        if not isinstance(embed_scale, str):  # refused before the pipeline is moved and cast (it was after), as Kandinsky's
-            embed_scale = _check_scale(embed_scale)
-        elif embed_scale != "auto":
-            raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {embed_scale!r}.")
+        embed_scale = _scale_or_auto(embed_scale)  # refused before the pipeline is moved and cast (it was after)
         self.default_steps = check_int(default_steps, "default_steps", minimum=1)  # 2.7 became 2
         self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
@@ -762,6 +760,7 @@ class KarloDecoder(Decoder):
         """
         dev, dt = as_device(device), as_dtype(dtype)
         checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
+        embed_scale = _scale_or_auto(embed_scale)  # before the weights are read
         what = "Karlo decoder"
         src, is_dir = hub_source(repo_or_dir, what, KARLO_VARIATIONS_REPO)
         classes = unclip_pipeline_classes()
