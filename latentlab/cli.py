@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ArgumentError, LatentlabError, is_path_error, thread_count, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, is_disk_full, is_path_error, thread_count, url_hint, user_path
 
 EPILOG = """\
 examples:
@@ -374,6 +374,11 @@ def _check_paths(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if isinstance(value, str):
             setattr(args, dest, _home_expanded(value, what))
+    for what, value, example in (("the image", getattr(args, "image", None), "cat.png"),
+                                 ("the spec file", getattr(args, "spec", None), "my_spec.toml"),
+                                 *(("a keyframe", k, "cat.png or 'text:a cat'") for k in getattr(args, "keyframes", None) or ())):  # fmt: skip
+        if isinstance(value, str) and not value.strip():  # (it was read as the current folder: "'/home/me' is a folder")
+            raise ArgumentError(f"{what} is empty ({value!r}; an unset shell variable?). Give a path, e.g. {example}.")
     if isinstance(getattr(args, "image", None), str) and not args.image.startswith("text:"):
         args.image = _home_expanded(args.image, "the image")
     for k in getattr(args, "keyframes", None) or ():
@@ -457,7 +462,9 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     if args.output:  # -o replaces the spec's output, and its suffix says the format
         spec_dict = {k: v for k, v in spec_dict.items() if k != "output"}
         spec_dict["format"] = Path(args.output).suffix.lower().lstrip(".")
-    spec = load_spec(spec_dict, **_overrides(args))
+    overrides = _overrides(args)
+    fmt = overrides.pop("format", None)  # set once the spec's output is known to stay: another folder drops it (below)
+    spec = load_spec(spec_dict, **overrides)
     if args.name and not args.out_dir and spec.out_dir:  # --name names the folder: renders/<name>, not the spec's out_dir
         spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "out_dir"}, "base_dir": spec.base_dir})
     where = Path(args.out_dir) if args.out_dir else default_out_dir(spec)  # as render_spec places it
@@ -465,6 +472,8 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
         # another folder (a draft, a second take): its video goes beside it, <folder>.<format>, not over the
         # video the spec's own render wrote (its format kept)
         spec = load_spec({**{k: v for k, v in spec.to_dict().items() if k != "output"}, "base_dir": spec.base_dir})
+    if fmt is not None:  # (a draft's --format was refused as contradicting the output the draft does not write)
+        spec = load_spec({**spec.to_dict(), "base_dir": spec.base_dir}, format=fmt)
     if getattr(args, "invert_refine", None) is not None and spec.noise != "inverted":  # it would do nothing
         fix = ("Add --eta (variations around the image's inverted noise)" if args.command == "variations" else
                "Add --noise inverted")  # fmt: skip
@@ -797,9 +806,14 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     if args.guidance_scale is not None and not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 0):
         raise ll.ArgumentError(f"--guidance must be a finite number >= 0, got {args.guidance_scale}.")
     seed = args.seed or 0
-    if not -(2**63) <= seed or not seed + args.num <= 2**63:
+    if not -(2**63) <= seed < 2**63:
         raise ll.ArgumentError(f"--seed must be in [-2**63, 2**63 - N) (picture k uses seed + k), got {seed}.")
-    preset = args.preset or "mini"
+    if seed + args.num > 2**63:  # the last picture's seed past what a generator takes: said as both flags (it blamed --seed 0)
+        below = 2**63 - args.num + 1
+        fix = f"-n at most {2**63 - seed}" + (f", or a --seed below {below}" if below > -(2**63) else "")
+        raise ll.ArgumentError(f"-n {args.num} from --seed {seed} gives picture {args.num - 1} the seed "
+                               f"{seed + args.num - 1}, past 2**63 - 1 (picture k uses seed + k); use {fix}.")  # fmt: skip
+    preset = "mini" if args.preset is None else args.preset  # (an empty --preset is refused, as by the other verbs)
     if ll.get_preset(preset).prior is None:
         raise ll.ArgumentError(
             f"preset {preset!r} has no prior, so it cannot draw from text. Choose a preset whose `prior` column "
@@ -1047,11 +1061,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
-        with _sigterm_interrupts() as stopped, _guarded_std_streams(argv is None) as failed:
-            code = _main(argv, script=argv is None)
-        if failed.get("stdout") is not None and code == 0:  # (a closed pipe, ``| head``, is not a failure)
+
+        def unwritten(failed: dict[str, OSError | None]) -> bool:
+            """Say that standard output could not be written, if so (a closed pipe, ``| head``, is not a failure)."""
+            if failed.get("stdout") is None:
+                return False
             print(f"latentlab: error: could not write to standard output ({failed['stdout'].strerror or failed['stdout']}); "
                   "the command itself finished.", file=sys.stderr)  # fmt: skip
+            return True
+
+        with _sigterm_interrupts() as stopped, _guarded_std_streams(argv is None) as failed:
+            try:
+                code = _main(argv, script=argv is None)
+            except SystemExit as exc:  # argparse's own exit: --help and --version (0; said nothing to a full disk)
+                if exc.code in (0, None) and unwritten(failed):
+                    raise SystemExit(2) from None
+                raise
+        if code == 0 and unwritten(failed):
             code = 2
         return 143 if stopped and code == 130 else code  # 128 + SIGTERM, as a shell reports a killed command
 
@@ -1184,8 +1210,10 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
                     )
                 return _run_spec({"keyframes": [_keyframe(k) for k in args.keyframes]}, args)
             if args.command == "variations":
-                if args.num < 2:
-                    raise ArgumentError(f"--num must be at least 2 for variations, got {args.num}.")
+                from .spec import MAX_FRAMES
+
+                if not 2 <= args.num <= MAX_FRAMES + 1:  # (a render's frames + 1: past it, the spec blamed 'frames', num - 1)
+                    raise ArgumentError(f"--num must be at least 2 for variations, and at most {MAX_FRAMES + 1}, got {args.num}.")
                 if args.eta is not None and args.image.startswith("text:"):
                     raise ArgumentError(
                         f"variations --eta start from an image's inverted noise, so they need an image, got {args.image!r}. "
@@ -1236,7 +1264,7 @@ def _main(argv: Sequence[str] | None, script: bool = False) -> int:
     except OSError as exc:  # the system refused: one line, as for any error, not a traceback
         import errno
 
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        if is_disk_full(exc):
             # where, and that what was finished is kept (it said only "No space left on device.")
             writing = getattr(args, "writing", None)  # the folder the command writes, once it knows it
             if exc.filename and (not writing or Path(writing).resolve() not in Path(exc.filename).resolve().parents):

@@ -78,7 +78,7 @@ def demo_spec(inputs: list[Path], preset: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import LatentlabError, user_path
+    from .errors import LatentlabError, is_disk_full, is_path_error, user_path
     from .jobs import render_spec
     from .presets import get_preset
 
@@ -109,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latentlab demo: error: {exc}", file=sys.stderr)
         return 2
     out_dir = user_path(args.out_dir)  # where render_spec puts it: "--out-dir=~/x" (bash leaves the ~) is the home's
+    from .jobs import _record_video, _refuse_unrecorded_video, video_path
+
+    try:  # the gif beside the render, as render_spec checks its video: a file of the user's there was replaced
+        _refuse_unrecorded_video(video_path(out_dir, "gif"), out_dir, args.overwrite)
+    except LatentlabError as exc:
+        print(f"latentlab demo: error: {exc}", file=sys.stderr)
+        return 2
     named = Path(os.path.abspath(out_dir))  # (--out-dir . has no name of its own: its inputs went to "./-inputs")
     try:
         inputs = make_inputs(named.parent / f"{named.name}-inputs")
@@ -124,13 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     except LatentlabError as exc:
         print(f"latentlab demo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # (a traceback, as from a fault; the latentlab command says what it kept)
+        print(f"\ninterrupted: finished frames are kept in {out_dir}/; run the demo again to resume.", file=sys.stderr)
+        return 130
+    except OSError as exc:  # the system refused (a full disk): one line, as the latentlab command says it
+        where = f" ({exc.filename})" if exc.filename else ""
+        fix = ("; free space and run the demo again (finished frames are kept)" if is_disk_full(exc) else
+               "; check the path and its permissions" if is_path_error(exc) else "")  # fmt: skip
+        print(f"latentlab demo: error: {exc.strerror or exc}{where}{fix}.", file=sys.stderr)
+        return 2
     dt = time.perf_counter() - t0
-    from .jobs import video_path
     from .video import write_video
 
     spec = demo_spec(inputs, preset)
+    _record_video(video_path(out_dir, "gif"), out_dir, pending=True)  # (a write cut short stays the demo's own)
     gif = write_video(result.frames, video_path(out_dir, "gif"), fps=spec["fps"], hold_first=spec["hold_first"],
                       hold_last=spec["hold_last"], size=128)  # fmt: skip
+    _record_video(Path(gif), out_dir)
     print(f"preset:        {preset}")
     if preset == "mini":
         print("               (the embedded model is small: it draws coloured shapes, rough emoji and clip art at 32 px, upscaled to 64; see docs/mini.md)")

@@ -51,11 +51,18 @@ def is_path_error(exc: OSError) -> bool:
                          errno.EROFS, errno.ENAMETOOLONG)  # fmt: skip
 
 
+def is_disk_full(exc: OSError) -> bool:
+    """Whether ``exc`` says the disk is full or the user's quota used up: the fix is to free space and
+    run the same command again (what was finished is kept)."""
+    import errno
+
+    return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
 def run_reporting_errors(main: Callable[[], object]) -> None:
     """Run a ``python -m`` entry point: a :class:`LatentlabError`, or an ``OSError`` the system
     raised (a full disk, a folder that went away), is printed as one line ``error: ...`` with
     exit status 2, not a traceback (as the ``latentlab`` command reports them)."""
-    import errno
     import sys
 
     try:
@@ -65,7 +72,7 @@ def run_reporting_errors(main: Callable[[], object]) -> None:
         raise SystemExit(2) from None
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
-        if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        if is_disk_full(e):
             fix = "; free space and run the same command again (training: with --resume)"
         else:  # as the latentlab command says it: a broken pipe or an I/O error is no path's fault
             fix = "; check the path and its permissions" if is_path_error(e) else ""

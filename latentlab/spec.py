@@ -840,9 +840,12 @@ class Spec:
                 td = kf["text_diff"]
                 src, dst = encoder.encode_text([td.get("from", NEUTRAL_CAPTION), td["to"]]).split(1)
                 if torch.equal(src, dst):  # (ops said "target - source is the zero vector", naming no keyframe)
+                    def short(text: str) -> str:  # (a repr cut at 60 characters lost its closing quote)
+                        return repr(text if len(text) <= 60 else text[:57] + "...")
+
                     raise SpecError(
-                        f"keyframes[{i}].text_diff: 'from' {td.get('from', NEUTRAL_CAPTION)!r:.60}"
-                        + ("" if "from" in td else " (the default)") + f" and 'to' {td['to']!r:.60} encode the same "
+                        f"keyframes[{i}].text_diff: 'from' {short(td.get('from', NEUTRAL_CAPTION))}"
+                        + ("" if "from" in td else " (the default)") + f" and 'to' {short(td['to'])} encode the same "
                         "(the CLIP tokenizer reads text in lower case and ignores extra spaces, and reads no word past "
                         "its context), so there is no edit direction; give captions that differ in words, early on "
                         "(CLI: --from, --to)."

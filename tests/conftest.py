@@ -243,3 +243,14 @@ def ctrl_c_raises():
 def ramp_frames(n: int = 3, h: int = 4, w: int = 4) -> np.ndarray:
     """``n`` uint8 frames ``(h, w, 3)`` of a repeating ramp (every pixel differs from its neighbours)."""
     return (np.arange(n * h * w * 3) % 251).astype(np.uint8).reshape(n, h, w, 3)
+
+
+@pytest.fixture
+def no_models(monkeypatch):
+    """Loading any model fails the test (a refusal must come first)."""
+    import latentlab as ll
+    from latentlab import presets
+
+    for mod in (ll, presets):
+        for name in ("create_encoder", "create_decoder", "create_prior"):
+            monkeypatch.setattr(mod, name, lambda *a, **k: pytest.fail("a model was loaded"))

@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latentlab.cli import main
 
@@ -559,7 +561,7 @@ def test_format_that_contradicts_the_specs_output_is_refused(tmp_path, images, c
     spec = tmp_path / "s.toml"
     spec.write_text(f'preset = "tiny"\noutput = "out/v.gif"\n[[keyframes]]\nimage = "{images[0].name}"\n'
                     f'[[keyframes]]\nimage = "{images[1].name}"\n')  # fmt: skip
-    assert main(["render", str(spec), "--format", "mp4", "--out-dir", str(tmp_path / "r"), "-q"]) == 2
+    assert main(["render", str(spec), "--format", "mp4", "-q"]) == 2  # (the spec's own render: another --out-dir drops output)
     assert "'format' (--format) is 'mp4' but the spec's 'output' 'out/v.gif' ends in .gif" in capsys.readouterr().err
     from latentlab.spec import Spec, load_spec
 
@@ -2060,3 +2062,169 @@ def test_a_mini_generate_resumes_with_the_same_layout_expert(tmp_path, monkeypat
     mark = tmp_path / "renders" / "a-red-circle" / "generate.json"
     mark.write_text(json.dumps({**json.loads(mark.read_text()), "expert_sha256": "0" * 16}))
     assert main([*argv, "2"]) == 2
+
+
+# -- second audit of the command line (2026-12-07) ----------------------------------------------
+
+
+def _one_error_line(err: str) -> str:
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("latentlab: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("num", [100002, 10**26])
+def test_variations_num_past_a_renders_frames_names_num(num, tmp_path, images, monkeypatch, capsys, no_models):
+    """-n is a render's frames + 1: past the limit, the error named 'frames' (a flag variations has
+    not) and num - 1, a value never typed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["variations", str(images[0]), "-n", str(num), "--preset", "tiny", "-q"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--num" in line and "'frames'" not in line and str(num) in line and "100001" in line
+    assert not (tmp_path / "renders").exists()
+
+
+def test_variations_num_at_the_limit_is_not_refused_for_its_size(tmp_path, images, monkeypatch, capsys, no_models):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pytest.fail.Exception, match="a model was loaded"):
+        main(["variations", str(images[0]), "-n", "100001", "--preset", "tiny", "-q"])
+
+
+def test_generate_num_past_the_seed_range_names_n_not_seed_zero(tmp_path, monkeypatch, capsys, no_models):
+    """`generate -n 10**29` said "--seed must be in [-2**63, 2**63 - N) ..., got 0": the seed never typed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a cat", "-n", str(10**29), "--preset", "tiny", "-q"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"-n {10**29}" in line and "got 0" not in line
+    assert main(["generate", "a cat", "-n", "8", "--seed", str(2**63 - 1), "--preset", "tiny", "-q"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "-n at most 1" in line and f"--seed below {2**63 - 8 + 1}" in line
+    assert not (tmp_path / "renders").exists()
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(st.one_of(st.integers(-(2**64), 2**64), st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 0])),
+       st.one_of(st.integers(1, 2**65), st.sampled_from([1, 2, 8])))  # fmt: skip
+def test_generate_refuses_seed_and_num_exactly_outside_the_range_naming_a_flag(seed, num):
+    """Picture k uses seed + k, and every seed is in [-2**63, 2**63): refused exactly when one is
+    not, before any model loads, naming the flag that is out of range (or both)."""
+    import contextlib
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as m:
+        import latentlab as ll
+
+        class Loaded(BaseException):
+            pass
+
+        def load(*a, **k):
+            raise Loaded
+
+        m.setattr(ll, "create_encoder", load)
+        m.chdir(tmp)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(["generate", "a cat", "-n", str(num), "--seed", str(seed), "--preset", "tiny", "-q"])
+            except Loaded:
+                code = None
+    fits = -(2**63) <= seed and seed + num - 1 < 2**63
+    assert (code is None) == fits, (code, err.getvalue())
+    if not fits:
+        line = _one_error_line(err.getvalue())
+        if -(2**63) <= seed < 2**63:  # the seed alone is fine: -n takes it past the range
+            assert f"-n {num}" in line, line
+        else:
+            assert "--seed" in line and str(seed) in line, line
+
+
+def test_generate_empty_preset_is_refused_as_by_the_other_verbs(tmp_path, monkeypatch, capsys, no_models):
+    """`--preset "$P"` with P unset: morph, interpolate, variations and render refuse it; generate
+    rendered with mini."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a cat", "-n", "1", "--preset", "", "-q"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "unknown preset ''" in line
+    assert not (tmp_path / "renders").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["morph", "", "--to", "a cat"], "the image is empty"),
+        (["variations", " "], "the image is empty"),
+        (["variations", "", "--eta", "0.3"], "the image is empty"),
+        (["interpolate", "IMG", ""], "a keyframe is empty"),
+        (["render", ""], "the spec file is empty"),
+    ],
+)
+def test_an_empty_path_argument_is_refused_as_empty(argv, named, tmp_path, images, monkeypatch, capsys, no_models):
+    """docs/cli.md: an empty path (an unset shell variable) is refused. It was, but said as the
+    current folder ("'/home/me' is a folder, not an image file. Name a picture in it", "spec file '.'
+    does not exist")."""
+    monkeypatch.chdir(tmp_path)
+    argv = [str(images[0]) if a == "IMG" else a for a in argv]
+    assert main([*argv, "--preset", "tiny", "-q", "--out-dir", "r"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert named in line and str(tmp_path) not in line and "'.'" not in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_long_captions_that_encode_the_same_are_quoted_whole_in_the_error(images, tiny_encoder):
+    """`morph --from LONG --to LONG` whose captions encode the same: each caption's repr was cut at 60
+    characters, losing its closing quote ("'from' 'a red circle a red ... a red c and 'to' ...")."""
+    from latentlab.errors import SpecError
+    from latentlab.spec import load_spec
+
+    long_from, long_to = "a red circle " * 8, "A RED CIRCLE " * 8
+    spec = load_spec({"keyframes": [{"image": str(images[0])}, {"text_diff": {"from": long_from, "to": long_to}}]})
+    with pytest.raises(SpecError) as exc:
+        spec.resolve(tiny_encoder)
+    message = str(exc.value)
+    assert f"'from' {long_from[:57] + '...'!r} and 'to' {long_to[:57] + '...'!r} encode the same" in message, message
+
+
+def test_a_drafts_format_is_not_refused_for_the_spec_output_it_does_not_write(tmp_path, images, monkeypatch, capsys,
+                                                                               no_models):  # fmt: skip
+    """docs/cli.md: --out-dir or --name naming another folder writes the video beside that folder, not to
+    the spec's output. A --format for that draft was refused as contradicting the spec's output."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(f'preset = "tiny"\noutput = "final.gif"\nout_dir = "final"\n'
+                                     f'keyframes = [{{image = {str(images[0])!r}}}, {{image = {str(images[1])!r}}}]\n')  # fmt: skip
+    for where in (["--out-dir", "draft"], ["--name", "draft"]):
+        with pytest.raises(pytest.fail.Exception, match="a model was loaded"):  # past every check
+            main(["render", "s.toml", *where, "--format", "mp4", "-q"])
+    # the spec's own render writes its output: a --format against it is still a contradiction
+    for where in ([], ["--out-dir", "final"]):
+        assert main(["render", "s.toml", *where, "--format", "mp4", "-q"]) == 2
+        assert "'format' (--format) is 'mp4' but the spec's 'output' 'final.gif'" in _one_error_line(capsys.readouterr().err)
+    assert not any((tmp_path / name).exists() for name in ("draft", "final", "renders", "final.gif"))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["render", "--help"]])
+def test_help_and_version_to_a_full_disk_say_so_with_status_2(argv, monkeypatch, capsys):
+    """docs/cli.md: standard output that cannot be written (a full disk) is said as such, status 2.
+    --help and --version leave through argparse's SystemExit(0), which skipped that check: `latentlab
+    --help > /dev/full` ended with status 0 and no word."""
+    import errno
+    import sys
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "could not write to standard output (No space left on device)" in _one_error_line(capsys.readouterr().err)
+
+
+def test_help_still_exits_0_where_it_was_written(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and "latentlab" in capsys.readouterr().out

@@ -242,3 +242,51 @@ def test_demo_refuses_an_empty_out_dir(value, stopped_render, tmp_path, capsys):
     assert e.value.code == 2 and "--out-dir is empty" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [tmp_path / "cwd"] and list((tmp_path / "cwd").iterdir()) == []
     assert stopped_render == []
+
+
+def test_demo_refuses_to_replace_a_gif_it_did_not_write(tmp_path, capsys, no_models):
+    """`python -m latentlab.demo --out-dir X` writes X.gif beside X.mp4; render_spec guards the mp4
+    (a file of the user's is replaced only with --overwrite), but the gif was written over whatever
+    was there, after the whole render."""
+    from latentlab import demo
+
+    mine = tmp_path / "take.gif"
+    mine.write_bytes(b"my own gif")
+    assert demo.main(["--preset", "tiny", "--out-dir", str(tmp_path / "take")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentlab demo: error: the video") and "take.gif" in err and "--overwrite" in err
+    assert mine.read_bytes() == b"my own gif"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.gif"]  # refused before its input pictures too
+
+
+def test_demo_interrupted_says_what_it_kept_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during `make demo`'s render raised KeyboardInterrupt out of main (a traceback)."""
+    from latentlab import demo, jobs
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "render_spec", stopped)
+    try:
+        code = demo.main(["--preset", "tiny", "--out-dir", str(tmp_path / "d")])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped demo.main (a traceback)")
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted: finished frames are kept in" in err and "run the demo again to resume" in err
+
+
+def test_demo_on_a_full_disk_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """A full disk during `make demo`'s render raised a raw OSError traceback."""
+    import errno
+
+    from latentlab import demo, jobs
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "d" / "frame_00003.png"))
+
+    monkeypatch.setattr(jobs, "render_spec", full)
+    assert demo.main(["--preset", "tiny", "--out-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentlab demo: error: No space left on device") and "free space and run the demo again" in err
+    assert err.count("\n") == 1
