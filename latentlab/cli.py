@@ -807,7 +807,8 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
         raise ll.ArgumentError(f"--guidance must be a finite number >= 0, got {args.guidance_scale}.")
     seed = args.seed or 0
     if not -(2**63) <= seed < 2**63:
-        raise ll.ArgumentError(f"--seed must be in [-2**63, 2**63 - N) (picture k uses seed + k), got {seed}.")
+        raise ll.ArgumentError(f"--seed must be in [-2**63, 2**63 - 1] (picture k uses seed + k, so with -n N at most "
+                               f"2**63 - N), got {seed}.")  # ("[-2**63, 2**63 - N)" left out 2**63 - N, which is taken)
     if seed + args.num > 2**63:  # the last picture's seed past what a generator takes: said as both flags (it blamed --seed 0)
         below = 2**63 - args.num + 1
         fix = f"-n at most {2**63 - seed}" + (f", or a --seed below {below}" if below > -(2**63) else "")

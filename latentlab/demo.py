@@ -78,7 +78,7 @@ def demo_spec(inputs: list[Path], preset: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import LatentlabError, is_disk_full, is_path_error, user_path
+    from .errors import ArgumentError, LatentlabError, os_error_text, user_path
     from .jobs import render_spec
     from .presets import get_preset
 
@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     from .jobs import _record_video, _refuse_unrecorded_video, video_path
 
     try:  # the gif beside the render, as render_spec checks its video: a file of the user's there was replaced
-        _refuse_unrecorded_video(video_path(out_dir, "gif"), out_dir, args.overwrite)
+        gif_path = video_path(out_dir, "gif")
+        if gif_path.is_dir():  # (_refuse_unrecorded_video leaves a folder to its caller: refused after the whole render)
+            raise ArgumentError(f"{str(gif_path)!r}, where the demo writes its gif, is a folder. Choose another --out-dir, "
+                                "or move that folder.")  # fmt: skip
+        _refuse_unrecorded_video(gif_path, out_dir, args.overwrite)
     except LatentlabError as exc:
         print(f"latentlab demo: error: {exc}", file=sys.stderr)
         return 2
@@ -126,8 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     # frames already there are kept (a resume), unless --overwrite: the timing line says so
     kept = 0 if args.overwrite else len(list(out_dir.glob("frame_*.png")))
     t0 = time.perf_counter()
+    from .video import write_video
+
+    spec = demo_spec(inputs, preset)
     try:
         result = render_spec(demo_spec(inputs, preset), out_dir=out_dir, overwrite=args.overwrite)
+        dt = time.perf_counter() - t0
+        # the gif too: a full disk or Ctrl-C while writing it printed a traceback
+        _record_video(video_path(out_dir, "gif"), out_dir, pending=True)  # (a write cut short stays the demo's own)
+        gif = write_video(result.frames, video_path(out_dir, "gif"), fps=spec["fps"], hold_first=spec["hold_first"],
+                          hold_last=spec["hold_last"], size=128)  # fmt: skip
+        _record_video(Path(gif), out_dir)
     except LatentlabError as exc:
         print(f"latentlab demo: error: {exc}", file=sys.stderr)
         return 2
@@ -135,19 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: finished frames are kept in {out_dir}/; run the demo again to resume.", file=sys.stderr)
         return 130
     except OSError as exc:  # the system refused (a full disk): one line, as the latentlab command says it
-        where = f" ({exc.filename})" if exc.filename else ""
-        fix = ("; free space and run the demo again (finished frames are kept)" if is_disk_full(exc) else
-               "; check the path and its permissions" if is_path_error(exc) else "")  # fmt: skip
-        print(f"latentlab demo: error: {exc.strerror or exc}{where}{fix}.", file=sys.stderr)
+        print("latentlab demo: error: " + os_error_text(exc, "run the demo again (finished frames are kept)"),
+              file=sys.stderr)  # fmt: skip
         return 2
-    dt = time.perf_counter() - t0
-    from .video import write_video
-
-    spec = demo_spec(inputs, preset)
-    _record_video(video_path(out_dir, "gif"), out_dir, pending=True)  # (a write cut short stays the demo's own)
-    gif = write_video(result.frames, video_path(out_dir, "gif"), fps=spec["fps"], hold_first=spec["hold_first"],
-                      hold_last=spec["hold_last"], size=128)  # fmt: skip
-    _record_video(Path(gif), out_dir)
     print(f"preset:        {preset}")
     if preset == "mini":
         print("               (the embedded model is small: it draws coloured shapes, rough emoji and clip art at 32 px, upscaled to 64; see docs/mini.md)")

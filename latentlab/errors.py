@@ -59,6 +59,17 @@ def is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
+def os_error_text(exc: OSError, again: str) -> str:
+    """``exc`` said in one line, with its file and the fix: on a full disk, free space and ``again``
+    (e.g. "run the same command again"); for a path the system refused, check it; else none."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if is_disk_full(exc):
+        fix = f"; free space and {again}"
+    else:  # as the latentlab command says it: a broken pipe or an I/O error is no path's fault
+        fix = "; check the path and its permissions" if is_path_error(exc) else ""
+    return f"{exc.strerror or exc}{where}{fix}."
+
+
 def run_reporting_errors(main: Callable[[], object]) -> None:
     """Run a ``python -m`` entry point: a :class:`LatentlabError`, or an ``OSError`` the system
     raised (a full disk, a folder that went away), is printed as one line ``error: ...`` with
@@ -71,12 +82,7 @@ def run_reporting_errors(main: Callable[[], object]) -> None:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        if is_disk_full(e):
-            fix = "; free space and run the same command again (training: with --resume)"
-        else:  # as the latentlab command says it: a broken pipe or an I/O error is no path's fault
-            fix = "; check the path and its permissions" if is_path_error(e) else ""
-        print(f"error: {e.strerror or e}{where}{fix}.", file=sys.stderr)
+        print("error: " + os_error_text(e, "run the same command again (training: with --resume)"), file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -2228,3 +2228,16 @@ def test_help_still_exits_0_where_it_was_written(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and "latentlab" in capsys.readouterr().out
+
+
+def test_generate_seed_out_of_range_states_the_range_it_takes(tmp_path, monkeypatch, capsys, no_models):
+    """The refusal of --seed 2**63 said "--seed must be in [-2**63, 2**63 - N)", which refuses
+    seed 2**63 - N; that seed is taken (its last picture's seed is 2**63 - 1)."""
+    from latentlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a cat", "-n", "8", "--seed", str(2**63), "--preset", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed must be in [-2**63, 2**63 - 1]" in err and "[-2**63, 2**63 - N)" not in err
+    with pytest.raises(pytest.fail.Exception, match="a model was loaded"):  # the bound it states is taken
+        main(["generate", "a cat", "-n", "8", "--seed", str(2**63 - 8), "--preset", "tiny", "-q"])

@@ -3,6 +3,7 @@ prints, resumes, and on the embedded model shows what the README says it shows."
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -290,3 +291,68 @@ def test_demo_on_a_full_disk_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("latentlab demo: error: No space left on device") and "free space and run the demo again" in err
     assert err.count("\n") == 1
+
+
+def _fake_render(monkeypatch):
+    from latentlab import jobs
+
+    def render_spec(spec, *, out_dir, overwrite=False, **kwargs):
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return RenderResult(frames=grey_frames(4), out_dir=out, video=out.with_suffix(".mp4"),
+                            contact_sheet=out / "contact_sheet.png", spec=spec, trajectory=None)  # fmt: skip
+
+    monkeypatch.setattr(jobs, "render_spec", render_spec)
+
+
+@pytest.mark.parametrize("stop", ["full disk", "ctrl-c"])
+def test_demo_stopped_while_writing_its_gif_says_so_in_one_line(stop, tmp_path, monkeypatch, capsys):
+    """18faf6f made a full disk or Ctrl-C during the demo's render one line, but the gif is
+    written after the render, outside that guard: there they still ended in a traceback."""
+    from latentlab import demo, video
+
+    def stopped(*a, **k):
+        if stop == "ctrl-c":
+            raise KeyboardInterrupt
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".d.gif.part"))
+
+    _fake_render(monkeypatch)
+    monkeypatch.setattr(video, "write_video", stopped)
+    try:
+        code = demo.main(["--preset", "tiny", "--out-dir", str(tmp_path / "d")])
+    except (OSError, KeyboardInterrupt) as exc:
+        pytest.fail(f"{type(exc).__name__} escaped demo.main (a traceback)")
+    err = capsys.readouterr().err
+    if stop == "ctrl-c":
+        assert code == 130 and "interrupted: finished frames are kept in" in err
+    else:
+        assert code == 2 and err.startswith("latentlab demo: error: No space left on device") and err.count("\n") == 1
+        assert "free space and run the demo again" in err
+
+
+def test_demo_twice_still_writes_and_reuses_its_gif(tmp_path, monkeypatch, capsys):
+    """The gif's guard refuses none of the demo's own gifs: a rerun (make demo twice) replaces it."""
+    from latentlab import demo
+
+    _fake_render(monkeypatch)
+    out = tmp_path / "d"
+    for _ in range(2):
+        assert demo.main(["--preset", "tiny", "--out-dir", str(out)]) == 0, capsys.readouterr().err
+        assert f"gif:           {out}.gif" in capsys.readouterr().out
+    assert (tmp_path / "d.gif").is_file()
+
+
+# Property kept: read_video's docstring promise (90ee90e) that a still picture reads as load_image reads it
+
+def test_demo_refuses_a_folder_where_its_gif_goes_before_rendering(tmp_path, monkeypatch, capsys):
+    """18faf6f checks the demo's gif before the render, but _refuse_unrecorded_video leaves a folder
+    to its caller (render_spec refuses its own video's): a folder at <out-dir>.gif was refused by
+    write_video after the whole render, with a traceback."""
+    from latentlab import demo, jobs
+
+    monkeypatch.setattr(jobs, "render_spec", lambda *a, **k: pytest.fail("the render ran"))
+    (tmp_path / "d.gif").mkdir()
+    assert demo.main(["--preset", "tiny", "--out-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latentlab demo: error: ") and "d.gif" in err and "is a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.gif"]

@@ -1820,3 +1820,67 @@ def test_from_pretrained_refuses_a_bad_scale_or_negative_before_looking_for_weig
     with pytest.raises(ArgumentError, match=match):
         cls.from_pretrained(**kw)
 
+
+# -- second review (2026-12-07): refusals before the weights are read or the pipeline changed --
+
+
+@pytest.mark.parametrize("kw, needs", [
+    ({}, "for the negative (zero-image) embedding and embed_scale='auto'"),
+    ({"embed_scale": 4.0}, "for the negative (zero-image) embedding."),
+])  # fmt: skip
+def test_kandinsky_from_pretrained_without_an_image_encoder_refuses_before_looking_for_weights(offline, kw, needs):
+    """a9b6c82 moved the loader's embed_scale and negative_embeds checks before the weights are
+    read, but image_encoder_repo=None with the default embed_scale='auto' (or no negative_embeds),
+    which the constructor refuses, still went first to the decoder's gigabytes: offline with
+    nothing cached, the user was told to download them for a call that could never work."""
+    from latentlab.decoders import kandinsky
+
+    with pytest.raises(ArgumentError, match="has no image encoder, which it needs ") as exc:
+        kandinsky.KandinskyDecoder.from_pretrained(image_encoder_repo=None, **kw)
+    assert needs in str(exc.value)
+
+
+def test_kandinsky_without_an_image_encoder_still_loads_with_a_scale_and_negative(offline):
+    """What does without the image encoder (a number and negative_embeds) is not refused early:
+    offline with nothing cached it gets as far as the missing weights."""
+    import torch
+
+    from latentlab.decoders import kandinsky
+    from latentlab.errors import ModelNotAvailableError
+
+    with pytest.raises(ModelNotAvailableError):
+        kandinsky.KandinskyDecoder.from_pretrained(image_encoder_repo=None, embed_scale=4.0,
+                                                   negative_embeds=torch.zeros(1280))  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [{"default_steps": 0}, {"default_guidance": -1.0}, {"default_batch_size": 2.5}])
+def test_stable_unclip_bad_defaults_are_refused_before_the_pipeline_is_changed(bad):
+    """456773e made Stable unCLIP refuse cpu_offload before set_scheduler, and Karlo its embed_scale
+    before the pipeline is cast; Stable unCLIP's default_steps / default_guidance /
+    default_batch_size were still refused only after the caller's pipeline had been given another
+    scheduler, cast to dtype and moved (Karlo and Kandinsky check theirs first)."""
+    import torch
+
+    from latentlab.decoders.unclip import StableUnCLIPDecoder, tiny_stable_unclip_pipeline
+
+    pipe = tiny_stable_unclip_pipeline()
+    before = pipe.scheduler
+    with pytest.raises(ArgumentError, match=next(iter(bad))):
+        StableUnCLIPDecoder(pipe, name="t", space="s", dim=32, resolution=64, scheduler="dpm++", dtype=torch.bfloat16, **bad)
+    assert pipe.scheduler is before and pipe.dtype == torch.float32
+
+
+@pytest.mark.parametrize("bad", [{"default_steps": 1}, {"default_guidance": float("nan")}])
+def test_unclip_prior_bad_defaults_are_refused_before_its_modules_are_cast(bad):
+    """The unCLIP prior (Karlo's, Kandinsky's) checked default_steps and default_guidance only after
+    moving and casting the caller's prior and text encoder (nn.Module.to works in place): a refused
+    constructor left them in another dtype, as Karlo's embed_scale did before 456773e."""
+    import torch
+
+    from latentlab.decoders import kandinsky
+
+    prior, scheduler, text_encoder, tokenizer = kandinsky.tiny_unclip_prior_components(dim=32)
+    with pytest.raises(ArgumentError, match=next(iter(bad))):
+        kandinsky.UnCLIPDiffusionPrior(prior, scheduler, text_encoder, tokenizer, name="t", space="s", dim=32,
+                                       dtype=torch.bfloat16, **bad)  # fmt: skip
+    assert {p.dtype for p in [*prior.parameters(), *text_encoder.parameters()]} == {torch.float32}

@@ -1793,3 +1793,25 @@ def test_mp4_pads_odd_sides_and_keeps_every_frame(tmp_path_factory, h, w, hl, fp
     back = read_video(write_video(frames, tmp_path_factory.mktemp("m") / "x.mp4", fps=fps, hold_last=hl))
     assert back.shape == (2 + hl, h + h % 2, w + w % 2, 3)
     assert np.abs(back[:, :h, :w].astype(int) - sequence(frames, hold_last=hl)).max() <= 8
+
+
+@settings(derandomize=True, max_examples=15, deadline=None)
+@given(mode=st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "I;16", "CMYK"]), suffix=st.sampled_from([".png", ".webp", ".gif", ".tiff"]),
+       h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 2**16))  # fmt: skip
+def test_read_video_of_a_still_picture_is_load_image(tmp_path_factory, mode, suffix, h, w, seed):
+    import numpy as np
+    from PIL import Image
+
+    from latentlab.video import load_image, read_video
+
+    rng = np.random.default_rng(seed)
+    if mode == "I;16":
+        im = Image.fromarray(rng.integers(0, 65536, (h, w)).astype(np.uint16))
+    else:
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA").convert(mode)
+    path = tmp_path_factory.mktemp("still") / f"p{suffix}"
+    try:
+        im.save(path)
+    except (OSError, ValueError, KeyError):  # a mode this format cannot hold
+        return
+    assert np.array_equal(read_video(path)[0], np.asarray(load_image(path)))

@@ -163,6 +163,24 @@ def _scale_or_auto(embed_scale: Any) -> float | str:
     return _check_scale(embed_scale)
 
 
+def _refuse_no_image_encoder(name: str, negative_embeds: Any, embed_scale: Any) -> None:
+    """Refuse a decoder without an image encoder where it needs one: for the negative (zero-image)
+    embedding (no ``negative_embeds``) or for ``embed_scale="auto"`` (the constructor, and
+    from_pretrained with ``image_encoder_repo=None`` before it reads the weights)."""
+    needs = [n for n, missing in (("the negative (zero-image) embedding", negative_embeds is None),
+                                  ("embed_scale='auto'", isinstance(embed_scale, str))) if missing]  # fmt: skip
+    if needs:
+        raise ArgumentError(
+            f"the Kandinsky 2.2 decoder {name!r} has no image encoder, which it needs for "
+            f"{' and '.join(needs)}. Either give it one: image_encoder_repo= (a folder or Hub repo with "
+            f"image_encoder/ and image_processor/, e.g. {KANDINSKY_PRIOR_REPO!r}) to from_pretrained or "
+            "create_decoder(), or image_encoder=(vision_model, processor) to the KandinskyDecoder constructor; "
+            "or do without it: pass negative_embeds=<a (d,) tensor> (e.g. the image encoder's embedding of an "
+            "all-zero image, saved from an earlier load: dec.negative_embeds) and a number as embed_scale= "
+            "(e.g. dec.embed_scale of an earlier load)."
+        )
+
+
 def _checked_negative(negative_embeds: Any, dim: int) -> torch.Tensor:
     """``negative_embeds``, one finite row of size ``dim`` ((d,) or (1, d)), as a (d,) CPU float32 tensor."""
     try:
@@ -331,15 +349,16 @@ class UnCLIPDiffusionPrior(Prior):
         self.device, self.dtype = as_device(device), as_dtype(dtype)
         self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
         warn_half_on_cpu(self.device, self.dtype, f"the {self.family} prior {self.name!r}")
+        # >= 2, as sample_unclip_prior's steps (1 was taken here and refused by every call, naming steps);
+        # checked before the caller's modules are moved and cast (they were after)
+        self.default_steps = check_int(default_steps, "default_steps", minimum=2)  # 2.7 became 2
+        self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         # without offload, everything lives on `device`; with it, the prior runs on `device`
         # and the text tower stays on the CPU (it runs once per call)
         self.prior = _place(prior, self.device, self.dtype).eval()
         self.text_encoder = _place(text_encoder, "cpu" if self.cpu_offload else self.device, self.dtype).eval()
         self.scheduler = scheduler
         self.tokenizer = tokenizer
-        # >= 2, as sample_unclip_prior's steps (1 was taken here and refused by every call, naming steps)
-        self.default_steps = check_int(default_steps, "default_steps", minimum=2)  # 2.7 became 2
-        self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
         self.source = source
 
     def from_texts(
@@ -625,18 +644,7 @@ class KandinskyDecoder(Decoder):
         # refused before set_scheduler gives the caller's pipeline another scheduler (a refused
         # constructor left it one): no image encoder for what needs it, a given negative_embeds
         if image_encoder is None:
-            needs = [n for n, missing in (("the negative (zero-image) embedding", negative_embeds is None),
-                                          ("embed_scale='auto'", isinstance(embed_scale, str))) if missing]  # fmt: skip
-            if needs:
-                raise ArgumentError(
-                    f"the Kandinsky 2.2 decoder {self.name!r} has no image encoder, which it needs for "
-                    f"{' and '.join(needs)}. Either give it one: image_encoder_repo= (a folder or Hub repo with "
-                    f"image_encoder/ and image_processor/, e.g. {KANDINSKY_PRIOR_REPO!r}) to from_pretrained or "
-                    "create_decoder(), or image_encoder=(vision_model, processor) to the KandinskyDecoder constructor; "
-                    "or do without it: pass negative_embeds=<a (d,) tensor> (e.g. the image encoder's embedding of an "
-                    "all-zero image, saved from an earlier load: dec.negative_embeds) and a number as embed_scale= "
-                    "(e.g. dec.embed_scale of an earlier load)."
-                )
+            _refuse_no_image_encoder(self.name, negative_embeds, embed_scale)
         neg = None if negative_embeds is None else _checked_negative(negative_embeds, self.dim)
         # (set_scheduler drops variance_type: neither sampler has a learned variance, so the
         # pipeline splits the UNet's (mean, variance) output before stepping)
@@ -854,6 +862,8 @@ class KandinskyDecoder(Decoder):
         embed_scale = _scale_or_auto(embed_scale)
         if decoder_kwargs.get("negative_embeds") is not None:
             _checked_negative(decoder_kwargs["negative_embeds"], check_int(dim, "dim", minimum=1))
+        if image_encoder_repo is None:  # (the constructor refused it only once the decoder's weights were read)
+            _refuse_no_image_encoder(str(name), decoder_kwargs.get("negative_embeds"), embed_scale)
         what = "Kandinsky 2.2 decoder"
         src, is_dir = hub_source(repo_or_dir, what, KANDINSKY_DECODER_REPO)
         repo = repo_hint or (KANDINSKY_DECODER_REPO if is_dir else src)

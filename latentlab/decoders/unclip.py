@@ -594,15 +594,22 @@ class StableUnCLIPDecoder(Decoder):
         if not (ok and 0 <= int(noise_level) < n_train):
             raise ArgumentError(f"noise_level must be an integer in [0, {n_train - 1}], got {noise_level!r}.")
         self.noise_level = int(noise_level)
-
-        self.sampler = set_scheduler(pipe, scheduler)
-        self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}
-
+        # refused before set_scheduler, the cast and the move change the caller's pipeline (they were after)
+        if default_steps is not None:  # checked here: 2.7 became 2, 0 failed at the first decode naming steps
+            self.default_steps = check_int(default_steps, "default_steps", minimum=1)
+        if default_guidance is not None:
+            self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
+        if default_batch_size is not None:
+            self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
         if self.cpu_offload:
             import importlib.util
 
             if importlib.util.find_spec("accelerate") is None:
                 raise ArgumentError("cpu_offload=True needs the `accelerate` package: pip install accelerate.")
+
+        self.sampler = set_scheduler(pipe, scheduler)
+        self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}
+
         if pipe.dtype != self.dtype:  # (a no-op cast would only trigger a diffusers warning)
             pipe.to(dtype=self.dtype)
         if self.cpu_offload:
@@ -610,13 +617,6 @@ class StableUnCLIPDecoder(Decoder):
         elif pipe.device != self.device:
             pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-
-        if default_steps is not None:  # checked here: 2.7 became 2, 0 failed at the first decode naming steps
-            self.default_steps = check_int(default_steps, "default_steps", minimum=1)
-        if default_guidance is not None:
-            self.default_guidance = check_number(default_guidance, "default_guidance", minimum=0)
-        if default_batch_size is not None:
-            self.default_batch_size = check_int(default_batch_size, "default_batch_size", minimum=1)
         self._prompt_cache: dict[tuple[str, torch.dtype], torch.Tensor] = {}
 
     @staticmethod
