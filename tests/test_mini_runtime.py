@@ -1148,3 +1148,217 @@ def test_caption_states_reads_its_file_as_load_module_does(tmp_path, monkeypatch
     for bad in (5, b"mini_clip.safetensors", None):
         with pytest.raises(ArgumentError, match="clip_file must be a file path"):
             CaptionStates(bad)
+
+
+# -- sampling paths, second pass (2026-12-07): caption masks, settings set on a decoder or prior --
+
+
+@pytest.fixture(scope="module")
+def caption_states():
+    from latentlab.mini.models import weights_path
+    from latentlab.mini.runtime import CaptionStates
+
+    if not weights_available():
+        pytest.skip("the shipped mini weights are not in this checkout")
+    return CaptionStates(weights_path("mini_clip.safetensors"))
+
+
+# -- captions: the mask of a caption's tokens ------------------------------------------------------
+
+
+@needs_weights
+def test_caption_mask_keeps_a_bang_before_an_emoji(caption_states):
+    """A "!" right before an emoji or a symbol is token id 0, the padding's: ``tokens != 0``
+    masked it out of the caption, so a decoder reading the pooled caption (the layout expert's
+    ``text_pooled``) took the token before the end of text instead of the end of text."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    captions = ["a red circle !\U0001f3a8", "wow!\u00b0 a blue square", "a red circle"]
+    _, mask = caption_states(captions)
+    tokens = SimpleTokenizer()(captions, context_length=mask.shape[1])
+    assert (tokens[:2] == 0).any()  # (the case: a real token with the padding's id)
+    eot = tokens.argmax(-1)
+    assert mask.sum(1).tolist() == (eot + 1).tolist()  # start, words, end of text; no padding
+    assert all(bool(mask[i, : int(eot[i]) + 1].all()) for i in range(len(captions)))
+
+
+@needs_weights
+@settings(derandomize=True, max_examples=8, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab !?\u00b0\u00e9\U0001f3a8\u65e5"), max_size=40))
+def test_caption_mask_runs_up_to_the_end_of_text(caption_states, caption):
+    """For any caption (empty, non-ASCII, punctuation), the mask is the tokens up to and
+    including its end-of-text token, where CLIP's encode_text pools."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    _, mask = caption_states([caption])
+    tokens = SimpleTokenizer()([caption], context_length=mask.shape[1])
+    want = torch.arange(tokens.shape[1])[None] <= tokens.argmax(-1, keepdim=True)
+    assert torch.equal(mask.cpu(), want)
+
+
+# -- the decoder's resolution ----------------------------------------------------------------------
+
+
+def test_decoder_resolution_takes_numpy_integers_and_refuses_huge_ones():
+    """resolution=np.int64(48) was refused as "must be an int >= 8, got 48"; 10**400 (or 2**40)
+    was taken, and the first decode raised a raw OverflowError from PIL."""
+    dec = tiny_mini_decoder(resolution=np.int64(48))
+    assert dec.resolution == 48 and type(dec.resolution) is int
+    json.dumps(dec.describe())  # (a numpy integer in the manifest did not serialise)
+    frames = dec.decode(_unit(1, dec.dim, 0), torch.randn(1, *dec.noise_shape()), steps=1)
+    assert frames.shape == (1, 48, 48, 3)
+    from latentlab.mini.runtime import MiniDecoder
+
+    for bad in (10**400, 2**40, 16385, 7, 32.0, True, "64"):
+        with pytest.raises(ArgumentError, match=r"resolution must be an integer in \[8, 16384\]"):
+            MiniDecoder(dec.net, resolution=bad)
+
+
+@needs_weights
+def test_from_pretrained_leaves_the_upscaler_out_at_a_numpy_native_resolution():
+    """At the native size the frames are never upscaled, so the upscaler is not loaded (nor
+    described or hashed): for np.int64(32) as for 32."""
+    from latentlab.mini.runtime import MiniDecoder
+
+    dec = MiniDecoder.from_pretrained(resolution=np.int64(32), expert=False)
+    assert dec.upscaler is None and dec.describe() == MiniDecoder.from_pretrained(resolution=32, expert=False).describe()
+
+
+# -- the decoder's inversion settings --------------------------------------------------------------
+
+
+def test_inversion_settings_set_on_the_decoder_are_checked():
+    """inversion_iterations = 2.5 ran 2 iterations (and -1 none, under a cache key of its own);
+    refine_lr = -0.1 (or NaN) was a raw ValueError from Adam after the inversion had run.
+    1.0 is 1, as Karlo takes it."""
+    dec = tiny_mini_decoder()
+    image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    z = _unit(1, dec.dim, 1)
+    for bad in (2.5, -1, "2", float("nan"), None):
+        dec.inversion_iterations = bad
+        with pytest.raises(ArgumentError, match="inversion_iterations must be a whole number >= 0"):
+            dec.invert(image, z, steps=2, refine=0)
+        with pytest.raises(ArgumentError, match="inversion_iterations"):
+            dec.inversion_marks(0)
+    dec.inversion_iterations = 1.0
+    assert dec.inversion_marks(0) == {}
+    assert torch.equal(dec.invert(image, z, steps=2, refine=0), tiny_mini_decoder().invert(image, z, steps=2, refine=0))
+    for bad in (-0.1, float("nan"), float("inf"), "0.05"):
+        dec.refine_lr = bad
+        with pytest.raises(ArgumentError, match="refine_lr must be a finite number >= 0"):
+            dec.invert(image, z, steps=2, refine=1, progress=False)
+        with pytest.raises(ArgumentError, match="refine_lr"):
+            dec.inversion_marks(1)
+
+
+# -- the prior's guidance --------------------------------------------------------------------------
+
+
+def test_prior_guidance_set_after_building_is_checked():
+    """prior.guidance_scale is checked when the prior is built; set later to "2" it was a raw
+    TypeError from deep in the sampler, to NaN a "prior returned rows that are not finite"."""
+    from latentlab.mini.models import MiniPriorNet, PriorConfig
+    from latentlab.mini.runtime import MiniPrior
+
+    torch.manual_seed(0)
+    prior = MiniPrior(MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=1)), steps=2)
+    text = _unit(1, 16, 2)
+    for bad in ("2", float("nan"), -1.0, None):
+        prior.guidance_scale = bad
+        with pytest.raises(ArgumentError, match="guidance_scale must be a finite number >= 0"):
+            prior(text)
+    prior.guidance_scale = np.float32(2.0)  # numpy's numbers are numbers
+    assert prior(text).shape == (1, 16)
+
+
+# -- property tests of documented promises (pass before and after) --------------------------------
+
+
+@settings(derandomize=True, max_examples=6, deadline=None)
+@given(st.integers(1, 3), st.sampled_from([0.0, 1.0, 3.0]), st.integers(0, 2**63 - 1))
+def test_decode_eta_zero_is_the_plain_sampler(steps, guidance, seed):
+    """decode_eta(eta=0) draws exactly decode's frames (sample_decoder_eta's docstring)."""
+    from latentlab.mini.models import sample_decoder
+    from latentlab.mini.runtime import sample_decoder_eta
+
+    dec = tiny_mini_decoder()
+    z = _unit(2, dec.dim, seed % 1000)
+    noise = torch.randn(2, *dec.noise_shape(), generator=torch.Generator().manual_seed(seed % 1000))
+    with torch.inference_mode():
+        a = sample_decoder(dec.net, z, noise, steps=steps, guidance_scale=guidance)
+        b = sample_decoder_eta(dec.net, z, noise, seeds=[seed, seed], eta=0.0, steps=steps, guidance_scale=guidance)
+    assert torch.equal(a, b)
+
+
+@settings(derandomize=True, max_examples=5, deadline=None)
+@given(st.integers(1, 3), st.integers(-(2**63), 2**63 - 1))
+def test_prior_sample_does_not_depend_on_its_batch(num_samples, seed):
+    """Sample j of text i is the same drawn with other texts or alone (up to float rounding)."""
+    from latentlab.mini.models import MiniPriorNet, PriorConfig
+    from latentlab.mini.runtime import MiniPrior
+
+    torch.manual_seed(0)
+    prior = MiniPrior(MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=1)), steps=3)
+    text = _unit(3, 16, 3)
+    together = prior(text, seed=seed, num_samples=num_samples)
+    alone = torch.cat([prior(text[i : i + 1], seed=seed, num_samples=num_samples) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert torch.allclose(prior(text, seed=seed, num_samples=1), together[::num_samples], atol=1e-5)
+
+
+# -- captions that are not text --------------------------------------------------------------------
+
+
+def test_decode_refuses_a_caption_holding_a_lone_surrogate():
+    """A caption holding a lone surrogate (a byte a terminal or file name gave under a non-UTF-8
+    locale) is refused by encode_text; decode(captions=...) drew from whatever the tokenizer made
+    of it instead, without a word."""
+    from latentlab.mini.runtime import MiniDecoder
+
+    calls = []
+
+    def text_encoder(captions):
+        calls.append(captions)
+        return torch.zeros(len(captions), 3, 8), torch.ones(len(captions), 3, dtype=torch.bool)
+
+    net = tiny_caption_net(8)
+    dec = MiniDecoder(net, resolution=32, text_encoder=text_encoder)
+    z, noise = _unit(2, dec.dim, 4), torch.randn(2, *dec.noise_shape())
+    with pytest.raises(ArgumentError, match=r"captions\[1\] .* holds '\\udcff', which is not text"):
+        dec.decode(z, noise, steps=1, captions=["a red circle", "a\udcffb"])
+    assert calls == []
+    assert dec.decode(z, noise, steps=1, captions=["a red circle", "\u65e5\u672c \U0001f3a8"]).shape == (2, 32, 32, 3)
+
+
+# -- describe() names what changes the samples -----------------------------------------------------
+
+
+def test_prior_describe_names_its_precision():
+    """A bfloat16 prior draws other embeddings (by about 0.003) than the float32 one, so other
+    pictures; its describe() (recorded in generate.json) was the same, as MiniDecoder's was before it
+    named its dtype. The default CPU float32 is not named (older records still match)."""
+    from latentlab.mini.models import MiniPriorNet, PriorConfig
+    from latentlab.mini.runtime import MiniPrior
+
+    torch.manual_seed(0)
+    net = MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=1))
+    plain, half = MiniPrior(net, steps=2), MiniPrior(MiniPriorNet(net.config), steps=2, dtype=torch.bfloat16)
+    assert "dtype" not in plain.describe() and "device" not in plain.describe()
+    assert half.describe()["dtype"] == "bfloat16" and half.describe() != plain.describe()
+
+
+@settings(derandomize=True, max_examples=4, deadline=None)
+@given(st.integers(1, 3), st.sampled_from([0.0, 1.0, 3.0]), st.integers(0, 2**32))
+def test_decode_eta_frame_does_not_depend_on_its_batch(steps, guidance, seed):
+    """With eta > 0 each row's step noise comes from its own seed: a batch of 3 draws the frames
+    of 3 batches of 1 (up to float rounding: a level or two at very low step counts)."""
+    dec = tiny_mini_decoder()
+    g = torch.Generator().manual_seed(seed)
+    z = torch.nn.functional.normalize(torch.randn(3, dec.dim, generator=g), dim=-1)
+    noise = torch.randn(3, *dec.noise_shape(), generator=g)
+    seeds = [seed, seed + 1, seed]  # (a repeated seed is fine: each row has its own generator)
+    kw = {"eta": 0.7, "steps": steps, "guidance_scale": guidance}
+    together = dec.decode_eta(z, noise, seeds=seeds, **kw).astype(int)
+    alone = np.concatenate([dec.decode_eta(z[i : i + 1], noise[i : i + 1], seeds=[s], **kw) for i, s in enumerate(seeds)])
+    assert np.abs(together - alone.astype(int)).max() <= 2
+    assert not np.array_equal(together[0], dec.decode(z[:1], noise[:1], steps=steps, guidance_scale=guidance)[0]) or steps == 1

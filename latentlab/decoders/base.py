@@ -348,6 +348,15 @@ class Decoder:
                 captions = list(captions)
             if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
                 raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
+            for i, c in enumerate(captions):  # refused as encode_text refuses it (the tokenizer drew another caption)
+                try:
+                    c.encode("utf-8")
+                except UnicodeEncodeError as exc:  # a lone surrogate: bytes read under a locale that is not UTF-8
+                    raise ArgumentError(
+                        f"captions[{i}] ({c!r:.60}) holds {c[exc.start : exc.end]!r}, which is not text (a byte a file "
+                        "name or terminal gave under a non-UTF-8 locale); decode it first, e.g. "
+                        "os.fsencode(text).decode('utf-8')."
+                    ) from None
         z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
         if captions is not None and len(captions) != len(z):
             raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")

@@ -584,13 +584,17 @@ _CLIP_REGISTERED = False
 def text_token_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The token states of an open_clip text tower: what ``model.encode_text`` computes
     before it pools the end-of-text token and projects it, ``(b, L, width)`` (after
-    ``ln_final``), and the mask of real tokens ``(b, L)`` (padding, token id 0, is False).
+    ``ln_final``), and the mask of real tokens ``(b, L)``: those up to the end-of-text token,
+    the highest id, where ``encode_text`` pools (the padding after it is False). Id 0, the
+    padding's, is also a real token: a "!" directly before a symbol or an emoji (``tokens !=
+    0`` masked it out, and a pooled decoder then read the token before the end of text).
     Causal attention makes each state read only the tokens before it, so the last ones hold
     the whole caption. A decoder with ``text_dim > 0`` reads these."""
     cast = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast) + model.positional_embedding.to(cast)
     x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
-    return x, tokens != 0
+    positions = torch.arange(tokens.shape[-1], device=tokens.device)
+    return x, positions[None, :] <= tokens.argmax(-1, keepdim=True)
 
 
 def register_clip_config() -> str:

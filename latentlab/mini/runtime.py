@@ -15,6 +15,7 @@ missing, :class:`~latentlab.errors.ModelNotAvailableError` says how to train and
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from ..decoders.base import Decoder
-from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, user_path
+from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_finite_real, shown, user_path
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
@@ -61,6 +62,7 @@ DECODER_FILE = "mini_decoder.safetensors"
 PRIOR_FILE = "mini_prior.safetensors"
 UPSCALER_FILE = "mini_upscaler.safetensors"
 EXPERT_FILE = "mini_expert.safetensors"  # optional layout expert (train --stage expert)
+MAX_RESOLUTION = 16384  # the largest frame side a MiniDecoder takes (as video.py's size= allows)
 
 
 
@@ -217,7 +219,7 @@ class MiniDecoder(Decoder):
 
     Args:
         net: a :class:`~latentlab.mini.models.MiniDecoderNet` (trained, or random for tests).
-        resolution: side of the returned frames (64 by default; native is 32). Where it is
+        resolution: side of the returned frames, 8 to 16384 (64 by default; native is 32). Where it is
             larger than the native ``net.config.image_size``, the ``upscaler`` (if any) doubles
             the native output first; what remains is resized with a Lanczos filter.
         upscaler: a :class:`~latentlab.mini.models.MiniUpscalerNet` whose ``in_size`` is the
@@ -290,8 +292,13 @@ class MiniDecoder(Decoder):
             raise ArgumentError(f"net must be a MiniDecoderNet, got {type(net).__name__}.")
         if expert is not None:
             check_expert(net, expert, expert_config)
-        if not isinstance(resolution, int) or resolution < 8:
-            raise ArgumentError(f"resolution must be an int >= 8, got {resolution!r}.")
+        # any integer type (numpy's too, refused before); at most MAX_RESOLUTION (10**400 was taken,
+        # then a raw OverflowError from PIL at the first decode)
+        if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral) \
+                or not 8 <= resolution <= MAX_RESOLUTION:  # fmt: skip
+            raise ArgumentError(f"resolution must be an integer in [8, {MAX_RESOLUTION}] (pixels per side), "
+                                f"got {shown(resolution)}.")  # fmt: skip
+        resolution = int(resolution)
         if upscaler is not None:
             if not isinstance(upscaler, MiniUpscalerNet):
                 raise ArgumentError(f"upscaler must be a MiniUpscalerNet or None, got {type(upscaler).__name__}.")
@@ -356,7 +363,7 @@ class MiniDecoder(Decoder):
         use_up = upscale is True or (upscale is None and up_path.is_file())
         net = load_module("decoder", path)
         res = kw.get("resolution", 64)
-        if upscale is None and use_up and isinstance(res, int) and res <= net.config.image_size:
+        if upscale is None and use_up and isinstance(res, numbers.Integral) and res <= net.config.image_size:
             use_up = False  # frames at or below the native size are never upscaled: not loaded, described or hashed
         upscaler = load_module("upscaler", up_path) if use_up else None
         why = expert_mismatch(net, kw["expert"]) if kw.get("expert") is not None else None
@@ -508,22 +515,33 @@ class MiniDecoder(Decoder):
         # a copy (small): torch.from_numpy warned of a read-only array, e.g. np.asarray(pil_image)
         return torch.tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
+    def _inversion_settings(self) -> tuple[int, float]:
+        """``inversion_iterations`` (a whole number >= 0; 1.0 is 1, as Karlo takes it) and
+        ``refine_lr`` as set on this decoder, checked where they are read: 2.5 iterations ran 2
+        (and -1 none, under another cache key), and a negative or NaN ``refine_lr`` was a raw
+        ValueError from Adam after the inversion had run."""
+        it = self.inversion_iterations
+        if not is_finite_real(it) or it < 0 or int(it) != it:
+            raise ArgumentError(f"inversion_iterations must be a whole number >= 0 (fixed-point iterations per step "
+                                f"of the inversion; 0: plain DDIM inversion), got {shown(it)}.")  # fmt: skip
+        return int(it), check_number(self.refine_lr, "refine_lr", minimum=0)
+
     def _invert(self, images: np.ndarray, embeddings: torch.Tensor, *, steps: int, guidance_scale: float) -> torch.Tensor:
+        iterations, _ = self._inversion_settings()
         x = self._native(images).to(self.device, self.dtype)
         z = embeddings.to(self.device, self.dtype)
         with torch.inference_mode():
-            noise = ddim_invert(
-                self.net, z, x, steps=steps, guidance_scale=guidance_scale, iterations=self.inversion_iterations
-            )
+            noise = ddim_invert(self.net, z, x, steps=steps, guidance_scale=guidance_scale, iterations=iterations)
         return noise.float().cpu().clone()
 
     def inversion_marks(self, refine: int) -> dict[str, Any]:
         # set on a decoder, they change its inverted noise (a cache keyed without them was reused)
         marks: dict[str, Any] = {}
-        if int(self.inversion_iterations) != MiniDecoder.inversion_iterations:
-            marks["inversion_iterations"] = int(self.inversion_iterations)
-        if refine and float(self.refine_lr) != MiniDecoder.refine_lr:  # (unrefined noise does not use it)
-            marks["refine_lr"] = float(self.refine_lr)
+        iterations, lr = self._inversion_settings()
+        if iterations != MiniDecoder.inversion_iterations:
+            marks["inversion_iterations"] = iterations
+        if refine and lr != MiniDecoder.refine_lr:  # (unrefined noise does not use it)
+            marks["refine_lr"] = lr
         return marks
 
     default_inversion_refine = 20
@@ -549,7 +567,7 @@ class MiniDecoder(Decoder):
         x = noise.to(self.device, torch.float32).clone().requires_grad_(True)
         shape = (-1, *[1] * (x.dim() - 1))
         radius = x.detach().flatten(1).norm(dim=1).view(shape)  # each noise keeps its length
-        opt = torch.optim.Adam([x], lr=self.refine_lr)
+        opt = torch.optim.Adam([x], lr=self._inversion_settings()[1])
         best, best_err = noise.to(self.device, torch.float32).clone(), torch.full((len(x),), float("inf"), device=self.device)
         params = [p for p in self.net.parameters() if p.requires_grad]
         for p in params:
@@ -730,6 +748,8 @@ class MiniPrior(Prior):
     def _sample(self, text_embeddings: torch.Tensor, *, seed: int, num_samples: int) -> torch.Tensor:
         t = text_embeddings
         n, k = t.shape[0], num_samples
+        # as set on the prior (checked when built): "2" was a raw TypeError, NaN "returned rows not finite"
+        guidance = check_number(self.guidance_scale, "guidance_scale", minimum=0)
         noise = torch.empty(k, self.dim)
         for j in range(k):
             # seed mod 2**64, not 2**32: seeds 0 and 2**32 must not draw the same samples (0 <= seed < 2**32 unchanged)
@@ -744,7 +764,7 @@ class MiniPrior(Prior):
                 text_rep.to(self.device, self.dtype),
                 noise_rep.to(self.device, self.dtype),
                 steps=self.steps,
-                guidance_scale=self.guidance_scale,
+                guidance_scale=guidance,
             )
         return torch.nn.functional.normalize(z.float().cpu(), dim=-1).clone()
 
@@ -754,6 +774,12 @@ class MiniPrior(Prior):
                  guidance_scale=self.guidance_scale)  # fmt: skip
         if self.weights_sha256 is not None:  # (a prior built from a net in memory has none)
             d["weights_sha256"] = self.weights_sha256
+        # where it runs changes the samples (bf16 by about 0.003), as for MiniDecoder.describe: named when
+        # not the default CPU float32, so a generate folder of another precision is not resumed (older ones are)
+        if self.device.type != "cpu":
+            d["device"] = str(self.device)
+        if self.dtype != torch.float32:
+            d["dtype"] = str(self.dtype).removeprefix("torch.")
         return d
 
 
