@@ -134,11 +134,11 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = demo_spec(inputs, preset)
     try:
-        result = render_spec(demo_spec(inputs, preset), out_dir=out_dir, overwrite=args.overwrite)
+        result = render_spec(spec, out_dir=out_dir, overwrite=args.overwrite)
         dt = time.perf_counter() - t0
         # the gif too: a full disk or Ctrl-C while writing it printed a traceback
-        _record_video(video_path(out_dir, "gif"), out_dir, pending=True)  # (a write cut short stays the demo's own)
-        gif = write_video(result.frames, video_path(out_dir, "gif"), fps=spec["fps"], hold_first=spec["hold_first"],
+        _record_video(gif_path, out_dir, pending=True)  # (a write cut short stays the demo's own)
+        gif = write_video(result.frames, gif_path, fps=spec["fps"], hold_first=spec["hold_first"],
                           hold_last=spec["hold_last"], size=128)  # fmt: skip
         _record_video(Path(gif), out_dir)
     except LatentlabError as exc:
