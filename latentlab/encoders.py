@@ -89,8 +89,18 @@ class EmbeddingCache:
             raise ArgumentError(
                 f"EmbeddingCache directory must be a path (str or os.PathLike), got {type(directory).__name__}."
             )
-        self.directory = user_path(directory)
-        if self.directory.exists() and not self.directory.is_dir():
+        text = as_path_text(directory, "EmbeddingCache directory")
+        if not text:  # (Path("") is the current folder: its ??/ subfolders filled with entries)
+            raise ArgumentError("EmbeddingCache directory is empty (''); pass a folder path, or cache=None for no cache.")
+        self.directory = user_path(text)
+        try:
+            exists = self.directory.exists()
+        except OSError as exc:  # e.g. a name too long (ENAMETOOLONG: not False, from exists)
+            raise ArgumentError(
+                f"EmbeddingCache directory {_short(self.directory)} cannot be used as a folder ({exc.strerror or exc}); "
+                "pass another path (a shorter one, for a name too long)."
+            ) from None
+        if exists and not self.directory.is_dir():
             raise ArgumentError(
                 f"EmbeddingCache directory {str(self.directory)!r} exists and is not a directory; "
                 "pass the path of a (new or existing) folder."
@@ -141,7 +151,7 @@ class EmbeddingCache:
                     # embeddings are stored normalised: NaN, infinity or another norm means a damaged entry
                     if np.isfinite(a32).all() and abs(float(np.linalg.norm(a32.astype(np.float64))) - 1.0) <= 1e-3:
                         vec = torch.from_numpy(a32)
-            except (OSError, ValueError, EOFError):
+            except Exception:  # a damaged header: numpy raises TokenError, SyntaxError, MemoryError (a huge shape)...
                 vec = None
         if vec is None:
             self.misses += 1
@@ -191,6 +201,12 @@ class EmbeddingCache:
         if self.directory.is_dir():
             for p in self.directory.glob("??/*.npy"):
                 p.unlink(missing_ok=True)
+
+
+def _short(path: Path) -> str:
+    """``path`` quoted for an error message, cut to 80 characters."""
+    text = str(path)
+    return repr(text) if len(text) <= 80 else repr(text[:77]) + "... (" + str(len(text)) + " characters)"
 
 
 def _as_cache(cache: object, name: str = "cache") -> EmbeddingCache | None:
@@ -436,8 +452,15 @@ def _one_image(x: object, label: str, warn_animated: bool = True) -> list[_Image
     from PIL import Image
 
     if isinstance(x, (str, os.PathLike)):
-        p = user_path(x)
-        if not p.exists():
+        p = user_path(as_path_text(x, label, "an image file path"))
+        try:
+            exists = p.exists()
+        except OSError as exc:  # e.g. a name too long (ENAMETOOLONG: not False, from exists)
+            raise ArgumentError(
+                f"{label}: {_short(p)} cannot be opened as a file ({exc.strerror or exc}); pass the path of an image "
+                "file (for a prompt, use encode_text)."
+            ) from None
+        if not exists:
             raise ArgumentError(f"{label}: image file not found: {str(p)!r}."
                                 + (url_hint(x) or f" Check the path (relative to {os.getcwd()!r})."))
         if p.is_dir():  # (nearest_images takes a folder; encode_image its pictures)
@@ -506,9 +529,12 @@ def _image_items(images: object, warn_animated: bool = True) -> list[_Image]:
 
 
 def _text_items(texts: object) -> list[str]:
+    zero_d = isinstance(texts, (np.ndarray, torch.Tensor)) and texts.ndim == 0  # (iterating it: a raw TypeError)
+    if zero_d and isinstance(texts.item(), str):  # np.array("a cat"), as np.str_("a cat") is taken
+        texts, zero_d = texts.item(), False
     if isinstance(texts, str):
         texts = [texts]
-    if isinstance(texts, (bytes, bytearray, dict, set, frozenset)) or not isinstance(texts, Iterable):
+    if zero_d or isinstance(texts, (bytes, bytearray, dict, set, frozenset)) or not isinstance(texts, Iterable):
         # (a dict would give its keys, a set an order that changes from run to run)
         raise ArgumentError(
             f"texts must be a string or a list of strings, got {type(texts).__name__}. "

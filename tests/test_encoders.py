@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
 import socket
 import tempfile
@@ -16,6 +18,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageOps
 
 from latentlab.encoders import EmbeddingCache, Encoder
@@ -1696,3 +1699,121 @@ def test_an_entry_put_is_got_back_bit_for_bit(dim: int, seed: int, as_numpy: boo
         assert torch.equal(got, torch.from_numpy(v.astype(np.float32)))
         assert cache.get(EmbeddingCache.make_key("fp", "image", str(seed))) is None
         assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1)
+
+
+# -- second pass (2026-12-07): long names, bytes paths, damaged cache headers, 0-d text arrays --
+
+
+class _BytesPath(os.PathLike):
+    def __fspath__(self):
+        return b"/tmp"
+
+
+def test_encode_image_name_too_long_is_argument_error(tiny_encoder):
+    # a caption passed to encode_image by mistake: a raw OSError (ENAMETOOLONG) from Path.exists before
+    with pytest.raises(ArgumentError, match=r"images: .*\(5000 characters\) cannot be opened as a file \(File name too long\).*encode_text"):
+        tiny_encoder.encode_image("a photo " * 625)
+    with pytest.raises(ArgumentError, match=r"images\[1\]: .* cannot be opened as a file"):
+        tiny_encoder.encode_image([np.zeros((4, 4, 3), np.uint8), "/tmp/" + "x" * 300 + ".png"])
+
+
+def test_encode_image_bytes_pathlike_is_argument_error(tiny_encoder):
+    # an os.PathLike giving bytes: a raw TypeError from pathlib before
+    with pytest.raises(ArgumentError, match=r"images\[0\] must be an image file path"):
+        tiny_encoder.encode_image([_BytesPath()])
+
+
+def test_embedding_cache_bad_directory_is_argument_error(tmp_path):
+    with pytest.raises(ArgumentError, match=r"EmbeddingCache directory .*\(3\d\d characters\) cannot be used as a folder"):
+        EmbeddingCache(str(tmp_path / ("y" * 300)))
+    with pytest.raises(ArgumentError, match=r"EmbeddingCache directory must be a folder path"):
+        EmbeddingCache(_BytesPath())
+
+
+def _good_entry() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.full(4, 0.5, np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b.replace(b"}", b" ", 1),  # tokenize.TokenError from numpy's header parser (an unclosed dict)
+        lambda b: b.replace(b"(4,)", b"(99999999999999,)"),  # MemoryError: 364 TiB
+        lambda b: b[:60] + bytes([b[60] ^ 0xFF]) + b[61:],  # (one bit of the header flipped: TokenError too)
+    ],
+)
+def test_cache_damaged_header_is_a_miss(tmp_path, damage):
+    cache = EmbeddingCache(tmp_path)
+    key = EmbeddingCache.make_key("fp", "text", "a cat")
+    cache.path(key).parent.mkdir(parents=True)
+    cache.path(key).write_bytes(damage(_good_entry()))
+    assert cache.get(key, dim=4) is None  # documented: a corrupt entry counts as a miss
+    assert (cache.hits, cache.misses) == (0, 1)
+
+
+def test_encoder_recomputes_over_damaged_entry(tmp_path):
+    from latentlab.presets import create_encoder
+
+    enc = create_encoder("tiny", cache=tmp_path)
+    z = enc.encode_text("a cat")
+    (entry,) = tmp_path.glob("??/*.npy")
+    entry.write_bytes(entry.read_bytes().replace(b"}", b" ", 1))  # a raw TokenError before
+    again = enc.encode_text("a cat")
+    assert torch.allclose(again, z, atol=1e-6) and space_of(again) == enc.space
+    assert np.load(entry).shape == (32,)  # rewritten
+
+
+@settings(derandomize=True, max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(1, 9), st.integers(1, 9), st.sampled_from([0, 3, 4]), st.data())
+def test_same_picture_any_container_same_embedding(tiny_encoder, tmp_path_factory, h, w, c, data):
+    # documented: "the same picture gives the same embedding whatever its container"
+    from PIL import Image
+
+    a = data.draw(arrays(np.uint8, (h, w) if c == 0 else (h, w, c)))
+    if c == 4:
+        a = a.copy()
+        a[..., 3] = data.draw(st.sampled_from([0, 255]))
+    ref = tiny_encoder.encode_image(a)
+    chw = torch.from_numpy(a if a.ndim == 3 else a[..., None]).permute(2, 0, 1)
+    pil = Image.fromarray(a, mode={0: "L", 3: "RGB", 4: "RGBA"}[c])
+    path = tmp_path_factory.mktemp("pic") / "x.png"
+    pil.save(path)
+    for form in (a.astype(np.float32) / 255, chw, chw.float() / 255, [a], (x for x in [a]), pil, path, str(path)):
+        z = tiny_encoder.encode_image(form)
+        assert z.shape == (1, tiny_encoder.dim) and space_of(z) == tiny_encoder.space
+        assert torch.allclose(z, ref, atol=1e-5)
+
+
+@settings(derandomize=True, max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), min_size=1, max_size=4),
+       st.integers(1, 3))  # fmt: skip
+def test_text_cache_round_trip(tmp_path_factory, texts, batch_size):
+    from latentlab.presets import create_encoder
+
+    enc = create_encoder("tiny", cache=tmp_path_factory.mktemp("cache"))
+    first = enc.encode_text(texts, batch_size=batch_size)
+    second = enc.encode_text(iter(texts), batch_size=batch_size)
+    plain = create_encoder("tiny").encode_text(texts)
+    assert torch.allclose(first, plain, atol=1e-6) and torch.equal(first, second)
+    assert enc.cache.hits == len(texts) and space_of(second) == enc.space
+
+
+def test_encode_text_zero_d_array(tiny_encoder):
+    # iterating a 0-d array or tensor raised a raw TypeError ("iteration over a 0-d array")
+    z = tiny_encoder.encode_text(np.array("a red apple"))
+    assert torch.equal(z, tiny_encoder.encode_text("a red apple"))
+    for bad in (np.array(3), torch.tensor(3)):
+        with pytest.raises(ArgumentError, match=r"texts must be a string or a list of strings, got (ndarray|Tensor)"):
+            tiny_encoder.encode_text(bad)
+
+
+def test_empty_cache_directory_is_refused(tmp_path, monkeypatch):
+    # "" was the current folder: entries written into ./ab/..., and clear() deleted them there
+    from latentlab.presets import create_encoder
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArgumentError, match=r"EmbeddingCache directory is empty"):
+        create_encoder("tiny", cache="")
+    assert list(tmp_path.iterdir()) == []
