@@ -856,6 +856,7 @@ def render_spec(
     if video.suffix.lower().lstrip(".") not in ("mp4", "gif", "webp"):
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
     progress = check_bool(progress, "progress")  # (else refused only at the first bar, after the models loaded)
+    overwrite = check_bool(overwrite, "overwrite")  # (bool("no") is True: another render's files were replaced)
     from .video import check_gif_fps, check_video_writer
 
     # before any decoding, not after the render

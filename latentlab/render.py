@@ -174,6 +174,8 @@ def keyframe_noise_for(
         keyframe_seeds = _seed_list(keyframe_seeds)
     if keyframe_noise is not None:
         kn = keyframe_noise
+        if isinstance(kn, torch.Tensor) and not kn.is_floating_point():  # (complex lost its imaginary part, a warning)
+            raise ArgumentError(f"keyframe_noise must be a float tensor (as decoder.invert returns), got dtype {kn.dtype}.")
         if not isinstance(kn, torch.Tensor) or tuple(kn.shape) != (num_keyframes, *shape):
             got = tuple(kn.shape) if isinstance(kn, torch.Tensor) else type(kn).__name__
             raise ArgumentError(
@@ -630,6 +632,12 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool, z: to
         stale = list(out_dir.glob("frame_*.png"))
         if stale and not overwrite:
             raise untracked_frames_error(out_dir)
+        if not overwrite and os.path.lexists(out_dir / "embeddings.npy"):  # (a render writes it after its manifest)
+            raise ArgumentError(
+                f"out_dir {str(out_dir)!r} has no {MANIFEST} but holds embeddings.npy, which this render would write "
+                "over (not a file a latentlab render left there). Render into a new folder, or pass overwrite=True "
+                "(CLI: --overwrite) to replace it."
+            )
         for f in stale:
             f.unlink()
     _write_json(path, manifest)
@@ -782,6 +790,10 @@ def render(
     batch_size = check_int(decoder.default_batch_size if batch_size is None else batch_size, "batch_size", minimum=1)
     check_eta(eta, decoder)
     progress = check_bool(progress, "progress")  # (else refused only at the bar, after the manifest was written)
+    overwrite = check_bool(overwrite, "overwrite")  # (bool("no") is True: another render's frames were deleted)
+    if spec is not None and (not isinstance(spec, dict) or not isinstance(spec.get("keyframes", []), list)):
+        # (recorded as given, it made the manifest one that read_manifest calls unreadable: no rerun resumed)
+        raise ArgumentError(f"spec must be a render spec as a dict (its keyframes a list), or None, got {spec!r:.200}.")
     seeds = frame_seeds(T, seed, noise)
     kn: torch.Tensor | None = None
     params: list[tuple[int, float]] = []
@@ -801,6 +813,8 @@ def render(
         if keyframe_seeds is not None:
             keyframe_seeds = _seed_list(keyframe_seeds)  # read once: the noise and the manifest both read it
         K = trajectory.keyframes.shape[0]
+        if keyframe_seeds is None and keyframe_noise is None:  # (keyframe i's seed + i, recorded, then refused if given)
+            check_seeds_fit(seed, K, "keyframe", " with noise='slerp'")
         kn = keyframe_noise_for(
             K, tuple(decoder.noise_shape()), seed=seed, keyframe_seeds=keyframe_seeds, keyframe_noise=keyframe_noise
         )
@@ -947,6 +961,16 @@ def render(
             except BaseException:
                 bar.close()
                 raise
+    if directory is not None and len(kept) == T:
+        # nothing to draw: complete now, not only after the kept frames are reported (a callback
+        # that stopped it there left a finished render's manifest saying it was not complete)
+        manifest["complete"] = True
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        try:
+            _write_json(directory / MANIFEST, manifest)
+        except BaseException:
+            bar.close()
+            raise
     if callback is not None:
         try:
             for k in kept:

@@ -1588,3 +1588,127 @@ def test_a_render_whose_nth_write_fails_leaves_only_whole_files_and_resumes_to_t
         assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in ref_dir.iterdir())
         assert all((out / f.name).read_bytes() == f.read_bytes() for f in ref_dir.glob("frame_*.png"))
         assert json.loads((out / MANIFEST).read_text())["complete"] is True
+
+
+# -- render(), second pass (2026-12-07): overwrite and spec checked, a finished render stays complete --
+
+
+def _keyframe_path(frames=5, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Trajectory.chain(torch.nn.functional.normalize(torch.randn(k, 8, generator=g), dim=-1), frames=frames)
+
+
+@pytest.mark.parametrize("value", ["no", "False", 1, 0, None, np.array(True)])
+def test_overwrite_that_is_not_true_or_false_is_refused_and_deletes_nothing(tmp_path, fake_decoder, value):
+    out = tmp_path / "r"
+    render(_keyframe_path(), fake_decoder, seed=0, out_dir=out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ArgumentError, match="overwrite must be True or False"):
+        render(_keyframe_path(), fake_decoder, seed=1, out_dir=out, overwrite=value, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_render_spec_refuses_an_overwrite_that_is_not_true_or_false(tmp_path):
+    from latentlab.jobs import render_spec
+
+    with pytest.raises(ArgumentError, match="overwrite must be True or False"):
+        render_spec({"preset": "tiny", "keyframes": [{"text": "a"}, {"text": "b"}]}, out_dir=tmp_path / "r",
+                    overwrite="no", progress=False)  # fmt: skip
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("spec", ["hello", ["a"], {"keyframes": "a, b"}, {"keyframes": {"a": 1}}])
+def test_a_spec_its_own_rerun_could_not_read_is_refused_before_anything_is_written(tmp_path, fake_decoder, spec):
+    with pytest.raises(ArgumentError, match="spec must be a render spec"):
+        render(_keyframe_path(), fake_decoder, out_dir=tmp_path / "r", spec=spec, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_dict_spec_is_recorded_and_the_render_resumes(tmp_path, fake_decoder):
+    spec = {"keyframes": [{"text": "a"}], "note": "x"}
+    a = render(_keyframe_path(), fake_decoder, out_dir=tmp_path / "r", spec=spec, progress=False)
+    b = render(_keyframe_path(), fake_decoder, out_dir=tmp_path / "r", spec=spec, progress=False)
+    assert np.array_equal(a, b)
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["spec"] == spec
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64, torch.bool])
+def test_keyframe_noise_that_is_not_a_float_tensor_is_refused(fake_decoder, dtype):
+    with pytest.raises(ArgumentError, match="keyframe_noise must be a float tensor"):
+        render(_keyframe_path(), fake_decoder, noise="slerp", keyframe_noise=torch.ones(3, 1, 8, 8, dtype=dtype), progress=False)
+
+
+def test_a_finished_render_stopped_while_its_kept_frames_are_reported_stays_complete(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    render(_keyframe_path(), fake_decoder, out_dir=out, progress=False)
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(_keyframe_path(), fake_decoder, out_dir=out, callback=stop, progress=False)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["complete"] is True and "finished" in m
+
+
+def test_an_unfinished_render_stopped_on_a_kept_frame_stays_incomplete(tmp_path, fake_decoder):
+    out = tmp_path / "r"
+    render(_keyframe_path(), fake_decoder, out_dir=out, progress=False)
+    (out / "frame_00002.png").unlink()
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(_keyframe_path(), fake_decoder, out_dir=out, callback=stop, progress=False)
+    assert json.loads((out / "manifest.json").read_text())["complete"] is False
+
+
+@settings(derandomize=True, max_examples=8, deadline=None)
+@given(frames=st.integers(2, 7), stop_at=st.integers(0, 7), bs=st.integers(1, 9), bs2=st.integers(1, 9),
+       noise=st.sampled_from(["shared", "per-frame", "slerp"]))  # fmt: skip
+def test_a_render_stopped_anywhere_resumes_with_any_batch_size_to_a_complete_manifest(tmp_path_factory, frames, stop_at,
+                                                                                        bs, bs2, noise):  # fmt: skip
+    out = tmp_path_factory.mktemp("r") / "r"
+    d = FakeDecoder()
+    path = _keyframe_path(frames=frames, k=2)
+
+    def stop(info):
+        if info["frame"] == stop_at:
+            raise KeyboardInterrupt
+
+    try:
+        render(path, d, noise=noise, out_dir=out, batch_size=bs, callback=stop, progress=False)
+        stopped = False
+    except KeyboardInterrupt:
+        stopped = True
+    assert json.loads((out / "manifest.json").read_text())["complete"] is (not stopped)
+    got = render(path, d, noise=noise, out_dir=out, batch_size=bs2, progress=True)
+    assert json.loads((out / "manifest.json").read_text())["complete"] is True
+    assert np.array_equal(got, render(path, FakeDecoder(), noise=noise, progress=False))
+    with pytest.raises(ArgumentError, match="different render"):
+        render(path, d, noise=noise, seed=1, out_dir=out, progress=False)
+
+
+def test_a_slerp_seed_whose_keyframe_seeds_would_pass_2_63_is_refused_before_any_frame(tmp_path, fake_decoder):
+    with pytest.raises(ArgumentError, match="seed=9223372036854775807 with noise='slerp' gives keyframe 2"):
+        render(_keyframe_path(k=3), fake_decoder, seed=2**63 - 1, noise="slerp", out_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    # the largest seed that fits renders, and its recorded keyframe seeds are seeds render takes back
+    out = tmp_path / "ok"
+    a = render(_keyframe_path(k=3), fake_decoder, seed=2**63 - 3, noise="slerp", out_dir=out, progress=False)
+    ks = json.loads((out / "manifest.json").read_text())["keyframe_seeds"]
+    assert ks == [2**63 - 3, 2**63 - 2, 2**63 - 1]
+    assert np.array_equal(a, render(_keyframe_path(k=3), fake_decoder, seed=5, noise="slerp", keyframe_seeds=ks, progress=False))
+
+
+def test_a_users_embeddings_file_in_a_folder_without_a_manifest_is_not_written_over(tmp_path, fake_decoder):
+    out = tmp_path / "project"
+    out.mkdir()
+    np.save(out / "embeddings.npy", np.arange(6.0))
+    with pytest.raises(ArgumentError, match="holds embeddings.npy"):
+        render(_keyframe_path(), fake_decoder, out_dir=out, progress=False)
+    assert np.array_equal(np.load(out / "embeddings.npy"), np.arange(6.0))
+    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy"]
+    render(_keyframe_path(), fake_decoder, out_dir=out, overwrite=True, progress=False)  # replaced when asked
+    assert np.load(out / "embeddings.npy").shape == (5, 8)
