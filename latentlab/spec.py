@@ -252,8 +252,8 @@ def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any
             data = tomllib.loads(text)
         else:
             data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except SpecError:
-        raise
+    except SpecError as exc:  # a JSON key given twice: named with the file, as every error here (it named none)
+        raise SpecError(f"{what} {str(p)!r}: {exc}") from None
     except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
         raise SpecError(f"{what} {str(p)!r} is not valid {suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
@@ -607,6 +607,12 @@ class Spec:
         need(len(self.keyframes) >= 2, f"'keyframes' needs at least two entries, got {len(self.keyframes)}.")
         for i, kf in enumerate(self.keyframes):
             self._validate_keyframe(i, kf, EASINGS, METHODS)
+        if self.pacing != "uniform" and self.pacing_scope == "path":  # as even_pacing refuses it, once the models load
+            moving = sum(kf.get("frames", self.frames) for kf in self.keyframes[1:])
+            need(moving <= MAX_FRAMES,
+                 f"'pacing_scope' = 'path' re-splits the segments' {moving} moving frames by measured change, and "
+                 f"one segment may get them all, which takes at most {MAX_FRAMES}: give the segments at most "
+                 f"{MAX_FRAMES} frames in all, or use pacing_scope = 'segment'.")  # fmt: skip
 
     def _validate_keyframe(self, i: int, kf: Any, easings: Any, methods: Any) -> None:
         where = f"keyframes[{i}]"

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .errors import ArgumentError, SpecError
+from .errors import ArgumentError, SpecError, is_finite_real
 from .space import check_embeddings, common_space, space_of, tag
 
 __all__ = ["Segment", "Trajectory", "EASINGS", "ease", "split_frames"]
@@ -155,9 +155,14 @@ class Segment:
 
     def __post_init__(self) -> None:
         if self.ts is not None:
-            try:
-                self.ts = [float(x) for x in self.ts]
-            except (TypeError, ValueError):
+            try:  # numbers only: a string's characters ("0") or true/false read as numbers, a 400-digit int overflowed
+                if isinstance(self.ts, (str, bytes, dict)):
+                    raise TypeError
+                given = list(self.ts)
+                if any(isinstance(x, (str, bytes, bool)) or type(x).__name__ == "bool_" for x in given):
+                    raise TypeError
+                self.ts = [float(x) for x in given]
+            except (TypeError, ValueError, OverflowError):
                 raise ArgumentError(f"Segment.ts must be a list of numbers in [0, 1), got {self.ts!r}.") from None
             if not self.ts or any(not (0.0 <= x < 1.0) for x in self.ts):
                 raise ArgumentError("Segment.ts must be a non-empty list of parameters in [0, 1).")
@@ -229,6 +234,12 @@ class Trajectory:
                     "and method. Set them on the Segments, or drop segments to build them from these."
                 )
         if segments is None:
+            if isinstance(frames, (list, tuple)) or getattr(frames, "ndim", 0) == 1:  # (the error said a list is taken)
+                per = frames.tolist() if hasattr(frames, "tolist") else list(frames)
+                raise ArgumentError(
+                    f"frames must be an int here (the total, both ends included), got {frames!r}; for one count per "
+                    f"segment use Trajectory.chain(keyframes, frames={per!r}), or pass Segments."
+                )
             counts = split_frames(48 if frames is None else _frame_count(frames), n_seg)
             segments = [Segment(c, easing=easing, method=method) for c in counts]
         try:
@@ -251,7 +262,7 @@ class Trajectory:
                 raise ArgumentError(f"segments[{i}] must be a Segment, got {type(s).__name__}.")
         self.segments = segments
         if labels is not None:
-            if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or getattr(labels, "ndim", 1) == 0:
+            if isinstance(labels, (str, bytes, dict)) or not hasattr(labels, "__len__") or getattr(labels, "ndim", 1) == 0:
                 raise ArgumentError(f"labels must be a list of {kf.shape[0]} strings, one per keyframe, got {labels!r}.")
             if len(labels) != kf.shape[0]:
                 raise ArgumentError(f"labels has {len(labels)} entries for {kf.shape[0]} keyframes.")
@@ -372,7 +383,9 @@ class Trajectory:
                 )
         if isinstance(theta, torch.Tensor) and theta.numel() == 1:
             theta = theta.item()
-        if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not 0.0 <= float(theta) <= 1.0:
+        elif type(theta).__module__ == "numpy" and getattr(theta, "size", None) == 1:
+            theta = theta.item()  # a numpy array of one number, as a tensor (ops.text_diff and a spec take it)
+        if not is_finite_real(theta) or not 0.0 <= float(theta) <= 1.0:  # (a 400-digit int: float() overflowed)
             raise ArgumentError(
                 f"theta must be one number in [0, 1] (usually 0.25-0.5), got {theta!r}. "
                 "For several edit strengths, make one trajectory each, or use ops.text_diff with a tensor of thetas."
@@ -511,7 +524,7 @@ class Trajectory:
             raise SpecError("trajectory 'keyframes' must hold numbers, not true/false.")
         try:
             kf = torch.tensor(d["keyframes"], dtype=torch.float32)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # (OverflowError: a 400-digit int)
             raise SpecError(f"trajectory 'keyframes' must be a list of equal-length number lists ({exc}).") from None
         if kf.ndim != 2 or kf.shape[0] == 0:
             raise SpecError(f"trajectory 'keyframes' must be a non-empty list of vectors, got shape {tuple(kf.shape)}.")

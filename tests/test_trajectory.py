@@ -15,6 +15,7 @@ from latentlab.edit import _iterate
 from latentlab.errors import ArgumentError, SpaceError, SpecError
 from latentlab.pacing import _inverse_cumulative, _split_budget, even_pacing, pacing_stats
 from latentlab.render import render
+from latentlab.spec import MAX_FRAMES, load_spec
 from latentlab.space import space_of, tag
 from latentlab.trajectory import EASINGS, METHODS, Segment, Trajectory, ease, split_frames
 
@@ -782,3 +783,175 @@ def test_public_helpers_refuse_odd_arguments_by_name():
     kf = unit(2, 8)
     with pytest.raises(ArgumentError, match=r"labels must be a list of 2 strings"):
         Trajectory(kf, frames=5, labels=torch.tensor(5))
+
+
+# -- trajectories and specs, second pass (2026-12-07) ---------------------------------------------
+
+
+_E1, _E2, _E3 = torch.eye(4)[:1], torch.eye(4)[1:2], torch.eye(4)[2:3]
+
+
+def _trajectory_dict() -> dict:
+    return json.loads(json.dumps(Trajectory.interpolate(_E1, _E2, frames=3).to_dict()))
+
+
+# -- defects ---------------------------------------------------------------------------
+
+
+def test_text_diff_theta_huge_int_is_an_argument_error():
+    # a 400-digit int passed isinstance(numbers.Real), then float() raised a raw OverflowError
+    with pytest.raises(ArgumentError, match="theta must be one number in"):
+        Trajectory.text_diff(_E1, _E2, _E3, theta=10**400)
+
+
+def test_segment_ts_huge_int_is_an_argument_error():
+    with pytest.raises(ArgumentError, match="Segment.ts must be a list of numbers"):
+        Segment(2, ts=[0, 10**400])
+
+
+def test_trajectory_file_ts_huge_int_is_a_spec_error():
+    d = _trajectory_dict()
+    d["segments"][0].update(frames=2, ts=[0, 10**400])
+    with pytest.raises(SpecError, match=r"segments\[0\]: Segment.ts"):
+        Trajectory.from_dict(d)
+
+
+def test_trajectory_file_keyframe_huge_int_is_a_spec_error():
+    d = _trajectory_dict()
+    d["keyframes"][0][0] = 10**400
+    with pytest.raises(SpecError, match="trajectory 'keyframes' must be a list of equal-length number lists"):
+        Trajectory.from_dict(d)
+
+
+@pytest.mark.parametrize("ts", ["0", "00", ["0", "0.5"], [False], [0.0, False], {0: "a"}])
+def test_segment_ts_refuses_strings_and_booleans(ts):
+    # a string's characters ("0") and true/false were read as numbers: "ts": "0" loaded as [0.0]
+    with pytest.raises(ArgumentError, match="Segment.ts must be a list of numbers"):
+        Segment(1, ts=ts)
+
+
+def test_trajectory_file_ts_string_is_a_spec_error():
+    d = _trajectory_dict()
+    d["segments"][0].update(frames=1, ts="0")
+    with pytest.raises(SpecError, match=r"segments\[0\]: Segment.ts"):
+        Trajectory.from_dict(d)
+
+
+def test_labels_as_a_table_are_refused():
+    # a dict's keys were taken as the labels ({"a": 1, "b": 2} loaded as ["a", "b"])
+    d = _trajectory_dict()
+    d["labels"] = {"a": "x", "b": "y"}
+    with pytest.raises(SpecError, match="labels must be a list of 2 strings"):
+        Trajectory.from_dict(d)
+    with pytest.raises(ArgumentError, match="labels must be a list of 2 strings"):
+        Trajectory(torch.cat([_E1, _E2]), labels={"a": "x", "b": "y"})
+
+
+def test_text_diff_takes_a_numpy_theta_as_a_tensor_one():
+    # np.array(0.5) was refused ("got array(0.5)"), though torch.tensor(0.5), ops.text_diff and a spec take it
+    import numpy as np
+
+    want = Trajectory.text_diff(_E1, _E2, _E3, theta=0.5, frames=3).embeddings()
+    for theta in (np.array(0.5), np.array([0.5]), np.float32(0.5)):
+        assert torch.equal(Trajectory.text_diff(_E1, _E2, _E3, theta=theta, frames=3).embeddings(), want)
+    with pytest.raises(ArgumentError, match="theta must be one number"):
+        Trajectory.text_diff(_E1, _E2, _E3, theta=np.array(True))
+    with pytest.raises(ArgumentError, match="theta must be one number"):
+        Trajectory.text_diff(_E1, _E2, _E3, theta=np.array([0.5, 0.2]))
+
+
+def test_path_pacing_over_max_frames_is_refused_by_the_spec():
+    # accepted, then even_pacing refused it with an ArgumentError once the models had loaded
+    kfs = [{"text": "a"}, {"text": "b"}, {"text": "c", "frames": 40_001}]
+    spec = {"keyframes": kfs, "frames": 60_000, "pacing": "even", "pacing_scope": "path"}
+    with pytest.raises(SpecError, match=r"'pacing_scope' = 'path' re-splits the segments' 100001 moving frames"):
+        load_spec(spec)
+    kfs[2]["frames"] = 40_000
+    assert load_spec(spec).pacing_scope == "path"  # 100000 in all: as even_pacing takes it
+    assert load_spec({**spec, "frames": 100_000, "pacing_scope": "segment"}).frames == 100_000
+
+
+def test_trajectory_frames_list_error_does_not_offer_a_list():
+    # Trajectory(kf, frames=[3]) said "frames must be an int ... or a list of per-segment ints, got [3]"
+    with pytest.raises(ArgumentError, match=r"frames must be an int here .* Trajectory.chain\(keyframes, frames=\[3\]\)"):
+        Trajectory(torch.cat([_E1, _E2]), frames=[3])
+    assert len(Trajectory.chain(torch.cat([_E1, _E2]), frames=[3])) == 4
+
+
+def test_json_key_given_twice_names_the_file(tmp_path):
+    # load_file's SpecError "names the file (as what) and the problem"; this one named no file
+    f = tmp_path / "dup.json"
+    f.write_text('{"keyframes": [{"text": "a"}, {"text": "b", "text": "c"}]}', encoding="utf-8")
+    with pytest.raises(SpecError, match=r"^spec file '.*dup\.json': the key 'text' is given twice"):
+        load_spec(f)
+    with pytest.raises(SpecError, match=r"^trajectory file '.*dup\.json': the key 'text' is given twice"):
+        Trajectory.load(f)
+
+
+def test_segment_ts_still_takes_numbers_tensors_and_generators():
+    import numpy as np
+
+    assert Segment(1, ts=(x for x in [0])).ts == [0.0]
+    assert Segment(2, ts=np.array([0.0, 0.5])).ts == [0.0, 0.5]
+    assert Segment(2, ts=torch.tensor([0.0, 0.25])).ts == [0.0, 0.25]
+    assert Trajectory.text_diff(_E1, _E2, _E3, theta=torch.tensor(0.5)).num_frames == 48
+
+
+# -- properties kept (pass on both) ----------------------------------------------------
+
+_easing_t = st.floats(0, 1, allow_nan=False)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(EASINGS)), _easing_t, _easing_t)
+def test_easings_are_monotone_with_ends_0_and_1(name, s, t):
+    f = EASINGS[name]
+    lo, hi = sorted((s, t))
+    y = f(torch.tensor([0.0, lo, hi, 1.0], dtype=torch.float64))
+    assert float(y[0]) == 0.0 and float(y[3]) == 1.0
+    assert 0.0 <= float(y[1]) <= float(y[2]) <= 1.0
+
+
+_seg = st.builds(
+    Segment,
+    st.integers(1, 6),
+    easing=st.sampled_from(sorted(EASINGS)),
+    method=st.sampled_from(["slerp", "nlerp", "lerp"]),
+    hold=st.integers(0, 3),
+)
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(st.lists(_seg, min_size=1, max_size=3), st.sampled_from([".json", ".toml"]))
+def test_trajectory_round_trip_keeps_frames_and_fingerprint(tmp_path_factory, segs, suffix):
+    kf = torch.nn.functional.normalize(torch.randn(len(segs) + 1, 4, generator=torch.Generator().manual_seed(len(segs))), dim=-1)
+    path = Trajectory(kf, segs, labels=[f"k{i}" for i in range(len(segs) + 1)])
+    # T = hold + segment frames, summed, + 1 closing frame (docs/spec.md, the module docstring)
+    assert len(path) == path.embeddings().shape[0] == sum(s.hold + s.frames for s in segs) + 1
+    assert path.keyframe_indices()[-1] == len(path) - 1
+    back = Trajectory.from_dict(path.to_dict())
+    assert back.fingerprint() == path.fingerprint() and back.to_dict() == path.to_dict()
+    file = tmp_path_factory.mktemp("t") / f"t{suffix}"
+    path.save(file)
+    assert Trajectory.load(file).to_dict() == path.to_dict()
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8).filter(str.strip)
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(
+    st.lists(st.fixed_dictionaries({"text": _text}, optional={"frames": st.integers(1, MAX_FRAMES), "hold": st.integers(0, 9),
+                                                                "easing": st.sampled_from(sorted(EASINGS))}),
+             min_size=1, max_size=3),
+    st.fixed_dictionaries({}, optional={"seed": st.integers(-(2**63), 2**62), "fps": st.floats(1, 240), "eta": st.floats(0, 1),
+                                        "guidance_scale": st.floats(0, 1e300), "pingpong": st.booleans(), "name": _text}),
+    st.sampled_from([".json", ".toml"]),
+)  # fmt: skip
+def test_spec_round_trips_through_to_dict_and_files(tmp_path_factory, later, top, suffix):
+    spec = load_spec({"keyframes": [{"text": "start"}, *later], **top})
+    assert load_spec(spec.to_dict()) == spec
+    folder = tmp_path_factory.mktemp("s")
+    spec = load_spec(spec, base_dir=str(folder))
+    spec.save(folder / f"s{suffix}")
+    assert load_spec(folder / f"s{suffix}") == spec
