@@ -44,7 +44,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, check_text, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
 
@@ -546,13 +546,7 @@ def _text_items(texts: object) -> list[str]:
     for i, t in enumerate(seq):
         if not isinstance(t, str):
             raise ArgumentError(f"texts[{i}] must be a string, got {type(t).__name__} ({t!r:.60}).")
-        try:
-            t.encode("utf-8")
-        except UnicodeEncodeError as exc:  # a lone surrogate: bytes read under a locale that is not UTF-8
-            raise ArgumentError(
-                f"texts[{i}] ({t!r:.60}) holds {t[exc.start : exc.end]!r}, which is not text (a byte a file name or "
-                "terminal gave under a non-UTF-8 locale); decode it first, e.g. os.fsencode(text).decode('utf-8')."
-            ) from None  # (it was embedded as it was, or a raw UnicodeEncodeError with an embedding cache)
+        check_text(t, f"texts[{i}]")  # (it was embedded as it was, or a raw UnicodeEncodeError with an embedding cache)
     return [str(t) for t in seq]
 
 

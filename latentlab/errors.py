@@ -206,6 +206,18 @@ def url_hint(path: object) -> str:
     return " latentlab reads local files only, not URLs: download the picture first (e.g. `curl -O URL`) and name the file."
 
 
+def check_text(text: str, name: str) -> None:
+    """Refuse a string that is not text: a lone surrogate, which a byte of a file name or terminal
+    becomes under a locale that is not UTF-8 (tokenizers drew another prompt from it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArgumentError(
+            f"{name} ({text!r:.60}) holds {text[exc.start : exc.end]!r}, which is not text (a byte a file name or "
+            "terminal gave under a non-UTF-8 locale); decode it first, e.g. os.fsencode(text).decode('utf-8')."
+        ) from None
+
+
 def as_path_text(value: object, name: str, what: str = "a folder path") -> str:
     """``value`` (a ``str`` or a ``str`` ``os.PathLike``) as a string; else an :class:`ArgumentError`
     naming ``name`` (``os.fspath`` raised a raw TypeError on a number, and bytes failed later)."""

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import check_int, check_number, check_seed
+from ..errors import check_int, check_number, check_seed, check_text
 from ..space import check_embeddings, float32_rows, normalize, refuse_zero_rows
 
 __all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
@@ -349,14 +349,7 @@ class Decoder:
             if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
                 raise ArgumentError(f"captions must be a list of strings, one per embedding, got {captions!r}.")
             for i, c in enumerate(captions):  # refused as encode_text refuses it (the tokenizer drew another caption)
-                try:
-                    c.encode("utf-8")
-                except UnicodeEncodeError as exc:  # a lone surrogate: bytes read under a locale that is not UTF-8
-                    raise ArgumentError(
-                        f"captions[{i}] ({c!r:.60}) holds {c[exc.start : exc.end]!r}, which is not text (a byte a file "
-                        "name or terminal gave under a non-UTF-8 locale); decode it first, e.g. "
-                        "os.fsencode(text).decode('utf-8')."
-                    ) from None
+                check_text(c, f"captions[{i}]")
         z, x, seeds, steps, guidance = self._checked_batch(embeddings, noise, seeds, steps, guidance_scale)
         if captions is not None and len(captions) != len(z):
             raise ArgumentError(f"captions has {len(captions)} entries for {len(z)} embeddings; give one per row.")
