@@ -166,10 +166,16 @@ def check_seeds_fit(seed: int, n: int, what: str, detail: str = "") -> None:
         )
 
 
+def is_bool(value: object) -> bool:
+    """Whether ``value`` is a bool: Python's or numpy's (``np.bool_``, whose type numpy 2 names
+    ``bool``: checks of the name ``bool_`` alone let it through); a tensor is not."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool"))
+
+
 def is_finite_real(value: object) -> bool:
     """``value`` is a real number (numpy's too, not a bool) and finite; an integer too large for a
     float (a JSON file's 400-digit number) is not (``math.isfinite`` raised an OverflowError)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or type(value).__name__ == "bool_":
+    if not isinstance(value, numbers.Real) or is_bool(value):
         return False
     try:
         return math.isfinite(value)
@@ -190,7 +196,7 @@ def check_number(value: object, name: str, *, minimum: float | None = None) -> f
 def check_bool(value: object, name: str) -> bool:
     """``value`` as a ``bool`` if it is one (numpy's too); else an :class:`ArgumentError`
     naming ``name`` (``bool("no")`` is True)."""
-    if not (isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool"))):
+    if not is_bool(value):
         raise ArgumentError(f"{name} must be True or False, got {value!r}.")
     return bool(value)
 

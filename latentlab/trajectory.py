@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .errors import ArgumentError, SpecError, is_finite_real
+from .errors import ArgumentError, SpecError, is_bool, is_finite_real
 from .space import check_embeddings, common_space, space_of, tag
 
 __all__ = ["Segment", "Trajectory", "EASINGS", "ease", "split_frames"]
@@ -159,7 +159,7 @@ class Segment:
                 if isinstance(self.ts, (str, bytes, dict)):
                     raise TypeError
                 given = list(self.ts)
-                if any(isinstance(x, (str, bytes, bool)) or type(x).__name__ == "bool_" for x in given):
+                if any(isinstance(x, (str, bytes)) or is_bool(x) or getattr(x, "dtype", None) is torch.bool for x in given):
                     raise TypeError
                 self.ts = [float(x) for x in given]
             except (TypeError, ValueError, OverflowError):

@@ -1884,3 +1884,14 @@ def test_unclip_prior_bad_defaults_are_refused_before_its_modules_are_cast(bad):
         kandinsky.UnCLIPDiffusionPrior(prior, scheduler, text_encoder, tokenizer, name="t", space="s", dim=32,
                                        dtype=torch.bfloat16, **bad)  # fmt: skip
     assert {p.dtype for p in [*prior.parameters(), *text_encoder.parameters()]} == {torch.float32}
+
+
+def test_embed_scale_refuses_numpy_bool():
+    # "(True was a scale of 1.0)": np.True_ still was under numpy 2, whose bool type is named "bool"
+    from latentlab.decoders.kandinsky import _check_scale
+    from latentlab.decoders.unclip import StableUnCLIPDecoder
+
+    for check in (_check_scale, StableUnCLIPDecoder._check_scale):
+        with pytest.raises(ArgumentError, match="embed_scale"):
+            check(np.True_)
+        assert check(np.float64(2.0)) == 2.0

@@ -955,3 +955,18 @@ def test_spec_round_trips_through_to_dict_and_files(tmp_path_factory, later, top
     spec = load_spec(spec, base_dir=str(folder))
     spec.save(folder / f"s{suffix}")
     assert load_spec(folder / f"s{suffix}") == spec
+
+
+@pytest.mark.parametrize("ts", [np.array([False, False]), [np.False_], torch.tensor([False, False])])
+def test_segment_ts_refuses_numpy_and_torch_bools(ts):
+    """A check of the type name bool_ alone let numpy 2's bool (named bool) and torch bools through."""
+    # c423cb5 refused true/false in Segment.ts, but tested type name "bool_" only: numpy 2's
+    # bool is named "bool", so np.array([False, False]) was read as [0.0, 0.0] (a torch bool too)
+    with pytest.raises(ArgumentError, match="Segment.ts must be a list of numbers"):
+        Segment(2, ts=ts)
+
+
+def test_segment_ts_still_takes_numpy_and_torch_numbers():
+    assert Segment(2, ts=np.array([0.0, 0.5])).ts == [0.0, 0.5]
+    assert Segment(2, ts=torch.tensor([0.0, 0.25])).ts == [0.0, 0.25]
+    assert Segment(2, ts=[np.int64(0), np.float32(0.5)]).ts == [0.0, 0.5]

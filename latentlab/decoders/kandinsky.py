@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, SpaceError, check_bool, check_int, check_number, check_seed
+from ..errors import ArgumentError, SpaceError, check_bool, check_int, check_number, check_seed, is_bool
 from ..hf_clip import (
     as_device,
     as_dtype,
@@ -142,7 +142,7 @@ def _mean_norm(vision: torch.nn.Module, processor: Any, images: Any) -> float:
 
 
 def _check_scale(scale: float) -> float:
-    if isinstance(scale, bool) or type(scale).__name__ == "bool_":  # (True was a scale of 1.0)
+    if is_bool(scale):  # (True was a scale of 1.0)
         raise ArgumentError(f"embed_scale must be a positive number or 'auto', got {scale!r}.")
     try:
         s = float(scale)

@@ -46,6 +46,7 @@ from ..errors import (
     check_int,
     check_number,
     check_seed,
+    is_bool,
     user_path,
 )
 from ..hf_clip import (
@@ -621,7 +622,7 @@ class StableUnCLIPDecoder(Decoder):
 
     @staticmethod
     def _check_scale(embed_scale: float) -> float:
-        if isinstance(embed_scale, bool) or type(embed_scale).__name__ == "bool_":  # (True was a scale of 1.0)
+        if is_bool(embed_scale):  # (True was a scale of 1.0)
             raise ArgumentError(f"embed_scale must be a positive number, got {embed_scale!r}.")
         try:
             s = float(embed_scale)
