@@ -1126,7 +1126,7 @@ def _offline_reason() -> str:
     return f"offline mode is on ({', '.join(f'{k}=1' for k in _offline_vars()) or 'HF_HUB_OFFLINE=1'})"
 
 
-def _not_available(model_name: str, pretrained: str, repo: str | None, files: list[str], where: str | None,
+def _not_available(model_name: str, pretrained: str, repo: str | None, files: list[str], where: str,
                    reason: str) -> ModelNotAvailableError:  # fmt: skip
     """``files``: the candidate file names, preferred first (safetensors before a pickled .bin)."""
     loc = f"Hugging Face repo {repo!r}, file {' or '.join(files)}" if repo else f"file {' or '.join(files)}"
@@ -1136,7 +1136,7 @@ def _not_available(model_name: str, pretrained: str, repo: str | None, files: li
     reason = reason.strip().rstrip(".")
     return ModelNotAvailableError(
         f"open_clip weights for model {model_name!r} (pretrained={pretrained!r}; {loc}) are not in "
-        f"{f'the cache {where}' if where else 'the default Hugging Face cache'} and cannot be downloaded: {reason}. "
+        f"the cache {where} and cannot be downloaded: {reason}. "
         f"To get them, {get} (set HF_HOME or cache_dir= to use another cache), or pass checkpoint='/path/to/weights.safetensors'."
     )
 

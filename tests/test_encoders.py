@@ -470,13 +470,16 @@ def test_tiny_preset_is_registered() -> None:
     assert p.encoder["kind"] == "open_clip_tiny" and p.dim == 32
 
 
-def test_missing_weights_message_says_which_cache():
-    from latentlab.encoders import _not_available
+def test_missing_weights_message_says_which_cache(tmp_path, monkeypatch):
+    """The folder is named whether it was given or is the default (hub_cache_dir resolves it)."""
+    from latentlab.encoders import _not_available, _resolve_pretrained
 
-    default = str(_not_available("ViT-L-14", "openai", "timm/x", ["open_clip_model.safetensors"], None, "offline"))
-    assert "are not in the default Hugging Face cache and cannot be downloaded" in default
     given = str(_not_available("ViT-L-14", "openai", "timm/x", ["open_clip_model.safetensors"], "/data/hf", "offline"))
     assert "are not in the cache /data/hf and cannot be downloaded" in given
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNotAvailableError, match=rf"are not in the cache {re.escape(str(tmp_path / 'hub'))} and"):
+        _resolve_pretrained("ViT-B-32", "laion2b_s34b_b79k", None)
 
 
 # -- open_clip hub repos, local folders, configs and fill colours --------------------------
