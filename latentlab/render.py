@@ -532,16 +532,18 @@ def untracked_frames_error(out_dir: Path) -> ArgumentError:
     )
 
 
+def _is_spec_record(spec: object) -> bool:
+    """Whether ``spec`` can be a manifest's ``spec``: None, or a dict whose keyframes (if any) are a list."""
+    return spec is None or (isinstance(spec, dict) and isinstance(spec.get("keyframes", []), list))
+
+
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest at ``path`` as a dict, or ``None`` when it cannot be one of latentlab's
     (empty, not JSON, or JSON of another shape: a hand edit, another tool's file)."""
     old = _read_json(path)
     if not isinstance(old, dict):
         return None
-    spec = old.get("spec")
-    if spec is not None and (not isinstance(spec, dict) or not isinstance(spec.get("keyframes", []), list)):
-        return None
-    return old
+    return old if _is_spec_record(old.get("spec")) else None
 
 
 def unreadable_manifest_error(out_dir: Path) -> ArgumentError:
@@ -791,7 +793,7 @@ def render(
     check_eta(eta, decoder)
     progress = check_bool(progress, "progress")  # (else refused only at the bar, after the manifest was written)
     overwrite = check_bool(overwrite, "overwrite")  # (bool("no") is True: another render's frames were deleted)
-    if spec is not None and (not isinstance(spec, dict) or not isinstance(spec.get("keyframes", []), list)):
+    if not _is_spec_record(spec):
         # (recorded as given, it made the manifest one that read_manifest calls unreadable: no rerun resumed)
         raise ArgumentError(f"spec must be a render spec as a dict (its keyframes a list), or None, got {spec!r:.200}.")
     seeds = frame_seeds(T, seed, noise)
