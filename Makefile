@@ -20,9 +20,18 @@ help:
 
 setup: $(STAMP)
 
+# a .venv whose python no longer runs (its interpreter moved or removed) is set up again even
+# though its stamp is newer than pyproject.toml (the recipe below then makes the .venv anew)
+ifneq ($(shell $(BIN)/python -c "" >/dev/null 2>&1 && echo runs),runs)
+.PHONY: $(STAMP)
+endif
+
 $(STAMP): pyproject.toml
-	@# a .venv whose python or pip does not run (an interrupted set-up, a moved interpreter) is made anew
-	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
+	@# a .venv whose python or pip does not run (an interrupted set-up, a moved interpreter) is made anew,
+	@# and so is one whose python is older than pyproject.toml's requires-python (made by another PYTHON,
+	@# the install refused it: without this, `make PYTHON=python3.11 demo` went on using it)
+	@$(BIN)/python -c "import sys; sys.exit(sys.version_info < (3, 10))" >/dev/null 2>&1 \
+		&& $(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)

@@ -44,6 +44,7 @@ import torch
 
 from latentlab.errors import ModelNotAvailableError, output_file, positive_int, thread_count
 from latentlab.mini.data import default_cache_dir, index_file
+from latentlab.spec import MAX_STEPS
 
 #: the files of the weights folder this benchmark loads
 NEEDED = ("mini_clip.safetensors", "mini_decoder.safetensors", "mini_decoder.json", "mini_expert.safetensors",
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     for flag, seed in [("--sets", s) for s in sets] + [("--single-seed", args.single_seed)]:
         if not 0 <= seed < 2**63 - 2:
             ap.error(f"{flag}: a seed must be an integer in [0, 2**63 - 2), got {seed}")
+    if args.emoji < 0:  # was taken for 0 (none) without a word
+        ap.error(f"--emoji must be >= 0 (0: none), got {args.emoji}")
+    if args.steps is not None and args.steps > MAX_STEPS:  # as generate --steps: a traceback after the models loaded
+        ap.error(f"--steps must be at most {MAX_STEPS} (the decoder's training timesteps), got {args.steps}")
     if args.data is not None and not index_file(Path(args.data)).is_file():  # asked for: not silently left out
         ap.error(f"--data {args.data}: no {index_file(Path(args.data))} (python -m latentlab.mini.data fetch, then index)")
     from latentlab.mini import shapes

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from latentlab.errors import output_file, positive_int, thread_count
+from latentlab.spec import MAX_FRAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 MORPH_BAR_S = 60.0
@@ -81,13 +82,20 @@ def time_morph(frames: int, repeats: int, channels_last: bool = False) -> dict:
 def time_demo(threads: int | None = None) -> dict:
     """Wall time of ``python -m latentlab.demo``; ``threads`` caps the child's torch threads, as
     ``--threads`` does this process's (torch reads the variables when it starts)."""
+    import latentlab
+
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    # the latentlab the morph was timed on, not the checkout's (`-m` puts the working directory
+    # first: run from ROOT, the demo timed this checkout while the morph timed an installed copy
+    # or a PYTHONPATH one)
+    home = str(Path(latentlab.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([home] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "latentlab.demo", "--out-dir", str(Path(tmp) / "demo")],
-                              cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+                              cwd=tmp, env=env, capture_output=True, text=True)  # fmt: skip
         dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"latentlab.demo failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -105,8 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-demo", action="store_true", help="skip timing `python -m latentlab.demo`")
     ap.add_argument("--json", type=output_file, default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
-    if args.frames < 2:
-        raise SystemExit("--frames must be at least 2.")
+    if not 2 <= args.frames <= MAX_FRAMES + 1:  # (more was a traceback from the trajectory, after the models loaded)
+        raise SystemExit(f"--frames must be in [2, {MAX_FRAMES + 1}], got {args.frames}.")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     res = {

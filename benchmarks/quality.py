@@ -48,6 +48,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -65,6 +66,7 @@ from latentlab.mini.shapes import caption, render_scene, sample_scene  # noqa: E
 from latentlab.pacing import frame_distances, pacing_stats  # noqa: E402
 from latentlab.presets import get_preset  # noqa: E402
 from latentlab.render import render  # noqa: E402
+from latentlab.spec import MAX_FRAMES, MAX_STEPS  # noqa: E402
 from latentlab.trajectory import Segment, Trajectory  # noqa: E402
 
 GOALS = {"cv": 0.15, "max_jump_over_median": 2.0, "inverted_cos": 0.95}
@@ -618,13 +620,18 @@ def main(argv: list[str] | None = None) -> int:
         args.flicker_frames = 3 if q else 6
     if not 1 <= args.morphs <= len(MORPHS):
         p.error(f"--morphs must be in [1, {len(MORPHS)}], got {args.morphs}")
-    if args.frames < 3 or args.flicker_frames < 2:
-        p.error(f"--frames must be >= 3 and --flicker-frames >= 2, got {args.frames} and {args.flicker_frames}")
+    # the upper bounds too: a path of more frames, or more steps than the samplers' training
+    # timesteps, removed an earlier run's outputs, then failed in the library (a traceback)
+    if not (3 <= args.frames <= MAX_FRAMES + 1 and 2 <= args.flicker_frames <= MAX_FRAMES + 1):
+        p.error(f"--frames must be >= 3 and --flicker-frames >= 2 (both at most {MAX_FRAMES + 1}), got {args.frames} "
+                f"and {args.flicker_frames}")  # fmt: skip
+    if args.steps > MAX_STEPS:
+        p.error(f"--steps must be at most {MAX_STEPS} (the samplers' training timesteps), got {args.steps}")
     # every value checked before an earlier run's outputs are removed (a bad one had removed them,
     # then failed seconds later as the library argument it becomes)
     for flag, value, ok, need in (
         ("--passes", args.passes, args.passes >= 1, ">= 1"),
-        ("--coarse", args.coarse, args.coarse is None or args.coarse >= 1, ">= 1"),
+        ("--coarse", args.coarse, args.coarse is None or 1 <= args.coarse <= MAX_FRAMES, f"in [1, {MAX_FRAMES}]"),
         ("--tol", args.tol, math.isfinite(args.tol) and args.tol >= 0, "a finite number >= 0"),
         ("--max-samples", args.max_samples, args.max_samples is None or args.max_samples >= 0, ">= 0"),
         ("--min-width", args.min_width, args.min_width is None or 0 < args.min_width < 1, "in (0, 1)"),
@@ -668,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     path_var = path_variation_stats(enc, dec, args, out) if args.variations > 0 else []
     chains = chain_stats(enc, dec, args, out) if args.chain else []
     total_s = time.perf_counter() - t0
-    command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    # quoted as a shell reads it (an argument with a space, e.g. a --json path, was printed bare)
+    command = shlex.join(["python", "benchmarks/quality.py", *(argv if argv is not None else sys.argv[1:])])
     result = {
         "command": command.strip(),
         "settings": {k: getattr(args, k) for k in ("quick", "morphs", "frames", "steps", "flicker_frames", "metric", "coarse",

@@ -54,6 +54,7 @@ import datetime
 import json
 import math
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -65,7 +66,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latentlab.errors import is_finite_real, positive_int, thread_count  # noqa: E402
-from latentlab.render import make_noise, render  # noqa: E402
+from latentlab.render import make_noise, render, write_whole  # noqa: E402
+from latentlab.spec import MAX_FRAMES, MAX_STEPS  # noqa: E402
 from latentlab.space import tag  # noqa: E402
 
 
@@ -159,6 +161,9 @@ def real_size_kandinsky(*, size: int, seed: int = 0) -> Any:
 
 MODELS = ("tiny", "kandinsky-tiny", "mini", "sd21-unclip-h", "sd21-unclip-l", "kandinsky-2.2")
 TINY = ("tiny", "kandinsky-tiny", "mini")
+#: the frame sizes each model takes are multiples of this (the VAE / MoVQ scale factor and, for
+#: the tiny SD-unCLIP pipeline, its UNet's depth); mini renders at its own size whatever --size says
+SIZE_STEP = {"tiny": 32, "kandinsky-tiny": 4, "sd21-unclip-h": 8, "sd21-unclip-l": 8, "kandinsky-2.2": 64}
 
 
 def build_decoder(model: str, *, size: int, device: str, dtype: torch.dtype, seed: int) -> Any:
@@ -317,6 +322,17 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
     dec = build_decoder(model, size=size, device=args.device, dtype=dtype, seed=args.seed)
     build_s = time.perf_counter() - t_build
     steps = dec.default_steps if args.steps is None else args.steps
+    rec_steps = recommended_steps(steps) if args.rec_steps is None else args.rec_steps
+    # each sampler's own limit, before any column runs (past it: diffusers' raw ValueError in the
+    # loop, or an ArgumentError after the first two columns were timed)
+    limits = [("--steps", steps, "ddim", dec.max_steps())]
+    if args.recommended != "off" and model != "mini":  # (mini's recommended column is its own DDIM)
+        limits.append(("--rec-steps", rec_steps, args.recommended, sibling(dec, args.recommended).max_steps()))
+    elif args.recommended != "off":
+        limits.append(("--rec-steps", rec_steps, "ddim", dec.max_steps()))
+    for flag, k, sampler, limit in limits:
+        if limit is not None and k > limit:
+            raise SystemExit(f"{flag} {k}: {model}'s {sampler} sampler takes at most {limit} steps")
     guidance = args.guidance if args.guidance is not None else dec.default_guidance
     n = args.frames
     z = trajectory(dec, n, args.seed)
@@ -364,7 +380,6 @@ def run_case(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
     # 3. latentlab recommended: another sampler / fewer steps, same weights and noise
     if args.recommended != "off":
-        rec_steps = recommended_steps(steps) if args.rec_steps is None else args.rec_steps
         if model == "mini":  # one sampler only: its own DDIM with fewer steps
             rec, sampler = dec, "ddim"
         else:
@@ -447,12 +462,26 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--guidance must be a finite number >= 0, got {args.guidance}")
     if args.device is None:
         args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
-    elif args.device.startswith("cuda") and not torch.cuda.is_available():  # before any model is built
-        ap.error(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu")
+    else:  # before any model is built: a device torch cannot name was refused only after the build
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            ap.error(f"--device {args.device}: not a torch device; use e.g. cpu, cuda or cuda:1")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__}); "
+                     "use --device cpu")  # fmt: skip
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            ap.error(f"--device {args.device}: torch sees {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0 to "
+                     f"cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+    for flag, k in (("--steps", args.steps), ("--rec-steps", args.rec_steps)):  # every model's sampler: 1000 timesteps
+        if k is not None and k > MAX_STEPS:
+            ap.error(f"{flag} must be at most {MAX_STEPS} (the samplers' training timesteps), got {k}")
     if args.frames is None:
         args.frames = 8 if args.tiny else 16
     if args.frames < 2:  # here, not after the models are built: the trajectory needs two ends
         ap.error(f"--frames must be >= 2 (a trajectory from one end to the other), got {args.frames}")
+    if args.frames > MAX_FRAMES + 1:  # (the trajectory refused it after the build)
+        ap.error(f"--frames must be at most {MAX_FRAMES + 1}, got {args.frames}")
     if args.json is not None:  # before the first row is timed (it is rewritten after each row)
         try:
             args.json = args.json.expanduser()
@@ -465,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     models = args.model or (list(TINY) if args.tiny else ["sd21-unclip-h"])
+    for m in models:  # the decoder refused it only after the build (minutes for a real-size model)
+        if args.size is not None and m in SIZE_STEP and args.size % SIZE_STEP[m]:
+            ap.error(f"--size {args.size}: {m} renders frames whose side is a multiple of {SIZE_STEP[m]}, "
+                     f"e.g. {SIZE_STEP[m] * max(1, round(args.size / SIZE_STEP[m]))}")  # fmt: skip
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
     if not args.tiny and args.steps is None:
         args.steps = 20
@@ -472,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
           else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")  # fmt: skip
     versions = {"torch": torch.__version__, "diffusers": _version("diffusers")}
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python benchmarks/render_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    # quoted as a shell reads it (an argument with a space, e.g. a --json path, was printed bare)
+    command = shlex.join(["python", "benchmarks/render_speed.py", *(argv if argv is not None else sys.argv[1:])])
     header = f"{date}; hardware: {hw}; torch {versions['torch']}, diffusers {versions['diffusers']}; command: {command}"
     rows: list[dict[str, Any]] = []
 
@@ -481,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             doc = {"date": date, "hardware": hw, "versions": versions, "command": command, "complete": complete,
                    "rows": rows}  # fmt: skip
-            args.json.write_text(json.dumps(doc, indent=2) + "\n")
+            text = json.dumps(doc, indent=2) + "\n"
+            # whole or not at all: a run killed mid-write (a time limit) kept a cut-short file, no rows
+            write_whole(args.json, lambda tmp: tmp.write_text(text))
 
     print(header, flush=True)
     # each row as it finishes, so a run cut off by a time limit keeps the rows it finished

@@ -38,6 +38,7 @@ import torch
 
 from latentlab.errors import ModelNotAvailableError, output_file, positive_int, thread_count
 from latentlab.mini.data import default_cache_dir, index_file
+from latentlab.spec import MAX_STEPS
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     # failed after the models loaded, a huge one after the reconstructions
     if not 0 <= args.seed < 2**63 - 2:
         ap.error(f"--seed must be an integer in [0, 2**63 - 2), got {args.seed}")
+    if args.steps is not None and args.steps > MAX_STEPS:  # as generate --steps: a traceback after the reconstructions
+        ap.error(f"--steps must be at most {MAX_STEPS} (the decoder's training timesteps), got {args.steps}")
     if args.sheet is not None:  # saved at the end, by PIL, which picks the format by the file's extension
         from PIL import Image
 

@@ -7,6 +7,8 @@ import importlib.util
 import json
 import math
 import os
+import shlex
+import subprocess
 import time
 import types
 from pathlib import Path
@@ -1066,3 +1068,213 @@ def test_inversion_steps_measures_the_redraws_of_the_inverted_noise(tmp_path, ke
         with pytest.raises(SystemExit):
             mod.main(argv)
     assert "--steps takes at most 1000" in capsys.readouterr().err
+
+
+# -- the audit of 2026-12-07 (session 37): library limits checked before any work, commands quoted --------
+
+
+def _usage_error(mod, argv, capsys) -> str:
+    """``mod.main(argv)`` must stop with argparse's usage error (exit 2); returns what it printed."""
+    with pytest.raises(SystemExit) as exc:
+        mod.main(argv)
+    assert exc.value.code == 2, exc.value.code
+    return capsys.readouterr().err
+
+
+# -- quality: the limits of the library, before an earlier run's outputs are removed ---------------
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--coarse", "100001"], "--coarse must be in [1, 100000], got 100001"),
+    (["--frames", "100002"], "(both at most 100001), got 100002 and 3"),
+    (["--flicker-frames", "100002"], "(both at most 100001), got 7 and 100002"),
+    (["--steps", "1001"], "--steps must be at most 1000"),
+])  # fmt: skip
+def test_quality_refuses_library_limits_before_removing_earlier_outputs(bad, why, capsys, monkeypatch, tmp_path,
+                                                                        keep_threads):  # fmt: skip
+    """These passed the script's checks, removed an earlier run's results.json and contact
+    sheets, and then failed as a raw ArgumentError traceback (pacing's coarse, a Segment's
+    frames, the sampler's steps)."""
+    mod = _load("quality")
+    monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    (tmp_path / "results.json").write_text("{}")
+    assert why in _usage_error(mod, ["--quick", "--out", str(tmp_path), *bad], capsys)
+    assert (tmp_path / "results.json").is_file()
+
+
+# -- layout_expert, upscaler: steps past the decoder's timesteps, a negative count -----------------
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--steps", "1001"], "--steps must be at most 1000"),
+    (["--emoji", "-1"], "--emoji must be >= 0 (0: none), got -1"),  # was taken for 0 without a word
+])  # fmt: skip
+def test_layout_expert_refuses_steps_and_negative_emoji_before_loading(bad, why, capsys, monkeypatch, keep_threads):
+    from latentlab.mini import models
+
+    mod = _load("layout_expert")
+    monkeypatch.setattr(models, "create_clip", lambda *a, **k: pytest.fail("loaded models before refusing"))
+    assert why in _usage_error(mod, ["--sets", "7000", "--n", "1", "--emoji", "0", *bad], capsys)
+
+
+def test_upscaler_refuses_steps_past_the_timesteps_before_loading(capsys, monkeypatch, keep_threads):
+    """--steps 5000 was a raw ArgumentError after the models loaded and the reconstructions ran."""
+    from latentlab.mini.runtime import MiniDecoder
+
+    mod = _load("upscaler")
+    monkeypatch.setattr(MiniDecoder, "from_pretrained", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    assert "--steps must be at most 1000" in _usage_error(mod, ["--n", "1", "--steps", "1001"], capsys)
+
+
+# -- mini_speed: --frames as a usage error, both ends ---------------------------------------------
+
+
+@pytest.mark.parametrize("frames", ["1", "100002"])
+def test_mini_speed_refuses_frames_out_of_range_before_loading(frames, capsys, monkeypatch, keep_threads):
+    """100002 was a raw ArgumentError about ``Segment.frames ... got 100001`` after the models loaded."""
+    import latentlab
+
+    mod = _load("mini_speed")
+    monkeypatch.setattr(latentlab, "create_encoder", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--no-demo", "--frames", frames])
+    assert f"--frames must be in [2, 100001], got {frames}." == exc.value.code
+
+
+def test_mini_speed_times_the_demo_on_the_latentlab_it_timed_the_morph_on(monkeypatch, tmp_path):
+    """The demo ran with the checkout as its working directory, so `-m latentlab.demo` imported
+    the checkout's package even where this process (and its morph) had imported another one
+    (an installed copy, or `PYTHONPATH=<old copy>`): the two bars of one run measured different
+    code. Here the imported latentlab is made to look as if it lived elsewhere."""
+    import latentlab
+
+    mod = _load("mini_speed")
+    elsewhere = tmp_path / "site" / "latentlab" / "__init__.py"
+    monkeypatch.setattr(latentlab, "__file__", str(elsewhere))
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    seen = []
+
+    def run(cmd, *, cwd, env, **kw):
+        seen.append((Path(cwd), env["PYTHONPATH"].split(os.pathsep)))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(mod, "subprocess", types.SimpleNamespace(run=run))
+    mod.time_demo()
+    cwd, path = seen[0]
+    assert path == [str(tmp_path / "site"), "/somewhere/else"]
+    assert not (cwd / "latentlab").exists()  # `-m` puts the working directory before PYTHONPATH
+
+
+# -- render_speed: what the build would refuse, before the build -----------------------------------
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["--device", "foo"], "--device foo: not a torch device"),
+    (["--frames", "100002"], "--frames must be at most 100001, got 100002"),
+    (["--steps", "1001"], "--steps must be at most 1000"),
+    (["--rec-steps", "1001"], "--rec-steps must be at most 1000"),
+    (["--size", "48"], "--size 48: tiny renders frames whose side is a multiple of 32, e.g. 64"),
+    (["--model", "kandinsky-2.2", "--size", "96"], "--size 96: kandinsky-2.2 renders frames whose side is a multiple of 64,"),
+])  # fmt: skip
+def test_render_speed_refuses_device_steps_and_size_before_building(bad, why, capsys, monkeypatch, keep_threads):
+    """A real-size model takes minutes to build (and a lent GPU has minutes in all): each of
+    these was refused only after it (a raw diffusers ValueError for the steps)."""
+    mod = _load("render_speed")
+    monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
+    assert why in _usage_error(mod, ["--tiny", "--model", "tiny", "--frames", "2", "--steps", "1", *bad], capsys)
+
+
+def test_render_speed_refuses_a_gpu_index_torch_does_not_see(capsys, monkeypatch, keep_threads):
+    mod = _load("render_speed")
+    monkeypatch.setattr(mod.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mod.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(mod.torch.cuda, "get_device_name", lambda *a: pytest.fail("asked for the GPU's name"))
+    monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
+    why = _usage_error(mod, ["--model", "tiny", "--device", "cuda:1", "--frames", "2", "--steps", "1"], capsys)
+    assert "--device cuda:1: torch sees 1 CUDA GPU(s) here (cuda:0 to cuda:0)" in why
+
+
+def test_render_speed_checks_each_samplers_step_limit_before_any_column(monkeypatch):
+    """Steps within 1000 but past the sampler's own limit (DDIM with steps_offset=1: 999;
+    DPM-Solver++: 998) failed in the diffusers loop (a raw ValueError), or for the recommended
+    column after the first two columns were timed."""
+    import argparse
+
+    mod = _load("render_speed")
+    dec = FakeDecoder()
+    dec.max_steps = lambda: 999
+    monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: dec)
+    monkeypatch.setattr(mod, "sibling", lambda d, scheduler: types.SimpleNamespace(max_steps=lambda: 998))
+    monkeypatch.setattr(mod, "diffusers_loop", lambda *a, **k: pytest.fail("timed a column before refusing"))
+    args = dict(dtype="float32", size=None, device="cpu", seed=0, steps=1, guidance=None, frames=2, batch_size=2,
+                recommended="dpm++", rec_steps=1, channels_last=False, compile=False, compile_mode=None, repeats=1)  # fmt: skip
+    with pytest.raises(SystemExit, match="--steps 1000: tiny's ddim sampler takes at most 999 steps"):
+        mod.run_case("tiny", argparse.Namespace(**{**args, "steps": 1000}))
+    with pytest.raises(SystemExit, match=r"--rec-steps 999: tiny's dpm\+\+ sampler takes at most 998 steps"):
+        mod.run_case("tiny", argparse.Namespace(**{**args, "rec_steps": 999}))
+
+
+def test_render_speed_json_is_never_left_cut_short(monkeypatch, tmp_path, keep_threads):
+    """--json is rewritten after each row "so a cut-off run keeps them": a run killed while
+    rewriting it (here: the write stops halfway, as a time limit's kill would stop it) left a
+    cut-short file, and with it none of the rows finished before."""
+    mod = _load("render_speed")
+    row = {"model": "tiny", "size": 64, "frames": 2, "steps": 1, "batch_size": 2, "levers": [], "loop_s_per_frame": 1.0,
+           "ours_s_per_frame": 0.5, "speedup": 2.0, "max_pixel_diff": 0, "alone_vs_batch_max_diff": 0,
+           "loop_peak_gb": None, "ours_peak_gb": None}  # fmt: skip
+    monkeypatch.setattr(mod, "run_case", lambda model, args: {**row, "model": model})
+    real = Path.write_text
+    writes = []
+
+    def write_text(self, text, *a, **k):
+        writes.append(self)
+        if len(writes) == 1:
+            return real(self, text, *a, **k)
+        real(self, text[: len(text) // 2], *a, **k)
+        raise KeyboardInterrupt  # killed halfway through the second write
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    out = tmp_path / "rows.json"
+    with pytest.raises(KeyboardInterrupt):
+        mod.main(["--tiny", "--model", "tiny", "--model", "kandinsky-tiny", "--json", str(out)])
+    monkeypatch.undo()
+    doc = json.loads(out.read_text())
+    assert [r["model"] for r in doc["rows"]] == ["tiny"] and doc["complete"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.json"]  # no temporary file left
+
+
+# -- the command a run records: it must reproduce the run --------------------------------------
+
+
+def test_render_speed_header_quotes_the_command_as_a_shell_reads_it(capsys, monkeypatch, tmp_path, keep_threads):
+    """The header's (and --json's) command joined the arguments with spaces: a --json path with
+    a space in it read back as two arguments."""
+    mod = _load("render_speed")
+
+    def run_case(model, args):
+        raise KeyboardInterrupt  # the header and --json are written before the first row
+
+    monkeypatch.setattr(mod, "run_case", run_case)
+    out = tmp_path / "my runs" / "rows.json"
+    out.parent.mkdir()
+    argv = ["--tiny", "--model", "tiny", "--json", str(out)]
+    with pytest.raises(KeyboardInterrupt):
+        mod.main(argv)
+    command = json.loads(out.read_text())["command"]
+    assert shlex.split(command) == ["python", "benchmarks/render_speed.py", *argv]
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"; command: {command}")
+
+
+def test_quality_results_quote_the_command_as_a_shell_reads_it(monkeypatch, tmp_path, keep_threads):
+    mod = _load("quality")
+    out = tmp_path / "my runs"
+    monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: object())
+    monkeypatch.setattr(mod.ll, "create_decoder", lambda *a, **k: types.SimpleNamespace(default_guidance=3.0))
+    monkeypatch.setattr(mod, "one_morph", lambda k, *a: {"name": f"morph{k:02d}", "a": "a", "b": "b", "seconds": 0.0})
+    monkeypatch.setattr(mod, "summarise", lambda rows: {})
+    monkeypatch.setattr(mod, "table", lambda *a: "")
+    monkeypatch.setattr(mod, "ends_table", lambda *a: "")
+    argv = ["--quick", "--edit-steps", "0", "--variations", "0", "--no-chain", "--out", str(out)]
+    assert mod.main(argv) == 0
+    command = json.loads((out / "results.json").read_text())["command"]
+    assert shlex.split(command) == ["python", "benchmarks/quality.py", *argv]
