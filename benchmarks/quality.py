@@ -657,14 +657,15 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file in the way (was a raw FileExistsError / NotADirectoryError)
         p.error(f"--out {args.out}: cannot make that folder ({e.strerror})")
-    removed = remove_previous_outputs(out)
-    if removed:
-        print(f"removed an earlier run's outputs from {out}/: {', '.join(removed)}", file=sys.stderr)
-
     t0 = time.perf_counter()
     enc = ll.create_encoder(args.preset)
     dec = ll.create_decoder(args.preset, **({} if args.upscale else {"upscale": False}))
     load_s = time.perf_counter() - t0
+    # only once the models are loaded: a preset whose weights are not downloaded (or refused
+    # settings) had removed the earlier run's outputs, then failed
+    removed = remove_previous_outputs(out)
+    if removed:
+        print(f"removed an earlier run's outputs from {out}/: {', '.join(removed)}", file=sys.stderr)
     rows = []
     for k, spec in enumerate(MORPHS[: args.morphs]):
         rows.append(one_morph(k, spec, enc, dec, args, out))

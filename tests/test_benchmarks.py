@@ -607,15 +607,25 @@ def test_quality_removes_only_an_earlier_runs_outputs(tmp_path, monkeypatch):
     def stop(*a, **k):
         raise Stop
 
+    def files() -> list[str]:
+        return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+    every = files()
+    # models that fail to load (weights not downloaded) leave the earlier run's outputs alone
     monkeypatch.setattr(mod.ll, "create_encoder", stop)
     before = torch.get_num_threads()
     try:
         with pytest.raises(Stop):
             mod.main(["--quick", "--out", str(out)])
+        assert files() == every
+        monkeypatch.setattr(mod.ll, "create_encoder", lambda *a, **k: None)
+        monkeypatch.setattr(mod.ll, "create_decoder", lambda *a, **k: None)
+        monkeypatch.setattr(mod, "one_morph", stop)
+        with pytest.raises(Stop):
+            mod.main(["--quick", "--out", str(out)])
     finally:
         torch.set_num_threads(before)
-    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert left == ["chain_x/a.png", "editor.png", "mine/a.png", "morph.png", "notes.txt"]
+    assert files() == ["chain_x/a.png", "editor.png", "mine/a.png", "morph.png", "notes.txt"]
 
 
 def test_train_precision_times_both_precisions_interleaved(tmp_path, monkeypatch, capsys):
