@@ -44,6 +44,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from ._atomic import write_whole
 from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, check_text, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
@@ -164,14 +165,14 @@ class EmbeddingCache:
         arr = vec.detach().float().cpu().numpy() if isinstance(vec, torch.Tensor) else np.asarray(vec, np.float32)
         arr = np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
         final = self.path(key)
-        tmp = None
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-            os.replace(tmp, final)
-            tmp = None
+            write_whole(final, write)
         except OSError as exc:
             if not self._warned:
                 warnings.warn(
@@ -181,12 +182,6 @@ class EmbeddingCache:
                     stacklevel=3,
                 )
                 self._warned = True
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.path(key).is_file()

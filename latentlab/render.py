@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterator, ParamSpec, Sequence, TypeVar
 import numpy as np
 import torch
 
+from . import _atomic
+from ._atomic import write_whole  # (the one whole-file write; kept importable from here)
 from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, check_seeds_fit, user_path
 from .space import check_embeddings, refuse_zero_rows
 
@@ -277,18 +279,15 @@ def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
 
 def temp_path(path: Path, ext: str = "") -> Path:
     """A temporary name beside ``path``, unique to this write (two writers never share one):
-    ``.<name>.<8 hex>.tmp`` (``.tmp.<ext>`` with an ``ext``), as every latentlab write names them."""
-    from .video import _temp_path
-
-    return _temp_path(path, ext)
+    ``.<name>.<8 hex>.tmp`` (``.tmp.<ext>`` with an ``ext``), as every latentlab write names them
+    (:func:`latentlab._atomic.temp_path`)."""
+    return _atomic.temp_path(path, ext)
 
 
 def _remove_stale_temps(directory: Path) -> None:
     """Remove the temporary files (:func:`temp_path`'s names) a killed render left in ``directory``."""
-    from .video import _is_temp_name
-
     for p in directory.glob(".*.tmp*"):
-        if _is_temp_name(p.name) and p.is_file():
+        if _atomic.is_temp_name(p.name) and p.is_file():
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -421,19 +420,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-
-
-def write_whole(path: Path, write: Callable[[Path], object], ext: str = "") -> None:
-    """``write(tmp)`` into a fresh temporary name beside ``path`` (:func:`temp_path`), then
-    renamed onto ``path``: a reader finds the old file or the new one whole, never a part. Any
-    failure, Ctrl-C included, removes the temporary file and is raised as it was."""
-    tmp = temp_path(path, ext)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

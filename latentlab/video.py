@@ -25,7 +25,6 @@ import errno
 import functools
 import math
 import os
-import secrets
 import struct
 import warnings
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import _atomic
 from .errors import ArgumentError, LatentlabError, check_bool, is_finite_real, shown, url_hint, user_path
 
 __all__ = [
@@ -328,49 +328,8 @@ def _prepare_target(path: Any, name: str = "path") -> Path:
     return target
 
 
-def _temp_path(target: Path, ext: str | None = None) -> Path:
-    """A fresh hidden name next to ``target``, unique to this write (two writers never share one):
-    ``.<name>.<8 hex>.tmp.<ext>`` (``ext`` default ``target``'s extension; ``""``: none), the
-    one temporary name every latentlab write uses (:func:`latentlab.render.temp_path` too)."""
-    ext = ext if ext is not None else target.suffix.lstrip(".")
-    suffix = f".{ext}" if ext else ""
-    return target.with_name(f".{_temp_stem(target)}.{secrets.token_hex(4)}.tmp{suffix}")
-
-
-_TEMP_STEM_BYTES = 200  # + ".", "." + 8 hex + ".tmp." + a short extension: within 255 bytes
-
-
-def _temp_stem(target: Path) -> str:
-    """``target``'s name cut to at most 200 bytes, so that a target name near the file system's
-    255-byte limit still fits its temporary name (cut by bytes, not characters: 80 CJK characters
-    are 240 bytes).
-
-    The bytes are those of the file-system encoding (:func:`os.fsencode`), and the cut is decoded
-    back with :func:`os.fsdecode`, so the stem always writes back to the very bytes of the name's
-    start: under a non-UTF-8 encoding (``LC_ALL=C``, ascii) a name's other bytes arrive as
-    surrogate escapes, which a UTF-8 round trip had turned into real characters that cannot be
-    written (UnicodeEncodeError). A cut that would split a UTF-8 character (continuation bytes
-    0x80-0xBF follow it) is moved back to the character's start, so the temporary name is valid
-    UTF-8 whenever the name is."""
-    name = target.name
-    try:
-        raw = os.fsencode(name)
-    except UnicodeEncodeError:  # the file system cannot hold this name: writing it fails on its own
-        return name[: _TEMP_STEM_BYTES // 4]
-    if len(raw) <= _TEMP_STEM_BYTES:
-        return name
-    cut = _TEMP_STEM_BYTES
-    while cut > _TEMP_STEM_BYTES - 3 and 0x80 <= raw[cut] < 0xC0:  # a UTF-8 character has <= 3 continuation bytes
-        cut -= 1
-    return os.fsdecode(raw[:cut])
-
-
-def _is_temp_name(name: str, stem: str | None = None) -> bool:
-    """Whether ``name`` is one :func:`_temp_path` gives (for a target whose cut name is ``stem``,
-    or any)."""
-    import re
-
-    return re.fullmatch(rf"\.{'.+' if stem is None else re.escape(stem)}\.[0-9a-f]{{8}}\.tmp(\.[A-Za-z0-9]+)?", name) is not None
+# the one temporary name of every latentlab write (hidden, beside its target) and its test
+_temp_path, _temp_stem, _is_temp_name = _atomic.temp_path, _atomic.temp_stem, _atomic.is_temp_name
 
 
 #: a temporary file of a write that has not touched it for this long is taken for one a killed
@@ -399,7 +358,8 @@ def remove_stale_temps(target: str | os.PathLike, *, older_than: float = STALE_T
 
 def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | None = None,
                   name: str = "path") -> Path:
-    """Run ``write(tmp)`` on a temp file next to ``target`` then rename it into place.
+    """Run ``write(tmp)`` on a temp file next to ``target`` then rename it into place
+    (:func:`latentlab._atomic.write_whole`).
 
     Any failure (or KeyboardInterrupt) removes the temp file and leaves ``target``
     untouched."""
@@ -414,15 +374,7 @@ def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | Non
             f"cannot write {name} {str(target)!r}: {e.strerror or e}. "
             "Fix: choose a writable location or fix its permissions."
         ) from None
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    _atomic.write_whole(target, write, tmp=tmp)
     return target
 
 

@@ -73,6 +73,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import write_whole
 from ..errors import ArgumentError, LatentlabError, check_int, is_finite_real
 
 __all__ = [
@@ -410,8 +411,6 @@ def fetch(
         rec = {"source": name, "package": src.package, "archive": archive.name, "sha256": _sha256(archive),
                "files": n, "bytes": _dir_size(dest), "seconds": round(time.time() - t0, 1),
                "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-        from ..render import write_whole
-
         write_whole(stamp, lambda tmp: tmp.write_text(json.dumps(rec, indent=2) + "\n"))  # a cut write leaves no stamp
         out[name] = rec
         _log(f"[{name}]   {n} files, {rec['bytes'] / 1e6:.1f} MB extracted, {rec['seconds']} s", verbose)
@@ -954,9 +953,7 @@ def build_index(
                     continue
                 from PIL import Image
 
-                tmp = dest.with_suffix(".tmp")
-                Image.fromarray(arr).save(tmp, format="PNG", optimize=False)
-                tmp.replace(dest)
+                write_whole(dest, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG", optimize=False))
                 n_new += 1
             rows.append({
                 "id": f"{s}/{item.uid}", "path": str(dest.relative_to(cache)), "source": s, "style": src.style,
@@ -975,11 +972,16 @@ def build_index(
     for r, sp in zip(rows, splits):
         r["split"] = sp
     path = cache / "index.jsonl"
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+    from ..video import remove_stale_temps
+
+    remove_stale_temps(path)  # a partial index a killed run left
+    write_whole(path, write)
     _log(f"wrote {path} ({len(rows)} images)", verbose)
     return path
 
@@ -1223,7 +1225,6 @@ def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT
     x -= x.mean(0)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     token_ids, vectors = np.asarray(ids, dtype=np.int64), x.astype(np.float32)
-    from ..render import write_whole
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:  # (a file object: np.savez would add .npz to the temporary name)

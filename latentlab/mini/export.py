@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -251,7 +252,10 @@ def export(
         if why is not None:
             drop = [dst / f for f in EXPERT_FILES if (dst / f).exists()]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    stage_dir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.export-", dir=dst.parent))
+    # beside dst, on its file system: inside it where it is another (a mount point, a link to a
+    # folder elsewhere), as a rename cannot cross file systems (it failed there: EXDEV)
+    home = dst if dst.is_dir() and os.stat(dst).st_dev != os.stat(dst.parent).st_dev else dst.parent
+    stage_dir = Path(tempfile.mkdtemp(prefix=f".{dst.name}.export-", dir=home))
     try:
         manifest = _write_stages(src, stage_dir, dst, stages, fp16=fp16, tol=tol)
         from .train import _ctrl_c_held, _usual_mode
@@ -262,19 +266,21 @@ def export(
             for name in EXPERT_FILES:
                 manifest["files"].pop(name, None)
             manifest["dropped_expert"] = "the layout expert could not work with the exported decoder"
+        dst.mkdir(parents=True, exist_ok=True)
+        staged = {p.name for p in stage_dir.iterdir()}
+        kept = [p for p in dst.glob("*.safetensors") if p.name not in staged and p not in drop]
+        total = sum(p.stat().st_size for p in [*kept, *stage_dir.glob("*.safetensors")])  # what dst will hold
+        manifest["total_mb"] = round(total / 2**20, 2)
+        # the manifest too, before anything in dst changes (a full disk writing it left the new
+        # weights beside the old manifest, and its temporary file)
+        (stage_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         # every file is in place in the temporary folder: move them in, the manifest last; a Ctrl-C
         # meanwhile waits for the few renames (else it left new weights beside the old ones and manifest)
-        dst.mkdir(parents=True, exist_ok=True)
         with _ctrl_c_held():
             for p in drop:
                 p.unlink()
-            for p in sorted(stage_dir.iterdir()):
+            for p in sorted(stage_dir.iterdir(), key=lambda p: (p.name == "manifest.json", p.name)):
                 p.replace(dst / p.name)
-            total = sum(p.stat().st_size for p in dst.glob("*.safetensors"))
-            manifest["total_mb"] = round(total / 2**20, 2)
-            tmp = dst / "manifest.json.tmp"
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-            tmp.replace(dst / "manifest.json")
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
     if left_out is not None:

@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from .._atomic import write_whole
 from ..errors import ArgumentError, is_finite_real
 from . import shapes
 from .models import (
@@ -730,9 +731,7 @@ def _trim_log(path: Path, step: int) -> None:
     lines = path.read_text().splitlines()
     keep = [ln for ln in lines if not ln.strip() or logged_step(ln) <= step]
     if len(keep) != len(lines):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(ln + "\n" for ln in keep))
-        tmp.replace(path)
+        write_whole(path, lambda tmp: tmp.write_text("".join(ln + "\n" for ln in keep)))
 
 
 def _usual_mode(path: Path) -> None:
@@ -745,9 +744,8 @@ def _usual_mode(path: Path) -> None:
 
 def _write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON at ``path``, written to a temporary file first and renamed."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    text = json.dumps(obj, indent=2) + "\n"
+    write_whole(path, lambda tmp: tmp.write_text(text))
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -1583,14 +1581,17 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"n_images": n, "clip_mtime": clip_mtime, "clip_id": clip_id, "p_two": cfg.cache.p_two, "seed": cfg.seed,
             "render_size": cfg.render_size, **data_meta, "captions": texts}  # fmt: skip
-    with _ctrl_c_held():  # the cache and the description it is reused by are replaced together
-        meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
-        tmp, meta_tmp = path.with_name(path.name + ".tmp"), meta_path.with_name(meta_path.name + ".tmp")
+    from ..video import remove_stale_temps
+
+    def write(tmp: Path) -> None:
         save_file(data, str(tmp))
         _usual_mode(tmp)
-        tmp.replace(path)
-        meta_tmp.write_text(json.dumps(meta))
-        meta_tmp.replace(meta_path)
+
+    remove_stale_temps(path)  # a partial cache (as big as the cache) that a killed build left
+    with _ctrl_c_held():  # the cache and the description it is reused by are replaced together
+        meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
+        write_whole(path, write)  # (a full disk leaves no partial cache beside it)
+        write_whole(meta_path, lambda tmp: tmp.write_text(json.dumps(meta)))
     return data
 
 
@@ -2023,8 +2024,13 @@ def main(argv: list[str] | None = None) -> dict:
     if init is not None and "clip" not in stages and not clip_ckpt.is_file():
         from safetensors.torch import save_file  # the exported CLIP encodes this run's cache
 
-        save_file({k: v.contiguous() for k, v in _init_state(init, "clip", out / "clip").items()}, str(clip_ckpt))
-        _usual_mode(clip_ckpt)
+        tensors = {k: v.contiguous() for k, v in _init_state(init, "clip", out / "clip").items()}
+
+        def write(tmp: Path) -> None:
+            save_file(tensors, str(tmp))
+            _usual_mode(tmp)
+
+        write_whole(clip_ckpt, write)  # whole or not at all: a cut one was taken for the CLIP by every later run
     if args.resume:
         _check_resumes_keep_their_data(cfg, out, stages)
     _check_clip_keeps_its_stages(cfg, out, stages, args.resume)
