@@ -22,7 +22,7 @@ import torch
 from ..errors import check_int, check_number, check_seed, check_text
 from ..space import check_embeddings, float32_rows, normalize, refuse_zero_rows
 
-__all__ = ["Decoder", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
+__all__ = ["Decoder", "refuse_nonfinite_pixels", "snapshot_revision", "trailing_timesteps", "trailing_timesteps_marks"]
 
 
 _SNAPSHOT = re.compile(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)")
@@ -90,6 +90,39 @@ def centre_square(images: np.ndarray) -> np.ndarray:
     return images[:, top : top + side, left : left + side]
 
 
+def refuse_nonfinite_pixels(pixels: np.ndarray | torch.Tensor, decoder: Any, guidance_scale: float, *,
+                            what: str = "drew NaN or infinite pixels",
+                            harm: str = "the frames would have come out black") -> None:  # fmt: skip
+    """Refuse a decoded batch whose float pixels ``(b, ...)`` hold NaN or infinite values (one
+    check per batch): a sampler overflowed (a huge ``guidance_scale`` or ``embed_scale``, or a
+    half precision), and the cast to uint8 drew them as black frames without a word. Finite
+    pixels, however saturated, pass as they are. The :class:`~latentlab.errors.ArgumentError`
+    names the settings the decoder sampled with and the fix. ``what`` and ``harm`` say it of
+    another output (:meth:`Decoder.invert`'s noise)."""
+    from ..errors import ArgumentError
+
+    tensor = isinstance(pixels, torch.Tensor)
+    if bool(torch.isfinite(pixels).all() if tensor else np.isfinite(pixels).all()):
+        return
+    flat = pixels.reshape(pixels.shape[0], -1)
+    bad = (~torch.isfinite(flat).all(dim=1)).nonzero()[:, 0].tolist() if tensor else \
+        np.flatnonzero(~np.isfinite(flat).all(axis=1)).tolist()  # fmt: skip
+    settings, fixes = [f"guidance_scale={guidance_scale:g}"], [
+        "lower guidance_scale (about 1 to 20 is usual; far larger values only saturate the picture)"]
+    scale = getattr(decoder, "embed_scale", None)
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        settings.append(f"embed_scale={scale:g}")
+        fixes.append("embed_scale (decoder.calibrate_embed_scale(images) measures it)")
+    dtype = getattr(decoder, "dtype", torch.float32)
+    if dtype in (torch.float16, torch.bfloat16):
+        settings.append(f"dtype={str(dtype).removeprefix('torch.')}")
+        fixes.append("use dtype=torch.float32")
+    raise ArgumentError(
+        f"decoder {type(decoder).__name__} ({getattr(decoder, 'name', '')!r}) {what} (rows {bad[:8]}) with "
+        f"{', '.join(settings)}: its sampler overflowed, and {harm}. Fix: {', or '.join(fixes)}."
+    )
+
+
 def trailing_timesteps(steps: int, num_train_timesteps: int = 1000) -> list[int]:
     """``steps`` DDIM timesteps with *trailing* spacing (Lin et al. 2023, "Common Diffusion
     Noise Schedules and Sample Steps are Flawed", table 2), noisiest first: ``T - 1`` down to
@@ -140,7 +173,9 @@ class Decoder:
         default_guidance: classifier-free guidance scale used when not given.
         default_batch_size: frames per :meth:`decode` call when the caller does not say.
         serial_calls: whether calls share state, so that threads sharing this decoder take
-            turns (:meth:`decode` and :meth:`invert` hold its lock): True for the diffusers
+            turns (:meth:`decode` and :meth:`invert` hold its lock, as do the diffusers decoders'
+            ``invert_latents``, Karlo's ``decode_base`` and the calls that run their image
+            encoder: each frees the pipeline's model hooks at its end): True for the diffusers
             decoders (their pipeline's one scheduler), False for ``mini``, whose calls run at
             once.
     """
@@ -546,9 +581,13 @@ class Decoder:
         dg = self.default_guidance if decode_guidance is None else decode_guidance
         dg = check_number(dg, "decode_guidance", minimum=0)
         images = np.ascontiguousarray(centre_square(images))  # (squashed into a square before 2026-12-06)
+        # (an overflowing sampler gave NaN noise, cached by renders and refused only when drawn, naming neither)
+        overflow = {"what": "inverted images to NaN or infinite noise", "harm": "every frame drawn from it would be black"}  # fmt: skip
         if n == 0:
             with one_call_at_a_time(self):
-                return self._invert(images, z, steps=steps, guidance_scale=guidance)
+                noise = self._invert(images, z, steps=steps, guidance_scale=guidance)
+            refuse_nonfinite_pixels(noise, self, guidance, **overflow)
+            return noise
         # refined image by image: in one batch, the UNet's last-bit differences between batch
         # sizes flip the optimiser's early sign-like steps where a gradient is near zero, and an
         # image's refined noise would depend on the images inverted with it
@@ -563,7 +602,9 @@ class Decoder:
                     start = self._invert(im, zi, steps=steps, guidance_scale=guidance)
                     out.append(self._refine(im, zi, start, iterations=n, steps=steps, guidance_scale=dg,
                                             on_step=lambda: bar.update(1)))  # fmt: skip
-        return torch.cat(out)
+        noise = torch.cat(out)
+        refuse_nonfinite_pixels(noise, self, guidance, **overflow)
+        return noise
 
     def render(
         self,

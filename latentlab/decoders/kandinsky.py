@@ -63,7 +63,7 @@ from ..hf_clip import (
 from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
-from .base import Decoder, one_call_at_a_time
+from .base import Decoder, one_call_at_a_time, refuse_nonfinite_pixels
 from .unclip import (
     checked_cpu_offload,
     checked_inversion_inputs,
@@ -702,6 +702,7 @@ class KandinskyDecoder(Decoder):
                 num_inference_steps=int(steps), guidance_scale=guidance, generator=gens,
                 latents=noise.to(dev, self.dtype), output_type="np",
             ).images  # fmt: skip
+        refuse_nonfinite_pixels(out, self, guidance)  # (cast to uint8, NaN drew black frames)
         return _to_uint8(out)
 
     def max_steps(self) -> int:
@@ -743,10 +744,13 @@ class KandinskyDecoder(Decoder):
         back to the CPU at the end, as after a pipeline call."""
         steps = self._check_steps(steps)
         latents, embeddings, guidance_scale = checked_inversion_inputs(self, latents, embeddings, guidance_scale)
-        try:
-            return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
-        finally:
-            free_model_hooks(self.pipe)
+        # the lock decode and invert hold: with cpu_offload, freeing the hooks moved every model
+        # back to the CPU in the middle of another thread's decode
+        with one_call_at_a_time(self):
+            try:
+                return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+            finally:
+                free_model_hooks(self.pipe)
 
     def _invert_latents(self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int,
                         guidance_scale: float) -> torch.Tensor:  # fmt: skip

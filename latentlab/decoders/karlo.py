@@ -105,7 +105,14 @@ from ..hf_clip import (
     warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
-from .base import Decoder, centre_square, trailing_timesteps, trailing_timesteps_marks
+from .base import (
+    Decoder,
+    centre_square,
+    one_call_at_a_time,
+    refuse_nonfinite_pixels,
+    trailing_timesteps,
+    trailing_timesteps_marks,
+)
 from .kandinsky import (
     UnCLIPDiffusionPrior,
     _check_guidance,
@@ -455,6 +462,7 @@ class KarloDecoder(Decoder):
                 decoder_num_inference_steps=int(steps), super_res_num_inference_steps=self.super_res_steps,
                 decoder_guidance_scale=guidance, generator=gens, output_type="np",
             ).images  # fmt: skip
+        refuse_nonfinite_pixels(out, self, guidance)  # (cast to uint8, NaN drew black frames)
         return _to_uint8(out)
 
     # -- the deterministic DDIM path ---------------------------------------------------------
@@ -554,6 +562,7 @@ class KarloDecoder(Decoder):
                 image = self._super_res(base, seeds)
         finally:
             free_model_hooks(self.pipe)
+        refuse_nonfinite_pixels(image, self, guidance_scale)  # (cast to uint8, NaN drew black frames)
         return _frames(image)
 
     def _sample_base(self, embeddings: torch.Tensor, noise: torch.Tensor, *, steps: int,
@@ -590,10 +599,12 @@ class KarloDecoder(Decoder):
         # checked, not converted: int(2.7) would sample 2 steps where decode() refuses 2.7
         steps = self._check_steps(self.default_steps if steps is None else steps)
         guidance = _check_guidance(self.default_guidance if guidance_scale is None else guidance_scale)
-        try:
-            x = self._sample_base(z, x, steps=steps, guidance_scale=guidance)
-        finally:
-            free_model_hooks(self.pipe)
+        with one_call_at_a_time(self):  # (freeing the hooks offloads the models another thread's decode runs)
+            try:
+                x = self._sample_base(z, x, steps=steps, guidance_scale=guidance)
+            finally:
+                free_model_hooks(self.pipe)
+        refuse_nonfinite_pixels(x, self, guidance)  # (cast to uint8, NaN drew black frames)
         return _frames(x)
 
     def _super_res(self, small: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -697,10 +708,11 @@ class KarloDecoder(Decoder):
         >>> dec.calibrate_embed_scale(my_images)   # doctest: +SKIP
         """
         update = check_bool(update, "update")
-        try:
-            scale = _check_scale(_mean_norm(self.pipe.image_encoder, self.pipe.feature_extractor, images))
-        finally:
-            free_model_hooks(self.pipe)
+        with one_call_at_a_time(self):  # (freeing the hooks offloads the models another thread's decode runs)
+            try:
+                scale = _check_scale(_mean_norm(self.pipe.image_encoder, self.pipe.feature_extractor, images))
+            finally:
+                free_model_hooks(self.pipe)
         if update:
             self.embed_scale, self.embed_scale_source = scale, "calibrated"
         return scale

@@ -60,7 +60,7 @@ from ..hf_clip import (
     warn_half_on_cpu,
 )
 from ..presets import register_decoder_builder
-from .base import Decoder
+from .base import Decoder, one_call_at_a_time, refuse_nonfinite_pixels
 
 __all__ = [
     "SCHEDULERS",
@@ -722,7 +722,9 @@ class StableUnCLIPDecoder(Decoder):
                 output_type="np",
                 **extra,
             ).images
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(out, dtype=np.float32)
+        refuse_nonfinite_pixels(out, self, guidance_scale)  # (cast to uint8, NaN drew black frames)
+        return out
 
     def _decode(
         self,
@@ -762,10 +764,13 @@ class StableUnCLIPDecoder(Decoder):
         it called go back to the CPU at the end, as after a pipeline call."""
         steps = self._check_steps(steps)
         latents, embeddings, guidance_scale = checked_inversion_inputs(self, latents, embeddings, guidance_scale)
-        try:
-            return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
-        finally:
-            free_model_hooks(self.pipe)
+        # the lock decode and invert hold: with cpu_offload, freeing the hooks moved every model
+        # back to the CPU in the middle of another thread's decode
+        with one_call_at_a_time(self):
+            try:
+                return self._invert_latents(latents, embeddings, steps=steps, guidance_scale=guidance_scale)
+            finally:
+                free_model_hooks(self.pipe)
 
     def _invert_latents(self, latents: torch.Tensor, embeddings: torch.Tensor, *, steps: int,
                         guidance_scale: float) -> torch.Tensor:  # fmt: skip
@@ -855,11 +860,12 @@ class StableUnCLIPDecoder(Decoder):
         pixels = self.pipe.feature_extractor(images=batch, return_tensors="pt").pixel_values
         enc = self.pipe.image_encoder
         dtype = next(enc.parameters()).dtype
-        try:
-            with torch.no_grad():
-                emb = enc(pixels.to(self.pipe._execution_device, dtype)).image_embeds
-        finally:
-            free_model_hooks(self.pipe)  # with cpu_offload: the image encoder back to the CPU
+        with one_call_at_a_time(self):  # (freeing the hooks offloads the models another thread's decode runs)
+            try:
+                with torch.no_grad():
+                    emb = enc(pixels.to(self.pipe._execution_device, dtype)).image_embeds
+            finally:
+                free_model_hooks(self.pipe)  # with cpu_offload: the image encoder back to the CPU
         return emb.detach().to("cpu", torch.float32)
 
     def calibrate_embed_scale(self, images: Any, *, update: bool = True) -> float:

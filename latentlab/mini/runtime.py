@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..decoders.base import Decoder
+from ..decoders.base import Decoder, refuse_nonfinite_pixels
 from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_finite_real, shown, user_path
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
@@ -378,11 +378,13 @@ class MiniDecoder(Decoder):
         dec = cls(net, upscaler=upscaler, device=device, dtype=dtype, **kw)
         # renders record which weights drew them, so a resumed render never mixes in frames
         # drawn by other (e.g. retrained) weights, or drawn with and without the upscaler
+        # (only where frames are larger than the native size: at or below it the upscaler changes no
+        # frame, and upscale=True was hashed and described unlike unset or False, which draw the same)
         h = hashlib.sha256(path.read_bytes())
         other = h.copy()  # the hash the other upscale setting records (a refusal tells the two apart by it)
-        if upscaler is not None:
+        if dec._upscales():
             h.update(up_path.read_bytes())
-        elif up_path.is_file():
+        elif up_path.is_file() and dec.resolution > net.config.image_size:
             other.update(up_path.read_bytes())
         dec.weights_sha256 = h.hexdigest()[:16]
         dec.other_upscale_sha256 = other.hexdigest()[:16] if up_path.is_file() else None
@@ -418,6 +420,11 @@ class MiniDecoder(Decoder):
     def noise_shape(self) -> tuple[int, ...]:
         s = self.config.image_size
         return (3, s, s)
+
+    def _upscales(self) -> bool:
+        """Whether the learned upscaler draws this decoder's frames: it has one, and the frames are
+        larger than the native size (at or below it, frames never pass through it)."""
+        return self.upscaler is not None and self.resolution > self.config.image_size
 
     @property
     def reads_captions(self) -> bool:
@@ -456,6 +463,7 @@ class MiniDecoder(Decoder):
         with torch.inference_mode():
             img = sample_decoder(self.net, z, x, steps=steps, guidance_scale=guidance_scale, text=states, text_mask=mask,
                                  **({"expert": self.expert, "expert_config": self.expert_config} if text is not None else {}))
+        refuse_nonfinite_pixels(img, self, guidance_scale)  # (cast to uint8, NaN drew black frames)
         return self._to_frames(img)
 
     def decode_eta(
@@ -481,6 +489,7 @@ class MiniDecoder(Decoder):
                 self.net, z.to(self.device, self.dtype), noise.to(self.device, self.dtype), seeds=seeds, eta=float(eta),
                 steps=steps, guidance_scale=guidance,
             )  # fmt: skip
+        refuse_nonfinite_pixels(img, self, guidance)  # (cast to uint8, NaN drew black frames)
         return self._to_frames(img)
 
     def _to_frames(self, img: torch.Tensor) -> np.ndarray:
@@ -503,14 +512,15 @@ class MiniDecoder(Decoder):
 
     def _native(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (b, H, W, 3) -> (b, 3, s, s) in [-1, 1] at the native size, the counterpart of
-        what ``decode`` applies: with the upscaler a bicubic shrink (what it learned to undo),
-        without it area resampling (the counterpart of the Lanczos upsampling). (Square images:
-        :meth:`Decoder.invert` crops a picture's centre square first.)"""
+        what ``decode`` applies: with the upscaler (frames larger than the native size) a bicubic
+        shrink (what it learned to undo), without it area resampling (the counterpart of the
+        Lanczos upsampling). (Square images: :meth:`Decoder.invert` crops a picture's centre
+        square first.)"""
         from PIL import Image
 
         s = self.config.image_size
         if images.shape[1:3] != (s, s):
-            f = Image.Resampling.BICUBIC if self.upscaler is not None else Image.Resampling.BOX
+            f = Image.Resampling.BICUBIC if self._upscales() else Image.Resampling.BOX
             images = np.stack([np.asarray(Image.fromarray(im).resize((s, s), f)) for im in images])
         # a copy (small): torch.from_numpy warned of a read-only array, e.g. np.asarray(pil_image)
         return torch.tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -633,7 +643,7 @@ class MiniDecoder(Decoder):
         d = super().describe()
         d.update(native_resolution=self.config.image_size, sampler="DDIM eta=0, epsilon re-derived from the clamped x0",
                  default_steps=self.default_steps, default_guidance=self.default_guidance,
-                 upscaler="learned 2x (mini_upscaler)" if self.upscaler is not None else "none (Lanczos resize)",
+                 upscaler="learned 2x (mini_upscaler)" if self._upscales() else "none (Lanczos resize)",
                  weights_sha256=self.weights_sha256)  # fmt: skip
         if self.config.text_dim > 0:  # renders draw from embeddings alone; decode(captions=...) reads captions too
             d["reads_captions"] = True
