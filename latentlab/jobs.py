@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ArgumentError, check_bool, check_int, user_path
+from .errors import ArgumentError, check_bool, check_int, is_bool, shown, user_path
 from .spec import Spec, load_spec
 
 __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
@@ -36,13 +36,33 @@ class RenderResult:
         return f"RenderResult(frames={self.frames.shape}, video={str(self.video)!r}, out_dir={str(self.out_dir)!r})"
 
 
-def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
-    """Resize uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them."""
-    if size is None or (frames.shape[1] == size and frames.shape[2] == size):
-        return frames
-    from .video import _lanczos
+def _check_spec(spec: Any, call: str) -> Spec:
+    """``spec`` if it is a :class:`~latentlab.spec.Spec`; else an :class:`ArgumentError` naming
+    ``call`` and the fix (a dict or a file path raised a raw AttributeError deep inside)."""
+    if not isinstance(spec, Spec):
+        raise ArgumentError(f"{call} takes a Spec, got {type(spec).__name__}. Fix: pass ll.load_spec(path_or_dict) "
+                            "(render_spec takes a path or dict itself).")  # fmt: skip
+    return spec
 
-    return np.stack([_lanczos(f, size, size) for f in frames])
+
+def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
+    """Resize uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them.
+    ``frames`` and ``size`` are checked as :func:`latentlab.write_video` checks its own (``size``
+    an integer in [1, 16384]; frames as a list of images, a tensor or floats in [0, 1] too)."""
+    # (one (H, W, 3) image was resized as H frames of one row each; size=0 or "16" raised Pillow's raw
+    # errors, size=True made 1 x 1 frames)
+    if size is not None and (is_bool(size) or not isinstance(size, (int, np.integer)) or not 1 <= size <= 16384):
+        raise ArgumentError(f"size must be None or an integer in [1, 16384] (pixels per side), got {shown(size)}.")
+    if size is None:
+        return frames
+    from .video import _as_frames, _lanczos
+
+    if not (isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
+            and 0 not in frames.shape):  # fmt: skip
+        frames = _as_frames(frames)
+    if frames.shape[1] == size and frames.shape[2] == size:
+        return frames
+    return np.stack([_lanczos(f, int(size), int(size)) for f in frames])
 
 
 SHEET_TILE_MAX = 1024
@@ -73,6 +93,7 @@ def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | Non
 def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
     """The spec's ``out_dir`` (resolved against its ``base_dir``), else ``renders/<name>``; the
     name is the spec's ``name`` or one made from its keyframes."""
+    _check_spec(spec, "default_out_dir(spec)")
     if spec.out_dir:
         return spec.resolve_path(spec.out_dir)
     return Path(root) / slug(spec.name or "-".join(spec.labels()))
@@ -231,6 +252,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     from .render import make_noise, sampling_settings
     from .video import load_image
 
+    _check_spec(spec, "keyframe_noise(spec, trajectory, decoder)")
     if not getattr(decoder, "supports_inversion", False):
         raise ArgumentError(
             f"noise = \"inverted\" needs a decoder that can invert images; {type(decoder).__name__} "
@@ -402,6 +424,7 @@ def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyfra
 
     from .pacing import Pacing, even_pacing
 
+    _check_spec(spec, "pace_spec(spec, trajectory, encoder, decoder)")
     key = _pacing_key(spec, trajectory, decoder, keyframe_noise)
     cached = directory / "pacing.json" if directory is not None else None
     if cached is not None and cached.is_file():

@@ -80,6 +80,10 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
     >>> fine_pacing_settings(Trajectory(torch.eye(2), [Segment(24)]))["coarse"]
     24
     """
+    from .trajectory import Trajectory
+
+    if not isinstance(trajectory, Trajectory):  # (None or a tensor raised a raw AttributeError on .segments)
+        raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}.")
     frames = [s.frames for s in trajectory.segments]
     return {"coarse": max(12, *frames), "passes": 3, "tol": 0.1, "max_samples": 3 * max(13, sum(frames) + 1),
             "min_width": 0.001, "relax": 6}

@@ -30,7 +30,8 @@ import torch
 
 from . import _atomic
 from ._atomic import write_whole  # (the one whole-file write; kept importable from here)
-from .errors import ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, check_seeds_fit, user_path
+from .errors import (ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, check_seeds_fit,
+                     is_bool, shown, user_path)
 from .space import check_embeddings, refuse_zero_rows
 
 __all__ = [
@@ -78,9 +79,12 @@ def frame_seeds(num_frames: int, seed: int, noise: str) -> list[int]:
     """Seed of each frame's extra randomness: the same for every frame with shared noise
     (and with ``"slerp"`` / ``"inverted"``, whose starting noise follows the path instead),
     ``seed + k`` for frame ``k`` with per-frame noise."""
+    # checked as render() checks them (int(1.5) took it as 1, a negative count gave no seeds, "3" a raw TypeError)
+    num_frames, seed = check_int(num_frames, "num_frames", minimum=0), check_seed(seed)
     if noise in ("shared", "slerp", "inverted"):
         return [int(seed)] * num_frames
     if noise == "per-frame":
+        check_seeds_fit(seed, num_frames, "frame", " with noise='per-frame'")
         return [int(seed) + k for k in range(num_frames)]
     raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
 
@@ -88,19 +92,33 @@ def frame_seeds(num_frames: int, seed: int, noise: str) -> list[int]:
 def make_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
     """Starting noise ``(len(seeds), *shape)`` from CPU generators, one per frame, so a seed
     gives the same noise on every device and in every batch."""
+    # seeds checked as render() checks its seed (1.5 was taken as 1; a string, None, a bare int or
+    # an empty list raised raw errors); a shape torch cannot make is named too
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__") or getattr(seeds, "ndim", 1) != 1:
+        raise ArgumentError(f"seeds must be a list of seeds, one per noise, got {shown(seeds)}; e.g. seeds=[0].")
+    if isinstance(seeds, torch.Tensor):
+        seeds = seeds.tolist()  # a tensor of seeds, as before (its 0-d items are no Python ints)
+    seeds = [check_seed(s, "seeds[...]") for s in seeds]
+    if not seeds:
+        raise ArgumentError("seeds is empty: make_noise draws one noise per seed; pass at least one, e.g. seeds=[0].")
     cache: dict[int, torch.Tensor] = {}
     out = []
     for s in seeds:
         if s not in cache:
             g = torch.Generator("cpu").manual_seed(int(s))
-            cache[s] = torch.randn(shape, generator=g, dtype=torch.float32)
+            try:
+                cache[s] = torch.randn(shape, generator=g, dtype=torch.float32)
+            except (TypeError, RuntimeError):
+                raise ArgumentError(f"shape must be a tuple of sizes >= 0, e.g. decoder.noise_shape(), got {shown(shape)}.") from None
         out.append(cache[s])
     return torch.stack(out)
 
 
 def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
     """Spherical interpolation between two noise tensors ``a``, ``b`` (same shape ``S``) at
-    parameters ``t`` (a float or ``(n,)``): returns ``(n, *S)`` (or ``S`` for a float).
+    parameters ``t`` (a float, or ``(n,)``: a tensor, list or numpy array): returns ``(n, *S)``
+    (or ``S`` for a float). Antipodal noises (``b = -a``) are refused, as :func:`latentlab.slerp`
+    refuses antipodal embeddings: no unique great circle joins them.
 
     The direction moves along the great circle between ``a`` and ``b`` (flattened) and the
     norm is interpolated linearly, so two Gaussian noises of equal norm give noises of that
@@ -113,14 +131,37 @@ def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> to
     >>> abs(float(mid.norm() - (a.norm() + b.norm()) / 2)) < 1e-3
     True
     """
+    for name, x in (("a", a), ("b", b)):  # (a numpy array raised a raw AttributeError, an int tensor torch's own error)
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            got = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ArgumentError(f"slerp_noise needs {name} as a float torch tensor (a noise, e.g. from make_noise), got {got}.")
     if a.shape != b.shape:
         raise ArgumentError(f"slerp_noise needs a and b of one shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
-    scalar = not isinstance(t, torch.Tensor) or t.ndim == 0
-    tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1, 1)
+    # a list or numpy array of parameters is the (n,) it reads as (a list [0.0, 0.5] gave one noise, t[0]'s,
+    # a string or None raised a raw error, NaN gave NaN noise, a (2, 2) tensor 4 noises)
+    tt = t if isinstance(t, torch.Tensor) else None
+    if tt is None and isinstance(t, (numbers.Real, list, tuple, np.ndarray)):
+        try:
+            tt = torch.as_tensor(t if not is_bool(t) else float(t))
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            tt = None
+    if tt is None or tt.is_complex() or tt.ndim > 1 or not torch.isfinite(tt.double()).all():
+        got = f"a {type(t).__name__} of shape {tuple(t.shape)}" if getattr(t, "ndim", 0) else shown(t)
+        raise ArgumentError(
+            f"t must be a finite number or a 1-D list / tensor of them (the path parameters, 0 at a, 1 at b), got {got}."
+        )
+    scalar = tt.ndim == 0
+    tt = tt.to(torch.float64).reshape(-1, 1)
     af, bf = a.reshape(1, -1).double(), b.reshape(1, -1).double()
     na, nb = af.norm(), bf.norm()
     ua, ub = af / na.clamp_min(1e-12), bf / nb.clamp_min(1e-12)
-    omega = torch.arccos((ua * ub).sum().clamp(-1.0, 1.0))
+    cos = (ua * ub).sum()
+    if na > 0 and nb > 0 and float(cos) < -1 + 1e-4:  # as ops.slerp: every frame would be +a or -a, a hard cut halfway
+        raise ArgumentError(
+            f"slerp_noise: a and b are antipodal (cosine {float(cos):.6f}): there is no unique great circle between "
+            "opposite noises. Give the keyframes other noises (e.g. other seeds), or put a keyframe between them."
+        )
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
     if float(omega) < 1e-4:  # (nearly) parallel: the chord is the arc
         u = (1 - tt) * ua + tt * ub
     else:
@@ -326,6 +367,10 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     (``render_spec`` holds it around ``render``). A folder this creates and that holds nothing
     else when released is removed again.
     """
+    # (None or 5 raised a bare TypeError; "" locked the working directory, which render(out_dir="") refuses)
+    if isinstance(directory, bytes) or not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
+        raise ArgumentError(f"{what} must be a folder path (str or pathlib.Path), got {shown(directory)}. "
+                            "Fix: e.g. folder_lock('renders/morph').")  # fmt: skip
     directory = Path(directory)
     key = str(directory.resolve())
     held: dict[str, list[int]] = getattr(_locks, "held", None) or {}
