@@ -328,19 +328,27 @@ def _decoder_options(preset: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_load_flags(preset: str, args: argparse.Namespace) -> None:
-    """--dtype float16 on the CPU with mini: refused before anything loads (its encoder warned that
-    float16 is slow there, then its decoder refused it)."""
-    if getattr(args, "dtype", None) != "float16":
+    """--dtype float16 on the CPU with mini, and --cpu-offload with mini or on the CPU: refused
+    before anything loads (the encoder loaded first, then the decoder refused them)."""
+    offload = getattr(args, "cpu_offload", False)
+    if getattr(args, "dtype", None) != "float16" and not offload:
         return
     from .presets import get_preset
 
+    mini = get_preset(preset).decoder.get("kind") == "mini"
+    if offload and mini:
+        raise ArgumentError(f"the decoder of preset {preset!r} takes no cpu_offload= (a loading option of other parts "
+                            "or presets; docs/models.md, 'Loading options', says which takes what). Drop --cpu-offload.")
+        # (as its builder said it once the encoder had loaded; _flag_advice names the flag after 'cpu_offload=')
     try:
         import torch
 
         on_cpu = torch.device(args.device).type == "cpu"
     except (RuntimeError, TypeError, ValueError):  # a device name torch does not know: said where it loads
         return
-    if on_cpu and get_preset(preset).decoder.get("kind") == "mini":
+    if offload and on_cpu:
+        raise ArgumentError(f"--cpu-offload needs an accelerator device, e.g. --device cuda; got --device {args.device}.")
+    if getattr(args, "dtype", None) == "float16" and on_cpu and mini:
         raise ArgumentError(
             f"--dtype float16 is not supported on the CPU; use float32 (the default) or bfloat16, or float16 with "
             f"--device cuda (preset {preset!r} runs on --device {args.device} here)."

@@ -102,10 +102,15 @@ class IterativeEdit:
             f"reached={self.reached}, similarity=[{sims}], {len(self.tries)} steps tried)"
         )
 
+    @property
+    def labels(self) -> list[str]:
+        """Each frame's label on a contact sheet (``ll.show(edit)``): its cosine to the destination caption."""
+        return [f"cos {s:.3f}" for s in self.similarity]
+
     def _repr_html_(self) -> str:
         from .notebook import show
 
-        return show(self.frames, labels=[f"cos {s:.3f}" for s in self.similarity])._repr_html_()
+        return show(self.frames, labels=self.labels)._repr_html_()
 
 
 def _one_embedding(z: Any, name: str, dim: int | None, space: str | None) -> torch.Tensor:
@@ -245,13 +250,18 @@ def iterative_text_diff(
         )
     if not isinstance(noise, str) or noise not in ("shared", "inverted"):
         raise ArgumentError(f"noise must be 'shared' or 'inverted', got {noise!r}.")
-    z = _start_embedding(encoder, image_or_embedding)
-    src, dst = encoder.encode_text([src_text if src_text is not None else NEUTRAL_CAPTION, dst_text]).split(1)
-    if noise == "inverted":
+    if noise == "inverted":  # (before encoding anything)
         if _is_embedding(image_or_embedding):
             raise ArgumentError("noise='inverted' needs the start picture (an image, not an embedding), to invert it.")
         if not getattr(decoder, "supports_inversion", False):
             raise ArgumentError(f"noise='inverted' needs a decoder that inverts images; {type(decoder).__name__} does not.")
+    z = _start_embedding(encoder, image_or_embedding)
+    src, dst = encoder.encode_text([src_text if src_text is not None else NEUTRAL_CAPTION, dst_text]).split(1)
+    if max_steps > 0:  # captions that encode the same (no edit direction): refused now, not after the inversion and first decode
+        from .ops import text_diff_direction
+
+        text_diff_direction(src, dst)
+    if noise == "inverted":
         from .encoders import _image_items
 
         # a path, PIL image, array or tensor, as encode_image takes; read again here, so not warned of again

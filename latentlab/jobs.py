@@ -242,8 +242,10 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     diffs do; other keyframes get noise seeded by :meth:`Spec.keyframe_seeds`.
 
     With a ``directory`` the noises are kept in ``keyframe_noise.pt`` there, keyed by
-    everything they depend on (the pictures' bytes, their embeddings, the settings and the
-    decoder), so a resumed render does not invert again."""
+    everything they depend on and nothing else (the pictures' bytes and embeddings, the seeds
+    of the keyframes whose noise is seeded, the sampling and inversion settings and the
+    decoder), so a resumed render does not invert again, nor one whose edits change no noise
+    (a label, a segment's frames or easing, a text keyframe's caption)."""
     import hashlib
     import json
 
@@ -269,22 +271,40 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     # keyed without them was reused after they changed); none at their defaults, so older caches stay valid
     marks = getattr(decoder, "inversion_marks", None)
     marks = marks(_default_refine(decoder) if refine is None else refine) if callable(marks) else {}
-    h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, decoder), "seeds": spec.keyframe_seeds(),
-                                   "invert_refine": refine, "decoder": decoder.describe(), "keyframes": spec.keyframes,
-                                   **({"inversion": marks} if marks else {}),
-                                   **_inversion_marks(paths.values())}, sort_keys=True, default=str).encode())  # fmt: skip
-    h.update(trajectory.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
+    settings = {**sampling_settings(spec.steps, spec.guidance_scale, decoder), "invert_refine": refine,
+                "decoder": decoder.describe(), **({"inversion": marks} if marks else {}), **_inversion_marks(paths.values())}
+    embeddings = trajectory.keyframes.detach().cpu().float().contiguous()
+    pictures = {i: Path(paths[i]).read_bytes() for i in todo}
+    # what each keyframe's noise comes from: its picture (inverted), the keyframe before it (a text
+    # diff without a seed), or its seed; labels, segments and captions change none of them
+    sources = ["image" if i in paths else "previous" if i > 0 and "text_diff" in kf and "seed" not in kf else seed
+               for i, (kf, seed) in enumerate(zip(spec.keyframes, spec.keyframe_seeds()))]  # fmt: skip
+    h = hashlib.sha256(json.dumps({**settings, "noise_sources": sources}, sort_keys=True, default=str).encode())
     for i in todo:
-        h.update(Path(paths[i]).read_bytes())
+        h.update(embeddings[i].numpy().tobytes())
+        h.update(hashlib.sha256(pictures[i]).digest())
     key = h.hexdigest()
+    # the key before 2026-12-07, which held every keyframe field, caption and seed: a cache it wrote is
+    # still this noise where it matches (it held more, not less), and is kept under the new key
+    old = hashlib.sha256(json.dumps({**settings, "seeds": spec.keyframe_seeds(), "keyframes": spec.keyframes},
+                                    sort_keys=True, default=str).encode())  # fmt: skip
+    old.update(embeddings.numpy().tobytes())
+    for i in todo:
+        old.update(pictures[i])
     cached = directory / "keyframe_noise.pt" if directory is not None else None
     if cached is not None and cached.is_file():
         try:
             data = torch.load(cached, map_location="cpu", weights_only=True)
-            if data.get("key") == key:
-                return data["noise"]
+            found, noise = data.get("key"), data["noise"]
         except Exception:  # unreadable (empty after a power cut, corrupt, another format): compute it again
-            pass
+            found = noise = None
+        if found == key:
+            return noise
+        if found == old.hexdigest():
+            from .render import write_whole
+
+            write_whole(cached, lambda tmp: torch.save({"key": key, "noise": noise}, tmp))
+            return noise
     kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
     with progress_bar(progress, total=len(todo), desc="invert keyframes", unit="image") as bar:
         for i in todo:
@@ -669,7 +689,9 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
 
     :func:`latentlab.render` makes the authoritative check (the fingerprint of the paced
     embeddings), but even pacing runs first and caches ``pacing.json`` in the folder: this
-    early check keeps a refused folder untouched and saves the pacing pass.
+    early check keeps a refused folder untouched and saves the pacing pass. With ``decoder``
+    None (before the models load) it compares what needs no decoder: all but the steps,
+    guidance and refining, whose defaults the decoder says, and the decoder itself.
     """
     import json
 
@@ -722,6 +744,10 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
 
     was = pathless(_frame_settings(old.get("spec") or {}, decoder))
     now = pathless(_frame_settings(plain(spec.to_dict()), decoder))
+    if decoder is None:  # (unset and the decoder's default alike: told apart once it has loaded)
+        for d in (was, now):
+            for k in ("steps", "guidance_scale", "invert_refine"):
+                d.pop(k, None)
     seg_was, seg_now = segments(was), segments(now)
 
     def drawn(k: str) -> bool:  # the segments take other values of the top-level setting k
@@ -733,7 +759,7 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
               and not (k == "keyframes" and seg_was == seg_now)
               and not (k in ("frames", "easing", "method") and not drawn(k))]  # fmt: skip
     note = ""
-    if old.get("decoder") != plain(decoder.describe()):
+    if decoder is not None and old.get("decoder") != plain(decoder.describe()):
         differ.append(_decoder_change(old.get("decoder"), plain(decoder.describe())))
         was_d, now_d = old.get("decoder"), plain(decoder.describe())
         note = _decoder_note(was_d, now_d, decoder)
@@ -880,6 +906,22 @@ def render_spec(
         raise ArgumentError(f"output {str(video)!r} must end in .mp4, .gif or .webp.")
     progress = check_bool(progress, "progress")  # (else refused only at the first bar, after the models loaded)
     overwrite = check_bool(overwrite, "overwrite")  # (bool("no") is True: another render's files were replaced)
+    from .render import check_callback
+
+    check_callback(callback)  # (render() refused it only after the models loaded, the inversion and the pacing)
+    if ready is not None and not callable(ready):  # (a raw TypeError once the models had loaded)
+        raise ArgumentError(f"ready must be a function called with no arguments once every check has passed, or None; "
+                            f"got {ready!r} ({type(ready).__name__}).")  # fmt: skip
+    cpu_offload = check_bool(cpu_offload, "cpu_offload")
+    if cpu_offload and decoder is None:  # the decoder's builder refused it, once the encoder had loaded
+        import torch
+
+        try:
+            on_cpu = torch.device(device).type == "cpu"
+        except (RuntimeError, TypeError, ValueError):  # a device torch does not know: said where the models load
+            on_cpu = False
+        if on_cpu:
+            raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
     from .video import check_gif_fps, check_video_writer
 
     # before any decoding, not after the render
@@ -911,6 +953,7 @@ def render_spec(
 
     with folder_lock(directory, "out_dir (CLI: --out-dir)"):  # no second render writes here meanwhile
         _refuse_foreign_files(directory, overwrite)  # before any model loads
+        _refuse_other_render(directory, s, None, overwrite)  # another seed, noise, keyframes...: refused before they load too
         _refuse_unrecorded_video(video, directory, overwrite)
         load = {"device": device, **({"dtype": dtype} if dtype is not None else {})}
         encoder = encoder if encoder is not None else create_encoder(preset, **load)

@@ -387,7 +387,9 @@ def show(
     * a path: an image file -> :class:`ImageView`; an mp4/webm/gif/webp -> :class:`VideoView`
       (other videos, such as .mov, are refused: show their frames, ``show_video(ll.read_video(path))``);
     * a :class:`~latentlab.RenderResult` -> its video;
-    * a result holding frames (``iterative_text_diff``'s, ``pca_probe``'s) -> its frames.
+    * a result holding frames (``iterative_text_diff``'s, ``pca_probe``'s) -> its frames, each
+      under its label (the cosine to the destination caption; the component count) unless
+      ``labels`` are given.
 
     ``labels``, ``columns`` and ``max_frames`` lay out a contact sheet: with one image, a file
     or a render result they are refused, not ignored.

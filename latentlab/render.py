@@ -257,6 +257,15 @@ def check_eta(eta: Any, decoder: Any) -> None:
         )
 
 
+def check_callback(callback: Any) -> None:
+    """Refuse a ``callback`` (render's, render_spec's) that is neither a function nor None."""
+    if callback is not None and not callable(callback):
+        raise ArgumentError(
+            f"callback must be a function called with each frame's info dict, or None, got {callback!r} "
+            f"({type(callback).__name__}). Fix: pass a function, e.g. callback=ll.LivePreview(), or leave it out."
+        )
+
+
 def decode_frames(decoder: Any, z: torch.Tensor, noise: torch.Tensor, *, seeds: list[int], steps: int | None,
                   guidance_scale: float | None, eta: float = 0.0) -> np.ndarray:  # fmt: skip
     """``decoder.decode``, or ``decoder.decode_eta`` when ``eta > 0``: one place, so that even
@@ -791,11 +800,7 @@ def render(
     if not isinstance(noise, str) or noise not in NOISE_MODES:  # (an array's `in` was numpy's raw ValueError)
         raise ArgumentError(f"noise must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise!r}.")
     seed = check_seed(seed)
-    if callback is not None and not callable(callback):  # checked now, not after the first batch is decoded
-        raise ArgumentError(
-            f"callback must be a function called with each frame's info dict, or None, got {callback!r} "
-            f"({type(callback).__name__}). Fix: pass a function, e.g. callback=ll.LivePreview(), or leave it out."
-        )
+    check_callback(callback)  # checked now, not after the first batch is decoded
     if not all(hasattr(decoder, a) for a in ("decode", "dim", "space", "noise_shape")):
         raise ArgumentError(
             f"decoder must be a latentlab Decoder, got {type(decoder).__name__}; "

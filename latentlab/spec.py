@@ -674,6 +674,10 @@ class Spec:
             for side in ("from", "to"):
                 if side in v:
                     _check_caption_text(f"{where}.text_diff.{side}", v[side])
+            if v["to"] == v.get("from", NEUTRAL_CAPTION):  # (refused by resolve, once every model had loaded)
+                default = f" (the default, {NEUTRAL_CAPTION!r})" if "from" not in v else ""
+                raise SpecError(f"{where}.text_diff: 'to' is the same caption as 'from'{default}, so there is no edit "
+                                "direction; give captions that differ (CLI: --from, --to).")  # fmt: skip
             th = v.get("theta", 0.5)
             if not isinstance(th, (int, float)) or isinstance(th, bool) or not (0 <= th <= 1):
                 raise SpecError(f"{where}.text_diff.theta must be a number in [0, 1] (usually 0.25-0.5), got {th!r}.")

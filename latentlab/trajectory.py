@@ -103,6 +103,20 @@ def _frame_count(x: object, name: str = "frames") -> int:
     return operator.index(x)
 
 
+def _total_frames(x: object, segments: int) -> int:
+    """``frames``, the total of a trajectory of ``segments`` segments (both ends included), as a
+    plain int of at most a spec's limit per segment plus the closing frame (past it, Segment
+    named its share of them, one less than the frames given)."""
+    from .spec import MAX_FRAMES
+
+    total = _frame_count(x)
+    if total > MAX_FRAMES * segments + 1:
+        raise ArgumentError(f"frames={total} is too many for {segments} segment(s): give at most "
+                            f"{MAX_FRAMES * segments + 1} (the total, both ends included: at most {MAX_FRAMES} "
+                            "per segment, and the closing frame).")  # fmt: skip
+    return total
+
+
 def split_frames(total: int, segments: int) -> list[int]:
     """Split ``total`` frames (including the final keyframe) over ``segments`` segments as
     evenly as possible; returns each segment's own frame count (which excludes its end point).
@@ -240,7 +254,7 @@ class Trajectory:
                     f"frames must be an int here (the total, both ends included), got {frames!r}; for one count per "
                     f"segment use Trajectory.chain(keyframes, frames={per!r}), or pass Segments."
                 )
-            counts = split_frames(48 if frames is None else _frame_count(frames), n_seg)
+            counts = split_frames(48 if frames is None else _total_frames(frames, n_seg), n_seg)
             segments = [Segment(c, easing=easing, method=method) for c in counts]
         try:
             iterable = not isinstance(segments, Segment) and iter(segments) is not None
@@ -327,7 +341,7 @@ class Trajectory:
                         f"frames=[24] * {n_seg}."
                     )
         else:
-            counts = split_frames(_frame_count(frames), n_seg)
+            counts = split_frames(_total_frames(frames, n_seg), n_seg)
         if len(counts) != n_seg:
             raise ArgumentError(f"frames has {len(counts)} entries for {n_seg} segments; give one per segment.")
         try:  # a name, or any sequence of names (a list, a tuple, a generator, a numpy array)

@@ -908,7 +908,8 @@ def test_show_takes_results_that_hold_frames():
 
     f = grey_frames(3)
     edit = IterativeEdit(frames=f, embeddings=torch.zeros(3, 4), similarity=[0.1, 0.2, 0.3], reached=True)
-    assert ll.show(edit).array.shape == ll.show(f).array.shape
+    # (its frames under its labels, the cosines its own view shows: it showed them bare)
+    assert np.array_equal(ll.show(edit).array, ll.show(f, labels=["cos 0.100", "cos 0.200", "cos 0.300"]).array)
     probe = Probe(frames=f[:2], ks=[1, None], embeddings=torch.zeros(2, 4), cosine=np.array([0.5, 1.0]))
     assert np.array_equal(ll.show(probe).array, ll.show(f[:2], labels=probe.labels).array)
 

@@ -263,8 +263,8 @@ def test_audit_fixes_for_segments_and_trajectories():
             Trajectory(kf, [Segment(5)], **kw)
     assert len(Trajectory(kf, [Segment(5)])) == 6
     a, b = torch.eye(3)[:1], torch.eye(3)[1:2]  # and from Python, before any tensor of that size is made
-    with pytest.raises(ArgumentError, match=r"Segment.frames must be an integer in \[1, 100000\], got 999999999"):
-        Trajectory.interpolate(a, b, frames=10**9)
+    with pytest.raises(ArgumentError, match=r"frames=1000000000 is too many for 1 segment\(s\): give at most 100001 "):
+        Trajectory.interpolate(a, b, frames=10**9)  # (it said Segment.frames ... got 999999999, one less than given)
     assert len(Trajectory.interpolate(a, b, frames=100_001)) == 100_001  # 100000 moving frames, the end closes it
     # ease-in ends exactly at 1 in float64 (was 0.9999999999999999)
     assert ll.trajectory.ease(torch.tensor(1.0, dtype=torch.float64), "ease-in").item() == 1.0
