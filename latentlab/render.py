@@ -142,7 +142,9 @@ def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> to
     tt = t if isinstance(t, torch.Tensor) else None
     if tt is None and isinstance(t, (numbers.Real, list, tuple, np.ndarray)):
         try:
-            tt = torch.as_tensor(t if not is_bool(t) else float(t))
+            # through numpy: a Python float stays float64 (torch.as_tensor made it float32, which moved
+            # a quarter of each noise's values by a bit from the noise drawn before)
+            tt = torch.as_tensor(np.asarray(t if not is_bool(t) else float(t)))
         except (TypeError, ValueError, RuntimeError, OverflowError):
             tt = None
     if tt is None or tt.is_complex() or tt.ndim > 1 or not torch.isfinite(tt.double()).all():
@@ -228,7 +230,21 @@ def keyframe_noise_for(
         if not bool(finite.all()):  # every frame near that keyframe came out black, without a word
             raise ArgumentError(f"keyframe_noise holds NaN or infinite values (keyframes "
                                 f"{(~finite).nonzero()[:, 0].tolist()}); check where it came from (decoder.invert).")  # fmt: skip
-        return kn.detach().to("cpu", torch.float32)
+        kn = kn.detach().to("cpu", torch.float32)
+        # refused here, as slerp_noise refuses them (it did so mid-render, after frames were drawn, naming its a and b)
+        flat = kn.flatten(1).double()
+        norms = flat.norm(dim=1)
+        unit = flat / norms[:, None].clamp_min(1e-12)
+        cos = (unit[:-1] * unit[1:]).sum(1)
+        bad = ((cos < -1 + 1e-4) & (norms[:-1] > 0) & (norms[1:] > 0)).nonzero()[:, 0].tolist()
+        if bad:
+            i = bad[0]
+            raise ArgumentError(
+                f"keyframe_noise[{i}] and keyframe_noise[{i + 1}] are antipodal (cosine {float(cos[i]):.6f}): there is no "
+                "unique great circle between opposite noises, so the frames between those keyframes have no noise to "
+                "follow (slerp_noise refuses them). Give one of them another noise, or put a keyframe between them."
+            )
+        return kn
     seeds = ([int(seed) + i for i in range(num_keyframes)] if keyframe_seeds is None
              else [check_seed(s, "keyframe_seeds[...]") for s in keyframe_seeds])  # fmt: skip
     if len(seeds) != num_keyframes:

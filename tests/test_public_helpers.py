@@ -4,8 +4,15 @@ rest of latentlab does; the declared dependencies keep the promises the docs mak
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
+import torch
+from conftest import FakeDecoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,3 +227,116 @@ def test_jobs_helpers_name_a_spec_they_were_not_given():
             with pytest.raises(ArgumentError, match=r"takes a Spec, got (dict|str)\. Fix: pass ll\.load_spec"):
                 call(bad)
     assert default_out_dir(load_spec(d)).as_posix() == "renders/x"  # kept
+
+
+# -- render: keyframe noises slerp_noise refuses ------------------------------------------------
+
+
+def _path(K: int = 3):
+    import latentlab as ll
+
+    torch.manual_seed(0)
+    return ll.Trajectory(torch.nn.functional.normalize(torch.randn(K, 8), dim=-1), frames=3 * K)
+
+
+def test_antipodal_keyframe_noises_are_refused_before_any_frame_naming_keyframe_noise(tmp_path):
+    """slerp_noise now refuses antipodal noises (b = -a); render(noise="inverted") with such a
+    pair in ``keyframe_noise`` reached that refusal only at the batch that crossed them, after
+    the manifest and the earlier frames were written, and the error named slerp_noise's ``a``
+    and ``b`` and offered "other seeds" (this mode has none). Now ``keyframe_noise`` is refused
+    up front, naming its two rows."""
+    from latentlab.errors import ArgumentError
+    from latentlab.render import render
+
+    dec = FakeDecoder()
+    torch.manual_seed(1)
+    kn = torch.randn(3, 1, 8, 8)
+    kn[2] = -kn[1]
+    with pytest.raises(ArgumentError, match=r"keyframe_noise\[1\] and keyframe_noise\[2\] are antipodal"):
+        render(_path(), dec, out_dir=tmp_path / "r", noise="inverted", keyframe_noise=kn, batch_size=2, progress=False)
+    assert dec.calls == [] and not (tmp_path / "r").exists()
+
+
+@settings(derandomize=True, max_examples=15, deadline=None)
+@given(st.integers(2, 4), st.integers(0, 2**31 - 1), st.sampled_from([0.0, 1.0, -0.5]))
+def test_keyframe_noises_that_are_not_antipodal_render_as_slerp_noise_draws_them(K, seed, scale):
+    """Guard (passes on both): parallel, zero and random keyframe noises are accepted, and
+    path_noise still gives each keyframe its own noise at its end of a segment."""
+    from latentlab.render import keyframe_noise_for, path_noise
+
+    g = torch.Generator().manual_seed(seed)
+    kn = torch.randn(K, 1, 4, 4, generator=g)
+    kn[-1] = kn[0] * scale if K > 2 else kn[-1]  # a zero noise, or one parallel (not adjacent-antipodal) to the first
+    got = keyframe_noise_for(K, (1, 4, 4), keyframe_noise=kn)
+    x = path_noise([(i, t) for i in range(K - 1) for t in (0.0, 0.5, 1.0)], got)
+    assert torch.isfinite(x).all()
+    for i in range(K - 1):
+        assert torch.equal(x[3 * i], kn[i]) and torch.equal(x[3 * i + 2], kn[i + 1])
+
+
+@settings(derandomize=True, max_examples=25, deadline=None)
+@given(st.lists(st.floats(0.001, 0.999), min_size=1, max_size=3))
+def test_slerp_noise_reads_a_python_float_t_in_float64_as_before(ts):
+    """slerp_noise (and path_noise, which hands it ``float(t)``) read a Python float ``t`` as
+    float64; the change that let it read lists turned it into a float32 tensor first, so about a
+    quarter of every in-between noise's values moved by a bit: the "slerp" and "inverted" noises
+    of a render resumed across the upgrade were not those it had started with. A float, a list
+    and a float64 tensor of the same parameters give the very same noise again."""
+    from latentlab.render import path_noise, slerp_noise
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 3, 16, 16, generator=g)
+    ref = slerp_noise(a, b, torch.tensor(ts, dtype=torch.float64))
+    assert torch.equal(slerp_noise(a, b, ts), ref)
+    assert all(torch.equal(slerp_noise(a, b, t), ref[i]) for i, t in enumerate(ts))
+    assert torch.equal(path_noise([(0, t) for t in ts], torch.stack([a, b])), ref)
+
+
+# -- mini.export: a failure leaves the destination as it was ------------------------------------
+
+
+def _export_setup(tmp_path: Path, monkeypatch):
+    """A run folder and an export whose files are written by a stand-in (as test_atomic_writes')."""
+    from latentlab.mini import export as ex
+
+    src = tmp_path / "run"
+    (src / "prior").mkdir(parents=True)
+    for f in ("config.json", "model.safetensors", "state.pt"):
+        (src / "prior" / f).write_bytes(b"x")
+
+    def write_stages(src, tmp, dst, stages, *, fp16, tol):
+        (tmp / "mini_prior.json").write_bytes(b"new json")
+        (tmp / "mini_prior.safetensors").write_bytes(b"new weights")
+        return {"files": {"mini_prior.safetensors": {"step": 2}}}
+
+    monkeypatch.setattr(ex, "_check_checkpoints", lambda *a: None)
+    monkeypatch.setattr(ex, "_check_clip", lambda *a: None)
+    monkeypatch.setattr(ex, "_write_stages", write_stages)
+    return ex, src
+
+
+@pytest.mark.parametrize("exc", ["full disk", "ctrl-c"])
+def test_an_export_into_a_new_folder_that_fails_writing_its_manifest_leaves_no_folder(tmp_path, monkeypatch, exc):
+    """docs/mini.md: "a failed export leaves the destination as it was". The manifest is now
+    written in the temporary folder before anything moves, but ``--to`` was created before it:
+    a full disk (or Ctrl-C) writing the manifest left a new, empty ``--to`` where there was
+    none. Now ``--to`` is made only once every file is staged."""
+    from conftest import write_fault
+
+    ex, src = _export_setup(tmp_path, monkeypatch)
+    dst = tmp_path / "new" / "w"
+    real = Path.write_text
+
+    def failing(self, text, *a, **k):
+        if self.name == "manifest.json":
+            raise write_fault(exc)
+        return real(self, text, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
+        ex.export(src, dst, stages=("prior",))
+    monkeypatch.setattr(Path, "write_text", real)
+    assert not dst.exists() and sorted(p.name for p in (tmp_path / "new").iterdir()) == []
+    manifest = ex.export(src, dst, stages=("prior",))  # and with room on the disk
+    assert json.loads((dst / "manifest.json").read_text()) == manifest
+    assert sorted(p.name for p in dst.iterdir()) == ["manifest.json", "mini_prior.json", "mini_prior.safetensors"]

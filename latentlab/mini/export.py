@@ -266,7 +266,6 @@ def export(
             for name in EXPERT_FILES:
                 manifest["files"].pop(name, None)
             manifest["dropped_expert"] = "the layout expert could not work with the exported decoder"
-        dst.mkdir(parents=True, exist_ok=True)
         staged = {p.name for p in stage_dir.iterdir()}
         kept = [p for p in dst.glob("*.safetensors") if p.name not in staged and p not in drop]
         total = sum(p.stat().st_size for p in [*kept, *stage_dir.glob("*.safetensors")])  # what dst will hold
@@ -274,6 +273,7 @@ def export(
         # the manifest too, before anything in dst changes (a full disk writing it left the new
         # weights beside the old manifest, and its temporary file)
         (stage_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        dst.mkdir(parents=True, exist_ok=True)  # only now: a failure before it left a new, empty dst
         # every file is in place in the temporary folder: move them in, the manifest last; a Ctrl-C
         # meanwhile waits for the few renames (else it left new weights beside the old ones and manifest)
         with _ctrl_c_held():
