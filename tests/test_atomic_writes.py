@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -415,3 +416,26 @@ def test_a_full_disk_while_init_from_puts_the_clip_in_place_leaves_no_cut_clip(t
     with pytest.raises(OSError, match="No space"):
         train.main(["--stage", "prior", "--config", "smoke", "--out", str(tmp_path / "run"), "--init-from", str(weights)])
     assert not (tmp_path / "run" / "clip" / "model.safetensors").exists() and _temps(tmp_path) == []
+
+
+def test_trains_json_writes_remove_what_a_killed_writer_left_an_hour_ago(tmp_path):
+    """Each write takes a fresh temporary name, so the hidden file a writer killed outright
+    (SIGKILL: nothing runs to remove it) left was never overwritten or removed by later runs;
+    train's JSON and log writes now sweep those of their file older than an hour (a newer one
+    may be another process's write in progress)."""
+    from latentlab._atomic import temp_path
+    from latentlab.mini.train import _trim_log, _write_json
+
+    path, log = tmp_path / "config.json", tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n')
+    stale, fresh = temp_path(path, ""), temp_path(path, "")
+    stale_log = temp_path(log, "")
+    for p in (stale, fresh, stale_log):
+        p.write_text("partial")
+    hour_ago = time.time() - 3700
+    for p in (stale, stale_log):
+        os.utime(p, (hour_ago, hour_ago))
+    _write_json(path, {"a": 1})
+    _trim_log(log, 1)
+    assert json.loads(path.read_text()) == {"a": 1} and log.read_text() == '{"step": 1}\n'
+    assert not stale.exists() and not stale_log.exists() and fresh.exists()

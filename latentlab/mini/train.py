@@ -731,7 +731,17 @@ def _trim_log(path: Path, step: int) -> None:
     lines = path.read_text().splitlines()
     keep = [ln for ln in lines if not ln.strip() or logged_step(ln) <= step]
     if len(keep) != len(lines):
-        write_whole(path, lambda tmp: tmp.write_text("".join(ln + "\n" for ln in keep)))
+        _write_whole_swept(path, lambda tmp: tmp.write_text("".join(ln + "\n" for ln in keep)))
+
+
+def _write_whole_swept(path: Path, write: Callable[[Path], object]) -> None:
+    """:func:`write_whole`, first removing the temporary files of ``path`` that a writer killed
+    outright (SIGKILL, the out-of-memory killer) left an hour or more ago: each write takes a
+    fresh temporary name, so nothing else would ever overwrite or remove them."""
+    from ..video import remove_stale_temps
+
+    remove_stale_temps(path)
+    write_whole(path, write)
 
 
 def _usual_mode(path: Path) -> None:
@@ -745,7 +755,7 @@ def _usual_mode(path: Path) -> None:
 def _write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON at ``path``, written to a temporary file first and renamed."""
     text = json.dumps(obj, indent=2) + "\n"
-    write_whole(path, lambda tmp: tmp.write_text(text))
+    _write_whole_swept(path, lambda tmp: tmp.write_text(text))
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -2030,7 +2040,7 @@ def main(argv: list[str] | None = None) -> dict:
             save_file(tensors, str(tmp))
             _usual_mode(tmp)
 
-        write_whole(clip_ckpt, write)  # whole or not at all: a cut one was taken for the CLIP by every later run
+        _write_whole_swept(clip_ckpt, write)  # whole or not at all: a cut one was taken for the CLIP by every later run
     if args.resume:
         _check_resumes_keep_their_data(cfg, out, stages)
     _check_clip_keeps_its_stages(cfg, out, stages, args.resume)
