@@ -942,7 +942,11 @@ def render_spec(
         if preset.decoder.get("kind") != "mini":
             raise ArgumentError(f"'upscale' (CLI: --no-upscale) applies to the mini preset only (its learned upscaler); "
                                 f"preset {preset.name!r} has none. Drop it.")  # fmt: skip
-        if decoder is not None and (getattr(decoder, "upscaler", None) is not None) != s.upscale:
+        # (at or below its native size a mini decoder's frames never pass through an upscaler, so upscale = true
+        # draws as unset or false there, and a decoder without one was refused for it, with one for false)
+        native = (isinstance(getattr(decoder, "resolution", None), int)
+                  and decoder.resolution <= getattr(getattr(decoder, "config", None), "image_size", 0))  # fmt: skip
+        if decoder is not None and not native and (getattr(decoder, "upscaler", None) is not None) != s.upscale:
             raise ArgumentError(f"the spec says upscale = {str(s.upscale).lower()}, but the decoder given "
                                 f"{'has an' if s.upscale is False else 'has no'} upscaler. Pass a decoder built with "
                                 f"upscale={s.upscale}, or no decoder.")  # fmt: skip

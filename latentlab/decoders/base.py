@@ -90,15 +90,22 @@ def centre_square(images: np.ndarray) -> np.ndarray:
     return images[:, top : top + side, left : left + side]
 
 
+#: ``refuse_nonfinite_pixels(embeddings, prior, guidance_scale, **PRIOR_OVERFLOW)``: said of a diffusion prior's samples
+PRIOR_OVERFLOW = {"role": "prior", "what": "sampled NaN or infinite image embeddings",
+                  "harm": "they give no direction to decode"}  # fmt: skip
+
+
 def refuse_nonfinite_pixels(pixels: np.ndarray | torch.Tensor, decoder: Any, guidance_scale: float, *,
                             what: str = "drew NaN or infinite pixels",
-                            harm: str = "the frames would have come out black") -> None:  # fmt: skip
+                            harm: str = "the frames would have come out black", role: str = "decoder") -> None:  # fmt: skip
     """Refuse a decoded batch whose float pixels ``(b, ...)`` hold NaN or infinite values (one
     check per batch): a sampler overflowed (a huge ``guidance_scale`` or ``embed_scale``, or a
     half precision), and the cast to uint8 drew them as black frames without a word. Finite
     pixels, however saturated, pass as they are. The :class:`~latentlab.errors.ArgumentError`
     names the settings the decoder sampled with and the fix. ``what`` and ``harm`` say it of
-    another output (:meth:`Decoder.invert`'s noise)."""
+    another output (:meth:`Decoder.invert`'s noise), ``role`` of another sampler (``"prior"``:
+    a diffusion prior's image embeddings ``(b, d)``, refused by name and ``guidance_scale``
+    rather than as rows the prior returned "not finite")."""
     from ..errors import ArgumentError
 
     tensor = isinstance(pixels, torch.Tensor)
@@ -107,8 +114,8 @@ def refuse_nonfinite_pixels(pixels: np.ndarray | torch.Tensor, decoder: Any, gui
     flat = pixels.reshape(pixels.shape[0], -1)
     bad = (~torch.isfinite(flat).all(dim=1)).nonzero()[:, 0].tolist() if tensor else \
         np.flatnonzero(~np.isfinite(flat).all(axis=1)).tolist()  # fmt: skip
-    settings, fixes = [f"guidance_scale={guidance_scale:g}"], [
-        "lower guidance_scale (about 1 to 20 is usual; far larger values only saturate the picture)"]
+    usual = "; far larger values only saturate the picture" if role == "decoder" else ""
+    settings, fixes = [f"guidance_scale={guidance_scale:g}"], [f"lower guidance_scale (about 1 to 20 is usual{usual})"]
     scale = getattr(decoder, "embed_scale", None)
     if isinstance(scale, (int, float)) and not isinstance(scale, bool):
         settings.append(f"embed_scale={scale:g}")
@@ -118,7 +125,7 @@ def refuse_nonfinite_pixels(pixels: np.ndarray | torch.Tensor, decoder: Any, gui
         settings.append(f"dtype={str(dtype).removeprefix('torch.')}")
         fixes.append("use dtype=torch.float32")
     raise ArgumentError(
-        f"decoder {type(decoder).__name__} ({getattr(decoder, 'name', '')!r}) {what} (rows {bad[:8]}) with "
+        f"{role} {type(decoder).__name__} ({getattr(decoder, 'name', '')!r}) {what} (rows {bad[:8]}) with "
         f"{', '.join(settings)}: its sampler overflowed, and {harm}. Fix: {', or '.join(fixes)}."
     )
 

@@ -63,7 +63,7 @@ from ..hf_clip import (
 from ..presets import register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
-from .base import Decoder, one_call_at_a_time, refuse_nonfinite_pixels
+from .base import PRIOR_OVERFLOW, Decoder, one_call_at_a_time, refuse_nonfinite_pixels
 from .unclip import (
     checked_cpu_offload,
     checked_inversion_inputs,
@@ -381,14 +381,16 @@ class UnCLIPDiffusionPrior(Prior):
 
         texts = _texts(texts)
         _warn_truncated(self.tokenizer, texts)  # (it cut them silently; the warning names the caller of from_texts)
+        guidance = self.default_guidance if guidance_scale is None else guidance_scale
         with one_call_at_a_time(self):  # threads sharing this prior take turns with its one scheduler
             out = sample_unclip_prior(
                 self.prior, self.scheduler, self.text_encoder, self.tokenizer, texts, seed=seed,
                 num_samples=num_samples, steps=self.default_steps if steps is None else steps,
-                guidance_scale=self.default_guidance if guidance_scale is None else guidance_scale,
+                guidance_scale=guidance,
             )  # fmt: skip
-        if not torch.isfinite(out).all():
-            raise ArgumentError("the prior produced NaN/inf embeddings; try dtype=torch.float32 or fewer steps.")
+        # (said "the prior produced NaN/inf embeddings; try dtype=torch.float32 or fewer steps", naming neither
+        # the prior nor its guidance_scale, and float32 or fewer steps to a float32 prior overflowed by its guidance)
+        refuse_nonfinite_pixels(out, self, guidance, **PRIOR_OVERFLOW)
         return tag(normalize(out), self.space)
 
     def __call__(self, text_embeddings: Any, *, seed: int = 0, num_samples: int = 1) -> torch.Tensor:  # type: ignore[override]

@@ -686,9 +686,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fs = np.concatenate([fs, np.full((pad, *fs.shape[1:]), 255, dtype=fs.dtype)]) if pad else fs
             return np.concatenate([np.concatenate(list(fs[i : i + cols]), axis=1) for i in range(0, len(fs), cols)], axis=0)
 
+        from .._atomic import write_whole
+
+        image = Image.fromarray(np.concatenate([grid(f) for f in sets], axis=0))
         try:  # (the folder too: root passes the os.access check of a read-only file system)
             Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.concatenate([grid(f) for f in sets], axis=0)).save(args.grid)
+            # whole, its format still by the name's suffix: saved in place, a full disk or Ctrl-C left a cut
+            # image where an earlier grid had been (and "could not be saved" said nothing of it)
+            write_whole(Path(args.grid), image.save, None)
         except (OSError, ValueError) as e:
             raise ArgumentError(f"--grid {args.grid}: the grid could not be saved ({e}); the table above was "
                                 "measured in full.") from None  # fmt: skip

@@ -561,7 +561,7 @@ def sample_prior(
 ) -> torch.Tensor:
     """Deterministic DDIM from ``noise`` (b,d) conditioned on text embeddings ``text`` (b,d).
 
-    Returns unit-norm image embeddings (b,d) float32.
+    Returns unit-norm image embeddings (b,d) float32 (NaN where the sampler overflowed to NaN).
     """
     sched = ddim_scheduler(net.config, steps)
     x = noise.clone()
@@ -573,7 +573,9 @@ def sample_prior(
         cond, uncond = out.chunk(2)
         out = uncond + guidance_scale * (cond - uncond)
         x = sched.step(out, t, x, eta=0.0).prev_sample
-    return torch.nn.functional.normalize(x.float(), dim=-1)
+    from ..space import normalize  # (torch's made a finite row whose norm overflows, a huge guidance_scale's, zero)
+
+    return normalize(x.float())
 
 
 # -- CLIP through open_clip ---------------------------------------------------------------
@@ -695,16 +697,21 @@ def _unreadable(kind: str, path: Path, exc: Exception) -> ModelNotAvailableError
 
 
 def save_module(module: nn.Module, path: str | Path, *, config: _Config | None = None, dtype=None) -> None:
-    """Write ``module``'s state dict to ``path`` (safetensors) and its config to ``path`` with ``.json``."""
+    """Write ``module``'s state dict to ``path`` (safetensors) and its config to ``path`` with ``.json``,
+    each whole (:func:`latentlab._atomic.write_whole`: a Ctrl-C or a full disk leaves the old file)."""
     from safetensors.torch import save_file
+
+    from .._atomic import write_whole
 
     path = user_path(path)  # "~/run/..." as a shell reads it (from_pretrained's weights= is read so)
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
           for k, v in module.state_dict().items()}  # fmt: skip
-    save_file(sd, str(path))
+    # (written in place, a cut write left a damaged file where the good weights had been)
+    write_whole(path, lambda tmp: save_file(sd, str(tmp)))
     if config is not None:
-        path.with_suffix(".json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        text = json.dumps(config.to_dict(), indent=2) + "\n"
+        write_whole(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
 
 
 @dataclass(frozen=True)
@@ -739,9 +746,11 @@ def check_expert(net: MiniDecoderNet, expert: Any, expert_config: Any) -> None:
 
 def save_expert(net: MiniDecoderNet, path: str | Path, expert: ExpertConfig, *, dtype=None) -> None:
     """Write a layout expert: its weights to ``path`` and ``{"arch": ..., "expert": ...}`` beside it (.json)."""
+    from .._atomic import write_whole
+
     save_module(net, path, dtype=dtype)
-    user_path(path).with_suffix(".json").write_text(json.dumps({"arch": net.config.to_dict(), "expert": expert.to_dict()},
-                                                          indent=2) + "\n")  # fmt: skip
+    text = json.dumps({"arch": net.config.to_dict(), "expert": expert.to_dict()}, indent=2) + "\n"
+    write_whole(user_path(path).with_suffix(".json"), lambda tmp: tmp.write_text(text))  # (whole, as save_module's)
 
 
 def load_expert(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[MiniDecoderNet, ExpertConfig]:

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..decoders.base import Decoder, refuse_nonfinite_pixels
+from ..decoders.base import PRIOR_OVERFLOW, Decoder, refuse_nonfinite_pixels
 from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_finite_real, shown, user_path
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
@@ -776,6 +776,8 @@ class MiniPrior(Prior):
                 steps=self.steps,
                 guidance_scale=guidance,
             )
+        # (refused here, by name and guidance_scale: the base class refused NaN rows as ones the prior "returned")
+        refuse_nonfinite_pixels(z, self, guidance, **PRIOR_OVERFLOW)
         return torch.nn.functional.normalize(z.float().cpu(), dim=-1).clone()
 
     def describe(self) -> dict[str, Any]:

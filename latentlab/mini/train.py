@@ -752,6 +752,21 @@ def _usual_mode(path: Path) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
+def _write_init(path: Path, rec: dict[str, Any]) -> None:
+    """A stage's ``init.json`` (its warm start, one line), whole: written in place, a Ctrl-C or a full
+    disk cut it short (the warm start's rewrites too, replacing the whole record), and ``export``,
+    which reads it, failed on it with a raw JSONDecodeError."""
+    text = json.dumps(rec) + "\n"
+    write_whole(path, lambda tmp: tmp.write_text(text))
+
+
+def _drop_init(stage_dir: Path) -> None:
+    """A stage trained from the start with no warm start: the ``init.json`` a run killed before its
+    first checkpoint left (its warm start, not this one's) is removed, else export credited these
+    weights with that start's source and steps."""
+    (stage_dir / "init.json").unlink(missing_ok=True)
+
+
 def _write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON at ``path``, written to a temporary file first and renamed."""
     text = json.dumps(obj, indent=2) + "\n"
@@ -1097,7 +1112,7 @@ def _init_state(init_from: Path, kind: str, stage_dir: Path) -> dict[str, torch.
         step = json.loads(manifest.read_text()).get("files", {}).get(path.name, {}).get("step")
     stage_dir.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    (stage_dir / "init.json").write_text(json.dumps({"init_from": str(path), "init_step": step, "sha256": sha}) + "\n")
+    _write_init(stage_dir / "init.json", {"init_from": str(path), "init_step": step, "sha256": sha})
     return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
 
 
@@ -1128,7 +1143,7 @@ def _fit_attnpool_grid(state: dict[str, torch.Tensor], model: torch.nn.Module, s
     init_json = stage_dir / "init.json"
     if init_json.is_file():
         rec = json.loads(init_json.read_text())
-        init_json.write_text(json.dumps({**rec, "attnpool_grid": [g_have, g_want]}) + "\n")
+        _write_init(init_json, {**rec, "attnpool_grid": [g_have, g_want]})
     return out
 
 
@@ -1437,6 +1452,8 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     model, preprocess, tokenizer = create_clip(None, device=cfg.device)
     if init_from is not None and not resume:
         model.load_state_dict(_fit_attnpool_grid(_init_state(init_from, "clip", out / "clip"), model, out / "clip"))
+    elif not resume:
+        _drop_init(out / "clip")
     if sc.word_vectors:
         word_vector_rows(model, tokenizer, cfg, write=not resume)
 
@@ -1810,9 +1827,10 @@ def _train_diffusion(kind: str, cfg: TrainConfig, out: Path, *, resume: bool = F
         elif theirs != arch:
             init_state, copied = _upcycle_decoder(init_state, theirs, arch, model.state_dict())
             init = json.loads((d / "init.json").read_text())
-            (d / "init.json").write_text(json.dumps({**init, "upcycled_from": theirs.to_dict(), "copied_fraction":
-                                                     round(copied, 4)}) + "\n")  # fmt: skip
+            _write_init(d / "init.json", {**init, "upcycled_from": theirs.to_dict(), "copied_fraction": round(copied, 4)})
         model.load_state_dict(init_state)
+    elif not resume:
+        _drop_init(d)
     model.to(cfg.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     ema = _ema_init(model)
@@ -1939,6 +1957,9 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
             model.load_state_dict(_init_state(init_from, "upscaler", d))
         else:  # --init-from names the weights whose CLIP encodes the cache; they need not hold an upscaler
             print(f"upscaler: {init_from} has no {_EXPORTED['upscaler']}; training one from scratch", file=sys.stderr)
+            _drop_init(d)
+    elif not resume:
+        _drop_init(d)
     model.to(cfg.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     ema = _ema_init(model)
