@@ -324,6 +324,33 @@ def test_a_full_disk_while_export_writes_its_manifest_leaves_the_destination_as_
     assert (dst / "mini_prior.safetensors").read_bytes() == b"new weights"
 
 
+@pytest.mark.parametrize("exc", ["full disk", "ctrl-c"])
+def test_an_export_into_a_new_folder_that_fails_writing_its_manifest_leaves_no_folder(tmp_path, monkeypatch, exc):
+    """docs/mini.md: "a failed export leaves the destination as it was". The manifest is now
+    written in the temporary folder before anything moves, but ``--to`` was created before it:
+    a full disk (or Ctrl-C) writing the manifest left a new, empty ``--to`` where there was
+    none. Now ``--to`` is made only once every file is staged."""
+    from conftest import write_fault
+
+    ex, src = _export_setup(tmp_path, monkeypatch)
+    dst = tmp_path / "new" / "w"
+    real = Path.write_text
+
+    def failing(self, text, *a, **k):
+        if self.name == "manifest.json":
+            raise write_fault(exc)
+        return real(self, text, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
+        ex.export(src, dst, stages=("prior",))
+    monkeypatch.setattr(Path, "write_text", real)
+    assert not dst.exists() and sorted(p.name for p in (tmp_path / "new").iterdir()) == []
+    manifest = ex.export(src, dst, stages=("prior",))  # and with room on the disk
+    assert json.loads((dst / "manifest.json").read_text()) == manifest
+    assert sorted(p.name for p in dst.iterdir()) == ["manifest.json", "mini_prior.json", "mini_prior.safetensors"]
+
+
 def _other_file_system() -> Path | None:
     for d in ("/dev/shm", "/run/shm"):
         try:

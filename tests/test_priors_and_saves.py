@@ -49,6 +49,8 @@ def test_save_module_cut_short_keeps_the_old_weights_and_config(tmp_path, monkey
 
         def cut(tensors, filename, *a, **k):
             real(tensors, filename, *a, **k)
+            if tmp_path not in Path(filename).parents:  # (a module imported meanwhile would keep this patch)
+                return None
             Path(filename).write_bytes(Path(filename).read_bytes()[:40])
             raise write_fault(exc)
 

@@ -4,7 +4,6 @@ rest of latentlab does; the declared dependencies keep the promises the docs mak
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -290,53 +289,3 @@ def test_slerp_noise_reads_a_python_float_t_in_float64_as_before(ts):
     assert torch.equal(slerp_noise(a, b, ts), ref)
     assert all(torch.equal(slerp_noise(a, b, t), ref[i]) for i, t in enumerate(ts))
     assert torch.equal(path_noise([(0, t) for t in ts], torch.stack([a, b])), ref)
-
-
-# -- mini.export: a failure leaves the destination as it was ------------------------------------
-
-
-def _export_setup(tmp_path: Path, monkeypatch):
-    """A run folder and an export whose files are written by a stand-in (as test_atomic_writes')."""
-    from latentlab.mini import export as ex
-
-    src = tmp_path / "run"
-    (src / "prior").mkdir(parents=True)
-    for f in ("config.json", "model.safetensors", "state.pt"):
-        (src / "prior" / f).write_bytes(b"x")
-
-    def write_stages(src, tmp, dst, stages, *, fp16, tol):
-        (tmp / "mini_prior.json").write_bytes(b"new json")
-        (tmp / "mini_prior.safetensors").write_bytes(b"new weights")
-        return {"files": {"mini_prior.safetensors": {"step": 2}}}
-
-    monkeypatch.setattr(ex, "_check_checkpoints", lambda *a: None)
-    monkeypatch.setattr(ex, "_check_clip", lambda *a: None)
-    monkeypatch.setattr(ex, "_write_stages", write_stages)
-    return ex, src
-
-
-@pytest.mark.parametrize("exc", ["full disk", "ctrl-c"])
-def test_an_export_into_a_new_folder_that_fails_writing_its_manifest_leaves_no_folder(tmp_path, monkeypatch, exc):
-    """docs/mini.md: "a failed export leaves the destination as it was". The manifest is now
-    written in the temporary folder before anything moves, but ``--to`` was created before it:
-    a full disk (or Ctrl-C) writing the manifest left a new, empty ``--to`` where there was
-    none. Now ``--to`` is made only once every file is staged."""
-    from conftest import write_fault
-
-    ex, src = _export_setup(tmp_path, monkeypatch)
-    dst = tmp_path / "new" / "w"
-    real = Path.write_text
-
-    def failing(self, text, *a, **k):
-        if self.name == "manifest.json":
-            raise write_fault(exc)
-        return real(self, text, *a, **k)
-
-    monkeypatch.setattr(Path, "write_text", failing)
-    with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
-        ex.export(src, dst, stages=("prior",))
-    monkeypatch.setattr(Path, "write_text", real)
-    assert not dst.exists() and sorted(p.name for p in (tmp_path / "new").iterdir()) == []
-    manifest = ex.export(src, dst, stages=("prior",))  # and with room on the disk
-    assert json.loads((dst / "manifest.json").read_text()) == manifest
-    assert sorted(p.name for p in dst.iterdir()) == ["manifest.json", "mini_prior.json", "mini_prior.safetensors"]
