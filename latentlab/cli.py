@@ -205,8 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         "about 0.5 the image's identity is lost.",
     )
     p.add_argument("image", help="path of the starting image")
-    p.add_argument("--to", required=True, help="caption of where to go, e.g. 'an old telephone'")
-    p.add_argument("--from", dest="source", default=None, help="caption of the image (default: 'a photo')")
+    p.add_argument("--to", required=True, metavar="CAPTION", help="caption of where to go, e.g. 'an old telephone'")
+    p.add_argument("--from", dest="source", default=None, metavar="CAPTION",  # (it said SOURCE, the internal name)
+                   help="caption of the image (default: 'a photo')")
     p.add_argument("--theta", type=float, default=0.5, help="how far to go, in [0, 1] (default 0.5)")
     _common(p)
 
@@ -520,17 +521,19 @@ def _run_spec(spec_dict: dict[str, Any] | str, args: argparse.Namespace) -> int:
     args.writing = where  # for the message of a full disk
     before = _folder_state(where)
     load, offload = _load_options(args)
+    kept: list[int] = []  # the frames an earlier run finished (a resumed or repeated command said nothing of them)
     try:
         result = render_spec(
             spec, out_dir=out_dir, output=args.output, overwrite=args.overwrite, progress=not args.quiet, device=args.device,
-            ready=save, **load, **offload,
+            ready=save, callback=lambda info: kept.append(info["frame"]) if info.get("resumed") else None, **load, **offload,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"\n{_interrupted_render(where, spec, before)}", file=sys.stderr)
         return 130
     print(f"video:         {result.video}")
     print(f"contact sheet: {result.contact_sheet}")
-    print(f"frames:        {result.out_dir}/ ({len(result.frames)} frames, manifest.json)")
+    again = f", {len(kept)} of them kept from an earlier run" if kept else ""
+    print(f"frames:        {result.out_dir}/ ({len(result.frames)} frames{again}, manifest.json)")
     if result.pacing is not None:
         print(f"pacing:        {_pacing_line(result.pacing)}")
     return 0
@@ -602,11 +605,31 @@ def _other_contents(out_dir: Path, mark: Path) -> list[Path]:
     return [*sorted(out_dir.glob("frame_*.png")), *[p for p in named if p.is_file()]]
 
 
-def _refuse_other(out_dir: Path, old: list[Path], held: str) -> ArgumentError:
-    """The error for a folder holding ``old`` (``held``: "another render", "other pictures")."""
+def _refuse_other(out_dir: Path, old: list[Path], held: str, why: str = "") -> ArgumentError:
+    """The error for a folder holding ``old`` (``held``: "another render", "other pictures"; ``why``:
+    what differs, from :func:`_settings_change`)."""
     what = [f"{sum(p.name.startswith('frame_') for p in old)} frames", *(p.name for p in old if not p.name.startswith("frame_"))]
-    return ArgumentError(f"{out_dir} already holds {held} ({', '.join(what)}). Choose another --out-dir or --name, "
+    return ArgumentError(f"{out_dir} already holds {held} ({', '.join(what)}{why}). Choose another --out-dir or --name, "
                          "or pass --overwrite to replace it.")  # fmt: skip
+
+
+def _settings_change(was: Any, now: dict[str, Any], keys: Any = None) -> str:
+    """How a folder's recorded settings (``was``, generate.json's) differ from ``now``, for a
+    refusal: ``"; of other settings: steps 25 -> 10"`` (at most four; "" where not known). A
+    refusal named no setting, so a rerun with one flag changed could not tell which."""
+    if not isinstance(was, dict):
+        return ""
+
+    def short(k: str, v: Any) -> str:
+        if isinstance(v, dict):
+            return "another" if k in ("decoder", "prior") else "other"
+        text = ("the preset's default" if k in ("steps", "guidance_scale") else "none") if v is None else repr(v)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    keys = [k for k in (keys or sorted(set(was) | set(now))) if k != "num" and was.get(k) != now.get(k)]
+    parts = [f"the {k}" if isinstance(was.get(k), dict) or isinstance(now.get(k), dict) else
+             f"{k} {short(k, was.get(k))} -> {short(k, now.get(k))}" for k in keys[:4]]  # fmt: skip
+    return f"; of other settings: {'; '.join(parts)}" if parts else ""
 
 
 def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) -> int:
@@ -856,7 +879,8 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
                          for k in ("steps", "guidance_scale")):  # fmt: skip
         resumable = False  # both written out and different: refused before the models load
     if old and not resumable and not args.overwrite:  # refused before the models load
-        raise _refuse_other(out_dir, old, "other pictures")
+        keys = [k for k in given if k in ("prompt", "preset", "seed") or given[k] is not None]
+        raise _refuse_other(out_dir, old, "other pictures", _settings_change(was, given, keys))
     from .jobs import create_prior_offloaded
 
     load, offload = _load_options(args)
@@ -884,7 +908,7 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     settings = json.loads(json.dumps(settings))  # as generate.json holds it (tuples as lists)
     if old and not (resumable and {k: v for k, v in was.items() if k != "num"} == _as_recorded_then(settings, was)):
         if not args.overwrite:  # same prompt and seed, but another model or --no-captions
-            raise _refuse_other(out_dir, old, "other pictures")
+            raise _refuse_other(out_dir, old, "other pictures", _settings_change(was, _as_recorded_then(settings, was)))
         for p in old:
             p.unlink()
     frame_path = out_dir.joinpath("frame_{:05d}.png").as_posix()
@@ -939,7 +963,8 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
     how = ("the decoder read the prompt too" if captions
            else "drawn from the prior's embeddings alone" + ("" if dec.reads_captions else ": this decoder reads no captions"))
     print(f"contact sheet: {sheet}")
-    print(f"pictures:      {out_dir}/ ({args.num}, seeds {seed}-{seed + args.num - 1}; {how})")
+    again = f", {args.num - len(todo)} of them kept from an earlier run" if len(todo) < args.num else ""
+    print(f"pictures:      {out_dir}/ ({args.num}, seeds {seed}-{seed + args.num - 1}{again}; {how})")
     more = sorted(int(p.stem[6:]) for p in out_dir.glob("frame_*.png") if p.stem[6:].isdigit() and int(p.stem[6:]) >= args.num)
     if more:  # an earlier, larger -n: its pictures are the same prompt and seeds, kept (a larger -n reuses them)
         print(f"               (also there: {len(more)} more from an earlier run with a larger -n, "

@@ -184,6 +184,13 @@ def _words(words: Any) -> list[str]:
         raise ArgumentError(f"words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'], got {words!r}.") from None
     if not words:
         raise ArgumentError("words must be a non-empty list of strings, e.g. ['red', 'blue', 'circle'].")
+    for i, w in enumerate(words):  # a blank line of a word file came back as a nameless "word", 3 as the word '3'
+        if not isinstance(w, str):
+            raise ArgumentError(f"words[{i}] is {w!r}, not a string; words must be a list of strings, e.g. "
+                                "['red', 'blue', 'circle'].")  # fmt: skip
+        if not w.strip():
+            raise ArgumentError(f"words[{i}] is {w!r}, an empty word (a blank line of a word file?). Drop it, e.g. "
+                                "words = [w for w in open(path).read().splitlines() if w.strip()].")  # fmt: skip
     return words
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ArgumentError, check_bool, check_int, is_bool, shown, user_path
-from .spec import Spec, load_spec
+from .spec import NEUTRAL_CAPTION, Spec, load_spec
 
 __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
 
@@ -730,9 +730,14 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
                 as_default = ("text" not in kf or seed == base) and (not _seeds_noise(kf, noise) or own_noise)
                 drawless = {"label", "seed"} if as_default else {"label"}
                 kf = {k: v for k, v in kf.items() if k not in drawless and not (k in defaults and v == defaults[k])}
+                td = kf.get("text_diff")
+                if isinstance(td, dict):  # a default spelt out is the default (from = "a photo" was another render)
+                    kf["text_diff"] = {k: v for k, v in td.items() if (k, v) not in (("from", NEUTRAL_CAPTION), ("theta", 0.5))}
                 for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
                     if isinstance(item, dict) and "image" in item:
                         item["image"] = "<image>"
+                    if isinstance(item, dict) and item is not kf and item.get("weight") == 1:
+                        del item["weight"]  # (the default weight)
             kfs.append(kf)
         return {**d, "keyframes": kfs}
 

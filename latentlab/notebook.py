@@ -55,6 +55,9 @@ __all__ = [
 WIDGETS_HINT = "pip install ipywidgets (or latentlab[notebook])"
 """How to get the interactive scrubber, quoted by the static fallback."""
 
+#: what the text form of a view (plain Python, a terminal, a log) adds before saying what to do there
+_SHOWN_INLINE = ": shown inline by a notebook (put it last in a cell, or display() it)"
+
 _VIDEO_SUFFIXES = {".mp4": "video/mp4", ".webm": "video/webm", ".gif": "image/gif", ".webp": "image/webp"}
 _PIXELATED = "image-rendering: crisp-edges; image-rendering: pixelated"
 
@@ -189,7 +192,8 @@ class ImageView:
 
     def __repr__(self) -> str:
         h, w = self.array.shape[:2]
-        return f"ImageView({h}x{w} px, scale={self.scale}{f', caption={self.caption!r}' if self.caption else ''})"
+        return (f"ImageView({h}x{w} px, scale={self.scale}{f', caption={self.caption!r}' if self.caption else ''})"
+                f"{_SHOWN_INLINE}; here, .save('view.png') writes it")  # (a script showed no more than its size)
 
 
 class VideoView:
@@ -250,7 +254,9 @@ class VideoView:
 
     def __repr__(self) -> str:
         size = f"{len(self.data)} bytes" if self.data is not None else f"file {str(self.path)!r}"
-        return f"VideoView({self.mimetype}, {size})"
+        fmt = self.mimetype.split("/")[-1]
+        here = f".save('video.{fmt}') writes it" if self.data is not None else "open that file"
+        return f"VideoView({self.mimetype}, {size}){_SHOWN_INLINE}; here, {here}"
 
 
 def show_video(
@@ -737,7 +743,8 @@ class Scrubber:
     def __repr__(self) -> str:
         c = self.cache_info()
         closed = ", closed" if self.decoder is None else ""
-        return f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r}{closed})"
+        return (f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r}{closed})"
+                ": a slider in a notebook with ipywidgets (put it last in a cell); here, .frames() renders its frames")
 
 
 # The scrubbers whose sliders a notebook cell shows, by cell: the slider holds its scrubber only

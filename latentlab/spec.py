@@ -381,6 +381,11 @@ def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
         blocked = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
         if blocked is not None:
             raise ArgumentError(f"cannot write {str(p)!r}: {str(blocked)!r} is a file, not a folder. Choose another path.")
+        probe = p.absolute().parent  # the folder it goes in, or the nearest one there is (a read-only one was
+        while not os.path.lexists(probe) and probe != probe.parent:  # found only at the write, after the work)
+            probe = probe.parent
+        if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+            raise ArgumentError(f"cannot write {str(p)!r}: no write permission in {str(probe)!r}. Choose a writable path.")
     except OSError as exc:
         raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None
 
