@@ -303,7 +303,8 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
         if found == old.hexdigest():
             from .render import write_whole
 
-            write_whole(cached, lambda tmp: torch.save({"key": key, "noise": noise}, tmp))
+            with contextlib.suppress(OSError):  # (kept under the new key where it can be: the noise is read either way)
+                write_whole(cached, lambda tmp: torch.save({"key": key, "noise": noise}, tmp))
             return noise
     kn = make_noise(tuple(decoder.noise_shape()), spec.keyframe_seeds())
     with progress_bar(progress, total=len(todo), desc="invert keyframes", unit="image") as bar:
@@ -690,8 +691,8 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     :func:`latentlab.render` makes the authoritative check (the fingerprint of the paced
     embeddings), but even pacing runs first and caches ``pacing.json`` in the folder: this
     early check keeps a refused folder untouched and saves the pacing pass. With ``decoder``
-    None (before the models load) it compares what needs no decoder: all but the steps,
-    guidance and refining, whose defaults the decoder says, and the decoder itself.
+    None (before the models load) it compares what needs no decoder: all but the decoder
+    itself and the steps, guidance and refining that one side leaves to the decoder's defaults.
     """
     import json
 
@@ -749,10 +750,11 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
 
     was = pathless(_frame_settings(old.get("spec") or {}, decoder))
     now = pathless(_frame_settings(plain(spec.to_dict()), decoder))
-    if decoder is None:  # (unset and the decoder's default alike: told apart once it has loaded)
-        for d in (was, now):
-            for k in ("steps", "guidance_scale", "invert_refine"):
-                d.pop(k, None)
+    if decoder is None:  # unset and the decoder's default alike: told apart once it has loaded (two set values now)
+        for k in ("steps", "guidance_scale", "invert_refine"):
+            if was.get(k) is None or now.get(k) is None:
+                was.pop(k, None)
+                now.pop(k, None)
     seg_was, seg_now = segments(was), segments(now)
 
     def drawn(k: str) -> bool:  # the segments take other values of the top-level setting k
@@ -918,7 +920,11 @@ def render_spec(
         raise ArgumentError(f"ready must be a function called with no arguments once every check has passed, or None; "
                             f"got {ready!r} ({type(ready).__name__}).")  # fmt: skip
     cpu_offload = check_bool(cpu_offload, "cpu_offload")
-    if cpu_offload and decoder is None:  # the decoder's builder refused it, once the encoder had loaded
+    if cpu_offload and decoder is None:  # the decoder's builder refused it, once the encoder (and prior) had loaded
+        if preset.decoder.get("kind") == "mini":  # (as the CLI's --cpu-offload: refused by its builder, by name)
+            raise ArgumentError(f"the decoder of preset {preset.name!r} takes no cpu_offload= (a loading option of other "
+                                "parts or presets; docs/models.md, 'Loading options', says which takes what). Leave "
+                                "cpu_offload out.")  # fmt: skip
         import torch
 
         try:

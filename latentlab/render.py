@@ -140,11 +140,12 @@ def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> to
     # a list or numpy array of parameters is the (n,) it reads as (a list [0.0, 0.5] gave one noise, t[0]'s,
     # a string or None raised a raw error, NaN gave NaN noise, a (2, 2) tensor 4 noises)
     tt = t if isinstance(t, torch.Tensor) else None
-    if tt is None and isinstance(t, (numbers.Real, list, tuple, np.ndarray)):
+    if tt is None and (isinstance(t, (numbers.Real, list, tuple, np.ndarray)) or is_bool(t)):
         try:
             # through numpy: a Python float stays float64 (torch.as_tensor made it float32, which moved
-            # a quarter of each noise's values by a bit from the noise drawn before)
-            tt = torch.as_tensor(np.asarray(t if not is_bool(t) else float(t)))
+            # a quarter of each noise's values by a bit from the noise drawn before); one number as the float
+            # it is (numpy's bool, a Fraction: numpy made an object array of these, refused)
+            tt = torch.as_tensor(np.asarray(float(t) if isinstance(t, numbers.Real) or is_bool(t) else t))
         except (TypeError, ValueError, RuntimeError, OverflowError):
             tt = None
     if tt is None or tt.is_complex() or tt.ndim > 1 or not torch.isfinite(tt.double()).all():

@@ -1082,9 +1082,9 @@ def test_ctrl_c_while_pacing_keeps_what_it_measured(tmp_path, images, monkeypatc
 
 
 def test_ctrl_c_before_drawing_does_not_promise_a_resume_of_another_render(tmp_path, images, monkeypatch, capsys):
-    """Ctrl-C while the models loaded, for --steps 3 into a folder of a 2-step render: it said
+    """Ctrl-C while the models loaded, for the decoder's default steps into a folder of a 2-step render: it said
     "finished frames are kept ...; run the same command again to resume", which is refused.
-    (--seed 3 into a seed-0 render's folder is refused now before the models load.)"""
+    (--seed 3 or --steps 3 into a seed-0, 2-step render's folder is refused now before the models load.)"""
     from latentlab import presets
 
     argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "3", "--out-dir", str(tmp_path / "r"), *FAST]
@@ -1095,7 +1095,8 @@ def test_ctrl_c_before_drawing_does_not_promise_a_resume_of_another_render(tmp_p
         raise KeyboardInterrupt
 
     monkeypatch.setattr(presets, "create_encoder", loading)
-    assert main([*argv, "--steps", "3"]) == 130
+    # (--steps 3 is refused before they load too; unset, the steps are the decoder's default, 10: told apart once it loads)
+    assert main([*argv[:-len(FAST)], "--preset", "tiny", "-q"]) == 130
     err = capsys.readouterr().err
     assert "4 frames it holds (not known to be this render's) were left as they were" in err and "resume" not in err
     assert main([*argv, "--fps", "12"]) == 130  # the same render (another fps draws the same frames)

@@ -3,13 +3,16 @@ inverted noise's cache key, Trajectory's frame limit and ll.show of an iterative
 
 from __future__ import annotations
 
+import fractions
 import hashlib
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import latentlab as ll
@@ -269,3 +272,141 @@ def test_a_folder_of_another_render_is_refused_before_any_model_loads(tmp_path, 
         ll.render_spec({**spec, "steps": 2}, out_dir=out, progress=False)
     relabelled = {**spec, "keyframes": [{**spec["keyframes"][0], "label": "start"}, spec["keyframes"][1]]}
     assert len(ll.render_spec({**relabelled, "fps": 5}, out_dir=out, progress=False).frames) == 3  # the same render
+
+
+# -- the review of 479bd74, 0c5bcb6 and bf2b64c (helper i) ---------------------------------------
+
+
+def test_render_spec_refuses_cpu_offload_with_mini_before_any_model_loads(tmp_path, images, monkeypatch, no_models):
+    # the CLI refuses --cpu-offload with mini before loading (479bd74); render_spec(cpu_offload=True)
+    # on an accelerator loaded mini's encoder (and prior) first, then had the decoder's builder refuse it
+    spec = {"preset": "mini", "frames": 2, "format": "gif",
+            "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]}  # fmt: skip
+    for device in ("cuda", "cpu"):  # (mini takes no cpu_offload on any device: said as its builder says it)
+        with pytest.raises(ArgumentError, match=r"^the decoder of preset 'mini' takes no cpu_offload= .*Leave cpu_offload out"):
+            ll.render_spec(spec, cpu_offload=True, device=device, out_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_slerp_noise_takes_every_number_t_it_took_before_fb36495():
+    # fb36495's type check let only numbers.Real, lists and arrays through: numpy's bool (Python's is
+    # taken) and a Fraction, which torch took as the number they are, were refused; each gives the
+    # noise of the float it is, bit for bit
+    from latentlab.render import slerp_noise
+
+    a, b = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)).unbind()
+    assert torch.equal(slerp_noise(a, b, np.True_), b) and torch.equal(slerp_noise(a, b, np.False_), a)
+    assert torch.equal(slerp_noise(a, b, fractions.Fraction(1, 3)), slerp_noise(a, b, 1 / 3))
+    assert torch.equal(slerp_noise(a, b, np.float32(0.3)), slerp_noise(a, b, float(np.float32(0.3))))
+    assert torch.equal(slerp_noise(a, b, 0.3), slerp_noise(a, b, torch.tensor(0.3, dtype=torch.float64)))
+    with pytest.raises(ArgumentError, match=r"^t must be a finite number"):
+        slerp_noise(a, b, 10**400)
+
+
+@settings(derandomize=True, max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_inverted_noise_cache_never_hands_a_keyframe_other_noise(data, images, tiny_encoder, tiny_decoder):
+    # docs/spec.md: keyframe_noise.pt is reused by a rerun whose edits change no keyframe's noise. Whatever
+    # specs follow one another in a folder (pictures moved, inserted or swapped, text diffs with or
+    # without a seed after a picture or another text diff, seeds changed), the noise read from the
+    # folder is the noise computed afresh
+    from latentlab.jobs import keyframe_noise
+    from latentlab.spec import load_spec
+
+    keyframe = st.one_of(
+        st.builds(lambda i: {"image": str(images[i])}, st.integers(0, 2)),
+        st.builds(lambda to, seed: {"text_diff": {"to": to}, **({} if seed is None else {"seed": seed})},
+                  st.sampled_from(["a dog", "a red fox"]), st.one_of(st.none(), st.integers(0, 3))),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(2):
+            rest = data.draw(st.lists(keyframe, min_size=1, max_size=3))
+            kfs = [{"image": str(images[data.draw(st.integers(0, 2))])}, *rest]
+            spec = load_spec({"preset": "tiny", "steps": 1, "noise": "inverted", "seed": data.draw(st.integers(0, 2)),
+                              "keyframes": kfs})  # fmt: skip
+            traj = spec.resolve(tiny_encoder)
+            kept = keyframe_noise(spec, traj, tiny_decoder, directory=Path(folder))
+            assert torch.equal(kept, keyframe_noise(spec, traj, tiny_decoder)), kfs
+
+
+def test_the_cache_description_a_killed_build_left_half_written_is_removed_by_the_next(tmp_path):
+    # bf2b64c swept train's JSON writes, but not the cache's description (cache.json, which lists
+    # every caption): a build killed outright while writing it left its temporary file for good
+    import json
+    import os
+    import time
+
+    from safetensors.torch import save_file
+
+    from latentlab._atomic import temp_path
+    from latentlab.mini.models import create_clip
+    from latentlab.mini.train import build_cache, get_config
+
+    torch.manual_seed(0)
+    model, _, _ = create_clip(None)
+    (tmp_path / "clip").mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "clip" / "model.safetensors"))
+    meta = tmp_path / "cache" / "cache.json"
+    meta.parent.mkdir()
+    stale, fresh = temp_path(meta, ""), temp_path(meta, "")
+    for p in (stale, fresh):
+        p.write_text('{"n_images": ')
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    build_cache(get_config("smoke", ["cache.n_images=3", "cache.batch_size=4"]), tmp_path)
+    assert json.loads(meta.read_text())["n_images"] == 3
+    assert not stale.exists() and fresh.exists()  # (one written within the hour may be another build's)
+
+
+@pytest.mark.parametrize("was, now", [({"steps": 2}, {"steps": 3}), ({"guidance_scale": 2.0}, {"guidance_scale": 4}),
+                                      ({"noise": "inverted", "invert_refine": 0}, {"noise": "inverted", "invert_refine": 1})])
+def test_a_folder_of_other_set_steps_or_guidance_is_refused_before_any_model_loads(tmp_path, images, tiny_encoder,
+                                                                                   tiny_decoder, monkeypatch, was, now, no_models):
+    # 479bd74 compared a folder's settings before the models load, but left the steps, guidance and
+    # refining to the check after loading whatever their values (unset reads as the decoder's default):
+    # two values given, 2 steps then 3, need no decoder to differ, and the models loaded before the refusal
+    spec = {"preset": "tiny", "frames": 2, "format": "gif", "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]}
+    out = {"out_dir": tmp_path / "r", "progress": False}
+    ll.render_spec({**spec, **was}, encoder=tiny_encoder, decoder=tiny_decoder, **out)
+    key = next(iter(now)) if len(now) == 1 else "invert_refine"
+    with pytest.raises(ArgumentError, match=rf"holds a different render \({key} {was[key]!r} -> {now[key]!r}"):
+        ll.render_spec({**spec, **now}, **out)
+    monkeypatch.undo()
+    if key != "invert_refine":  # one side unset: the decoder's default (10 steps, guidance 1), compared once it loads
+        with pytest.raises(ArgumentError, match=rf"holds a different render \({key} {was[key]!r} -> "):
+            ll.render_spec(spec, encoder=tiny_encoder, decoder=tiny_decoder, **out)
+
+
+def test_a_cache_under_the_earlier_key_is_read_where_it_cannot_be_rekeyed(tmp_path, images, tiny_encoder, tiny_decoder,
+                                                                          monkeypatch):
+    # 479bd74 rewrites a keyframe_noise.pt found under the earlier key under the new one: a full disk
+    # (or a folder that cannot be written) failed that rewrite, and with it the read of a noise that
+    # was already in hand (the earlier code returned it)
+    import errno
+    import hashlib
+    import importlib
+    import json
+
+    from latentlab.jobs import keyframe_noise
+    from latentlab.render import sampling_settings
+    from latentlab.spec import load_spec
+
+    spec = load_spec({"preset": "tiny", "steps": 2, "noise": "inverted",
+                      "keyframes": [{"image": str(images[0])}, {"image": str(images[1])}]})  # fmt: skip
+    traj = spec.resolve(tiny_encoder)
+    h = hashlib.sha256(json.dumps({**sampling_settings(spec.steps, spec.guidance_scale, tiny_decoder),
+                                   "seeds": spec.keyframe_seeds(), "invert_refine": None,
+                                   "decoder": tiny_decoder.describe(), "keyframes": spec.keyframes},
+                                  sort_keys=True, default=str).encode())  # fmt: skip
+    h.update(traj.keyframes.detach().cpu().float().contiguous().numpy().tobytes())
+    for kf in spec.keyframes:
+        h.update(spec.resolve_path(kf["image"]).read_bytes())
+    marked = torch.full((2, *tiny_decoder.noise_shape()), 0.25)
+    torch.save({"key": h.hexdigest(), "noise": marked}, tmp_path / "keyframe_noise.pt")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(importlib.import_module("latentlab.render"), "write_whole", full)
+    monkeypatch.setattr(tiny_decoder, "invert", lambda *a, **k: pytest.fail("inverted again"))
+    assert torch.equal(keyframe_noise(spec, traj, tiny_decoder, directory=tmp_path), marked)
+    assert torch.load(tmp_path / "keyframe_noise.pt")["key"] == h.hexdigest()  # left as it was, rekeyed next time

@@ -1614,7 +1614,8 @@ def build_cache(cfg: TrainConfig, out: Path, *, force: bool = False) -> dict[str
         save_file(data, str(tmp))
         _usual_mode(tmp)
 
-    remove_stale_temps(path)  # a partial cache (as big as the cache) that a killed build left
+    for p in (path, meta_path):  # a partial cache (as big as the cache), or description (every caption), a killed build left
+        remove_stale_temps(p)
     with _ctrl_c_held():  # the cache and the description it is reused by are replaced together
         meta_path.unlink(missing_ok=True)  # an old description never vouches for a half-written cache
         write_whole(path, write)  # (a full disk leaves no partial cache beside it)
