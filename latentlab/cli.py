@@ -879,7 +879,9 @@ def _generate_in(args: argparse.Namespace, stack: Any) -> int:
                          for k in ("steps", "guidance_scale")):  # fmt: skip
         resumable = False  # both written out and different: refused before the models load
     if old and not resumable and not args.overwrite:  # refused before the models load
-        keys = [k for k in given if k in ("prompt", "preset", "seed") or given[k] is not None]
+        # steps and guidance only where both runs set them (one unset may be the other's value: the decoder's default)
+        keys = [k for k in given if k in ("prompt", "preset", "seed")
+                or (given[k] is not None and isinstance(was, dict) and was.get(k) is not None)]  # fmt: skip
         raise _refuse_other(out_dir, old, "other pictures", _settings_change(was, given, keys))
     from .jobs import create_prior_offloaded
 

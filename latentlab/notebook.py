@@ -743,8 +743,10 @@ class Scrubber:
     def __repr__(self) -> str:
         c = self.cache_info()
         closed = ", closed" if self.decoder is None else ""
-        return (f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r}{closed})"
-                ": a slider in a notebook with ipywidgets (put it last in a cell); here, .frames() renders its frames")
+        # (a closed one was said to render its frames with .frames(), which refuses it)
+        here = ("it renders no more frames; ll.scrub(path, decoder) makes a new one" if closed else
+                "a slider in a notebook with ipywidgets (put it last in a cell); here, .frames() renders its frames")
+        return f"Scrubber(frames={c['frames']}, cached={c['cached']}, seed={self.seed}, noise={self.noise!r}{closed}): {here}"
 
 
 # The scrubbers whose sliders a notebook cell shows, by cell: the slider holds its scrubber only

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import tiny_mini_decoder, write_fault
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import latentlab as ll
 from latentlab.errors import ArgumentError
 
 
@@ -309,3 +311,73 @@ def test_a_stage_trained_from_the_start_drops_the_warm_start_record_a_killed_run
     assert not (out / "prior" / "init.json").exists()
     rec = export(out, tmp_path / "w", stages=("prior",))["files"]["mini_prior.safetensors"]
     assert rec["step"] == 3 and "warm_start" not in rec
+
+
+# -- the review of b6958b0 (helper j) --------------------------------------------------------------
+
+
+# -- train's init.json goes with the weights it describes ------------------------------------------
+def _clip_copied_from_init(out):
+    """``out/clip`` as ``train --stage decoder --init-from W`` leaves it: W's CLIP copied, and its record."""
+    from latentlab.mini.models import WEIGHTS_DIR
+
+    (out / "clip").mkdir(parents=True)
+    shutil.copy(WEIGHTS_DIR / "mini_clip.safetensors", out / "clip" / "model.safetensors")
+    rec = {"init_from": str(WEIGHTS_DIR / "mini_clip.safetensors"), "init_step": 1000, "sha256": "x"}
+    (out / "clip" / "init.json").write_text(json.dumps(rec) + "\n")
+    return rec
+
+
+def test_a_clip_trained_from_the_start_but_killed_before_its_first_save_keeps_the_copied_clips_record(
+        tmp_path, monkeypatch):  # fmt: skip
+    """b6958b0 removed init.json as a stage started training from scratch; but the CLIP that
+    ``--init-from`` copied for a later stage is in ``clip/`` until the new one's first save, and
+    export ships it from there. A run killed before that save left W's CLIP without its record."""
+    from latentlab.mini import train
+
+    out = tmp_path / "run"
+    rec = _clip_copied_from_init(out)
+
+    def killed(*a, **k):
+        raise SystemExit(137)  # (a kill: nothing is saved, as after SIGKILL)
+
+    monkeypatch.setattr(train, "_clip_batch", killed)
+    with pytest.raises(SystemExit):
+        train.train_clip(train.get_config("smoke", ["clip.steps=1"]), out)
+    assert json.loads((out / "clip" / "init.json").read_text()) == rec  # still W's CLIP there
+
+
+def test_a_clip_trained_from_the_start_drops_the_record_at_its_first_save(tmp_path):
+    from latentlab.mini import train
+
+    out = tmp_path / "run"
+    _clip_copied_from_init(out)
+    train.train_clip(train.get_config("smoke", ["clip.steps=1", "clip.eval_scenes=2"]), out)
+    assert not (out / "clip" / "init.json").exists()  # the new weights are not W's
+
+
+# -- sample_prior's normalisation is torch's, bit for bit, on ordinary rows -------------------------
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 40), st.floats(-30, 30), st.integers(0, 2**31))
+def test_space_normalize_is_torchs_on_ordinary_rows(n, d, log_scale, seed):
+    """b6958b0 moved sample_prior from F.normalize to latentlab.space.normalize: the shipped
+    prior's samples (and docs/mini.md's bars) stay as they were only if ordinary rows are
+    divided by their norm exactly as torch does."""
+    from latentlab.space import normalize
+
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed)) * float(10.0**log_scale)
+    norms = x.norm(dim=-1)
+    assume(bool((norms > 1e-12).all() and torch.isfinite(norms).all()))  # (the others, by design, are not torch's)
+    a, b = torch.nn.functional.normalize(x, dim=-1), normalize(x)
+    assert b.dtype == torch.float32 and torch.equal(a, b)
+
+
+def test_sample_prior_draws_the_shipped_priors_samples_as_before(monkeypatch):
+    """The shipped prior at its default settings: the same bits as with torch's normalize."""
+    import latentlab.space as space
+
+    enc, prior = ll.create_encoder("mini"), ll.create_prior("mini")
+    z = enc.encode_text(["a red circle", "two blue squares"])
+    now = prior(z, seed=3, num_samples=2)
+    monkeypatch.setattr(space, "normalize", lambda x: torch.nn.functional.normalize(x, dim=-1))
+    assert now.dtype == torch.float32 and torch.equal(now, prior(z, seed=3, num_samples=2))

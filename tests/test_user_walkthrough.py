@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -190,3 +191,49 @@ def test_a_blank_or_non_string_word_is_refused_naming_it(tiny_encoder, bad, said
     for call in (lambda: ll.nearest_words(z, tiny_encoder, bad, k=1), lambda: ll.what_changed(path, tiny_encoder, bad)):
         with pytest.raises(ll.ArgumentError, match=said.replace("[", r"\[").replace("]", r"\]")):
             call()
+
+
+# -- a rerun counts the frames it kept, once each ---------------------------------------------------
+def test_a_rerun_counts_kept_frames_once_with_batches_and_a_damaged_frame(tmp_path, images, capsys):
+    from latentlab.cli import main
+
+    out = tmp_path / "r"
+    argv = ["interpolate", str(images[0]), str(images[1]), "--frames", "5", "--format", "gif", "--out-dir", str(out),
+            "--preset", "tiny", "--steps", "2", "-q", "--batch-size", "2"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    (out / "frame_00001.png").write_bytes(b"\x89PNG cut short")  # damaged: drawn again, not kept
+    (out / "frame_00004.png").unlink()
+    assert main(argv) == 0
+    assert "(6 frames, 4 of them kept from an earlier run, manifest.json)" in capsys.readouterr().out
+
+
+# -- generate's refusal names only settings that differ ----------------------------------------------
+def test_generates_refusal_does_not_name_steps_one_run_left_to_the_decoders_default(tmp_path, capsys):
+    """3f016a3's "of other settings" listed `steps the preset's default -> 10` beside the prompt
+    that differed, when 10 is the default (the tiny preset's): no change at all."""
+    from latentlab.cli import main
+
+    out = tmp_path / "g"  # as `generate "a red cat" -n 1 --preset tiny` leaves it (refused before any model loads)
+    out.mkdir()
+    ll.save_image(np.zeros((64, 64, 3), np.uint8), out / "frame_00000.png")
+    (out / "generate.json").write_text(json.dumps({"prompt": "a red cat", "preset": "tiny", "seed": 0, "steps": None,
+                                                   "guidance_scale": None, "num": 1}))  # fmt: skip
+    assert main(["generate", "a blue cat", "-n", "1", "--out-dir", str(out), "--preset", "tiny", "-q", "--steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "prompt 'a red cat' -> 'a blue cat'" in err and "steps" not in err
+
+
+# -- a closed scrubber's text form names no call that refuses it --------------------------------------
+def test_a_closed_scrubbers_repr_does_not_offer_frames(tiny_encoder, tiny_decoder):
+    """3f016a3's text form said "here, .frames() renders its frames" of a closed scrubber too,
+    whose .frames() refuses ("this scrubber is closed")."""
+    from latentlab.errors import ArgumentError
+
+    z = tiny_encoder.encode_text(["a", "b"])
+    s = ll.scrub(ll.Trajectory.interpolate(z[:1], z[1:], frames=2), tiny_decoder)
+    assert ".frames() renders" in repr(s)  # open: the call works
+    s.close()
+    with pytest.raises(ArgumentError, match="closed"):
+        s.frames()
+    assert "closed" in repr(s) and ".frames()" not in repr(s) and "ll.scrub(" in repr(s)

@@ -1452,8 +1452,10 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     model, preprocess, tokenizer = create_clip(None, device=cfg.device)
     if init_from is not None and not resume:
         model.load_state_dict(_fit_attnpool_grid(_init_state(init_from, "clip", out / "clip"), model, out / "clip"))
-    elif not resume:
-        _drop_init(out / "clip")
+    # trained from the start: the warm start's record goes with the weights it describes, at the first save
+    # (dropped at the start, a run killed before then left the CLIP that --init-from copied for a later stage,
+    # which export ships as it is, without its record)
+    scratch = init_from is None and not resume
     if sc.word_vectors:
         word_vector_rows(model, tokenizer, cfg, write=not resume)
 
@@ -1485,6 +1487,8 @@ def train_clip(cfg: TrainConfig, out: Path, *, resume: bool = False, init_from: 
     before: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def save() -> None:
+        if scratch:
+            _drop_init(d)
         _save_ckpt(d, model, opt, step, elapsed_s=clock.elapsed(), extra=clock.state())
 
     try:
