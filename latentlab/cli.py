@@ -374,6 +374,15 @@ def _check_paths(args: argparse.Namespace) -> None:
                 f"{flag} is empty ({value!r}; an unset shell variable?). Give a {'name' if flag == '--name' else 'path'}, "
                 f"e.g. {example}, or leave the flag out."
             )
+    name = getattr(args, "name", None)
+    if name is not None:  # one folder's name under renders/ (a/b was renders/a-b, and .. renders/render, silently)
+        if "/" in name or "\\" in name:
+            raise ArgumentError(f"--name {name!r} holds a path separator, but it names one folder, renders/<name>/. "
+                                f"For a folder elsewhere give --out-dir {name} instead; or give a name without a "
+                                "separator, e.g. --name take1.")  # fmt: skip
+        if not any(c.isalnum() for c in name):  # (made a folder name as a spec's name is: nothing left)
+            raise ArgumentError(f"--name {name!r} holds no letter or digit to name a folder by (a name keeps its "
+                                "letters and digits, its other characters become dashes). Give one, e.g. --name take1.")  # fmt: skip
     if getattr(args, "name", None) is not None and getattr(args, "out_dir", None) is not None:
         raise ArgumentError(
             f"--name {args.name!r} and --out-dir {args.out_dir!r} both choose the render folder (--name: renders/<name>, "
@@ -688,6 +697,9 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
             raise ArgumentError(f"-o {args.output} is a folder; give the video a file name, e.g. -o variations.gif.")
         check_can_create(user_path(args.output).parent, f"the folder of -o {args.output}")
     video = Path(args.output) if args.output else video_path(out_dir, fmt)
+    if not args.output and video.is_dir():  # the default video's name taken by a folder: said after the decode
+        raise ArgumentError(f"the video {str(video)!r} would replace a folder of that name; give the video a file "
+                            f"name with -o, e.g. -o variations.{fmt}, or choose another --out-dir or --name.")  # fmt: skip
     from .jobs import _record_video, _refuse_unrecorded_video
 
     _refuse_unrecorded_video(video, out_dir, args.overwrite, mark.name)  # not a video of the user's, or of another render

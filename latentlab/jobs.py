@@ -761,7 +761,10 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         return [s.get(k) if isinstance(s, dict) else s for s in seg_was[1:]] != \
             [s.get(k) if isinstance(s, dict) else s for s in seg_now[1:]]  # fmt: skip
 
-    differ = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" if k != "keyframes" else "the keyframes"
+    def shown(k: str, v: Any) -> str:  # unset: the default ("eta None" meant eta 0)
+        return repr(v) if v is not None else "0 (the default)" if k == "eta" else "the default"
+
+    differ = [f"{k} {shown(k, was.get(k))} -> {shown(k, now.get(k))}" if k != "keyframes" else "the keyframes"
               for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)
               and not (k == "keyframes" and seg_was == seg_now)
               and not (k in ("frames", "easing", "method") and not drawn(k))]  # fmt: skip
@@ -799,6 +802,10 @@ def _decoder_note(was: Any, now: Any, decoder: Any) -> str:
             "loads other files now), so no setting continues it.")
 
 
+#: what a decoder's description (``describe()``) leaves out where it is the default (mini's: named off the default CPU float32)
+_DESCRIBED_DEFAULTS = {"device": "cpu", "dtype": "float32"}
+
+
 def _decoder_change(was: Any, now: Any) -> str:
     """How a render folder's decoder differs from this one's, for a refusal: each entry of their
     descriptions that changed (``the decoder (weights_sha256 '0429…' -> '6599…'; upscaler None ->
@@ -811,7 +818,12 @@ def _decoder_change(was: Any, now: Any) -> str:
         text = repr(v)
         return text if len(text) <= 40 else text[:37] + "..."
 
-    parts = [f"{k} {short(was.get(k))} -> {short(now.get(k))}" for k in keys[:4]]
+    def entry(d: dict[str, Any], k: str) -> str:  # a description names its device and dtype only off the defaults
+        if k not in d and k in _DESCRIBED_DEFAULTS:  # ("dtype None -> 'bfloat16'" meant float32)
+            return f"{_DESCRIBED_DEFAULTS[k]!r} (the default)"
+        return short(d.get(k))
+
+    parts = [f"{k} {entry(was, k)} -> {entry(now, k)}" for k in keys[:4]]
     more = f", and {len(keys) - 4} more" if len(keys) > 4 else ""
     return f"the decoder ({'; '.join(parts)}{more})" if parts else "the decoder"
 

@@ -569,7 +569,7 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
 
     Returns:
         The ffmpeg executable for an ffmpeg format, ``None`` for gif and webp (Pillow writes
-        them; they need no ffmpeg).
+        them; they need no ffmpeg, but webp needs a Pillow built with WebP support, as its wheels are).
 
     Raises:
         ArgumentError: an unknown format or suffix (as :func:`write_video` says it); or, for mp4,
@@ -577,7 +577,8 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
             (``IMAGEIO_FFMPEG_EXE``'s when set) is missing, a directory or not executable. The
             message names ffmpeg (and ``IMAGEIO_FFMPEG_EXE`` when set), the fix (``pip install
             imageio-ffmpeg``, install ffmpeg, or set ``IMAGEIO_FFMPEG_EXE``) and the formats
-            that need no ffmpeg (``format='gif'``; CLI: ``--format gif``).
+            that need no ffmpeg (``format='gif'``; CLI: ``--format gif``); for webp, a Pillow
+            without WebP support.
 
     >>> check_video_writer("clip.gif") is None
     True
@@ -590,6 +591,15 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
         raise ArgumentError(
             f"path_or_format={path_or_format!r}; expected a format ({', '.join(SUPPORTED_FORMATS)}) or an output path."
         )
+    if fmt == "webp":  # Pillow writes it through libwebp, which a Pillow built from source may lack
+        from PIL import features
+
+        if not features.check("webp"):  # (its writer raised a raw KeyError, after the whole render)
+            raise ArgumentError(
+                "cannot write webp: this Pillow was built without WebP support (PIL.features.check('webp') is "
+                "False). Fix: install a Pillow with it (the wheels of `pip install --force-reinstall pillow` include "
+                "it); or write gif or mp4 (format='gif'; CLI: --format gif)."
+            )
     if fmt not in FFMPEG_FORMATS:
         return None
     exe = _ffmpeg_exe(fmt)
