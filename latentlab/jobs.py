@@ -761,10 +761,10 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         return [s.get(k) if isinstance(s, dict) else s for s in seg_was[1:]] != \
             [s.get(k) if isinstance(s, dict) else s for s in seg_now[1:]]  # fmt: skip
 
-    def shown(k: str, v: Any) -> str:  # unset: the default ("eta None" meant eta 0)
+    def as_said(k: str, v: Any) -> str:  # unset: the default ("eta None" meant eta 0)
         return repr(v) if v is not None else "0 (the default)" if k == "eta" else "the default"
 
-    differ = [f"{k} {shown(k, was.get(k))} -> {shown(k, now.get(k))}" if k != "keyframes" else "the keyframes"
+    differ = [f"{k} {as_said(k, was.get(k))} -> {as_said(k, now.get(k))}" if k != "keyframes" else "the keyframes"
               for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)
               and not (k == "keyframes" and seg_was == seg_now)
               and not (k in ("frames", "easing", "method") and not drawn(k))]  # fmt: skip

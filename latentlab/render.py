@@ -638,10 +638,10 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
                               "2026-12-07 inverted it with the mini or Karlo decoder, whose inversion was corrected then: "
                               "its cached keyframe_noise.pt was removed)")  # fmt: skip
             else:  # a setting recorded only when set (eta): unset, its default
-                def shown(d: dict[str, Any]) -> str:
+                def as_said(d: dict[str, Any]) -> str:
                     return repr(d[k]) if k in d else "0 (the default)" if k == "eta" else "unset"
 
-                differ.append(f"{k} {shown(old)} -> {shown(plain)}")
+                differ.append(f"{k} {as_said(old)} -> {as_said(plain)}")
     if differ:
         return "; ".join(differ)
     try:  # compared as the fingerprint reads them (float32 bytes: -0.0 is not 0.0 there)
