@@ -818,8 +818,10 @@ def _decoder_change(was: Any, now: Any) -> str:
         text = repr(v)
         return text if len(text) <= 40 else text[:37] + "..."
 
-    def entry(d: dict[str, Any], k: str) -> str:  # a description names its device and dtype only off the defaults
-        if k not in d and k in _DESCRIBED_DEFAULTS:  # ("dtype None -> 'bfloat16'" meant float32)
+    def entry(d: dict[str, Any], k: str) -> str:  # mini's description names its device and dtype only off the defaults
+        # ("dtype None -> 'bfloat16'" meant float32); another decoder's names them always, or never (a subclass of
+        # Decoder that records neither ran where it ran: not said to be the default)
+        if k not in d and k in _DESCRIBED_DEFAULTS and d.get("class", "MiniDecoder") == "MiniDecoder":
             return f"{_DESCRIBED_DEFAULTS[k]!r} (the default)"
         return short(d.get(k))
 

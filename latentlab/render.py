@@ -639,6 +639,9 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
                               "its cached keyframe_noise.pt was removed)")  # fmt: skip
             else:  # a setting recorded only when set (eta): unset, its default
                 def as_said(d: dict[str, Any]) -> str:
+                    if k == "eta_noise" and k not in d and d.get("eta"):  # an eta render before the record: not unset
+                        return ("unrecorded (a latentlab before 2026-12-05, whose step noise's first draw repeated "
+                                "the starting noise)")  # fmt: skip
                     return repr(d[k]) if k in d else "0 (the default)" if k == "eta" else "unset"
 
                 differ.append(f"{k} {as_said(old)} -> {as_said(plain)}")

@@ -569,7 +569,8 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
 
     Returns:
         The ffmpeg executable for an ffmpeg format, ``None`` for gif and webp (Pillow writes
-        them; they need no ffmpeg, but webp needs a Pillow built with WebP support, as its wheels are).
+        them; they need no ffmpeg, but webp needs a Pillow built with WebP support, and before Pillow 11
+        with its animation support, as its wheels are).
 
     Raises:
         ArgumentError: an unknown format or suffix (as :func:`write_video` says it); or, for mp4,
@@ -578,7 +579,7 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
             message names ffmpeg (and ``IMAGEIO_FFMPEG_EXE`` when set), the fix (``pip install
             imageio-ffmpeg``, install ffmpeg, or set ``IMAGEIO_FFMPEG_EXE``) and the formats
             that need no ffmpeg (``format='gif'``; CLI: ``--format gif``); for webp, a Pillow
-            without WebP support.
+            without WebP support (or, before Pillow 11, without its animated writer).
 
     >>> check_video_writer("clip.gif") is None
     True
@@ -592,13 +593,21 @@ def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
             f"path_or_format={path_or_format!r}; expected a format ({', '.join(SUPPORTED_FORMATS)}) or an output path."
         )
     if fmt == "webp":  # Pillow writes it through libwebp, which a Pillow built from source may lack
-        from PIL import features
+        from PIL import Image, features
 
-        if not features.check("webp"):  # (its writer raised a raw KeyError, after the whole render)
+        try:  # the plugin registers the writer it has
+            from PIL import WebPImagePlugin  # noqa: F401
+        except ImportError:  # (a Pillow without it: refused below by features.check)
+            pass
+        # an animated one needs its save_all writer too, which a Pillow before 11 registers only with
+        # libwebp's mux and demux (HAVE_WEBPANIM): without them features.check('webp') is True, and the writer
+        # raised the same raw KeyError
+        if not features.check("webp") or "WEBP" not in Image.SAVE_ALL:  # (a raw KeyError, after the whole render)
             raise ArgumentError(
                 "cannot write webp: this Pillow was built without WebP support (PIL.features.check('webp') is "
-                "False). Fix: install a Pillow with it (the wheels of `pip install --force-reinstall pillow` include "
-                "it); or write gif or mp4 (format='gif'; CLI: --format gif)."
+                "False), or, before Pillow 11, without libwebp's animation support (mux and demux). Fix: install a "
+                "Pillow with it (the wheels of `pip install --force-reinstall pillow` include it); or write gif or "
+                "mp4 (format='gif'; CLI: --format gif)."
             )
     if fmt not in FFMPEG_FORMATS:
         return None
