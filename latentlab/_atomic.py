@@ -5,7 +5,8 @@ the new one whole, never a part, and two writers of one file never share a tempo
 The temporary name is ``.<name>.<8 hex>.tmp`` (``.tmp.<ext>`` with an extension, for writers
 that pick their format by it): hidden, beside the target (a rename never crosses file systems),
 and recognised by :func:`is_temp_name`, so that the leftovers of a hard kill can be found and
-removed (:func:`latentlab.render._remove_stale_temps`, :func:`latentlab.video.remove_stale_temps`).
+removed (:func:`latentlab.render._remove_stale_temps`, :func:`latentlab.video.remove_stale_temps`,
+:func:`latentlab.mini.data.build_index`'s picture folders).
 
 Only the standard library is imported, so every module (``mini/`` too) can use it.
 """
@@ -16,10 +17,11 @@ import contextlib
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["temp_path", "temp_stem", "is_temp_name", "write_whole"]
+__all__ = ["temp_path", "temp_stem", "is_temp_name", "remove_temps", "write_whole"]
 
 _TEMP_STEM_BYTES = 200  # + ".", "." + 8 hex + ".tmp." + a short extension: within 255 bytes
 
@@ -80,3 +82,19 @@ def write_whole(path: Path, write: Callable[[Path], object], ext: str | None = "
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def remove_temps(folder: Path, stem: str | None = None, older_than: float = 0.0) -> list[Path]:
+    """Remove the temporary files :func:`temp_path` names in ``folder`` (of a target whose cut
+    name is ``stem``, or of any) untouched for ``older_than`` seconds: the leftovers of writers
+    killed outright (SIGKILL), which nothing else removes, as each write takes a fresh name. One
+    listing of ``folder``; returns the files removed."""
+    gone = []
+    now = time.time()
+    for p in Path(folder).glob(".*.tmp*"):
+        if is_temp_name(p.name, stem) and p.is_file():
+            with contextlib.suppress(OSError):
+                if older_than <= 0 or now - p.stat().st_mtime >= older_than:
+                    p.unlink()
+                    gone.append(p)
+    return gone

@@ -375,6 +375,12 @@ def _check_paths(args: argparse.Namespace) -> None:
                 f"e.g. {example}, or leave the flag out."
             )
     name = getattr(args, "name", None)
+    # (first: what --name holds is moot beside --out-dir; "--name a/b --out-dir r" was told to give --out-dir)
+    if name is not None and getattr(args, "out_dir", None) is not None:
+        raise ArgumentError(
+            f"--name {name!r} and --out-dir {args.out_dir!r} both choose the render folder (--name: renders/<name>, "
+            "--out-dir: the folder itself), so --name would be ignored. Give one of them."
+        )
     if name is not None:  # one folder's name under renders/ (a/b was renders/a-b, and .. renders/render, silently)
         if "/" in name or "\\" in name:
             raise ArgumentError(f"--name {name!r} holds a path separator, but it names one folder, renders/<name>/. "
@@ -383,11 +389,6 @@ def _check_paths(args: argparse.Namespace) -> None:
         if not any(c.isalnum() for c in name):  # (made a folder name as a spec's name is: nothing left)
             raise ArgumentError(f"--name {name!r} holds no letter or digit to name a folder by (a name keeps its "
                                 "letters and digits, its other characters become dashes). Give one, e.g. --name take1.")  # fmt: skip
-    if getattr(args, "name", None) is not None and getattr(args, "out_dir", None) is not None:
-        raise ArgumentError(
-            f"--name {args.name!r} and --out-dir {args.out_dir!r} both choose the render folder (--name: renders/<name>, "
-            "--out-dir: the folder itself), so --name would be ignored. Give one of them."
-        )
     for dest, what in (("out_dir", "--out-dir"), ("output", "-o"), ("save_spec", "--save-spec"), ("spec", "the spec file")):
         value = getattr(args, dest, None)
         if isinstance(value, str):

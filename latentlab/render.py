@@ -353,10 +353,7 @@ def temp_path(path: Path, ext: str = "") -> Path:
 
 def _remove_stale_temps(directory: Path) -> None:
     """Remove the temporary files (:func:`temp_path`'s names) a killed render left in ``directory``."""
-    for p in directory.glob(".*.tmp*"):
-        if _atomic.is_temp_name(p.name) and p.is_file():
-            with contextlib.suppress(OSError):
-                p.unlink()
+    _atomic.remove_temps(directory)
 
 
 _locks = threading.local()  # this thread's held folder locks: resolved path -> [fd, depth]

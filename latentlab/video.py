@@ -20,7 +20,6 @@ imageio, imageio-ffmpeg and Pillow are imported lazily, inside the functions tha
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import math
@@ -342,18 +341,8 @@ def remove_stale_temps(target: str | os.PathLike, *, older_than: float = STALE_T
     mid-write left beside it (a hidden partial video each), untouched for ``older_than``
     seconds (an hour: one written now may be another render's, writing the same video); returns
     them."""
-    import time
-
     target = Path(target)
-    stem = _temp_stem(target)
-    gone = []
-    for p in target.parent.glob(".*.tmp*"):
-        if _is_temp_name(p.name, stem) and p.is_file():
-            with contextlib.suppress(OSError):
-                if time.time() - p.stat().st_mtime >= older_than:
-                    p.unlink()
-                    gone.append(p)
-    return gone
+    return _atomic.remove_temps(target.parent, _temp_stem(target), older_than)
 
 
 def _atomic_write(target: Path, write: Callable[[Path], None], *, ext: str | None = None,

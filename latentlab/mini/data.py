@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import write_whole
+from .._atomic import remove_temps, write_whole
 from ..errors import ArgumentError, LatentlabError, check_int, is_finite_real
 
 __all__ = [
@@ -899,9 +899,10 @@ def build_index(
          "tags": [...], "raw": "raw/noto/...#u1F4F1"}
 
     Paths are relative to ``cache_dir``. Images already normalised are reused (a cut run
-    resumes). ``skin_tones`` keeps the skin-tone variants of people (5x as many);
-    ``limit`` caps images per source (for quick trials). Sources not fetched are skipped with
-    a message; openclipart is skipped when cairosvg is missing. Returns the index path.
+    resumes; the hidden temporary pictures a killed run left are removed once an hour old).
+    ``skin_tones`` keeps the skin-tone variants of people (5x as many); ``limit`` caps images
+    per source (for quick trials). Sources not fetched are skipped with a message;
+    openclipart is skipped when cairosvg is missing. Returns the index path.
     """
     cache = Path(cache_dir)
     wanted = ([sources] if isinstance(sources, str) else list(sources)) if sources is not None else list(IMAGE_SOURCES)
@@ -934,6 +935,7 @@ def build_index(
             _log(f"[{s}] note: no names fetched (cldr, twemoji); only unicodedata names are used", verbose)
         out_dir = cache / "images" / s
         out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_image_temps(out_dir)  # once per folder, not once per picture (thousands)
         t0, n_new, n_bad, n = time.time(), 0, 0, 0
         for item in _READERS[s](cache, names, skin_tones):
             if limit is not None and n >= limit:
@@ -984,6 +986,15 @@ def build_index(
     write_whole(path, write)
     _log(f"wrote {path} ({len(rows)} images)", verbose)
     return path
+
+
+def _remove_stale_image_temps(folder: Path) -> None:
+    """Remove the hidden temporary pictures (:func:`latentlab._atomic.temp_path`'s names) that
+    builds killed mid-write (SIGKILL) left in ``folder``, untouched for an hour, as
+    :func:`latentlab.video.remove_stale_temps` does (one written now may be another build's)."""
+    from ..video import STALE_TEMP_S
+
+    remove_temps(folder, older_than=STALE_TEMP_S)
 
 
 def _pixel_digest(path: Path) -> str:

@@ -496,7 +496,9 @@ class MiniDecoder(Decoder):
         """Images (b,3,s,s) in [-1, 1] at the native size -> uint8 frames at ``resolution``."""
         if self.upscaler is not None and self.resolution > img.shape[-1]:
             with torch.inference_mode():
-                img = self.upscaler(img.to(self.device, self.dtype)).clamp(-1, 1)
+                img = self.upscaler(img.to(self.device, self.dtype))
+            self._refuse_nonfinite_upscale(img)  # (the clamp keeps NaN, and the cast drew it black)
+            img = img.clamp(-1, 1)
         u8 = ((img.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         if u8.shape[1] == self.resolution:
             return np.ascontiguousarray(u8)
@@ -504,6 +506,21 @@ class MiniDecoder(Decoder):
 
         r = self.resolution
         return np.stack([np.asarray(Image.fromarray(f).resize((r, r), Image.Resampling.LANCZOS)) for f in u8])
+
+    def _refuse_nonfinite_upscale(self, img: torch.Tensor) -> None:
+        """Refuse the learned upscaler's output ``(b, 3, 2s, 2s)`` where it holds NaN or infinite
+        values (one check per batch): from the sampler's finite pixels, only an overflow (a half
+        precision) or damaged weights draw them, and NaN came out as black frames."""
+        if bool(torch.isfinite(img).all()):
+            return
+        bad = (~torch.isfinite(img.reshape(img.shape[0], -1)).all(dim=1)).nonzero()[:, 0].tolist()
+        half = "use dtype=torch.float32, or " if self.dtype in (torch.float16, torch.bfloat16) else ""
+        raise ArgumentError(
+            f"decoder {type(self).__name__} ({self.name!r}): its learned upscaler ({UPSCALER_FILE}) drew NaN or "
+            f"infinite pixels (rows {bad[:8]}) from finite images with dtype={str(self.dtype).removeprefix('torch.')}: "
+            "it overflowed or its weights are damaged, and the frames would have come out black. "
+            f"Fix: {half}pass upscale=False (CLI: --no-upscale), or re-export the upscaler's weights."
+        )
 
     inversion_iterations = 1
     """Fixed-point iterations per step of :func:`ddim_invert` (0: plain DDIM inversion). One
