@@ -254,3 +254,21 @@ def no_models(monkeypatch):
     for mod in (ll, presets):
         for name in ("create_encoder", "create_decoder", "create_prior"):
             monkeypatch.setattr(mod, name, lambda *a, **k: pytest.fail("a model was loaded"))
+
+
+def twemoji_cache(root: "os.PathLike[str]", n: int = 3) -> None:
+    """A tiny fetched twemoji source under ``root`` for ``build_index`` (no network)."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    pkg = root / "raw" / "twemoji" / "package"
+    (pkg / "img" / "twitter" / "64").mkdir(parents=True)
+    meta = []
+    for k, u in enumerate(["1F4F1", "1F600", "1F431", "1F436"][:n]):
+        Image.new("RGBA", (64, 48), (60 * k, 100, 200, 255)).save(pkg / "img" / "twitter" / "64" / f"{u.lower()}.png")
+        meta.append({"unified": u, "name": f"thing {k}", "image": f"{u.lower()}.png", "category": "Objects"})
+    (pkg / "emoji.json").write_text(json.dumps(meta))
+    (root / "raw" / "twemoji" / ".fetched.json").write_text("{}")

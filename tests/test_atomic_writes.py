@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_fault
+from conftest import twemoji_cache, write_fault
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,20 +131,6 @@ def test_an_embedding_cache_write_cut_short_leaves_nothing(tmp_path, monkeypatch
 # -- latentlab.mini.data.build_index ---------------------------------------------------------
 
 
-def _twemoji_cache(root: Path, n: int = 3) -> None:
-    """A tiny fetched twemoji source under ``root`` (no network)."""
-    from PIL import Image
-
-    pkg = root / "raw" / "twemoji" / "package"
-    (pkg / "img" / "twitter" / "64").mkdir(parents=True)
-    meta = []
-    for k, u in enumerate(["1F4F1", "1F600", "1F431", "1F436"][:n]):
-        Image.new("RGBA", (64, 48), (60 * k, 100, 200, 255)).save(pkg / "img" / "twitter" / "64" / f"{u.lower()}.png")
-        meta.append({"unified": u, "name": f"thing {k}", "image": f"{u.lower()}.png", "category": "Objects"})
-    (pkg / "emoji.json").write_text(json.dumps(meta))
-    (root / "raw" / "twemoji" / ".fetched.json").write_text("{}")
-
-
 @pytest.mark.parametrize("exc", ["ctrl-c", "full disk"])
 @pytest.mark.parametrize("where", ["image", "index"])
 def test_build_index_cut_short_leaves_no_temporary_file(tmp_path, monkeypatch, exc, where):
@@ -156,7 +142,7 @@ def test_build_index_cut_short_leaves_no_temporary_file(tmp_path, monkeypatch, e
 
     from latentlab.mini import data
 
-    _twemoji_cache(tmp_path)
+    twemoji_cache(tmp_path)
     index = data.build_index(tmp_path, ["twemoji"], verbose=False)
     before = index.read_bytes()
     for p in (tmp_path / "images" / "twemoji").iterdir():
@@ -395,7 +381,7 @@ def test_the_partial_file_a_killed_cache_or_index_build_left_is_removed_by_the_n
     from latentlab.mini.train import build_cache, get_config
     from latentlab.video import _temp_path
 
-    _twemoji_cache(tmp_path / "d", n=2)
+    twemoji_cache(tmp_path / "d", n=2)
     index = tmp_path / "d" / "index.jsonl"
     cache = tmp_path / "r" / "cache" / "cache.safetensors"
     cache.parent.mkdir(parents=True)

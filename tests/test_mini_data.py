@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from latentlab.errors import ArgumentError, LatentlabError
 from latentlab.mini import data, evaluate, shapes
 
-from conftest import write_fault
+from conftest import twemoji_cache, write_fault
 
 REAL_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "mini" / "data"
 
@@ -874,24 +874,10 @@ def test_data_index_sample_checks_n(tmp_path):
     assert idx.sample(np.random.default_rng(0), 0) == ([], [])
 
 
-def _twemoji_cache(root, n=3):
-    """A tiny fetched twemoji source under ``root`` (no network)."""
-    from PIL import Image
-
-    pkg = root / "raw" / "twemoji" / "package"
-    (pkg / "img" / "twitter" / "64").mkdir(parents=True)
-    meta = []
-    for k, u in enumerate(["1F4F1", "1F600", "1F431", "1F436"][:n]):
-        Image.new("RGBA", (64, 48), (60 * k, 100, 200, 255)).save(pkg / "img" / "twitter" / "64" / f"{u.lower()}.png")
-        meta.append({"unified": u, "name": f"thing {k}", "image": f"{u.lower()}.png", "category": "Objects"})
-    (pkg / "emoji.json").write_text(json.dumps(meta))
-    (root / "raw" / "twemoji" / ".fetched.json").write_text("{}")
-
-
 @pytest.mark.parametrize("kwargs, flag", [({"size": 4}, "size"), ({"size": 8.5}, "size"), ({"limit": 0}, "limit"),
                                           ({"limit": 1.5}, "limit")])  # fmt: skip
 def test_build_index_refuses_a_bad_size_or_limit_before_touching_the_images(tmp_path, kwargs, flag):
-    _twemoji_cache(tmp_path)
+    twemoji_cache(tmp_path)
     index = data.build_index(tmp_path, ["twemoji"], verbose=False)
     before = {p.name: p.read_bytes() for p in (tmp_path / "images" / "twemoji").iterdir()}
     text = index.read_text()
@@ -903,7 +889,7 @@ def test_build_index_refuses_a_bad_size_or_limit_before_touching_the_images(tmp_
 
 
 def test_source_names_are_taken_whole(tmp_path):
-    _twemoji_cache(tmp_path, n=2)
+    twemoji_cache(tmp_path, n=2)
     assert len(data.load_index(data.build_index(tmp_path, "twemoji", verbose=False)).entries) == 2
     with pytest.raises(ArgumentError, match="unknown source 'bogus'"):
         data.fetch("bogus", tmp_path / "f")  # was "unknown source 'b'"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_mini_decoder
+from conftest import tiny_mini_decoder, twemoji_cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,26 +100,12 @@ def test_name_beside_out_dir_is_refused_as_such_whatever_the_name(tmp_path, no_m
 # -- 3. build_index sweeps the pictures a killed build was writing -----------------------------------------
 
 
-def _twemoji_cache(root: Path, n: int = 3) -> None:
-    """A tiny fetched twemoji source under ``root`` (no network)."""
-    from PIL import Image
-
-    pkg = root / "raw" / "twemoji" / "package"
-    (pkg / "img" / "twitter" / "64").mkdir(parents=True)
-    meta = []
-    for k, u in enumerate(["1F4F1", "1F600", "1F431", "1F436"][:n]):
-        Image.new("RGBA", (64, 48), (60 * k, 100, 200, 255)).save(pkg / "img" / "twitter" / "64" / f"{u.lower()}.png")
-        meta.append({"unified": u, "name": f"thing {k}", "image": f"{u.lower()}.png", "category": "Objects"})
-    (pkg / "emoji.json").write_text(json.dumps(meta))
-    (root / "raw" / "twemoji" / ".fetched.json").write_text("{}")
-
-
 def test_build_index_removes_stale_picture_temporaries_and_keeps_fresh_ones(tmp_path, monkeypatch):
     # a SIGKILL mid-write left one hidden .<uid>.png.<hex>.tmp per picture being written, never removed
     from latentlab._atomic import temp_path
     from latentlab.mini import data
 
-    _twemoji_cache(tmp_path)
+    twemoji_cache(tmp_path)
     folder = tmp_path / "images" / "twemoji"
     folder.mkdir(parents=True)
     stale, fresh = temp_path(folder / "1f4f1.png", ""), temp_path(folder / "1f600.png", "")
