@@ -284,13 +284,17 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
         h.update(embeddings[i].numpy().tobytes())
         h.update(hashlib.sha256(pictures[i]).digest())
     key = h.hexdigest()
-    # the key before 2026-12-07, which held every keyframe field, caption and seed: a cache it wrote is
-    # still this noise where it matches (it held more, not less), and is kept under the new key
-    old = hashlib.sha256(json.dumps({**settings, "seeds": spec.keyframe_seeds(), "keyframes": spec.keyframes},
-                                    sort_keys=True, default=str).encode())  # fmt: skip
-    old.update(embeddings.numpy().tobytes())
-    for i in todo:
-        old.update(pictures[i])
+
+    def old_key() -> str:
+        # the key before 2026-12-07, which held every keyframe field, caption and seed: a cache it wrote is
+        # still this noise where it matches (it held more, not less), and is kept under the new key
+        old = hashlib.sha256(json.dumps({**settings, "seeds": spec.keyframe_seeds(), "keyframes": spec.keyframes},
+                                        sort_keys=True, default=str).encode())  # fmt: skip
+        old.update(embeddings.numpy().tobytes())
+        for i in todo:
+            old.update(pictures[i])
+        return old.hexdigest()
+
     cached = directory / "keyframe_noise.pt" if directory is not None else None
     if cached is not None and cached.is_file():
         try:
@@ -300,7 +304,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
             found = noise = None
         if found == key:
             return noise
-        if found == old.hexdigest():
+        if found is not None and found == old_key():  # (hashed only for a cache the new key does not match)
             from .render import write_whole
 
             with contextlib.suppress(OSError):  # (kept under the new key where it can be: the noise is read either way)
