@@ -95,6 +95,17 @@ PRIOR_OVERFLOW = {"role": "prior", "what": "sampled NaN or infinite image embedd
                   "harm": "they give no direction to decode"}  # fmt: skip
 
 
+def nonfinite_rows(x: np.ndarray | torch.Tensor) -> list[int]:
+    """The rows of a batch ``(b, ...)`` holding NaN or infinite values (``[]`` for none: one
+    ``isfinite`` over the batch, the rows found only when some value is not finite)."""
+    tensor = isinstance(x, torch.Tensor)
+    if bool(torch.isfinite(x).all() if tensor else np.isfinite(x).all()):
+        return []
+    flat = x.reshape(x.shape[0], -1)
+    return (~torch.isfinite(flat).all(dim=1)).nonzero()[:, 0].tolist() if tensor else \
+        np.flatnonzero(~np.isfinite(flat).all(axis=1)).tolist()  # fmt: skip
+
+
 def refuse_nonfinite_pixels(pixels: np.ndarray | torch.Tensor, decoder: Any, guidance_scale: float, *,
                             what: str = "drew NaN or infinite pixels",
                             harm: str = "the frames would have come out black", role: str = "decoder") -> None:  # fmt: skip
@@ -108,12 +119,9 @@ def refuse_nonfinite_pixels(pixels: np.ndarray | torch.Tensor, decoder: Any, gui
     rather than as rows the prior returned "not finite")."""
     from ..errors import ArgumentError
 
-    tensor = isinstance(pixels, torch.Tensor)
-    if bool(torch.isfinite(pixels).all() if tensor else np.isfinite(pixels).all()):
+    bad = nonfinite_rows(pixels)
+    if not bad:
         return
-    flat = pixels.reshape(pixels.shape[0], -1)
-    bad = (~torch.isfinite(flat).all(dim=1)).nonzero()[:, 0].tolist() if tensor else \
-        np.flatnonzero(~np.isfinite(flat).all(axis=1)).tolist()  # fmt: skip
     usual = "; far larger values only saturate the picture" if role == "decoder" else ""
     settings, fixes = [f"guidance_scale={guidance_scale:g}"], [f"lower guidance_scale (about 1 to 20 is usual{usual})"]
     scale = getattr(decoder, "embed_scale", None)

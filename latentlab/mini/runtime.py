@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..decoders.base import PRIOR_OVERFLOW, Decoder, refuse_nonfinite_pixels
+from ..decoders.base import PRIOR_OVERFLOW, Decoder, nonfinite_rows, refuse_nonfinite_pixels
 from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_finite_real, shown, user_path
 from ..presets import register_decoder_builder, register_prior_builder
 from .models import (
@@ -511,9 +511,9 @@ class MiniDecoder(Decoder):
         """Refuse the learned upscaler's output ``(b, 3, 2s, 2s)`` where it holds NaN or infinite
         values (one check per batch): from the sampler's finite pixels, only an overflow (a half
         precision) or damaged weights draw them, and NaN came out as black frames."""
-        if bool(torch.isfinite(img).all()):
+        bad = nonfinite_rows(img)
+        if not bad:
             return
-        bad = (~torch.isfinite(img.reshape(img.shape[0], -1)).all(dim=1)).nonzero()[:, 0].tolist()
         half = "use dtype=torch.float32, or " if self.dtype in (torch.float16, torch.bfloat16) else ""
         raise ArgumentError(
             f"decoder {type(self).__name__} ({self.name!r}): its learned upscaler ({UPSCALER_FILE}) drew NaN or "
