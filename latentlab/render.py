@@ -32,6 +32,7 @@ from . import _atomic
 from ._atomic import write_whole  # (the one whole-file write; kept importable from here)
 from .errors import (ArgumentError, LatentlabError, check_bool, check_int, check_number, check_seed, check_seeds_fit,
                      is_bool, shown, user_path)
+from .ops import _ANTIPODAL_COS  # (the one threshold: slerp's for embeddings, slerp_noise's for noises)
 from .space import check_embeddings, refuse_zero_rows
 
 __all__ = [
@@ -159,7 +160,7 @@ def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> to
     na, nb = af.norm(), bf.norm()
     ua, ub = af / na.clamp_min(1e-12), bf / nb.clamp_min(1e-12)
     cos = (ua * ub).sum()
-    if na > 0 and nb > 0 and float(cos) < -1 + 1e-4:  # as ops.slerp: every frame would be +a or -a, a hard cut halfway
+    if na > 0 and nb > 0 and float(cos) < _ANTIPODAL_COS:  # as ops.slerp: every frame would be +a or -a, a hard cut halfway
         raise ArgumentError(
             f"slerp_noise: a and b are antipodal (cosine {float(cos):.6f}): there is no unique great circle between "
             "opposite noises. Give the keyframes other noises (e.g. other seeds), or put a keyframe between them."
@@ -237,7 +238,7 @@ def keyframe_noise_for(
         norms = flat.norm(dim=1)
         unit = flat / norms[:, None].clamp_min(1e-12)
         cos = (unit[:-1] * unit[1:]).sum(1)
-        bad = ((cos < -1 + 1e-4) & (norms[:-1] > 0) & (norms[1:] > 0)).nonzero()[:, 0].tolist()
+        bad = ((cos < _ANTIPODAL_COS) & (norms[:-1] > 0) & (norms[1:] > 0)).nonzero()[:, 0].tolist()
         if bad:
             i = bad[0]
             raise ArgumentError(
