@@ -358,6 +358,8 @@ def _remove_stale_temps(directory: Path) -> None:
 
 
 _locks = threading.local()  # this thread's held folder locks: resolved path -> [fd, depth]
+_held_in_process: set[str] = set()  # the folders any thread of this process holds (a pid in the lock file does not
+# tell: two containers' renders are both pid 1; and where files cannot be locked, threads are still told apart)
 
 
 def _lock_fd(fd: int) -> bool:
@@ -389,7 +391,8 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     the operating system releases the lock when its process ends, however it ends (a killed
     render leaves the file, which the next one takes over). Re-entrant in one thread
     (``render_spec`` holds it around ``render``). A folder this creates and that holds nothing
-    else when released is removed again.
+    else when released is removed again. On a file system that cannot lock files at all (an NFS
+    mount without its lock service), a ``RuntimeWarning`` says so and the block runs unguarded.
     """
     # (None or 5 raised a bare TypeError; "" locked the working directory, which render(out_dir="") refuses)
     if isinstance(directory, bytes) or not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
@@ -409,6 +412,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     # the folders this makes (the render folder and any missing parents), removed again if left empty
     made = [p for p in (directory, *directory.parents) if not p.exists()]
     path = directory / LOCK_FILE
+    unlocked = False  # True where the file system cannot lock files
     while True:
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -428,12 +432,22 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         except OSError as exc:
             raise ArgumentError(f"{what} {str(directory)!r} is not writable ({exc.strerror}). Choose a writable folder.") from None
         try:
-            if not _lock_fd(fd):
+            try:
+                locked = _lock_fd(fd)
+            except OSError as exc:  # a file system without file locks (NFS without its lock service: ENOLCK) raised
+                # a raw OSError and left the lock file and folder: the render goes on there, unguarded
+                if not unlocked:  # (once, when the loop comes round again)
+                    warnings.warn(
+                        f"{what} {str(directory)!r} is on a file system that cannot lock files ({exc.strerror or exc}), "
+                        "so a second render into it at the same time would not be refused: do not start one. To have "
+                        "it refused, render into a folder on a local disk.", RuntimeWarning, stacklevel=3)  # fmt: skip
+                unlocked, locked = True, key not in _held_in_process  # (another thread's is still refused)
+            if not locked:
                 try:
                     pid = os.read(fd, 32).decode("ascii", "replace").strip()
                 except OSError:
                     pid = ""
-                who = ("another thread of this process" if pid == str(os.getpid())
+                who = ("another thread of this process" if pid == str(os.getpid()) and key in _held_in_process
                        else f"another render (process {pid})" if pid.isdigit() else "another render")  # fmt: skip
                 # the lock file named, so that a reader who finds it knows what holds it; deleting it
                 # would not release the lock (the holder keeps the removed file's), only let two writers in
@@ -460,17 +474,24 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             if same:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
-                _remove_stale_temps(directory)  # of a render killed while writing: no one writes here now
+                if unlocked:  # another render may be writing here now: only the temporary files an hour old
+                    from .video import STALE_TEMP_S
+
+                    _atomic.remove_temps(directory, older_than=STALE_TEMP_S)
+                else:
+                    _remove_stale_temps(directory)  # of a render killed while writing: no one writes here now
                 break
         except BaseException:
             os.close(fd)
             raise
         os.close(fd)  # a removed file's lock: take the new one
     held[key] = [fd, 1]
+    _held_in_process.add(key)
     try:
         yield
     finally:
         del held[key]
+        _held_in_process.discard(key)
         with contextlib.suppress(OSError):
             path.unlink()  # while still held, so no one locks a file about to vanish
         os.close(fd)  # closing releases the lock

@@ -941,17 +941,22 @@ def build_index(
             if limit is not None and n >= limit:
                 break
             dest = out_dir / f"{item.uid}.png"
-            if dest.is_file() and _png_size(dest) != (size, size):  # normalised at another --size: redo it
-                dest.unlink()
-            if not dest.is_file():
+            # normalised at another --size: redone, replaced whole, not removed first (a second build of this
+            # size at the same time removed it too, and one of them stopped on FileNotFoundError)
+            redo = dest.is_file() and _png_size(dest) != (size, size)
+            if redo or not dest.is_file():
                 try:
                     arr = normalise_image(item.load(), size)
                 except Exception as e:  # a broken file in a third-party archive: skip it, say so
                     n_bad += 1
                     _log(f"[{s}]   skipped {item.raw}: {type(e).__name__}: {e}", verbose and n_bad <= 10)
+                    if redo:
+                        dest.unlink(missing_ok=True)
                     continue
                 if float(arr.std()) < 1.0:  # blank (e.g. an SVG drawn outside its page)
                     n_bad += 1
+                    if redo:
+                        dest.unlink(missing_ok=True)
                     continue
                 from PIL import Image
 
