@@ -649,7 +649,7 @@ def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) ->
 
 def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any], stack: Any) -> int:
     """``variations --eta``: n variations around the image's DDIM-inverted noise (not resumable:
-    one decoder call for all of them, written when all are done). ``spec_dict`` is what plain
+    decoded in batches of the decoder's default size, written when all are done). ``spec_dict`` is what plain
     ``variations`` would render: the output options are checked against it before any work."""
     import latentlab as ll
 
@@ -662,8 +662,9 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     for flag, value in (("--save-spec", args.save_spec), ("--batch-size", args.batch_size)):
         if value is not None:
             raise ll.ArgumentError(
-                f"variations --eta takes no {flag}: it is not a spec render (no spec to save) and decodes all "
-                f"variations in one call. Drop {flag}, or drop --eta for variations from rerolled noise."
+                f"variations --eta takes no {flag}: it is not a spec render (no spec to save; it decodes the "
+                f"variations in batches of the decoder's default size). Drop {flag}, or drop --eta for variations from "
+                "rerolled noise."
             )
     _check_output_format(args)
     out = load_spec(spec_dict, **_overrides(args))  # fps, format, size, holds: checked as any render's

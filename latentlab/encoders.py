@@ -75,6 +75,13 @@ class EmbeddingCache:
     float vector of the expected size, holding NaN or infinity, or not of unit norm (the cache
     holds normalised embeddings; ``|norm - 1| > 1e-3`` is a miss).
 
+    An entry is the embedding as the call that stored it computed it, in that call's batch:
+    batched kernels round the last bits of a row with the batch's size (up to about 1e-7 on the
+    ``mini`` and ``tiny`` encoders, one input against several), so an encoder with a cache
+    returns what was stored, which can differ in those bits from what the same input encodes to
+    in another batch without one. Render folders compare keyframe embeddings bit for bit: resume
+    a render with an encoder whose cache was filled as before, or without a cache as before.
+
     >>> import tempfile, torch
     >>> cache = EmbeddingCache(tempfile.mkdtemp())
     >>> key = EmbeddingCache.make_key("my-model", "text", "a cat")
