@@ -642,6 +642,23 @@ def _settings_change(was: Any, now: dict[str, Any], keys: Any = None) -> str:
     return f"; of other settings: {'; '.join(parts)}" if parts else ""
 
 
+def _refuse_what_the_preset_cannot(preset: str, refine: int | None) -> None:
+    """``variations --eta`` with a preset whose decoder cannot invert, sample with eta or refine
+    (``--invert-refine``): refused before any model loads where the preset tells
+    (:func:`latentlab.presets.decoder_can`), as :func:`latentlab.variations` refuses it once loaded."""
+    from .decoders.base import no_refine_reason
+    from .edit import no_inverted_variations_reason
+    from .presets import _decoder_class, decoder_can, get_preset
+
+    cls = _decoder_class(preset)
+    if cls is None:  # a builder of the user's: its decoder tells once loaded
+        return
+    if decoder_can(preset, "invert") is False or decoder_can(preset, "eta") is False:
+        raise ArgumentError(no_inverted_variations_reason(cls.__name__))
+    if refine and decoder_can(preset, "refine") is False:
+        raise ArgumentError(no_refine_reason(cls.__name__, get_preset(preset).name))
+
+
 def _inverted_variations(args: argparse.Namespace, spec_dict: dict[str, Any]) -> int:
     with contextlib.ExitStack() as stack:  # holds the folder's lock once it is known
         return _inverted_variations_in(args, spec_dict, stack)
@@ -706,6 +723,7 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
 
     _refuse_unrecorded_video(video, out_dir, args.overwrite, mark.name)  # not a video of the user's, or of another render
     image = load_image(args.image)
+    _refuse_what_the_preset_cannot(preset, args.invert_refine)
     load, offload = _load_options(args)
     enc = ll.create_encoder(preset, device=args.device, **load)
     dec = ll.create_decoder(preset, device=args.device, **load, **offload, **decoder_options)

@@ -448,10 +448,7 @@ def variations(
     if image is None:
         raise ArgumentError("mode='inverted' needs image= (the picture the embedding came from), to invert it.")
     if not getattr(decoder, "supports_inversion", False) or not hasattr(decoder, "decode_eta"):
-        raise ArgumentError(
-            f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
-            f"{type(decoder).__name__} does not. Use mode='reroll' (CLI: variations without --eta)."
-        )
+        raise ArgumentError(no_inverted_variations_reason(type(decoder).__name__))
     if not _is_real(eta) or not 0 < eta <= 1:
         raise ArgumentError(f"eta must be a number in (0, 1], got {eta!r}.")
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
@@ -465,6 +462,13 @@ def variations(
     return decoding(lambda zs, part: decoder.decode_eta(zs, start.expand(len(part), *start.shape[1:]).contiguous(),
                                                         eta=float(eta), seeds=part, steps=steps,
                                                         guidance_scale=guidance_scale))  # fmt: skip
+
+
+def no_inverted_variations_reason(decoder_type: str) -> str:
+    """Why :func:`variations` refuses ``mode='inverted'`` for a decoder of class ``decoder_type``
+    (said by ``variations --eta`` too, before such a preset's models load)."""
+    return (f"mode='inverted' needs a decoder that inverts images and samples with DDIM eta > 0; "
+            f"{decoder_type} does not. Use mode='reroll' (CLI: variations without --eta).")  # fmt: skip
 
 
 def generate(

@@ -255,11 +255,7 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     from .video import load_image
 
     _check_spec(spec, "keyframe_noise(spec, trajectory, decoder)")
-    if not getattr(decoder, "supports_inversion", False):
-        raise ArgumentError(
-            f"noise = \"inverted\" needs a decoder that can invert images; {type(decoder).__name__} "
-            f"({getattr(decoder, 'name', '?')!r}) cannot. Use noise = \"slerp\"."
-        )
+    _check_inverts(decoder)
     from ._bars import progress_bar
 
     todo = [i for i, kf in enumerate(spec.keyframes) if "image" in kf]
@@ -325,6 +321,42 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
 
         write_whole(cached, lambda tmp: torch.save({"key": key, "noise": kn}, tmp))
     return kn
+
+
+def _no_inversion_reason(decoder_type: str, name: object) -> str:
+    """Why ``noise = "inverted"`` is refused for a decoder of class ``decoder_type`` called ``name``."""
+    return (f"noise = \"inverted\" needs a decoder that can invert images; {decoder_type} ({name!r}) cannot. "
+            "Use noise = \"slerp\".")  # fmt: skip
+
+
+def _check_inverts(decoder: Any) -> None:
+    """Refuse ``noise = "inverted"`` for a ``decoder`` that cannot invert images."""
+    if not getattr(decoder, "supports_inversion", False):
+        raise ArgumentError(_no_inversion_reason(type(decoder).__name__, getattr(decoder, "name", "?")))
+
+
+def _refuse_what_the_preset_cannot(spec: Spec, preset: Any) -> None:
+    """What ``spec`` asks of the decoder of ``preset`` that it cannot do (eta > 0, inverted noise,
+    refining it), refused before any model loads where the preset tells
+    (:func:`latentlab.presets.decoder_can`), with the words of the refusal the loaded decoder
+    gives (which stays, for a preset whose decoder only tells once loaded: a builder of the user's)."""
+    from .presets import _decoder_class, decoder_can
+
+    asks = []
+    if spec.eta:
+        asks.append("eta")
+    if spec.noise == "inverted":
+        asks.append("invert")
+        if spec.invert_refine and any("image" in kf for kf in spec.keyframes):  # (refine only where a picture is inverted)
+            asks.append("refine")
+    for feature in asks:
+        if decoder_can(preset, feature) is False:
+            from .decoders.base import no_refine_reason
+            from .render import no_eta_reason
+
+            made = _decoder_class(preset).__name__  # type: ignore[union-attr]
+            raise ArgumentError(no_eta_reason(made) if feature == "eta" else _no_inversion_reason(made, preset.name)
+                                if feature == "invert" else no_refine_reason(made, preset.name))  # fmt: skip
 
 
 def _seeds_noise(kf: Any, noise: Any) -> bool:
@@ -989,6 +1021,8 @@ def render_spec(
         _refuse_foreign_files(directory, overwrite)  # before any model loads
         _refuse_other_render(directory, s, None, overwrite)  # another seed, noise, keyframes...: refused before they load too
         _refuse_unrecorded_video(video, directory, overwrite)
+        if decoder is None:  # what the preset's decoder cannot do, said before its models load
+            _refuse_what_the_preset_cannot(s, preset)
         load = {"device": device, **({"dtype": dtype} if dtype is not None else {})}
         encoder = encoder if encoder is not None else create_encoder(preset, **load)
         if prior is None and s.needs_prior():
@@ -999,6 +1033,8 @@ def render_spec(
         from .render import check_eta
 
         check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
+        if s.noise == "inverted":  # before encoding the keyframes and ready() (--save-spec was written first)
+            _check_inverts(decoder)
         trajectory = s.resolve(encoder, prior)
         unrecorded = _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
         if ready is not None:

@@ -288,6 +288,38 @@ def _builder(table: dict[str, Callable[..., Any]], kind: str, what: str, preset:
     return table[kind]
 
 
+#: the Decoder class each of latentlab's own decoder builders makes (builder -> class), filled where
+#: they are registered: what such a decoder can do (eta, inversion) is known before it loads
+_DECODER_CLASSES: dict[Callable[..., Any], type] = {}
+
+
+def decoder_can(preset: str | Preset, feature: str) -> bool | None:
+    """Whether the decoder :func:`create_decoder` builds for ``preset`` will have ``feature``
+    (``"eta"``: DDIM eta > 0; ``"invert"``: inverting pictures to their noise; ``"refine"``:
+    refining that noise), told from the preset alone, without loading a model (renders refuse
+    with it first, rather than once the models have loaded). ``None`` where only the loaded
+    decoder can tell: a builder of the user's, or an option its class cannot judge unloaded
+    (see :meth:`latentlab.Decoder.can_before_loading`)."""
+    p = get_preset(preset)
+    cls = _decoder_class(p)
+    if cls is None:
+        return None
+    return cls.can_before_loading(feature, {k: v for k, v in p.decoder.items() if k != "kind"})  # type: ignore[attr-defined]
+
+
+def _decoder_class(preset: str | Preset) -> type | None:
+    """The class of the decoder :func:`create_decoder` builds for ``preset``, where one of latentlab's
+    own builders builds it; ``None`` for a builder of the user's (for a kind of theirs, or replacing
+    a built-in one), or a decoder spec create_decoder refuses."""
+    p = get_preset(preset)
+    kind = p.decoder.get("kind") if isinstance(p.decoder, dict) else None
+    if not isinstance(kind, str):
+        return None
+    _load_builders()
+    builder = _DECODER_BUILDERS.get(kind)
+    return _DECODER_CLASSES.get(builder) if builder is not None else None
+
+
 def create_encoder(preset: str | Preset = "mini", **kwargs: Any) -> Encoder:
     """Build the encoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=`` go to its builder)."""
     p = _check_preset(get_preset(preset), ("encoder",))  # (a Preset given here was not checked by register_preset)

@@ -269,10 +269,14 @@ def check_eta(eta: Any, decoder: Any) -> None:
     if not isinstance(eta, numbers.Real) or isinstance(eta, (bool, np.bool_)) or not 0 <= eta <= 1:  # numpy floats too
         raise ArgumentError(f"eta must be a number in [0, 1], got {eta!r}.")
     if eta > 0 and not hasattr(decoder, "decode_eta"):
-        raise ArgumentError(
-            f"eta > 0 needs a decoder that samples with DDIM eta (mini); {type(decoder).__name__} does not. "
-            "Use eta=0 (CLI: leave --eta out) and vary the seed instead."
-        )
+        raise ArgumentError(no_eta_reason(type(decoder).__name__))
+
+
+def no_eta_reason(decoder_type: str) -> str:
+    """Why eta > 0 is refused for a decoder of class ``decoder_type`` without ``decode_eta``
+    (said by :func:`check_eta`, and by render_spec before such a preset's models load)."""
+    return (f"eta > 0 needs a decoder that samples with DDIM eta (mini); {decoder_type} does not. "
+            "Use eta=0 (CLI: leave --eta out) and vary the seed instead.")  # fmt: skip
 
 
 def check_callback(callback: Any) -> None:

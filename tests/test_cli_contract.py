@@ -214,7 +214,8 @@ def _valid_value(draw, lo: float, hi: float, integer: bool = True) -> str:
 @st.composite
 def valid_command_lines(draw):
     """A command that docs/cli.md accepts: good files, values inside the documented ranges,
-    pacing settings only with even pacing, --invert-refine only with inverted noise."""
+    pacing settings only with even pacing, --invert-refine only with inverted noise, eta above 0
+    and refining only with mini (the others are refused before any model loads)."""
     verb = draw(st.sampled_from(["morph", "interpolate", "variations", "generate", "render"]))
     preset = draw(st.sampled_from(["tiny", "mini"]))
     if verb == "morph":
@@ -238,7 +239,7 @@ def valid_command_lines(draw):
         argv += ["--out-dir", draw(st.sampled_from(["r", "deep/er/r", "~/r", "--"]))]  # (joined: --out-dir=--)
         argv[-2:] = [f"{argv[-2]}={argv[-1]}"]
     elif draw(st.booleans()):
-        argv += ["--name", draw(st.sampled_from(["n", "a b", ".."]))]
+        argv += ["--name", draw(st.sampled_from(["n", "a b", "..n"]))]  # (".." alone is refused: no letter or digit)
     if preset == "mini" and draw(st.booleans()):
         argv.append("--no-upscale")
     if verb == "generate":
@@ -262,6 +263,9 @@ def valid_command_lines(draw):
         if noise != "per-frame" and draw(st.booleans()):
             argv += ["--pacing", draw(st.sampled_from(["even", "fine"])), "--pacing-tol", _valid_value(draw, 0, 10, integer=False),
                      "--pacing-min-width", _valid_value(draw, 1e-6, 0.999, integer=False), "--pacing-relax", _valid_value(draw, 0, 10)]  # fmt: skip
+    given = dict(zip(argv, argv[1:]))
+    if float(given.get("--eta", 0)) > 0 or int(given.get("--invert-refine", 0)) > 0:  # mini's alone (tiny has neither)
+        argv[argv.index("--preset") + 1] = "mini"
     return argv
 
 

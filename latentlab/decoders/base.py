@@ -176,6 +176,13 @@ def trailing_timesteps_marks(steps: int, num_train_timesteps: int = 1000) -> dic
     return {"timesteps": "exact"} if len(np.arange(n_train, 0, -n_train / steps)) != steps else {}
 
 
+def no_refine_reason(decoder_type: str, name: object) -> str:
+    """Why a decoder of class ``decoder_type`` called ``name`` refuses ``refine > 0``, with the fix
+    (:meth:`Decoder._no_refine_reason`; render_spec says it before such a preset's models load)."""
+    return (f"refine: decoder {decoder_type} ({name!r}) cannot refine inverted noise "
+            "(implemented for the mini decoder); pass refine=0.")  # fmt: skip
+
+
 class Decoder:
     """Base class of every decoder.
 
@@ -270,8 +277,7 @@ class Decoder:
 
     def _no_refine_reason(self) -> str:
         """Why :meth:`invert` refuses ``refine > 0`` (when :attr:`supports_refine` is False), with the fix."""
-        return (f"refine: decoder {type(self).__name__} ({self.name!r}) cannot refine inverted noise "
-                "(implemented for the mini decoder); pass refine=0.")  # fmt: skip
+        return no_refine_reason(type(self).__name__, self.name)
 
     def max_steps(self) -> int | None:
         """The most sampler steps :meth:`decode` and :meth:`invert` take, or None if unknown:
@@ -330,6 +336,22 @@ class Decoder:
     def supports_refine(self) -> bool:
         """Whether :meth:`invert` can refine its noise by gradient steps (``refine > 0``)."""
         return type(self)._refine is not Decoder._refine
+
+    @classmethod
+    def can_before_loading(cls, feature: str, options: dict[str, Any]) -> bool | None:
+        """Whether a decoder of this class built with the builder keywords ``options`` (a
+        preset's decoder spec) will have ``feature``, told without building it: ``"eta"``
+        (``decode_eta``: eta > 0), ``"invert"`` (:attr:`supports_inversion`) or ``"refine"``
+        (:attr:`supports_refine`); ``None`` where only the built decoder can tell. Renders
+        read it (:func:`latentlab.presets.decoder_can`) to refuse before any model loads.
+        A subclass whose capability depends on an option (a sampler) overrides it."""
+        if feature == "eta":
+            return hasattr(cls, "decode_eta")
+        if feature == "refine":
+            return cls._refine is not Decoder._refine
+        if feature == "invert":
+            return cls._invert is not Decoder._invert
+        return None
 
     def __repr__(self) -> str:
         scale = getattr(self, "embed_scale", None)

@@ -60,11 +60,12 @@ from ..hf_clip import (
     transformers_dtype_key,
     warn_half_on_cpu,
 )
-from ..presets import register_decoder_builder, register_prior_builder
+from ..presets import _DECODER_CLASSES, register_decoder_builder, register_prior_builder
 from ..priors import Prior
 from ..space import check_embeddings, normalize, tag
 from .base import PRIOR_OVERFLOW, Decoder, one_call_at_a_time, refuse_nonfinite_pixels
 from .unclip import (
+    SCHEDULERS,
     checked_cpu_offload,
     checked_inversion_inputs,
     dim_mismatch_error,
@@ -717,6 +718,16 @@ class KandinskyDecoder(Decoder):
         return max_steps_reason(self.pipe.scheduler)
 
     # -- inversion -----------------------------------------------------------------------
+    @classmethod
+    def can_before_loading(cls, feature: str, options: dict[str, Any]) -> bool | None:
+        if feature != "invert":
+            return super().can_before_loading(feature, options)
+        scheduler = options.get("scheduler", "ddim")
+        if scheduler is None:  # the pipeline's own sampler: never "ddim" (see supports_inversion)
+            return False
+        name = scheduler.lower() if isinstance(scheduler, str) else None
+        return name == "ddim" if name in SCHEDULERS else None  # (a name set_scheduler refuses: refused as it loads)
+
     @property
     def supports_inversion(self) -> bool:
         """True with ``scheduler="ddim"``: an inverted noise redraws its image only under DDIM
@@ -1002,6 +1013,9 @@ def _build_kandinsky_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> Kandi
     return KandinskyDecoder(tiny_kandinsky_pipeline(dim=preset.dim, seed=seed), name=preset.name,
                             space=preset.space, dim=preset.dim, image_encoder=(towers.vision, processor),
                             source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
+
+
+_DECODER_CLASSES.update({_build_kandinsky: KandinskyDecoder, _build_kandinsky_tiny: KandinskyDecoder})
 
 
 def register_unclip_prior_builders(kind: str, cls: type[UnCLIPDiffusionPrior]) -> None:

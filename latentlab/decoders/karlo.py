@@ -104,7 +104,7 @@ from ..hf_clip import (
     transformers_dtype_key,
     warn_half_on_cpu,
 )
-from ..presets import register_decoder_builder
+from ..presets import _DECODER_CLASSES, register_decoder_builder
 from .base import (
     Decoder,
     centre_square,
@@ -649,6 +649,14 @@ class KarloDecoder(Decoder):
             marks["inversion_inset"] = float(self.inversion_inset)
         return marks
 
+    @classmethod
+    def can_before_loading(cls, feature: str, options: dict[str, Any]) -> bool | None:
+        if feature != "invert":
+            return super().can_before_loading(feature, options)
+        scheduler = options.get("scheduler", "ddim")
+        name = scheduler.lower() if isinstance(scheduler, str) else None
+        return name == "ddim" if name in SCHEDULERS else None  # (another value is refused as it loads)
+
     @property
     def supports_inversion(self) -> bool:
         """True with ``scheduler="ddim"``: only a deterministic sampler can be run backwards."""
@@ -910,4 +918,5 @@ def _build_karlo_tiny(preset: Any, *, seed: int = 0, **kwargs: Any) -> KarloDeco
                         dim=preset.dim, source=f"tiny-random(seed={seed})", **kwargs)  # fmt: skip
 
 
+_DECODER_CLASSES.update({_build_karlo: KarloDecoder, _build_karlo_tiny: KarloDecoder})
 register_unclip_prior_builders("karlo", KarloPrior)

@@ -59,7 +59,7 @@ from ..hf_clip import (
     not_a_folder_error,
     warn_half_on_cpu,
 )
-from ..presets import register_decoder_builder
+from ..presets import _DECODER_CLASSES, register_decoder_builder
 from .base import Decoder, one_call_at_a_time, refuse_nonfinite_pixels
 
 __all__ = [
@@ -809,6 +809,15 @@ class StableUnCLIPDecoder(Decoder):
     def _max_steps_reason(self) -> str:
         return max_steps_reason(self.pipe.scheduler)
 
+    @classmethod
+    def can_before_loading(cls, feature: str, options: dict[str, Any]) -> bool | None:
+        # inversion follows the sampler: unknown with scheduler=None (the pipeline's own) until it loads
+        if feature != "invert":
+            return super().can_before_loading(feature, options)
+        scheduler = options.get("scheduler", "ddim")
+        name = scheduler.lower() if isinstance(scheduler, str) else None
+        return name == "ddim" if name in SCHEDULERS else None  # (a name set_scheduler refuses: refused as it loads)
+
     @property
     def supports_inversion(self) -> bool:
         """True when the pipeline samples with DDIM (an inverted noise redraws its image only
@@ -1307,3 +1316,6 @@ def _build_stable_unclip_tiny(
         images = torch.randint(0, 256, (4, 48, 48, 3), generator=gen, dtype=torch.uint8)
         dec.calibrate_embed_scale(images)
     return dec
+
+
+_DECODER_CLASSES.update({_build_stable_unclip: StableUnCLIPDecoder, _build_stable_unclip_tiny: StableUnCLIPDecoder})

@@ -25,7 +25,7 @@ import torch
 
 from ..decoders.base import PRIOR_OVERFLOW, Decoder, nonfinite_rows, refuse_nonfinite_pixels
 from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_finite_real, shown, user_path
-from ..presets import register_decoder_builder, register_prior_builder
+from ..presets import _DECODER_CLASSES, register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
     MiniDecoderNet,
@@ -851,6 +851,9 @@ def build_mini_decoder(
     dec = MiniDecoder.from_pretrained(weights, device=device, dtype=dtype, **kw)
     _check_preset(dec, preset, "decoder")
     return dec
+
+
+_DECODER_CLASSES[build_mini_decoder] = MiniDecoder
 
 
 @register_prior_builder("mini")
