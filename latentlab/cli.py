@@ -749,14 +749,15 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
                   "frames when all are written, so run it again to start over.", file=sys.stderr)  # fmt: skip
             return 130
         with _signals_held() as held:
-            # the earlier set's mark stays until the new one replaces it, so that even a kill
-            # (SIGKILL) in these few renames leaves a folder the rerun replaces freely
+            # the new mark first, so that even a kill (SIGKILL) in these few renames leaves a folder
+            # the rerun replaces freely (put in last, a first run's frames cut short there were
+            # refused as frames without it)
+            os.replace(stage / mark.name, mark)
             for p in [*old, out_dir / "contact_sheet.png"]:  # the earlier set, and what was made of it
                 if p != mark and p.name not in names:
                     p.unlink(missing_ok=True)
             for name in names:
                 os.replace(stage / name, out_dir / name)
-            os.replace(stage / mark.name, mark)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     args.swapped = True  # (for the message of a full disk)

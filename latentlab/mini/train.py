@@ -1000,6 +1000,8 @@ def _read_state(stage_dir: Path) -> dict[str, Any]:
     _settle_ckpt(stage_dir)
     if not state_path.is_file():
         raise ArgumentError(f"--resume: no checkpoint at {state_path}; run the stage without --resume first.")
+    for name in ("model.tmp", "ema.tmp", "state.tmp"):  # what a save cut short left and the settle did not use: a
+        (stage_dir / name).unlink(missing_ok=True)  # resume with nothing left to train never saves over them
     return torch.load(state_path, map_location="cpu", weights_only=True)
 
 
