@@ -364,6 +364,8 @@ def _remove_stale_temps(directory: Path) -> None:
 _locks = threading.local()  # this thread's held folder locks: resolved path -> [fd, depth]
 _held_in_process: set[str] = set()  # the folders any thread of this process holds (a pid in the lock file does not
 # tell: two containers' renders are both pid 1; and where files cannot be locked, threads are still told apart)
+_held_guard = threading.Lock()  # where files cannot be locked, the lock instead: held while a thread checks and
+# claims a folder in _held_in_process, and while one releases it (its lock file and the folders it made removed)
 
 
 def _lock_fd(fd: int) -> bool:
@@ -416,7 +418,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     # the folders this makes (the render folder and any missing parents), removed again if left empty
     made = [p for p in (directory, *directory.parents) if not p.exists()]
     path = directory / LOCK_FILE
-    unlocked = False  # True where the file system cannot lock files
+    unlocked = guarded = False  # True where the file system cannot lock files; while this thread holds _held_guard
     while True:
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -440,12 +442,10 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                 locked = _lock_fd(fd)
             except OSError as exc:  # a file system without file locks (NFS without its lock service: ENOLCK) raised
                 # a raw OSError and left the lock file and folder: the render goes on there, unguarded
-                if not unlocked:  # (once, when the loop comes round again)
-                    warnings.warn(
-                        f"{what} {str(directory)!r} is on a file system that cannot lock files ({exc.strerror or exc}), "
-                        "so a second render into it at the same time would not be refused: do not start one. To have "
-                        "it refused, render into a folder on a local disk.", RuntimeWarning, stacklevel=3)  # fmt: skip
-                unlocked, locked = True, key not in _held_in_process  # (another thread's is still refused)
+                why = exc.strerror or exc  # (said once the folder is taken: a warning raised as an error left the files)
+                # checked and claimed in one step, apart from a release (two threads checking at once both went on)
+                unlocked, guarded = True, _held_guard.acquire()
+                locked = key not in _held_in_process  # (another thread's is still refused)
             if not locked:
                 try:
                     pid = os.read(fd, 32).decode("ascii", "replace").strip()
@@ -484,26 +484,36 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                     _atomic.remove_temps(directory, older_than=STALE_TEMP_S)
                 else:
                     _remove_stale_temps(directory)  # of a render killed while writing: no one writes here now
+                _held_in_process.add(key)
                 break
         except BaseException:
             os.close(fd)
             raise
+        finally:
+            if guarded:
+                guarded = False
+                _held_guard.release()
         os.close(fd)  # a removed file's lock: take the new one
     held[key] = [fd, 1]
-    _held_in_process.add(key)
     try:
+        if unlocked:
+            warnings.warn(
+                f"{what} {str(directory)!r} is on a file system that cannot lock files ({why}), so a second render "
+                "into it at the same time would not be refused: do not start one. To have it refused, render into a "
+                "folder on a local disk.", RuntimeWarning, stacklevel=3)  # fmt: skip
         yield
     finally:
         del held[key]
-        _held_in_process.discard(key)
-        with contextlib.suppress(OSError):
-            path.unlink()  # while still held, so no one locks a file about to vanish
-        os.close(fd)  # closing releases the lock
-        for folder in made:  # innermost first; only those left empty: nothing was written there
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        with _held_guard:  # (where files cannot be locked, a thread let in before the lock file and the folders it
+            _held_in_process.discard(key)  # made were removed had them removed under it, and one refused left its own)
+            with contextlib.suppress(OSError):
+                path.unlink()  # while still held, so no one locks a file about to vanish
+            os.close(fd)  # closing releases the lock
+            for folder in made:  # innermost first; only those left empty: nothing was written there
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 def _read_json(path: Path) -> Any:
