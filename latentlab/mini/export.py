@@ -426,7 +426,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="leave out the run's layout expert, and remove one in --to, that cannot work with the exported "
                     "decoder (else refused)")
     args = ap.parse_args(argv)
-    stages = tuple(s for s in args.stages.split(",") if s) if args.stages else None
+    # (--stages "" of an unset shell variable names no stage, as "," does: refused, not every stage)
+    stages = tuple(s for s in args.stages.split(",") if s) if args.stages is not None else None
     m = export(args.src, args.dst, fp16=not args.fp32, stages=stages, drop_expert=args.drop_expert)
     # a line per file; what each came from (run_config, warm start) stays in manifest.json
     for name, rec in m["files"].items():

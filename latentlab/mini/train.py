@@ -2004,13 +2004,14 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "expert", "all"], required=True)
+    ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "expert", "all"], required=True,
+                    help="the stage to train; all: clip, cache, prior, decoder (not upscaler, nor expert)")  # fmt: skip
     ap.add_argument("--config", default=None,
                     help="smoke | cpu | gpu | cpu-emoji | gpu-emoji | path to a JSON file of overrides (default: cpu)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="same as --config smoke")
     ap.add_argument("--out", required=True, help="run folder (put it under a git-ignored dir such as .cache/)")
     ap.add_argument("--resume", action="store_true", help="continue each stage from its state.pt")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. decoder.steps=2000")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config field, e.g. decoder.steps=2000 (repeat --set for more)")
     ap.add_argument("--init-from", default=None, metavar="WEIGHTS_DIR",
                     help="warm-start stages that have no checkpoint yet from exported weights (e.g. latentlab/mini/weights); "
                     "the CLIP there also encodes the cache when this run trains no CLIP")  # fmt: skip
