@@ -283,7 +283,9 @@ def show_video(
         format: ``"gif"``, ``"webp"`` or ``"mp4"`` (a leading dot is dropped, as in
             :func:`latentlab.write_video`); by default gif for frames up to 256 px (sharp
             when scaled up), or lossless webp (as sharp) where ``fps`` is above the 50 a gif can
-            play, and mp4 above 256 px. A gif asked for explicitly is refused above 50 fps.
+            play, up to the 90.9 (1000 / 11) a webp plays in a browser, and mp4 above 256 px or
+            90.9 fps. A gif asked for explicitly is refused above 50 fps, a webp above 90.9 fps
+            (browsers play a frame of 10 ms or less for 100 ms).
         scale: integer display zoom (default: automatic, small frames are enlarged, a file's
             as well as frames').
         pingpong, hold_first, hold_last: frame order, see :func:`latentlab.video.sequence`.
@@ -298,7 +300,7 @@ def show_video(
     >>> v.mimetype, v.data[:3]
     ('image/gif', b'GIF')
     """
-    from .video import _GIF_MAX_FPS, _as_frames, _check_fps, write_video
+    from .video import _GIF_MAX_FPS, _WEBP_BROWSER_MAX_FPS, _as_frames, _check_fps, write_video
 
     if isinstance(max_embed_mb, (bool, np.bool_)) or not isinstance(max_embed_mb, numbers.Real) \
             or not max_embed_mb >= 0:  # (not >= 0: NaN too)
@@ -347,13 +349,20 @@ def show_video(
     if format is None or format == "":  # (not `not format`: format=0 or False was taken for the default)
         fmt = "gif" if max(h, w) <= 256 else "mp4"
         if fmt == "gif" and _check_fps(fps) > _GIF_MAX_FPS:  # too fast for a gif: webp, lossless as sharp
-            fmt, quality = "webp", 100
+            # (and too fast for a browser's webp too: its frames of 10 ms or less played for 100 ms each)
+            fmt, quality = ("webp", 100) if _check_fps(fps) <= _WEBP_BROWSER_MAX_FPS else ("mp4", None)
     elif isinstance(format, str):
         fmt = format.lower().lstrip(".")
     else:
         fmt = ""
     if fmt not in ("gif", "webp", "mp4"):
         raise ArgumentError(f"format must be 'gif', 'webp' or 'mp4', got {format!r}.")
+    if fmt == "webp" and _check_fps(fps) > _WEBP_BROWSER_MAX_FPS:
+        raise ArgumentError(
+            f"fps={_check_fps(fps):g} is too fast for a webp shown in a browser: its frames last {1000 / _check_fps(fps):.3g} "
+            "ms, and browsers play a frame of 10 ms or less for 100 ms (10 fps). Fix: use fps <= 90.9 (1000 / 11), "
+            "or format='mp4' (or leave format out: mp4 is picked above it)."
+        )
     zoom = _check_scale(scale) or _auto_scale(max(h, w), w, target=256, max_width=768)
     with tempfile.TemporaryDirectory() as tmp:
         out = write_video(

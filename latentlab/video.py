@@ -62,6 +62,11 @@ _GIF_MAX_DELAY_CS = 65535
 MIN_FPS = 0.01
 # webp stores whole milliseconds, at least 1 per frame: faster would play slower than asked
 _WEBP_MAX_FPS = 1000.0
+# browsers (Chromium, Firefox, WebKit) play any animated-image frame of 10 ms or less for 100 ms,
+# a webp's as a gif's: a webp shown inline plays as written only up to 1000 / 11 fps
+_WEBP_BROWSER_MAX_FPS = 1000 / 11
+# Pillow's webp writer passes each frame's start time in ms as a C int: a longer webp overflowed it
+_WEBP_MAX_TOTAL_MS = 2**31 - 1
 _DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
 _DEFAULT_WEBP_QUALITY = 90
 # Suffixes of image and video formats other than write_video's own: a file written under one of
@@ -751,9 +756,14 @@ def _write_gif(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float, loop: int
     # catches frames that only its palette makes identical)
     # (frames equal as given are equal resized: compared as given, without resizing them twice)
     longest = run = 0
+    starts = []  # where each run of equal frames starts: Pillow is fed one picture a run, of the run's delay
     for k, d in enumerate(durations):
-        run = run + d if k and (idx[k] == idx[k - 1] or np.array_equal(native[idx[k]], native[idx[k - 1]])) else d
+        same = k and (idx[k] == idx[k - 1] or np.array_equal(native[idx[k]], native[idx[k - 1]]))
+        run = run + d if same else d
         longest = max(longest, run)
+        if not same:
+            starts.append(k)
+    ends = starts[1:] + [len(idx)]
     try:
         if longest > _GIF_MAX_DELAY_CS * 10:
             raise OverflowError
@@ -761,12 +771,20 @@ def _write_gif(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float, loop: int
         # writer, used before, kept the frames of an interrupted write and encoded them all again
         # from its finalizer: a Ctrl-C took effect only after a whole second encode. Pillow's writer
         # takes a list of durations only for several frames; one frame gets a number.
-        first = Image.fromarray(frames[idx[0]])
+        # It would merge a run into its first picture too, but only after making each repeat 256
+        # colours again (a 2 s hold of 256 px frames took seconds): the same file, made once a run.
+        def picture(r: int) -> Any:
+            for k in range(starts[r], ends[r]):  # (every frame asked for: the bar counts them)
+                f = frames[idx[k]]
+            return Image.fromarray(f)
+
+        first = picture(0)
         if len(idx) == 1:
             first.save(tmp, format="GIF", duration=durations[0], **repeat)
         else:
-            rest = (Image.fromarray(frames[i]) for i in idx[1:])
-            first.save(tmp, format="GIF", save_all=True, append_images=rest, duration=durations, **repeat)
+            rest = (picture(r) for r in range(1, len(starts)))
+            delays = [sum(durations[a:b]) for a, b in zip(starts, ends)]
+            first.save(tmp, format="GIF", save_all=True, append_images=rest, duration=delays, **repeat)
     except (OverflowError, struct.error):
         raise _gif_too_long(fps) from None
 
@@ -776,7 +794,12 @@ def _write_webp(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float, loop: in
     from PIL import Image
 
     q = _DEFAULT_WEBP_QUALITY if quality is None else quality
-    images = [Image.fromarray(frames[i]) for i in idx]
+    # Pillow's writer takes the pictures at once: a held frame's repeats share one (a copy each, a
+    # hold_last=100000 of 512 px frames took 78 GB); each repeat is still asked for, to tick the bar
+    images: list[Any] = []
+    for k, i in enumerate(idx):
+        f = frames[i]
+        images.append(images[-1] if k and i == idx[k - 1] else Image.fromarray(f))
     durations = _frame_durations_ms(len(images), fps, 1)
     # libwebp's animation encoder (under Pillow's writer) merges a frame into the one before when
     # it finds no change worth coding: identical frames always, and at a lossy quality nearly
@@ -808,7 +831,8 @@ def write_video(
         path: output file; missing parent directories are created.
         fps: frames per second, at least 0.01 (:data:`MIN_FPS`); at most 50 for gif, whose
             delays are in 1/100 s (rounded to 10 ms with no drift, e.g. 24 fps -> 40/50 ms),
-            and 1000 for webp, whose delays are whole milliseconds.
+            and 1000 for webp, whose delays are whole milliseconds (and whose frames, holds included,
+            last at most 2**31 - 1 ms in all, 24.8 days: Pillow times them in a C int).
         format: ``"mp4"``, ``"gif"`` or ``"webp"``; by default the path's suffix.
         hold_first, hold_last, pingpong: frame ordering, see :func:`sequence`.
         quality: 0-100, higher is better; ``None`` for the format's default.
@@ -897,6 +921,12 @@ def write_video(
     check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), hf, hl, pp)
+    if fmt == "webp" and np.rint(len(idx) * (1000.0 / fps_f)) > _WEBP_MAX_TOTAL_MS:  # (Pillow: a raw OverflowError)
+        raise ArgumentError(
+            f"a webp runs at most {_WEBP_MAX_TOTAL_MS} ms (24.8 days) in all, and these "
+            f"{len(idx)} frames (holds and ping-pong included) at fps={fps_f:g} last {len(idx) / fps_f / 86_400:.1f} days. "
+            "Fix: raise fps, shorten hold_first / hold_last, or write mp4."
+        )
     target = _prepare_target(path)
     from ._bars import progress_bar
 
