@@ -418,7 +418,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     # the folders this makes (the render folder and any missing parents), removed again if left empty
     made = [p for p in (directory, *directory.parents) if not p.exists()]
     path = directory / LOCK_FILE
-    unlocked = guarded = False  # True where the file system cannot lock files; while this thread holds _held_guard
+    unlocked = claimed = False  # True where the file system cannot lock files; once this thread claims the folder
     while True:
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -443,56 +443,58 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             except OSError as exc:  # a file system without file locks (NFS without its lock service: ENOLCK) raised
                 # a raw OSError and left the lock file and folder: the render goes on there, unguarded
                 why = exc.strerror or exc  # (said once the folder is taken: a warning raised as an error left the files)
-                # checked and claimed in one step, apart from a release (two threads checking at once both went on)
-                unlocked, guarded = True, _held_guard.acquire()
-                locked = key not in _held_in_process  # (another thread's is still refused)
-            if not locked:
-                try:
-                    pid = os.read(fd, 32).decode("ascii", "replace").strip()
+                unlocked, locked = True, None  # (checked below)
+            # checked and claimed in one step, apart from a release (two threads checking at once both went on); in a
+            # with statement, as a bare acquire() could leave the guard held (a Ctrl-C just after it: every release hung)
+            with _held_guard if locked is None else contextlib.nullcontext():
+                if locked is None:
+                    locked = key not in _held_in_process  # (another thread's is still refused)
+                if not locked:
+                    try:
+                        pid = os.read(fd, 32).decode("ascii", "replace").strip()
+                    except OSError:
+                        pid = ""
+                    who = ("another thread of this process" if pid == str(os.getpid()) and key in _held_in_process
+                           else f"another render (process {pid})" if pid.isdigit() else "another render")  # fmt: skip
+                    # the lock file named, so that a reader who finds it knows what holds it; deleting it
+                    # would not release the lock (the holder keeps the removed file's), only let two writers in
+                    raise ArgumentError(
+                        f"{what} {str(directory)!r} is being written by {who} right now (it holds the lock file "
+                        f"{LOCK_FILE} there, released when that render ends: do not delete it). Wait for it to "
+                        "finish, or render into another folder (CLI: --out-dir or --name)."
+                    )
+                try:  # the file may have been removed by its last holder between our open and our lock
+                    st = os.fstat(fd)
+                    same = os.path.samestat(st, os.lstat(path))
                 except OSError:
-                    pid = ""
-                who = ("another thread of this process" if pid == str(os.getpid()) and key in _held_in_process
-                       else f"another render (process {pid})" if pid.isdigit() else "another render")  # fmt: skip
-                # the lock file named, so that a reader who finds it knows what holds it; deleting it
-                # would not release the lock (the holder keeps the removed file's), only let two writers in
-                raise ArgumentError(
-                    f"{what} {str(directory)!r} is being written by {who} right now (it holds the lock file "
-                    f"{LOCK_FILE} there, released when that render ends: do not delete it). Wait for it to "
-                    "finish, or render into another folder (CLI: --out-dir or --name)."
-                )
-            try:  # the file may have been removed by its last holder between our open and our lock
-                st = os.fstat(fd)
-                same = os.path.samestat(st, os.lstat(path))
-            except OSError:
-                same = False
-            if same and (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1):  # a hard link to another file: not emptied
-                try:
-                    path.unlink()  # while still held, as the release does: no one locks a file about to vanish
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:  # (left there, it would be found again and again)
-                    raise ArgumentError(f"{what} {str(directory)!r} holds {LOCK_FILE} as a link to another file, which "
-                                        f"latentlab does not write over, and it cannot be removed ({exc.strerror}); "
-                                        "remove it.") from None  # fmt: skip
-                same = False  # (closed below, and a new lock file made)
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
-                if unlocked:  # another render may be writing here now: only the temporary files an hour old
-                    from .video import STALE_TEMP_S
+                    same = False
+                if same and (not stat.S_ISREG(st.st_mode) or st.st_nlink != 1):  # a hard link to another file: not emptied
+                    try:
+                        path.unlink()  # while still held, as the release does: no one locks a file about to vanish
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:  # (left there, it would be found again and again)
+                        raise ArgumentError(f"{what} {str(directory)!r} holds {LOCK_FILE} as a link to another file, which "
+                                            f"latentlab does not write over, and it cannot be removed ({exc.strerror}); "
+                                            "remove it.") from None  # fmt: skip
+                    same = False  # (closed below, and a new lock file made)
+                if same:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                    if unlocked:  # another render may be writing here now: only the temporary files an hour old
+                        from .video import STALE_TEMP_S
 
-                    _atomic.remove_temps(directory, older_than=STALE_TEMP_S)
-                else:
-                    _remove_stale_temps(directory)  # of a render killed while writing: no one writes here now
-                _held_in_process.add(key)
-                break
+                        _atomic.remove_temps(directory, older_than=STALE_TEMP_S)
+                    else:
+                        _remove_stale_temps(directory)  # of a render killed while writing: no one writes here now
+                    claimed = True  # (before the claim: no other thread holds the folder here, so undoing it is ours)
+                    _held_in_process.add(key)
+                    break
         except BaseException:
+            if claimed:  # (a Ctrl-C once it was claimed left the folder refused to this process for good)
+                _held_in_process.discard(key)
             os.close(fd)
             raise
-        finally:
-            if guarded:
-                guarded = False
-                _held_guard.release()
         os.close(fd)  # a removed file's lock: take the new one
     held[key] = [fd, 1]
     try:
