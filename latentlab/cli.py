@@ -1086,6 +1086,9 @@ _ADVICE_AS_FLAGS = (
     ("use dtype=torch.float16", "use --dtype float16"),
     ("load the decoder with cpu_offload=True", "load the decoder with --cpu-offload"),
     ("pass refine=0", "pass --invert-refine 0"),
+    ("refine: decoder ", "--invert-refine: decoder "),  # (Decoder.invert's keyword, which no flag is called)
+    ("mode='inverted' needs a decoder", "variations --eta needs a decoder"),  # (ll.variations' keyword)
+    ("Use mode='reroll' (CLI: variations without --eta)", "Drop --eta for variations from rerolled noise"),
     ("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'",
      "--cpu-offload needs an accelerator device, e.g. --device cuda; got --device cpu"),
     ("dtype=torch.float16 is not supported on the CPU; use torch.float32 (the default)",
@@ -1101,6 +1104,8 @@ _ADVICE_AS_FLAGS = (
 def _flag_advice(message: str) -> str:
     for python, flag in _ADVICE_AS_FLAGS:
         message = message.replace(python, flag)
+    # a decoder's own limit on steps, under a spec's 1000 (Stable unCLIP's DDIM takes 999): said as the flag
+    message = re.sub(r"(?<![-\w'])steps must be <= ", "--steps must be <= ", message)
     for option, flag in (("cpu_offload", "--cpu-offload"), ("dtype", "--dtype")):  # a part that takes no such option
         if f"takes no {option}=" in message:
             message = message.replace(f"takes no {option}=", f"takes no {option}= ({flag})", 1)

@@ -1029,6 +1029,11 @@ def render_spec(
             prior = create_prior_offloaded(preset, cpu_offload=cpu_offload, **load)
         if decoder is None:
             decoder = create_decoder(preset, **load, **options, **({"cpu_offload": True} if cpu_offload else {}))
+        if s.steps is not None and callable(getattr(decoder, "_check_steps", None)):
+            try:  # a spec's steps (at most 1000) past what this decoder's sampler takes: said as the field,
+                decoder._check_steps(s.steps)  # before anything is written (it was at the first decode)
+            except ArgumentError as exc:
+                raise ArgumentError(f"'steps' is too many for this decoder: {exc}") from None
         _refuse_other_render(directory, s, decoder, overwrite)
         from .render import check_eta
 

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError, check_int, check_number, check_seed
+from .errors import ArgumentError, SpaceError, check_int, check_number, check_seed, is_finite_real
 
 __all__ = ["even_pacing", "fine_pacing_settings", "pacing_stats", "frame_distances", "Pacing", "PACING_METRICS",
            "PACING_MODES"]
@@ -505,9 +505,10 @@ def even_pacing(
     passes = check_int(passes, "passes", minimum=1)
     check_eta(eta, decoder)
     relax = check_int(relax, "relax", minimum=0)  # rounds
-    if min_width is not None and (not isinstance(min_width, (int, float)) or isinstance(min_width, bool)
-                                  or not 0 < min_width < 1):  # fmt: skip
+    # (numpy's floats too, as tol= and a spec's pacing_min_width take them: np.float32(0.1) was refused)
+    if min_width is not None and (not is_finite_real(min_width) or not 0 < min_width < 1):
         raise ArgumentError(f"min_width must be a number in (0, 1) (a fraction of a segment), got {min_width!r}.")
+    min_width = None if min_width is None else float(min_width)
     if coarse is not None and (isinstance(coarse, bool) or not isinstance(coarse, numbers.Integral)
                                or not 1 <= coarse <= MAX_FRAMES):  # fmt: skip
         raise ArgumentError(f"coarse must be an integer in [1, {MAX_FRAMES}] (sample intervals per segment, each one "

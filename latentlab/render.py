@@ -336,9 +336,10 @@ def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: 
     one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key;
     plus the decoder's :meth:`~latentlab.decoders.Decoder.sampling_marks` for those steps (e.g.
     ``timesteps = "exact"`` where a fix changed some step counts' frames)."""
+    # (+ 0.0: a guidance of -0.0, e.g. --guidance -0, is 0, not another render)
     out = {"steps": check_int(steps if steps is not None else decoder.default_steps, "steps", minimum=1),
            "guidance_scale": check_number(guidance_scale if guidance_scale is not None else decoder.default_guidance,
-                                          "guidance_scale", minimum=0)}  # fmt: skip
+                                          "guidance_scale", minimum=0) + 0.0}  # fmt: skip
     marks = getattr(decoder, "sampling_marks", None)  # (only where a fix changed some counts' frames)
     return {**out, **(marks(out["steps"]) if callable(marks) else {})}
 
@@ -890,6 +891,10 @@ def render(
     if not _is_spec_record(spec):
         # (recorded as given, it made the manifest one that read_manifest calls unreadable: no rerun resumed)
         raise ArgumentError(f"spec must be a render spec as a dict (its keyframes a list), or None, got {spec!r:.200}.")
+    if steps is not None and callable(getattr(decoder, "_check_steps", None)):
+        # more than the decoder's sampler takes: refused now, not at the first batch, once the manifest was
+        # written (the folder then refused the rerun with fewer steps as another render)
+        decoder._check_steps(steps)
     seeds = frame_seeds(T, seed, noise)
     kn: torch.Tensor | None = None
     params: list[tuple[int, float]] = []

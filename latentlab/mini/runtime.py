@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..decoders.base import PRIOR_OVERFLOW, Decoder, nonfinite_rows, refuse_nonfinite_pixels
-from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_finite_real, shown, user_path
+from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_bool, is_finite_real, shown, user_path
 from ..presets import _DECODER_CLASSES, register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
@@ -343,10 +343,12 @@ class MiniDecoder(Decoder):
         ``decode(..., captions=...)`` only); ``False`` leaves it out."""
         import hashlib
 
-        if not (upscale is None or isinstance(upscale, bool)):  # 1 == True: taken as one before
+        if not (upscale is None or is_bool(upscale)):  # 1 == True: taken as one before
             raise ArgumentError(f"upscale must be None, True or False, got {upscale!r}.")
-        if not (expert is None or isinstance(expert, bool)):
+        if not (expert is None or is_bool(expert)):
             raise ArgumentError(f"expert must be None, True or False, got {expert!r}.")
+        # numpy's bools as Python's (a spec's upscale takes them; np.False_ was refused as not False)
+        upscale, expert = (None if v is None else bool(v) for v in (upscale, expert))
         ex_path = weights_path(EXPERT_FILE, weights_dir)
         if expert is True or (expert is None and ex_path.is_file()):
             try:
