@@ -67,6 +67,8 @@ _WEBP_MAX_FPS = 1000.0
 _WEBP_BROWSER_MAX_FPS = 1000 / 11
 # Pillow's webp writer passes each frame's start time in ms as a C int: a longer webp overflowed it
 _WEBP_MAX_TOTAL_MS = 2**31 - 1
+# libwebp's largest picture side
+_WEBP_MAX_SIDE = 16383
 _DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
 _DEFAULT_WEBP_QUALITY = 90
 # Suffixes of image and video formats other than write_video's own: a file written under one of
@@ -848,6 +850,7 @@ def write_video(
             one at a time, as a render's ``size`` does: an mp4 holds one resized frame at a
             time, a gif keeps them as 256-colour frames (Pillow's writer: one byte a pixel, not
             three), a webp all of them (Pillow's writer takes them at once). ``None``: as they are.
+            At most 16384; a webp's side at most 16383 (libwebp's limit).
         progress: a tqdm bar over the frames fed to the writer (``desc="video"``).
 
     A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
@@ -921,6 +924,12 @@ def write_video(
     check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), hf, hl, pp)
+    side = int(size) if size is not None else max(arr.shape[1:3])
+    if fmt == "webp" and side > _WEBP_MAX_SIDE:  # (Pillow's writer: a raw RuntimeError, after encoding)
+        raise ArgumentError(
+            f"a webp is at most {_WEBP_MAX_SIDE} pixels per side, and these frames would be {side}. "
+            f"Fix: pass size <= {_WEBP_MAX_SIDE}, or write mp4."
+        )
     if fmt == "webp" and np.rint(len(idx) * (1000.0 / fps_f)) > _WEBP_MAX_TOTAL_MS:  # (Pillow: a raw OverflowError)
         raise ArgumentError(
             f"a webp runs at most {_WEBP_MAX_TOTAL_MS} ms (24.8 days) in all, and these "

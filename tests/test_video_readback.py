@@ -151,3 +151,21 @@ def test_every_frame_of_an_mp4_starts_at_its_time(fps, n, hold_last, pingpong):
     count = len(sequence(f, hold_last=hold_last, pingpong=pingpong))
     assert len(pts) == count
     assert np.abs(pts - np.arange(count) / fps).max() <= 1e-3 / fps + 1e-6
+
+
+@pytest.mark.parametrize("size, native", [(16384, 8), (None, 16384)])
+def test_a_webp_wider_than_libwebp_takes_is_refused_before_any_frame_is_made(tmp_path, monkeypatch, size, native):
+    """libwebp takes at most 16383 pixels a side: write_video(size=16384, format="webp") resized
+    every frame to 800 MB and then failed in Pillow with a raw RuntimeError; now refused first,
+    naming the limit and the fix, before a frame is resized or a file is made."""
+    from latentlab import video as video_mod
+
+    def no_resize(*a, **k):
+        raise AssertionError("a frame was resized before the refusal")
+
+    monkeypatch.setattr(video_mod, "_lanczos", no_resize)
+    frames = np.zeros((1, native, 8, 3), np.uint8)  # (a tall thin frame: a side of 16384 without 800 MB)
+    with pytest.raises(ll.ArgumentError, match="16383 pixels per side") as exc:
+        ll.write_video(frames, tmp_path / "v.webp", fps=12, size=size)
+    assert "mp4" in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
