@@ -553,6 +553,16 @@ def _exe_problem(exe: str) -> str | None:
     return None
 
 
+def _check_webp_side(size: int, fmt: str) -> None:
+    """Refuse frames ``size`` pixels a side for a webp, which holds at most 16383 (libwebp's limit;
+    Pillow's writer raised a raw RuntimeError after encoding). (A spec's size is at most 4096.)"""
+    if fmt == "webp" and size > _WEBP_MAX_SIDE:
+        raise ArgumentError(
+            f"a webp is at most {_WEBP_MAX_SIDE} pixels per side, and these frames would be {size}. "
+            f"Fix: pass size <= {_WEBP_MAX_SIDE}, or write mp4."
+        )
+
+
 def check_video_writer(path_or_format: str | os.PathLike[str]) -> str | None:
     """Check, cheaply and before any rendering, that :func:`write_video` can write this format.
 
@@ -924,12 +934,7 @@ def write_video(
     check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), hf, hl, pp)
-    side = int(size) if size is not None else max(arr.shape[1:3])
-    if fmt == "webp" and side > _WEBP_MAX_SIDE:  # (Pillow's writer: a raw RuntimeError, after encoding)
-        raise ArgumentError(
-            f"a webp is at most {_WEBP_MAX_SIDE} pixels per side, and these frames would be {side}. "
-            f"Fix: pass size <= {_WEBP_MAX_SIDE}, or write mp4."
-        )
+    _check_webp_side(int(size) if size is not None else max(arr.shape[1:3]), fmt)
     if fmt == "webp" and np.rint(len(idx) * (1000.0 / fps_f)) > _WEBP_MAX_TOTAL_MS:  # (Pillow: a raw OverflowError)
         raise ArgumentError(
             f"a webp runs at most {_WEBP_MAX_TOTAL_MS} ms (24.8 days) in all, and these "
