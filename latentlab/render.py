@@ -508,10 +508,12 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     finally:
         del held[key]
         with _held_guard:  # (where files cannot be locked, a thread let in before the lock file and the folders it
-            _held_in_process.discard(key)  # made were removed had them removed under it, and one refused left its own)
-            with contextlib.suppress(OSError):
-                path.unlink()  # while still held, so no one locks a file about to vanish
-            os.close(fd)  # closing releases the lock
+            try:  # made were removed had them removed under it, and one refused left its own)
+                _held_in_process.discard(key)
+                with contextlib.suppress(OSError):
+                    path.unlink()  # while still held, so no one locks a file about to vanish
+            finally:  # (a second Ctrl-C landing here left the fd open: its lock refused the folder to this process for good)
+                os.close(fd)  # closing releases the lock
             for folder in made:  # innermost first; only those left empty: nothing was written there
                 try:
                     folder.rmdir()
