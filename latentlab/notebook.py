@@ -359,8 +359,9 @@ def show_video(
         raise ArgumentError(f"format must be 'gif', 'webp' or 'mp4', got {format!r}.")
     if fmt == "webp" and _check_fps(fps) > _WEBP_BROWSER_MAX_FPS:
         raise ArgumentError(
-            f"fps={_check_fps(fps):g} is too fast for a webp shown in a browser: its frames last {1000 / _check_fps(fps):.3g} "
-            "ms, and browsers play a frame of 10 ms or less for 100 ms (10 fps). Fix: use fps <= 90.9 (1000 / 11), "
+            f"fps={_check_fps(fps):g} is too fast for a webp shown in a browser: a webp stores whole milliseconds, so at "
+            "this fps some of its frames are 10 ms or less, and browsers play such a frame for 100 ms (10 fps). Fix: use "
+            "fps <= 90.9 (1000 / 11), "
             "or format='mp4' (or leave format out: mp4 is picked above it)."
         )
     zoom = _check_scale(scale) or _auto_scale(max(h, w), w, target=256, max_width=768)
