@@ -38,6 +38,7 @@ unCLIP) is given the caption too, as DALL-E 2's decoder is.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -567,5 +568,7 @@ def generate(
         z = tag(z, getattr(prior, "space", None))
         noise = make_noise(tuple(decoder.noise_shape()), seeds)
         kw = {"captions": [prompt] * len(seeds)} if captions else {}
-        out.append(decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, **kw))
+        with warnings.catch_warnings():  # a prompt cut to the context was said once, by encode_text or from_texts
+            warnings.filterwarnings("ignore", r".* longer than the text encoder's context", UserWarning)
+            out.append(decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, **kw))
     return np.concatenate(out)

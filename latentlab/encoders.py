@@ -228,12 +228,20 @@ def _as_cache(cache: object, name: str = "cache") -> EmbeddingCache | None:
 
 
 class _Image:
-    """One validated image: a file path (decoded lazily) or an RGB PIL image."""
+    """One validated image: a file path (decoded lazily), an RGB PIL image, or the pixels of an
+    array or tensor (``array``: ``(H, W[, C])`` numpy or ``(C, H, W)`` torch; ``layout``: the
+    shape it came from, for messages), made a PIL image only when read, so that a batch of
+    thousands of arrays is not held a second time, as PIL images, while it is encoded."""
 
-    __slots__ = ("label", "path", "pil")
+    __slots__ = ("label", "path", "pil", "array", "layout")
 
-    def __init__(self, label: str, path: Path | None = None, pil: Any = None) -> None:
-        self.label, self.path, self.pil = label, path, pil
+    def __init__(self, label: str, path: Path | None = None, pil: Any = None, array: Any = None,
+                 layout: str = "") -> None:  # fmt: skip
+        self.label, self.path, self.pil, self.array, self.layout = label, path, pil, array, layout
+
+    def _pixels(self) -> Any:
+        """The RGB PIL image of an ``array`` image (checked when it was made)."""
+        return _array_to_pil(_hwc(self.array), self.label, self.layout)
 
     def content(self) -> Iterable[bytes]:
         """Bytes that identify the picture, for cache keys."""
@@ -246,13 +254,16 @@ class _Image:
                 while chunk := f.read(1 << 20):
                     yield chunk
         else:
-            yield f"pixels\0{self.pil.width}x{self.pil.height}\0".encode()
-            yield self.pil.tobytes()
+            pil = self.pil if self.pil is not None else self._pixels()
+            yield f"pixels\0{pil.width}x{pil.height}\0".encode()
+            yield pil.tobytes()
 
     def load(self) -> Any:
         """The picture as an RGB PIL image."""
         if self.pil is not None:
             return self.pil
+        if self.array is not None:
+            return self._pixels()
         from PIL import Image
 
         try:
@@ -352,16 +363,50 @@ def _to_rgb(im: Any, name: str | None = None, *, warn_animated: bool = True) -> 
     return im.convert("RGB")
 
 
+def _hwc(x: Any) -> np.ndarray:
+    """One image's pixels as numpy ``(H, W[, C])``: a ``(C, H, W)`` tensor's channels last (uint8
+    kept, other floats as float32), an array as it is."""
+    if isinstance(x, torch.Tensor):
+        return (x if x.dtype == torch.uint8 else x.float()).permute(1, 2, 0).numpy()
+    return x
+
+
+def _lazy_images(rows: Sequence[Any], labels: Sequence[str], layout: str) -> list[_Image]:
+    """``_Image`` s of array / tensor ``rows``, each checked now (every refusal before any work)
+    and made a PIL image only when it is read."""
+    for row, label in zip(rows, labels):
+        _check_array(_hwc(row), label, layout)
+    return [_Image(label, array=row, layout=layout) for row, label in zip(rows, labels)]
+
+
 def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
     """Validated ``(H, W)`` / ``(H, W, C)`` array (uint8 or float in [0, 1]) -> RGB PIL image."""
     from PIL import Image
 
+    _check_array(a, label, layout)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.dtype == np.uint8:
+        u8 = a
+    else:
+        u8 = np.clip(np.round(a.astype(np.float32, copy=False) * 255.0), 0, 255).astype(np.uint8)
+    u8 = np.ascontiguousarray(u8)
+    if u8.ndim == 2:
+        return Image.fromarray(u8, mode="L").convert("RGB")
+    if u8.shape[2] == 3:
+        return Image.fromarray(u8, mode="RGB")
+    return _to_rgb(Image.fromarray(u8, mode="RGBA"))  # 4 channels: alpha on white
+
+
+def _check_array(a: np.ndarray, label: str, layout: str) -> None:
+    """Refuse an ``(H, W)`` / ``(H, W, C)`` array that :func:`_array_to_pil` cannot read: empty,
+    of another dtype than uint8 or float, or float outside [0, 1] (or not finite)."""
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ArgumentError(f"{label}: empty image of shape {layout}; pass a picture at least 1x1 pixels.")
     if a.dtype == np.uint8:
-        u8 = a
+        return
     elif np.issubdtype(a.dtype, np.floating):
         af = a.astype(np.float32, copy=False)
         if not np.isfinite(af).all():
@@ -381,18 +426,11 @@ def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
             raise ArgumentError(
                 f"{label}: float image values must lie in [0, 1], got min {lo:.4g}, max {hi:.4g}; {fix}."
             )
-        u8 = np.clip(np.round(af * 255.0), 0, 255).astype(np.uint8)
     else:
         raise ArgumentError(
             f"{label}: image arrays must be uint8 (0..255) or float (0..1), got dtype {a.dtype}. "
             "Convert with .astype(np.uint8) for 0..255 data, or divide by the maximum for other ranges."
         )
-    u8 = np.ascontiguousarray(u8)
-    if u8.ndim == 2:
-        return Image.fromarray(u8, mode="L").convert("RGB")
-    if u8.shape[2] == 3:
-        return Image.fromarray(u8, mode="RGB")
-    return _to_rgb(Image.fromarray(u8, mode="RGBA"))  # 4 channels: alpha on white
 
 
 def _check_hwc(shape: tuple[int, ...], label: str, kind: str, batch: tuple[int, ...] | None = None) -> None:
@@ -438,14 +476,8 @@ def _tensor_to_pils(t: torch.Tensor, label: str) -> list[_Image]:
             "Convert with t.float() / 255 or t.to(torch.uint8)."
         )
     chw = chw.detach().cpu()
-    if chw.dtype != torch.uint8:
-        chw = chw.float()
-    arr = chw.permute(0, 2, 3, 1).numpy()
     batch = t.ndim == 4
-    return [
-        _Image(f"{label}[{i}]" if batch else label, pil=_array_to_pil(arr[i], f"{label}[{i}]" if batch else label, str(shape)))
-        for i in range(arr.shape[0])
-    ]
+    return _lazy_images(list(chw), [f"{label}[{i}]" if batch else label for i in range(chw.shape[0])], str(shape))
 
 
 def _one_image(x: object, label: str, warn_animated: bool = True) -> list[_Image]:
@@ -503,9 +535,9 @@ def _one_image(x: object, label: str, warn_animated: bool = True) -> list[_Image
             _check_hwc(shape[1:], label, "numpy", batch=shape)
             if shape[0] == 0:
                 raise ArgumentError(f"{label}: the image batch array is empty (shape {shape}); pass at least one image.")
-            return [_Image(f"{label}[{i}]", pil=_array_to_pil(x[i], f"{label}[{i}]", str(shape))) for i in range(shape[0])]
+            return _lazy_images(list(x), [f"{label}[{i}]" for i in range(shape[0])], str(shape))
         _check_hwc(shape, label, "numpy")
-        return [_Image(label, pil=_array_to_pil(x, label, str(shape)))]
+        return _lazy_images([x], [label], str(shape))
     if isinstance(x, torch.Tensor):
         return _tensor_to_pils(x, label)
     raise ArgumentError(
@@ -591,10 +623,11 @@ def _hf_token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[
     return limit, cut
 
 
-def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
+def _warn_truncated(tokenizer: Any, texts: list[str], stacklevel: int = 3) -> None:
     """One warning for the prompts the tokenizer (open_clip's, or a Hugging Face one) cuts to its
     context (the words past it change nothing: two prompts that differ only there draw the same
-    pictures)."""
+    pictures). ``stacklevel`` is :func:`warnings.warn`'s, counted from this function: 3 names the
+    caller of encode_text, or of a prior's from_texts."""
     try:
         measured = _token_counts(tokenizer, texts)
         if measured is None:  # (hf_clip's encoders tokenize through a wrapper that names its CLIPTokenizer)
@@ -615,7 +648,7 @@ def _warn_truncated(tokenizer: Any, texts: list[str]) -> None:
         f"{what} longer than the text encoder's context of {limit} tokens, so cut to fit (the words past the limit "
         f"change nothing): {which} {count} tokens and is read only up to {tail!r}. Shorten the prompt.",
         UserWarning,
-        stacklevel=3,  # (the caller of encode_text, or of a prior's from_texts)
+        stacklevel=stacklevel,
     )
 
 
@@ -876,6 +909,9 @@ class Encoder:
         batches expand), torch tensors ``(3, H, W)`` or ``(n, 3, H, W)`` in [0, 1] (or uint8).
         Every image goes through the model's own open_clip transform (resize, centre crop,
         normalise), so the same picture gives the same embedding whatever its container.
+        All are checked first; then they are read (a file decoded, an array or tensor made a
+        picture) batch by batch, ``batch_size`` at a time, so thousands of them cost no more
+        memory than the input itself and one batch.
 
         >>> from latentlab.presets import create_encoder
         >>> import torch

@@ -400,7 +400,9 @@ class Decoder:
         ``captions``: one caption per row (e.g. the prompts a prior turned into
         ``embeddings``), read beside the embeddings by a decoder that reads captions
         (:attr:`reads_captions`), as DALL-E 2's decoder reads its caption; ``None`` (as every
-        render) draws from the embeddings alone.
+        render) draws from the embeddings alone. A caption longer than the decoder's text tower
+        reads (``mini``: 32 tokens; Karlo and Stable unCLIP: 77) is cut to fit, with a warning, as
+        :meth:`~latentlab.Encoder.encode_text` warns of a prompt it cuts.
 
         ``steps``: sampler steps, 1 to :meth:`max_steps`. ``guidance_scale`` (>= 0):
         classifier-free guidance, ``uncond + g * (cond - uncond)``. Scales in ``[0, 1]`` differ

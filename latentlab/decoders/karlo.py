@@ -424,7 +424,11 @@ class KarloDecoder(Decoder):
     def _decode_captioned(self, embeddings: torch.Tensor, noise: torch.Tensor, captions: list[str], *,
                           seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
         """Each row's caption in place of the empty prompt, as ``UnCLIPPipeline`` reads its
-        prompt (see :meth:`_conditioning`); DDIM only."""
+        prompt (see :meth:`_conditioning`); DDIM only. A caption past the tokenizer's length is cut
+        to fit, as the pipeline cuts it, with one warning per call (as encode_text says it)."""
+        from ..encoders import _warn_truncated
+
+        _warn_truncated(self.pipe.tokenizer, list(captions), stacklevel=4)  # (cut silently; names decode's caller)
         return self._decode_ddim(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=_check_guidance(guidance_scale),
                                  captions=captions)  # fmt: skip
 

@@ -684,6 +684,8 @@ class CaptionStates:
     The CLIP is loaded from ``clip_file`` on first use.
 
     ``CaptionStates(file)(["a red circle"])`` -> ``(states (1, L, width) float32, mask (1, L) bool)``.
+    A caption longer than the text tower's context (32 tokens) is cut to fit, with one warning per
+    call naming how many were cut, as :meth:`~latentlab.Encoder.encode_text` says it.
     """
 
     def __init__(self, clip_file: str | Path, *, device: str | torch.device = "cpu"):
@@ -715,6 +717,11 @@ class CaptionStates:
                                              f"It is incomplete, damaged or not the mini CLIP; {fix}.") from None  # fmt: skip
             self._clip = (model, tokenizer)
         model, tokenizer = self._clip
+        from ..encoders import _warn_truncated
+
+        # (a caption past the text tower's context was cut silently, as encode_text says it; the
+        # warning names the caller of decoder.decode)
+        _warn_truncated(tokenizer, list(captions), stacklevel=5)
         with torch.inference_mode():
             states, mask = text_token_states(model, tokenizer(captions).to(self.device))
         return states.float(), mask
