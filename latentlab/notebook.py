@@ -13,7 +13,10 @@ IPython; IPython and ipywidgets are imported only when a view is displayed.
   :func:`latentlab.render` runs (beside its tqdm progress bar).
 
 Tiny frames (the ``mini`` model renders 64 px) are scaled up by an integer factor with
-nearest-neighbour sampling (``image-rendering: pixelated``), so pixels stay sharp.
+nearest-neighbour sampling (``image-rendering: pixelated``), so pixels stay sharp. Big inputs
+do not balloon a saved notebook: :func:`show` lays out at most :data:`SHOW_MAX_FRAMES` frames
+unless told ``max_frames``, shows pictures larger than :data:`SHOW_MAX_SIDE` px downscaled, and
+takes ``max_embed_mb`` as :func:`show_video` does.
 
 >>> import numpy as np
 >>> view = show(np.zeros((4, 16, 16, 3), np.uint8), columns=4)
@@ -60,6 +63,15 @@ _SHOWN_INLINE = ": shown inline by a notebook (put it last in a cell, or display
 
 _VIDEO_SUFFIXES = {".mp4": "video/mp4", ".webm": "video/webm", ".gif": "image/gif", ".webp": "image/webp"}
 _PIXELATED = "image-rendering: crisp-edges; image-rendering: pixelated"
+
+SHOW_MAX_FRAMES = 64
+"""Frames :func:`show` lays out when not told ``max_frames``: more are shown as this many,
+evenly spaced, and the caption says so (1,000 frames of 64 px embedded about 23 MB)."""
+
+SHOW_MAX_SIDE = 2048
+"""The longest side, in pixels, of the picture a view embeds: a larger picture is shown
+downscaled to it (its ``array`` and the file are untouched; a 4000 x 3000 photo embedded
+about 84 MB), and the tiles of a contact sheet are shrunk so that the sheet fits it."""
 
 
 # ----------------------------------------------------------------------------------
@@ -138,6 +150,27 @@ def _video_size(path: Path) -> tuple[int, int]:
         raise ArgumentError(f"cannot read {str(path)!r} as a video to size it: {e}. Fix: check the file, or pass scale=.") from None
 
 
+def _check_max_embed_mb(max_embed_mb: Any) -> float:
+    if isinstance(max_embed_mb, (bool, np.bool_)) or not isinstance(max_embed_mb, numbers.Real) \
+            or not max_embed_mb >= 0:  # (not >= 0: NaN too)
+        raise ArgumentError(
+            f"max_embed_mb must be a number of MB >= 0 (float('inf'): no limit), got {max_embed_mb!r}. "
+            "Fix: e.g. max_embed_mb=20."
+        )
+    return max_embed_mb
+
+
+def _fit_side(frame: np.ndarray, side: int) -> np.ndarray:
+    """``frame`` downscaled (Lanczos, keeping its shape) so its longest side is at most ``side``."""
+    from .video import _lanczos
+
+    h, w = frame.shape[:2]
+    if max(h, w) <= side:
+        return frame
+    s = side / max(h, w)
+    return _lanczos(frame, max(1, min(side, round(w * s))), max(1, min(side, round(h * s))))
+
+
 def _check_caption(caption: Any) -> str | None:
     """A view's caption: a str or None (a number raised a raw AttributeError only when shown)."""
     if caption is not None and not isinstance(caption, str):
@@ -157,9 +190,16 @@ def _caption(text: str | None) -> str:
 # views
 # ----------------------------------------------------------------------------------
 class ImageView:
-    """One image for inline display (``_repr_html_``, scaled; ``_repr_png_``, native size).
+    """One image for inline display (``_repr_html_``, scaled; ``_repr_png_``, native size up to
+    :data:`SHOW_MAX_SIDE`).
 
-    Attributes: ``array`` (uint8 ``(H, W, 3)``), ``scale`` (display zoom), ``caption``.
+    A picture whose longest side is over :data:`SHOW_MAX_SIDE` is shown downscaled to it
+    (and its caption says so); ``array`` and :meth:`save` keep the native size. The PNG is
+    encoded once, when first displayed, and kept (a notebook stores it twice, base64: in the
+    HTML form, which carries the zoom and caption, and as the PNG form other front ends use).
+
+    Attributes: ``array`` (uint8 ``(H, W, 3)``), ``shown`` (the picture embedded: ``array``,
+    or its downscaled copy), ``scale`` (display zoom), ``caption``.
     """
 
     def __init__(self, image: Any, *, scale: int | None = None, caption: str | None = None, tile: int | None = None):
@@ -171,18 +211,35 @@ class ImageView:
 
             image = _array_to_pil(a, "image", str(a.shape))
         self.array = _as_image(image, "image")
-        h, w = self.array.shape[:2]
         tile = None if tile is None else check_int(tile, "tile", minimum=1)  # 'a' raised a raw TypeError
-        self.scale = _check_scale(scale) or _auto_scale(tile or max(h, w), w)
+        scale = _check_scale(scale)
         self.caption = _check_caption(caption)
+        # (a 4000 x 3000 photo was embedded at full size, twice: about 84 MB in the notebook)
+        self.shown = _fit_side(self.array, SHOW_MAX_SIDE)
+        h, w = self.shown.shape[:2]
+        if self.shown is not self.array and tile is not None:
+            tile = max(1, round(tile * w / self.array.shape[1]))
+        self.scale = scale or _auto_scale(tile or max(h, w), w)
+        self._png: bytes | None = None
 
     def _repr_png_(self) -> bytes:
-        return png_bytes(self.array)
+        if self._png is None:  # encoded once: displaying a view encoded it for each of its two forms
+            self._png = png_bytes(self.shown)
+        return self._png
+
+    def _note(self) -> str | None:
+        """The caption, and a word when the picture is shown downscaled."""
+        if self.shown is self.array:
+            return self.caption
+        (h, w), (H, W) = self.shown.shape[:2], self.array.shape[:2]
+        note = f"shown at {w} x {h} of {W} x {H} px; .save(path) writes it at full size"
+        return f"{self.caption} ({note})" if self.caption else note
 
     def _repr_html_(self) -> str:
         src = "data:image/png;base64," + base64.b64encode(self._repr_png_()).decode("ascii")
-        w = self.array.shape[1] * self.scale
-        return f"<div>{_img_tag(src, w, self.caption or '')}{_caption(self.caption)}</div>"
+        w = self.shown.shape[1] * self.scale
+        note = self._note()
+        return f"<div>{_img_tag(src, w, note or '')}{_caption(note)}</div>"
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the image (native size) to ``path`` (format from the suffix)."""
@@ -302,12 +359,7 @@ def show_video(
     """
     from .video import _GIF_MAX_FPS, _WEBP_BROWSER_MAX_FPS, _as_frames, _check_fps, write_video
 
-    if isinstance(max_embed_mb, (bool, np.bool_)) or not isinstance(max_embed_mb, numbers.Real) \
-            or not max_embed_mb >= 0:  # (not >= 0: NaN too)
-        raise ArgumentError(
-            f"max_embed_mb must be a number of MB >= 0 (float('inf'): no limit), got {max_embed_mb!r}. "
-            "Fix: e.g. max_embed_mb=20."
-        )
+    _check_max_embed_mb(max_embed_mb)
     _check_caption(caption)  # before the frames are encoded, not after
     if isinstance(frames, (str, os.PathLike)):
         from .video import _existing_file
@@ -389,6 +441,7 @@ def show(
     max_frames: int | None = None,
     scale: int | None = None,
     caption: str | None = None,
+    max_embed_mb: float = 20.0,
 ) -> ImageView | VideoView:
     """An inline view of ``x``: put it last in a cell, or pass it to ``display``.
 
@@ -412,12 +465,24 @@ def show(
 
     Small pictures are scaled up by an integer ``scale`` (default: automatic).
 
+    Big inputs do not balloon a saved notebook: without ``max_frames``, more than
+    :data:`SHOW_MAX_FRAMES` frames are shown as that many, evenly spaced (first and last
+    included), and the caption says so; a picture whose longest side is over
+    :data:`SHOW_MAX_SIDE` px is shown downscaled to it (its file, and the view's ``array``,
+    are untouched), and the tiles of a sheet that would be are shrunk to fit.
+    ``max_embed_mb`` (a number >= 0, ``float("inf")``: no limit) has show_video's meaning: a
+    video file larger than this is shown by reference, and a picture whose PNG is larger is
+    refused (it has no file to show by reference; the notebook stores it about 2.7 times,
+    base64 in the HTML and PNG forms).
+
     >>> import numpy as np
     >>> show(np.full((8, 8, 3), 200, np.uint8)).scale
     16
     """
     from .jobs import RenderResult
     from .video import contact_sheet, load_image
+
+    _check_max_embed_mb(max_embed_mb)
 
     def sheet_options_only_for_frames(what: str, frames: str = "") -> None:
         # (they were dropped without a word for a file or a render result)
@@ -431,7 +496,7 @@ def show(
 
     if isinstance(x, RenderResult):
         sheet_options_only_for_frames("a render result, shown as its video", "result.frames")
-        return show_video(x.video, scale=scale, caption=caption)
+        return show_video(x.video, scale=scale, caption=caption, max_embed_mb=max_embed_mb)
     from .trajectory import Trajectory
 
     if isinstance(x, Trajectory):  # numpy made it a 0-d object array: "shape ()" said nothing
@@ -452,9 +517,9 @@ def show(
         # a video show_video cannot play (.mov, ...) is refused there, saying which play: not read as an image
         if p.suffix.lower() in (*_VIDEO_SUFFIXES, *_OTHER_VIDEO_SUFFIXES, ".mov", ".m4v"):
             sheet_options_only_for_frames(f"a video file ({str(p)!r})", "ll.read_video(path)")
-            return show_video(p, scale=scale, caption=caption)
+            return show_video(p, scale=scale, caption=caption, max_embed_mb=max_embed_mb)
         sheet_options_only_for_frames(f"one image ({str(p)!r})")
-        return ImageView(load_image(p), scale=scale, caption=caption)
+        return _embeddable(ImageView(load_image(p), scale=scale, caption=caption), max_embed_mb)
     # (a generator was read as one image of 'shape ()'; _as_frames says to pass list(frames))
     if isinstance(x, (list, tuple, Iterator)) or (hasattr(x, "ndim") and x.ndim == 4):
         from .video import _as_frames
@@ -462,11 +527,50 @@ def show(
         if isinstance(x, (list, tuple)):  # image files are loaded as the encoders read them
             x = [load_image(item) if isinstance(item, (str, os.PathLike)) else item for item in x]
         arr = _as_frames(x)
+        _check_caption(caption)  # before the sheet is drawn
+        T, H, W = arr.shape[:3]
+        if max_frames is None and T > SHOW_MAX_FRAMES:  # (1,000 frames of 64 px embedded about 23 MB)
+            max_frames = SHOW_MAX_FRAMES
+            note = f"{SHOW_MAX_FRAMES} of {T} frames, evenly spaced; max_frames= shows more"
+            caption = f"{caption} ({note})" if caption else note
+        # the sheet's layout, as contact_sheet makes it (which checks these arguments)
+        n = min(int(max_frames), T) if _is_integer(max_frames, 1) else T
+        cols = min(int(columns), n) if _is_integer(columns, 1) else int(np.ceil(np.sqrt(n)))
+        rows = -(-n // cols)
+        strip = 0 if labels is None else 24  # about a label strip's height (the view downscales what is left over)
+        fit = min((SHOW_MAX_SIDE - 2 * (cols + 1)) / (cols * W),
+                  (SHOW_MAX_SIDE - (2 + strip) * (rows + 1)) / (rows * H))
+        if fit < 1 and (max_frames is None or _is_integer(max_frames, 1)) and (columns is None or _is_integer(columns, 1)):
+            # tiles shrunk before the labels are drawn, so they stay readable; only the shown frames
+            from .video import _lanczos, _pick_evenly
+
+            sel = _pick_evenly(T, n)
+            if labels is not None and not isinstance(labels, str) and hasattr(labels, "__len__") \
+                    and len(labels) == T and n < T:
+                labels = [labels[i] for i in sel]
+            w, h = max(1, int(W * fit)), max(1, int(H * fit))
+            arr = np.stack([_lanczos(f, w, h) for f in arr[sel]])
+            max_frames = None
         sheet = contact_sheet(arr, columns=columns, max_frames=max_frames, labels=labels)
-        return ImageView(sheet, scale=scale, caption=caption, tile=max(arr.shape[1:3]))
+        return _embeddable(ImageView(sheet, scale=scale, caption=caption, tile=max(arr.shape[1:3])), max_embed_mb)
     if labels is not None or columns is not None or max_frames is not None:
         raise ArgumentError("labels, columns and max_frames apply to frames (T, H, W, 3), not to one image.")
-    return ImageView(x, scale=scale, caption=caption)
+    return _embeddable(ImageView(x, scale=scale, caption=caption), max_embed_mb)
+
+
+def _embeddable(view: ImageView, max_embed_mb: float) -> ImageView:
+    """``view``, refused when its PNG is over ``max_embed_mb`` (encoded only when it may be)."""
+    h, w = view.shown.shape[:2]
+    if h * (3 * w + 1) * 1.01 + 4096 <= max_embed_mb * 2**20:  # a PNG is never larger than this
+        return view
+    size = len(view._repr_png_())  # kept: displaying the view does not encode it again
+    if size > max_embed_mb * 2**20:
+        raise ArgumentError(
+            f"the PNG of this view ({w} x {h} px) is {size / 2**20:.1f} MB, over max_embed_mb={max_embed_mb!r}, and a "
+            "picture has no file to show by reference. Fix: show fewer or smaller frames (max_frames=), raise "
+            "max_embed_mb, or write it with ll.save_image and open that file."
+        )
+    return view
 
 
 # ----------------------------------------------------------------------------------
@@ -736,7 +840,7 @@ class Scrubber:
 
         idx = [int(i) for i in _pick_evenly(self.num_frames, self.static_frames)]
         labels = [f"{k}" + (f" {self.labels[k]}" if self.labels[k] else "") for k in idx]
-        return show(self.frames(idx, progress=progress), labels=labels, scale=self.scale,
+        return show(self.frames(idx, progress=progress), labels=labels, scale=self.scale, max_frames=len(idx),
                     caption=f"static view: {len(idx)} of {self.num_frames} frames; for the slider, {WIDGETS_HINT}")  # fmt: skip
 
     def _ipython_display_(self) -> None:
