@@ -1075,6 +1075,12 @@ def _with_flags(message: str, parser: argparse.ArgumentParser, command: str, arg
         message = message.replace("text_diff.theta ", "text_diff.theta (--theta) ", 1)
     if "pass checkpoint=" in message:  # advice with no flag behind it: said where it applies
         message += " (checkpoint= is an option of ll.create_encoder in Python; the command line has none.)"
+    # render: a spec file's steps or invert_refine, which no flag set, said as the field, not as a flag never typed
+    if command != "render" or getattr(args, "steps", None) is not None:
+        # a decoder's own limit on steps, under a spec's 1000 (Stable unCLIP's DDIM takes 999): said as the flag
+        message = re.sub(r"(?<![-\w'])steps must be <= ", "--steps must be <= ", message)
+    if command == "render" and getattr(args, "invert_refine", None) is None:
+        message = message.replace("refine: decoder ", "'invert_refine': decoder ")  # (not "--invert-refine: decoder")
     # the library's advice in Python terms, said as the flag
     return _flag_advice(message)
 
@@ -1104,8 +1110,6 @@ _ADVICE_AS_FLAGS = (
 def _flag_advice(message: str) -> str:
     for python, flag in _ADVICE_AS_FLAGS:
         message = message.replace(python, flag)
-    # a decoder's own limit on steps, under a spec's 1000 (Stable unCLIP's DDIM takes 999): said as the flag
-    message = re.sub(r"(?<![-\w'])steps must be <= ", "--steps must be <= ", message)
     for option, flag in (("cpu_offload", "--cpu-offload"), ("dtype", "--dtype")):  # a part that takes no such option
         if f"takes no {option}=" in message:
             message = message.replace(f"takes no {option}=", f"takes no {option}= ({flag})", 1)

@@ -1034,6 +1034,10 @@ def render_spec(
                 decoder._check_steps(s.steps)  # before anything is written (it was at the first decode)
             except ArgumentError as exc:
                 raise ArgumentError(f"'steps' is too many for this decoder: {exc}") from None
+        if s.steps is None:  # (the decoder's default_steps, which inverting and pacing take too)
+            from .render import _check_default_steps
+
+            _check_default_steps(decoder)
         _refuse_other_render(directory, s, decoder, overwrite)
         from .render import check_eta
 

@@ -331,6 +331,21 @@ def _halved_after_oom(exc: BaseException, size: int, single: str) -> int:
     return max(1, size // 2)
 
 
+def _check_default_steps(decoder: Any) -> None:
+    """A decoder's ``default_steps`` (what ``steps=None`` takes) within what its sampler takes
+    (:meth:`~latentlab.decoders.Decoder.max_steps`: a decoder made with ``default_steps=1000`` of
+    Stable unCLIP's 999), refused before a render writes anything, as an explicit ``steps`` is."""
+    default = getattr(decoder, "default_steps", None)
+    counts = not is_bool(default) and isinstance(default, numbers.Integral) and default >= 1
+    if not (counts and callable(getattr(decoder, "_check_steps", None))):
+        return  # (not a count at all: refused where it is read, by sampling_settings, as before)
+    try:
+        decoder._check_steps(default)
+    except ArgumentError as exc:
+        raise ArgumentError(f"steps=None takes the decoder's default_steps, which is too many for it: {exc} Fix: pass "
+                            "steps=, or make the decoder with a smaller default_steps.") from None  # fmt: skip
+
+
 def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: Any) -> dict[str, Any]:
     """Steps and guidance as ``decoder`` will run them: unset means its defaults, and numbers of
     one type, so guidance 3 and 3.0 (or unset and the default) make the same render and cache key;
@@ -893,9 +908,11 @@ def render(
     if not _is_spec_record(spec):
         # (recorded as given, it made the manifest one that read_manifest calls unreadable: no rerun resumed)
         raise ArgumentError(f"spec must be a render spec as a dict (its keyframes a list), or None, got {spec!r:.200}.")
-    if steps is not None and callable(getattr(decoder, "_check_steps", None)):
-        # more than the decoder's sampler takes: refused now, not at the first batch, once the manifest was
-        # written (the folder then refused the rerun with fewer steps as another render)
+    # more than the decoder's sampler takes: refused now, not at the first batch, once the manifest was
+    # written (the folder then refused the rerun with fewer steps as another render)
+    if steps is None:
+        _check_default_steps(decoder)  # (a decoder made with a default_steps past its sampler)
+    elif callable(getattr(decoder, "_check_steps", None)):
         decoder._check_steps(steps)
     seeds = frame_seeds(T, seed, noise)
     kn: torch.Tensor | None = None

@@ -69,6 +69,9 @@ _WEBP_BROWSER_MAX_FPS = 1000 / 11
 _WEBP_MAX_TOTAL_MS = 2**31 - 1
 # libwebp's largest picture side
 _WEBP_MAX_SIDE = 16383
+# the largest picture side of each format Pillow writes with a limit below a render's (a gif's is a 16-bit
+# count, libjpeg's 65500): past it Pillow raised a raw error (a gif's OverflowError was said as a too-long hold)
+_MAX_SIDE = {"webp": _WEBP_MAX_SIDE, "gif": 65535, "jpeg": 65500}
 _DEFAULT_MP4_QUALITY = 65  # -> x264 CRF 18, "visually lossless" for most content
 _DEFAULT_WEBP_QUALITY = 90
 # Suffixes of image and video formats other than write_video's own: a file written under one of
@@ -553,13 +556,15 @@ def _exe_problem(exe: str) -> str | None:
     return None
 
 
-def _check_webp_side(size: int, fmt: str) -> None:
-    """Refuse frames ``size`` pixels a side for a webp, which holds at most 16383 (libwebp's limit;
-    Pillow's writer raised a raw RuntimeError after encoding). (A spec's size is at most 4096.)"""
-    if fmt == "webp" and size > _WEBP_MAX_SIDE:
+def _check_side(size: int, fmt: str) -> None:
+    """Refuse frames ``size`` pixels a side for a format that holds fewer (:data:`_MAX_SIDE`: a webp
+    at most 16383, libwebp's limit, where Pillow's writer raised a raw RuntimeError after encoding;
+    a gif 65535). (A spec's size is at most 4096.)"""
+    most = _MAX_SIDE.get(fmt)
+    if most is not None and size > most:
         raise ArgumentError(
-            f"a webp is at most {_WEBP_MAX_SIDE} pixels per side, and these frames would be {size}. "
-            f"Fix: pass size <= {_WEBP_MAX_SIDE}, or write mp4."
+            f"a {fmt} is at most {most} pixels per side, and these frames would be {size}. "
+            f"Fix: pass size <= {min(most, 16384)}, or write mp4."
         )
 
 
@@ -860,7 +865,7 @@ def write_video(
             one at a time, as a render's ``size`` does: an mp4 holds one resized frame at a
             time, a gif keeps them as 256-colour frames (Pillow's writer: one byte a pixel, not
             three), a webp all of them (Pillow's writer takes them at once). ``None``: as they are.
-            At most 16384; a webp's side at most 16383 (libwebp's limit).
+            At most 16384; a webp's side at most 16383 (libwebp's limit), a gif's 65535.
         progress: a tqdm bar over the frames fed to the writer (``desc="video"``).
 
     A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
@@ -934,7 +939,7 @@ def write_video(
     check_video_writer(fmt)  # a missing ffmpeg, said before the frames are converted or anything is written
     arr = _as_frames(frames)
     idx = _sequence_indices(len(arr), hf, hl, pp)
-    _check_webp_side(int(size) if size is not None else max(arr.shape[1:3]), fmt)
+    _check_side(int(size) if size is not None else max(arr.shape[1:3]), fmt)
     if fmt == "webp" and np.rint(len(idx) * (1000.0 / fps_f)) > _WEBP_MAX_TOTAL_MS:  # (Pillow: a raw OverflowError)
         raise ArgumentError(
             f"a webp runs at most {_WEBP_MAX_TOTAL_MS} ms (24.8 days) in all, and these "
@@ -1090,6 +1095,10 @@ def save_image(array: Any, path: str | os.PathLike[str]) -> Path:
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"path={path!r}; expected a file path (str or pathlib.Path).")
     fmt = _pil_format(Path(path), "path")
+    most = _MAX_SIDE.get(fmt.lower())
+    if most is not None and max(img.shape[:2]) > most:  # (Pillow: a raw ValueError, OSError or OverflowError)
+        raise ArgumentError(f"a {fmt.lower()} image is at most {most} pixels per side, and this one is "
+                            f"{img.shape[1]}x{img.shape[0]}. Fix: save it as .png.")  # fmt: skip
     target = _prepare_target(path)
     from PIL import Image
 
