@@ -64,7 +64,8 @@ _TRUE = {"1", "on", "yes", "true", "y", "t"}
 
 
 class EmbeddingCache:
-    """A directory of cached embeddings, one small ``.npy`` file (float32, ``(d,)``) per entry.
+    """A directory of cached embeddings, one small ``.npy`` file (float32, ``(d,)``) per entry
+    (``directory``: created on first write).
 
     Keys are hex sha256 digests made by :meth:`make_key` from the encoder's
     :meth:`Encoder.fingerprint`, the kind of input (``"image"`` / ``"text"``) and its
@@ -720,7 +721,8 @@ class Encoder:
     model's content, ``"model:sha256:<hex>"``: its state dict (names, dtypes, shapes and bytes),
     its module structure (activations included) and the preprocess and tokenizer settings,
     hashed on first use of the cache (or :meth:`describe`) and kept: weights changed in place
-    after that need a new Encoder (or a ``fingerprint`` of yours).
+    after that need a new Encoder (or a ``fingerprint`` of yours). ``info`` (constructor
+    argument): extra JSON-serialisable entries for :meth:`describe` (the model, weights, ...).
 
     >>> from latentlab.presets import create_encoder
     >>> import numpy as np
@@ -813,6 +815,9 @@ class Encoder:
             name: name reported in manifests; defaults to ``model_name`` (+ ``/pretrained``).
             device, dtype: where and in which precision the model runs (outputs are float32 CPU).
             cache: an :class:`EmbeddingCache` or directory for cached embeddings.
+            cache_dir: the Hugging Face cache folder that ``pretrained`` and ``hf-hub:``
+                weights are read from and downloaded into (default: ``HF_HUB_CACHE`` or
+                ``HF_HOME``'s).
 
         >>> enc = Encoder.from_open_clip("ViT-B-32", "laion2b_s34b_b79k")  # doctest: +SKIP
         >>> enc.encode_text("a diagram").shape                              # doctest: +SKIP
@@ -911,7 +916,8 @@ class Encoder:
         normalise), so the same picture gives the same embedding whatever its container.
         All are checked first; then they are read (a file decoded, an array or tensor made a
         picture) batch by batch, ``batch_size`` at a time, so thousands of them cost no more
-        memory than the input itself and one batch.
+        memory than the input itself and one batch. ``progress``: a tqdm bar over the images
+        encoded (cached ones are not counted).
 
         >>> from latentlab.presets import create_encoder
         >>> import torch
@@ -937,7 +943,9 @@ class Encoder:
         ``texts`` is a string or a list of strings, tokenized with the model's open_clip
         tokenizer (long prompts are truncated to its context length, 77 tokens for most CLIP
         models and 32 for ``mini``, with one warning per call naming how many were cut). ``""``
-        is allowed (the unconditional caption); an empty list is an error.
+        is allowed (the unconditional caption); an empty list is an error. They are encoded
+        ``batch_size`` at a time; ``progress``: a tqdm bar over the texts encoded (cached ones
+        are not counted).
 
         >>> from latentlab.presets import create_encoder
         >>> enc = create_encoder("tiny")

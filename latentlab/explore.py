@@ -65,7 +65,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # ----------------------------------------------------------------------------------
 def path_embeddings(path: Any, *, name: str = "path") -> torch.Tensor:
     """The ``(T, d)`` embeddings of a :class:`~latentlab.Trajectory`, or ``path`` itself
-    validated as an ``(n, d)`` embedding batch (a ``(d,)`` vector becomes ``(1, d)``)."""
+    validated as an ``(n, d)`` embedding batch (a ``(d,)`` vector becomes ``(1, d)``); errors
+    call it ``name``."""
     from .trajectory import Trajectory
 
     z = path.embeddings() if isinstance(path, Trajectory) else check_embeddings(path, name=name)
@@ -382,7 +383,9 @@ def nearest_words(
         query: ``(n, d)`` embeddings of ``encoder``'s space (image or text embeddings).
         encoder: the :class:`~latentlab.Encoder` that encodes ``words``.
         words: the vocabulary, e.g. ``["red", "blue", "circle", "square"]``.
+        k: words per query (an integer >= 1); capped at the vocabulary's size.
         template: how a word becomes a caption, e.g. ``"a {} shape"``; ``"{}"`` uses it as is.
+        query_labels: ``n`` labels of the queries, for display.
         progress: a tqdm progress bar while the words are encoded; ``None`` (default): one
             when they take more than one encoder batch (64 texts).
 
@@ -438,7 +441,9 @@ def nearest_images(
             images, uint8 ``(H, W, 3)`` arrays or ``(3, H, W)`` tensors (as
             :meth:`~latentlab.Encoder.encode_image` takes them), or a uint8 ``(m, H, W, 3)``
             array or ``(m, 3, H, W)`` tensor (a batch in the list is its ``m`` pictures too).
+        k: images per query (an integer >= 1); capped at the number of images.
         labels: one label per image (default: file names, or ``"#j"`` for arrays).
+        query_labels: ``n`` labels of the queries, for display.
         thumbnail: side of the thumbnails kept for display, in pixels (an integer >= 1).
         progress: a tqdm progress bar while the images are encoded; ``None`` (default): one
             when they take more than one encoder batch (32 images).
@@ -865,7 +870,8 @@ class WordChanges:
         return self.similarity.max(axis=0) - self.similarity.min(axis=0)
 
     def ranked(self, n: int | None = None) -> list[tuple[str, float]]:
-        """``(word, delta)`` by decreasing ``|delta|``: the words that change most."""
+        """``(word, delta)`` by decreasing ``|delta|``: the words that change most (the first
+        ``n``; ``None``: all)."""
         n = None if n is None else check_int(n, "n", minimum=0)
         order = np.argsort(-np.abs(self.delta), kind="stable")
         return [(self.words[i], float(self.delta[i])) for i in order[: None if n is None else n]]

@@ -22,7 +22,18 @@ __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize
 
 @dataclass
 class RenderResult:
-    """What :func:`render_spec` produced."""
+    """What :func:`render_spec` produced.
+
+    Attributes:
+        frames: uint8 ``(T, H, W, 3)``, at the decoder's native size.
+        out_dir: the render directory (frames, ``embeddings.npy``, ``manifest.json``).
+        video: the assembled video.
+        contact_sheet: a grid PNG of evenly spaced frames.
+        spec: the :class:`~latentlab.spec.Spec` rendered.
+        trajectory: the :class:`~latentlab.Trajectory` rendered (the paced one with pacing).
+        pacing: the :class:`~latentlab.pacing.Pacing` when the spec asks for ``pacing = "even"``
+            or ``"fine"``, else ``None``.
+    """
 
     frames: np.ndarray  # uint8 (T, H, W, 3), at the decoder's native size
     out_dir: Path  # the render directory (frames, embeddings.npy, manifest.json)
@@ -91,8 +102,9 @@ def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | Non
 
 
 def default_out_dir(spec: Spec, root: str | os.PathLike = "renders") -> Path:
-    """The spec's ``out_dir`` (resolved against its ``base_dir``), else ``renders/<name>``; the
-    name is the spec's ``name`` or one made from its keyframes."""
+    """The ``spec``'s ``out_dir`` (resolved against its ``base_dir``), else ``<root>/<name>``
+    (``root`` defaults to ``renders``, under the working directory); the name is the spec's
+    ``name`` or one made from its keyframes."""
     _check_spec(spec, "default_out_dir(spec)")
     if spec.out_dir:
         return spec.resolve_path(spec.out_dir)
@@ -239,7 +251,10 @@ def keyframe_noise(spec: Spec, trajectory: Any, decoder: Any, *, progress: bool 
     for the render's guidance by ``invert_refine`` gradient steps); a ``text_diff`` keyframe
     without a ``seed`` of its own shares the noise of the keyframe it edits, so a text diff of
     a picture keeps the picture's inverted noise all the way, as the DALL-E 2 paper's text
-    diffs do; other keyframes get noise seeded by :meth:`Spec.keyframe_seeds`.
+    diffs do; other keyframes get noise seeded by :meth:`Spec.keyframe_seeds`. ``spec`` is a
+    :class:`~latentlab.spec.Spec`, ``trajectory`` the path resolved from it
+    (:meth:`Spec.resolve`), ``decoder`` one that can invert; ``progress``: a bar over the
+    inversions.
 
     With a ``directory`` the noises are kept in ``keyframe_noise.pt`` there, keyed by
     everything they depend on and nothing else (the pictures' bytes and embeddings, the seeds
@@ -473,7 +488,10 @@ def _sampling_options(spec: Spec, keyframe_noise: Any) -> dict[str, Any]:
 
 def pace_spec(spec: Spec, trajectory: Any, encoder: Any, decoder: Any, *, keyframe_noise: Any = None,
               directory: Path | None = None, progress: bool = False) -> Any:  # fmt: skip
-    """:func:`latentlab.even_pacing` with the spec's settings; with a ``directory`` the result
+    """:func:`latentlab.even_pacing` with the spec's settings: ``trajectory`` (resolved from
+    ``spec``), ``encoder``, ``decoder``, ``keyframe_noise`` (with ``noise = "inverted"``
+    the keyframes' noises, as :func:`keyframe_noise` returns them, else ``None``) and
+    ``progress`` go to it. With a ``directory`` the result
     is kept in ``pacing.json`` there, so resuming a render does not measure again, and the
     pictures measured so far in ``pacing_partial.pt`` while it measures, so a render
     interrupted while pacing measures only the rest when run again."""
@@ -927,6 +945,10 @@ def render_spec(
     ``out_dir``, else ``renders/<name>``) and assemble the video.
 
     Interrupted renders resume when called again with the same spec and ``out_dir``.
+    ``output``: the video file (default: the spec's ``output``, else ``<out_dir>.<format>``;
+    a relative path starts at the working directory). ``progress``: progress bars over the
+    frames (and over the inversions and pacing's decodes); ``callback``: called with a dict for
+    each frame when it is ready, as :func:`latentlab.render.render`'s (e.g. a :class:`~latentlab.LivePreview`).
     ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models; one
     of another CLIP space than the spec's preset is refused);
     the preset's are loaded on ``device`` in ``dtype`` (None: the preset's default), and with

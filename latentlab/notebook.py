@@ -78,7 +78,7 @@ about 84 MB), and the tiles of a contact sheet are shrunk so that the sheet fits
 # helpers
 # ----------------------------------------------------------------------------------
 def display(*objs: Any) -> None:
-    """``IPython.display.display`` when IPython is there; otherwise print each object."""
+    """``IPython.display.display(*objs)`` when IPython is there; otherwise print each object."""
     try:
         from IPython.display import display as _display
     except ImportError:  # plain Python: the text form is all we can show
@@ -89,7 +89,7 @@ def display(*objs: Any) -> None:
 
 
 def png_bytes(image: Any) -> bytes:
-    """Encode one uint8 ``(H, W, 3)`` image (or float in [0, 1]) as PNG bytes."""
+    """Encode ``image``, one uint8 ``(H, W, 3)`` image (or float in [0, 1]), as PNG bytes."""
     from PIL import Image
 
     from .video import _as_image
@@ -200,6 +200,9 @@ class ImageView:
 
     Attributes: ``array`` (uint8 ``(H, W, 3)``), ``shown`` (the picture embedded: ``array``,
     or its downscaled copy), ``scale`` (display zoom), ``caption``.
+    ``image``: the picture (as :func:`show` takes one); ``tile``: the side, in pixels, that
+    the automatic ``scale`` is chosen for (a contact sheet's tile; default the image's larger
+    side).
     """
 
     def __init__(self, image: Any, *, scale: int | None = None, caption: str | None = None, tile: int | None = None):
@@ -258,7 +261,8 @@ class VideoView:
     looping ``<video>``; the file's bytes are embedded in the notebook (base64).
 
     Build it with :func:`show_video`. Attributes: ``data`` (bytes, or ``None`` for a large
-    file shown by reference), ``mimetype``, ``width`` (display width in px), ``path``.
+    file shown by reference), ``mimetype``, ``width`` (display width in px), ``path``,
+    ``caption`` (text under the video, or ``None``).
     """
 
     def __init__(self, data: bytes | None, mimetype: str, *, width: int | None = None,
@@ -463,7 +467,8 @@ def show(
     ``labels``, ``columns`` and ``max_frames`` lay out a contact sheet: with one image, a file
     or a render result they are refused, not ignored.
 
-    Small pictures are scaled up by an integer ``scale`` (default: automatic).
+    Small pictures are scaled up by an integer ``scale`` (default: automatic). ``caption``:
+    a line of text under the view.
 
     Big inputs do not balloon a saved notebook: without ``max_frames``, more than
     :data:`SHOW_MAX_FRAMES` frames are shown as that many, evenly spaced (first and last
@@ -905,7 +910,8 @@ def _hold_while_shown(scrubber: Scrubber) -> None:
 
 
 def scrub(path: Any, decoder: Any, **kwargs: Any) -> Scrubber:
-    """A :class:`Scrubber` over ``path``; put it last in a cell to display it.
+    """A :class:`Scrubber` over ``path``, rendered by ``decoder``; ``**kwargs`` are the
+    Scrubber's (``seed``, ``noise``, ``steps``, ...). Put it last in a cell to display it.
 
     >>> import latentlab as ll                                              # doctest: +SKIP
     >>> ll.scrub(ll.Trajectory.interpolate(a, b, frames=24), ll.create_decoder("mini"))  # doctest: +SKIP
@@ -963,6 +969,8 @@ class LivePreview:
         self._T: int | None = None
 
     def __call__(self, info: dict[str, Any]) -> None:
+        """Take one frame's ``info`` dict from the render (``"frame"``, ``"frames"``,
+        ``"image"``, ``"resumed"``) and show or record it."""
         self.count += 1
         self.resumed += bool(info.get("resumed", False))
         self.last = info["image"]

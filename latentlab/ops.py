@@ -659,7 +659,7 @@ def arithmetic(terms: Iterable[tuple[Scalar, torch.Tensor]]) -> torch.Tensor:
 
 
 def combine(*pairs: tuple[Scalar, torch.Tensor]) -> torch.Tensor:
-    """Same as :func:`arithmetic`, with the ``(weight, embedding)`` pairs as arguments.
+    """Same as :func:`arithmetic`, with the ``(weight, embedding)`` pairs as arguments (``*pairs``).
 
     >>> import torch
     >>> a, b = torch.eye(2)

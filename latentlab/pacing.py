@@ -157,7 +157,7 @@ def _pixel_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def frame_distances(frames: Any, *, metric: str = "clip", encoder: Any = None) -> np.ndarray:
-    """Distances between consecutive frames ``(T, H, W, 3)`` -> ``(T - 1,)`` float64.
+    """Distances between consecutive ``frames`` ``(T, H, W, 3)`` -> ``(T - 1,)`` float64.
 
     Frames are uint8, or float in [0, 1] (converted to uint8 as :func:`latentlab.write_video`
     does; other ranges and NaN are refused).
@@ -295,6 +295,7 @@ class Pacing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Pacing":
+        """Inverse of :meth:`to_dict`: the :class:`Pacing` the record ``d`` describes."""
         from .trajectory import Trajectory
 
         return cls(

@@ -163,11 +163,15 @@ def plot_similarity_matrix(
     """Heatmap of ``cosine(a[i], b[j])``, e.g. encoded images (rows) x captions (columns).
 
     Args:
-        a: ``(n, d)`` embeddings; b: ``(m, d)`` of the same space.
+        a: ``(n, d)`` embeddings.
+        b: ``(m, d)`` embeddings of the same space.
         row_labels, col_labels: ``n`` and ``m`` labels.
         annotate: write each value in its cell: ``True`` always, ``False`` never, ``None``
             (default) when the matrix has at most 300 cells and each cell is large enough for
             its value (about 0.35 x 0.18 inches).
+        ax: the matplotlib Axes to draw on; ``None``: a new figure.
+        cmap: a matplotlib colormap name (``"viridis"``).
+        title: the Axes' title; ``None``: none.
 
     Without ``ax`` the figure is sized to the matrix and its labels, up to 14 x 10 inches: a
     larger matrix gets smaller cells, not a larger figure. When the cells are too small for a
@@ -288,6 +292,8 @@ def plot_similarity(
             spaced along the "turbo" colormap, in reference order). Pass the same list again
             for an overlay. (The axes' colour cycle is not used: ``ax.set_prop_cycle`` has no
             effect here.)
+        ax: the matplotlib Axes to draw on; ``None``: a new figure.
+        title: the Axes' title; ``None``: none.
 
     Labels are drawn as written (a ``$`` is not read as mathtext). The legend sits inside the
     plot for up to 4 curves, beside it for more; a figure made here grows taller to hold it.
@@ -403,6 +409,8 @@ def plot_pca_map(
         path_labels: one legend entry per path (default ``"path 1"``, ``"path 2"``, ...);
             the legend sits to the right of the map, each entry in its path's mid colour.
         zoom: thumbnail zoom.
+        ax: the matplotlib Axes to draw on; ``None``: a new figure.
+        title: the Axes' title; ``None``: none.
 
     Returns the Axes; ``ax.pca`` is the :class:`~latentlab.explore.PCA` used.
     """
@@ -584,6 +592,8 @@ def plot_pacing(
             1-D tensor, array or list), or a dict ``{label: any of those}`` to compare several
             sequences on one plot.
         metric, encoder: how frames are measured.
+        ax: the matplotlib Axes to draw on; ``None``: a new figure.
+        title: the Axes' title; ``None``: none.
 
     Each curve's legend gives its coefficient of variation (std / mean: 0 is perfectly
     even) and its largest step over the median step, both as
@@ -626,8 +636,9 @@ def plot_word_changes(changes: WordChanges, *, top: int = 6, ax: Any = None, tit
 
     ``top`` is an integer >= 1. The legend sits to the right of the plot (in columns, or a figure
     made here grows, where it is taller than the plot; none past 20 words, as for
-    :func:`plot_similarity`), and the curves keep distinct colours past 10. Returns the Axes;
-    ``ax.lines[i]`` is the curve of ``changes.ranked(top)[i]``.
+    :func:`plot_similarity`), and the curves keep distinct colours past 10. ``ax``: the
+    matplotlib Axes to draw on (``None``: a new figure); ``title``: its title (``None``: none).
+    Returns the Axes; ``ax.lines[i]`` is the curve of ``changes.ranked(top)[i]``.
     """
     if not isinstance(changes, WordChanges):
         raise ArgumentError(f"changes must come from latentlab.explore.what_changed, got {type(changes).__name__}.")

@@ -48,7 +48,22 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Preset:
-    """An encoder and decoder (and optional prior) that share one CLIP space."""
+    """An encoder and decoder (and optional prior) that share one CLIP space.
+
+    Attributes:
+        name: the preset's name (what :func:`create_encoder` and a spec's ``preset`` take).
+        space: name of the CLIP space; embeddings are tagged with it.
+        dim: embedding size ``d``.
+        resolution: native output size, pixels.
+        encoder, decoder: ``{"kind": ..., builder arguments...}`` of each stage.
+        prior: the same for the prior (text embedding -> image embedding), or ``None``.
+        description, licence: what ``latentlab presets`` shows (its ``--json`` lists the
+            description).
+        notes: free text about the preset (the CLI does not show it).
+        download_gb: approximate size of the weights to download.
+        gpu_memory_gb: approximate GPU memory to render in fp16.
+        hub_repos: Hugging Face repos whose presence in the cache :func:`weights_status` reports.
+    """
 
     name: str
     space: str  # name of the CLIP space; embeddings are tagged with it
@@ -65,6 +80,7 @@ class Preset:
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The preset's fields as a plain dict (JSON-serialisable)."""
         return asdict(self)
 
 
@@ -328,14 +344,16 @@ def create_encoder(preset: str | Preset = "mini", **kwargs: Any) -> Encoder:
 
 
 def create_decoder(preset: str | Preset = "mini", **kwargs: Any) -> Decoder:
-    """Build the decoder of ``preset`` (``device=``, ``dtype=``, ``cpu_offload=`` ... go to its builder)."""
+    """Build the decoder of ``preset`` (keyword arguments such as ``device=``, ``dtype=``,
+    ``cpu_offload=`` go to its builder)."""
     p = _check_preset(get_preset(preset), ("decoder",))  # (a Preset given here was not checked by register_preset)
     spec = dict(_check_part(p.name, "decoder", p.decoder))
     return _build(_builder(_DECODER_BUILDERS, spec.pop("kind"), "decoder", p), "decoder", p, spec, kwargs)
 
 
 def create_prior(preset: str | Preset = "mini", **kwargs: Any) -> Prior:
-    """Build the prior (text embedding -> image embedding) of ``preset``; an error if it has none."""
+    """Build the prior (text embedding -> image embedding) of ``preset``; an error if it has
+    none. Keyword arguments (``device=``, ...) go to its builder."""
     p = _check_preset(get_preset(preset), ("prior",))  # (a Preset given here was not checked by register_preset)
     if p.prior is None:
         raise ArgumentError(

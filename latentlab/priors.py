@@ -85,7 +85,8 @@ class Prior:
 
     def __call__(self, text_embeddings: torch.Tensor, *, seed: int = 0, num_samples: int = 1) -> torch.Tensor:
         """Map text embeddings ``(n, d)`` (or ``(d,)``) to unit-norm image embeddings
-        ``(n * num_samples, d)`` float32, tagged with this prior's space.
+        ``(n * num_samples, d)`` float32, tagged with this prior's space. ``text_embeddings``
+        must come from this prior's CLIP space; ``seed`` picks the samples.
 
         >>> z_img = prior(encoder.encode_text(["a red cube"]), seed=0)   # doctest: +SKIP
         """

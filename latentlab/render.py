@@ -77,9 +77,9 @@ def versions() -> dict[str, str]:
 
 
 def frame_seeds(num_frames: int, seed: int, noise: str) -> list[int]:
-    """Seed of each frame's extra randomness: the same for every frame with shared noise
-    (and with ``"slerp"`` / ``"inverted"``, whose starting noise follows the path instead),
-    ``seed + k`` for frame ``k`` with per-frame noise."""
+    """Seed of each of ``num_frames`` frames' extra randomness: the same for every frame with
+    shared noise (and with ``"slerp"`` / ``"inverted"``, whose starting noise follows the path instead),
+    ``seed + k`` for frame ``k`` with per-frame noise (``noise``: the render's noise mode)."""
     # checked as render() checks them (int(1.5) took it as 1, a negative count gave no seeds, "3" a raw TypeError)
     num_frames, seed = check_int(num_frames, "num_frames", minimum=0), check_seed(seed)
     if noise in ("shared", "slerp", "inverted"):

@@ -74,7 +74,8 @@ def space_of(z: object) -> str | None:
 
 
 def common_space(*zs: object, names: tuple[str, ...] | None = None) -> str | None:
-    """The one space shared by the tagged tensors among ``zs``; raise :class:`SpaceError` if two differ.
+    """The one space shared by the tagged tensors among ``*zs``; raise :class:`SpaceError` if two
+    differ.
 
     ``names`` (argument names, same order as ``zs``) make the error message precise.
     """

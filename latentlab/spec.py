@@ -228,8 +228,8 @@ def _posix_path(p: str, windows: bool = os.sep == "\\") -> str:
 
 
 def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any]:
-    """Read a JSON or TOML file into a dict; :class:`SpecError` names the file (as ``what``)
-    and the problem."""
+    """Read the JSON or TOML file at ``path`` into a dict; :class:`SpecError` names the file
+    (as ``what``) and the problem."""
     try:
         p = user_path(path)  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
     except ArgumentError as exc:  # a NUL character: a SpecError, as every error of a spec file is
@@ -308,7 +308,7 @@ def _toml(data: dict[str, Any]) -> str:
 
 
 def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as JSON or TOML (by suffix), atomically."""
+    """Write ``data`` to ``path`` as JSON or TOML (by its suffix), atomically; returns the path."""
     return _file_writer(data, path)()
 
 
@@ -456,6 +456,8 @@ class Spec:
         out_dir: the render folder (frames, manifest, contact sheet) [``renders/<name>`` under
             the working directory]; relative paths resolve against ``base_dir``. The CLI's
             ``--out-dir`` and ``render_spec(out_dir=...)`` override it.
+        name: names the render folder ``renders/<name>`` where ``out_dir`` is unset [made
+            from the keyframes' labels].
         base_dir: directory that relative paths (images, ``output``, ``out_dir``) are resolved against [the
             spec file's directory]; a relative ``base_dir`` in a file starts at the file's folder.
     """
@@ -741,7 +743,7 @@ class Spec:
 
     # -- helpers ---------------------------------------------------------------------
     def resolve_path(self, p: str) -> Path:
-        """A path from the spec, resolved against ``base_dir`` when relative."""
+        """The spec's path ``p`` (``~`` expanded), resolved against ``base_dir`` when relative."""
         path = Path(os.path.expanduser(p))
         if not path.is_absolute() and self.base_dir:
             path = Path(self.base_dir) / path
@@ -759,7 +761,7 @@ class Spec:
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the spec as JSON or TOML (by suffix).
+        """Write the spec to ``path`` as JSON or TOML (by its suffix); returns the path written.
 
         Relative paths (``image`` keyframes, also inside ``mix`` / ``sum``, ``output`` and ``out_dir``)
         are rewritten relative to the file's folder when that is not ``base_dir``, so the
@@ -828,7 +830,9 @@ class Spec:
         )
 
     def resolve(self, encoder: Any, prior: Any = None) -> "Trajectory":
-        """Encode the keyframes and build the :class:`~latentlab.Trajectory` they describe."""
+        """Encode the keyframes with ``encoder`` and build the :class:`~latentlab.Trajectory`
+        they describe; ``prior`` turns ``text`` keyframes into image embeddings (a spec with
+        one and no ``prior`` raises :meth:`no_prior_error`)."""
         import torch
 
         from . import ops
@@ -935,7 +939,8 @@ def _video_suffix(output: Any) -> str:
 
 
 def load_spec(source: str | os.PathLike | dict[str, Any] | Spec, **overrides: Any) -> Spec:
-    """A :class:`Spec` from a file path (JSON/TOML), a dict, or a Spec; ``overrides`` replace fields.
+    """A :class:`Spec` from ``source``: a file path (JSON/TOML), a dict, or a Spec (copied);
+    keyword arguments (``**overrides``) replace fields.
 
     >>> s = load_spec({"keyframes": [{"text": "a red circle"}, {"text": "a blue square"}], "preset": "tiny"})
     >>> s.frames, s.noise

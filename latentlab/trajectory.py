@@ -76,7 +76,8 @@ METHODS = ("slerp", "nlerp", "lerp")
 
 
 def ease(t: torch.Tensor, easing: str) -> torch.Tensor:
-    """Apply the named easing curve to ``t`` (values in [0, 1])."""
+    """Apply the easing curve named ``easing`` (a key of :data:`EASINGS`) to ``t`` (values in
+    [0, 1])."""
     if not isinstance(easing, str) or easing not in EASINGS:  # (a list was a raw "unhashable type")
         raise ArgumentError(f"unknown easing {easing!r}; choose one of {', '.join(EASINGS)}.")
     return EASINGS[easing](t)
@@ -216,6 +217,13 @@ class Trajectory:
     Build one with :meth:`interpolate`, :meth:`text_diff` or :meth:`chain`, or directly::
 
         Trajectory(keyframes, [Segment(24), Segment(24, easing="ease-in-out")])
+
+    ``keyframes``: ``(K, d)`` embeddings, ``K >= 2``. Without ``segments``, they are built
+    from ``frames`` (the total, both ends included; ``None``: 48), ``easing`` and ``method``,
+    split evenly as :meth:`chain` splits them (given beside ``segments``, other than their
+    defaults, they are refused: set them on the Segments). ``labels``: one string per keyframe
+    (for plots and manifests). ``space``: the keyframes' CLIP space (default: their tag;
+    keyframes tagged with another space are refused).
     """
 
     def __init__(
@@ -297,7 +305,9 @@ class Trajectory:
         method: str = "slerp",
         labels: Sequence[str] | None = None,
     ) -> "Trajectory":
-        """From ``a`` (1, d) to ``b`` (1, d) in ``frames`` frames, both ends included."""
+        """From ``a`` (1, d) to ``b`` (1, d) in ``frames`` frames, both ends included: one
+        segment of ``easing`` (a name from :data:`EASINGS`) and ``method`` (``"slerp"``,
+        ``"nlerp"`` or ``"lerp"``); ``labels``: one string per end, ``[a, b]``."""
         return cls.chain([a, b], frames=frames, easing=easing, method=method, labels=labels)
 
     @classmethod
@@ -310,8 +320,11 @@ class Trajectory:
         method: str = "slerp",
         labels: Sequence[str] | None = None,
     ) -> "Trajectory":
-        """Through every keyframe in order. ``frames`` is the total (an int, split evenly) or
-        one count per segment (each excluding its end keyframe)."""
+        """Through every keyframe in order: ``keyframes`` is a list of ``(1, d)`` embeddings
+        or a ``(K, d)`` tensor. ``frames`` is the total (an int, split evenly) or one count per
+        segment (each excluding its end keyframe); ``easing`` a name from :data:`EASINGS` or
+        one per segment; ``method`` (``"slerp"``, ``"nlerp"`` or ``"lerp"``) that of every
+        segment; ``labels`` one string per keyframe."""
         if isinstance(keyframes, torch.Tensor):  # (K, d): its rows, each keeping the tensor's space
             keyframes = [tag(k.unsqueeze(0), space_of(keyframes)) for k in keyframes]
         items = [check_embeddings(k, name=f"keyframes[{i}]") for i, k in enumerate(keyframes)]
@@ -377,7 +390,8 @@ class Trajectory:
         neutral caption such as ``"a photo"``, which the paper reports works. The end
         keyframe is ``slerp(image, z_d, theta)``; frames along the great circle between the
         two are exactly ``slerp(image, z_d, t * theta)`` (``theta`` must lie in [0, 1], as
-        in a spec file; past ``theta = 1`` the path would overshoot ``z_d``).
+        in a spec file; past ``theta = 1`` the path would overshoot ``z_d``). ``frames``,
+        ``easing`` and ``labels`` (two: the image and the edit) are those of :meth:`interpolate`.
         """
         from .ops import text_diff as _text_diff
 
@@ -522,7 +536,8 @@ class Trajectory:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Trajectory":
-        """Inverse of :meth:`to_dict`; raises :class:`SpecError` on malformed input."""
+        """Inverse of :meth:`to_dict`: the trajectory the dict ``d`` describes; raises
+        :class:`SpecError` on malformed input."""
         if not isinstance(d, dict) or "keyframes" not in d or "segments" not in d:
             raise SpecError("a trajectory file needs 'keyframes' (list of vectors) and 'segments' (list of tables).")
         unknown = set(d) - {"format", "space", "dim", "keyframes", "segments", "labels"}
@@ -571,7 +586,7 @@ class Trajectory:
             raise SpecError(f"trajectory: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
-        """Write as JSON (``.json``) or TOML (``.toml``)."""
+        """Write to ``path`` as JSON (``.json``) or TOML (``.toml``); returns the path written."""
         from .spec import dump_file
 
         written = dump_file(self.to_dict(), path)
@@ -580,7 +595,7 @@ class Trajectory:
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":
-        """Read a file written by :meth:`save`."""
+        """Read the file at ``path`` written by :meth:`save`."""
         from .spec import load_file
 
         return cls.from_dict(load_file(path, what="trajectory file"))

@@ -977,7 +977,8 @@ def _existing_file(path: Any, name: str = "path") -> Path:
 
 
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read every frame of a video or animated image as uint8 ``(T, H, W, 3)`` RGB.
+    """Read every frame of the video or animated image at ``path`` as uint8 ``(T, H, W, 3)``
+    RGB.
 
     gif/webp/png (and other still-image formats) are read with Pillow, each frame made RGB as
     :func:`load_image` makes a picture (alpha composited on white, 16-bit and float images scaled,
@@ -1041,8 +1042,8 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Load an image file as uint8 ``(H, W, 3)`` RGB: EXIF rotation applied, alpha composited on
-    white, 16-bit and float images scaled, of an animated gif/webp its first frame (with a
+    """Load the image file at ``path`` as uint8 ``(H, W, 3)`` RGB: EXIF rotation applied,
+    alpha composited on white, 16-bit and float images scaled, of an animated gif/webp its first frame (with a
     warning), exactly as the encoders read a file, so a picture inverted or shown is the one that
     was encoded (:func:`read_video` reads every frame).
 
@@ -1083,7 +1084,8 @@ def _pil_format(target: Path, name: str) -> str:
 
 
 def save_image(array: Any, path: str | os.PathLike[str]) -> Path:
-    """Write one uint8 ``(H, W, 3)`` (or float [0, 1]) image atomically; returns its path.
+    """Write ``array``, one uint8 ``(H, W, 3)`` (or float [0, 1]) image, to ``path`` atomically;
+    returns the path.
 
     The format comes from the suffix (PNG for ``.png``; anything Pillow writes works).
 
@@ -1115,8 +1117,9 @@ def save_frames(
     start: int = 0,
     pattern: str = "frame_{:05d}.png",
 ) -> list[Path]:
-    """Write each frame as its own image file (atomically), named ``pattern.format(k)``
-    for ``k = start, start + 1, ...``; creates ``directory``. Returns the paths in order.
+    """Write each of ``frames`` (as :func:`write_video` takes them) as its own image file
+    (atomically) in ``directory``, named ``pattern.format(k)`` for ``k = start, start + 1,
+    ...``; creates ``directory``. Returns the paths in order.
 
     >>> import numpy as np, tempfile
     >>> [p.name for p in save_frames(np.zeros((2, 4, 4, 3), np.uint8), tempfile.mkdtemp(), start=7)]

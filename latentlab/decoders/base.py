@@ -404,6 +404,9 @@ class Decoder:
         reads (``mini``: 32 tokens; Karlo and Stable unCLIP: 77) is cut to fit, with a warning, as
         :meth:`~latentlab.Encoder.encode_text` warns of a prompt it cuts.
 
+        ``seeds``: one int per row for any randomness beyond the starting noise (``eta > 0``,
+        stochastic samplers), so a frame never depends on its batch; ``None``: ``0, 1, ...``.
+
         ``steps``: sampler steps, 1 to :meth:`max_steps`. ``guidance_scale`` (>= 0):
         classifier-free guidance, ``uncond + g * (cond - uncond)``. Scales in ``[0, 1]`` differ
         between families: the diffusers decoders (Stable unCLIP, ``tiny``, Kandinsky 2.2,
@@ -656,7 +659,9 @@ class Decoder:
         **kwargs: Any,
     ) -> np.ndarray:
         """Render every point of ``trajectory`` (a :class:`~latentlab.Trajectory` or an
-        ``(T, d)`` tensor) to uint8 frames ``(T, H, W, 3)``. See :func:`latentlab.render.render`.
+        ``(T, d)`` tensor) to uint8 frames ``(T, H, W, 3)``: :func:`latentlab.render.render`
+        with this decoder, whose ``seed``, ``out_dir``, ``callback``, ``progress`` and other
+        keyword arguments (``**kwargs``: ``noise``, ``steps``, ``guidance_scale``, ...) it takes.
 
         >>> import latentlab as ll                                   # doctest: +SKIP
         >>> frames = ll.create_decoder("tiny").render(path, seed=0)  # doctest: +SKIP

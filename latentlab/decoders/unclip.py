@@ -436,7 +436,7 @@ def optimize_pipeline(
     ``compile``: ``torch.compile`` of the UNet (``mode=compile_mode``); the first calls of each
     batch shape compile (minutes on a GPU), so warm it up before timing. ``False`` leaves a
     module as it is (it does not undo an earlier call). Returns what was asked, for
-    :meth:`describe`. Modules shared with other pipelines change for them too.
+    :meth:`Decoder.describe`. Modules shared with other pipelines change for them too.
 
     >>> from latentlab.decoders.unclip import optimize_pipeline, tiny_stable_unclip_pipeline
     >>> optimize_pipeline(tiny_stable_unclip_pipeline(), channels_last=True)
@@ -462,7 +462,7 @@ def optimize_pipeline(
 def optimize_decoder(decoder: Any, *, vae: str, channels_last: bool, compile: bool, compile_mode: str | None) -> Any:
     """The ``optimize()`` of a decoder wrapping a diffusers pipeline (``decoder.pipe``, with
     its autoencoder at ``pipe.<vae>``): :func:`optimize_pipeline`, refused with CPU offload
-    when compiling, recorded in ``decoder.optimizations`` (for :meth:`describe`). Returns
+    when compiling, recorded in ``decoder.optimizations`` (for :meth:`Decoder.describe`). Returns
     ``decoder``."""
     if compile and decoder.cpu_offload:
         raise ArgumentError("compile=True does not combine with cpu_offload=True; use one or the other.")
