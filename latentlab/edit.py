@@ -499,7 +499,8 @@ def generate(
     Args:
         encoder, prior, decoder: the preset's models (``ll.create_encoder(p)``,
             ``ll.create_prior(p)``, ``ll.create_decoder(p)``).
-        prompt: the caption, e.g. ``"a red circle above a blue square"``.
+        prompt: the caption, e.g. ``"a red circle above a blue square"``; one longer than the
+            text encoder's context is cut to fit, with one warning (not one a batch).
         n: how many pictures.
         seed: seed of picture 0 (prior sample and starting noise).
         steps, guidance_scale: the decoder's settings (its defaults when ``None``).
@@ -552,23 +553,42 @@ def generate(
     # the Karlo and Kandinsky priors attend to the prompt's token states, which a pooled text
     # embedding does not carry: they take the prompt itself (as Spec.resolve gives it them)
     texts = bool(getattr(prior, "needs_texts", False))
-    z_text = None if texts else encoder.encode_text([prompt])
-    starts = range(0, n, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
+    # a prompt cut to the context is said once, naming the caller's line: encode_text or from_texts (once a
+    # seed) and the decoder (once a batch) each say it from inside latentlab, so their warnings are held
+    # (a catch_warnings per batch reset every module's once-only registry: from_texts's came again each batch)
+    from .encoders import _HELD_CUTS
 
-        starts = tqdm(starts, desc="generating", unit="batch")  # type: ignore[assignment]
-    out = []
-    for a in starts:
-        seeds = [int(seed) + k for k in range(a, min(n, a + batch_size))]
-        if texts:
-            z = torch.cat([prior.from_texts([prompt], seed=s, num_samples=1) for s in seeds])
-        else:
-            z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
-        z = tag(z, getattr(prior, "space", None))
-        noise = make_noise(tuple(decoder.noise_shape()), seeds)
-        kw = {"captions": [prompt] * len(seeds)} if captions else {}
-        with warnings.catch_warnings():  # a prompt cut to the context was said once, by encode_text or from_texts
-            warnings.filterwarnings("ignore", r".* longer than the text encoder's context", UserWarning)
+    cuts: list[str] = []
+    held = _HELD_CUTS.set(cuts)
+    said = False
+
+    def say_cut() -> None:
+        nonlocal said
+        if cuts and not said:
+            said = True
+            warnings.warn(cuts[0], UserWarning, stacklevel=3)
+
+    try:
+        z_text = None if texts else encoder.encode_text([prompt])
+        say_cut()
+        starts = range(0, n, batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="generating", unit="batch")  # type: ignore[assignment]
+        out = []
+        for a in starts:
+            seeds = [int(seed) + k for k in range(a, min(n, a + batch_size))]
+            if texts:
+                z = torch.cat([prior.from_texts([prompt], seed=s, num_samples=1) for s in seeds])
+            else:
+                z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
+            say_cut()
+            z = tag(z, getattr(prior, "space", None))
+            noise = make_noise(tuple(decoder.noise_shape()), seeds)
+            kw = {"captions": [prompt] * len(seeds)} if captions else {}
             out.append(decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, **kw))
+            say_cut()  # (a decoder whose context is shorter than the encoder's)
+    finally:
+        _HELD_CUTS.reset(held)
     return np.concatenate(out)

@@ -28,6 +28,7 @@ or directly with :meth:`Encoder.from_open_clip`. An optional on-disk
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -624,11 +625,17 @@ def _hf_token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[
     return limit, cut
 
 
+# while ll.generate runs, the cuts _warn_truncated finds (encode_text's or from_texts's, then the
+# decoder's, once a batch) are held here, and generate says the first once, naming its caller
+_HELD_CUTS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("_HELD_CUTS", default=None)
+
+
 def _warn_truncated(tokenizer: Any, texts: list[str], stacklevel: int = 3) -> None:
     """One warning for the prompts the tokenizer (open_clip's, or a Hugging Face one) cuts to its
     context (the words past it change nothing: two prompts that differ only there draw the same
     pictures). ``stacklevel`` is :func:`warnings.warn`'s, counted from this function: 3 names the
-    caller of encode_text, or of a prior's from_texts."""
+    caller of encode_text, or of a prior's from_texts. Held, not said, while :data:`_HELD_CUTS`
+    holds a list."""
     try:
         measured = _token_counts(tokenizer, texts)
         if measured is None:  # (hf_clip's encoders tokenize through a wrapper that names its CLIPTokenizer)
@@ -645,12 +652,15 @@ def _warn_truncated(tokenizer: Any, texts: list[str], stacklevel: int = 3) -> No
         what, which = f"{len(cut)} of {len(texts)} prompts are", f"the first, {shown!r}, has"
     else:
         what, which = "a prompt is", f"{shown!r} has"
-    warnings.warn(
+    message = (
         f"{what} longer than the text encoder's context of {limit} tokens, so cut to fit (the words past the limit "
-        f"change nothing): {which} {count} tokens and is read only up to {tail!r}. Shorten the prompt.",
-        UserWarning,
-        stacklevel=stacklevel,
+        f"change nothing): {which} {count} tokens and is read only up to {tail!r}. Shorten the prompt."
     )
+    held = _HELD_CUTS.get()
+    if held is not None:
+        held.append(message)
+        return
+    warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 def _check_batch_size(batch_size: object) -> int:

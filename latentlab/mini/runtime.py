@@ -444,8 +444,9 @@ class MiniDecoder(Decoder):
                           seeds: list[int], steps: int, guidance_scale: float) -> np.ndarray:  # fmt: skip
         """Each row read with its caption (the caption tokens of a decoder with
         ``config.text_dim > 0``; the layout expert, when loaded, takes the noisiest steps)."""
-        return self._decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale,
-                            text=self.text_encoder(captions))  # fmt: skip
+        ours = isinstance(self.text_encoder, CaptionStates)  # (its cut warning names decode's caller)
+        text = self.text_encoder(captions, stacklevel=4) if ours else self.text_encoder(captions)
+        return self._decode(embeddings, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, text=text)
 
     def _decode(
         self,
@@ -696,7 +697,10 @@ class CaptionStates:
         self.device = _check_dtype_device(device, None)[0]
         self._clip: tuple[Any, Any] | None = None
 
-    def __call__(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, captions: list[str], *, stacklevel: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+        """The token states and mask of ``captions``. ``stacklevel``: the frame the warning of a cut
+        caption names, as :func:`warnings.warn` counts from this call (2: its caller; the mini
+        decoder passes 4, naming the caller of ``decode``)."""
         from .models import create_clip, text_token_states
 
         if self._clip is None:
@@ -719,9 +723,9 @@ class CaptionStates:
         model, tokenizer = self._clip
         from ..encoders import _warn_truncated
 
-        # (a caption past the text tower's context was cut silently, as encode_text says it; the
-        # warning names the caller of decoder.decode)
-        _warn_truncated(tokenizer, list(captions), stacklevel=5)
+        # (a caption past the text tower's context was cut silently, as encode_text says it; a fixed
+        # stacklevel=5 named decode's caller, and for a direct call a frame above the caller, or "sys:1")
+        _warn_truncated(tokenizer, list(captions), stacklevel=stacklevel + 1)
         with torch.inference_mode():
             states, mask = text_token_states(model, tokenizer(captions).to(self.device))
         return states.float(), mask
