@@ -945,8 +945,9 @@ def render_spec(
     ``out_dir``, else ``renders/<name>``) and assemble the video.
 
     Interrupted renders resume when called again with the same spec and ``out_dir``.
-    ``output``: the video file (default: the spec's ``output``, else ``<out_dir>.<format>``;
-    a relative path starts at the working directory). ``progress``: progress bars over the
+    ``output``: the video file (default: the spec's ``output``, which starts at its ``base_dir``,
+    else ``<out_dir>.<format>``; a relative ``output`` given here starts at the working
+    directory). ``progress``: progress bars over the
     frames (and over the inversions and pacing's decodes); ``callback``: called with a dict for
     each frame when it is ready, as :func:`latentlab.render.render`'s (e.g. a :class:`~latentlab.LivePreview`).
     ``encoder``/``decoder``/``prior`` override the preset's (e.g. to reuse loaded models; one

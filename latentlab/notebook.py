@@ -474,7 +474,8 @@ def show(
     :data:`SHOW_MAX_FRAMES` frames are shown as that many, evenly spaced (first and last
     included), and the caption says so; a picture whose longest side is over
     :data:`SHOW_MAX_SIDE` px is shown downscaled to it (its file, and the view's ``array``,
-    are untouched), and the tiles of a sheet that would be are shrunk to fit.
+    are untouched), and the tiles of a sheet that would be are shrunk to fit before its labels
+    are drawn (or, where label strips would leave them tiny, the whole sheet is downscaled).
     ``max_embed_mb`` (a number >= 0, ``float("inf")``: no limit) has show_video's meaning: a
     video file larger than this is shown by reference, and a picture whose PNG is larger is
     refused (it has no file to show by reference; the notebook stores it about 2.7 times,
@@ -542,29 +543,40 @@ def show(
         n = min(int(max_frames), T) if _is_integer(max_frames, 1) else T
         cols = min(int(columns), n) if _is_integer(columns, 1) else int(np.ceil(np.sqrt(n)))
         rows = -(-n // cols)
+        if labels is not None and not isinstance(labels, str):
+            try:  # (a generator of T labels was refused as too many once the tiles were shrunk)
+                labels = list(labels)
+            except TypeError:
+                pass  # (refused by contact_sheet)
         strip = 0 if labels is None else 24  # about a label strip's height (the view downscales what is left over)
         fit = min((SHOW_MAX_SIDE - 2 * (cols + 1)) / (cols * W),
                   (SHOW_MAX_SIDE - (2 + strip) * (rows + 1)) / (rows * H))
-        if fit < 1 and (max_frames is None or _is_integer(max_frames, 1)) and (columns is None or _is_integer(columns, 1)):
+        # the view's own downscale of the whole sheet: tiles shrunk to less than half of that (label strips
+        # taking the height, rows * 26 near SHOW_MAX_SIDE) were 1 px
+        plain = SHOW_MAX_SIDE / max(cols * W + 2 * (cols + 1), rows * (H + strip) + 2 * (rows + 1))
+        # labels of another count are refused by contact_sheet, naming the T frames given (not the n shrunk)
+        labels_fit = labels is None or (isinstance(labels, list) and len(labels) in (n, T))
+        if plain / 2 <= fit < 1 and labels_fit and (max_frames is None or _is_integer(max_frames, 1)) \
+                and (columns is None or _is_integer(columns, 1)):
             # tiles shrunk before the labels are drawn, so they stay readable; only the shown frames
             from .video import _lanczos, _pick_evenly
 
             sel = _pick_evenly(T, n)
-            if labels is not None and not isinstance(labels, str) and hasattr(labels, "__len__") \
-                    and len(labels) == T and n < T:
+            if labels is not None and len(labels) == T and n < T:
                 labels = [labels[i] for i in sel]
             w, h = max(1, int(W * fit)), max(1, int(H * fit))
             arr = np.stack([_lanczos(f, w, h) for f in arr[sel]])
             max_frames = None
         sheet = contact_sheet(arr, columns=columns, max_frames=max_frames, labels=labels)
-        return _embeddable(ImageView(sheet, scale=scale, caption=caption, tile=max(arr.shape[1:3])), max_embed_mb)
+        return _embeddable(ImageView(sheet, scale=scale, caption=caption, tile=max(arr.shape[1:3])), max_embed_mb, frames=True)
     if labels is not None or columns is not None or max_frames is not None:
         raise ArgumentError("labels, columns and max_frames apply to frames (T, H, W, 3), not to one image.")
     return _embeddable(ImageView(x, scale=scale, caption=caption), max_embed_mb)
 
 
-def _embeddable(view: ImageView, max_embed_mb: float) -> ImageView:
-    """``view``, refused when its PNG is over ``max_embed_mb`` (encoded only when it may be)."""
+def _embeddable(view: ImageView, max_embed_mb: float, frames: bool = False) -> ImageView:
+    """``view``, refused when its PNG is over ``max_embed_mb`` (encoded only when it may be);
+    ``frames``: a contact sheet (whose ``max_frames`` the advice may name)."""
     h, w = view.shown.shape[:2]
     if h * (3 * w + 1) * 1.01 + 4096 <= max_embed_mb * 2**20:  # a PNG is never larger than this
         return view
@@ -572,8 +584,10 @@ def _embeddable(view: ImageView, max_embed_mb: float) -> ImageView:
     if size > max_embed_mb * 2**20:
         raise ArgumentError(
             f"the PNG of this view ({w} x {h} px) is {size / 2**20:.1f} MB, over max_embed_mb={max_embed_mb!r}, and a "
-            "picture has no file to show by reference. Fix: show fewer or smaller frames (max_frames=), raise "
-            "max_embed_mb, or write it with ll.save_image and open that file."
+            "picture is embedded, never shown by reference. Fix: "
+            # (one picture, or an image file, was told to pass max_frames=, which it refuses)
+            + ("show fewer or smaller frames (max_frames=), raise max_embed_mb" if frames else "raise max_embed_mb")
+            + ", or write it with ll.save_image and open that file."
         )
     return view
 
