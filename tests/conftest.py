@@ -272,3 +272,16 @@ def twemoji_cache(root: "os.PathLike[str]", n: int = 3) -> None:
         meta.append({"unified": u, "name": f"thing {k}", "image": f"{u.lower()}.png", "category": "Objects"})
     (pkg / "emoji.json").write_text(json.dumps(meta))
     (root / "raw" / "twemoji" / ".fetched.json").write_text("{}")
+
+
+@pytest.fixture
+def no_file_locks(monkeypatch):
+    """A file system whose flock answers ENOLCK (an NFS mount without its lock service)."""
+    import errno
+
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)

@@ -17,17 +17,6 @@ from hypothesis import strategies as st
 render_mod = importlib.import_module("latentlab.render")  # (latentlab.render is also the function)
 
 
-@pytest.fixture
-def no_file_locks(monkeypatch):
-    """A file system whose flock answers ENOLCK (an NFS mount without its lock service)."""
-    fcntl = pytest.importorskip("fcntl")
-
-    def no_locks(fd, op):
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(fcntl, "flock", no_locks)
-
-
 class _SpyGuard:
     """render._held_guard, telling ``waiting`` when a thread other than ``main`` asks for it (so
     that a test goes on once the other thread has either finished or is held off by the guard)."""

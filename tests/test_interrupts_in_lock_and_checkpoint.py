@@ -4,7 +4,6 @@ guard left free, the folder unclaimed), and a training resume after a save kille
 from __future__ import annotations
 
 import dis
-import errno
 import importlib
 import sys
 import threading
@@ -13,17 +12,6 @@ import warnings
 import pytest
 
 render_mod = importlib.import_module("latentlab.render")  # (latentlab.render is also the function)
-
-
-@pytest.fixture
-def no_file_locks(monkeypatch):
-    """A file system whose flock answers ENOLCK (an NFS mount without its lock service)."""
-    fcntl = pytest.importorskip("fcntl")
-
-    def no_locks(fd, op):
-        raise OSError(errno.ENOLCK, "No locks available")
-
-    monkeypatch.setattr(fcntl, "flock", no_locks)
 
 
 def _ctrl_c_after_call(n: int):

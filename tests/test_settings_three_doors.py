@@ -16,6 +16,7 @@ from latentlab.space import tag
 from latentlab.spec import load_spec
 
 from conftest import FakeDecoder
+from test_mini_runtime import _tiny_decoder_folder  # (the tiny mini weights its tests build)
 
 KF = [{"text": "a cat"}, {"text": "a dog"}]
 
@@ -76,23 +77,13 @@ def test_min_width_same_refusals_at_the_spec_and_even_pacing(width):
 # -- upscale (spec) / --no-upscale (CLI) / upscale= (create_decoder('mini', ...)) -------------
 
 
-def _tiny_mini_weights(folder):
-    from latentlab.mini.models import DecoderConfig, MiniDecoderNet, save_module
-
-    cfg = DecoderConfig(block_out_channels=(8, 16, 16), embed_dim=16, norm_num_groups=4, cross_attention_dim=16,
-                        attention_heads=2)  # fmt: skip
-    torch.manual_seed(0)
-    save_module(MiniDecoderNet(cfg), folder / "mini_decoder.safetensors", config=cfg)
-    return folder
-
-
 def test_mini_from_pretrained_takes_numpy_bools_as_a_spec_does(tmp_path):
     """upscale=np.False_ (a spec's upscale takes it) and expert=np.False_ were refused by the mini
     loader as "must be None, True or False, got np.False_"; now they are False."""
     from latentlab.mini.runtime import MiniDecoder
 
     assert _spec_takes(preset="mini", upscale=np.False_)
-    weights = _tiny_mini_weights(tmp_path)
+    weights = _tiny_decoder_folder(tmp_path)
     dec = MiniDecoder.from_pretrained(weights, upscale=np.False_, expert=np.False_, resolution=64)
     plain = MiniDecoder.from_pretrained(weights, upscale=False, expert=False, resolution=64)
     assert dec.upscaler is None and dec.expert is None

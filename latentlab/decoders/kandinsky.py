@@ -75,6 +75,7 @@ from .unclip import (
     optimize_decoder,
     require_ddim,
     scheduler_from_config,
+    scheduler_inverts,
     set_scheduler,
     signed_pixels,
     warn_late_first_timestep,
@@ -722,11 +723,8 @@ class KandinskyDecoder(Decoder):
     def can_before_loading(cls, feature: str, options: dict[str, Any]) -> bool | None:
         if feature != "invert":
             return super().can_before_loading(feature, options)
-        scheduler = options.get("scheduler", "ddim")
-        if scheduler is None:  # the pipeline's own sampler: never "ddim" (see supports_inversion)
-            return False
-        name = scheduler.lower() if isinstance(scheduler, str) else None
-        return name == "ddim" if name in SCHEDULERS else None  # (a name set_scheduler refuses: refused as it loads)
+        # (scheduler=None, the pipeline's own sampler, is never "ddim": see supports_inversion)
+        return scheduler_inverts(options, SCHEDULERS, unset=False)
 
     @property
     def supports_inversion(self) -> bool:

@@ -123,7 +123,7 @@ from .kandinsky import (
     _to_uint8,
     register_unclip_prior_builders,
 )
-from .unclip import checked_cpu_offload, dim_mismatch_error, free_model_hooks
+from .unclip import checked_cpu_offload, dim_mismatch_error, free_model_hooks, scheduler_inverts
 
 __all__ = [
     "SCHEDULERS",
@@ -657,9 +657,7 @@ class KarloDecoder(Decoder):
     def can_before_loading(cls, feature: str, options: dict[str, Any]) -> bool | None:
         if feature != "invert":
             return super().can_before_loading(feature, options)
-        scheduler = options.get("scheduler", "ddim")
-        name = scheduler.lower() if isinstance(scheduler, str) else None
-        return name == "ddim" if name in SCHEDULERS else None  # (another value is refused as it loads)
+        return scheduler_inverts(options, SCHEDULERS)  # (None, like another value, is refused as it loads)
 
     @property
     def supports_inversion(self) -> bool:

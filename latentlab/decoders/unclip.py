@@ -262,6 +262,19 @@ def _max_steps_scan(probe: Any) -> int:
     return n_train
 
 
+def scheduler_inverts(options: dict[str, Any], names: tuple[str, ...], unset: bool | None = None) -> bool | None:
+    """Whether a decoder built with the builder keywords ``options`` samples with DDIM, the one
+    sampler an inverted noise redraws its image under, told before it loads: ``names`` are the
+    ``scheduler`` values its class takes (default ``"ddim"``); ``unset`` is the answer for
+    ``scheduler=None`` (the pipeline's own sampler); ``None`` for a value the class refuses as it
+    loads. (:meth:`Decoder.can_before_loading`'s ``"invert"`` of the diffusers families.)"""
+    scheduler = options.get("scheduler", "ddim")
+    if scheduler is None:
+        return unset
+    name = scheduler.lower() if isinstance(scheduler, str) else None
+    return name == "ddim" if name in names else None
+
+
 def max_steps_reason(scheduler: Any) -> str:
     """Why :func:`max_sampler_steps` is the most steps ``scheduler`` takes, for the error that
     refuses more: its training timesteps, or the first timestep one more step would start at."""
@@ -814,9 +827,7 @@ class StableUnCLIPDecoder(Decoder):
         # inversion follows the sampler: unknown with scheduler=None (the pipeline's own) until it loads
         if feature != "invert":
             return super().can_before_loading(feature, options)
-        scheduler = options.get("scheduler", "ddim")
-        name = scheduler.lower() if isinstance(scheduler, str) else None
-        return name == "ddim" if name in SCHEDULERS else None  # (a name set_scheduler refuses: refused as it loads)
+        return scheduler_inverts(options, SCHEDULERS)
 
     @property
     def supports_inversion(self) -> bool:
