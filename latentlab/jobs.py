@@ -66,14 +66,25 @@ def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
         raise ArgumentError(f"size must be None or an integer in [1, 16384] (pixels per side), got {shown(size)}.")
     if size is None:
         return frames
-    from .video import _as_frames, _lanczos
+    from .video import _as_frames
 
     if not (isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
             and 0 not in frames.shape):  # fmt: skip
         frames = _as_frames(frames)
     if frames.shape[1] == size and frames.shape[2] == size:
         return frames
-    return np.stack([_lanczos(f, int(size), int(size)) for f in frames])
+    return _resized(frames, int(size), int(size))
+
+
+def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Each of ``frames`` resized (Lanczos) to ``width`` x ``height``, straight into the array
+    returned (a list of the resized frames, then stacked, held them twice)."""
+    from .video import _lanczos
+
+    out = np.empty((len(frames), height, width, frames.shape[-1]), np.uint8)
+    for j, f in enumerate(frames):
+        out[j] = _lanczos(f, width, height)
+    return out
 
 
 SHEET_TILE_MAX = 1024
@@ -95,9 +106,7 @@ def contact_sheet_of(frames: np.ndarray, size: int | None, max_frames: int | Non
         scale = SHEET_TILE_MAX / max(h, w)
         h, w = max(1, round(h * scale)), max(1, round(w * scale))
     if frames.shape[1:3] != (h, w):
-        from .video import _lanczos
-
-        frames = np.stack([_lanczos(f, w, h) for f in frames])
+        frames = _resized(frames, w, h)
     return contact_sheet(frames)
 
 

@@ -956,6 +956,24 @@ def render(
         "decoder": decoder.describe(),
     }
     frames: list[np.ndarray | None] = [None] * T
+    # the frames returned, filled in place as they come (made at the first frame whose size is
+    # known): a list of batches stacked at the end held every frame twice as render returned
+    result: np.ndarray | None = None
+
+    def place(k: int, image: np.ndarray) -> np.ndarray:
+        """Frame ``k`` is ``image``: copied into ``result`` (made of its size at the first frame,
+        the frames held so far moved into it), and ``frames[k]`` a view of it there."""
+        nonlocal result
+        if result is None:
+            result = np.empty((T, *image.shape), np.uint8)
+            for j, f in enumerate(frames):
+                if f is not None and j != k:
+                    result[j] = f
+                    frames[j] = result[j]
+        result[k] = image
+        frames[k] = result[k]
+        return frames[k]  # type: ignore[return-value]
+
     directory = check_out_dir(out_dir)
     manifest: dict[str, Any] = {}
     expected: tuple[int, ...] | None = None  # the size of the decoder's frames, where known before decoding
@@ -981,7 +999,10 @@ def render(
         for k in range(T):
             p = directory / FRAME_PATTERN.format(k)
             if p.exists():
-                frames[k] = _load_png(p, expected)
+                image = _load_png(p, expected)
+                frames[k] = image
+                if image is not None and expected is not None:
+                    place(k, image)  # (of the size every kept frame has: held once, not as well as read)
     kept = [k for k in range(T) if frames[k] is not None]
 
     # Frames of one row (the same embedding, starting noise and seed: a hold, a repeated
@@ -1107,7 +1128,7 @@ def render(
 
     def finish(k: int, image: np.ndarray) -> None:
         """Frame ``k`` is ``image``: keep it, write it (in the background), report it."""
-        frames[k] = image
+        image = place(k, image)
         if writer is not None and directory is not None:
             pending.append(writer.submit(_save_png, image, directory / FRAME_PATTERN.format(k)))
         if callback is not None:
@@ -1140,7 +1161,10 @@ def render(
         manifest["complete"] = True
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(directory / MANIFEST, manifest)
-    return np.stack(frames)  # type: ignore[arg-type]
+    if result is None:  # every frame kept, of a size nothing said beforehand
+        for k in range(T):
+            place(k, frames[k])  # type: ignore[arg-type]
+    return result  # type: ignore[return-value]
 
 
 def _read_only(image: np.ndarray) -> np.ndarray:

@@ -811,12 +811,18 @@ def _write_webp(frames: _Shown, idx: np.ndarray, tmp: Path, fps: float, loop: in
     from PIL import Image
 
     q = _DEFAULT_WEBP_QUALITY if quality is None else quality
-    # Pillow's writer takes the pictures at once: a held frame's repeats share one (a copy each, a
-    # hold_last=100000 of 512 px frames took 78 GB); each repeat is still asked for, to tick the bar
+    # Pillow's writer takes the pictures at once: every showing of a frame shares one picture, a held
+    # frame's repeats and a ping-pong's way back alike (a copy each: a hold_last=100000 of 512 px frames
+    # took 78 GB, and a ping-pong nearly twice its frames); each repeat still ticks the bar
     images: list[Any] = []
-    for k, i in enumerate(idx):
-        f = frames[i]
-        images.append(images[-1] if k and i == idx[k - 1] else Image.fromarray(f))
+    made: dict[int, Any] = {}
+    for i in idx.tolist():
+        if i in made:
+            if frames.bar is not None:
+                frames.bar.update(1)
+        else:
+            made[i] = Image.fromarray(frames[i])
+        images.append(made[i])
     durations = _frame_durations_ms(len(images), fps, 1)
     # libwebp's animation encoder (under Pillow's writer) merges a frame into the one before when
     # it finds no change worth coding: identical frames always, and at a lossy quality nearly
