@@ -38,6 +38,7 @@ unCLIP) is given the caption too, as DALL-E 2's decoder is.
 from __future__ import annotations
 
 import numbers
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -554,23 +555,26 @@ def generate(
     # embedding does not carry: they take the prompt itself (as Spec.resolve gives it them)
     texts = bool(getattr(prior, "needs_texts", False))
     # a prompt cut to the context is said once, naming the caller's line: encode_text or from_texts (once a
-    # seed) and the decoder (once a batch) each say it from inside latentlab, so their warnings are held
-    # (a catch_warnings per batch reset every module's once-only registry: from_texts's came again each batch)
+    # seed) and the decoder (once a batch) each say it from inside latentlab, so their warnings go to say_cut
+    # (a catch_warnings per batch reset every module's once-only registry: from_texts's came again each batch);
+    # said as found, so that under -W error it raises before more is sampled or drawn
     from .encoders import _HELD_CUTS
 
-    cuts: list[str] = []
-    held = _HELD_CUTS.set(cuts)
+    caller = sys._getframe(1)
     said = False
 
-    def say_cut() -> None:
+    def say_cut(message: str) -> None:
         nonlocal said
-        if cuts and not said:
+        if not said:
             said = True
-            warnings.warn(cuts[0], UserWarning, stacklevel=3)
+            where = caller.f_globals
+            warnings.warn_explicit(message, UserWarning, caller.f_code.co_filename, caller.f_lineno,
+                                   where.get("__name__"), where.setdefault("__warningregistry__", {}), where)  # fmt: skip
 
-    try:
+    outer = _HELD_CUTS.get()
+    try:  # (set inside the try, put back with set: a Ctrl-C just after set returns leaves nothing held)
+        _HELD_CUTS.set(say_cut)
         z_text = None if texts else encoder.encode_text([prompt])
-        say_cut()
         starts = range(0, n, batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -583,12 +587,10 @@ def generate(
                 z = torch.cat([prior.from_texts([prompt], seed=s, num_samples=1) for s in seeds])
             else:
                 z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
-            say_cut()
             z = tag(z, getattr(prior, "space", None))
             noise = make_noise(tuple(decoder.noise_shape()), seeds)
             kw = {"captions": [prompt] * len(seeds)} if captions else {}
             out.append(decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, **kw))
-            say_cut()  # (a decoder whose context is shorter than the encoder's)
     finally:
-        _HELD_CUTS.reset(held)
+        _HELD_CUTS.set(outer)
     return np.concatenate(out)

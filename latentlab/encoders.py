@@ -626,16 +626,17 @@ def _hf_token_counts(tokenizer: Any, texts: list[str]) -> tuple[int, list[tuple[
 
 
 # while ll.generate runs, the cuts _warn_truncated finds (encode_text's or from_texts's, then the
-# decoder's, once a batch) are held here, and generate says the first once, naming its caller
-_HELD_CUTS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("_HELD_CUTS", default=None)
+# decoder's, once a batch) go to the function held here, which says the first once, naming generate's
+# caller, as it is found (so that under -W error it raises before more is sampled or drawn)
+_HELD_CUTS: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("_HELD_CUTS", default=None)
 
 
 def _warn_truncated(tokenizer: Any, texts: list[str], stacklevel: int = 3) -> None:
     """One warning for the prompts the tokenizer (open_clip's, or a Hugging Face one) cuts to its
     context (the words past it change nothing: two prompts that differ only there draw the same
     pictures). ``stacklevel`` is :func:`warnings.warn`'s, counted from this function: 3 names the
-    caller of encode_text, or of a prior's from_texts. Held, not said, while :data:`_HELD_CUTS`
-    holds a list."""
+    caller of encode_text, or of a prior's from_texts. Given to :data:`_HELD_CUTS`'s function
+    instead, while it holds one."""
     try:
         measured = _token_counts(tokenizer, texts)
         if measured is None:  # (hf_clip's encoders tokenize through a wrapper that names its CLIPTokenizer)
@@ -658,7 +659,7 @@ def _warn_truncated(tokenizer: Any, texts: list[str], stacklevel: int = 3) -> No
     )
     held = _HELD_CUTS.get()
     if held is not None:
-        held.append(message)
+        held(message)
         return
     warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
