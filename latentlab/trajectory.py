@@ -85,7 +85,7 @@ def ease(t: torch.Tensor, easing: str) -> torch.Tensor:
 
 def _is_int(x: object) -> bool:
     """True for Python, numpy and 0-d tensor integers (not bool, not float)."""
-    if isinstance(x, bool):
+    if isinstance(x, bool) or (isinstance(x, torch.Tensor) and x.dtype == torch.bool):  # (a bool tensor was taken as 0 / 1)
         return False
     try:
         operator.index(x)
