@@ -862,7 +862,9 @@ def render(
         callback: called once for each frame, when it is ready, with ``{"frame": k, "frames":
             T, "image": (H, W, 3) uint8, "resumed": bool}`` (``resumed``: kept from an earlier
             run in ``out_dir``), e.g. for live previews in a notebook. ``image`` is read-only
-            (it is the frame being written and returned): ``image.copy()`` to draw on it.
+            (it is the frame being written and returned): ``image.copy()`` to draw on it. It
+            is a view of the array returned, not a copy: frames changed in place after the
+            render returns change a kept ``image`` too (``.copy()`` it to keep it as drawn).
         progress: show a tqdm progress bar (it counts every frame once, copies included).
 
     Returns:
