@@ -414,7 +414,8 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     render leaves the file, which the next one takes over). Re-entrant in one thread
     (``render_spec`` holds it around ``render``). A folder this creates and that holds nothing
     else when released is removed again. On a file system that cannot lock files at all (an NFS
-    mount without its lock service), a ``RuntimeWarning`` says so and the block runs unguarded.
+    mount without its lock service), a ``RuntimeWarning`` says so and the block runs
+    guarded only against the other threads of this process.
     """
     # (None or 5 raised a bare TypeError; "" locked the working directory, which render(out_dir="") refuses)
     if isinstance(directory, bytes) or not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
@@ -457,7 +458,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             try:
                 locked = _lock_fd(fd)
             except OSError as exc:  # a file system without file locks (NFS without its lock service: ENOLCK) raised
-                # a raw OSError and left the lock file and folder: the render goes on there, unguarded
+                # a raw OSError and left the lock file and folder: the render goes on there, unguarded from other processes
                 why = exc.strerror or exc  # (said once the folder is taken: a warning raised as an error left the files)
                 unlocked, locked = True, None  # (checked below)
             # checked and claimed in one step, apart from a release (two threads checking at once both went on); in a
@@ -517,8 +518,8 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         if unlocked:
             warnings.warn(
                 f"{what} {str(directory)!r} is on a file system that cannot lock files ({why}), so a second render "
-                "into it at the same time would not be refused: do not start one. To have it refused, render into a "
-                "folder on a local disk.", RuntimeWarning, stacklevel=3)  # fmt: skip
+                "into it at the same time from another process would not be refused: do not start one. To have it "
+                "refused, render into a folder on a local disk.", RuntimeWarning, stacklevel=3)  # fmt: skip
         yield
     finally:
         del held[key]
