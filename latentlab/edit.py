@@ -501,7 +501,8 @@ def generate(
         encoder, prior, decoder: the preset's models (``ll.create_encoder(p)``,
             ``ll.create_prior(p)``, ``ll.create_decoder(p)``).
         prompt: the caption, e.g. ``"a red circle above a blue square"``; one longer than the
-            text encoder's context is cut to fit, with one warning (not one a batch).
+            text encoder's context, or than the decoder's when it reads captions (``mini``'s: 32
+            tokens), is cut to fit, with one warning (not one a batch).
         n: how many pictures.
         seed: seed of picture 0 (prior sample and starting noise).
         steps, guidance_scale: the decoder's settings (its defaults when ``None``).

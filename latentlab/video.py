@@ -871,7 +871,8 @@ def write_video(
             one at a time, as a render's ``size`` does: an mp4 holds one resized frame at a
             time, a gif keeps them as 256-colour frames (Pillow's writer: one byte a pixel, not
             three), a webp all of them (Pillow's writer takes them at once). ``None``: as they are.
-            At most 16384; a webp's side at most 16383 (libwebp's limit), a gif's 65535.
+            At most 16384. A webp's side, resized or not, is at most 16383 (libwebp's limit); a
+            gif's at most 65535 (frames written as they are).
         progress: a tqdm bar over the frames fed to the writer (``desc="video"``).
 
     A ``format`` that contradicts the path's suffix (``"mp4"`` for ``x.gif``) is refused.
