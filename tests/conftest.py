@@ -285,3 +285,33 @@ def no_file_locks(monkeypatch):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
+
+
+def ctrl_c_after_call(code, n: int):
+    """A ``sys.settrace`` tracer that raises KeyboardInterrupt in the frame of ``code`` just after
+    its ``n``-th call returns (where CPython runs a pending signal's handler), and the list whose
+    one item counts the calls seen: ``tracer, count = ctrl_c_after_call(f.__code__, 3)``."""
+    import dis
+
+    calls = {i.offset for i in dis.get_instructions(code) if i.opname.startswith("CALL")}
+    count = [0]
+
+    def local(frame, event, arg):
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            if local.after_call:
+                count[0] += 1
+                if count[0] == n:
+                    raise KeyboardInterrupt
+            local.after_call = frame.f_lasti in calls
+        return local
+
+    local.after_call = False
+
+    def glob(frame, event, arg):
+        if frame.f_code is code:
+            frame.f_trace_opcodes = True
+            return local
+        return None
+
+    return glob, count

@@ -3,45 +3,18 @@ the answers each diffusers family spelt before it."""
 
 from __future__ import annotations
 
-import dis
 import sys
 import warnings
 from types import SimpleNamespace
 
 import pytest
 import test_cut_caption_warnings as _ccw
+from conftest import ctrl_c_after_call
 
 from latentlab import edit as edit_mod
 
 CUT, _texts_prior, _tokenizer = _ccw.CUT, _ccw._texts_prior, _ccw._tokenizer
 caption_decoder = _ccw.caption_decoder  # (the fixture)
-
-
-def _ctrl_c_after_call(code, n: int):
-    """A trace that raises KeyboardInterrupt in ``code``'s own frame just after its ``n``-th call
-    returns (where CPython runs a pending signal's handler)."""
-    calls = {i.offset for i in dis.get_instructions(code) if i.opname.startswith("CALL")}
-    count = [0]
-
-    def local(frame, event, arg):
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            if local.after_call:
-                count[0] += 1
-                if count[0] == n:
-                    raise KeyboardInterrupt
-            local.after_call = frame.f_lasti in calls
-        return local
-
-    local.after_call = False
-
-    def glob(frame, event, arg):
-        if frame.f_code is code:
-            frame.f_trace_opcodes = True
-            return local
-        return None
-
-    return glob
 
 
 def test_a_ctrl_c_after_any_call_of_generate_leaves_no_hold(caption_decoder):
@@ -56,7 +29,7 @@ def test_a_ctrl_c_after_any_call_of_generate_leaves_no_hold(caption_decoder):
     leaks, n = [], 1
     while n < 400:
         before = sys.gettrace()
-        sys.settrace(_ctrl_c_after_call(edit_mod.generate.__code__, n))
+        sys.settrace(ctrl_c_after_call(edit_mod.generate.__code__, n)[0])
         interrupted = False
         try:
             with warnings.catch_warnings():

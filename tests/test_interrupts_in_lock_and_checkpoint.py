@@ -3,43 +3,15 @@ guard left free, the folder unclaimed), and a training resume after a save kille
 
 from __future__ import annotations
 
-import dis
 import importlib
 import sys
 import threading
 import warnings
 
 import pytest
+from conftest import ctrl_c_after_call
 
 render_mod = importlib.import_module("latentlab.render")  # (latentlab.render is also the function)
-
-
-def _ctrl_c_after_call(n: int):
-    """A trace that raises KeyboardInterrupt in folder_lock's own frame just after its ``n``-th
-    call returns: where CPython runs a pending signal's handler (the check at the end of a call)."""
-    code = render_mod.folder_lock.__wrapped__.__code__
-    calls = {i.offset for i in dis.get_instructions(code) if i.opname.startswith("CALL")}
-    count = [0]
-
-    def local(frame, event, arg):
-        frame.f_trace_opcodes = True
-        if event == "opcode":
-            if local.after_call:
-                count[0] += 1
-                if count[0] == n:
-                    raise KeyboardInterrupt
-            local.after_call = frame.f_lasti in calls
-        return local
-
-    local.after_call = False
-
-    def glob(frame, event, arg):
-        if frame.f_code is code:
-            frame.f_trace_opcodes = True
-            return local
-        return None
-
-    return glob, count
 
 
 def test_without_file_locks_a_ctrl_c_after_any_call_of_the_claim_leaves_the_guard_free_and_the_folder_unclaimed(
@@ -59,7 +31,7 @@ def test_without_file_locks_a_ctrl_c_after_any_call_of_the_claim_leaves_the_guar
         monkeypatch.setattr(render_mod, "_held_guard", guard)
         monkeypatch.setattr(render_mod, "_held_in_process", claims)
         monkeypatch.setattr(render_mod, "_locks", threading.local())
-        tracer, count = _ctrl_c_after_call(n)
+        tracer, count = ctrl_c_after_call(render_mod.folder_lock.__wrapped__.__code__, n)
         cm = render_mod.folder_lock(out)
         interrupted = False
         with warnings.catch_warnings():

@@ -19,7 +19,7 @@ from PIL import Image
 
 from latentlab import video
 from latentlab.video import _frame_durations_ms, _sequence_indices, write_video
-from test_interrupts_in_lock_and_checkpoint import _ctrl_c_after_call
+from conftest import ctrl_c_after_call
 
 render_mod = importlib.import_module("latentlab.render")  # (latentlab.render is also the function)
 
@@ -42,7 +42,7 @@ def test_a_ctrl_c_during_the_release_of_a_folder_lock_still_closes_its_file(tmp_
         cm = render_mod.folder_lock(out)
         cm.__enter__()
         fd = render_mod._locks.held[key][0]
-        tracer, _ = _ctrl_c_after_call(n)  # (from the generator's resumption: the release's calls only)
+        tracer, _ = ctrl_c_after_call(render_mod.folder_lock.__wrapped__.__code__, n)  # (from the generator's resumption: the release's calls only)
         before = sys.gettrace()
         sys.settrace(tracer)
         try:
