@@ -569,8 +569,10 @@ def generate(
         if not said:
             said = True
             where = caller.f_globals
+            module = where.get("__name__")  # (None, as exec(code, {}) gives, made warn_explicit drop it unsaid)
             warnings.warn_explicit(message, UserWarning, caller.f_code.co_filename, caller.f_lineno,
-                                   where.get("__name__"), where.setdefault("__warningregistry__", {}), where)  # fmt: skip
+                                   module if isinstance(module, str) else "<string>",  # (as warnings.warn names it)
+                                   where.setdefault("__warningregistry__", {}), where)  # fmt: skip
 
     outer = _HELD_CUTS.get()
     try:  # (set inside the try, put back with set: a Ctrl-C just after set returns leaves nothing held)

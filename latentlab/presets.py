@@ -155,14 +155,16 @@ def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
 
     Checks it first: ``space`` a string, ``dim`` and ``resolution`` positive integers,
     ``download_gb`` and ``gpu_memory_gb`` finite numbers >= 0, ``hub_repos`` a tuple of repo
-    ids, ``licence`` a string, and ``encoder``, ``decoder`` (and ``prior`` unless ``None``)
-    dicts with a ``"kind"`` string; an :class:`ArgumentError` names the preset and the key
-    otherwise. Numpy numbers (and a list of ``hub_repos``) are stored as plain ones: the preset
-    returned (and registered) is then a copy."""
+    ids, ``licence`` and ``description`` strings, and ``encoder``, ``decoder`` (and ``prior``
+    unless ``None``) dicts with a ``"kind"`` string; an :class:`ArgumentError` names the preset
+    and the key otherwise. Numpy numbers (and a list of ``hub_repos``) are stored as plain ones:
+    the preset returned (and registered) is then a copy."""
     preset = _check_preset(preset)
-    if not isinstance(preset.licence, str):  # (None: `latentlab presets` failed with a raw TypeError in its table)
-        raise ArgumentError(f"preset {preset.name!r}: licence must be a string (what `latentlab presets` shows; \"\" "
-                            f"if not known), got {preset.licence!r}.")  # fmt: skip
+    for key in ("licence", "description"):  # (None: `latentlab presets` failed with a raw TypeError in its table;
+        value = getattr(preset, key)  # bytes: its --json did)
+        if not isinstance(value, str):
+            raise ArgumentError(f"preset {preset.name!r}: {key} must be a string (what `latentlab presets` shows; \"\" "
+                                f"if not known), got {value!r}.")  # fmt: skip
     overwrite = check_bool(overwrite, "overwrite")  # (overwrite="no" replaced the preset)
     if preset.name in PRESETS and not overwrite:
         raise ArgumentError(f"preset {preset.name!r} is already registered; pass overwrite=True to replace it.")
