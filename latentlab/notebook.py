@@ -472,8 +472,8 @@ def show(
 
     Big inputs do not balloon a saved notebook: without ``max_frames``, more than
     :data:`SHOW_MAX_FRAMES` frames are shown as that many, evenly spaced (first and last
-    included), and the caption says so; a picture whose longest side is over
-    :data:`SHOW_MAX_SIDE` px is shown downscaled to it (its file, and the view's ``array``,
+    included; of a list of image files, only those are read), and the caption says so; a
+    picture whose longest side is over :data:`SHOW_MAX_SIDE` px is shown downscaled to it (its file, and the view's ``array``,
     are untouched), and the tiles of a sheet that would be are shrunk to fit before its labels
     are drawn (or, where label strips would leave them tiny, the whole sheet is downscaled).
     ``max_embed_mb`` (a number >= 0, ``float("inf")``: no limit) has show_video's meaning: a
@@ -530,14 +530,36 @@ def show(
     if isinstance(x, (list, tuple, Iterator)) or (hasattr(x, "ndim") and x.ndim == 4):
         from .video import _as_frames
 
-        if isinstance(x, (list, tuple)):  # image files are loaded as the encoders read them
-            x = [load_image(item) if isinstance(item, (str, os.PathLike)) else item for item in x]
-        arr = _as_frames(x)
+        arr, given = None, None  # given: the count of a list of which only the shown frames were loaded
+        if isinstance(x, (list, tuple)) and max_frames is None and len(x) > SHOW_MAX_FRAMES \
+                and any(isinstance(item, (str, os.PathLike)) for item in x):
+            # only the files shown are loaded (1,000 were all read to show 64), picked as contact_sheet picks
+            if labels is not None and not isinstance(labels, str):
+                try:
+                    labels = list(labels)
+                except TypeError:
+                    pass  # (refused by contact_sheet)
+            if labels is None or (isinstance(labels, list) and len(labels) in (len(x), SHOW_MAX_FRAMES)):
+                from .video import _pick_evenly
+
+                sel = _pick_evenly(len(x), SHOW_MAX_FRAMES)
+                try:
+                    arr = _as_frames([load_image(x[i]) if isinstance(x[i], (str, os.PathLike)) else x[i] for i in sel])
+                except ArgumentError:
+                    arr = None  # refused below as the whole list is (the same message, naming the same item)
+                if arr is not None:
+                    given = len(x)
+                    if labels is not None and len(labels) == given:
+                        labels = [labels[i] for i in sel]
+        if arr is None:
+            if isinstance(x, (list, tuple)):  # image files are loaded as the encoders read them
+                x = [load_image(item) if isinstance(item, (str, os.PathLike)) else item for item in x]
+            arr = _as_frames(x)
         _check_caption(caption)  # before the sheet is drawn
         T, H, W = arr.shape[:3]
-        if max_frames is None and T > SHOW_MAX_FRAMES:  # (1,000 frames of 64 px embedded about 23 MB)
+        if max_frames is None and (given or T) > SHOW_MAX_FRAMES:  # (1,000 frames of 64 px embedded about 23 MB)
             max_frames = SHOW_MAX_FRAMES
-            note = f"{SHOW_MAX_FRAMES} of {T} frames, evenly spaced; max_frames= shows more"
+            note = f"{SHOW_MAX_FRAMES} of {given or T} frames, evenly spaced; max_frames= shows more"
             caption = f"{caption} ({note})" if caption else note
         # the sheet's layout, as contact_sheet makes it (which checks these arguments)
         n = min(int(max_frames), T) if _is_integer(max_frames, 1) else T

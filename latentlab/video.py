@@ -1094,7 +1094,9 @@ def save_image(array: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``array``, one uint8 ``(H, W, 3)`` (or float [0, 1]) image, to ``path`` atomically;
     returns the path.
 
-    The format comes from the suffix (PNG for ``.png``; anything Pillow writes works).
+    The format comes from the suffix (PNG for ``.png``; anything Pillow writes works). A size or
+    mode the format cannot hold (a webp over 16383 px a side, a .tga over 65535, a .xbm of any
+    RGB picture) is an :class:`ArgumentError`; a file system's error (a full disk) is raised as it is.
 
     >>> import numpy as np, tempfile, pathlib
     >>> save_image(np.zeros((4, 4, 3), np.uint8), pathlib.Path(tempfile.mkdtemp()) / "a.png").suffix
@@ -1112,7 +1114,17 @@ def save_image(array: Any, path: str | os.PathLike[str]) -> Path:
     from PIL import Image
 
     def write(tmp: Path) -> None:
-        Image.fromarray(img).save(tmp, format=fmt)
+        try:
+            Image.fromarray(img).save(tmp, format=fmt)
+        except (ValueError, OverflowError, struct.error, RuntimeError, OSError) as e:
+            if isinstance(e, OSError) and e.errno is not None:  # the file system's (a full disk): raised as it is
+                raise
+            # Pillow's own refusal of a size or mode the format cannot hold (.tga/.pcx: OverflowError,
+            # .sgi: struct.error, .ico: ValueError, .avif: RuntimeError, .xbm/.msp: an OSError with no errno)
+            raise ArgumentError(
+                f"path {str(target)!r}: Pillow cannot write this {img.shape[1]}x{img.shape[0]} RGB image as "
+                f"{fmt.lower()} ({e}). Fix: save it as .png."
+            ) from None
 
     return _atomic_write(target, write)
 

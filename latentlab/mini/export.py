@@ -194,12 +194,7 @@ def export(
         if not stages:
             raise ArgumentError(f"{str(src)!r} holds no trained stage (clip/, decoder/, prior/, upscaler/ or expert/): "
                                 "check --from.")  # fmt: skip
-    if not stages:  # (--stages ",") an export of nothing would still rewrite the manifest
-        raise ArgumentError("stages: name at least one of clip, decoder, prior, upscaler, expert (or leave it out: "
-                            "every stage the run trained).")  # fmt: skip
-    unknown = set(stages) - set(needs)
-    if unknown:
-        raise ArgumentError(f"stages: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler, expert.")
+    _check_stages(stages)
     missing = [k for k in stages if not trained(k)]
     if missing:  # checked before anything is written
         raise ArgumentError(
@@ -414,6 +409,16 @@ def _write_stages(src: Path, tmp: Path, dst: Path, stages: tuple[str, ...], *, f
     return manifest
 
 
+def _check_stages(stages: tuple[str, ...], name: str = "stages") -> None:
+    """Refuse ``stages`` naming no stage or an unknown one (``name``: how the caller spells it; main's, --stages)."""
+    if not stages:  # (--stages ",") an export of nothing would still rewrite the manifest
+        raise ArgumentError(f"{name}: name at least one of clip, decoder, prior, upscaler, expert (or leave it out: "
+                            "every stage the run trained).")  # fmt: skip
+    unknown = set(stages) - set(_NEEDS)
+    if unknown:
+        raise ArgumentError(f"{name}: unknown {sorted(unknown)}; choose from clip, decoder, prior, upscaler, expert.")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m latentlab.mini.export", description=__doc__.split("\n\n")[0])
     ap.add_argument("--from", dest="src", required=True, help="training run folder (--out of latentlab.mini.train)")
@@ -428,6 +433,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     # (--stages "" of an unset shell variable names no stage, as "," does: refused, not every stage)
     stages = tuple(s for s in args.stages.split(",") if s) if args.stages is not None else None
+    if stages is not None:  # (export says stages:, its argument's name)
+        _check_stages(stages, "--stages")
     m = export(args.src, args.dst, fp16=not args.fp32, stages=stages, drop_expert=args.drop_expert)
     # a line per file; what each came from (run_config, warm start) stays in manifest.json
     for name, rec in m["files"].items():
