@@ -6,7 +6,7 @@ The temporary name is ``.<name>.<8 hex>.tmp`` (``.tmp.<ext>`` with an extension,
 that pick their format by it): hidden, beside the target (a rename never crosses file systems),
 and recognised by :func:`is_temp_name`, so that the leftovers of a hard kill can be found and
 removed (:func:`latentlab.render._remove_stale_temps`, :func:`latentlab.video.remove_stale_temps`,
-:func:`latentlab.mini.data.build_index`'s picture folders).
+:func:`latentlab.mini.data.build_index`'s picture folders, :class:`latentlab.encoders.EmbeddingCache`).
 
 Only the standard library is imported, so every module (``mini/`` too) can use it.
 """

@@ -672,7 +672,7 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
 
     from .jobs import check_can_create, contact_sheet_of, slug, video_path
     from .spec import load_spec
-    from .video import check_gif_fps, check_video_writer, load_image, save_image, write_video
+    from .video import check_gif_fps, check_video_writer, check_webp_length, load_image, save_image, write_video
 
     if not 0 < args.eta <= 1:
         raise ll.ArgumentError(f"--eta must be in (0, 1], got {args.eta}.")
@@ -689,6 +689,7 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     if fmt not in ("mp4", "gif", "webp"):
         raise ll.ArgumentError(f"-o {args.output} must end in .mp4, .gif or .webp.")
     check_gif_fps(out.fps, fmt, hold_first=out.hold_first, hold_last=out.hold_last)
+    check_webp_length(args.num, out.fps, fmt, hold_first=out.hold_first, hold_last=out.hold_last, pingpong=out.pingpong)
     check_video_writer(fmt)  # an mp4 without ffmpeg: said before any decode, not after
     preset = args.preset or "mini"
     decoder_options = _decoder_options(preset, args)  # before any model loads

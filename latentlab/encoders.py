@@ -28,6 +28,7 @@ or directly with :meth:`Encoder.from_open_clip`. An optional on-disk
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import hashlib
@@ -45,7 +46,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ._atomic import write_whole
+from ._atomic import remove_temps, write_whole
 from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, check_text, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
@@ -73,9 +74,10 @@ class EmbeddingCache:
     content: the file bytes for image paths (so a renamed or copied file still hits), the
     RGB pixel bytes and size for in-memory images, the UTF-8 string for texts. Entries are
     written atomically (temporary file + :func:`os.replace`), so concurrent processes can
-    share a directory. A corrupt or mismatched entry counts as a miss: unreadable, not a 1-D
-    float vector of the expected size, holding NaN or infinity, or not of unit norm (the cache
-    holds normalised embeddings; ``|norm - 1| > 1e-3`` is a miss).
+    share a directory (the temporary files of writers killed mid-write are removed, once an hour
+    old, when a cache is opened or cleared). A corrupt or mismatched entry counts as a miss:
+    unreadable, not a 1-D float vector of the expected size, holding NaN or infinity, or not of
+    unit norm (the cache holds normalised embeddings; ``|norm - 1| > 1e-3`` is a miss).
 
     An entry is the embedding as the call that stored it computed it, in that call's batch:
     batched kernels round the last bits of a row with the batch's size (up to about 1e-7 on the
@@ -118,6 +120,20 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
         self._warned = False
+        if exists:
+            self._remove_stale_temps()
+
+    def _remove_stale_temps(self) -> None:
+        """Remove the temporary entries that writers killed mid-write (SIGKILL) left, untouched for an
+        hour (:data:`latentlab.video.STALE_TEMP_S`; a newer one may be another process's, writing it
+        now): nothing else removes them, as each write takes a fresh name. One listing of each
+        ``??`` folder, when the cache is opened or cleared (not at every read or write)."""
+        from .video import STALE_TEMP_S
+
+        with contextlib.suppress(OSError):  # (a folder that cannot be listed: its entries are misses anyway)
+            for sub in self.directory.glob("??"):
+                if sub.is_dir():
+                    remove_temps(sub, older_than=STALE_TEMP_S)
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.directory)!r})"
@@ -201,10 +217,12 @@ class EmbeddingCache:
         return sum(1 for _ in self.directory.glob("??/*.npy"))
 
     def clear(self) -> None:
-        """Delete every entry (the directory itself is kept)."""
+        """Delete every entry, and the temporary files of killed writers (an hour old; the
+        directory itself is kept)."""
         if self.directory.is_dir():
             for p in self.directory.glob("??/*.npy"):
                 p.unlink(missing_ok=True)
+            self._remove_stale_temps()
 
 
 def _short(path: Path) -> str:

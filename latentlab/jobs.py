@@ -1016,10 +1016,13 @@ def render_spec(
             on_cpu = False
         if on_cpu:
             raise ArgumentError("cpu_offload=True needs an accelerator device, e.g. device='cuda'; got device='cpu'.")
-    from .video import check_gif_fps, check_video_writer
+    from .video import check_gif_fps, check_video_writer, check_webp_length
 
     # before any decoding, not after the render
     check_gif_fps(s.fps, video.suffix.lower().lstrip("."), hold_first=s.hold_first, hold_last=s.hold_last)
+    n_frames = 1 + sum(int(kf.get("hold", 0)) + int(kf.get("frames", s.frames)) for kf in s.keyframes[1:])  # as resolve's
+    check_webp_length(n_frames, s.fps, video.suffix.lower().lstrip("."), hold_first=s.hold_first, hold_last=s.hold_last,
+                      pingpong=s.pingpong)  # fmt: skip
     check_video_writer(video)  # an mp4 with no ffmpeg to write it
     if video.exists() and video.is_dir():
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")

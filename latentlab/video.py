@@ -752,6 +752,30 @@ def check_gif_fps(fps: float, fmt: str, *, hold_first: int = 0, hold_last: int =
         raise _gif_too_long(f)
 
 
+def check_webp_length(n_frames: int, fps: float, fmt: str, *, hold_first: int = 0, hold_last: int = 0,
+                      pingpong: bool = False) -> None:
+    """Refuse a webp of ``n_frames`` frames (holds and ping-pong added as :func:`write_video`
+    adds them) that would run longer than a webp can time (what :func:`write_video` refuses),
+    so that a render can check it before any decoding."""
+    if fmt != "webp":
+        return
+    f = _check_fps(fps)
+    n = _check_count(n_frames, "n_frames")
+    hf, hl = _check_count(hold_first, "hold_first"), _check_count(hold_last, "hold_last")
+    total = n + hf + hl + (max(n - 2, 0) if _check_bool(pingpong, "pingpong") else 0)  # len(_sequence_indices(...))
+    # (a count past 2**53 is no float: write_video refuses it as too many frames to put in order)
+    if n and total < 2**53 and np.rint(total * (1000.0 / f)) > _WEBP_MAX_TOTAL_MS:
+        raise _webp_too_long(total, f)
+
+
+def _webp_too_long(frames: int, fps: float) -> ArgumentError:
+    return ArgumentError(
+        f"a webp runs at most {_WEBP_MAX_TOTAL_MS} ms (24.8 days) in all, and these "
+        f"{frames} frames (holds and ping-pong included) at fps={fps:g} last {frames / fps / 86_400:.1f} days. "
+        "Fix: raise fps, shorten hold_first / hold_last, or write mp4."
+    )
+
+
 def _gif_too_long(fps: float) -> ArgumentError:
     return ArgumentError(
         f"a gif shows one picture for at most {_GIF_MAX_DELAY_CS / 100:g} s, and a hold or a frame at fps={fps:g} "
@@ -948,11 +972,7 @@ def write_video(
     idx = _sequence_indices(len(arr), hf, hl, pp)
     _check_side(int(size) if size is not None else max(arr.shape[1:3]), fmt)
     if fmt == "webp" and np.rint(len(idx) * (1000.0 / fps_f)) > _WEBP_MAX_TOTAL_MS:  # (Pillow: a raw OverflowError)
-        raise ArgumentError(
-            f"a webp runs at most {_WEBP_MAX_TOTAL_MS} ms (24.8 days) in all, and these "
-            f"{len(idx)} frames (holds and ping-pong included) at fps={fps_f:g} last {len(idx) / fps_f / 86_400:.1f} days. "
-            "Fix: raise fps, shorten hold_first / hold_last, or write mp4."
-        )
+        raise _webp_too_long(len(idx), fps_f)
     target = _prepare_target(path)
     from ._bars import progress_bar
 
