@@ -229,6 +229,21 @@ def write_fault(exc: str) -> BaseException:
     return KeyboardInterrupt() if exc == "ctrl-c" else OSError(errno.ENOSPC, "No space left on device")
 
 
+def cut_write_text(monkeypatch, exc: str, keep: int) -> None:
+    """Patch ``Path.write_text`` (through ``monkeypatch``, or a ``monkeypatch.context()``) to
+    write only the first ``keep`` characters and then stop as :func:`write_fault` ``(exc)`` does:
+    a write cut short by a Ctrl-C or a full disk."""
+    from pathlib import Path
+
+    real = Path.write_text
+
+    def cut(self, text, *a, **k):
+        real(self, text[:keep], *a, **k)
+        raise write_fault(exc)
+
+    monkeypatch.setattr(Path, "write_text", cut)
+
+
 @pytest.fixture
 def ctrl_c_raises():
     """Ctrl-C raising KeyboardInterrupt, as in a terminal, even where this test run inherited it

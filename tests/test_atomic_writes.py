@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import twemoji_cache, write_fault
+from conftest import cut_write_text, twemoji_cache, write_fault
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,13 +190,7 @@ def test_trains_json_and_log_writes_cut_short_leave_no_temporary_file(tmp_path, 
     cfg, log = tmp_path / "config.json", tmp_path / "log.jsonl"
     cfg.write_text('{"old": 1}\n')
     log.write_text('{"step": 1}\n{"step": 2}\n')
-    real = Path.write_text
-
-    def cut(self, text, *a, **k):
-        real(self, text[:3], *a, **k)
-        raise write_fault(exc)
-
-    monkeypatch.setattr(Path, "write_text", cut)
+    cut_write_text(monkeypatch, exc, 3)
     with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
         train._write_json(cfg, {"new": 2})
     with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from latentlab.errors import ArgumentError, LatentlabError
 from latentlab.mini import data, evaluate, shapes
 
-from conftest import twemoji_cache, write_fault
+from conftest import cut_write_text, twemoji_cache, write_fault
 
 REAL_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "mini" / "data"
 
@@ -1155,14 +1155,8 @@ def test_writing_the_results_table_never_cuts_the_doc_short(tmp_path, monkeypatc
     doc.write_text(before)
     res = {"zero_shot_both": 0.97, "settings": {"n": 48, "steps": 25, "decoder_guidance": 3.0, "prior_guidance": 1.0,
                                                 "seed": 0, "seconds": 1}}  # fmt: skip
-    real = Path.write_text
-
-    def cut(self, text, *args, **kwargs):
-        real(self, text[:10], *args, **kwargs)  # the file opened and partly written, then the disk is full
-        raise write_fault(exc)
-
     with monkeypatch.context() as m:
-        m.setattr(Path, "write_text", cut)
+        cut_write_text(m, exc, 10)  # the file opened and partly written, then the disk is full
         with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
             evaluate.write_doc(res, doc)
     assert doc.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["mini.md"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_mini_decoder, write_fault
+from conftest import cut_write_text, tiny_mini_decoder, write_fault
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -89,13 +89,7 @@ def test_save_expert_json_cut_short_keeps_the_old_one(tmp_path, monkeypatch, exc
     path = tmp_path / "mini_expert.safetensors"
     save_expert(net, path, ExpertConfig(t_min=600))
     old = path.with_suffix(".json").read_bytes()
-    real = Path.write_text
-
-    def cut(self, text, *a, **k):
-        real(self, text[:5], *a, **k)
-        raise write_fault(exc)
-
-    monkeypatch.setattr(Path, "write_text", cut)
+    cut_write_text(monkeypatch, exc, 5)
     with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
         save_expert(net, path, ExpertConfig(t_min=700))
     monkeypatch.undo()
@@ -117,13 +111,7 @@ def test_init_json_cut_short_leaves_the_old_record_whole(tmp_path, monkeypatch, 
     save_file({"a": torch.ones(2)}, str(weights / "mini_prior.safetensors"))
     stage.mkdir(parents=True)
     (stage / "init.json").write_text('{"init_from": "old", "init_step": 7, "sha256": "x"}\n')
-    real = Path.write_text
-
-    def cut(self, text, *a, **k):
-        real(self, text[:5], *a, **k)
-        raise write_fault(exc)
-
-    monkeypatch.setattr(Path, "write_text", cut)
+    cut_write_text(monkeypatch, exc, 5)
     with pytest.raises(KeyboardInterrupt if exc == "ctrl-c" else OSError):
         train._init_state(weights, "prior", stage)
     monkeypatch.undo()
