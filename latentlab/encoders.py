@@ -261,7 +261,7 @@ class _Image:
 
     def _pixels(self) -> Any:
         """The RGB PIL image of an ``array`` image (checked when it was made)."""
-        return _array_to_pil(_hwc(self.array), self.label, self.layout)
+        return _array_to_pil(_hwc(self.array), self.label, self.layout, checked=True)  # (checked when it was made)
 
     def content(self) -> Iterable[bytes]:
         """Bytes that identify the picture, for cache keys."""
@@ -399,11 +399,13 @@ def _lazy_images(rows: Sequence[Any], labels: Sequence[str], layout: str) -> lis
     return [_Image(label, array=row, layout=layout) for row, label in zip(rows, labels)]
 
 
-def _array_to_pil(a: np.ndarray, label: str, layout: str) -> Any:
-    """Validated ``(H, W)`` / ``(H, W, C)`` array (uint8 or float in [0, 1]) -> RGB PIL image."""
+def _array_to_pil(a: np.ndarray, label: str, layout: str, checked: bool = False) -> Any:
+    """Validated ``(H, W)`` / ``(H, W, C)`` array (uint8 or float in [0, 1]) -> RGB PIL image
+    (``checked``: :func:`_check_array` has passed it already, as for every lazy ``_Image``)."""
     from PIL import Image
 
-    _check_array(a, label, layout)
+    if not checked:
+        _check_array(a, label, layout)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.dtype == np.uint8:

@@ -129,7 +129,7 @@ def test_encode_image_of_many_arrays_converts_them_batch_by_batch(tiny_encoder, 
 
     made = []
     convert = encoders._array_to_pil
-    monkeypatch.setattr(encoders, "_array_to_pil", lambda *a: made.append(1) or convert(*a))
+    monkeypatch.setattr(encoders, "_array_to_pil", lambda *a, **k: made.append(1) or convert(*a, **k))
     ahead = []
     run = tiny_encoder.model.encode_image
 
