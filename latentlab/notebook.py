@@ -198,7 +198,8 @@ class ImageView:
     encoded once, when first displayed, and kept (a notebook stores it twice, base64: in the
     HTML form, which carries the zoom and caption, and as the PNG form other front ends use).
 
-    Attributes: ``array`` (uint8 ``(H, W, 3)``), ``shown`` (the picture embedded: ``array``,
+    Attributes: ``array`` (uint8 ``(H, W, 3)``, the view's own copy, read-only: ``.copy()`` it to
+    draw on it, and show that), ``shown`` (the picture embedded: ``array``,
     or its downscaled copy), ``scale`` (display zoom), ``caption``.
     ``image``: the picture (as :func:`show` takes one); ``tile``: the side, in pixels, that
     the automatic ``scale`` is chosen for (a contact sheet's tile; default the image's larger
@@ -214,11 +215,15 @@ class ImageView:
 
             image = _array_to_pil(a, "image", str(a.shape))
         self.array = _as_image(image, "image")
+        if np.may_share_memory(self.array, a):  # the caller's own pixels: edited later, the view showed its stale PNG
+            self.array = self.array.copy()
+        self.array.flags.writeable = False  # (the PNG is encoded once; the view's array matches it)
         tile = None if tile is None else check_int(tile, "tile", minimum=1)  # 'a' raised a raw TypeError
         scale = _check_scale(scale)
         self.caption = _check_caption(caption)
         # (a 4000 x 3000 photo was embedded at full size, twice: about 84 MB in the notebook)
         self.shown = _fit_side(self.array, SHOW_MAX_SIDE)
+        self.shown.flags.writeable = False  # (its downscaled copy too)
         h, w = self.shown.shape[:2]
         if self.shown is not self.array and tile is not None:
             tile = max(1, round(tile * w / self.array.shape[1]))

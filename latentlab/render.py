@@ -12,6 +12,7 @@ renders only the missing frames.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -413,7 +414,8 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
     the operating system releases the lock when its process ends, however it ends (a killed
     render leaves the file, which the next one takes over). Re-entrant in one thread
     (``render_spec`` holds it around ``render``). A folder this creates and that holds nothing
-    else when released is removed again. On a file system that cannot lock files at all (an NFS
+    else when released, or when the lock file cannot be made or written (a full disk), is removed
+    again. On a file system that cannot lock files at all (an NFS
     mount without its lock service), a ``RuntimeWarning`` says so and the block runs
     guarded only against the other threads of this process.
     """
@@ -442,6 +444,7 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         except OSError as exc:
             from .jobs import check_can_create
 
+            _remove_empty(made)  # (a full disk left the parents this call had made)
             check_can_create(directory, what)  # names a file in the way ("File exists" said it was there)
             raise ArgumentError(f"{what} {str(directory)!r} cannot be created: {exc.strerror}. Choose a writable folder.") from None
         if path.is_symlink():  # never latentlab's (a folder from elsewhere): the lock would empty its target
@@ -453,6 +456,14 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
             made = made or [directory]
             continue
         except OSError as exc:
+            _remove_empty(made)  # (a full disk left the empty folder this call had made)
+            if exc.errno in (errno.EACCES, errno.EPERM) and os.path.lexists(path) and os.access(directory, os.W_OK | os.X_OK):
+                # (said "not writable" of a folder that is: another user's stale lock file is in the way)
+                raise ArgumentError(
+                    f"{what} {str(directory)!r} holds the lock file {str(path)!r}, which this process cannot open for "
+                    f"writing ({exc.strerror}): another user's render made it. Fix: if no render of theirs is writing here "
+                    f"now, remove it (rm {str(path)!r}) or ask its owner to; or render into another folder "
+                    "(CLI: --out-dir or --name).") from None  # fmt: skip
             raise ArgumentError(f"{what} {str(directory)!r} is not writable ({exc.strerror}). Choose a writable folder.") from None
         try:
             try:
@@ -496,8 +507,15 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                                             "remove it.") from None  # fmt: skip
                     same = False  # (closed below, and a new lock file made)
                 if same:
-                    os.ftruncate(fd, 0)
-                    os.write(fd, f"{os.getpid()}\n".encode())
+                    try:
+                        os.ftruncate(fd, 0)
+                        os.write(fd, f"{os.getpid()}\n".encode())
+                    except OSError as exc:  # a full disk (the file made, no block for its line): a raw OSError
+                        with contextlib.suppress(OSError):  # left the lock file and the empty folder made for it
+                            path.unlink()  # while still held, as the release does
+                        _remove_empty(made)
+                        raise ArgumentError(f"{what} {str(directory)!r} cannot be written ({exc.strerror}). "
+                                            "Free some space, or choose another folder.") from None  # fmt: skip
                     if unlocked:  # another render may be writing here now: only the temporary files an hour old
                         from .video import STALE_TEMP_S
 
@@ -530,11 +548,18 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
                     path.unlink()  # while still held, so no one locks a file about to vanish
             finally:  # (a second Ctrl-C landing here left the fd open: its lock refused the folder to this process for good)
                 os.close(fd)  # closing releases the lock
-            for folder in made:  # innermost first; only those left empty: nothing was written there
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            _remove_empty(made)
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders ``folder_lock`` made (innermost first), those left empty: nothing was written there."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:  # (a failed mkdir made the parents only)
+            continue
+        except OSError:
+            break
 
 
 def _read_json(path: Path) -> Any:

@@ -391,9 +391,13 @@ def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
 
     def write() -> Path:
         from .render import write_whole
+        from .video import remove_stale_temps
 
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
+            # (a save killed mid-write, --save-spec's included, left its temporary beside the spec for good:
+            # swept as the video's are, those an hour old)
+            remove_stale_temps(p)
             write_whole(p, lambda tmp: tmp.write_bytes(encoded))
         except OSError as exc:
             raise ArgumentError(f"cannot write {str(p)!r}: {exc.strerror}. Choose a writable path.") from None

@@ -879,7 +879,9 @@ def write_video(
         fps: frames per second, at least 0.01 (:data:`MIN_FPS`); at most 50 for gif, whose
             delays are in 1/100 s (rounded to 10 ms with no drift, e.g. 24 fps -> 40/50 ms),
             and 1000 for webp, whose delays are whole milliseconds (and whose frames, holds included,
-            last at most 2**31 - 1 ms in all, 24.8 days: Pillow times them in a C int).
+            last at most 2**31 - 1 ms in all, 24.8 days: Pillow times them in a C int). A webp
+            above 90.9 fps (1000 / 11) is written with a ``UserWarning``: browsers play its
+            frames of 10 ms or less for 100 ms each (a gif's delays never are that short).
         format: ``"mp4"``, ``"gif"`` or ``"webp"``; by default the path's suffix.
         hold_first, hold_last, pingpong: frame ordering, see :func:`sequence`.
         quality: 0-100, higher is better; ``None`` for the format's default.
@@ -957,6 +959,11 @@ def write_video(
             f"fps={fps!r} is too fast for webp, which stores whole milliseconds per frame (at most "
             f"{_WEBP_MAX_FPS:g} fps). Fix: use fps <= {_WEBP_MAX_FPS:g}, or write mp4."
         )
+    if fmt == "webp" and fps_f > _WEBP_BROWSER_MAX_FPS:  # written (offline players play it), but said: it was silent
+        warnings.warn(
+            f"fps={fps_f:g} webp {str(path)!r}: browsers play a frame of 10 ms or less for 100 ms, so shown in a "
+            f"browser (a notebook, a web page) it plays at 10 fps; offline players play it as written. For a "
+            f"browser, use fps <= 90.9 (1000 / 11), or write mp4.", UserWarning, stacklevel=2)  # fmt: skip
     # a gif stores the repeats after the first play, a webp the plays, each in 16 bits (Pillow's gif writer
     # raised struct.error, said as a too-long hold; its webp writer a raw RuntimeError or OverflowError)
     most_plays = {"gif": 65536, "webp": 65535}.get(fmt)

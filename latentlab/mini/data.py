@@ -51,6 +51,7 @@ caption strings that :mod:`~latentlab.mini.train` mixes with shapes scenes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import html
 import importlib
@@ -902,7 +903,9 @@ def build_index(
     resumes; the hidden temporary pictures a killed run left are removed once an hour old).
     ``skin_tones`` keeps the skin-tone variants of people (5x as many); ``limit`` caps images
     per source (for quick trials). Sources not fetched are skipped with a message;
-    openclipart is skipped when cairosvg is missing. Returns the index path.
+    openclipart is skipped when cairosvg is missing. A build of ``cache_dir`` at another
+    ``size`` running at the same time is refused (builds at one size may run together).
+    Returns the index path.
     """
     cache = Path(cache_dir)
     wanted = ([sources] if isinstance(sources, str) else list(sources)) if sources is not None else list(IMAGE_SOURCES)
@@ -919,6 +922,59 @@ def build_index(
     if not names.cldr:
         _log(f"note: CLDR names not fetched (`{_cmd('fetch --sources cldr', cache)}`); emoji named by emoji.json / "
              "unicodedata", verbose)  # fmt: skip
+    with _one_size_at_a_time(cache, size):  # (two builds at two sizes at once left pictures of both in one cache)
+        return _normalise_and_index(cache, wanted, size, skin_tones, limit, held_out_fraction, names, verbose)
+
+
+@contextlib.contextmanager
+def _one_size_at_a_time(cache: Path, size: int) -> Iterator[None]:
+    """Refuse a build at ``size`` while another build of ``cache`` at another size runs (each
+    replaced the other's pictures, so the cache, and the index each wrote, held both sizes).
+    Builds at one size still run together (a shared lock on ``.build-size-<size>.lock``; an
+    exclusive one tried on each other size's). Unguarded where files cannot be locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    if not cache.is_dir():  # nothing to build (said below), and no folder made for it
+        yield
+        return
+    fd = os.open(cache / f".build-size-{size}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # (waits only while a build at this size is being refused below)
+            others = sorted(cache.glob(".build-size-*.lock"))
+        except OSError:  # a file system without file locks (NFS without its lock service)
+            others = []
+        for other in others:
+            if other.name == f".build-size-{size}.lock":
+                continue
+            try:
+                probe = os.open(other, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                theirs = other.name[len(".build-size-"):-len(".lock")]
+                raise ArgumentError(
+                    f"another build of {str(cache)!r} at --size {theirs} is running right now; a build at --size {size} "
+                    "at the same time would leave pictures of both sizes in it. Wait for it to finish (then build again "
+                    "at this size), or build into another cache folder (--cache-dir)."
+                ) from None
+            except OSError:
+                pass
+            finally:
+                os.close(probe)  # (releases the probe's lock)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _normalise_and_index(cache: Path, wanted: list[str], size: int, skin_tones: bool, limit: int | None,
+                         held_out_fraction: float, names: _Names, verbose: bool) -> Path:
+    """:func:`build_index`'s work, once its arguments are checked and its lock taken."""
     rows: list[dict[str, Any]] = []
     for s in wanted:
         src = SOURCES[s]
