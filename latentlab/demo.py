@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from .jobs import render_spec
     from .presets import get_preset
 
-    ap = argparse.ArgumentParser(prog="python -m latentlab.demo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m latentlab.demo", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--preset", default=None, help="preset to use (default: mini if trained, else tiny)")
     ap.add_argument("--out-dir", default="renders/demo", help="render folder (default renders/demo)")
     ap.add_argument("--overwrite", action="store_true", help="replace an earlier demo render with other settings")

@@ -590,7 +590,7 @@ def _load_names(cache: Path) -> _Names:
     ejson: dict[tuple[int, ...], dict[str, Any]] = {}
     p = cache / "raw" / "twemoji" / "package" / "emoji.json"
     if p.is_file():
-        for e in json.loads(p.read_text()):
+        for e in json.loads(p.read_text(encoding="utf-8")):
             rec = {"name": (e.get("name") or e.get("short_name", "").replace("_", " ")).lower(),
                    "short_names": e.get("short_names", []), "category": e.get("category")}  # fmt: skip
             ejson[_strip(_parse_cps(e["unified"]))] = rec
@@ -641,7 +641,7 @@ def _open_image(path: Path):
 
 def _read_twemoji(cache: Path, names: _Names, skin_tones: bool) -> Iterator[_Item]:
     root = cache / "raw" / "twemoji" / "package"
-    meta = json.loads((root / "emoji.json").read_text())
+    meta = json.loads((root / "emoji.json").read_text(encoding="utf-8"))
     seen: set[str] = set()
     for e in meta:
         variants = [e] + (list((e.get("skin_variations") or {}).values()) if skin_tones else [])
@@ -1037,7 +1037,7 @@ def _normalise_and_index(cache: Path, wanted: list[str], size: int, skin_tones: 
     path = cache / "index.jsonl"
 
     def write(tmp: Path) -> None:
-        with tmp.open("w") as f:
+        with tmp.open("w", encoding="utf-8") as f:  # (not the locale's: LC_ALL=C could not write U+2019)
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
@@ -1203,7 +1203,7 @@ def load_index(
         if s not in _READERS:  # (kept nothing, silently)
             raise ArgumentError(f"unknown image source {s!r}; choose from {list(_READERS)}.")
     entries = []
-    with p.open() as f:
+    with p.open(encoding="utf-8") as f:  # (as written, whatever the locale)
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -1307,7 +1307,7 @@ def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT
 
 
 def main(argv: list[str] | None = None) -> Any:
-    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.data", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.data", description=(__doc__ or "").split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download and extract the sources (apt-get download, npm pack)")
     f.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES), choices=list(SOURCES), metavar="SOURCE",
@@ -1347,4 +1347,8 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 if __name__ == "__main__":
+    import contextlib
+
+    with contextlib.suppress(AttributeError, ValueError):  # stats' phone emoji to an ASCII console: escapes
+        sys.stdout.reconfigure(errors="backslashreplace")
     main()

@@ -626,7 +626,7 @@ def _table(res: dict[str, Any]) -> str:
 
 def write_doc(res: dict[str, Any], doc: Path = DOC) -> None:
     """Replace the block between the evaluate markers of docs/mini.md with the results table."""
-    text = doc.read_text() if doc.is_file() else f"# mini\n\n{_START}\n{_END}\n"
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else f"# mini\n\n{_START}\n{_END}\n"
     if _START not in text:
         text += f"\n{_START}\n{_END}\n"
     block = f"{_START}\n{_table(res)}\n{_END}"
@@ -634,7 +634,7 @@ def write_doc(res: dict[str, Any], doc: Path = DOC) -> None:
     text = re.sub(_BLOCK, lambda _: block, text, flags=re.S)
     from ..render import write_whole
 
-    write_whole(doc, lambda tmp: tmp.write_text(text))  # a full disk or Ctrl-C never cuts the doc short
+    write_whole(doc, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # a full disk or Ctrl-C never cuts the doc short
 
 
 def _check_markers(text: str, doc: Path) -> None:
@@ -646,7 +646,7 @@ def _check_markers(text: str, doc: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.evaluate", description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped latentlab/mini/weights/)")
     ap.add_argument("--n", type=int, default=48, help="held-out scenes for the decoder bars (default: 48)")
     ap.add_argument("--n-relation", type=int, default=None, help="relation prompts (default: 4 x --n)")
@@ -757,7 +757,7 @@ def _check_writable(args: argparse.Namespace, ap: argparse.ArgumentParser) -> No
         raise ArgumentError(f"--write-docs writes into docs/mini.md of a latentlab checkout, and there is none at "
                             f"{DOC} (this latentlab is installed, not checked out). Run it from a checkout "
                             "(pip install -e .), or leave out --write-docs to print the table only.")  # fmt: skip
-    _check_markers(DOC.read_text(), DOC)  # before minutes of measuring
+    _check_markers(DOC.read_text(encoding="utf-8"), DOC)  # before minutes of measuring
     if wrong:
         raise ArgumentError("--write-docs writes the shipped weights' bars, measured at the default settings, into "
                             f"{_shown_path(DOC)}; here {'; '.join(wrong)}. Leave out --write-docs to print the table only.")  # fmt: skip

@@ -420,7 +420,7 @@ def _check_stages(stages: tuple[str, ...], name: str = "stages") -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.export", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.export", description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--from", dest="src", required=True, help="training run folder (--out of latentlab.mini.train)")
     ap.add_argument("--to", dest="dst", required=True,
                     help="destination folder; latentlab/mini/weights replaces the shipped weights (no default)")

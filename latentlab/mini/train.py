@@ -2003,7 +2003,7 @@ def train_upscaler(cfg: TrainConfig, out: Path, *, resume: bool = False, init_fr
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m latentlab.mini.train", description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--stage", choices=["clip", "cache", "decoder", "prior", "upscaler", "expert", "all"], required=True,
                     help="the stage to train; all: clip, cache, prior, decoder (not upscaler, nor expert)")  # fmt: skip
     ap.add_argument("--config", default=None,
