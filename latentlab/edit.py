@@ -71,7 +71,7 @@ def _check_parts(call: str, *, needs: dict[str, tuple[str, ...]] | None = None, 
             raise ArgumentError(f"{name} must be a latentlab {kind} ({make}), got {type(obj).__name__}; the call is {call}.")
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # identity: == compared arrays and raised a raw ValueError
 class IterativeEdit:
     """What :func:`iterative_text_diff` produced.
 

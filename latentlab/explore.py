@@ -229,7 +229,7 @@ def _png_data_uri(image: np.ndarray) -> str:
 # ----------------------------------------------------------------------------------
 # nearest neighbours
 # ----------------------------------------------------------------------------------
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # identity: == compared arrays and raised a raw ValueError
 class Neighbours:
     """The ``k`` nearest bank entries of each of ``n`` queries, best first.
 
@@ -527,7 +527,7 @@ def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # PCA
 # ----------------------------------------------------------------------------------
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # identity: == compared tensors and raised a raw RuntimeError
 class PCA:
     """Principal components of a set of embeddings (see :func:`fit_pca`).
 
@@ -690,7 +690,7 @@ def fit_pca(embeddings: Any, *, center: bool = True) -> PCA:
     return PCA(mean.float(), comps.float(), var.float(), space_of(z))
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # identity: == compared arrays and raised a raw ValueError
 class Probe:
     """The result of :func:`pca_probe`: one decoded frame per component count.
 
@@ -847,7 +847,7 @@ def _check_ks(ks: Any, rank: int, n_centred: int | None) -> list[int | None]:
 # ----------------------------------------------------------------------------------
 # what changed along a path
 # ----------------------------------------------------------------------------------
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # identity: == compared arrays and raised a raw ValueError
 class WordChanges:
     """How similar each frame of a path is to each word (see :func:`what_changed`).
 

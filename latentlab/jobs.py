@@ -20,7 +20,7 @@ from .spec import NEUTRAL_CAPTION, Spec, load_spec
 __all__ = ["RenderResult", "render_spec", "pace_spec", "keyframe_noise", "resize_frames", "default_out_dir"]
 
 
-@dataclass
+@dataclass(eq=False)  # identity: == compared the frames arrays and raised numpy's ValueError
 class RenderResult:
     """What :func:`render_spec` produced.
 

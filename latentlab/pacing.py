@@ -235,7 +235,7 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
 # -- even pacing -------------------------------------------------------------------------
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # identity: == compared arrays and raised a raw ValueError
 class Pacing:
     """What :func:`even_pacing` measured and built.
 

@@ -377,6 +377,10 @@ class _OptionNotTaken(ArgumentError):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # (it could not be unpickled: raised in a multiprocessing worker, it broke a ProcessPoolExecutor and hung a Pool)
+        return (type(self), (str(self), self.option))
+
 
 _BUILDING = threading.RLock()
 

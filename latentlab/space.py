@@ -18,9 +18,15 @@ What keeps the tag:
 What drops it: any other torch operation makes a new, untagged tensor: indexing and
 slicing (``z[0]``, ``z[:1]``), ``z.split(1)``, ``torch.cat`` / ``torch.stack``,
 ``z.clone()``, ``z.detach()``, ``z.double()``, ``z * 2``, ... (``cosine`` and
-``similarity_matrix`` return scores, not embeddings, and carry no tag). An untagged
-tensor is accepted wherever its size fits, so nothing can check its space: mixing two
-spaces of the same size then goes undetected. Re-tag a piece with
+``similarity_matrix`` return scores, not embeddings, and carry no tag); a conversion that
+changes nothing (``z.float()`` of a float32 tensor, ``z.cpu()`` of one on the CPU) returns
+``z`` itself, tag included, and one that does (``z.half()``, ``z.to("cuda")``) drops it.
+Copies keep it: ``copy.deepcopy``, ``pickle`` and ``torch.save`` / ``torch.load``
+(``weights_only=True`` too); a tensor sent to another process by ``multiprocessing`` (a
+``Pool``, a ``Queue``) arrives untagged (torch moves its data to shared memory without its
+attributes), but a ``Trajectory`` sent there keeps its space and tags its keyframes again.
+An untagged tensor is accepted wherever its size fits, so nothing can check its space:
+mixing two spaces of the same size then goes undetected. Re-tag a piece with
 ``ll.tag(part, ll.space_of(z))``, or keep whole batches and let the operators and
 ``Trajectory`` carry the tag. Decoders refuse an embedding tagged with another space.
 

@@ -18,6 +18,7 @@ torch.Size([5, 4])
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import numbers
@@ -143,7 +144,7 @@ def split_frames(total: int, segments: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(segments)]
 
 
-@dataclass
+@dataclass(repr=False)
 class Segment:
     """How to travel from one keyframe to the next.
 
@@ -201,6 +202,12 @@ class Segment:
             self.hold = operator.index(self.hold)  # numpy / tensor integers, as frames
         if not isinstance(self.hold, int) or isinstance(self.hold, bool) or not 0 <= self.hold <= MAX_FRAMES:
             raise ArgumentError(f"Segment.hold must be an integer in [0, {MAX_FRAMES}], got {self.hold!r}.")
+
+    def __repr__(self) -> str:
+        ts = self.ts  # in full up to 8 (a paced segment has one per frame: 100000 of them printed a megabyte)
+        shown = repr(ts) if ts is None or len(ts) <= 8 else f"[{', '.join(map(repr, ts[:3]))}, ..., {ts[-1]!r}]"
+        return (f"Segment(frames={self.frames!r}, easing={self.easing!r}, method={self.method!r}, hold={self.hold!r}, "
+                f"ts={shown})")
 
     def params(self) -> torch.Tensor:
         """Path parameters of this segment's frames, ``(hold + frames,)`` in [0, 1)."""
@@ -282,7 +289,11 @@ class Trajectory:
         for i, s in enumerate(segments):
             if not isinstance(s, Segment):
                 raise ArgumentError(f"segments[{i}] must be a Segment, got {type(s).__name__}.")
-        self.segments = segments
+        # copies, as of the keyframes: a Segment the caller changed later (or one listed twice, [Segment(24)] * 2)
+        # changed this trajectory and its fingerprint
+        self.segments = [copy.copy(s) for s in segments]
+        for s in self.segments:
+            s.ts = None if s.ts is None else list(s.ts)
         if labels is not None:
             if isinstance(labels, (str, bytes, dict)) or not hasattr(labels, "__len__") or getattr(labels, "ndim", 1) == 0:
                 raise ArgumentError(f"labels must be a list of {kf.shape[0]} strings, one per keyframe, got {labels!r}.")
@@ -606,6 +617,12 @@ class Trajectory:
         h = hashlib.sha256(str(self.space).encode())
         h.update(z.numpy().tobytes())
         return h.hexdigest()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # the keyframes' tag again: sent to another process (multiprocessing pickles tensors its own
+        # way), they arrived untagged, so operators on them no longer checked their space
+        self.__dict__.update(state)
+        tag(self.keyframes, self.space)
 
     def __repr__(self) -> str:
         return (

@@ -601,6 +601,9 @@ class StageInterrupted(KeyboardInterrupt):
         super().__init__(f"{stage} interrupted at step {step}; checkpoint in {stage_dir}")
         self.stage, self.stage_dir, self.step = stage, stage_dir, step
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (unpickling it, as multiprocessing does, raised a TypeError)
+        return (type(self), (self.stage, self.stage_dir, self.step))
+
 
 @contextmanager
 def _ctrl_c_held() -> Iterator[None]:
