@@ -1474,6 +1474,8 @@ def _load_open_clip(
         else:
             fix = "check the model name, and that its files are downloaded (run once online)"
         raise ModelNotAvailableError(f"open_clip could not create {where}: {type(exc).__name__}: {exc}. Fix: {fix}.") from exc
+    if dt == torch.float32:  # open_clip's "fp32" builds in torch's default dtype: float64 after set_default_dtype
+        model = model.float()  # (its images then failed with a raw "expected scalar type Float but found Double")
     if "fill_color" in overrides:
         pp = {**open_clip.get_model_preprocess_cfg(model), "fill_color": overrides["fill_color"]}
         open_clip.set_model_preprocess_cfg(model, pp)

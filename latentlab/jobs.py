@@ -923,8 +923,9 @@ def _refuse_other_keyframes(directory: Path, trajectory: Any, overwrite: bool) -
             raise ArgumentError(
                 f"out_dir {str(directory)!r} holds a render of other keyframe pictures or embeddings (another "
                 "image file or order of images, a file changed under its path, another encoder, an encoder's embedding "
-                "cache that holds embeddings encoded in a batch of other inputs, or a latentlab or torch version that "
-                "rounds the embeddings differently: they are compared bit for bit). Render into a new "
+                "cache that holds embeddings encoded in a batch of other inputs, or a latentlab or torch version, torch "
+                "thread count (torch.set_num_threads) or default dtype that rounds the embeddings differently: they are "
+                "compared bit for bit). Render into a new "
                 "folder (CLI: --out-dir or --name), or pass "
                 "overwrite=True (CLI: --overwrite) to replace its frames."
             )

@@ -630,7 +630,8 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
             name, pretrained=str(checkpoint) if checkpoint else None, device=device
         )
         tokenizer = open_clip.get_tokenizer(name)
-    return model.eval(), preprocess, tokenizer
+    # float32 whatever torch's default dtype (open_clip builds in it: float64 after torch.set_default_dtype)
+    return model.float().eval(), preprocess, tokenizer
 
 
 # -- saving and loading -------------------------------------------------------------------
@@ -767,7 +768,7 @@ def load_expert(path: str | Path, *, device: str | torch.device = "cpu") -> tupl
         if not isinstance(d, dict) or set(d) != {"arch", "expert"}:
             raise ArgumentError(f"{cfg_path} must hold exactly 'arch' and 'expert', got {sorted(d) if isinstance(d, dict) else type(d).__name__}.")
         with torch.random.fork_rng(devices=[]):  # its random initialisation, replaced: the caller's RNG stays as it was
-            net = MiniDecoderNet(DecoderConfig.from_dict(d["arch"]))
+            net = MiniDecoderNet(DecoderConfig.from_dict(d["arch"])).float()  # (see load_module)
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
         expert = ExpertConfig.from_dict(d["expert"])
     except Exception as exc:  # a raw SafetensorError / JSONDecodeError / size mismatch, naming no file
@@ -798,7 +799,8 @@ def load_module(kind: str, path: str | Path, *, device: str | torch.device = "cp
     try:
         config = config_cls.from_dict(json.loads(cfg_path.read_text()))
         with torch.random.fork_rng(devices=[]):  # its random initialisation, replaced: the caller's RNG stays as it was
-            net: nn.Module = net_cls(config)
+            # float32 whatever torch's default dtype: built in a bfloat16 default, the weights were rounded to it
+            net: nn.Module = net_cls(config).float()
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     except Exception as exc:  # a raw SafetensorError / JSONDecodeError / size mismatch, naming no file
         if not _damaged(exc):

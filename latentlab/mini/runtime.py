@@ -203,7 +203,7 @@ def sample_decoder_eta(
     for t in sched.timesteps:
         out = _guided_eps(net, x, int(t), emb, guidance_scale)
         if eta > 0:
-            var = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(x.device, x.dtype)
+            var = torch.stack([torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in gens]).to(x.device, x.dtype)
             step = sched.step(out, t, x, eta=float(eta), variance_noise=var, use_clipped_model_output=True).prev_sample
             if not torch.isfinite(step).all() and torch.isfinite(x).all() and torch.isfinite(out).all():
                 # 1 - a_prev - sigma^2, >= 0 exactly, rounded below 0 in float32 (not a NaN of the inputs)
@@ -581,6 +581,7 @@ class MiniDecoder(Decoder):
     quality benchmark's inputs from a mean redraw cosine of 0.960 to 0.983 (30 steps: 0.986;
     0.15 overshot), on the seventh session's (shipped) from 0.941 to 0.981 (docs/quality.md)."""
 
+    @torch.inference_mode(False)  # refining needs gradients, also where the caller runs under inference_mode()
     def _refine(
         self,
         images: np.ndarray,
@@ -598,7 +599,9 @@ class MiniDecoder(Decoder):
         shape = (-1, *[1] * (x.dim() - 1))
         radius = x.detach().flatten(1).norm(dim=1).view(shape)  # each noise keeps its length
         opt = torch.optim.Adam([x], lr=self._inversion_settings()[1])
-        best, best_err = noise.to(self.device, torch.float32).clone(), torch.full((len(x),), float("inf"), device=self.device)
+        best = noise.to(self.device, torch.float32).clone()
+        # float32 whatever torch's default dtype (float64 failed the bookkeeping with a raw "Index put requires ...")
+        best_err = torch.full((len(x),), float("inf"), device=self.device, dtype=torch.float32)
         params = [p for p in self.net.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
@@ -607,13 +610,14 @@ class MiniDecoder(Decoder):
                 with torch.enable_grad():
                     img = sample_decoder(self.net, z, x.to(self.dtype), steps=steps, guidance_scale=guidance_scale)
                     err = (img.float() - target).square().flatten(1).mean(1)  # per image: rows stay independent
+                    loss = err.sum()  # (summed under a caller's no_grad(), it had no gradient: a raw RuntimeError)
                 with torch.no_grad():
                     better = err < best_err
                     best[better], best_err[better] = x.detach()[better], err.detach()[better]
                 if i == iterations:
                     break
                 opt.zero_grad(set_to_none=True)
-                err.sum().backward()
+                loss.backward()
                 opt.step()
                 with torch.no_grad():
                     x.mul_(radius / x.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape))
@@ -790,12 +794,12 @@ class MiniPrior(Prior):
         n, k = t.shape[0], num_samples
         # as set on the prior (checked when built): "2" was a raw TypeError, NaN "returned rows not finite"
         guidance = check_number(self.guidance_scale, "guidance_scale", minimum=0)
-        noise = torch.empty(k, self.dim)
+        noise = torch.empty(k, self.dim, dtype=torch.float32)  # float32 whatever torch's default dtype: the same samples
         for j in range(k):
             # seed mod 2**64, not 2**32: seeds 0 and 2**32 must not draw the same samples (0 <= seed < 2**32 unchanged)
             state = int(np.random.SeedSequence([int(seed) % 2**64, j]).generate_state(1, np.uint64)[0])
             g = torch.Generator().manual_seed(state % (2**63))
-            noise[j] = torch.randn(self.dim, generator=g)
+            noise[j] = torch.randn(self.dim, generator=g, dtype=torch.float32)
         text_rep = t.repeat_interleave(k, dim=0)
         noise_rep = noise.repeat(n, 1)
         with torch.inference_mode():
