@@ -162,7 +162,8 @@ def _frame_settings(spec: dict[str, Any], decoder: Any = None) -> dict[str, Any]
     out.pop("upscale", None)  # the decoder's description, compared beside the spec, says it (and said it before the field)
     if not out.get("eta"):
         out.pop("eta", None)
-    for k, v in _PACING_DEFAULTS.get(out.get("pacing"), {}).items():
+    pacing = out.get("pacing")  # (a hand-edited manifest's list was a raw TypeError: unhashable)
+    for k, v in (_PACING_DEFAULTS.get(pacing, {}) if isinstance(pacing, str) else {}).items():
         if k in out and out[k] == v:
             out.pop(k)
     if out.get("noise", "shared") != "inverted":
@@ -759,7 +760,7 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     """
     import json
 
-    from .render import MANIFEST, read_manifest, unreadable_manifest_error
+    from .render import MANIFEST, other_format_error, read_manifest, unreadable_manifest_error
 
     path = directory / MANIFEST
     if overwrite:
@@ -769,6 +770,9 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
     old = read_manifest(path)
     if old is None:  # as render() would refuse it, but before inverting, pacing or writing a cache
         raise unreadable_manifest_error(directory)
+    newer = other_format_error(directory, old)
+    if newer is not None:
+        raise newer
 
     def plain(x: Any) -> Any:  # as the manifest stores it
         return json.loads(json.dumps(x, default=str))
@@ -797,7 +801,8 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
                 td = kf.get("text_diff")
                 if isinstance(td, dict):  # a default spelt out is the default (from = "a photo" was another render)
                     kf["text_diff"] = {k: v for k, v in td.items() if (k, v) not in (("from", NEUTRAL_CAPTION), ("theta", 0.5))}
-                for item in [kf, *kf.get("mix", ()), *kf.get("sum", ())]:
+                parts = [x for k in ("mix", "sum") if isinstance(kf.get(k), list) for x in kf[k]]  # (else a raw TypeError)
+                for item in [kf, *parts]:
                     if isinstance(item, dict) and "image" in item:
                         item["image"] = "<image>"
                     if isinstance(item, dict) and item is not kf and item.get("weight") == 1:
@@ -831,6 +836,17 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
               for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)
               and not (k == "keyframes" and seg_was == seg_now)
               and not (k in ("frames", "easing", "method") and not drawn(k))]  # fmt: skip
+    if decoder is not None:
+        # what render() fingerprints beside the spec: the steps and guidance the decoder ran (an older latentlab's
+        # default, where the spec left them out) and its sampling marks (a fix that changed some step counts'
+        # frames, e.g. timesteps = "exact"): refused now, before inverting and pacing write over the folder's caches
+        from .render import sampling_settings
+
+        ran = plain(sampling_settings(spec.steps, spec.guidance_scale, decoder))
+        said = {d.split(" ", 1)[0] for d in differ}
+        for k in sorted((set(ran) | set(old) & {"timesteps"}) - said):
+            if old.get(k) != ran.get(k):  # (3 and 3.0 alike: an integer guidance a latentlab before 2026-12-05 recorded)
+                differ.append(f"{k} {repr(old[k]) if k in old else 'unset'} -> {repr(ran[k]) if k in ran else 'unset'}")
     note = ""
     if decoder is not None and old.get("decoder") != plain(decoder.describe()):
         differ.append(_decoder_change(old.get("decoder"), plain(decoder.describe())))

@@ -682,6 +682,20 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return old if _is_spec_record(old.get("spec")) else None
 
 
+def other_format_error(out_dir: Path, old: dict[str, Any]) -> ArgumentError | None:
+    """The refusal of a manifest of another ``latentlab.render/`` format than the one this latentlab
+    writes (a newer latentlab's, whose records this one cannot read: resumed, it was written over as
+    this one's format, its own entries dropped), or ``None`` (this format, or none recorded)."""
+    fmt = old.get("format")
+    if not isinstance(fmt, str) or not fmt.startswith("latentlab.render/") or fmt == MANIFEST_FORMAT:
+        return None
+    return ArgumentError(
+        f"out_dir {str(out_dir)!r} holds a render recorded in another {MANIFEST} format ({str(fmt)[:80]!r}; this "
+        f"latentlab reads {MANIFEST_FORMAT!r}), e.g. by a newer latentlab. Resume it with that latentlab (upgrade), "
+        "render into a new folder, or pass overwrite=True (CLI: --overwrite) to replace its frames."
+    )
+
+
 def unreadable_manifest_error(out_dir: Path) -> ArgumentError:
     return ArgumentError(
         f"out_dir {str(out_dir)!r} has an unreadable {MANIFEST} (empty, corrupt or not a latentlab manifest), so "
@@ -738,6 +752,17 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
             "torch version that rounds them differently counts too")
 
 
+def _recorded_as_integer_guidance(old: dict[str, Any], manifest: dict[str, Any], z: torch.Tensor | None) -> bool:
+    """Whether ``old`` (a folder's manifest) is the render of ``manifest`` as a latentlab before
+    2026-12-05 recorded it: a guidance given as an integer (``guidance_scale = 3`` in a spec) was
+    recorded and fingerprinted as that integer, where it is now ``3.0``: the same frames."""
+    g = old.get("guidance_scale")
+    if z is None or type(g) is not int or g != manifest.get("guidance_scale"):
+        return False
+    settings = {k: v for k, v in manifest.items() if k not in _RECORD_KEYS and k != "frames"}  # (as render() made them)
+    return _fingerprint(z, {**settings, "guidance_scale": g}) == old.get("fingerprint")
+
+
 def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool, z: torch.Tensor | None = None) -> dict[str, Any]:
     # out_dir exists: render holds its folder_lock, which made it
     if not os.access(out_dir, os.W_OK):
@@ -748,7 +773,11 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool, z: to
         if old is None and not overwrite:
             raise unreadable_manifest_error(out_dir)
         old = old if old is not None else {}
-        if old.get("fingerprint") != manifest["fingerprint"]:
+        newer = other_format_error(out_dir, old)
+        if newer is not None and not overwrite:
+            raise newer
+        same = old.get("fingerprint") == manifest["fingerprint"] or _recorded_as_integer_guidance(old, manifest, z)
+        if newer is not None or not same:
             if not overwrite:
                 raise ArgumentError(
                     f"out_dir {str(out_dir)!r} holds a different render ({_what_differs(old, manifest, out_dir, z)}). Render "
