@@ -152,7 +152,10 @@ def _keyframe(arg: str) -> dict[str, Any]:
         if " " in arg.strip() and path.suffix.lower() not in IMAGE_SUFFIXES:  # words, not a file name
             raise ArgumentError(f"no such file {arg!r} (check the path); for a caption write text:CAPTION, "
                                 f"e.g. 'text:{arg}'.")  # fmt: skip
-    return {"image": str(path.resolve())}
+    try:
+        return {"image": str(path.resolve())}
+    except (OSError, RuntimeError) as exc:  # a link loop: a raw RuntimeError (an OSError from Python 3.13)
+        raise ArgumentError(f"{arg!r} cannot be opened as a picture ({exc}); name a picture file.") from None
 
 
 _ARGV: list[str] = []  # the arguments being parsed, for _Parser.error's hint
@@ -723,6 +726,9 @@ def _inverted_variations_in(args: argparse.Namespace, spec_dict: dict[str, Any],
     from .jobs import _record_video, _refuse_unrecorded_video
 
     _refuse_unrecorded_video(video, out_dir, args.overwrite, mark.name)  # not a video of the user's, or of another render
+    from .jobs import _refuse_pictures_it_writes
+
+    _refuse_pictures_it_writes(out, out_dir, video)  # one of the frames the swap replaces, or the video
     image = load_image(args.image)
     _refuse_what_the_preset_cannot(preset, args.invert_refine)
     load, offload = _load_options(args)

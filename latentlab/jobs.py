@@ -749,6 +749,33 @@ def _record_video(video: Path, directory: Path, *, pending: bool = False) -> Non
     _write_json(directory / VIDEOS_FILE, {"videos": videos})
 
 
+def _refuse_pictures_it_writes(spec: Spec, directory: Path, video: Path) -> None:
+    """Refuse, before any work, a keyframe picture that this render writes over or removes: a frame
+    (``frame_*.png``) or the contact sheet of its own folder, or its video. (A frame of an earlier render
+    taken as a keyframe of the next one into the same folder with overwrite: the picture was replaced by
+    a new frame, so the folder recorded a keyframe no longer there, and the same command was refused ever
+    after as a render of other keyframe pictures.)"""
+    import fnmatch
+
+    own, target = os.path.realpath(directory), os.path.realpath(video)
+    for i, kf in enumerate(spec.keyframes):
+        items = [(f"keyframes[{i}].image", kf["image"])] if "image" in kf else []
+        for kind in ("mix", "sum"):
+            items += [(f"keyframes[{i}].{kind}[{j}].image", item["image"]) for j, item in enumerate(kf.get(kind) or [])
+                      if isinstance(item, dict) and "image" in item]  # fmt: skip
+        for where, image in items:
+            p = os.path.realpath(spec.resolve_path(image))
+            name = os.path.basename(p)
+            if p == target:
+                what = f"the video this render writes ({str(video)!r})"
+            elif os.path.dirname(p) == own and (fnmatch.fnmatchcase(name, "frame_*.png") or name == "contact_sheet.png"):
+                what = f"{name} in out_dir {str(directory)!r}, which this render writes over or removes"
+            else:
+                continue
+            raise ArgumentError(f"{where} {image!r} is {what}. Copy the picture out of the folder and name the copy, "
+                                "or render into another folder (CLI: --out-dir or --name).")  # fmt: skip
+
+
 def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: bool) -> None:
     """Refuse, before any work, a folder whose manifest records another spec or decoder.
 
@@ -1041,6 +1068,10 @@ def render_spec(
     check_webp_length(n_frames, s.fps, video.suffix.lower().lstrip("."), hold_first=s.hold_first, hold_last=s.hold_last,
                       pingpong=s.pingpong)  # fmt: skip
     check_video_writer(video)  # an mp4 with no ffmpeg to write it
+    from .video import _check_name_lengths
+
+    _check_name_lengths(directory, "out_dir")  # (a name too long: a raw OSError from exists() below)
+    _check_name_lengths(video, "output")
     if video.exists() and video.is_dir():
         raise ArgumentError(f"output {str(video)!r} is a directory; give a file name such as morph.mp4.")
     if prior is None and s.needs_prior() and preset.prior is None:
@@ -1067,6 +1098,7 @@ def render_spec(
         options["upscale"] = s.upscale
     check_can_create(directory, "out_dir (CLI: --out-dir)")
     check_can_create(video.parent, f"the folder of the video {str(video)!r} (CLI: -o)")
+    _refuse_pictures_it_writes(s, directory, video)
     from .render import folder_lock
 
     with folder_lock(directory, "out_dir (CLI: --out-dir)"):  # no second render writes here meanwhile

@@ -424,7 +424,14 @@ def folder_lock(directory: str | os.PathLike, what: str = "out_dir") -> Iterator
         raise ArgumentError(f"{what} must be a folder path (str or pathlib.Path), got {shown(directory)}. "
                             "Fix: e.g. folder_lock('renders/morph').")  # fmt: skip
     directory = Path(directory)
-    key = str(directory.resolve())
+    from .video import _check_name_lengths
+
+    _check_name_lengths(directory, what)  # (a name too long: a raw OSError from exists() below)
+    try:
+        key = str(directory.resolve())
+    except (OSError, RuntimeError) as exc:  # a link loop: a raw RuntimeError (an OSError from Python 3.13)
+        raise ArgumentError(f"{what} {str(directory)!r} cannot be used as a folder ({exc}). Choose another path, "
+                            "or remove the link.") from None  # fmt: skip
     held: dict[str, list[int]] = getattr(_locks, "held", None) or {}
     _locks.held = held
     if key in held:
@@ -565,8 +572,10 @@ def _remove_empty(made: list[Path]) -> None:
 def _read_json(path: Path) -> Any:
     """The JSON value in ``path``, or ``None`` where there is none to read: a missing or
     unreadable file, not JSON (empty, cut short), or JSON nested too deep to parse (a crafted
-    file: RecursionError)."""
+    file: RecursionError), or no regular file (a pipe named like it: reading it waited forever)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
@@ -741,6 +750,8 @@ def _what_differs(old: dict[str, Any], new: dict[str, Any], out_dir: Path, z: to
     if differ:
         return "; ".join(differ)
     try:  # compared as the fingerprint reads them (float32 bytes: -0.0 is not 0.0 there)
+        if not stat.S_ISREG(os.stat(out_dir / "embeddings.npy").st_mode):  # a pipe: np.load waited forever
+            raise OSError("not a regular file")
         recorded = np.load(out_dir / "embeddings.npy", allow_pickle=False)
         same = z is not None and recorded.shape == tuple(z.shape) and (
             recorded.astype(np.float32).tobytes() == z.contiguous().numpy().astype(np.float32).tobytes())
@@ -768,6 +779,10 @@ def _prepare_dir(out_dir: Path, manifest: dict[str, Any], overwrite: bool, z: to
     if not os.access(out_dir, os.W_OK):
         raise ArgumentError(f"out_dir {str(out_dir)!r} is not writable. Choose a writable folder.")
     path = out_dir / MANIFEST
+    for p in (path, out_dir / "embeddings.npy", *out_dir.glob("frame_*.png")):  # (a raw IsADirectoryError, overwrite or not)
+        if p.is_dir() and not p.is_symlink():  # (a link is replaced, its folder untouched)
+            raise ArgumentError(f"out_dir {str(out_dir)!r} holds a folder named {p.name}, a file this render writes. "
+                                "Move or rename that folder, or render into another folder.")  # fmt: skip
     if path.exists():
         old = read_manifest(path)
         if old is None and not overwrite:

@@ -243,6 +243,8 @@ def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (PowerShell, older Notepad) is no part of the spec
     except UnicodeDecodeError as exc:
         raise SpecError(f"{what} {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:  # no read permission (is_file said it is there): a raw PermissionError naming no fix
+        raise SpecError(f"{what} {str(p)!r} cannot be read ({exc.strerror or exc}); check its permissions.") from None
     try:
         if suffix == ".toml":
             try:

@@ -24,6 +24,7 @@ import errno
 import functools
 import math
 import os
+import stat
 import struct
 import warnings
 from collections.abc import Iterator
@@ -1003,10 +1004,16 @@ def _existing_file(path: Any, name: str = "path") -> Path:
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise ArgumentError(f"{name}={path!r}; expected a file path (str or pathlib.Path).")
     p = user_path(path)
-    if not p.exists():
-        raise ArgumentError(f"{name} {str(p)!r} does not exist." + (url_hint(path) or " Fix: check the path."))
-    if p.is_dir():
+    try:
+        st = p.stat()  # (exists() raised a raw OSError on a name too long, and said a link loop was missing)
+    except FileNotFoundError:
+        raise ArgumentError(f"{name} {str(p)!r} does not exist." + (url_hint(path) or " Fix: check the path.")) from None
+    except OSError as e:
+        raise ArgumentError(f"{name} {str(p)!r} cannot be opened: {e.strerror or e}. Fix: check the path.") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ArgumentError(f"{name} {str(p)!r} is a directory, not a file.")
+    if not stat.S_ISREG(st.st_mode):  # a pipe (reading it waited for a writer forever), socket or device
+        raise ArgumentError(f"{name} {str(p)!r} is not a regular file (a pipe, socket or device?). Fix: name a file.")
     return p
 
 
@@ -1202,6 +1209,7 @@ def save_frames(
     if not isinstance(directory, (str, os.PathLike)) or str(directory) == "":
         raise ArgumentError(f"directory={directory!r}; expected a folder path.")
     d = user_path(directory)
+    _check_name_lengths(d / names[0], "directory")  # (a folder name too long: a raw OSError from exists())
     if d.exists() and not d.is_dir():
         raise ArgumentError(
             f"directory {str(d)!r} is an existing file. Fix: choose a folder path."
