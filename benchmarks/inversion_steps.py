@@ -61,7 +61,7 @@ def measure(enc, dec, pics: dict[str, np.ndarray], steps, guidance, refine) -> l
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(prog="benchmarks/inversion_steps.py", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="benchmarks/inversion_steps.py", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--steps", type=positive_int, nargs="+", default=[1, 2, 3, 4, 6, 10, 25], help="step counts")
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0], help="decode guidance scales")
     ap.add_argument("--refine", type=int, nargs="+", default=[0], help="gradient steps refining the noise (0: none)")

@@ -74,7 +74,7 @@ def _emoji_prompts(n: int, index_path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder with mini_expert (default: the shipped one)")
     ap.add_argument("--sets", default="7000,7100,7200,7300", help="seeds of the relation prompt sets")
     ap.add_argument("--n", type=positive_int, default=48, help="prompts per set, and single-object prompts")

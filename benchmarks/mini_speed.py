@@ -103,7 +103,7 @@ def time_demo(threads: int | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="benchmarks/mini_speed.py", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="benchmarks/mini_speed.py", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--frames", type=int, default=MORPH_BAR_FRAMES, help="frames of the morph (default 48, the bar's)")
     ap.add_argument("--repeats", type=positive_int, default=2, help="time the morph this many times, keep the best")
     ap.add_argument("--threads", type=thread_count, default=None,

@@ -67,7 +67,7 @@ def measure(batch: int = 128, repeats: int = 3, steps: int = 3, threads: int = 1
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--batch", type=positive_int, default=128)
     ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--steps", type=positive_int, default=3, help="steps per timing")

@@ -53,7 +53,7 @@ def _resize(im: np.ndarray, side: int, f: str) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--weights", default=None, help="weights folder with mini_upscaler (default: the shipped one)")
     ap.add_argument("--n", type=positive_int, default=128, help="images per row (shapes) and at most per source (emoji)")
     ap.add_argument("--steps", type=positive_int, default=None, help="decoder steps (default: the preset's)")

@@ -230,7 +230,9 @@ class Trajectory:
     split evenly as :meth:`chain` splits them (given beside ``segments``, other than their
     defaults, they are refused: set them on the Segments). ``labels``: one string per keyframe
     (for plots and manifests). ``space``: the keyframes' CLIP space (default: their tag;
-    keyframes tagged with another space are refused).
+    keyframes tagged with another space are refused). The keyframes and Segments are copied:
+    changing a Segment after the call leaves the trajectory as it was (change
+    ``trajectory.segments[i]``, its own, or build it again).
     """
 
     def __init__(

@@ -960,11 +960,6 @@ def write_video(
             f"fps={fps!r} is too fast for webp, which stores whole milliseconds per frame (at most "
             f"{_WEBP_MAX_FPS:g} fps). Fix: use fps <= {_WEBP_MAX_FPS:g}, or write mp4."
         )
-    if fmt == "webp" and fps_f > _WEBP_BROWSER_MAX_FPS:  # written (offline players play it), but said: it was silent
-        warnings.warn(
-            f"fps={fps_f:g} webp {str(path)!r}: browsers play a frame of 10 ms or less for 100 ms, so shown in a "
-            f"browser (a notebook, a web page) it plays at 10 fps; offline players play it as written. For a "
-            f"browser, use fps <= 90.9 (1000 / 11), or write mp4.", UserWarning, stacklevel=2)  # fmt: skip
     # a gif stores the repeats after the first play, a webp the plays, each in 16 bits (Pillow's gif writer
     # raised struct.error, said as a too-long hold; its webp writer a raw RuntimeError or OverflowError)
     most_plays = {"gif": 65536, "webp": 65535}.get(fmt)
@@ -981,6 +976,12 @@ def write_video(
     _check_side(int(size) if size is not None else max(arr.shape[1:3]), fmt)
     if fmt == "webp" and np.rint(len(idx) * (1000.0 / fps_f)) > _WEBP_MAX_TOTAL_MS:  # (Pillow: a raw OverflowError)
         raise _webp_too_long(len(idx), fps_f)
+    if fmt == "webp" and fps_f > _WEBP_BROWSER_MAX_FPS:  # written (offline players play it), but said: it was silent
+        # (after the refusals above: one of them warned first of a video never written; and before any folder is made)
+        warnings.warn(
+            f"fps={fps_f:g} webp {str(path)!r}: browsers play a frame of 10 ms or less for 100 ms, so shown in a "
+            f"browser (a notebook, a web page) it plays at 10 fps; offline players play it as written. For a "
+            f"browser, use fps <= 90.9 (1000 / 11), or write mp4.", UserWarning, stacklevel=2)  # fmt: skip
     target = _prepare_target(path)
     from ._bars import progress_bar
 

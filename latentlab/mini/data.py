@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import html
 import importlib
@@ -940,7 +941,17 @@ def _one_size_at_a_time(cache: Path, size: int) -> Iterator[None]:
     if not cache.is_dir():  # nothing to build (said below), and no folder made for it
         yield
         return
-    fd = os.open(cache / f".build-size-{size}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = _open_lock(cache / f".build-size-{size}.lock")
+    except OSError as exc:  # (a raw OSError, before anything was built)
+        if exc.errno == errno.EROFS or not os.access(cache, os.W_OK | os.X_OK):
+            raise ArgumentError(
+                f"cache_dir {str(cache)!r} is not writable ({exc.strerror}): the build writes its pictures and "
+                "index.jsonl there. Choose a writable folder (--cache-dir), or fix its permissions.") from None  # fmt: skip
+        fd = None  # a lock file this user cannot even read: unguarded, as where files cannot be locked
+    if fd is None:
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # (waits only while a build at this size is being refused below)
@@ -951,7 +962,7 @@ def _one_size_at_a_time(cache: Path, size: int) -> Iterator[None]:
             if other.name == f".build-size-{size}.lock":
                 continue
             try:
-                probe = os.open(other, os.O_RDWR)
+                probe = _open_lock(other, create=False)
             except OSError:
                 continue
             try:
@@ -970,6 +981,19 @@ def _one_size_at_a_time(cache: Path, size: int) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _open_lock(path: Path, *, create: bool = True) -> int:
+    """A build lock file, opened for writing where it can be (NFS locks a file exclusively only when it
+    is), else read-only, which flock takes: another user's lock file (0644) in a cache shared by a
+    group raised a raw PermissionError, and no build there could run again."""
+    try:
+        return os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    except PermissionError as exc:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError:
+            raise exc from None  # (the folder's refusal, not the missing file's)
 
 
 def _normalise_and_index(cache: Path, wanted: list[str], size: int, skin_tones: bool, limit: int | None,
@@ -1284,7 +1308,7 @@ def token_word_vectors(vocab: Mapping[str, int], cache_dir: str | Path = DEFAULT
             pass
     if not src.is_file():
         raise DataFetchError(f"no word vectors at {src}: run `{_cmd('fetch --sources glove', cache)}`.")
-    data = json.loads(src.read_text())
+    data = json.loads(src.read_text(encoding="utf-8"))  # (npm's JSON, UTF-8 whatever the locale, as emoji.json)
     dims = int(data["dimensions"])
     ids, vecs = [], []
     for w, i in sorted(words.items(), key=lambda kv: kv[1]):

@@ -393,7 +393,7 @@ def get_config(name_or_path: str, overrides: list[str] | None = None) -> TrainCo
             raise ArgumentError(f"--config must be one of {list(CONFIGS)} or a JSON file, got {name_or_path!r}.")
         cfg = _cpu()
         try:
-            overrides_file = json.loads(p.read_text())
+            overrides_file = json.loads(p.read_text(encoding="utf-8"))  # JSON is UTF-8 (not the locale's: a path's "é")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ArgumentError(f"--config {name_or_path}: not a JSON file ({e}); it should hold an object of "
                                 'overrides such as {"decoder": {"steps": 2000}}.') from None  # fmt: skip
