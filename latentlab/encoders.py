@@ -1474,8 +1474,12 @@ def _load_open_clip(
         else:
             fix = "check the model name, and that its files are downloaded (run once online)"
         raise ModelNotAvailableError(f"open_clip could not create {where}: {type(exc).__name__}: {exc}. Fix: {fix}.") from exc
-    if dt == torch.float32:  # open_clip's "fp32" builds in torch's default dtype: float64 after set_default_dtype
-        model = model.float()  # (its images then failed with a raw "expected scalar type Float but found Double")
+    # open_clip builds in torch's default dtype what its precision does not cast (all of "fp32"; the norms and
+    # embeddings of "fp16"/"bf16"): float64 after set_default_dtype, whose images then failed with a raw
+    # "expected scalar type Float but found Double" (fp32) or "mixed dtype (CPU)" (fp16/bf16): float32, as by default
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point() and t.dtype not in (dt, torch.float32):
+            t.data = t.data.float()
     if "fill_color" in overrides:
         pp = {**open_clip.get_model_preprocess_cfg(model), "fill_color": overrides["fill_color"]}
         open_clip.set_model_preprocess_cfg(model, pp)

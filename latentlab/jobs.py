@@ -817,11 +817,12 @@ def _refuse_other_render(directory: Path, spec: Spec, decoder: Any, overwrite: b
         # is left out; a text_diff's under "inverted" never is (without one it shares the noise it edits)
         noise = d.get("noise", "shared")
         base = d.get("seed", 0)
+        base = base if isinstance(base, (int, float)) else None  # (a damaged record's "x" or null: a raw TypeError)
         kfs = []
         for i, kf in enumerate(d.get("keyframes") or ()):
             if isinstance(kf, dict):
                 seed = kf.get("seed")
-                own_noise = seed == base + i and not (noise == "inverted" and i > 0 and "text_diff" in kf)
+                own_noise = base is not None and seed == base + i and not (noise == "inverted" and i > 0 and "text_diff" in kf)
                 as_default = ("text" not in kf or seed == base) and (not _seeds_noise(kf, noise) or own_noise)
                 drawless = {"label", "seed"} if as_default else {"label"}
                 kf = {k: v for k, v in kf.items() if k not in drawless and not (k in defaults and v == defaults[k])}

@@ -305,6 +305,7 @@ def _layout_rates(prefix: str, frames, scenes) -> dict[str, float | None]:
             f"{prefix}_order": float(np.mean([r["order"] for r in along])) if along else None}  # fmt: skip
 
 
+@torch.inference_mode(False)  # the probes train (gradients), also where the caller runs under inference_mode()
 def layout_probe(model, preprocess, *, n_train: int = 1920, n_test: int = 480, seed: int = 9006,
                  hidden: int = 256, iters: int = 300) -> dict[str, float]:  # fmt: skip
     """What the CLIP image embedding of a two-object scene holds about its layout, read by

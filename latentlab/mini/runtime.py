@@ -324,6 +324,7 @@ class MiniDecoder(Decoder):
         self.optimizations: dict[str, Any] = {"channels_last": False, "compile": False}  # set by optimize()
 
     @classmethod
+    @torch.inference_mode(False)  # weights made under a caller's inference_mode() could not take part in refining
     def from_pretrained(
         cls,
         weights_dir: str | Path | None = None,
@@ -602,6 +603,12 @@ class MiniDecoder(Decoder):
         best = noise.to(self.device, torch.float32).clone()
         # float32 whatever torch's default dtype (float64 failed the bookkeeping with a raw "Index put requires ...")
         best_err = torch.full((len(x),), float("inf"), device=self.device, dtype=torch.float32)
+        if any(p.is_inference() for p in self.net.parameters()):  # (a raw "Inference tensors cannot be saved for backward")
+            raise ArgumentError(
+                "refine needs gradients through the decoder's net, whose weights were made under torch.inference_mode() "
+                "(inference tensors). Fix: build the decoder outside inference_mode() (create_decoder and "
+                "MiniDecoder.from_pretrained do, wherever they are called), or pass refine=0."
+            )
         params = [p for p in self.net.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
