@@ -39,7 +39,7 @@ import re
 import tempfile
 import types
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -963,7 +963,8 @@ class Encoder:
             return EmbeddingCache.make_key(self._cache_id(), "image", it.content())
 
         def run(batch: list[_Image]) -> torch.Tensor:
-            x = torch.stack([self.preprocess(it.load()) for it in batch])
+            with float32_default():  # (open_clip's preprocess, torchvision's ToTensor, converts to the default dtype)
+                x = torch.stack([self.preprocess(it.load()) for it in batch])
             return self.model.encode_image(x.to(self.device, self.dtype), normalize=True)
 
         return self._encode(items, key, run, bs, progress, "images", "img")
@@ -1440,14 +1441,14 @@ def _load_open_clip(
     hub = hub_cache_dir(cache_dir)
     try:
         if seed is not None and weights is None and not is_hub:
-            with torch.random.fork_rng(devices=[]), quiet_open_clip(random_init=True):
+            with torch.random.fork_rng(devices=[]), quiet_open_clip(random_init=True), float32_default():
                 torch.manual_seed(seed)
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     oc_name, pretrained=None, precision=_PRECISION[dt], device="cpu", **kwargs
                 )
             model = model.to(dev)
         else:  # the random initialisation the weights replace leaves the caller's torch RNG as it was
-            with torch.random.fork_rng(devices=[]), quiet_open_clip():
+            with torch.random.fork_rng(devices=[]), quiet_open_clip(), float32_default():
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     oc_name, pretrained=weights, precision=_PRECISION[dt], device=dev,
                     cache_dir=hub, weights_only=True, **kwargs,
@@ -1519,6 +1520,25 @@ def _load_open_clip(
             "Its files may need downloading: run once with internet access."
         ) from exc
     return {"model": model, "preprocess": preprocess, "tokenizer": tokenizer, "info": info, "fingerprint": fingerprint}
+
+
+@contextlib.contextmanager
+def float32_default() -> Iterator[None]:
+    """Run the block with torch's default dtype float32, the caller's restored after it. open_clip
+    and diffusers build their models in the default dtype: under ``torch.set_default_dtype(
+    torch.bfloat16)`` a checkpoint was loaded into bfloat16 weights (rounded before latentlab's
+    ``.float()``), and the tiny presets drew other random weights than their fingerprint
+    (``tiny-seed0``) names. Nothing changes where the default is float32 already; where it is
+    not, the setting is process-wide, so another thread sees float32 while the block runs."""
+    old = torch.get_default_dtype()
+    if old == torch.float32:
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 class quiet_open_clip:

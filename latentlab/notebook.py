@@ -676,14 +676,17 @@ class Scrubber:
         from .errors import check_seed
         from .explore import path_embeddings
         from .render import frame_seeds
-        from .space import check_embeddings
+        from .space import check_embeddings, space_of, tag
         from .trajectory import Trajectory
 
         _check_parts("scrub(path, decoder, ...)", decoder=decoder)  # before the path: names swapped arguments
         if not isinstance(noise, str) or noise not in ("shared", "per-frame"):
             raise ArgumentError(f"the scrubber supports noise='shared' or 'per-frame', got {noise!r}.")
         z = path_embeddings(path)
-        self.embeddings = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
+        z = check_embeddings(z, name="path", dim=decoder.dim, space=decoder.space, expected_by="the decoder")
+        if not isinstance(path, Trajectory):  # a copy, as Trajectory keeps its keyframes: the caller's tensor changed
+            z = tag(z.detach().clone(), space_of(z))  # in place changed the frames not rendered yet, not the cached ones
+        self.embeddings = z
         self.decoder = decoder
         # checked now, not when the view first decodes
         steps = None if steps is None else check_int(steps, "steps", minimum=1)

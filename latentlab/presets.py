@@ -46,6 +46,24 @@ __all__ = [
 ]
 
 
+class _PartSpec(dict):  # type: ignore[type-arg]
+    """A preset's ``encoder`` / ``decoder`` / ``prior`` spec: a dict that cannot be changed in
+    place (changed, the registered preset changed for every later ``create_*`` in the process).
+    ``.copy()`` or ``{**spec, ...}`` gives a plain dict to change."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise ArgumentError(
+            "a preset's encoder, decoder and prior specs are read-only (changed in place, they changed the "
+            "registered preset for every later create_*); build a changed copy of the preset instead: "
+            "dataclasses.replace(preset, decoder={**preset.decoder, 'key': value})."
+        )
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # (pickle and deepcopy filled a copy with __setitem__)
+        return (type(self), (dict(self),))
+
+
 @dataclass(frozen=True)
 class Preset:
     """An encoder and decoder (and optional prior) that share one CLIP space.
@@ -63,6 +81,11 @@ class Preset:
         download_gb: approximate size of the weights to download.
         gpu_memory_gb: approximate GPU memory to render in fp16.
         hub_repos: Hugging Face repos whose presence in the cache :func:`weights_status` reports.
+
+    Like its other fields, ``encoder``, ``decoder`` and ``prior`` cannot be changed once the
+    preset is made: they are kept as read-only copies of the dicts given (a dict changed in place
+    changed the registered preset for every later ``create_*``). Make a changed copy instead:
+    ``dataclasses.replace(preset, decoder={**preset.decoder, "steps": 20})``.
     """
 
     name: str
@@ -79,9 +102,16 @@ class Preset:
     hub_repos: tuple[str, ...] = ()  # Hugging Face repos whose presence in the cache we report
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        for part in ("encoder", "decoder", "prior"):
+            spec = getattr(self, part)
+            if isinstance(spec, dict) and not isinstance(spec, _PartSpec):  # (anything else: register_preset refuses it)
+                object.__setattr__(self, part, _PartSpec(spec))
+
     def to_dict(self) -> dict[str, Any]:
         """The preset's fields as a plain dict (JSON-serialisable)."""
-        return asdict(self)
+        d = asdict(self)
+        return {k: dict(v) if isinstance(v, _PartSpec) else v for k, v in d.items()}
 
 
 PRESETS: dict[str, Preset] = {}
@@ -405,7 +435,11 @@ def _build(fn: Callable[..., Any], what: str, p: Preset, spec: dict[str, Any], k
         if arg in kwargs:  # (mini's) passed them on, and its model was refused below as not the preset's
             raise set_by_preset(arg)
     try:
-        with _BUILDING:  # one model loads at a time: open_clip's config registry and diffusers' first import are not thread-safe
+        from .encoders import float32_default
+
+        # latentlab's own models are built in float32 whatever torch's default dtype (their dtype= casts them)
+        f32 = float32_default() if _is_builtin(fn) else contextlib.nullcontext()
+        with _BUILDING, f32:  # one model loads at a time: open_clip's config registry and diffusers' first import are not thread-safe
             built = fn(p, **{**spec, **kwargs})
     except TypeError as exc:
         m = re.search(r"(unexpected keyword argument|multiple values for keyword argument) '", str(exc))

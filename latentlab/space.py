@@ -65,8 +65,15 @@ def dtype_problem(z: torch.Tensor) -> str | None:
 
 
 def tag(z: torch.Tensor, space: str | None) -> torch.Tensor:
-    """Mark ``z`` as living in CLIP space ``space`` (in place) and return it."""
+    """Mark ``z`` as living in CLIP space ``space`` (in place) and return it. ``space`` is the
+    space's name, a string (such as ``space_of(other)`` or a preset's ``.space``); ``None``
+    leaves ``z`` as it is."""
     if space is not None:
+        if not isinstance(space, str):  # (str() of anything was taken: tag(z, preset) tagged a 700-character text)
+            own = getattr(space, "space", None)
+            fix = (f"pass its .space ({own!r})" if isinstance(own, str) else
+                   "pass a space's name, e.g. ll.space_of(z) or ll.get_preset('mini').space")  # fmt: skip
+            raise ArgumentError(f"space must be a CLIP space name (a str) or None, got {type(space).__name__}; {fix}.")
         if not isinstance(z, torch.Tensor):  # (a numpy array raised a raw AttributeError)
             fix = "pass torch.from_numpy(z)" if type(z).__module__ == "numpy" else "pass the embeddings' tensor"
             raise ArgumentError(f"tag marks a torch.Tensor with its CLIP space, got {type(z).__name__}; {fix}.")

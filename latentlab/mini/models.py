@@ -620,12 +620,14 @@ def create_clip(checkpoint: str | Path | None = None, *, device: str | torch.dev
     """
     import open_clip
 
-    from ..encoders import quiet_open_clip
+    from ..encoders import float32_default, quiet_open_clip
 
     name = register_clip_config()
     # with a checkpoint, the random initialisation it replaces leaves the caller's torch RNG as it was
     rng = torch.random.fork_rng(devices=[]) if checkpoint else contextlib.nullcontext()
-    with rng, quiet_open_clip(random_init=checkpoint is None):  # (not the user's root logger level: only open_clip's notes)
+    # (not the user's root logger level: only open_clip's notes); built in float32 whatever torch's default
+    # dtype: open_clip loads the checkpoint into weights of that dtype (bfloat16 ones rounded it)
+    with rng, quiet_open_clip(random_init=checkpoint is None), float32_default():
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=str(checkpoint) if checkpoint else None, device=device
         )
