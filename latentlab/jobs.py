@@ -757,19 +757,26 @@ def _refuse_pictures_it_writes(spec: Spec, directory: Path, video: Path) -> None
     after as a render of other keyframe pictures.)"""
     import fnmatch
 
-    own, target = os.path.realpath(directory), os.path.realpath(video)
+    def entry(path: Any) -> str:  # the name a write replaces: its folder's links seen through, not its own
+        return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+
+    # (the video's own link was followed: a -o that is a link to a keyframe was refused, though only the
+    # link is replaced; a keyframe named by a link in out_dir was not, though its name then held a new frame)
+    own, target = os.path.realpath(directory), entry(video)
     for i, kf in enumerate(spec.keyframes):
         items = [(f"keyframes[{i}].image", kf["image"])] if "image" in kf else []
         for kind in ("mix", "sum"):
             items += [(f"keyframes[{i}].{kind}[{j}].image", item["image"]) for j, item in enumerate(kf.get(kind) or [])
                       if isinstance(item, dict) and "image" in item]  # fmt: skip
         for where, image in items:
-            p = os.path.realpath(spec.resolve_path(image))
-            name = os.path.basename(p)
-            if p == target:
-                what = f"the video this render writes ({str(video)!r})"
-            elif os.path.dirname(p) == own and (fnmatch.fnmatchcase(name, "frame_*.png") or name == "contact_sheet.png"):
-                what = f"{name} in out_dir {str(directory)!r}, which this render writes over or removes"
+            for p in dict.fromkeys((entry(spec.resolve_path(image)), os.path.realpath(spec.resolve_path(image)))):
+                name = os.path.basename(p)
+                if p == target:
+                    what = f"the video this render writes ({str(video)!r})"
+                    break
+                if os.path.dirname(p) == own and (fnmatch.fnmatchcase(name, "frame_*.png") or name == "contact_sheet.png"):
+                    what = f"{name} in out_dir {str(directory)!r}, which this render writes over or removes"
+                    break
             else:
                 continue
             raise ArgumentError(f"{where} {image!r} is {what}. Copy the picture out of the folder and name the copy, "

@@ -374,7 +374,7 @@ def show_video(
         from .video import _existing_file
 
         p = user_path(frames)
-        if p.is_dir():
+        if os.path.isdir(p):  # (not Path.is_dir: a raw OSError on a name over 255 bytes, said by _existing_file now)
             raise ArgumentError(
                 f"video {str(p)!r} is a directory, not a video file. Fix: pass a file in it; a render folder's "
                 "video is the <folder>.gif (or .mp4) next to it, or pass the RenderResult to show()."

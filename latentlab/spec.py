@@ -41,6 +41,7 @@ frames so the picture changes by equal steps (:func:`latentlab.even_pacing`), an
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
 import ntpath
@@ -112,8 +113,17 @@ def _single(w: float) -> float:
 
 def _refuse_special_file(p: Path, where: str) -> None:
     """A path that is there but is no regular file (a pipe, a device such as /dev/zero): said
-    as such (it read "no such file")."""
-    if os.path.exists(p) and not p.is_file() and not p.is_dir():
+    as such (it read "no such file"); one that cannot even be looked up (a name over 255 bytes:
+    a raw OSError from is_dir) too."""
+    try:
+        os.stat(p)
+    except (FileNotFoundError, NotADirectoryError):  # said as no such file by the caller
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link loop: said as no such file by the caller, as before
+            return
+        raise SpecError(f"{where}: {str(p)!r} cannot be opened ({exc.strerror or exc}); check the path.") from None
+    if not p.is_file() and not p.is_dir():
         raise SpecError(f"{where}: {str(p)!r} is not a regular file (a pipe or device?); name a picture file.")
 
 
@@ -234,7 +244,11 @@ def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any
         p = user_path(path)  # "~/specs/a.toml" as a shell reads it (a quoted or --flag=~ one is left as typed)
     except ArgumentError as exc:  # a NUL character: a SpecError, as every error of a spec file is
         raise SpecError(f"{what}: {exc}") from None
-    if not p.is_file():
+    try:
+        is_file = p.is_file()
+    except OSError as exc:  # a name over 255 bytes: a raw OSError (ENAMETOOLONG) from is_file
+        raise SpecError(f"{what} {str(p)!r} cannot be opened ({exc.strerror or exc}). Check the path.") from None
+    if not is_file:
         raise SpecError(f"{what} {str(p)!r} does not exist (or is not a file). Check the path.")
     suffix = p.suffix.lower()
     if suffix not in (".toml", ".json"):
@@ -659,9 +673,9 @@ class Spec:
             if kind == "image":
                 _check_path_text(f"{where}.image", v)
                 p = self.resolve_path(v)
+                _refuse_special_file(p, f"{where}.image")
                 if p.is_dir():
                     raise SpecError(f"{where}.image: {str(p)!r} is a folder, not an image file. Name a picture in it.")
-                _refuse_special_file(p, f"{where}.image")
                 if not p.is_file():
                     windows = _backslash_error(f"{where}.image", v)  # (a file here whose name holds one is read)
                     if windows is not None:
@@ -710,10 +724,10 @@ class Spec:
                     _check_caption_text(f"{w}.text", item["text"])
                 if ik[0] == "image":
                     _check_path_text(f"{w}.image", item["image"])
+                if ik[0] == "image":  # (first: is_dir() of a name too long raised a raw OSError)
+                    _refuse_special_file(self.resolve_path(item["image"]), f"{w}.image")
                 if ik[0] == "image" and self.resolve_path(item["image"]).is_dir():
                     raise SpecError(f"{w}.image: {str(self.resolve_path(item['image']))!r} is a folder, not an image file.")
-                if ik[0] == "image":
-                    _refuse_special_file(self.resolve_path(item["image"]), f"{w}.image")
                 if ik[0] == "image" and not self.resolve_path(item["image"]).is_file():
                     windows = _backslash_error(f"{w}.image", item["image"])
                     if windows is not None:

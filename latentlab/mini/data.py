@@ -635,6 +635,8 @@ def _emoji_item(cps: tuple[int, ...], names: _Names, skin_tones: bool) -> dict[s
 def _open_image(path: Path):
     from PIL import Image
 
+    if not os.path.isfile(path):  # a pipe named like a picture (Image.open waited for a writer forever), a folder
+        raise ValueError("not a regular file (a pipe, folder or device?)")
     with Image.open(path) as im:
         im.load()
         return im.copy()
@@ -813,6 +815,8 @@ def _read_openclipart(cache: Path, names: _Names, skin_tones: bool, per_name: in
     seen: set[str] = set()
     found = []
     for p in sorted(root.rglob("*.svg")):
+        if not p.is_file():  # a pipe named like a drawing (read_bytes waited forever), a folder (a raw IsADirectoryError)
+            continue
         data = p.read_bytes()
         digest = hashlib.sha1(data).hexdigest()
         if digest in seen or len(data) > 3_000_000:
