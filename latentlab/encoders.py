@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -1522,6 +1523,10 @@ def _load_open_clip(
     return {"model": model, "preprocess": preprocess, "tokenizer": tokenizer, "info": info, "fingerprint": fingerprint}
 
 
+_F32_LOCK = threading.Lock()
+_f32_blocks: list[torch.dtype] = []  # the default dtype to restore, while float32_default blocks run (any thread)
+
+
 @contextlib.contextmanager
 def float32_default() -> Iterator[None]:
     """Run the block with torch's default dtype float32, the caller's restored after it. open_clip
@@ -1529,16 +1534,26 @@ def float32_default() -> Iterator[None]:
     torch.bfloat16)`` a checkpoint was loaded into bfloat16 weights (rounded before latentlab's
     ``.float()``), and the tiny presets drew other random weights than their fingerprint
     (``tiny-seed0``) names. Nothing changes where the default is float32 already; where it is
-    not, the setting is process-wide, so another thread sees float32 while the block runs."""
-    old = torch.get_default_dtype()
-    if old == torch.float32:
-        yield
-        return
-    torch.set_default_dtype(torch.float32)
+    not, the setting is process-wide, so another thread sees float32 while the block runs. Blocks
+    running at once in several threads restore the caller's default when the last one ends (the
+    first to end restored it under the others, whose pictures were then preprocessed in it)."""
+    with _F32_LOCK:
+        if _f32_blocks:  # another thread's block runs: float32 already, restored by the last to end
+            _f32_blocks.append(_f32_blocks[0])
+        elif torch.get_default_dtype() == torch.float32:
+            pass
+        else:
+            _f32_blocks.append(torch.get_default_dtype())
+            torch.set_default_dtype(torch.float32)
+        counted = bool(_f32_blocks)
     try:
         yield
     finally:
-        torch.set_default_dtype(old)
+        if counted:
+            with _F32_LOCK:
+                old = _f32_blocks.pop()
+                if not _f32_blocks:
+                    torch.set_default_dtype(old)
 
 
 class quiet_open_clip:

@@ -66,9 +66,12 @@ def dtype_problem(z: torch.Tensor) -> str | None:
 
 def tag(z: torch.Tensor, space: str | None) -> torch.Tensor:
     """Mark ``z`` as living in CLIP space ``space`` (in place) and return it. ``space`` is the
-    space's name, a string (such as ``space_of(other)`` or a preset's ``.space``); ``None``
-    leaves ``z`` as it is."""
+    space's name, a string (such as ``space_of(other)`` or a preset's ``.space``; numpy's
+    string scalars and 0-d string arrays, as ``np.load`` gives back a saved name, are taken as
+    their ``str``); ``None`` leaves ``z`` as it is."""
     if space is not None:
+        if type(space).__module__ == "numpy" and getattr(space, "shape", None) == () and space.dtype.kind == "U":
+            space = space.item()  # a name saved with np.savez reads back as a 0-d array (taken as its str before)
         if not isinstance(space, str):  # (str() of anything was taken: tag(z, preset) tagged a 700-character text)
             own = getattr(space, "space", None)
             fix = (f"pass its .space ({own!r})" if isinstance(own, str) else

@@ -252,7 +252,7 @@ class Trajectory:
                 f"a trajectory needs at least two keyframes, got {kf.shape[0]}. "
                 "Stack them as (K, d) with K >= 2, e.g. torch.cat([a, b])."
             )
-        self.space = space or space_of(kf)
+        self.space = space_of(kf)  # (tagged by the check: a plain str, also for a numpy string given as space=)
         # a copy: changing the caller's tensor later must not change the trajectory (or its fingerprint)
         self.keyframes = tag(kf.detach().to("cpu", torch.float32, copy=True), self.space)
         n_seg = kf.shape[0] - 1

@@ -275,6 +275,10 @@ class Decoder:
 
         raise ArgumentError(self._no_refine_reason())
 
+    def _check_refinable(self) -> None:
+        """Raise an :class:`ArgumentError` naming the fix where this decoder, which supports
+        refining, cannot refine now (called by :meth:`invert` before any image is inverted)."""
+
     def _no_refine_reason(self) -> str:
         """Why :meth:`invert` refuses ``refine > 0`` (when :attr:`supports_refine` is False), with the fix."""
         return no_refine_reason(type(self).__name__, self.name)
@@ -620,6 +624,8 @@ class Decoder:
         n = check_int(n, "refine", minimum=0)  # gradient steps
         if n and not self.supports_refine:  # (refused after the first image's inversion, behind a progress bar)
             raise ArgumentError(self._no_refine_reason())
+        if n:
+            self._check_refinable()
         dg = self.default_guidance if decode_guidance is None else decode_guidance
         dg = check_number(dg, "decode_guidance", minimum=0)
         images = np.ascontiguousarray(centre_square(images))  # (squashed into a square before 2026-12-06)

@@ -582,6 +582,14 @@ class MiniDecoder(Decoder):
     quality benchmark's inputs from a mean redraw cosine of 0.960 to 0.983 (30 steps: 0.986;
     0.15 overshot), on the seventh session's (shipped) from 0.941 to 0.981 (docs/quality.md)."""
 
+    def _check_refinable(self) -> None:
+        if any(p.is_inference() for p in self.net.parameters()):  # (a raw "Inference tensors cannot be saved for backward")
+            raise ArgumentError(
+                "refine needs gradients through the decoder's net, whose weights were made under torch.inference_mode() "
+                "(inference tensors). Fix: build the decoder outside inference_mode() (create_decoder, "
+                "MiniDecoder.from_pretrained and optimize() do, wherever they are called), or pass refine=0."
+            )
+
     @torch.inference_mode(False)  # refining needs gradients, also where the caller runs under inference_mode()
     def _refine(
         self,
@@ -603,12 +611,7 @@ class MiniDecoder(Decoder):
         best = noise.to(self.device, torch.float32).clone()
         # float32 whatever torch's default dtype (float64 failed the bookkeeping with a raw "Index put requires ...")
         best_err = torch.full((len(x),), float("inf"), device=self.device, dtype=torch.float32)
-        if any(p.is_inference() for p in self.net.parameters()):  # (a raw "Inference tensors cannot be saved for backward")
-            raise ArgumentError(
-                "refine needs gradients through the decoder's net, whose weights were made under torch.inference_mode() "
-                "(inference tensors). Fix: build the decoder outside inference_mode() (create_decoder and "
-                "MiniDecoder.from_pretrained do, wherever they are called), or pass refine=0."
-            )
+        self._check_refinable()  # (invert checked it before the first image's inversion)
         params = [p for p in self.net.parameters() if p.requires_grad]
         for p in params:
             p.requires_grad_(False)
@@ -635,6 +638,7 @@ class MiniDecoder(Decoder):
                 p.requires_grad_(True)
         return best.cpu()
 
+    @torch.inference_mode(False)  # (weights converted under a caller's inference_mode() could no longer refine)
     def optimize(self, *, channels_last: bool = True, compile: bool = False,
                  compile_mode: str | None = None) -> MiniDecoder:  # fmt: skip
         """Apply speed levers in place and return ``self``, as the diffusers decoders'
