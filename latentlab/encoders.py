@@ -1538,12 +1538,14 @@ def float32_default() -> Iterator[None]:
     running at once in several threads restore the caller's default when the last one ends (the
     first to end restored it under the others, whose pictures were then preprocessed in it)."""
     with _F32_LOCK:
-        if _f32_blocks:  # another thread's block runs: float32 already, restored by the last to end
+        found = torch.get_default_dtype()
+        if _f32_blocks:  # another thread's block runs: the caller's default is restored by the last to end
             _f32_blocks.append(_f32_blocks[0])
-        elif torch.get_default_dtype() == torch.float32:
-            pass
-        else:
-            _f32_blocks.append(torch.get_default_dtype())
+        elif found != torch.float32:
+            _f32_blocks.append(found)
+        # (also under another block: a loader in it sets its own for a while, transformers' and diffusers'
+        # torch_dtype=, or the user's thread did; this block then ran in that dtype)
+        if found != torch.float32:
             torch.set_default_dtype(torch.float32)
         counted = bool(_f32_blocks)
     try:

@@ -360,6 +360,22 @@ def _check_inverts(decoder: Any) -> None:
         raise ArgumentError(_no_inversion_reason(type(decoder).__name__, getattr(decoder, "name", "?")))
 
 
+def _check_refines(spec: Spec, decoder: Any) -> None:
+    """Refuse the refining of inverted noise (``invert_refine``, or the decoder's default) that
+    ``decoder`` cannot do, as its :meth:`~latentlab.decoders.base.Decoder.invert` would, but before
+    the keyframes are encoded and ``ready()`` runs (it was said at the first picture's inversion)."""
+    if not any("image" in kf for kf in spec.keyframes):  # (refine only where a picture is inverted)
+        return
+    if not (_default_refine(decoder) if spec.invert_refine is None else spec.invert_refine):
+        return
+    reason = getattr(decoder, "_no_refine_reason", None)
+    if getattr(decoder, "supports_refine", None) is False and callable(reason):
+        raise ArgumentError(reason())
+    check = getattr(decoder, "_check_refinable", None)  # (the mini decoder: weights made under inference_mode())
+    if callable(check):
+        check()
+
+
 def _refuse_what_the_preset_cannot(spec: Spec, preset: Any) -> None:
     """What ``spec`` asks of the decoder of ``preset`` that it cannot do (eta > 0, inverted noise,
     refining it), refused before any model loads where the preset tells
@@ -760,6 +776,12 @@ def _refuse_pictures_it_writes(spec: Spec, directory: Path, video: Path) -> None
     def entry(path: Any) -> str:  # the name a write replaces: its folder's links seen through, not its own
         return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
 
+    def names(path: Any) -> list[str]:  # the name given, each link on its way (a name the render may replace), the file
+        found = [entry(path)]
+        while os.path.islink(found[-1]) and len(found) < 40:  # (a link to a link in out_dir: only the last was checked)
+            found.append(entry(os.path.join(os.path.dirname(found[-1]), os.readlink(found[-1]))))
+        return [*found, os.path.realpath(path)]
+
     # (the video's own link was followed: a -o that is a link to a keyframe was refused, though only the
     # link is replaced; a keyframe named by a link in out_dir was not, though its name then held a new frame)
     own, target = os.path.realpath(directory), entry(video)
@@ -769,7 +791,7 @@ def _refuse_pictures_it_writes(spec: Spec, directory: Path, video: Path) -> None
             items += [(f"keyframes[{i}].{kind}[{j}].image", item["image"]) for j, item in enumerate(kf.get(kind) or [])
                       if isinstance(item, dict) and "image" in item]  # fmt: skip
         for where, image in items:
-            for p in dict.fromkeys((entry(spec.resolve_path(image)), os.path.realpath(spec.resolve_path(image)))):
+            for p in dict.fromkeys(names(spec.resolve_path(image))):
                 name = os.path.basename(p)
                 if p == target:
                     what = f"the video this render writes ({str(video)!r})"
@@ -1136,6 +1158,7 @@ def render_spec(
         check_eta(s.eta or 0.0, decoder)  # before inverting or pacing
         if s.noise == "inverted":  # before encoding the keyframes and ready() (--save-spec was written first)
             _check_inverts(decoder)
+            _check_refines(s, decoder)
         trajectory = s.resolve(encoder, prior)
         unrecorded = _refuse_other_keyframes(directory, trajectory, overwrite)  # before inverting or pacing overwrite its caches
         if ready is not None:

@@ -666,7 +666,10 @@ class MiniDecoder(Decoder):
         unets = [m for m in (self.net, self.expert) if m is not None]
         if channels_last:
             for module in [*unets, *([self.upscaler] if self.upscaler is not None else [])]:
-                module.to(memory_format=torch.channels_last)
+                # weights made under inference_mode() (a net built by hand there) are converted in it, as before:
+                # outside it every later decode raised a raw "Inference tensors do not track version counter"
+                with torch.inference_mode(any(p.is_inference() for p in module.parameters())):
+                    module.to(memory_format=torch.channels_last)
             self.optimizations["channels_last"] = True
         if compile and not self.optimizations["compile"]:  # compile once
             for module in unets:
