@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -325,25 +326,24 @@ def captions_for(scene: Scene) -> list[str]:
 
 _PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)
 _PALETTE_NAMES = list(COLOURS)
-_TEMPLATE_CACHE: dict[tuple[str, int, int], np.ndarray] = {}
-
-
+# (a dict of every box size ever checked grew without bound in a process that checks many
+# frames, by up to 6 * W * H masks: megabytes per hundred 256 px frames, gigabytes at 512 px)
+@functools.lru_cache(maxsize=1024)
 def _template(shape: str, w: int, h: int) -> np.ndarray:
-    """Filled mask of ``shape`` stretched to a w x h box (bool (h, w))."""
-    key = (shape, w, h)
-    if key not in _TEMPLATE_CACHE:
-        from PIL import Image, ImageDraw
+    """Filled mask of ``shape`` stretched to a w x h box (bool (h, w)); read-only, as it is shared."""
+    from PIL import Image, ImageDraw
 
-        n = 48
-        img = Image.new("L", (n * _SS, n * _SS), 0)
-        d = ImageDraw.Draw(img)
-        _draw_shape(d, shape, (0, 0, n * _SS), 255, None, 0)
-        # the star's drawing is shifted down a little: crop to its own bounding box
-        arr = np.asarray(img) > 127
-        ys, xs = np.nonzero(arr)
-        img = img.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)).resize((w, h), Image.Resampling.BOX)
-        _TEMPLATE_CACHE[key] = np.asarray(img) > 127
-    return _TEMPLATE_CACHE[key]
+    n = 48
+    img = Image.new("L", (n * _SS, n * _SS), 0)
+    d = ImageDraw.Draw(img)
+    _draw_shape(d, shape, (0, 0, n * _SS), 255, None, 0)
+    # the star's drawing is shifted down a little: crop to its own bounding box
+    arr = np.asarray(img) > 127
+    ys, xs = np.nonzero(arr)
+    img = img.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)).resize((w, h), Image.Resampling.BOX)
+    mask = np.asarray(img) > 127
+    mask.flags.writeable = False
+    return mask
 
 
 def _as_uint8_image(image: object) -> np.ndarray:
@@ -415,7 +415,7 @@ def check_image(image: object, *, max_objects: int = 2, min_area: float = 0.01) 
         crop = filled[y0:y1, x0:x1]
         best, best_iou = None, -1.0
         for shape in SHAPES:
-            t = _template(shape, x1 - x0, y1 - y0)
+            t = _template(shape, int(x1 - x0), int(y1 - y0))
             iou = float((t & crop).sum()) / max(1.0, float((t | crop).sum()))
             if iou > best_iou:
                 best, best_iou = shape, iou
