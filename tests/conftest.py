@@ -330,3 +330,32 @@ def ctrl_c_after_call(code, n: int):
         return None
 
     return glob, count
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    """torch's default dtype set to ``dtype`` for the block, as a notebook's
+    ``torch.set_default_dtype(...)`` sets it; the caller's restored after."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def unit_rows(n: int, d: int, seed: int):
+    """``n`` random float32 unit rows of size ``d``, the same for a seed whatever torch's default dtype."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float32), dim=-1)
+
+
+def red_square(size: int = 32) -> np.ndarray:
+    """A red square on a light grey ground, ``(size, size, 3)`` uint8."""
+    im = np.full((size, size, 3), 235, np.uint8)
+    im[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (200, 30, 30)
+    return im

@@ -6,34 +6,12 @@ from __future__ import annotations
 import contextlib
 import json
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tiny_mini_decoder
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
-
-
-def _unit(n: int, d: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float32), dim=-1)
-
-
-def _picture(size: int = 32) -> np.ndarray:
-    im = np.full((size, size, 3), 235, np.uint8)
-    im[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (200, 30, 30)
-    return im
+from conftest import default_dtype, red_square, tiny_mini_decoder, unit_rows
 
 
 # -- an encoder loaded at float16/bfloat16 under a float64 default dtype -----------------------------
@@ -51,9 +29,9 @@ def test_half_precision_encoder_built_under_a_float64_default_dtype_encodes():
     want = ll.create_encoder("mini", dtype=torch.bfloat16, cache=None)
     with default_dtype(torch.float64):
         enc = ll.create_encoder("mini", dtype=torch.bfloat16, cache=None)
-        zt, zi = enc.encode_text(["a red circle"]), enc.encode_image(_picture(40))
+        zt, zi = enc.encode_text(["a red circle"]), enc.encode_image(red_square(40))
     assert {p.dtype for p in enc.model.parameters()} == {p.dtype for p in want.model.parameters()} == {torch.bfloat16, torch.float32}
-    assert torch.equal(zt, want.encode_text(["a red circle"])) and torch.equal(zi, want.encode_image(_picture(40)))
+    assert torch.equal(zt, want.encode_text(["a red circle"])) and torch.equal(zi, want.encode_image(red_square(40)))
 
 
 # -- a mini decoder created under the caller's inference_mode(), then refining ------------------------
@@ -71,7 +49,7 @@ def test_refined_inversion_of_a_mini_decoder_created_under_inference_mode(tmp_pa
 
     with torch.random.fork_rng(devices=[]):
         folder = _tiny_decoder_folder(tmp_path)
-    im, z = _picture(), _unit(1, 16, 6)
+    im, z = red_square(), unit_rows(1, 16, 6)
     want = MiniDecoder.from_pretrained(folder, resolution=32).invert(im, z, steps=2, refine=1, progress=False)
     with torch.inference_mode():
         dec = MiniDecoder.from_pretrained(folder, resolution=32)  # (what create_decoder("mini") calls)
@@ -91,9 +69,9 @@ def test_refine_refuses_a_decoder_whose_weights_are_inference_tensors():
         dec = tiny_mini_decoder()
     for ctx in (contextlib.nullcontext, torch.inference_mode):
         with ctx(), pytest.raises(ArgumentError, match=r"inference_mode\(\).*refine=0"):
-            dec.invert(_picture(), _unit(1, 16, 6), steps=2, refine=1, progress=False)
+            dec.invert(red_square(), unit_rows(1, 16, 6), steps=2, refine=1, progress=False)
     assert all(p.requires_grad for p in dec.net.parameters())
-    assert dec.invert(_picture(), _unit(1, 16, 6), steps=2, refine=0, progress=False).shape[0] == 1
+    assert dec.invert(red_square(), unit_rows(1, 16, 6), steps=2, refine=0, progress=False).shape[0] == 1
 
 
 # -- render_spec's early check against the folder's recorded sampling settings (b86287d) --------------
@@ -117,7 +95,7 @@ def test_property_the_early_check_refuses_only_what_render_refuses(tmp_path_fact
 
     R = sys.modules["latentlab.render"]
     dec = tiny_mini_decoder()
-    z = _unit(2, 16, 0)
+    z = unit_rows(2, 16, 0)
 
     def spec(steps, guidance, eta):
         d = {"preset": "tiny", "keyframes": [{"text": "a"}, {"text": "b"}], "frames": 1}

@@ -12,19 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import FakeDecoder, tiny_mini_decoder
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    """torch's default dtype set to ``dtype`` for the block, as a notebook's
-    ``torch.set_default_dtype(torch.float64)`` sets it; restored after."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
+from conftest import FakeDecoder, default_dtype, red_square, tiny_mini_decoder, unit_rows
 
 
 @contextlib.contextmanager
@@ -38,17 +26,6 @@ def grad_disabled():
         torch.set_grad_enabled(old)
 
 
-def _unit(n: int, d: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float32), dim=-1)
-
-
-def _picture(size: int = 32) -> np.ndarray:
-    im = np.full((size, size, 3), 235, np.uint8)
-    im[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (200, 30, 30)
-    return im
-
-
 # -- torch.set_default_dtype(torch.float64) ------------------------------------------------------
 
 
@@ -57,7 +34,7 @@ def test_eta_render_frames_do_not_follow_the_default_dtype():
     ``torch.set_default_dtype(torch.float64)`` the same seed gave other frames (whole levels
     apart, up to 255) though the docs promise a seed's frames on any machine."""
     dec = tiny_mini_decoder()
-    z = _unit(2, 16, 1)
+    z = unit_rows(2, 16, 1)
     want = dec.render(z, seed=3, steps=2, eta=1.0, noise="per-frame", progress=False)
     with default_dtype(torch.float64):
         got = dec.render(z, seed=3, steps=2, eta=1.0, noise="per-frame", progress=False)
@@ -73,7 +50,7 @@ def test_mini_prior_samples_do_not_follow_the_default_dtype():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         prior = MiniPrior(MiniPriorNet(PriorConfig(embed_dim=16, width=32, depth=1)), steps=2)
-    text = _unit(1, 16, 2)
+    text = unit_rows(1, 16, 2)
     want = prior(text, seed=5, num_samples=2)
     with default_dtype(torch.float64):
         got = prior(text, seed=5, num_samples=2)
@@ -86,7 +63,7 @@ def test_refined_inversion_runs_under_a_float64_default_dtype():
     float64 a refining step that bettered an earlier one failed with a raw "Index put requires the source and
     destination dtypes match"; now it refines as under float32."""
     dec = tiny_mini_decoder()
-    im, z = _picture(), _unit(1, 16, 0)  # (it failed where a later step improved on an earlier one, as here)
+    im, z = red_square(), unit_rows(1, 16, 0)  # (it failed where a later step improved on an earlier one, as here)
     want = dec.invert(im, z, steps=2, refine=3, progress=False)
     with default_dtype(torch.float64):
         got = dec.invert(im, z, steps=2, refine=3, progress=False)
@@ -102,7 +79,7 @@ def test_encoder_built_under_a_float64_default_dtype_encodes_images():
 
     with default_dtype(torch.float64):
         enc = ll.create_encoder("tiny")
-        z = enc.encode_image(_picture(40))
+        z = enc.encode_image(red_square(40))
     assert {p.dtype for p in enc.model.parameters()} == {torch.float32}
     assert z.dtype == torch.float32 and z.shape == (1, 32)
     assert abs(float(z.norm()) - 1.0) < 1e-5
@@ -148,7 +125,7 @@ def test_refined_inversion_runs_under_a_callers_no_grad(mode):
     (a notebook habit before sampling), it failed with a raw "element 0 of tensors does not
     require grad and does not have a grad_fn". Now it refines to the same noise as outside."""
     dec = tiny_mini_decoder()
-    im, z = _picture(), _unit(1, 16, 6)
+    im, z = red_square(), unit_rows(1, 16, 6)
     want = dec.invert(im, z, steps=2, refine=1, progress=False)
     ctx = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode, "set_grad_enabled(False)": grad_disabled}[mode]
     with ctx():
@@ -171,7 +148,7 @@ def test_other_keyframes_refusal_names_the_thread_count(tmp_path):
 
     (tmp_path / "manifest.json").write_text("{}")
     (tmp_path / "keyframes.json").write_text('{"fingerprint": "another render"}')
-    path = ll.Trajectory.interpolate(_unit(1, 8, 0), _unit(1, 8, 1), frames=3)
+    path = ll.Trajectory.interpolate(unit_rows(1, 8, 0), unit_rows(1, 8, 1), frames=3)
     with pytest.raises(ll.ArgumentError, match=r"thread count \(torch.set_num_threads\) or default dtype"):
         _refuse_other_keyframes(tmp_path, path, overwrite=False)
 
@@ -198,7 +175,7 @@ def test_seeded_render_leaves_and_ignores_the_global_rngs(seed, global_seed, noi
     import latentlab as ll
 
     dec = FakeDecoder()
-    e = _unit(3, 8, 7)
+    e = unit_rows(3, 8, 7)
     z = ll.Trajectory.chain([e[:1], e[1:2], e[2:]], frames=4)
     want = dec.render(z, seed=seed, noise=noise, progress=False)
     with torch.random.fork_rng(devices=[]):
@@ -232,9 +209,9 @@ def test_mini_sampling_leaves_the_global_rngs():
             torch.manual_seed(global_seed)
             before = _global_rng_states()
             drawn.append((make_noise((3, 4, 4), [0, 1]),
-                          torch.from_numpy(dec.render(_unit(2, 16, 3), seed=0, steps=2, eta=0.5, progress=False)),
-                          prior(_unit(1, 16, 2), seed=1, num_samples=2),
-                          dec.invert(_picture(), _unit(1, 16, 4), steps=2, refine=1, progress=False)))  # fmt: skip
+                          torch.from_numpy(dec.render(unit_rows(2, 16, 3), seed=0, steps=2, eta=0.5, progress=False)),
+                          prior(unit_rows(1, 16, 2), seed=1, num_samples=2),
+                          dec.invert(red_square(), unit_rows(1, 16, 4), steps=2, refine=1, progress=False)))  # fmt: skip
             _assert_same_states(before, _global_rng_states())
     for a, b in zip(*drawn):
         assert torch.equal(a, b)

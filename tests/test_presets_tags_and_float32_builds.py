@@ -3,7 +3,6 @@ preprocessing in float32 under another default dtype."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -19,18 +18,7 @@ import latentlab as ll
 from latentlab import presets
 from latentlab.errors import ArgumentError
 
-from conftest import FakeDecoder
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype):
-    """torch's default dtype set to ``dtype`` for the block; restored after."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
+from conftest import FakeDecoder, default_dtype
 
 
 def _picture(size: int = 40) -> np.ndarray:

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_mini_decoder
+from conftest import tiny_mini_decoder, unit_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,17 +17,12 @@ import latentlab as ll
 from latentlab.errors import ArgumentError
 
 
-def _unit(n: int, d: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float32), dim=-1)
-
-
 @pytest.mark.parametrize("inside", [True, False])
 def test_optimize_of_a_net_made_under_inference_mode_still_decodes(inside):
     """A decoder on a net built by hand under ``torch.inference_mode()`` decodes (it only cannot
     refine). 68c0b9a ran optimize() outside inference mode, where converting its inference-tensor
     weights made every later decode raise a raw "Inference tensors do not track version counter"."""
-    z, noise = _unit(1, 16, 0), torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    z, noise = unit_rows(1, 16, 0), torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         plain = tiny_mini_decoder()
         want = plain.decode(z, noise, steps=2)

@@ -17,18 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tiny_mini_decoder
-
-
-def _unit(n: int, d: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float32), dim=-1)
-
-
-def _picture(size: int = 32) -> np.ndarray:
-    im = np.full((size, size, 3), 235, np.uint8)
-    im[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (200, 30, 30)
-    return im
+from conftest import red_square, tiny_mini_decoder, unit_rows
 
 
 # -- tag(): a space name read back from an .npz ------------------------------------------------------
@@ -39,14 +28,14 @@ def test_tag_takes_a_space_name_read_back_from_an_npz():
     tag() took it as its str before 561942c, and then refused it ("got ndarray")."""
     import latentlab as ll
 
-    z = ll.tag(_unit(2, 8, 0), "openai/ViT-L-14")
+    z = ll.tag(unit_rows(2, 8, 0), "openai/ViT-L-14")
     buf = io.BytesIO()
     np.savez(buf, z=z.numpy(), space=ll.space_of(z))
     buf.seek(0)
     with np.load(buf) as f:
         back = ll.tag(torch.from_numpy(f["z"]), f["space"])
     assert ll.space_of(back) == "openai/ViT-L-14" and type(ll.space_of(back)) is str
-    assert type(ll.space_of(ll.tag(_unit(1, 8, 1), np.str_("mini")))) is str
+    assert type(ll.space_of(ll.tag(unit_rows(1, 8, 1), np.str_("mini")))) is str
     buf.seek(0)
     with np.load(buf) as f:  # a Trajectory's space= too: its to_dict() was not JSON ("ndarray")
         path = ll.Trajectory(torch.from_numpy(f["z"]), space=f["space"], frames=3)
@@ -54,7 +43,7 @@ def test_tag_takes_a_space_name_read_back_from_an_npz():
     assert json.loads(json.dumps(path.to_dict()))["space"] == "openai/ViT-L-14"
     for bad in (np.array(["mini", "x"]), np.array(3), np.array(b"mini")):  # not one name: still refused
         with pytest.raises(ll.ArgumentError, match="space must be a CLIP space name"):
-            ll.tag(_unit(1, 8, 1), bad)
+            ll.tag(unit_rows(1, 8, 1), bad)
 
 
 # -- MiniDecoder.optimize() under the caller's inference_mode(), then refining -----------------------
@@ -66,12 +55,12 @@ def test_refine_after_optimize_under_inference_mode():
     and refining was refused telling the user to build the decoder outside inference_mode(),
     which they had done. optimize() now runs outside it, as from_pretrained does."""
     want = tiny_mini_decoder().optimize(channels_last=True)
-    want = want.invert(_picture(), _unit(1, 16, 6), steps=2, refine=1, progress=False)
+    want = want.invert(red_square(), unit_rows(1, 16, 6), steps=2, refine=1, progress=False)
     dec = tiny_mini_decoder()
     with torch.inference_mode():
         dec.optimize(channels_last=True)
-        inside = dec.invert(_picture(), _unit(1, 16, 6), steps=2, refine=1, progress=False)
-    outside = dec.invert(_picture(), _unit(1, 16, 6), steps=2, refine=1, progress=False)
+        inside = dec.invert(red_square(), unit_rows(1, 16, 6), steps=2, refine=1, progress=False)
+    outside = dec.invert(red_square(), unit_rows(1, 16, 6), steps=2, refine=1, progress=False)
     assert torch.equal(inside, want) and torch.equal(outside, want)
     assert not any(p.is_inference() for p in dec.net.parameters())
 
@@ -190,7 +179,7 @@ def test_refine_with_inference_tensor_weights_is_refused_before_any_inversion(mo
         dec = tiny_mini_decoder()
     calls = []
     monkeypatch.setattr(dec, "_invert", lambda im, *a, **k: calls.append(1) or torch.zeros(len(im), *dec.noise_shape()))
-    for images in (_picture(), [_picture(32), _picture(16)]):
+    for images in (red_square(), [red_square(32), red_square(16)]):
         with pytest.raises(ArgumentError, match=r"inference_mode\(\).*refine=0"):
-            dec.invert(images, _unit(len(images) if isinstance(images, list) else 1, 16, 6), steps=2, refine=1)
+            dec.invert(images, unit_rows(len(images) if isinstance(images, list) else 1, 16, 6), steps=2, refine=1)
     assert calls == [] and all(p.requires_grad for p in dec.net.parameters())
