@@ -368,10 +368,7 @@ def _check_refines(spec: Spec, decoder: Any) -> None:
         return
     if not (_default_refine(decoder) if spec.invert_refine is None else spec.invert_refine):
         return
-    reason = getattr(decoder, "_no_refine_reason", None)
-    if getattr(decoder, "supports_refine", None) is False and callable(reason):
-        raise ArgumentError(reason())
-    check = getattr(decoder, "_check_refinable", None)  # (the mini decoder: weights made under inference_mode())
+    check = getattr(decoder, "_check_refinable", None)  # (a decoder of latentlab's Decoder class)
     if callable(check):
         check()
 

@@ -276,8 +276,13 @@ class Decoder:
         raise ArgumentError(self._no_refine_reason())
 
     def _check_refinable(self) -> None:
-        """Raise an :class:`ArgumentError` naming the fix where this decoder, which supports
-        refining, cannot refine now (called by :meth:`invert` before any image is inverted)."""
+        """Raise an :class:`ArgumentError` naming the fix where this decoder cannot refine inverted
+        noise (:attr:`supports_refine` is False), or cannot now (a subclass's own reason). Called
+        by :meth:`invert`, and by ``render_spec`` before the keyframes are encoded."""
+        if not self.supports_refine:
+            from ..errors import ArgumentError
+
+            raise ArgumentError(self._no_refine_reason())
 
     def _no_refine_reason(self) -> str:
         """Why :meth:`invert` refuses ``refine > 0`` (when :attr:`supports_refine` is False), with the fix."""
@@ -622,9 +627,7 @@ class Decoder:
         guidance = check_number(guidance_scale, "guidance_scale", minimum=0)
         n = (self.default_inversion_refine if self.supports_refine else 0) if refine is None else refine
         n = check_int(n, "refine", minimum=0)  # gradient steps
-        if n and not self.supports_refine:  # (refused after the first image's inversion, behind a progress bar)
-            raise ArgumentError(self._no_refine_reason())
-        if n:
+        if n:  # (refused after the first image's inversion, behind a progress bar)
             self._check_refinable()
         dg = self.default_guidance if decode_guidance is None else decode_guidance
         dg = check_number(dg, "decode_guidance", minimum=0)

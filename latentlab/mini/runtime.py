@@ -583,6 +583,7 @@ class MiniDecoder(Decoder):
     0.15 overshot), on the seventh session's (shipped) from 0.941 to 0.981 (docs/quality.md)."""
 
     def _check_refinable(self) -> None:
+        super()._check_refinable()
         if any(p.is_inference() for p in self.net.parameters()):  # (a raw "Inference tensors cannot be saved for backward")
             raise ArgumentError(
                 "refine needs gradients through the decoder's net, whose weights were made under torch.inference_mode() "
