@@ -359,3 +359,14 @@ def red_square(size: int = 32) -> np.ndarray:
     im = np.full((size, size, 3), 235, np.uint8)
     im[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (200, 30, 30)
     return im
+
+
+def run_threads(*targets, timeout: float = 10) -> None:
+    """Start a thread for each of ``targets`` and wait for them all (``timeout`` seconds each)."""
+    import threading
+
+    threads = [threading.Thread(target=f) for f in targets]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout)

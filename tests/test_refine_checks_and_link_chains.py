@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_mini_decoder, unit_rows
+from conftest import default_dtype, run_threads, tiny_mini_decoder, unit_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,17 +58,9 @@ def test_float32_default_entered_while_a_loader_in_another_block_set_its_dtype()
             seen.append(torch.get_default_dtype())
         b_done.set()
 
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        threads = [threading.Thread(target=loading), threading.Thread(target=encoding)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
+    with default_dtype(torch.float64):
+        run_threads(loading, encoding)
         after = torch.get_default_dtype()
-    finally:
-        torch.set_default_dtype(old)
     assert seen == [torch.float32] and after == torch.float64
 
 

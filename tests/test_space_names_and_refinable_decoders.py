@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import red_square, tiny_mini_decoder, unit_rows
+from conftest import default_dtype, red_square, run_threads, tiny_mini_decoder, unit_rows
 
 
 # -- tag(): a space name read back from an .npz ------------------------------------------------------
@@ -91,17 +91,9 @@ def test_float32_default_blocks_in_two_threads_keep_float32_until_the_last_ends(
             a_out.wait(5)
             seen.append(torch.get_default_dtype())
 
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
+    with default_dtype(torch.float64):
+        run_threads(first, second)
         after = torch.get_default_dtype()
-    finally:
-        torch.set_default_dtype(old)
     assert seen == [torch.float32] and after == torch.float64
 
 
