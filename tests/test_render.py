@@ -783,9 +783,15 @@ def test_tqdm_disable_turns_the_bars_off_for_a_batch_log(tmp_path):
     import subprocess
     import sys
 
-    script = (
-        "import torch, latentlab as ll\n"
-        "enc, dec = ll.create_encoder('tiny'), ll.create_decoder('tiny')\n"
+    script = (  # the bars are the encoder's and the render loop's: a decoder without a model will do
+        "import numpy as np, latentlab as ll\n"
+        "from latentlab.decoders.base import Decoder\n"
+        "enc = ll.create_encoder('tiny')\n"
+        "class Flat(Decoder):\n"
+        "    name, space, dim, resolution, default_steps = 'flat', enc.space, enc.dim, 8, 1\n"
+        "    def noise_shape(self): return (1, 8, 8)\n"
+        "    def _decode(self, embeddings, noise, **kw): return np.zeros((len(embeddings), 8, 8, 3), np.uint8)\n"
+        "dec = Flat()\n"
         "z = enc.encode_text(['a red circle', 'a blue square'], progress=True)\n"
         f"ll.render(ll.Trajectory.interpolate(z[:1], z[1:], frames=3), dec, steps=1, out_dir={str(tmp_path)!r} + '/r')\n"
     )
