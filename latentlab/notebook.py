@@ -792,11 +792,26 @@ class Scrubber:
                 f"indices is empty: no frame to return. Fix: pass at least one index in [0, {self.num_frames - 1}], "
                 "or None for all frames."
             )
-        # the cached ones are taken now: rendering the others may evict them (cache_size < len(idx))
-        got = {k: self._cache[k] for k in dict.fromkeys(idx) if k in self._cache}
-        todo = [k for k in dict.fromkeys(idx) if k not in got]
-        for k in got:
-            self._cache.move_to_end(k)  # used now
+        # each frame goes into the array returned as it comes (the cached ones now: rendering the others may
+        # evict them, cache_size < len(idx)); a dict of them all, then their stack, held them twice
+        where: dict[int, list[int]] = {}
+        for j, k in enumerate(idx):
+            where.setdefault(k, []).append(j)
+        out: np.ndarray | None = None
+
+        def put(k: int, image: np.ndarray) -> None:
+            nonlocal out
+            if out is None:
+                out = np.empty((len(idx), *image.shape), image.dtype)
+            out[where[k]] = image
+
+        todo = []
+        for k in where:
+            if k in self._cache:
+                put(k, self._cache[k])
+                self._cache.move_to_end(k)  # used now
+            else:
+                todo.append(k)
         self.hits += len(idx) - len(todo)
         self.misses += len(todo)
         bs = max(1, int(getattr(self.decoder, "default_batch_size", 8)))
@@ -806,10 +821,10 @@ class Scrubber:
             for start in range(0, len(todo), bs):
                 batch = todo[start : start + bs]
                 for k, image in zip(batch, self._decode(batch)):
-                    got[k] = image
+                    put(k, image)
                     self._store(k, image)
                 bar.update(len(batch))
-        return np.stack([got[k] for k in idx])
+        return out  # type: ignore[return-value]
 
     def cache_info(self) -> dict[str, int]:
         """``{"hits", "misses", "cached", "frames"}``."""

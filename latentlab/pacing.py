@@ -151,9 +151,22 @@ def _clip_angles(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return torch.arccos(cos.clamp(-1.0, 1.0)).numpy()
 
 
+_PIXEL_BLOCK = 1 << 22
+"""Pixel values (of all the pairs in one block) that :func:`_pixel_rms` turns into float64 at a
+time: 4 M values, 32 MB a temporary array."""
+
+
 def _pixel_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    diff = a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0
-    return np.sqrt((diff**2).reshape(diff.shape[0], -1).mean(axis=1))
+    """RMS difference, pixel values in [0, 1], of each pair of frames ``a[k]``, ``b[k]`` (uint8
+    ``(n, H, W, 3)``) -> ``(n,)`` float64; a block of pairs at a time (:data:`_PIXEL_BLOCK`
+    values), so its float64 temporaries stay a few blocks' size: the whole video at once took
+    about 16 times its frames' memory (a thousand 512 px frames, 12 GB)."""
+    per = max(1, _PIXEL_BLOCK // max(1, int(np.prod(a.shape[1:]))))
+    out = np.empty(a.shape[0], np.float64)
+    for s in range(0, a.shape[0], per):
+        diff = a[s : s + per].astype(np.float64) / 255.0 - b[s : s + per].astype(np.float64) / 255.0
+        out[s : s + per] = np.sqrt((diff**2).reshape(diff.shape[0], -1).mean(axis=1))
+    return out
 
 
 def frame_distances(frames: Any, *, metric: str = "clip", encoder: Any = None) -> np.ndarray:

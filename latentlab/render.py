@@ -361,7 +361,8 @@ def sampling_settings(steps: int | None, guidance_scale: float | None, decoder: 
 
 
 def _fingerprint(z: torch.Tensor, settings: dict[str, Any]) -> str:
-    h = hashlib.sha256(z.contiguous().numpy().astype(np.float32).tobytes())
+    # the embeddings' own bytes, hashed where they lie (astype and tobytes made two copies of a long render's)
+    h = hashlib.sha256(np.ascontiguousarray(z.detach().numpy(), np.float32).reshape(-1).view(np.uint8))
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 

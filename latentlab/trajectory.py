@@ -504,23 +504,28 @@ class Trajectory:
         """
         from . import ops
 
-        chunks = []
-        for i, s in enumerate(self.segments):
+        # each segment's frames go into the tensor returned as they are drawn: a list of the segments'
+        # frames, then their concatenation, held a long path's embeddings twice
+        params = [s.params().to(torch.float32) for s in self.segments]
+        out = torch.empty(sum(t.shape[0] for t in params) + 1, self.keyframes.shape[1], dtype=torch.float32)
+        pos = 0
+        for i, (s, t) in enumerate(zip(self.segments, params)):
             a, b = self.keyframes[i : i + 1], self.keyframes[i + 1 : i + 2]
-            t = s.params().to(torch.float32)
             fn = {"slerp": ops.slerp, "nlerp": ops.nlerp, "lerp": ops.lerp}[s.method]
             norm = a.norm(dim=-1, keepdim=True)
             if not bool((t != 0).any()) and (s.method == "lerp" or bool(norm.isfinite().all() and (norm > 0).all())):
                 # it shows only its start keyframe (a cut): no path, whatever the end (a zero or
                 # non-finite start is left to the method, which refuses it as before)
                 # (_unit: a start whose norm overflows or underflows in float32 still gives its direction)
-                chunks.append((a if s.method == "lerp" else ops._unit(a, "a")).expand(t.shape[0], -1))
+                out[pos : pos + t.shape[0]] = (a if s.method == "lerp" else ops._unit(a, "a")).expand(t.shape[0], -1)
+                pos += t.shape[0]
                 continue
             try:
                 self._refuse_antipodal_segment(i, a, b)
-                chunks.append(fn(a, b, t))
+                out[pos : pos + t.shape[0]] = fn(a, b, t)
             except ArgumentError as exc:  # e.g. antipodal keyframes: say which segment, not "rows [0]"
                 raise self._segment_error(i, exc) from None
+            pos += t.shape[0]
         last = self.keyframes[-1:]
         if self.segments[-1].method != "lerp":
             # as the segments normalise their frames: a closing keyframe whose norm overflows (1e20) or
@@ -530,8 +535,8 @@ class Trajectory:
                 last = ops._unit(last[0], "its end keyframe").unsqueeze(0)
             except ArgumentError as exc:
                 raise self._segment_error(len(self.segments) - 1, exc) from None
-        chunks.append(last)
-        return tag(torch.cat(chunks).float(), self.space)
+        out[pos:] = last
+        return tag(out, self.space)
 
     # -- serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -617,7 +622,7 @@ class Trajectory:
         """sha256 of the sampled embeddings and the space: equal paths, equal fingerprints."""
         z = self.embeddings().contiguous()
         h = hashlib.sha256(str(self.space).encode())
-        h.update(z.numpy().tobytes())
+        h.update(z.reshape(-1).view(torch.uint8).numpy())  # (hashed where they lie: tobytes() copied them)
         return h.hexdigest()
 
     def __setstate__(self, state: dict[str, Any]) -> None:

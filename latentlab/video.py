@@ -27,7 +27,7 @@ import os
 import stat
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -102,6 +102,10 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+_CONVERT_BLOCK = 1 << 22
+"""Values of float frames :func:`_to_uint8` converts at a time (4 M: 16 MB a float32 temporary)."""
+
+
 def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
     """Convert one array of any supported dtype to uint8 (values checked, never wrapped)."""
     if a.dtype == np.uint8:
@@ -143,8 +147,15 @@ def _to_uint8(a: np.ndarray, what: str) -> np.ndarray:
             f"{what} is a float array with values in [{lo:.4g}, {hi:.4g}]; float frames "
             f"must be in [0, 1]. Fix: {hint}."
         )
-    a = a.astype(np.float32, copy=False)
-    return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if a.ndim == 0:
+        return np.rint(np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    # a block of frames (rows, for one picture) at a time, straight into the uint8 array returned: the whole
+    # video at once made three float32 copies of it (twice a float32 video's own memory, 8 times the result's)
+    out = np.empty(a.shape, np.uint8)
+    per = max(1, _CONVERT_BLOCK // max(1, int(np.prod(a.shape[1:]))))
+    for s in range(0, a.shape[0], per):
+        out[s : s + per] = np.rint(np.clip(a[s : s + per].astype(np.float32, copy=False), 0.0, 1.0) * 255.0)
+    return out
 
 
 def _shape_fix(shape: tuple[int, ...], *, image: str | None = None, items: str | None = None) -> str:
@@ -195,28 +206,33 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
     if isinstance(frames, (list, tuple)):
         if len(frames) == 0:
             raise ArgumentError(f"{name} is an empty list. Fix: pass at least one frame.")
-        arrays = []
-        for i, f in enumerate(frames):
-            if isinstance(f, (str, os.PathLike)):  # an image file, read as show() and the encoders read it
-                try:
-                    a = load_image(f)
-                except ArgumentError as e:
-                    raise ArgumentError(f"{name}[{i}]: {e}") from None
-            else:
-                a = _to_numpy(f)
-            if a.ndim != 3 or a.shape[-1] != 3:
-                raise ArgumentError(
-                    f"{name}[{i}] has shape {tuple(a.shape)} (dtype {a.dtype}); each frame "
-                    f"must be (H, W, 3) RGB. Fix: {_shape_fix((1, *a.shape), items=name)}."
-                )
-            if arrays and a.shape != arrays[0].shape:
-                raise ArgumentError(
-                    f"{name}[{i}] has shape {tuple(a.shape)} but {name}[0] has "
-                    f"{tuple(arrays[0].shape)}; all frames must share one size. "
-                    "Fix: resize them to a common size first."
-                )
-            arrays.append(_to_uint8(a, f"{name}[{i}]"))
-        out = np.stack(arrays)
+        def converted() -> Iterator[np.ndarray]:
+            first: tuple[int, ...] | None = None
+            for i, f in enumerate(frames):
+                if isinstance(f, (str, os.PathLike)):  # an image file, read as show() and the encoders read it
+                    try:
+                        a = load_image(f)
+                    except ArgumentError as e:
+                        raise ArgumentError(f"{name}[{i}]: {e}") from None
+                else:
+                    a = _to_numpy(f)
+                if a.ndim != 3 or a.shape[-1] != 3:
+                    raise ArgumentError(
+                        f"{name}[{i}] has shape {tuple(a.shape)} (dtype {a.dtype}); each frame "
+                        f"must be (H, W, 3) RGB. Fix: {_shape_fix((1, *a.shape), items=name)}."
+                    )
+                if first is not None and a.shape != first:
+                    raise ArgumentError(
+                        f"{name}[{i}] has shape {tuple(a.shape)} but {name}[0] has "
+                        f"{first}; all frames must share one size. "
+                        "Fix: resize them to a common size first."
+                    )
+                first = tuple(a.shape)
+                yield _to_uint8(a, f"{name}[{i}]")
+
+        # each frame (a file read, a float frame converted) goes into the stack as it comes: a list of them,
+        # then their stack, held thousands of frames read from files twice
+        out = _stacked(converted())
     else:
         a = _to_numpy(frames)
         if a.ndim != 4 or a.shape[-1] != 3:
@@ -1018,6 +1034,22 @@ def _existing_file(path: Any, name: str = "path") -> Path:
     return p
 
 
+def _stacked(frames: Iterable[np.ndarray], shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``np.stack`` of the uint8 ``frames``, all of one shape (``shape`` where given, which also
+    shapes the empty result of no frames), each appended as it comes to one growing buffer that the
+    array returned reads: a list of the frames, then their stack, held a long video twice."""
+    buf = bytearray()
+    for f in frames:
+        if shape is None:
+            shape = f.shape
+        elif f.shape != shape:  # (np.stack's own refusal, as before)
+            raise ValueError("all input arrays must have the same shape")
+        buf += np.ascontiguousarray(f, np.uint8).data
+    if shape is None:
+        raise ValueError("need at least one array to stack")
+    return np.frombuffer(buf, np.uint8).reshape(-1, *shape)
+
+
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
     """Read every frame of the video or animated image at ``path`` as uint8 ``(T, H, W, 3)``
     RGB.
@@ -1048,8 +1080,8 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
         # webp) and clipped a 16-bit png to white, so read_video(x)[0] was not load_image(x)
         try:
             with Image.open(p) as im:
-                return np.stack([np.asarray(_to_rgb(f, repr(str(p)), warn_animated=False), dtype=np.uint8)
-                                 for f in ImageSequence.Iterator(im)])  # fmt: skip
+                return _stacked(np.asarray(_to_rgb(f, repr(str(p)), warn_animated=False), dtype=np.uint8)
+                                for f in ImageSequence.Iterator(im))  # fmt: skip
         except ArgumentError:
             raise
         except Exception as e:  # unreadable / corrupt file (or a tiff's pages of several sizes)
@@ -1069,7 +1101,7 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
         try:
             meta = next(gen)
             w, h = meta["size"]
-            frames = [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
+            frames = _stacked((np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen), (h, w, 3))
         except (OSError, RuntimeError, StopIteration) as e:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             error = " | ".join(lines[-3:]) or type(e).__name__  # skip ffmpeg's banner
@@ -1078,9 +1110,7 @@ def read_video(path: str | os.PathLike[str]) -> np.ndarray:
             del gen
     if error is not None:
         raise ArgumentError(f"cannot read {str(p)!r} as a video: {error}")
-    if not frames:
-        return np.zeros((0, h, w, 3), np.uint8)
-    return np.stack(frames)
+    return frames
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
