@@ -66,6 +66,10 @@ _TRUE = {"1", "on", "yes", "true", "y", "t"}
 # ======================================================================================
 
 
+_CACHE_KEY = re.compile(r"[0-9a-f]{64}")
+"""What :meth:`EmbeddingCache.make_key` returns: a sha256 hex digest."""
+
+
 class EmbeddingCache:
     """A directory of cached embeddings, one small ``.npy`` file (float32, ``(d,)``) per entry
     (``directory``: created on first write).
@@ -144,19 +148,36 @@ class EmbeddingCache:
     @staticmethod
     def make_key(fingerprint: str, kind: str, content: bytes | str | Iterable[bytes]) -> str:
         """sha256 hex digest of ``fingerprint``, ``kind`` and ``content`` (bytes, str or chunks)."""
+        for name, text in (("fingerprint", fingerprint), ("kind", kind)):  # (an int was a raw AttributeError)
+            if not isinstance(text, str):
+                raise ArgumentError(f"{name} must be a string, got {type(text).__name__} {text!r:.60}.")
+            check_text(text, name)
         h = hashlib.sha256()
         h.update(fingerprint.encode("utf-8") + b"\0" + kind.encode("utf-8") + b"\0")
         if isinstance(content, str):
+            check_text(content, "content")
             h.update(content.encode("utf-8"))
         elif isinstance(content, (bytes, bytearray, memoryview)):
             h.update(content)
         else:
-            for chunk in content:
+            try:
+                chunks = iter(content)
+            except TypeError:  # (a raw "'int' object is not iterable")
+                raise ArgumentError(f"content must be bytes, a str or an iterable of bytes chunks, got "
+                                    f"{type(content).__name__} {content!r:.60}.") from None  # fmt: skip
+            for chunk in chunks:
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise ArgumentError(f"content's chunks must be bytes, got {type(chunk).__name__} {chunk!r:.60}.")
                 h.update(chunk)
         return h.hexdigest()
 
     def path(self, key: str) -> Path:
-        """File that holds (or would hold) entry ``key``."""
+        """File that holds (or would hold) entry ``key``, a key :meth:`make_key` made (64 hex
+        digits; another string is an :class:`ArgumentError`: ``"x"`` was stored where ``len``
+        and :meth:`clear` do not look, ``"../../x"`` outside the directory)."""
+        if not isinstance(key, str) or _CACHE_KEY.fullmatch(key) is None:
+            raise ArgumentError(f"key must be a cache key, the 64 hex digits EmbeddingCache.make_key returns, got "
+                                f"{type(key).__name__} {key!r:.80}.")  # fmt: skip
         return self.directory / key[:2] / f"{key}.npy"
 
     # -- access -------------------------------------------------------------------------
@@ -210,7 +231,7 @@ class EmbeddingCache:
                 self._warned = True
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.path(key).is_file()
+        return isinstance(key, str) and _CACHE_KEY.fullmatch(key) is not None and self.path(key).is_file()
 
     def __len__(self) -> int:
         if not self.directory.is_dir():

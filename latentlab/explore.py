@@ -257,8 +257,13 @@ class Neighbours:
         return [(self.labels[j], float(s)) for j, s in zip(self.indices[i], self.scores[i])]
 
     def top(self, i: int = 0) -> str:
-        """The label of the best match of query ``i``."""
-        return self.labels[int(self.indices[i, 0])]
+        """The label of the best match of query ``i`` (an integer in ``[0, n)``, or negative from the
+        end, as :meth:`latentlab.Scrubber.frame` takes a frame index; numpy's raw IndexError otherwise)."""
+        n = len(self)
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not -n <= i < n:
+            raise ArgumentError(f"i must be the index of a query, an integer in [0, {n - 1}] (or negative from the "
+                                f"end), got {i!r}.")  # fmt: skip
+        return self.labels[int(self.indices[int(i), 0])]
 
     def _query_name(self, i: int) -> str:
         return self.query_labels[i] if self.query_labels is not None else f"query {i}"
@@ -980,7 +985,8 @@ def what_changed(
 # ----------------------------------------------------------------------------------
 def _stack_items(x: list | tuple) -> Any:
     """A list of rows as one array: ``(d,)`` / ``(1, d)`` tensors as ``(T, d)`` (keeping their
-    common space tag), ``(H, W, 3)`` frames as ``(T, H, W, 3)``, numbers as ``(T - 1,)``."""
+    common space tag), ``(H, W, 3)`` frames (PIL images of any mode too) as ``(T, H, W, 3)``,
+    numbers as ``(T - 1,)``."""
     if not x:
         raise ArgumentError(
             "x is empty; pass a Trajectory, at least two embeddings (T, d) or frames (T, H, W, 3), "
@@ -995,8 +1001,11 @@ def _stack_items(x: list | tuple) -> Any:
             shapes = sorted({tuple(v.shape) for v in x})
             raise ArgumentError(f"x is a list of tensors of shapes {shapes[:4]} that do not stack ({e}).") from None
         return tag(out, space)
-    try:
-        arr = np.asarray([v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in x])
+    from .video import _to_numpy
+
+    try:  # a PIL image made RGB as write_video and pacing_stats read one (an RGBA, grey or palette frame was refused)
+        arr = np.asarray([v.detach().cpu().numpy() if isinstance(v, torch.Tensor)
+                          else _to_numpy(v) if type(v).__module__.split(".")[0] == "PIL" else v for v in x])  # fmt: skip
     except ValueError:
         raise ArgumentError("x is a list of items of different shapes; give rows of one shape.") from None
     if arr.ndim == 2 and (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):

@@ -57,21 +57,20 @@ def _check_spec(spec: Any, call: str) -> Spec:
 
 
 def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
-    """Resize uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps them.
-    ``frames`` and ``size`` are checked as :func:`latentlab.write_video` checks its own (``size``
-    an integer in [1, 16384]; frames as a list of images, a tensor or floats in [0, 1] too)."""
+    """Resize uint8 frames ``(T, H, W, 3)`` to ``size`` x ``size`` (Lanczos); ``None`` keeps their
+    size. ``frames`` and ``size`` are checked as :func:`latentlab.write_video` checks its own (``size``
+    an integer in [1, 16384]; frames as a list of images, a tensor or floats in [0, 1] too, returned
+    as uint8 ``(T, H, W, 3)`` whatever ``size``; a uint8 array already of that size is returned as it is)."""
     # (one (H, W, 3) image was resized as H frames of one row each; size=0 or "16" raised Pillow's raw
     # errors, size=True made 1 x 1 frames)
     if size is not None and (is_bool(size) or not isinstance(size, (int, np.integer)) or not 1 <= size <= 16384):
         raise ArgumentError(f"size must be None or an integer in [1, 16384] (pixels per side), got {shown(size)}.")
-    if size is None:
-        return frames
     from .video import _as_frames
 
     if not (isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
             and 0 not in frames.shape):  # fmt: skip
-        frames = _as_frames(frames)
-    if frames.shape[1] == size and frames.shape[2] == size:
+        frames = _as_frames(frames)  # (with size=None too: floats of 5.0, or a string, came back unchecked)
+    if size is None or (frames.shape[1] == size and frames.shape[2] == size):
         return frames
     return _resized(frames, int(size), int(size))
 

@@ -308,20 +308,32 @@ class Pacing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Pacing":
-        """Inverse of :meth:`to_dict`: the :class:`Pacing` the record ``d`` describes."""
+        """Inverse of :meth:`to_dict`: the :class:`Pacing` the record ``d`` describes; raises
+        :class:`SpecError` on malformed input (as :meth:`Trajectory.from_dict` does; it was a raw
+        KeyError or TypeError)."""
+        from .errors import SpecError
         from .trajectory import Trajectory
 
-        return cls(
-            trajectory=Trajectory.from_dict(d["trajectory"]),
-            samples=[np.asarray(s, dtype=np.float64) for s in d["samples"]],
-            distances=[np.asarray(x, dtype=np.float64) for x in d["distances"]],
-            metric=d["metric"],
-            lengths=[float(x) for x in d.get("lengths", [])],
-            decodes=int(d.get("decodes", 0)),
-            coarse_stats=dict(d.get("coarse_stats", {})),
-            frame_distances=[np.asarray(x, dtype=np.float64) for x in d.get("frame_distances", [])],
-            frame_stats=dict(d.get("frame_stats", {})),
-        )
+        needed = ("trajectory", "samples", "distances", "metric")
+        if not isinstance(d, dict) or any(k not in d for k in needed):
+            raise SpecError("a pacing record needs 'trajectory', 'samples', 'distances' and 'metric', as "
+                            "Pacing.to_dict() writes them (a render folder's pacing.json).")  # fmt: skip
+        try:
+            return cls(
+                trajectory=Trajectory.from_dict(d["trajectory"]),
+                samples=[np.asarray(s, dtype=np.float64) for s in d["samples"]],
+                distances=[np.asarray(x, dtype=np.float64) for x in d["distances"]],
+                metric=d["metric"],
+                lengths=[float(x) for x in d.get("lengths", [])],
+                decodes=int(d.get("decodes", 0)),
+                coarse_stats=dict(d.get("coarse_stats", {})),
+                frame_distances=[np.asarray(x, dtype=np.float64) for x in d.get("frame_distances", [])],
+                frame_stats=dict(d.get("frame_stats", {})),
+            )
+        except SpecError:  # the trajectory's own, naming its field
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:  # a number that is not one, a list that is not
+            raise SpecError(f"a malformed pacing record ({exc}); pass what Pacing.to_dict() returned.") from None
 
 
 def _split_budget(moving: int, lengths: Sequence[float]) -> list[int]:

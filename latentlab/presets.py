@@ -212,7 +212,8 @@ def load_plugins() -> list[str]:
     the ``"latentlab.presets"`` group names a module (imported: it calls
     :func:`register_preset`, and builders if it brings a new kind) or a function (called
     with no arguments). This is how presets of yours reach the ``latentlab`` command, which
-    runs in a new process; :func:`get_preset` and :func:`list_presets` call it first. A
+    runs in a new process; :func:`list_presets` calls it first, and :func:`get_preset` does
+    for a name not registered yet (a built-in preset's name loads no plugin). A
     plugin that fails to load, or names neither a module nor a function (e.g. a
     :class:`Preset`), is skipped with a warning naming it. Returns the entry points
     loaded (``"name = value"``).

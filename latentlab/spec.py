@@ -849,10 +849,29 @@ class Spec:
             "has none. Use an image keyframe, or a text_diff from the previous keyframe."
         )
 
+    def _prior_not_given_error(self) -> SpecError:
+        """The error for :meth:`resolve` called without a ``prior`` on a spec with a text keyframe:
+        :meth:`no_prior_error` where the preset has no prior; where it has one, the fix is to pass
+        it (the message said that preset, ``mini`` say, had none)."""
+        from .presets import get_preset
+
+        try:
+            has_prior = get_preset(self.preset).prior is not None
+        except ArgumentError:  # a preset not registered here: nothing to say of its prior
+            has_prior = False
+        if not has_prior:
+            return self.no_prior_error()
+        i = next(i for i, kf in enumerate(self.keyframes) if "text" in kf)
+        return SpecError(
+            f"keyframes[{i}] is a text keyframe, which needs a prior, and none was given: pass the preset's, "
+            f"spec.resolve(encoder, prior=ll.create_prior({self.preset!r}))."
+        )
+
     def resolve(self, encoder: Any, prior: Any = None) -> "Trajectory":
         """Encode the keyframes with ``encoder`` and build the :class:`~latentlab.Trajectory`
         they describe; ``prior`` turns ``text`` keyframes into image embeddings (a spec with
-        one and no ``prior`` raises :meth:`no_prior_error`)."""
+        one and no ``prior`` is a :class:`SpecError` naming the keyframe: :meth:`no_prior_error`
+        where the preset has no prior, else one that says to pass it)."""
         import torch
 
         from . import ops
@@ -863,13 +882,13 @@ class Spec:
                 return encoder.encode_image([str(self.resolve_path(item["image"]))])
             return encoder.encode_text([item["text"]])
 
+        if prior is None and self.needs_prior():  # before any keyframe is encoded
+            raise self._prior_not_given_error()
         kfs: list[torch.Tensor] = []
         for i, kf in enumerate(self.keyframes):
             if "image" in kf:
                 z = embed_item(kf)
             elif "text" in kf:
-                if prior is None:
-                    raise self.no_prior_error()
                 seed = int(kf.get("seed", self.seed))
                 if getattr(prior, "needs_texts", False):  # e.g. Karlo/Kandinsky priors read token states
                     z = prior.from_texts([kf["text"]], seed=seed)
