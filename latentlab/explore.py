@@ -75,6 +75,12 @@ def path_embeddings(path: Any, *, name: str = "path") -> torch.Tensor:
     return z
 
 
+def _on_device_of(z: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``z`` on ``other``'s device, its space tag kept: a query or path on a GPU met the encoder's
+    embeddings (on the CPU, as encoders return them) in an error that named neither."""
+    return z if z.device == other.device else tag(z.detach().to(other.device), space_of(z))
+
+
 def same_space(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
     """Raise a :class:`~latentlab.errors.SpaceError` naming ``a_name`` and ``b_name`` when the
     two embedding batches differ in size or carry different CLIP-space tags. A batch whose
@@ -347,7 +353,8 @@ def nearest_neighbours(
         images = [_as_image(im, f"images[{j}]") for j, im in enumerate(images)]
     _check_nonzero(q, "query")
     _check_nonzero(b, "bank")
-    sim = similarity_matrix(q, b).detach().cpu()  # (n, m)
+    # (on the bank's device: a query on another one was refused naming similarity_matrix's a and b)
+    sim = similarity_matrix(_on_device_of(q, b), b).detach().cpu()  # (n, m)
     sim = sim if sim.dtype == torch.float64 else sim.float()  # exact: the same order and scores as in float64
     order = _top_k(sim, min(k, m))
     scores = np.take_along_axis(sim.numpy(), order, axis=1).astype(np.float64)
@@ -410,7 +417,7 @@ def nearest_words(
     if query_labels is not None:
         query_labels = _labels(query_labels, "query_labels", q.shape[0], "query")
     bank = _encode(encoder, "text", [template.format(w) for w in words], progress)
-    return nearest_neighbours(q, bank, k=k, labels=words, query_labels=query_labels)
+    return nearest_neighbours(_on_device_of(q, bank), bank, k=k, labels=words, query_labels=query_labels)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -493,6 +500,8 @@ def nearest_images(
     # as it is read (a folder of 12 MP photos was held whole, 36 MB each, until all were encoded)
     thumbs = [_thumbnail(_pixels(x, f"images[{j}]"), thumbnail) for j, x in enumerate(items)]
     bank = _encode(encoder, "image", [str(x) if isinstance(x, (str, os.PathLike)) else x for x in items], progress)
+    if isinstance(query, torch.Tensor):
+        query = _on_device_of(query, bank)
     return nearest_neighbours(query, bank, k=k, labels=labels, query_labels=query_labels, images=thumbs)
 
 
@@ -581,7 +590,8 @@ class PCA:
                 f"{name} has size {z.shape[1]} but the PCA was fitted on size {self.mean.shape[0]}; "
                 "use embeddings of the same encoder."
             )
-        return z.to(torch.float64)
+        # on the PCA's device (one fitted on a GPU's embeddings met CPU ones, or the reverse, with a raw error)
+        return z.to(self.mean.device, torch.float64)
 
     def _check_k(self, k: Any) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.rank:
@@ -677,7 +687,7 @@ def fit_pca(embeddings: Any, *, center: bool = True) -> PCA:
         raise ArgumentError(f"fit_pca needs at least two embeddings, got {tuple(z.shape)}.")
     _check_nonzero(z, "embeddings")
     x = _unit_rows(z.to(torch.float64))
-    mean = x.mean(dim=0) if center else torch.zeros(x.shape[1], dtype=torch.float64)
+    mean = x.mean(dim=0) if center else x.new_zeros(x.shape[1])  # (on x's device: a CPU zero met CUDA rows)
     xc = x - mean
     _, s, vh = torch.linalg.svd(xc, full_matrices=False)
     # singular values below the input's own rounding level are numerical noise, not directions: rounding
@@ -802,7 +812,8 @@ def pca_probe(
             raise ArgumentError(f"basis must hold at least two embeddings to fit the PCA on, got shape {tuple(b.shape)}.")
         pca, n_basis = fit_pca(b, center=center), b.shape[0]
     ks = _check_ks(ks, pca.rank, n_basis if center else None)
-    rows = [zz.float() if k is None else pca.reconstruct(zz, k) for k in ks]
+    # on z's device (a PCA or basis on a GPU with z on the CPU, or the reverse, met in a raw device error)
+    rows = [zz.float() if k is None else pca.reconstruct(zz, k).to(zz.device) for k in ks]
     emb = tag(torch.cat(rows), z_space or pca.space)
     if progress is None:
         progress = len(ks) > max(1, int(getattr(decoder, "default_batch_size", 8)))
@@ -976,7 +987,7 @@ def what_changed(
     if z.shape[0] < 2:
         raise ArgumentError(f"the path needs at least two frames to change, got {z.shape[0]}.")
     text = _encode(encoder, "text", [template.format(w) for w in words], progress)
-    sim = similarity_matrix(z, text).detach().double().cpu().numpy()
+    sim = similarity_matrix(_on_device_of(z, text), text).detach().double().cpu().numpy()
     return WordChanges([str(w) for w in words], sim)
 
 

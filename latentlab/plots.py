@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .errors import ArgumentError, check_int, is_finite_real
-from .explore import PCA, WordChanges, consecutive_distances, fit_pca, path_embeddings, same_space
+from .explore import PCA, WordChanges, _on_device_of, consecutive_distances, fit_pca, path_embeddings, same_space
 
 __all__ = [
     "plot_similarity_matrix",
@@ -197,7 +197,7 @@ def plot_similarity_matrix(
         raise ArgumentError(f"cmap={cmap!r} is not a matplotlib colormap. Fix: e.g. cmap='viridis' or 'magma'.") from None
     za, zb = path_embeddings(a, name="a"), path_embeddings(b, name="b")
     same_space(za, "a", zb, "b")
-    s = similarity_matrix(za, zb).double().numpy()
+    s = similarity_matrix(za, _on_device_of(zb, za)).double().cpu().numpy()  # (on a GPU: .numpy() refused them)
     n, m = s.shape
     rows = [_short(r) for r in _labels(row_labels, n, "row_labels", "#", "row of a")]
     cols = [_short(c) for c in _labels(col_labels, m, "col_labels", "#", "row of b")]
@@ -353,7 +353,8 @@ def plot_similarity(
     # checked here, so that the error names this plot's arguments, not similarity_matrix's a and b
     _check_nonzero(z, "path")
     _check_nonzero(refs, "references")
-    s = similarity_matrix(z, refs).double().numpy()  # (T, K)
+    # (T, K), on the CPU (on a GPU, .numpy() refused them; references on another device were named a and b)
+    s = similarity_matrix(z, _on_device_of(refs, z)).double().cpu().numpy()
     made = ax is None
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])
@@ -439,6 +440,9 @@ def plot_pca_map(
     names = _labels(path_labels, len(zs), "path_labels", "", "path") if path_labels is not None else [
         f"path {i + 1}" for i in range(len(zs))
     ]
+    first = zs[0] if zs else pts  # paths and points on one device (torch.cat of a GPU's and the CPU's raised a raw error)
+    zs = [_on_device_of(z, first) for z in zs]
+    pts = _on_device_of(pts, first) if pts is not None else None
     named = [(z, f"path[{i}]" if len(zs) > 1 else "path") for i, z in enumerate(zs)] + ([(pts, "points")] if pts is not None else [])
     for z, name in named[1:]:
         same_space(named[0][0], named[0][1], z, name)
@@ -466,7 +470,7 @@ def plot_pca_map(
     ax.pca = pca
     ratio = pca.explained_ratio
     if pts is not None:
-        xy = pca.project(pts, 2).numpy()
+        xy = pca.project(pts, 2).cpu().numpy()  # (a PCA or embeddings on a GPU: .numpy() refused them)
         if images is not None:
             from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -483,7 +487,7 @@ def plot_pca_map(
     cmaps = ["viridis", "plasma", "cividis", "magma"]
     had = set(ax.get_legend_handles_labels()[1])  # a second call on the same ax adds no second start/end entry
     for i, (p, z) in enumerate(zip(paths, zs)):
-        xy = pca.project(z, 2).numpy()
+        xy = pca.project(z, 2).cpu().numpy()
         cmap = cmaps[i % len(cmaps)]
         segs = np.stack([xy[:-1], xy[1:]], axis=1)
         lc = LineCollection(segs, cmap=cmap, linewidths=2.5, zorder=4)

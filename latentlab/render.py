@@ -139,6 +139,9 @@ def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> to
             raise ArgumentError(f"slerp_noise needs {name} as a float torch tensor (a noise, e.g. from make_noise), got {got}.")
     if a.shape != b.shape:
         raise ArgumentError(f"slerp_noise needs a and b of one shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+    if a.device != b.device:  # (as latentlab.slerp refuses them; torch's own error came from deep inside)
+        raise ArgumentError(f"slerp_noise needs a and b on one device, got {a.device} and {b.device}; "
+                            "move them first, e.g. b.to(a.device).")  # fmt: skip
     # a list or numpy array of parameters is the (n,) it reads as (a list [0.0, 0.5] gave one noise, t[0]'s,
     # a string or None raised a raw error, NaN gave NaN noise, a (2, 2) tensor 4 noises)
     tt = t if isinstance(t, torch.Tensor) else None
@@ -156,7 +159,7 @@ def slerp_noise(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> to
             f"t must be a finite number or a 1-D list / tensor of them (the path parameters, 0 at a, 1 at b), got {got}."
         )
     scalar = tt.ndim == 0
-    tt = tt.to(torch.float64).reshape(-1, 1)
+    tt = tt.to(a.device, torch.float64).reshape(-1, 1)  # (on a's device: CUDA noise met CPU parameters, a raw error)
     af, bf = a.reshape(1, -1).double(), b.reshape(1, -1).double()
     na, nb = af.norm(), bf.norm()
     ua, ub = af / na.clamp_min(1e-12), bf / nb.clamp_min(1e-12)

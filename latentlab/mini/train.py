@@ -2148,7 +2148,7 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit(143 if terminated else 130) from None
             except KeyboardInterrupt:  # outside a stage's steps: loading, building the cache, its last save
                 state = out / st / "state.pt"
-                where = (f"with its checkpoint at step {torch.load(state, weights_only=True)['step']} in {out / st}"
+                where = (f"with its checkpoint at step {_state_file_step(state)} in {out / st}"
                          if st != "cache" and state.is_file() else "before its first checkpoint")  # fmt: skip
                 resume = any((out / s / "state.pt").is_file() for s in stages if s != "cache")
                 print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: {st} stopped {where}; go on with "
