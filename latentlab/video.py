@@ -1036,18 +1036,27 @@ def _existing_file(path: Any, name: str = "path") -> Path:
 
 def _stacked(frames: Iterable[np.ndarray], shape: tuple[int, ...] | None = None) -> np.ndarray:
     """``np.stack`` of the uint8 ``frames``, all of one shape (``shape`` where given, which also
-    shapes the empty result of no frames), each appended as it comes to one growing buffer that the
-    array returned reads: a list of the frames, then their stack, held a long video twice."""
-    buf = bytearray()
+    shapes the empty result of no frames), each copied as it comes into one growing array (an eighth
+    more each time it is full, then cut to its size: the array returned owns exactly its frames'
+    bytes, as np.stack's did): a list of the frames, then their stack, held a long video twice.
+    (A bytearray's buffer kept its growth slack, up to an eighth of the video, for the array's life,
+    and the array did not own its data: ``arr.resize`` refused it.)"""
+    buf = np.empty(0, np.uint8)
+    n = count = 0
     for f in frames:
         if shape is None:
             shape = f.shape
         elif f.shape != shape:  # (np.stack's own refusal, as before)
             raise ValueError("all input arrays must have the same shape")
-        buf += np.ascontiguousarray(f, np.uint8).data
+        size = int(np.prod(shape))
+        if n + size > buf.size:  # (realloc: large blocks grow in place, without a second copy)
+            buf.resize(max(n + size, buf.size + buf.size // 8), refcheck=False)
+        buf[n : n + size].reshape(shape)[...] = f
+        n, count = n + size, count + 1
     if shape is None:
         raise ValueError("need at least one array to stack")
-    return np.frombuffer(buf, np.uint8).reshape(-1, *shape)
+    buf.resize((count, *shape), refcheck=False)  # (the growth slack given back)
+    return buf
 
 
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
