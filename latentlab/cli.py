@@ -88,7 +88,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
                    "another folder than a spec's also puts the video beside it, not at the spec's output")  # fmt: skip
     o.add_argument("-o", "--output", default=None,
                    help="video file (default <out-dir>.<format>); an existing file is replaced only if this render wrote it")  # fmt: skip
-    o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None, help=f"video format (default {video[0]})")
+    o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None,
+                   help=f"video format (default {video[0]}); a gif holds every frame again at a third of their memory "
+                   "while it is written, a webp at about twice theirs: for a long render, write mp4")  # fmt: skip
     o.add_argument("--fps", type=float, default=None, help=f"frames per second (default {video[1]})")
     o.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE for the video")
     o.add_argument("--hold-first", type=int, default=None, help="extra frames showing the first frame")

@@ -1425,7 +1425,9 @@ def contact_sheet(
     With ``n`` shown frames, ``c`` columns, ``r = ceil(n / c)`` rows and ``L`` the label
     strip height (0 without labels) the sheet is uint8
     ``(r * (H + L) + (r + 1) * pad, c * W + (c + 1) * pad, 3)``; tile ``(i, j)`` starts
-    at ``(pad + i * (H + L + pad), pad + j * (W + pad))``.
+    at ``(pad + i * (H + L + pad), pad + j * (W + pad))``. A sheet of more pixels than
+    Pillow opens without a warning (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million: e.g. all
+    of 400 frames of 512 px) is made with a ``UserWarning`` that says so: pass ``max_frames``.
 
     >>> import numpy as np
     >>> contact_sheet(np.zeros((10, 8, 8, 3), np.uint8), columns=3, max_frames=6, pad=1).shape
@@ -1496,6 +1498,16 @@ def contact_sheet(
                           "labels in another script, or draw the sheet's labels yourself.", UserWarning, stacklevel=2)  # fmt: skip
 
     shape = (rows * (H + L) + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3)
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS  # (None: the user lifted Pillow's check)
+    if limit is not None and shape[0] * shape[1] > limit:  # 5,000 frames of 512 px: 36k px square, not reopened
+        warnings.warn(
+            f"the contact sheet of {n} frames is {shape[1]} x {shape[0]} pixels, more than Pillow opens without a "
+            f"DecompressionBombWarning (PIL.Image.MAX_IMAGE_PIXELS = {limit}; twice that, it and ll.load_image refuse "
+            "to open it) and more than a viewer shows. Fix: show fewer frames, e.g. max_frames=64.",
+            UserWarning, stacklevel=2,
+        )
     try:
         sheet = np.empty(shape, np.uint8)
     except (ValueError, MemoryError, OverflowError):  # (pad=10**9: numpy's raw "array is too big")
