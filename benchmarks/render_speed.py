@@ -229,19 +229,21 @@ def trajectory(dec: Any, frames: int, seed: int) -> torch.Tensor:
 # -- the columns ---------------------------------------------------------------------------------
 
 
+# each given the device: without it, torch syncs, resets and reads the current device (cuda:0),
+# so --device cuda:1 timed kernels it had not waited for and reported cuda:0's peak memory
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def _reset_peak(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def _peak_gb(device: str) -> float | None:
-    return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.startswith("cuda") else None
 
 
 def _to_uint8(images: Any) -> np.ndarray:

@@ -743,6 +743,11 @@ def _resolve_device(device: object) -> torch.device:
         raise ArgumentError(f"device={device!r} holds no weights, so nothing could be computed; use 'cpu' or 'cuda'.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ArgumentError(f"device={device!r} but CUDA is not available on this machine; use device='cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        # (refused only by torch's raw "invalid device ordinal", once the weights had been read)
+        n = torch.cuda.device_count()
+        raise ArgumentError(f"device={device!r} but this machine has {n} CUDA GPU(s) (cuda:0 to cuda:{n - 1}); pick "
+                            "one of those, or use device='cpu'.")  # fmt: skip
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ArgumentError(f"device={device!r} but MPS is not available on this machine; use device='cpu'.")
     return dev

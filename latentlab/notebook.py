@@ -771,13 +771,20 @@ class Scrubber:
             self._cache.move_to_end(k)
             return self._cache[k]
         self.misses += 1
-        image = self._decode([k])[0]
+        try:
+            image = self._decode([k])[0]
+        except Exception as exc:  # out of memory: a LatentlabError with the fixes, as render's (not torch's raw one)
+            from .render import _halved_after_oom
+
+            _halved_after_oom(exc, 1, "rendering a single frame")
+            raise
         self._store(k, image)
         return image
 
     def frames(self, indices: Sequence[int] | None = None, *, progress: bool | None = None) -> np.ndarray:
         """Frames ``indices`` (default: all) as uint8 ``(n, H, W, 3)``; missing ones are
-        rendered in batches of the decoder's batch size. All are returned whatever the
+        rendered in batches of the decoder's batch size (a batch that does not fit in memory
+        is retried halved, as :func:`~latentlab.render` does). All are returned whatever the
         ``cache_size``; the cache keeps the most recently used of them. ``progress``: a tqdm
         bar over the frames rendered; ``None`` (default): one when they take more than one batch."""
         from ._bars import progress_bar
@@ -817,13 +824,22 @@ class Scrubber:
         bs = max(1, int(getattr(self.decoder, "default_batch_size", 8)))
         if progress is None:
             progress = len(todo) > bs
+        from .render import _halved_after_oom
+
         with progress_bar(progress, total=len(todo), desc="rendering", unit="frame") as bar:
-            for start in range(0, len(todo), bs):
+            start = 0
+            while start < len(todo):
                 batch = todo[start : start + bs]
-                for k, image in zip(batch, self._decode(batch)):
+                try:
+                    images = self._decode(batch)
+                except Exception as exc:  # a batch that does not fit in memory is retried halved, as render does
+                    bs = _halved_after_oom(exc, len(batch), "rendering a single frame")  # (a raw torch OOM before)
+                    continue
+                for k, image in zip(batch, images):
                     put(k, image)
                     self._store(k, image)
                 bar.update(len(batch))
+                start += len(batch)
         return out  # type: ignore[return-value]
 
     def cache_info(self) -> dict[str, int]:

@@ -119,7 +119,7 @@ def test_trajectory_fingerprint_is_the_old_digest():
 
 
 def test_virtual_cuda_exits_its_mode_when_an_assertion_fails_inside():
-    from test_virtual_cuda import virtual_cuda
+    from virtual_cuda import virtual_cuda
 
     before = torch._C._len_torch_function_stack()
     with pytest.raises(AssertionError), virtual_cuda():

@@ -1,122 +1,19 @@
-"""Code paths that only run on a GPU, checked on this CPU-only machine under a virtual CUDA device.
-
-``virtual_cuda()`` makes tensors that say they are on ``cuda:0`` (their data stays on the CPU):
-``t.to("cuda")`` makes one, ops on them give them, and as on a real GPU an op that mixes one
-with a CPU tensor of one or more dimensions raises, and so does ``.numpy()``; ``.cpu()`` (or
-``.to("cpu")``) brings one back. latentlab's operators (which a GPU test checks on CUDA) pass
-under it, so what fails under it is what would fail on a GPU.
-"""
+"""Code paths that only run on a GPU, checked on this CPU-only machine under a virtual CUDA device
+(tests/virtual_cuda.py: latentlab's operators, which a GPU test checks on CUDA, pass under it, so
+what fails under it is what would fail on a GPU)."""
 
 from __future__ import annotations
-
-import contextlib
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.overrides import TorchFunctionMode
 
 from latentlab.errors import ArgumentError
 from latentlab.space import tag
-
-_CUDA = torch.device("cuda", 0)
-_NO_DEVICE_CHECK = {"__getitem__", "__setitem__", "__repr__", "__format__", "__len__", "__bool__", "item", "tolist",
-                    "__float__", "__int__", "__index__", "dim", "size", "numel", "__iter__", "unbind", "__hash__",
-                    "requires_grad_", "_has_compatible_shallow_copy_type", "__set__"}  # fmt: skip
-
-
-class _OnDevice(torch.Tensor):
-    """A tensor that says it is on cuda:0 (see :func:`virtual_cuda`)."""
-
-
-def _tensors(x, out):
-    if isinstance(x, torch.Tensor):
-        out.append(x)
-    elif isinstance(x, (list, tuple)):
-        for y in x:
-            _tensors(y, out)
-    elif isinstance(x, dict):
-        for y in x.values():
-            _tensors(y, out)
-    return out
-
-
-def _on(o):
-    if isinstance(o, torch.Tensor):
-        return o if isinstance(o, _OnDevice) else o.as_subclass(_OnDevice)
-    if isinstance(o, tuple) and hasattr(o, "_fields"):
-        return type(o)(*[_on(x) for x in o])
-    if isinstance(o, (tuple, list)):
-        return type(o)(_on(x) for x in o)
-    return o
-
-
-def _off(o):
-    return o.as_subclass(torch.Tensor) if isinstance(o, _OnDevice) else o
-
-
-def _cuda(d) -> bool:
-    try:
-        return d is not None and not isinstance(d, (bool, torch.dtype)) and torch.device(d).type == "cuda"
-    except (RuntimeError, TypeError):
-        return False
-
-
-class _VirtualCuda(TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        name = getattr(func, "__name__", "")
-        ts = _tensors(args, []) + _tensors(kwargs, [])
-        on = any(isinstance(t, _OnDevice) for t in ts)
-        attr = getattr(getattr(func, "__self__", None), "__name__", "")
-        if name == "__get__" and attr == "device":
-            return _CUDA if isinstance(args[0], _OnDevice) else func(*args, **kwargs)
-        if name == "__get__" and attr == "is_cuda":
-            return isinstance(args[0], _OnDevice)
-        if name == "__get__":
-            out = func(*args, **kwargs)
-            return _on(out) if on and isinstance(out, torch.Tensor) else out
-        if name == "numpy" and on:
-            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
-                            "to host memory first.")  # fmt: skip
-        if name == "cpu":
-            return _off(func(*args, **kwargs))
-        if name == "to":
-            rest, target = list(args[1:]), kwargs.get("device")
-            for i, a in enumerate(rest):
-                if isinstance(a, (str, torch.device)):
-                    target, rest[i] = a, "cpu"
-                elif isinstance(a, torch.Tensor):
-                    target, rest[i] = (_CUDA if isinstance(a, _OnDevice) else "cpu"), a.dtype
-            if "device" in kwargs:
-                kwargs["device"] = "cpu"
-            out = func(args[0], *rest, **kwargs)
-            if target is None:
-                return _on(out) if on else out
-            return _on(out) if _cuda(target) else _off(out)
-        if _cuda(kwargs.get("device")):  # a factory asked for the GPU
-            g = kwargs.get("generator")
-            if g is not None and g.device.type == "cpu":
-                raise RuntimeError("Expected a 'cuda' device type for generator but found 'cpu'")
-            kwargs["device"] = "cpu"
-            return _on(func(*args, **kwargs))
-        if on and name not in _NO_DEVICE_CHECK:
-            for t in ts:
-                if not isinstance(t, _OnDevice) and t.ndim > 0:
-                    raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two "
-                                       f"devices, cuda:0 and cpu! ({name})")  # fmt: skip
-        out = func(*args, **kwargs)
-        keep = {"tolist", "item", "__bool__", "__float__", "__int__", "__index__", "__len__", "dim", "numel", "size",
-                "__repr__", "__format__", "__hash__"}  # fmt: skip
-        return _on(out) if on and name not in keep else out
-
-
-@contextlib.contextmanager
-def virtual_cuda():
-    with _VirtualCuda():
-        yield
+from virtual_cuda import CUDA as _CUDA
+from virtual_cuda import virtual_cuda
 
 
 def _unit(n: int, d: int, seed: int) -> torch.Tensor:

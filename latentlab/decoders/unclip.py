@@ -112,6 +112,11 @@ def _as_device(device: torch.device | str) -> torch.device:
         raise ArgumentError(f"device {device!r} is not a torch device ({exc}); use 'cpu', 'cuda' or 'cuda:1'.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ArgumentError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        # (refused only by torch's raw "invalid device ordinal", once the pipeline had been read)
+        n = torch.cuda.device_count()
+        raise ArgumentError(f"device {device!r} was asked for but this machine has {n} CUDA GPU(s) (cuda:0 to "
+                            f"cuda:{n - 1}); pick one of those, or use device='cpu'.")  # fmt: skip
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ArgumentError(f"device {device!r} was asked for but MPS is not available here; use device='cpu'.")
     return dev

@@ -514,7 +514,8 @@ def sample_decoder(
     re-derived from it (``use_clipped_model_output``), the convention that
     :func:`~latentlab.mini.runtime.ddim_invert` inverts exactly.
 
-    Returns images (b,3,H,W) in [-1, 1] (float32, on ``noise``'s device). Differentiable
+    Returns images (b,3,H,W) in [-1, 1], in ``noise``'s dtype (float16 noise for a float16
+    ``net`` gives float16 images) and on its device. Differentiable
     (``MiniDecoder`` refines inverted noise through it); callers that only sample wrap it in
     ``torch.inference_mode()``.
     """
