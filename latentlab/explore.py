@@ -1075,7 +1075,7 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
     if isinstance(x, Trajectory) or (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
         z = path_embeddings(x, name="x")
         _check_nonzero(z, "x")  # no direction: an angle to it is made up (similarity_matrix refuses it too)
-        z = _unit_rows(z.double())
+        z = _unit_rows(z.detach().cpu().double())  # (returned as numpy: float64 on the CPU, which MPS lacks)
         if z.shape[0] < 2:
             raise ArgumentError(
                 f"need at least two embeddings to measure steps, got {z.shape[0]}. "

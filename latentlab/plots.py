@@ -197,7 +197,7 @@ def plot_similarity_matrix(
         raise ArgumentError(f"cmap={cmap!r} is not a matplotlib colormap. Fix: e.g. cmap='viridis' or 'magma'.") from None
     za, zb = path_embeddings(a, name="a"), path_embeddings(b, name="b")
     same_space(za, "a", zb, "b")
-    s = similarity_matrix(za, _on_device_of(zb, za)).double().cpu().numpy()  # (on a GPU: .numpy() refused them)
+    s = similarity_matrix(za, _on_device_of(zb, za)).cpu().double().numpy()  # (GPU: .numpy() refused; MPS: no float64)
     n, m = s.shape
     rows = [_short(r) for r in _labels(row_labels, n, "row_labels", "#", "row of a")]
     cols = [_short(c) for c in _labels(col_labels, m, "col_labels", "#", "row of b")]
@@ -354,7 +354,7 @@ def plot_similarity(
     _check_nonzero(z, "path")
     _check_nonzero(refs, "references")
     # (T, K), on the CPU (on a GPU, .numpy() refused them; references on another device were named a and b)
-    s = similarity_matrix(z, _on_device_of(refs, z)).double().cpu().numpy()
+    s = similarity_matrix(z, _on_device_of(refs, z)).cpu().double().numpy()  # (float64 on the CPU: MPS has none)
     made = ax is None
     ax = _axes(ax, (7, 3.5))
     x = np.arange(z.shape[0])

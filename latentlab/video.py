@@ -1482,7 +1482,7 @@ def contact_sheet(
     fitted: list[tuple[list[str], int]] = []
     L = 0
     if texts is not None:
-        from PIL import Image, ImageDraw
+        from PIL import ImageDraw  # (Image: imported below, for the size check too)
 
         def extent(size: int, wide: bool = False) -> tuple[int, int]:
             top, bottom = _label_font(size, wide).getbbox("Ag")[1::2]
