@@ -3,7 +3,6 @@ no_grad / inference_mode, the global RNGs. Every test restores each global it ch
 
 from __future__ import annotations
 
-import contextlib
 import random
 
 import numpy as np
@@ -13,17 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FakeDecoder, default_dtype, red_square, tiny_mini_decoder, unit_rows
-
-
-@contextlib.contextmanager
-def grad_disabled():
-    """``torch.set_grad_enabled(False)`` for the whole session, as a notebook's first cell sets it; restored after."""
-    old = torch.is_grad_enabled()
-    torch.set_grad_enabled(False)
-    try:
-        yield
-    finally:
-        torch.set_grad_enabled(old)
 
 
 # -- torch.set_default_dtype(torch.float64) ------------------------------------------------------
@@ -127,7 +115,7 @@ def test_refined_inversion_runs_under_a_callers_no_grad(mode):
     dec = tiny_mini_decoder()
     im, z = red_square(), unit_rows(1, 16, 6)
     want = dec.invert(im, z, steps=2, refine=1, progress=False)
-    ctx = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode, "set_grad_enabled(False)": grad_disabled}[mode]
+    ctx = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode, "set_grad_enabled(False)": lambda: torch.set_grad_enabled(False)}[mode]  # (a restoring context manager too)
     with ctx():
         got = dec.invert(im, z, steps=2, refine=1, progress=False)
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
