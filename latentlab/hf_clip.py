@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .encoders import EmbeddingCache, Encoder, _file_stat, hub_cache_dir
+from .encoders import EmbeddingCache, Encoder, _file_stat, _resolve_device, hub_cache_dir
 from .errors import ArgumentError, ModelNotAvailableError, SpecError, as_path_text, check_bool, check_int, check_seed, user_path
 from .presets import register_encoder_builder
 
@@ -79,23 +79,10 @@ def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 def as_device(device: torch.device | str) -> torch.device:
-    """A validated torch device; CUDA/MPS only when present (never chosen silently)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ArgumentError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:1'.") from None
-    if dev.type == "meta":  # (moving a model there drops its weights)
-        raise ArgumentError(f"device {device!r} holds no weights, so nothing could be computed; use 'cpu' or 'cuda'.")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ArgumentError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu'.")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        # (refused only by torch's raw "invalid device ordinal", once the weights had been read)
-        n = torch.cuda.device_count()
-        raise ArgumentError(f"device {device!r} was asked for but this machine has {n} CUDA GPU(s) (cuda:0 to "
-                            f"cuda:{n - 1}); pick one of those, or use device='cpu'.")  # fmt: skip
-    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ArgumentError(f"device {device!r} was asked for but MPS is not available here; use device='cpu'.")
-    return dev
+    """A validated torch device; CUDA/MPS only when present (never chosen silently). One check for
+    every model (:func:`latentlab.encoders._resolve_device`): 'meta', a missing CUDA or MPS, and a
+    GPU index the machine does not have are refused before any weights are read."""
+    return _resolve_device(device)
 
 
 def warn_half_on_cpu(device: torch.device, dtype: torch.dtype, what: str) -> None:

@@ -108,25 +108,24 @@ def _one_gpu(monkeypatch):
 
 
 @pytest.mark.parametrize("part", ["encoder tiny", "encoder mini", "decoder tiny", "decoder mini", "prior mini",
-                                  "hf_clip", "unclip"])  # fmt: skip
+                                  "hf_clip"])  # fmt: skip
 def test_a_gpu_index_past_the_machines_is_refused_by_name_before_loading(monkeypatch, part):
     """device='cuda:1' on a machine with one GPU: the weights were read (minutes for a real
     preset), then moving them raised torch's raw "invalid device ordinal" (here: "Found no NVIDIA
     driver"); now an ArgumentError naming the device and the GPUs there are, before any loading."""
     import latentlab as ll
-    from latentlab.decoders.unclip import _as_device
     from latentlab.errors import ArgumentError
     from latentlab.hf_clip import as_device
 
     _one_gpu(monkeypatch)
     kind, _, preset = part.partition(" ")
     make = {"encoder": ll.create_encoder, "decoder": ll.create_decoder, "prior": getattr(ll, "create_prior", None),
-            "hf_clip": as_device, "unclip": _as_device}[kind]  # fmt: skip
+            "hf_clip": as_device}[kind]  # fmt: skip
     with pytest.raises(ArgumentError, match=r"'cuda:1'.* 1 CUDA GPU\(s\) \(cuda:0 to cuda:0\)") as e:
         make(preset, device="cuda:1") if preset else make("cuda:1")
     assert "or use --device cpu." in ll.cli._flag_advice(str(e.value))  # (said as the flag on the command line)
     assert ll.encoders._resolve_device("cuda:0") == torch.device("cuda", 0)  # (the GPU there is, and "cuda", pass)
-    assert as_device("cuda") == _as_device("cuda") == torch.device("cuda")
+    assert as_device("cuda") == torch.device("cuda")
 
 
 # -- the scrubber on a GPU that a batch does not fit ------------------------------------------

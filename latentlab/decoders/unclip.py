@@ -50,6 +50,7 @@ from ..errors import (
     user_path,
 )
 from ..hf_clip import (
+    as_device,
     check_local_folder,
     check_tokenizer,
     diffusers_dtype_key,
@@ -103,23 +104,6 @@ def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
             f"dtype {dtype!r} is not understood; use torch.float32 (default), torch.float16 or torch.bfloat16."
         )
     return _DTYPES[key]
-
-
-def _as_device(device: torch.device | str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ArgumentError(f"device {device!r} is not a torch device ({exc}); use 'cpu', 'cuda' or 'cuda:1'.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ArgumentError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu'.")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        # (refused only by torch's raw "invalid device ordinal", once the pipeline had been read)
-        n = torch.cuda.device_count()
-        raise ArgumentError(f"device {device!r} was asked for but this machine has {n} CUDA GPU(s) (cuda:0 to "
-                            f"cuda:{n - 1}); pick one of those, or use device='cpu'.")  # fmt: skip
-    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ArgumentError(f"device {device!r} was asked for but MPS is not available here; use device='cpu'.")
-    return dev
 
 
 # -- samplers and speed levers shared by the diffusers decoders ---------------------------------
@@ -591,7 +575,7 @@ class StableUnCLIPDecoder(Decoder):
         # checked, not converted: int(64.5) drew 64 px frames, int("x") was a raw ValueError
         self.dim = check_int(dim, "dim", minimum=1)
         self.resolution = check_int(resolution, "resolution")
-        self.device = _as_device(device)
+        self.device = as_device(device)
         self.dtype = _as_dtype(dtype)
         # refused here, before set_scheduler gives the pipeline another scheduler (it was replaced first)
         self.cpu_offload = checked_cpu_offload(cpu_offload, self.device)
@@ -951,7 +935,7 @@ class StableUnCLIPDecoder(Decoder):
         ...     space="laion2b/ViT-H-14", dim=1024, resolution=768, embed_scale=20.0,
         ...     device="cuda", dtype=torch.float16)
         """
-        dev = _as_device(device)
+        dev = as_device(device)
         dt = _as_dtype(dtype)
         checked_cpu_offload(cpu_offload, dev)  # before loading the weights, not after
         src = as_path_text(repo_or_dir, "repo_or_dir", "a folder path or a Hugging Face repo id")
