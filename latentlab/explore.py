@@ -1014,9 +1014,8 @@ def _stack_items(x: list | tuple) -> Any:
         return tag(out, space)
     from .video import _to_numpy
 
-    try:  # a PIL image made RGB as write_video and pacing_stats read one (an RGBA, grey or palette frame was refused)
-        arr = np.asarray([v.detach().cpu().numpy() if isinstance(v, torch.Tensor)
-                          else _to_numpy(v) if type(v).__module__.split(".")[0] == "PIL" else v for v in x])  # fmt: skip
+    try:  # (_to_numpy: a PIL image made RGB as write_video and pacing_stats read one; an RGBA, grey or palette frame was refused)
+        arr = np.asarray([_to_numpy(v) for v in x])
     except ValueError:
         raise ArgumentError("x is a list of items of different shapes; give rows of one shape.") from None
     if arr.ndim == 2 and (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
