@@ -473,8 +473,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__}); "
                      "use --device cpu")  # fmt: skip
         if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-            ap.error(f"--device {args.device}: torch sees {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0 to "
-                     f"cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+            n = torch.cuda.device_count()
+            ap.error(f"--device {args.device}: torch sees {n} CUDA GPU(s) here (cuda:0 to cuda:{n - 1})" if n else
+                     f"--device {args.device}: torch reports CUDA available with no GPU (check CUDA_VISIBLE_DEVICES); "
+                     "use --device cpu")  # fmt: skip
     for flag, k in (("--steps", args.steps), ("--rec-steps", args.rec_steps)):  # every model's sampler: 1000 timesteps
         if k is not None and k > MAX_STEPS:
             ap.error(f"{flag} must be at most {MAX_STEPS} (the samplers' training timesteps), got {k}")

@@ -746,8 +746,9 @@ def _resolve_device(device: object) -> torch.device:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         # (refused only by torch's raw "invalid device ordinal", once the weights had been read)
         n = torch.cuda.device_count()
-        raise ArgumentError(f"device={device!r} but this machine has {n} CUDA GPU(s) (cuda:0 to cuda:{n - 1}); pick "
-                            "one of those, or use device='cpu'.")  # fmt: skip
+        there = f"has {n} CUDA GPU(s) (cuda:0 to cuda:{n - 1}); pick one of those, or" if n else \
+            "reports CUDA available with no GPU (check CUDA_VISIBLE_DEVICES);"
+        raise ArgumentError(f"device={device!r} but this machine {there} use device='cpu'.")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ArgumentError(f"device={device!r} but MPS is not available on this machine; use device='cpu'.")
     return dev

@@ -1202,6 +1202,9 @@ def test_render_speed_refuses_a_gpu_index_torch_does_not_see(capsys, monkeypatch
     monkeypatch.setattr(mod, "build_decoder", lambda *a, **k: pytest.fail("built a model before refusing"))
     why = _usage_error(mod, ["--model", "tiny", "--device", "cuda:1", "--frames", "2", "--steps", "1"], capsys)
     assert "--device cuda:1: torch sees 1 CUDA GPU(s) here (cuda:0 to cuda:0)" in why
+    monkeypatch.setattr(mod.torch.cuda, "device_count", lambda: 0)  # (CUDA "available", no GPU: said in words)
+    why = _usage_error(mod, ["--model", "tiny", "--device", "cuda:0", "--frames", "2", "--steps", "1"], capsys)
+    assert "torch reports CUDA available with no GPU (check CUDA_VISIBLE_DEVICES); use --device cpu" in why
 
 
 def test_render_speed_checks_each_samplers_step_limit_before_any_column(monkeypatch):

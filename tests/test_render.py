@@ -775,6 +775,26 @@ def test_an_out_of_memory_batch_is_halved_and_a_single_frame_says_the_fixes():
         _halved_after_oom(other, 4, "rendering a single frame")
 
 
+def test_a_halved_retry_empties_the_cache_of_every_accelerator_here(monkeypatch):
+    """Only CUDA's cache was emptied after an out-of-memory error; on a Mac (MPS) or an Intel
+    GPU (XPU) the failed batch's blocks stayed cached for the halved retry."""
+    from latentlab.render import _halved_after_oom
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append("mps"))
+    monkeypatch.setattr(torch.xpu, "is_available", lambda: True)
+    monkeypatch.setattr(torch.xpu, "empty_cache", lambda: emptied.append("xpu"))
+    assert _halved_after_oom(torch.OutOfMemoryError("MPS backend out of memory"), 4, "rendering a single frame") == 2
+    assert emptied == ["mps", "xpu"]
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.xpu, "is_available", lambda: False)
+    emptied.clear()
+    assert _halved_after_oom(torch.OutOfMemoryError("out of memory"), 4, "rendering a single frame") == 2
+    assert emptied == []  # (the CPU: nothing to empty)
+
+
 def test_tqdm_disable_turns_the_bars_off_for_a_batch_log(tmp_path):
     """Every bar passed disable=not progress, an explicit False that overrode tqdm's own
     TQDM_DISABLE=1, so a batch job could not keep the bars out of its log but by passing

@@ -128,6 +128,21 @@ def test_a_gpu_index_past_the_machines_is_refused_by_name_before_loading(monkeyp
     assert as_device("cuda") == torch.device("cuda")
 
 
+def test_a_gpu_index_with_cuda_available_but_no_gpu_is_said_in_words(monkeypatch):
+    """torch can say CUDA is available and count no device (a CUDA_VISIBLE_DEVICES that names
+    none); the refusal read 'this machine has 0 CUDA GPU(s) (cuda:0 to cuda:-1)'."""
+    import latentlab as ll
+    from latentlab.errors import ArgumentError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ArgumentError, match=r"reports CUDA available with no GPU \(check CUDA_VISIBLE_DEVICES\); use "
+                                            r"device='cpu'\.$") as e:  # fmt: skip
+        ll.encoders._resolve_device("cuda:0")
+    assert "cuda:-1" not in str(e.value)
+    assert ll.cli._flag_advice(str(e.value)).endswith("use --device cpu.")  # (said as the flag on the command line)
+
+
 # -- the scrubber on a GPU that a batch does not fit ------------------------------------------
 
 
