@@ -512,7 +512,8 @@ def generate(
             docs/mini.md; Karlo with DDIM and Stable unCLIP do, as their text-to-image
             pipelines do; Kandinsky does not);
             ``True``: require it; ``False``: draw from the embeddings alone, as a render does.
-        batch_size: pictures per decoder call.
+        batch_size: pictures per decoder call. A call that runs out of accelerator memory is
+            retried in halves (and the rest of the run decodes at that size), as ``render`` does.
         progress: a tqdm progress bar over the batches; ``None`` (default): one when there is
             more than one batch (``n > batch_size``).
 
@@ -574,11 +575,14 @@ def generate(
                                    module if isinstance(module, str) else "<string>",  # (as warnings.warn names it)
                                    where.setdefault("__warningregistry__", {}), where)  # fmt: skip
 
+    from .render import _halved_after_oom
+
     outer = _HELD_CUTS.get()
     try:  # (set inside the try, put back with set: a Ctrl-C just after set returns leaves nothing held)
         _HELD_CUTS.set(say_cut)
         z_text = None if texts else encoder.encode_text([prompt])
         starts = range(0, n, batch_size)
+        per_call = batch_size  # pictures a decoder call; halved for good once one runs out of memory
         if progress:
             from tqdm.auto import tqdm
 
@@ -590,10 +594,19 @@ def generate(
                 z = torch.cat([prior.from_texts([prompt], seed=s, num_samples=1) for s in seeds])
             else:
                 z = torch.cat([prior(z_text, seed=s, num_samples=1) for s in seeds])
-            z = tag(z, getattr(prior, "space", None))
             noise = make_noise(tuple(decoder.noise_shape()), seeds)
-            kw = {"captions": [prompt] * len(seeds)} if captions else {}
-            out.append(decoder.decode(z, noise, seeds=seeds, steps=steps, guidance_scale=guidance_scale, **kw))
+            b = 0
+            while b < len(seeds):  # (in parts of per_call, halved after running out of memory, as render does)
+                part = seeds[b : b + per_call]
+                zs = tag(z[b : b + len(part)], getattr(prior, "space", None))
+                kw = {"captions": [prompt] * len(part)} if captions else {}
+                try:
+                    out.append(decoder.decode(zs, noise[b : b + len(part)], seeds=part, steps=steps,
+                                              guidance_scale=guidance_scale, **kw))  # fmt: skip
+                except Exception as exc:
+                    per_call = _halved_after_oom(exc, len(part), "generating a single picture")
+                    continue
+                b += len(part)
     finally:
         _HELD_CUTS.set(outer)
     return np.concatenate(out)

@@ -1942,6 +1942,33 @@ def test_consecutive_distances_checks_metric_whatever_it_measures(metric):
     assert ll.consecutive_distances(grey_frames(3), metric="pixel").shape == (2,)
 
 
+def test_generate_retries_a_batch_that_runs_out_of_memory_halved(tiny_encoder, monkeypatch):
+    """ll.generate passed torch's raw out-of-memory error on (the command line said to lower
+    --batch-size), where render and variations retry the batch halved; now the same pictures as
+    batches that fit, and a single picture that does not fit says the fixes."""
+    from latentlab.errors import LatentlabError
+
+    prior = ll.create_prior("tiny")
+    dec = ll.create_decoder("tiny")
+    want = ll.generate(tiny_encoder, prior, dec, "a cat", n=3, batch_size=1, steps=1)
+    assert dec.reads_captions  # (so generate gives it the prompt: _decode_captioned draws)
+    decode, sizes = dec._decode_captioned, []
+
+    def fits_one(embeddings, noise, captions, **kw):
+        sizes.append(embeddings.shape[0])
+        if embeddings.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return decode(embeddings, noise, captions, **kw)
+
+    monkeypatch.setattr(dec, "_decode_captioned", fits_one)
+    np.testing.assert_array_equal(ll.generate(tiny_encoder, prior, dec, "a cat", n=3, batch_size=4, steps=1), want)
+    assert sizes == [3, 1, 1, 1]  # (halved once: the rest at that size)
+    monkeypatch.setattr(dec, "_decode_captioned",
+                        lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))  # fmt: skip
+    with pytest.raises(LatentlabError, match=r"out of memory generating a single picture\..*cpu_offload=True"):
+        ll.generate(tiny_encoder, prior, dec, "a cat", n=1, steps=1)
+
+
 def test_generate_takes_numpy_bools_for_captions(tiny_encoder, tiny_decoder):
     prior = ll.create_prior("tiny")
 
