@@ -15,8 +15,11 @@ missing, :class:`~latentlab.errors.ModelNotAvailableError` says how to train and
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
+import threading
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,7 +28,7 @@ import torch
 
 from ..decoders.base import PRIOR_OVERFLOW, Decoder, nonfinite_rows, refuse_nonfinite_pixels
 from ..errors import ArgumentError, ModelNotAvailableError, check_int, check_number, is_bool, is_finite_real, shown, user_path
-from ..presets import _DECODER_CLASSES, register_decoder_builder, register_prior_builder
+from ..presets import _BUILDING, _DECODER_CLASSES, register_decoder_builder, register_prior_builder
 from .models import (
     SPACE,
     MiniDecoderNet,
@@ -64,6 +67,33 @@ UPSCALER_FILE = "mini_upscaler.safetensors"
 EXPERT_FILE = "mini_expert.safetensors"  # optional layout expert (train --stage expert)
 MAX_RESOLUTION = 16384  # the largest frame side a MiniDecoder takes (as video.py's size= allows)
 
+_FROZEN_GUARD = threading.Lock()
+_FROZEN: weakref.WeakKeyDictionary[torch.nn.Module, list[Any]] = weakref.WeakKeyDictionary()  # net -> [blocks, params]
+
+
+@contextlib.contextmanager
+def _weights_frozen(net: torch.nn.Module) -> Any:
+    """Run the block with ``net``'s trainable weights set ``requires_grad=False`` (gradients
+    through the net to its input only), restored after it. Blocks overlapping in several threads
+    (refines sharing one decoder) share one freeze, undone when the last ends: each thread's own
+    undid it under the others, whose refines then computed and kept (``.grad``) the weights' gradients."""
+    with _FROZEN_GUARD:
+        entry = _FROZEN.get(net)
+        if entry is None:
+            params = [p for p in net.parameters() if p.requires_grad]
+            for p in params:
+                p.requires_grad_(False)
+            entry = _FROZEN[net] = [0, params]
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _FROZEN_GUARD:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _FROZEN[net]
+                for p in entry[1]:
+                    p.requires_grad_(True)
 
 
 
@@ -613,10 +643,7 @@ class MiniDecoder(Decoder):
         # float32 whatever torch's default dtype (float64 failed the bookkeeping with a raw "Index put requires ...")
         best_err = torch.full((len(x),), float("inf"), device=self.device, dtype=torch.float32)
         self._check_refinable()  # (invert checked it before the first image's inversion)
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
-        try:
+        with _weights_frozen(self.net):  # (shared with the refines of other threads using this net)
             for i in range(iterations + 1):
                 with torch.enable_grad():
                     img = sample_decoder(self.net, z, x.to(self.dtype), steps=steps, guidance_scale=guidance_scale)
@@ -634,9 +661,6 @@ class MiniDecoder(Decoder):
                     x.mul_(radius / x.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape))
                 if on_step is not None:
                     on_step()
-        finally:
-            for p in params:
-                p.requires_grad_(True)
         return best.cpu()
 
     @torch.inference_mode(False)  # (weights converted under a caller's inference_mode() could no longer refine)
@@ -716,29 +740,36 @@ class CaptionStates:
         self.device = _check_dtype_device(device, None)[0]
         self._clip: tuple[Any, Any] | None = None
 
+    def _load_clip(self) -> tuple[Any, Any]:
+        from .models import _cause, _damaged, create_clip
+
+        fix = ("pass the folder written by `python -m latentlab.mini.export --to DIR` (it holds the CLIP "
+               "the decoder was trained with), or reinstall latentlab for the shipped one")  # fmt: skip
+        if not self.clip_file.is_file():  # (open_clip raised a raw RuntimeError "not a known tag")
+            raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r}, whose text tower reads the "
+                                         f"captions, is not there; {fix}.")  # fmt: skip
+        try:
+            with torch.random.fork_rng(devices=[]):  # built at the first captioned decode: leave the user's torch RNG
+                model, _, tokenizer = create_clip(self.clip_file, device=self.device)  # (its weights replace the init)
+        except Exception as exc:  # a raw SafetensorError / state dict mismatch, naming no file
+            if not _damaged(exc):
+                raise
+            raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r} cannot be read: {_cause(exc)}. "
+                                         f"It is incomplete, damaged or not the mini CLIP; {fix}.") from None  # fmt: skip
+        return model, tokenizer
+
     def __call__(self, captions: list[str], *, stacklevel: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
         """The token states and mask of ``captions``. ``stacklevel``: the frame the warning of a cut
         caption names, as :func:`warnings.warn` counts from this call (2: its caller; the mini
         decoder passes 4, naming the caller of ``decode``)."""
-        from .models import create_clip, text_token_states
+        from .models import text_token_states
 
         if self._clip is None:
-            from .models import _cause, _damaged
-
-            fix = ("pass the folder written by `python -m latentlab.mini.export --to DIR` (it holds the CLIP "
-                   "the decoder was trained with), or reinstall latentlab for the shipped one")  # fmt: skip
-            if not self.clip_file.is_file():  # (open_clip raised a raw RuntimeError "not a known tag")
-                raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r}, whose text tower reads the "
-                                             f"captions, is not there; {fix}.")  # fmt: skip
-            try:
-                with torch.random.fork_rng(devices=[]):  # built at the first captioned decode: leave the user's torch RNG
-                    model, _, tokenizer = create_clip(self.clip_file, device=self.device)  # (its weights replace the init)
-            except Exception as exc:  # a raw SafetensorError / state dict mismatch, naming no file
-                if not _damaged(exc):
-                    raise
-                raise ModelNotAvailableError(f"the mini CLIP {str(self.clip_file)!r} cannot be read: {_cause(exc)}. "
-                                             f"It is incomplete, damaged or not the mini CLIP; {fix}.") from None  # fmt: skip
-            self._clip = (model, tokenizer)
+            # loaded once, as create_* load (one model at a time): two threads' first captioned decodes each
+            # built the CLIP, at once through open_clip's registry
+            with _BUILDING:
+                if self._clip is None:
+                    self._clip = self._load_clip()
         model, tokenizer = self._clip
         from ..encoders import _warn_truncated
 
