@@ -971,6 +971,34 @@ def test_the_most_steps_follow_the_timestep_spacing():
     assert max_sampler_steps(PNDMScheduler(steps_offset=1)) == 999
 
 
+def test_the_steps_scan_leaves_the_process_warning_filters_alone():
+    """The scan hid its probe's warnings with warnings.catch_warnings + 'ignore', whose filters
+    are the whole process's: a thread whose own catch_warnings block overlapped it restored that
+    'ignore' for good, silencing every warning after. It changes no filter now, and raises none
+    of the thousand numpy warnings it hid (DPM-Solver++ and Euler), even where they are errors."""
+    import warnings
+
+    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    from latentlab.decoders.unclip import _max_steps_scan
+
+    for cls, most in ((DPMSolverMultistepScheduler, 998), (EulerDiscreteScheduler, 999)):
+        probe = cls(timestep_spacing="leading", steps_offset=1)
+        seen = []
+        set_timesteps = probe.set_timesteps
+
+        def spying(n, *a, _set=set_timesteps, **k):
+            seen.append(list(warnings.filters))
+            return _set(n, *a, **k)
+
+        probe.set_timesteps = spying
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (a probe's warning would end the scan early, as a refusal)
+            outside = list(warnings.filters)
+            assert _max_steps_scan(probe) == most
+        assert len(seen) == most + 1 and all(f == outside for f in seen)
+
+
 def test_guidance_below_one_is_no_guidance_here_as_documented(dec):
     """Stable unCLIP (as every diffusers decoder) guides only when guidance_scale > 1, so 0 and
     0.5 draw what 1 draws; mini reads 0 as the unconditional picture. Documented now in

@@ -231,24 +231,34 @@ def _max_steps_scan(probe: Any) -> int:
     the first that starts at or past the training timesteps; a count ``set_timesteps``
     refuses after one it took ends the range too. Counts refused before any is taken (PNDM
     refuses 1 step) are skipped; a scheduler refusing every count: its training timesteps."""
-    import warnings
-
     n_train = int(probe.config.num_train_timesteps)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a probe's (e.g. numpy deprecation) warnings, a thousand times
-        ok = 0  # the largest count that worked so far
-        for n in range(1, n_train + 1):
-            try:
-                probe.set_timesteps(n)
-                first = int(probe.timesteps[0])
-            except Exception:  # noqa: BLE001  (the decode would fail there with diffusers' own error)
-                if ok:
-                    return ok
-                continue  # a sampler that refuses the fewest counts (PNDM: 1 step) may take the next
-            ok = n
-            if first >= n_train:
-                return n - 1
+    # no warnings.catch_warnings here: its filters are the whole process's, so a thread's block
+    # overlapping the scan could keep its "ignore" for good. The thousand warnings it hid (numpy 2
+    # asking torch's __array__ for copy=, in DPM-Solver++'s and Euler's set_timesteps) are not raised
+    if isinstance(getattr(probe, "alphas_cumprod", None), torch.Tensor):
+        probe.alphas_cumprod = probe.alphas_cumprod.as_subclass(_CopyKeywordTensor)
+    ok = 0  # the largest count that worked so far
+    for n in range(1, n_train + 1):
+        try:
+            probe.set_timesteps(n)
+            first = int(probe.timesteps[0])
+        except Exception:  # noqa: BLE001  (the decode would fail there with diffusers' own error)
+            if ok:
+                return ok
+            continue  # a sampler that refuses the fewest counts (PNDM: 1 step) may take the next
+        ok = n
+        if first >= n_train:
+            return n - 1
     return n_train
+
+
+class _CopyKeywordTensor(torch.Tensor):
+    """A tensor whose ``__array__`` takes numpy 2's ``copy`` keyword (torch's does not, so numpy
+    warns at each conversion); the same values and torch ops otherwise."""
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = super().__array__(dtype)
+        return out.copy() if copy else out
 
 
 def scheduler_inverts(options: dict[str, Any], names: tuple[str, ...], unset: bool | None = None) -> bool | None:
