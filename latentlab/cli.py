@@ -35,9 +35,14 @@ interruption and it resumes where it stopped.
 """
 
 
-def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str, str] = ("mp4", "24")) -> None:
+def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str, str] = ("mp4", "24"),
+            spec: bool = False) -> None:  # fmt: skip
     """The options every rendering verb shares; ``frames=False`` (variations) leaves out the path
-    and noise options, ``video`` is the (format, fps) the verb defaults to."""
+    and noise options, ``video`` is the (format, fps) the verb defaults to; ``spec=True`` (render):
+    a spec's own format and fps come before those defaults."""
+    # (render's help said "default mp4" where a spec's format, or its output's suffix, wins)
+    fmt_default = f"{video[0]}, unless the spec gives a format, or an output file's suffix" if spec else video[0]
+    fps_default = f"{video[1]}, unless the spec gives one" if spec else video[1]
     g = p.add_argument_group("model and sampling")
     g.add_argument("--preset", default=None, help="model preset (see `latentlab presets`); default: mini")
     g.add_argument("--seed", type=int, default=None, help="seed of the starting noise (default 0)")
@@ -89,9 +94,9 @@ def _common(p: argparse.ArgumentParser, *, frames: bool = True, video: tuple[str
     o.add_argument("-o", "--output", default=None,
                    help="video file (default <out-dir>.<format>); an existing file is replaced only if this render wrote it")  # fmt: skip
     o.add_argument("--format", choices=("mp4", "gif", "webp"), default=None,
-                   help=f"video format (default {video[0]}); a gif holds every frame again at a third of their memory "
+                   help=f"video format (default {fmt_default}); a gif holds every frame again at a third of their memory "
                    "while it is written, a webp at about twice theirs: for a long render, write mp4")  # fmt: skip
-    o.add_argument("--fps", type=float, default=None, help=f"frames per second (default {video[1]})")
+    o.add_argument("--fps", type=float, default=None, help=f"frames per second (default {fps_default})")
     o.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE for the video")
     o.add_argument("--hold-first", type=int, default=None, help="extra frames showing the first frame")
     o.add_argument("--hold-last", type=int, default=None, help="extra frames showing the last frame")
@@ -274,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Options given here replace the spec's fields; an interrupted render resumes when run again.",
     )
     p.add_argument("spec", help="path of the spec file")
-    _common(p)
+    _common(p, spec=True)
     return parser
 
 
@@ -1113,6 +1118,9 @@ _ADVICE_AS_FLAGS = (
     ("overwrite=True (CLI: --overwrite)", "--overwrite"),
     ("(CLI: --out-dir or --name)", "(--out-dir or --name)"),
     ("(output=, CLI: -o)", "(-o)"),
+    # (a sheet of generate or variations shows every picture, and no flag sets max_frames)
+    ("Fix: show fewer frames, e.g. max_frames=64.",
+     "Fix: ask for fewer pictures (-n) or smaller ones (--size): the sheet shows every picture."),
 )
 
 

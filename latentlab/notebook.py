@@ -344,7 +344,9 @@ def show_video(
             one size), or the path of an mp4 / webm / gif / webp file
             (shown as it is: ``fps``, ``format``, ``pingpong`` and the holds apply to frames
             only and are refused with a path; read it with :func:`latentlab.read_video` to
-            change them).
+            change them), or a :class:`~latentlab.RenderResult`: its video file, or, with
+            ``fps``, ``format``, ``pingpong`` or a hold, its frames (at its spec's fps unless
+            ``fps`` is given).
         fps: frames per second (frames only; default 12).
         format: ``"gif"``, ``"webp"`` or ``"mp4"`` (a leading dot is dropped, as in
             :func:`latentlab.write_video`); by default gif for frames up to 256 px (sharp
@@ -370,6 +372,14 @@ def show_video(
 
     _check_max_embed_mb(max_embed_mb)
     _check_caption(caption)  # before the frames are encoded, not after
+    from .jobs import RenderResult
+
+    if isinstance(frames, RenderResult):  # (refused as "shape ()": what render_spec returns, shown as show() shows it)
+        if fps is None and format is None and not (pingpong or hold_first or hold_last):
+            frames = frames.video  # its video file, as it is
+        else:  # its frames, made into a video with these settings (at the spec's fps unless fps is given)
+            fps = frames.spec.fps if fps is None and getattr(frames.spec, "fps", None) is not None else fps
+            frames = frames.frames
     if isinstance(frames, (str, os.PathLike)):
         from .video import _existing_file
 

@@ -324,7 +324,9 @@ def _toml(data: dict[str, Any]) -> str:
 
 
 def dump_file(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` to ``path`` as JSON or TOML (by its suffix), atomically; returns the path."""
+    """Write the dict ``data`` to ``path`` as JSON or TOML (by its suffix), atomically; returns the
+    path. Anything but a dict is an :class:`ArgumentError`: :func:`load_file` reads back only a
+    table/object."""
     return _file_writer(data, path)()
 
 
@@ -355,6 +357,9 @@ def _file_writer(data: dict[str, Any], path: str | os.PathLike) -> Any:
     anything: a function that then writes it (atomically) and returns the path. (The CLI checks
     its ``--save-spec`` before any work, and writes it once the render's own checks pass.)"""
     p = user_path(path)  # "~/specs/a.toml" as a shell reads it, as Spec.save resolves it
+    if not isinstance(data, dict):  # (a list was written as JSON that load_file refuses, and TOML's writer raised raw)
+        raise ArgumentError(f"data must be a dict (a spec file holds a table/object at the top level), got "
+                            f"{type(data).__name__} {data!r:.60}. Fix: pass a dict, e.g. spec.to_dict().")  # fmt: skip
     suffix = p.suffix.lower()
     if suffix == ".json":
         try:

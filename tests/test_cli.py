@@ -2248,3 +2248,41 @@ def test_generate_seed_out_of_range_states_the_range_it_takes(tmp_path, monkeypa
     assert "--seed must be in [-2**63, 2**63 - 1]" in err and "[-2**63, 2**63 - N)" not in err
     with pytest.raises(pytest.fail.Exception, match="a model was loaded"):  # the bound it states is taken
         main(["generate", "a cat", "-n", "8", "--seed", str(2**63 - 8), "--preset", "tiny", "-q"])
+
+
+# -- the contact sheet's advice on the command line ---------------------------------------------
+
+
+def test_contact_sheet_warning_on_the_command_line_names_what_it_can_change(monkeypatch):
+    """The warning named max_frames, which generate and variations on the command line cannot
+    pass (their sheets show every picture): the CLI says -n and --size; Python keeps max_frames."""
+    from PIL import Image
+
+    import latentlab as ll
+    from latentlab.cli import _flag_advice
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    with pytest.warns(UserWarning, match="max_frames=64") as record:
+        ll.contact_sheet(np.zeros((9, 16, 16, 3), np.uint8))
+    said = _flag_advice(str(record[0].message))
+    assert "max_frames" not in said and "(-n)" in said and "--size" in said
+
+
+# -- render --help ------------------------------------------------------------------------------
+
+
+def test_render_help_says_a_specs_format_and_fps_come_first(capsys):
+    """`latentlab render --help` said "(default mp4)" and "(default 24)", where a spec's format (or
+    its output file's suffix) and fps win; the verbs without a spec keep their plain defaults."""
+    from latentlab.cli import main
+
+    def helptext(verb):
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    text = helptext("render")
+    assert "(default mp4, unless the spec gives a format, or an output file's suffix)" in text
+    assert "(default 24, unless the spec gives one)" in text
+    edit = helptext("variations")
+    assert "video format (default gif);" in edit and "(default 2)" in edit

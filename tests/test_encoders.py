@@ -1820,3 +1820,25 @@ def test_empty_cache_directory_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ArgumentError, match=r"EmbeddingCache directory is empty"):
         create_encoder("tiny", cache="")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- EmbeddingCache.make_key --------------------------------------------------------------------
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(st.text(max_size=40), st.text(min_size=1, max_size=10))
+def test_make_key_of_a_caption_is_unchanged(caption, kind):
+    """A caption's key is the sha256 of fingerprint, kind and its UTF-8 bytes, as existing caches
+    were written: a change to make_key must keep them hitting."""
+    from latentlab.encoders import EmbeddingCache
+
+    want = hashlib.sha256(b"fp\0" + kind.encode() + b"\0" + caption.encode("utf-8")).hexdigest()
+    assert EmbeddingCache.make_key("fp", kind, caption) == want
+
+
+def test_make_key_still_refuses_a_caption_that_is_not_text():
+    from latentlab.encoders import EmbeddingCache
+    from latentlab.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"content .*holds '\\udce9', which is not text"):
+        EmbeddingCache.make_key("fp", "text", "caf\udce9")

@@ -1991,3 +1991,39 @@ def test_pca_probe_names_ks_given_as_a_0d_array():
     with pytest.raises(ArgumentError, match=r"ks must be a sequence .* ks=\(2,\)"):
         ll.pca_probe(z[:1], FakeDecoder(), z, ks=np.array(2))  # 'iteration over a 0-d array'
     assert ll.pca_probe(z[:1], FakeDecoder(), z, ks=np.array([2])).ks == [2]
+
+
+# -- show_video of a RenderResult ---------------------------------------------------------------
+
+
+def _result(tmp_path):
+    import latentlab as ll
+    from latentlab.jobs import RenderResult
+
+    frames = np.stack([np.full((8, 8, 3), 40 * k, np.uint8) for k in range(4)])
+    video = ll.write_video(frames, tmp_path / "r.gif", fps=4)
+    spec = ll.load_spec({"preset": "tiny", "fps": 6, "keyframes": [{"text": "a"}, {"text": "b"}]})
+    return RenderResult(frames=frames, out_dir=tmp_path / "r", video=video, contact_sheet=video, spec=spec,
+                        trajectory=None)  # fmt: skip
+
+
+def test_show_video_of_a_render_result_shows_its_video(tmp_path):
+    """What render_spec returns was refused as 'frames has shape () (dtype object)', though ll.show
+    takes it: its video file, as it is."""
+    import latentlab as ll
+
+    r = _result(tmp_path)
+    view = ll.show_video(r)
+    assert view.path == r.video and view.data == r.video.read_bytes()
+
+
+def test_show_video_of_a_render_result_with_frame_options_uses_its_frames(tmp_path):
+    """fps, format, pingpong or a hold (refused with a file) make a video of its frames, at the
+    spec's fps unless fps is given."""
+    import latentlab as ll
+
+    r = _result(tmp_path)
+    want = ll.show_video(r.frames, fps=6, pingpong=True)
+    got = ll.show_video(r, pingpong=True)
+    assert got.path is None and got.data == want.data
+    assert ll.show_video(r, fps=3).data == ll.show_video(r.frames, fps=3).data

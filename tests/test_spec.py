@@ -1875,3 +1875,29 @@ def test_an_overwrite_stopped_while_pacing_leaves_the_folders_render_resumable(t
     assert json.loads((out / "keyframes.json").read_text())["fingerprint"] == done.trajectory.fingerprint()
     with pytest.raises(ArgumentError, match="different render"):
         ll.render_spec(a, out_dir=out, progress=False, encoder=enc, decoder=dec)
+
+
+# -- spec.dump_file ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+@pytest.mark.parametrize("data", [[1, 2], "x", 3, None])
+def test_dump_file_refuses_data_a_spec_file_cannot_be_read_back_as(tmp_path, suffix, data):
+    """A list (or any non-dict) was written as JSON that load_file then refuses ("must hold a
+    table/object at the top level"), and as TOML raised a raw AttributeError: an ArgumentError
+    naming data, and no file."""
+    from latentlab.errors import ArgumentError
+    from latentlab.spec import dump_file
+
+    target = tmp_path / f"s{suffix}"
+    with pytest.raises(ArgumentError, match=r"data must be a dict .*Fix: pass a dict"):
+        dump_file(data, target)
+    assert not target.exists()
+
+
+def test_dump_file_of_a_dict_reads_back_the_same(tmp_path):
+    from latentlab.spec import dump_file, load_file
+
+    data = {"preset": "tiny", "fps": 12, "keyframes": [{"text": "a"}, {"text": "b"}]}
+    for suffix in (".json", ".toml"):
+        assert load_file(dump_file(data, tmp_path / f"s{suffix}")) == data
