@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from ._atomic import remove_temps, write_whole
-from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, check_text, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, ModelNotAvailableError, SpecError, as_path_text, check_seed, check_text, from_an_import, url_hint, user_path
 from .presets import Preset, register_encoder_builder
 from .space import normalize, tag
 
@@ -1484,6 +1484,8 @@ def _load_open_clip(
     except LatentlabError:
         raise
     except Exception as exc:
+        if from_an_import(exc):  # a package open_clip needs (safetensors, torchvision, ...) is missing or broken:
+            raise  # its own error, not "the file does not match this architecture, or is corrupt"
         if is_hub and "Required pretrained weights" in str(exc):
             raise ModelNotAvailableError(
                 f"open_clip found the config of {model_name!r} but no weights file to load (it would have built the "
@@ -1543,6 +1545,8 @@ def _load_open_clip(
         with quiet_open_clip():
             tokenizer = open_clip.get_tokenizer(oc_name, cache_dir=hub)
     except Exception as exc:
+        if from_an_import(exc):  # (transformers or tokenizers missing or broken: not "run once with internet access")
+            raise
         raise ModelNotAvailableError(
             f"the tokenizer of open_clip model {model_name!r} could not be loaded ({type(exc).__name__}: {exc}). "
             "Its files may need downloading: run once with internet access."

@@ -70,6 +70,28 @@ def os_error_text(exc: OSError, again: str) -> str:
     return f"{exc.strerror or exc}{where}{fix}."
 
 
+def from_an_import(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a package that failed to import, not from the file or model being
+    loaded: an ImportError, or any error raised while a module's top level ran (a torchvision built
+    for another torch raises a RuntimeError or an OSError as it loads), itself or in the errors it was
+    raised from (diffusers and transformers wrap a lazy import's failure in a RuntimeError "Failed to
+    import ..."). Such an error keeps its own message: said as a damaged or missing file, its fix was
+    wrong (download again, export again)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ImportError):
+            return True
+        tb = e.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name == "<module>":
+                return True
+            tb = tb.tb_next
+        e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
+    return False
+
+
 def run_reporting_errors(main: Callable[[], object]) -> None:
     """Run a ``python -m`` entry point: a :class:`LatentlabError`, or an ``OSError`` the system
     raised (a full disk, a folder that went away), is printed as one line ``error: ...`` with

@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .encoders import EmbeddingCache, Encoder, _file_stat, _resolve_device, hub_cache_dir
-from .errors import ArgumentError, ModelNotAvailableError, SpecError, as_path_text, check_bool, check_int, check_seed, user_path
+from .errors import ArgumentError, ModelNotAvailableError, SpecError, as_path_text, check_bool, check_int, check_seed, from_an_import, user_path
 from .presets import register_encoder_builder
 
 __all__ = ["HFCLIPEncoder", "HFCLIPTowers", "tiny_hf_clip_towers", "hub_source"]
@@ -210,7 +210,11 @@ def diffusers_dtype_key() -> str:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (raised by a ``from_pretrained``) means "the files are not here"."""
+    """Whether ``exc`` (raised by a ``from_pretrained``) means "the files are not here"; not so a
+    package that fails to import as the model's classes load (a torchvision built for another torch
+    raises an OSError as it loads: it was said as files to download again)."""
+    if from_an_import(exc):
+        return False
     if isinstance(exc, (OSError, ConnectionError, TimeoutError)):
         return True
     try:

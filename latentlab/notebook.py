@@ -641,7 +641,8 @@ class Scrubber:
     so scrubbing previews the video you would render. Rendered frames stay in an in-memory cache (least recently
     used out first when ``cache_size`` is set). Displaying the scrubber shows a play
     button, the slider, the frame and its label (``ipywidgets``); without ipywidgets it shows
-    a static contact sheet of ``static_frames`` frames and a hint how to get the slider.
+    a static contact sheet of ``static_frames`` frames and a hint how to get the slider. A
+    terminal IPython, which can show neither, prints what the scrubber is and renders nothing.
 
     ipywidgets keeps displayed widgets for the whole session, so the slider holds the scrubber
     only weakly: the cell that shows it (or builds its :attr:`widget`) holds it until that cell
@@ -934,6 +935,16 @@ class Scrubber:
                     caption=f"static view: {len(idx)} of {self.num_frames} frames; for the slider, {WIDGETS_HINT}")  # fmt: skip
 
     def _ipython_display_(self) -> None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            get_ipython = None
+        shell = get_ipython() if get_ipython is not None else None
+        if shell is not None and getattr(shell, "kernel", None) is None:
+            # a terminal IPython: no front end draws a slider or a picture there; it printed a widget's
+            # repr, or rendered static_frames frames for a text line that said to install ipywidgets
+            print(repr(self))
+            return
         wdg = self.widget
         if wdg is not None:
             _hold_while_shown(self)

@@ -204,6 +204,7 @@ def register_preset(preset: Preset, *, overwrite: bool = False) -> Preset:
 
 PLUGIN_GROUP = "latentlab.presets"
 _plugins_loaded: list[str] | None = None
+_plugin_failures: list[str] = []  # each plugin that failed to load, and why, for get_preset's error
 _PLUGINS_LOADING = threading.RLock()  # another thread waits for them (it got "unknown preset" meanwhile)
 
 
@@ -223,11 +224,11 @@ def load_plugins() -> list[str]:
         [project.entry-points."latentlab.presets"]
         my-models = "my_package.latentlab_presets"
     """
-    global _plugins_loaded
+    global _plugins_loaded, _plugin_failures
     with _PLUGINS_LOADING:  # (re-entrant: a plugin asking for a preset while it loads gets what is loaded so far)
         if _plugins_loaded is not None:
             return list(_plugins_loaded)
-        _plugins_loaded = []
+        _plugins_loaded, _plugin_failures = [], []
         import importlib.metadata
         import types
         import warnings
@@ -243,6 +244,8 @@ def load_plugins() -> list[str]:
             except Exception as exc:  # one broken plugin must not take the others (or the command) down
                 warnings.warn(f"latentlab plugin {ep.name!r} ({ep.value}) failed to load, so its presets are missing: "
                               f"{type(exc).__name__}: {exc}", stacklevel=2)  # fmt: skip
+                _plugin_failures.append(f"{ep.name!r} ({ep.value}) failed to load, so its presets are missing: "
+                                        f"{type(exc).__name__}: {str(exc).rstrip('.')}")  # fmt: skip
                 continue
             _plugins_loaded.append(f"{ep.name} = {ep.value}")
         return list(_plugins_loaded)
@@ -264,11 +267,13 @@ def get_preset(name: str | Preset) -> Preset:
         lower = {p.lower(): p for p in PRESETS}
         close = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.5)]
         hint = f" Did you mean {close[0]!r}?" if close else ""
+        # a plugin that failed to load (a package it imports missing) was warned of once, then only "unknown preset"
+        failed = "".join(f" The installed plugin {f}." for f in _plugin_failures)
         raise ArgumentError(
             f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)}. "
             "Run `latentlab presets` to see them all." + ("" if close and close[0].lower() == str(name).lower() else
             " (A preset registered in Python exists in that Python process only; for the latentlab command, install "
-            f"it as a {PLUGIN_GROUP!r} entry point: docs/models.md, 'Adding a preset'.)")  # fmt: skip
+            f"it as a {PLUGIN_GROUP!r} entry point: docs/models.md, 'Adding a preset'.)" + failed)  # fmt: skip
         )
     return PRESETS[name]
 

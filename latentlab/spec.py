@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentError, SpecError, is_finite_real, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, SpecError, is_finite_real, url_hint, user_path
 from .video import MIN_FPS, check_gif_fps  # the slowest video a spec may ask for: write_video's own limit
 
 if TYPE_CHECKING:
@@ -259,12 +259,18 @@ def load_file(path: str | os.PathLike, what: str = "spec file") -> dict[str, Any
         raise SpecError(f"{what} {str(p)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     except OSError as exc:  # no read permission (is_file said it is there): a raw PermissionError naming no fix
         raise SpecError(f"{what} {str(p)!r} cannot be read ({exc.strerror or exc}); check its permissions.") from None
+    if suffix == ".toml":  # imported before the parse: a missing tomli was said as "is not valid TOML"
+        try:
+            import tomllib  # type: ignore[import-not-found]
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib  # type: ignore[no-redef]
+            except ModuleNotFoundError:
+                raise LatentlabError(f"{what} {str(p)!r} is TOML, and reading TOML on Python 3.10 needs tomli, which "
+                                     "is not installed (latentlab depends on it there). Fix: `pip install tomli`, or write "
+                                     "the file as JSON.") from None
     try:
         if suffix == ".toml":
-            try:
-                import tomllib  # type: ignore[import-not-found]
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
         else:
             data = json.loads(text, object_pairs_hook=_no_duplicate_keys)

@@ -538,6 +538,11 @@ def _ffmpeg_exe(fmt: str = "mp4", reading: Path | None = None) -> str:
         import imageio_ffmpeg
     except ImportError as e:
         env = os.environ.get("IMAGEIO_FFMPEG_EXE")
+        if not (isinstance(e, ModuleNotFoundError) and e.name == "imageio_ffmpeg"):  # installed, failing as it imports
+            # (0.4.9 imports pkg_resources, gone from setuptools 82: it was said as "not installed", whose fix does nothing)
+            raise _no_ffmpeg(fmt, f"imageio-ffmpeg, which runs it, is installed but cannot be imported ({e})",
+                             "`pip install --upgrade --force-reinstall imageio-ffmpeg` (0.5 or newer)",
+                             reading=reading) from None  # fmt: skip
         raise _no_ffmpeg(fmt, f"imageio-ffmpeg, which runs it, is not installed ({e})",
                          "`pip install imageio-ffmpeg` (it bundles an ffmpeg"
                          + (f"; it runs IMAGEIO_FFMPEG_EXE={env!r} instead when that is set)" if env else ")"),

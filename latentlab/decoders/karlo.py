@@ -167,6 +167,19 @@ def unclip_pipeline_classes() -> dict[str, Any]:
             break
         except (ImportError, AttributeError):
             continue
+    if found and "dummy" in (found["UnCLIPImageVariationPipeline"].__module__ or ""):
+        # diffusers puts placeholders there when a package they need cannot be found (transformers):
+        # that package is missing, not the pipelines (it was said as a diffusers without Karlo)
+        from diffusers.utils import import_utils
+
+        backends = getattr(found["UnCLIPImageVariationPipeline"], "_backends", None) or ["transformers"]
+        lost = [b for b in backends if not getattr(import_utils, f"is_{b}_available", lambda: True)()]
+        if lost:
+            raise LatentlabError(
+                f"the Karlo (unCLIP) pipelines of diffusers {diffusers.__version__} need {' and '.join(lost)}, which "
+                f"diffusers cannot find here. Fix: `pip install {' '.join(lost)}` (a dependency of latentlab), then check "
+                f"that `python -c \"import {lost[0]}\"` works."
+            )
     if not found or "dummy" in (found["UnCLIPImageVariationPipeline"].__module__ or ""):
         raise LatentlabError(
             f"the installed diffusers {diffusers.__version__} no longer ships the Karlo (unCLIP) pipelines "

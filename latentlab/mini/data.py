@@ -908,7 +908,8 @@ def build_index(
     resumes; the hidden temporary pictures a killed run left are removed once an hour old).
     ``skin_tones`` keeps the skin-tone variants of people (5x as many); ``limit`` caps images
     per source (for quick trials). Sources not fetched are skipped with a message;
-    openclipart is skipped when cairosvg is missing. A build of ``cache_dir`` at another
+    openclipart is skipped when cairosvg is missing (or cannot load libcairo), and a build left
+    with no images then says so. A build of ``cache_dir`` at another
     ``size`` running at the same time is refused (builds at one size may run together).
     Returns the index path.
     """
@@ -1004,6 +1005,7 @@ def _normalise_and_index(cache: Path, wanted: list[str], size: int, skin_tones: 
                          held_out_fraction: float, names: _Names, verbose: bool) -> Path:
     """:func:`build_index`'s work, once its arguments are checked and its lock taken."""
     rows: list[dict[str, Any]] = []
+    unusable: list[str] = []  # fetched sources skipped for a package this Python lacks
     for s in wanted:
         src = SOURCES[s]
         if not (cache / "raw" / s / ".fetched.json").is_file():
@@ -1014,6 +1016,8 @@ def _normalise_and_index(cache: Path, wanted: list[str], size: int, skin_tones: 
                 importlib.import_module("cairosvg")  # needs the cairo C library too
             except (ImportError, OSError) as e:
                 _log(f"[{s}] skipped: cairosvg is not usable ({e}); `pip install cairosvg` (needs libcairo2)", verbose)
+                unusable.append(f"{s} needs cairosvg, which is not usable here ({e}): `pip install cairosvg` "
+                                "(needs the cairo library, libcairo2)")  # fmt: skip
                 continue
         if s != "twemoji" and not names.ejson and not names.cldr and s != "openclipart":
             _log(f"[{s}] note: no names fetched (cldr, twemoji); only unicodedata names are used", verbose)
@@ -1056,6 +1060,8 @@ def _normalise_and_index(cache: Path, wanted: list[str], size: int, skin_tones: 
             if verbose and n % 1000 == 0:
                 _log(f"[{s}]   {n} images ({time.time() - t0:.0f} s)", verbose)
         _log(f"[{s}] {n} images ({n_new} newly normalised, {n_bad} skipped) in {time.time() - t0:.1f} s", verbose)
+    if not rows and unusable:  # (it said "run fetch first" of a source fetched, skipped for want of a package)
+        raise DataFetchError(f"no images to index: {'; '.join(unusable)}. Or fetch other sources: `{_cmd('fetch', cache)}`.")
     if not rows:
         raise DataFetchError(f"no images found under {cache}/raw: run `{_cmd('fetch', cache)}` first.")
     digests = [_pixel_digest(cache / r["path"]) for r in rows]

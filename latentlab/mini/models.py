@@ -677,10 +677,13 @@ def _missing_weights(kind: str, path: Path, cfg_path: Path, hint: str) -> ModelN
 def _damaged(exc: BaseException) -> bool:
     """Whether ``exc``, raised while reading a mini weight file, says the file is not what it
     should be; not so a failed import, no memory (torch's allocator says it in a RuntimeError)
-    or a file that cannot be opened (permissions): those keep their own messages."""
+    or a file that cannot be opened (permissions): those keep their own messages. (A package that
+    fails to import lazily, as diffusers' UNet does when scipy or accelerate is broken, raises a
+    RuntimeError "Failed to import ...": it was said as damaged weights, "export them again".)"""
+    from ..errors import from_an_import
     from ..render import _is_oom
 
-    return not isinstance(exc, (MemoryError, ImportError, OSError)) and not _is_oom(exc)
+    return not isinstance(exc, (MemoryError, ImportError, OSError)) and not _is_oom(exc) and not from_an_import(exc)
 
 
 def _cause(exc: BaseException) -> str:

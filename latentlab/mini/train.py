@@ -67,7 +67,7 @@ import numpy as np
 import torch
 
 from .._atomic import write_whole
-from ..errors import ArgumentError, is_finite_real
+from ..errors import ArgumentError, from_an_import, is_finite_real
 from . import shapes
 from .models import (
     DecoderConfig,
@@ -905,7 +905,9 @@ def _read_ckpt_file(path: Path, read: Callable[[Path], Any]) -> Any:
     torch's own error."""
     try:
         return read(path)
-    except Exception as e:  # noqa: BLE001 (safetensors', zipfile's, pickle's and torch's errors of a damaged file)
+    except Exception as e:  # safetensors', zipfile's, pickle's and torch's errors of a damaged file
+        if from_an_import(e):  # a broken safetensors: its own error (it was "damaged: remove the folder, train again")
+            raise
         said = " ".join(f"{type(e).__name__}: {e}".split())[:160]
         why = f"cannot be read ({said})" if path.exists() else "is missing"
         raise ArgumentError(f"{path} {why}: the checkpoint in {path.parent} is incomplete or damaged and cannot be used; "
