@@ -147,7 +147,13 @@ def _start_embedding(encoder: Any, image_or_embedding: Any) -> torch.Tensor:
 
         z = _one_embedding(image_or_embedding, "image_or_embedding", encoder.dim, encoder.space)  # not another space's
         return tag(torch.nn.functional.normalize(z.detach().float().cpu(), dim=-1), encoder.space)
-    z = encoder.encode_image(image_or_embedding)
+    try:
+        z = encoder.encode_image(image_or_embedding)
+    except ArgumentError as exc:  # named encode_image's argument, "images", which this call does not have
+        text = str(exc)
+        if not text.startswith("images"):
+            raise
+        raise type(exc)("image_or_embedding" + text[len("images"):]) from None
     if z.shape[0] != 1:
         raise ArgumentError(f"image_or_embedding must be one image, got {z.shape[0]}.")
     return z

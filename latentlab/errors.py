@@ -158,6 +158,36 @@ def shown(value: object) -> str:
         raise
 
 
+def result_fix(value: object, want: str) -> str:
+    """`` Fix: ...`` naming the part of a latentlab result (``RenderResult``, ``IterativeEdit``,
+    ``Pacing``; or a ``Trajectory`` given as embeddings) that holds what a call takes (``want``:
+    ``"frames"`` or ``"embeddings"``), for an error about ``value``; ``""`` for anything else.
+    (numpy read such a result as a 0-d object array, "shape ()", and check_embeddings said to
+    encode inputs first: neither named the attribute.)"""
+    if not type(value).__module__.startswith("latentlab."):
+        return ""
+    kind = type(value).__name__
+    kind = f"{'an' if kind[:1] in 'AEIOU' else 'a'} {kind}"
+    frames, embeddings = getattr(value, "frames", None), getattr(value, "embeddings", None)
+    has_path = callable(getattr(getattr(value, "trajectory", None), "embeddings", None))
+    if want == "frames":
+        if hasattr(frames, "shape"):
+            return f" Fix: pass its frames, e.g. result.frames ({kind} is not itself the frames)."
+        if has_path:
+            return (f" Fix: {kind} holds a path, not pictures: render it first, "
+                    "frames = dec.render(result.trajectory), and pass the frames.")
+        return ""
+    if callable(embeddings) and hasattr(getattr(value, "keyframes", None), "shape"):  # a Trajectory: a path, not points
+        return (" Fix: pass its keyframes, path.keyframes ((K, d); path.keyframes[-1:] for its end, to chain from "
+                "it), or its (T, d) frames' embeddings, path.embeddings().")
+    if has_path:
+        return (" Fix: pass its path, result.trajectory (a Trajectory, where one is taken), or its (T, d) "
+                "embeddings, result.trajectory.embeddings().")
+    if hasattr(embeddings, "shape"):
+        return f" Fix: pass its embeddings, e.g. result.embeddings ({kind} is not itself the embeddings)."
+    return ""
+
+
 def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     """``value`` as an ``int`` if it is an integer (not a bool, not a float such as 1.7) of at
     least ``minimum``; else an :class:`ArgumentError` naming ``name``."""

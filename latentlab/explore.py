@@ -1093,8 +1093,11 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
             raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
         return frame_distances(arr, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
     hint = ""
-    if hasattr(x, "frames") and not isinstance(x, (np.ndarray, torch.Tensor)):
-        hint = " Fix: pass its frames, e.g. result.frames (or its .trajectory)."
+    if hasattr(x, "frames") and not isinstance(x, (np.ndarray, torch.Tensor)):  # (an IterativeEdit has no .trajectory)
+        also = " (or its .trajectory)" if hasattr(x, "trajectory") else " (or its .embeddings)" if hasattr(x, "embeddings") else ""
+        hint = f" Fix: pass its frames, e.g. result.frames{also}."
+    elif isinstance(getattr(x, "trajectory", None), Trajectory):  # a Pacing: its path, not frames
+        hint = " Fix: pass its path, e.g. paced.trajectory."
     elif isinstance(x, Sequence) or not isinstance(x, (np.ndarray, torch.Tensor)):
         hint = " Fix: convert it to a numpy array or a tensor of one of those shapes."
     raise ArgumentError(

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError, check_int, check_number, check_seed, is_finite_real
+from .errors import ArgumentError, SpaceError, check_int, check_number, check_seed, is_finite_real, result_fix
 
 __all__ = ["even_pacing", "fine_pacing_settings", "pacing_stats", "frame_distances", "Pacing", "PACING_METRICS",
            "PACING_MODES"]
@@ -83,7 +83,8 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
     from .trajectory import Trajectory
 
     if not isinstance(trajectory, Trajectory):  # (None or a tensor raised a raw AttributeError on .segments)
-        raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}.")
+        raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}."
+                            + result_fix(trajectory, "embeddings"))
     frames = [s.frames for s in trajectory.segments]
     return {"coarse": max(12, *frames), "passes": 3, "tol": 0.1, "max_samples": 3 * max(13, sum(frames) + 1),
             "min_width": 0.001, "relax": 6}
@@ -230,7 +231,8 @@ def pacing_stats(frames_or_distances: Any, *, metric: str | None = None, encoder
         d = x.astype(np.float64)
     else:
         got = getattr(x, "shape", type(x).__name__)
-        raise ArgumentError(f"frames_or_distances must be frames (T, H, W, 3) or distances (T - 1,), got {got}.")
+        raise ArgumentError(f"frames_or_distances must be frames (T, H, W, 3) or distances (T - 1,), got {got}."
+                            + result_fix(x, "frames"))
     d = _check_distances(d, "frames_or_distances")
     mean, med, mx = float(d.mean()), float(np.median(d)), float(d.max())
     if mx == 0.0:
@@ -476,7 +478,8 @@ def even_pacing(
     from .trajectory import Segment, Trajectory
 
     if not isinstance(trajectory, Trajectory):
-        raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}.")
+        raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}."
+                            + result_fix(trajectory, "embeddings"))
     if not isinstance(metric, str) or metric not in PACING_METRICS:
         raise ArgumentError(f"metric must be one of {PACING_METRICS}, got {metric!r}.")
     if metric == "clip" and encoder is None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ArgumentError, SpaceError
+from .errors import ArgumentError, SpaceError, result_fix
 
 __all__ = ["tag", "space_of", "common_space", "check_embeddings", "normalize"]
 
@@ -194,8 +194,8 @@ def check_embeddings(
                 "for (d,) vectors."
             )
         raise ArgumentError(
-            f"{name} must be a torch.Tensor of shape (n, d), got {type(z).__name__}. "
-            "Encode inputs with an Encoder (encode_image / encode_text) first."
+            f"{name} must be a torch.Tensor of shape (n, d), got {type(z).__name__}."
+            + (result_fix(z, "embeddings") or " Encode inputs with an Encoder (encode_image / encode_text) first.")
         )
     own = space_of(z)
     if z.ndim == 1 and allow_1d:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import _atomic
-from .errors import ArgumentError, LatentlabError, check_bool, is_finite_real, shown, url_hint, user_path
+from .errors import ArgumentError, LatentlabError, check_bool, is_finite_real, result_fix, shown, url_hint, user_path
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -198,6 +198,9 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
             f"frames = dec.render(path) (or ll.render(path, dec)), and pass the frames; in a notebook, "
             "ll.scrub(path, dec) scrubs through it."
         )
+    fix = result_fix(frames, "frames")  # a RenderResult, IterativeEdit or Pacing: "shape ()" too
+    if fix:
+        raise ArgumentError(f"{name} is a latentlab {type(frames).__name__}, not frames (T, H, W, 3).{fix}")
     if isinstance(frames, Iterator):  # numpy would make it a 0-d object array: "shape ()" says nothing
         raise ArgumentError(
             f"{name} is a generator/iterator ({type(frames).__name__}), which can be read only once and has "
@@ -251,6 +254,10 @@ def _as_frames(frames: Any, name: str = "frames") -> np.ndarray:
 
 def _as_image(array: Any, name: str = "array") -> np.ndarray:
     """Validate and convert one image to uint8 (H, W, 3)."""
+    fix = result_fix(array, "frames")  # a RenderResult, IterativeEdit or Pacing: numpy said "shape ()"
+    if fix:
+        raise ArgumentError(f"{name} is a latentlab {type(array).__name__}, not an image (H, W, 3).{fix} Then take one "
+                            "frame, e.g. frames[0], or lay them out with ll.contact_sheet(frames).")
     a = _to_numpy(array)
     if a.ndim != 3 or a.shape[-1] != 3:
         if a.ndim == 4 and a.shape[-1] == 3:
