@@ -1118,15 +1118,21 @@ _ADVICE_AS_FLAGS = (
     ("overwrite=True (CLI: --overwrite)", "--overwrite"),
     ("(CLI: --out-dir or --name)", "(--out-dir or --name)"),
     ("(output=, CLI: -o)", "(-o)"),
-    # (a sheet of generate or variations shows every picture, and no flag sets max_frames)
-    ("Fix: show fewer frames, e.g. max_frames=64.",
-     "Fix: ask for fewer pictures (-n) or smaller ones (--size): the sheet shows every picture."),
 )
 
+#: the contact sheet's advice, for a verb whose sheet shows every picture (no flag sets max_frames)
+_SHEET_ADVICE = ("Fix: show fewer frames, e.g. max_frames=64.",
+                 "Fix: ask for fewer pictures (-n) or smaller ones (--size): the sheet shows every picture.",
+                 "Fix: render fewer frames (--frames) or smaller ones (--size): the sheet shows every frame.")  # fmt: skip
 
-def _flag_advice(message: str) -> str:
+
+def _flag_advice(message: str, command: str | None = None) -> str:
+    """``message`` with the library's advice said as flags; ``command``: the verb it is said for
+    (a render's sheet has no -n: render, interpolate and morph were told to pass it)."""
     for python, flag in _ADVICE_AS_FLAGS:
         message = message.replace(python, flag)
+    sheet = _SHEET_ADVICE[2] if command in ("render", "interpolate", "morph") else _SHEET_ADVICE[1]
+    message = message.replace(_SHEET_ADVICE[0], sheet)
     for option, flag in (("cpu_offload", "--cpu-offload"), ("dtype", "--dtype")):  # a part that takes no such option
         if f"takes no {option}=" in message:
             message = message.replace(f"takes no {option}=", f"takes no {option}= ({flag})", 1)
@@ -1151,7 +1157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             line; the others (a library's deprecations, shown only where filters ask) as Python shows them."""
             if issubclass(category, (UserWarning, RuntimeWarning)) and str(filename).startswith(_PACKAGE_DIR):
                 # latentlab's own (a RuntimeWarning: resuming after an upgrade, a cache it could not write)
-                print(f"latentlab: warning: {_flag_advice(str(message))}", file=sys.stderr if file is None else file)
+                verb = next((a for a in _ARGV if not a.startswith("-")), None)  # (set by _main before any work)
+                print(f"latentlab: warning: {_flag_advice(str(message), verb)}", file=sys.stderr if file is None else file)
             else:
                 shown(message, category, filename, lineno, file, line)
 

@@ -76,19 +76,32 @@ def from_an_import(exc: BaseException) -> bool:
     for another torch raises a RuntimeError or an OSError as it loads), itself or in the errors it was
     raised from (diffusers and transformers wrap a lazy import's failure in a RuntimeError "Failed to
     import ..."). Such an error keeps its own message: said as a damaged or missing file, its fix was
-    wrong (download again, export again)."""
+    wrong (download again, export again). Only the frames below the one that asks count, and an error
+    the caller was handling when ``exc`` was raised (a load inside a script's ``except ImportError:``)
+    is not one ``exc`` was raised from."""
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, ImportError):
             return True
+        frames = []
         tb = e.__traceback__
+        if e is exc and tb is not None:  # (from the frame that asks down: not a script's top level catching it)
+            tb = tb.tb_next
         while tb is not None:
             if tb.tb_frame.f_code.co_name == "<module>":
                 return True
+            frames.append(tb.tb_frame)
             tb = tb.tb_next
-        e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
+        if e.__cause__ is not None:
+            e = e.__cause__
+        else:  # an error being handled as ``e`` was raised: one of ``e``'s own frames handled it (below the frame
+            # that asks), or the caller's code did (a script's, a notebook cell's ``except ImportError:`` around the
+            # load, whose handled error was taken for this one's cause: a damaged file passed on raw)
+            ctx = None if e.__suppress_context__ else e.__context__
+            tb = ctx.__traceback__ if ctx is not None else None
+            e = ctx if tb is not None and any(tb.tb_frame is f for f in frames) else None
     return False
 
 

@@ -940,9 +940,10 @@ class Scrubber:
         except ImportError:
             get_ipython = None
         shell = get_ipython() if get_ipython is not None else None
-        if shell is not None and getattr(shell, "kernel", None) is None:
+        if shell is not None and not hasattr(shell, "kernel"):
             # a terminal IPython: no front end draws a slider or a picture there; it printed a widget's
             # repr, or rendered static_frames frames for a text line that said to install ipywidgets
+            # (a kernel's shell has the attribute, though xeus-python's, which draws widgets, holds None)
             print(repr(self))
             return
         wdg = self.widget
@@ -1088,9 +1089,11 @@ class LivePreview:
             from IPython.display import display as _display
         except ImportError:
             return
-        if getattr(get_ipython(), "kernel", None) is None:
+        shell = get_ipython()
+        if shell is None or not hasattr(shell, "kernel"):
             # plain Python or a terminal IPython: tqdm is the progress display (a terminal
             # shell printed each frame's repr between the bar's lines); a kernel shows images
+            # (xeus-python's shell, in a notebook too, holds kernel = None)
             return
         view = ImageView(self.last, scale=self.scale,
                          caption=f"frame {k} ({k + 1} of {T}){' (resumed)' if info.get('resumed') else ''}")  # fmt: skip

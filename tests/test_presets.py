@@ -517,6 +517,7 @@ def test_presets_of_installed_plugins_are_found_by_name_and_listed(monkeypatch):
 
     monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
     monkeypatch.setattr(presets, "_plugins_loaded", None)
+    monkeypatch.setattr(presets, "_plugin_failures", [])  # (load_plugins rebinds it: put back after)
     calls = []
 
     def register():
@@ -551,6 +552,7 @@ def test_threads_asking_for_a_plugins_preset_wait_for_it_to_load(monkeypatch):
 
     monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))
     monkeypatch.setattr(presets, "_plugins_loaded", None)
+    monkeypatch.setattr(presets, "_plugin_failures", [])  # (load_plugins rebinds it: put back after)
 
     def slow():
         time.sleep(0.3)
@@ -1010,6 +1012,7 @@ def test_a_plugin_naming_a_preset_instead_of_a_module_or_function_is_reported(re
             return _preset(name="plugged")
 
     monkeypatch.setattr(presets, "_plugins_loaded", None)
+    monkeypatch.setattr(presets, "_plugin_failures", [])  # (load_plugins rebinds it: put back after)
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [EP()] if group == presets.PLUGIN_GROUP else [])
     with pytest.warns(UserWarning, match=r"latentlab plugin 'mine' \(my_pkg:MY_PRESET\) failed to load.*names a "
                                          r"Preset, not a module or a function"):  # fmt: skip
