@@ -1120,18 +1120,23 @@ _ADVICE_AS_FLAGS = (
     ("(output=, CLI: -o)", "(-o)"),
 )
 
-#: the contact sheet's advice, for a verb whose sheet shows every picture (no flag sets max_frames)
+#: the command line's verbs (the first of them in the arguments is the one run)
+_VERBS = ("presets", "morph", "interpolate", "variations", "generate", "render")
+
+#: the contact sheet's advice on the command line, where no flag sets max_frames: generate's and
+#: variations --eta's sheets show every picture; the others' (render_spec's) at most 12 frames
 _SHEET_ADVICE = ("Fix: show fewer frames, e.g. max_frames=64.",
                  "Fix: ask for fewer pictures (-n) or smaller ones (--size): the sheet shows every picture.",
-                 "Fix: render fewer frames (--frames) or smaller ones (--size): the sheet shows every frame.")  # fmt: skip
+                 "Fix: make the frames smaller (--size): the sheet shows at most 12 of them.")  # fmt: skip
 
 
 def _flag_advice(message: str, command: str | None = None) -> str:
     """``message`` with the library's advice said as flags; ``command``: the verb it is said for
-    (a render's sheet has no -n: render, interpolate and morph were told to pass it)."""
+    (the contact sheet's advice differs: a render's sheet has no -n, and shows at most 12 frames)."""
     for python, flag in _ADVICE_AS_FLAGS:
         message = message.replace(python, flag)
-    sheet = _SHEET_ADVICE[2] if command in ("render", "interpolate", "morph") else _SHEET_ADVICE[1]
+    every = command == "generate" or (command == "variations" and any(a.split("=")[0] == "--eta" for a in _ARGV))
+    sheet = _SHEET_ADVICE[1] if every or command is None else _SHEET_ADVICE[2]
     message = message.replace(_SHEET_ADVICE[0], sheet)
     for option, flag in (("cpu_offload", "--cpu-offload"), ("dtype", "--dtype")):  # a part that takes no such option
         if f"takes no {option}=" in message:
@@ -1157,7 +1162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             line; the others (a library's deprecations, shown only where filters ask) as Python shows them."""
             if issubclass(category, (UserWarning, RuntimeWarning)) and str(filename).startswith(_PACKAGE_DIR):
                 # latentlab's own (a RuntimeWarning: resuming after an upgrade, a cache it could not write)
-                verb = next((a for a in _ARGV if not a.startswith("-")), None)  # (set by _main before any work)
+                # (set by _main before any work; a verb's name, not --threads's value given before it)
+                verb = next((a for a in _ARGV if a in _VERBS), None)
                 print(f"latentlab: warning: {_flag_advice(str(message), verb)}", file=sys.stderr if file is None else file)
             else:
                 shown(message, category, filename, lineno, file, line)

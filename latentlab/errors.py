@@ -174,7 +174,7 @@ def shown(value: object) -> str:
 def result_fix(value: object, want: str) -> str:
     """`` Fix: ...`` naming the part of a latentlab result (``RenderResult``, ``IterativeEdit``,
     ``Pacing``; or a ``Trajectory`` given as embeddings) that holds what a call takes (``want``:
-    ``"frames"`` or ``"embeddings"``), for an error about ``value``; ``""`` for anything else.
+    ``"frames"``, ``"embeddings"`` or ``"trajectory"``), for an error about ``value``; ``""`` for anything else.
     (numpy read such a result as a 0-d object array, "shape ()", and check_embeddings said to
     encode inputs first: neither named the attribute.)"""
     if not type(value).__module__.startswith("latentlab."):
@@ -190,6 +190,8 @@ def result_fix(value: object, want: str) -> str:
             return (f" Fix: {kind} holds a path, not pictures: render it first, "
                     "frames = dec.render(result.trajectory), and pass the frames.")
         return ""
+    if want == "trajectory":  # (a call that takes only a Trajectory: its embeddings would be refused too)
+        return " Fix: pass its path, result.trajectory." if has_path else ""
     if callable(embeddings) and hasattr(getattr(value, "keyframes", None), "shape"):  # a Trajectory: a path, not points
         return (" Fix: pass its keyframes, path.keyframes ((K, d); path.keyframes[-1:] for its end, to chain from "
                 "it), or its (T, d) frames' embeddings, path.embeddings().")

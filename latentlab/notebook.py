@@ -977,9 +977,10 @@ def _hold_while_shown(scrubber: Scrubber) -> None:
         from IPython import get_ipython
     except ImportError:
         return
-    kernel = getattr(get_ipython(), "kernel", None)
-    if kernel is None:  # plain Python or a terminal IPython: no front end shows the slider
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):  # plain Python or a terminal IPython: no front end shows the slider
         return
+    kernel = shell.kernel  # (xeus-python's, which draws widgets, is None: no cell to tell apart, held for the session)
     get_parent = getattr(kernel, "get_parent", None)
     try:
         parent = (get_parent() or {}) if get_parent is not None else {}

@@ -84,7 +84,7 @@ def fine_pacing_settings(trajectory: Any) -> dict[str, Any]:
 
     if not isinstance(trajectory, Trajectory):  # (None or a tensor raised a raw AttributeError on .segments)
         raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}."
-                            + result_fix(trajectory, "embeddings"))
+                            + result_fix(trajectory, "trajectory"))
     frames = [s.frames for s in trajectory.segments]
     return {"coarse": max(12, *frames), "passes": 3, "tol": 0.1, "max_samples": 3 * max(13, sum(frames) + 1),
             "min_width": 0.001, "relax": 6}
@@ -479,7 +479,7 @@ def even_pacing(
 
     if not isinstance(trajectory, Trajectory):
         raise ArgumentError(f"trajectory must be a latentlab Trajectory, got {type(trajectory).__name__}."
-                            + result_fix(trajectory, "embeddings"))
+                            + result_fix(trajectory, "trajectory"))
     if not isinstance(metric, str) or metric not in PACING_METRICS:
         raise ArgumentError(f"metric must be one of {PACING_METRICS}, got {metric!r}.")
     if metric == "clip" and encoder is None:

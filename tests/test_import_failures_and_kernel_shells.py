@@ -125,19 +125,26 @@ def test_a_live_preview_in_a_xeus_python_notebook_shows_its_frame(monkeypatch):
 
 
 def test_a_renders_contact_sheet_warning_names_flags_the_verb_has(tmp_path, monkeypatch, capsys):
-    """The sheet of interpolate, morph or render shows every frame, and those verbs have no -n:
-    the warning told them to "ask for fewer pictures (-n)"; generate and variations keep it."""
+    """interpolate, morph and render have no -n, and their sheet shows at most 12 frames: the
+    warning told them to "ask for fewer pictures (-n)"; generate and variations --eta, whose
+    sheets show every picture, keep it."""
     from PIL import Image
 
+    from latentlab import cli
     from latentlab.cli import _flag_advice, main
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
     assert main(["interpolate", "text:a cat", "text:a dog", "--frames", "2", "--out-dir", str(tmp_path / "i"),
                  "--preset", "tiny", "--steps", "2", "-q"]) == 0  # fmt: skip
     err = capsys.readouterr().err
-    assert "contact sheet of" in err and "(--frames)" in err and "(-n)" not in err and "max_frames" not in err
+    assert "contact sheet of" in err and "smaller (--size): the sheet shows at most 12" in err
+    assert "(-n)" not in err and "(--frames)" not in err and "max_frames" not in err
     said = "the contact sheet of 9 frames is big. Fix: show fewer frames, e.g. max_frames=64."
-    assert "(-n)" in _flag_advice(said, "generate") and "(-n)" in _flag_advice(said, "variations")
+    assert "(-n)" in _flag_advice(said, "generate")
+    monkeypatch.setattr(cli, "_ARGV", ["variations", "a.png", "--eta=0.5"])
+    assert "(-n)" in _flag_advice(said, "variations")
+    monkeypatch.setattr(cli, "_ARGV", ["variations", "a.png"])  # (rerolled: render_spec's sheet of at most 12)
+    assert "(-n)" not in _flag_advice(said, "variations") and "(--size)" in _flag_advice(said, "variations")
 
 
 # -- kept: a property of from_an_import (passes before and after) --------------------------------
