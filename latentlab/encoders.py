@@ -207,8 +207,10 @@ class EmbeddingCache:
             self.hits += 1
         return vec
 
-    def put(self, key: str, vec: torch.Tensor | np.ndarray) -> None:
-        """Store the 1-D embedding ``vec`` under ``key`` (atomically; errors become a warning)."""
+    def put(self, key: str, vec: torch.Tensor | np.ndarray, *, stacklevel: int = 2) -> None:
+        """Store the 1-D embedding ``vec`` under ``key`` (atomically; errors become a warning, once a
+        cache). ``stacklevel``: the frame that warning names, as :func:`warnings.warn` counts from this
+        call (2: its caller; ``encode_*`` pass 4, naming their caller)."""
         arr = vec.detach().float().cpu().numpy() if isinstance(vec, torch.Tensor) else np.asarray(vec, np.float32)
         arr = np.ascontiguousarray(arr.reshape(-1), dtype=np.float32)
         final = self.path(key)
@@ -226,7 +228,7 @@ class EmbeddingCache:
                     f"could not write to the embedding cache {str(self.directory)!r} ({exc}); "
                     "embeddings are still returned but not cached.",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=stacklevel,  # (a fixed 3 named encode_text's own line in latentlab)
                 )
                 self._warned = True
 
@@ -1067,7 +1069,7 @@ class Encoder:
                     out[idx] = z
                     if cache is not None:
                         for j, i in enumerate(idx):
-                            cache.put(keys[i], z[j])  # type: ignore[arg-type]
+                            cache.put(keys[i], z[j], stacklevel=4)  # type: ignore[arg-type]  (names encode_*'s caller)
                     bar.update(len(idx))
         return tag(out, self.space)
 
