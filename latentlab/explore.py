@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import ArgumentError, SpaceError, check_bool, check_int, user_path
+from .errors import ArgumentError, SpaceError, check_bool, check_int, result_fix, user_path
 from .space import check_embeddings, common_space, normalize, space_of, tag
 
 __all__ = [
@@ -1092,13 +1092,9 @@ def consecutive_distances(x: Any, *, metric: str | None = None, encoder: Any = N
         if arr.shape[0] < 2:
             raise ArgumentError(f"need at least two frames to measure steps, got {arr.shape[0]}.")
         return frame_distances(arr, metric=metric or ("clip" if encoder is not None else "pixel"), encoder=encoder)
-    hint = ""
-    if hasattr(x, "frames") and not isinstance(x, (np.ndarray, torch.Tensor)):  # (an IterativeEdit has no .trajectory)
-        also = " (or its .trajectory)" if hasattr(x, "trajectory") else " (or its .embeddings)" if hasattr(x, "embeddings") else ""
-        hint = f" Fix: pass its frames, e.g. result.frames{also}."
-    elif isinstance(getattr(x, "trajectory", None), Trajectory):  # a Pacing: its path, not frames
-        hint = " Fix: pass its path, e.g. paced.trajectory."
-    elif isinstance(x, Sequence) or not isinstance(x, (np.ndarray, torch.Tensor)):
+    # a latentlab result: its frames where it holds them, else its path (a Pacing)
+    hint = result_fix(x, "frames" if hasattr(getattr(x, "frames", None), "shape") else "trajectory")
+    if not hint and (isinstance(x, Sequence) or not isinstance(x, (np.ndarray, torch.Tensor))):
         hint = " Fix: convert it to a numpy array or a tensor of one of those shapes."
     raise ArgumentError(
         "x must be a Trajectory, (T, d) float embeddings, (T, H, W, 3) frames or (T - 1,) distances; "

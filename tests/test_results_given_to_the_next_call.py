@@ -88,11 +88,11 @@ def test_plots_and_pacing_name_the_part_of_a_result():
     refs = _path().keyframes
     with pytest.raises(ArgumentError, match=r"path must be .*got Pacing\. Fix: pass its path, result\.trajectory"):
         ll.plot_similarity(_pacing(), refs, ["a", "b"])
-    with pytest.raises(ArgumentError, match=r"got Pacing\. Fix: pass its path, e\.g\. paced\.trajectory"):
+    with pytest.raises(ArgumentError, match=r"got Pacing\. Fix: pass its path, result\.trajectory\.$"):
         ll.plot_pacing(_pacing())  # was "convert it to a numpy array or a tensor"
     # an IterativeEdit has no .trajectory: the hint offered one
     with pytest.raises(ArgumentError, match=r"got IterativeEdit\. Fix: pass its frames, e\.g\. result\.frames "
-                                            r"\(or its \.embeddings\)\.$"):
+                                            r"\(an IterativeEdit is not itself the frames\)\.$"):
         ll.consecutive_distances(_iterative_edit())
     with pytest.raises(ArgumentError, match=r"got Pacing\. Fix: pass its path, result\.trajectory"):
         ll.even_pacing(_pacing(), None, FakeDecoder(), metric="pixel")  # re-pacing a Pacing
