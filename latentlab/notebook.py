@@ -935,15 +935,10 @@ class Scrubber:
                     caption=f"static view: {len(idx)} of {self.num_frames} frames; for the slider, {WIDGETS_HINT}")  # fmt: skip
 
     def _ipython_display_(self) -> None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            get_ipython = None
-        shell = get_ipython() if get_ipython is not None else None
-        if shell is not None and not hasattr(shell, "kernel"):
+        shell, in_kernel = _ipython_shell()
+        if shell is not None and not in_kernel:
             # a terminal IPython: no front end draws a slider or a picture there; it printed a widget's
             # repr, or rendered static_frames frames for a text line that said to install ipywidgets
-            # (a kernel's shell has the attribute, though xeus-python's, which draws widgets, holds None)
             print(repr(self))
             return
         wdg = self.widget
@@ -972,13 +967,21 @@ class Scrubber:
 _SHOWN: dict[str, tuple[str, list[Scrubber]]] = {}
 
 
-def _hold_while_shown(scrubber: Scrubber) -> None:
+def _ipython_shell() -> tuple[Any, bool]:
+    """The running IPython shell (``None`` in plain Python, or without IPython) and whether it is a
+    kernel's, whose front end draws pictures and widgets: a terminal IPython's shell has no
+    ``kernel`` attribute (xeus-python's, which draws widgets, holds ``kernel = None``)."""
     try:
         from IPython import get_ipython
     except ImportError:
-        return
+        return None, False
     shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel"):  # plain Python or a terminal IPython: no front end shows the slider
+    return shell, shell is not None and hasattr(shell, "kernel")
+
+
+def _hold_while_shown(scrubber: Scrubber) -> None:
+    shell, in_kernel = _ipython_shell()
+    if not in_kernel:  # plain Python or a terminal IPython: no front end shows the slider
         return
     kernel = shell.kernel  # (xeus-python's, which draws widgets, is None: no cell to tell apart, held for the session)
     get_parent = getattr(kernel, "get_parent", None)
@@ -1085,17 +1088,11 @@ class LivePreview:
         n = len(self._seen)
         if n % self.every and n != T:
             return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display as _display
-        except ImportError:
-            return
-        shell = get_ipython()
-        if shell is None or not hasattr(shell, "kernel"):
+        if not _ipython_shell()[1]:
             # plain Python or a terminal IPython: tqdm is the progress display (a terminal
             # shell printed each frame's repr between the bar's lines); a kernel shows images
-            # (xeus-python's shell, in a notebook too, holds kernel = None)
             return
+        from IPython.display import display as _display
         view = ImageView(self.last, scale=self.scale,
                          caption=f"frame {k} ({k + 1} of {T}){' (resumed)' if info.get('resumed') else ''}")  # fmt: skip
         if self._handle is None:
